@@ -1,0 +1,27 @@
+// Package wire is the Hearth client <-> homeserver protocol, version 1.
+//
+// The messages are defined in hearth.proto (generated code in hearth.pb.go,
+// committed). A connection is one ordered byte stream: the WebTransport
+// control stream at https://HOST:PORT/hearth/v1, or the WebSocket fallback
+// at wss://HOST:PORT/hearth/v1/ws. Each frame is a protobuf message prefixed
+// by its length as an unsigned varint; frames larger than the negotiated
+// maximum are refused before they are read.
+//
+// Message flow on the control stream:
+//
+//	client                                server
+//	Login{user,password} or Hello{token} ->
+//	                                      <- LoginOK / HelloOK (or Error)
+//	Sync{after_seq}                      ->
+//	                                      <- SyncOK{head}
+//	                                      <- Delivery{seq} ... (pushes, id 0, seq order)
+//	Ack{up_to_seq}                       -> (cumulative, no response)
+//	Send{conversation,message_id,...}    ->
+//	                                      <- SendOK{conversation_seq} after durable commit
+//
+// Requests carry a client-chosen non-zero id that the response echoes;
+// pushes have id 0. Error codes (Code) are stable and only appended to.
+//
+// This package also holds Error, the one error type of the homeserver and
+// client: its Kind is the wire Code, so the transport edge maps nothing.
+package wire
