@@ -1747,10 +1747,12 @@ func (x *PublishIdentity) GetDeviceList() *SignedDeviceList {
 
 // SignedDeviceList carries the exact bytes that were signed. Servers and
 // clients verify `signature` over `list` and never re-serialize `list`.
+// `list` is the canonical encoding of keys/identity.DeviceList (user,
+// version that only grows, devices with their MLS signature keys).
 type SignedDeviceList struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	List          []byte                 `protobuf:"bytes,1,opt,name=list,proto3" json:"list,omitempty"`           // serialized DeviceList
-	Signature     []byte                 `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"` // Ed25519 by the user's identity key over keys' label || list
+	List          []byte                 `protobuf:"bytes,1,opt,name=list,proto3" json:"list,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"` // Ed25519 by the user's identity key (keys/identity)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1799,142 +1801,6 @@ func (x *SignedDeviceList) GetSignature() []byte {
 	return nil
 }
 
-type DeviceList struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
-	Version       uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"` // only grows
-	Devices       []*DeviceEntry         `protobuf:"bytes,3,rep,name=devices,proto3" json:"devices,omitempty"`
-	IssuedMs      int64                  `protobuf:"varint,4,opt,name=issued_ms,json=issuedMs,proto3" json:"issued_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *DeviceList) Reset() {
-	*x = DeviceList{}
-	mi := &file_hearth_proto_msgTypes[14]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *DeviceList) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*DeviceList) ProtoMessage() {}
-
-func (x *DeviceList) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[14]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use DeviceList.ProtoReflect.Descriptor instead.
-func (*DeviceList) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{14}
-}
-
-func (x *DeviceList) GetUser() string {
-	if x != nil {
-		return x.User
-	}
-	return ""
-}
-
-func (x *DeviceList) GetVersion() uint64 {
-	if x != nil {
-		return x.Version
-	}
-	return 0
-}
-
-func (x *DeviceList) GetDevices() []*DeviceEntry {
-	if x != nil {
-		return x.Devices
-	}
-	return nil
-}
-
-func (x *DeviceList) GetIssuedMs() int64 {
-	if x != nil {
-		return x.IssuedMs
-	}
-	return 0
-}
-
-type DeviceEntry struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	DeviceId      string                 `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
-	SignatureKey  []byte                 `protobuf:"bytes,2,opt,name=signature_key,json=signatureKey,proto3" json:"signature_key,omitempty"` // the device's MLS signature public key
-	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	AddedMs       int64                  `protobuf:"varint,4,opt,name=added_ms,json=addedMs,proto3" json:"added_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *DeviceEntry) Reset() {
-	*x = DeviceEntry{}
-	mi := &file_hearth_proto_msgTypes[15]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *DeviceEntry) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*DeviceEntry) ProtoMessage() {}
-
-func (x *DeviceEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[15]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use DeviceEntry.ProtoReflect.Descriptor instead.
-func (*DeviceEntry) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{15}
-}
-
-func (x *DeviceEntry) GetDeviceId() string {
-	if x != nil {
-		return x.DeviceId
-	}
-	return ""
-}
-
-func (x *DeviceEntry) GetSignatureKey() []byte {
-	if x != nil {
-		return x.SignatureKey
-	}
-	return nil
-}
-
-func (x *DeviceEntry) GetName() string {
-	if x != nil {
-		return x.Name
-	}
-	return ""
-}
-
-func (x *DeviceEntry) GetAddedMs() int64 {
-	if x != nil {
-		return x.AddedMs
-	}
-	return 0
-}
-
 type PublishDeviceList struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	DeviceList    *SignedDeviceList      `protobuf:"bytes,1,opt,name=device_list,json=deviceList,proto3" json:"device_list,omitempty"`
@@ -1944,7 +1810,7 @@ type PublishDeviceList struct {
 
 func (x *PublishDeviceList) Reset() {
 	*x = PublishDeviceList{}
-	mi := &file_hearth_proto_msgTypes[16]
+	mi := &file_hearth_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1956,7 +1822,7 @@ func (x *PublishDeviceList) String() string {
 func (*PublishDeviceList) ProtoMessage() {}
 
 func (x *PublishDeviceList) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[16]
+	mi := &file_hearth_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1969,7 +1835,7 @@ func (x *PublishDeviceList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishDeviceList.ProtoReflect.Descriptor instead.
 func (*PublishDeviceList) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{16}
+	return file_hearth_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PublishDeviceList) GetDeviceList() *SignedDeviceList {
@@ -1989,7 +1855,7 @@ type PublishKeyPackages struct {
 
 func (x *PublishKeyPackages) Reset() {
 	*x = PublishKeyPackages{}
-	mi := &file_hearth_proto_msgTypes[17]
+	mi := &file_hearth_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2001,7 +1867,7 @@ func (x *PublishKeyPackages) String() string {
 func (*PublishKeyPackages) ProtoMessage() {}
 
 func (x *PublishKeyPackages) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[17]
+	mi := &file_hearth_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2014,7 +1880,7 @@ func (x *PublishKeyPackages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishKeyPackages.ProtoReflect.Descriptor instead.
 func (*PublishKeyPackages) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{17}
+	return file_hearth_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PublishKeyPackages) GetKeyPackages() [][]byte {
@@ -2040,7 +1906,7 @@ type FetchDeviceList struct {
 
 func (x *FetchDeviceList) Reset() {
 	*x = FetchDeviceList{}
-	mi := &file_hearth_proto_msgTypes[18]
+	mi := &file_hearth_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2052,7 +1918,7 @@ func (x *FetchDeviceList) String() string {
 func (*FetchDeviceList) ProtoMessage() {}
 
 func (x *FetchDeviceList) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[18]
+	mi := &file_hearth_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2065,7 +1931,7 @@ func (x *FetchDeviceList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchDeviceList.ProtoReflect.Descriptor instead.
 func (*FetchDeviceList) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{18}
+	return file_hearth_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *FetchDeviceList) GetUser() string {
@@ -2086,7 +1952,7 @@ type DeviceListResult struct {
 
 func (x *DeviceListResult) Reset() {
 	*x = DeviceListResult{}
-	mi := &file_hearth_proto_msgTypes[19]
+	mi := &file_hearth_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2098,7 +1964,7 @@ func (x *DeviceListResult) String() string {
 func (*DeviceListResult) ProtoMessage() {}
 
 func (x *DeviceListResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[19]
+	mi := &file_hearth_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2111,7 +1977,7 @@ func (x *DeviceListResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceListResult.ProtoReflect.Descriptor instead.
 func (*DeviceListResult) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{19}
+	return file_hearth_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeviceListResult) GetUser() string {
@@ -2148,7 +2014,7 @@ type ClaimKeyPackages struct {
 
 func (x *ClaimKeyPackages) Reset() {
 	*x = ClaimKeyPackages{}
-	mi := &file_hearth_proto_msgTypes[20]
+	mi := &file_hearth_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2160,7 +2026,7 @@ func (x *ClaimKeyPackages) String() string {
 func (*ClaimKeyPackages) ProtoMessage() {}
 
 func (x *ClaimKeyPackages) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[20]
+	mi := &file_hearth_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2173,7 +2039,7 @@ func (x *ClaimKeyPackages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimKeyPackages.ProtoReflect.Descriptor instead.
 func (*ClaimKeyPackages) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{20}
+	return file_hearth_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ClaimKeyPackages) GetUsers() []string {
@@ -2199,7 +2065,7 @@ type ClaimResult struct {
 
 func (x *ClaimResult) Reset() {
 	*x = ClaimResult{}
-	mi := &file_hearth_proto_msgTypes[21]
+	mi := &file_hearth_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2211,7 +2077,7 @@ func (x *ClaimResult) String() string {
 func (*ClaimResult) ProtoMessage() {}
 
 func (x *ClaimResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[21]
+	mi := &file_hearth_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2224,7 +2090,7 @@ func (x *ClaimResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimResult.ProtoReflect.Descriptor instead.
 func (*ClaimResult) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{21}
+	return file_hearth_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ClaimResult) GetPackages() []*ClaimedKeyPackage {
@@ -2246,7 +2112,7 @@ type ClaimedKeyPackage struct {
 
 func (x *ClaimedKeyPackage) Reset() {
 	*x = ClaimedKeyPackage{}
-	mi := &file_hearth_proto_msgTypes[22]
+	mi := &file_hearth_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2258,7 +2124,7 @@ func (x *ClaimedKeyPackage) String() string {
 func (*ClaimedKeyPackage) ProtoMessage() {}
 
 func (x *ClaimedKeyPackage) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[22]
+	mi := &file_hearth_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2271,7 +2137,7 @@ func (x *ClaimedKeyPackage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimedKeyPackage.ProtoReflect.Descriptor instead.
 func (*ClaimedKeyPackage) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{22}
+	return file_hearth_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ClaimedKeyPackage) GetUser() string {
@@ -2312,7 +2178,7 @@ type PendingDevice struct {
 
 func (x *PendingDevice) Reset() {
 	*x = PendingDevice{}
-	mi := &file_hearth_proto_msgTypes[23]
+	mi := &file_hearth_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2324,7 +2190,7 @@ func (x *PendingDevice) String() string {
 func (*PendingDevice) ProtoMessage() {}
 
 func (x *PendingDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[23]
+	mi := &file_hearth_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2337,7 +2203,7 @@ func (x *PendingDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingDevice.ProtoReflect.Descriptor instead.
 func (*PendingDevice) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{23}
+	return file_hearth_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PendingDevice) GetLinkCode() string {
@@ -2360,7 +2226,7 @@ type PendingDeviceInfo struct {
 
 func (x *PendingDeviceInfo) Reset() {
 	*x = PendingDeviceInfo{}
-	mi := &file_hearth_proto_msgTypes[24]
+	mi := &file_hearth_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2372,7 +2238,7 @@ func (x *PendingDeviceInfo) String() string {
 func (*PendingDeviceInfo) ProtoMessage() {}
 
 func (x *PendingDeviceInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[24]
+	mi := &file_hearth_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2385,7 +2251,7 @@ func (x *PendingDeviceInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingDeviceInfo.ProtoReflect.Descriptor instead.
 func (*PendingDeviceInfo) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{24}
+	return file_hearth_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PendingDeviceInfo) GetDeviceId() string {
@@ -2436,7 +2302,7 @@ type ApproveDevice struct {
 
 func (x *ApproveDevice) Reset() {
 	*x = ApproveDevice{}
-	mi := &file_hearth_proto_msgTypes[25]
+	mi := &file_hearth_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2448,7 +2314,7 @@ func (x *ApproveDevice) String() string {
 func (*ApproveDevice) ProtoMessage() {}
 
 func (x *ApproveDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[25]
+	mi := &file_hearth_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2461,7 +2327,7 @@ func (x *ApproveDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveDevice.ProtoReflect.Descriptor instead.
 func (*ApproveDevice) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{25}
+	return file_hearth_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ApproveDevice) GetDeviceId() string {
@@ -2494,7 +2360,7 @@ type FetchApproval struct {
 
 func (x *FetchApproval) Reset() {
 	*x = FetchApproval{}
-	mi := &file_hearth_proto_msgTypes[26]
+	mi := &file_hearth_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2506,7 +2372,7 @@ func (x *FetchApproval) String() string {
 func (*FetchApproval) ProtoMessage() {}
 
 func (x *FetchApproval) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[26]
+	mi := &file_hearth_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2519,7 +2385,7 @@ func (x *FetchApproval) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchApproval.ProtoReflect.Descriptor instead.
 func (*FetchApproval) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{26}
+	return file_hearth_proto_rawDescGZIP(), []int{24}
 }
 
 type ApprovalResult struct {
@@ -2532,7 +2398,7 @@ type ApprovalResult struct {
 
 func (x *ApprovalResult) Reset() {
 	*x = ApprovalResult{}
-	mi := &file_hearth_proto_msgTypes[27]
+	mi := &file_hearth_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2544,7 +2410,7 @@ func (x *ApprovalResult) String() string {
 func (*ApprovalResult) ProtoMessage() {}
 
 func (x *ApprovalResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[27]
+	mi := &file_hearth_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2557,7 +2423,7 @@ func (x *ApprovalResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApprovalResult.ProtoReflect.Descriptor instead.
 func (*ApprovalResult) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{27}
+	return file_hearth_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ApprovalResult) GetStatus() DeviceStatus {
@@ -2582,7 +2448,7 @@ type ListDevices struct {
 
 func (x *ListDevices) Reset() {
 	*x = ListDevices{}
-	mi := &file_hearth_proto_msgTypes[28]
+	mi := &file_hearth_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2594,7 +2460,7 @@ func (x *ListDevices) String() string {
 func (*ListDevices) ProtoMessage() {}
 
 func (x *ListDevices) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[28]
+	mi := &file_hearth_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2607,7 +2473,7 @@ func (x *ListDevices) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevices.ProtoReflect.Descriptor instead.
 func (*ListDevices) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{28}
+	return file_hearth_proto_rawDescGZIP(), []int{26}
 }
 
 type DevicesResult struct {
@@ -2619,7 +2485,7 @@ type DevicesResult struct {
 
 func (x *DevicesResult) Reset() {
 	*x = DevicesResult{}
-	mi := &file_hearth_proto_msgTypes[29]
+	mi := &file_hearth_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2631,7 +2497,7 @@ func (x *DevicesResult) String() string {
 func (*DevicesResult) ProtoMessage() {}
 
 func (x *DevicesResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[29]
+	mi := &file_hearth_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2644,7 +2510,7 @@ func (x *DevicesResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DevicesResult.ProtoReflect.Descriptor instead.
 func (*DevicesResult) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{29}
+	return file_hearth_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DevicesResult) GetDevices() []*DeviceInfo {
@@ -2667,7 +2533,7 @@ type DeviceInfo struct {
 
 func (x *DeviceInfo) Reset() {
 	*x = DeviceInfo{}
-	mi := &file_hearth_proto_msgTypes[30]
+	mi := &file_hearth_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2679,7 +2545,7 @@ func (x *DeviceInfo) String() string {
 func (*DeviceInfo) ProtoMessage() {}
 
 func (x *DeviceInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[30]
+	mi := &file_hearth_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2692,7 +2558,7 @@ func (x *DeviceInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceInfo.ProtoReflect.Descriptor instead.
 func (*DeviceInfo) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{30}
+	return file_hearth_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DeviceInfo) GetDeviceId() string {
@@ -2742,7 +2608,7 @@ type RevokeDevice struct {
 
 func (x *RevokeDevice) Reset() {
 	*x = RevokeDevice{}
-	mi := &file_hearth_proto_msgTypes[31]
+	mi := &file_hearth_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2754,7 +2620,7 @@ func (x *RevokeDevice) String() string {
 func (*RevokeDevice) ProtoMessage() {}
 
 func (x *RevokeDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[31]
+	mi := &file_hearth_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2767,7 +2633,7 @@ func (x *RevokeDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeDevice.ProtoReflect.Descriptor instead.
 func (*RevokeDevice) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{31}
+	return file_hearth_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RevokeDevice) GetDeviceId() string {
@@ -2799,7 +2665,7 @@ type CreateConversation struct {
 
 func (x *CreateConversation) Reset() {
 	*x = CreateConversation{}
-	mi := &file_hearth_proto_msgTypes[32]
+	mi := &file_hearth_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2811,7 +2677,7 @@ func (x *CreateConversation) String() string {
 func (*CreateConversation) ProtoMessage() {}
 
 func (x *CreateConversation) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[32]
+	mi := &file_hearth_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2824,7 +2690,7 @@ func (x *CreateConversation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConversation.ProtoReflect.Descriptor instead.
 func (*CreateConversation) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{32}
+	return file_hearth_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CreateConversation) GetConversationId() string {
@@ -2871,7 +2737,7 @@ type ConversationInfo struct {
 
 func (x *ConversationInfo) Reset() {
 	*x = ConversationInfo{}
-	mi := &file_hearth_proto_msgTypes[33]
+	mi := &file_hearth_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2883,7 +2749,7 @@ func (x *ConversationInfo) String() string {
 func (*ConversationInfo) ProtoMessage() {}
 
 func (x *ConversationInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[33]
+	mi := &file_hearth_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2896,7 +2762,7 @@ func (x *ConversationInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationInfo.ProtoReflect.Descriptor instead.
 func (*ConversationInfo) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{33}
+	return file_hearth_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ConversationInfo) GetConversationId() string {
@@ -2964,7 +2830,7 @@ type GetConversation struct {
 
 func (x *GetConversation) Reset() {
 	*x = GetConversation{}
-	mi := &file_hearth_proto_msgTypes[34]
+	mi := &file_hearth_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2976,7 +2842,7 @@ func (x *GetConversation) String() string {
 func (*GetConversation) ProtoMessage() {}
 
 func (x *GetConversation) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[34]
+	mi := &file_hearth_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2989,7 +2855,7 @@ func (x *GetConversation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConversation.ProtoReflect.Descriptor instead.
 func (*GetConversation) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{34}
+	return file_hearth_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetConversation) GetConversationId() string {
@@ -3007,7 +2873,7 @@ type ListConversations struct {
 
 func (x *ListConversations) Reset() {
 	*x = ListConversations{}
-	mi := &file_hearth_proto_msgTypes[35]
+	mi := &file_hearth_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3019,7 +2885,7 @@ func (x *ListConversations) String() string {
 func (*ListConversations) ProtoMessage() {}
 
 func (x *ListConversations) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[35]
+	mi := &file_hearth_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3032,7 +2898,7 @@ func (x *ListConversations) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversations.ProtoReflect.Descriptor instead.
 func (*ListConversations) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{35}
+	return file_hearth_proto_rawDescGZIP(), []int{33}
 }
 
 type ConversationsResult struct {
@@ -3044,7 +2910,7 @@ type ConversationsResult struct {
 
 func (x *ConversationsResult) Reset() {
 	*x = ConversationsResult{}
-	mi := &file_hearth_proto_msgTypes[36]
+	mi := &file_hearth_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3056,7 +2922,7 @@ func (x *ConversationsResult) String() string {
 func (*ConversationsResult) ProtoMessage() {}
 
 func (x *ConversationsResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[36]
+	mi := &file_hearth_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3069,7 +2935,7 @@ func (x *ConversationsResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationsResult.ProtoReflect.Descriptor instead.
 func (*ConversationsResult) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{36}
+	return file_hearth_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ConversationsResult) GetConversations() []*ConversationInfo {
@@ -3099,7 +2965,7 @@ type Send struct {
 
 func (x *Send) Reset() {
 	*x = Send{}
-	mi := &file_hearth_proto_msgTypes[37]
+	mi := &file_hearth_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3111,7 +2977,7 @@ func (x *Send) String() string {
 func (*Send) ProtoMessage() {}
 
 func (x *Send) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[37]
+	mi := &file_hearth_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3124,7 +2990,7 @@ func (x *Send) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Send.ProtoReflect.Descriptor instead.
 func (*Send) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{37}
+	return file_hearth_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Send) GetConversationId() string {
@@ -3203,7 +3069,7 @@ type SendOK struct {
 
 func (x *SendOK) Reset() {
 	*x = SendOK{}
-	mi := &file_hearth_proto_msgTypes[38]
+	mi := &file_hearth_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3215,7 +3081,7 @@ func (x *SendOK) String() string {
 func (*SendOK) ProtoMessage() {}
 
 func (x *SendOK) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[38]
+	mi := &file_hearth_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3228,7 +3094,7 @@ func (x *SendOK) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendOK.ProtoReflect.Descriptor instead.
 func (*SendOK) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{38}
+	return file_hearth_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SendOK) GetMessageId() string {
@@ -3276,7 +3142,7 @@ type Sync struct {
 
 func (x *Sync) Reset() {
 	*x = Sync{}
-	mi := &file_hearth_proto_msgTypes[39]
+	mi := &file_hearth_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3288,7 +3154,7 @@ func (x *Sync) String() string {
 func (*Sync) ProtoMessage() {}
 
 func (x *Sync) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[39]
+	mi := &file_hearth_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3301,7 +3167,7 @@ func (x *Sync) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sync.ProtoReflect.Descriptor instead.
 func (*Sync) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{39}
+	return file_hearth_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Sync) GetAfterSeq() uint64 {
@@ -3320,7 +3186,7 @@ type SyncOK struct {
 
 func (x *SyncOK) Reset() {
 	*x = SyncOK{}
-	mi := &file_hearth_proto_msgTypes[40]
+	mi := &file_hearth_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3332,7 +3198,7 @@ func (x *SyncOK) String() string {
 func (*SyncOK) ProtoMessage() {}
 
 func (x *SyncOK) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[40]
+	mi := &file_hearth_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3345,7 +3211,7 @@ func (x *SyncOK) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncOK.ProtoReflect.Descriptor instead.
 func (*SyncOK) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{40}
+	return file_hearth_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SyncOK) GetHead() uint64 {
@@ -3365,7 +3231,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_hearth_proto_msgTypes[41]
+	mi := &file_hearth_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3377,7 +3243,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[41]
+	mi := &file_hearth_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3390,7 +3256,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{41}
+	return file_hearth_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Ack) GetUpToSeq() uint64 {
@@ -3418,7 +3284,7 @@ type Delivery struct {
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_hearth_proto_msgTypes[42]
+	mi := &file_hearth_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3430,7 +3296,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[42]
+	mi := &file_hearth_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3443,7 +3309,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{42}
+	return file_hearth_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Delivery) GetSeq() uint64 {
@@ -3519,7 +3385,7 @@ type SessionClosed struct {
 
 func (x *SessionClosed) Reset() {
 	*x = SessionClosed{}
-	mi := &file_hearth_proto_msgTypes[43]
+	mi := &file_hearth_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3531,7 +3397,7 @@ func (x *SessionClosed) String() string {
 func (*SessionClosed) ProtoMessage() {}
 
 func (x *SessionClosed) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[43]
+	mi := &file_hearth_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3544,7 +3410,7 @@ func (x *SessionClosed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionClosed.ProtoReflect.Descriptor instead.
 func (*SessionClosed) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{43}
+	return file_hearth_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SessionClosed) GetCode() Code {
@@ -3571,7 +3437,7 @@ type Typing struct {
 
 func (x *Typing) Reset() {
 	*x = Typing{}
-	mi := &file_hearth_proto_msgTypes[44]
+	mi := &file_hearth_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3583,7 +3449,7 @@ func (x *Typing) String() string {
 func (*Typing) ProtoMessage() {}
 
 func (x *Typing) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[44]
+	mi := &file_hearth_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3596,7 +3462,7 @@ func (x *Typing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Typing.ProtoReflect.Descriptor instead.
 func (*Typing) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{44}
+	return file_hearth_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Typing) GetConversationId() string {
@@ -3624,7 +3490,7 @@ type TypingEvent struct {
 
 func (x *TypingEvent) Reset() {
 	*x = TypingEvent{}
-	mi := &file_hearth_proto_msgTypes[45]
+	mi := &file_hearth_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3636,7 +3502,7 @@ func (x *TypingEvent) String() string {
 func (*TypingEvent) ProtoMessage() {}
 
 func (x *TypingEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[45]
+	mi := &file_hearth_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3649,7 +3515,7 @@ func (x *TypingEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TypingEvent.ProtoReflect.Descriptor instead.
 func (*TypingEvent) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{45}
+	return file_hearth_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *TypingEvent) GetConversationId() string {
@@ -3682,7 +3548,7 @@ type SetPresence struct {
 
 func (x *SetPresence) Reset() {
 	*x = SetPresence{}
-	mi := &file_hearth_proto_msgTypes[46]
+	mi := &file_hearth_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3694,7 +3560,7 @@ func (x *SetPresence) String() string {
 func (*SetPresence) ProtoMessage() {}
 
 func (x *SetPresence) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[46]
+	mi := &file_hearth_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3707,7 +3573,7 @@ func (x *SetPresence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPresence.ProtoReflect.Descriptor instead.
 func (*SetPresence) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{46}
+	return file_hearth_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SetPresence) GetState() PresenceState {
@@ -3728,7 +3594,7 @@ type PresenceEvent struct {
 
 func (x *PresenceEvent) Reset() {
 	*x = PresenceEvent{}
-	mi := &file_hearth_proto_msgTypes[47]
+	mi := &file_hearth_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3740,7 +3606,7 @@ func (x *PresenceEvent) String() string {
 func (*PresenceEvent) ProtoMessage() {}
 
 func (x *PresenceEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[47]
+	mi := &file_hearth_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3753,7 +3619,7 @@ func (x *PresenceEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceEvent.ProtoReflect.Descriptor instead.
 func (*PresenceEvent) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{47}
+	return file_hearth_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *PresenceEvent) GetUser() string {
@@ -3878,18 +3744,7 @@ const file_hearth_proto_rawDesc = "" +
 	"deviceList\"D\n" +
 	"\x10SignedDeviceList\x12\x12\n" +
 	"\x04list\x18\x01 \x01(\fR\x04list\x12\x1c\n" +
-	"\tsignature\x18\x02 \x01(\fR\tsignature\"\x89\x01\n" +
-	"\n" +
-	"DeviceList\x12\x12\n" +
-	"\x04user\x18\x01 \x01(\tR\x04user\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x04R\aversion\x120\n" +
-	"\adevices\x18\x03 \x03(\v2\x16.hearth.v1.DeviceEntryR\adevices\x12\x1b\n" +
-	"\tissued_ms\x18\x04 \x01(\x03R\bissuedMs\"~\n" +
-	"\vDeviceEntry\x12\x1b\n" +
-	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12#\n" +
-	"\rsignature_key\x18\x02 \x01(\fR\fsignatureKey\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\x12\x19\n" +
-	"\badded_ms\x18\x04 \x01(\x03R\aaddedMs\"Q\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"Q\n" +
 	"\x11PublishDeviceList\x12<\n" +
 	"\vdevice_list\x18\x01 \x01(\v2\x1b.hearth.v1.SignedDeviceListR\n" +
 	"deviceList\"X\n" +
@@ -4082,7 +3937,7 @@ func file_hearth_proto_rawDescGZIP() []byte {
 }
 
 var file_hearth_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_hearth_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_hearth_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_hearth_proto_goTypes = []any{
 	(Code)(0),                   // 0: hearth.v1.Code
 	(DeviceStatus)(0),           // 1: hearth.v1.DeviceStatus
@@ -4103,40 +3958,38 @@ var file_hearth_proto_goTypes = []any{
 	(*RefreshOK)(nil),           // 16: hearth.v1.RefreshOK
 	(*PublishIdentity)(nil),     // 17: hearth.v1.PublishIdentity
 	(*SignedDeviceList)(nil),    // 18: hearth.v1.SignedDeviceList
-	(*DeviceList)(nil),          // 19: hearth.v1.DeviceList
-	(*DeviceEntry)(nil),         // 20: hearth.v1.DeviceEntry
-	(*PublishDeviceList)(nil),   // 21: hearth.v1.PublishDeviceList
-	(*PublishKeyPackages)(nil),  // 22: hearth.v1.PublishKeyPackages
-	(*FetchDeviceList)(nil),     // 23: hearth.v1.FetchDeviceList
-	(*DeviceListResult)(nil),    // 24: hearth.v1.DeviceListResult
-	(*ClaimKeyPackages)(nil),    // 25: hearth.v1.ClaimKeyPackages
-	(*ClaimResult)(nil),         // 26: hearth.v1.ClaimResult
-	(*ClaimedKeyPackage)(nil),   // 27: hearth.v1.ClaimedKeyPackage
-	(*PendingDevice)(nil),       // 28: hearth.v1.PendingDevice
-	(*PendingDeviceInfo)(nil),   // 29: hearth.v1.PendingDeviceInfo
-	(*ApproveDevice)(nil),       // 30: hearth.v1.ApproveDevice
-	(*FetchApproval)(nil),       // 31: hearth.v1.FetchApproval
-	(*ApprovalResult)(nil),      // 32: hearth.v1.ApprovalResult
-	(*ListDevices)(nil),         // 33: hearth.v1.ListDevices
-	(*DevicesResult)(nil),       // 34: hearth.v1.DevicesResult
-	(*DeviceInfo)(nil),          // 35: hearth.v1.DeviceInfo
-	(*RevokeDevice)(nil),        // 36: hearth.v1.RevokeDevice
-	(*CreateConversation)(nil),  // 37: hearth.v1.CreateConversation
-	(*ConversationInfo)(nil),    // 38: hearth.v1.ConversationInfo
-	(*GetConversation)(nil),     // 39: hearth.v1.GetConversation
-	(*ListConversations)(nil),   // 40: hearth.v1.ListConversations
-	(*ConversationsResult)(nil), // 41: hearth.v1.ConversationsResult
-	(*Send)(nil),                // 42: hearth.v1.Send
-	(*SendOK)(nil),              // 43: hearth.v1.SendOK
-	(*Sync)(nil),                // 44: hearth.v1.Sync
-	(*SyncOK)(nil),              // 45: hearth.v1.SyncOK
-	(*Ack)(nil),                 // 46: hearth.v1.Ack
-	(*Delivery)(nil),            // 47: hearth.v1.Delivery
-	(*SessionClosed)(nil),       // 48: hearth.v1.SessionClosed
-	(*Typing)(nil),              // 49: hearth.v1.Typing
-	(*TypingEvent)(nil),         // 50: hearth.v1.TypingEvent
-	(*SetPresence)(nil),         // 51: hearth.v1.SetPresence
-	(*PresenceEvent)(nil),       // 52: hearth.v1.PresenceEvent
+	(*PublishDeviceList)(nil),   // 19: hearth.v1.PublishDeviceList
+	(*PublishKeyPackages)(nil),  // 20: hearth.v1.PublishKeyPackages
+	(*FetchDeviceList)(nil),     // 21: hearth.v1.FetchDeviceList
+	(*DeviceListResult)(nil),    // 22: hearth.v1.DeviceListResult
+	(*ClaimKeyPackages)(nil),    // 23: hearth.v1.ClaimKeyPackages
+	(*ClaimResult)(nil),         // 24: hearth.v1.ClaimResult
+	(*ClaimedKeyPackage)(nil),   // 25: hearth.v1.ClaimedKeyPackage
+	(*PendingDevice)(nil),       // 26: hearth.v1.PendingDevice
+	(*PendingDeviceInfo)(nil),   // 27: hearth.v1.PendingDeviceInfo
+	(*ApproveDevice)(nil),       // 28: hearth.v1.ApproveDevice
+	(*FetchApproval)(nil),       // 29: hearth.v1.FetchApproval
+	(*ApprovalResult)(nil),      // 30: hearth.v1.ApprovalResult
+	(*ListDevices)(nil),         // 31: hearth.v1.ListDevices
+	(*DevicesResult)(nil),       // 32: hearth.v1.DevicesResult
+	(*DeviceInfo)(nil),          // 33: hearth.v1.DeviceInfo
+	(*RevokeDevice)(nil),        // 34: hearth.v1.RevokeDevice
+	(*CreateConversation)(nil),  // 35: hearth.v1.CreateConversation
+	(*ConversationInfo)(nil),    // 36: hearth.v1.ConversationInfo
+	(*GetConversation)(nil),     // 37: hearth.v1.GetConversation
+	(*ListConversations)(nil),   // 38: hearth.v1.ListConversations
+	(*ConversationsResult)(nil), // 39: hearth.v1.ConversationsResult
+	(*Send)(nil),                // 40: hearth.v1.Send
+	(*SendOK)(nil),              // 41: hearth.v1.SendOK
+	(*Sync)(nil),                // 42: hearth.v1.Sync
+	(*SyncOK)(nil),              // 43: hearth.v1.SyncOK
+	(*Ack)(nil),                 // 44: hearth.v1.Ack
+	(*Delivery)(nil),            // 45: hearth.v1.Delivery
+	(*SessionClosed)(nil),       // 46: hearth.v1.SessionClosed
+	(*Typing)(nil),              // 47: hearth.v1.Typing
+	(*TypingEvent)(nil),         // 48: hearth.v1.TypingEvent
+	(*SetPresence)(nil),         // 49: hearth.v1.SetPresence
+	(*PresenceEvent)(nil),       // 50: hearth.v1.PresenceEvent
 }
 var file_hearth_proto_depIdxs = []int32{
 	0,  // 0: hearth.v1.ErrorInfo.code:type_name -> hearth.v1.Code
@@ -4145,67 +3998,66 @@ var file_hearth_proto_depIdxs = []int32{
 	15, // 3: hearth.v1.ClientFrame.refresh:type_name -> hearth.v1.Refresh
 	9,  // 4: hearth.v1.ClientFrame.ping:type_name -> hearth.v1.Ping
 	17, // 5: hearth.v1.ClientFrame.publish_identity:type_name -> hearth.v1.PublishIdentity
-	21, // 6: hearth.v1.ClientFrame.publish_device_list:type_name -> hearth.v1.PublishDeviceList
-	22, // 7: hearth.v1.ClientFrame.publish_key_packages:type_name -> hearth.v1.PublishKeyPackages
-	23, // 8: hearth.v1.ClientFrame.fetch_device_list:type_name -> hearth.v1.FetchDeviceList
-	25, // 9: hearth.v1.ClientFrame.claim_key_packages:type_name -> hearth.v1.ClaimKeyPackages
-	28, // 10: hearth.v1.ClientFrame.pending_device:type_name -> hearth.v1.PendingDevice
-	30, // 11: hearth.v1.ClientFrame.approve_device:type_name -> hearth.v1.ApproveDevice
-	31, // 12: hearth.v1.ClientFrame.fetch_approval:type_name -> hearth.v1.FetchApproval
-	33, // 13: hearth.v1.ClientFrame.list_devices:type_name -> hearth.v1.ListDevices
-	36, // 14: hearth.v1.ClientFrame.revoke_device:type_name -> hearth.v1.RevokeDevice
-	37, // 15: hearth.v1.ClientFrame.create_conversation:type_name -> hearth.v1.CreateConversation
-	42, // 16: hearth.v1.ClientFrame.send:type_name -> hearth.v1.Send
-	44, // 17: hearth.v1.ClientFrame.sync:type_name -> hearth.v1.Sync
-	46, // 18: hearth.v1.ClientFrame.ack:type_name -> hearth.v1.Ack
-	39, // 19: hearth.v1.ClientFrame.get_conversation:type_name -> hearth.v1.GetConversation
-	40, // 20: hearth.v1.ClientFrame.list_conversations:type_name -> hearth.v1.ListConversations
-	49, // 21: hearth.v1.ClientFrame.typing:type_name -> hearth.v1.Typing
-	51, // 22: hearth.v1.ClientFrame.set_presence:type_name -> hearth.v1.SetPresence
+	19, // 6: hearth.v1.ClientFrame.publish_device_list:type_name -> hearth.v1.PublishDeviceList
+	20, // 7: hearth.v1.ClientFrame.publish_key_packages:type_name -> hearth.v1.PublishKeyPackages
+	21, // 8: hearth.v1.ClientFrame.fetch_device_list:type_name -> hearth.v1.FetchDeviceList
+	23, // 9: hearth.v1.ClientFrame.claim_key_packages:type_name -> hearth.v1.ClaimKeyPackages
+	26, // 10: hearth.v1.ClientFrame.pending_device:type_name -> hearth.v1.PendingDevice
+	28, // 11: hearth.v1.ClientFrame.approve_device:type_name -> hearth.v1.ApproveDevice
+	29, // 12: hearth.v1.ClientFrame.fetch_approval:type_name -> hearth.v1.FetchApproval
+	31, // 13: hearth.v1.ClientFrame.list_devices:type_name -> hearth.v1.ListDevices
+	34, // 14: hearth.v1.ClientFrame.revoke_device:type_name -> hearth.v1.RevokeDevice
+	35, // 15: hearth.v1.ClientFrame.create_conversation:type_name -> hearth.v1.CreateConversation
+	40, // 16: hearth.v1.ClientFrame.send:type_name -> hearth.v1.Send
+	42, // 17: hearth.v1.ClientFrame.sync:type_name -> hearth.v1.Sync
+	44, // 18: hearth.v1.ClientFrame.ack:type_name -> hearth.v1.Ack
+	37, // 19: hearth.v1.ClientFrame.get_conversation:type_name -> hearth.v1.GetConversation
+	38, // 20: hearth.v1.ClientFrame.list_conversations:type_name -> hearth.v1.ListConversations
+	47, // 21: hearth.v1.ClientFrame.typing:type_name -> hearth.v1.Typing
+	49, // 22: hearth.v1.ClientFrame.set_presence:type_name -> hearth.v1.SetPresence
 	5,  // 23: hearth.v1.ServerFrame.error:type_name -> hearth.v1.ErrorInfo
 	12, // 24: hearth.v1.ServerFrame.hello_ok:type_name -> hearth.v1.HelloOK
 	14, // 25: hearth.v1.ServerFrame.login_ok:type_name -> hearth.v1.LoginOK
 	16, // 26: hearth.v1.ServerFrame.refresh_ok:type_name -> hearth.v1.RefreshOK
 	10, // 27: hearth.v1.ServerFrame.pong:type_name -> hearth.v1.Pong
 	8,  // 28: hearth.v1.ServerFrame.ok:type_name -> hearth.v1.Empty
-	24, // 29: hearth.v1.ServerFrame.device_list:type_name -> hearth.v1.DeviceListResult
-	26, // 30: hearth.v1.ServerFrame.claim:type_name -> hearth.v1.ClaimResult
-	29, // 31: hearth.v1.ServerFrame.pending_device:type_name -> hearth.v1.PendingDeviceInfo
-	32, // 32: hearth.v1.ServerFrame.approval:type_name -> hearth.v1.ApprovalResult
-	34, // 33: hearth.v1.ServerFrame.devices:type_name -> hearth.v1.DevicesResult
-	38, // 34: hearth.v1.ServerFrame.conversation:type_name -> hearth.v1.ConversationInfo
-	43, // 35: hearth.v1.ServerFrame.send_ok:type_name -> hearth.v1.SendOK
-	45, // 36: hearth.v1.ServerFrame.sync_ok:type_name -> hearth.v1.SyncOK
-	41, // 37: hearth.v1.ServerFrame.conversations:type_name -> hearth.v1.ConversationsResult
-	47, // 38: hearth.v1.ServerFrame.delivery:type_name -> hearth.v1.Delivery
-	48, // 39: hearth.v1.ServerFrame.closed:type_name -> hearth.v1.SessionClosed
-	50, // 40: hearth.v1.ServerFrame.typing:type_name -> hearth.v1.TypingEvent
-	52, // 41: hearth.v1.ServerFrame.presence:type_name -> hearth.v1.PresenceEvent
+	22, // 29: hearth.v1.ServerFrame.device_list:type_name -> hearth.v1.DeviceListResult
+	24, // 30: hearth.v1.ServerFrame.claim:type_name -> hearth.v1.ClaimResult
+	27, // 31: hearth.v1.ServerFrame.pending_device:type_name -> hearth.v1.PendingDeviceInfo
+	30, // 32: hearth.v1.ServerFrame.approval:type_name -> hearth.v1.ApprovalResult
+	32, // 33: hearth.v1.ServerFrame.devices:type_name -> hearth.v1.DevicesResult
+	36, // 34: hearth.v1.ServerFrame.conversation:type_name -> hearth.v1.ConversationInfo
+	41, // 35: hearth.v1.ServerFrame.send_ok:type_name -> hearth.v1.SendOK
+	43, // 36: hearth.v1.ServerFrame.sync_ok:type_name -> hearth.v1.SyncOK
+	39, // 37: hearth.v1.ServerFrame.conversations:type_name -> hearth.v1.ConversationsResult
+	45, // 38: hearth.v1.ServerFrame.delivery:type_name -> hearth.v1.Delivery
+	46, // 39: hearth.v1.ServerFrame.closed:type_name -> hearth.v1.SessionClosed
+	48, // 40: hearth.v1.ServerFrame.typing:type_name -> hearth.v1.TypingEvent
+	50, // 41: hearth.v1.ServerFrame.presence:type_name -> hearth.v1.PresenceEvent
 	1,  // 42: hearth.v1.HelloOK.status:type_name -> hearth.v1.DeviceStatus
 	1,  // 43: hearth.v1.LoginOK.status:type_name -> hearth.v1.DeviceStatus
 	18, // 44: hearth.v1.PublishIdentity.device_list:type_name -> hearth.v1.SignedDeviceList
-	20, // 45: hearth.v1.DeviceList.devices:type_name -> hearth.v1.DeviceEntry
-	18, // 46: hearth.v1.PublishDeviceList.device_list:type_name -> hearth.v1.SignedDeviceList
-	18, // 47: hearth.v1.DeviceListResult.device_list:type_name -> hearth.v1.SignedDeviceList
-	27, // 48: hearth.v1.ClaimResult.packages:type_name -> hearth.v1.ClaimedKeyPackage
-	18, // 49: hearth.v1.ApproveDevice.device_list:type_name -> hearth.v1.SignedDeviceList
-	1,  // 50: hearth.v1.ApprovalResult.status:type_name -> hearth.v1.DeviceStatus
-	35, // 51: hearth.v1.DevicesResult.devices:type_name -> hearth.v1.DeviceInfo
-	1,  // 52: hearth.v1.DeviceInfo.status:type_name -> hearth.v1.DeviceStatus
-	18, // 53: hearth.v1.RevokeDevice.device_list:type_name -> hearth.v1.SignedDeviceList
-	2,  // 54: hearth.v1.CreateConversation.kind:type_name -> hearth.v1.ConversationKind
-	2,  // 55: hearth.v1.ConversationInfo.kind:type_name -> hearth.v1.ConversationKind
-	38, // 56: hearth.v1.ConversationsResult.conversations:type_name -> hearth.v1.ConversationInfo
-	3,  // 57: hearth.v1.Send.kind:type_name -> hearth.v1.MessageKind
-	3,  // 58: hearth.v1.Delivery.kind:type_name -> hearth.v1.MessageKind
-	0,  // 59: hearth.v1.SessionClosed.code:type_name -> hearth.v1.Code
-	4,  // 60: hearth.v1.SetPresence.state:type_name -> hearth.v1.PresenceState
-	4,  // 61: hearth.v1.PresenceEvent.state:type_name -> hearth.v1.PresenceState
-	62, // [62:62] is the sub-list for method output_type
-	62, // [62:62] is the sub-list for method input_type
-	62, // [62:62] is the sub-list for extension type_name
-	62, // [62:62] is the sub-list for extension extendee
-	0,  // [0:62] is the sub-list for field type_name
+	18, // 45: hearth.v1.PublishDeviceList.device_list:type_name -> hearth.v1.SignedDeviceList
+	18, // 46: hearth.v1.DeviceListResult.device_list:type_name -> hearth.v1.SignedDeviceList
+	25, // 47: hearth.v1.ClaimResult.packages:type_name -> hearth.v1.ClaimedKeyPackage
+	18, // 48: hearth.v1.ApproveDevice.device_list:type_name -> hearth.v1.SignedDeviceList
+	1,  // 49: hearth.v1.ApprovalResult.status:type_name -> hearth.v1.DeviceStatus
+	33, // 50: hearth.v1.DevicesResult.devices:type_name -> hearth.v1.DeviceInfo
+	1,  // 51: hearth.v1.DeviceInfo.status:type_name -> hearth.v1.DeviceStatus
+	18, // 52: hearth.v1.RevokeDevice.device_list:type_name -> hearth.v1.SignedDeviceList
+	2,  // 53: hearth.v1.CreateConversation.kind:type_name -> hearth.v1.ConversationKind
+	2,  // 54: hearth.v1.ConversationInfo.kind:type_name -> hearth.v1.ConversationKind
+	36, // 55: hearth.v1.ConversationsResult.conversations:type_name -> hearth.v1.ConversationInfo
+	3,  // 56: hearth.v1.Send.kind:type_name -> hearth.v1.MessageKind
+	3,  // 57: hearth.v1.Delivery.kind:type_name -> hearth.v1.MessageKind
+	0,  // 58: hearth.v1.SessionClosed.code:type_name -> hearth.v1.Code
+	4,  // 59: hearth.v1.SetPresence.state:type_name -> hearth.v1.PresenceState
+	4,  // 60: hearth.v1.PresenceEvent.state:type_name -> hearth.v1.PresenceState
+	61, // [61:61] is the sub-list for method output_type
+	61, // [61:61] is the sub-list for method input_type
+	61, // [61:61] is the sub-list for extension type_name
+	61, // [61:61] is the sub-list for extension extendee
+	0,  // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_hearth_proto_init() }
@@ -4264,7 +4116,7 @@ func file_hearth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hearth_proto_rawDesc), len(file_hearth_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   48,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
