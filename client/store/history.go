@@ -1,0 +1,130 @@
+package store
+
+import (
+	"fmt"
+	"time"
+)
+
+// Message is one chat message as this device holds it. The JSON field names
+// are those `hearth chat recv --json` and `history --json` print.
+type Message struct {
+	ID           string    `json:"id"`
+	Conversation string    `json:"conversation"`
+	From         string    `json:"from"` // user@domain
+	Text         string    `json:"text"`
+	SentAt       time.Time `json:"sent_at"`
+	Seq          uint64    `json:"seq"` // the hub's conversation sequence
+}
+
+var bInbox = []byte("inbox")
+
+// AddHistory records m in its conversation at m.Seq. Recording the same
+// message again is a no-op and returns false; a different message at the
+// same seq is an error.
+func (t *Tx) AddHistory(m Message) (bool, error) {
+	if m.Conversation == "" || m.Seq == 0 || m.ID == "" {
+		return false, fmt.Errorf("store: history message needs a conversation, seq and id")
+	}
+	conv, err := t.tx.Bucket(bHistory).CreateBucketIfNotExists([]byte(m.Conversation))
+	if err != nil {
+		return false, fmt.Errorf("store: history bucket: %w", err)
+	}
+	k := u64key(m.Seq)
+	var old Message
+	switch err := getJSON(conv, k, &old); err {
+	case nil:
+		if old.ID != m.ID {
+			return false, fmt.Errorf("store: conversation %s seq %d holds message %s, not %s", m.Conversation, m.Seq, old.ID, m.ID)
+		}
+		return false, nil
+	case ErrNotFound:
+	default:
+		return false, err
+	}
+	return true, putJSON(conv, k, m)
+}
+
+// History returns a conversation's messages in conversation order. With
+// limit > 0 only the last limit messages are returned.
+func (t *Tx) History(conv string, limit int) ([]Message, error) {
+	b := t.tx.Bucket(bHistory).Bucket([]byte(conv))
+	if b == nil {
+		return nil, nil
+	}
+	var out []Message
+	c := b.Cursor()
+	for k, _ := c.Last(); k != nil && (limit <= 0 || len(out) < limit); k, _ = c.Prev() {
+		var m Message
+		if err := getJSON(b, k, &m); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
+}
+
+// HistoryConversations lists the conversations that have history.
+func (t *Tx) HistoryConversations() []string {
+	var out []string
+	t.tx.Bucket(bHistory).ForEach(func(k, _ []byte) error {
+		out = append(out, string(k))
+		return nil
+	})
+	return out
+}
+
+// AddInbox queues a received message for `recv` to print, in arrival order.
+func (t *Tx) AddInbox(m Message) error {
+	b, err := t.tx.CreateBucketIfNotExists(bInbox)
+	if err != nil {
+		return fmt.Errorf("store: inbox bucket: %w", err)
+	}
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	return putJSON(b, u64key(seq), m)
+}
+
+// InboxEntry is a queued received message and its position.
+type InboxEntry struct {
+	Pos uint64
+	Message
+}
+
+// Inbox returns up to max queued messages (all if max <= 0), oldest first.
+func (t *Tx) Inbox(max int) ([]InboxEntry, error) {
+	b := t.tx.Bucket(bInbox)
+	if b == nil {
+		return nil, nil
+	}
+	var out []InboxEntry
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil && (max <= 0 || len(out) < max); k, _ = c.Next() {
+		var e InboxEntry
+		if err := getJSON(b, k, &e.Message); err != nil {
+			return nil, err
+		}
+		e.Pos = be64(k)
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// DeleteInbox removes every queued message up to and including pos.
+func (t *Tx) DeleteInbox(pos uint64) error {
+	b := t.tx.Bucket(bInbox)
+	if b == nil {
+		return nil
+	}
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil && be64(k) <= pos; k, _ = c.First() {
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,99 @@
+package store
+
+import (
+	"fmt"
+	"time"
+)
+
+// OutboxItem is one message waiting to be sent. An item starts with its
+// plaintext only; once it is encrypted, Payload holds the exact request
+// bytes to send (and resend, under the same ID) and Epoch the epoch they
+// were produced in. The group state advanced by the encryption is written
+// in the same transaction, so a crash never loses or re-encrypts it.
+type OutboxItem struct {
+	Seq          uint64    `json:"seq"` // local send order, assigned by AddOutbox
+	ID           string    `json:"id"`  // message id, unique per device, reused on every retry
+	Conversation string    `json:"conversation,omitempty"`
+	To           string    `json:"to,omitempty"` // user@domain for a direct conversation not yet known
+	Text         string    `json:"text"`
+	Payload      []byte    `json:"payload,omitempty"` // encoded send request, once encrypted
+	Epoch        uint64    `json:"epoch,omitempty"`
+	Created      time.Time `json:"created"`
+	Attempts     int       `json:"attempts,omitempty"`
+	// Failed holds the reason of a non-retryable refusal; a failed item is
+	// kept for the user to see but never sent again.
+	Failed string `json:"failed,omitempty"`
+}
+
+// AddOutbox appends an item and returns it with its Seq set. The ID must be
+// new: a second item with the same ID is refused.
+func (t *Tx) AddOutbox(it OutboxItem) (OutboxItem, error) {
+	if it.ID == "" || (it.Conversation == "" && it.To == "") {
+		return it, fmt.Errorf("store: outbox item needs an id and a conversation or recipient")
+	}
+	ids := t.tx.Bucket(bOutIDs)
+	if ids.Get([]byte(it.ID)) != nil {
+		return it, fmt.Errorf("store: outbox already holds message %s", it.ID)
+	}
+	b := t.tx.Bucket(bOutbox)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return it, fmt.Errorf("store: outbox sequence: %w", err)
+	}
+	it.Seq = seq
+	if err := putJSON(b, u64key(seq), it); err != nil {
+		return it, err
+	}
+	return it, ids.Put([]byte(it.ID), u64key(seq))
+}
+
+// UpdateOutbox replaces an existing item (matched by Seq and ID).
+func (t *Tx) UpdateOutbox(it OutboxItem) error {
+	cur, err := t.OutboxItem(it.ID)
+	if err != nil {
+		return err
+	}
+	if cur.Seq != it.Seq {
+		return fmt.Errorf("store: outbox item %s has seq %d, not %d", it.ID, cur.Seq, it.Seq)
+	}
+	return putJSON(t.tx.Bucket(bOutbox), u64key(it.Seq), it)
+}
+
+// OutboxItem returns the item with message id id, or ErrNotFound.
+func (t *Tx) OutboxItem(id string) (OutboxItem, error) {
+	var it OutboxItem
+	k := t.tx.Bucket(bOutIDs).Get([]byte(id))
+	if k == nil {
+		return it, ErrNotFound
+	}
+	err := getJSON(t.tx.Bucket(bOutbox), k, &it)
+	return it, err
+}
+
+// DeleteOutbox removes the item with message id id (sent, or given up).
+func (t *Tx) DeleteOutbox(id string) error {
+	ids := t.tx.Bucket(bOutIDs)
+	k := ids.Get([]byte(id))
+	if k == nil {
+		return ErrNotFound
+	}
+	k = cloneBytes(k)
+	if err := t.tx.Bucket(bOutbox).Delete(k); err != nil {
+		return err
+	}
+	return ids.Delete([]byte(id))
+}
+
+// Outbox returns every item in send order, failed ones included.
+func (t *Tx) Outbox() ([]OutboxItem, error) {
+	var out []OutboxItem
+	err := t.tx.Bucket(bOutbox).ForEach(func(k, v []byte) error {
+		var it OutboxItem
+		if err := getJSON(t.tx.Bucket(bOutbox), k, &it); err != nil {
+			return err
+		}
+		out = append(out, it)
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,155 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"time"
+)
+
+// Account is this device's login.
+type Account struct {
+	User          string    `json:"user"`      // user@domain
+	DeviceID      string    `json:"device_id"` // the server's id of this device
+	Server        string    `json:"server"`    // HOST:PORT
+	CAPath        string    `json:"ca_path"`   // PEM file of the CA that signs the server certificate
+	DeviceName    string    `json:"device_name"`
+	AccessToken   string    `json:"access_token"`
+	AccessExpires time.Time `json:"access_expires"`
+	RefreshToken  string    `json:"refresh_token"`
+	// Active is true once the device holds the identity key material and is
+	// on the user's signed device list.
+	Active bool `json:"active"`
+	// LinkCode is what another device approves while this one is pending.
+	LinkCode string `json:"link_code,omitempty"`
+}
+
+// Account returns the stored account, or ErrNotFound.
+func (t *Tx) Account() (Account, error) {
+	var a Account
+	err := getJSON(t.tx.Bucket(bAccount), kAccount, &a)
+	return a, err
+}
+
+// PutAccount replaces the stored account.
+func (t *Tx) PutAccount(a Account) error {
+	if a.User == "" || a.DeviceID == "" {
+		return fmt.Errorf("store: account needs user and device id")
+	}
+	return putJSON(t.tx.Bucket(bAccount), kAccount, a)
+}
+
+// Key names in the keys bucket.
+const (
+	KeyIdentity  = "identity"   // the user's identity key material (sealed bundle form)
+	KeySignature = "signature"  // this device's MLS signature private key
+	KeyLink      = "link"       // this device's X25519 link private key
+	keyPkgPrefix = "keypackage/" // + KeyPackage reference
+)
+
+// Key returns the secret stored under name, or ErrNotFound.
+func (t *Tx) Key(name string) ([]byte, error) {
+	v := t.tx.Bucket(bKeys).Get([]byte(name))
+	if v == nil {
+		return nil, ErrNotFound
+	}
+	return cloneBytes(v), nil
+}
+
+// PutKey stores a secret under name, replacing any previous one.
+func (t *Tx) PutKey(name string, secret []byte) error {
+	if name == "" || len(secret) == 0 {
+		return fmt.Errorf("store: key needs a name and a value")
+	}
+	return t.tx.Bucket(bKeys).Put([]byte(name), secret)
+}
+
+// DeleteKey removes the secret under name, if any.
+func (t *Tx) DeleteKey(name string) error { return t.tx.Bucket(bKeys).Delete([]byte(name)) }
+
+// PutKeyPackage stores the private part of a published KeyPackage by its reference.
+func (t *Tx) PutKeyPackage(ref, private []byte) error {
+	if len(ref) == 0 {
+		return fmt.Errorf("store: empty KeyPackage reference")
+	}
+	return t.PutKey(keyPkgPrefix+string(ref), private)
+}
+
+// KeyPackage returns the private part of a KeyPackage by reference, or ErrNotFound.
+func (t *Tx) KeyPackage(ref []byte) ([]byte, error) { return t.Key(keyPkgPrefix + string(ref)) }
+
+// DeleteKeyPackage removes a used KeyPackage's private part.
+func (t *Tx) DeleteKeyPackage(ref []byte) error { return t.DeleteKey(keyPkgPrefix + string(ref)) }
+
+// KeyPackageRefs lists the references of every stored KeyPackage private key.
+func (t *Tx) KeyPackageRefs() [][]byte {
+	var refs [][]byte
+	c := t.tx.Bucket(bKeys).Cursor()
+	p := []byte(keyPkgPrefix)
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+		refs = append(refs, cloneBytes(k[len(p):]))
+	}
+	return refs
+}
+
+// Group returns the serialized MLS state of a conversation, or ErrNotFound.
+func (t *Tx) Group(conv string) ([]byte, error) {
+	v := t.tx.Bucket(bGroups).Get([]byte(conv))
+	if v == nil {
+		return nil, ErrNotFound
+	}
+	return cloneBytes(v), nil
+}
+
+// PutGroup replaces the serialized MLS state of a conversation.
+func (t *Tx) PutGroup(conv string, state []byte) error {
+	if conv == "" || len(state) == 0 {
+		return fmt.Errorf("store: group needs a conversation and a state")
+	}
+	return t.tx.Bucket(bGroups).Put([]byte(conv), state)
+}
+
+// Conversations lists the conversations that have a group state, in id order.
+func (t *Tx) Conversations() []string {
+	var out []string
+	t.tx.Bucket(bGroups).ForEach(func(k, _ []byte) error {
+		out = append(out, string(k))
+		return nil
+	})
+	return out
+}
+
+// MailboxSeq returns the last processed mailbox sequence (0 if none).
+func (t *Tx) MailboxSeq() uint64 {
+	v := t.tx.Bucket(bSync).Get(kMailbox)
+	if len(v) != 8 {
+		return 0
+	}
+	return be64(v)
+}
+
+// SetMailboxSeq records seq as processed. Sequences only grow: a smaller or
+// equal seq is refused, so a delivery can never be processed twice.
+func (t *Tx) SetMailboxSeq(seq uint64) error {
+	if cur := t.MailboxSeq(); seq <= cur {
+		return fmt.Errorf("store: mailbox seq %d not after %d", seq, cur)
+	}
+	return t.tx.Bucket(bSync).Put(kMailbox, u64key(seq))
+}
+
+// Meta returns a small named value from the sync bucket (nil if unset).
+func (t *Tx) Meta(name string) []byte {
+	return cloneBytes(t.tx.Bucket(bSync).Get([]byte("meta/" + name)))
+}
+
+// PutMeta stores a small named value in the sync bucket.
+func (t *Tx) PutMeta(name string, v []byte) error {
+	return t.tx.Bucket(bSync).Put([]byte("meta/"+name), v)
+}
+
+func be64(b []byte) uint64 {
+	var n uint64
+	for _, c := range b {
+		n = n<<8 | uint64(c)
+	}
+	return n
+}
