@@ -40,9 +40,9 @@ func (t *Tx) PutAccount(a Account) error {
 
 // Key names in the keys bucket.
 const (
-	KeyIdentity  = "identity"   // the user's identity key material (sealed bundle form)
-	KeySignature = "signature"  // this device's MLS signature private key
-	KeyLink      = "link"       // this device's X25519 link private key
+	KeyIdentity  = "identity"    // the user's identity key material (sealed bundle form)
+	KeySignature = "signature"   // this device's MLS signature private key
+	KeyLink      = "link"        // this device's X25519 link private key
 	keyPkgPrefix = "keypackage/" // + KeyPackage reference
 )
 
