@@ -143,3 +143,39 @@ func serializePair(sk hpke.PrivateKey) (HPKEPrivateKey, HPKEPublicKey, error) {
 	}
 	return HPKEPrivateKey(b), HPKEPublicKey(sk.PublicKey().Bytes()), nil
 }
+
+// ExportBaseS sets up a base-mode HPKE sender to pub with info and
+// returns the encapsulated key and Export(exporterContext, length). MLS
+// uses it for external commits (RFC 9420 §8.3).
+func (s *Suite) ExportBaseS(pub HPKEPublicKey, info []byte, exporterContext string, length int) (enc, secret []byte, err error) {
+	pk, err := s.publicKey(pub)
+	if err != nil {
+		return nil, nil, err
+	}
+	enc, snd, err := hpke.NewSender(pk, s.kdf, s.aead, info)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mls suite: HPKE setup: %w", err)
+	}
+	secret, err = snd.Export(exporterContext, length)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mls suite: HPKE export: %w", err)
+	}
+	return enc, secret, nil
+}
+
+// ExportBaseR is the receiving side of ExportBaseS.
+func (s *Suite) ExportBaseR(priv HPKEPrivateKey, enc, info []byte, exporterContext string, length int) ([]byte, error) {
+	sk, err := s.privateKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	rcp, err := hpke.NewRecipient(enc, sk, s.kdf, s.aead, info)
+	if err != nil {
+		return nil, fmt.Errorf("%w: HPKE decapsulation: %v", ErrDecrypt, err)
+	}
+	secret, err := rcp.Export(exporterContext, length)
+	if err != nil {
+		return nil, fmt.Errorf("mls suite: HPKE export: %w", err)
+	}
+	return secret, nil
+}

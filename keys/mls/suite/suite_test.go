@@ -226,3 +226,21 @@ func flip(b []byte) []byte {
 	c[len(c)/2] ^= 1
 	return c
 }
+
+func TestHPKEExport(t *testing.T) {
+	for _, s := range allSuites(t) {
+		priv, pub, _ := s.GenerateKeyPair(&detRand{})
+		enc, sec, err := s.ExportBaseS(pub, nil, "MLS 1.0 external init secret", s.Nh())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.ExportBaseR(priv, enc, nil, "MLS 1.0 external init secret", s.Nh())
+		if err != nil || !bytes.Equal(got, sec) || len(sec) != s.Nh() {
+			t.Fatalf("%s: export mismatch: %v", s.Name(), err)
+		}
+		other, _ := s.ExportBaseR(priv, enc, nil, "other context", s.Nh())
+		if bytes.Equal(other, sec) {
+			t.Fatalf("%s: exporter context ignored", s.Name())
+		}
+	}
+}
