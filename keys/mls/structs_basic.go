@@ -2,6 +2,7 @@ package mls
 
 import (
 	"hearth/keys/mls/codec"
+	"hearth/keys/mls/suite"
 )
 
 // ProtocolVersion is an MLS protocol version (RFC 9420 §6).
@@ -11,8 +12,8 @@ type ProtocolVersion uint16
 const MLS10 ProtocolVersion = 1
 
 // CipherSuite is a cipher suite identifier on the wire (RFC 9420 §17.1);
-// keys/mls/suite.Lookup(suite.ID(cs)) gives its implementation.
-type CipherSuite uint16
+// suite.Lookup gives its implementation.
+type CipherSuite = suite.ID
 
 // ExtensionType identifies an extension (RFC 9420 §17.3).
 type ExtensionType uint16
@@ -50,10 +51,13 @@ const (
 )
 
 // HPKEPublicKey is a serialized HPKE public key (RFC 9180 SerializePublicKey).
-type HPKEPublicKey []byte
+type HPKEPublicKey = suite.HPKEPublicKey
 
 // SignaturePublicKey is a serialized signature public key (RFC 9420 §5.1.2).
-type SignaturePublicKey []byte
+type SignaturePublicKey = suite.SignaturePublicKey
+
+// HPKECiphertext is an HPKE encapsulation and AEAD ciphertext (RFC 9420 §7.6).
+type HPKECiphertext = suite.HPKECiphertext
 
 // Credential binds an identity to a signature key (RFC 9420 §5.3). Basic
 // credentials carry Identity; X.509 credentials carry the DER certificate

@@ -138,7 +138,7 @@ func (wl *Welcome) marshal(w *codec.Writer) {
 	w.Uint16(uint16(wl.CipherSuite))
 	writeList(w, wl.Secrets, func(w *codec.Writer, s EncryptedGroupSecrets) {
 		w.Opaque(s.NewMember)
-		s.EncryptedGroupSecrets.marshal(w)
+		writeHPKECiphertext(w, s.EncryptedGroupSecrets)
 	})
 	w.Opaque(wl.EncryptedGroupInfo)
 }
@@ -148,7 +148,7 @@ func (wl *Welcome) unmarshal(r *codec.Reader) {
 	wl.Secrets = readList(r, func(r *codec.Reader) EncryptedGroupSecrets {
 		var s EncryptedGroupSecrets
 		s.NewMember = r.Opaque()
-		s.EncryptedGroupSecrets.unmarshal(r)
+		s.EncryptedGroupSecrets = readHPKECiphertext(r)
 		return s
 	})
 	wl.EncryptedGroupInfo = r.Opaque()

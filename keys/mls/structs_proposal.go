@@ -4,20 +4,13 @@ import (
 	"hearth/keys/mls/codec"
 )
 
-// HPKECiphertext is an HPKE encapsulation and AEAD ciphertext (RFC 9420 §7.6).
-type HPKECiphertext struct {
-	KEMOutput  []byte
-	Ciphertext []byte
-}
-
-func (c *HPKECiphertext) marshal(w *codec.Writer) {
+func writeHPKECiphertext(w *codec.Writer, c HPKECiphertext) {
 	w.Opaque(c.KEMOutput)
 	w.Opaque(c.Ciphertext)
 }
 
-func (c *HPKECiphertext) unmarshal(r *codec.Reader) {
-	c.KEMOutput = r.Opaque()
-	c.Ciphertext = r.Opaque()
+func readHPKECiphertext(r *codec.Reader) HPKECiphertext {
+	return HPKECiphertext{KEMOutput: r.Opaque(), Ciphertext: r.Opaque()}
 }
 
 // UpdatePathNode carries a new parent public key and the path secret
@@ -37,7 +30,7 @@ func (u *UpdatePath) marshal(w *codec.Writer) {
 	u.LeafNode.marshal(w)
 	writeList(w, u.Nodes, func(w *codec.Writer, n UpdatePathNode) {
 		w.Opaque(n.EncryptionKey)
-		writeList(w, n.EncryptedPathSecret, func(w *codec.Writer, c HPKECiphertext) { c.marshal(w) })
+		writeList(w, n.EncryptedPathSecret, writeHPKECiphertext)
 	})
 }
 
@@ -46,11 +39,7 @@ func (u *UpdatePath) unmarshal(r *codec.Reader) {
 	u.Nodes = readList(r, func(r *codec.Reader) UpdatePathNode {
 		var n UpdatePathNode
 		n.EncryptionKey = r.Opaque()
-		n.EncryptedPathSecret = readList(r, func(r *codec.Reader) HPKECiphertext {
-			var c HPKECiphertext
-			c.unmarshal(r)
-			return c
-		})
+		n.EncryptedPathSecret = readList(r, readHPKECiphertext)
 		return n
 	})
 }

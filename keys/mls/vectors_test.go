@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"hearth/keys/mls/suite"
 )
 
 // hexBytes decodes a JSON hex string.
@@ -76,4 +78,15 @@ func sortU16(s []uint16) {
 			s[j], s[j-1] = s[j-1], s[j]
 		}
 	}
+}
+
+// suiteCase runs one case of a per-suite vector: skipped (and counted) if
+// suite.Lookup does not implement cs.
+func (c *tally) suiteCase(t *testing.T, name string, cs uint16, f func(t *testing.T, s *suite.Suite)) {
+	s, err := suite.Lookup(suite.ID(cs))
+	if err != nil {
+		c.skip(t, name, err.Error())
+		return
+	}
+	c.run(t, name, cs, func(t *testing.T) { f(t, s) })
 }
