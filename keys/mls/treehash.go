@@ -1,0 +1,166 @@
+package mls
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+
+	"hearth/keys/mls/codec"
+)
+
+// TreeHash returns the tree hash of the root (RFC 9420 §7.8).
+func (t *RatchetTree) TreeHash() []byte {
+	return t.TreeHashes()[Root(t.NumLeaves())]
+}
+
+// TreeHashes returns the tree hash of every node, indexed by node index.
+func (t *RatchetTree) TreeHashes() [][]byte {
+	hs := make([][]byte, len(t.nodes))
+	t.fillHashes(Root(t.NumLeaves()), nil, hs)
+	return hs
+}
+
+// fillHashes computes the tree hash of x and its descendants into hs,
+// treating the leaves in exclude as blank and as absent from every
+// unmerged_leaves list (the "original" tree of RFC 9420 §7.9).
+func (t *RatchetTree) fillHashes(x NodeIndex, exclude []LeafIndex, hs [][]byte) []byte {
+	w := codec.NewWriter(nil)
+	if x.IsLeaf() {
+		w.Uint8(uint8(NodeTypeLeaf))
+		w.Uint32(uint32(x.LeafIndex()))
+		leaf := t.Leaf(x.LeafIndex())
+		if slices.Contains(exclude, x.LeafIndex()) {
+			leaf = nil
+		}
+		w.Optional(leaf != nil, func(w *codec.Writer) { leaf.marshal(w) })
+	} else {
+		l, _ := Left(x)
+		r, _ := Right(x)
+		lh := t.fillHashes(l, exclude, hs)
+		rh := t.fillHashes(r, exclude, hs)
+		w.Uint8(uint8(NodeTypeParent))
+		p := t.ParentNode(x)
+		w.Optional(p != nil, func(w *codec.Writer) {
+			if len(exclude) > 0 {
+				c := *p
+				c.UnmergedLeaves = slices.DeleteFunc(slices.Clone(p.UnmergedLeaves),
+					func(l LeafIndex) bool { return slices.Contains(exclude, l) })
+				p = &c
+			}
+			p.marshal(w)
+		})
+		w.Opaque(lh)
+		w.Opaque(rh)
+	}
+	h := t.suite.Hash(w.Bytes())
+	if hs != nil {
+		hs[x] = h
+	}
+	return h
+}
+
+// originalTreeHash is the tree hash of x with the leaves in exclude
+// blanked and removed from unmerged_leaves lists.
+func (t *RatchetTree) originalTreeHash(x NodeIndex, exclude []LeafIndex) []byte {
+	return t.fillHashes(x, exclude, nil)
+}
+
+// parentHash is the parent hash of parent node p with copath child s,
+// whose original tree hash is siblingHash (RFC 9420 §7.9).
+func (t *RatchetTree) parentHash(p *ParentNode, siblingHash []byte) []byte {
+	w := codec.NewWriter(nil)
+	w.Opaque(p.EncryptionKey)
+	w.Opaque(p.ParentHash)
+	w.Opaque(siblingHash)
+	return t.suite.Hash(w.Bytes())
+}
+
+// nodeParentHash returns the parent_hash field of node x (nil if it has
+// none: blank, or a leaf not created by a commit).
+func (t *RatchetTree) nodeParentHash(x NodeIndex) ([]byte, bool) {
+	switch n := t.Node(x); {
+	case n == nil:
+		return nil, false
+	case n.Leaf != nil:
+		return n.Leaf.ParentHash, n.Leaf.Source == SourceCommit
+	default:
+		return n.Parent.ParentHash, true
+	}
+}
+
+// VerifyParentHashes checks that every non-blank parent node is
+// parent-hash valid with respect to exactly one descendant (RFC 9420
+// §7.9.2, "top down"), as a member joining the group must.
+func (t *RatchetTree) VerifyParentHashes() error {
+	for x := NodeIndex(1); uint32(x) < t.Width(); x += 2 {
+		p := t.ParentNode(x)
+		if p == nil {
+			continue
+		}
+		if n := t.validDescendants(x, p); n != 1 {
+			return fmt.Errorf("%w: parent node %d is parent-hash valid for %d descendants, want 1", ErrTree, x, n)
+		}
+	}
+	return nil
+}
+
+// validDescendants counts the descendants D of parent node x for which
+// x is parent-hash valid.
+func (t *RatchetTree) validDescendants(x NodeIndex, p *ParentNode) int {
+	l, _ := Left(x)
+	r, _ := Right(x)
+	count := 0
+	for _, cs := range [2][2]NodeIndex{{l, r}, {r, l}} {
+		c, s := cs[0], cs[1]
+		want := t.parentHash(p, t.originalTreeHash(s, p.UnmergedLeaves))
+		var unmergedUnderC []NodeIndex
+		for _, u := range p.UnmergedLeaves {
+			if IsAncestor(c, u.NodeIndex()) {
+				unmergedUnderC = append(unmergedUnderC, u.NodeIndex())
+			}
+		}
+		res := t.Resolution(c)
+		for _, d := range res {
+			ph, ok := t.nodeParentHash(d)
+			if !ok || !bytes.Equal(ph, want) {
+				continue
+			}
+			rest := slices.DeleteFunc(slices.Clone(res), func(y NodeIndex) bool { return y == d })
+			if sameSet(rest, unmergedUnderC) {
+				count++
+			}
+		}
+	}
+	return count
+}
+
+// sameSet reports whether a and b hold the same node indices.
+func sameSet(a, b []NodeIndex) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+// VerifyLeafSignatures checks the signature of every non-blank leaf with
+// groupID as the context of update and commit leaves (RFC 9420 §7.2).
+func (t *RatchetTree) VerifyLeafSignatures(groupID []byte) error {
+	for _, l := range t.Members() {
+		if err := t.VerifyLeafSignature(t.Leaf(l), groupID, l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// VerifyLeafSignature checks leaf's signature as the leaf at index l of
+// the group groupID.
+func (t *RatchetTree) VerifyLeafSignature(leaf *LeafNode, groupID []byte, l LeafIndex) error {
+	if err := t.suite.VerifyWithLabel(leaf.SignatureKey, "LeafNodeTBS", leaf.TBS(groupID, l), leaf.Signature); err != nil {
+		return fmt.Errorf("%w: leaf %d signature: %w", ErrTree, l, err)
+	}
+	return nil
+}
