@@ -167,7 +167,7 @@ func TestNewRatchetTreeRejects(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	tree, err := NewRatchetTree(s, RatchetTreeNodes{leaf, nil, leaf, nil, leaf})
+	tree, err := NewRatchetTree(s, RatchetTreeNodes{leaf, nil, nil, nil, leaf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestNewRatchetTreeRejects(t *testing.T) {
 	if err := tree.RemoveLeaf(1); err == nil {
 		t.Error("removed a blank leaf")
 	}
-	if err := tree.RemoveLeaf(2); err != nil || tree.NumLeaves() != 2 {
+	if err := tree.RemoveLeaf(2); err != nil || tree.NumLeaves() != 1 {
 		t.Errorf("remove rightmost: err %v, %d leaves", err, tree.NumLeaves())
 	}
 	if l := tree.AddLeaf(leaf.Leaf); l != 1 {
