@@ -1,0 +1,236 @@
+package mls
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"slices"
+
+	"hearth/keys/mls/suite"
+)
+
+// pathLabel is the EncryptWithLabel label of path secrets (RFC 9420 §7.6).
+// The plaintext is the raw path secret (not a PathSecret struct), as the
+// IETF test vectors and the interoperating implementations have it.
+const pathLabel = "UpdatePathNode"
+
+// PathResult is the outcome of creating or processing an UpdatePath.
+type PathResult struct {
+	// Tree is the ratchet tree with the UpdatePath merged.
+	Tree *RatchetTree
+	// Private is the member's private state after the update.
+	Private *PrivateTree
+	// GroupContext is the provisional GroupContext the path secrets were
+	// encrypted under: the caller's template with TreeHash set to Tree's.
+	GroupContext *GroupContext
+	// CommitSecret is the path secret one step past the root.
+	CommitSecret []byte
+	// PathSecrets holds the path secret of each filtered-direct-path node
+	// the member knows (all of them for the committer; from the lowest
+	// common ancestor up for a receiver). The committer gives the one of
+	// the common ancestor to each new member in its Welcome.
+	PathSecrets map[NodeIndex][]byte
+	// Path is the UpdatePath created (GenerateUpdatePath) or processed.
+	Path *UpdatePath
+}
+
+// mergePath returns a copy of t with the sender's direct path blanked and
+// its filtered direct path set to the keys of path, with parent hashes
+// computed (RFC 9420 §7.5, §7.9). It returns the parent hash the sender's
+// new leaf must carry. The leaf itself is not set.
+func (t *RatchetTree) mergePath(sender LeafIndex, fdp []PathStep, keys []HPKEPublicKey) (*RatchetTree, []byte) {
+	m := t.Clone()
+	m.blankPath(sender)
+	parents := make([]*ParentNode, len(fdp))
+	for i, st := range fdp {
+		parents[i] = &ParentNode{EncryptionKey: keys[i], ParentHash: []byte{}}
+		m.nodes[st.Node] = &Node{Parent: parents[i]}
+	}
+	hashes := m.TreeHashes()
+	ph := []byte{}
+	for i := len(fdp) - 1; i >= 0; i-- {
+		parents[i].ParentHash = ph
+		ph = m.parentHash(parents[i], hashes[fdp[i].Copath])
+	}
+	return m, ph
+}
+
+// provisionalContext returns ctx with TreeHash set to tree's and its encoding.
+func provisionalContext(tree *RatchetTree, ctx GroupContext) (*GroupContext, []byte) {
+	ctx.TreeHash = tree.TreeHash()
+	return &ctx, ctx.Marshal()
+}
+
+// encryptionTargets returns the resolution of copath child c without the
+// leaves in exclude (new members added by the same commit).
+func (t *RatchetTree) encryptionTargets(c NodeIndex, exclude []LeafIndex) []NodeIndex {
+	res := t.Resolution(c)
+	if len(exclude) == 0 {
+		return res
+	}
+	return slices.DeleteFunc(res, func(x NodeIndex) bool {
+		return x.IsLeaf() && slices.Contains(exclude, x.LeafIndex())
+	})
+}
+
+// GenerateUpdatePath creates an UpdatePath for the member at leaf from
+// (RFC 9420 §7.4–§7.6) on t, which must already reflect the commit's
+// proposals. leaf is the template of the new LeafNode (credential,
+// capabilities, extensions, signature key): its encryption key, source,
+// parent hash and signature are set here and it is signed with signer.
+// ctx is the provisional GroupContext without its tree hash; exclude
+// lists the leaves added by the same commit, which get no ciphertexts.
+func (t *RatchetTree) GenerateUpdatePath(rnd io.Reader, from LeafIndex, leaf LeafNode, signer *suite.Signer,
+	ctx GroupContext, exclude []LeafIndex) (*PathResult, error) {
+	s := t.suite
+	if err := t.checkLeaf(from); err != nil {
+		return nil, err
+	}
+	leafPriv, leafPub, err := s.GenerateKeyPair(rnd)
+	if err != nil {
+		return nil, fmt.Errorf("mls: leaf key pair: %w", err)
+	}
+	fdp := t.FilteredDirectPath(from)
+	priv := NewPrivateTree(from, leafPriv)
+	secrets := make([][]byte, len(fdp)+1)
+	secrets[0] = make([]byte, s.Nh())
+	if _, err := io.ReadFull(rnd, secrets[0]); err != nil {
+		return nil, fmt.Errorf("mls: path secret: %w", err)
+	}
+	keys := make([]HPKEPublicKey, len(fdp))
+	for i, st := range fdp {
+		var k suite.HPKEPrivateKey
+		if k, keys[i], err = nodeKeyPair(s, secrets[i]); err != nil {
+			return nil, err
+		}
+		priv.keys[st.Node] = k
+		if secrets[i+1], err = nextPathSecret(s, secrets[i]); err != nil {
+			return nil, err
+		}
+	}
+	merged, ph := t.mergePath(from, fdp, keys)
+	leaf.EncryptionKey, leaf.Source, leaf.ParentHash = leafPub, SourceCommit, ph
+	leaf.Lifetime = Lifetime{}
+	if leaf.Signature, err = s.SignWithLabel(signer, "LeafNodeTBS", leaf.TBS(ctx.GroupID, from)); err != nil {
+		return nil, fmt.Errorf("mls: sign leaf node: %w", err)
+	}
+	merged.nodes[from.NodeIndex()] = &Node{Leaf: &leaf}
+	gc, gcBytes := provisionalContext(merged, ctx)
+	path := &UpdatePath{LeafNode: leaf, Nodes: make([]UpdatePathNode, len(fdp))}
+	res := &PathResult{Tree: merged, Private: priv, GroupContext: gc, CommitSecret: secrets[len(fdp)],
+		PathSecrets: map[NodeIndex][]byte{}, Path: path}
+	for i, st := range fdp {
+		res.PathSecrets[st.Node] = secrets[i]
+		path.Nodes[i].EncryptionKey = keys[i]
+		for _, x := range merged.encryptionTargets(st.Copath, exclude) {
+			ct, err := s.EncryptWithLabel(merged.EncryptionKey(x), pathLabel, gcBytes, secrets[i])
+			if err != nil {
+				return nil, fmt.Errorf("mls: encrypt path secret to node %d: %w", x, err)
+			}
+			path.Nodes[i].EncryptedPathSecret = append(path.Nodes[i].EncryptedPathSecret, ct)
+		}
+	}
+	return res, nil
+}
+
+// ProcessUpdatePath applies an UpdatePath sent by the member at sender
+// (RFC 9420 §7.5): it checks the path's shape, the new leaf's source,
+// signature and parent hash, merges the path into a copy of t, decrypts
+// the path secret meant for priv's member with the provisional
+// GroupContext (ctx with the new tree hash), derives the secrets above
+// it, and checks every derived public key against the path. t must
+// already reflect the commit's proposals; exclude lists the leaves they
+// added. Neither t nor priv is modified.
+func (t *RatchetTree) ProcessUpdatePath(priv *PrivateTree, sender LeafIndex, path *UpdatePath,
+	ctx GroupContext, exclude []LeafIndex) (*PathResult, error) {
+	s := t.suite
+	if err := t.checkLeaf(sender); err != nil {
+		return nil, err
+	}
+	if sender == priv.self {
+		return nil, fmt.Errorf("%w: cannot process own UpdatePath", ErrTree)
+	}
+	fdp := t.FilteredDirectPath(sender)
+	if len(path.Nodes) != len(fdp) {
+		return nil, fmt.Errorf("%w: UpdatePath has %d nodes, filtered direct path %d", ErrTree, len(path.Nodes), len(fdp))
+	}
+	if path.LeafNode.Source != SourceCommit {
+		return nil, fmt.Errorf("%w: UpdatePath leaf source %d, want commit", ErrTree, path.LeafNode.Source)
+	}
+	keys := make([]HPKEPublicKey, len(fdp))
+	for i, n := range path.Nodes {
+		if err := s.ValidateHPKEPublicKey(n.EncryptionKey); err != nil {
+			return nil, fmt.Errorf("%w: UpdatePath node %d key: %w", ErrTree, i, err)
+		}
+		keys[i] = n.EncryptionKey
+	}
+	merged, ph := t.mergePath(sender, fdp, keys)
+	if !bytes.Equal(ph, path.LeafNode.ParentHash) {
+		return nil, fmt.Errorf("%w: UpdatePath leaf parent hash does not match the path", ErrTree)
+	}
+	if err := t.VerifyLeafSignature(&path.LeafNode, ctx.GroupID, sender); err != nil {
+		return nil, err
+	}
+	leaf := path.LeafNode
+	merged.nodes[sender.NodeIndex()] = &Node{Leaf: &leaf}
+	gc, gcBytes := provisionalContext(merged, ctx)
+	secrets, start, err := t.decryptPathSecret(priv, fdp, path, gcBytes, exclude)
+	if err != nil {
+		return nil, err
+	}
+	res := &PathResult{Tree: merged, GroupContext: gc, PathSecrets: map[NodeIndex][]byte{}, Path: path}
+	np := priv.clone()
+	for _, x := range DirectPath(sender.NodeIndex(), t.NumLeaves()) {
+		delete(np.keys, x)
+	}
+	for i := start; i < len(fdp); i++ {
+		k, pub, err := nodeKeyPair(s, secrets)
+		if err != nil {
+			return nil, err
+		}
+		if !bytes.Equal(pub, keys[i]) {
+			return nil, fmt.Errorf("%w: derived key of node %d does not match the UpdatePath", ErrTree, fdp[i].Node)
+		}
+		np.keys[fdp[i].Node] = k
+		res.PathSecrets[fdp[i].Node] = secrets
+		if secrets, err = nextPathSecret(s, secrets); err != nil {
+			return nil, err
+		}
+	}
+	res.Private, res.CommitSecret = np, secrets
+	return res, nil
+}
+
+// decryptPathSecret finds the filtered-direct-path step whose copath
+// subtree holds priv's leaf and decrypts its path secret with a key priv
+// holds. It returns the secret and the step's position.
+func (t *RatchetTree) decryptPathSecret(priv *PrivateTree, fdp []PathStep, path *UpdatePath,
+	gc []byte, exclude []LeafIndex) ([]byte, int, error) {
+	me := priv.self.NodeIndex()
+	for i, st := range fdp {
+		if !IsAncestor(st.Copath, me) {
+			continue
+		}
+		targets := t.encryptionTargets(st.Copath, exclude)
+		cts := path.Nodes[i].EncryptedPathSecret
+		if len(cts) != len(targets) {
+			return nil, 0, fmt.Errorf("%w: UpdatePath node %d has %d ciphertexts, resolution %d", ErrTree, i, len(cts), len(targets))
+		}
+		for j, x := range targets {
+			k, ok := priv.keys[x]
+			if !ok {
+				continue
+			}
+			secret, err := t.suite.DecryptWithLabel(k, pathLabel, gc, cts[j])
+			if err != nil {
+				return nil, 0, fmt.Errorf("mls: decrypt path secret for node %d: %w", st.Node, err)
+			}
+			if len(secret) != t.suite.Nh() {
+				return nil, 0, fmt.Errorf("%w: path secret is %d bytes, want %d", ErrMalformed, len(secret), t.suite.Nh())
+			}
+			return secret, i, nil
+		}
+		return nil, 0, fmt.Errorf("%w: no private key for the resolution of node %d", ErrTree, st.Copath)
+	}
+	return nil, 0, fmt.Errorf("%w: leaf %d is not below sender's filtered direct path", ErrTree, priv.self)
+}
