@@ -159,8 +159,8 @@ func (t *RatchetTree) VerifyLeafSignatures(groupID []byte) error {
 // VerifyLeafSignature checks leaf's signature as the leaf at index l of
 // the group groupID.
 func (t *RatchetTree) VerifyLeafSignature(leaf *LeafNode, groupID []byte, l LeafIndex) error {
-	if err := t.suite.VerifyWithLabel(leaf.SignatureKey, "LeafNodeTBS", leaf.TBS(groupID, l), leaf.Signature); err != nil {
-		return fmt.Errorf("%w: leaf %d signature: %w", ErrTree, l, err)
+	if err := leaf.Verify(t.suite, groupID, l); err != nil {
+		return fmt.Errorf("%w: leaf %d: %w", ErrTree, l, err)
 	}
 	return nil
 }

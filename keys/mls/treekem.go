@@ -111,8 +111,8 @@ func (t *RatchetTree) GenerateUpdatePath(rnd io.Reader, from LeafIndex, leaf Lea
 	merged, ph := t.mergePath(from, fdp, keys)
 	leaf.EncryptionKey, leaf.Source, leaf.ParentHash = leafPub, SourceCommit, ph
 	leaf.Lifetime = Lifetime{}
-	if leaf.Signature, err = s.SignWithLabel(signer, "LeafNodeTBS", leaf.TBS(ctx.GroupID, from)); err != nil {
-		return nil, fmt.Errorf("mls: sign leaf node: %w", err)
+	if err := leaf.Sign(s, signer, ctx.GroupID, from); err != nil {
+		return nil, err
 	}
 	merged.nodes[from.NodeIndex()] = &Node{Leaf: &leaf}
 	gc, gcBytes := provisionalContext(merged, ctx)
