@@ -49,7 +49,7 @@ func TestTreeValidationVectors(t *testing.T) {
 			if err := tree.VerifyParentHashes(); err != nil {
 				t.Error(err)
 			}
-			if err := tree.VerifyLeafSignatures(v.GroupID); err != nil {
+			if err := tree.Verify(v.GroupID); err != nil {
 				t.Error(err)
 			}
 			// A wrong group id must break the (update/commit) leaf signatures.
