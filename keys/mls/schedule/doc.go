@@ -32,6 +32,10 @@
 // soon as a message under it decrypts, so no generation decrypts twice
 // (forward secrecy); a failed decryption changes nothing.
 //
+// Epoch.DropJoinerSecrets deletes joiner, welcome and epoch secrets once
+// Welcomes are built; Epoch.Clear and SecretTree.Clear zero everything
+// when an epoch is retired.
+//
 // Epoch and SecretTree marshal to bytes (keys/mls/codec encoding) so a
 // client can save its state before it sends or acknowledges.
 package schedule

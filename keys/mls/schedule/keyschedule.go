@@ -196,4 +196,24 @@ func (e *Epoch) ExternalInitSecret(kemOutput []byte) ([]byte, error) {
 	return sec, nil
 }
 
+// DropJoinerSecrets deletes joiner_secret, welcome_secret and
+// epoch_secret. Call it once the epoch's Welcome messages are built (or
+// right away for a member who did not commit): everything later derived
+// comes from the other secrets, and dropping these keeps saved state from
+// re-deriving the epoch.
+func (e *Epoch) DropJoinerSecrets() {
+	for _, f := range []*[]byte{&e.JoinerSecret, &e.WelcomeSecret, &e.EpochSecret} {
+		clear(*f)
+		*f = nil
+	}
+}
+
+// Clear zeroes every secret of the epoch, for when the epoch is left.
+func (e *Epoch) Clear() {
+	for _, f := range e.fields() {
+		clear(*f)
+		*f = nil
+	}
+}
+
 func clone(b []byte) []byte { return append([]byte(nil), b...) }

@@ -199,3 +199,18 @@ func (t *SecretTree) Next(leaf uint32, typ RatchetType) (KeyNonce, error) {
 	r.secret, r.next = next, r.next+1
 	return kn, nil
 }
+
+// Clear zeroes every secret and key the tree holds, for when its epoch is
+// retired. The tree is unusable afterwards.
+func (t *SecretTree) Clear() {
+	for x, sec := range t.nodes {
+		clear(sec)
+		delete(t.nodes, x)
+	}
+	for id, r := range t.ratchets {
+		clear(r.secret)
+		r.prune(1 << 32)
+		delete(t.ratchets, id)
+	}
+	t.leaves = 0
+}

@@ -281,3 +281,40 @@ func BenchmarkSecretTree(b *testing.B) {
 		})
 	}
 }
+
+func TestClearAndDrop(t *testing.T) {
+	s, _ := suite.Lookup(1)
+	e, err := NewEpoch(s, make([]byte, 32), nil, nil, []byte("gc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	init := bytes.Clone(e.InitSecret)
+	e.DropJoinerSecrets()
+	if e.JoinerSecret != nil || e.WelcomeSecret != nil || e.EpochSecret != nil {
+		t.Fatal("joiner secrets kept")
+	}
+	got, err := UnmarshalEpoch(e.Marshal())
+	if err != nil || !bytes.Equal(got.InitSecret, init) || got.EpochSecret != nil {
+		t.Fatalf("dropped epoch round trip: %v", err)
+	}
+	if x, err := got.Export("label", nil, 16); err != nil || len(x) != 16 {
+		t.Fatalf("export after drop: %v", err)
+	}
+	secret := e.SenderDataSecret
+	e.Clear()
+	if !bytes.Equal(secret, make([]byte, 32)) || e.InitSecret != nil {
+		t.Fatal("Clear left secrets")
+	}
+
+	tree := newTree(t, 1, 4, DefaultLimits)
+	var k []byte
+	tree.Open(1, Application, 3, capture(&k))
+	held := tree.ratchets[ratchetID{1, Application}].skipped[1].Key
+	tree.Clear()
+	if !bytes.Equal(held, make([]byte, 16)) {
+		t.Fatal("skipped key not zeroed")
+	}
+	if _, err := tree.Next(0, Application); !errors.Is(err, ErrLeaf) {
+		t.Fatalf("cleared tree still usable: %v", err)
+	}
+}

@@ -48,6 +48,10 @@ func UnmarshalEpoch(b []byte) (*Epoch, error) {
 		return nil, fmt.Errorf("%w: epoch: %v", ErrEncoding, err)
 	}
 	for i, f := range e.fields() {
+		if len(*f) == 0 && i < 3 {
+			*f = nil // joiner, welcome and epoch secrets may have been dropped
+			continue
+		}
 		if len(*f) != s.Nh() {
 			return nil, fmt.Errorf("%w: epoch secret %d is %d bytes, want %d", ErrEncoding, i, len(*f), s.Nh())
 		}
