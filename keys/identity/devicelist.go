@@ -189,3 +189,37 @@ func CheckSuccessor(prev, next *DeviceList) error {
 	}
 	return nil
 }
+
+// WithDevice returns the successor of l that adds d: version + 1, issued
+// at issuedMs. It refuses a device id already listed.
+func (l *DeviceList) WithDevice(d Device, issuedMs int64) (*DeviceList, error) {
+	if _, ok := l.Lookup(d.DeviceID); ok {
+		return nil, fmt.Errorf("%w: device %q already listed", ErrDeviceList, d.DeviceID)
+	}
+	next := l.successor(issuedMs)
+	next.Devices = append(next.Devices, Device{DeviceID: d.DeviceID, SignatureKey: slices.Clone(d.SignatureKey), Name: d.Name, AddedMs: d.AddedMs})
+	if err := next.Validate(); err != nil {
+		return nil, err
+	}
+	return next, nil
+}
+
+// WithoutDevice returns the successor of l that removes device id (a
+// revocation): version + 1, issued at issuedMs.
+func (l *DeviceList) WithoutDevice(id string, issuedMs int64) (*DeviceList, error) {
+	if _, ok := l.Lookup(id); !ok {
+		return nil, fmt.Errorf("%w: device %q not listed", ErrDeviceList, id)
+	}
+	next := l.successor(issuedMs)
+	next.Devices = slices.DeleteFunc(next.Devices, func(d Device) bool { return d.DeviceID == id })
+	return next, nil
+}
+
+func (l *DeviceList) successor(issuedMs int64) *DeviceList {
+	next := &DeviceList{User: l.User, Version: l.Version + 1, IssuedMs: issuedMs}
+	for _, d := range l.Devices {
+		d.SignatureKey = slices.Clone(d.SignatureKey)
+		next.Devices = append(next.Devices, d)
+	}
+	return next
+}

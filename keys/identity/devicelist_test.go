@@ -231,3 +231,36 @@ func FuzzUnmarshalDeviceList(f *testing.F) {
 		}
 	})
 }
+
+func TestWithAndWithoutDevice(t *testing.T) {
+	l, _ := testList(t)
+	added, err := l.WithDevice(Device{DeviceID: "TABLET", SignatureKey: []byte{3}, Name: "tablet", AddedMs: 5}, 99)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckSuccessor(l, added); err != nil || added.IssuedMs != 99 || len(added.Devices) != 3 || len(l.Devices) != 2 {
+		t.Fatalf("WithDevice: %v %+v", err, added)
+	}
+	if _, err := added.WithDevice(Device{DeviceID: "TABLET", SignatureKey: []byte{4}}, 100); !errors.Is(err, ErrDeviceList) {
+		t.Fatal("duplicate device added")
+	}
+	if _, err := added.WithDevice(Device{DeviceID: "BAD/ID", SignatureKey: []byte{4}}, 100); !errors.Is(err, ErrDeviceList) {
+		t.Fatal("invalid device added")
+	}
+	removed, err := added.WithoutDevice("PHONE", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckSuccessor(added, removed); err != nil || len(removed.Devices) != 2 {
+		t.Fatalf("WithoutDevice: %v", err)
+	}
+	if _, ok := removed.Lookup("PHONE"); ok {
+		t.Fatal("removed device still listed")
+	}
+	if _, ok := added.Lookup("PHONE"); !ok {
+		t.Fatal("WithoutDevice changed its receiver")
+	}
+	if _, err := removed.WithoutDevice("PHONE", 101); !errors.Is(err, ErrDeviceList) {
+		t.Fatal("removing an absent device succeeded")
+	}
+}
