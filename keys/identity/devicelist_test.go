@@ -191,6 +191,20 @@ func TestValidator(t *testing.T) {
 	if _, err := v.Add(s.Public(), fList, fSig); !errors.Is(err, ErrSignature) {
 		t.Fatalf("forged list accepted: %v", err)
 	}
+	// A server substituting the identity key itself is caught by the pin.
+	if _, err := v.Add(other.Signer().Public(), fList, fSig); !errors.Is(err, ErrIdentityChanged) {
+		t.Fatalf("list under a substituted identity key accepted: %v", err)
+	}
+	if k, ok := v.IdentityKey(l.User); !ok || !k.Equal(s.Public()) {
+		t.Fatal("pinned key changed")
+	}
+	defer func() {
+		// After the user confirms a reset, Forget lets the new key in.
+		v.Forget(l.User)
+		if _, err := v.Add(other.Signer().Public(), fList, fSig); err != nil {
+			t.Fatalf("after Forget: %v", err)
+		}
+	}()
 	if err := v.ValidateMember([]byte("alice@a.example/EVIL"), []byte{9}); !errors.Is(err, ErrUnknownDevice) {
 		t.Fatalf("forged device validated: %v", err)
 	}
