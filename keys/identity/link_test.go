@@ -129,3 +129,17 @@ func FuzzParseDevice(f *testing.F) {
 		}
 	})
 }
+
+func FuzzOpenBundle(f *testing.F) {
+	priv, _ := GenerateLinkKey(&detRand{})
+	rk, _ := NewRecoveryKey(&detRand{ctr: 3})
+	dev, _ := ParseDevice("alice@a.example/NEWPHONE")
+	sealed, _ := SealBundle(priv.Public(), dev, &Bundle{User: dev.User, Recovery: rk})
+	f.Add(sealed)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := OpenBundle(priv, dev, data)
+		if err == nil && b.User != dev.User {
+			t.Fatal("opened a bundle for another user")
+		}
+	})
+}

@@ -244,3 +244,21 @@ func TestHPKEExport(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecryptWithLabel feeds network-shaped garbage (kem output and
+// ciphertext) to HPKE for the mandatory and the hybrid suite.
+func FuzzDecryptWithLabel(f *testing.F) {
+	var privs []HPKEPrivateKey
+	var ss []*Suite
+	for _, id := range []ID{Mandatory, Default} {
+		s, _ := Lookup(id)
+		priv, pub, _ := s.GenerateKeyPair(&detRand{})
+		ct, _ := s.EncryptWithLabel(pub, "Welcome", nil, []byte("x"))
+		f.Add(uint8(len(ss)), ct.KEMOutput, ct.Ciphertext)
+		ss, privs = append(ss, s), append(privs, priv)
+	}
+	f.Fuzz(func(t *testing.T, which uint8, enc, ct []byte) {
+		i := int(which) % len(ss)
+		_, _ = ss[i].DecryptWithLabel(privs[i], "Welcome", nil, HPKECiphertext{enc, ct})
+	})
+}
