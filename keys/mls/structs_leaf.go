@@ -85,17 +85,6 @@ func (l *LeafNode) TBS(groupID []byte, leaf LeafIndex) []byte {
 	return w.Bytes()
 }
 
-// Clone returns a deep copy of l.
-func (l *LeafNode) Clone() *LeafNode {
-	c := new(LeafNode)
-	if err := c.Unmarshal(l.Marshal()); err != nil {
-		// Marshal output of a well-formed value always decodes; a failure
-		// means l was built with invalid enum values.
-		panic("mls: LeafNode.Clone: " + err.Error())
-	}
-	return c
-}
-
 // ParentNode is an interior node of the ratchet tree (RFC 9420 §7.1).
 type ParentNode struct {
 	EncryptionKey  HPKEPublicKey

@@ -24,6 +24,23 @@ func (t *RatchetTree) TreeHashes() [][]byte {
 // treating the leaves in exclude as blank and as absent from every
 // unmerged_leaves list (the "original" tree of RFC 9420 §7.9).
 func (t *RatchetTree) fillHashes(x NodeIndex, exclude []LeafIndex, hs [][]byte) []byte {
+	var h []byte
+	if x.IsLeaf() {
+		h = t.nodeHash(x, nil, nil, exclude)
+	} else {
+		l, _ := Left(x)
+		r, _ := Right(x)
+		h = t.nodeHash(x, t.fillHashes(l, exclude, hs), t.fillHashes(r, exclude, hs), exclude)
+	}
+	if hs != nil {
+		hs[x] = h
+	}
+	return h
+}
+
+// nodeHash is the hash of node x's TreeHashInput given its children's
+// tree hashes (ignored for leaves); see fillHashes for exclude.
+func (t *RatchetTree) nodeHash(x NodeIndex, lh, rh []byte, exclude []LeafIndex) []byte {
 	w := codec.NewWriter(nil)
 	if x.IsLeaf() {
 		w.Uint8(uint8(NodeTypeLeaf))
@@ -33,30 +50,35 @@ func (t *RatchetTree) fillHashes(x NodeIndex, exclude []LeafIndex, hs [][]byte) 
 			leaf = nil
 		}
 		w.Optional(leaf != nil, func(w *codec.Writer) { leaf.marshal(w) })
-	} else {
-		l, _ := Left(x)
-		r, _ := Right(x)
-		lh := t.fillHashes(l, exclude, hs)
-		rh := t.fillHashes(r, exclude, hs)
-		w.Uint8(uint8(NodeTypeParent))
-		p := t.ParentNode(x)
-		w.Optional(p != nil, func(w *codec.Writer) {
-			if len(exclude) > 0 {
-				c := *p
-				c.UnmergedLeaves = slices.DeleteFunc(slices.Clone(p.UnmergedLeaves),
-					func(l LeafIndex) bool { return slices.Contains(exclude, l) })
-				p = &c
-			}
-			p.marshal(w)
-		})
-		w.Opaque(lh)
-		w.Opaque(rh)
+		return t.suite.Hash(w.Bytes())
 	}
-	h := t.suite.Hash(w.Bytes())
-	if hs != nil {
-		hs[x] = h
+	w.Uint8(uint8(NodeTypeParent))
+	p := t.ParentNode(x)
+	w.Optional(p != nil, func(w *codec.Writer) {
+		if len(exclude) > 0 {
+			c := *p
+			c.UnmergedLeaves = slices.DeleteFunc(slices.Clone(p.UnmergedLeaves),
+				func(l LeafIndex) bool { return slices.Contains(exclude, l) })
+			p = &c
+		}
+		p.marshal(w)
+	})
+	w.Opaque(lh)
+	w.Opaque(rh)
+	return t.suite.Hash(w.Bytes())
+}
+
+// rehashPath recomputes in hs (from TreeHashes) the tree hashes of leaf l
+// and its direct path after they changed, and returns the root's.
+func (t *RatchetTree) rehashPath(hs [][]byte, l LeafIndex) []byte {
+	x := l.NodeIndex()
+	hs[x] = t.nodeHash(x, nil, nil, nil)
+	for _, p := range DirectPath(x, t.NumLeaves()) {
+		left, _ := Left(p)
+		right, _ := Right(p)
+		hs[p] = t.nodeHash(p, hs[left], hs[right], nil)
 	}
-	return h
+	return hs[Root(t.NumLeaves())]
 }
 
 // originalTreeHash is the tree hash of x with the leaves in exclude

@@ -37,8 +37,9 @@ type PathResult struct {
 // mergePath returns a copy of t with the sender's direct path blanked and
 // its filtered direct path set to the keys of path, with parent hashes
 // computed (RFC 9420 §7.5, §7.9). It returns the parent hash the sender's
-// new leaf must carry. The leaf itself is not set.
-func (t *RatchetTree) mergePath(sender LeafIndex, fdp []PathStep, keys []HPKEPublicKey) (*RatchetTree, []byte) {
+// new leaf must carry and the merged tree's node hashes, which are stale
+// on the sender's path until setLeaf. The leaf itself is not set.
+func (t *RatchetTree) mergePath(sender LeafIndex, fdp []PathStep, keys []HPKEPublicKey) (*RatchetTree, []byte, [][]byte) {
 	m := t.Clone()
 	m.blankPath(sender)
 	parents := make([]*ParentNode, len(fdp))
@@ -52,12 +53,14 @@ func (t *RatchetTree) mergePath(sender LeafIndex, fdp []PathStep, keys []HPKEPub
 		parents[i].ParentHash = ph
 		ph = m.parentHash(parents[i], hashes[fdp[i].Copath])
 	}
-	return m, ph
+	return m, ph, hashes
 }
 
-// provisionalContext returns ctx with TreeHash set to tree's and its encoding.
-func provisionalContext(tree *RatchetTree, ctx GroupContext) (*GroupContext, []byte) {
-	ctx.TreeHash = tree.TreeHash()
+// setLeaf stores the sender's new leaf in the merged tree t and returns
+// the provisional GroupContext (ctx with t's tree hash) and its encoding.
+func (t *RatchetTree) setLeaf(sender LeafIndex, leaf *LeafNode, hashes [][]byte, ctx GroupContext) (*GroupContext, []byte) {
+	t.nodes[sender.NodeIndex()] = &Node{Leaf: leaf}
+	ctx.TreeHash = t.rehashPath(hashes, sender)
 	return &ctx, ctx.Marshal()
 }
 
@@ -108,14 +111,13 @@ func (t *RatchetTree) GenerateUpdatePath(rnd io.Reader, from LeafIndex, leaf Lea
 			return nil, err
 		}
 	}
-	merged, ph := t.mergePath(from, fdp, keys)
+	merged, ph, hashes := t.mergePath(from, fdp, keys)
 	leaf.EncryptionKey, leaf.Source, leaf.ParentHash = leafPub, SourceCommit, ph
 	leaf.Lifetime = Lifetime{}
 	if err := leaf.Sign(s, signer, ctx.GroupID, from); err != nil {
 		return nil, err
 	}
-	merged.nodes[from.NodeIndex()] = &Node{Leaf: &leaf}
-	gc, gcBytes := provisionalContext(merged, ctx)
+	gc, gcBytes := merged.setLeaf(from, &leaf, hashes, ctx)
 	path := &UpdatePath{LeafNode: leaf, Nodes: make([]UpdatePathNode, len(fdp))}
 	res := &PathResult{Tree: merged, Private: priv, GroupContext: gc, CommitSecret: secrets[len(fdp)],
 		PathSecrets: map[NodeIndex][]byte{}, Path: path}
@@ -164,7 +166,7 @@ func (t *RatchetTree) ProcessUpdatePath(priv *PrivateTree, sender LeafIndex, pat
 		}
 		keys[i] = n.EncryptionKey
 	}
-	merged, ph := t.mergePath(sender, fdp, keys)
+	merged, ph, hashes := t.mergePath(sender, fdp, keys)
 	if !bytes.Equal(ph, path.LeafNode.ParentHash) {
 		return nil, fmt.Errorf("%w: UpdatePath leaf parent hash does not match the path", ErrTree)
 	}
@@ -172,8 +174,7 @@ func (t *RatchetTree) ProcessUpdatePath(priv *PrivateTree, sender LeafIndex, pat
 		return nil, err
 	}
 	leaf := path.LeafNode
-	merged.nodes[sender.NodeIndex()] = &Node{Leaf: &leaf}
-	gc, gcBytes := provisionalContext(merged, ctx)
+	gc, gcBytes := merged.setLeaf(sender, &leaf, hashes, ctx)
 	secrets, start, err := t.decryptPathSecret(priv, fdp, path, gcBytes, exclude)
 	if err != nil {
 		return nil, err

@@ -148,3 +148,68 @@ func checkNewUpdatePath(t *testing.T, tree *RatchetTree, privs map[LeafIndex]*Pr
 		}
 	}
 }
+
+func TestProcessUpdatePathRejects(t *testing.T) {
+	s, err := suite.Lookup(suite.Mandatory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newTestGroup(t, s, 6)
+	g.commit(t, 2)
+	res, err := g.tree.GenerateUpdatePath(rand.Reader, 1, *g.tree.Leaf(1), g.members[1].signer, g.ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv := g.members[4].priv
+	treeBefore := g.tree.Marshal()
+	keysBefore := recv.Nodes()
+	mutate := func(f func(p *UpdatePath)) *UpdatePath {
+		var p UpdatePath
+		if err := p.Unmarshal(res.Path.Marshal()); err != nil {
+			t.Fatal(err)
+		}
+		f(&p)
+		return &p
+	}
+	flip := func(b []byte) { b[len(b)-1] ^= 1 }
+	cases := map[string]struct {
+		path   *UpdatePath
+		sender LeafIndex
+		priv   *PrivateTree
+		ctx    GroupContext
+	}{
+		"own path":       {res.Path, 1, g.members[1].priv, g.ctx},
+		"blank sender":   {res.Path, 7, recv, g.ctx},
+		"missing node":   {mutate(func(p *UpdatePath) { p.Nodes = p.Nodes[1:] }), 1, recv, g.ctx},
+		"node key":       {mutate(func(p *UpdatePath) { p.Nodes[len(p.Nodes)-1].EncryptionKey = res.Tree.EncryptionKey(0) }), 1, recv, g.ctx},
+		"parent hash":    {mutate(func(p *UpdatePath) { flip(p.LeafNode.ParentHash) }), 1, recv, g.ctx},
+		"leaf signature": {mutate(func(p *UpdatePath) { flip(p.LeafNode.Signature) }), 1, recv, g.ctx},
+		"leaf source":    {mutate(func(p *UpdatePath) { p.LeafNode.Source = SourceUpdate }), 1, recv, g.ctx},
+		"ciphertext":     {mutate(func(p *UpdatePath) { flipAll(p, flip) }), 1, recv, g.ctx},
+		"extra ciphertext": {mutate(func(p *UpdatePath) {
+			for i := range p.Nodes {
+				p.Nodes[i].EncryptedPathSecret = append(p.Nodes[i].EncryptedPathSecret, p.Nodes[i].EncryptedPathSecret[0])
+			}
+		}), 1, recv, g.ctx},
+		"other context": {res.Path, 1, recv, func() GroupContext { c := g.ctx; c.Epoch++; return c }()},
+	}
+	for name, tc := range cases {
+		if _, err := g.tree.ProcessUpdatePath(tc.priv, tc.sender, tc.path, tc.ctx, nil); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if !bytes.Equal(g.tree.Marshal(), treeBefore) || recv.Nodes() != keysBefore {
+		t.Error("a rejected UpdatePath changed the tree or private state")
+	}
+	if _, err := g.tree.ProcessUpdatePath(recv, 1, res.Path, g.ctx, nil); err != nil {
+		t.Errorf("untampered path: %v", err)
+	}
+}
+
+func flipAll(p *UpdatePath, flip func([]byte)) {
+	for i := range p.Nodes {
+		for j := range p.Nodes[i].EncryptedPathSecret {
+			flip(p.Nodes[i].EncryptedPathSecret[j].Ciphertext)
+		}
+	}
+}

@@ -1,0 +1,121 @@
+package mls
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"testing"
+
+	"hearth/keys/mls/suite"
+)
+
+// fullTree builds an n-leaf tree with every node set (keys derived from
+// the node index), the state of a group where every member has
+// committed: UpdatePaths then encrypt to one key per copath node. The
+// leaf `signerLeaf` uses signer's key so it can commit. It returns the
+// private state of every leaf.
+func fullTree(b *testing.B, s *suite.Suite, n uint32, signer *suite.Signer, signerLeaf LeafIndex) (*RatchetTree, []*PrivateTree) {
+	b.Helper()
+	width := NodeWidth(n)
+	nodes := make(RatchetTreeNodes, width)
+	privs := make([]suite.HPKEPrivateKey, width)
+	for x := range width {
+		var ikm [32]byte
+		binary.BigEndian.PutUint32(ikm[:], x)
+		priv, pub, err := s.DeriveKeyPair(ikm[:])
+		if err != nil {
+			b.Fatal(err)
+		}
+		privs[x] = priv
+		if NodeIndex(x).IsLeaf() {
+			nodes[x] = &Node{Leaf: &LeafNode{EncryptionKey: pub, SignatureKey: signer.Public(),
+				Credential:   Credential{Type: CredentialBasic, Identity: ikm[:4]},
+				Capabilities: Capabilities{Versions: []ProtocolVersion{MLS10}, CipherSuites: []CipherSuite{s.ID()}},
+				Source:       SourceUpdate}}
+		} else {
+			nodes[x] = &Node{Parent: &ParentNode{EncryptionKey: pub, ParentHash: []byte{}}}
+		}
+	}
+	tree, err := NewRatchetTree(s, nodes)
+	if err != nil {
+		b.Fatal(err)
+	}
+	states := make([]*PrivateTree, n)
+	for l := range LeafIndex(n) {
+		p := NewPrivateTree(l, privs[l.NodeIndex()])
+		for _, x := range DirectPath(l.NodeIndex(), n) {
+			p.keys[x] = privs[x]
+		}
+		states[l] = p
+	}
+	return tree, states
+}
+
+var benchSuites = []suite.ID{suite.Mandatory, suite.Default}
+
+func BenchmarkTreeHash1024(b *testing.B) {
+	for _, id := range benchSuites {
+		s, _ := suite.Lookup(id)
+		signer, _ := s.GenerateSignatureKey(rand.Reader)
+		tree, _ := fullTree(b, s, 1024, signer, 0)
+		b.Run(id.String(), func(b *testing.B) {
+			for b.Loop() {
+				tree.TreeHash()
+			}
+		})
+	}
+}
+
+func BenchmarkUpdatePath1024(b *testing.B) {
+	for _, id := range benchSuites {
+		s, _ := suite.Lookup(id)
+		signer, _ := s.GenerateSignatureKey(rand.Reader)
+		tree, privs := fullTree(b, s, 1024, signer, 0)
+		ctx := GroupContext{Version: MLS10, CipherSuite: id, GroupID: []byte("bench"), Epoch: 7}
+		b.Run("generate/"+id.String(), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := tree.GenerateUpdatePath(rand.Reader, 0, *tree.Leaf(0), signer, ctx, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		res, err := tree.GenerateUpdatePath(rand.Reader, 0, *tree.Leaf(0), signer, ctx, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run("process/"+id.String(), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := tree.ProcessUpdatePath(privs[1023], 0, res.Path, ctx, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkUpdatePath1024Fresh measures the expensive case: right after
+// the creator added 1023 members, most parents are blank, so a member's
+// UpdatePath encrypts to about half the group.
+func BenchmarkUpdatePath1024Fresh(b *testing.B) {
+	s, _ := suite.Lookup(suite.Mandatory)
+	g := newTestGroup(b, s, 1024)
+	from := LeafIndex(1023)
+	m := g.members[from]
+	b.Run("generate", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := g.tree.GenerateUpdatePath(rand.Reader, from, *g.tree.Leaf(from), m.signer, g.ctx, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	res, err := g.tree.GenerateUpdatePath(rand.Reader, from, *g.tree.Leaf(from), m.signer, g.ctx, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("process", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := g.tree.ProcessUpdatePath(g.members[0].priv, from, res.Path, g.ctx, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
