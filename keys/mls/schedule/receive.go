@@ -12,6 +12,7 @@ import (
 // tree is unchanged, so a forged message cannot destroy keys. A
 // generation already consumed or older than the retention window gives
 // ErrTooOld; one more than Limits.MaxForward ahead gives ErrTooFar.
+// The key and nonce are zeroed when Open returns: try must not keep them.
 func (t *SecretTree) Open(leaf uint32, typ RatchetType, gen uint32, try func(KeyNonce) error) error {
 	r, err := t.ratchet(leaf, typ)
 	if err != nil {

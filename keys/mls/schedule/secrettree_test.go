@@ -318,3 +318,28 @@ func TestClearAndDrop(t *testing.T) {
 		t.Fatalf("cleared tree still usable: %v", err)
 	}
 }
+
+func TestExternalInitRoundTrip(t *testing.T) {
+	for _, id := range suite.Supported() {
+		s, _ := suite.Lookup(id)
+		e, err := NewEpoch(s, make([]byte, s.Nh()), nil, nil, []byte("gc"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, pub, err := e.ExternalKeyPair()
+		if err != nil {
+			t.Fatal(err)
+		}
+		kemOutput, joinerInit, err := ExternalInit(s, pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		memberInit, err := e.ExternalInitSecret(kemOutput)
+		if err != nil || !bytes.Equal(memberInit, joinerInit) || len(joinerInit) != s.Nh() {
+			t.Fatalf("suite %v: external init secrets differ: %v", id, err)
+		}
+		if _, err := e.ExternalInitSecret(kemOutput[:len(kemOutput)-1]); err == nil {
+			t.Fatalf("suite %v: truncated kem output accepted", id)
+		}
+	}
+}
