@@ -202,6 +202,7 @@ func (t *RatchetTree) checkLeaf(l LeafIndex) error {
 // AddLeaf places leaf in the leftmost blank leaf, extending the tree if
 // there is none, and records it as unmerged at every non-blank parent on
 // its direct path (RFC 9420 §12.1.1). It returns the new leaf's index.
+// The tree keeps leaf: the caller must not modify it afterwards.
 func (t *RatchetTree) AddLeaf(leaf *LeafNode) LeafIndex {
 	l := LeafIndex(0)
 	for ; uint32(l) < t.NumLeaves(); l++ {
@@ -268,9 +269,11 @@ func (t *RatchetTree) truncate() {
 func (t *RatchetTree) ApplyProposal(p *Proposal, sender LeafIndex) (LeafIndex, error) {
 	switch p.Type {
 	case ProposalAdd:
-		return t.AddLeaf(&p.Add.LeafNode), nil
+		leaf := p.Add.LeafNode // the tree keeps its own copy of the struct
+		return t.AddLeaf(&leaf), nil
 	case ProposalUpdate:
-		return sender, t.UpdateLeaf(sender, p.Update)
+		leaf := *p.Update
+		return sender, t.UpdateLeaf(sender, &leaf)
 	case ProposalRemove:
 		return p.Remove, t.RemoveLeaf(p.Remove)
 	}
