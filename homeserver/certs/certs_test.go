@@ -250,8 +250,11 @@ func TestTLSHandshakeWithCA(t *testing.T) {
 	}
 	defer ln.Close()
 	go func() {
-		c, err := ln.Accept()
-		if err == nil {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
 			c.(*tls.Conn).Handshake()
 			c.Close()
 		}
