@@ -119,3 +119,18 @@ func BenchmarkUpdatePath1024Fresh(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkVerifyTree1024 measures what a member joining a 1,024-member
+// group checks: every leaf signature and every parent hash.
+func BenchmarkVerifyTree1024(b *testing.B) {
+	s, _ := suite.Lookup(suite.Mandatory)
+	g := newTestGroup(b, s, 1024)
+	for _, k := range []int{1023, 300} { // commits so parent hashes chain
+		g.commit(b, k)
+	}
+	for b.Loop() {
+		if err := g.tree.Verify(g.ctx.GroupID); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -114,12 +114,13 @@ func (t *RatchetTree) nodeParentHash(x NodeIndex) ([]byte, bool) {
 // parent-hash valid with respect to exactly one descendant (RFC 9420
 // §7.9.2, "top down"), as a member joining the group must.
 func (t *RatchetTree) VerifyParentHashes() error {
+	hs := t.TreeHashes()
 	for x := NodeIndex(1); uint32(x) < t.Width(); x += 2 {
 		p := t.ParentNode(x)
 		if p == nil {
 			continue
 		}
-		if n := t.validDescendants(x, p); n != 1 {
+		if n := t.validDescendants(x, p, hs); n != 1 {
 			return fmt.Errorf("%w: parent node %d is parent-hash valid for %d descendants, want 1", ErrTree, x, n)
 		}
 	}
@@ -127,20 +128,27 @@ func (t *RatchetTree) VerifyParentHashes() error {
 }
 
 // validDescendants counts the descendants D of parent node x for which
-// x is parent-hash valid.
-func (t *RatchetTree) validDescendants(x NodeIndex, p *ParentNode) int {
+// x is parent-hash valid. hs holds the current tree hashes, which are the
+// original ones for subtrees holding none of p's unmerged leaves.
+func (t *RatchetTree) validDescendants(x NodeIndex, p *ParentNode, hs [][]byte) int {
 	l, _ := Left(x)
 	r, _ := Right(x)
 	count := 0
 	for _, cs := range [2][2]NodeIndex{{l, r}, {r, l}} {
 		c, s := cs[0], cs[1]
-		want := t.parentHash(p, t.originalTreeHash(s, p.UnmergedLeaves))
 		var unmergedUnderC []NodeIndex
+		sibHash := hs[s]
 		for _, u := range p.UnmergedLeaves {
 			if IsAncestor(c, u.NodeIndex()) {
 				unmergedUnderC = append(unmergedUnderC, u.NodeIndex())
+			} else if IsAncestor(s, u.NodeIndex()) {
+				sibHash = nil
 			}
 		}
+		if sibHash == nil {
+			sibHash = t.originalTreeHash(s, p.UnmergedLeaves)
+		}
+		want := t.parentHash(p, sibHash)
 		res := t.Resolution(c)
 		for _, d := range res {
 			ph, ok := t.nodeParentHash(d)
