@@ -71,3 +71,35 @@ func TestValidateLeafNode(t *testing.T) {
 }
 
 func (l LeafNode) withNoop() *LeafNode { return &l }
+
+func TestPrivateTreePrunedAfterRemove(t *testing.T) {
+	s, err := suite.Lookup(suite.Mandatory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newTestGroup(t, s, 4)
+	tree := g.tree.Clone()
+	if err := tree.RemoveLeaf(1); err != nil {
+		t.Fatal(err)
+	}
+	p := g.members[0].priv
+	if err := p.Consistent(tree); err == nil {
+		t.Fatal("keys of blanked nodes still consistent")
+	}
+	if err := p.Pruned(tree).Consistent(tree); err != nil {
+		t.Error(err)
+	}
+	if p.Pruned(tree).Nodes() >= p.Nodes() {
+		t.Error("nothing pruned")
+	}
+	priv, _, err := s.GenerateKeyPair(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := p.WithLeafKey(priv).Key(0); string(k) != string(priv) {
+		t.Error("WithLeafKey did not set the leaf key")
+	}
+	if k, _ := p.Key(0); string(k) == string(priv) {
+		t.Error("WithLeafKey changed the original")
+	}
+}

@@ -142,7 +142,8 @@ func (t *RatchetTree) GenerateUpdatePath(rnd io.Reader, from LeafIndex, leaf Lea
 // GroupContext (ctx with the new tree hash), derives the secrets above
 // it, and checks every derived public key against the path. t must
 // already reflect the commit's proposals; exclude lists the leaves they
-// added. Neither t nor priv is modified.
+// added. Neither t nor priv is modified. The caller validates the new
+// leaf beforehand with ValidateLeafNode (Source commit, Leaf sender).
 func (t *RatchetTree) ProcessUpdatePath(priv *PrivateTree, sender LeafIndex, path *UpdatePath,
 	ctx GroupContext, exclude []LeafIndex) (*PathResult, error) {
 	s := t.suite

@@ -39,6 +39,26 @@ func (p *PrivateTree) clone() *PrivateTree {
 	return &PrivateTree{self: p.self, keys: maps.Clone(p.keys)}
 }
 
+// WithLeafKey returns a copy of p holding leafKey for its leaf (after the
+// member's own Update proposal is committed).
+func (p *PrivateTree) WithLeafKey(leafKey suite.HPKEPrivateKey) *PrivateTree {
+	c := p.clone()
+	c.keys[p.self.NodeIndex()] = leafKey
+	return c
+}
+
+// Pruned returns a copy of p without the keys of nodes that tree has
+// blanked or truncated away (after Update and Remove proposals).
+func (p *PrivateTree) Pruned(tree *RatchetTree) *PrivateTree {
+	c := p.clone()
+	for x := range c.keys {
+		if tree.Node(x) == nil {
+			delete(c.keys, x)
+		}
+	}
+	return c
+}
+
 // nodeKeyPair derives the key pair of a node from its path secret.
 func nodeKeyPair(s *suite.Suite, pathSecret []byte) (suite.HPKEPrivateKey, suite.HPKEPublicKey, error) {
 	nodeSecret, err := s.DeriveSecret(pathSecret, "node")

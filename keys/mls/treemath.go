@@ -37,6 +37,9 @@ func NodeWidth(n uint32) uint32 {
 // is that of the smallest full tree covering n leaves' node width.
 func Root(n uint32) NodeIndex {
 	w := NodeWidth(n)
+	if w == 0 {
+		return 0
+	}
 	return NodeIndex(uint32(1)<<(bits.Len32(w)-1) - 1)
 }
 
@@ -91,10 +94,10 @@ func Sibling(x NodeIndex, n uint32) (NodeIndex, bool) {
 // DirectPath returns the parents of x from its parent up to the root, in
 // a tree with n leaves. It is empty for the root.
 func DirectPath(x NodeIndex, n uint32) []NodeIndex {
-	r := Root(n)
 	if uint32(x) >= NodeWidth(n) {
 		return nil
 	}
+	r := Root(n)
 	var d []NodeIndex
 	for x != r {
 		x = parentOf(x)

@@ -82,3 +82,15 @@ func TestDirectPathCopath(t *testing.T) {
 		t.Error("IsAncestor true for a non-ancestor")
 	}
 }
+
+func TestTreeMathEmptyTree(t *testing.T) {
+	if Root(0) != 0 || NodeWidth(0) != 0 || DirectPath(0, 0) != nil || Copath(0, 0) != nil {
+		t.Error("empty tree has a path")
+	}
+	if _, ok := Parent(0, 0); ok {
+		t.Error("empty tree has a parent")
+	}
+	if _, ok := Sibling(3, 2); ok {
+		t.Error("node outside a 2-leaf tree has a sibling")
+	}
+}
