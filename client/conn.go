@@ -1,0 +1,179 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"hearth/homeserver/wire"
+)
+
+// ErrDisconnected is returned by requests whose connection ended before the
+// response arrived. The request may or may not have reached the server.
+var ErrDisconnected = errors.New("client: disconnected")
+
+// conn multiplexes requests over one control stream: each request gets a
+// fresh frame id and waits for the response echoing it, so requests run
+// concurrently. Pushes (id 0) are queued in arrival order for one consumer.
+type conn struct {
+	rw io.ReadWriteCloser
+	fw *wire.FrameWriter
+
+	mu      sync.Mutex
+	nextID  uint64
+	pending map[uint64]chan *wire.ServerFrame
+	err     error // why the connection ended, once it has
+	pushes  []*wire.ServerFrame
+	pushed  chan struct{} // signalled (non-blocking) when pushes grows or the conn ends
+	done    chan struct{}
+}
+
+func newConn(rw io.ReadWriteCloser, maxFrame int) *conn {
+	c := &conn{
+		rw:      rw,
+		fw:      wire.NewFrameWriter(rw, maxFrame),
+		pending: make(map[uint64]chan *wire.ServerFrame),
+		pushed:  make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+	go c.readLoop(wire.NewFrameReader(rw, maxFrame))
+	return c
+}
+
+func (c *conn) readLoop(fr *wire.FrameReader) {
+	for {
+		f := new(wire.ServerFrame)
+		if err := fr.ReadMessage(f); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = ErrDisconnected
+			} else {
+				err = fmt.Errorf("%w: %w", ErrDisconnected, err)
+			}
+			c.fail(err)
+			return
+		}
+		if f.GetId() == 0 {
+			c.mu.Lock()
+			c.pushes = append(c.pushes, f)
+			c.mu.Unlock()
+			c.signal()
+			continue
+		}
+		c.mu.Lock()
+		ch := c.pending[f.GetId()]
+		delete(c.pending, f.GetId())
+		c.mu.Unlock()
+		if ch != nil {
+			ch <- f // buffered: never blocks
+		}
+	}
+}
+
+func (c *conn) signal() {
+	select {
+	case c.pushed <- struct{}{}:
+	default:
+	}
+}
+
+// fail ends the connection with err (the first error wins) and wakes every waiter.
+func (c *conn) fail(err error) {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.err = err
+	c.pending = map[uint64]chan *wire.ServerFrame{}
+	c.mu.Unlock()
+	close(c.done)
+	c.rw.Close()
+	c.signal()
+}
+
+// Close ends the connection.
+func (c *conn) Close() error {
+	c.fail(ErrDisconnected)
+	return nil
+}
+
+// Err returns why the connection ended, or nil while it is up.
+func (c *conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// call sends one request and waits for its response. A response carrying an
+// ErrorInfo becomes a *wire.Error with op.
+func (c *conn) call(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error) {
+	ch := make(chan *wire.ServerFrame, 1)
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("%s: %w", op, c.err)
+	}
+	c.nextID++
+	id := c.nextID
+	c.pending[id] = ch
+	c.mu.Unlock()
+	f.Id = id
+	if err := c.fw.WriteMessage(f); err != nil {
+		c.fail(fmt.Errorf("%w: %w", ErrDisconnected, err))
+		return nil, fmt.Errorf("%s: %w", op, c.Err())
+	}
+	select {
+	case r := <-ch:
+		if e := r.GetError(); e != nil {
+			return nil, wire.FromProto(op, e)
+		}
+		return r, nil
+	case <-c.done:
+		return nil, fmt.Errorf("%s: %w", op, c.Err())
+	case <-ctx.Done():
+		c.mu.Lock()
+		delete(c.pending, id)
+		c.mu.Unlock()
+		return nil, fmt.Errorf("%s: %w", op, ctx.Err())
+	}
+}
+
+// notify sends a frame that has no response (Ack).
+func (c *conn) notify(f *wire.ClientFrame) error {
+	if err := c.Err(); err != nil {
+		return err
+	}
+	if err := c.fw.WriteMessage(f); err != nil {
+		c.fail(fmt.Errorf("%w: %w", ErrDisconnected, err))
+		return c.Err()
+	}
+	return nil
+}
+
+// nextPush returns the oldest queued push, waiting for one. It returns the
+// connection's error once the connection has ended and no push is queued
+// that arrived before the end.
+func (c *conn) nextPush(ctx context.Context) (*wire.ServerFrame, error) {
+	for {
+		c.mu.Lock()
+		if len(c.pushes) > 0 {
+			f := c.pushes[0]
+			c.pushes[0] = nil
+			c.pushes = c.pushes[1:]
+			c.mu.Unlock()
+			return f, nil
+		}
+		err := c.err
+		c.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case <-c.pushed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,84 @@
+package client
+
+import (
+	"crypto/ed25519"
+	"errors"
+)
+
+// The MLS seam. The conversation layer talks to MLS only through these
+// interfaces; the RFC 9420 group state machine of keys/mls implements them
+// (wired in cmd/hearth). Until it is wired, Config.Groups is nil and every
+// operation that needs end-to-end encryption fails with ErrNoE2EE: there is
+// no path that sends or accepts chat text without MLS.
+
+// ErrNoE2EE is returned by messaging operations when no MLS engine is configured.
+var ErrNoE2EE = errors.New("client: end-to-end encryption (MLS group engine) is not available in this build")
+
+// Self is this device as an MLS member: its address user@domain/DEVICE and
+// the Ed25519 signature key listed for it on the user's signed device list.
+type Self struct {
+	Address      string
+	SignatureKey ed25519.PrivateKey
+}
+
+// KeyPackage is a freshly made KeyPackage: Message is the MLSMessage bytes to
+// publish, Ref its reference, Private what joining with it needs later.
+type KeyPackage struct {
+	Message []byte
+	Ref     []byte
+	Private []byte
+}
+
+// CredentialValidator accepts a group member only when its address and
+// signature key appear on its user's validly signed device list.
+type CredentialValidator interface {
+	ValidateMember(address string, signatureKey []byte) error
+}
+
+// GroupEngine makes and restores MLS group states.
+type GroupEngine interface {
+	NewKeyPackage(self Self) (KeyPackage, error)
+	// Create starts a group with groupID at epoch 0 with self as its only member.
+	Create(groupID []byte, self Self, v CredentialValidator) (Group, error)
+	// Join processes a Welcome; private returns the private part of the
+	// KeyPackage the Welcome names. It also returns that KeyPackage's ref.
+	Join(welcome []byte, self Self, private func(ref []byte) ([]byte, error), v CredentialValidator) (Group, []byte, error)
+	// Load restores a state saved with Group.Marshal.
+	Load(state []byte, self Self, v CredentialValidator) (Group, error)
+}
+
+// Received is what processing an incoming MLS message yields.
+type Received struct {
+	Sender      string // device address from the sender's validated credential
+	Application bool   // true: Plaintext is an application message
+	Plaintext   []byte
+}
+
+// Commit is a commit this device made and has not yet merged: it is merged
+// once the hub accepts it, and discarded when the hub refuses it.
+type Commit struct {
+	Message   []byte   // MLSMessage(PublicMessage) carrying the Commit
+	Welcome   []byte   // MLSMessage(Welcome) for the added devices, if any
+	GroupInfo []byte   // MLSMessage(GroupInfo) for the new epoch
+	Added     []string // device addresses added
+	Removed   []string // device addresses removed
+}
+
+// Group is one conversation's MLS state.
+type Group interface {
+	Epoch() uint64
+	// Members lists member device addresses.
+	Members() []string
+	// Encrypt makes an MLSMessage(PrivateMessage) and advances the sender ratchet.
+	Encrypt(plaintext []byte) ([]byte, error)
+	// Process handles an incoming PrivateMessage or PublicMessage(Commit).
+	Process(msg []byte) (Received, error)
+	// Commit proposes adding the devices of keyPackages and removing devices.
+	Commit(keyPackages [][]byte, remove []string) (Commit, error)
+	// MergeCommit applies the pending commit after the hub accepted it.
+	MergeCommit() error
+	// DiscardCommit drops the pending commit after the hub refused it.
+	DiscardCommit()
+	// Marshal serializes the whole state (secrets included) for the store.
+	Marshal() ([]byte, error)
+}

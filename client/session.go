@@ -1,0 +1,272 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"hearth/homeserver/wire"
+)
+
+// Tokens holds the device's credentials across runs; the session refreshes
+// them and saves the new pair (durably) before using it.
+type Tokens interface {
+	Tokens() (access string, expires time.Time, refresh string, err error)
+	SaveTokens(access string, expires time.Time, refresh string) error
+}
+
+// DeliveryHandler processes mailbox pushes in order.
+type DeliveryHandler interface {
+	// ProcessedSeq is the last mailbox sequence whose processing is durable.
+	ProcessedSeq() (uint64, error)
+	// HandleDelivery processes d. When it returns nil, the processing is
+	// durable and the session acknowledges d.Seq. A delivery at or below
+	// ProcessedSeq must be accepted as a no-op. An error ends the connection;
+	// the session resyncs after reconnecting.
+	HandleDelivery(ctx context.Context, d *wire.Delivery) error
+}
+
+// SessionConfig configures a Session.
+type SessionConfig struct {
+	Dial       func(ctx context.Context) (io.ReadWriteCloser, error)
+	Tokens     Tokens
+	Handler    DeliveryHandler // nil: never Sync (requests only)
+	Logger     *slog.Logger
+	Now        func() time.Time
+	Rand       *rand.Rand
+	MinBackoff time.Duration // first reconnect delay (default 100ms)
+	MaxBackoff time.Duration // largest reconnect delay (default 10s)
+	MaxFrame   int           // default wire.DefaultMaxFrame
+}
+
+// Session keeps one authenticated control stream to the homeserver up:
+// it reconnects with exponential backoff and jitter, authenticates with the
+// access token (refreshing it when it expired), resumes the mailbox after
+// the last processed sequence and feeds deliveries to the handler in order.
+type Session struct {
+	cfg SessionConfig
+	log *slog.Logger
+
+	mu        sync.Mutex
+	cur       *conn         // the live authenticated conn, nil while reconnecting
+	ready     chan struct{} // closed while cur != nil; replaced when it goes away
+	hello     *wire.HelloOK
+	head      uint64 // mailbox head announced by the last SyncOK
+	processed uint64 // last mailbox seq handled
+	progress  chan struct{}
+	fatal     error
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// ErrSessionEnded is wrapped by errors of a session that stopped for good.
+var ErrSessionEnded = errors.New("client: session ended")
+
+// StartSession starts connecting in the background. Close stops it.
+func StartSession(ctx context.Context, cfg SessionConfig) *Session {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 100 * time.Millisecond
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = max(10*time.Second, cfg.MinBackoff)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	s := &Session{
+		cfg: cfg, log: cfg.Logger, cancel: cancel, done: make(chan struct{}),
+		ready: make(chan struct{}), progress: make(chan struct{}),
+	}
+	go s.run(ctx)
+	return s
+}
+
+// Close stops the session and waits for it to finish.
+func (s *Session) Close() {
+	s.cancel()
+	<-s.done
+}
+
+// Done is closed when the session has stopped (Close, or a fatal error).
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err returns the fatal error that stopped the session, if any.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fatal
+}
+
+// Hello returns what the server said about this device on the last connect
+// (nil before the first).
+func (s *Session) Hello() *wire.HelloOK {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hello
+}
+
+func (s *Session) run(ctx context.Context) {
+	defer close(s.done)
+	attempt := 0
+	for {
+		err := s.connectOnce(ctx, func() { attempt = 0 })
+		if ctx.Err() != nil {
+			s.stop(fmt.Errorf("%w: closed", ErrSessionEnded))
+			return
+		}
+		if isFatal(err) {
+			s.log.Warn("session ended", "err", err)
+			s.stop(fmt.Errorf("%w: %w", ErrSessionEnded, err))
+			return
+		}
+		s.log.Debug("connection lost", "err", err, "attempt", attempt)
+		t := time.NewTimer(s.backoff(attempt))
+		attempt++
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			s.stop(fmt.Errorf("%w: closed", ErrSessionEnded))
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Session) stop(err error) {
+	s.mu.Lock()
+	s.fatal = err
+	s.mu.Unlock()
+	s.bump()
+}
+
+// backoff is an exponential delay with equal jitter: half fixed, half random.
+func (s *Session) backoff(attempt int) time.Duration {
+	d := s.cfg.MinBackoff << min(attempt, 20)
+	if d > s.cfg.MaxBackoff || d <= 0 {
+		d = s.cfg.MaxBackoff
+	}
+	return d/2 + time.Duration(s.cfg.Rand.Int64N(int64(d/2)+1))
+}
+
+// isFatal reports whether reconnecting cannot help.
+func isFatal(err error) bool {
+	switch wire.KindOf(err) {
+	case wire.Code_CODE_DEVICE_REVOKED, wire.Code_CODE_USER_DISABLED, wire.Code_CODE_UNAUTHENTICATED,
+		wire.Code_CODE_BAD_CREDENTIALS:
+		return true
+	}
+	return false
+}
+
+// connectOnce dials, authenticates, resyncs and serves pushes until the
+// connection ends. connected is called once the session is usable.
+func (s *Session) connectOnce(ctx context.Context, connected func()) error {
+	rw, err := s.cfg.Dial(ctx)
+	if err != nil {
+		return fmt.Errorf("dial: %w", err)
+	}
+	c := newConn(rw, s.cfg.MaxFrame)
+	defer c.Close()
+	go func() { // a write blocked on a stalled stream must not outlive Close
+		select {
+		case <-ctx.Done():
+			c.Close()
+		case <-c.done:
+		}
+	}()
+	hello, err := s.authenticate(ctx, c)
+	if err != nil {
+		return err
+	}
+	after, head, err := s.resync(ctx, c)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.cur, s.hello = c, hello
+	s.head, s.processed = head, after
+	close(s.ready)
+	s.mu.Unlock()
+	s.bump()
+	connected()
+	s.log.Debug("connected", "device", hello.GetDeviceId(), "after", after, "head", s.head)
+
+	err = s.servePushes(ctx, c)
+
+	s.mu.Lock()
+	s.cur = nil
+	s.ready = make(chan struct{})
+	s.mu.Unlock()
+	return err
+}
+
+// resync asks for pushes after the last processed mailbox sequence. Without
+// a handler the session makes requests only and leaves the mailbox alone.
+func (s *Session) resync(ctx context.Context, c *conn) (after, head uint64, err error) {
+	if s.cfg.Handler == nil {
+		return 0, 0, nil
+	}
+	if after, err = s.cfg.Handler.ProcessedSeq(); err != nil {
+		return 0, 0, fmt.Errorf("client: read mailbox position: %w", err)
+	}
+	r, err := c.call(ctx, "client.Sync", &wire.ClientFrame{Body: &wire.ClientFrame_Sync{Sync: &wire.Sync{AfterSeq: after}}})
+	if err != nil {
+		return 0, 0, err
+	}
+	return after, r.GetSyncOk().GetHead(), nil
+}
+
+func (s *Session) authenticate(ctx context.Context, c *conn) (*wire.HelloOK, error) {
+	access, exp, refresh, err := s.cfg.Tokens.Tokens()
+	if err != nil {
+		return nil, fmt.Errorf("client: read tokens: %w", err)
+	}
+	refreshed := false
+	if !exp.IsZero() && !s.cfg.Now().Add(30*time.Second).Before(exp) {
+		if access, err = s.refresh(ctx, c, refresh); err != nil {
+			return nil, err
+		}
+		refreshed = true
+	}
+	for {
+		r, err := c.call(ctx, "client.Hello", &wire.ClientFrame{Body: &wire.ClientFrame_Hello{Hello: &wire.Hello{AccessToken: access}}})
+		if err == nil {
+			return r.GetHelloOk(), nil
+		}
+		if refreshed || !wire.Is(err, wire.Code_CODE_UNAUTHENTICATED) {
+			return nil, err
+		}
+		if access, err = s.refresh(ctx, c, refresh); err != nil {
+			return nil, err
+		}
+		refreshed = true
+	}
+}
+
+// refresh trades the refresh token for a new pair and saves it before use:
+// the old refresh token stops working as soon as the server answers.
+func (s *Session) refresh(ctx context.Context, c *conn, refresh string) (string, error) {
+	r, err := c.call(ctx, "client.Refresh", &wire.ClientFrame{Body: &wire.ClientFrame_Refresh{Refresh: &wire.Refresh{RefreshToken: refresh}}})
+	if err != nil {
+		return "", err
+	}
+	ok := r.GetRefreshOk()
+	exp := time.UnixMilli(ok.GetAccessExpiresMs())
+	if err := s.cfg.Tokens.SaveTokens(ok.GetAccessToken(), exp, ok.GetRefreshToken()); err != nil {
+		return "", fmt.Errorf("client: save refreshed tokens: %w", err)
+	}
+	return ok.GetAccessToken(), nil
+}

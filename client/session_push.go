@@ -1,0 +1,134 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"hearth/homeserver/wire"
+)
+
+// ackBatch bounds how many processed deliveries wait for one cumulative Ack.
+const ackBatch = 64
+
+// servePushes handles c's pushes in arrival order until c ends. Deliveries
+// are acknowledged cumulatively once their processing is durable.
+func (s *Session) servePushes(ctx context.Context, c *conn) error {
+	var unacked, last uint64
+	for {
+		f, err := c.nextPush(ctx)
+		if err != nil {
+			return err
+		}
+		switch b := f.GetBody().(type) {
+		case *wire.ServerFrame_Delivery:
+			d := b.Delivery
+			if s.cfg.Handler == nil {
+				continue
+			}
+			if err := s.cfg.Handler.HandleDelivery(ctx, d); err != nil {
+				return fmt.Errorf("client: process delivery %d: %w", d.GetSeq(), err)
+			}
+			s.mu.Lock()
+			if d.GetSeq() > s.processed {
+				s.processed = d.GetSeq()
+			}
+			if d.GetSeq() > s.head {
+				s.head = d.GetSeq()
+			}
+			s.mu.Unlock()
+			s.bump()
+			last = max(last, d.GetSeq())
+			unacked++
+		case *wire.ServerFrame_Closed:
+			return wire.E("client.Session", b.Closed.GetCode(), b.Closed.GetMessage())
+		default:
+			// Typing and presence are lossy signals this client does not show.
+		}
+		if unacked > 0 && (unacked >= ackBatch || c.queued() == 0) {
+			if err := c.notify(&wire.ClientFrame{Body: &wire.ClientFrame_Ack{Ack: &wire.Ack{UpToSeq: last}}}); err != nil {
+				return err
+			}
+			unacked = 0
+		}
+	}
+}
+
+// queued reports how many pushes wait to be handled.
+func (c *conn) queued() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pushes)
+}
+
+// bump wakes everyone waiting for progress (CaughtUp, Call).
+func (s *Session) bump() {
+	s.mu.Lock()
+	close(s.progress)
+	s.progress = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// live waits for an authenticated connection.
+func (s *Session) live(ctx context.Context) (*conn, error) {
+	for {
+		s.mu.Lock()
+		c, ready, fatal, prog := s.cur, s.ready, s.fatal, s.progress
+		s.mu.Unlock()
+		if fatal != nil {
+			return nil, fatal
+		}
+		if c != nil {
+			return c, nil
+		}
+		select {
+		case <-ready:
+		case <-prog:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Call sends one request on the live connection, waiting for one while the
+// session reconnects. A connection lost before the response returns an error
+// wrapping ErrDisconnected: the request may or may not have been applied.
+func (s *Session) Call(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error) {
+	c, err := s.live(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return c.call(ctx, op, f)
+}
+
+// CaughtUp waits until every mailbox entry the server announced when the
+// current connection was set up has been processed.
+func (s *Session) CaughtUp(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		c, fatal, prog := s.cur, s.fatal, s.progress
+		done := c != nil && s.processed >= s.head
+		s.mu.Unlock()
+		if fatal != nil {
+			return fatal
+		}
+		if done {
+			return nil
+		}
+		select {
+		case <-prog:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Retryable reports whether a failed request is worth sending again: the
+// connection was lost, or the server said so.
+func Retryable(err error) bool {
+	if errors.Is(err, ErrDisconnected) {
+		return true
+	}
+	var we *wire.Error
+	return errors.As(err, &we) && wire.Retryable(we.Kind)
+}

@@ -1,0 +1,271 @@
+package client
+
+import (
+	"context"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"hearth/homeserver/wire"
+)
+
+// These tests drive the session's protocol mechanics (multiplexing,
+// refresh, resync, cumulative acks, reconnect) against a scripted peer on
+// net.Pipe, because they need to control the peer's timing exactly (for
+// example answering requests out of order, or dropping the stream at a given
+// frame). End-to-end behaviour against the real homeserver is covered in
+// the server tests of this package.
+
+// peer is a scripted server end of one stream. It reads continuously (as a
+// real server does) so that the client's writes never block on the pipe.
+type peer struct {
+	in chan *wire.ClientFrame
+	fw *wire.FrameWriter
+	c  net.Conn
+}
+
+func newPeer(c net.Conn) *peer {
+	p := &peer{in: make(chan *wire.ClientFrame, 100), fw: wire.NewFrameWriter(c, 0), c: c}
+	go func() {
+		defer close(p.in)
+		fr := wire.NewFrameReader(c, 0)
+		for {
+			f := new(wire.ClientFrame)
+			if err := fr.ReadMessage(f); err != nil {
+				return
+			}
+			p.in <- f
+		}
+	}()
+	return p
+}
+
+func (p *peer) read(t *testing.T) *wire.ClientFrame {
+	t.Helper()
+	select {
+	case f, ok := <-p.in:
+		if !ok {
+			t.Fatal("peer: stream closed")
+		}
+		return f
+	case <-time.After(10 * time.Second):
+		t.Fatal("peer: no frame from the client")
+		return nil
+	}
+}
+
+func (p *peer) write(t *testing.T, f *wire.ServerFrame) {
+	t.Helper()
+	if err := p.fw.WriteMessage(f); err != nil {
+		t.Errorf("peer write: %v", err)
+	}
+}
+
+// pipeDialer hands each dialed stream to the test through a channel.
+func pipeDialer(peers chan<- *peer) func(ctx context.Context) (io.ReadWriteCloser, error) {
+	return func(ctx context.Context) (io.ReadWriteCloser, error) {
+		a, b := net.Pipe()
+		select {
+		case peers <- newPeer(b):
+			return a, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func TestConnMultiplexesOutOfOrder(t *testing.T) {
+	a, b := net.Pipe()
+	c := newConn(a, 0)
+	defer c.Close()
+	p := newPeer(b)
+	ctx := context.Background()
+	type result struct {
+		user string
+		err  error
+	}
+	res := make(chan result, 2)
+	go func() {
+		r, err := c.call(ctx, "one", &wire.ClientFrame{Body: &wire.ClientFrame_Ping{Ping: &wire.Ping{}}})
+		res <- result{r.GetPong().String(), err}
+	}()
+	f1 := p.read(t)
+	go func() {
+		_, err := c.call(ctx, "two", &wire.ClientFrame{Body: &wire.ClientFrame_ListDevices{ListDevices: &wire.ListDevices{}}})
+		res <- result{"two", err}
+	}()
+	f2 := p.read(t)
+	if f1.GetId() == f2.GetId() || f1.GetId() == 0 {
+		t.Fatalf("request ids %d, %d", f1.GetId(), f2.GetId())
+	}
+	// Answer the second first, with an error; then a push; then the first.
+	p.write(t, &wire.ServerFrame{Id: f2.GetId(), Body: &wire.ServerFrame_Error{Error: &wire.ErrorInfo{Code: wire.Code_CODE_FORBIDDEN, Message: "no"}}})
+	if r := <-res; r.user != "two" || !wire.Is(r.err, wire.Code_CODE_FORBIDDEN) {
+		t.Fatalf("second call = %+v, want forbidden", r)
+	}
+	p.write(t, &wire.ServerFrame{Body: &wire.ServerFrame_Delivery{Delivery: &wire.Delivery{Seq: 1}}})
+	p.write(t, &wire.ServerFrame{Id: f1.GetId(), Body: &wire.ServerFrame_Pong{Pong: &wire.Pong{ServerTimeMs: 5}}})
+	if r := <-res; r.err != nil || r.user == "" {
+		t.Fatalf("first call = %+v", r)
+	}
+	push, err := c.nextPush(ctx)
+	if err != nil || push.GetDelivery().GetSeq() != 1 {
+		t.Fatalf("push = %v, %v", push, err)
+	}
+	b.Close()
+	if _, err := c.call(ctx, "after", &wire.ClientFrame{Body: &wire.ClientFrame_Ping{Ping: &wire.Ping{}}}); !Retryable(err) {
+		t.Fatalf("call on closed conn = %v, want retryable disconnect", err)
+	}
+}
+
+// memTokens is a Tokens in memory.
+type memTokens struct {
+	mu              sync.Mutex
+	access, refresh string
+	exp             time.Time
+}
+
+func (m *memTokens) Tokens() (string, time.Time, string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.access, m.exp, m.refresh, nil
+}
+
+func (m *memTokens) SaveTokens(a string, e time.Time, r string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.access, m.exp, m.refresh = a, e, r
+	return nil
+}
+
+// seqHandler records deliveries; its processed seq is what resync asks for.
+type seqHandler struct {
+	mu   sync.Mutex
+	seen []uint64
+	last uint64
+}
+
+func (h *seqHandler) ProcessedSeq() (uint64, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.last, nil
+}
+
+func (h *seqHandler) HandleDelivery(_ context.Context, d *wire.Delivery) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if d.GetSeq() <= h.last {
+		return nil
+	}
+	h.seen = append(h.seen, d.GetSeq())
+	h.last = d.GetSeq()
+	return nil
+}
+
+func TestSessionRefreshResyncAndAck(t *testing.T) {
+	peers := make(chan *peer)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tok := &memTokens{access: "old", refresh: "r1", exp: now.Add(-time.Minute)}
+	h := &seqHandler{}
+	s := StartSession(context.Background(), SessionConfig{
+		Dial: pipeDialer(peers), Tokens: tok, Handler: h,
+		Now: func() time.Time { return now }, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond,
+	})
+	defer s.Close()
+
+	// First connection: the token expired, so Refresh comes before Hello.
+	p := <-peers
+	f := p.read(t)
+	if f.GetRefresh().GetRefreshToken() != "r1" {
+		t.Fatalf("first frame = %v, want Refresh with r1", f)
+	}
+	p.write(t, &wire.ServerFrame{Id: f.GetId(), Body: &wire.ServerFrame_RefreshOk{RefreshOk: &wire.RefreshOK{
+		AccessToken: "new", RefreshToken: "r2", AccessExpiresMs: now.Add(time.Hour).UnixMilli()}}})
+	f = p.read(t)
+	if f.GetHello().GetAccessToken() != "new" {
+		t.Fatalf("frame = %v, want Hello with the refreshed token", f)
+	}
+	if _, _, r, _ := tok.Tokens(); r != "r2" {
+		t.Fatalf("refresh token not saved before use: %q", r)
+	}
+	p.write(t, &wire.ServerFrame{Id: f.GetId(), Body: &wire.ServerFrame_HelloOk{HelloOk: &wire.HelloOK{DeviceId: "D1"}}})
+	f = p.read(t)
+	if f.GetSync() == nil || f.GetSync().GetAfterSeq() != 0 {
+		t.Fatalf("frame = %v, want Sync after 0", f)
+	}
+	p.write(t, &wire.ServerFrame{Id: f.GetId(), Body: &wire.ServerFrame_SyncOk{SyncOk: &wire.SyncOK{Head: 2}}})
+	for seq := uint64(1); seq <= 2; seq++ {
+		p.write(t, &wire.ServerFrame{Body: &wire.ServerFrame_Delivery{Delivery: &wire.Delivery{Seq: seq}}})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.CaughtUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The ack is cumulative and comes after processing.
+	for {
+		f = p.read(t)
+		if f.GetAck() != nil {
+			break
+		}
+	}
+	if f.GetAck().GetUpToSeq() == 0 {
+		t.Fatalf("ack = %v", f)
+	}
+	if f.GetAck().GetUpToSeq() < 2 {
+		if f = p.read(t); f.GetAck().GetUpToSeq() != 2 {
+			t.Fatalf("second ack = %v, want up to 2", f)
+		}
+	}
+
+	// Drop the stream: the session reconnects and resumes after seq 2.
+	p.c.Close()
+	p = <-peers
+	f = p.read(t)
+	if f.GetHello().GetAccessToken() != "new" {
+		t.Fatalf("reconnect frame = %v, want Hello", f)
+	}
+	p.write(t, &wire.ServerFrame{Id: f.GetId(), Body: &wire.ServerFrame_HelloOk{HelloOk: &wire.HelloOK{DeviceId: "D1"}}})
+	f = p.read(t)
+	if f.GetSync().GetAfterSeq() != 2 {
+		t.Fatalf("resync = %v, want after 2", f)
+	}
+	p.write(t, &wire.ServerFrame{Id: f.GetId(), Body: &wire.ServerFrame_SyncOk{SyncOk: &wire.SyncOK{Head: 3}}})
+	// A stale re-push of 2 and the new 3.
+	p.write(t, &wire.ServerFrame{Body: &wire.ServerFrame_Delivery{Delivery: &wire.Delivery{Seq: 2}}})
+	p.write(t, &wire.ServerFrame{Body: &wire.ServerFrame_Delivery{Delivery: &wire.Delivery{Seq: 3}}})
+	if err := s.CaughtUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	seen := append([]uint64{}, h.seen...)
+	h.mu.Unlock()
+	if len(seen) != 3 || seen[0] != 1 || seen[1] != 2 || seen[2] != 3 {
+		t.Fatalf("processed %v, want [1 2 3] once each", seen)
+	}
+
+	// A revocation ends the session for good.
+	p.write(t, &wire.ServerFrame{Body: &wire.ServerFrame_Closed{Closed: &wire.SessionClosed{Code: wire.Code_CODE_DEVICE_REVOKED}}})
+	select {
+	case <-s.Done():
+	case <-ctx.Done():
+		t.Fatal("session did not stop after revocation")
+	}
+	if !wire.Is(s.Err(), wire.Code_CODE_DEVICE_REVOKED) {
+		t.Fatalf("session error = %v, want device revoked", s.Err())
+	}
+}
+
+func TestBackoffGrowsWithJitter(t *testing.T) {
+	s := &Session{cfg: SessionConfig{MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second}}
+	s.cfg.Rand = newTestRand()
+	for attempt, want := range []time.Duration{100, 200, 400, 800, 1000, 1000} {
+		want *= time.Millisecond
+		d := s.backoff(attempt)
+		if d < want/2 || d > want {
+			t.Errorf("backoff(%d) = %v, want in [%v, %v]", attempt, d, want/2, want)
+		}
+	}
+}
