@@ -1425,6 +1425,10 @@ type Login struct {
 	Password      string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
 	DeviceName    string                 `protobuf:"bytes,3,opt,name=device_name,json=deviceName,proto3" json:"device_name,omitempty"`            // free text shown in device lists
 	LinkPublicKey []byte                 `protobuf:"bytes,4,opt,name=link_public_key,json=linkPublicKey,proto3" json:"link_public_key,omitempty"` // X25519 public key; approvals are sealed to it
+	// The new device's MLS signature public key (Ed25519), returned to the
+	// approving device in PendingDeviceInfo.signature_key so that it can put
+	// the device on the signed list before the device has any KeyPackage.
+	SignatureKey  []byte `protobuf:"bytes,5,opt,name=signature_key,json=signatureKey,proto3" json:"signature_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1483,6 +1487,13 @@ func (x *Login) GetDeviceName() string {
 func (x *Login) GetLinkPublicKey() []byte {
 	if x != nil {
 		return x.LinkPublicKey
+	}
+	return nil
+}
+
+func (x *Login) GetSignatureKey() []byte {
+	if x != nil {
+		return x.SignatureKey
 	}
 	return nil
 }
@@ -2291,6 +2302,12 @@ func (x *PendingDeviceInfo) GetCreatedMs() int64 {
 
 // ApproveDevice publishes a new device list that includes the pending device,
 // plus a sealed bundle (identity key material) only that device can open.
+//
+// Self-approval with the recovery key: a PENDING device that holds the
+// user's recovery key sends ApproveDevice with its own device_id, a list
+// signed by the identity key that includes it, and no sealed_bundle. The
+// server accepts it exactly as from an active device: the list must verify
+// under the user's identity key, grow the version and include device_id.
 type ApproveDevice struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	DeviceId      string                 `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
@@ -3716,13 +3733,14 @@ const file_hearth_proto_rawDesc = "" +
 	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12/\n" +
 	"\x06status\x18\x03 \x01(\x0e2\x17.hearth.v1.DeviceStatusR\x06status\x12$\n" +
 	"\x0eserver_time_ms\x18\x04 \x01(\x03R\fserverTimeMs\x12!\n" +
-	"\fmailbox_head\x18\x05 \x01(\x04R\vmailboxHead\"\x80\x01\n" +
+	"\fmailbox_head\x18\x05 \x01(\x04R\vmailboxHead\"\xa5\x01\n" +
 	"\x05Login\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x1f\n" +
 	"\vdevice_name\x18\x03 \x01(\tR\n" +
 	"deviceName\x12&\n" +
-	"\x0flink_public_key\x18\x04 \x01(\fR\rlinkPublicKey\"\x9f\x02\n" +
+	"\x0flink_public_key\x18\x04 \x01(\fR\rlinkPublicKey\x12#\n" +
+	"\rsignature_key\x18\x05 \x01(\fR\fsignatureKey\"\x9f\x02\n" +
 	"\aLoginOK\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12!\n" +
