@@ -90,3 +90,9 @@ func (g *GroupInfo) Verify(s *suite.Suite, signerKey SignaturePublicKey) error {
 	}
 	return nil
 }
+
+// ProposalRef returns the ProposalRef of the proposal carried by a (RFC
+// 9420 §5.2): RefHash("MLS 1.0 Proposal Reference", AuthenticatedContent).
+func (a *AuthenticatedContent) ProposalRef(s *suite.Suite) []byte {
+	return s.MakeProposalRef(a.Marshal())
+}

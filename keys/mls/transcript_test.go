@@ -49,3 +49,22 @@ func TestTranscriptHashesVectors(t *testing.T) {
 	}
 	c.report(t)
 }
+
+func TestProposalRef(t *testing.T) {
+	s, err := suite.Lookup(suite.Mandatory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac := &AuthenticatedContent{WireFormat: WirePublicMessage, Content: FramedContent{
+		GroupID: []byte("g"), Epoch: 3, Sender: Sender{Type: SenderMember, Index: 1},
+		ContentType: ContentProposal, Proposal: &Proposal{Type: ProposalRemove, Remove: 2}},
+		Auth: FramedContentAuthData{Signature: []byte("sig")}}
+	ref := ac.ProposalRef(s)
+	if !bytes.Equal(ref, s.RefHash("MLS 1.0 Proposal Reference", ac.Marshal())) {
+		t.Error("ProposalRef is not RefHash over the AuthenticatedContent")
+	}
+	ac.Content.Proposal.Remove = 3
+	if bytes.Equal(ref, ac.ProposalRef(s)) {
+		t.Error("different proposals share a reference")
+	}
+}
