@@ -6,12 +6,17 @@
 //
 // # Layout
 //
-//	treemath.go        node/leaf indices, level, parent, sibling, direct path, copath (§4.1, App. C)
-//	structs_*.go       every RFC 9420 struct with Marshal/Unmarshal (§5–§12), via keys/mls/codec
-//	tree*.go           RatchetTree: nodes, resolution, filtered direct path, tree hash (§7.8),
-//	                   parent hash (§7.9), add/update/remove with truncation (§7.7, §12.1)
-//	treekem*.go        UpdatePath generation and processing (§7.4–§7.6)
-//	welcome.go         GroupInfo signature check and GroupSecrets decryption (§12.4.3)
+//	treemath.go          node/leaf indices, level, parent, sibling, direct path, copath (§4.1, App. C)
+//	encoding.go          Marshal/Unmarshal plumbing over keys/mls/codec; ErrMalformed
+//	structs_*.go         every RFC 9420 struct with its exact wire encoding (§5–§12)
+//	sign.go              LeafNode, KeyPackage and GroupInfo signatures; KeyPackage/Proposal refs
+//	tree.go              RatchetTree: nodes, resolution, filtered direct path, add/update/remove
+//	                     with truncation (§7.7, §12.1)
+//	treehash.go          tree hash (§7.8), parent hash and its verification (§7.9)
+//	tree_verify.go       join-time tree integrity checks (§12.4.3.1)
+//	leafvalidate.go      leaf node validation (§7.3)
+//	treekem*.go          PrivateTree; UpdatePath generation and processing (§7.4–§7.6)
+//	welcome.go           Welcome sealing and opening (§12.4.3.1)
 //
 // Cryptography comes from keys/mls/suite; the key schedule, secret tree and
 // transcript hashes live in keys/mls/schedule.
@@ -25,10 +30,15 @@
 //
 // # Message flow
 //
-// A committer builds an UpdatePath with RatchetTree.GenerateUpdatePath,
-// sends it inside a Commit, and other members apply it with
-// RatchetTree.ProcessUpdatePath to learn the commit secret. Joiners get the
-// tree from the ratchet_tree extension (UnmarshalRatchetTree), verify it
-// (VerifyParentHashes, VerifyLeafSignatures) and read their secrets from a
-// Welcome (OpenGroupSecrets).
+// A committer applies the commit's proposals to a clone of the tree
+// (RatchetTree.ApplyProposal), builds an UpdatePath with
+// RatchetTree.GenerateUpdatePath (excluding the leaves it just added) and
+// seals a Welcome for new members with SealWelcome, giving each the path
+// secret of its lowest common ancestor (PathResult.PathSecrets). Other
+// members apply the same proposals and call RatchetTree.ProcessUpdatePath
+// to learn the commit secret. A joiner opens the Welcome (OpenGroupSecrets,
+// OpenGroupInfo, GroupInfo.Verify), reads the tree from the ratchet_tree
+// extension (UnmarshalRatchetTree), checks it (RatchetTree.Verify and the
+// tree hash against the GroupContext), finds itself (IndexOf) and seeds its
+// private state (NewPrivateTree, WithJoinPathSecret).
 package mls
