@@ -1,5 +1,24 @@
 // Package storage owns the homeserver's SQLite database: schema, embedded
-// migrations and queries. The database runs in WAL mode with
-// synchronous=FULL; one writer goroutine groups concurrent writes into one
-// transaction (group commit) while a pool of read connections serves reads.
+// migrations and queries.
+//
+// Durability: every connection runs in WAL mode with synchronous=FULL,
+// foreign keys on and a busy timeout. Open applies the embedded migrations
+// (migrations/NNNN_*.sql) in order, each in one transaction with its
+// schema_migrations row, so reopening is idempotent.
+//
+// Writes: one goroutine owns the only write connection. DB.Write hands it
+// a function; the writer takes every request waiting (up to
+// Options.MaxBatch), runs them in one IMMEDIATE transaction, each inside
+// its own SAVEPOINT (a failing request rolls back only itself), commits
+// once and only then answers every caller. Many concurrent senders thus
+// share one fsync (group commit) without giving up synchronous=FULL, and
+// "database is locked" cannot happen between our own writers.
+//
+// Reads: DB.Read runs a function in a read-only (query_only) transaction on
+// a separate pool of connections, a consistent WAL snapshot that never
+// waits for the writer. Hot-path queries are prepared once per connection.
+//
+// The queries are methods of Tx and use storage's own types; storage does
+// not know the wire protocol. Errors wrap ErrNotFound / ErrConflict for
+// callers to map.
 package storage

@@ -1,0 +1,228 @@
+package storage
+
+// Conversation is one MLS group hosted by this hub.
+type Conversation struct {
+	ID        string
+	Kind      int
+	Creator   string // device address
+	Epoch     uint64
+	GroupInfo []byte
+	LastSeq   uint64
+	CreatedMs int64
+}
+
+// Member is one device on a conversation's roster. DeviceID is set for
+// devices of this server and empty for remote ones.
+type Member struct {
+	Address  string
+	DeviceID string
+}
+
+// LogEntry is one accepted message in the hub's order.
+type LogEntry struct {
+	ConvID    string
+	Seq       uint64
+	Sender    string
+	MessageID string
+	Kind      int
+	Epoch     uint64 // the epoch the message was produced in
+	Payload   []byte
+	Welcome   []byte // a commit's welcome for the devices it adds
+	CreatedMs int64
+}
+
+// SendRecord is the first result of a (sender, message id): the dedup record.
+type SendRecord struct {
+	Sender    string
+	MessageID string
+	ConvID    string
+	ConvSeq   uint64
+	Epoch     uint64 // the conversation's epoch after the message
+	CreatedMs int64
+}
+
+func nullIfEmpty(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+func nullStr(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// InsertConversation creates a conversation with its first member(s);
+// ErrConflict if the id is taken.
+func (t *Tx) InsertConversation(c *Conversation, members []Member, peers []string) error {
+	const op = "storage.InsertConversation"
+	_, err := t.exec(`INSERT INTO conversations(id, kind, creator, epoch, group_info, last_seq, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.Kind, c.Creator, c.Epoch, nullIfEmpty(c.GroupInfo), c.LastSeq, c.CreatedMs)
+	if isUnique(err) {
+		return wrap(op, ErrConflict)
+	}
+	if err != nil {
+		return wrap(op, err)
+	}
+	for _, m := range members {
+		if err := t.AddMember(c.ID, m, c.Epoch); err != nil {
+			return wrap(op, err)
+		}
+	}
+	for _, p := range peers {
+		if _, err := t.exec(`INSERT OR IGNORE INTO conversation_peers(conv_id, user) VALUES (?, ?)`, c.ID, p); err != nil {
+			return wrap(op, err)
+		}
+	}
+	return nil
+}
+
+const convCols = `id, kind, creator, epoch, group_info, last_seq, created_ms`
+
+func scanConv(sc interface{ Scan(...any) error }) (*Conversation, error) {
+	c := &Conversation{}
+	err := sc.Scan(&c.ID, &c.Kind, &c.Creator, &c.Epoch, &c.GroupInfo, &c.LastSeq, &c.CreatedMs)
+	return c, err
+}
+
+// Conversation returns one conversation (without its roster).
+func (t *Tx) Conversation(id string) (*Conversation, error) {
+	c := &Conversation{}
+	err := t.row(qConversation, []any{id},
+		&c.ID, &c.Kind, &c.Creator, &c.Epoch, &c.GroupInfo, &c.LastSeq, &c.CreatedMs)
+	if err != nil {
+		return nil, wrap("storage.Conversation", err)
+	}
+	return c, nil
+}
+
+// ConversationsOfDevice lists the conversations a local device is a member of.
+func (t *Tx) ConversationsOfDevice(deviceID string) ([]*Conversation, error) {
+	rows, err := t.query(`SELECT `+convCols+` FROM conversations WHERE id IN
+		(SELECT conv_id FROM conversation_members WHERE device_id = ?) ORDER BY created_ms, id`, deviceID)
+	if err != nil {
+		return nil, wrap("storage.ConversationsOfDevice", err)
+	}
+	defer rows.Close()
+	var cs []*Conversation
+	for rows.Next() {
+		c, err := scanConv(rows)
+		if err != nil {
+			return nil, wrap("storage.ConversationsOfDevice", err)
+		}
+		cs = append(cs, c)
+	}
+	return cs, wrap("storage.ConversationsOfDevice", rows.Err())
+}
+
+// Members returns a conversation's roster ordered by address.
+func (t *Tx) Members(convID string) ([]Member, error) {
+	rows, err := t.query(`SELECT address, COALESCE(device_id, '') FROM conversation_members WHERE conv_id = ? ORDER BY address`, convID)
+	if err != nil {
+		return nil, wrap("storage.Members", err)
+	}
+	defer rows.Close()
+	var ms []Member
+	for rows.Next() {
+		var m Member
+		if err := rows.Scan(&m.Address, &m.DeviceID); err != nil {
+			return nil, wrap("storage.Members", err)
+		}
+		ms = append(ms, m)
+	}
+	return ms, wrap("storage.Members", rows.Err())
+}
+
+// IsMember reports whether address is on the roster.
+func (t *Tx) IsMember(convID, address string) (bool, error) {
+	var n int
+	err := t.row(qIsMember, []any{convID, address}, &n)
+	return n > 0, wrap("storage.IsMember", err)
+}
+
+// CountMembers returns the roster size.
+func (t *Tx) CountMembers(convID string) (int, error) {
+	var n int
+	err := t.row(qCountMembers, []any{convID}, &n)
+	return n, wrap("storage.CountMembers", err)
+}
+
+// ConversationPeers lists the distinct local user ids that have a device
+// in some conversation with one of userID's devices (userID included).
+func (t *Tx) ConversationPeers(userID int64) ([]int64, error) {
+	rows, err := t.query(`SELECT DISTINCT d2.user_id FROM devices d1
+		JOIN conversation_members m1 ON m1.device_id = d1.id
+		JOIN conversation_members m2 ON m2.conv_id = m1.conv_id
+		JOIN devices d2 ON d2.id = m2.device_id
+		WHERE d1.user_id = ?`, userID)
+	if err != nil {
+		return nil, wrap("storage.ConversationPeers", err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, wrap("storage.ConversationPeers", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, wrap("storage.ConversationPeers", rows.Err())
+}
+
+// AddMember puts a device on the roster as of epoch.
+func (t *Tx) AddMember(convID string, m Member, epoch uint64) error {
+	_, err := t.exec(`INSERT INTO conversation_members(conv_id, address, device_id, added_epoch) VALUES (?, ?, ?, ?)`,
+		convID, m.Address, nullStr(m.DeviceID), epoch)
+	if isUnique(err) {
+		return wrap("storage.AddMember", ErrConflict)
+	}
+	return wrap("storage.AddMember", err)
+}
+
+// RemoveMember takes a device off the roster; ErrNotFound if absent.
+func (t *Tx) RemoveMember(convID, address string) error {
+	return wrap("storage.RemoveMember", affected(t.exec(
+		`DELETE FROM conversation_members WHERE conv_id = ? AND address = ?`, convID, address)))
+}
+
+// AdvanceConversation records a conversation's new epoch, group info and
+// last sequence.
+func (t *Tx) AdvanceConversation(id string, epoch uint64, groupInfo []byte, lastSeq uint64, setGroupInfo bool) error {
+	if setGroupInfo {
+		return wrap("storage.AdvanceConversation", affected(t.exec(qAdvanceGroupInfo, epoch, nullIfEmpty(groupInfo), lastSeq, id)))
+	}
+	return wrap("storage.AdvanceConversation", affected(t.exec(qAdvance, epoch, lastSeq, id)))
+}
+
+// AppendLog adds an accepted message to the hub's log.
+func (t *Tx) AppendLog(e *LogEntry) error {
+	_, err := t.exec(qAppendLog, e.ConvID, e.Seq, e.Sender, e.MessageID, e.Kind, e.Epoch, e.Payload,
+		nullIfEmpty(e.Welcome), e.CreatedMs)
+	if isUnique(err) {
+		return wrap("storage.AppendLog", ErrConflict)
+	}
+	return wrap("storage.AppendLog", err)
+}
+
+// SendRecord returns the first result of (sender, messageID).
+func (t *Tx) SendRecord(sender, messageID string) (*SendRecord, error) {
+	r := &SendRecord{Sender: sender, MessageID: messageID}
+	err := t.row(qSendRecord, []any{sender, messageID}, &r.ConvID, &r.ConvSeq, &r.Epoch, &r.CreatedMs)
+	if err != nil {
+		return nil, wrap("storage.SendRecord", err)
+	}
+	return r, nil
+}
+
+// InsertSendRecord stores the dedup record of an accepted message.
+func (t *Tx) InsertSendRecord(r *SendRecord) error {
+	_, err := t.exec(qInsertSendRecord, r.Sender, r.MessageID, r.ConvID, r.ConvSeq, r.Epoch, r.CreatedMs)
+	if isUnique(err) {
+		return wrap("storage.InsertSendRecord", ErrConflict)
+	}
+	return wrap("storage.InsertSendRecord", err)
+}

@@ -1,0 +1,216 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3" // the SQLite driver ("sqlite3")
+)
+
+// Options tunes the database. Zero values mean the defaults noted.
+type Options struct {
+	ReadConns   int           // read pool size; default 4
+	BusyTimeout time.Duration // SQLite busy_timeout; default 5s
+	MaxBatch    int           // most write requests grouped into one transaction; default 512
+	Log         *slog.Logger  // default: discard
+}
+
+func (o Options) withDefaults() Options {
+	if o.ReadConns <= 0 {
+		o.ReadConns = 4
+	}
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = 5 * time.Second
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 512
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Errors returned by queries. Callers test them with errors.Is.
+var (
+	ErrNotFound = errors.New("storage: not found")
+	ErrConflict = errors.New("storage: already exists")
+	ErrClosed   = errors.New("storage: database closed")
+)
+
+// DB is an open homeserver database: one writer connection driven by the
+// group-commit goroutine and a pool of read connections.
+type DB struct {
+	path string
+	opts Options
+	w    *sql.DB // exactly one connection, used only by the writer goroutine
+	r    *sql.DB // read pool, query_only
+
+	wstmts map[string]*sql.Stmt // hot queries, read-only after Open
+	rstmts map[string]*sql.Stmt
+
+	reqs    chan *writeReq
+	closing chan struct{}
+	done    chan struct{}
+	closeMu sync.RWMutex // held for reading while submitting, for writing by Close
+	closed  bool
+	stats   writeStats
+}
+
+// Open opens (creating if needed) the database at path, applies pending
+// migrations and starts the writer goroutine.
+func Open(path string, opts Options) (*DB, error) {
+	const op = "storage.Open"
+	opts = opts.withDefaults()
+	w, err := sql.Open("sqlite3", dsn(path, opts, false))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	if err := checkPragmas(w); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if err := migrate(context.Background(), w); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	r, err := sql.Open("sqlite3", dsn(path, opts, true))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	r.SetMaxOpenConns(opts.ReadConns)
+	r.SetMaxIdleConns(opts.ReadConns)
+	r.SetConnMaxIdleTime(0)
+	db := &DB{
+		path: path, opts: opts, w: w, r: r,
+		wstmts:  map[string]*sql.Stmt{},
+		rstmts:  map[string]*sql.Stmt{},
+		reqs:    make(chan *writeReq, opts.MaxBatch),
+		closing: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	if err := db.prepareHot(context.Background()); err != nil {
+		db.w.Close()
+		db.r.Close()
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	go db.writer()
+	return db, nil
+}
+
+// dsn builds the mattn/go-sqlite3 connection string. Every connection gets
+// WAL, synchronous=FULL, a busy timeout and foreign keys; the writer begins
+// IMMEDIATE transactions, readers are query_only.
+func dsn(path string, o Options, readOnly bool) string {
+	v := url.Values{}
+	v.Set("_journal_mode", "WAL")
+	v.Set("_synchronous", "FULL")
+	v.Set("_busy_timeout", fmt.Sprint(o.BusyTimeout.Milliseconds()))
+	v.Set("_foreign_keys", "on")
+	v.Set("_txlock", "immediate")
+	if readOnly {
+		v.Set("_query_only", "true")
+		v.Set("_txlock", "deferred")
+	}
+	return "file:" + path + "?" + v.Encode()
+}
+
+// checkPragmas makes sure the settings that durability depends on are on:
+// a DSN typo must not silently give us a rollback journal or NORMAL sync.
+func checkPragmas(db *sql.DB) error {
+	var mode string
+	if err := db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil {
+		return fmt.Errorf("read journal_mode: %w", err)
+	}
+	var syncMode, fk int
+	if err := db.QueryRow("PRAGMA synchronous").Scan(&syncMode); err != nil {
+		return fmt.Errorf("read synchronous: %w", err)
+	}
+	if err := db.QueryRow("PRAGMA foreign_keys").Scan(&fk); err != nil {
+		return fmt.Errorf("read foreign_keys: %w", err)
+	}
+	if mode != "wal" || syncMode != 2 || fk != 1 {
+		return fmt.Errorf("pragmas not applied: journal_mode=%s synchronous=%d foreign_keys=%d", mode, syncMode, fk)
+	}
+	return nil
+}
+
+// Path returns the database file name.
+func (db *DB) Path() string { return db.path }
+
+// Close stops the writer after it finished the requests already submitted
+// and closes every connection. Later Write calls return ErrClosed.
+func (db *DB) Close() error {
+	db.closeMu.Lock()
+	if db.closed {
+		db.closeMu.Unlock()
+		return nil
+	}
+	db.closed = true
+	close(db.closing)
+	db.closeMu.Unlock()
+	<-db.done
+	for _, s := range db.wstmts {
+		s.Close()
+	}
+	for _, s := range db.rstmts {
+		s.Close()
+	}
+	return errors.Join(db.r.Close(), db.w.Close())
+}
+
+// prepareHot prepares the hot-path queries on both pools while no
+// transaction holds a connection. database/sql then re-binds them to
+// whichever connection a transaction runs on, preparing each at most once
+// per connection. (Preparing on the one-connection writer pool from inside
+// a transaction would wait forever for a second connection.)
+func (db *DB) prepareHot(ctx context.Context) error {
+	for _, q := range hotQueries {
+		ws, err := db.w.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", q, err)
+		}
+		db.wstmts[q] = ws
+		rs, err := db.r.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", q, err)
+		}
+		db.rstmts[q] = rs
+	}
+	return nil
+}
+
+// hotStmt returns the prepared statement for a hot query, or nil.
+func (db *DB) hotStmt(write bool, query string) *sql.Stmt {
+	if write {
+		return db.wstmts[query]
+	}
+	return db.rstmts[query]
+}
+
+// Read runs fn in a read-only transaction on the read pool: every query in
+// fn sees one consistent snapshot. Write methods of Tx fail inside Read.
+func (db *DB) Read(ctx context.Context, fn func(*Tx) error) error {
+	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("storage.Read: begin: %w", err)
+	}
+	defer tx.Rollback()
+	t := &Tx{ctx: ctx, tx: tx, db: db, write: false}
+	defer t.closeStmts()
+	if err := fn(t); err != nil {
+		return err
+	}
+	return tx.Commit()
+}

@@ -1,0 +1,138 @@
+package storage
+
+// Head is a device's mailbox head after an append: "deliver to DeviceID
+// entries up to Seq".
+type Head struct {
+	DeviceID string
+	Seq      uint64
+}
+
+// Entry is one mailbox entry joined with the logged message it refers to.
+type Entry struct {
+	Seq       uint64
+	ConvID    string
+	ConvSeq   uint64 // the log sequence; a welcome refers to its commit
+	Welcome   bool   // the entry is the commit's welcome, not the commit
+	Sender    string
+	MessageID string
+	Kind      int
+	Epoch     uint64
+	Payload   []byte
+	CreatedMs int64
+}
+
+// FanOut appends log entry (convID, convSeq) to the mailbox of every local
+// member device except excludeDevice, in two statements whatever the
+// roster size, and returns the new heads. With welcome set, it appends the
+// entry's welcome to the devices added at epoch addedEpoch instead.
+func (t *Tx) FanOut(convID string, convSeq uint64, excludeDevice string, welcome bool, addedEpoch uint64, nowMs int64) ([]Head, error) {
+	const op = "storage.FanOut"
+	qHead, qInsert, args := qFanOutHead, qFanOutInsert, []any{convID, excludeDevice}
+	if welcome {
+		qHead, qInsert, args = qFanOutHeadWelcome, qFanOutInsertWelcome, append(args, addedEpoch)
+	}
+	rows, err := t.query(qHead, args...)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	var heads []Head
+	for rows.Next() {
+		var h Head
+		if err := rows.Scan(&h.DeviceID, &h.Seq); err != nil {
+			rows.Close()
+			return nil, wrap(op, err)
+		}
+		heads = append(heads, h)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, wrap(op, err)
+	}
+	if len(heads) == 0 {
+		return nil, nil
+	}
+	_, err = t.exec(qInsert, convID, excludeDevice, addedEpoch, convSeq, nowMs)
+	return heads, wrap(op, err)
+}
+
+// MailboxState returns a device's head and cumulative ack.
+func (t *Tx) MailboxState(deviceID string) (head, acked uint64, err error) {
+	err = t.row(qMailboxState, []any{deviceID}, &head, &acked)
+	return head, acked, wrap("storage.MailboxState", err)
+}
+
+// Ack raises a device's cumulative ack to upTo (never lowers it).
+// ErrNotFound if upTo is beyond the head or the device has no mailbox.
+func (t *Tx) Ack(deviceID string, upTo uint64) error {
+	return wrap("storage.Ack", affected(t.exec(qAck, upTo, deviceID)))
+}
+
+const entrySelect = `SELECT m.seq, m.conv_id, m.conv_seq, m.welcome, l.sender, l.message_id, l.kind, l.epoch,
+	CASE WHEN m.welcome THEN l.welcome ELSE l.payload END, m.created_ms
+	FROM mailbox m JOIN conversation_log l ON l.conv_id = m.conv_id AND l.seq = m.conv_seq`
+
+func (t *Tx) entries(op, query string, args ...any) ([]*Entry, error) {
+	rows, err := t.query(query, args...)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	defer rows.Close()
+	var es []*Entry
+	for rows.Next() {
+		e := &Entry{}
+		if err := rows.Scan(&e.Seq, &e.ConvID, &e.ConvSeq, &e.Welcome, &e.Sender, &e.MessageID, &e.Kind,
+			&e.Epoch, &e.Payload, &e.CreatedMs); err != nil {
+			return nil, wrap(op, err)
+		}
+		es = append(es, e)
+	}
+	return es, wrap(op, rows.Err())
+}
+
+// Entries returns up to limit mailbox entries with seq > after, in order.
+func (t *Tx) Entries(deviceID string, after uint64, limit int) ([]*Entry, error) {
+	return t.entries("storage.Entries", qEntries, deviceID, after, limit)
+}
+
+// History returns up to limit entries of one conversation in a device's
+// mailbox, newest first, with seq < before (before 0: from the newest).
+func (t *Tx) History(deviceID, convID string, before uint64, limit int) ([]*Entry, error) {
+	if before == 0 {
+		before = 1<<63 - 1
+	}
+	return t.entries("storage.History", entrySelect+` WHERE m.device_id = ? AND m.conv_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?`,
+		deviceID, convID, before, limit)
+}
+
+// DeleteAcked deletes up to limit mailbox entries created before cutoffMs
+// that their device has acknowledged.
+func (t *Tx) DeleteAcked(cutoffMs int64, limit int) (int64, error) {
+	res, err := t.exec(`DELETE FROM mailbox WHERE (device_id, seq) IN (
+		SELECT m.device_id, m.seq FROM mailbox m JOIN mailbox_state s ON s.device_id = m.device_id
+		WHERE m.created_ms < ? AND m.seq <= s.acked LIMIT ?)`, cutoffMs, limit)
+	return rowsAffected("storage.DeleteAcked", res, err)
+}
+
+// DeleteUnreferencedLog deletes up to limit log entries created before
+// cutoffMs that no mailbox entry refers to any more.
+func (t *Tx) DeleteUnreferencedLog(cutoffMs int64, limit int) (int64, error) {
+	res, err := t.exec(`DELETE FROM conversation_log WHERE id IN (
+		SELECT l.id FROM conversation_log l WHERE l.created_ms < ? AND NOT EXISTS
+			(SELECT 1 FROM mailbox m WHERE m.conv_id = l.conv_id AND m.conv_seq = l.seq) LIMIT ?)`, cutoffMs, limit)
+	return rowsAffected("storage.DeleteUnreferencedLog", res, err)
+}
+
+// DeleteSendRecords deletes up to limit dedup records created before cutoffMs.
+func (t *Tx) DeleteSendRecords(cutoffMs int64, limit int) (int64, error) {
+	res, err := t.exec(`DELETE FROM sends WHERE (sender, message_id) IN (
+		SELECT sender, message_id FROM sends WHERE created_ms < ? LIMIT ?)`, cutoffMs, limit)
+	return rowsAffected("storage.DeleteSendRecords", res, err)
+}
+
+func rowsAffected(op string, res interface{ RowsAffected() (int64, error) }, err error) (int64, error) {
+	if err != nil {
+		return 0, wrap(op, err)
+	}
+	n, err := res.RowsAffected()
+	return n, wrap(op, err)
+}

@@ -1,0 +1,166 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+)
+
+// fixture creates one user with n active devices and a conversation with
+// all of them as members; it returns the device ids.
+func fixture(t testing.TB, db *DB, conv string, n int) []string {
+	t.Helper()
+	ids := make([]string, n)
+	mustWrite(t, db, func(tx *Tx) error {
+		u := &User{Name: "u-" + conv, PassHash: "h", CreatedMs: 1}
+		if err := tx.InsertUser(u); err != nil {
+			return err
+		}
+		var members []Member
+		for i := range ids {
+			ids[i] = fmt.Sprintf("%s-d%04d", conv, i)
+			if err := tx.InsertDevice(&Device{ID: ids[i], UserID: u.ID, Name: "d", Status: DeviceActive, CreatedMs: 1}, nil); err != nil {
+				return err
+			}
+			members = append(members, Member{Address: "u@x/" + ids[i], DeviceID: ids[i]})
+		}
+		return tx.InsertConversation(&Conversation{ID: conv + "@x", Kind: 2, Creator: members[0].Address, CreatedMs: 1}, members, nil)
+	})
+	return ids
+}
+
+// appendMsg logs one message from devices[0] and fans it out.
+func appendMsg(tx *Tx, conv string, sender string, seq uint64, body string) ([]Head, error) {
+	if err := tx.AppendLog(&LogEntry{ConvID: conv, Seq: seq, Sender: "u@x/" + sender, MessageID: fmt.Sprint("m", seq),
+		Kind: 1, Payload: []byte(body), CreatedMs: int64(seq)}); err != nil {
+		return nil, err
+	}
+	if err := tx.AdvanceConversation(conv, 0, nil, seq, false); err != nil {
+		return nil, err
+	}
+	return tx.FanOut(conv, seq, sender, false, 0, int64(seq))
+}
+
+func TestMailboxSeqsSurviveReopen(t *testing.T) {
+	db, path := openTest(t)
+	ctx := context.Background()
+	ids := fixture(t, db, "c", 3)
+	for seq := uint64(1); seq <= 5; seq++ {
+		mustWrite(t, db, func(tx *Tx) error {
+			heads, err := appendMsg(tx, "c@x", ids[0], seq, fmt.Sprint("body", seq))
+			if err != nil {
+				return err
+			}
+			if len(heads) != 2 {
+				return fmt.Errorf("fan-out to %d devices, want 2 (sender excluded)", len(heads))
+			}
+			for _, h := range heads {
+				if h.Seq != seq {
+					return fmt.Errorf("device %s got seq %d, want %d", h.DeviceID, h.Seq, seq)
+				}
+			}
+			return nil
+		})
+	}
+	mustWrite(t, db, func(tx *Tx) error { return tx.Ack(ids[1], 5) })
+	// Retention deletes acked entries, but the head must not go back.
+	mustWrite(t, db, func(tx *Tx) error {
+		n, err := tx.DeleteAcked(1<<62, 1000)
+		if err == nil && n != 5 {
+			err = fmt.Errorf("deleted %d acked entries, want 5", n)
+		}
+		return err
+	})
+	db.Close()
+
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	mustWrite(t, db, func(tx *Tx) error {
+		heads, err := appendMsg(tx, "c@x", ids[0], 6, "body6")
+		if err != nil {
+			return err
+		}
+		for _, h := range heads {
+			if h.Seq != 6 {
+				return fmt.Errorf("after reopen device %s got seq %d, want 6", h.DeviceID, h.Seq)
+			}
+		}
+		return nil
+	})
+	err = db.Read(ctx, func(tx *Tx) error {
+		es, err := tx.Entries(ids[2], 0, 100)
+		if err != nil {
+			return err
+		}
+		if len(es) != 6 {
+			return fmt.Errorf("device 2 has %d entries, want 6", len(es))
+		}
+		for i, e := range es {
+			if e.Seq != uint64(i+1) || e.ConvSeq != uint64(i+1) || string(e.Payload) != fmt.Sprint("body", i+1) {
+				return fmt.Errorf("entry %d: %+v", i, e)
+			}
+		}
+		es, err = tx.Entries(ids[1], 0, 100)
+		if err != nil {
+			return err
+		}
+		if len(es) != 1 || es[0].Seq != 6 {
+			return fmt.Errorf("device 1 after retention: %d entries", len(es))
+		}
+		head, acked, err := tx.MailboxState(ids[1])
+		if err != nil || head != 6 || acked != 5 {
+			return fmt.Errorf("state head=%d acked=%d err=%v", head, acked, err)
+		}
+		hist, err := tx.History(ids[2], "c@x", 0, 2)
+		if err != nil || len(hist) != 2 || hist[0].Seq != 6 || hist[1].Seq != 5 {
+			return fmt.Errorf("history %v %v", hist, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAckRules(t *testing.T) {
+	db, _ := openTest(t)
+	ids := fixture(t, db, "c", 2)
+	mustWrite(t, db, func(tx *Tx) error { _, err := appendMsg(tx, "c@x", ids[0], 1, "x"); return err })
+	if err := db.Write(context.Background(), func(tx *Tx) error { return tx.Ack(ids[1], 2) }); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("ack beyond head: %v", err)
+	}
+	mustWrite(t, db, func(tx *Tx) error { return tx.Ack(ids[1], 1) })
+	mustWrite(t, db, func(tx *Tx) error { return tx.Ack(ids[1], 0) }) // lower: no change
+	db.Read(context.Background(), func(tx *Tx) error {
+		_, acked, err := tx.MailboxState(ids[1])
+		if err != nil || acked != 1 {
+			t.Fatalf("acked %d %v, want 1", acked, err)
+		}
+		return nil
+	})
+}
+
+func TestKeyPackageClaim(t *testing.T) {
+	db, _ := openTest(t)
+	ids := fixture(t, db, "k", 1)
+	mustWrite(t, db, func(tx *Tx) error {
+		return tx.AddKeyPackages(ids[0], [][]byte{[]byte("kp1"), []byte("kp2")}, []byte("last"), 1)
+	})
+	want := []struct {
+		pkg  string
+		last bool
+	}{{"kp1", false}, {"kp2", false}, {"last", true}, {"last", true}}
+	for i, w := range want {
+		mustWrite(t, db, func(tx *Tx) error {
+			p, last, err := tx.ClaimKeyPackage(ids[0])
+			if err != nil || string(p) != w.pkg || last != w.last {
+				return fmt.Errorf("claim %d: %q last=%v err=%v", i, p, last, err)
+			}
+			return nil
+		})
+	}
+}

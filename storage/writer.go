@@ -1,0 +1,168 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"runtime/debug"
+	"sync/atomic"
+)
+
+// writeReq is one caller's unit of work waiting for the writer.
+type writeReq struct {
+	ctx  context.Context
+	fn   func(*Tx) error
+	done chan error
+}
+
+type writeStats struct {
+	batches  atomic.Uint64
+	requests atomic.Uint64
+}
+
+// WriteStats reports how many transactions the writer committed and how
+// many requests they carried; their ratio is the group-commit factor.
+func (db *DB) WriteStats() (batches, requests uint64) {
+	return db.stats.batches.Load(), db.stats.requests.Load()
+}
+
+// Write runs fn inside the writer's transaction and returns after that
+// transaction has committed (fsynced: synchronous=FULL) or failed.
+//
+// Concurrent Write calls are grouped into one transaction (group commit).
+// Each fn runs inside its own SAVEPOINT: when fn returns an error (or
+// panics), only its own changes are rolled back, the others in the group
+// still commit, and Write returns fn's error unchanged. fn must not keep
+// Tx after it returns and must not have effects outside the database that
+// would be wrong if the commit failed: do those after Write returns nil.
+//
+// If ctx ends before fn starts, fn does not run. Once fn has run, Write
+// waits for the commit whatever ctx says, so that a nil error always means
+// durable and a non-nil one never hides a committed write from fn.
+func (db *DB) Write(ctx context.Context, fn func(*Tx) error) error {
+	req := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	db.closeMu.RLock()
+	if db.closed {
+		db.closeMu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case db.reqs <- req:
+		db.closeMu.RUnlock()
+	case <-ctx.Done():
+		db.closeMu.RUnlock()
+		return ctx.Err()
+	}
+	return <-req.done
+}
+
+// writer is the one goroutine that writes. It takes whatever requests are
+// waiting (up to MaxBatch) and commits them in one transaction.
+func (db *DB) writer() {
+	defer close(db.done)
+	batch := make([]*writeReq, 0, db.opts.MaxBatch)
+	for {
+		select {
+		case r := <-db.reqs:
+			batch = append(batch[:0], r)
+		case <-db.closing:
+			// Close holds closeMu while closing, so no request can be
+			// submitted after this point: drain what is queued, then stop.
+			for {
+				select {
+				case r := <-db.reqs:
+					db.runBatch([]*writeReq{r})
+				default:
+					return
+				}
+			}
+		}
+	fill:
+		for len(batch) < db.opts.MaxBatch {
+			select {
+			case r := <-db.reqs:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		db.runBatch(batch)
+		clear(batch)
+	}
+}
+
+// runBatch executes one group commit and answers every request in it.
+func (db *DB) runBatch(batch []*writeReq) {
+	errs := make([]error, len(batch))
+	ctx := context.Background()
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		for _, r := range batch {
+			r.done <- fmt.Errorf("storage.Write: begin: %w", err)
+		}
+		return
+	}
+	ran := 0
+	for i, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			errs[i] = err
+			continue
+		}
+		ferr, broken := db.runOne(ctx, tx, r)
+		errs[i] = ferr
+		ran++
+		if broken != nil {
+			// The transaction itself is unusable: nothing in it commits.
+			tx.Rollback()
+			db.opts.Log.Error("storage: write batch aborted", "err", broken)
+			for _, r := range batch {
+				r.done <- fmt.Errorf("storage.Write: %w", broken)
+			}
+			return
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		db.opts.Log.Error("storage: commit failed", "err", err, "requests", len(batch))
+		for _, r := range batch {
+			r.done <- fmt.Errorf("storage.Write: commit: %w", err)
+		}
+		return
+	}
+	db.stats.batches.Add(1)
+	db.stats.requests.Add(uint64(ran))
+	for i, r := range batch {
+		r.done <- errs[i]
+	}
+}
+
+// runOne runs one request inside a savepoint. It returns fn's error, and a
+// second error when the savepoint machinery failed (the transaction is
+// then broken and the whole batch must be rolled back).
+func (db *DB) runOne(ctx context.Context, tx *sql.Tx, r *writeReq) (ferr, broken error) {
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT req"); err != nil {
+		return nil, fmt.Errorf("savepoint: %w", err)
+	}
+	t := &Tx{ctx: ctx, tx: tx, db: db, write: true}
+	ferr = callSafe(t, r.fn)
+	t.closeStmts()
+	if ferr != nil {
+		if _, err := tx.ExecContext(ctx, "ROLLBACK TO req"); err != nil {
+			return ferr, fmt.Errorf("rollback to savepoint: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, "RELEASE req"); err != nil {
+		return ferr, fmt.Errorf("release savepoint: %w", err)
+	}
+	return ferr, nil
+}
+
+// callSafe turns a panic in fn into an error so one bad request cannot take
+// the writer (and every other caller) down.
+func callSafe(t *Tx, fn func(*Tx) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("storage.Write: panic in write function: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return fn(t)
+}
