@@ -1,0 +1,32 @@
+// Package transport puts a homeserver on the network. It never opens
+// sockets itself: the caller hands it a UDP net.PacketConn and a TCP
+// net.Listener (normally on the same port number) and it serves
+//
+//   - WebTransport over HTTP/3 (QUIC) at https://HOST:PORT/hearth/v1: each
+//     session's first bidirectional stream is the control stream, handed to
+//     StreamServer.ServeStream as an io.ReadWriteCloser;
+//   - the WebSocket fallback at wss://HOST:PORT/hearth/v1/ws carrying the
+//     same length-delimited frames in binary messages, for networks that
+//     block UDP;
+//   - REST over HTTPS: GET /hearth/v1/messages (history pages, bearer
+//     token) and GET /healthz.
+//
+// Every HTTPS response advertises HTTP/3 with Alt-Svc. Wire error codes are
+// turned into HTTP statuses in one place (HTTPStatus, WriteError), which
+// also logs internal failures; the admin socket uses the same two.
+//
+// Session flow:
+//
+//	client                         transport                      StreamServer
+//	QUIC+TLS, CONNECT /hearth/v1 -> accept session
+//	open bidi stream, write frame-> AcceptStream  ->  ServeStream(ctx, rwc, remote)
+//	frames <->                      io.ReadWriteCloser            frames <->
+//	                                rwc.Close closes the stream and the session
+//
+// A QUIC stream becomes visible to the server only when the client sends
+// on it: clients always write the first frame (Login or Hello) at once.
+//
+// Shutdown(ctx) stops accepting, cancels the context every ServeStream runs
+// under (so the homeserver can tell sessions it is going away), waits for
+// them until ctx ends, then closes what is left.
+package transport

@@ -1,0 +1,227 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/quic-go/quic-go/http3"
+	"github.com/quic-go/webtransport-go"
+	"golang.org/x/net/netutil"
+)
+
+// Server serves the client endpoints over QUIC (HTTP/3, WebTransport) and
+// TCP (HTTPS, WebSocket).
+type Server struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+
+	ctx    context.Context // every session runs under it; cancelled at shutdown
+	cancel context.CancelFunc
+
+	wt    *webtransport.Server
+	https *http.Server
+
+	altSvc atomic.Pointer[string] // Alt-Svc header value once QUIC is served
+
+	mu       sync.Mutex
+	closing  bool
+	sessions map[io.Closer]struct{}
+	active   sync.WaitGroup
+	pcs      []net.PacketConn
+}
+
+// New builds a Server; it serves nothing until ServeQUIC / ServeTLS.
+func New(cfg Config, deps Deps) (*Server, error) {
+	deps, err := deps.validate()
+	if err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	s := &Server{cfg: cfg, deps: deps, log: deps.Log, sessions: make(map[io.Closer]struct{})}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+
+	h3 := &http3.Server{
+		TLSConfig:      http3.ConfigureTLSConfig(tlsWithProtos(deps.TLS)),
+		QUICConfig:     QUICConfig(cfg),
+		MaxHeaderBytes: cfg.MaxHeaderBytes,
+		Logger:         deps.Log,
+	}
+	s.wt = &webtransport.Server{H3: h3, CheckOrigin: s.checkOrigin}
+	h3.Handler = s.routes(true)
+
+	s.https = &http.Server{
+		Handler:           s.routes(false),
+		TLSConfig:         tlsWithProtos(deps.TLS, "http/1.1"),
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.RequestTimeout, // WebSocket upgrades clear it (hijack)
+		WriteTimeout:      cfg.RequestTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(deps.Log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return s.ctx },
+	}
+	return s, nil
+}
+
+// tlsWithProtos clones c with ALPN protocols set.
+func tlsWithProtos(c *tls.Config, protos ...string) *tls.Config {
+	c = c.Clone()
+	if c.MinVersion < tls.VersionTLS12 {
+		c.MinVersion = tls.VersionTLS12
+	}
+	c.NextProtos = protos
+	return c
+}
+
+// routes is the HTTP handler for one of the two listeners. WebTransport
+// exists only over HTTP/3; the WebSocket only over TCP.
+func (s *Server) routes(h3 bool) http.Handler {
+	mux := http.NewServeMux()
+	if h3 {
+		mux.HandleFunc(PathWebTransport, s.serveWebTransport)
+	} else {
+		mux.HandleFunc("GET "+PathWebSocket, s.serveWebSocket)
+	}
+	mux.HandleFunc("GET "+PathMessages, s.serveMessages)
+	mux.HandleFunc("GET "+PathHealth, s.serveHealth)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		WriteError(w, s.log, errNotFound)
+	})
+	return s.withAltSvc(mux)
+}
+
+func (s *Server) withAltSvc(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if v := s.altSvc.Load(); v != nil {
+			w.Header().Set("Alt-Svc", *v)
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// ServeQUIC serves HTTP/3 and WebTransport on pc until Shutdown or Close;
+// then it returns nil. The caller keeps ownership of pc and closes it after.
+func (s *Server) ServeQUIC(pc net.PacketConn) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return nil
+	}
+	s.pcs = append(s.pcs, pc)
+	s.mu.Unlock()
+	if ua, ok := pc.LocalAddr().(*net.UDPAddr); ok {
+		v := fmt.Sprintf(`h3=":%d"; ma=86400`, ua.Port)
+		s.altSvc.Store(&v)
+	}
+	err := s.wt.Serve(pc)
+	if s.isClosing() {
+		return nil
+	}
+	return fmt.Errorf("transport: serve QUIC: %w", err)
+}
+
+// ServeTLS serves HTTPS (REST, WebSocket) with TLS on the TCP listener ln
+// until Shutdown or Close; then it returns nil. It closes ln when done.
+func (s *Server) ServeTLS(ln net.Listener) error {
+	ln = tls.NewListener(netutil.LimitListener(ln, s.cfg.MaxConns), s.https.TLSConfig)
+	err := s.https.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("transport: serve HTTPS: %w", err)
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// serveSession runs one control stream under the server's context; it
+// registers rwc so that shutdown can close it.
+func (s *Server) serveSession(ctx context.Context, rwc io.ReadWriteCloser, remote string) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		rwc.Close()
+		return
+	}
+	s.sessions[rwc] = struct{}{}
+	s.active.Add(1)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.sessions, rwc)
+		s.mu.Unlock()
+		rwc.Close()
+		s.active.Done()
+	}()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.ctx, cancel)
+	defer stop()
+	s.deps.Streams.ServeStream(ctx, rwc, remote)
+}
+
+// Sessions returns the number of control streams being served.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// Shutdown stops accepting connections, cancels the context of every
+// session so the StreamServer can end it cleanly, and waits for the
+// sessions until ctx is done; then it closes whatever is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	httpErr := s.https.Shutdown(ctx) // stops the TCP listener; upgraded WebSockets continue
+	s.cancel()
+	done := make(chan struct{})
+	go func() { s.active.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("transport: shutdown: %d sessions still open: %w", s.Sessions(), ctx.Err())
+	}
+	if cerr := s.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && httpErr != nil && !errors.Is(httpErr, context.Canceled) {
+		err = fmt.Errorf("transport: shutdown HTTPS: %w", httpErr)
+	}
+	return err
+}
+
+// Close closes every session and connection at once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closing = true
+	open := make([]io.Closer, 0, len(s.sessions))
+	for c := range s.sessions {
+		open = append(open, c)
+	}
+	s.mu.Unlock()
+	s.cancel()
+	var wg sync.WaitGroup
+	for _, c := range open {
+		wg.Go(func() { c.Close() })
+	}
+	wg.Wait()
+	errH := s.https.Close()
+	errW := s.wt.Close()
+	s.active.Wait()
+	return errors.Join(errH, errW)
+}

@@ -1,0 +1,301 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"hearth/homeserver/wire"
+)
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestWebTransportRoundTrip(t *testing.T) {
+	ts := startServer(t, Config{}, echoStreams{})
+	ctx := testCtx(t)
+	sess, str := ts.dialWT(t, ctx)
+	msg := []byte("\x05hello")
+	if _, err := str.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(str, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, msg) {
+		t.Fatalf("echo %q, want %q", got, msg)
+	}
+	waitSessions(t, ts.Server, 1)
+	// The client finishes its side; the echo server sees EOF, closes, and
+	// the server ends the session: the client reads EOF and the session ends.
+	str.Close()
+	if rest, err := io.ReadAll(str); err != nil || len(rest) != 0 {
+		t.Fatalf("after close: %q, %v", rest, err)
+	}
+	select {
+	case <-sess.Context().Done():
+	case <-ctx.Done():
+		t.Fatal("server did not close the session")
+	}
+	waitSessions(t, ts.Server, 0)
+}
+
+func TestWebSocketRoundTrip(t *testing.T) {
+	ts := startServer(t, Config{}, echoStreams{})
+	ctx := testCtx(t)
+	_, nc := ts.dialWS(t, ctx)
+	frame, err := wire.AppendFrame(nil, &wire.ClientFrame{Id: 1, Body: &wire.ClientFrame_Ping{Ping: &wire.Ping{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nc.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	var back wire.ClientFrame
+	if err := wire.NewFrameReader(nc, 0).ReadMessage(&back); err != nil {
+		t.Fatal(err)
+	}
+	if back.GetId() != 1 || back.GetPing() == nil {
+		t.Fatalf("echoed frame %v", &back)
+	}
+	waitSessions(t, ts.Server, 1)
+	nc.Close()
+	waitSessions(t, ts.Server, 0)
+}
+
+func TestWebSocketOversizedMessageRefused(t *testing.T) {
+	ts := startServer(t, Config{MaxFrame: 1024}, echoStreams{})
+	ctx := testCtx(t)
+	c, nc := ts.dialWS(t, ctx)
+	if _, err := nc.Write(make([]byte, 1024+wsSlack)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(nc, make([]byte, 1024+wsSlack)); err != nil {
+		t.Fatalf("message at the limit not echoed: %v", err)
+	}
+	nc.Write(make([]byte, 4096))
+	_, err := io.ReadAll(nc)
+	if websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
+		t.Fatalf("oversized message: read err %v, want close status 1009", err)
+	}
+	c.CloseNow()
+	waitSessions(t, ts.Server, 0)
+}
+
+// getJSON does GET path on client with an optional bearer token and decodes the body.
+func getJSON(t *testing.T, c *http.Client, base, path, token string, v any) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+path, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	rsp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rsp.Body.Close()
+	if ct := rsp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("GET %s: Content-Type %q", path, ct)
+	}
+	if err := json.NewDecoder(rsp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: decode: %v", path, err)
+	}
+	return rsp
+}
+
+func TestRESTMessages(t *testing.T) {
+	ts := startServer(t, Config{HistoryMaxLimit: 100}, echoStreams{})
+	base := "https://" + ts.addr
+	q := PathMessages + "?conversation=" + url.QueryEscape("c1@a.example") + "&before=10&limit=1000"
+	for _, tc := range []struct {
+		name, path, token string
+		status            int
+		code              wire.Code
+	}{
+		{"no token", q, "", 401, wire.Code_CODE_UNAUTHENTICATED},
+		{"bad token", q, "bad", 401, wire.Code_CODE_UNAUTHENTICATED},
+		{"not member", PathMessages + "?conversation=other@a.example", "good", 403, wire.Code_CODE_NOT_MEMBER},
+		{"no conversation", PathMessages + "?limit=3", "good", 400, wire.Code_CODE_BAD_REQUEST},
+		{"bad before", PathMessages + "?conversation=x&before=-1", "good", 400, wire.Code_CODE_BAD_REQUEST},
+		{"bad limit", PathMessages + "?conversation=x&limit=0", "good", 400, wire.Code_CODE_BAD_REQUEST},
+		{"internal", q, "boom", 500, wire.Code_CODE_INTERNAL},
+		{"unknown path", "/hearth/v1/nothing", "good", 404, wire.Code_CODE_NOT_FOUND},
+	} {
+		var body ErrorBody
+		rsp := getJSON(t, ts.httpClient(), base, tc.path, tc.token, &body)
+		if rsp.StatusCode != tc.status || body.Code != tc.code.String() || body.Message == "" {
+			t.Errorf("%s: %d %+v, want %d %v", tc.name, rsp.StatusCode, body, tc.status, tc.code)
+		}
+		if strings.Contains(body.Message, "secret") {
+			t.Errorf("%s: internal detail leaked: %q", tc.name, body.Message)
+		}
+		if tc.status == 401 && rsp.Header.Get("WWW-Authenticate") == "" {
+			t.Errorf("%s: no WWW-Authenticate", tc.name)
+		}
+	}
+
+	var msgs []map[string]any
+	rsp := getJSON(t, ts.httpClient(), base, q, "good", &msgs)
+	if rsp.StatusCode != 200 || len(msgs) != 1 {
+		t.Fatalf("good token: %d %v", rsp.StatusCode, msgs)
+	}
+	m := msgs[0]
+	want := map[string]any{"seq": 7.0, "conversation": "c1@a.example", "conversation_seq": 9.0,
+		"sender": "bob@a.example/D1", "message_id": "m1", "kind": "application", "epoch": 2.0,
+		"payload": "AAEC/w==", "server_time_ms": 1700000000000.0}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("field %s = %v, want %v", k, m[k], v)
+		}
+	}
+	if got := ts.deps.History.(*tokenHistory).lastLimit; got != 100 {
+		t.Errorf("limit 1000 reached the HistoryServer as %d, want the cap 100", got)
+	}
+	// The same endpoint over HTTP/3.
+	var h3msgs []Message
+	if rsp := getJSON(t, ts.h3Client(t), base, q, "good", &h3msgs); rsp.StatusCode != 200 || len(h3msgs) != 1 {
+		t.Errorf("over HTTP/3: %d %v", rsp.StatusCode, h3msgs)
+	}
+}
+
+func TestHealthzAndAltSvc(t *testing.T) {
+	ts := startServer(t, Config{}, echoStreams{})
+	var h struct {
+		Status string `json:"status"`
+		Domain string `json:"domain"`
+	}
+	rsp := getJSON(t, ts.httpClient(), "https://"+ts.addr, PathHealth, "", &h)
+	if rsp.StatusCode != 200 || h.Status != "ok" || h.Domain != "localhost" {
+		t.Fatalf("healthz: %d %+v", rsp.StatusCode, h)
+	}
+	want := fmt.Sprintf(`h3=":%d"; ma=86400`, ts.port())
+	if got := rsp.Header.Get("Alt-Svc"); got != want {
+		t.Errorf("Alt-Svc %q, want %q", got, want)
+	}
+}
+
+func TestOversizedRequestRefused(t *testing.T) {
+	ts := startServer(t, Config{MaxHeaderBytes: 4 << 10}, echoStreams{})
+	req, _ := http.NewRequest("GET", "https://"+ts.addr+PathMessages+"?conversation="+strings.Repeat("x", 64<<10), nil)
+	rsp, err := ts.httpClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsp.Body.Close()
+	if rsp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("64 KiB request line: status %d, want 431", rsp.StatusCode)
+	}
+	// Over HTTP/3 the stream is refused instead of answered.
+	if rsp, err := ts.h3Client(t).Do(req); err == nil {
+		rsp.Body.Close()
+		if rsp.StatusCode < 400 {
+			t.Fatalf("64 KiB request over HTTP/3 answered %d", rsp.StatusCode)
+		}
+	}
+}
+
+func TestShutdownEndsSessions(t *testing.T) {
+	g := goodbyeStreams{started: make(chan struct{}, 2)}
+	ts := startServer(t, Config{}, g)
+	ctx := testCtx(t)
+	sess, str := ts.dialWT(t, ctx)
+	str.Write([]byte{1})
+	_, nc := ts.dialWS(t, ctx)
+	nc.Write([]byte{1})
+	<-g.started
+	<-g.started
+
+	// Clients read while the server shuts down, and end the session on EOF.
+	type result struct {
+		name string
+		got  []byte
+		err  error
+	}
+	results := make(chan result, 2)
+	go func() {
+		got, err := io.ReadAll(str)
+		sess.CloseWithError(0, "")
+		results <- result{"webtransport", got, err}
+	}()
+	go func() {
+		got, err := io.ReadAll(nc)
+		nc.Close()
+		results <- result{"websocket", got, err}
+	}()
+	if err := ts.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	for range 2 {
+		r := <-results
+		if string(r.got) != "bye" || r.err != nil {
+			t.Errorf("%s after shutdown: %q, %v; want the goodbye then EOF", r.name, r.got, r.err)
+		}
+	}
+	if n := ts.Sessions(); n != 0 {
+		t.Errorf("%d sessions after Shutdown", n)
+	}
+	if _, err := ts.httpClient().Get("https://" + ts.addr + PathHealth); err == nil {
+		t.Error("HTTPS still answers after Shutdown")
+	}
+}
+
+func TestHTTPStatusCoversEveryCode(t *testing.T) {
+	for v, name := range wire.Code_name {
+		c := wire.Code(v)
+		st := HTTPStatus(c)
+		if c == wire.Code_CODE_OK {
+			if st != 200 {
+				t.Errorf("OK -> %d", st)
+			}
+			continue
+		}
+		if st < 400 {
+			t.Errorf("%s -> %d", name, st)
+		}
+		if st == 500 && c != wire.Code_CODE_INTERNAL {
+			t.Errorf("%s falls through to 500", name)
+		}
+		// The body's code name round-trips.
+		if got := wire.KindOf(ErrorBody{Code: name, Message: "m"}.Err("op")); got != c {
+			t.Errorf("ErrorBody{%s}.Err kind %v", name, got)
+		}
+	}
+	if got := wire.KindOf(ErrorBody{Code: "CODE_FROM_THE_FUTURE"}.Err("op")); got != wire.Code_CODE_INTERNAL {
+		t.Errorf("unknown code -> %v", got)
+	}
+}
+
+func FuzzParseHistoryQuery(f *testing.F) {
+	f.Add("conversation=c@a.example&before=10&limit=5")
+	f.Add("conversation=&limit=-1")
+	f.Add("before=18446744073709551616")
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		conv, _, limit, err := parseHistoryQuery(q, 100)
+		if err != nil {
+			if !wire.Is(err, wire.Code_CODE_BAD_REQUEST) {
+				t.Fatalf("error of kind %v", wire.KindOf(err))
+			}
+			return
+		}
+		if conv == "" || limit < 1 || limit > 100 {
+			t.Fatalf("accepted conv %q limit %d", conv, limit)
+		}
+	})
+}

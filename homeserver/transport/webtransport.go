@@ -1,0 +1,113 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"path"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/webtransport-go"
+)
+
+// lingerTimeout bounds how long a closed stream waits for the peer to
+// read the rest and close the session before the session is closed anyway.
+const lingerTimeout = 3 * time.Second
+
+// serveWebTransport upgrades CONNECT /hearth/v1 to a session, accepts its
+// first bidirectional stream and serves it as the control stream.
+func (s *Server) serveWebTransport(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodConnect {
+		WriteError(w, s.log, errNotFound)
+		return
+	}
+	sess, err := s.wt.Upgrade(w, r)
+	if err != nil {
+		s.log.Debug("webtransport upgrade refused", "remote", r.RemoteAddr, "err", err)
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	// The client opens the control stream and writes its first frame at once.
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.ReadHeaderTimeout)
+	str, err := sess.AcceptStream(ctx)
+	cancel()
+	if err != nil {
+		s.log.Debug("webtransport session without control stream", "remote", r.RemoteAddr, "err", err)
+		sess.CloseWithError(1, "no control stream")
+		return
+	}
+	s.serveSession(sess.Context(), newWTConn(sess, str), sess.RemoteAddr().String())
+}
+
+// wtConn is a session's control stream as an io.ReadWriteCloser. Closing it
+// ends the stream (FIN after any queued data) and then the session: at once
+// when the peer has already finished its side, otherwise when the peer
+// closes the session after reading the rest (Close waits for that, at most
+// lingerTimeout).
+type wtConn struct {
+	sess    *webtransport.Session
+	str     *webtransport.Stream
+	readEOF atomic.Bool
+	once    sync.Once
+}
+
+func newWTConn(sess *webtransport.Session, str *webtransport.Stream) *wtConn {
+	return &wtConn{sess: sess, str: str}
+}
+
+func (c *wtConn) Read(p []byte) (int, error) {
+	n, err := c.str.Read(p)
+	if errors.Is(err, io.EOF) {
+		c.readEOF.Store(true)
+	}
+	return n, err
+}
+
+func (c *wtConn) Write(p []byte) (int, error) { return c.str.Write(p) }
+
+func (c *wtConn) Close() error {
+	c.once.Do(func() {
+		c.str.Close()
+		if c.readEOF.Load() {
+			c.str.CancelRead(0)
+			c.sess.CloseWithError(0, "")
+			return
+		}
+		// Wait for the peer (bounded), so that shutdown, which closes the
+		// QUIC connections after the sessions, does not cut the last frames.
+		t := time.NewTimer(lingerTimeout)
+		defer t.Stop()
+		select {
+		case <-c.sess.Context().Done():
+		case <-t.C:
+		}
+		c.sess.CloseWithError(0, "")
+	})
+	return nil
+}
+
+// checkOrigin allows requests without Origin (native clients), from the
+// server's own host, and from configured patterns (path.Match on the host).
+func (s *Server) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	if u.Host == r.Host {
+		return true
+	}
+	for _, p := range s.cfg.OriginPatterns {
+		if ok, _ := path.Match(p, u.Host); ok {
+			return true
+		}
+	}
+	return false
+}
