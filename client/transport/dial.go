@@ -1,0 +1,148 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
+	"github.com/quic-go/webtransport-go"
+
+	"hearth/homeserver/wire"
+)
+
+// Paths on the server (see homeserver/transport).
+const (
+	pathWebTransport = "/hearth/v1"
+	pathWebSocket    = "/hearth/v1/ws"
+)
+
+// DefaultQUICTimeout is how long Dial waits for WebTransport before it
+// falls back to the WebSocket.
+const DefaultQUICTimeout = 3 * time.Second
+
+// DialOptions configure Dial. The zero value trusts the system roots and
+// tries WebTransport first.
+type DialOptions struct {
+	RootCAs        *x509.CertPool // CAs to trust (e.g. the server's DIR/ca.pem); nil: system roots
+	ServerName     string         // TLS server name; default: the host of addr
+	ForceWebSocket bool           // skip WebTransport
+	QUICTimeout    time.Duration  // WebTransport attempt before falling back; 0: DefaultQUICTimeout
+	MaxFrame       int            // largest frame accepted from the server; 0: wire.DefaultMaxFrame
+	Sockets        *SocketPool    // share UDP sockets with other sessions; nil: one socket per session
+}
+
+// Dial connects to the homeserver at addr (HOST:PORT) and returns the
+// control stream, a *Conn. The caller writes the first frame (Login or
+// Hello) at once: the server sees a WebTransport stream only when data
+// arrives on it. Closing the stream ends the session.
+func Dial(ctx context.Context, addr string, opts DialOptions) (io.ReadWriteCloser, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("transport: dial %q: want HOST:PORT: %w", addr, err)
+	}
+	if opts.ServerName == "" {
+		opts.ServerName = host
+	}
+	if opts.QUICTimeout <= 0 {
+		opts.QUICTimeout = DefaultQUICTimeout
+	}
+	if opts.MaxFrame <= 0 {
+		opts.MaxFrame = wire.DefaultMaxFrame
+	}
+	var wtErr error
+	if !opts.ForceWebSocket {
+		qctx, cancel := context.WithTimeout(ctx, opts.QUICTimeout)
+		c, err := dialWebTransport(qctx, addr, opts)
+		cancel()
+		if err == nil {
+			return c, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("transport: dial %s: %w", addr, err)
+		}
+		wtErr = fmt.Errorf("webtransport: %w", err)
+	}
+	c, err := dialWebSocket(ctx, addr, opts)
+	if err != nil {
+		return nil, fmt.Errorf("transport: dial %s: %w", addr, errors.Join(wtErr, fmt.Errorf("websocket: %w", err)))
+	}
+	return c, nil
+}
+
+func (o DialOptions) tlsConfig(protos ...string) *tls.Config {
+	return &tls.Config{RootCAs: o.RootCAs, ServerName: o.ServerName, MinVersion: tls.VersionTLS13, NextProtos: protos}
+}
+
+// Flow-control windows and timers for a client: small windows (one chat
+// session rarely has much in flight; auto-tuning grows them when busy),
+// keep-alives well inside common NAT binding timeouts.
+const (
+	keepAlivePeriod     = 20 * time.Second
+	idleTimeout         = 60 * time.Second
+	initialStreamWindow = 16 << 10
+	maxStreamWindow     = 2 << 20
+	initialConnWindow   = 32 << 10
+	maxConnWindow       = 4 << 20
+)
+
+func quicConfig() *quic.Config {
+	return &quic.Config{
+		MaxIdleTimeout:                   idleTimeout,
+		KeepAlivePeriod:                  keepAlivePeriod,
+		InitialStreamReceiveWindow:       initialStreamWindow,
+		MaxStreamReceiveWindow:           maxStreamWindow,
+		InitialConnectionReceiveWindow:   initialConnWindow,
+		MaxConnectionReceiveWindow:       maxConnWindow,
+		MaxIncomingStreams:               16,
+		MaxIncomingUniStreams:            16,
+		EnableDatagrams:                  true,
+		EnableStreamResetPartialDelivery: true,
+	}
+}
+
+func dialWebTransport(ctx context.Context, addr string, opts DialOptions) (*Conn, error) {
+	tr := &webtransport.Transport{
+		TLSClientConfig: opts.tlsConfig(http3.NextProtoH3),
+		QUICConfig:      quicConfig(),
+	}
+	if opts.Sockets != nil {
+		tr.DialAddr = opts.Sockets.dial
+	}
+	_, sess, err := tr.Dial(ctx, "https://"+addr+pathWebTransport, nil)
+	if err != nil {
+		return nil, err
+	}
+	str, err := sess.OpenStreamSync(ctx)
+	if err != nil {
+		sess.CloseWithError(0, "")
+		return nil, fmt.Errorf("open control stream: %w", err)
+	}
+	return &Conn{rwc: &wtConn{sess: sess, str: str}, protocol: ProtocolWebTransport}, nil
+}
+
+// wsSlack is the frame's varint length prefix a message carries beyond MaxFrame.
+const wsSlack = 16
+
+func dialWebSocket(ctx context.Context, addr string, opts DialOptions) (*Conn, error) {
+	hc := &http.Client{Transport: &http.Transport{
+		TLSClientConfig:     opts.tlsConfig("http/1.1"),
+		TLSHandshakeTimeout: 10 * time.Second,
+	}}
+	c, _, err := websocket.Dial(ctx, "wss://"+addr+pathWebSocket, &websocket.DialOptions{HTTPClient: hc})
+	if err != nil {
+		return nil, err
+	}
+	// Reads and writes end with Close, not with the dial context.
+	nc := websocket.NetConn(context.Background(), c, websocket.MessageBinary)
+	c.SetReadLimit(int64(opts.MaxFrame) + wsSlack) // after NetConn, which lifts the limit
+	return &Conn{rwc: nc, protocol: ProtocolWebSocket}, nil
+}

@@ -1,0 +1,229 @@
+package transport
+
+import (
+	"context"
+	"crypto/x509"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"hearth/homeserver/certs"
+	server "hearth/homeserver/transport"
+	"hearth/homeserver/wire"
+)
+
+// pingServer answers every Ping frame with a Pong echoing its id, until EOF.
+type pingServer struct{}
+
+func (pingServer) ServeStream(ctx context.Context, rwc io.ReadWriteCloser, remote string) {
+	defer rwc.Close()
+	fr, fw := wire.NewFrameReader(rwc, 0), wire.NewFrameWriter(rwc, 0)
+	for {
+		var f wire.ClientFrame
+		if err := fr.ReadMessage(&f); err != nil {
+			return
+		}
+		fw.WriteMessage(&wire.ServerFrame{Id: f.GetId(), Body: &wire.ServerFrame_Pong{Pong: &wire.Pong{ServerTimeMs: 1}}})
+	}
+}
+
+// hangupServer writes one Pong after the first frame and ends the session.
+type hangupServer struct{}
+
+func (hangupServer) ServeStream(ctx context.Context, rwc io.ReadWriteCloser, remote string) {
+	defer rwc.Close()
+	var f wire.ClientFrame
+	if err := wire.NewFrameReader(rwc, 0).ReadMessage(&f); err != nil {
+		return
+	}
+	wire.NewFrameWriter(rwc, 0).WriteMessage(&wire.ServerFrame{Id: f.GetId(), Body: &wire.ServerFrame_Pong{Pong: &wire.Pong{}}})
+}
+
+type testServer struct {
+	srv   *server.Server
+	addr  string
+	roots *x509.CertPool
+}
+
+// startServer runs the real homeserver transport on 127.0.0.1:0; with
+// blockUDP the UDP socket is open but never read, like a firewall dropping
+// QUIC.
+func startServer(t *testing.T, streams server.StreamServer, blockUDP bool) *testServer {
+	t.Helper()
+	ccfg := certs.Config{Dir: t.TempDir(), Domain: "localhost", Hosts: certs.HostsFor("localhost", "127.0.0.1:0")}
+	if err := certs.Init(ccfg, certs.Deps{}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := certs.NewManager(ccfg, certs.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots, err := certs.LoadCAPool(m.CAPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Config{}, server.Deps{Streams: streams, TLS: m.TLSConfig(), Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, ln, err := server.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	if !blockUDP {
+		wg.Go(func() { srv.ServeQUIC(pc) })
+	}
+	wg.Go(func() { srv.ServeTLS(ln) })
+	t.Cleanup(func() {
+		srv.Close()
+		wg.Wait()
+		pc.Close()
+	})
+	return &testServer{srv: srv, addr: ln.Addr().String(), roots: roots}
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// ping writes a Ping with id and expects the matching Pong.
+func ping(t *testing.T, c io.ReadWriter, id uint64) {
+	t.Helper()
+	if err := wire.NewFrameWriter(c, 0).WriteMessage(&wire.ClientFrame{Id: id, Body: &wire.ClientFrame_Ping{Ping: &wire.Ping{}}}); err != nil {
+		t.Fatal(err)
+	}
+	var f wire.ServerFrame
+	if err := wire.NewFrameReader(c, 0).ReadMessage(&f); err != nil {
+		t.Fatal(err)
+	}
+	if f.GetId() != id || f.GetPong() == nil {
+		t.Fatalf("answer %v, want Pong %d", &f, id)
+	}
+}
+
+func waitSessions(t *testing.T, s *server.Server, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Sessions() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("server has %d sessions, want %d", s.Sessions(), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestDialProtocols(t *testing.T) {
+	ts := startServer(t, pingServer{}, false)
+	for _, tc := range []struct {
+		force bool
+		want  string
+	}{{false, ProtocolWebTransport}, {true, ProtocolWebSocket}} {
+		c, err := Dial(testCtx(t), ts.addr, DialOptions{RootCAs: ts.roots, ForceWebSocket: tc.force})
+		if err != nil {
+			t.Fatalf("Dial force=%v: %v", tc.force, err)
+		}
+		if p := c.(*Conn).Protocol(); p != tc.want {
+			t.Errorf("force=%v: protocol %s, want %s", tc.force, p, tc.want)
+		}
+		ping(t, c, 1)
+		ping(t, c, 2)
+		waitSessions(t, ts.srv, 1)
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		waitSessions(t, ts.srv, 0)
+	}
+}
+
+func TestDialFallsBackWhenUDPBlocked(t *testing.T) {
+	ts := startServer(t, pingServer{}, true)
+	c, err := Dial(testCtx(t), ts.addr, DialOptions{RootCAs: ts.roots, QUICTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	defer c.Close()
+	if p := c.(*Conn).Protocol(); p != ProtocolWebSocket {
+		t.Fatalf("protocol %s, want the websocket fallback", p)
+	}
+	ping(t, c, 9)
+}
+
+func TestDialRefusesUntrustedServer(t *testing.T) {
+	ts := startServer(t, pingServer{}, false)
+	_, err := Dial(testCtx(t), ts.addr, DialOptions{RootCAs: x509.NewCertPool()})
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("Dial without the server's CA: %v", err)
+	}
+	if !strings.Contains(err.Error(), "webtransport") || !strings.Contains(err.Error(), "websocket") {
+		t.Errorf("error does not report both attempts: %v", err)
+	}
+	if _, err := Dial(testCtx(t), "no-port", DialOptions{}); err == nil {
+		t.Error("Dial of an address without port succeeded")
+	}
+}
+
+func TestServerHangupGivesEOF(t *testing.T) {
+	ts := startServer(t, hangupServer{}, false)
+	for _, force := range []bool{false, true} {
+		c, err := Dial(testCtx(t), ts.addr, DialOptions{RootCAs: ts.roots, ForceWebSocket: force})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ping(t, c, 3)
+		if rest, err := io.ReadAll(c); err != nil || len(rest) != 0 {
+			t.Errorf("force=%v: after hangup read %q, %v; want EOF", force, rest, err)
+		}
+		c.Close()
+		waitSessions(t, ts.srv, 0)
+	}
+}
+
+func TestSocketPoolSharesSockets(t *testing.T) {
+	ts := startServer(t, pingServer{}, false)
+	pool := NewSocketPool(4)
+	defer pool.Close()
+	var conns []io.ReadWriteCloser
+	for i := range 6 {
+		c, err := Dial(testCtx(t), ts.addr, DialOptions{RootCAs: ts.roots, Sockets: pool})
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		if c.(*Conn).Protocol() != ProtocolWebTransport {
+			t.Fatalf("dial %d fell back to %s", i, c.(*Conn).Protocol())
+		}
+		conns = append(conns, c)
+	}
+	for i, c := range conns {
+		ping(t, c, uint64(i+1))
+	}
+	if n := pool.Sockets(); n != 2 {
+		t.Errorf("6 sessions with 4 per socket use %d sockets, want 2", n)
+	}
+	locals := map[string]bool{}
+	for _, c := range conns {
+		locals[c.(*Conn).rwc.(*wtConn).sess.LocalAddr().String()] = true
+	}
+	if len(locals) != 2 {
+		t.Errorf("sessions on %d local addresses, want 2", len(locals))
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	waitSessions(t, ts.srv, 0)
+	// Released slots are reused rather than opening new sockets.
+	c, err := Dial(testCtx(t), ts.addr, DialOptions{RootCAs: ts.roots, Sockets: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ping(t, c, 99)
+	c.Close()
+	if n := pool.Sockets(); n != 2 {
+		t.Errorf("after reuse the pool has %d sockets", n)
+	}
+}

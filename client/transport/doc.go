@@ -1,0 +1,18 @@
+// Package transport connects a Hearth client to its homeserver: Dial
+// returns the control stream as an io.ReadWriteCloser carrying the
+// length-delimited frames of hearth/homeserver/wire.
+//
+// Dial tries WebTransport over HTTP/3 first (https://HOST:PORT/hearth/v1,
+// the session's first bidirectional stream) and falls back to a WebSocket
+// over TLS (wss://HOST:PORT/hearth/v1/ws) when QUIC fails or does not
+// answer within DialOptions.QUICTimeout, as on networks that block UDP.
+//
+// The server learns of the control stream only when data arrives on it, so
+// the client protocol always speaks first: the first frame (Login or Hello)
+// is written right after Dial returns.
+//
+// Many sessions in one process (load tests, bots) can share UDP sockets
+// through a SocketPool: each socket carries up to N QUIC connections.
+//
+// This package imports no server package besides homeserver/wire.
+package transport

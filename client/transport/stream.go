@@ -1,0 +1,81 @@
+package transport
+
+import (
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/webtransport-go"
+)
+
+// Protocols a Conn can run over.
+const (
+	ProtocolWebTransport = "webtransport"
+	ProtocolWebSocket    = "websocket"
+)
+
+// Conn is a control stream to the homeserver. Dial returns one as an
+// io.ReadWriteCloser; assert to *Conn for Protocol.
+type Conn struct {
+	rwc      io.ReadWriteCloser
+	protocol string
+}
+
+var _ io.ReadWriteCloser = (*Conn)(nil)
+
+func (c *Conn) Read(p []byte) (int, error)  { return c.rwc.Read(p) }
+func (c *Conn) Write(p []byte) (int, error) { return c.rwc.Write(p) }
+
+// Close ends the stream; see Dial for how a session ends cleanly.
+func (c *Conn) Close() error { return c.rwc.Close() }
+
+// Protocol is ProtocolWebTransport or ProtocolWebSocket.
+func (c *Conn) Protocol() string { return c.protocol }
+
+// lingerTimeout bounds how long a closed stream waits for the server to
+// close the session after reading the rest.
+const lingerTimeout = 3 * time.Second
+
+// wtConn is a WebTransport stream whose Close also ends the session: at
+// once when the server has finished its side (read EOF), else when the
+// server closes the session after reading the rest (Close waits for it, at
+// most lingerTimeout). Closing the session
+// closes the QUIC connection dialled for it.
+type wtConn struct {
+	sess    *webtransport.Session
+	str     *webtransport.Stream
+	readEOF atomic.Bool
+	once    sync.Once
+}
+
+func (c *wtConn) Read(p []byte) (int, error) {
+	n, err := c.str.Read(p)
+	if errors.Is(err, io.EOF) {
+		c.readEOF.Store(true)
+	}
+	return n, err
+}
+
+func (c *wtConn) Write(p []byte) (int, error) { return c.str.Write(p) }
+
+func (c *wtConn) Close() error {
+	c.once.Do(func() {
+		c.str.Close()
+		if c.readEOF.Load() {
+			c.str.CancelRead(0)
+			c.sess.CloseWithError(0, "")
+			return
+		}
+		// Wait here, not in the background: a client often exits right after.
+		t := time.NewTimer(lingerTimeout)
+		defer t.Stop()
+		select {
+		case <-c.sess.Context().Done():
+		case <-t.C:
+		}
+		c.sess.CloseWithError(0, "")
+	})
+	return nil
+}
