@@ -2,4 +2,22 @@
 // server offers, and the local transport that serves them as JSON over a
 // Unix socket owned by the server's user (never exposed on the network).
 // `hearth admin …` is its client.
+//
+// Listen creates DIR/admin.sock with mode 0600 (bound in a private folder,
+// then renamed into place); SocketServer serves Ops on it; Dial returns a
+// Client, which implements Ops too, or a *NotRunningError when no server
+// answers. Routes (JSON bodies; errors are transport.ErrorBody with the
+// wire code, and the HTTP status from transport.HTTPStatus):
+//
+//	GET    /v1/status                     -> Status
+//	GET    /v1/users                      -> []UserInfo
+//	POST   /v1/users {name,password,admin}-> UserInfo (201)
+//	POST   /v1/users/{name}/disable       -> 204
+//	POST   /v1/users/{name}/enable        -> 204
+//	DELETE /v1/users/{name}               -> 204
+//	PUT    /v1/users/{name}/password {password} -> 204
+//	GET    /v1/users/{name}/devices       -> []DeviceInfo
+//	DELETE /v1/users/{name}/devices/{id}  -> 204 (revoke)
+//
+// Passwords travel as base64 JSON bytes and are cleared after use.
 package admin
