@@ -114,6 +114,11 @@ func (e sigECDSA) generate(rand io.Reader) (crypto.Signer, error) {
 }
 
 func (e sigECDSA) parsePrivate(b []byte) (crypto.Signer, error) {
+	// Some encoders (e.g. the IETF P-521 vectors) drop leading zero bytes
+	// of the scalar; left-pad it to the field size.
+	if size := (e.curve.Params().BitSize + 7) / 8; len(b) < size && len(b) > 0 {
+		b = append(make([]byte, size-len(b)), b...)
+	}
 	return ecdsa.ParseRawPrivateKey(e.curve, b)
 }
 
