@@ -132,3 +132,7 @@ func checkDomain(s string) error {
 	}
 	return nil
 }
+
+// CheckDomain validates a canonical (lowercase) domain name, as used for
+// homeservers and in addresses.
+func CheckDomain(s string) error { return checkDomain(s) }

@@ -1,0 +1,88 @@
+package federation
+
+import (
+	"fmt"
+	"strings"
+
+	"hearth/federation/fedwire"
+	"hearth/keys/identity"
+)
+
+// ValidDomain checks a server domain.
+func ValidDomain(d string) error {
+	if err := identity.CheckDomain(d); err != nil {
+		return fmt.Errorf("domain %q: %w", d, err)
+	}
+	return nil
+}
+
+// HubOf returns the hub domain of a conversation id "LOCAL@hubdomain".
+func HubOf(conversationID string) (string, error) {
+	i := strings.LastIndexByte(conversationID, '@')
+	if i <= 0 || i == len(conversationID)-1 {
+		return "", fmt.Errorf("conversation id %q is not LOCAL@domain", conversationID)
+	}
+	d := conversationID[i+1:]
+	return d, ValidDomain(d)
+}
+
+// CheckEnvelope refuses envelopes an origin may not send: a server speaks
+// only for its own users and for the conversations it hubs. What it checks
+// is what a forged envelope would get wrong.
+func CheckEnvelope(origin, self string, env *fedwire.Envelope) error {
+	const op = "federation.CheckEnvelope"
+	bad := func(format string, args ...any) error {
+		return errorf(op, fedwire.Code_CODE_BAD_REQUEST, format, args...)
+	}
+	forbidden := func(format string, args ...any) error {
+		return errorf(op, fedwire.Code_CODE_FORBIDDEN, format, args...)
+	}
+	if env.GetId() == "" || len(env.GetId()) > 128 {
+		return bad("envelope id missing or over 128 bytes")
+	}
+	switch env.GetKind() {
+	case fedwire.EnvelopeKind_ENVELOPE_KIND_SUBMIT:
+		dev, err := identity.ParseDevice(env.GetSender())
+		if err != nil {
+			return bad("sender: %v", err)
+		}
+		if dev.User.Domain != origin {
+			return forbidden("%s may not submit for %s", origin, dev)
+		}
+		hub, err := HubOf(env.GetConversationId())
+		if err != nil {
+			return bad("%v", err)
+		}
+		if hub != self {
+			return errorf(op, fedwire.Code_CODE_WRONG_DESTINATION, "conversation %s is hubbed at %s, not here", env.GetConversationId(), hub)
+		}
+	case fedwire.EnvelopeKind_ENVELOPE_KIND_DELIVER, fedwire.EnvelopeKind_ENVELOPE_KIND_SUBMIT_RESULT:
+		hub, err := HubOf(env.GetConversationId())
+		if err != nil {
+			return bad("%v", err)
+		}
+		if hub != origin {
+			return forbidden("%s is not the hub of %s", origin, env.GetConversationId())
+		}
+		for _, r := range env.GetRecipients() {
+			dev, err := identity.ParseDevice(r)
+			if err != nil {
+				return bad("recipient: %v", err)
+			}
+			if dev.User.Domain != self {
+				return bad("recipient %s is not on %s", dev, self)
+			}
+		}
+	case fedwire.EnvelopeKind_ENVELOPE_KIND_DEVICE_LIST:
+		u, err := identity.ParseUser(env.GetSender())
+		if err != nil {
+			return bad("user: %v", err)
+		}
+		if u.Domain != origin {
+			return forbidden("%s may not publish devices of %s", origin, u)
+		}
+	default:
+		return bad("unknown envelope kind %d", env.GetKind())
+	}
+	return nil
+}

@@ -1,0 +1,3 @@
+package fedwire
+
+//go:generate protoc --go_out=. --go_opt=paths=source_relative federation.proto

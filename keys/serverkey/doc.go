@@ -1,0 +1,5 @@
+// Package serverkey holds a homeserver's Ed25519 signing keys: the key
+// that signs federation transactions and access tokens, its key id, its
+// validity window, and the set of older keys kept to verify what they
+// signed. Private keys are used only through Key.Sign.
+package serverkey
