@@ -29,10 +29,13 @@ type KeyPackage struct {
 	Private []byte
 }
 
-// CredentialValidator accepts a group member only when its address and
+// CredentialValidator accepts a group member only when its BasicCredential
+// identity (the UTF-8 device address user@domain/DEVICE) and its leaf
 // signature key appear on its user's validly signed device list.
+// *identity.Validator has this method; the client's implementation also
+// fetches lists it does not have yet.
 type CredentialValidator interface {
-	ValidateMember(address string, signatureKey []byte) error
+	ValidateMember(identity, signatureKey []byte) error
 }
 
 // GroupEngine makes and restores MLS group states.
@@ -43,6 +46,10 @@ type GroupEngine interface {
 	// Join processes a Welcome; private returns the private part of the
 	// KeyPackage the Welcome names. It also returns that KeyPackage's ref.
 	Join(welcome []byte, self Self, private func(ref []byte) ([]byte, error), v CredentialValidator) (Group, []byte, error)
+	// JoinExternal joins a group by external commit from its GroupInfo (the
+	// hub keeps the latest); the returned Commit is pending until the hub
+	// accepts it.
+	JoinExternal(groupInfo []byte, self Self, v CredentialValidator) (Group, Commit, error)
 	// Load restores a state saved with Group.Marshal.
 	Load(state []byte, self Self, v CredentialValidator) (Group, error)
 }
@@ -72,6 +79,7 @@ type Group interface {
 	// Encrypt makes an MLSMessage(PrivateMessage) and advances the sender ratchet.
 	Encrypt(plaintext []byte) ([]byte, error)
 	// Process handles an incoming PrivateMessage or PublicMessage(Commit).
+	// Processing another member's commit drops this device's pending commit.
 	Process(msg []byte) (Received, error)
 	// Commit proposes adding the devices of keyPackages and removing devices.
 	Commit(keyPackages [][]byte, remove []string) (Commit, error)
@@ -79,6 +87,7 @@ type Group interface {
 	MergeCommit() error
 	// DiscardCommit drops the pending commit after the hub refused it.
 	DiscardCommit()
-	// Marshal serializes the whole state (secrets included) for the store.
+	// Marshal serializes the whole state (secrets included, and the pending
+	// commit if any) for the store.
 	Marshal() ([]byte, error)
 }

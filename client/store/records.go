@@ -153,3 +153,8 @@ func be64(b []byte) uint64 {
 	}
 	return n
 }
+
+// DeleteMeta removes a named value from the sync bucket.
+func (t *Tx) DeleteMeta(name string) error {
+	return t.tx.Bucket(bSync).Delete([]byte("meta/" + name))
+}

@@ -1,0 +1,178 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"hearth/client/store"
+	"hearth/homeserver/wire"
+	"hearth/keys/identity"
+)
+
+// DialFunc opens a control stream to addr (HOST:PORT) trusting the CA in
+// the PEM file caPath. cmd/hearth wires client/transport.Dial.
+type DialFunc func(ctx context.Context, addr, caPath string) (io.ReadWriteCloser, error)
+
+// Config configures a Client.
+type Config struct {
+	Profile string       // profile folder holding the store
+	Dial    DialFunc     // required
+	Groups  GroupEngine  // the MLS engine; nil: messaging fails with ErrNoE2EE
+	Logger  *slog.Logger // default: discard
+	Now     func() time.Time
+	Rand    io.Reader   // randomness for ids and keys; default crypto/rand
+	Jitter  *mrand.Rand // reconnect jitter; default seeded randomly
+	// MinBackoff and MaxBackoff bound the reconnect delay (defaults 100ms, 10s).
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// Client is one device's view of Hearth: its profile store and, once
+// logged in, its session with the homeserver.
+type Client struct {
+	cfg Config
+	st  *store.Store
+	log *slog.Logger
+	val *identity.Validator // pinned identity keys and verified device lists
+
+	mu   sync.Mutex
+	sess *Session
+}
+
+// ErrNotLoggedIn is returned when the profile has no account yet.
+var ErrNotLoggedIn = errors.New("client: profile is not logged in (run `hearth chat login` first)")
+
+// Open opens the profile store. It holds the profile exclusively until Close.
+func Open(cfg Config) (*Client, error) {
+	if cfg.Profile == "" || cfg.Dial == nil {
+		return nil, fmt.Errorf("client: a profile folder and a dialer are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	st, err := store.Open(cfg.Profile, 10*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	return &Client{cfg: cfg, st: st, log: cfg.Logger, val: identity.NewValidator()}, nil
+}
+
+// Close ends the session and closes the store.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	s := c.sess
+	c.sess = nil
+	c.mu.Unlock()
+	if s != nil {
+		s.Close()
+	}
+	return c.st.Close()
+}
+
+// Store gives read access to the profile store (history, outbox).
+func (c *Client) Store() *store.Store { return c.st }
+
+// Account returns the profile's account.
+func (c *Client) Account() (store.Account, error) {
+	var a store.Account
+	err := c.st.View(func(tx *store.Tx) (err error) { a, err = tx.Account(); return })
+	if errors.Is(err, store.ErrNotFound) {
+		return a, ErrNotLoggedIn
+	}
+	return a, err
+}
+
+// session returns the running session, starting it on first use.
+func (c *Client) session(ctx context.Context) (*Session, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess != nil {
+		if err := c.sess.Err(); err != nil {
+			return nil, err
+		}
+		return c.sess, nil
+	}
+	acct, err := c.Account()
+	if err != nil {
+		return nil, err
+	}
+	var h DeliveryHandler
+	if c.cfg.Groups != nil && acct.Active {
+		h = &deliveries{c: c}
+	}
+	c.sess = StartSession(context.WithoutCancel(ctx), SessionConfig{
+		Dial: func(ctx context.Context) (io.ReadWriteCloser, error) {
+			return c.cfg.Dial(ctx, acct.Server, acct.CAPath)
+		},
+		Tokens:     storeTokens{c.st},
+		Handler:    h,
+		Logger:     c.log,
+		Now:        c.cfg.Now,
+		Rand:       c.cfg.Jitter,
+		MinBackoff: c.cfg.MinBackoff,
+		MaxBackoff: c.cfg.MaxBackoff,
+	})
+	return c.sess, nil
+}
+
+// call sends one request over the session.
+func (c *Client) call(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error) {
+	s, err := c.session(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return s.Call(ctx, op, f)
+}
+
+// newID returns a fresh random identifier (32 hex digits).
+func (c *Client) newID() (string, error) {
+	var b [16]byte
+	if _, err := io.ReadFull(c.cfg.Rand, b[:]); err != nil {
+		return "", fmt.Errorf("client: randomness: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// storeTokens keeps the session's tokens in the account record.
+type storeTokens struct{ st *store.Store }
+
+var _ Tokens = storeTokens{}
+
+func (t storeTokens) Tokens() (string, time.Time, string, error) {
+	var a store.Account
+	err := t.st.View(func(tx *store.Tx) (err error) { a, err = tx.Account(); return })
+	return a.AccessToken, a.AccessExpires, a.RefreshToken, err
+}
+
+func (t storeTokens) SaveTokens(access string, exp time.Time, refresh string) error {
+	return t.st.Update(func(tx *store.Tx) error {
+		a, err := tx.Account()
+		if err != nil {
+			return err
+		}
+		a.AccessToken, a.AccessExpires, a.RefreshToken = access, exp, refresh
+		return tx.PutAccount(a)
+	})
+}
+
+// userOf returns the user part of a device address user@domain/DEVICE.
+func userOf(device string) string {
+	if i := strings.LastIndexByte(device, '/'); i >= 0 {
+		return device[:i]
+	}
+	return device
+}

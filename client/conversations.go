@@ -1,0 +1,317 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"google.golang.org/protobuf/proto"
+
+	"hearth/client/store"
+	"hearth/homeserver/wire"
+	"hearth/keys/identity"
+)
+
+func commitName(conv string) string { return "commit/" + conv }
+
+// errRedo is returned when the group moved on while a commit was prepared.
+var errRedo = wire.Errorf("client.Commit", wire.Code_CODE_STALE_EPOCH, "group changed while preparing a commit")
+
+// directConversation returns this device's 1:1 conversation with peer,
+// joining the existing one by external commit when another device of this
+// user already has one, or creating it here.
+func (c *Client) directConversation(ctx context.Context, peer string) (string, error) {
+	const op = "client.DirectConversation"
+	pu, err := identity.ParseUser(peer)
+	if err != nil {
+		return "", wire.E(op, wire.Code_CODE_BAD_REQUEST, err)
+	}
+	peer = pu.String()
+	var id string
+	var registered bool
+	c.st.View(func(tx *store.Tx) error {
+		id, _ = conversationFor(tx, peer)
+		registered = id != "" && tx.Meta("registered/"+id) != nil
+		return nil
+	})
+	if id == "" {
+		if id, err = c.joinExisting(ctx, peer); err != nil || id != "" {
+			return id, err
+		}
+		if id, err = c.createGroup(ctx, peer); err != nil {
+			return "", err
+		}
+	}
+	if !registered {
+		return id, c.register(ctx, id, peer)
+	}
+	return id, nil
+}
+
+// createGroup makes a new MLS group for a direct conversation with peer
+// and stores it before the hub hears of it.
+func (c *Client) createGroup(ctx context.Context, peer string) (string, error) {
+	self, err := c.self()
+	if err != nil {
+		return "", err
+	}
+	local, err := c.newID()
+	if err != nil {
+		return "", err
+	}
+	su, err := identity.ParseUser(userOf(self.Address))
+	if err != nil {
+		return "", err
+	}
+	id := local[:20] + "@" + su.Domain
+	err = c.st.Update(func(tx *store.Tx) error {
+		g, err := c.cfg.Groups.Create([]byte(id), self, c.validator(ctx, tx))
+		if err != nil {
+			return fmt.Errorf("client: create group: %w", err)
+		}
+		if err := c.saveGroup(tx, id, g); err != nil {
+			return err
+		}
+		return c.rememberConversation(tx, conversation{ID: id, Peers: []string{peer}, Creator: su.String()})
+	})
+	return id, err
+}
+
+// register creates the conversation at the hub (this server). A conflict
+// means an earlier run registered it already.
+func (c *Client) register(ctx context.Context, id, peer string) error {
+	_, err := c.call(ctx, "client.CreateConversation", &wire.ClientFrame{Body: &wire.ClientFrame_CreateConversation{CreateConversation: &wire.CreateConversation{
+		ConversationId: id, Kind: wire.ConversationKind_CONVERSATION_KIND_DIRECT, Peers: []string{peer},
+	}}})
+	if err != nil && !wire.Is(err, wire.Code_CODE_CONFLICT) {
+		return err
+	}
+	return c.st.Update(func(tx *store.Tx) error { return tx.PutMeta("registered/"+id, []byte{1}) })
+}
+
+// joinExisting looks for a direct conversation with peer that another
+// device of this user is in, and joins it by external commit.
+func (c *Client) joinExisting(ctx context.Context, peer string) (string, error) {
+	r, err := c.call(ctx, "client.ListConversations", &wire.ClientFrame{Body: &wire.ClientFrame_ListConversations{ListConversations: &wire.ListConversations{}}})
+	if err != nil {
+		return "", err
+	}
+	self, err := c.self()
+	if err != nil {
+		return "", err
+	}
+	for _, ci := range r.GetConversations().GetConversations() {
+		peers := peersOf(ci.GetMembers(), userOf(self.Address))
+		if ci.GetKind() != wire.ConversationKind_CONVERSATION_KIND_DIRECT || len(peers) != 1 || peers[0] != peer ||
+			len(ci.GetGroupInfo()) == 0 || slices.Contains(ci.GetMembers(), self.Address) {
+			continue
+		}
+		var req *wire.Send
+		err := c.st.Update(func(tx *store.Tx) error {
+			g, commit, err := c.cfg.Groups.JoinExternal(ci.GetGroupInfo(), self, c.validator(ctx, tx))
+			if err != nil {
+				return err
+			}
+			if err := c.saveGroup(tx, ci.GetConversationId(), g); err != nil {
+				return err
+			}
+			if req, err = c.pendCommit(tx, ci.GetConversationId(), g.Epoch(), commit); err != nil {
+				return err
+			}
+			if err := tx.PutMeta("registered/"+ci.GetConversationId(), []byte{1}); err != nil {
+				return err
+			}
+			return c.rememberConversation(tx, conversation{ID: ci.GetConversationId(), Peers: peers, Creator: ci.GetCreator()})
+		})
+		if err != nil {
+			c.log.Warn("external join failed", "conversation", ci.GetConversationId(), "err", err)
+			continue
+		}
+		return ci.GetConversationId(), c.finishCommit(ctx, ci.GetConversationId(), req)
+	}
+	return "", nil
+}
+
+// pendCommit records the request carrying a pending commit, so that it is
+// resent under the same message id if the answer is lost.
+func (c *Client) pendCommit(tx *store.Tx, conv string, epoch uint64, cm Commit) (*wire.Send, error) {
+	id, err := c.newID()
+	if err != nil {
+		return nil, err
+	}
+	req := &wire.Send{
+		ConversationId: conv, MessageId: id, Kind: wire.MessageKind_MESSAGE_KIND_COMMIT, Epoch: epoch,
+		Payload: cm.Message, AddDevices: cm.Added, RemoveDevices: cm.Removed, Welcome: cm.Welcome, GroupInfo: cm.GroupInfo,
+	}
+	raw, err := proto.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	return req, tx.PutMeta(commitName(conv), raw)
+}
+
+// finishCommit sends a pending commit; the hub's answer decides whether
+// the group merges it or drops it.
+func (c *Client) finishCommit(ctx context.Context, conv string, req *wire.Send) error {
+	_, err := c.call(ctx, "client.Commit", &wire.ClientFrame{Body: &wire.ClientFrame_Send{Send: req}})
+	if err != nil && Retryable(err) && !wire.Is(err, wire.Code_CODE_STALE_EPOCH) {
+		return err // unknown outcome: resend the same request later
+	}
+	self, serr := c.self()
+	if serr != nil {
+		return serr
+	}
+	uerr := c.st.Update(func(tx *store.Tx) error {
+		g, lerr := c.loadGroup(tx, conv, self, c.validator(ctx, tx))
+		if lerr != nil {
+			return lerr
+		}
+		if err == nil {
+			if merr := g.MergeCommit(); merr != nil {
+				return fmt.Errorf("client: merge commit: %w", merr)
+			}
+		} else {
+			g.DiscardCommit()
+		}
+		if serr := c.saveGroup(tx, conv, g); serr != nil {
+			return serr
+		}
+		return tx.DeleteMeta(commitName(conv))
+	})
+	if uerr != nil {
+		return uerr
+	}
+	return err
+}
+
+// reconcile brings the group's members in line with the signed device
+// lists of its users: devices added since are added, devices no longer
+// listed (revoked) are removed, in one commit accepted by the hub.
+func (c *Client) reconcile(ctx context.Context, conv string) error {
+	self, err := c.self()
+	if err != nil {
+		return err
+	}
+	var pending []byte
+	var meta conversation
+	var members []string
+	var epoch uint64
+	err = c.st.Update(func(tx *store.Tx) error {
+		pending = tx.Meta(commitName(conv))
+		if meta, err = getConversation(tx, conv); err != nil {
+			return fmt.Errorf("client: conversation %s: %w", conv, err)
+		}
+		g, err := c.loadGroup(tx, conv, self, c.validator(ctx, tx))
+		if err != nil {
+			return err
+		}
+		members, epoch = g.Members(), g.Epoch()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if pending != nil {
+		req := new(wire.Send)
+		if err := proto.Unmarshal(pending, req); err != nil {
+			return fmt.Errorf("client: stored commit for %s: %w", conv, err)
+		}
+		if err := c.finishCommit(ctx, conv, req); err != nil {
+			return err
+		}
+		return errRedo // membership changed: look again with the new state
+	}
+	add, remove, err := c.rosterDiff(ctx, userOf(self.Address), meta.Peers, members)
+	if err != nil || (len(add) == 0 && len(remove) == 0) {
+		return err
+	}
+	kps, err := c.claim(ctx, add, members)
+	if err != nil {
+		return err
+	}
+	if len(kps) == 0 && len(remove) == 0 {
+		return nil
+	}
+	var req *wire.Send
+	err = c.st.Update(func(tx *store.Tx) error {
+		g, err := c.loadGroup(tx, conv, self, c.validator(ctx, tx))
+		if err != nil {
+			return err
+		}
+		if g.Epoch() != epoch {
+			return errRedo
+		}
+		cm, err := g.Commit(kps, remove)
+		if err != nil {
+			return fmt.Errorf("client: commit: %w", err)
+		}
+		if err := c.saveGroup(tx, conv, g); err != nil {
+			return err
+		}
+		req, err = c.pendCommit(tx, conv, epoch, cm)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return c.finishCommit(ctx, conv, req)
+}
+
+// rosterDiff compares members with the devices on the signed lists of the
+// conversation's users.
+func (c *Client) rosterDiff(ctx context.Context, me string, peers, members []string) (add map[string][]string, remove []string, err error) {
+	want := map[string]bool{}
+	add = map[string][]string{}
+	for _, u := range append([]string{me}, peers...) {
+		ua, err := identity.ParseUser(u)
+		if err != nil {
+			return nil, nil, err
+		}
+		l, err := c.fetchDeviceList(ctx, nil, ua)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, d := range l.Devices {
+			addr := u + "/" + d.DeviceID
+			want[addr] = true
+			if !slices.Contains(members, addr) {
+				add[u] = append(add[u], addr)
+			}
+		}
+	}
+	for _, m := range members {
+		if !want[m] {
+			remove = append(remove, m)
+		}
+	}
+	return add, remove, nil
+}
+
+// claim fetches one KeyPackage for each device in add. Devices that have
+// none left are left out (they join when they publish new ones).
+func (c *Client) claim(ctx context.Context, add map[string][]string, members []string) ([][]byte, error) {
+	if len(add) == 0 {
+		return nil, nil
+	}
+	var users []string
+	for u := range add {
+		users = append(users, u)
+	}
+	slices.Sort(users)
+	r, err := c.call(ctx, "client.ClaimKeyPackages", &wire.ClientFrame{Body: &wire.ClientFrame_ClaimKeyPackages{ClaimKeyPackages: &wire.ClaimKeyPackages{
+		Users: users, ExcludeDevices: members,
+	}}})
+	if wire.Is(err, wire.Code_CODE_NO_KEY_PACKAGES) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var kps [][]byte
+	for _, p := range r.GetClaim().GetPackages() {
+		if slices.Contains(add[p.GetUser()], p.GetUser()+"/"+p.GetDeviceId()) {
+			kps = append(kps, p.GetKeyPackage())
+		}
+	}
+	return kps, nil
+}

@@ -1,0 +1,149 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"hearth/client/store"
+	"hearth/homeserver/wire"
+)
+
+// deliveries processes this device's mailbox: Welcomes join groups, commits
+// advance them, application messages are decrypted into history and the
+// inbox. Each delivery's effects and its mailbox sequence are committed in
+// one store transaction before the session acknowledges it.
+type deliveries struct{ c *Client }
+
+var _ DeliveryHandler = (*deliveries)(nil)
+
+func (h *deliveries) ProcessedSeq() (uint64, error) {
+	var seq uint64
+	err := h.c.st.View(func(tx *store.Tx) error { seq = tx.MailboxSeq(); return nil })
+	return seq, err
+}
+
+func (h *deliveries) HandleDelivery(ctx context.Context, d *wire.Delivery) error {
+	c := h.c
+	self, err := c.self()
+	if err != nil {
+		return err
+	}
+	return c.st.Update(func(tx *store.Tx) error {
+		if d.GetSeq() <= tx.MailboxSeq() {
+			return nil // processed before the last ack was lost
+		}
+		if err := tx.SetMailboxSeq(d.GetSeq()); err != nil {
+			return err
+		}
+		if d.GetSender() == self.Address {
+			return nil // our own message fanned back: already in history
+		}
+		err := c.apply(ctx, tx, self, d)
+		var bad *badMessage
+		if errors.As(err, &bad) {
+			// A message that cannot be processed is skipped (and logged
+			// without content) so that it never wedges the mailbox.
+			c.log.Warn("skipping undecodable delivery", "seq", d.GetSeq(), "conversation", d.GetConversationId(),
+				"sender", d.GetSender(), "kind", d.GetKind().String(), "err", bad.err)
+			return nil
+		}
+		return err
+	})
+}
+
+// badMessage marks a delivery that is invalid (as opposed to a local failure).
+type badMessage struct{ err error }
+
+func (b *badMessage) Error() string { return b.err.Error() }
+
+func (c *Client) apply(ctx context.Context, tx *store.Tx, self Self, d *wire.Delivery) error {
+	conv := d.GetConversationId()
+	switch d.GetKind() {
+	case wire.MessageKind_MESSAGE_KIND_WELCOME:
+		return c.join(ctx, tx, self, d)
+	case wire.MessageKind_MESSAGE_KIND_APPLICATION, wire.MessageKind_MESSAGE_KIND_COMMIT:
+	default:
+		return &badMessage{fmt.Errorf("unsupported message kind %v", d.GetKind())}
+	}
+	v := c.validator(ctx, tx)
+	g, err := c.loadGroup(tx, conv, self, v)
+	if errors.Is(err, store.ErrNotFound) {
+		return &badMessage{fmt.Errorf("no group state for conversation %s", conv)}
+	} else if err != nil {
+		return err
+	}
+	rcv, err := g.Process(d.GetPayload())
+	if v.transient != nil {
+		return fmt.Errorf("client: checking a member: %w", v.transient)
+	}
+	if err != nil {
+		return &badMessage{err}
+	}
+	if rcv.Sender != d.GetSender() {
+		return &badMessage{fmt.Errorf("credential %q does not match sender %q", rcv.Sender, d.GetSender())}
+	}
+	if err := c.saveGroup(tx, conv, g); err != nil {
+		return err
+	}
+	if !rcv.Application {
+		return nil
+	}
+	text, err := decodeBody(rcv.Plaintext)
+	if err != nil {
+		return &badMessage{err}
+	}
+	m := store.Message{
+		ID: d.GetMessageId(), Conversation: conv, From: userOf(rcv.Sender), Text: text,
+		SentAt: time.UnixMilli(d.GetServerTimeMs()).UTC(), Seq: d.GetConversationSeq(),
+	}
+	added, err := tx.AddHistory(m)
+	if err != nil || !added {
+		return err
+	}
+	return tx.AddInbox(m)
+}
+
+func (c *Client) join(ctx context.Context, tx *store.Tx, self Self, d *wire.Delivery) error {
+	conv := d.GetConversationId()
+	if _, err := tx.Group(conv); err == nil {
+		return &badMessage{fmt.Errorf("already a member of %s", conv)}
+	}
+	v := c.validator(ctx, tx)
+	g, used, err := c.cfg.Groups.Join(d.GetPayload(), self, tx.KeyPackage, v)
+	if v.transient != nil {
+		return fmt.Errorf("client: checking a member: %w", v.transient)
+	}
+	if err != nil {
+		return &badMessage{err}
+	}
+	if err := c.saveGroup(tx, conv, g); err != nil {
+		return err
+	}
+	if err := tx.DeleteKeyPackage(used); err != nil {
+		return err
+	}
+	return c.rememberConversation(tx, conversation{ID: conv, Peers: peersOf(g.Members(), userOf(self.Address)), Creator: userOf(d.GetSender())})
+}
+
+// body is the plaintext of an application message. It is versioned so that
+// later message types (media, reactions) extend it.
+type body struct {
+	V    int    `json:"v"`
+	Text string `json:"text"`
+}
+
+func encodeBody(text string) ([]byte, error) { return json.Marshal(body{V: 1, Text: text}) }
+
+func decodeBody(b []byte) (string, error) {
+	var m body
+	if err := json.Unmarshal(b, &m); err != nil {
+		return "", fmt.Errorf("message body: %w", err)
+	}
+	if m.V != 1 {
+		return "", fmt.Errorf("message body version %d not supported", m.V)
+	}
+	return m.Text, nil
+}

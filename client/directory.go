@@ -1,0 +1,141 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"hearth/client/store"
+	"hearth/homeserver/wire"
+	"hearth/keys/identity"
+)
+
+// pin is a user's identity key as first seen (trust on first use) and the
+// newest signed device list verified with it, kept in the store so that a
+// later run refuses a changed identity key or an older list.
+type pin struct {
+	IdentityKey []byte `json:"identity_key"`
+	List        []byte `json:"list"`
+	Signature   []byte `json:"signature"`
+}
+
+func pinName(user identity.UserAddress) string { return "pin/" + user.String() }
+
+// loadPins fills the validator from the store.
+func loadPins(tx *store.Tx, v *identity.Validator, users []string) error {
+	for _, u := range users {
+		ua, err := identity.ParseUser(u)
+		if err != nil {
+			continue
+		}
+		raw := tx.Meta(pinName(ua))
+		if raw == nil {
+			continue
+		}
+		var p pin
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return fmt.Errorf("client: stored pin for %s: %w", u, err)
+		}
+		key, err := identity.ParsePublicKey(p.IdentityKey)
+		if err != nil {
+			return fmt.Errorf("client: stored pin for %s: %w", u, err)
+		}
+		if _, err := v.Add(key, p.List, p.Signature); err != nil {
+			return fmt.Errorf("client: stored pin for %s: %w", u, err)
+		}
+	}
+	return nil
+}
+
+// validator returns the pinned validator, loading a user's pin from the
+// store the first time the user is looked at.
+func (c *Client) pinned(tx *store.Tx, user identity.UserAddress) error {
+	if _, ok := c.val.List(user); ok {
+		return nil
+	}
+	return loadPins(tx, c.val, []string{user.String()})
+}
+
+// fetchDeviceList asks the server for user's signed list, verifies it with
+// the pinned identity key (pinning it on first sight) and stores the pin in
+// tx (or in a transaction of its own when tx is nil). A list older than the
+// pinned one is refused and the pinned one kept.
+func (c *Client) fetchDeviceList(ctx context.Context, tx *store.Tx, user identity.UserAddress) (*identity.DeviceList, error) {
+	const op = "client.FetchDeviceList"
+	r, err := c.call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_FetchDeviceList{FetchDeviceList: &wire.FetchDeviceList{User: user.String()}}})
+	if err != nil {
+		return nil, err
+	}
+	res := r.GetDeviceList()
+	key, err := identity.ParsePublicKey(res.GetIdentityKey())
+	if err != nil {
+		return nil, wire.E(op, wire.Code_CODE_BAD_SIGNATURE, err)
+	}
+	var list *identity.DeviceList
+	update := func(tx *store.Tx) error {
+		if err := c.pinned(tx, user); err != nil {
+			return err
+		}
+		l, err := c.val.Add(key, res.GetDeviceList().GetList(), res.GetDeviceList().GetSignature())
+		if errors.Is(err, identity.ErrSuccessor) {
+			if kept, ok := c.val.List(user); ok {
+				list = kept // the server sent an older list: keep ours
+				return nil
+			}
+		}
+		if err != nil {
+			return wire.E(op, wire.Code_CODE_BAD_SIGNATURE, err)
+		}
+		if l.User != user {
+			return wire.Errorf(op, wire.Code_CODE_BAD_SIGNATURE, "list for %v returned for %v", l.User, user)
+		}
+		list = l
+		raw, err := json.Marshal(pin{IdentityKey: key.Bytes(), List: res.GetDeviceList().GetList(), Signature: res.GetDeviceList().GetSignature()})
+		if err != nil {
+			return err
+		}
+		return tx.PutMeta(pinName(user), raw)
+	}
+	if tx != nil {
+		err = update(tx)
+	} else {
+		err = c.st.Update(update)
+	}
+	return list, err
+}
+
+// memberValidator checks MLS members against pinned device lists, fetching
+// a user's list when a member is not on the list it has. A fetch that fails
+// for a local or network reason is kept in transient, so that the caller
+// retries the message later instead of rejecting it.
+type memberValidator struct {
+	c         *Client
+	ctx       context.Context
+	tx        *store.Tx
+	transient error
+}
+
+var _ CredentialValidator = (*memberValidator)(nil)
+
+func (v *memberValidator) ValidateMember(id, sigKey []byte) error {
+	err := v.c.val.ValidateMember(id, sigKey)
+	if err == nil || !(errors.Is(err, identity.ErrUnknownUser) || errors.Is(err, identity.ErrUnknownDevice) || errors.Is(err, identity.ErrKeyMismatch)) {
+		return err
+	}
+	addr, perr := identity.ParseDevice(string(id))
+	if perr != nil {
+		return err
+	}
+	if _, ferr := v.c.fetchDeviceList(v.ctx, v.tx, addr.User); ferr != nil {
+		if !wire.Is(ferr, wire.Code_CODE_BAD_SIGNATURE) && !wire.Is(ferr, wire.Code_CODE_NOT_FOUND) {
+			v.transient = ferr
+		}
+		return fmt.Errorf("%w (refreshing the list failed: %v)", err, ferr)
+	}
+	return v.c.val.ValidateMember(id, sigKey)
+}
+
+func (c *Client) validator(ctx context.Context, tx *store.Tx) *memberValidator {
+	return &memberValidator{c: c, ctx: ctx, tx: tx}
+}

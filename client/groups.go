@@ -1,0 +1,114 @@
+package client
+
+import (
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"hearth/client/store"
+)
+
+// conversation is what this device knows about a conversation besides its
+// MLS state: the other users in it, for `send USER` and `history USER`.
+type conversation struct {
+	ID      string   `json:"id"`
+	Peers   []string `json:"peers"` // user@domain of the other users
+	Creator string   `json:"creator,omitempty"`
+}
+
+func convName(id string) string     { return "conv/" + id }
+func directName(user string) string { return "direct/" + user }
+
+// rememberConversation records conv and, for a 1:1, the peer's direct conversation.
+func (c *Client) rememberConversation(tx *store.Tx, conv conversation) error {
+	raw, err := json.Marshal(conv)
+	if err != nil {
+		return err
+	}
+	if err := tx.PutMeta(convName(conv.ID), raw); err != nil {
+		return err
+	}
+	if len(conv.Peers) == 1 && tx.Meta(directName(conv.Peers[0])) == nil {
+		return tx.PutMeta(directName(conv.Peers[0]), []byte(conv.ID))
+	}
+	return nil
+}
+
+// conversationFor resolves a user address or conversation id to a known conversation id.
+func conversationFor(tx *store.Tx, target string) (string, bool) {
+	if id := tx.Meta(directName(target)); id != nil {
+		return string(id), true
+	}
+	if tx.Meta(convName(target)) != nil {
+		return target, true
+	}
+	return "", false
+}
+
+func getConversation(tx *store.Tx, id string) (conversation, error) {
+	var conv conversation
+	raw := tx.Meta(convName(id))
+	if raw == nil {
+		return conv, store.ErrNotFound
+	}
+	err := json.Unmarshal(raw, &conv)
+	return conv, err
+}
+
+// peersOf lists the users of member device addresses other than self, sorted.
+func peersOf(members []string, self string) []string {
+	var out []string
+	for _, m := range members {
+		if u := userOf(m); u != self && !slices.Contains(out, u) {
+			out = append(out, u)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// self returns this device as an MLS member.
+func (c *Client) self() (Self, error) {
+	var s Self
+	err := c.st.View(func(tx *store.Tx) error {
+		a, err := tx.Account()
+		if err != nil {
+			return err
+		}
+		seed, err := tx.Key(store.KeySignature)
+		if err != nil {
+			return fmt.Errorf("signature key: %w", err)
+		}
+		if len(seed) != ed25519.SeedSize {
+			return errors.New("stored signature key has the wrong size")
+		}
+		s = Self{Address: a.User + "/" + a.DeviceID, SignatureKey: ed25519.NewKeyFromSeed(seed)}
+		return nil
+	})
+	if err != nil {
+		return s, fmt.Errorf("client: this device: %w", err)
+	}
+	return s, nil
+}
+
+func (c *Client) loadGroup(tx *store.Tx, conv string, self Self, v CredentialValidator) (Group, error) {
+	state, err := tx.Group(conv)
+	if err != nil {
+		return nil, err
+	}
+	g, err := c.cfg.Groups.Load(state, self, v)
+	if err != nil {
+		return nil, fmt.Errorf("client: load group %s: %w", conv, err)
+	}
+	return g, nil
+}
+
+func (c *Client) saveGroup(tx *store.Tx, conv string, g Group) error {
+	state, err := g.Marshal()
+	if err != nil {
+		return fmt.Errorf("client: save group %s: %w", conv, err)
+	}
+	return tx.PutGroup(conv, state)
+}

@@ -1,0 +1,218 @@
+package client
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"time"
+
+	"hearth/client/store"
+	"hearth/homeserver/wire"
+	"hearth/keys/identity"
+)
+
+// LoginParams are what `hearth chat login` collects.
+type LoginParams struct {
+	User       string // user@domain
+	Password   string
+	Server     string // HOST:PORT
+	CAPath     string // PEM file of the server's CA
+	DeviceName string
+	// RecoveryKey, when set, is the user's recovery key text: the device
+	// derives the identity key and approves itself instead of waiting.
+	RecoveryKey string
+}
+
+// LoginResult says what happened. RecoveryKey is set only for the user's
+// first device and must be shown to the user once; LinkCode is set for a
+// device that waits for approval (see WaitApproval).
+type LoginResult struct {
+	User, DeviceID string
+	Active         bool
+	RecoveryKey    string
+	LinkCode       string
+}
+
+// Login creates this profile's device on the server. The first device of a
+// user creates the identity key and publishes it with the first signed
+// device list; any later device is pending until approved by another
+// device (WaitApproval) or by the recovery key.
+func (c *Client) Login(ctx context.Context, p LoginParams) (LoginResult, error) {
+	const op = "client.Login"
+	user, err := identity.ParseUser(p.User)
+	if err != nil {
+		return LoginResult{}, wire.E(op, wire.Code_CODE_BAD_REQUEST, err)
+	}
+	var rk *identity.RecoveryKey
+	if p.RecoveryKey != "" {
+		k, err := identity.ParseRecoveryKey(p.RecoveryKey)
+		if err != nil {
+			return LoginResult{}, wire.E(op, wire.Code_CODE_BAD_REQUEST, err)
+		}
+		rk = &k
+	}
+	if a, err := c.Account(); err == nil {
+		return LoginResult{}, fmt.Errorf("%s: profile already logged in as %s/%s", op, a.User, a.DeviceID)
+	} else if !errors.Is(err, ErrNotLoggedIn) {
+		return LoginResult{}, err
+	}
+	link, sig, err := c.deviceKeys()
+	if err != nil {
+		return LoginResult{}, fmt.Errorf("%s: %w", op, err)
+	}
+	ok, err := c.loginRequest(ctx, p, link, sig)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	acct := store.Account{
+		User: user.String(), DeviceID: ok.GetDeviceId(), Server: p.Server, CAPath: p.CAPath, DeviceName: p.DeviceName,
+		AccessToken: ok.GetAccessToken(), AccessExpires: time.UnixMilli(ok.GetAccessExpiresMs()), RefreshToken: ok.GetRefreshToken(),
+	}
+	if ok.GetUser() != "" && ok.GetUser() != acct.User {
+		return LoginResult{}, fmt.Errorf("%s: server logged in %q, not %q", op, ok.GetUser(), acct.User)
+	}
+	res := LoginResult{User: acct.User, DeviceID: acct.DeviceID}
+	switch {
+	case ok.GetFirstDevice():
+		key, err := identity.NewRecoveryKey(c.cfg.Rand)
+		if err != nil {
+			return res, fmt.Errorf("%s: %w", op, err)
+		}
+		if err := c.saveLogin(acct, &key); err != nil {
+			return res, err
+		}
+		if err := c.publishFirst(ctx, user, key, sig); err != nil {
+			return res, err
+		}
+		res.RecoveryKey, res.Active = key.Text(), true
+	case rk != nil:
+		if err := c.saveLogin(acct, nil); err != nil {
+			return res, err
+		}
+		if err := c.selfApprove(ctx, *rk, sig); err != nil {
+			return res, err
+		}
+		res.Active = true
+	default:
+		code, err := identity.FormatLinkCode(ok.GetLinkCode(), link.Public())
+		if err != nil {
+			return res, fmt.Errorf("%s: server link token: %w", op, err)
+		}
+		acct.LinkCode = code
+		if err := c.saveLogin(acct, nil); err != nil {
+			return res, err
+		}
+		res.LinkCode = code
+		return res, nil
+	}
+	return res, c.afterActivation(ctx)
+}
+
+// deviceKeys makes this device's link key and MLS signature key and stores
+// them before the server hears of the device.
+func (c *Client) deviceKeys() (*identity.LinkPrivateKey, ed25519.PrivateKey, error) {
+	link, err := identity.GenerateLinkKey(c.cfg.Rand)
+	if err != nil {
+		return nil, nil, err
+	}
+	_, sig, err := ed25519.GenerateKey(c.cfg.Rand)
+	if err != nil {
+		return nil, nil, err
+	}
+	err = c.st.Update(func(tx *store.Tx) error {
+		if err := tx.PutKey(store.KeyLink, link.Bytes()); err != nil {
+			return err
+		}
+		return tx.PutKey(store.KeySignature, sig.Seed())
+	})
+	return link, sig, err
+}
+
+// loginRequest sends Login on a connection of its own.
+func (c *Client) loginRequest(ctx context.Context, p LoginParams, link *identity.LinkPrivateKey, sig ed25519.PrivateKey) (*wire.LoginOK, error) {
+	const op = "client.Login"
+	rw, err := c.cfg.Dial(ctx, p.Server, p.CAPath)
+	if err != nil {
+		return nil, fmt.Errorf("%s: connect to %s: %w", op, p.Server, err)
+	}
+	cn := newConn(rw, 0)
+	defer cn.Close()
+	r, err := cn.call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_Login{Login: &wire.Login{
+		User: p.User, Password: p.Password, DeviceName: p.DeviceName,
+		LinkPublicKey: link.Public().Bytes(), SignatureKey: sig.Public().(ed25519.PublicKey),
+	}}})
+	if err != nil {
+		return nil, err
+	}
+	return r.GetLoginOk(), nil
+}
+
+// saveLogin stores the account (and the recovery key, for a first device).
+func (c *Client) saveLogin(acct store.Account, rk *identity.RecoveryKey) error {
+	return c.st.Update(func(tx *store.Tx) error {
+		if rk != nil {
+			if err := tx.PutKey(store.KeyIdentity, []byte(rk.Text())); err != nil {
+				return err
+			}
+		}
+		return tx.PutAccount(acct)
+	})
+}
+
+// publishFirst publishes the identity key with the first signed list.
+func (c *Client) publishFirst(ctx context.Context, user identity.UserAddress, rk identity.RecoveryKey, sig ed25519.PrivateKey) error {
+	const op = "client.PublishIdentity"
+	a, err := c.Account()
+	if err != nil {
+		return err
+	}
+	now := c.cfg.Now().UnixMilli()
+	l := &identity.DeviceList{User: user, Version: 1, IssuedMs: now, Devices: []identity.Device{{
+		DeviceID: a.DeviceID, SignatureKey: sig.Public().(ed25519.PublicKey), Name: a.DeviceName, AddedMs: now,
+	}}}
+	signer := rk.Signer()
+	list, s, err := l.Sign(signer)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	_, err = c.call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_PublishIdentity{PublishIdentity: &wire.PublishIdentity{
+		IdentityKey: signer.Public().Bytes(), DeviceList: &wire.SignedDeviceList{List: list, Signature: s},
+	}}})
+	return err
+}
+
+// selfApprove puts this pending device on the list with the identity key
+// derived from the recovery key.
+func (c *Client) selfApprove(ctx context.Context, rk identity.RecoveryKey, sig ed25519.PrivateKey) error {
+	const op = "client.SelfApprove"
+	a, err := c.Account()
+	if err != nil {
+		return err
+	}
+	user, _ := identity.ParseUser(a.User)
+	signer := rk.Signer()
+	cur, err := c.fetchDeviceList(ctx, nil, user)
+	if err != nil {
+		return err
+	}
+	if key, _ := c.val.IdentityKey(user); !key.Equal(signer.Public()) {
+		return wire.Errorf(op, wire.Code_CODE_BAD_CREDENTIALS, "the recovery key does not belong to %s", a.User)
+	}
+	now := c.cfg.Now().UnixMilli()
+	next, err := cur.WithDevice(identity.Device{DeviceID: a.DeviceID, SignatureKey: sig.Public().(ed25519.PublicKey), Name: a.DeviceName, AddedMs: now}, now)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	list, s, err := next.Sign(signer)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if err := c.st.Update(func(tx *store.Tx) error { return tx.PutKey(store.KeyIdentity, []byte(rk.Text())) }); err != nil {
+		return err
+	}
+	_, err = c.call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_ApproveDevice{ApproveDevice: &wire.ApproveDevice{
+		DeviceId: a.DeviceID, DeviceList: &wire.SignedDeviceList{List: list, Signature: s},
+	}}})
+	return err
+}

@@ -1,0 +1,232 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"hearth/client/store"
+	"hearth/homeserver/wire"
+)
+
+// ErrNotDelivered is wrapped when a message's sending failed for good; the
+// item stays in the outbox marked failed, with the reason.
+var ErrNotDelivered = errors.New("client: message refused by the server")
+
+// Queue puts a text message to user (user@domain) or conversation in the
+// outbox and returns its message id. It is durable when Queue returns;
+// Flush sends it.
+func (c *Client) Queue(to, text string) (string, error) {
+	const op = "client.Queue"
+	if c.cfg.Groups == nil {
+		return "", fmt.Errorf("%s: %w", op, ErrNoE2EE)
+	}
+	if to == "" || text == "" {
+		return "", wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "a recipient and a text are required")
+	}
+	a, err := c.Account()
+	if err != nil {
+		return "", err
+	}
+	if !a.Active {
+		return "", wire.Errorf(op, wire.Code_CODE_PENDING_APPROVAL, "this device is not approved yet")
+	}
+	id, err := c.newID()
+	if err != nil {
+		return "", err
+	}
+	err = c.st.Update(func(tx *store.Tx) error {
+		it := store.OutboxItem{ID: id, To: to, Text: text, Created: c.cfg.Now().UTC()}
+		if conv, ok := conversationFor(tx, to); ok {
+			it.Conversation = conv
+		}
+		_, err := tx.AddOutbox(it)
+		return err
+	})
+	return id, err
+}
+
+// Flush sends every queued message in order until the outbox is empty or
+// until the message with id until (if not empty) was accepted. Each message
+// keeps its id on every retry, so a retry after a lost answer is
+// deduplicated by the server. It returns ctx's error if it runs out of time.
+func (c *Client) Flush(ctx context.Context, until string) error {
+	if c.cfg.Groups == nil {
+		return fmt.Errorf("client.Flush: %w", ErrNoE2EE)
+	}
+	s, err := c.session(ctx)
+	if err != nil {
+		return err
+	}
+	if err := c.ensureKeyPackages(ctx); err != nil {
+		return err
+	}
+	attempt := 0
+	for {
+		if err := s.CaughtUp(ctx); err != nil {
+			return err
+		}
+		it, ok, err := c.nextOutbox()
+		if err != nil || !ok {
+			return err
+		}
+		err = c.sendItem(ctx, it)
+		switch {
+		case err == nil:
+			attempt = 0
+			if it.ID == until {
+				return nil
+			}
+			continue
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case !Retryable(err):
+			if ferr := c.failItem(it, err); ferr != nil {
+				return ferr
+			}
+			if it.ID == until {
+				return fmt.Errorf("%w: %w", ErrNotDelivered, err)
+			}
+			continue
+		}
+		c.log.Debug("send failed, retrying", "id", it.ID, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(s.backoff(attempt)):
+		}
+		attempt++
+	}
+}
+
+// nextOutbox returns the oldest item not marked failed.
+func (c *Client) nextOutbox() (store.OutboxItem, bool, error) {
+	var items []store.OutboxItem
+	err := c.st.View(func(tx *store.Tx) (err error) { items, err = tx.Outbox(); return })
+	for _, it := range items {
+		if it.Failed == "" {
+			return it, true, err
+		}
+	}
+	return store.OutboxItem{}, false, err
+}
+
+func (c *Client) failItem(it store.OutboxItem, reason error) error {
+	c.log.Warn("message not delivered", "id", it.ID, "err", reason)
+	return c.st.Update(func(tx *store.Tx) error {
+		cur, err := tx.OutboxItem(it.ID)
+		if err != nil {
+			return err
+		}
+		cur.Failed = reason.Error()
+		return tx.UpdateOutbox(cur)
+	})
+}
+
+// sendItem encrypts the item if it is not yet (committing the advanced
+// group state with the ciphertext), then sends the stored request and, once
+// accepted, moves the message to history.
+func (c *Client) sendItem(ctx context.Context, it store.OutboxItem) error {
+	if it.Payload == nil {
+		var err error
+		if it, err = c.seal(ctx, it); err != nil {
+			return err
+		}
+	}
+	req := new(wire.Send)
+	if err := proto.Unmarshal(it.Payload, req); err != nil {
+		return fmt.Errorf("client: outbox item %s: %w", it.ID, err)
+	}
+	r, err := c.call(ctx, "client.Send", &wire.ClientFrame{Body: &wire.ClientFrame_Send{Send: req}})
+	if wire.Is(err, wire.Code_CODE_STALE_EPOCH) {
+		// Encrypted for an epoch the hub has left: catch up, then
+		// re-encrypt under the same id (the hub never accepted it).
+		return c.unseal(it, err)
+	}
+	if err != nil {
+		return err
+	}
+	ok := r.GetSendOk()
+	a, err := c.Account()
+	if err != nil {
+		return err
+	}
+	return c.st.Update(func(tx *store.Tx) error {
+		m := store.Message{ID: it.ID, Conversation: req.GetConversationId(), From: a.User, Text: it.Text,
+			SentAt: time.UnixMilli(ok.GetServerTimeMs()).UTC(), Seq: ok.GetConversationSeq()}
+		if _, err := tx.AddHistory(m); err != nil {
+			return err
+		}
+		return tx.DeleteOutbox(it.ID)
+	})
+}
+
+// unseal drops an item's ciphertext so that it is encrypted again; the
+// returned error is retryable so Flush catches up before the next try.
+func (c *Client) unseal(it store.OutboxItem, cause error) error {
+	err := c.st.Update(func(tx *store.Tx) error {
+		cur, err := tx.OutboxItem(it.ID)
+		if err != nil {
+			return err
+		}
+		cur.Payload, cur.Epoch = nil, 0
+		return tx.UpdateOutbox(cur)
+	})
+	if err != nil {
+		return err
+	}
+	return cause
+}
+
+// seal makes sure the conversation exists and has every device of its
+// users, then encrypts the item and stores the request with the new group
+// state in one transaction.
+func (c *Client) seal(ctx context.Context, it store.OutboxItem) (store.OutboxItem, error) {
+	conv := it.Conversation
+	if conv == "" {
+		var err error
+		if conv, err = c.directConversation(ctx, it.To); err != nil {
+			return it, err
+		}
+	}
+	for try := 0; ; try++ {
+		err := c.reconcile(ctx, conv)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errRedo) || try == 3 {
+			return it, err
+		}
+	}
+	self, err := c.self()
+	if err != nil {
+		return it, err
+	}
+	pt, err := encodeBody(it.Text)
+	if err != nil {
+		return it, err
+	}
+	err = c.st.Update(func(tx *store.Tx) error {
+		g, err := c.loadGroup(tx, conv, self, c.validator(ctx, tx))
+		if err != nil {
+			return err
+		}
+		ct, err := g.Encrypt(pt)
+		if err != nil {
+			return fmt.Errorf("client: encrypt: %w", err)
+		}
+		req := &wire.Send{ConversationId: conv, MessageId: it.ID, Kind: wire.MessageKind_MESSAGE_KIND_APPLICATION, Epoch: g.Epoch(), Payload: ct}
+		if it.Payload, err = proto.Marshal(req); err != nil {
+			return err
+		}
+		it.Conversation, it.Epoch = conv, g.Epoch()
+		if err := c.saveGroup(tx, conv, g); err != nil {
+			return err
+		}
+		return tx.UpdateOutbox(it)
+	})
+	return it, err
+}

@@ -1,0 +1,98 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"hearth/client/store"
+)
+
+// Receive calls print for every received message in arrival order (the
+// oldest not yet printed first), and removes each from the inbox once print
+// returned nil; the server was acknowledged when the message was stored.
+// It returns after quiet of silence with nothing new, or never (until ctx
+// ends) when quiet is 0.
+func (c *Client) Receive(ctx context.Context, quiet time.Duration, print func(store.Message) error) error {
+	if c.cfg.Groups == nil {
+		return fmt.Errorf("client.Receive: %w", ErrNoE2EE)
+	}
+	a, err := c.Account()
+	if err != nil {
+		return err
+	}
+	if !a.Active {
+		return fmt.Errorf("client.Receive: this device is not approved yet")
+	}
+	s, err := c.session(ctx)
+	if err != nil {
+		return err
+	}
+	last := time.Now()
+	for {
+		s.mu.Lock()
+		prog := s.progress
+		s.mu.Unlock()
+		n, err := c.drainInbox(print)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			last = time.Now()
+		}
+		var t *time.Timer
+		var timeout <-chan time.Time
+		if quiet > 0 {
+			left := quiet - time.Since(last)
+			if left <= 0 {
+				return nil
+			}
+			t = time.NewTimer(left)
+			timeout = t.C
+		}
+		select {
+		case <-prog:
+		case <-timeout:
+		case <-s.Done():
+			return s.Err()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if t != nil {
+			t.Stop()
+		}
+	}
+}
+
+// drainInbox prints and removes queued messages.
+func (c *Client) drainInbox(print func(store.Message) error) (int, error) {
+	var entries []store.InboxEntry
+	if err := c.st.View(func(tx *store.Tx) (err error) { entries, err = tx.Inbox(100); return }); err != nil {
+		return 0, err
+	}
+	for _, e := range entries {
+		if err := print(e.Message); err != nil {
+			return 0, err
+		}
+		if err := c.st.Update(func(tx *store.Tx) error { return tx.DeleteInbox(e.Pos) }); err != nil {
+			return 0, err
+		}
+	}
+	return len(entries), nil
+}
+
+// History returns the messages of the conversation with user@domain or
+// with the given id, as this device holds them, in conversation order.
+func (c *Client) History(target string, limit int) ([]store.Message, error) {
+	var out []store.Message
+	err := c.st.View(func(tx *store.Tx) error {
+		conv, ok := conversationFor(tx, target)
+		if !ok {
+			conv = target
+		}
+		var err error
+		out, err = tx.History(conv, limit)
+		return err
+	})
+	return out, err
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"hearth/client"
+	"hearth/client/transport"
+)
+
+func init() { subcommands = append(subcommands, newChatCmd) }
+
+// newGroupEngine returns the MLS group engine the chat commands use. It is
+// nil until the keys/mls group state machine is wired in; messaging
+// commands then fail with client.ErrNoE2EE instead of sending anything
+// unencrypted.
+var newGroupEngine func() client.GroupEngine
+
+// chatEnv is what every chat subcommand shares.
+type chatEnv struct {
+	profile string
+	verbose bool
+}
+
+func newChatCmd() *cobra.Command {
+	env := &chatEnv{}
+	cmd := &cobra.Command{
+		Use:   "chat",
+		Short: "Use Hearth as a chat client (login, devices, send, recv, history)",
+	}
+	cmd.PersistentFlags().StringVar(&env.profile, "profile", "", "profile folder of this device (required)")
+	cmd.PersistentFlags().BoolVar(&env.verbose, "verbose", false, "log protocol events to stderr")
+	cmd.AddCommand(newChatLoginCmd(env), newChatDeviceCmd(env), newChatSendCmd(env), newChatRecvCmd(env), newChatHistoryCmd(env))
+	return cmd
+}
+
+// open opens the profile's client.
+func (e *chatEnv) open() (*client.Client, error) {
+	if e.profile == "" {
+		return nil, fmt.Errorf("--profile is required")
+	}
+	log := slog.New(slog.DiscardHandler)
+	if e.verbose {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	cfg := client.Config{Profile: e.profile, Dial: dialServer, Logger: log}
+	if newGroupEngine != nil {
+		cfg.Groups = newGroupEngine()
+	}
+	return client.Open(cfg)
+}
+
+// dialServer connects to addr trusting the CA certificate in caPath.
+func dialServer(ctx context.Context, addr, caPath string) (io.ReadWriteCloser, error) {
+	opts := transport.DialOptions{}
+	if caPath != "" {
+		pem, err := os.ReadFile(caPath)
+		if err != nil {
+			return nil, fmt.Errorf("read CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CA file %s holds no PEM certificate", caPath)
+		}
+		opts.RootCAs = pool
+	}
+	return transport.Dial(ctx, addr, opts)
+}
+
+// signalContext is ctx cancelled on SIGINT/SIGTERM.
+func signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+}
+
+// kv prints one `key: value` line, the form scripts parse.
+func kv(w io.Writer, key, value string) { fmt.Fprintf(w, "%s: %s\n", key, value) }

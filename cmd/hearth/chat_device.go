@@ -1,0 +1,102 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func newChatDeviceCmd(env *chatEnv) *cobra.Command {
+	cmd := &cobra.Command{Use: "device", Short: "Approve, list and revoke this user's devices"}
+	var timeout time.Duration
+	cmd.PersistentFlags().DurationVar(&timeout, "timeout", 30*time.Second, "give up after this long")
+
+	approve := &cobra.Command{
+		Use:   "approve CODE",
+		Short: "Approve a pending device by the link code it shows",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := signalContext(cmd.Context())
+			defer cancel()
+			ctx, tcancel := timeoutContext(ctx, timeout)
+			defer tcancel()
+			c, err := env.open()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			id, err := c.Approve(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			kv(cmd.OutOrStdout(), "approved", id)
+			return nil
+		},
+	}
+	var asJSON bool
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List this user's devices",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := signalContext(cmd.Context())
+			defer cancel()
+			ctx, tcancel := timeoutContext(ctx, timeout)
+			defer tcancel()
+			c, err := env.open()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			devs, err := c.Devices(ctx)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			for _, d := range devs {
+				if asJSON {
+					b, _ := json.Marshal(map[string]any{"device": d.ID, "name": d.Name, "status": d.Status,
+						"listed": d.Listed, "this": d.This, "created": d.Created})
+					fmt.Fprintln(out, string(b))
+					continue
+				}
+				mark := " "
+				if d.This {
+					mark = "*"
+				}
+				listed := "unlisted"
+				if d.Listed {
+					listed = "listed"
+				}
+				fmt.Fprintf(out, "%s %s\t%s\t%s\t%s\n", mark, d.ID, d.Status, listed, d.Name)
+			}
+			return nil
+		},
+	}
+	list.Flags().BoolVar(&asJSON, "json", false, "one JSON object per device")
+	revoke := &cobra.Command{
+		Use:   "revoke DEVICE",
+		Short: "Revoke one of this user's other devices",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := signalContext(cmd.Context())
+			defer cancel()
+			ctx, tcancel := timeoutContext(ctx, timeout)
+			defer tcancel()
+			c, err := env.open()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if err := c.Revoke(ctx, args[0]); err != nil {
+				return err
+			}
+			kv(cmd.OutOrStdout(), "revoked", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(approve, list, revoke)
+	return cmd
+}

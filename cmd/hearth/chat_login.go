@@ -1,0 +1,112 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"hearth/client"
+)
+
+func newChatLoginCmd(env *chatEnv) *cobra.Command {
+	var server, ca, recoveryFile, name string
+	var pwStdin bool
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "login USER@DOMAIN --server HOST:PORT --ca DIR/ca.pem --password-stdin [--recovery-key-file F]",
+		Short: "Log this profile in as a new device of USER",
+		Long: `Log in as a new device. The user's first device creates the identity key
+and prints "recovery-key: ..." once: keep it safe. Any later device prints
+"link-code: CODE" and waits until an existing device runs
+"hearth chat device approve CODE", or approves itself with --recovery-key-file.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !pwStdin {
+				return errors.New("--password-stdin is required (the password is read from standard input)")
+			}
+			if server == "" {
+				return errors.New("--server HOST:PORT is required")
+			}
+			pw, err := readSecret(cmd.InOrStdin())
+			if err != nil {
+				return fmt.Errorf("read password: %w", err)
+			}
+			p := client.LoginParams{User: args[0], Password: pw, Server: server, CAPath: ca, DeviceName: name}
+			if recoveryFile != "" {
+				raw, err := os.ReadFile(recoveryFile)
+				if err != nil {
+					return fmt.Errorf("read recovery key: %w", err)
+				}
+				p.RecoveryKey = strings.TrimSpace(string(raw))
+			}
+			if p.DeviceName == "" {
+				p.DeviceName, _ = os.Hostname()
+			}
+			ctx, cancel := signalContext(cmd.Context())
+			defer cancel()
+			c, err := env.open()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			out := cmd.OutOrStdout()
+			res, err := c.Login(ctx, p)
+			if res.DeviceID != "" {
+				kv(out, "user", res.User)
+				kv(out, "device", res.DeviceID)
+			}
+			if res.RecoveryKey != "" {
+				kv(out, "recovery-key", res.RecoveryKey)
+			}
+			if err := noE2EEWarning(cmd, err); err != nil {
+				return err
+			}
+			if res.LinkCode != "" {
+				kv(out, "link-code", res.LinkCode)
+				wctx, wcancel := timeoutContext(ctx, wait)
+				defer wcancel()
+				if err := noE2EEWarning(cmd, c.WaitApproval(wctx, time.Second)); err != nil {
+					return fmt.Errorf("waiting for approval: %w", err)
+				}
+			}
+			kv(out, "status", "active")
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&server, "server", "", "homeserver address HOST:PORT")
+	f.StringVar(&ca, "ca", "", "PEM file of the CA that signed the server certificate (DIR/ca.pem)")
+	f.BoolVar(&pwStdin, "password-stdin", false, "read the password from standard input")
+	f.StringVar(&recoveryFile, "recovery-key-file", "", "approve this device with the user's recovery key read from this file")
+	f.StringVar(&name, "device-name", "", "name shown in device lists (default: host name)")
+	f.DurationVar(&wait, "approval-timeout", 0, "give up waiting for approval after this long (0: wait until interrupted)")
+	return cmd
+}
+
+// noE2EEWarning turns "no MLS engine" into a warning: the device is logged
+// in and active, but cannot take part in conversations until MLS is wired.
+func noE2EEWarning(cmd *cobra.Command, err error) error {
+	if errors.Is(err, client.ErrNoE2EE) {
+		fmt.Fprintln(cmd.ErrOrStderr(), "hearth: warning:", err)
+		return nil
+	}
+	return err
+}
+
+// readSecret reads a secret from r (one line; trailing newline removed).
+func readSecret(r io.Reader) (string, error) {
+	b, err := io.ReadAll(io.LimitReader(r, 4096))
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	if s == "" {
+		return "", errors.New("empty")
+	}
+	return s, nil
+}

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"hearth/client/store"
+)
+
+// timeoutContext bounds ctx by d (no bound when d <= 0).
+func timeoutContext(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+func newChatSendCmd(env *chatEnv) *cobra.Command {
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "send USER@DOMAIN TEXT",
+		Short: "Send TEXT to USER; exits 0 once the server durably accepted it",
+		Long: `Queue TEXT for USER and send it (after anything queued earlier). Exits 0 once
+the server accepted it. If --timeout passes first it exits non-zero and the
+message stays queued: a later send or recv delivers it, exactly once.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := signalContext(cmd.Context())
+			defer cancel()
+			c, err := env.open()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			id, err := c.Queue(args[0], args[1])
+			if err != nil {
+				return err
+			}
+			kv(cmd.OutOrStdout(), "id", id)
+			tctx, tcancel := timeoutContext(ctx, timeout)
+			defer tcancel()
+			if err := c.Flush(tctx, id); err != nil {
+				if errors.Is(err, context.DeadlineExceeded) {
+					return fmt.Errorf("not sent within %v; message %s stays queued and is sent by the next send or recv", timeout, id)
+				}
+				return err
+			}
+			return nil
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "give up (leaving the message queued) after this long")
+	return cmd
+}
+
+func newChatRecvCmd(env *chatEnv) *cobra.Command {
+	var follow, asJSON bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "recv [--follow] [--timeout DURATION] [--json]",
+		Short: "Print received messages",
+		Long: `Send anything still queued, then print received messages in arrival order
+and acknowledge them. Exits after --timeout of silence unless --follow.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := signalContext(cmd.Context())
+			defer cancel()
+			c, err := env.open()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			fctx, fcancel := timeoutContext(ctx, max(timeout, 5*time.Second))
+			err = c.Flush(fctx, "")
+			fcancel()
+			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				return err
+			} else if err != nil {
+				fmt.Fprintln(cmd.ErrOrStderr(), "hearth: warning: queued messages not sent yet; they stay queued")
+			}
+			quiet := timeout
+			if follow {
+				quiet = 0
+			}
+			out := cmd.OutOrStdout()
+			err = c.Receive(ctx, quiet, func(m store.Message) error { return printMessage(out, m, asJSON) })
+			if follow && errors.Is(err, context.Canceled) {
+				return nil // interrupted
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&follow, "follow", false, "keep printing until interrupted")
+	f.DurationVar(&timeout, "timeout", 2*time.Second, "exit after this long without a new message")
+	f.BoolVar(&asJSON, "json", false, `one JSON object per line: {"id","conversation","from","text","sent_at","seq"}`)
+	return cmd
+}
+
+func newChatHistoryCmd(env *chatEnv) *cobra.Command {
+	var asJSON bool
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "history USER@DOMAIN|CONVERSATION [--json] [--limit N]",
+		Short: "Print a conversation as this device holds it, in conversation order",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if limit < 0 {
+				return errors.New("--limit must not be negative")
+			}
+			c, err := env.open()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if _, err := c.Account(); err != nil {
+				return err
+			}
+			msgs, err := c.History(args[0], limit)
+			if err != nil {
+				return err
+			}
+			for _, m := range msgs {
+				if err := printMessage(cmd.OutOrStdout(), m, asJSON); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per line")
+	cmd.Flags().IntVar(&limit, "limit", 0, "print only the last N messages (0: all)")
+	return cmd
+}
+
+func printMessage(w io.Writer, m store.Message, asJSON bool) error {
+	if asJSON {
+		b, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(w, string(b))
+		return err
+	}
+	_, err := fmt.Fprintf(w, "%s #%d %s: %s\n", m.SentAt.Format(time.RFC3339), m.Seq, m.From, m.Text)
+	return err
+}
