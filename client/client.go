@@ -138,6 +138,31 @@ func (c *Client) call(ctx context.Context, op string, f *wire.ClientFrame) (*wir
 	return s.Call(ctx, op, f)
 }
 
+// callIdempotent is call for requests that may safely run twice (reads,
+// and Send with its message id): a request cut off by a lost connection is
+// sent again once the session is back, until ctx ends.
+func (c *Client) callIdempotent(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error) {
+	for {
+		r, err := c.call(ctx, op, f)
+		if err == nil || !errors.Is(err, ErrDisconnected) || ctx.Err() != nil {
+			return r, err
+		}
+		c.log.Debug("request cut off, resending", "op", op)
+	}
+}
+
+// resetSession ends the current session; the next request starts a new one
+// (which authenticates afresh, e.g. after the device was approved).
+func (c *Client) resetSession() {
+	c.mu.Lock()
+	old := c.sess
+	c.sess = nil
+	c.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+}
+
 // newID returns a fresh random identifier (32 hex digits).
 func (c *Client) newID() (string, error) {
 	var b [16]byte

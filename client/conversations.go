@@ -92,7 +92,7 @@ func (c *Client) register(ctx context.Context, id, peer string) error {
 // joinExisting looks for a direct conversation with peer that another
 // device of this user is in, and joins it by external commit.
 func (c *Client) joinExisting(ctx context.Context, peer string) (string, error) {
-	r, err := c.call(ctx, "client.ListConversations", &wire.ClientFrame{Body: &wire.ClientFrame_ListConversations{ListConversations: &wire.ListConversations{}}})
+	r, err := c.callIdempotent(ctx, "client.ListConversations", &wire.ClientFrame{Body: &wire.ClientFrame_ListConversations{ListConversations: &wire.ListConversations{}}})
 	if err != nil {
 		return "", err
 	}

@@ -30,13 +30,7 @@ func (c *Client) afterActivation(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.mu.Lock()
-	old := c.sess
-	c.sess = nil
-	c.mu.Unlock()
-	if old != nil {
-		old.Close()
-	}
+	c.resetSession()
 	return c.publishKeyPackages(ctx)
 }
 
@@ -108,7 +102,7 @@ func (c *Client) WaitApproval(ctx context.Context, every time.Duration) error {
 		return nil
 	}
 	for {
-		r, err := c.call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_FetchApproval{FetchApproval: &wire.FetchApproval{}}})
+		r, err := c.callIdempotent(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_FetchApproval{FetchApproval: &wire.FetchApproval{}}})
 		if err != nil && !Retryable(err) {
 			return err
 		}
@@ -143,6 +137,7 @@ func (c *Client) acceptApproval(ctx context.Context, a store.Account, sealed []b
 	if err != nil {
 		return wire.E(op, wire.Code_CODE_BAD_SIGNATURE, err)
 	}
+	c.resetSession() // the server authenticates the stream as pending until the next Hello
 	self, err := c.self()
 	if err != nil {
 		return err
@@ -234,7 +229,7 @@ func (c *Client) Approve(ctx context.Context, code string) (deviceID string, err
 	if err != nil {
 		return "", err
 	}
-	r, err := c.call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_PendingDevice{PendingDevice: &wire.PendingDevice{LinkCode: token}}})
+	r, err := c.callIdempotent(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_PendingDevice{PendingDevice: &wire.PendingDevice{LinkCode: token}}})
 	if err != nil {
 		return "", err
 	}
@@ -291,7 +286,7 @@ func (c *Client) Devices(ctx context.Context) ([]Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := c.call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_ListDevices{ListDevices: &wire.ListDevices{}}})
+	r, err := c.callIdempotent(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_ListDevices{ListDevices: &wire.ListDevices{}}})
 	if err != nil {
 		return nil, err
 	}

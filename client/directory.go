@@ -63,7 +63,14 @@ func (c *Client) pinned(tx *store.Tx, user identity.UserAddress) error {
 // pinned one is refused and the pinned one kept.
 func (c *Client) fetchDeviceList(ctx context.Context, tx *store.Tx, user identity.UserAddress) (*identity.DeviceList, error) {
 	const op = "client.FetchDeviceList"
-	r, err := c.call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_FetchDeviceList{FetchDeviceList: &wire.FetchDeviceList{User: user.String()}}})
+	call := c.callIdempotent
+	if tx != nil {
+		// Inside a store transaction (possibly on the session's delivery
+		// goroutine, which must return for the session to reconnect):
+		// no waiting for a new connection.
+		call = c.call
+	}
+	r, err := call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_FetchDeviceList{FetchDeviceList: &wire.FetchDeviceList{User: user.String()}}})
 	if err != nil {
 		return nil, err
 	}

@@ -79,7 +79,7 @@ func (c *Client) Login(ctx context.Context, p LoginParams) (LoginResult, error) 
 		if err != nil {
 			return res, fmt.Errorf("%s: %w", op, err)
 		}
-		if err := c.saveLogin(acct, &key); err != nil {
+		if err := c.saveLogin(acct, link, sig, &key); err != nil {
 			return res, err
 		}
 		if err := c.publishFirst(ctx, user, key, sig); err != nil {
@@ -87,7 +87,7 @@ func (c *Client) Login(ctx context.Context, p LoginParams) (LoginResult, error) 
 		}
 		res.RecoveryKey, res.Active = key.Text(), true
 	case rk != nil:
-		if err := c.saveLogin(acct, nil); err != nil {
+		if err := c.saveLogin(acct, link, sig, nil); err != nil {
 			return res, err
 		}
 		if err := c.selfApprove(ctx, *rk, sig); err != nil {
@@ -100,7 +100,7 @@ func (c *Client) Login(ctx context.Context, p LoginParams) (LoginResult, error) 
 			return res, fmt.Errorf("%s: server link token: %w", op, err)
 		}
 		acct.LinkCode = code
-		if err := c.saveLogin(acct, nil); err != nil {
+		if err := c.saveLogin(acct, link, sig, nil); err != nil {
 			return res, err
 		}
 		res.LinkCode = code
@@ -109,8 +109,8 @@ func (c *Client) Login(ctx context.Context, p LoginParams) (LoginResult, error) 
 	return res, c.afterActivation(ctx)
 }
 
-// deviceKeys makes this device's link key and MLS signature key and stores
-// them before the server hears of the device.
+// deviceKeys makes this device's link key and MLS signature key. They are
+// stored with the account once the server accepted the login.
 func (c *Client) deviceKeys() (*identity.LinkPrivateKey, ed25519.PrivateKey, error) {
 	link, err := identity.GenerateLinkKey(c.cfg.Rand)
 	if err != nil {
@@ -120,13 +120,7 @@ func (c *Client) deviceKeys() (*identity.LinkPrivateKey, ed25519.PrivateKey, err
 	if err != nil {
 		return nil, nil, err
 	}
-	err = c.st.Update(func(tx *store.Tx) error {
-		if err := tx.PutKey(store.KeyLink, link.Bytes()); err != nil {
-			return err
-		}
-		return tx.PutKey(store.KeySignature, sig.Seed())
-	})
-	return link, sig, err
+	return link, sig, nil
 }
 
 // loginRequest sends Login on a connection of its own.
@@ -148,9 +142,16 @@ func (c *Client) loginRequest(ctx context.Context, p LoginParams, link *identity
 	return r.GetLoginOk(), nil
 }
 
-// saveLogin stores the account (and the recovery key, for a first device).
-func (c *Client) saveLogin(acct store.Account, rk *identity.RecoveryKey) error {
+// saveLogin stores the account with the device's keys (and the recovery
+// key, for a first device) in one transaction.
+func (c *Client) saveLogin(acct store.Account, link *identity.LinkPrivateKey, sig ed25519.PrivateKey, rk *identity.RecoveryKey) error {
 	return c.st.Update(func(tx *store.Tx) error {
+		if err := tx.PutKey(store.KeyLink, link.Bytes()); err != nil {
+			return err
+		}
+		if err := tx.PutKey(store.KeySignature, sig.Seed()); err != nil {
+			return err
+		}
 		if rk != nil {
 			if err := tx.PutKey(store.KeyIdentity, []byte(rk.Text())); err != nil {
 				return err
