@@ -2,5 +2,51 @@
 // devices, authentication, the key directory, conversation hubs, mailboxes
 // and delivery. Transport adapters (WebTransport, WebSocket, REST, the
 // admin socket) turn its methods into network services; the logic here
-// never listens on its own.
+// never listens on its own: ServeStream serves one client byte stream.
+//
+// # Session flow (one control stream, frames of homeserver/wire)
+//
+//	client                         server
+//	Login{user,password,...}  -->  LoginOK (device created: ACTIVE+first_device
+//	                               when the user has no identity key yet,
+//	                               PENDING with link_code otherwise)
+//	  or Hello{access_token}  -->  HelloOK
+//	Sync{after_seq}           -->  SyncOK{head}, then Delivery pushes (id 0)
+//	Ack{up_to_seq}            -->  ok (after the ack is durable)
+//	Send{...}                 -->  SendOK (after the durable commit)
+//	                          <--  SessionClosed (revoked, disabled, shutdown)
+//
+// Requests are answered in order, except Send and Ack, which are
+// pipelined: they are queued to the storage writer in request order and
+// answered when their transaction commits, while further requests are
+// read. At most 128 may wait; then reading stops (backpressure).
+//
+// # Delivery contract
+//
+// Every accepted Send runs as one function inside the storage writer's
+// group transaction: dedup record (sender device, message id), log append
+// with the conversation's next sequence, roster change for commits, and
+// one mailbox row per recipient device (two SQL statements whatever the
+// roster size). SendOK follows COMMIT. A retry returns the first SendOK
+// with duplicate=true, also after a restart. Sync pushes entries with
+// seq > max(after_seq, acked) in order, at most DeliveryWindow
+// unacknowledged; new entries wake the session through the Router. Acks
+// are cumulative and persisted before they are answered; the server's ack
+// position drives retention and makes sure an acknowledged entry is never
+// delivered again.
+//
+// # Access control
+//
+// Before Hello/Login only Hello, Login and Refresh are served
+// (CODE_UNAUTHENTICATED otherwise). A pending device may only
+// FetchApproval, PublishKeyPackages, ListDevices and Ping. The server
+// stores device lists only as signed by the user's identity key
+// (keys/identity) and never adds a device to one.
+//
+// # Link codes
+//
+// LoginOK.link_code is the server's lookup token (16 of A-Z 2-7). The
+// pending device shows TOKEN-FINGERPRINT (identity.FormatLinkCode); the
+// approving device sends PendingDevice with the token (anything after "-"
+// is ignored by the server) and checks the fingerprint itself.
 package homeserver

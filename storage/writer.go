@@ -40,20 +40,29 @@ func (db *DB) WriteStats() (batches, requests uint64) {
 // waits for the commit whatever ctx says, so that a nil error always means
 // durable and a non-nil one never hides a committed write from fn.
 func (db *DB) Write(ctx context.Context, fn func(*Tx) error) error {
+	return db.Submit(ctx, fn)()
+}
+
+// Submit queues fn like Write but returns at once; the returned function
+// waits for the outcome. Requests submitted one after another from one
+// goroutine run in that order (in the same or later transactions), which
+// lets a caller pipeline writes without waiting for each commit.
+func (db *DB) Submit(ctx context.Context, fn func(*Tx) error) (wait func() error) {
 	req := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	db.closeMu.RLock()
 	if db.closed {
 		db.closeMu.RUnlock()
-		return ErrClosed
+		return func() error { return ErrClosed }
 	}
 	select {
 	case db.reqs <- req:
 		db.closeMu.RUnlock()
 	case <-ctx.Done():
 		db.closeMu.RUnlock()
-		return ctx.Err()
+		err := ctx.Err()
+		return func() error { return err }
 	}
-	return <-req.done
+	return func() error { return <-req.done }
 }
 
 // writer is the one goroutine that writes. It takes whatever requests are

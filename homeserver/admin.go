@@ -1,0 +1,208 @@
+package homeserver
+
+import (
+	"context"
+	"errors"
+
+	"hearth/homeserver/admin"
+	"hearth/homeserver/wire"
+	"hearth/keys/identity"
+	"hearth/storage"
+)
+
+// checkName validates a new account's local name (keys/identity rules:
+// 1-64 of a-z 0-9 . _ -, starting and ending with a letter or digit).
+func (s *Server) checkName(op, name string) error {
+	if _, err := identity.ParseUser(name + "@" + s.cfg.Domain); err != nil {
+		return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "invalid user name %q: lowercase a-z 0-9 . _ -, 1-64 characters", name)
+	}
+	return nil
+}
+
+func (s *Server) userInfo(u *storage.User) admin.UserInfo {
+	return admin.UserInfo{Name: u.Name, Address: s.userAddress(u.Name), Admin: u.Admin, Disabled: u.Disabled,
+		Devices: u.Devices, CreatedMs: u.CreatedMs}
+}
+
+// UserAdd creates an account; CODE_CONFLICT if the name is taken.
+func (s *Server) UserAdd(ctx context.Context, name string, password []byte, isAdmin bool) (admin.UserInfo, error) {
+	const op = "homeserver.UserAdd"
+	if err := s.checkName(op, name); err != nil {
+		return admin.UserInfo{}, err
+	}
+	if err := checkPassword(password); err != nil {
+		return admin.UserInfo{}, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "%v", err)
+	}
+	hash, err := s.hashPassword(password)
+	if err != nil {
+		return admin.UserInfo{}, internal(op, err)
+	}
+	u := &storage.User{Name: name, PassHash: hash, Admin: isAdmin, CreatedMs: s.nowMs()}
+	err = s.db.Write(ctx, func(tx *storage.Tx) error { return tx.InsertUser(u) })
+	if errors.Is(err, storage.ErrConflict) {
+		return admin.UserInfo{}, wire.Errorf(op, wire.Code_CODE_CONFLICT, "user %s exists", name)
+	} else if err != nil {
+		return admin.UserInfo{}, internal(op, err)
+	}
+	s.log.Info("user added", "user", name, "admin", isAdmin)
+	return s.userInfo(u), nil
+}
+
+// UserList lists every account.
+func (s *Server) UserList(ctx context.Context) ([]admin.UserInfo, error) {
+	const op = "homeserver.UserList"
+	var us []*storage.User
+	if err := s.db.Read(ctx, func(tx *storage.Tx) (err error) { us, err = tx.Users(); return err }); err != nil {
+		return nil, internal(op, err)
+	}
+	out := make([]admin.UserInfo, 0, len(us))
+	for _, u := range us {
+		out = append(out, s.userInfo(u))
+	}
+	return out, nil
+}
+
+// userByName maps an admin-given name to the account.
+func (s *Server) userByName(ctx context.Context, op, name string) (*storage.User, error) {
+	local, ok := s.localName(name)
+	if !ok {
+		return nil, wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no user %q", name)
+	}
+	var u *storage.User
+	err := s.db.Read(ctx, func(tx *storage.Tx) (err error) { u, err = tx.UserByName(local); return err })
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no user %q", name)
+	} else if err != nil {
+		return nil, internal(op, err)
+	}
+	return u, nil
+}
+
+// UserSetDisabled disables or enables an account. Disabling closes its
+// live sessions at once; its tokens stop working (every use checks).
+func (s *Server) UserSetDisabled(ctx context.Context, name string, disabled bool) error {
+	const op = "homeserver.UserSetDisabled"
+	u, err := s.userByName(ctx, op, name)
+	if err != nil {
+		return err
+	}
+	if err := s.db.Write(ctx, func(tx *storage.Tx) error { return tx.SetUserDisabled(u.ID, disabled) }); err != nil {
+		return internal(op, err)
+	}
+	s.log.Info("user disabled flag set", "user", u.Name, "disabled", disabled)
+	if disabled {
+		s.closeUser(u.ID, wire.Code_CODE_USER_DISABLED, "account disabled")
+	}
+	return nil
+}
+
+// UserDelete deletes an account with its devices, keys and mailboxes, and
+// closes its sessions.
+func (s *Server) UserDelete(ctx context.Context, name string) error {
+	const op = "homeserver.UserDelete"
+	u, err := s.userByName(ctx, op, name)
+	if err != nil {
+		return err
+	}
+	if err := s.db.Write(ctx, func(tx *storage.Tx) error { return tx.DeleteUser(u.ID) }); err != nil {
+		return internal(op, err)
+	}
+	s.log.Info("user deleted", "user", u.Name)
+	s.closeUser(u.ID, wire.Code_CODE_USER_DISABLED, "account deleted")
+	return nil
+}
+
+// UserPasswd sets a new password. Existing devices stay logged in.
+func (s *Server) UserPasswd(ctx context.Context, name string, password []byte) error {
+	const op = "homeserver.UserPasswd"
+	if err := checkPassword(password); err != nil {
+		return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "%v", err)
+	}
+	u, err := s.userByName(ctx, op, name)
+	if err != nil {
+		return err
+	}
+	hash, err := s.hashPassword(password)
+	if err != nil {
+		return internal(op, err)
+	}
+	if err := s.db.Write(ctx, func(tx *storage.Tx) error { return tx.SetPassHash(u.ID, hash) }); err != nil {
+		return internal(op, err)
+	}
+	return nil
+}
+
+func statusText(st int) string {
+	switch st {
+	case storage.DevicePending:
+		return "pending"
+	case storage.DeviceActive:
+		return "active"
+	case storage.DeviceRevoked:
+		return "revoked"
+	}
+	return "unknown"
+}
+
+// DeviceList lists an account's devices.
+func (s *Server) DeviceList(ctx context.Context, name string) ([]admin.DeviceInfo, error) {
+	const op = "homeserver.DeviceList"
+	u, err := s.userByName(ctx, op, name)
+	if err != nil {
+		return nil, err
+	}
+	var ds []*storage.Device
+	if err := s.db.Read(ctx, func(tx *storage.Tx) (err error) { ds, err = tx.Devices(u.ID); return err }); err != nil {
+		return nil, internal(op, err)
+	}
+	out := make([]admin.DeviceInfo, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, admin.DeviceInfo{ID: d.ID, Name: d.Name, Status: statusText(d.Status), CreatedMs: d.CreatedMs,
+			LastSeenMs: d.LastSeenMs, Online: len(s.sessionsOfDevices([]string{d.ID})) > 0})
+	}
+	return out, nil
+}
+
+// DeviceRevoke revokes a device as an administrator: sessions closed,
+// tokens and mailbox deleted. The server cannot sign the user's device
+// list, so the device stays on it until one of the user's devices
+// publishes a successor; other servers' clients still see it revoked here
+// (it can no longer authenticate or receive).
+func (s *Server) DeviceRevoke(ctx context.Context, name, deviceID string) error {
+	const op = "homeserver.DeviceRevoke"
+	u, err := s.userByName(ctx, op, name)
+	if err != nil {
+		return err
+	}
+	err = s.db.Write(ctx, func(tx *storage.Tx) error {
+		d, err := tx.Device(deviceID)
+		if errors.Is(err, storage.ErrNotFound) || (err == nil && d.UserID != u.ID) {
+			return wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no device %s of %s", deviceID, u.Name)
+		} else if err != nil {
+			return err
+		}
+		if d.Status == storage.DeviceRevoked {
+			return wire.Errorf(op, wire.Code_CODE_CONFLICT, "device already revoked")
+		}
+		return tx.RevokeDevice(deviceID, s.nowMs()+1)
+	})
+	if err != nil {
+		return internal(op, err)
+	}
+	s.log.Info("device revoked by admin", "user", u.Name, "device", deviceID)
+	s.closeDevice(deviceID, wire.Code_CODE_DEVICE_REVOKED, "device revoked")
+	return nil
+}
+
+// Status summarizes the running server.
+func (s *Server) Status(ctx context.Context) (admin.Status, error) {
+	const op = "homeserver.Status"
+	var n int
+	if err := s.db.Read(ctx, func(tx *storage.Tx) (err error) { n, err = tx.CountUsers(); return err }); err != nil {
+		return admin.Status{}, internal(op, err)
+	}
+	s.mu.Lock()
+	online := len(s.sessions)
+	s.mu.Unlock()
+	return admin.Status{Domain: s.cfg.Domain, Version: s.cfg.Version, StartedMs: s.started.UnixMilli(), Users: n, OnlineSessions: online}, nil
+}

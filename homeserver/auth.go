@@ -1,0 +1,355 @@
+package homeserver
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"unicode/utf8"
+
+	"hearth/homeserver/wire"
+	"hearth/keys/identity"
+	"hearth/storage"
+)
+
+const (
+	deviceIDLen     = 16 // base32 characters: 80 bits
+	linkTokenLen    = 16
+	maxDeviceName   = identity.MaxDeviceNameLen
+	refreshTokenLen = 32 // random bytes
+)
+
+// throttleAuth limits credential attempts per stream.
+func (ss *session) throttleAuth(op string) error {
+	if ok, wait := ss.authTries.take(ss.s.now(), loginPerSec, loginBurst); !ok {
+		return &wire.Error{Op: op, Kind: wire.Code_CODE_RATE_LIMITED, Msg: "too many attempts", RetryAfter: max(wait.Milliseconds(), 1)}
+	}
+	return nil
+}
+
+// localName turns "alice" or "alice@thisdomain" into "alice"; ok is false
+// for another domain or an invalid name.
+func (s *Server) localName(user string) (string, bool) {
+	if !strings.Contains(user, "@") {
+		user += "@" + s.cfg.Domain
+	}
+	u, err := identity.NormalizeUser(user)
+	if err != nil || u.Domain != s.cfg.Domain {
+		return "", false
+	}
+	return u.Local, true
+}
+
+// authenticate binds the stream to a device and registers it; it
+// re-checks the device afterwards so that a revocation committed while we
+// registered cannot be missed (revocations commit, then close what is
+// registered).
+func (ss *session) authenticate(d *storage.Device) error {
+	const op = "homeserver.authenticate"
+	ss.deviceID, ss.userName, ss.userID = d.ID, d.UserName, d.UserID
+	ss.status.Store(int32(d.Status))
+	if err := ss.s.register(ss); err != nil {
+		return err
+	}
+	var cur *storage.Device
+	var u *storage.User
+	err := ss.s.db.Read(ss.ctx, func(tx *storage.Tx) (err error) {
+		if cur, err = tx.Device(d.ID); err != nil {
+			return err
+		}
+		u, err = tx.UserByID(d.UserID)
+		return err
+	})
+	if err == nil && (cur.Status == storage.DeviceRevoked || u.Disabled || cur.TokensAfterMs > d.TokensAfterMs) {
+		err = wire.Errorf(op, wire.Code_CODE_UNAUTHENTICATED, "session no longer valid")
+	}
+	if err != nil {
+		ss.status.Store(0)
+		ss.s.unregister(ss)
+		ss.deviceID, ss.userName, ss.userID = "", "", 0
+		if errors.Is(err, storage.ErrNotFound) {
+			return wire.Errorf(op, wire.Code_CODE_UNAUTHENTICATED, "session no longer valid")
+		}
+		return internal(op, err)
+	}
+	if d.Status == storage.DeviceActive {
+		ss.s.userOnline(ss)
+	}
+	return nil
+}
+
+// hello authenticates the stream with an access token.
+func (ss *session) hello(m *wire.Hello) (*wire.ServerFrame, error) {
+	const op = "homeserver.Hello"
+	if err := ss.throttleAuth(op); err != nil {
+		return nil, err
+	}
+	d, err := ss.s.checkAccessToken(ss.ctx, m.GetAccessToken())
+	if err != nil {
+		return nil, wire.E(op, err)
+	}
+	var head uint64
+	if err := ss.s.db.Read(ss.ctx, func(tx *storage.Tx) (err error) { head, _, err = tx.MailboxState(d.ID); return err }); err != nil {
+		return nil, internal(op, err)
+	}
+	if err := ss.authenticate(d); err != nil {
+		return nil, err
+	}
+	ss.s.touch(d.ID)
+	return &wire.ServerFrame{Body: &wire.ServerFrame_HelloOk{HelloOk: &wire.HelloOK{
+		User: ss.s.userAddress(d.UserName), DeviceId: d.ID, Status: wire.DeviceStatus(d.Status),
+		ServerTimeMs: ss.s.nowMs(), MailboxHead: head,
+	}}}, nil
+}
+
+// checkAccessToken verifies a token and returns its device, which must be
+// live (not revoked, user not disabled, token not older than a chain
+// revocation).
+func (s *Server) checkAccessToken(ctx context.Context, tok string) (*storage.Device, error) {
+	const op = "homeserver.checkAccessToken"
+	c, err := parseAccessToken(s.pub, s.cfg.Domain, s.now(), tok)
+	if err != nil {
+		return nil, wire.Errorf(op, wire.Code_CODE_UNAUTHENTICATED, "%v", err)
+	}
+	var d *storage.Device
+	var u *storage.User
+	err = s.db.Read(ctx, func(tx *storage.Tx) (err error) {
+		if d, err = tx.Device(c.Did); err != nil {
+			return err
+		}
+		u, err = tx.UserByID(d.UserID)
+		return err
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, wire.Errorf(op, wire.Code_CODE_UNAUTHENTICATED, "unknown device")
+	}
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	switch {
+	case s.userAddress(u.Name) != c.Sub:
+		return nil, wire.Errorf(op, wire.Code_CODE_UNAUTHENTICATED, "token does not match its device")
+	case d.Status == storage.DeviceRevoked:
+		return nil, wire.Errorf(op, wire.Code_CODE_DEVICE_REVOKED, "device revoked")
+	case u.Disabled:
+		return nil, wire.Errorf(op, wire.Code_CODE_USER_DISABLED, "account disabled")
+	case c.Ims < d.TokensAfterMs:
+		return nil, wire.Errorf(op, wire.Code_CODE_UNAUTHENTICATED, "token revoked")
+	}
+	return d, nil
+}
+
+// login checks the password, creates a device and authenticates the stream.
+func (ss *session) login(m *wire.Login) (*wire.ServerFrame, error) {
+	const op = "homeserver.Login"
+	if err := ss.throttleAuth(op); err != nil {
+		return nil, err
+	}
+	name := m.GetDeviceName()
+	if name == "" {
+		name = "device"
+	}
+	if len(name) > maxDeviceName || !utf8.ValidString(name) {
+		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "device name must be UTF-8 of at most %d bytes", maxDeviceName)
+	}
+	if lk := m.GetLinkPublicKey(); len(lk) > 0 {
+		if _, err := identity.ParseLinkPublicKey(lk); err != nil {
+			return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "invalid link public key")
+		}
+	}
+	u, err := ss.s.checkCredentials(ss.ctx, m.GetUser(), []byte(m.GetPassword()))
+	if err != nil {
+		return nil, wire.E(op, err)
+	}
+	res, err := ss.s.createDevice(ss.ctx, u, name, m.GetLinkPublicKey())
+	if err != nil {
+		return nil, wire.E(op, err)
+	}
+	if err := ss.authenticate(res.device); err != nil {
+		return nil, err
+	}
+	return &wire.ServerFrame{Body: &wire.ServerFrame_LoginOk{LoginOk: res.ok}}, nil
+}
+
+// checkCredentials returns the user if the password matches. Unknown users
+// and wrong passwords give the same error after the same work.
+func (s *Server) checkCredentials(ctx context.Context, user string, pw []byte) (*storage.User, error) {
+	const op = "homeserver.checkCredentials"
+	badCreds := wire.Errorf(op, wire.Code_CODE_BAD_CREDENTIALS, "wrong user or password")
+	local, ok := s.localName(user)
+	var u *storage.User
+	var err error
+	if ok {
+		err = s.db.Read(ctx, func(tx *storage.Tx) (err error) { u, err = tx.UserByName(local); return err })
+	}
+	if !ok || errors.Is(err, storage.ErrNotFound) {
+		s.verifyPassword(s.dummy, pw)
+		return nil, badCreds
+	}
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	match, err := s.verifyPassword(u.PassHash, pw)
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	if !match {
+		return nil, badCreds
+	}
+	if u.Disabled {
+		return nil, wire.Errorf(op, wire.Code_CODE_USER_DISABLED, "account disabled")
+	}
+	return u, nil
+}
+
+type newDevice struct {
+	device *storage.Device
+	ok     *wire.LoginOK
+}
+
+// createDevice makes a device for u: ACTIVE and first if the user has no
+// identity key yet, PENDING with a link code otherwise.
+func (s *Server) createDevice(ctx context.Context, u *storage.User, name string, linkKey []byte) (*newDevice, error) {
+	const op = "homeserver.createDevice"
+	id, err := randomCode(s.rand, deviceIDLen)
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	linkToken, err := randomCode(s.rand, linkTokenLen)
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	refresh, err := randomText(s.rand, refreshTokenLen)
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	family, err := randomText(s.rand, 16)
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	now := s.now()
+	d := &storage.Device{ID: id, UserID: u.ID, UserName: u.Name, Name: name, LinkPublicKey: linkKey, CreatedMs: now.UnixMilli()}
+	first := false
+	err = s.db.Write(ctx, func(tx *storage.Tx) error {
+		_, err := tx.IdentityKey(u.ID)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			first = true
+		case err != nil:
+			return err
+		}
+		var lt []byte
+		if first {
+			d.Status = storage.DeviceActive
+		} else {
+			if len(linkKey) == 0 {
+				return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "a device that needs approval must send its link public key")
+			}
+			d.Status = storage.DevicePending
+			lt = tokenHash(linkToken)
+		}
+		if err := tx.InsertDevice(d, lt); err != nil {
+			return err
+		}
+		return tx.InsertRefreshToken(&storage.RefreshToken{Hash: tokenHash(refresh), DeviceID: id, Family: []byte(family),
+			ExpiresMs: now.Add(s.cfg.RefreshTokenTTL).UnixMilli(), CreatedMs: now.UnixMilli()})
+	})
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	access, exp, err := s.issueAccessToken(s.userAddress(u.Name), id)
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	ok := &wire.LoginOK{User: s.userAddress(u.Name), DeviceId: id, AccessToken: access, AccessExpiresMs: exp.UnixMilli(),
+		RefreshToken: refresh, Status: wire.DeviceStatus(d.Status), FirstDevice: first}
+	if !first {
+		ok.LinkCode = linkToken
+	}
+	s.log.Info("device created", "user", u.Name, "device", id, "first", first)
+	return &newDevice{device: d, ok: ok}, nil
+}
+
+// refresh rotates a refresh token. Presenting a token that was already
+// rotated is treated as theft: the whole chain is revoked, the device's
+// access tokens die and its live sessions are closed.
+func (ss *session) refresh(m *wire.Refresh) (*wire.ServerFrame, error) {
+	const op = "homeserver.Refresh"
+	if err := ss.throttleAuth(op); err != nil {
+		return nil, err
+	}
+	ok, err := ss.s.rotateRefresh(ss.ctx, m.GetRefreshToken())
+	if err != nil {
+		return nil, wire.E(op, err)
+	}
+	return &wire.ServerFrame{Body: &wire.ServerFrame_RefreshOk{RefreshOk: ok}}, nil
+}
+
+func (s *Server) rotateRefresh(ctx context.Context, tok string) (*wire.RefreshOK, error) {
+	const op = "homeserver.rotateRefresh"
+	unauth := wire.Errorf(op, wire.Code_CODE_UNAUTHENTICATED, "invalid refresh token")
+	if tok == "" || len(tok) > 256 {
+		return nil, unauth
+	}
+	next, err := randomText(s.rand, refreshTokenLen)
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	now := s.now()
+	var d *storage.Device
+	var reuse bool
+	err = s.db.Write(ctx, func(tx *storage.Tx) error {
+		rt, err := tx.RefreshTokenByHash(tokenHash(tok))
+		if errors.Is(err, storage.ErrNotFound) {
+			return unauth
+		} else if err != nil {
+			return err
+		}
+		if rt.RotatedMs != 0 {
+			// Reuse: revoke the chain and every access token issued so far.
+			reuse, d = true, &storage.Device{ID: rt.DeviceID}
+			if err := tx.DeleteRefreshFamily(rt.Family); err != nil {
+				return err
+			}
+			return tx.SetTokensAfter(rt.DeviceID, now.UnixMilli()+1)
+		}
+		if rt.ExpiresMs <= now.UnixMilli() {
+			return wire.Errorf(op, wire.Code_CODE_UNAUTHENTICATED, "refresh token expired")
+		}
+		if d, err = tx.Device(rt.DeviceID); err != nil {
+			return err
+		}
+		u, err := tx.UserByID(d.UserID)
+		if err != nil {
+			return err
+		}
+		if d.Status == storage.DeviceRevoked {
+			return wire.Errorf(op, wire.Code_CODE_DEVICE_REVOKED, "device revoked")
+		}
+		if u.Disabled {
+			return wire.Errorf(op, wire.Code_CODE_USER_DISABLED, "account disabled")
+		}
+		if err := tx.MarkRefreshRotated(rt.Hash, now.UnixMilli()); err != nil {
+			return err
+		}
+		return tx.InsertRefreshToken(&storage.RefreshToken{Hash: tokenHash(next), DeviceID: rt.DeviceID, Family: rt.Family,
+			ExpiresMs: now.Add(s.cfg.RefreshTokenTTL).UnixMilli(), CreatedMs: now.UnixMilli()})
+	})
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	if reuse {
+		s.log.Warn("refresh token reuse: chain revoked", "device", d.ID)
+		s.closeDevice(d.ID, wire.Code_CODE_UNAUTHENTICATED, "refresh token reuse detected; log in again")
+		return nil, wire.Errorf(op, wire.Code_CODE_UNAUTHENTICATED, "refresh token reuse detected; log in again")
+	}
+	access, exp, err := s.issueAccessToken(s.userAddress(d.UserName), d.ID)
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	return &wire.RefreshOK{AccessToken: access, AccessExpiresMs: exp.UnixMilli(), RefreshToken: next}, nil
+}
+
+// touch records that a device was seen (best effort, off the request path).
+func (s *Server) touch(deviceID string) {
+	go s.db.Write(context.Background(), func(tx *storage.Tx) error { return tx.TouchDevice(deviceID, s.nowMs()) })
+}

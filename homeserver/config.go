@@ -1,0 +1,100 @@
+package homeserver
+
+import (
+	"crypto/ed25519"
+	"io"
+	"log/slog"
+	"time"
+
+	"hearth/storage"
+)
+
+// Config is the homeserver's own configuration. Zero values mean the
+// defaults in the comments.
+type Config struct {
+	Domain          string        // required, e.g. "localhost", "a.example"
+	MaxFrame        int           // largest frame either way; default wire.DefaultMaxFrame (1 MiB)
+	AccessTokenTTL  time.Duration // default 15m
+	RefreshTokenTTL time.Duration // default 30 days (sliding: each rotation restarts it)
+	// Retention is how long mailbox entries are kept after the device
+	// acknowledged them (measured from when they were queued); unacked
+	// entries are kept until acked. Default 7 days. Dedup records live as
+	// long, but at least 24h, so a retry within a day always dedups.
+	Retention         time.Duration
+	RetentionInterval time.Duration // how often the retention loop runs; default 1m; < 0: no loop
+	MaxMessageBytes   int           // payload + welcome + group_info of one Send; default 256 KiB
+	RateLimit         RateLimit     // per-device Send limit
+	MaxMembers        int           // devices per conversation; default 1024
+	EpochWindow       uint64        // application messages accepted this many epochs back; default 2
+	DeliveryWindow    int           // unacknowledged deliveries in flight per session; default 256
+	MaxKeyPackages    int           // stored single-use KeyPackages per device; default 500
+	Password          PasswordParams
+	Version           string // reported by Status; default "dev"
+}
+
+// RateLimit is a token bucket: PerSecond sustained, Burst at once.
+type RateLimit struct {
+	PerSecond float64 // default 50
+	Burst     int     // default 100
+}
+
+// PasswordParams are argon2id parameters for new hashes. Stored hashes
+// keep the parameters they were made with.
+type PasswordParams struct {
+	Time      uint32 // default 2
+	MemoryKiB uint32 // default 19456 (19 MiB, the OWASP minimum for argon2id)
+	Threads   uint8  // default 1
+}
+
+// Deps are the homeserver's collaborators, wired by cmd/hearth.
+type Deps struct {
+	DB         *storage.DB
+	SigningKey ed25519.PrivateKey // signs access tokens
+	Log        *slog.Logger       // default: discard
+	Now        func() time.Time   // default time.Now
+	Rand       io.Reader          // default crypto/rand.Reader; must be safe for concurrent use
+	Router     Router             // default: in-process
+	Presence   Presence           // default: in-memory
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.AccessTokenTTL, 15*time.Minute)
+	def(&c.RefreshTokenTTL, 30*24*time.Hour)
+	def(&c.Retention, 7*24*time.Hour)
+	def(&c.RetentionInterval, time.Minute)
+	defInt := func(d *int, v int) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	defInt(&c.MaxFrame, 1<<20)
+	defInt(&c.MaxMessageBytes, 256<<10)
+	defInt(&c.MaxMembers, 1024)
+	defInt(&c.DeliveryWindow, 256)
+	defInt(&c.MaxKeyPackages, 500)
+	defInt(&c.RateLimit.Burst, 100)
+	if c.RateLimit.PerSecond <= 0 {
+		c.RateLimit.PerSecond = 50
+	}
+	if c.EpochWindow == 0 {
+		c.EpochWindow = 2
+	}
+	if c.Password.Time == 0 {
+		c.Password.Time = 2
+	}
+	if c.Password.MemoryKiB == 0 {
+		c.Password.MemoryKiB = 19456
+	}
+	if c.Password.Threads == 0 {
+		c.Password.Threads = 1
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+	return c
+}

@@ -1,0 +1,241 @@
+package homeserver
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+
+	"hearth/homeserver/wire"
+	"hearth/storage"
+)
+
+// Router carries "deliver to device X: new entries up to seq N" from the
+// transaction that queued them to the sessions serving X. LocalRouter does
+// it in process; a multi-node mode replaces it (DESIGN.md "Scale-out seam").
+type Router interface {
+	// Notify says the device's mailbox head is now at least head.
+	Notify(deviceID string, head uint64)
+	// Subscribe returns a channel that receives a token after Notify for the
+	// device (tokens coalesce), and a function that ends the subscription.
+	Subscribe(deviceID string) (wake <-chan struct{}, cancel func())
+}
+
+// LocalRouter is the in-process Router.
+type LocalRouter struct {
+	mu   sync.Mutex
+	subs map[string]map[chan struct{}]struct{}
+}
+
+var _ Router = (*LocalRouter)(nil)
+
+// NewLocalRouter returns an empty in-process router.
+func NewLocalRouter() *LocalRouter {
+	return &LocalRouter{subs: map[string]map[chan struct{}]struct{}{}}
+}
+
+// Notify wakes every subscriber of the device without blocking.
+func (r *LocalRouter) Notify(deviceID string, _ uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for ch := range r.subs[deviceID] {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Subscribe registers a waker for the device.
+func (r *LocalRouter) Subscribe(deviceID string) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	r.mu.Lock()
+	if r.subs[deviceID] == nil {
+		r.subs[deviceID] = map[chan struct{}]struct{}{}
+	}
+	r.subs[deviceID][ch] = struct{}{}
+	r.mu.Unlock()
+	return ch, func() {
+		r.mu.Lock()
+		delete(r.subs[deviceID], ch)
+		if len(r.subs[deviceID]) == 0 {
+			delete(r.subs, deviceID)
+		}
+		r.mu.Unlock()
+	}
+}
+
+// pusher pushes one device's mailbox to one session in seq order, with at
+// most DeliveryWindow entries unacknowledged.
+type pusher struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	acks   chan struct{} // a token after each processed Ack
+	pushed atomic.Uint64 // highest seq written to the stream
+	acked  atomic.Uint64 // highest seq acknowledged (durably)
+}
+
+const pushBatch = 64
+
+// sync starts (or restarts) pushes after a position: the greater of what
+// the client says it processed and what it acknowledged, so nothing it
+// acknowledged is delivered twice.
+func (ss *session) sync(id uint64, m *wire.Sync) {
+	const op = "homeserver.Sync"
+	ss.stopPush()
+	var head, acked uint64
+	err := ss.s.db.Read(ss.ctx, func(tx *storage.Tx) (err error) { head, acked, err = tx.MailboxState(ss.deviceID); return err })
+	if err != nil {
+		ss.writeError(id, internal(op, err))
+		return
+	}
+	if m.GetAfterSeq() > head {
+		ss.writeError(id, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "after_seq %d is beyond the mailbox head %d", m.AfterSeq, head))
+		return
+	}
+	start := max(m.GetAfterSeq(), acked)
+	wake, unsub := ss.s.router.Subscribe(ss.deviceID) // before the first read: no wake-up can be missed
+	ctx, cancel := context.WithCancel(ss.ctx)
+	p := &pusher{cancel: cancel, done: make(chan struct{}), acks: make(chan struct{}, 1)}
+	p.pushed.Store(start)
+	p.acked.Store(start)
+	ss.answer(id, &wire.ServerFrame{Body: &wire.ServerFrame_SyncOk{SyncOk: &wire.SyncOK{Head: head}}}, nil)
+	ss.pushMu.Lock()
+	ss.push = p
+	ss.pushMu.Unlock()
+	go func() {
+		defer close(p.done)
+		defer unsub()
+		ss.runPush(ctx, p, start, wake)
+	}()
+}
+
+// stopPush ends the running Sync, if any, and waits for it.
+func (ss *session) stopPush() {
+	ss.pushMu.Lock()
+	p := ss.push
+	ss.push = nil
+	ss.pushMu.Unlock()
+	if p != nil {
+		p.cancel()
+		<-p.done
+	}
+}
+
+func (ss *session) currentPush() *pusher {
+	ss.pushMu.Lock()
+	defer ss.pushMu.Unlock()
+	return ss.push
+}
+
+func (ss *session) runPush(ctx context.Context, p *pusher, cursor uint64, wake <-chan struct{}) {
+	window := uint64(ss.s.cfg.DeliveryWindow)
+	for {
+		cursor = max(cursor, p.acked.Load())
+		inflight := cursor - min(cursor, p.acked.Load())
+		if inflight < window {
+			n := int(min(window-inflight, pushBatch))
+			var es []*storage.Entry
+			err := ss.s.db.Read(ctx, func(tx *storage.Tx) (err error) { es, err = tx.Entries(ss.deviceID, cursor, n); return err })
+			if err != nil {
+				if ctx.Err() == nil {
+					ss.s.log.Error("delivery read failed", "device", ss.deviceID, "err", err)
+					ss.cancel()
+				}
+				return
+			}
+			for _, e := range es {
+				if err := ss.fw.WriteMessage(&wire.ServerFrame{Body: &wire.ServerFrame_Delivery{Delivery: delivery(e)}}); err != nil {
+					ss.cancel()
+					return
+				}
+				cursor = e.Seq
+				p.pushed.Store(cursor)
+			}
+			if len(es) == n {
+				continue // there may be more
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-p.acks:
+		}
+	}
+}
+
+// delivery turns a mailbox entry into its wire form. A welcome carries the
+// epoch it welcomes into and no conversation sequence.
+func delivery(e *storage.Entry) *wire.Delivery {
+	d := &wire.Delivery{Seq: e.Seq, ConversationId: e.ConvID, ConversationSeq: e.ConvSeq, Sender: e.Sender,
+		MessageId: e.MessageID, Kind: wire.MessageKind(e.Kind), Epoch: e.Epoch, Payload: e.Payload, ServerTimeMs: e.CreatedMs}
+	if e.Welcome {
+		d.Kind, d.ConversationSeq, d.Epoch = wire.MessageKind_MESSAGE_KIND_WELCOME, 0, e.Epoch+1
+	}
+	return d
+}
+
+// ack records a cumulative acknowledgement durably, then answers and lets
+// the pusher move its window.
+func (ss *session) ack(id uint64, m *wire.Ack) {
+	const op = "homeserver.Ack"
+	up := m.GetUpToSeq()
+	wait := ss.s.db.Submit(ss.ctx, func(tx *storage.Tx) error { return tx.Ack(ss.deviceID, up) })
+	ss.later(func() {
+		err := wait()
+		if errors.Is(err, storage.ErrNotFound) {
+			ss.writeError(id, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "ack %d is beyond the mailbox head", up))
+			return
+		} else if err != nil {
+			ss.writeError(id, internal(op, err))
+			return
+		}
+		if p := ss.currentPush(); p != nil {
+			for {
+				cur := p.acked.Load()
+				if up <= cur || p.acked.CompareAndSwap(cur, up) {
+					break
+				}
+			}
+			select {
+			case p.acks <- struct{}{}:
+			default:
+			}
+		}
+		ss.answer(id, okFrame(), nil)
+	})
+}
+
+// History returns this device's mailbox entries of one conversation,
+// newest first, with seq < before (0: from the newest); limit defaults to
+// 50 and is capped at 500. It is the REST GET /hearth/v1/messages.
+func (s *Server) History(ctx context.Context, accessToken, conversationID string, before uint64, limit int) ([]*wire.Delivery, error) {
+	const op = "homeserver.History"
+	d, err := s.checkAccessToken(ctx, accessToken)
+	if err != nil {
+		return nil, wire.E(op, err)
+	}
+	if d.Status != storage.DeviceActive {
+		return nil, wire.Errorf(op, wire.Code_CODE_PENDING_APPROVAL, "device waits for approval")
+	}
+	if err := s.checkConversationID(op, conversationID); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		limit = 50
+	}
+	limit = min(limit, 500)
+	var es []*storage.Entry
+	if err := s.db.Read(ctx, func(tx *storage.Tx) (err error) {
+		es, err = tx.History(d.ID, conversationID, before, limit)
+		return err
+	}); err != nil {
+		return nil, internal(op, err)
+	}
+	out := make([]*wire.Delivery, len(es))
+	for i, e := range es {
+		out[i] = delivery(e)
+	}
+	return out, nil
+}

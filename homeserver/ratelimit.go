@@ -1,0 +1,58 @@
+package homeserver
+
+import (
+	"math"
+	"sync"
+	"time"
+)
+
+// bucket is a token bucket.
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// take removes one token if it can; otherwise it returns how long until
+// one is available.
+func (b *bucket) take(now time.Time, rate float64, burst int) (bool, time.Duration) {
+	if b.last.IsZero() {
+		b.tokens = float64(burst)
+	} else if el := now.Sub(b.last).Seconds(); el > 0 {
+		b.tokens = math.Min(float64(burst), b.tokens+el*rate)
+	}
+	b.last = now
+	if b.tokens >= 1 {
+		b.tokens--
+		return true, 0
+	}
+	wait := time.Duration((1 - b.tokens) / rate * float64(time.Second))
+	return false, wait
+}
+
+// limiters holds per-key token buckets (key: kind + device id), shared by
+// every session of a device. Idle buckets are dropped when full again.
+type limiters struct {
+	mu sync.Mutex
+	m  map[string]*bucket
+}
+
+func newLimiters() *limiters { return &limiters{m: map[string]*bucket{}} }
+
+func (l *limiters) allow(key string, now time.Time, rate float64, burst int) (bool, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.m[key]
+	if b == nil {
+		b = &bucket{}
+		l.m[key] = b
+	}
+	ok, wait := b.take(now, rate, burst)
+	if len(l.m) > 10000 {
+		for k, v := range l.m {
+			if now.Sub(v.last) > time.Minute {
+				delete(l.m, k)
+			}
+		}
+	}
+	return ok, wait
+}

@@ -1,0 +1,291 @@
+package homeserver
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"hearth/homeserver/wire"
+)
+
+const (
+	maxPipelined = 128             // Send/Ack requests awaiting their commit per session
+	ephemeralQ   = 64              // queued typing/presence pushes per session; more are dropped
+	closeGrace   = 2 * time.Second // how long SessionClosed may take to write
+	loginPerSec  = 1.0             // per-stream Login/Refresh/Hello attempts
+	loginBurst   = 5
+	typingPerSec = 2.0 // per-device typing and presence signals
+	typingBurst  = 10
+)
+
+// session serves one client control stream.
+type session struct {
+	s      *Server
+	rwc    io.ReadWriteCloser
+	remote string
+	fr     *wire.FrameReader
+	fw     *wire.FrameWriter
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// Set once by the reader goroutine at authentication, before register;
+	// read-only afterwards.
+	deviceID string
+	userName string
+	userID   int64
+	status   atomic.Int32 // wire.DeviceStatus; 0 before authentication
+
+	replies    chan func() // completions of pipelined requests, in request order
+	repliesWG  sync.WaitGroup
+	eph        chan *wire.ServerFrame
+	authTries  bucket
+	afterReply func() // set by a handler to run once its answer is written
+
+	endOnce sync.Once
+	pushMu  sync.Mutex
+	push    *pusher // the running Sync, if any
+}
+
+// ServeStream serves one client control stream until it ends (EOF, an
+// unrecoverable framing error, ctx done, the session being closed by the
+// server) and closes rwc.
+func (s *Server) ServeStream(ctx context.Context, rwc io.ReadWriteCloser, remote string) {
+	ctx, cancel := context.WithCancel(ctx)
+	ss := &session{
+		s: s, rwc: rwc, remote: remote,
+		fr:      wire.NewFrameReader(rwc, s.cfg.MaxFrame),
+		fw:      wire.NewFrameWriter(rwc, s.cfg.MaxFrame),
+		ctx:     ctx,
+		cancel:  cancel,
+		replies: make(chan func(), maxPipelined),
+		eph:     make(chan *wire.ServerFrame, ephemeralQ),
+	}
+	ss.repliesWG.Add(1)
+	go ss.replyLoop()
+	go ss.ephemeralLoop()
+	stopWatch := context.AfterFunc(ctx, func() { rwc.Close() })
+	defer stopWatch()
+	defer ss.finish()
+	for {
+		b, err := ss.fr.ReadFrame()
+		if err != nil {
+			if errors.Is(err, wire.ErrFrameTooLarge) {
+				// The stream is out of sync: say why, then end it.
+				ss.writeError(0, wire.Errorf("homeserver.ServeStream", wire.Code_CODE_TOO_LARGE, "frame over %d bytes", s.cfg.MaxFrame))
+			}
+			return
+		}
+		f := &wire.ClientFrame{}
+		if err := proto.Unmarshal(b, f); err != nil {
+			ss.writeError(0, wire.Errorf("homeserver.ServeStream", wire.Code_CODE_BAD_REQUEST, "undecodable frame"))
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		ss.handle(f)
+	}
+}
+
+// finish tears the session down once the reader stopped.
+func (ss *session) finish() {
+	ss.cancel()
+	ss.rwc.Close()
+	ss.stopPush()
+	close(ss.replies)
+	ss.repliesWG.Wait()
+	if ss.deviceID != "" && ss.s.unregister(ss) {
+		ss.s.userOffline(ss)
+	}
+}
+
+// end closes the session from the server side: a SessionClosed push (given
+// a moment to be written), then the stream is closed.
+func (ss *session) end(code wire.Code, msg string) {
+	ss.endOnce.Do(func() {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			ss.fw.WriteMessage(&wire.ServerFrame{Body: &wire.ServerFrame_Closed{Closed: &wire.SessionClosed{Code: code, Message: msg}}})
+		}()
+		t := time.NewTimer(closeGrace)
+		select {
+		case <-done:
+		case <-t.C:
+		}
+		t.Stop()
+		ss.cancel()
+		ss.rwc.Close()
+	})
+}
+
+// replyLoop answers pipelined requests in order as their commits finish.
+func (ss *session) replyLoop() {
+	defer ss.repliesWG.Done()
+	for f := range ss.replies {
+		f()
+	}
+}
+
+// later queues a completion; it blocks when maxPipelined are waiting,
+// which stops reading from this client (backpressure).
+func (ss *session) later(f func()) { ss.replies <- f }
+
+// ephemeralLoop writes lossy pushes (typing, presence).
+func (ss *session) ephemeralLoop() {
+	for {
+		select {
+		case <-ss.ctx.Done():
+			return
+		case f := <-ss.eph:
+			if err := ss.fw.WriteMessage(f); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// pushEphemeral queues a lossy push, dropping it if the client is slow.
+func (ss *session) pushEphemeral(f *wire.ServerFrame) {
+	select {
+	case ss.eph <- f:
+	default:
+	}
+}
+
+func (ss *session) write(f *wire.ServerFrame) {
+	if err := ss.fw.WriteMessage(f); err != nil {
+		ss.cancel() // the stream is gone or broken: end the session
+	}
+}
+
+// writeError answers request id with err. Internal errors are logged here,
+// once, and reach the client without detail.
+func (ss *session) writeError(id uint64, err error) {
+	if wire.KindOf(err) == wire.Code_CODE_INTERNAL {
+		ss.s.log.Error("request failed", "err", err, "remote", ss.remote, "device", ss.deviceID)
+	}
+	ss.write(&wire.ServerFrame{Id: id, Body: &wire.ServerFrame_Error{Error: wire.ToProto(err)}})
+}
+
+func (ss *session) answer(id uint64, resp *wire.ServerFrame, err error) {
+	if err != nil {
+		ss.writeError(id, err)
+		return
+	}
+	if resp != nil {
+		resp.Id = id
+		ss.write(resp)
+	}
+}
+
+func okFrame() *wire.ServerFrame {
+	return &wire.ServerFrame{Body: &wire.ServerFrame_Ok{Ok: &wire.Empty{}}}
+}
+
+// handle dispatches one request after the authentication gate.
+func (ss *session) handle(f *wire.ClientFrame) {
+	const op = "homeserver.session"
+	if f.Id == 0 {
+		ss.writeError(0, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "request id must be non-zero"))
+		return
+	}
+	if err := ss.gate(f); err != nil {
+		ss.writeError(f.Id, err)
+		return
+	}
+	var resp *wire.ServerFrame
+	var err error
+	switch b := f.Body.(type) {
+	case *wire.ClientFrame_Hello:
+		resp, err = ss.hello(b.Hello)
+	case *wire.ClientFrame_Login:
+		resp, err = ss.login(b.Login)
+	case *wire.ClientFrame_Refresh:
+		resp, err = ss.refresh(b.Refresh)
+	case *wire.ClientFrame_Ping:
+		resp = &wire.ServerFrame{Body: &wire.ServerFrame_Pong{Pong: &wire.Pong{ServerTimeMs: ss.s.nowMs()}}}
+	case *wire.ClientFrame_PublishIdentity:
+		resp, err = ss.publishIdentity(b.PublishIdentity)
+	case *wire.ClientFrame_PublishDeviceList:
+		resp, err = ss.publishDeviceList(b.PublishDeviceList)
+	case *wire.ClientFrame_PublishKeyPackages:
+		resp, err = ss.publishKeyPackages(b.PublishKeyPackages)
+	case *wire.ClientFrame_FetchDeviceList:
+		resp, err = ss.fetchDeviceList(b.FetchDeviceList)
+	case *wire.ClientFrame_ClaimKeyPackages:
+		resp, err = ss.claimKeyPackages(b.ClaimKeyPackages)
+	case *wire.ClientFrame_PendingDevice:
+		resp, err = ss.pendingDevice(b.PendingDevice)
+	case *wire.ClientFrame_ApproveDevice:
+		resp, err = ss.approveDevice(b.ApproveDevice)
+	case *wire.ClientFrame_FetchApproval:
+		resp, err = ss.fetchApproval()
+	case *wire.ClientFrame_ListDevices:
+		resp, err = ss.listDevices()
+	case *wire.ClientFrame_RevokeDevice:
+		resp, err = ss.revokeDevice(b.RevokeDevice)
+	case *wire.ClientFrame_CreateConversation:
+		resp, err = ss.createConversation(b.CreateConversation)
+	case *wire.ClientFrame_Send:
+		ss.send(f.Id, b.Send) // answers when committed
+		return
+	case *wire.ClientFrame_Sync:
+		ss.sync(f.Id, b.Sync) // answers, then pushes
+		return
+	case *wire.ClientFrame_Ack:
+		ss.ack(f.Id, b.Ack) // answers when committed
+		return
+	case *wire.ClientFrame_GetConversation:
+		resp, err = ss.getConversation(b.GetConversation)
+	case *wire.ClientFrame_ListConversations:
+		resp, err = ss.listConversations()
+	case *wire.ClientFrame_Typing:
+		resp, err = ss.typing(b.Typing)
+	case *wire.ClientFrame_SetPresence:
+		resp, err = ss.setPresence(b.SetPresence)
+	default:
+		err = wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "unknown or empty request")
+	}
+	ss.answer(f.Id, resp, err)
+	if ss.afterReply != nil {
+		f := ss.afterReply
+		ss.afterReply = nil
+		f()
+	}
+}
+
+// gate applies the authentication rules: before Hello/Login only Hello,
+// Login and Refresh; a pending device only what it needs to get approved.
+func (ss *session) gate(f *wire.ClientFrame) error {
+	const op = "homeserver.session"
+	switch f.Body.(type) {
+	case *wire.ClientFrame_Hello, *wire.ClientFrame_Login:
+		if ss.status.Load() != 0 {
+			return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "stream is already authenticated")
+		}
+		return nil
+	case *wire.ClientFrame_Refresh:
+		return nil
+	case nil:
+		return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "empty request")
+	}
+	switch wire.DeviceStatus(ss.status.Load()) {
+	case wire.DeviceStatus_DEVICE_STATUS_ACTIVE:
+		return nil
+	case wire.DeviceStatus_DEVICE_STATUS_PENDING:
+		switch f.Body.(type) {
+		case *wire.ClientFrame_FetchApproval, *wire.ClientFrame_PublishKeyPackages, *wire.ClientFrame_ListDevices, *wire.ClientFrame_Ping:
+			return nil
+		}
+		return wire.Errorf(op, wire.Code_CODE_PENDING_APPROVAL, "device waits for approval")
+	case wire.DeviceStatus_DEVICE_STATUS_REVOKED:
+		return wire.Errorf(op, wire.Code_CODE_DEVICE_REVOKED, "device revoked")
+	}
+	return wire.Errorf(op, wire.Code_CODE_UNAUTHENTICATED, "send Hello or Login first")
+}
