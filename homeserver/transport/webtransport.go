@@ -55,6 +55,8 @@ type wtConn struct {
 	once    sync.Once
 }
 
+var _ io.ReadWriteCloser = (*wtConn)(nil)
+
 func newWTConn(sess *webtransport.Session, str *webtransport.Stream) *wtConn {
 	return &wtConn{sess: sess, str: str}
 }

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"hearth/homeserver"
+	"hearth/homeserver/certs"
+	"hearth/homeserver/transport"
+)
+
+// Files of a server data folder.
+const (
+	configFile     = "config.json"
+	signingKeyFile = "signing.key" // Ed25519, PKCS#8 PEM, 0600
+	databaseFile   = "hearth.db"
+	lockFile       = "hearth.lock"
+	addrFile       = "serve.addr" // the bound address while serving
+)
+
+// Defaults for a server started without configuration.
+const (
+	defaultDomain = "localhost"
+	defaultListen = "127.0.0.1:7443"
+)
+
+// serverConfig is DIR/config.json. Each component gets only its part
+// (homeserverConfig, transportConfig, certsConfig). Zero limits mean the
+// component's default.
+type serverConfig struct {
+	Domain string       `json:"domain"`
+	Listen string       `json:"listen"`    // HOST:PORT for UDP (QUIC) and TCP (HTTPS)
+	Hosts  []string     `json:"tls_hosts"` // more names/IPs for the TLS certificate
+	Limits serverLimits `json:"limits"`
+	Origin []string     `json:"allowed_origins"` // browser origins allowed besides the server's host
+}
+
+type serverLimits struct {
+	MaxFrameBytes   int      `json:"max_frame_bytes"`
+	MaxMessageBytes int      `json:"max_message_bytes"`
+	Retention       duration `json:"retention"`        // acknowledged mailbox entries kept this long
+	SendPerSecond   float64  `json:"send_per_second"`  // per device
+	SendBurst       int      `json:"send_burst"`       // per device
+	MaxMembers      int      `json:"max_members"`      // devices per conversation
+	MaxConnections  int      `json:"max_connections"`  // concurrent TCP connections
+	MaxStreams      int64    `json:"max_streams"`      // concurrent QUIC streams per connection
+	HistoryMaxLimit int      `json:"history_max_page"` // largest REST history page
+}
+
+// duration is a time.Duration written as "168h0m0s" in JSON.
+type duration time.Duration
+
+func (d duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+func (d *duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string like \"168h\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = duration(v)
+	return nil
+}
+
+// newServerConfig is the configuration `hearth init` writes: the limits
+// spelled out so that an admin sees what can be changed.
+func newServerConfig(domain, listen string) serverConfig {
+	return serverConfig{
+		Domain: domain,
+		Listen: listen,
+		Limits: serverLimits{
+			MaxFrameBytes:   1 << 20,
+			MaxMessageBytes: 256 << 10,
+			Retention:       duration(7 * 24 * time.Hour),
+			SendPerSecond:   50,
+			SendBurst:       100,
+			MaxMembers:      1024,
+			MaxConnections:  10000,
+			MaxStreams:      16,
+			HistoryMaxLimit: 500,
+		},
+	}
+}
+
+func (c serverConfig) validate() error {
+	if c.Domain == "" || strings.ContainsAny(c.Domain, "@/ \t:") || strings.ToLower(c.Domain) != c.Domain {
+		return fmt.Errorf("domain %q: want a lowercase DNS name such as chat.example.org", c.Domain)
+	}
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil || port == "" {
+		return fmt.Errorf("listen %q: want HOST:PORT", c.Listen)
+	}
+	l := c.Limits
+	if l.MaxFrameBytes < 0 || l.MaxMessageBytes < 0 || l.Retention < 0 || l.SendPerSecond < 0 ||
+		l.SendBurst < 0 || l.MaxMembers < 0 || l.MaxConnections < 0 || l.MaxStreams < 0 || l.HistoryMaxLimit < 0 {
+		return errors.New("limits must not be negative (0 means the default)")
+	}
+	if l.MaxFrameBytes > 0 && l.MaxMessageBytes > l.MaxFrameBytes {
+		return errors.New("limits: max_message_bytes exceeds max_frame_bytes")
+	}
+	return nil
+}
+
+func (c serverConfig) homeserverConfig(version string) homeserver.Config {
+	return homeserver.Config{
+		Domain:          c.Domain,
+		MaxFrame:        c.Limits.MaxFrameBytes,
+		MaxMessageBytes: c.Limits.MaxMessageBytes,
+		Retention:       time.Duration(c.Limits.Retention),
+		RateLimit:       homeserver.RateLimit{PerSecond: c.Limits.SendPerSecond, Burst: c.Limits.SendBurst},
+		MaxMembers:      c.Limits.MaxMembers,
+		Version:         version,
+	}
+}
+
+func (c serverConfig) transportConfig() transport.Config {
+	return transport.Config{
+		MaxFrame:        c.Limits.MaxFrameBytes,
+		MaxConns:        c.Limits.MaxConnections,
+		MaxStreams:      c.Limits.MaxStreams,
+		HistoryMaxLimit: c.Limits.HistoryMaxLimit,
+		OriginPatterns:  c.Origin,
+	}
+}
+
+func (c serverConfig) certsConfig(dir string) certs.Config {
+	return certs.Config{Dir: dir, Domain: c.Domain, Hosts: append(certs.HostsFor(c.Domain, c.Listen), c.Hosts...)}
+}
+
+// loadServerConfig reads DIR/config.json; unknown fields are errors so that
+// typos do not pass silently.
+func loadServerConfig(dir string) (serverConfig, error) {
+	var c serverConfig
+	b, err := os.ReadFile(filepath.Join(dir, configFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return c, fmt.Errorf("%s is not initialized (no %s); run: hearth init --dir %s", dir, configFile, dir)
+	}
+	if err != nil {
+		return c, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("%s: %w", filepath.Join(dir, configFile), err)
+	}
+	if err := c.validate(); err != nil {
+		return c, fmt.Errorf("%s: %w", filepath.Join(dir, configFile), err)
+	}
+	return c, nil
+}
+
+// defaultServerDir is $HEARTH_DIR, else $XDG_DATA_HOME/hearth, else
+// ~/.local/share/hearth.
+func defaultServerDir() (string, error) {
+	if d := os.Getenv("HEARTH_DIR"); d != "" {
+		return d, nil
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "hearth"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no data folder: set --dir or $HEARTH_DIR (%w)", err)
+	}
+	return filepath.Join(home, ".local", "share", "hearth"), nil
+}
+
+// createSigningKey writes a new Ed25519 key unless one exists.
+func createSigningKey(path string) error {
+	if _, err := os.Stat(path); err == nil {
+		_, err := readSigningKey(path)
+		return err
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+}
+
+func readSigningKey(path string) (ed25519.PrivateKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != "PRIVATE KEY" {
+		return nil, fmt.Errorf("%s: no PEM PRIVATE KEY block", path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	priv, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("%s: not an Ed25519 key", path)
+	}
+	return priv, nil
+}
+
+// writeFileAtomic replaces path with data via a temporary file and rename.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, werr := f.Write(data)
+	if werr == nil {
+		werr = f.Chmod(perm)
+	}
+	if werr == nil {
+		werr = f.Sync()
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp, path)
+	}
+	if werr != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, werr)
+	}
+	return nil
+}

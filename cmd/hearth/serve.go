@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"hearth/homeserver"
+	"hearth/homeserver/admin"
+	"hearth/homeserver/certs"
+	"hearth/homeserver/transport"
+	"hearth/storage"
+)
+
+func init() { subcommands = append(subcommands, newServeCmd) }
+
+// version is reported by the server; set with -ldflags "-X main.version=…".
+var version = "dev"
+
+// The homeserver is what the transport and the admin socket serve.
+var (
+	_ transport.StreamServer  = (*homeserver.Server)(nil)
+	_ transport.HistoryServer = (*homeserver.Server)(nil)
+	_ admin.Ops               = (*homeserver.Server)(nil)
+)
+
+// shutdownGrace is how long sessions get to end after SIGINT/SIGTERM.
+const shutdownGrace = 10 * time.Second
+
+func newServeCmd() *cobra.Command {
+	var dir, listen string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the homeserver",
+		Long: `serve runs the homeserver from its data folder until SIGINT or SIGTERM.
+Without --dir it uses the default folder and, on first run, initializes it
+for domain "localhost" listening on 127.0.0.1:7443. While running, the
+bound address is in DIR/serve.addr and the admin socket at DIR/admin.sock.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+			if dir == "" {
+				d, err := defaultServerDir()
+				if err != nil {
+					return err
+				}
+				dir = d
+				if _, err := os.Stat(filepath.Join(dir, configFile)); errors.Is(err, fs.ErrNotExist) {
+					if err := initServerDir(dir, defaultDomain, defaultListen); err != nil {
+						return err
+					}
+					log.Info("initialized data folder", "dir", dir, "domain", defaultDomain)
+				}
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return runServer(ctx, dir, listen, log)
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "data folder (default $HEARTH_DIR, $XDG_DATA_HOME/hearth or ~/.local/share/hearth)")
+	cmd.Flags().StringVar(&listen, "listen", "", "HOST:PORT overriding the configured listen address; port 0 picks one")
+	return cmd
+}
+
+// runServer wires storage, homeserver, certificates, transport and the
+// admin socket together and serves until ctx ends or a listener fails.
+func runServer(ctx context.Context, dir, listen string, log *slog.Logger) error {
+	cfg, err := loadServerConfig(dir)
+	if err != nil {
+		return err
+	}
+	if listen != "" {
+		cfg.Listen = listen
+		if err := cfg.validate(); err != nil {
+			return err
+		}
+	}
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	key, err := readSigningKey(filepath.Join(dir, signingKeyFile))
+	if err != nil {
+		return fmt.Errorf("signing key: %w", err)
+	}
+	db, err := storage.Open(filepath.Join(dir, databaseFile), storage.Options{Log: log.With("component", "storage")})
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	defer db.Close()
+	hs, err := homeserver.New(cfg.homeserverConfig(version), homeserver.Deps{DB: db, SigningKey: key, Log: log.With("component", "homeserver")})
+	if err != nil {
+		return fmt.Errorf("start homeserver: %w", err)
+	}
+	defer hs.Close()
+	cm, err := certs.NewManager(cfg.certsConfig(dir), certs.Deps{Log: log.With("component", "certs")})
+	if err != nil {
+		return err
+	}
+	tr, err := transport.New(cfg.transportConfig(), transport.Deps{
+		Streams: hs, History: hs, TLS: cm.TLSConfig(), Log: log.With("component", "transport"),
+		Health: func(ctx context.Context) (transport.Health, error) {
+			st, err := hs.Status(ctx)
+			return transport.Health{Domain: st.Domain, Version: st.Version, StartedMs: st.StartedMs, OnlineSessions: st.OnlineSessions}, err
+		},
+	})
+	if err != nil {
+		return err
+	}
+	pc, ln, err := transport.Listen(cfg.Listen)
+	if err != nil {
+		return err
+	}
+	defer pc.Close()
+	sockPath := filepath.Join(dir, admin.SocketFile)
+	adminLn, err := admin.Listen(sockPath)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	adm := admin.NewSocketServer(hs, log.With("component", "admin"))
+
+	errc := make(chan error, 3)
+	go func() { errc <- tr.ServeQUIC(pc) }()
+	go func() { errc <- tr.ServeTLS(ln) }()
+	go func() { errc <- adm.Serve(adminLn) }()
+
+	bound := ln.Addr().String()
+	addrPath := filepath.Join(dir, addrFile)
+	if err := writeFileAtomic(addrPath, []byte(bound+"\n"), 0o644); err != nil {
+		log.Warn("cannot record the bound address", "err", err)
+	}
+	defer os.Remove(addrPath)
+	log.Info("hearth serving", "domain", cfg.Domain, "quic", "udp://"+pc.LocalAddr().String(), "https", "https://"+bound,
+		"webtransport", "https://"+bound+transport.PathWebTransport, "ca", cm.CAPath(), "admin", sockPath, "version", version)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "grace", shutdownGrace)
+	case serveErr = <-errc:
+		log.Error("listener failed, shutting down", "err", serveErr)
+	}
+	return shutdownServer(tr, adm, serveErr, log)
+}
+
+// shutdownServer ends sessions first (the homeserver tells clients it is
+// going away), then the admin socket; the deferred closes in runServer then
+// close the homeserver, the database and the lock, in that order.
+func shutdownServer(tr *transport.Server, adm *admin.SocketServer, serveErr error, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := tr.Shutdown(ctx); err != nil {
+		log.Warn("transport shutdown", "err", err)
+	}
+	if err := adm.Shutdown(ctx); err != nil {
+		log.Warn("admin socket shutdown", "err", err)
+		adm.Close()
+	}
+	if serveErr != nil {
+		return serveErr
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// lockDir takes an exclusive lock on DIR/hearth.lock so that two servers
+// never share a data folder. The lock ends with the process.
+func lockDir(dir string) (unlock func(), err error) {
+	path := filepath.Join(dir, lockFile)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock data folder: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("another hearth server is running on %s (%s is locked)", dir, path)
+		}
+		return nil, fmt.Errorf("lock data folder: %w", err)
+	}
+	f.Truncate(0)
+	fmt.Fprintf(f, "%d\n", os.Getpid())
+	return func() { f.Close() }, nil
+}

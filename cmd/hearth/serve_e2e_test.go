@@ -1,0 +1,322 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	ctransport "hearth/client/transport"
+	"hearth/homeserver/certs"
+	"hearth/homeserver/wire"
+)
+
+// hearthBin is the hearth binary built once for all end-to-end tests of
+// this package (TestMain). Other e2e tests in cmd/hearth use it too.
+var hearthBin string
+
+func TestMain(m *testing.M) {
+	tmp, err := os.MkdirTemp("", "hearth-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	hearthBin = filepath.Join(tmp, "hearth")
+	out, err := exec.Command("go", "build", "-o", hearthBin, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.RemoveAll(tmp)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(tmp)
+	os.Exit(code)
+}
+
+// result is a finished hearth invocation.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// hearth runs the binary with args and stdin (may be ""), env added to os.Environ.
+func hearth(t *testing.T, env []string, stdin string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(hearthBin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run hearth %v: %v", args, err)
+	}
+	if strings.Contains(r.stderr, "goroutine ") || strings.Contains(r.stderr, "panic:") {
+		t.Errorf("hearth %v printed a stack trace:\n%s", args, r.stderr)
+	}
+	return r
+}
+
+// mustHearth runs hearth and fails the test unless it exits 0.
+func mustHearth(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	r := hearth(t, nil, stdin, args...)
+	if r.code != 0 {
+		t.Fatalf("hearth %v: exit %d\nstdout: %s\nstderr: %s", args, r.code, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
+// server is a running `hearth serve`.
+type server struct {
+	cmd    *exec.Cmd
+	dir    string
+	addr   string
+	mu     sync.Mutex
+	stderr bytes.Buffer
+	done   chan error
+}
+
+func (s *server) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stderr.Write(p)
+}
+func (s *server) log() string { s.mu.Lock(); defer s.mu.Unlock(); return s.stderr.String() }
+
+// startServe starts `hearth serve` with args and waits for DIR/serve.addr.
+func startServe(t *testing.T, dir string, env []string, args ...string) *server {
+	t.Helper()
+	s := &server{dir: dir, done: make(chan error, 1)}
+	s.cmd = exec.Command(hearthBin, append([]string{"serve"}, args...)...)
+	s.cmd.Env = append(os.Environ(), env...)
+	s.cmd.Stderr = s
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.done <- s.cmd.Wait() }()
+	t.Cleanup(func() {
+		s.cmd.Process.Kill()
+		<-s.done
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, addrFile))
+		if err == nil && len(b) > 0 {
+			s.addr = strings.TrimSpace(string(b))
+			return s
+		}
+		select {
+		case err := <-s.done:
+			t.Fatalf("hearth serve exited (%v):\n%s", err, s.log())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hearth serve wrote no %s:\n%s", addrFile, s.log())
+		}
+	}
+}
+
+// stop sends sig and waits for the process; it returns the exit code.
+func (s *server) stop(t *testing.T, sig os.Signal) int {
+	t.Helper()
+	s.cmd.Process.Signal(sig)
+	select {
+	case err := <-s.done:
+		s.done <- err // for the cleanup
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	case <-time.After(60 * time.Second):
+		t.Fatalf("hearth serve did not stop on %v:\n%s", sig, s.log())
+		return -1
+	}
+}
+
+func (s *server) httpsGet(t *testing.T, path string) (*http.Response, []byte) {
+	t.Helper()
+	pool, err := certs.LoadCAPool(filepath.Join(s.dir, certs.CAFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	rsp, err := c.Get("https://" + s.addr + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rsp.Body.Close()
+	var buf bytes.Buffer
+	buf.ReadFrom(rsp.Body)
+	return rsp, buf.Bytes()
+}
+
+// login logs in over the real client transport and returns the LoginOK.
+func (s *server) login(t *testing.T, user, password string, forceWS bool) (*wire.LoginOK, *wire.ErrorInfo) {
+	t.Helper()
+	pool, err := certs.LoadCAPool(filepath.Join(s.dir, certs.CAFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := ctransport.Dial(ctx, s.addr, ctransport.DialOptions{RootCAs: pool, ForceWebSocket: forceWS})
+	if err != nil {
+		t.Fatalf("dial %s: %v", s.addr, err)
+	}
+	defer c.Close()
+	fw, fr := wire.NewFrameWriter(c, 0), wire.NewFrameReader(c, 0)
+	if err := fw.WriteMessage(&wire.ClientFrame{Id: 1, Body: &wire.ClientFrame_Login{Login: &wire.Login{
+		User: user, Password: password, DeviceName: "e2e", LinkPublicKey: bytes.Repeat([]byte{9}, 32)}}}); err != nil {
+		t.Fatal(err)
+	}
+	var f wire.ServerFrame
+	if err := fr.ReadMessage(&f); err != nil {
+		t.Fatalf("read login answer: %v", err)
+	}
+	return f.GetLoginOk(), f.GetError()
+}
+
+func TestServeInitAdminAndShutdown(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	out := mustHearth(t, "", "init", "--dir", dir, "--domain", "localhost", "--listen", "127.0.0.1:0")
+	if !strings.Contains(out, filepath.Join(dir, "ca.pem")) {
+		t.Errorf("init output does not name the CA: %q", out)
+	}
+	for name, perm := range map[string]os.FileMode{".": 0o700, configFile: 0o600, signingKeyFile: 0o600,
+		certs.CAKeyFile: 0o600, certs.LeafFile: 0o600, certs.CAFile: 0o644, databaseFile: 0o600} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatalf("after init: %v", err)
+		}
+		if fi.Mode().Perm() != perm {
+			t.Errorf("%s mode %v, want %v", name, fi.Mode().Perm(), perm)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, databaseFile)); err != nil {
+		t.Errorf("no database after init: %v", err)
+	}
+
+	s := startServe(t, dir, nil, "--dir", dir)
+	for _, want := range []string{"hearth serving", "ca=" + filepath.Join(dir, "ca.pem"), s.addr} {
+		if !strings.Contains(s.log(), want) {
+			t.Errorf("serve log lacks %q:\n%s", want, s.log())
+		}
+	}
+	rsp, body := s.httpsGet(t, "/healthz")
+	var h map[string]any
+	json.Unmarshal(body, &h)
+	if rsp.StatusCode != 200 || h["status"] != "ok" || h["domain"] != "localhost" {
+		t.Errorf("healthz: %d %s", rsp.StatusCode, body)
+	}
+	if !strings.HasPrefix(rsp.Header.Get("Alt-Svc"), `h3=":`) {
+		t.Errorf("Alt-Svc %q", rsp.Header.Get("Alt-Svc"))
+	}
+
+	// A second server on the same folder is refused.
+	if r := hearth(t, nil, "", "serve", "--dir", dir); r.code == 0 || !strings.Contains(r.stderr, "another hearth server") {
+		t.Errorf("second serve: exit %d, %s", r.code, r.stderr)
+	}
+
+	adminCommands(t, s)
+
+	if code := s.stop(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("serve exit %d after SIGTERM:\n%s", code, s.log())
+	}
+	if !strings.Contains(s.log(), "stopped") {
+		t.Errorf("no clean stop in log:\n%s", s.log())
+	}
+	for _, f := range []string{"admin.sock", addrFile} {
+		if _, err := os.Lstat(filepath.Join(dir, f)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s left after shutdown: %v", f, err)
+		}
+	}
+
+	// Admin against the stopped server says so plainly.
+	r := hearth(t, nil, "", "admin", "--dir", dir, "user", "list")
+	want := "hearth: server not running (no admin socket at " + filepath.Join(dir, "admin.sock") + ")\n"
+	if r.code == 0 || r.stderr != want {
+		t.Errorf("admin with server stopped: exit %d, stderr %q, want %q", r.code, r.stderr, want)
+	}
+
+	// The data survives a restart.
+	s = startServe(t, dir, nil, "--dir", dir)
+	if ok, e := s.login(t, "alice", "s3cret two", false); ok == nil {
+		t.Errorf("login after restart: %v", e)
+	}
+	if code := s.stop(t, syscall.SIGINT); code != 0 {
+		t.Errorf("serve exit %d after SIGINT", code)
+	}
+}
+
+func TestServeDefaultDirInitializesOnFirstRun(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "default")
+	env := []string{"HEARTH_DIR=" + dir}
+	s := startServe(t, dir, env, "--listen", "127.0.0.1:0")
+	if !strings.Contains(s.log(), "initialized data folder") {
+		t.Errorf("first run did not report initializing:\n%s", s.log())
+	}
+	cfg, err := loadServerConfig(dir)
+	if err != nil || cfg.Domain != "localhost" || cfg.Listen != defaultListen {
+		t.Errorf("default config %+v, %v", cfg, err)
+	}
+	r := hearth(t, env, "", "admin", "status")
+	if r.code != 0 || !strings.Contains(r.stdout, "localhost") {
+		t.Errorf("admin status on the default folder: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if code := s.stop(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
+
+func TestInitRefusesBadInputAndExistingFolder(t *testing.T) {
+	base := t.TempDir()
+	for _, args := range [][]string{
+		{"--domain", "Bad Domain"},
+		{"--domain", "a@b"},
+		{"--listen", "nohostport"},
+	} {
+		dir := filepath.Join(base, "bad")
+		r := hearth(t, nil, "", append([]string{"init", "--dir", dir}, args...)...)
+		if r.code == 0 || !strings.HasPrefix(r.stderr, "hearth: ") {
+			t.Errorf("init %v: exit %d, stderr %q", args, r.code, r.stderr)
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("init %v created the folder", args)
+		}
+	}
+	dir := filepath.Join(base, "ok")
+	mustHearth(t, "", "init", "--dir", dir, "--listen", "127.0.0.1:0")
+	before, _ := os.ReadFile(filepath.Join(dir, signingKeyFile))
+	r := hearth(t, nil, "", "init", "--dir", dir, "--domain", "other.example")
+	if r.code == 0 || !strings.Contains(r.stderr, "already initialized") {
+		t.Errorf("second init: exit %d, %q", r.code, r.stderr)
+	}
+	after, _ := os.ReadFile(filepath.Join(dir, signingKeyFile))
+	if !bytes.Equal(before, after) {
+		t.Error("second init changed the signing key")
+	}
+	if r := hearth(t, nil, "", "serve", "--dir", filepath.Join(base, "never")); r.code == 0 || !strings.Contains(r.stderr, "hearth init") {
+		t.Errorf("serve of an uninitialized folder: exit %d, %q", r.code, r.stderr)
+	}
+}
