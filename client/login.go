@@ -53,7 +53,10 @@ func (c *Client) Login(ctx context.Context, p LoginParams) (LoginResult, error) 
 		rk = &k
 	}
 	if a, err := c.Account(); err == nil {
-		return LoginResult{}, fmt.Errorf("%s: profile already logged in as %s/%s", op, a.User, a.DeviceID)
+		if a.Active || a.User != user.String() {
+			return LoginResult{}, fmt.Errorf("%s: profile already logged in as %s/%s", op, a.User, a.DeviceID)
+		}
+		return c.resumePending(ctx, a, rk)
 	} else if !errors.Is(err, ErrNotLoggedIn) {
 		return LoginResult{}, err
 	}
@@ -86,15 +89,9 @@ func (c *Client) Login(ctx context.Context, p LoginParams) (LoginResult, error) 
 			return res, err
 		}
 		res.RecoveryKey, res.Active = key.Text(), true
-	case rk != nil:
-		if err := c.saveLogin(acct, link, sig, nil); err != nil {
-			return res, err
-		}
-		if err := c.selfApprove(ctx, *rk, sig); err != nil {
-			return res, err
-		}
-		res.Active = true
 	default:
+		// A pending device keeps its link code, so that approval by
+		// another device remains possible if self-approval fails.
 		code, err := identity.FormatLinkCode(ok.GetLinkCode(), link.Public())
 		if err != nil {
 			return res, fmt.Errorf("%s: server link token: %w", op, err)
@@ -103,8 +100,14 @@ func (c *Client) Login(ctx context.Context, p LoginParams) (LoginResult, error) 
 		if err := c.saveLogin(acct, link, sig, nil); err != nil {
 			return res, err
 		}
-		res.LinkCode = code
-		return res, nil
+		if rk == nil {
+			res.LinkCode = code
+			return res, nil
+		}
+		if err := c.selfApprove(ctx, *rk, sig); err != nil {
+			return res, err
+		}
+		res.Active = true
 	}
 	return res, c.afterActivation(ctx)
 }
@@ -216,4 +219,24 @@ func (c *Client) selfApprove(ctx context.Context, rk identity.RecoveryKey, sig e
 		DeviceId: a.DeviceID, DeviceList: &wire.SignedDeviceList{List: list, Signature: s},
 	}}})
 	return err
+}
+
+// resumePending continues the login of a device that is still pending (an
+// earlier run was interrupted, or its approval failed): with the recovery
+// key it approves itself, otherwise it shows the same link code again.
+func (c *Client) resumePending(ctx context.Context, a store.Account, rk *identity.RecoveryKey) (LoginResult, error) {
+	res := LoginResult{User: a.User, DeviceID: a.DeviceID}
+	if rk == nil {
+		res.LinkCode = a.LinkCode
+		return res, nil
+	}
+	self, err := c.self()
+	if err != nil {
+		return res, err
+	}
+	if err := c.selfApprove(ctx, *rk, self.SignatureKey); err != nil {
+		return res, err
+	}
+	res.Active = true
+	return res, c.afterActivation(ctx)
 }
