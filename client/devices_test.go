@@ -1,0 +1,151 @@
+package client
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"hearth/client/store"
+	"hearth/homeserver/wire"
+	"hearth/keys/identity"
+)
+
+func login(t *testing.T, ts *testServer, c *Client, user, pw string) LoginResult {
+	t.Helper()
+	res, err := c.Login(testCtx(t), LoginParams{User: user, Password: pw, Server: "pipe", DeviceName: "test"})
+	if err != nil && !errors.Is(err, ErrNoE2EE) {
+		t.Fatalf("login %s: %v", user, err)
+	}
+	return res
+}
+
+func TestLoginFirstDevicePublishesIdentity(t *testing.T) {
+	ts := newTestServer(t, "a.example", homeserverConfig())
+	alice := ts.addUser(t, "alice", "correct horse battery")
+	c := ts.client(t)
+	res, err := c.Login(testCtx(t), LoginParams{User: alice, Password: "correct horse battery", Server: "pipe", DeviceName: "laptop"})
+	// Without an MLS engine the device is active but cannot publish KeyPackages.
+	if !errors.Is(err, ErrNoE2EE) {
+		t.Fatalf("login error = %v, want ErrNoE2EE (no MLS engine)", err)
+	}
+	if !res.Active || res.RecoveryKey == "" || res.LinkCode != "" || res.DeviceID == "" {
+		t.Fatalf("first device result = %+v", res)
+	}
+	rk, err := identity.ParseRecoveryKey(res.RecoveryKey)
+	if err != nil {
+		t.Fatalf("recovery key text does not parse: %v", err)
+	}
+	// The server holds alice's list signed by the recovery key's identity, with this device on it.
+	ua, _ := identity.ParseUser(alice)
+	l, err := c.fetchDeviceList(testCtx(t), nil, ua)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key, _ := c.val.IdentityKey(ua); !key.Equal(rk.Signer().Public()) {
+		t.Fatal("published identity key is not the recovery key's")
+	}
+	self, _ := c.self()
+	if d, ok := l.Lookup(res.DeviceID); !ok || l.Version != 1 || string(d.SignatureKey) != string(self.SignatureKey.Public().(ed25519.PublicKey)) {
+		t.Fatalf("list = %+v, want version 1 with this device and its signature key", l)
+	}
+	a, err := c.Account()
+	if err != nil || !a.Active || a.User != alice {
+		t.Fatalf("stored account = %+v, %v", a, err)
+	}
+	if _, err := c.Login(testCtx(t), LoginParams{User: alice, Password: "x", Server: "pipe"}); err == nil ||
+		!strings.Contains(err.Error(), "already logged in") {
+		t.Fatalf("second login on a profile = %v", err)
+	}
+}
+
+func TestLoginWrongPasswordStoresNothing(t *testing.T) {
+	ts := newTestServer(t, "a.example", homeserverConfig())
+	alice := ts.addUser(t, "alice", "correct horse battery")
+	c := ts.client(t)
+	_, err := c.Login(testCtx(t), LoginParams{User: alice, Password: "wrong password", Server: "pipe"})
+	if !wire.Is(err, wire.Code_CODE_BAD_CREDENTIALS) {
+		t.Fatalf("login = %v, want bad credentials", err)
+	}
+	if _, err := c.Account(); !errors.Is(err, ErrNotLoggedIn) {
+		t.Fatalf("account after failed login: %v", err)
+	}
+}
+
+func TestLinkApproveListRevoke(t *testing.T) {
+	ts := newTestServer(t, "a.example", homeserverConfig())
+	alice := ts.addUser(t, "alice", "correct horse battery")
+	d1, d2 := ts.client(t), ts.client(t)
+	r1 := login(t, ts, d1, alice, "correct horse battery")
+	r2 := login(t, ts, d2, alice, "correct horse battery")
+	if r2.Active || r2.LinkCode == "" || r2.RecoveryKey != "" {
+		t.Fatalf("second device result = %+v, want pending with a link code", r2)
+	}
+	// A code with the right token but another fingerprint is refused and changes nothing.
+	tok, _, _ := strings.Cut(r2.LinkCode, "-")
+	if _, err := d1.Approve(testCtx(t), tok+"-AAAAAAAA"); !wire.Is(err, wire.Code_CODE_BAD_SIGNATURE) {
+		t.Fatalf("approve with a wrong fingerprint = %v, want bad signature", err)
+	}
+	devs, err := d1.Devices(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range devs {
+		if d.ID == r2.DeviceID && (d.Listed || d.Status != "pending") {
+			t.Fatalf("device after refused approval: %+v", d)
+		}
+	}
+
+	done := make(chan error, 1)
+	go func() { done <- d2.WaitApproval(testCtx(t), 20*time.Millisecond) }()
+	id, err := d1.Approve(testCtx(t), strings.ToLower(r2.LinkCode))
+	if err != nil || id != r2.DeviceID {
+		t.Fatalf("approve = %q, %v", id, err)
+	}
+	if err := <-done; err != nil && !errors.Is(err, ErrNoE2EE) {
+		t.Fatalf("wait approval: %v", err)
+	}
+	a2, _ := d2.Account()
+	if !a2.Active {
+		t.Fatal("approved device not active")
+	}
+	var k1, k2 []byte
+	d1.st.View(func(tx *store.Tx) error { k1, _ = tx.Key(store.KeyIdentity); return nil })
+	d2.st.View(func(tx *store.Tx) error { k2, _ = tx.Key(store.KeyIdentity); return nil })
+	if len(k1) == 0 || string(k1) != string(k2) {
+		t.Fatal("approved device did not receive the identity key material")
+	}
+	devs, err = d2.Devices(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := 0
+	for _, d := range devs {
+		if d.Listed && d.Status == "active" {
+			listed++
+		}
+	}
+	if listed != 2 {
+		t.Fatalf("devices = %+v, want both active and listed", devs)
+	}
+
+	if err := d2.Revoke(testCtx(t), r2.DeviceID); err == nil {
+		t.Fatal("a device revoked itself")
+	}
+	if err := d2.Revoke(testCtx(t), r1.DeviceID); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	// The revoked device's session ends for good.
+	if _, err := d1.Devices(testCtx(t)); !wire.Is(err, wire.Code_CODE_DEVICE_REVOKED) {
+		t.Fatalf("revoked device request = %v, want device revoked", err)
+	}
+	ua, _ := identity.ParseUser(alice)
+	l, err := d2.fetchDeviceList(testCtx(t), nil, ua)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := l.Lookup(r1.DeviceID); ok || l.Version != 3 {
+		t.Fatalf("list after revoke: version %d, devices %+v", l.Version, l.Devices)
+	}
+}
