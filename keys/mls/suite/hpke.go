@@ -33,6 +33,13 @@ func (s *Suite) publicKey(pub HPKEPublicKey) (hpke.PublicKey, error) {
 }
 
 func (s *Suite) privateKey(priv HPKEPrivateKey) (hpke.PrivateKey, error) {
+	// NIST-curve suites use the same curve for KEM and signatures; accept
+	// scalars whose leading zero bytes were dropped (IETF P-521 vectors).
+	if e, ok := s.sig.(sigECDSA); ok {
+		if n := (e.curve.Params().BitSize + 7) / 8; len(priv) > 0 && len(priv) < n {
+			priv = append(make(HPKEPrivateKey, n-len(priv)), priv...)
+		}
+	}
 	sk, err := s.kem.NewPrivateKey(priv)
 	if err != nil {
 		return nil, fmt.Errorf("%w: HPKE private key for suite %v", ErrKey, s.id)

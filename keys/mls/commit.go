@@ -1,0 +1,303 @@
+package mls
+
+import (
+	"fmt"
+	"slices"
+
+	"hearth/keys/mls/schedule"
+)
+
+// CommitOptions says what a commit does besides committing every proposal
+// received in the epoch (those are always included by reference, except
+// ones this member may not commit: its own Updates, Removes of itself,
+// duplicates).
+type CommitOptions struct {
+	Add    []*KeyPackage
+	Remove []LeafIndex
+	// Extensions, if not nil, replaces the GroupContext extensions
+	// (GroupContextExtensions proposal).
+	Extensions Extensions
+	PSKs       []PreSharedKeyID
+	// UpdatePath forces a path (a fresh leaf key for the committer) even
+	// when the proposals allow a path-less commit.
+	UpdatePath        bool
+	AuthenticatedData []byte
+}
+
+// CommitOutput is what a commit produces for the hub and new members.
+type CommitOutput struct {
+	Commit    []byte // MLSMessage(PublicMessage), for the hub
+	Welcome   []byte // MLSMessage(Welcome), nil if nobody was added
+	GroupInfo []byte // MLSMessage(GroupInfo) of the new epoch, with ratchet_tree and external_pub
+	Epoch     uint64 // the epoch the commit starts
+}
+
+// Result says what a processed message or applied commit did.
+type Result struct {
+	Kind              ContentType
+	Epoch             uint64 // epoch after the message
+	Sender            Sender
+	SenderIdentity    []byte
+	Plaintext         []byte // application messages
+	AuthenticatedData []byte
+	Proposal          *Proposal // proposals
+	Added, Removed    []Member  // commits
+	Updated           []LeafIndex
+	// SelfRemoved: the commit removed this member; the group is inactive.
+	SelfRemoved bool
+}
+
+type pendingCommit struct {
+	next   *epochState
+	out    CommitOutput
+	result *Result
+}
+
+// pskSecret resolves a commit's PSKs and combines them.
+func (g *Group) pskSecret(cur *epochState, psks []PreSharedKeyID) ([]byte, error) {
+	if len(psks) == 0 {
+		return nil, nil
+	}
+	var in []schedule.PSK
+	for _, id := range psks {
+		var secret []byte
+		ok := false
+		switch id.Type {
+		case PSKExternal:
+			secret, ok = cur.externalPSKs[string(id.PSKID)]
+		case PSKResumption:
+			if string(id.PSKGroupID) == string(cur.ctx.GroupID) {
+				secret, ok = cur.resumptionPSK(id.PSKEpoch)
+			}
+		}
+		if !ok {
+			return nil, fmt.Errorf("%w: type %d id %x epoch %d", ErrPSK, id.Type, id.PSKID, id.PSKEpoch)
+		}
+		in = append(in, schedule.PSK{ID: id.Marshal(), Secret: secret})
+	}
+	s, err := schedule.PSKSecret(g.s, in)
+	if err != nil {
+		return nil, fmt.Errorf("mls: psk secret: %w", err)
+	}
+	return s, nil
+}
+
+// nextEpoch runs the transcript hash and key schedule of a commit whose
+// path (if any) is merged into pv.tree. With a nil confirmation tag in
+// ac it sets the tag (committer); otherwise it verifies it.
+func (g *Group) nextEpoch(pv *provisional, ac *AuthenticatedContent, priv *PrivateTree,
+	initSecret, commitSecret []byte) (*epochState, *schedule.Epoch, []byte, error) {
+	cur := g.st
+	ctx := pv.ctx
+	if ctx.TreeHash == nil {
+		ctx.TreeHash = pv.tree.TreeHash()
+	}
+	ctx.ConfirmedTranscriptHash = schedule.ConfirmedTranscriptHash(g.s, cur.interim, ac.ConfirmedTranscriptHashInput())
+	psk, err := g.pskSecret(cur, pv.psks)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ep, err := schedule.NewEpoch(g.s, initSecret, commitSecret, psk, ctx.Marshal())
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("mls: key schedule: %w", err)
+	}
+	if ac.Auth.ConfirmationTag == nil {
+		if ac.Auth.ConfirmationTag, err = ep.ConfirmationTag(ctx.ConfirmedTranscriptHash); err != nil {
+			return nil, nil, nil, fmt.Errorf("mls: confirmation tag: %w", err)
+		}
+	} else if !ep.VerifyConfirmationTag(ctx.ConfirmedTranscriptHash, ac.Auth.ConfirmationTag) {
+		return nil, nil, nil, fmt.Errorf("%w: confirmation tag", ErrAuth)
+	}
+	next, err := newEpochState(g.s, g.cfg, ctx, pv.tree, priv, ep, ac.Auth.ConfirmationTag, cur)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return next, ep, psk, nil
+}
+
+// commitProposals gathers the cached proposals this member may commit by
+// reference, then opts' proposals by value.
+func (g *Group) commitProposals(opts CommitOptions) []resolved {
+	self := uint32(g.st.priv.Self())
+	var out []resolved
+	removed := map[LeafIndex]bool{}
+	updated := map[uint32]bool{}
+	for _, c := range g.st.proposals {
+		switch p := c.p; p.Type {
+		case ProposalUpdate:
+			if c.sender.Index == self || updated[c.sender.Index] {
+				continue
+			}
+			updated[c.sender.Index] = true
+		case ProposalRemove:
+			if uint32(p.Remove) == self || removed[p.Remove] || g.st.tree.Leaf(p.Remove) == nil {
+				continue
+			}
+			removed[p.Remove] = true
+		}
+		out = append(out, resolved{p: c.p, sender: c.sender, ref: c.ref})
+	}
+	me := Sender{Type: SenderMember, Index: self}
+	if opts.Extensions != nil {
+		out = append(out, resolved{p: &Proposal{Type: ProposalGroupContextExtensions, GroupContextExtensions: opts.Extensions}, sender: me})
+	}
+	for _, l := range opts.Remove {
+		if !removed[l] {
+			removed[l] = true
+			out = append(out, resolved{p: &Proposal{Type: ProposalRemove, Remove: l}, sender: me})
+		}
+	}
+	for _, kp := range opts.Add {
+		out = append(out, resolved{p: &Proposal{Type: ProposalAdd, Add: kp}, sender: me})
+	}
+	for i := range opts.PSKs {
+		out = append(out, resolved{p: &Proposal{Type: ProposalPSK, PSK: &opts.PSKs[i]}, sender: me})
+	}
+	return out
+}
+
+// Commit creates a commit of the epoch's proposals and opts, signed as a
+// PublicMessage. The group does not change until ApplyPendingCommit
+// (the hub accepted it) or DiscardPendingCommit (the hub refused it).
+func (g *Group) Commit(opts CommitOptions) (*CommitOutput, error) {
+	if err := g.usable(); err != nil {
+		return nil, err
+	}
+	if g.pending != nil {
+		return nil, fmt.Errorf("%w: a commit is already pending", ErrPending)
+	}
+	cur := g.st
+	self := cur.priv.Self()
+	props := g.commitProposals(opts)
+	me := Sender{Type: SenderMember, Index: uint32(self)}
+	pv, err := g.applyProposals(props, me)
+	if err != nil {
+		return nil, fmt.Errorf("mls: commit: %w", err)
+	}
+	priv := cur.priv.Pruned(pv.tree)
+	commit := &Commit{}
+	for _, r := range props {
+		if r.ref != nil {
+			commit.Proposals = append(commit.Proposals, ProposalOrRef{Reference: r.ref})
+		} else {
+			commit.Proposals = append(commit.Proposals, ProposalOrRef{Proposal: r.p})
+		}
+	}
+	var commitSecret []byte
+	var pathSecrets map[NodeIndex][]byte
+	if pv.pathRequired || opts.UpdatePath {
+		res, err := pv.tree.GenerateUpdatePath(g.cfg.Rand, self, *pv.tree.Leaf(self), g.signer, pv.ctx, pv.added)
+		if err != nil {
+			return nil, fmt.Errorf("mls: commit path: %w", err)
+		}
+		pv.tree, priv, commitSecret, pathSecrets = res.Tree, res.Private, res.CommitSecret, res.PathSecrets
+		pv.ctx.TreeHash = res.GroupContext.TreeHash
+		commit.Path = res.Path
+	}
+	content := &FramedContent{GroupID: cur.ctx.GroupID, Epoch: cur.ctx.Epoch, Sender: me,
+		AuthenticatedData: nonNil(opts.AuthenticatedData), ContentType: ContentCommit, Commit: commit}
+	ac, err := SignContent(g.s, g.signer, WirePublicMessage, content, &cur.ctx)
+	if err != nil {
+		return nil, err
+	}
+	next, ep, psk, err := g.nextEpoch(pv, ac, priv, cur.secrets.InitSecret, commitSecret)
+	if err != nil {
+		return nil, fmt.Errorf("mls: commit: %w", err)
+	}
+	pm, err := NewPublicMessage(g.s, ac, cur.secrets.MembershipKey, &cur.ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := CommitOutput{Commit: (&MLSMessage{WireFormat: WirePublicMessage, PublicMessage: pm}).Marshal(), Epoch: next.ctx.Epoch}
+	gi, err := g.groupInfo(next, ep, ac.Auth.ConfirmationTag)
+	if err != nil {
+		return nil, err
+	}
+	out.GroupInfo = (&MLSMessage{WireFormat: WireGroupInfo, GroupInfo: gi}).Marshal()
+	if len(pv.added) > 0 {
+		if out.Welcome, err = g.welcome(gi, ep, psk, pv, pathSecrets); err != nil {
+			return nil, err
+		}
+	}
+	ep.DropJoinerSecrets()
+	res := &Result{Kind: ContentCommit, Epoch: next.ctx.Epoch, Sender: me, SenderIdentity: memberAt(cur.tree, self).Identity,
+		Updated: pv.updated, Removed: pv.removed}
+	for _, l := range pv.added {
+		res.Added = append(res.Added, memberAt(next.tree, l))
+	}
+	g.pending = &pendingCommit{next: next, out: out, result: res}
+	return &out, nil
+}
+
+// groupInfo signs the GroupInfo of epoch next, carrying the ratchet tree
+// and the external public key so devices can join by external commit.
+func (g *Group) groupInfo(next *epochState, ep *schedule.Epoch, tag []byte) (*GroupInfo, error) {
+	_, extPub, err := ep.ExternalKeyPair()
+	if err != nil {
+		return nil, fmt.Errorf("mls: external key: %w", err)
+	}
+	gi := &GroupInfo{GroupContext: next.ctx, ConfirmationTag: tag, Signer: next.priv.Self(), Extensions: Extensions{
+		{Type: ExtRatchetTree, Data: next.tree.Marshal()},
+		{Type: ExtExternalPub, Data: (&ExternalPub{PublicKey: extPub}).Marshal()},
+	}}
+	if err := gi.Sign(g.s, g.signer); err != nil {
+		return nil, err
+	}
+	return gi, nil
+}
+
+func (g *Group) welcome(gi *GroupInfo, ep *schedule.Epoch, psk []byte, pv *provisional, pathSecrets map[NodeIndex][]byte) ([]byte, error) {
+	self := gi.Signer
+	var members []WelcomeMember
+	for i, l := range pv.added {
+		m := WelcomeMember{KeyPackage: pv.addKPs[i]}
+		if pathSecrets != nil {
+			m.PathSecret = pathSecrets[CommonAncestor(self.NodeIndex(), l.NodeIndex())]
+		}
+		members = append(members, m)
+	}
+	w, err := SealWelcome(g.s, gi, ep.JoinerSecret, psk, pv.psks, members)
+	if err != nil {
+		return nil, err
+	}
+	return (&MLSMessage{WireFormat: WireWelcome, Welcome: w}).Marshal(), nil
+}
+
+// PendingCommit returns the output of the pending commit, if any.
+func (g *Group) PendingCommit() (*CommitOutput, bool) {
+	if g.pending == nil {
+		return nil, false
+	}
+	out := g.pending.out
+	return &out, true
+}
+
+// ApplyPendingCommit moves the group to the epoch of its pending commit,
+// once the hub has accepted it.
+func (g *Group) ApplyPendingCommit() (*Result, error) {
+	if g.pending == nil {
+		return nil, fmt.Errorf("%w: no pending commit", ErrPending)
+	}
+	res := g.pending.result
+	g.retire(g.pending.next)
+	g.pending = nil
+	return res, nil
+}
+
+// DiscardPendingCommit forgets the pending commit (the hub refused it as
+// stale); the member then processes the commits it missed and commits
+// again.
+func (g *Group) DiscardPendingCommit() {
+	if g.pending != nil {
+		g.pending.next.keys.Tree.Clear()
+		g.pending.next.secrets.Clear()
+		g.pending = nil
+	}
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return slices.Clone(b)
+}

@@ -1,0 +1,201 @@
+package mls
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"hearth/keys/mls/schedule"
+	"hearth/keys/mls/suite"
+)
+
+// Errors of the group state machine. Every error a Group method returns
+// wraps one of these or ErrMalformed, ErrAuth, ErrTree.
+var (
+	// ErrEpoch: a message for an epoch this member no longer (or not yet)
+	// has keys for.
+	ErrEpoch = errors.New("mls: wrong epoch")
+	// ErrGroup: a message for another group.
+	ErrGroup = errors.New("mls: wrong group")
+	// ErrSender: the sender is not a member (blank or absent leaf).
+	ErrSender = errors.New("mls: unknown sender")
+	// ErrProposal: a proposal or proposal list breaks RFC 9420 §12.2.
+	ErrProposal = errors.New("mls: invalid proposal")
+	// ErrCredential: the credential validator refused a member.
+	ErrCredential = errors.New("mls: credential refused")
+	// ErrPending: a commit is pending, or none is.
+	ErrPending = errors.New("mls: pending commit state")
+	// ErrRemoved: this member was removed from the group.
+	ErrRemoved = errors.New("mls: removed from group")
+	// ErrOwnCommit: the member's own commit came back.
+	ErrOwnCommit = errors.New("mls: own commit echoed")
+	// ErrUnsupported: a feature this implementation refuses (ReInit).
+	ErrUnsupported = errors.New("mls: unsupported")
+	// ErrPSK: a pre-shared key the member does not have.
+	ErrPSK = errors.New("mls: unknown pre-shared key")
+)
+
+// CredentialValidator decides whether a member's credential identity and
+// signature key are acceptable; *identity.Validator implements it (the
+// identity is `user@domain/DEVICE` and the device must be on the user's
+// validly signed device list).
+type CredentialValidator interface {
+	ValidateMember(identity, signatureKey []byte) error
+}
+
+// AcceptAll is a CredentialValidator that accepts every member, for tests
+// and for interop vectors whose credentials are not Hearth devices.
+type AcceptAll struct{}
+
+// ValidateMember accepts everything.
+func (AcceptAll) ValidateMember(identity, signatureKey []byte) error { return nil }
+
+var _ CredentialValidator = AcceptAll{}
+
+// Config holds a group's dependencies and policies. Only Validator is
+// required; zero values get defaults.
+type Config struct {
+	Validator CredentialValidator
+	Rand      io.Reader        // default crypto/rand
+	Now       func() time.Time // for KeyPackage lifetimes; default time.Now
+	// PaddingBlock pads PrivateMessage content to a multiple of this many
+	// bytes (default 32; 1 disables padding).
+	PaddingBlock int
+	// KeepEpochs is how many previous epochs keep their application keys
+	// so messages sent just before a commit still decrypt (default 2).
+	KeepEpochs int
+	// KeepResumption is how many recent epochs keep their resumption PSK
+	// (default 8).
+	KeepResumption int
+	// Limits bound the secret tree's out-of-order window.
+	Limits schedule.Limits
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Validator == nil {
+		return c, fmt.Errorf("%w: Config.Validator is required", ErrUnsupported)
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Reader
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.PaddingBlock == 0 {
+		c.PaddingBlock = 32
+	}
+	if c.KeepEpochs == 0 {
+		c.KeepEpochs = 2
+	}
+	if c.KeepResumption == 0 {
+		c.KeepResumption = 8
+	}
+	if c.Limits.MaxForward == 0 {
+		c.Limits = schedule.DefaultLimits
+	}
+	return c, nil
+}
+
+// Group is one member's state of an MLS group. It is not safe for
+// concurrent use. Every method that fails leaves the state unchanged.
+type Group struct {
+	cfg     Config
+	s       *suite.Suite
+	signer  *suite.Signer
+	st      *epochState
+	past    []*pastEpoch // newest first
+	removed bool
+	pending *pendingCommit
+}
+
+// Member is one leaf of the group.
+type Member struct {
+	Leaf         LeafIndex
+	Identity     []byte
+	SignatureKey SignaturePublicKey
+}
+
+func memberAt(t *RatchetTree, l LeafIndex) Member {
+	leaf := t.Leaf(l)
+	if leaf == nil {
+		return Member{Leaf: l}
+	}
+	return Member{Leaf: l, Identity: slices.Clone(leaf.Credential.Identity), SignatureKey: slices.Clone(leaf.SignatureKey)}
+}
+
+// Epoch returns the current epoch number.
+func (g *Group) Epoch() uint64 { return g.st.ctx.Epoch }
+
+// GroupID returns the group id.
+func (g *Group) GroupID() []byte { return slices.Clone(g.st.ctx.GroupID) }
+
+// Suite returns the group's cipher suite.
+func (g *Group) Suite() *suite.Suite { return g.s }
+
+// OwnLeaf returns this member's leaf index.
+func (g *Group) OwnLeaf() LeafIndex { return g.st.priv.Self() }
+
+// Active is false once this member has been removed.
+func (g *Group) Active() bool { return !g.removed }
+
+// Members returns every non-blank leaf.
+func (g *Group) Members() []Member {
+	var out []Member
+	for _, l := range g.st.tree.Members() {
+		out = append(out, memberAt(g.st.tree, l))
+	}
+	return out
+}
+
+// LeafOf returns the leaf of the member with credential identity id.
+func (g *Group) LeafOf(id []byte) (LeafIndex, bool) {
+	for _, l := range g.st.tree.Members() {
+		if string(g.st.tree.Leaf(l).Credential.Identity) == string(id) {
+			return l, true
+		}
+	}
+	return 0, false
+}
+
+// EpochAuthenticator returns the epoch authenticator (RFC 9420 §8.7),
+// which members may compare out of band to detect a split group.
+func (g *Group) EpochAuthenticator() []byte { return slices.Clone(g.st.secrets.EpochAuthenticator) }
+
+// Extensions returns the GroupContext extensions.
+func (g *Group) Extensions() Extensions { return slices.Clone(g.st.ctx.Extensions) }
+
+// GroupContext returns a copy of the current GroupContext.
+func (g *Group) GroupContext() GroupContext { return g.st.ctx }
+
+// Export derives an exporter secret (RFC 9420 §8.5).
+func (g *Group) Export(label string, context []byte, length int) ([]byte, error) {
+	out, err := g.st.secrets.Export(label, context, length)
+	if err != nil {
+		return nil, fmt.Errorf("mls: export: %w", err)
+	}
+	return out, nil
+}
+
+// SetExternalPSK stores an external pre-shared key under id, for PSK
+// proposals that name it.
+func (g *Group) SetExternalPSK(id, secret []byte) {
+	g.st.externalPSKs[string(id)] = slices.Clone(secret)
+}
+
+func (g *Group) usable() error {
+	if g.removed {
+		return ErrRemoved
+	}
+	return nil
+}
+
+// validateMember runs the credential validator on a leaf.
+func (g *Group) validateMember(leaf *LeafNode) error {
+	if err := g.cfg.Validator.ValidateMember(leaf.Credential.Identity, leaf.SignatureKey); err != nil {
+		return fmt.Errorf("%w: %q: %w", ErrCredential, leaf.Credential.Identity, err)
+	}
+	return nil
+}

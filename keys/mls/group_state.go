@@ -1,0 +1,114 @@
+package mls
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+
+	"hearth/keys/mls/schedule"
+	"hearth/keys/mls/suite"
+)
+
+// epochState is everything a member holds for its current epoch. A commit
+// builds a new epochState; the old one is kept only as a pastEpoch.
+type epochState struct {
+	ctx     GroupContext
+	tree    *RatchetTree
+	priv    *PrivateTree
+	secrets *schedule.Epoch // joiner, welcome and epoch secrets dropped
+	keys    PrivateKeys
+	interim []byte // interim transcript hash
+	// proposals received (or sent) in this epoch, for commits by reference.
+	proposals []cachedProposal
+	// updateKeys are the leaf private keys of this member's own Update
+	// proposals, by proposal ref.
+	updateKeys   map[string]suite.HPKEPrivateKey
+	resumption   []resumptionPSK // newest last
+	externalPSKs map[string][]byte
+}
+
+type cachedProposal struct {
+	ref    []byte
+	p      *Proposal
+	sender Sender
+}
+
+type resumptionPSK struct {
+	epoch  uint64
+	secret []byte
+}
+
+// pastEpoch keeps what is needed to read application messages of an
+// epoch just left.
+type pastEpoch struct {
+	ctx  GroupContext
+	tree *RatchetTree
+	keys PrivateKeys
+}
+
+func (e *pastEpoch) clear() {
+	clear(e.keys.SenderDataSecret)
+	e.keys.Tree.Clear()
+}
+
+// newEpochState finishes an epoch: it starts the secret tree and records
+// the resumption PSK. psks and updateKeys carry over from prev (nil for a
+// joiner).
+func newEpochState(s *suite.Suite, cfg Config, ctx GroupContext, tree *RatchetTree, priv *PrivateTree,
+	ep *schedule.Epoch, confirmationTag []byte, prev *epochState) (*epochState, error) {
+	st, err := schedule.NewSecretTree(s, ep.EncryptionSecret, tree.NumLeaves(), cfg.Limits)
+	if err != nil {
+		return nil, fmt.Errorf("mls: secret tree: %w", err)
+	}
+	e := &epochState{ctx: ctx, tree: tree, priv: priv, secrets: ep,
+		keys:       PrivateKeys{SenderDataSecret: slices.Clone(ep.SenderDataSecret), Tree: st},
+		interim:    schedule.InterimTranscriptHash(s, ctx.ConfirmedTranscriptHash, confirmationTag),
+		updateKeys: map[string]suite.HPKEPrivateKey{}, externalPSKs: map[string][]byte{}}
+	if prev != nil {
+		e.resumption = slices.Clone(prev.resumption)
+		e.externalPSKs = maps.Clone(prev.externalPSKs)
+	}
+	e.resumption = append(e.resumption, resumptionPSK{epoch: ctx.Epoch, secret: slices.Clone(ep.ResumptionPSK)})
+	if n := len(e.resumption) - cfg.KeepResumption; n > 0 {
+		e.resumption = e.resumption[n:]
+	}
+	return e, nil
+}
+
+func (e *epochState) resumptionPSK(epoch uint64) ([]byte, bool) {
+	for _, r := range e.resumption {
+		if r.epoch == epoch {
+			return r.secret, true
+		}
+	}
+	return nil, false
+}
+
+func (e *epochState) findProposal(ref []byte) (*cachedProposal, bool) {
+	for i := range e.proposals {
+		if string(e.proposals[i].ref) == string(ref) {
+			return &e.proposals[i], true
+		}
+	}
+	return nil, false
+}
+
+// retire moves the current epoch into g.past and installs next.
+func (g *Group) retire(next *epochState) {
+	old := g.st
+	g.past = append([]*pastEpoch{{ctx: old.ctx, tree: old.tree, keys: old.keys}}, g.past...)
+	for len(g.past) > g.cfg.KeepEpochs {
+		g.past[len(g.past)-1].clear()
+		g.past = g.past[:len(g.past)-1]
+	}
+	g.st = next
+}
+
+func (g *Group) pastEpoch(epoch uint64) (*pastEpoch, bool) {
+	for _, p := range g.past {
+		if p.ctx.Epoch == epoch {
+			return p, true
+		}
+	}
+	return nil, false
+}

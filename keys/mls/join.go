@@ -1,0 +1,214 @@
+package mls
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"maps"
+
+	"hearth/keys/mls/schedule"
+	"hearth/keys/mls/suite"
+)
+
+// GroupOptions tune NewGroup.
+type GroupOptions struct {
+	// Extensions of the GroupContext (e.g. required_capabilities, or
+	// Hearth's private-use group metadata).
+	Extensions Extensions
+	// KeyPackage options for the creator's leaf (capabilities, leaf
+	// extensions, lifetime).
+	Leaf KeyPackageOptions
+}
+
+// NewGroup creates a one-member group at epoch 0 (RFC 9420 §11) with the
+// creator's credential cred.
+func NewGroup(cfg Config, s *suite.Suite, groupID []byte, signer *suite.Signer, cred Credential, opts GroupOptions) (*Group, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if opts.Leaf.Now.IsZero() {
+		opts.Leaf.Now = cfg.Now()
+	}
+	kp, kpPriv, err := NewKeyPackage(s, cfg.Rand, signer, cred, opts.Leaf)
+	if err != nil {
+		return nil, err
+	}
+	g := &Group{cfg: cfg, s: s, signer: signer}
+	if err := g.validateMember(&kp.LeafNode); err != nil {
+		return nil, err
+	}
+	ext := opts.Extensions
+	if ext == nil {
+		ext = Extensions{}
+	}
+	rc, _, err := ext.RequiredCapabilities()
+	if err != nil {
+		return nil, fmt.Errorf("mls: new group: %w", err)
+	}
+	if err := supportsExtensions(&kp.LeafNode, ext, rc); err != nil {
+		return nil, fmt.Errorf("%w: creator: %w", ErrProposal, err)
+	}
+	tree := NewOneMemberTree(s, &kp.LeafNode)
+	ctx := GroupContext{Version: MLS10, CipherSuite: s.ID(), GroupID: bytes.Clone(groupID), Epoch: 0,
+		TreeHash: tree.TreeHash(), ConfirmedTranscriptHash: []byte{}, Extensions: ext}
+	initSecret := make([]byte, s.Nh())
+	if _, err := io.ReadFull(cfg.Rand, initSecret); err != nil {
+		return nil, fmt.Errorf("mls: init secret: %w", err)
+	}
+	ep, err := schedule.NewEpoch(s, initSecret, nil, nil, ctx.Marshal())
+	clear(initSecret)
+	if err != nil {
+		return nil, fmt.Errorf("mls: key schedule: %w", err)
+	}
+	tag, err := ep.ConfirmationTag(ctx.ConfirmedTranscriptHash)
+	if err != nil {
+		return nil, err
+	}
+	ep.DropJoinerSecrets()
+	if g.st, err = newEpochState(s, cfg, ctx, tree, NewPrivateTree(0, kpPriv.EncryptionKey), ep, tag, nil); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// JoinOptions tune joining from a Welcome.
+type JoinOptions struct {
+	// RatchetTree is the encoded tree (RatchetTreeNodes) when the Welcome's
+	// GroupInfo carries no ratchet_tree extension.
+	RatchetTree []byte
+	// ExternalPSKs by PSK id, for Welcomes that use them.
+	ExternalPSKs map[string][]byte
+}
+
+// WelcomeKeyPackageRefs returns the KeyPackage references a Welcome is
+// addressed to, so a client can find which of its KeyPackages to use.
+func WelcomeKeyPackageRefs(welcome []byte) ([][]byte, error) {
+	var m MLSMessage
+	if err := m.Unmarshal(welcome); err != nil {
+		return nil, err
+	}
+	if m.Welcome == nil {
+		return nil, fmt.Errorf("%w: not a Welcome", ErrMalformed)
+	}
+	var out [][]byte
+	for _, s := range m.Welcome.Secrets {
+		out = append(out, s.NewMember)
+	}
+	return out, nil
+}
+
+// JoinFromWelcome joins a group from an MLSMessage(Welcome) addressed to
+// kp, whose private parts are kpPriv (RFC 9420 §12.4.3.1). Every member
+// of the tree is checked with cfg.Validator.
+func JoinFromWelcome(cfg Config, welcome []byte, kp *KeyPackage, kpPriv *KeyPackagePrivate, opts JoinOptions) (*Group, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	var m MLSMessage
+	if err := m.Unmarshal(welcome); err != nil {
+		return nil, fmt.Errorf("mls: join: %w", err)
+	}
+	if m.Welcome == nil {
+		return nil, fmt.Errorf("%w: join: not a Welcome", ErrMalformed)
+	}
+	s, err := suite.Lookup(m.Welcome.CipherSuite)
+	if err != nil {
+		return nil, fmt.Errorf("mls: join: %w", err)
+	}
+	signer, err := kpPriv.Signer()
+	if err != nil {
+		return nil, fmt.Errorf("mls: join: %w", err)
+	}
+	g := &Group{cfg: cfg, s: s, signer: signer}
+	gs, err := OpenGroupSecrets(s, m.Welcome, kp, kpPriv.InitKey)
+	if err != nil {
+		return nil, fmt.Errorf("mls: join: %w", err)
+	}
+	g.st = &epochState{externalPSKs: maps.Clone(opts.ExternalPSKs)}
+	if g.st.externalPSKs == nil {
+		g.st.externalPSKs = map[string][]byte{}
+	}
+	psk, err := g.pskSecret(g.st, gs.PSKs)
+	if err != nil {
+		return nil, fmt.Errorf("mls: join: %w", err)
+	}
+	gi, err := OpenGroupInfo(s, m.Welcome, gs.JoinerSecret, psk)
+	if err != nil {
+		return nil, fmt.Errorf("mls: join: %w", err)
+	}
+	tree, err := g.joinTree(gi, opts.RatchetTree)
+	if err != nil {
+		return nil, fmt.Errorf("mls: join: %w", err)
+	}
+	self, ok := tree.IndexOf(&kp.LeafNode)
+	if !ok {
+		return nil, fmt.Errorf("%w: join: own leaf is not in the tree", ErrTree)
+	}
+	priv := NewPrivateTree(self, kpPriv.EncryptionKey)
+	if gs.PathSecret != nil {
+		if priv, err = priv.WithJoinPathSecret(tree, gi.Signer, gs.PathSecret); err != nil {
+			return nil, fmt.Errorf("mls: join: %w", err)
+		}
+	}
+	ep, err := schedule.FromJoiner(s, gs.JoinerSecret, psk, gi.GroupContext.Marshal())
+	if err != nil {
+		return nil, fmt.Errorf("mls: join: %w", err)
+	}
+	if !ep.VerifyConfirmationTag(gi.GroupContext.ConfirmedTranscriptHash, gi.ConfirmationTag) {
+		return nil, fmt.Errorf("%w: join: confirmation tag", ErrAuth)
+	}
+	ep.DropJoinerSecrets()
+	st, err := newEpochState(s, cfg, gi.GroupContext, tree, priv, ep, gi.ConfirmationTag, g.st)
+	if err != nil {
+		return nil, err
+	}
+	g.st = st
+	return g, nil
+}
+
+// joinTree reads, verifies and checks a joiner's ratchet tree against a
+// GroupInfo: its signer, the tree hash, every leaf (signatures, parent
+// hashes, keys) and every member's credential.
+func (g *Group) joinTree(gi *GroupInfo, external []byte) (*RatchetTree, error) {
+	s := g.s
+	if gi.GroupContext.CipherSuite != s.ID() || gi.GroupContext.Version != MLS10 {
+		return nil, fmt.Errorf("%w: group info suite/version", ErrMalformed)
+	}
+	nodes, ok, err := gi.Extensions.RatchetTree()
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		if external == nil {
+			return nil, fmt.Errorf("%w: no ratchet tree in the GroupInfo and none given", ErrTree)
+		}
+		if err := nodes.Unmarshal(external); err != nil {
+			return nil, err
+		}
+	}
+	tree, err := NewRatchetTree(s, nodes)
+	if err != nil {
+		return nil, err
+	}
+	signerLeaf := tree.Leaf(gi.Signer)
+	if signerLeaf == nil {
+		return nil, fmt.Errorf("%w: GroupInfo signer %d is not a member", ErrTree, gi.Signer)
+	}
+	if err := gi.Verify(s, signerLeaf.SignatureKey); err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(tree.TreeHash(), gi.GroupContext.TreeHash) {
+		return nil, fmt.Errorf("%w: tree hash does not match the GroupContext", ErrTree)
+	}
+	if err := tree.Verify(gi.GroupContext.GroupID); err != nil {
+		return nil, err
+	}
+	for _, l := range tree.Members() {
+		if err := g.validateMember(tree.Leaf(l)); err != nil {
+			return nil, err
+		}
+	}
+	return tree, nil
+}

@@ -1,0 +1,289 @@
+package mls
+
+import (
+	"fmt"
+	"slices"
+
+	"hearth/keys/mls/suite"
+)
+
+// resolved is one proposal of a commit with the member who proposed it.
+type resolved struct {
+	p      *Proposal
+	sender Sender
+	ref    []byte // nil when included by value
+}
+
+// provisional is the state after a commit's proposals are applied and
+// before its path and key schedule (RFC 9420 §12.4.2).
+type provisional struct {
+	tree         *RatchetTree
+	ctx          GroupContext // epoch+1, new extensions, old transcript hash
+	added        []LeafIndex
+	addKPs       []*KeyPackage
+	removed      []Member
+	updated      []LeafIndex
+	psks         []PreSharedKeyID
+	kemOutput    []byte // external init
+	pathRequired bool
+	selfRemoved  bool
+	ownUpdate    suite.HPKEPrivateKey
+}
+
+// proposalCounts checks the list-wide rules of §12.2.
+func checkProposalList(props []resolved, committer Sender) error {
+	count := map[ProposalType]int{}
+	for _, r := range props {
+		count[r.p.Type]++
+		if r.p.Type == ProposalReInit {
+			return fmt.Errorf("%w: ReInit proposals", ErrUnsupported)
+		}
+		if r.p.Type < ProposalAdd || r.p.Type > ProposalGroupContextExtensions {
+			return fmt.Errorf("%w: proposal type %d", ErrProposal, r.p.Type)
+		}
+	}
+	if count[ProposalGroupContextExtensions] > 1 {
+		return fmt.Errorf("%w: more than one GroupContextExtensions", ErrProposal)
+	}
+	if committer.Type != SenderNewMemberCommit {
+		if count[ProposalExternalInit] > 0 {
+			return fmt.Errorf("%w: ExternalInit in a member's commit", ErrProposal)
+		}
+		return nil
+	}
+	if count[ProposalExternalInit] != 1 || count[ProposalRemove] > 1 {
+		return fmt.Errorf("%w: external commit needs one ExternalInit and at most one Remove", ErrProposal)
+	}
+	for _, r := range props {
+		if r.ref != nil {
+			return fmt.Errorf("%w: external commit with proposals by reference", ErrProposal)
+		}
+		switch r.p.Type {
+		case ProposalExternalInit, ProposalRemove, ProposalPSK:
+		default:
+			return fmt.Errorf("%w: proposal type %d in an external commit", ErrProposal, r.p.Type)
+		}
+	}
+	return nil
+}
+
+// applyProposals validates props (§12.2) and applies them in the order
+// of §12.3 to a copy of the current tree. committer is the commit's
+// sender; for a member, committer.Index is its leaf.
+func (g *Group) applyProposals(props []resolved, committer Sender) (*provisional, error) {
+	if err := checkProposalList(props, committer); err != nil {
+		return nil, err
+	}
+	cur := g.st
+	pv := &provisional{tree: cur.tree.Clone(), ctx: cur.ctx, pathRequired: len(props) == 0}
+	pv.ctx.Epoch++
+	pv.ctx.TreeHash = nil // set once the path (if any) is merged
+	for _, r := range props {
+		switch r.p.Type {
+		case ProposalUpdate, ProposalRemove, ProposalExternalInit, ProposalGroupContextExtensions:
+			pv.pathRequired = true
+		}
+	}
+	steps := []func([]resolved, Sender) error{pv.applyGCE(g), pv.applyUpdates(g), pv.applyRemoves(g), pv.applyAdds(g), pv.collectPSKs(g)}
+	for _, step := range steps {
+		if err := step(props, committer); err != nil {
+			return nil, err
+		}
+	}
+	return pv, nil
+}
+
+func (pv *provisional) required() (*RequiredCapabilities, error) {
+	rc, _, err := pv.ctx.Extensions.RequiredCapabilities()
+	if err != nil {
+		return nil, fmt.Errorf("%w: required_capabilities: %w", ErrProposal, err)
+	}
+	return rc, nil
+}
+
+func (pv *provisional) applyGCE(g *Group) func([]resolved, Sender) error {
+	return func(props []resolved, _ Sender) error {
+		for _, r := range props {
+			if r.p.Type != ProposalGroupContextExtensions {
+				continue
+			}
+			pv.ctx.Extensions = slices.Clone(r.p.GroupContextExtensions)
+			rc, err := pv.required()
+			if err != nil {
+				return err
+			}
+			for _, l := range pv.tree.Members() {
+				if err := supportsExtensions(pv.tree.Leaf(l), pv.ctx.Extensions, rc); err != nil {
+					return fmt.Errorf("%w: member %d: %w", ErrProposal, l, err)
+				}
+			}
+		}
+		return nil
+	}
+}
+
+// supportsExtensions checks that leaf supports every non-default
+// extension type in exts and the required capabilities.
+func supportsExtensions(leaf *LeafNode, exts Extensions, rc *RequiredCapabilities) error {
+	for _, e := range exts {
+		if e.Type > ExtExternalSenders && !slices.Contains(leaf.Capabilities.Extensions, e.Type) {
+			return fmt.Errorf("leaf does not support extension %d", e.Type)
+		}
+	}
+	return checkRequired(&leaf.Capabilities, rc)
+}
+
+func (pv *provisional) applyUpdates(g *Group) func([]resolved, Sender) error {
+	return func(props []resolved, committer Sender) error {
+		rc, err := pv.required()
+		if err != nil {
+			return err
+		}
+		seen := map[LeafIndex]bool{}
+		for _, r := range props {
+			if r.p.Type != ProposalUpdate {
+				continue
+			}
+			l := LeafIndex(r.sender.Index)
+			switch {
+			case r.sender.Type != SenderMember:
+				return fmt.Errorf("%w: Update from a non-member", ErrProposal)
+			case committer.Type == SenderMember && r.sender.Index == committer.Index:
+				return fmt.Errorf("%w: committer includes its own Update", ErrProposal)
+			case seen[l]:
+				return fmt.Errorf("%w: two Updates for leaf %d", ErrProposal, l)
+			}
+			seen[l] = true
+			if err := pv.tree.ValidateLeafNode(r.p.Update, LeafPolicy{Source: SourceUpdate, GroupID: pv.ctx.GroupID,
+				Leaf: l, Required: rc}); err != nil {
+				return fmt.Errorf("%w: Update of leaf %d: %w", ErrProposal, l, err)
+			}
+			if err := g.validateMember(r.p.Update); err != nil {
+				return err
+			}
+			if _, err := pv.tree.ApplyProposal(r.p, l); err != nil {
+				return fmt.Errorf("%w: %w", ErrProposal, err)
+			}
+			pv.updated = append(pv.updated, l)
+			if g.st.priv != nil && l == g.st.priv.Self() {
+				k, ok := g.st.updateKeys[string(r.ref)]
+				if !ok {
+					return fmt.Errorf("%w: commit applies an Update of this member it did not send", ErrProposal)
+				}
+				pv.ownUpdate = k
+			}
+		}
+		return nil
+	}
+}
+
+func (pv *provisional) applyRemoves(g *Group) func([]resolved, Sender) error {
+	return func(props []resolved, committer Sender) error {
+		for _, r := range props {
+			if r.p.Type != ProposalRemove {
+				continue
+			}
+			l := r.p.Remove
+			switch {
+			case pv.tree.Leaf(l) == nil:
+				return fmt.Errorf("%w: Remove of blank or absent leaf %d", ErrProposal, l)
+			case committer.Type == SenderMember && uint32(l) == committer.Index:
+				return fmt.Errorf("%w: committer removes itself", ErrProposal)
+			case slices.Contains(pv.updated, l):
+				return fmt.Errorf("%w: leaf %d both updated and removed", ErrProposal, l)
+			}
+			pv.removed = append(pv.removed, memberAt(pv.tree, l))
+			if _, err := pv.tree.ApplyProposal(r.p, 0); err != nil {
+				return fmt.Errorf("%w: %w", ErrProposal, err)
+			}
+			if g.st.priv != nil && l == g.st.priv.Self() {
+				pv.selfRemoved = true
+			}
+		}
+		return nil
+	}
+}
+
+func (pv *provisional) applyAdds(g *Group) func([]resolved, Sender) error {
+	return func(props []resolved, _ Sender) error {
+		rc, err := pv.required()
+		if err != nil {
+			return err
+		}
+		for _, r := range props {
+			switch r.p.Type {
+			case ProposalAdd:
+			case ProposalExternalInit:
+				pv.kemOutput = r.p.ExternalInitKEMOutput
+				continue
+			default:
+				continue
+			}
+			kp := r.p.Add
+			if err := g.checkKeyPackage(pv.tree, kp, rc); err != nil {
+				return err
+			}
+			if err := supportsExtensions(&kp.LeafNode, pv.ctx.Extensions, rc); err != nil {
+				return fmt.Errorf("%w: added member: %w", ErrProposal, err)
+			}
+			l, err := pv.tree.ApplyProposal(r.p, 0)
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrProposal, err)
+			}
+			pv.added = append(pv.added, l)
+			pv.addKPs = append(pv.addKPs, kp)
+		}
+		return nil
+	}
+}
+
+// checkKeyPackage validates a KeyPackage to be added to tree.
+func (g *Group) checkKeyPackage(tree *RatchetTree, kp *KeyPackage, rc *RequiredCapabilities) error {
+	if err := kp.Verify(g.s); err != nil {
+		return fmt.Errorf("%w: Add: %w", ErrProposal, err)
+	}
+	pol := LeafPolicy{Source: SourceKeyPackage, GroupID: g.st.ctx.GroupID, Required: rc, Now: g.cfg.Now()}
+	if err := tree.ValidateLeafNode(&kp.LeafNode, pol); err != nil {
+		return fmt.Errorf("%w: Add: %w", ErrProposal, err)
+	}
+	for _, l := range tree.Members() {
+		if string(tree.Leaf(l).EncryptionKey) == string(kp.InitKey) {
+			return fmt.Errorf("%w: Add: init key reuses member %d's key", ErrProposal, l)
+		}
+	}
+	return g.validateMember(&kp.LeafNode)
+}
+
+func (pv *provisional) collectPSKs(g *Group) func([]resolved, Sender) error {
+	return func(props []resolved, _ Sender) error {
+		seen := map[string]bool{}
+		for _, r := range props {
+			if r.p.Type != ProposalPSK {
+				continue
+			}
+			id := r.p.PSK
+			if err := g.checkPSKID(id); err != nil {
+				return err
+			}
+			noNonce := *id
+			noNonce.Nonce = nil
+			key := string(noNonce.Marshal())
+			if seen[key] {
+				return fmt.Errorf("%w: duplicate PSK", ErrProposal)
+			}
+			seen[key] = true
+			pv.psks = append(pv.psks, *id)
+		}
+		return nil
+	}
+}
+
+func (g *Group) checkPSKID(id *PreSharedKeyID) error {
+	if len(id.Nonce) != g.s.Nh() {
+		return fmt.Errorf("%w: PSK nonce is %d bytes", ErrProposal, len(id.Nonce))
+	}
+	if id.Type == PSKResumption && id.Usage != ResumptionApplication {
+		return fmt.Errorf("%w: resumption PSK usage %d", ErrProposal, id.Usage)
+	}
+	return nil
+}
