@@ -96,7 +96,7 @@ func NewKeyPackage(s *suite.Suite, rnd io.Reader, signer *suite.Signer, cred Cre
 		EncryptionKey: leafPub, SignatureKey: signer.Public(), Credential: cred,
 		Capabilities: defaultCapabilities(s, opts.Capabilities, opts.LeafExtensions),
 		Source:       SourceKeyPackage, Extensions: opts.LeafExtensions,
-		Lifetime:     Lifetime{NotBefore: uint64(max(from, 0)), NotAfter: uint64(opts.Now.Add(opts.Validity).Unix())},
+		Lifetime: Lifetime{NotBefore: uint64(max(from, 0)), NotAfter: uint64(opts.Now.Add(opts.Validity).Unix())},
 	}}
 	if kp.Extensions == nil {
 		kp.Extensions = Extensions{}
