@@ -162,6 +162,9 @@ func (c *Client) finishCommit(ctx context.Context, conv string, req *wire.Send) 
 		return serr
 	}
 	uerr := c.st.Update(func(tx *store.Tx) error {
+		if tx.Meta(commitName(conv)) == nil {
+			return nil // already settled from a delivery (settlePending)
+		}
 		g, lerr := c.loadGroup(tx, conv, self, c.validator(ctx, tx))
 		if lerr != nil {
 			return lerr

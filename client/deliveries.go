@@ -75,6 +75,9 @@ func (c *Client) apply(ctx context.Context, tx *store.Tx, self Self, d *wire.Del
 	} else if err != nil {
 		return err
 	}
+	if err := settlePending(tx, conv, g, d); err != nil {
+		return err
+	}
 	rcv, err := g.Process(d.GetPayload())
 	if v.transient != nil {
 		return fmt.Errorf("client: checking a member: %w", v.transient)
@@ -146,4 +149,25 @@ func decodeBody(b []byte) (string, error) {
 		return "", fmt.Errorf("message body version %d not supported", m.V)
 	}
 	return m.Text, nil
+}
+
+// settlePending resolves this device's pending commit from the hub's order
+// when a delivery shows the outcome before the SendOK did (the answer was
+// lost): a message of the next epoch means the hub accepted the commit; a
+// commit by another member for the current epoch means it refused it (and
+// processing that commit drops ours).
+func settlePending(tx *store.Tx, conv string, g Group, d *wire.Delivery) error {
+	if tx.Meta(commitName(conv)) == nil {
+		return nil
+	}
+	switch {
+	case d.GetEpoch() > g.Epoch():
+		if err := g.MergeCommit(); err != nil {
+			return fmt.Errorf("client: merge commit accepted by the hub: %w", err)
+		}
+	case d.GetKind() == wire.MessageKind_MESSAGE_KIND_COMMIT && d.GetEpoch() == g.Epoch():
+	default:
+		return nil
+	}
+	return tx.DeleteMeta(commitName(conv))
 }

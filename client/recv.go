@@ -8,6 +8,9 @@ import (
 	"hearth/client/store"
 )
 
+// connectWait bounds how long Receive waits to reach the server.
+const connectWait = 20 * time.Second
+
 // Receive calls print for every received message in arrival order (the
 // oldest not yet printed first), and removes each from the inbox once print
 // returned nil; the server was acknowledged when the message was stored.
@@ -27,6 +30,18 @@ func (c *Client) Receive(ctx context.Context, quiet time.Duration, print func(st
 	s, err := c.session(ctx)
 	if err != nil {
 		return err
+	}
+	if _, err := c.drainInbox(print); err != nil { // what earlier runs received
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, connectWait)
+	err = s.CaughtUp(cctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("client.Receive: not connected to the server within %v: %w", connectWait, err)
 	}
 	last := time.Now()
 	for {

@@ -75,7 +75,7 @@ and acknowledge them. Exits after --timeout of silence unless --follow.`,
 				return err
 			}
 			defer c.Close()
-			fctx, fcancel := timeoutContext(ctx, max(timeout, 5*time.Second))
+			fctx, fcancel := timeoutContext(ctx, 15*time.Second)
 			err = c.Flush(fctx, "")
 			fcancel()
 			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
