@@ -82,7 +82,6 @@ const pushBatch = 64
 // acknowledged is delivered twice.
 func (ss *session) sync(id uint64, m *wire.Sync) {
 	const op = "homeserver.Sync"
-	ss.stopPush()
 	var head, acked uint64
 	err := ss.s.db.Read(ss.ctx, func(tx *storage.Tx) (err error) { head, acked, err = tx.MailboxState(ss.deviceID); return err })
 	if err != nil {
@@ -94,6 +93,7 @@ func (ss *session) sync(id uint64, m *wire.Sync) {
 		return
 	}
 	start := max(m.GetAfterSeq(), acked)
+	ss.stopPush() // a valid Sync replaces the running one
 	wake, unsub := ss.s.router.Subscribe(ss.deviceID) // before the first read: no wake-up can be missed
 	ctx, cancel := context.WithCancel(ss.ctx)
 	p := &pusher{cancel: cancel, done: make(chan struct{}), acks: make(chan struct{}, 1)}
