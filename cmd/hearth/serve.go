@@ -152,15 +152,20 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger) error 
 	case serveErr = <-errc:
 		log.Error("listener failed, shutting down", "err", serveErr)
 	}
-	return shutdownServer(tr, adm, serveErr, log)
+	return shutdownServer(hs, tr, adm, serveErr, log)
 }
 
-// shutdownServer ends sessions first (the homeserver tells clients it is
-// going away), then the admin socket; the deferred closes in runServer then
-// close the homeserver, the database and the lock, in that order.
-func shutdownServer(tr *transport.Server, adm *admin.SocketServer, serveErr error, log *slog.Logger) error {
+// shutdownServer ends sessions first: the homeserver tells every client it
+// is going away (SessionClosed, UNAVAILABLE) and closes its stream, then the
+// transport stops listening and closes what is left; then the admin socket
+// goes. The deferred closes in runServer then close the database and the
+// lock.
+func shutdownServer(hs *homeserver.Server, tr *transport.Server, adm *admin.SocketServer, serveErr error, log *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
+	if err := hs.Close(); err != nil {
+		log.Warn("homeserver shutdown", "err", err)
+	}
 	if err := tr.Shutdown(ctx); err != nil {
 		log.Warn("transport shutdown", "err", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -171,8 +172,9 @@ func (s *server) httpsGet(t *testing.T, path string) (*http.Response, []byte) {
 	return rsp, buf.Bytes()
 }
 
-// login logs in over the real client transport and returns the LoginOK.
-func (s *server) login(t *testing.T, user, password string, forceWS bool) (*wire.LoginOK, *wire.ErrorInfo) {
+// session logs in over the real client transport and returns the open
+// connection with the server's answer; the caller closes it.
+func (s *server) session(t *testing.T, user, password string, forceWS bool) (io.ReadWriteCloser, *wire.FrameReader, *wire.ServerFrame) {
 	t.Helper()
 	pool, err := certs.LoadCAPool(filepath.Join(s.dir, certs.CAFile))
 	if err != nil {
@@ -184,7 +186,6 @@ func (s *server) login(t *testing.T, user, password string, forceWS bool) (*wire
 	if err != nil {
 		t.Fatalf("dial %s: %v", s.addr, err)
 	}
-	defer c.Close()
 	fw, fr := wire.NewFrameWriter(c, 0), wire.NewFrameReader(c, 0)
 	if err := fw.WriteMessage(&wire.ClientFrame{Id: 1, Body: &wire.ClientFrame_Login{Login: &wire.Login{
 		User: user, Password: password, DeviceName: "e2e", LinkPublicKey: bytes.Repeat([]byte{9}, 32)}}}); err != nil {
@@ -194,7 +195,33 @@ func (s *server) login(t *testing.T, user, password string, forceWS bool) (*wire
 	if err := fr.ReadMessage(&f); err != nil {
 		t.Fatalf("read login answer: %v", err)
 	}
+	return c, fr, &f
+}
+
+// login logs in and closes the session; it returns the server's answer.
+func (s *server) login(t *testing.T, user, password string, forceWS bool) (*wire.LoginOK, *wire.ErrorInfo) {
+	t.Helper()
+	c, _, f := s.session(t, user, password, forceWS)
+	c.Close()
 	return f.GetLoginOk(), f.GetError()
+}
+
+// readToEnd reads frames until the stream ends; it returns the last
+// SessionClosed seen and the error other than EOF that ended the stream.
+func readToEnd(fr *wire.FrameReader) (*wire.SessionClosed, error) {
+	var closed *wire.SessionClosed
+	for {
+		var f wire.ServerFrame
+		if err := fr.ReadMessage(&f); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = nil
+			}
+			return closed, err
+		}
+		if f.GetClosed() != nil {
+			closed = f.GetClosed()
+		}
+	}
 }
 
 func TestServeInitAdminAndShutdown(t *testing.T) {
@@ -240,12 +267,40 @@ func TestServeInitAdminAndShutdown(t *testing.T) {
 
 	adminCommands(t, s)
 
+	// Live sessions are told the server is going away, then closed.
+	wtConn, wtReader, _ := s.session(t, "alice", "s3cret two", false)
+	defer wtConn.Close()
+	wsConn, wsReader, _ := s.session(t, "alice", "s3cret two", true)
+	defer wsConn.Close()
+	// Clients read all the time; a WebTransport session that ends drops
+	// what its streams had not yet delivered to the reader.
+	goodbyes := make(chan func(), 2)
+	type stream struct {
+		c  io.Closer
+		fr *wire.FrameReader
+	}
+	for name, st := range map[string]stream{"webtransport": {wtConn, wtReader}, "websocket": {wsConn, wsReader}} {
+		go func() {
+			closed, err := readToEnd(st.fr)
+			st.c.Close() // as a client does on EOF: ends the session at once
+			goodbyes <- func() {
+				if err != nil {
+					t.Errorf("%s: stream ended with %v, want EOF", name, err)
+				}
+				if closed.GetCode() != wire.Code_CODE_UNAVAILABLE {
+					t.Errorf("%s: no SessionClosed(UNAVAILABLE) before EOF, got %v", name, closed)
+				}
+			}
+		}()
+	}
 	if code := s.stop(t, syscall.SIGTERM); code != 0 {
 		t.Errorf("serve exit %d after SIGTERM:\n%s", code, s.log())
 	}
 	if !strings.Contains(s.log(), "stopped") {
 		t.Errorf("no clean stop in log:\n%s", s.log())
 	}
+	(<-goodbyes)()
+	(<-goodbyes)()
 	for _, f := range []string{"admin.sock", addrFile} {
 		if _, err := os.Lstat(filepath.Join(dir, f)); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("%s left after shutdown: %v", f, err)
