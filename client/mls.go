@@ -46,12 +46,18 @@ type GroupEngine interface {
 	// Join processes a Welcome; private returns the private part of the
 	// KeyPackage the Welcome names. It also returns that KeyPackage's ref.
 	Join(welcome []byte, self Self, private func(ref []byte) ([]byte, error), v CredentialValidator) (Group, []byte, error)
-	// JoinExternal joins a group by external commit from its GroupInfo (the
-	// hub keeps the latest); the returned Commit is pending until the hub
-	// accepts it.
-	JoinExternal(groupInfo []byte, self Self, v CredentialValidator) (Group, Commit, error)
 	// Load restores a state saved with Group.Marshal.
 	Load(state []byte, self Self, v CredentialValidator) (Group, error)
+}
+
+// ExternalJoiner is implemented by engines that can join a group by
+// external commit from its GroupInfo (the hub keeps the latest). A device
+// linked after a conversation started uses it to enter that conversation
+// instead of waiting to be added; without it, it waits (a member adds it
+// on its next send) or starts a new conversation. The returned Commit is
+// pending until the hub accepts it.
+type ExternalJoiner interface {
+	JoinExternal(groupInfo []byte, self Self, v CredentialValidator) (Group, Commit, error)
 }
 
 // Received is what processing an incoming MLS message yields.
