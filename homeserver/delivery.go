@@ -93,7 +93,7 @@ func (ss *session) sync(id uint64, m *wire.Sync) {
 		return
 	}
 	start := max(m.GetAfterSeq(), acked)
-	ss.stopPush() // a valid Sync replaces the running one
+	ss.stopPush()                                     // a valid Sync replaces the running one
 	wake, unsub := ss.s.router.Subscribe(ss.deviceID) // before the first read: no wake-up can be missed
 	ctx, cancel := context.WithCancel(ss.ctx)
 	p := &pusher{cancel: cancel, done: make(chan struct{}), acks: make(chan struct{}, 1)}
