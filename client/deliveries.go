@@ -111,9 +111,6 @@ func (c *Client) apply(ctx context.Context, tx *store.Tx, self Self, d *wire.Del
 
 func (c *Client) join(ctx context.Context, tx *store.Tx, self Self, d *wire.Delivery) error {
 	conv := d.GetConversationId()
-	if _, err := tx.Group(conv); err == nil {
-		return &badMessage{fmt.Errorf("already a member of %s", conv)}
-	}
 	v := c.validator(ctx, tx)
 	g, used, err := c.cfg.Groups.Join(d.GetPayload(), self, tx.KeyPackage, v)
 	if v.transient != nil {
@@ -121,6 +118,11 @@ func (c *Client) join(ctx context.Context, tx *store.Tx, self Self, d *wire.Deli
 	}
 	if err != nil {
 		return &badMessage{err}
+	}
+	// A device removed and added again gets a new Welcome; one for an
+	// epoch not after the state it holds is refused.
+	if old, err := c.loadGroup(tx, conv, self, v); err == nil && old.Epoch() >= g.Epoch() {
+		return &badMessage{fmt.Errorf("welcome to %s for epoch %d; this device is at epoch %d", conv, g.Epoch(), old.Epoch())}
 	}
 	if err := c.saveGroup(tx, conv, g); err != nil {
 		return err
