@@ -127,8 +127,10 @@ func (c *Client) join(ctx context.Context, tx *store.Tx, self Self, d *wire.Deli
 	if err := c.saveGroup(tx, conv, g); err != nil {
 		return err
 	}
-	if err := tx.DeleteKeyPackage(used); err != nil {
-		return err
+	if tx.Meta(metaLastResort+string(used)) == nil { // a last-resort package may be used again
+		if err := tx.DeleteKeyPackage(used); err != nil {
+			return err
+		}
 	}
 	return c.rememberConversation(tx, conversation{ID: conv, Peers: peersOf(g.Members(), userOf(self.Address)), Creator: userOf(d.GetSender())})
 }

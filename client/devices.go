@@ -59,6 +59,9 @@ func (c *Client) publishKeyPackages(ctx context.Context) error {
 			}
 			if i == keyPackageBatch {
 				lastResort = kp.Message
+				if err := tx.PutMeta(metaLastResort+string(kp.Ref), []byte{1}); err != nil {
+					return err
+				}
 			} else {
 				pkgs = append(pkgs, kp.Message)
 			}
@@ -77,13 +80,27 @@ func (c *Client) publishKeyPackages(ctx context.Context) error {
 	return c.st.Update(func(tx *store.Tx) error { return tx.PutMeta(metaKeyPackages, []byte{1}) })
 }
 
-const metaKeyPackages = "keypackages-published"
+const (
+	metaKeyPackages = "keypackages-published"
+	metaLastResort  = "lastresort/" // + ref: a last-resort package, kept after use
+	keyPackagesLow  = 5
+)
 
-// ensureKeyPackages publishes KeyPackages if an earlier run could not.
+// ensureKeyPackages publishes KeyPackages if an earlier run could not, or
+// when Welcomes used up most of them.
 func (c *Client) ensureKeyPackages(ctx context.Context) error {
 	var done bool
-	c.st.View(func(tx *store.Tx) error { done = tx.Meta(metaKeyPackages) != nil; return nil })
-	if done {
+	left := 0
+	c.st.View(func(tx *store.Tx) error {
+		done = tx.Meta(metaKeyPackages) != nil
+		for _, ref := range tx.KeyPackageRefs() {
+			if tx.Meta(metaLastResort+string(ref)) == nil {
+				left++
+			}
+		}
+		return nil
+	})
+	if done && left >= keyPackagesLow {
 		return nil
 	}
 	return c.publishKeyPackages(ctx)
