@@ -34,6 +34,9 @@ func (c *Client) Receive(ctx context.Context, quiet time.Duration, print func(st
 	if _, err := c.drainInbox(print); err != nil { // what earlier runs received
 		return err
 	}
+	if err := c.ensureKeyPackages(ctx); err != nil {
+		c.log.Warn("publishing KeyPackages failed", "err", err)
+	}
 	cctx, cancel := context.WithTimeout(ctx, connectWait)
 	err = s.CaughtUp(cctx)
 	cancel()
