@@ -157,12 +157,22 @@ func (s *server) stop(t *testing.T, sig os.Signal) int {
 
 func (s *server) httpsGet(t *testing.T, path string) (*http.Response, []byte) {
 	t.Helper()
+	req, err := http.NewRequest("GET", "https://"+s.addr+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.do(t, req)
+}
+
+// do sends req over HTTPS trusting the server's CA and reads the body.
+func (s *server) do(t *testing.T, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
 	pool, err := certs.LoadCAPool(filepath.Join(s.dir, certs.CAFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	rsp, err := c.Get("https://" + s.addr + path)
+	rsp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
