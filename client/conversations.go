@@ -12,7 +12,34 @@ import (
 	"hearth/keys/identity"
 )
 
-func commitName(conv string) string { return "commit/" + conv }
+func commitName(conv string) string   { return "commit/" + conv }
+func externalName(conv string) string { return "external/" + conv }
+
+// settleExternal ends an external join: accepted, the group (already in the
+// new epoch) stays; refused, this device forgets the conversation and a
+// later send looks again.
+func settleExternal(tx *store.Tx, conv string, accepted bool) error {
+	for _, name := range []string{commitName(conv), externalName(conv)} {
+		if err := tx.DeleteMeta(name); err != nil {
+			return err
+		}
+	}
+	if accepted {
+		return nil
+	}
+	c, err := getConversation(tx, conv)
+	if err == nil && len(c.Peers) == 1 && string(tx.Meta(directName(c.Peers[0]))) == conv {
+		if err := tx.DeleteMeta(directName(c.Peers[0])); err != nil {
+			return err
+		}
+	}
+	for _, name := range []string{convName(conv), "registered/" + conv} {
+		if err := tx.DeleteMeta(name); err != nil {
+			return err
+		}
+	}
+	return tx.DeleteGroup(conv)
+}
 
 // errRedo is returned when the group moved on while a commit was prepared.
 var errRedo = wire.Errorf("client.Commit", wire.Code_CODE_STALE_EPOCH, "group changed while preparing a commit")
@@ -125,13 +152,20 @@ func (c *Client) joinExisting(ctx context.Context, peer string) (string, error) 
 			if err := tx.PutMeta("registered/"+ci.GetConversationId(), []byte{1}); err != nil {
 				return err
 			}
+			if err := tx.PutMeta(externalName(ci.GetConversationId()), []byte{1}); err != nil {
+				return err
+			}
 			return c.rememberConversation(tx, conversation{ID: ci.GetConversationId(), Peers: peers, Creator: ci.GetCreator()})
 		})
 		if err != nil {
 			c.log.Warn("external join failed", "conversation", ci.GetConversationId(), "err", err)
 			continue
 		}
-		return ci.GetConversationId(), c.finishCommit(ctx, ci.GetConversationId(), req)
+		err = c.finishCommit(ctx, ci.GetConversationId(), req)
+		if err == nil || Retryable(err) {
+			return ci.GetConversationId(), err
+		}
+		c.log.Warn("external join refused", "conversation", ci.GetConversationId(), "err", err)
 	}
 	return "", nil
 }
@@ -168,6 +202,9 @@ func (c *Client) finishCommit(ctx context.Context, conv string, req *wire.Send) 
 	uerr := c.st.Update(func(tx *store.Tx) error {
 		if tx.Meta(commitName(conv)) == nil {
 			return nil // already settled from a delivery (settlePending)
+		}
+		if tx.Meta(externalName(conv)) != nil {
+			return settleExternal(tx, conv, err == nil)
 		}
 		g, lerr := c.loadGroup(tx, conv, self, c.validator(ctx, tx))
 		if lerr != nil {

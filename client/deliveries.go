@@ -164,6 +164,10 @@ func settlePending(tx *store.Tx, conv string, g Group, d *wire.Delivery) error {
 	if tx.Meta(commitName(conv)) == nil {
 		return nil
 	}
+	if tx.Meta(externalName(conv)) != nil {
+		// An external joiner only receives what follows its accepted commit.
+		return settleExternal(tx, conv, true)
+	}
 	switch {
 	case d.GetEpoch() > g.Epoch():
 		if err := g.MergeCommit(); err != nil {

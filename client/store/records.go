@@ -158,3 +158,6 @@ func be64(b []byte) uint64 {
 func (t *Tx) DeleteMeta(name string) error {
 	return t.tx.Bucket(bSync).Delete([]byte("meta/" + name))
 }
+
+// DeleteGroup removes a conversation's group state.
+func (t *Tx) DeleteGroup(conv string) error { return t.tx.Bucket(bGroups).Delete([]byte(conv)) }
