@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
+	"github.com/quic-go/webtransport-go"
 
 	"hearth/homeserver/wire"
 )
@@ -298,4 +301,34 @@ func FuzzParseHistoryQuery(f *testing.F) {
 			t.Fatalf("accepted conv %q limit %d", conv, limit)
 		}
 	})
+}
+
+func TestWebTransportOriginChecked(t *testing.T) {
+	ts := startServer(t, Config{OriginPatterns: []string{"app.example"}}, echoStreams{})
+	ctx := testCtx(t)
+	for _, tc := range []struct {
+		origin string
+		ok     bool
+	}{
+		{"", true},
+		{"https://" + ts.addr, true},
+		{"https://app.example", true},
+		{"https://evil.example", false},
+	} {
+		d := &webtransport.Transport{
+			TLSClientConfig: ts.tlsConfig(http3.NextProtoH3),
+			QUICConfig:      &quic.Config{EnableDatagrams: true, EnableStreamResetPartialDelivery: true},
+		}
+		hdr := http.Header{}
+		if tc.origin != "" {
+			hdr.Set("Origin", tc.origin)
+		}
+		_, sess, err := d.Dial(ctx, "https://"+ts.addr+PathWebTransport, hdr)
+		if (err == nil) != tc.ok {
+			t.Errorf("origin %q: err %v, want ok=%v", tc.origin, err, tc.ok)
+		}
+		if sess != nil {
+			sess.CloseWithError(0, "")
+		}
+	}
 }
