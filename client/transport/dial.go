@@ -38,6 +38,8 @@ type DialOptions struct {
 	QUICTimeout    time.Duration  // WebTransport attempt before falling back; 0: DefaultQUICTimeout
 	MaxFrame       int            // largest frame accepted from the server; 0: wire.DefaultMaxFrame
 	Sockets        *SocketPool    // share UDP sockets with other sessions; nil: one socket per session
+
+	wsPingPeriod, wsPingTimeout time.Duration // tests shorten them
 }
 
 // Dial connects to the homeserver at addr (HOST:PORT) and returns the
@@ -57,6 +59,12 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (io.ReadWriteClose
 	}
 	if opts.MaxFrame <= 0 {
 		opts.MaxFrame = wire.DefaultMaxFrame
+	}
+	if opts.wsPingPeriod <= 0 {
+		opts.wsPingPeriod = wsPingPeriod
+	}
+	if opts.wsPingTimeout <= 0 {
+		opts.wsPingTimeout = wsPingTimeout
 	}
 	var wtErr error
 	if !opts.ForceWebSocket {
@@ -144,5 +152,5 @@ func dialWebSocket(ctx context.Context, addr string, opts DialOptions) (*Conn, e
 	// Reads and writes end with Close, not with the dial context.
 	nc := websocket.NetConn(context.Background(), c, websocket.MessageBinary)
 	c.SetReadLimit(int64(opts.MaxFrame) + wsSlack) // after NetConn, which lifts the limit
-	return &Conn{rwc: nc, protocol: ProtocolWebSocket}, nil
+	return &Conn{rwc: newWSConn(c, nc, opts.wsPingPeriod, opts.wsPingTimeout), protocol: ProtocolWebSocket}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -225,5 +226,82 @@ func TestSocketPoolSharesSockets(t *testing.T) {
 	c.Close()
 	if n := pool.Sockets(); n != 2 {
 		t.Errorf("after reuse the pool has %d sockets", n)
+	}
+}
+
+// freezer is a TCP proxy whose forwarding can be stopped, like a NAT that
+// silently dropped the connection.
+type freezer struct {
+	ln     net.Listener
+	frozen chan struct{}
+}
+
+func newFreezer(t *testing.T, target string) *freezer {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &freezer{ln: ln, frozen: make(chan struct{})}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			t.Cleanup(func() { c.Close(); s.Close() })
+			go f.pipe(c, s)
+			go f.pipe(s, c)
+		}
+	}()
+	return f
+}
+
+func (f *freezer) pipe(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if err != nil {
+			return
+		}
+		select {
+		case <-f.frozen:
+			continue // swallow
+		default:
+		}
+		if _, err := dst.Write(buf[:n]); err != nil {
+			return
+		}
+	}
+}
+
+func TestWebSocketKeepAliveDetectsDeadConnection(t *testing.T) {
+	ts := startServer(t, pingServer{}, true)
+	fz := newFreezer(t, ts.addr)
+	_, port, _ := net.SplitHostPort(fz.ln.Addr().String())
+	c, err := Dial(testCtx(t), "localhost:"+port, DialOptions{RootCAs: ts.roots, ForceWebSocket: true, wsPingPeriod: 50 * time.Millisecond, wsPingTimeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ping(t, c, 1)
+	time.Sleep(200 * time.Millisecond) // pings flow and are answered
+	ping(t, c, 2)
+	close(fz.frozen)
+	// The reader learns that the connection is dead: a ping goes unanswered.
+	done := make(chan error, 1)
+	go func() { _, err := c.Read(make([]byte, 1)); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("read on a dead connection returned data")
+		}
+	case <-testCtx(t).Done():
+		t.Fatal("dead connection not detected")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -136,7 +137,7 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger) error 
 	go func() { errc <- tr.ServeTLS(ln) }()
 	go func() { errc <- adm.Serve(adminLn) }()
 
-	bound := ln.Addr().String()
+	bound := dialableAddr(ln.Addr())
 	addrPath := filepath.Join(dir, addrFile)
 	if err := writeFileAtomic(addrPath, []byte(bound+"\n"), 0o644); err != nil {
 		log.Warn("cannot record the bound address", "err", err)
@@ -178,6 +179,20 @@ func shutdownServer(hs *homeserver.Server, tr *transport.Server, adm *admin.Sock
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// dialableAddr is addr with an unspecified IP (0.0.0.0, ::) replaced by
+// the loopback address, so that DIR/serve.addr can be dialled as it is.
+func dialableAddr(addr net.Addr) string {
+	ta, ok := addr.(*net.TCPAddr)
+	if !ok || !ta.IP.IsUnspecified() {
+		return addr.String()
+	}
+	ip := net.IPv4(127, 0, 0, 1)
+	if ta.IP.To4() == nil {
+		ip = net.IPv6loopback
+	}
+	return (&net.TCPAddr{IP: ip, Port: ta.Port}).String()
 }
 
 // lockDir takes an exclusive lock on DIR/hearth.lock so that two servers

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -383,5 +384,22 @@ func TestInitRefusesBadInputAndExistingFolder(t *testing.T) {
 	}
 	if r := hearth(t, nil, "", "serve", "--dir", filepath.Join(base, "never")); r.code == 0 || !strings.Contains(r.stderr, "hearth init") {
 		t.Errorf("serve of an uninitialized folder: exit %d, %q", r.code, r.stderr)
+	}
+}
+
+func TestDialableAddr(t *testing.T) {
+	for in, want := range map[string]string{
+		"0.0.0.0:7443":   "127.0.0.1:7443",
+		"[::]:7443":      "[::1]:7443",
+		"10.0.0.5:7443":  "10.0.0.5:7443",
+		"127.0.0.1:9000": "127.0.0.1:9000",
+	} {
+		a, err := net.ResolveTCPAddr("tcp", in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := dialableAddr(a); got != want {
+			t.Errorf("dialableAddr(%s) = %s, want %s", in, got, want)
+		}
 	}
 }
