@@ -258,6 +258,10 @@ func (c *Client) Approve(ctx context.Context, code string) (deviceID string, err
 	if err := identity.CheckLinkKey(linkPub, fp); err != nil {
 		return "", wire.Errorf(op, wire.Code_CODE_BAD_SIGNATURE, "the pending device's key does not match the link code (%v): not approved", err)
 	}
+	if len(info.GetSignatureKey()) == 0 {
+		return "", wire.Errorf(op, wire.Code_CODE_UNAVAILABLE,
+			"the server did not return the pending device's signature key (Login.signature_key, docs/decisions/0002); cannot list it")
+	}
 	user, _ := identity.ParseUser(a.User)
 	dev, err := identity.ParseDevice(a.User + "/" + info.GetDeviceId())
 	if err != nil {
