@@ -75,12 +75,13 @@ func (h *tokenHistory) History(ctx context.Context, token, conv string, before u
 // testServer is a Server on 127.0.0.1 (UDP + TCP, same port) with a dev CA.
 type testServer struct {
 	*Server
-	addr  string
-	roots *x509.CertPool
-	done  chan struct{}
+	addr   string
+	roots  *x509.CertPool
+	caPath string
+	done   chan struct{}
 }
 
-func startServer(t *testing.T, cfg Config, streams StreamServer) *testServer {
+func startServer(t testing.TB, cfg Config, streams StreamServer) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	ccfg := certs.Config{Dir: dir, Domain: "localhost", Hosts: certs.HostsFor("localhost", "127.0.0.1:0")}
@@ -107,7 +108,7 @@ func startServer(t *testing.T, cfg Config, streams StreamServer) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := &testServer{Server: s, addr: ln.Addr().String(), roots: roots, done: make(chan struct{})}
+	ts := &testServer{Server: s, addr: ln.Addr().String(), roots: roots, caPath: m.CAPath(), done: make(chan struct{})}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := s.ServeQUIC(pc); err != nil {
