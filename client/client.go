@@ -138,6 +138,15 @@ func (c *Client) call(ctx context.Context, op string, f *wire.ClientFrame) (*wir
 	return s.Call(ctx, op, f)
 }
 
+// callNow is call without waiting for a connection (see Session.CallNow).
+func (c *Client) callNow(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error) {
+	s, err := c.session(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return s.CallNow(ctx, op, f)
+}
+
 // callIdempotent is call for requests that may safely run twice (reads,
 // and Send with its message id): a request cut off by a lost connection is
 // sent again once the session is back, until ctx ends.

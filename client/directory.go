@@ -68,7 +68,7 @@ func (c *Client) fetchDeviceList(ctx context.Context, tx *store.Tx, user identit
 		// Inside a store transaction (possibly on the session's delivery
 		// goroutine, which must return for the session to reconnect):
 		// no waiting for a new connection.
-		call = c.call
+		call = c.callNow
 	}
 	r, err := call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_FetchDeviceList{FetchDeviceList: &wire.FetchDeviceList{User: user.String()}}})
 	if err != nil {

@@ -210,6 +210,7 @@ func (s *Session) connectOnce(ctx context.Context, connected func()) error {
 	s.cur = nil
 	s.ready = make(chan struct{})
 	s.mu.Unlock()
+	s.bump()
 	return err
 }
 

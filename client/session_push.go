@@ -78,7 +78,7 @@ func (s *Session) live(ctx context.Context) (*conn, error) {
 		if fatal != nil {
 			return nil, fatal
 		}
-		if c != nil {
+		if c != nil && c.Err() == nil {
 			return c, nil
 		}
 		select {
@@ -97,6 +97,19 @@ func (s *Session) Call(ctx context.Context, op string, f *wire.ClientFrame) (*wi
 	c, err := s.live(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return c.call(ctx, op, f)
+}
+
+// CallNow is Call without waiting for a connection: with none up it fails
+// at once with ErrDisconnected. The delivery handler uses it, because the
+// session cannot reconnect until the handler returns.
+func (s *Session) CallNow(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error) {
+	s.mu.Lock()
+	c := s.cur
+	s.mu.Unlock()
+	if c == nil {
+		return nil, fmt.Errorf("%s: %w", op, ErrDisconnected)
 	}
 	return c.call(ctx, op, f)
 }
