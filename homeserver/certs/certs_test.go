@@ -288,3 +288,53 @@ func TestHostsFor(t *testing.T) {
 		}
 	}
 }
+
+func TestRenewalFailureKeepsServingAndRetries(t *testing.T) {
+	cfg := testConfig(t)
+	clock := &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	deps := Deps{Now: clock.Now}
+	if err := Init(cfg, deps); err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewManager(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := m.Leaf()
+	before, _ := os.ReadFile(filepath.Join(cfg.Dir, LeafFile))
+
+	// Renewal is due but the folder is gone (cannot write): the old, still
+	// valid leaf is served.
+	away := cfg.Dir + ".away"
+	if err := os.Rename(cfg.Dir, away); err != nil {
+		t.Fatal(err)
+	}
+	clock.t = first.NotAfter.Add(-time.Hour)
+	got, err := m.GetCertificate(nil)
+	if err != nil || !got.Leaf.Equal(first) {
+		t.Fatalf("failed renewal: err %v, old leaf served %v", err, got != nil && got.Leaf.Equal(first))
+	}
+	// The folder is back, but the retry waits for retryAfter.
+	if err := os.Rename(away, cfg.Dir); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := m.GetCertificate(nil); !got.Leaf.Equal(first) {
+		t.Error("retried before retryAfter")
+	}
+	if after, _ := os.ReadFile(filepath.Join(cfg.Dir, LeafFile)); !bytes.Equal(before, after) {
+		t.Error("leaf.pem changed without a renewal")
+	}
+	clock.Add(retryAfter)
+	got, err = m.GetCertificate(nil)
+	if err != nil || got.Leaf.Equal(first) {
+		t.Fatalf("retry after %v did not renew: %v", retryAfter, err)
+	}
+	// Once the leaf has expired, a failing renewal is an error, never an
+	// expired certificate.
+	os.Rename(cfg.Dir, away)
+	defer os.Rename(away, cfg.Dir)
+	clock.t = got.Leaf.NotAfter.Add(time.Minute)
+	if c, err := m.GetCertificate(nil); err == nil {
+		t.Errorf("served an expired leaf (not after %v)", c.Leaf.NotAfter)
+	}
+}

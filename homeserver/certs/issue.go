@@ -48,7 +48,9 @@ type Config struct {
 	LeafLifetime time.Duration // 0 means DefaultLeafLifetime; at most MaxLeafLifetime
 }
 
-// Deps are the clock, randomness and logger (zero values: real ones, no logging).
+// Deps are the clock, randomness and logger (zero values: real ones, no
+// logging). Rand draws serial numbers; Go's ECDSA key generation and
+// signing use crypto/rand whatever is passed.
 type Deps struct {
 	Now  func() time.Time
 	Rand io.Reader
