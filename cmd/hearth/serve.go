@@ -38,7 +38,7 @@ var (
 const shutdownGrace = 10 * time.Second
 
 func newServeCmd() *cobra.Command {
-	var dir, listen string
+	var dir, listen, level string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the homeserver",
@@ -48,7 +48,11 @@ for domain "localhost" listening on 127.0.0.1:7443. While running, the
 bound address is in DIR/serve.addr and the admin socket at DIR/admin.sock.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+			var lv slog.Level
+			if err := lv.UnmarshalText([]byte(level)); err != nil {
+				return fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+			}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lv}))
 			if dir == "" {
 				d, err := defaultServerDir()
 				if err != nil {
@@ -69,6 +73,7 @@ bound address is in DIR/serve.addr and the admin socket at DIR/admin.sock.`,
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "data folder (default $HEARTH_DIR, $XDG_DATA_HOME/hearth or ~/.local/share/hearth)")
 	cmd.Flags().StringVar(&listen, "listen", "", "HOST:PORT overriding the configured listen address; port 0 picks one")
+	cmd.Flags().StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
 }
 
@@ -90,6 +95,9 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger) error 
 		return err
 	}
 	defer unlock()
+	// A server that was killed left its address behind; nobody must read it.
+	addrPath := filepath.Join(dir, addrFile)
+	os.Remove(addrPath)
 
 	key, err := readSigningKey(filepath.Join(dir, signingKeyFile))
 	if err != nil {
@@ -138,7 +146,6 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger) error 
 	go func() { errc <- adm.Serve(adminLn) }()
 
 	bound := dialableAddr(ln.Addr())
-	addrPath := filepath.Join(dir, addrFile)
 	if err := writeFileAtomic(addrPath, []byte(bound+"\n"), 0o644); err != nil {
 		log.Warn("cannot record the bound address", "err", err)
 	}
