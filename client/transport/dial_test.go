@@ -305,3 +305,71 @@ func TestWebSocketKeepAliveDetectsDeadConnection(t *testing.T) {
 		t.Fatal("dead connection not detected")
 	}
 }
+
+// datagramEcho answers each datagram with "echo:" and its bytes while the stream is open.
+type datagramEcho struct{}
+
+func (datagramEcho) ServeStream(ctx context.Context, rwc io.ReadWriteCloser, remote string) {
+	defer rwc.Close()
+	dc, ok := rwc.(server.DatagramConn)
+	if !ok {
+		io.Copy(io.Discard, rwc)
+		return
+	}
+	go func() {
+		for {
+			b, err := dc.ReceiveDatagram(ctx)
+			if err != nil {
+				return
+			}
+			dc.SendDatagram(append([]byte("echo:"), b...))
+		}
+	}()
+	io.Copy(io.Discard, rwc)
+}
+
+func TestDatagrams(t *testing.T) {
+	ts := startServer(t, datagramEcho{}, false)
+	ctx := testCtx(t)
+	rwc, err := Dial(ctx, ts.addr, DialOptions{RootCAs: ts.roots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rwc.Close()
+	c := rwc.(*Conn)
+	c.Write([]byte{0}) // the client speaks first
+	waitSessions(t, ts.srv, 1)
+	// Datagrams may be lost: send until one echo arrives.
+	got := make(chan []byte, 1)
+	go func() {
+		b, err := c.ReceiveDatagram(ctx)
+		if err == nil {
+			got <- b
+		}
+	}()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if err := c.SendDatagram([]byte("typing")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case b := <-got:
+			if string(b) != "echo:typing" {
+				t.Fatalf("datagram %q", b)
+			}
+			ws, err := Dial(ctx, ts.addr, DialOptions{RootCAs: ts.roots, ForceWebSocket: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ws.Close()
+			if err := ws.(*Conn).SendDatagram([]byte("x")); err != ErrNoDatagrams {
+				t.Errorf("WebSocket SendDatagram: %v", err)
+			}
+			return
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatal("no datagram echoed")
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"errors"
 	"io"
 	"sync"
@@ -33,6 +34,28 @@ func (c *Conn) Close() error { return c.rwc.Close() }
 
 // Protocol is ProtocolWebTransport or ProtocolWebSocket.
 func (c *Conn) Protocol() string { return c.protocol }
+
+// ErrNoDatagrams is returned by the datagram methods of a WebSocket Conn.
+var ErrNoDatagrams = errors.New("transport: datagrams need WebTransport; this connection is a WebSocket")
+
+// SendDatagram sends b as one unreliable datagram (WebTransport only; at
+// most about 1,100 bytes). Typing and presence use it where available.
+func (c *Conn) SendDatagram(b []byte) error {
+	wt, ok := c.rwc.(*wtConn)
+	if !ok {
+		return ErrNoDatagrams
+	}
+	return wt.sess.SendDatagram(b)
+}
+
+// ReceiveDatagram returns the next datagram from the server (WebTransport only).
+func (c *Conn) ReceiveDatagram(ctx context.Context) ([]byte, error) {
+	wt, ok := c.rwc.(*wtConn)
+	if !ok {
+		return nil, ErrNoDatagrams
+	}
+	return wt.sess.ReceiveDatagram(ctx)
+}
 
 // lingerTimeout bounds how long a closed stream waits for the server to
 // close the session after reading the rest.

@@ -55,7 +55,19 @@ type wtConn struct {
 	once    sync.Once
 }
 
-var _ io.ReadWriteCloser = (*wtConn)(nil)
+// DatagramConn is implemented by control streams that can also carry
+// datagrams (WebTransport; not the WebSocket fallback): unreliable,
+// unordered, each at most about 1,100 bytes. Typing and presence use them
+// where available: a StreamServer type-asserts its rwc.
+type DatagramConn interface {
+	SendDatagram(b []byte) error
+	ReceiveDatagram(ctx context.Context) ([]byte, error)
+}
+
+var (
+	_ io.ReadWriteCloser = (*wtConn)(nil)
+	_ DatagramConn       = (*wtConn)(nil)
+)
 
 func newWTConn(sess *webtransport.Session, str *webtransport.Stream) *wtConn {
 	return &wtConn{sess: sess, str: str}
@@ -70,6 +82,14 @@ func (c *wtConn) Read(p []byte) (int, error) {
 }
 
 func (c *wtConn) Write(p []byte) (int, error) { return c.str.Write(p) }
+
+// SendDatagram sends b on the session as one datagram.
+func (c *wtConn) SendDatagram(b []byte) error { return c.sess.SendDatagram(b) }
+
+// ReceiveDatagram returns the session's next datagram.
+func (c *wtConn) ReceiveDatagram(ctx context.Context) ([]byte, error) {
+	return c.sess.ReceiveDatagram(ctx)
+}
 
 func (c *wtConn) Close() error {
 	c.once.Do(func() {
