@@ -1,0 +1,111 @@
+package mls
+
+import (
+	"fmt"
+
+	"hearth/keys/mls/schedule"
+	"hearth/keys/mls/suite"
+)
+
+// ExternalJoinOptions tune JoinExternal.
+type ExternalJoinOptions struct {
+	// RatchetTree is the encoded tree when the GroupInfo has no
+	// ratchet_tree extension.
+	RatchetTree []byte
+	// Resync removes the leaf that has the same credential identity as
+	// the joiner (a device rejoining after losing its state).
+	Resync bool
+	// Leaf options (capabilities, leaf extensions) for the joiner's leaf.
+	Leaf              KeyPackageOptions
+	AuthenticatedData []byte
+}
+
+// JoinExternal joins a group by external commit (RFC 9420 §12.4.3.2) from
+// an MLSMessage(GroupInfo) carrying external_pub (the hub keeps the
+// latest one). It returns the new member's group, already in the new
+// epoch, and the commit (MLSMessage(PublicMessage)) to send to the hub.
+// If the hub refuses the commit (stale epoch), drop the group and retry
+// with the newer GroupInfo.
+func JoinExternal(cfg Config, groupInfo []byte, signer *suite.Signer, cred Credential,
+	opts ExternalJoinOptions) (*Group, []byte, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, nil, err
+	}
+	var m MLSMessage
+	if err := m.Unmarshal(groupInfo); err != nil {
+		return nil, nil, fmt.Errorf("mls: external join: %w", err)
+	}
+	if m.GroupInfo == nil {
+		return nil, nil, fmt.Errorf("%w: external join: not a GroupInfo", ErrMalformed)
+	}
+	gi := m.GroupInfo
+	s, err := suite.Lookup(gi.GroupContext.CipherSuite)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mls: external join: %w", err)
+	}
+	g := &Group{cfg: cfg, s: s, signer: signer}
+	tree, err := g.joinTree(gi, opts.RatchetTree)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mls: external join: %w", err)
+	}
+	ep, ok, err := gi.Extensions.ExternalPub()
+	if err != nil || !ok {
+		return nil, nil, fmt.Errorf("%w: external join: GroupInfo has no valid external_pub", ErrMalformed)
+	}
+	kemOutput, initSecret, err := schedule.ExternalInit(s, ep.PublicKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	g.st = &epochState{ctx: gi.GroupContext, tree: tree, externalPSKs: map[string][]byte{},
+		interim: schedule.InterimTranscriptHash(s, gi.GroupContext.ConfirmedTranscriptHash, gi.ConfirmationTag)}
+	me := Sender{Type: SenderNewMemberCommit}
+	props := []resolved{{p: &Proposal{Type: ProposalExternalInit, ExternalInitKEMOutput: kemOutput}, sender: me}}
+	if opts.Resync {
+		if old, ok := g.LeafOf(cred.Identity); ok {
+			props = append(props, resolved{p: &Proposal{Type: ProposalRemove, Remove: old}, sender: me})
+		}
+	}
+	pv, err := g.applyProposals(props, me)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mls: external join: %w", err)
+	}
+	if opts.Leaf.Now.IsZero() {
+		opts.Leaf.Now = cfg.Now()
+	}
+	kp, _, err := NewKeyPackage(s, cfg.Rand, signer, cred, opts.Leaf)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := g.validateMember(&kp.LeafNode); err != nil {
+		return nil, nil, err
+	}
+	placeholder := kp.LeafNode
+	self := pv.tree.AddLeaf(&placeholder)
+	res, err := pv.tree.GenerateUpdatePath(cfg.Rand, self, kp.LeafNode, signer, pv.ctx, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mls: external join path: %w", err)
+	}
+	pv.tree, pv.ctx.TreeHash = res.Tree, res.GroupContext.TreeHash
+	commit := &Commit{Path: res.Path}
+	for _, r := range props {
+		commit.Proposals = append(commit.Proposals, ProposalOrRef{Proposal: r.p})
+	}
+	content := &FramedContent{GroupID: gi.GroupContext.GroupID, Epoch: gi.GroupContext.Epoch, Sender: me,
+		AuthenticatedData: nonNil(opts.AuthenticatedData), ContentType: ContentCommit, Commit: commit}
+	ac, err := SignContent(s, signer, WirePublicMessage, content, &gi.GroupContext)
+	if err != nil {
+		return nil, nil, err
+	}
+	next, epoch, _, err := g.nextEpoch(pv, ac, res.Private, initSecret, res.CommitSecret)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mls: external join: %w", err)
+	}
+	epoch.DropJoinerSecrets()
+	pm, err := NewPublicMessage(s, ac, nil, &gi.GroupContext)
+	if err != nil {
+		return nil, nil, err
+	}
+	g.st = next
+	return g, (&MLSMessage{WireFormat: WirePublicMessage, PublicMessage: pm}).Marshal(), nil
+}

@@ -1,0 +1,300 @@
+package mls
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+
+	"hearth/keys/mls/codec"
+	"hearth/keys/mls/schedule"
+	"hearth/keys/mls/suite"
+)
+
+// groupStateVersion prefixes a marshaled Group.
+const groupStateVersion = 1
+
+// Marshal serializes everything the member needs to continue: tree,
+// private keys, epoch secrets, secret trees (current and retained past
+// epochs), transcript hash, cached proposals, pending commit and signer.
+// The output is secret: keep it in the device's encrypted store. Save it
+// before sending a message or acknowledging a processed one.
+func (g *Group) Marshal() ([]byte, error) {
+	w := codec.NewWriter(nil)
+	w.Uint8(groupStateVersion)
+	w.Uint16(uint16(g.s.ID()))
+	w.Opaque(g.signer.PrivateBytes())
+	w.Bool(g.removed)
+	writeEpochState(w, g.st)
+	writeList(w, g.past, func(w *codec.Writer, p *pastEpoch) {
+		w.Opaque(p.ctx.Marshal())
+		w.Opaque(p.tree.Marshal())
+		w.Opaque(p.keys.SenderDataSecret)
+		w.Opaque(p.keys.Tree.Marshal())
+	})
+	w.Optional(g.pending != nil, func(w *codec.Writer) {
+		p := g.pending
+		writeEpochState(w, p.next)
+		w.Opaque(p.out.Commit)
+		w.Opaque(p.out.Welcome)
+		w.Opaque(p.out.GroupInfo)
+		writeResult(w, p.result)
+	})
+	return w.Bytes(), nil
+}
+
+func writeEpochState(w *codec.Writer, e *epochState) {
+	w.Opaque(e.ctx.Marshal())
+	w.Opaque(e.tree.Marshal())
+	w.Uint32(uint32(e.priv.self))
+	keys := slices.Sorted(maps.Keys(e.priv.keys))
+	writeList(w, keys, func(w *codec.Writer, x NodeIndex) {
+		w.Uint32(uint32(x))
+		w.Opaque(e.priv.keys[x])
+	})
+	w.Opaque(e.secrets.Marshal())
+	w.Opaque(e.keys.SenderDataSecret)
+	w.Opaque(e.keys.Tree.Marshal())
+	w.Opaque(e.interim)
+	writeList(w, e.proposals, func(w *codec.Writer, c cachedProposal) {
+		w.Opaque(c.ref)
+		c.p.marshal(w)
+		c.sender.marshal(w)
+	})
+	writeSecretMap(w, e.updateKeys)
+	writeList(w, e.resumption, func(w *codec.Writer, r resumptionPSK) {
+		w.Uint64(r.epoch)
+		w.Opaque(r.secret)
+	})
+	writeSecretMap(w, e.externalPSKs)
+}
+
+func writeSecretMap[V ~[]byte](w *codec.Writer, m map[string]V) {
+	writeList(w, slices.Sorted(maps.Keys(m)), func(w *codec.Writer, k string) {
+		w.Opaque([]byte(k))
+		w.Opaque(m[k])
+	})
+}
+
+func readSecretMap[V ~[]byte](r *codec.Reader) map[string]V {
+	m := map[string]V{}
+	r.Vector(func(r *codec.Reader) {
+		k, v := r.Opaque(), r.Opaque()
+		if r.Err() == nil {
+			m[string(k)] = V(v)
+		}
+	})
+	return m
+}
+
+func writeMembers(w *codec.Writer, ms []Member) {
+	writeList(w, ms, func(w *codec.Writer, m Member) {
+		w.Uint32(uint32(m.Leaf))
+		w.Opaque(m.Identity)
+		w.Opaque(m.SignatureKey)
+	})
+}
+
+func readMembers(r *codec.Reader) []Member {
+	return readList(r, func(r *codec.Reader) Member {
+		return Member{Leaf: LeafIndex(r.Uint32()), Identity: r.Opaque(), SignatureKey: r.Opaque()}
+	})
+}
+
+func writeResult(w *codec.Writer, res *Result) {
+	w.Uint64(res.Epoch)
+	res.Sender.marshal(w)
+	w.Opaque(res.SenderIdentity)
+	writeMembers(w, res.Added)
+	writeMembers(w, res.Removed)
+	writeList(w, res.Updated, func(w *codec.Writer, l LeafIndex) { w.Uint32(uint32(l)) })
+}
+
+func readResult(r *codec.Reader) *Result {
+	res := &Result{Kind: ContentCommit, Epoch: r.Uint64()}
+	res.Sender.unmarshal(r)
+	res.SenderIdentity = r.Opaque()
+	res.Added, res.Removed = readMembers(r), readMembers(r)
+	res.Updated = readList(r, func(r *codec.Reader) LeafIndex { return LeafIndex(r.Uint32()) })
+	return res
+}
+
+// UnmarshalGroup restores a Group saved with Marshal, with default
+// configuration and validator v.
+func UnmarshalGroup(b []byte, v CredentialValidator) (*Group, error) {
+	return UnmarshalGroupConfig(b, Config{Validator: v})
+}
+
+// UnmarshalGroupConfig restores a Group saved with Marshal. Damaged or
+// inconsistent state is refused.
+func UnmarshalGroupConfig(b []byte, cfg Config) (*Group, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	d := &stateReader{r: codec.NewReader(b)}
+	g := d.group(cfg)
+	if err := d.done(); err != nil {
+		return nil, fmt.Errorf("%w: group state: %w", ErrMalformed, err)
+	}
+	return g, nil
+}
+
+// stateReader decodes group state, keeping the first error.
+type stateReader struct {
+	r   *codec.Reader
+	s   *suite.Suite
+	err error
+}
+
+// use makes r (a vector's or optional's sub-reader) current until the
+// returned function restores the outer one.
+func (d *stateReader) use(r *codec.Reader) func() {
+	outer := d.r
+	d.r = r
+	return func() { d.r = outer }
+}
+
+func (d *stateReader) fail(err error) {
+	if d.err == nil && err != nil {
+		d.err = err
+		d.r.Fail(err)
+	}
+}
+
+func (d *stateReader) done() error {
+	if d.err != nil {
+		return d.err
+	}
+	return d.r.Done()
+}
+
+func (d *stateReader) group(cfg Config) *Group {
+	r := d.r
+	if v := r.Uint8(); r.Err() == nil && v != groupStateVersion {
+		d.fail(fmt.Errorf("version %d", v))
+		return nil
+	}
+	s, err := suite.Lookup(suite.ID(r.Uint16()))
+	if r.Err() != nil {
+		return nil
+	}
+	d.fail(err)
+	d.s = s
+	signerKey := r.Opaque()
+	if d.err != nil || r.Err() != nil {
+		return nil
+	}
+	signer, err := s.NewSigner(signerKey)
+	d.fail(err)
+	g := &Group{cfg: cfg, s: s, signer: signer, removed: r.Bool()}
+	g.st = d.epochState()
+	g.past = readList(r, func(r *codec.Reader) *pastEpoch {
+		defer d.use(r)()
+		p := &pastEpoch{}
+		d.context(&p.ctx)
+		p.tree = d.tree()
+		p.keys = d.privateKeys()
+		return p
+	})
+	r.Optional(func(r *codec.Reader) {
+		defer d.use(r)()
+		p := &pendingCommit{next: d.epochState()}
+		p.out = CommitOutput{Commit: r.Opaque(), Welcome: r.Opaque(), GroupInfo: r.Opaque()}
+		p.result = readResult(r)
+		if len(p.out.Welcome) == 0 {
+			p.out.Welcome = nil
+		}
+		if p.next != nil {
+			p.out.Epoch = p.next.ctx.Epoch
+		}
+		g.pending = p
+	})
+	if d.err == nil && r.Err() == nil && g.st != nil && g.signer != nil {
+		if !slices.Equal(g.st.tree.Leaf(g.st.priv.self).SignatureKey, g.signer.Public()) {
+			d.fail(fmt.Errorf("signer does not match own leaf"))
+		}
+	}
+	return g
+}
+
+func (d *stateReader) context(ctx *GroupContext) {
+	b := d.r.Opaque()
+	if d.r.Err() == nil {
+		d.fail(ctx.Unmarshal(b))
+	}
+}
+
+func (d *stateReader) tree() *RatchetTree {
+	b := d.r.Opaque()
+	if d.r.Err() != nil || d.err != nil {
+		return nil
+	}
+	t, err := UnmarshalRatchetTree(d.s, b)
+	d.fail(err)
+	return t
+}
+
+func (d *stateReader) privateKeys() PrivateKeys {
+	sds := d.r.Opaque()
+	b := d.r.Opaque()
+	if d.r.Err() != nil || d.err != nil {
+		return PrivateKeys{}
+	}
+	if len(sds) != d.s.Nh() {
+		d.fail(fmt.Errorf("sender data secret is %d bytes", len(sds)))
+	}
+	st, err := schedule.UnmarshalSecretTree(b)
+	d.fail(err)
+	return PrivateKeys{SenderDataSecret: sds, Tree: st}
+}
+
+func (d *stateReader) epochState() *epochState {
+	r := d.r
+	e := &epochState{}
+	d.context(&e.ctx)
+	e.tree = d.tree()
+	self := LeafIndex(r.Uint32())
+	e.priv = &PrivateTree{self: self, keys: map[NodeIndex]suite.HPKEPrivateKey{}}
+	r.Vector(func(r *codec.Reader) {
+		x, k := NodeIndex(r.Uint32()), r.Opaque()
+		e.priv.keys[x] = k
+	})
+	b := r.Opaque()
+	if r.Err() != nil || d.err != nil {
+		return nil
+	}
+	ep, err := schedule.UnmarshalEpoch(b)
+	d.fail(err)
+	e.secrets = ep
+	e.keys = d.privateKeys()
+	e.interim = r.Opaque()
+	e.proposals = readList(r, func(r *codec.Reader) cachedProposal {
+		c := cachedProposal{ref: r.Opaque(), p: new(Proposal)}
+		c.p.unmarshal(r)
+		c.sender.unmarshal(r)
+		return c
+	})
+	e.updateKeys = readSecretMap[suite.HPKEPrivateKey](r)
+	e.resumption = readList(r, func(r *codec.Reader) resumptionPSK {
+		return resumptionPSK{epoch: r.Uint64(), secret: r.Opaque()}
+	})
+	e.externalPSKs = readSecretMap[[]byte](r)
+	if r.Err() == nil && d.err == nil {
+		d.checkEpochState(e)
+	}
+	return e
+}
+
+// checkEpochState refuses state whose parts do not fit together.
+func (d *stateReader) checkEpochState(e *epochState) {
+	switch {
+	case e.ctx.CipherSuite != d.s.ID() || e.secrets.Suite != d.s.ID():
+		d.fail(fmt.Errorf("suite mismatch"))
+	case e.tree.Leaf(e.priv.self) == nil:
+		d.fail(fmt.Errorf("own leaf %d is blank", e.priv.self))
+	case e.keys.Tree.LeafCount() != e.tree.NumLeaves():
+		d.fail(fmt.Errorf("secret tree has %d leaves, ratchet tree %d", e.keys.Tree.LeafCount(), e.tree.NumLeaves()))
+	default:
+		d.fail(e.priv.Consistent(e.tree))
+	}
+}

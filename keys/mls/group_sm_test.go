@@ -1,0 +1,271 @@
+package mls
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"testing"
+
+	"hearth/keys/mls/suite"
+)
+
+// device is a test client: a signer, a credential and, once joined, a
+// group.
+type device struct {
+	id     string
+	signer *suite.Signer
+	g      *Group
+}
+
+func newDevice(t testing.TB, s *suite.Suite, id string) *device {
+	t.Helper()
+	signer, err := s.GenerateSignatureKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &device{id: id, signer: signer}
+}
+
+func testConfig() Config { return Config{Validator: AcceptAll{}} }
+
+func (d *device) keyPackage(t testing.TB, s *suite.Suite) (*KeyPackage, *KeyPackagePrivate) {
+	t.Helper()
+	kp, priv, err := NewKeyPackage(s, rand.Reader, d.signer, BasicCredential(d.id), KeyPackageOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kp, priv
+}
+
+// commitAndApply has d commit opts, applies it, and has every device in
+// others process the commit; joiners (kps/privs) join from the Welcome.
+func commitAndApply(t testing.TB, d *device, opts CommitOptions, others []*device, joiners []*device, privs []*KeyPackagePrivate) {
+	t.Helper()
+	out, err := d.g.Commit(opts)
+	if err != nil {
+		t.Fatalf("%s commit: %v", d.id, err)
+	}
+	if _, err := d.g.ApplyPendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range others {
+		if o == d || o.g == nil || !o.g.Active() {
+			continue
+		}
+		if _, err := o.g.Process(out.Commit); err != nil {
+			t.Fatalf("%s processing %s's commit: %v", o.id, d.id, err)
+		}
+	}
+	for i, j := range joiners {
+		g, err := JoinFromWelcome(testConfig(), out.Welcome, opts.Add[i], privs[i], JoinOptions{})
+		if err != nil {
+			t.Fatalf("%s join: %v", j.id, err)
+		}
+		j.g = g
+	}
+}
+
+func checkAgreement(t testing.TB, devs []*device) {
+	t.Helper()
+	var ref *device
+	for _, d := range devs {
+		if d.g == nil || !d.g.Active() {
+			continue
+		}
+		if ref == nil {
+			ref = d
+			continue
+		}
+		if d.g.Epoch() != ref.g.Epoch() || !bytes.Equal(d.g.EpochAuthenticator(), ref.g.EpochAuthenticator()) {
+			t.Fatalf("%s (epoch %d) disagrees with %s (epoch %d)", d.id, d.g.Epoch(), ref.id, ref.g.Epoch())
+		}
+	}
+}
+
+func TestGroupLifecycle(t *testing.T) {
+	for _, id := range []suite.ID{suite.ID(1), suite.ID(0xF001)} {
+		s, err := suite.Lookup(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run(id.String(), func(t *testing.T) { groupLifecycle(t, s) })
+	}
+}
+
+func groupLifecycle(t *testing.T, s *suite.Suite) {
+	alice, bob, carol := newDevice(t, s, "alice@a/1"), newDevice(t, s, "bob@b/1"), newDevice(t, s, "carol@c/1")
+	g, err := NewGroup(testConfig(), s, []byte("group-1"), alice.signer, BasicCredential(alice.id), GroupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.g = g
+	all := []*device{alice, bob, carol}
+	kpB, privB := bob.keyPackage(t, s)
+	kpC, privC := carol.keyPackage(t, s)
+	commitAndApply(t, alice, CommitOptions{Add: []*KeyPackage{kpB, kpC}}, all, []*device{bob, carol}, []*KeyPackagePrivate{privB, privC})
+	checkAgreement(t, all)
+	if n := len(bob.g.Members()); n != 3 {
+		t.Fatalf("bob sees %d members", n)
+	}
+	// Messages both ways.
+	ct, err := bob.g.Encrypt([]byte("hello"), []byte("ad"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*device{alice, carol} {
+		res, err := d.g.Process(ct)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Kind != ContentApplication || string(res.Plaintext) != "hello" || string(res.SenderIdentity) != bob.id {
+			t.Fatalf("%s got %+v", d.id, res)
+		}
+	}
+	if _, err := alice.g.Process(ct); err == nil {
+		t.Fatal("replay accepted")
+	}
+	// Update proposal by carol, committed by bob with a path.
+	upd, err := carol.g.ProposeUpdate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*device{alice, bob} {
+		if _, err := d.g.Process(upd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commitAndApply(t, bob, CommitOptions{}, all, nil, nil)
+	checkAgreement(t, all)
+	// Remove carol; she learns she was removed.
+	commitAndApply(t, alice, CommitOptions{Remove: []LeafIndex{carol.g.OwnLeaf()}}, all, nil, nil)
+	if carol.g.Active() {
+		t.Fatal("carol still active after removal")
+	}
+	checkAgreement(t, all)
+	after, err := alice.g.Encrypt([]byte("secret"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.g.Process(after); !errors.Is(err, ErrRemoved) {
+		t.Fatalf("removed member processed a message: %v", err)
+	}
+	// External join of dave from the GroupInfo of the last commit.
+	out, err := bob.g.Commit(CommitOptions{UpdatePath: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.g.ApplyPendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.g.Process(out.Commit); err != nil {
+		t.Fatal(err)
+	}
+	dave := newDevice(t, s, "dave@a/2")
+	dg, commit, err := JoinExternal(testConfig(), out.GroupInfo, dave.signer, BasicCredential(dave.id), ExternalJoinOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dave.g = dg
+	for _, d := range []*device{alice, bob} {
+		res, err := d.g.Process(commit)
+		if err != nil {
+			t.Fatalf("%s processing external commit: %v", d.id, err)
+		}
+		if len(res.Added) != 1 || string(res.Added[0].Identity) != dave.id {
+			t.Fatalf("external commit result %+v", res)
+		}
+	}
+	checkAgreement(t, []*device{alice, bob, dave})
+	msg, err := dave.g.Encrypt([]byte("hi from dave"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := alice.g.Process(msg); err != nil || string(res.Plaintext) != "hi from dave" {
+		t.Fatalf("alice reading dave: %v", err)
+	}
+}
+
+func TestGroupExporterAndAccessors(t *testing.T) {
+	s, _ := suite.Lookup(1)
+	a := newDevice(t, s, "a@x/1")
+	g, err := NewGroup(testConfig(), s, []byte("g"), a.signer, BasicCredential(a.id), GroupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k1, err := g.Export("hearth test", []byte("ctx"), 32)
+	if err != nil || len(k1) != 32 {
+		t.Fatal(err)
+	}
+	if g.Epoch() != 0 || g.OwnLeaf() != 0 || string(g.GroupID()) != "g" || g.Suite().ID() != 1 {
+		t.Fatal("accessors")
+	}
+	if l, ok := g.LeafOf([]byte(a.id)); !ok || l != 0 {
+		t.Fatal(fmt.Sprint("LeafOf ", l, ok))
+	}
+}
+
+// restoreDevice replaces d's group with a restored copy of its saved state.
+func restoreDevice(t testing.TB, d *device) {
+	t.Helper()
+	b, err := d.g.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := UnmarshalGroup(b, AcceptAll{})
+	if err != nil {
+		t.Fatalf("%s restore: %v", d.id, err)
+	}
+	b2, err := g.Marshal()
+	if err != nil || !bytes.Equal(b, b2) {
+		t.Fatalf("%s: restored state marshals differently (%v)", d.id, err)
+	}
+	d.g = g
+}
+
+func TestGroupStateRoundTrip(t *testing.T) {
+	s, _ := suite.Lookup(1)
+	alice, bob := newDevice(t, s, "alice@a/1"), newDevice(t, s, "bob@b/1")
+	g, err := NewGroup(testConfig(), s, []byte("g"), alice.signer, BasicCredential(alice.id), GroupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.g = g
+	kp, priv := bob.keyPackage(t, s)
+	pb, err := UnmarshalKeyPackagePrivate(priv.Marshal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := alice.g.Commit(CommitOptions{Add: []*KeyPackage{kp}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	restoreDevice(t, alice) // with the pending commit
+	if p, ok := alice.g.PendingCommit(); !ok || !bytes.Equal(p.Commit, out.Commit) {
+		t.Fatal("pending commit lost")
+	}
+	if _, err := alice.g.ApplyPendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	if bob.g, err = JoinFromWelcome(testConfig(), out.Welcome, kp, pb, JoinOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	early, err := alice.g.Encrypt([]byte("before"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restoreDevice(t, alice)
+	restoreDevice(t, bob)
+	commitAndApply(t, bob, CommitOptions{UpdatePath: true}, []*device{alice, bob}, nil, nil)
+	restoreDevice(t, alice)
+	restoreDevice(t, bob)
+	// A message of the previous epoch still decrypts after the commit and
+	// a save/restore.
+	if res, err := bob.g.Process(early); err != nil || string(res.Plaintext) != "before" {
+		t.Fatalf("previous-epoch message: %v", err)
+	}
+	checkAgreement(t, []*device{alice, bob})
+	if _, err := UnmarshalGroup([]byte{1, 2, 3}, AcceptAll{}); err == nil {
+		t.Fatal("garbage state accepted")
+	}
+}
