@@ -205,7 +205,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// Close closes every session and connection at once.
+// Close closes every connection and session at once.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closing = true
@@ -215,13 +215,15 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	s.cancel()
+	// Connections first: a closed QUIC connection ends its sessions, so
+	// closing the streams below does not wait for peers.
+	errH := s.https.Close()
+	errW := s.wt.Close()
 	var wg sync.WaitGroup
 	for _, c := range open {
 		wg.Go(func() { c.Close() })
 	}
 	wg.Wait()
-	errH := s.https.Close()
-	errW := s.wt.Close()
 	s.active.Wait()
 	return errors.Join(errH, errW)
 }
