@@ -36,7 +36,6 @@ type Server struct {
 	closing  bool
 	sessions map[io.Closer]struct{}
 	active   sync.WaitGroup
-	pcs      []net.PacketConn
 }
 
 // New builds a Server; it serves nothing until ServeQUIC / ServeTLS.
@@ -116,7 +115,6 @@ func (s *Server) ServeQUIC(pc net.PacketConn) error {
 		s.mu.Unlock()
 		return nil
 	}
-	s.pcs = append(s.pcs, pc)
 	s.mu.Unlock()
 	if ua, ok := pc.LocalAddr().(*net.UDPAddr); ok {
 		v := fmt.Sprintf(`h3=":%d"; ma=86400`, ua.Port)
