@@ -132,6 +132,9 @@ func (c *Client) join(ctx context.Context, tx *store.Tx, self Self, d *wire.Deli
 			return err
 		}
 	}
+	if err := tx.PutMeta("registered/"+conv, []byte{1}); err != nil { // the hub has it: we were added there
+		return err
+	}
 	return c.rememberConversation(tx, conversation{ID: conv, Peers: peersOf(g.Members(), userOf(self.Address)), Creator: userOf(d.GetSender())})
 }
 
