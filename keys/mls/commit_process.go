@@ -55,6 +55,11 @@ func (g *Group) processCommit(a *AuthenticatedContent, res *Result) (*staged, er
 	}
 	committer := LeafIndex(c.Sender.Index)
 	if c.Sender.Type == SenderNewMemberCommit {
+		for _, m := range pv.removed {
+			if string(m.Identity) != string(path.LeafNode.Credential.Identity) {
+				return nil, fmt.Errorf("%w: external commit removes another member's leaf %d", ErrProposal, m.Leaf)
+			}
+		}
 		leaf := path.LeafNode
 		committer = pv.tree.AddLeaf(&leaf)
 		res.Added = append(res.Added, memberAt(pv.tree, committer))
