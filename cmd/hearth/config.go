@@ -40,11 +40,15 @@ const (
 // (homeserverConfig, transportConfig, certsConfig). Zero limits mean the
 // component's default.
 type serverConfig struct {
-	Domain string       `json:"domain"`
-	Listen string       `json:"listen"`    // HOST:PORT for UDP (QUIC) and TCP (HTTPS)
-	Hosts  []string     `json:"tls_hosts"` // more names/IPs for the TLS certificate
-	Limits serverLimits `json:"limits"`
-	Origin []string     `json:"allowed_origins"` // browser origins allowed besides the server's host
+	Domain string   `json:"domain"`
+	Listen string   `json:"listen"`    // HOST:PORT for UDP (QUIC) and TCP (HTTPS)
+	Hosts  []string `json:"tls_hosts"` // more names/IPs for the TLS certificate
+	// A certificate from a public CA, kept current by other tools (ACME);
+	// both set: used instead of the development CA's leaf.
+	CertFile string       `json:"tls_cert_file,omitempty"`
+	KeyFile  string       `json:"tls_key_file,omitempty"`
+	Limits   serverLimits `json:"limits"`
+	Origin   []string     `json:"allowed_origins"` // browser origins allowed besides the server's host
 }
 
 type serverLimits struct {
@@ -103,6 +107,9 @@ func (c serverConfig) validate() error {
 	}
 	if _, port, err := net.SplitHostPort(c.Listen); err != nil || port == "" {
 		return fmt.Errorf("listen %q: want HOST:PORT", c.Listen)
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		return errors.New("tls_cert_file and tls_key_file go together")
 	}
 	l := c.Limits
 	if l.MaxFrameBytes < 0 || l.MaxMessageBytes < 0 || l.Retention < 0 || l.SendPerSecond < 0 ||

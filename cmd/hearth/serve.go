@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -113,12 +114,12 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger) error 
 		return fmt.Errorf("start homeserver: %w", err)
 	}
 	defer hs.Close()
-	cm, err := certs.NewManager(cfg.certsConfig(dir), certs.Deps{Log: log.With("component", "certs")})
+	tlsConf, caPath, err := serverTLS(cfg, dir, log)
 	if err != nil {
 		return err
 	}
 	tr, err := transport.New(cfg.transportConfig(), transport.Deps{
-		Streams: hs, History: hs, TLS: cm.TLSConfig(), Log: log.With("component", "transport"),
+		Streams: hs, History: hs, TLS: tlsConf, Log: log.With("component", "transport"),
 		Health: func(ctx context.Context) (transport.Health, error) {
 			st, err := hs.Status(ctx)
 			return transport.Health{Domain: st.Domain, Version: st.Version, StartedMs: st.StartedMs, OnlineSessions: st.OnlineSessions}, err
@@ -151,7 +152,7 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger) error 
 	}
 	defer os.Remove(addrPath)
 	log.Info("hearth serving", "domain", cfg.Domain, "quic", "udp://"+pc.LocalAddr().String(), "https", "https://"+bound,
-		"webtransport", "https://"+bound+transport.PathWebTransport, "ca", cm.CAPath(), "admin", sockPath, "version", version)
+		"webtransport", "https://"+bound+transport.PathWebTransport, "ca", caPath, "admin", sockPath, "version", version)
 
 	var serveErr error
 	select {
@@ -186,6 +187,31 @@ func shutdownServer(hs *homeserver.Server, tr *transport.Server, adm *admin.Sock
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// serverTLS returns the TLS configuration and the CA file clients need:
+// the operator's certificate files when configured (clients use their
+// system roots), else the development CA's self-renewing leaf.
+func serverTLS(cfg serverConfig, dir string, log *slog.Logger) (*tls.Config, string, error) {
+	deps := certs.Deps{Log: log.With("component", "certs")}
+	if cfg.CertFile != "" {
+		abs := func(p string) string {
+			if filepath.IsAbs(p) {
+				return p
+			}
+			return filepath.Join(dir, p) // relative to the data folder
+		}
+		fs, err := certs.NewFileSource(abs(cfg.CertFile), abs(cfg.KeyFile), deps)
+		if err != nil {
+			return nil, "", err
+		}
+		return fs.TLSConfig(), "none (public certificate)", nil
+	}
+	cm, err := certs.NewManager(cfg.certsConfig(dir), deps)
+	if err != nil {
+		return nil, "", err
+	}
+	return cm.TLSConfig(), cm.CAPath(), nil
 }
 
 // dialableAddr is addr with an unspecified IP (0.0.0.0, ::) replaced by

@@ -403,3 +403,38 @@ func TestDialableAddr(t *testing.T) {
 		}
 	}
 }
+
+func TestServeWithOperatorCertificate(t *testing.T) {
+	base := t.TempDir()
+	// Another folder's CA stands in for a public CA; its leaf (for
+	// localhost) is the operator's certificate.
+	other := filepath.Join(base, "other")
+	mustHearth(t, "", "init", "--dir", other, "--listen", "127.0.0.1:0")
+	dir := filepath.Join(base, "data")
+	mustHearth(t, "", "init", "--dir", dir, "--listen", "127.0.0.1:0")
+	cfg, err := loadServerConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.CertFile = filepath.Join(other, certs.LeafFile)
+	cfg.KeyFile = cfg.CertFile
+	b, _ := json.Marshal(cfg)
+	if err := os.WriteFile(filepath.Join(dir, configFile), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServe(t, dir, nil, "--dir", dir)
+	if !strings.Contains(s.log(), "public certificate") {
+		t.Errorf("log does not say which certificate is used:\n%s", s.log())
+	}
+	// Trusting the operator's CA works; the data folder's own CA does not.
+	s.dir = other
+	if rsp, _ := s.httpsGet(t, "/healthz"); rsp.StatusCode != 200 {
+		t.Errorf("healthz with the operator's CA: %d", rsp.StatusCode)
+	}
+	pool, _ := certs.LoadCAPool(filepath.Join(dir, certs.CAFile))
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	if _, err := c.Get("https://" + s.addr + "/healthz"); err == nil {
+		t.Error("the development CA is still served")
+	}
+	s.stop(t, syscall.SIGTERM)
+}
