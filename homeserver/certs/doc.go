@@ -13,4 +13,8 @@
 // when less than a third of the lifetime remains; the new leaf is written to
 // disk atomically (temporary file, fsync, rename) so a crash never leaves a
 // half-written key.
+//
+// A server with a certificate from a public CA (kept current by an ACME
+// client, say) uses a FileSource instead: it serves the operator's files
+// and reloads them when they change.
 package certs
