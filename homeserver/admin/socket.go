@@ -21,6 +21,9 @@ import (
 // SocketFile is the admin socket's name inside the data folder.
 const SocketFile = "admin.sock"
 
+// maxSocketPath is the longest Unix socket path (sun_path less its NUL on Linux).
+const maxSocketPath = 107
+
 // maxBody bounds an admin request body.
 const maxBody = 64 << 10
 
@@ -30,6 +33,10 @@ const maxBody = 64 << 10
 // stale socket left by a crashed server is replaced; a live one is an
 // error. Closing the listener removes the socket.
 func Listen(path string) (net.Listener, error) {
+	// The socket is bound under a temporary name 10 bytes longer than path.
+	if len(path)+10 > maxSocketPath {
+		return nil, fmt.Errorf("admin: socket path %s is too long for a Unix socket (at most %d bytes); use a shorter data folder", path, maxSocketPath-10)
+	}
 	if err := removeStale(path); err != nil {
 		return nil, err
 	}
@@ -95,6 +102,9 @@ type SocketServer struct {
 	ops Ops
 	log *slog.Logger
 	srv *http.Server
+
+	mu sync.Mutex
+	ln net.Listener // set by Serve
 }
 
 // NewSocketServer returns a server for ops; log may be nil.
@@ -115,6 +125,9 @@ func NewSocketServer(ops Ops, log *slog.Logger) *SocketServer {
 
 // Serve answers on ln (see Listen) until Shutdown or Close; then it returns nil.
 func (s *SocketServer) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	s.ln = ln
+	s.mu.Unlock()
 	if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("admin: serve: %w", err)
 	}
@@ -122,11 +135,30 @@ func (s *SocketServer) Serve(ln net.Listener) error {
 }
 
 // Shutdown stops accepting, waits for running requests until ctx ends, and
-// closes the listener (removing the socket).
-func (s *SocketServer) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
+// closes the listener (removing the socket) before it returns.
+func (s *SocketServer) Shutdown(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	s.closeListener()
+	return err
+}
 
-// Close stops at once.
-func (s *SocketServer) Close() error { return s.srv.Close() }
+// Close stops at once, removing the socket.
+func (s *SocketServer) Close() error {
+	err := s.srv.Close()
+	s.closeListener()
+	return err
+}
+
+// closeListener closes the listener given to Serve even if Serve has not
+// yet registered it with the HTTP server (closing twice is harmless).
+func (s *SocketServer) closeListener() {
+	s.mu.Lock()
+	ln := s.ln
+	s.mu.Unlock()
+	if ln != nil {
+		ln.Close()
+	}
+}
 
 // Request bodies.
 type (

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -139,7 +140,16 @@ func startSocket(t *testing.T, ops Ops) (string, *SocketServer) {
 		close(done)
 	}()
 	t.Cleanup(func() { s.Close(); <-done })
+	for s.serving() == nil {
+		runtime.Gosched()
+	}
 	return path, s
+}
+
+func (s *SocketServer) serving() net.Listener {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ln
 }
 
 func TestSocketOps(t *testing.T) {
@@ -295,5 +305,13 @@ func TestDialNotRunning(t *testing.T) {
 	}
 	if want := "server not running (no admin socket at " + path + ")"; err.Error() != want {
 		t.Errorf("message %q, want %q", err.Error(), want)
+	}
+}
+
+func TestListenRefusesLongPath(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), strings.Repeat("d", 100))
+	os.MkdirAll(dir, 0o700)
+	if _, err := Listen(filepath.Join(dir, SocketFile)); err == nil || !strings.Contains(err.Error(), "too long") {
+		t.Fatalf("Listen with a long path: %v", err)
 	}
 }
