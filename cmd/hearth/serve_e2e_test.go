@@ -438,3 +438,27 @@ func TestServeWithOperatorCertificate(t *testing.T) {
 	}
 	s.stop(t, syscall.SIGTERM)
 }
+
+func TestServeRefusesBusyPortAndBadFlags(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	mustHearth(t, "", "init", "--dir", dir, "--listen", "127.0.0.1:0")
+	busy, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	r := hearth(t, nil, "", "serve", "--dir", dir, "--listen", busy.LocalAddr().String())
+	if r.code != 1 || !strings.Contains(r.stderr, "address already in use") {
+		t.Errorf("serve on a busy port: exit %d, %q", r.code, r.stderr)
+	}
+	// The failed start released the folder: a later start works.
+	s := startServe(t, dir, nil, "--dir", dir)
+	s.stop(t, syscall.SIGTERM)
+
+	for _, args := range [][]string{{"bogus"}, {"serve", "--no-such-flag"}, {"admin", "user", "add"}} {
+		r := hearth(t, nil, "", args...)
+		if r.code != 1 || !strings.HasPrefix(r.stderr, "hearth: ") {
+			t.Errorf("hearth %v: exit %d, stderr %q", args, r.code, r.stderr)
+		}
+	}
+}
