@@ -1,8 +1,10 @@
-// Package mls implements the core of the Messaging Layer Security protocol
-// (RFC 9420) for Hearth: the protocol data structures with their exact wire
+// Package mls implements the Messaging Layer Security protocol (RFC 9420)
+// for Hearth: the protocol data structures with their exact wire
 // encodings, the tree math of the array-represented left-balanced binary
-// tree, the ratchet tree with tree hashes and parent hashes, and TreeKEM
-// (creating and processing UpdatePaths).
+// tree, the ratchet tree with tree hashes and parent hashes, TreeKEM
+// (creating and processing UpdatePaths), message framing (§6) and the
+// group state machine (Group: create, add, remove, update, commit,
+// process, Welcome and external joins, save/restore).
 //
 // # Layout
 //
@@ -17,6 +19,18 @@
 //	leafvalidate.go      leaf node validation (§7.3)
 //	treekem*.go          PrivateTree; UpdatePath generation and processing (§7.4–§7.6)
 //	welcome.go           Welcome sealing and opening (§12.4.3.1)
+//	framing*.go          PublicMessage and PrivateMessage protection (§6)
+//	group.go             Group, Config, CredentialValidator, accessors, errors
+//	group_state.go       per-epoch state, retained past epochs
+//	group_marshal.go     Group.Marshal / UnmarshalGroup
+//	keypackage.go        NewKeyPackage and its private bundle
+//	join.go              NewGroup, JoinFromWelcome
+//	external.go          JoinExternal (external commit)
+//	proposals.go         proposal validation (§12.2) and application order (§12.3)
+//	commit.go            Commit, pending-commit flow, key schedule step
+//	commit_process.go    processing others' commits (§12.4.2)
+//	process.go           Process: verify, decrypt and dispatch received messages
+//	send.go              Encrypt and the Propose* methods
 //
 // Cryptography comes from keys/mls/suite; the key schedule, secret tree and
 // transcript hashes live in keys/mls/schedule.
@@ -41,4 +55,22 @@
 // extension (UnmarshalRatchetTree), checks it (RatchetTree.Verify and the
 // tree hash against the GroupContext), finds itself (IndexOf) and seeds its
 // private state (NewPrivateTree, WithJoinPathSecret).
+//
+// # Group state machine and the hub
+//
+// A client holds one *Group per conversation. The hub orders handshake
+// messages and accepts one commit per epoch, so committing is two-phase:
+//
+//	out, err := g.Commit(mls.CommitOptions{Add: kps})  // nothing changes yet
+//	save(g.Marshal())                                   // the pending commit is saved too
+//	send(out.Commit, out.Welcome, out.GroupInfo)        // to the hub
+//	g.ApplyPendingCommit()    // hub accepted: new epoch
+//	g.DiscardPendingCommit()  // hub refused (stale): Process the missed commits, commit again
+//
+// Received messages go through g.Process, which returns a Result (kind,
+// sender, plaintext, roster changes). Every method that fails changes
+// nothing (a receiver may lazily derive a sender's ratchet, which deletes
+// nothing usable). Messages of the last Config.KeepEpochs epochs still
+// decrypt; older ones fail with ErrEpoch. Every member added, updated or
+// committing, and every member at join, passes Config.Validator.
 package mls

@@ -269,3 +269,74 @@ func TestGroupStateRoundTrip(t *testing.T) {
 		t.Fatal("garbage state accepted")
 	}
 }
+
+// TestGroupPrivateHandshake: a proposal and a commit sent as
+// PrivateMessage (Hearth sends them as PublicMessage, other clients may
+// not) are processed like public ones.
+func TestGroupPrivateHandshake(t *testing.T) {
+	s, _ := suite.Lookup(1)
+	alice, bob := newDevice(t, s, "alice@a/1"), newDevice(t, s, "bob@b/1")
+	var err error
+	if alice.g, err = NewGroup(testConfig(), s, []byte("g"), alice.signer, BasicCredential(alice.id), GroupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kp, priv := bob.keyPackage(t, s)
+	commitAndApply(t, alice, CommitOptions{Add: []*KeyPackage{kp}}, nil, []*device{bob}, []*KeyPackagePrivate{priv})
+	// asPrivate re-protects a PublicMessage's content as a PrivateMessage
+	// of alice's current epoch.
+	asPrivate := func(pub []byte) []byte {
+		var m MLSMessage
+		if err := m.Unmarshal(pub); err != nil {
+			t.Fatal(err)
+		}
+		ac, err := SignContent(s, alice.signer, WirePrivateMessage, &m.PublicMessage.Content, &alice.g.st.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ac.Auth.ConfirmationTag = m.PublicMessage.Auth.ConfirmationTag
+		pm, err := EncryptPrivate(s, rand.Reader, ac, alice.g.st.keys, 32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return (&MLSMessage{WireFormat: WirePrivateMessage, PrivateMessage: pm}).Marshal()
+	}
+	// A commit re-signed for PrivateMessage has a different transcript
+	// (the wire format is hashed), so its confirmation tag no longer
+	// matches: refused, nothing changes.
+	out, err := alice.g.Commit(CommitOptions{UpdatePath: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.g.DiscardPendingCommit()
+	warm, _ := alice.g.Encrypt([]byte("warm-up"), nil) // see TestGroupRejectsBadMessages
+	if _, err := bob.g.Process(warm); err != nil {
+		t.Fatal(err)
+	}
+	private := asPrivate(out.Commit)
+	before := mustMarshal(t, bob.g)
+	if _, err := bob.g.Process(private); !errors.Is(err, ErrAuth) {
+		t.Fatalf("re-framed commit: %v", err)
+	}
+	if string(before) != string(mustMarshal(t, bob.g)) {
+		t.Fatal("refused private commit changed state")
+	}
+	// A proposal sent as PrivateMessage is verified and cached under the
+	// reference of what was received; bob's commit includes it.
+	prop, err := alice.g.ProposeGroupContextExtensions(Extensions{{Type: ExtApplicationID, Data: []byte("x")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := bob.g.Process(asPrivate(prop))
+	if err != nil || res.Kind != ContentProposal || res.Proposal.Type != ProposalGroupContextExtensions {
+		t.Fatalf("private proposal: %v", err)
+	}
+	if _, err := bob.g.Commit(CommitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.g.ApplyPendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	if ext := bob.g.Extensions(); len(ext) != 1 || string(ext[0].Data) != "x" {
+		t.Fatalf("extensions after GroupContextExtensions commit: %v", ext)
+	}
+}
