@@ -40,12 +40,17 @@ type DialOptions struct {
 	Sockets        *SocketPool    // share UDP sockets with other sessions; nil: one socket per session
 
 	wsPingPeriod, wsPingTimeout time.Duration // tests shorten them
+	memo                        *fallbackMemo // tests use their own
 }
 
 // Dial connects to the homeserver at addr (HOST:PORT) and returns the
 // control stream, a *Conn. The caller writes the first frame (Login or
 // Hello) at once: the server sees a WebTransport stream only when data
 // arrives on it. Closing the stream ends the session.
+//
+// After WebTransport failed and the WebSocket worked for addr, Dials in the
+// next five minutes use the WebSocket at once (WebTransport only if the
+// WebSocket fails), so reconnecting on a UDP-blocking network is quick.
 func Dial(ctx context.Context, addr string, opts DialOptions) (io.ReadWriteCloser, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -66,12 +71,25 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (io.ReadWriteClose
 	if opts.wsPingTimeout <= 0 {
 		opts.wsPingTimeout = wsPingTimeout
 	}
+	if opts.memo == nil {
+		opts.memo = defaultMemo
+	}
+	tryWT := !opts.ForceWebSocket
+	var wsErr error
+	if tryWT && opts.memo.blocked(addr) {
+		c, err := dialWebSocket(ctx, addr, opts)
+		if err == nil {
+			return c, nil
+		}
+		wsErr = fmt.Errorf("websocket: %w", err)
+	}
 	var wtErr error
-	if !opts.ForceWebSocket {
+	if tryWT {
 		qctx, cancel := context.WithTimeout(ctx, opts.QUICTimeout)
 		c, err := dialWebTransport(qctx, addr, opts)
 		cancel()
 		if err == nil {
+			opts.memo.forget(addr)
 			return c, nil
 		}
 		if ctx.Err() != nil {
@@ -79,9 +97,15 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (io.ReadWriteClose
 		}
 		wtErr = fmt.Errorf("webtransport: %w", err)
 	}
+	if wsErr != nil {
+		return nil, fmt.Errorf("transport: dial %s: %w", addr, errors.Join(wsErr, wtErr))
+	}
 	c, err := dialWebSocket(ctx, addr, opts)
 	if err != nil {
 		return nil, fmt.Errorf("transport: dial %s: %w", addr, errors.Join(wtErr, fmt.Errorf("websocket: %w", err)))
+	}
+	if tryWT {
+		opts.memo.remember(addr)
 	}
 	return c, nil
 }

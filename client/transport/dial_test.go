@@ -44,9 +44,10 @@ func (hangupServer) ServeStream(ctx context.Context, rwc io.ReadWriteCloser, rem
 }
 
 type testServer struct {
-	srv   *server.Server
-	addr  string
-	roots *x509.CertPool
+	srv     *server.Server
+	addr    string
+	roots   *x509.CertPool
+	unblock func() // starts serving QUIC on a server started with blockUDP
 }
 
 // startServer runs the real homeserver transport on 127.0.0.1:0; with
@@ -75,8 +76,9 @@ func startServer(t *testing.T, streams server.StreamServer, blockUDP bool) *test
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
+	serveQUIC := func() { wg.Go(func() { srv.ServeQUIC(pc) }) }
 	if !blockUDP {
-		wg.Go(func() { srv.ServeQUIC(pc) })
+		serveQUIC()
 	}
 	wg.Go(func() { srv.ServeTLS(ln) })
 	t.Cleanup(func() {
@@ -84,7 +86,7 @@ func startServer(t *testing.T, streams server.StreamServer, blockUDP bool) *test
 		wg.Wait()
 		pc.Close()
 	})
-	return &testServer{srv: srv, addr: ln.Addr().String(), roots: roots}
+	return &testServer{srv: srv, addr: ln.Addr().String(), roots: roots, unblock: serveQUIC}
 }
 
 func testCtx(t *testing.T) context.Context {
@@ -144,7 +146,7 @@ func TestDialProtocols(t *testing.T) {
 
 func TestDialFallsBackWhenUDPBlocked(t *testing.T) {
 	ts := startServer(t, pingServer{}, true)
-	c, err := Dial(testCtx(t), ts.addr, DialOptions{RootCAs: ts.roots, QUICTimeout: 300 * time.Millisecond})
+	c, err := Dial(testCtx(t), ts.addr, DialOptions{RootCAs: ts.roots, QUICTimeout: 300 * time.Millisecond, memo: &fallbackMemo{now: time.Now}})
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
 	}
@@ -371,5 +373,38 @@ func TestDatagrams(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatal("no datagram echoed")
 		}
+	}
+}
+
+func TestDialRemembersBlockedQUIC(t *testing.T) {
+	ts := startServer(t, pingServer{}, true)
+	now := time.Now()
+	memo := &fallbackMemo{now: func() time.Time { return now }}
+	opts := DialOptions{RootCAs: ts.roots, QUICTimeout: 300 * time.Millisecond, memo: memo}
+	protocol := func() string {
+		t.Helper()
+		c, err := Dial(testCtx(t), ts.addr, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		ping(t, c, 1)
+		return c.(*Conn).Protocol()
+	}
+	if p := protocol(); p != ProtocolWebSocket {
+		t.Fatalf("UDP blocked: %s", p)
+	}
+	// QUIC works now, but the memo sends the next dial straight to the WebSocket.
+	ts.unblock()
+	if p := protocol(); p != ProtocolWebSocket {
+		t.Errorf("within %v of the fallback: %s, want the remembered websocket", quicBlockedFor, p)
+	}
+	// Later WebTransport is tried again, and success clears the memo.
+	now = now.Add(quicBlockedFor)
+	if p := protocol(); p != ProtocolWebTransport {
+		t.Errorf("after %v: %s, want webtransport again", quicBlockedFor, p)
+	}
+	if memo.blocked(ts.addr) {
+		t.Error("memo kept an address where WebTransport works")
 	}
 }
