@@ -202,7 +202,7 @@ func (s *Server) Status(ctx context.Context) (admin.Status, error) {
 		return admin.Status{}, internal(op, err)
 	}
 	s.mu.Lock()
-	online := len(s.sessions)
+	online := len(s.sessions) // authenticated streams
 	s.mu.Unlock()
 	return admin.Status{Domain: s.cfg.Domain, Version: s.cfg.Version, StartedMs: s.started.UnixMilli(), Users: n, OnlineSessions: online}, nil
 }

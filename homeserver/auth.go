@@ -45,9 +45,9 @@ func (s *Server) localName(user string) (string, bool) {
 // registered).
 func (ss *session) authenticate(d *storage.Device) error {
 	const op = "homeserver.authenticate"
-	ss.deviceID, ss.userName, ss.userID = d.ID, d.UserName, d.UserID
 	ss.status.Store(int32(d.Status))
-	if err := ss.s.register(ss); err != nil {
+	if err := ss.s.register(ss, d); err != nil {
+		ss.status.Store(0)
 		return err
 	}
 	var cur *storage.Device
@@ -65,7 +65,6 @@ func (ss *session) authenticate(d *storage.Device) error {
 	if err != nil {
 		ss.status.Store(0)
 		ss.s.unregister(ss)
-		ss.deviceID, ss.userName, ss.userID = "", "", 0
 		if errors.Is(err, storage.ErrNotFound) {
 			return wire.Errorf(op, wire.Code_CODE_UNAUTHENTICATED, "session no longer valid")
 		}

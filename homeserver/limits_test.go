@@ -146,8 +146,12 @@ func TestTypingAndPresence(t *testing.T) {
 func TestCloseEndsSessions(t *testing.T) {
 	h := newHarness(t, Config{})
 	alice, _ := h.firstDevice("alice")
+	anon := h.connect() // not authenticated: closed as well
+	anon.fails(ping(), wire.Code_CODE_UNAUTHENTICATED)
 	h.s.Close()
 	alice.closed(wire.Code_CODE_UNAVAILABLE)
+	anon.closed(wire.Code_CODE_UNAVAILABLE)
+	h.connect().closed(wire.Code_CODE_UNAVAILABLE) // a stream after Close
 	st, err := h.s.Status(context.Background())
 	if err != nil || st.OnlineSessions != 0 {
 		t.Fatalf("status after close %v %v", st, err)

@@ -35,7 +35,8 @@ type Server struct {
 
 	mu       sync.Mutex
 	closed   bool
-	sessions map[*session]struct{}
+	streams  map[*session]struct{} // every live stream, authenticated or not
+	sessions map[*session]struct{} // authenticated ones
 	byDevice map[string]map[*session]struct{}
 	byUser   map[int64]map[*session]struct{} // by user id
 
@@ -83,6 +84,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		limits:   newLimiters(),
 		hashSem:  make(chan struct{}, 2),
 		started:  deps.Now(),
+		streams:  map[*session]struct{}{},
 		sessions: map[*session]struct{}{},
 		byDevice: map[string]map[*session]struct{}{},
 		byUser:   map[int64]map[*session]struct{}{},
@@ -116,13 +118,31 @@ func (s *Server) Close() error {
 	return nil
 }
 
+// addStream records a new stream; false if the server is closed.
+func (s *Server) addStream(ss *session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.streams[ss] = struct{}{}
+	return true
+}
+
+func (s *Server) removeStream(ss *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.streams, ss)
+}
+
 // register adds an authenticated session to the registry.
-func (s *Server) register(ss *session) error {
+func (s *Server) register(ss *session, d *storage.Device) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return wire.Errorf("homeserver.register", wire.Code_CODE_UNAVAILABLE, "server shutting down")
 	}
+	ss.deviceID, ss.userName, ss.userID = d.ID, d.UserName, d.UserID
 	s.sessions[ss] = struct{}{}
 	if s.byDevice[ss.deviceID] == nil {
 		s.byDevice[ss.deviceID] = map[*session]struct{}{}
@@ -187,7 +207,7 @@ func (s *Server) sessionsOfUsers(ids []int64) []*session {
 func (s *Server) closeSessions(f func(*session) bool, code wire.Code, msg string) {
 	s.mu.Lock()
 	var victims []*session
-	for ss := range s.sessions {
+	for ss := range s.streams {
 		if f(ss) {
 			victims = append(victims, ss)
 		}

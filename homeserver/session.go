@@ -33,8 +33,9 @@ type session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	// Set once by the reader goroutine at authentication, before register;
-	// read-only afterwards.
+	// Set by the reader goroutine at authentication under Server.mu (the
+	// registry reads them under that lock); the session's own goroutines
+	// read them freely.
 	deviceID string
 	userName string
 	userID   int64
@@ -65,6 +66,11 @@ func (s *Server) ServeStream(ctx context.Context, rwc io.ReadWriteCloser, remote
 		replies: make(chan func(), maxPipelined),
 		eph:     make(chan *wire.ServerFrame, ephemeralQ),
 	}
+	if !s.addStream(ss) {
+		ss.end(wire.Code_CODE_UNAVAILABLE, "server shutting down")
+		return
+	}
+	defer s.removeStream(ss)
 	ss.repliesWG.Add(1)
 	go ss.replyLoop()
 	go ss.ephemeralLoop()

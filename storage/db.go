@@ -10,8 +10,22 @@ import (
 	"sync"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3" // the SQLite driver ("sqlite3")
+	"github.com/mattn/go-sqlite3"
 )
+
+// driverName is mattn/go-sqlite3 with a connect hook for the settings the
+// DSN cannot carry.
+const driverName = "sqlite3-hearth"
+
+func init() {
+	sql.Register(driverName, &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
+		// Statement journals (every UPDATE inside our savepoints writes
+		// one) and temporary b-trees stay in memory: as files they cost a
+		// file creation and writes per statement.
+		_, err := c.Exec("PRAGMA temp_store = MEMORY", nil)
+		return err
+	}})
+}
 
 // Options tunes the database. Zero values mean the defaults noted.
 type Options struct {
@@ -68,7 +82,7 @@ type DB struct {
 func Open(path string, opts Options) (*DB, error) {
 	const op = "storage.Open"
 	opts = opts.withDefaults()
-	w, err := sql.Open("sqlite3", dsn(path, opts, false))
+	w, err := sql.Open(driverName, dsn(path, opts, false))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
@@ -84,7 +98,7 @@ func Open(path string, opts Options) (*DB, error) {
 		w.Close()
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	r, err := sql.Open("sqlite3", dsn(path, opts, true))
+	r, err := sql.Open(driverName, dsn(path, opts, true))
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("%s: %w", op, err)

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -71,6 +72,12 @@ func TestPragmas(t *testing.T) {
 	}
 	if err := db.r.QueryRow(`PRAGMA busy_timeout`).Scan(&busy); err != nil || busy != 5000 {
 		t.Fatalf("reader busy_timeout %d %v", busy, err)
+	}
+	var temp int
+	for _, pool := range []*sql.DB{db.w, db.r} {
+		if err := pool.QueryRow(`PRAGMA temp_store`).Scan(&temp); err != nil || temp != 2 {
+			t.Fatalf("temp_store %d %v, want 2 (memory)", temp, err)
+		}
 	}
 	// The read pool must refuse writes.
 	if err := db.Read(context.Background(), func(tx *Tx) error {

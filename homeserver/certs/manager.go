@@ -156,15 +156,17 @@ func (m *Manager) current() (*tls.Certificate, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.deps.Now()
-	if now.Before(m.renewAt) || now.Before(m.nextRetry) {
+	if now.Before(m.renewAt) {
 		return m.cert, nil
 	}
-	if err := m.renewLocked(); err != nil {
-		m.nextRetry = now.Add(retryAfter)
-		m.log.Error("TLS leaf renewal failed", "err", err)
-		if now.After(m.cert.Leaf.NotAfter) {
-			return nil, err
+	if !now.Before(m.nextRetry) {
+		if err := m.renewLocked(); err != nil {
+			m.nextRetry = now.Add(retryAfter)
+			m.log.Error("TLS leaf renewal failed", "err", err)
 		}
+	}
+	if now.After(m.cert.Leaf.NotAfter) {
+		return nil, fmt.Errorf("certs: the TLS leaf expired at %s and could not be renewed", m.cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
 	return m.cert, nil
 }

@@ -137,5 +137,4 @@ CREATE TABLE mailbox (
   created_ms  INTEGER NOT NULL,
   PRIMARY KEY (device_id, seq)
 ) WITHOUT ROWID;
-CREATE INDEX mailbox_conv ON mailbox(device_id, conv_id, seq);
 CREATE INDEX mailbox_log ON mailbox(conv_id, conv_seq);

@@ -1,0 +1,46 @@
+package homeserver
+
+import (
+	"crypto/rand"
+	"strings"
+	"testing"
+)
+
+func TestPasswordHashDefaults(t *testing.T) {
+	s := &Server{cfg: Config{}.withDefaults(), rand: &lockedReader{r: rand.Reader}, hashSem: make(chan struct{}, 1)}
+	h, err := s.hashPassword([]byte("correct horse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(h, "$argon2id$v=19$m=19456,t=2,p=1$") {
+		t.Fatalf("hash %q does not carry the default parameters", h)
+	}
+	h2, _ := s.hashPassword([]byte("correct horse"))
+	if h == h2 {
+		t.Fatal("two hashes of one password are equal: salt missing")
+	}
+	for _, tc := range []struct {
+		hash, pw string
+		ok       bool
+		bad      bool
+	}{
+		{h, "correct horse", true, false},
+		{h, "correct horsf", false, false},
+		{h, "", false, false},
+		{"$argon2i$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA", "x", false, true},
+		{"$argon2id$v=19$m=1,t=2,p=1$c2FsdA$aGFzaA", "x", false, true},
+		{"garbage", "x", false, true},
+	} {
+		ok, err := s.verifyPassword(tc.hash, []byte(tc.pw))
+		if ok != tc.ok || (err != nil) != tc.bad {
+			t.Errorf("verify(%.20q, %q) = %v, %v", tc.hash, tc.pw, ok, err)
+		}
+	}
+	// A hash made with other parameters still verifies.
+	s.cfg.Password = PasswordParams{Time: 1, MemoryKiB: 1024, Threads: 1}
+	old, _ := s.hashPassword([]byte("pw"))
+	s.cfg.Password = PasswordParams{Time: 3, MemoryKiB: 2048, Threads: 2}
+	if ok, err := s.verifyPassword(old, []byte("pw")); !ok || err != nil {
+		t.Fatalf("old parameters: %v %v", ok, err)
+	}
+}
