@@ -1,0 +1,11 @@
+// Package mlsgroup plugs the RFC 9420 group state machine of keys/mls into
+// the client's MLS seam (client.GroupEngine, client.Group).
+//
+// A member's credential is a BasicCredential whose identity is the device
+// address user@domain/DEVICE; its signature key is the device's Ed25519
+// key listed on the user's signed device list, so every member is checked
+// by the client's CredentialValidator (identity.Validator underneath).
+// Groups use suite.Default (the hybrid ML-KEM-768+X25519 suite) unless the
+// Engine says otherwise. KeyPackage private material is kept together with
+// the KeyPackage itself, because joining needs both.
+package mlsgroup

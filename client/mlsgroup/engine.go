@@ -1,0 +1,173 @@
+package mlsgroup
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"hearth/client"
+	"hearth/keys/mls"
+	"hearth/keys/mls/codec"
+	"hearth/keys/mls/suite"
+)
+
+// Engine makes and restores keys/mls groups for the client.
+type Engine struct {
+	Suite suite.ID         // default suite.Default
+	Rand  io.Reader        // default crypto/rand
+	Now   func() time.Time // default time.Now
+}
+
+var _ client.GroupEngine = (*Engine)(nil)
+
+// New returns an Engine with the default suite.
+func New() client.GroupEngine { return &Engine{} }
+
+func (e *Engine) suite() (*suite.Suite, error) {
+	id := e.Suite
+	if id == 0 {
+		id = suite.Default
+	}
+	return suite.Lookup(id)
+}
+
+func (e *Engine) rand() io.Reader {
+	if e.Rand == nil {
+		return rand.Reader
+	}
+	return e.Rand
+}
+
+func (e *Engine) config(v client.CredentialValidator) mls.Config {
+	return mls.Config{Validator: v, Rand: e.rand(), Now: e.Now}
+}
+
+func (e *Engine) signer(s *suite.Suite, self client.Self) (*suite.Signer, error) {
+	if len(self.SignatureKey) == 0 {
+		return nil, errors.New("mlsgroup: no signature key")
+	}
+	return s.NewSigner(self.SignatureKey.Seed())
+}
+
+// NewKeyPackage makes a KeyPackage for self's device credential.
+func (e *Engine) NewKeyPackage(self client.Self) (client.KeyPackage, error) {
+	s, err := e.suite()
+	if err != nil {
+		return client.KeyPackage{}, err
+	}
+	signer, err := e.signer(s, self)
+	if err != nil {
+		return client.KeyPackage{}, err
+	}
+	opts := mls.KeyPackageOptions{}
+	if e.Now != nil {
+		opts.Now = e.Now()
+	}
+	kp, priv, err := mls.NewKeyPackage(s, e.rand(), signer, mls.BasicCredential(self.Address), opts)
+	if err != nil {
+		return client.KeyPackage{}, fmt.Errorf("mlsgroup: key package: %w", err)
+	}
+	msg := (&mls.MLSMessage{WireFormat: mls.WireKeyPackage, KeyPackage: kp}).Marshal()
+	w := codec.NewWriter(nil)
+	w.Opaque(kp.Marshal())
+	w.Opaque(priv.Marshal())
+	return client.KeyPackage{Message: msg, Ref: kp.Ref(s), Private: w.Bytes()}, nil
+}
+
+// openPrivate decodes what NewKeyPackage stored as Private.
+func openPrivate(b []byte) (*mls.KeyPackage, *mls.KeyPackagePrivate, error) {
+	r := codec.NewReader(b)
+	kpb, privb := r.Opaque(), r.Opaque()
+	if err := r.Done(); err != nil {
+		return nil, nil, fmt.Errorf("mlsgroup: stored key package: %w", err)
+	}
+	kp := new(mls.KeyPackage)
+	if err := kp.Unmarshal(kpb); err != nil {
+		return nil, nil, fmt.Errorf("mlsgroup: stored key package: %w", err)
+	}
+	priv, err := mls.UnmarshalKeyPackagePrivate(privb)
+	if err != nil {
+		return nil, nil, err
+	}
+	return kp, priv, nil
+}
+
+// Create starts a one-member group.
+func (e *Engine) Create(groupID []byte, self client.Self, v client.CredentialValidator) (client.Group, error) {
+	s, err := e.suite()
+	if err != nil {
+		return nil, err
+	}
+	signer, err := e.signer(s, self)
+	if err != nil {
+		return nil, err
+	}
+	g, err := mls.NewGroup(e.config(v), s, groupID, signer, mls.BasicCredential(self.Address), mls.GroupOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("mlsgroup: create: %w", err)
+	}
+	return &group{g: g}, nil
+}
+
+// Join opens a Welcome with whichever stored KeyPackage it is addressed to.
+func (e *Engine) Join(welcome []byte, self client.Self, private func(ref []byte) ([]byte, error), v client.CredentialValidator) (client.Group, []byte, error) {
+	refs, err := mls.WelcomeKeyPackageRefs(welcome)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mlsgroup: join: %w", err)
+	}
+	for _, ref := range refs {
+		raw, err := private(ref)
+		if err != nil {
+			continue // addressed to another device
+		}
+		kp, priv, err := openPrivate(raw)
+		if err != nil {
+			return nil, nil, err
+		}
+		g, err := mls.JoinFromWelcome(e.config(v), welcome, kp, priv, mls.JoinOptions{})
+		if err != nil {
+			return nil, nil, fmt.Errorf("mlsgroup: join: %w", err)
+		}
+		return &group{g: g}, ref, nil
+	}
+	return nil, nil, errors.New("mlsgroup: join: the Welcome names none of this device's KeyPackages")
+}
+
+// Load restores a group saved with Marshal.
+func (e *Engine) Load(state []byte, self client.Self, v client.CredentialValidator) (client.Group, error) {
+	g, err := mls.UnmarshalGroupConfig(state, e.config(v))
+	if err != nil {
+		return nil, fmt.Errorf("mlsgroup: load: %w", err)
+	}
+	return &group{g: g}, nil
+}
+
+var _ client.ExternalJoiner = (*Engine)(nil)
+
+// JoinExternal joins by external commit. keys/mls moves the new member to
+// the new epoch at once, so the returned group has nothing pending: if the
+// hub refuses the commit, the client drops the group.
+func (e *Engine) JoinExternal(groupInfo []byte, self client.Self, v client.CredentialValidator) (client.Group, client.Commit, error) {
+	var m mls.MLSMessage
+	if err := m.Unmarshal(groupInfo); err != nil || m.GroupInfo == nil {
+		return nil, client.Commit{}, fmt.Errorf("mlsgroup: external join: not a GroupInfo: %v", err)
+	}
+	s, err := suite.Lookup(m.GroupInfo.GroupContext.CipherSuite)
+	if err != nil {
+		return nil, client.Commit{}, fmt.Errorf("mlsgroup: external join: %w", err)
+	}
+	signer, err := e.signer(s, self)
+	if err != nil {
+		return nil, client.Commit{}, err
+	}
+	g, commit, err := mls.JoinExternal(e.config(v), groupInfo, signer, mls.BasicCredential(self.Address), mls.ExternalJoinOptions{Resync: true})
+	if err != nil {
+		return nil, client.Commit{}, fmt.Errorf("mlsgroup: external join: %w", err)
+	}
+	// keys/mls exports no GroupInfo of the joiner's new epoch yet, so the
+	// commit carries none; the hub's copy is refreshed by the next regular
+	// commit.
+	return &group{g: g}, client.Commit{Message: commit, Added: []string{self.Address}}, nil
+}

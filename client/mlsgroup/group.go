@@ -1,0 +1,86 @@
+package mlsgroup
+
+import (
+	"fmt"
+
+	"hearth/client"
+	"hearth/keys/mls"
+)
+
+// group adapts *mls.Group to client.Group.
+type group struct {
+	g *mls.Group
+}
+
+var _ client.Group = (*group)(nil)
+
+func (g *group) Epoch() uint64 { return g.g.Epoch() }
+
+func (g *group) Members() []string {
+	var out []string
+	for _, m := range g.g.Members() {
+		if len(m.Identity) > 0 {
+			out = append(out, string(m.Identity))
+		}
+	}
+	return out
+}
+
+func (g *group) Encrypt(plaintext []byte) ([]byte, error) {
+	return g.g.Encrypt(plaintext, nil)
+}
+
+func (g *group) Process(msg []byte) (client.Received, error) {
+	r, err := g.g.Process(msg)
+	if err != nil {
+		return client.Received{}, err
+	}
+	return client.Received{
+		Sender:      string(r.SenderIdentity),
+		Application: r.Kind == mls.ContentApplication,
+		Plaintext:   r.Plaintext,
+	}, nil
+}
+
+// Commit adds the devices of keyPackages (MLSMessage-encoded) and removes
+// the members with the given device addresses.
+func (g *group) Commit(keyPackages [][]byte, remove []string) (client.Commit, error) {
+	var opts mls.CommitOptions
+	var out client.Commit
+	for _, b := range keyPackages {
+		var m mls.MLSMessage
+		if err := m.Unmarshal(b); err != nil || m.KeyPackage == nil {
+			return out, fmt.Errorf("mlsgroup: claimed key package is not an MLSMessage(KeyPackage): %v", err)
+		}
+		opts.Add = append(opts.Add, m.KeyPackage)
+		out.Added = append(out.Added, string(m.KeyPackage.LeafNode.Credential.Identity))
+	}
+	for _, addr := range remove {
+		l, ok := g.g.LeafOf([]byte(addr))
+		if !ok {
+			continue
+		}
+		opts.Remove = append(opts.Remove, l)
+		out.Removed = append(out.Removed, addr)
+	}
+	res, err := g.g.Commit(opts)
+	if err != nil {
+		return client.Commit{}, fmt.Errorf("mlsgroup: commit: %w", err)
+	}
+	out.Message, out.Welcome, out.GroupInfo = res.Commit, res.Welcome, res.GroupInfo
+	return out, nil
+}
+
+// MergeCommit applies the pending commit. A group with none (an external
+// join, which keys/mls applies at once) has nothing to merge.
+func (g *group) MergeCommit() error {
+	if _, ok := g.g.PendingCommit(); !ok {
+		return nil
+	}
+	_, err := g.g.ApplyPendingCommit()
+	return err
+}
+
+func (g *group) DiscardCommit() { g.g.DiscardPendingCommit() }
+
+func (g *group) Marshal() ([]byte, error) { return g.g.Marshal() }
