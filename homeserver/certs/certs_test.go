@@ -330,10 +330,14 @@ func TestRenewalFailureKeepsServingAndRetries(t *testing.T) {
 		t.Fatalf("retry after %v did not renew: %v", retryAfter, err)
 	}
 	// Once the leaf has expired, a failing renewal is an error, never an
-	// expired certificate.
+	// expired certificate, also while the next retry is not yet due.
 	os.Rename(cfg.Dir, away)
 	defer os.Rename(away, cfg.Dir)
-	clock.t = got.Leaf.NotAfter.Add(time.Minute)
+	clock.t = got.Leaf.NotAfter.Add(-time.Second)
+	if _, err := m.GetCertificate(nil); err != nil {
+		t.Errorf("last second of validity: %v", err)
+	}
+	clock.Add(2 * time.Second) // expired, and within retryAfter of the failure
 	if c, err := m.GetCertificate(nil); err == nil {
 		t.Errorf("served an expired leaf (not after %v)", c.Leaf.NotAfter)
 	}
