@@ -30,6 +30,8 @@ type CommitOutput struct {
 	Welcome   []byte // MLSMessage(Welcome), nil if nobody was added
 	GroupInfo []byte // MLSMessage(GroupInfo) of the new epoch, with ratchet_tree and external_pub
 	Epoch     uint64 // the epoch the commit starts
+	// Added and Removed are the roster changes the commit makes.
+	Added, Removed []Member
 }
 
 // Result says what a processed message or applied commit did.
@@ -225,6 +227,7 @@ func (g *Group) Commit(opts CommitOptions) (*CommitOutput, error) {
 	for _, l := range pv.added {
 		res.Added = append(res.Added, memberAt(next.tree, l))
 	}
+	out.Added, out.Removed = res.Added, res.Removed
 	g.pending = &pendingCommit{next: next, out: out, result: res}
 	return &out, nil
 }
@@ -286,7 +289,8 @@ func (g *Group) ApplyPendingCommit() (*Result, error) {
 
 // DiscardPendingCommit forgets the pending commit (the hub refused it as
 // stale); the member then processes the commits it missed and commits
-// again.
+// again. Processing another member's commit for the same epoch discards
+// it too.
 func (g *Group) DiscardPendingCommit() {
 	if g.pending != nil {
 		g.pending.next.keys.Tree.Clear()

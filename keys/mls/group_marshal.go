@@ -207,6 +207,7 @@ func (d *stateReader) group(cfg Config) *Group {
 		if p.next != nil {
 			p.out.Epoch = p.next.ctx.Epoch
 		}
+		p.out.Added, p.out.Removed = p.result.Added, p.result.Removed
 		g.pending = p
 	})
 	if d.err == nil && r.Err() == nil && g.st != nil && g.signer != nil {

@@ -247,8 +247,18 @@ func TestGroupStateRoundTrip(t *testing.T) {
 	if _, err := alice.g.ApplyPendingCommit(); err != nil {
 		t.Fatal(err)
 	}
-	if bob.g, err = JoinFromWelcome(testConfig(), out.Welcome, kp, pb, JoinOptions{}); err != nil {
+	lookup := func(ref []byte) (*KeyPackagePrivate, error) {
+		if !bytes.Equal(ref, kp.Ref(s)) {
+			return nil, errors.New("unknown")
+		}
+		return pb, nil
+	}
+	var ref []byte
+	if bob.g, ref, err = JoinWelcome(testConfig(), out.Welcome, lookup, JoinOptions{}); err != nil || !bytes.Equal(ref, kp.Ref(s)) {
 		t.Fatal(err)
+	}
+	if dk, err := DecodeKeyPackage(kp.Message()); err != nil || !bytes.Equal(dk.Marshal(), kp.Marshal()) {
+		t.Fatalf("DecodeKeyPackage: %v", err)
 	}
 	early, err := alice.g.Encrypt([]byte("before"), nil)
 	if err != nil {
@@ -339,4 +349,58 @@ func TestGroupPrivateHandshake(t *testing.T) {
 	if ext := bob.g.Extensions(); len(ext) != 1 || string(ext[0].Data) != "x" {
 		t.Fatalf("extensions after GroupContextExtensions commit: %v", ext)
 	}
+}
+
+// TestGroupConcurrentCommits: two members commit in the same epoch; the
+// hub takes alice's. Bob's pending commit is discarded when he processes
+// alice's, and he commits again in the new epoch.
+func TestGroupConcurrentCommits(t *testing.T) {
+	s, _ := suite.Lookup(0xF001)
+	alice, bob, carol := newDevice(t, s, "alice@a/1"), newDevice(t, s, "bob@b/1"), newDevice(t, s, "carol@c/1")
+	var err error
+	if alice.g, err = NewGroup(testConfig(), s, []byte("g"), alice.signer, BasicCredential(alice.id), GroupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kp, priv := bob.keyPackage(t, s)
+	all := []*device{alice, bob}
+	commitAndApply(t, alice, CommitOptions{Add: []*KeyPackage{kp}}, all, []*device{bob}, []*KeyPackagePrivate{priv})
+	kpC, privC := carol.keyPackage(t, s)
+	bobOut, err := bob.g.Commit(CommitOptions{Add: []*KeyPackage{kpC}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bobOut.Added) != 1 || string(bobOut.Added[0].Identity) != carol.id {
+		t.Fatalf("CommitOutput.Added = %+v", bobOut.Added)
+	}
+	if _, err := bob.g.Commit(CommitOptions{}); !errors.Is(err, ErrPending) {
+		t.Fatalf("second pending commit: %v", err)
+	}
+	aliceOut, err := alice.g.Commit(CommitOptions{UpdatePath: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.g.ApplyPendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	// A forged commit does not discard bob's pending commit.
+	bad := append([]byte(nil), aliceOut.Commit...)
+	bad[len(bad)-5] ^= 1
+	if _, err := bob.g.Process(bad); err == nil {
+		t.Fatal("tampered commit accepted")
+	}
+	if _, ok := bob.g.PendingCommit(); !ok {
+		t.Fatal("a refused commit discarded the pending one")
+	}
+	if _, err := bob.g.Process(aliceOut.Commit); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := bob.g.PendingCommit(); ok {
+		t.Fatal("pending commit survived the winning commit")
+	}
+	if _, err := bob.g.ApplyPendingCommit(); !errors.Is(err, ErrPending) {
+		t.Fatalf("apply without pending: %v", err)
+	}
+	checkAgreement(t, all)
+	commitAndApply(t, bob, CommitOptions{Add: []*KeyPackage{kpC}}, all, []*device{carol}, []*KeyPackagePrivate{privC})
+	checkAgreement(t, []*device{alice, bob, carol})
 }

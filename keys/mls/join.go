@@ -98,6 +98,28 @@ func WelcomeKeyPackageRefs(welcome []byte) ([][]byte, error) {
 	return out, nil
 }
 
+// JoinWelcome joins from an MLSMessage(Welcome) with whichever of this
+// device's KeyPackages it names: lookup returns the private bundle (with
+// its KeyPackage) stored for a KeyPackage reference, or an error if the
+// device has none. It also returns the reference used, so the client can
+// delete that bundle (unless last resort).
+func JoinWelcome(cfg Config, welcome []byte, lookup func(ref []byte) (*KeyPackagePrivate, error),
+	opts JoinOptions) (*Group, []byte, error) {
+	refs, err := WelcomeKeyPackageRefs(welcome)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mls: join: %w", err)
+	}
+	for _, ref := range refs {
+		priv, err := lookup(ref)
+		if err != nil || priv == nil || priv.KeyPackage == nil {
+			continue
+		}
+		g, err := JoinFromWelcome(cfg, welcome, priv.KeyPackage, priv, opts)
+		return g, ref, err
+	}
+	return nil, nil, fmt.Errorf("%w: join: the Welcome names none of this device's KeyPackages", ErrMalformed)
+}
+
 // JoinFromWelcome joins a group from an MLSMessage(Welcome) addressed to
 // kp, whose private parts are kpPriv (RFC 9420 §12.4.3.1). Every member
 // of the tree is checked with cfg.Validator.

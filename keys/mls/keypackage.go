@@ -27,6 +27,9 @@ type KeyPackageOptions struct {
 // init and leaf keys and the signature key. Store it (Marshal) until the
 // KeyPackage is used by a Welcome; then delete it (unless last resort).
 type KeyPackagePrivate struct {
+	// KeyPackage is the public package these keys belong to (nil when
+	// the bundle was assembled by hand, e.g. from test vectors).
+	KeyPackage    *KeyPackage
 	Suite         suite.ID
 	InitKey       suite.HPKEPrivateKey
 	EncryptionKey suite.HPKEPrivateKey
@@ -49,6 +52,7 @@ func (k *KeyPackagePrivate) Marshal() []byte {
 	w.Opaque(k.InitKey)
 	w.Opaque(k.EncryptionKey)
 	w.Opaque(k.SignatureKey)
+	w.Optional(k.KeyPackage != nil, func(w *codec.Writer) { k.KeyPackage.marshal(w) })
 	return w.Bytes()
 }
 
@@ -56,6 +60,10 @@ func (k *KeyPackagePrivate) Marshal() []byte {
 func UnmarshalKeyPackagePrivate(b []byte) (*KeyPackagePrivate, error) {
 	r := codec.NewReader(b)
 	k := &KeyPackagePrivate{Suite: suite.ID(r.Uint16()), InitKey: r.Opaque(), EncryptionKey: r.Opaque(), SignatureKey: r.Opaque()}
+	r.Optional(func(r *codec.Reader) {
+		k.KeyPackage = new(KeyPackage)
+		k.KeyPackage.unmarshal(r)
+	})
 	if err := r.Done(); err != nil {
 		return nil, fmt.Errorf("%w: key package private bundle: %w", ErrMalformed, err)
 	}
@@ -107,7 +115,35 @@ func NewKeyPackage(s *suite.Suite, rnd io.Reader, signer *suite.Signer, cred Cre
 	if err := kp.Sign(s, signer); err != nil {
 		return nil, nil, err
 	}
-	return kp, &KeyPackagePrivate{Suite: s.ID(), InitKey: initPriv, EncryptionKey: leafPriv, SignatureKey: signer.PrivateBytes()}, nil
+	return kp, &KeyPackagePrivate{KeyPackage: kp, Suite: s.ID(), InitKey: initPriv, EncryptionKey: leafPriv,
+		SignatureKey: signer.PrivateBytes()}, nil
+}
+
+// Message returns the KeyPackage as an MLSMessage, the form published in
+// the key directory.
+func (k *KeyPackage) Message() []byte {
+	return (&MLSMessage{WireFormat: WireKeyPackage, KeyPackage: k}).Marshal()
+}
+
+// DecodeKeyPackage reads an MLSMessage(KeyPackage) (as fetched from the
+// key directory) and verifies its signatures. Whether its credential is
+// acceptable is decided when it is added (Config.Validator).
+func DecodeKeyPackage(msg []byte) (*KeyPackage, error) {
+	var m MLSMessage
+	if err := m.Unmarshal(msg); err != nil {
+		return nil, fmt.Errorf("mls: key package: %w", err)
+	}
+	if m.KeyPackage == nil {
+		return nil, fmt.Errorf("%w: not a KeyPackage message", ErrMalformed)
+	}
+	s, err := suite.Lookup(m.KeyPackage.CipherSuite)
+	if err != nil {
+		return nil, fmt.Errorf("mls: key package: %w", err)
+	}
+	if err := m.KeyPackage.Verify(s); err != nil {
+		return nil, err
+	}
+	return m.KeyPackage, nil
 }
 
 // BasicCredential returns a basic credential with the given identity

@@ -39,8 +39,12 @@ func (g *Group) Process(msg []byte) (*Result, error) {
 	}
 	switch {
 	case st.removed:
+		g.DiscardPendingCommit()
 		g.removed = true
 	case st.next != nil:
+		// Another member's commit for this epoch won at the hub: this
+		// member's pending commit (if any) is stale.
+		g.DiscardPendingCommit()
 		g.retire(st.next)
 	case st.proposal != nil:
 		g.st.proposals = append(g.st.proposals, *st.proposal)
@@ -54,9 +58,6 @@ func (g *Group) checkHandshakeEpoch(groupID []byte, epoch uint64) error {
 	}
 	if epoch != g.st.ctx.Epoch {
 		return fmt.Errorf("%w: handshake message for epoch %d, group is at %d", ErrEpoch, epoch, g.st.ctx.Epoch)
-	}
-	if g.pending != nil {
-		return fmt.Errorf("%w: apply or discard the pending commit before processing handshake messages", ErrPending)
 	}
 	return nil
 }
