@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -50,6 +51,10 @@ func (e *adminEnv) run(cmd *cobra.Command, f func(ctx context.Context, c *admin.
 	return adminError(f(ctx, c))
 }
 
+// opPrefix matches the operation names ("homeserver.UserAdd: ") that lead
+// server error messages; the CLI leaves them out.
+var opPrefix = regexp.MustCompile(`^([a-z]+\.[A-Za-z]+: )+`)
+
 // adminError shows a server error as its message and kind, without the
 // internal operation names.
 func adminError(err error) error {
@@ -57,7 +62,7 @@ func adminError(err error) error {
 	if err == nil || !errors.As(err, &we) {
 		return err
 	}
-	msg := we.Msg
+	msg := opPrefix.ReplaceAllString(we.Msg, "")
 	if msg == "" {
 		msg = err.Error()
 	}

@@ -119,3 +119,20 @@ func adminCommands(t *testing.T, s *server) {
 		t.Errorf("status: %+v", r)
 	}
 }
+
+func TestAdminErrorMessage(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{&wire.Error{Op: "admin.UserAdd", Kind: wire.Code_CODE_BAD_REQUEST, Msg: "homeserver.UserAdd: password must be 8..1024 bytes"},
+			"password must be 8..1024 bytes (bad request)"},
+		{&wire.Error{Op: "admin.UserDelete", Kind: wire.Code_CODE_NOT_FOUND, Msg: "homeserver.UserDelete: homeserver.user: user not found"},
+			"user not found"},
+		{&wire.Error{Op: "admin.Status", Kind: wire.Code_CODE_INTERNAL, Msg: "internal"}, "internal"},
+	} {
+		if got := adminError(tc.err).Error(); got != tc.want {
+			t.Errorf("adminError(%v) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+}
