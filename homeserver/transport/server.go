@@ -95,7 +95,31 @@ func (s *Server) routes(h3 bool) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, s.log, errNotFound)
 	})
-	return s.withAltSvc(mux)
+	return s.withAltSvc(s.withCORS(mux))
+}
+
+// withCORS lets web clients served from allowed origins (see checkOrigin)
+// read the REST endpoints. Requests carry a bearer token, never cookies, so
+// no credentials are allowed; preflights for the Authorization header are
+// answered here.
+func (s *Server) withCORS(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if origin == "" || !s.checkOrigin(r) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Add("Vary", "Origin")
+		w.Header().Set("Access-Control-Allow-Origin", origin)
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			w.Header().Set("Access-Control-Allow-Methods", "GET")
+			w.Header().Set("Access-Control-Allow-Headers", "Authorization")
+			w.Header().Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) withAltSvc(h http.Handler) http.Handler {

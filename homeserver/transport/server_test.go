@@ -332,3 +332,42 @@ func TestWebTransportOriginChecked(t *testing.T) {
 		}
 	}
 }
+
+func TestCORSForAllowedOrigins(t *testing.T) {
+	ts := startServer(t, Config{OriginPatterns: []string{"app.example"}}, echoStreams{})
+	base := "https://" + ts.addr
+	for _, tc := range []struct {
+		origin string
+		allow  bool
+	}{{"https://app.example", true}, {"https://evil.example", false}} {
+		pre, _ := http.NewRequest("OPTIONS", base+PathMessages, nil)
+		pre.Header.Set("Origin", tc.origin)
+		pre.Header.Set("Access-Control-Request-Method", "GET")
+		pre.Header.Set("Access-Control-Request-Headers", "authorization")
+		rsp, err := ts.httpClient().Do(pre)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rsp.Body.Close()
+		got := rsp.Header.Get("Access-Control-Allow-Origin")
+		if tc.allow && (rsp.StatusCode != 204 || got != tc.origin || rsp.Header.Get("Access-Control-Allow-Headers") != "Authorization") {
+			t.Errorf("preflight from %s: %d %v", tc.origin, rsp.StatusCode, rsp.Header)
+		}
+		if !tc.allow && got != "" {
+			t.Errorf("preflight from %s allowed", tc.origin)
+		}
+		var msgs []Message
+		req, _ := http.NewRequest("GET", base+PathMessages+"?conversation=c1@a.example&before=5", nil)
+		req.Header.Set("Origin", tc.origin)
+		req.Header.Set("Authorization", "Bearer good")
+		rsp, err = ts.httpClient().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		json.NewDecoder(rsp.Body).Decode(&msgs)
+		rsp.Body.Close()
+		if got := rsp.Header.Get("Access-Control-Allow-Origin"); (got == tc.origin) != tc.allow || len(msgs) != 1 {
+			t.Errorf("GET from %s: allow-origin %q, %d messages", tc.origin, got, len(msgs))
+		}
+	}
+}
