@@ -155,11 +155,14 @@ func (ss *session) login(m *wire.Login) (*wire.ServerFrame, error) {
 			return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "invalid link public key")
 		}
 	}
+	if len(m.GetSignatureKey()) > identity.MaxSignatureKeyLen {
+		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "signature key over %d bytes", identity.MaxSignatureKeyLen)
+	}
 	u, err := ss.s.checkCredentials(ss.ctx, m.GetUser(), []byte(m.GetPassword()))
 	if err != nil {
 		return nil, wire.E(op, err)
 	}
-	res, err := ss.s.createDevice(ss.ctx, u, name, m.GetLinkPublicKey())
+	res, err := ss.s.createDevice(ss.ctx, u, name, m.GetLinkPublicKey(), m.GetSignatureKey())
 	if err != nil {
 		return nil, wire.E(op, err)
 	}
@@ -207,7 +210,7 @@ type newDevice struct {
 
 // createDevice makes a device for u: ACTIVE and first if the user has no
 // identity key yet, PENDING with a link code otherwise.
-func (s *Server) createDevice(ctx context.Context, u *storage.User, name string, linkKey []byte) (*newDevice, error) {
+func (s *Server) createDevice(ctx context.Context, u *storage.User, name string, linkKey, sigKey []byte) (*newDevice, error) {
 	const op = "homeserver.createDevice"
 	id, err := randomCode(s.rand, deviceIDLen)
 	if err != nil {
@@ -226,7 +229,7 @@ func (s *Server) createDevice(ctx context.Context, u *storage.User, name string,
 		return nil, internal(op, err)
 	}
 	now := s.now()
-	d := &storage.Device{ID: id, UserID: u.ID, UserName: u.Name, Name: name, LinkPublicKey: linkKey, CreatedMs: now.UnixMilli()}
+	d := &storage.Device{ID: id, UserID: u.ID, UserName: u.Name, Name: name, LinkPublicKey: linkKey, SignatureKey: sigKey, CreatedMs: now.UnixMilli()}
 	first := false
 	err = s.db.Write(ctx, func(tx *storage.Tx) error {
 		_, err := tx.IdentityKey(u.ID)

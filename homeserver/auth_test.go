@@ -212,3 +212,48 @@ func TestAdminRevokeAndDelete(t *testing.T) {
 		t.Fatalf("deleted user's token: %v", e)
 	}
 }
+
+// TestSignatureKeyAndSelfApproval: the key a device registers at login is
+// shown to the approver and must be the one listed; a pending device that
+// holds the recovery key approves itself (docs/decisions/0002).
+func TestSignatureKeyAndSelfApproval(t *testing.T) {
+	h := newHarness(t, Config{})
+	a1, acct := h.firstDevice("hana")
+	lk, _ := identity.GenerateLinkKey(rand.Reader)
+	a2 := h.connect()
+	key := []byte("an ed25519 public key of 32 byte")
+	ok := a2.must(&wire.ClientFrame{Body: &wire.ClientFrame_Login{Login: &wire.Login{User: "hana", Password: "password-hana",
+		LinkPublicKey: lk.Public().Bytes(), SignatureKey: key}}}).GetLoginOk()
+	pd := a1.must(&wire.ClientFrame{Body: &wire.ClientFrame_PendingDevice{PendingDevice: &wire.PendingDevice{LinkCode: ok.LinkCode}}}).GetPendingDevice()
+	if string(pd.SignatureKey) != string(key) {
+		t.Fatalf("pending device signature key %q", pd.SignatureKey)
+	}
+	approve := func(c *client, list *wire.SignedDeviceList, bundle string) *wire.ClientFrame {
+		return &wire.ClientFrame{Body: &wire.ClientFrame_ApproveDevice{ApproveDevice: &wire.ApproveDevice{
+			DeviceId: ok.DeviceId, DeviceList: list, SealedBundle: []byte(bundle)}}}
+	}
+	saved := acct.list
+	a1.fails(approve(a1, acct.withDeviceKey(t, ok.DeviceId, []byte("some other key")), "s"), wire.Code_CODE_BAD_REQUEST)
+	acct.list = saved
+
+	// Self-approval: the pending device, holding the recovery key, signs
+	// the successor list itself and sends no bundle.
+	a2.must(&wire.ClientFrame{Body: &wire.ClientFrame_FetchDeviceList{FetchDeviceList: &wire.FetchDeviceList{User: "hana"}}})
+	a3 := h.connect()
+	lk3, _ := identity.GenerateLinkKey(rand.Reader)
+	ok3 := a3.login("hana", "password-hana", lk3.Public().Bytes())
+	saved = acct.list
+	a2.fails(&wire.ClientFrame{Body: &wire.ClientFrame_ApproveDevice{ApproveDevice: &wire.ApproveDevice{
+		DeviceId: ok3.DeviceId, DeviceList: acct.withDevice(t, ok3.DeviceId), SealedBundle: []byte("s")}}}, wire.Code_CODE_PENDING_APPROVAL)
+	acct.list = saved
+	a2.fails(approve(a2, acct.sign(t), ""), wire.Code_CODE_BAD_REQUEST) // a list without itself
+	a2.must(approve(a2, acct.withDeviceKey(t, ok.DeviceId, key), ""))
+	r := a2.must(&wire.ClientFrame{Body: &wire.ClientFrame_FetchApproval{FetchApproval: &wire.FetchApproval{}}}).GetApproval()
+	if r.Status != wire.DeviceStatus_DEVICE_STATUS_ACTIVE || len(r.SealedBundle) != 0 {
+		t.Fatalf("after self-approval: %v", r)
+	}
+	a2.must(&wire.ClientFrame{Body: &wire.ClientFrame_ListConversations{ListConversations: &wire.ListConversations{}}})
+	// An active device still needs a bundle to approve another one.
+	a1.fails(&wire.ClientFrame{Body: &wire.ClientFrame_ApproveDevice{ApproveDevice: &wire.ApproveDevice{
+		DeviceId: ok3.DeviceId, DeviceList: acct.withDevice(t, ok3.DeviceId)}}}, wire.Code_CODE_BAD_REQUEST)
+}

@@ -1,6 +1,7 @@
 package homeserver
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 
@@ -117,9 +118,17 @@ func (ss *session) publishDeviceList(m *wire.PublishDeviceList) (*wire.ServerFra
 	return okFrame(), nil
 }
 
+// approveDevice activates a pending device of the caller's user. From an
+// active device it carries the sealed bundle for the new device. A pending
+// device may approve itself (docs/decisions/0002: it holds the recovery
+// key), with no bundle: the signed list is the proof either way.
 func (ss *session) approveDevice(m *wire.ApproveDevice) (*wire.ServerFrame, error) {
 	const op = "homeserver.ApproveDevice"
-	if n := len(m.GetSealedBundle()); n == 0 || n > maxSealedBundle {
+	self := m.GetDeviceId() == ss.deviceID
+	if ss.status.Load() != int32(wire.DeviceStatus_DEVICE_STATUS_ACTIVE) && !self {
+		return nil, wire.Errorf(op, wire.Code_CODE_PENDING_APPROVAL, "a pending device can only approve itself")
+	}
+	if n := len(m.GetSealedBundle()); (n == 0 && !self) || n > maxSealedBundle {
 		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "sealed bundle must be 1..%d bytes", maxSealedBundle)
 	}
 	addr := ss.s.userAddress(ss.userName)
@@ -142,6 +151,9 @@ func (ss *session) approveDevice(m *wire.ApproveDevice) (*wire.ServerFrame, erro
 		l, err := verifyList(op, tx, addr, ss.userID, idKey, m.GetDeviceList(), target.ID, target.ID)
 		if err != nil {
 			return err
+		}
+		if listedKey, _ := l.Lookup(target.ID); len(target.SignatureKey) > 0 && !bytes.Equal(listedKey.SignatureKey, target.SignatureKey) {
+			return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "the list gives device %s another signature key than it registered", target.ID)
 		}
 		if err := putList(op, tx, ss.userID, l, m.DeviceList, ss.s.nowMs()); err != nil {
 			return err
@@ -200,7 +212,7 @@ func (ss *session) pendingDevice(m *wire.PendingDevice) (*wire.ServerFrame, erro
 		return nil, internal(op, err)
 	}
 	return &wire.ServerFrame{Body: &wire.ServerFrame_PendingDevice{PendingDevice: &wire.PendingDeviceInfo{
-		DeviceId: d.ID, Name: d.Name, LinkPublicKey: d.LinkPublicKey, CreatedMs: d.CreatedMs,
+		DeviceId: d.ID, Name: d.Name, LinkPublicKey: d.LinkPublicKey, SignatureKey: d.SignatureKey, CreatedMs: d.CreatedMs,
 	}}}, nil
 }
 

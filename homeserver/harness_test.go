@@ -291,7 +291,12 @@ func sigKey(id string) []byte { return []byte("mls-signature-key-of-" + id) }
 // withDevice returns the signed successor list including device id.
 func (a *account) withDevice(t testing.TB, id string) *wire.SignedDeviceList {
 	t.Helper()
-	next, err := a.list.WithDevice(identity.Device{DeviceID: id, SignatureKey: sigKey(id), Name: "d"}, 1)
+	return a.withDeviceKey(t, id, sigKey(id))
+}
+
+func (a *account) withDeviceKey(t testing.TB, id string, key []byte) *wire.SignedDeviceList {
+	t.Helper()
+	next, err := a.list.WithDevice(identity.Device{DeviceID: id, SignatureKey: key, Name: "d"}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

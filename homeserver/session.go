@@ -286,7 +286,8 @@ func (ss *session) gate(f *wire.ClientFrame) error {
 		return nil
 	case wire.DeviceStatus_DEVICE_STATUS_PENDING:
 		switch f.Body.(type) {
-		case *wire.ClientFrame_FetchApproval, *wire.ClientFrame_PublishKeyPackages, *wire.ClientFrame_ListDevices, *wire.ClientFrame_Ping:
+		case *wire.ClientFrame_FetchApproval, *wire.ClientFrame_PublishKeyPackages, *wire.ClientFrame_ListDevices, *wire.ClientFrame_Ping,
+			*wire.ClientFrame_FetchDeviceList, *wire.ClientFrame_ApproveDevice: // self-approval (docs/decisions/0002)
 			return nil
 		}
 		return wire.Errorf(op, wire.Code_CODE_PENDING_APPROVAL, "device waits for approval")

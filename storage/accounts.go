@@ -31,6 +31,7 @@ type Device struct {
 	Name          string
 	Status        int
 	LinkPublicKey []byte
+	SignatureKey  []byte // MLS signature public key the device registered at login
 	SealedBundle  []byte
 	TokensAfterMs int64
 	CreatedMs     int64
@@ -142,8 +143,8 @@ func (t *Tx) InsertDevice(d *Device, linkToken []byte) error {
 	if len(linkToken) > 0 {
 		lt = linkToken
 	}
-	if _, err := t.exec(`INSERT INTO devices(id, user_id, name, status, link_token, link_public_key, created_ms, last_seen_ms)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, d.ID, d.UserID, d.Name, d.Status, lt, d.LinkPublicKey, d.CreatedMs, d.CreatedMs); err != nil {
+	if _, err := t.exec(`INSERT INTO devices(id, user_id, name, status, link_token, link_public_key, signature_key, created_ms, last_seen_ms)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, d.ID, d.UserID, d.Name, d.Status, lt, d.LinkPublicKey, nullIfEmpty(d.SignatureKey), d.CreatedMs, d.CreatedMs); err != nil {
 		if isUnique(err) {
 			return wrap("storage.InsertDevice", ErrConflict)
 		}
@@ -153,11 +154,11 @@ func (t *Tx) InsertDevice(d *Device, linkToken []byte) error {
 	return wrap("storage.InsertDevice", err)
 }
 
-const deviceCols = `d.id, d.user_id, u.name, d.name, d.status, d.link_public_key, d.sealed_bundle, d.tokens_after_ms, d.created_ms, d.last_seen_ms`
+const deviceCols = `d.id, d.user_id, u.name, d.name, d.status, d.link_public_key, d.signature_key, d.sealed_bundle, d.tokens_after_ms, d.created_ms, d.last_seen_ms`
 
 func scanDevice(sc interface{ Scan(...any) error }) (*Device, error) {
 	d := &Device{}
-	if err := sc.Scan(&d.ID, &d.UserID, &d.UserName, &d.Name, &d.Status, &d.LinkPublicKey, &d.SealedBundle,
+	if err := sc.Scan(&d.ID, &d.UserID, &d.UserName, &d.Name, &d.Status, &d.LinkPublicKey, &d.SignatureKey, &d.SealedBundle,
 		&d.TokensAfterMs, &d.CreatedMs, &d.LastSeenMs); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, ErrNotFound
