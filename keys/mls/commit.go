@@ -118,34 +118,41 @@ func (g *Group) nextEpoch(pv *provisional, ac *AuthenticatedContent, priv *Priva
 }
 
 // commitProposals gathers the cached proposals this member may commit by
-// reference, then opts' proposals by value.
+// reference, then opts' proposals by value. Cached proposals that cannot
+// go together are left out, as RFC 9420 §12.2 lets a committer do: its
+// own Updates, Removes of itself or of blank leaves, a second Update of a
+// leaf, duplicate Removes, Adds of a signature key already present,
+// PSKs it cannot resolve or already has, and a cached
+// GroupContextExtensions when opts brings its own.
 func (g *Group) commitProposals(opts CommitOptions) []resolved {
-	self := uint32(g.st.priv.Self())
-	var out []resolved
-	removed := map[LeafIndex]bool{}
-	updated := map[uint32]bool{}
-	for _, c := range g.st.proposals {
-		switch p := c.p; p.Type {
-		case ProposalUpdate:
-			if c.sender.Index == self || updated[c.sender.Index] {
-				continue
-			}
-			updated[c.sender.Index] = true
-		case ProposalRemove:
-			if uint32(p.Remove) == self || removed[p.Remove] || g.st.tree.Leaf(p.Remove) == nil {
-				continue
-			}
-			removed[p.Remove] = true
-		}
-		out = append(out, resolved{p: c.p, sender: c.sender, ref: c.ref})
+	f := &proposalFilter{g: g, self: uint32(g.st.priv.Self()), removed: map[LeafIndex]bool{},
+		updated: map[uint32]bool{}, sigKeys: map[string]bool{}, psks: map[string]bool{}, gce: opts.Extensions != nil}
+	for _, l := range g.st.tree.Members() {
+		f.sigKeys[string(g.st.tree.Leaf(l).SignatureKey)] = true
 	}
-	me := Sender{Type: SenderMember, Index: self}
+	// A removal wins over an Update of the same leaf.
+	f.removing = map[LeafIndex]bool{}
+	for _, l := range opts.Remove {
+		f.removing[l] = true
+	}
+	for _, c := range g.st.proposals {
+		if c.p.Type == ProposalRemove && uint32(c.p.Remove) != f.self {
+			f.removing[c.p.Remove] = true
+		}
+	}
+	var out []resolved
+	for _, c := range g.st.proposals {
+		if f.keep(c.p, c.sender) {
+			out = append(out, resolved{p: c.p, sender: c.sender, ref: c.ref})
+		}
+	}
+	me := Sender{Type: SenderMember, Index: f.self}
 	if opts.Extensions != nil {
 		out = append(out, resolved{p: &Proposal{Type: ProposalGroupContextExtensions, GroupContextExtensions: opts.Extensions}, sender: me})
 	}
 	for _, l := range opts.Remove {
-		if !removed[l] {
-			removed[l] = true
+		if !f.removed[l] {
+			f.removed[l] = true
 			out = append(out, resolved{p: &Proposal{Type: ProposalRemove, Remove: l}, sender: me})
 		}
 	}
@@ -156,6 +163,52 @@ func (g *Group) commitProposals(opts CommitOptions) []resolved {
 		out = append(out, resolved{p: &Proposal{Type: ProposalPSK, PSK: &opts.PSKs[i]}, sender: me})
 	}
 	return out
+}
+
+// proposalFilter decides which cached proposals a commit includes.
+type proposalFilter struct {
+	g             *Group
+	self          uint32
+	removed       map[LeafIndex]bool
+	removing      map[LeafIndex]bool // leaves some Remove in the commit targets
+	updated       map[uint32]bool
+	sigKeys, psks map[string]bool
+	gce           bool
+}
+
+func (f *proposalFilter) keep(p *Proposal, sender Sender) bool {
+	switch p.Type {
+	case ProposalUpdate:
+		if sender.Index == f.self || f.updated[sender.Index] || f.removing[LeafIndex(sender.Index)] {
+			return false
+		}
+		f.updated[sender.Index] = true
+	case ProposalRemove:
+		if uint32(p.Remove) == f.self || f.removed[p.Remove] || f.g.st.tree.Leaf(p.Remove) == nil {
+			return false
+		}
+		f.removed[p.Remove] = true
+	case ProposalAdd:
+		k := string(p.Add.LeafNode.SignatureKey)
+		if f.sigKeys[k] {
+			return false
+		}
+		f.sigKeys[k] = true
+	case ProposalPSK:
+		id := *p.PSK
+		id.Nonce = nil
+		k := string(id.Marshal())
+		if _, err := f.g.pskSecret(f.g.st, []PreSharedKeyID{*p.PSK}); err != nil || f.psks[k] {
+			return false
+		}
+		f.psks[k] = true
+	case ProposalGroupContextExtensions:
+		if f.gce {
+			return false
+		}
+		f.gce = true
+	}
+	return true
 }
 
 // Commit creates a commit of the epoch's proposals and opts, signed as a

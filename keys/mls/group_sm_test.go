@@ -404,3 +404,78 @@ func TestGroupConcurrentCommits(t *testing.T) {
 	commitAndApply(t, bob, CommitOptions{Add: []*KeyPackage{kpC}}, all, []*device{carol}, []*KeyPackagePrivate{privC})
 	checkAgreement(t, []*device{alice, bob, carol})
 }
+
+// TestGroupCommitFiltersProposals: a committer leaves out cached
+// proposals that cannot go together (an Update of a leaf being removed,
+// a duplicate Remove, its own Update, a duplicate Add) and the others
+// agree on the result.
+func TestGroupCommitFiltersProposals(t *testing.T) {
+	s, _ := suite.Lookup(1)
+	devs := []*device{newDevice(t, s, "a@x/1"), newDevice(t, s, "b@x/1"), newDevice(t, s, "c@x/1"), newDevice(t, s, "d@x/1")}
+	var err error
+	if devs[0].g, err = NewGroup(testConfig(), s, []byte("g"), devs[0].signer, BasicCredential(devs[0].id), GroupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var kps []*KeyPackage
+	var privs []*KeyPackagePrivate
+	for _, d := range devs[1:3] {
+		kp, priv := d.keyPackage(t, s)
+		kps, privs = append(kps, kp), append(privs, priv)
+	}
+	commitAndApply(t, devs[0], CommitOptions{Add: kps}, devs, devs[1:3], privs)
+	a, b, c := devs[0], devs[1], devs[2]
+	kpD, privD := devs[3].keyPackage(t, s)
+	broadcast := func(from *device, msg []byte, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range devs[:3] {
+			if d != from {
+				if _, err := d.g.Process(msg); err != nil {
+					t.Fatalf("%s: %v", d.id, err)
+				}
+			}
+		}
+	}
+	m, err := c.g.ProposeUpdate()
+	broadcast(c, m, err)
+	m, err = b.g.ProposeRemove(c.g.OwnLeaf())
+	broadcast(b, m, err)
+	m, err = a.g.ProposeRemove(c.g.OwnLeaf())
+	broadcast(a, m, err)
+	m, err = a.g.ProposeUpdate()
+	broadcast(a, m, err)
+	m, err = b.g.ProposeAdd(kpD)
+	broadcast(b, m, err)
+	m, err = a.g.ProposeAdd(kpD)
+	broadcast(a, m, err)
+	out, err := a.g.Commit(CommitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msg MLSMessage
+	if err := msg.Unmarshal(out.Commit); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(msg.PublicMessage.Content.Commit.Proposals); n != 2 {
+		t.Fatalf("commit includes %d proposals, want 2 (one Remove, one Add)", n)
+	}
+	if _, err := a.g.ApplyPendingCommit(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := b.g.Process(out.Commit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Removed) != 1 || string(res.Removed[0].Identity) != c.id || len(res.Added) != 1 {
+		t.Fatalf("result %+v", res)
+	}
+	if res, err := c.g.Process(out.Commit); err != nil || !res.SelfRemoved || c.g.Active() {
+		t.Fatalf("c: %v", err)
+	}
+	if devs[3].g, err = JoinFromWelcome(testConfig(), out.Welcome, kpD, privD, JoinOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	checkAgreement(t, devs)
+}

@@ -183,6 +183,18 @@ func (g *Group) checkProposal(a *AuthenticatedContent) (*cachedProposal, error) 
 		if a.Content.Sender.Type != SenderMember {
 			return nil, fmt.Errorf("%w: Update from a non-member", ErrProposal)
 		}
+		rc, _, err := g.st.ctx.Extensions.RequiredCapabilities()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrProposal, err)
+		}
+		l := LeafIndex(a.Content.Sender.Index)
+		pol := LeafPolicy{Source: SourceUpdate, GroupID: g.st.ctx.GroupID, Leaf: l, Required: rc}
+		if err := g.st.tree.ValidateLeafNode(p.Update, pol); err != nil {
+			return nil, fmt.Errorf("%w: Update of leaf %d: %w", ErrProposal, l, err)
+		}
+		if err := g.validateMember(p.Update); err != nil {
+			return nil, err
+		}
 	case ProposalAdd:
 		rc, _, err := g.st.ctx.Extensions.RequiredCapabilities()
 		if err != nil {
