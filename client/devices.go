@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"hearth/client/store"
@@ -250,7 +251,13 @@ func (c *Client) Approve(ctx context.Context, code string) (deviceID string, err
 	if err != nil {
 		return "", err
 	}
-	info := r.GetPendingDevice()
+	return c.approvePending(ctx, r.GetPendingDevice(), rk, a, fp)
+}
+
+// approvePending lists the pending device described by info and seals the
+// identity material to its link key, once the key matches fingerprint fp.
+func (c *Client) approvePending(ctx context.Context, info *wire.PendingDeviceInfo, rk identity.RecoveryKey, a store.Account, fp string) (string, error) {
+	const op = "client.Approve"
 	linkPub, err := identity.ParseLinkPublicKey(info.GetLinkPublicKey())
 	if err != nil {
 		return "", wire.E(op, wire.Code_CODE_BAD_SIGNATURE, err)
@@ -285,7 +292,80 @@ func (c *Client) Approve(ctx context.Context, code string) (deviceID string, err
 			DeviceId: dev.Device, DeviceList: sl, SealedBundle: sealed,
 		}}}
 	})
-	return dev.Device, err
+	if err != nil {
+		return "", err
+	}
+	if c.cfg.Groups != nil {
+		actx, cancel := context.WithTimeout(ctx, addApprovedWait)
+		defer cancel()
+		if err := c.addToConversations(actx, dev.String()); err != nil {
+			// Not fatal: any member adds the device on its next send.
+			c.log.Warn("new device not yet added to conversations", "device", dev.String(), "err", err)
+		}
+	}
+	return dev.Device, nil
+}
+
+// addApprovedWait bounds how long Approve waits for the new device's
+// KeyPackages to add it to this device's conversations.
+const addApprovedWait = 20 * time.Second
+
+// addToConversations adds a just-approved device of this user to every
+// conversation this device is in, as soon as the device has published
+// KeyPackages, so that it receives what follows from the start.
+func (c *Client) addToConversations(ctx context.Context, device string) error {
+	if err := c.ensureKeyPackages(ctx); err != nil {
+		return err
+	}
+	s, err := c.session(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.CaughtUp(ctx); err != nil {
+		return err
+	}
+	var convs []string
+	c.st.View(func(tx *store.Tx) error { convs = tx.Conversations(); return nil })
+	for _, conv := range convs {
+		for {
+			err := c.reconcile(ctx, conv)
+			if err != nil && !errors.Is(err, errRedo) && !Retryable(err) {
+				return err
+			}
+			in, merr := c.isMember(conv, device)
+			if merr != nil || in {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// isMember reports whether device is in conv's group as this device holds it.
+func (c *Client) isMember(conv, device string) (bool, error) {
+	self, err := c.self()
+	if err != nil {
+		return false, err
+	}
+	var in bool
+	err = c.st.View(func(tx *store.Tx) error {
+		state, err := tx.Group(conv)
+		if err != nil {
+			return err
+		}
+		g, err := c.cfg.Groups.Load(state, self, c.val)
+		if err != nil {
+			return err
+		}
+		in = slices.Contains(g.Members(), device)
+		return nil
+	})
+	return in, err
 }
 
 // Device is one of the user's devices as the server lists it, and whether

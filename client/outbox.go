@@ -64,8 +64,19 @@ func (c *Client) Flush(ctx context.Context, until string) error {
 	if err := c.ensureKeyPackages(ctx); err != nil {
 		return err
 	}
-	attempt := 0
+	attempt, synced := 0, false
 	for {
+		if !synced {
+			// Everything already in the mailbox (a Welcome, a commit) is
+			// processed before anything is encrypted.
+			if err := s.Resync(ctx); err != nil {
+				if ctx.Err() != nil || !Retryable(err) {
+					return err
+				}
+				continue
+			}
+			synced = true
+		}
 		if err := s.CaughtUp(ctx); err != nil {
 			return err
 		}

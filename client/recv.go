@@ -38,7 +38,10 @@ func (c *Client) Receive(ctx context.Context, quiet time.Duration, print func(st
 		c.log.Warn("publishing KeyPackages failed", "err", err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, connectWait)
-	err = s.CaughtUp(cctx)
+	err = s.Resync(cctx)
+	for err != nil && cctx.Err() == nil && Retryable(err) {
+		err = s.Resync(cctx)
+	}
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {

@@ -114,6 +114,31 @@ func (s *Session) CallNow(ctx context.Context, op string, f *wire.ClientFrame) (
 	return c.call(ctx, op, f)
 }
 
+// Resync asks the server for its current mailbox head (restarting pushes
+// after the last processed sequence; re-pushed entries are skipped) and
+// waits until everything up to it has been processed. Unlike CaughtUp it
+// also covers entries that arrived after the connection was set up.
+func (s *Session) Resync(ctx context.Context) error {
+	if s.cfg.Handler == nil {
+		return nil
+	}
+	c, err := s.live(ctx)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	after := s.processed
+	s.mu.Unlock()
+	r, err := c.call(ctx, "client.Sync", &wire.ClientFrame{Body: &wire.ClientFrame_Sync{Sync: &wire.Sync{AfterSeq: after}}})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.head = max(s.head, r.GetSyncOk().GetHead())
+	s.mu.Unlock()
+	return s.CaughtUp(ctx)
+}
+
 // CaughtUp waits until every mailbox entry the server announced when the
 // current connection was set up has been processed.
 func (s *Session) CaughtUp(ctx context.Context) error {
