@@ -22,7 +22,7 @@ type Config struct {
 	// long, but at least 24h, so a retry within a day always dedups.
 	Retention         time.Duration
 	RetentionInterval time.Duration // how often the retention loop runs; default 1m; < 0: no loop
-	MaxMessageBytes   int           // payload + welcome + group_info of one Send; default 256 KiB
+	MaxMessageBytes   int           // payload + welcome + group_info of one Send; default 256 KiB (less if MaxFrame is small)
 	RateLimit         RateLimit     // per-device Send limit
 	MaxMembers        int           // devices per conversation; default 1024
 	EpochWindow       uint64        // application messages accepted this many epochs back; default 2
@@ -73,7 +73,7 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	defInt(&c.MaxFrame, 1<<20)
-	defInt(&c.MaxMessageBytes, 256<<10)
+	defInt(&c.MaxMessageBytes, min(256<<10, c.MaxFrame-4096)) // room for the envelope
 	defInt(&c.MaxMembers, 1024)
 	defInt(&c.DeliveryWindow, 256)
 	defInt(&c.MaxKeyPackages, 500)

@@ -299,3 +299,34 @@ func TestHistoryAndRetention(t *testing.T) {
 		t.Fatalf("after retention: %v %v", page, err)
 	}
 }
+
+// TestDeliveryWindow: a client that does not acknowledge gets at most
+// DeliveryWindow entries; each ack opens the window by what it covers.
+func TestDeliveryWindow(t *testing.T) {
+	h := newHarness(t, Config{DeliveryWindow: 4})
+	alice, bob := twoUsers(t, h)
+	for i := 0; i < 10; i++ {
+		alice.must(appMsg(conv, fmt.Sprint("w", i), 1, "x"))
+	}
+	bob.must(syncFrame(0))
+	ds := bob.deliveries(4)
+	if ds[3].Seq != 4 {
+		t.Fatalf("window: last seq %d", ds[3].Seq)
+	}
+	bob.noDelivery() // the window is full
+	bob.must(ackFrame(2))
+	if ds = bob.deliveries(2); ds[0].Seq != 5 || ds[1].Seq != 6 {
+		t.Fatalf("after ack 2: %d, %d", ds[0].Seq, ds[1].Seq)
+	}
+	bob.noDelivery()
+	bob.must(ackFrame(6))
+	if ds = bob.deliveries(4); ds[3].Seq != 10 {
+		t.Fatalf("after ack 6: last %d", ds[3].Seq)
+	}
+	alice.must(appMsg(conv, "w10", 1, "x"))
+	bob.noDelivery() // 7..10 unacknowledged: full again
+	bob.must(ackFrame(10))
+	if d := bob.deliveries(1)[0]; d.Seq != 11 {
+		t.Fatalf("after ack 10: %d", d.Seq)
+	}
+}

@@ -32,8 +32,9 @@ func (b *bucket) take(now time.Time, rate float64, burst int) (bool, time.Durati
 // limiters holds per-key token buckets (key: kind + device id), shared by
 // every session of a device. Idle buckets are dropped when full again.
 type limiters struct {
-	mu sync.Mutex
-	m  map[string]*bucket
+	mu     sync.Mutex
+	m      map[string]*bucket
+	pruned time.Time
 }
 
 func newLimiters() *limiters { return &limiters{m: map[string]*bucket{}} }
@@ -47,7 +48,8 @@ func (l *limiters) allow(key string, now time.Time, rate float64, burst int) (bo
 		l.m[key] = b
 	}
 	ok, wait := b.take(now, rate, burst)
-	if len(l.m) > 10000 {
+	if len(l.m) > 10000 && now.Sub(l.pruned) > time.Minute {
+		l.pruned = now
 		for k, v := range l.m {
 			if now.Sub(v.last) > time.Minute {
 				delete(l.m, k)

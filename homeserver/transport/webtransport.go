@@ -2,13 +2,11 @@ package transport
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"net/url"
 	"path"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/webtransport-go"
@@ -43,16 +41,18 @@ func (s *Server) serveWebTransport(w http.ResponseWriter, r *http.Request) {
 	s.serveSession(sess.Context(), newWTConn(sess, str), sess.RemoteAddr().String())
 }
 
-// wtConn is a session's control stream as an io.ReadWriteCloser. Closing it
-// ends the stream (FIN after any queued data) and then the session: at once
-// when the peer has already finished its side, otherwise when the peer
-// closes the session after reading the rest (Close waits for that, at most
-// lingerTimeout).
+// wtConn is a session's control stream as an io.ReadWriteCloser.
+//
+// Closing a WebTransport session resets its streams, dropping whatever the
+// peer had not yet read, and the close travels on another stream than the
+// data, so it can overtake the data. The rule that prevents loss: the
+// client closes the session, and only after it has read the server's FIN.
+// So Close here sends FIN after any queued data and waits for the client
+// to close the session (at most lingerTimeout, then closes it itself).
 type wtConn struct {
-	sess    *webtransport.Session
-	str     *webtransport.Stream
-	readEOF atomic.Bool
-	once    sync.Once
+	sess *webtransport.Session
+	str  *webtransport.Stream
+	once sync.Once
 }
 
 // DatagramConn is implemented by control streams that can also carry
@@ -73,13 +73,7 @@ func newWTConn(sess *webtransport.Session, str *webtransport.Stream) *wtConn {
 	return &wtConn{sess: sess, str: str}
 }
 
-func (c *wtConn) Read(p []byte) (int, error) {
-	n, err := c.str.Read(p)
-	if errors.Is(err, io.EOF) {
-		c.readEOF.Store(true)
-	}
-	return n, err
-}
+func (c *wtConn) Read(p []byte) (int, error) { return c.str.Read(p) }
 
 func (c *wtConn) Write(p []byte) (int, error) { return c.str.Write(p) }
 
@@ -94,13 +88,6 @@ func (c *wtConn) ReceiveDatagram(ctx context.Context) ([]byte, error) {
 func (c *wtConn) Close() error {
 	c.once.Do(func() {
 		c.str.Close()
-		if c.readEOF.Load() {
-			c.str.CancelRead(0)
-			c.sess.CloseWithError(0, "")
-			return
-		}
-		// Wait for the peer (bounded), so that shutdown, which closes the
-		// QUIC connections after the sessions, does not cut the last frames.
 		t := time.NewTimer(lingerTimeout)
 		defer t.Stop()
 		select {
