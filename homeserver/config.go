@@ -73,7 +73,7 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	defInt(&c.MaxFrame, 1<<20)
-	defInt(&c.MaxMessageBytes, min(256<<10, c.MaxFrame-4096)) // room for the envelope
+	defInt(&c.MaxMessageBytes, min(256<<10, c.MaxFrame/2)) // room for the envelope
 	defInt(&c.MaxMembers, 1024)
 	defInt(&c.DeliveryWindow, 256)
 	defInt(&c.MaxKeyPackages, 500)

@@ -59,7 +59,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if len(deps.SigningKey) != ed25519.PrivateKeySize {
 		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "signing key must be an Ed25519 private key")
 	}
-	if cfg.MaxFrame < 8192 || cfg.MaxMessageBytes > cfg.MaxFrame-4096 {
+	if cfg.MaxFrame < 4096 || cfg.MaxMessageBytes > cfg.MaxFrame-1024 {
 		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "MaxMessageBytes %d does not fit in MaxFrame %d", cfg.MaxMessageBytes, cfg.MaxFrame)
 	}
 	if deps.Log == nil {

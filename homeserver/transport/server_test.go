@@ -42,16 +42,41 @@ func TestWebTransportRoundTrip(t *testing.T) {
 		t.Fatalf("echo %q, want %q", got, msg)
 	}
 	waitSessions(t, ts.Server, 1)
-	// The client finishes its side; the echo server sees EOF, closes, and
-	// the server ends the session: the client reads EOF and the session ends.
+	// The client finishes its side; the echo server sees EOF and closes its
+	// side; the client reads EOF and, as clients do, closes the session.
 	str.Close()
 	if rest, err := io.ReadAll(str); err != nil || len(rest) != 0 {
 		t.Fatalf("after close: %q, %v", rest, err)
 	}
-	select {
-	case <-sess.Context().Done():
-	case <-ctx.Done():
-		t.Fatal("server did not close the session")
+	sess.CloseWithError(0, "")
+	waitSessions(t, ts.Server, 0)
+}
+
+// burstStreams writes burstSize bytes after the first byte read and ends
+// the session at once: the last frames before a server-side close.
+type burstStreams struct{}
+
+const burstSize = 256 << 10
+
+func (burstStreams) ServeStream(ctx context.Context, rwc io.ReadWriteCloser, remote string) {
+	defer rwc.Close()
+	if _, err := rwc.Read(make([]byte, 1)); err != nil {
+		return
+	}
+	rwc.Write(bytes.Repeat([]byte{7}, burstSize))
+}
+
+func TestServerCloseLosesNoData(t *testing.T) {
+	ts := startServer(t, Config{}, burstStreams{})
+	ctx := testCtx(t)
+	for i := range 10 {
+		sess, str := ts.dialWT(t, ctx)
+		str.Write([]byte{1})
+		got, err := io.ReadAll(str)
+		if err != nil || len(got) != burstSize {
+			t.Fatalf("session %d: read %d bytes, %v; want %d then EOF", i, len(got), err, burstSize)
+		}
+		sess.CloseWithError(0, "")
 	}
 	waitSessions(t, ts.Server, 0)
 }
