@@ -74,3 +74,61 @@ func FuzzUnmarshalGroup(f *testing.F) {
 		}
 	})
 }
+
+// FuzzJoinFromWelcome: arbitrary Welcome bytes for a real KeyPackage are
+// refused without panic; the real Welcome joins.
+func FuzzJoinFromWelcome(f *testing.F) {
+	s, _ := suite.Lookup(1)
+	alice, bob := newDevice(f, s, "alice@a/1"), newDevice(f, s, "bob@b/1")
+	var err error
+	if alice.g, err = NewGroup(testConfig(), s, []byte("fuzz"), alice.signer, BasicCredential(alice.id), GroupOptions{}); err != nil {
+		f.Fatal(err)
+	}
+	kp, priv := bob.keyPackage(f, s)
+	out, err := alice.g.Commit(CommitOptions{Add: []*KeyPackage{kp}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(out.Welcome)
+	f.Add(out.GroupInfo)
+	f.Fuzz(func(t *testing.T, welcome []byte) {
+		g, err := JoinFromWelcome(testConfig(), welcome, kp, priv, JoinOptions{})
+		if err == nil && g.Epoch() != out.Epoch {
+			t.Fatalf("joined at epoch %d", g.Epoch())
+		}
+	})
+}
+
+// FuzzJoinExternal: arbitrary GroupInfo bytes are refused without panic.
+func FuzzJoinExternal(f *testing.F) {
+	s, _ := suite.Lookup(1)
+	alice, dave := newDevice(f, s, "alice@a/1"), newDevice(f, s, "dave@d/1")
+	var err error
+	if alice.g, err = NewGroup(testConfig(), s, []byte("fuzz"), alice.signer, BasicCredential(alice.id), GroupOptions{}); err != nil {
+		f.Fatal(err)
+	}
+	out, err := alice.g.Commit(CommitOptions{UpdatePath: true})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(out.GroupInfo)
+	f.Fuzz(func(t *testing.T, gi []byte) {
+		if g, commit, err := JoinExternal(testConfig(), gi, dave.signer, BasicCredential(dave.id), ExternalJoinOptions{}); err == nil {
+			if g == nil || len(commit) == 0 {
+				t.Fatal("success without group or commit")
+			}
+		}
+	})
+}
+
+// FuzzDecodeKeyPackage: KeyPackages fetched from the directory.
+func FuzzDecodeKeyPackage(f *testing.F) {
+	s, _ := suite.Lookup(0xF001)
+	kp, _ := newDevice(f, s, "a@b/1").keyPackage(f, s)
+	f.Add(kp.Message())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if k, err := DecodeKeyPackage(b); err == nil && !bytes.Equal(k.Message(), b) {
+			t.Fatal("accepted KeyPackage re-encodes differently")
+		}
+	})
+}
