@@ -178,6 +178,15 @@ func (s *Server) checkCredentials(ctx context.Context, user string, pw []byte) (
 	const op = "homeserver.checkCredentials"
 	badCreds := wire.Errorf(op, wire.Code_CODE_BAD_CREDENTIALS, "wrong user or password")
 	local, ok := s.localName(user)
+	// Guessing is limited per account name across all streams, for known
+	// and unknown names alike (no enumeration through the limiter).
+	key := "login:" + local
+	if !ok {
+		key = "login:?" + strings.ToLower(user)
+	}
+	if allowed, wait := s.limits.allow(key, s.now(), loginPerUserPerSec, loginPerUserBurst); !allowed {
+		return nil, &wire.Error{Op: op, Kind: wire.Code_CODE_RATE_LIMITED, Msg: "too many login attempts", RetryAfter: max(wait.Milliseconds(), 1)}
+	}
 	var u *storage.User
 	var err error
 	if ok {
@@ -238,6 +247,11 @@ func (s *Server) createDevice(ctx context.Context, u *storage.User, name string,
 			first = true
 		case err != nil:
 			return err
+		}
+		if n, err := tx.CountLiveDevices(u.ID); err != nil {
+			return err
+		} else if n >= s.cfg.MaxDevices {
+			return wire.Errorf(op, wire.Code_CODE_LIMIT, "the account has %d devices; revoke one first", n)
 		}
 		var lt []byte
 		if first {

@@ -28,6 +28,7 @@ type Config struct {
 	EpochWindow       uint64        // application messages accepted this many epochs back; default 2
 	DeliveryWindow    int           // unacknowledged deliveries in flight per session; default 256
 	MaxKeyPackages    int           // stored single-use KeyPackages per device; default 500
+	MaxDevices        int           // pending + active devices per user; default 100
 	Password          PasswordParams
 	Version           string // reported by Status; default "dev"
 }
@@ -77,6 +78,7 @@ func (c Config) withDefaults() Config {
 	defInt(&c.MaxMembers, 1024)
 	defInt(&c.DeliveryWindow, 256)
 	defInt(&c.MaxKeyPackages, 500)
+	defInt(&c.MaxDevices, 100)
 	defInt(&c.RateLimit.Burst, 100)
 	if c.RateLimit.PerSecond <= 0 {
 		c.RateLimit.PerSecond = 50

@@ -18,7 +18,7 @@ import (
 // does. Seeds include an authenticated session so the fuzzer reaches the
 // request handlers.
 func FuzzServeStream(f *testing.F) {
-	h := newHarness(f, Config{MaxFrame: 64 << 10, MaxMessageBytes: 32 << 10})
+	h := newHarness(f, Config{MaxFrame: 64 << 10, MaxMessageBytes: 32 << 10, MaxDevices: 1 << 30})
 	h.addUser("fuzz")
 	login := frameBytes(f, &wire.ClientFrame{Id: 1, Body: &wire.ClientFrame_Login{Login: &wire.Login{User: "fuzz", Password: "password-fuzz"}}})
 	seeds := [][]byte{
@@ -37,6 +37,7 @@ func FuzzServeStream(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
+		h.clock.Add(time.Minute) // refill the login limiter so seeds keep reaching the handlers
 		srv, cli := net.Pipe()
 		done := make(chan struct{})
 		go func() {

@@ -14,13 +14,15 @@ import (
 )
 
 const (
-	maxPipelined = 128             // Send/Ack requests awaiting their commit per session
-	ephemeralQ   = 64              // queued typing/presence pushes per session; more are dropped
-	closeGrace   = 2 * time.Second // how long SessionClosed may take to write
-	loginPerSec  = 1.0             // per-stream Login/Refresh/Hello attempts
-	loginBurst   = 5
-	typingPerSec = 2.0 // per-device typing and presence signals
-	typingBurst  = 10
+	maxPipelined       = 128             // Send/Ack requests awaiting their commit per session
+	ephemeralQ         = 64              // queued typing/presence pushes per session; more are dropped
+	closeGrace         = 2 * time.Second // how long SessionClosed may take to write
+	loginPerSec        = 1.0             // per-stream Login/Refresh/Hello attempts
+	loginBurst         = 5
+	loginPerUserPerSec = 0.2 // per account name, across streams
+	loginPerUserBurst  = 10
+	typingPerSec       = 2.0 // per-device typing and presence signals
+	typingBurst        = 10
 )
 
 // session serves one client control stream.

@@ -207,6 +207,13 @@ func (t *Tx) Devices(userID int64) ([]*Device, error) {
 	return ds, wrap("storage.Devices", rows.Err())
 }
 
+// CountLiveDevices returns how many pending or active devices a user has.
+func (t *Tx) CountLiveDevices(userID int64) (int, error) {
+	var n int
+	err := t.row(`SELECT COUNT(*) FROM devices WHERE user_id = ? AND status IN (1, 2)`, []any{userID}, &n)
+	return n, wrap("storage.CountLiveDevices", err)
+}
+
 // ApproveDevice marks a pending device active, stores the sealed bundle for
 // it and forgets its link token. ErrNotFound if it is not pending.
 func (t *Tx) ApproveDevice(id string, sealed []byte) error {

@@ -52,16 +52,21 @@ func TestWebTransportRoundTrip(t *testing.T) {
 	waitSessions(t, ts.Server, 0)
 }
 
-// burstStreams writes burstSize bytes after the first byte read and ends
-// the session at once: the last frames before a server-side close.
+// burstStreams reads the first byte (byte 0: then also until the client's
+// FIN), writes burstSize bytes and ends the session at once: the last
+// frames before a server-side close.
 type burstStreams struct{}
 
 const burstSize = 256 << 10
 
 func (burstStreams) ServeStream(ctx context.Context, rwc io.ReadWriteCloser, remote string) {
 	defer rwc.Close()
-	if _, err := rwc.Read(make([]byte, 1)); err != nil {
+	b := make([]byte, 1)
+	if _, err := io.ReadFull(rwc, b); err != nil {
 		return
+	}
+	if b[0] == 0 {
+		io.Copy(io.Discard, rwc)
 	}
 	rwc.Write(bytes.Repeat([]byte{7}, burstSize))
 }
@@ -71,7 +76,12 @@ func TestServerCloseLosesNoData(t *testing.T) {
 	ctx := testCtx(t)
 	for i := range 10 {
 		sess, str := ts.dialWT(t, ctx)
-		str.Write([]byte{1})
+		// Even sessions: the client has finished its side before the server
+		// writes and closes; odd: the client is still open.
+		str.Write([]byte{byte(i % 2)})
+		if i%2 == 0 {
+			str.Close()
+		}
 		got, err := io.ReadAll(str)
 		if err != nil || len(got) != burstSize {
 			t.Fatalf("session %d: read %d bytes, %v; want %d then EOF", i, len(got), err, burstSize)
