@@ -80,6 +80,9 @@ func (g *Group) processCommit(a *AuthenticatedContent, res *Result) (*staged, er
 		if err := pv.tree.ValidateLeafNode(&path.LeafNode, pol); err != nil {
 			return nil, fmt.Errorf("mls: commit path leaf: %w", err)
 		}
+		if err := supportsExtensions(&path.LeafNode, pv.ctx.Extensions, rc); err != nil {
+			return nil, fmt.Errorf("%w: commit path leaf: %w", ErrProposal, err)
+		}
 		if err := g.validateMember(&path.LeafNode); err != nil {
 			return nil, err
 		}

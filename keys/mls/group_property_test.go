@@ -281,4 +281,13 @@ func TestGroupRejectsBadMessages(t *testing.T) {
 	}
 	bob.g.DiscardPendingCommit()
 	unchanged("own commit", out.Commit, ErrOwnCommit)
+	// A proposal delivered twice.
+	prop, err := alice.g.ProposeUpdate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.g.Process(prop); err != nil {
+		t.Fatal(err)
+	}
+	unchanged("replayed proposal", prop, ErrProposal)
 }

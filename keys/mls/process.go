@@ -216,5 +216,9 @@ func (g *Group) checkProposal(a *AuthenticatedContent) (*cachedProposal, error) 
 	case ProposalExternalInit:
 		return nil, fmt.Errorf("%w: ExternalInit sent as a proposal", ErrProposal)
 	}
-	return &cachedProposal{ref: a.ProposalRef(g.s), p: p, sender: a.Content.Sender}, nil
+	ref := a.ProposalRef(g.s)
+	if _, dup := g.st.findProposal(ref); dup {
+		return nil, fmt.Errorf("%w: proposal %x already received (replay)", ErrProposal, ref)
+	}
+	return &cachedProposal{ref: ref, p: p, sender: a.Content.Sender}, nil
 }
