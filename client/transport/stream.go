@@ -57,15 +57,17 @@ func (c *Conn) ReceiveDatagram(ctx context.Context) ([]byte, error) {
 	return wt.sess.ReceiveDatagram(ctx)
 }
 
-// lingerTimeout bounds how long a closed stream waits for the server to
-// close the session after reading the rest.
+// lingerTimeout bounds how long Close waits for the server's FIN.
 const lingerTimeout = 3 * time.Second
 
-// wtConn is a WebTransport stream whose Close also ends the session: at
-// once when the server has finished its side (read EOF), else when the
-// server closes the session after reading the rest (Close waits for it, at
-// most lingerTimeout). Closing the session
-// closes the QUIC connection dialled for it.
+// wtConn is a WebTransport stream whose Close also ends the session.
+//
+// Closing a session resets its streams and may overtake data still in
+// flight, so the client, and only the client, closes the session, and only
+// after it has read the server's FIN (see homeserver/transport). Close sends
+// FIN, reads and discards the rest until the server's FIN (at most
+// lingerTimeout), then closes the session, which closes the QUIC connection
+// dialled for it.
 type wtConn struct {
 	sess    *webtransport.Session
 	str     *webtransport.Stream
@@ -86,17 +88,10 @@ func (c *wtConn) Write(p []byte) (int, error) { return c.str.Write(p) }
 func (c *wtConn) Close() error {
 	c.once.Do(func() {
 		c.str.Close()
-		if c.readEOF.Load() {
-			c.str.CancelRead(0)
-			c.sess.CloseWithError(0, "")
-			return
-		}
-		// Wait here, not in the background: a client often exits right after.
-		t := time.NewTimer(lingerTimeout)
-		defer t.Stop()
-		select {
-		case <-c.sess.Context().Done():
-		case <-t.C:
+		if !c.readEOF.Load() {
+			// Waits here, not in the background: a client often exits right after.
+			c.str.SetReadDeadline(time.Now().Add(lingerTimeout))
+			io.Copy(io.Discard, c.str)
 		}
 		c.sess.CloseWithError(0, "")
 	})
