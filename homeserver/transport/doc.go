@@ -21,10 +21,13 @@
 //	QUIC+TLS, CONNECT /hearth/v1 -> accept session
 //	open bidi stream, write frame-> AcceptStream  ->  ServeStream(ctx, rwc, remote)
 //	frames <->                      io.ReadWriteCloser            frames <->
-//	                                rwc.Close closes the stream and the session
+//	                                rwc.Close: FIN, then wait for the client
+//	read to FIN, close session   ->     to close the session (3 s at most)
 //
 // A QUIC stream becomes visible to the server only when the client sends
 // on it: clients always write the first frame (Login or Hello) at once.
+// Closing a session resets its streams, so only the client closes it, after
+// reading the server's FIN; otherwise the last frames could be lost.
 //
 // Shutdown(ctx) stops accepting, cancels the context every ServeStream runs
 // under (so the homeserver can tell sessions it is going away), waits for
