@@ -1,0 +1,132 @@
+package mls
+
+import (
+	"bytes"
+	"fmt"
+
+	"hearth/keys/mls/suite"
+)
+
+// Envelope is what a server can read from an MLSMessage without any group
+// secret: enough for the hub to order messages per group and epoch and to
+// follow the roster through commits (which Hearth sends as
+// PublicMessage). Nothing in it is authenticated for the server: a
+// member's commit carries a membership tag only members can check, so
+// the hub trusts a commit only as far as its TLS-authenticated sender.
+type Envelope struct {
+	WireFormat  WireFormat
+	GroupID     []byte
+	Epoch       uint64
+	ContentType ContentType // PublicMessage and PrivateMessage
+	// Sender of a PublicMessage (PrivateMessage senders are encrypted).
+	Sender *Sender
+	// For a PublicMessage commit: identities added by value (Adds and,
+	// for an external commit, the joiner), leaves removed by value, and
+	// whether proposals by reference are included (their content is in
+	// earlier proposal messages).
+	Added        [][]byte
+	Removed      []LeafIndex
+	ByReference  int
+	ExternalJoin bool
+}
+
+// Inspect decodes msg's envelope. It does not verify anything.
+func Inspect(msg []byte) (*Envelope, error) {
+	var m MLSMessage
+	if err := m.Unmarshal(msg); err != nil {
+		return nil, fmt.Errorf("mls: inspect: %w", err)
+	}
+	e := &Envelope{WireFormat: m.WireFormat}
+	switch m.WireFormat {
+	case WirePrivateMessage:
+		p := m.PrivateMessage
+		e.GroupID, e.Epoch, e.ContentType = p.GroupID, p.Epoch, p.ContentType
+	case WirePublicMessage:
+		c := &m.PublicMessage.Content
+		e.GroupID, e.Epoch, e.ContentType, e.Sender = c.GroupID, c.Epoch, c.ContentType, &c.Sender
+		if c.ContentType == ContentProposal {
+			e.addProposal(c.Proposal)
+		}
+		if c.ContentType == ContentCommit {
+			e.addCommit(c)
+		}
+	case WireGroupInfo:
+		gc := &m.GroupInfo.GroupContext
+		e.GroupID, e.Epoch = gc.GroupID, gc.Epoch
+	}
+	return e, nil
+}
+
+func (e *Envelope) addProposal(p *Proposal) {
+	switch p.Type {
+	case ProposalAdd:
+		e.Added = append(e.Added, p.Add.LeafNode.Credential.Identity)
+	case ProposalRemove:
+		e.Removed = append(e.Removed, p.Remove)
+	}
+}
+
+func (e *Envelope) addCommit(c *FramedContent) {
+	for _, p := range c.Commit.Proposals {
+		if p.Proposal == nil {
+			e.ByReference++
+			continue
+		}
+		e.addProposal(p.Proposal)
+	}
+	if c.Sender.Type == SenderNewMemberCommit && c.Commit.Path != nil {
+		e.ExternalJoin = true
+		e.Added = append(e.Added, c.Commit.Path.LeafNode.Credential.Identity)
+	}
+}
+
+// GroupInfoSummary is a verified view of a GroupInfo, for the hub that
+// keeps the latest one for external joins.
+type GroupInfoSummary struct {
+	GroupID  []byte
+	Epoch    uint64
+	Members  []Member
+	External bool // carries external_pub (usable for external commits)
+}
+
+// InspectGroupInfo decodes an MLSMessage(GroupInfo) and checks what can
+// be checked without group secrets: the signature by its signer's leaf
+// in the ratchet_tree extension and the tree hash in the GroupContext.
+func InspectGroupInfo(msg []byte) (*GroupInfoSummary, error) {
+	var m MLSMessage
+	if err := m.Unmarshal(msg); err != nil {
+		return nil, fmt.Errorf("mls: group info: %w", err)
+	}
+	gi := m.GroupInfo
+	if gi == nil {
+		return nil, fmt.Errorf("%w: not a GroupInfo", ErrMalformed)
+	}
+	s, err := suite.Lookup(gi.GroupContext.CipherSuite)
+	if err != nil {
+		return nil, fmt.Errorf("mls: group info: %w", err)
+	}
+	nodes, ok, err := gi.Extensions.RatchetTree()
+	if err != nil || !ok {
+		return nil, fmt.Errorf("%w: group info without a valid ratchet_tree", ErrMalformed)
+	}
+	tree, err := NewRatchetTree(s, nodes)
+	if err != nil {
+		return nil, err
+	}
+	signer := tree.Leaf(gi.Signer)
+	if signer == nil {
+		return nil, fmt.Errorf("%w: GroupInfo signer %d is not a member", ErrTree, gi.Signer)
+	}
+	if err := gi.Verify(s, signer.SignatureKey); err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(tree.TreeHash(), gi.GroupContext.TreeHash) {
+		return nil, fmt.Errorf("%w: tree hash does not match the GroupContext", ErrTree)
+	}
+	_, ext := gi.Extensions.Find(ExtExternalPub)
+	sum := &GroupInfoSummary{GroupID: gi.GroupContext.GroupID, Epoch: gi.GroupContext.Epoch, External: ext}
+	for _, l := range tree.Members() {
+		sum.Members = append(sum.Members, memberAt(tree, l))
+	}
+	return sum, nil
+}
