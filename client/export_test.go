@@ -19,9 +19,11 @@ func NewTestServer(t *testing.T, domain string) *TestServer {
 	return newTestServer(t, domain, homeserverConfig())
 }
 
-func (ts *testServer) AddUser(t *testing.T, name, password string) string { return ts.addUser(t, name, password) }
-func (ts *testServer) Dial() DialFunc                                        { return ts.dial }
-func (ts *testServer) DropAll()                                             { ts.dropAll() }
+func (ts *testServer) AddUser(t *testing.T, name, password string) string {
+	return ts.addUser(t, name, password)
+}
+func (ts *testServer) Dial() DialFunc { return ts.dial }
+func (ts *testServer) DropAll()       { ts.dropAll() }
 
 // SignatureKey is this device's MLS signature public key.
 func (c *Client) SignatureKey(t *testing.T) ed25519.PublicKey {

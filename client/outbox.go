@@ -85,6 +85,9 @@ func (c *Client) Flush(ctx context.Context, until string) error {
 			return err
 		}
 		err = c.sendItem(ctx, it)
+		if errors.Is(err, store.ErrNotFound) {
+			err = nil // another run on this profile sent it meanwhile
+		}
 		switch {
 		case err == nil:
 			attempt = 0
@@ -129,7 +132,9 @@ func (c *Client) failItem(it store.OutboxItem, reason error) error {
 	c.log.Warn("message not delivered", "id", it.ID, "err", reason)
 	return c.st.Update(func(tx *store.Tx) error {
 		cur, err := tx.OutboxItem(it.ID)
-		if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil // finished by another run meanwhile
+		} else if err != nil {
 			return err
 		}
 		cur.Failed = reason.Error()
@@ -171,7 +176,10 @@ func (c *Client) sendItem(ctx context.Context, it store.OutboxItem) error {
 		if _, err := tx.AddHistory(m); err != nil {
 			return err
 		}
-		return tx.DeleteOutbox(it.ID)
+		if err := tx.DeleteOutbox(it.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err // (not found: another run on this profile finished it)
+		}
+		return nil
 	})
 }
 
@@ -221,6 +229,14 @@ func (c *Client) seal(ctx context.Context, it store.OutboxItem) (store.OutboxIte
 		return it, err
 	}
 	err = c.st.Update(func(tx *store.Tx) error {
+		cur, err := tx.OutboxItem(it.ID)
+		if err != nil {
+			return err // sent meanwhile by another run on this profile
+		}
+		if cur.Payload != nil {
+			it = cur // sealed meanwhile by another run: send those bytes
+			return nil
+		}
 		g, err := c.loadGroup(tx, conv, self, c.validator(ctx, tx))
 		if err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -31,15 +32,23 @@ var (
 	kMailbox = []byte("mailbox-seq")
 )
 
-// Store is an open profile store. It is safe for concurrent use.
+// Store is a profile store. It is safe for concurrent use, also by
+// several processes: the bbolt file is opened (and locked) only while
+// transactions run, so `hearth chat recv --follow` and `hearth chat send`
+// can use one profile at the same time. Every transaction reads the state
+// the previous one (of any process) committed.
 type Store struct {
-	db *bolt.DB
+	path    string
+	timeout time.Duration
+
+	mu   sync.Mutex
+	db   *bolt.DB // open while refs > 0
+	refs int
 }
 
-// Open opens (creating if needed) the store in profile folder dir. The
-// folder is created with mode 0700 and the file with 0600. Only one process
-// may hold a profile open at a time; Open waits up to timeout for another
-// process to release it.
+// Open prepares the store in profile folder dir, creating the folder (mode
+// 0700) and the file (0600) if needed. A transaction waits up to timeout
+// for another process's transaction to finish.
 func Open(dir string, timeout time.Duration) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: create profile folder: %w", err)
@@ -47,32 +56,54 @@ func Open(dir string, timeout time.Duration) (*Store, error) {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	db, err := bolt.Open(filepath.Join(dir, FileName), 0o600, &bolt.Options{Timeout: timeout})
-	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, fmt.Errorf("store: profile %s is in use by another process", dir)
-		}
-		return nil, fmt.Errorf("store: open: %w", err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	s := &Store{path: filepath.Join(dir, FileName), timeout: timeout}
+	err := s.Update(func(t *Tx) error {
 		for _, b := range [][]byte{bAccount, bKeys, bGroups, bOutbox, bOutIDs, bHistory, bSync} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
+			if _, err := t.tx.CreateBucketIfNotExists(b); err != nil {
+				return fmt.Errorf("store: create buckets: %w", err)
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("store: create buckets: %w", err)
+		return nil, err
 	}
-	return &Store{db: db}, nil
+	return s, nil
 }
 
-// Close closes the store.
-func (s *Store) Close() error { return s.db.Close() }
+// Close releases the store. Transactions already running finish first.
+func (s *Store) Close() error { return nil }
 
-// Tx is one read-write transaction; see Update.
+// acquire opens the file (taking its lock) unless a transaction of this
+// process has it open already.
+func (s *Store) acquire() (*bolt.DB, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		db, err := bolt.Open(s.path, 0o600, &bolt.Options{Timeout: s.timeout})
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("store: profile %s stayed busy in another process for %v", filepath.Dir(s.path), s.timeout)
+		} else if err != nil {
+			return nil, fmt.Errorf("store: open: %w", err)
+		}
+		s.db = db
+	}
+	s.refs++
+	return s.db, nil
+}
+
+// release closes the file (dropping its lock) after the last transaction.
+func (s *Store) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refs--
+	if s.refs == 0 {
+		s.db.Close()
+		s.db = nil
+	}
+}
+
+// Tx is one transaction; see Update and View.
 type Tx struct {
 	tx *bolt.Tx
 }
@@ -80,12 +111,22 @@ type Tx struct {
 // Update runs fn in one read-write transaction. Its changes become durable
 // (fsynced) together when fn returns nil, and are discarded otherwise.
 func (s *Store) Update(fn func(*Tx) error) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+	db, err := s.acquire()
+	if err != nil {
+		return err
+	}
+	defer s.release()
+	return db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
 }
 
 // View runs fn in a read-only transaction. fn must not call write methods.
 func (s *Store) View(fn func(*Tx) error) error {
-	return s.db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+	db, err := s.acquire()
+	if err != nil {
+		return err
+	}
+	defer s.release()
+	return db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
 }
 
 func u64key(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }

@@ -259,12 +259,44 @@ func TestInboxQueue(t *testing.T) {
 	}
 }
 
-func TestProfileInUse(t *testing.T) {
+func TestTwoStoresShareAProfile(t *testing.T) {
 	dir := t.TempDir()
-	s := open(t, dir)
-	defer s.Close()
-	_, err := Open(dir, 50*time.Millisecond)
-	if err == nil || !strings.Contains(err.Error(), "in use") {
-		t.Fatalf("second Open = %v, want in-use error", err)
+	a, b := open(t, dir), open(t, dir) // as two processes would
+	defer a.Close()
+	defer b.Close()
+	for i := uint64(1); i <= 4; i++ {
+		s := a
+		if i%2 == 0 {
+			s = b
+		}
+		if err := s.Update(func(tx *Tx) error { return tx.SetMailboxSeq(i) }); err != nil {
+			t.Fatalf("update %d: %v", i, err)
+		}
+	}
+	// Each sees what the other committed.
+	for _, s := range []*Store{a, b} {
+		s.View(func(tx *Tx) error {
+			if got := tx.MailboxSeq(); got != 4 {
+				t.Errorf("seq = %d, want 4", got)
+			}
+			return nil
+		})
+	}
+	// While one holds a transaction open, the other waits; past its timeout it says so.
+	short, err := Open(dir, 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	held := make(chan struct{})
+	go a.Update(func(tx *Tx) error { close(held); <-release; return nil })
+	<-held
+	err = short.View(func(tx *Tx) error { return nil })
+	close(release)
+	if err == nil || !strings.Contains(err.Error(), "busy") {
+		t.Fatalf("view while another store holds the file = %v, want busy error", err)
+	}
+	if err := b.View(func(tx *Tx) error { return nil }); err != nil {
+		t.Fatalf("after release: %v", err)
 	}
 }
