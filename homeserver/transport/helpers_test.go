@@ -53,6 +53,12 @@ type tokenHistory struct {
 	lastLimit int
 }
 
+func (h *tokenHistory) limit() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.lastLimit
+}
+
 func (h *tokenHistory) History(ctx context.Context, token, conv string, before uint64, limit int) ([]*wire.Delivery, error) {
 	h.mu.Lock()
 	h.lastLimit = limit

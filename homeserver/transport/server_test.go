@@ -199,7 +199,7 @@ func TestRESTMessages(t *testing.T) {
 			t.Errorf("field %s = %v, want %v", k, m[k], v)
 		}
 	}
-	if got := ts.deps.History.(*tokenHistory).lastLimit; got != 100 {
+	if got := ts.deps.History.(*tokenHistory).limit(); got != 100 {
 		t.Errorf("limit 1000 reached the HistoryServer as %d, want the cap 100", got)
 	}
 	// The same endpoint over HTTP/3.
