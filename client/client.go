@@ -50,7 +50,8 @@ type Client struct {
 // ErrNotLoggedIn is returned when the profile has no account yet.
 var ErrNotLoggedIn = errors.New("client: profile is not logged in (run `hearth chat login` first)")
 
-// Open opens the profile store. It holds the profile exclusively until Close.
+// Open opens the profile store. Several runs (processes) may use one
+// profile at once; the store serializes their transactions.
 func Open(cfg Config) (*Client, error) {
 	if cfg.Profile == "" || cfg.Dial == nil {
 		return nil, fmt.Errorf("client: a profile folder and a dialer are required")

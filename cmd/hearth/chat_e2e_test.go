@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -427,4 +428,111 @@ func TestChatMessagingE2E(t *testing.T) {
 	if got := sameHistory(t, []*profile{a1, a2, b1}, []string{bobAddr, bobAddr, aliceAddr}); got != 5 {
 		t.Fatalf("history has %d messages, want 5", got)
 	}
+}
+
+// follower is a running `recv --follow --json`.
+type follower struct {
+	cmd   *exec.Cmd
+	lines chan chatMsg
+	done  chan error
+}
+
+func follow(t *testing.T, p *profile) *follower {
+	t.Helper()
+	f := &follower{lines: make(chan chatMsg, 100), done: make(chan error, 1)}
+	f.cmd = exec.Command(hearthBin, "chat", "--profile", p.dir, "recv", "--follow", "--json")
+	var stderr bytes.Buffer
+	f.cmd.Stderr = &stderr
+	out, err := f.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var m chatMsg
+			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+				t.Errorf("follow printed %q: %v", sc.Text(), err)
+				continue
+			}
+			f.lines <- m
+		}
+		f.done <- f.cmd.Wait()
+		close(f.lines)
+	}()
+	t.Cleanup(func() { f.cmd.Process.Kill() })
+	return f
+}
+
+// next returns the next printed message, failing after a minute.
+func (f *follower) next(t *testing.T) chatMsg {
+	t.Helper()
+	select {
+	case m, ok := <-f.lines:
+		if !ok {
+			t.Fatal("recv --follow ended")
+		}
+		return m
+	case <-time.After(60 * time.Second):
+		t.Fatal("recv --follow printed nothing for a minute")
+		return chatMsg{}
+	}
+}
+
+// TestChatFollowAndKilledSends: `recv --follow` and `send` share a profile;
+// sends killed at random points are delivered exactly once by a later run.
+func TestChatFollowAndKilledSends(t *testing.T) {
+	_, a1, b1 := newMessagingNet(t)
+	f := follow(t, b1)
+	a1.must(t, "", "send", bobAddr, "first")
+	if m := f.next(t); m.Text != "first" || m.From != aliceAddr {
+		t.Fatalf("follow printed %+v", m)
+	}
+	b1.must(t, "", "send", aliceAddr, "reply while following") // same profile as the follower
+	expectRecv(t, a1, bobAddr+":reply while following")
+
+	// Kill sends at different moments: before, during and after the server saw them.
+	for i := range 8 {
+		cmd := exec.Command(hearthBin, "chat", "--profile", a1.dir, "send", bobAddr, fmt.Sprintf("killed %d", i))
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(30+i*60) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+	}
+	a1.must(t, "", "recv", "--timeout", "1s") // a later run flushes the outbox
+	hist := parseMsgs(t, a1.must(t, "", "history", bobAddr, "--json"))
+	var want []string
+	for _, m := range hist {
+		if strings.HasPrefix(m.Text, "killed ") {
+			want = append(want, m.ID)
+		}
+	}
+	var got []string
+	for len(got) < len(want) {
+		if m := f.next(t); strings.HasPrefix(m.Text, "killed ") {
+			got = append(got, m.ID)
+		}
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("bob got %v, alice's history has %v", got, want)
+	}
+	// Nothing more arrives (no duplicate), and every queued message was sent.
+	select {
+	case m := <-f.lines:
+		t.Fatalf("extra message %+v", m)
+	case <-time.After(2 * time.Second):
+	}
+	if out := a1.must(t, "", "history", bobAddr); strings.Count(out, "killed") != len(want) {
+		t.Fatalf("history and delivered counts differ:\n%s", out)
+	}
+	f.cmd.Process.Signal(syscall.SIGINT)
+	if err := <-f.done; err != nil {
+		t.Fatalf("recv --follow after SIGINT: %v", err)
+	}
+	t.Logf("%d of 8 killed sends had been queued; each delivered once", len(want))
 }
