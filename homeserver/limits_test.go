@@ -139,6 +139,19 @@ func TestTypingAndPresence(t *testing.T) {
 			break
 		}
 	}
+	// Alice comes back: she is told bob is online; bob hears she is.
+	a2 := h.connect()
+	a2.hello(alice.access)
+	for {
+		if p := a2.push().GetPresence(); p != nil && p.User == "bob@"+testDomain && p.State == wire.PresenceState_PRESENCE_STATE_ONLINE {
+			break
+		}
+	}
+	for {
+		if p := bob.push().GetPresence(); p != nil && p.User == "alice@"+testDomain && p.State == wire.PresenceState_PRESENCE_STATE_ONLINE {
+			break
+		}
+	}
 	eve, _ := h.firstDevice("eve")
 	eve.fails(&wire.ClientFrame{Body: &wire.ClientFrame_Typing{Typing: &wire.Typing{ConversationId: conv, Typing: true}}}, wire.Code_CODE_NOT_MEMBER)
 }

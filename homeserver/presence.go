@@ -49,9 +49,18 @@ func (p *MemoryPresence) Get(user string) (wire.PresenceState, int64) {
 	return e.state, e.at
 }
 
-// userOnline marks a user online when one of its active devices connects.
+// userOnline marks a user online when one of its active devices connects,
+// and tells that session who of its peers is online or away.
 func (s *Server) userOnline(ss *session) {
-	s.setPresence(ss, wire.PresenceState_PRESENCE_STATE_ONLINE)
+	for _, p := range s.setPresence(ss, wire.PresenceState_PRESENCE_STATE_ONLINE) {
+		if p.UserID == ss.userID {
+			continue
+		}
+		addr := s.userAddress(p.Name)
+		if st, at := s.presence.Get(addr); st == wire.PresenceState_PRESENCE_STATE_ONLINE || st == wire.PresenceState_PRESENCE_STATE_AWAY {
+			ss.pushEphemeral(&wire.ServerFrame{Body: &wire.ServerFrame_Presence{Presence: &wire.PresenceEvent{User: addr, State: st, LastActiveMs: at}}})
+		}
+	}
 }
 
 // userOffline marks a user offline when its last session ends.
@@ -60,23 +69,28 @@ func (s *Server) userOffline(ss *session) {
 }
 
 // setPresence records a state and pushes it (lossy) to the online sessions
-// of every user sharing a conversation with this user.
-func (s *Server) setPresence(ss *session, st wire.PresenceState) {
+// of every user sharing a conversation with this user; it returns those users.
+func (s *Server) setPresence(ss *session, st wire.PresenceState) []storage.Peer {
 	addr := s.userAddress(ss.userName)
 	now := s.nowMs()
 	s.presence.Set(addr, st, now)
-	var peers []int64
+	var peers []storage.Peer
 	err := s.db.Read(context.Background(), func(tx *storage.Tx) (err error) { peers, err = tx.ConversationPeers(ss.userID); return err })
 	if err != nil {
 		s.log.Warn("presence: peers lookup failed", "err", err)
-		return
+		return nil
+	}
+	ids := make([]int64, len(peers))
+	for i, p := range peers {
+		ids[i] = p.UserID
 	}
 	ev := &wire.ServerFrame{Body: &wire.ServerFrame_Presence{Presence: &wire.PresenceEvent{User: addr, State: st, LastActiveMs: now}}}
-	for _, o := range s.sessionsOfUsers(peers) {
+	for _, o := range s.sessionsOfUsers(ids) {
 		if o != ss && o.status.Load() == int32(wire.DeviceStatus_DEVICE_STATUS_ACTIVE) {
 			o.pushEphemeral(ev)
 		}
 	}
+	return peers
 }
 
 func (ss *session) setPresence(m *wire.SetPresence) (*wire.ServerFrame, error) {

@@ -150,27 +150,34 @@ func (t *Tx) CountMembers(convID string) (int, error) {
 	return n, wrap("storage.CountMembers", err)
 }
 
-// ConversationPeers lists the distinct local user ids that have a device
-// in some conversation with one of userID's devices (userID included).
-func (t *Tx) ConversationPeers(userID int64) ([]int64, error) {
-	rows, err := t.query(`SELECT DISTINCT d2.user_id FROM devices d1
+// Peer is a local user sharing a conversation with another.
+type Peer struct {
+	UserID int64
+	Name   string
+}
+
+// ConversationPeers lists the distinct local users that have a device in
+// some conversation with one of userID's devices (userID included).
+func (t *Tx) ConversationPeers(userID int64) ([]Peer, error) {
+	rows, err := t.query(`SELECT DISTINCT u.id, u.name FROM devices d1
 		JOIN conversation_members m1 ON m1.device_id = d1.id
 		JOIN conversation_members m2 ON m2.conv_id = m1.conv_id
 		JOIN devices d2 ON d2.id = m2.device_id
+		JOIN users u ON u.id = d2.user_id
 		WHERE d1.user_id = ?`, userID)
 	if err != nil {
 		return nil, wrap("storage.ConversationPeers", err)
 	}
 	defer rows.Close()
-	var ids []int64
+	var ps []Peer
 	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
+		var p Peer
+		if err := rows.Scan(&p.UserID, &p.Name); err != nil {
 			return nil, wrap("storage.ConversationPeers", err)
 		}
-		ids = append(ids, id)
+		ps = append(ps, p)
 	}
-	return ids, wrap("storage.ConversationPeers", rows.Err())
+	return ps, wrap("storage.ConversationPeers", rows.Err())
 }
 
 // AddMember puts a device on the roster as of epoch.
