@@ -178,13 +178,25 @@ func propSeed(t *testing.T) uint64 {
 }
 
 // TestGroupRandomSchedule runs a random schedule of adds, removes,
-// updates and messages over 50 devices and checks after every commit
-// that all members agree on the epoch authenticator.
+// updates and messages over 50 devices (suite 1; 12 devices on the
+// slower hybrid suite 0xF001) and checks after every commit that all
+// members agree on the epoch authenticator.
 func TestGroupRandomSchedule(t *testing.T) {
-	s, _ := suite.Lookup(1)
 	seed := propSeed(t)
+	for _, c := range []struct {
+		id           suite.ID
+		devices, ops int
+	}{{1, 50, 120}, {0xF001, 12, 40}} {
+		t.Run(c.id.String(), func(t *testing.T) {
+			s, _ := suite.Lookup(c.id)
+			randomSchedule(t, s, seed, c.devices, c.ops)
+		})
+	}
+}
+
+func randomSchedule(t *testing.T, s *suite.Suite, seed uint64, devices, steps int) {
 	w := &propWorld{t: t, s: s, rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
-	for i := range 50 {
+	for i := range devices {
 		w.pool = append(w.pool, newDevice(t, s, fmt.Sprintf("user%d@example/1", i)))
 	}
 	g, err := NewGroup(testConfig(), s, []byte("prop"), w.pool[0].signer, BasicCredential(w.pool[0].id), GroupOptions{})
@@ -194,10 +206,10 @@ func TestGroupRandomSchedule(t *testing.T) {
 	w.pool[0].g = g
 	ops := []func(){w.add, w.add, w.remove, w.update, w.message, w.message}
 	commits := 0
-	for step := 0; step < 120; step++ {
+	for range steps {
 		op := w.rnd.IntN(len(ops))
 		ops[op]()
-		if op != 4 && op != 5 {
+		if op < 4 {
 			commits++
 		}
 		checkAgreement(t, w.pool)
@@ -206,7 +218,7 @@ func TestGroupRandomSchedule(t *testing.T) {
 		t.Fatalf("schedule too tame: %d members, %d removals", len(w.members()), len(w.formerStates))
 	}
 	t.Logf("%d steps, %d commits, %d messages, %d members at the end, %d removals",
-		120, commits, w.msgs, len(w.members()), len(w.formerStates))
+		steps, commits, w.msgs, len(w.members()), len(w.formerStates))
 }
 
 // TestGroupRejectsBadMessages: tampered, replayed, wrong-group and
