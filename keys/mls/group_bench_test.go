@@ -77,6 +77,17 @@ func BenchmarkGroupCommitPath1024(b *testing.B) {
 					creator.g.DiscardPendingCommit()
 				}
 			})
+			b.Run("save-restore", func(b *testing.B) {
+				var size int
+				for range b.N {
+					state := mustMarshal(b, member.g)
+					size = len(state)
+					if _, err := UnmarshalGroup(state, AcceptAll{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(size), "state-bytes")
+			})
 			b.Run("process", func(b *testing.B) {
 				out, err := creator.g.Commit(CommitOptions{UpdatePath: true})
 				if err != nil {

@@ -27,7 +27,7 @@ func (g *Group) Marshal() ([]byte, error) {
 	writeEpochState(w, g.st)
 	writeList(w, g.past, func(w *codec.Writer, p *pastEpoch) {
 		w.Opaque(p.ctx.Marshal())
-		w.Opaque(p.tree.Marshal())
+		writeMembers(w, p.members)
 		w.Opaque(p.keys.SenderDataSecret)
 		w.Opaque(p.keys.Tree.Marshal())
 	})
@@ -192,7 +192,7 @@ func (d *stateReader) group(cfg Config) *Group {
 		defer d.use(r)()
 		p := &pastEpoch{}
 		d.context(&p.ctx)
-		p.tree = d.tree()
+		p.members = readMembers(r)
 		p.keys = d.privateKeys()
 		return p
 	})

@@ -39,11 +39,22 @@ type resumptionPSK struct {
 }
 
 // pastEpoch keeps what is needed to read application messages of an
-// epoch just left.
+// epoch just left: its GroupContext (signed over), its members' signature
+// keys and identities (not the whole tree, which is much larger), and its
+// message keys.
 type pastEpoch struct {
-	ctx  GroupContext
-	tree *RatchetTree
-	keys PrivateKeys
+	ctx     GroupContext
+	members []Member // non-blank leaves, ascending
+	keys    PrivateKeys
+}
+
+func (e *pastEpoch) member(l LeafIndex) (Member, bool) {
+	for _, m := range e.members {
+		if m.Leaf == l {
+			return m, true
+		}
+	}
+	return Member{}, false
 }
 
 func (e *pastEpoch) clear() {
@@ -96,7 +107,11 @@ func (e *epochState) findProposal(ref []byte) (*cachedProposal, bool) {
 // retire moves the current epoch into g.past and installs next.
 func (g *Group) retire(next *epochState) {
 	old := g.st
-	g.past = append([]*pastEpoch{{ctx: old.ctx, tree: old.tree, keys: old.keys}}, g.past...)
+	past := &pastEpoch{ctx: old.ctx, keys: old.keys}
+	for _, l := range old.tree.Members() {
+		past.members = append(past.members, memberAt(old.tree, l))
+	}
+	g.past = append([]*pastEpoch{past}, g.past...)
 	for len(g.past) > g.cfg.KeepEpochs {
 		g.past[len(g.past)-1].clear()
 		g.past = g.past[:len(g.past)-1]

@@ -113,13 +113,17 @@ func (g *Group) processPrivate(p *PrivateMessage) (*staged, error) {
 	if !bytes.Equal(p.GroupID, g.st.ctx.GroupID) {
 		return nil, ErrGroup
 	}
-	ctx, tree, keys := &g.st.ctx, g.st.tree, g.st.keys
+	ctx, keys := &g.st.ctx, g.st.keys
+	sender := func(l LeafIndex) (Member, bool) {
+		m := memberAt(g.st.tree, l)
+		return m, m.SignatureKey != nil
+	}
 	if p.Epoch != g.st.ctx.Epoch {
 		past, ok := g.pastEpoch(p.Epoch)
 		if !ok || p.ContentType != ContentApplication {
 			return nil, fmt.Errorf("%w: message for epoch %d, group is at %d", ErrEpoch, p.Epoch, g.st.ctx.Epoch)
 		}
-		ctx, tree, keys = &past.ctx, past.tree, past.keys
+		ctx, keys, sender = &past.ctx, past.keys, past.member
 	} else if p.ContentType != ContentApplication {
 		if err := g.checkHandshakeEpoch(p.GroupID, p.Epoch); err != nil {
 			return nil, err
@@ -127,16 +131,16 @@ func (g *Group) processPrivate(p *PrivateMessage) (*staged, error) {
 	}
 	var st *staged
 	_, err := DecryptPrivate(g.s, p, keys, func(a *AuthenticatedContent) error {
-		leaf := tree.Leaf(LeafIndex(a.Content.Sender.Index))
-		if leaf == nil {
+		m, ok := sender(LeafIndex(a.Content.Sender.Index))
+		if !ok {
 			return fmt.Errorf("%w: leaf %d", ErrSender, a.Content.Sender.Index)
 		}
-		if err := a.VerifySignature(g.s, leaf.SignatureKey, ctx); err != nil {
+		if err := a.VerifySignature(g.s, m.SignatureKey, ctx); err != nil {
 			return err
 		}
 		if a.Content.ContentType == ContentApplication {
 			st = &staged{res: &Result{Kind: ContentApplication, Epoch: g.st.ctx.Epoch, Sender: a.Content.Sender,
-				SenderIdentity: bytes.Clone(leaf.Credential.Identity), Plaintext: a.Content.ApplicationData,
+				SenderIdentity: m.Identity, Plaintext: a.Content.ApplicationData,
 				AuthenticatedData: a.Content.AuthenticatedData}}
 			return nil
 		}
