@@ -12,7 +12,7 @@ import (
 // KeyPackage through the hub's two-phase commit, bob joins from the
 // Welcome, they exchange a message, and bob saves and restores his state.
 func Example() {
-	s, _ := suite.Lookup(suite.Default) // 0xF001; suite.Mandatory is suite 1
+	s, _ := suite.Lookup(suite.Default)           // 0xF001; suite.Mandatory is suite 1
 	cfg := mls.Config{Validator: mls.AcceptAll{}} // a client passes its *identity.Validator
 
 	aliceKey, _ := s.GenerateSignatureKey(rand.Reader)
