@@ -112,12 +112,13 @@ func (db *DB) runBatch(batch []*writeReq) {
 		return
 	}
 	ran := 0
+	stmts := map[string]*sql.Stmt{} // bound to tx, shared by the batch; closed by Commit/Rollback
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			errs[i] = err
 			continue
 		}
-		ferr, broken := db.runOne(ctx, tx, r)
+		ferr, broken := db.runOne(ctx, tx, stmts, r)
 		errs[i] = ferr
 		ran++
 		if broken != nil {
@@ -147,13 +148,12 @@ func (db *DB) runBatch(batch []*writeReq) {
 // runOne runs one request inside a savepoint. It returns fn's error, and a
 // second error when the savepoint machinery failed (the transaction is
 // then broken and the whole batch must be rolled back).
-func (db *DB) runOne(ctx context.Context, tx *sql.Tx, r *writeReq) (ferr, broken error) {
+func (db *DB) runOne(ctx context.Context, tx *sql.Tx, stmts map[string]*sql.Stmt, r *writeReq) (ferr, broken error) {
 	if _, err := tx.ExecContext(ctx, "SAVEPOINT req"); err != nil {
 		return nil, fmt.Errorf("savepoint: %w", err)
 	}
-	t := &Tx{ctx: ctx, tx: tx, db: db, write: true}
+	t := &Tx{ctx: ctx, tx: tx, db: db, write: true, stmts: stmts}
 	ferr = callSafe(t, r.fn)
-	t.closeStmts()
 	if ferr != nil {
 		if _, err := tx.ExecContext(ctx, "ROLLBACK TO req"); err != nil {
 			return ferr, fmt.Errorf("rollback to savepoint: %w", err)
