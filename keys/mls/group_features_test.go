@@ -161,3 +161,31 @@ func TestGroupExternalResync(t *testing.T) {
 		t.Fatalf("old state processing the resync commit: %v", err)
 	}
 }
+
+// TestKeyPackageLastResort: a last-resort package is marked, still
+// verifies, and can be used by two Welcomes.
+func TestKeyPackageLastResort(t *testing.T) {
+	s, _ := suite.Lookup(1)
+	bob := newDevice(t, s, "bob@b/1")
+	kp, priv, err := NewKeyPackage(s, rand.Reader, bob.signer, BasicCredential(bob.id), KeyPackageOptions{LastResort: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !kp.LastResort() {
+		t.Fatal("not marked last resort")
+	}
+	dk, err := DecodeKeyPackage(kp.Message())
+	if err != nil || !dk.LastResort() {
+		t.Fatalf("decoded: %v", err)
+	}
+	for _, name := range []string{"g1", "g2"} {
+		alice := newDevice(t, s, "alice@a/1")
+		if alice.g, err = NewGroup(testConfig(), s, []byte(name), alice.signer, BasicCredential(alice.id), GroupOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		commitAndApply(t, alice, CommitOptions{Add: []*KeyPackage{dk}}, nil, []*device{bob}, []*KeyPackagePrivate{priv})
+	}
+	if plain, _, _ := NewKeyPackage(s, rand.Reader, bob.signer, BasicCredential(bob.id), KeyPackageOptions{}); plain.LastResort() {
+		t.Fatal("plain package marked last resort")
+	}
+}

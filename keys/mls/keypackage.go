@@ -13,8 +13,11 @@ import (
 type KeyPackageOptions struct {
 	Now      time.Time     // start of the lifetime (default time.Now)
 	Validity time.Duration // default 90 days
-	// Extensions are the KeyPackage's extensions (e.g. last_resort).
+	// Extensions are the KeyPackage's extensions.
 	Extensions Extensions
+	// LastResort marks the package reusable (last_resort extension): the
+	// directory hands it out when no single-use package is left.
+	LastResort bool
 	// LeafExtensions go into the leaf node; their types are added to
 	// its capabilities.
 	LeafExtensions Extensions
@@ -109,6 +112,10 @@ func NewKeyPackage(s *suite.Suite, rnd io.Reader, signer *suite.Signer, cred Cre
 	if kp.Extensions == nil {
 		kp.Extensions = Extensions{}
 	}
+	if opts.LastResort {
+		kp.Extensions = append(kp.Extensions, Extension{Type: ExtLastResort, Data: []byte{}})
+		kp.LeafNode.Capabilities.Extensions = append(kp.LeafNode.Capabilities.Extensions, ExtLastResort)
+	}
 	if err := kp.LeafNode.Sign(s, signer, nil, 0); err != nil {
 		return nil, nil, err
 	}
@@ -144,6 +151,18 @@ func DecodeKeyPackage(msg []byte) (*KeyPackage, error) {
 		return nil, err
 	}
 	return m.KeyPackage, nil
+}
+
+// ExtLastResort is the last_resort KeyPackage extension (IANA MLS
+// Extension Types 0x000A, from the MLS extensions document): the package
+// may be used more than once.
+const ExtLastResort ExtensionType = 0x000A
+
+// LastResort reports whether the KeyPackage carries last_resort, so its
+// private bundle must be kept after a Welcome uses it.
+func (k *KeyPackage) LastResort() bool {
+	_, ok := k.Extensions.Find(ExtLastResort)
+	return ok
 }
 
 // BasicCredential returns a basic credential with the given identity
