@@ -398,6 +398,15 @@ func TestChatTwoUsersE2E(t *testing.T) {
 	if got := sameHistory(t, []*profile{a1, b1}, []string{bobAddr, aliceAddr}); got != 7 {
 		t.Fatalf("history has %d messages, want 7", got)
 	}
+	// By conversation id, and the last N.
+	all := parseMsgs(t, a1.must(t, "", "history", bobAddr, "--json"))
+	last2 := parseMsgs(t, b1.must(t, "", "history", all[0].Conversation, "--json", "--limit", "2"))
+	if len(last2) != 2 || last2[0].ID != all[5].ID || last2[1].ID != all[6].ID {
+		t.Fatalf("history by id --limit 2 = %+v", last2)
+	}
+	if r := b1.chat(t, "", "history", bobAddr, "--limit", "-1"); r.code == 0 {
+		t.Error("negative --limit accepted")
+	}
 }
 
 // TestChatMessagingE2E: alice with two devices and bob with one; every
