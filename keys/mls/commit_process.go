@@ -60,6 +60,9 @@ func (g *Group) processCommit(a *AuthenticatedContent, res *Result) (*staged, er
 				return nil, fmt.Errorf("%w: external commit removes another member's leaf %d", ErrProposal, m.Leaf)
 			}
 		}
+		if l, dup := leafWithIdentity(pv.tree, path.LeafNode.Credential.Identity); dup {
+			return nil, fmt.Errorf("%w: external joiner is already member %d", ErrProposal, l)
+		}
 		leaf := path.LeafNode
 		committer = pv.tree.AddLeaf(&leaf)
 		res.Added = append(res.Added, memberAt(pv.tree, committer))

@@ -61,10 +61,12 @@ func JoinExternal(cfg Config, groupInfo []byte, signer *suite.Signer, cred Crede
 		interim: schedule.InterimTranscriptHash(s, gi.GroupContext.ConfirmedTranscriptHash, gi.ConfirmationTag)}
 	me := Sender{Type: SenderNewMemberCommit}
 	props := []resolved{{p: &Proposal{Type: ProposalExternalInit, ExternalInitKEMOutput: kemOutput}, sender: me}}
-	if opts.Resync {
-		if old, ok := g.LeafOf(cred.Identity); ok {
-			props = append(props, resolved{p: &Proposal{Type: ProposalRemove, Remove: old}, sender: me})
+	if old, ok := g.LeafOf(cred.Identity); ok {
+		if !opts.Resync {
+			return nil, nil, fmt.Errorf("%w: external join: %q is already member %d (set Resync to replace it)",
+				ErrProposal, cred.Identity, old)
 		}
+		props = append(props, resolved{p: &Proposal{Type: ProposalRemove, Remove: old}, sender: me})
 	}
 	pv, err := g.applyProposals(props, me)
 	if err != nil {

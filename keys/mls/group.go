@@ -151,14 +151,7 @@ func (g *Group) Members() []Member {
 }
 
 // LeafOf returns the leaf of the member with credential identity id.
-func (g *Group) LeafOf(id []byte) (LeafIndex, bool) {
-	for _, l := range g.st.tree.Members() {
-		if string(g.st.tree.Leaf(l).Credential.Identity) == string(id) {
-			return l, true
-		}
-	}
-	return 0, false
-}
+func (g *Group) LeafOf(id []byte) (LeafIndex, bool) { return leafWithIdentity(g.st.tree, id) }
 
 // EpochAuthenticator returns the epoch authenticator (RFC 9420 §8.7),
 // which members may compare out of band to detect a split group.

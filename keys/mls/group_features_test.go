@@ -142,6 +142,9 @@ func TestGroupExternalResync(t *testing.T) {
 	}
 	oldLeaf := bob.g.OwnLeaf()
 	fresh := &device{id: bob.id, signer: newDevice(t, s, bob.id).signer}
+	if _, _, err := JoinExternal(testConfig(), out.GroupInfo, fresh.signer, BasicCredential(bob.id), ExternalJoinOptions{}); !errors.Is(err, ErrProposal) {
+		t.Fatalf("external join of an existing member without Resync: %v", err)
+	}
 	g, commit, err := JoinExternal(testConfig(), out.GroupInfo, fresh.signer, BasicCredential(bob.id), ExternalJoinOptions{Resync: true})
 	if err != nil {
 		t.Fatal(err)
@@ -187,5 +190,18 @@ func TestKeyPackageLastResort(t *testing.T) {
 	}
 	if plain, _, _ := NewKeyPackage(s, rand.Reader, bob.signer, BasicCredential(bob.id), KeyPackageOptions{}); plain.LastResort() {
 		t.Fatal("plain package marked last resort")
+	}
+}
+
+// TestGroupRefusesDuplicateDevice: a device identity holds one leaf.
+func TestGroupRefusesDuplicateDevice(t *testing.T) {
+	s, _ := suite.Lookup(1)
+	alice, bob := twoMembers(t, s, GroupOptions{}, KeyPackageOptions{})
+	again, _ := newDevice(t, s, bob.id).keyPackage(t, s) // same identity, new keys
+	if _, err := alice.g.Commit(CommitOptions{Add: []*KeyPackage{again}}); !errors.Is(err, ErrProposal) {
+		t.Fatalf("adding an existing member: %v", err)
+	}
+	if _, err := bob.g.ProposeAdd(again); !errors.Is(err, ErrProposal) {
+		t.Fatalf("proposing an existing member: %v", err)
 	}
 }

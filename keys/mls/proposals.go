@@ -237,8 +237,15 @@ func (pv *provisional) applyAdds(g *Group) func([]resolved, Sender) error {
 	}
 }
 
-// checkKeyPackage validates a KeyPackage to be added to tree.
+// checkKeyPackage validates a KeyPackage to be added to tree. Besides
+// RFC 9420's rules, a credential identity (a Hearth device) may hold only
+// one leaf: adding a device that is already a member is refused (a
+// device that lost its state rejoins with a Remove of its old leaf, e.g.
+// an external commit with Resync).
 func (g *Group) checkKeyPackage(tree *RatchetTree, kp *KeyPackage, rc *RequiredCapabilities) error {
+	if l, dup := leafWithIdentity(tree, kp.LeafNode.Credential.Identity); dup {
+		return fmt.Errorf("%w: Add: %q is already member %d", ErrProposal, kp.LeafNode.Credential.Identity, l)
+	}
 	if err := kp.Verify(g.s); err != nil {
 		return fmt.Errorf("%w: Add: %w", ErrProposal, err)
 	}
@@ -286,4 +293,16 @@ func (g *Group) checkPSKID(id *PreSharedKeyID) error {
 		return fmt.Errorf("%w: resumption PSK usage %d", ErrProposal, id.Usage)
 	}
 	return nil
+}
+
+func leafWithIdentity(t *RatchetTree, id []byte) (LeafIndex, bool) {
+	if len(id) == 0 {
+		return 0, false
+	}
+	for _, l := range t.Members() {
+		if string(t.Leaf(l).Credential.Identity) == string(id) {
+			return l, true
+		}
+	}
+	return 0, false
 }
