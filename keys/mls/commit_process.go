@@ -86,6 +86,11 @@ func (g *Group) processCommit(a *AuthenticatedContent, res *Result) (*staged, er
 		if err := supportsExtensions(&path.LeafNode, pv.ctx.Extensions, rc); err != nil {
 			return nil, fmt.Errorf("%w: commit path leaf: %w", ErrProposal, err)
 		}
+		if c.Sender.Type == SenderMember {
+			if err := sameIdentity(cur.tree.Leaf(committer), &path.LeafNode); err != nil {
+				return nil, err
+			}
+		}
 		if err := g.validateMember(&path.LeafNode); err != nil {
 			return nil, err
 		}

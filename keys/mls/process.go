@@ -196,6 +196,9 @@ func (g *Group) checkProposal(a *AuthenticatedContent) (*cachedProposal, error) 
 		if err := g.st.tree.ValidateLeafNode(p.Update, pol); err != nil {
 			return nil, fmt.Errorf("%w: Update of leaf %d: %w", ErrProposal, l, err)
 		}
+		if err := sameIdentity(g.st.tree.Leaf(l), p.Update); err != nil {
+			return nil, err
+		}
 		if err := g.validateMember(p.Update); err != nil {
 			return nil, err
 		}

@@ -158,6 +158,9 @@ func (pv *provisional) applyUpdates(g *Group) func([]resolved, Sender) error {
 				Leaf: l, Required: rc}); err != nil {
 				return fmt.Errorf("%w: Update of leaf %d: %w", ErrProposal, l, err)
 			}
+			if err := sameIdentity(pv.tree.Leaf(l), r.p.Update); err != nil {
+				return err
+			}
 			if err := g.validateMember(r.p.Update); err != nil {
 				return err
 			}
@@ -305,4 +308,15 @@ func leafWithIdentity(t *RatchetTree, id []byte) (LeafIndex, bool) {
 		}
 	}
 	return 0, false
+}
+
+// sameIdentity refuses a leaf replacement (Update, commit path) that
+// changes the member's credential identity: a Hearth device keeps its
+// address for as long as it is a member.
+func sameIdentity(old, leaf *LeafNode) error {
+	if old != nil && string(old.Credential.Identity) != string(leaf.Credential.Identity) {
+		return fmt.Errorf("%w: leaf replacement changes identity %q to %q", ErrProposal,
+			old.Credential.Identity, leaf.Credential.Identity)
+	}
+	return nil
 }
