@@ -205,3 +205,24 @@ func TestGroupRefusesDuplicateDevice(t *testing.T) {
 		t.Fatalf("proposing an existing member: %v", err)
 	}
 }
+
+// TestGroupUpdateKeepsIdentity: an Update that changes the device
+// identity is refused.
+func TestGroupUpdateKeepsIdentity(t *testing.T) {
+	s, _ := suite.Lookup(1)
+	_, bob := twoMembers(t, s, GroupOptions{}, KeyPackageOptions{})
+	_, pub, err := s.GenerateKeyPair(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := bob.g.OwnLeaf()
+	leaf := *bob.g.st.tree.Leaf(self)
+	leaf.EncryptionKey, leaf.Source, leaf.Lifetime, leaf.ParentHash = pub, SourceUpdate, Lifetime{}, nil
+	leaf.Credential = BasicCredential("carol@c/1")
+	if err := leaf.Sign(s, bob.signer, bob.g.GroupID(), self); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := bob.g.propose(&Proposal{Type: ProposalUpdate, Update: &leaf}); !errors.Is(err, ErrProposal) {
+		t.Fatalf("identity-changing Update: %v", err)
+	}
+}
