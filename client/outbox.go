@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -224,6 +225,9 @@ func (c *Client) seal(ctx context.Context, it store.OutboxItem) (store.OutboxIte
 	if err != nil {
 		return it, err
 	}
+	if err := c.checkReachable(conv, self); err != nil {
+		return it, err
+	}
 	pt, err := encodeBody(it.Text)
 	if err != nil {
 		return it, err
@@ -256,4 +260,31 @@ func (c *Client) seal(ctx context.Context, it store.OutboxItem) (store.OutboxIte
 		return tx.UpdateOutbox(it)
 	})
 	return it, err
+}
+
+// checkReachable refuses to encrypt for a conversation in which some other
+// user has no device at all: nobody there could ever read the message.
+func (c *Client) checkReachable(conv string, self Self) error {
+	return c.st.View(func(tx *store.Tx) error {
+		meta, err := getConversation(tx, conv)
+		if err != nil {
+			return err
+		}
+		state, err := tx.Group(conv)
+		if err != nil {
+			return err
+		}
+		g, err := c.cfg.Groups.Load(state, self, c.val)
+		if err != nil {
+			return err
+		}
+		have := peersOf(g.Members(), userOf(self.Address))
+		for _, p := range meta.Peers {
+			if !slices.Contains(have, p) {
+				return wire.Errorf("client.Send", wire.Code_CODE_NO_KEY_PACKAGES,
+					"%s has no device that can receive messages yet (no published KeyPackages)", p)
+			}
+		}
+		return nil
+	})
 }

@@ -217,3 +217,39 @@ func TestQueuedWhileServerUnreachable(t *testing.T) {
 		t.Fatalf("alice history %+v", h)
 	}
 }
+
+func TestSendToUserWithoutReachableDevice(t *testing.T) {
+	s := newServer(t)
+	alice := s.device(t, "alice")
+	// carol's only device logged in without MLS: it published no KeyPackages.
+	if _, err := s.srv.UserAdd(context.Background(), "carol", []byte("pw-carol-long"), false); err != nil {
+		t.Fatal(err)
+	}
+	carol, err := client.Open(client.Config{Profile: t.TempDir(), Dial: s.dial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer carol.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := carol.Login(ctx, client.LoginParams{User: "carol@a.example", Password: "pw-carol-long", Server: "pipe"}); !errors.Is(err, client.ErrNoE2EE) {
+		t.Fatalf("login without MLS = %v", err)
+	}
+	id, err := alice.c.Queue("carol@a.example", "anyone there?")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = alice.c.Flush(ctx, id)
+	if !errors.Is(err, client.ErrNotDelivered) || !strings.Contains(err.Error(), "no device that can receive") {
+		t.Fatalf("send to an unreachable user = %v", err)
+	}
+	var items []store.OutboxItem
+	alice.c.Store().View(func(tx *store.Tx) (err error) { items, err = tx.Outbox(); return })
+	if len(items) != 1 || items[0].Failed == "" || items[0].Payload != nil {
+		t.Fatalf("outbox = %+v, want one failed, never encrypted item", items)
+	}
+	// A later flush does not try it again.
+	if err := alice.c.Flush(ctx, ""); err != nil {
+		t.Fatalf("flush with only a failed item = %v", err)
+	}
+}
