@@ -35,13 +35,14 @@ type Server struct {
 
 	mu       sync.Mutex
 	closed   bool
-	streams  map[*session]struct{} // every live stream, authenticated or not
+	live     map[*session]struct{} // every live stream, authenticated or not
 	sessions map[*session]struct{} // authenticated ones
 	byDevice map[string]map[*session]struct{}
 	byUser   map[int64]map[*session]struct{} // by user id
 
-	stop chan struct{}
-	wg   sync.WaitGroup
+	stop    chan struct{}
+	wg      sync.WaitGroup // background loops
+	streams sync.WaitGroup // live ServeStream calls
 }
 
 var _ admin.Ops = (*Server)(nil)
@@ -84,7 +85,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		limits:   newLimiters(),
 		hashSem:  make(chan struct{}, 2),
 		started:  deps.Now(),
-		streams:  map[*session]struct{}{},
+		live:     map[*session]struct{}{},
 		sessions: map[*session]struct{}{},
 		byDevice: map[string]map[*session]struct{}{},
 		byUser:   map[int64]map[*session]struct{}{},
@@ -115,6 +116,15 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	s.closeSessions(func(*session) bool { return true }, wire.Code_CODE_UNAVAILABLE, "server shutting down")
 	s.wg.Wait()
+	// Streams end once their reader sees the close; their pending commits
+	// are answered (or fail) first. Do not wait forever on a stuck one.
+	done := make(chan struct{})
+	go func() { s.streams.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		s.log.Warn("close: streams still ending after 5s")
+	}
 	return nil
 }
 
@@ -125,14 +135,18 @@ func (s *Server) addStream(ss *session) bool {
 	if s.closed {
 		return false
 	}
-	s.streams[ss] = struct{}{}
+	s.live[ss] = struct{}{}
+	s.streams.Add(1)
 	return true
 }
 
 func (s *Server) removeStream(ss *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.streams, ss)
+	if _, ok := s.live[ss]; ok {
+		delete(s.live, ss)
+		s.streams.Done()
+	}
 }
 
 // register adds an authenticated session to the registry.
@@ -207,7 +221,7 @@ func (s *Server) sessionsOfUsers(ids []int64) []*session {
 func (s *Server) closeSessions(f func(*session) bool, code wire.Code, msg string) {
 	s.mu.Lock()
 	var victims []*session
-	for ss := range s.streams {
+	for ss := range s.live {
 		if f(ss) {
 			victims = append(victims, ss)
 		}
