@@ -2,11 +2,13 @@ package homeserver
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"testing"
 	"time"
 
 	"hearth/homeserver/wire"
+	"hearth/keys/identity"
 )
 
 const conv = "team@" + testDomain
@@ -329,4 +331,39 @@ func TestDeliveryWindow(t *testing.T) {
 	if d := bob.deliveries(1)[0]; d.Seq != 11 {
 		t.Fatalf("after ack 10: %d", d.Seq)
 	}
+}
+
+// TestExternalJoin: a new device of a user already in the group joins by
+// external commit (it reads GroupInfo, commits adding itself); a stranger
+// cannot.
+func TestExternalJoin(t *testing.T) {
+	h := newHarness(t, Config{})
+	alice, bob := twoUsers(t, h)
+	// bob's second device, approved by his first.
+	lk, _ := identity.GenerateLinkKey(rand.Reader)
+	b2 := h.connect()
+	ok := b2.login("bob", "password-bob", lk.Public().Bytes())
+	bob.must(&wire.ClientFrame{Body: &wire.ClientFrame_ApproveDevice{ApproveDevice: &wire.ApproveDevice{
+		DeviceId: ok.DeviceId, DeviceList: h.accounts["bob"].withDevice(t, ok.DeviceId), SealedBundle: []byte("s")}}})
+	b2.must(&wire.ClientFrame{Body: &wire.ClientFrame_FetchApproval{FetchApproval: &wire.FetchApproval{}}})
+	info := b2.must(&wire.ClientFrame{Body: &wire.ClientFrame_GetConversation{GetConversation: &wire.GetConversation{ConversationId: conv}}}).GetConversation()
+	if string(info.GroupInfo) != "group-info-epoch-1" {
+		t.Fatalf("group info for the joiner: %q", info.GroupInfo)
+	}
+	join := commit(conv, "join", 1, []string{b2.addr()}, nil)
+	join.GetSend().Welcome = nil
+	if ok := b2.must(join).GetSendOk(); ok.Epoch != 2 {
+		t.Fatalf("external commit: %v", ok)
+	}
+	alice.must(syncFrame(0))
+	if d := alice.deliveries(1)[0]; d.MessageId != "join" || d.Sender != b2.addr() {
+		t.Fatalf("alice got %v", d)
+	}
+	b2.must(appMsg(conv, "hi", 2, "hello from the new device"))
+
+	eve, _ := h.firstDevice("eve")
+	sneak := commit(conv, "sneak", 2, []string{eve.addr()}, nil)
+	sneak.GetSend().Welcome = nil
+	eve.fails(sneak, wire.Code_CODE_NOT_MEMBER)
+	eve.fails(&wire.ClientFrame{Body: &wire.ClientFrame_GetConversation{GetConversation: &wire.GetConversation{ConversationId: conv}}}, wire.Code_CODE_NOT_FOUND)
 }

@@ -40,6 +40,8 @@ type harness struct {
 	clock *clock
 	db    *storage.DB
 	s     *Server
+	// accounts made by firstDevice, by name
+	accounts map[string]*account
 }
 
 func newHarness(t testing.TB, cfg Config) *harness {
@@ -53,7 +55,7 @@ func newHarness(t testing.TB, cfg Config) *harness {
 		cfg.Password = PasswordParams{Time: 1, MemoryKiB: 1024, Threads: 1} // fast; the defaults are tested in password_test
 	}
 	h := &harness{t: t, path: filepath.Join(t.TempDir(), "hearth.db"), key: key, cfg: cfg,
-		clock: &clock{t: time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)}}
+		clock: &clock{t: time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)}, accounts: map[string]*account{}}
 	h.start()
 	t.Cleanup(h.stop)
 	return h
@@ -328,6 +330,7 @@ func (h *harness) firstDevice(name string) (*client, *account) {
 	h.t.Helper()
 	h.addUser(name)
 	a := newAccount(h.t, name)
+	h.accounts[name] = a
 	c := h.connect()
 	ok := c.login(name, "password-"+name, nil)
 	if !ok.FirstDevice || ok.Status != wire.DeviceStatus_DEVICE_STATUS_ACTIVE {
