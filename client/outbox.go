@@ -11,6 +11,7 @@ import (
 
 	"hearth/client/store"
 	"hearth/homeserver/wire"
+	"hearth/keys/identity"
 )
 
 // ErrNotDelivered is wrapped when a message's sending failed for good; the
@@ -43,6 +44,12 @@ func (c *Client) Queue(to, text string) (string, error) {
 		it := store.OutboxItem{ID: id, To: to, Text: text, Created: c.cfg.Now().UTC()}
 		if conv, ok := conversationFor(tx, to); ok {
 			it.Conversation = conv
+		} else if u, err := identity.ParseUser(to); err != nil {
+			return wire.E(op, wire.Code_CODE_BAD_REQUEST, err)
+		} else if u.String() == a.User {
+			return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "a conversation needs another user (your other devices see what you send)")
+		} else {
+			it.To = u.String()
 		}
 		_, err := tx.AddOutbox(it)
 		return err

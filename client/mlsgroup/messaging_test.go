@@ -148,6 +148,11 @@ func TestTwoUsersExchangeMessages(t *testing.T) {
 	alice, bob := s.device(t, "alice"), s.device(t, "bob")
 	const A, B = "alice@a.example", "bob@a.example"
 
+	for _, bad := range []string{"bob", "bob@", A, ""} {
+		if _, err := alice.c.Queue(bad, "x"); err == nil {
+			t.Errorf("Queue(%q) accepted", bad)
+		}
+	}
 	alice.send(B, "hello bob")
 	bob.recv(A + ":hello bob")
 	bob.send(A, "hi alice")
@@ -176,6 +181,11 @@ func TestTwoUsersExchangeMessages(t *testing.T) {
 	bob.recv(A + ":across a drop")
 
 	ha, hb := alice.history(B), bob.history(A)
+	var queued []store.OutboxItem
+	alice.c.Store().View(func(tx *store.Tx) (err error) { queued, err = tx.Outbox(); return })
+	if len(queued) != 0 {
+		t.Fatalf("outbox after everything was sent: %+v", queued)
+	}
 	if len(ha) != 6 || len(hb) != 6 {
 		t.Fatalf("history lengths %d, %d; want 6", len(ha), len(hb))
 	}
