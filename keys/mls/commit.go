@@ -222,67 +222,92 @@ func (g *Group) Commit(opts CommitOptions) (*CommitOutput, error) {
 		return nil, fmt.Errorf("%w: a commit is already pending", ErrPending)
 	}
 	cur := g.st
-	self := cur.priv.Self()
+	me := Sender{Type: SenderMember, Index: uint32(cur.priv.Self())}
 	props := g.commitProposals(opts)
-	me := Sender{Type: SenderMember, Index: uint32(self)}
 	pv, err := g.applyProposals(props, me)
 	if err != nil {
 		return nil, fmt.Errorf("mls: commit: %w", err)
 	}
-	priv := cur.priv.Pruned(pv.tree)
-	commit := &Commit{}
-	for _, r := range props {
-		if r.ref != nil {
-			commit.Proposals = append(commit.Proposals, ProposalOrRef{Reference: r.ref})
-		} else {
-			commit.Proposals = append(commit.Proposals, ProposalOrRef{Proposal: r.p})
-		}
-	}
-	var commitSecret []byte
-	var pathSecrets map[NodeIndex][]byte
-	if pv.pathRequired || opts.UpdatePath {
-		res, err := pv.tree.GenerateUpdatePath(g.cfg.Rand, self, *pv.tree.Leaf(self), g.signer, pv.ctx, pv.added)
-		if err != nil {
-			return nil, fmt.Errorf("mls: commit path: %w", err)
-		}
-		pv.tree, priv, commitSecret, pathSecrets = res.Tree, res.Private, res.CommitSecret, res.PathSecrets
-		pv.ctx.TreeHash = res.GroupContext.TreeHash
-		commit.Path = res.Path
+	b, err := g.buildCommit(pv, props, opts.UpdatePath || pv.pathRequired)
+	if err != nil {
+		return nil, err
 	}
 	content := &FramedContent{GroupID: cur.ctx.GroupID, Epoch: cur.ctx.Epoch, Sender: me,
-		AuthenticatedData: nonNil(opts.AuthenticatedData), ContentType: ContentCommit, Commit: commit}
+		AuthenticatedData: nonNil(opts.AuthenticatedData), ContentType: ContentCommit, Commit: b.commit}
 	ac, err := SignContent(g.s, g.signer, WirePublicMessage, content, &cur.ctx)
 	if err != nil {
 		return nil, err
 	}
-	next, ep, psk, err := g.nextEpoch(pv, ac, priv, cur.secrets.InitSecret, commitSecret)
+	next, ep, psk, err := g.nextEpoch(pv, ac, b.priv, cur.secrets.InitSecret, b.commitSecret)
 	if err != nil {
 		return nil, fmt.Errorf("mls: commit: %w", err)
 	}
+	defer ep.DropJoinerSecrets()
 	pm, err := NewPublicMessage(g.s, ac, cur.secrets.MembershipKey, &cur.ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := CommitOutput{Commit: (&MLSMessage{WireFormat: WirePublicMessage, PublicMessage: pm}).Marshal(), Epoch: next.ctx.Epoch}
-	gi, err := g.groupInfo(next, ep, ac.Auth.ConfirmationTag)
-	if err != nil {
+	out := &CommitOutput{Commit: (&MLSMessage{WireFormat: WirePublicMessage, PublicMessage: pm}).Marshal(), Epoch: next.ctx.Epoch}
+	if err := g.commitOutputs(out, next, ep, psk, ac.Auth.ConfirmationTag, pv, b.pathSecrets); err != nil {
 		return nil, err
+	}
+	res := &Result{Kind: ContentCommit, Epoch: next.ctx.Epoch, Sender: me, SenderIdentity: memberAt(cur.tree, cur.priv.Self()).Identity,
+		Updated: pv.updated, Removed: pv.removed, Added: out.Added}
+	g.pending = &pendingCommit{next: next, out: *out, result: res}
+	return out, nil
+}
+
+// builtCommit is a commit's body with the committer's new private state.
+type builtCommit struct {
+	commit       *Commit
+	priv         *PrivateTree
+	commitSecret []byte
+	pathSecrets  map[NodeIndex][]byte
+}
+
+// buildCommit lists the proposals and, if withPath, generates the path
+// (merging it into pv.tree).
+func (g *Group) buildCommit(pv *provisional, props []resolved, withPath bool) (*builtCommit, error) {
+	self := g.st.priv.Self()
+	b := &builtCommit{commit: &Commit{}, priv: g.st.priv.Pruned(pv.tree)}
+	for _, r := range props {
+		if r.ref != nil {
+			b.commit.Proposals = append(b.commit.Proposals, ProposalOrRef{Reference: r.ref})
+		} else {
+			b.commit.Proposals = append(b.commit.Proposals, ProposalOrRef{Proposal: r.p})
+		}
+	}
+	if !withPath {
+		return b, nil
+	}
+	res, err := pv.tree.GenerateUpdatePath(g.cfg.Rand, self, *pv.tree.Leaf(self), g.signer, pv.ctx, pv.added)
+	if err != nil {
+		return nil, fmt.Errorf("mls: commit path: %w", err)
+	}
+	pv.tree, pv.ctx.TreeHash = res.Tree, res.GroupContext.TreeHash
+	b.priv, b.commitSecret, b.pathSecrets, b.commit.Path = res.Private, res.CommitSecret, res.PathSecrets, res.Path
+	return b, nil
+}
+
+// commitOutputs adds the GroupInfo, the Welcome (if members were added)
+// and the roster change to out.
+func (g *Group) commitOutputs(out *CommitOutput, next *epochState, ep *schedule.Epoch, psk, tag []byte,
+	pv *provisional, pathSecrets map[NodeIndex][]byte) error {
+	gi, err := g.groupInfo(next, ep, tag)
+	if err != nil {
+		return err
 	}
 	out.GroupInfo = (&MLSMessage{WireFormat: WireGroupInfo, GroupInfo: gi}).Marshal()
 	if len(pv.added) > 0 {
 		if out.Welcome, err = g.welcome(gi, ep, psk, pv, pathSecrets); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	ep.DropJoinerSecrets()
-	res := &Result{Kind: ContentCommit, Epoch: next.ctx.Epoch, Sender: me, SenderIdentity: memberAt(cur.tree, self).Identity,
-		Updated: pv.updated, Removed: pv.removed}
 	for _, l := range pv.added {
-		res.Added = append(res.Added, memberAt(next.tree, l))
+		out.Added = append(out.Added, memberAt(next.tree, l))
 	}
-	out.Added, out.Removed = res.Added, res.Removed
-	g.pending = &pendingCommit{next: next, out: out, result: res}
-	return &out, nil
+	out.Removed = pv.removed
+	return nil
 }
 
 // groupInfo signs the GroupInfo of epoch next, carrying the ratchet tree

@@ -53,20 +53,8 @@ func (g *Group) processCommit(a *AuthenticatedContent, res *Result) (*staged, er
 		}
 		return &staged{res: res, removed: true}, nil
 	}
-	committer := LeafIndex(c.Sender.Index)
-	if c.Sender.Type == SenderNewMemberCommit {
-		for _, m := range pv.removed {
-			if string(m.Identity) != string(path.LeafNode.Credential.Identity) {
-				return nil, fmt.Errorf("%w: external commit removes another member's leaf %d", ErrProposal, m.Leaf)
-			}
-		}
-		if l, dup := leafWithIdentity(pv.tree, path.LeafNode.Credential.Identity); dup {
-			return nil, fmt.Errorf("%w: external joiner is already member %d", ErrProposal, l)
-		}
-		leaf := path.LeafNode
-		committer = pv.tree.AddLeaf(&leaf)
-		res.Added = append(res.Added, memberAt(pv.tree, committer))
-	} else if err := g.validateMember(cur.tree.Leaf(committer)); err != nil {
+	committer, err := g.committerLeaf(c, pv)
+	if err != nil {
 		return nil, err
 	}
 	priv := cur.priv.Pruned(pv.tree)
@@ -75,31 +63,9 @@ func (g *Group) processCommit(a *AuthenticatedContent, res *Result) (*staged, er
 	}
 	var commitSecret []byte
 	if path != nil {
-		rc, err := pv.required()
-		if err != nil {
+		if priv, commitSecret, err = g.processPath(c, pv, committer, priv); err != nil {
 			return nil, err
 		}
-		pol := LeafPolicy{Source: SourceCommit, GroupID: pv.ctx.GroupID, Leaf: committer, Required: rc}
-		if err := pv.tree.ValidateLeafNode(&path.LeafNode, pol); err != nil {
-			return nil, fmt.Errorf("mls: commit path leaf: %w", err)
-		}
-		if err := supportsExtensions(&path.LeafNode, pv.ctx.Extensions, rc); err != nil {
-			return nil, fmt.Errorf("%w: commit path leaf: %w", ErrProposal, err)
-		}
-		if c.Sender.Type == SenderMember {
-			if err := sameIdentity(cur.tree.Leaf(committer), &path.LeafNode); err != nil {
-				return nil, err
-			}
-		}
-		if err := g.validateMember(&path.LeafNode); err != nil {
-			return nil, err
-		}
-		pr, err := pv.tree.ProcessUpdatePath(priv, committer, path, pv.ctx, pv.added)
-		if err != nil {
-			return nil, err
-		}
-		pv.tree, priv, commitSecret = pr.Tree, pr.Private, pr.CommitSecret
-		pv.ctx.TreeHash = pr.GroupContext.TreeHash
 	}
 	initSecret := cur.secrets.InitSecret
 	if c.Sender.Type == SenderNewMemberCommit {
@@ -112,11 +78,66 @@ func (g *Group) processCommit(a *AuthenticatedContent, res *Result) (*staged, er
 		return nil, err
 	}
 	ep.DropJoinerSecrets()
+	if c.Sender.Type == SenderNewMemberCommit {
+		res.Added = append(res.Added, memberAt(next.tree, committer))
+		res.SenderIdentity = memberAt(next.tree, committer).Identity
+	}
 	for _, l := range pv.added {
 		res.Added = append(res.Added, memberAt(next.tree, l))
 	}
-	if c.Sender.Type == SenderNewMemberCommit {
-		res.SenderIdentity = memberAt(next.tree, committer).Identity
-	}
 	return &staged{res: res, next: next}, nil
+}
+
+// committerLeaf returns the committer's leaf: a member's own, checked
+// with the credential validator, or for an external commit the leaf the
+// joiner takes (added to pv.tree here).
+func (g *Group) committerLeaf(c *FramedContent, pv *provisional) (LeafIndex, error) {
+	if c.Sender.Type != SenderNewMemberCommit {
+		l := LeafIndex(c.Sender.Index)
+		return l, g.validateMember(g.st.tree.Leaf(l))
+	}
+	id := c.Commit.Path.LeafNode.Credential.Identity
+	for _, m := range pv.removed {
+		if string(m.Identity) != string(id) {
+			return 0, fmt.Errorf("%w: external commit removes another member's leaf %d", ErrProposal, m.Leaf)
+		}
+	}
+	if l, dup := leafWithIdentity(pv.tree, id); dup {
+		return 0, fmt.Errorf("%w: external joiner is already member %d", ErrProposal, l)
+	}
+	leaf := c.Commit.Path.LeafNode
+	return pv.tree.AddLeaf(&leaf), nil
+}
+
+// processPath validates the commit's path leaf and decrypts the path,
+// merging it into pv.tree; it returns the new private state and the
+// commit secret.
+func (g *Group) processPath(c *FramedContent, pv *provisional, committer LeafIndex,
+	priv *PrivateTree) (*PrivateTree, []byte, error) {
+	path := c.Commit.Path
+	rc, err := pv.required()
+	if err != nil {
+		return nil, nil, err
+	}
+	pol := LeafPolicy{Source: SourceCommit, GroupID: pv.ctx.GroupID, Leaf: committer, Required: rc}
+	if err := pv.tree.ValidateLeafNode(&path.LeafNode, pol); err != nil {
+		return nil, nil, fmt.Errorf("mls: commit path leaf: %w", err)
+	}
+	if err := supportsExtensions(&path.LeafNode, pv.ctx.Extensions, rc); err != nil {
+		return nil, nil, fmt.Errorf("%w: commit path leaf: %w", ErrProposal, err)
+	}
+	if c.Sender.Type == SenderMember {
+		if err := sameIdentity(g.st.tree.Leaf(committer), &path.LeafNode); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := g.validateMember(&path.LeafNode); err != nil {
+		return nil, nil, err
+	}
+	pr, err := pv.tree.ProcessUpdatePath(priv, committer, path, pv.ctx, pv.added)
+	if err != nil {
+		return nil, nil, err
+	}
+	pv.tree, pv.ctx.TreeHash = pr.Tree, pr.GroupContext.TreeHash
+	return pr.Private, pr.CommitSecret, nil
 }

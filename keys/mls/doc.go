@@ -31,6 +31,7 @@
 //	commit_process.go    processing others' commits (§12.4.2)
 //	process.go           Process: verify, decrypt and dispatch received messages
 //	send.go              Encrypt and the Propose* methods
+//	inspect.go           Inspect, InspectGroupInfo: what the hub reads without secrets
 //
 // Cryptography comes from keys/mls/suite; the key schedule, secret tree and
 // transcript hashes live in keys/mls/schedule.
