@@ -46,10 +46,30 @@
 // stores device lists only as signed by the user's identity key
 // (keys/identity) and never adds a device to one.
 //
+// # Conversations
+//
+// The conversation id is LOCAL@thisdomain; this server is its hub. Exactly
+// one commit per epoch is accepted (CODE_STALE_EPOCH otherwise, retryable);
+// application messages are accepted from the current epoch back to
+// EpochWindow epochs, proposals only in the current one. A commit reaches
+// the roster as it was (removed devices get the commit that removes them,
+// nothing after) and its welcome reaches the devices it adds. A device
+// that is not a member may send one kind of commit: an external commit
+// adding only itself, when its user already has a device in the group
+// (GetConversation gives such a device the GroupInfo). Remote devices and
+// conversations answer CODE_UNAVAILABLE until federation exists.
+//
 // # Link codes
 //
 // LoginOK.link_code is the server's lookup token (16 of A-Z 2-7). The
 // pending device shows TOKEN-FINGERPRINT (identity.FormatLinkCode); the
 // approving device sends PendingDevice with the token (anything after "-"
 // is ignored by the server) and checks the fingerprint itself.
+//
+// # Locks
+//
+// Server.mu (session registry), session.pushMu, LocalRouter.mu,
+// MemoryPresence.mu, limiters.mu and FrameWriter's lock are leaves: no
+// other lock is taken while one is held (closeSessions collects its
+// victims under Server.mu and ends them after releasing it).
 package homeserver

@@ -12,7 +12,10 @@
 // its own SAVEPOINT (a failing request rolls back only itself), commits
 // once and only then answers every caller. Many concurrent senders thus
 // share one fsync (group commit) without giving up synchronous=FULL, and
-// "database is locked" cannot happen between our own writers.
+// "database is locked" cannot happen between our own writers. A request
+// that fails rolls back its savepoint only; a failure of the transaction
+// itself (BEGIN, savepoint bookkeeping, COMMIT) fails every request in it,
+// so no caller is ever told "done" for a write that did not commit.
 //
 // Reads: DB.Read runs a function in a read-only (query_only) transaction on
 // a separate pool of connections, a consistent WAL snapshot that never
