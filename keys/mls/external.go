@@ -32,42 +32,16 @@ func JoinExternal(cfg Config, groupInfo []byte, signer *suite.Signer, cred Crede
 	if err != nil {
 		return nil, nil, err
 	}
-	var m MLSMessage
-	if err := m.Unmarshal(groupInfo); err != nil {
-		return nil, nil, fmt.Errorf("mls: external join: %w", err)
-	}
-	if m.GroupInfo == nil {
-		return nil, nil, fmt.Errorf("%w: external join: not a GroupInfo", ErrMalformed)
-	}
-	gi := m.GroupInfo
-	s, err := suite.Lookup(gi.GroupContext.CipherSuite)
+	gi, s, err := parseGroupInfo(groupInfo)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mls: external join: %w", err)
 	}
 	g := &Group{cfg: cfg, s: s, signer: signer}
-	tree, err := g.joinTree(gi, opts.RatchetTree)
+	props, initSecret, err := g.externalStart(gi, cred, opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mls: external join: %w", err)
 	}
-	ep, ok, err := gi.Extensions.ExternalPub()
-	if err != nil || !ok {
-		return nil, nil, fmt.Errorf("%w: external join: GroupInfo has no valid external_pub", ErrMalformed)
-	}
-	kemOutput, initSecret, err := schedule.ExternalInit(s, ep.PublicKey)
-	if err != nil {
-		return nil, nil, err
-	}
-	g.st = &epochState{ctx: gi.GroupContext, tree: tree, externalPSKs: map[string][]byte{},
-		interim: schedule.InterimTranscriptHash(s, gi.GroupContext.ConfirmedTranscriptHash, gi.ConfirmationTag)}
 	me := Sender{Type: SenderNewMemberCommit}
-	props := []resolved{{p: &Proposal{Type: ProposalExternalInit, ExternalInitKEMOutput: kemOutput}, sender: me}}
-	if old, ok := g.LeafOf(cred.Identity); ok {
-		if !opts.Resync {
-			return nil, nil, fmt.Errorf("%w: external join: %q is already member %d (set Resync to replace it)",
-				ErrProposal, cred.Identity, old)
-		}
-		props = append(props, resolved{p: &Proposal{Type: ProposalRemove, Remove: old}, sender: me})
-	}
 	pv, err := g.applyProposals(props, me)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mls: external join: %w", err)
@@ -110,4 +84,49 @@ func JoinExternal(cfg Config, groupInfo []byte, signer *suite.Signer, cred Crede
 	}
 	g.st = next
 	return g, (&MLSMessage{WireFormat: WirePublicMessage, PublicMessage: pm}).Marshal(), nil
+}
+
+// externalStart verifies the GroupInfo and its tree, sets up the joiner's
+// view of the current epoch, and returns the external commit's proposals
+// and the init secret from external_pub.
+func (g *Group) externalStart(gi *GroupInfo, cred Credential, opts ExternalJoinOptions) ([]resolved, []byte, error) {
+	tree, err := g.joinTree(gi, opts.RatchetTree)
+	if err != nil {
+		return nil, nil, err
+	}
+	ep, ok, err := gi.Extensions.ExternalPub()
+	if err != nil || !ok {
+		return nil, nil, fmt.Errorf("%w: GroupInfo has no valid external_pub", ErrMalformed)
+	}
+	kemOutput, initSecret, err := schedule.ExternalInit(g.s, ep.PublicKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	g.st = &epochState{ctx: gi.GroupContext, tree: tree, externalPSKs: map[string][]byte{},
+		interim: schedule.InterimTranscriptHash(g.s, gi.GroupContext.ConfirmedTranscriptHash, gi.ConfirmationTag)}
+	me := Sender{Type: SenderNewMemberCommit}
+	props := []resolved{{p: &Proposal{Type: ProposalExternalInit, ExternalInitKEMOutput: kemOutput}, sender: me}}
+	if old, ok := g.LeafOf(cred.Identity); ok {
+		if !opts.Resync {
+			return nil, nil, fmt.Errorf("%w: %q is already member %d (set Resync to replace it)", ErrProposal, cred.Identity, old)
+		}
+		props = append(props, resolved{p: &Proposal{Type: ProposalRemove, Remove: old}, sender: me})
+	}
+	return props, initSecret, nil
+}
+
+// parseGroupInfo decodes an MLSMessage(GroupInfo) and looks up its suite.
+func parseGroupInfo(b []byte) (*GroupInfo, *suite.Suite, error) {
+	var m MLSMessage
+	if err := m.Unmarshal(b); err != nil {
+		return nil, nil, err
+	}
+	if m.GroupInfo == nil {
+		return nil, nil, fmt.Errorf("%w: not a GroupInfo", ErrMalformed)
+	}
+	s, err := suite.Lookup(m.GroupInfo.GroupContext.CipherSuite)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m.GroupInfo, s, nil
 }

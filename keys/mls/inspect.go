@@ -3,8 +3,6 @@ package mls
 import (
 	"bytes"
 	"fmt"
-
-	"hearth/keys/mls/suite"
 )
 
 // Envelope is what a server can read from an MLSMessage without any group
@@ -93,15 +91,7 @@ type GroupInfoSummary struct {
 // be checked without group secrets: the signature by its signer's leaf
 // in the ratchet_tree extension and the tree hash in the GroupContext.
 func InspectGroupInfo(msg []byte) (*GroupInfoSummary, error) {
-	var m MLSMessage
-	if err := m.Unmarshal(msg); err != nil {
-		return nil, fmt.Errorf("mls: group info: %w", err)
-	}
-	gi := m.GroupInfo
-	if gi == nil {
-		return nil, fmt.Errorf("%w: not a GroupInfo", ErrMalformed)
-	}
-	s, err := suite.Lookup(gi.GroupContext.CipherSuite)
+	gi, s, err := parseGroupInfo(msg)
 	if err != nil {
 		return nil, fmt.Errorf("mls: group info: %w", err)
 	}
