@@ -119,7 +119,7 @@ func (c *Client) session(ctx context.Context) (*Session, error) {
 		Dial: func(ctx context.Context) (io.ReadWriteCloser, error) {
 			return c.cfg.Dial(ctx, acct.Server, acct.CAPath)
 		},
-		Tokens:     storeTokens{c.st},
+		Tokens:     storeTokens{c.st, c.cfg.Now},
 		Handler:    h,
 		Logger:     c.log,
 		Now:        c.cfg.Now,
@@ -183,7 +183,10 @@ func (c *Client) newID() (string, error) {
 }
 
 // storeTokens keeps the session's tokens in the account record.
-type storeTokens struct{ st *store.Store }
+type storeTokens struct {
+	st  *store.Store
+	now func() time.Time
+}
 
 var _ Tokens = storeTokens{}
 
@@ -193,15 +196,26 @@ func (t storeTokens) Tokens() (string, time.Time, string, error) {
 	return a.AccessToken, a.AccessExpires, a.RefreshToken, err
 }
 
-func (t storeTokens) SaveTokens(access string, exp time.Time, refresh string) error {
-	return t.st.Update(func(tx *store.Tx) error {
+func (t storeTokens) Rotate(stale string, exchange func(string) (string, time.Time, string, error)) (string, error) {
+	var access string
+	err := t.st.Update(func(tx *store.Tx) error {
 		a, err := tx.Account()
 		if err != nil {
 			return err
 		}
-		a.AccessToken, a.AccessExpires, a.RefreshToken = access, exp, refresh
+		if a.AccessToken != stale && t.now().Add(30*time.Second).Before(a.AccessExpires) {
+			access = a.AccessToken // another run rotated meanwhile
+			return nil
+		}
+		acc, exp, refresh, err := exchange(a.RefreshToken)
+		if err != nil {
+			return err
+		}
+		a.AccessToken, a.AccessExpires, a.RefreshToken = acc, exp, refresh
+		access = acc
 		return tx.PutAccount(a)
 	})
+	return access, err
 }
 
 // userOf returns the user part of a device address user@domain/DEVICE.

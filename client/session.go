@@ -13,11 +13,16 @@ import (
 	"hearth/homeserver/wire"
 )
 
-// Tokens holds the device's credentials across runs; the session refreshes
-// them and saves the new pair (durably) before using it.
+// Tokens holds the device's credentials across runs.
 type Tokens interface {
 	Tokens() (access string, expires time.Time, refresh string, err error)
-	SaveTokens(access string, expires time.Time, refresh string) error
+	// Rotate replaces the access token stale: unless another user of the
+	// same tokens (another run on the profile) already did, it calls
+	// exchange with the current refresh token and saves the new pair
+	// durably before returning the new access token. Rotations are
+	// serialized, so a refresh token is never presented twice (the server
+	// would take that for theft and revoke the device's tokens).
+	Rotate(stale string, exchange func(refresh string) (access string, expires time.Time, newRefresh string, err error)) (string, error)
 }
 
 // DeliveryHandler processes mailbox pushes in order.
@@ -231,13 +236,13 @@ func (s *Session) resync(ctx context.Context, c *conn) (after, head uint64, err 
 }
 
 func (s *Session) authenticate(ctx context.Context, c *conn) (*wire.HelloOK, error) {
-	access, exp, refresh, err := s.cfg.Tokens.Tokens()
+	access, exp, _, err := s.cfg.Tokens.Tokens()
 	if err != nil {
 		return nil, fmt.Errorf("client: read tokens: %w", err)
 	}
 	refreshed := false
 	if !exp.IsZero() && !s.cfg.Now().Add(30*time.Second).Before(exp) {
-		if access, err = s.refresh(ctx, c, refresh); err != nil {
+		if access, err = s.refresh(ctx, c, access); err != nil {
 			return nil, err
 		}
 		refreshed = true
@@ -250,24 +255,21 @@ func (s *Session) authenticate(ctx context.Context, c *conn) (*wire.HelloOK, err
 		if refreshed || !wire.Is(err, wire.Code_CODE_UNAUTHENTICATED) {
 			return nil, err
 		}
-		if access, err = s.refresh(ctx, c, refresh); err != nil {
+		if access, err = s.refresh(ctx, c, access); err != nil {
 			return nil, err
 		}
 		refreshed = true
 	}
 }
 
-// refresh trades the refresh token for a new pair and saves it before use:
-// the old refresh token stops working as soon as the server answers.
-func (s *Session) refresh(ctx context.Context, c *conn, refresh string) (string, error) {
-	r, err := c.call(ctx, "client.Refresh", &wire.ClientFrame{Body: &wire.ClientFrame_Refresh{Refresh: &wire.Refresh{RefreshToken: refresh}}})
-	if err != nil {
-		return "", err
-	}
-	ok := r.GetRefreshOk()
-	exp := time.UnixMilli(ok.GetAccessExpiresMs())
-	if err := s.cfg.Tokens.SaveTokens(ok.GetAccessToken(), exp, ok.GetRefreshToken()); err != nil {
-		return "", fmt.Errorf("client: save refreshed tokens: %w", err)
-	}
-	return ok.GetAccessToken(), nil
+// refresh trades the refresh token for a new pair (see Tokens.Rotate).
+func (s *Session) refresh(ctx context.Context, c *conn, stale string) (string, error) {
+	return s.cfg.Tokens.Rotate(stale, func(refresh string) (string, time.Time, string, error) {
+		r, err := c.call(ctx, "client.Refresh", &wire.ClientFrame{Body: &wire.ClientFrame_Refresh{Refresh: &wire.Refresh{RefreshToken: refresh}}})
+		if err != nil {
+			return "", time.Time{}, "", err
+		}
+		ok := r.GetRefreshOk()
+		return ok.GetAccessToken(), time.UnixMilli(ok.GetAccessExpiresMs()), ok.GetRefreshToken(), nil
+	})
 }

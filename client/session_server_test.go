@@ -71,3 +71,39 @@ func TestMessagingWithoutMLSRefuses(t *testing.T) {
 		t.Fatalf("outbox holds %d items", len(items))
 	}
 }
+
+// TestConcurrentRunsRefreshOnce: two runs on one profile find the access
+// token expired at the same moment; the refresh token is rotated once (a
+// second use would be taken for theft and revoke the device).
+func TestConcurrentRunsRefreshOnce(t *testing.T) {
+	ts := newTestServer(t, "a.example", homeserverConfig())
+	alice := ts.addUser(t, "alice", "correct horse battery")
+	c1 := ts.client(t)
+	login(t, ts, c1, alice, "correct horse battery")
+	c2, err := Open(Config{Profile: c1.cfg.Profile, Dial: ts.dial, MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	ctx := testCtx(t)
+	ts.skew.Store(int64(2 * time.Hour))
+	errs := make(chan error, 2)
+	for _, c := range []*Client{c1, c2} {
+		go func() {
+			_, err := c.Devices(ctx)
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("run after expiry: %v", err)
+		}
+	}
+	// Both keep working on new streams with the one rotated pair.
+	ts.dropAll()
+	for _, c := range []*Client{c1, c2} {
+		if _, err := c.Devices(ctx); err != nil {
+			t.Fatalf("after rotation: %v", err)
+		}
+	}
+}

@@ -133,11 +133,15 @@ func (m *memTokens) Tokens() (string, time.Time, string, error) {
 	return m.access, m.exp, m.refresh, nil
 }
 
-func (m *memTokens) SaveTokens(a string, e time.Time, r string) error {
+func (m *memTokens) Rotate(stale string, exchange func(string) (string, time.Time, string, error)) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	a, e, r, err := exchange(m.refresh)
+	if err != nil {
+		return "", err
+	}
 	m.access, m.exp, m.refresh = a, e, r
-	return nil
+	return a, nil
 }
 
 // seqHandler records deliveries; its processed seq is what resync asks for.
