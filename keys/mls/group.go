@@ -192,3 +192,22 @@ func (g *Group) validateMember(leaf *LeafNode) error {
 	}
 	return nil
 }
+
+// Clear zeroes every secret the group holds (epoch secrets, message keys
+// of the current and retained epochs, a pending commit's), for when the
+// conversation is deleted or the device leaves. The group is unusable
+// afterwards.
+func (g *Group) Clear() {
+	g.DiscardPendingCommit()
+	for _, p := range g.past {
+		p.clear()
+	}
+	g.past = nil
+	g.st.secrets.Clear()
+	clear(g.st.keys.SenderDataSecret)
+	g.st.keys.Tree.Clear()
+	for _, k := range g.st.priv.keys {
+		clear(k)
+	}
+	g.removed = true
+}

@@ -226,3 +226,18 @@ func TestGroupUpdateKeepsIdentity(t *testing.T) {
 		t.Fatalf("identity-changing Update: %v", err)
 	}
 }
+
+func TestGroupClear(t *testing.T) {
+	s, _ := suite.Lookup(1)
+	alice, _ := twoMembers(t, s, GroupOptions{}, KeyPackageOptions{})
+	exporter, sds := alice.g.st.secrets.ExporterSecret, alice.g.st.keys.SenderDataSecret
+	alice.g.Clear()
+	if _, err := alice.g.Encrypt([]byte("x"), nil); !errors.Is(err, ErrRemoved) {
+		t.Fatalf("Encrypt after Clear: %v", err)
+	}
+	for _, b := range append(exporter, sds...) {
+		if b != 0 {
+			t.Fatal("secret not zeroed")
+		}
+	}
+}
