@@ -115,10 +115,15 @@ func (c *Client) Flush(ctx context.Context, until string) error {
 			continue
 		}
 		c.log.Debug("send failed, retrying", "id", it.ID, "err", err)
+		wait := s.backoff(attempt)
+		var we *wire.Error
+		if errors.As(err, &we) && we.RetryAfter > 0 { // rate limited: the server says when
+			wait = max(wait, time.Duration(we.RetryAfter)*time.Millisecond)
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(s.backoff(attempt)):
+		case <-time.After(wait):
 		}
 		attempt++
 	}
