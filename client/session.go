@@ -134,7 +134,7 @@ func (s *Session) run(ctx context.Context) {
 		}
 		if isFatal(err) {
 			s.log.Warn("session ended", "err", err)
-			s.stop(fmt.Errorf("%w: %w", ErrSessionEnded, err))
+			s.stop(fmt.Errorf("%w: %w (this profile's device can no longer connect; log in with a new --profile)", ErrSessionEnded, err))
 			return
 		}
 		s.log.Debug("connection lost", "err", err, "attempt", attempt)
