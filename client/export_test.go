@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"testing"
 
+	"hearth/client/store"
 	"hearth/homeserver/wire"
 	"hearth/keys/identity"
 )
@@ -57,4 +58,19 @@ func (c *Client) ApproveWithSignatureKey(ctx context.Context, code string, key e
 		info.SignatureKey = key
 	}
 	return c.approvePending(ctx, info, rk, a, fp)
+}
+
+// SendRaw sends an arbitrary payload as an application message of the
+// conversation with peer, as a misbehaving client of a member device could.
+func (c *Client) SendRaw(ctx context.Context, peer string, payload []byte) error {
+	var conv string
+	c.st.View(func(tx *store.Tx) error { conv, _ = conversationFor(tx, peer); return nil })
+	id, err := c.newID()
+	if err != nil {
+		return err
+	}
+	_, err = c.call(ctx, "test.SendRaw", &wire.ClientFrame{Body: &wire.ClientFrame_Send{Send: &wire.Send{
+		ConversationId: conv, MessageId: id, Kind: wire.MessageKind_MESSAGE_KIND_APPLICATION, Epoch: 1, Payload: payload,
+	}}})
+	return err
 }

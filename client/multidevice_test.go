@@ -155,3 +155,25 @@ func TestMultiDeviceConversation(t *testing.T) {
 		t.Fatalf("bob's history has %d messages, want 6: %+v", len(h), h)
 	}
 }
+
+// TestBadMessageDoesNotWedge: a member's garbage (not MLS, or MLS that
+// does not decrypt) is skipped and acknowledged; what follows arrives.
+func TestBadMessageDoesNotWedge(t *testing.T) {
+	ts := client.NewTestServer(t, "a.example")
+	const pw = "correct horse battery"
+	A, B := ts.AddUser(t, "alice", pw), ts.AddUser(t, "bob", pw)
+	a1, b1 := newDev(t, ts, A), newDev(t, ts, B)
+	a1.login(pw)
+	b1.login(pw)
+	a1.send(B, "hello")
+	b1.recv(A + ":hello")
+	for _, junk := range [][]byte{{0, 1, 2, 3}, make([]byte, 300)} {
+		if err := a1.c.SendRaw(ctx30(t), B, junk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a1.send(B, "still here")
+	b1.recv(A + ":still here")
+	b1.send(A, "and back")
+	a1.recv(B + ":and back")
+}
