@@ -1,9 +1,12 @@
 package client
 
 import (
+	"context"
 	"crypto/ed25519"
 	"errors"
+	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -147,5 +150,55 @@ func TestLinkApproveListRevoke(t *testing.T) {
 	}
 	if _, ok := l.Lookup(r1.DeviceID); ok || l.Version != 3 {
 		t.Fatalf("list after revoke: version %d, devices %+v", l.Version, l.Devices)
+	}
+}
+
+// TestFirstLoginResumesAfterFailedPublish: the first device's run dies
+// after the server created the device but before the identity was
+// published; the next login on the profile publishes it and shows the
+// same recovery key.
+func TestFirstLoginResumesAfterFailedPublish(t *testing.T) {
+	ts := newTestServer(t, "a.example", homeserverConfig())
+	alice := ts.addUser(t, "alice", "correct horse battery")
+	dir := t.TempDir()
+	var dials atomic.Int32
+	onlyLogin := func(ctx context.Context, addr, ca string) (io.ReadWriteCloser, error) {
+		if dials.Add(1) > 1 {
+			return nil, errors.New("network down")
+		}
+		return ts.dial(ctx, addr, ca)
+	}
+	c, err := Open(Config{Profile: dir, Dial: onlyLogin, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	_, err = c.Login(ctx, LoginParams{User: alice, Password: "correct horse battery", Server: "pipe"})
+	cancel()
+	c.Close()
+	if err == nil {
+		t.Fatal("login with the network down after Login succeeded")
+	}
+	var stored []byte
+	c.st.View(func(tx *store.Tx) error { stored, _ = tx.Key(store.KeyIdentity); return nil })
+	if len(stored) == 0 {
+		t.Fatal("recovery key not kept for the retry")
+	}
+
+	c2, err := Open(Config{Profile: dir, Dial: ts.dial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	res, err := c2.Login(testCtx(t), LoginParams{User: alice, Password: "correct horse battery", Server: "pipe"})
+	if err != nil && !errors.Is(err, ErrNoE2EE) {
+		t.Fatalf("resumed login: %v", err)
+	}
+	if !res.Active || res.RecoveryKey != string(stored) {
+		t.Fatalf("resumed login = %+v, want active with the stored recovery key", res)
+	}
+	ua, _ := identity.ParseUser(alice)
+	if _, err := c2.fetchDeviceList(testCtx(t), nil, ua); err != nil {
+		t.Fatalf("identity not published: %v", err)
 	}
 }

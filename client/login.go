@@ -226,17 +226,49 @@ func (c *Client) selfApprove(ctx context.Context, rk identity.RecoveryKey, sig e
 // key it approves itself, otherwise it shows the same link code again.
 func (c *Client) resumePending(ctx context.Context, a store.Account, rk *identity.RecoveryKey) (LoginResult, error) {
 	res := LoginResult{User: a.User, DeviceID: a.DeviceID}
-	if rk == nil {
-		res.LinkCode = a.LinkCode
-		return res, nil
-	}
 	self, err := c.self()
 	if err != nil {
 		return res, err
+	}
+	if a.LinkCode == "" {
+		return c.resumeFirst(ctx, a, self)
+	}
+	if rk == nil {
+		res.LinkCode = a.LinkCode
+		return res, nil
 	}
 	if err := c.selfApprove(ctx, *rk, self.SignatureKey); err != nil {
 		return res, err
 	}
 	res.Active = true
+	return res, c.afterActivation(ctx)
+}
+
+// resumeFirst finishes a first device whose identity was created but
+// perhaps not published (the earlier run failed or lost the answer).
+func (c *Client) resumeFirst(ctx context.Context, a store.Account, self Self) (LoginResult, error) {
+	const op = "client.Login"
+	res := LoginResult{User: a.User, DeviceID: a.DeviceID}
+	rk, _, err := c.recovery()
+	if err != nil {
+		return res, fmt.Errorf("%s: resuming the first device: %w", op, err)
+	}
+	user, err := identity.ParseUser(a.User)
+	if err != nil {
+		return res, err
+	}
+	err = c.publishFirst(ctx, user, rk, self.SignatureKey)
+	if wire.Is(err, wire.Code_CODE_CONFLICT) {
+		// Published by the earlier run: make sure it is this identity.
+		if _, err = c.fetchDeviceList(ctx, nil, user); err == nil {
+			if key, _ := c.val.IdentityKey(user); !key.Equal(rk.Signer().Public()) {
+				err = wire.Errorf(op, wire.Code_CODE_CONFLICT, "%s already has another identity key", a.User)
+			}
+		}
+	}
+	if err != nil {
+		return res, err
+	}
+	res.RecoveryKey, res.Active = rk.Text(), true
 	return res, c.afterActivation(ctx)
 }
