@@ -40,7 +40,7 @@ func (t *Tx) PutAccount(a Account) error {
 
 // Key names in the keys bucket.
 const (
-	KeyIdentity  = "identity"    // the user's identity key material (sealed bundle form)
+	KeyIdentity  = "identity"    // the user's recovery key text; the identity key derives from it
 	KeySignature = "signature"   // this device's MLS signature private key
 	KeyLink      = "link"        // this device's X25519 link private key
 	keyPkgPrefix = "keypackage/" // + KeyPackage reference
