@@ -329,6 +329,10 @@ type Envelope struct {
 	DeviceListSignature []byte                 `protobuf:"bytes,20,opt,name=device_list_signature,json=deviceListSignature,proto3" json:"device_list_signature,omitempty"`
 	IdentityKey         []byte                 `protobuf:"bytes,21,opt,name=identity_key,json=identityKey,proto3" json:"identity_key,omitempty"`
 	DeviceListVersion   uint64                 `protobuf:"varint,22,opt,name=device_list_version,json=deviceListVersion,proto3" json:"device_list_version,omitempty"`
+	// DELIVER: the conversation_seq of the previous DELIVER of this
+	// conversation to this destination (0: the first). A follower applies a
+	// DELIVER only when it holds that one, so a gap waits (CODE_UNAVAILABLE).
+	PrevConversationSeq uint64 `protobuf:"varint,23,opt,name=prev_conversation_seq,json=prevConversationSeq,proto3" json:"prev_conversation_seq,omitempty"`
 	unknownFields       protoimpl.UnknownFields
 	sizeCache           protoimpl.SizeCache
 }
@@ -513,6 +517,13 @@ func (x *Envelope) GetIdentityKey() []byte {
 func (x *Envelope) GetDeviceListVersion() uint64 {
 	if x != nil {
 		return x.DeviceListVersion
+	}
+	return 0
+}
+
+func (x *Envelope) GetPrevConversationSeq() uint64 {
+	if x != nil {
+		return x.PrevConversationSeq
 	}
 	return 0
 }
@@ -1210,7 +1221,7 @@ const file_federation_proto_rawDesc = "" +
 	"\vdestination\x18\x02 \x01(\tR\vdestination\x12\x15\n" +
 	"\x06txn_id\x18\x03 \x01(\tR\x05txnId\x12$\n" +
 	"\x0eorigin_time_ms\x18\x04 \x01(\x03R\foriginTimeMs\x12<\n" +
-	"\tenvelopes\x18\x05 \x03(\v2\x1e.hearth.federation.v1.EnvelopeR\tenvelopes\"\x87\x06\n" +
+	"\tenvelopes\x18\x05 \x03(\v2\x1e.hearth.federation.v1.EnvelopeR\tenvelopes\"\xbb\x06\n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x126\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\".hearth.federation.v1.EnvelopeKindR\x04kind\x12'\n" +
@@ -1241,7 +1252,8 @@ const file_federation_proto_rawDesc = "" +
 	"deviceList\x122\n" +
 	"\x15device_list_signature\x18\x14 \x01(\fR\x13deviceListSignature\x12!\n" +
 	"\fidentity_key\x18\x15 \x01(\fR\videntityKey\x12.\n" +
-	"\x13device_list_version\x18\x16 \x01(\x04R\x11deviceListVersion\"\x9d\x01\n" +
+	"\x13device_list_version\x18\x16 \x01(\x04R\x11deviceListVersion\x122\n" +
+	"\x15prev_conversation_seq\x18\x17 \x01(\x04R\x13prevConversationSeq\"\x9d\x01\n" +
 	"\x11TransactionResult\x12.\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x1a.hearth.federation.v1.CodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12>\n" +

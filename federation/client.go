@@ -1,0 +1,190 @@
+package federation
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
+	"google.golang.org/protobuf/proto"
+
+	"hearth/federation/fedwire"
+)
+
+// Peer is where and how to reach a remote server.
+type Peer struct {
+	Domain  string
+	Address string // HOST:PORT of its federation endpoints
+	CAPEM   []byte // pinned CA (development, tests); nil: system roots
+}
+
+// PeerSource finds a remote server's address.
+type PeerSource interface {
+	Peer(ctx context.Context, domain string) (Peer, error)
+}
+
+// ErrNoPeer means no route to a domain is known.
+var ErrNoPeer = errors.New("federation: unknown peer")
+
+// Client talks HTTP/3 to remote servers' federation endpoints.
+type Client struct {
+	Peers   PeerSource
+	Timeout time.Duration // per request; default 15s
+
+	mu  sync.Mutex
+	rts map[string]*rt // by domain
+}
+
+type rt struct {
+	peer Peer
+	tr   *http3.Transport
+}
+
+// Close closes every cached connection.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for d, r := range c.rts {
+		r.tr.Close()
+		delete(c.rts, d)
+	}
+	return nil
+}
+
+func newTransport(p Peer) (*http3.Transport, error) {
+	conf := &tls.Config{ServerName: p.Domain, MinVersion: tls.VersionTLS13, NextProtos: []string{http3.NextProtoH3}}
+	if len(p.CAPEM) > 0 {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(p.CAPEM) {
+			return nil, fmt.Errorf("federation: CA of %s: no certificate in PEM", p.Domain)
+		}
+		conf.RootCAs = pool
+	}
+	return &http3.Transport{TLSClientConfig: conf, QUICConfig: &quic.Config{MaxIdleTimeout: 30 * time.Second, KeepAlivePeriod: 10 * time.Second}}, nil
+}
+
+// transport returns the HTTP/3 transport for domain, rebuilt when its
+// peer entry changed.
+func (c *Client) transport(ctx context.Context, domain string) (*rt, error) {
+	p, err := c.Peers.Peer(ctx, domain)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rts == nil {
+		c.rts = map[string]*rt{}
+	}
+	if r, ok := c.rts[domain]; ok && r.peer.Address == p.Address && bytes.Equal(r.peer.CAPEM, p.CAPEM) {
+		return r, nil
+	} else if ok {
+		r.tr.Close()
+	}
+	tr, err := newTransport(p)
+	if err != nil {
+		return nil, err
+	}
+	r := &rt{peer: p, tr: tr}
+	c.rts[domain] = r
+	return r, nil
+}
+
+// Reset drops the cached connection to domain (after a failure, so the
+// next attempt dials afresh).
+func (c *Client) Reset(domain string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r, ok := c.rts[domain]; ok {
+		r.tr.Close()
+		delete(c.rts, domain)
+	}
+}
+
+func (c *Client) post(ctx context.Context, domain, path string, in, out proto.Message) error {
+	r, err := c.transport(ctx, domain)
+	if err != nil {
+		return err
+	}
+	body, err := proto.Marshal(in)
+	if err != nil {
+		return err
+	}
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = 15 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+r.peer.Address+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", contentType)
+	resp, err := r.tr.RoundTrip(req)
+	if err != nil {
+		c.Reset(domain)
+		return fmt.Errorf("federation: %s%s: %w", domain, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("federation: %s%s: read: %w", domain, path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("federation: %s%s: HTTP %d", domain, path, resp.StatusCode)
+	}
+	if err := proto.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("federation: %s%s: malformed answer: %w", domain, path, err)
+	}
+	return nil
+}
+
+// Send posts a signed transaction; an error means no answer was had.
+func (c *Client) Send(ctx context.Context, destination string, st *fedwire.SignedTransaction) (*fedwire.TransactionResult, error) {
+	res := &fedwire.TransactionResult{}
+	if err := c.post(ctx, destination, PathTransaction, st, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// Query posts a signed query.
+func (c *Client) Query(ctx context.Context, destination string, sq *fedwire.SignedQuery) (*fedwire.QueryResult, error) {
+	res := &fedwire.QueryResult{}
+	if err := c.post(ctx, destination, PathQuery, sq, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// FetchKeyDocument GETs the key document of p over HTTP/3.
+func FetchKeyDocument(ctx context.Context, p Peer) ([]byte, error) {
+	tr, err := newTransport(p)
+	if err != nil {
+		return nil, err
+	}
+	defer tr.Close()
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+p.Address+PathKeyDocument, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		return nil, fmt.Errorf("federation: key document of %s: %w", p.Domain, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("federation: key document of %s: HTTP %d", p.Domain, resp.StatusCode)
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+}

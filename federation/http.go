@@ -1,0 +1,224 @@
+package federation
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"hearth/federation/fedwire"
+	"hearth/keys/serverkey"
+)
+
+// Paths served by a federating server.
+const (
+	PathTransaction = "/hearth/federation/v1/transaction"
+	PathQuery       = "/hearth/federation/v1/query"
+	PathKeyDocument = "/.well-known/hearth/server"
+	contentType     = "application/x-protobuf"
+)
+
+// Inbound applies verified transactions and answers verified queries. The
+// homeserver implements it; it deduplicates on (origin, txn_id) itself
+// because the record must be written with the effects.
+type Inbound interface {
+	// ApplyTransaction answers a transaction whose signature, destination,
+	// time and limits were checked; hash is SHA-256 of its signed bytes.
+	ApplyTransaction(ctx context.Context, txn *fedwire.Transaction, hash []byte) (*fedwire.TransactionResult, error)
+	Query(ctx context.Context, q *fedwire.Query) *fedwire.QueryResult
+}
+
+// Handler serves the federation endpoints and the key document.
+type Handler struct {
+	Verifier *Verifier
+	Limiter  *RateLimiter // per origin; nil: none
+	Inbound  Inbound
+	KeyDoc   func() *KeyDocument
+	Log      *slog.Logger
+}
+
+// ServeHTTP routes the three federation paths.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.URL.Path == PathKeyDocument && r.Method == http.MethodGet:
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(h.KeyDoc())
+	case r.URL.Path == PathTransaction && r.Method == http.MethodPost:
+		h.serveTransaction(w, r)
+	case r.URL.Path == PathQuery && r.Method == http.MethodPost:
+		h.serveQuery(w, r)
+	default:
+		http.Error(w, "not found", http.StatusNotFound)
+	}
+}
+
+// readBody reads at most the limit; ok false when it answered 413/400.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, m proto.Message) bool {
+	lim := h.Verifier.Limits.withDefaults().MaxTransactionBytes + 4096
+	b, err := io.ReadAll(io.LimitReader(r.Body, int64(lim)+1))
+	if err != nil {
+		http.Error(w, "read body", http.StatusBadRequest)
+		return false
+	}
+	if len(b) > lim {
+		h.Log.Warn("federation: refused", "remote", r.RemoteAddr, "code", fedwire.Code_CODE_TOO_LARGE.String())
+		http.Error(w, "too large", http.StatusRequestEntityTooLarge)
+		return false
+	}
+	if err := proto.Unmarshal(b, m); err != nil {
+		h.writeProto(w, &fedwire.TransactionResult{Code: fedwire.Code_CODE_BAD_REQUEST, Message: "malformed body"})
+		return false
+	}
+	return true
+}
+
+func (h *Handler) writeProto(w http.ResponseWriter, m proto.Message) {
+	b, err := proto.Marshal(m)
+	if err != nil {
+		http.Error(w, "encode", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", contentType)
+	w.Write(b)
+}
+
+func (h *Handler) serveTransaction(w http.ResponseWriter, r *http.Request) {
+	st := &fedwire.SignedTransaction{}
+	if !h.readBody(w, r, st) {
+		return
+	}
+	txn, err := h.Verifier.VerifyTransaction(r.Context(), st)
+	if err == nil && h.Limiter != nil {
+		if ok, wait := h.Limiter.Take(txn.Origin, 1); !ok {
+			err = errorf("federation.Transaction", fedwire.Code_CODE_RATE_LIMITED, "retry in %s", wait)
+		}
+	}
+	if err != nil {
+		h.refused(r, "transaction", originOf(st.GetTransaction(), true), err)
+		h.writeProto(w, &fedwire.TransactionResult{Code: CodeOf(err), Message: err.Error()})
+		return
+	}
+	sum := sha256.Sum256(st.Transaction)
+	res, err := h.Inbound.ApplyTransaction(r.Context(), txn, sum[:])
+	if err != nil {
+		h.refused(r, "transaction", txn.Origin, err)
+		if CodeOf(err) == fedwire.Code_CODE_INTERNAL {
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
+		res = &fedwire.TransactionResult{Code: CodeOf(err), Message: err.Error()}
+	}
+	h.writeProto(w, res)
+}
+
+func (h *Handler) serveQuery(w http.ResponseWriter, r *http.Request) {
+	sq := &fedwire.SignedQuery{}
+	if !h.readBody(w, r, sq) {
+		return
+	}
+	q, err := h.Verifier.VerifyQuery(r.Context(), sq)
+	if err == nil && h.Limiter != nil {
+		if ok, wait := h.Limiter.Take(q.Origin, 1); !ok {
+			err = errorf("federation.Query", fedwire.Code_CODE_RATE_LIMITED, "retry in %s", wait)
+		}
+	}
+	if err != nil {
+		h.refused(r, "query", originOf(sq.GetQuery(), false), err)
+		h.writeProto(w, &fedwire.QueryResult{Code: CodeOf(err), Message: err.Error()})
+		return
+	}
+	h.writeProto(w, h.Inbound.Query(r.Context(), q))
+}
+
+// refused logs a refusal: origin and code, never payloads.
+func (h *Handler) refused(r *http.Request, what, origin string, err error) {
+	h.Log.Warn("federation: refused", "what", what, "origin", origin, "remote", r.RemoteAddr, "code", CodeOf(err).String(), "err", err)
+}
+
+// originOf reads the claimed (unverified) origin for logging.
+func originOf(b []byte, txn bool) string {
+	if txn {
+		t := &fedwire.Transaction{}
+		if proto.Unmarshal(b, t) == nil {
+			return t.Origin
+		}
+		return ""
+	}
+	q := &fedwire.Query{}
+	if proto.Unmarshal(b, q) == nil {
+		return q.Origin
+	}
+	return ""
+}
+
+// KeyDocument is the JSON at /.well-known/hearth/server.
+type KeyDocument struct {
+	Server     string      `json:"server"`
+	Federation string      `json:"federation"` // HOST:PORT of the federation endpoints
+	Keys       []KeyRecord `json:"keys"`
+}
+
+// KeyRecord is one published verification key.
+type KeyRecord struct {
+	ID           string `json:"id"`
+	Key          string `json:"key"` // base64url, no padding
+	ValidFromMs  int64  `json:"valid_from_ms"`
+	ValidUntilMs int64  `json:"valid_until_ms"`
+}
+
+// NewKeyDocument publishes keys for server at address.
+func NewKeyDocument(server, address string, keys ...serverkey.PublicKey) *KeyDocument {
+	d := &KeyDocument{Server: server, Federation: address}
+	for _, k := range keys {
+		r := KeyRecord{ID: string(k.ID), Key: base64.RawURLEncoding.EncodeToString(k.Key)}
+		if !k.ValidFrom.IsZero() {
+			r.ValidFromMs = k.ValidFrom.UnixMilli()
+		}
+		if !k.ValidUntil.IsZero() {
+			r.ValidUntilMs = k.ValidUntil.UnixMilli()
+		}
+		d.Keys = append(d.Keys, r)
+	}
+	return d
+}
+
+// ParseKeyDocument decodes and checks a key document of server.
+func ParseKeyDocument(b []byte, server string) (*KeyDocument, *serverkey.Set, error) {
+	d := &KeyDocument{}
+	if err := json.Unmarshal(b, d); err != nil {
+		return nil, nil, fmt.Errorf("federation: key document: %w", err)
+	}
+	if d.Server != server {
+		return nil, nil, fmt.Errorf("federation: key document is for %q, want %q", d.Server, server)
+	}
+	var pks []serverkey.PublicKey
+	for _, r := range d.Keys {
+		raw, err := base64.RawURLEncoding.DecodeString(r.Key)
+		if err != nil || len(raw) != 32 {
+			return nil, nil, fmt.Errorf("federation: key document: key %q is not 32 base64url bytes", r.ID)
+		}
+		if serverkey.IDOf(raw) != serverkey.ID(r.ID) {
+			return nil, nil, fmt.Errorf("federation: key document: id %q does not match its key", r.ID)
+		}
+		pk := serverkey.PublicKey{ID: serverkey.ID(r.ID), Key: raw}
+		if r.ValidFromMs != 0 {
+			pk.ValidFrom = time.UnixMilli(r.ValidFromMs)
+		}
+		if r.ValidUntilMs != 0 {
+			pk.ValidUntil = time.UnixMilli(r.ValidUntilMs)
+		}
+		pks = append(pks, pk)
+	}
+	if len(pks) == 0 {
+		return nil, nil, errors.New("federation: key document has no keys")
+	}
+	return d, serverkey.NewSet(pks...), nil
+}
