@@ -117,3 +117,23 @@ func (c *Client) History(target string, limit int) ([]store.Message, error) {
 	})
 	return out, err
 }
+
+// FlushEvery sends queued messages every interval until ctx ends, for a
+// long-running receiver: messages queued by runs that were interrupted go
+// out without waiting for the next send.
+func (c *Client) FlushEvery(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		fctx, cancel := context.WithTimeout(ctx, interval)
+		if err := c.Flush(fctx, ""); err != nil && ctx.Err() == nil {
+			c.log.Debug("periodic flush", "err", err)
+		}
+		cancel()
+	}
+}

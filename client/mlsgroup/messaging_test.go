@@ -263,3 +263,28 @@ func TestSendToUserWithoutReachableDevice(t *testing.T) {
 		t.Fatalf("flush with only a failed item = %v", err)
 	}
 }
+
+func TestFlushEverySendsQueued(t *testing.T) {
+	s := newServer(t)
+	alice, bob := s.device(t, "alice"), s.device(t, "bob")
+	if _, err := alice.c.Queue("bob@a.example", "queued, nobody flushes"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { alice.c.FlushEvery(ctx, 50*time.Millisecond); close(done) }()
+	var got []string
+	for deadline := time.Now().Add(30 * time.Second); len(got) == 0 && time.Now().Before(deadline); {
+		rctx, rcancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := bob.c.Receive(rctx, 200*time.Millisecond, func(m store.Message) error { got = append(got, m.Text); return nil })
+		rcancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	<-done
+	if len(got) != 1 || got[0] != "queued, nobody flushes" {
+		t.Fatalf("bob received %q", got)
+	}
+}

@@ -86,6 +86,7 @@ and acknowledge them. Exits after --timeout of silence unless --follow.`,
 			quiet := timeout
 			if follow {
 				quiet = 0
+				go c.FlushEvery(ctx, 10*time.Second)
 			}
 			out := cmd.OutOrStdout()
 			err = c.Receive(ctx, quiet, func(m store.Message) error { return printMessage(out, m, asJSON) })
