@@ -45,6 +45,7 @@ type OutboundConfig struct {
 	MaxEnvelopes int           // per transaction; default 100
 	Backoff      Backoff       // retry delays
 	Expiry       time.Duration // undeliverable after this; default 7 days
+	IdlePoll     time.Duration // an idle queue is looked at this often anyway; default 2s
 }
 
 // Outbound runs one sender loop per destination: one transaction in
@@ -90,6 +91,9 @@ func (o *Outbound) init() {
 		o.stop = make(chan struct{})
 		if o.Cfg.MaxEnvelopes <= 0 {
 			o.Cfg.MaxEnvelopes = 100
+		}
+		if o.Cfg.IdlePoll <= 0 {
+			o.Cfg.IdlePoll = 2 * time.Second
 		}
 		if o.Cfg.Expiry <= 0 {
 			o.Cfg.Expiry = 7 * 24 * time.Hour
@@ -186,8 +190,10 @@ func (o *Outbound) run(l *destLoop) {
 		case more:
 			l.st.NextAttempt = time.Time{}
 		default:
+			// Idle: wakes come when envelopes are queued; the poll is a
+			// safety net for a wake that raced its commit.
 			l.st.NextAttempt = time.Time{}
-			wait = -1
+			wait = o.Cfg.IdlePoll
 		}
 		l.mu.Unlock()
 		if err != nil && ctx.Err() == nil {

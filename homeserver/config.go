@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"hearth/keys/serverkey"
 	"hearth/storage"
 )
 
@@ -31,6 +32,7 @@ type Config struct {
 	MaxDevices        int           // pending + active devices per user; default 100
 	Password          PasswordParams
 	Version           string // reported by Status; default "dev"
+	Federation        FederationConfig
 }
 
 // RateLimit is a token bucket: PerSecond sustained, Burst at once.
@@ -56,6 +58,8 @@ type Deps struct {
 	Rand       io.Reader          // default crypto/rand.Reader; must be safe for concurrent use
 	Router     Router             // default: in-process
 	Presence   Presence           // default: in-memory
+	// ServerKey signs federation transactions and queries; nil: no federation.
+	ServerKey *serverkey.Key
 }
 
 func (c Config) withDefaults() Config {

@@ -28,7 +28,12 @@ func (s *Server) checkConversationID(op, id string) error {
 		}
 	}
 	if domain != s.cfg.Domain {
-		return wire.Errorf(op, wire.Code_CODE_UNAVAILABLE, "conversation %s is hosted by another server; federation is not available", id)
+		if s.fed == nil {
+			return wire.Errorf(op, wire.Code_CODE_UNAVAILABLE, "conversation %s is hosted by another server; federation is not available", id)
+		}
+		if _, err := identity.ParseUser("x@" + domain); err != nil {
+			return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "conversation id %q: invalid domain", id)
+		}
 	}
 	return nil
 }
@@ -36,8 +41,8 @@ func (s *Server) checkConversationID(op, id string) error {
 func (ss *session) createConversation(m *wire.CreateConversation) (*wire.ServerFrame, error) {
 	const op = "homeserver.CreateConversation"
 	id := m.GetConversationId()
-	if err := ss.s.checkConversationID(op, id); err != nil {
-		if wire.Is(err, wire.Code_CODE_UNAVAILABLE) {
+	if err := ss.s.checkConversationID(op, id); err != nil || !strings.HasSuffix(id, "@"+ss.s.cfg.Domain) {
+		if err == nil || wire.Is(err, wire.Code_CODE_UNAVAILABLE) {
 			return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "a conversation created here must be LOCAL@%s", ss.s.cfg.Domain)
 		}
 		return nil, err

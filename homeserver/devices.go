@@ -2,6 +2,7 @@ package homeserver
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"strings"
 
@@ -59,12 +60,17 @@ func verifyList(op string, tx *storage.Tx, userAddr string, userID int64, idKey 
 }
 
 // putList stores a verified list whose version must grow.
-func putList(op string, tx *storage.Tx, userID int64, l *identity.DeviceList, sl *wire.SignedDeviceList, nowMs int64) error {
+// putList stores a verified signed list and, with federation, queues it
+// for every server sharing a conversation with the user (same transaction).
+func (s *Server) putList(op string, tx *storage.Tx, userName string, userID int64, l *identity.DeviceList, sl *wire.SignedDeviceList, nowMs int64) error {
 	err := tx.PutDeviceList(userID, &storage.SignedList{Version: l.Version, List: sl.List, Signature: sl.Signature, UpdatedMs: nowMs})
 	if errors.Is(err, storage.ErrConflict) {
 		return wire.Errorf(op, wire.Code_CODE_VERSION, "device list version %d does not grow", l.Version)
 	}
-	return err
+	if err != nil || s.fed == nil {
+		return err
+	}
+	return s.fed.propagateList(tx, userName, userID, l.Version, sl)
 }
 
 func (ss *session) publishIdentity(m *wire.PublishIdentity) (*wire.ServerFrame, error) {
@@ -88,7 +94,7 @@ func (ss *session) publishIdentity(m *wire.PublishIdentity) (*wire.ServerFrame, 
 		} else if err != nil {
 			return err
 		}
-		return putList(op, tx, ss.userID, l, m.DeviceList, ss.s.nowMs())
+		return ss.s.putList(op, tx, ss.userName, ss.userID, l, m.DeviceList, ss.s.nowMs())
 	})
 	if err != nil {
 		return nil, internal(op, err)
@@ -110,7 +116,7 @@ func (ss *session) publishDeviceList(m *wire.PublishDeviceList) (*wire.ServerFra
 		if err != nil {
 			return err
 		}
-		return putList(op, tx, ss.userID, l, m.DeviceList, ss.s.nowMs())
+		return ss.s.putList(op, tx, ss.userName, ss.userID, l, m.DeviceList, ss.s.nowMs())
 	})
 	if err != nil {
 		return nil, internal(op, err)
@@ -155,7 +161,7 @@ func (ss *session) approveDevice(m *wire.ApproveDevice) (*wire.ServerFrame, erro
 		if listedKey, _ := l.Lookup(target.ID); len(target.SignatureKey) > 0 && !bytes.Equal(listedKey.SignatureKey, target.SignatureKey) {
 			return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "the list gives device %s another signature key than it registered", target.ID)
 		}
-		if err := putList(op, tx, ss.userID, l, m.DeviceList, ss.s.nowMs()); err != nil {
+		if err := ss.s.putList(op, tx, ss.userName, ss.userID, l, m.DeviceList, ss.s.nowMs()); err != nil {
 			return err
 		}
 		return tx.ApproveDevice(target.ID, m.SealedBundle)
@@ -267,7 +273,7 @@ func (ss *session) revokeDevice(m *wire.RevokeDevice) (*wire.ServerFrame, error)
 			if _, still := l.Lookup(target); still {
 				return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "the new device list still includes the revoked device")
 			}
-			if err := putList(op, tx, ss.userID, l, m.DeviceList, ss.s.nowMs()); err != nil {
+			if err := ss.s.putList(op, tx, ss.userName, ss.userID, l, m.DeviceList, ss.s.nowMs()); err != nil {
 				return err
 			}
 		}
@@ -339,13 +345,31 @@ func (ss *session) publishKeyPackages(m *wire.PublishKeyPackages) (*wire.ServerF
 
 func (ss *session) fetchDeviceList(m *wire.FetchDeviceList) (*wire.ServerFrame, error) {
 	const op = "homeserver.FetchDeviceList"
-	local, err := ss.s.localUser(op, m.GetUser())
+	if ss.s.fed != nil {
+		if d, ok := ss.s.fed.remoteDomain(m.GetUser()); ok {
+			r, err := ss.s.fed.fetchRemoteList(ss.ctx, d, m.GetUser())
+			if err != nil {
+				return nil, err
+			}
+			return &wire.ServerFrame{Body: &wire.ServerFrame_DeviceList{DeviceList: r}}, nil
+		}
+	}
+	r, err := ss.s.localDeviceList(ss.ctx, op, m.GetUser())
+	if err != nil {
+		return nil, err
+	}
+	return &wire.ServerFrame{Body: &wire.ServerFrame_DeviceList{DeviceList: r}}, nil
+}
+
+// localDeviceList returns the identity key and signed list of a local user.
+func (s *Server) localDeviceList(ctx context.Context, op, user string) (*wire.DeviceListResult, error) {
+	local, err := s.localUser(op, user)
 	if err != nil {
 		return nil, err
 	}
 	var idKey []byte
 	var sl *storage.SignedList
-	err = ss.s.db.Read(ss.ctx, func(tx *storage.Tx) error {
+	err = s.db.Read(ctx, func(tx *storage.Tx) error {
 		u, err := tx.UserByName(local)
 		if err != nil {
 			return err
@@ -357,13 +381,12 @@ func (ss *session) fetchDeviceList(m *wire.FetchDeviceList) (*wire.ServerFrame, 
 		return err
 	})
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no device list for %s", m.GetUser())
+		return nil, wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no device list for %s", user)
 	} else if err != nil {
 		return nil, internal(op, err)
 	}
-	return &wire.ServerFrame{Body: &wire.ServerFrame_DeviceList{DeviceList: &wire.DeviceListResult{
-		User: ss.s.userAddress(local), IdentityKey: idKey, DeviceList: &wire.SignedDeviceList{List: sl.List, Signature: sl.Signature},
-	}}}, nil
+	return &wire.DeviceListResult{User: s.userAddress(local), IdentityKey: idKey,
+		DeviceList: &wire.SignedDeviceList{List: sl.List, Signature: sl.Signature}}, nil
 }
 
 // localUser resolves a user address of this domain. Other domains need
@@ -392,23 +415,52 @@ func (ss *session) claimKeyPackages(m *wire.ClaimKeyPackages) (*wire.ServerFrame
 	if len(m.GetExcludeDevices()) > 1024 {
 		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "too many excluded devices")
 	}
+	users := m.GetUsers()
+	var remote map[string][]string
+	if ss.s.fed != nil {
+		users, remote = ss.s.fed.splitUsers(m.GetUsers())
+	}
+	res := &wire.ClaimResult{}
+	if len(users) > 0 {
+		r, err := ss.s.claimLocal(ss.ctx, op, users, m.GetExcludeDevices())
+		if err != nil {
+			return nil, err
+		}
+		res.Packages = r.Packages
+	}
+	for d, us := range remote {
+		r, err := ss.s.fed.claimRemote(ss.ctx, d, us, m.GetExcludeDevices(), ss.s.deviceAddress(ss.userName, ss.deviceID))
+		if err != nil {
+			return nil, err
+		}
+		res.Packages = append(res.Packages, r.Packages...)
+	}
+	return &wire.ServerFrame{Body: &wire.ServerFrame_Claim{Claim: res}}, nil
+}
+
+// claimLocal hands out one KeyPackage per active device on each local
+// user's signed list, all or nothing.
+func (s *Server) claimLocal(ctx context.Context, op string, users, excludeDevices []string) (*wire.ClaimResult, error) {
+	if n := len(users); n == 0 || n > 64 {
+		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "claim for 1..64 users")
+	}
 	exclude := map[string]bool{}
-	for _, d := range m.GetExcludeDevices() {
+	for _, d := range excludeDevices {
 		exclude[d] = true
 	}
 	var locals []string
-	for _, u := range m.GetUsers() {
-		l, err := ss.s.localUser(op, u)
+	for _, u := range users {
+		l, err := s.localUser(op, u)
 		if err != nil {
 			return nil, err
 		}
 		locals = append(locals, l)
 	}
 	res := &wire.ClaimResult{}
-	err := ss.s.db.Write(ss.ctx, func(tx *storage.Tx) error {
+	err := s.db.Write(ctx, func(tx *storage.Tx) error {
 		res.Packages = nil
 		for _, local := range locals {
-			if err := ss.s.claimForUser(op, tx, local, exclude, res); err != nil {
+			if err := s.claimForUser(op, tx, local, exclude, res); err != nil {
 				return err
 			}
 		}
@@ -417,7 +469,7 @@ func (ss *session) claimKeyPackages(m *wire.ClaimKeyPackages) (*wire.ServerFrame
 	if err != nil {
 		return nil, internal(op, err)
 	}
-	return &wire.ServerFrame{Body: &wire.ServerFrame_Claim{Claim: res}}, nil
+	return res, nil
 }
 
 func (s *Server) claimForUser(op string, tx *storage.Tx, local string, exclude map[string]bool, res *wire.ClaimResult) error {

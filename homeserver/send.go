@@ -4,6 +4,7 @@ import (
 	"errors"
 	"unicode/utf8"
 
+	"hearth/federation"
 	"hearth/homeserver/wire"
 	"hearth/keys/identity"
 	"hearth/storage"
@@ -13,9 +14,10 @@ const maxMessageID = 128
 
 // sendResult is what one accepted (or deduplicated) Send produced.
 type sendResult struct {
-	rec   *storage.SendRecord
-	dup   bool
-	heads []storage.Head
+	rec    *storage.SendRecord
+	dup    bool
+	heads  []storage.Head
+	remote map[string]bool // servers with a DELIVER queued
 }
 
 func (r *sendResult) frame() *wire.ServerFrame {
@@ -49,6 +51,10 @@ func (ss *session) send(id uint64, m *wire.Send) {
 		ss.writeError(id, &wire.Error{Op: op, Kind: wire.Code_CODE_RATE_LIMITED, Msg: "sending too fast", RetryAfter: max(wait.Milliseconds(), 1)})
 		return
 	}
+	if hub, _ := federation.HubOf(m.ConversationId); hub != ss.s.cfg.Domain && ss.s.fed != nil {
+		ss.sendRemote(id, m, sender, hub)
+		return
+	}
 	in := &sendInput{m: m, sender: sender, deviceID: ss.deviceID, userAddr: ss.s.userAddress(ss.userName), nowMs: ss.s.nowMs()}
 	wait := ss.s.db.Submit(ss.ctx, func(tx *storage.Tx) error { return ss.s.applySend(op, tx, in, res) })
 	ss.later(func() {
@@ -57,6 +63,7 @@ func (ss *session) send(id uint64, m *wire.Send) {
 			return
 		}
 		ss.s.notify(res.heads)
+		ss.s.wakeRemote(res)
 		ss.answer(id, res.frame(), nil)
 	})
 }
@@ -136,6 +143,12 @@ func (s *Server) applySend(op string, tx *storage.Tx, in *sendInput, res *sendRe
 	if err != nil {
 		return err
 	}
+	var before []storage.Member // the roster as it was, for the remote fan-out
+	if s.fed != nil {
+		if before, err = tx.Members(c.ID); err != nil {
+			return err
+		}
+	}
 	entry := &storage.LogEntry{ConvID: c.ID, Seq: c.LastSeq + 1, Sender: in.sender, MessageID: m.MessageId,
 		Kind: int(m.Kind), Epoch: m.Epoch, Payload: m.Payload, CreatedMs: in.nowMs}
 	newEpoch := c.Epoch
@@ -163,6 +176,11 @@ func (s *Server) applySend(op string, tx *storage.Tx, in *sendInput, res *sendRe
 			return err
 		}
 		if err := tx.AdvanceConversation(c.ID, c.Epoch, nil, entry.Seq, false); err != nil {
+			return err
+		}
+	}
+	if s.fed != nil {
+		if err := s.fed.fanOutRemote(tx, c, entry, m, before, res); err != nil {
 			return err
 		}
 	}
@@ -255,7 +273,14 @@ func (s *Server) localMember(op string, tx *storage.Tx, addr string) (storage.Me
 		return storage.Member{}, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "invalid device address %q", addr)
 	}
 	if da.User.Domain != s.cfg.Domain {
-		return storage.Member{}, wire.Errorf(op, wire.Code_CODE_UNAVAILABLE, "%s is on another server; federation is not available", addr)
+		if s.fed == nil {
+			return storage.Member{}, wire.Errorf(op, wire.Code_CODE_UNAVAILABLE, "%s is on another server; federation is not available", addr)
+		}
+		if !s.fed.policy.Allowed(da.User.Domain) {
+			return storage.Member{}, wire.Errorf(op, wire.Code_CODE_FORBIDDEN, "federation with %s is not allowed here", da.User.Domain)
+		}
+		// The device's own server checks it exists when the DELIVER arrives.
+		return storage.Member{Address: addr}, nil
 	}
 	d, err := tx.Device(da.Device)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && d.UserName != da.User.Local) {
@@ -275,4 +300,14 @@ func keys(m map[string]bool) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// wakeRemote starts the sender loops of servers a Send queued DELIVERs for.
+func (s *Server) wakeRemote(res *sendResult) {
+	if s.fed == nil {
+		return
+	}
+	for d := range res.remote {
+		s.fed.out.Wake(d)
+	}
 }

@@ -32,6 +32,7 @@ type Server struct {
 	hashSem  chan struct{} // bounds concurrent argon2id runs (memory)
 	dummy    string        // hash verified for unknown users (timing)
 	started  time.Time
+	fed      *fed // nil: federation off
 
 	mu       sync.Mutex
 	closed   bool
@@ -96,6 +97,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, wire.E(op, err)
 	}
 	s.dummy = dummy
+	if deps.ServerKey != nil {
+		if s.fed, err = newFed(s, deps.ServerKey); err != nil {
+			return nil, err
+		}
+		s.fed.start()
+	}
 	if cfg.RetentionInterval > 0 {
 		s.wg.Add(1)
 		go s.retentionLoop()
@@ -116,6 +123,9 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	s.closeSessions(func(*session) bool { return true }, wire.Code_CODE_UNAVAILABLE, "server shutting down")
 	s.wg.Wait()
+	if s.fed != nil {
+		s.fed.close()
+	}
 	// Streams end once their reader sees the close; their pending commits
 	// are answered (or fail) first. Do not wait forever on a stuck one.
 	done := make(chan struct{})

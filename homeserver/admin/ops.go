@@ -46,3 +46,36 @@ type Status struct {
 	Users          int    `json:"users"`
 	OnlineSessions int    `json:"online_sessions"`
 }
+
+// FederationOps is what the admin socket serves for federation. It is a
+// separate interface so that Ops stays as it was; the socket server uses
+// it when its Ops value also implements it.
+type FederationOps interface {
+	FederationPeerAdd(ctx context.Context, domain, address string, caPEM []byte) (PeerInfo, error)
+	FederationList(ctx context.Context) (FederationInfo, error)
+	FederationPolicy(ctx context.Context, op, value string) error // op: allow, deny, mode
+}
+
+// FederationInfo is `hearth admin federation list`.
+type FederationInfo struct {
+	Domain string     `json:"domain"`
+	KeyID  string     `json:"key_id"`
+	Mode   string     `json:"mode"`
+	Allow  []string   `json:"allow"`
+	Deny   []string   `json:"deny"`
+	Peers  []PeerInfo `json:"peers"`
+}
+
+// PeerInfo is one federation peer as the sender sees it.
+type PeerInfo struct {
+	Domain        string `json:"domain"`
+	Address       string `json:"address"`
+	Pinned        bool   `json:"pinned"`
+	QueueDepth    int    `json:"queue_depth"`
+	LastContactMs int64  `json:"last_contact_ms"` // 0: never (since start)
+	Attempts      int    `json:"failed_attempts"` // consecutive; 0: healthy
+	NextAttemptMs int64  `json:"next_attempt_ms"` // 0: not backing off
+	LastError     string `json:"last_error,omitempty"`
+	Sent          uint64 `json:"sent"`
+	Expired       uint64 `json:"expired"`
+}

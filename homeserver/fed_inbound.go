@@ -1,0 +1,339 @@
+package homeserver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	"hearth/federation"
+	"hearth/federation/fedwire"
+	"hearth/homeserver/wire"
+	"hearth/keys/identity"
+	"hearth/storage"
+)
+
+// applied is what applying envelopes produced, acted on after the commit.
+type applied struct {
+	heads    []storage.Head
+	wake     map[string]bool // destinations with new queued envelopes
+	resolved []string        // SUBMIT envelope ids that got their verdict
+	resync   []string        // remote users whose device list has a gap
+}
+
+func (a *applied) dest(d string) {
+	if a.wake == nil {
+		a.wake = map[string]bool{}
+	}
+	a.wake[d] = true
+}
+
+// ApplyTransaction deduplicates a verified transaction on (origin,
+// txn_id), then applies its envelopes in order, each deduplicated on
+// (origin, envelope id). After the first envelope refused for now, the
+// rest are answered CODE_UNAVAILABLE unapplied, so the sender's order holds.
+func (f *fed) ApplyTransaction(ctx context.Context, txn *fedwire.Transaction, hash []byte) (*fedwire.TransactionResult, error) {
+	const op = "homeserver.federation.Transaction"
+	f.out.Contact(txn.Origin)
+	var oldHash, oldRes []byte
+	err := f.s.db.Read(ctx, func(tx *storage.Tx) (err error) {
+		oldHash, oldRes, err = tx.InboundTxn(txn.Origin, txn.TxnId)
+		return err
+	})
+	switch {
+	case err == nil && bytes.Equal(oldHash, hash):
+		res := &fedwire.TransactionResult{}
+		if err := proto.Unmarshal(oldRes, res); err != nil {
+			return nil, &federation.Error{Op: op, Code: fedwire.Code_CODE_INTERNAL, Msg: "stored result", Err: err}
+		}
+		return res, nil
+	case err == nil:
+		return nil, &federation.Error{Op: op, Code: fedwire.Code_CODE_REPLAY, Msg: "transaction " + txn.TxnId + " was seen with different content"}
+	case !errors.Is(err, storage.ErrNotFound):
+		return nil, &federation.Error{Op: op, Code: fedwire.Code_CODE_INTERNAL, Msg: "dedup", Err: err}
+	}
+	res := &fedwire.TransactionResult{Code: fedwire.Code_CODE_OK, Results: make([]*fedwire.EnvelopeResult, len(txn.Envelopes))}
+	a := &applied{}
+	stopped := false // set inside the writer, which runs the functions in order
+	waits := make([]func() error, len(txn.Envelopes))
+	for i, env := range txn.Envelopes {
+		r := &fedwire.EnvelopeResult{Id: env.GetId()}
+		res.Results[i] = r
+		waits[i] = f.s.db.Submit(ctx, func(tx *storage.Tx) error {
+			if stopped {
+				r.Code, r.Message = fedwire.Code_CODE_UNAVAILABLE, "an earlier envelope must be applied first"
+				return nil
+			}
+			err := f.applyEnvelope(tx, txn.Origin, env, a)
+			r.Code = fedCode(err)
+			if err != nil {
+				var fe *federation.Error
+				if errors.As(err, &fe) {
+					r.Code = fe.Code
+				}
+				r.Message = err.Error()
+			}
+			if federation.Temporary(r.Code) {
+				stopped = true
+			}
+			return err
+		})
+	}
+	for i, w := range waits {
+		if err := w(); err != nil && res.Results[i].Code == fedwire.Code_CODE_OK {
+			res.Results[i].Code, res.Results[i].Message = fedwire.Code_CODE_INTERNAL, "not committed"
+		}
+		if c := res.Results[i].Code; c != fedwire.Code_CODE_OK {
+			f.s.log.Info("federation: envelope refused", "origin", txn.Origin, "envelope", res.Results[i].Id, "code", c.String())
+		}
+	}
+	f.afterCommit(a)
+	b, err := proto.Marshal(res)
+	if err == nil {
+		err = f.s.db.Write(ctx, func(tx *storage.Tx) error {
+			return tx.PutInboundTxn(txn.Origin, txn.TxnId, hash, b, f.s.nowMs())
+		})
+	}
+	if err != nil {
+		f.s.log.Error("federation: record transaction", "origin", txn.Origin, "err", err)
+	}
+	return res, nil
+}
+
+// afterCommit notifies sessions, sender loops and waiting Sends.
+func (f *fed) afterCommit(a *applied) {
+	f.s.notify(a.heads)
+	for d := range a.wake {
+		f.out.Wake(d)
+	}
+	f.mu.Lock()
+	for _, id := range a.resolved {
+		if ch, ok := f.waiters[id]; ok {
+			close(ch)
+			delete(f.waiters, id)
+		}
+	}
+	f.mu.Unlock()
+	for _, u := range a.resync {
+		go f.resyncList(u)
+	}
+}
+
+// applyEnvelope applies one envelope inside the writer's transaction.
+func (f *fed) applyEnvelope(tx *storage.Tx, origin string, env *fedwire.Envelope, a *applied) error {
+	if err := federation.CheckEnvelope(origin, f.s.cfg.Domain, env); err != nil {
+		return err
+	}
+	seen, err := tx.SeenEnvelope(origin, env.Id)
+	if err != nil || seen {
+		return err
+	}
+	switch env.Kind {
+	case fedwire.EnvelopeKind_ENVELOPE_KIND_SUBMIT:
+		err = f.applySubmit(tx, origin, env, a)
+	case fedwire.EnvelopeKind_ENVELOPE_KIND_DELIVER:
+		err = f.applyDeliver(tx, env, a)
+	case fedwire.EnvelopeKind_ENVELOPE_KIND_SUBMIT_RESULT:
+		err = f.applyResult(tx, env, a)
+	case fedwire.EnvelopeKind_ENVELOPE_KIND_DEVICE_LIST:
+		err = f.applyDeviceList(tx, env, a)
+	}
+	if err != nil {
+		return err
+	}
+	return tx.MarkEnvelope(origin, env.Id, f.s.nowMs())
+}
+
+// applySubmit runs a follower's SUBMIT through the rules of a local Send
+// and queues the verdict (SUBMIT_RESULT) for the origin either way.
+func (f *fed) applySubmit(tx *storage.Tx, origin string, env *fedwire.Envelope, a *applied) error {
+	const op = "homeserver.federation.Submit"
+	m := &wire.Send{ConversationId: env.ConversationId, MessageId: env.MessageId, Kind: wire.MessageKind(env.MessageKind),
+		Epoch: env.Epoch, Payload: env.Payload, AddDevices: env.AddDevices, RemoveDevices: env.RemoveDevices,
+		Welcome: env.Welcome, GroupInfo: env.GroupInfo}
+	dev, _ := identity.ParseDevice(env.Sender) // CheckEnvelope parsed it
+	in := &sendInput{m: m, sender: env.Sender, userAddr: dev.User.String(), nowMs: f.s.nowMs()}
+	res := &sendResult{}
+	verdict := f.s.validateSend(op, m)
+	if verdict == nil {
+		verdict = tx.Savepoint(func() error { return f.s.applySend(op, tx, in, res) })
+	}
+	if k := wire.KindOf(verdict); k == wire.Code_CODE_INTERNAL {
+		return verdict // temporary: the follower retries the envelope
+	}
+	out := &fedwire.Envelope{Id: "res-" + env.Id, Kind: fedwire.EnvelopeKind_ENVELOPE_KIND_SUBMIT_RESULT,
+		ConversationId: env.ConversationId, Sender: env.Sender, MessageId: env.MessageId, InReplyTo: env.Id,
+		Recipients: []string{env.Sender}, ServerTimeMs: in.nowMs}
+	if verdict != nil {
+		out.ResultCode, out.ResultMessage = uint32(wire.KindOf(verdict)), verdict.Error()
+	} else {
+		out.ConversationSeq, out.Epoch, out.ServerTimeMs = res.rec.ConvSeq, res.rec.Epoch, res.rec.CreatedMs
+		a.heads = append(a.heads, res.heads...)
+		for d := range res.remote {
+			a.dest(d)
+		}
+	}
+	if err := f.enqueue(tx, origin, out); err != nil {
+		return err
+	}
+	a.dest(origin)
+	return nil
+}
+
+// applyDeliver appends a hub's accepted message to the recipients'
+// mailboxes, in conversation order: it applies only on top of the
+// DELIVER it names as previous.
+func (f *fed) applyDeliver(tx *storage.Tx, env *fedwire.Envelope, a *applied) error {
+	const op = "homeserver.federation.Deliver"
+	now := f.s.nowMs()
+	c, err := tx.Conversation(env.ConversationId)
+	if errors.Is(err, storage.ErrNotFound) {
+		c = &storage.Conversation{ID: env.ConversationId, Creator: env.Sender, Epoch: env.Epoch, LastSeq: env.PrevConversationSeq, CreatedMs: now}
+		if err := tx.InsertConversation(c, nil, nil); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	switch {
+	case env.ConversationSeq <= c.LastSeq:
+		return nil // applied before
+	case env.PrevConversationSeq != c.LastSeq:
+		return &federation.Error{Op: op, Code: fedwire.Code_CODE_UNAVAILABLE,
+			Msg: "waiting for an earlier message of " + env.ConversationId}
+	}
+	entry := &storage.LogEntry{ConvID: c.ID, Seq: env.ConversationSeq, Sender: env.Sender, MessageID: env.MessageId,
+		Kind: int(env.MessageKind), Epoch: env.Epoch, Payload: env.Payload, Welcome: env.Welcome, CreatedMs: env.ServerTimeMs}
+	if err := tx.AppendLog(entry); err != nil {
+		return err
+	}
+	for _, r := range env.Recipients {
+		if err := f.appendLocal(tx, c.ID, r, env.ConversationSeq, false, now, a); err != nil {
+			return err
+		}
+	}
+	epoch := c.Epoch
+	if wire.MessageKind(env.MessageKind) == wire.MessageKind_MESSAGE_KIND_COMMIT {
+		epoch = env.Epoch + 1
+		for _, r := range env.RemoveDevices {
+			if strings.HasSuffix(strings.SplitN(r, "/", 2)[0], "@"+f.s.cfg.Domain) {
+				if err := tx.RemoveMember(c.ID, r); err != nil && !errors.Is(err, storage.ErrNotFound) {
+					return err
+				}
+			}
+		}
+		for _, r := range env.AddDevices {
+			da, err := identity.ParseDevice(r)
+			if err != nil || da.User.Domain != f.s.cfg.Domain {
+				continue
+			}
+			if err := tx.AddMember(c.ID, storage.Member{Address: r, DeviceID: da.Device}, epoch); err != nil && !errors.Is(err, storage.ErrConflict) {
+				return err
+			}
+			if len(env.Welcome) > 0 {
+				if err := f.appendLocal(tx, c.ID, r, env.ConversationSeq, true, now, a); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return tx.AdvanceConversation(c.ID, epoch, nil, env.ConversationSeq, false)
+}
+
+// appendLocal appends to the mailbox of local device address addr; an
+// unknown or revoked device is skipped (logged).
+func (f *fed) appendLocal(tx *storage.Tx, convID, addr string, convSeq uint64, welcome bool, now int64, a *applied) error {
+	da, err := identity.ParseDevice(addr)
+	if err != nil {
+		return nil
+	}
+	d, err := tx.Device(da.Device)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && (d.UserName != da.User.Local || d.Status != storage.DeviceActive)) {
+		f.s.log.Info("federation: delivery for an unknown or inactive device skipped", "conversation", convID, "device", addr)
+		return nil
+	} else if err != nil {
+		return err
+	}
+	h, err := tx.AppendMailbox(d.ID, convID, convSeq, welcome, now)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil // no mailbox yet
+	} else if err != nil {
+		return err
+	}
+	a.heads = append(a.heads, h)
+	return nil
+}
+
+// applyResult records the hub's verdict on one of our SUBMITs; an
+// accepted one becomes the (sender, message id) dedup record.
+func (f *fed) applyResult(tx *storage.Tx, env *fedwire.Envelope, a *applied) error {
+	p, err := tx.PendingByEnvelope(env.InReplyTo)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil // answered before (or forgotten after a refusal)
+	} else if err != nil {
+		return err
+	}
+	if p.ConvID != env.ConversationId || p.Sender != env.Sender || p.Done {
+		return nil
+	}
+	if err := tx.ResolvePending(p.EnvelopeID, int(env.ResultCode), env.ResultMessage, env.ConversationSeq, env.Epoch); err != nil {
+		return err
+	}
+	if env.ResultCode == 0 {
+		rec := &storage.SendRecord{Sender: p.Sender, MessageID: p.MessageID, ConvID: p.ConvID, ConvSeq: env.ConversationSeq,
+			Epoch: env.Epoch, CreatedMs: env.ServerTimeMs}
+		if err := tx.InsertSendRecord(rec); err != nil && !errors.Is(err, storage.ErrConflict) {
+			return err
+		}
+	}
+	a.resolved = append(a.resolved, p.EnvelopeID)
+	return nil
+}
+
+// applyDeviceList records a remote user's new device-list version; a gap
+// (a version more than one above the last known) triggers a resync.
+func (f *fed) applyDeviceList(tx *storage.Tx, env *fedwire.Envelope, a *applied) error {
+	old, err := tx.RemoteList(env.Sender)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	if old != nil && env.DeviceListVersion > old.Version+1 {
+		a.resync = append(a.resync, env.Sender)
+	}
+	return tx.PutRemoteList(&storage.RemoteList{User: env.Sender, Version: env.DeviceListVersion, IdentityKey: env.IdentityKey,
+		List: env.DeviceList, Signature: env.DeviceListSignature, UpdatedMs: f.s.nowMs()})
+}
+
+// Query answers a verified query about this server's users.
+func (f *fed) Query(ctx context.Context, q *fedwire.Query) *fedwire.QueryResult {
+	fail := func(err error) *fedwire.QueryResult {
+		return &fedwire.QueryResult{Code: fedCode(err), Message: err.Error()}
+	}
+	const op = "homeserver.federation.Query"
+	switch b := q.Body.(type) {
+	case *fedwire.Query_FetchDeviceList:
+		r, err := f.s.localDeviceList(ctx, op, b.FetchDeviceList.User)
+		if err != nil {
+			return fail(err)
+		}
+		return &fedwire.QueryResult{Body: &fedwire.QueryResult_DeviceList{DeviceList: &fedwire.DeviceListResult{
+			User: r.User, IdentityKey: r.IdentityKey, DeviceList: r.DeviceList.GetList(), Signature: r.DeviceList.GetSignature()}}}
+	case *fedwire.Query_ClaimKeyPackages:
+		m := b.ClaimKeyPackages
+		if d, err := identity.ParseDevice(m.Requester); err != nil || d.User.Domain != q.Origin {
+			return fail(wire.Errorf(op, wire.Code_CODE_FORBIDDEN, "requester must be a device of %s", q.Origin))
+		}
+		res, err := f.s.claimLocal(ctx, op, m.Users, m.ExcludeDevices)
+		if err != nil {
+			return fail(err)
+		}
+		out := &fedwire.ClaimResult{}
+		for _, p := range res.Packages {
+			out.Packages = append(out.Packages, &fedwire.ClaimedKeyPackage{User: p.User, DeviceId: p.DeviceId, KeyPackage: p.KeyPackage, LastResort: p.LastResort})
+		}
+		return &fedwire.QueryResult{Body: &fedwire.QueryResult_Claim{Claim: out}}
+	}
+	return fail(wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "unknown query"))
+}
