@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"hearth/federation"
 	"hearth/homeserver"
 	"hearth/homeserver/certs"
 	"hearth/homeserver/transport"
@@ -49,6 +50,19 @@ type serverConfig struct {
 	KeyFile  string       `json:"tls_key_file,omitempty"`
 	Limits   serverLimits `json:"limits"`
 	Origin   []string     `json:"allowed_origins"` // browser origins allowed besides the server's host
+	// Federation tunes server-to-server traffic; absent: the defaults.
+	Federation *federationConfig `json:"federation,omitempty"`
+}
+
+// federationConfig is the "federation" section of config.json.
+type federationConfig struct {
+	Address       string   `json:"address,omitempty"`         // published HOST:PORT (delegation); default: the bound address
+	BackoffBase   duration `json:"backoff_base,omitempty"`    // first retry delay ceiling; default 500ms
+	BackoffMax    duration `json:"backoff_max,omitempty"`     // largest retry delay; default 5m
+	Expiry        duration `json:"expiry,omitempty"`          // undeliverable envelopes fail after this; default 168h
+	SendWait      duration `json:"send_wait,omitempty"`       // a Send to a remote hub waits this long for its verdict; default 5s
+	RatePerSecond float64  `json:"rate_per_second,omitempty"` // inbound transactions per origin; default 50
+	RateBurst     float64  `json:"rate_burst,omitempty"`      // default 200
 }
 
 type serverLimits struct {
@@ -131,6 +145,24 @@ func (c serverConfig) homeserverConfig(version string) homeserver.Config {
 		RateLimit:       homeserver.RateLimit{PerSecond: c.Limits.SendPerSecond, Burst: c.Limits.SendBurst},
 		MaxMembers:      c.Limits.MaxMembers,
 		Version:         version,
+		Federation:      c.federationConfig(),
+	}
+}
+
+func (c serverConfig) federationConfig() homeserver.FederationConfig {
+	f := c.Federation
+	if f == nil {
+		return homeserver.FederationConfig{}
+	}
+	return homeserver.FederationConfig{
+		Address:       f.Address,
+		SendWait:      time.Duration(f.SendWait),
+		RatePerSecond: f.RatePerSecond,
+		RateBurst:     f.RateBurst,
+		Outbound: federation.OutboundConfig{
+			Backoff: federation.Backoff{Base: time.Duration(f.BackoffBase), Max: time.Duration(f.BackoffMax)},
+			Expiry:  time.Duration(f.Expiry),
+		},
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"hearth/homeserver/admin"
 	"hearth/homeserver/certs"
 	"hearth/homeserver/transport"
+	"hearth/keys/serverkey"
 	"hearth/storage"
 )
 
@@ -109,7 +110,11 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger) error 
 		return fmt.Errorf("open database: %w", err)
 	}
 	defer db.Close()
-	hs, err := homeserver.New(cfg.homeserverConfig(version), homeserver.Deps{DB: db, SigningKey: key, Log: log.With("component", "homeserver")})
+	skey, err := serverkey.FromSeed(key.Seed())
+	if err != nil {
+		return fmt.Errorf("signing key: %w", err)
+	}
+	hs, err := homeserver.New(cfg.homeserverConfig(version), homeserver.Deps{DB: db, SigningKey: key, ServerKey: skey, Log: log.With("component", "homeserver")})
 	if err != nil {
 		return fmt.Errorf("start homeserver: %w", err)
 	}
@@ -119,7 +124,7 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger) error 
 		return err
 	}
 	tr, err := transport.New(cfg.transportConfig(), transport.Deps{
-		Streams: hs, History: hs, TLS: tlsConf, Log: log.With("component", "transport"),
+		Streams: hs, History: hs, TLS: tlsConf, Log: log.With("component", "transport"), Federation: hs.FederationHandler(),
 		Health: func(ctx context.Context) (transport.Health, error) {
 			st, err := hs.Status(ctx)
 			return transport.Health{Domain: st.Domain, Version: st.Version, StartedMs: st.StartedMs, OnlineSessions: st.OnlineSessions}, err
@@ -147,6 +152,11 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger) error 
 	go func() { errc <- adm.Serve(adminLn) }()
 
 	bound := dialableAddr(ln.Addr())
+	if cfg.Federation != nil && cfg.Federation.Address != "" {
+		hs.SetFederationAddress(cfg.Federation.Address)
+	} else {
+		hs.SetFederationAddress(bound)
+	}
 	if err := writeFileAtomic(addrPath, []byte(bound+"\n"), 0o644); err != nil {
 		log.Warn("cannot record the bound address", "err", err)
 	}

@@ -215,6 +215,7 @@ func (s *SocketServer) routes() http.Handler {
 	mux.HandleFunc("DELETE /v1/users/{name}/devices/{id}", func(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, http.StatusNoContent, nil, s.ops.DeviceRevoke(r.Context(), r.PathValue("name"), r.PathValue("id")))
 	})
+	s.federationRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		transport.WriteError(w, s.log, wire.Errorf("admin", wire.Code_CODE_NOT_FOUND, "no admin operation %s %s", r.Method, r.URL.Path))
 	})

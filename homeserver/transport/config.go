@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -103,6 +104,9 @@ type Deps struct {
 	Health  HealthFunc    // nil: /healthz reports only the status
 	TLS     *tls.Config   // required; certificates (e.g. certs.Manager.TLSConfig); ALPN is set here
 	Log     *slog.Logger  // nil: discard
+	// Federation serves /hearth/federation/ and /.well-known/hearth/ (the
+	// server-to-server endpoints, docs/federation.md); nil: not served.
+	Federation http.Handler
 }
 
 func (d Deps) validate() (Deps, error) {

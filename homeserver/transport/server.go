@@ -92,6 +92,10 @@ func (s *Server) routes(h3 bool) http.Handler {
 	}
 	mux.HandleFunc("GET "+PathMessages, s.serveMessages)
 	mux.HandleFunc("GET "+PathHealth, s.serveHealth)
+	if s.deps.Federation != nil {
+		mux.Handle("/hearth/federation/", s.deps.Federation)
+		mux.Handle("/.well-known/hearth/", s.deps.Federation)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, s.log, errNotFound)
 	})
