@@ -68,7 +68,8 @@ func newTransport(p Peer) (*http3.Transport, error) {
 		}
 		conf.RootCAs = pool
 	}
-	return &http3.Transport{TLSClientConfig: conf, QUICConfig: &quic.Config{MaxIdleTimeout: 30 * time.Second, KeepAlivePeriod: 10 * time.Second}}, nil
+	return &http3.Transport{TLSClientConfig: conf, QUICConfig: &quic.Config{
+		HandshakeIdleTimeout: 2 * time.Second, MaxIdleTimeout: 30 * time.Second, KeepAlivePeriod: 10 * time.Second}}, nil
 }
 
 // transport returns the HTTP/3 transport for domain, rebuilt when its
