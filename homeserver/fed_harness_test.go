@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,6 +36,7 @@ type fedNode struct {
 	tr     *transport.Server
 	pc     net.PacketConn
 	ln     net.Listener
+	logs   *syncBuffer
 	addr   string // HOST:PORT, kept across restarts
 	caPEM  []byte
 }
@@ -64,7 +68,11 @@ func (n *fedNode) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(n.cfg, Deps{DB: db, SigningKey: n.key, ServerKey: n.skey})
+	if n.logs == nil {
+		n.logs = &syncBuffer{}
+	}
+	log := slog.New(slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	s, err := New(n.cfg, Deps{DB: db, SigningKey: n.key, ServerKey: n.skey, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +89,7 @@ func (n *fedNode) start() {
 	if n.caPEM, err = os.ReadFile(cm.CAPath()); err != nil {
 		t.Fatal(err)
 	}
-	tr, err := transport.New(transport.Config{}, transport.Deps{Streams: s, TLS: cm.TLSConfig(), Federation: s.FederationHandler()})
+	tr, err := transport.New(transport.Config{}, transport.Deps{Streams: s, TLS: cm.TLSConfig(), Federation: s.FederationHandler(), Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,4 +225,22 @@ func collect(t testing.TB, c *client, n int, within time.Duration) []*wire.Deliv
 		}
 	}
 	return out
+}
+
+// syncBuffer is a log sink safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
