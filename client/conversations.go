@@ -214,6 +214,11 @@ func (c *Client) finishCommit(ctx context.Context, conv string, req *wire.Send) 
 			if merr := g.MergeCommit(); merr != nil {
 				return fmt.Errorf("client: merge commit: %w", merr)
 			}
+			if cv, cerr := getConversation(tx, conv); cerr == nil && cv.Group {
+				if perr := c.updatePeers(tx, conv, g.Members(), self); perr != nil {
+					return perr
+				}
+			}
 		} else {
 			g.DiscardCommit()
 		}
@@ -265,9 +270,16 @@ func (c *Client) reconcile(ctx context.Context, conv string) error {
 		}
 		return errRedo // membership changed: look again with the new state
 	}
-	add, remove, err := c.rosterDiff(ctx, userOf(self.Address), meta.Peers, members)
-	if err != nil || (len(add) == 0 && len(remove) == 0) {
+	peers := meta.Peers
+	if meta.Group {
+		peers = peersOf(members, userOf(self.Address))
+	}
+	add, remove, err := c.rosterDiff(ctx, userOf(self.Address), peers, members)
+	if err != nil {
 		return err
+	}
+	if len(add) == 0 && len(remove) == 0 {
+		return nil
 	}
 	kps, err := c.claim(ctx, add, members)
 	if err != nil {
@@ -334,8 +346,15 @@ func (c *Client) rosterDiff(ctx context.Context, me string, peers, members []str
 // claim fetches one KeyPackage for each device in add. Devices that have
 // none left are left out (they join when they publish new ones).
 func (c *Client) claim(ctx context.Context, add map[string][]string, members []string) ([][]byte, error) {
+	kps, _, err := c.claimUsers(ctx, add, members)
+	return kps, err
+}
+
+// claimUsers is claim that also says which users got at least one package.
+func (c *Client) claimUsers(ctx context.Context, add map[string][]string, members []string) ([][]byte, map[string]bool, error) {
+	got := map[string]bool{}
 	if len(add) == 0 {
-		return nil, nil
+		return nil, got, nil
 	}
 	var users []string
 	for u := range add {
@@ -346,16 +365,17 @@ func (c *Client) claim(ctx context.Context, add map[string][]string, members []s
 		Users: users, ExcludeDevices: members,
 	}}})
 	if wire.Is(err, wire.Code_CODE_NO_KEY_PACKAGES) {
-		return nil, nil
+		return nil, got, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var kps [][]byte
 	for _, p := range r.GetClaim().GetPackages() {
 		if slices.Contains(add[p.GetUser()], p.GetUser()+"/"+p.GetDeviceId()) {
 			kps = append(kps, p.GetKeyPackage())
+			got[p.GetUser()] = true
 		}
 	}
-	return kps, nil
+	return kps, got, nil
 }

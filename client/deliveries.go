@@ -78,6 +78,7 @@ func (c *Client) apply(ctx context.Context, tx *store.Tx, self Self, d *wire.Del
 	if err := settlePending(tx, conv, g, d); err != nil {
 		return err
 	}
+	before := g.Members()
 	rcv, err := g.Process(d.GetPayload())
 	if v.transient != nil {
 		return fmt.Errorf("client: checking a member: %w", v.transient)
@@ -88,20 +89,30 @@ func (c *Client) apply(ctx context.Context, tx *store.Tx, self Self, d *wire.Del
 	if rcv.Sender != d.GetSender() {
 		return &badMessage{fmt.Errorf("credential %q does not match sender %q", rcv.Sender, d.GetSender())}
 	}
+	at := store.Message{ID: d.GetMessageId(), Conversation: conv, From: userOf(rcv.Sender),
+		SentAt: time.UnixMilli(d.GetServerTimeMs()).UTC(), Seq: d.GetConversationSeq()}
+	if rcv.Commit {
+		return c.applyCommit(ctx, tx, conv, g, before, rcv, at)
+	}
 	if err := c.saveGroup(tx, conv, g); err != nil {
 		return err
 	}
 	if !rcv.Application {
 		return nil
 	}
-	text, err := decodeBody(rcv.Plaintext)
+	text, ctl, err := decodeMessage(rcv.Plaintext)
 	if err != nil {
 		return &badMessage{err}
 	}
-	m := store.Message{
-		ID: d.GetMessageId(), Conversation: conv, From: userOf(rcv.Sender), Text: text,
-		SentAt: time.UnixMilli(d.GetServerTimeMs()).UTC(), Seq: d.GetConversationSeq(),
+	if ctl != nil {
+		evs, err := c.applyControl(tx, conv, g, self, rcv.Sender, *ctl)
+		if err != nil {
+			return err
+		}
+		return addEvents(tx, at, evs)
 	}
+	m := at
+	m.Text = text
 	added, err := tx.AddHistory(m)
 	if err != nil || !added {
 		return err
@@ -135,27 +146,54 @@ func (c *Client) join(ctx context.Context, tx *store.Tx, self Self, d *wire.Deli
 	if err := tx.PutMeta("registered/"+conv, []byte{1}); err != nil { // the hub has it: we were added there
 		return err
 	}
-	return c.rememberConversation(tx, conversation{ID: conv, Peers: peersOf(g.Members(), userOf(self.Address)), Creator: userOf(d.GetSender())})
+	cv := conversation{ID: conv, Peers: peersOf(g.Members(), userOf(self.Address)), Creator: userOf(d.GetSender())}
+	if ag, ok := g.(AdminGroup); ok && ag.AdminKey() != nil {
+		cv.Group = true
+		if _, known, err := getGroupMeta(tx, conv); err != nil {
+			return err
+		} else if !known {
+			if err := putGroupMeta(tx, conv, groupMeta{}); err != nil {
+				return err
+			}
+		}
+	}
+	return c.rememberConversation(tx, cv)
 }
 
 // body is the plaintext of an application message. It is versioned so that
-// later message types (media, reactions) extend it.
+// later message types (media, reactions) extend it; a group control
+// message carries Ctl instead of Text.
 type body struct {
-	V    int    `json:"v"`
-	Text string `json:"text"`
+	V    int      `json:"v"`
+	Text string   `json:"text,omitempty"`
+	Ctl  *control `json:"ctl,omitempty"`
 }
 
 func encodeBody(text string) ([]byte, error) { return json.Marshal(body{V: 1, Text: text}) }
 
+func encodeControlBody(ctl []byte) ([]byte, error) {
+	var c control
+	if err := json.Unmarshal(ctl, &c); err != nil {
+		return nil, err
+	}
+	return json.Marshal(body{V: 1, Ctl: &c})
+}
+
 func decodeBody(b []byte) (string, error) {
+	t, _, err := decodeMessage(b)
+	return t, err
+}
+
+// decodeMessage returns the text or the control message of a body.
+func decodeMessage(b []byte) (string, *control, error) {
 	var m body
 	if err := json.Unmarshal(b, &m); err != nil {
-		return "", fmt.Errorf("message body: %w", err)
+		return "", nil, fmt.Errorf("message body: %w", err)
 	}
 	if m.V != 1 {
-		return "", fmt.Errorf("message body version %d not supported", m.V)
+		return "", nil, fmt.Errorf("message body version %d not supported", m.V)
 	}
-	return m.Text, nil
+	return m.Text, m.Ctl, nil
 }
 
 // settlePending resolves this device's pending commit from the hub's order

@@ -16,6 +16,7 @@ type conversation struct {
 	ID      string   `json:"id"`
 	Peers   []string `json:"peers"` // user@domain of the other users
 	Creator string   `json:"creator,omitempty"`
+	Group   bool     `json:"group,omitempty"` // a group (has an admin key), not a 1:1
 }
 
 func convName(id string) string     { return "conv/" + id }
@@ -30,7 +31,7 @@ func (c *Client) rememberConversation(tx *store.Tx, conv conversation) error {
 	if err := tx.PutMeta(convName(conv.ID), raw); err != nil {
 		return err
 	}
-	if len(conv.Peers) == 1 && tx.Meta(directName(conv.Peers[0])) == nil {
+	if !conv.Group && len(conv.Peers) == 1 && tx.Meta(directName(conv.Peers[0])) == nil {
 		return tx.PutMeta(directName(conv.Peers[0]), []byte(conv.ID))
 	}
 	return nil

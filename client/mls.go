@@ -3,6 +3,8 @@ package client
 import (
 	"crypto/ed25519"
 	"errors"
+
+	"hearth/keys/groupauth"
 )
 
 // The MLS seam. The conversation layer talks to MLS only through these
@@ -65,6 +67,43 @@ type Received struct {
 	Sender      string // device address from the sender's validated credential
 	Application bool   // true: Plaintext is an application message
 	Plaintext   []byte
+	// For a commit: the roster change, its authenticated_data, the epoch
+	// it left and the group admin key before and after it.
+	Commit                        bool
+	EpochBefore                   uint64
+	Added, Removed                []string
+	AuthenticatedData             []byte
+	AdminKeyBefore, AdminKeyAfter []byte
+	ExtChanged                    bool
+}
+
+// AdminCommit is a commit that may replace the group admin key and carry
+// the admin signature: Sign gets the epoch and the commit's roster change
+// and returns the authenticated_data (nil: none).
+type AdminCommit struct {
+	KeyPackages [][]byte
+	Remove      []string
+	SetAdminKey bool
+	NewAdminKey []byte
+	Sign        func(epoch uint64, ch groupauth.Change) []byte
+}
+
+// AdminGroup is a Group of an engine that supports Hearth group roles
+// (docs/decisions/0003).
+type AdminGroup interface {
+	Group
+	AdminKey() []byte
+	EpochAuthenticator() []byte
+	CommitAdmin(AdminCommit) (Commit, error)
+	// SealTo encrypts to one member device's current leaf key; OpenSealed
+	// opens what was sealed to this device's.
+	SealTo(member, label string, context, pt []byte) ([]byte, error)
+	OpenSealed(label string, context, ct []byte) ([]byte, error)
+}
+
+// AdminEngine creates groups carrying a group admin public key.
+type AdminEngine interface {
+	CreateWithAdmin(groupID []byte, self Self, v CredentialValidator, adminPub []byte) (Group, error)
 }
 
 // Commit is a commit this device made and has not yet merged: it is merged

@@ -84,6 +84,11 @@ func (c *Client) Flush(ctx context.Context, until string) error {
 				continue
 			}
 			synced = true
+			if ctx.Value(leavesKey{}) == nil {
+				if err := c.commitLeaves(context.WithValue(ctx, leavesKey{}, true)); err != nil {
+					c.log.Warn("committing leave requests", "err", err)
+				}
+			}
 		}
 		if err := s.CaughtUp(ctx); err != nil {
 			return err
@@ -128,6 +133,9 @@ func (c *Client) Flush(ctx context.Context, until string) error {
 		attempt++
 	}
 }
+
+// leavesKey marks a Flush made while committing leave requests.
+type leavesKey struct{}
 
 // nextOutbox returns the oldest item not marked failed.
 func (c *Client) nextOutbox() (store.OutboxItem, bool, error) {
@@ -182,6 +190,9 @@ func (c *Client) sendItem(ctx context.Context, it store.OutboxItem) error {
 	a, err := c.Account()
 	if err != nil {
 		return err
+	}
+	if it.Control != nil {
+		return c.controlSent(it)
 	}
 	return c.st.Update(func(tx *store.Tx) error {
 		m := store.Message{ID: it.ID, Conversation: req.GetConversationId(), From: a.User, Text: it.Text,
@@ -240,9 +251,11 @@ func (c *Client) seal(ctx context.Context, it store.OutboxItem) (store.OutboxIte
 	if err := c.checkReachable(conv, self); err != nil {
 		return it, err
 	}
-	pt, err := encodeBody(it.Text)
-	if err != nil {
-		return it, err
+	var pt []byte
+	if it.Control == nil {
+		if pt, err = encodeBody(it.Text); err != nil {
+			return it, err
+		}
 	}
 	err = c.st.Update(func(tx *store.Tx) error {
 		cur, err := tx.OutboxItem(it.ID)
@@ -256,6 +269,15 @@ func (c *Client) seal(ctx context.Context, it store.OutboxItem) (store.OutboxIte
 		g, err := c.loadGroup(tx, conv, self, c.validator(ctx, tx))
 		if err != nil {
 			return err
+		}
+		if cur.Control != nil {
+			ctl, err := c.sealControl(tx, conv, g, self, cur.Control)
+			if err != nil {
+				return err
+			}
+			if pt, err = encodeControlBody(ctl); err != nil {
+				return err
+			}
 		}
 		ct, err := g.Encrypt(pt)
 		if err != nil {

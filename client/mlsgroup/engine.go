@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"hearth/client"
+	"hearth/keys/groupauth"
 	"hearth/keys/mls"
 	"hearth/keys/mls/codec"
 	"hearth/keys/mls/suite"
@@ -61,7 +62,7 @@ func (e *Engine) NewKeyPackage(self client.Self) (client.KeyPackage, error) {
 	if err != nil {
 		return client.KeyPackage{}, err
 	}
-	opts := mls.KeyPackageOptions{}
+	opts := mls.KeyPackageOptions{Capabilities: adminCaps}
 	if e.Now != nil {
 		opts.Now = e.Now()
 	}
@@ -94,8 +95,18 @@ func openPrivate(b []byte) (*mls.KeyPackage, *mls.KeyPackagePrivate, error) {
 	return kp, priv, nil
 }
 
+// adminCaps lists Hearth's group admin extension, so that groups carrying
+// it can add this device.
+var adminCaps = mls.Capabilities{Extensions: []mls.ExtensionType{groupauth.ExtensionType}}
+
 // Create starts a one-member group.
 func (e *Engine) Create(groupID []byte, self client.Self, v client.CredentialValidator) (client.Group, error) {
+	return e.CreateWithAdmin(groupID, self, v, nil)
+}
+
+// CreateWithAdmin starts a one-member group whose GroupContext carries the
+// group admin public key adminPub (none if nil).
+func (e *Engine) CreateWithAdmin(groupID []byte, self client.Self, v client.CredentialValidator, adminPub []byte) (client.Group, error) {
 	s, err := e.suite()
 	if err != nil {
 		return nil, err
@@ -104,7 +115,7 @@ func (e *Engine) Create(groupID []byte, self client.Self, v client.CredentialVal
 	if err != nil {
 		return nil, err
 	}
-	g, err := mls.NewGroup(e.config(v), s, groupID, signer, mls.BasicCredential(self.Address), mls.GroupOptions{})
+	g, err := mls.NewGroup(e.config(v), s, groupID, signer, mls.BasicCredential(self.Address), groupOptions(adminPub))
 	if err != nil {
 		return nil, fmt.Errorf("mlsgroup: create: %w", err)
 	}
@@ -171,3 +182,12 @@ func (e *Engine) JoinExternal(groupInfo []byte, self client.Self, v client.Crede
 	// commit.
 	return &group{g: g}, client.Commit{Message: commit, Added: []string{self.Address}}, nil
 }
+
+func groupOptions(adminPub []byte) mls.GroupOptions {
+	opts := mls.GroupOptions{Leaf: mls.KeyPackageOptions{Capabilities: adminCaps}}
+	if adminPub != nil {
+		opts.Extensions = mls.Extensions{{Type: groupauth.ExtensionType, Data: adminPub}}
+	}
+	return opts
+}
+var _ client.AdminEngine = (*Engine)(nil)

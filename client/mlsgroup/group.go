@@ -31,26 +31,39 @@ func (g *group) Encrypt(plaintext []byte) ([]byte, error) {
 }
 
 func (g *group) Process(msg []byte) (client.Received, error) {
+	before, epoch := g.g.Extensions(), g.g.Epoch()
 	r, err := g.g.Process(msg)
 	if err != nil {
 		return client.Received{}, err
 	}
-	return client.Received{
+	rcv := client.Received{
 		Sender:      string(r.SenderIdentity),
 		Application: r.Kind == mls.ContentApplication,
 		Plaintext:   r.Plaintext,
-	}, nil
+	}
+	if r.Kind == mls.ContentCommit {
+		commitInfo(&rcv, r, before, g.g.Extensions(), epoch)
+	}
+	return rcv, nil
 }
 
 // Commit adds the devices of keyPackages (MLSMessage-encoded) and removes
 // the members with the given device addresses.
 func (g *group) Commit(keyPackages [][]byte, remove []string) (client.Commit, error) {
+	opts, out, err := g.options(keyPackages, remove)
+	if err != nil {
+		return out, err
+	}
+	return g.commit(opts, out)
+}
+
+func (g *group) options(keyPackages [][]byte, remove []string) (mls.CommitOptions, client.Commit, error) {
 	var opts mls.CommitOptions
 	var out client.Commit
 	for _, b := range keyPackages {
 		var m mls.MLSMessage
 		if err := m.Unmarshal(b); err != nil || m.KeyPackage == nil {
-			return out, fmt.Errorf("mlsgroup: claimed key package is not an MLSMessage(KeyPackage): %v", err)
+			return opts, out, fmt.Errorf("mlsgroup: claimed key package is not an MLSMessage(KeyPackage): %v", err)
 		}
 		opts.Add = append(opts.Add, m.KeyPackage)
 		out.Added = append(out.Added, string(m.KeyPackage.LeafNode.Credential.Identity))
@@ -63,6 +76,10 @@ func (g *group) Commit(keyPackages [][]byte, remove []string) (client.Commit, er
 		opts.Remove = append(opts.Remove, l)
 		out.Removed = append(out.Removed, addr)
 	}
+	return opts, out, nil
+}
+
+func (g *group) commit(opts mls.CommitOptions, out client.Commit) (client.Commit, error) {
 	res, err := g.g.Commit(opts)
 	if err != nil {
 		return client.Commit{}, fmt.Errorf("mlsgroup: commit: %w", err)

@@ -14,6 +14,11 @@ type Message struct {
 	Text         string    `json:"text"`
 	SentAt       time.Time `json:"sent_at"`
 	Seq          uint64    `json:"seq"` // the hub's conversation sequence
+	// Event names a group change (member_added, member_removed, renamed,
+	// promoted, demoted, left, commit_refused); User is the user it is
+	// about, Text its detail (e.g. the new name). Empty for messages.
+	Event string `json:"event,omitempty"`
+	User  string `json:"user,omitempty"`
 }
 
 var bInbox = []byte("inbox")

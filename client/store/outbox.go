@@ -11,15 +11,18 @@ import (
 // were produced in. The group state advanced by the encryption is written
 // in the same transaction, so a crash never loses or re-encrypts it.
 type OutboxItem struct {
-	Seq          uint64    `json:"seq"` // local send order, assigned by AddOutbox
-	ID           string    `json:"id"`  // message id, unique per device, reused on every retry
-	Conversation string    `json:"conversation,omitempty"`
-	To           string    `json:"to,omitempty"` // user@domain for a direct conversation not yet known
-	Text         string    `json:"text"`
-	Payload      []byte    `json:"payload,omitempty"` // encoded send request, once encrypted
-	Epoch        uint64    `json:"epoch,omitempty"`
-	Created      time.Time `json:"created"`
-	Attempts     int       `json:"attempts,omitempty"`
+	Seq          uint64 `json:"seq"` // local send order, assigned by AddOutbox
+	ID           string `json:"id"`  // message id, unique per device, reused on every retry
+	Conversation string `json:"conversation,omitempty"`
+	To           string `json:"to,omitempty"` // user@domain for a direct conversation not yet known
+	Text         string `json:"text"`
+	// Control is a group control message (client-defined encoding) sent
+	// instead of Text.
+	Control  []byte    `json:"control,omitempty"`
+	Payload  []byte    `json:"payload,omitempty"` // encoded send request, once encrypted
+	Epoch    uint64    `json:"epoch,omitempty"`
+	Created  time.Time `json:"created"`
+	Attempts int       `json:"attempts,omitempty"`
 	// Failed holds the reason of a non-retryable refusal; a failed item is
 	// kept for the user to see but never sent again.
 	Failed string `json:"failed,omitempty"`

@@ -26,6 +26,14 @@ type Envelope struct {
 	Removed      []LeafIndex
 	ByReference  int
 	ExternalJoin bool
+	// AuthenticatedData of a PublicMessage (Hearth puts the group admin
+	// signature of a role-gated commit there).
+	AuthenticatedData []byte
+	// Extensions is the new GroupContext extension list of a commit's
+	// GroupContextExtensions proposal by value (HasExtensions tells an
+	// empty list from none).
+	Extensions    Extensions
+	HasExtensions bool
 }
 
 // Inspect decodes msg's envelope. It does not verify anything.
@@ -42,6 +50,7 @@ func Inspect(msg []byte) (*Envelope, error) {
 	case WirePublicMessage:
 		c := &m.PublicMessage.Content
 		e.GroupID, e.Epoch, e.ContentType, e.Sender = c.GroupID, c.Epoch, c.ContentType, &c.Sender
+		e.AuthenticatedData = c.AuthenticatedData
 		if c.ContentType == ContentProposal {
 			e.addProposal(c.Proposal)
 		}
@@ -61,6 +70,8 @@ func (e *Envelope) addProposal(p *Proposal) {
 		e.Added = append(e.Added, p.Add.LeafNode.Credential.Identity)
 	case ProposalRemove:
 		e.Removed = append(e.Removed, p.Remove)
+	case ProposalGroupContextExtensions:
+		e.Extensions, e.HasExtensions = p.GroupContextExtensions, true
 	}
 }
 
@@ -85,6 +96,8 @@ type GroupInfoSummary struct {
 	Epoch    uint64
 	Members  []Member
 	External bool // carries external_pub (usable for external commits)
+	// Extensions of the GroupContext (e.g. Hearth's group admin key).
+	Extensions Extensions
 }
 
 // InspectGroupInfo decodes an MLSMessage(GroupInfo) and checks what can
@@ -114,7 +127,8 @@ func InspectGroupInfo(msg []byte) (*GroupInfoSummary, error) {
 		return nil, fmt.Errorf("%w: tree hash does not match the GroupContext", ErrTree)
 	}
 	_, ext := gi.Extensions.Find(ExtExternalPub)
-	sum := &GroupInfoSummary{GroupID: gi.GroupContext.GroupID, Epoch: gi.GroupContext.Epoch, External: ext}
+	sum := &GroupInfoSummary{GroupID: gi.GroupContext.GroupID, Epoch: gi.GroupContext.Epoch, External: ext,
+		Extensions: gi.GroupContext.Extensions}
 	for _, l := range tree.Members() {
 		sum.Members = append(sum.Members, memberAt(tree, l))
 	}

@@ -1,0 +1,197 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+
+	"hearth/client/store"
+	"hearth/homeserver/wire"
+	"hearth/keys/identity"
+)
+
+// RenameGroup sets the group's name (admins only).
+func (c *Client) RenameGroup(ctx context.Context, conv, name string) error {
+	if name == "" {
+		return wire.Errorf("client.RenameGroup", wire.Code_CODE_BAD_REQUEST, "a group name must not be empty")
+	}
+	if err := c.requireAdmin(ctx, conv, ""); err != nil {
+		return err
+	}
+	return c.sendControl(ctx, conv, control{Type: ctlMeta, Op: "rename", Arg: name})
+}
+
+// Promote makes user an admin: its devices get the admin key, sealed to
+// each device's leaf key (admins only).
+func (c *Client) Promote(ctx context.Context, conv, user string) error {
+	u, err := identity.NormalizeUser(user)
+	if err != nil {
+		return wire.E("client.Promote", wire.Code_CODE_BAD_REQUEST, err)
+	}
+	if err := c.requireAdmin(ctx, conv, u.String()); err != nil {
+		return err
+	}
+	return c.sendControl(ctx, conv, control{Type: ctlMeta, Op: "promote", Arg: u.String()})
+}
+
+// Demote takes the admin role from user: the admin key is rotated in an
+// admin-signed commit and the new key given to the remaining admins.
+func (c *Client) Demote(ctx context.Context, conv, user string) error {
+	const op = "client.Demote"
+	u, err := identity.NormalizeUser(user)
+	if err != nil {
+		return wire.E(op, wire.Code_CODE_BAD_REQUEST, err)
+	}
+	if err := c.requireAdmin(ctx, conv, u.String()); err != nil {
+		return err
+	}
+	var admins []string
+	c.st.View(func(tx *store.Tx) error {
+		meta, _, _ := getGroupMeta(tx, conv)
+		admins = meta.Admins
+		return nil
+	})
+	if !slices.Contains(admins, u.String()) {
+		return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "%s is not an admin of %s", u, conv)
+	}
+	if len(admins) == 1 {
+		return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "%s is the last admin of %s; promote someone first", u, conv)
+	}
+	return c.removeUsers(ctx, conv, nil, u.String(), true)
+}
+
+// requireAdmin catches up and checks this device holds the admin key of
+// conv and, if member is set, that member is in the group.
+func (c *Client) requireAdmin(ctx context.Context, conv, member string) error {
+	if _, err := c.groupReady(ctx); err != nil {
+		return err
+	}
+	self, err := c.self()
+	if err != nil {
+		return err
+	}
+	return c.st.View(func(tx *store.Tx) error {
+		g, meta, err := c.groupState(ctx, tx, conv, self)
+		if err != nil {
+			return err
+		}
+		if meta.AdminSeed == nil {
+			return notAdmin(conv)
+		}
+		if member != "" && !slices.Contains(usersOf(g.Members()), member) {
+			return wire.Errorf("client.Group", wire.Code_CODE_NOT_MEMBER, "%s is not a member of %s", member, conv)
+		}
+		return nil
+	})
+}
+
+// LeaveGroup leaves conv with all of this user's devices. The last admin
+// first promotes another member. A device cannot commit its own removal,
+// so the leave is a request the admins' devices commit; this device
+// forgets the group once the request is accepted by the hub.
+func (c *Client) LeaveGroup(ctx context.Context, conv string) error {
+	if _, err := c.groupReady(ctx); err != nil {
+		return err
+	}
+	self, err := c.self()
+	if err != nil {
+		return err
+	}
+	me := userOf(self.Address)
+	var heir string
+	err = c.st.View(func(tx *store.Tx) error {
+		g, meta, err := c.groupState(ctx, tx, conv, self)
+		if err != nil {
+			return err
+		}
+		others := slices.DeleteFunc(usersOf(g.Members()), func(u string) bool { return u == me })
+		if meta.AdminSeed != nil && len(others) > 0 && !slices.ContainsFunc(meta.Admins, func(a string) bool { return a != me && slices.Contains(others, a) }) {
+			heir = others[0]
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if heir != "" {
+		if err := c.sendControl(ctx, conv, control{Type: ctlMeta, Op: "promote", Arg: heir}); err != nil {
+			return err
+		}
+	}
+	return c.sendControl(ctx, conv, control{Type: ctlLeave})
+}
+
+const leaversName = "group-leavers"
+
+// markLeavers records (or clears) that conv has leave requests to commit.
+func markLeavers(tx *store.Tx, conv string, pending bool) error {
+	var convs []string
+	if raw := tx.Meta(leaversName); raw != nil {
+		if err := json.Unmarshal(raw, &convs); err != nil {
+			return err
+		}
+	}
+	has := slices.Contains(convs, conv)
+	switch {
+	case pending && !has:
+		convs = append(convs, conv)
+	case !pending && has:
+		convs = slices.DeleteFunc(convs, func(x string) bool { return x == conv })
+	default:
+		return nil
+	}
+	raw, err := json.Marshal(convs)
+	if err != nil {
+		return err
+	}
+	return tx.PutMeta(leaversName, raw)
+}
+
+// commitLeaves removes, in every group where this device is an admin, the
+// users who asked to leave (rotating the admin key if one was an admin).
+func (c *Client) commitLeaves(ctx context.Context) error {
+	var convs []string
+	err := c.st.View(func(tx *store.Tx) error {
+		if raw := tx.Meta(leaversName); raw != nil {
+			return json.Unmarshal(raw, &convs)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, conv := range convs {
+		var leaving []string
+		var admin bool
+		c.st.View(func(tx *store.Tx) error {
+			meta, _, _ := getGroupMeta(tx, conv)
+			leaving, admin = meta.Leaving, meta.AdminSeed != nil
+			return nil
+		})
+		if !admin {
+			continue // an admin's device commits it
+		}
+		if len(leaving) > 0 {
+			if err := c.removeUsers(ctx, conv, leaving, "", false); err != nil && !wire.Is(err, wire.Code_CODE_NOT_FOUND) {
+				return err
+			}
+		}
+		err := c.st.Update(func(tx *store.Tx) error {
+			meta, ok, err := getGroupMeta(tx, conv)
+			if err != nil {
+				return err
+			}
+			if ok {
+				meta.Leaving = nil
+				if err := putGroupMeta(tx, conv, meta); err != nil {
+					return err
+				}
+			}
+			return markLeavers(tx, conv, false)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

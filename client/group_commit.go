@@ -1,0 +1,141 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"hearth/client/store"
+	"hearth/homeserver/wire"
+	"hearth/keys/groupauth"
+	"hearth/keys/identity"
+)
+
+func notAdmin(conv string) error {
+	return wire.Errorf("client.Group", wire.Code_CODE_FORBIDDEN, "not an admin of group %s", conv)
+}
+
+// ErrCommitRefused is reported (as a commit_refused event) when a member's
+// commit breaks the group's admin rule; this device stays at its epoch.
+var ErrCommitRefused = errors.New("client: commit refused: roster change without a valid admin signature")
+
+// checkCommit applies decision 0003's rule to a processed commit.
+func (c *Client) checkCommit(ctx context.Context, tx *store.Tx, conv string, before []string, rcv Received) error {
+	if rcv.AdminKeyBefore == nil {
+		return nil // no admin key: a 1:1 conversation
+	}
+	revoked := func(dev string) bool {
+		da, err := identity.ParseDevice(dev)
+		if err != nil {
+			return false
+		}
+		l, err := c.fetchDeviceList(ctx, tx, da.User)
+		if err != nil {
+			return false
+		}
+		for _, d := range l.Devices {
+			if d.DeviceID == da.Device {
+				return false
+			}
+		}
+		return true
+	}
+	ch := groupauth.Change{Added: rcv.Added, Removed: rcv.Removed, ExtChanged: rcv.ExtChanged}
+	if rcv.ExtChanged {
+		ch.NewAdminKey = rcv.AdminKeyAfter
+	}
+	r := groupauth.Roster{Members: before, Committer: rcv.Sender, Revoked: revoked}
+	if err := groupauth.Check(rcv.AdminKeyBefore, conv, rcv.EpochBefore, r, ch, rcv.AuthenticatedData); err != nil {
+		return fmt.Errorf("%w: %w", ErrCommitRefused, err)
+	}
+	return nil
+}
+
+// applyCommit checks a processed commit, saves the new epoch and reports
+// the membership changes as events. A refused commit leaves the state as
+// it was and is reported.
+func (c *Client) applyCommit(ctx context.Context, tx *store.Tx, conv string, g Group, before []string, rcv Received, at store.Message) error {
+	if err := c.checkCommit(ctx, tx, conv, before, rcv); err != nil {
+		c.log.Warn("refusing a commit", "conversation", conv, "sender", rcv.Sender, "err", err)
+		ev := at
+		ev.Event, ev.User, ev.Text = "commit_refused", userOf(rcv.Sender), err.Error()
+		return tx.AddInbox(ev)
+	}
+	self, err := c.self()
+	if err != nil {
+		return err
+	}
+	if slices.Contains(rcv.Removed, self.Address) {
+		ev := at
+		ev.Event, ev.User = "member_removed", userOf(self.Address)
+		if err := c.forgetConversation(tx, conv); err != nil {
+			return err
+		}
+		return tx.AddInbox(ev)
+	}
+	if err := c.saveGroup(tx, conv, g); err != nil {
+		return err
+	}
+	meta, isGroup, err := getGroupMeta(tx, conv)
+	if err != nil || !isGroup {
+		return err
+	}
+	after := g.Members()
+	var evs []store.Message
+	for _, u := range usersOf(after) {
+		if !slices.Contains(usersOf(before), u) {
+			evs = append(evs, store.Message{Event: "member_added", User: u})
+		}
+	}
+	for _, u := range usersOf(before) {
+		if !slices.Contains(usersOf(after), u) {
+			evs = append(evs, store.Message{Event: "member_removed", User: u})
+			meta.Leaving = slices.DeleteFunc(meta.Leaving, func(x string) bool { return x == u })
+			meta.Admins = slices.DeleteFunc(meta.Admins, func(x string) bool { return x == u })
+		}
+	}
+	if rcv.ExtChanged && meta.AdminSeed != nil {
+		meta.AdminSeed = nil // rotated: the new key comes sealed in a control message
+	}
+	if err := putGroupMeta(tx, conv, meta); err != nil {
+		return err
+	}
+	if err := c.updatePeers(tx, conv, after, self); err != nil {
+		return err
+	}
+	return addEvents(tx, at, evs)
+}
+
+func (c *Client) updatePeers(tx *store.Tx, conv string, members []string, self Self) error {
+	cv, err := getConversation(tx, conv)
+	if err != nil {
+		return err
+	}
+	cv.Peers = peersOf(members, userOf(self.Address))
+	return c.rememberConversation(tx, cv)
+}
+
+func usersOf(members []string) []string {
+	var out []string
+	for _, m := range members {
+		if u := userOf(m); !slices.Contains(out, u) {
+			out = append(out, u)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// addEvents puts group events into the inbox (not into history, which
+// holds messages only), stamped with the delivery's id, sender and order.
+func addEvents(tx *store.Tx, at store.Message, evs []store.Message) error {
+	for _, e := range evs {
+		m := at
+		m.Event, m.User, m.Text = e.Event, e.User, e.Text
+		if err := tx.AddInbox(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}

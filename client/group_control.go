@@ -1,0 +1,224 @@
+package client
+
+import (
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"hearth/client/store"
+)
+
+// Group control messages travel as MLS application messages whose body
+// carries "ctl" instead of "text" (docs/groups.md). Everything but a
+// leave request must be signed with the group admin key in effect when
+// the message is processed; unsigned or badly signed ones are ignored.
+
+const (
+	ctlMeta  = "meta"  // name, description, admins, sealed admin keys
+	ctlLeave = "leave" // the sender's user leaves; an admin commits the removal
+)
+
+// adminKeyLabel is the HPKE label of an admin key sealed to a member's leaf key.
+const adminKeyLabel = "hearth group admin key"
+
+// control is one group control message.
+type control struct {
+	Type        string            `json:"type"`
+	Name        string            `json:"name,omitempty"`
+	Description string            `json:"description,omitempty"`
+	Admins      []string          `json:"admins,omitempty"`
+	Keys        map[string][]byte `json:"keys,omitempty"` // device -> admin key seed sealed to its leaf
+	Sig         []byte            `json:"sig,omitempty"`
+	// Op and Arg (in the outbox only) say what the message changes; the
+	// full state it carries is taken when it is encrypted, so concurrent
+	// changes by several admins compose in conversation order.
+	Op  string `json:"op,omitempty"`
+	Arg string `json:"arg,omitempty"`
+}
+
+func controlMessage(conv string, ctl control) ([]byte, error) {
+	ctl.Sig, ctl.Op, ctl.Arg = nil, "", ""
+	b, err := json.Marshal(ctl)
+	if err != nil {
+		return nil, err
+	}
+	return append(append([]byte("hearth group control v1\x00"), conv...), append([]byte{0}, b...)...), nil
+}
+
+func (ctl *control) sign(conv string, seed []byte) error {
+	msg, err := controlMessage(conv, *ctl)
+	if err != nil {
+		return err
+	}
+	ctl.Sig = ed25519.Sign(ed25519.NewKeyFromSeed(seed), msg)
+	return nil
+}
+
+func (ctl *control) verify(conv string, adminPub []byte) bool {
+	if len(adminPub) != ed25519.PublicKeySize || len(ctl.Sig) != ed25519.SignatureSize {
+		return false
+	}
+	msg, err := controlMessage(conv, *ctl)
+	return err == nil && ed25519.Verify(adminPub, msg, ctl.Sig)
+}
+
+// groupMeta is what this device knows of a group besides its MLS state.
+type groupMeta struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description,omitempty"`
+	Admins      []string `json:"admins"`
+	AdminSeed   []byte   `json:"admin_seed,omitempty"` // held only by admins' devices
+	Leaving     []string `json:"leaving,omitempty"`    // users who asked to leave
+}
+
+func gmetaName(conv string) string { return "gmeta/" + conv }
+
+func getGroupMeta(tx *store.Tx, conv string) (groupMeta, bool, error) {
+	var m groupMeta
+	raw := tx.Meta(gmetaName(conv))
+	if raw == nil {
+		return m, false, nil
+	}
+	err := json.Unmarshal(raw, &m)
+	return m, true, err
+}
+
+func putGroupMeta(tx *store.Tx, conv string, m groupMeta) error {
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return tx.PutMeta(gmetaName(conv), raw)
+}
+
+// sealControl completes an outbox control message at encryption time: the
+// group's current state with the change applied, the admin key sealed to
+// every device of every admin user, then the signature. This device's own
+// view is updated at once (it does not process its own messages).
+func (c *Client) sealControl(tx *store.Tx, conv string, g Group, self Self, raw []byte) ([]byte, error) {
+	var ctl control
+	if err := json.Unmarshal(raw, &ctl); err != nil {
+		return nil, fmt.Errorf("client: stored control message: %w", err)
+	}
+	if ctl.Type == ctlLeave {
+		return json.Marshal(control{Type: ctlLeave})
+	}
+	ag, ok := g.(AdminGroup)
+	meta, _, err := getGroupMeta(tx, conv)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || meta.AdminSeed == nil {
+		return nil, notAdmin(conv)
+	}
+	out := control{Type: ctlMeta, Name: meta.Name, Description: meta.Description, Admins: slices.Clone(meta.Admins)}
+	switch ctl.Op {
+	case "rename":
+		out.Name = ctl.Arg
+	case "describe":
+		out.Description = ctl.Arg
+	case "promote":
+		if !slices.Contains(out.Admins, ctl.Arg) {
+			out.Admins = append(out.Admins, ctl.Arg)
+		}
+	case "demote":
+		out.Admins = slices.DeleteFunc(out.Admins, func(a string) bool { return a == ctl.Arg })
+	}
+	slices.Sort(out.Admins)
+	for _, m := range g.Members() {
+		if m == self.Address || !slices.Contains(out.Admins, userOf(m)) {
+			continue
+		}
+		sealed, err := ag.SealTo(m, adminKeyLabel, []byte(conv), meta.AdminSeed)
+		if err != nil {
+			return nil, err
+		}
+		if out.Keys == nil {
+			out.Keys = map[string][]byte{}
+		}
+		out.Keys[m] = sealed
+	}
+	if err := out.sign(conv, meta.AdminSeed); err != nil {
+		return nil, err
+	}
+	meta.Name, meta.Description, meta.Admins = out.Name, out.Description, out.Admins
+	if err := putGroupMeta(tx, conv, meta); err != nil {
+		return nil, err
+	}
+	return json.Marshal(out)
+}
+
+// applyControl applies a received control message in conversation order
+// and returns the events it produced.
+func (c *Client) applyControl(tx *store.Tx, conv string, g Group, self Self, sender string, ctl control) ([]store.Message, error) {
+	meta, isGroup, err := getGroupMeta(tx, conv)
+	if err != nil || !isGroup {
+		return nil, err
+	}
+	ag, ok := g.(AdminGroup)
+	if !ok {
+		return nil, nil
+	}
+	switch ctl.Type {
+	case ctlLeave:
+		u := userOf(sender)
+		if u == userOf(self.Address) {
+			return []store.Message{{Event: "left", User: u}}, c.forgetConversation(tx, conv)
+		}
+		if !slices.Contains(meta.Leaving, u) {
+			meta.Leaving = append(meta.Leaving, u)
+		}
+		if err := markLeavers(tx, conv, true); err != nil {
+			return nil, err
+		}
+		return []store.Message{{Event: "leaving", User: u}}, putGroupMeta(tx, conv, meta)
+	case ctlMeta:
+	default:
+		return nil, nil
+	}
+	if !ctl.verify(conv, ag.AdminKey()) {
+		c.log.Warn("ignoring group control message not signed by the admin key", "conversation", conv, "sender", sender)
+		return nil, nil
+	}
+	var evs []store.Message
+	if ctl.Name != meta.Name {
+		evs = append(evs, store.Message{Event: "renamed", Text: ctl.Name})
+	}
+	for _, a := range ctl.Admins {
+		if !slices.Contains(meta.Admins, a) {
+			evs = append(evs, store.Message{Event: "promoted", User: a})
+		}
+	}
+	for _, a := range meta.Admins {
+		if !slices.Contains(ctl.Admins, a) {
+			evs = append(evs, store.Message{Event: "demoted", User: a})
+		}
+	}
+	meta.Name, meta.Description, meta.Admins = ctl.Name, ctl.Description, slices.Clone(ctl.Admins)
+	if sealed, ok := ctl.Keys[self.Address]; ok {
+		seed, err := ag.OpenSealed(adminKeyLabel, []byte(conv), sealed)
+		if err == nil && len(seed) == ed25519.SeedSize && string(ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)) == string(ag.AdminKey()) {
+			meta.AdminSeed = seed
+		} else {
+			c.log.Warn("an admin key sealed to this device does not open or does not match the group", "conversation", conv)
+		}
+	} else if !slices.Contains(meta.Admins, userOf(self.Address)) {
+		meta.AdminSeed = nil
+	}
+	return evs, putGroupMeta(tx, conv, meta)
+}
+
+// forgetConversation drops this device's state of a conversation it left.
+func (c *Client) forgetConversation(tx *store.Tx, conv string) error {
+	for _, name := range []string{convName(conv), "registered/" + conv, gmetaName(conv), commitName(conv)} {
+		if err := tx.DeleteMeta(name); err != nil {
+			return err
+		}
+	}
+	if err := tx.DeleteGroup(conv); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return nil
+}

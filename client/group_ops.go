@@ -1,0 +1,487 @@
+package client
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"hearth/client/store"
+	"hearth/homeserver/wire"
+	"hearth/keys/groupauth"
+	"hearth/keys/identity"
+)
+
+// GroupInfo is this device's view of a group.
+type GroupInfo struct {
+	ID                 string   `json:"id"`
+	Name               string   `json:"name"`
+	Description        string   `json:"description,omitempty"`
+	Members            []string `json:"members"` // users, sorted
+	Devices            []string `json:"devices"` // member devices, sorted
+	Admins             []string `json:"admins"`
+	Epoch              uint64   `json:"epoch"`
+	EpochAuthenticator string   `json:"epoch_authenticator"` // hex; equal on every member in the same epoch
+	Admin              bool     `json:"admin"`               // this device holds the group admin key
+}
+
+// groupReady is what every group operation needs: an approved device, a
+// session caught up with the mailbox.
+func (c *Client) groupReady(ctx context.Context) (*Session, error) {
+	if c.cfg.Groups == nil {
+		return nil, fmt.Errorf("client.Group: %w", ErrNoE2EE)
+	}
+	a, err := c.Account()
+	if err != nil {
+		return nil, err
+	}
+	if !a.Active {
+		return nil, wire.Errorf("client.Group", wire.Code_CODE_PENDING_APPROVAL, "this device is not approved yet")
+	}
+	s, err := c.session(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.ensureKeyPackages(ctx); err != nil {
+		return nil, err
+	}
+	return s, c.resync(ctx, s)
+}
+
+func (c *Client) resync(ctx context.Context, s *Session) error {
+	for {
+		err := s.Resync(ctx)
+		if err == nil || ctx.Err() != nil || !Retryable(err) {
+			return err
+		}
+	}
+}
+
+func unknownGroup(conv string) error {
+	return wire.Errorf("client.Group", wire.Code_CODE_NOT_FOUND, "unknown group %s (not a member here)", conv)
+}
+
+// groupState loads a group's MLS state and metadata.
+func (c *Client) groupState(ctx context.Context, tx *store.Tx, conv string, self Self) (AdminGroup, groupMeta, error) {
+	cv, err := getConversation(tx, conv)
+	if err != nil || !cv.Group {
+		return nil, groupMeta{}, unknownGroup(conv)
+	}
+	meta, _, err := getGroupMeta(tx, conv)
+	if err != nil {
+		return nil, meta, err
+	}
+	g, err := c.loadGroup(tx, conv, self, c.validator(ctx, tx))
+	if err != nil {
+		return nil, meta, err
+	}
+	ag, ok := g.(AdminGroup)
+	if !ok {
+		return nil, meta, fmt.Errorf("client.Group: the MLS engine does not support group roles")
+	}
+	return ag, meta, nil
+}
+
+// CreateGroup creates a group named name with this user as its admin, adds
+// every device of members and this user's other devices, and returns its id.
+func (c *Client) CreateGroup(ctx context.Context, name string, members []string) (string, error) {
+	const op = "client.CreateGroup"
+	if _, err := c.groupReady(ctx); err != nil {
+		return "", err
+	}
+	self, err := c.self()
+	if err != nil {
+		return "", err
+	}
+	me := userOf(self.Address)
+	var users []string
+	for _, m := range members {
+		u, err := identity.NormalizeUser(m)
+		if err != nil {
+			return "", wire.E(op, wire.Code_CODE_BAD_REQUEST, err)
+		}
+		if s := u.String(); s != me && !slices.Contains(users, s) {
+			users = append(users, s)
+		}
+	}
+	ae, ok := c.cfg.Groups.(AdminEngine)
+	if !ok {
+		return "", fmt.Errorf("%s: the MLS engine does not support group roles", op)
+	}
+	local, err := c.newID()
+	if err != nil {
+		return "", err
+	}
+	su, _ := identity.ParseUser(me)
+	id := local[:20] + "@" + su.Domain
+	pub, seed, err := ed25519.GenerateKey(c.cfg.Rand)
+	if err != nil {
+		return "", err
+	}
+	err = c.st.Update(func(tx *store.Tx) error {
+		g, err := ae.CreateWithAdmin([]byte(id), self, c.validator(ctx, tx), pub)
+		if err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		if err := c.saveGroup(tx, id, g); err != nil {
+			return err
+		}
+		meta := groupMeta{Name: name, Admins: []string{me}, AdminSeed: seed.Seed()}
+		if err := putGroupMeta(tx, id, meta); err != nil {
+			return err
+		}
+		return c.rememberConversation(tx, conversation{ID: id, Creator: me, Group: true})
+	})
+	if err != nil {
+		return "", err
+	}
+	if _, err := c.call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_CreateConversation{CreateConversation: &wire.CreateConversation{
+		ConversationId: id, Kind: wire.ConversationKind_CONVERSATION_KIND_GROUP,
+	}}}); err != nil {
+		return id, err
+	}
+	if err := c.st.Update(func(tx *store.Tx) error { return tx.PutMeta("registered/"+id, []byte{1}) }); err != nil {
+		return id, err
+	}
+	if err := c.addUsers(ctx, id, append([]string{me}, users...)); err != nil {
+		return id, err
+	}
+	return id, c.sendControl(ctx, id, control{Type: ctlMeta, Op: "sync"})
+}
+
+// AddMembers adds every device of users to the group (admins only).
+func (c *Client) AddMembers(ctx context.Context, conv string, users []string) error {
+	if _, err := c.groupReady(ctx); err != nil {
+		return err
+	}
+	var norm []string
+	for _, u := range users {
+		ua, err := identity.NormalizeUser(u)
+		if err != nil {
+			return wire.E("client.AddMembers", wire.Code_CODE_BAD_REQUEST, err)
+		}
+		norm = append(norm, ua.String())
+	}
+	if err := c.addUsers(ctx, conv, norm); err != nil {
+		return err
+	}
+	// The new members learn the name and the admins (and admins' new
+	// devices the admin key) from a fresh state message.
+	return c.sendControl(ctx, conv, control{Type: ctlMeta, Op: "sync"})
+}
+
+// addUsers commits the addition of every device of users not yet in the group.
+func (c *Client) addUsers(ctx context.Context, conv string, users []string) error {
+	return c.groupCommit(ctx, conv, func(g AdminGroup, meta groupMeta, self Self) (commitPlan, error) {
+		if meta.AdminSeed == nil {
+			return commitPlan{}, notAdmin(conv)
+		}
+		return commitPlan{addUsers: users}, nil
+	})
+}
+
+// RemoveMembers removes every device of users (admins only). Removing an
+// admin rotates the group admin key.
+func (c *Client) RemoveMembers(ctx context.Context, conv string, users []string) error {
+	if _, err := c.groupReady(ctx); err != nil {
+		return err
+	}
+	var norm []string
+	for _, u := range users {
+		ua, err := identity.NormalizeUser(u)
+		if err != nil {
+			return wire.E("client.RemoveMembers", wire.Code_CODE_BAD_REQUEST, err)
+		}
+		norm = append(norm, ua.String())
+	}
+	return c.removeUsers(ctx, conv, norm, "", true)
+}
+
+// removeUsers removes users' devices, and with demote (a user) or when an
+// admin is removed, rotates the admin key and sends the new state.
+func (c *Client) removeUsers(ctx context.Context, conv string, users []string, demote string, strict bool) error {
+	rotated := false
+	err := c.groupCommit(ctx, conv, func(g AdminGroup, meta groupMeta, self Self) (commitPlan, error) {
+		if meta.AdminSeed == nil {
+			return commitPlan{}, notAdmin(conv)
+		}
+		members := g.Members()
+		p := commitPlan{rotate: demote != ""}
+		for _, u := range users {
+			if u == userOf(self.Address) {
+				return p, wire.Errorf("client.RemoveMembers", wire.Code_CODE_BAD_REQUEST, "use leave to leave a group")
+			}
+			found := false
+			for _, m := range members {
+				if userOf(m) == u {
+					p.remove, found = append(p.remove, m), true
+				}
+			}
+			if !found && strict {
+				return p, wire.Errorf("client.RemoveMembers", wire.Code_CODE_NOT_MEMBER, "%s is not a member of %s", u, conv)
+			}
+			if found && slices.Contains(meta.Admins, u) {
+				p.rotate = true
+			}
+		}
+		rotated = p.rotate
+		return p, nil
+	})
+	if err != nil || !rotated {
+		return err
+	}
+	op := "sync"
+	if demote != "" {
+		op = "demote"
+	}
+	return c.sendControl(ctx, conv, control{Type: ctlMeta, Op: op, Arg: demote})
+}
+
+// commitPlan is one admin commit: users whose devices to add, devices to
+// remove, whether to rotate the admin key.
+type commitPlan struct {
+	addUsers []string
+	remove   []string
+	rotate   bool
+}
+
+// groupCommit makes the commit plan returns on the group's current epoch,
+// signed with the admin key when it holds one. A commit that loses the
+// epoch to another member's is discarded, that commit processed and the
+// plan made again on the new epoch, until it is accepted.
+func (c *Client) groupCommit(ctx context.Context, conv string, plan func(AdminGroup, groupMeta, Self) (commitPlan, error)) error {
+	s, err := c.session(ctx)
+	if err != nil {
+		return err
+	}
+	self, err := c.self()
+	if err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		err := c.tryGroupCommit(ctx, conv, self, plan)
+		if err == nil || (!wire.Is(err, wire.Code_CODE_STALE_EPOCH) && !isRedo(err)) || attempt == 50 {
+			return err
+		}
+		c.log.Debug("group commit lost the epoch; catching up and retrying", "conversation", conv, "attempt", attempt)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(s.backoff(min(attempt, 3)) / 4):
+		}
+		if err := c.resync(ctx, s); err != nil {
+			return err
+		}
+	}
+}
+
+func isRedo(err error) bool { return err == errRedo }
+
+func (c *Client) tryGroupCommit(ctx context.Context, conv string, self Self, plan func(AdminGroup, groupMeta, Self) (commitPlan, error)) error {
+	for try := 0; ; try++ { // settle a pending commit, add users' new devices
+		err := c.reconcile(ctx, conv)
+		if err == nil {
+			break
+		}
+		if !isRedo(err) || try == 3 {
+			return err
+		}
+	}
+	var p commitPlan
+	var members []string
+	var epoch uint64
+	err := c.st.View(func(tx *store.Tx) error {
+		g, meta, err := c.groupState(ctx, tx, conv, self)
+		if err != nil {
+			return err
+		}
+		members, epoch = g.Members(), g.Epoch()
+		p, err = plan(g, meta, self)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	add, err := c.devicesToAdd(ctx, p.addUsers, members)
+	if err != nil {
+		return err
+	}
+	kps, got, err := c.claimUsers(ctx, add, members)
+	if err != nil {
+		return err
+	}
+	if err := claimedAll(add, got, userOf(self.Address)); err != nil {
+		return err
+	}
+	if len(kps) == 0 && len(p.remove) == 0 && !p.rotate {
+		return nil
+	}
+	var newPub ed25519.PublicKey
+	var newSeed ed25519.PrivateKey
+	if p.rotate {
+		if newPub, newSeed, err = ed25519.GenerateKey(c.cfg.Rand); err != nil {
+			return err
+		}
+	}
+	var req *wire.Send
+	err = c.st.Update(func(tx *store.Tx) error {
+		g, meta, err := c.groupState(ctx, tx, conv, self)
+		if err != nil {
+			return err
+		}
+		if g.Epoch() != epoch {
+			return errRedo
+		}
+		ac := AdminCommit{KeyPackages: kps, Remove: p.remove, SetAdminKey: p.rotate, NewAdminKey: newPub}
+		if meta.AdminSeed != nil {
+			key := ed25519.NewKeyFromSeed(meta.AdminSeed)
+			ac.Sign = func(e uint64, ch groupauth.Change) []byte { return groupauth.Sign(key, conv, e, ch) }
+		}
+		cm, err := g.CommitAdmin(ac)
+		if err != nil {
+			return fmt.Errorf("client: commit: %w", err)
+		}
+		if err := c.saveGroup(tx, conv, g); err != nil {
+			return err
+		}
+		if p.rotate {
+			if err := tx.PutMeta(seedName(conv), newSeed.Seed()); err != nil {
+				return err
+			}
+		}
+		req, err = c.pendCommit(tx, conv, epoch, cm)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if err := c.finishCommit(ctx, conv, req); err != nil {
+		return err
+	}
+	return c.adoptSeed(ctx, conv, self)
+}
+
+func seedName(conv string) string { return "gseed/" + conv }
+
+// adoptSeed makes a rotated admin key this device's once the commit that
+// installed it is merged.
+func (c *Client) adoptSeed(ctx context.Context, conv string, self Self) error {
+	return c.st.Update(func(tx *store.Tx) error {
+		seed := tx.Meta(seedName(conv))
+		if seed == nil {
+			return nil
+		}
+		g, meta, err := c.groupState(ctx, tx, conv, self)
+		if err != nil {
+			return err
+		}
+		if string(ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)) == string(g.AdminKey()) {
+			meta.AdminSeed = slices.Clone(seed)
+			if err := putGroupMeta(tx, conv, meta); err != nil {
+				return err
+			}
+		}
+		return tx.DeleteMeta(seedName(conv))
+	})
+}
+
+// devicesToAdd lists, per user, the devices on its signed list not yet members.
+func (c *Client) devicesToAdd(ctx context.Context, users, members []string) (map[string][]string, error) {
+	add := map[string][]string{}
+	for _, u := range users {
+		ua, err := identity.ParseUser(u)
+		if err != nil {
+			return nil, wire.E("client.Group", wire.Code_CODE_BAD_REQUEST, err)
+		}
+		l, err := c.fetchDeviceList(ctx, nil, ua)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range l.Devices {
+			if a := u + "/" + d.DeviceID; !slices.Contains(members, a) {
+				add[u] = append(add[u], a)
+			}
+		}
+	}
+	return add, nil
+}
+
+// claimedAll refuses a commit that would leave a requested user (other
+// than this one) out because none of its devices has a KeyPackage.
+func claimedAll(add map[string][]string, got map[string]bool, me string) error {
+	for u, devs := range add {
+		if u != me && len(devs) > 0 && !got[u] {
+			return wire.Errorf("client.Group", wire.Code_CODE_NO_KEY_PACKAGES, "%s has no device that can be added (no published KeyPackages)", u)
+		}
+	}
+	return nil
+}
+
+// sendControl queues a control message for conv and sends it.
+func (c *Client) sendControl(ctx context.Context, conv string, ctl control) error {
+	raw, err := json.Marshal(ctl)
+	if err != nil {
+		return err
+	}
+	id, err := c.newID()
+	if err != nil {
+		return err
+	}
+	err = c.st.Update(func(tx *store.Tx) error {
+		_, err := tx.AddOutbox(store.OutboxItem{ID: id, To: conv, Conversation: conv, Control: raw, Created: c.cfg.Now().UTC()})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return c.Flush(ctx, id)
+}
+
+// controlSent finishes an accepted control message: a leave forgets the group.
+func (c *Client) controlSent(it store.OutboxItem) error {
+	var ctl control
+	_ = json.Unmarshal(it.Control, &ctl)
+	return c.st.Update(func(tx *store.Tx) error {
+		if err := tx.DeleteOutbox(it.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if ctl.Type == ctlLeave {
+			return c.forgetConversation(tx, it.Conversation)
+		}
+		return nil
+	})
+}
+
+// Info returns this device's view of group conv, after catching up with
+// the mailbox when the server is reachable.
+func (c *Client) GroupInfo(ctx context.Context, conv string) (GroupInfo, error) {
+	if _, err := c.groupReady(ctx); err != nil && !Retryable(err) {
+		return GroupInfo{}, err
+	}
+	self, err := c.self()
+	if err != nil {
+		return GroupInfo{}, err
+	}
+	var gi GroupInfo
+	err = c.st.View(func(tx *store.Tx) error {
+		g, meta, err := c.groupState(ctx, tx, conv, self)
+		if err != nil {
+			return err
+		}
+		devs := g.Members()
+		slices.Sort(devs)
+		admins := slices.Clone(meta.Admins)
+		slices.Sort(admins)
+		gi = GroupInfo{ID: conv, Name: meta.Name, Description: meta.Description, Members: usersOf(devs), Devices: devs,
+			Admins: admins, Epoch: g.Epoch(), EpochAuthenticator: hex.EncodeToString(g.EpochAuthenticator()), Admin: meta.AdminSeed != nil}
+		if gi.Admins == nil {
+			gi.Admins = []string{}
+		}
+		return nil
+	})
+	return gi, err
+}
