@@ -190,4 +190,5 @@ func groupOptions(adminPub []byte) mls.GroupOptions {
 	}
 	return opts
 }
+
 var _ client.AdminEngine = (*Engine)(nil)
