@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -214,5 +215,47 @@ func waitBackoff(t *testing.T, n *fedNode, dest string, depth, attempts int) {
 			t.Fatalf("%s never backed off %d times for %s: %+v", n.domain, attempts, dest, st.Peers)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestFederationExpiry: a SUBMIT that cannot reach the hub before the
+// configured expiry is taken off the queue and the waiting device is told
+// its message failed; nothing is dropped silently.
+func TestFederationExpiry(t *testing.T) {
+	a, b := newFedNode(t, "a.example"), newFedNode(t, "b.example")
+	pinAll(t, a, b)
+	_, alice := a.addUser("alice")
+	_, bob := b.addUser("bob")
+	alice.must(syncFrame(0))
+	bob.must(syncFrame(0))
+	const conv = "expiry@a.example"
+	createConv(alice, conv)
+	alice.must(addCommit(conv, "add", 0, bob.addr()))
+	collect(t, bob, 1, fedWait)
+
+	b.stop()
+	b.cfg.Federation.Outbound.Expiry = 500 * time.Millisecond
+	b.cfg.Federation.SendWait = 15 * time.Second
+	b.start()
+	bob = b.resume(bob, 1)
+	a.stop()
+	e := bob.call(appMsg(conv, "never-arrives", 1, "x")).GetError()
+	if e.GetCode() != wire.Code_CODE_UNAVAILABLE || !strings.Contains(e.GetMessage(), "expired") {
+		t.Fatalf("expired send answered %v", e)
+	}
+	st, err := b.s.FederationList(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := st.Peers[0]; p.QueueDepth != 0 || p.Expired != 1 {
+		t.Fatalf("after expiry: %+v", p)
+	}
+	if !strings.Contains(b.logs.String(), "envelope undeliverable, expired") {
+		t.Error("expiry not logged")
+	}
+	// A retry with the same id is a new submission, accepted once the hub is back.
+	a.start()
+	if ok := sendRetry(t, bob, appMsg(conv, "never-arrives", 1, "x"), fedWait); ok.ConversationSeq != 2 {
+		t.Fatalf("resubmission: %v", ok)
 	}
 }
