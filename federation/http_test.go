@@ -42,8 +42,10 @@ func newTestHandler(k *serverkey.Key, now time.Time, log *bytes.Buffer) (*Handle
 			Now: func() time.Time { return now }},
 		Limiter: &RateLimiter{Rate: 1, Burst: 2, Now: func() time.Time { return now }},
 		Inbound: in,
-		KeyDoc:  func() *KeyDocument { return NewKeyDocument("b.example", "127.0.0.1:1", serverkey.PublicKey{ID: k.ID(), Key: k.Public()}) },
-		Log:     slog.New(slog.NewTextHandler(log, nil)),
+		KeyDoc: func() *KeyDocument {
+			return NewKeyDocument("b.example", "127.0.0.1:1", serverkey.PublicKey{ID: k.ID(), Key: k.Public()})
+		},
+		Log: slog.New(slog.NewTextHandler(log, nil)),
 	}, in
 }
 
