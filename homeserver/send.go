@@ -216,6 +216,9 @@ func (s *Server) applyCommit(op string, tx *storage.Tx, c *storage.Conversation,
 	} else if len(m.AddDevices) > 0 && len(m.Welcome) == 0 {
 		return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "a commit that adds devices must carry their welcome")
 	}
+	if err := s.checkGroupAuth(op, tx, c, in, keys(roster)); err != nil {
+		return err
+	}
 	for _, a := range m.RemoveDevices {
 		if !roster[a] {
 			return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "%s is not a member", a)
