@@ -244,3 +244,12 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// createFedConv creates a conversation of kind DIRECT: the hub then checks
+// no group-admin signature (decision 0003), so the tests can use opaque
+// payloads; federation treats both kinds alike.
+func createFedConv(c *client, id string) *wire.ConversationInfo {
+	c.t.Helper()
+	return c.must(&wire.ClientFrame{Body: &wire.ClientFrame_CreateConversation{CreateConversation: &wire.CreateConversation{
+		ConversationId: id, Kind: wire.ConversationKind_CONVERSATION_KIND_DIRECT}}}).GetConversation()
+}

@@ -158,7 +158,7 @@ func TestFederationRemoteNewDevice(t *testing.T) {
 	alice.must(syncFrame(0))
 	bob.must(syncFrame(0))
 	const conv = "newdev@a.example"
-	createConv(alice, conv)
+	createFedConv(alice, conv)
 	alice.must(addCommit(conv, "add-bob", 0, bob.addr()))
 	collect(t, bob, 1, fedWait)
 

@@ -36,7 +36,7 @@ func TestFederationDirect(t *testing.T) {
 		conv       string
 	}{{alice, bob, "ab@a.example"}, {bob, carol, "bc@b.example"}, {carol, alice, "ca@c.example"}}
 	for _, p := range pairs {
-		createConv(p.hub, p.conv)
+		createFedConv(p.hub, p.conv)
 		if ok := p.hub.must(addCommit(p.conv, "add-"+p.conv, 0, p.other.addr())).GetSendOk(); ok.ConversationSeq != 1 {
 			t.Fatalf("%s: commit seq %d", p.conv, ok.ConversationSeq)
 		}
@@ -81,7 +81,7 @@ func TestFederationGroupConcurrent(t *testing.T) {
 		cl.must(syncFrame(0))
 	}
 	const conv = "group@a.example"
-	createConv(alice, conv)
+	createFedConv(alice, conv)
 	alice.must(addCommit(conv, "add", 0, bob.addr(), carol.addr()))
 	collect(t, bob, 1, fedWait)
 	collect(t, carol, 1, fedWait)
@@ -149,7 +149,7 @@ func TestFederationFaults(t *testing.T) {
 	alice.must(syncFrame(0))
 	bob.must(syncFrame(0))
 	const conv = "faults@a.example"
-	createConv(alice, conv)
+	createFedConv(alice, conv)
 	alice.must(addCommit(conv, "add", 0, bob.addr()))
 	collect(t, bob, 1, fedWait)
 
@@ -229,7 +229,7 @@ func TestFederationExpiry(t *testing.T) {
 	alice.must(syncFrame(0))
 	bob.must(syncFrame(0))
 	const conv = "expiry@a.example"
-	createConv(alice, conv)
+	createFedConv(alice, conv)
 	alice.must(addCommit(conv, "add", 0, bob.addr()))
 	collect(t, bob, 1, fedWait)
 
