@@ -25,6 +25,7 @@ type testServer struct {
 	mu     sync.Mutex
 	conns  []net.Conn
 	domain string
+	db     *storage.DB
 }
 
 func newTestServer(t *testing.T, domain string, cfg homeserver.Config) *testServer {
@@ -40,7 +41,7 @@ func newTestServer(t *testing.T, domain string, cfg homeserver.Config) *testServ
 	cfg.Domain = domain
 	cfg.RetentionInterval = -1
 	cfg.Password = homeserver.PasswordParams{Time: 1, MemoryKiB: 8 * 1024, Threads: 1}
-	ts := &testServer{domain: domain}
+	ts := &testServer{domain: domain, db: db}
 	srv, err := homeserver.New(cfg, homeserver.Deps{DB: db, SigningKey: key,
 		Now: func() time.Time { return time.Now().Add(time.Duration(ts.skew.Load())) }})
 	if err != nil {

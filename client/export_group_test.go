@@ -1,0 +1,114 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+
+	"hearth/client/store"
+	"hearth/homeserver/wire"
+	"hearth/storage"
+)
+
+// Group test hooks for package client_test.
+
+// MailboxPayloads returns the MLS payloads of conv in the server mailbox
+// of device (user@domain/DEVICE's DEVICE), oldest first: the ciphertexts
+// as the server holds and relays them.
+func (ts *testServer) MailboxPayloads(t *testing.T, deviceID, conv string) []*wire.Delivery {
+	t.Helper()
+	var out []*wire.Delivery
+	err := ts.db.Read(context.Background(), func(tx *storage.Tx) error {
+		es, err := tx.Entries(deviceID, 0, 100000)
+		for _, e := range es {
+			if e.ConvID == conv && !e.Welcome {
+				out = append(out, &wire.Delivery{Seq: e.Seq, ConversationId: e.ConvID, ConversationSeq: e.ConvSeq, Sender: e.Sender,
+					MessageId: e.MessageID, Kind: wire.MessageKind(e.Kind), Epoch: e.Epoch, Payload: e.Payload, ServerTimeMs: e.CreatedMs})
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// GroupState is this device's saved MLS state of conv.
+func (c *Client) GroupState(t *testing.T, conv string) []byte {
+	t.Helper()
+	var st []byte
+	if err := c.st.View(func(tx *store.Tx) (err error) { st, err = tx.Group(conv); return }); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// Self is this device's member identity.
+func (c *Client) Self(t *testing.T) Self {
+	s, err := c.self()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// RogueCommit builds (and does not send or keep) a commit of conv that
+// removes every device of users, without any admin signature, as a
+// misbehaving member's client could.
+func (c *Client) RogueCommit(t *testing.T, conv string, users []string) (*wire.Send, error) {
+	t.Helper()
+	self := c.Self(t)
+	var req *wire.Send
+	err := c.st.View(func(tx *store.Tx) error {
+		g, _, err := c.groupState(context.Background(), tx, conv, self)
+		if err != nil {
+			return err
+		}
+		var remove []string
+		for _, m := range g.Members() {
+			for _, u := range users {
+				if userOf(m) == u {
+					remove = append(remove, m)
+				}
+			}
+		}
+		cm, err := g.CommitAdmin(AdminCommit{Remove: remove})
+		if err != nil {
+			return err
+		}
+		id, _ := c.newID()
+		req = &wire.Send{ConversationId: conv, MessageId: id, Kind: wire.MessageKind_MESSAGE_KIND_COMMIT, Epoch: g.Epoch(),
+			Payload: cm.Message, RemoveDevices: cm.Removed, GroupInfo: cm.GroupInfo}
+		return nil
+	})
+	return req, err
+}
+
+// SendRequest sends req as is to the server.
+func (c *Client) SendRequest(ctx context.Context, req *wire.Send) error {
+	_, err := c.call(ctx, "test.SendRequest", &wire.ClientFrame{Body: &wire.ClientFrame_Send{Send: req}})
+	return err
+}
+
+// Deliver processes d as if the server had delivered it (a misbehaving
+// hub), through the same path as real deliveries (without moving the
+// mailbox position).
+func (c *Client) Deliver(ctx context.Context, d *wire.Delivery) error {
+	self, err := c.self()
+	if err != nil {
+		return err
+	}
+	return c.st.Update(func(tx *store.Tx) error {
+		err := c.apply(ctx, tx, self, d)
+		var bad *badMessage
+		if errors.As(err, &bad) {
+			return nil
+		}
+		return err
+	})
+}
+
+// SetLoggerForTest replaces the client's logger.
+func (c *Client) SetLoggerForTest(l *slog.Logger) { c.log = l }
