@@ -2,12 +2,12 @@ package client_test
 
 import (
 	"context"
-	"log/slog"
-	"sync/atomic"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
