@@ -18,10 +18,22 @@ import (
 // must carry the group admin's signature in its authenticated_data,
 // checked against the admin key of the GroupInfo the hub keeps. The
 // creator's first commit (epoch 0, no GroupInfo yet, alone in the group)
-// needs none. It refuses with CODE_FORBIDDEN.
+// needs none; a conversation whose GroupInfo carries no admin key has no
+// roles. It refuses with CODE_FORBIDDEN.
 func (s *Server) checkGroupAuth(op string, tx *storage.Tx, c *storage.Conversation, in *sendInput, roster []string) error {
 	if c.Kind != int(wire.ConversationKind_CONVERSATION_KIND_GROUP) {
 		return nil
+	}
+	if len(c.GroupInfo) == 0 {
+		return nil // epoch 0: the creator alone
+	}
+	gi, err := mls.InspectGroupInfo(c.GroupInfo)
+	if err != nil {
+		return nil // not a group that carries roles (no readable GroupInfo)
+	}
+	adminKey, ok := gi.Extensions.Find(groupauth.ExtensionType)
+	if !ok {
+		return nil // a group without the admin key: no roles
 	}
 	m := in.m
 	env, err := mls.Inspect(m.Payload)
@@ -30,17 +42,6 @@ func (s *Server) checkGroupAuth(op string, tx *storage.Tx, c *storage.Conversati
 	}
 	if !sameSet(env.Added, m.AddDevices) {
 		return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "add_devices does not match the devices the commit adds")
-	}
-	if len(c.GroupInfo) == 0 && c.Epoch == 0 {
-		return nil
-	}
-	var adminKey []byte
-	if len(c.GroupInfo) > 0 {
-		gi, err := mls.InspectGroupInfo(c.GroupInfo)
-		if err != nil {
-			return err
-		}
-		adminKey, _ = gi.Extensions.Find(groupauth.ExtensionType)
 	}
 	ch := groupauth.Change{Added: m.AddDevices, Removed: m.RemoveDevices, ExtChanged: env.HasExtensions}
 	if env.HasExtensions {
@@ -60,6 +61,19 @@ func (s *Server) checkGroupAuth(op string, tx *storage.Tx, c *storage.Conversati
 	r := groupauth.Roster{Members: roster, Committer: in.sender, Revoked: revoked}
 	if err := groupauth.Check(adminKey, c.ID, m.Epoch, r, ch, env.AuthenticatedData); err != nil {
 		return wire.Errorf(op, wire.Code_CODE_FORBIDDEN, "not an admin of %s: %v", c.ID, err)
+	}
+	// The GroupInfo the hub keeps next must carry the admin key in force
+	// after this commit, or the rule could be dropped by a later commit.
+	want := adminKey
+	if env.HasExtensions {
+		want = ch.NewAdminKey
+	}
+	next, err := mls.InspectGroupInfo(m.GroupInfo)
+	if err != nil {
+		return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "a commit of a group with roles must carry a valid GroupInfo: %v", err)
+	}
+	if got, _ := next.Extensions.Find(groupauth.ExtensionType); !bytes.Equal(got, want) {
+		return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "the commit's GroupInfo does not carry the group admin key")
 	}
 	return nil
 }
