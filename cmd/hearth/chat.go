@@ -38,7 +38,7 @@ func newChatCmd() *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVar(&env.profile, "profile", "", "profile folder of this device (required)")
 	cmd.PersistentFlags().BoolVar(&env.verbose, "verbose", false, "log protocol events to stderr")
-	cmd.AddCommand(newChatLoginCmd(env), newChatDeviceCmd(env), newChatSendCmd(env), newChatRecvCmd(env), newChatHistoryCmd(env))
+	cmd.AddCommand(newChatLoginCmd(env), newChatDeviceCmd(env), newChatSendCmd(env), newChatRecvCmd(env), newChatHistoryCmd(env), newChatGroupCmd(env))
 	return cmd
 }
 

@@ -99,7 +99,7 @@ and acknowledge them. Exits after --timeout of silence unless --follow.`,
 	f := cmd.Flags()
 	f.BoolVar(&follow, "follow", false, "keep printing until interrupted")
 	f.DurationVar(&timeout, "timeout", 2*time.Second, "exit after this long without a new message")
-	f.BoolVar(&asJSON, "json", false, `one JSON object per line: {"id","conversation","from","text","sent_at","seq"}`)
+	f.BoolVar(&asJSON, "json", false, `one JSON object per line: {"id","conversation","from","text","sent_at","seq"} plus "event","user" for group changes`)
 	return cmd
 }
 
@@ -146,6 +146,10 @@ func printMessage(w io.Writer, m store.Message, asJSON bool) error {
 			return err
 		}
 		_, err = fmt.Fprintln(w, string(b))
+		return err
+	}
+	if m.Event != "" {
+		_, err := fmt.Fprintf(w, "%s #%d %s: [%s] %s %s\n", m.SentAt.Format(time.RFC3339), m.Seq, m.From, m.Event, m.User, m.Text)
 		return err
 	}
 	_, err := fmt.Fprintf(w, "%s #%d %s: %s\n", m.SentAt.Format(time.RFC3339), m.Seq, m.From, m.Text)
