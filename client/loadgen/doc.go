@@ -1,0 +1,32 @@
+// Package loadgen is the load generator behind `hearth bench`: one process
+// holding many real client devices (client.Client with its MLS engine and
+// bbolt profile each) against a running homeserver, and the measurements
+// taken while they work.
+//
+// # Pieces
+//
+//	Fleet      creates users (through the Users interface, which cmd/hearth
+//	           implements with the admin socket), logs one device in per
+//	           user, holds their clients; dials are retried with backoff
+//	recorder   the receiving side: parses bench messages, counts delivered,
+//	           duplicates and foreign messages, keeps send→receive latencies
+//	sender     queues bench messages on a schedule (open loop, --rate) or
+//	           back to back (flat out) and flushes them; counts acks
+//	Pairs, Backlog, Idle, Group, Federation   the workloads
+//	Report     every figure, printed as text or one JSON object
+//
+// # What is measured, and where
+//
+// A bench message's text is "hb1 RUN SENDER SEQ UNIXNANO" padded to the
+// requested size; it travels MLS-encrypted like any other message. The
+// timestamp is the time the message was scheduled (open loop: not when the
+// client got round to queueing it), and latency is taken when the receiving
+// client hands the decrypted message to its reader, so queueing in the
+// sender, the server, delivery and the receiver's decryption and durable
+// store are all inside it. Loss is counted per message: every sequence a
+// sender saw acknowledged (SendOK) must arrive exactly once.
+//
+// Server CPU and RSS come from /proc/PID when the server's PID is known;
+// the bench process's own CPU is reported next to it so that a reader can
+// tell which side was the bottleneck.
+package loadgen

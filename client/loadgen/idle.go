@@ -1,0 +1,118 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// IdleParams configure the idle-sessions workload.
+type IdleParams struct {
+	Sessions int
+	Hold     time.Duration // how long the sessions are held while CPU is measured
+	// Online returns the server's count of online sessions (the admin
+	// status); nil: not checked.
+	Online func(ctx context.Context) (int, error)
+}
+
+// Idle logs in Sessions users, closes their sessions, measures the server's
+// baseline, opens every session again (each device receiving, nothing
+// sent) and measures the server's RSS and CPU while they are held.
+func Idle(ctx context.Context, f *Fleet, p IdleParams) (*Report, error) {
+	if p.Sessions <= 0 || p.Hold <= 0 {
+		return nil, errors.New("loadgen: idle needs sessions > 0 and a positive hold time")
+	}
+	if f.cfg.ServerPID <= 0 {
+		return nil, errors.New("loadgen: idle measures the server's memory and needs its PID (local server, --dir or --pid)")
+	}
+	now := f.cfg.Now
+	r := &Report{Workload: "idle", Run: f.run, Machine: machine(),
+		Params: map[string]any{"sessions": p.Sessions, "hold": p.Hold.String()}}
+	fig := &IdleFigures{Sessions: p.Sessions, OnlineSeen: -1, HoldSeconds: p.Hold.Seconds()}
+	r.Idle = fig
+	before, err := readProc(f.cfg.ServerPID, now())
+	if err != nil {
+		return nil, err
+	}
+	fig.RSSBeforeSetupMB = mb(before.rssKB)
+	t0 := now()
+	devs, err := f.Add(ctx, p.Sessions)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range devs {
+		if err := f.CloseDevice(d); err != nil {
+			return nil, err
+		}
+	}
+	if err := f.awaitOnline(ctx, p.Online, func(n int) bool { return n == 0 }); err != nil {
+		return nil, err
+	}
+	sleepCtx(ctx, 2*time.Second)
+	base, err := readProc(f.cfg.ServerPID, now())
+	if err != nil {
+		return nil, err
+	}
+	fig.RSSBaselineMB = mb(base.rssKB)
+
+	rec := newRecorder(f.run, now)
+	rctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var recvErrs atomic.Int64
+	defer func() { stop(); wg.Wait() }()
+	for _, d := range devs {
+		if err := f.Open(d); err != nil {
+			return nil, err
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); f.receiveLoop(rctx, d, rec, &recvErrs, 0) }()
+	}
+	if err := f.awaitOnline(ctx, p.Online, func(n int) bool { fig.OnlineSeen = n; return n >= p.Sessions }); err != nil {
+		return nil, err
+	}
+	r.Setup = now().Sub(t0).Seconds()
+	fmt.Fprintf(f.cfg.Progress, "idle: %d sessions online; holding %v\n", p.Sessions, p.Hold)
+	srv, self := f.watch()
+	sleepCtx(ctx, p.Hold)
+	f.finish(r, nil, rec, srv, self, now().Add(-p.Hold), now())
+	if r.Server != nil {
+		fig.RSSHeldMB = r.Server.RSSEndMB
+		fig.KBPerSession = (r.Server.RSSEndMB - fig.RSSBeforeSetupMB) * 1024 / float64(p.Sessions)
+		fig.KBPerSessionBase = (r.Server.RSSEndMB - fig.RSSBaselineMB) * 1024 / float64(p.Sessions)
+		fig.CPUPerSessionUs = r.Server.CPUSeconds / p.Hold.Seconds() / float64(p.Sessions) * 1e6
+	}
+	if n := recvErrs.Load(); n > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("%d receive loops failed and were restarted", n))
+	}
+	return r, ctx.Err()
+}
+
+// awaitOnline polls the server's online-session count until ok (at most 2 minutes).
+func (f *Fleet) awaitOnline(ctx context.Context, online func(context.Context) (int, error), ok func(int) bool) error {
+	if online == nil {
+		sleepCtx(ctx, 3*time.Second)
+		return ctx.Err()
+	}
+	deadline := f.cfg.Now().Add(2 * time.Minute)
+	last := -1
+	for {
+		n, err := online(ctx)
+		if err != nil {
+			return fmt.Errorf("loadgen: server status: %w", err)
+		}
+		if ok(n) {
+			return nil
+		}
+		if n != last {
+			fmt.Fprintf(f.cfg.Progress, "idle: server reports %d online sessions\n", n)
+			last = n
+		}
+		if f.cfg.Now().After(deadline) {
+			return fmt.Errorf("loadgen: server still reports %d online sessions after 2 minutes", n)
+		}
+		sleepCtx(ctx, 500*time.Millisecond)
+	}
+}

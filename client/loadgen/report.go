@@ -1,0 +1,125 @@
+package loadgen
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Report is every figure of one run. Rates are per second over the
+// measured interval; counts are messages.
+type Report struct {
+	Workload string         `json:"workload"`
+	Run      string         `json:"run"`
+	Params   map[string]any `json:"params"`
+	Machine  Machine        `json:"machine"`
+	Setup    float64        `json:"setup_seconds"`
+	Seconds  float64        `json:"seconds"` // measured interval: first send to last delivery (or hold)
+
+	Sent       int     `json:"sent"`  // queued by the senders
+	Acked      int     `json:"acked"` // acknowledged by the server (SendOK)
+	Delivered  int     `json:"delivered"`
+	Lost       int     `json:"lost"`       // acknowledged, never delivered
+	Duplicates int     `json:"duplicates"` // delivered more than once
+	Unacked    int     `json:"unacked"`    // queued, not acknowledged when the run ended
+	Foreign    int     `json:"foreign"`    // received, not from this run
+	SendErrors int     `json:"send_errors"`
+	SentRate   float64 `json:"sent_per_second"`
+	AckedRate  float64 `json:"acked_per_second"`
+	DelivRate  float64 `json:"delivered_per_second"`
+
+	Latency    Latency `json:"latency"`     // scheduled send → decrypted at the receiver
+	AckLatency Latency `json:"ack_latency"` // scheduled send → SendOK at the sender
+
+	Server *ProcStats `json:"server,omitempty"` // nil: server PID unknown
+	Bench  ProcStats  `json:"bench"`            // this process
+
+	Backlog *BacklogFigures `json:"backlog,omitempty"`
+	Idle    *IdleFigures    `json:"idle,omitempty"`
+
+	DialRetries int64    `json:"dial_retries"`
+	Notes       []string `json:"notes,omitempty"`
+}
+
+// BacklogFigures are the backlog workload's results.
+type BacklogFigures struct {
+	Messages      int        `json:"messages"`
+	StoreSeconds  float64    `json:"store_seconds"`
+	StoreRate     float64    `json:"store_per_second"`
+	DrainSeconds  float64    `json:"drain_seconds"` // receiver opens → last message delivered
+	DrainRate     float64    `json:"drain_per_second"`
+	InSyncSeconds float64    `json:"in_sync_seconds"` // same interval; "in sync" = every waiting message delivered
+	ServerStore   *ProcStats `json:"server_store,omitempty"`
+	ServerDrain   *ProcStats `json:"server_drain,omitempty"`
+	BenchDrain    ProcStats  `json:"bench_drain"`
+}
+
+// IdleFigures are the idle workload's results.
+type IdleFigures struct {
+	Sessions         int     `json:"sessions"`
+	OnlineSeen       int     `json:"online_sessions_seen"` // as the server reports them; -1: unknown
+	RSSBeforeSetupMB float64 `json:"server_rss_before_setup_mb"`
+	RSSBaselineMB    float64 `json:"server_rss_baseline_mb"` // after setup, sessions closed
+	RSSHeldMB        float64 `json:"server_rss_held_mb"`
+	KBPerSession     float64 `json:"server_kb_per_session"` // (held − before setup) / sessions
+	KBPerSessionBase float64 `json:"server_kb_per_session_vs_baseline"`
+	CPUPerSessionUs  float64 `json:"server_cpu_us_per_session_second"` // while held
+	HoldSeconds      float64 `json:"hold_seconds"`
+}
+
+// WriteJSON writes r as one JSON object.
+func (r *Report) WriteJSON(w io.Writer) error {
+	e := json.NewEncoder(w)
+	e.SetIndent("", "  ")
+	return e.Encode(r)
+}
+
+// WriteText writes r for people.
+func (r *Report) WriteText(w io.Writer) {
+	fmt.Fprintf(w, "workload %s  run %s  params %v\n", r.Workload, r.Run, r.Params)
+	fmt.Fprintf(w, "machine  %d cpus  %s  %s  load %v -> %v\n", r.Machine.NumCPU, r.Machine.Model, r.Machine.GoVersion, r.Machine.LoadStart, r.Machine.LoadEnd)
+	fmt.Fprintf(w, "setup    %.1fs  measured %.2fs\n", r.Setup, r.Seconds)
+	if r.Sent > 0 || r.Delivered > 0 {
+		fmt.Fprintf(w, "messages sent %d  acked %d  delivered %d  lost %d  duplicates %d  unacked %d  send errors %d  foreign %d\n",
+			r.Sent, r.Acked, r.Delivered, r.Lost, r.Duplicates, r.Unacked, r.SendErrors, r.Foreign)
+		fmt.Fprintf(w, "rates    sent %.0f/s  acked %.0f/s  delivered %.0f/s\n", r.SentRate, r.AckedRate, r.DelivRate)
+		writeLatency(w, "latency ", r.Latency)
+		writeLatency(w, "ack lat.", r.AckLatency)
+	}
+	if b := r.Backlog; b != nil {
+		fmt.Fprintf(w, "backlog  %d messages: stored in %.2fs (%.0f/s), drained in %.2fs (%.0f/s); in sync after %.2fs\n",
+			b.Messages, b.StoreSeconds, b.StoreRate, b.DrainSeconds, b.DrainRate, b.InSyncSeconds)
+	}
+	if i := r.Idle; i != nil {
+		fmt.Fprintf(w, "idle     %d sessions (server saw %d): server RSS %.1f MB before setup, %.1f MB baseline, %.1f MB held\n",
+			i.Sessions, i.OnlineSeen, i.RSSBeforeSetupMB, i.RSSBaselineMB, i.RSSHeldMB)
+		fmt.Fprintf(w, "         %.1f KB per session (vs before setup), %.1f KB (vs baseline); CPU %.1f µs per session-second\n",
+			i.KBPerSession, i.KBPerSessionBase, i.CPUPerSessionUs)
+	}
+	if s := r.Server; s != nil {
+		writeProc(w, "server  ", *s)
+	}
+	writeProc(w, "bench   ", r.Bench)
+	fmt.Fprintf(w, "dial retries %d\n", r.DialRetries)
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+}
+
+func writeLatency(w io.Writer, name string, l Latency) {
+	fmt.Fprintf(w, "%s p50 %.2fms  p90 %.2fms  p99 %.2fms  p99.9 %.2fms  max %.2fms  (n=%d)\n",
+		name, l.P50, l.P90, l.P99, l.P999, l.Max, l.Count)
+}
+
+func writeProc(w io.Writer, name string, p ProcStats) {
+	fmt.Fprintf(w, "%s CPU %.2fs (%.2f cores)  RSS %.1f -> %.1f MB (peak %.1f)\n",
+		name, p.CPUSeconds, p.CPUCores, p.RSSStartMB, p.RSSEndMB, p.RSSPeakMB)
+}
+
+func perSecond(n int, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}

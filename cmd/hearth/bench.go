@@ -1,0 +1,265 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"hearth/client"
+	"hearth/client/loadgen"
+)
+
+func init() { subcommands = append(subcommands, newBenchCmd) }
+
+// benchEnv is what every bench workload shares.
+type benchEnv struct {
+	target    benchTarget
+	remote    benchTarget // federation: the second server
+	json      bool
+	profiles  string
+	keep      bool
+	parallel  int
+	perSocket int
+	forceWS   bool
+	verbose   bool
+}
+
+func newBenchCmd() *cobra.Command {
+	e := &benchEnv{}
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Load-test a running homeserver with many real (MLS) client devices from one process",
+		Long: `bench drives a running homeserver: it creates users through the admin socket
+of --dir, logs one device in per user (real client library, MLS, one bbolt
+profile per device) and runs a workload. It reports sent, acknowledged and
+delivered rates, loss and duplicates, send→receive latency percentiles and
+the server's CPU and RSS (from /proc, when the server runs on this machine).
+Client profiles go to a tmpfs (/dev/shm) by default, so the devices' own
+fsyncs do not stand in for the server's; the report says where they were.`,
+	}
+	f := cmd.PersistentFlags()
+	f.StringVar(&e.target.dir, "dir", "", "data folder of the running server (admin socket, serve.addr, ca.pem, hearth.lock)")
+	f.StringVar(&e.target.server, "server", "", "HOST:PORT of the server (default: DIR/serve.addr)")
+	f.StringVar(&e.target.ca, "ca", "", "CA certificate PEM (default: DIR/ca.pem)")
+	f.IntVar(&e.target.pid, "pid", 0, "server PID for CPU/RSS figures (default: from DIR/hearth.lock)")
+	f.BoolVar(&e.json, "json", false, "print one JSON object with every figure")
+	f.StringVar(&e.profiles, "profiles", "", "folder for the simulated devices' profiles (default: a new folder in /dev/shm, else the temp folder)")
+	f.BoolVar(&e.keep, "keep-profiles", false, "keep the profiles folder after the run")
+	f.IntVar(&e.parallel, "parallel", 8, "concurrent logins and warm-ups during setup")
+	f.IntVar(&e.perSocket, "per-socket", 64, "QUIC connections sharing one UDP socket")
+	f.BoolVar(&e.forceWS, "websocket", false, "use the WebSocket (TCP) transport instead of WebTransport")
+	f.BoolVar(&e.verbose, "verbose", false, "log client events to stderr")
+	cmd.AddCommand(newBenchPairsCmd(e), newBenchBacklogCmd(e), newBenchIdleCmd(e), newBenchGroupCmd(e), newBenchFederationCmd(e))
+	return cmd
+}
+
+// run sets up the fleet for the target (and the remote, when its folder
+// is set), calls w and prints the report.
+func (e *benchEnv) run(cmd *cobra.Command, w func(ctx context.Context, f, remote *loadgen.Fleet) (*loadgen.Report, error)) error {
+	ctx, cancel := signalContext(cmd.Context())
+	defer cancel()
+	if err := e.target.resolve(ctx); err != nil {
+		return err
+	}
+	defer e.target.adm.Close()
+	dir, cleanup, err := e.profileDir()
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	dialer := newBenchDialer(e.perSocket, e.forceWS)
+	fleet, err := e.fleet(&e.target, dialer, filepath.Join(dir, "home"))
+	if err != nil {
+		return err
+	}
+	defer fleet.Close()
+	var remote *loadgen.Fleet
+	if e.remote.dir != "" {
+		if err := e.remote.resolve(ctx); err != nil {
+			return fmt.Errorf("remote server: %w", err)
+		}
+		defer e.remote.adm.Close()
+		if remote, err = e.fleet(&e.remote, dialer, filepath.Join(dir, "remote")); err != nil {
+			return err
+		}
+		defer remote.Close()
+	}
+	rep, err := w(ctx, fleet, remote)
+	if err != nil {
+		return err
+	}
+	rep.Params["server"] = e.target.server
+	rep.Params["profiles"] = dir
+	rep.Params["profiles_on_tmpfs"] = onTmpfs(dir)
+	rep.Notes = append(rep.Notes, dialer.summary())
+	if e.target.pid == 0 {
+		rep.Notes = append(rep.Notes, "server PID unknown (not local, or no --pid): no server CPU/RSS figures")
+	}
+	if e.json {
+		return rep.WriteJSON(cmd.OutOrStdout())
+	}
+	rep.WriteText(cmd.OutOrStdout())
+	return nil
+}
+
+func (e *benchEnv) fleet(t *benchTarget, d *benchDialer, profiles string) (*loadgen.Fleet, error) {
+	log := slog.New(slog.DiscardHandler)
+	if e.verbose {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	if newGroupEngine == nil {
+		return nil, client.ErrNoE2EE
+	}
+	return loadgen.NewFleet(loadgen.Config{Server: t.server, CAPath: t.ca, Domain: t.domain, Dial: d.dial,
+		Groups: newGroupEngine, Users: t, ProfileDir: profiles, Parallel: e.parallel, ServerPID: t.pid,
+		Logger: log, Progress: os.Stderr})
+}
+
+// profileDir returns the folder for the profiles and how to clean it up.
+func (e *benchEnv) profileDir() (string, func(), error) {
+	if e.profiles != "" {
+		if err := os.MkdirAll(e.profiles, 0o700); err != nil {
+			return "", nil, err
+		}
+		return e.profiles, func() {}, nil
+	}
+	base := ""
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		base = "/dev/shm"
+	}
+	dir, err := os.MkdirTemp(base, "hearth-bench-")
+	if err != nil {
+		return "", nil, err
+	}
+	return dir, func() {
+		if !e.keep {
+			os.RemoveAll(dir)
+		}
+	}, nil
+}
+
+// rateNote warns when the per-device rate exceeds the server's send limit.
+func (e *benchEnv) rateNote(rep *loadgen.Report, perDevice float64) {
+	l := e.target.limits.SendPerSecond
+	if l > 0 && (perDevice == 0 || perDevice > l) {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("the server limits each device to %.0f sends/s (limits.send_per_second); "+
+			"a sender above it is slowed by RATE_LIMITED answers, not by the server's capacity", l))
+	}
+}
+
+func newBenchPairsCmd(e *benchEnv) *cobra.Command {
+	var p loadgen.PairsParams
+	cmd := &cobra.Command{
+		Use:   "pairs",
+		Short: "1:1 traffic between pairs of users, at --rate or flat out",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return e.run(cmd, func(ctx context.Context, f, _ *loadgen.Fleet) (*loadgen.Report, error) {
+				rep, err := loadgen.Pairs(ctx, f, p)
+				if rep != nil {
+					e.rateNote(rep, p.Rate/float64(max(p.Users, 1)))
+				}
+				return rep, err
+			})
+		},
+	}
+	pairsFlags(cmd, &p)
+	return cmd
+}
+
+func pairsFlags(cmd *cobra.Command, p *loadgen.PairsParams) {
+	cmd.Flags().IntVar(&p.Users, "users", 10, "users (even; pairs talk both ways)")
+	cmd.Flags().Float64Var(&p.Rate, "rate", 0, "messages per second over all senders (open loop); 0: flat out")
+	cmd.Flags().DurationVar(&p.Duration, "duration", 10*time.Second, "sending time")
+	cmd.Flags().IntVar(&p.Size, "size", 200, "plaintext bytes per message")
+	cmd.Flags().DurationVar(&p.Drain, "drain", 30*time.Second, "longest wait for acks and deliveries after sending stops")
+}
+
+func newBenchBacklogCmd(e *benchEnv) *cobra.Command {
+	var p loadgen.BacklogParams
+	cmd := &cobra.Command{
+		Use:   "backlog",
+		Short: "store messages for an offline device, then time its drain",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return e.run(cmd, func(ctx context.Context, f, _ *loadgen.Fleet) (*loadgen.Report, error) {
+				rep, err := loadgen.Backlog(ctx, f, p)
+				if rep != nil {
+					e.rateNote(rep, 0)
+				}
+				return rep, err
+			})
+		},
+	}
+	cmd.Flags().IntVar(&p.Messages, "messages", 10000, "messages waiting for the offline device")
+	cmd.Flags().IntVar(&p.Senders, "senders", 10, "users sending them")
+	cmd.Flags().IntVar(&p.Size, "size", 200, "plaintext bytes per message")
+	cmd.Flags().DurationVar(&p.Drain, "drain", 5*time.Minute, "longest wait for storing and for draining each")
+	return cmd
+}
+
+func newBenchIdleCmd(e *benchEnv) *cobra.Command {
+	var p loadgen.IdleParams
+	cmd := &cobra.Command{
+		Use:   "idle",
+		Short: "hold N idle sessions and measure the server's RSS and CPU per session",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return e.run(cmd, func(ctx context.Context, f, _ *loadgen.Fleet) (*loadgen.Report, error) {
+				p.Online = e.target.online
+				return loadgen.Idle(ctx, f, p)
+			})
+		},
+	}
+	cmd.Flags().IntVar(&p.Sessions, "sessions", 100, "sessions to hold")
+	cmd.Flags().DurationVar(&p.Hold, "hold", 10*time.Second, "how long they are held while CPU is measured")
+	return cmd
+}
+
+func newBenchGroupCmd(e *benchEnv) *cobra.Command {
+	var p loadgen.GroupParams
+	cmd := &cobra.Command{
+		Use:   "group",
+		Short: "messages to one group: --size members, --senders of them, at --rate",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return e.run(cmd, func(ctx context.Context, f, _ *loadgen.Fleet) (*loadgen.Report, error) {
+				return loadgen.Group(ctx, f, p)
+			})
+		},
+	}
+	cmd.Flags().IntVar(&p.Size, "size", 32, "group members (one device each)")
+	cmd.Flags().IntVar(&p.Senders, "senders", 1, "members that send")
+	cmd.Flags().Float64Var(&p.Rate, "rate", 1, "messages per second over all senders")
+	cmd.Flags().DurationVar(&p.Duration, "duration", 10*time.Second, "sending time")
+	cmd.Flags().IntVar(&p.MsgSize, "msg-size", 200, "plaintext bytes per message")
+	return cmd
+}
+
+func newBenchFederationCmd(e *benchEnv) *cobra.Command {
+	var p loadgen.PairsParams
+	cmd := &cobra.Command{
+		Use:   "federation",
+		Short: "1:1 traffic between users of two federated servers (--dir and --remote-dir)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if e.remote.dir == "" {
+				return errors.New("--remote-dir is required: the data folder of the second, federated server")
+			}
+			return e.run(cmd, func(ctx context.Context, f, remote *loadgen.Fleet) (*loadgen.Report, error) {
+				return loadgen.Federation(ctx, f, remote, p)
+			})
+		},
+	}
+	pairsFlags(cmd, &p)
+	cmd.Flags().StringVar(&e.remote.dir, "remote-dir", "", "data folder of the second server")
+	cmd.Flags().StringVar(&e.remote.server, "remote-server", "", "HOST:PORT of the second server (default: its serve.addr)")
+	cmd.Flags().StringVar(&e.remote.ca, "remote-ca", "", "CA of the second server (default: its ca.pem)")
+	return cmd
+}
