@@ -1,4 +1,19 @@
-// Package federation is the Hearth server-to-server protocol: signed
-// transactions of envelopes, server key discovery, durable outbound queues
-// per destination and verification of inbound traffic.
+// Package federation is the Hearth server-to-server protocol
+// (docs/federation.md): signed transactions of envelopes and signed
+// queries, server key documents, verification of inbound traffic (Verifier,
+// CheckEnvelope, Policy, RateLimiter), the HTTP/3 endpoints (Handler, which
+// hands verified traffic to an Inbound), the HTTP/3 Client, and the
+// per-destination sender loops (Outbound) that drain a durable Queue with
+// one transaction in flight, Backoff after failures and expiry.
+//
+// The package holds no storage and no homeserver logic: the homeserver
+// implements Inbound, Queue, PeerSource and KeyResolver.
+//
+// Message flow (hub model):
+//
+//	follower                          hub
+//	SUBMIT (device's Send)     -->    applies like a local Send
+//	                           <--    SUBMIT_RESULT (verdict, conversation seq)
+//	                           <--    DELIVER (to every server with members)
+//	DEVICE_LIST (list changes) <-->   to every server sharing a conversation
 package federation

@@ -56,8 +56,23 @@
 // nothing after) and its welcome reaches the devices it adds. A device
 // that is not a member may send one kind of commit: an external commit
 // adding only itself, when its user already has a device in the group
-// (GetConversation gives such a device the GroupInfo). Remote devices and
-// conversations answer CODE_UNAVAILABLE until federation exists.
+// (GetConversation gives such a device the GroupInfo).
+//
+// # Federation (docs/federation.md; fed_*.go)
+//
+// With a server key (Deps.ServerKey) the server federates. A Send to a
+// conversation hubbed elsewhere is stored as a pending submission and a
+// SUBMIT queued for the hub in one transaction; the device is answered
+// with the hub's SUBMIT_RESULT (or CODE_UNAVAILABLE after SendWait, and a
+// retry with the same message id waits for the same submission). As a
+// hub, every accepted message queues one DELIVER per other server with
+// members, in the accepting transaction; remote devices are roster rows
+// without a device id. A follower keeps a copy of each remote
+// conversation (log at the hub's sequence, its local devices on the
+// roster), so mailboxes and delivery work as for local ones. Remote
+// users' device lists and KeyPackages are fetched by signed queries.
+// Without a server key, remote devices and conversations answer
+// CODE_UNAVAILABLE.
 //
 // # Link codes
 //
