@@ -1,0 +1,51 @@
+package loadgen
+
+import (
+	"testing"
+	"time"
+)
+
+func TestRecorderCountsDuplicatesAndForeign(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	now := t0
+	r := newRecorder("run1", func() time.Time { return now })
+	now = t0.Add(5 * time.Millisecond)
+	r.note(benchText("run1", 3, 1, t0, 200))
+	r.note(benchText("run1", 3, 1, t0, 200)) // again: a duplicate
+	r.note(benchText("run1", 3, 2, t0, 10))
+	r.note(benchText("other", 3, 3, t0, 200)) // another run's
+	r.note("hello")
+	r.note(warmText("run1", 3))
+	select {
+	case <-r.warmSeen(3):
+	default:
+		t.Error("warm-up from sender 3 not noticed")
+	}
+	if d, dup := r.counts(); d != 2 || dup != 1 || r.foreign != 2 {
+		t.Errorf("delivered %d dups %d foreign %d, want 2 1 2", d, dup, r.foreign)
+	}
+	if !r.has(key{3, 1}) || !r.has(key{3, 2}) || r.has(key{3, 3}) {
+		t.Error("has() disagrees with what was noted")
+	}
+	if r.lat[0] != 5*time.Millisecond {
+		t.Errorf("latency %v, want 5ms", r.lat[0])
+	}
+	if n := len(benchText("run1", 3, 1, t0, 200)); n != 200 {
+		t.Errorf("bench text is %d bytes, want 200", n)
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	var ds []time.Duration
+	for i := 1000; i >= 1; i-- {
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	l := Summarize(ds)
+	want := [7]float64{1000, 500, 900, 990, 999, 1000, 500.5}
+	if got := [7]float64{float64(l.Count), l.P50, l.P90, l.P99, l.P999, l.Max, l.Mean}; got != want {
+		t.Errorf("got %+v\nwant %+v", l, want)
+	}
+	if e := Summarize(nil); e.Count != 0 || e.Max != 0 {
+		t.Errorf("empty: %+v", e)
+	}
+}
