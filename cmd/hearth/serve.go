@@ -40,7 +40,7 @@ var (
 const shutdownGrace = 10 * time.Second
 
 func newServeCmd() *cobra.Command {
-	var dir, listen, level string
+	var dir, listen, level, pprofAddr string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the homeserver",
@@ -68,6 +68,13 @@ bound address is in DIR/serve.addr and the admin socket at DIR/admin.sock.`,
 					log.Info("initialized data folder", "dir", dir, "domain", defaultDomain)
 				}
 			}
+			if pprofAddr != "" {
+				stopPprof, err := startPprof(pprofAddr, log)
+				if err != nil {
+					return err
+				}
+				defer stopPprof()
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			return runServer(ctx, dir, listen, log)
@@ -76,6 +83,7 @@ bound address is in DIR/serve.addr and the admin socket at DIR/admin.sock.`,
 	cmd.Flags().StringVar(&dir, "dir", "", "data folder (default $HEARTH_DIR, $XDG_DATA_HOME/hearth or ~/.local/share/hearth)")
 	cmd.Flags().StringVar(&listen, "listen", "", "HOST:PORT overriding the configured listen address; port 0 picks one")
 	cmd.Flags().StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.Flags().StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this loopback HOST:PORT (profiling under load)")
 	return cmd
 }
 
