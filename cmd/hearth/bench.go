@@ -28,6 +28,7 @@ type benchEnv struct {
 	perSocket int
 	forceWS   bool
 	verbose   bool
+	cpuprof   string
 }
 
 func newBenchCmd() *cobra.Command {
@@ -55,6 +56,7 @@ fsyncs do not stand in for the server's; the report says where they were.`,
 	f.IntVar(&e.perSocket, "per-socket", 64, "QUIC connections sharing one UDP socket")
 	f.BoolVar(&e.forceWS, "websocket", false, "use the WebSocket (TCP) transport instead of WebTransport")
 	f.BoolVar(&e.verbose, "verbose", false, "log client events to stderr")
+	f.StringVar(&e.cpuprof, "cpuprofile", "", "write this process's CPU profile (the client side) to FILE")
 	cmd.AddCommand(newBenchPairsCmd(e), newBenchBacklogCmd(e), newBenchIdleCmd(e), newBenchGroupCmd(e), newBenchFederationCmd(e))
 	return cmd
 }
@@ -89,6 +91,13 @@ func (e *benchEnv) run(cmd *cobra.Command, w func(ctx context.Context, f, remote
 			return err
 		}
 		defer remote.Close()
+	}
+	if e.cpuprof != "" {
+		stopProf, err := startCPUProfile(e.cpuprof)
+		if err != nil {
+			return err
+		}
+		defer stopProf()
 	}
 	rep, err := w(ctx, fleet, remote)
 	if err != nil {

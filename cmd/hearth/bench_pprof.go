@@ -7,8 +7,24 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	rpprof "runtime/pprof"
 	"time"
 )
+
+// startCPUProfile writes this process's CPU profile to path until the
+// returned func is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := rpprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() { rpprof.StopCPUProfile(); f.Close() }, nil
+}
 
 // startPprof serves net/http/pprof on addr, which must be a loopback
 // address (profiles show internals; they are never exposed on the
