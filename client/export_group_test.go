@@ -2,12 +2,14 @@ package client
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"log/slog"
 	"testing"
 
 	"hearth/client/store"
 	"hearth/homeserver/wire"
+	"hearth/keys/groupauth"
 	"hearth/storage"
 )
 
@@ -58,6 +60,19 @@ func (c *Client) Self(t *testing.T) Self {
 // removes every device of users, without any admin signature, as a
 // misbehaving member's client could.
 func (c *Client) RogueCommit(t *testing.T, conv string, users []string) (*wire.Send, error) {
+	return c.RogueCommitSigned(t, conv, users, nil)
+}
+
+// AdminSeed is the group admin key seed this device holds for conv (nil if none).
+func (c *Client) AdminSeed(t *testing.T, conv string) []byte {
+	var seed []byte
+	c.st.View(func(tx *store.Tx) error { m, _, _ := getGroupMeta(tx, conv); seed = m.AdminSeed; return nil })
+	return seed
+}
+
+// RogueCommitSigned is RogueCommit signed with the admin key seed (e.g.
+// one that was rotated away).
+func (c *Client) RogueCommitSigned(t *testing.T, conv string, users []string, seed []byte) (*wire.Send, error) {
 	t.Helper()
 	self := c.Self(t)
 	var req *wire.Send
@@ -74,7 +89,12 @@ func (c *Client) RogueCommit(t *testing.T, conv string, users []string) (*wire.S
 				}
 			}
 		}
-		cm, err := g.CommitAdmin(AdminCommit{Remove: remove})
+		ac := AdminCommit{Remove: remove}
+		if seed != nil {
+			key := ed25519.NewKeyFromSeed(seed)
+			ac.Sign = func(e uint64, ch groupauth.Change) []byte { return groupauth.Sign(key, conv, e, ch) }
+		}
+		cm, err := g.CommitAdmin(ac)
 		if err != nil {
 			return err
 		}
@@ -112,3 +132,10 @@ func (c *Client) Deliver(ctx context.Context, d *wire.Delivery) error {
 
 // SetLoggerForTest replaces the client's logger.
 func (c *Client) SetLoggerForTest(l *slog.Logger) { c.log = l }
+
+// NewTestServerMaxMembers is NewTestServer with a member limit.
+func NewTestServerMaxMembers(t *testing.T, domain string, max int) *TestServer {
+	cfg := homeserverConfig()
+	cfg.MaxMembers = max
+	return newTestServer(t, domain, cfg)
+}

@@ -126,6 +126,8 @@ func (c *Client) sealControl(tx *store.Tx, conv string, g Group, self Self, raw 
 	case "demote":
 		out.Admins = slices.DeleteFunc(out.Admins, func(a string) bool { return a == ctl.Arg })
 	}
+	users := usersOf(g.Members())
+	out.Admins = slices.DeleteFunc(out.Admins, func(a string) bool { return !slices.Contains(users, a) })
 	slices.Sort(out.Admins)
 	for _, m := range g.Members() {
 		if m == self.Address || !slices.Contains(out.Admins, userOf(m)) {
