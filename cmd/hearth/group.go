@@ -25,7 +25,9 @@ func newChatGroupCmd(env *chatEnv) *cobra.Command {
 		groupOp(env, "add ID USER@DOMAIN...", "Add every device of the users (admins only)", 2, -1,
 			func(ctx context.Context, c *client.Client, a []string) error { return c.AddMembers(ctx, a[0], a[1:]) }),
 		groupOp(env, "remove ID USER@DOMAIN...", "Remove every device of the users (admins only)", 2, -1,
-			func(ctx context.Context, c *client.Client, a []string) error { return c.RemoveMembers(ctx, a[0], a[1:]) }),
+			func(ctx context.Context, c *client.Client, a []string) error {
+				return c.RemoveMembers(ctx, a[0], a[1:])
+			}),
 		groupOp(env, "leave ID", "Leave the group with all your devices (the last admin first promotes someone)", 1, 1,
 			func(ctx context.Context, c *client.Client, a []string) error { return c.LeaveGroup(ctx, a[0]) }),
 		groupOp(env, "rename ID NAME", "Rename the group (admins only)", 2, 2,

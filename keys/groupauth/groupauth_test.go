@@ -44,13 +44,17 @@ func TestCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad := map[string]func() error{
-		"no signature":  func() error { return Check(pub, "g@x", 7, r, c, nil) },
-		"other key":     func() error { return Check(other, "g@x", 7, r, c, sig) },
-		"other epoch":   func() error { return Check(pub, "g@x", 8, r, c, sig) },
-		"other group":   func() error { return Check(pub, "h@x", 7, r, c, sig) },
-		"other change":  func() error { return Check(pub, "g@x", 7, r, Change{Added: []string{"c@x/1"}, Removed: []string{"b@x/1"}}, sig) },
-		"no admin key":  func() error { return Check(nil, "g@x", 7, r, c, sig) },
-		"new admin key": func() error { return Check(pub, "g@x", 7, r, Change{Added: c.Added, Removed: c.Removed, ExtChanged: true}, sig) },
+		"no signature": func() error { return Check(pub, "g@x", 7, r, c, nil) },
+		"other key":    func() error { return Check(other, "g@x", 7, r, c, sig) },
+		"other epoch":  func() error { return Check(pub, "g@x", 8, r, c, sig) },
+		"other group":  func() error { return Check(pub, "h@x", 7, r, c, sig) },
+		"other change": func() error {
+			return Check(pub, "g@x", 7, r, Change{Added: []string{"c@x/1"}, Removed: []string{"b@x/1"}}, sig)
+		},
+		"no admin key": func() error { return Check(nil, "g@x", 7, r, c, sig) },
+		"new admin key": func() error {
+			return Check(pub, "g@x", 7, r, Change{Added: c.Added, Removed: c.Removed, ExtChanged: true}, sig)
+		},
 	}
 	for name, f := range bad {
 		if err := f(); !errors.Is(err, ErrForbidden) {
