@@ -45,6 +45,10 @@ type Client struct {
 
 	mu   sync.Mutex
 	sess *Session
+	// synced: when each group's roster was last compared with its users'
+	// signed device lists (one list fetch per member user), so that a
+	// send to a big group does not refetch them all every time.
+	synced map[string]time.Time
 }
 
 // ErrNotLoggedIn is returned when the profile has no account yet.

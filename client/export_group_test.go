@@ -134,7 +134,7 @@ func (c *Client) Deliver(ctx context.Context, d *wire.Delivery) error {
 func (c *Client) SetLoggerForTest(l *slog.Logger) { c.log = l }
 
 // NewTestServerMaxMembers is NewTestServer with a member limit.
-func NewTestServerMaxMembers(t *testing.T, domain string, max int) *TestServer {
+func NewTestServerMaxMembers(t testing.TB, domain string, max int) *TestServer {
 	cfg := homeserverConfig()
 	cfg.MaxMembers = max
 	return newTestServer(t, domain, cfg)

@@ -20,7 +20,7 @@ func NewTestServer(t *testing.T, domain string) *TestServer {
 	return newTestServer(t, domain, homeserverConfig())
 }
 
-func (ts *testServer) AddUser(t *testing.T, name, password string) string {
+func (ts *testServer) AddUser(t testing.TB, name, password string) string {
 	return ts.addUser(t, name, password)
 }
 func (ts *testServer) Dial() DialFunc { return ts.dial }

@@ -235,9 +235,10 @@ func (c *Client) seal(ctx context.Context, it store.OutboxItem) (store.OutboxIte
 			return it, err
 		}
 	}
-	for try := 0; ; try++ {
+	for try := 0; !c.recentlySynced(conv); try++ {
 		err := c.reconcile(ctx, conv)
 		if err == nil {
+			c.markSynced(conv)
 			break
 		}
 		if !errors.Is(err, errRedo) || try == 3 {
@@ -321,4 +322,36 @@ func (c *Client) checkReachable(conv string, self Self) error {
 		}
 		return nil
 	})
+}
+
+// groupSyncEvery is how long a group's roster counts as in line with its
+// users' device lists after a check by this client (1:1 conversations
+// are checked on every send). Group operations always check.
+const groupSyncEvery = 30 * time.Second
+
+// recentlySynced reports whether conv is a group checked by this client
+// within groupSyncEvery and has no commit pending.
+func (c *Client) recentlySynced(conv string) bool {
+	c.mu.Lock()
+	at, ok := c.synced[conv]
+	c.mu.Unlock()
+	if !ok || c.cfg.Now().Sub(at) > groupSyncEvery {
+		return false
+	}
+	fresh := false
+	c.st.View(func(tx *store.Tx) error {
+		cv, err := getConversation(tx, conv)
+		fresh = err == nil && cv.Group && tx.Meta(commitName(conv)) == nil
+		return nil
+	})
+	return fresh
+}
+
+func (c *Client) markSynced(conv string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.synced == nil {
+		c.synced = map[string]time.Time{}
+	}
+	c.synced[conv] = c.cfg.Now()
 }

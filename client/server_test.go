@@ -28,7 +28,7 @@ type testServer struct {
 	db     *storage.DB
 }
 
-func newTestServer(t *testing.T, domain string, cfg homeserver.Config) *testServer {
+func newTestServer(t testing.TB, domain string, cfg homeserver.Config) *testServer {
 	t.Helper()
 	db, err := storage.Open(filepath.Join(t.TempDir(), "server.db"), storage.Options{})
 	if err != nil {
@@ -57,7 +57,7 @@ func newTestServer(t *testing.T, domain string, cfg homeserver.Config) *testServ
 	return ts
 }
 
-func (ts *testServer) addUser(t *testing.T, name, password string) string {
+func (ts *testServer) addUser(t testing.TB, name, password string) string {
 	t.Helper()
 	if _, err := ts.srv.UserAdd(context.Background(), name, []byte(password), false); err != nil {
 		t.Fatal(err)

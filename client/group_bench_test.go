@@ -1,0 +1,138 @@
+package client_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"hearth/client"
+	"hearth/client/mlsgroup"
+	"hearth/client/store"
+	"hearth/keys/mls/suite"
+)
+
+// BenchmarkGroupFanout1024: a group of 1,024 member devices (1,024 users
+// with one device each, all on one in-process server, real MLS, real
+// SQLite), every device online and receiving; one op = one message from
+// the creator until the last device has decrypted it. It reports
+// ms-to-last-device. HEARTH_GROUP_BENCH_N changes the size;
+// HEARTH_GROUP_BENCH_SUITE=1 uses suite 1 instead of the default.
+// Setup (logins, the 1,023-add commit, 1,023 Welcomes) takes minutes:
+// run with -benchtime 1x.
+func BenchmarkGroupFanout1024(b *testing.B) {
+	n := 1024
+	if v, err := strconv.Atoi(os.Getenv("HEARTH_GROUP_BENCH_N")); err == nil && v > 1 {
+		n = v
+	}
+	eng := func() client.GroupEngine { return mlsgroup.New() }
+	if os.Getenv("HEARTH_GROUP_BENCH_SUITE") == "1" {
+		eng = func() client.GroupEngine { return &mlsgroup.Engine{Suite: suite.ID(1)} }
+	}
+	ts := client.NewTestServerMaxMembers(b, "a.example", n)
+	start := time.Now()
+	devs := make([]*client.Client, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			user := ts.AddUser(b, fmt.Sprintf("m%04d", i), "pw-bench")
+			c, err := client.Open(client.Config{Profile: b.TempDir(), Dial: ts.Dial(), Groups: eng(),
+				MinBackoff: time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+			if err != nil {
+				errs <- err
+				return
+			}
+			b.Cleanup(func() { c.Close() })
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			if _, err := c.Login(ctx, client.LoginParams{User: user, Password: "pw-bench", Server: "pipe", DeviceName: "b"}); err != nil {
+				errs <- err
+				return
+			}
+			if err := c.Receive(ctx, time.Millisecond, func(store.Message) error { return nil }); err != nil {
+				errs <- err
+				return
+			}
+			devs[i] = c
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	b.Logf("%d devices logged in with KeyPackages in %v", n, time.Since(start))
+	var members []string
+	for i := 1; i < n; i++ {
+		members = append(members, fmt.Sprintf("m%04d@a.example", i))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	t0 := time.Now()
+	gid, err := devs[0].CreateGroup(ctx, "big", members)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("group of %d created (one commit, Welcome) in %v", n, time.Since(t0))
+
+	// Every other device online: receiving pushes, signalling each message.
+	got := make(chan string, n*4)
+	rctx, rcancel := context.WithCancel(ctx)
+	var rwg sync.WaitGroup
+	t0 = time.Now()
+	for _, c := range devs[1:] {
+		rwg.Add(1)
+		go func() {
+			defer rwg.Done()
+			c.Receive(rctx, 0, func(m store.Message) error {
+				if m.Event == "" && m.Conversation == gid {
+					got <- m.Text
+				}
+				return nil
+			})
+		}()
+	}
+	// Wait until every device joined (processed its Welcome and the
+	// group's state message): a warm-up message reaches all.
+	send := func(text string) time.Duration {
+		t := time.Now()
+		id, err := devs[0].Queue(gid, text)
+		if err == nil {
+			err = devs[0].Flush(ctx, id)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		for k := 0; k < n-1; {
+			select {
+			case m := <-got:
+				if m == text {
+					k++
+				}
+			case <-ctx.Done():
+				b.Fatalf("%s reached %d of %d devices", text, k, n-1)
+			}
+		}
+		return time.Since(t)
+	}
+	send("warm-up")
+	b.Logf("all %d devices joined and online in %v", n-1, time.Since(t0))
+	b.ResetTimer()
+	var total time.Duration
+	for i := 0; i < b.N; i++ {
+		total += send(fmt.Sprintf("message %d", i))
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms-to-last-device")
+	rcancel()
+	rwg.Wait()
+}
