@@ -459,7 +459,12 @@ func (c *Client) controlSent(it store.OutboxItem) error {
 // Info returns this device's view of group conv, after catching up with
 // the mailbox when the server is reachable.
 func (c *Client) GroupInfo(ctx context.Context, conv string) (GroupInfo, error) {
-	if _, err := c.groupReady(ctx); err != nil && !Retryable(err) {
+	// Catch up if the server answers soon; otherwise show what this
+	// device holds.
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	_, err := c.groupReady(sctx)
+	cancel()
+	if err != nil && !Retryable(err) && sctx.Err() == nil {
 		return GroupInfo{}, err
 	}
 	self, err := c.self()
