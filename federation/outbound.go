@@ -58,6 +58,10 @@ type Outbound struct {
 	Cfg   OutboundConfig
 	Log   *slog.Logger
 	Now   func() time.Time
+	// Allowed is the policy for destinations (nil: all). A denied
+	// destination's queue waits (backing off) until it is allowed again or
+	// its envelopes expire.
+	Allowed func(domain string) bool
 
 	mu     sync.Mutex
 	loops  map[string]*destLoop
@@ -270,6 +274,9 @@ func (o *Outbound) attempt(ctx context.Context, l *destLoop) (more bool, err err
 	}
 	if len(live) == 0 {
 		return true, nil
+	}
+	if o.Allowed != nil && !o.Allowed(l.dest) {
+		return false, fmt.Errorf("federation with %s is not allowed by the policy", l.dest)
 	}
 	txn := &fedwire.Transaction{Origin: o.Self, Destination: l.dest, TxnId: newTxnID(), OriginTimeMs: now.UnixMilli()}
 	for _, q := range live {

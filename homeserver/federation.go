@@ -97,7 +97,7 @@ func newFed(s *Server, key *serverkey.Key) (*fed, error) {
 	}
 	f.client = &federation.Client{Peers: f}
 	f.out = &federation.Outbound{Self: s.cfg.Domain, Key: key, Net: f.client, Queue: f, Cfg: cfg.Outbound,
-		Log: s.log.With("component", "federation"), Now: s.now}
+		Log: s.log.With("component", "federation"), Now: s.now, Allowed: f.policy.Allowed}
 	f.ver = &federation.Verifier{Self: s.cfg.Domain, Keys: f, Policy: f.policy, Limits: cfg.Limits, Now: s.now}
 	f.lim = &federation.RateLimiter{Rate: cfg.RatePerSecond, Burst: cfg.RateBurst, Now: s.now}
 	return f, nil

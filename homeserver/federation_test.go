@@ -259,3 +259,30 @@ func TestFederationExpiry(t *testing.T) {
 		t.Fatalf("resubmission: %v", ok)
 	}
 }
+
+// TestFederationDeniedDestination: messages for a denied server wait in
+// its queue (backing off, never sent) and flow once it is allowed again.
+func TestFederationDeniedDestination(t *testing.T) {
+	a, b := newFedNode(t, "a.example"), newFedNode(t, "b.example")
+	pinAll(t, a, b)
+	_, alice := a.addUser("alice")
+	_, bob := b.addUser("bob")
+	alice.must(syncFrame(0))
+	bob.must(syncFrame(0))
+	const conv = "denied@a.example"
+	createFedConv(alice, conv)
+	alice.must(addCommit(conv, "add", 0, bob.addr()))
+	collect(t, bob, 1, fedWait)
+	if err := a.s.FederationPolicy(context.Background(), "deny", "b.example"); err != nil {
+		t.Fatal(err)
+	}
+	alice.must(appMsg(conv, "held", 1, "x"))
+	waitBackoff(t, a, "b.example", 1, 2)
+	bob.noDelivery()
+	if err := a.s.FederationPolicy(context.Background(), "allow", "b.example"); err != nil {
+		t.Fatal(err)
+	}
+	if d := collect(t, bob, 1, fedWait)[0]; d.MessageId != "held" {
+		t.Fatalf("bob got %v", d)
+	}
+}

@@ -322,6 +322,11 @@ func (s *Server) RunRetention(ctx context.Context) (int64, error) {
 		func(tx *storage.Tx) (int64, error) { return tx.DeleteUnreferencedLog(cutoff, batch) },
 		func(tx *storage.Tx) (int64, error) { return tx.DeleteSendRecords(dedupCutoff, batch) },
 		func(tx *storage.Tx) (int64, error) { return tx.DeleteExpiredRefreshTokens(now.UnixMilli()) },
+		// Inbound federation dedup outlives any sender's retries: 14 days
+		// (twice the default expiry) or the retention, whichever is longer.
+		func(tx *storage.Tx) (int64, error) {
+			return tx.DeleteFederationRecords(now.Add(-max(s.cfg.Retention, 14*24*time.Hour)).UnixMilli(), batch)
+		},
 	}
 	for _, step := range steps {
 		for {

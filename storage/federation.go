@@ -356,3 +356,24 @@ func (t *Tx) CountFederationRows() (map[string]int, error) {
 	}
 	return out, nil
 }
+
+// DeleteFederationRecords deletes up to limit inbound dedup records
+// (transactions and envelopes) and answered submissions created before
+// cutoffMs.
+func (t *Tx) DeleteFederationRecords(cutoffMs int64, limit int) (int64, error) {
+	const op = "storage.DeleteFederationRecords"
+	var total int64
+	for _, q := range []string{
+		`DELETE FROM fed_txn_in WHERE (origin, txn_id) IN (SELECT origin, txn_id FROM fed_txn_in WHERE created_ms < ? LIMIT ?)`,
+		`DELETE FROM fed_env_in WHERE (origin, envelope_id) IN (SELECT origin, envelope_id FROM fed_env_in WHERE created_ms < ? LIMIT ?)`,
+		`DELETE FROM fed_pending WHERE (sender, message_id) IN (SELECT sender, message_id FROM fed_pending WHERE code IS NOT NULL AND created_ms < ? LIMIT ?)`,
+	} {
+		res, err := t.exec(q, cutoffMs, limit)
+		n, err := rowsAffected(op, res, err)
+		if err != nil {
+			return total, err
+		}
+		total += n
+	}
+	return total, nil
+}

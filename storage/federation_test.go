@@ -1,0 +1,93 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"testing"
+)
+
+// TestFederationQueues: per-destination order, dequeue, pending verdicts
+// resolved once, remote list versions only grow, dedup records expire.
+func TestFederationQueues(t *testing.T) {
+	db, _ := openTest(t)
+	mustWrite(t, db, func(tx *Tx) error {
+		for i, d := range []string{"b", "c", "b", "b"} {
+			if err := tx.Enqueue(&OutEnvelope{Destination: d, EnvelopeID: string(rune('w' + i)), Envelope: []byte{byte(i)}, CreatedMs: int64(i)}); err != nil {
+				return err
+			}
+		}
+		if err := tx.Enqueue(&OutEnvelope{Destination: "b", EnvelopeID: "w", Envelope: []byte{9}}); !errors.Is(err, ErrConflict) {
+			t.Errorf("same envelope id queued twice: %v", err)
+		}
+		return nil
+	})
+	var got []*OutEnvelope
+	mustWrite(t, db, func(tx *Tx) (err error) { got, err = tx.Outbox("b", 2); return err })
+	if len(got) != 2 || got[0].EnvelopeID != "w" || got[1].EnvelopeID != "y" {
+		t.Fatalf("outbox b: %+v", got)
+	}
+	mustWrite(t, db, func(tx *Tx) error { return tx.Dequeue([]int64{got[0].ID}) })
+	var depths map[string]int
+	mustWrite(t, db, func(tx *Tx) (err error) { depths, err = tx.QueueDepths(); return err })
+	if depths["b"] != 2 || depths["c"] != 1 {
+		t.Fatalf("depths %v", depths)
+	}
+
+	mustWrite(t, db, func(tx *Tx) error {
+		p := &Pending{Sender: "u@a/D", MessageID: "m", ConvID: "c@b", EnvelopeID: "sub-1", CreatedMs: 1}
+		if err := tx.InsertPending(p); err != nil {
+			return err
+		}
+		if err := tx.InsertPending(p); !errors.Is(err, ErrConflict) {
+			t.Errorf("pending twice: %v", err)
+		}
+		if err := tx.ResolvePending("sub-1", 0, "", 7, 2); err != nil {
+			return err
+		}
+		if err := tx.ResolvePending("sub-1", 6, "late", 0, 0); !errors.Is(err, ErrNotFound) {
+			t.Errorf("second verdict taken: %v", err)
+		}
+		got, err := tx.PendingSend("u@a/D", "m")
+		if err != nil || !got.Done || got.Code != 0 || got.ConvSeq != 7 || got.Epoch != 2 {
+			t.Errorf("pending after verdict: %+v %v", got, err)
+		}
+		return nil
+	})
+
+	mustWrite(t, db, func(tx *Tx) error {
+		for _, v := range []uint64{3, 2, 5} {
+			if err := tx.PutRemoteList(&RemoteList{User: "x@b", Version: v, List: []byte{byte(v)}}); err != nil {
+				return err
+			}
+		}
+		r, err := tx.RemoteList("x@b")
+		if err != nil || r.Version != 5 || r.List[0] != 5 {
+			t.Errorf("remote list %+v %v", r, err)
+		}
+		return nil
+	})
+
+	mustWrite(t, db, func(tx *Tx) error {
+		if err := tx.MarkEnvelope("b", "e1", 10); err != nil {
+			return err
+		}
+		if err := tx.MarkEnvelope("b", "e1", 11); !errors.Is(err, ErrConflict) {
+			t.Errorf("envelope marked twice: %v", err)
+		}
+		if err := tx.PutInboundTxn("b", "t1", []byte("h"), []byte("r"), 10); err != nil {
+			return err
+		}
+		n, err := tx.DeleteFederationRecords(100, 10)
+		if err != nil || n != 3 { // txn, envelope, answered submission
+			t.Errorf("deleted %d: %v", n, err)
+		}
+		seen, err := tx.SeenEnvelope("b", "e1")
+		if err != nil || seen {
+			t.Errorf("envelope record survived: %v %v", seen, err)
+		}
+		return nil
+	})
+	if err := db.Read(context.Background(), func(tx *Tx) error { _, _, err := tx.InboundTxn("b", "t1"); return err }); !errors.Is(err, ErrNotFound) {
+		t.Errorf("transaction record survived: %v", err)
+	}
+}
