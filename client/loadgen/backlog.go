@@ -76,7 +76,7 @@ func Backlog(ctx context.Context, f *Fleet, p BacklogParams) (*Report, error) {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.flatOut(sctx, start.Add(p.Drain), n) }()
 	}
-	progress := f.progress("backlog store", start, p.Drain, senders, rec, srv, self)
+	progress := f.progress("backlog store", start, p.Drain, senders, []*recorder{rec}, srv, self)
 	wg.Wait()
 	progress()
 	stored := now()
@@ -102,7 +102,7 @@ func Backlog(ctx context.Context, f *Fleet, p BacklogParams) (*Report, error) {
 	drainStart := now()
 	offline = online()
 	dctx, dcancel := context.WithTimeout(ctx, p.Drain)
-	progress = f.progress("backlog drain", drainStart, p.Drain, senders, rec, srv, self)
+	progress = f.progress("backlog drain", drainStart, p.Drain, senders, []*recorder{rec}, srv, self)
 	f.awaitDeliveries(dctx, senders, rec)
 	dcancel()
 	progress()

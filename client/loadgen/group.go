@@ -3,25 +3,212 @@ package loadgen
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // GroupParams configure the group workload.
 type GroupParams struct {
 	Size     int     // members, one device each
-	Senders  int     // members that send
-	Rate     float64 // messages per second over all senders
+	Senders  int     // members that send (the first ones)
+	Rate     float64 // messages per second over all senders; 0: flat out
 	Duration time.Duration
 	MsgSize  int
+	Drain    time.Duration
 }
 
-// ErrNoGroupAPI says why the group workload cannot run yet.
-var ErrNoGroupAPI = errors.New("loadgen: the group workload cannot run yet: the client library has no " +
-	"call to create a conversation with more than one other member (client.Queue addresses a user or an " +
-	"existing conversation only); it runs once that API exists")
-
-// Group would measure one message to a Size-member group reaching every
-// online device. It refuses to run (ErrNoGroupAPI) instead of faking it.
+// Group creates one group of Size users (the first creates it with all
+// others in one commit; every member joins from its Welcome), then Senders
+// of them send to it. Every acknowledged message must reach every other
+// member exactly once. Latency is per delivery (message × device); the
+// report's Notes also give the fan-out-complete latency (due time → the
+// last member has it).
 func Group(ctx context.Context, f *Fleet, p GroupParams) (*Report, error) {
-	return nil, ErrNoGroupAPI
+	if p.Size < 2 || p.Senders < 1 || p.Senders > p.Size || p.Duration <= 0 || p.Rate < 0 {
+		return nil, errors.New("loadgen: group needs size ≥ 2, 1 ≤ senders ≤ size, a positive duration")
+	}
+	if p.Drain <= 0 {
+		p.Drain = time.Minute
+	}
+	now := f.cfg.Now
+	r := &Report{Workload: "group", Run: f.run, Machine: machine(), Params: map[string]any{"size": p.Size,
+		"senders": p.Senders, "rate": p.Rate, "duration": p.Duration.String(), "msg_size": p.MsgSize}}
+	t0 := now()
+	devs, err := f.Add(ctx, p.Size)
+	if err != nil {
+		return nil, err
+	}
+	recs := make([]*recorder, len(devs))
+	rctx, stopRecv := context.WithCancel(ctx)
+	var rwg sync.WaitGroup
+	var recvErrs atomic.Int64
+	defer func() { stopRecv(); rwg.Wait() }()
+	for i, d := range devs {
+		recs[i] = newRecorder(f.run, now)
+		rwg.Add(1)
+		go func() { defer rwg.Done(); f.receiveLoop(rctx, d, recs[i], &recvErrs, pairsQuiet) }()
+	}
+	var members []string
+	for _, d := range devs[1:] {
+		members = append(members, d.Address)
+	}
+	created := now()
+	conv, err := devs[0].C.CreateGroup(ctx, "bench "+f.run, members)
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: create group of %d: %w", p.Size, err)
+	}
+	senders := make([]*sender, p.Senders)
+	for i := range senders {
+		senders[i] = newSender(i, devs[i], conv, f.run, p.MsgSize, now)
+	}
+	if err := f.groupWarm(ctx, senders[0], recs[1:]); err != nil {
+		return nil, err
+	}
+	r.Notes = append(r.Notes, fmt.Sprintf("group of %d created and joined by every member (first message received by all) in %.2fs",
+		p.Size, now().Sub(created).Seconds()))
+	r.Setup = now().Sub(t0).Seconds()
+
+	srv, self := f.watch()
+	start := now().Add(50 * time.Millisecond)
+	stop := start.Add(p.Duration)
+	sctx, cancel := context.WithDeadline(ctx, stop.Add(p.Drain))
+	defer cancel()
+	var swg sync.WaitGroup
+	for i, s := range senders {
+		swg.Add(1)
+		go func() {
+			defer swg.Done()
+			if p.Rate > 0 {
+				interval := time.Duration(float64(len(senders)) / p.Rate * float64(time.Second))
+				s.openLoop(sctx, start, stop, interval, interval*time.Duration(i)/time.Duration(len(senders)))
+			} else {
+				s.flatOut(sctx, stop, 0)
+			}
+		}()
+	}
+	progress := f.progress("group", start, p.Duration, senders, recs, srv, self)
+	swg.Wait()
+	sendersDone := now()
+	f.awaitGroup(sctx, senders, devs, recs)
+	progress()
+	f.finishGroup(r, senders, devs, recs, srv, self, start, sendersDone)
+	if n := recvErrs.Load(); n > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("%d receive loops failed and were restarted", n))
+	}
+	return r, nil
+}
+
+// groupWarm sends one unmeasured message from the first sender and waits
+// until every other member (recs) has it: all have joined and decrypt.
+func (f *Fleet) groupWarm(ctx context.Context, s *sender, recs []*recorder) error {
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	id, err := s.dev.C.Queue(s.to, warmText(s.run, s.idx))
+	if err == nil {
+		err = s.dev.C.Flush(wctx, id)
+	}
+	if err != nil {
+		return fmt.Errorf("loadgen: group warm-up: %w", err)
+	}
+	for i, r := range recs {
+		select {
+		case <-r.warmSeen(s.idx):
+		case <-wctx.Done():
+			return fmt.Errorf("loadgen: group warm-up not received by member %d within 10 minutes", i)
+		}
+	}
+	return nil
+}
+
+// expected is how many measured messages member i should have.
+func expected(senders []*sender, devs []*Device, i int) int {
+	n := 0
+	for _, s := range senders {
+		if s.dev != devs[i] {
+			_, a, _ := s.totals()
+			n += a
+		}
+	}
+	return n
+}
+
+func (f *Fleet) awaitGroup(ctx context.Context, senders []*sender, devs []*Device, recs []*recorder) {
+	for ctx.Err() == nil {
+		done := true
+		for i, r := range recs {
+			if d, _ := r.counts(); d < expected(senders, devs, i) {
+				done = false
+				break
+			}
+		}
+		if done {
+			return
+		}
+		sleepCtx(ctx, 20*time.Millisecond)
+	}
+}
+
+// finishGroup fills r: counts over every (message, member) delivery.
+func (f *Fleet) finishGroup(r *Report, senders []*sender, devs []*Device, recs []*recorder, srv, self *procWatch, start, sendersDone time.Time) {
+	var all, ackLat []time.Duration
+	complete := map[key]time.Duration{} // message → latency to the last member
+	var last time.Time
+	for i, rec := range recs {
+		rec.mu.Lock()
+		r.Delivered += rec.delivered
+		r.Duplicates += rec.dups
+		r.Foreign += rec.foreign
+		all = append(all, rec.lat...)
+		if rec.last.After(last) {
+			last = rec.last
+		}
+		rec.mu.Unlock()
+		for _, s := range senders {
+			if s.dev == devs[i] {
+				continue
+			}
+			_, a, _ := s.totals()
+			rec.mu.Lock()
+			for seq := uint64(1); seq <= uint64(a); seq++ {
+				k := key{s.idx, seq}
+				l, ok := rec.seen[k]
+				if !ok {
+					r.Lost++
+				} else if l > complete[k] {
+					complete[k] = l
+				}
+			}
+			rec.mu.Unlock()
+		}
+	}
+	for _, s := range senders {
+		q, a, e := s.totals()
+		r.Sent, r.Acked, r.SendErrors, r.Unacked = r.Sent+q, r.Acked+a, r.SendErrors+e, r.Unacked+q-a
+		s.mu.Lock()
+		ackLat = append(ackLat, s.ackLat...)
+		s.mu.Unlock()
+	}
+	r.Latency, r.AckLatency = Summarize(slices.Clone(all)), Summarize(ackLat)
+	var fan []time.Duration
+	for _, l := range complete {
+		fan = append(fan, l)
+	}
+	c := Summarize(fan)
+	r.FanOut = &c
+	sendSpan := sendersDone.Sub(start)
+	span := max(sendSpan, last.Sub(start))
+	r.Seconds = span.Seconds()
+	r.SentRate, r.AckedRate, r.DelivRate = perSecond(r.Sent, sendSpan), perSecond(r.Acked, sendSpan), perSecond(r.Delivered, span)
+	end := f.cfg.Now()
+	if srv != nil {
+		if ps, err := srv.finish(end); err == nil {
+			r.Server = &ps
+		}
+	}
+	r.Bench, _ = self.finish(end)
+	r.Machine.LoadEnd = loadavg()
+	r.DialRetries = f.DialRetries()
 }

@@ -102,7 +102,7 @@ func (f *Fleet) traffic(ctx context.Context, pairs [][2]*Device, p PairsParams, 
 			}
 		}()
 	}
-	progress := f.progress(r.Workload, start, p.Duration, senders, rec, srv, self)
+	progress := f.progress(r.Workload, start, p.Duration, senders, []*recorder{rec}, srv, self)
 	swg.Wait()
 	sendersDone := now()
 	f.awaitDeliveries(sctx, senders, rec)
@@ -182,7 +182,7 @@ func (f *Fleet) watch() (srv, self *procWatch) {
 }
 
 // progress prints a line every two seconds until the returned func is called.
-func (f *Fleet) progress(name string, start time.Time, total time.Duration, senders []*sender, rec *recorder, srv, self *procWatch) func() {
+func (f *Fleet) progress(name string, start time.Time, total time.Duration, senders []*sender, recs []*recorder, srv, self *procWatch) func() {
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -200,10 +200,15 @@ func (f *Fleet) progress(name string, start time.Time, total time.Duration, send
 				sq, sa, _ := s.totals()
 				q, a = q+sq, a+sa
 			}
-			d, dup := rec.counts()
+			d, dup := 0, 0
+			var p99 time.Duration
+			for _, r := range recs {
+				rd, rdup := r.counts()
+				d, dup, p99 = d+rd, dup+rdup, max(p99, r.recentP99(1000))
+			}
 			n := f.cfg.Now()
 			line := fmt.Sprintf("[%s] %5.1fs/%.0fs sent %d acked %d delivered %d dup %d p99(last 1000) %.1fms",
-				name, n.Sub(start).Seconds(), total.Seconds(), q, a, d, dup, ms(rec.recentP99(1000)))
+				name, n.Sub(start).Seconds(), total.Seconds(), q, a, d, dup, ms(p99))
 			if srv != nil {
 				c, m := srv.current(n)
 				line += fmt.Sprintf(" | server %.2f cores %.0f MB", c, m)

@@ -40,7 +40,7 @@ type recorder struct {
 	now func() time.Time
 
 	mu        sync.Mutex
-	seen      map[key]struct{}
+	seen      map[key]time.Duration // latency of each delivered message
 	lat       []time.Duration
 	delivered int
 	dups      int
@@ -52,7 +52,7 @@ type recorder struct {
 }
 
 func newRecorder(run string, now func() time.Time) *recorder {
-	return &recorder{run: run, now: now, seen: map[key]struct{}{}, warm: map[int]chan struct{}{}}
+	return &recorder{run: run, now: now, seen: map[key]time.Duration{}, warm: map[int]chan struct{}{}}
 }
 
 // warmSeen returns the channel closed when sender's warm-up arrives.
@@ -107,9 +107,10 @@ func (r *recorder) note(text string) {
 		r.dups++
 		return
 	}
-	r.seen[k] = struct{}{}
+	l := at.Sub(time.Unix(0, ns))
+	r.seen[k] = l
 	r.delivered++
-	r.lat = append(r.lat, at.Sub(time.Unix(0, ns)))
+	r.lat = append(r.lat, l)
 	if r.first.IsZero() {
 		r.first = at
 	}

@@ -31,6 +31,8 @@ type Report struct {
 
 	Latency    Latency `json:"latency"`     // scheduled send → decrypted at the receiver
 	AckLatency Latency `json:"ack_latency"` // scheduled send → SendOK at the sender
+	// FanOut (group): scheduled send → the last member has the message.
+	FanOut *Latency `json:"fan_out_latency,omitempty"`
 
 	Server *ProcStats `json:"server,omitempty"` // nil: server PID unknown
 	Bench  ProcStats  `json:"bench"`            // this process
@@ -86,6 +88,9 @@ func (r *Report) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "rates    sent %.0f/s  acked %.0f/s  delivered %.0f/s\n", r.SentRate, r.AckedRate, r.DelivRate)
 		writeLatency(w, "latency ", r.Latency)
 		writeLatency(w, "ack lat.", r.AckLatency)
+		if r.FanOut != nil {
+			writeLatency(w, "fan-out ", *r.FanOut)
+		}
 	}
 	if b := r.Backlog; b != nil {
 		fmt.Fprintf(w, "backlog  %d messages: stored in %.2fs (%.0f/s), drained in %.2fs (%.0f/s); in sync after %.2fs\n",

@@ -246,9 +246,10 @@ func newBenchGroupCmd(e *benchEnv) *cobra.Command {
 	}
 	cmd.Flags().IntVar(&p.Size, "size", 32, "group members (one device each)")
 	cmd.Flags().IntVar(&p.Senders, "senders", 1, "members that send")
-	cmd.Flags().Float64Var(&p.Rate, "rate", 1, "messages per second over all senders")
+	cmd.Flags().Float64Var(&p.Rate, "rate", 1, "messages per second over all senders; 0: flat out")
 	cmd.Flags().DurationVar(&p.Duration, "duration", 10*time.Second, "sending time")
 	cmd.Flags().IntVar(&p.MsgSize, "msg-size", 200, "plaintext bytes per message")
+	cmd.Flags().DurationVar(&p.Drain, "drain", time.Minute, "longest wait for acks and deliveries after sending stops")
 	return cmd
 }
 
