@@ -2,7 +2,6 @@ package homeserver
 
 import (
 	"bytes"
-	"errors"
 	"slices"
 
 	"hearth/homeserver/wire"
@@ -52,11 +51,10 @@ func (s *Server) checkGroupAuth(op string, tx *storage.Tx, c *storage.Conversati
 		if err != nil || da.User.Domain != s.cfg.Domain {
 			return false
 		}
+		// Only a device this server knows as no longer active counts;
+		// anything else needs the admin (stricter than clients, never laxer).
 		d, err := tx.Device(da.Device)
-		if errors.Is(err, storage.ErrNotFound) {
-			return true
-		}
-		return err == nil && (d.UserName != da.User.Local || d.Status != storage.DeviceActive)
+		return err == nil && d.UserName == da.User.Local && d.Status != storage.DeviceActive
 	}
 	r := groupauth.Roster{Members: roster, Committer: in.sender, Revoked: revoked}
 	if err := groupauth.Check(adminKey, c.ID, m.Epoch, r, ch, env.AuthenticatedData); err != nil {
