@@ -350,6 +350,9 @@ func (c *Client) claim(ctx context.Context, add map[string][]string, members []s
 	return kps, err
 }
 
+// maxClaimUsers is the most users one ClaimKeyPackages may name.
+const maxClaimUsers = 64
+
 // claimUsers is claim that also says which users got at least one package.
 func (c *Client) claimUsers(ctx context.Context, add map[string][]string, members []string) ([][]byte, map[string]bool, error) {
 	got := map[string]bool{}
@@ -361,20 +364,31 @@ func (c *Client) claimUsers(ctx context.Context, add map[string][]string, member
 		users = append(users, u)
 	}
 	slices.Sort(users)
-	r, err := c.call(ctx, "client.ClaimKeyPackages", &wire.ClientFrame{Body: &wire.ClientFrame_ClaimKeyPackages{ClaimKeyPackages: &wire.ClaimKeyPackages{
-		Users: users, ExcludeDevices: members,
-	}}})
-	if wire.Is(err, wire.Code_CODE_NO_KEY_PACKAGES) {
-		return nil, got, nil
-	}
-	if err != nil {
-		return nil, nil, err
-	}
 	var kps [][]byte
-	for _, p := range r.GetClaim().GetPackages() {
-		if slices.Contains(add[p.GetUser()], p.GetUser()+"/"+p.GetDeviceId()) {
-			kps = append(kps, p.GetKeyPackage())
-			got[p.GetUser()] = true
+	for len(users) > 0 {
+		n := min(len(users), maxClaimUsers) // the server's limit per claim
+		chunk := users[:n]
+		users = users[n:]
+		var exclude []string // only devices of these users matter
+		for _, m := range members {
+			if slices.Contains(chunk, userOf(m)) {
+				exclude = append(exclude, m)
+			}
+		}
+		r, err := c.call(ctx, "client.ClaimKeyPackages", &wire.ClientFrame{Body: &wire.ClientFrame_ClaimKeyPackages{ClaimKeyPackages: &wire.ClaimKeyPackages{
+			Users: chunk, ExcludeDevices: exclude,
+		}}})
+		if wire.Is(err, wire.Code_CODE_NO_KEY_PACKAGES) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, p := range r.GetClaim().GetPackages() {
+			if slices.Contains(add[p.GetUser()], p.GetUser()+"/"+p.GetDeviceId()) {
+				kps = append(kps, p.GetKeyPackage())
+				got[p.GetUser()] = true
+			}
 		}
 	}
 	return kps, got, nil

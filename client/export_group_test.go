@@ -135,7 +135,13 @@ func (c *Client) SetLoggerForTest(l *slog.Logger) { c.log = l }
 
 // NewTestServerMaxMembers is NewTestServer with a member limit.
 func NewTestServerMaxMembers(t testing.TB, domain string, max int) *TestServer {
+	return NewTestServerLimits(t, domain, max, 0)
+}
+
+// NewTestServerLimits is NewTestServer with a member limit and a message
+// size limit (0: the default).
+func NewTestServerLimits(t testing.TB, domain string, maxMembers, maxMessageBytes int) *TestServer {
 	cfg := homeserverConfig()
-	cfg.MaxMembers = max
+	cfg.MaxMembers, cfg.MaxMessageBytes = maxMembers, maxMessageBytes
 	return newTestServer(t, domain, cfg)
 }
