@@ -174,14 +174,26 @@ func (c *Client) AddMembers(ctx context.Context, conv string, users []string) er
 	return c.sendControl(ctx, conv, control{Type: ctlMeta, Op: "sync"})
 }
 
-// addUsers commits the addition of every device of users not yet in the group.
+// addUsers commits the addition of every device of users not yet in the
+// group. A commit the hub refuses as too large is split in two halves
+// (each carries fewer KeyPackages and Welcome secrets; see docs/groups.md
+// for what no split can shrink).
 func (c *Client) addUsers(ctx context.Context, conv string, users []string) error {
-	return c.groupCommit(ctx, conv, func(g AdminGroup, meta groupMeta, self Self) (commitPlan, error) {
+	err := c.groupCommit(ctx, conv, func(g AdminGroup, meta groupMeta, self Self) (commitPlan, error) {
 		if meta.AdminSeed == nil {
 			return commitPlan{}, notAdmin(conv)
 		}
 		return commitPlan{addUsers: users}, nil
 	})
+	if wire.Is(err, wire.Code_CODE_TOO_LARGE) && len(users) > 1 {
+		c.log.Debug("commit too large; adding in two halves", "conversation", conv, "users", len(users))
+		h := len(users) / 2
+		if err := c.addUsers(ctx, conv, users[:h]); err != nil {
+			return err
+		}
+		return c.addUsers(ctx, conv, users[h:])
+	}
+	return err
 }
 
 // RemoveMembers removes every device of users (admins only). Removing an

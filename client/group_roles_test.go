@@ -147,3 +147,33 @@ func deviceID(d *dev) string {
 	a := d.c.Self(d.t).Address
 	return a[len(d.user)+1:]
 }
+
+// TestGroupAddSplitsLargeCommits: on the default (post-quantum) suite a
+// commit adding 12 users does not fit a 64 KiB message limit; the client
+// adds them in smaller commits and every member ends in the same group.
+func TestGroupAddSplitsLargeCommits(t *testing.T) {
+	ts := client.NewTestServerLimits(t, "a.example", 64, 64<<10)
+	names := []string{"owner"}
+	for i := range 12 {
+		names = append(names, "p"+string(rune('a'+i)))
+	}
+	us := groupUsers(t, ts, names...)
+	var members []string
+	for _, u := range us[1:] {
+		members = append(members, u.user)
+	}
+	gid, err := us[0].c.CreateGroup(ctx30(t), "big-ish", members)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := us[0].info(gid)
+	if len(want.Members) != 13 || want.Epoch < 2 {
+		t.Fatalf("creator sees %+v (want 13 members added in more than one commit)", want)
+	}
+	for _, d := range us[1:] {
+		d.drain()
+		if gi := d.info(gid); gi.EpochAuthenticator != want.EpochAuthenticator || gi.Name != "big-ish" || len(gi.Devices) != 13 {
+			t.Fatalf("%s sees %+v", d.user, gi)
+		}
+	}
+}
