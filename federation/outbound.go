@@ -51,13 +51,16 @@ type OutboundConfig struct {
 // Outbound runs one sender loop per destination: one transaction in
 // flight, envelopes in queue order, backoff after failures, reset on contact.
 type Outbound struct {
-	Self  string
-	Key   *serverkey.Key
-	Net   Transactor
-	Queue Queue
-	Cfg   OutboundConfig
-	Log   *slog.Logger
-	Now   func() time.Time
+	Self string
+	Key  *serverkey.Key
+	// CurrentKey, when set, returns the key to sign with now (it changes
+	// on rotation); Key is used when it is nil.
+	CurrentKey func() *serverkey.Key
+	Net        Transactor
+	Queue      Queue
+	Cfg        OutboundConfig
+	Log        *slog.Logger
+	Now        func() time.Time
 	// Allowed is the policy for destinations (nil: all). A denied
 	// destination's queue waits (backing off) until it is allowed again or
 	// its envelopes expire.
@@ -282,7 +285,11 @@ func (o *Outbound) attempt(ctx context.Context, l *destLoop) (more bool, err err
 	for _, q := range live {
 		txn.Envelopes = append(txn.Envelopes, q.Envelope)
 	}
-	st, err := SignTransaction(o.Key, txn)
+	key := o.Key
+	if o.CurrentKey != nil {
+		key = o.CurrentKey()
+	}
+	st, err := SignTransaction(key, txn)
 	if err != nil {
 		return false, err
 	}

@@ -2,6 +2,7 @@ package federation
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -41,6 +42,13 @@ func SignQuery(k *serverkey.Key, q *fedwire.Query) (*fedwire.SignedQuery, error)
 // admin's peer table in development, from its .well-known document otherwise).
 type KeyResolver interface {
 	ServerKeys(ctx context.Context, domain string) (*serverkey.Set, error)
+}
+
+// KeyRefresher is a KeyResolver that can re-fetch a server's keys when a
+// signature names a key id it does not hold (the server rotated). It may
+// refuse when it refreshed that server recently.
+type KeyRefresher interface {
+	RefreshServerKeys(ctx context.Context, domain string) (*serverkey.Set, error)
 }
 
 // Limits bound what one inbound transaction may carry.
@@ -107,7 +115,15 @@ func (v *Verifier) check(ctx context.Context, op, label string, signed []byte, k
 	if err != nil {
 		return &Error{Op: op, Code: fedwire.Code_CODE_UNAVAILABLE, Msg: "keys of " + h.origin, Err: err}
 	}
-	if err := set.Verify(serverkey.ID(keyID), sent, label, signed, sig); err != nil {
+	err = set.Verify(serverkey.ID(keyID), sent, label, signed, sig)
+	if r, ok := v.Keys.(KeyRefresher); ok && errors.Is(err, serverkey.ErrUnknown) {
+		if set, rerr := r.RefreshServerKeys(ctx, h.origin); rerr == nil {
+			err = set.Verify(serverkey.ID(keyID), sent, label, signed, sig)
+		} else {
+			err = fmt.Errorf("%w (refresh: %v)", err, rerr)
+		}
+	}
+	if err != nil {
 		return &Error{Op: op, Code: fedwire.Code_CODE_BAD_SIGNATURE, Msg: "from " + h.origin, Err: err}
 	}
 	return nil

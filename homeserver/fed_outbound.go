@@ -311,7 +311,7 @@ func (f *fed) query(ctx context.Context, op, domain string, q *fedwire.Query) (*
 		return nil, wire.Errorf(op, wire.Code_CODE_FORBIDDEN, "federation with %s is not allowed here", domain)
 	}
 	q.Origin, q.Destination, q.QueryId, q.OriginTimeMs = f.s.cfg.Domain, domain, newEnvelopeID("q-"), f.s.nowMs()
-	sq, err := federation.SignQuery(f.key, q)
+	sq, err := federation.SignQuery(f.signingKey(), q)
 	if err != nil {
 		return nil, internal(op, err)
 	}

@@ -32,6 +32,9 @@ type FederationConfig struct {
 	RatePerSecond float64
 	RateBurst     float64
 	Limits        federation.Limits
+	// KeyRefreshInterval is the least time between two re-fetches of one
+	// peer's key document (on a signature by an unknown key id). Default 30s.
+	KeyRefreshInterval time.Duration
 }
 
 // fed is the homeserver's federation state; nil when no server key was given.
@@ -45,10 +48,15 @@ type fed struct {
 	ver    *federation.Verifier
 	lim    *federation.RateLimiter
 
-	mu      sync.Mutex
-	peers   map[string]federation.Peer
-	keys    map[string]*serverkey.Set
-	waiters map[string]chan struct{} // SUBMIT envelope id -> closed on verdict
+	rotMu sync.Mutex // one key rotation at a time
+
+	mu        sync.Mutex
+	curPub    serverkey.PublicKey   // the current key as published
+	retired   []serverkey.PublicKey // older keys, published with their end
+	refreshed map[string]time.Time  // last key refresh per peer
+	peers     map[string]federation.Peer
+	keys      map[string]*serverkey.Set
+	waiters   map[string]chan struct{} // SUBMIT envelope id -> closed on verdict
 }
 
 var (
@@ -69,8 +77,14 @@ func newFed(s *Server, key *serverkey.Key) (*fed, error) {
 	if cfg.RateBurst <= 0 {
 		cfg.RateBurst = 200
 	}
+	if cfg.KeyRefreshInterval <= 0 {
+		cfg.KeyRefreshInterval = 30 * time.Second
+	}
 	f := &fed{s: s, key: key, cfg: cfg, peers: map[string]federation.Peer{}, keys: map[string]*serverkey.Set{},
-		waiters: map[string]chan struct{}{}}
+		waiters: map[string]chan struct{}{}, refreshed: map[string]time.Time{}}
+	if err := f.loadKeys(context.Background(), key); err != nil {
+		return nil, err
+	}
 	var pol *storage.FedPolicy
 	var peers []*storage.FedPeer
 	err := s.db.Read(context.Background(), func(tx *storage.Tx) (err error) {
@@ -96,7 +110,7 @@ func newFed(s *Server, key *serverkey.Key) (*fed, error) {
 		}
 	}
 	f.client = &federation.Client{Peers: f}
-	f.out = &federation.Outbound{Self: s.cfg.Domain, Key: key, Net: f.client, Queue: f, Cfg: cfg.Outbound,
+	f.out = &federation.Outbound{Self: s.cfg.Domain, CurrentKey: f.signingKey, Net: f.client, Queue: f, Cfg: cfg.Outbound,
 		Log: s.log.With("component", "federation"), Now: s.now, Allowed: f.policy.Allowed}
 	f.ver = &federation.Verifier{Self: s.cfg.Domain, Keys: f, Policy: f.policy, Limits: cfg.Limits, Now: s.now}
 	f.lim = &federation.RateLimiter{Rate: cfg.RatePerSecond, Burst: cfg.RateBurst, Now: s.now}
@@ -211,11 +225,6 @@ func (f *fed) discover(ctx context.Context, domain string) (*serverkey.Set, erro
 	return set, nil
 }
 
-// keyDoc is this server's key document.
-func (f *fed) keyDoc() *federation.KeyDocument {
-	return federation.NewKeyDocument(f.s.cfg.Domain, f.cfg.Address, serverkey.PublicKey{ID: f.key.ID(), Key: f.key.Public()})
-}
-
 // FederationHandler serves /hearth/federation/v1/… and
 // /.well-known/hearth/server; nil when federation is off.
 func (s *Server) FederationHandler() http.Handler {
@@ -305,7 +314,7 @@ func (s *Server) FederationList(ctx context.Context) (admin.FederationInfo, erro
 	if err != nil {
 		return admin.FederationInfo{}, internal(op, err)
 	}
-	info := admin.FederationInfo{Domain: s.cfg.Domain, KeyID: string(s.fed.key.ID()), Mode: string(federation.ModeOpen),
+	info := admin.FederationInfo{Domain: s.cfg.Domain, KeyID: string(s.fed.signingKey().ID()), Mode: string(federation.ModeOpen),
 		Allow: pol.Allow, Deny: pol.Deny}
 	if pol.Mode != "" {
 		info.Mode = pol.Mode

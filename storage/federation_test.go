@@ -91,3 +91,28 @@ func TestFederationQueues(t *testing.T) {
 		t.Errorf("transaction record survived: %v", err)
 	}
 }
+
+// TestFedServerKeyRotation: a rotation retires the old key without its seed
+// and stores the new current one; a second key with the same id is refused.
+func TestFedServerKeyRotation(t *testing.T) {
+	db, _ := openTest(t)
+	old := &FedServerKey{ID: "k1", Public: []byte{1}, Seed: []byte{11}, ValidFromMs: 0}
+	next := &FedServerKey{ID: "k2", Public: []byte{2}, Seed: []byte{22}, ValidFromMs: 100}
+	mustWrite(t, db, func(tx *Tx) error { return tx.RotateFedServerKey(old, next, 150) })
+	var ks []*FedServerKey
+	mustWrite(t, db, func(tx *Tx) (err error) { ks, err = tx.FedServerKeys(); return err })
+	if len(ks) != 2 || ks[0].ID != "k1" || ks[0].Seed != nil || ks[0].ValidUntilMs != 150 ||
+		ks[1].ID != "k2" || string(ks[1].Seed) != string([]byte{22}) || ks[1].ValidUntilMs != 0 {
+		t.Fatalf("after rotation: %+v %+v", ks[0], ks[1])
+	}
+	third := &FedServerKey{ID: "k3", Public: []byte{3}, Seed: []byte{33}, ValidFromMs: 200}
+	mustWrite(t, db, func(tx *Tx) error { return tx.RotateFedServerKey(ks[1], third, 260) })
+	mustWrite(t, db, func(tx *Tx) (err error) { ks, err = tx.FedServerKeys(); return err })
+	if len(ks) != 3 || ks[1].Seed != nil || ks[1].ValidUntilMs != 260 || ks[2].ID != "k3" {
+		t.Fatalf("after second rotation: %+v", ks)
+	}
+	err := db.Write(context.Background(), func(tx *Tx) error { return tx.RotateFedServerKey(ks[2], ks[2], 300) })
+	if err == nil {
+		t.Fatal("rotation to the same key accepted")
+	}
+}

@@ -40,7 +40,9 @@ func newAdminFederationCmd(env *adminEnv) *cobra.Command {
 			},
 		}
 	}
-	cmd.AddCommand(peer, newAdminFedListCmd(env),
+	key := &cobra.Command{Use: "key", Short: "Manage the federation signing key"}
+	key.AddCommand(newAdminFedKeyRotateCmd(env))
+	cmd.AddCommand(peer, key, newAdminFedListCmd(env),
 		policy("allow DOMAIN", "Put a domain on the allow list (and off the deny list)", "allow"),
 		policy("deny DOMAIN", "Put a domain on the deny list (and off the allow list)", "deny"),
 		policy("mode open|allowlist|denylist", "Set the federation mode", "mode"))
@@ -138,4 +140,25 @@ func backoffState(p admin.PeerInfo) string {
 		s += " (retry " + fmtMsSeconds(p.NextAttemptMs) + ")"
 	}
 	return s
+}
+
+func newAdminFedKeyRotateCmd(env *adminEnv) *cobra.Command {
+	var grace time.Duration
+	cmd := &cobra.Command{
+		Use:   "rotate [--grace DURATION]",
+		Short: "Make a new federation signing key current; the old one stays published, valid until now+grace",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return env.run(cmd, func(ctx context.Context, c *admin.Client) error {
+				k, err := c.FederationKeyRotate(ctx, grace)
+				if err == nil {
+					fmt.Fprintf(cmd.OutOrStdout(), "signing key %s is current; %s retired, valid until %s\n",
+						k.Current, k.Retired, time.UnixMilli(k.RetiredUntilMs).UTC().Format(time.RFC3339))
+				}
+				return err
+			})
+		},
+	}
+	cmd.Flags().DurationVar(&grace, "grace", 10*time.Minute, "how long the retired key still counts as valid for what it signed")
+	return cmd
 }

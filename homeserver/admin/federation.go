@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"hearth/homeserver/transport"
 	"hearth/homeserver/wire"
@@ -15,13 +16,19 @@ type (
 		Address string `json:"address"`
 		CAPEM   []byte `json:"ca_pem"`
 	}
+	keyRotateRequest struct {
+		GraceMs int64 `json:"grace_ms"`
+	}
 	policyRequest struct {
 		Op    string `json:"op"` // allow, deny, mode
 		Value string `json:"value"`
 	}
 )
 
-var _ FederationOps = (*Client)(nil)
+var (
+	_ FederationOps    = (*Client)(nil)
+	_ FederationKeyOps = (*Client)(nil)
+)
 
 // federationRoutes serves FederationOps when the server's Ops has them.
 func (s *SocketServer) federationRoutes(mux *http.ServeMux) {
@@ -48,6 +55,19 @@ func (s *SocketServer) federationRoutes(mux *http.ServeMux) {
 			p, err := f.FederationPeerAdd(r.Context(), req.Domain, req.Address, req.CAPEM)
 			s.reply(w, http.StatusCreated, p, err)
 		}
+	})
+	mux.HandleFunc("POST /v1/federation/keys/rotate", func(w http.ResponseWriter, r *http.Request) {
+		var req keyRotateRequest
+		if !s.decode(w, r, &req) {
+			return
+		}
+		k, ok := s.ops.(FederationKeyOps)
+		if !ok {
+			transport.WriteError(w, s.log, wire.Errorf("admin", wire.Code_CODE_UNAVAILABLE, "this server cannot rotate federation keys"))
+			return
+		}
+		rot, err := k.FederationKeyRotate(r.Context(), time.Duration(req.GraceMs)*time.Millisecond)
+		s.reply(w, http.StatusOK, rot, err)
 	})
 	mux.HandleFunc("POST /v1/federation/policy", func(w http.ResponseWriter, r *http.Request) {
 		var req policyRequest
@@ -77,4 +97,12 @@ func (c *Client) FederationList(ctx context.Context) (FederationInfo, error) {
 // FederationPolicy changes the policy.
 func (c *Client) FederationPolicy(ctx context.Context, op, value string) error {
 	return c.do(ctx, "admin.FederationPolicy", http.MethodPost, "/v1/federation/policy", policyRequest{op, value}, nil)
+}
+
+// FederationKeyRotate makes a new federation signing key current; the old
+// one stays published, valid until now+grace.
+func (c *Client) FederationKeyRotate(ctx context.Context, grace time.Duration) (KeyRotation, error) {
+	var k KeyRotation
+	err := c.do(ctx, "admin.FederationKeyRotate", http.MethodPost, "/v1/federation/keys/rotate", keyRotateRequest{grace.Milliseconds()}, &k)
+	return k, err
 }

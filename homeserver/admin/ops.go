@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"time"
 )
 
 // Ops is what the admin socket serves. *homeserver.Server implements it;
@@ -54,6 +55,18 @@ type FederationOps interface {
 	FederationPeerAdd(ctx context.Context, domain, address string, caPEM []byte) (PeerInfo, error)
 	FederationList(ctx context.Context) (FederationInfo, error)
 	FederationPolicy(ctx context.Context, op, value string) error // op: allow, deny, mode
+}
+
+// FederationKeyOps rotates the federation signing key.
+type FederationKeyOps interface {
+	FederationKeyRotate(ctx context.Context, grace time.Duration) (KeyRotation, error)
+}
+
+// KeyRotation is `hearth admin federation key rotate`.
+type KeyRotation struct {
+	Current        string `json:"current"`          // id of the new signing key
+	Retired        string `json:"retired"`          // id of the key it replaced
+	RetiredUntilMs int64  `json:"retired_until_ms"` // end of the retired key's validity
 }
 
 // FederationInfo is `hearth admin federation list`.

@@ -1,0 +1,162 @@
+package homeserver
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"time"
+
+	"hearth/federation"
+	"hearth/homeserver/admin"
+	"hearth/homeserver/wire"
+	"hearth/keys/serverkey"
+	"hearth/storage"
+)
+
+var (
+	_ federation.KeyRefresher = (*fed)(nil)
+	_ admin.FederationKeyOps  = (*Server)(nil)
+)
+
+// loadKeys picks the current signing key and the retired ones still
+// published: the stored current key after a rotation, else the key the
+// server was started with.
+func (f *fed) loadKeys(ctx context.Context, start *serverkey.Key) error {
+	var rows []*storage.FedServerKey
+	if err := f.s.db.Read(ctx, func(tx *storage.Tx) (err error) { rows, err = tx.FedServerKeys(); return err }); err != nil {
+		return fmt.Errorf("homeserver: load federation keys: %w", err)
+	}
+	cur := serverkey.PublicKey{ID: start.ID(), Key: start.Public()}
+	key := start
+	var retired []serverkey.PublicKey
+	for _, r := range rows {
+		pk := serverkey.PublicKey{ID: serverkey.ID(r.ID), Key: ed25519.PublicKey(r.Public), ValidFrom: time.UnixMilli(r.ValidFromMs)}
+		if r.ValidFromMs == 0 {
+			pk.ValidFrom = time.Time{}
+		}
+		if r.ValidUntilMs != 0 || len(r.Seed) == 0 {
+			pk.ValidUntil = time.UnixMilli(r.ValidUntilMs)
+			retired = append(retired, pk)
+			continue
+		}
+		k, err := serverkey.FromSeed(r.Seed)
+		if err != nil || k.ID() != pk.ID {
+			return fmt.Errorf("homeserver: stored federation key %s is damaged: %v", r.ID, err)
+		}
+		key, cur = k, pk
+	}
+	f.mu.Lock()
+	f.key, f.curPub, f.retired = key, cur, retired
+	f.mu.Unlock()
+	return nil
+}
+
+// signingKey is the key that signs outbound transactions and queries now.
+func (f *fed) signingKey() *serverkey.Key {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.key
+}
+
+// keyDoc is this server's key document: the current key and every retired
+// key with the end of its validity.
+func (f *fed) keyDoc() *federation.KeyDocument {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	pks := append([]serverkey.PublicKey{f.curPub}, f.retired...)
+	return federation.NewKeyDocument(f.s.cfg.Domain, f.cfg.Address, pks...)
+}
+
+// RefreshServerKeys re-fetches domain's key document from its pinned
+// address (or by discovery when it is not pinned), at most once per
+// FederationConfig.KeyRefreshInterval per domain, and stores it.
+func (f *fed) RefreshServerKeys(ctx context.Context, domain string) (*serverkey.Set, error) {
+	now := f.s.now()
+	f.mu.Lock()
+	last, seen := f.refreshed[domain]
+	if seen && now.Sub(last) < f.cfg.KeyRefreshInterval {
+		f.mu.Unlock()
+		return nil, fmt.Errorf("keys of %s were refreshed %s ago", domain, now.Sub(last).Round(time.Millisecond))
+	}
+	f.refreshed[domain] = now
+	p, pinned := f.peers[domain]
+	f.mu.Unlock()
+	if !pinned {
+		return f.discover(ctx, domain)
+	}
+	doc, err := federation.FetchKeyDocument(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := federation.ParseKeyDocument(doc, domain); err != nil {
+		return nil, err
+	}
+	var sp *storage.FedPeer
+	err = f.s.db.Write(ctx, func(tx *storage.Tx) error {
+		peers, err := tx.FedPeers()
+		if err != nil {
+			return err
+		}
+		for _, q := range peers {
+			if q.Domain == domain {
+				sp = q
+			}
+		}
+		if sp == nil {
+			return fmt.Errorf("peer %s was removed", domain)
+		}
+		sp.KeysJSON = doc
+		return tx.PutFedPeer(sp)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store keys of %s: %w", domain, err)
+	}
+	if err := f.cachePeer(sp); err != nil {
+		return nil, err
+	}
+	f.s.log.Info("federation: refreshed peer keys", "domain", domain)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.keys[domain], nil
+}
+
+// FederationKeyRotate makes a new federation signing key current. The old
+// key stays published, valid until now+grace, so that what it signed stays
+// verifiable; its private half is dropped.
+func (s *Server) FederationKeyRotate(ctx context.Context, grace time.Duration) (admin.KeyRotation, error) {
+	const op = "homeserver.FederationKeyRotate"
+	if s.fed == nil {
+		return admin.KeyRotation{}, errFedOff
+	}
+	if grace < 0 || grace > 30*24*time.Hour {
+		return admin.KeyRotation{}, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "grace %s is outside 0..720h", grace)
+	}
+	next, err := serverkey.Generate(s.rand)
+	if err != nil {
+		return admin.KeyRotation{}, internal(op, err)
+	}
+	f := s.fed
+	f.rotMu.Lock()
+	defer f.rotMu.Unlock()
+	now := s.now()
+	f.mu.Lock()
+	oldPub := f.curPub
+	f.mu.Unlock()
+	old := &storage.FedServerKey{ID: string(oldPub.ID), Public: oldPub.Key}
+	if !oldPub.ValidFrom.IsZero() {
+		old.ValidFromMs = oldPub.ValidFrom.UnixMilli()
+	}
+	until := now.Add(grace)
+	nk := &storage.FedServerKey{ID: string(next.ID()), Public: next.Public(), Seed: next.PrivateKey().Seed(), ValidFromMs: now.UnixMilli()}
+	if err := s.db.Write(ctx, func(tx *storage.Tx) error { return tx.RotateFedServerKey(old, nk, until.UnixMilli()) }); err != nil {
+		return admin.KeyRotation{}, internal(op, err)
+	}
+	oldPub.ValidUntil = until
+	f.mu.Lock()
+	f.key = next
+	f.curPub = serverkey.PublicKey{ID: next.ID(), Key: next.Public(), ValidFrom: now}
+	f.retired = append(f.retired, oldPub)
+	f.mu.Unlock()
+	s.log.Info("federation: signing key rotated", "new_key", next.ID(), "retired_key", oldPub.ID, "valid_until", until.UTC())
+	return admin.KeyRotation{Current: string(next.ID()), Retired: string(oldPub.ID), RetiredUntilMs: until.UnixMilli()}, nil
+}
