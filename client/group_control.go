@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"hearth/client/store"
+	"hearth/homeserver/wire"
 )
 
 // Group control messages travel as MLS application messages whose body
@@ -222,5 +223,12 @@ func (c *Client) forgetConversation(tx *store.Tx, conv string) error {
 	if err := tx.DeleteGroup(conv); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	return nil
+	return tx.PutMeta(goneName(conv), []byte{1})
+}
+
+// goneName marks a conversation this device was removed from or left.
+func goneName(conv string) string { return "gone/" + conv }
+
+func notMemberAnymore(conv string) error {
+	return wire.Errorf("client.Group", wire.Code_CODE_NOT_MEMBER, "not a member of group %s any more (removed or left)", conv)
 }

@@ -69,6 +69,9 @@ func unknownGroup(conv string) error {
 func (c *Client) groupState(ctx context.Context, tx *store.Tx, conv string, self Self) (AdminGroup, groupMeta, error) {
 	cv, err := getConversation(tx, conv)
 	if err != nil || !cv.Group {
+		if tx.Meta(goneName(conv)) != nil {
+			return nil, groupMeta{}, notMemberAnymore(conv)
+		}
 		return nil, groupMeta{}, unknownGroup(conv)
 	}
 	meta, _, err := getGroupMeta(tx, conv)

@@ -89,7 +89,7 @@ func TestGroupDemoteAndLastAdminLeave(t *testing.T) {
 		gi.EpochAuthenticator != gh.EpochAuthenticator || !gh.Admin {
 		t.Fatalf("after the last admin left: %+v / heir %+v", gi, gh)
 	}
-	if _, err := al.c.GroupInfo(ctx30(t), gid); !wire.Is(err, wire.Code_CODE_NOT_FOUND) {
+	if _, err := al.c.GroupInfo(ctx30(t), gid); !wire.Is(err, wire.Code_CODE_NOT_MEMBER) {
 		t.Fatalf("leaver still knows the group: %v", err)
 	}
 }

@@ -44,6 +44,8 @@ func (c *Client) Queue(to, text string) (string, error) {
 		it := store.OutboxItem{ID: id, To: to, Text: text, Created: c.cfg.Now().UTC()}
 		if conv, ok := conversationFor(tx, to); ok {
 			it.Conversation = conv
+		} else if tx.Meta(goneName(to)) != nil {
+			return notMemberAnymore(to)
 		} else if u, err := identity.ParseUser(to); err != nil {
 			return wire.E(op, wire.Code_CODE_BAD_REQUEST, err)
 		} else if u.String() == a.User {

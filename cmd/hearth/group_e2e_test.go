@@ -126,7 +126,10 @@ func TestGroupCLI(t *testing.T) {
 	if r := alice.chat(t, "", "group", "info", "nosuchgroup@localhost"); r.code == 0 || !strings.Contains(r.stderr, "unknown group") {
 		t.Fatalf("unknown group: exit %d, stderr %q", r.code, r.stderr)
 	}
-	if r := dave.chat(t, "", "group", "info", id); r.code == 0 || !strings.Contains(r.stderr, "unknown group") {
+	if r := dave.chat(t, "", "group", "info", id); r.code == 0 || !strings.Contains(r.stderr, "not a member") {
 		t.Fatalf("info after leaving: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := carol.chat(t, "", "send", id, "let me in"); r.code == 0 || !strings.Contains(r.stderr, "not a member") {
+		t.Fatalf("send after removal: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
