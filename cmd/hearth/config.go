@@ -63,6 +63,8 @@ type federationConfig struct {
 	SendWait      duration `json:"send_wait,omitempty"`       // a Send to a remote hub waits this long for its verdict; default 5s
 	RatePerSecond float64  `json:"rate_per_second,omitempty"` // inbound transactions per origin; default 50
 	RateBurst     float64  `json:"rate_burst,omitempty"`      // default 200
+	// KeyRefreshInterval: least time between two re-fetches of a peer's key document; default 30s.
+	KeyRefreshInterval duration `json:"key_refresh_interval,omitempty"`
 }
 
 type serverLimits struct {
@@ -155,10 +157,11 @@ func (c serverConfig) federationConfig() homeserver.FederationConfig {
 		return homeserver.FederationConfig{}
 	}
 	return homeserver.FederationConfig{
-		Address:       f.Address,
-		SendWait:      time.Duration(f.SendWait),
-		RatePerSecond: f.RatePerSecond,
-		RateBurst:     f.RateBurst,
+		Address:            f.Address,
+		SendWait:           time.Duration(f.SendWait),
+		RatePerSecond:      f.RatePerSecond,
+		RateBurst:          f.RateBurst,
+		KeyRefreshInterval: time.Duration(f.KeyRefreshInterval),
 		Outbound: federation.OutboundConfig{
 			Backoff: federation.Backoff{Base: time.Duration(f.BackoffBase), Max: time.Duration(f.BackoffMax)},
 			Expiry:  time.Duration(f.Expiry),
