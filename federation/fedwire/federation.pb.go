@@ -333,8 +333,14 @@ type Envelope struct {
 	// conversation to this destination (0: the first). A follower applies a
 	// DELIVER only when it holds that one, so a gap waits (CODE_UNAVAILABLE).
 	PrevConversationSeq uint64 `protobuf:"varint,23,opt,name=prev_conversation_seq,json=prevConversationSeq,proto3" json:"prev_conversation_seq,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// DELIVER notice: the hub could not deliver message conversation_seq of
+	// this conversation to this server before its expiry; recipients are the
+	// sending device. Not part of the conversation order (prev_conversation_seq
+	// is not checked); nothing else but id, conversation_id, sender,
+	// message_id, conversation_seq and recipients is set.
+	FailedServer  string `protobuf:"bytes,24,opt,name=failed_server,json=failedServer,proto3" json:"failed_server,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Envelope) Reset() {
@@ -526,6 +532,13 @@ func (x *Envelope) GetPrevConversationSeq() uint64 {
 		return x.PrevConversationSeq
 	}
 	return 0
+}
+
+func (x *Envelope) GetFailedServer() string {
+	if x != nil {
+		return x.FailedServer
+	}
+	return ""
 }
 
 // TransactionResult answers a transaction envelope by envelope.
@@ -1221,7 +1234,7 @@ const file_federation_proto_rawDesc = "" +
 	"\vdestination\x18\x02 \x01(\tR\vdestination\x12\x15\n" +
 	"\x06txn_id\x18\x03 \x01(\tR\x05txnId\x12$\n" +
 	"\x0eorigin_time_ms\x18\x04 \x01(\x03R\foriginTimeMs\x12<\n" +
-	"\tenvelopes\x18\x05 \x03(\v2\x1e.hearth.federation.v1.EnvelopeR\tenvelopes\"\xbb\x06\n" +
+	"\tenvelopes\x18\x05 \x03(\v2\x1e.hearth.federation.v1.EnvelopeR\tenvelopes\"\xe0\x06\n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x126\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\".hearth.federation.v1.EnvelopeKindR\x04kind\x12'\n" +
@@ -1253,7 +1266,8 @@ const file_federation_proto_rawDesc = "" +
 	"\x15device_list_signature\x18\x14 \x01(\fR\x13deviceListSignature\x12!\n" +
 	"\fidentity_key\x18\x15 \x01(\fR\videntityKey\x12.\n" +
 	"\x13device_list_version\x18\x16 \x01(\x04R\x11deviceListVersion\x122\n" +
-	"\x15prev_conversation_seq\x18\x17 \x01(\x04R\x13prevConversationSeq\"\x9d\x01\n" +
+	"\x15prev_conversation_seq\x18\x17 \x01(\x04R\x13prevConversationSeq\x12#\n" +
+	"\rfailed_server\x18\x18 \x01(\tR\ffailedServer\"\x9d\x01\n" +
 	"\x11TransactionResult\x12.\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x1a.hearth.federation.v1.CodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12>\n" +

@@ -239,6 +239,10 @@ const (
 	MessageKind_MESSAGE_KIND_COMMIT      MessageKind = 2 // MLSMessage(PublicMessage) carrying a Commit
 	MessageKind_MESSAGE_KIND_WELCOME     MessageKind = 3 // MLSMessage(Welcome), delivered only to added devices
 	MessageKind_MESSAGE_KIND_PROPOSAL    MessageKind = 4 // MLSMessage(PublicMessage) carrying a Proposal
+	// A notice from the conversation's hub to the device that sent message_id
+	// (conversation_seq): it could not be delivered to the server named in
+	// Delivery.failed_server before the federation expiry. No payload.
+	MessageKind_MESSAGE_KIND_DELIVERY_FAILED MessageKind = 5
 )
 
 // Enum value maps for MessageKind.
@@ -249,13 +253,15 @@ var (
 		2: "MESSAGE_KIND_COMMIT",
 		3: "MESSAGE_KIND_WELCOME",
 		4: "MESSAGE_KIND_PROPOSAL",
+		5: "MESSAGE_KIND_DELIVERY_FAILED",
 	}
 	MessageKind_value = map[string]int32{
-		"MESSAGE_KIND_UNSPECIFIED": 0,
-		"MESSAGE_KIND_APPLICATION": 1,
-		"MESSAGE_KIND_COMMIT":      2,
-		"MESSAGE_KIND_WELCOME":     3,
-		"MESSAGE_KIND_PROPOSAL":    4,
+		"MESSAGE_KIND_UNSPECIFIED":     0,
+		"MESSAGE_KIND_APPLICATION":     1,
+		"MESSAGE_KIND_COMMIT":          2,
+		"MESSAGE_KIND_WELCOME":         3,
+		"MESSAGE_KIND_PROPOSAL":        4,
+		"MESSAGE_KIND_DELIVERY_FAILED": 5,
 	}
 )
 
@@ -3295,6 +3301,7 @@ type Delivery struct {
 	Epoch           uint64                 `protobuf:"varint,7,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	Payload         []byte                 `protobuf:"bytes,8,opt,name=payload,proto3" json:"payload,omitempty"`
 	ServerTimeMs    int64                  `protobuf:"varint,9,opt,name=server_time_ms,json=serverTimeMs,proto3" json:"server_time_ms,omitempty"`
+	FailedServer    string                 `protobuf:"bytes,10,opt,name=failed_server,json=failedServer,proto3" json:"failed_server,omitempty"` // MESSAGE_KIND_DELIVERY_FAILED: the unreachable server
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -3390,6 +3397,13 @@ func (x *Delivery) GetServerTimeMs() int64 {
 		return x.ServerTimeMs
 	}
 	return 0
+}
+
+func (x *Delivery) GetFailedServer() string {
+	if x != nil {
+		return x.FailedServer
+	}
+	return ""
 }
 
 type SessionClosed struct {
@@ -3870,7 +3884,7 @@ const file_hearth_proto_rawDesc = "" +
 	"\x06SyncOK\x12\x12\n" +
 	"\x04head\x18\x01 \x01(\x04R\x04head\"!\n" +
 	"\x03Ack\x12\x1a\n" +
-	"\tup_to_seq\x18\x01 \x01(\x04R\aupToSeq\"\xa9\x02\n" +
+	"\tup_to_seq\x18\x01 \x01(\x04R\aupToSeq\"\xce\x02\n" +
 	"\bDelivery\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12'\n" +
 	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12)\n" +
@@ -3881,7 +3895,9 @@ const file_hearth_proto_rawDesc = "" +
 	"\x04kind\x18\x06 \x01(\x0e2\x16.hearth.v1.MessageKindR\x04kind\x12\x14\n" +
 	"\x05epoch\x18\a \x01(\x04R\x05epoch\x12\x18\n" +
 	"\apayload\x18\b \x01(\fR\apayload\x12$\n" +
-	"\x0eserver_time_ms\x18\t \x01(\x03R\fserverTimeMs\"N\n" +
+	"\x0eserver_time_ms\x18\t \x01(\x03R\fserverTimeMs\x12#\n" +
+	"\rfailed_server\x18\n" +
+	" \x01(\tR\ffailedServer\"N\n" +
 	"\rSessionClosed\x12#\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x0f.hearth.v1.CodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"I\n" +
@@ -3929,13 +3945,14 @@ const file_hearth_proto_rawDesc = "" +
 	"\x10ConversationKind\x12!\n" +
 	"\x1dCONVERSATION_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CONVERSATION_KIND_DIRECT\x10\x01\x12\x1b\n" +
-	"\x17CONVERSATION_KIND_GROUP\x10\x02*\x97\x01\n" +
+	"\x17CONVERSATION_KIND_GROUP\x10\x02*\xb9\x01\n" +
 	"\vMessageKind\x12\x1c\n" +
 	"\x18MESSAGE_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18MESSAGE_KIND_APPLICATION\x10\x01\x12\x17\n" +
 	"\x13MESSAGE_KIND_COMMIT\x10\x02\x12\x18\n" +
 	"\x14MESSAGE_KIND_WELCOME\x10\x03\x12\x19\n" +
-	"\x15MESSAGE_KIND_PROPOSAL\x10\x04*\x7f\n" +
+	"\x15MESSAGE_KIND_PROPOSAL\x10\x04\x12 \n" +
+	"\x1cMESSAGE_KIND_DELIVERY_FAILED\x10\x05*\x7f\n" +
 	"\rPresenceState\x12\x1e\n" +
 	"\x1aPRESENCE_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15PRESENCE_STATE_ONLINE\x10\x01\x12\x17\n" +
