@@ -56,9 +56,9 @@ func Group(ctx context.Context, f *Fleet, p GroupParams) (*Report, error) {
 		members = append(members, d.Address)
 	}
 	created := now()
-	conv, err := devs[0].C.CreateGroup(ctx, "bench "+f.run, members)
+	conv, err := f.createGroup(ctx, devs[0], members)
 	if err != nil {
-		return nil, fmt.Errorf("loadgen: create group of %d: %w", p.Size, err)
+		return nil, err
 	}
 	senders := make([]*sender, p.Senders)
 	for i := range senders {
@@ -99,6 +99,32 @@ func Group(ctx context.Context, f *Fleet, p GroupParams) (*Report, error) {
 		r.Notes = append(r.Notes, fmt.Sprintf("%d receive loops failed and were restarted", n))
 	}
 	return r, nil
+}
+
+// claimChunk is how many users one CreateGroup or AddMembers call names.
+// The client claims KeyPackages for all of them in one request (the server
+// refuses more than 64 users) and adds them in one commit, whose Welcome
+// with suite 0xF001 grows by about 6.7 KB per member: 64 members make
+// 433 KB, over the default max_message_bytes (256 KiB); 32 fit.
+const claimChunk = 32
+
+// createGroup creates the group with the first members and adds the rest
+// in chunks (each chunk one commit).
+func (f *Fleet) createGroup(ctx context.Context, creator *Device, members []string) (string, error) {
+	first := members[:min(len(members), claimChunk)]
+	conv, err := creator.C.CreateGroup(ctx, "bench "+f.run, first)
+	if err != nil {
+		return "", fmt.Errorf("loadgen: create group with %d members: %w", len(first)+1, err)
+	}
+	for rest := members[len(first):]; len(rest) > 0; {
+		n := min(len(rest), claimChunk)
+		if err := creator.C.AddMembers(ctx, conv, rest[:n]); err != nil {
+			return "", fmt.Errorf("loadgen: add %d members to the group: %w", n, err)
+		}
+		rest = rest[n:]
+		fmt.Fprintf(f.cfg.Progress, "group: %d of %d members added\n", len(members)-len(rest), len(members))
+	}
+	return conv, nil
 }
 
 // groupWarm sends one unmeasured message from the first sender and waits
