@@ -49,3 +49,21 @@ func TestSummarize(t *testing.T) {
 		t.Errorf("empty: %+v", e)
 	}
 }
+
+// FuzzRecorderNote: received texts come from the network (decrypted); any
+// text is counted as delivered, duplicate or foreign, never a panic.
+func FuzzRecorderNote(f *testing.F) {
+	f.Add(benchText("run1", 1, 2, time.Unix(5, 0), 60))
+	f.Add(warmText("run1", 7))
+	f.Add("hb1 run1 -1 18446744073709551615 -9223372036854775808")
+	f.Add("hbw run1 x")
+	f.Fuzz(func(t *testing.T, text string) {
+		r := newRecorder("run1", time.Now)
+		r.note(text)
+		r.note(text)
+		d, dup := r.counts()
+		if d+dup+r.foreign > 2 || (d == 1 && dup != 1) {
+			t.Errorf("%q noted twice: delivered %d dups %d foreign %d", text, d, dup, r.foreign)
+		}
+	})
+}
