@@ -203,7 +203,9 @@ func (ss *session) ack(id uint64, m *wire.Ack) {
 			default:
 			}
 		}
-		ss.answer(id, okFrame(), nil)
+		if id != 0 {
+			ss.answer(id, okFrame(), nil)
+		}
 	})
 }
 

@@ -199,7 +199,9 @@ func okFrame() *wire.ServerFrame {
 // handle dispatches one request after the authentication gate.
 func (ss *session) handle(f *wire.ClientFrame) {
 	const op = "homeserver.session"
-	if f.Id == 0 {
+	// Every request needs an id, except an Ack, which may be sent without
+	// one and then gets no answer (wire doc: cumulative, no response).
+	if _, isAck := f.Body.(*wire.ClientFrame_Ack); f.Id == 0 && !isAck {
 		ss.writeError(0, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "request id must be non-zero"))
 		return
 	}

@@ -3245,6 +3245,8 @@ func (x *SyncOK) GetHead() uint64 {
 }
 
 // Ack acknowledges every mailbox entry with seq <= up_to_seq (cumulative).
+// Sent with frame id 0 it gets no response (the usual form); with a
+// non-zero id it is answered (Empty or ErrorInfo) once the ack is durable.
 type Ack struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UpToSeq       uint64                 `protobuf:"varint,1,opt,name=up_to_seq,json=upToSeq,proto3" json:"up_to_seq,omitempty"`

@@ -1,0 +1,70 @@
+package homeserver
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"hearth/homeserver/wire"
+	"hearth/storage"
+)
+
+// TestAckWithoutID: the client library acknowledges with frame id 0 (no
+// response wanted). Such an Ack must be accepted, made durable, answered
+// with nothing, and it must release the delivery window.
+func TestAckWithoutID(t *testing.T) {
+	h := newHarness(t, Config{DeliveryWindow: 4})
+	alice, bob := twoUsers(t, h)
+	bob.conn.Close()
+	for i := 0; i < 10; i++ {
+		alice.must(appMsg(conv, fmt.Sprint("m", i), 1, fmt.Sprint("msg ", i)))
+	}
+	b := h.connect()
+	b.hello(bob.access)
+	b.must(syncFrame(0))
+	// The window holds 4 entries: acking them with id 0 must let the rest flow.
+	got := b.deliveries(4)
+	if err := b.fw.WriteMessage(ackFrame(got[3].Seq)); err != nil { // Id stays 0
+		t.Fatal(err)
+	}
+	got = append(got, b.deliveries(4)...)
+	if err := b.fw.WriteMessage(ackFrame(got[7].Seq)); err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, b.deliveries(3)...)
+	last := got[len(got)-1].Seq
+	if err := b.fw.WriteMessage(ackFrame(last)); err != nil {
+		t.Fatal(err)
+	}
+	// No answer to an id-0 Ack: the next frame is the ping's answer, and no error push.
+	b.noDelivery()
+
+	// Durable: the stored ack position reaches the last sequence (the
+	// id-0 Ack is committed asynchronously; the deadline is a hang guard)...
+	var acked uint64
+	for deadline := time.Now().Add(wait); acked != last; time.Sleep(10 * time.Millisecond) {
+		if err := h.db.Read(t.Context(), func(tx *storage.Tx) (err error) {
+			_, acked, err = tx.MailboxState(bob.device)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stored ack %d, want %d", acked, last)
+		}
+	}
+	// ...and nothing acknowledged is delivered again after a restart.
+	b.conn.Close()
+	h.restart()
+	b2 := h.connect()
+	b2.hello(bob.access)
+	b2.must(syncFrame(0))
+	b2.noDelivery()
+	// Any other request without an id is still refused.
+	if err := b2.fw.WriteMessage(ping()); err != nil {
+		t.Fatal(err)
+	}
+	if e := b2.push().GetError(); e.GetCode() != wire.Code_CODE_BAD_REQUEST {
+		t.Fatalf("ping without id: got %v", e)
+	}
+}
