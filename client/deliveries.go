@@ -38,6 +38,9 @@ func (h *deliveries) HandleDelivery(ctx context.Context, d *wire.Delivery) error
 		if err := tx.SetMailboxSeq(d.GetSeq()); err != nil {
 			return err
 		}
+		if d.GetKind() == wire.MessageKind_MESSAGE_KIND_DELIVERY_FAILED {
+			return c.deliveryFailed(tx, self, d)
+		}
 		if d.GetSender() == self.Address {
 			return nil // our own message fanned back: already in history
 		}

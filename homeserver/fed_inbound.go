@@ -134,7 +134,11 @@ func (f *fed) applyEnvelope(tx *storage.Tx, origin string, env *fedwire.Envelope
 	case fedwire.EnvelopeKind_ENVELOPE_KIND_SUBMIT:
 		err = f.applySubmit(tx, origin, env, a)
 	case fedwire.EnvelopeKind_ENVELOPE_KIND_DELIVER:
-		err = f.applyDeliver(tx, env, a)
+		if env.FailedServer != "" {
+			err = f.applyFailedNotice(tx, env, a)
+		} else {
+			err = f.applyDeliver(tx, env, a)
+		}
 	case fedwire.EnvelopeKind_ENVELOPE_KIND_SUBMIT_RESULT:
 		err = f.applyResult(tx, env, a)
 	case fedwire.EnvelopeKind_ENVELOPE_KIND_DEVICE_LIST:

@@ -79,8 +79,9 @@ func (f *fed) Finish(ctx context.Context, dest string, done []federation.Queued,
 }
 
 // Expire implements federation.Queue: undeliverable SUBMITs fail their
-// sender's Send (it learns on its wait or retry); other kinds are logged
-// with their conversation.
+// sender's Send (it learns on its wait or retry); an undeliverable DELIVER
+// becomes a delivery-failed notice for the device that sent the message;
+// every expiry is logged with its conversation.
 func (f *fed) Expire(ctx context.Context, dest string, expired []federation.Queued) error {
 	a := &applied{}
 	err := f.s.db.Write(ctx, func(tx *storage.Tx) error {
@@ -91,6 +92,12 @@ func (f *fed) Expire(ctx context.Context, dest string, expired []federation.Queu
 			env := q.Envelope
 			f.s.log.Error("federation: envelope undeliverable, expired", "destination", dest, "kind", env.Kind.String(),
 				"envelope", env.Id, "conversation", env.ConversationId, "sender", env.Sender)
+			if env.Kind == fedwire.EnvelopeKind_ENVELOPE_KIND_DELIVER {
+				if err := f.notifyFailed(tx, dest, env, a); err != nil {
+					return err
+				}
+				continue
+			}
 			if env.Kind != fedwire.EnvelopeKind_ENVELOPE_KIND_SUBMIT {
 				continue
 			}

@@ -284,6 +284,24 @@ func (t *Tx) AppendMailbox(deviceID, convID string, convSeq uint64, welcome bool
 	return h, wrap(op, err)
 }
 
+// AppendMailboxNotice appends to device deviceID's mailbox the notice that
+// its message msgID (conversation convID, seq convSeq), sent as device
+// address sender, could not be delivered to failedServer. ErrNotFound when
+// the device has no mailbox.
+func (t *Tx) AppendMailboxNotice(deviceID, convID string, convSeq uint64, msgID, sender, failedServer string, nowMs int64) (Head, error) {
+	const op = "storage.AppendMailboxNotice"
+	h := Head{DeviceID: deviceID}
+	if failedServer == "" || msgID == "" || sender == "" {
+		return h, wrap(op, errors.New("a notice names a server, a message and its sender"))
+	}
+	if err := t.row(`UPDATE mailbox_state SET head = head + 1 WHERE device_id = ? RETURNING head`, []any{deviceID}, &h.Seq); err != nil {
+		return h, wrap(op, err)
+	}
+	_, err := t.exec(`INSERT INTO mailbox(device_id, seq, conv_id, conv_seq, welcome, created_ms, failed_server, failed_message_id, failed_sender)
+		VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?)`, deviceID, h.Seq, convID, convSeq, nowMs, failedServer, msgID, sender)
+	return h, wrap(op, err)
+}
+
 // RemoteDomainsOfUser lists the other domains that have a device in a
 // conversation with one of the local user's devices.
 func (t *Tx) RemoteDomainsOfUser(userID int64, self string) ([]string, error) {

@@ -13,7 +13,7 @@ const (
 
 	qAck          = `UPDATE mailbox_state SET acked = MAX(acked, ?1) WHERE device_id = ?2 AND ?1 <= head`
 	qMailboxState = `SELECT head, acked FROM mailbox_state WHERE device_id = ?`
-	qEntries      = entrySelect + ` WHERE m.device_id = ? AND m.seq > ? ORDER BY m.seq LIMIT ?`
+	qEntries      = entrySelect + ` AND m.device_id = ? AND m.seq > ? ORDER BY m.seq LIMIT ?`
 
 	qConversation     = `SELECT ` + convCols + ` FROM conversations WHERE id = ?`
 	qIsMember         = `SELECT COUNT(*) FROM conversation_members WHERE conv_id = ? AND address = ?`

@@ -19,6 +19,9 @@ type Entry struct {
 	Epoch     uint64
 	Payload   []byte
 	CreatedMs int64
+	// FailedServer is set on a delivery-failed notice: the entry names the
+	// sender's own message that could not reach this server.
+	FailedServer string
 }
 
 // FanOut appends log entry (convID, convSeq) to the mailbox of every local
@@ -67,9 +70,14 @@ func (t *Tx) Ack(deviceID string, upTo uint64) error {
 	return wrap("storage.Ack", affected(t.exec(qAck, upTo, deviceID)))
 }
 
-const entrySelect = `SELECT m.seq, m.conv_id, m.conv_seq, m.welcome, l.sender, l.message_id, l.kind, l.epoch,
-	CASE WHEN m.welcome THEN l.welcome ELSE l.payload END, m.created_ms
-	FROM mailbox m JOIN conversation_log l ON l.conv_id = m.conv_id AND l.seq = m.conv_seq`
+// entrySelect reads mailbox entries with their logged message; a
+// delivery-failed notice (failed_server set) carries its own fields.
+const entrySelect = `SELECT m.seq, m.conv_id, m.conv_seq, m.welcome,
+	coalesce(m.failed_sender, l.sender), coalesce(m.failed_message_id, l.message_id), coalesce(l.kind, 0), coalesce(l.epoch, 0),
+	CASE WHEN m.failed_server IS NOT NULL THEN NULL WHEN m.welcome THEN l.welcome ELSE l.payload END, m.created_ms,
+	coalesce(m.failed_server, '')
+	FROM mailbox m LEFT JOIN conversation_log l ON l.conv_id = m.conv_id AND l.seq = m.conv_seq
+	WHERE (l.seq IS NOT NULL OR m.failed_server IS NOT NULL)`
 
 func (t *Tx) entries(op, query string, args ...any) ([]*Entry, error) {
 	rows, err := t.query(query, args...)
@@ -81,7 +89,7 @@ func (t *Tx) entries(op, query string, args ...any) ([]*Entry, error) {
 	for rows.Next() {
 		e := &Entry{}
 		if err := rows.Scan(&e.Seq, &e.ConvID, &e.ConvSeq, &e.Welcome, &e.Sender, &e.MessageID, &e.Kind,
-			&e.Epoch, &e.Payload, &e.CreatedMs); err != nil {
+			&e.Epoch, &e.Payload, &e.CreatedMs, &e.FailedServer); err != nil {
 			return nil, wrap(op, err)
 		}
 		es = append(es, e)
@@ -100,7 +108,7 @@ func (t *Tx) History(deviceID, convID string, before uint64, limit int) ([]*Entr
 	if before == 0 {
 		before = 1<<63 - 1
 	}
-	return t.entries("storage.History", entrySelect+` WHERE m.device_id = ? AND m.conv_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?`,
+	return t.entries("storage.History", entrySelect+` AND m.device_id = ? AND m.conv_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?`,
 		deviceID, convID, before, limit)
 }
 
