@@ -13,8 +13,11 @@ import (
 // Config is the homeserver's own configuration. Zero values mean the
 // defaults in the comments.
 type Config struct {
-	Domain          string        // required, e.g. "localhost", "a.example"
-	MaxFrame        int           // largest frame either way; default wire.DefaultMaxFrame (1 MiB)
+	Domain   string // required, e.g. "localhost", "a.example"
+	MaxFrame int    // largest frame either way; default wire.DefaultMaxFrame (1 MiB)
+	// AuthTimeout closes a stream that has not authenticated (Hello or
+	// Login answered OK) this long after it opened. Default 10s; < 0: never.
+	AuthTimeout     time.Duration
 	AccessTokenTTL  time.Duration // default 15m
 	RefreshTokenTTL time.Duration // default 30 days (sliding: each rotation restarts it)
 	// Retention is how long mailbox entries are kept after the device
@@ -72,6 +75,7 @@ func (c Config) withDefaults() Config {
 	def(&c.RefreshTokenTTL, 30*24*time.Hour)
 	def(&c.Retention, 7*24*time.Hour)
 	def(&c.RetentionInterval, time.Minute)
+	def(&c.AuthTimeout, 10*time.Second)
 	defInt := func(d *int, v int) {
 		if *d <= 0 {
 			*d = v

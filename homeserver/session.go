@@ -47,7 +47,8 @@ type session struct {
 	repliesWG  sync.WaitGroup
 	eph        chan *wire.ServerFrame
 	authTries  bucket
-	afterReply func() // set by a handler to run once its answer is written
+	authBusy   atomic.Bool // a Hello, Login or Refresh is being verified
+	afterReply func()      // set by a handler to run once its answer is written
 
 	endOnce sync.Once
 	pushMu  sync.Mutex
@@ -76,6 +77,9 @@ func (s *Server) ServeStream(ctx context.Context, rwc io.ReadWriteCloser, remote
 	ss.repliesWG.Add(1)
 	go ss.replyLoop()
 	go ss.ephemeralLoop()
+	if s.cfg.AuthTimeout > 0 {
+		go ss.watchAuth(s.cfg.AuthTimeout)
+	}
 	stopWatch := context.AfterFunc(ctx, func() { rwc.Close() })
 	defer stopWatch()
 	defer ss.finish()
@@ -208,6 +212,11 @@ func (ss *session) handle(f *wire.ClientFrame) {
 	if err := ss.gate(f); err != nil {
 		ss.writeError(f.Id, err)
 		return
+	}
+	switch f.Body.(type) {
+	case *wire.ClientFrame_Hello, *wire.ClientFrame_Login, *wire.ClientFrame_Refresh:
+		ss.authBusy.Store(true)
+		defer ss.authBusy.Store(false)
 	}
 	var resp *wire.ServerFrame
 	var err error

@@ -77,6 +77,8 @@ type serverLimits struct {
 	MaxConnections  int      `json:"max_connections"`  // concurrent TCP connections
 	MaxStreams      int64    `json:"max_streams"`      // concurrent QUIC streams per connection
 	HistoryMaxLimit int      `json:"history_max_page"` // largest REST history page
+	// AuthTimeout closes a client stream not authenticated this long after it opened; default 10s.
+	AuthTimeout duration `json:"auth_timeout,omitempty"`
 }
 
 // duration is a time.Duration written as "168h0m0s" in JSON.
@@ -146,6 +148,7 @@ func (c serverConfig) homeserverConfig(version string) homeserver.Config {
 		Retention:       time.Duration(c.Limits.Retention),
 		RateLimit:       homeserver.RateLimit{PerSecond: c.Limits.SendPerSecond, Burst: c.Limits.SendBurst},
 		MaxMembers:      c.Limits.MaxMembers,
+		AuthTimeout:     time.Duration(c.Limits.AuthTimeout),
 		Version:         version,
 		Federation:      c.federationConfig(),
 	}
