@@ -85,21 +85,29 @@ func (c *Client) Receive(ctx context.Context, quiet time.Duration, print func(st
 	}
 }
 
-// drainInbox prints and removes queued messages.
+// drainInbox prints and removes queued messages, 100 at a time until the
+// inbox is empty.
 func (c *Client) drainInbox(print func(store.Message) error) (int, error) {
-	var entries []store.InboxEntry
-	if err := c.st.View(func(tx *store.Tx) (err error) { entries, err = tx.Inbox(100); return }); err != nil {
-		return 0, err
-	}
-	for _, e := range entries {
-		if err := print(e.Message); err != nil {
-			return 0, err
+	const batch = 100
+	total := 0
+	for {
+		var entries []store.InboxEntry
+		if err := c.st.View(func(tx *store.Tx) (err error) { entries, err = tx.Inbox(batch); return }); err != nil {
+			return total, err
 		}
-		if err := c.st.Update(func(tx *store.Tx) error { return tx.DeleteInbox(e.Pos) }); err != nil {
-			return 0, err
+		for _, e := range entries {
+			if err := print(e.Message); err != nil {
+				return total, err
+			}
+			if err := c.st.Update(func(tx *store.Tx) error { return tx.DeleteInbox(e.Pos) }); err != nil {
+				return total, err
+			}
+			total++
+		}
+		if len(entries) < batch {
+			return total, nil
 		}
 	}
-	return len(entries), nil
 }
 
 // History returns the messages of the conversation with user@domain or
