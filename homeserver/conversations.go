@@ -140,11 +140,14 @@ func userOnRoster(members []string, userAddr string) bool {
 	return false
 }
 
+// listConversations answers the conversations holding any device of the
+// caller's user (not only the calling device): a newly linked device finds
+// its user's conversations this way and asks to be added.
 func (ss *session) listConversations() (*wire.ServerFrame, error) {
 	const op = "homeserver.ListConversations"
 	res := &wire.ConversationsResult{}
 	err := ss.s.db.Read(ss.ctx, func(tx *storage.Tx) error {
-		cs, err := tx.ConversationsOfDevice(ss.deviceID)
+		cs, err := tx.ConversationsOfUser(ss.userID)
 		if err != nil {
 			return err
 		}

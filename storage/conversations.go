@@ -118,6 +118,29 @@ func (t *Tx) ConversationsOfDevice(deviceID string) ([]*Conversation, error) {
 	return cs, wrap("storage.ConversationsOfDevice", rows.Err())
 }
 
+// ConversationsOfUser lists, oldest first, the conversations in which any
+// device of user userID is a member (so that a newly linked device finds
+// the conversations its user's other devices are in).
+func (t *Tx) ConversationsOfUser(userID int64) ([]*Conversation, error) {
+	const op = "storage.ConversationsOfUser"
+	rows, err := t.query(`SELECT `+convCols+` FROM conversations WHERE id IN
+		(SELECT m.conv_id FROM conversation_members m JOIN devices d ON d.id = m.device_id WHERE d.user_id = ?)
+		ORDER BY created_ms, id`, userID)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	defer rows.Close()
+	var cs []*Conversation
+	for rows.Next() {
+		c, err := scanConv(rows)
+		if err != nil {
+			return nil, wrap(op, err)
+		}
+		cs = append(cs, c)
+	}
+	return cs, wrap(op, rows.Err())
+}
+
 // Members returns a conversation's roster ordered by address.
 func (t *Tx) Members(convID string) ([]Member, error) {
 	rows, err := t.query(`SELECT address, COALESCE(device_id, '') FROM conversation_members WHERE conv_id = ? ORDER BY address`, convID)
