@@ -80,6 +80,7 @@ func (f *fed) RefreshServerKeys(ctx context.Context, domain string) (*serverkey.
 	}
 	f.refreshed[domain] = now
 	p, pinned := f.peers[domain]
+	pinned = pinned && !f.found[domain]
 	f.mu.Unlock()
 	if !pinned {
 		return f.discover(ctx, domain)

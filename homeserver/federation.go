@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -32,6 +33,13 @@ type FederationConfig struct {
 	RatePerSecond float64
 	RateBurst     float64
 	Limits        federation.Limits
+	// DiscoveryClient fetches https://DOMAIN/.well-known/hearth/server for
+	// domains that are not pinned; nil: http.DefaultClient (WebPKI). Tests
+	// inject one that resolves to loopback and trusts a test CA.
+	DiscoveryClient *http.Client
+	// DiscoveryCAPEM, when set, is the CA trusted (instead of the system
+	// roots) for federation connections to discovered peers.
+	DiscoveryCAPEM []byte
 	// KeyRefreshInterval is the least time between two re-fetches of one
 	// peer's key document (on a signature by an unknown key id). Default 30s.
 	KeyRefreshInterval time.Duration
@@ -54,6 +62,7 @@ type fed struct {
 	curPub    serverkey.PublicKey   // the current key as published
 	retired   []serverkey.PublicKey // older keys, published with their end
 	refreshed map[string]time.Time  // last key refresh per peer
+	found     map[string]bool       // peers known by discovery, not pinned
 	peers     map[string]federation.Peer
 	keys      map[string]*serverkey.Set
 	waiters   map[string]chan struct{} // SUBMIT envelope id -> closed on verdict
@@ -81,7 +90,7 @@ func newFed(s *Server, key *serverkey.Key) (*fed, error) {
 		cfg.KeyRefreshInterval = 30 * time.Second
 	}
 	f := &fed{s: s, key: key, cfg: cfg, peers: map[string]federation.Peer{}, keys: map[string]*serverkey.Set{},
-		waiters: map[string]chan struct{}{}, refreshed: map[string]time.Time{}}
+		waiters: map[string]chan struct{}{}, refreshed: map[string]time.Time{}, found: map[string]bool{}}
 	if err := f.loadKeys(context.Background(), key); err != nil {
 		return nil, err
 	}
@@ -146,6 +155,7 @@ func (f *fed) cachePeer(p *storage.FedPeer) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.peers[p.Domain] = federation.Peer{Domain: p.Domain, Address: p.Address, CAPEM: p.CAPEM}
+	delete(f.found, p.Domain) // pinned now
 	if set != nil {
 		f.keys[p.Domain] = set
 	}
@@ -197,7 +207,11 @@ func (f *fed) discover(ctx context.Context, domain string) (*serverkey.Set, erro
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	hc := f.cfg.DiscoveryClient
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("discover %s: %w", domain, err)
 	}
@@ -218,9 +232,13 @@ func (f *fed) discover(ctx context.Context, domain string) (*serverkey.Set, erro
 	if err != nil {
 		return nil, err
 	}
+	if _, _, err := net.SplitHostPort(doc.Federation); err != nil {
+		return nil, fmt.Errorf("discover %s: federation address %q: %w", domain, doc.Federation, err)
+	}
 	f.mu.Lock()
-	f.peers[domain] = federation.Peer{Domain: domain, Address: doc.Federation}
+	f.peers[domain] = federation.Peer{Domain: domain, Address: doc.Federation, CAPEM: f.cfg.DiscoveryCAPEM}
 	f.keys[domain] = set
+	f.found[domain] = true
 	f.mu.Unlock()
 	return set, nil
 }
