@@ -116,10 +116,13 @@ func (o DialOptions) tlsConfig(protos ...string) *tls.Config {
 
 // Flow-control windows and timers for a client: small windows (one chat
 // session rarely has much in flight; auto-tuning grows them when busy),
-// keep-alives well inside common NAT binding timeouts.
+// keep-alives well inside common NAT binding timeouts. The idle timeout
+// (the smaller of both sides' wins) is how long a client takes to notice a
+// server that died without closing: a restarted server cannot answer the
+// old connection, so the client waits for this timeout before it redials.
 const (
-	keepAlivePeriod     = 20 * time.Second
-	idleTimeout         = 60 * time.Second
+	keepAlivePeriod     = 6 * time.Second
+	idleTimeout         = 20 * time.Second
 	initialStreamWindow = 16 << 10
 	maxStreamWindow     = 2 << 20
 	initialConnWindow   = 32 << 10
