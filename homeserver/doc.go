@@ -72,7 +72,13 @@
 // roster), so mailboxes and delivery work as for local ones. Remote
 // users' device lists and KeyPackages are fetched by signed queries.
 // Without a server key, remote devices and conversations answer
-// CODE_UNAVAILABLE.
+// CODE_UNAVAILABLE. Deps.ServerKey signs until the first
+// FederationKeyRotate; after that the current key and the retired ones
+// (public half, valid_until) live in fed_server_keys (fed_keys.go), and a
+// peer's unknown key id makes the server re-fetch that peer's key
+// document (RefreshServerKeys, rate-limited). A DELIVER that expires
+// becomes a delivery-failed mailbox notice for the device that sent the
+// message, locally or through its server (fed_failed.go).
 //
 // # Link codes
 //
