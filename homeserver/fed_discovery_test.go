@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 	"testing"
 
 	"hearth/homeserver/wire"
@@ -88,6 +89,34 @@ func TestFederationDiscovery(t *testing.T) {
 	}
 	if len(info.Peers) != 1 || info.Peers[0].Domain != "b.example" || info.Peers[0].Pinned {
 		t.Fatalf("a's peers %+v, want b.example unpinned", info.Peers)
+	}
+
+	// A discovered document is fetched again once it is over an hour old:
+	// a's view of b's keys follows b's rotation then.
+	rot, err := b.s.FederationKeyRotate(t.Context(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	has := func() bool {
+		set, err := a.s.fed.ServerKeys(t.Context(), "b.example")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range set.Keys() {
+			if string(k.ID) == rot.Current {
+				return true
+			}
+		}
+		return false
+	}
+	if has() {
+		t.Fatal("a refetched b's fresh document before it was an hour old")
+	}
+	a.s.fed.mu.Lock()
+	a.s.fed.found["b.example"] = time.Now().Add(-2 * time.Hour)
+	a.s.fed.mu.Unlock()
+	if !has() {
+		t.Fatal("a kept b's document after an hour")
 	}
 
 	// c.example "resolves" to b, whose certificate is not for c.example.

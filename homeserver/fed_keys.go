@@ -80,7 +80,8 @@ func (f *fed) RefreshServerKeys(ctx context.Context, domain string) (*serverkey.
 	}
 	f.refreshed[domain] = now
 	p, pinned := f.peers[domain]
-	pinned = pinned && !f.found[domain]
+	_, found := f.found[domain]
+	pinned = pinned && !found
 	f.mu.Unlock()
 	if !pinned {
 		return f.discover(ctx, domain)

@@ -62,7 +62,7 @@ type fed struct {
 	curPub    serverkey.PublicKey   // the current key as published
 	retired   []serverkey.PublicKey // older keys, published with their end
 	refreshed map[string]time.Time  // last key refresh per peer
-	found     map[string]bool       // peers known by discovery, not pinned
+	found     map[string]time.Time  // peers known by discovery (not pinned): when
 	peers     map[string]federation.Peer
 	keys      map[string]*serverkey.Set
 	waiters   map[string]chan struct{} // SUBMIT envelope id -> closed on verdict
@@ -90,7 +90,7 @@ func newFed(s *Server, key *serverkey.Key) (*fed, error) {
 		cfg.KeyRefreshInterval = 30 * time.Second
 	}
 	f := &fed{s: s, key: key, cfg: cfg, peers: map[string]federation.Peer{}, keys: map[string]*serverkey.Set{},
-		waiters: map[string]chan struct{}{}, refreshed: map[string]time.Time{}, found: map[string]bool{}}
+		waiters: map[string]chan struct{}{}, refreshed: map[string]time.Time{}, found: map[string]time.Time{}}
 	if err := f.loadKeys(context.Background(), key); err != nil {
 		return nil, err
 	}
@@ -166,6 +166,7 @@ func (f *fed) cachePeer(p *storage.FedPeer) error {
 // Discovery through .well-known over WebPKI is the fallback for unpinned
 // domains: the document's "federation" address, system roots.
 func (f *fed) Peer(ctx context.Context, domain string) (federation.Peer, error) {
+	f.rediscoverStale(ctx, domain)
 	f.mu.Lock()
 	p, ok := f.peers[domain]
 	f.mu.Unlock()
@@ -185,6 +186,7 @@ func (f *fed) Peer(ctx context.Context, domain string) (federation.Peer, error) 
 
 // ServerKeys implements federation.KeyResolver.
 func (f *fed) ServerKeys(ctx context.Context, domain string) (*serverkey.Set, error) {
+	f.rediscoverStale(ctx, domain)
 	f.mu.Lock()
 	set, ok := f.keys[domain]
 	_, pinned := f.peers[domain]
@@ -196,6 +198,28 @@ func (f *fed) ServerKeys(ctx context.Context, domain string) (*serverkey.Set, er
 		return nil, fmt.Errorf("%w: %s is pinned without keys", federation.ErrNoPeer, domain)
 	}
 	return f.discover(ctx, domain)
+}
+
+// discoveryTTL is how long a discovered key document is used before it is
+// fetched again.
+const discoveryTTL = time.Hour
+
+// rediscoverStale fetches the document of a domain discovered more than
+// discoveryTTL ago; on failure the old one stays in use (logged).
+func (f *fed) rediscoverStale(ctx context.Context, domain string) {
+	f.mu.Lock()
+	at, found := f.found[domain]
+	stale := found && f.s.now().Sub(at) > discoveryTTL
+	if stale {
+		f.found[domain] = f.s.now() // one attempt per TTL, whatever the outcome
+	}
+	f.mu.Unlock()
+	if !stale {
+		return
+	}
+	if _, err := f.discover(ctx, domain); err != nil {
+		f.s.log.Warn("federation: rediscovery failed; keeping the previous document", "domain", domain, "err", err)
+	}
 }
 
 // discover fetches https://DOMAIN/.well-known/hearth/server with WebPKI
@@ -238,7 +262,7 @@ func (f *fed) discover(ctx context.Context, domain string) (*serverkey.Set, erro
 	f.mu.Lock()
 	f.peers[domain] = federation.Peer{Domain: domain, Address: doc.Federation, CAPEM: f.cfg.DiscoveryCAPEM}
 	f.keys[domain] = set
-	f.found[domain] = true
+	f.found[domain] = f.s.now()
 	f.mu.Unlock()
 	return set, nil
 }
