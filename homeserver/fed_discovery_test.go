@@ -8,8 +8,8 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"time"
 	"testing"
+	"time"
 
 	"hearth/homeserver/wire"
 )
