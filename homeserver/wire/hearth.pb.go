@@ -421,6 +421,7 @@ type ClientFrame struct {
 	//	*ClientFrame_Login
 	//	*ClientFrame_Refresh
 	//	*ClientFrame_Ping
+	//	*ClientFrame_Register
 	//	*ClientFrame_PublishIdentity
 	//	*ClientFrame_PublishDeviceList
 	//	*ClientFrame_PublishKeyPackages
@@ -519,6 +520,15 @@ func (x *ClientFrame) GetPing() *Ping {
 	if x != nil {
 		if x, ok := x.Body.(*ClientFrame_Ping); ok {
 			return x.Ping
+		}
+	}
+	return nil
+}
+
+func (x *ClientFrame) GetRegister() *Register {
+	if x != nil {
+		if x, ok := x.Body.(*ClientFrame_Register); ok {
+			return x.Register
 		}
 	}
 	return nil
@@ -706,6 +716,10 @@ type ClientFrame_Ping struct {
 	Ping *Ping `protobuf:"bytes,13,opt,name=ping,proto3,oneof"`
 }
 
+type ClientFrame_Register struct {
+	Register *Register `protobuf:"bytes,14,opt,name=register,proto3,oneof"` // pre-auth: create an account with an invite code; answered by login_ok
+}
+
 type ClientFrame_PublishIdentity struct {
 	PublishIdentity *PublishIdentity `protobuf:"bytes,20,opt,name=publish_identity,json=publishIdentity,proto3,oneof"`
 }
@@ -785,6 +799,8 @@ func (*ClientFrame_Login) isClientFrame_Body() {}
 func (*ClientFrame_Refresh) isClientFrame_Body() {}
 
 func (*ClientFrame_Ping) isClientFrame_Body() {}
+
+func (*ClientFrame_Register) isClientFrame_Body() {}
 
 func (*ClientFrame_PublishIdentity) isClientFrame_Body() {}
 
@@ -1504,6 +1520,95 @@ func (x *Login) GetSignatureKey() []byte {
 	return nil
 }
 
+// Register creates an account with an admin-issued invite code and logs in
+// its first device, atomically: one use of the code is consumed only if
+// the account is created. Answered with LoginOK (first_device true), or
+// CODE_FORBIDDEN (bad, expired, revoked or used-up code: nothing created),
+// CODE_CONFLICT (name taken), CODE_BAD_REQUEST (invalid name or password).
+type Register struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	InviteCode    string                 `protobuf:"bytes,1,opt,name=invite_code,json=inviteCode,proto3" json:"invite_code,omitempty"`
+	User          string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"` // "alice" or "alice@domain"
+	Password      string                 `protobuf:"bytes,3,opt,name=password,proto3" json:"password,omitempty"`
+	DeviceName    string                 `protobuf:"bytes,4,opt,name=device_name,json=deviceName,proto3" json:"device_name,omitempty"`
+	LinkPublicKey []byte                 `protobuf:"bytes,5,opt,name=link_public_key,json=linkPublicKey,proto3" json:"link_public_key,omitempty"`
+	SignatureKey  []byte                 `protobuf:"bytes,6,opt,name=signature_key,json=signatureKey,proto3" json:"signature_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Register) Reset() {
+	*x = Register{}
+	mi := &file_hearth_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Register) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Register) ProtoMessage() {}
+
+func (x *Register) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Register.ProtoReflect.Descriptor instead.
+func (*Register) Descriptor() ([]byte, []int) {
+	return file_hearth_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Register) GetInviteCode() string {
+	if x != nil {
+		return x.InviteCode
+	}
+	return ""
+}
+
+func (x *Register) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *Register) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *Register) GetDeviceName() string {
+	if x != nil {
+		return x.DeviceName
+	}
+	return ""
+}
+
+func (x *Register) GetLinkPublicKey() []byte {
+	if x != nil {
+		return x.LinkPublicKey
+	}
+	return nil
+}
+
+func (x *Register) GetSignatureKey() []byte {
+	if x != nil {
+		return x.SignatureKey
+	}
+	return nil
+}
+
 type LoginOK struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	User            string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
@@ -1520,7 +1625,7 @@ type LoginOK struct {
 
 func (x *LoginOK) Reset() {
 	*x = LoginOK{}
-	mi := &file_hearth_proto_msgTypes[9]
+	mi := &file_hearth_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1532,7 +1637,7 @@ func (x *LoginOK) String() string {
 func (*LoginOK) ProtoMessage() {}
 
 func (x *LoginOK) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[9]
+	mi := &file_hearth_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1545,7 +1650,7 @@ func (x *LoginOK) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginOK.ProtoReflect.Descriptor instead.
 func (*LoginOK) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{9}
+	return file_hearth_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LoginOK) GetUser() string {
@@ -1613,7 +1718,7 @@ type Refresh struct {
 
 func (x *Refresh) Reset() {
 	*x = Refresh{}
-	mi := &file_hearth_proto_msgTypes[10]
+	mi := &file_hearth_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1625,7 +1730,7 @@ func (x *Refresh) String() string {
 func (*Refresh) ProtoMessage() {}
 
 func (x *Refresh) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[10]
+	mi := &file_hearth_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1638,7 +1743,7 @@ func (x *Refresh) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Refresh.ProtoReflect.Descriptor instead.
 func (*Refresh) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{10}
+	return file_hearth_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Refresh) GetRefreshToken() string {
@@ -1659,7 +1764,7 @@ type RefreshOK struct {
 
 func (x *RefreshOK) Reset() {
 	*x = RefreshOK{}
-	mi := &file_hearth_proto_msgTypes[11]
+	mi := &file_hearth_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1671,7 +1776,7 @@ func (x *RefreshOK) String() string {
 func (*RefreshOK) ProtoMessage() {}
 
 func (x *RefreshOK) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[11]
+	mi := &file_hearth_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1684,7 +1789,7 @@ func (x *RefreshOK) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshOK.ProtoReflect.Descriptor instead.
 func (*RefreshOK) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{11}
+	return file_hearth_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RefreshOK) GetAccessToken() string {
@@ -1720,7 +1825,7 @@ type PublishIdentity struct {
 
 func (x *PublishIdentity) Reset() {
 	*x = PublishIdentity{}
-	mi := &file_hearth_proto_msgTypes[12]
+	mi := &file_hearth_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1732,7 +1837,7 @@ func (x *PublishIdentity) String() string {
 func (*PublishIdentity) ProtoMessage() {}
 
 func (x *PublishIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[12]
+	mi := &file_hearth_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1745,7 +1850,7 @@ func (x *PublishIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishIdentity.ProtoReflect.Descriptor instead.
 func (*PublishIdentity) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{12}
+	return file_hearth_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PublishIdentity) GetIdentityKey() []byte {
@@ -1776,7 +1881,7 @@ type SignedDeviceList struct {
 
 func (x *SignedDeviceList) Reset() {
 	*x = SignedDeviceList{}
-	mi := &file_hearth_proto_msgTypes[13]
+	mi := &file_hearth_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1788,7 +1893,7 @@ func (x *SignedDeviceList) String() string {
 func (*SignedDeviceList) ProtoMessage() {}
 
 func (x *SignedDeviceList) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[13]
+	mi := &file_hearth_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1801,7 +1906,7 @@ func (x *SignedDeviceList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedDeviceList.ProtoReflect.Descriptor instead.
 func (*SignedDeviceList) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{13}
+	return file_hearth_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SignedDeviceList) GetList() []byte {
@@ -1827,7 +1932,7 @@ type PublishDeviceList struct {
 
 func (x *PublishDeviceList) Reset() {
 	*x = PublishDeviceList{}
-	mi := &file_hearth_proto_msgTypes[14]
+	mi := &file_hearth_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1839,7 +1944,7 @@ func (x *PublishDeviceList) String() string {
 func (*PublishDeviceList) ProtoMessage() {}
 
 func (x *PublishDeviceList) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[14]
+	mi := &file_hearth_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1852,7 +1957,7 @@ func (x *PublishDeviceList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishDeviceList.ProtoReflect.Descriptor instead.
 func (*PublishDeviceList) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{14}
+	return file_hearth_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PublishDeviceList) GetDeviceList() *SignedDeviceList {
@@ -1872,7 +1977,7 @@ type PublishKeyPackages struct {
 
 func (x *PublishKeyPackages) Reset() {
 	*x = PublishKeyPackages{}
-	mi := &file_hearth_proto_msgTypes[15]
+	mi := &file_hearth_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1884,7 +1989,7 @@ func (x *PublishKeyPackages) String() string {
 func (*PublishKeyPackages) ProtoMessage() {}
 
 func (x *PublishKeyPackages) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[15]
+	mi := &file_hearth_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1897,7 +2002,7 @@ func (x *PublishKeyPackages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishKeyPackages.ProtoReflect.Descriptor instead.
 func (*PublishKeyPackages) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{15}
+	return file_hearth_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PublishKeyPackages) GetKeyPackages() [][]byte {
@@ -1923,7 +2028,7 @@ type FetchDeviceList struct {
 
 func (x *FetchDeviceList) Reset() {
 	*x = FetchDeviceList{}
-	mi := &file_hearth_proto_msgTypes[16]
+	mi := &file_hearth_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1935,7 +2040,7 @@ func (x *FetchDeviceList) String() string {
 func (*FetchDeviceList) ProtoMessage() {}
 
 func (x *FetchDeviceList) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[16]
+	mi := &file_hearth_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1948,7 +2053,7 @@ func (x *FetchDeviceList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchDeviceList.ProtoReflect.Descriptor instead.
 func (*FetchDeviceList) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{16}
+	return file_hearth_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *FetchDeviceList) GetUser() string {
@@ -1969,7 +2074,7 @@ type DeviceListResult struct {
 
 func (x *DeviceListResult) Reset() {
 	*x = DeviceListResult{}
-	mi := &file_hearth_proto_msgTypes[17]
+	mi := &file_hearth_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1981,7 +2086,7 @@ func (x *DeviceListResult) String() string {
 func (*DeviceListResult) ProtoMessage() {}
 
 func (x *DeviceListResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[17]
+	mi := &file_hearth_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1994,7 +2099,7 @@ func (x *DeviceListResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceListResult.ProtoReflect.Descriptor instead.
 func (*DeviceListResult) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{17}
+	return file_hearth_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeviceListResult) GetUser() string {
@@ -2031,7 +2136,7 @@ type ClaimKeyPackages struct {
 
 func (x *ClaimKeyPackages) Reset() {
 	*x = ClaimKeyPackages{}
-	mi := &file_hearth_proto_msgTypes[18]
+	mi := &file_hearth_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2043,7 +2148,7 @@ func (x *ClaimKeyPackages) String() string {
 func (*ClaimKeyPackages) ProtoMessage() {}
 
 func (x *ClaimKeyPackages) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[18]
+	mi := &file_hearth_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2056,7 +2161,7 @@ func (x *ClaimKeyPackages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimKeyPackages.ProtoReflect.Descriptor instead.
 func (*ClaimKeyPackages) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{18}
+	return file_hearth_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ClaimKeyPackages) GetUsers() []string {
@@ -2082,7 +2187,7 @@ type ClaimResult struct {
 
 func (x *ClaimResult) Reset() {
 	*x = ClaimResult{}
-	mi := &file_hearth_proto_msgTypes[19]
+	mi := &file_hearth_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2094,7 +2199,7 @@ func (x *ClaimResult) String() string {
 func (*ClaimResult) ProtoMessage() {}
 
 func (x *ClaimResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[19]
+	mi := &file_hearth_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2107,7 +2212,7 @@ func (x *ClaimResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimResult.ProtoReflect.Descriptor instead.
 func (*ClaimResult) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{19}
+	return file_hearth_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ClaimResult) GetPackages() []*ClaimedKeyPackage {
@@ -2129,7 +2234,7 @@ type ClaimedKeyPackage struct {
 
 func (x *ClaimedKeyPackage) Reset() {
 	*x = ClaimedKeyPackage{}
-	mi := &file_hearth_proto_msgTypes[20]
+	mi := &file_hearth_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2141,7 +2246,7 @@ func (x *ClaimedKeyPackage) String() string {
 func (*ClaimedKeyPackage) ProtoMessage() {}
 
 func (x *ClaimedKeyPackage) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[20]
+	mi := &file_hearth_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2154,7 +2259,7 @@ func (x *ClaimedKeyPackage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimedKeyPackage.ProtoReflect.Descriptor instead.
 func (*ClaimedKeyPackage) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{20}
+	return file_hearth_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ClaimedKeyPackage) GetUser() string {
@@ -2195,7 +2300,7 @@ type PendingDevice struct {
 
 func (x *PendingDevice) Reset() {
 	*x = PendingDevice{}
-	mi := &file_hearth_proto_msgTypes[21]
+	mi := &file_hearth_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2207,7 +2312,7 @@ func (x *PendingDevice) String() string {
 func (*PendingDevice) ProtoMessage() {}
 
 func (x *PendingDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[21]
+	mi := &file_hearth_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2220,7 +2325,7 @@ func (x *PendingDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingDevice.ProtoReflect.Descriptor instead.
 func (*PendingDevice) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{21}
+	return file_hearth_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PendingDevice) GetLinkCode() string {
@@ -2243,7 +2348,7 @@ type PendingDeviceInfo struct {
 
 func (x *PendingDeviceInfo) Reset() {
 	*x = PendingDeviceInfo{}
-	mi := &file_hearth_proto_msgTypes[22]
+	mi := &file_hearth_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2255,7 +2360,7 @@ func (x *PendingDeviceInfo) String() string {
 func (*PendingDeviceInfo) ProtoMessage() {}
 
 func (x *PendingDeviceInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[22]
+	mi := &file_hearth_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2268,7 +2373,7 @@ func (x *PendingDeviceInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingDeviceInfo.ProtoReflect.Descriptor instead.
 func (*PendingDeviceInfo) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{22}
+	return file_hearth_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PendingDeviceInfo) GetDeviceId() string {
@@ -2325,7 +2430,7 @@ type ApproveDevice struct {
 
 func (x *ApproveDevice) Reset() {
 	*x = ApproveDevice{}
-	mi := &file_hearth_proto_msgTypes[23]
+	mi := &file_hearth_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2337,7 +2442,7 @@ func (x *ApproveDevice) String() string {
 func (*ApproveDevice) ProtoMessage() {}
 
 func (x *ApproveDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[23]
+	mi := &file_hearth_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2350,7 +2455,7 @@ func (x *ApproveDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveDevice.ProtoReflect.Descriptor instead.
 func (*ApproveDevice) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{23}
+	return file_hearth_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ApproveDevice) GetDeviceId() string {
@@ -2383,7 +2488,7 @@ type FetchApproval struct {
 
 func (x *FetchApproval) Reset() {
 	*x = FetchApproval{}
-	mi := &file_hearth_proto_msgTypes[24]
+	mi := &file_hearth_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2395,7 +2500,7 @@ func (x *FetchApproval) String() string {
 func (*FetchApproval) ProtoMessage() {}
 
 func (x *FetchApproval) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[24]
+	mi := &file_hearth_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2408,7 +2513,7 @@ func (x *FetchApproval) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchApproval.ProtoReflect.Descriptor instead.
 func (*FetchApproval) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{24}
+	return file_hearth_proto_rawDescGZIP(), []int{25}
 }
 
 type ApprovalResult struct {
@@ -2421,7 +2526,7 @@ type ApprovalResult struct {
 
 func (x *ApprovalResult) Reset() {
 	*x = ApprovalResult{}
-	mi := &file_hearth_proto_msgTypes[25]
+	mi := &file_hearth_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2433,7 +2538,7 @@ func (x *ApprovalResult) String() string {
 func (*ApprovalResult) ProtoMessage() {}
 
 func (x *ApprovalResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[25]
+	mi := &file_hearth_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2446,7 +2551,7 @@ func (x *ApprovalResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApprovalResult.ProtoReflect.Descriptor instead.
 func (*ApprovalResult) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{25}
+	return file_hearth_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ApprovalResult) GetStatus() DeviceStatus {
@@ -2471,7 +2576,7 @@ type ListDevices struct {
 
 func (x *ListDevices) Reset() {
 	*x = ListDevices{}
-	mi := &file_hearth_proto_msgTypes[26]
+	mi := &file_hearth_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2483,7 +2588,7 @@ func (x *ListDevices) String() string {
 func (*ListDevices) ProtoMessage() {}
 
 func (x *ListDevices) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[26]
+	mi := &file_hearth_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2496,7 +2601,7 @@ func (x *ListDevices) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevices.ProtoReflect.Descriptor instead.
 func (*ListDevices) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{26}
+	return file_hearth_proto_rawDescGZIP(), []int{27}
 }
 
 type DevicesResult struct {
@@ -2508,7 +2613,7 @@ type DevicesResult struct {
 
 func (x *DevicesResult) Reset() {
 	*x = DevicesResult{}
-	mi := &file_hearth_proto_msgTypes[27]
+	mi := &file_hearth_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2520,7 +2625,7 @@ func (x *DevicesResult) String() string {
 func (*DevicesResult) ProtoMessage() {}
 
 func (x *DevicesResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[27]
+	mi := &file_hearth_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2533,7 +2638,7 @@ func (x *DevicesResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DevicesResult.ProtoReflect.Descriptor instead.
 func (*DevicesResult) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{27}
+	return file_hearth_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DevicesResult) GetDevices() []*DeviceInfo {
@@ -2556,7 +2661,7 @@ type DeviceInfo struct {
 
 func (x *DeviceInfo) Reset() {
 	*x = DeviceInfo{}
-	mi := &file_hearth_proto_msgTypes[28]
+	mi := &file_hearth_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2568,7 +2673,7 @@ func (x *DeviceInfo) String() string {
 func (*DeviceInfo) ProtoMessage() {}
 
 func (x *DeviceInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[28]
+	mi := &file_hearth_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2581,7 +2686,7 @@ func (x *DeviceInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceInfo.ProtoReflect.Descriptor instead.
 func (*DeviceInfo) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{28}
+	return file_hearth_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DeviceInfo) GetDeviceId() string {
@@ -2631,7 +2736,7 @@ type RevokeDevice struct {
 
 func (x *RevokeDevice) Reset() {
 	*x = RevokeDevice{}
-	mi := &file_hearth_proto_msgTypes[29]
+	mi := &file_hearth_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2643,7 +2748,7 @@ func (x *RevokeDevice) String() string {
 func (*RevokeDevice) ProtoMessage() {}
 
 func (x *RevokeDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[29]
+	mi := &file_hearth_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2656,7 +2761,7 @@ func (x *RevokeDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeDevice.ProtoReflect.Descriptor instead.
 func (*RevokeDevice) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{29}
+	return file_hearth_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RevokeDevice) GetDeviceId() string {
@@ -2688,7 +2793,7 @@ type CreateConversation struct {
 
 func (x *CreateConversation) Reset() {
 	*x = CreateConversation{}
-	mi := &file_hearth_proto_msgTypes[30]
+	mi := &file_hearth_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2700,7 +2805,7 @@ func (x *CreateConversation) String() string {
 func (*CreateConversation) ProtoMessage() {}
 
 func (x *CreateConversation) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[30]
+	mi := &file_hearth_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2713,7 +2818,7 @@ func (x *CreateConversation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConversation.ProtoReflect.Descriptor instead.
 func (*CreateConversation) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{30}
+	return file_hearth_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CreateConversation) GetConversationId() string {
@@ -2760,7 +2865,7 @@ type ConversationInfo struct {
 
 func (x *ConversationInfo) Reset() {
 	*x = ConversationInfo{}
-	mi := &file_hearth_proto_msgTypes[31]
+	mi := &file_hearth_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2772,7 +2877,7 @@ func (x *ConversationInfo) String() string {
 func (*ConversationInfo) ProtoMessage() {}
 
 func (x *ConversationInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[31]
+	mi := &file_hearth_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2785,7 +2890,7 @@ func (x *ConversationInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationInfo.ProtoReflect.Descriptor instead.
 func (*ConversationInfo) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{31}
+	return file_hearth_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ConversationInfo) GetConversationId() string {
@@ -2853,7 +2958,7 @@ type GetConversation struct {
 
 func (x *GetConversation) Reset() {
 	*x = GetConversation{}
-	mi := &file_hearth_proto_msgTypes[32]
+	mi := &file_hearth_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2865,7 +2970,7 @@ func (x *GetConversation) String() string {
 func (*GetConversation) ProtoMessage() {}
 
 func (x *GetConversation) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[32]
+	mi := &file_hearth_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2878,7 +2983,7 @@ func (x *GetConversation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConversation.ProtoReflect.Descriptor instead.
 func (*GetConversation) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{32}
+	return file_hearth_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetConversation) GetConversationId() string {
@@ -2896,7 +3001,7 @@ type ListConversations struct {
 
 func (x *ListConversations) Reset() {
 	*x = ListConversations{}
-	mi := &file_hearth_proto_msgTypes[33]
+	mi := &file_hearth_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2908,7 +3013,7 @@ func (x *ListConversations) String() string {
 func (*ListConversations) ProtoMessage() {}
 
 func (x *ListConversations) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[33]
+	mi := &file_hearth_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2921,7 +3026,7 @@ func (x *ListConversations) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversations.ProtoReflect.Descriptor instead.
 func (*ListConversations) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{33}
+	return file_hearth_proto_rawDescGZIP(), []int{34}
 }
 
 type ConversationsResult struct {
@@ -2933,7 +3038,7 @@ type ConversationsResult struct {
 
 func (x *ConversationsResult) Reset() {
 	*x = ConversationsResult{}
-	mi := &file_hearth_proto_msgTypes[34]
+	mi := &file_hearth_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2945,7 +3050,7 @@ func (x *ConversationsResult) String() string {
 func (*ConversationsResult) ProtoMessage() {}
 
 func (x *ConversationsResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[34]
+	mi := &file_hearth_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2958,7 +3063,7 @@ func (x *ConversationsResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationsResult.ProtoReflect.Descriptor instead.
 func (*ConversationsResult) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{34}
+	return file_hearth_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ConversationsResult) GetConversations() []*ConversationInfo {
@@ -2988,7 +3093,7 @@ type Send struct {
 
 func (x *Send) Reset() {
 	*x = Send{}
-	mi := &file_hearth_proto_msgTypes[35]
+	mi := &file_hearth_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3000,7 +3105,7 @@ func (x *Send) String() string {
 func (*Send) ProtoMessage() {}
 
 func (x *Send) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[35]
+	mi := &file_hearth_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3013,7 +3118,7 @@ func (x *Send) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Send.ProtoReflect.Descriptor instead.
 func (*Send) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{35}
+	return file_hearth_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Send) GetConversationId() string {
@@ -3092,7 +3197,7 @@ type SendOK struct {
 
 func (x *SendOK) Reset() {
 	*x = SendOK{}
-	mi := &file_hearth_proto_msgTypes[36]
+	mi := &file_hearth_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3104,7 +3209,7 @@ func (x *SendOK) String() string {
 func (*SendOK) ProtoMessage() {}
 
 func (x *SendOK) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[36]
+	mi := &file_hearth_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3117,7 +3222,7 @@ func (x *SendOK) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendOK.ProtoReflect.Descriptor instead.
 func (*SendOK) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{36}
+	return file_hearth_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SendOK) GetMessageId() string {
@@ -3165,7 +3270,7 @@ type Sync struct {
 
 func (x *Sync) Reset() {
 	*x = Sync{}
-	mi := &file_hearth_proto_msgTypes[37]
+	mi := &file_hearth_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3177,7 +3282,7 @@ func (x *Sync) String() string {
 func (*Sync) ProtoMessage() {}
 
 func (x *Sync) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[37]
+	mi := &file_hearth_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3190,7 +3295,7 @@ func (x *Sync) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sync.ProtoReflect.Descriptor instead.
 func (*Sync) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{37}
+	return file_hearth_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Sync) GetAfterSeq() uint64 {
@@ -3209,7 +3314,7 @@ type SyncOK struct {
 
 func (x *SyncOK) Reset() {
 	*x = SyncOK{}
-	mi := &file_hearth_proto_msgTypes[38]
+	mi := &file_hearth_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3221,7 +3326,7 @@ func (x *SyncOK) String() string {
 func (*SyncOK) ProtoMessage() {}
 
 func (x *SyncOK) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[38]
+	mi := &file_hearth_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3234,7 +3339,7 @@ func (x *SyncOK) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncOK.ProtoReflect.Descriptor instead.
 func (*SyncOK) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{38}
+	return file_hearth_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SyncOK) GetHead() uint64 {
@@ -3256,7 +3361,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_hearth_proto_msgTypes[39]
+	mi := &file_hearth_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3268,7 +3373,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[39]
+	mi := &file_hearth_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3281,7 +3386,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{39}
+	return file_hearth_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Ack) GetUpToSeq() uint64 {
@@ -3310,7 +3415,7 @@ type Delivery struct {
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_hearth_proto_msgTypes[40]
+	mi := &file_hearth_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3322,7 +3427,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[40]
+	mi := &file_hearth_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3335,7 +3440,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{40}
+	return file_hearth_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Delivery) GetSeq() uint64 {
@@ -3418,7 +3523,7 @@ type SessionClosed struct {
 
 func (x *SessionClosed) Reset() {
 	*x = SessionClosed{}
-	mi := &file_hearth_proto_msgTypes[41]
+	mi := &file_hearth_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3430,7 +3535,7 @@ func (x *SessionClosed) String() string {
 func (*SessionClosed) ProtoMessage() {}
 
 func (x *SessionClosed) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[41]
+	mi := &file_hearth_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3443,7 +3548,7 @@ func (x *SessionClosed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionClosed.ProtoReflect.Descriptor instead.
 func (*SessionClosed) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{41}
+	return file_hearth_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SessionClosed) GetCode() Code {
@@ -3470,7 +3575,7 @@ type Typing struct {
 
 func (x *Typing) Reset() {
 	*x = Typing{}
-	mi := &file_hearth_proto_msgTypes[42]
+	mi := &file_hearth_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3482,7 +3587,7 @@ func (x *Typing) String() string {
 func (*Typing) ProtoMessage() {}
 
 func (x *Typing) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[42]
+	mi := &file_hearth_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3495,7 +3600,7 @@ func (x *Typing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Typing.ProtoReflect.Descriptor instead.
 func (*Typing) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{42}
+	return file_hearth_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Typing) GetConversationId() string {
@@ -3523,7 +3628,7 @@ type TypingEvent struct {
 
 func (x *TypingEvent) Reset() {
 	*x = TypingEvent{}
-	mi := &file_hearth_proto_msgTypes[43]
+	mi := &file_hearth_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3535,7 +3640,7 @@ func (x *TypingEvent) String() string {
 func (*TypingEvent) ProtoMessage() {}
 
 func (x *TypingEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[43]
+	mi := &file_hearth_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3548,7 +3653,7 @@ func (x *TypingEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TypingEvent.ProtoReflect.Descriptor instead.
 func (*TypingEvent) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{43}
+	return file_hearth_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *TypingEvent) GetConversationId() string {
@@ -3581,7 +3686,7 @@ type SetPresence struct {
 
 func (x *SetPresence) Reset() {
 	*x = SetPresence{}
-	mi := &file_hearth_proto_msgTypes[44]
+	mi := &file_hearth_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3593,7 +3698,7 @@ func (x *SetPresence) String() string {
 func (*SetPresence) ProtoMessage() {}
 
 func (x *SetPresence) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[44]
+	mi := &file_hearth_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3606,7 +3711,7 @@ func (x *SetPresence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPresence.ProtoReflect.Descriptor instead.
 func (*SetPresence) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{44}
+	return file_hearth_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *SetPresence) GetState() PresenceState {
@@ -3627,7 +3732,7 @@ type PresenceEvent struct {
 
 func (x *PresenceEvent) Reset() {
 	*x = PresenceEvent{}
-	mi := &file_hearth_proto_msgTypes[45]
+	mi := &file_hearth_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3639,7 +3744,7 @@ func (x *PresenceEvent) String() string {
 func (*PresenceEvent) ProtoMessage() {}
 
 func (x *PresenceEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[45]
+	mi := &file_hearth_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3652,7 +3757,7 @@ func (x *PresenceEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceEvent.ProtoReflect.Descriptor instead.
 func (*PresenceEvent) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{45}
+	return file_hearth_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *PresenceEvent) GetUser() string {
@@ -3685,15 +3790,15 @@ const file_hearth_proto_rawDesc = "" +
 	"\x04code\x18\x01 \x01(\x0e2\x0f.hearth.v1.CodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1c\n" +
 	"\tretryable\x18\x03 \x01(\bR\tretryable\x12$\n" +
-	"\x0eretry_after_ms\x18\x04 \x01(\x04R\fretryAfterMs\"\xdf\n" +
-	"\n" +
+	"\x0eretry_after_ms\x18\x04 \x01(\x04R\fretryAfterMs\"\x92\v\n" +
 	"\vClientFrame\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12(\n" +
 	"\x05hello\x18\n" +
 	" \x01(\v2\x10.hearth.v1.HelloH\x00R\x05hello\x12(\n" +
 	"\x05login\x18\v \x01(\v2\x10.hearth.v1.LoginH\x00R\x05login\x12.\n" +
 	"\arefresh\x18\f \x01(\v2\x12.hearth.v1.RefreshH\x00R\arefresh\x12%\n" +
-	"\x04ping\x18\r \x01(\v2\x0f.hearth.v1.PingH\x00R\x04ping\x12G\n" +
+	"\x04ping\x18\r \x01(\v2\x0f.hearth.v1.PingH\x00R\x04ping\x121\n" +
+	"\bregister\x18\x0e \x01(\v2\x13.hearth.v1.RegisterH\x00R\bregister\x12G\n" +
 	"\x10publish_identity\x18\x14 \x01(\v2\x1a.hearth.v1.PublishIdentityH\x00R\x0fpublishIdentity\x12N\n" +
 	"\x13publish_device_list\x18\x15 \x01(\v2\x1c.hearth.v1.PublishDeviceListH\x00R\x11publishDeviceList\x12Q\n" +
 	"\x14publish_key_packages\x18\x16 \x01(\v2\x1d.hearth.v1.PublishKeyPackagesH\x00R\x12publishKeyPackages\x12H\n" +
@@ -3756,7 +3861,16 @@ const file_hearth_proto_rawDesc = "" +
 	"\vdevice_name\x18\x03 \x01(\tR\n" +
 	"deviceName\x12&\n" +
 	"\x0flink_public_key\x18\x04 \x01(\fR\rlinkPublicKey\x12#\n" +
-	"\rsignature_key\x18\x05 \x01(\fR\fsignatureKey\"\x9f\x02\n" +
+	"\rsignature_key\x18\x05 \x01(\fR\fsignatureKey\"\xc9\x01\n" +
+	"\bRegister\x12\x1f\n" +
+	"\vinvite_code\x18\x01 \x01(\tR\n" +
+	"inviteCode\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\x12\x1a\n" +
+	"\bpassword\x18\x03 \x01(\tR\bpassword\x12\x1f\n" +
+	"\vdevice_name\x18\x04 \x01(\tR\n" +
+	"deviceName\x12&\n" +
+	"\x0flink_public_key\x18\x05 \x01(\fR\rlinkPublicKey\x12#\n" +
+	"\rsignature_key\x18\x06 \x01(\fR\fsignatureKey\"\x9f\x02\n" +
 	"\aLoginOK\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12!\n" +
@@ -3974,7 +4088,7 @@ func file_hearth_proto_rawDescGZIP() []byte {
 }
 
 var file_hearth_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_hearth_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_hearth_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_hearth_proto_goTypes = []any{
 	(Code)(0),                   // 0: hearth.v1.Code
 	(DeviceStatus)(0),           // 1: hearth.v1.DeviceStatus
@@ -3990,111 +4104,113 @@ var file_hearth_proto_goTypes = []any{
 	(*Hello)(nil),               // 11: hearth.v1.Hello
 	(*HelloOK)(nil),             // 12: hearth.v1.HelloOK
 	(*Login)(nil),               // 13: hearth.v1.Login
-	(*LoginOK)(nil),             // 14: hearth.v1.LoginOK
-	(*Refresh)(nil),             // 15: hearth.v1.Refresh
-	(*RefreshOK)(nil),           // 16: hearth.v1.RefreshOK
-	(*PublishIdentity)(nil),     // 17: hearth.v1.PublishIdentity
-	(*SignedDeviceList)(nil),    // 18: hearth.v1.SignedDeviceList
-	(*PublishDeviceList)(nil),   // 19: hearth.v1.PublishDeviceList
-	(*PublishKeyPackages)(nil),  // 20: hearth.v1.PublishKeyPackages
-	(*FetchDeviceList)(nil),     // 21: hearth.v1.FetchDeviceList
-	(*DeviceListResult)(nil),    // 22: hearth.v1.DeviceListResult
-	(*ClaimKeyPackages)(nil),    // 23: hearth.v1.ClaimKeyPackages
-	(*ClaimResult)(nil),         // 24: hearth.v1.ClaimResult
-	(*ClaimedKeyPackage)(nil),   // 25: hearth.v1.ClaimedKeyPackage
-	(*PendingDevice)(nil),       // 26: hearth.v1.PendingDevice
-	(*PendingDeviceInfo)(nil),   // 27: hearth.v1.PendingDeviceInfo
-	(*ApproveDevice)(nil),       // 28: hearth.v1.ApproveDevice
-	(*FetchApproval)(nil),       // 29: hearth.v1.FetchApproval
-	(*ApprovalResult)(nil),      // 30: hearth.v1.ApprovalResult
-	(*ListDevices)(nil),         // 31: hearth.v1.ListDevices
-	(*DevicesResult)(nil),       // 32: hearth.v1.DevicesResult
-	(*DeviceInfo)(nil),          // 33: hearth.v1.DeviceInfo
-	(*RevokeDevice)(nil),        // 34: hearth.v1.RevokeDevice
-	(*CreateConversation)(nil),  // 35: hearth.v1.CreateConversation
-	(*ConversationInfo)(nil),    // 36: hearth.v1.ConversationInfo
-	(*GetConversation)(nil),     // 37: hearth.v1.GetConversation
-	(*ListConversations)(nil),   // 38: hearth.v1.ListConversations
-	(*ConversationsResult)(nil), // 39: hearth.v1.ConversationsResult
-	(*Send)(nil),                // 40: hearth.v1.Send
-	(*SendOK)(nil),              // 41: hearth.v1.SendOK
-	(*Sync)(nil),                // 42: hearth.v1.Sync
-	(*SyncOK)(nil),              // 43: hearth.v1.SyncOK
-	(*Ack)(nil),                 // 44: hearth.v1.Ack
-	(*Delivery)(nil),            // 45: hearth.v1.Delivery
-	(*SessionClosed)(nil),       // 46: hearth.v1.SessionClosed
-	(*Typing)(nil),              // 47: hearth.v1.Typing
-	(*TypingEvent)(nil),         // 48: hearth.v1.TypingEvent
-	(*SetPresence)(nil),         // 49: hearth.v1.SetPresence
-	(*PresenceEvent)(nil),       // 50: hearth.v1.PresenceEvent
+	(*Register)(nil),            // 14: hearth.v1.Register
+	(*LoginOK)(nil),             // 15: hearth.v1.LoginOK
+	(*Refresh)(nil),             // 16: hearth.v1.Refresh
+	(*RefreshOK)(nil),           // 17: hearth.v1.RefreshOK
+	(*PublishIdentity)(nil),     // 18: hearth.v1.PublishIdentity
+	(*SignedDeviceList)(nil),    // 19: hearth.v1.SignedDeviceList
+	(*PublishDeviceList)(nil),   // 20: hearth.v1.PublishDeviceList
+	(*PublishKeyPackages)(nil),  // 21: hearth.v1.PublishKeyPackages
+	(*FetchDeviceList)(nil),     // 22: hearth.v1.FetchDeviceList
+	(*DeviceListResult)(nil),    // 23: hearth.v1.DeviceListResult
+	(*ClaimKeyPackages)(nil),    // 24: hearth.v1.ClaimKeyPackages
+	(*ClaimResult)(nil),         // 25: hearth.v1.ClaimResult
+	(*ClaimedKeyPackage)(nil),   // 26: hearth.v1.ClaimedKeyPackage
+	(*PendingDevice)(nil),       // 27: hearth.v1.PendingDevice
+	(*PendingDeviceInfo)(nil),   // 28: hearth.v1.PendingDeviceInfo
+	(*ApproveDevice)(nil),       // 29: hearth.v1.ApproveDevice
+	(*FetchApproval)(nil),       // 30: hearth.v1.FetchApproval
+	(*ApprovalResult)(nil),      // 31: hearth.v1.ApprovalResult
+	(*ListDevices)(nil),         // 32: hearth.v1.ListDevices
+	(*DevicesResult)(nil),       // 33: hearth.v1.DevicesResult
+	(*DeviceInfo)(nil),          // 34: hearth.v1.DeviceInfo
+	(*RevokeDevice)(nil),        // 35: hearth.v1.RevokeDevice
+	(*CreateConversation)(nil),  // 36: hearth.v1.CreateConversation
+	(*ConversationInfo)(nil),    // 37: hearth.v1.ConversationInfo
+	(*GetConversation)(nil),     // 38: hearth.v1.GetConversation
+	(*ListConversations)(nil),   // 39: hearth.v1.ListConversations
+	(*ConversationsResult)(nil), // 40: hearth.v1.ConversationsResult
+	(*Send)(nil),                // 41: hearth.v1.Send
+	(*SendOK)(nil),              // 42: hearth.v1.SendOK
+	(*Sync)(nil),                // 43: hearth.v1.Sync
+	(*SyncOK)(nil),              // 44: hearth.v1.SyncOK
+	(*Ack)(nil),                 // 45: hearth.v1.Ack
+	(*Delivery)(nil),            // 46: hearth.v1.Delivery
+	(*SessionClosed)(nil),       // 47: hearth.v1.SessionClosed
+	(*Typing)(nil),              // 48: hearth.v1.Typing
+	(*TypingEvent)(nil),         // 49: hearth.v1.TypingEvent
+	(*SetPresence)(nil),         // 50: hearth.v1.SetPresence
+	(*PresenceEvent)(nil),       // 51: hearth.v1.PresenceEvent
 }
 var file_hearth_proto_depIdxs = []int32{
 	0,  // 0: hearth.v1.ErrorInfo.code:type_name -> hearth.v1.Code
 	11, // 1: hearth.v1.ClientFrame.hello:type_name -> hearth.v1.Hello
 	13, // 2: hearth.v1.ClientFrame.login:type_name -> hearth.v1.Login
-	15, // 3: hearth.v1.ClientFrame.refresh:type_name -> hearth.v1.Refresh
+	16, // 3: hearth.v1.ClientFrame.refresh:type_name -> hearth.v1.Refresh
 	9,  // 4: hearth.v1.ClientFrame.ping:type_name -> hearth.v1.Ping
-	17, // 5: hearth.v1.ClientFrame.publish_identity:type_name -> hearth.v1.PublishIdentity
-	19, // 6: hearth.v1.ClientFrame.publish_device_list:type_name -> hearth.v1.PublishDeviceList
-	20, // 7: hearth.v1.ClientFrame.publish_key_packages:type_name -> hearth.v1.PublishKeyPackages
-	21, // 8: hearth.v1.ClientFrame.fetch_device_list:type_name -> hearth.v1.FetchDeviceList
-	23, // 9: hearth.v1.ClientFrame.claim_key_packages:type_name -> hearth.v1.ClaimKeyPackages
-	26, // 10: hearth.v1.ClientFrame.pending_device:type_name -> hearth.v1.PendingDevice
-	28, // 11: hearth.v1.ClientFrame.approve_device:type_name -> hearth.v1.ApproveDevice
-	29, // 12: hearth.v1.ClientFrame.fetch_approval:type_name -> hearth.v1.FetchApproval
-	31, // 13: hearth.v1.ClientFrame.list_devices:type_name -> hearth.v1.ListDevices
-	34, // 14: hearth.v1.ClientFrame.revoke_device:type_name -> hearth.v1.RevokeDevice
-	35, // 15: hearth.v1.ClientFrame.create_conversation:type_name -> hearth.v1.CreateConversation
-	40, // 16: hearth.v1.ClientFrame.send:type_name -> hearth.v1.Send
-	42, // 17: hearth.v1.ClientFrame.sync:type_name -> hearth.v1.Sync
-	44, // 18: hearth.v1.ClientFrame.ack:type_name -> hearth.v1.Ack
-	37, // 19: hearth.v1.ClientFrame.get_conversation:type_name -> hearth.v1.GetConversation
-	38, // 20: hearth.v1.ClientFrame.list_conversations:type_name -> hearth.v1.ListConversations
-	47, // 21: hearth.v1.ClientFrame.typing:type_name -> hearth.v1.Typing
-	49, // 22: hearth.v1.ClientFrame.set_presence:type_name -> hearth.v1.SetPresence
-	5,  // 23: hearth.v1.ServerFrame.error:type_name -> hearth.v1.ErrorInfo
-	12, // 24: hearth.v1.ServerFrame.hello_ok:type_name -> hearth.v1.HelloOK
-	14, // 25: hearth.v1.ServerFrame.login_ok:type_name -> hearth.v1.LoginOK
-	16, // 26: hearth.v1.ServerFrame.refresh_ok:type_name -> hearth.v1.RefreshOK
-	10, // 27: hearth.v1.ServerFrame.pong:type_name -> hearth.v1.Pong
-	8,  // 28: hearth.v1.ServerFrame.ok:type_name -> hearth.v1.Empty
-	22, // 29: hearth.v1.ServerFrame.device_list:type_name -> hearth.v1.DeviceListResult
-	24, // 30: hearth.v1.ServerFrame.claim:type_name -> hearth.v1.ClaimResult
-	27, // 31: hearth.v1.ServerFrame.pending_device:type_name -> hearth.v1.PendingDeviceInfo
-	30, // 32: hearth.v1.ServerFrame.approval:type_name -> hearth.v1.ApprovalResult
-	32, // 33: hearth.v1.ServerFrame.devices:type_name -> hearth.v1.DevicesResult
-	36, // 34: hearth.v1.ServerFrame.conversation:type_name -> hearth.v1.ConversationInfo
-	41, // 35: hearth.v1.ServerFrame.send_ok:type_name -> hearth.v1.SendOK
-	43, // 36: hearth.v1.ServerFrame.sync_ok:type_name -> hearth.v1.SyncOK
-	39, // 37: hearth.v1.ServerFrame.conversations:type_name -> hearth.v1.ConversationsResult
-	45, // 38: hearth.v1.ServerFrame.delivery:type_name -> hearth.v1.Delivery
-	46, // 39: hearth.v1.ServerFrame.closed:type_name -> hearth.v1.SessionClosed
-	48, // 40: hearth.v1.ServerFrame.typing:type_name -> hearth.v1.TypingEvent
-	50, // 41: hearth.v1.ServerFrame.presence:type_name -> hearth.v1.PresenceEvent
-	1,  // 42: hearth.v1.HelloOK.status:type_name -> hearth.v1.DeviceStatus
-	1,  // 43: hearth.v1.LoginOK.status:type_name -> hearth.v1.DeviceStatus
-	18, // 44: hearth.v1.PublishIdentity.device_list:type_name -> hearth.v1.SignedDeviceList
-	18, // 45: hearth.v1.PublishDeviceList.device_list:type_name -> hearth.v1.SignedDeviceList
-	18, // 46: hearth.v1.DeviceListResult.device_list:type_name -> hearth.v1.SignedDeviceList
-	25, // 47: hearth.v1.ClaimResult.packages:type_name -> hearth.v1.ClaimedKeyPackage
-	18, // 48: hearth.v1.ApproveDevice.device_list:type_name -> hearth.v1.SignedDeviceList
-	1,  // 49: hearth.v1.ApprovalResult.status:type_name -> hearth.v1.DeviceStatus
-	33, // 50: hearth.v1.DevicesResult.devices:type_name -> hearth.v1.DeviceInfo
-	1,  // 51: hearth.v1.DeviceInfo.status:type_name -> hearth.v1.DeviceStatus
-	18, // 52: hearth.v1.RevokeDevice.device_list:type_name -> hearth.v1.SignedDeviceList
-	2,  // 53: hearth.v1.CreateConversation.kind:type_name -> hearth.v1.ConversationKind
-	2,  // 54: hearth.v1.ConversationInfo.kind:type_name -> hearth.v1.ConversationKind
-	36, // 55: hearth.v1.ConversationsResult.conversations:type_name -> hearth.v1.ConversationInfo
-	3,  // 56: hearth.v1.Send.kind:type_name -> hearth.v1.MessageKind
-	3,  // 57: hearth.v1.Delivery.kind:type_name -> hearth.v1.MessageKind
-	0,  // 58: hearth.v1.SessionClosed.code:type_name -> hearth.v1.Code
-	4,  // 59: hearth.v1.SetPresence.state:type_name -> hearth.v1.PresenceState
-	4,  // 60: hearth.v1.PresenceEvent.state:type_name -> hearth.v1.PresenceState
-	61, // [61:61] is the sub-list for method output_type
-	61, // [61:61] is the sub-list for method input_type
-	61, // [61:61] is the sub-list for extension type_name
-	61, // [61:61] is the sub-list for extension extendee
-	0,  // [0:61] is the sub-list for field type_name
+	14, // 5: hearth.v1.ClientFrame.register:type_name -> hearth.v1.Register
+	18, // 6: hearth.v1.ClientFrame.publish_identity:type_name -> hearth.v1.PublishIdentity
+	20, // 7: hearth.v1.ClientFrame.publish_device_list:type_name -> hearth.v1.PublishDeviceList
+	21, // 8: hearth.v1.ClientFrame.publish_key_packages:type_name -> hearth.v1.PublishKeyPackages
+	22, // 9: hearth.v1.ClientFrame.fetch_device_list:type_name -> hearth.v1.FetchDeviceList
+	24, // 10: hearth.v1.ClientFrame.claim_key_packages:type_name -> hearth.v1.ClaimKeyPackages
+	27, // 11: hearth.v1.ClientFrame.pending_device:type_name -> hearth.v1.PendingDevice
+	29, // 12: hearth.v1.ClientFrame.approve_device:type_name -> hearth.v1.ApproveDevice
+	30, // 13: hearth.v1.ClientFrame.fetch_approval:type_name -> hearth.v1.FetchApproval
+	32, // 14: hearth.v1.ClientFrame.list_devices:type_name -> hearth.v1.ListDevices
+	35, // 15: hearth.v1.ClientFrame.revoke_device:type_name -> hearth.v1.RevokeDevice
+	36, // 16: hearth.v1.ClientFrame.create_conversation:type_name -> hearth.v1.CreateConversation
+	41, // 17: hearth.v1.ClientFrame.send:type_name -> hearth.v1.Send
+	43, // 18: hearth.v1.ClientFrame.sync:type_name -> hearth.v1.Sync
+	45, // 19: hearth.v1.ClientFrame.ack:type_name -> hearth.v1.Ack
+	38, // 20: hearth.v1.ClientFrame.get_conversation:type_name -> hearth.v1.GetConversation
+	39, // 21: hearth.v1.ClientFrame.list_conversations:type_name -> hearth.v1.ListConversations
+	48, // 22: hearth.v1.ClientFrame.typing:type_name -> hearth.v1.Typing
+	50, // 23: hearth.v1.ClientFrame.set_presence:type_name -> hearth.v1.SetPresence
+	5,  // 24: hearth.v1.ServerFrame.error:type_name -> hearth.v1.ErrorInfo
+	12, // 25: hearth.v1.ServerFrame.hello_ok:type_name -> hearth.v1.HelloOK
+	15, // 26: hearth.v1.ServerFrame.login_ok:type_name -> hearth.v1.LoginOK
+	17, // 27: hearth.v1.ServerFrame.refresh_ok:type_name -> hearth.v1.RefreshOK
+	10, // 28: hearth.v1.ServerFrame.pong:type_name -> hearth.v1.Pong
+	8,  // 29: hearth.v1.ServerFrame.ok:type_name -> hearth.v1.Empty
+	23, // 30: hearth.v1.ServerFrame.device_list:type_name -> hearth.v1.DeviceListResult
+	25, // 31: hearth.v1.ServerFrame.claim:type_name -> hearth.v1.ClaimResult
+	28, // 32: hearth.v1.ServerFrame.pending_device:type_name -> hearth.v1.PendingDeviceInfo
+	31, // 33: hearth.v1.ServerFrame.approval:type_name -> hearth.v1.ApprovalResult
+	33, // 34: hearth.v1.ServerFrame.devices:type_name -> hearth.v1.DevicesResult
+	37, // 35: hearth.v1.ServerFrame.conversation:type_name -> hearth.v1.ConversationInfo
+	42, // 36: hearth.v1.ServerFrame.send_ok:type_name -> hearth.v1.SendOK
+	44, // 37: hearth.v1.ServerFrame.sync_ok:type_name -> hearth.v1.SyncOK
+	40, // 38: hearth.v1.ServerFrame.conversations:type_name -> hearth.v1.ConversationsResult
+	46, // 39: hearth.v1.ServerFrame.delivery:type_name -> hearth.v1.Delivery
+	47, // 40: hearth.v1.ServerFrame.closed:type_name -> hearth.v1.SessionClosed
+	49, // 41: hearth.v1.ServerFrame.typing:type_name -> hearth.v1.TypingEvent
+	51, // 42: hearth.v1.ServerFrame.presence:type_name -> hearth.v1.PresenceEvent
+	1,  // 43: hearth.v1.HelloOK.status:type_name -> hearth.v1.DeviceStatus
+	1,  // 44: hearth.v1.LoginOK.status:type_name -> hearth.v1.DeviceStatus
+	19, // 45: hearth.v1.PublishIdentity.device_list:type_name -> hearth.v1.SignedDeviceList
+	19, // 46: hearth.v1.PublishDeviceList.device_list:type_name -> hearth.v1.SignedDeviceList
+	19, // 47: hearth.v1.DeviceListResult.device_list:type_name -> hearth.v1.SignedDeviceList
+	26, // 48: hearth.v1.ClaimResult.packages:type_name -> hearth.v1.ClaimedKeyPackage
+	19, // 49: hearth.v1.ApproveDevice.device_list:type_name -> hearth.v1.SignedDeviceList
+	1,  // 50: hearth.v1.ApprovalResult.status:type_name -> hearth.v1.DeviceStatus
+	34, // 51: hearth.v1.DevicesResult.devices:type_name -> hearth.v1.DeviceInfo
+	1,  // 52: hearth.v1.DeviceInfo.status:type_name -> hearth.v1.DeviceStatus
+	19, // 53: hearth.v1.RevokeDevice.device_list:type_name -> hearth.v1.SignedDeviceList
+	2,  // 54: hearth.v1.CreateConversation.kind:type_name -> hearth.v1.ConversationKind
+	2,  // 55: hearth.v1.ConversationInfo.kind:type_name -> hearth.v1.ConversationKind
+	37, // 56: hearth.v1.ConversationsResult.conversations:type_name -> hearth.v1.ConversationInfo
+	3,  // 57: hearth.v1.Send.kind:type_name -> hearth.v1.MessageKind
+	3,  // 58: hearth.v1.Delivery.kind:type_name -> hearth.v1.MessageKind
+	0,  // 59: hearth.v1.SessionClosed.code:type_name -> hearth.v1.Code
+	4,  // 60: hearth.v1.SetPresence.state:type_name -> hearth.v1.PresenceState
+	4,  // 61: hearth.v1.PresenceEvent.state:type_name -> hearth.v1.PresenceState
+	62, // [62:62] is the sub-list for method output_type
+	62, // [62:62] is the sub-list for method input_type
+	62, // [62:62] is the sub-list for extension type_name
+	62, // [62:62] is the sub-list for extension extendee
+	0,  // [0:62] is the sub-list for field type_name
 }
 
 func init() { file_hearth_proto_init() }
@@ -4107,6 +4223,7 @@ func file_hearth_proto_init() {
 		(*ClientFrame_Login)(nil),
 		(*ClientFrame_Refresh)(nil),
 		(*ClientFrame_Ping)(nil),
+		(*ClientFrame_Register)(nil),
 		(*ClientFrame_PublishIdentity)(nil),
 		(*ClientFrame_PublishDeviceList)(nil),
 		(*ClientFrame_PublishKeyPackages)(nil),
@@ -4153,7 +4270,7 @@ func file_hearth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hearth_proto_rawDesc), len(file_hearth_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   46,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
