@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"testing"
+	"time"
 
 	"hearth/client/store"
 	"hearth/homeserver/wire"
@@ -73,4 +74,12 @@ func (c *Client) SendRaw(ctx context.Context, peer string, payload []byte) error
 		ConversationId: conv, MessageId: id, Kind: wire.MessageKind_MESSAGE_KIND_APPLICATION, Epoch: 1, Payload: payload,
 	}}})
 	return err
+}
+
+// SetConnectWait shortens Receive's connect and catch-up stall limit for a
+// test; the returned function restores it.
+func SetConnectWait(d time.Duration) (restore func()) {
+	old := connectWait
+	connectWait = d
+	return func() { connectWait = old }
 }

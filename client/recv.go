@@ -8,8 +8,10 @@ import (
 	"hearth/client/store"
 )
 
-// connectWait bounds how long Receive waits to reach the server.
-const connectWait = 20 * time.Second
+// connectWait bounds how long Receive waits to reach the server, and how
+// long catching up may go without any progress (a large backlog is fine as
+// long as entries keep flowing). A variable so tests can shorten it.
+var connectWait = 20 * time.Second
 
 // Receive calls print for every received message in arrival order (the
 // oldest not yet printed first), and removes each from the inbox once print
@@ -38,9 +40,9 @@ func (c *Client) Receive(ctx context.Context, quiet time.Duration, print func(st
 		c.log.Warn("publishing KeyPackages failed", "err", err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, connectWait)
-	err = s.Resync(cctx)
+	err = s.Sync(cctx)
 	for err != nil && cctx.Err() == nil && Retryable(err) {
-		err = s.Resync(cctx)
+		err = s.Sync(cctx)
 	}
 	cancel()
 	if err != nil {
@@ -48,6 +50,12 @@ func (c *Client) Receive(ctx context.Context, quiet time.Duration, print func(st
 			return ctx.Err()
 		}
 		return fmt.Errorf("client.Receive: not connected to the server within %v: %w", connectWait, err)
+	}
+	if err := s.CatchUp(ctx, connectWait); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("client.Receive: %w", err)
 	}
 	last := time.Now()
 	for {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"hearth/homeserver/wire"
 )
@@ -119,6 +120,16 @@ func (s *Session) CallNow(ctx context.Context, op string, f *wire.ClientFrame) (
 // waits until everything up to it has been processed. Unlike CaughtUp it
 // also covers entries that arrived after the connection was set up.
 func (s *Session) Resync(ctx context.Context) error {
+	if err := s.Sync(ctx); err != nil {
+		return err
+	}
+	return s.CaughtUp(ctx)
+}
+
+// Sync is the first half of Resync: it restarts pushes after the last
+// processed sequence and records the head the server announces, without
+// waiting for the entries to be processed.
+func (s *Session) Sync(ctx context.Context) error {
 	if s.cfg.Handler == nil {
 		return nil
 	}
@@ -136,7 +147,41 @@ func (s *Session) Resync(ctx context.Context) error {
 	s.mu.Lock()
 	s.head = max(s.head, r.GetSyncOk().GetHead())
 	s.mu.Unlock()
-	return s.CaughtUp(ctx)
+	return nil
+}
+
+// CatchUp waits like CaughtUp, but a deadline is about progress, not
+// total time: it gives up only when no entry was processed for stall. A
+// device with a large backlog keeps going as long as entries flow.
+func (s *Session) CatchUp(ctx context.Context, stall time.Duration) error {
+	t := time.NewTimer(stall)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		c, fatal, prog := s.cur, s.fatal, s.progress
+		done := c != nil && s.processed >= s.head
+		s.mu.Unlock()
+		if fatal != nil {
+			return fatal
+		}
+		if done {
+			return nil
+		}
+		select {
+		case <-prog:
+			if !t.Stop() {
+				select {
+				case <-t.C:
+				default:
+				}
+			}
+			t.Reset(stall)
+		case <-t.C:
+			return fmt.Errorf("client: no mailbox progress for %v while catching up: %w", stall, context.DeadlineExceeded)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // CaughtUp waits until every mailbox entry the server announced when the
