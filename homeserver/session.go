@@ -214,7 +214,7 @@ func (ss *session) handle(f *wire.ClientFrame) {
 		return
 	}
 	switch f.Body.(type) {
-	case *wire.ClientFrame_Hello, *wire.ClientFrame_Login, *wire.ClientFrame_Refresh:
+	case *wire.ClientFrame_Hello, *wire.ClientFrame_Login, *wire.ClientFrame_Register, *wire.ClientFrame_Refresh:
 		ss.authBusy.Store(true)
 		defer ss.authBusy.Store(false)
 	}
@@ -225,6 +225,8 @@ func (ss *session) handle(f *wire.ClientFrame) {
 		resp, err = ss.hello(b.Hello)
 	case *wire.ClientFrame_Login:
 		resp, err = ss.login(b.Login)
+	case *wire.ClientFrame_Register:
+		resp, err = ss.register(b.Register)
 	case *wire.ClientFrame_Refresh:
 		resp, err = ss.refresh(b.Refresh)
 	case *wire.ClientFrame_Ping:
@@ -284,7 +286,7 @@ func (ss *session) handle(f *wire.ClientFrame) {
 func (ss *session) gate(f *wire.ClientFrame) error {
 	const op = "homeserver.session"
 	switch f.Body.(type) {
-	case *wire.ClientFrame_Hello, *wire.ClientFrame_Login:
+	case *wire.ClientFrame_Hello, *wire.ClientFrame_Login, *wire.ClientFrame_Register:
 		if ss.status.Load() != 0 {
 			return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "stream is already authenticated")
 		}

@@ -1,0 +1,257 @@
+package homeserver
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"hearth/homeserver/admin"
+	"hearth/homeserver/wire"
+	"hearth/keys/identity"
+	"hearth/storage"
+)
+
+const (
+	inviteCodeLen  = 16 // b32chars: 80 bits
+	inviteGroup    = 4  // shown as XXXX-XXXX-XXXX-XXXX
+	maxInviteUses  = 10000
+	maxInviteTTL   = 365 * 24 * time.Hour
+	registerPerSec = 1.0 // Register attempts, all streams together
+	registerBurst  = 20
+)
+
+var _ admin.InviteOps = (*Server)(nil)
+
+// formatInvite groups a raw code for humans: ABCD-EFGH-IJKL-MNOP.
+func formatInvite(raw string) string {
+	var parts []string
+	for len(raw) > inviteGroup {
+		parts, raw = append(parts, raw[:inviteGroup]), raw[inviteGroup:]
+	}
+	return strings.Join(append(parts, raw), "-")
+}
+
+// normalizeInvite accepts a code as typed (any case, with or without
+// dashes and spaces) and returns its raw form; ok is false if it cannot be
+// a code.
+func normalizeInvite(code string) (string, bool) {
+	if len(code) > 64 {
+		return "", false
+	}
+	raw := strings.Map(func(r rune) rune {
+		if r == '-' || r == ' ' {
+			return -1
+		}
+		return r
+	}, strings.ToUpper(code))
+	if len(raw) != inviteCodeLen || strings.Trim(raw, b32chars) != "" {
+		return "", false
+	}
+	return raw, true
+}
+
+func inviteHash(raw string) []byte { return tokenHash("invite:" + raw) }
+
+func inviteInfo(i *storage.Invite, nowMs int64) admin.InviteInfo {
+	st := "active"
+	switch {
+	case i.RevokedMs != 0:
+		st = "revoked"
+	case i.UsesLeft == 0:
+		st = "used"
+	case nowMs >= i.ExpiresMs:
+		st = "expired"
+	}
+	return admin.InviteInfo{ID: i.ID, Prefix: i.Prefix, Uses: i.Uses, UsesLeft: i.UsesLeft, ExpiresMs: i.ExpiresMs,
+		CreatedMs: i.CreatedMs, RevokedMs: i.RevokedMs, State: st}
+}
+
+// InviteCreate issues a random invite code good for uses accounts until
+// now+ttl. Only its hash is stored: the code is returned this once.
+func (s *Server) InviteCreate(ctx context.Context, uses int, ttl time.Duration) (admin.InviteCreated, error) {
+	const op = "homeserver.InviteCreate"
+	if uses < 1 || uses > maxInviteUses {
+		return admin.InviteCreated{}, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "uses must be 1..%d", maxInviteUses)
+	}
+	if ttl <= 0 || ttl > maxInviteTTL {
+		return admin.InviteCreated{}, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "expiry must be more than 0 and at most %v", maxInviteTTL)
+	}
+	raw, err := randomCode(s.rand, inviteCodeLen)
+	if err != nil {
+		return admin.InviteCreated{}, internal(op, err)
+	}
+	now := s.now()
+	inv := &storage.Invite{CodeHash: inviteHash(raw), Prefix: raw[:inviteGroup], Uses: uses,
+		ExpiresMs: now.Add(ttl).UnixMilli(), CreatedMs: now.UnixMilli()}
+	if err := s.db.Write(ctx, func(tx *storage.Tx) error { return tx.InsertInvite(inv) }); err != nil {
+		return admin.InviteCreated{}, internal(op, err)
+	}
+	s.log.Info("invite created", "invite", inv.ID, "prefix", inv.Prefix, "uses", uses, "expires_ms", inv.ExpiresMs)
+	return admin.InviteCreated{Code: formatInvite(raw), InviteInfo: inviteInfo(inv, now.UnixMilli())}, nil
+}
+
+// InviteList lists every invite, newest first, without codes.
+func (s *Server) InviteList(ctx context.Context) ([]admin.InviteInfo, error) {
+	const op = "homeserver.InviteList"
+	var is []*storage.Invite
+	if err := s.db.Read(ctx, func(tx *storage.Tx) (err error) { is, err = tx.Invites(); return err }); err != nil {
+		return nil, internal(op, err)
+	}
+	now := s.nowMs()
+	out := make([]admin.InviteInfo, 0, len(is))
+	for _, i := range is {
+		out = append(out, inviteInfo(i, now))
+	}
+	return out, nil
+}
+
+// InviteRevoke revokes the invite with this code, or with this id when
+// code is empty. CODE_NOT_FOUND if there is none or it is already revoked.
+func (s *Server) InviteRevoke(ctx context.Context, code string, id int64) error {
+	const op = "homeserver.InviteRevoke"
+	if (code == "") == (id == 0) {
+		return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "give an invite code or an invite id")
+	}
+	err := s.db.Write(ctx, func(tx *storage.Tx) error {
+		if code != "" {
+			raw, ok := normalizeInvite(code)
+			if !ok {
+				return storage.ErrNotFound
+			}
+			i, err := tx.InviteByHash(inviteHash(raw))
+			if err != nil {
+				return err
+			}
+			id = i.ID
+		}
+		return tx.RevokeInvite(id, s.nowMs())
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no such unrevoked invite")
+	} else if err != nil {
+		return internal(op, err)
+	}
+	s.log.Info("invite revoked", "invite", id)
+	return nil
+}
+
+// inviteRefusal explains why an invite cannot be used (nil if it can).
+func inviteRefusal(op string, i *storage.Invite, nowMs int64) error {
+	why := "unknown invite code"
+	switch {
+	case i == nil:
+	case i.RevokedMs != 0:
+		why = "invite code revoked"
+	case i.UsesLeft <= 0:
+		why = "invite code already used up"
+	case nowMs >= i.ExpiresMs:
+		why = "invite code expired"
+	default:
+		return nil
+	}
+	return wire.Errorf(op, wire.Code_CODE_FORBIDDEN, "%s; ask the server administrator for a new one", why)
+}
+
+// checkDeviceFields validates what Login and Register say about the new
+// device; it returns the device name to use.
+func checkDeviceFields(op, name string, linkKey, sigKey []byte) (string, error) {
+	if name == "" {
+		name = "device"
+	}
+	if len(name) > maxDeviceName || !utf8.ValidString(name) {
+		return "", wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "device name must be UTF-8 of at most %d bytes", maxDeviceName)
+	}
+	if len(linkKey) > 0 {
+		if _, err := identity.ParseLinkPublicKey(linkKey); err != nil {
+			return "", wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "invalid link public key")
+		}
+	}
+	if len(sigKey) > identity.MaxSignatureKeyLen {
+		return "", wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "signature key over %d bytes", identity.MaxSignatureKeyLen)
+	}
+	return name, nil
+}
+
+// register creates an account with an invite code and logs in its first
+// device. The code is checked before the (costly) password hash, and
+// consumed in the same transaction that creates the account, so a refused
+// registration consumes nothing and creates nothing. Guessing is limited
+// per stream and across all streams; with 80-bit codes it is hopeless.
+func (ss *session) register(m *wire.Register) (*wire.ServerFrame, error) {
+	const op = "homeserver.Register"
+	s := ss.s
+	if err := ss.throttleAuth(op); err != nil {
+		return nil, err
+	}
+	if ok, wait := s.limits.allow("register", s.now(), registerPerSec, registerBurst); !ok {
+		return nil, &wire.Error{Op: op, Kind: wire.Code_CODE_RATE_LIMITED, Msg: "too many registrations", RetryAfter: max(wait.Milliseconds(), 1)}
+	}
+	name, err := checkDeviceFields(op, m.GetDeviceName(), m.GetLinkPublicKey(), m.GetSignatureKey())
+	if err != nil {
+		return nil, err
+	}
+	u, err := s.registerUser(ss.ctx, op, m)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.createDevice(ss.ctx, u, name, m.GetLinkPublicKey(), m.GetSignatureKey())
+	if err != nil {
+		return nil, wire.E(op, err)
+	}
+	if err := ss.authenticate(res.device); err != nil {
+		return nil, err
+	}
+	return &wire.ServerFrame{Body: &wire.ServerFrame_LoginOk{LoginOk: res.ok}}, nil
+}
+
+// registerUser checks the request and the invite, then consumes one use
+// and creates the account (role user) in one transaction.
+func (s *Server) registerUser(ctx context.Context, op string, m *wire.Register) (*storage.User, error) {
+	local, ok := s.localName(m.GetUser())
+	if !ok {
+		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "invalid user name %q: a name on %s of lowercase a-z 0-9 . _ -, 1-64 characters", m.GetUser(), s.cfg.Domain)
+	}
+	if err := s.checkName(op, local); err != nil {
+		return nil, err
+	}
+	pw := []byte(m.GetPassword())
+	if err := checkPassword(pw); err != nil {
+		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "%v", err)
+	}
+	raw, ok := normalizeInvite(m.GetInviteCode())
+	if !ok {
+		return nil, inviteRefusal(op, nil, 0)
+	}
+	var inv *storage.Invite
+	err := s.db.Read(ctx, func(tx *storage.Tx) (err error) { inv, err = tx.InviteByHash(inviteHash(raw)); return err })
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return nil, internal(op, err)
+	}
+	if err := inviteRefusal(op, inv, s.nowMs()); err != nil {
+		return nil, err
+	}
+	hash, err := s.hashPassword(pw)
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	u := &storage.User{Name: local, PassHash: hash, CreatedMs: s.nowMs()}
+	err = s.db.Write(ctx, func(tx *storage.Tx) error {
+		i, err := tx.ConsumeInvite(inviteHash(raw), u.CreatedMs)
+		if errors.Is(err, storage.ErrInviteUnusable) || errors.Is(err, storage.ErrNotFound) {
+			return inviteRefusal(op, i, u.CreatedMs)
+		} else if err != nil {
+			return err
+		}
+		inv = i
+		return tx.InsertUser(u)
+	})
+	if errors.Is(err, storage.ErrConflict) {
+		return nil, wire.Errorf(op, wire.Code_CODE_CONFLICT, "user %s exists", local)
+	} else if err != nil {
+		return nil, internal(op, err)
+	}
+	s.log.Info("user registered with invite", "user", local, "invite", inv.ID, "uses_left", inv.UsesLeft)
+	return u, nil
+}
