@@ -22,6 +22,9 @@ type LoginParams struct {
 	// RecoveryKey, when set, is the user's recovery key text: the device
 	// derives the identity key and approves itself instead of waiting.
 	RecoveryKey string
+	// InviteCode, when set, creates the account with an invite code
+	// (Register) instead of logging in to an existing one.
+	InviteCode string
 }
 
 // LoginResult says what happened. RecoveryKey is set only for the user's
@@ -129,6 +132,9 @@ func (c *Client) deviceKeys() (*identity.LinkPrivateKey, ed25519.PrivateKey, err
 // loginRequest sends Login on a connection of its own.
 func (c *Client) loginRequest(ctx context.Context, p LoginParams, link *identity.LinkPrivateKey, sig ed25519.PrivateKey) (*wire.LoginOK, error) {
 	const op = "client.Login"
+	if p.InviteCode != "" {
+		return c.registerRequest(ctx, p, link, sig)
+	}
 	rw, err := c.cfg.Dial(ctx, p.Server, p.CAPath)
 	if err != nil {
 		return nil, fmt.Errorf("%s: connect to %s: %w", op, p.Server, err)

@@ -14,16 +14,18 @@ import (
 )
 
 func newChatLoginCmd(env *chatEnv) *cobra.Command {
-	var server, ca, recoveryFile, name string
+	var server, ca, recoveryFile, name, invite string
 	var pwStdin bool
 	var wait time.Duration
 	cmd := &cobra.Command{
-		Use:   "login USER@DOMAIN --server HOST:PORT --ca DIR/ca.pem --password-stdin [--recovery-key-file F]",
+		Use:   "login USER@DOMAIN --server HOST:PORT --ca DIR/ca.pem --password-stdin [--recovery-key-file F] [--invite CODE]",
 		Short: "Log this profile in as a new device of USER",
 		Long: `Log in as a new device. The user's first device creates the identity key
 and prints "recovery-key: ..." once: keep it safe. Any later device prints
 "link-code: CODE" and waits until an existing device runs
-"hearth chat device approve CODE", or approves itself with --recovery-key-file.`,
+"hearth chat device approve CODE", or approves itself with --recovery-key-file.
+With --invite CODE (from "hearth admin invite create") the account is created
+first, with the password read from standard input, and this is its first device.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !pwStdin {
@@ -36,7 +38,7 @@ and prints "recovery-key: ..." once: keep it safe. Any later device prints
 			if err != nil {
 				return fmt.Errorf("read password: %w", err)
 			}
-			p := client.LoginParams{User: args[0], Password: pw, Server: server, CAPath: ca, DeviceName: name}
+			p := client.LoginParams{User: args[0], Password: pw, Server: server, CAPath: ca, DeviceName: name, InviteCode: invite}
 			if recoveryFile != "" {
 				raw, err := os.ReadFile(recoveryFile)
 				if err != nil {
@@ -84,6 +86,7 @@ and prints "recovery-key: ..." once: keep it safe. Any later device prints
 	f.BoolVar(&pwStdin, "password-stdin", false, "read the password from standard input")
 	f.StringVar(&recoveryFile, "recovery-key-file", "", "approve this device with the user's recovery key read from this file")
 	f.StringVar(&name, "device-name", "", "name shown in device lists (default: host name)")
+	f.StringVar(&invite, "invite", "", "create the account USER with this invite code, then log in as its first device")
 	f.DurationVar(&wait, "approval-timeout", 0, "give up waiting for approval after this long (0: wait until interrupted)")
 	return cmd
 }
