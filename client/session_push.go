@@ -154,39 +154,23 @@ func (s *Session) Sync(ctx context.Context) error {
 // total time: it gives up only when no entry was processed for stall. A
 // device with a large backlog keeps going as long as entries flow.
 func (s *Session) CatchUp(ctx context.Context, stall time.Duration) error {
-	t := time.NewTimer(stall)
-	defer t.Stop()
-	for {
-		s.mu.Lock()
-		c, fatal, prog := s.cur, s.fatal, s.progress
-		done := c != nil && s.processed >= s.head
-		s.mu.Unlock()
-		if fatal != nil {
-			return fatal
-		}
-		if done {
-			return nil
-		}
-		select {
-		case <-prog:
-			if !t.Stop() {
-				select {
-				case <-t.C:
-				default:
-				}
-			}
-			t.Reset(stall)
-		case <-t.C:
-			return fmt.Errorf("client: no mailbox progress for %v while catching up: %w", stall, context.DeadlineExceeded)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return s.waitCaughtUp(ctx, stall)
 }
 
 // CaughtUp waits until every mailbox entry the server announced when the
 // current connection was set up has been processed.
-func (s *Session) CaughtUp(ctx context.Context) error {
+func (s *Session) CaughtUp(ctx context.Context) error { return s.waitCaughtUp(ctx, 0) }
+
+// waitCaughtUp waits until processed reaches head; with stall > 0 it fails
+// when no entry was processed for that long.
+func (s *Session) waitCaughtUp(ctx context.Context, stall time.Duration) error {
+	var stalled <-chan time.Time
+	var t *time.Timer
+	if stall > 0 {
+		t = time.NewTimer(stall)
+		defer t.Stop()
+		stalled = t.C
+	}
 	for {
 		s.mu.Lock()
 		c, fatal, prog := s.cur, s.fatal, s.progress
@@ -200,6 +184,11 @@ func (s *Session) CaughtUp(ctx context.Context) error {
 		}
 		select {
 		case <-prog:
+			if t != nil {
+				t.Reset(stall) // go1.23+: Reset drains a fired timer
+			}
+		case <-stalled:
+			return fmt.Errorf("client: no mailbox progress for %v while catching up: %w", stall, context.DeadlineExceeded)
 		case <-ctx.Done():
 			return ctx.Err()
 		}
