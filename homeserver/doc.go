@@ -11,6 +11,9 @@
 //	                               when the user has no identity key yet,
 //	                               PENDING with link_code otherwise)
 //	  or Hello{access_token}  -->  HelloOK
+//	  or Register{invite_code, -->  LoginOK as for a first device, after the
+//	     user,password,...}        account was created with one use of an
+//	                               admin invite (invites.go); else FORBIDDEN
 //	Sync{after_seq}           -->  SyncOK{head}, then Delivery pushes (id 0)
 //	Ack{up_to_seq}            -->  ok (after the ack is durable)
 //	Send{...}                 -->  SendOK (after the durable commit)

@@ -172,3 +172,24 @@ func TestRegisterRateLimited(t *testing.T) {
 	inv := h.invite(1, time.Hour)
 	h.connect().must(registerFrame(inv.Code, "jo", "password-jo"))
 }
+
+// FuzzNormalizeInvite: whatever a client sends as a code, normalizing
+// never panics, and what it accepts is a canonical code that formats and
+// normalizes back to itself.
+func FuzzNormalizeInvite(f *testing.F) {
+	for _, s := range []string{"ABCD-EFGH-IJKL-MNOP", "abcdefghijklmnop", "", "AAAA AAAA AAAA AAA1", strings.Repeat("A", 70)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		raw, ok := normalizeInvite(s)
+		if !ok {
+			return
+		}
+		if len(raw) != inviteCodeLen || strings.Trim(raw, b32chars) != "" {
+			t.Fatalf("accepted %q as %q", s, raw)
+		}
+		if again, ok := normalizeInvite(formatInvite(raw)); !ok || again != raw {
+			t.Fatalf("format/normalize round trip of %q gave %q %v", raw, again, ok)
+		}
+	})
+}
