@@ -256,8 +256,8 @@ func linkFedDevice(t *testing.T, p, approver *profile, loginArgs ...string) {
 func recvUntil(t *testing.T, p *profile, from, text string) []chatMsg {
 	t.Helper()
 	var all []chatMsg
-	for range 5 {
-		all = append(all, parseMsgs(t, p.must(t, "", "recv", "--json", "--timeout", "3s"))...)
+	for deadline := time.Now().Add(45 * time.Second); time.Now().Before(deadline); {
+		all = append(all, parseMsgs(t, p.must(t, "", "recv", "--json", "--timeout", "1500ms"))...)
 		n := 0
 		for _, m := range all {
 			if m.From == from && m.Text == text {
