@@ -14,7 +14,9 @@ import (
 // nothing. All with the real binary against a real server.
 func TestInviteE2E(t *testing.T) {
 	n := newChatNet(t, "bob")
-	adm := func(args ...string) result { return hearth(t, nil, "", append([]string{"admin", "--dir", n.dir, "invite"}, args...)...) }
+	adm := func(args ...string) result {
+		return hearth(t, nil, "", append([]string{"admin", "--dir", n.dir, "invite"}, args...)...)
+	}
 	b := newProfile(t, "bob")
 	b.must(t, password("bob"), b.loginArgs(n)...)
 
