@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 
@@ -325,7 +326,19 @@ func (c *Client) rosterDiff(ctx context.Context, me string, peers, members []str
 		}
 		l, err := c.fetchDeviceList(ctx, nil, ua)
 		if err != nil {
-			return nil, nil, err
+			// A peer whose server cannot be reached now keeps the devices it
+			// already has in the conversation: the message still goes to the
+			// hub, which queues it for that server. With none, nothing can
+			// be sent to that user, so the error stands.
+			kept := devicesOf(members, u)
+			if len(kept) == 0 || !Retryable(err) {
+				return nil, nil, err
+			}
+			c.log.Warn("device list unavailable; keeping the user's current devices", "user", u, "err", err)
+			for _, m := range kept {
+				want[m] = true
+			}
+			continue
 		}
 		for _, d := range l.Devices {
 			addr := u + "/" + d.DeviceID
@@ -341,6 +354,17 @@ func (c *Client) rosterDiff(ctx context.Context, me string, peers, members []str
 		}
 	}
 	return add, remove, nil
+}
+
+// devicesOf returns the members that are devices of user u.
+func devicesOf(members []string, u string) []string {
+	var out []string
+	for _, m := range members {
+		if strings.HasPrefix(m, u+"/") {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // claim fetches one KeyPackage for each device in add. Devices that have
