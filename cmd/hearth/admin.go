@@ -93,9 +93,13 @@ func newAdminCmd() *cobra.Command {
 	return cmd
 }
 
-// readPasswordLine reads one line (the password) from r.
-func readPasswordLine(r io.Reader) ([]byte, error) {
-	line, err := bufio.NewReaderSize(r, 4096).ReadBytes('\n')
+// passwordFromStdin reads the password, one line of standard input; it
+// refuses unless --password-stdin was given (a password is never an argument).
+func passwordFromStdin(cmd *cobra.Command, flagSet bool) ([]byte, error) {
+	if !flagSet {
+		return nil, errors.New("give the password on standard input with --password-stdin (it is never taken as an argument)")
+	}
+	line, err := bufio.NewReaderSize(cmd.InOrStdin(), 4096).ReadBytes('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("read password from standard input: %w", err)
 	}
@@ -107,13 +111,6 @@ func readPasswordLine(r io.Reader) ([]byte, error) {
 	return pw, nil
 }
 
-func requirePasswordStdin(set bool) error {
-	if !set {
-		return errors.New("give the password on standard input with --password-stdin (it is never taken as an argument)")
-	}
-	return nil
-}
-
 func newAdminUserAddCmd(env *adminEnv) *cobra.Command {
 	var isAdmin, stdin bool
 	cmd := &cobra.Command{
@@ -121,10 +118,7 @@ func newAdminUserAddCmd(env *adminEnv) *cobra.Command {
 		Short: "Create an account",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := requirePasswordStdin(stdin); err != nil {
-				return err
-			}
-			pw, err := readPasswordLine(cmd.InOrStdin())
+			pw, err := passwordFromStdin(cmd, stdin)
 			if err != nil {
 				return err
 			}
@@ -150,10 +144,7 @@ func newAdminUserPasswdCmd(env *adminEnv) *cobra.Command {
 		Short: "Set an account's password",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := requirePasswordStdin(stdin); err != nil {
-				return err
-			}
-			pw, err := readPasswordLine(cmd.InOrStdin())
+			pw, err := passwordFromStdin(cmd, stdin)
 			if err != nil {
 				return err
 			}

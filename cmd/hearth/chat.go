@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -78,6 +79,21 @@ func dialServer(ctx context.Context, addr, caPath string) (io.ReadWriteCloser, e
 // signalContext is ctx cancelled on SIGINT/SIGTERM.
 func signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+}
+
+// withClient runs fn with the profile's client open, under a context that
+// ends on SIGINT/SIGTERM or after timeout (0: no limit).
+func (e *chatEnv) withClient(cmd *cobra.Command, timeout time.Duration, fn func(context.Context, *client.Client) error) error {
+	ctx, cancel := signalContext(cmd.Context())
+	defer cancel()
+	ctx, tcancel := timeoutContext(ctx, timeout)
+	defer tcancel()
+	c, err := e.open()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return fn(ctx, c)
 }
 
 // kv prints one `key: value` line, the form scripts parse.

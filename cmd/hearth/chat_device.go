@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"hearth/client"
 )
 
 func newChatDeviceCmd(env *chatEnv) *cobra.Command {
@@ -18,21 +21,13 @@ func newChatDeviceCmd(env *chatEnv) *cobra.Command {
 		Short: "Approve a pending device by the link code it shows",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, cancel := signalContext(cmd.Context())
-			defer cancel()
-			ctx, tcancel := timeoutContext(ctx, timeout)
-			defer tcancel()
-			c, err := env.open()
-			if err != nil {
+			return env.withClient(cmd, timeout, func(ctx context.Context, c *client.Client) error {
+				id, err := c.Approve(ctx, args[0])
+				if err == nil {
+					kv(cmd.OutOrStdout(), "approved", id)
+				}
 				return err
-			}
-			defer c.Close()
-			id, err := c.Approve(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			kv(cmd.OutOrStdout(), "approved", id)
-			return nil
+			})
 		},
 	}
 	var asJSON bool
@@ -41,16 +36,11 @@ func newChatDeviceCmd(env *chatEnv) *cobra.Command {
 		Short: "List this user's devices",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, cancel := signalContext(cmd.Context())
-			defer cancel()
-			ctx, tcancel := timeoutContext(ctx, timeout)
-			defer tcancel()
-			c, err := env.open()
-			if err != nil {
+			var devs []client.Device
+			err := env.withClient(cmd, timeout, func(ctx context.Context, c *client.Client) (err error) {
+				devs, err = c.Devices(ctx)
 				return err
-			}
-			defer c.Close()
-			devs, err := c.Devices(ctx)
+			})
 			if err != nil {
 				return err
 			}
@@ -81,20 +71,13 @@ func newChatDeviceCmd(env *chatEnv) *cobra.Command {
 		Short: "Revoke one of this user's other devices",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, cancel := signalContext(cmd.Context())
-			defer cancel()
-			ctx, tcancel := timeoutContext(ctx, timeout)
-			defer tcancel()
-			c, err := env.open()
-			if err != nil {
+			return env.withClient(cmd, timeout, func(ctx context.Context, c *client.Client) error {
+				err := c.Revoke(ctx, args[0])
+				if err == nil {
+					kv(cmd.OutOrStdout(), "revoked", args[0])
+				}
 				return err
-			}
-			defer c.Close()
-			if err := c.Revoke(ctx, args[0]); err != nil {
-				return err
-			}
-			kv(cmd.OutOrStdout(), "revoked", args[0])
-			return nil
+			})
 		},
 	}
 	cmd.AddCommand(approve, list, revoke)
