@@ -1,0 +1,52 @@
+package client
+
+import (
+	"context"
+	"fmt"
+
+	"hearth/client/store"
+	"hearth/homeserver/wire"
+)
+
+// join processes a Welcome: it opens the group with one of this device's
+// KeyPackages, checks every member against its user's device list and
+// records the conversation, all in the delivery's store transaction.
+func (c *Client) join(ctx context.Context, tx *store.Tx, self Self, d *wire.Delivery) error {
+	conv := d.GetConversationId()
+	v := c.validator(ctx, tx)
+	g, used, err := c.cfg.Groups.Join(d.GetPayload(), self, tx.KeyPackage, v)
+	if v.transient != nil {
+		return fmt.Errorf("client: checking a member: %w", v.transient)
+	}
+	if err != nil {
+		return &badMessage{err}
+	}
+	// A device removed and added again gets a new Welcome; one for an
+	// epoch not after the state it holds is refused.
+	if old, err := c.loadGroup(tx, conv, self, v); err == nil && old.Epoch() >= g.Epoch() {
+		return &badMessage{fmt.Errorf("welcome to %s for epoch %d; this device is at epoch %d", conv, g.Epoch(), old.Epoch())}
+	}
+	if err := c.saveGroup(tx, conv, g); err != nil {
+		return err
+	}
+	if tx.Meta(metaLastResort+string(used)) == nil { // a last-resort package may be used again
+		if err := tx.DeleteKeyPackage(used); err != nil {
+			return err
+		}
+	}
+	if err := tx.PutMeta("registered/"+conv, []byte{1}); err != nil { // the hub has it: we were added there
+		return err
+	}
+	cv := conversation{ID: conv, Peers: peersOf(g.Members(), userOf(self.Address)), Creator: userOf(d.GetSender())}
+	if ag, ok := g.(AdminGroup); ok && ag.AdminKey() != nil {
+		cv.Group = true
+		if _, known, err := getGroupMeta(tx, conv); err != nil {
+			return err
+		} else if !known {
+			if err := putGroupMeta(tx, conv, groupMeta{}); err != nil {
+				return err
+			}
+		}
+	}
+	return c.rememberConversation(tx, cv)
+}
