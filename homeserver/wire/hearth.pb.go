@@ -432,6 +432,7 @@ type ClientFrame struct {
 	//	*ClientFrame_FetchApproval
 	//	*ClientFrame_ListDevices
 	//	*ClientFrame_RevokeDevice
+	//	*ClientFrame_FetchDeviceLists
 	//	*ClientFrame_CreateConversation
 	//	*ClientFrame_Send
 	//	*ClientFrame_Sync
@@ -624,6 +625,15 @@ func (x *ClientFrame) GetRevokeDevice() *RevokeDevice {
 	return nil
 }
 
+func (x *ClientFrame) GetFetchDeviceLists() *FetchDeviceLists {
+	if x != nil {
+		if x, ok := x.Body.(*ClientFrame_FetchDeviceLists); ok {
+			return x.FetchDeviceLists
+		}
+	}
+	return nil
+}
+
 func (x *ClientFrame) GetCreateConversation() *CreateConversation {
 	if x != nil {
 		if x, ok := x.Body.(*ClientFrame_CreateConversation); ok {
@@ -760,6 +770,10 @@ type ClientFrame_RevokeDevice struct {
 	RevokeDevice *RevokeDevice `protobuf:"bytes,29,opt,name=revoke_device,json=revokeDevice,proto3,oneof"`
 }
 
+type ClientFrame_FetchDeviceLists struct {
+	FetchDeviceLists *FetchDeviceLists `protobuf:"bytes,30,opt,name=fetch_device_lists,json=fetchDeviceLists,proto3,oneof"` // many users' lists in one round trip; answered by device_lists
+}
+
 type ClientFrame_CreateConversation struct {
 	CreateConversation *CreateConversation `protobuf:"bytes,40,opt,name=create_conversation,json=createConversation,proto3,oneof"`
 }
@@ -822,6 +836,8 @@ func (*ClientFrame_ListDevices) isClientFrame_Body() {}
 
 func (*ClientFrame_RevokeDevice) isClientFrame_Body() {}
 
+func (*ClientFrame_FetchDeviceLists) isClientFrame_Body() {}
+
 func (*ClientFrame_CreateConversation) isClientFrame_Body() {}
 
 func (*ClientFrame_Send) isClientFrame_Body() {}
@@ -854,6 +870,7 @@ type ServerFrame struct {
 	//	*ServerFrame_PendingDevice
 	//	*ServerFrame_Approval
 	//	*ServerFrame_Devices
+	//	*ServerFrame_DeviceLists
 	//	*ServerFrame_Conversation
 	//	*ServerFrame_SendOk
 	//	*ServerFrame_SyncOk
@@ -1010,6 +1027,15 @@ func (x *ServerFrame) GetDevices() *DevicesResult {
 	return nil
 }
 
+func (x *ServerFrame) GetDeviceLists() *DeviceListsResult {
+	if x != nil {
+		if x, ok := x.Body.(*ServerFrame_DeviceLists); ok {
+			return x.DeviceLists
+		}
+	}
+	return nil
+}
+
 func (x *ServerFrame) GetConversation() *ConversationInfo {
 	if x != nil {
 		if x, ok := x.Body.(*ServerFrame_Conversation); ok {
@@ -1130,6 +1156,10 @@ type ServerFrame_Devices struct {
 	Devices *DevicesResult `protobuf:"bytes,28,opt,name=devices,proto3,oneof"`
 }
 
+type ServerFrame_DeviceLists struct {
+	DeviceLists *DeviceListsResult `protobuf:"bytes,29,opt,name=device_lists,json=deviceLists,proto3,oneof"`
+}
+
 type ServerFrame_Conversation struct {
 	Conversation *ConversationInfo `protobuf:"bytes,40,opt,name=conversation,proto3,oneof"`
 }
@@ -1184,6 +1214,8 @@ func (*ServerFrame_PendingDevice) isServerFrame_Body() {}
 func (*ServerFrame_Approval) isServerFrame_Body() {}
 
 func (*ServerFrame_Devices) isServerFrame_Body() {}
+
+func (*ServerFrame_DeviceLists) isServerFrame_Body() {}
 
 func (*ServerFrame_Conversation) isServerFrame_Body() {}
 
@@ -2123,6 +2155,167 @@ func (x *DeviceListResult) GetDeviceList() *SignedDeviceList {
 	return nil
 }
 
+// FetchDeviceLists asks for the signed device lists of up to 256 users
+// (local or remote) in one round trip. Each user is answered on its own: a
+// list in lists, or an entry in missing with the code FetchDeviceList would
+// have failed with (NOT_FOUND, UNAVAILABLE, BAD_REQUEST, ...). Clients
+// verify every list exactly as they verify a FetchDeviceList answer.
+type FetchDeviceLists struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Users         []string               `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchDeviceLists) Reset() {
+	*x = FetchDeviceLists{}
+	mi := &file_hearth_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchDeviceLists) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchDeviceLists) ProtoMessage() {}
+
+func (x *FetchDeviceLists) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchDeviceLists.ProtoReflect.Descriptor instead.
+func (*FetchDeviceLists) Descriptor() ([]byte, []int) {
+	return file_hearth_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *FetchDeviceLists) GetUsers() []string {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+type DeviceListsResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Lists         []*DeviceListResult    `protobuf:"bytes,1,rep,name=lists,proto3" json:"lists,omitempty"`
+	Missing       []*MissingDeviceList   `protobuf:"bytes,2,rep,name=missing,proto3" json:"missing,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeviceListsResult) Reset() {
+	*x = DeviceListsResult{}
+	mi := &file_hearth_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceListsResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceListsResult) ProtoMessage() {}
+
+func (x *DeviceListsResult) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceListsResult.ProtoReflect.Descriptor instead.
+func (*DeviceListsResult) Descriptor() ([]byte, []int) {
+	return file_hearth_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *DeviceListsResult) GetLists() []*DeviceListResult {
+	if x != nil {
+		return x.Lists
+	}
+	return nil
+}
+
+func (x *DeviceListsResult) GetMissing() []*MissingDeviceList {
+	if x != nil {
+		return x.Missing
+	}
+	return nil
+}
+
+type MissingDeviceList struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"` // as requested
+	Code          Code                   `protobuf:"varint,2,opt,name=code,proto3,enum=hearth.v1.Code" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"` // human-readable, never contains secrets
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MissingDeviceList) Reset() {
+	*x = MissingDeviceList{}
+	mi := &file_hearth_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MissingDeviceList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MissingDeviceList) ProtoMessage() {}
+
+func (x *MissingDeviceList) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MissingDeviceList.ProtoReflect.Descriptor instead.
+func (*MissingDeviceList) Descriptor() ([]byte, []int) {
+	return file_hearth_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *MissingDeviceList) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *MissingDeviceList) GetCode() Code {
+	if x != nil {
+		return x.Code
+	}
+	return Code_CODE_OK
+}
+
+func (x *MissingDeviceList) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 // ClaimKeyPackages claims one KeyPackage for every active device of each
 // listed user, except the excluded ones. Each package is handed out once;
 // when a device has none left, its last-resort package is returned.
@@ -2136,7 +2329,7 @@ type ClaimKeyPackages struct {
 
 func (x *ClaimKeyPackages) Reset() {
 	*x = ClaimKeyPackages{}
-	mi := &file_hearth_proto_msgTypes[19]
+	mi := &file_hearth_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2148,7 +2341,7 @@ func (x *ClaimKeyPackages) String() string {
 func (*ClaimKeyPackages) ProtoMessage() {}
 
 func (x *ClaimKeyPackages) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[19]
+	mi := &file_hearth_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2161,7 +2354,7 @@ func (x *ClaimKeyPackages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimKeyPackages.ProtoReflect.Descriptor instead.
 func (*ClaimKeyPackages) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{19}
+	return file_hearth_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ClaimKeyPackages) GetUsers() []string {
@@ -2187,7 +2380,7 @@ type ClaimResult struct {
 
 func (x *ClaimResult) Reset() {
 	*x = ClaimResult{}
-	mi := &file_hearth_proto_msgTypes[20]
+	mi := &file_hearth_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2199,7 +2392,7 @@ func (x *ClaimResult) String() string {
 func (*ClaimResult) ProtoMessage() {}
 
 func (x *ClaimResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[20]
+	mi := &file_hearth_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2212,7 +2405,7 @@ func (x *ClaimResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimResult.ProtoReflect.Descriptor instead.
 func (*ClaimResult) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{20}
+	return file_hearth_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ClaimResult) GetPackages() []*ClaimedKeyPackage {
@@ -2234,7 +2427,7 @@ type ClaimedKeyPackage struct {
 
 func (x *ClaimedKeyPackage) Reset() {
 	*x = ClaimedKeyPackage{}
-	mi := &file_hearth_proto_msgTypes[21]
+	mi := &file_hearth_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2246,7 +2439,7 @@ func (x *ClaimedKeyPackage) String() string {
 func (*ClaimedKeyPackage) ProtoMessage() {}
 
 func (x *ClaimedKeyPackage) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[21]
+	mi := &file_hearth_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2259,7 +2452,7 @@ func (x *ClaimedKeyPackage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimedKeyPackage.ProtoReflect.Descriptor instead.
 func (*ClaimedKeyPackage) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{21}
+	return file_hearth_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ClaimedKeyPackage) GetUser() string {
@@ -2300,7 +2493,7 @@ type PendingDevice struct {
 
 func (x *PendingDevice) Reset() {
 	*x = PendingDevice{}
-	mi := &file_hearth_proto_msgTypes[22]
+	mi := &file_hearth_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2312,7 +2505,7 @@ func (x *PendingDevice) String() string {
 func (*PendingDevice) ProtoMessage() {}
 
 func (x *PendingDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[22]
+	mi := &file_hearth_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2325,7 +2518,7 @@ func (x *PendingDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingDevice.ProtoReflect.Descriptor instead.
 func (*PendingDevice) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{22}
+	return file_hearth_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PendingDevice) GetLinkCode() string {
@@ -2348,7 +2541,7 @@ type PendingDeviceInfo struct {
 
 func (x *PendingDeviceInfo) Reset() {
 	*x = PendingDeviceInfo{}
-	mi := &file_hearth_proto_msgTypes[23]
+	mi := &file_hearth_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2360,7 +2553,7 @@ func (x *PendingDeviceInfo) String() string {
 func (*PendingDeviceInfo) ProtoMessage() {}
 
 func (x *PendingDeviceInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[23]
+	mi := &file_hearth_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2373,7 +2566,7 @@ func (x *PendingDeviceInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingDeviceInfo.ProtoReflect.Descriptor instead.
 func (*PendingDeviceInfo) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{23}
+	return file_hearth_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PendingDeviceInfo) GetDeviceId() string {
@@ -2430,7 +2623,7 @@ type ApproveDevice struct {
 
 func (x *ApproveDevice) Reset() {
 	*x = ApproveDevice{}
-	mi := &file_hearth_proto_msgTypes[24]
+	mi := &file_hearth_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2442,7 +2635,7 @@ func (x *ApproveDevice) String() string {
 func (*ApproveDevice) ProtoMessage() {}
 
 func (x *ApproveDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[24]
+	mi := &file_hearth_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2455,7 +2648,7 @@ func (x *ApproveDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveDevice.ProtoReflect.Descriptor instead.
 func (*ApproveDevice) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{24}
+	return file_hearth_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ApproveDevice) GetDeviceId() string {
@@ -2488,7 +2681,7 @@ type FetchApproval struct {
 
 func (x *FetchApproval) Reset() {
 	*x = FetchApproval{}
-	mi := &file_hearth_proto_msgTypes[25]
+	mi := &file_hearth_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2500,7 +2693,7 @@ func (x *FetchApproval) String() string {
 func (*FetchApproval) ProtoMessage() {}
 
 func (x *FetchApproval) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[25]
+	mi := &file_hearth_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2513,7 +2706,7 @@ func (x *FetchApproval) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchApproval.ProtoReflect.Descriptor instead.
 func (*FetchApproval) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{25}
+	return file_hearth_proto_rawDescGZIP(), []int{28}
 }
 
 type ApprovalResult struct {
@@ -2526,7 +2719,7 @@ type ApprovalResult struct {
 
 func (x *ApprovalResult) Reset() {
 	*x = ApprovalResult{}
-	mi := &file_hearth_proto_msgTypes[26]
+	mi := &file_hearth_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2538,7 +2731,7 @@ func (x *ApprovalResult) String() string {
 func (*ApprovalResult) ProtoMessage() {}
 
 func (x *ApprovalResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[26]
+	mi := &file_hearth_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2551,7 +2744,7 @@ func (x *ApprovalResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApprovalResult.ProtoReflect.Descriptor instead.
 func (*ApprovalResult) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{26}
+	return file_hearth_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ApprovalResult) GetStatus() DeviceStatus {
@@ -2576,7 +2769,7 @@ type ListDevices struct {
 
 func (x *ListDevices) Reset() {
 	*x = ListDevices{}
-	mi := &file_hearth_proto_msgTypes[27]
+	mi := &file_hearth_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2588,7 +2781,7 @@ func (x *ListDevices) String() string {
 func (*ListDevices) ProtoMessage() {}
 
 func (x *ListDevices) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[27]
+	mi := &file_hearth_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2601,7 +2794,7 @@ func (x *ListDevices) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevices.ProtoReflect.Descriptor instead.
 func (*ListDevices) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{27}
+	return file_hearth_proto_rawDescGZIP(), []int{30}
 }
 
 type DevicesResult struct {
@@ -2613,7 +2806,7 @@ type DevicesResult struct {
 
 func (x *DevicesResult) Reset() {
 	*x = DevicesResult{}
-	mi := &file_hearth_proto_msgTypes[28]
+	mi := &file_hearth_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2625,7 +2818,7 @@ func (x *DevicesResult) String() string {
 func (*DevicesResult) ProtoMessage() {}
 
 func (x *DevicesResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[28]
+	mi := &file_hearth_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2638,7 +2831,7 @@ func (x *DevicesResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DevicesResult.ProtoReflect.Descriptor instead.
 func (*DevicesResult) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{28}
+	return file_hearth_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DevicesResult) GetDevices() []*DeviceInfo {
@@ -2661,7 +2854,7 @@ type DeviceInfo struct {
 
 func (x *DeviceInfo) Reset() {
 	*x = DeviceInfo{}
-	mi := &file_hearth_proto_msgTypes[29]
+	mi := &file_hearth_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2673,7 +2866,7 @@ func (x *DeviceInfo) String() string {
 func (*DeviceInfo) ProtoMessage() {}
 
 func (x *DeviceInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[29]
+	mi := &file_hearth_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2686,7 +2879,7 @@ func (x *DeviceInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceInfo.ProtoReflect.Descriptor instead.
 func (*DeviceInfo) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{29}
+	return file_hearth_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DeviceInfo) GetDeviceId() string {
@@ -2736,7 +2929,7 @@ type RevokeDevice struct {
 
 func (x *RevokeDevice) Reset() {
 	*x = RevokeDevice{}
-	mi := &file_hearth_proto_msgTypes[30]
+	mi := &file_hearth_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2748,7 +2941,7 @@ func (x *RevokeDevice) String() string {
 func (*RevokeDevice) ProtoMessage() {}
 
 func (x *RevokeDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[30]
+	mi := &file_hearth_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2761,7 +2954,7 @@ func (x *RevokeDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeDevice.ProtoReflect.Descriptor instead.
 func (*RevokeDevice) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{30}
+	return file_hearth_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RevokeDevice) GetDeviceId() string {
@@ -2793,7 +2986,7 @@ type CreateConversation struct {
 
 func (x *CreateConversation) Reset() {
 	*x = CreateConversation{}
-	mi := &file_hearth_proto_msgTypes[31]
+	mi := &file_hearth_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2805,7 +2998,7 @@ func (x *CreateConversation) String() string {
 func (*CreateConversation) ProtoMessage() {}
 
 func (x *CreateConversation) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[31]
+	mi := &file_hearth_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2818,7 +3011,7 @@ func (x *CreateConversation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConversation.ProtoReflect.Descriptor instead.
 func (*CreateConversation) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{31}
+	return file_hearth_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CreateConversation) GetConversationId() string {
@@ -2865,7 +3058,7 @@ type ConversationInfo struct {
 
 func (x *ConversationInfo) Reset() {
 	*x = ConversationInfo{}
-	mi := &file_hearth_proto_msgTypes[32]
+	mi := &file_hearth_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2877,7 +3070,7 @@ func (x *ConversationInfo) String() string {
 func (*ConversationInfo) ProtoMessage() {}
 
 func (x *ConversationInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[32]
+	mi := &file_hearth_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2890,7 +3083,7 @@ func (x *ConversationInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationInfo.ProtoReflect.Descriptor instead.
 func (*ConversationInfo) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{32}
+	return file_hearth_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ConversationInfo) GetConversationId() string {
@@ -2958,7 +3151,7 @@ type GetConversation struct {
 
 func (x *GetConversation) Reset() {
 	*x = GetConversation{}
-	mi := &file_hearth_proto_msgTypes[33]
+	mi := &file_hearth_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2970,7 +3163,7 @@ func (x *GetConversation) String() string {
 func (*GetConversation) ProtoMessage() {}
 
 func (x *GetConversation) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[33]
+	mi := &file_hearth_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2983,7 +3176,7 @@ func (x *GetConversation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConversation.ProtoReflect.Descriptor instead.
 func (*GetConversation) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{33}
+	return file_hearth_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetConversation) GetConversationId() string {
@@ -3001,7 +3194,7 @@ type ListConversations struct {
 
 func (x *ListConversations) Reset() {
 	*x = ListConversations{}
-	mi := &file_hearth_proto_msgTypes[34]
+	mi := &file_hearth_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3013,7 +3206,7 @@ func (x *ListConversations) String() string {
 func (*ListConversations) ProtoMessage() {}
 
 func (x *ListConversations) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[34]
+	mi := &file_hearth_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3026,7 +3219,7 @@ func (x *ListConversations) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversations.ProtoReflect.Descriptor instead.
 func (*ListConversations) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{34}
+	return file_hearth_proto_rawDescGZIP(), []int{37}
 }
 
 type ConversationsResult struct {
@@ -3038,7 +3231,7 @@ type ConversationsResult struct {
 
 func (x *ConversationsResult) Reset() {
 	*x = ConversationsResult{}
-	mi := &file_hearth_proto_msgTypes[35]
+	mi := &file_hearth_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3050,7 +3243,7 @@ func (x *ConversationsResult) String() string {
 func (*ConversationsResult) ProtoMessage() {}
 
 func (x *ConversationsResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[35]
+	mi := &file_hearth_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3063,7 +3256,7 @@ func (x *ConversationsResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationsResult.ProtoReflect.Descriptor instead.
 func (*ConversationsResult) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{35}
+	return file_hearth_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ConversationsResult) GetConversations() []*ConversationInfo {
@@ -3093,7 +3286,7 @@ type Send struct {
 
 func (x *Send) Reset() {
 	*x = Send{}
-	mi := &file_hearth_proto_msgTypes[36]
+	mi := &file_hearth_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3105,7 +3298,7 @@ func (x *Send) String() string {
 func (*Send) ProtoMessage() {}
 
 func (x *Send) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[36]
+	mi := &file_hearth_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3118,7 +3311,7 @@ func (x *Send) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Send.ProtoReflect.Descriptor instead.
 func (*Send) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{36}
+	return file_hearth_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Send) GetConversationId() string {
@@ -3197,7 +3390,7 @@ type SendOK struct {
 
 func (x *SendOK) Reset() {
 	*x = SendOK{}
-	mi := &file_hearth_proto_msgTypes[37]
+	mi := &file_hearth_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3209,7 +3402,7 @@ func (x *SendOK) String() string {
 func (*SendOK) ProtoMessage() {}
 
 func (x *SendOK) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[37]
+	mi := &file_hearth_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3222,7 +3415,7 @@ func (x *SendOK) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendOK.ProtoReflect.Descriptor instead.
 func (*SendOK) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{37}
+	return file_hearth_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SendOK) GetMessageId() string {
@@ -3270,7 +3463,7 @@ type Sync struct {
 
 func (x *Sync) Reset() {
 	*x = Sync{}
-	mi := &file_hearth_proto_msgTypes[38]
+	mi := &file_hearth_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3282,7 +3475,7 @@ func (x *Sync) String() string {
 func (*Sync) ProtoMessage() {}
 
 func (x *Sync) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[38]
+	mi := &file_hearth_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3295,7 +3488,7 @@ func (x *Sync) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sync.ProtoReflect.Descriptor instead.
 func (*Sync) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{38}
+	return file_hearth_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Sync) GetAfterSeq() uint64 {
@@ -3314,7 +3507,7 @@ type SyncOK struct {
 
 func (x *SyncOK) Reset() {
 	*x = SyncOK{}
-	mi := &file_hearth_proto_msgTypes[39]
+	mi := &file_hearth_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3326,7 +3519,7 @@ func (x *SyncOK) String() string {
 func (*SyncOK) ProtoMessage() {}
 
 func (x *SyncOK) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[39]
+	mi := &file_hearth_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3339,7 +3532,7 @@ func (x *SyncOK) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncOK.ProtoReflect.Descriptor instead.
 func (*SyncOK) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{39}
+	return file_hearth_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SyncOK) GetHead() uint64 {
@@ -3361,7 +3554,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_hearth_proto_msgTypes[40]
+	mi := &file_hearth_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3373,7 +3566,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[40]
+	mi := &file_hearth_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3386,7 +3579,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{40}
+	return file_hearth_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Ack) GetUpToSeq() uint64 {
@@ -3409,13 +3602,18 @@ type Delivery struct {
 	Payload         []byte                 `protobuf:"bytes,8,opt,name=payload,proto3" json:"payload,omitempty"`
 	ServerTimeMs    int64                  `protobuf:"varint,9,opt,name=server_time_ms,json=serverTimeMs,proto3" json:"server_time_ms,omitempty"`
 	FailedServer    string                 `protobuf:"bytes,10,opt,name=failed_server,json=failedServer,proto3" json:"failed_server,omitempty"` // MESSAGE_KIND_DELIVERY_FAILED: the unreachable server
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// WELCOME: the MLSMessage(GroupInfo) of the epoch the Welcome joins, with
+	// its ratchet_tree extension, as the committer sent it to the hub. Large
+	// groups' Welcomes omit the tree (RFC 9420 12.4.3.3); the joiner takes it
+	// from here after checking group id and epoch (docs/decisions/0004).
+	GroupInfo     []byte `protobuf:"bytes,11,opt,name=group_info,json=groupInfo,proto3" json:"group_info,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_hearth_proto_msgTypes[41]
+	mi := &file_hearth_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3427,7 +3625,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[41]
+	mi := &file_hearth_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3440,7 +3638,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{41}
+	return file_hearth_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *Delivery) GetSeq() uint64 {
@@ -3513,6 +3711,13 @@ func (x *Delivery) GetFailedServer() string {
 	return ""
 }
 
+func (x *Delivery) GetGroupInfo() []byte {
+	if x != nil {
+		return x.GroupInfo
+	}
+	return nil
+}
+
 type SessionClosed struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Code          Code                   `protobuf:"varint,1,opt,name=code,proto3,enum=hearth.v1.Code" json:"code,omitempty"`
@@ -3523,7 +3728,7 @@ type SessionClosed struct {
 
 func (x *SessionClosed) Reset() {
 	*x = SessionClosed{}
-	mi := &file_hearth_proto_msgTypes[42]
+	mi := &file_hearth_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3535,7 +3740,7 @@ func (x *SessionClosed) String() string {
 func (*SessionClosed) ProtoMessage() {}
 
 func (x *SessionClosed) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[42]
+	mi := &file_hearth_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3548,7 +3753,7 @@ func (x *SessionClosed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionClosed.ProtoReflect.Descriptor instead.
 func (*SessionClosed) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{42}
+	return file_hearth_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *SessionClosed) GetCode() Code {
@@ -3575,7 +3780,7 @@ type Typing struct {
 
 func (x *Typing) Reset() {
 	*x = Typing{}
-	mi := &file_hearth_proto_msgTypes[43]
+	mi := &file_hearth_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3587,7 +3792,7 @@ func (x *Typing) String() string {
 func (*Typing) ProtoMessage() {}
 
 func (x *Typing) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[43]
+	mi := &file_hearth_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3600,7 +3805,7 @@ func (x *Typing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Typing.ProtoReflect.Descriptor instead.
 func (*Typing) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{43}
+	return file_hearth_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *Typing) GetConversationId() string {
@@ -3628,7 +3833,7 @@ type TypingEvent struct {
 
 func (x *TypingEvent) Reset() {
 	*x = TypingEvent{}
-	mi := &file_hearth_proto_msgTypes[44]
+	mi := &file_hearth_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3640,7 +3845,7 @@ func (x *TypingEvent) String() string {
 func (*TypingEvent) ProtoMessage() {}
 
 func (x *TypingEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[44]
+	mi := &file_hearth_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3653,7 +3858,7 @@ func (x *TypingEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TypingEvent.ProtoReflect.Descriptor instead.
 func (*TypingEvent) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{44}
+	return file_hearth_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *TypingEvent) GetConversationId() string {
@@ -3686,7 +3891,7 @@ type SetPresence struct {
 
 func (x *SetPresence) Reset() {
 	*x = SetPresence{}
-	mi := &file_hearth_proto_msgTypes[45]
+	mi := &file_hearth_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3698,7 +3903,7 @@ func (x *SetPresence) String() string {
 func (*SetPresence) ProtoMessage() {}
 
 func (x *SetPresence) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[45]
+	mi := &file_hearth_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3711,7 +3916,7 @@ func (x *SetPresence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPresence.ProtoReflect.Descriptor instead.
 func (*SetPresence) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{45}
+	return file_hearth_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *SetPresence) GetState() PresenceState {
@@ -3732,7 +3937,7 @@ type PresenceEvent struct {
 
 func (x *PresenceEvent) Reset() {
 	*x = PresenceEvent{}
-	mi := &file_hearth_proto_msgTypes[46]
+	mi := &file_hearth_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3744,7 +3949,7 @@ func (x *PresenceEvent) String() string {
 func (*PresenceEvent) ProtoMessage() {}
 
 func (x *PresenceEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[46]
+	mi := &file_hearth_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3757,7 +3962,7 @@ func (x *PresenceEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceEvent.ProtoReflect.Descriptor instead.
 func (*PresenceEvent) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{46}
+	return file_hearth_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *PresenceEvent) GetUser() string {
@@ -3790,7 +3995,7 @@ const file_hearth_proto_rawDesc = "" +
 	"\x04code\x18\x01 \x01(\x0e2\x0f.hearth.v1.CodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1c\n" +
 	"\tretryable\x18\x03 \x01(\bR\tretryable\x12$\n" +
-	"\x0eretry_after_ms\x18\x04 \x01(\x04R\fretryAfterMs\"\x92\v\n" +
+	"\x0eretry_after_ms\x18\x04 \x01(\x04R\fretryAfterMs\"\xdf\v\n" +
 	"\vClientFrame\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12(\n" +
 	"\x05hello\x18\n" +
@@ -3808,7 +4013,8 @@ const file_hearth_proto_rawDesc = "" +
 	"\x0eapprove_device\x18\x1a \x01(\v2\x18.hearth.v1.ApproveDeviceH\x00R\rapproveDevice\x12A\n" +
 	"\x0efetch_approval\x18\x1b \x01(\v2\x18.hearth.v1.FetchApprovalH\x00R\rfetchApproval\x12;\n" +
 	"\flist_devices\x18\x1c \x01(\v2\x16.hearth.v1.ListDevicesH\x00R\vlistDevices\x12>\n" +
-	"\rrevoke_device\x18\x1d \x01(\v2\x17.hearth.v1.RevokeDeviceH\x00R\frevokeDevice\x12P\n" +
+	"\rrevoke_device\x18\x1d \x01(\v2\x17.hearth.v1.RevokeDeviceH\x00R\frevokeDevice\x12K\n" +
+	"\x12fetch_device_lists\x18\x1e \x01(\v2\x1b.hearth.v1.FetchDeviceListsH\x00R\x10fetchDeviceLists\x12P\n" +
 	"\x13create_conversation\x18( \x01(\v2\x1d.hearth.v1.CreateConversationH\x00R\x12createConversation\x12%\n" +
 	"\x04send\x18) \x01(\v2\x0f.hearth.v1.SendH\x00R\x04send\x12%\n" +
 	"\x04sync\x18* \x01(\v2\x0f.hearth.v1.SyncH\x00R\x04sync\x12\"\n" +
@@ -3817,7 +4023,7 @@ const file_hearth_proto_rawDesc = "" +
 	"\x12list_conversations\x18- \x01(\v2\x1c.hearth.v1.ListConversationsH\x00R\x11listConversations\x12+\n" +
 	"\x06typing\x18< \x01(\v2\x11.hearth.v1.TypingH\x00R\x06typing\x12;\n" +
 	"\fset_presence\x18= \x01(\v2\x16.hearth.v1.SetPresenceH\x00R\vsetPresenceB\x06\n" +
-	"\x04body\"\x95\b\n" +
+	"\x04body\"\xd8\b\n" +
 	"\vServerFrame\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12,\n" +
 	"\x05error\x18\x02 \x01(\v2\x14.hearth.v1.ErrorInfoH\x00R\x05error\x12/\n" +
@@ -3834,6 +4040,7 @@ const file_hearth_proto_rawDesc = "" +
 	"\x0epending_device\x18\x19 \x01(\v2\x1c.hearth.v1.PendingDeviceInfoH\x00R\rpendingDevice\x127\n" +
 	"\bapproval\x18\x1b \x01(\v2\x19.hearth.v1.ApprovalResultH\x00R\bapproval\x124\n" +
 	"\adevices\x18\x1c \x01(\v2\x18.hearth.v1.DevicesResultH\x00R\adevices\x12A\n" +
+	"\fdevice_lists\x18\x1d \x01(\v2\x1c.hearth.v1.DeviceListsResultH\x00R\vdeviceLists\x12A\n" +
 	"\fconversation\x18( \x01(\v2\x1b.hearth.v1.ConversationInfoH\x00R\fconversation\x12,\n" +
 	"\asend_ok\x18) \x01(\v2\x11.hearth.v1.SendOKH\x00R\x06sendOk\x12,\n" +
 	"\async_ok\x18* \x01(\v2\x11.hearth.v1.SyncOKH\x00R\x06syncOk\x12F\n" +
@@ -3906,7 +4113,16 @@ const file_hearth_proto_rawDesc = "" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12!\n" +
 	"\fidentity_key\x18\x02 \x01(\fR\videntityKey\x12<\n" +
 	"\vdevice_list\x18\x03 \x01(\v2\x1b.hearth.v1.SignedDeviceListR\n" +
-	"deviceList\"Q\n" +
+	"deviceList\"(\n" +
+	"\x10FetchDeviceLists\x12\x14\n" +
+	"\x05users\x18\x01 \x03(\tR\x05users\"~\n" +
+	"\x11DeviceListsResult\x121\n" +
+	"\x05lists\x18\x01 \x03(\v2\x1b.hearth.v1.DeviceListResultR\x05lists\x126\n" +
+	"\amissing\x18\x02 \x03(\v2\x1c.hearth.v1.MissingDeviceListR\amissing\"f\n" +
+	"\x11MissingDeviceList\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12#\n" +
+	"\x04code\x18\x02 \x01(\x0e2\x0f.hearth.v1.CodeR\x04code\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"Q\n" +
 	"\x10ClaimKeyPackages\x12\x14\n" +
 	"\x05users\x18\x01 \x03(\tR\x05users\x12'\n" +
 	"\x0fexclude_devices\x18\x02 \x03(\tR\x0eexcludeDevices\"G\n" +
@@ -4000,7 +4216,7 @@ const file_hearth_proto_rawDesc = "" +
 	"\x06SyncOK\x12\x12\n" +
 	"\x04head\x18\x01 \x01(\x04R\x04head\"!\n" +
 	"\x03Ack\x12\x1a\n" +
-	"\tup_to_seq\x18\x01 \x01(\x04R\aupToSeq\"\xce\x02\n" +
+	"\tup_to_seq\x18\x01 \x01(\x04R\aupToSeq\"\xed\x02\n" +
 	"\bDelivery\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12'\n" +
 	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12)\n" +
@@ -4013,7 +4229,9 @@ const file_hearth_proto_rawDesc = "" +
 	"\apayload\x18\b \x01(\fR\apayload\x12$\n" +
 	"\x0eserver_time_ms\x18\t \x01(\x03R\fserverTimeMs\x12#\n" +
 	"\rfailed_server\x18\n" +
-	" \x01(\tR\ffailedServer\"N\n" +
+	" \x01(\tR\ffailedServer\x12\x1d\n" +
+	"\n" +
+	"group_info\x18\v \x01(\fR\tgroupInfo\"N\n" +
 	"\rSessionClosed\x12#\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x0f.hearth.v1.CodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"I\n" +
@@ -4088,7 +4306,7 @@ func file_hearth_proto_rawDescGZIP() []byte {
 }
 
 var file_hearth_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_hearth_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_hearth_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_hearth_proto_goTypes = []any{
 	(Code)(0),                   // 0: hearth.v1.Code
 	(DeviceStatus)(0),           // 1: hearth.v1.DeviceStatus
@@ -4114,34 +4332,37 @@ var file_hearth_proto_goTypes = []any{
 	(*PublishKeyPackages)(nil),  // 21: hearth.v1.PublishKeyPackages
 	(*FetchDeviceList)(nil),     // 22: hearth.v1.FetchDeviceList
 	(*DeviceListResult)(nil),    // 23: hearth.v1.DeviceListResult
-	(*ClaimKeyPackages)(nil),    // 24: hearth.v1.ClaimKeyPackages
-	(*ClaimResult)(nil),         // 25: hearth.v1.ClaimResult
-	(*ClaimedKeyPackage)(nil),   // 26: hearth.v1.ClaimedKeyPackage
-	(*PendingDevice)(nil),       // 27: hearth.v1.PendingDevice
-	(*PendingDeviceInfo)(nil),   // 28: hearth.v1.PendingDeviceInfo
-	(*ApproveDevice)(nil),       // 29: hearth.v1.ApproveDevice
-	(*FetchApproval)(nil),       // 30: hearth.v1.FetchApproval
-	(*ApprovalResult)(nil),      // 31: hearth.v1.ApprovalResult
-	(*ListDevices)(nil),         // 32: hearth.v1.ListDevices
-	(*DevicesResult)(nil),       // 33: hearth.v1.DevicesResult
-	(*DeviceInfo)(nil),          // 34: hearth.v1.DeviceInfo
-	(*RevokeDevice)(nil),        // 35: hearth.v1.RevokeDevice
-	(*CreateConversation)(nil),  // 36: hearth.v1.CreateConversation
-	(*ConversationInfo)(nil),    // 37: hearth.v1.ConversationInfo
-	(*GetConversation)(nil),     // 38: hearth.v1.GetConversation
-	(*ListConversations)(nil),   // 39: hearth.v1.ListConversations
-	(*ConversationsResult)(nil), // 40: hearth.v1.ConversationsResult
-	(*Send)(nil),                // 41: hearth.v1.Send
-	(*SendOK)(nil),              // 42: hearth.v1.SendOK
-	(*Sync)(nil),                // 43: hearth.v1.Sync
-	(*SyncOK)(nil),              // 44: hearth.v1.SyncOK
-	(*Ack)(nil),                 // 45: hearth.v1.Ack
-	(*Delivery)(nil),            // 46: hearth.v1.Delivery
-	(*SessionClosed)(nil),       // 47: hearth.v1.SessionClosed
-	(*Typing)(nil),              // 48: hearth.v1.Typing
-	(*TypingEvent)(nil),         // 49: hearth.v1.TypingEvent
-	(*SetPresence)(nil),         // 50: hearth.v1.SetPresence
-	(*PresenceEvent)(nil),       // 51: hearth.v1.PresenceEvent
+	(*FetchDeviceLists)(nil),    // 24: hearth.v1.FetchDeviceLists
+	(*DeviceListsResult)(nil),   // 25: hearth.v1.DeviceListsResult
+	(*MissingDeviceList)(nil),   // 26: hearth.v1.MissingDeviceList
+	(*ClaimKeyPackages)(nil),    // 27: hearth.v1.ClaimKeyPackages
+	(*ClaimResult)(nil),         // 28: hearth.v1.ClaimResult
+	(*ClaimedKeyPackage)(nil),   // 29: hearth.v1.ClaimedKeyPackage
+	(*PendingDevice)(nil),       // 30: hearth.v1.PendingDevice
+	(*PendingDeviceInfo)(nil),   // 31: hearth.v1.PendingDeviceInfo
+	(*ApproveDevice)(nil),       // 32: hearth.v1.ApproveDevice
+	(*FetchApproval)(nil),       // 33: hearth.v1.FetchApproval
+	(*ApprovalResult)(nil),      // 34: hearth.v1.ApprovalResult
+	(*ListDevices)(nil),         // 35: hearth.v1.ListDevices
+	(*DevicesResult)(nil),       // 36: hearth.v1.DevicesResult
+	(*DeviceInfo)(nil),          // 37: hearth.v1.DeviceInfo
+	(*RevokeDevice)(nil),        // 38: hearth.v1.RevokeDevice
+	(*CreateConversation)(nil),  // 39: hearth.v1.CreateConversation
+	(*ConversationInfo)(nil),    // 40: hearth.v1.ConversationInfo
+	(*GetConversation)(nil),     // 41: hearth.v1.GetConversation
+	(*ListConversations)(nil),   // 42: hearth.v1.ListConversations
+	(*ConversationsResult)(nil), // 43: hearth.v1.ConversationsResult
+	(*Send)(nil),                // 44: hearth.v1.Send
+	(*SendOK)(nil),              // 45: hearth.v1.SendOK
+	(*Sync)(nil),                // 46: hearth.v1.Sync
+	(*SyncOK)(nil),              // 47: hearth.v1.SyncOK
+	(*Ack)(nil),                 // 48: hearth.v1.Ack
+	(*Delivery)(nil),            // 49: hearth.v1.Delivery
+	(*SessionClosed)(nil),       // 50: hearth.v1.SessionClosed
+	(*Typing)(nil),              // 51: hearth.v1.Typing
+	(*TypingEvent)(nil),         // 52: hearth.v1.TypingEvent
+	(*SetPresence)(nil),         // 53: hearth.v1.SetPresence
+	(*PresenceEvent)(nil),       // 54: hearth.v1.PresenceEvent
 }
 var file_hearth_proto_depIdxs = []int32{
 	0,  // 0: hearth.v1.ErrorInfo.code:type_name -> hearth.v1.Code
@@ -4154,63 +4375,68 @@ var file_hearth_proto_depIdxs = []int32{
 	20, // 7: hearth.v1.ClientFrame.publish_device_list:type_name -> hearth.v1.PublishDeviceList
 	21, // 8: hearth.v1.ClientFrame.publish_key_packages:type_name -> hearth.v1.PublishKeyPackages
 	22, // 9: hearth.v1.ClientFrame.fetch_device_list:type_name -> hearth.v1.FetchDeviceList
-	24, // 10: hearth.v1.ClientFrame.claim_key_packages:type_name -> hearth.v1.ClaimKeyPackages
-	27, // 11: hearth.v1.ClientFrame.pending_device:type_name -> hearth.v1.PendingDevice
-	29, // 12: hearth.v1.ClientFrame.approve_device:type_name -> hearth.v1.ApproveDevice
-	30, // 13: hearth.v1.ClientFrame.fetch_approval:type_name -> hearth.v1.FetchApproval
-	32, // 14: hearth.v1.ClientFrame.list_devices:type_name -> hearth.v1.ListDevices
-	35, // 15: hearth.v1.ClientFrame.revoke_device:type_name -> hearth.v1.RevokeDevice
-	36, // 16: hearth.v1.ClientFrame.create_conversation:type_name -> hearth.v1.CreateConversation
-	41, // 17: hearth.v1.ClientFrame.send:type_name -> hearth.v1.Send
-	43, // 18: hearth.v1.ClientFrame.sync:type_name -> hearth.v1.Sync
-	45, // 19: hearth.v1.ClientFrame.ack:type_name -> hearth.v1.Ack
-	38, // 20: hearth.v1.ClientFrame.get_conversation:type_name -> hearth.v1.GetConversation
-	39, // 21: hearth.v1.ClientFrame.list_conversations:type_name -> hearth.v1.ListConversations
-	48, // 22: hearth.v1.ClientFrame.typing:type_name -> hearth.v1.Typing
-	50, // 23: hearth.v1.ClientFrame.set_presence:type_name -> hearth.v1.SetPresence
-	5,  // 24: hearth.v1.ServerFrame.error:type_name -> hearth.v1.ErrorInfo
-	12, // 25: hearth.v1.ServerFrame.hello_ok:type_name -> hearth.v1.HelloOK
-	15, // 26: hearth.v1.ServerFrame.login_ok:type_name -> hearth.v1.LoginOK
-	17, // 27: hearth.v1.ServerFrame.refresh_ok:type_name -> hearth.v1.RefreshOK
-	10, // 28: hearth.v1.ServerFrame.pong:type_name -> hearth.v1.Pong
-	8,  // 29: hearth.v1.ServerFrame.ok:type_name -> hearth.v1.Empty
-	23, // 30: hearth.v1.ServerFrame.device_list:type_name -> hearth.v1.DeviceListResult
-	25, // 31: hearth.v1.ServerFrame.claim:type_name -> hearth.v1.ClaimResult
-	28, // 32: hearth.v1.ServerFrame.pending_device:type_name -> hearth.v1.PendingDeviceInfo
-	31, // 33: hearth.v1.ServerFrame.approval:type_name -> hearth.v1.ApprovalResult
-	33, // 34: hearth.v1.ServerFrame.devices:type_name -> hearth.v1.DevicesResult
-	37, // 35: hearth.v1.ServerFrame.conversation:type_name -> hearth.v1.ConversationInfo
-	42, // 36: hearth.v1.ServerFrame.send_ok:type_name -> hearth.v1.SendOK
-	44, // 37: hearth.v1.ServerFrame.sync_ok:type_name -> hearth.v1.SyncOK
-	40, // 38: hearth.v1.ServerFrame.conversations:type_name -> hearth.v1.ConversationsResult
-	46, // 39: hearth.v1.ServerFrame.delivery:type_name -> hearth.v1.Delivery
-	47, // 40: hearth.v1.ServerFrame.closed:type_name -> hearth.v1.SessionClosed
-	49, // 41: hearth.v1.ServerFrame.typing:type_name -> hearth.v1.TypingEvent
-	51, // 42: hearth.v1.ServerFrame.presence:type_name -> hearth.v1.PresenceEvent
-	1,  // 43: hearth.v1.HelloOK.status:type_name -> hearth.v1.DeviceStatus
-	1,  // 44: hearth.v1.LoginOK.status:type_name -> hearth.v1.DeviceStatus
-	19, // 45: hearth.v1.PublishIdentity.device_list:type_name -> hearth.v1.SignedDeviceList
-	19, // 46: hearth.v1.PublishDeviceList.device_list:type_name -> hearth.v1.SignedDeviceList
-	19, // 47: hearth.v1.DeviceListResult.device_list:type_name -> hearth.v1.SignedDeviceList
-	26, // 48: hearth.v1.ClaimResult.packages:type_name -> hearth.v1.ClaimedKeyPackage
-	19, // 49: hearth.v1.ApproveDevice.device_list:type_name -> hearth.v1.SignedDeviceList
-	1,  // 50: hearth.v1.ApprovalResult.status:type_name -> hearth.v1.DeviceStatus
-	34, // 51: hearth.v1.DevicesResult.devices:type_name -> hearth.v1.DeviceInfo
-	1,  // 52: hearth.v1.DeviceInfo.status:type_name -> hearth.v1.DeviceStatus
-	19, // 53: hearth.v1.RevokeDevice.device_list:type_name -> hearth.v1.SignedDeviceList
-	2,  // 54: hearth.v1.CreateConversation.kind:type_name -> hearth.v1.ConversationKind
-	2,  // 55: hearth.v1.ConversationInfo.kind:type_name -> hearth.v1.ConversationKind
-	37, // 56: hearth.v1.ConversationsResult.conversations:type_name -> hearth.v1.ConversationInfo
-	3,  // 57: hearth.v1.Send.kind:type_name -> hearth.v1.MessageKind
-	3,  // 58: hearth.v1.Delivery.kind:type_name -> hearth.v1.MessageKind
-	0,  // 59: hearth.v1.SessionClosed.code:type_name -> hearth.v1.Code
-	4,  // 60: hearth.v1.SetPresence.state:type_name -> hearth.v1.PresenceState
-	4,  // 61: hearth.v1.PresenceEvent.state:type_name -> hearth.v1.PresenceState
-	62, // [62:62] is the sub-list for method output_type
-	62, // [62:62] is the sub-list for method input_type
-	62, // [62:62] is the sub-list for extension type_name
-	62, // [62:62] is the sub-list for extension extendee
-	0,  // [0:62] is the sub-list for field type_name
+	27, // 10: hearth.v1.ClientFrame.claim_key_packages:type_name -> hearth.v1.ClaimKeyPackages
+	30, // 11: hearth.v1.ClientFrame.pending_device:type_name -> hearth.v1.PendingDevice
+	32, // 12: hearth.v1.ClientFrame.approve_device:type_name -> hearth.v1.ApproveDevice
+	33, // 13: hearth.v1.ClientFrame.fetch_approval:type_name -> hearth.v1.FetchApproval
+	35, // 14: hearth.v1.ClientFrame.list_devices:type_name -> hearth.v1.ListDevices
+	38, // 15: hearth.v1.ClientFrame.revoke_device:type_name -> hearth.v1.RevokeDevice
+	24, // 16: hearth.v1.ClientFrame.fetch_device_lists:type_name -> hearth.v1.FetchDeviceLists
+	39, // 17: hearth.v1.ClientFrame.create_conversation:type_name -> hearth.v1.CreateConversation
+	44, // 18: hearth.v1.ClientFrame.send:type_name -> hearth.v1.Send
+	46, // 19: hearth.v1.ClientFrame.sync:type_name -> hearth.v1.Sync
+	48, // 20: hearth.v1.ClientFrame.ack:type_name -> hearth.v1.Ack
+	41, // 21: hearth.v1.ClientFrame.get_conversation:type_name -> hearth.v1.GetConversation
+	42, // 22: hearth.v1.ClientFrame.list_conversations:type_name -> hearth.v1.ListConversations
+	51, // 23: hearth.v1.ClientFrame.typing:type_name -> hearth.v1.Typing
+	53, // 24: hearth.v1.ClientFrame.set_presence:type_name -> hearth.v1.SetPresence
+	5,  // 25: hearth.v1.ServerFrame.error:type_name -> hearth.v1.ErrorInfo
+	12, // 26: hearth.v1.ServerFrame.hello_ok:type_name -> hearth.v1.HelloOK
+	15, // 27: hearth.v1.ServerFrame.login_ok:type_name -> hearth.v1.LoginOK
+	17, // 28: hearth.v1.ServerFrame.refresh_ok:type_name -> hearth.v1.RefreshOK
+	10, // 29: hearth.v1.ServerFrame.pong:type_name -> hearth.v1.Pong
+	8,  // 30: hearth.v1.ServerFrame.ok:type_name -> hearth.v1.Empty
+	23, // 31: hearth.v1.ServerFrame.device_list:type_name -> hearth.v1.DeviceListResult
+	28, // 32: hearth.v1.ServerFrame.claim:type_name -> hearth.v1.ClaimResult
+	31, // 33: hearth.v1.ServerFrame.pending_device:type_name -> hearth.v1.PendingDeviceInfo
+	34, // 34: hearth.v1.ServerFrame.approval:type_name -> hearth.v1.ApprovalResult
+	36, // 35: hearth.v1.ServerFrame.devices:type_name -> hearth.v1.DevicesResult
+	25, // 36: hearth.v1.ServerFrame.device_lists:type_name -> hearth.v1.DeviceListsResult
+	40, // 37: hearth.v1.ServerFrame.conversation:type_name -> hearth.v1.ConversationInfo
+	45, // 38: hearth.v1.ServerFrame.send_ok:type_name -> hearth.v1.SendOK
+	47, // 39: hearth.v1.ServerFrame.sync_ok:type_name -> hearth.v1.SyncOK
+	43, // 40: hearth.v1.ServerFrame.conversations:type_name -> hearth.v1.ConversationsResult
+	49, // 41: hearth.v1.ServerFrame.delivery:type_name -> hearth.v1.Delivery
+	50, // 42: hearth.v1.ServerFrame.closed:type_name -> hearth.v1.SessionClosed
+	52, // 43: hearth.v1.ServerFrame.typing:type_name -> hearth.v1.TypingEvent
+	54, // 44: hearth.v1.ServerFrame.presence:type_name -> hearth.v1.PresenceEvent
+	1,  // 45: hearth.v1.HelloOK.status:type_name -> hearth.v1.DeviceStatus
+	1,  // 46: hearth.v1.LoginOK.status:type_name -> hearth.v1.DeviceStatus
+	19, // 47: hearth.v1.PublishIdentity.device_list:type_name -> hearth.v1.SignedDeviceList
+	19, // 48: hearth.v1.PublishDeviceList.device_list:type_name -> hearth.v1.SignedDeviceList
+	19, // 49: hearth.v1.DeviceListResult.device_list:type_name -> hearth.v1.SignedDeviceList
+	23, // 50: hearth.v1.DeviceListsResult.lists:type_name -> hearth.v1.DeviceListResult
+	26, // 51: hearth.v1.DeviceListsResult.missing:type_name -> hearth.v1.MissingDeviceList
+	0,  // 52: hearth.v1.MissingDeviceList.code:type_name -> hearth.v1.Code
+	29, // 53: hearth.v1.ClaimResult.packages:type_name -> hearth.v1.ClaimedKeyPackage
+	19, // 54: hearth.v1.ApproveDevice.device_list:type_name -> hearth.v1.SignedDeviceList
+	1,  // 55: hearth.v1.ApprovalResult.status:type_name -> hearth.v1.DeviceStatus
+	37, // 56: hearth.v1.DevicesResult.devices:type_name -> hearth.v1.DeviceInfo
+	1,  // 57: hearth.v1.DeviceInfo.status:type_name -> hearth.v1.DeviceStatus
+	19, // 58: hearth.v1.RevokeDevice.device_list:type_name -> hearth.v1.SignedDeviceList
+	2,  // 59: hearth.v1.CreateConversation.kind:type_name -> hearth.v1.ConversationKind
+	2,  // 60: hearth.v1.ConversationInfo.kind:type_name -> hearth.v1.ConversationKind
+	40, // 61: hearth.v1.ConversationsResult.conversations:type_name -> hearth.v1.ConversationInfo
+	3,  // 62: hearth.v1.Send.kind:type_name -> hearth.v1.MessageKind
+	3,  // 63: hearth.v1.Delivery.kind:type_name -> hearth.v1.MessageKind
+	0,  // 64: hearth.v1.SessionClosed.code:type_name -> hearth.v1.Code
+	4,  // 65: hearth.v1.SetPresence.state:type_name -> hearth.v1.PresenceState
+	4,  // 66: hearth.v1.PresenceEvent.state:type_name -> hearth.v1.PresenceState
+	67, // [67:67] is the sub-list for method output_type
+	67, // [67:67] is the sub-list for method input_type
+	67, // [67:67] is the sub-list for extension type_name
+	67, // [67:67] is the sub-list for extension extendee
+	0,  // [0:67] is the sub-list for field type_name
 }
 
 func init() { file_hearth_proto_init() }
@@ -4234,6 +4460,7 @@ func file_hearth_proto_init() {
 		(*ClientFrame_FetchApproval)(nil),
 		(*ClientFrame_ListDevices)(nil),
 		(*ClientFrame_RevokeDevice)(nil),
+		(*ClientFrame_FetchDeviceLists)(nil),
 		(*ClientFrame_CreateConversation)(nil),
 		(*ClientFrame_Send)(nil),
 		(*ClientFrame_Sync)(nil),
@@ -4255,6 +4482,7 @@ func file_hearth_proto_init() {
 		(*ServerFrame_PendingDevice)(nil),
 		(*ServerFrame_Approval)(nil),
 		(*ServerFrame_Devices)(nil),
+		(*ServerFrame_DeviceLists)(nil),
 		(*ServerFrame_Conversation)(nil),
 		(*ServerFrame_SendOk)(nil),
 		(*ServerFrame_SyncOk)(nil),
@@ -4270,7 +4498,7 @@ func file_hearth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hearth_proto_rawDesc), len(file_hearth_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   47,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
