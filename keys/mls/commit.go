@@ -22,6 +22,12 @@ type CommitOptions struct {
 	// when the proposals allow a path-less commit.
 	UpdatePath        bool
 	AuthenticatedData []byte
+	// OmitTreeInWelcome leaves the ratchet_tree extension out of the
+	// Welcome's GroupInfo (RFC 9420 §12.4.3.3): new members then get the
+	// tree some other way (JoinOptions.RatchetTree), e.g. from the
+	// GroupInfo in CommitOutput.GroupInfo, which always carries it. For
+	// large groups on a post-quantum suite the tree is most of the bytes.
+	OmitTreeInWelcome bool
 }
 
 // CommitOutput is what a commit produces for the hub and new members.
@@ -248,7 +254,7 @@ func (g *Group) Commit(opts CommitOptions) (*CommitOutput, error) {
 		return nil, err
 	}
 	out := &CommitOutput{Commit: (&MLSMessage{WireFormat: WirePublicMessage, PublicMessage: pm}).Marshal(), Epoch: next.ctx.Epoch}
-	if err := g.commitOutputs(out, next, ep, psk, ac.Auth.ConfirmationTag, pv, b.pathSecrets); err != nil {
+	if err := g.commitOutputs(out, next, ep, psk, ac.Auth.ConfirmationTag, pv, b.pathSecrets, opts.OmitTreeInWelcome); err != nil {
 		return nil, err
 	}
 	res := &Result{Kind: ContentCommit, Epoch: next.ctx.Epoch, Sender: me, SenderIdentity: memberAt(cur.tree, cur.priv.Self()).Identity,
@@ -290,16 +296,23 @@ func (g *Group) buildCommit(pv *provisional, props []resolved, withPath bool) (*
 }
 
 // commitOutputs adds the GroupInfo, the Welcome (if members were added)
-// and the roster change to out.
+// and the roster change to out. With omitTree, the Welcome's GroupInfo is
+// a second one, signed without the ratchet_tree extension.
 func (g *Group) commitOutputs(out *CommitOutput, next *epochState, ep *schedule.Epoch, psk, tag []byte,
-	pv *provisional, pathSecrets map[NodeIndex][]byte) error {
-	gi, err := g.groupInfo(next, ep, tag)
+	pv *provisional, pathSecrets map[NodeIndex][]byte, omitTree bool) error {
+	gi, err := g.groupInfo(next, ep, tag, true)
 	if err != nil {
 		return err
 	}
 	out.GroupInfo = (&MLSMessage{WireFormat: WireGroupInfo, GroupInfo: gi}).Marshal()
 	if len(pv.added) > 0 {
-		if out.Welcome, err = g.welcome(gi, ep, psk, pv, pathSecrets); err != nil {
+		wgi := gi
+		if omitTree {
+			if wgi, err = g.groupInfo(next, ep, tag, false); err != nil {
+				return err
+			}
+		}
+		if out.Welcome, err = g.welcome(wgi, ep, psk, pv, pathSecrets); err != nil {
 			return err
 		}
 	}
@@ -310,17 +323,20 @@ func (g *Group) commitOutputs(out *CommitOutput, next *epochState, ep *schedule.
 	return nil
 }
 
-// groupInfo signs the GroupInfo of epoch next, carrying the ratchet tree
-// and the external public key so devices can join by external commit.
-func (g *Group) groupInfo(next *epochState, ep *schedule.Epoch, tag []byte) (*GroupInfo, error) {
+// groupInfo signs the GroupInfo of epoch next, carrying the external
+// public key so devices can join by external commit and, withTree, the
+// ratchet tree.
+func (g *Group) groupInfo(next *epochState, ep *schedule.Epoch, tag []byte, withTree bool) (*GroupInfo, error) {
 	_, extPub, err := ep.ExternalKeyPair()
 	if err != nil {
 		return nil, fmt.Errorf("mls: external key: %w", err)
 	}
-	gi := &GroupInfo{GroupContext: next.ctx, ConfirmationTag: tag, Signer: next.priv.Self(), Extensions: Extensions{
-		{Type: ExtRatchetTree, Data: next.tree.Marshal()},
-		{Type: ExtExternalPub, Data: (&ExternalPub{PublicKey: extPub}).Marshal()},
-	}}
+	var ext Extensions
+	if withTree {
+		ext = append(ext, Extension{Type: ExtRatchetTree, Data: next.tree.Marshal()})
+	}
+	ext = append(ext, Extension{Type: ExtExternalPub, Data: (&ExternalPub{PublicKey: extPub}).Marshal()})
+	gi := &GroupInfo{GroupContext: next.ctx, ConfirmationTag: tag, Signer: next.priv.Self(), Extensions: ext}
 	if err := gi.Sign(g.s, g.signer); err != nil {
 		return nil, err
 	}

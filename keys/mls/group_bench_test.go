@@ -10,7 +10,7 @@ import (
 var groupBenchSuites = []suite.ID{1, 0xF001}
 
 // benchKeyPackages makes n devices with KeyPackages.
-func benchKeyPackages(b *testing.B, s *suite.Suite, n int) ([]*device, []*KeyPackage, []*KeyPackagePrivate) {
+func benchKeyPackages(b testing.TB, s *suite.Suite, n int) ([]*device, []*KeyPackage, []*KeyPackagePrivate) {
 	var devs []*device
 	var kps []*KeyPackage
 	var privs []*KeyPackagePrivate
