@@ -28,6 +28,10 @@ type LogEntry struct {
 	Epoch     uint64 // the epoch the message was produced in
 	Payload   []byte
 	Welcome   []byte // a commit's welcome for the devices it adds
+	// GroupInfo is the GroupInfo (with the ratchet tree) of the epoch a
+	// commit with a Welcome starts, delivered with the Welcome; kept only
+	// when Welcome is set.
+	GroupInfo []byte
 	CreatedMs int64
 }
 
@@ -230,8 +234,12 @@ func (t *Tx) AdvanceConversation(id string, epoch uint64, groupInfo []byte, last
 
 // AppendLog adds an accepted message to the hub's log.
 func (t *Tx) AppendLog(e *LogEntry) error {
+	var gi []byte
+	if len(e.Welcome) > 0 {
+		gi = e.GroupInfo
+	}
 	_, err := t.exec(qAppendLog, e.ConvID, e.Seq, e.Sender, e.MessageID, e.Kind, e.Epoch, e.Payload,
-		nullIfEmpty(e.Welcome), e.CreatedMs)
+		nullIfEmpty(e.Welcome), nullIfEmpty(gi), e.CreatedMs)
 	if isUnique(err) {
 		return wrap("storage.AppendLog", ErrConflict)
 	}

@@ -20,7 +20,7 @@ const (
 	qCountMembers     = `SELECT COUNT(*) FROM conversation_members WHERE conv_id = ?`
 	qAdvance          = `UPDATE conversations SET epoch = ?, last_seq = ? WHERE id = ?`
 	qAdvanceGroupInfo = `UPDATE conversations SET epoch = ?, group_info = ?, last_seq = ? WHERE id = ?`
-	qAppendLog        = `INSERT INTO conversation_log(conv_id, seq, sender, message_id, kind, epoch, payload, welcome, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qAppendLog        = `INSERT INTO conversation_log(conv_id, seq, sender, message_id, kind, epoch, payload, welcome, group_info, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qSendRecord       = `SELECT conv_id, conv_seq, epoch, created_ms FROM sends WHERE sender = ? AND message_id = ?`
 	qInsertSendRecord = `INSERT INTO sends(sender, message_id, conv_id, conv_seq, epoch, created_ms) VALUES (?, ?, ?, ?, ?, ?)`
 )

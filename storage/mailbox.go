@@ -22,6 +22,9 @@ type Entry struct {
 	// FailedServer is set on a delivery-failed notice: the entry names the
 	// sender's own message that could not reach this server.
 	FailedServer string
+	// GroupInfo is, on a welcome entry, the GroupInfo with the ratchet
+	// tree that the commit carried (nil if none was kept).
+	GroupInfo []byte
 }
 
 // FanOut appends log entry (convID, convSeq) to the mailbox of every local
@@ -75,7 +78,7 @@ func (t *Tx) Ack(deviceID string, upTo uint64) error {
 const entrySelect = `SELECT m.seq, m.conv_id, m.conv_seq, m.welcome,
 	coalesce(m.failed_sender, l.sender), coalesce(m.failed_message_id, l.message_id), coalesce(l.kind, 0), coalesce(l.epoch, 0),
 	CASE WHEN m.failed_server IS NOT NULL THEN NULL WHEN m.welcome THEN l.welcome ELSE l.payload END, m.created_ms,
-	coalesce(m.failed_server, '')
+	coalesce(m.failed_server, ''), CASE WHEN m.welcome AND m.failed_server IS NULL THEN l.group_info END
 	FROM mailbox m LEFT JOIN conversation_log l ON l.conv_id = m.conv_id AND l.seq = m.conv_seq
 	WHERE (l.seq IS NOT NULL OR m.failed_server IS NOT NULL)`
 
@@ -89,7 +92,7 @@ func (t *Tx) entries(op, query string, args ...any) ([]*Entry, error) {
 	for rows.Next() {
 		e := &Entry{}
 		if err := rows.Scan(&e.Seq, &e.ConvID, &e.ConvSeq, &e.Welcome, &e.Sender, &e.MessageID, &e.Kind,
-			&e.Epoch, &e.Payload, &e.CreatedMs, &e.FailedServer); err != nil {
+			&e.Epoch, &e.Payload, &e.CreatedMs, &e.FailedServer, &e.GroupInfo); err != nil {
 			return nil, wrap(op, err)
 		}
 		es = append(es, e)

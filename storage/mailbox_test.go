@@ -164,3 +164,65 @@ func TestKeyPackageClaim(t *testing.T) {
 		})
 	}
 }
+
+// TestWelcomeGroupInfo: a commit logged with a Welcome keeps its GroupInfo
+// and a welcome entry returns it; the commit entry itself, and a log row
+// without a Welcome, return none.
+func TestWelcomeGroupInfo(t *testing.T) {
+	db, _ := openTest(t)
+	ids := fixture(t, db, "w", 2)
+	joiner := "w-new"
+	mustWrite(t, db, func(tx *Tx) error {
+		u, err := tx.UserByName("u-w")
+		if err != nil {
+			return err
+		}
+		if err := tx.InsertDevice(&Device{ID: joiner, UserID: u.ID, Name: "d", Status: DeviceActive, CreatedMs: 1}, nil); err != nil {
+			return err
+		}
+		// A commit with no Welcome: its GroupInfo is not kept in the log.
+		if err := tx.AppendLog(&LogEntry{ConvID: "w@x", Seq: 1, Sender: "u@x/" + ids[0], MessageID: "c1", Kind: 2,
+			Payload: []byte("commit1"), GroupInfo: []byte("gi1"), CreatedMs: 1}); err != nil {
+			return err
+		}
+		if err := tx.AppendLog(&LogEntry{ConvID: "w@x", Seq: 2, Sender: "u@x/" + ids[0], MessageID: "c2", Kind: 2,
+			Payload: []byte("commit2"), Welcome: []byte("welcome2"), GroupInfo: []byte("gi2"), CreatedMs: 2}); err != nil {
+			return err
+		}
+		if _, err := tx.FanOut("w@x", 2, ids[0], false, 0, 2); err != nil {
+			return err
+		}
+		if err := tx.AddMember("w@x", Member{Address: "u@x/" + joiner, DeviceID: joiner}, 1); err != nil {
+			return err
+		}
+		_, err = tx.FanOut("w@x", 2, ids[0], true, 1, 2)
+		return err
+	})
+	err := db.Read(context.Background(), func(tx *Tx) error {
+		es, err := tx.Entries(joiner, 0, 10)
+		if err != nil {
+			return err
+		}
+		if len(es) != 1 || !es[0].Welcome || string(es[0].Payload) != "welcome2" || string(es[0].GroupInfo) != "gi2" {
+			return fmt.Errorf("joiner's entries: %+v", es)
+		}
+		es, err = tx.Entries(ids[1], 0, 10)
+		if err != nil {
+			return err
+		}
+		if len(es) != 1 || es[0].Welcome || string(es[0].Payload) != "commit2" || es[0].GroupInfo != nil {
+			return fmt.Errorf("member's entries: %+v", es)
+		}
+		var n int
+		if err := tx.row(`SELECT COUNT(*) FROM conversation_log WHERE group_info IS NOT NULL`, nil, &n); err != nil {
+			return err
+		}
+		if n != 1 {
+			return fmt.Errorf("%d log rows keep a GroupInfo, want 1 (the one with a Welcome)", n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
