@@ -66,8 +66,8 @@ type DB struct {
 	w    *sql.DB // exactly one connection, used only by the writer goroutine
 	r    *sql.DB // read pool, query_only
 
-	wstmts map[string]*sql.Stmt // hot queries, read-only after Open
-	rstmts map[string]*sql.Stmt
+	wstmts *stmtCache // prepared statements of the writer pool (stmtcache.go)
+	rstmts *stmtCache // and of the read pool
 
 	reqs    chan *writeReq
 	closing chan struct{}
@@ -108,8 +108,8 @@ func Open(path string, opts Options) (*DB, error) {
 	r.SetConnMaxIdleTime(0)
 	db := &DB{
 		path: path, opts: opts, w: w, r: r,
-		wstmts:  map[string]*sql.Stmt{},
-		rstmts:  map[string]*sql.Stmt{},
+		wstmts:  newStmtCache(w),
+		rstmts:  newStmtCache(r),
 		reqs:    make(chan *writeReq, opts.MaxBatch),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
@@ -179,53 +179,52 @@ func (db *DB) Close() error {
 	close(db.closing)
 	db.closeMu.Unlock()
 	<-db.done
-	for _, s := range db.wstmts {
-		s.Close()
-	}
-	for _, s := range db.rstmts {
-		s.Close()
-	}
+	db.wstmts.close()
+	db.rstmts.close()
 	return errors.Join(db.r.Close(), db.w.Close())
 }
 
-// prepareHot prepares the hot-path queries on both pools while no
-// transaction holds a connection. database/sql then re-binds them to
-// whichever connection a transaction runs on, preparing each at most once
-// per connection. (Preparing on the one-connection writer pool from inside
-// a transaction would wait forever for a second connection.)
+// prepareHot prepares the hot-path queries on both pools before any
+// transaction runs; the other queries are learned on first use
+// (stmtcache.go).
 func (db *DB) prepareHot(ctx context.Context) error {
-	for _, q := range hotQueries {
-		ws, err := db.w.PrepareContext(ctx, q)
-		if err != nil {
-			return fmt.Errorf("prepare %q: %w", q, err)
-		}
-		db.wstmts[q] = ws
-		rs, err := db.r.PrepareContext(ctx, q)
-		if err != nil {
-			return fmt.Errorf("prepare %q: %w", q, err)
-		}
-		db.rstmts[q] = rs
+	if err := db.wstmts.learn(ctx, hotQueries); err != nil {
+		return err
 	}
-	return nil
+	return db.rstmts.learn(ctx, hotQueries)
 }
 
-// hotStmt returns the prepared statement for a hot query, or nil.
-func (db *DB) hotStmt(write bool, query string) *sql.Stmt {
+// stmtCache returns the statement cache of the writer or the read pool.
+func (db *DB) stmtCache(write bool) *stmtCache {
 	if write {
-		return db.wstmts[query]
+		return db.wstmts
 	}
-	return db.rstmts[query]
+	return db.rstmts
 }
 
 // Read runs fn in a read-only transaction on the read pool: every query in
 // fn sees one consistent snapshot. Write methods of Tx fail inside Read.
 func (db *DB) Read(ctx context.Context, fn func(*Tx) error) error {
+	var missed []string
+	err := db.readTx(ctx, fn, &missed)
+	if len(missed) > 0 {
+		// The connection is back in the pool: prepare the new queries on
+		// the pool once, so later transactions find them. (They prepared
+		// fine in fn even when fn failed, e.g. with ErrNotFound.)
+		if lerr := db.rstmts.learn(context.WithoutCancel(ctx), missed); lerr != nil {
+			db.opts.Log.Warn("storage: statement not cached", "err", lerr)
+		}
+	}
+	return err
+}
+
+func (db *DB) readTx(ctx context.Context, fn func(*Tx) error, missed *[]string) error {
 	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("storage.Read: begin: %w", err)
 	}
 	defer tx.Rollback()
-	t := &Tx{ctx: ctx, tx: tx, db: db, write: false}
+	t := &Tx{ctx: ctx, tx: tx, db: db, write: false, missed: missed}
 	defer t.closeStmts()
 	if err := fn(t); err != nil {
 		return err

@@ -16,7 +16,10 @@ type Tx struct {
 	tx    *sql.Tx
 	db    *DB
 	write bool
-	stmts map[string]*sql.Stmt
+	stmts map[string]*sql.Stmt // bound to tx; closed when tx ends
+	// missed lists the queries prepared in this transaction because the
+	// pool had not cached them yet; they are learned after it ends.
+	missed *[]string
 }
 
 // Context returns the context queries run under.
@@ -28,13 +31,14 @@ func (t *Tx) prep(query string) (*sql.Stmt, error) {
 		return s, nil
 	}
 	var ts *sql.Stmt
-	if hot := t.db.hotStmt(t.write, query); hot != nil {
-		ts = t.tx.StmtContext(t.ctx, hot)
+	if cached := t.db.stmtCache(t.write).get(query); cached != nil {
+		ts = t.tx.StmtContext(t.ctx, cached)
 	} else {
 		var err error
 		if ts, err = t.tx.PrepareContext(t.ctx, query); err != nil {
 			return nil, fmt.Errorf("prepare: %w", err)
 		}
+		*t.missed = append(*t.missed, query)
 	}
 	if t.stmts == nil {
 		t.stmts = map[string]*sql.Stmt{}

@@ -112,13 +112,22 @@ func (db *DB) runBatch(batch []*writeReq) {
 		return
 	}
 	ran := 0
-	stmts := map[string]*sql.Stmt{} // bound to tx, shared by the batch; closed by Commit/Rollback
+	// Statements bound to tx, shared by the batch and closed by
+	// Commit/Rollback; queries the pool had not cached are learned after.
+	shared := &Tx{ctx: ctx, tx: tx, db: db, write: true, stmts: map[string]*sql.Stmt{}, missed: new([]string)}
+	defer func() {
+		if len(*shared.missed) > 0 {
+			if err := db.wstmts.learn(ctx, *shared.missed); err != nil {
+				db.opts.Log.Warn("storage: statement not cached", "err", err)
+			}
+		}
+	}()
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			errs[i] = err
 			continue
 		}
-		ferr, broken := db.runOne(ctx, tx, stmts, r)
+		ferr, broken := db.runOne(shared, r)
 		errs[i] = ferr
 		ran++
 		if broken != nil {
@@ -148,18 +157,18 @@ func (db *DB) runBatch(batch []*writeReq) {
 // runOne runs one request inside a savepoint. It returns fn's error, and a
 // second error when the savepoint machinery failed (the transaction is
 // then broken and the whole batch must be rolled back).
-func (db *DB) runOne(ctx context.Context, tx *sql.Tx, stmts map[string]*sql.Stmt, r *writeReq) (ferr, broken error) {
-	if _, err := tx.ExecContext(ctx, "SAVEPOINT req"); err != nil {
+func (db *DB) runOne(shared *Tx, r *writeReq) (ferr, broken error) {
+	if _, err := shared.exec("SAVEPOINT req"); err != nil {
 		return nil, fmt.Errorf("savepoint: %w", err)
 	}
-	t := &Tx{ctx: ctx, tx: tx, db: db, write: true, stmts: stmts}
-	ferr = callSafe(t, r.fn)
+	t := *shared // each request its own Tx value (fn must not keep it), same statements
+	ferr = callSafe(&t, r.fn)
 	if ferr != nil {
-		if _, err := tx.ExecContext(ctx, "ROLLBACK TO req"); err != nil {
+		if _, err := shared.exec("ROLLBACK TO req"); err != nil {
 			return ferr, fmt.Errorf("rollback to savepoint: %w", err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, "RELEASE req"); err != nil {
+	if _, err := shared.exec("RELEASE req"); err != nil {
 		return ferr, fmt.Errorf("release savepoint: %w", err)
 	}
 	return ferr, nil

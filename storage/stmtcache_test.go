@@ -1,0 +1,97 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"testing"
+)
+
+// TestStatementsLearned: a query outside the hot set is prepared inside its
+// first transaction and then cached on the pool, so later transactions
+// (reads and group-commit writes) reuse it instead of preparing it again;
+// a query that failed (ErrNotFound) is learned too.
+func TestStatementsLearned(t *testing.T) {
+	db, _ := openTest(t)
+	ctx := context.Background()
+	qUser := `SELECT ` + userCols + ` FROM users WHERE name = ?` // UserByName's query
+	if db.rstmts.get(qUser) != nil {
+		t.Fatal("premise: UserByName's query must not be prepared at Open")
+	}
+	wBefore, rBefore := db.wstmts.len(), db.rstmts.len()
+	mustWrite(t, db, func(tx *Tx) error { return tx.InsertUser(&User{Name: "alice", PassHash: "h", CreatedMs: 1}) })
+	if db.wstmts.len() <= wBefore {
+		t.Fatalf("writer cache did not learn: %d -> %d", wBefore, db.wstmts.len())
+	}
+	_, err := readUser(db, "nobody")
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing user: %v", err)
+	}
+	if db.rstmts.len() <= rBefore || db.rstmts.get(qUser) == nil {
+		t.Fatalf("read cache did not learn from a failed read: %d -> %d", rBefore, db.rstmts.len())
+	}
+	// Later transactions find every statement they use in the cache.
+	var missed []string
+	err = db.readTx(ctx, func(tx *Tx) error {
+		u, err := tx.UserByName("alice")
+		if err == nil && u.Name != "alice" {
+			t.Errorf("read %q", u.Name)
+		}
+		return err
+	}, &missed)
+	if err != nil || len(missed) != 0 {
+		t.Fatalf("second read: err %v, prepared again: %q", err, missed)
+	}
+	n := db.wstmts.len()
+	mustWrite(t, db, func(tx *Tx) error { return tx.InsertUser(&User{Name: "bob", PassHash: "h", CreatedMs: 2}) })
+	if db.wstmts.len() != n {
+		t.Fatalf("second write learned again: %d -> %d", n, db.wstmts.len())
+	}
+	if u, err := readUser(db, "bob"); err != nil || u.Name != "bob" {
+		t.Fatalf("bob: %v %v", u, err)
+	}
+}
+
+func readUser(db *DB, name string) (u *User, err error) {
+	err = db.Read(context.Background(), func(tx *Tx) error { u, err = tx.UserByName(name); return err })
+	return u, err
+}
+
+// BenchmarkDeviceListRead is the read behind every device-list fetch (a
+// client fetches its peer's list before each send): user by name, identity
+// key, signed list, in one read transaction. None of these queries is in
+// the hot set prepared at Open.
+func BenchmarkDeviceListRead(b *testing.B) {
+	db, _ := openTest(b)
+	mustWrite(b, db, func(tx *Tx) error {
+		if err := tx.InsertUser(&User{Name: "carol", PassHash: "h", CreatedMs: 1}); err != nil {
+			return err
+		}
+		u, err := tx.UserByName("carol")
+		if err != nil {
+			return err
+		}
+		if err := tx.InsertIdentityKey(u.ID, make([]byte, 32), 1); err != nil {
+			return err
+		}
+		return tx.PutDeviceList(u.ID, &SignedList{Version: 1, List: make([]byte, 300), Signature: make([]byte, 64), UpdatedMs: 1})
+	})
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		err := db.Read(ctx, func(tx *Tx) error {
+			u, err := tx.UserByName("carol")
+			if err != nil {
+				return err
+			}
+			if _, err := tx.IdentityKey(u.ID); err != nil {
+				return err
+			}
+			_, err = tx.DeviceList(u.ID)
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
