@@ -22,4 +22,31 @@
 // Update runs several changes in one transaction (for example a new group
 // state, an encrypted outbox entry and a history entry), so they become
 // durable together or not at all.
+//
+// # One profile, several processes
+//
+// bbolt lets one process at a time open a file for writing (an exclusive
+// flock), and opening is expensive (mmap, page checks; munmap on close).
+// A Store therefore keeps the file open while its process's transactions
+// keep coming and shares it with other processes (`hearth chat recv
+// --follow` running while `hearth chat send` runs) this way:
+//
+//   - After IdleRelease (20 ms) without a transaction the file is closed.
+//     Interactive processes are idle almost all the time, so another one
+//     finds the file free.
+//   - A Store that needs the file tries to lock it every 2 ms (one flock
+//     attempt each) and, while that fails, touches hearth.db.want next to
+//     it. The process holding the file checks for a fresh want file (< 1 s
+//     old) when a transaction ends; if there is one it closes the file as
+//     soon as none of its transactions runs, and waits 15 ms before opening
+//     it again, which gives the waiting process its turn even when the
+//     holder is never idle. The process that got the file removes the want
+//     file; processes still waiting touch it again.
+//   - A Store waits at most its Open timeout for the file and then fails
+//     with a "stayed busy in another process" error.
+//
+// Whoever holds the lock has the only writer, and bbolt reads the current
+// meta page when the file is opened, so every transaction sees what the
+// last one of any process committed. Tests: TestBusyStoreGivesWay,
+// TestStoresInterleave, TestProcessesShareAProfile (real processes).
 package store

@@ -33,22 +33,45 @@ var (
 )
 
 // Store is a profile store. It is safe for concurrent use, also by
-// several processes: the bbolt file is opened (and locked) only while
-// transactions run, so `hearth chat recv --follow` and `hearth chat send`
-// can use one profile at the same time. Every transaction reads the state
-// the previous one (of any process) committed.
+// several processes (`hearth chat recv --follow` and `hearth chat send` on
+// one profile): the bbolt file is kept open (and flock-locked) while this
+// process's transactions keep coming and released after idle of silence, or
+// at once when another process asks for it (the want file, see doc.go). Every
+// transaction reads the state the previous one (of any process) committed.
 type Store struct {
-	path    string
-	timeout time.Duration
+	path     string
+	wantPath string // another process waits for the file while this one exists
+	timeout  time.Duration
+	idle     time.Duration
 
-	mu   sync.Mutex
-	db   *bolt.DB // open while refs > 0
-	refs int
+	mu       sync.Mutex
+	cond     *sync.Cond // signalled when refs drops to 0
+	db       *bolt.DB   // open while transactions come (see acquire/release)
+	refs     int        // transactions running
+	yielding bool       // another process wants the file: close as soon as refs is 0
+	yieldAt  time.Time  // when this process last gave the file away
+	timer    *time.Timer
+	lastEnd  time.Time
+	opens    int // how often the file was opened (tests, benchmarks)
 }
+
+// Timing of the shared-file protocol (doc.go).
+const (
+	// IdleRelease is how long the file stays open after the last transaction.
+	IdleRelease = 20 * time.Millisecond
+	// openRetry is how often a process waiting for the file tries again.
+	openRetry = 2 * time.Millisecond
+	// yieldFor is how long a process that gave the file away waits before
+	// taking it again, so that the waiting process (trying every openRetry)
+	// gets it.
+	yieldFor = 15 * time.Millisecond
+	// wantFresh is how old a want file may be and still count.
+	wantFresh = time.Second
+)
 
 // Open prepares the store in profile folder dir, creating the folder (mode
 // 0700) and the file (0600) if needed. A transaction waits up to timeout
-// for another process's transaction to finish.
+// for another process to release the file.
 func Open(dir string, timeout time.Duration) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: create profile folder: %w", err)
@@ -56,7 +79,9 @@ func Open(dir string, timeout time.Duration) (*Store, error) {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	s := &Store{path: filepath.Join(dir, FileName), timeout: timeout}
+	path := filepath.Join(dir, FileName)
+	s := &Store{path: path, wantPath: path + ".want", timeout: timeout, idle: IdleRelease}
+	s.cond = sync.NewCond(&s.mu)
 	err := s.Update(func(t *Tx) error {
 		for _, b := range [][]byte{bAccount, bKeys, bGroups, bOutbox, bOutIDs, bHistory, bSync} {
 			if _, err := t.tx.CreateBucketIfNotExists(b); err != nil {
@@ -71,36 +96,130 @@ func Open(dir string, timeout time.Duration) (*Store, error) {
 	return s, nil
 }
 
-// Close releases the store. Transactions already running finish first.
-func (s *Store) Close() error { return nil }
+// Close releases the file once the transactions running have finished. The
+// Store stays usable: a later transaction opens the file again.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.refs > 0 {
+		s.cond.Wait()
+	}
+	return s.closeLocked()
+}
 
-// acquire opens the file (taking its lock) unless a transaction of this
-// process has it open already.
+func (s *Store) closeLocked() error {
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	if s.db == nil {
+		return nil
+	}
+	err := s.db.Close()
+	s.db = nil
+	if err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// acquire returns the open file for one transaction, opening it (and
+// taking its lock) if needed.
 func (s *Store) acquire() (*bolt.DB, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// While yielding, transactions still start on the open file (one may be
+	// nested in another); the file is closed the moment none runs.
 	if s.db == nil {
-		db, err := bolt.Open(s.path, 0o600, &bolt.Options{Timeout: s.timeout})
-		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, fmt.Errorf("store: profile %s stayed busy in another process for %v", filepath.Dir(s.path), s.timeout)
-		} else if err != nil {
-			return nil, fmt.Errorf("store: open: %w", err)
+		if err := s.openLocked(); err != nil {
+			return nil, err
 		}
-		s.db = db
 	}
 	s.refs++
 	return s.db, nil
 }
 
-// release closes the file (dropping its lock) after the last transaction.
+// openLocked opens the file, trying every openRetry and marking the want
+// file while another process holds it, for up to s.timeout.
+func (s *Store) openLocked() error {
+	if d := yieldFor - time.Since(s.yieldAt); d > 0 {
+		time.Sleep(d) // just gave the file away: let the other process take it
+	}
+	deadline := time.Now().Add(s.timeout)
+	for {
+		db, err := bolt.Open(s.path, 0o600, &bolt.Options{Timeout: time.Nanosecond}) // one flock attempt
+		if err == nil {
+			s.db = db
+			s.opens++
+			os.Remove(s.wantPath) // served; other waiters mark it again
+			return nil
+		}
+		if !errors.Is(err, bolt.ErrTimeout) {
+			return fmt.Errorf("store: open: %w", err)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("store: profile %s stayed busy in another process for %v", filepath.Dir(s.path), s.timeout)
+		}
+		s.markWant()
+		time.Sleep(openRetry)
+	}
+}
+
+// markWant tells the process holding the file that this one waits for it.
+func (s *Store) markWant() {
+	now := time.Now()
+	if err := os.Chtimes(s.wantPath, now, now); err != nil {
+		if f, err := os.OpenFile(s.wantPath, os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
+			f.Close()
+		}
+	}
+}
+
+// wanted reports whether another process marked the want file recently.
+func (s *Store) wanted() bool {
+	fi, err := os.Stat(s.wantPath)
+	return err == nil && time.Since(fi.ModTime()) < wantFresh
+}
+
+// release ends one transaction. The file is closed when another process
+// wants it (as soon as no transaction runs) or after s.idle without any.
 func (s *Store) release() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.refs--
-	if s.refs == 0 {
-		s.db.Close()
-		s.db = nil
+	if !s.yielding && s.wanted() {
+		s.yielding = true
 	}
+	if s.refs > 0 {
+		return
+	}
+	s.lastEnd = time.Now()
+	if s.yielding {
+		s.closeLocked()
+		s.yielding = false
+		s.yieldAt = time.Now()
+		s.cond.Broadcast()
+		return
+	}
+	s.cond.Broadcast()
+	if s.timer == nil {
+		s.timer = time.AfterFunc(s.idle, s.idleClose)
+	} else {
+		s.timer.Reset(s.idle)
+	}
+}
+
+// idleClose closes the file when no transaction ran for s.idle.
+func (s *Store) idleClose() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil || s.refs > 0 {
+		return
+	}
+	if left := s.idle - time.Since(s.lastEnd); left > 0 {
+		s.timer.Reset(left)
+		return
+	}
+	s.closeLocked()
 }
 
 // Tx is one transaction; see Update and View.

@@ -1,0 +1,204 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// increment adds one to a counter with a read-modify-write transaction:
+// a lost update (two writers on one file at once) shows as a lower total.
+func increment(s *Store) error {
+	return s.Update(func(tx *Tx) error {
+		var n uint64
+		if v := tx.Meta("counter"); len(v) == 8 {
+			n = binary.BigEndian.Uint64(v)
+		}
+		return tx.PutMeta("counter", binary.BigEndian.AppendUint64(nil, n+1))
+	})
+}
+
+func counter(t *testing.T, s *Store) uint64 {
+	t.Helper()
+	var n uint64
+	if err := s.View(func(tx *Tx) error {
+		if v := tx.Meta("counter"); len(v) == 8 {
+			n = binary.BigEndian.Uint64(v)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func (s *Store) isOpen() (open bool, opens int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.db != nil, s.opens
+}
+
+// TestFileKeptOpenWhileBusy: back-to-back transactions use one open file;
+// after IdleRelease without any the file is released, and a Store of
+// another "process" opens it without waiting.
+func TestFileKeptOpenWhileBusy(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	defer s.Close()
+	_, before := s.isOpen()
+	for range 200 {
+		if err := increment(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, opens := s.isOpen(); opens-before > 1 {
+		t.Fatalf("200 back-to-back transactions opened the file %d times, want at most 1", opens-before)
+	}
+	for i := 0; ; i++ { // hang guard only: the release takes IdleRelease
+		if o, _ := s.isOpen(); !o {
+			break
+		}
+		if i > 1000 {
+			t.Fatal("file still open 10 s after the last transaction")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	other, err := Open(dir, time.Nanosecond) // one flock attempt: fails if anyone holds the file
+	if err != nil {
+		t.Fatalf("idle store still holds the file: %v", err)
+	}
+	defer other.Close()
+	if got := counter(t, other); got != 200 {
+		t.Fatalf("other store reads counter %d, want 200", got)
+	}
+}
+
+// TestBusyStoreGivesWay: one Store runs transactions back to back (never
+// idle); another Store on the same file still gets its transaction in,
+// because the busy one closes the file when it sees the want file.
+func TestBusyStoreGivesWay(t *testing.T) {
+	dir := t.TempDir()
+	busy := open(t, dir)
+	defer busy.Close()
+	var stop atomic.Bool
+	var n atomic.Int64
+	done := make(chan error, 1)
+	go func() {
+		for !stop.Load() {
+			if err := increment(busy); err != nil {
+				done <- err
+				return
+			}
+			n.Add(1)
+		}
+		done <- nil
+	}()
+	for n.Load() < 50 { // the busy loop is running
+		time.Sleep(time.Millisecond)
+	}
+	waiter, err := Open(dir, 5*time.Second)
+	if err == nil {
+		for range 20 {
+			if err = increment(waiter); err != nil {
+				break
+			}
+		}
+	}
+	stop.Store(true)
+	if berr := <-done; berr != nil {
+		t.Fatalf("busy store: %v", berr)
+	}
+	if err != nil {
+		t.Fatalf("store waiting for a busy one: %v", err)
+	}
+	defer waiter.Close()
+	if got, want := counter(t, waiter), uint64(n.Load())+20; got != want {
+		t.Fatalf("counter %d, want %d (lost updates)", got, want)
+	}
+}
+
+// TestStoresInterleave: several Stores on one file (as several processes)
+// write concurrently; every read-modify-write lands.
+func TestStoresInterleave(t *testing.T) {
+	dir := t.TempDir()
+	const stores, each = 3, 150
+	var wg sync.WaitGroup
+	errs := make(chan error, stores)
+	for range stores {
+		s := open(t, dir)
+		defer s.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				if err := increment(s); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	s := open(t, dir)
+	defer s.Close()
+	if got := counter(t, s); got != stores*each {
+		t.Fatalf("counter %d, want %d", got, stores*each)
+	}
+}
+
+// TestProcessesShareAProfile runs real processes (this test binary) that
+// increment the counter of one profile while this process does too.
+func TestProcessesShareAProfile(t *testing.T) {
+	if dir := os.Getenv("HEARTH_STORE_HELPER_DIR"); dir != "" {
+		s, err := Open(dir, 10*time.Second)
+		if err == nil {
+			for range 200 {
+				if err = increment(s); err != nil {
+					break
+				}
+			}
+			s.Close()
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "helper:", err)
+			os.Exit(3)
+		}
+		return
+	}
+	dir := t.TempDir()
+	s := open(t, dir)
+	defer s.Close()
+	const procs = 2
+	var cmds []*exec.Cmd
+	for range procs {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestProcessesShareAProfile$")
+		cmd.Env = append(os.Environ(), "HEARTH_STORE_HELPER_DIR="+dir)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	for range 200 {
+		if err := increment(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("helper process %d: %v", i, err)
+		}
+	}
+	if got, want := counter(t, s), uint64(200*(procs+1)); got != want {
+		t.Fatalf("counter %d, want %d", got, want)
+	}
+}
