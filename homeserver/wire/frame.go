@@ -12,8 +12,22 @@ import (
 )
 
 // DefaultMaxFrame is the largest frame accepted unless configured otherwise.
-// It bounds one MLS message plus its envelope; media travels on its own streams.
-const DefaultMaxFrame = 1 << 20
+// It bounds one MLS message plus its envelope: the largest is a commit of a
+// 1,024-device group on the post-quantum suite with its Welcome and
+// GroupInfo (ratchet tree), a few MB (docs/decisions/0004-large-groups.md).
+// Readers do not allocate a frame's declared length up front, so the limit
+// costs memory only when a peer actually sends that many bytes. Media
+// travels on its own streams.
+const DefaultMaxFrame = 8 << 20
+
+// frameChunk is how much a FrameReader allocates before it has read
+// anything of a frame body, and keepBuf the largest buffer it (or a
+// FrameWriter) keeps between frames; a bigger one is dropped after use so
+// that one large frame does not pin megabytes to an idle connection.
+const (
+	frameChunk = 64 << 10
+	keepBuf    = 256 << 10
+)
 
 // ErrFrameTooLarge is returned when a frame's declared length exceeds the limit.
 var ErrFrameTooLarge = errors.New("wire: frame too large")
@@ -47,14 +61,36 @@ func (fr *FrameReader) ReadFrame() ([]byte, error) {
 	if n > uint64(fr.max) {
 		return nil, fmt.Errorf("%w: %d > %d bytes", ErrFrameTooLarge, n, fr.max)
 	}
-	if cap(fr.buf) < int(n) {
-		fr.buf = make([]byte, n)
+	if cap(fr.buf) > keepBuf {
+		fr.buf = nil // the previous frame was large
 	}
-	fr.buf = fr.buf[:n]
-	if _, err := io.ReadFull(fr.r, fr.buf); err != nil {
+	b, err := readBody(fr.r, fr.buf[:0], int(n))
+	fr.buf = b
+	if err != nil {
 		return nil, fmt.Errorf("wire: read frame body: %w", io.ErrUnexpectedEOF)
 	}
-	return fr.buf, nil
+	return b, nil
+}
+
+// readBody reads n bytes appended to buf, growing buf as bytes arrive (by
+// at most what has been read so far, and at least frameChunk), so that a
+// length prefix that lies costs memory only in proportion to the bytes
+// actually sent.
+func readBody(r io.Reader, buf []byte, n int) ([]byte, error) {
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			grow := min(n-len(buf), max(len(buf), frameChunk))
+			nb := make([]byte, len(buf), len(buf)+grow)
+			copy(nb, buf)
+			buf = nb
+		}
+		m, err := io.ReadFull(r, buf[len(buf):min(n, cap(buf))])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
 }
 
 // ReadMessage reads the next frame and unmarshals it into m.
@@ -100,6 +136,9 @@ func (fw *FrameWriter) WriteMessage(m proto.Message) error {
 		return fmt.Errorf("wire: encode frame: %w", err)
 	}
 	fw.buf = b
+	if cap(b) > keepBuf {
+		fw.buf = nil // written below; not kept for the next frame
+	}
 	if _, err := fw.w.Write(b); err != nil {
 		return fmt.Errorf("wire: write frame: %w", err)
 	}

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"testing"
@@ -113,4 +114,77 @@ func BenchmarkFrameWriteRead(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestFrameReaderLyingLength: a length prefix announcing the largest frame
+// followed by a few bytes makes the reader allocate one chunk, not the
+// announced length.
+func TestFrameReaderLyingLength(t *testing.T) {
+	b := binary.AppendUvarint(nil, DefaultMaxFrame)
+	b = append(b, "only a few bytes"...)
+	r := NewFrameReader(bytes.NewReader(b), DefaultMaxFrame)
+	if _, err := r.ReadFrame(); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("got %v, want io.ErrUnexpectedEOF", err)
+	}
+	if c := cap(r.buf); c > frameChunk {
+		t.Fatalf("reader holds %d bytes after 16 bytes of a frame announced as %d", c, DefaultMaxFrame)
+	}
+}
+
+// TestFrameReaderLargeFrames: frames of several MB round-trip, and the
+// reader and writer do not keep a large buffer after a large frame.
+func TestFrameReaderLargeFrames(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewFrameWriter(&buf, 0)
+	sizes := []int{5 << 20, 10, 3<<20 + 7, 100}
+	for i, n := range sizes {
+		p := bytes.Repeat([]byte{byte(i + 1)}, n)
+		if err := w.WriteMessage(&ClientFrame{Id: uint64(i + 1), Body: &ClientFrame_Send{Send: &Send{Payload: p}}}); err != nil {
+			t.Fatal(err)
+		}
+		if cap(w.buf) > keepBuf {
+			t.Fatalf("writer keeps %d bytes after a %d byte frame", cap(w.buf), n)
+		}
+	}
+	r := NewFrameReader(&buf, 0)
+	for i, n := range sizes {
+		var m ClientFrame
+		if err := r.ReadMessage(&m); err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		p := m.GetSend().GetPayload()
+		if m.Id != uint64(i+1) || len(p) != n || p[0] != byte(i+1) || p[n-1] != byte(i+1) {
+			t.Fatalf("frame %d: id %d, %d bytes", i, m.Id, len(p))
+		}
+	}
+	if _, err := r.ReadFrame(); err != io.EOF {
+		t.Fatalf("after last frame: %v", err)
+	}
+	if c := cap(r.buf); c > keepBuf {
+		t.Fatalf("reader keeps %d bytes after a 100 byte frame", c)
+	}
+}
+
+// FuzzFrameReaderMemory: whatever the bytes (length prefixes that lie
+// included), the reader never holds more than twice what it was sent
+// plus one chunk, and what it returns has the declared length.
+func FuzzFrameReaderMemory(f *testing.F) {
+	f.Add(binary.AppendUvarint(nil, DefaultMaxFrame))
+	f.Add(append(binary.AppendUvarint(nil, 70000), make([]byte, 70000)...))
+	f.Add(append(binary.AppendUvarint(nil, 3), 1, 2, 3, 9))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := NewFrameReader(bytes.NewReader(data), DefaultMaxFrame)
+		for {
+			b, err := r.ReadFrame()
+			if c := cap(r.buf); c > 2*len(data)+frameChunk {
+				t.Fatalf("reader holds %d bytes after reading %d", c, len(data))
+			}
+			if err != nil {
+				return
+			}
+			if len(b) > len(data) {
+				t.Fatalf("frame of %d bytes from %d bytes of input", len(b), len(data))
+			}
+		}
+	})
 }
