@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"io"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"hearth/keys/serverkey"
@@ -14,7 +15,7 @@ import (
 // defaults in the comments.
 type Config struct {
 	Domain   string // required, e.g. "localhost", "a.example"
-	MaxFrame int    // largest frame either way; default wire.DefaultMaxFrame (1 MiB)
+	MaxFrame int    // largest frame either way; default wire.DefaultMaxFrame (8 MiB)
 	// AuthTimeout closes a stream that has not authenticated (Hello or
 	// Login answered OK) this long after it opened. Default 10s; < 0: never.
 	AuthTimeout     time.Duration
@@ -26,7 +27,13 @@ type Config struct {
 	// long, but at least 24h, so a retry within a day always dedups.
 	Retention         time.Duration
 	RetentionInterval time.Duration // how often the retention loop runs; default 1m; < 0: no loop
-	MaxMessageBytes   int           // payload + welcome + group_info of one Send; default 256 KiB (less if MaxFrame is small)
+	MaxMessageBytes   int           // payload of one application message or proposal; default 256 KiB (less if MaxFrame is small)
+	// MaxCommitBytes bounds payload + welcome + group_info of one commit
+	// (and the GroupInfo of CreateConversation). Default 6 MiB (less if
+	// MaxFrame is small), never below MaxMessageBytes: a 1,024-device
+	// group on the post-quantum suite has a ratchet tree of 1.4-2.7 MB
+	// (docs/decisions/0004-large-groups.md).
+	MaxCommitBytes int
 	RateLimit         RateLimit     // per-device Send limit
 	MaxMembers        int           // devices per conversation; default 1024
 	EpochWindow       uint64        // application messages accepted this many epochs back; default 2
@@ -50,6 +57,11 @@ type PasswordParams struct {
 	Time      uint32 // default 2
 	MemoryKiB uint32 // default 19456 (19 MiB, the OWASP minimum for argon2id)
 	Threads   uint8  // default 1
+	// MaxConcurrent bounds how many hashes (logins, registrations,
+	// password changes) are computed at once; the others wait. Each holds
+	// MemoryKiB, so a login storm costs at most MaxConcurrent × MemoryKiB.
+	// Default GOMAXPROCS: more would not finish sooner.
+	MaxConcurrent int
 }
 
 // Deps are the homeserver's collaborators, wired by cmd/hearth.
@@ -81,8 +93,9 @@ func (c Config) withDefaults() Config {
 			*d = v
 		}
 	}
-	defInt(&c.MaxFrame, 1<<20)
+	defInt(&c.MaxFrame, 8<<20) // wire.DefaultMaxFrame
 	defInt(&c.MaxMessageBytes, min(256<<10, c.MaxFrame/2)) // room for the envelope
+	defInt(&c.MaxCommitBytes, max(c.MaxMessageBytes, min(6<<20, c.MaxFrame-64<<10)))
 	defInt(&c.MaxMembers, 1024)
 	defInt(&c.DeliveryWindow, 256)
 	defInt(&c.MaxKeyPackages, 500)
@@ -103,6 +116,7 @@ func (c Config) withDefaults() Config {
 	if c.Password.Threads == 0 {
 		c.Password.Threads = 1
 	}
+	defInt(&c.Password.MaxConcurrent, runtime.GOMAXPROCS(0))
 	if c.Version == "" {
 		c.Version = "dev"
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -38,9 +39,7 @@ func (s *Server) hashPassword(pw []byte) (string, error) {
 		return "", fmt.Errorf("salt: %w", err)
 	}
 	p := s.cfg.Password
-	s.hashSem <- struct{}{}
-	sum := argon2.IDKey(pw, salt, p.Time, p.MemoryKiB, p.Threads, hashLen)
-	<-s.hashSem
+	sum := s.hashes.idKey(pw, salt, p.Time, p.MemoryKiB, p.Threads, hashLen)
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.MemoryKiB, p.Time, p.Threads,
 		b64.EncodeToString(salt), b64.EncodeToString(sum)), nil
@@ -63,8 +62,36 @@ func (s *Server) verifyPassword(encoded string, pw []byte) (bool, error) {
 	if err1 != nil || err2 != nil || len(want) == 0 {
 		return false, errBadHash
 	}
-	s.hashSem <- struct{}{}
-	got := argon2.IDKey(pw, salt, t, m, p, uint32(len(want)))
-	<-s.hashSem
+	got := s.hashes.idKey(pw, salt, t, m, p, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
+}
+
+// hashGate lets at most n argon2id computations run at once. Each one
+// allocates its whole memory cost (19 MiB by default), so without a bound
+// a burst of logins would grow the heap by that much per login in flight;
+// with it, the extra memory of a login storm is n × the cost, and the
+// other logins wait their turn (reading from their streams stops
+// meanwhile: backpressure).
+type hashGate struct {
+	sem  chan struct{}
+	busy atomic.Int32 // computations running now
+	peak atomic.Int32 // most ever running at once
+}
+
+func newHashGate(n int) *hashGate {
+	return &hashGate{sem: make(chan struct{}, max(n, 1))}
+}
+
+func (g *hashGate) idKey(pw, salt []byte, t, m uint32, p uint8, n uint32) []byte {
+	g.sem <- struct{}{}
+	defer func() { <-g.sem }()
+	b := g.busy.Add(1)
+	defer g.busy.Add(-1)
+	for {
+		pk := g.peak.Load()
+		if b <= pk || g.peak.CompareAndSwap(pk, b) {
+			break
+		}
+	}
+	return argon2.IDKey(pw, salt, t, m, p, n)
 }

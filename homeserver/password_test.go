@@ -2,12 +2,17 @@ package homeserver
 
 import (
 	"crypto/rand"
+	"fmt"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
+
+	"hearth/homeserver/wire"
 )
 
 func TestPasswordHashDefaults(t *testing.T) {
-	s := &Server{cfg: Config{}.withDefaults(), rand: &lockedReader{r: rand.Reader}, hashSem: make(chan struct{}, 1)}
+	s := &Server{cfg: Config{}.withDefaults(), rand: &lockedReader{r: rand.Reader}, hashes: newHashGate(1)}
 	h, err := s.hashPassword([]byte("correct horse"))
 	if err != nil {
 		t.Fatal(err)
@@ -42,5 +47,38 @@ func TestPasswordHashDefaults(t *testing.T) {
 	s.cfg.Password = PasswordParams{Time: 3, MemoryKiB: 2048, Threads: 2}
 	if ok, err := s.verifyPassword(old, []byte("pw")); !ok || err != nil {
 		t.Fatalf("old parameters: %v %v", ok, err)
+	}
+}
+
+// TestPasswordHashBound: a login storm computes at most
+// Password.MaxConcurrent argon2id hashes at once (each holds its whole
+// memory cost), every login still succeeds, and the default bound is
+// GOMAXPROCS.
+func TestPasswordHashBound(t *testing.T) {
+	if got, want := (Config{}).withDefaults().Password.MaxConcurrent, runtime.GOMAXPROCS(0); got != want {
+		t.Fatalf("default MaxConcurrent %d, want GOMAXPROCS %d", got, want)
+	}
+	const bound, users = 2, 12
+	h := newHarness(t, Config{Password: PasswordParams{Time: 1, MemoryKiB: 4096, Threads: 1, MaxConcurrent: bound}})
+	for i := range users {
+		h.addUser(fmt.Sprint("storm", i))
+	}
+	var wg sync.WaitGroup
+	for i := range users {
+		c := h.connect()
+		name := fmt.Sprint("storm", i)
+		wg.Go(func() {
+			r := c.call(&wire.ClientFrame{Body: &wire.ClientFrame_Login{Login: &wire.Login{User: name, Password: "password-" + name, DeviceName: "d"}}})
+			if r.GetLoginOk() == nil {
+				t.Errorf("login %s: %v", name, r)
+			}
+		})
+	}
+	wg.Wait()
+	if p := h.s.hashes.peak.Load(); p != bound {
+		t.Fatalf("peak concurrent hashes %d, want exactly the bound %d (12 logins at once)", p, bound)
+	}
+	if b := h.s.hashes.busy.Load(); b != 0 {
+		t.Fatalf("%d hashes still counted as running", b)
 	}
 }

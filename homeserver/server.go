@@ -29,7 +29,7 @@ type Server struct {
 	router   Router
 	presence Presence
 	limits   *limiters
-	hashSem  chan struct{} // bounds concurrent argon2id runs (memory)
+	hashes   *hashGate // bounds concurrent argon2id runs (memory; password.go)
 	dummy    string        // hash verified for unknown users (timing)
 	started  time.Time
 	fed      *fed // nil: federation off
@@ -64,6 +64,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if cfg.MaxFrame < 4096 || cfg.MaxMessageBytes > cfg.MaxFrame-1024 {
 		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "MaxMessageBytes %d does not fit in MaxFrame %d", cfg.MaxMessageBytes, cfg.MaxFrame)
 	}
+	if cfg.MaxCommitBytes > cfg.MaxFrame-1024 || cfg.MaxCommitBytes < cfg.MaxMessageBytes {
+		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "MaxCommitBytes %d must be between MaxMessageBytes %d and what MaxFrame %d holds",
+			cfg.MaxCommitBytes, cfg.MaxMessageBytes, cfg.MaxFrame)
+	}
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
@@ -84,7 +88,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		log: deps.Log, now: deps.Now, rand: &lockedReader{r: deps.Rand},
 		router: deps.Router, presence: deps.Presence,
 		limits:   newLimiters(),
-		hashSem:  make(chan struct{}, 2),
+		hashes:   newHashGate(cfg.Password.MaxConcurrent),
 		started:  deps.Now(),
 		live:     map[*session]struct{}{},
 		sessions: map[*session]struct{}{},

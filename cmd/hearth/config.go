@@ -52,6 +52,33 @@ type serverConfig struct {
 	Origin   []string     `json:"allowed_origins"` // browser origins allowed besides the server's host
 	// Federation tunes server-to-server traffic; absent: the defaults.
 	Federation *federationConfig `json:"federation,omitempty"`
+	// PasswordHash sets the argon2id cost of new password hashes; absent:
+	// the defaults (19 MiB, 2 passes). A TEST/BENCH SETTING: a lower cost
+	// weakens every hash stored while it is set (docs/benchmarks.md uses
+	// it to log in 10,000 bench users).
+	PasswordHash *passwordHashConfig `json:"password_hash,omitempty"`
+}
+
+// passwordHashConfig is the "password_hash" section of config.json. Zero
+// fields mean the defaults.
+type passwordHashConfig struct {
+	MemoryKiB     uint32 `json:"memory_kib,omitempty"`     // 8..4194304
+	Time          uint32 `json:"time,omitempty"`           // passes
+	Threads       uint8  `json:"threads,omitempty"`        // lanes
+	MaxConcurrent int    `json:"max_concurrent,omitempty"` // hashes computed at once; default GOMAXPROCS
+}
+
+func (p *passwordHashConfig) validate() error {
+	if p == nil {
+		return nil
+	}
+	if p.MemoryKiB != 0 && (p.MemoryKiB < 8*uint32(max(p.Threads, 1)) || p.MemoryKiB > 1<<22) {
+		return fmt.Errorf("password_hash.memory_kib %d: want 8×threads..4194304", p.MemoryKiB)
+	}
+	if p.MaxConcurrent < 0 {
+		return errors.New("password_hash.max_concurrent must not be negative")
+	}
+	return nil
 }
 
 // federationConfig is the "federation" section of config.json.
@@ -137,7 +164,7 @@ func (c serverConfig) validate() error {
 	if l.MaxFrameBytes > 0 && l.MaxMessageBytes > l.MaxFrameBytes {
 		return errors.New("limits: max_message_bytes exceeds max_frame_bytes")
 	}
-	return nil
+	return c.PasswordHash.validate()
 }
 
 func (c serverConfig) homeserverConfig(version string) homeserver.Config {
@@ -151,7 +178,16 @@ func (c serverConfig) homeserverConfig(version string) homeserver.Config {
 		AuthTimeout:     time.Duration(c.Limits.AuthTimeout),
 		Version:         version,
 		Federation:      c.federationConfig(),
+		Password:        c.passwordParams(),
 	}
+}
+
+func (c serverConfig) passwordParams() homeserver.PasswordParams {
+	p := c.PasswordHash
+	if p == nil {
+		return homeserver.PasswordParams{}
+	}
+	return homeserver.PasswordParams{Time: p.Time, MemoryKiB: p.MemoryKiB, Threads: p.Threads, MaxConcurrent: p.MaxConcurrent}
 }
 
 func (c serverConfig) federationConfig() homeserver.FederationConfig {
