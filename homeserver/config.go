@@ -34,15 +34,15 @@ type Config struct {
 	// group on the post-quantum suite has a ratchet tree of 1.4-2.7 MB
 	// (docs/decisions/0004-large-groups.md).
 	MaxCommitBytes int
-	RateLimit         RateLimit     // per-device Send limit
-	MaxMembers        int           // devices per conversation; default 1024
-	EpochWindow       uint64        // application messages accepted this many epochs back; default 2
-	DeliveryWindow    int           // unacknowledged deliveries in flight per session; default 256
-	MaxKeyPackages    int           // stored single-use KeyPackages per device; default 500
-	MaxDevices        int           // pending + active devices per user; default 100
-	Password          PasswordParams
-	Version           string // reported by Status; default "dev"
-	Federation        FederationConfig
+	RateLimit      RateLimit // per-device Send limit
+	MaxMembers     int       // devices per conversation; default 1024
+	EpochWindow    uint64    // application messages accepted this many epochs back; default 2
+	DeliveryWindow int       // unacknowledged deliveries in flight per session; default 256
+	MaxKeyPackages int       // stored single-use KeyPackages per device; default 500
+	MaxDevices     int       // pending + active devices per user; default 100
+	Password       PasswordParams
+	Version        string // reported by Status; default "dev"
+	Federation     FederationConfig
 }
 
 // RateLimit is a token bucket: PerSecond sustained, Burst at once.
@@ -93,7 +93,7 @@ func (c Config) withDefaults() Config {
 			*d = v
 		}
 	}
-	defInt(&c.MaxFrame, 8<<20) // wire.DefaultMaxFrame
+	defInt(&c.MaxFrame, 8<<20)                             // wire.DefaultMaxFrame
 	defInt(&c.MaxMessageBytes, min(256<<10, c.MaxFrame/2)) // room for the envelope
 	defInt(&c.MaxCommitBytes, max(c.MaxMessageBytes, min(6<<20, c.MaxFrame-64<<10)))
 	defInt(&c.MaxMembers, 1024)

@@ -30,7 +30,7 @@ type Server struct {
 	presence Presence
 	limits   *limiters
 	hashes   *hashGate // bounds concurrent argon2id runs (memory; password.go)
-	dummy    string        // hash verified for unknown users (timing)
+	dummy    string    // hash verified for unknown users (timing)
 	started  time.Time
 	fed      *fed // nil: federation off
 
