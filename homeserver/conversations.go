@@ -52,8 +52,8 @@ func (ss *session) createConversation(m *wire.CreateConversation) (*wire.ServerF
 	default:
 		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "conversation kind must be DIRECT or GROUP")
 	}
-	if len(m.GetGroupInfo()) > ss.s.cfg.MaxMessageBytes {
-		return nil, wire.Errorf(op, wire.Code_CODE_TOO_LARGE, "group info over %d bytes", ss.s.cfg.MaxMessageBytes)
+	if len(m.GetGroupInfo()) > ss.s.cfg.MaxCommitBytes {
+		return nil, wire.Errorf(op, wire.Code_CODE_TOO_LARGE, "group info over %d bytes", ss.s.cfg.MaxCommitBytes)
 	}
 	if len(m.GetPeers()) > maxPeers {
 		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "at most %d peers", maxPeers)

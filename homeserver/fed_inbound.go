@@ -209,7 +209,8 @@ func (f *fed) applyDeliver(tx *storage.Tx, env *fedwire.Envelope, a *applied) er
 			Msg: "waiting for an earlier message of " + env.ConversationId}
 	}
 	entry := &storage.LogEntry{ConvID: c.ID, Seq: env.ConversationSeq, Sender: env.Sender, MessageID: env.MessageId,
-		Kind: int(env.MessageKind), Epoch: env.Epoch, Payload: env.Payload, Welcome: env.Welcome, CreatedMs: env.ServerTimeMs}
+		Kind: int(env.MessageKind), Epoch: env.Epoch, Payload: env.Payload, Welcome: env.Welcome, GroupInfo: env.GroupInfo,
+		CreatedMs: env.ServerTimeMs}
 	if err := tx.AppendLog(entry); err != nil {
 		return err
 	}

@@ -159,7 +159,9 @@ func (f *fed) fanOutRemote(tx *storage.Tx, c *storage.Conversation, entry *stora
 		if m.Kind == wire.MessageKind_MESSAGE_KIND_COMMIT {
 			env.AddDevices, env.RemoveDevices = m.AddDevices, m.RemoveDevices
 			if len(adds[d]) > 0 {
-				env.Welcome = m.Welcome
+				// The GroupInfo goes with the Welcome: it carries the
+				// ratchet tree a large group's Welcome omits.
+				env.Welcome, env.GroupInfo = m.Welcome, m.GroupInfo
 			}
 		}
 		if err := f.enqueue(tx, d, env); err != nil {

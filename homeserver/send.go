@@ -85,8 +85,12 @@ func (s *Server) validateSend(op string, m *wire.Send) error {
 	if len(m.GetPayload()) == 0 {
 		return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "empty payload")
 	}
-	if n := len(m.Payload) + len(m.GetWelcome()) + len(m.GetGroupInfo()); n > s.cfg.MaxMessageBytes {
-		return wire.Errorf(op, wire.Code_CODE_TOO_LARGE, "message of %d bytes over the %d byte limit", n, s.cfg.MaxMessageBytes)
+	limit, what := s.cfg.MaxMessageBytes, "message"
+	if m.GetKind() == wire.MessageKind_MESSAGE_KIND_COMMIT {
+		limit, what = s.cfg.MaxCommitBytes, "commit"
+	}
+	if n := len(m.Payload) + len(m.GetWelcome()) + len(m.GetGroupInfo()); n > limit {
+		return wire.Errorf(op, wire.Code_CODE_TOO_LARGE, "%s of %d bytes over the %d byte limit", what, n, limit)
 	}
 	switch m.GetKind() {
 	case wire.MessageKind_MESSAGE_KIND_APPLICATION, wire.MessageKind_MESSAGE_KIND_PROPOSAL:
@@ -242,6 +246,7 @@ func (s *Server) applyCommit(op string, tx *storage.Tx, c *storage.Conversation,
 		return wire.Errorf(op, wire.Code_CODE_LIMIT, "conversation would have %d devices; the limit is %d", n, s.cfg.MaxMembers)
 	}
 	entry.Welcome = m.Welcome
+	entry.GroupInfo = m.GroupInfo // delivered with the Welcome, which may omit the tree
 	if err := tx.AppendLog(entry); err != nil {
 		return err
 	}

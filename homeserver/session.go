@@ -239,6 +239,8 @@ func (ss *session) handle(f *wire.ClientFrame) {
 		resp, err = ss.publishKeyPackages(b.PublishKeyPackages)
 	case *wire.ClientFrame_FetchDeviceList:
 		resp, err = ss.fetchDeviceList(b.FetchDeviceList)
+	case *wire.ClientFrame_FetchDeviceLists:
+		resp, err = ss.fetchDeviceLists(b.FetchDeviceLists)
 	case *wire.ClientFrame_ClaimKeyPackages:
 		resp, err = ss.claimKeyPackages(b.ClaimKeyPackages)
 	case *wire.ClientFrame_PendingDevice:
