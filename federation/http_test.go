@@ -84,7 +84,7 @@ func TestHandler(t *testing.T) {
 	if _, res := post(h, PathTransaction, signed("a.example")); res.Code != fedwire.Code_CODE_RATE_LIMITED || in.txns != 2 {
 		t.Fatalf("over the rate: %v (inbound saw %d)", res, in.txns)
 	}
-	if rec, _ := post(h, PathTransaction, make([]byte, 5<<20)); rec.Code != http.StatusRequestEntityTooLarge {
+	if rec, _ := post(h, PathTransaction, make([]byte, DefaultMaxTransactionBytes+5<<10)); rec.Code != http.StatusRequestEntityTooLarge {
 		t.Fatalf("oversized body: %d", rec.Code)
 	}
 	if !strings.Contains(log.String(), "origin=evil.example") || !strings.Contains(log.String(), "CODE_FORBIDDEN") {

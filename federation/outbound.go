@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"hearth/federation/fedwire"
+
+	"google.golang.org/protobuf/proto"
 	"hearth/keys/serverkey"
 )
 
@@ -42,10 +44,14 @@ var _ Transactor = (*Client)(nil)
 
 // OutboundConfig tunes the sender loops.
 type OutboundConfig struct {
-	MaxEnvelopes int           // per transaction; default 100
-	Backoff      Backoff       // retry delays
-	Expiry       time.Duration // undeliverable after this; default 7 days
-	IdlePoll     time.Duration // an idle queue is looked at this often anyway; default 2s
+	MaxEnvelopes int // per transaction; default 100
+	// MaxTransactionBytes bounds the envelopes of one transaction, below
+	// the receiver's Limits.MaxTransactionBytes (same default, 16 MiB); a
+	// batch is cut to fit, and an envelope too large on its own goes alone.
+	MaxTransactionBytes int
+	Backoff             Backoff       // retry delays
+	Expiry              time.Duration // undeliverable after this; default 7 days
+	IdlePoll            time.Duration // an idle queue is looked at this often anyway; default 2s
 }
 
 // Outbound runs one sender loop per destination: one transaction in
@@ -98,6 +104,9 @@ func (o *Outbound) init() {
 		o.stop = make(chan struct{})
 		if o.Cfg.MaxEnvelopes <= 0 {
 			o.Cfg.MaxEnvelopes = 100
+		}
+		if o.Cfg.MaxTransactionBytes <= 0 {
+			o.Cfg.MaxTransactionBytes = DefaultMaxTransactionBytes
 		}
 		if o.Cfg.IdlePoll <= 0 {
 			o.Cfg.IdlePoll = 2 * time.Second
@@ -278,6 +287,7 @@ func (o *Outbound) attempt(ctx context.Context, l *destLoop) (more bool, err err
 	if len(live) == 0 {
 		return true, nil
 	}
+	live, cut := fitTransaction(live, o.Cfg.MaxTransactionBytes)
 	if o.Allowed != nil && !o.Allowed(l.dest) {
 		return false, fmt.Errorf("federation with %s is not allowed by the policy", l.dest)
 	}
@@ -336,7 +346,25 @@ func (o *Outbound) attempt(ctx context.Context, l *destLoop) (more bool, err err
 	if temp > 0 {
 		return false, fmt.Errorf("%d envelopes refused for now", temp)
 	}
-	return len(batch) == o.Cfg.MaxEnvelopes, nil
+	return cut || len(batch) == o.Cfg.MaxEnvelopes, nil
+}
+
+// txnOverhead is room left in a transaction for its header, the
+// signature and each envelope's framing.
+const txnOverhead = 4096
+
+// fitTransaction keeps the longest prefix of qs whose envelopes fit in
+// limit bytes (at least one, which then goes alone); cut reports that
+// some were left for the next transaction.
+func fitTransaction(qs []Queued, limit int) (fit []Queued, cut bool) {
+	total := txnOverhead
+	for i, q := range qs {
+		total += proto.Size(q.Envelope) + 8
+		if total > limit && i > 0 {
+			return qs[:i], true
+		}
+	}
+	return qs, false
 }
 
 func newTxnID() string {

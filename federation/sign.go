@@ -51,16 +51,22 @@ type KeyRefresher interface {
 	RefreshServerKeys(ctx context.Context, domain string) (*serverkey.Set, error)
 }
 
+// DefaultMaxTransactionBytes bounds one signed transaction. It holds the
+// largest envelope a hub relays: a commit of a 1,024-device group on the
+// post-quantum suite with its Welcome and GroupInfo (the homeserver's
+// MaxCommitBytes, 6 MiB by default; docs/decisions/0004-large-groups.md).
+const DefaultMaxTransactionBytes = 16 << 20
+
 // Limits bound what one inbound transaction may carry.
 type Limits struct {
-	MaxTransactionBytes int           // default 4 MiB
+	MaxTransactionBytes int           // default DefaultMaxTransactionBytes (16 MiB)
 	MaxEnvelopes        int           // default 1000
 	MaxSkew             time.Duration // default 5 minutes each way
 }
 
 func (l Limits) withDefaults() Limits {
 	if l.MaxTransactionBytes <= 0 {
-		l.MaxTransactionBytes = 4 << 20
+		l.MaxTransactionBytes = DefaultMaxTransactionBytes
 	}
 	if l.MaxEnvelopes <= 0 {
 		l.MaxEnvelopes = 1000
