@@ -97,6 +97,7 @@ type federationConfig struct {
 type serverLimits struct {
 	MaxFrameBytes   int      `json:"max_frame_bytes"`
 	MaxMessageBytes int      `json:"max_message_bytes"`
+	MaxCommitBytes  int      `json:"max_commit_bytes"` // a commit with its Welcome and GroupInfo (docs/decisions/0004); 0: 6 MiB
 	Retention       duration `json:"retention"`        // acknowledged mailbox entries kept this long
 	SendPerSecond   float64  `json:"send_per_second"`  // per device
 	SendBurst       int      `json:"send_burst"`       // per device
@@ -133,8 +134,9 @@ func newServerConfig(domain, listen string) serverConfig {
 		Domain: domain,
 		Listen: listen,
 		Limits: serverLimits{
-			MaxFrameBytes:   1 << 20,
+			MaxFrameBytes:   8 << 20,
 			MaxMessageBytes: 256 << 10,
+			MaxCommitBytes:  6 << 20,
 			Retention:       duration(7 * 24 * time.Hour),
 			SendPerSecond:   50,
 			SendBurst:       100,
@@ -164,6 +166,12 @@ func (c serverConfig) validate() error {
 	if l.MaxFrameBytes > 0 && l.MaxMessageBytes > l.MaxFrameBytes {
 		return errors.New("limits: max_message_bytes exceeds max_frame_bytes")
 	}
+	if l.MaxCommitBytes < 0 || (l.MaxFrameBytes > 0 && l.MaxCommitBytes > l.MaxFrameBytes) {
+		return errors.New("limits: max_commit_bytes must be between 0 (default) and max_frame_bytes")
+	}
+	if l.MaxCommitBytes > 0 && l.MaxCommitBytes < l.MaxMessageBytes {
+		return errors.New("limits: max_commit_bytes is below max_message_bytes")
+	}
 	return c.PasswordHash.validate()
 }
 
@@ -172,6 +180,7 @@ func (c serverConfig) homeserverConfig(version string) homeserver.Config {
 		Domain:          c.Domain,
 		MaxFrame:        c.Limits.MaxFrameBytes,
 		MaxMessageBytes: c.Limits.MaxMessageBytes,
+		MaxCommitBytes:  c.Limits.MaxCommitBytes,
 		Retention:       time.Duration(c.Limits.Retention),
 		RateLimit:       homeserver.RateLimit{PerSecond: c.Limits.SendPerSecond, Burst: c.Limits.SendBurst},
 		MaxMembers:      c.Limits.MaxMembers,
