@@ -28,7 +28,8 @@ const (
 	signingKeyFile = "signing.key" // Ed25519, PKCS#8 PEM, 0600
 	databaseFile   = "hearth.db"
 	lockFile       = "hearth.lock"
-	addrFile       = "serve.addr" // the bound address while serving
+	addrFile       = "serve.addr"     // the bound address while serving
+	resetKeyFile   = "quic-reset.key" // QUIC stateless-reset key, 32 bytes, 0600, made by serve
 )
 
 // Defaults for a server started without configuration.

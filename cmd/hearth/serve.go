@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/quic-go/quic-go"
 	"github.com/spf13/cobra"
 
 	"hearth/homeserver"
@@ -131,8 +133,13 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger) error 
 	if err != nil {
 		return err
 	}
+	resetKey, err := loadResetKey(filepath.Join(dir, resetKeyFile))
+	if err != nil {
+		return err
+	}
 	tr, err := transport.New(cfg.transportConfig(), transport.Deps{
 		Streams: hs, History: hs, TLS: tlsConf, Log: log.With("component", "transport"), Federation: hs.FederationHandler(),
+		ResetKey: resetKey,
 		Health: func(ctx context.Context) (transport.Health, error) {
 			st, err := hs.Status(ctx)
 			return transport.Health{Domain: st.Domain, Version: st.Version, StartedMs: st.StartedMs, OnlineSessions: st.OnlineSessions}, err
@@ -230,6 +237,32 @@ func serverTLS(cfg serverConfig, dir string, log *slog.Logger) (*tls.Config, str
 		return nil, "", err
 	}
 	return cm.TLSConfig(), cm.CAPath(), nil
+}
+
+// loadResetKey reads the QUIC stateless-reset key, creating it on first
+// use. It stays the same across restarts, so that a restarted server can
+// reset the connections its predecessor held (clients then redial at once
+// instead of waiting for their idle timeout).
+func loadResetKey(path string) (*quic.StatelessResetKey, error) {
+	var k quic.StatelessResetKey
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, err := rand.Read(k[:]); err != nil {
+			return nil, err
+		}
+		if err := writeFileAtomic(path, k[:], 0o600); err != nil {
+			return nil, fmt.Errorf("QUIC reset key: %w", err)
+		}
+		return &k, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("QUIC reset key: %w", err)
+	}
+	if len(b) != len(k) {
+		return nil, fmt.Errorf("QUIC reset key %s: %d bytes, want %d (delete it to make a new one)", path, len(b), len(k))
+	}
+	copy(k[:], b)
+	return &k, nil
 }
 
 // dialableAddr is addr with an unspecified IP (0.0.0.0, ::) replaced by

@@ -107,6 +107,12 @@ type Deps struct {
 	// Federation serves /hearth/federation/ and /.well-known/hearth/ (the
 	// server-to-server endpoints, docs/federation.md); nil: not served.
 	Federation http.Handler
+	// ResetKey derives QUIC stateless reset tokens. Kept across restarts
+	// (cmd/hearth stores it in the data folder), it lets a restarted
+	// server answer packets of connections it lost with a stateless
+	// reset, so clients redial at once instead of waiting for their idle
+	// timeout. nil: no stateless resets.
+	ResetKey *quic.StatelessResetKey
 }
 
 func (d Deps) validate() (Deps, error) {

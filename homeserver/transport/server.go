@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 	"github.com/quic-go/webtransport-go"
 	"golang.org/x/net/netutil"
@@ -29,6 +30,7 @@ type Server struct {
 
 	wt    *webtransport.Server
 	https *http.Server
+	quic  *quic.Transport // set by ServeQUIC; closed by Close after the sessions
 
 	altSvc atomic.Pointer[string] // Alt-Svc header value once QUIC is served
 
@@ -137,22 +139,42 @@ func (s *Server) withAltSvc(h http.Handler) http.Handler {
 
 // ServeQUIC serves HTTP/3 and WebTransport on pc until Shutdown or Close;
 // then it returns nil. The caller keeps ownership of pc and closes it after.
+// The QUIC transport on pc carries Deps.ResetKey (stateless resets).
 func (s *Server) ServeQUIC(pc net.PacketConn) error {
+	tr := &quic.Transport{Conn: pc, StatelessResetKey: s.deps.ResetKey}
 	s.mu.Lock()
-	if s.closing {
+	if s.closing || s.quic != nil {
 		s.mu.Unlock()
-		return nil
+		if s.closing {
+			return nil
+		}
+		return errors.New("transport: ServeQUIC called twice")
 	}
+	s.quic = tr
 	s.mu.Unlock()
 	if ua, ok := pc.LocalAddr().(*net.UDPAddr); ok {
 		v := fmt.Sprintf(`h3=":%d"; ma=86400`, ua.Port)
 		s.altSvc.Store(&v)
 	}
-	err := s.wt.Serve(pc)
-	if s.isClosing() {
-		return nil
+	ln, err := tr.ListenEarly(s.wt.H3.TLSConfig, s.wt.H3.QUICConfig)
+	if err != nil {
+		return fmt.Errorf("transport: serve QUIC: %w", err)
 	}
-	return fmt.Errorf("transport: serve QUIC: %w", err)
+	defer ln.Close() // accepted connections live on until Close
+	for {
+		conn, err := ln.Accept(s.ctx)
+		if err != nil {
+			if s.isClosing() {
+				return nil
+			}
+			return fmt.Errorf("transport: serve QUIC: %w", err)
+		}
+		go func() {
+			if err := s.wt.ServeQUICConn(conn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Debug("QUIC connection ended", "remote", conn.RemoteAddr(), "err", err)
+			}
+		}()
+	}
 }
 
 // ServeTLS serves HTTPS (REST, WebSocket) with TLS on the TCP listener ln
@@ -245,6 +267,12 @@ func (s *Server) Close() error {
 	// closing the streams below does not wait for peers.
 	errH := s.https.Close()
 	errW := s.wt.Close()
+	s.mu.Lock()
+	tr := s.quic
+	s.mu.Unlock()
+	if tr != nil {
+		tr.Close() // after the connections: their CONNECTION_CLOSE went out on it
+	}
 	var wg sync.WaitGroup
 	for _, c := range open {
 		wg.Go(func() { c.Close() })
