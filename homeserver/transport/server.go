@@ -30,7 +30,12 @@ type Server struct {
 
 	wt    *webtransport.Server
 	https *http.Server
-	quic  *quic.Transport // set by ServeQUIC; closed by Close after the sessions
+	quic  *quic.Transport     // set by ServeQUIC; closed by Close after the sessions
+	qln   *quic.EarlyListener // set by ServeQUIC; closed by Shutdown and Close (no new connections)
+	// quicDone is closed by Close once the QUIC transport is closed;
+	// ServeQUIC returns then, so the caller's socket outlives the sessions.
+	quicDone  chan struct{}
+	closeOnce sync.Once
 
 	altSvc atomic.Pointer[string] // Alt-Svc header value once QUIC is served
 
@@ -47,7 +52,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	s := &Server{cfg: cfg, deps: deps, log: deps.Log, sessions: make(map[io.Closer]struct{})}
+	s := &Server{cfg: cfg, deps: deps, log: deps.Log, sessions: make(map[io.Closer]struct{}), quicDone: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
 	h3 := &http3.Server{
@@ -142,29 +147,31 @@ func (s *Server) withAltSvc(h http.Handler) http.Handler {
 // The QUIC transport on pc carries Deps.ResetKey (stateless resets).
 func (s *Server) ServeQUIC(pc net.PacketConn) error {
 	tr := &quic.Transport{Conn: pc, StatelessResetKey: s.deps.ResetKey}
+	ln, err := tr.ListenEarly(s.wt.H3.TLSConfig, s.wt.H3.QUICConfig)
+	if err != nil {
+		return fmt.Errorf("transport: serve QUIC: %w", err)
+	}
 	s.mu.Lock()
 	if s.closing || s.quic != nil {
+		twice := !s.closing
 		s.mu.Unlock()
-		if s.closing {
-			return nil
+		ln.Close()
+		if twice {
+			return errors.New("transport: ServeQUIC called twice")
 		}
-		return errors.New("transport: ServeQUIC called twice")
+		return nil
 	}
-	s.quic = tr
+	s.quic, s.qln = tr, ln
 	s.mu.Unlock()
 	if ua, ok := pc.LocalAddr().(*net.UDPAddr); ok {
 		v := fmt.Sprintf(`h3=":%d"; ma=86400`, ua.Port)
 		s.altSvc.Store(&v)
 	}
-	ln, err := tr.ListenEarly(s.wt.H3.TLSConfig, s.wt.H3.QUICConfig)
-	if err != nil {
-		return fmt.Errorf("transport: serve QUIC: %w", err)
-	}
-	defer ln.Close() // accepted connections live on until Close
 	for {
-		conn, err := ln.Accept(s.ctx)
+		conn, err := ln.Accept(context.Background())
 		if err != nil {
 			if s.isClosing() {
+				<-s.quicDone // sessions keep using the socket until Close
 				return nil
 			}
 			return fmt.Errorf("transport: serve QUIC: %w", err)
@@ -233,7 +240,11 @@ func (s *Server) Sessions() int {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
+	qln := s.qln
 	s.mu.Unlock()
+	if qln != nil {
+		qln.Close() // no new QUIC connections; established ones go on
+	}
 	httpErr := s.https.Shutdown(ctx) // stops the TCP listener; upgraded WebSockets continue
 	s.cancel()
 	done := make(chan struct{})
@@ -268,11 +279,15 @@ func (s *Server) Close() error {
 	errH := s.https.Close()
 	errW := s.wt.Close()
 	s.mu.Lock()
-	tr := s.quic
+	tr, qln := s.quic, s.qln
 	s.mu.Unlock()
+	if qln != nil {
+		qln.Close()
+	}
 	if tr != nil {
 		tr.Close() // after the connections: their CONNECTION_CLOSE went out on it
 	}
+	s.closeOnce.Do(func() { close(s.quicDone) })
 	var wg sync.WaitGroup
 	for _, c := range open {
 		wg.Go(func() { c.Close() })
