@@ -177,11 +177,27 @@ func (c *Client) AddMembers(ctx context.Context, conv string, users []string) er
 	return c.sendControl(ctx, conv, control{Type: ctlMeta, Op: "sync"})
 }
 
+// maxUsersPerCommit is how many users one commit adds at most. On the
+// default suite a commit adding 256 single-device users to a 1,024-device
+// group is about 1 MB with its Welcome, plus the GroupInfo (the ratchet
+// tree, 1.4-2.7 MB): under the hub's default max_commit_bytes (6 MiB)
+// with room for users with several devices (docs/decisions/0004).
+const maxUsersPerCommit = 256
+
 // addUsers commits the addition of every device of users not yet in the
-// group. A commit the hub refuses as too large is split in two halves
-// (each carries fewer KeyPackages and Welcome secrets; see docs/groups.md
-// for what no split can shrink).
+// group, at most maxUsersPerCommit users per commit. A commit the hub
+// still refuses as too large is split in two halves (each carries fewer
+// KeyPackages and Welcome secrets; see docs/groups.md).
 func (c *Client) addUsers(ctx context.Context, conv string, users []string) error {
+	for chunk := range slices.Chunk(users, maxUsersPerCommit) {
+		if err := c.addUsersCommit(ctx, conv, chunk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Client) addUsersCommit(ctx context.Context, conv string, users []string) error {
 	err := c.groupCommit(ctx, conv, func(g AdminGroup, meta groupMeta, self Self) (commitPlan, error) {
 		if meta.AdminSeed == nil {
 			return commitPlan{}, notAdmin(conv)
@@ -191,10 +207,10 @@ func (c *Client) addUsers(ctx context.Context, conv string, users []string) erro
 	if wire.Is(err, wire.Code_CODE_TOO_LARGE) && len(users) > 1 {
 		c.log.Debug("commit too large; adding in two halves", "conversation", conv, "users", len(users))
 		h := len(users) / 2
-		if err := c.addUsers(ctx, conv, users[:h]); err != nil {
+		if err := c.addUsersCommit(ctx, conv, users[:h]); err != nil {
 			return err
 		}
-		return c.addUsers(ctx, conv, users[h:])
+		return c.addUsersCommit(ctx, conv, users[h:])
 	}
 	return err
 }
@@ -404,17 +420,30 @@ func (c *Client) adoptSeed(ctx context.Context, conv string, self Self) error {
 	})
 }
 
-// devicesToAdd lists, per user, the devices on its signed list not yet members.
+// devicesToAdd lists, per user, the devices on its signed list not yet
+// members. The lists come in one batch (FetchDeviceLists); a user the
+// server has no list for is an error, as with one FetchDeviceList.
 func (c *Client) devicesToAdd(ctx context.Context, users, members []string) (map[string][]string, error) {
 	add := map[string][]string{}
+	addrs := make([]identity.UserAddress, 0, len(users))
 	for _, u := range users {
 		ua, err := identity.ParseUser(u)
 		if err != nil {
 			return nil, wire.E("client.Group", wire.Code_CODE_BAD_REQUEST, err)
 		}
-		l, err := c.fetchDeviceList(ctx, nil, ua)
-		if err != nil {
-			return nil, err
+		addrs = append(addrs, ua)
+	}
+	lists, err := c.fetchDeviceLists(ctx, nil, addrs)
+	if err != nil {
+		return nil, err
+	}
+	for i, u := range users {
+		l, ok := lists[addrs[i]]
+		if !ok {
+			// Ask once more on its own, for the server's reason.
+			if l, err = c.fetchDeviceList(ctx, nil, addrs[i]); err != nil {
+				return nil, err
+			}
 		}
 		for _, d := range l.Devices {
 			if a := u + "/" + d.DeviceID; !slices.Contains(members, a) {

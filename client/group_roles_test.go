@@ -149,10 +149,11 @@ func deviceID(d *dev) string {
 }
 
 // TestGroupAddSplitsLargeCommits: on the default (post-quantum) suite a
-// commit adding 12 users does not fit a 64 KiB message limit; the client
-// adds them in smaller commits and every member ends in the same group.
+// commit adding 12 users (about 64 KB with its Welcome and GroupInfo) does
+// not fit a 40 KiB commit limit; the client adds them in smaller commits
+// and every member ends in the same group.
 func TestGroupAddSplitsLargeCommits(t *testing.T) {
-	ts := client.NewTestServerLimits(t, "a.example", 64, 64<<10)
+	ts := client.NewTestServerCommitLimit(t, "a.example", 64, 40<<10)
 	names := []string{"owner"}
 	for i := range 12 {
 		names = append(names, "p"+string(rune('a'+i)))

@@ -8,13 +8,28 @@ import (
 	"hearth/homeserver/wire"
 )
 
+// TreeJoiner is implemented by engines whose commits send Welcomes without
+// the ratchet tree (large groups; docs/decisions/0004-large-groups.md).
+// The Welcome delivery then carries the commit's GroupInfo, which holds
+// the tree.
+type TreeJoiner interface {
+	// ReadGroupInfo returns the group id, epoch and member device
+	// addresses of an MLSMessage(GroupInfo) with a ratchet tree, without
+	// verifying anything.
+	ReadGroupInfo(groupInfo []byte) (group string, epoch uint64, members []string, err error)
+	// JoinWithTree is Join taking the ratchet tree from groupInfo when the
+	// Welcome has none. The join verifies the tree against the Welcome's
+	// GroupContext; a GroupInfo of another group or epoch is refused.
+	JoinWithTree(welcome, groupInfo []byte, self Self, private func(ref []byte) ([]byte, error), v CredentialValidator) (Group, []byte, error)
+}
+
 // join processes a Welcome: it opens the group with one of this device's
 // KeyPackages, checks every member against its user's device list and
 // records the conversation, all in the delivery's store transaction.
 func (c *Client) join(ctx context.Context, tx *store.Tx, self Self, d *wire.Delivery) error {
 	conv := d.GetConversationId()
 	v := c.validator(ctx, tx)
-	g, used, err := c.cfg.Groups.Join(d.GetPayload(), self, tx.KeyPackage, v)
+	g, used, err := c.openWelcome(ctx, tx, self, d, v)
 	if v.transient != nil {
 		return fmt.Errorf("client: checking a member: %w", v.transient)
 	}
@@ -49,4 +64,33 @@ func (c *Client) join(ctx context.Context, tx *store.Tx, self Self, d *wire.Deli
 		}
 	}
 	return c.rememberConversation(tx, cv)
+}
+
+// openWelcome joins from the Welcome, with the tree of the delivery's
+// GroupInfo when there is one. That GroupInfo must be of this
+// conversation and of the epoch the Welcome starts; its members' device
+// lists are fetched in one batch first, so that checking a big group's
+// members does not cost a round trip per user.
+func (c *Client) openWelcome(ctx context.Context, tx *store.Tx, self Self, d *wire.Delivery, v *memberValidator) (Group, []byte, error) {
+	tj, ok := c.cfg.Groups.(TreeJoiner)
+	if !ok || len(d.GetGroupInfo()) == 0 {
+		return c.cfg.Groups.Join(d.GetPayload(), self, tx.KeyPackage, v)
+	}
+	group, epoch, members, err := tj.ReadGroupInfo(d.GetGroupInfo())
+	if err != nil {
+		return nil, nil, fmt.Errorf("client: welcome's group info: %w", err)
+	}
+	if group != d.GetConversationId() || epoch != d.GetEpoch() {
+		return nil, nil, fmt.Errorf("client: welcome to %s epoch %d carries the group info of %s epoch %d",
+			d.GetConversationId(), d.GetEpoch(), group, epoch)
+	}
+	if users := c.unknownMembers(tx, members); len(users) > 0 {
+		if _, err := c.fetchDeviceLists(ctx, tx, users); err != nil {
+			if !wire.Is(err, wire.Code_CODE_BAD_SIGNATURE) {
+				v.transient = err // retry the delivery later
+			}
+			return nil, nil, err
+		}
+	}
+	return tj.JoinWithTree(d.GetPayload(), d.GetGroupInfo(), self, tx.KeyPackage, v)
 }

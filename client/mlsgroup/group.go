@@ -57,8 +57,12 @@ func (g *group) Commit(keyPackages [][]byte, remove []string) (client.Commit, er
 	return g.commit(opts, out)
 }
 
+// options builds the commit: adds by value without a path unless removes
+// need one (keys/mls decides), and a Welcome without the ratchet tree,
+// which new members take from the GroupInfo the hub delivers with the
+// Welcome (docs/decisions/0004-large-groups.md).
 func (g *group) options(keyPackages [][]byte, remove []string) (mls.CommitOptions, client.Commit, error) {
-	var opts mls.CommitOptions
+	opts := mls.CommitOptions{OmitTreeInWelcome: true}
 	var out client.Commit
 	for _, b := range keyPackages {
 		var m mls.MLSMessage

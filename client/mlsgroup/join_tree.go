@@ -1,0 +1,62 @@
+package mlsgroup
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"hearth/client"
+	"hearth/keys/mls"
+)
+
+var _ client.TreeJoiner = (*Engine)(nil)
+
+// ReadGroupInfo reads the group id, epoch and members of a GroupInfo
+// carrying the ratchet tree (nothing verified: JoinWithTree does that).
+func (e *Engine) ReadGroupInfo(groupInfo []byte) (string, uint64, []string, error) {
+	t, err := mls.ReadGroupInfoTree(groupInfo)
+	if err != nil {
+		return "", 0, nil, fmt.Errorf("mlsgroup: %w", err)
+	}
+	members := make([]string, len(t.Identities))
+	for i, id := range t.Identities {
+		members[i] = string(id)
+	}
+	return string(t.GroupID), t.Epoch, members, nil
+}
+
+// JoinWithTree opens a Welcome whose GroupInfo may omit the ratchet tree,
+// taking the tree from groupInfo. keys/mls checks the tree's hash against
+// the GroupContext the Welcome carries (authenticated by the joiner
+// secret), and the group id and epoch of groupInfo must be the joined
+// group's: a GroupInfo of another group or epoch is refused.
+func (e *Engine) JoinWithTree(welcome, groupInfo []byte, self client.Self, private func(ref []byte) ([]byte, error), v client.CredentialValidator) (client.Group, []byte, error) {
+	t, err := mls.ReadGroupInfoTree(groupInfo)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mlsgroup: join: %w", err)
+	}
+	refs, err := mls.WelcomeKeyPackageRefs(welcome)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mlsgroup: join: %w", err)
+	}
+	for _, ref := range refs {
+		raw, err := private(ref)
+		if err != nil {
+			continue // addressed to another device
+		}
+		kp, priv, err := openPrivate(raw)
+		if err != nil {
+			return nil, nil, err
+		}
+		g, err := mls.JoinFromWelcome(e.config(v), welcome, kp, priv, mls.JoinOptions{RatchetTree: t.RatchetTree})
+		if err != nil {
+			return nil, nil, fmt.Errorf("mlsgroup: join: %w", err)
+		}
+		if !bytes.Equal(g.GroupID(), t.GroupID) || g.Epoch() != t.Epoch {
+			return nil, nil, fmt.Errorf("mlsgroup: join: the group info is of group %q epoch %d, the Welcome of %q epoch %d",
+				t.GroupID, t.Epoch, g.GroupID(), g.Epoch())
+		}
+		return &group{g: g}, ref, nil
+	}
+	return nil, nil, errors.New("mlsgroup: join: the Welcome names none of this device's KeyPackages")
+}
