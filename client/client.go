@@ -42,6 +42,9 @@ type Client struct {
 	st  *store.Store
 	log *slog.Logger
 	val *identity.Validator // pinned identity keys and verified device lists
+	// gcache keeps parsed MLS groups between messages (groupcache.go);
+	// cfg.Groups is the engine wrapped with it.
+	gcache *groupCache
 
 	mu   sync.Mutex
 	sess *Session
@@ -49,6 +52,8 @@ type Client struct {
 	// signed device lists (one list fetch per member user), so that a
 	// send to a big group does not refetch them all every time.
 	synced map[string]time.Time
+	// maxFlight is the most Sends Flush had in flight at once.
+	maxFlight int
 }
 
 // ErrNotLoggedIn is returned when the profile has no account yet.
@@ -73,7 +78,11 @@ func Open(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
-	return &Client{cfg: cfg, st: st, log: cfg.Logger, val: identity.NewValidator()}, nil
+	gc := newGroupCache()
+	if cfg.Groups != nil {
+		cfg.Groups = &cachingEngine{GroupEngine: cfg.Groups, cache: gc}
+	}
+	return &Client{cfg: cfg, st: st, log: cfg.Logger, val: identity.NewValidator(), gcache: gc}, nil
 }
 
 // Close ends the session and closes the store.

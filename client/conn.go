@@ -109,6 +109,17 @@ func (c *conn) Err() error {
 // call sends one request and waits for its response. A response carrying an
 // ErrorInfo becomes a *wire.Error with op.
 func (c *conn) call(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error) {
+	wait, err := c.start(op, f)
+	if err != nil {
+		return nil, err
+	}
+	return wait(ctx)
+}
+
+// start sends one request and returns a function that waits for its
+// response. Requests started one after another are written in that order,
+// so several can be in flight (pipelined Sends keep their order at the hub).
+func (c *conn) start(op string, f *wire.ClientFrame) (func(context.Context) (*wire.ServerFrame, error), error) {
 	ch := make(chan *wire.ServerFrame, 1)
 	c.mu.Lock()
 	if c.err != nil {
@@ -124,20 +135,30 @@ func (c *conn) call(ctx context.Context, op string, f *wire.ClientFrame) (*wire.
 		c.fail(fmt.Errorf("%w: %w", ErrDisconnected, err))
 		return nil, fmt.Errorf("%s: %w", op, c.Err())
 	}
-	select {
-	case r := <-ch:
-		if e := r.GetError(); e != nil {
-			return nil, wire.FromProto(op, e)
+	return func(ctx context.Context) (*wire.ServerFrame, error) {
+		select {
+		case r := <-ch:
+			if e := r.GetError(); e != nil {
+				return nil, wire.FromProto(op, e)
+			}
+			return r, nil
+		case <-c.done:
+			select {
+			case r := <-ch: // answered just before the end
+				if e := r.GetError(); e != nil {
+					return nil, wire.FromProto(op, e)
+				}
+				return r, nil
+			default:
+			}
+			return nil, fmt.Errorf("%s: %w", op, c.Err())
+		case <-ctx.Done():
+			c.mu.Lock()
+			delete(c.pending, id)
+			c.mu.Unlock()
+			return nil, fmt.Errorf("%s: %w", op, ctx.Err())
 		}
-		return r, nil
-	case <-c.done:
-		return nil, fmt.Errorf("%s: %w", op, c.Err())
-	case <-ctx.Done():
-		c.mu.Lock()
-		delete(c.pending, id)
-		c.mu.Unlock()
-		return nil, fmt.Errorf("%s: %w", op, ctx.Err())
-	}
+	}, nil
 }
 
 // notify sends a frame that has no response (Ack).

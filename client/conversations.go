@@ -251,12 +251,10 @@ func (c *Client) reconcile(ctx context.Context, conv string) error {
 		if meta, err = getConversation(tx, conv); err != nil {
 			return fmt.Errorf("client: conversation %s: %w", conv, err)
 		}
-		g, err := c.loadGroup(tx, conv, self, c.validator(ctx, tx))
-		if err != nil {
-			return err
-		}
-		members, epoch = g.Members(), g.Epoch()
-		return nil
+		return c.viewGroup(tx, conv, self, c.validator(ctx, tx), func(g Group) error {
+			members, epoch = g.Members(), g.Epoch()
+			return nil
+		})
 	})
 	if err != nil {
 		return err

@@ -13,8 +13,9 @@ import (
 
 // deliveries processes this device's mailbox: Welcomes join groups, commits
 // advance them, application messages are decrypted into history and the
-// inbox. Each delivery's effects and its mailbox sequence are committed in
-// one store transaction before the session acknowledges it.
+// inbox. A run of deliveries (up to pushBatch) and their mailbox sequence
+// are committed in one store transaction before the session acknowledges
+// them.
 type deliveries struct{ c *Client }
 
 var _ DeliveryHandler = (*deliveries)(nil)
@@ -26,35 +27,52 @@ func (h *deliveries) ProcessedSeq() (uint64, error) {
 }
 
 func (h *deliveries) HandleDelivery(ctx context.Context, d *wire.Delivery) error {
+	return h.HandleDeliveries(ctx, []*wire.Delivery{d})
+}
+
+var _ BatchHandler = (*deliveries)(nil)
+
+// HandleDeliveries processes a run of deliveries in one store transaction.
+func (h *deliveries) HandleDeliveries(ctx context.Context, ds []*wire.Delivery) error {
 	c := h.c
 	self, err := c.self()
 	if err != nil {
 		return err
 	}
 	return c.st.Update(func(tx *store.Tx) error {
-		if d.GetSeq() <= tx.MailboxSeq() {
-			return nil // processed before the last ack was lost
+		for _, d := range ds {
+			if err := c.handle(ctx, tx, self, d); err != nil {
+				return err
+			}
 		}
-		if err := tx.SetMailboxSeq(d.GetSeq()); err != nil {
-			return err
-		}
-		if d.GetKind() == wire.MessageKind_MESSAGE_KIND_DELIVERY_FAILED {
-			return c.deliveryFailed(tx, self, d)
-		}
-		if d.GetSender() == self.Address {
-			return nil // our own message fanned back: already in history
-		}
-		err := c.apply(ctx, tx, self, d)
-		var bad *badMessage
-		if errors.As(err, &bad) {
-			// A message that cannot be processed is skipped (and logged
-			// without content) so that it never wedges the mailbox.
-			c.log.Warn("skipping undecodable delivery", "seq", d.GetSeq(), "conversation", d.GetConversationId(),
-				"sender", d.GetSender(), "kind", d.GetKind().String(), "err", bad.err)
-			return nil
-		}
-		return err
+		return nil
 	})
+}
+
+// handle processes one delivery in tx and records its mailbox sequence.
+func (c *Client) handle(ctx context.Context, tx *store.Tx, self Self, d *wire.Delivery) error {
+	if d.GetSeq() <= tx.MailboxSeq() {
+		return nil // processed before the last ack was lost
+	}
+	if err := tx.SetMailboxSeq(d.GetSeq()); err != nil {
+		return err
+	}
+	if d.GetKind() == wire.MessageKind_MESSAGE_KIND_DELIVERY_FAILED {
+		return c.deliveryFailed(tx, self, d)
+	}
+	if d.GetSender() == self.Address {
+		return nil // our own message fanned back: already in history
+	}
+	err := c.apply(ctx, tx, self, d)
+	var bad *badMessage
+	if errors.As(err, &bad) {
+		// A message that cannot be processed is skipped (and logged
+		// without content) so that it never wedges the mailbox.
+		c.log.Warn("skipping undecodable delivery", "seq", d.GetSeq(), "conversation", d.GetConversationId(),
+			"sender", d.GetSender(), "kind", d.GetKind().String(), "err", bad.err)
+		return nil
+	}
+	return err
 }
 
 // badMessage marks a delivery that is invalid (as opposed to a local failure).
@@ -95,6 +113,7 @@ func (c *Client) apply(ctx context.Context, tx *store.Tx, self Self, d *wire.Del
 	at := store.Message{ID: d.GetMessageId(), Conversation: conv, From: userOf(rcv.Sender),
 		SentAt: time.UnixMilli(d.GetServerTimeMs()).UTC(), Seq: d.GetConversationSeq()}
 	if rcv.Commit {
+		c.unsync(conv) // the roster moved: check it against the lists before the next send
 		return c.applyCommit(ctx, tx, conv, g, before, rcv, at)
 	}
 	if err := c.saveGroup(tx, conv, g); err != nil {

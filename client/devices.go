@@ -354,16 +354,10 @@ func (c *Client) isMember(conv, device string) (bool, error) {
 	}
 	var in bool
 	err = c.st.View(func(tx *store.Tx) error {
-		state, err := tx.Group(conv)
-		if err != nil {
-			return err
-		}
-		g, err := c.cfg.Groups.Load(state, self, c.val)
-		if err != nil {
-			return err
-		}
-		in = slices.Contains(g.Members(), device)
-		return nil
+		return c.viewGroup(tx, conv, self, c.val, func(g Group) error {
+			in = slices.Contains(g.Members(), device)
+			return nil
+		})
 	})
 	return in, err
 }
@@ -454,6 +448,41 @@ func (c *Client) Revoke(ctx context.Context, deviceID string) error {
 		}
 		req.DeviceList = &wire.SignedDeviceList{List: list, Signature: sig}
 	}
-	_, err = c.call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_RevokeDevice{RevokeDevice: req}})
-	return err
+	if _, err = c.call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_RevokeDevice{RevokeDevice: req}}); err != nil {
+		return err
+	}
+	c.unsyncAll()
+	if c.cfg.Groups != nil && a.Active {
+		// Remove the revoked device from this device's conversations now,
+		// rather than at the next send of whoever checks the lists first.
+		rctx, cancel := context.WithTimeout(ctx, addApprovedWait)
+		defer cancel()
+		c.reconcileAll(rctx)
+	}
+	return nil
+}
+
+// reconcileAll brings every conversation's roster in line with the device
+// lists, logging (not returning) failures: any member does it on its next
+// send anyway.
+func (c *Client) reconcileAll(ctx context.Context) {
+	if s, err := c.session(ctx); err != nil || s.Resync(ctx) != nil {
+		c.log.Warn("not caught up; conversation rosters left to the next send")
+		return
+	}
+	var convs []string
+	c.st.View(func(tx *store.Tx) error { convs = tx.Conversations(); return nil })
+	for _, conv := range convs {
+		var err error
+		for try := 0; try < 3; try++ {
+			if err = c.reconcile(ctx, conv); !errors.Is(err, errRedo) {
+				break
+			}
+		}
+		if err != nil {
+			c.log.Warn("conversation roster not updated", "conversation", conv, "err", err)
+			continue
+		}
+		c.markSynced(conv)
+	}
 }

@@ -84,6 +84,7 @@ func (c *Client) fetchDeviceList(ctx context.Context, tx *store.Tx, user identit
 		if err := c.pinned(tx, user); err != nil {
 			return err
 		}
+		prev, had := c.val.List(user)
 		l, err := c.val.Add(key, res.GetDeviceList().GetList(), res.GetDeviceList().GetSignature())
 		if errors.Is(err, identity.ErrSuccessor) {
 			if kept, ok := c.val.List(user); ok {
@@ -98,6 +99,9 @@ func (c *Client) fetchDeviceList(ctx context.Context, tx *store.Tx, user identit
 			return wire.Errorf(op, wire.Code_CODE_BAD_SIGNATURE, "list for %v returned for %v", l.User, user)
 		}
 		list = l
+		if !had || prev == nil || prev.Version != l.Version {
+			c.unsyncAll() // rosters may need this list's devices added or removed
+		}
 		raw, err := json.Marshal(pin{IdentityKey: key.Bytes(), List: res.GetDeviceList().GetList(), Signature: res.GetDeviceList().GetSignature()})
 		if err != nil {
 			return err

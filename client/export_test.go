@@ -83,3 +83,21 @@ func SetConnectWait(d time.Duration) (restore func()) {
 	connectWait = d
 	return func() { connectWait = old }
 }
+
+// GroupCacheStats returns the group cache's hits and misses (groupcache.go).
+func (c *Client) GroupCacheStats() (hits, misses int) { return c.gcache.stats() }
+
+// MaxInFlight returns the most Sends one Flush window had in flight.
+func (c *Client) MaxInFlight() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.maxFlight
+}
+
+// NewBenchServer is NewTestServer for benchmarks: the per-device send rate
+// limit is lifted so that it does not set the pace.
+func NewBenchServer(tb testing.TB, domain string) *TestServer {
+	cfg := homeserverConfig()
+	cfg.RateLimit.PerSecond, cfg.RateLimit.Burst = 1e9, 1e9
+	return newTestServer(tb, domain, cfg)
+}

@@ -14,9 +14,10 @@ import (
 // dev is one device profile running the real client with real MLS against
 // the real in-process homeserver.
 type dev struct {
-	t    *testing.T
-	c    *client.Client
-	user string
+	t       *testing.T
+	c       *client.Client
+	user    string
+	profile string
 }
 
 func ctx30(t *testing.T) context.Context {
@@ -27,13 +28,14 @@ func ctx30(t *testing.T) context.Context {
 
 func newDev(t *testing.T, ts *client.TestServer, user string) *dev {
 	t.Helper()
-	c, err := client.Open(client.Config{Profile: t.TempDir(), Dial: ts.Dial(), Groups: mlsgroup.New(),
+	prof := t.TempDir()
+	c, err := client.Open(client.Config{Profile: prof, Dial: ts.Dial(), Groups: mlsgroup.New(),
 		MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return &dev{t: t, c: c, user: user}
+	return &dev{t: t, c: c, user: user, profile: prof}
 }
 
 func (d *dev) login(pw string) client.LoginResult {

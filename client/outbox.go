@@ -59,98 +59,6 @@ func (c *Client) Queue(to, text string) (string, error) {
 	return id, err
 }
 
-// Flush sends every queued message in order until the outbox is empty or
-// until the message with id until (if not empty) was accepted. Each message
-// keeps its id on every retry, so a retry after a lost answer is
-// deduplicated by the server. It returns ctx's error if it runs out of time.
-func (c *Client) Flush(ctx context.Context, until string) error {
-	if c.cfg.Groups == nil {
-		return fmt.Errorf("client.Flush: %w", ErrNoE2EE)
-	}
-	s, err := c.session(ctx)
-	if err != nil {
-		return err
-	}
-	if err := c.ensureKeyPackages(ctx); err != nil {
-		return err
-	}
-	attempt, synced := 0, false
-	for {
-		if !synced {
-			// Everything already in the mailbox (a Welcome, a commit) is
-			// processed before anything is encrypted.
-			if err := s.Resync(ctx); err != nil {
-				if ctx.Err() != nil || !Retryable(err) {
-					return err
-				}
-				continue
-			}
-			synced = true
-			if ctx.Value(leavesKey{}) == nil {
-				if err := c.commitLeaves(context.WithValue(ctx, leavesKey{}, true)); err != nil {
-					c.log.Warn("committing leave requests", "err", err)
-				}
-			}
-		}
-		if err := s.CaughtUp(ctx); err != nil {
-			return err
-		}
-		it, ok, err := c.nextOutbox()
-		if err != nil || !ok {
-			return err
-		}
-		err = c.sendItem(ctx, it)
-		if errors.Is(err, store.ErrNotFound) {
-			err = nil // another run on this profile sent it meanwhile
-		}
-		switch {
-		case err == nil:
-			attempt = 0
-			if it.ID == until {
-				return nil
-			}
-			continue
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case !Retryable(err):
-			if ferr := c.failItem(it, err); ferr != nil {
-				return ferr
-			}
-			if it.ID == until {
-				return fmt.Errorf("%w: %w", ErrNotDelivered, err)
-			}
-			continue
-		}
-		c.log.Debug("send failed, retrying", "id", it.ID, "err", err)
-		wait := s.backoff(attempt)
-		var we *wire.Error
-		if errors.As(err, &we) && we.RetryAfter > 0 { // rate limited: the server says when
-			wait = max(wait, time.Duration(we.RetryAfter)*time.Millisecond)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-		attempt++
-	}
-}
-
-// leavesKey marks a Flush made while committing leave requests.
-type leavesKey struct{}
-
-// nextOutbox returns the oldest item not marked failed.
-func (c *Client) nextOutbox() (store.OutboxItem, bool, error) {
-	var items []store.OutboxItem
-	err := c.st.View(func(tx *store.Tx) (err error) { items, err = tx.Outbox(); return })
-	for _, it := range items {
-		if it.Failed == "" {
-			return it, true, err
-		}
-	}
-	return store.OutboxItem{}, false, err
-}
-
 func (c *Client) failItem(it store.OutboxItem, reason error) error {
 	c.log.Warn("message not delivered", "id", it.ID, "err", reason)
 	return c.st.Update(func(tx *store.Tx) error {
@@ -162,50 +70,6 @@ func (c *Client) failItem(it store.OutboxItem, reason error) error {
 		}
 		cur.Failed = reason.Error()
 		return tx.UpdateOutbox(cur)
-	})
-}
-
-// sendItem encrypts the item if it is not yet (committing the advanced
-// group state with the ciphertext), then sends the stored request and, once
-// accepted, moves the message to history.
-func (c *Client) sendItem(ctx context.Context, it store.OutboxItem) error {
-	if it.Payload == nil {
-		var err error
-		if it, err = c.seal(ctx, it); err != nil {
-			return err
-		}
-	}
-	req := new(wire.Send)
-	if err := proto.Unmarshal(it.Payload, req); err != nil {
-		return fmt.Errorf("client: outbox item %s: %w", it.ID, err)
-	}
-	r, err := c.call(ctx, "client.Send", &wire.ClientFrame{Body: &wire.ClientFrame_Send{Send: req}})
-	if wire.Is(err, wire.Code_CODE_STALE_EPOCH) {
-		// Encrypted for an epoch the hub has left: catch up, then
-		// re-encrypt under the same id (the hub never accepted it).
-		return c.unseal(it, err)
-	}
-	if err != nil {
-		return err
-	}
-	ok := r.GetSendOk()
-	a, err := c.Account()
-	if err != nil {
-		return err
-	}
-	if it.Control != nil {
-		return c.controlSent(it)
-	}
-	return c.st.Update(func(tx *store.Tx) error {
-		m := store.Message{ID: it.ID, Conversation: req.GetConversationId(), From: a.User, Text: it.Text,
-			SentAt: time.UnixMilli(ok.GetServerTimeMs()).UTC(), Seq: ok.GetConversationSeq()}
-		if _, err := tx.AddHistory(m); err != nil {
-			return err
-		}
-		if err := tx.DeleteOutbox(it.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err // (not found: another run on this profile finished it)
-		}
-		return nil
 	})
 }
 
@@ -307,43 +171,55 @@ func (c *Client) checkReachable(conv string, self Self) error {
 		if err != nil {
 			return err
 		}
-		state, err := tx.Group(conv)
-		if err != nil {
-			return err
-		}
-		g, err := c.cfg.Groups.Load(state, self, c.val)
-		if err != nil {
-			return err
-		}
-		have := peersOf(g.Members(), userOf(self.Address))
-		for _, p := range meta.Peers {
-			if !slices.Contains(have, p) {
-				return wire.Errorf("client.Send", wire.Code_CODE_NO_KEY_PACKAGES,
-					"%s has no device that can receive messages yet (no published KeyPackages)", p)
+		return c.viewGroup(tx, conv, self, c.val, func(g Group) error {
+			have := peersOf(g.Members(), userOf(self.Address))
+			for _, p := range meta.Peers {
+				if !slices.Contains(have, p) {
+					return wire.Errorf("client.Send", wire.Code_CODE_NO_KEY_PACKAGES,
+						"%s has no device that can receive messages yet (no published KeyPackages)", p)
+				}
 			}
-		}
-		return nil
+			return nil
+		})
 	})
 }
 
 // groupSyncEvery is how long a group's roster counts as in line with its
-// users' device lists after a check by this client (1:1 conversations
-// are checked on every send). Group operations always check.
+// users' device lists after a check by this client. Group operations
+// always check.
 const groupSyncEvery = 30 * time.Second
 
-// recentlySynced reports whether conv is a group checked by this client
-// within groupSyncEvery and has no commit pending.
+// directSyncEvery is the same for a 1:1 conversation: within it, a send
+// uses the pinned, verified device lists instead of fetching them again.
+// A change this client learns of sooner resets it (unsyncAll, unsync): a
+// fetched list that differs from the pinned one, a commit received in the
+// conversation, a stale-epoch refusal, an approval or revocation made here.
+// So a peer's device added by anyone else's commit is in the group at once,
+// and one that nobody added yet is added by this client's first send after
+// at most directSyncEvery (a new process, e.g. `hearth chat send`, always
+// checks).
+const directSyncEvery = 10 * time.Second
+
+// recentlySynced reports whether conv was checked by this client within
+// its window and has no commit pending.
 func (c *Client) recentlySynced(conv string) bool {
 	c.mu.Lock()
 	at, ok := c.synced[conv]
 	c.mu.Unlock()
-	if !ok || c.cfg.Now().Sub(at) > groupSyncEvery {
+	if !ok {
 		return false
 	}
 	fresh := false
 	c.st.View(func(tx *store.Tx) error {
 		cv, err := getConversation(tx, conv)
-		fresh = err == nil && cv.Group && tx.Meta(commitName(conv)) == nil
+		if err != nil || tx.Meta(commitName(conv)) != nil {
+			return nil
+		}
+		window := directSyncEvery
+		if cv.Group {
+			window = groupSyncEvery
+		}
+		fresh = c.cfg.Now().Sub(at) <= window
 		return nil
 	})
 	return fresh
@@ -356,4 +232,18 @@ func (c *Client) markSynced(conv string) {
 		c.synced = map[string]time.Time{}
 	}
 	c.synced[conv] = c.cfg.Now()
+}
+
+// unsync makes the next send to conv check its roster against the lists.
+func (c *Client) unsync(conv string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.synced, conv)
+}
+
+// unsyncAll does unsync for every conversation (a device list changed).
+func (c *Client) unsyncAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.synced)
 }

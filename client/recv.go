@@ -14,10 +14,13 @@ import (
 var connectWait = 20 * time.Second
 
 // Receive calls print for every received message in arrival order (the
-// oldest not yet printed first), and removes each from the inbox once print
-// returned nil; the server was acknowledged when the message was stored.
-// It returns after quiet of silence with nothing new, or never (until ctx
-// ends) when quiet is 0.
+// oldest not yet printed first), and removes printed messages from the
+// inbox once print returned nil for them; the server was acknowledged when
+// the message was stored. Messages are printed as they are stored, also
+// while a backlog is still being caught up. It returns after quiet of
+// silence with nothing new once caught up, or never (until ctx ends) when
+// quiet is 0. Catching up fails only when no mailbox entry was processed
+// for connectWait.
 func (c *Client) Receive(ctx context.Context, quiet time.Duration, print func(store.Message) error) error {
 	if c.cfg.Groups == nil {
 		return fmt.Errorf("client.Receive: %w", ErrNoE2EE)
@@ -51,50 +54,69 @@ func (c *Client) Receive(ctx context.Context, quiet time.Duration, print func(st
 		}
 		return fmt.Errorf("client.Receive: not connected to the server within %v: %w", connectWait, err)
 	}
-	if err := s.CatchUp(ctx, connectWait); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("client.Receive: %w", err)
-	}
-	last := time.Now()
+	return c.receiveLoop(ctx, s, quiet, print)
+}
+
+// receiveLoop prints what arrives until quiet after catching up, a stall
+// while catching up, or the end of ctx or the session.
+func (c *Client) receiveLoop(ctx context.Context, s *Session, quiet time.Duration, print func(store.Message) error) error {
+	last, progressed := time.Now(), time.Now()
 	for {
 		s.mu.Lock()
 		prog := s.progress
+		caught := s.cur != nil && s.processed >= s.head
 		s.mu.Unlock()
 		n, err := c.drainInbox(print)
 		if err != nil {
 			return err
 		}
-		if n > 0 {
-			last = time.Now()
+		now := time.Now()
+		if n > 0 || !caught {
+			last = now // quiet counts from the last print once caught up
 		}
-		var t *time.Timer
-		var timeout <-chan time.Time
-		if quiet > 0 {
-			left := quiet - time.Since(last)
-			if left <= 0 {
+		var wait time.Duration
+		switch {
+		case !caught:
+			if wait = connectWait - now.Sub(progressed); wait <= 0 {
+				return fmt.Errorf("client.Receive: no mailbox progress for %v while catching up: %w", connectWait, context.DeadlineExceeded)
+			}
+		case quiet > 0:
+			if wait = quiet - now.Sub(last); wait <= 0 {
 				return nil
 			}
-			t = time.NewTimer(left)
-			timeout = t.C
 		}
-		select {
-		case <-prog:
-		case <-timeout:
-		case <-s.Done():
-			return s.Err()
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := waitProgress(ctx, s, prog, wait); err != nil {
+			return err
 		}
-		if t != nil {
-			t.Stop()
+		if prog != s.progressChan() {
+			progressed = time.Now()
 		}
 	}
 }
 
-// drainInbox prints and removes queued messages, 100 at a time until the
-// inbox is empty.
+// waitProgress waits for prog to close, for wait (if > 0), or for the end
+// of ctx or the session.
+func waitProgress(ctx context.Context, s *Session, prog <-chan struct{}, wait time.Duration) error {
+	var timeout <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-prog:
+	case <-timeout:
+	case <-s.Done():
+		return s.Err()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// drainInbox prints queued messages, 100 at a time until the inbox is
+// empty, and removes each batch of printed ones in one transaction. A crash
+// between printing and removing prints that batch again (at least once).
 func (c *Client) drainInbox(print func(store.Message) error) (int, error) {
 	const batch = 100
 	total := 0
@@ -103,14 +125,22 @@ func (c *Client) drainInbox(print func(store.Message) error) (int, error) {
 		if err := c.st.View(func(tx *store.Tx) (err error) { entries, err = tx.Inbox(batch); return }); err != nil {
 			return total, err
 		}
+		var printed uint64
+		var perr error
 		for _, e := range entries {
-			if err := print(e.Message); err != nil {
-				return total, err
+			if perr = print(e.Message); perr != nil {
+				break
 			}
-			if err := c.st.Update(func(tx *store.Tx) error { return tx.DeleteInbox(e.Pos) }); err != nil {
-				return total, err
-			}
+			printed = e.Pos
 			total++
+		}
+		if printed > 0 {
+			if err := c.st.Update(func(tx *store.Tx) error { return tx.DeleteInbox(printed) }); err != nil {
+				return total, err
+			}
+		}
+		if perr != nil {
+			return total, perr
 		}
 		if len(entries) < batch {
 			return total, nil

@@ -36,6 +36,15 @@ type DeliveryHandler interface {
 	HandleDelivery(ctx context.Context, d *wire.Delivery) error
 }
 
+// BatchHandler is a DeliveryHandler that can process several deliveries
+// at once (one durable step for all). When it fails, the session falls back
+// to HandleDelivery one at a time, so that the deliveries before a failing
+// one are still kept.
+type BatchHandler interface {
+	DeliveryHandler
+	HandleDeliveries(ctx context.Context, ds []*wire.Delivery) error
+}
+
 // SessionConfig configures a Session.
 type SessionConfig struct {
 	Dial       func(ctx context.Context) (io.ReadWriteCloser, error)

@@ -9,13 +9,14 @@ import (
 	"hearth/homeserver/wire"
 )
 
-// ackBatch bounds how many processed deliveries wait for one cumulative Ack.
-const ackBatch = 64
+// pushBatch bounds how many queued deliveries are processed together (one
+// store transaction) and acknowledged with one cumulative Ack.
+const pushBatch = 64
 
 // servePushes handles c's pushes in arrival order until c ends. Deliveries
-// are acknowledged cumulatively once their processing is durable.
+// waiting in the queue are processed in batches of up to pushBatch and
+// acknowledged cumulatively once their processing is durable.
 func (s *Session) servePushes(ctx context.Context, c *conn) error {
-	var unacked, last uint64
 	for {
 		f, err := c.nextPush(ctx)
 		if err != nil {
@@ -23,43 +24,69 @@ func (s *Session) servePushes(ctx context.Context, c *conn) error {
 		}
 		switch b := f.GetBody().(type) {
 		case *wire.ServerFrame_Delivery:
-			d := b.Delivery
 			if s.cfg.Handler == nil {
 				continue
 			}
-			if err := s.cfg.Handler.HandleDelivery(ctx, d); err != nil {
-				return fmt.Errorf("client: process delivery %d: %w", d.GetSeq(), err)
+			batch := append([]*wire.Delivery{b.Delivery}, c.popDeliveries(pushBatch-1)...)
+			if err := s.process(ctx, batch); err != nil {
+				return err
 			}
-			s.mu.Lock()
-			if d.GetSeq() > s.processed {
-				s.processed = d.GetSeq()
+			last := batch[len(batch)-1].GetSeq()
+			if err := c.notify(&wire.ClientFrame{Body: &wire.ClientFrame_Ack{Ack: &wire.Ack{UpToSeq: last}}}); err != nil {
+				return err
 			}
-			if d.GetSeq() > s.head {
-				s.head = d.GetSeq()
-			}
-			s.mu.Unlock()
-			s.bump()
-			last = max(last, d.GetSeq())
-			unacked++
 		case *wire.ServerFrame_Closed:
 			return wire.E("client.Session", b.Closed.GetCode(), b.Closed.GetMessage())
 		default:
 			// Typing and presence are lossy signals this client does not show.
 		}
-		if unacked > 0 && (unacked >= ackBatch || c.queued() == 0) {
-			if err := c.notify(&wire.ClientFrame{Body: &wire.ClientFrame_Ack{Ack: &wire.Ack{UpToSeq: last}}}); err != nil {
-				return err
-			}
-			unacked = 0
-		}
 	}
 }
 
-// queued reports how many pushes wait to be handled.
-func (c *conn) queued() int {
+// process hands a batch of deliveries to the handler and records progress.
+func (s *Session) process(ctx context.Context, batch []*wire.Delivery) error {
+	var err error
+	if bh, ok := s.cfg.Handler.(BatchHandler); ok && len(batch) > 1 {
+		if err = bh.HandleDeliveries(ctx, batch); err == nil {
+			s.advance(batch[len(batch)-1].GetSeq())
+			return nil
+		}
+		s.log.Debug("batch of deliveries failed; one at a time", "n", len(batch), "err", err)
+	}
+	for _, d := range batch {
+		if err := s.cfg.Handler.HandleDelivery(ctx, d); err != nil {
+			return fmt.Errorf("client: process delivery %d: %w", d.GetSeq(), err)
+		}
+		s.advance(d.GetSeq())
+	}
+	return nil
+}
+
+// advance records that every delivery up to seq was processed.
+func (s *Session) advance(seq uint64) {
+	s.mu.Lock()
+	s.processed = max(s.processed, seq)
+	s.head = max(s.head, seq)
+	s.mu.Unlock()
+	s.bump()
+}
+
+// popDeliveries takes up to max Delivery pushes from the front of the
+// queue without waiting (it stops at any other kind of push).
+func (c *conn) popDeliveries(max int) []*wire.Delivery {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.pushes)
+	var out []*wire.Delivery
+	for len(out) < max && len(c.pushes) > 0 {
+		d := c.pushes[0].GetDelivery()
+		if d == nil {
+			break
+		}
+		c.pushes[0] = nil
+		c.pushes = c.pushes[1:]
+		out = append(out, d)
+	}
+	return out
 }
 
 // bump wakes everyone waiting for progress (CaughtUp, Call).
@@ -68,6 +95,13 @@ func (s *Session) bump() {
 	close(s.progress)
 	s.progress = make(chan struct{})
 	s.mu.Unlock()
+}
+
+// progressChan returns the channel the next bump closes.
+func (s *Session) progressChan() chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.progress
 }
 
 // live waits for an authenticated connection.

@@ -1,0 +1,282 @@
+package client
+
+import (
+	"crypto/sha256"
+	"errors"
+	"sync"
+
+	"hearth/client/store"
+)
+
+// The group cache. Restoring an MLS state is expensive (parsing the tree
+// and re-deriving the hybrid KEM private keys), and a message used to load
+// its conversation's state three or four times. The Client therefore wraps
+// its GroupEngine: a Group restored by Load or saved with Marshal is kept,
+// keyed by the SHA-256 of its serialized state, and a later Load of exactly
+// those bytes gets the parsed object back instead of parsing them again.
+//
+// The store stays the truth: every Load still reads the state from the
+// store, and only an object whose own Marshal produced exactly those bytes
+// (and that was not changed since) is reused. A state saved by another
+// process, or by a transaction that was rolled back, has other bytes and is
+// parsed. An object is handed to one holder at a time (checked out); it
+// becomes available again when its holder saves it (Marshal) or, for
+// read-only use, when the holder releases it (Client.viewGroup). An object
+// that is changed after its last Marshal (Encrypt, Process, ...) is not
+// reused under the old bytes.
+
+// Cache bounds: a state larger than cacheMaxState is never kept, and at
+// most cacheMaxBytes of serialized state per Client (big groups on big
+// suites would otherwise hold megabytes per simulated device in a bench).
+const (
+	cacheMaxState = 128 << 10
+	cacheMaxBytes = 512 << 10
+)
+
+type stateKey [sha256.Size]byte
+
+// groupCache holds parsed groups by state hash.
+type groupCache struct {
+	mu      sync.Mutex
+	entries map[stateKey]*cachedGroup
+	bytes   int
+	hits    int // counters for tests and benchmarks
+	misses  int
+}
+
+func newGroupCache() *groupCache { return &groupCache{entries: map[stateKey]*cachedGroup{}} }
+
+// cachedGroup wraps an engine's Group. Its methods forward to the inner
+// group; the changing ones count changes.
+type cachedGroup struct {
+	inner Group
+	fwd   *fwdValidator
+	cache *groupCache
+
+	// guarded by cache.mu
+	key     stateKey // hash of the last Marshal's output, when cached
+	keyed   bool
+	size    int
+	changes uint64 // number of changing calls so far
+	savedAt uint64 // changes at the last Marshal
+	held    bool   // checked out by a Load
+}
+
+// fwdValidator lets a cached group check members with its current holder's
+// validator (which carries that holder's transaction).
+type fwdValidator struct{ v CredentialValidator }
+
+func (f *fwdValidator) ValidateMember(id, key []byte) error { return f.v.ValidateMember(id, key) }
+
+// checkout returns the cached group for state, or nil.
+func (gc *groupCache) checkout(k stateKey, v CredentialValidator) *cachedGroup {
+	gc.mu.Lock()
+	defer gc.mu.Unlock()
+	e := gc.entries[k]
+	if e == nil || e.held || e.changes != e.savedAt {
+		gc.misses++
+		return nil
+	}
+	gc.hits++
+	e.held = true
+	e.fwd.v = v
+	return e
+}
+
+// add caches g as the parsed form of the state with hash k.
+func (gc *groupCache) add(g *cachedGroup, k stateKey, size int, held bool) {
+	gc.mu.Lock()
+	defer gc.mu.Unlock()
+	gc.dropLocked(g)
+	if size > cacheMaxState {
+		return
+	}
+	if old := gc.entries[k]; old != nil {
+		gc.dropLocked(old)
+	}
+	for gc.bytes+size > cacheMaxBytes && len(gc.entries) > 0 {
+		for _, e := range gc.entries { // any: the cache holds a few conversations
+			gc.dropLocked(e)
+			break
+		}
+	}
+	g.key, g.keyed, g.size, g.savedAt, g.held = k, true, size, g.changes, held
+	gc.entries[k] = g
+	gc.bytes += size
+}
+
+func (gc *groupCache) dropLocked(g *cachedGroup) {
+	if g.keyed && gc.entries[g.key] == g {
+		delete(gc.entries, g.key)
+		gc.bytes -= g.size
+	}
+	g.keyed = false
+}
+
+// release ends a read-only checkout: g is available again unless it changed.
+func (gc *groupCache) release(g Group) {
+	cg, ok := g.(*cachedGroup)
+	if !ok {
+		return
+	}
+	gc.mu.Lock()
+	defer gc.mu.Unlock()
+	cg.held = false
+}
+
+// stats returns cache hits and misses.
+func (gc *groupCache) stats() (hits, misses int) {
+	gc.mu.Lock()
+	defer gc.mu.Unlock()
+	return gc.hits, gc.misses
+}
+
+func (g *cachedGroup) changed() {
+	g.cache.mu.Lock()
+	g.changes++
+	g.cache.mu.Unlock()
+}
+
+func (g *cachedGroup) Epoch() uint64     { return g.inner.Epoch() }
+func (g *cachedGroup) Members() []string { return g.inner.Members() }
+
+func (g *cachedGroup) Encrypt(pt []byte) ([]byte, error) {
+	g.changed()
+	return g.inner.Encrypt(pt)
+}
+
+func (g *cachedGroup) Process(msg []byte) (Received, error) {
+	g.changed()
+	return g.inner.Process(msg)
+}
+
+func (g *cachedGroup) Commit(kps [][]byte, remove []string) (Commit, error) {
+	g.changed()
+	return g.inner.Commit(kps, remove)
+}
+
+func (g *cachedGroup) MergeCommit() error {
+	g.changed()
+	return g.inner.MergeCommit()
+}
+
+func (g *cachedGroup) DiscardCommit() {
+	g.changed()
+	g.inner.DiscardCommit()
+}
+
+// Marshal serializes the state and caches this object under the result.
+func (g *cachedGroup) Marshal() ([]byte, error) {
+	b, err := g.inner.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	g.cache.add(g, sha256.Sum256(b), len(b), false)
+	return b, nil
+}
+
+var _ AdminGroup = (*cachedGroup)(nil)
+
+var errNoAdmin = errors.New("client: the MLS engine has no group roles")
+
+func (g *cachedGroup) admin() (AdminGroup, bool) { a, ok := g.inner.(AdminGroup); return a, ok }
+
+func (g *cachedGroup) AdminKey() []byte {
+	if a, ok := g.admin(); ok {
+		return a.AdminKey()
+	}
+	return nil
+}
+
+func (g *cachedGroup) EpochAuthenticator() []byte {
+	if a, ok := g.admin(); ok {
+		return a.EpochAuthenticator()
+	}
+	return nil
+}
+
+func (g *cachedGroup) CommitAdmin(req AdminCommit) (Commit, error) {
+	a, ok := g.admin()
+	if !ok {
+		return Commit{}, errNoAdmin
+	}
+	g.changed()
+	return a.CommitAdmin(req)
+}
+
+func (g *cachedGroup) SealTo(member, label string, context, pt []byte) ([]byte, error) {
+	a, ok := g.admin()
+	if !ok {
+		return nil, errNoAdmin
+	}
+	g.changed() // conservatively: it may use randomness held in the state
+	return a.SealTo(member, label, context, pt)
+}
+
+func (g *cachedGroup) OpenSealed(label string, context, ct []byte) ([]byte, error) {
+	a, ok := g.admin()
+	if !ok {
+		return nil, errNoAdmin
+	}
+	g.changed()
+	return a.OpenSealed(label, context, ct)
+}
+
+// cachingEngine is the GroupEngine the Client uses: the configured engine
+// with Load served from the cache.
+type cachingEngine struct {
+	GroupEngine
+	cache *groupCache
+}
+
+var (
+	_ GroupEngine    = (*cachingEngine)(nil)
+	_ ExternalJoiner = (*cachingEngine)(nil)
+	_ AdminEngine    = (*cachingEngine)(nil)
+)
+
+// Load returns the cached group whose last Marshal produced state, or
+// restores state with the engine.
+func (e *cachingEngine) Load(state []byte, self Self, v CredentialValidator) (Group, error) {
+	k := sha256.Sum256(state)
+	if g := e.cache.checkout(k, v); g != nil {
+		return g, nil
+	}
+	fwd := &fwdValidator{v: v}
+	inner, err := e.GroupEngine.Load(state, self, fwd)
+	if err != nil {
+		return nil, err
+	}
+	g := &cachedGroup{inner: inner, fwd: fwd, cache: e.cache}
+	e.cache.add(g, k, len(state), true)
+	return g, nil
+}
+
+var errNoExternal = errors.New("client: the MLS engine cannot join by external commit")
+
+func (e *cachingEngine) JoinExternal(groupInfo []byte, self Self, v CredentialValidator) (Group, Commit, error) {
+	ej, ok := e.GroupEngine.(ExternalJoiner)
+	if !ok {
+		return nil, Commit{}, errNoExternal
+	}
+	return ej.JoinExternal(groupInfo, self, v)
+}
+
+func (e *cachingEngine) CreateWithAdmin(groupID []byte, self Self, v CredentialValidator, adminPub []byte) (Group, error) {
+	ae, ok := e.GroupEngine.(AdminEngine)
+	if !ok {
+		return nil, errNoAdmin
+	}
+	return ae.CreateWithAdmin(groupID, self, v, adminPub)
+}
+
+// viewGroup runs fn on conv's group for reading only (Members, Epoch) and
+// then gives the group back to the cache.
+func (c *Client) viewGroup(tx *store.Tx, conv string, self Self, v CredentialValidator, fn func(Group) error) error {
+	g, err := c.loadGroup(tx, conv, self, v)
+	if err != nil {
+		return err
+	}
+	defer c.gcache.release(g)
+	return fn(g)
+}
