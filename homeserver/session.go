@@ -43,9 +43,9 @@ type session struct {
 	userID   int64
 	status   atomic.Int32 // wire.DeviceStatus; 0 before authentication
 
-	replies    chan func() // completions of pipelined requests, in request order
-	repliesWG  sync.WaitGroup
-	eph        chan *wire.ServerFrame
+	replies    *lazyQueue // completions of pipelined requests, in request order
+	eph        *lazyQueue // lossy pushes (typing, presence)
+	ephBroken  atomic.Bool
 	authTries  bucket
 	authBusy   atomic.Bool // a Hello, Login or Refresh is being verified
 	afterReply func()      // set by a handler to run once its answer is written
@@ -66,17 +66,14 @@ func (s *Server) ServeStream(ctx context.Context, rwc io.ReadWriteCloser, remote
 		fw:      wire.NewFrameWriter(rwc, s.cfg.MaxFrame),
 		ctx:     ctx,
 		cancel:  cancel,
-		replies: make(chan func(), maxPipelined),
-		eph:     make(chan *wire.ServerFrame, ephemeralQ),
+		replies: newLazyQueue(maxPipelined),
+		eph:     newLazyQueue(ephemeralQ),
 	}
 	if !s.addStream(ss) {
 		ss.end(wire.Code_CODE_UNAVAILABLE, "server shutting down")
 		return
 	}
 	defer s.removeStream(ss)
-	ss.repliesWG.Add(1)
-	go ss.replyLoop()
-	go ss.ephemeralLoop()
 	if s.cfg.AuthTimeout > 0 {
 		go ss.watchAuth(s.cfg.AuthTimeout)
 	}
@@ -109,8 +106,7 @@ func (ss *session) finish() {
 	ss.cancel()
 	ss.rwc.Close()
 	ss.stopPush()
-	close(ss.replies)
-	ss.repliesWG.Wait()
+	ss.replies.wait() // the reader queued the last one
 	if ss.deviceID != "" && ss.s.unregister(ss) {
 		ss.s.userOffline(ss)
 	}
@@ -136,38 +132,22 @@ func (ss *session) end(code wire.Code, msg string) {
 	})
 }
 
-// replyLoop answers pipelined requests in order as their commits finish.
-func (ss *session) replyLoop() {
-	defer ss.repliesWG.Done()
-	for f := range ss.replies {
-		f()
-	}
-}
+// later queues a completion, run after the earlier ones; it blocks when
+// maxPipelined are waiting, which stops reading from this client
+// (backpressure). Only the reader goroutine calls it.
+func (ss *session) later(f func()) { ss.replies.push(f) }
 
-// later queues a completion; it blocks when maxPipelined are waiting,
-// which stops reading from this client (backpressure).
-func (ss *session) later(f func()) { ss.replies <- f }
-
-// ephemeralLoop writes lossy pushes (typing, presence).
-func (ss *session) ephemeralLoop() {
-	for {
-		select {
-		case <-ss.ctx.Done():
-			return
-		case f := <-ss.eph:
-			if err := ss.fw.WriteMessage(f); err != nil {
-				return
-			}
-		}
-	}
-}
-
-// pushEphemeral queues a lossy push, dropping it if the client is slow.
+// pushEphemeral queues a lossy push, dropping it if the client is slow
+// (ephemeralQ waiting) or the stream broke.
 func (ss *session) pushEphemeral(f *wire.ServerFrame) {
-	select {
-	case ss.eph <- f:
-	default:
-	}
+	ss.eph.tryPush(func() {
+		if ss.ctx.Err() != nil || ss.ephBroken.Load() {
+			return
+		}
+		if err := ss.fw.WriteMessage(f); err != nil {
+			ss.ephBroken.Store(true)
+		}
+	})
 }
 
 func (ss *session) write(f *wire.ServerFrame) {
