@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"hearth/client/store"
@@ -77,6 +78,9 @@ func (c *Client) openWelcome(ctx context.Context, tx *store.Tx, self Self, d *wi
 		return c.cfg.Groups.Join(d.GetPayload(), self, tx.KeyPackage, v)
 	}
 	group, epoch, members, err := tj.ReadGroupInfo(d.GetGroupInfo())
+	if errors.Is(err, errNoTreeJoin) {
+		return c.cfg.Groups.Join(d.GetPayload(), self, tx.KeyPackage, v)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("client: welcome's group info: %w", err)
 	}
@@ -93,4 +97,29 @@ func (c *Client) openWelcome(ctx context.Context, tx *store.Tx, self Self, d *wi
 		}
 	}
 	return tj.JoinWithTree(d.GetPayload(), d.GetGroupInfo(), self, tx.KeyPackage, v)
+}
+
+// errNoTreeJoin: the engine cannot join with a tree given apart from the
+// Welcome.
+var errNoTreeJoin = errors.New("client: the MLS engine cannot take the ratchet tree from a GroupInfo")
+
+// The Client wraps its engine in a cachingEngine (groupcache.go), which
+// forwards TreeJoiner to the engine it wraps. Joined groups are not
+// cached until they are saved and loaded again, as with Join.
+var _ TreeJoiner = (*cachingEngine)(nil)
+
+func (e *cachingEngine) ReadGroupInfo(groupInfo []byte) (string, uint64, []string, error) {
+	tj, ok := e.GroupEngine.(TreeJoiner)
+	if !ok {
+		return "", 0, nil, errNoTreeJoin
+	}
+	return tj.ReadGroupInfo(groupInfo)
+}
+
+func (e *cachingEngine) JoinWithTree(welcome, groupInfo []byte, self Self, private func(ref []byte) ([]byte, error), v CredentialValidator) (Group, []byte, error) {
+	tj, ok := e.GroupEngine.(TreeJoiner)
+	if !ok {
+		return nil, nil, errNoTreeJoin
+	}
+	return tj.JoinWithTree(welcome, groupInfo, self, private, v)
 }
