@@ -176,3 +176,36 @@ func BenchmarkCommitSizes1024(b *testing.B) {
 		}
 	}
 }
+
+// FuzzReadGroupInfoTree: a GroupInfo comes from the hub with a Welcome;
+// whatever its bytes, reading it either fails or returns a tree that
+// decodes and at most one identity per two encoded nodes.
+func FuzzReadGroupInfoTree(f *testing.F) {
+	s, _ := suite.Lookup(1)
+	creator := newDevice(f, s, "creator@example/1")
+	g, err := NewGroup(testConfig(), s, []byte("g"), creator.signer, BasicCredential(creator.id), GroupOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	_, kps, _ := benchKeyPackages(f, s, 2)
+	out, err := g.Commit(CommitOptions{Add: kps, OmitTreeInWelcome: true})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(out.GroupInfo)
+	f.Add(out.Welcome)
+	f.Add(out.GroupInfo[:len(out.GroupInfo)/2])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		tr, err := ReadGroupInfoTree(b)
+		if err != nil {
+			return
+		}
+		var nodes RatchetTreeNodes
+		if err := nodes.Unmarshal(tr.RatchetTree); err != nil {
+			t.Fatalf("accepted a tree that does not decode: %v", err)
+		}
+		if len(tr.Identities) > (len(nodes)+1)/2 {
+			t.Fatalf("%d identities from %d nodes", len(tr.Identities), len(nodes))
+		}
+	})
+}
