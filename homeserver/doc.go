@@ -56,10 +56,16 @@
 // application messages are accepted from the current epoch back to
 // EpochWindow epochs, proposals only in the current one. A commit reaches
 // the roster as it was (removed devices get the commit that removes them,
-// nothing after) and its welcome reaches the devices it adds. A device
+// nothing after) and its welcome reaches the devices it adds, together
+// with the GroupInfo the commit carried (Delivery.group_info: Welcomes omit
+// the ratchet tree, docs/decisions/0004). Commits are bounded by
+// MaxCommitBytes, application messages by MaxMessageBytes. A device
 // that is not a member may send one kind of commit: an external commit
 // adding only itself, when its user already has a device in the group
 // (GetConversation gives such a device the GroupInfo).
+//
+// FetchDeviceLists answers up to 256 users' signed device lists at once
+// (devicelists.go), each missing user reported with its own code.
 //
 // # Federation (docs/federation.md; fed_*.go)
 //
