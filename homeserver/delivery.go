@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"sync/atomic"
 
 	"hearth/homeserver/wire"
 	"hearth/storage"
@@ -23,15 +22,19 @@ type Router interface {
 
 // LocalRouter is the in-process Router.
 type LocalRouter struct {
-	mu   sync.Mutex
-	subs map[string]map[chan struct{}]struct{}
+	mu    sync.Mutex
+	subs  map[string]map[chan struct{}]struct{}
+	fsubs map[string]map[*func()]struct{}
 }
 
-var _ Router = (*LocalRouter)(nil)
+var (
+	_ Router     = (*LocalRouter)(nil)
+	_ FuncRouter = (*LocalRouter)(nil)
+)
 
 // NewLocalRouter returns an empty in-process router.
 func NewLocalRouter() *LocalRouter {
-	return &LocalRouter{subs: map[string]map[chan struct{}]struct{}{}}
+	return &LocalRouter{subs: map[string]map[chan struct{}]struct{}{}, fsubs: map[string]map[*func()]struct{}{}}
 }
 
 // Notify wakes every subscriber of the device without blocking.
@@ -43,6 +46,29 @@ func (r *LocalRouter) Notify(deviceID string, _ uint64) {
 		case ch <- struct{}{}:
 		default:
 		}
+	}
+	for fn := range r.fsubs[deviceID] {
+		(*fn)()
+	}
+}
+
+// SubscribeFunc registers fn, called (under the router's lock, so it must
+// be quick) after each Notify for the device.
+func (r *LocalRouter) SubscribeFunc(deviceID string, fn func()) func() {
+	key := &fn
+	r.mu.Lock()
+	if r.fsubs[deviceID] == nil {
+		r.fsubs[deviceID] = map[*func()]struct{}{}
+	}
+	r.fsubs[deviceID][key] = struct{}{}
+	r.mu.Unlock()
+	return func() {
+		r.mu.Lock()
+		delete(r.fsubs[deviceID], key)
+		if len(r.fsubs[deviceID]) == 0 {
+			delete(r.fsubs, deviceID)
+		}
+		r.mu.Unlock()
 	}
 }
 
@@ -65,18 +91,6 @@ func (r *LocalRouter) Subscribe(deviceID string) (<-chan struct{}, func()) {
 	}
 }
 
-// pusher pushes one device's mailbox to one session in seq order, with at
-// most DeliveryWindow entries unacknowledged.
-type pusher struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-	acks   chan struct{} // a token after each processed Ack
-	pushed atomic.Uint64 // highest seq written to the stream
-	acked  atomic.Uint64 // highest seq acknowledged (durably)
-}
-
-const pushBatch = 64
-
 // sync starts (or restarts) pushes after a position: the greater of what
 // the client says it processed and what it acknowledged, so nothing it
 // acknowledged is delivered twice.
@@ -93,76 +107,13 @@ func (ss *session) sync(id uint64, m *wire.Sync) {
 		return
 	}
 	start := max(m.GetAfterSeq(), acked)
-	ss.stopPush()                                     // a valid Sync replaces the running one
-	wake, unsub := ss.s.router.Subscribe(ss.deviceID) // before the first read: no wake-up can be missed
-	ctx, cancel := context.WithCancel(ss.ctx)
-	p := &pusher{cancel: cancel, done: make(chan struct{}), acks: make(chan struct{}, 1)}
-	p.pushed.Store(start)
-	p.acked.Store(start)
+	ss.stopPush()            // a valid Sync replaces the running one
+	p := ss.newPusher(start) // subscribed before the first read: no wake-up can be missed
 	ss.answer(id, &wire.ServerFrame{Body: &wire.ServerFrame_SyncOk{SyncOk: &wire.SyncOK{Head: head}}}, nil)
 	ss.pushMu.Lock()
 	ss.push = p
 	ss.pushMu.Unlock()
-	go func() {
-		defer close(p.done)
-		defer unsub()
-		ss.runPush(ctx, p, start, wake)
-	}()
-}
-
-// stopPush ends the running Sync, if any, and waits for it.
-func (ss *session) stopPush() {
-	ss.pushMu.Lock()
-	p := ss.push
-	ss.push = nil
-	ss.pushMu.Unlock()
-	if p != nil {
-		p.cancel()
-		<-p.done
-	}
-}
-
-func (ss *session) currentPush() *pusher {
-	ss.pushMu.Lock()
-	defer ss.pushMu.Unlock()
-	return ss.push
-}
-
-func (ss *session) runPush(ctx context.Context, p *pusher, cursor uint64, wake <-chan struct{}) {
-	window := uint64(ss.s.cfg.DeliveryWindow)
-	for {
-		cursor = max(cursor, p.acked.Load())
-		inflight := cursor - min(cursor, p.acked.Load())
-		if inflight < window {
-			n := int(min(window-inflight, pushBatch))
-			var es []*storage.Entry
-			err := ss.s.db.Read(ctx, func(tx *storage.Tx) (err error) { es, err = tx.Entries(ss.deviceID, cursor, n); return err })
-			if err != nil {
-				if ctx.Err() == nil {
-					ss.s.log.Error("delivery read failed", "device", ss.deviceID, "err", err)
-					ss.cancel()
-				}
-				return
-			}
-			for _, e := range es {
-				if err := ss.fw.WriteMessage(&wire.ServerFrame{Body: &wire.ServerFrame_Delivery{Delivery: delivery(e)}}); err != nil {
-					ss.cancel()
-					return
-				}
-				cursor = e.Seq
-				p.pushed.Store(cursor)
-			}
-			if len(es) == n {
-				continue // there may be more
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-wake:
-		case <-p.acks:
-		}
-	}
+	p.start() // pushes run on a goroutine only while there is something to push (session_push.go)
 }
 
 // delivery turns a mailbox entry into its wire form. A welcome carries the
@@ -204,10 +155,7 @@ func (ss *session) ack(id uint64, m *wire.Ack) {
 					break
 				}
 			}
-			select {
-			case p.acks <- struct{}{}:
-			default:
-			}
+			p.kick() // the window moved
 		}
 		if id != 0 {
 			ss.answer(id, okFrame(), nil)

@@ -63,11 +63,15 @@ func TestLazyQueue(t *testing.T) {
 }
 
 // TestIdleSessionGoroutines: an authenticated, synced, idle session holds
-// two goroutines on the server (its reader and its pusher), whatever it did
-// before: replies and ephemeral pushes run on goroutines that end when
-// their queue is empty.
+// one goroutine on the server (its reader), whatever it did before:
+// replies, ephemeral pushes and deliveries run on goroutines that end when
+// there is nothing left to do. Deliveries still arrive after that.
 func TestIdleSessionGoroutines(t *testing.T) {
 	h := newHarness(t, Config{AuthTimeout: -1})
+	alice, bob := twoUsers(t, h)
+	bob.must(syncFrame(0))
+	bob.deliveries(1) // the welcome
+	alice.must(syncFrame(0))
 	const n = 20
 	settle := func() int {
 		for range 3 {
@@ -84,9 +88,19 @@ func TestIdleSessionGoroutines(t *testing.T) {
 	}
 	per := float64(settle()-base) / n
 	t.Logf("%.2f goroutines per idle session", per)
-	// Per session: the server's reader and pusher, plus the test client's
-	// read loop and the net.Pipe's nothing. 3 in all; the old design had 5.
-	if per > 3.2 {
-		t.Fatalf("%.1f goroutines per idle session, want 3 (server reader + pusher, test client reader)", per)
+	// Per session: the server's reader plus the test client's read loop;
+	// the old design had 5 (reply loop, ephemeral loop, pusher).
+	if per > 2.2 {
+		t.Fatalf("%.1f goroutines per idle session, want 2 (server reader, test client reader)", per)
 	}
+	// An idle pusher still delivers, in order, and acks move its window.
+	for i := range 3 {
+		alice.must(appMsg(conv, fmt.Sprint("late", i), 1, fmt.Sprint("after idling ", i)))
+	}
+	for i, d := range bob.deliveries(3) {
+		if string(d.Payload) != fmt.Sprint("after idling ", i) {
+			t.Fatalf("delivery %d after idling: %v", i, d)
+		}
+	}
+	bob.noDelivery()
 }
