@@ -12,7 +12,7 @@ import (
 // BacklogParams configure the offline-backlog workload.
 type BacklogParams struct {
 	Messages int           // messages stored while the receiver is offline
-	Senders  int           // users sending them (flat out, each its share)
+	Senders  int           // users sending them (each queues its share, then one pipelined Flush)
 	Size     int           // plaintext bytes per message
 	Drain    time.Duration // longest wait for the store and for the drain each
 }
@@ -62,7 +62,8 @@ func Backlog(ctx context.Context, f *Fleet, p BacklogParams) (*Report, error) {
 	b := &BacklogFigures{}
 	r.Backlog = b
 
-	// Store: every sender flat out, its share of the messages.
+	// Store: every sender queues its share of the messages and flushes
+	// them pipelined.
 	srv, self := f.watch()
 	sctx, cancel := context.WithTimeout(ctx, p.Drain)
 	defer cancel()
@@ -74,7 +75,7 @@ func Backlog(ctx context.Context, f *Fleet, p BacklogParams) (*Report, error) {
 			n++
 		}
 		wg.Add(1)
-		go func() { defer wg.Done(); s.flatOut(sctx, start.Add(p.Drain), n) }()
+		go func() { defer wg.Done(); s.burst(sctx, n) }()
 	}
 	progress := f.progress("backlog store", start, p.Drain, senders, []*recorder{rec}, srv, self)
 	wg.Wait()

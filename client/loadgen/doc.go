@@ -10,8 +10,9 @@
 //	           user, holds their clients; dials are retried with backoff
 //	recorder   the receiving side: parses bench messages, counts delivered,
 //	           duplicates and foreign messages, keeps send→receive latencies
-//	sender     queues bench messages on a schedule (open loop, --rate) or
-//	           back to back (flat out) and flushes them; counts acks
+//	sender     queues bench messages on a schedule (open loop, --rate),
+//	           back to back (flat out: the next when the last was acked) or
+//	           all at once (backlog: one pipelined Flush); counts acks
 //	Pairs, Backlog, Idle, Group, Federation   the workloads
 //	Report     every figure, printed as text or one JSON object
 //

@@ -90,6 +90,20 @@ func (s *sender) flatOut(ctx context.Context, stop time.Time, count int) {
 	}
 }
 
+// burst queues count messages at once and flushes them together (Flush
+// keeps up to 32 Sends in flight), retrying a failed flush until ctx ends.
+func (s *sender) burst(ctx context.Context, count int) {
+	for i := 0; i < count && ctx.Err() == nil; i++ {
+		if _, ok := s.queue(s.now()); !ok {
+			sleepCtx(ctx, 100*time.Millisecond)
+			i--
+		}
+	}
+	for ctx.Err() == nil && !s.flush(ctx) {
+		sleepCtx(ctx, 100*time.Millisecond)
+	}
+}
+
 // openLoop queues a message every interval from start+phase until stop,
 // whatever the acknowledgements do (open loop: a slow server makes the
 // outbox grow and the latency, measured from the due time, shows it); a
@@ -153,12 +167,8 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 }
 
 // receiveLoop keeps d receiving into rec until ctx ends; a Receive that
-// fails is counted and restarted.
-//
-// quiet > 0 works around client.Receive printing at most 100 inbox entries
-// per wake-up: when more than 100 arrive in a burst and then nothing more,
-// the rest waits for the next delivery. Receive with quiet returns after
-// that much silence and is called again, which prints the next 100.
+// fails is counted and restarted. With quiet > 0 Receive returns after that
+// much silence and is called again.
 func (f *Fleet) receiveLoop(ctx context.Context, d *Device, rec *recorder, errs *atomic.Int64, quiet time.Duration) {
 	for ctx.Err() == nil {
 		err := d.C.Receive(ctx, quiet, func(m store.Message) error { rec.note(m.Text); return nil })

@@ -31,17 +31,20 @@
 // keep coming and shares it with other processes (`hearth chat recv
 // --follow` running while `hearth chat send` runs) this way:
 //
-//   - After IdleRelease (20 ms) without a transaction the file is closed.
-//     Interactive processes are idle almost all the time, so another one
-//     finds the file free.
 //   - A Store that needs the file tries to lock it every 2 ms (one flock
 //     attempt each) and, while that fails, touches hearth.db.want next to
-//     it. The process holding the file checks for a fresh want file (< 1 s
-//     old) when a transaction ends; if there is one it closes the file as
-//     soon as none of its transactions runs, and waits 15 ms before opening
-//     it again, which gives the waiting process its turn even when the
-//     holder is never idle. The process that got the file removes the want
-//     file; processes still waiting touch it again.
+//     it.
+//   - The process holding the file looks for a fresh want file (< 1 s old)
+//     when one of its transactions ends and, while none runs, every 20 ms.
+//     If there is one it closes the file as soon as none of its
+//     transactions runs, and waits 15 ms before opening it again, which
+//     gives the waiting process its turn even when the holder is never
+//     idle. The process that got the file removes the want file; processes
+//     still waiting touch it again. So a waiter gets the file within about
+//     20 ms of the holder's last transaction, or within one transaction of
+//     a busy holder.
+//   - Without a want file, the file is closed after IdleRelease (500 ms)
+//     without a transaction (for tools that do not know the want file).
 //   - A Store waits at most its Open timeout for the file and then fails
 //     with a "stayed busy in another process" error.
 //

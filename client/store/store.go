@@ -45,20 +45,24 @@ type Store struct {
 	idle     time.Duration
 
 	mu       sync.Mutex
-	cond     *sync.Cond // signalled when refs drops to 0
-	db       *bolt.DB   // open while transactions come (see acquire/release)
-	refs     int        // transactions running
-	yielding bool       // another process wants the file: close as soon as refs is 0
-	yieldAt  time.Time  // when this process last gave the file away
-	timer    *time.Timer
+	cond     *sync.Cond  // signalled when refs drops to 0
+	db       *bolt.DB    // open while transactions come (see acquire/release)
+	refs     int         // transactions running
+	yielding bool        // another process wants the file: close as soon as refs is 0
+	yieldAt  time.Time   // when this process last gave the file away
+	timer    *time.Timer // while open: checks idleness and the want file every wantPoll
+	polling  bool        // timer is pending
 	lastEnd  time.Time
 	opens    int // how often the file was opened (tests, benchmarks)
 }
 
 // Timing of the shared-file protocol (doc.go).
 const (
-	// IdleRelease is how long the file stays open after the last transaction.
-	IdleRelease = 20 * time.Millisecond
+	// IdleRelease is how long the file stays open after the last transaction
+	// when no other process asks for it.
+	IdleRelease = 500 * time.Millisecond
+	// wantPoll is how often an idle open Store looks for the want file.
+	wantPoll = 20 * time.Millisecond
 	// openRetry is how often a process waiting for the file tries again.
 	openRetry = 2 * time.Millisecond
 	// yieldFor is how long a process that gave the file away waits before
@@ -108,8 +112,8 @@ func (s *Store) Close() error {
 }
 
 func (s *Store) closeLocked() error {
-	if s.timer != nil {
-		s.timer.Stop()
+	if s.timer != nil && s.timer.Stop() {
+		s.polling = false
 	}
 	if s.db == nil {
 		return nil
@@ -201,25 +205,38 @@ func (s *Store) release() {
 		return
 	}
 	s.cond.Broadcast()
+	if s.polling {
+		return
+	}
+	s.polling = true
 	if s.timer == nil {
-		s.timer = time.AfterFunc(s.idle, s.idleClose)
+		s.timer = time.AfterFunc(wantPoll, s.idleCheck)
 	} else {
-		s.timer.Reset(s.idle)
+		s.timer.Reset(wantPoll)
 	}
 }
 
-// idleClose closes the file when no transaction ran for s.idle.
-func (s *Store) idleClose() {
+// idleCheck runs every wantPoll while the file is open and no transaction
+// runs: it closes the file when another process wants it or when no
+// transaction ran for s.idle.
+func (s *Store) idleCheck() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.polling = false
 	if s.db == nil || s.refs > 0 {
+		return // closed meanwhile, or busy: the next release polls again
+	}
+	if s.wanted() {
+		s.closeLocked()
+		s.yieldAt = time.Now()
 		return
 	}
-	if left := s.idle - time.Since(s.lastEnd); left > 0 {
-		s.timer.Reset(left)
+	if time.Since(s.lastEnd) >= s.idle {
+		s.closeLocked()
 		return
 	}
-	s.closeLocked()
+	s.polling = true
+	s.timer.Reset(wantPoll)
 }
 
 // Tx is one transaction; see Update and View.
