@@ -12,6 +12,7 @@ import (
 	"hearth/client/mlsgroup"
 	"hearth/client/store"
 	"hearth/homeserver/wire"
+	"hearth/keys/mls"
 
 	"google.golang.org/protobuf/proto"
 )
@@ -140,6 +141,21 @@ func TestWelcomeNeedsHubGroupInfo(t *testing.T) {
 	wc := ts.WelcomeFor(t, deviceID(carol), g1) // epoch 2 of g1
 	if len(w1.GroupInfo) == 0 || w1.Epoch != 1 || wc.Epoch != 2 {
 		t.Fatalf("welcomes: bob's epoch %d with %d bytes of group info; carol's epoch %d", w1.Epoch, len(w1.GroupInfo), wc.Epoch)
+	}
+	// The commit adding carol reached bob (a member) without an UpdatePath.
+	var commits int
+	for _, d := range ts.MailboxPayloads(t, deviceID(bob), g1) {
+		var m mls.MLSMessage
+		if err := m.Unmarshal(d.Payload); err != nil || m.PublicMessage == nil || m.PublicMessage.Content.Commit == nil {
+			continue
+		}
+		commits++
+		if m.PublicMessage.Content.Commit.Path != nil {
+			t.Fatal("an add-only commit carries an UpdatePath")
+		}
+	}
+	if commits != 1 {
+		t.Fatalf("bob's mailbox holds %d commits of %s, want 1", commits, g1)
 	}
 	bad := map[string][]byte{"none": nil, "another group": w2.GroupInfo, "another epoch": wc.GroupInfo}
 	for name, gi := range bad {
