@@ -35,14 +35,15 @@
 //     attempt each) and, while that fails, touches hearth.db.want next to
 //     it.
 //   - The process holding the file looks for a fresh want file (< 1 s old)
-//     when one of its transactions ends and, while none runs, every 20 ms.
+//     when one of its transactions ends (at most every 20 ms) and, while
+//     none runs, every 50 ms.
 //     If there is one it closes the file as soon as none of its
 //     transactions runs, and waits 15 ms before opening it again, which
 //     gives the waiting process its turn even when the holder is never
 //     idle. The process that got the file removes the want file; processes
 //     still waiting touch it again. So a waiter gets the file within about
-//     20 ms of the holder's last transaction, or within one transaction of
-//     a busy holder.
+//     50 ms of the holder's last transaction, or within 20 ms and one
+//     transaction of a busy holder.
 //   - Without a want file, the file is closed after IdleRelease (500 ms)
 //     without a transaction (for tools that do not know the want file).
 //   - A Store waits at most its Open timeout for the file and then fails

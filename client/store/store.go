@@ -53,7 +53,8 @@ type Store struct {
 	timer    *time.Timer // while open: checks idleness and the want file every wantPoll
 	polling  bool        // timer is pending
 	lastEnd  time.Time
-	opens    int // how often the file was opened (tests, benchmarks)
+	lastWant time.Time // last look for the want file
+	opens    int       // how often the file was opened (tests, benchmarks)
 }
 
 // Timing of the shared-file protocol (doc.go).
@@ -61,8 +62,10 @@ const (
 	// IdleRelease is how long the file stays open after the last transaction
 	// when no other process asks for it.
 	IdleRelease = 500 * time.Millisecond
-	// wantPoll is how often an idle open Store looks for the want file.
-	wantPoll = 20 * time.Millisecond
+	// wantPoll is how often an idle open Store looks for the want file;
+	// a busy one looks at most every wantBusy (a stat costs microseconds).
+	wantPoll = 50 * time.Millisecond
+	wantBusy = 20 * time.Millisecond
 	// openRetry is how often a process waiting for the file tries again.
 	openRetry = 2 * time.Millisecond
 	// yieldFor is how long a process that gave the file away waits before
@@ -190,8 +193,9 @@ func (s *Store) release() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.refs--
-	if !s.yielding && s.wanted() {
-		s.yielding = true
+	if now := time.Now(); !s.yielding && now.Sub(s.lastWant) >= wantBusy {
+		s.lastWant = now
+		s.yielding = s.wanted()
 	}
 	if s.refs > 0 {
 		return

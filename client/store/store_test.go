@@ -283,10 +283,11 @@ func TestTwoStoresShareAProfile(t *testing.T) {
 		})
 	}
 	// While one holds a transaction open, the other waits; past its timeout it says so.
-	short, err := Open(dir, 50*time.Millisecond)
+	short, err := Open(dir, time.Second) // a and b may hold the file until they see the want file
 	if err != nil {
 		t.Fatal(err)
 	}
+	short.timeout = 50 * time.Millisecond
 	release := make(chan struct{})
 	held := make(chan struct{})
 	go a.Update(func(tx *Tx) error { close(held); <-release; return nil })
