@@ -24,6 +24,13 @@ import (
 // minutes: run with -benchtime 1x.
 func BenchmarkGroupFanout1024(b *testing.B) {
 	n := 1024
+	// Setup takes minutes at n = 1,024: each step is also written to
+	// stderr as it ends (b.Logf shows only when the benchmark is over).
+	logf := func(format string, args ...any) {
+		b.Helper()
+		b.Logf(format, args...)
+		fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+	}
 	if v, err := strconv.Atoi(os.Getenv("HEARTH_GROUP_BENCH_N")); err == nil && v > 1 {
 		n = v
 	}
@@ -70,7 +77,7 @@ func BenchmarkGroupFanout1024(b *testing.B) {
 	for err := range errs {
 		b.Fatal(err)
 	}
-	b.Logf("%d devices logged in with KeyPackages in %v", n, time.Since(start))
+	logf("%d devices logged in with KeyPackages in %v", n, time.Since(start))
 	var members []string
 	for i := 1; i < n; i++ {
 		members = append(members, fmt.Sprintf("m%04d@a.example", i))
@@ -82,7 +89,7 @@ func BenchmarkGroupFanout1024(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("group of %d created (commits of up to 256 adds, Welcomes) in %v", n, time.Since(t0))
+	logf("group of %d created (commits of up to 256 adds, Welcomes) in %v", n, time.Since(t0))
 
 	// Every other device online: receiving pushes, signalling each message.
 	got := make(chan string, n*4)
@@ -134,7 +141,7 @@ func BenchmarkGroupFanout1024(b *testing.B) {
 		return time.Since(t)
 	}
 	send("warm-up")
-	b.Logf("all %d devices joined and online in %v (%d receive restarts)", n-1, time.Since(t0), recvErrs.Load())
+	logf("all %d devices joined and online in %v (%d receive restarts)", n-1, time.Since(t0), recvErrs.Load())
 	b.ResetTimer()
 	var total time.Duration
 	for i := 0; i < b.N; i++ {

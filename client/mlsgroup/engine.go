@@ -119,7 +119,7 @@ func (e *Engine) CreateWithAdmin(groupID []byte, self client.Self, v client.Cred
 	if err != nil {
 		return nil, fmt.Errorf("mlsgroup: create: %w", err)
 	}
-	return &group{g: g}, nil
+	return &group{g: g, v: v}, nil
 }
 
 // Join opens a Welcome with whichever stored KeyPackage it is addressed to.
@@ -141,7 +141,7 @@ func (e *Engine) Join(welcome []byte, self client.Self, private func(ref []byte)
 		if err != nil {
 			return nil, nil, fmt.Errorf("mlsgroup: join: %w", err)
 		}
-		return &group{g: g}, ref, nil
+		return &group{g: g, v: v}, ref, nil
 	}
 	return nil, nil, errors.New("mlsgroup: join: the Welcome names none of this device's KeyPackages")
 }
@@ -152,7 +152,7 @@ func (e *Engine) Load(state []byte, self client.Self, v client.CredentialValidat
 	if err != nil {
 		return nil, fmt.Errorf("mlsgroup: load: %w", err)
 	}
-	return &group{g: g}, nil
+	return &group{g: g, v: v}, nil
 }
 
 var _ client.ExternalJoiner = (*Engine)(nil)
@@ -180,7 +180,7 @@ func (e *Engine) JoinExternal(groupInfo []byte, self client.Self, v client.Crede
 	// keys/mls exports no GroupInfo of the joiner's new epoch yet, so the
 	// commit carries none; the hub's copy is refreshed by the next regular
 	// commit.
-	return &group{g: g}, client.Commit{Message: commit, Added: []string{self.Address}}, nil
+	return &group{g: g, v: v}, client.Commit{Message: commit, Added: []string{self.Address}}, nil
 }
 
 func groupOptions(adminPub []byte) mls.GroupOptions {

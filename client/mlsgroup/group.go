@@ -10,6 +10,7 @@ import (
 // group adapts *mls.Group to client.Group.
 type group struct {
 	g *mls.Group
+	v client.CredentialValidator // the one the group checks members with
 }
 
 var _ client.Group = (*group)(nil)
@@ -31,6 +32,7 @@ func (g *group) Encrypt(plaintext []byte) ([]byte, error) {
 }
 
 func (g *group) Process(msg []byte) (client.Received, error) {
+	g.prefetch(msg)
 	before, epoch := g.g.Extensions(), g.g.Epoch()
 	r, err := g.g.Process(msg)
 	if err != nil {
@@ -45,6 +47,22 @@ func (g *group) Process(msg []byte) (client.Received, error) {
 		commitInfo(&rcv, r, before, g.g.Extensions(), epoch)
 	}
 	return rcv, nil
+}
+
+// prefetch tells a validator that can fetch many device lists at once
+// about the members a commit adds, before keys/mls checks them one by one
+// (a commit adding 256 users would otherwise cost 256 round trips on every
+// member that processes it).
+func (g *group) prefetch(msg []byte) {
+	p, ok := g.v.(client.MemberPrefetcher)
+	if !ok {
+		return
+	}
+	env, err := mls.Inspect(msg)
+	if err != nil || env.WireFormat != mls.WirePublicMessage || env.ContentType != mls.ContentCommit || len(env.Added) < 2 {
+		return
+	}
+	p.PrefetchMembers(env.Added)
 }
 
 // Commit adds the devices of keyPackages (MLSMessage-encoded) and removes

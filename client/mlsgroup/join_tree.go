@@ -56,7 +56,7 @@ func (e *Engine) JoinWithTree(welcome, groupInfo []byte, self client.Self, priva
 			return nil, nil, fmt.Errorf("mlsgroup: join: the group info is of group %q epoch %d, the Welcome of %q epoch %d",
 				t.GroupID, t.Epoch, g.GroupID(), g.Epoch())
 		}
-		return &group{g: g}, ref, nil
+		return &group{g: g, v: v}, ref, nil
 	}
 	return nil, nil, errors.New("mlsgroup: join: the Welcome names none of this device's KeyPackages")
 }
