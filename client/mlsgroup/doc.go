@@ -8,4 +8,11 @@
 // Groups use suite.Default (the hybrid ML-KEM-768+X25519 suite) unless the
 // Engine says otherwise. KeyPackage private material is kept together with
 // the KeyPackage itself, because joining needs both.
+//
+// Large groups (docs/decisions/0004-large-groups.md): commits add by value
+// without a path and send a Welcome without the ratchet tree; the Engine
+// is a client.TreeJoiner, joining with the tree of the GroupInfo the hub
+// delivers with the Welcome. Before processing a commit that adds several
+// users, a group asks its validator to fetch their device lists in one
+// batch (client.MemberPrefetcher).
 package mlsgroup
