@@ -27,12 +27,13 @@ const maxInFlight = 32
 // order, so a conversation keeps its order); each answer is matched to its
 // item by the message id. The window starts at one item and doubles after
 // each window sent without a retryable refusal (slow start); a refusal
-// (rate limit, stale epoch, lost connection) sets it back to one. Flush does not Sync first: the session's pushes keep this
-// device's groups current, and it waits only until everything the server
-// announced is processed (CaughtUp). It asks the server for its mailbox
-// head again (Resync) and processes everything up to it only before a
-// first message to a user (a Welcome may be on its way) and after a
-// stale-epoch refusal.
+// (rate limit, stale epoch, lost connection) sets it back to one.
+//
+// Flush does not Sync first: the session's pushes keep this device's
+// groups current, and it waits only until everything the server announced
+// is processed (CaughtUp). It asks the server for its mailbox head again
+// (Resync) and processes everything up to it only before a first message
+// to a user (a Welcome may be on its way) and after a stale-epoch refusal.
 func (c *Client) Flush(ctx context.Context, until string) error {
 	if c.cfg.Groups == nil {
 		return fmt.Errorf("client.Flush: %w", ErrNoE2EE)
@@ -128,14 +129,8 @@ type leavesKey struct{}
 // unsentOutbox returns up to max oldest items not marked failed.
 func (c *Client) unsentOutbox(max int) ([]store.OutboxItem, error) {
 	var items []store.OutboxItem
-	err := c.st.View(func(tx *store.Tx) (err error) { items, err = tx.Outbox(); return })
-	var out []store.OutboxItem
-	for _, it := range items {
-		if it.Failed == "" && len(out) < max {
-			out = append(out, it)
-		}
-	}
-	return out, err
+	err := c.st.View(func(tx *store.Tx) (err error) { items, err = tx.PendingOutbox(max); return })
+	return items, err
 }
 
 // flight is one Send on the wire.

@@ -100,3 +100,21 @@ func (t *Tx) Outbox() ([]OutboxItem, error) {
 	})
 	return out, err
 }
+
+// PendingOutbox returns up to max items not marked failed, in send order
+// (all of them if max <= 0), reading no further than it needs.
+func (t *Tx) PendingOutbox(max int) ([]OutboxItem, error) {
+	var out []OutboxItem
+	b := t.tx.Bucket(bOutbox)
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil && (max <= 0 || len(out) < max); k, _ = c.Next() {
+		var it OutboxItem
+		if err := getJSON(b, k, &it); err != nil {
+			return out, err
+		}
+		if it.Failed == "" {
+			out = append(out, it)
+		}
+	}
+	return out, nil
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -200,5 +201,46 @@ func TestProcessesShareAProfile(t *testing.T) {
 	}
 	if got, want := counter(t, s), uint64(200*(procs+1)); got != want {
 		t.Fatalf("counter %d, want %d", got, want)
+	}
+}
+
+// TestPendingOutbox: failed items are skipped, order is kept, max bounds
+// the answer.
+func TestPendingOutbox(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer s.Close()
+	err := s.Update(func(tx *Tx) error {
+		for i, id := range []string{"a", "b", "c", "d"} {
+			it := OutboxItem{ID: id, To: "bob@b.example", Text: id}
+			if i == 1 {
+				it.Failed = "refused"
+			}
+			if _, err := tx.AddOutbox(it); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		max  int
+		want string
+	}{{0, "a,c,d"}, {2, "a,c"}, {1, "a"}, {10, "a,c,d"}} {
+		var got []string
+		s.View(func(tx *Tx) error {
+			items, err := tx.PendingOutbox(c.max)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, it := range items {
+				got = append(got, it.ID)
+			}
+			return nil
+		})
+		if g := fmt.Sprint(strings.Join(got, ",")); g != c.want {
+			t.Errorf("PendingOutbox(%d) = %s, want %s", c.max, g, c.want)
+		}
 	}
 }
