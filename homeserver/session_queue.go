@@ -3,44 +3,49 @@ package homeserver
 import "sync"
 
 // lazyQueue runs queued functions one at a time, in order, on a goroutine
-// that exists only while there is something queued: an idle session holds
-// no goroutine for its replies or its ephemeral pushes, only the queue's
-// buffer. At most cap functions wait; push then blocks (backpressure) and
-// tryPush drops.
+// that exists only while there is something queued. An idle session
+// therefore holds neither a goroutine nor a buffer for its replies or its
+// ephemeral pushes. At most limit functions wait; push then blocks
+// (backpressure) and tryPush drops.
 type lazyQueue struct {
-	ch      chan func()
 	mu      sync.Mutex
+	space   sync.Cond // signalled when a waiting function is taken
+	items   []func()  // nil while idle
+	limit   int
 	running bool
 	wg      sync.WaitGroup
 }
 
-func newLazyQueue(capacity int) *lazyQueue {
-	return &lazyQueue{ch: make(chan func(), capacity)}
+func newLazyQueue(limit int) *lazyQueue {
+	q := &lazyQueue{limit: max(limit, 1)}
+	q.space.L = &q.mu
+	return q
 }
 
-// push queues f, waiting while the queue is full.
+// push queues f, waiting while limit functions wait.
 func (q *lazyQueue) push(f func()) {
-	q.ch <- f
-	q.kick()
-}
-
-// tryPush queues f unless the queue is full; it reports whether it did.
-func (q *lazyQueue) tryPush(f func()) bool {
-	select {
-	case q.ch <- f:
-		q.kick()
-		return true
-	default:
-		return false
-	}
-}
-
-// kick starts the runner unless it is running. Every push is followed by a
-// kick, and the runner stops only when it finds the queue empty under mu,
-// so a queued function always has a runner.
-func (q *lazyQueue) kick() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	for len(q.items) >= q.limit {
+		q.space.Wait()
+	}
+	q.items = append(q.items, f)
+	q.startLocked()
+}
+
+// tryPush queues f unless limit functions wait; it reports whether it did.
+func (q *lazyQueue) tryPush(f func()) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items) >= q.limit {
+		return false
+	}
+	q.items = append(q.items, f)
+	q.startLocked()
+	return true
+}
+
+func (q *lazyQueue) startLocked() {
 	if q.running {
 		return
 	}
@@ -49,22 +54,30 @@ func (q *lazyQueue) kick() {
 	go q.run()
 }
 
+// run takes functions in order until the queue is empty, then ends; the
+// next push starts a new runner.
 func (q *lazyQueue) run() {
 	defer q.wg.Done()
-	for {
-		select {
-		case f := <-q.ch:
-			f()
-		default:
-			q.mu.Lock()
-			if len(q.ch) == 0 {
-				q.running = false
-				q.mu.Unlock()
-				return
-			}
-			q.mu.Unlock()
-		}
+	q.mu.Lock()
+	for len(q.items) > 0 {
+		f := q.items[0]
+		q.items[0] = nil
+		q.items = q.items[1:]
+		q.space.Signal()
+		q.mu.Unlock()
+		f()
+		q.mu.Lock()
 	}
+	q.items = nil
+	q.running = false
+	q.mu.Unlock()
+}
+
+// waiting returns how many functions wait to run.
+func (q *lazyQueue) waiting() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items)
 }
 
 // wait returns when everything queued so far has run. The caller must

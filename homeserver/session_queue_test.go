@@ -57,8 +57,8 @@ func TestLazyQueue(t *testing.T) {
 	close(release)
 	<-pushed
 	q.wait()
-	if len(q.ch) != 0 {
-		t.Fatalf("%d left queued", len(q.ch))
+	if n := q.waiting(); n != 0 || q.items != nil {
+		t.Fatalf("%d left queued (buffer %v kept while idle)", n, q.items != nil)
 	}
 }
 
