@@ -33,7 +33,11 @@
 // roster size). SendOK follows COMMIT. A retry returns the first SendOK
 // with duplicate=true, also after a restart. Sync pushes entries with
 // seq > max(after_seq, acked) in order, at most DeliveryWindow
-// unacknowledged; new entries wake the session through the Router. Acks
+// unacknowledged; new entries wake the session through the Router (a
+// callback with LocalRouter: the pusher runs on a goroutine only while
+// there is something to push, and an idle session holds only its reader
+// goroutine; replies and typing/presence pushes likewise run on demand,
+// session_queue.go). Acks
 // are cumulative and persisted before they are answered; the server's ack
 // position drives retention and makes sure an acknowledged entry is never
 // delivered again.
@@ -98,8 +102,10 @@
 //
 // # Locks
 //
-// Server.mu (session registry), session.pushMu, LocalRouter.mu,
-// MemoryPresence.mu, limiters.mu and FrameWriter's lock are leaves: no
-// other lock is taken while one is held (closeSessions collects its
-// victims under Server.mu and ends them after releasing it).
+// Server.mu (session registry), session.pushMu, MemoryPresence.mu,
+// limiters.mu, pusher.mu, lazyQueue.mu and FrameWriter's lock are leaves:
+// no other lock is taken while one is held (closeSessions collects its
+// victims under Server.mu and ends them after releasing it). The one
+// order: LocalRouter.mu before pusher.mu (Notify calls the pushers' kick
+// under it; a pusher unsubscribes only after releasing its own lock).
 package homeserver

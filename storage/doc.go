@@ -19,7 +19,14 @@
 //
 // Reads: DB.Read runs a function in a read-only (query_only) transaction on
 // a separate pool of connections, a consistent WAL snapshot that never
-// waits for the writer. Hot-path queries are prepared once per connection.
+// waits for the writer.
+//
+// Prepared statements: the hot-path queries are prepared at Open; every
+// other query is prepared inside the first transaction that runs it and,
+// once that transaction has ended, prepared on its pool and cached
+// (stmtcache.go). A cached statement is bound to each connection at most
+// once and kept for the connection's life, so no query pays
+// sqlite3_prepare per transaction.
 //
 // The queries are methods of Tx and use storage's own types; storage does
 // not know the wire protocol. Errors wrap ErrNotFound / ErrConflict for

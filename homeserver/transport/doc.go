@@ -29,6 +29,10 @@
 // Closing a session resets its streams, so only the client closes it, after
 // reading the server's FIN; otherwise the last frames could be lost.
 //
+// QUIC runs on a quic.Transport of our own (ServeQUIC) so that it can carry
+// Deps.ResetKey: stateless resets that a restarted server can still send
+// for its predecessor's connections (docs/transport.md).
+//
 // Shutdown(ctx) stops accepting, cancels the context every ServeStream runs
 // under (so the homeserver can tell sessions it is going away), waits for
 // them until ctx ends, then closes what is left.
