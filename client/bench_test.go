@@ -91,12 +91,33 @@ func BenchmarkSendMessage(b *testing.B) {
 	}
 }
 
-// BenchmarkSendPipelined: b.N messages queued, then one Flush (windows of
-// up to 32 Sends in flight). ns/op is per message.
+// BenchmarkSendPipelined: b.N messages queued round robin to 8 users (8
+// conversations), then one Flush: windows of one Send per conversation in
+// flight. ns/op is per message.
 func BenchmarkSendPipelined(b *testing.B) {
-	_, alice, _, bob := benchPair(b)
+	ts, alice, bob, bobUser := benchPair(b)
+	users := []string{bobUser}
+	for i := range 7 {
+		c := benchDev(b, ts, fmt.Sprint("peer", i))
+		a, _ := c.Account()
+		benchSend(b, alice, a.User, 1)
+		users = append(users, a.User)
+	}
+	_ = bob
 	b.ResetTimer()
-	benchSend(b, alice, bob, b.N)
+	var last string
+	for i := range b.N {
+		id, err := alice.Queue(users[i%len(users)], fmt.Sprint("benchmark message ", i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		last = id
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := alice.Flush(ctx, last); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // BenchmarkReceiveMessage: b.N messages wait in the mailbox; one Receive

@@ -13,8 +13,9 @@ import (
 	"hearth/homeserver/wire"
 )
 
-// maxInFlight is how many outbox items Flush keeps in flight on one
-// connection (the server queues up to 128 Sends per session).
+// maxInFlight is how many outbox items (of as many conversations) Flush
+// keeps in flight on one connection (the server queues up to 128 Sends per
+// session).
 const maxInFlight = 32
 
 // Flush sends every queued message in order until the outbox is empty or
@@ -22,12 +23,14 @@ const maxInFlight = 32
 // keeps its id on every retry, so a retry after a lost answer is
 // deduplicated by the server. It returns ctx's error if it runs out of time.
 //
-// Up to maxInFlight items are encrypted, then sent back to back on one
-// connection before their answers are awaited (the hub takes them in that
-// order, so a conversation keeps its order); each answer is matched to its
-// item by the message id. The window starts at one item and doubles after
-// each window sent without a retryable refusal (slow start); a refusal
-// (rate limit, stale epoch, lost connection) sets it back to one.
+// Up to maxInFlight items, of different conversations (the oldest unsent
+// of each), are encrypted, then sent back to back on one connection before
+// their answers are awaited; each answer is matched to its item by the
+// message id. A conversation has one message in flight at a time, so its
+// order is kept whatever the server refuses. The window starts at one item
+// and doubles after each window sent without a retryable refusal (slow
+// start); a refusal (rate limit, stale epoch, lost connection) sets it
+// back to one.
 //
 // Flush does not Sync first: the session's pushes keep this device's
 // groups current, and it waits only until everything the server announced
@@ -53,7 +56,7 @@ func (c *Client) Flush(ctx context.Context, until string) error {
 			c.log.Warn("committing leave requests", "err", err)
 		}
 	}
-	attempt, resync, synced, window := 0, false, false, 1
+	attempt, resync, synced, window, scan := 0, false, false, 1, 2
 	for {
 		if resync {
 			if err := s.Resync(ctx); err != nil {
@@ -67,11 +70,12 @@ func (c *Client) Flush(ctx context.Context, until string) error {
 		if err := s.CaughtUp(ctx); err != nil {
 			return err
 		}
-		items, err := c.unsentOutbox(window)
+		items, err := c.nextWindow(window, scan)
 		if err != nil || len(items) == 0 {
 			return err
 		}
-		if !synced && slices.ContainsFunc(items, func(it store.OutboxItem) bool { return it.Conversation == "" }) {
+		scan = min(2*len(items)+2, 2*maxInFlight)
+		if !synced && slices.ContainsFunc(items, c.firstContact) {
 			// A first message to a user: a Welcome to an existing
 			// conversation with them may be on its way (another device of
 			// this user added this one); take it before creating one.
@@ -123,14 +127,54 @@ func (c *Client) Flush(ctx context.Context, until string) error {
 	}
 }
 
+// firstContact reports whether it is a message to a user this device has
+// no conversation with yet.
+func (c *Client) firstContact(it store.OutboxItem) bool {
+	if it.Conversation != "" {
+		return false
+	}
+	known := false
+	c.st.View(func(tx *store.Tx) error { _, known = conversationFor(tx, it.To); return nil })
+	return !known
+}
+
 // leavesKey marks a Flush made while committing leave requests.
 type leavesKey struct{}
 
-// unsentOutbox returns up to max oldest items not marked failed.
-func (c *Client) unsentOutbox(max int) ([]store.OutboxItem, error) {
-	var items []store.OutboxItem
-	err := c.st.View(func(tx *store.Tx) (err error) { items, err = tx.PendingOutbox(max); return })
-	return items, err
+// nextWindow picks up to max items to send together: the oldest unsent
+// item of each conversation among the first scan items not marked failed,
+// in outbox order. At most one item per conversation is ever in flight,
+// so a retryable refusal (a rate limit) cannot let a later message of the
+// same conversation reach the hub first; different conversations go
+// together.
+func (c *Client) nextWindow(max, scan int) ([]store.OutboxItem, error) {
+	var out []store.OutboxItem
+	err := c.st.View(func(tx *store.Tx) error {
+		items, err := tx.PendingOutbox(scan)
+		if err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		for _, it := range items {
+			key := it.Conversation
+			if key == "" {
+				if conv, ok := conversationFor(tx, it.To); ok {
+					key = conv
+				} else {
+					key = "to/" + it.To
+				}
+			}
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			if out = append(out, it); len(out) == max {
+				break
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
 // flight is one Send on the wire.
@@ -161,10 +205,7 @@ func (c *Client) sendWindow(ctx context.Context, s *Session, items []store.Outbo
 		}
 		fl = append(fl, flight{it: it, req: req})
 	}
-	// Written back to back, microseconds apart: a retryable refusal (rate
-	// limit) of one item and acceptance of a later one of the same
-	// conversation, which would swap them at the hub, would need the
-	// server's state to change in between.
+	// Written back to back once all are encrypted.
 	cn, err := s.live(ctx)
 	for i := range fl {
 		if err == nil {

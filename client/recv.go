@@ -64,19 +64,23 @@ func (c *Client) receiveLoop(ctx context.Context, s *Session, quiet time.Duratio
 	for {
 		s.mu.Lock()
 		prog := s.progress
-		caught := s.cur != nil && s.processed >= s.head
+		connected := s.cur != nil
+		behind := connected && s.processed < s.head
 		s.mu.Unlock()
 		n, err := c.drainInbox(print)
 		if err != nil {
 			return err
 		}
 		now := time.Now()
-		if n > 0 || !caught {
+		if n > 0 || behind {
 			last = now // quiet counts from the last print once caught up
+		}
+		if !connected {
+			progressed = now // reconnecting is the session's job, not a stall
 		}
 		var wait time.Duration
 		switch {
-		case !caught:
+		case behind:
 			if wait = connectWait - now.Sub(progressed); wait <= 0 {
 				return fmt.Errorf("client.Receive: no mailbox progress for %v while catching up: %w", connectWait, context.DeadlineExceeded)
 			}
