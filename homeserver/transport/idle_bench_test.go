@@ -100,7 +100,8 @@ func heapInUse() uint64 {
 
 // BenchmarkIdleSessionMemory reports the server's memory per idle session
 // (heap and goroutine stacks, transport only: the StreamServer here just
-// reads) for WebTransport and WebSocket. Run with -benchtime=1x.
+// reads) for WebTransport and WebSocket. Run with -benchtime=1x;
+// HEARTH_IDLE_SESSIONS sets the number of sessions (default 500).
 func BenchmarkIdleSessionMemory(b *testing.B) {
 	for _, ws := range []bool{false, true} {
 		name := "webtransport"
@@ -108,7 +109,10 @@ func BenchmarkIdleSessionMemory(b *testing.B) {
 			name = "websocket"
 		}
 		b.Run(name, func(b *testing.B) {
-			const n = 500
+			n := 500
+			if v, err := strconv.Atoi(os.Getenv("HEARTH_IDLE_SESSIONS")); err == nil && v > 0 {
+				n = v // e.g. 2000; the default keeps the benchmark short
+			}
 			for b.Loop() {
 				ts := startServer(b, Config{}, idleStreams{})
 				b.ReportMetric(measureIdle(b, ts, n, ws), "B/session")
