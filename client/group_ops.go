@@ -189,16 +189,18 @@ const maxUsersPerCommit = 256
 // still refuses as too large is split in two halves (each carries fewer
 // KeyPackages and Welcome secrets; see docs/groups.md).
 func (c *Client) addUsers(ctx context.Context, conv string, users []string) error {
+	check := true // the roster check runs once, before the first commit
 	for chunk := range slices.Chunk(users, maxUsersPerCommit) {
-		if err := c.addUsersCommit(ctx, conv, chunk); err != nil {
+		if err := c.addUsersCommit(ctx, conv, chunk, check); err != nil {
 			return err
 		}
+		check = false
 	}
 	return nil
 }
 
-func (c *Client) addUsersCommit(ctx context.Context, conv string, users []string) error {
-	err := c.groupCommit(ctx, conv, func(g AdminGroup, meta groupMeta, self Self) (commitPlan, error) {
+func (c *Client) addUsersCommit(ctx context.Context, conv string, users []string, check bool) error {
+	err := c.groupCommit(ctx, conv, check, func(g AdminGroup, meta groupMeta, self Self) (commitPlan, error) {
 		if meta.AdminSeed == nil {
 			return commitPlan{}, notAdmin(conv)
 		}
@@ -207,10 +209,10 @@ func (c *Client) addUsersCommit(ctx context.Context, conv string, users []string
 	if wire.Is(err, wire.Code_CODE_TOO_LARGE) && len(users) > 1 {
 		c.log.Debug("commit too large; adding in two halves", "conversation", conv, "users", len(users))
 		h := len(users) / 2
-		if err := c.addUsersCommit(ctx, conv, users[:h]); err != nil {
+		if err := c.addUsersCommit(ctx, conv, users[:h], check); err != nil {
 			return err
 		}
-		return c.addUsersCommit(ctx, conv, users[h:])
+		return c.addUsersCommit(ctx, conv, users[h:], false)
 	}
 	return err
 }
@@ -236,7 +238,7 @@ func (c *Client) RemoveMembers(ctx context.Context, conv string, users []string)
 // admin is removed, rotates the admin key and sends the new state.
 func (c *Client) removeUsers(ctx context.Context, conv string, users []string, demote string, strict bool) error {
 	rotated := false
-	err := c.groupCommit(ctx, conv, func(g AdminGroup, meta groupMeta, self Self) (commitPlan, error) {
+	err := c.groupCommit(ctx, conv, true, func(g AdminGroup, meta groupMeta, self Self) (commitPlan, error) {
 		if meta.AdminSeed == nil {
 			return commitPlan{}, notAdmin(conv)
 		}
@@ -283,8 +285,12 @@ type commitPlan struct {
 // groupCommit makes the commit plan returns on the group's current epoch,
 // signed with the admin key when it holds one. A commit that loses the
 // epoch to another member's is discarded, that commit processed and the
-// plan made again on the new epoch, until it is accepted.
-func (c *Client) groupCommit(ctx context.Context, conv string, plan func(AdminGroup, groupMeta, Self) (commitPlan, error)) error {
+// plan made again on the new epoch, until it is accepted. With
+// checkRoster the group's roster is first brought in line with its users'
+// device lists (reconcile, one list per member user); without it, only a
+// pending commit is settled: the later commits of one chunked add, whose
+// first commit checked.
+func (c *Client) groupCommit(ctx context.Context, conv string, checkRoster bool, plan func(AdminGroup, groupMeta, Self) (commitPlan, error)) error {
 	s, err := c.session(ctx)
 	if err != nil {
 		return err
@@ -294,7 +300,7 @@ func (c *Client) groupCommit(ctx context.Context, conv string, plan func(AdminGr
 		return err
 	}
 	for attempt := 0; ; attempt++ {
-		err := c.tryGroupCommit(ctx, conv, self, plan)
+		err := c.tryGroupCommit(ctx, conv, self, checkRoster, plan)
 		if err == nil || (!wire.Is(err, wire.Code_CODE_STALE_EPOCH) && !isRedo(err)) || attempt == 50 {
 			return err
 		}
@@ -312,15 +318,9 @@ func (c *Client) groupCommit(ctx context.Context, conv string, plan func(AdminGr
 
 func isRedo(err error) bool { return err == errRedo }
 
-func (c *Client) tryGroupCommit(ctx context.Context, conv string, self Self, plan func(AdminGroup, groupMeta, Self) (commitPlan, error)) error {
-	for try := 0; ; try++ { // settle a pending commit, add users' new devices
-		err := c.reconcile(ctx, conv)
-		if err == nil {
-			break
-		}
-		if !isRedo(err) || try == 3 {
-			return err
-		}
+func (c *Client) tryGroupCommit(ctx context.Context, conv string, self Self, checkRoster bool, plan func(AdminGroup, groupMeta, Self) (commitPlan, error)) error {
+	if err := c.settleRoster(ctx, conv, checkRoster); err != nil {
+		return err
 	}
 	var p commitPlan
 	var members []string
@@ -394,6 +394,31 @@ func (c *Client) tryGroupCommit(ctx context.Context, conv string, self Self, pla
 		return err
 	}
 	return c.adoptSeed(ctx, conv, self)
+}
+
+// settleRoster settles a pending commit and, with checkRoster, adds users'
+// new devices and removes revoked ones (reconcile); a successful check
+// counts for sends as well (markSynced).
+func (c *Client) settleRoster(ctx context.Context, conv string, checkRoster bool) error {
+	if !checkRoster {
+		var pending bool
+		if err := c.st.View(func(tx *store.Tx) error { pending = tx.Meta(commitName(conv)) != nil; return nil }); err != nil {
+			return err
+		}
+		if !pending {
+			return nil
+		}
+	}
+	for try := 0; ; try++ {
+		err := c.reconcile(ctx, conv)
+		if err == nil {
+			c.markSynced(conv)
+			return nil
+		}
+		if !isRedo(err) || try == 3 {
+			return err
+		}
+	}
 }
 
 func seedName(conv string) string { return "gseed/" + conv }
