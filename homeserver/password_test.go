@@ -59,7 +59,8 @@ func TestPasswordHashBound(t *testing.T) {
 		t.Fatalf("default MaxConcurrent %d, want GOMAXPROCS %d", got, want)
 	}
 	const bound, users = 2, 12
-	h := newHarness(t, Config{Password: PasswordParams{Time: 1, MemoryKiB: 4096, Threads: 1, MaxConcurrent: bound}})
+	// 16 MiB: each hash takes long enough that the twelve logins overlap.
+	h := newHarness(t, Config{Password: PasswordParams{Time: 1, MemoryKiB: 16384, Threads: 1, MaxConcurrent: bound}})
 	for i := range users {
 		h.addUser(fmt.Sprint("storm", i))
 	}
