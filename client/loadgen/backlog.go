@@ -12,7 +12,7 @@ import (
 // BacklogParams configure the offline-backlog workload.
 type BacklogParams struct {
 	Messages int           // messages stored while the receiver is offline
-	Senders  int           // users sending them (each queues its share, then one pipelined Flush)
+	Senders  int           // users sending them (each queues its share, then one Flush)
 	Size     int           // plaintext bytes per message
 	Drain    time.Duration // longest wait for the store and for the drain each
 }
@@ -63,7 +63,8 @@ func Backlog(ctx context.Context, f *Fleet, p BacklogParams) (*Report, error) {
 	r.Backlog = b
 
 	// Store: every sender queues its share of the messages and flushes
-	// them pipelined.
+	// them with one Flush (one conversation: one Send in flight at a time,
+	// without the per-call overhead of a Flush per message).
 	srv, self := f.watch()
 	sctx, cancel := context.WithTimeout(ctx, p.Drain)
 	defer cancel()

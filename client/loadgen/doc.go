@@ -12,7 +12,7 @@
 //	           duplicates and foreign messages, keeps send→receive latencies
 //	sender     queues bench messages on a schedule (open loop, --rate),
 //	           back to back (flat out: the next when the last was acked) or
-//	           all at once (backlog: one pipelined Flush); counts acks
+//	           all at once (backlog: one Flush for all); counts acks
 //	Pairs, Backlog, Idle, Group, Federation   the workloads
 //	Report     every figure, printed as text or one JSON object
 //

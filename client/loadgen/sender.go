@@ -90,8 +90,8 @@ func (s *sender) flatOut(ctx context.Context, stop time.Time, count int) {
 	}
 }
 
-// burst queues count messages at once and flushes them together (Flush
-// keeps up to 32 Sends in flight), retrying a failed flush until ctx ends.
+// burst queues count messages at once and flushes them with one Flush,
+// retrying a failed flush until ctx ends.
 func (s *sender) burst(ctx context.Context, count int) {
 	for i := 0; i < count && ctx.Err() == nil; i++ {
 		if _, ok := s.queue(s.now()); !ok {
