@@ -196,6 +196,10 @@ func (c *Client) addUsers(ctx context.Context, conv string, users []string) erro
 		}
 		check = false
 	}
+	// The roster was checked at the start of this operation and the added
+	// users' devices come from lists just fetched: the state message that
+	// follows need not check again (one list per member user).
+	c.markSynced(conv)
 	return nil
 }
 
