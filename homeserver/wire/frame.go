@@ -22,21 +22,48 @@ const DefaultMaxFrame = 8 << 20
 
 // frameChunk is how much a FrameReader allocates before it has read
 // anything of a frame body, and keepBuf the largest buffer it (or a
-// FrameWriter) keeps between frames; a bigger one is dropped after use so
-// that one large frame does not pin megabytes to an idle connection.
+// FrameWriter) returns to the shared pool after a frame; a bigger one is
+// dropped after use so that one large frame does not pin megabytes.
+//
+// readBufSize is the FrameReader's bufio buffer. It only batches length
+// prefixes and small frames: a body larger than the buffer is read
+// straight into its own slice. An idle session waits inside a read on
+// that buffer, so it is the one buffer every idle session holds (16 KiB
+// before: ≈ 15 KB per idle session; docs/transport.md "Memory").
 const (
-	frameChunk = 64 << 10
-	keepBuf    = 256 << 10
+	frameChunk  = 64 << 10
+	keepBuf     = 256 << 10
+	readBufSize = 1 << 10
 )
 
 // ErrFrameTooLarge is returned when a frame's declared length exceeds the limit.
 var ErrFrameTooLarge = errors.New("wire: frame too large")
 
-// FrameReader reads length-delimited frames from a byte stream.
+// bufPool holds frame buffers between frames for every reader and writer
+// of the process, so that an idle session keeps none of its own.
+var bufPool = sync.Pool{New: func() any { return new([]byte) }}
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+// putBuf returns *p to the pool unless it is large; p is reset either way.
+func putBuf(p *[]byte) {
+	if p == nil {
+		return
+	}
+	if cap(*p) > keepBuf {
+		*p = nil
+	}
+	*p = (*p)[:0]
+	bufPool.Put(p)
+}
+
+// FrameReader reads length-delimited frames from a byte stream. It holds a
+// small read buffer; frame bodies live in pooled buffers that go back to
+// the pool when the next frame is asked for.
 type FrameReader struct {
 	r   *bufio.Reader
 	max int
-	buf []byte
+	buf *[]byte // the last frame's body, from bufPool; nil between frames
 }
 
 // NewFrameReader returns a reader refusing frames over max bytes (DefaultMaxFrame if max <= 0).
@@ -44,13 +71,15 @@ func NewFrameReader(r io.Reader, max int) *FrameReader {
 	if max <= 0 {
 		max = DefaultMaxFrame
 	}
-	return &FrameReader{r: bufio.NewReaderSize(r, 16<<10), max: max}
+	return &FrameReader{r: bufio.NewReaderSize(r, readBufSize), max: max}
 }
 
 // ReadFrame returns the next frame's bytes. The slice is valid until the next call.
 // A frame over the limit returns ErrFrameTooLarge without reading its body; the
 // stream is then out of sync and must be closed.
 func (fr *FrameReader) ReadFrame() ([]byte, error) {
+	putBuf(fr.buf) // the caller is done with the previous frame
+	fr.buf = nil
 	n, err := binary.ReadUvarint(fr.r)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
@@ -61,15 +90,22 @@ func (fr *FrameReader) ReadFrame() ([]byte, error) {
 	if n > uint64(fr.max) {
 		return nil, fmt.Errorf("%w: %d > %d bytes", ErrFrameTooLarge, n, fr.max)
 	}
-	if cap(fr.buf) > keepBuf {
-		fr.buf = nil // the previous frame was large
-	}
-	b, err := readBody(fr.r, fr.buf[:0], int(n))
-	fr.buf = b
+	p := getBuf()
+	b, err := readBody(fr.r, (*p)[:0], int(n))
+	*p = b
+	fr.buf = p
 	if err != nil {
 		return nil, fmt.Errorf("wire: read frame body: %w", io.ErrUnexpectedEOF)
 	}
 	return b, nil
+}
+
+// held is the capacity of the body buffer the reader holds (tests).
+func (fr *FrameReader) held() int {
+	if fr.buf == nil {
+		return 0
+	}
+	return cap(*fr.buf)
 }
 
 // readBody reads n bytes appended to buf, growing buf as bytes arrive (by
@@ -106,12 +142,12 @@ func (fr *FrameReader) ReadMessage(m proto.Message) error {
 }
 
 // FrameWriter writes length-delimited frames; it is safe for concurrent use
-// and each WriteMessage call writes exactly one whole frame.
+// and each WriteMessage call writes exactly one whole frame. It marshals
+// into a pooled buffer and keeps none between frames.
 type FrameWriter struct {
 	mu  sync.Mutex
 	w   io.Writer
 	max int
-	buf []byte
 }
 
 // NewFrameWriter returns a writer refusing frames over max bytes (DefaultMaxFrame if max <= 0).
@@ -124,21 +160,20 @@ func NewFrameWriter(w io.Writer, max int) *FrameWriter {
 
 // WriteMessage marshals m and writes it as one frame.
 func (fw *FrameWriter) WriteMessage(m proto.Message) error {
-	fw.mu.Lock()
-	defer fw.mu.Unlock()
 	size := proto.Size(m)
 	if size > fw.max {
 		return fmt.Errorf("%w: %d > %d bytes", ErrFrameTooLarge, size, fw.max)
 	}
-	b := binary.AppendUvarint(fw.buf[:0], uint64(size))
+	p := getBuf()
+	defer putBuf(p)
+	b := binary.AppendUvarint((*p)[:0], uint64(size))
 	b, err := proto.MarshalOptions{}.MarshalAppend(b, m)
+	*p = b
 	if err != nil {
 		return fmt.Errorf("wire: encode frame: %w", err)
 	}
-	fw.buf = b
-	if cap(b) > keepBuf {
-		fw.buf = nil // written below; not kept for the next frame
-	}
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
 	if _, err := fw.w.Write(b); err != nil {
 		return fmt.Errorf("wire: write frame: %w", err)
 	}
