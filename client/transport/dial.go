@@ -35,9 +35,14 @@ type DialOptions struct {
 	RootCAs        *x509.CertPool // CAs to trust (e.g. the server's DIR/ca.pem); nil: system roots
 	ServerName     string         // TLS server name; default: the host of addr
 	ForceWebSocket bool           // skip WebTransport
-	QUICTimeout    time.Duration  // WebTransport attempt before falling back; 0: DefaultQUICTimeout
-	MaxFrame       int            // largest frame accepted from the server; 0: wire.DefaultMaxFrame
-	Sockets        *SocketPool    // share UDP sockets with other sessions; nil: one socket per session
+	// WebTransportOnly never uses the WebSocket: a WebTransport dial that
+	// fails (or takes longer than QUICTimeout) is returned as it is, for
+	// load tools that measure WebTransport and retry themselves; the
+	// fallback memo is neither read nor written.
+	WebTransportOnly bool
+	QUICTimeout      time.Duration // WebTransport attempt before falling back; 0: DefaultQUICTimeout
+	MaxFrame         int           // largest frame accepted from the server; 0: wire.DefaultMaxFrame
+	Sockets          *SocketPool   // share UDP sockets with other sessions; nil: one socket per session
 
 	wsPingPeriod, wsPingTimeout time.Duration // tests shorten them
 	memo                        *fallbackMemo // tests use their own
@@ -73,6 +78,15 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (io.ReadWriteClose
 	}
 	if opts.memo == nil {
 		opts.memo = defaultMemo
+	}
+	if opts.WebTransportOnly && !opts.ForceWebSocket {
+		qctx, cancel := context.WithTimeout(ctx, opts.QUICTimeout)
+		defer cancel()
+		c, err := dialWebTransport(qctx, addr, opts)
+		if err != nil {
+			return nil, fmt.Errorf("transport: dial %s: webtransport: %w", addr, err)
+		}
+		return c, nil
 	}
 	tryWT := !opts.ForceWebSocket
 	var wsErr error
