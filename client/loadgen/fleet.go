@@ -34,10 +34,14 @@ type Config struct {
 	Users      Users
 	ProfileDir string // one sub-folder per simulated device
 	Parallel   int    // concurrent setup steps (logins); default 8
-	ServerPID  int    // 0: server CPU and RSS are not reported
-	Logger     *slog.Logger
-	Progress   io.Writer // progress lines; nil: none
-	Now        func() time.Time
+	// DialConcurrency bounds the dial attempts in flight (default 32):
+	// thousands of clients reconnecting at once would otherwise overrun
+	// the server's QUIC accept queue and their own handshake timeouts.
+	DialConcurrency int
+	ServerPID       int // 0: server CPU and RSS are not reported
+	Logger          *slog.Logger
+	Progress        io.Writer // progress lines; nil: none
+	Now             func() time.Time
 }
 
 func (c *Config) defaults() error {
@@ -46,6 +50,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Parallel <= 0 {
 		c.Parallel = 8
+	}
+	if c.DialConcurrency <= 0 {
+		c.DialConcurrency = 32
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -73,7 +80,8 @@ type Fleet struct {
 	cfg     Config
 	run     string // random run id: names and message tags
 	Devices []*Device
-	dials   atomic.Int64 // dial attempts that failed and were retried
+	dials   atomic.Int64  // dial attempts that failed and were retried
+	dialSem chan struct{} // one token per dial attempt in flight
 }
 
 // NewFleet checks cfg and picks a run id.
@@ -85,7 +93,7 @@ func NewFleet(cfg Config) (*Fleet, error) {
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, err
 	}
-	f := &Fleet{cfg: cfg, run: hex.EncodeToString(b[:])}
+	f := &Fleet{cfg: cfg, run: hex.EncodeToString(b[:]), dialSem: make(chan struct{}, cfg.DialConcurrency)}
 	inner := cfg.Dial
 	f.cfg.Dial = func(ctx context.Context, addr, ca string) (io.ReadWriteCloser, error) {
 		return f.dialRetry(ctx, inner, addr, ca)
@@ -99,13 +107,14 @@ func (f *Fleet) Run() string { return f.run }
 // DialRetries is how many dials failed and were retried.
 func (f *Fleet) DialRetries() int64 { return f.dials.Load() }
 
-// dialRetry retries a failed dial with exponential backoff and jitter:
-// quic-go refuses handshakes beyond its accept queue, and a burst of
-// thousands of sessions would otherwise fail instead of queueing.
+// dialRetry retries a failed dial with exponential backoff and jitter,
+// with at most cfg.DialConcurrency attempts in flight: quic-go refuses
+// handshakes beyond its accept queue, and a burst of thousands of sessions
+// would otherwise fail instead of queueing.
 func (f *Fleet) dialRetry(ctx context.Context, dial client.DialFunc, addr, ca string) (io.ReadWriteCloser, error) {
 	wait := 50 * time.Millisecond
 	for attempt := 0; ; attempt++ {
-		c, err := dial(ctx, addr, ca)
+		c, err := f.dialOnce(ctx, dial, addr, ca)
 		if err == nil || attempt == 7 || ctx.Err() != nil {
 			return c, err
 		}
@@ -118,6 +127,16 @@ func (f *Fleet) dialRetry(ctx context.Context, dial client.DialFunc, addr, ca st
 		}
 		wait = min(2*wait, 3*time.Second)
 	}
+}
+
+func (f *Fleet) dialOnce(ctx context.Context, dial client.DialFunc, addr, ca string) (io.ReadWriteCloser, error) {
+	select {
+	case f.dialSem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-f.dialSem }()
+	return dial(ctx, addr, ca)
 }
 
 // Add creates n users and logs one device in for each, at most

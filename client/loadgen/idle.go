@@ -9,10 +9,18 @@ import (
 	"time"
 )
 
+// DefaultIdleRamp is how many sessions per second the idle workload
+// reopens unless told otherwise.
+const DefaultIdleRamp = 200
+
 // IdleParams configure the idle-sessions workload.
 type IdleParams struct {
 	Sessions int
 	Hold     time.Duration // how long the sessions are held while CPU is measured
+	// Ramp is how many sessions per second are reopened for the hold
+	// (0: DefaultIdleRamp). Reopening all at once is a reconnect herd,
+	// which is another measurement than holding idle sessions.
+	Ramp float64
 	// Online returns the server's count of online sessions (the admin
 	// status); nil: not checked.
 	Online func(ctx context.Context) (int, error)
@@ -20,17 +28,21 @@ type IdleParams struct {
 
 // Idle logs in Sessions users, closes their sessions, measures the server's
 // baseline, opens every session again (each device receiving, nothing
-// sent) and measures the server's RSS and CPU while they are held.
+// sent) at p.Ramp sessions per second and measures the server's RSS and
+// CPU while they are held.
 func Idle(ctx context.Context, f *Fleet, p IdleParams) (*Report, error) {
-	if p.Sessions <= 0 || p.Hold <= 0 {
-		return nil, errors.New("loadgen: idle needs sessions > 0 and a positive hold time")
+	if p.Sessions <= 0 || p.Hold <= 0 || p.Ramp < 0 {
+		return nil, errors.New("loadgen: idle needs sessions > 0, a positive hold time and a ramp >= 0")
+	}
+	if p.Ramp == 0 {
+		p.Ramp = DefaultIdleRamp
 	}
 	if f.cfg.ServerPID <= 0 {
 		return nil, errors.New("loadgen: idle measures the server's memory and needs its PID (local server, --dir or --pid)")
 	}
 	now := f.cfg.Now
 	r := &Report{Workload: "idle", Run: f.run, Machine: machine(),
-		Params: map[string]any{"sessions": p.Sessions, "hold": p.Hold.String()}}
+		Params: map[string]any{"sessions": p.Sessions, "hold": p.Hold.String(), "ramp_per_second": p.Ramp}}
 	fig := &IdleFigures{Sessions: p.Sessions, OnlineSeen: -1, HoldSeconds: p.Hold.Seconds()}
 	r.Idle = fig
 	before, err := readProc(f.cfg.ServerPID, now())
@@ -63,13 +75,22 @@ func Idle(ctx context.Context, f *Fleet, p IdleParams) (*Report, error) {
 	var wg sync.WaitGroup
 	var recvErrs atomic.Int64
 	defer func() { stop(); wg.Wait() }()
-	for _, d := range devs {
+	ramp0 := now()
+	for i, d := range devs {
+		sleepCtx(ctx, ramp0.Add(time.Duration(float64(i)/p.Ramp*float64(time.Second))).Sub(now()))
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		if err := f.Open(d); err != nil {
 			return nil, err
 		}
 		wg.Add(1)
 		go func() { defer wg.Done(); f.receiveLoop(rctx, d, rec, &recvErrs, 0) }()
+		if (i+1)%1000 == 0 {
+			fmt.Fprintf(f.cfg.Progress, "idle: %d/%d sessions reopened (%.0fs)\n", i+1, len(devs), now().Sub(ramp0).Seconds())
+		}
 	}
+	fig.RampSeconds = now().Sub(ramp0).Seconds()
 	if err := f.awaitOnline(ctx, p.Online, func(n int) bool { fig.OnlineSeen = n; return n >= p.Sessions }); err != nil {
 		return nil, err
 	}
@@ -84,6 +105,7 @@ func Idle(ctx context.Context, f *Fleet, p IdleParams) (*Report, error) {
 		fig.KBPerSessionBase = (r.Server.RSSEndMB - fig.RSSBaselineMB) * 1024 / float64(p.Sessions)
 		fig.CPUPerSessionUs = r.Server.CPUSeconds / p.Hold.Seconds() / float64(p.Sessions) * 1e6
 	}
+	r.DialRetries = f.DialRetries()
 	if n := recvErrs.Load(); n > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("%d receive loops failed and were restarted", n))
 	}

@@ -40,8 +40,12 @@ type Report struct {
 	Backlog *BacklogFigures `json:"backlog,omitempty"`
 	Idle    *IdleFigures    `json:"idle,omitempty"`
 
-	DialRetries int64    `json:"dial_retries"`
-	Notes       []string `json:"notes,omitempty"`
+	DialRetries int64 `json:"dial_retries"`
+	// Transports counts the sessions opened by transport ("webtransport",
+	// "websocket"); cmd/hearth fills it from its dialer and fails the run
+	// when a session is not on the transport asked for.
+	Transports map[string]int `json:"sessions_by_transport,omitempty"`
+	Notes      []string       `json:"notes,omitempty"`
 }
 
 // BacklogFigures are the backlog workload's results.
@@ -68,6 +72,7 @@ type IdleFigures struct {
 	KBPerSessionBase float64 `json:"server_kb_per_session_vs_baseline"`
 	CPUPerSessionUs  float64 `json:"server_cpu_us_per_session_second"` // while held
 	HoldSeconds      float64 `json:"hold_seconds"`
+	RampSeconds      float64 `json:"reopen_seconds"` // reopening every session at the ramp
 }
 
 // WriteJSON writes r as one JSON object.
@@ -106,7 +111,7 @@ func (r *Report) WriteText(w io.Writer) {
 		writeProc(w, "server  ", *s)
 	}
 	writeProc(w, "bench   ", r.Bench)
-	fmt.Fprintf(w, "dial retries %d\n", r.DialRetries)
+	fmt.Fprintf(w, "dial retries %d  sessions by transport %v\n", r.DialRetries, r.Transports)
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}

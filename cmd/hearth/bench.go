@@ -26,6 +26,7 @@ type benchEnv struct {
 	keep      bool
 	parallel  int
 	perSocket int
+	dialConc  int
 	forceWS   bool
 	verbose   bool
 	cpuprof   string
@@ -54,7 +55,8 @@ fsyncs do not stand in for the server's; the report says where they were.`,
 	f.BoolVar(&e.keep, "keep-profiles", false, "keep the profiles folder after the run")
 	f.IntVar(&e.parallel, "parallel", 8, "concurrent logins and warm-ups during setup")
 	f.IntVar(&e.perSocket, "per-socket", 64, "QUIC connections sharing one UDP socket")
-	f.BoolVar(&e.forceWS, "websocket", false, "use the WebSocket (TCP) transport instead of WebTransport")
+	f.IntVar(&e.dialConc, "dial-concurrency", 32, "dial attempts in flight at most (failed dials are retried with backoff)")
+	f.BoolVar(&e.forceWS, "websocket", false, "use the WebSocket (TCP) transport instead of WebTransport (never a fallback: without it every session is WebTransport or the run fails)")
 	f.BoolVar(&e.verbose, "verbose", false, "log client events to stderr")
 	f.StringVar(&e.cpuprof, "cpuprofile", "", "write this process's CPU profile (the client side) to FILE")
 	cmd.AddCommand(newBenchPairsCmd(e), newBenchBacklogCmd(e), newBenchIdleCmd(e), newBenchGroupCmd(e), newBenchFederationCmd(e))
@@ -106,15 +108,20 @@ func (e *benchEnv) run(cmd *cobra.Command, w func(ctx context.Context, f, remote
 	rep.Params["server"] = e.target.server
 	rep.Params["profiles"] = dir
 	rep.Params["profiles_on_tmpfs"] = onTmpfs(dir)
-	rep.Notes = append(rep.Notes, dialer.summary())
+	rep.Transports = dialer.counts()
 	if e.target.pid == 0 {
 		rep.Notes = append(rep.Notes, "server PID unknown (not local, or no --pid): no server CPU/RSS figures")
 	}
-	if e.json {
-		return rep.WriteJSON(cmd.OutOrStdout())
+	transportErr := dialer.checkTransport()
+	if transportErr != nil {
+		rep.Notes = append(rep.Notes, "FAILED: "+transportErr.Error())
 	}
-	rep.WriteText(cmd.OutOrStdout())
-	return nil
+	if e.json {
+		err = rep.WriteJSON(cmd.OutOrStdout())
+	} else {
+		rep.WriteText(cmd.OutOrStdout())
+	}
+	return errors.Join(err, transportErr)
 }
 
 func (e *benchEnv) fleet(t *benchTarget, d *benchDialer, profiles string) (*loadgen.Fleet, error) {
@@ -126,7 +133,7 @@ func (e *benchEnv) fleet(t *benchTarget, d *benchDialer, profiles string) (*load
 		return nil, client.ErrNoE2EE
 	}
 	return loadgen.NewFleet(loadgen.Config{Server: t.server, CAPath: t.ca, Domain: t.domain, Dial: d.dial,
-		Groups: newGroupEngine, Users: t, ProfileDir: profiles, Parallel: e.parallel, ServerPID: t.pid,
+		Groups: newGroupEngine, Users: t, ProfileDir: profiles, Parallel: e.parallel, DialConcurrency: e.dialConc, ServerPID: t.pid,
 		Logger: log, Progress: os.Stderr})
 }
 
@@ -229,6 +236,7 @@ func newBenchIdleCmd(e *benchEnv) *cobra.Command {
 	}
 	cmd.Flags().IntVar(&p.Sessions, "sessions", 100, "sessions to hold")
 	cmd.Flags().DurationVar(&p.Hold, "hold", 10*time.Second, "how long they are held while CPU is measured")
+	cmd.Flags().Float64Var(&p.Ramp, "ramp", loadgen.DefaultIdleRamp, "sessions reopened per second for the hold")
 	return cmd
 }
 

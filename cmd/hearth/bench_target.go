@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -117,8 +118,10 @@ func (d *benchDialer) dial(ctx context.Context, addr, caPath string) (io.ReadWri
 	if err != nil {
 		return nil, err
 	}
+	// Never a silent fallback: a WebTransport dial that fails is retried
+	// by the fleet (dial_retries), not replaced by a WebSocket session.
 	c, err := transport.Dial(ctx, addr, transport.DialOptions{RootCAs: roots, Sockets: d.pool,
-		ForceWebSocket: d.forceWS, QUICTimeout: 10 * time.Second})
+		ForceWebSocket: d.forceWS, WebTransportOnly: !d.forceWS, QUICTimeout: 10 * time.Second})
 	if err != nil {
 		return nil, err
 	}
@@ -148,10 +151,28 @@ func (d *benchDialer) rootsFor(caPath string) (*x509.CertPool, error) {
 	return p, nil
 }
 
-func (d *benchDialer) summary() string {
+// counts returns how many sessions each transport carried.
+func (d *benchDialer) counts() map[string]int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return fmt.Sprintf("sessions by transport: %v", d.protocols)
+	return maps.Clone(d.protocols)
+}
+
+// checkTransport returns an error when any session used another transport
+// than the one asked for: figures of a mixed run would be mislabelled.
+func (d *benchDialer) checkTransport() error {
+	want := transport.ProtocolWebTransport
+	if d.forceWS {
+		want = transport.ProtocolWebSocket
+	}
+	counts := d.counts()
+	for p, n := range counts {
+		if p != want && n > 0 {
+			return fmt.Errorf("bench: %d sessions used %s, not the requested %s (sessions by transport: %v); the figures are not %s figures",
+				n, p, want, counts, want)
+		}
+	}
+	return nil
 }
 
 // onTmpfs reports whether path is on a tmpfs (RAM) file system.

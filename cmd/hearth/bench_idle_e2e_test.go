@@ -1,0 +1,69 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"hearth/client/transport"
+)
+
+// TestBenchIdleTransport drives `hearth bench idle` against a real
+// `hearth serve`, once on WebTransport (the default) and once with
+// --websocket: every session (logins and the reopened ones) is on the
+// transport asked for, and the server saw all of them online.
+func TestBenchIdleTransport(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	mustHearth(t, "", "init", "--dir", dir, "--domain", "localhost", "--listen", "127.0.0.1:0")
+	startServe(t, dir, nil, "--dir", dir)
+	for _, tc := range []struct {
+		flag, want, other string
+	}{
+		{"", transport.ProtocolWebTransport, transport.ProtocolWebSocket},
+		{"--websocket", transport.ProtocolWebSocket, transport.ProtocolWebTransport},
+	} {
+		args := []string{"idle", "--sessions", "3", "--hold", "1s", "--ramp", "20"}
+		if tc.flag != "" {
+			args = append([]string{tc.flag}, args...)
+		}
+		rep := benchJSON(t, dir, args...)
+		if n := num(t, rep, "sessions_by_transport."+tc.want); n < 6 {
+			t.Errorf("%s: %v %s sessions, want at least 6 (3 logins, 3 reopened)", tc.want, n, tc.want)
+		}
+		if by := rep["sessions_by_transport"].(map[string]any); by[tc.other] != nil {
+			t.Errorf("%s: sessions by transport %v, want none on %s", tc.want, by, tc.other)
+		}
+		if n := num(t, rep, "idle.online_sessions_seen"); n != 3 {
+			t.Errorf("%s: server saw %v sessions online, want 3", tc.want, n)
+		}
+		num(t, rep, "dial_retries")
+		if s := num(t, rep, "idle.reopen_seconds"); s < 0.05 {
+			t.Errorf("%s: 3 sessions reopened in %.3fs at 20/s, want the ramp (≈ 0.1 s)", tc.want, s)
+		}
+	}
+}
+
+// TestBenchCheckTransport: a run with any session on another transport
+// than the one asked for fails, naming the counts.
+func TestBenchCheckTransport(t *testing.T) {
+	for _, tc := range []struct {
+		forceWS bool
+		counts  map[string]int
+		fail    bool
+	}{
+		{false, map[string]int{"webtransport": 10}, false},
+		{false, map[string]int{"webtransport": 9, "websocket": 1}, true},
+		{true, map[string]int{"websocket": 10}, false},
+		{true, map[string]int{"websocket": 10, "webtransport": 1}, true},
+	} {
+		d := newBenchDialer(64, tc.forceWS)
+		d.protocols = tc.counts
+		err := d.checkTransport()
+		if (err != nil) != tc.fail {
+			t.Errorf("forceWS %v, %v: error %v, want failure %v", tc.forceWS, tc.counts, err, tc.fail)
+		}
+		if err != nil && !strings.Contains(err.Error(), "not the requested") {
+			t.Errorf("error %q does not say what was requested", err)
+		}
+	}
+}
