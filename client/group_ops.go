@@ -199,7 +199,9 @@ func (c *Client) addUsers(ctx context.Context, conv string, users []string) erro
 	// The roster was checked at the start of this operation and the added
 	// users' devices come from lists just fetched: the state message that
 	// follows need not check again (one list per member user).
-	c.markSynced(conv)
+	if !check {
+		c.markSynced(conv)
+	}
 	return nil
 }
 
