@@ -131,6 +131,14 @@ func startServer(t testing.TB, cfg Config, streams StreamServer) *testServer {
 		s.Close()
 		<-ts.done
 	})
+	// ServeQUIC runs on its own goroutine: wait until it serves (it then
+	// advertises Alt-Svc), so that no test races its start.
+	for deadline := time.Now().Add(10 * time.Second); s.altSvc.Load() == nil; {
+		if time.Now().After(deadline) {
+			t.Fatal("ServeQUIC did not start within 10 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	return ts
 }
 

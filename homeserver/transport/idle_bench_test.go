@@ -16,6 +16,7 @@ import (
 	"time"
 
 	ctransport "hearth/client/transport"
+	"hearth/homeserver/wire"
 )
 
 // The idle-session benchmark runs its clients in a child process (this
@@ -68,7 +69,7 @@ func idleClients(addr string) error {
 		if err != nil {
 			return fmt.Errorf("session %d: %w", i, err)
 		}
-		if _, err := c.Write([]byte{0}); err != nil { // the client speaks first
+		if _, err := c.Write([]byte{0}); err != nil { // the client speaks first: one empty frame
 			return err
 		}
 		conns = append(conns, c)
@@ -81,13 +82,19 @@ func idleClients(addr string) error {
 	return nil
 }
 
-// idleStreams holds each session open, reading until it ends, like a
-// server session waiting for its client.
+// idleStreams holds each session open, reading frames until it ends, like
+// a homeserver session waiting for its client (the same wire.FrameReader;
+// io.Copy would hold an 8 KiB buffer per session that the server does not).
 type idleStreams struct{}
 
 func (idleStreams) ServeStream(ctx context.Context, rwc io.ReadWriteCloser, remote string) {
 	defer rwc.Close()
-	io.Copy(io.Discard, rwc)
+	fr := wire.NewFrameReader(rwc, 0)
+	for {
+		if _, err := fr.ReadFrame(); err != nil {
+			return
+		}
+	}
 }
 
 func heapInUse() uint64 {
@@ -124,6 +131,10 @@ func BenchmarkIdleSessionMemory(b *testing.B) {
 
 func measureIdle(b *testing.B, ts *testServer, n int, ws bool) float64 {
 	b.Helper()
+	if os.Getenv("HEARTH_IDLE_HEAP_PROFILE") != "" {
+		runtime.MemProfileRate = 1 // every allocation, so that small per-session items are attributed
+		defer func() { runtime.MemProfileRate = 512 << 10 }()
+	}
 	before := heapInUse()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envIdleAddr+"="+ts.addr, envIdleCA+"="+ts.caPath, envIdleCount+"="+strconv.Itoa(n))

@@ -25,5 +25,9 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// context, so the StreamServer can still write its goodbye at shutdown.
 	nc := websocket.NetConn(context.Background(), c, websocket.MessageBinary)
 	c.SetReadLimit(int64(s.cfg.MaxFrame) + wsSlack) // after NetConn, which lifts the limit
-	s.serveSession(context.Background(), nc, r.RemoteAddr)
+	// As for WebTransport: the hijacked connection is served on a fresh
+	// goroutine and net/http's goroutine ends, with its request and
+	// response (BenchmarkIdleSessionMemory/websocket: 43.7 → 31.5 KB per
+	// idle session at 1,000; stacks 16.8 → 8.7 MB).
+	go s.serveSession(context.Background(), nc, r.RemoteAddr)
 }
