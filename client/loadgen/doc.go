@@ -7,7 +7,9 @@
 //
 //	Fleet      creates users (through the Users interface, which cmd/hearth
 //	           implements with the admin socket), logs one device in per
-//	           user, holds their clients; dials are retried with backoff
+//	           user, holds their clients; dials are retried with backoff,
+//	           at most Config.DialConcurrency in flight, and counted
+//	           (Report.DialRetries)
 //	recorder   the receiving side: parses bench messages, counts delivered,
 //	           duplicates and foreign messages, keeps send→receive latencies
 //	sender     queues bench messages on a schedule (open loop, --rate),
@@ -26,6 +28,12 @@
 // sender, the server, delivery and the receiver's decryption and durable
 // store are all inside it. Loss is counted per message: every sequence a
 // sender saw acknowledged (SendOK) must arrive exactly once.
+//
+// Idle logs its users in, closes their sessions and reopens them at a
+// bounded ramp (IdleParams.Ramp per second), so that it measures sessions
+// held, not a reconnect herd. Report.Transports counts sessions per
+// transport; cmd/hearth fails a run in which any is not on the transport
+// asked for.
 //
 // Server CPU and RSS come from /proc/PID when the server's PID is known;
 // the bench process's own CPU is reported next to it so that a reader can
