@@ -20,25 +20,59 @@ type Router interface {
 	Subscribe(deviceID string) (wake <-chan struct{}, cancel func())
 }
 
+// EntryNotifier is implemented by Routers that can carry a mailbox entry
+// itself (LocalRouter does). send.go calls it only after the transaction
+// that wrote the entry has committed.
+type EntryNotifier interface {
+	// NotifyEntry is Notify(deviceID, seq) for the one new entry at seq,
+	// which is durable, handing the entry along. e is shared by every
+	// device the message went to and must not be changed; its Seq field
+	// is not the device's (seq is).
+	NotifyEntry(deviceID string, seq uint64, e *storage.Entry)
+}
+
+// EntrySubscriber is implemented by Routers that hand entries to their
+// subscribers (LocalRouter does). A pusher then pushes a just-committed
+// entry without reading it back (session_handoff.go).
+type EntrySubscriber interface {
+	// SubscribeEntries calls fn(seq, e) after each NotifyEntry for the
+	// device and fn(0, nil) after each Notify (something new, not handed),
+	// until cancel is called. fn must not block.
+	SubscribeEntries(deviceID string, fn func(seq uint64, e *storage.Entry)) (cancel func())
+}
+
 // LocalRouter is the in-process Router.
 type LocalRouter struct {
 	mu    sync.Mutex
 	subs  map[string]map[chan struct{}]struct{}
-	fsubs map[string]map[*func()]struct{}
+	fsubs map[string]map[*localSub]struct{}
+}
+
+// localSub is one callback subscriber: kick (SubscribeFunc) or hand
+// (SubscribeEntries).
+type localSub struct {
+	kick func()
+	hand func(seq uint64, e *storage.Entry)
 }
 
 var (
-	_ Router     = (*LocalRouter)(nil)
-	_ FuncRouter = (*LocalRouter)(nil)
+	_ Router          = (*LocalRouter)(nil)
+	_ FuncRouter      = (*LocalRouter)(nil)
+	_ EntryNotifier   = (*LocalRouter)(nil)
+	_ EntrySubscriber = (*LocalRouter)(nil)
 )
 
 // NewLocalRouter returns an empty in-process router.
 func NewLocalRouter() *LocalRouter {
-	return &LocalRouter{subs: map[string]map[chan struct{}]struct{}{}, fsubs: map[string]map[*func()]struct{}{}}
+	return &LocalRouter{subs: map[string]map[chan struct{}]struct{}{}, fsubs: map[string]map[*localSub]struct{}{}}
 }
 
 // Notify wakes every subscriber of the device without blocking.
-func (r *LocalRouter) Notify(deviceID string, _ uint64) {
+func (r *LocalRouter) Notify(deviceID string, _ uint64) { r.NotifyEntry(deviceID, 0, nil) }
+
+// NotifyEntry wakes every subscriber of the device and hands e (if not
+// nil) to those that take entries, without blocking.
+func (r *LocalRouter) NotifyEntry(deviceID string, seq uint64, e *storage.Entry) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for ch := range r.subs[deviceID] {
@@ -47,24 +81,39 @@ func (r *LocalRouter) Notify(deviceID string, _ uint64) {
 		default:
 		}
 	}
-	for fn := range r.fsubs[deviceID] {
-		(*fn)()
+	for sub := range r.fsubs[deviceID] {
+		if sub.hand == nil {
+			sub.kick()
+		} else if e == nil {
+			sub.hand(0, nil)
+		} else {
+			sub.hand(seq, e)
+		}
 	}
 }
 
 // SubscribeFunc registers fn, called (under the router's lock, so it must
 // be quick) after each Notify for the device.
 func (r *LocalRouter) SubscribeFunc(deviceID string, fn func()) func() {
-	key := &fn
+	return r.subscribe(deviceID, &localSub{kick: fn})
+}
+
+// SubscribeEntries registers fn, called (under the router's lock, so it
+// must be quick) after each Notify or NotifyEntry for the device.
+func (r *LocalRouter) SubscribeEntries(deviceID string, fn func(seq uint64, e *storage.Entry)) func() {
+	return r.subscribe(deviceID, &localSub{hand: fn})
+}
+
+func (r *LocalRouter) subscribe(deviceID string, sub *localSub) func() {
 	r.mu.Lock()
 	if r.fsubs[deviceID] == nil {
-		r.fsubs[deviceID] = map[*func()]struct{}{}
+		r.fsubs[deviceID] = map[*localSub]struct{}{}
 	}
-	r.fsubs[deviceID][key] = struct{}{}
+	r.fsubs[deviceID][sub] = struct{}{}
 	r.mu.Unlock()
 	return func() {
 		r.mu.Lock()
-		delete(r.fsubs[deviceID], key)
+		delete(r.fsubs[deviceID], sub)
 		if len(r.fsubs[deviceID]) == 0 {
 			delete(r.fsubs, deviceID)
 		}

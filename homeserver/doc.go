@@ -37,7 +37,11 @@
 // callback with LocalRouter: the pusher runs on a goroutine only while
 // there is something to push, and an idle session holds only its reader
 // goroutine; replies and typing/presence pushes likewise run on demand,
-// session_queue.go). Acks
+// session_queue.go). After COMMIT (never before) a Send hands its new
+// entries to the recipients' pushers through the router
+// (EntryNotifier): a pusher exactly caught up pushes them without reading
+// the mailbox; a pusher that is behind (gap, full window, more than 64
+// entries or 1 MiB handed, a new Sync) reads it (session_handoff.go). Acks
 // are cumulative and persisted before they are answered; the server's ack
 // position drives retention and makes sure an acknowledged entry is never
 // delivered again.

@@ -18,6 +18,10 @@ type sendResult struct {
 	dup    bool
 	heads  []storage.Head
 	remote map[string]bool // servers with a DELIVER queued
+	// For the handoff after the commit (handCommitted): the logged
+	// message, and where in heads the welcome's entries begin.
+	log         *storage.LogEntry
+	welcomeFrom int
 }
 
 func (r *sendResult) frame() *wire.ServerFrame {
@@ -62,7 +66,7 @@ func (ss *session) send(id uint64, m *wire.Send) {
 			ss.writeError(id, internal(op, err))
 			return
 		}
-		ss.s.notify(res.heads)
+		ss.s.handCommitted(res) // only now: nothing is pushed that is not durable
 		ss.s.wakeRemote(res)
 		ss.answer(id, res.frame(), nil)
 	})
@@ -72,6 +76,34 @@ func (ss *session) send(id uint64, m *wire.Send) {
 func (s *Server) notify(heads []storage.Head) {
 	for _, h := range heads {
 		s.router.Notify(h.DeviceID, h.Seq)
+	}
+}
+
+// handCommitted gives the pushers of the recipients the entries a
+// committed Send wrote (session_handoff.go): one Entry for the message
+// and one for its welcome, shared by all their devices. Routers that do
+// not carry entries are notified as before.
+func (s *Server) handCommitted(res *sendResult) {
+	en, ok := s.router.(EntryNotifier)
+	if !ok || res.log == nil {
+		s.notify(res.heads)
+		return
+	}
+	l := res.log
+	msg := &storage.Entry{ConvID: l.ConvID, ConvSeq: l.Seq, Sender: l.Sender, MessageID: l.MessageID, Kind: l.Kind,
+		Epoch: l.Epoch, Payload: l.Payload, CreatedMs: l.CreatedMs}
+	var welcome *storage.Entry
+	for i, h := range res.heads {
+		e := msg
+		if i >= res.welcomeFrom {
+			if welcome == nil {
+				w := *msg
+				w.Welcome, w.Payload, w.GroupInfo = true, l.Welcome, l.GroupInfo
+				welcome = &w
+			}
+			e = welcome
+		}
+		en.NotifyEntry(h.DeviceID, h.Seq, e)
 	}
 }
 
@@ -182,12 +214,14 @@ func (s *Server) applySend(op string, tx *storage.Tx, in *sendInput, res *sendRe
 		if err := tx.AdvanceConversation(c.ID, c.Epoch, nil, entry.Seq, false); err != nil {
 			return err
 		}
+		res.welcomeFrom = len(res.heads)
 	}
 	if s.fed != nil {
 		if err := s.fed.fanOutRemote(tx, c, entry, m, before, res); err != nil {
 			return err
 		}
 	}
+	res.log = entry
 	res.rec = &storage.SendRecord{Sender: in.sender, MessageID: m.MessageId, ConvID: c.ID, ConvSeq: entry.Seq, Epoch: newEpoch, CreatedMs: in.nowMs}
 	return tx.InsertSendRecord(res.rec)
 }
@@ -253,6 +287,7 @@ func (s *Server) applyCommit(op string, tx *storage.Tx, c *storage.Conversation,
 	if res.heads, err = tx.FanOut(c.ID, entry.Seq, in.deviceID, false, 0, in.nowMs); err != nil {
 		return err
 	}
+	res.welcomeFrom = len(res.heads)
 	for _, a := range m.RemoveDevices {
 		if err := tx.RemoveMember(c.ID, a); err != nil {
 			return err

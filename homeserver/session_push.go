@@ -32,10 +32,13 @@ type pusher struct {
 	unsub  func()
 	pushed atomic.Uint64 // highest seq written to the stream
 	acked  atomic.Uint64 // highest seq acknowledged (durably)
+	reads  atomic.Uint64 // database reads (tests and benchmarks count them)
 	cursor uint64        // used only by the running pass
 
 	mu      sync.Mutex
-	started bool // kicks before start only mark work (SyncOK goes first)
+	hints   handoffs // just-committed entries handed by the router (session_handoff.go)
+	stale   bool     // entries may be stored that are not in hints: read
+	started bool     // kicks before start only mark work (SyncOK goes first)
 	running bool
 	again   bool // work arrived: run (another) pass
 	stopped bool
@@ -46,11 +49,15 @@ type pusher struct {
 // read, so that no wake-up is missed) without pushing yet: start does.
 func (ss *session) newPusher(start uint64) *pusher {
 	ctx, cancel := context.WithCancel(ss.ctx)
-	p := &pusher{ss: ss, ctx: ctx, cancel: cancel, cursor: start}
+	p := &pusher{ss: ss, ctx: ctx, cancel: cancel, cursor: start, stale: true}
 	p.pushed.Store(start)
 	p.acked.Store(start)
+	if er, ok := ss.s.router.(EntrySubscriber); ok {
+		p.unsub = er.SubscribeEntries(ss.deviceID, p.offer)
+		return p
+	}
 	if fr, ok := ss.s.router.(FuncRouter); ok {
-		p.unsub = fr.SubscribeFunc(ss.deviceID, p.kick)
+		p.unsub = fr.SubscribeFunc(ss.deviceID, p.wake)
 		return p
 	}
 	wake, unsub := ss.s.router.Subscribe(ss.deviceID)
@@ -63,7 +70,7 @@ func (ss *session) newPusher(start uint64) *pusher {
 			case <-ctx.Done():
 				return
 			case <-wake:
-				p.kick()
+				p.wake()
 			}
 		}
 	}()
@@ -124,8 +131,10 @@ func (p *pusher) stop() {
 	p.wg.Wait()
 }
 
-// pushAvailable writes what the window allows of what is stored. It
-// returns false when the session is over (stream or database failure).
+// pushAvailable writes what the window allows of what is stored: the
+// handed entries that continue the cursor, else what a database read
+// finds. It returns false when the session is over (stream or database
+// failure).
 func (p *pusher) pushAvailable() bool {
 	ss := p.ss
 	window := uint64(ss.s.cfg.DeliveryWindow)
@@ -136,8 +145,23 @@ func (p *pusher) pushAvailable() bool {
 			return true // an Ack kicks the next pass
 		}
 		n := int(min(window-inflight, pushBatch))
+		hs, read, gapOnly := p.next(n)
+		for _, h := range hs {
+			d := delivery(h.e)
+			d.Seq = h.seq
+			if !p.write(d) {
+				return false
+			}
+		}
+		if !read {
+			if len(hs) == 0 {
+				return true // caught up: a Notify kicks the next pass
+			}
+			continue
+		}
 		var es []*storage.Entry
 		err := ss.s.db.Read(p.ctx, func(tx *storage.Tx) (err error) { es, err = tx.Entries(ss.deviceID, p.cursor, n); return err })
+		p.reads.Add(1)
 		if err != nil {
 			if p.ctx.Err() == nil {
 				ss.s.log.Error("delivery read failed", "device", ss.deviceID, "err", err)
@@ -146,17 +170,29 @@ func (p *pusher) pushAvailable() bool {
 			return false
 		}
 		for _, e := range es {
-			if err := ss.fw.WriteMessage(&wire.ServerFrame{Body: &wire.ServerFrame_Delivery{Delivery: delivery(e)}}); err != nil {
-				ss.cancel()
+			if !p.write(delivery(e)) {
 				return false
 			}
-			p.cursor = e.Seq
-			p.pushed.Store(p.cursor)
 		}
-		if len(es) < n {
-			return true // caught up: a Notify kicks the next pass
+		if len(es) == 0 && gapOnly {
+			ss.s.log.Error("delivery: handed entries not in the mailbox", "device", ss.deviceID, "after", p.cursor)
+			p.dropHints() // never read in a loop for them
+		}
+		if len(es) == n {
+			p.moreStored()
 		}
 	}
+}
+
+// write pushes one delivery and moves the cursor past it.
+func (p *pusher) write(d *wire.Delivery) bool {
+	if err := p.ss.fw.WriteMessage(&wire.ServerFrame{Body: &wire.ServerFrame_Delivery{Delivery: d}}); err != nil {
+		p.ss.cancel()
+		return false
+	}
+	p.cursor = d.Seq
+	p.pushed.Store(p.cursor)
+	return true
 }
 
 // stopPush ends the running Sync, if any, and waits for it.

@@ -1,0 +1,306 @@
+package homeserver
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"hearth/homeserver/wire"
+	"hearth/storage"
+)
+
+// pushReads sums the database reads of the device's current pushers.
+func (h *harness) pushReads(deviceID string) uint64 {
+	h.s.mu.Lock()
+	var ss []*session
+	for s := range h.s.byDevice[deviceID] {
+		ss = append(ss, s)
+	}
+	h.s.mu.Unlock()
+	var n uint64
+	for _, s := range ss {
+		if p := s.currentPush(); p != nil {
+			n += p.reads.Load()
+		}
+	}
+	return n
+}
+
+// checkStored fails unless got (in seq order) equals what the mailbox
+// holds for c in conv, field by field, as a fresh read delivers it.
+func checkStored(t *testing.T, h *harness, c *client, convID string, got []*wire.Delivery) {
+	t.Helper()
+	stored, err := h.s.History(context.Background(), c.access, convID, 0, 500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Reverse(stored)
+	bySeq := map[uint64]*wire.Delivery{}
+	for _, d := range stored {
+		bySeq[d.Seq] = d
+	}
+	for _, d := range got {
+		if !proto.Equal(d, bySeq[d.Seq]) {
+			t.Fatalf("pushed %v\nstored %v", d, bySeq[d.Seq])
+		}
+	}
+}
+
+// contiguous fails unless the deliveries' seqs are from, from+1, ...
+func contiguous(t *testing.T, ds []*wire.Delivery, from uint64) {
+	t.Helper()
+	for i, d := range ds {
+		if d.Seq != from+uint64(i) {
+			t.Fatalf("delivery %d has seq %d, want %d (duplicate or gap)", i, d.Seq, from+uint64(i))
+		}
+	}
+}
+
+var noLimit = RateLimit{PerSecond: 1e9, Burst: 1 << 30}
+
+// TestHandoffCaughtUpNoRead: a caught-up pusher pushes what a Send just
+// committed without reading it back, messages and welcomes alike, and
+// what it pushes equals what a read of the mailbox gives.
+func TestHandoffCaughtUpNoRead(t *testing.T) {
+	h := newHarness(t, Config{})
+	alice, bob := twoUsers(t, h)
+	carol, _ := h.firstDevice("carol")
+	bob.must(syncFrame(0))
+	got := bob.deliveries(1) // the welcome: read by the Sync's first pass
+	carol.must(syncFrame(0)) // empty mailbox: one read
+	for i := range 10 {
+		alice.must(appMsg(conv, fmt.Sprint("m", i), 1, fmt.Sprint("msg ", i)))
+		d := bob.deliveries(1)[0]
+		got = append(got, d)
+		bob.must(ackFrame(d.Seq)) // an ack moves the window; nothing to read
+	}
+	alice.must(commit(conv, "c1", 1, []string{carol.addr()}, nil))
+	got = append(got, bob.deliveries(1)...)
+	welcome := carol.deliveries(1)
+	contiguous(t, got, 1)
+	checkStored(t, h, bob, conv, got)
+	checkStored(t, h, carol, conv, welcome)
+	if w := welcome[0]; w.Kind != wire.MessageKind_MESSAGE_KIND_WELCOME || string(w.GroupInfo) != "group-info-epoch-2" || w.Seq != 1 {
+		t.Fatalf("welcome %v", w)
+	}
+	if n := h.pushReads(bob.device); n != 1 {
+		t.Fatalf("bob's pusher read the database %d times; want 1 (the Sync)", n)
+	}
+	if n := h.pushReads(carol.device); n != 1 {
+		t.Fatalf("carol's pusher read the database %d times; want 1 (the Sync)", n)
+	}
+	bob.noDelivery()
+	carol.noDelivery()
+}
+
+// sendAll sends n messages from c, pipelined, and waits for every answer.
+func sendAll(t *testing.T, c *client, prefix string, n int) {
+	var chs []<-chan *wire.ServerFrame
+	for i := range n {
+		chs = append(chs, c.start(appMsg(conv, fmt.Sprint(prefix, i), 1, fmt.Sprint(prefix, " says ", i))))
+	}
+	for _, ch := range chs {
+		if r := c.await(ch); r.GetSendOk() == nil {
+			t.Errorf("send: %v", r)
+		}
+	}
+}
+
+// TestHandoffConcurrentSenders: entries of concurrent senders reach the
+// recipient once each, in mailbox order, each sender's in its order.
+func TestHandoffConcurrentSenders(t *testing.T) {
+	h := newHarness(t, Config{RateLimit: noLimit})
+	alice, _ := h.firstDevice("alice")
+	bob, _ := h.firstDevice("bob")
+	senders := []*client{alice}
+	for i := range 3 {
+		c, _ := h.firstDevice(fmt.Sprint("s", i))
+		senders = append(senders, c)
+	}
+	createConv(alice, conv)
+	adds := []string{bob.addr()}
+	for _, c := range senders[1:] {
+		adds = append(adds, c.addr())
+	}
+	alice.must(commit(conv, "c0", 0, adds, nil))
+	bob.must(syncFrame(0))
+	bob.deliveries(1)
+	const each = 40
+	var wg sync.WaitGroup
+	for i, c := range senders {
+		wg.Go(func() { sendAll(t, c, fmt.Sprint("p", i, "-"), each) })
+	}
+	got := bob.deliveries(len(senders) * each)
+	wg.Wait()
+	contiguous(t, got, 2)
+	checkStored(t, h, bob, conv, got)
+	next := map[string]int{}
+	lastConvSeq := uint64(0)
+	for _, d := range got {
+		if want := fmt.Sprint(d.MessageId[:3], next[d.Sender]); d.MessageId != want {
+			t.Fatalf("from %s got %s, want %s", d.Sender, d.MessageId, want)
+		}
+		next[d.Sender]++
+		if d.ConversationSeq <= lastConvSeq {
+			t.Fatalf("conversation seq %d after %d", d.ConversationSeq, lastConvSeq)
+		}
+		lastConvSeq = d.ConversationSeq
+	}
+	bob.noDelivery()
+	t.Logf("%d deliveries, %d pusher reads", len(got), h.pushReads(bob.device))
+}
+
+// TestHandoffWindowFullFallsBack: a pusher whose window is full keeps at
+// most maxHandoffs hints and reads the rest from the database once acks
+// move the window; everything arrives once, in order.
+func TestHandoffWindowFullFallsBack(t *testing.T) {
+	const window = 8
+	h := newHarness(t, Config{RateLimit: noLimit, DeliveryWindow: window})
+	alice, bob := twoUsers(t, h)
+	bob.must(syncFrame(0))
+	bob.must(ackFrame(bob.deliveries(1)[0].Seq))
+	sendAll(t, alice, "w", window)
+	got := bob.deliveries(window)
+	bob.noDelivery() // the window is full
+	// All of these are handed while the window is full: maxHandoffs are
+	// kept, the rest dropped with no later hint to reveal the gap.
+	const n = maxHandoffs + 36
+	sendAll(t, alice, "m", n)
+	for len(got) < window+n {
+		bob.must(ackFrame(got[len(got)-1].Seq))
+		got = append(got, bob.deliveries(min(window, window+n-len(got)))...)
+		if len(got) < window+n {
+			bob.noDelivery() // the window is full: nothing more until an ack
+		}
+	}
+	contiguous(t, got, 2)
+	checkStored(t, h, bob, conv, got)
+	bob.noDelivery()
+	if r := h.pushReads(bob.device); r < 2 {
+		t.Fatalf("%d pusher reads: the hints dropped over the bound were never read", r)
+	}
+}
+
+// TestHandoffSyncInTheMiddle: a Sync with after_seq behind what was pushed
+// pushes again from there (read), then continues with handed entries,
+// each once.
+func TestHandoffSyncInTheMiddle(t *testing.T) {
+	h := newHarness(t, Config{})
+	alice, bob := twoUsers(t, h)
+	bob.must(syncFrame(0))
+	bob.deliveries(1)
+	for i := range 5 {
+		alice.must(appMsg(conv, fmt.Sprint("a", i), 1, "first"))
+	}
+	contiguous(t, bob.deliveries(5), 2)
+	bob.must(syncFrame(3))
+	again := bob.deliveries(3)
+	contiguous(t, again, 4)
+	for i := range 5 {
+		alice.must(appMsg(conv, fmt.Sprint("b", i), 1, "second"))
+	}
+	after := bob.deliveries(5)
+	contiguous(t, after, 7)
+	checkStored(t, h, bob, conv, append(again, after...))
+	bob.noDelivery()
+	if r := h.pushReads(bob.device); r != 1 {
+		t.Fatalf("the new pusher read %d times; want 1", r)
+	}
+}
+
+// TestHandoffReconnect: entries sent while the device was away, and after a
+// server restart, come from the mailbox; later ones are handed; each once.
+func TestHandoffReconnect(t *testing.T) {
+	h := newHarness(t, Config{})
+	alice, bob := twoUsers(t, h)
+	bob.must(syncFrame(0))
+	bob.deliveries(1)
+	bob.conn.Close()
+	alice.must(appMsg(conv, "away", 1, "while away"))
+	b2 := h.connect()
+	b2.hello(bob.access)
+	b2.must(syncFrame(1))
+	got := b2.deliveries(1)
+	alice.must(appMsg(conv, "back", 1, "when back"))
+	got = append(got, b2.deliveries(1)...)
+	h.restart()
+	a3, b3 := h.connect(), h.connect()
+	a3.hello(alice.access)
+	b3.hello(bob.access)
+	b3.must(syncFrame(3))
+	a3.must(appMsg(conv, "restarted", 1, "after restart"))
+	got = append(got, b3.deliveries(1)...)
+	contiguous(t, got, 2)
+	b3.user, b3.access = bob.user, bob.access
+	checkStored(t, h, b3, conv, got)
+	b3.noDelivery()
+}
+
+// TestHandoffNothingBeforeCommit: a Send whose transaction fails after it
+// wrote the mailbox rows (a trigger aborts the dedup insert, which comes
+// last) pushes nothing; the next message takes the same mailbox seq.
+func TestHandoffNothingBeforeCommit(t *testing.T) {
+	h := newHarness(t, Config{})
+	alice, bob := twoUsers(t, h)
+	bob.must(syncFrame(0))
+	bob.deliveries(1)
+	raw, err := sql.Open("sqlite3-hearth", h.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Exec(`CREATE TRIGGER fail_boom BEFORE INSERT ON sends WHEN NEW.message_id = 'boom'
+		BEGIN SELECT RAISE(ABORT, 'injected failure'); END`); err != nil {
+		t.Fatal(err)
+	}
+	alice.fails(appMsg(conv, "boom", 1, "must never be pushed"), wire.Code_CODE_INTERNAL)
+	bob.noDelivery()
+	alice.must(appMsg(conv, "fine", 1, "committed"))
+	d := bob.deliveries(1)[0]
+	if d.Seq != 2 || d.MessageId != "fine" || string(d.Payload) != "committed" {
+		t.Fatalf("got %v", d)
+	}
+	checkStored(t, h, bob, conv, []*wire.Delivery{d})
+	bob.noDelivery()
+}
+
+func TestHandoffsBounded(t *testing.T) {
+	var hs handoffs
+	small := &storage.Entry{Payload: []byte("x")}
+	for _, s := range []uint64{5, 3, 4, 3, 9} { // out of order, one twice
+		if !hs.add(s, small) {
+			t.Fatalf("add %d refused", s)
+		}
+	}
+	if got := hs.take(3, 10); len(got) != 3 || got[0].seq != 3 || got[2].seq != 5 {
+		t.Fatalf("take 3..: %v", got)
+	}
+	if got := hs.take(6, 10); got != nil {
+		t.Fatalf("take over a gap: %v", got)
+	}
+	hs.dropThrough(9)
+	if len(hs.list) != 0 || hs.bytes != 0 {
+		t.Fatalf("after drop: %v, %d bytes", hs.list, hs.bytes)
+	}
+	for s := range uint64(maxHandoffs) {
+		if !hs.add(s+1, small) {
+			t.Fatalf("add %d refused", s+1)
+		}
+	}
+	if hs.add(maxHandoffs+1, small) {
+		t.Fatal("more than maxHandoffs kept")
+	}
+	hs.dropThrough(^uint64(0))
+	big := &storage.Entry{Payload: make([]byte, maxHandoffBytes/2), GroupInfo: make([]byte, 10)}
+	if !hs.add(1, big) || hs.add(2, big) {
+		t.Fatal("byte bound not applied")
+	}
+	if got := hs.take(1, 1); len(got) != 1 || hs.bytes != 0 {
+		t.Fatalf("take: %v, %d bytes left", got, hs.bytes)
+	}
+}
