@@ -130,6 +130,7 @@ func BenchmarkSendDelivery(b *testing.B) {
 	}
 	<-done
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	b.ReportMetric(float64(h.pushReads(bob.device))/float64(b.N), "reads/msg") // the pusher's mailbox reads
 }
 
 // BenchmarkSendParallel: 16 senders, each in its own two-device
