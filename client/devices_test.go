@@ -161,18 +161,26 @@ func TestFirstLoginResumesAfterFailedPublish(t *testing.T) {
 	ts := newTestServer(t, "a.example", homeserverConfig())
 	alice := ts.addUser(t, "alice", "correct horse battery")
 	dir := t.TempDir()
+	// The network goes down after the login request: the second dial (the
+	// session that would publish the identity) fails, and the user gives up
+	// after a few failed dials. No wall-clock limit, so a slow machine
+	// cannot end the login before the account is stored.
 	var dials atomic.Int32
-	onlyLogin := func(ctx context.Context, addr, ca string) (io.ReadWriteCloser, error) {
-		if dials.Add(1) > 1 {
+	ctx, cancel := context.WithCancel(testCtx(t))
+	onlyLogin := func(dctx context.Context, addr, ca string) (io.ReadWriteCloser, error) {
+		n := dials.Add(1)
+		if n > 1 {
+			if n >= 4 {
+				cancel()
+			}
 			return nil, errors.New("network down")
 		}
-		return ts.dial(ctx, addr, ca)
+		return ts.dial(dctx, addr, ca)
 	}
 	c, err := Open(Config{Profile: dir, Dial: onlyLogin, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	_, err = c.Login(ctx, LoginParams{User: alice, Password: "correct horse battery", Server: "pipe"})
 	cancel()
 	c.Close()
