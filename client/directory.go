@@ -75,38 +75,11 @@ func (c *Client) fetchDeviceList(ctx context.Context, tx *store.Tx, user identit
 		return nil, err
 	}
 	res := r.GetDeviceList()
-	key, err := identity.ParsePublicKey(res.GetIdentityKey())
-	if err != nil {
-		return nil, wire.E(op, wire.Code_CODE_BAD_SIGNATURE, err)
-	}
 	var list *identity.DeviceList
 	update := func(tx *store.Tx) error {
-		if err := c.pinned(tx, user); err != nil {
-			return err
-		}
-		prev, had := c.val.List(user)
-		l, err := c.val.Add(key, res.GetDeviceList().GetList(), res.GetDeviceList().GetSignature())
-		if errors.Is(err, identity.ErrSuccessor) {
-			if kept, ok := c.val.List(user); ok {
-				list = kept // the server sent an older list: keep ours
-				return nil
-			}
-		}
-		if err != nil {
-			return wire.E(op, wire.Code_CODE_BAD_SIGNATURE, err)
-		}
-		if l.User != user {
-			return wire.Errorf(op, wire.Code_CODE_BAD_SIGNATURE, "list for %v returned for %v", l.User, user)
-		}
+		l, err := c.pinDeviceList(tx, user, res)
 		list = l
-		if !had || prev == nil || prev.Version != l.Version {
-			c.unsyncAll() // rosters may need this list's devices added or removed
-		}
-		raw, err := json.Marshal(pin{IdentityKey: key.Bytes(), List: res.GetDeviceList().GetList(), Signature: res.GetDeviceList().GetSignature()})
-		if err != nil {
-			return err
-		}
-		return tx.PutMeta(pinName(user), raw)
+		return err
 	}
 	if tx != nil {
 		err = update(tx)

@@ -103,6 +103,7 @@ func (c *Client) pinDeviceList(tx *store.Tx, user identity.UserAddress, res *wir
 	if err := c.pinned(tx, user); err != nil {
 		return nil, err
 	}
+	prev, had := c.val.List(user)
 	l, err := c.val.Add(key, res.GetDeviceList().GetList(), res.GetDeviceList().GetSignature())
 	if errors.Is(err, identity.ErrSuccessor) {
 		if kept, ok := c.val.List(user); ok {
@@ -114,6 +115,9 @@ func (c *Client) pinDeviceList(tx *store.Tx, user identity.UserAddress, res *wir
 	}
 	if l.User != user {
 		return nil, wire.Errorf(op, wire.Code_CODE_BAD_SIGNATURE, "list for %v returned for %v", l.User, user)
+	}
+	if !had || prev == nil || prev.Version != l.Version {
+		c.unsyncAll() // rosters may need this list's devices added or removed
 	}
 	raw, err := json.Marshal(pin{IdentityKey: key.Bytes(), List: res.GetDeviceList().GetList(), Signature: res.GetDeviceList().GetSignature()})
 	if err != nil {
