@@ -168,6 +168,9 @@ func (c *Client) History(target string, limit int) ([]store.Message, error) {
 	return out, err
 }
 
+// flushEveryLimit bounds one flush of FlushEvery, so that a hung one ends.
+const flushEveryLimit = time.Minute
+
 // FlushEvery sends queued messages every interval until ctx ends, for a
 // long-running receiver: messages queued by runs that were interrupted go
 // out without waiting for the next send.
@@ -180,7 +183,10 @@ func (c *Client) FlushEvery(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		fctx, cancel := context.WithTimeout(ctx, interval)
+		// A flush may take much longer than the interval (a first message
+		// to a user creates the conversation); bounding it by the interval
+		// would cut every such flush short on a slow machine, forever.
+		fctx, cancel := context.WithTimeout(ctx, max(interval, flushEveryLimit))
 		if err := c.Flush(fctx, ""); err != nil && ctx.Err() == nil {
 			c.log.Debug("periodic flush", "err", err)
 		}
