@@ -124,6 +124,16 @@ func (e *Engine) CreateWithAdmin(groupID []byte, self client.Self, v client.Cred
 
 // Join opens a Welcome with whichever stored KeyPackage it is addressed to.
 func (e *Engine) Join(welcome []byte, self client.Self, private func(ref []byte) ([]byte, error), v client.CredentialValidator) (client.Group, []byte, error) {
+	g, ref, err := e.join(welcome, private, v, mls.JoinOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	return &group{g: g, v: v}, ref, nil
+}
+
+// join opens welcome with the first stored KeyPackage it names and returns
+// the group and that KeyPackage's reference.
+func (e *Engine) join(welcome []byte, private func(ref []byte) ([]byte, error), v client.CredentialValidator, opts mls.JoinOptions) (*mls.Group, []byte, error) {
 	refs, err := mls.WelcomeKeyPackageRefs(welcome)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mlsgroup: join: %w", err)
@@ -137,11 +147,11 @@ func (e *Engine) Join(welcome []byte, self client.Self, private func(ref []byte)
 		if err != nil {
 			return nil, nil, err
 		}
-		g, err := mls.JoinFromWelcome(e.config(v), welcome, kp, priv, mls.JoinOptions{})
+		g, err := mls.JoinFromWelcome(e.config(v), welcome, kp, priv, opts)
 		if err != nil {
 			return nil, nil, fmt.Errorf("mlsgroup: join: %w", err)
 		}
-		return &group{g: g, v: v}, ref, nil
+		return g, ref, nil
 	}
 	return nil, nil, errors.New("mlsgroup: join: the Welcome names none of this device's KeyPackages")
 }

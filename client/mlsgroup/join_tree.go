@@ -2,7 +2,6 @@ package mlsgroup
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 
 	"hearth/client"
@@ -35,28 +34,13 @@ func (e *Engine) JoinWithTree(welcome, groupInfo []byte, self client.Self, priva
 	if err != nil {
 		return nil, nil, fmt.Errorf("mlsgroup: join: %w", err)
 	}
-	refs, err := mls.WelcomeKeyPackageRefs(welcome)
+	g, ref, err := e.join(welcome, private, v, mls.JoinOptions{RatchetTree: t.RatchetTree})
 	if err != nil {
-		return nil, nil, fmt.Errorf("mlsgroup: join: %w", err)
+		return nil, nil, err
 	}
-	for _, ref := range refs {
-		raw, err := private(ref)
-		if err != nil {
-			continue // addressed to another device
-		}
-		kp, priv, err := openPrivate(raw)
-		if err != nil {
-			return nil, nil, err
-		}
-		g, err := mls.JoinFromWelcome(e.config(v), welcome, kp, priv, mls.JoinOptions{RatchetTree: t.RatchetTree})
-		if err != nil {
-			return nil, nil, fmt.Errorf("mlsgroup: join: %w", err)
-		}
-		if !bytes.Equal(g.GroupID(), t.GroupID) || g.Epoch() != t.Epoch {
-			return nil, nil, fmt.Errorf("mlsgroup: join: the group info is of group %q epoch %d, the Welcome of %q epoch %d",
-				t.GroupID, t.Epoch, g.GroupID(), g.Epoch())
-		}
-		return &group{g: g, v: v}, ref, nil
+	if !bytes.Equal(g.GroupID(), t.GroupID) || g.Epoch() != t.Epoch {
+		return nil, nil, fmt.Errorf("mlsgroup: join: the group info is of group %q epoch %d, the Welcome of %q epoch %d",
+			t.GroupID, t.Epoch, g.GroupID(), g.Epoch())
 	}
-	return nil, nil, errors.New("mlsgroup: join: the Welcome names none of this device's KeyPackages")
+	return &group{g: g, v: v}, ref, nil
 }
