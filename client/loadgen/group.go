@@ -76,19 +76,7 @@ func Group(ctx context.Context, f *Fleet, p GroupParams) (*Report, error) {
 	stop := start.Add(p.Duration)
 	sctx, cancel := context.WithDeadline(ctx, stop.Add(p.Drain))
 	defer cancel()
-	var swg sync.WaitGroup
-	for i, s := range senders {
-		swg.Add(1)
-		go func() {
-			defer swg.Done()
-			if p.Rate > 0 {
-				interval := time.Duration(float64(len(senders)) / p.Rate * float64(time.Second))
-				s.openLoop(sctx, start, stop, interval, interval*time.Duration(i)/time.Duration(len(senders)))
-			} else {
-				s.flatOut(sctx, stop, 0)
-			}
-		}()
-	}
+	swg := runSenders(sctx, senders, p.Rate, start, stop)
 	progress := f.progress("group", start, p.Duration, senders, recs, srv, self)
 	swg.Wait()
 	sendersDone := now()

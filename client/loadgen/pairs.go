@@ -89,19 +89,7 @@ func (f *Fleet) traffic(ctx context.Context, pairs [][2]*Device, p PairsParams, 
 	stop := start.Add(p.Duration)
 	sctx, cancel := context.WithDeadline(ctx, stop.Add(p.Drain))
 	defer cancel()
-	var swg sync.WaitGroup
-	for i, s := range senders {
-		swg.Add(1)
-		go func() {
-			defer swg.Done()
-			if p.Rate > 0 {
-				interval := time.Duration(float64(len(senders)) / p.Rate * float64(time.Second))
-				s.openLoop(sctx, start, stop, interval, interval*time.Duration(i)/time.Duration(len(senders)))
-			} else {
-				s.flatOut(sctx, stop, 0)
-			}
-		}()
-	}
+	swg := runSenders(sctx, senders, p.Rate, start, stop)
 	progress := f.progress(r.Workload, start, p.Duration, senders, []*recorder{rec}, srv, self)
 	swg.Wait()
 	sendersDone := now()

@@ -183,3 +183,23 @@ func (f *Fleet) receiveLoop(ctx context.Context, d *Device, rec *recorder, errs 
 		sleepCtx(ctx, 200*time.Millisecond)
 	}
 }
+
+// runSenders starts every sender from start until stop: at rate messages
+// per second in all, spread evenly over the senders and phased so that
+// their sends interleave, or flat out when rate is 0. Wait on the result.
+func runSenders(ctx context.Context, senders []*sender, rate float64, start, stop time.Time) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for i, s := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if rate > 0 {
+				interval := time.Duration(float64(len(senders)) / rate * float64(time.Second))
+				s.openLoop(ctx, start, stop, interval, interval*time.Duration(i)/time.Duration(len(senders)))
+			} else {
+				s.flatOut(ctx, stop, 0)
+			}
+		}()
+	}
+	return &wg
+}
