@@ -104,7 +104,7 @@ func (s *Server) UserDelete(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.db.Write(ctx, func(tx *storage.Tx) error { return tx.DeleteUser(u.ID) }); err != nil {
+	if err := s.writeList(ctx, u.Name, func(tx *storage.Tx) error { return tx.DeleteUser(u.ID) }); err != nil {
 		return internal(op, err)
 	}
 	s.log.Info("user deleted", "user", u.Name)

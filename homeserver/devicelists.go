@@ -3,6 +3,7 @@ package homeserver
 import (
 	"context"
 	"errors"
+	"maps"
 	"sync"
 
 	"hearth/homeserver/wire"
@@ -54,42 +55,76 @@ func missing(user string, err error) *wire.MissingDeviceList {
 	return &wire.MissingDeviceList{User: user, Code: wire.KindOf(err), Message: wire.ToProto(err).GetMessage()}
 }
 
-// localDeviceLists reads the lists of local users in one transaction.
+// localDeviceLists answers the lists of local users, from the list cache
+// and, for the users it does not hold, from one read transaction.
 func (s *Server) localDeviceLists(ctx context.Context, op string, users []string, res *wire.DeviceListsResult) error {
-	if len(users) == 0 {
-		return nil
+	var asked, locals []string
+	for _, user := range users {
+		local, err := s.localUser(op, user)
+		if err != nil {
+			res.Missing = append(res.Missing, missing(user, err))
+			continue
+		}
+		asked, locals = append(asked, user), append(locals, local)
 	}
+	found, err := s.readLists(ctx, locals)
+	if err != nil {
+		return internal(op, err)
+	}
+	for i, local := range locals {
+		e, ok := found[local]
+		if !ok {
+			res.Missing = append(res.Missing, missing(asked[i], wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no device list for %s", asked[i])))
+			continue
+		}
+		res.Lists = append(res.Lists, listResult(s.userAddress(local), e))
+	}
+	return nil
+}
+
+// readLists returns the identity keys and signed lists of local users (by
+// name) that have both: from the cache, and the rest from the database in
+// one read transaction (then cached).
+func (s *Server) readLists(ctx context.Context, locals []string) (map[string]cachedList, error) {
+	found := make(map[string]cachedList, len(locals))
+	var misses []string
+	for _, local := range locals {
+		if e, ok := s.lists.get(local); ok {
+			found[local] = e
+		} else {
+			misses = append(misses, local)
+		}
+	}
+	if len(misses) == 0 {
+		return found, nil
+	}
+	gen := s.lists.generation()
+	read := make(map[string]cachedList, len(misses))
 	err := s.db.Read(ctx, func(tx *storage.Tx) error {
-		for _, user := range users {
-			local, err := s.localUser(op, user)
-			if err != nil {
-				res.Missing = append(res.Missing, missing(user, err))
-				continue
-			}
+		for _, local := range misses {
 			u, err := tx.UserByName(local)
-			var idKey []byte
-			var sl *storage.SignedList
+			var e cachedList
 			if err == nil {
-				idKey, err = tx.IdentityKey(u.ID)
+				e.idKey, err = tx.IdentityKey(u.ID)
 			}
 			if err == nil {
-				sl, err = tx.DeviceList(u.ID)
+				e.list, err = tx.DeviceList(u.ID)
 			}
 			if errors.Is(err, storage.ErrNotFound) {
-				res.Missing = append(res.Missing, missing(user, wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no device list for %s", user)))
 				continue
 			} else if err != nil {
 				return err
 			}
-			res.Lists = append(res.Lists, &wire.DeviceListResult{User: s.userAddress(local), IdentityKey: idKey,
-				DeviceList: &wire.SignedDeviceList{List: sl.List, Signature: sl.Signature}})
+			read[local] = e
 		}
 		return nil
 	})
 	if err != nil {
-		return internal(op, err)
+		return nil, err
 	}
-	return nil
+	s.lists.put(gen, read)
+	maps.Copy(found, read)
+	return found, nil
 }
 
 // maxListDomains is how many remote servers one FetchDeviceLists asks at once.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"hearth/homeserver/wire"
@@ -63,6 +64,9 @@ func verifyList(op string, tx *storage.Tx, userAddr string, userID int64, idKey 
 // putList stores a verified signed list and, with federation, queues it
 // for every server sharing a conversation with the user (same transaction).
 func (s *Server) putList(op string, tx *storage.Tx, userName string, userID int64, l *identity.DeviceList, sl *wire.SignedDeviceList, nowMs int64) error {
+	if !s.lists.inWrite(userName) {
+		return fmt.Errorf("%s: list of %s written outside writeList (the list cache would go stale)", op, userName)
+	}
 	err := tx.PutDeviceList(userID, &storage.SignedList{Version: l.Version, List: sl.List, Signature: sl.Signature, UpdatedMs: nowMs})
 	if errors.Is(err, storage.ErrConflict) {
 		return wire.Errorf(op, wire.Code_CODE_VERSION, "device list version %d does not grow", l.Version)
@@ -79,7 +83,7 @@ func (ss *session) publishIdentity(m *wire.PublishIdentity) (*wire.ServerFrame, 
 		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "identity key must be 32 bytes of Ed25519")
 	}
 	addr := ss.s.userAddress(ss.userName)
-	err := ss.s.db.Write(ss.ctx, func(tx *storage.Tx) error {
+	err := ss.s.writeList(ss.ctx, ss.userName, func(tx *storage.Tx) error {
 		if _, err := tx.IdentityKey(ss.userID); err == nil {
 			return wire.Errorf(op, wire.Code_CODE_CONFLICT, "the identity key is already published")
 		} else if !errors.Is(err, storage.ErrNotFound) {
@@ -105,7 +109,7 @@ func (ss *session) publishIdentity(m *wire.PublishIdentity) (*wire.ServerFrame, 
 func (ss *session) publishDeviceList(m *wire.PublishDeviceList) (*wire.ServerFrame, error) {
 	const op = "homeserver.PublishDeviceList"
 	addr := ss.s.userAddress(ss.userName)
-	err := ss.s.db.Write(ss.ctx, func(tx *storage.Tx) error {
+	err := ss.s.writeList(ss.ctx, ss.userName, func(tx *storage.Tx) error {
 		idKey, err := tx.IdentityKey(ss.userID)
 		if errors.Is(err, storage.ErrNotFound) {
 			return wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no identity key published")
@@ -138,7 +142,7 @@ func (ss *session) approveDevice(m *wire.ApproveDevice) (*wire.ServerFrame, erro
 		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "sealed bundle must be 1..%d bytes", maxSealedBundle)
 	}
 	addr := ss.s.userAddress(ss.userName)
-	err := ss.s.db.Write(ss.ctx, func(tx *storage.Tx) error {
+	err := ss.s.writeList(ss.ctx, ss.userName, func(tx *storage.Tx) error {
 		target, err := tx.Device(m.GetDeviceId())
 		if errors.Is(err, storage.ErrNotFound) || (err == nil && target.UserID != ss.userID) {
 			return wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no such device")
@@ -243,7 +247,7 @@ func (ss *session) revokeDevice(m *wire.RevokeDevice) (*wire.ServerFrame, error)
 	const op = "homeserver.RevokeDevice"
 	addr := ss.s.userAddress(ss.userName)
 	target := m.GetDeviceId()
-	err := ss.s.db.Write(ss.ctx, func(tx *storage.Tx) error {
+	err := ss.s.writeList(ss.ctx, ss.userName, func(tx *storage.Tx) error {
 		d, err := tx.Device(target)
 		if errors.Is(err, storage.ErrNotFound) || (err == nil && d.UserID != ss.userID) {
 			return wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no such device")
@@ -367,26 +371,15 @@ func (s *Server) localDeviceList(ctx context.Context, op, user string) (*wire.De
 	if err != nil {
 		return nil, err
 	}
-	var idKey []byte
-	var sl *storage.SignedList
-	err = s.db.Read(ctx, func(tx *storage.Tx) error {
-		u, err := tx.UserByName(local)
-		if err != nil {
-			return err
-		}
-		if idKey, err = tx.IdentityKey(u.ID); err != nil {
-			return err
-		}
-		sl, err = tx.DeviceList(u.ID)
-		return err
-	})
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no device list for %s", user)
-	} else if err != nil {
+	found, err := s.readLists(ctx, []string{local})
+	if err != nil {
 		return nil, internal(op, err)
 	}
-	return &wire.DeviceListResult{User: s.userAddress(local), IdentityKey: idKey,
-		DeviceList: &wire.SignedDeviceList{List: sl.List, Signature: sl.Signature}}, nil
+	e, ok := found[local]
+	if !ok {
+		return nil, wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no device list for %s", user)
+	}
+	return listResult(s.userAddress(local), e), nil
 }
 
 // localUser resolves a user address of this domain. Other domains need

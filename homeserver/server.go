@@ -32,7 +32,8 @@ type Server struct {
 	hashes   *hashGate // bounds concurrent argon2id runs (memory; password.go)
 	dummy    string    // hash verified for unknown users (timing)
 	started  time.Time
-	fed      *fed // nil: federation off
+	fed      *fed       // nil: federation off
+	lists    *listCache // local users' signed device lists (listcache.go)
 
 	mu       sync.Mutex
 	closed   bool
@@ -88,6 +89,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		log: deps.Log, now: deps.Now, rand: &lockedReader{r: deps.Rand},
 		router: deps.Router, presence: deps.Presence,
 		limits:   newLimiters(),
+		lists:    newListCache(),
 		hashes:   newHashGate(cfg.Password.MaxConcurrent),
 		started:  deps.Now(),
 		live:     map[*session]struct{}{},
