@@ -317,12 +317,30 @@ func (c *Client) reconcile(ctx context.Context, conv string) error {
 func (c *Client) rosterDiff(ctx context.Context, me string, peers, members []string) (add map[string][]string, remove []string, err error) {
 	want := map[string]bool{}
 	add = map[string][]string{}
-	for _, u := range append([]string{me}, peers...) {
-		ua, err := identity.ParseUser(u)
-		if err != nil {
+	users := append([]string{me}, peers...)
+	addrs := make([]identity.UserAddress, len(users))
+	for i, u := range users {
+		if addrs[i], err = identity.ParseUser(u); err != nil {
 			return nil, nil, err
 		}
-		l, err := c.fetchDeviceList(ctx, nil, ua)
+	}
+	// One round trip per 256 users; a user the batch did not answer (or
+	// every user, when the batch failed) is asked on its own, for the
+	// server's reason.
+	lists, berr := c.fetchDeviceLists(ctx, nil, addrs)
+	if berr != nil && !Retryable(berr) {
+		return nil, nil, berr
+	}
+	isMember := make(map[string]bool, len(members))
+	for _, m := range members {
+		isMember[m] = true
+	}
+	for i, u := range users {
+		l, ok := lists[addrs[i]]
+		var err error
+		if !ok {
+			l, err = c.fetchDeviceList(ctx, nil, addrs[i])
+		}
 		if err != nil {
 			// A peer whose server cannot be reached now keeps the devices it
 			// already has in the conversation: the message still goes to the
@@ -341,7 +359,7 @@ func (c *Client) rosterDiff(ctx context.Context, me string, peers, members []str
 		for _, d := range l.Devices {
 			addr := u + "/" + d.DeviceID
 			want[addr] = true
-			if !slices.Contains(members, addr) {
+			if !isMember[addr] {
 				add[u] = append(add[u], addr)
 			}
 		}

@@ -82,14 +82,15 @@ func (c *Client) applyCommit(ctx context.Context, tx *store.Tx, conv string, g G
 		return err
 	}
 	after := g.Members()
+	beforeUsers, afterUsers := usersOf(before), usersOf(after)
 	var evs []store.Message
-	for _, u := range usersOf(after) {
-		if !slices.Contains(usersOf(before), u) {
+	for _, u := range afterUsers {
+		if _, found := slices.BinarySearch(beforeUsers, u); !found {
 			evs = append(evs, store.Message{Event: "member_added", User: u})
 		}
 	}
-	for _, u := range usersOf(before) {
-		if !slices.Contains(usersOf(after), u) {
+	for _, u := range beforeUsers {
+		if _, found := slices.BinarySearch(afterUsers, u); !found {
 			evs = append(evs, store.Message{Event: "member_removed", User: u})
 			meta.Leaving = slices.DeleteFunc(meta.Leaving, func(x string) bool { return x == u })
 			meta.Admins = slices.DeleteFunc(meta.Admins, func(x string) bool { return x == u })
@@ -116,15 +117,14 @@ func (c *Client) updatePeers(tx *store.Tx, conv string, members []string, self S
 	return c.rememberConversation(tx, cv)
 }
 
+// usersOf returns the users of device addresses, sorted, each once.
 func usersOf(members []string) []string {
-	var out []string
+	out := make([]string, 0, len(members))
 	for _, m := range members {
-		if u := userOf(m); !slices.Contains(out, u) {
-			out = append(out, u)
-		}
+		out = append(out, userOf(m))
 	}
 	slices.Sort(out)
-	return out
+	return slices.Compact(out)
 }
 
 // addEvents puts group events into the inbox (not into history, which

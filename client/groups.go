@@ -60,14 +60,7 @@ func getConversation(tx *store.Tx, id string) (conversation, error) {
 
 // peersOf lists the users of member device addresses other than self, sorted.
 func peersOf(members []string, self string) []string {
-	var out []string
-	for _, m := range members {
-		if u := userOf(m); u != self && !slices.Contains(out, u) {
-			out = append(out, u)
-		}
-	}
-	slices.Sort(out)
-	return out
+	return slices.DeleteFunc(usersOf(members), func(u string) bool { return u == self })
 }
 
 // self returns this device as an MLS member.
