@@ -143,8 +143,8 @@ func BenchmarkGroupFanout1024(b *testing.B) {
 	send("warm-up")
 	logf("all %d devices joined and online in %v (%d receive restarts)", n-1, time.Since(t0), recvErrs.Load())
 	// A send first checks the group's roster against the members' device
-	// lists when the last check is older than 30 s (one FetchDeviceList
-	// per member user). Do that check now, untimed, so that the timed
+	// lists when the last check is older than 30 s (FetchDeviceLists, 256
+	// users per request). Do that check now, untimed, so that the timed
 	// sends measure the fan-out.
 	t0 = time.Now()
 	if err := devs[0].CheckRoster(ctx, gid); err != nil {
