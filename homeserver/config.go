@@ -122,3 +122,25 @@ func (c Config) withDefaults() Config {
 	}
 	return c
 }
+
+// commitBytesPerDevice is what the largest commit of a group grows by per
+// member device on the default suite 0xF001: a commit with an update path
+// (≈ 1.2 KB per device) beside the GroupInfo that carries the ratchet tree
+// (≈ 1.4 KB per device), measured at 1,024 devices by keys/mls
+// BenchmarkCommitSizes1024 (docs/decisions/0004-large-groups.md).
+const commitBytesPerDevice = 2600
+
+// warnSmallCommitLimit says at start-up when the commit limit cannot carry
+// the commits of a group of MaxMembers devices on the default suite: data
+// folders initialized before decision 0004 keep max_frame_bytes = 1 MiB,
+// which caps commits at about 960 KiB (≈ 370 devices).
+func (s *Server) warnSmallCommitLimit() {
+	fits := s.cfg.MaxCommitBytes / commitBytesPerDevice
+	if fits >= s.cfg.MaxMembers {
+		return
+	}
+	s.log.Warn("the commit size limit is too small for groups of max_members devices on the default suite",
+		"max_commit_bytes", s.cfg.MaxCommitBytes, "max_frame_bytes", s.cfg.MaxFrame,
+		"max_members", s.cfg.MaxMembers, "devices_that_fit", fits,
+		"fix", "raise limits.max_frame_bytes to 8388608 and limits.max_commit_bytes to 6291456 (the defaults of new configs) and restart")
+}

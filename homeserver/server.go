@@ -98,6 +98,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		byUser:   map[int64]map[*session]struct{}{},
 		stop:     make(chan struct{}),
 	}
+	s.warnSmallCommitLimit()
 	dummy, err := s.hashPassword([]byte("not a password of anybody"))
 	if err != nil {
 		return nil, wire.E(op, err)
