@@ -879,6 +879,7 @@ type ServerFrame struct {
 	//	*ServerFrame_Closed
 	//	*ServerFrame_Typing
 	//	*ServerFrame_Presence
+	//	*ServerFrame_DevicesChanged
 	Body          isServerFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1108,6 +1109,15 @@ func (x *ServerFrame) GetPresence() *PresenceEvent {
 	return nil
 }
 
+func (x *ServerFrame) GetDevicesChanged() *DevicesChanged {
+	if x != nil {
+		if x, ok := x.Body.(*ServerFrame_DevicesChanged); ok {
+			return x.DevicesChanged
+		}
+	}
+	return nil
+}
+
 type isServerFrame_Body interface {
 	isServerFrame_Body()
 }
@@ -1193,6 +1203,10 @@ type ServerFrame_Presence struct {
 	Presence *PresenceEvent `protobuf:"bytes,61,opt,name=presence,proto3,oneof"`
 }
 
+type ServerFrame_DevicesChanged struct {
+	DevicesChanged *DevicesChanged `protobuf:"bytes,52,opt,name=devices_changed,json=devicesChanged,proto3,oneof"` // to the user's other sessions after an admin revoked a device
+}
+
 func (*ServerFrame_Error) isServerFrame_Body() {}
 
 func (*ServerFrame_HelloOk) isServerFrame_Body() {}
@@ -1233,6 +1247,54 @@ func (*ServerFrame_Typing) isServerFrame_Body() {}
 
 func (*ServerFrame_Presence) isServerFrame_Body() {}
 
+func (*ServerFrame_DevicesChanged) isServerFrame_Body() {}
+
+// DevicesChanged tells a user's sessions that devices still on the user's
+// signed list were revoked by the server (HelloOK.revoked_listed).
+type DevicesChanged struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RevokedListed []string               `protobuf:"bytes,1,rep,name=revoked_listed,json=revokedListed,proto3" json:"revoked_listed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DevicesChanged) Reset() {
+	*x = DevicesChanged{}
+	mi := &file_hearth_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DevicesChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DevicesChanged) ProtoMessage() {}
+
+func (x *DevicesChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DevicesChanged.ProtoReflect.Descriptor instead.
+func (*DevicesChanged) Descriptor() ([]byte, []int) {
+	return file_hearth_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *DevicesChanged) GetRevokedListed() []string {
+	if x != nil {
+		return x.RevokedListed
+	}
+	return nil
+}
+
 type Empty struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1241,7 +1303,7 @@ type Empty struct {
 
 func (x *Empty) Reset() {
 	*x = Empty{}
-	mi := &file_hearth_proto_msgTypes[3]
+	mi := &file_hearth_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1253,7 +1315,7 @@ func (x *Empty) String() string {
 func (*Empty) ProtoMessage() {}
 
 func (x *Empty) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[3]
+	mi := &file_hearth_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1266,7 +1328,7 @@ func (x *Empty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Empty.ProtoReflect.Descriptor instead.
 func (*Empty) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{3}
+	return file_hearth_proto_rawDescGZIP(), []int{4}
 }
 
 type Ping struct {
@@ -1277,7 +1339,7 @@ type Ping struct {
 
 func (x *Ping) Reset() {
 	*x = Ping{}
-	mi := &file_hearth_proto_msgTypes[4]
+	mi := &file_hearth_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1289,7 +1351,7 @@ func (x *Ping) String() string {
 func (*Ping) ProtoMessage() {}
 
 func (x *Ping) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[4]
+	mi := &file_hearth_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1302,7 +1364,7 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{4}
+	return file_hearth_proto_rawDescGZIP(), []int{5}
 }
 
 type Pong struct {
@@ -1314,7 +1376,7 @@ type Pong struct {
 
 func (x *Pong) Reset() {
 	*x = Pong{}
-	mi := &file_hearth_proto_msgTypes[5]
+	mi := &file_hearth_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1326,7 +1388,7 @@ func (x *Pong) String() string {
 func (*Pong) ProtoMessage() {}
 
 func (x *Pong) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[5]
+	mi := &file_hearth_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1339,7 +1401,7 @@ func (x *Pong) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pong.ProtoReflect.Descriptor instead.
 func (*Pong) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{5}
+	return file_hearth_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Pong) GetServerTimeMs() int64 {
@@ -1360,7 +1422,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_hearth_proto_msgTypes[6]
+	mi := &file_hearth_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1372,7 +1434,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[6]
+	mi := &file_hearth_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1385,7 +1447,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{6}
+	return file_hearth_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Hello) GetAccessToken() string {
@@ -1396,19 +1458,23 @@ func (x *Hello) GetAccessToken() string {
 }
 
 type HelloOK struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"` // user@domain
-	DeviceId      string                 `protobuf:"bytes,2,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
-	Status        DeviceStatus           `protobuf:"varint,3,opt,name=status,proto3,enum=hearth.v1.DeviceStatus" json:"status,omitempty"`
-	ServerTimeMs  int64                  `protobuf:"varint,4,opt,name=server_time_ms,json=serverTimeMs,proto3" json:"server_time_ms,omitempty"`
-	MailboxHead   uint64                 `protobuf:"varint,5,opt,name=mailbox_head,json=mailboxHead,proto3" json:"mailbox_head,omitempty"` // highest sequence in this device's mailbox
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	User         string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"` // user@domain
+	DeviceId     string                 `protobuf:"bytes,2,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	Status       DeviceStatus           `protobuf:"varint,3,opt,name=status,proto3,enum=hearth.v1.DeviceStatus" json:"status,omitempty"`
+	ServerTimeMs int64                  `protobuf:"varint,4,opt,name=server_time_ms,json=serverTimeMs,proto3" json:"server_time_ms,omitempty"`
+	MailboxHead  uint64                 `protobuf:"varint,5,opt,name=mailbox_head,json=mailboxHead,proto3" json:"mailbox_head,omitempty"` // highest sequence in this device's mailbox
+	// Devices of this user that the server revoked (an admin's revoke) but
+	// that are still on the user's signed list: an active device re-signs
+	// the list without them and removes them from its conversations.
+	RevokedListed []string `protobuf:"bytes,6,rep,name=revoked_listed,json=revokedListed,proto3" json:"revoked_listed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *HelloOK) Reset() {
 	*x = HelloOK{}
-	mi := &file_hearth_proto_msgTypes[7]
+	mi := &file_hearth_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1420,7 +1486,7 @@ func (x *HelloOK) String() string {
 func (*HelloOK) ProtoMessage() {}
 
 func (x *HelloOK) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[7]
+	mi := &file_hearth_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1433,7 +1499,7 @@ func (x *HelloOK) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HelloOK.ProtoReflect.Descriptor instead.
 func (*HelloOK) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{7}
+	return file_hearth_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *HelloOK) GetUser() string {
@@ -1471,6 +1537,13 @@ func (x *HelloOK) GetMailboxHead() uint64 {
 	return 0
 }
 
+func (x *HelloOK) GetRevokedListed() []string {
+	if x != nil {
+		return x.RevokedListed
+	}
+	return nil
+}
+
 // Login checks the password and creates a new device. The connection is
 // authenticated as that device afterwards.
 type Login struct {
@@ -1489,7 +1562,7 @@ type Login struct {
 
 func (x *Login) Reset() {
 	*x = Login{}
-	mi := &file_hearth_proto_msgTypes[8]
+	mi := &file_hearth_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1501,7 +1574,7 @@ func (x *Login) String() string {
 func (*Login) ProtoMessage() {}
 
 func (x *Login) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[8]
+	mi := &file_hearth_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1514,7 +1587,7 @@ func (x *Login) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Login.ProtoReflect.Descriptor instead.
 func (*Login) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{8}
+	return file_hearth_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Login) GetUser() string {
@@ -1571,7 +1644,7 @@ type Register struct {
 
 func (x *Register) Reset() {
 	*x = Register{}
-	mi := &file_hearth_proto_msgTypes[9]
+	mi := &file_hearth_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1583,7 +1656,7 @@ func (x *Register) String() string {
 func (*Register) ProtoMessage() {}
 
 func (x *Register) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[9]
+	mi := &file_hearth_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1596,7 +1669,7 @@ func (x *Register) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Register.ProtoReflect.Descriptor instead.
 func (*Register) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{9}
+	return file_hearth_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Register) GetInviteCode() string {
@@ -1657,7 +1730,7 @@ type LoginOK struct {
 
 func (x *LoginOK) Reset() {
 	*x = LoginOK{}
-	mi := &file_hearth_proto_msgTypes[10]
+	mi := &file_hearth_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1669,7 +1742,7 @@ func (x *LoginOK) String() string {
 func (*LoginOK) ProtoMessage() {}
 
 func (x *LoginOK) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[10]
+	mi := &file_hearth_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1682,7 +1755,7 @@ func (x *LoginOK) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginOK.ProtoReflect.Descriptor instead.
 func (*LoginOK) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{10}
+	return file_hearth_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LoginOK) GetUser() string {
@@ -1750,7 +1823,7 @@ type Refresh struct {
 
 func (x *Refresh) Reset() {
 	*x = Refresh{}
-	mi := &file_hearth_proto_msgTypes[11]
+	mi := &file_hearth_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1762,7 +1835,7 @@ func (x *Refresh) String() string {
 func (*Refresh) ProtoMessage() {}
 
 func (x *Refresh) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[11]
+	mi := &file_hearth_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1775,7 +1848,7 @@ func (x *Refresh) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Refresh.ProtoReflect.Descriptor instead.
 func (*Refresh) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{11}
+	return file_hearth_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Refresh) GetRefreshToken() string {
@@ -1796,7 +1869,7 @@ type RefreshOK struct {
 
 func (x *RefreshOK) Reset() {
 	*x = RefreshOK{}
-	mi := &file_hearth_proto_msgTypes[12]
+	mi := &file_hearth_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1808,7 +1881,7 @@ func (x *RefreshOK) String() string {
 func (*RefreshOK) ProtoMessage() {}
 
 func (x *RefreshOK) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[12]
+	mi := &file_hearth_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1821,7 +1894,7 @@ func (x *RefreshOK) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshOK.ProtoReflect.Descriptor instead.
 func (*RefreshOK) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{12}
+	return file_hearth_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RefreshOK) GetAccessToken() string {
@@ -1857,7 +1930,7 @@ type PublishIdentity struct {
 
 func (x *PublishIdentity) Reset() {
 	*x = PublishIdentity{}
-	mi := &file_hearth_proto_msgTypes[13]
+	mi := &file_hearth_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1869,7 +1942,7 @@ func (x *PublishIdentity) String() string {
 func (*PublishIdentity) ProtoMessage() {}
 
 func (x *PublishIdentity) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[13]
+	mi := &file_hearth_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1882,7 +1955,7 @@ func (x *PublishIdentity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishIdentity.ProtoReflect.Descriptor instead.
 func (*PublishIdentity) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{13}
+	return file_hearth_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PublishIdentity) GetIdentityKey() []byte {
@@ -1913,7 +1986,7 @@ type SignedDeviceList struct {
 
 func (x *SignedDeviceList) Reset() {
 	*x = SignedDeviceList{}
-	mi := &file_hearth_proto_msgTypes[14]
+	mi := &file_hearth_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1925,7 +1998,7 @@ func (x *SignedDeviceList) String() string {
 func (*SignedDeviceList) ProtoMessage() {}
 
 func (x *SignedDeviceList) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[14]
+	mi := &file_hearth_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1938,7 +2011,7 @@ func (x *SignedDeviceList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedDeviceList.ProtoReflect.Descriptor instead.
 func (*SignedDeviceList) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{14}
+	return file_hearth_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SignedDeviceList) GetList() []byte {
@@ -1964,7 +2037,7 @@ type PublishDeviceList struct {
 
 func (x *PublishDeviceList) Reset() {
 	*x = PublishDeviceList{}
-	mi := &file_hearth_proto_msgTypes[15]
+	mi := &file_hearth_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1976,7 +2049,7 @@ func (x *PublishDeviceList) String() string {
 func (*PublishDeviceList) ProtoMessage() {}
 
 func (x *PublishDeviceList) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[15]
+	mi := &file_hearth_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1989,7 +2062,7 @@ func (x *PublishDeviceList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishDeviceList.ProtoReflect.Descriptor instead.
 func (*PublishDeviceList) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{15}
+	return file_hearth_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PublishDeviceList) GetDeviceList() *SignedDeviceList {
@@ -2009,7 +2082,7 @@ type PublishKeyPackages struct {
 
 func (x *PublishKeyPackages) Reset() {
 	*x = PublishKeyPackages{}
-	mi := &file_hearth_proto_msgTypes[16]
+	mi := &file_hearth_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2021,7 +2094,7 @@ func (x *PublishKeyPackages) String() string {
 func (*PublishKeyPackages) ProtoMessage() {}
 
 func (x *PublishKeyPackages) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[16]
+	mi := &file_hearth_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2034,7 +2107,7 @@ func (x *PublishKeyPackages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishKeyPackages.ProtoReflect.Descriptor instead.
 func (*PublishKeyPackages) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{16}
+	return file_hearth_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PublishKeyPackages) GetKeyPackages() [][]byte {
@@ -2060,7 +2133,7 @@ type FetchDeviceList struct {
 
 func (x *FetchDeviceList) Reset() {
 	*x = FetchDeviceList{}
-	mi := &file_hearth_proto_msgTypes[17]
+	mi := &file_hearth_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2072,7 +2145,7 @@ func (x *FetchDeviceList) String() string {
 func (*FetchDeviceList) ProtoMessage() {}
 
 func (x *FetchDeviceList) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[17]
+	mi := &file_hearth_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2085,7 +2158,7 @@ func (x *FetchDeviceList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchDeviceList.ProtoReflect.Descriptor instead.
 func (*FetchDeviceList) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{17}
+	return file_hearth_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *FetchDeviceList) GetUser() string {
@@ -2106,7 +2179,7 @@ type DeviceListResult struct {
 
 func (x *DeviceListResult) Reset() {
 	*x = DeviceListResult{}
-	mi := &file_hearth_proto_msgTypes[18]
+	mi := &file_hearth_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2118,7 +2191,7 @@ func (x *DeviceListResult) String() string {
 func (*DeviceListResult) ProtoMessage() {}
 
 func (x *DeviceListResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[18]
+	mi := &file_hearth_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2131,7 +2204,7 @@ func (x *DeviceListResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceListResult.ProtoReflect.Descriptor instead.
 func (*DeviceListResult) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{18}
+	return file_hearth_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeviceListResult) GetUser() string {
@@ -2169,7 +2242,7 @@ type FetchDeviceLists struct {
 
 func (x *FetchDeviceLists) Reset() {
 	*x = FetchDeviceLists{}
-	mi := &file_hearth_proto_msgTypes[19]
+	mi := &file_hearth_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2181,7 +2254,7 @@ func (x *FetchDeviceLists) String() string {
 func (*FetchDeviceLists) ProtoMessage() {}
 
 func (x *FetchDeviceLists) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[19]
+	mi := &file_hearth_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2194,7 +2267,7 @@ func (x *FetchDeviceLists) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchDeviceLists.ProtoReflect.Descriptor instead.
 func (*FetchDeviceLists) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{19}
+	return file_hearth_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *FetchDeviceLists) GetUsers() []string {
@@ -2214,7 +2287,7 @@ type DeviceListsResult struct {
 
 func (x *DeviceListsResult) Reset() {
 	*x = DeviceListsResult{}
-	mi := &file_hearth_proto_msgTypes[20]
+	mi := &file_hearth_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2226,7 +2299,7 @@ func (x *DeviceListsResult) String() string {
 func (*DeviceListsResult) ProtoMessage() {}
 
 func (x *DeviceListsResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[20]
+	mi := &file_hearth_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2239,7 +2312,7 @@ func (x *DeviceListsResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceListsResult.ProtoReflect.Descriptor instead.
 func (*DeviceListsResult) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{20}
+	return file_hearth_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DeviceListsResult) GetLists() []*DeviceListResult {
@@ -2267,7 +2340,7 @@ type MissingDeviceList struct {
 
 func (x *MissingDeviceList) Reset() {
 	*x = MissingDeviceList{}
-	mi := &file_hearth_proto_msgTypes[21]
+	mi := &file_hearth_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2279,7 +2352,7 @@ func (x *MissingDeviceList) String() string {
 func (*MissingDeviceList) ProtoMessage() {}
 
 func (x *MissingDeviceList) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[21]
+	mi := &file_hearth_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2292,7 +2365,7 @@ func (x *MissingDeviceList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MissingDeviceList.ProtoReflect.Descriptor instead.
 func (*MissingDeviceList) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{21}
+	return file_hearth_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *MissingDeviceList) GetUser() string {
@@ -2329,7 +2402,7 @@ type ClaimKeyPackages struct {
 
 func (x *ClaimKeyPackages) Reset() {
 	*x = ClaimKeyPackages{}
-	mi := &file_hearth_proto_msgTypes[22]
+	mi := &file_hearth_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2341,7 +2414,7 @@ func (x *ClaimKeyPackages) String() string {
 func (*ClaimKeyPackages) ProtoMessage() {}
 
 func (x *ClaimKeyPackages) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[22]
+	mi := &file_hearth_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2354,7 +2427,7 @@ func (x *ClaimKeyPackages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimKeyPackages.ProtoReflect.Descriptor instead.
 func (*ClaimKeyPackages) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{22}
+	return file_hearth_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ClaimKeyPackages) GetUsers() []string {
@@ -2380,7 +2453,7 @@ type ClaimResult struct {
 
 func (x *ClaimResult) Reset() {
 	*x = ClaimResult{}
-	mi := &file_hearth_proto_msgTypes[23]
+	mi := &file_hearth_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2392,7 +2465,7 @@ func (x *ClaimResult) String() string {
 func (*ClaimResult) ProtoMessage() {}
 
 func (x *ClaimResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[23]
+	mi := &file_hearth_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2405,7 +2478,7 @@ func (x *ClaimResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimResult.ProtoReflect.Descriptor instead.
 func (*ClaimResult) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{23}
+	return file_hearth_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ClaimResult) GetPackages() []*ClaimedKeyPackage {
@@ -2427,7 +2500,7 @@ type ClaimedKeyPackage struct {
 
 func (x *ClaimedKeyPackage) Reset() {
 	*x = ClaimedKeyPackage{}
-	mi := &file_hearth_proto_msgTypes[24]
+	mi := &file_hearth_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2439,7 +2512,7 @@ func (x *ClaimedKeyPackage) String() string {
 func (*ClaimedKeyPackage) ProtoMessage() {}
 
 func (x *ClaimedKeyPackage) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[24]
+	mi := &file_hearth_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2452,7 +2525,7 @@ func (x *ClaimedKeyPackage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimedKeyPackage.ProtoReflect.Descriptor instead.
 func (*ClaimedKeyPackage) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{24}
+	return file_hearth_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ClaimedKeyPackage) GetUser() string {
@@ -2493,7 +2566,7 @@ type PendingDevice struct {
 
 func (x *PendingDevice) Reset() {
 	*x = PendingDevice{}
-	mi := &file_hearth_proto_msgTypes[25]
+	mi := &file_hearth_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2505,7 +2578,7 @@ func (x *PendingDevice) String() string {
 func (*PendingDevice) ProtoMessage() {}
 
 func (x *PendingDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[25]
+	mi := &file_hearth_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2518,7 +2591,7 @@ func (x *PendingDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingDevice.ProtoReflect.Descriptor instead.
 func (*PendingDevice) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{25}
+	return file_hearth_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PendingDevice) GetLinkCode() string {
@@ -2541,7 +2614,7 @@ type PendingDeviceInfo struct {
 
 func (x *PendingDeviceInfo) Reset() {
 	*x = PendingDeviceInfo{}
-	mi := &file_hearth_proto_msgTypes[26]
+	mi := &file_hearth_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2553,7 +2626,7 @@ func (x *PendingDeviceInfo) String() string {
 func (*PendingDeviceInfo) ProtoMessage() {}
 
 func (x *PendingDeviceInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[26]
+	mi := &file_hearth_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2566,7 +2639,7 @@ func (x *PendingDeviceInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingDeviceInfo.ProtoReflect.Descriptor instead.
 func (*PendingDeviceInfo) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{26}
+	return file_hearth_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PendingDeviceInfo) GetDeviceId() string {
@@ -2623,7 +2696,7 @@ type ApproveDevice struct {
 
 func (x *ApproveDevice) Reset() {
 	*x = ApproveDevice{}
-	mi := &file_hearth_proto_msgTypes[27]
+	mi := &file_hearth_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2635,7 +2708,7 @@ func (x *ApproveDevice) String() string {
 func (*ApproveDevice) ProtoMessage() {}
 
 func (x *ApproveDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[27]
+	mi := &file_hearth_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2648,7 +2721,7 @@ func (x *ApproveDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveDevice.ProtoReflect.Descriptor instead.
 func (*ApproveDevice) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{27}
+	return file_hearth_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ApproveDevice) GetDeviceId() string {
@@ -2681,7 +2754,7 @@ type FetchApproval struct {
 
 func (x *FetchApproval) Reset() {
 	*x = FetchApproval{}
-	mi := &file_hearth_proto_msgTypes[28]
+	mi := &file_hearth_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2693,7 +2766,7 @@ func (x *FetchApproval) String() string {
 func (*FetchApproval) ProtoMessage() {}
 
 func (x *FetchApproval) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[28]
+	mi := &file_hearth_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2706,7 +2779,7 @@ func (x *FetchApproval) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchApproval.ProtoReflect.Descriptor instead.
 func (*FetchApproval) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{28}
+	return file_hearth_proto_rawDescGZIP(), []int{29}
 }
 
 type ApprovalResult struct {
@@ -2719,7 +2792,7 @@ type ApprovalResult struct {
 
 func (x *ApprovalResult) Reset() {
 	*x = ApprovalResult{}
-	mi := &file_hearth_proto_msgTypes[29]
+	mi := &file_hearth_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2731,7 +2804,7 @@ func (x *ApprovalResult) String() string {
 func (*ApprovalResult) ProtoMessage() {}
 
 func (x *ApprovalResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[29]
+	mi := &file_hearth_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2744,7 +2817,7 @@ func (x *ApprovalResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApprovalResult.ProtoReflect.Descriptor instead.
 func (*ApprovalResult) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{29}
+	return file_hearth_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ApprovalResult) GetStatus() DeviceStatus {
@@ -2769,7 +2842,7 @@ type ListDevices struct {
 
 func (x *ListDevices) Reset() {
 	*x = ListDevices{}
-	mi := &file_hearth_proto_msgTypes[30]
+	mi := &file_hearth_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2781,7 +2854,7 @@ func (x *ListDevices) String() string {
 func (*ListDevices) ProtoMessage() {}
 
 func (x *ListDevices) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[30]
+	mi := &file_hearth_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2794,7 +2867,7 @@ func (x *ListDevices) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevices.ProtoReflect.Descriptor instead.
 func (*ListDevices) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{30}
+	return file_hearth_proto_rawDescGZIP(), []int{31}
 }
 
 type DevicesResult struct {
@@ -2806,7 +2879,7 @@ type DevicesResult struct {
 
 func (x *DevicesResult) Reset() {
 	*x = DevicesResult{}
-	mi := &file_hearth_proto_msgTypes[31]
+	mi := &file_hearth_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2818,7 +2891,7 @@ func (x *DevicesResult) String() string {
 func (*DevicesResult) ProtoMessage() {}
 
 func (x *DevicesResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[31]
+	mi := &file_hearth_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2831,7 +2904,7 @@ func (x *DevicesResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DevicesResult.ProtoReflect.Descriptor instead.
 func (*DevicesResult) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{31}
+	return file_hearth_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DevicesResult) GetDevices() []*DeviceInfo {
@@ -2854,7 +2927,7 @@ type DeviceInfo struct {
 
 func (x *DeviceInfo) Reset() {
 	*x = DeviceInfo{}
-	mi := &file_hearth_proto_msgTypes[32]
+	mi := &file_hearth_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2866,7 +2939,7 @@ func (x *DeviceInfo) String() string {
 func (*DeviceInfo) ProtoMessage() {}
 
 func (x *DeviceInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[32]
+	mi := &file_hearth_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2879,7 +2952,7 @@ func (x *DeviceInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceInfo.ProtoReflect.Descriptor instead.
 func (*DeviceInfo) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{32}
+	return file_hearth_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DeviceInfo) GetDeviceId() string {
@@ -2929,7 +3002,7 @@ type RevokeDevice struct {
 
 func (x *RevokeDevice) Reset() {
 	*x = RevokeDevice{}
-	mi := &file_hearth_proto_msgTypes[33]
+	mi := &file_hearth_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2941,7 +3014,7 @@ func (x *RevokeDevice) String() string {
 func (*RevokeDevice) ProtoMessage() {}
 
 func (x *RevokeDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[33]
+	mi := &file_hearth_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2954,7 +3027,7 @@ func (x *RevokeDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeDevice.ProtoReflect.Descriptor instead.
 func (*RevokeDevice) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{33}
+	return file_hearth_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RevokeDevice) GetDeviceId() string {
@@ -2986,7 +3059,7 @@ type CreateConversation struct {
 
 func (x *CreateConversation) Reset() {
 	*x = CreateConversation{}
-	mi := &file_hearth_proto_msgTypes[34]
+	mi := &file_hearth_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2998,7 +3071,7 @@ func (x *CreateConversation) String() string {
 func (*CreateConversation) ProtoMessage() {}
 
 func (x *CreateConversation) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[34]
+	mi := &file_hearth_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3011,7 +3084,7 @@ func (x *CreateConversation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConversation.ProtoReflect.Descriptor instead.
 func (*CreateConversation) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{34}
+	return file_hearth_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CreateConversation) GetConversationId() string {
@@ -3058,7 +3131,7 @@ type ConversationInfo struct {
 
 func (x *ConversationInfo) Reset() {
 	*x = ConversationInfo{}
-	mi := &file_hearth_proto_msgTypes[35]
+	mi := &file_hearth_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3070,7 +3143,7 @@ func (x *ConversationInfo) String() string {
 func (*ConversationInfo) ProtoMessage() {}
 
 func (x *ConversationInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[35]
+	mi := &file_hearth_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3083,7 +3156,7 @@ func (x *ConversationInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationInfo.ProtoReflect.Descriptor instead.
 func (*ConversationInfo) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{35}
+	return file_hearth_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ConversationInfo) GetConversationId() string {
@@ -3151,7 +3224,7 @@ type GetConversation struct {
 
 func (x *GetConversation) Reset() {
 	*x = GetConversation{}
-	mi := &file_hearth_proto_msgTypes[36]
+	mi := &file_hearth_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3163,7 +3236,7 @@ func (x *GetConversation) String() string {
 func (*GetConversation) ProtoMessage() {}
 
 func (x *GetConversation) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[36]
+	mi := &file_hearth_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3176,7 +3249,7 @@ func (x *GetConversation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConversation.ProtoReflect.Descriptor instead.
 func (*GetConversation) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{36}
+	return file_hearth_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetConversation) GetConversationId() string {
@@ -3194,7 +3267,7 @@ type ListConversations struct {
 
 func (x *ListConversations) Reset() {
 	*x = ListConversations{}
-	mi := &file_hearth_proto_msgTypes[37]
+	mi := &file_hearth_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3206,7 +3279,7 @@ func (x *ListConversations) String() string {
 func (*ListConversations) ProtoMessage() {}
 
 func (x *ListConversations) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[37]
+	mi := &file_hearth_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3219,7 +3292,7 @@ func (x *ListConversations) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConversations.ProtoReflect.Descriptor instead.
 func (*ListConversations) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{37}
+	return file_hearth_proto_rawDescGZIP(), []int{38}
 }
 
 type ConversationsResult struct {
@@ -3231,7 +3304,7 @@ type ConversationsResult struct {
 
 func (x *ConversationsResult) Reset() {
 	*x = ConversationsResult{}
-	mi := &file_hearth_proto_msgTypes[38]
+	mi := &file_hearth_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3243,7 +3316,7 @@ func (x *ConversationsResult) String() string {
 func (*ConversationsResult) ProtoMessage() {}
 
 func (x *ConversationsResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[38]
+	mi := &file_hearth_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3256,7 +3329,7 @@ func (x *ConversationsResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationsResult.ProtoReflect.Descriptor instead.
 func (*ConversationsResult) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{38}
+	return file_hearth_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ConversationsResult) GetConversations() []*ConversationInfo {
@@ -3286,7 +3359,7 @@ type Send struct {
 
 func (x *Send) Reset() {
 	*x = Send{}
-	mi := &file_hearth_proto_msgTypes[39]
+	mi := &file_hearth_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3298,7 +3371,7 @@ func (x *Send) String() string {
 func (*Send) ProtoMessage() {}
 
 func (x *Send) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[39]
+	mi := &file_hearth_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3311,7 +3384,7 @@ func (x *Send) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Send.ProtoReflect.Descriptor instead.
 func (*Send) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{39}
+	return file_hearth_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Send) GetConversationId() string {
@@ -3390,7 +3463,7 @@ type SendOK struct {
 
 func (x *SendOK) Reset() {
 	*x = SendOK{}
-	mi := &file_hearth_proto_msgTypes[40]
+	mi := &file_hearth_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3402,7 +3475,7 @@ func (x *SendOK) String() string {
 func (*SendOK) ProtoMessage() {}
 
 func (x *SendOK) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[40]
+	mi := &file_hearth_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3415,7 +3488,7 @@ func (x *SendOK) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendOK.ProtoReflect.Descriptor instead.
 func (*SendOK) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{40}
+	return file_hearth_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SendOK) GetMessageId() string {
@@ -3463,7 +3536,7 @@ type Sync struct {
 
 func (x *Sync) Reset() {
 	*x = Sync{}
-	mi := &file_hearth_proto_msgTypes[41]
+	mi := &file_hearth_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3475,7 +3548,7 @@ func (x *Sync) String() string {
 func (*Sync) ProtoMessage() {}
 
 func (x *Sync) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[41]
+	mi := &file_hearth_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3488,7 +3561,7 @@ func (x *Sync) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sync.ProtoReflect.Descriptor instead.
 func (*Sync) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{41}
+	return file_hearth_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Sync) GetAfterSeq() uint64 {
@@ -3507,7 +3580,7 @@ type SyncOK struct {
 
 func (x *SyncOK) Reset() {
 	*x = SyncOK{}
-	mi := &file_hearth_proto_msgTypes[42]
+	mi := &file_hearth_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3519,7 +3592,7 @@ func (x *SyncOK) String() string {
 func (*SyncOK) ProtoMessage() {}
 
 func (x *SyncOK) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[42]
+	mi := &file_hearth_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3532,7 +3605,7 @@ func (x *SyncOK) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncOK.ProtoReflect.Descriptor instead.
 func (*SyncOK) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{42}
+	return file_hearth_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SyncOK) GetHead() uint64 {
@@ -3554,7 +3627,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_hearth_proto_msgTypes[43]
+	mi := &file_hearth_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3566,7 +3639,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[43]
+	mi := &file_hearth_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3579,7 +3652,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{43}
+	return file_hearth_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *Ack) GetUpToSeq() uint64 {
@@ -3613,7 +3686,7 @@ type Delivery struct {
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_hearth_proto_msgTypes[44]
+	mi := &file_hearth_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3625,7 +3698,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[44]
+	mi := &file_hearth_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3638,7 +3711,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{44}
+	return file_hearth_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *Delivery) GetSeq() uint64 {
@@ -3728,7 +3801,7 @@ type SessionClosed struct {
 
 func (x *SessionClosed) Reset() {
 	*x = SessionClosed{}
-	mi := &file_hearth_proto_msgTypes[45]
+	mi := &file_hearth_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3740,7 +3813,7 @@ func (x *SessionClosed) String() string {
 func (*SessionClosed) ProtoMessage() {}
 
 func (x *SessionClosed) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[45]
+	mi := &file_hearth_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3753,7 +3826,7 @@ func (x *SessionClosed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionClosed.ProtoReflect.Descriptor instead.
 func (*SessionClosed) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{45}
+	return file_hearth_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *SessionClosed) GetCode() Code {
@@ -3780,7 +3853,7 @@ type Typing struct {
 
 func (x *Typing) Reset() {
 	*x = Typing{}
-	mi := &file_hearth_proto_msgTypes[46]
+	mi := &file_hearth_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3792,7 +3865,7 @@ func (x *Typing) String() string {
 func (*Typing) ProtoMessage() {}
 
 func (x *Typing) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[46]
+	mi := &file_hearth_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3805,7 +3878,7 @@ func (x *Typing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Typing.ProtoReflect.Descriptor instead.
 func (*Typing) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{46}
+	return file_hearth_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *Typing) GetConversationId() string {
@@ -3833,7 +3906,7 @@ type TypingEvent struct {
 
 func (x *TypingEvent) Reset() {
 	*x = TypingEvent{}
-	mi := &file_hearth_proto_msgTypes[47]
+	mi := &file_hearth_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3845,7 +3918,7 @@ func (x *TypingEvent) String() string {
 func (*TypingEvent) ProtoMessage() {}
 
 func (x *TypingEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[47]
+	mi := &file_hearth_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3858,7 +3931,7 @@ func (x *TypingEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TypingEvent.ProtoReflect.Descriptor instead.
 func (*TypingEvent) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{47}
+	return file_hearth_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *TypingEvent) GetConversationId() string {
@@ -3891,7 +3964,7 @@ type SetPresence struct {
 
 func (x *SetPresence) Reset() {
 	*x = SetPresence{}
-	mi := &file_hearth_proto_msgTypes[48]
+	mi := &file_hearth_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3903,7 +3976,7 @@ func (x *SetPresence) String() string {
 func (*SetPresence) ProtoMessage() {}
 
 func (x *SetPresence) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[48]
+	mi := &file_hearth_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3916,7 +3989,7 @@ func (x *SetPresence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPresence.ProtoReflect.Descriptor instead.
 func (*SetPresence) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{48}
+	return file_hearth_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *SetPresence) GetState() PresenceState {
@@ -3937,7 +4010,7 @@ type PresenceEvent struct {
 
 func (x *PresenceEvent) Reset() {
 	*x = PresenceEvent{}
-	mi := &file_hearth_proto_msgTypes[49]
+	mi := &file_hearth_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3949,7 +4022,7 @@ func (x *PresenceEvent) String() string {
 func (*PresenceEvent) ProtoMessage() {}
 
 func (x *PresenceEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[49]
+	mi := &file_hearth_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3962,7 +4035,7 @@ func (x *PresenceEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceEvent.ProtoReflect.Descriptor instead.
 func (*PresenceEvent) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{49}
+	return file_hearth_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *PresenceEvent) GetUser() string {
@@ -4023,7 +4096,7 @@ const file_hearth_proto_rawDesc = "" +
 	"\x12list_conversations\x18- \x01(\v2\x1c.hearth.v1.ListConversationsH\x00R\x11listConversations\x12+\n" +
 	"\x06typing\x18< \x01(\v2\x11.hearth.v1.TypingH\x00R\x06typing\x12;\n" +
 	"\fset_presence\x18= \x01(\v2\x16.hearth.v1.SetPresenceH\x00R\vsetPresenceB\x06\n" +
-	"\x04body\"\xd8\b\n" +
+	"\x04body\"\x9e\t\n" +
 	"\vServerFrame\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12,\n" +
 	"\x05error\x18\x02 \x01(\v2\x14.hearth.v1.ErrorInfoH\x00R\x05error\x12/\n" +
@@ -4048,20 +4121,24 @@ const file_hearth_proto_rawDesc = "" +
 	"\bdelivery\x182 \x01(\v2\x13.hearth.v1.DeliveryH\x00R\bdelivery\x122\n" +
 	"\x06closed\x183 \x01(\v2\x18.hearth.v1.SessionClosedH\x00R\x06closed\x120\n" +
 	"\x06typing\x18< \x01(\v2\x16.hearth.v1.TypingEventH\x00R\x06typing\x126\n" +
-	"\bpresence\x18= \x01(\v2\x18.hearth.v1.PresenceEventH\x00R\bpresenceB\x06\n" +
-	"\x04body\"\a\n" +
+	"\bpresence\x18= \x01(\v2\x18.hearth.v1.PresenceEventH\x00R\bpresence\x12D\n" +
+	"\x0fdevices_changed\x184 \x01(\v2\x19.hearth.v1.DevicesChangedH\x00R\x0edevicesChangedB\x06\n" +
+	"\x04body\"7\n" +
+	"\x0eDevicesChanged\x12%\n" +
+	"\x0erevoked_listed\x18\x01 \x03(\tR\rrevokedListed\"\a\n" +
 	"\x05Empty\"\x06\n" +
 	"\x04Ping\",\n" +
 	"\x04Pong\x12$\n" +
 	"\x0eserver_time_ms\x18\x01 \x01(\x03R\fserverTimeMs\"*\n" +
 	"\x05Hello\x12!\n" +
-	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\"\xb4\x01\n" +
+	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\"\xdb\x01\n" +
 	"\aHelloOK\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12/\n" +
 	"\x06status\x18\x03 \x01(\x0e2\x17.hearth.v1.DeviceStatusR\x06status\x12$\n" +
 	"\x0eserver_time_ms\x18\x04 \x01(\x03R\fserverTimeMs\x12!\n" +
-	"\fmailbox_head\x18\x05 \x01(\x04R\vmailboxHead\"\xa5\x01\n" +
+	"\fmailbox_head\x18\x05 \x01(\x04R\vmailboxHead\x12%\n" +
+	"\x0erevoked_listed\x18\x06 \x03(\tR\rrevokedListed\"\xa5\x01\n" +
 	"\x05Login\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x1f\n" +
@@ -4306,7 +4383,7 @@ func file_hearth_proto_rawDescGZIP() []byte {
 }
 
 var file_hearth_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_hearth_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_hearth_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_hearth_proto_goTypes = []any{
 	(Code)(0),                   // 0: hearth.v1.Code
 	(DeviceStatus)(0),           // 1: hearth.v1.DeviceStatus
@@ -4316,127 +4393,129 @@ var file_hearth_proto_goTypes = []any{
 	(*ErrorInfo)(nil),           // 5: hearth.v1.ErrorInfo
 	(*ClientFrame)(nil),         // 6: hearth.v1.ClientFrame
 	(*ServerFrame)(nil),         // 7: hearth.v1.ServerFrame
-	(*Empty)(nil),               // 8: hearth.v1.Empty
-	(*Ping)(nil),                // 9: hearth.v1.Ping
-	(*Pong)(nil),                // 10: hearth.v1.Pong
-	(*Hello)(nil),               // 11: hearth.v1.Hello
-	(*HelloOK)(nil),             // 12: hearth.v1.HelloOK
-	(*Login)(nil),               // 13: hearth.v1.Login
-	(*Register)(nil),            // 14: hearth.v1.Register
-	(*LoginOK)(nil),             // 15: hearth.v1.LoginOK
-	(*Refresh)(nil),             // 16: hearth.v1.Refresh
-	(*RefreshOK)(nil),           // 17: hearth.v1.RefreshOK
-	(*PublishIdentity)(nil),     // 18: hearth.v1.PublishIdentity
-	(*SignedDeviceList)(nil),    // 19: hearth.v1.SignedDeviceList
-	(*PublishDeviceList)(nil),   // 20: hearth.v1.PublishDeviceList
-	(*PublishKeyPackages)(nil),  // 21: hearth.v1.PublishKeyPackages
-	(*FetchDeviceList)(nil),     // 22: hearth.v1.FetchDeviceList
-	(*DeviceListResult)(nil),    // 23: hearth.v1.DeviceListResult
-	(*FetchDeviceLists)(nil),    // 24: hearth.v1.FetchDeviceLists
-	(*DeviceListsResult)(nil),   // 25: hearth.v1.DeviceListsResult
-	(*MissingDeviceList)(nil),   // 26: hearth.v1.MissingDeviceList
-	(*ClaimKeyPackages)(nil),    // 27: hearth.v1.ClaimKeyPackages
-	(*ClaimResult)(nil),         // 28: hearth.v1.ClaimResult
-	(*ClaimedKeyPackage)(nil),   // 29: hearth.v1.ClaimedKeyPackage
-	(*PendingDevice)(nil),       // 30: hearth.v1.PendingDevice
-	(*PendingDeviceInfo)(nil),   // 31: hearth.v1.PendingDeviceInfo
-	(*ApproveDevice)(nil),       // 32: hearth.v1.ApproveDevice
-	(*FetchApproval)(nil),       // 33: hearth.v1.FetchApproval
-	(*ApprovalResult)(nil),      // 34: hearth.v1.ApprovalResult
-	(*ListDevices)(nil),         // 35: hearth.v1.ListDevices
-	(*DevicesResult)(nil),       // 36: hearth.v1.DevicesResult
-	(*DeviceInfo)(nil),          // 37: hearth.v1.DeviceInfo
-	(*RevokeDevice)(nil),        // 38: hearth.v1.RevokeDevice
-	(*CreateConversation)(nil),  // 39: hearth.v1.CreateConversation
-	(*ConversationInfo)(nil),    // 40: hearth.v1.ConversationInfo
-	(*GetConversation)(nil),     // 41: hearth.v1.GetConversation
-	(*ListConversations)(nil),   // 42: hearth.v1.ListConversations
-	(*ConversationsResult)(nil), // 43: hearth.v1.ConversationsResult
-	(*Send)(nil),                // 44: hearth.v1.Send
-	(*SendOK)(nil),              // 45: hearth.v1.SendOK
-	(*Sync)(nil),                // 46: hearth.v1.Sync
-	(*SyncOK)(nil),              // 47: hearth.v1.SyncOK
-	(*Ack)(nil),                 // 48: hearth.v1.Ack
-	(*Delivery)(nil),            // 49: hearth.v1.Delivery
-	(*SessionClosed)(nil),       // 50: hearth.v1.SessionClosed
-	(*Typing)(nil),              // 51: hearth.v1.Typing
-	(*TypingEvent)(nil),         // 52: hearth.v1.TypingEvent
-	(*SetPresence)(nil),         // 53: hearth.v1.SetPresence
-	(*PresenceEvent)(nil),       // 54: hearth.v1.PresenceEvent
+	(*DevicesChanged)(nil),      // 8: hearth.v1.DevicesChanged
+	(*Empty)(nil),               // 9: hearth.v1.Empty
+	(*Ping)(nil),                // 10: hearth.v1.Ping
+	(*Pong)(nil),                // 11: hearth.v1.Pong
+	(*Hello)(nil),               // 12: hearth.v1.Hello
+	(*HelloOK)(nil),             // 13: hearth.v1.HelloOK
+	(*Login)(nil),               // 14: hearth.v1.Login
+	(*Register)(nil),            // 15: hearth.v1.Register
+	(*LoginOK)(nil),             // 16: hearth.v1.LoginOK
+	(*Refresh)(nil),             // 17: hearth.v1.Refresh
+	(*RefreshOK)(nil),           // 18: hearth.v1.RefreshOK
+	(*PublishIdentity)(nil),     // 19: hearth.v1.PublishIdentity
+	(*SignedDeviceList)(nil),    // 20: hearth.v1.SignedDeviceList
+	(*PublishDeviceList)(nil),   // 21: hearth.v1.PublishDeviceList
+	(*PublishKeyPackages)(nil),  // 22: hearth.v1.PublishKeyPackages
+	(*FetchDeviceList)(nil),     // 23: hearth.v1.FetchDeviceList
+	(*DeviceListResult)(nil),    // 24: hearth.v1.DeviceListResult
+	(*FetchDeviceLists)(nil),    // 25: hearth.v1.FetchDeviceLists
+	(*DeviceListsResult)(nil),   // 26: hearth.v1.DeviceListsResult
+	(*MissingDeviceList)(nil),   // 27: hearth.v1.MissingDeviceList
+	(*ClaimKeyPackages)(nil),    // 28: hearth.v1.ClaimKeyPackages
+	(*ClaimResult)(nil),         // 29: hearth.v1.ClaimResult
+	(*ClaimedKeyPackage)(nil),   // 30: hearth.v1.ClaimedKeyPackage
+	(*PendingDevice)(nil),       // 31: hearth.v1.PendingDevice
+	(*PendingDeviceInfo)(nil),   // 32: hearth.v1.PendingDeviceInfo
+	(*ApproveDevice)(nil),       // 33: hearth.v1.ApproveDevice
+	(*FetchApproval)(nil),       // 34: hearth.v1.FetchApproval
+	(*ApprovalResult)(nil),      // 35: hearth.v1.ApprovalResult
+	(*ListDevices)(nil),         // 36: hearth.v1.ListDevices
+	(*DevicesResult)(nil),       // 37: hearth.v1.DevicesResult
+	(*DeviceInfo)(nil),          // 38: hearth.v1.DeviceInfo
+	(*RevokeDevice)(nil),        // 39: hearth.v1.RevokeDevice
+	(*CreateConversation)(nil),  // 40: hearth.v1.CreateConversation
+	(*ConversationInfo)(nil),    // 41: hearth.v1.ConversationInfo
+	(*GetConversation)(nil),     // 42: hearth.v1.GetConversation
+	(*ListConversations)(nil),   // 43: hearth.v1.ListConversations
+	(*ConversationsResult)(nil), // 44: hearth.v1.ConversationsResult
+	(*Send)(nil),                // 45: hearth.v1.Send
+	(*SendOK)(nil),              // 46: hearth.v1.SendOK
+	(*Sync)(nil),                // 47: hearth.v1.Sync
+	(*SyncOK)(nil),              // 48: hearth.v1.SyncOK
+	(*Ack)(nil),                 // 49: hearth.v1.Ack
+	(*Delivery)(nil),            // 50: hearth.v1.Delivery
+	(*SessionClosed)(nil),       // 51: hearth.v1.SessionClosed
+	(*Typing)(nil),              // 52: hearth.v1.Typing
+	(*TypingEvent)(nil),         // 53: hearth.v1.TypingEvent
+	(*SetPresence)(nil),         // 54: hearth.v1.SetPresence
+	(*PresenceEvent)(nil),       // 55: hearth.v1.PresenceEvent
 }
 var file_hearth_proto_depIdxs = []int32{
 	0,  // 0: hearth.v1.ErrorInfo.code:type_name -> hearth.v1.Code
-	11, // 1: hearth.v1.ClientFrame.hello:type_name -> hearth.v1.Hello
-	13, // 2: hearth.v1.ClientFrame.login:type_name -> hearth.v1.Login
-	16, // 3: hearth.v1.ClientFrame.refresh:type_name -> hearth.v1.Refresh
-	9,  // 4: hearth.v1.ClientFrame.ping:type_name -> hearth.v1.Ping
-	14, // 5: hearth.v1.ClientFrame.register:type_name -> hearth.v1.Register
-	18, // 6: hearth.v1.ClientFrame.publish_identity:type_name -> hearth.v1.PublishIdentity
-	20, // 7: hearth.v1.ClientFrame.publish_device_list:type_name -> hearth.v1.PublishDeviceList
-	21, // 8: hearth.v1.ClientFrame.publish_key_packages:type_name -> hearth.v1.PublishKeyPackages
-	22, // 9: hearth.v1.ClientFrame.fetch_device_list:type_name -> hearth.v1.FetchDeviceList
-	27, // 10: hearth.v1.ClientFrame.claim_key_packages:type_name -> hearth.v1.ClaimKeyPackages
-	30, // 11: hearth.v1.ClientFrame.pending_device:type_name -> hearth.v1.PendingDevice
-	32, // 12: hearth.v1.ClientFrame.approve_device:type_name -> hearth.v1.ApproveDevice
-	33, // 13: hearth.v1.ClientFrame.fetch_approval:type_name -> hearth.v1.FetchApproval
-	35, // 14: hearth.v1.ClientFrame.list_devices:type_name -> hearth.v1.ListDevices
-	38, // 15: hearth.v1.ClientFrame.revoke_device:type_name -> hearth.v1.RevokeDevice
-	24, // 16: hearth.v1.ClientFrame.fetch_device_lists:type_name -> hearth.v1.FetchDeviceLists
-	39, // 17: hearth.v1.ClientFrame.create_conversation:type_name -> hearth.v1.CreateConversation
-	44, // 18: hearth.v1.ClientFrame.send:type_name -> hearth.v1.Send
-	46, // 19: hearth.v1.ClientFrame.sync:type_name -> hearth.v1.Sync
-	48, // 20: hearth.v1.ClientFrame.ack:type_name -> hearth.v1.Ack
-	41, // 21: hearth.v1.ClientFrame.get_conversation:type_name -> hearth.v1.GetConversation
-	42, // 22: hearth.v1.ClientFrame.list_conversations:type_name -> hearth.v1.ListConversations
-	51, // 23: hearth.v1.ClientFrame.typing:type_name -> hearth.v1.Typing
-	53, // 24: hearth.v1.ClientFrame.set_presence:type_name -> hearth.v1.SetPresence
+	12, // 1: hearth.v1.ClientFrame.hello:type_name -> hearth.v1.Hello
+	14, // 2: hearth.v1.ClientFrame.login:type_name -> hearth.v1.Login
+	17, // 3: hearth.v1.ClientFrame.refresh:type_name -> hearth.v1.Refresh
+	10, // 4: hearth.v1.ClientFrame.ping:type_name -> hearth.v1.Ping
+	15, // 5: hearth.v1.ClientFrame.register:type_name -> hearth.v1.Register
+	19, // 6: hearth.v1.ClientFrame.publish_identity:type_name -> hearth.v1.PublishIdentity
+	21, // 7: hearth.v1.ClientFrame.publish_device_list:type_name -> hearth.v1.PublishDeviceList
+	22, // 8: hearth.v1.ClientFrame.publish_key_packages:type_name -> hearth.v1.PublishKeyPackages
+	23, // 9: hearth.v1.ClientFrame.fetch_device_list:type_name -> hearth.v1.FetchDeviceList
+	28, // 10: hearth.v1.ClientFrame.claim_key_packages:type_name -> hearth.v1.ClaimKeyPackages
+	31, // 11: hearth.v1.ClientFrame.pending_device:type_name -> hearth.v1.PendingDevice
+	33, // 12: hearth.v1.ClientFrame.approve_device:type_name -> hearth.v1.ApproveDevice
+	34, // 13: hearth.v1.ClientFrame.fetch_approval:type_name -> hearth.v1.FetchApproval
+	36, // 14: hearth.v1.ClientFrame.list_devices:type_name -> hearth.v1.ListDevices
+	39, // 15: hearth.v1.ClientFrame.revoke_device:type_name -> hearth.v1.RevokeDevice
+	25, // 16: hearth.v1.ClientFrame.fetch_device_lists:type_name -> hearth.v1.FetchDeviceLists
+	40, // 17: hearth.v1.ClientFrame.create_conversation:type_name -> hearth.v1.CreateConversation
+	45, // 18: hearth.v1.ClientFrame.send:type_name -> hearth.v1.Send
+	47, // 19: hearth.v1.ClientFrame.sync:type_name -> hearth.v1.Sync
+	49, // 20: hearth.v1.ClientFrame.ack:type_name -> hearth.v1.Ack
+	42, // 21: hearth.v1.ClientFrame.get_conversation:type_name -> hearth.v1.GetConversation
+	43, // 22: hearth.v1.ClientFrame.list_conversations:type_name -> hearth.v1.ListConversations
+	52, // 23: hearth.v1.ClientFrame.typing:type_name -> hearth.v1.Typing
+	54, // 24: hearth.v1.ClientFrame.set_presence:type_name -> hearth.v1.SetPresence
 	5,  // 25: hearth.v1.ServerFrame.error:type_name -> hearth.v1.ErrorInfo
-	12, // 26: hearth.v1.ServerFrame.hello_ok:type_name -> hearth.v1.HelloOK
-	15, // 27: hearth.v1.ServerFrame.login_ok:type_name -> hearth.v1.LoginOK
-	17, // 28: hearth.v1.ServerFrame.refresh_ok:type_name -> hearth.v1.RefreshOK
-	10, // 29: hearth.v1.ServerFrame.pong:type_name -> hearth.v1.Pong
-	8,  // 30: hearth.v1.ServerFrame.ok:type_name -> hearth.v1.Empty
-	23, // 31: hearth.v1.ServerFrame.device_list:type_name -> hearth.v1.DeviceListResult
-	28, // 32: hearth.v1.ServerFrame.claim:type_name -> hearth.v1.ClaimResult
-	31, // 33: hearth.v1.ServerFrame.pending_device:type_name -> hearth.v1.PendingDeviceInfo
-	34, // 34: hearth.v1.ServerFrame.approval:type_name -> hearth.v1.ApprovalResult
-	36, // 35: hearth.v1.ServerFrame.devices:type_name -> hearth.v1.DevicesResult
-	25, // 36: hearth.v1.ServerFrame.device_lists:type_name -> hearth.v1.DeviceListsResult
-	40, // 37: hearth.v1.ServerFrame.conversation:type_name -> hearth.v1.ConversationInfo
-	45, // 38: hearth.v1.ServerFrame.send_ok:type_name -> hearth.v1.SendOK
-	47, // 39: hearth.v1.ServerFrame.sync_ok:type_name -> hearth.v1.SyncOK
-	43, // 40: hearth.v1.ServerFrame.conversations:type_name -> hearth.v1.ConversationsResult
-	49, // 41: hearth.v1.ServerFrame.delivery:type_name -> hearth.v1.Delivery
-	50, // 42: hearth.v1.ServerFrame.closed:type_name -> hearth.v1.SessionClosed
-	52, // 43: hearth.v1.ServerFrame.typing:type_name -> hearth.v1.TypingEvent
-	54, // 44: hearth.v1.ServerFrame.presence:type_name -> hearth.v1.PresenceEvent
-	1,  // 45: hearth.v1.HelloOK.status:type_name -> hearth.v1.DeviceStatus
-	1,  // 46: hearth.v1.LoginOK.status:type_name -> hearth.v1.DeviceStatus
-	19, // 47: hearth.v1.PublishIdentity.device_list:type_name -> hearth.v1.SignedDeviceList
-	19, // 48: hearth.v1.PublishDeviceList.device_list:type_name -> hearth.v1.SignedDeviceList
-	19, // 49: hearth.v1.DeviceListResult.device_list:type_name -> hearth.v1.SignedDeviceList
-	23, // 50: hearth.v1.DeviceListsResult.lists:type_name -> hearth.v1.DeviceListResult
-	26, // 51: hearth.v1.DeviceListsResult.missing:type_name -> hearth.v1.MissingDeviceList
-	0,  // 52: hearth.v1.MissingDeviceList.code:type_name -> hearth.v1.Code
-	29, // 53: hearth.v1.ClaimResult.packages:type_name -> hearth.v1.ClaimedKeyPackage
-	19, // 54: hearth.v1.ApproveDevice.device_list:type_name -> hearth.v1.SignedDeviceList
-	1,  // 55: hearth.v1.ApprovalResult.status:type_name -> hearth.v1.DeviceStatus
-	37, // 56: hearth.v1.DevicesResult.devices:type_name -> hearth.v1.DeviceInfo
-	1,  // 57: hearth.v1.DeviceInfo.status:type_name -> hearth.v1.DeviceStatus
-	19, // 58: hearth.v1.RevokeDevice.device_list:type_name -> hearth.v1.SignedDeviceList
-	2,  // 59: hearth.v1.CreateConversation.kind:type_name -> hearth.v1.ConversationKind
-	2,  // 60: hearth.v1.ConversationInfo.kind:type_name -> hearth.v1.ConversationKind
-	40, // 61: hearth.v1.ConversationsResult.conversations:type_name -> hearth.v1.ConversationInfo
-	3,  // 62: hearth.v1.Send.kind:type_name -> hearth.v1.MessageKind
-	3,  // 63: hearth.v1.Delivery.kind:type_name -> hearth.v1.MessageKind
-	0,  // 64: hearth.v1.SessionClosed.code:type_name -> hearth.v1.Code
-	4,  // 65: hearth.v1.SetPresence.state:type_name -> hearth.v1.PresenceState
-	4,  // 66: hearth.v1.PresenceEvent.state:type_name -> hearth.v1.PresenceState
-	67, // [67:67] is the sub-list for method output_type
-	67, // [67:67] is the sub-list for method input_type
-	67, // [67:67] is the sub-list for extension type_name
-	67, // [67:67] is the sub-list for extension extendee
-	0,  // [0:67] is the sub-list for field type_name
+	13, // 26: hearth.v1.ServerFrame.hello_ok:type_name -> hearth.v1.HelloOK
+	16, // 27: hearth.v1.ServerFrame.login_ok:type_name -> hearth.v1.LoginOK
+	18, // 28: hearth.v1.ServerFrame.refresh_ok:type_name -> hearth.v1.RefreshOK
+	11, // 29: hearth.v1.ServerFrame.pong:type_name -> hearth.v1.Pong
+	9,  // 30: hearth.v1.ServerFrame.ok:type_name -> hearth.v1.Empty
+	24, // 31: hearth.v1.ServerFrame.device_list:type_name -> hearth.v1.DeviceListResult
+	29, // 32: hearth.v1.ServerFrame.claim:type_name -> hearth.v1.ClaimResult
+	32, // 33: hearth.v1.ServerFrame.pending_device:type_name -> hearth.v1.PendingDeviceInfo
+	35, // 34: hearth.v1.ServerFrame.approval:type_name -> hearth.v1.ApprovalResult
+	37, // 35: hearth.v1.ServerFrame.devices:type_name -> hearth.v1.DevicesResult
+	26, // 36: hearth.v1.ServerFrame.device_lists:type_name -> hearth.v1.DeviceListsResult
+	41, // 37: hearth.v1.ServerFrame.conversation:type_name -> hearth.v1.ConversationInfo
+	46, // 38: hearth.v1.ServerFrame.send_ok:type_name -> hearth.v1.SendOK
+	48, // 39: hearth.v1.ServerFrame.sync_ok:type_name -> hearth.v1.SyncOK
+	44, // 40: hearth.v1.ServerFrame.conversations:type_name -> hearth.v1.ConversationsResult
+	50, // 41: hearth.v1.ServerFrame.delivery:type_name -> hearth.v1.Delivery
+	51, // 42: hearth.v1.ServerFrame.closed:type_name -> hearth.v1.SessionClosed
+	53, // 43: hearth.v1.ServerFrame.typing:type_name -> hearth.v1.TypingEvent
+	55, // 44: hearth.v1.ServerFrame.presence:type_name -> hearth.v1.PresenceEvent
+	8,  // 45: hearth.v1.ServerFrame.devices_changed:type_name -> hearth.v1.DevicesChanged
+	1,  // 46: hearth.v1.HelloOK.status:type_name -> hearth.v1.DeviceStatus
+	1,  // 47: hearth.v1.LoginOK.status:type_name -> hearth.v1.DeviceStatus
+	20, // 48: hearth.v1.PublishIdentity.device_list:type_name -> hearth.v1.SignedDeviceList
+	20, // 49: hearth.v1.PublishDeviceList.device_list:type_name -> hearth.v1.SignedDeviceList
+	20, // 50: hearth.v1.DeviceListResult.device_list:type_name -> hearth.v1.SignedDeviceList
+	24, // 51: hearth.v1.DeviceListsResult.lists:type_name -> hearth.v1.DeviceListResult
+	27, // 52: hearth.v1.DeviceListsResult.missing:type_name -> hearth.v1.MissingDeviceList
+	0,  // 53: hearth.v1.MissingDeviceList.code:type_name -> hearth.v1.Code
+	30, // 54: hearth.v1.ClaimResult.packages:type_name -> hearth.v1.ClaimedKeyPackage
+	20, // 55: hearth.v1.ApproveDevice.device_list:type_name -> hearth.v1.SignedDeviceList
+	1,  // 56: hearth.v1.ApprovalResult.status:type_name -> hearth.v1.DeviceStatus
+	38, // 57: hearth.v1.DevicesResult.devices:type_name -> hearth.v1.DeviceInfo
+	1,  // 58: hearth.v1.DeviceInfo.status:type_name -> hearth.v1.DeviceStatus
+	20, // 59: hearth.v1.RevokeDevice.device_list:type_name -> hearth.v1.SignedDeviceList
+	2,  // 60: hearth.v1.CreateConversation.kind:type_name -> hearth.v1.ConversationKind
+	2,  // 61: hearth.v1.ConversationInfo.kind:type_name -> hearth.v1.ConversationKind
+	41, // 62: hearth.v1.ConversationsResult.conversations:type_name -> hearth.v1.ConversationInfo
+	3,  // 63: hearth.v1.Send.kind:type_name -> hearth.v1.MessageKind
+	3,  // 64: hearth.v1.Delivery.kind:type_name -> hearth.v1.MessageKind
+	0,  // 65: hearth.v1.SessionClosed.code:type_name -> hearth.v1.Code
+	4,  // 66: hearth.v1.SetPresence.state:type_name -> hearth.v1.PresenceState
+	4,  // 67: hearth.v1.PresenceEvent.state:type_name -> hearth.v1.PresenceState
+	68, // [68:68] is the sub-list for method output_type
+	68, // [68:68] is the sub-list for method input_type
+	68, // [68:68] is the sub-list for extension type_name
+	68, // [68:68] is the sub-list for extension extendee
+	0,  // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_hearth_proto_init() }
@@ -4491,6 +4570,7 @@ func file_hearth_proto_init() {
 		(*ServerFrame_Closed)(nil),
 		(*ServerFrame_Typing)(nil),
 		(*ServerFrame_Presence)(nil),
+		(*ServerFrame_DevicesChanged)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -4498,7 +4578,7 @@ func file_hearth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hearth_proto_rawDesc), len(file_hearth_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   50,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
