@@ -441,6 +441,8 @@ type ClientFrame struct {
 	//	*ClientFrame_ListConversations
 	//	*ClientFrame_Typing
 	//	*ClientFrame_SetPresence
+	//	*ClientFrame_UploadMedia
+	//	*ClientFrame_DownloadMedia
 	Body          isClientFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -706,6 +708,24 @@ func (x *ClientFrame) GetSetPresence() *SetPresence {
 	return nil
 }
 
+func (x *ClientFrame) GetUploadMedia() *UploadMedia {
+	if x != nil {
+		if x, ok := x.Body.(*ClientFrame_UploadMedia); ok {
+			return x.UploadMedia
+		}
+	}
+	return nil
+}
+
+func (x *ClientFrame) GetDownloadMedia() *DownloadMedia {
+	if x != nil {
+		if x, ok := x.Body.(*ClientFrame_DownloadMedia); ok {
+			return x.DownloadMedia
+		}
+	}
+	return nil
+}
+
 type isClientFrame_Body interface {
 	isClientFrame_Body()
 }
@@ -806,6 +826,14 @@ type ClientFrame_SetPresence struct {
 	SetPresence *SetPresence `protobuf:"bytes,61,opt,name=set_presence,json=setPresence,proto3,oneof"`
 }
 
+type ClientFrame_UploadMedia struct {
+	UploadMedia *UploadMedia `protobuf:"bytes,70,opt,name=upload_media,json=uploadMedia,proto3,oneof"` // answered by upload_media
+}
+
+type ClientFrame_DownloadMedia struct {
+	DownloadMedia *DownloadMedia `protobuf:"bytes,71,opt,name=download_media,json=downloadMedia,proto3,oneof"` // answered by media_data
+}
+
 func (*ClientFrame_Hello) isClientFrame_Body() {}
 
 func (*ClientFrame_Login) isClientFrame_Body() {}
@@ -854,6 +882,10 @@ func (*ClientFrame_Typing) isClientFrame_Body() {}
 
 func (*ClientFrame_SetPresence) isClientFrame_Body() {}
 
+func (*ClientFrame_UploadMedia) isClientFrame_Body() {}
+
+func (*ClientFrame_DownloadMedia) isClientFrame_Body() {}
+
 type ServerFrame struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"` // echoes ClientFrame.id; 0 for server pushes
@@ -879,6 +911,8 @@ type ServerFrame struct {
 	//	*ServerFrame_Closed
 	//	*ServerFrame_Typing
 	//	*ServerFrame_Presence
+	//	*ServerFrame_UploadMedia
+	//	*ServerFrame_MediaData
 	//	*ServerFrame_DevicesChanged
 	Body          isServerFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
@@ -1109,6 +1143,24 @@ func (x *ServerFrame) GetPresence() *PresenceEvent {
 	return nil
 }
 
+func (x *ServerFrame) GetUploadMedia() *UploadMediaOK {
+	if x != nil {
+		if x, ok := x.Body.(*ServerFrame_UploadMedia); ok {
+			return x.UploadMedia
+		}
+	}
+	return nil
+}
+
+func (x *ServerFrame) GetMediaData() *MediaData {
+	if x != nil {
+		if x, ok := x.Body.(*ServerFrame_MediaData); ok {
+			return x.MediaData
+		}
+	}
+	return nil
+}
+
 func (x *ServerFrame) GetDevicesChanged() *DevicesChanged {
 	if x != nil {
 		if x, ok := x.Body.(*ServerFrame_DevicesChanged); ok {
@@ -1203,6 +1255,14 @@ type ServerFrame_Presence struct {
 	Presence *PresenceEvent `protobuf:"bytes,61,opt,name=presence,proto3,oneof"`
 }
 
+type ServerFrame_UploadMedia struct {
+	UploadMedia *UploadMediaOK `protobuf:"bytes,70,opt,name=upload_media,json=uploadMedia,proto3,oneof"`
+}
+
+type ServerFrame_MediaData struct {
+	MediaData *MediaData `protobuf:"bytes,71,opt,name=media_data,json=mediaData,proto3,oneof"`
+}
+
 type ServerFrame_DevicesChanged struct {
 	DevicesChanged *DevicesChanged `protobuf:"bytes,52,opt,name=devices_changed,json=devicesChanged,proto3,oneof"` // to the user's other sessions after an admin revoked a device
 }
@@ -1246,6 +1306,10 @@ func (*ServerFrame_Closed) isServerFrame_Body() {}
 func (*ServerFrame_Typing) isServerFrame_Body() {}
 
 func (*ServerFrame_Presence) isServerFrame_Body() {}
+
+func (*ServerFrame_UploadMedia) isServerFrame_Body() {}
+
+func (*ServerFrame_MediaData) isServerFrame_Body() {}
 
 func (*ServerFrame_DevicesChanged) isServerFrame_Body() {}
 
@@ -4059,6 +4123,294 @@ func (x *PresenceEvent) GetLastActiveMs() int64 {
 	return 0
 }
 
+// UploadMedia appends data at offset to an upload. An empty upload_id starts
+// a new upload of total_size bytes (offset must be 0); the answer carries
+// the upload_id to continue with. offset must equal the bytes the server
+// already holds (UploadMediaOK.received), else CODE_BAD_REQUEST and nothing
+// changes; a request with no data and final unset only asks for received
+// (how a client resumes after a reconnect). With final set the upload must
+// then hold exactly total_size bytes: the server makes them durable and
+// answers media_id and sha256; repeating a final request for a complete
+// upload gets the same answer. Errors: CODE_TOO_LARGE (total_size over the
+// server's limit, or data over the per-request limit), CODE_LIMIT (too many
+// uploads in progress, or the user's quota), CODE_NOT_FOUND (unknown or
+// expired upload_id, or one of another device).
+type UploadMedia struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UploadId      string                 `protobuf:"bytes,1,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
+	TotalSize     uint64                 `protobuf:"varint,2,opt,name=total_size,json=totalSize,proto3" json:"total_size,omitempty"`
+	Offset        uint64                 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	Data          []byte                 `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"` // at most 256 KiB (less if the frame limit is small)
+	Final         bool                   `protobuf:"varint,5,opt,name=final,proto3" json:"final,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadMedia) Reset() {
+	*x = UploadMedia{}
+	mi := &file_hearth_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadMedia) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadMedia) ProtoMessage() {}
+
+func (x *UploadMedia) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadMedia.ProtoReflect.Descriptor instead.
+func (*UploadMedia) Descriptor() ([]byte, []int) {
+	return file_hearth_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *UploadMedia) GetUploadId() string {
+	if x != nil {
+		return x.UploadId
+	}
+	return ""
+}
+
+func (x *UploadMedia) GetTotalSize() uint64 {
+	if x != nil {
+		return x.TotalSize
+	}
+	return 0
+}
+
+func (x *UploadMedia) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *UploadMedia) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *UploadMedia) GetFinal() bool {
+	if x != nil {
+		return x.Final
+	}
+	return false
+}
+
+type UploadMediaOK struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UploadId      string                 `protobuf:"bytes,1,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
+	Received      uint64                 `protobuf:"varint,2,opt,name=received,proto3" json:"received,omitempty"`             // bytes the server holds for this upload
+	MediaId       string                 `protobuf:"bytes,3,opt,name=media_id,json=mediaId,proto3" json:"media_id,omitempty"` // once complete: >= 128 random bits, base64url
+	Sha256        []byte                 `protobuf:"bytes,4,opt,name=sha256,proto3" json:"sha256,omitempty"`                  // once complete: of the bytes the server holds
+	TotalSize     uint64                 `protobuf:"varint,5,opt,name=total_size,json=totalSize,proto3" json:"total_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadMediaOK) Reset() {
+	*x = UploadMediaOK{}
+	mi := &file_hearth_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadMediaOK) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadMediaOK) ProtoMessage() {}
+
+func (x *UploadMediaOK) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadMediaOK.ProtoReflect.Descriptor instead.
+func (*UploadMediaOK) Descriptor() ([]byte, []int) {
+	return file_hearth_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *UploadMediaOK) GetUploadId() string {
+	if x != nil {
+		return x.UploadId
+	}
+	return ""
+}
+
+func (x *UploadMediaOK) GetReceived() uint64 {
+	if x != nil {
+		return x.Received
+	}
+	return 0
+}
+
+func (x *UploadMediaOK) GetMediaId() string {
+	if x != nil {
+		return x.MediaId
+	}
+	return ""
+}
+
+func (x *UploadMediaOK) GetSha256() []byte {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
+}
+
+func (x *UploadMediaOK) GetTotalSize() uint64 {
+	if x != nil {
+		return x.TotalSize
+	}
+	return 0
+}
+
+// DownloadMedia reads length bytes (0 or more than the limit: up to 256 KiB)
+// of a complete media at offset. An offset past the end is CODE_BAD_REQUEST,
+// an unknown or incomplete media_id CODE_NOT_FOUND. Any authenticated
+// active device of this server may download: the media id is the capability.
+type DownloadMedia struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MediaId       string                 `protobuf:"bytes,1,opt,name=media_id,json=mediaId,proto3" json:"media_id,omitempty"`
+	Offset        uint64                 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Length        uint64                 `protobuf:"varint,3,opt,name=length,proto3" json:"length,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DownloadMedia) Reset() {
+	*x = DownloadMedia{}
+	mi := &file_hearth_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownloadMedia) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownloadMedia) ProtoMessage() {}
+
+func (x *DownloadMedia) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownloadMedia.ProtoReflect.Descriptor instead.
+func (*DownloadMedia) Descriptor() ([]byte, []int) {
+	return file_hearth_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *DownloadMedia) GetMediaId() string {
+	if x != nil {
+		return x.MediaId
+	}
+	return ""
+}
+
+func (x *DownloadMedia) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *DownloadMedia) GetLength() uint64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+type MediaData struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"` // empty at the end
+	TotalSize     uint64                 `protobuf:"varint,2,opt,name=total_size,json=totalSize,proto3" json:"total_size,omitempty"`
+	Offset        uint64                 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"` // echoes the request
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MediaData) Reset() {
+	*x = MediaData{}
+	mi := &file_hearth_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MediaData) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MediaData) ProtoMessage() {}
+
+func (x *MediaData) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MediaData.ProtoReflect.Descriptor instead.
+func (*MediaData) Descriptor() ([]byte, []int) {
+	return file_hearth_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *MediaData) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *MediaData) GetTotalSize() uint64 {
+	if x != nil {
+		return x.TotalSize
+	}
+	return 0
+}
+
+func (x *MediaData) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
 var File_hearth_proto protoreflect.FileDescriptor
 
 const file_hearth_proto_rawDesc = "" +
@@ -4068,7 +4420,7 @@ const file_hearth_proto_rawDesc = "" +
 	"\x04code\x18\x01 \x01(\x0e2\x0f.hearth.v1.CodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1c\n" +
 	"\tretryable\x18\x03 \x01(\bR\tretryable\x12$\n" +
-	"\x0eretry_after_ms\x18\x04 \x01(\x04R\fretryAfterMs\"\xdf\v\n" +
+	"\x0eretry_after_ms\x18\x04 \x01(\x04R\fretryAfterMs\"\xdf\f\n" +
 	"\vClientFrame\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12(\n" +
 	"\x05hello\x18\n" +
@@ -4095,8 +4447,11 @@ const file_hearth_proto_rawDesc = "" +
 	"\x10get_conversation\x18, \x01(\v2\x1a.hearth.v1.GetConversationH\x00R\x0fgetConversation\x12M\n" +
 	"\x12list_conversations\x18- \x01(\v2\x1c.hearth.v1.ListConversationsH\x00R\x11listConversations\x12+\n" +
 	"\x06typing\x18< \x01(\v2\x11.hearth.v1.TypingH\x00R\x06typing\x12;\n" +
-	"\fset_presence\x18= \x01(\v2\x16.hearth.v1.SetPresenceH\x00R\vsetPresenceB\x06\n" +
-	"\x04body\"\x9e\t\n" +
+	"\fset_presence\x18= \x01(\v2\x16.hearth.v1.SetPresenceH\x00R\vsetPresence\x12;\n" +
+	"\fupload_media\x18F \x01(\v2\x16.hearth.v1.UploadMediaH\x00R\vuploadMedia\x12A\n" +
+	"\x0edownload_media\x18G \x01(\v2\x18.hearth.v1.DownloadMediaH\x00R\rdownloadMediaB\x06\n" +
+	"\x04body\"\x94\n" +
+	"\n" +
 	"\vServerFrame\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12,\n" +
 	"\x05error\x18\x02 \x01(\v2\x14.hearth.v1.ErrorInfoH\x00R\x05error\x12/\n" +
@@ -4121,7 +4476,10 @@ const file_hearth_proto_rawDesc = "" +
 	"\bdelivery\x182 \x01(\v2\x13.hearth.v1.DeliveryH\x00R\bdelivery\x122\n" +
 	"\x06closed\x183 \x01(\v2\x18.hearth.v1.SessionClosedH\x00R\x06closed\x120\n" +
 	"\x06typing\x18< \x01(\v2\x16.hearth.v1.TypingEventH\x00R\x06typing\x126\n" +
-	"\bpresence\x18= \x01(\v2\x18.hearth.v1.PresenceEventH\x00R\bpresence\x12D\n" +
+	"\bpresence\x18= \x01(\v2\x18.hearth.v1.PresenceEventH\x00R\bpresence\x12=\n" +
+	"\fupload_media\x18F \x01(\v2\x18.hearth.v1.UploadMediaOKH\x00R\vuploadMedia\x125\n" +
+	"\n" +
+	"media_data\x18G \x01(\v2\x14.hearth.v1.MediaDataH\x00R\tmediaData\x12D\n" +
 	"\x0fdevices_changed\x184 \x01(\v2\x19.hearth.v1.DevicesChangedH\x00R\x0edevicesChangedB\x06\n" +
 	"\x04body\"7\n" +
 	"\x0eDevicesChanged\x12%\n" +
@@ -4324,7 +4682,30 @@ const file_hearth_proto_rawDesc = "" +
 	"\rPresenceEvent\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12.\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x18.hearth.v1.PresenceStateR\x05state\x12$\n" +
-	"\x0elast_active_ms\x18\x03 \x01(\x03R\flastActiveMs*\xb7\x03\n" +
+	"\x0elast_active_ms\x18\x03 \x01(\x03R\flastActiveMs\"\x8b\x01\n" +
+	"\vUploadMedia\x12\x1b\n" +
+	"\tupload_id\x18\x01 \x01(\tR\buploadId\x12\x1d\n" +
+	"\n" +
+	"total_size\x18\x02 \x01(\x04R\ttotalSize\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x04R\x06offset\x12\x12\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\x12\x14\n" +
+	"\x05final\x18\x05 \x01(\bR\x05final\"\x9a\x01\n" +
+	"\rUploadMediaOK\x12\x1b\n" +
+	"\tupload_id\x18\x01 \x01(\tR\buploadId\x12\x1a\n" +
+	"\breceived\x18\x02 \x01(\x04R\breceived\x12\x19\n" +
+	"\bmedia_id\x18\x03 \x01(\tR\amediaId\x12\x16\n" +
+	"\x06sha256\x18\x04 \x01(\fR\x06sha256\x12\x1d\n" +
+	"\n" +
+	"total_size\x18\x05 \x01(\x04R\ttotalSize\"Z\n" +
+	"\rDownloadMedia\x12\x19\n" +
+	"\bmedia_id\x18\x01 \x01(\tR\amediaId\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x16\n" +
+	"\x06length\x18\x03 \x01(\x04R\x06length\"V\n" +
+	"\tMediaData\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\x12\x1d\n" +
+	"\n" +
+	"total_size\x18\x02 \x01(\x04R\ttotalSize\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x04R\x06offset*\xb7\x03\n" +
 	"\x04Code\x12\v\n" +
 	"\aCODE_OK\x10\x00\x12\x14\n" +
 	"\x10CODE_BAD_REQUEST\x10\x01\x12\x18\n" +
@@ -4383,7 +4764,7 @@ func file_hearth_proto_rawDescGZIP() []byte {
 }
 
 var file_hearth_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_hearth_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_hearth_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_hearth_proto_goTypes = []any{
 	(Code)(0),                   // 0: hearth.v1.Code
 	(DeviceStatus)(0),           // 1: hearth.v1.DeviceStatus
@@ -4441,6 +4822,10 @@ var file_hearth_proto_goTypes = []any{
 	(*TypingEvent)(nil),         // 53: hearth.v1.TypingEvent
 	(*SetPresence)(nil),         // 54: hearth.v1.SetPresence
 	(*PresenceEvent)(nil),       // 55: hearth.v1.PresenceEvent
+	(*UploadMedia)(nil),         // 56: hearth.v1.UploadMedia
+	(*UploadMediaOK)(nil),       // 57: hearth.v1.UploadMediaOK
+	(*DownloadMedia)(nil),       // 58: hearth.v1.DownloadMedia
+	(*MediaData)(nil),           // 59: hearth.v1.MediaData
 }
 var file_hearth_proto_depIdxs = []int32{
 	0,  // 0: hearth.v1.ErrorInfo.code:type_name -> hearth.v1.Code
@@ -4468,54 +4853,58 @@ var file_hearth_proto_depIdxs = []int32{
 	43, // 22: hearth.v1.ClientFrame.list_conversations:type_name -> hearth.v1.ListConversations
 	52, // 23: hearth.v1.ClientFrame.typing:type_name -> hearth.v1.Typing
 	54, // 24: hearth.v1.ClientFrame.set_presence:type_name -> hearth.v1.SetPresence
-	5,  // 25: hearth.v1.ServerFrame.error:type_name -> hearth.v1.ErrorInfo
-	13, // 26: hearth.v1.ServerFrame.hello_ok:type_name -> hearth.v1.HelloOK
-	16, // 27: hearth.v1.ServerFrame.login_ok:type_name -> hearth.v1.LoginOK
-	18, // 28: hearth.v1.ServerFrame.refresh_ok:type_name -> hearth.v1.RefreshOK
-	11, // 29: hearth.v1.ServerFrame.pong:type_name -> hearth.v1.Pong
-	9,  // 30: hearth.v1.ServerFrame.ok:type_name -> hearth.v1.Empty
-	24, // 31: hearth.v1.ServerFrame.device_list:type_name -> hearth.v1.DeviceListResult
-	29, // 32: hearth.v1.ServerFrame.claim:type_name -> hearth.v1.ClaimResult
-	32, // 33: hearth.v1.ServerFrame.pending_device:type_name -> hearth.v1.PendingDeviceInfo
-	35, // 34: hearth.v1.ServerFrame.approval:type_name -> hearth.v1.ApprovalResult
-	37, // 35: hearth.v1.ServerFrame.devices:type_name -> hearth.v1.DevicesResult
-	26, // 36: hearth.v1.ServerFrame.device_lists:type_name -> hearth.v1.DeviceListsResult
-	41, // 37: hearth.v1.ServerFrame.conversation:type_name -> hearth.v1.ConversationInfo
-	46, // 38: hearth.v1.ServerFrame.send_ok:type_name -> hearth.v1.SendOK
-	48, // 39: hearth.v1.ServerFrame.sync_ok:type_name -> hearth.v1.SyncOK
-	44, // 40: hearth.v1.ServerFrame.conversations:type_name -> hearth.v1.ConversationsResult
-	50, // 41: hearth.v1.ServerFrame.delivery:type_name -> hearth.v1.Delivery
-	51, // 42: hearth.v1.ServerFrame.closed:type_name -> hearth.v1.SessionClosed
-	53, // 43: hearth.v1.ServerFrame.typing:type_name -> hearth.v1.TypingEvent
-	55, // 44: hearth.v1.ServerFrame.presence:type_name -> hearth.v1.PresenceEvent
-	8,  // 45: hearth.v1.ServerFrame.devices_changed:type_name -> hearth.v1.DevicesChanged
-	1,  // 46: hearth.v1.HelloOK.status:type_name -> hearth.v1.DeviceStatus
-	1,  // 47: hearth.v1.LoginOK.status:type_name -> hearth.v1.DeviceStatus
-	20, // 48: hearth.v1.PublishIdentity.device_list:type_name -> hearth.v1.SignedDeviceList
-	20, // 49: hearth.v1.PublishDeviceList.device_list:type_name -> hearth.v1.SignedDeviceList
-	20, // 50: hearth.v1.DeviceListResult.device_list:type_name -> hearth.v1.SignedDeviceList
-	24, // 51: hearth.v1.DeviceListsResult.lists:type_name -> hearth.v1.DeviceListResult
-	27, // 52: hearth.v1.DeviceListsResult.missing:type_name -> hearth.v1.MissingDeviceList
-	0,  // 53: hearth.v1.MissingDeviceList.code:type_name -> hearth.v1.Code
-	30, // 54: hearth.v1.ClaimResult.packages:type_name -> hearth.v1.ClaimedKeyPackage
-	20, // 55: hearth.v1.ApproveDevice.device_list:type_name -> hearth.v1.SignedDeviceList
-	1,  // 56: hearth.v1.ApprovalResult.status:type_name -> hearth.v1.DeviceStatus
-	38, // 57: hearth.v1.DevicesResult.devices:type_name -> hearth.v1.DeviceInfo
-	1,  // 58: hearth.v1.DeviceInfo.status:type_name -> hearth.v1.DeviceStatus
-	20, // 59: hearth.v1.RevokeDevice.device_list:type_name -> hearth.v1.SignedDeviceList
-	2,  // 60: hearth.v1.CreateConversation.kind:type_name -> hearth.v1.ConversationKind
-	2,  // 61: hearth.v1.ConversationInfo.kind:type_name -> hearth.v1.ConversationKind
-	41, // 62: hearth.v1.ConversationsResult.conversations:type_name -> hearth.v1.ConversationInfo
-	3,  // 63: hearth.v1.Send.kind:type_name -> hearth.v1.MessageKind
-	3,  // 64: hearth.v1.Delivery.kind:type_name -> hearth.v1.MessageKind
-	0,  // 65: hearth.v1.SessionClosed.code:type_name -> hearth.v1.Code
-	4,  // 66: hearth.v1.SetPresence.state:type_name -> hearth.v1.PresenceState
-	4,  // 67: hearth.v1.PresenceEvent.state:type_name -> hearth.v1.PresenceState
-	68, // [68:68] is the sub-list for method output_type
-	68, // [68:68] is the sub-list for method input_type
-	68, // [68:68] is the sub-list for extension type_name
-	68, // [68:68] is the sub-list for extension extendee
-	0,  // [0:68] is the sub-list for field type_name
+	56, // 25: hearth.v1.ClientFrame.upload_media:type_name -> hearth.v1.UploadMedia
+	58, // 26: hearth.v1.ClientFrame.download_media:type_name -> hearth.v1.DownloadMedia
+	5,  // 27: hearth.v1.ServerFrame.error:type_name -> hearth.v1.ErrorInfo
+	13, // 28: hearth.v1.ServerFrame.hello_ok:type_name -> hearth.v1.HelloOK
+	16, // 29: hearth.v1.ServerFrame.login_ok:type_name -> hearth.v1.LoginOK
+	18, // 30: hearth.v1.ServerFrame.refresh_ok:type_name -> hearth.v1.RefreshOK
+	11, // 31: hearth.v1.ServerFrame.pong:type_name -> hearth.v1.Pong
+	9,  // 32: hearth.v1.ServerFrame.ok:type_name -> hearth.v1.Empty
+	24, // 33: hearth.v1.ServerFrame.device_list:type_name -> hearth.v1.DeviceListResult
+	29, // 34: hearth.v1.ServerFrame.claim:type_name -> hearth.v1.ClaimResult
+	32, // 35: hearth.v1.ServerFrame.pending_device:type_name -> hearth.v1.PendingDeviceInfo
+	35, // 36: hearth.v1.ServerFrame.approval:type_name -> hearth.v1.ApprovalResult
+	37, // 37: hearth.v1.ServerFrame.devices:type_name -> hearth.v1.DevicesResult
+	26, // 38: hearth.v1.ServerFrame.device_lists:type_name -> hearth.v1.DeviceListsResult
+	41, // 39: hearth.v1.ServerFrame.conversation:type_name -> hearth.v1.ConversationInfo
+	46, // 40: hearth.v1.ServerFrame.send_ok:type_name -> hearth.v1.SendOK
+	48, // 41: hearth.v1.ServerFrame.sync_ok:type_name -> hearth.v1.SyncOK
+	44, // 42: hearth.v1.ServerFrame.conversations:type_name -> hearth.v1.ConversationsResult
+	50, // 43: hearth.v1.ServerFrame.delivery:type_name -> hearth.v1.Delivery
+	51, // 44: hearth.v1.ServerFrame.closed:type_name -> hearth.v1.SessionClosed
+	53, // 45: hearth.v1.ServerFrame.typing:type_name -> hearth.v1.TypingEvent
+	55, // 46: hearth.v1.ServerFrame.presence:type_name -> hearth.v1.PresenceEvent
+	57, // 47: hearth.v1.ServerFrame.upload_media:type_name -> hearth.v1.UploadMediaOK
+	59, // 48: hearth.v1.ServerFrame.media_data:type_name -> hearth.v1.MediaData
+	8,  // 49: hearth.v1.ServerFrame.devices_changed:type_name -> hearth.v1.DevicesChanged
+	1,  // 50: hearth.v1.HelloOK.status:type_name -> hearth.v1.DeviceStatus
+	1,  // 51: hearth.v1.LoginOK.status:type_name -> hearth.v1.DeviceStatus
+	20, // 52: hearth.v1.PublishIdentity.device_list:type_name -> hearth.v1.SignedDeviceList
+	20, // 53: hearth.v1.PublishDeviceList.device_list:type_name -> hearth.v1.SignedDeviceList
+	20, // 54: hearth.v1.DeviceListResult.device_list:type_name -> hearth.v1.SignedDeviceList
+	24, // 55: hearth.v1.DeviceListsResult.lists:type_name -> hearth.v1.DeviceListResult
+	27, // 56: hearth.v1.DeviceListsResult.missing:type_name -> hearth.v1.MissingDeviceList
+	0,  // 57: hearth.v1.MissingDeviceList.code:type_name -> hearth.v1.Code
+	30, // 58: hearth.v1.ClaimResult.packages:type_name -> hearth.v1.ClaimedKeyPackage
+	20, // 59: hearth.v1.ApproveDevice.device_list:type_name -> hearth.v1.SignedDeviceList
+	1,  // 60: hearth.v1.ApprovalResult.status:type_name -> hearth.v1.DeviceStatus
+	38, // 61: hearth.v1.DevicesResult.devices:type_name -> hearth.v1.DeviceInfo
+	1,  // 62: hearth.v1.DeviceInfo.status:type_name -> hearth.v1.DeviceStatus
+	20, // 63: hearth.v1.RevokeDevice.device_list:type_name -> hearth.v1.SignedDeviceList
+	2,  // 64: hearth.v1.CreateConversation.kind:type_name -> hearth.v1.ConversationKind
+	2,  // 65: hearth.v1.ConversationInfo.kind:type_name -> hearth.v1.ConversationKind
+	41, // 66: hearth.v1.ConversationsResult.conversations:type_name -> hearth.v1.ConversationInfo
+	3,  // 67: hearth.v1.Send.kind:type_name -> hearth.v1.MessageKind
+	3,  // 68: hearth.v1.Delivery.kind:type_name -> hearth.v1.MessageKind
+	0,  // 69: hearth.v1.SessionClosed.code:type_name -> hearth.v1.Code
+	4,  // 70: hearth.v1.SetPresence.state:type_name -> hearth.v1.PresenceState
+	4,  // 71: hearth.v1.PresenceEvent.state:type_name -> hearth.v1.PresenceState
+	72, // [72:72] is the sub-list for method output_type
+	72, // [72:72] is the sub-list for method input_type
+	72, // [72:72] is the sub-list for extension type_name
+	72, // [72:72] is the sub-list for extension extendee
+	0,  // [0:72] is the sub-list for field type_name
 }
 
 func init() { file_hearth_proto_init() }
@@ -4548,6 +4937,8 @@ func file_hearth_proto_init() {
 		(*ClientFrame_ListConversations)(nil),
 		(*ClientFrame_Typing)(nil),
 		(*ClientFrame_SetPresence)(nil),
+		(*ClientFrame_UploadMedia)(nil),
+		(*ClientFrame_DownloadMedia)(nil),
 	}
 	file_hearth_proto_msgTypes[2].OneofWrappers = []any{
 		(*ServerFrame_Error)(nil),
@@ -4570,6 +4961,8 @@ func file_hearth_proto_init() {
 		(*ServerFrame_Closed)(nil),
 		(*ServerFrame_Typing)(nil),
 		(*ServerFrame_Presence)(nil),
+		(*ServerFrame_UploadMedia)(nil),
+		(*ServerFrame_MediaData)(nil),
 		(*ServerFrame_DevicesChanged)(nil),
 	}
 	type x struct{}
@@ -4578,7 +4971,7 @@ func file_hearth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hearth_proto_rawDesc), len(file_hearth_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   51,
+			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
