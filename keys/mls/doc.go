@@ -12,7 +12,7 @@
 //	encoding.go          Marshal/Unmarshal plumbing over keys/mls/codec; ErrMalformed
 //	structs_*.go         every RFC 9420 struct with its exact wire encoding (§5–§12)
 //	sign.go              LeafNode, KeyPackage and GroupInfo signatures; KeyPackage/Proposal refs
-//	tree.go              RatchetTree: nodes, resolution, filtered direct path, add/update/remove
+//	tree.go              RatchetTree: nodes, resolution, filtered direct path, add/update/remove, memoized encoding
 //	                     with truncation (§7.7, §12.1)
 //	treehash.go          tree hash (§7.8), parent hash and its verification (§7.9)
 //	tree_verify.go       join-time tree integrity checks (§12.4.3.1)
@@ -23,6 +23,7 @@
 //	group.go             Group, Config, CredentialValidator, accessors, errors
 //	group_state.go       per-epoch state, retained past epochs
 //	group_marshal.go     Group.Marshal / UnmarshalGroup
+//	group_split.go       Group.MarshalSplit / UnmarshalGroupSplit: state without its ratchet trees, by TreeRef
 //	keypackage.go        NewKeyPackage and its private bundle
 //	join.go              NewGroup, JoinFromWelcome
 //	external.go          JoinExternal (external commit)

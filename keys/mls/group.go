@@ -109,6 +109,8 @@ type Group struct {
 	past    []*pastEpoch // newest first
 	removed bool
 	pending *pendingCommit
+
+	sizeHint [splitStateVersion + 1]int // last state length by version, to pre-size the next
 }
 
 // Member is one leaf of the group.

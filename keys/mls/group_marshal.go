@@ -10,8 +10,12 @@ import (
 	"hearth/keys/mls/suite"
 )
 
-// groupStateVersion prefixes a marshaled Group.
-const groupStateVersion = 1
+// groupStateVersion prefixes a marshaled Group; splitStateVersion one
+// saved with MarshalSplit (trees by reference, see group_split.go).
+const (
+	groupStateVersion = 1
+	splitStateVersion = 2
+)
 
 // Marshal serializes everything the member needs to continue: tree,
 // private keys, epoch secrets, secret trees (current and retained past
@@ -19,12 +23,18 @@ const groupStateVersion = 1
 // The output is secret: keep it in the device's encrypted store. Save it
 // before sending a message or acknowledging a processed one.
 func (g *Group) Marshal() ([]byte, error) {
-	w := codec.NewWriter(nil)
-	w.Uint8(groupStateVersion)
+	return g.marshal(groupStateVersion, (*RatchetTree).Marshal), nil
+}
+
+// marshal writes the state with the given version; tree writes the
+// opaque standing for an epoch state's ratchet tree.
+func (g *Group) marshal(version uint8, tree func(*RatchetTree) []byte) []byte {
+	w := codec.NewWriter(make([]byte, 0, g.sizeHint[version]+g.sizeHint[version]/8+256))
+	w.Uint8(version)
 	w.Uint16(uint16(g.s.ID()))
 	w.Opaque(g.signer.PrivateBytes())
 	w.Bool(g.removed)
-	writeEpochState(w, g.st)
+	writeEpochState(w, g.st, tree)
 	writeList(w, g.past, func(w *codec.Writer, p *pastEpoch) {
 		w.Opaque(p.ctx.Marshal())
 		writeMembers(w, p.members)
@@ -33,18 +43,19 @@ func (g *Group) Marshal() ([]byte, error) {
 	})
 	w.Optional(g.pending != nil, func(w *codec.Writer) {
 		p := g.pending
-		writeEpochState(w, p.next)
+		writeEpochState(w, p.next, tree)
 		w.Opaque(p.out.Commit)
 		w.Opaque(p.out.Welcome)
 		w.Opaque(p.out.GroupInfo)
 		writeResult(w, p.result)
 	})
-	return w.Bytes(), nil
+	g.sizeHint[version] = len(w.Bytes())
+	return w.Bytes()
 }
 
-func writeEpochState(w *codec.Writer, e *epochState) {
+func writeEpochState(w *codec.Writer, e *epochState, tree func(*RatchetTree) []byte) {
 	w.Opaque(e.ctx.Marshal())
-	w.Opaque(e.tree.Marshal())
+	w.Opaque(tree(e.tree))
 	w.Uint32(uint32(e.priv.self))
 	keys := slices.Sorted(maps.Keys(e.priv.keys))
 	writeList(w, keys, func(w *codec.Writer, x NodeIndex) {
@@ -144,6 +155,10 @@ type stateReader struct {
 	r   *codec.Reader
 	s   *suite.Suite
 	err error
+	// trees resolves tree references of a split state (version 2); nil
+	// when only whole states (version 1) are accepted.
+	trees func(TreeRef) ([]byte, error)
+	split bool // the state being read is version 2
 }
 
 // use makes r (a vector's or optional's sub-reader) current until the
@@ -170,7 +185,15 @@ func (d *stateReader) done() error {
 
 func (d *stateReader) group(cfg Config) *Group {
 	r := d.r
-	if v := r.Uint8(); r.Err() == nil && v != groupStateVersion {
+	switch v := r.Uint8(); {
+	case r.Err() != nil:
+		return nil
+	case v == splitStateVersion && d.trees == nil:
+		d.fail(errSplitState)
+		return nil
+	case v == splitStateVersion:
+		d.split = true
+	case v != groupStateVersion:
 		d.fail(fmt.Errorf("version %d", v))
 		return nil
 	}
@@ -229,6 +252,9 @@ func (d *stateReader) tree() *RatchetTree {
 	b := d.r.Opaque()
 	if d.r.Err() != nil || d.err != nil {
 		return nil
+	}
+	if d.split {
+		return d.treeByRef(b)
 	}
 	t, err := UnmarshalRatchetTree(d.s, b)
 	d.fail(err)

@@ -206,13 +206,19 @@ func randomSchedule(t *testing.T, s *suite.Suite, seed uint64, devices, steps in
 	w.pool[0].g = g
 	ops := []func(){w.add, w.add, w.remove, w.update, w.message, w.message}
 	commits := 0
-	for range steps {
+	for step := range steps {
 		op := w.rnd.IntN(len(ops))
 		ops[op]()
 		if op < 4 {
 			commits++
 		}
 		checkAgreement(t, w.pool)
+		// Every tree's memo is current, and one member a step continues
+		// from its split saved form.
+		checkGroupMemos(t, w.pool)
+		if ms := w.members(); len(ms) > 0 {
+			restoreSplit(t, ms[step%len(ms)])
+		}
 	}
 	if len(w.members()) < 2 || len(w.formerStates) == 0 {
 		t.Fatalf("schedule too tame: %d members, %d removals", len(w.members()), len(w.formerStates))

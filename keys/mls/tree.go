@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"slices"
 
+	"hearth/keys/mls/codec"
 	"hearth/keys/mls/suite"
 )
 
@@ -22,9 +23,16 @@ var ErrTree = errors.New("mls: invalid ratchet tree")
 // replaces the *Node it changes, so Clone is a cheap copy of the node
 // slice and trees may share nodes. Callers must treat the *LeafNode and
 // *ParentNode values returned by accessors as read-only.
+//
+// The encoding is memoized (Marshal, Ref) until the nodes change: every
+// method that writes t.nodes calls changed first.
 type RatchetTree struct {
 	suite *suite.Suite
 	nodes []*Node
+
+	enc      []byte   // memoized Marshal output, nil when stale
+	ref      *TreeRef // memoized SHA-256 of enc, nil when stale
+	sizeHint int      // length of the last encoding, to pre-size the next
 }
 
 // NewRatchetTree builds a tree from the nodes of a ratchet_tree extension,
@@ -84,13 +92,29 @@ func (t *RatchetTree) Nodes() RatchetTreeNodes {
 	return slices.Clone(RatchetTreeNodes(t.nodes[:end]))
 }
 
-// Marshal returns the ratchet_tree extension encoding of the tree.
-func (t *RatchetTree) Marshal() []byte { return t.Nodes().Marshal() }
-
-// Clone returns a copy that shares (immutable) nodes with t.
-func (t *RatchetTree) Clone() *RatchetTree {
-	return &RatchetTree{suite: t.suite, nodes: slices.Clone(t.nodes)}
+// Marshal returns the ratchet_tree extension encoding of the tree. It is
+// computed once and kept until the tree changes: do not modify the
+// returned bytes (appending to them is safe, the slice has no spare
+// capacity).
+func (t *RatchetTree) Marshal() []byte {
+	if t.enc == nil {
+		w := codec.NewWriter(make([]byte, 0, t.sizeHint+t.sizeHint/16+64))
+		t.Nodes().marshal(w)
+		b := w.Bytes()
+		t.enc, t.sizeHint = b[:len(b):len(b)], len(b)
+	}
+	return t.enc
 }
+
+// Clone returns a copy that shares (immutable) nodes with t. The copy
+// does not share t's memoized encoding: callers change clones' nodes.
+func (t *RatchetTree) Clone() *RatchetTree {
+	return &RatchetTree{suite: t.suite, nodes: slices.Clone(t.nodes), sizeHint: t.sizeHint}
+}
+
+// changed drops the memoized encoding; every write to t.nodes follows a
+// call to it.
+func (t *RatchetTree) changed() { t.enc, t.ref = nil, nil }
 
 // NumLeaves returns the number of leaves (a power of two), blank or not.
 func (t *RatchetTree) NumLeaves() uint32 { return uint32(len(t.nodes)+1) / 2 }
@@ -186,6 +210,7 @@ func (t *RatchetTree) FilteredDirectPath(l LeafIndex) []PathStep {
 
 // blankPath blanks the direct path of leaf l.
 func (t *RatchetTree) blankPath(l LeafIndex) {
+	t.changed()
 	for _, p := range DirectPath(l.NodeIndex(), t.NumLeaves()) {
 		t.nodes[p] = nil
 	}
@@ -210,6 +235,7 @@ func (t *RatchetTree) AddLeaf(leaf *LeafNode) LeafIndex {
 			break
 		}
 	}
+	t.changed()
 	if uint32(l) == t.NumLeaves() {
 		grown := make([]*Node, NodeWidth(2*t.NumLeaves()))
 		copy(grown, t.nodes)
@@ -232,6 +258,7 @@ func (t *RatchetTree) UpdateLeaf(l LeafIndex, leaf *LeafNode) error {
 	if err := t.checkLeaf(l); err != nil {
 		return err
 	}
+	t.changed()
 	t.nodes[l.NodeIndex()] = &Node{Leaf: leaf}
 	t.blankPath(l)
 	return nil
@@ -243,6 +270,7 @@ func (t *RatchetTree) RemoveLeaf(l LeafIndex) error {
 	if err := t.checkLeaf(l); err != nil {
 		return err
 	}
+	t.changed()
 	t.nodes[l.NodeIndex()] = nil
 	t.blankPath(l)
 	t.truncate()
@@ -252,6 +280,7 @@ func (t *RatchetTree) RemoveLeaf(l LeafIndex) error {
 // truncate halves the tree while the right subtree of the root is blank
 // (keeping at least one leaf).
 func (t *RatchetTree) truncate() {
+	t.changed()
 	for len(t.nodes) > 1 {
 		half := len(t.nodes) / 2
 		for _, n := range t.nodes[half+1:] {

@@ -40,7 +40,7 @@ type PathResult struct {
 // new leaf must carry and the merged tree's node hashes, which are stale
 // on the sender's path until setLeaf. The leaf itself is not set.
 func (t *RatchetTree) mergePath(sender LeafIndex, fdp []PathStep, keys []HPKEPublicKey) (*RatchetTree, []byte, [][]byte) {
-	m := t.Clone()
+	m := t.Clone() // no memo: changed below
 	m.blankPath(sender)
 	parents := make([]*ParentNode, len(fdp))
 	for i, st := range fdp {
@@ -59,6 +59,7 @@ func (t *RatchetTree) mergePath(sender LeafIndex, fdp []PathStep, keys []HPKEPub
 // setLeaf stores the sender's new leaf in the merged tree t and returns
 // the provisional GroupContext (ctx with t's tree hash) and its encoding.
 func (t *RatchetTree) setLeaf(sender LeafIndex, leaf *LeafNode, hashes [][]byte, ctx GroupContext) (*GroupContext, []byte) {
+	t.changed() // also covers the parent hashes mergePath set after its changes
 	t.nodes[sender.NodeIndex()] = &Node{Leaf: leaf}
 	ctx.TreeHash = t.rehashPath(hashes, sender)
 	return &ctx, ctx.Marshal()

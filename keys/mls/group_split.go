@@ -1,0 +1,115 @@
+package mls
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"hearth/keys/mls/codec"
+	"hearth/keys/mls/suite"
+)
+
+// The split state form. A member saves its state after every message, but
+// a message changes only the secret tree and key-schedule counters, never
+// the ratchet tree, which is by far the largest part (about 1.4 MB for
+// 1,024 members on the hybrid suite). MarshalSplit therefore leaves the
+// trees out: the state names each epoch state's tree (the current epoch's
+// and a pending commit's next epoch's) by its TreeRef, and the encodings
+// come back separately, for the caller to store once per ref.
+// UnmarshalGroupSplit restores the group, checking every tree it is given
+// against its ref.
+
+// TreeRef names a ratchet tree encoding in a split state: its SHA-256.
+type TreeRef [sha256.Size]byte
+
+// String returns the ref in hex.
+func (r TreeRef) String() string { return hex.EncodeToString(r[:]) }
+
+// ErrTreeMismatch is returned when a tree given for a ref does not hash to it.
+var ErrTreeMismatch = errors.New("mls: ratchet tree does not match its reference")
+
+var errSplitState = errors.New("split state (trees stored apart): restore it with UnmarshalGroupSplit")
+
+// Ref returns the SHA-256 of the tree's encoding, memoized with it.
+func (t *RatchetTree) Ref() TreeRef {
+	if t.ref == nil {
+		r := TreeRef(sha256.Sum256(t.Marshal()))
+		t.ref = &r
+	}
+	return *t.ref
+}
+
+// MarshalSplit serializes the state like Marshal, except that each epoch
+// state's ratchet tree is replaced by its TreeRef; trees holds the
+// encodings of the trees the state refers to (one or two), by ref. The
+// tree encodings are memoized: do not modify them. Restore with
+// UnmarshalGroupSplit.
+func (g *Group) MarshalSplit() (state []byte, trees map[TreeRef][]byte, err error) {
+	trees = map[TreeRef][]byte{}
+	state = g.marshal(splitStateVersion, func(t *RatchetTree) []byte {
+		r := t.Ref()
+		trees[r] = t.Marshal()
+		return r[:]
+	})
+	return state, trees, nil
+}
+
+// UnmarshalGroupSplit restores a Group saved with MarshalSplit; tree
+// returns the encoding stored for a ref. A state saved whole (Marshal) is
+// accepted too, without calling tree. A tree that tree cannot return, or
+// whose bytes do not hash to the ref (ErrTreeMismatch), fails the restore.
+// The group keeps the tree bytes it is given: tree must return bytes the
+// caller will not modify afterwards.
+func UnmarshalGroupSplit(state []byte, tree func(TreeRef) ([]byte, error), cfg Config) (*Group, error) {
+	if tree == nil {
+		return nil, fmt.Errorf("%w: UnmarshalGroupSplit needs a tree lookup", ErrUnsupported)
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	d := &stateReader{r: codec.NewReader(state), trees: tree}
+	g := d.group(cfg)
+	if err := d.done(); err != nil {
+		return nil, fmt.Errorf("%w: group state: %w", ErrMalformed, err)
+	}
+	return g, nil
+}
+
+// treeByRef resolves a split state's tree reference b.
+func (d *stateReader) treeByRef(b []byte) *RatchetTree {
+	if len(b) != len(TreeRef{}) {
+		d.fail(fmt.Errorf("tree reference is %d bytes", len(b)))
+		return nil
+	}
+	ref := TreeRef(b)
+	enc, err := d.trees(ref)
+	if err != nil {
+		d.fail(fmt.Errorf("ratchet tree %s: %w", ref, err))
+		return nil
+	}
+	if sha256.Sum256(enc) != ref {
+		d.fail(fmt.Errorf("%w: %s", ErrTreeMismatch, ref))
+		return nil
+	}
+	t, err := unmarshalTreeShared(d.s, enc)
+	if err != nil {
+		d.fail(fmt.Errorf("ratchet tree %s: %w", ref, err))
+		return nil
+	}
+	t.enc, t.ref, t.sizeHint = enc[:len(enc):len(enc)], &ref, len(enc)
+	return t
+}
+
+// unmarshalTreeShared is UnmarshalRatchetTree without copying b: the
+// nodes' fields alias b (capped slices; nodes are never written in place).
+func unmarshalTreeShared(s *suite.Suite, b []byte) (*RatchetTree, error) {
+	var nodes RatchetTreeNodes
+	r := codec.NewReader(b)
+	nodes.unmarshal(r)
+	if err := r.Done(); err != nil {
+		return nil, fmt.Errorf("%w: ratchet tree: %w", ErrMalformed, err)
+	}
+	return NewRatchetTree(s, nodes)
+}
