@@ -7,6 +7,9 @@
 //	keys     secret key material by name (identity seed, MLS signature key,
 //	         link key) and KeyPackage private keys by reference
 //	groups   the serialized MLS state of each conversation (opaque bytes)
+//	group-trees  per conversation (a nested bucket), the ratchet trees a
+//	         split state refers to, by reference: written once, deleted when
+//	         the conversation's next saved state no longer names them
 //	outbox   unsent messages in send order, indexed by message id
 //	history  per conversation, messages keyed by conversation sequence
 //	sync     the last processed mailbox sequence and small client metadata

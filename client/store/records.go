@@ -100,12 +100,17 @@ func (t *Tx) Group(conv string) ([]byte, error) {
 	return cloneBytes(v), nil
 }
 
-// PutGroup replaces the serialized MLS state of a conversation.
+// PutGroup replaces the serialized MLS state of a conversation with a
+// whole state (one that embeds its trees): trees stored for a split state
+// of the conversation (PutGroupSplit) are deleted.
 func (t *Tx) PutGroup(conv string, state []byte) error {
 	if conv == "" || len(state) == 0 {
 		return fmt.Errorf("store: group needs a conversation and a state")
 	}
-	return t.tx.Bucket(bGroups).Put([]byte(conv), state)
+	if err := t.tx.Bucket(bGroups).Put([]byte(conv), state); err != nil {
+		return err
+	}
+	return t.deleteTrees(conv)
 }
 
 // Conversations lists the conversations that have a group state, in id order.
@@ -159,5 +164,10 @@ func (t *Tx) DeleteMeta(name string) error {
 	return t.tx.Bucket(bSync).Delete([]byte("meta/" + name))
 }
 
-// DeleteGroup removes a conversation's group state.
-func (t *Tx) DeleteGroup(conv string) error { return t.tx.Bucket(bGroups).Delete([]byte(conv)) }
+// DeleteGroup removes a conversation's group state and its stored trees.
+func (t *Tx) DeleteGroup(conv string) error {
+	if err := t.tx.Bucket(bGroups).Delete([]byte(conv)); err != nil {
+		return err
+	}
+	return t.deleteTrees(conv)
+}

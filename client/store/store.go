@@ -90,7 +90,7 @@ func Open(dir string, timeout time.Duration) (*Store, error) {
 	s := &Store{path: path, wantPath: path + ".want", timeout: timeout, idle: IdleRelease}
 	s.cond = sync.NewCond(&s.mu)
 	err := s.Update(func(t *Tx) error {
-		for _, b := range [][]byte{bAccount, bKeys, bGroups, bOutbox, bOutIDs, bHistory, bSync} {
+		for _, b := range [][]byte{bAccount, bKeys, bGroups, bTrees, bOutbox, bOutIDs, bHistory, bSync} {
 			if _, err := t.tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("store: create buckets: %w", err)
 			}

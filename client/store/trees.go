@@ -1,0 +1,127 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Ratchet trees stored apart from group states. An MLS state saved in
+// split form names its ratchet trees by reference; the trees (the largest
+// part of a big group's state, and unchanged by messages) are stored once
+// per conversation and reference in bucket bTrees, one nested bucket per
+// conversation, so the per-message state save does not rewrite them. The
+// nested bucket's sequence counts the trees ever written for the
+// conversation (GroupTreeWrites).
+
+var bTrees = []byte("group-trees")
+
+// GroupTree returns the tree stored for conv under ref, or ErrNotFound.
+func (t *Tx) GroupTree(conv string, ref []byte) ([]byte, error) {
+	if b := t.treeBucket(conv); b != nil && len(ref) > 0 {
+		if v := b.Get(ref); v != nil {
+			return cloneBytes(v), nil
+		}
+	}
+	return nil, ErrNotFound
+}
+
+// GroupTreeRefs lists the references of conv's stored trees, in order.
+func (t *Tx) GroupTreeRefs(conv string) [][]byte {
+	var refs [][]byte
+	if b := t.treeBucket(conv); b != nil {
+		b.ForEach(func(k, _ []byte) error {
+			refs = append(refs, cloneBytes(k))
+			return nil
+		})
+	}
+	return refs
+}
+
+// GroupTreeWrites returns how many trees were ever written for conv
+// (since it was last deleted).
+func (t *Tx) GroupTreeWrites(conv string) uint64 {
+	if b := t.treeBucket(conv); b != nil {
+		return b.Sequence()
+	}
+	return 0
+}
+
+// PutGroupSplit replaces conv's MLS state with state, a split state that
+// refers to the trees in trees (by reference). A tree already stored
+// under its reference is not written again; conv's stored trees that
+// trees does not name are deleted. State and trees change together, in
+// this transaction.
+func (t *Tx) PutGroupSplit(conv string, state []byte, trees map[string][]byte) error {
+	if conv == "" || len(state) == 0 {
+		return fmt.Errorf("store: group needs a conversation and a state")
+	}
+	for ref, tree := range trees {
+		if ref == "" || len(tree) == 0 {
+			return fmt.Errorf("store: group %s: empty tree or tree reference", conv)
+		}
+	}
+	if err := t.tx.Bucket(bGroups).Put([]byte(conv), state); err != nil {
+		return fmt.Errorf("store: group %s: %w", conv, err)
+	}
+	if err := t.syncTrees(conv, trees); err != nil {
+		return fmt.Errorf("store: group %s trees: %w", conv, err)
+	}
+	return nil
+}
+
+// syncTrees makes conv's stored trees exactly trees, writing only the
+// absent ones.
+func (t *Tx) syncTrees(conv string, trees map[string][]byte) error {
+	if len(trees) == 0 {
+		return t.deleteTrees(conv)
+	}
+	b, err := t.tx.Bucket(bTrees).CreateBucketIfNotExists([]byte(conv))
+	if err != nil {
+		return err
+	}
+	var stale [][]byte
+	b.ForEach(func(k, _ []byte) error {
+		if _, keep := trees[string(k)]; !keep {
+			stale = append(stale, cloneBytes(k))
+		}
+		return nil
+	})
+	for _, k := range stale {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	for ref, tree := range trees {
+		if b.Get([]byte(ref)) != nil {
+			continue
+		}
+		if _, err := b.NextSequence(); err != nil {
+			return err
+		}
+		if err := b.Put([]byte(ref), tree); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteTrees removes every tree stored for conv.
+func (t *Tx) deleteTrees(conv string) error {
+	if t.treeBucket(conv) == nil {
+		return nil
+	}
+	err := t.tx.Bucket(bTrees).DeleteBucket([]byte(conv))
+	if errors.Is(err, bolt.ErrBucketNotFound) {
+		return nil
+	}
+	return err
+}
+
+func (t *Tx) treeBucket(conv string) *bolt.Bucket {
+	if conv == "" {
+		return nil
+	}
+	return t.tx.Bucket(bTrees).Bucket([]byte(conv))
+}
