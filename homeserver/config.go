@@ -43,6 +43,21 @@ type Config struct {
 	Password       PasswordParams
 	Version        string // reported by Status; default "dev"
 	Federation     FederationConfig
+	Media          MediaConfig
+}
+
+// MediaConfig bounds media uploads (media.go). The bytes are stored as
+// files under Dir; their metadata in the database.
+type MediaConfig struct {
+	Dir      string // default: "media" beside the database file
+	MaxBytes int64  // largest upload (ciphertext bytes); default 100 MiB
+	// Quota bounds the bytes one user's uploads (complete or in progress)
+	// may hold in total. Default 1 GiB; < 0: no quota.
+	Quota         int64
+	MaxOpen       int           // uploads in progress per device; default 8
+	UploadTimeout time.Duration // an incomplete upload is removed this long after it started; default 24h
+	JanitorEvery  time.Duration // how often abandoned uploads are looked for; default 10m; < 0: no loop
+	MaxChunkBytes int           // data per UploadMedia / MediaData; default 256 KiB (less if MaxFrame is small)
 }
 
 // RateLimit is a token bucket: PerSecond sustained, Burst at once.
@@ -120,6 +135,7 @@ func (c Config) withDefaults() Config {
 	if c.Version == "" {
 		c.Version = "dev"
 	}
+	c.Media = c.Media.withDefaults(c.MaxFrame)
 	return c
 }
 
@@ -143,4 +159,27 @@ func (s *Server) warnSmallCommitLimit() {
 		"max_commit_bytes", s.cfg.MaxCommitBytes, "max_frame_bytes", s.cfg.MaxFrame,
 		"max_members", s.cfg.MaxMembers, "devices_that_fit", fits,
 		"fix", "raise limits.max_frame_bytes to 8388608 and limits.max_commit_bytes to 6291456 (the defaults of new configs) and restart")
+}
+
+func (m MediaConfig) withDefaults(maxFrame int) MediaConfig {
+	if m.MaxBytes <= 0 {
+		m.MaxBytes = 100 << 20
+	}
+	if m.Quota == 0 {
+		m.Quota = 1 << 30
+	}
+	if m.MaxOpen <= 0 {
+		m.MaxOpen = 8
+	}
+	if m.UploadTimeout <= 0 {
+		m.UploadTimeout = 24 * time.Hour
+	}
+	if m.JanitorEvery == 0 {
+		m.JanitorEvery = 10 * time.Minute
+	}
+	if m.MaxChunkBytes <= 0 {
+		m.MaxChunkBytes = 256 << 10
+	}
+	m.MaxChunkBytes = min(m.MaxChunkBytes, maxFrame-1024) // room for the envelope
+	return m
 }

@@ -252,6 +252,10 @@ func (ss *session) handle(f *wire.ClientFrame) {
 		resp, err = ss.typing(b.Typing)
 	case *wire.ClientFrame_SetPresence:
 		resp, err = ss.setPresence(b.SetPresence)
+	case *wire.ClientFrame_UploadMedia:
+		resp, err = ss.uploadMedia(b.UploadMedia) // media.go
+	case *wire.ClientFrame_DownloadMedia:
+		resp, err = ss.downloadMedia(b.DownloadMedia)
 	default:
 		err = wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "unknown or empty request")
 	}

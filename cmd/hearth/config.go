@@ -108,6 +108,10 @@ type serverLimits struct {
 	HistoryMaxLimit int      `json:"history_max_page"` // largest REST history page
 	// AuthTimeout closes a client stream not authenticated this long after it opened; default 10s.
 	AuthTimeout duration `json:"auth_timeout,omitempty"`
+	// MaxMediaBytes is the largest media upload (encrypted file); 0: 100 MiB.
+	MaxMediaBytes int64 `json:"max_media_bytes,omitempty"`
+	// MediaQuotaBytes bounds one user's stored media; 0: 1 GiB, < 0: no quota.
+	MediaQuotaBytes int64 `json:"media_quota_bytes,omitempty"`
 }
 
 // duration is a time.Duration written as "168h0m0s" in JSON.
@@ -145,6 +149,8 @@ func newServerConfig(domain, listen string) serverConfig {
 			MaxConnections:  10000,
 			MaxStreams:      16,
 			HistoryMaxLimit: 500,
+			MaxMediaBytes:   100 << 20,
+			MediaQuotaBytes: 1 << 30,
 		},
 	}
 }
@@ -161,7 +167,7 @@ func (c serverConfig) validate() error {
 	}
 	l := c.Limits
 	if l.MaxFrameBytes < 0 || l.MaxMessageBytes < 0 || l.Retention < 0 || l.SendPerSecond < 0 ||
-		l.SendBurst < 0 || l.MaxMembers < 0 || l.MaxConnections < 0 || l.MaxStreams < 0 || l.HistoryMaxLimit < 0 {
+		l.SendBurst < 0 || l.MaxMembers < 0 || l.MaxConnections < 0 || l.MaxStreams < 0 || l.HistoryMaxLimit < 0 || l.MaxMediaBytes < 0 {
 		return errors.New("limits must not be negative (0 means the default)")
 	}
 	if l.MaxFrameBytes > 0 && l.MaxMessageBytes > l.MaxFrameBytes {
@@ -189,6 +195,7 @@ func (c serverConfig) homeserverConfig(version string) homeserver.Config {
 		Version:         version,
 		Federation:      c.federationConfig(),
 		Password:        c.passwordParams(),
+		Media:           homeserver.MediaConfig{MaxBytes: c.Limits.MaxMediaBytes, Quota: c.Limits.MediaQuotaBytes},
 	}
 }
 

@@ -1,0 +1,182 @@
+package homeserver
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"hearth/homeserver/wire"
+	"hearth/storage"
+)
+
+// finish makes an upload's bytes durable under complete/ and returns
+// their SHA-256: fsync the file, rename it, fsync the folder. It is safe to
+// run again after a crash at any point (the file is then already there).
+func (m *mediaStore) finish(row *storage.Media) ([]byte, error) {
+	partial, complete := m.partialPath(row.UploadID), m.completePath(row.MediaID)
+	src := partial
+	if _, err := os.Stat(partial); errors.Is(err, os.ErrNotExist) {
+		src = complete // renamed before a crash; the row was not updated
+	}
+	f, err := os.OpenFile(src, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("media finish: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return nil, fmt.Errorf("media finish: hash: %w", err)
+	}
+	if n != row.TotalSize {
+		return nil, fmt.Errorf("media finish: file holds %d bytes, upload declared %d", n, row.TotalSize)
+	}
+	if err := f.Sync(); err != nil {
+		return nil, fmt.Errorf("media finish: fsync: %w", err)
+	}
+	if src == partial {
+		if err := os.Rename(partial, complete); err != nil {
+			return nil, fmt.Errorf("media finish: %w", err)
+		}
+	}
+	if err := syncDir(filepath.Dir(complete)); err != nil {
+		return nil, fmt.Errorf("media finish: %w", err)
+	}
+	return h.Sum(nil), nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// download reads a range of a complete media.
+func (m *mediaStore) download(ctx context.Context, r *wire.DownloadMedia) (*wire.MediaData, error) {
+	const op = "homeserver.DownloadMedia"
+	if !validID(r.GetMediaId()) {
+		return nil, wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no such media")
+	}
+	var row *storage.Media
+	err := m.s.db.Read(ctx, func(tx *storage.Tx) (err error) { row, err = tx.CompleteMediaByID(r.GetMediaId()); return })
+	if err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no such media")
+		}
+		return nil, mediaErr(op, err)
+	}
+	total := uint64(row.TotalSize)
+	if r.GetOffset() > total {
+		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "offset %d is past the end (%d bytes)", r.GetOffset(), total)
+	}
+	n := uint64(m.cfg.MaxChunkBytes)
+	if l := r.GetLength(); l > 0 && l < n {
+		n = l
+	}
+	n = min(n, total-r.GetOffset())
+	buf := make([]byte, n)
+	if n > 0 {
+		f, err := os.Open(m.completePath(row.MediaID))
+		if err != nil {
+			return nil, wire.E(op, wire.Code_CODE_INTERNAL, err)
+		}
+		_, err = f.ReadAt(buf, int64(r.GetOffset()))
+		f.Close()
+		if err != nil {
+			return nil, wire.E(op, wire.Code_CODE_INTERNAL, fmt.Errorf("read media: %w", err))
+		}
+	}
+	return &wire.MediaData{Data: buf, TotalSize: total, Offset: r.GetOffset()}, nil
+}
+
+// janitorLoop removes abandoned uploads every JanitorEvery until the
+// Server closes, then forgets this media state.
+func (m *mediaStore) janitorLoop() {
+	defer m.s.wg.Done()
+	defer func() {
+		mediaStores.mu.Lock()
+		delete(mediaStores.m, m.s)
+		mediaStores.mu.Unlock()
+	}()
+	var tick <-chan time.Time
+	if m.cfg.JanitorEvery > 0 {
+		t := time.NewTicker(m.cfg.JanitorEvery)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-m.s.stop:
+			return
+		case <-tick:
+			if _, err := m.s.RunMediaJanitor(context.Background()); err != nil {
+				m.s.log.Error("media janitor", "err", err)
+			}
+		}
+	}
+}
+
+// RunMediaJanitor removes uploads that did not complete within
+// MediaConfig.UploadTimeout of their start (files first, then the row, so
+// a crash in between leaves a row the next pass removes). It returns how
+// many it removed. The loop calls it; tests call it with their clock.
+func (s *Server) RunMediaJanitor(ctx context.Context) (int, error) {
+	const op = "homeserver.RunMediaJanitor"
+	m, err := s.media()
+	if err != nil {
+		return 0, err
+	}
+	cutoff := s.now().Add(-m.cfg.UploadTimeout).UnixMilli()
+	removed := 0
+	for {
+		var stale []*storage.Media
+		if err := s.db.Read(ctx, func(tx *storage.Tx) (err error) { stale, err = tx.StaleMediaUploads(cutoff, 100); return }); err != nil {
+			return removed, fmt.Errorf("%s: %w", op, err)
+		}
+		for _, row := range stale {
+			if err := m.remove(ctx, row); err != nil {
+				return removed, fmt.Errorf("%s: %w", op, err)
+			}
+			removed++
+		}
+		if len(stale) < 100 {
+			return removed, nil
+		}
+	}
+}
+
+func (m *mediaStore) remove(ctx context.Context, row *storage.Media) error {
+	unlock := m.lock(row.UploadID)
+	defer unlock()
+	// Read again under the lock: the upload may have completed meanwhile.
+	err := m.s.db.Read(ctx, func(tx *storage.Tx) (err error) { row, err = tx.MediaUpload(row.UploadID); return })
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if row.Complete() {
+		return nil
+	}
+	for _, p := range []string{m.partialPath(row.UploadID), m.completePath(row.MediaID)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	err = m.s.db.Write(ctx, func(tx *storage.Tx) error { return tx.DeleteIncompleteMedia(row.UploadID) })
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil // removed by an earlier pass
+	}
+	return err
+}
