@@ -54,6 +54,10 @@ type Client struct {
 	synced map[string]time.Time
 	// maxFlight is the most Sends Flush had in flight at once.
 	maxFlight int
+	// Background work Close waits for (revoked.go).
+	bg       sync.WaitGroup
+	dropping bool
+	closing  bool
 }
 
 // ErrNotLoggedIn is returned when the profile has no account yet.
@@ -87,6 +91,10 @@ func Open(cfg Config) (*Client, error) {
 
 // Close ends the session and closes the store.
 func (c *Client) Close() error {
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
+	c.bg.Wait() // background work still uses the session
 	c.mu.Lock()
 	s := c.sess
 	c.sess = nil
@@ -132,13 +140,14 @@ func (c *Client) session(ctx context.Context) (*Session, error) {
 		Dial: func(ctx context.Context) (io.ReadWriteCloser, error) {
 			return c.cfg.Dial(ctx, acct.Server, acct.CAPath)
 		},
-		Tokens:     storeTokens{c.st, c.cfg.Now},
-		Handler:    h,
-		Logger:     c.log,
-		Now:        c.cfg.Now,
-		Rand:       c.cfg.Jitter,
-		MinBackoff: c.cfg.MinBackoff,
-		MaxBackoff: c.cfg.MaxBackoff,
+		Tokens:          storeTokens{c.st, c.cfg.Now},
+		Handler:         h,
+		Logger:          c.log,
+		Now:             c.cfg.Now,
+		Rand:            c.cfg.Jitter,
+		MinBackoff:      c.cfg.MinBackoff,
+		MaxBackoff:      c.cfg.MaxBackoff,
+		OnRevokedListed: c.onRevokedListed,
 	})
 	return c.sess, nil
 }

@@ -56,6 +56,10 @@ type SessionConfig struct {
 	MinBackoff time.Duration // first reconnect delay (default 100ms)
 	MaxBackoff time.Duration // largest reconnect delay (default 10s)
 	MaxFrame   int           // default wire.DefaultMaxFrame
+	// OnRevokedListed is told the user's devices that the server revoked
+	// but that are still on the user's signed list (HelloOK.revoked_listed,
+	// DevicesChanged pushes). It must not block.
+	OnRevokedListed func(deviceIDs []string)
 }
 
 // Session keeps one authenticated control stream to the homeserver up:
@@ -217,6 +221,7 @@ func (s *Session) connectOnce(ctx context.Context, connected func()) error {
 	s.bump()
 	connected()
 	s.log.Debug("connected", "device", hello.GetDeviceId(), "after", after, "head", s.head)
+	s.revokedListed(hello.GetRevokedListed())
 
 	err = s.servePushes(ctx, c)
 
@@ -281,4 +286,10 @@ func (s *Session) refresh(ctx context.Context, c *conn, stale string) (string, e
 		ok := r.GetRefreshOk()
 		return ok.GetAccessToken(), time.UnixMilli(ok.GetAccessExpiresMs()), ok.GetRefreshToken(), nil
 	})
+}
+
+func (s *Session) revokedListed(ids []string) {
+	if len(ids) > 0 && s.cfg.OnRevokedListed != nil {
+		s.cfg.OnRevokedListed(ids)
+	}
 }

@@ -37,6 +37,8 @@ func (s *Session) servePushes(ctx context.Context, c *conn) error {
 			}
 		case *wire.ServerFrame_Closed:
 			return wire.E("client.Session", b.Closed.GetCode(), b.Closed.GetMessage())
+		case *wire.ServerFrame_DevicesChanged:
+			s.revokedListed(b.DevicesChanged.GetRevokedListed())
 		default:
 			// Typing and presence are lossy signals this client does not show.
 		}

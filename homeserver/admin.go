@@ -174,6 +174,7 @@ func (s *Server) DeviceRevoke(ctx context.Context, name, deviceID string) error 
 	if err != nil {
 		return err
 	}
+	var revoked []string
 	err = s.db.Write(ctx, func(tx *storage.Tx) error {
 		d, err := tx.Device(deviceID)
 		if errors.Is(err, storage.ErrNotFound) || (err == nil && d.UserID != u.ID) {
@@ -184,13 +185,18 @@ func (s *Server) DeviceRevoke(ctx context.Context, name, deviceID string) error 
 		if d.Status == storage.DeviceRevoked {
 			return wire.Errorf(op, wire.Code_CODE_CONFLICT, "device already revoked")
 		}
-		return tx.RevokeDevice(deviceID, s.nowMs()+1)
+		if err := tx.RevokeDevice(deviceID, s.nowMs()+1); err != nil {
+			return err
+		}
+		revoked, err = revokedListed(tx, u.ID)
+		return err
 	})
 	if err != nil {
 		return internal(op, err)
 	}
 	s.log.Info("device revoked by admin", "user", u.Name, "device", deviceID)
 	s.closeDevice(deviceID, wire.Code_CODE_DEVICE_REVOKED, "device revoked")
+	s.tellRevokedListed(u.ID, revoked)
 	return nil
 }
 

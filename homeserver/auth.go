@@ -87,7 +87,15 @@ func (ss *session) hello(m *wire.Hello) (*wire.ServerFrame, error) {
 		return nil, wire.E(op, err)
 	}
 	var head uint64
-	if err := ss.s.db.Read(ss.ctx, func(tx *storage.Tx) (err error) { head, _, err = tx.MailboxState(d.ID); return err }); err != nil {
+	var revoked []string
+	err = ss.s.db.Read(ss.ctx, func(tx *storage.Tx) (err error) {
+		if head, _, err = tx.MailboxState(d.ID); err != nil || d.Status != storage.DeviceActive {
+			return err
+		}
+		revoked, err = revokedListed(tx, d.UserID)
+		return err
+	})
+	if err != nil {
 		return nil, internal(op, err)
 	}
 	if err := ss.authenticate(d); err != nil {
@@ -96,7 +104,7 @@ func (ss *session) hello(m *wire.Hello) (*wire.ServerFrame, error) {
 	ss.s.touch(d.ID)
 	return &wire.ServerFrame{Body: &wire.ServerFrame_HelloOk{HelloOk: &wire.HelloOK{
 		User: ss.s.userAddress(d.UserName), DeviceId: d.ID, Status: wire.DeviceStatus(d.Status),
-		ServerTimeMs: ss.s.nowMs(), MailboxHead: head,
+		ServerTimeMs: ss.s.nowMs(), MailboxHead: head, RevokedListed: revoked,
 	}}}, nil
 }
 

@@ -1,0 +1,50 @@
+package client
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"hearth/storage"
+)
+
+// AdminRevoke revokes a device the way `hearth admin device revoke` does.
+func (ts *testServer) AdminRevoke(t testing.TB, user, deviceID string) {
+	t.Helper()
+	if err := ts.srv.DeviceRevoke(context.Background(), user, deviceID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// RosterHas reports whether the hub lists deviceID as a member of any
+// conversation of user (by local name).
+func (ts *testServer) RosterHas(t testing.TB, user, deviceID string) bool {
+	t.Helper()
+	found := false
+	err := ts.db.Read(context.Background(), func(tx *storage.Tx) error {
+		u, err := tx.UserByName(user)
+		if err != nil {
+			return err
+		}
+		convs, err := tx.ConversationsOfUser(u.ID)
+		if err != nil {
+			return err
+		}
+		for _, cv := range convs {
+			ms, err := tx.Members(cv.ID)
+			if err != nil {
+				return err
+			}
+			for _, m := range ms {
+				if strings.HasSuffix(m.Address, "/"+deviceID) {
+					found = true
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}

@@ -1,0 +1,102 @@
+package client_test
+
+import (
+	"testing"
+	"time"
+
+	"hearth/client"
+	"hearth/client/mlsgroup"
+)
+
+// TestAdminRevokedDeviceLeavesListAndConversations: an admin revokes
+// alice's second device. The server cannot re-sign alice's device list,
+// so it tells her online device, which publishes the list without the
+// revoked device and removes it from her conversations; bob's messages
+// then no longer go to it, and what bob and alice send still arrives.
+func TestAdminRevokedDeviceLeavesListAndConversations(t *testing.T) {
+	ts := client.NewTestServer(t, "a.example")
+	const pw = "correct horse battery"
+	A, B := ts.AddUser(t, "alice", pw), ts.AddUser(t, "bob", pw)
+	a1, a2, b1 := newDev(t, ts, A), newDev(t, ts, A), newDev(t, ts, B)
+	a1.login(pw)
+	b1.login(pw)
+	a2res := a2.link(pw, a1)
+	a1.send(B, "hello bob")
+	b1.recv(A + ":hello bob")
+	a2.recv(A + ":hello bob")
+	if !ts.RosterHas(t, "alice", a2res.DeviceID) {
+		t.Fatal("alice's second device is not in the conversation")
+	}
+
+	ts.AdminRevoke(t, "alice", a2res.DeviceID)
+	// a1's session is up (it just sent): the push reaches it, and it
+	// re-signs the list and commits the removal in the background.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		listed := false
+		devs, err := a1.c.Devices(ctx30(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range devs {
+			if d.ID == a2res.DeviceID && d.Listed {
+				listed = true
+			}
+		}
+		if !listed && !ts.RosterHas(t, "alice", a2res.DeviceID) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("revoked device still listed %v or in a conversation %v", listed, ts.RosterHas(t, "alice", a2res.DeviceID))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b1.send(A, "after the admin revoke")
+	a1.recv(B + ":after the admin revoke")
+	a1.send(B, "still here")
+	b1.recv(A + ":still here")
+}
+
+// TestAdminRevokeFixedAtNextConnection: alice's other device was offline
+// when the admin revoked; the next time it connects, HelloOK names the
+// device and it takes it off the list.
+func TestAdminRevokeFixedAtNextConnection(t *testing.T) {
+	ts := client.NewTestServer(t, "a.example")
+	const pw = "correct horse battery"
+	A, B := ts.AddUser(t, "alice", pw), ts.AddUser(t, "bob", pw)
+	a1, a2, b1 := newDev(t, ts, A), newDev(t, ts, A), newDev(t, ts, B)
+	a1.login(pw)
+	b1.login(pw)
+	a2res := a2.link(pw, a1)
+	a1.send(B, "hello bob")
+	b1.recv(A + ":hello bob")
+	if err := a1.c.Close(); err != nil { // offline
+		t.Fatal(err)
+	}
+	ts.AdminRevoke(t, "alice", a2res.DeviceID)
+	if !ts.RosterHas(t, "alice", a2res.DeviceID) {
+		t.Fatal("the roster changed without any device of alice online")
+	}
+	a1 = reopen(t, ts, a1)
+	b1.send(A, "while you were away") // a1 connects to receive it
+	a1.recv(B + ":while you were away")
+	deadline := time.Now().Add(20 * time.Second)
+	for ts.RosterHas(t, "alice", a2res.DeviceID) {
+		if time.Now().After(deadline) {
+			t.Fatal("the revoked device is still in alice's conversation after her device connected")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// reopen opens d's profile in a new Client (the old one was closed).
+func reopen(t *testing.T, ts *client.TestServer, d *dev) *dev {
+	t.Helper()
+	c, err := client.Open(client.Config{Profile: d.profile, Dial: ts.Dial(), Groups: mlsgroup.New(),
+		MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &dev{t: t, c: c, user: d.user, profile: d.profile}
+}

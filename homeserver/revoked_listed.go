@@ -1,0 +1,60 @@
+package homeserver
+
+import (
+	"errors"
+
+	"hearth/homeserver/wire"
+	"hearth/keys/identity"
+	"hearth/storage"
+)
+
+// Devices an admin revokes (Server.DeviceRevoke) stay on the user's signed
+// device list: only the user's own devices hold the identity key that signs
+// it. Until a device of the user publishes the list without them, other
+// users' clients keep them in their conversations. The server therefore
+// names them to the user's devices: in HelloOK.revoked_listed at every
+// connection, and in a DevicesChanged push to the sessions online when the
+// admin revokes.
+
+// revokedListed returns the user's devices that are on its signed list but
+// revoked here.
+func revokedListed(tx *storage.Tx, userID int64) ([]string, error) {
+	sl, err := tx.DeviceList(userID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	l, err := identity.UnmarshalDeviceList(sl.List)
+	if err != nil {
+		return nil, err
+	}
+	if len(l.Devices) == 0 {
+		return nil, nil
+	}
+	devs, err := tx.Devices(userID)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, d := range devs {
+		if _, listed := l.Lookup(d.ID); listed && d.Status == storage.DeviceRevoked {
+			out = append(out, d.ID)
+		}
+	}
+	return out, nil
+}
+
+// tellRevokedListed pushes DevicesChanged to the user's online active
+// sessions (lossy; HelloOK repeats it at the next connection).
+func (s *Server) tellRevokedListed(userID int64, ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	ev := &wire.ServerFrame{Body: &wire.ServerFrame_DevicesChanged{DevicesChanged: &wire.DevicesChanged{RevokedListed: ids}}}
+	for _, o := range s.sessionsOfUsers([]int64{userID}) {
+		if o.status.Load() == int32(wire.DeviceStatus_DEVICE_STATUS_ACTIVE) {
+			o.pushEphemeral(ev)
+		}
+	}
+}
