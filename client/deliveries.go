@@ -122,10 +122,11 @@ func (c *Client) apply(ctx context.Context, tx *store.Tx, self Self, d *wire.Del
 	if !rcv.Application {
 		return nil
 	}
-	text, ctl, err := decodeMessage(rcv.Plaintext)
+	bd, err := decodeFull(rcv.Plaintext)
 	if err != nil {
 		return &badMessage{err}
 	}
+	text, ctl := bd.Text, bd.Ctl
 	if ctl != nil {
 		evs, err := c.applyControl(tx, conv, g, self, rcv.Sender, *ctl)
 		if err != nil {
@@ -134,7 +135,7 @@ func (c *Client) apply(ctx context.Context, tx *store.Tx, self Self, d *wire.Del
 		return addEvents(tx, at, evs)
 	}
 	m := at
-	m.Text = text
+	m.Text, m.Media = text, bd.Media
 	added, err := tx.AddHistory(m)
 	if err != nil || !added {
 		return err
@@ -149,6 +150,9 @@ type body struct {
 	V    int      `json:"v"`
 	Text string   `json:"text,omitempty"`
 	Ctl  *control `json:"ctl,omitempty"`
+	// Media refers to an encrypted file (body_media.go); Text is then its
+	// caption. Older clients ignore the field and show the caption.
+	Media *store.MediaRef `json:"media,omitempty"`
 }
 
 func encodeBody(text string) ([]byte, error) { return json.Marshal(body{V: 1, Text: text}) }
@@ -168,14 +172,25 @@ func decodeBody(b []byte) (string, error) {
 
 // decodeMessage returns the text or the control message of a body.
 func decodeMessage(b []byte) (string, *control, error) {
+	m, err := decodeFull(b)
+	return m.Text, m.Ctl, err
+}
+
+// decodeFull decodes and checks a body.
+func decodeFull(b []byte) (body, error) {
 	var m body
 	if err := json.Unmarshal(b, &m); err != nil {
-		return "", nil, fmt.Errorf("message body: %w", err)
+		return body{}, fmt.Errorf("message body: %w", err)
 	}
 	if m.V != 1 {
-		return "", nil, fmt.Errorf("message body version %d not supported", m.V)
+		return body{}, fmt.Errorf("message body version %d not supported", m.V)
 	}
-	return m.Text, m.Ctl, nil
+	if m.Media != nil {
+		if err := checkMediaRef(m.Media); err != nil {
+			return body{}, fmt.Errorf("message body: %w", err)
+		}
+	}
+	return m, nil
 }
 
 // settlePending resolves this device's pending commit from the hub's order

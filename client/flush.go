@@ -263,7 +263,7 @@ func (c *Client) settle(ctx context.Context, fl []flight) []error {
 	err := c.st.Update(func(tx *store.Tx) error {
 		for _, i := range texts {
 			ok, f := oks[i], fl[i]
-			m := store.Message{ID: f.it.ID, Conversation: f.req.GetConversationId(), From: a.User, Text: f.it.Text,
+			m := store.Message{ID: f.it.ID, Conversation: f.req.GetConversationId(), From: a.User, Text: f.it.Text, Media: f.it.Media,
 				SentAt: time.UnixMilli(ok.GetServerTimeMs()).UTC(), Seq: ok.GetConversationSeq()}
 			if _, err := tx.AddHistory(m); err != nil {
 				return err

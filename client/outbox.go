@@ -29,6 +29,15 @@ func (c *Client) Queue(to, text string) (string, error) {
 	if to == "" || text == "" {
 		return "", wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "a recipient and a text are required")
 	}
+	return c.enqueue(op, to, store.OutboxItem{Text: text})
+}
+
+// enqueue adds it (text or media; id, recipient and time are set here) to
+// the outbox for to, a user or conversation, and returns its message id.
+func (c *Client) enqueue(op, to string, it store.OutboxItem) (string, error) {
+	if c.cfg.Groups == nil {
+		return "", fmt.Errorf("%s: %w", op, ErrNoE2EE)
+	}
 	a, err := c.Account()
 	if err != nil {
 		return "", err
@@ -41,7 +50,7 @@ func (c *Client) Queue(to, text string) (string, error) {
 		return "", err
 	}
 	err = c.st.Update(func(tx *store.Tx) error {
-		it := store.OutboxItem{ID: id, To: to, Text: text, Created: c.cfg.Now().UTC()}
+		it.ID, it.To, it.Created = id, to, c.cfg.Now().UTC()
 		if conv, ok := conversationFor(tx, to); ok {
 			it.Conversation = conv
 		} else if tx.Meta(goneName(to)) != nil {
@@ -120,7 +129,7 @@ func (c *Client) seal(ctx context.Context, it store.OutboxItem) (store.OutboxIte
 	}
 	var pt []byte
 	if it.Control == nil {
-		if pt, err = encodeBody(it.Text); err != nil {
+		if pt, err = encodeItemBody(it); err != nil {
 			return it, err
 		}
 	}

@@ -19,6 +19,8 @@ type Message struct {
 	// about, Text its detail (e.g. the new name). Empty for messages.
 	Event string `json:"event,omitempty"`
 	User  string `json:"user,omitempty"`
+	// Media is the file a media message refers to (nil for text).
+	Media *MediaRef `json:"media,omitempty"`
 }
 
 var bInbox = []byte("inbox")

@@ -18,7 +18,9 @@ type OutboxItem struct {
 	Text         string `json:"text"`
 	// Control is a group control message (client-defined encoding) sent
 	// instead of Text.
-	Control  []byte    `json:"control,omitempty"`
+	Control []byte `json:"control,omitempty"`
+	// Media is the file a media message refers to, sent with Text as caption.
+	Media    *MediaRef `json:"media,omitempty"`
 	Payload  []byte    `json:"payload,omitempty"` // encoded send request, once encrypted
 	Epoch    uint64    `json:"epoch,omitempty"`
 	Created  time.Time `json:"created"`

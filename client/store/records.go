@@ -171,3 +171,15 @@ func (t *Tx) DeleteGroup(conv string) error {
 	}
 	return t.deleteTrees(conv)
 }
+
+// MediaRef is an encrypted file on the homeserver that a message refers
+// to (client.SendFile, client.FetchMedia). Key decrypts it; it is secret
+// like the message itself.
+type MediaRef struct {
+	ID     string `json:"id"`     // the server's media id
+	Key    string `json:"key"`    // keys/media key, base64url
+	SHA256 string `json:"sha256"` // of the ciphertext, hex
+	Size   int64  `json:"size"`   // plaintext bytes
+	Type   string `json:"type"`   // MIME type, e.g. "image/png"
+	Name   string `json:"name"`   // file name, without folders
+}

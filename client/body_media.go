@@ -1,0 +1,83 @@
+package client
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"hearth/client/store"
+	"hearth/keys/media"
+)
+
+// Limits on a received media reference, so that a hostile sender cannot
+// make a receiver store or print junk.
+const (
+	maxMediaName = 255
+	maxMediaType = 127
+	maxMediaSize = 1 << 40
+)
+
+// encodeItemBody is the body of an outbox item: its text, and the media
+// reference if it has one.
+func encodeItemBody(it store.OutboxItem) ([]byte, error) {
+	if it.Media == nil {
+		return encodeBody(it.Text)
+	}
+	return json.Marshal(body{V: 1, Text: it.Text, Media: it.Media})
+}
+
+// checkMediaRef validates a media reference from a message body.
+func checkMediaRef(r *store.MediaRef) error {
+	if !validMediaID(r.ID) {
+		return fmt.Errorf("media: bad id")
+	}
+	if _, err := media.ParseKey(r.Key); err != nil {
+		return fmt.Errorf("media: %w", err)
+	}
+	if h, err := hex.DecodeString(r.SHA256); err != nil || len(h) != 32 || r.SHA256 != strings.ToLower(r.SHA256) {
+		return fmt.Errorf("media: sha256 must be 64 lowercase hex digits")
+	}
+	return checkMediaMeta(r)
+}
+
+// checkMediaMeta validates what a reference says about the file itself.
+func checkMediaMeta(r *store.MediaRef) error {
+	if r.Size < 0 || r.Size > maxMediaSize {
+		return fmt.Errorf("media: size %d out of range", r.Size)
+	}
+	if len(r.Type) > maxMediaType || !printable(r.Type) || strings.ContainsAny(r.Type, " \t") {
+		return fmt.Errorf("media: bad type")
+	}
+	if r.Name == "" || len(r.Name) > maxMediaName || !printable(r.Name) || strings.ContainsAny(r.Name, `/\`) || r.Name == "." || r.Name == ".." {
+		return fmt.Errorf("media: bad file name")
+	}
+	return nil
+}
+
+// validMediaID accepts what a homeserver makes: base64url, 16-64 characters.
+func validMediaID(id string) bool {
+	if len(id) < 16 || len(id) > 64 {
+		return false
+	}
+	for _, c := range []byte(id) {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// printable reports whether s is valid UTF-8 without control characters.
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return false
+		}
+	}
+	return true
+}
