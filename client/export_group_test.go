@@ -37,11 +37,11 @@ func (ts *testServer) MailboxPayloads(t *testing.T, deviceID, conv string) []*wi
 	return out
 }
 
-// GroupState is this device's saved MLS state of conv.
+// GroupState is this device's saved MLS state of conv, whole (trees embedded).
 func (c *Client) GroupState(t *testing.T, conv string) []byte {
 	t.Helper()
 	var st []byte
-	if err := c.st.View(func(tx *store.Tx) (err error) { st, err = tx.Group(conv); return }); err != nil {
+	if err := c.st.View(func(tx *store.Tx) (err error) { st, err = c.wholeGroupState(tx, conv); return }); err != nil {
 		t.Fatal(err)
 	}
 	return st

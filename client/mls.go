@@ -62,6 +62,25 @@ type ExternalJoiner interface {
 	JoinExternal(groupInfo []byte, self Self, v CredentialValidator) (Group, Commit, error)
 }
 
+// SplitGroup is a Group that can save its state without its ratchet
+// trees. The trees are most of a big group's state (about 1.4 MB for
+// 1,024 members on the default suite) and a message never changes them,
+// so the client stores each tree once and saves only the rest after every
+// message. MarshalSplit returns that rest and the encodings of the trees
+// it refers to, by opaque reference (none: the state is whole). The tree
+// bytes may be shared with the group: do not modify them.
+type SplitGroup interface {
+	Group
+	MarshalSplit() (state []byte, trees map[string][]byte, err error)
+}
+
+// SplitEngine restores states saved with SplitGroup.MarshalSplit, asking
+// tree for each tree by reference, and whole states saved with Marshal.
+// The restored group may keep the bytes tree returns.
+type SplitEngine interface {
+	LoadSplit(state []byte, tree func(ref []byte) ([]byte, error), self Self, v CredentialValidator) (Group, error)
+}
+
 // Received is what processing an incoming MLS message yields.
 type Received struct {
 	Sender      string // device address from the sender's validated credential

@@ -165,6 +165,20 @@ func (e *Engine) Load(state []byte, self client.Self, v client.CredentialValidat
 	return &group{g: g, v: v}, nil
 }
 
+var _ client.SplitEngine = (*Engine)(nil)
+
+// LoadSplit restores a group saved with MarshalSplit (or Marshal); tree
+// returns a stored tree by reference. A missing tree, or one that does
+// not match its reference, fails the load.
+func (e *Engine) LoadSplit(state []byte, tree func(ref []byte) ([]byte, error), self client.Self, v client.CredentialValidator) (client.Group, error) {
+	lookup := func(r mls.TreeRef) ([]byte, error) { return tree(r[:]) }
+	g, err := mls.UnmarshalGroupSplit(state, lookup, e.config(v))
+	if err != nil {
+		return nil, fmt.Errorf("mlsgroup: load: %w", err)
+	}
+	return &group{g: g, v: v}, nil
+}
+
 var _ client.ExternalJoiner = (*Engine)(nil)
 
 // JoinExternal joins by external commit. keys/mls moves the new member to

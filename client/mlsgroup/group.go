@@ -123,3 +123,20 @@ func (g *group) MergeCommit() error {
 func (g *group) DiscardCommit() { g.g.DiscardPendingCommit() }
 
 func (g *group) Marshal() ([]byte, error) { return g.g.Marshal() }
+
+var _ client.SplitGroup = (*group)(nil)
+
+// MarshalSplit saves the state without its ratchet trees, which come back
+// by reference (the raw bytes of their mls.TreeRef); see
+// mls.Group.MarshalSplit.
+func (g *group) MarshalSplit() ([]byte, map[string][]byte, error) {
+	state, trees, err := g.g.MarshalSplit()
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make(map[string][]byte, len(trees))
+	for ref, b := range trees {
+		out[string(ref[:])] = b
+	}
+	return state, out, nil
+}
