@@ -147,3 +147,56 @@ func BenchmarkApplication1KB(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkGroupSave1024: what a member of a 1,024-member group does per
+// message it sends: encrypt, then save its state, whole (Marshal) or
+// split (MarshalSplit, the tree left out), and restore it.
+func BenchmarkGroupSave1024(b *testing.B) {
+	for _, id := range groupBenchSuites {
+		s, _ := suite.Lookup(id)
+		b.Run(id.String(), func(b *testing.B) {
+			_, member := bigGroup(b, s, 1024)
+			var trees map[TreeRef][]byte
+			b.Run("whole", func(b *testing.B) {
+				var n int
+				for b.Loop() {
+					if _, err := member.g.Encrypt([]byte("hello"), nil); err != nil {
+						b.Fatal(err)
+					}
+					n = len(mustMarshal(b, member.g))
+				}
+				b.ReportMetric(float64(n), "state-bytes")
+			})
+			b.Run("split", func(b *testing.B) {
+				var n int
+				for b.Loop() {
+					if _, err := member.g.Encrypt([]byte("hello"), nil); err != nil {
+						b.Fatal(err)
+					}
+					state, t, err := member.g.MarshalSplit()
+					if err != nil {
+						b.Fatal(err)
+					}
+					n, trees = len(state), t
+				}
+				b.ReportMetric(float64(n), "state-bytes")
+			})
+			whole := mustMarshal(b, member.g)
+			state, _, _ := member.g.MarshalSplit()
+			b.Run("load-whole", func(b *testing.B) {
+				for b.Loop() {
+					if _, err := UnmarshalGroupConfig(whole, testConfig()); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run("load-split", func(b *testing.B) {
+				for b.Loop() {
+					if _, err := UnmarshalGroupSplit(state, lookupIn(trees), testConfig()); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}
