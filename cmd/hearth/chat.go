@@ -35,11 +35,12 @@ func newChatCmd() *cobra.Command {
 	env := &chatEnv{}
 	cmd := &cobra.Command{
 		Use:   "chat",
-		Short: "Use Hearth as a chat client (login, devices, send, recv, history)",
+		Short: "Use Hearth as a chat client (login, devices, send, recv, history, media)",
 	}
 	cmd.PersistentFlags().StringVar(&env.profile, "profile", "", "profile folder of this device (required)")
 	cmd.PersistentFlags().BoolVar(&env.verbose, "verbose", false, "log protocol events to stderr")
-	cmd.AddCommand(newChatLoginCmd(env), newChatDeviceCmd(env), newChatSendCmd(env), newChatRecvCmd(env), newChatHistoryCmd(env), newChatGroupCmd(env))
+	cmd.AddCommand(newChatLoginCmd(env), newChatDeviceCmd(env), newChatSendCmd(env), newChatRecvCmd(env), newChatHistoryCmd(env), newChatGroupCmd(env),
+		newChatMediaCmd(env))
 	return cmd
 }
 

@@ -23,14 +23,20 @@ func timeoutContext(ctx context.Context, d time.Duration) (context.Context, cont
 
 func newChatSendCmd(env *chatEnv) *cobra.Command {
 	var timeout time.Duration
+	var file sendFile // chat_media.go
 	cmd := &cobra.Command{
-		Use:   "send USER@DOMAIN TEXT",
+		Use:   "send USER@DOMAIN (TEXT | --file PATH [--type MIME])",
 		Short: "Send TEXT to USER; exits 0 once the server durably accepted it",
 		Long: `Queue TEXT for USER and send it (after anything queued earlier). Exits 0 once
 the server accepted it. If --timeout passes first it exits non-zero and the
-message stays queued: a later send or recv delivers it, exactly once.`,
-		Args: cobra.ExactArgs(2),
+message stays queued: a later send or recv delivers it, exactly once.
+With --file, the file is encrypted and uploaded first, then the message
+referring to it is sent the same way.`,
+		Args: file.args,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if file.path != "" {
+				return file.send(cmd, env, args[0], timeout)
+			}
 			ctx, cancel := signalContext(cmd.Context())
 			defer cancel()
 			c, err := env.open()
@@ -55,6 +61,7 @@ message stays queued: a later send or recv delivers it, exactly once.`,
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "give up (leaving the message queued) after this long")
+	file.register(cmd)
 	return cmd
 }
 
@@ -99,7 +106,7 @@ and acknowledge them. Exits after --timeout of silence unless --follow.`,
 	f := cmd.Flags()
 	f.BoolVar(&follow, "follow", false, "keep printing until interrupted")
 	f.DurationVar(&timeout, "timeout", 2*time.Second, "exit after this long without a new message")
-	f.BoolVar(&asJSON, "json", false, `one JSON object per line: {"id","conversation","from","text","sent_at","seq"} plus "event","user" for group changes`)
+	f.BoolVar(&asJSON, "json", false, `one JSON object per line: {"id","conversation","from","text","sent_at","seq"} plus "event","user" for group changes and "media" {"id","sha256","size","type","name"} for files`)
 	return cmd
 }
 
@@ -141,7 +148,7 @@ func newChatHistoryCmd(env *chatEnv) *cobra.Command {
 
 func printMessage(w io.Writer, m store.Message, asJSON bool) error {
 	if asJSON {
-		b, err := json.Marshal(m)
+		b, err := json.Marshal(shownMessage(m))
 		if err != nil {
 			return err
 		}
@@ -152,6 +159,10 @@ func printMessage(w io.Writer, m store.Message, asJSON bool) error {
 		_, err := fmt.Fprintf(w, "%s #%d %s: [%s] %s %s\n", m.SentAt.Format(time.RFC3339), m.Seq, m.From, m.Event, m.User, m.Text)
 		return err
 	}
-	_, err := fmt.Fprintf(w, "%s #%d %s: %s\n", m.SentAt.Format(time.RFC3339), m.Seq, m.From, m.Text)
+	text := m.Text
+	if m.Media != nil {
+		text = mediaText(m)
+	}
+	_, err := fmt.Fprintf(w, "%s #%d %s: %s\n", m.SentAt.Format(time.RFC3339), m.Seq, m.From, text)
 	return err
 }

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"hearth/client"
+	"hearth/client/store"
+)
+
+// sendFile holds `chat send`'s --file and --type flags.
+type sendFile struct {
+	path, mime string
+}
+
+func (f *sendFile) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.path, "file", "", "send this file (encrypted, then uploaded) instead of a text")
+	cmd.Flags().StringVar(&f.mime, "type", "", "MIME type of --file (default: guessed from its name)")
+}
+
+// args checks the positional arguments: USER TEXT, or USER with --file.
+func (f *sendFile) args(cmd *cobra.Command, args []string) error {
+	if f.path != "" {
+		return cobra.ExactArgs(1)(cmd, args)
+	}
+	if f.mime != "" {
+		return errors.New("--type goes with --file")
+	}
+	return cobra.ExactArgs(2)(cmd, args)
+}
+
+// send uploads the file and sends the message referring to it, printing
+// the message id (as `send` does for texts) once the upload is done.
+func (f *sendFile) send(cmd *cobra.Command, env *chatEnv, to string, timeout time.Duration) error {
+	ctx, cancel := signalContext(cmd.Context())
+	defer cancel()
+	c, err := env.open()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	tctx, tcancel := timeoutContext(ctx, timeout)
+	defer tcancel()
+	id, err := c.QueueFile(tctx, to, f.path, f.mime)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("file not uploaded within %v; nothing was sent", timeout)
+		}
+		return err
+	}
+	kv(cmd.OutOrStdout(), "id", id)
+	if err := c.Flush(tctx, id); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("not sent within %v; message %s stays queued and is sent by the next send or recv", timeout, id)
+		}
+		return err
+	}
+	return nil
+}
+
+func newChatMediaCmd(env *chatEnv) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "media",
+		Short: "Files received or sent in messages",
+	}
+	cmd.AddCommand(newChatMediaGetCmd(env))
+	return cmd
+}
+
+func newChatMediaGetCmd(env *chatEnv) *cobra.Command {
+	var out string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "get MESSAGE_ID --out FILE",
+		Short: "Download, check and decrypt the file of a message this device holds",
+		Long: `Download the file the message MESSAGE_ID (an id from recv or history) refers to,
+check it against the SHA-256 in the message, decrypt it and write it to FILE
+("-": standard output). FILE is only created once the whole file checked out.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return errors.New("--out is required")
+			}
+			return env.withClient(cmd, timeout, func(ctx context.Context, c *client.Client) error {
+				if _, err := c.Account(); err != nil {
+					return err
+				}
+				ref, err := c.MediaOf(args[0])
+				if err != nil {
+					return err
+				}
+				if out == "-" {
+					return c.FetchMedia(ctx, ref, cmd.OutOrStdout())
+				}
+				if err := fetchToFile(ctx, c, ref, out); err != nil {
+					return err
+				}
+				w := cmd.OutOrStdout()
+				kv(w, "file", out)
+				kv(w, "name", ref.Name)
+				kv(w, "type", ref.Type)
+				kv(w, "size", strconv.FormatInt(ref.Size, 10))
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", `write the file here ("-": standard output)`)
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "give up after this long")
+	return cmd
+}
+
+// fetchToFile writes the media to a temporary file beside path and renames
+// it into place only when it was complete and authentic.
+func fetchToFile(ctx context.Context, c *client.Client, ref store.MediaRef, path string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".part-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
+	if err := c.FetchMedia(ctx, ref, tmp); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// shownMessage is a message as recv/history print it: the media
+// reference without its key (media get finds the key by message id).
+func shownMessage(m store.Message) store.Message {
+	if m.Media != nil {
+		ref := *m.Media
+		ref.Key = ""
+		m.Media = &ref
+	}
+	return m
+}
+
+// mediaText is the plain-text line of a media message.
+func mediaText(m store.Message) string {
+	s := fmt.Sprintf("[file %q, %s, %d bytes; hearth chat media get %s --out FILE]", m.Media.Name, m.Media.Type, m.Media.Size, m.ID)
+	if m.Text != "" {
+		s += " " + m.Text
+	}
+	return s
+}
