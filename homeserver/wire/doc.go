@@ -19,6 +19,17 @@
 //	Send{conversation,message_id,...}    ->
 //	                                      <- SendOK{conversation_seq} after durable commit
 //
+// Media (encrypted files; for now on the control stream, see hearth.proto):
+//
+//	UploadMedia{total_size,data}         -> start
+//	                                      <- UploadMediaOK{upload_id,received}
+//	UploadMedia{upload_id,offset,data}   -> ... offset = received
+//	UploadMedia{upload_id}               -> after a reconnect: where to resume
+//	UploadMedia{upload_id,offset,data,final} ->
+//	                                      <- UploadMediaOK{media_id,sha256} once durable
+//	DownloadMedia{media_id,offset,length} ->
+//	                                      <- MediaData{data,total_size}
+//
 // Requests carry a client-chosen non-zero id that the response echoes;
 // pushes have id 0. Error codes (Code) are stable and only appended to.
 //
