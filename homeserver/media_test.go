@@ -210,3 +210,27 @@ func TestMediaJanitor(t *testing.T) {
 		t.Fatal("complete media damaged by the janitor")
 	}
 }
+
+// TestMediaConcurrentAppend: two streams of one device racing to append at
+// the same offset: exactly one wins, the upload holds its bytes once.
+func TestMediaConcurrentAppend(t *testing.T) {
+	h := newHarness(t, Config{})
+	alice, _ := h.firstDevice("alice")
+	other := h.connect()
+	other.hello(alice.access)
+	file := randBytes(1000)
+	id := alice.must(upload("", 1000, 0, file[:100], false)).GetUploadMedia().UploadId
+	for round := 0; round < 8; round++ {
+		off := uint64(100 + round*100)
+		a := alice.start(upload(id, 0, off, file[off:off+100], false))
+		b := other.start(upload(id, 0, off, file[off:off+100], false))
+		ra, rb := alice.await(a), other.await(b)
+		if (ra.GetError() == nil) == (rb.GetError() == nil) {
+			t.Fatalf("round %d: both or neither appended: %v / %v", round, ra, rb)
+		}
+	}
+	done := alice.must(upload(id, 0, 900, file[900:], true)).GetUploadMedia()
+	if got := fetchAll(alice, done.MediaId, 0); !bytes.Equal(got, file) {
+		t.Fatal("racing appends corrupted the upload")
+	}
+}
