@@ -58,6 +58,7 @@ type Client struct {
 	bg       sync.WaitGroup
 	dropping bool
 	closing  bool
+	onSignal func(Signal) // typing and presence pushes (signals.go)
 }
 
 // ErrNotLoggedIn is returned when the profile has no account yet.
@@ -148,6 +149,7 @@ func (c *Client) session(ctx context.Context) (*Session, error) {
 		MinBackoff:      c.cfg.MinBackoff,
 		MaxBackoff:      c.cfg.MaxBackoff,
 		OnRevokedListed: c.onRevokedListed,
+		OnSignal:        c.signal,
 	})
 	return c.sess, nil
 }

@@ -60,6 +60,8 @@ type SessionConfig struct {
 	// but that are still on the user's signed list (HelloOK.revoked_listed,
 	// DevicesChanged pushes). It must not block.
 	OnRevokedListed func(deviceIDs []string)
+	// OnSignal receives typing and presence pushes. It must not block.
+	OnSignal func(*wire.ServerFrame)
 }
 
 // Session keeps one authenticated control stream to the homeserver up:

@@ -39,8 +39,10 @@ func (s *Session) servePushes(ctx context.Context, c *conn) error {
 			return wire.E("client.Session", b.Closed.GetCode(), b.Closed.GetMessage())
 		case *wire.ServerFrame_DevicesChanged:
 			s.revokedListed(b.DevicesChanged.GetRevokedListed())
-		default:
-			// Typing and presence are lossy signals this client does not show.
+		case *wire.ServerFrame_Typing, *wire.ServerFrame_Presence:
+			if s.cfg.OnSignal != nil {
+				s.cfg.OnSignal(f)
+			}
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"hearth/client"
 	"hearth/client/store"
 )
 
@@ -66,7 +67,7 @@ referring to it is sent the same way.`,
 }
 
 func newChatRecvCmd(env *chatEnv) *cobra.Command {
-	var follow, asJSON bool
+	var follow, asJSON, signals bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "recv [--follow] [--timeout DURATION] [--json]",
@@ -95,7 +96,12 @@ and acknowledge them. Exits after --timeout of silence unless --follow.`,
 				quiet = 0
 				go c.FlushEvery(ctx, 10*time.Second)
 			}
-			out := cmd.OutOrStdout()
+			out := io.Writer(cmd.OutOrStdout())
+			if signals {
+				lw := &lineWriter{w: out}
+				out = lw
+				c.OnSignal(func(s client.Signal) { printSignal(lw, s, asJSON) })
+			}
 			err = c.Receive(ctx, quiet, func(m store.Message) error { return printMessage(out, m, asJSON) })
 			if follow && errors.Is(err, context.Canceled) {
 				return nil // interrupted
@@ -105,6 +111,7 @@ and acknowledge them. Exits after --timeout of silence unless --follow.`,
 	}
 	f := cmd.Flags()
 	f.BoolVar(&follow, "follow", false, "keep printing until interrupted")
+	f.BoolVar(&signals, "signals", false, `also print typing and presence as they arrive (JSON: "event":"typing"|"presence", "user", "conversation", "typing", "state")`)
 	f.DurationVar(&timeout, "timeout", 2*time.Second, "exit after this long without a new message")
 	f.BoolVar(&asJSON, "json", false, `one JSON object per line: {"id","conversation","from","text","sent_at","seq"} plus "event","user" for group changes and "media" {"id","sha256","size","type","name"} for files`)
 	return cmd

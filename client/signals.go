@@ -1,0 +1,82 @@
+package client
+
+import (
+	"context"
+	"strings"
+
+	"hearth/client/store"
+	"hearth/homeserver/wire"
+)
+
+// Signals are the lossy, unstored pushes: a member typing in a
+// conversation, a contact's presence. The server sends them only to
+// sessions online at that moment and drops them for slow ones.
+
+// Signal is one typing or presence push.
+type Signal struct {
+	Event        string // "typing" or "presence"
+	Conversation string // typing: the conversation id
+	User         string // who: user@domain
+	Typing       bool   // typing: started (true) or stopped
+	State        string // presence: "online", "away" or "offline"
+	LastActiveMs int64  // presence: when the user was last active
+}
+
+// OnSignal sets the function that receives typing and presence pushes
+// (nil: they are dropped). It runs on the session's goroutine and must
+// not block.
+func (c *Client) OnSignal(f func(Signal)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onSignal = f
+}
+
+// signal hands a typing or presence push to the OnSignal function.
+func (c *Client) signal(f *wire.ServerFrame) {
+	c.mu.Lock()
+	fn := c.onSignal
+	c.mu.Unlock()
+	if fn == nil {
+		return
+	}
+	switch b := f.GetBody().(type) {
+	case *wire.ServerFrame_Typing:
+		fn(Signal{Event: "typing", Conversation: b.Typing.GetConversationId(), User: b.Typing.GetUser(), Typing: b.Typing.GetTyping()})
+	case *wire.ServerFrame_Presence:
+		fn(Signal{Event: "presence", User: b.Presence.GetUser(), State: presenceName(b.Presence.GetState()), LastActiveMs: b.Presence.GetLastActiveMs()})
+	}
+}
+
+func presenceName(s wire.PresenceState) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "PRESENCE_STATE_"))
+}
+
+// Typing tells the members of a conversation (target: a user address or
+// a conversation id this device knows) who are online that this user
+// started (true) or stopped typing. It is rate-limited by the server.
+func (c *Client) Typing(ctx context.Context, target string, typing bool) error {
+	const op = "client.Typing"
+	var conv string
+	var ok bool
+	if err := c.st.View(func(tx *store.Tx) error { conv, ok = conversationFor(tx, target); return nil }); err != nil {
+		return err
+	}
+	if !ok {
+		return wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no conversation with %s on this device", target)
+	}
+	_, err := c.call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_Typing{Typing: &wire.Typing{ConversationId: conv, Typing: typing}}})
+	return err
+}
+
+// SetPresence sets this user's presence ("online", "away" or "offline")
+// for the users it shares a conversation with. A session going online
+// sets "online" by itself, and the last one going away sets "offline".
+func (c *Client) SetPresence(ctx context.Context, state string) error {
+	const op = "client.SetPresence"
+	st, ok := wire.PresenceState_value["PRESENCE_STATE_"+strings.ToUpper(state)]
+	if !ok || st == int32(wire.PresenceState_PRESENCE_STATE_UNSPECIFIED) {
+		return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "presence must be online, away or offline, not %q", state)
+	}
+	_, err := c.call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_SetPresence{SetPresence: &wire.SetPresence{State: wire.PresenceState(st)}}})
+	return err
+}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"hearth/client"
+)
+
+// Typing and presence from the command line: `chat typing`, `chat
+// presence`, and `recv --signals` to print what others signal.
+
+func newChatTypingCmd(env *chatEnv) *cobra.Command {
+	var stop bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "typing USER@DOMAIN|CONVERSATION [--stop]",
+		Short: "Tell the conversation's online members that you are typing (or stopped)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return env.withClient(cmd, timeout, func(ctx context.Context, c *client.Client) error {
+				return c.Typing(ctx, args[0], !stop)
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&stop, "stop", false, "say you stopped typing")
+	cmd.Flags().DurationVar(&timeout, "timeout", 15*time.Second, "give up after this long")
+	return cmd
+}
+
+func newChatPresenceCmd(env *chatEnv) *cobra.Command {
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "presence online|away|offline",
+		Short: "Set your presence for the users you share a conversation with",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return env.withClient(cmd, timeout, func(ctx context.Context, c *client.Client) error {
+				return c.SetPresence(ctx, args[0])
+			})
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", 15*time.Second, "give up after this long")
+	return cmd
+}
+
+// lineWriter serializes whole lines from the receive loop and the
+// session's signal callback.
+type lineWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lineWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// printSignal prints one typing or presence push: JSON objects carry
+// "event" ("typing" or "presence"), "user", and "conversation" and
+// "typing", or "state" and "last_active".
+func printSignal(w io.Writer, s client.Signal, asJSON bool) {
+	if asJSON {
+		obj := map[string]any{"event": s.Event, "user": s.User}
+		if s.Event == "typing" {
+			obj["conversation"], obj["typing"] = s.Conversation, s.Typing
+		} else {
+			obj["state"] = s.State
+			if s.LastActiveMs > 0 {
+				obj["last_active"] = time.UnixMilli(s.LastActiveMs).UTC().Format(time.RFC3339)
+			}
+		}
+		b, _ := json.Marshal(obj)
+		fmt.Fprintln(w, string(b))
+		return
+	}
+	if s.Event == "typing" {
+		what := "is typing"
+		if !s.Typing {
+			what = "stopped typing"
+		}
+		fmt.Fprintf(w, "* %s %s in %s\n", s.User, what, s.Conversation)
+		return
+	}
+	fmt.Fprintf(w, "* %s is %s\n", s.User, s.State)
+}
