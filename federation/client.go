@@ -157,6 +157,15 @@ func (c *Client) Send(ctx context.Context, destination string, st *fedwire.Signe
 	return res, nil
 }
 
+// Signal posts a signed transaction of lossy signals (PathSignal).
+func (c *Client) Signal(ctx context.Context, destination string, st *fedwire.SignedTransaction) (*fedwire.TransactionResult, error) {
+	res := &fedwire.TransactionResult{}
+	if err := c.post(ctx, destination, PathSignal, st, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
 // Query posts a signed query.
 func (c *Client) Query(ctx context.Context, destination string, sq *fedwire.SignedQuery) (*fedwire.QueryResult, error) {
 	res := &fedwire.QueryResult{}

@@ -73,6 +73,8 @@ func CheckEnvelope(origin, self string, env *fedwire.Envelope) error {
 				return bad("recipient %s is not on %s", dev, self)
 			}
 		}
+	case fedwire.EnvelopeKind_ENVELOPE_KIND_TYPING:
+		return checkTyping(origin, self, env)
 	case fedwire.EnvelopeKind_ENVELOPE_KIND_DEVICE_LIST:
 		u, err := identity.ParseUser(env.GetSender())
 		if err != nil {
@@ -83,6 +85,43 @@ func CheckEnvelope(origin, self string, env *fedwire.Envelope) error {
 		}
 	default:
 		return bad("unknown envelope kind %d", env.GetKind())
+	}
+	return nil
+}
+
+// checkTyping: a typing signal goes from a follower to the hub (sender a
+// device of the origin) or from the hub to a follower (recipients devices
+// of the destination).
+func checkTyping(origin, self string, env *fedwire.Envelope) error {
+	const op = "federation.CheckEnvelope"
+	dev, err := identity.ParseDevice(env.GetSender())
+	if err != nil {
+		return errorf(op, fedwire.Code_CODE_BAD_REQUEST, "sender: %v", err)
+	}
+	hub, err := HubOf(env.GetConversationId())
+	if err != nil {
+		return errorf(op, fedwire.Code_CODE_BAD_REQUEST, "%v", err)
+	}
+	switch {
+	case hub == self:
+		if dev.User.Domain != origin {
+			return errorf(op, fedwire.Code_CODE_FORBIDDEN, "%s may not signal for %s", origin, dev)
+		}
+	case hub == origin:
+		if len(env.GetRecipients()) == 0 {
+			return errorf(op, fedwire.Code_CODE_BAD_REQUEST, "typing from the hub names no recipients")
+		}
+		for _, r := range env.GetRecipients() {
+			rd, err := identity.ParseDevice(r)
+			if err != nil {
+				return errorf(op, fedwire.Code_CODE_BAD_REQUEST, "recipient: %v", err)
+			}
+			if rd.User.Domain != self {
+				return errorf(op, fedwire.Code_CODE_BAD_REQUEST, "recipient %s is not on %s", rd, self)
+			}
+		}
+	default:
+		return errorf(op, fedwire.Code_CODE_FORBIDDEN, "%s is neither the hub of %s nor sends to it", origin, env.GetConversationId())
 	}
 	return nil
 }

@@ -120,6 +120,7 @@ func TestCheckEnvelope(t *testing.T) {
 		return &fedwire.Envelope{Id: "e", Kind: kind, Sender: sender, ConversationId: conv, Recipients: recips}
 	}
 	S, D, L := fedwire.EnvelopeKind_ENVELOPE_KIND_SUBMIT, fedwire.EnvelopeKind_ENVELOPE_KIND_DELIVER, fedwire.EnvelopeKind_ENVELOPE_KIND_DEVICE_LIST
+	T := fedwire.EnvelopeKind_ENVELOPE_KIND_TYPING
 	cases := []struct {
 		name string
 		env  *fedwire.Envelope
@@ -133,6 +134,13 @@ func TestCheckEnvelope(t *testing.T) {
 		{"deliver to a device elsewhere", env(D, "alice@a.example/D1", "c@a.example", "carol@c.example/X"), fedwire.Code_CODE_BAD_REQUEST},
 		{"device list of own user", env(L, "alice@a.example", ""), fedwire.Code_CODE_OK},
 		{"device list of a foreign user", env(L, "bob@b.example", ""), fedwire.Code_CODE_FORBIDDEN},
+		{"typing to the hub", env(T, "alice@a.example/D1", "c@b.example"), fedwire.Code_CODE_OK},
+		{"typing to the hub for another domain's user", env(T, "carol@c.example/D1", "c@b.example"), fedwire.Code_CODE_FORBIDDEN},
+		{"typing from the hub", env(T, "carol@c.example/D1", "c@a.example", "bob@b.example/X"), fedwire.Code_CODE_OK},
+		{"typing from the hub to a device elsewhere", env(T, "carol@c.example/D1", "c@a.example", "carol@c.example/X"), fedwire.Code_CODE_BAD_REQUEST},
+		{"typing from the hub to nobody", env(T, "carol@c.example/D1", "c@a.example"), fedwire.Code_CODE_BAD_REQUEST},
+		{"typing from a third server", env(T, "alice@a.example/D1", "c@c.example", "bob@b.example/X"), fedwire.Code_CODE_FORBIDDEN},
+		{"typing with a bad sender", env(T, "not a device", "c@b.example"), fedwire.Code_CODE_BAD_REQUEST},
 		{"unknown kind", env(99, "alice@a.example/D1", "c@b.example"), fedwire.Code_CODE_BAD_REQUEST},
 		{"no id", &fedwire.Envelope{Kind: S, Sender: "alice@a.example/D1", ConversationId: "c@b.example"}, fedwire.Code_CODE_BAD_REQUEST},
 	}

@@ -22,6 +22,7 @@ import (
 const (
 	PathTransaction = "/hearth/federation/v1/transaction"
 	PathQuery       = "/hearth/federation/v1/query"
+	PathSignal      = "/hearth/federation/v1/signal" // lossy signals (typing): no dedup, no queue
 	PathKeyDocument = "/.well-known/hearth/server"
 	contentType     = "application/x-protobuf"
 )
@@ -43,6 +44,13 @@ type Handler struct {
 	Inbound  Inbound
 	KeyDoc   func() *KeyDocument
 	Log      *slog.Logger
+	// Signals applies a verified transaction of lossy signals (typing)
+	// from PathSignal; nil: the path is not served. Signals are not
+	// deduplicated: a replay within the clock window repeats a signal.
+	Signals func(ctx context.Context, txn *fedwire.Transaction) *fedwire.TransactionResult
+	// SignalLimiter bounds signal transactions per origin, apart from
+	// Limiter so that signals cannot use up the budget of messages.
+	SignalLimiter *RateLimiter
 }
 
 // ServeHTTP routes the three federation paths.
@@ -55,6 +63,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveTransaction(w, r)
 	case r.URL.Path == PathQuery && r.Method == http.MethodPost:
 		h.serveQuery(w, r)
+	case r.URL.Path == PathSignal && r.Method == http.MethodPost && h.Signals != nil:
+		h.serveSignals(w, r)
 	default:
 		http.Error(w, "not found", http.StatusNotFound)
 	}
@@ -117,6 +127,25 @@ func (h *Handler) serveTransaction(w http.ResponseWriter, r *http.Request) {
 		res = &fedwire.TransactionResult{Code: CodeOf(err), Message: err.Error()}
 	}
 	h.writeProto(w, res)
+}
+
+func (h *Handler) serveSignals(w http.ResponseWriter, r *http.Request) {
+	st := &fedwire.SignedTransaction{}
+	if !h.readBody(w, r, st) {
+		return
+	}
+	txn, err := h.Verifier.VerifyTransaction(r.Context(), st)
+	if err == nil && h.SignalLimiter != nil {
+		if ok, wait := h.SignalLimiter.Take(txn.Origin, 1); !ok {
+			err = errorf("federation.Signals", fedwire.Code_CODE_RATE_LIMITED, "retry in %s", wait)
+		}
+	}
+	if err != nil {
+		h.refused(r, "signals", originOf(st.GetTransaction(), true), err)
+		h.writeProto(w, &fedwire.TransactionResult{Code: CodeOf(err), Message: err.Error()})
+		return
+	}
+	h.writeProto(w, h.Signals(r.Context(), txn))
 }
 
 func (h *Handler) serveQuery(w http.ResponseWriter, r *http.Request) {

@@ -55,6 +55,9 @@ type fed struct {
 	out    *federation.Outbound
 	ver    *federation.Verifier
 	lim    *federation.RateLimiter
+	sigLim *federation.RateLimiter // signal path, per origin (fed_signals.go)
+	// signals bounds signal transactions in flight (fed_signals.go).
+	signals chan struct{}
 
 	rotMu sync.Mutex // one key rotation at a time
 
@@ -123,6 +126,8 @@ func newFed(s *Server, key *serverkey.Key) (*fed, error) {
 		Log: s.log.With("component", "federation"), Now: s.now, Allowed: f.policy.Allowed}
 	f.ver = &federation.Verifier{Self: s.cfg.Domain, Keys: f, Policy: f.policy, Limits: cfg.Limits, Now: s.now}
 	f.lim = &federation.RateLimiter{Rate: cfg.RatePerSecond, Burst: cfg.RateBurst, Now: s.now}
+	f.sigLim = &federation.RateLimiter{Rate: signalRate, Burst: signalBurst, Now: s.now}
+	f.signals = make(chan struct{}, maxSignalFlights)
 	return f, nil
 }
 
@@ -274,7 +279,7 @@ func (s *Server) FederationHandler() http.Handler {
 		return nil
 	}
 	return &federation.Handler{Verifier: s.fed.ver, Limiter: s.fed.lim, Inbound: s.fed, KeyDoc: s.fed.keyDoc,
-		Log: s.log.With("component", "federation")}
+		Log: s.log.With("component", "federation"), Signals: s.fed.applySignals, SignalLimiter: s.fed.sigLim}
 }
 
 // SetFederationAddress sets the address published in the key document

@@ -147,5 +147,8 @@ func (ss *session) typing(m *wire.Typing) (*wire.ServerFrame, error) {
 	for _, o := range ss.s.sessionsOfDevices(ids) {
 		o.pushEphemeral(ev)
 	}
+	if ss.s.fed != nil {
+		ss.s.fed.relayTyping(m.ConversationId, me, m.Typing, members, "")
+	}
 	return okFrame(), nil
 }
