@@ -20,6 +20,10 @@ import (
 // homeserver's default per-request limit).
 const uploadChunk = 256 << 10
 
+// minUploadChunk is as small as requests get when a server refuses larger
+// ones (a homeserver with a small frame limit).
+const minUploadChunk = 8 << 10
+
 // ErrNoMedia is returned by MediaOf for a message without a file.
 var ErrNoMedia = errors.New("client: message has no media")
 
@@ -106,16 +110,24 @@ func (c *Client) upload(ctx context.Context, f io.ReaderAt, sealed media.Sealed)
 	var uploadID string
 	var off uint64
 	for {
-		n := min(uint64(len(buf)), total-off)
-		if _, err := f.ReadAt(buf[:n], int64(off)); err != nil && !(errors.Is(err, io.EOF) && n == 0) {
-			return "", fmt.Errorf("%s: read ciphertext: %w", op, err)
-		}
-		req := &wire.UploadMedia{UploadId: uploadID, Offset: off, Data: buf[:n], Final: off+n == total}
+		var req *wire.UploadMedia
 		if uploadID == "" {
-			req.TotalSize = total
+			// Start without data: a refusal (size, quota) then costs
+			// nothing, and a later TOO_LARGE can only be about the chunk.
+			req = &wire.UploadMedia{TotalSize: total}
+		} else {
+			n := min(uint64(len(buf)), total-off)
+			if _, err := f.ReadAt(buf[:n], int64(off)); err != nil && !(errors.Is(err, io.EOF) && n == 0) {
+				return "", fmt.Errorf("%s: read ciphertext: %w", op, err)
+			}
+			req = &wire.UploadMedia{UploadId: uploadID, Offset: off, Data: buf[:n], Final: off+n == total}
 		}
 		r, err := c.call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_UploadMedia{UploadMedia: req}})
 		if err != nil {
+			if uploadID != "" && wire.Is(err, wire.Code_CODE_TOO_LARGE) && len(buf) > minUploadChunk {
+				buf = buf[:len(buf)/2] // the server takes smaller requests
+				continue
+			}
 			if !errors.Is(err, ErrDisconnected) || ctx.Err() != nil {
 				return "", err
 			}

@@ -16,6 +16,8 @@ import (
 	"hearth/client"
 	"hearth/client/mlsgroup"
 	"hearth/client/store"
+	"hearth/homeserver"
+	"hearth/homeserver/wire"
 	"hearth/keys/media"
 )
 
@@ -182,5 +184,45 @@ func TestSendFileRefusals(t *testing.T) {
 	os.WriteFile(p, []byte("x"), 0o600)
 	if _, err := a.c.SendFile(ctx30(t), B, p, "text/plain\n"); err == nil {
 		t.Fatal("a MIME type with a control character was accepted")
+	}
+}
+
+// TestSendFileServerLimits: a server taking smaller requests than the
+// client's default gets them (the client halves its chunks); a file over
+// the server's size limit is refused before anything is queued.
+func TestSendFileServerLimits(t *testing.T) {
+	ts := client.NewTestServerMedia(t, "a.example", homeserver.MediaConfig{MaxChunkBytes: 50_000, MaxBytes: 400_000})
+	const pw = "correct horse battery"
+	A, B := ts.AddUser(t, "alice", pw), ts.AddUser(t, "bob", pw)
+	a, b := newDev(t, ts, A), newDev(t, ts, B)
+	a.login(pw)
+	b.login(pw)
+	dir := t.TempDir()
+	file := make([]byte, 300_000)
+	rand.Read(file)
+	p := filepath.Join(dir, "clip.mp4")
+	os.WriteFile(p, file, 0o600)
+	id, err := a.c.SendFile(ctx30(t), B, p, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := receiveAll(t, b)
+	if len(got) != 1 || got[0].ID != id || got[0].Media == nil || got[0].Media.Type != "video/mp4" {
+		t.Fatalf("received %+v", got)
+	}
+	var out bytes.Buffer
+	if err := b.c.FetchMedia(ctx30(t), *got[0].Media, &out); err != nil || !bytes.Equal(out.Bytes(), file) {
+		t.Fatalf("fetch: %v, equal %v", err, bytes.Equal(out.Bytes(), file))
+	}
+
+	big := filepath.Join(dir, "big.bin")
+	os.WriteFile(big, make([]byte, 400_001), 0o600)
+	if _, err := a.c.SendFile(ctx30(t), B, big, ""); !wire.Is(err, wire.Code_CODE_TOO_LARGE) {
+		t.Fatalf("oversized file: %v", err)
+	}
+	var queued []store.OutboxItem
+	a.c.Store().View(func(tx *store.Tx) (err error) { queued, err = tx.Outbox(); return })
+	if len(queued) != 0 {
+		t.Fatalf("a refused file left %d outbox items", len(queued))
 	}
 }

@@ -234,3 +234,34 @@ func TestMediaConcurrentAppend(t *testing.T) {
 		t.Fatal("racing appends corrupted the upload")
 	}
 }
+
+// TestMediaFinishAfterCrash: a crash after the complete file was renamed
+// into place but before its row was marked complete; the repeated final
+// request finds the file and completes the upload.
+func TestMediaFinishAfterCrash(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "media")
+	h := newHarness(t, Config{Media: MediaConfig{Dir: dir}})
+	alice, _ := h.firstDevice("alice")
+	file := randBytes(5000)
+	id := alice.must(upload("", 5000, 0, file, false)).GetUploadMedia().UploadId
+	var row *storage.Media
+	h.db.Read(t.Context(), func(tx *storage.Tx) (err error) { row, err = tx.MediaUpload(id); return })
+	if err := os.Rename(filepath.Join(dir, "partial", id), filepath.Join(dir, "complete", row.MediaID)); err != nil {
+		t.Fatal(err)
+	}
+	h.restart()
+	c := h.connect()
+	c.hello(alice.access)
+	if got := c.must(upload(id, 0, 0, nil, false)).GetUploadMedia().Received; got != 5000 {
+		t.Fatalf("received after the crash: %d", got)
+	}
+	c.fails(download(row.MediaID, 0, 0), wire.Code_CODE_NOT_FOUND) // not complete yet
+	done := c.must(upload(id, 0, 5000, nil, true)).GetUploadMedia()
+	want := sha256.Sum256(file)
+	if done.MediaId != row.MediaID || !bytes.Equal(done.Sha256, want[:]) {
+		t.Fatalf("completed as %v", done)
+	}
+	if got := fetchAll(c, done.MediaId, 0); !bytes.Equal(got, file) {
+		t.Fatal("download differs")
+	}
+}
