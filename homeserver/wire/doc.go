@@ -30,6 +30,17 @@
 //	DownloadMedia{media_id,offset,length} ->
 //	                                      <- MediaData{data,total_size}
 //
+// Lossy signals (pushes only to sessions online at that moment; a slow
+// session's are dropped):
+//
+//	Typing{conversation_id,typing}       -> (members' sessions, on any server)
+//	                                      <- TypingEvent{conversation_id,user,typing}
+//	SetPresence{state}                   -> (peers' sessions on this server)
+//	                                      <- PresenceEvent{user,state,last_active_ms}
+//	                                      <- DevicesChanged{revoked_listed} (an admin
+//	                                         revoked a device still on the user's
+//	                                         signed list; also in HelloOK)
+//
 // Requests carry a client-chosen non-zero id that the response echoes;
 // pushes have id 0. Error codes (Code) are stable and only appended to.
 //
