@@ -128,11 +128,14 @@ func (m *mediaStore) janitorLoop() {
 }
 
 // RunMediaJanitor removes uploads that did not complete within
-// MediaConfig.UploadTimeout of their start (files first, then the row, so
-// a crash in between leaves a row the next pass removes). It returns how
-// many it removed. The loop calls it; tests call it with their clock.
+// MediaConfig.UploadTimeout of their start, then the files of every
+// deleted upload (abandoned ones, and those of deleted users: a trigger
+// records each deleted row, so a crash in between loses nothing). It
+// returns how many abandoned uploads it removed. The loop calls it; tests
+// call it with their clock.
 func (s *Server) RunMediaJanitor(ctx context.Context) (int, error) {
 	const op = "homeserver.RunMediaJanitor"
+	const batch = 100
 	m, err := s.media()
 	if err != nil {
 		return 0, err
@@ -141,42 +144,58 @@ func (s *Server) RunMediaJanitor(ctx context.Context) (int, error) {
 	removed := 0
 	for {
 		var stale []*storage.Media
-		if err := s.db.Read(ctx, func(tx *storage.Tx) (err error) { stale, err = tx.StaleMediaUploads(cutoff, 100); return }); err != nil {
+		if err := s.db.Read(ctx, func(tx *storage.Tx) (err error) { stale, err = tx.StaleMediaUploads(cutoff, batch); return }); err != nil {
 			return removed, fmt.Errorf("%s: %w", op, err)
 		}
 		for _, row := range stale {
-			if err := m.remove(ctx, row); err != nil {
+			ok, err := m.abandon(ctx, row.UploadID)
+			if err != nil {
 				return removed, fmt.Errorf("%s: %w", op, err)
 			}
-			removed++
+			if ok {
+				removed++
+			}
 		}
-		if len(stale) < 100 {
+		if len(stale) < batch {
+			break
+		}
+	}
+	for {
+		var gone []storage.Media
+		if err := s.db.Read(ctx, func(tx *storage.Tx) (err error) { gone, err = tx.GoneMedia(batch); return }); err != nil {
+			return removed, fmt.Errorf("%s: %w", op, err)
+		}
+		for _, g := range gone {
+			if err := m.removeFiles(ctx, g); err != nil {
+				return removed, fmt.Errorf("%s: %w", op, err)
+			}
+		}
+		if len(gone) < batch {
 			return removed, nil
 		}
 	}
 }
 
-func (m *mediaStore) remove(ctx context.Context, row *storage.Media) error {
-	unlock := m.lock(row.UploadID)
+// abandon deletes an incomplete upload's row (its files go with the gone
+// records); false if it completed or went meanwhile.
+func (m *mediaStore) abandon(ctx context.Context, uploadID string) (bool, error) {
+	unlock := m.lock(uploadID)
 	defer unlock()
-	// Read again under the lock: the upload may have completed meanwhile.
-	err := m.s.db.Read(ctx, func(tx *storage.Tx) (err error) { row, err = tx.MediaUpload(row.UploadID); return })
+	err := m.s.db.Write(ctx, func(tx *storage.Tx) error { return tx.DeleteIncompleteMedia(uploadID) })
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil
-	} else if err != nil {
-		return err
+		return false, nil
 	}
-	if row.Complete() {
-		return nil
-	}
-	for _, p := range []string{m.partialPath(row.UploadID), m.completePath(row.MediaID)} {
+	return err == nil, err
+}
+
+// removeFiles removes a deleted upload's files, then its gone record.
+func (m *mediaStore) removeFiles(ctx context.Context, g storage.Media) error {
+	unlock := m.lock(g.UploadID)
+	defer unlock()
+	for _, p := range []string{m.partialPath(g.UploadID), m.completePath(g.MediaID)} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
 	}
-	err = m.s.db.Write(ctx, func(tx *storage.Tx) error { return tx.DeleteIncompleteMedia(row.UploadID) })
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil // removed by an earlier pass
-	}
-	return err
+	return m.s.db.Write(ctx, func(tx *storage.Tx) error { return tx.ForgetGoneMedia(g.UploadID) })
 }

@@ -209,6 +209,19 @@ func TestMediaJanitor(t *testing.T) {
 	if got := fetchAll(alice, done.MediaId, 0); !bytes.Equal(got, file) {
 		t.Fatal("complete media damaged by the janitor")
 	}
+
+	// A deleted user's media goes, files included, at the next pass.
+	if err := h.s.UserDelete(t.Context(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.s.RunMediaJanitor(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{"partial", "complete"} {
+		if left, _ := os.ReadDir(filepath.Join(dir, sub)); len(left) != 0 {
+			t.Fatalf("files left in %s after the user was deleted: %v", sub, left)
+		}
+	}
 }
 
 // TestMediaConcurrentAppend: two streams of one device racing to append at

@@ -115,3 +115,29 @@ func (t *Tx) DeleteIncompleteMedia(uploadID string) error {
 	return wrap("storage.DeleteIncompleteMedia", affected(t.exec(
 		`DELETE FROM media WHERE upload_id = ? AND complete_ms = 0`, uploadID)))
 }
+
+// GoneMedia lists up to limit deleted uploads whose files may still exist
+// (recorded by a trigger on every delete from media, cascades included).
+func (t *Tx) GoneMedia(limit int) ([]Media, error) {
+	const op = "storage.GoneMedia"
+	rows, err := t.query(`SELECT upload_id, media_id FROM media_gone LIMIT ?`, limit)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	defer rows.Close()
+	var out []Media
+	for rows.Next() {
+		var m Media
+		if err := rows.Scan(&m.UploadID, &m.MediaID); err != nil {
+			return nil, wrap(op, err)
+		}
+		out = append(out, m)
+	}
+	return out, wrap(op, rows.Err())
+}
+
+// ForgetGoneMedia drops the record of a deleted upload once its files are gone.
+func (t *Tx) ForgetGoneMedia(uploadID string) error {
+	_, err := t.exec(`DELETE FROM media_gone WHERE upload_id = ?`, uploadID)
+	return wrap("storage.ForgetGoneMedia", err)
+}

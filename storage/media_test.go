@@ -75,3 +75,52 @@ func TestMediaLifecycle(t *testing.T) {
 		return err
 	}))
 }
+
+// TestGoneMedia: deleting an upload, directly or by deleting its user,
+// records it for the janitor, which forgets it once the files are gone.
+func TestGoneMedia(t *testing.T) {
+	db, _ := openTest(t)
+	ctx := context.Background()
+	u := &User{Name: "ann", PassHash: "x", CreatedMs: 1}
+	if err := db.Write(ctx, func(tx *Tx) error {
+		if err := tx.InsertUser(u); err != nil {
+			return err
+		}
+		for _, id := range []string{"a", "b"} {
+			if err := tx.InsertMedia(&Media{UploadID: "up-" + id, MediaID: "m-" + id, UserID: u.ID, DeviceID: "D", TotalSize: 1, CreatedMs: 1}); err != nil {
+				return err
+			}
+		}
+		return tx.CompleteMedia("up-b", make([]byte, 32), 2)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	gone := func() []Media {
+		var g []Media
+		if err := db.Read(ctx, func(tx *Tx) (err error) { g, err = tx.GoneMedia(10); return }); err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	if g := gone(); len(g) != 0 {
+		t.Fatalf("gone before any delete: %v", g)
+	}
+	if err := db.Write(ctx, func(tx *Tx) error { return tx.DeleteIncompleteMedia("up-a") }); err != nil {
+		t.Fatal(err)
+	}
+	if g := gone(); len(g) != 1 || g[0].UploadID != "up-a" || g[0].MediaID != "m-a" {
+		t.Fatalf("after deleting an upload: %v", g)
+	}
+	if err := db.Write(ctx, func(tx *Tx) error { return tx.DeleteUser(u.ID) }); err != nil {
+		t.Fatal(err)
+	}
+	if g := gone(); len(g) != 2 || g[1].MediaID != "m-b" {
+		t.Fatalf("after deleting the user (cascade): %v", g)
+	}
+	if err := db.Write(ctx, func(tx *Tx) error { return errors.Join(tx.ForgetGoneMedia("up-a"), tx.ForgetGoneMedia("up-b")) }); err != nil {
+		t.Fatal(err)
+	}
+	if g := gone(); len(g) != 0 {
+		t.Fatalf("after forgetting: %v", g)
+	}
+}
