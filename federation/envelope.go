@@ -75,6 +75,8 @@ func CheckEnvelope(origin, self string, env *fedwire.Envelope) error {
 		}
 	case fedwire.EnvelopeKind_ENVELOPE_KIND_TYPING:
 		return checkTyping(origin, self, env)
+	case fedwire.EnvelopeKind_ENVELOPE_KIND_PRESENCE:
+		return checkPresence(origin, self, env)
 	case fedwire.EnvelopeKind_ENVELOPE_KIND_DEVICE_LIST:
 		u, err := identity.ParseUser(env.GetSender())
 		if err != nil {
@@ -122,6 +124,35 @@ func checkTyping(origin, self string, env *fedwire.Envelope) error {
 		}
 	default:
 		return errorf(op, fedwire.Code_CODE_FORBIDDEN, "%s is neither the hub of %s nor sends to it", origin, env.GetConversationId())
+	}
+	return nil
+}
+
+// checkPresence: a user's presence comes from the user's server, or is
+// relayed by a hub to named recipients (users of the destination).
+func checkPresence(origin, self string, env *fedwire.Envelope) error {
+	const op = "federation.CheckEnvelope"
+	u, err := identity.ParseUser(env.GetSender())
+	if err != nil {
+		return errorf(op, fedwire.Code_CODE_BAD_REQUEST, "user: %v", err)
+	}
+	if env.GetPresence() < 1 || env.GetPresence() > 3 {
+		return errorf(op, fedwire.Code_CODE_BAD_REQUEST, "presence state %d", env.GetPresence())
+	}
+	if u.Domain == self {
+		return errorf(op, fedwire.Code_CODE_FORBIDDEN, "%s may not tell %s the presence of its own user %s", origin, self, u)
+	}
+	if u.Domain != origin && len(env.GetRecipients()) == 0 {
+		return errorf(op, fedwire.Code_CODE_FORBIDDEN, "%s relays the presence of %s to nobody", origin, u)
+	}
+	for _, r := range env.GetRecipients() {
+		ru, err := identity.ParseUser(r)
+		if err != nil {
+			return errorf(op, fedwire.Code_CODE_BAD_REQUEST, "recipient: %v", err)
+		}
+		if ru.Domain != self {
+			return errorf(op, fedwire.Code_CODE_BAD_REQUEST, "recipient %s is not on %s", ru, self)
+		}
 	}
 	return nil
 }

@@ -121,6 +121,9 @@ func TestCheckEnvelope(t *testing.T) {
 	}
 	S, D, L := fedwire.EnvelopeKind_ENVELOPE_KIND_SUBMIT, fedwire.EnvelopeKind_ENVELOPE_KIND_DELIVER, fedwire.EnvelopeKind_ENVELOPE_KIND_DEVICE_LIST
 	T := fedwire.EnvelopeKind_ENVELOPE_KIND_TYPING
+	pres := func(user string, state uint32, recips ...string) *fedwire.Envelope {
+		return &fedwire.Envelope{Id: "e", Kind: fedwire.EnvelopeKind_ENVELOPE_KIND_PRESENCE, Sender: user, Presence: state, Recipients: recips}
+	}
 	cases := []struct {
 		name string
 		env  *fedwire.Envelope
@@ -141,6 +144,13 @@ func TestCheckEnvelope(t *testing.T) {
 		{"typing from the hub to nobody", env(T, "carol@c.example/D1", "c@a.example"), fedwire.Code_CODE_BAD_REQUEST},
 		{"typing from a third server", env(T, "alice@a.example/D1", "c@c.example", "bob@b.example/X"), fedwire.Code_CODE_FORBIDDEN},
 		{"typing with a bad sender", env(T, "not a device", "c@b.example"), fedwire.Code_CODE_BAD_REQUEST},
+		{"presence of own user", pres("alice@a.example", 1), fedwire.Code_CODE_OK},
+		{"presence relayed to a user here", pres("carol@c.example", 2, "bob@b.example"), fedwire.Code_CODE_OK},
+		{"presence relayed to nobody", pres("carol@c.example", 2), fedwire.Code_CODE_FORBIDDEN},
+		{"presence relayed to a user elsewhere", pres("carol@c.example", 2, "dave@c.example"), fedwire.Code_CODE_BAD_REQUEST},
+		{"presence of the destination's own user", pres("bob@b.example", 1), fedwire.Code_CODE_FORBIDDEN},
+		{"presence with no state", pres("alice@a.example", 0), fedwire.Code_CODE_BAD_REQUEST},
+		{"presence of a device, not a user", pres("alice@a.example/D1", 1), fedwire.Code_CODE_BAD_REQUEST},
 		{"unknown kind", env(99, "alice@a.example/D1", "c@b.example"), fedwire.Code_CODE_BAD_REQUEST},
 		{"no id", &fedwire.Envelope{Kind: S, Sender: "alice@a.example/D1", ConversationId: "c@b.example"}, fedwire.Code_CODE_BAD_REQUEST},
 	}

@@ -99,7 +99,14 @@ func (f *fed) applySignals(ctx context.Context, txn *fedwire.Transaction) *fedwi
 	res := &fedwire.TransactionResult{Code: fedwire.Code_CODE_OK}
 	for _, env := range txn.Envelopes {
 		r := &fedwire.EnvelopeResult{Id: env.GetId(), Code: fedwire.Code_CODE_OK}
-		if err := f.applyTyping(ctx, txn.Origin, env); err != nil {
+		var err error
+		switch env.GetKind() {
+		case fedwire.EnvelopeKind_ENVELOPE_KIND_PRESENCE:
+			err = f.applyPresence(ctx, txn.Origin, env)
+		default:
+			err = f.applyTyping(ctx, txn.Origin, env)
+		}
+		if err != nil {
 			r.Code, r.Message = federation.CodeOf(err), err.Error()
 		}
 		res.Results = append(res.Results, r)
@@ -112,7 +119,7 @@ func (f *fed) applySignals(ctx context.Context, txn *fedwire.Transaction) *fedwi
 func (f *fed) applyTyping(ctx context.Context, origin string, env *fedwire.Envelope) error {
 	const op = "homeserver.applyTyping"
 	if env.GetKind() != fedwire.EnvelopeKind_ENVELOPE_KIND_TYPING {
-		return &federation.Error{Op: op, Code: fedwire.Code_CODE_BAD_REQUEST, Msg: "only typing travels on the signal path"}
+		return &federation.Error{Op: op, Code: fedwire.Code_CODE_BAD_REQUEST, Msg: "only typing and presence travel on the signal path"}
 	}
 	if err := federation.CheckEnvelope(origin, f.s.cfg.Domain, env); err != nil {
 		return err

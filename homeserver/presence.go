@@ -90,6 +90,9 @@ func (s *Server) setPresence(ss *session, st wire.PresenceState) []storage.Peer 
 			o.pushEphemeral(ev)
 		}
 	}
+	if s.fed != nil {
+		s.fed.sendPresence(ss.userID, addr, st, now)
+	}
 	return peers
 }
 

@@ -122,6 +122,7 @@ const (
 	EnvelopeKind_ENVELOPE_KIND_SUBMIT_RESULT EnvelopeKind = 3 // hub -> follower: the verdict on a SUBMIT
 	EnvelopeKind_ENVELOPE_KIND_DEVICE_LIST   EnvelopeKind = 4 // a user's new signed device list, sequenced per user
 	EnvelopeKind_ENVELOPE_KIND_TYPING        EnvelopeKind = 5 // lossy signal on the signal path: follower -> hub, hub -> followers
+	EnvelopeKind_ENVELOPE_KIND_PRESENCE      EnvelopeKind = 6 // lossy signal on the signal path: a user's server -> servers sharing a conversation; hub -> followers
 )
 
 // Enum value maps for EnvelopeKind.
@@ -133,6 +134,7 @@ var (
 		3: "ENVELOPE_KIND_SUBMIT_RESULT",
 		4: "ENVELOPE_KIND_DEVICE_LIST",
 		5: "ENVELOPE_KIND_TYPING",
+		6: "ENVELOPE_KIND_PRESENCE",
 	}
 	EnvelopeKind_value = map[string]int32{
 		"ENVELOPE_KIND_UNSPECIFIED":   0,
@@ -141,6 +143,7 @@ var (
 		"ENVELOPE_KIND_SUBMIT_RESULT": 3,
 		"ENVELOPE_KIND_DEVICE_LIST":   4,
 		"ENVELOPE_KIND_TYPING":        5,
+		"ENVELOPE_KIND_PRESENCE":      6,
 	}
 )
 
@@ -343,7 +346,11 @@ type Envelope struct {
 	// message_id, conversation_seq and recipients is set.
 	FailedServer string `protobuf:"bytes,24,opt,name=failed_server,json=failedServer,proto3" json:"failed_server,omitempty"`
 	// TYPING: whether the sender started (true) or stopped typing.
-	Typing        bool `protobuf:"varint,25,opt,name=typing,proto3" json:"typing,omitempty"`
+	Typing bool `protobuf:"varint,25,opt,name=typing,proto3" json:"typing,omitempty"`
+	// PRESENCE (sender = the user): a hearth.v1.PresenceState and when the
+	// user was last active.
+	Presence      uint32 `protobuf:"varint,26,opt,name=presence,proto3" json:"presence,omitempty"`
+	LastActiveMs  int64  `protobuf:"varint,27,opt,name=last_active_ms,json=lastActiveMs,proto3" json:"last_active_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -551,6 +558,20 @@ func (x *Envelope) GetTyping() bool {
 		return x.Typing
 	}
 	return false
+}
+
+func (x *Envelope) GetPresence() uint32 {
+	if x != nil {
+		return x.Presence
+	}
+	return 0
+}
+
+func (x *Envelope) GetLastActiveMs() int64 {
+	if x != nil {
+		return x.LastActiveMs
+	}
+	return 0
 }
 
 // TransactionResult answers a transaction envelope by envelope.
@@ -1246,7 +1267,7 @@ const file_federation_proto_rawDesc = "" +
 	"\vdestination\x18\x02 \x01(\tR\vdestination\x12\x15\n" +
 	"\x06txn_id\x18\x03 \x01(\tR\x05txnId\x12$\n" +
 	"\x0eorigin_time_ms\x18\x04 \x01(\x03R\foriginTimeMs\x12<\n" +
-	"\tenvelopes\x18\x05 \x03(\v2\x1e.hearth.federation.v1.EnvelopeR\tenvelopes\"\xf8\x06\n" +
+	"\tenvelopes\x18\x05 \x03(\v2\x1e.hearth.federation.v1.EnvelopeR\tenvelopes\"\xba\a\n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x126\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\".hearth.federation.v1.EnvelopeKindR\x04kind\x12'\n" +
@@ -1280,7 +1301,9 @@ const file_federation_proto_rawDesc = "" +
 	"\x13device_list_version\x18\x16 \x01(\x04R\x11deviceListVersion\x122\n" +
 	"\x15prev_conversation_seq\x18\x17 \x01(\x04R\x13prevConversationSeq\x12#\n" +
 	"\rfailed_server\x18\x18 \x01(\tR\ffailedServer\x12\x16\n" +
-	"\x06typing\x18\x19 \x01(\bR\x06typing\"\x9d\x01\n" +
+	"\x06typing\x18\x19 \x01(\bR\x06typing\x12\x1a\n" +
+	"\bpresence\x18\x1a \x01(\rR\bpresence\x12$\n" +
+	"\x0elast_active_ms\x18\x1b \x01(\x03R\flastActiveMs\"\x9d\x01\n" +
 	"\x11TransactionResult\x12.\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x1a.hearth.federation.v1.CodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12>\n" +
@@ -1347,14 +1370,15 @@ const file_federation_proto_rawDesc = "" +
 	"\x12CODE_BAD_SIGNATURE\x10\v\x12\x1a\n" +
 	"\x16CODE_WRONG_DESTINATION\x10\f\x12\x13\n" +
 	"\x0fCODE_CLOCK_SKEW\x10\r\x12\x0f\n" +
-	"\vCODE_REPLAY\x10\x0e*\xbc\x01\n" +
+	"\vCODE_REPLAY\x10\x0e*\xd8\x01\n" +
 	"\fEnvelopeKind\x12\x1d\n" +
 	"\x19ENVELOPE_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ENVELOPE_KIND_SUBMIT\x10\x01\x12\x19\n" +
 	"\x15ENVELOPE_KIND_DELIVER\x10\x02\x12\x1f\n" +
 	"\x1bENVELOPE_KIND_SUBMIT_RESULT\x10\x03\x12\x1d\n" +
 	"\x19ENVELOPE_KIND_DEVICE_LIST\x10\x04\x12\x18\n" +
-	"\x14ENVELOPE_KIND_TYPING\x10\x05B\x1bZ\x19hearth/federation/fedwireb\x06proto3"
+	"\x14ENVELOPE_KIND_TYPING\x10\x05\x12\x1a\n" +
+	"\x16ENVELOPE_KIND_PRESENCE\x10\x06B\x1bZ\x19hearth/federation/fedwireb\x06proto3"
 
 var (
 	file_federation_proto_rawDescOnce sync.Once

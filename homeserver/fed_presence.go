@@ -1,0 +1,121 @@
+package homeserver
+
+import (
+	"context"
+	"strings"
+
+	"hearth/federation"
+	"hearth/federation/fedwire"
+	"hearth/homeserver/wire"
+	"hearth/storage"
+)
+
+// Presence across servers, on the signal path like typing (fed_signals.go).
+// A user's server sends each change of the user's presence to the servers
+// that share a conversation with the user: for conversations it hubs, to
+// every server with members, naming the recipients (users there); for
+// conversations hubbed elsewhere, to the hub. A hub that receives a
+// presence from the user's own server pushes it to its users in the
+// conversations it hubs with that user and relays it, with recipients, to
+// the other servers of those conversations. A server pushes a relayed
+// presence only to recipients that are in a conversation of the relaying
+// hub. The receiving server remembers the state, so it is only as current
+// as the last signal that arrived (signals are lossy); a session learns a
+// remote user's presence when it changes, not when the session connects.
+
+// sendPresence sends a local user's presence to the servers sharing a
+// conversation with the user.
+func (f *fed) sendPresence(userID int64, user string, st wire.PresenceState, atMs int64) {
+	var remote, hubs []string
+	err := f.s.db.Read(context.Background(), func(tx *storage.Tx) (err error) {
+		remote, hubs, err = tx.PresenceTargets(userID, f.s.cfg.Domain)
+		return err
+	})
+	if err != nil {
+		f.s.log.Warn("federation: presence targets", "err", err)
+		return
+	}
+	byDomain := usersByDomain(remote, "")
+	for d, users := range byDomain {
+		f.sendSignal(d, presenceEnvelope(user, st, atMs, users))
+	}
+	for _, h := range hubs {
+		if _, sent := byDomain[h]; !sent {
+			f.sendSignal(h, presenceEnvelope(user, st, atMs, nil))
+		}
+	}
+}
+
+func presenceEnvelope(user string, st wire.PresenceState, atMs int64, recipients []string) *fedwire.Envelope {
+	return &fedwire.Envelope{Id: newEnvelopeID("prs-"), Kind: fedwire.EnvelopeKind_ENVELOPE_KIND_PRESENCE,
+		Sender: user, Presence: uint32(st), LastActiveMs: atMs, Recipients: recipients}
+}
+
+// usersByDomain groups user addresses by domain, leaving out except.
+func usersByDomain(users []string, except string) map[string][]string {
+	out := map[string][]string{}
+	for _, u := range users {
+		if _, d, ok := strings.Cut(u, "@"); ok && d != except {
+			out[d] = append(out[d], u)
+		}
+	}
+	return out
+}
+
+// applyPresence pushes a remote user's presence to the local users it
+// concerns and, when it comes from the user's own server, relays it for
+// the conversations hubbed here.
+func (f *fed) applyPresence(ctx context.Context, origin string, env *fedwire.Envelope) error {
+	const op = "homeserver.applyPresence"
+	if err := federation.CheckEnvelope(origin, f.s.cfg.Domain, env); err != nil {
+		return err
+	}
+	user := env.GetSender()
+	_, userDomain, _ := strings.Cut(user, "@")
+	firstHop := userDomain == origin
+	var ids []int64
+	var relay []string
+	err := f.s.db.Read(ctx, func(tx *storage.Tx) error {
+		if firstHop {
+			local, remote, err := tx.UsersSharingHubbed(user, f.s.cfg.Domain)
+			if err != nil {
+				return err
+			}
+			ids, relay = local, remote
+			// The user's own server names its recipients here.
+			for _, r := range env.GetRecipients() {
+				local, _, _ := strings.Cut(r, "@")
+				if u, err := tx.UserByName(local); err == nil {
+					ids = append(ids, u.ID)
+				}
+			}
+			return nil
+		}
+		for _, r := range env.GetRecipients() {
+			local, _, _ := strings.Cut(r, "@")
+			id, ok, err := tx.UserInConversationOf(local, origin)
+			if err != nil {
+				return err
+			}
+			if ok {
+				ids = append(ids, id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return &federation.Error{Op: op, Code: fedwire.Code_CODE_INTERNAL, Msg: "read rosters"}
+	}
+	st := wire.PresenceState(env.GetPresence())
+	f.s.presence.Set(user, st, env.GetLastActiveMs())
+	ev := &wire.ServerFrame{Body: &wire.ServerFrame_Presence{Presence: &wire.PresenceEvent{User: user, State: st, LastActiveMs: env.GetLastActiveMs()}}}
+	for _, o := range f.s.sessionsOfUsers(ids) {
+		if o.status.Load() == int32(wire.DeviceStatus_DEVICE_STATUS_ACTIVE) {
+			o.pushEphemeral(ev)
+		}
+	}
+	for d, users := range usersByDomain(relay, origin) {
+		f.sendSignal(d, presenceEnvelope(user, st, env.GetLastActiveMs(), users))
+	}
+	return nil
+}
