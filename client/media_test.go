@@ -226,3 +226,35 @@ func TestSendFileServerLimits(t *testing.T) {
 		t.Fatalf("a refused file left %d outbox items", len(queued))
 	}
 }
+
+// TestSendFileToGroup: a file sent to a group conversation reaches every
+// member, each of whom fetches it.
+func TestSendFileToGroup(t *testing.T) {
+	ts := client.NewTestServer(t, "a.example")
+	us := groupUsers(t, ts, "ann", "ben", "cat")
+	gid, err := us[0].c.CreateGroup(ctx30(t), "trip", []string{us[1].user, us[2].user})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range us[1:] {
+		d.drain()
+	}
+	file := make([]byte, 200_000)
+	rand.Read(file)
+	p := filepath.Join(t.TempDir(), "map.png")
+	os.WriteFile(p, file, 0o600)
+	id, err := us[0].c.SendFile(ctx30(t), gid, p, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range us[1:] {
+		got := d.drain()
+		if len(got) != 1 || got[0].ID != id || got[0].Conversation != gid || got[0].Media == nil {
+			t.Fatalf("%s received %+v", d.user, got)
+		}
+		var out bytes.Buffer
+		if err := d.c.FetchMedia(ctx30(t), *got[0].Media, &out); err != nil || !bytes.Equal(out.Bytes(), file) {
+			t.Fatalf("%s fetch: %v", d.user, err)
+		}
+	}
+}
