@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"hearth/keys/mls/codec"
+	"hearth/keys/mls/suite"
 )
 
 type messagesVector map[string]hexBytes
@@ -179,3 +180,25 @@ type extList struct{ e Extensions }
 func (l *extList) Unmarshal(b []byte) error { return decode(&l.e, b, "extensions") }
 
 func (e Extensions) marshalled() []byte { return encode(e) }
+
+// TestLeafSizeHint: the size writers are pre-sized with is at least the
+// leaf's encoding, for key-package, commit and extension-carrying leaves
+// on both suites.
+func TestLeafSizeHint(t *testing.T) {
+	for _, id := range []suite.ID{1, 0xF001} {
+		s, _ := suite.Lookup(id)
+		kp, _ := newDevice(t, s, "someone@example.org/DEVICE1").keyPackage(t, s)
+		leaf := kp.LeafNode
+		commit := leaf
+		commit.Source, commit.ParentHash = SourceCommit, make([]byte, s.Nh())
+		commit.Extensions = Extensions{{Type: 0xff00, Data: make([]byte, 300)}}
+		for _, l := range []*LeafNode{&leaf, &commit} {
+			if n, hint := len(l.Marshal()), l.sizeHint(); hint < n {
+				t.Fatalf("suite %v: size hint %d < encoding %d", id, hint, n)
+			}
+			if n, hint := len(l.TBS([]byte("group"), 3)), l.sizeHint()+len("group")+8; hint < n {
+				t.Fatalf("suite %v: TBS size hint %d < %d", id, hint, n)
+			}
+		}
+	}
+}

@@ -41,19 +41,28 @@ func (t *RatchetTree) fillHashes(x NodeIndex, exclude []LeafIndex, hs [][]byte) 
 // nodeHash is the hash of node x's TreeHashInput given its children's
 // tree hashes (ignored for leaves); see fillHashes for exclude.
 func (t *RatchetTree) nodeHash(x NodeIndex, lh, rh []byte, exclude []LeafIndex) []byte {
-	w := codec.NewWriter(nil)
 	if x.IsLeaf() {
-		w.Uint8(uint8(NodeTypeLeaf))
-		w.Uint32(uint32(x.LeafIndex()))
 		leaf := t.Leaf(x.LeafIndex())
 		if slices.Contains(exclude, x.LeafIndex()) {
 			leaf = nil
 		}
+		size := 16
+		if leaf != nil {
+			size += leaf.sizeHint()
+		}
+		w := codec.NewWriter(make([]byte, 0, size))
+		w.Uint8(uint8(NodeTypeLeaf))
+		w.Uint32(uint32(x.LeafIndex()))
 		w.Optional(leaf != nil, func(w *codec.Writer) { leaf.marshal(w) })
 		return t.suite.Hash(w.Bytes())
 	}
-	w.Uint8(uint8(NodeTypeParent))
 	p := t.ParentNode(x)
+	size := len(lh) + len(rh) + 16
+	if p != nil {
+		size += len(p.EncryptionKey) + len(p.ParentHash) + 4*len(p.UnmergedLeaves) + 8
+	}
+	w := codec.NewWriter(make([]byte, 0, size))
+	w.Uint8(uint8(NodeTypeParent))
 	w.Optional(p != nil, func(w *codec.Writer) {
 		if len(exclude) > 0 {
 			c := *p
