@@ -14,21 +14,13 @@ import (
 // revoked device and removes it from her conversations; bob's messages
 // then no longer go to it, and what bob and alice send still arrives.
 func TestAdminRevokedDeviceLeavesListAndConversations(t *testing.T) {
-	ts := client.NewTestServer(t, "a.example")
-	const pw = "correct horse battery"
-	A, B := ts.AddUser(t, "alice", pw), ts.AddUser(t, "bob", pw)
-	a1, a2, b1 := newDev(t, ts, A), newDev(t, ts, A), newDev(t, ts, B)
-	a1.login(pw)
-	b1.login(pw)
-	a2res := a2.link(pw, a1)
-	a1.send(B, "hello bob")
-	b1.recv(A + ":hello bob")
-	a2.recv(A + ":hello bob")
-	if !ts.RosterHas(t, "alice", a2res.DeviceID) {
+	ts, a1, b1, victim := aliceTwoDevicesAndBob(t)
+	A, B := a1.user, b1.user
+	if !ts.RosterHas(t, "alice", victim) {
 		t.Fatal("alice's second device is not in the conversation")
 	}
 
-	ts.AdminRevoke(t, "alice", a2res.DeviceID)
+	ts.AdminRevoke(t, "alice", victim)
 	// a1's session is up (it just sent): the push reaches it, and it
 	// re-signs the list and commits the removal in the background.
 	deadline := time.Now().Add(20 * time.Second)
@@ -39,15 +31,15 @@ func TestAdminRevokedDeviceLeavesListAndConversations(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, d := range devs {
-			if d.ID == a2res.DeviceID && d.Listed {
+			if d.ID == victim && d.Listed {
 				listed = true
 			}
 		}
-		if !listed && !ts.RosterHas(t, "alice", a2res.DeviceID) {
+		if !listed && !ts.RosterHas(t, "alice", victim) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("revoked device still listed %v or in a conversation %v", listed, ts.RosterHas(t, "alice", a2res.DeviceID))
+			t.Fatalf("revoked device still listed %v or in a conversation %v", listed, ts.RosterHas(t, "alice", victim))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -61,27 +53,20 @@ func TestAdminRevokedDeviceLeavesListAndConversations(t *testing.T) {
 // when the admin revoked; the next time it connects, HelloOK names the
 // device and it takes it off the list.
 func TestAdminRevokeFixedAtNextConnection(t *testing.T) {
-	ts := client.NewTestServer(t, "a.example")
-	const pw = "correct horse battery"
-	A, B := ts.AddUser(t, "alice", pw), ts.AddUser(t, "bob", pw)
-	a1, a2, b1 := newDev(t, ts, A), newDev(t, ts, A), newDev(t, ts, B)
-	a1.login(pw)
-	b1.login(pw)
-	a2res := a2.link(pw, a1)
-	a1.send(B, "hello bob")
-	b1.recv(A + ":hello bob")
+	ts, a1, b1, victim := aliceTwoDevicesAndBob(t)
+	A, B := a1.user, b1.user
 	if err := a1.c.Close(); err != nil { // offline
 		t.Fatal(err)
 	}
-	ts.AdminRevoke(t, "alice", a2res.DeviceID)
-	if !ts.RosterHas(t, "alice", a2res.DeviceID) {
+	ts.AdminRevoke(t, "alice", victim)
+	if !ts.RosterHas(t, "alice", victim) {
 		t.Fatal("the roster changed without any device of alice online")
 	}
 	a1 = reopen(t, ts, a1)
 	b1.send(A, "while you were away") // a1 connects to receive it
 	a1.recv(B + ":while you were away")
 	deadline := time.Now().Add(20 * time.Second)
-	for ts.RosterHas(t, "alice", a2res.DeviceID) {
+	for ts.RosterHas(t, "alice", victim) {
 		if time.Now().After(deadline) {
 			t.Fatal("the revoked device is still in alice's conversation after her device connected")
 		}
@@ -99,4 +84,23 @@ func reopen(t *testing.T, ts *client.TestServer, d *dev) *dev {
 	}
 	t.Cleanup(func() { c.Close() })
 	return &dev{t: t, c: c, user: d.user, profile: d.profile}
+}
+
+// aliceTwoDevicesAndBob: alice on two devices and bob, with a
+// conversation between them that all three devices hold; it returns
+// alice's second device's id.
+func aliceTwoDevicesAndBob(t *testing.T) (ts *client.TestServer, a1, b1 *dev, second string) {
+	t.Helper()
+	ts = client.NewTestServer(t, "a.example")
+	const pw = "correct horse battery"
+	A, B := ts.AddUser(t, "alice", pw), ts.AddUser(t, "bob", pw)
+	a1, a2 := newDev(t, ts, A), newDev(t, ts, A)
+	b1 = newDev(t, ts, B)
+	a1.login(pw)
+	b1.login(pw)
+	res := a2.link(pw, a1)
+	a1.send(B, "hello bob")
+	b1.recv(A + ":hello bob")
+	a2.recv(A + ":hello bob")
+	return ts, a1, b1, res.DeviceID
 }

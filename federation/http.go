@@ -100,23 +100,33 @@ func (h *Handler) writeProto(w http.ResponseWriter, m proto.Message) {
 	w.Write(b)
 }
 
-func (h *Handler) serveTransaction(w http.ResponseWriter, r *http.Request) {
+// readTransaction reads, verifies and rate-limits a signed transaction;
+// on failure it answers the refusal itself and returns nil.
+func (h *Handler) readTransaction(w http.ResponseWriter, r *http.Request, op, what string, lim *RateLimiter) (*fedwire.Transaction, []byte) {
 	st := &fedwire.SignedTransaction{}
 	if !h.readBody(w, r, st) {
-		return
+		return nil, nil
 	}
 	txn, err := h.Verifier.VerifyTransaction(r.Context(), st)
-	if err == nil && h.Limiter != nil {
-		if ok, wait := h.Limiter.Take(txn.Origin, 1); !ok {
-			err = errorf("federation.Transaction", fedwire.Code_CODE_RATE_LIMITED, "retry in %s", wait)
+	if err == nil && lim != nil {
+		if ok, wait := lim.Take(txn.Origin, 1); !ok {
+			err = errorf(op, fedwire.Code_CODE_RATE_LIMITED, "retry in %s", wait)
 		}
 	}
 	if err != nil {
-		h.refused(r, "transaction", originOf(st.GetTransaction(), true), err)
+		h.refused(r, what, originOf(st.GetTransaction(), true), err)
 		h.writeProto(w, &fedwire.TransactionResult{Code: CodeOf(err), Message: err.Error()})
+		return nil, nil
+	}
+	return txn, st.Transaction
+}
+
+func (h *Handler) serveTransaction(w http.ResponseWriter, r *http.Request) {
+	txn, signed := h.readTransaction(w, r, "federation.Transaction", "transaction", h.Limiter)
+	if txn == nil {
 		return
 	}
-	sum := sha256.Sum256(st.Transaction)
+	sum := sha256.Sum256(signed)
 	res, err := h.Inbound.ApplyTransaction(r.Context(), txn, sum[:])
 	if err != nil {
 		h.refused(r, "transaction", txn.Origin, err)
@@ -130,22 +140,9 @@ func (h *Handler) serveTransaction(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) serveSignals(w http.ResponseWriter, r *http.Request) {
-	st := &fedwire.SignedTransaction{}
-	if !h.readBody(w, r, st) {
-		return
+	if txn, _ := h.readTransaction(w, r, "federation.Signals", "signals", h.SignalLimiter); txn != nil {
+		h.writeProto(w, h.Signals(r.Context(), txn))
 	}
-	txn, err := h.Verifier.VerifyTransaction(r.Context(), st)
-	if err == nil && h.SignalLimiter != nil {
-		if ok, wait := h.SignalLimiter.Take(txn.Origin, 1); !ok {
-			err = errorf("federation.Signals", fedwire.Code_CODE_RATE_LIMITED, "retry in %s", wait)
-		}
-	}
-	if err != nil {
-		h.refused(r, "signals", originOf(st.GetTransaction(), true), err)
-		h.writeProto(w, &fedwire.TransactionResult{Code: CodeOf(err), Message: err.Error()})
-		return
-	}
-	h.writeProto(w, h.Signals(r.Context(), txn))
 }
 
 func (h *Handler) serveQuery(w http.ResponseWriter, r *http.Request) {

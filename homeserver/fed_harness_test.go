@@ -253,3 +253,57 @@ func createFedConv(c *client, id string) *wire.ConversationInfo {
 	return c.must(&wire.ClientFrame{Body: &wire.ClientFrame_CreateConversation{CreateConversation: &wire.CreateConversation{
 		ConversationId: id, Kind: wire.ConversationKind_CONVERSATION_KIND_DIRECT}}}).GetConversation()
 }
+
+// groupOfThree starts a.example, b.example and c.example with alice, bob
+// and carol, and a conversation hubbed on a.example with the three of
+// them; each has synced and the followers have their welcomes.
+func groupOfThree(t *testing.T) (a, b, c *fedNode, alice, bob, carol *client, conv string) {
+	t.Helper()
+	a, b, c = newFedNode(t, "a.example"), newFedNode(t, "b.example"), newFedNode(t, "c.example")
+	pinAll(t, a, b, c)
+	_, alice = a.addUser("alice")
+	_, bob = b.addUser("bob")
+	_, carol = c.addUser("carol")
+	for _, cl := range []*client{alice, bob, carol} {
+		cl.must(syncFrame(0))
+	}
+	conv = "group@a.example"
+	createFedConv(alice, conv)
+	alice.must(addCommit(conv, "add", 0, bob.addr(), carol.addr()))
+	collect(t, bob, 1, fedWait)
+	collect(t, carol, 1, fedWait)
+	return a, b, c, alice, bob, carol, conv
+}
+
+// awaitPush returns c's next push that match accepts, skipping others.
+func awaitPush(t *testing.T, c *client, what string, match func(*wire.ServerFrame) bool) *wire.ServerFrame {
+	t.Helper()
+	deadline := time.After(fedWait)
+	for {
+		select {
+		case f := <-c.pushes:
+			if match(f) {
+				return f
+			}
+		case <-deadline:
+			t.Fatalf("%s: no %s", c.user, what)
+			return nil
+		}
+	}
+}
+
+// noPush checks that c gets no push that match accepts within a while.
+func noPush(t *testing.T, c *client, within time.Duration, match func(*wire.ServerFrame) bool) {
+	t.Helper()
+	deadline := time.After(within)
+	for {
+		select {
+		case f := <-c.pushes:
+			if match(f) {
+				t.Fatalf("%s: unexpected push %v", c.user, f)
+			}
+		case <-deadline:
+			return
+		}
+	}
+}

@@ -13,36 +13,17 @@ func presenceFrame(st wire.PresenceState) *wire.ClientFrame {
 	return &wire.ClientFrame{Body: &wire.ClientFrame_SetPresence{SetPresence: &wire.SetPresence{State: st}}}
 }
 
-// awaitPresence waits for c to be told user's state, skipping other pushes.
-func awaitPresence(t *testing.T, c *client, user string, st wire.PresenceState) {
-	t.Helper()
-	deadline := time.After(fedWait)
-	for {
-		select {
-		case f := <-c.pushes:
-			if ev := f.GetPresence(); ev != nil && ev.GetUser() == user && ev.GetState() == st {
-				return
-			}
-		case <-deadline:
-			t.Fatalf("%s was not told %s is %v", c.user, user, st)
-		}
+// presenceOf matches a push telling user's state (any state: st 0).
+func presenceOf(user string, st wire.PresenceState) func(*wire.ServerFrame) bool {
+	return func(f *wire.ServerFrame) bool {
+		ev := f.GetPresence()
+		return ev != nil && ev.GetUser() == user && (st == 0 || ev.GetState() == st)
 	}
 }
 
-// noPresence checks c is not told anything of user within a short while.
-func noPresence(t *testing.T, c *client, user string, within time.Duration) {
+func awaitPresence(t *testing.T, c *client, user string, st wire.PresenceState) {
 	t.Helper()
-	deadline := time.After(within)
-	for {
-		select {
-		case f := <-c.pushes:
-			if ev := f.GetPresence(); ev != nil && ev.GetUser() == user {
-				t.Fatalf("%s was told %v", c.user, ev)
-			}
-		case <-deadline:
-			return
-		}
-	}
+	awaitPush(t, c, user+" "+st.String(), presenceOf(user, st))
 }
 
 // TestFederatedPresence: in a conversation hubbed on a.example with
@@ -51,20 +32,7 @@ func noPresence(t *testing.T, c *client, user string, within time.Duration) {
 // the hub's user's presence reaches both followers; a relay by a server
 // that is not the hub of a shared conversation pushes nothing.
 func TestFederatedPresence(t *testing.T) {
-	a, b, c := newFedNode(t, "a.example"), newFedNode(t, "b.example"), newFedNode(t, "c.example")
-	pinAll(t, a, b, c)
-	_, alice := a.addUser("alice")
-	_, bob := b.addUser("bob")
-	_, carol := c.addUser("carol")
-	for _, cl := range []*client{alice, bob, carol} {
-		cl.must(syncFrame(0))
-	}
-	const conv = "group@a.example"
-	createFedConv(alice, conv)
-	alice.must(addCommit(conv, "add", 0, bob.addr(), carol.addr()))
-	collect(t, bob, 1, fedWait)
-	collect(t, carol, 1, fedWait)
-
+	a, _, c, alice, bob, carol, _ := groupOfThree(t)
 	away := wire.PresenceState_PRESENCE_STATE_AWAY
 	bob.must(presenceFrame(away))
 	awaitPresence(t, alice, "bob@b.example", away)
@@ -83,5 +51,5 @@ func TestFederatedPresence(t *testing.T) {
 	if got := res.GetResults()[0].GetCode(); got != fedwire.Code_CODE_OK {
 		t.Fatalf("relay answered %v", got)
 	}
-	noPresence(t, carol, "mallory@a.example", 300*time.Millisecond)
+	noPush(t, carol, 300*time.Millisecond, presenceOf("mallory@a.example", 0))
 }

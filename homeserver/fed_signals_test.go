@@ -14,71 +14,27 @@ func typingFrame(conv string, typing bool) *wire.ClientFrame {
 	return &wire.ClientFrame{Body: &wire.ClientFrame_Typing{Typing: &wire.Typing{ConversationId: conv, Typing: typing}}}
 }
 
-// nextTyping returns the next typing push of c, skipping other pushes.
-func nextTyping(t *testing.T, c *client) *wire.TypingEvent {
-	t.Helper()
-	deadline := time.After(fedWait)
-	for {
-		select {
-		case f := <-c.pushes:
-			if ev := f.GetTyping(); ev != nil {
-				return ev
-			}
-		case <-deadline:
-			t.Fatalf("%s: no typing push", c.user)
-			return nil
-		}
-	}
-}
-
-// noTyping checks no typing push reached c within a short while.
-func noTyping(t *testing.T, c *client, within time.Duration) {
-	t.Helper()
-	deadline := time.After(within)
-	for {
-		select {
-		case f := <-c.pushes:
-			if ev := f.GetTyping(); ev != nil {
-				t.Fatalf("%s: unexpected typing push %v", c.user, ev)
-			}
-		case <-deadline:
-			return
-		}
-	}
-}
+func isTyping(f *wire.ServerFrame) bool { return f.GetTyping() != nil }
 
 // TestFederatedTyping: typing in a conversation hubbed on a.example
 // reaches the members on b.example and c.example: from the hub, and from
 // a follower through the hub to the other follower. The hub refuses a
 // signal for a sender that is not on the roster and pushes nothing.
 func TestFederatedTyping(t *testing.T) {
-	a, b, c := newFedNode(t, "a.example"), newFedNode(t, "b.example"), newFedNode(t, "c.example")
-	pinAll(t, a, b, c)
-	_, alice := a.addUser("alice")
-	_, bob := b.addUser("bob")
-	_, carol := c.addUser("carol")
-	for _, cl := range []*client{alice, bob, carol} {
-		cl.must(syncFrame(0))
-	}
-	const conv = "group@a.example"
-	createFedConv(alice, conv)
-	alice.must(addCommit(conv, "add", 0, bob.addr(), carol.addr()))
-	collect(t, bob, 1, fedWait)
-	collect(t, carol, 1, fedWait)
-
+	a, _, _, alice, bob, carol, conv := groupOfThree(t)
 	alice.must(typingFrame(conv, true))
 	for _, cl := range []*client{bob, carol} {
-		if ev := nextTyping(t, cl); ev.GetUser() != "alice@a.example" || ev.GetConversationId() != conv || !ev.GetTyping() {
+		if ev := awaitPush(t, cl, "typing push", isTyping).GetTyping(); ev.GetUser() != "alice@a.example" || ev.GetConversationId() != conv || !ev.GetTyping() {
 			t.Fatalf("%s got %v, want alice typing in %s", cl.user, ev, conv)
 		}
 	}
 	bob.must(typingFrame(conv, false))
 	for _, cl := range []*client{alice, carol} {
-		if ev := nextTyping(t, cl); ev.GetUser() != "bob@b.example" || ev.GetTyping() {
+		if ev := awaitPush(t, cl, "typing push", isTyping).GetTyping(); ev.GetUser() != "bob@b.example" || ev.GetTyping() {
 			t.Fatalf("%s got %v, want bob stopped typing", cl.user, ev)
 		}
 	}
-	noTyping(t, bob, 200*time.Millisecond) // not back to its sender
+	noPush(t, bob, 200*time.Millisecond, isTyping) // not back to its sender
 
 	// A signal from c.example for a device that is not on the roster.
 	res := a.s.fed.applySignals(context.Background(), &fedwire.Transaction{Origin: "c.example", Destination: "a.example",
@@ -94,5 +50,5 @@ func TestFederatedTyping(t *testing.T) {
 	if got := res.GetResults()[0].GetCode(); got != fedwire.Code_CODE_FORBIDDEN {
 		t.Fatalf("signal for another server's user answered %v", got)
 	}
-	noTyping(t, alice, 300*time.Millisecond)
+	noPush(t, alice, 300*time.Millisecond, isTyping)
 }

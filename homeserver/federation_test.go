@@ -71,20 +71,8 @@ type history map[uint64]string
 // TestFederationGroupConcurrent: members on three servers send at once;
 // every device ends with the same ordered history, each message exactly once.
 func TestFederationGroupConcurrent(t *testing.T) {
-	a, b, c := newFedNode(t, "a.example"), newFedNode(t, "b.example"), newFedNode(t, "c.example")
-	pinAll(t, a, b, c)
-	_, alice := a.addUser("alice")
-	_, bob := b.addUser("bob")
-	_, carol := c.addUser("carol")
+	_, _, _, alice, bob, carol, conv := groupOfThree(t)
 	clients := []*client{alice, bob, carol}
-	for _, cl := range clients {
-		cl.must(syncFrame(0))
-	}
-	const conv = "group@a.example"
-	createFedConv(alice, conv)
-	alice.must(addCommit(conv, "add", 0, bob.addr(), carol.addr()))
-	collect(t, bob, 1, fedWait)
-	collect(t, carol, 1, fedWait)
 
 	const perSender = 15
 	views := make([]history, len(clients))
