@@ -1478,10 +1478,13 @@ func (x *Pong) GetServerTimeMs() int64 {
 // Hello authenticates the connection with an access token. It must be the
 // first frame unless the client is logging in or refreshing.
 type Hello struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	AccessToken   string                 `protobuf:"bytes,1,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	AccessToken string                 `protobuf:"bytes,1,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
+	// The client reads typing and presence pushes from WebTransport
+	// datagrams: the server may send them there instead of on this stream.
+	DatagramSignals bool `protobuf:"varint,2,opt,name=datagram_signals,json=datagramSignals,proto3" json:"datagram_signals,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Hello) Reset() {
@@ -1519,6 +1522,13 @@ func (x *Hello) GetAccessToken() string {
 		return x.AccessToken
 	}
 	return ""
+}
+
+func (x *Hello) GetDatagramSignals() bool {
+	if x != nil {
+		return x.DatagramSignals
+	}
+	return false
 }
 
 type HelloOK struct {
@@ -4487,9 +4497,10 @@ const file_hearth_proto_rawDesc = "" +
 	"\x05Empty\"\x06\n" +
 	"\x04Ping\",\n" +
 	"\x04Pong\x12$\n" +
-	"\x0eserver_time_ms\x18\x01 \x01(\x03R\fserverTimeMs\"*\n" +
+	"\x0eserver_time_ms\x18\x01 \x01(\x03R\fserverTimeMs\"U\n" +
 	"\x05Hello\x12!\n" +
-	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\"\xdb\x01\n" +
+	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12)\n" +
+	"\x10datagram_signals\x18\x02 \x01(\bR\x0fdatagramSignals\"\xdb\x01\n" +
 	"\aHelloOK\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12/\n" +
