@@ -88,7 +88,7 @@ func (c *Client) QueueFile(ctx context.Context, to, path, mimeType string) (stri
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
-	sealed, err := media.Encrypt(tmp, src, key)
+	sealed, err := media.Encrypt(tmp, src, key, c.cfg.Rand)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", op, err)
 	}

@@ -2,32 +2,34 @@
 // encrypted client-side with a fresh random 256-bit key, in fixed-size
 // chunks, so that it can be uploaded with resume and downloaded and
 // decrypted as a stream in constant memory. The server only ever holds
-// ciphertext; the key, the ciphertext's SHA-256 and its size travel inside
+// ciphertext; the key, the ciphertext's SHA-256 and the size travel inside
 // the end-to-end encrypted message that refers to the file.
 //
-// # Format (version 1)
+// # Format
 //
-// The plaintext is cut into chunks of ChunkSize (64 KiB) bytes; the last
-// chunk is shorter, or a full chunk when the size is a multiple of
-// ChunkSize, and is empty only for an empty file. Each chunk i is sealed
-// with AES-256-GCM (16-byte tag, no additional data) under
+// C2SP chunked encryption (https://c2sp.org/chunked-encryption) in its
+// Cobblestone-256 instantiation: AES-256-GCM with HKDF-SHA-512, checked
+// against the Wycheproof test vectors (media_kat_test.go), with the
+// context string Context. Per file:
 //
-//	aesKey = HKDF-SHA256(ikm = file key, salt = none, info = "hearth media v1 aes-256-gcm")
-//	nonce  = uint88_be(i) || final   (final = 0x01 for the last chunk, 0x00 otherwise)
+//	salt                            24 random bytes
+//	key || base nonce || commitment = HKDF-Expand(SHA-512, prk = file key,
+//	    info = "c2sp.org/chunked-encryption@v1+AEAD_AES_256_GCM" || 0x00 || salt || context)
+//	ciphertext = salt || commitment || chunk 0 || chunk 1 || ...
 //
-// and the sealed chunks are concatenated. This is the STREAM construction
-// (Hoang, Reyhanitabar, Rogaway, Vizár 2015) in the shape age and C2SP's
-// chunked-encryption text use: because the nonce binds the index, chunks
-// cannot be reordered, dropped or duplicated; because it binds the final
-// flag, a stream cannot be truncated at a chunk boundary (the new last
-// chunk was sealed as non-final) nor extended (the real last chunk was
-// sealed as final). Chunks of another file were sealed under another key.
-// A key is used for one file only, so counter nonces never repeat.
+// The plaintext is cut into 16 KiB chunks; the final chunk is always
+// shorter (empty when the size is a multiple of 16 KiB), which marks the
+// end. Chunk i is sealed with AES-256-GCM under key, with nonce
+// base nonce XOR i (big-endian) and no additional data.
 //
-// AES-GCM is not key-committing; the message that carries the key also
-// carries the SHA-256 of the ciphertext, which receivers check before
-// decrypting (client.FetchMedia), so a sender cannot make two recipients
-// decrypt the same reference to different plaintexts.
+// Because the nonce binds the index, chunks cannot be reordered, dropped
+// or duplicated; because only the last chunk may be short, a stream cut
+// at a chunk boundary or extended is refused; chunks of another file were
+// sealed under another key. The 32-byte commitment makes a wrong key fail
+// before any chunk is decrypted and gives key commitment (the same
+// ciphertext cannot decrypt under two keys), so two recipients of one
+// reference always get the same plaintext; the message also carries the
+// ciphertext's SHA-256, checked before decrypting (client.FetchMedia).
 //
 // Decrypt writes each chunk only after it authenticated, but a truncated
 // or corrupted stream is only detected when it is reached: output written

@@ -5,6 +5,7 @@ import (
 	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
@@ -14,28 +15,38 @@ import (
 )
 
 const (
-	// ChunkSize is the plaintext size of every chunk but the last.
-	ChunkSize = 64 << 10
+	// ChunkSize is the plaintext size of every chunk but the last, which
+	// is always shorter (and empty when the size is a multiple of it).
+	ChunkSize = 16 << 10
 	// Overhead is what sealing adds to each chunk (the GCM tag).
 	Overhead = 16
+	// HeaderSize is the salt and key commitment before the chunks.
+	HeaderSize = saltSize + commitSize
 	// KeySize is the size of a file key.
 	KeySize = 32
 
+	saltSize    = 24
+	commitSize  = 32
+	nonceSize   = 12
 	sealedChunk = ChunkSize + Overhead
-	hkdfInfo    = "hearth media v1 aes-256-gcm"
-	maxChunks   = 1 << 40 // far below the 88-bit counter; 64 PiB of plaintext
+	maxChunks   = 1 << 38 // the spec's limit: 4 PiB
+	aeadName    = "AEAD_AES_256_GCM"
+	infoPrefix  = "c2sp.org/chunked-encryption@v1+"
+	// Context is the C2SP context string Hearth binds into every file's
+	// key derivation.
+	Context = "hearth.media.v1"
 )
 
 // Errors returned by Decrypt. Callers test them with errors.Is.
 var (
-	// ErrAuth means a chunk failed to authenticate: wrong key, tampered,
-	// reordered, truncated or extended ciphertext.
+	// ErrAuth means the ciphertext does not authenticate: wrong key (the
+	// commitment differs), tampered, reordered or extended ciphertext.
 	ErrAuth = errors.New("media: ciphertext does not authenticate")
-	// ErrTruncated means the ciphertext ended before its final chunk.
+	// ErrTruncated means the ciphertext ended before its short final chunk.
 	ErrTruncated = errors.New("media: ciphertext truncated")
 )
 
-// Key is one file's secret key. The zero Key is not valid.
+// Key is one file's secret input key. The zero Key is not valid.
 type Key struct{ b [KeySize]byte }
 
 // NewKey draws a fresh key from rand (crypto/rand.Reader in production).
@@ -83,60 +94,61 @@ func (k Key) isZero() bool { return k.Equal(Key{}) }
 // String hides the key so that it never reaches a log by accident.
 func (k Key) String() string { return "media.Key(redacted)" }
 
-func (k Key) aead() (cipher.AEAD, error) {
+// message is one file's derived state: AEAD, base nonce, commitment.
+type message struct {
+	aead   cipher.AEAD
+	base   [nonceSize]byte
+	commit [commitSize]byte
+}
+
+// derive runs the C2SP key derivation (HKDF-Expand with SHA-512, the
+// Cobblestone-256 instantiation) for one salt and context.
+func derive(k Key, salt []byte, context string) (*message, error) {
 	if k.isZero() {
 		return nil, fmt.Errorf("media: zero key")
 	}
-	ak, err := hkdf.Key(sha256.New, k.b[:], nil, hkdfInfo, 32)
+	info := infoPrefix + aeadName + "\x00" + string(salt) + context
+	out, err := hkdf.Expand(sha512.New, k.b[:], info, KeySize+nonceSize+commitSize)
 	if err != nil {
 		return nil, err
 	}
-	blk, err := aes.NewCipher(ak)
+	blk, err := aes.NewCipher(out[:KeySize])
 	if err != nil {
 		return nil, err
 	}
-	return cipher.NewGCM(blk)
+	a, err := cipher.NewGCM(blk)
+	if err != nil {
+		return nil, err
+	}
+	m := &message{aead: a}
+	copy(m.base[:], out[KeySize:KeySize+nonceSize])
+	copy(m.commit[:], out[KeySize+nonceSize:])
+	return m, nil
 }
 
-func nonce(n *[12]byte, i uint64, final bool) {
-	*n = [12]byte{}
+// nonce is the base nonce XOR the chunk counter (big-endian).
+func (m *message) nonce(n *[nonceSize]byte, i uint64) {
+	*n = m.base
 	for j := 0; j < 8; j++ {
-		n[10-j] = byte(i >> (8 * j))
-	}
-	if final {
-		n[11] = 1
+		n[nonceSize-1-j] ^= byte(i >> (8 * j))
 	}
 }
 
 // SealedSize returns the ciphertext size of a plaintext of n bytes.
 func SealedSize(n int64) int64 {
-	if n <= 0 {
-		return Overhead
-	}
-	chunks := (n + ChunkSize - 1) / ChunkSize
-	return n + chunks*Overhead
+	n = max(n, 0)
+	return HeaderSize + n + (n/ChunkSize+1)*Overhead
 }
 
 // PlainSize returns the plaintext size of a well-formed ciphertext of n
 // bytes, or an error if no plaintext seals to that size.
 func PlainSize(n int64) (int64, error) {
-	if n < Overhead {
-		return 0, fmt.Errorf("media: %d bytes is shorter than one sealed chunk", n)
-	}
-	full := n / sealedChunk
-	rest := n % sealedChunk
-	p := full * ChunkSize
-	switch {
-	case rest == 0:
-	case rest > Overhead || full == 0:
-		p += rest - Overhead
-	default:
+	body := n - HeaderSize
+	rest := body % sealedChunk
+	if body < Overhead || rest < Overhead {
 		return 0, fmt.Errorf("media: %d bytes is not a valid ciphertext size", n)
 	}
-	if SealedSize(p) != n {
-		return 0, fmt.Errorf("media: %d bytes is not a valid ciphertext size", n)
-	}
-	return p, nil
+	return body/sealedChunk*ChunkSize + rest - Overhead, nil
 }
 
 // Sealed describes a ciphertext produced by Encrypt.
@@ -146,119 +158,109 @@ type Sealed struct {
 	SHA256    [32]byte // of the ciphertext
 }
 
-// Encrypt reads src to its end and writes its encryption under k to dst,
-// one chunk at a time (memory stays constant whatever the size).
-func Encrypt(dst io.Writer, src io.Reader, k Key) (Sealed, error) {
+// Encrypt reads src to its end and writes its encryption under k to dst
+// (salt from rand, then the commitment, then the chunks), one chunk at a
+// time: memory stays constant whatever the size.
+func Encrypt(dst io.Writer, src io.Reader, k Key, rand io.Reader) (Sealed, error) {
+	return encrypt(dst, src, k, rand, Context)
+}
+
+func encrypt(dst io.Writer, src io.Reader, k Key, rand io.Reader, context string) (Sealed, error) {
 	const op = "media.Encrypt"
 	var out Sealed
-	a, err := k.aead()
+	salt := make([]byte, saltSize)
+	if _, err := io.ReadFull(rand, salt); err != nil {
+		return out, fmt.Errorf("%s: salt: %w", op, err)
+	}
+	m, err := derive(k, salt, context)
 	if err != nil {
 		return out, fmt.Errorf("%s: %w", op, err)
 	}
 	h := sha256.New()
 	w := io.MultiWriter(dst, h)
-	// Read one chunk ahead so that the last chunk is known to be last.
-	cur := make([]byte, ChunkSize)
-	next := make([]byte, ChunkSize)
-	sealed := make([]byte, 0, sealedChunk)
-	var n12 [12]byte
-	cn, err := readChunk(src, cur)
-	if err != nil {
-		return out, fmt.Errorf("%s: read: %w", op, err)
+	if _, err := w.Write(append(salt, m.commit[:]...)); err != nil {
+		return out, fmt.Errorf("%s: write: %w", op, err)
 	}
+	out.Size = HeaderSize
+	buf := make([]byte, ChunkSize)
+	sealed := make([]byte, 0, sealedChunk)
+	var n12 [nonceSize]byte
 	for i := uint64(0); ; i++ {
-		nn := 0
-		if cn == ChunkSize {
-			if nn, err = readChunk(src, next); err != nil {
-				return out, fmt.Errorf("%s: read: %w", op, err)
-			}
-		}
-		final := nn == 0
 		if i >= maxChunks {
 			return out, fmt.Errorf("%s: file too large", op)
 		}
-		nonce(&n12, i, final)
-		sealed = a.Seal(sealed[:0], n12[:], cur[:cn], nil)
+		n, err := io.ReadFull(src, buf)
+		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+			return out, fmt.Errorf("%s: read: %w", op, err)
+		}
+		m.nonce(&n12, i)
+		sealed = m.aead.Seal(sealed[:0], n12[:], buf[:n], nil)
 		if _, err := w.Write(sealed); err != nil {
 			return out, fmt.Errorf("%s: write: %w", op, err)
 		}
 		out.Size += int64(len(sealed))
-		out.PlainSize += int64(cn)
-		if final {
+		out.PlainSize += int64(n)
+		if n < ChunkSize { // the short final chunk, possibly empty
 			break
 		}
-		cur, next, cn = next, cur, nn
 	}
 	copy(out.SHA256[:], h.Sum(nil))
 	return out, nil
 }
 
-// readChunk fills b as far as src allows; n < len(b) only at src's end.
-func readChunk(src io.Reader, b []byte) (int, error) {
-	n, err := io.ReadFull(src, b)
-	if err == io.EOF || err == io.ErrUnexpectedEOF {
-		err = nil
-	}
-	return n, err
-}
-
 // Decrypt reads the ciphertext src to its end and writes the plaintext to
 // dst, each chunk after it authenticated. It returns the plaintext size.
-// Any error leaves dst with at most the authentic chunks before the fault
-// (see the package doc).
+// A wrong key is refused before any chunk is decrypted (commitment); any
+// other error leaves dst with at most the authentic chunks before the
+// fault (see the package doc).
 func Decrypt(dst io.Writer, src io.Reader, k Key) (int64, error) {
+	return decrypt(dst, src, k, Context)
+}
+
+func decrypt(dst io.Writer, src io.Reader, k Key, context string) (int64, error) {
 	const op = "media.Decrypt"
-	a, err := k.aead()
+	hdr := make([]byte, HeaderSize)
+	if _, err := io.ReadFull(src, hdr); err == io.EOF || err == io.ErrUnexpectedEOF {
+		return 0, fmt.Errorf("%s: header: %w", op, ErrTruncated)
+	} else if err != nil {
+		return 0, fmt.Errorf("%s: read: %w", op, err)
+	}
+	m, err := derive(k, hdr[:saltSize], context)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", op, err)
 	}
-	cur := make([]byte, sealedChunk)
-	next := make([]byte, sealedChunk)
-	plain := make([]byte, 0, ChunkSize)
-	var n12 [12]byte
-	var total int64
-	cn, err := readChunk(src, cur)
-	if err != nil {
-		return 0, fmt.Errorf("%s: read: %w", op, err)
+	if subtle.ConstantTimeCompare(m.commit[:], hdr[saltSize:]) != 1 {
+		return 0, fmt.Errorf("%s: key commitment: %w", op, ErrAuth)
 	}
+	buf := make([]byte, sealedChunk)
+	plain := make([]byte, 0, ChunkSize)
+	var n12 [nonceSize]byte
+	var total int64
 	for i := uint64(0); ; i++ {
-		if cn < Overhead {
-			return total, fmt.Errorf("%s: chunk %d: %w", op, i, ErrTruncated)
-		}
-		nn := 0
-		if cn == sealedChunk {
-			if nn, err = readChunk(src, next); err != nil {
-				return total, fmt.Errorf("%s: read: %w", op, err)
-			}
-		}
-		final := nn == 0
-		if final && cn == Overhead && i > 0 {
-			// The encryptor never seals an empty final chunk after others.
-			return total, fmt.Errorf("%s: chunk %d: %w", op, i, ErrAuth)
-		}
 		if i >= maxChunks {
 			return total, fmt.Errorf("%s: file too large", op)
 		}
-		nonce(&n12, i, final)
-		plain, err = a.Open(plain[:0], n12[:], cur[:cn], nil)
+		n, err := io.ReadFull(src, buf)
+		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+			return total, fmt.Errorf("%s: read: %w", op, err)
+		}
+		if n < Overhead {
+			// Nothing (or less than a tag) after full chunks: the short
+			// final chunk is missing.
+			return total, fmt.Errorf("%s: chunk %d: %w", op, i, ErrTruncated)
+		}
+		m.nonce(&n12, i)
+		plain, err = m.aead.Open(plain[:0], n12[:], buf[:n], nil)
 		if err != nil {
-			if final && cn == sealedChunk {
-				nonce(&n12, i, false)
-				if _, e := a.Open(plain[:0], n12[:], cur[:cn], nil); e == nil {
-					// A full chunk sealed as non-final with nothing after it.
-					return total, fmt.Errorf("%s: chunk %d: %w", op, i, ErrTruncated)
-				}
-			}
 			return total, fmt.Errorf("%s: chunk %d: %w", op, i, ErrAuth)
 		}
 		if _, err := dst.Write(plain); err != nil {
 			return total, fmt.Errorf("%s: write: %w", op, err)
 		}
 		total += int64(len(plain))
-		if final {
-			return total, nil
+		if n < sealedChunk {
+			return total, nil // the short final chunk, and src is at its end
 		}
-		cur, next, cn = next, cur, nn
 	}
 }
 

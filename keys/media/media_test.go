@@ -22,7 +22,7 @@ func testKey(t testing.TB) Key {
 func seal(t testing.TB, k Key, pt []byte) []byte {
 	t.Helper()
 	var ct bytes.Buffer
-	s, err := Encrypt(&ct, bytes.NewReader(pt), k)
+	s, err := Encrypt(&ct, bytes.NewReader(pt), k, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,8 +35,8 @@ func seal(t testing.TB, k Key, pt []byte) []byte {
 func open(k Key, ct []byte) ([]byte, error) {
 	var pt bytes.Buffer
 	n, err := Decrypt(&pt, bytes.NewReader(ct), k)
-	if err == nil && n != int64(pt.Len()) {
-		return nil, errors.New("size mismatch")
+	if n != int64(pt.Len()) {
+		return nil, errors.New("returned size differs from what was written")
 	}
 	return pt.Bytes(), err
 }
@@ -71,15 +71,20 @@ func TestRoundTripSmallReads(t *testing.T) {
 	k := testKey(t)
 	pt := make([]byte, 2*ChunkSize+5)
 	rand.Read(pt)
-	var ct bytes.Buffer
-	if _, err := Encrypt(&ct, &trickle{r: bytes.NewReader(pt)}, k); err != nil {
+	salt := make([]byte, saltSize)
+	rand.Read(salt)
+	var a, b bytes.Buffer
+	if _, err := Encrypt(&a, &trickle{r: bytes.NewReader(pt)}, k, bytes.NewReader(salt)); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(ct.Bytes(), seal(t, k, pt)) {
+	if _, err := Encrypt(&b, bytes.NewReader(pt), k, bytes.NewReader(salt)); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a.Bytes(), b.Bytes()) {
 		t.Fatal("ciphertext depends on how the plaintext was read")
 	}
 	var got bytes.Buffer
-	if _, err := Decrypt(&got, &trickle{r: bytes.NewReader(ct.Bytes())}, k); err != nil {
+	if _, err := Decrypt(&got, &trickle{r: bytes.NewReader(a.Bytes())}, k); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got.Bytes(), pt) {
@@ -91,8 +96,15 @@ type trickle struct{ r io.Reader }
 
 func (t *trickle) Read(p []byte) (int, error) { return t.r.Read(p[:min(len(p), 7)]) }
 
+func TestSaltIsFresh(t *testing.T) {
+	k := testKey(t)
+	if bytes.Equal(seal(t, k, []byte("same")), seal(t, k, []byte("same"))) {
+		t.Fatal("two encryptions of one file under one key are identical")
+	}
+}
+
 func TestPlainSizeRefusesImpossibleSizes(t *testing.T) {
-	for _, n := range []int64{0, 15, sealedChunk + 1, sealedChunk + Overhead, 2*sealedChunk + 3} {
+	for _, n := range []int64{0, 15, HeaderSize, HeaderSize + 15, HeaderSize + sealedChunk, HeaderSize + sealedChunk + 15, HeaderSize + 2*sealedChunk + 3} {
 		if _, err := PlainSize(n); err == nil {
 			t.Errorf("PlainSize(%d) accepted", n)
 		}
@@ -101,36 +113,39 @@ func TestPlainSizeRefusesImpossibleSizes(t *testing.T) {
 
 func TestTamperRefused(t *testing.T) {
 	k := testKey(t)
-	pt := make([]byte, 3*ChunkSize+100)
+	pt := make([]byte, 3*ChunkSize+100) // chunks 0-2 full, 3 short
 	rand.Read(pt)
 	ct := seal(t, k, pt)
 	other := seal(t, testKey(t), pt)
-	chunk := func(b []byte, i int) []byte { return b[i*sealedChunk : min(len(b), (i+1)*sealedChunk)] }
+	sameKey := seal(t, k, pt) // another salt, so other chunk keys
+	hdr := func(b []byte) []byte { return b[:HeaderSize] }
+	chunk := func(b []byte, i int) []byte {
+		return b[HeaderSize+i*sealedChunk : min(len(b), HeaderSize+(i+1)*sealedChunk)]
+	}
 	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 	flip := func(i int) []byte { b := bytes.Clone(ct); b[i] ^= 1; return b }
-	emptyFinal := func() []byte { // chunks 0..2 then an extra empty final chunk
-		var n12 [12]byte
-		a, _ := k.aead()
-		nonce(&n12, 4, true)
-		return cat(ct, a.Seal(nil, n12[:], nil, nil))
-	}
 	cases := map[string][]byte{
-		"empty":                       nil,
-		"flip first byte":             flip(0),
-		"flip tag of last chunk":      flip(len(ct) - 1),
-		"flip middle chunk":           flip(sealedChunk + 500),
-		"truncated at chunk boundary": ct[:3*sealedChunk],
-		"truncated inside chunk":      ct[:len(ct)-1],
-		"truncated to one chunk":      ct[:sealedChunk],
-		"truncated inside tag":        ct[:2*sealedChunk+Overhead/2],
-		"extended with a byte":        cat(ct, []byte{0}),
-		"extended with a chunk":       cat(ct, chunk(ct, 1)),
-		"extended with empty final":   emptyFinal(),
-		"chunks swapped":              cat(chunk(ct, 1), chunk(ct, 0), chunk(ct, 2), chunk(ct, 3)),
-		"chunk repeated":              cat(chunk(ct, 0), chunk(ct, 0), chunk(ct, 2), chunk(ct, 3)),
-		"chunk dropped":               cat(chunk(ct, 0), chunk(ct, 2), chunk(ct, 3)),
-		"chunk from another file":     cat(chunk(ct, 0), chunk(other, 1), chunk(ct, 2), chunk(ct, 3)),
-		"last chunk from other file":  cat(chunk(ct, 0), chunk(ct, 1), chunk(ct, 2), chunk(other, 3)),
+		"empty":                          nil,
+		"header only":                    hdr(ct),
+		"part of the header":             ct[:HeaderSize-1],
+		"flip salt":                      flip(0),
+		"flip commitment":                flip(saltSize + 3),
+		"flip first chunk":               flip(HeaderSize),
+		"flip tag of last chunk":         flip(len(ct) - 1),
+		"flip middle chunk":              flip(HeaderSize + sealedChunk + 500),
+		"final chunk dropped":            ct[:HeaderSize+3*sealedChunk],
+		"truncated inside chunk":         ct[:len(ct)-1],
+		"truncated to one chunk":         ct[:HeaderSize+sealedChunk],
+		"truncated inside tag":           ct[:HeaderSize+2*sealedChunk+Overhead/2],
+		"extended with a byte":           cat(ct, []byte{0}),
+		"extended with a chunk":          cat(ct, chunk(ct, 1)),
+		"chunks swapped":                 cat(hdr(ct), chunk(ct, 1), chunk(ct, 0), chunk(ct, 2), chunk(ct, 3)),
+		"chunk repeated":                 cat(hdr(ct), chunk(ct, 0), chunk(ct, 0), chunk(ct, 2), chunk(ct, 3)),
+		"chunk dropped":                  cat(hdr(ct), chunk(ct, 0), chunk(ct, 2), chunk(ct, 3)),
+		"chunk from another file":        cat(hdr(ct), chunk(ct, 0), chunk(other, 1), chunk(ct, 2), chunk(ct, 3)),
+		"chunk of same key, other file":  cat(hdr(ct), chunk(ct, 0), chunk(sameKey, 1), chunk(ct, 2), chunk(ct, 3)),
+		"header of same key, other file": cat(hdr(sameKey), chunk(ct, 0), chunk(ct, 1), chunk(ct, 2), chunk(ct, 3)),
+		"last chunk from other file":     cat(hdr(ct), chunk(ct, 0), chunk(ct, 1), chunk(ct, 2), chunk(other, 3)),
 	}
 	for name, bad := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -148,14 +163,15 @@ func TestTamperRefused(t *testing.T) {
 func TestTruncationNamed(t *testing.T) {
 	k := testKey(t)
 	ct := seal(t, k, make([]byte, 2*ChunkSize+1))
-	if _, err := open(k, ct[:sealedChunk]); !errors.Is(err, ErrTruncated) {
-		t.Fatalf("got %v, want ErrTruncated", err)
-	}
-	if _, err := open(testKey(t), ct[:sealedChunk]); !errors.Is(err, ErrAuth) {
-		t.Fatalf("wrong key on a cut stream: got %v, want ErrAuth", err)
+	for _, cut := range []int{0, HeaderSize - 1, HeaderSize, HeaderSize + sealedChunk, HeaderSize + 2*sealedChunk} {
+		if _, err := open(k, ct[:cut]); !errors.Is(err, ErrTruncated) {
+			t.Errorf("cut at %d: got %v, want ErrTruncated", cut, err)
+		}
 	}
 }
 
+// TestWrongKeyRefused: the commitment refuses a wrong key before any
+// chunk is decrypted.
 func TestWrongKeyRefused(t *testing.T) {
 	k := testKey(t)
 	for _, n := range sizes {
@@ -168,11 +184,21 @@ func TestWrongKeyRefused(t *testing.T) {
 			t.Fatalf("size %d: %d bytes written before the failure", n, len(got))
 		}
 	}
-	if _, err := Encrypt(io.Discard, bytes.NewReader(nil), Key{}); err == nil {
+	if _, err := Encrypt(io.Discard, bytes.NewReader(nil), Key{}, rand.Reader); err == nil {
 		t.Fatal("zero key accepted by Encrypt")
 	}
-	if _, err := Decrypt(io.Discard, bytes.NewReader(make([]byte, 16)), Key{}); err == nil {
+	if _, err := Decrypt(io.Discard, bytes.NewReader(make([]byte, 100)), Key{}); err == nil {
 		t.Fatal("zero key accepted by Decrypt")
+	}
+}
+
+// TestContextBound: the same key and ciphertext under another context
+// string fail the commitment.
+func TestContextBound(t *testing.T) {
+	k := testKey(t)
+	ct := seal(t, k, []byte("hello"))
+	if _, err := decrypt(io.Discard, bytes.NewReader(ct), k, ""); !errors.Is(err, ErrAuth) {
+		t.Fatalf("other context: %v", err)
 	}
 }
 
@@ -193,14 +219,15 @@ func TestKeyText(t *testing.T) {
 }
 
 func TestNonceLayout(t *testing.T) {
-	var n [12]byte
-	nonce(&n, 0x0102, true)
-	want := [12]byte{9: 1, 10: 2, 11: 1}
+	m := &message{base: [nonceSize]byte{0: 0xaa, 7: 0x01, 11: 0x0f}}
+	var n [nonceSize]byte
+	m.nonce(&n, 0x0102)
+	want := [nonceSize]byte{0: 0xaa, 7: 0x01, 10: 0x01, 11: 0x0d}
 	if n != want {
 		t.Fatalf("nonce = %x, want %x", n, want)
 	}
-	nonce(&n, 1<<63, false)
-	if n[3] != 0x80 || n[11] != 0 {
+	m.nonce(&n, 1<<37)
+	if n[7] != 0x21 || n[11] != 0x0f {
 		t.Fatalf("nonce = %x", n)
 	}
 }
@@ -209,7 +236,7 @@ func FuzzDecrypt(f *testing.F) {
 	k, _ := KeyFromBytes(bytes.Repeat([]byte{1}, KeySize))
 	for _, n := range []int{0, 1, ChunkSize, ChunkSize + 3} {
 		var ct bytes.Buffer
-		Encrypt(&ct, bytes.NewReader(make([]byte, n)), k)
+		Encrypt(&ct, bytes.NewReader(make([]byte, n)), k, rand.Reader)
 		f.Add(ct.Bytes())
 	}
 	f.Fuzz(func(t *testing.T, ct []byte) {
@@ -221,10 +248,10 @@ func FuzzDecrypt(f *testing.F) {
 		if err != nil {
 			return
 		}
-		// Whatever authenticates must re-encrypt to the same bytes: the
-		// format has exactly one encoding per plaintext and key.
+		// Whatever authenticates must re-encrypt (with its salt) to the
+		// same bytes: one encoding per plaintext, key and salt.
 		var again bytes.Buffer
-		if _, err := Encrypt(&again, bytes.NewReader(pt.Bytes()), k); err != nil {
+		if _, err := Encrypt(&again, bytes.NewReader(pt.Bytes()), k, bytes.NewReader(ct[:saltSize])); err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(again.Bytes(), ct) {
@@ -246,7 +273,7 @@ func benchmark(b *testing.B, enc bool) {
 	for b.Loop() {
 		var err error
 		if enc {
-			_, err = Encrypt(io.Discard, bytes.NewReader(pt), k)
+			_, err = Encrypt(io.Discard, bytes.NewReader(pt), k, rand.Reader)
 		} else {
 			_, err = Decrypt(io.Discard, bytes.NewReader(ct), k)
 		}
