@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"hearth/homeserver/wire"
@@ -83,6 +84,8 @@ type Session struct {
 
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	datagramSignals atomic.Uint64 // signals received as datagrams (datagram.go)
 }
 
 // ErrSessionEnded is wrapped by errors of a session that stopped for good.
@@ -207,9 +210,15 @@ func (s *Session) connectOnce(ctx context.Context, connected func()) error {
 		case <-c.done:
 		}
 	}()
-	hello, err := s.authenticate(ctx, c)
+	dr := datagramsOf(rw)
+	hello, err := s.authenticate(ctx, c, dr != nil)
 	if err != nil {
 		return err
+	}
+	if dr != nil {
+		dctx, dcancel := context.WithCancel(ctx)
+		defer dcancel()
+		go s.readDatagrams(dctx, dr)
 	}
 	after, head, err := s.resync(ctx, c)
 	if err != nil {
@@ -251,7 +260,7 @@ func (s *Session) resync(ctx context.Context, c *conn) (after, head uint64, err 
 	return after, r.GetSyncOk().GetHead(), nil
 }
 
-func (s *Session) authenticate(ctx context.Context, c *conn) (*wire.HelloOK, error) {
+func (s *Session) authenticate(ctx context.Context, c *conn, datagrams bool) (*wire.HelloOK, error) {
 	access, exp, _, err := s.cfg.Tokens.Tokens()
 	if err != nil {
 		return nil, fmt.Errorf("client: read tokens: %w", err)
@@ -264,7 +273,7 @@ func (s *Session) authenticate(ctx context.Context, c *conn) (*wire.HelloOK, err
 		refreshed = true
 	}
 	for {
-		r, err := c.call(ctx, "client.Hello", &wire.ClientFrame{Body: &wire.ClientFrame_Hello{Hello: &wire.Hello{AccessToken: access}}})
+		r, err := c.call(ctx, "client.Hello", &wire.ClientFrame{Body: &wire.ClientFrame_Hello{Hello: &wire.Hello{AccessToken: access, DatagramSignals: datagrams}}})
 		if err == nil {
 			return r.GetHelloOk(), nil
 		}

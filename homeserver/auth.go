@@ -101,6 +101,7 @@ func (ss *session) hello(m *wire.Hello) (*wire.ServerFrame, error) {
 	if err := ss.authenticate(d); err != nil {
 		return nil, err
 	}
+	ss.useDatagrams(m.GetDatagramSignals())
 	ss.s.touch(d.ID)
 	return &wire.ServerFrame{Body: &wire.ServerFrame_HelloOk{HelloOk: &wire.HelloOK{
 		User: ss.s.userAddress(d.UserName), DeviceId: d.ID, Status: wire.DeviceStatus(d.Status),

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"hearth/homeserver/admin"
@@ -34,6 +35,8 @@ type Server struct {
 	started  time.Time
 	fed      *fed       // nil: federation off
 	lists    *listCache // local users' signed device lists (listcache.go)
+	// datagramPushes counts signals sent as datagrams (datagram.go).
+	datagramPushes atomic.Uint64
 
 	mu       sync.Mutex
 	closed   bool

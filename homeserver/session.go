@@ -46,6 +46,7 @@ type session struct {
 	replies    *lazyQueue // completions of pipelined requests, in request order
 	eph        *lazyQueue // lossy pushes (typing, presence)
 	ephBroken  atomic.Bool
+	dgram      atomic.Pointer[datagramPort] // set at Hello when the client reads signals from datagrams
 	authTries  bucket
 	authBusy   atomic.Bool // a Hello, Login or Refresh is being verified
 	afterReply func()      // set by a handler to run once its answer is written
@@ -138,10 +139,14 @@ func (ss *session) end(code wire.Code, msg string) {
 func (ss *session) later(f func()) { ss.replies.push(f) }
 
 // pushEphemeral queues a lossy push, dropping it if the client is slow
-// (ephemeralQ waiting) or the stream broke.
+// (ephemeralQ waiting) or the stream broke. When the client reads signals
+// from datagrams, one that fits goes there instead (datagram.go).
 func (ss *session) pushEphemeral(f *wire.ServerFrame) {
 	ss.eph.tryPush(func() {
 		if ss.ctx.Err() != nil || ss.ephBroken.Load() {
+			return
+		}
+		if ss.sendDatagram(f) {
 			return
 		}
 		if err := ss.fw.WriteMessage(f); err != nil {
