@@ -97,3 +97,13 @@ func (c *Client) SaveGroupWhole(t *testing.T, conv string) {
 		t.Fatal(err)
 	}
 }
+
+// StoredTrees counts the trees stored for conv, with or without a state.
+func (c *Client) StoredTrees(t *testing.T, conv string) int {
+	t.Helper()
+	var n int
+	if err := c.st.View(func(tx *store.Tx) error { n = len(tx.GroupTreeRefs(conv)); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

@@ -30,7 +30,7 @@ func checkSplit(t *testing.T, who string, st client.TreeState) string {
 // saves do not rewrite its ratchet tree; a restarted Client restores
 // state and trees from disk and carries on; a commit stores the new tree
 // and drops the old one; a state saved whole (by an older client) loads
-// and is saved split again.
+// and is saved split again; a removed member's trees go with its state.
 func TestGroupTreeStoredApart(t *testing.T) {
 	ts := client.NewTestServer(t, "a.example")
 	us := groupUsers(t, ts, "ann", "ben", "cat")
@@ -127,6 +127,18 @@ func TestGroupTreeStoredApart(t *testing.T) {
 	}
 	if got := checkSplit(t, "ben", ben.c.TreeState(t, gid)); got != newRef {
 		t.Fatal("ben's whole state was not saved split again")
+	}
+
+	// A removed member forgets the conversation, trees included.
+	if err := ann.c.RemoveMembers(ctx30(t), gid, []string{ben.user}); err != nil {
+		t.Fatal(err)
+	}
+	ben.drain()
+	if ben.c.HasGroup(t, gid) || ben.c.StoredTrees(t, gid) != 0 {
+		t.Fatalf("removed ben kept the group (%v) or %d trees", ben.c.HasGroup(t, gid), ben.c.StoredTrees(t, gid))
+	}
+	if n := ann.c.StoredTrees(t, gid); n != 1 {
+		t.Fatalf("ann stores %d trees after the removal", n)
 	}
 }
 
