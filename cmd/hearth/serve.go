@@ -138,7 +138,7 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger) error 
 		return err
 	}
 	tr, err := transport.New(cfg.transportConfig(), transport.Deps{
-		Streams: hs, History: hs, TLS: tlsConf, Log: log.With("component", "transport"), Federation: hs.FederationHandler(),
+		Streams: hs, History: hs, Media: hs, TLS: tlsConf, Log: log.With("component", "transport"), Federation: hs.FederationHandler(),
 		ResetKey: resetKey,
 		Health: func(ctx context.Context) (transport.Health, error) {
 			st, err := hs.Status(ctx)

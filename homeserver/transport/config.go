@@ -101,6 +101,7 @@ func (c Config) withDefaults() Config {
 type Deps struct {
 	Streams StreamServer  // required
 	History HistoryServer // nil: GET /hearth/v1/messages answers 503
+	Media   MediaSource   // nil: GET /hearth/v1/media/ID answers 503
 	Health  HealthFunc    // nil: /healthz reports only the status
 	TLS     *tls.Config   // required; certificates (e.g. certs.Manager.TLSConfig); ALPN is set here
 	Log     *slog.Logger  // nil: discard

@@ -104,7 +104,7 @@ func startServer(t testing.TB, cfg Config, streams StreamServer) *testServer {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	s, err := New(cfg, Deps{
-		Streams: streams, History: &tokenHistory{}, TLS: m.TLSConfig(), Log: log,
+		Streams: streams, History: &tokenHistory{}, Media: memMedia{}, TLS: m.TLSConfig(), Log: log,
 		Health: func(context.Context) (Health, error) { return Health{Domain: "localhost", Version: "test"}, nil },
 	})
 	if err != nil {

@@ -98,6 +98,7 @@ func (s *Server) routes(h3 bool) http.Handler {
 		mux.HandleFunc("GET "+PathWebSocket, s.serveWebSocket)
 	}
 	mux.HandleFunc("GET "+PathMessages, s.serveMessages)
+	mux.HandleFunc("GET "+PathMedia+"{id}", s.serveMedia)
 	mux.HandleFunc("GET "+PathHealth, s.serveHealth)
 	if s.deps.Federation != nil {
 		mux.Handle("/hearth/federation/", s.deps.Federation)
@@ -122,9 +123,10 @@ func (s *Server) withCORS(h http.Handler) http.Handler {
 		}
 		w.Header().Add("Vary", "Origin")
 		w.Header().Set("Access-Control-Allow-Origin", origin)
+		w.Header().Set("Access-Control-Expose-Headers", "Content-Range, Accept-Ranges, Content-Length, ETag")
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 			w.Header().Set("Access-Control-Allow-Methods", "GET")
-			w.Header().Set("Access-Control-Allow-Headers", "Authorization")
+			w.Header().Set("Access-Control-Allow-Headers", "Authorization, Range")
 			w.Header().Set("Access-Control-Max-Age", "600")
 			w.WriteHeader(http.StatusNoContent)
 			return

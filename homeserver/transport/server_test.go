@@ -385,7 +385,7 @@ func TestCORSForAllowedOrigins(t *testing.T) {
 		}
 		rsp.Body.Close()
 		got := rsp.Header.Get("Access-Control-Allow-Origin")
-		if tc.allow && (rsp.StatusCode != 204 || got != tc.origin || rsp.Header.Get("Access-Control-Allow-Headers") != "Authorization") {
+		if tc.allow && (rsp.StatusCode != 204 || got != tc.origin || rsp.Header.Get("Access-Control-Allow-Headers") != "Authorization, Range") {
 			t.Errorf("preflight from %s: %d %v", tc.origin, rsp.StatusCode, rsp.Header)
 		}
 		if !tc.allow && got != "" {
