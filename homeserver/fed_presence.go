@@ -21,7 +21,8 @@ import (
 // presence only to recipients that are in a conversation of the relaying
 // hub. The receiving server remembers the state, so it is only as current
 // as the last signal that arrived (signals are lossy); a session learns a
-// remote user's presence when it changes, not when the session connects.
+// remote user's presence when it changes, and, once one arrived since this
+// server started, its last known state when the session connects.
 
 // sendPresence sends a local user's presence to the servers sharing a
 // conversation with the user.
@@ -108,6 +109,7 @@ func (f *fed) applyPresence(ctx context.Context, origin string, env *fedwire.Env
 	}
 	st := wire.PresenceState(env.GetPresence())
 	f.s.presence.Set(user, st, env.GetLastActiveMs())
+	f.notePeers(ids, user)
 	ev := &wire.ServerFrame{Body: &wire.ServerFrame_Presence{Presence: &wire.PresenceEvent{User: user, State: st, LastActiveMs: env.GetLastActiveMs()}}}
 	for _, o := range f.s.sessionsOfUsers(ids) {
 		if o.status.Load() == int32(wire.DeviceStatus_DEVICE_STATUS_ACTIVE) {
@@ -118,4 +120,39 @@ func (f *fed) applyPresence(ctx context.Context, origin string, env *fedwire.Env
 		f.sendSignal(d, presenceEnvelope(user, st, env.GetLastActiveMs(), users))
 	}
 	return nil
+}
+
+// maxRemotePeers bounds the remote users remembered per local user.
+const maxRemotePeers = 1000
+
+// notePeers remembers that the local users ids were told user's presence,
+// so that their sessions get user's last known state when they connect.
+func (f *fed) notePeers(ids []int64, user string) {
+	f.peersMu.Lock()
+	defer f.peersMu.Unlock()
+	if f.peerOf == nil {
+		f.peerOf = map[int64]map[string]struct{}{}
+	}
+	for _, id := range ids {
+		m := f.peerOf[id]
+		if m == nil {
+			m = map[string]struct{}{}
+			f.peerOf[id] = m
+		}
+		if len(m) < maxRemotePeers {
+			m[user] = struct{}{}
+		}
+	}
+}
+
+// remotePeers returns the remote users whose presence local user id was
+// told since this server started.
+func (f *fed) remotePeers(id int64) []string {
+	f.peersMu.Lock()
+	defer f.peersMu.Unlock()
+	out := make([]string, 0, len(f.peerOf[id]))
+	for u := range f.peerOf[id] {
+		out = append(out, u)
+	}
+	return out
 }

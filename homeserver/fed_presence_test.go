@@ -43,6 +43,9 @@ func TestFederatedPresence(t *testing.T) {
 	if st, _ := a.s.presence.Get("bob@b.example"); st != away {
 		t.Fatalf("the hub remembers bob as %v", st)
 	}
+	// A new session of carol's device is told bob's last known state.
+	carol2 := c.resume(carol, 0)
+	awaitPresence(t, carol2, "bob@b.example", away)
 
 	// b.example hubs no conversation of carol's: its relay is ignored.
 	res := c.s.fed.applySignals(context.Background(), &fedwire.Transaction{Origin: "b.example", Destination: "c.example",

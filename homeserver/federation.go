@@ -58,6 +58,10 @@ type fed struct {
 	sigLim *federation.RateLimiter // signal path, per origin (fed_signals.go)
 	// signals bounds signal transactions in flight (fed_signals.go).
 	signals chan struct{}
+	// peerOf: local user id -> remote users whose presence it was told
+	// (fed_presence.go).
+	peersMu sync.Mutex
+	peerOf  map[int64]map[string]struct{}
 
 	rotMu sync.Mutex // one key rotation at a time
 

@@ -52,11 +52,16 @@ func (p *MemoryPresence) Get(user string) (wire.PresenceState, int64) {
 // userOnline marks a user online when one of its active devices connects,
 // and tells that session who of its peers is online or away.
 func (s *Server) userOnline(ss *session) {
+	var addrs []string
 	for _, p := range s.setPresence(ss, wire.PresenceState_PRESENCE_STATE_ONLINE) {
-		if p.UserID == ss.userID {
-			continue
+		if p.UserID != ss.userID {
+			addrs = append(addrs, s.userAddress(p.Name))
 		}
-		addr := s.userAddress(p.Name)
+	}
+	if s.fed != nil {
+		addrs = append(addrs, s.fed.remotePeers(ss.userID)...)
+	}
+	for _, addr := range addrs {
 		if st, at := s.presence.Get(addr); st == wire.PresenceState_PRESENCE_STATE_ONLINE || st == wire.PresenceState_PRESENCE_STATE_AWAY {
 			ss.pushEphemeral(&wire.ServerFrame{Body: &wire.ServerFrame_Presence{Presence: &wire.PresenceEvent{User: addr, State: st, LastActiveMs: at}}})
 		}
