@@ -51,10 +51,15 @@ func (c *Client) QueueFile(ctx context.Context, to, path, mimeType string) (stri
 	if to == "" {
 		return "", wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "a recipient is required")
 	}
-	if a, err := c.Account(); err != nil {
+	a, err := c.Account()
+	if err != nil {
 		return "", err
 	} else if !a.Active {
 		return "", wire.Errorf(op, wire.Code_CODE_PENDING_APPROVAL, "this device is not approved yet")
+	}
+	// Refuse a bad recipient before uploading anything.
+	if err := c.st.View(func(tx *store.Tx) error { _, _, err := resolveRecipient(tx, op, to, a.User); return err }); err != nil {
+		return "", err
 	}
 	if mimeType == "" {
 		if mimeType = mime.TypeByExtension(filepath.Ext(path)); mimeType == "" {
@@ -70,45 +75,74 @@ func (c *Client) QueueFile(ctx context.Context, to, path, mimeType string) (stri
 		return "", fmt.Errorf("%s: %w", op, err)
 	}
 	defer src.Close()
-	if fi, err := src.Stat(); err != nil {
+	fi, err := src.Stat()
+	if err != nil {
 		return "", fmt.Errorf("%s: %w", op, err)
 	} else if !fi.Mode().IsRegular() {
 		return "", fmt.Errorf("%s: %s is not a regular file", op, path)
 	}
-	key, err := media.NewKey(c.cfg.Rand)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", op, err)
+	// The ciphertext goes to a file in the profile (media_resume.go), so
+	// that uploading it needs no memory, no second pass over a file that
+	// might change meanwhile, and can resume after this process ends.
+	c.sweepUploads()
+	name := pendingName(path, fi, to, mimeType)
+	p, tmp := c.loadPending(name)
+	if p == nil {
+		if p, tmp, err = c.sealFile(src, name); err != nil {
+			return "", fmt.Errorf("%s: %w", op, err)
+		}
 	}
-	// The ciphertext goes to a temporary file in the profile, so that
-	// uploading it (with resume) needs no memory and no second pass over
-	// a file that might change meanwhile.
-	tmp, err := os.CreateTemp(c.cfg.Profile, ".upload-*")
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", op, err)
-	}
-	defer os.Remove(tmp.Name())
 	defer tmp.Close()
-	sealed, err := media.Encrypt(tmp, src, key, c.cfg.Rand)
+	sealed, err := p.sealed()
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", op, err)
 	}
-	ref.Key, ref.SHA256, ref.Size = key.Text(), hex.EncodeToString(sealed.SHA256[:]), sealed.PlainSize
-	if ref.ID, err = c.upload(ctx, tmp, sealed); err != nil {
+	ref.Key, ref.SHA256, ref.Size = p.Key, p.SHA256, p.PlainSize
+	ref.ID, err = c.upload(ctx, tmp, sealed, p.UploadID, func(id string) error {
+		p.UploadID = id
+		return c.savePending(name, p)
+	})
+	if err != nil {
+		if !resumable(err) {
+			c.dropPending(name, p)
+		}
 		return "", err
 	}
-	return c.enqueue(op, to, store.OutboxItem{Media: ref})
+	id, err := c.enqueue(op, to, store.OutboxItem{Media: ref}, func(tx *store.Tx) error { return tx.DeleteMeta(name) })
+	if err != nil {
+		return "", err // the upload stays recorded: a retry queues it without uploading again
+	}
+	os.Remove(filepath.Join(c.cfg.Profile, p.Tmp))
+	return id, nil
 }
 
 // upload sends the ciphertext in f to the homeserver and returns its media
 // id. A request cut off by a lost connection is followed, once the session
 // is back, by a status request; the upload goes on from what the server
 // holds. The server's SHA-256 of what it stored must match ours.
-func (c *Client) upload(ctx context.Context, f io.ReaderAt, sealed media.Sealed) (string, error) {
+//
+// uploadID, if not empty, is an upload an earlier run started: it goes on
+// from what the server holds of it (or starts over if the server dropped
+// it). saveID is told every new upload id before data is sent to it.
+func (c *Client) upload(ctx context.Context, f io.ReaderAt, sealed media.Sealed, uploadID string, saveID func(string) error) (string, error) {
 	const op = "client.upload"
 	total := uint64(sealed.Size)
 	buf := make([]byte, uploadChunk)
-	var uploadID string
 	var off uint64
+	if uploadID != "" {
+		r, err := c.uploadStatus(ctx, uploadID)
+		switch {
+		case wire.Is(err, wire.Code_CODE_NOT_FOUND):
+			uploadID = "" // expired on the server: start over
+		case err != nil:
+			return "", err
+		default:
+			off = r.GetUploadMedia().GetReceived()
+			if id := r.GetUploadMedia().GetMediaId(); id != "" {
+				return checkUploaded(r.GetUploadMedia(), sealed)
+			}
+		}
+	}
 	for {
 		var req *wire.UploadMedia
 		if uploadID == "" {
@@ -143,20 +177,31 @@ func (c *Client) upload(ctx context.Context, f io.ReaderAt, sealed media.Sealed)
 		if up == nil {
 			return "", fmt.Errorf("%s: unexpected answer %T", op, r.GetBody())
 		}
+		if uploadID == "" {
+			if err := saveID(up.GetUploadId()); err != nil {
+				return "", fmt.Errorf("%s: %w", op, err)
+			}
+		}
 		uploadID, off = up.GetUploadId(), up.GetReceived()
 		if up.GetMediaId() != "" {
-			if !bytes.Equal(up.GetSha256(), sealed.SHA256[:]) {
-				return "", fmt.Errorf("%s: the server stored different bytes (SHA-256 %x, sent %x)", op, up.GetSha256(), sealed.SHA256)
-			}
-			if !validMediaID(up.GetMediaId()) {
-				return "", fmt.Errorf("%s: the server answered a malformed media id", op)
-			}
-			return up.GetMediaId(), nil
+			return checkUploaded(up, sealed)
 		}
 		if off > total {
 			return "", fmt.Errorf("%s: the server holds %d of %d bytes", op, off, total)
 		}
 	}
+}
+
+// checkUploaded checks a completed upload's answer: the server must hold
+// exactly our bytes under a well-formed id.
+func checkUploaded(up *wire.UploadMediaOK, sealed media.Sealed) (string, error) {
+	if !bytes.Equal(up.GetSha256(), sealed.SHA256[:]) {
+		return "", fmt.Errorf("client.upload: the server stored different bytes (SHA-256 %x, sent %x)", up.GetSha256(), sealed.SHA256)
+	}
+	if !validMediaID(up.GetMediaId()) {
+		return "", fmt.Errorf("client.upload: the server answered a malformed media id")
+	}
+	return up.GetMediaId(), nil
 }
 
 // uploadStatus asks how much of an upload the server holds (retried

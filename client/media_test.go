@@ -258,3 +258,99 @@ func TestSendFileToGroup(t *testing.T) {
 		}
 	}
 }
+
+// countDial counts the bytes written on every stream it dials and calls
+// at (once) when the count passes after.
+type countDial struct {
+	dial    client.DialFunc
+	written atomic.Int64
+	after   int64
+	at      func()
+	once    sync.Once
+}
+
+func (d *countDial) Dial(ctx context.Context, addr, ca string) (io.ReadWriteCloser, error) {
+	rwc, err := d.dial(ctx, addr, ca)
+	if err != nil {
+		return nil, err
+	}
+	return &countConn{ReadWriteCloser: rwc, d: d}, nil
+}
+
+type countConn struct {
+	io.ReadWriteCloser
+	d *countDial
+}
+
+func (c *countConn) Write(p []byte) (int, error) {
+	if c.d.written.Add(int64(len(p))) > c.d.after && c.d.at != nil {
+		c.d.once.Do(c.d.at)
+	}
+	return c.ReadWriteCloser.Write(p)
+}
+
+// TestSendFileResumesAcrossRuns: a send interrupted mid-upload (its
+// process gone) is resumed by the next send of the same file: the second
+// run uploads only the rest, and the file arrives intact.
+func TestSendFileResumesAcrossRuns(t *testing.T) {
+	ts := client.NewTestServer(t, "a.example")
+	const pw = "correct horse battery"
+	A, B := ts.AddUser(t, "alice", pw), ts.AddUser(t, "bob", pw)
+	prof := t.TempDir()
+	open := func(d *countDial) *client.Client {
+		c, err := client.Open(client.Config{Profile: prof, Dial: d.Dial, Groups: mlsgroup.New(),
+			MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	first := &countDial{dial: ts.Dial(), after: 1 << 62}
+	ac := open(first)
+	alice := &dev{t: t, c: ac, user: A, profile: prof}
+	alice.login(pw)
+	b := newDev(t, ts, B)
+	b.login(pw)
+
+	file := make([]byte, 2<<20)
+	rand.Read(file)
+	path := filepath.Join(t.TempDir(), "video.mp4")
+	os.WriteFile(path, file, 0o600)
+	ctx, cancel := context.WithCancel(ctx30(t))
+	first.written.Store(0)
+	first.after, first.at = 900<<10, cancel // the "process" ends after ~900 KiB
+	if _, err := ac.SendFile(ctx, B, path, ""); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted send: %v", err)
+	}
+	ac.Close()
+	if left, _ := filepath.Glob(filepath.Join(prof, ".upload-*")); len(left) != 1 {
+		t.Fatalf("ciphertext kept for the next run: %v", left)
+	}
+
+	second := &countDial{dial: ts.Dial(), after: 1 << 62}
+	ac2 := open(second)
+	defer ac2.Close()
+	id, err := ac2.SendFile(ctx30(t), B, path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := second.written.Load(); w > int64(len(file))-500<<10 {
+		t.Fatalf("the second run wrote %d bytes for a %d-byte file: it did not resume", w, len(file))
+	}
+	got := receiveAll(t, b)
+	if len(got) != 1 || got[0].ID != id || got[0].Media == nil {
+		t.Fatalf("received %+v", got)
+	}
+	var out bytes.Buffer
+	if err := b.c.FetchMedia(ctx30(t), *got[0].Media, &out); err != nil || !bytes.Equal(out.Bytes(), file) {
+		t.Fatalf("fetch: %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(prof, ".upload-*")); len(left) != 0 {
+		t.Fatalf("ciphertext left after the send: %v", left)
+	}
+	// Sending the same file again is a new upload and a new message.
+	id2, err := ac2.SendFile(ctx30(t), B, path, "")
+	if err != nil || id2 == id {
+		t.Fatalf("second send: %q, %v", id2, err)
+	}
+}

@@ -29,12 +29,13 @@ func (c *Client) Queue(to, text string) (string, error) {
 	if to == "" || text == "" {
 		return "", wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "a recipient and a text are required")
 	}
-	return c.enqueue(op, to, store.OutboxItem{Text: text})
+	return c.enqueue(op, to, store.OutboxItem{Text: text}, nil)
 }
 
 // enqueue adds it (text or media; id, recipient and time are set here) to
 // the outbox for to, a user or conversation, and returns its message id.
-func (c *Client) enqueue(op, to string, it store.OutboxItem) (string, error) {
+// also, if not nil, runs in the same store transaction.
+func (c *Client) enqueue(op, to string, it store.OutboxItem, also func(*store.Tx) error) (string, error) {
 	if c.cfg.Groups == nil {
 		return "", fmt.Errorf("%s: %w", op, ErrNoE2EE)
 	}
@@ -50,22 +51,40 @@ func (c *Client) enqueue(op, to string, it store.OutboxItem) (string, error) {
 		return "", err
 	}
 	err = c.st.Update(func(tx *store.Tx) error {
-		it.ID, it.To, it.Created = id, to, c.cfg.Now().UTC()
-		if conv, ok := conversationFor(tx, to); ok {
-			it.Conversation = conv
-		} else if tx.Meta(goneName(to)) != nil {
-			return notMemberAnymore(to)
-		} else if u, err := identity.ParseUser(to); err != nil {
-			return wire.E(op, wire.Code_CODE_BAD_REQUEST, err)
-		} else if u.String() == a.User {
-			return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "a conversation needs another user (your other devices see what you send)")
-		} else {
-			it.To = u.String()
+		it.ID, it.Created = id, c.cfg.Now().UTC()
+		var err error
+		if it.Conversation, it.To, err = resolveRecipient(tx, op, to, a.User); err != nil {
+			return err
 		}
-		_, err := tx.AddOutbox(it)
-		return err
+		if _, err := tx.AddOutbox(it); err != nil {
+			return err
+		}
+		if also != nil {
+			return also(tx)
+		}
+		return nil
 	})
 	return id, err
+}
+
+// resolveRecipient turns to (a conversation id or user@domain) into the
+// conversation it names, or the user of a direct conversation not known
+// yet.
+func resolveRecipient(tx *store.Tx, op, to, self string) (conv, user string, err error) {
+	if conv, ok := conversationFor(tx, to); ok {
+		return conv, to, nil
+	}
+	if tx.Meta(goneName(to)) != nil {
+		return "", "", notMemberAnymore(to)
+	}
+	u, err := identity.ParseUser(to)
+	if err != nil {
+		return "", "", wire.E(op, wire.Code_CODE_BAD_REQUEST, err)
+	}
+	if u.String() == self {
+		return "", "", wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "a conversation needs another user (your other devices see what you send)")
+	}
+	return "", u.String(), nil
 }
 
 func (c *Client) failItem(it store.OutboxItem, reason error) error {

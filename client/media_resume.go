@@ -1,0 +1,155 @@
+package client
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"hearth/client/store"
+	"hearth/keys/media"
+)
+
+// A file upload survives its process: the ciphertext stays in the profile
+// folder and the store remembers it (under pendingName of the file, its
+// size and modification time, the recipient and the type), so sending the
+// same file to the same recipient again resumes the upload where the
+// server has it instead of starting over. The record and the ciphertext
+// go once the message is queued, or when the upload fails for a reason a
+// retry would not fix.
+
+// pendingUpload is the stored state of an unfinished upload.
+type pendingUpload struct {
+	Tmp       string `json:"tmp"` // ciphertext file name in the profile folder
+	Key       string `json:"key"`
+	Size      int64  `json:"size"`
+	PlainSize int64  `json:"plain_size"`
+	SHA256    string `json:"sha256"` // of the ciphertext, hex
+	UploadID  string `json:"upload_id,omitempty"`
+}
+
+func (p *pendingUpload) sealed() (media.Sealed, error) {
+	s := media.Sealed{Size: p.Size, PlainSize: p.PlainSize}
+	h, err := hex.DecodeString(p.SHA256)
+	if err != nil || len(h) != 32 {
+		return s, fmt.Errorf("client: pending upload: bad sha256")
+	}
+	copy(s.SHA256[:], h)
+	return s, nil
+}
+
+// pendingName names the record of an upload of the file at path (as it is
+// now) to to with type mimeType.
+func pendingName(path string, fi os.FileInfo, to, mimeType string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	h := sha256.Sum256(fmt.Appendf(nil, "%s\x00%d\x00%d\x00%s\x00%s", abs, fi.Size(), fi.ModTime().UnixNano(), to, mimeType))
+	return "media-upload/" + hex.EncodeToString(h[:16])
+}
+
+// loadPending returns the recorded upload and its open ciphertext file,
+// or nil if there is none usable (a record whose file is gone or has the
+// wrong size is dropped).
+func (c *Client) loadPending(name string) (*pendingUpload, *os.File) {
+	var raw []byte
+	c.st.View(func(tx *store.Tx) error { raw = tx.Meta(name); return nil })
+	if raw == nil {
+		return nil, nil
+	}
+	p := &pendingUpload{}
+	if err := json.Unmarshal(raw, p); err == nil && p.Tmp == filepath.Base(p.Tmp) {
+		if f, err := os.Open(filepath.Join(c.cfg.Profile, p.Tmp)); err == nil {
+			if fi, err := f.Stat(); err == nil && fi.Size() == p.Size {
+				if _, err := p.sealed(); err == nil {
+					return p, f
+				}
+			}
+			f.Close()
+		}
+	}
+	c.dropPending(name, p)
+	return nil, nil
+}
+
+func (c *Client) savePending(name string, p *pendingUpload) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return c.st.Update(func(tx *store.Tx) error { return tx.PutMeta(name, b) })
+}
+
+// dropPending forgets a recorded upload and removes its ciphertext.
+func (c *Client) dropPending(name string, p *pendingUpload) {
+	if err := c.st.Update(func(tx *store.Tx) error { return tx.DeleteMeta(name) }); err != nil {
+		c.log.Warn("forgetting an upload failed", "err", err)
+	}
+	if p != nil && p.Tmp != "" && p.Tmp == filepath.Base(p.Tmp) {
+		os.Remove(filepath.Join(c.cfg.Profile, p.Tmp))
+	}
+}
+
+// sealFile encrypts src under a fresh key into a ciphertext file in the
+// profile folder, made durable, and records the upload under name.
+func (c *Client) sealFile(src *os.File, name string) (*pendingUpload, *os.File, error) {
+	key, err := media.NewKey(c.cfg.Rand)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmp, err := os.CreateTemp(c.cfg.Profile, ".upload-*")
+	if err != nil {
+		return nil, nil, err
+	}
+	p := &pendingUpload{Tmp: filepath.Base(tmp.Name()), Key: key.Text()}
+	fail := func(err error) (*pendingUpload, *os.File, error) {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return nil, nil, err
+	}
+	sealed, err := media.Encrypt(tmp, src, key, c.cfg.Rand)
+	if err != nil {
+		return fail(err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fail(err)
+	}
+	p.Size, p.PlainSize, p.SHA256 = sealed.Size, sealed.PlainSize, hex.EncodeToString(sealed.SHA256[:])
+	if err := c.savePending(name, p); err != nil {
+		return fail(err)
+	}
+	return p, tmp, nil
+}
+
+// resumable reports whether an upload that failed with err should be kept
+// for the next attempt: the connection or the context ended, or the
+// server asked to retry.
+func resumable(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || Retryable(err)
+}
+
+// staleUpload is how long a ciphertext kept for resuming waits for its
+// retry before sweepUploads removes it (the server drops an unfinished
+// upload after a day by default).
+const staleUpload = 7 * 24 * time.Hour
+
+// sweepUploads removes ciphertexts of uploads nobody retried for
+// staleUpload, and downloads a killed run left behind; the records of
+// removed uploads are dropped when next looked up.
+func (c *Client) sweepUploads() {
+	now := c.cfg.Now()
+	for pattern, age := range map[string]time.Duration{".upload-*": staleUpload, ".download-*": 24 * time.Hour} {
+		names, _ := filepath.Glob(filepath.Join(c.cfg.Profile, pattern))
+		for _, n := range names {
+			if fi, err := os.Stat(n); err == nil && now.Sub(fi.ModTime()) > age {
+				os.Remove(n)
+			}
+		}
+	}
+}
