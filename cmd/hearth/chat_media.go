@@ -51,7 +51,7 @@ func (f *sendFile) send(cmd *cobra.Command, env *chatEnv, to string, timeout tim
 	id, err := c.QueueFile(tctx, to, f.path, f.mime)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("file not uploaded within %v; nothing was sent", timeout)
+			return fmt.Errorf("file not uploaded within %v; nothing was sent yet: the same send resumes the upload", timeout)
 		}
 		return err
 	}
