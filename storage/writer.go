@@ -113,15 +113,17 @@ func (db *DB) runBatch(batch []*writeReq) {
 	}
 	ran := 0
 	// Statements bound to tx, shared by the batch and closed by
-	// Commit/Rollback; queries the pool had not cached are learned after.
+	// Commit/Rollback; queries the pool had not cached are learned after
+	// it ends and before anyone is answered, so that a caller's next
+	// write finds them.
 	shared := &Tx{ctx: ctx, tx: tx, db: db, write: true, stmts: map[string]*sql.Stmt{}, missed: new([]string)}
-	defer func() {
+	learn := func() {
 		if len(*shared.missed) > 0 {
 			if err := db.wstmts.learn(ctx, *shared.missed); err != nil {
 				db.opts.Log.Warn("storage: statement not cached", "err", err)
 			}
 		}
-	}()
+	}
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			errs[i] = err
@@ -133,6 +135,7 @@ func (db *DB) runBatch(batch []*writeReq) {
 		if broken != nil {
 			// The transaction itself is unusable: nothing in it commits.
 			tx.Rollback()
+			learn()
 			db.opts.Log.Error("storage: write batch aborted", "err", broken)
 			for _, r := range batch {
 				r.done <- fmt.Errorf("storage.Write: %w", broken)
@@ -140,7 +143,9 @@ func (db *DB) runBatch(batch []*writeReq) {
 			return
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	err = tx.Commit()
+	learn()
+	if err != nil {
 		db.opts.Log.Error("storage: commit failed", "err", err, "requests", len(batch))
 		for _, r := range batch {
 			r.done <- fmt.Errorf("storage.Write: commit: %w", err)
