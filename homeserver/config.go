@@ -58,6 +58,9 @@ type MediaConfig struct {
 	UploadTimeout time.Duration // an incomplete upload is removed this long after it started; default 24h
 	JanitorEvery  time.Duration // how often abandoned uploads are looked for; default 10m; < 0: no loop
 	MaxChunkBytes int           // data per UploadMedia / MediaData; default 256 KiB (less if MaxFrame is small)
+	// Retention: a complete media is deleted this long after it completed.
+	// Default 30 days; < 0: kept until its uploader is deleted.
+	Retention time.Duration
 }
 
 // RateLimit is a token bucket: PerSecond sustained, Burst at once.
@@ -179,6 +182,9 @@ func (m MediaConfig) withDefaults(maxFrame int) MediaConfig {
 	}
 	if m.MaxChunkBytes <= 0 {
 		m.MaxChunkBytes = 256 << 10
+	}
+	if m.Retention == 0 {
+		m.Retention = 30 * 24 * time.Hour
 	}
 	m.MaxChunkBytes = min(m.MaxChunkBytes, maxFrame-1024) // room for the envelope
 	return m

@@ -25,8 +25,10 @@ import (
 // sent (a crash may lose the unsynced tail of a partial file; the size
 // then says where to resume).
 //
-// The media state is kept beside the Server (mediaStores) rather than in it,
-// created on the first media request; its janitor loop ends with the Server.
+// Complete media are deleted MediaConfig.Retention after they completed
+// (the janitor; default 30 days), so a user's quota counts what the server
+// still holds. A message that refers to an expired media still decrypts;
+// fetching its file answers CODE_NOT_FOUND.
 
 // mediaStore is one Server's media state.
 type mediaStore struct {
@@ -42,43 +44,23 @@ type uploadLock struct {
 	refs int
 }
 
-var mediaStores = struct {
-	mu sync.Mutex
-	m  map[*Server]*mediaStore
-}{m: map[*Server]*mediaStore{}}
-
-// media returns the Server's media state, creating its folders and starting
-// its janitor on first use.
-func (s *Server) media() (*mediaStore, error) {
-	const op = "homeserver.media"
-	mediaStores.mu.Lock()
-	defer mediaStores.mu.Unlock()
-	if m := mediaStores.m[s]; m != nil {
-		return m, nil
-	}
+// newMediaStore creates the media folders; New calls it.
+func newMediaStore(s *Server) (*mediaStore, error) {
+	const op = "homeserver.New"
 	dir := s.cfg.Media.Dir
 	if dir == "" {
 		dir = filepath.Join(filepath.Dir(s.db.Path()), "media")
 	}
 	for _, d := range []string{dir, filepath.Join(dir, "partial"), filepath.Join(dir, "complete")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, wire.E(op, wire.Code_CODE_INTERNAL, err)
+			return nil, wire.E(op, wire.Code_CODE_INTERNAL, fmt.Errorf("media folder: %w", err))
 		}
 	}
-	m := &mediaStore{s: s, cfg: s.cfg.Media, dir: dir, busy: map[string]*uploadLock{}}
-	s.mu.Lock()
-	closed := s.closed
-	if !closed {
-		s.wg.Add(1) // under s.mu: Close sets closed before it waits
-	}
-	s.mu.Unlock()
-	if closed {
-		return nil, wire.Errorf(op, wire.Code_CODE_UNAVAILABLE, "server shutting down")
-	}
-	mediaStores.m[s] = m
-	go m.janitorLoop()
-	return m, nil
+	return &mediaStore{s: s, cfg: s.cfg.Media, dir: dir, busy: map[string]*uploadLock{}}, nil
 }
+
+// media returns the Server's media state.
+func (s *Server) media() (*mediaStore, error) { return s.mediaSt, nil }
 
 func (m *mediaStore) partialPath(uploadID string) string {
 	return filepath.Join(m.dir, "partial", uploadID)

@@ -100,15 +100,10 @@ func (m *mediaStore) download(ctx context.Context, r *wire.DownloadMedia) (*wire
 	return &wire.MediaData{Data: buf, TotalSize: total, Offset: r.GetOffset()}, nil
 }
 
-// janitorLoop removes abandoned uploads every JanitorEvery until the
-// Server closes, then forgets this media state.
+// janitorLoop runs RunMediaJanitor every JanitorEvery until the Server
+// closes.
 func (m *mediaStore) janitorLoop() {
 	defer m.s.wg.Done()
-	defer func() {
-		mediaStores.mu.Lock()
-		delete(mediaStores.m, m.s)
-		mediaStores.mu.Unlock()
-	}()
 	var tick <-chan time.Time
 	if m.cfg.JanitorEvery > 0 {
 		t := time.NewTicker(m.cfg.JanitorEvery)
@@ -127,8 +122,9 @@ func (m *mediaStore) janitorLoop() {
 	}
 }
 
-// RunMediaJanitor removes uploads that did not complete within
-// MediaConfig.UploadTimeout of their start, then the files of every
+// RunMediaJanitor deletes complete media older than MediaConfig.Retention
+// and uploads that did not complete within MediaConfig.UploadTimeout of
+// their start, then removes the files of every
 // deleted upload (abandoned ones, and those of deleted users: a trigger
 // records each deleted row, so a crash in between loses nothing). It
 // returns how many abandoned uploads it removed. The loop calls it; tests
@@ -139,6 +135,15 @@ func (s *Server) RunMediaJanitor(ctx context.Context) (int, error) {
 	m, err := s.media()
 	if err != nil {
 		return 0, err
+	}
+	if m.cfg.Retention > 0 {
+		expired, err := s.expireMedia(ctx, s.now().Add(-m.cfg.Retention).UnixMilli())
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", op, err)
+		}
+		if expired > 0 {
+			s.log.Info("media expired", "count", expired, "retention", m.cfg.Retention)
+		}
 	}
 	cutoff := s.now().Add(-m.cfg.UploadTimeout).UnixMilli()
 	removed := 0
@@ -198,4 +203,19 @@ func (m *mediaStore) removeFiles(ctx context.Context, g storage.Media) error {
 		}
 	}
 	return m.s.db.Write(ctx, func(tx *storage.Tx) error { return tx.ForgetGoneMedia(g.UploadID) })
+}
+
+// expireMedia deletes the rows of media completed before beforeMs (their
+// files go with the gone records) and returns how many.
+func (s *Server) expireMedia(ctx context.Context, beforeMs int64) (int64, error) {
+	const batch = 500
+	var total int64
+	for {
+		var n int64
+		err := s.db.Write(ctx, func(tx *storage.Tx) (err error) { n, err = tx.DeleteCompleteMediaBefore(beforeMs, batch); return err })
+		total += n
+		if err != nil || n < batch {
+			return total, err
+		}
+	}
 }

@@ -33,8 +33,9 @@ type Server struct {
 	hashes   *hashGate // bounds concurrent argon2id runs (memory; password.go)
 	dummy    string    // hash verified for unknown users (timing)
 	started  time.Time
-	fed      *fed       // nil: federation off
-	lists    *listCache // local users' signed device lists (listcache.go)
+	fed      *fed        // nil: federation off
+	lists    *listCache  // local users' signed device lists (listcache.go)
+	mediaSt  *mediaStore // media folders and upload locks (media.go)
 	// datagramPushes counts signals sent as datagrams (datagram.go).
 	datagramPushes atomic.Uint64
 
@@ -107,6 +108,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, wire.E(op, err)
 	}
 	s.dummy = dummy
+	if s.mediaSt, err = newMediaStore(s); err != nil {
+		return nil, err
+	}
 	if deps.ServerKey != nil {
 		if s.fed, err = newFed(s, deps.ServerKey); err != nil {
 			return nil, err
@@ -116,6 +120,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if cfg.RetentionInterval > 0 {
 		s.wg.Add(1)
 		go s.retentionLoop()
+	}
+	if cfg.Media.JanitorEvery > 0 {
+		s.wg.Add(1)
+		go s.mediaSt.janitorLoop()
 	}
 	return s, nil
 }

@@ -141,3 +141,16 @@ func (t *Tx) ForgetGoneMedia(uploadID string) error {
 	_, err := t.exec(`DELETE FROM media_gone WHERE upload_id = ?`, uploadID)
 	return wrap("storage.ForgetGoneMedia", err)
 }
+
+// DeleteCompleteMediaBefore deletes up to limit media completed before
+// beforeMs (the gone trigger records them for the file janitor) and
+// returns how many.
+func (t *Tx) DeleteCompleteMediaBefore(beforeMs int64, limit int) (int64, error) {
+	res, err := t.exec(`DELETE FROM media WHERE upload_id IN
+		(SELECT upload_id FROM media WHERE complete_ms > 0 AND complete_ms < ? LIMIT ?)`, beforeMs, limit)
+	if err != nil {
+		return 0, wrap("storage.DeleteCompleteMediaBefore", err)
+	}
+	n, err := res.RowsAffected()
+	return n, wrap("storage.DeleteCompleteMediaBefore", err)
+}

@@ -112,6 +112,9 @@ type serverLimits struct {
 	MaxMediaBytes int64 `json:"max_media_bytes,omitempty"`
 	// MediaQuotaBytes bounds one user's stored media; 0: 1 GiB, < 0: no quota.
 	MediaQuotaBytes int64 `json:"media_quota_bytes,omitempty"`
+	// MediaRetention: complete media are deleted this long after upload;
+	// 0: 720h (30 days), < 0: kept until the uploader is deleted.
+	MediaRetention duration `json:"media_retention,omitempty"`
 }
 
 // duration is a time.Duration written as "168h0m0s" in JSON.
@@ -151,6 +154,7 @@ func newServerConfig(domain, listen string) serverConfig {
 			HistoryMaxLimit: 500,
 			MaxMediaBytes:   100 << 20,
 			MediaQuotaBytes: 1 << 30,
+			MediaRetention:  duration(30 * 24 * time.Hour),
 		},
 	}
 }
@@ -195,7 +199,8 @@ func (c serverConfig) homeserverConfig(version string) homeserver.Config {
 		Version:         version,
 		Federation:      c.federationConfig(),
 		Password:        c.passwordParams(),
-		Media:           homeserver.MediaConfig{MaxBytes: c.Limits.MaxMediaBytes, Quota: c.Limits.MediaQuotaBytes},
+		Media: homeserver.MediaConfig{MaxBytes: c.Limits.MaxMediaBytes, Quota: c.Limits.MediaQuotaBytes,
+			Retention: time.Duration(c.Limits.MediaRetention)},
 	}
 }
 
