@@ -30,7 +30,7 @@ func encodeItemBody(it store.OutboxItem) ([]byte, error) {
 
 // checkMediaRef validates a media reference from a message body.
 func checkMediaRef(r *store.MediaRef) error {
-	if !validMediaID(r.ID) {
+	if !media.ValidID(r.ID) {
 		return fmt.Errorf("media: bad id")
 	}
 	if _, err := media.ParseKey(r.Key); err != nil {
@@ -54,19 +54,6 @@ func checkMediaMeta(r *store.MediaRef) error {
 		return fmt.Errorf("media: bad file name")
 	}
 	return nil
-}
-
-// validMediaID accepts what a homeserver makes: base64url, 16-64 characters.
-func validMediaID(id string) bool {
-	if len(id) < 16 || len(id) > 64 {
-		return false
-	}
-	for _, c := range []byte(id) {
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 // printable reports whether s is valid UTF-8 without control characters.

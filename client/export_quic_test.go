@@ -17,15 +17,7 @@ import (
 // forceWebSocket dials the fallback.
 func (ts *testServer) DialQUIC(t testing.TB, forceWebSocket bool) DialFunc {
 	t.Helper()
-	ccfg := certs.Config{Dir: t.TempDir(), Domain: "localhost", Hosts: certs.HostsFor("localhost", "127.0.0.1:0")}
-	if err := certs.Init(ccfg, certs.Deps{}); err != nil {
-		t.Fatal(err)
-	}
-	m, err := certs.NewManager(ccfg, certs.Deps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots, err := certs.LoadCAPool(m.CAPath())
+	m, roots, err := certs.Local(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -198,7 +198,7 @@ func checkUploaded(up *wire.UploadMediaOK, sealed media.Sealed) (string, error) 
 	if !bytes.Equal(up.GetSha256(), sealed.SHA256[:]) {
 		return "", fmt.Errorf("client.upload: the server stored different bytes (SHA-256 %x, sent %x)", up.GetSha256(), sealed.SHA256)
 	}
-	if !validMediaID(up.GetMediaId()) {
+	if !media.ValidID(up.GetMediaId()) {
 		return "", fmt.Errorf("client.upload: the server answered a malformed media id")
 	}
 	return up.GetMediaId(), nil

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"hearth/homeserver/wire"
+	"hearth/keys/media"
 	"hearth/storage"
 )
 
@@ -89,20 +90,6 @@ func (m *mediaStore) lock(uploadID string) func() {
 		}
 		m.mu.Unlock()
 	}
-}
-
-// validID accepts the ids this server makes (base64url); anything else
-// is unknown without a lookup and never reaches a file name.
-func validID(id string) bool {
-	if len(id) < 16 || len(id) > 64 {
-		return false
-	}
-	for _, c := range []byte(id) {
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 func (ss *session) uploadMedia(r *wire.UploadMedia) (*wire.ServerFrame, error) {
@@ -195,7 +182,7 @@ func (m *mediaStore) start(ctx context.Context, userID int64, deviceID string, r
 // append continues an upload of this device (or reports its state).
 func (m *mediaStore) append(ctx context.Context, deviceID string, r *wire.UploadMedia) (*wire.UploadMediaOK, error) {
 	const op = "homeserver.UploadMedia"
-	if !validID(r.GetUploadId()) {
+	if !media.ValidID(r.GetUploadId()) {
 		return nil, wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no such upload")
 	}
 	unlock := m.lock(r.GetUploadId())

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"hearth/homeserver/wire"
+	"hearth/keys/media"
 	"hearth/storage"
 )
 
@@ -65,7 +66,7 @@ func syncDir(dir string) error {
 // download reads a range of a complete media.
 func (m *mediaStore) download(ctx context.Context, r *wire.DownloadMedia) (*wire.MediaData, error) {
 	const op = "homeserver.DownloadMedia"
-	if !validID(r.GetMediaId()) {
+	if !media.ValidID(r.GetMediaId()) {
 		return nil, wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no such media")
 	}
 	var row *storage.Media

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"hearth/homeserver/wire"
+	"hearth/keys/media"
 	"hearth/storage"
 )
 
@@ -22,7 +23,7 @@ func (s *Server) OpenMedia(ctx context.Context, accessToken, mediaID string) (io
 	if d.Status != storage.DeviceActive {
 		return nil, wire.Errorf(op, wire.Code_CODE_PENDING_APPROVAL, "device waits for approval")
 	}
-	if !validID(mediaID) {
+	if !media.ValidID(mediaID) {
 		return nil, wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no such media")
 	}
 	m, err := s.media()

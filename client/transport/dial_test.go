@@ -55,15 +55,7 @@ type testServer struct {
 // QUIC.
 func startServer(t *testing.T, streams server.StreamServer, blockUDP bool) *testServer {
 	t.Helper()
-	ccfg := certs.Config{Dir: t.TempDir(), Domain: "localhost", Hosts: certs.HostsFor("localhost", "127.0.0.1:0")}
-	if err := certs.Init(ccfg, certs.Deps{}); err != nil {
-		t.Fatal(err)
-	}
-	m, err := certs.NewManager(ccfg, certs.Deps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots, err := certs.LoadCAPool(m.CAPath())
+	m, roots, err := certs.Local(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -89,16 +89,7 @@ type testServer struct {
 
 func startServer(t testing.TB, cfg Config, streams StreamServer) *testServer {
 	t.Helper()
-	dir := t.TempDir()
-	ccfg := certs.Config{Dir: dir, Domain: "localhost", Hosts: certs.HostsFor("localhost", "127.0.0.1:0")}
-	if err := certs.Init(ccfg, certs.Deps{}); err != nil {
-		t.Fatal(err)
-	}
-	m, err := certs.NewManager(ccfg, certs.Deps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots, err := certs.LoadCAPool(m.CAPath())
+	m, roots, err := certs.Local(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

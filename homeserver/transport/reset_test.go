@@ -50,16 +50,7 @@ func TestStatelessResetAfterRestart(t *testing.T) {
 // restartAndWrite runs one kill-and-restart and returns the error that
 // ended the client's session.
 func restartAndWrite(t *testing.T, sameKey bool) error {
-	dir := t.TempDir()
-	ccfg := certs.Config{Dir: dir, Domain: "localhost", Hosts: certs.HostsFor("localhost", "127.0.0.1:0")}
-	if err := certs.Init(ccfg, certs.Deps{}); err != nil {
-		t.Fatal(err)
-	}
-	m, err := certs.NewManager(ccfg, certs.Deps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots, err := certs.LoadCAPool(m.CAPath())
+	m, roots, err := certs.Local(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
