@@ -767,6 +767,7 @@ type Query struct {
 	//
 	//	*Query_FetchDeviceList
 	//	*Query_ClaimKeyPackages
+	//	*Query_FetchMedia
 	Body          isQuery_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -855,6 +856,15 @@ func (x *Query) GetClaimKeyPackages() *ClaimKeyPackages {
 	return nil
 }
 
+func (x *Query) GetFetchMedia() *FetchMedia {
+	if x != nil {
+		if x, ok := x.Body.(*Query_FetchMedia); ok {
+			return x.FetchMedia
+		}
+	}
+	return nil
+}
+
 type isQuery_Body interface {
 	isQuery_Body()
 }
@@ -867,9 +877,77 @@ type Query_ClaimKeyPackages struct {
 	ClaimKeyPackages *ClaimKeyPackages `protobuf:"bytes,11,opt,name=claim_key_packages,json=claimKeyPackages,proto3,oneof"`
 }
 
+type Query_FetchMedia struct {
+	FetchMedia *FetchMedia `protobuf:"bytes,12,opt,name=fetch_media,json=fetchMedia,proto3,oneof"`
+}
+
 func (*Query_FetchDeviceList) isQuery_Body() {}
 
 func (*Query_ClaimKeyPackages) isQuery_Body() {}
+
+func (*Query_FetchMedia) isQuery_Body() {}
+
+// FetchMedia reads a range of a complete media of the destination (its
+// ciphertext; the media id is the capability) for a device of the origin.
+type FetchMedia struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MediaId       string                 `protobuf:"bytes,1,opt,name=media_id,json=mediaId,proto3" json:"media_id,omitempty"`
+	Offset        uint64                 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Length        uint64                 `protobuf:"varint,3,opt,name=length,proto3" json:"length,omitempty"` // 0: as much as the destination sends at once
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchMedia) Reset() {
+	*x = FetchMedia{}
+	mi := &file_federation_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchMedia) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchMedia) ProtoMessage() {}
+
+func (x *FetchMedia) ProtoReflect() protoreflect.Message {
+	mi := &file_federation_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchMedia.ProtoReflect.Descriptor instead.
+func (*FetchMedia) Descriptor() ([]byte, []int) {
+	return file_federation_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *FetchMedia) GetMediaId() string {
+	if x != nil {
+		return x.MediaId
+	}
+	return ""
+}
+
+func (x *FetchMedia) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *FetchMedia) GetLength() uint64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
 
 type FetchDeviceList struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -880,7 +958,7 @@ type FetchDeviceList struct {
 
 func (x *FetchDeviceList) Reset() {
 	*x = FetchDeviceList{}
-	mi := &file_federation_proto_msgTypes[7]
+	mi := &file_federation_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +970,7 @@ func (x *FetchDeviceList) String() string {
 func (*FetchDeviceList) ProtoMessage() {}
 
 func (x *FetchDeviceList) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[7]
+	mi := &file_federation_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +983,7 @@ func (x *FetchDeviceList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchDeviceList.ProtoReflect.Descriptor instead.
 func (*FetchDeviceList) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{7}
+	return file_federation_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *FetchDeviceList) GetUser() string {
@@ -926,7 +1004,7 @@ type ClaimKeyPackages struct {
 
 func (x *ClaimKeyPackages) Reset() {
 	*x = ClaimKeyPackages{}
-	mi := &file_federation_proto_msgTypes[8]
+	mi := &file_federation_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -938,7 +1016,7 @@ func (x *ClaimKeyPackages) String() string {
 func (*ClaimKeyPackages) ProtoMessage() {}
 
 func (x *ClaimKeyPackages) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[8]
+	mi := &file_federation_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -951,7 +1029,7 @@ func (x *ClaimKeyPackages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimKeyPackages.ProtoReflect.Descriptor instead.
 func (*ClaimKeyPackages) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{8}
+	return file_federation_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ClaimKeyPackages) GetUsers() []string {
@@ -983,6 +1061,7 @@ type QueryResult struct {
 	//
 	//	*QueryResult_DeviceList
 	//	*QueryResult_Claim
+	//	*QueryResult_Media
 	Body          isQueryResult_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -990,7 +1069,7 @@ type QueryResult struct {
 
 func (x *QueryResult) Reset() {
 	*x = QueryResult{}
-	mi := &file_federation_proto_msgTypes[9]
+	mi := &file_federation_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1002,7 +1081,7 @@ func (x *QueryResult) String() string {
 func (*QueryResult) ProtoMessage() {}
 
 func (x *QueryResult) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[9]
+	mi := &file_federation_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1015,7 +1094,7 @@ func (x *QueryResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryResult.ProtoReflect.Descriptor instead.
 func (*QueryResult) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{9}
+	return file_federation_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *QueryResult) GetCode() Code {
@@ -1057,6 +1136,15 @@ func (x *QueryResult) GetClaim() *ClaimResult {
 	return nil
 }
 
+func (x *QueryResult) GetMedia() *MediaChunk {
+	if x != nil {
+		if x, ok := x.Body.(*QueryResult_Media); ok {
+			return x.Media
+		}
+	}
+	return nil
+}
+
 type isQueryResult_Body interface {
 	isQueryResult_Body()
 }
@@ -1069,9 +1157,75 @@ type QueryResult_Claim struct {
 	Claim *ClaimResult `protobuf:"bytes,11,opt,name=claim,proto3,oneof"`
 }
 
+type QueryResult_Media struct {
+	Media *MediaChunk `protobuf:"bytes,12,opt,name=media,proto3,oneof"`
+}
+
 func (*QueryResult_DeviceList) isQueryResult_Body() {}
 
 func (*QueryResult_Claim) isQueryResult_Body() {}
+
+func (*QueryResult_Media) isQueryResult_Body() {}
+
+type MediaChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	TotalSize     uint64                 `protobuf:"varint,2,opt,name=total_size,json=totalSize,proto3" json:"total_size,omitempty"`
+	Offset        uint64                 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MediaChunk) Reset() {
+	*x = MediaChunk{}
+	mi := &file_federation_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MediaChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MediaChunk) ProtoMessage() {}
+
+func (x *MediaChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_federation_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MediaChunk.ProtoReflect.Descriptor instead.
+func (*MediaChunk) Descriptor() ([]byte, []int) {
+	return file_federation_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *MediaChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *MediaChunk) GetTotalSize() uint64 {
+	if x != nil {
+		return x.TotalSize
+	}
+	return 0
+}
+
+func (x *MediaChunk) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
 
 type DeviceListResult struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1085,7 +1239,7 @@ type DeviceListResult struct {
 
 func (x *DeviceListResult) Reset() {
 	*x = DeviceListResult{}
-	mi := &file_federation_proto_msgTypes[10]
+	mi := &file_federation_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1097,7 +1251,7 @@ func (x *DeviceListResult) String() string {
 func (*DeviceListResult) ProtoMessage() {}
 
 func (x *DeviceListResult) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[10]
+	mi := &file_federation_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1110,7 +1264,7 @@ func (x *DeviceListResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceListResult.ProtoReflect.Descriptor instead.
 func (*DeviceListResult) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{10}
+	return file_federation_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeviceListResult) GetUser() string {
@@ -1150,7 +1304,7 @@ type ClaimResult struct {
 
 func (x *ClaimResult) Reset() {
 	*x = ClaimResult{}
-	mi := &file_federation_proto_msgTypes[11]
+	mi := &file_federation_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1162,7 +1316,7 @@ func (x *ClaimResult) String() string {
 func (*ClaimResult) ProtoMessage() {}
 
 func (x *ClaimResult) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[11]
+	mi := &file_federation_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1175,7 +1329,7 @@ func (x *ClaimResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimResult.ProtoReflect.Descriptor instead.
 func (*ClaimResult) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{11}
+	return file_federation_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ClaimResult) GetPackages() []*ClaimedKeyPackage {
@@ -1197,7 +1351,7 @@ type ClaimedKeyPackage struct {
 
 func (x *ClaimedKeyPackage) Reset() {
 	*x = ClaimedKeyPackage{}
-	mi := &file_federation_proto_msgTypes[12]
+	mi := &file_federation_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1209,7 +1363,7 @@ func (x *ClaimedKeyPackage) String() string {
 func (*ClaimedKeyPackage) ProtoMessage() {}
 
 func (x *ClaimedKeyPackage) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[12]
+	mi := &file_federation_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1222,7 +1376,7 @@ func (x *ClaimedKeyPackage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimedKeyPackage.ProtoReflect.Descriptor instead.
 func (*ClaimedKeyPackage) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{12}
+	return file_federation_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ClaimedKeyPackage) GetUser() string {
@@ -1315,7 +1469,7 @@ const file_federation_proto_rawDesc = "" +
 	"\vSignedQuery\x12\x14\n" +
 	"\x05query\x18\x01 \x01(\fR\x05query\x12\x15\n" +
 	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x1c\n" +
-	"\tsignature\x18\x03 \x01(\fR\tsignature\"\xb7\x02\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\"\xfc\x02\n" +
 	"\x05Query\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12 \n" +
 	"\vdestination\x18\x02 \x01(\tR\vdestination\x12\x19\n" +
@@ -1323,22 +1477,36 @@ const file_federation_proto_rawDesc = "" +
 	"\x0eorigin_time_ms\x18\x04 \x01(\x03R\foriginTimeMs\x12S\n" +
 	"\x11fetch_device_list\x18\n" +
 	" \x01(\v2%.hearth.federation.v1.FetchDeviceListH\x00R\x0ffetchDeviceList\x12V\n" +
-	"\x12claim_key_packages\x18\v \x01(\v2&.hearth.federation.v1.ClaimKeyPackagesH\x00R\x10claimKeyPackagesB\x06\n" +
-	"\x04body\"%\n" +
+	"\x12claim_key_packages\x18\v \x01(\v2&.hearth.federation.v1.ClaimKeyPackagesH\x00R\x10claimKeyPackages\x12C\n" +
+	"\vfetch_media\x18\f \x01(\v2 .hearth.federation.v1.FetchMediaH\x00R\n" +
+	"fetchMediaB\x06\n" +
+	"\x04body\"W\n" +
+	"\n" +
+	"FetchMedia\x12\x19\n" +
+	"\bmedia_id\x18\x01 \x01(\tR\amediaId\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x16\n" +
+	"\x06length\x18\x03 \x01(\x04R\x06length\"%\n" +
 	"\x0fFetchDeviceList\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\"o\n" +
 	"\x10ClaimKeyPackages\x12\x14\n" +
 	"\x05users\x18\x01 \x03(\tR\x05users\x12'\n" +
 	"\x0fexclude_devices\x18\x02 \x03(\tR\x0eexcludeDevices\x12\x1c\n" +
-	"\trequester\x18\x03 \x01(\tR\trequester\"\xe5\x01\n" +
+	"\trequester\x18\x03 \x01(\tR\trequester\"\x9f\x02\n" +
 	"\vQueryResult\x12.\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x1a.hearth.federation.v1.CodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12I\n" +
 	"\vdevice_list\x18\n" +
 	" \x01(\v2&.hearth.federation.v1.DeviceListResultH\x00R\n" +
 	"deviceList\x129\n" +
-	"\x05claim\x18\v \x01(\v2!.hearth.federation.v1.ClaimResultH\x00R\x05claimB\x06\n" +
-	"\x04body\"\x88\x01\n" +
+	"\x05claim\x18\v \x01(\v2!.hearth.federation.v1.ClaimResultH\x00R\x05claim\x128\n" +
+	"\x05media\x18\f \x01(\v2 .hearth.federation.v1.MediaChunkH\x00R\x05mediaB\x06\n" +
+	"\x04body\"W\n" +
+	"\n" +
+	"MediaChunk\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\x12\x1d\n" +
+	"\n" +
+	"total_size\x18\x02 \x01(\x04R\ttotalSize\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x04R\x06offset\"\x88\x01\n" +
 	"\x10DeviceListResult\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12!\n" +
 	"\fidentity_key\x18\x02 \x01(\fR\videntityKey\x12\x1f\n" +
@@ -1393,7 +1561,7 @@ func file_federation_proto_rawDescGZIP() []byte {
 }
 
 var file_federation_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_federation_proto_goTypes = []any{
 	(Code)(0),                 // 0: hearth.federation.v1.Code
 	(EnvelopeKind)(0),         // 1: hearth.federation.v1.EnvelopeKind
@@ -1404,12 +1572,14 @@ var file_federation_proto_goTypes = []any{
 	(*EnvelopeResult)(nil),    // 6: hearth.federation.v1.EnvelopeResult
 	(*SignedQuery)(nil),       // 7: hearth.federation.v1.SignedQuery
 	(*Query)(nil),             // 8: hearth.federation.v1.Query
-	(*FetchDeviceList)(nil),   // 9: hearth.federation.v1.FetchDeviceList
-	(*ClaimKeyPackages)(nil),  // 10: hearth.federation.v1.ClaimKeyPackages
-	(*QueryResult)(nil),       // 11: hearth.federation.v1.QueryResult
-	(*DeviceListResult)(nil),  // 12: hearth.federation.v1.DeviceListResult
-	(*ClaimResult)(nil),       // 13: hearth.federation.v1.ClaimResult
-	(*ClaimedKeyPackage)(nil), // 14: hearth.federation.v1.ClaimedKeyPackage
+	(*FetchMedia)(nil),        // 9: hearth.federation.v1.FetchMedia
+	(*FetchDeviceList)(nil),   // 10: hearth.federation.v1.FetchDeviceList
+	(*ClaimKeyPackages)(nil),  // 11: hearth.federation.v1.ClaimKeyPackages
+	(*QueryResult)(nil),       // 12: hearth.federation.v1.QueryResult
+	(*MediaChunk)(nil),        // 13: hearth.federation.v1.MediaChunk
+	(*DeviceListResult)(nil),  // 14: hearth.federation.v1.DeviceListResult
+	(*ClaimResult)(nil),       // 15: hearth.federation.v1.ClaimResult
+	(*ClaimedKeyPackage)(nil), // 16: hearth.federation.v1.ClaimedKeyPackage
 }
 var file_federation_proto_depIdxs = []int32{
 	4,  // 0: hearth.federation.v1.Transaction.envelopes:type_name -> hearth.federation.v1.Envelope
@@ -1417,17 +1587,19 @@ var file_federation_proto_depIdxs = []int32{
 	0,  // 2: hearth.federation.v1.TransactionResult.code:type_name -> hearth.federation.v1.Code
 	6,  // 3: hearth.federation.v1.TransactionResult.results:type_name -> hearth.federation.v1.EnvelopeResult
 	0,  // 4: hearth.federation.v1.EnvelopeResult.code:type_name -> hearth.federation.v1.Code
-	9,  // 5: hearth.federation.v1.Query.fetch_device_list:type_name -> hearth.federation.v1.FetchDeviceList
-	10, // 6: hearth.federation.v1.Query.claim_key_packages:type_name -> hearth.federation.v1.ClaimKeyPackages
-	0,  // 7: hearth.federation.v1.QueryResult.code:type_name -> hearth.federation.v1.Code
-	12, // 8: hearth.federation.v1.QueryResult.device_list:type_name -> hearth.federation.v1.DeviceListResult
-	13, // 9: hearth.federation.v1.QueryResult.claim:type_name -> hearth.federation.v1.ClaimResult
-	14, // 10: hearth.federation.v1.ClaimResult.packages:type_name -> hearth.federation.v1.ClaimedKeyPackage
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	10, // 5: hearth.federation.v1.Query.fetch_device_list:type_name -> hearth.federation.v1.FetchDeviceList
+	11, // 6: hearth.federation.v1.Query.claim_key_packages:type_name -> hearth.federation.v1.ClaimKeyPackages
+	9,  // 7: hearth.federation.v1.Query.fetch_media:type_name -> hearth.federation.v1.FetchMedia
+	0,  // 8: hearth.federation.v1.QueryResult.code:type_name -> hearth.federation.v1.Code
+	14, // 9: hearth.federation.v1.QueryResult.device_list:type_name -> hearth.federation.v1.DeviceListResult
+	15, // 10: hearth.federation.v1.QueryResult.claim:type_name -> hearth.federation.v1.ClaimResult
+	13, // 11: hearth.federation.v1.QueryResult.media:type_name -> hearth.federation.v1.MediaChunk
+	16, // 12: hearth.federation.v1.ClaimResult.packages:type_name -> hearth.federation.v1.ClaimedKeyPackage
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_federation_proto_init() }
@@ -1438,10 +1610,12 @@ func file_federation_proto_init() {
 	file_federation_proto_msgTypes[6].OneofWrappers = []any{
 		(*Query_FetchDeviceList)(nil),
 		(*Query_ClaimKeyPackages)(nil),
+		(*Query_FetchMedia)(nil),
 	}
-	file_federation_proto_msgTypes[9].OneofWrappers = []any{
+	file_federation_proto_msgTypes[10].OneofWrappers = []any{
 		(*QueryResult_DeviceList)(nil),
 		(*QueryResult_Claim)(nil),
+		(*QueryResult_Media)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1449,7 +1623,7 @@ func file_federation_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_federation_proto_rawDesc), len(file_federation_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

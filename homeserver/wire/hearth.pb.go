@@ -4302,10 +4302,14 @@ func (x *UploadMediaOK) GetTotalSize() uint64 {
 // an unknown or incomplete media_id CODE_NOT_FOUND. Any authenticated
 // active device of this server may download: the media id is the capability.
 type DownloadMedia struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	MediaId       string                 `protobuf:"bytes,1,opt,name=media_id,json=mediaId,proto3" json:"media_id,omitempty"`
-	Offset        uint64                 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
-	Length        uint64                 `protobuf:"varint,3,opt,name=length,proto3" json:"length,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	MediaId string                 `protobuf:"bytes,1,opt,name=media_id,json=mediaId,proto3" json:"media_id,omitempty"`
+	Offset  uint64                 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Length  uint64                 `protobuf:"varint,3,opt,name=length,proto3" json:"length,omitempty"`
+	// The domain of the server that holds the media (the uploader's); empty
+	// or this server's domain: here. Another server is asked through
+	// federation (FetchMedia).
+	Server        string `protobuf:"bytes,4,opt,name=server,proto3" json:"server,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4359,6 +4363,13 @@ func (x *DownloadMedia) GetLength() uint64 {
 		return x.Length
 	}
 	return 0
+}
+
+func (x *DownloadMedia) GetServer() string {
+	if x != nil {
+		return x.Server
+	}
+	return ""
 }
 
 type MediaData struct {
@@ -4707,11 +4718,12 @@ const file_hearth_proto_rawDesc = "" +
 	"\bmedia_id\x18\x03 \x01(\tR\amediaId\x12\x16\n" +
 	"\x06sha256\x18\x04 \x01(\fR\x06sha256\x12\x1d\n" +
 	"\n" +
-	"total_size\x18\x05 \x01(\x04R\ttotalSize\"Z\n" +
+	"total_size\x18\x05 \x01(\x04R\ttotalSize\"r\n" +
 	"\rDownloadMedia\x12\x19\n" +
 	"\bmedia_id\x18\x01 \x01(\tR\amediaId\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x16\n" +
-	"\x06length\x18\x03 \x01(\x04R\x06length\"V\n" +
+	"\x06length\x18\x03 \x01(\x04R\x06length\x12\x16\n" +
+	"\x06server\x18\x04 \x01(\tR\x06server\"V\n" +
 	"\tMediaData\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x1d\n" +
 	"\n" +
