@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"hearth/client/store"
+	"hearth/keys/identity"
 	"hearth/keys/media"
 )
 
@@ -38,6 +39,11 @@ func checkMediaRef(r *store.MediaRef) error {
 	}
 	if h, err := hex.DecodeString(r.SHA256); err != nil || len(h) != 32 || r.SHA256 != strings.ToLower(r.SHA256) {
 		return fmt.Errorf("media: sha256 must be 64 lowercase hex digits")
+	}
+	if r.Server != "" {
+		if _, err := identity.ParseUser("x@" + r.Server); err != nil {
+			return fmt.Errorf("media: bad server")
+		}
 	}
 	return checkMediaMeta(r)
 }

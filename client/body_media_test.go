@@ -57,6 +57,8 @@ func TestMediaBodyRefused(t *testing.T) {
 		"long name":       func(r *store.MediaRef) { r.Name = strings.Repeat("a", 256) },
 		"type with space": func(r *store.MediaRef) { r.Type = "text/plain; x" },
 		"C1 control":      func(r *store.MediaRef) { r.Type = "a/\u0085b" },
+		"bad server":      func(r *store.MediaRef) { r.Server = "evil.example/../x" },
+		"server with at":  func(r *store.MediaRef) { r.Server = "a@b.example" },
 	}
 	for name, mutate := range cases {
 		ref := goodRef(t)

@@ -13,6 +13,7 @@ import (
 
 	"hearth/client/store"
 	"hearth/homeserver/wire"
+	"hearth/keys/identity"
 	"hearth/keys/media"
 )
 
@@ -98,6 +99,9 @@ func (c *Client) QueueFile(ctx context.Context, to, path, mimeType string) (stri
 		return "", fmt.Errorf("%s: %w", op, err)
 	}
 	ref.Key, ref.SHA256, ref.Size = p.Key, p.SHA256, p.PlainSize
+	if u, err := identity.ParseUser(a.User); err == nil {
+		ref.Server = u.Domain // receivers on other servers fetch it from here
+	}
 	ref.ID, err = c.upload(ctx, tmp, sealed, p.UploadID, func(id string) error {
 		p.UploadID = id
 		return c.savePending(name, p)
@@ -261,7 +265,7 @@ func (c *Client) FetchMedia(ctx context.Context, ref store.MediaRef, w io.Writer
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
 	hw := media.NewHashWriter(tmp)
-	if err := c.download(ctx, ref.ID, want, hw); err != nil {
+	if err := c.download(ctx, ref.ID, ref.Server, want, hw); err != nil {
 		return err
 	}
 	if sum := hw.Sum(); hex.EncodeToString(sum[:]) != ref.SHA256 {
@@ -281,13 +285,14 @@ func (c *Client) FetchMedia(ctx context.Context, ref store.MediaRef, w io.Writer
 }
 
 // download writes the want bytes of a media to w, range by range; ranges
-// cut off by a lost connection are asked for again.
-func (c *Client) download(ctx context.Context, mediaID string, want int64, w io.Writer) error {
+// cut off by a lost connection are asked for again. A media of another
+// server is fetched through this device's server.
+func (c *Client) download(ctx context.Context, mediaID, server string, want int64, w io.Writer) error {
 	const op = "client.download"
 	var off int64
 	for off < want {
 		r, err := c.callIdempotent(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_DownloadMedia{
-			DownloadMedia: &wire.DownloadMedia{MediaId: mediaID, Offset: uint64(off)}}})
+			DownloadMedia: &wire.DownloadMedia{MediaId: mediaID, Offset: uint64(off), Server: server}}})
 		if err != nil {
 			return err
 		}

@@ -339,6 +339,12 @@ func (f *fed) Query(ctx context.Context, q *fedwire.Query) *fedwire.QueryResult 
 			out.Packages = append(out.Packages, &fedwire.ClaimedKeyPackage{User: p.User, DeviceId: p.DeviceId, KeyPackage: p.KeyPackage, LastResort: p.LastResort})
 		}
 		return &fedwire.QueryResult{Body: &fedwire.QueryResult_Claim{Claim: out}}
+	case *fedwire.Query_FetchMedia:
+		res, err := f.answerFetchMedia(ctx, b.FetchMedia)
+		if err != nil {
+			return fail(err)
+		}
+		return res
 	}
 	return fail(wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "unknown query"))
 }

@@ -110,6 +110,16 @@ func (ss *session) uploadMedia(r *wire.UploadMedia) (*wire.ServerFrame, error) {
 }
 
 func (ss *session) downloadMedia(r *wire.DownloadMedia) (*wire.ServerFrame, error) {
+	if srv := r.GetServer(); srv != "" && srv != ss.s.cfg.Domain {
+		if ss.s.fed == nil {
+			return nil, errFedOff
+		}
+		d, err := ss.s.fed.fetchRemoteMedia(ss.ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		return &wire.ServerFrame{Body: &wire.ServerFrame_MediaData{MediaData: d}}, nil
+	}
 	m, err := ss.s.media()
 	if err != nil {
 		return nil, err
