@@ -35,7 +35,7 @@ func newChatCmd() *cobra.Command {
 	env := &chatEnv{}
 	cmd := &cobra.Command{
 		Use:   "chat",
-		Short: "Use Hearth as a chat client (login, devices, send, recv, history, media)",
+		Short: "Use Hearth as a chat client (login, devices, send, recv, history, media, groups, typing, presence)",
 	}
 	cmd.PersistentFlags().StringVar(&env.profile, "profile", "", "profile folder of this device (required)")
 	cmd.PersistentFlags().BoolVar(&env.verbose, "verbose", false, "log protocol events to stderr")
