@@ -70,19 +70,56 @@ func (f *fed) keyDoc() *federation.KeyDocument {
 // RefreshServerKeys re-fetches domain's key document from its pinned
 // address (or by discovery when it is not pinned), at most once per
 // FederationConfig.KeyRefreshInterval per domain, and stores it.
+//
+// Requests that need a refresh while one for the same domain is under way
+// wait for it and share its outcome: several requests signed with a new
+// key often arrive together (a message, typing and presence signals), and
+// all but the first would otherwise be refused as "refreshed just now"
+// although the refresh that would admit them had not finished.
 func (f *fed) RefreshServerKeys(ctx context.Context, domain string) (*serverkey.Set, error) {
 	now := f.s.now()
 	f.mu.Lock()
+	if c := f.refreshing[domain]; c != nil {
+		f.mu.Unlock()
+		select {
+		case <-c.done:
+			return c.set, c.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	last, seen := f.refreshed[domain]
 	if seen && now.Sub(last) < f.cfg.KeyRefreshInterval {
 		f.mu.Unlock()
 		return nil, fmt.Errorf("keys of %s were refreshed %s ago", domain, now.Sub(last).Round(time.Millisecond))
 	}
 	f.refreshed[domain] = now
+	c := &keyRefresh{done: make(chan struct{})}
+	if f.refreshing == nil {
+		f.refreshing = map[string]*keyRefresh{}
+	}
+	f.refreshing[domain] = c
 	p, pinned := f.peers[domain]
 	_, found := f.found[domain]
 	pinned = pinned && !found
 	f.mu.Unlock()
+	c.set, c.err = f.refreshKeys(ctx, domain, p, pinned)
+	f.mu.Lock()
+	delete(f.refreshing, domain)
+	f.mu.Unlock()
+	close(c.done)
+	return c.set, c.err
+}
+
+// keyRefresh is one refresh of a domain's keys under way.
+type keyRefresh struct {
+	done chan struct{}
+	set  *serverkey.Set
+	err  error
+}
+
+// refreshKeys fetches and stores domain's key document.
+func (f *fed) refreshKeys(ctx context.Context, domain string, p federation.Peer, pinned bool) (*serverkey.Set, error) {
 	if !pinned {
 		return f.discover(ctx, domain)
 	}

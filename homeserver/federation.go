@@ -65,14 +65,15 @@ type fed struct {
 
 	rotMu sync.Mutex // one key rotation at a time
 
-	mu        sync.Mutex
-	curPub    serverkey.PublicKey   // the current key as published
-	retired   []serverkey.PublicKey // older keys, published with their end
-	refreshed map[string]time.Time  // last key refresh per peer
-	found     map[string]time.Time  // peers known by discovery (not pinned): when
-	peers     map[string]federation.Peer
-	keys      map[string]*serverkey.Set
-	waiters   map[string]chan struct{} // SUBMIT envelope id -> closed on verdict
+	mu         sync.Mutex
+	curPub     serverkey.PublicKey    // the current key as published
+	retired    []serverkey.PublicKey  // older keys, published with their end
+	refreshed  map[string]time.Time   // last key refresh per peer
+	refreshing map[string]*keyRefresh // refreshes under way, by peer (fed_keys.go)
+	found      map[string]time.Time   // peers known by discovery (not pinned): when
+	peers      map[string]federation.Peer
+	keys       map[string]*serverkey.Set
+	waiters    map[string]chan struct{} // SUBMIT envelope id -> closed on verdict
 }
 
 var (
