@@ -14,7 +14,10 @@ import (
 // saved with MarshalSplit (trees by reference, see group_split.go).
 const (
 	groupStateVersion = 1
-	splitStateVersion = 2
+	// splitTreesVersion: trees by ref, past epochs' members inline (read only).
+	splitTreesVersion = 2
+	// splitStateVersion: trees and past epochs' member lists by ref.
+	splitStateVersion = 3
 )
 
 // Marshal serializes everything the member needs to continue: tree,
@@ -23,12 +26,12 @@ const (
 // The output is secret: keep it in the device's encrypted store. Save it
 // before sending a message or acknowledging a processed one.
 func (g *Group) Marshal() ([]byte, error) {
-	return g.marshal(groupStateVersion, (*RatchetTree).Marshal), nil
+	return g.marshal(groupStateVersion, (*RatchetTree).Marshal, nil), nil
 }
 
 // marshal writes the state with the given version; tree writes the
 // opaque standing for an epoch state's ratchet tree.
-func (g *Group) marshal(version uint8, tree func(*RatchetTree) []byte) []byte {
+func (g *Group) marshal(version uint8, tree func(*RatchetTree) []byte, blob func(TreeRef, []byte)) []byte {
 	w := codec.NewWriter(make([]byte, 0, g.sizeHint[version]+g.sizeHint[version]/8+256))
 	w.Uint8(version)
 	w.Uint16(uint16(g.s.ID()))
@@ -37,7 +40,11 @@ func (g *Group) marshal(version uint8, tree func(*RatchetTree) []byte) []byte {
 	writeEpochState(w, g.st, tree)
 	writeList(w, g.past, func(w *codec.Writer, p *pastEpoch) {
 		w.Opaque(p.ctx.Marshal())
-		writeMembers(w, p.members)
+		if version == splitStateVersion {
+			w.Opaque(p.membersRef(blob))
+		} else {
+			writeMembers(w, p.members)
+		}
 		w.Opaque(p.keys.SenderDataSecret)
 		w.Opaque(p.keys.Tree.Marshal())
 	})
@@ -155,10 +162,12 @@ type stateReader struct {
 	r   *codec.Reader
 	s   *suite.Suite
 	err error
-	// trees resolves tree references of a split state (version 2); nil
-	// when only whole states (version 1) are accepted.
-	trees func(TreeRef) ([]byte, error)
-	split bool // the state being read is version 2
+	// trees resolves the references of a split state (versions 2 and 3:
+	// trees, and in 3 past epochs' member lists); nil when only whole
+	// states (version 1) are accepted.
+	trees   func(TreeRef) ([]byte, error)
+	split   bool  // the state being read is split
+	version uint8 // of the state being read
 }
 
 // use makes r (a vector's or optional's sub-reader) current until the
@@ -185,13 +194,15 @@ func (d *stateReader) done() error {
 
 func (d *stateReader) group(cfg Config) *Group {
 	r := d.r
-	switch v := r.Uint8(); {
+	v := r.Uint8()
+	d.version = v
+	switch split := v == splitStateVersion || v == splitTreesVersion; {
 	case r.Err() != nil:
 		return nil
-	case v == splitStateVersion && d.trees == nil:
+	case split && d.trees == nil:
 		d.fail(errSplitState)
 		return nil
-	case v == splitStateVersion:
+	case split:
 		d.split = true
 	case v != groupStateVersion:
 		d.fail(fmt.Errorf("version %d", v))
@@ -215,7 +226,11 @@ func (d *stateReader) group(cfg Config) *Group {
 		defer d.use(r)()
 		p := &pastEpoch{}
 		d.context(&p.ctx)
-		p.members = readMembers(r)
+		if d.version == splitStateVersion {
+			p.members = d.membersByRef(r.Opaque())
+		} else {
+			p.members = readMembers(r)
+		}
 		p.keys = d.privateKeys()
 		return p
 	})

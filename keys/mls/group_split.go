@@ -16,7 +16,10 @@ import (
 // 1,024 members on the hybrid suite). MarshalSplit therefore leaves the
 // trees out: the state names each epoch state's tree (the current epoch's
 // and a pending commit's next epoch's) by its TreeRef, and the encodings
-// come back separately, for the caller to store once per ref.
+// come back separately, for the caller to store once per ref. The member
+// lists of the retained past epochs (about 100 KB at 1,024 members) are
+// kept apart the same way (state version 3; version 2 kept them inline
+// and is still read).
 // UnmarshalGroupSplit restores the group, checking every tree it is given
 // against its ref.
 
@@ -41,17 +44,19 @@ func (t *RatchetTree) Ref() TreeRef {
 }
 
 // MarshalSplit serializes the state like Marshal, except that each epoch
-// state's ratchet tree is replaced by its TreeRef; trees holds the
-// encodings of the trees the state refers to (one or two), by ref. The
-// tree encodings are memoized: do not modify them. Restore with
-// UnmarshalGroupSplit.
+// state's ratchet tree, and each retained past epoch's member list, is
+// replaced by its TreeRef (the SHA-256 of its encoding); trees holds the
+// encodings the state refers to, by ref. Neither changes when a message
+// is sent or received, so a caller that stores each ref once writes only
+// the small rest per message. The encodings are memoized: do not modify
+// them. Restore with UnmarshalGroupSplit.
 func (g *Group) MarshalSplit() (state []byte, trees map[TreeRef][]byte, err error) {
 	trees = map[TreeRef][]byte{}
 	state = g.marshal(splitStateVersion, func(t *RatchetTree) []byte {
 		r := t.Ref()
 		trees[r] = t.Marshal()
 		return r[:]
-	})
+	}, func(r TreeRef, enc []byte) { trees[r] = enc })
 	return state, trees, nil
 }
 
@@ -77,22 +82,61 @@ func UnmarshalGroupSplit(state []byte, tree func(TreeRef) ([]byte, error), cfg C
 	return g, nil
 }
 
-// treeByRef resolves a split state's tree reference b.
-func (d *stateReader) treeByRef(b []byte) *RatchetTree {
+// membersRef returns the ref of the past epoch's member list encoding
+// (memoized: a past epoch never changes its members) after handing the
+// encoding to blob.
+func (p *pastEpoch) membersRef(blob func(TreeRef, []byte)) []byte {
+	if p.membersEnc == nil {
+		w := codec.NewWriter(nil)
+		writeMembers(w, p.members)
+		p.membersEnc = w.Bytes()
+		p.membersSum = TreeRef(sha256.Sum256(p.membersEnc))
+	}
+	blob(p.membersSum, p.membersEnc)
+	return p.membersSum[:]
+}
+
+// blobByRef returns the stored bytes for ref b, checked against it.
+func (d *stateReader) blobByRef(what string, b []byte) []byte {
 	if len(b) != len(TreeRef{}) {
-		d.fail(fmt.Errorf("tree reference is %d bytes", len(b)))
+		d.fail(fmt.Errorf("%s reference is %d bytes", what, len(b)))
 		return nil
 	}
 	ref := TreeRef(b)
 	enc, err := d.trees(ref)
 	if err != nil {
-		d.fail(fmt.Errorf("ratchet tree %s: %w", ref, err))
+		d.fail(fmt.Errorf("%s %s: %w", what, ref, err))
 		return nil
 	}
 	if sha256.Sum256(enc) != ref {
-		d.fail(fmt.Errorf("%w: %s", ErrTreeMismatch, ref))
+		d.fail(fmt.Errorf("%w: %s %s", ErrTreeMismatch, what, ref))
 		return nil
 	}
+	return enc
+}
+
+// membersByRef resolves a past epoch's member list reference b.
+func (d *stateReader) membersByRef(b []byte) []Member {
+	enc := d.blobByRef("member list", b)
+	if enc == nil {
+		return nil
+	}
+	r := codec.NewReader(enc)
+	ms := readMembers(r)
+	if err := r.Done(); err != nil {
+		d.fail(fmt.Errorf("member list: %w", err))
+		return nil
+	}
+	return ms
+}
+
+// treeByRef resolves a split state's tree reference b.
+func (d *stateReader) treeByRef(b []byte) *RatchetTree {
+	enc := d.blobByRef("ratchet tree", b)
+	if enc == nil {
+		return nil
+	}
+	ref := TreeRef(b)
 	t, err := unmarshalTreeShared(d.s, enc)
 	if err != nil {
 		d.fail(fmt.Errorf("ratchet tree %s: %w", ref, err))

@@ -96,8 +96,10 @@ func restoreSplit(t testing.TB, d *device) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := 1 + btoi(d.g.pending != nil); len(trees) > want || len(trees) == 0 {
-		t.Fatalf("%s: %d trees for %d epoch states", d.id, len(trees), want)
+	// One tree per epoch state (current, pending), one member list per
+	// retained past epoch (equal ones share a ref).
+	if want := 1 + btoi(d.g.pending != nil) + len(d.g.past); len(trees) > want || len(trees) == 0 {
+		t.Fatalf("%s: %d blobs for %d epoch states and past epochs", d.id, len(trees), want)
 	}
 	for ref, enc := range trees {
 		// A pending commit's GroupInfo carries its tree: only a state
@@ -118,8 +120,8 @@ func restoreSplit(t testing.TB, d *device) {
 	if err != nil {
 		t.Fatalf("%s split restore: %v", d.id, err)
 	}
-	if calls != 1+btoi(d.g.pending != nil) {
-		t.Fatalf("%s: %d tree lookups", d.id, calls)
+	if want := 1 + btoi(d.g.pending != nil) + len(d.g.past); calls != want {
+		t.Fatalf("%s: %d lookups, want %d (trees and past member lists)", d.id, calls, want)
 	}
 	state2, trees2, err := g.MarshalSplit()
 	if err != nil || !bytes.Equal(state, state2) || len(trees2) != len(trees) {
@@ -341,4 +343,58 @@ func FuzzUnmarshalGroupSplit(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestGroupSplitPastMembers: a past epoch's member list is kept apart
+// from the state like the trees (refused when missing or tampered), and a
+// version-2 split state (member lists inline) still restores.
+func TestGroupSplitPastMembers(t *testing.T) {
+	s, _ := suite.Lookup(1)
+	alice, bob := newDevice(t, s, "alice@a/1"), newDevice(t, s, "bob@b/1")
+	var err error
+	if alice.g, err = NewGroup(testConfig(), s, []byte("past"), alice.signer, BasicCredential(alice.id), GroupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kp, priv := bob.keyPackage(t, s)
+	commitAndApply(t, alice, CommitOptions{Add: []*KeyPackage{kp}}, nil, []*device{bob}, []*KeyPackagePrivate{priv})
+	if len(alice.g.past) != 1 {
+		t.Fatalf("premise: alice keeps %d past epochs", len(alice.g.past))
+	}
+	whole := mustMarshal(t, alice.g)
+	state, blobs, err := alice.g.MarshalSplit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	treeRef := alice.g.st.tree.Ref()
+	var listRef TreeRef
+	for r := range blobs {
+		if r != treeRef {
+			listRef = r
+		}
+	}
+	if len(blobs) != 2 || listRef == (TreeRef{}) {
+		t.Fatalf("%d blobs, want the tree and the past member list", len(blobs))
+	}
+	if bytes.Contains(state, blobs[listRef]) {
+		t.Fatal("the past member list is still in the state")
+	}
+	missing := map[TreeRef][]byte{treeRef: blobs[treeRef]}
+	if _, err := UnmarshalGroupSplit(state, lookupIn(missing), testConfig()); !errors.Is(err, errNoTree) {
+		t.Fatalf("missing member list: %v", err)
+	}
+	bad := bytes.Clone(blobs[listRef])
+	bad[len(bad)-1] ^= 1
+	tampered := map[TreeRef][]byte{treeRef: blobs[treeRef], listRef: bad}
+	if _, err := UnmarshalGroupSplit(state, lookupIn(tampered), testConfig()); !errors.Is(err, ErrTreeMismatch) {
+		t.Fatalf("tampered member list: %v", err)
+	}
+	// Version 2: trees apart, member lists inline.
+	v2 := alice.g.marshal(splitTreesVersion, func(tr *RatchetTree) []byte { r := tr.Ref(); return r[:] }, nil)
+	g, err := UnmarshalGroupSplit(v2, lookupIn(map[TreeRef][]byte{treeRef: blobs[treeRef]}), testConfig())
+	if err != nil {
+		t.Fatalf("version 2 state: %v", err)
+	}
+	if !bytes.Equal(mustMarshal(t, g), whole) {
+		t.Fatal("version 2 state restores differently")
+	}
 }

@@ -46,6 +46,10 @@ type pastEpoch struct {
 	ctx     GroupContext
 	members []Member // non-blank leaves, ascending
 	keys    PrivateKeys
+	// membersEnc and membersSum memoize the member list's encoding and its
+	// SHA-256 for split states (group_split.go).
+	membersEnc []byte
+	membersSum TreeRef
 }
 
 func (e *pastEpoch) member(l LeafIndex) (Member, bool) {
