@@ -73,6 +73,13 @@ func TestFederationDeliveryFailedE2E(t *testing.T) {
 	if err != nil {
 		t.Fatalf("first message: %v", err)
 	}
+	// Flush returns once the hub accepted it; wait until b has it too, so
+	// that only the next message meets b down.
+	for i := 0; !strings.Contains(bob.must(t, "", "recv", "--json", "--timeout", "2s"), `"text":"first"`); i++ {
+		if i == 10 {
+			t.Fatal("b.example never delivered the first message")
+		}
+	}
 	b.srv.stop(t, syscall.SIGTERM)
 	lost, err := ac.Queue(conv, "never arrives")
 	if err == nil {
