@@ -131,7 +131,13 @@ func (c *Client) post(ctx context.Context, domain, path string, in, out proto.Me
 	req.Header.Set("Content-Type", contentType)
 	resp, err := r.tr.RoundTrip(req)
 	if err != nil {
-		c.Reset(domain)
+		// A request its caller gave up on (a device's session ended, a
+		// lossy signal's budget ran out) says nothing about the connection;
+		// dropping it would fail every other request in flight on it, the
+		// durable queue's transactions included.
+		if !errors.Is(ctx.Err(), context.Canceled) {
+			c.Reset(domain)
+		}
 		return fmt.Errorf("federation: %s%s: %w", domain, path, err)
 	}
 	defer resp.Body.Close()
