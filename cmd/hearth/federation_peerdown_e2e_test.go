@@ -1,12 +1,9 @@
 package main
 
 import (
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-
-	"hearth/homeserver/certs"
 )
 
 // TestFederationSendWhilePeerDown: alice@a.example keeps writing to bob
@@ -15,14 +12,7 @@ import (
 // devices bob already has) and queued for b; bob gets them, once and in
 // order, when b is back.
 func TestFederationSendWhilePeerDown(t *testing.T) {
-	a, b := newFedServer(t, "a.example"), newFedServer(t, "b.example")
-	a.admin(t, "", "federation", "peer", "add", "b.example", "--address", b.listen, "--ca", filepath.Join(b.dir, certs.CAFile))
-	b.admin(t, "", "federation", "peer", "add", "a.example", "--address", a.listen, "--ca", filepath.Join(a.dir, certs.CAFile))
-	mustHearth(t, password("alice"), "admin", "--dir", a.dir, "user", "add", "alice", "--password-stdin")
-	mustHearth(t, password("bob"), "admin", "--dir", b.dir, "user", "add", "bob", "--password-stdin")
-	alice, bob := newProfile(t, "alice"), newProfile(t, "bob")
-	alice.must(t, password("alice"), "login", "alice@a.example", "--server", a.listen, "--ca", filepath.Join(a.dir, certs.CAFile), "--password-stdin")
-	bob.must(t, password("bob"), "login", "bob@b.example", "--server", b.listen, "--ca", filepath.Join(b.dir, certs.CAFile), "--password-stdin")
+	_, b, alice, bob := fedPair(t)
 
 	const aliceAt, bobAt = "alice@a.example", "bob@b.example"
 	alice.must(t, "", "send", bobAt, "before")
