@@ -2,6 +2,7 @@ package homeserver
 
 import (
 	"errors"
+	"slices"
 
 	"hearth/homeserver/wire"
 	"hearth/keys/identity"
@@ -17,8 +18,22 @@ import (
 // admin revokes.
 
 // revokedListed returns the user's devices that are on its signed list but
-// revoked here.
+// revoked here. It runs at every Hello: the list is read and parsed only
+// when the user has a revoked device at all.
 func revokedListed(tx *storage.Tx, userID int64) ([]string, error) {
+	devs, err := tx.Devices(userID)
+	if err != nil {
+		return nil, err
+	}
+	var revoked []string
+	for _, d := range devs {
+		if d.Status == storage.DeviceRevoked {
+			revoked = append(revoked, d.ID)
+		}
+	}
+	if len(revoked) == 0 {
+		return nil, nil
+	}
 	sl, err := tx.DeviceList(userID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, nil
@@ -29,20 +44,7 @@ func revokedListed(tx *storage.Tx, userID int64) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(l.Devices) == 0 {
-		return nil, nil
-	}
-	devs, err := tx.Devices(userID)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, d := range devs {
-		if _, listed := l.Lookup(d.ID); listed && d.Status == storage.DeviceRevoked {
-			out = append(out, d.ID)
-		}
-	}
-	return out, nil
+	return slices.DeleteFunc(revoked, func(id string) bool { _, listed := l.Lookup(id); return !listed }), nil
 }
 
 // tellRevokedListed pushes DevicesChanged to the user's online active
