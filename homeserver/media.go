@@ -60,9 +60,6 @@ func newMediaStore(s *Server) (*mediaStore, error) {
 	return &mediaStore{s: s, cfg: s.cfg.Media, dir: dir, busy: map[string]*uploadLock{}}, nil
 }
 
-// media returns the Server's media state.
-func (s *Server) media() (*mediaStore, error) { return s.mediaSt, nil }
-
 func (m *mediaStore) partialPath(uploadID string) string {
 	return filepath.Join(m.dir, "partial", uploadID)
 }
@@ -93,11 +90,9 @@ func (m *mediaStore) lock(uploadID string) func() {
 }
 
 func (ss *session) uploadMedia(r *wire.UploadMedia) (*wire.ServerFrame, error) {
-	m, err := ss.s.media()
-	if err != nil {
-		return nil, err
-	}
+	m := ss.s.mediaSt
 	var up *wire.UploadMediaOK
+	var err error
 	if r.GetUploadId() == "" {
 		up, err = m.start(ss.ctx, ss.userID, ss.deviceID, r)
 	} else {
@@ -120,10 +115,7 @@ func (ss *session) downloadMedia(r *wire.DownloadMedia) (*wire.ServerFrame, erro
 		}
 		return &wire.ServerFrame{Body: &wire.ServerFrame_MediaData{MediaData: d}}, nil
 	}
-	m, err := ss.s.media()
-	if err != nil {
-		return nil, err
-	}
+	m := ss.s.mediaSt
 	d, err := m.download(ss.ctx, r)
 	if err != nil {
 		return nil, err

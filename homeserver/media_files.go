@@ -133,10 +133,7 @@ func (m *mediaStore) janitorLoop() {
 func (s *Server) RunMediaJanitor(ctx context.Context) (int, error) {
 	const op = "homeserver.RunMediaJanitor"
 	const batch = 100
-	m, err := s.media()
-	if err != nil {
-		return 0, err
-	}
+	m := s.mediaSt
 	if m.cfg.Retention > 0 {
 		expired, err := s.expireMedia(ctx, s.now().Add(-m.cfg.Retention).UnixMilli())
 		if err != nil {

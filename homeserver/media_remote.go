@@ -44,10 +44,7 @@ func (f *fed) fetchRemoteMedia(ctx context.Context, r *wire.DownloadMedia) (*wir
 
 // answerFetchMedia answers another server's FetchMedia query.
 func (f *fed) answerFetchMedia(ctx context.Context, q *fedwire.FetchMedia) (*fedwire.QueryResult, error) {
-	m, err := f.s.media()
-	if err != nil {
-		return nil, err
-	}
+	m := f.s.mediaSt
 	d, err := m.download(ctx, &wire.DownloadMedia{MediaId: q.GetMediaId(), Offset: q.GetOffset(), Length: q.GetLength()})
 	if err != nil {
 		return nil, err

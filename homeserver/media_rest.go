@@ -26,10 +26,7 @@ func (s *Server) OpenMedia(ctx context.Context, accessToken, mediaID string) (io
 	if !media.ValidID(mediaID) {
 		return nil, wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no such media")
 	}
-	m, err := s.media()
-	if err != nil {
-		return nil, err
-	}
+	m := s.mediaSt
 	var row *storage.Media
 	err = s.db.Read(ctx, func(tx *storage.Tx) (err error) { row, err = tx.CompleteMediaByID(mediaID); return })
 	if errors.Is(err, storage.ErrNotFound) {
