@@ -96,11 +96,7 @@ func (g *Group) pskSecret(cur *epochState, psks []PreSharedKeyID) ([]byte, error
 func (g *Group) nextEpoch(pv *provisional, ac *AuthenticatedContent, priv *PrivateTree,
 	initSecret, commitSecret []byte) (*epochState, *schedule.Epoch, []byte, error) {
 	cur := g.st
-	ctx := pv.ctx
-	if ctx.TreeHash == nil {
-		ctx.TreeHash = pv.tree.TreeHash()
-	}
-	ctx.ConfirmedTranscriptHash = schedule.ConfirmedTranscriptHash(g.s, cur.interim, ac.ConfirmedTranscriptHashInput())
+	ctx := nextContext(g.s, pv, cur.interim, ac)
 	psk, err := g.pskSecret(cur, pv.psks)
 	if err != nil {
 		return nil, nil, nil, err
@@ -230,7 +226,7 @@ func (g *Group) Commit(opts CommitOptions) (*CommitOutput, error) {
 	cur := g.st
 	me := Sender{Type: SenderMember, Index: uint32(cur.priv.Self())}
 	props := g.commitProposals(opts)
-	pv, err := g.applyProposals(props, me)
+	pv, err := g.view().applyProposals(props, me)
 	if err != nil {
 		return nil, fmt.Errorf("mls: commit: %w", err)
 	}

@@ -42,7 +42,7 @@ func JoinExternal(cfg Config, groupInfo []byte, signer *suite.Signer, cred Crede
 		return nil, nil, fmt.Errorf("mls: external join: %w", err)
 	}
 	me := Sender{Type: SenderNewMemberCommit}
-	pv, err := g.applyProposals(props, me)
+	pv, err := g.view().applyProposals(props, me)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mls: external join: %w", err)
 	}

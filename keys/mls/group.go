@@ -188,12 +188,7 @@ func (g *Group) usable() error {
 }
 
 // validateMember runs the credential validator on a leaf.
-func (g *Group) validateMember(leaf *LeafNode) error {
-	if err := g.cfg.Validator.ValidateMember(leaf.Credential.Identity, leaf.SignatureKey); err != nil {
-		return fmt.Errorf("%w: %q: %w", ErrCredential, leaf.Credential.Identity, err)
-	}
-	return nil
-}
+func (g *Group) validateMember(leaf *LeafNode) error { return validateLeaf(g.cfg.Validator, leaf) }
 
 // Clear zeroes every secret the group holds (epoch secrets, message keys
 // of the current and retained epochs, a pending commit's), for when the

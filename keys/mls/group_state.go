@@ -99,15 +99,6 @@ func (e *epochState) resumptionPSK(epoch uint64) ([]byte, bool) {
 	return nil, false
 }
 
-func (e *epochState) findProposal(ref []byte) (*cachedProposal, bool) {
-	for i := range e.proposals {
-		if string(e.proposals[i].ref) == string(ref) {
-			return &e.proposals[i], true
-		}
-	}
-	return nil, false
-}
-
 // retire moves the current epoch into g.past and installs next.
 func (g *Group) retire(next *epochState) {
 	old := g.st

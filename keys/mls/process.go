@@ -62,35 +62,6 @@ func (g *Group) checkHandshakeEpoch(groupID []byte, epoch uint64) error {
 	return nil
 }
 
-// senderKey returns the signature key that must have signed c.
-func (g *Group) senderKey(c *FramedContent) (SignaturePublicKey, error) {
-	switch c.Sender.Type {
-	case SenderMember:
-		leaf := g.st.tree.Leaf(LeafIndex(c.Sender.Index))
-		if leaf == nil {
-			return nil, fmt.Errorf("%w: leaf %d", ErrSender, c.Sender.Index)
-		}
-		return leaf.SignatureKey, nil
-	case SenderExternal:
-		es, _, err := g.st.ctx.Extensions.ExternalSenders()
-		if err != nil || int(c.Sender.Index) >= len(es) {
-			return nil, fmt.Errorf("%w: external sender %d", ErrSender, c.Sender.Index)
-		}
-		return es[c.Sender.Index].SignatureKey, nil
-	case SenderNewMemberCommit:
-		if c.ContentType != ContentCommit || c.Commit.Path == nil {
-			return nil, fmt.Errorf("%w: new member commit without path", ErrSender)
-		}
-		return c.Commit.Path.LeafNode.SignatureKey, nil
-	case SenderNewMemberProposal:
-		if c.ContentType != ContentProposal || c.Proposal.Type != ProposalAdd {
-			return nil, fmt.Errorf("%w: new member proposal that is not an Add", ErrSender)
-		}
-		return c.Proposal.Add.LeafNode.SignatureKey, nil
-	}
-	return nil, fmt.Errorf("%w: sender type %d", ErrSender, c.Sender.Type)
-}
-
 func (g *Group) processPublic(p *PublicMessage) (*staged, error) {
 	c := &p.Content
 	if err := g.checkHandshakeEpoch(c.GroupID, c.Epoch); err != nil {
@@ -99,7 +70,7 @@ func (g *Group) processPublic(p *PublicMessage) (*staged, error) {
 	if c.ContentType == ContentApplication {
 		return nil, fmt.Errorf("%w: application data in a PublicMessage", ErrMalformed)
 	}
-	key, err := g.senderKey(c)
+	key, err := g.view().senderKey(c)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +133,7 @@ func (g *Group) handshake(a *AuthenticatedContent) (*staged, error) {
 		res.SenderIdentity = memberAt(g.st.tree, LeafIndex(c.Sender.Index)).Identity
 	}
 	if c.ContentType == ContentProposal {
-		cp, err := g.checkProposal(a)
+		cp, err := g.view().checkProposal(a)
 		if err != nil {
 			return nil, err
 		}
@@ -176,56 +147,4 @@ func (g *Group) handshake(a *AuthenticatedContent) (*staged, error) {
 		return nil, fmt.Errorf("%w: commit from sender type %d", ErrSender, c.Sender.Type)
 	}
 	return g.processCommit(a, res)
-}
-
-// checkProposal validates a received proposal on its own (the list rules
-// are checked when it is committed).
-func (g *Group) checkProposal(a *AuthenticatedContent) (*cachedProposal, error) {
-	p := a.Content.Proposal
-	switch p.Type {
-	case ProposalUpdate:
-		if a.Content.Sender.Type != SenderMember {
-			return nil, fmt.Errorf("%w: Update from a non-member", ErrProposal)
-		}
-		rc, _, err := g.st.ctx.Extensions.RequiredCapabilities()
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrProposal, err)
-		}
-		l := LeafIndex(a.Content.Sender.Index)
-		pol := LeafPolicy{Source: SourceUpdate, GroupID: g.st.ctx.GroupID, Leaf: l, Required: rc}
-		if err := g.st.tree.ValidateLeafNode(p.Update, pol); err != nil {
-			return nil, fmt.Errorf("%w: Update of leaf %d: %w", ErrProposal, l, err)
-		}
-		if err := sameIdentity(g.st.tree.Leaf(l), p.Update); err != nil {
-			return nil, err
-		}
-		if err := g.validateMember(p.Update); err != nil {
-			return nil, err
-		}
-	case ProposalAdd:
-		rc, _, err := g.st.ctx.Extensions.RequiredCapabilities()
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrProposal, err)
-		}
-		if err := g.checkKeyPackage(g.st.tree, p.Add, rc); err != nil {
-			return nil, err
-		}
-	case ProposalRemove:
-		if g.st.tree.Leaf(p.Remove) == nil {
-			return nil, fmt.Errorf("%w: Remove of blank leaf %d", ErrProposal, p.Remove)
-		}
-	case ProposalPSK:
-		if err := g.checkPSKID(p.PSK); err != nil {
-			return nil, err
-		}
-	case ProposalReInit:
-		return nil, fmt.Errorf("%w: ReInit proposals", ErrUnsupported)
-	case ProposalExternalInit:
-		return nil, fmt.Errorf("%w: ExternalInit sent as a proposal", ErrProposal)
-	}
-	ref := a.ProposalRef(g.s)
-	if _, dup := g.st.findProposal(ref); dup {
-		return nil, fmt.Errorf("%w: proposal %x already received (replay)", ErrProposal, ref)
-	}
-	return &cachedProposal{ref: ref, p: p, sender: a.Content.Sender}, nil
 }

@@ -70,12 +70,11 @@ func checkProposalList(props []resolved, committer Sender) error {
 // applyProposals validates props (§12.2) and applies them in the order
 // of §12.3 to a copy of the current tree. committer is the commit's
 // sender; for a member, committer.Index is its leaf.
-func (g *Group) applyProposals(props []resolved, committer Sender) (*provisional, error) {
+func (v *epochView) applyProposals(props []resolved, committer Sender) (*provisional, error) {
 	if err := checkProposalList(props, committer); err != nil {
 		return nil, err
 	}
-	cur := g.st
-	pv := &provisional{tree: cur.tree.Clone(), ctx: cur.ctx, pathRequired: len(props) == 0}
+	pv := &provisional{tree: v.tree.Clone(), ctx: *v.ctx, pathRequired: len(props) == 0}
 	pv.ctx.Epoch++
 	pv.ctx.TreeHash = nil // set once the path (if any) is merged
 	for _, r := range props {
@@ -84,7 +83,7 @@ func (g *Group) applyProposals(props []resolved, committer Sender) (*provisional
 			pv.pathRequired = true
 		}
 	}
-	steps := []func([]resolved, Sender) error{pv.applyGCE(g), pv.applyUpdates(g), pv.applyRemoves(g), pv.applyAdds(g), pv.collectPSKs(g)}
+	steps := []func([]resolved, Sender) error{pv.applyGCE(), pv.applyUpdates(v), pv.applyRemoves(v), pv.applyAdds(v), pv.collectPSKs(v)}
 	for _, step := range steps {
 		if err := step(props, committer); err != nil {
 			return nil, err
@@ -101,7 +100,7 @@ func (pv *provisional) required() (*RequiredCapabilities, error) {
 	return rc, nil
 }
 
-func (pv *provisional) applyGCE(g *Group) func([]resolved, Sender) error {
+func (pv *provisional) applyGCE() func([]resolved, Sender) error {
 	return func(props []resolved, _ Sender) error {
 		for _, r := range props {
 			if r.p.Type != ProposalGroupContextExtensions {
@@ -133,7 +132,7 @@ func supportsExtensions(leaf *LeafNode, exts Extensions, rc *RequiredCapabilitie
 	return checkRequired(&leaf.Capabilities, rc)
 }
 
-func (pv *provisional) applyUpdates(g *Group) func([]resolved, Sender) error {
+func (pv *provisional) applyUpdates(v *epochView) func([]resolved, Sender) error {
 	return func(props []resolved, committer Sender) error {
 		rc, err := pv.required()
 		if err != nil {
@@ -161,15 +160,15 @@ func (pv *provisional) applyUpdates(g *Group) func([]resolved, Sender) error {
 			if err := sameIdentity(pv.tree.Leaf(l), r.p.Update); err != nil {
 				return err
 			}
-			if err := g.validateMember(r.p.Update); err != nil {
+			if err := v.validateMember(r.p.Update); err != nil {
 				return err
 			}
 			if _, err := pv.tree.ApplyProposal(r.p, l); err != nil {
 				return fmt.Errorf("%w: %w", ErrProposal, err)
 			}
 			pv.updated = append(pv.updated, l)
-			if g.st.priv != nil && l == g.st.priv.Self() {
-				k, ok := g.st.updateKeys[string(r.ref)]
+			if v.priv != nil && l == v.priv.Self() {
+				k, ok := v.updateKeys[string(r.ref)]
 				if !ok {
 					return fmt.Errorf("%w: commit applies an Update of this member it did not send", ErrProposal)
 				}
@@ -180,7 +179,7 @@ func (pv *provisional) applyUpdates(g *Group) func([]resolved, Sender) error {
 	}
 }
 
-func (pv *provisional) applyRemoves(g *Group) func([]resolved, Sender) error {
+func (pv *provisional) applyRemoves(v *epochView) func([]resolved, Sender) error {
 	return func(props []resolved, committer Sender) error {
 		for _, r := range props {
 			if r.p.Type != ProposalRemove {
@@ -199,7 +198,7 @@ func (pv *provisional) applyRemoves(g *Group) func([]resolved, Sender) error {
 			if _, err := pv.tree.ApplyProposal(r.p, 0); err != nil {
 				return fmt.Errorf("%w: %w", ErrProposal, err)
 			}
-			if g.st.priv != nil && l == g.st.priv.Self() {
+			if v.priv != nil && l == v.priv.Self() {
 				pv.selfRemoved = true
 			}
 		}
@@ -207,7 +206,7 @@ func (pv *provisional) applyRemoves(g *Group) func([]resolved, Sender) error {
 	}
 }
 
-func (pv *provisional) applyAdds(g *Group) func([]resolved, Sender) error {
+func (pv *provisional) applyAdds(v *epochView) func([]resolved, Sender) error {
 	return func(props []resolved, _ Sender) error {
 		rc, err := pv.required()
 		if err != nil {
@@ -223,7 +222,7 @@ func (pv *provisional) applyAdds(g *Group) func([]resolved, Sender) error {
 				continue
 			}
 			kp := r.p.Add
-			if err := g.checkKeyPackage(pv.tree, kp, rc); err != nil {
+			if err := v.checkKeyPackage(pv.tree, kp, rc); err != nil {
 				return err
 			}
 			if err := supportsExtensions(&kp.LeafNode, pv.ctx.Extensions, rc); err != nil {
@@ -245,14 +244,14 @@ func (pv *provisional) applyAdds(g *Group) func([]resolved, Sender) error {
 // one leaf: adding a device that is already a member is refused (a
 // device that lost its state rejoins with a Remove of its old leaf, e.g.
 // an external commit with Resync).
-func (g *Group) checkKeyPackage(tree *RatchetTree, kp *KeyPackage, rc *RequiredCapabilities) error {
+func (v *epochView) checkKeyPackage(tree *RatchetTree, kp *KeyPackage, rc *RequiredCapabilities) error {
 	if l, dup := leafWithIdentity(tree, kp.LeafNode.Credential.Identity); dup {
 		return fmt.Errorf("%w: Add: %q is already member %d", ErrProposal, kp.LeafNode.Credential.Identity, l)
 	}
-	if err := kp.Verify(g.s); err != nil {
+	if err := kp.Verify(v.s); err != nil {
 		return fmt.Errorf("%w: Add: %w", ErrProposal, err)
 	}
-	pol := LeafPolicy{Source: SourceKeyPackage, GroupID: g.st.ctx.GroupID, Required: rc, Now: g.cfg.Now()}
+	pol := LeafPolicy{Source: SourceKeyPackage, GroupID: v.ctx.GroupID, Required: rc, Now: v.now}
 	if err := tree.ValidateLeafNode(&kp.LeafNode, pol); err != nil {
 		return fmt.Errorf("%w: Add: %w", ErrProposal, err)
 	}
@@ -261,10 +260,10 @@ func (g *Group) checkKeyPackage(tree *RatchetTree, kp *KeyPackage, rc *RequiredC
 			return fmt.Errorf("%w: Add: init key reuses member %d's key", ErrProposal, l)
 		}
 	}
-	return g.validateMember(&kp.LeafNode)
+	return v.validateMember(&kp.LeafNode)
 }
 
-func (pv *provisional) collectPSKs(g *Group) func([]resolved, Sender) error {
+func (pv *provisional) collectPSKs(v *epochView) func([]resolved, Sender) error {
 	return func(props []resolved, _ Sender) error {
 		seen := map[string]bool{}
 		for _, r := range props {
@@ -272,7 +271,7 @@ func (pv *provisional) collectPSKs(g *Group) func([]resolved, Sender) error {
 				continue
 			}
 			id := r.p.PSK
-			if err := g.checkPSKID(id); err != nil {
+			if err := v.checkPSKID(id); err != nil {
 				return err
 			}
 			noNonce := *id
@@ -288,8 +287,8 @@ func (pv *provisional) collectPSKs(g *Group) func([]resolved, Sender) error {
 	}
 }
 
-func (g *Group) checkPSKID(id *PreSharedKeyID) error {
-	if len(id.Nonce) != g.s.Nh() {
+func (v *epochView) checkPSKID(id *PreSharedKeyID) error {
+	if len(id.Nonce) != v.s.Nh() {
 		return fmt.Errorf("%w: PSK nonce is %d bytes", ErrProposal, len(id.Nonce))
 	}
 	if id.Type == PSKResumption && id.Usage != ResumptionApplication {

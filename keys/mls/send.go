@@ -44,7 +44,7 @@ func (g *Group) propose(p *Proposal) ([]byte, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	cp, err := g.checkProposal(a)
+	cp, err := g.view().checkProposal(a)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -136,23 +136,46 @@ func (t *RatchetTree) GenerateUpdatePath(rnd io.Reader, from LeafIndex, leaf Lea
 	return res, nil
 }
 
-// ProcessUpdatePath applies an UpdatePath sent by the member at sender
-// (RFC 9420 §7.5): it checks the path's shape, the new leaf's source,
-// signature and parent hash, merges the path into a copy of t, decrypts
-// the path secret meant for priv's member with the provisional
-// GroupContext (ctx with the new tree hash), derives the secrets above
-// it, and checks every derived public key against the path. t must
+// VerifyUpdatePath is the public half of processing an UpdatePath sent by
+// the member at sender (RFC 9420 §7.5): it checks the path's shape (one
+// node per filtered-direct-path step, each with valid HPKE public key and
+// one ciphertext per member of the copath resolution minus exclude), the
+// new leaf's source, parent hash (§7.9.2: the chain of parent hashes up
+// the merged path) and signature, and merges the path into a copy of t.
+// It decrypts nothing, so it is what a server holding no secret can
+// check; the result has no Private, CommitSecret or PathSecrets. t must
 // already reflect the commit's proposals; exclude lists the leaves they
-// added. Neither t nor priv is modified. The caller validates the new
-// leaf beforehand with ValidateLeafNode (Source commit, Leaf sender).
-func (t *RatchetTree) ProcessUpdatePath(priv *PrivateTree, sender LeafIndex, path *UpdatePath,
-	ctx GroupContext, exclude []LeafIndex) (*PathResult, error) {
+// added. t is not modified. The caller validates the new leaf beforehand
+// with ValidateLeafNode (Source commit, Leaf sender).
+func (t *RatchetTree) VerifyUpdatePath(sender LeafIndex, path *UpdatePath, ctx GroupContext,
+	exclude []LeafIndex) (*PathResult, error) {
+	m, err := t.mergeUpdatePath(sender, path, ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i, st := range m.fdp {
+		if n, want := len(path.Nodes[i].EncryptedPathSecret), len(t.encryptionTargets(st.Copath, exclude)); n != want {
+			return nil, fmt.Errorf("%w: UpdatePath node %d has %d ciphertexts, resolution %d", ErrTree, i, n, want)
+		}
+	}
+	return &PathResult{Tree: m.tree, GroupContext: m.gc, Path: path}, nil
+}
+
+// mergedPath is an UpdatePath checked and merged into a copy of a tree.
+type mergedPath struct {
+	tree    *RatchetTree
+	fdp     []PathStep
+	keys    []HPKEPublicKey
+	gc      *GroupContext // provisional: the caller's with the merged tree's hash
+	gcBytes []byte
+}
+
+// mergeUpdatePath checks the path's length, keys, leaf source, parent
+// hash and leaf signature, and merges it into a copy of t.
+func (t *RatchetTree) mergeUpdatePath(sender LeafIndex, path *UpdatePath, ctx GroupContext) (*mergedPath, error) {
 	s := t.suite
 	if err := t.checkLeaf(sender); err != nil {
 		return nil, err
-	}
-	if sender == priv.self {
-		return nil, fmt.Errorf("%w: cannot process own UpdatePath", ErrTree)
 	}
 	fdp := t.FilteredDirectPath(sender)
 	if len(path.Nodes) != len(fdp) {
@@ -177,17 +200,39 @@ func (t *RatchetTree) ProcessUpdatePath(priv *PrivateTree, sender LeafIndex, pat
 	}
 	leaf := path.LeafNode
 	gc, gcBytes := merged.setLeaf(sender, &leaf, hashes, ctx)
-	secrets, start, err := t.decryptPathSecret(priv, fdp, path, gcBytes, exclude)
+	return &mergedPath{tree: merged, fdp: fdp, keys: keys, gc: gc, gcBytes: gcBytes}, nil
+}
+
+// ProcessUpdatePath applies an UpdatePath sent by the member at sender
+// (RFC 9420 §7.5): it checks and merges the path as VerifyUpdatePath
+// does (except the ciphertext counts of other members' copath nodes),
+// decrypts the path secret meant for priv's member with the provisional
+// GroupContext (ctx with the new tree hash), derives the secrets above
+// it, and checks every derived public key against the path. t must
+// already reflect the commit's proposals; exclude lists the leaves they
+// added. Neither t nor priv is modified. The caller validates the new
+// leaf beforehand with ValidateLeafNode (Source commit, Leaf sender).
+func (t *RatchetTree) ProcessUpdatePath(priv *PrivateTree, sender LeafIndex, path *UpdatePath,
+	ctx GroupContext, exclude []LeafIndex) (*PathResult, error) {
+	if sender == priv.self {
+		return nil, fmt.Errorf("%w: cannot process own UpdatePath", ErrTree)
+	}
+	m, err := t.mergeUpdatePath(sender, path, ctx)
 	if err != nil {
 		return nil, err
 	}
-	res := &PathResult{Tree: merged, GroupContext: gc, PathSecrets: map[NodeIndex][]byte{}, Path: path}
+	fdp, keys := m.fdp, m.keys
+	secrets, start, err := t.decryptPathSecret(priv, fdp, path, m.gcBytes, exclude)
+	if err != nil {
+		return nil, err
+	}
+	res := &PathResult{Tree: m.tree, GroupContext: m.gc, PathSecrets: map[NodeIndex][]byte{}, Path: path}
 	np := priv.clone()
 	for _, x := range DirectPath(sender.NodeIndex(), t.NumLeaves()) {
 		delete(np.keys, x)
 	}
 	for i := start; i < len(fdp); i++ {
-		k, pub, err := nodeKeyPair(s, secrets)
+		k, pub, err := nodeKeyPair(t.suite, secrets)
 		if err != nil {
 			return nil, err
 		}
@@ -196,7 +241,7 @@ func (t *RatchetTree) ProcessUpdatePath(priv *PrivateTree, sender LeafIndex, pat
 		}
 		np.keys[fdp[i].Node] = k
 		res.PathSecrets[fdp[i].Node] = secrets
-		if secrets, err = nextPathSecret(s, secrets); err != nil {
+		if secrets, err = nextPathSecret(t.suite, secrets); err != nil {
 			return nil, err
 		}
 	}
