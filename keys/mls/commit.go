@@ -319,6 +319,26 @@ func (g *Group) commitOutputs(out *CommitOutput, next *epochState, ep *schedule.
 	return nil
 }
 
+// GroupInfo returns a signed MLSMessage(GroupInfo) of the current epoch
+// carrying the ratchet_tree and external_pub extensions. A group's
+// creator gives the one of epoch 0 to the hub, which starts its public
+// state from it (NewPublicGroup); any member may give a newer one to a
+// server that lost or never had the state.
+func (g *Group) GroupInfo() ([]byte, error) {
+	if err := g.usable(); err != nil {
+		return nil, err
+	}
+	tag, err := g.st.secrets.ConfirmationTag(g.st.ctx.ConfirmedTranscriptHash)
+	if err != nil {
+		return nil, fmt.Errorf("mls: group info: %w", err)
+	}
+	gi, err := g.groupInfo(g.st, g.st.secrets, tag, true)
+	if err != nil {
+		return nil, err
+	}
+	return (&MLSMessage{WireFormat: WireGroupInfo, GroupInfo: gi}).Marshal(), nil
+}
+
 // groupInfo signs the GroupInfo of epoch next, carrying the external
 // public key so devices can join by external commit and, withTree, the
 // ratchet tree.

@@ -191,10 +191,18 @@ func JoinFromWelcome(cfg Config, welcome []byte, kp *KeyPackage, kpPriv *KeyPack
 }
 
 // joinTree reads, verifies and checks a joiner's ratchet tree against a
-// GroupInfo: its signer, the tree hash, every leaf (signatures, parent
-// hashes, keys) and every member's credential.
+// GroupInfo (verifyGroupInfoTree) with the group's validator.
 func (g *Group) joinTree(gi *GroupInfo, external []byte) (*RatchetTree, error) {
-	s := g.s
+	return verifyGroupInfoTree(g.s, gi, external, g.cfg.Validator)
+}
+
+// verifyGroupInfoTree reads the ratchet tree of a GroupInfo (its
+// ratchet_tree extension, or external if it has none) and checks it as a
+// joiner must (§12.4.3.1): the GroupInfo's suite and version, its
+// signature by its signer's leaf, the tree hash against its GroupContext,
+// every leaf (signatures, parent hashes, unmerged leaves, unique keys) and
+// every member's credential with val.
+func verifyGroupInfoTree(s *suite.Suite, gi *GroupInfo, external []byte, val CredentialValidator) (*RatchetTree, error) {
 	if gi.GroupContext.CipherSuite != s.ID() || gi.GroupContext.Version != MLS10 {
 		return nil, fmt.Errorf("%w: group info suite/version", ErrMalformed)
 	}
@@ -228,7 +236,7 @@ func (g *Group) joinTree(gi *GroupInfo, external []byte) (*RatchetTree, error) {
 		return nil, err
 	}
 	for _, l := range tree.Members() {
-		if err := g.validateMember(tree.Leaf(l)); err != nil {
+		if err := validateLeaf(val, tree.Leaf(l)); err != nil {
 			return nil, err
 		}
 	}

@@ -53,11 +53,17 @@ func (g *Group) Process(msg []byte) (*Result, error) {
 }
 
 func (g *Group) checkHandshakeEpoch(groupID []byte, epoch uint64) error {
-	if !bytes.Equal(groupID, g.st.ctx.GroupID) {
+	return checkHandshakeEpoch(&g.st.ctx, groupID, epoch)
+}
+
+// checkHandshakeEpoch refuses a handshake message of another group or
+// epoch than ctx's.
+func checkHandshakeEpoch(ctx *GroupContext, groupID []byte, epoch uint64) error {
+	if !bytes.Equal(groupID, ctx.GroupID) {
 		return ErrGroup
 	}
-	if epoch != g.st.ctx.Epoch {
-		return fmt.Errorf("%w: handshake message for epoch %d, group is at %d", ErrEpoch, epoch, g.st.ctx.Epoch)
+	if epoch != ctx.Epoch {
+		return fmt.Errorf("%w: handshake message for epoch %d, group is at %d", ErrEpoch, epoch, ctx.Epoch)
 	}
 	return nil
 }

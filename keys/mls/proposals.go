@@ -26,6 +26,7 @@ type provisional struct {
 	psks         []PreSharedKeyID
 	kemOutput    []byte // external init
 	pathRequired bool
+	gce          bool // a GroupContextExtensions proposal was applied
 	selfRemoved  bool
 	ownUpdate    suite.HPKEPrivateKey
 }
@@ -107,6 +108,7 @@ func (pv *provisional) applyGCE() func([]resolved, Sender) error {
 				continue
 			}
 			pv.ctx.Extensions = slices.Clone(r.p.GroupContextExtensions)
+			pv.gce = true
 			rc, err := pv.required()
 			if err != nil {
 				return err

@@ -79,6 +79,14 @@ func runTreeKEMVector(t *testing.T, s *suite.Suite, v *treeKEMVector) {
 		if err := path.Unmarshal(up.UpdatePath); err != nil {
 			t.Fatal(err)
 		}
+		// The public half alone (what the hub runs) reaches the same tree.
+		pub, err := tree.VerifyUpdatePath(sender, &path, ctx, nil)
+		if err != nil {
+			t.Fatalf("sender %d: public path: %v", sender, err)
+		}
+		if got := pub.Tree.TreeHash(); !bytes.Equal(got, up.TreeHashAfter) || !bytes.Equal(pub.GroupContext.TreeHash, got) {
+			t.Errorf("sender %d: public tree hash after = %x, want %x", sender, got, up.TreeHashAfter)
+		}
 		var after []byte
 		for j, priv := range privs {
 			if j == sender {

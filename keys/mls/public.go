@@ -1,0 +1,352 @@
+package mls
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"time"
+
+	"hearth/keys/mls/schedule"
+	"hearth/keys/mls/suite"
+)
+
+// PublicGroup is the public state of an MLS group: what a server that
+// holds no group secret can know and keep in step with the members. It is
+// the GroupContext, the ratchet tree (public keys, credentials, parent
+// hashes), the interim transcript hash, and the proposals received in
+// the current epoch (for commits that include them by reference).
+//
+// The hub holds one per conversation and advances it with every commit it
+// accepts: Apply verifies a commit against the state and returns the
+// next state with the roster change derived from the commit. A message
+// never modifies a PublicGroup: Apply and AddProposal return a new one
+// and leave the receiver as it was, so a refused message changes nothing
+// and the caller installs the new state only once it has stored it. A
+// PublicGroup is not safe for concurrent use (its tree memoizes its
+// encoding).
+//
+// Without the epoch's secrets a server cannot check a member's
+// membership tag, a commit's confirmation tag, the encrypted path secrets
+// of an UpdatePath, an ExternalInit's KEM output, or that a PSK exists;
+// see docs/e2ee.md ("The hub's public state and verification").
+type PublicGroup struct {
+	s         *suite.Suite
+	ctx       GroupContext
+	tree      *RatchetTree
+	interim   []byte           // interim transcript hash of the epoch
+	proposals []cachedProposal // received this epoch, in order
+}
+
+// PublicOptions are the server's policies for the messages it verifies.
+type PublicOptions struct {
+	// Validator checks every credential that enters or stays in the tree
+	// through a verified message: each member of the first GroupInfo,
+	// added KeyPackages, Update leaves, the committer's leaf and its new
+	// path leaf, an external joiner. Required.
+	Validator CredentialValidator
+	// Now, if not zero, must lie within the lifetime of every added
+	// KeyPackage's leaf.
+	Now time.Time
+}
+
+func (o PublicOptions) check() error {
+	if o.Validator == nil {
+		return fmt.Errorf("%w: PublicOptions.Validator is required", ErrUnsupported)
+	}
+	return nil
+}
+
+// CommitChange is what a verified commit does to the group, derived from
+// the commit itself (its proposals, by value and by reference, and its
+// path).
+type CommitChange struct {
+	// Epoch is the epoch the commit starts.
+	Epoch uint64
+	// Committer is the committer's leaf after the commit; for an external
+	// commit, the joiner's new leaf.
+	Committer Member
+	// External: a new member joined by external commit (new_member_commit).
+	External bool
+	// Added are the leaves added: by Add proposals, in proposal order,
+	// then the external joiner.
+	Added []Member
+	// Removed are the leaves removed, as they were before the commit.
+	Removed []Member
+	// Updated are the leaves replaced by Update proposals.
+	Updated []Member
+	// Path: the commit carried an UpdatePath (the committer's leaf and
+	// its direct path have new keys).
+	Path bool
+	// ExtensionsChanged: a GroupContextExtensions proposal replaced the
+	// GroupContext extensions with Extensions.
+	ExtensionsChanged bool
+	Extensions        Extensions
+	// ByReference counts the proposals included by reference.
+	ByReference int
+	// AuthenticatedData of the commit (signed by the committer).
+	AuthenticatedData []byte
+}
+
+// ProposalInfo describes a verified proposal cached by AddProposal.
+type ProposalInfo struct {
+	Ref      []byte
+	Sender   Sender
+	Proposal *Proposal
+}
+
+// NewPublicGroup starts the public state from an MLSMessage(GroupInfo),
+// such as the one a group's creator signs for epoch 0 (Group.GroupInfo) or
+// any later one a commit brings. The ratchet tree is the GroupInfo's
+// ratchet_tree extension or, if it has none, ratchetTree (an encoded
+// ratchet_tree extension value). It checks what a joiner checks without
+// secrets: the GroupInfo's signature by its signer's leaf, the tree hash
+// against its GroupContext, the whole tree (leaf signatures, parent
+// hashes, unmerged leaves, unique keys) and every member's credential.
+// The confirmation tag, which needs the epoch's secrets, is taken as
+// given: it only feeds the interim transcript hash.
+func NewPublicGroup(groupInfo, ratchetTree []byte, opts PublicOptions) (*PublicGroup, error) {
+	const op = "mls: public group"
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	gi, s, err := parseGroupInfo(groupInfo)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if len(gi.ConfirmationTag) != s.Nh() {
+		return nil, fmt.Errorf("%s: %w: confirmation tag is %d bytes", op, ErrMalformed, len(gi.ConfirmationTag))
+	}
+	tree, err := verifyGroupInfoTree(s, gi, ratchetTree, opts.Validator)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return &PublicGroup{s: s, ctx: gi.GroupContext, tree: tree,
+		interim: schedule.InterimTranscriptHash(s, gi.GroupContext.ConfirmedTranscriptHash, gi.ConfirmationTag)}, nil
+}
+
+func (p *PublicGroup) view(opts PublicOptions) *epochView {
+	return &epochView{s: p.s, ctx: &p.ctx, tree: p.tree, proposals: p.proposals, validator: opts.Validator, now: opts.Now}
+}
+
+// readHandshake decodes msg and verifies what is public about a handshake
+// message of the current epoch: an MLSMessage(PublicMessage) of content
+// type want, this group and epoch, from a sender allowed to send it,
+// signed by that sender's key over the current GroupContext. The
+// membership tag of a member's message is not checked (it needs the
+// epoch's membership_key).
+func (p *PublicGroup) readHandshake(v *epochView, msg []byte, want ContentType) (*AuthenticatedContent, error) {
+	var m MLSMessage
+	if err := m.Unmarshal(msg); err != nil {
+		return nil, err
+	}
+	if m.WireFormat != WirePublicMessage {
+		return nil, fmt.Errorf("%w: wire format %d, want a PublicMessage", ErrMalformed, m.WireFormat)
+	}
+	c := &m.PublicMessage.Content
+	if c.ContentType != want {
+		return nil, fmt.Errorf("%w: content type %d, want %d", ErrMalformed, c.ContentType, want)
+	}
+	if err := checkHandshakeEpoch(&p.ctx, c.GroupID, c.Epoch); err != nil {
+		return nil, err
+	}
+	if want == ContentCommit && c.Sender.Type != SenderMember && c.Sender.Type != SenderNewMemberCommit {
+		return nil, fmt.Errorf("%w: commit from sender type %d", ErrSender, c.Sender.Type)
+	}
+	key, err := v.senderKey(c)
+	if err != nil {
+		return nil, err
+	}
+	a := m.PublicMessage.AuthenticatedContent()
+	if err := a.VerifySignature(p.s, key, &p.ctx); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// AddProposal verifies a proposal sent as MLSMessage(PublicMessage) in
+// the current epoch (sender, signature, the proposal's own rules as a
+// member checks them) and returns the state with the proposal cached, so
+// that a commit of this epoch may include it by reference. p is not
+// changed.
+func (p *PublicGroup) AddProposal(msg []byte, opts PublicOptions) (*PublicGroup, *ProposalInfo, error) {
+	const op = "mls: public proposal"
+	if err := opts.check(); err != nil {
+		return nil, nil, err
+	}
+	v := p.view(opts)
+	a, err := p.readHandshake(v, msg, ContentProposal)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", op, err)
+	}
+	cp, err := v.checkProposal(a)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", op, err)
+	}
+	next := *p
+	next.proposals = append(slices.Clip(p.proposals), *cp)
+	return &next, &ProposalInfo{Ref: cp.ref, Sender: cp.sender, Proposal: cp.p}, nil
+}
+
+// Apply verifies a commit sent as MLSMessage(PublicMessage) against the
+// state and returns the state of the epoch it starts, with the change it
+// makes. It checks: the group id and epoch; the sender (a member's
+// non-blank leaf, or new_member_commit); the signature over the current
+// GroupContext with the sender's key; every proposal, by value or by
+// reference to one cached by AddProposal, and the list (RFC 9420 §12.2,
+// with the external-commit rules of §12.4.3.2); that a path is present
+// when the proposals require one; the committer's credential; the path's
+// leaf (§7.3, source commit, same identity), its public keys, its
+// parent-hash chain (§7.9.2) and the number of ciphertexts per node. It
+// then computes the new tree hash, the confirmed transcript hash (from
+// the commit's content and signature) and the interim one (from its
+// confirmation tag). The membership and confirmation tags and the
+// ciphertexts themselves are not checked: they need the epoch's secrets.
+// p is not changed; on error nothing is returned.
+func (p *PublicGroup) Apply(msg []byte, opts PublicOptions) (*PublicGroup, *CommitChange, error) {
+	const op = "mls: public commit"
+	if err := opts.check(); err != nil {
+		return nil, nil, err
+	}
+	next, ch, err := p.apply(msg, opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return next, ch, nil
+}
+
+func (p *PublicGroup) apply(msg []byte, opts PublicOptions) (*PublicGroup, *CommitChange, error) {
+	v := p.view(opts)
+	a, err := p.readHandshake(v, msg, ContentCommit)
+	if err != nil {
+		return nil, nil, err
+	}
+	c := &a.Content
+	if len(a.Auth.ConfirmationTag) != p.s.Nh() {
+		return nil, nil, fmt.Errorf("%w: confirmation tag is %d bytes", ErrMalformed, len(a.Auth.ConfirmationTag))
+	}
+	pv, committer, err := v.stageCommit(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	if path := c.Commit.Path; path != nil {
+		if err := v.checkPathLeaf(c, pv, committer); err != nil {
+			return nil, nil, err
+		}
+		pr, err := pv.tree.VerifyUpdatePath(committer, path, pv.ctx, pv.added)
+		if err != nil {
+			return nil, nil, err
+		}
+		pv.tree, pv.ctx.TreeHash = pr.Tree, pr.GroupContext.TreeHash
+	}
+	ctx := nextContext(p.s, pv, p.interim, a)
+	next := &PublicGroup{s: p.s, ctx: ctx, tree: pv.tree,
+		interim: schedule.InterimTranscriptHash(p.s, ctx.ConfirmedTranscriptHash, a.Auth.ConfirmationTag)}
+	return next, p.change(c, pv, next.tree, committer), nil
+}
+
+// change describes a staged commit.
+func (p *PublicGroup) change(c *FramedContent, pv *provisional, tree *RatchetTree, committer LeafIndex) *CommitChange {
+	ch := &CommitChange{Epoch: pv.ctx.Epoch, Committer: memberAt(tree, committer),
+		External: c.Sender.Type == SenderNewMemberCommit, Removed: pv.removed, Path: c.Commit.Path != nil,
+		ExtensionsChanged: pv.gce, AuthenticatedData: c.AuthenticatedData}
+	if pv.gce {
+		ch.Extensions = slices.Clone(pv.ctx.Extensions)
+	}
+	for _, l := range pv.added {
+		ch.Added = append(ch.Added, memberAt(tree, l))
+	}
+	if ch.External {
+		ch.Added = append(ch.Added, ch.Committer)
+	}
+	for _, l := range pv.updated {
+		ch.Updated = append(ch.Updated, memberAt(tree, l))
+	}
+	for _, por := range c.Commit.Proposals {
+		if por.Proposal == nil {
+			ch.ByReference++
+		}
+	}
+	return ch
+}
+
+// VerifyGroupInfo checks that an MLSMessage(GroupInfo) describes this
+// state: its GroupContext is the state's, it is signed by its signer's
+// leaf in the state's tree, its confirmation tag is the one of the commit
+// that started the epoch (the interim transcript hashes agree), and its
+// ratchet_tree extension, if any, is the state's tree. The hub keeps such
+// a GroupInfo for external joins; external_pub cannot be checked without
+// the epoch's secrets.
+func (p *PublicGroup) VerifyGroupInfo(groupInfo []byte) error {
+	const op = "mls: public group info"
+	gi, _, err := parseGroupInfo(groupInfo)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if !bytes.Equal(gi.GroupContext.Marshal(), p.ctx.Marshal()) {
+		if err := checkHandshakeEpoch(&p.ctx, gi.GroupContext.GroupID, gi.GroupContext.Epoch); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		return fmt.Errorf("%s: %w: GroupContext differs from the group's", op, ErrTree)
+	}
+	signer := p.tree.Leaf(gi.Signer)
+	if signer == nil {
+		return fmt.Errorf("%s: %w: signer %d is not a member", op, ErrSender, gi.Signer)
+	}
+	if err := gi.Verify(p.s, signer.SignatureKey); err != nil {
+		return fmt.Errorf("%s: %w: %w", op, ErrAuth, err)
+	}
+	if !bytes.Equal(schedule.InterimTranscriptHash(p.s, p.ctx.ConfirmedTranscriptHash, gi.ConfirmationTag), p.interim) {
+		return fmt.Errorf("%s: %w: confirmation tag is not the commit's", op, ErrAuth)
+	}
+	if raw, ok := gi.Extensions.Find(ExtRatchetTree); ok && !bytes.Equal(raw, p.tree.Marshal()) {
+		return fmt.Errorf("%s: %w: ratchet tree differs from the group's", op, ErrTree)
+	}
+	return nil
+}
+
+// Epoch returns the current epoch.
+func (p *PublicGroup) Epoch() uint64 { return p.ctx.Epoch }
+
+// GroupID returns the group id.
+func (p *PublicGroup) GroupID() []byte { return slices.Clone(p.ctx.GroupID) }
+
+// Suite returns the group's cipher suite.
+func (p *PublicGroup) Suite() *suite.Suite { return p.s }
+
+// GroupContext returns a copy of the current GroupContext.
+func (p *PublicGroup) GroupContext() GroupContext { return p.ctx }
+
+// Extensions returns the GroupContext extensions.
+func (p *PublicGroup) Extensions() Extensions { return slices.Clone(p.ctx.Extensions) }
+
+// TreeHash returns the tree hash of the current tree.
+func (p *PublicGroup) TreeHash() []byte { return slices.Clone(p.ctx.TreeHash) }
+
+// InterimTranscriptHash returns the epoch's interim transcript hash.
+func (p *PublicGroup) InterimTranscriptHash() []byte { return slices.Clone(p.interim) }
+
+// RatchetTree returns the encoded ratchet_tree extension value of the
+// current tree (for a joiner's JoinOptions.RatchetTree). The bytes are
+// memoized: do not modify them.
+func (p *PublicGroup) RatchetTree() []byte { return p.tree.Marshal() }
+
+// Members returns every non-blank leaf.
+func (p *PublicGroup) Members() []Member {
+	var out []Member
+	for _, l := range p.tree.Members() {
+		out = append(out, memberAt(p.tree, l))
+	}
+	return out
+}
+
+// LeafOf returns the leaf of the member with credential identity id.
+func (p *PublicGroup) LeafOf(id []byte) (LeafIndex, bool) { return leafWithIdentity(p.tree, id) }
+
+// Proposals returns the proposals cached in this epoch, in order.
+func (p *PublicGroup) Proposals() []ProposalInfo {
+	var out []ProposalInfo
+	for _, c := range p.proposals {
+		out = append(out, ProposalInfo{Ref: c.ref, Sender: c.sender, Proposal: c.p})
+	}
+	return out
+}
