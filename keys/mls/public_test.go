@@ -302,4 +302,3 @@ func processAll(t testing.TB, msg []byte, from *device, all []*device) {
 		}
 	}
 }
-
