@@ -28,11 +28,14 @@
 //	join.go              NewGroup, JoinFromWelcome
 //	external.go          JoinExternal (external commit)
 //	proposals.go         proposal validation (§12.2) and application order (§12.3)
+//	epoch_view.go        checks of a handshake message that need no secret, shared by Group and PublicGroup
 //	commit.go            Commit, pending-commit flow, key schedule step
 //	commit_process.go    processing others' commits (§12.4.2)
 //	process.go           Process: verify, decrypt and dispatch received messages
 //	send.go              Encrypt and the Propose* methods
 //	inspect.go           Inspect, InspectGroupInfo: what the hub reads without secrets
+//	public.go            PublicGroup: the hub's public state; verifies commits and derives roster changes
+//	public_marshal.go    PublicGroup.Marshal / UnmarshalPublicGroup
 //
 // Cryptography comes from keys/mls/suite; the key schedule, secret tree and
 // transcript hashes live in keys/mls/schedule.
@@ -75,4 +78,19 @@
 // nothing usable). Messages of the last Config.KeepEpochs epochs still
 // decrypt; older ones fail with ErrEpoch. Every member added, updated or
 // committing, and every member at join, passes Config.Validator.
+//
+// # The hub's public state
+//
+// The hub keeps a PublicGroup per conversation, started from the
+// creator's GroupInfo (Group.GroupInfo) and advanced by every commit it
+// accepts:
+//
+//	pg, err := mls.NewPublicGroup(groupInfo, nil, opts)
+//	pg, info, err := pg.AddProposal(proposalMsg, opts) // for commits by reference
+//	next, change, err := pg.Apply(commitMsg, opts)     // pg is unchanged; store next
+//
+// Apply runs the member's checks that need no secret (epochView) and the
+// public half of the UpdatePath (RatchetTree.VerifyUpdatePath), and
+// derives the roster change from the commit. Membership and confirmation
+// tags and path ciphertexts need secrets and are left to the members.
 package mls
