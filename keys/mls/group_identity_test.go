@@ -94,3 +94,38 @@ func mustMarshal(t testing.TB, g *Group) []byte {
 	}
 	return b
 }
+
+// TestPublicGroupIdentityValidator: a hub verifying with
+// *identity.Validator refuses a commit that adds a device not on its
+// user's signed list, even from a member whose client skips the check, and
+// accepts the same group's listed devices.
+func TestPublicGroupIdentityValidator(t *testing.T) {
+	s, _ := suite.Lookup(0xF001)
+	alice := newDevice(t, s, "alice@a.example/PHONE")
+	bob := newDevice(t, s, "bob@b.example/PHONE")
+	rogue := newDevice(t, s, "bob@c.example/PHONE") // a third server's device nobody listed
+	v := identity.NewValidator()
+	listDevices(t, v, identity.UserAddress{Local: "alice", Domain: "a.example"}, map[string]*device{"PHONE": alice})
+	listDevices(t, v, identity.UserAddress{Local: "bob", Domain: "b.example"}, map[string]*device{"PHONE": bob})
+	var err error
+	if alice.g, err = NewGroup(testConfig(), s, []byte("g"), alice.signer, BasicCredential(alice.id), GroupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h := newTestHub(t, alice.g, PublicOptions{Validator: v})
+	kpR, _ := rogue.keyPackage(t, s)
+	out, err := alice.g.Commit(CommitOptions{Add: []*KeyPackage{kpR}}) // alice's client accepts everyone
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.g.DiscardPendingCommit()
+	before := h.pg.Marshal()
+	if _, _, err := h.pg.Apply(out.Commit, h.opts); !errors.Is(err, ErrCredential) {
+		t.Fatalf("hub accepted an unlisted device: %v", err)
+	}
+	if string(before) != string(h.pg.Marshal()) {
+		t.Fatal("refused commit changed the hub's state")
+	}
+	kpB, privB := bob.keyPackage(t, s)
+	ch, _ := h.step(t, alice, CommitOptions{Add: []*KeyPackage{kpB}}, []*device{alice, bob}, []*device{bob}, []*KeyPackagePrivate{privB})
+	wantIDs(t, "added", ch.Added, bob.id)
+}

@@ -8,9 +8,9 @@ import (
 // Envelope is what a server can read from an MLSMessage without any group
 // secret: enough for the hub to order messages per group and epoch and to
 // follow the roster through commits (which Hearth sends as
-// PublicMessage). Nothing in it is authenticated for the server: a
-// member's commit carries a membership tag only members can check, so
-// the hub trusts a commit only as far as its TLS-authenticated sender.
+// PublicMessage). Nothing in it is verified: to accept a commit and learn
+// the roster change it makes, the hub uses PublicGroup.Apply, which
+// checks the commit against the group's public state.
 type Envelope struct {
 	WireFormat  WireFormat
 	GroupID     []byte
