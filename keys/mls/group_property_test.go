@@ -29,6 +29,8 @@ type propWorld struct {
 	// the commit that removed them.
 	formerStates [][]byte
 	msgs         int
+	// hub verifies every commit and proposal first and must stay in step.
+	hub *testHub
 }
 
 func (w *propWorld) members() []*device {
@@ -68,7 +70,7 @@ func (w *propWorld) add() {
 		kp, priv := j.keyPackage(w.t, w.s)
 		kps, privs = append(kps, kp), append(privs, priv)
 	}
-	commitAndApply(w.t, w.pick(w.members()), CommitOptions{Add: kps}, w.pool, joiners, privs)
+	commitThroughHub(w.t, w.hub, w.pick(w.members()), CommitOptions{Add: kps}, w.pool, joiners, privs)
 	// New members cannot read anything sent before they joined.
 	for _, j := range joiners {
 		for _, m := range w.history {
@@ -94,7 +96,7 @@ func (w *propWorld) remove() {
 		w.t.Fatal(err)
 	}
 	w.formerStates = append(w.formerStates, saved)
-	commitAndApply(w.t, committer, CommitOptions{Remove: []LeafIndex{victim.g.OwnLeaf()}}, w.pool, nil, nil)
+	commitThroughHub(w.t, w.hub, committer, CommitOptions{Remove: []LeafIndex{victim.g.OwnLeaf()}}, w.pool, nil, nil)
 	if victim.g.Active() {
 		w.t.Fatalf("%s still active after removal", victim.id)
 	}
@@ -107,13 +109,14 @@ func (w *propWorld) update() {
 	}
 	proposer, committer := w.pick(ms), w.pick(ms)
 	if proposer == committer {
-		commitAndApply(w.t, committer, CommitOptions{UpdatePath: true}, w.pool, nil, nil)
+		commitThroughHub(w.t, w.hub, committer, CommitOptions{UpdatePath: true}, w.pool, nil, nil)
 		return
 	}
 	msg, err := proposer.g.ProposeUpdate()
 	if err != nil {
 		w.t.Fatal(err)
 	}
+	w.hub.proposal(w.t, msg)
 	for _, d := range ms {
 		if d != proposer {
 			if _, err := d.g.Process(msg); err != nil {
@@ -121,7 +124,7 @@ func (w *propWorld) update() {
 			}
 		}
 	}
-	commitAndApply(w.t, committer, CommitOptions{}, w.pool, nil, nil)
+	commitThroughHub(w.t, w.hub, committer, CommitOptions{}, w.pool, nil, nil)
 }
 
 func (w *propWorld) message() {
@@ -180,7 +183,8 @@ func propSeed(t *testing.T) uint64 {
 // TestGroupRandomSchedule runs a random schedule of adds, removes,
 // updates and messages over 50 devices (suite 1; 12 devices on the
 // slower hybrid suite 0xF001) and checks after every commit that all
-// members agree on the epoch authenticator.
+// members agree on the epoch authenticator and that a hub verifying every
+// commit with a PublicGroup is in step with them.
 func TestGroupRandomSchedule(t *testing.T) {
 	seed := propSeed(t)
 	for _, c := range []struct {
@@ -204,6 +208,7 @@ func randomSchedule(t *testing.T, s *suite.Suite, seed uint64, devices, steps in
 		t.Fatal(err)
 	}
 	w.pool[0].g = g
+	w.hub = newTestHub(t, g, PublicOptions{Validator: AcceptAll{}})
 	ops := []func(){w.add, w.add, w.remove, w.update, w.message, w.message}
 	commits := 0
 	for step := range steps {
@@ -213,6 +218,7 @@ func randomSchedule(t *testing.T, s *suite.Suite, seed uint64, devices, steps in
 			commits++
 		}
 		checkAgreement(t, w.pool)
+		w.hub.checkTracks(t, w.pool)
 		// Every tree's memo is current, and one member a step continues
 		// from its split saved form.
 		checkGroupMemos(t, w.pool)

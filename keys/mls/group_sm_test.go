@@ -42,9 +42,19 @@ func (d *device) keyPackage(t testing.TB, s *suite.Suite) (*KeyPackage, *KeyPack
 // others process the commit; joiners (kps/privs) join from the Welcome.
 func commitAndApply(t testing.TB, d *device, opts CommitOptions, others []*device, joiners []*device, privs []*KeyPackagePrivate) {
 	t.Helper()
+	commitThroughHub(t, nil, d, opts, others, joiners, privs)
+}
+
+// commitThroughHub is commitAndApply with a hub (if h is not nil) that
+// verifies the commit before anyone applies it.
+func commitThroughHub(t testing.TB, h *testHub, d *device, opts CommitOptions, others []*device, joiners []*device, privs []*KeyPackagePrivate) {
+	t.Helper()
 	out, err := d.g.Commit(opts)
 	if err != nil {
 		t.Fatalf("%s commit: %v", d.id, err)
+	}
+	if h != nil {
+		h.commit(t, out.Commit)
 	}
 	if _, err := d.g.ApplyPendingCommit(); err != nil {
 		t.Fatal(err)
