@@ -196,7 +196,8 @@ func (p *PublicGroup) AddProposal(msg []byte, opts PublicOptions) (*PublicGroup,
 // with the external-commit rules of §12.4.3.2); that a path is present
 // when the proposals require one; the committer's credential; the path's
 // leaf (§7.3, source commit, same identity), its public keys, its
-// parent-hash chain (§7.9.2) and the number of ciphertexts per node. It
+// parent-hash chain (§7.9.2), the number of ciphertexts per node and
+// their sizes, and the size of an ExternalInit's kem_output. It
 // then computes the new tree hash, the confirmed transcript hash (from
 // the commit's content and signature) and the interim one (from its
 // confirmation tag). The membership and confirmation tags and the
@@ -227,6 +228,9 @@ func (p *PublicGroup) apply(msg []byte, opts PublicOptions) (*PublicGroup, *Comm
 	pv, committer, err := v.stageCommit(c)
 	if err != nil {
 		return nil, nil, err
+	}
+	if c.Sender.Type == SenderNewMemberCommit && len(pv.kemOutput) != p.s.Nenc() {
+		return nil, nil, fmt.Errorf("%w: ExternalInit kem_output is %d bytes", ErrProposal, len(pv.kemOutput))
 	}
 	if path := c.Commit.Path; path != nil {
 		if err := v.checkPathLeaf(c, pv, committer); err != nil {

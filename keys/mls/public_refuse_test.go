@@ -277,6 +277,14 @@ func publicRefuses(t *testing.T, s *suite.Suite) {
 		{"path with a missing ciphertext", mutatePath(func(p *UpdatePath) {
 			p.Nodes[0].EncryptedPathSecret = p.Nodes[0].EncryptedPathSecret[1:]
 		}), nil, ErrTree},
+		{"path ciphertext of the wrong size", mutatePath(func(p *UpdatePath) {
+			cts := append([]HPKECiphertext(nil), p.Nodes[0].EncryptedPathSecret...)
+			cts[0].Ciphertext = append(bytes.Clone(cts[0].Ciphertext), 0)
+			p.Nodes[0].EncryptedPathSecret = cts
+		}), nil, ErrTree},
+		{"external commit with a short kem_output", mutateExt(func(c *Commit) {
+			c.Proposals = []ProposalOrRef{{Proposal: &Proposal{Type: ProposalExternalInit, ExternalInitKEMOutput: []byte{1, 2, 3, 4, 5}}}}
+		}), nil, ErrProposal},
 		{"external commit removing another member", mutateExt(func(c *Commit) {
 			c.Proposals = append(c.Proposals, remove(1))
 		}), nil, ErrProposal},

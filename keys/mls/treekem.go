@@ -139,7 +139,8 @@ func (t *RatchetTree) GenerateUpdatePath(rnd io.Reader, from LeafIndex, leaf Lea
 // VerifyUpdatePath is the public half of processing an UpdatePath sent by
 // the member at sender (RFC 9420 §7.5): it checks the path's shape (one
 // node per filtered-direct-path step, each with valid HPKE public key and
-// one ciphertext per member of the copath resolution minus exclude), the
+// one ciphertext per member of the copath resolution minus exclude, each
+// of the size a path secret encrypts to), the
 // new leaf's source, parent hash (§7.9.2: the chain of parent hashes up
 // the merged path) and signature, and merges the path into a copy of t.
 // It decrypts nothing, so it is what a server holding no secret can
@@ -153,9 +154,16 @@ func (t *RatchetTree) VerifyUpdatePath(sender LeafIndex, path *UpdatePath, ctx G
 	if err != nil {
 		return nil, err
 	}
+	s := t.suite
 	for i, st := range m.fdp {
-		if n, want := len(path.Nodes[i].EncryptedPathSecret), len(t.encryptionTargets(st.Copath, exclude)); n != want {
+		cts := path.Nodes[i].EncryptedPathSecret
+		if n, want := len(cts), len(t.encryptionTargets(st.Copath, exclude)); n != want {
 			return nil, fmt.Errorf("%w: UpdatePath node %d has %d ciphertexts, resolution %d", ErrTree, i, n, want)
+		}
+		for j, ct := range cts {
+			if len(ct.KEMOutput) != s.Nenc() || len(ct.Ciphertext) != s.Nh()+s.AEADOverhead() {
+				return nil, fmt.Errorf("%w: UpdatePath node %d ciphertext %d has the wrong size", ErrTree, i, j)
+			}
 		}
 	}
 	return &PathResult{Tree: m.tree, GroupContext: m.gc, Path: path}, nil

@@ -144,6 +144,28 @@ func (s *Suite) Nh() int { return s.nh }
 // Nk is the AEAD key size in bytes.
 func (s *Suite) Nk() int { return s.nk }
 
+// Nenc returns the length of the suite KEM's encapsulation (RFC 9180
+// Nenc): the kem_output of every HPKE ciphertext and of an ExternalInit.
+func (s *Suite) Nenc() int {
+	switch s.kem.ID() {
+	case 0x0010: // DHKEM(P-256)
+		return 65
+	case 0x0011: // DHKEM(P-384)
+		return 97
+	case 0x0012: // DHKEM(P-521)
+		return 133
+	case 0x0020: // DHKEM(X25519)
+		return 32
+	case 0x647A: // MLKEM768-X25519
+		return 1120
+	}
+	return 0
+}
+
+// AEADOverhead returns how many bytes the suite's AEAD adds to a
+// plaintext (its tag).
+func (s *Suite) AEADOverhead() int { return 16 }
+
 // Nn is the AEAD nonce size in bytes (12 for every suite).
 func (s *Suite) Nn() int { return 12 }
 

@@ -67,6 +67,9 @@ func TestHPKERoundTripAllSuites(t *testing.T) {
 			if err != nil || !bytes.Equal(got, pt) {
 				t.Fatalf("round trip: %v", err)
 			}
+			if len(ct.KEMOutput) != s.Nenc() || len(ct.Ciphertext) != len(pt)+s.AEADOverhead() {
+				t.Fatalf("ciphertext sizes %d, %d; Nenc %d, overhead %d", len(ct.KEMOutput), len(ct.Ciphertext), s.Nenc(), s.AEADOverhead())
+			}
 			otherPriv, _, _ := s.GenerateKeyPair(&detRand{ctr: 99})
 			bad := []struct {
 				name  string
