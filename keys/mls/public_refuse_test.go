@@ -446,3 +446,36 @@ func TestNewPublicGroupRefuses(t *testing.T) {
 }
 
 func nh(s *suite.Suite) []byte { return make([]byte, s.Nh()) }
+
+// TestPublicGroupWrongConfirmationTag: a hub started from a GroupInfo
+// whose confirmation tag is not the epoch's (the hub cannot check it)
+// accepts the next commit but refuses every later one: it fails closed.
+func TestPublicGroupWrongConfirmationTag(t *testing.T) {
+	s, _ := suite.Lookup(1)
+	r := newRefusalGroup(t, s)
+	var m MLSMessage
+	if err := m.Unmarshal(mustGroupInfo(t, r.alice.g)); err != nil {
+		t.Fatal(err)
+	}
+	gi := *m.GroupInfo
+	gi.ConfirmationTag = bytes.Repeat([]byte{7}, s.Nh())
+	if err := gi.Sign(s, r.alice.signer); err != nil {
+		t.Fatal(err)
+	}
+	opts := PublicOptions{Validator: AcceptAll{}}
+	pg, err := NewPublicGroup((&MLSMessage{WireFormat: WireGroupInfo, GroupInfo: &gi}).Marshal(), nil, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.h.pg.VerifyGroupInfo((&MLSMessage{WireFormat: WireGroupInfo, GroupInfo: &gi}).Marshal()); !errors.Is(err, ErrAuth) {
+		t.Fatalf("VerifyGroupInfo with another tag: %v", err)
+	}
+	_, out := r.h.step(t, r.alice, CommitOptions{UpdatePath: true}, r.all, nil, nil)
+	if pg, _, err = pg.Apply(out.Commit, opts); err != nil {
+		t.Fatal(err)
+	}
+	_, out = r.h.step(t, r.bob, CommitOptions{UpdatePath: true}, r.all, nil, nil)
+	if _, _, err := pg.Apply(out.Commit, opts); !errors.Is(err, ErrAuth) {
+		t.Fatalf("later commit: %v", err)
+	}
+}
