@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"hearth/keys/mls/suite"
+
+	"hearth/keys/mls/treemath"
 )
 
 // fullTree builds an n-leaf tree with every node set (keys derived from
@@ -13,9 +15,9 @@ import (
 // committed: UpdatePaths then encrypt to one key per copath node. The
 // leaf `signerLeaf` uses signer's key so it can commit. It returns the
 // private state of every leaf.
-func fullTree(b *testing.B, s *suite.Suite, n uint32, signer *suite.Signer, signerLeaf LeafIndex) (*RatchetTree, []*PrivateTree) {
+func fullTree(b *testing.B, s *suite.Suite, n uint32, signer *suite.Signer, signerLeaf treemath.LeafIndex) (*RatchetTree, []*PrivateTree) {
 	b.Helper()
-	width := NodeWidth(n)
+	width := treemath.NodeWidth(n)
 	nodes := make(RatchetTreeNodes, width)
 	privs := make([]suite.HPKEPrivateKey, width)
 	for x := range width {
@@ -26,7 +28,7 @@ func fullTree(b *testing.B, s *suite.Suite, n uint32, signer *suite.Signer, sign
 			b.Fatal(err)
 		}
 		privs[x] = priv
-		if NodeIndex(x).IsLeaf() {
+		if treemath.NodeIndex(x).IsLeaf() {
 			nodes[x] = &Node{Leaf: &LeafNode{EncryptionKey: pub, SignatureKey: signer.Public(),
 				Credential:   Credential{Type: CredentialBasic, Identity: ikm[:4]},
 				Capabilities: Capabilities{Versions: []ProtocolVersion{MLS10}, CipherSuites: []CipherSuite{s.ID()}},
@@ -40,9 +42,9 @@ func fullTree(b *testing.B, s *suite.Suite, n uint32, signer *suite.Signer, sign
 		b.Fatal(err)
 	}
 	states := make([]*PrivateTree, n)
-	for l := range LeafIndex(n) {
+	for l := range treemath.LeafIndex(n) {
 		p := NewPrivateTree(l, privs[l.NodeIndex()])
-		for _, x := range DirectPath(l.NodeIndex(), n) {
+		for _, x := range treemath.DirectPath(l.NodeIndex(), n) {
 			p.keys[x] = privs[x]
 		}
 		states[l] = p
@@ -98,7 +100,7 @@ func BenchmarkUpdatePath1024(b *testing.B) {
 func BenchmarkUpdatePath1024Fresh(b *testing.B) {
 	s, _ := suite.Lookup(suite.Mandatory)
 	g := newTestGroup(b, s, 1024)
-	from := LeafIndex(1023)
+	from := treemath.LeafIndex(1023)
 	m := g.members[from]
 	b.Run("generate", func(b *testing.B) {
 		for b.Loop() {

@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	"hearth/keys/mls/schedule"
+
+	"hearth/keys/mls/treemath"
 )
 
 // CommitOptions says what a commit does besides committing every proposal
@@ -13,7 +15,7 @@ import (
 // duplicates).
 type CommitOptions struct {
 	Add    []*KeyPackage
-	Remove []LeafIndex
+	Remove []treemath.LeafIndex
 	// Extensions, if not nil, replaces the GroupContext extensions
 	// (GroupContextExtensions proposal).
 	Extensions Extensions
@@ -50,7 +52,7 @@ type Result struct {
 	AuthenticatedData []byte
 	Proposal          *Proposal // proposals
 	Added, Removed    []Member  // commits
-	Updated           []LeafIndex
+	Updated           []treemath.LeafIndex
 	// SelfRemoved: the commit removed this member; the group is inactive.
 	SelfRemoved bool
 }
@@ -127,13 +129,13 @@ func (g *Group) nextEpoch(pv *provisional, ac *AuthenticatedContent, priv *Priva
 // PSKs it cannot resolve or already has, and a cached
 // GroupContextExtensions when opts brings its own.
 func (g *Group) commitProposals(opts CommitOptions) []resolved {
-	f := &proposalFilter{g: g, self: uint32(g.st.priv.Self()), removed: map[LeafIndex]bool{},
+	f := &proposalFilter{g: g, self: uint32(g.st.priv.Self()), removed: map[treemath.LeafIndex]bool{},
 		updated: map[uint32]bool{}, sigKeys: map[string]bool{}, psks: map[string]bool{}, gce: opts.Extensions != nil}
 	for _, l := range g.st.tree.Members() {
 		f.sigKeys[string(g.st.tree.Leaf(l).SignatureKey)] = true
 	}
 	// A removal wins over an Update of the same leaf.
-	f.removing = map[LeafIndex]bool{}
+	f.removing = map[treemath.LeafIndex]bool{}
 	for _, l := range opts.Remove {
 		f.removing[l] = true
 	}
@@ -171,8 +173,8 @@ func (g *Group) commitProposals(opts CommitOptions) []resolved {
 type proposalFilter struct {
 	g             *Group
 	self          uint32
-	removed       map[LeafIndex]bool
-	removing      map[LeafIndex]bool // leaves some Remove in the commit targets
+	removed       map[treemath.LeafIndex]bool
+	removing      map[treemath.LeafIndex]bool // leaves some Remove in the commit targets
 	updated       map[uint32]bool
 	sigKeys, psks map[string]bool
 	gce           bool
@@ -181,7 +183,7 @@ type proposalFilter struct {
 func (f *proposalFilter) keep(p *Proposal, sender Sender) bool {
 	switch p.Type {
 	case ProposalUpdate:
-		if sender.Index == f.self || f.updated[sender.Index] || f.removing[LeafIndex(sender.Index)] {
+		if sender.Index == f.self || f.updated[sender.Index] || f.removing[treemath.LeafIndex(sender.Index)] {
 			return false
 		}
 		f.updated[sender.Index] = true
@@ -264,7 +266,7 @@ type builtCommit struct {
 	commit       *Commit
 	priv         *PrivateTree
 	commitSecret []byte
-	pathSecrets  map[NodeIndex][]byte
+	pathSecrets  map[treemath.NodeIndex][]byte
 }
 
 // buildCommit lists the proposals and, if withPath, generates the path
@@ -295,7 +297,7 @@ func (g *Group) buildCommit(pv *provisional, props []resolved, withPath bool) (*
 // and the roster change to out. With omitTree, the Welcome's GroupInfo is
 // a second one, signed without the ratchet_tree extension.
 func (g *Group) commitOutputs(out *CommitOutput, next *epochState, ep *schedule.Epoch, psk, tag []byte,
-	pv *provisional, pathSecrets map[NodeIndex][]byte, omitTree bool) error {
+	pv *provisional, pathSecrets map[treemath.NodeIndex][]byte, omitTree bool) error {
 	gi, err := g.groupInfo(next, ep, tag, true)
 	if err != nil {
 		return err
@@ -359,13 +361,13 @@ func (g *Group) groupInfo(next *epochState, ep *schedule.Epoch, tag []byte, with
 	return gi, nil
 }
 
-func (g *Group) welcome(gi *GroupInfo, ep *schedule.Epoch, psk []byte, pv *provisional, pathSecrets map[NodeIndex][]byte) ([]byte, error) {
+func (g *Group) welcome(gi *GroupInfo, ep *schedule.Epoch, psk []byte, pv *provisional, pathSecrets map[treemath.NodeIndex][]byte) ([]byte, error) {
 	self := gi.Signer
 	var members []WelcomeMember
 	for i, l := range pv.added {
 		m := WelcomeMember{KeyPackage: pv.addKPs[i]}
 		if pathSecrets != nil {
-			m.PathSecret = pathSecrets[CommonAncestor(self.NodeIndex(), l.NodeIndex())]
+			m.PathSecret = pathSecrets[treemath.CommonAncestor(self.NodeIndex(), l.NodeIndex())]
 		}
 		members = append(members, m)
 	}

@@ -2,6 +2,8 @@ package mls
 
 import (
 	"fmt"
+
+	"hearth/keys/mls/treemath"
 )
 
 // processCommit stages a verified commit of another member or of an
@@ -57,7 +59,7 @@ func (g *Group) processCommit(a *AuthenticatedContent, res *Result) (*staged, er
 // processPath validates the commit's path leaf and decrypts the path,
 // merging it into pv.tree; it returns the new private state and the
 // commit secret.
-func (g *Group) processPath(v *epochView, c *FramedContent, pv *provisional, committer LeafIndex,
+func (g *Group) processPath(v *epochView, c *FramedContent, pv *provisional, committer treemath.LeafIndex,
 	priv *PrivateTree) (*PrivateTree, []byte, error) {
 	if err := v.checkPathLeaf(c, pv, committer); err != nil {
 		return nil, nil, err

@@ -6,6 +6,8 @@ import (
 
 	"hearth/keys/mls/schedule"
 	"hearth/keys/mls/suite"
+
+	"hearth/keys/mls/treemath"
 )
 
 // epochView is what verifying a handshake message of the current epoch
@@ -57,7 +59,7 @@ func (v *epochView) findProposal(ref []byte) (*cachedProposal, bool) {
 func (v *epochView) senderKey(c *FramedContent) (SignaturePublicKey, error) {
 	switch c.Sender.Type {
 	case SenderMember:
-		leaf := v.tree.Leaf(LeafIndex(c.Sender.Index))
+		leaf := v.tree.Leaf(treemath.LeafIndex(c.Sender.Index))
 		if leaf == nil {
 			return nil, fmt.Errorf("%w: leaf %d", ErrSender, c.Sender.Index)
 		}
@@ -95,7 +97,7 @@ func (v *epochView) checkProposal(a *AuthenticatedContent) (*cachedProposal, err
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrProposal, err)
 		}
-		l := LeafIndex(a.Content.Sender.Index)
+		l := treemath.LeafIndex(a.Content.Sender.Index)
 		pol := LeafPolicy{Source: SourceUpdate, GroupID: v.ctx.GroupID, Leaf: l, Required: rc}
 		if err := v.tree.ValidateLeafNode(p.Update, pol); err != nil {
 			return nil, fmt.Errorf("%w: Update of leaf %d: %w", ErrProposal, l, err)
@@ -162,7 +164,7 @@ func (v *epochView) resolveCommit(c *FramedContent) ([]resolved, error) {
 // proposals, requires a path when they need one, and checks the
 // committer's leaf. It returns the provisional state (the external
 // joiner's leaf added) and the committer's leaf; the path is not merged.
-func (v *epochView) stageCommit(c *FramedContent) (*provisional, LeafIndex, error) {
+func (v *epochView) stageCommit(c *FramedContent) (*provisional, treemath.LeafIndex, error) {
 	props, err := v.resolveCommit(c)
 	if err != nil {
 		return nil, 0, err
@@ -187,9 +189,9 @@ func (v *epochView) stageCommit(c *FramedContent) (*provisional, LeafIndex, erro
 // committerLeaf returns the committer's leaf: a member's own, checked
 // with the credential validator, or for an external commit the leaf the
 // joiner takes (added to pv.tree here).
-func (v *epochView) committerLeaf(c *FramedContent, pv *provisional) (LeafIndex, error) {
+func (v *epochView) committerLeaf(c *FramedContent, pv *provisional) (treemath.LeafIndex, error) {
 	if c.Sender.Type != SenderNewMemberCommit {
-		l := LeafIndex(c.Sender.Index)
+		l := treemath.LeafIndex(c.Sender.Index)
 		return l, v.validateMember(v.tree.Leaf(l))
 	}
 	id := c.Commit.Path.LeafNode.Credential.Identity
@@ -208,7 +210,7 @@ func (v *epochView) committerLeaf(c *FramedContent, pv *provisional) (LeafIndex,
 // checkPathLeaf validates the committer's new leaf in a commit's
 // UpdatePath (§7.3 with source commit, extension support, unchanged
 // identity, credential).
-func (v *epochView) checkPathLeaf(c *FramedContent, pv *provisional, committer LeafIndex) error {
+func (v *epochView) checkPathLeaf(c *FramedContent, pv *provisional, committer treemath.LeafIndex) error {
 	leaf := &c.Commit.Path.LeafNode
 	rc, err := pv.required()
 	if err != nil {

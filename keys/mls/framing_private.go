@@ -8,6 +8,8 @@ import (
 	"hearth/keys/mls/codec"
 	"hearth/keys/mls/schedule"
 	"hearth/keys/mls/suite"
+
+	"hearth/keys/mls/treemath"
 )
 
 // senderDataLen is the size of an encoded SenderData: leaf_index,
@@ -126,7 +128,7 @@ func EncryptPrivate(s *suite.Suite, rnd io.Reader, a *AuthenticatedContent, keys
 
 // SenderData is the decrypted sender data of a PrivateMessage.
 type SenderData struct {
-	Leaf       LeafIndex
+	Leaf       treemath.LeafIndex
 	Generation uint32
 	ReuseGuard [4]byte
 }
@@ -146,7 +148,7 @@ func OpenSenderData(s *suite.Suite, p *PrivateMessage, senderDataSecret []byte) 
 		return SenderData{}, fmt.Errorf("%w: sender data is %d bytes", ErrMalformed, len(b))
 	}
 	r := codec.NewReader(b)
-	sd := SenderData{Leaf: LeafIndex(r.Uint32()), Generation: r.Uint32()}
+	sd := SenderData{Leaf: treemath.LeafIndex(r.Uint32()), Generation: r.Uint32()}
 	copy(sd.ReuseGuard[:], r.Raw(4))
 	return sd, nil
 }

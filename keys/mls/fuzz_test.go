@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"hearth/keys/mls/suite"
+
+	"hearth/keys/mls/treemath"
 )
 
 // seedMessages adds every value of the named messages.json fields to f.
@@ -104,7 +106,7 @@ func FuzzRatchetTree(f *testing.F) {
 		_ = tree.TreeHash()
 		_ = tree.Verify([]byte("g"))
 		for x := range tree.Width() {
-			_ = tree.Resolution(NodeIndex(x))
+			_ = tree.Resolution(treemath.NodeIndex(x))
 		}
 		for _, l := range tree.Members() {
 			_ = tree.FilteredDirectPath(l)

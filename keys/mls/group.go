@@ -10,6 +10,8 @@ import (
 
 	"hearth/keys/mls/schedule"
 	"hearth/keys/mls/suite"
+
+	"hearth/keys/mls/treemath"
 )
 
 // Errors of the group state machine. Every error a Group method returns
@@ -115,12 +117,12 @@ type Group struct {
 
 // Member is one leaf of the group.
 type Member struct {
-	Leaf         LeafIndex
+	Leaf         treemath.LeafIndex
 	Identity     []byte
 	SignatureKey SignaturePublicKey
 }
 
-func memberAt(t *RatchetTree, l LeafIndex) Member {
+func memberAt(t *RatchetTree, l treemath.LeafIndex) Member {
 	leaf := t.Leaf(l)
 	if leaf == nil {
 		return Member{Leaf: l}
@@ -138,7 +140,7 @@ func (g *Group) GroupID() []byte { return slices.Clone(g.st.ctx.GroupID) }
 func (g *Group) Suite() *suite.Suite { return g.s }
 
 // OwnLeaf returns this member's leaf index.
-func (g *Group) OwnLeaf() LeafIndex { return g.st.priv.Self() }
+func (g *Group) OwnLeaf() treemath.LeafIndex { return g.st.priv.Self() }
 
 // Active is false once this member has been removed.
 func (g *Group) Active() bool { return !g.removed }
@@ -153,7 +155,7 @@ func (g *Group) Members() []Member {
 }
 
 // LeafOf returns the leaf of the member with credential identity id.
-func (g *Group) LeafOf(id []byte) (LeafIndex, bool) { return leafWithIdentity(g.st.tree, id) }
+func (g *Group) LeafOf(id []byte) (treemath.LeafIndex, bool) { return leafWithIdentity(g.st.tree, id) }
 
 // EpochAuthenticator returns the epoch authenticator (RFC 9420 §8.7),
 // which members may compare out of band to detect a split group.

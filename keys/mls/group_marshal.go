@@ -8,6 +8,8 @@ import (
 	"hearth/keys/mls/codec"
 	"hearth/keys/mls/schedule"
 	"hearth/keys/mls/suite"
+
+	"hearth/keys/mls/treemath"
 )
 
 // groupStateVersion prefixes a marshaled Group; splitStateVersion one
@@ -65,7 +67,7 @@ func writeEpochState(w *codec.Writer, e *epochState, tree func(*RatchetTree) []b
 	w.Opaque(tree(e.tree))
 	w.Uint32(uint32(e.priv.self))
 	keys := slices.Sorted(maps.Keys(e.priv.keys))
-	writeList(w, keys, func(w *codec.Writer, x NodeIndex) {
+	writeList(w, keys, func(w *codec.Writer, x treemath.NodeIndex) {
 		w.Uint32(uint32(x))
 		w.Opaque(e.priv.keys[x])
 	})
@@ -114,7 +116,7 @@ func writeMembers(w *codec.Writer, ms []Member) {
 
 func readMembers(r *codec.Reader) []Member {
 	return readList(r, func(r *codec.Reader) Member {
-		return Member{Leaf: LeafIndex(r.Uint32()), Identity: r.Opaque(), SignatureKey: r.Opaque()}
+		return Member{Leaf: treemath.LeafIndex(r.Uint32()), Identity: r.Opaque(), SignatureKey: r.Opaque()}
 	})
 }
 
@@ -124,7 +126,7 @@ func writeResult(w *codec.Writer, res *Result) {
 	w.Opaque(res.SenderIdentity)
 	writeMembers(w, res.Added)
 	writeMembers(w, res.Removed)
-	writeList(w, res.Updated, func(w *codec.Writer, l LeafIndex) { w.Uint32(uint32(l)) })
+	writeList(w, res.Updated, func(w *codec.Writer, l treemath.LeafIndex) { w.Uint32(uint32(l)) })
 }
 
 func readResult(r *codec.Reader) *Result {
@@ -132,7 +134,7 @@ func readResult(r *codec.Reader) *Result {
 	res.Sender.unmarshal(r)
 	res.SenderIdentity = r.Opaque()
 	res.Added, res.Removed = readMembers(r), readMembers(r)
-	res.Updated = readList(r, func(r *codec.Reader) LeafIndex { return LeafIndex(r.Uint32()) })
+	res.Updated = readList(r, func(r *codec.Reader) treemath.LeafIndex { return treemath.LeafIndex(r.Uint32()) })
 	return res
 }
 
@@ -295,10 +297,10 @@ func (d *stateReader) epochState() *epochState {
 	e := &epochState{}
 	d.context(&e.ctx)
 	e.tree = d.tree()
-	self := LeafIndex(r.Uint32())
-	e.priv = &PrivateTree{self: self, keys: map[NodeIndex]suite.HPKEPrivateKey{}}
+	self := treemath.LeafIndex(r.Uint32())
+	e.priv = &PrivateTree{self: self, keys: map[treemath.NodeIndex]suite.HPKEPrivateKey{}}
 	r.Vector(func(r *codec.Reader) {
-		x, k := NodeIndex(r.Uint32()), r.Opaque()
+		x, k := treemath.NodeIndex(r.Uint32()), r.Opaque()
 		e.priv.keys[x] = k
 	})
 	b := r.Opaque()

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"hearth/keys/mls/suite"
+
+	"hearth/keys/mls/treemath"
 )
 
 // sentMessage is an application message with the epoch it was sent in.
@@ -96,7 +98,7 @@ func (w *propWorld) remove() {
 		w.t.Fatal(err)
 	}
 	w.formerStates = append(w.formerStates, saved)
-	commitThroughHub(w.t, w.hub, committer, CommitOptions{Remove: []LeafIndex{victim.g.OwnLeaf()}}, w.pool, nil, nil)
+	commitThroughHub(w.t, w.hub, committer, CommitOptions{Remove: []treemath.LeafIndex{victim.g.OwnLeaf()}}, w.pool, nil, nil)
 	if victim.g.Active() {
 		w.t.Fatalf("%s still active after removal", victim.id)
 	}

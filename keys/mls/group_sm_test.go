@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"hearth/keys/mls/suite"
+
+	"hearth/keys/mls/treemath"
 )
 
 // device is a test client: a signer, a credential and, once joined, a
@@ -148,7 +150,7 @@ func groupLifecycle(t *testing.T, s *suite.Suite) {
 	commitAndApply(t, bob, CommitOptions{}, all, nil, nil)
 	checkAgreement(t, all)
 	// Remove carol; she learns she was removed.
-	commitAndApply(t, alice, CommitOptions{Remove: []LeafIndex{carol.g.OwnLeaf()}}, all, nil, nil)
+	commitAndApply(t, alice, CommitOptions{Remove: []treemath.LeafIndex{carol.g.OwnLeaf()}}, all, nil, nil)
 	if carol.g.Active() {
 		t.Fatal("carol still active after removal")
 	}

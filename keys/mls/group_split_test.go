@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"hearth/keys/mls/suite"
+
+	"hearth/keys/mls/treemath"
 )
 
 // checkTreeMemo fails unless t's memoized encoding and ref are those of
@@ -194,7 +196,7 @@ func splitRoundTrip(t *testing.T, id suite.ID) {
 	if res, err := bob.g.Process(early); err != nil || string(res.Plaintext) != "before" {
 		t.Fatalf("previous-epoch message: %v", err)
 	}
-	commitAndApply(t, carol, CommitOptions{UpdatePath: true, Remove: []LeafIndex{bob.g.OwnLeaf()}}, all, nil, nil)
+	commitAndApply(t, carol, CommitOptions{UpdatePath: true, Remove: []treemath.LeafIndex{bob.g.OwnLeaf()}}, all, nil, nil)
 	checkGroupMemos(t, all)
 	restoreSplit(t, alice)
 	restoreSplit(t, carol)

@@ -7,6 +7,8 @@ import (
 
 	"hearth/keys/mls/schedule"
 	"hearth/keys/mls/suite"
+
+	"hearth/keys/mls/treemath"
 )
 
 // epochState is everything a member holds for its current epoch. A commit
@@ -52,7 +54,7 @@ type pastEpoch struct {
 	membersSum TreeRef
 }
 
-func (e *pastEpoch) member(l LeafIndex) (Member, bool) {
+func (e *pastEpoch) member(l treemath.LeafIndex) (Member, bool) {
 	for _, m := range e.members {
 		if m.Leaf == l {
 			return m, true

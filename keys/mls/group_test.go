@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"hearth/keys/mls/suite"
+
+	"hearth/keys/mls/treemath"
 )
 
 // testMember is one client of a group built from scratch in tests.
@@ -70,7 +72,7 @@ func newTestGroup(t testing.TB, s *suite.Suite, n int) *testGroup {
 	}
 	creator := g.members[0]
 	tree := NewOneMemberTree(s, &creator.kp.LeafNode)
-	var added []LeafIndex
+	var added []treemath.LeafIndex
 	for _, m := range g.members[1:] {
 		if err := m.kp.Verify(s); err != nil {
 			t.Fatal(err)
@@ -93,7 +95,7 @@ func newTestGroup(t testing.TB, s *suite.Suite, n int) *testGroup {
 	}
 	var wms []WelcomeMember
 	for i, m := range g.members[1:] {
-		anc := CommonAncestor(0, added[i].NodeIndex())
+		anc := treemath.CommonAncestor(0, added[i].NodeIndex())
 		wms = append(wms, WelcomeMember{KeyPackage: m.kp, PathSecret: res.PathSecrets[anc]})
 	}
 	w, err := SealWelcome(s, gi, joiner, nil, nil, wms)
@@ -107,7 +109,7 @@ func newTestGroup(t testing.TB, s *suite.Suite, n int) *testGroup {
 }
 
 // join processes the Welcome w as member m, which sits at leaf l.
-func (g *testGroup) join(t testing.TB, w *Welcome, m *testMember, l LeafIndex) {
+func (g *testGroup) join(t testing.TB, w *Welcome, m *testMember, l treemath.LeafIndex) {
 	t.Helper()
 	gs, err := OpenGroupSecrets(g.s, w, m.kp, m.initPriv)
 	if err != nil {
@@ -130,7 +132,7 @@ func (g *testGroup) join(t testing.TB, w *Welcome, m *testMember, l LeafIndex) {
 // it and must reach the same commit secret, tree and private state.
 func (g *testGroup) commit(t testing.TB, k int) {
 	t.Helper()
-	from := LeafIndex(k)
+	from := treemath.LeafIndex(k)
 	m := g.members[k]
 	res, err := g.tree.GenerateUpdatePath(rand.Reader, from, *g.tree.Leaf(from), m.signer, g.ctx, nil)
 	if err != nil {
@@ -176,7 +178,7 @@ func TestGroupFromScratch(t *testing.T) {
 			g := newTestGroup(t, s, 5)
 			g.checkConsistent(t)
 			// Every member knows the root key after the creator's commit.
-			root := Root(g.tree.NumLeaves())
+			root := treemath.Root(g.tree.NumLeaves())
 			for i, m := range g.members {
 				if _, ok := m.priv.Key(root); !ok {
 					t.Errorf("member %d lacks the root key", i)

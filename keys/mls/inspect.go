@@ -3,6 +3,8 @@ package mls
 import (
 	"bytes"
 	"fmt"
+
+	"hearth/keys/mls/treemath"
 )
 
 // Envelope is what a server can read from an MLSMessage without any group
@@ -23,7 +25,7 @@ type Envelope struct {
 	// whether proposals by reference are included (their content is in
 	// earlier proposal messages).
 	Added        [][]byte
-	Removed      []LeafIndex
+	Removed      []treemath.LeafIndex
 	ByReference  int
 	ExternalJoin bool
 	// AuthenticatedData of a PublicMessage (Hearth puts the group admin

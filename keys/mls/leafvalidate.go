@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"hearth/keys/mls/treemath"
 )
 
 // LeafPolicy says where a LeafNode was received, for ValidateLeafNode.
@@ -16,7 +18,7 @@ type LeafPolicy struct {
 	// GroupID and Leaf are the signature context of update and commit
 	// leaves; Leaf is also the leaf being replaced (its keys may repeat).
 	GroupID []byte
-	Leaf    LeafIndex
+	Leaf    treemath.LeafIndex
 	// Required is the group's required_capabilities extension, if any.
 	Required *RequiredCapabilities
 	// Now, if not zero, is checked against a key_package leaf's lifetime.
@@ -96,7 +98,7 @@ func checkRequired(c *Capabilities, req *RequiredCapabilities) error {
 
 // IndexOf returns the index of the leaf whose encoding equals leaf's (how
 // a new member finds itself in the tree of a Welcome).
-func (t *RatchetTree) IndexOf(leaf *LeafNode) (LeafIndex, bool) {
+func (t *RatchetTree) IndexOf(leaf *LeafNode) (treemath.LeafIndex, bool) {
 	want := leaf.Marshal()
 	for _, l := range t.Members() {
 		if bytes.Equal(t.Leaf(l).Marshal(), want) {

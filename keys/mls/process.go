@@ -3,6 +3,8 @@ package mls
 import (
 	"bytes"
 	"fmt"
+
+	"hearth/keys/mls/treemath"
 )
 
 // staged is the outcome of a verified message, applied to the group only
@@ -91,7 +93,7 @@ func (g *Group) processPrivate(p *PrivateMessage) (*staged, error) {
 		return nil, ErrGroup
 	}
 	ctx, keys := &g.st.ctx, g.st.keys
-	sender := func(l LeafIndex) (Member, bool) {
+	sender := func(l treemath.LeafIndex) (Member, bool) {
 		m := memberAt(g.st.tree, l)
 		return m, m.SignatureKey != nil
 	}
@@ -108,7 +110,7 @@ func (g *Group) processPrivate(p *PrivateMessage) (*staged, error) {
 	}
 	var st *staged
 	_, err := DecryptPrivate(g.s, p, keys, func(a *AuthenticatedContent) error {
-		m, ok := sender(LeafIndex(a.Content.Sender.Index))
+		m, ok := sender(treemath.LeafIndex(a.Content.Sender.Index))
 		if !ok {
 			return fmt.Errorf("%w: leaf %d", ErrSender, a.Content.Sender.Index)
 		}
@@ -136,7 +138,7 @@ func (g *Group) handshake(a *AuthenticatedContent) (*staged, error) {
 	c := &a.Content
 	res := &Result{Kind: c.ContentType, Epoch: g.st.ctx.Epoch, Sender: c.Sender, AuthenticatedData: c.AuthenticatedData}
 	if c.Sender.Type == SenderMember {
-		res.SenderIdentity = memberAt(g.st.tree, LeafIndex(c.Sender.Index)).Identity
+		res.SenderIdentity = memberAt(g.st.tree, treemath.LeafIndex(c.Sender.Index)).Identity
 	}
 	if c.ContentType == ContentProposal {
 		cp, err := g.view().checkProposal(a)
@@ -146,7 +148,7 @@ func (g *Group) handshake(a *AuthenticatedContent) (*staged, error) {
 		res.Proposal = cp.p
 		return &staged{res: res, proposal: cp}, nil
 	}
-	if c.Sender.Type == SenderMember && LeafIndex(c.Sender.Index) == g.st.priv.Self() {
+	if c.Sender.Type == SenderMember && treemath.LeafIndex(c.Sender.Index) == g.st.priv.Self() {
 		return nil, ErrOwnCommit
 	}
 	if c.Sender.Type != SenderMember && c.Sender.Type != SenderNewMemberCommit {

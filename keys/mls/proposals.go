@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	"hearth/keys/mls/suite"
+
+	"hearth/keys/mls/treemath"
 )
 
 // resolved is one proposal of a commit with the member who proposed it.
@@ -19,10 +21,10 @@ type resolved struct {
 type provisional struct {
 	tree         *RatchetTree
 	ctx          GroupContext // epoch+1, new extensions, old transcript hash
-	added        []LeafIndex
+	added        []treemath.LeafIndex
 	addKPs       []*KeyPackage
 	removed      []Member
-	updated      []LeafIndex
+	updated      []treemath.LeafIndex
 	psks         []PreSharedKeyID
 	kemOutput    []byte // external init
 	pathRequired bool
@@ -140,12 +142,12 @@ func (pv *provisional) applyUpdates(v *epochView) func([]resolved, Sender) error
 		if err != nil {
 			return err
 		}
-		seen := map[LeafIndex]bool{}
+		seen := map[treemath.LeafIndex]bool{}
 		for _, r := range props {
 			if r.p.Type != ProposalUpdate {
 				continue
 			}
-			l := LeafIndex(r.sender.Index)
+			l := treemath.LeafIndex(r.sender.Index)
 			switch {
 			case r.sender.Type != SenderMember:
 				return fmt.Errorf("%w: Update from a non-member", ErrProposal)
@@ -299,7 +301,7 @@ func (v *epochView) checkPSKID(id *PreSharedKeyID) error {
 	return nil
 }
 
-func leafWithIdentity(t *RatchetTree, id []byte) (LeafIndex, bool) {
+func leafWithIdentity(t *RatchetTree, id []byte) (treemath.LeafIndex, bool) {
 	if len(id) == 0 {
 		return 0, false
 	}

@@ -8,6 +8,8 @@ import (
 
 	"hearth/keys/mls/schedule"
 	"hearth/keys/mls/suite"
+
+	"hearth/keys/mls/treemath"
 )
 
 // PublicGroup is the public state of an MLS group: what a server that
@@ -249,7 +251,7 @@ func (p *PublicGroup) apply(msg []byte, opts PublicOptions) (*PublicGroup, *Comm
 }
 
 // change describes a staged commit.
-func (p *PublicGroup) change(c *FramedContent, pv *provisional, tree *RatchetTree, committer LeafIndex) *CommitChange {
+func (p *PublicGroup) change(c *FramedContent, pv *provisional, tree *RatchetTree, committer treemath.LeafIndex) *CommitChange {
 	ch := &CommitChange{Epoch: pv.ctx.Epoch, Committer: memberAt(tree, committer),
 		External: c.Sender.Type == SenderNewMemberCommit, Removed: pv.removed, Path: c.Commit.Path != nil,
 		ExtensionsChanged: pv.gce, AuthenticatedData: c.AuthenticatedData}
@@ -344,7 +346,9 @@ func (p *PublicGroup) Members() []Member {
 }
 
 // LeafOf returns the leaf of the member with credential identity id.
-func (p *PublicGroup) LeafOf(id []byte) (LeafIndex, bool) { return leafWithIdentity(p.tree, id) }
+func (p *PublicGroup) LeafOf(id []byte) (treemath.LeafIndex, bool) {
+	return leafWithIdentity(p.tree, id)
+}
 
 // Proposals returns the proposals cached in this epoch, in order.
 func (p *PublicGroup) Proposals() []ProposalInfo {

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"hearth/keys/mls/suite"
+
+	"hearth/keys/mls/treemath"
 )
 
 // BenchmarkPublicGroup1024: the hub's side of a 1,024-member group (one
@@ -74,7 +76,7 @@ func benchPublic(b *testing.B, s *suite.Suite) {
 	apply("apply-first-path", first, pg)
 	kp, _ := newDevice(b, s, "new@example/1").keyPackage(b, s)
 	apply("apply-add", commitBy(creator, CommitOptions{Add: []*KeyPackage{kp}}), pg)
-	apply("apply-remove", commitBy(creator, CommitOptions{Remove: []LeafIndex{1000}}), pg)
+	apply("apply-remove", commitBy(creator, CommitOptions{Remove: []treemath.LeafIndex{1000}}), pg)
 
 	// Member 1 commits once the creator's path is applied.
 	out, err := creator.g.Commit(CommitOptions{UpdatePath: true})

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"hearth/keys/mls/suite"
+
+	"hearth/keys/mls/treemath"
 )
 
 // publicFuzz is a hub's state for three members with one cached proposal,
@@ -44,7 +46,7 @@ func newPublicFuzz(f *testing.F) *publicFuzz {
 		f.Fatal(err)
 	}
 	bob.g.DiscardPendingCommit()
-	path, err := alice.g.Commit(CommitOptions{Remove: []LeafIndex{1}})
+	path, err := alice.g.Commit(CommitOptions{Remove: []treemath.LeafIndex{1}})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -70,8 +72,8 @@ func (pf *publicFuzz) resign(msg []byte) []byte {
 	c := &m.PublicMessage.Content
 	var key []byte
 	switch {
-	case c.Sender.Type == SenderMember && pf.pg.tree.Leaf(LeafIndex(c.Sender.Index)) != nil:
-		key = pf.pg.tree.Leaf(LeafIndex(c.Sender.Index)).SignatureKey
+	case c.Sender.Type == SenderMember && pf.pg.tree.Leaf(treemath.LeafIndex(c.Sender.Index)) != nil:
+		key = pf.pg.tree.Leaf(treemath.LeafIndex(c.Sender.Index)).SignatureKey
 	case c.Sender.Type == SenderNewMemberCommit && c.ContentType == ContentCommit && c.Commit.Path != nil:
 		key = c.Commit.Path.LeafNode.SignatureKey
 	}

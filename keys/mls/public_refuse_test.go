@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"hearth/keys/mls/suite"
+
+	"hearth/keys/mls/treemath"
 )
 
 // signCommit frames commit as a PublicMessage of sender in pg's epoch,
@@ -70,7 +72,7 @@ type refusalGroup struct {
 	alice, bob, carol, dave *device
 	all                     []*device
 	firstCommit, daveStale  []byte // already applied; dave's commit from his last epoch
-	daveLeaf                LeafIndex
+	daveLeaf                treemath.LeafIndex
 }
 
 func newRefusalGroup(t *testing.T, s *suite.Suite) *refusalGroup {
@@ -97,7 +99,7 @@ func newRefusalGroup(t *testing.T, s *suite.Suite) *refusalGroup {
 	}
 	r.daveStale = stale.Commit
 	r.dave.g.DiscardPendingCommit()
-	r.h.step(t, r.alice, CommitOptions{Remove: []LeafIndex{r.daveLeaf}}, r.all, nil, nil)
+	r.h.step(t, r.alice, CommitOptions{Remove: []treemath.LeafIndex{r.daveLeaf}}, r.all, nil, nil)
 	return r
 }
 
@@ -168,7 +170,7 @@ func publicRefuses(t *testing.T, s *suite.Suite) {
 	add := func(kp *KeyPackage) ProposalOrRef {
 		return ProposalOrRef{Proposal: &Proposal{Type: ProposalAdd, Add: kp}}
 	}
-	remove := func(l LeafIndex) ProposalOrRef {
+	remove := func(l treemath.LeafIndex) ProposalOrRef {
 		return ProposalOrRef{Proposal: &Proposal{Type: ProposalRemove, Remove: l}}
 	}
 	mutatePath := func(f func(p *UpdatePath)) []byte {

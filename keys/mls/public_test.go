@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"hearth/keys/mls/suite"
+
+	"hearth/keys/mls/treemath"
 )
 
 // testHub is a server following a group with a PublicGroup, as the hub
@@ -254,7 +256,7 @@ func publicTracks(t *testing.T, s *suite.Suite) {
 	fred := newDevice(t, s, "fred@f/1")
 	all = append(all, fred)
 	kpF, privF := fred.keyPackage(t, s)
-	h.step(t, alice, CommitOptions{Add: []*KeyPackage{kpF}, Remove: []LeafIndex{dave.g.OwnLeaf()}, UpdatePath: true}, all,
+	h.step(t, alice, CommitOptions{Add: []*KeyPackage{kpF}, Remove: []treemath.LeafIndex{dave.g.OwnLeaf()}, UpdatePath: true}, all,
 		[]*device{fred}, []*KeyPackagePrivate{privF})
 	checkAgreement(t, all)
 }

@@ -4,13 +4,15 @@ import (
 	"fmt"
 
 	"hearth/keys/mls/codec"
+
+	"hearth/keys/mls/treemath"
 )
 
 // SealTo encrypts pt to the current leaf encryption key of the member at
 // leaf l (HPKE EncryptWithLabel with label and context), so that only
 // that member's device can open it with OpenSealed while its leaf key is
 // unchanged. The result is the encoded HPKECiphertext.
-func (g *Group) SealTo(l LeafIndex, label string, context, pt []byte) ([]byte, error) {
+func (g *Group) SealTo(l treemath.LeafIndex, label string, context, pt []byte) ([]byte, error) {
 	leaf := g.st.tree.Leaf(l)
 	if leaf == nil {
 		return nil, fmt.Errorf("%w: leaf %d is blank", ErrTree, l)

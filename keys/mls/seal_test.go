@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"hearth/keys/mls/suite"
+
+	"hearth/keys/mls/treemath"
 )
 
 // TestSealToMember: what alice seals to bob's leaf opens only at bob, only
@@ -35,7 +37,7 @@ func TestSealToMember(t *testing.T) {
 	if _, err := bob.g.OpenSealed("test label", []byte("ctx"), bad); err == nil {
 		t.Fatal("opened a tampered ciphertext")
 	}
-	if _, err := alice.g.SealTo(LeafIndex(7), "l", nil, nil); err == nil {
+	if _, err := alice.g.SealTo(treemath.LeafIndex(7), "l", nil, nil); err == nil {
 		t.Fatal("sealed to a leaf that does not exist")
 	}
 }

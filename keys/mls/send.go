@@ -3,6 +3,8 @@ package mls
 import (
 	"fmt"
 	"slices"
+
+	"hearth/keys/mls/treemath"
 )
 
 // Encrypt protects an application message as MLSMessage(PrivateMessage)
@@ -64,7 +66,7 @@ func (g *Group) ProposeAdd(kp *KeyPackage) ([]byte, error) {
 
 // ProposeRemove proposes removing leaf l (this member's own leaf too:
 // another member then commits it, which is how a device leaves).
-func (g *Group) ProposeRemove(l LeafIndex) ([]byte, error) {
+func (g *Group) ProposeRemove(l treemath.LeafIndex) ([]byte, error) {
 	msg, _, err := g.propose(&Proposal{Type: ProposalRemove, Remove: l})
 	return msg, err
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"hearth/keys/mls/suite"
+
+	"hearth/keys/mls/treemath"
 )
 
 // Signature labels of RFC 9420 (SignWithLabel prefixes "MLS 1.0 ").
@@ -15,7 +17,7 @@ const (
 
 // Sign sets l.Signature over its LeafNodeTBS. groupID and leaf are used
 // for the update and commit sources only.
-func (l *LeafNode) Sign(s *suite.Suite, signer *suite.Signer, groupID []byte, leaf LeafIndex) error {
+func (l *LeafNode) Sign(s *suite.Suite, signer *suite.Signer, groupID []byte, leaf treemath.LeafIndex) error {
 	sig, err := s.SignWithLabel(signer, labelLeafNode, l.TBS(groupID, leaf))
 	if err != nil {
 		return fmt.Errorf("mls: sign leaf node: %w", err)
@@ -25,7 +27,7 @@ func (l *LeafNode) Sign(s *suite.Suite, signer *suite.Signer, groupID []byte, le
 }
 
 // Verify checks l's signature with its own signature key.
-func (l *LeafNode) Verify(s *suite.Suite, groupID []byte, leaf LeafIndex) error {
+func (l *LeafNode) Verify(s *suite.Suite, groupID []byte, leaf treemath.LeafIndex) error {
 	if err := s.VerifyWithLabel(l.SignatureKey, labelLeafNode, l.TBS(groupID, leaf), l.Signature); err != nil {
 		return fmt.Errorf("mls: leaf node signature: %w", err)
 	}

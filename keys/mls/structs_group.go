@@ -2,6 +2,8 @@ package mls
 
 import (
 	"hearth/keys/mls/codec"
+
+	"hearth/keys/mls/treemath"
 )
 
 // GroupContext summarizes the group's state in an epoch (RFC 9420 §8.1).
@@ -49,7 +51,7 @@ type GroupInfo struct {
 	GroupContext    GroupContext
 	Extensions      Extensions
 	ConfirmationTag []byte
-	Signer          LeafIndex
+	Signer          treemath.LeafIndex
 	Signature       []byte
 }
 
@@ -69,7 +71,7 @@ func (g *GroupInfo) unmarshal(r *codec.Reader) {
 	g.GroupContext.unmarshal(r)
 	g.Extensions.unmarshal(r)
 	g.ConfirmationTag = r.Opaque()
-	g.Signer = LeafIndex(r.Uint32())
+	g.Signer = treemath.LeafIndex(r.Uint32())
 	g.Signature = r.Opaque()
 }
 

@@ -2,6 +2,8 @@ package mls
 
 import (
 	"hearth/keys/mls/codec"
+
+	"hearth/keys/mls/treemath"
 )
 
 // LeafNodeSource says why a LeafNode was created (RFC 9420 §7.2).
@@ -92,7 +94,7 @@ func (l *LeafNode) Unmarshal(b []byte) error { return decode(l, b, "LeafNode") }
 
 // TBS returns the LeafNodeTBS bytes the leaf's signature covers (RFC 9420
 // §7.2). groupID and leaf are used only for the update and commit sources.
-func (l *LeafNode) TBS(groupID []byte, leaf LeafIndex) []byte {
+func (l *LeafNode) TBS(groupID []byte, leaf treemath.LeafIndex) []byte {
 	w := codec.NewWriter(make([]byte, 0, l.sizeHint()+len(groupID)+8))
 	l.marshalContent(w)
 	if l.Source == SourceUpdate || l.Source == SourceCommit {
@@ -106,19 +108,19 @@ func (l *LeafNode) TBS(groupID []byte, leaf LeafIndex) []byte {
 type ParentNode struct {
 	EncryptionKey  HPKEPublicKey
 	ParentHash     []byte
-	UnmergedLeaves []LeafIndex
+	UnmergedLeaves []treemath.LeafIndex
 }
 
 func (p *ParentNode) marshal(w *codec.Writer) {
 	w.Opaque(p.EncryptionKey)
 	w.Opaque(p.ParentHash)
-	writeList(w, p.UnmergedLeaves, func(w *codec.Writer, l LeafIndex) { w.Uint32(uint32(l)) })
+	writeList(w, p.UnmergedLeaves, func(w *codec.Writer, l treemath.LeafIndex) { w.Uint32(uint32(l)) })
 }
 
 func (p *ParentNode) unmarshal(r *codec.Reader) {
 	p.EncryptionKey = r.Opaque()
 	p.ParentHash = r.Opaque()
-	p.UnmergedLeaves = readList(r, func(r *codec.Reader) LeafIndex { return LeafIndex(r.Uint32()) })
+	p.UnmergedLeaves = readList(r, func(r *codec.Reader) treemath.LeafIndex { return treemath.LeafIndex(r.Uint32()) })
 }
 
 // Marshal returns the wire encoding.

@@ -2,6 +2,8 @@ package mls
 
 import (
 	"hearth/keys/mls/codec"
+
+	"hearth/keys/mls/treemath"
 )
 
 func writeHPKECiphertext(w *codec.Writer, c HPKECiphertext) {
@@ -128,13 +130,13 @@ type ReInit struct {
 // Proposal is one proposal (RFC 9420 §12.1); the field matching Type is set.
 type Proposal struct {
 	Type                   ProposalType
-	Add                    *KeyPackage     // add
-	Update                 *LeafNode       // update
-	Remove                 LeafIndex       // remove
-	PSK                    *PreSharedKeyID // psk
-	ReInit                 *ReInit         // reinit
-	ExternalInitKEMOutput  []byte          // external_init
-	GroupContextExtensions Extensions      // group_context_extensions
+	Add                    *KeyPackage        // add
+	Update                 *LeafNode          // update
+	Remove                 treemath.LeafIndex // remove
+	PSK                    *PreSharedKeyID    // psk
+	ReInit                 *ReInit            // reinit
+	ExternalInitKEMOutput  []byte             // external_init
+	GroupContextExtensions Extensions         // group_context_extensions
 }
 
 func (p *Proposal) marshal(w *codec.Writer) {
@@ -180,7 +182,7 @@ func (p *Proposal) unmarshalBody(r *codec.Reader) {
 		p.Update = new(LeafNode)
 		p.Update.unmarshal(r)
 	case ProposalRemove:
-		p.Remove = LeafIndex(r.Uint32())
+		p.Remove = treemath.LeafIndex(r.Uint32())
 	case ProposalPSK:
 		p.PSK = new(PreSharedKeyID)
 		p.PSK.unmarshal(r)

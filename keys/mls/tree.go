@@ -8,6 +8,8 @@ import (
 
 	"hearth/keys/mls/codec"
 	"hearth/keys/mls/suite"
+
+	"hearth/keys/mls/treemath"
 )
 
 // ErrTree wraps every structural error of a ratchet tree: a malformed
@@ -60,7 +62,7 @@ func NewRatchetTree(s *suite.Suite, nodes RatchetTreeNodes) (*RatchetTree, error
 	if leaves&(leaves-1) != 0 {
 		leaves = 1 << bits.Len32(leaves)
 	}
-	full := make([]*Node, NodeWidth(leaves))
+	full := make([]*Node, treemath.NodeWidth(leaves))
 	copy(full, nodes)
 	return &RatchetTree{suite: s, nodes: full}, nil
 }
@@ -123,7 +125,7 @@ func (t *RatchetTree) NumLeaves() uint32 { return uint32(len(t.nodes)+1) / 2 }
 func (t *RatchetTree) Width() uint32 { return uint32(len(t.nodes)) }
 
 // Node returns node x, or nil if it is blank or outside the tree.
-func (t *RatchetTree) Node(x NodeIndex) *Node {
+func (t *RatchetTree) Node(x treemath.NodeIndex) *Node {
 	if uint32(x) >= uint32(len(t.nodes)) {
 		return nil
 	}
@@ -131,7 +133,7 @@ func (t *RatchetTree) Node(x NodeIndex) *Node {
 }
 
 // Leaf returns leaf l, or nil if it is blank or outside the tree.
-func (t *RatchetTree) Leaf(l LeafIndex) *LeafNode {
+func (t *RatchetTree) Leaf(l treemath.LeafIndex) *LeafNode {
 	if n := t.Node(l.NodeIndex()); n != nil {
 		return n.Leaf
 	}
@@ -139,7 +141,7 @@ func (t *RatchetTree) Leaf(l LeafIndex) *LeafNode {
 }
 
 // ParentNode returns parent node x, or nil if it is blank.
-func (t *RatchetTree) ParentNode(x NodeIndex) *ParentNode {
+func (t *RatchetTree) ParentNode(x treemath.NodeIndex) *ParentNode {
 	if n := t.Node(x); n != nil {
 		return n.Parent
 	}
@@ -147,7 +149,7 @@ func (t *RatchetTree) ParentNode(x NodeIndex) *ParentNode {
 }
 
 // EncryptionKey returns the HPKE public key of the non-blank node x.
-func (t *RatchetTree) EncryptionKey(x NodeIndex) HPKEPublicKey {
+func (t *RatchetTree) EncryptionKey(x treemath.NodeIndex) HPKEPublicKey {
 	switch n := t.Node(x); {
 	case n == nil:
 		return nil
@@ -161,11 +163,11 @@ func (t *RatchetTree) EncryptionKey(x NodeIndex) HPKEPublicKey {
 // Resolution returns the resolution of node x (RFC 9420 §4.1.1): the
 // node itself and its unmerged leaves if it is not blank, nothing for a
 // blank leaf, and the resolutions of its children for a blank parent.
-func (t *RatchetTree) Resolution(x NodeIndex) []NodeIndex {
+func (t *RatchetTree) Resolution(x treemath.NodeIndex) []treemath.NodeIndex {
 	return t.resolution(x, nil)
 }
 
-func (t *RatchetTree) resolution(x NodeIndex, out []NodeIndex) []NodeIndex {
+func (t *RatchetTree) resolution(x treemath.NodeIndex, out []treemath.NodeIndex) []treemath.NodeIndex {
 	n := t.Node(x)
 	switch {
 	case n != nil && n.Leaf != nil:
@@ -179,27 +181,27 @@ func (t *RatchetTree) resolution(x NodeIndex, out []NodeIndex) []NodeIndex {
 	case x.IsLeaf():
 		return out
 	}
-	l, _ := Left(x)
-	r, _ := Right(x)
+	l, _ := treemath.Left(x)
+	r, _ := treemath.Right(x)
 	return t.resolution(r, t.resolution(l, out))
 }
 
 // PathStep is one node of a filtered direct path with the child of it
 // that lies on the copath.
 type PathStep struct {
-	Node   NodeIndex
-	Copath NodeIndex
+	Node   treemath.NodeIndex
+	Copath treemath.NodeIndex
 }
 
 // FilteredDirectPath returns the filtered direct path of leaf l (RFC 9420
 // §4.1.2): the direct path without nodes whose copath child has an empty
 // resolution, each with that copath child.
-func (t *RatchetTree) FilteredDirectPath(l LeafIndex) []PathStep {
+func (t *RatchetTree) FilteredDirectPath(l treemath.LeafIndex) []PathStep {
 	x := l.NodeIndex()
 	n := t.NumLeaves()
 	var out []PathStep
-	for _, p := range DirectPath(x, n) {
-		s, _ := Sibling(x, n)
+	for _, p := range treemath.DirectPath(x, n) {
+		s, _ := treemath.Sibling(x, n)
 		if len(t.Resolution(s)) > 0 {
 			out = append(out, PathStep{Node: p, Copath: s})
 		}
@@ -209,15 +211,15 @@ func (t *RatchetTree) FilteredDirectPath(l LeafIndex) []PathStep {
 }
 
 // blankPath blanks the direct path of leaf l.
-func (t *RatchetTree) blankPath(l LeafIndex) {
+func (t *RatchetTree) blankPath(l treemath.LeafIndex) {
 	t.changed()
-	for _, p := range DirectPath(l.NodeIndex(), t.NumLeaves()) {
+	for _, p := range treemath.DirectPath(l.NodeIndex(), t.NumLeaves()) {
 		t.nodes[p] = nil
 	}
 }
 
 // checkLeaf returns an error unless l is a non-blank leaf.
-func (t *RatchetTree) checkLeaf(l LeafIndex) error {
+func (t *RatchetTree) checkLeaf(l treemath.LeafIndex) error {
 	if t.Leaf(l) == nil {
 		return fmt.Errorf("%w: leaf %d is blank or absent", ErrTree, l)
 	}
@@ -228,8 +230,8 @@ func (t *RatchetTree) checkLeaf(l LeafIndex) error {
 // there is none, and records it as unmerged at every non-blank parent on
 // its direct path (RFC 9420 §12.1.1). It returns the new leaf's index.
 // The tree keeps leaf: the caller must not modify it afterwards.
-func (t *RatchetTree) AddLeaf(leaf *LeafNode) LeafIndex {
-	l := LeafIndex(0)
+func (t *RatchetTree) AddLeaf(leaf *LeafNode) treemath.LeafIndex {
+	l := treemath.LeafIndex(0)
 	for ; uint32(l) < t.NumLeaves(); l++ {
 		if t.nodes[l.NodeIndex()] == nil {
 			break
@@ -237,12 +239,12 @@ func (t *RatchetTree) AddLeaf(leaf *LeafNode) LeafIndex {
 	}
 	t.changed()
 	if uint32(l) == t.NumLeaves() {
-		grown := make([]*Node, NodeWidth(2*t.NumLeaves()))
+		grown := make([]*Node, treemath.NodeWidth(2*t.NumLeaves()))
 		copy(grown, t.nodes)
 		t.nodes = grown
 	}
 	t.nodes[l.NodeIndex()] = &Node{Leaf: leaf}
-	for _, p := range DirectPath(l.NodeIndex(), t.NumLeaves()) {
+	for _, p := range treemath.DirectPath(l.NodeIndex(), t.NumLeaves()) {
 		if pn := t.ParentNode(p); pn != nil {
 			c := *pn
 			c.UnmergedLeaves = append(slices.Clone(pn.UnmergedLeaves), l)
@@ -254,7 +256,7 @@ func (t *RatchetTree) AddLeaf(leaf *LeafNode) LeafIndex {
 
 // UpdateLeaf replaces the non-blank leaf l and blanks its direct path
 // (RFC 9420 §12.1.2).
-func (t *RatchetTree) UpdateLeaf(l LeafIndex, leaf *LeafNode) error {
+func (t *RatchetTree) UpdateLeaf(l treemath.LeafIndex, leaf *LeafNode) error {
 	if err := t.checkLeaf(l); err != nil {
 		return err
 	}
@@ -266,7 +268,7 @@ func (t *RatchetTree) UpdateLeaf(l LeafIndex, leaf *LeafNode) error {
 
 // RemoveLeaf blanks the non-blank leaf l and its direct path, then
 // truncates the tree while its right half is blank (RFC 9420 §12.1.3).
-func (t *RatchetTree) RemoveLeaf(l LeafIndex) error {
+func (t *RatchetTree) RemoveLeaf(l treemath.LeafIndex) error {
 	if err := t.checkLeaf(l); err != nil {
 		return err
 	}
@@ -295,7 +297,7 @@ func (t *RatchetTree) truncate() {
 // ApplyProposal applies an Add, Update or Remove proposal sent by sender
 // (the other proposal types do not change the tree). For an Add it
 // returns the new member's leaf index.
-func (t *RatchetTree) ApplyProposal(p *Proposal, sender LeafIndex) (LeafIndex, error) {
+func (t *RatchetTree) ApplyProposal(p *Proposal, sender treemath.LeafIndex) (treemath.LeafIndex, error) {
 	switch p.Type {
 	case ProposalAdd:
 		leaf := p.Add.LeafNode // the tree keeps its own copy of the struct
@@ -310,9 +312,9 @@ func (t *RatchetTree) ApplyProposal(p *Proposal, sender LeafIndex) (LeafIndex, e
 }
 
 // Members returns the indices of the non-blank leaves.
-func (t *RatchetTree) Members() []LeafIndex {
-	var out []LeafIndex
-	for l := LeafIndex(0); uint32(l) < t.NumLeaves(); l++ {
+func (t *RatchetTree) Members() []treemath.LeafIndex {
+	var out []treemath.LeafIndex
+	for l := treemath.LeafIndex(0); uint32(l) < t.NumLeaves(); l++ {
 		if t.Leaf(l) != nil {
 			out = append(out, l)
 		}

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"hearth/keys/mls/suite"
+
+	"hearth/keys/mls/treemath"
 )
 
 type treeValidationVector struct {
@@ -36,7 +38,7 @@ func TestTreeValidationVectors(t *testing.T) {
 			hs := tree.TreeHashes()
 			for x := range v.Resolutions {
 				var got []uint32
-				for _, y := range tree.Resolution(NodeIndex(x)) {
+				for _, y := range tree.Resolution(treemath.NodeIndex(x)) {
 					got = append(got, uint32(y))
 				}
 				if !slices.Equal(got, v.Resolutions[x]) {
@@ -98,7 +100,7 @@ func TestTreeOperationsVectors(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := tree.Clone()
-			if _, err := tree.ApplyProposal(&p, LeafIndex(v.ProposalSender)); err != nil {
+			if _, err := tree.ApplyProposal(&p, treemath.LeafIndex(v.ProposalSender)); err != nil {
 				t.Fatalf("apply proposal type %d: %v", p.Type, err)
 			}
 			if !bytes.Equal(tree.Marshal(), v.TreeAfter) {
@@ -128,7 +130,7 @@ func TestParentHashTamperDetected(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for x := NodeIndex(1); uint32(x) < tree.Width(); x += 2 {
+		for x := treemath.NodeIndex(1); uint32(x) < tree.Width(); x += 2 {
 			p := tree.ParentNode(x)
 			if p == nil {
 				continue

@@ -3,6 +3,8 @@ package mls
 import (
 	"fmt"
 	"slices"
+
+	"hearth/keys/mls/treemath"
 )
 
 // Verify runs the ratchet tree integrity checks a joining member must make
@@ -29,17 +31,17 @@ func (t *RatchetTree) Verify(groupID []byte) error {
 // it and P.
 func (t *RatchetTree) verifyUnmergedLeaves() error {
 	n := t.NumLeaves()
-	for x := NodeIndex(1); uint32(x) < t.Width(); x += 2 {
+	for x := treemath.NodeIndex(1); uint32(x) < t.Width(); x += 2 {
 		p := t.ParentNode(x)
 		if p == nil {
 			continue
 		}
 		for _, l := range p.UnmergedLeaves {
 			ln := l.NodeIndex()
-			if t.Leaf(l) == nil || !IsAncestor(x, ln) {
+			if t.Leaf(l) == nil || !treemath.IsAncestor(x, ln) {
 				return fmt.Errorf("%w: node %d lists leaf %d as unmerged, which is blank or not below it", ErrTree, x, l)
 			}
-			for _, y := range DirectPath(ln, n) {
+			for _, y := range treemath.DirectPath(ln, n) {
 				if y == x {
 					break
 				}
@@ -55,13 +57,13 @@ func (t *RatchetTree) verifyUnmergedLeaves() error {
 // verifyUniqueKeys checks that no HPKE key appears in two nodes and no
 // signature key in two leaves.
 func (t *RatchetTree) verifyUniqueKeys() error {
-	enc := map[string]NodeIndex{}
-	sig := map[string]LeafIndex{}
+	enc := map[string]treemath.NodeIndex{}
+	sig := map[string]treemath.LeafIndex{}
 	for i, node := range t.nodes {
 		if node == nil {
 			continue
 		}
-		x := NodeIndex(i)
+		x := treemath.NodeIndex(i)
 		k := string(t.EncryptionKey(x))
 		if y, dup := enc[k]; dup {
 			return fmt.Errorf("%w: nodes %d and %d share an encryption key", ErrTree, y, x)

@@ -6,30 +6,32 @@ import (
 	"slices"
 
 	"hearth/keys/mls/codec"
+
+	"hearth/keys/mls/treemath"
 )
 
 // TreeHash returns the tree hash of the root (RFC 9420 §7.8).
 func (t *RatchetTree) TreeHash() []byte {
-	return t.TreeHashes()[Root(t.NumLeaves())]
+	return t.TreeHashes()[treemath.Root(t.NumLeaves())]
 }
 
 // TreeHashes returns the tree hash of every node, indexed by node index.
 func (t *RatchetTree) TreeHashes() [][]byte {
 	hs := make([][]byte, len(t.nodes))
-	t.fillHashes(Root(t.NumLeaves()), nil, hs)
+	t.fillHashes(treemath.Root(t.NumLeaves()), nil, hs)
 	return hs
 }
 
 // fillHashes computes the tree hash of x and its descendants into hs,
 // treating the leaves in exclude as blank and as absent from every
 // unmerged_leaves list (the "original" tree of RFC 9420 §7.9).
-func (t *RatchetTree) fillHashes(x NodeIndex, exclude []LeafIndex, hs [][]byte) []byte {
+func (t *RatchetTree) fillHashes(x treemath.NodeIndex, exclude []treemath.LeafIndex, hs [][]byte) []byte {
 	var h []byte
 	if x.IsLeaf() {
 		h = t.nodeHash(x, nil, nil, exclude)
 	} else {
-		l, _ := Left(x)
-		r, _ := Right(x)
+		l, _ := treemath.Left(x)
+		r, _ := treemath.Right(x)
 		h = t.nodeHash(x, t.fillHashes(l, exclude, hs), t.fillHashes(r, exclude, hs), exclude)
 	}
 	if hs != nil {
@@ -40,7 +42,7 @@ func (t *RatchetTree) fillHashes(x NodeIndex, exclude []LeafIndex, hs [][]byte) 
 
 // nodeHash is the hash of node x's TreeHashInput given its children's
 // tree hashes (ignored for leaves); see fillHashes for exclude.
-func (t *RatchetTree) nodeHash(x NodeIndex, lh, rh []byte, exclude []LeafIndex) []byte {
+func (t *RatchetTree) nodeHash(x treemath.NodeIndex, lh, rh []byte, exclude []treemath.LeafIndex) []byte {
 	if x.IsLeaf() {
 		leaf := t.Leaf(x.LeafIndex())
 		if slices.Contains(exclude, x.LeafIndex()) {
@@ -67,7 +69,7 @@ func (t *RatchetTree) nodeHash(x NodeIndex, lh, rh []byte, exclude []LeafIndex) 
 		if len(exclude) > 0 {
 			c := *p
 			c.UnmergedLeaves = slices.DeleteFunc(slices.Clone(p.UnmergedLeaves),
-				func(l LeafIndex) bool { return slices.Contains(exclude, l) })
+				func(l treemath.LeafIndex) bool { return slices.Contains(exclude, l) })
 			p = &c
 		}
 		p.marshal(w)
@@ -79,20 +81,20 @@ func (t *RatchetTree) nodeHash(x NodeIndex, lh, rh []byte, exclude []LeafIndex) 
 
 // rehashPath recomputes in hs (from TreeHashes) the tree hashes of leaf l
 // and its direct path after they changed, and returns the root's.
-func (t *RatchetTree) rehashPath(hs [][]byte, l LeafIndex) []byte {
+func (t *RatchetTree) rehashPath(hs [][]byte, l treemath.LeafIndex) []byte {
 	x := l.NodeIndex()
 	hs[x] = t.nodeHash(x, nil, nil, nil)
-	for _, p := range DirectPath(x, t.NumLeaves()) {
-		left, _ := Left(p)
-		right, _ := Right(p)
+	for _, p := range treemath.DirectPath(x, t.NumLeaves()) {
+		left, _ := treemath.Left(p)
+		right, _ := treemath.Right(p)
 		hs[p] = t.nodeHash(p, hs[left], hs[right], nil)
 	}
-	return hs[Root(t.NumLeaves())]
+	return hs[treemath.Root(t.NumLeaves())]
 }
 
 // originalTreeHash is the tree hash of x with the leaves in exclude
 // blanked and removed from unmerged_leaves lists.
-func (t *RatchetTree) originalTreeHash(x NodeIndex, exclude []LeafIndex) []byte {
+func (t *RatchetTree) originalTreeHash(x treemath.NodeIndex, exclude []treemath.LeafIndex) []byte {
 	return t.fillHashes(x, exclude, nil)
 }
 
@@ -108,7 +110,7 @@ func (t *RatchetTree) parentHash(p *ParentNode, siblingHash []byte) []byte {
 
 // nodeParentHash returns the parent_hash field of node x (nil if it has
 // none: blank, or a leaf not created by a commit).
-func (t *RatchetTree) nodeParentHash(x NodeIndex) ([]byte, bool) {
+func (t *RatchetTree) nodeParentHash(x treemath.NodeIndex) ([]byte, bool) {
 	switch n := t.Node(x); {
 	case n == nil:
 		return nil, false
@@ -124,7 +126,7 @@ func (t *RatchetTree) nodeParentHash(x NodeIndex) ([]byte, bool) {
 // §7.9.2, "top down"), as a member joining the group must.
 func (t *RatchetTree) VerifyParentHashes() error {
 	hs := t.TreeHashes()
-	for x := NodeIndex(1); uint32(x) < t.Width(); x += 2 {
+	for x := treemath.NodeIndex(1); uint32(x) < t.Width(); x += 2 {
 		p := t.ParentNode(x)
 		if p == nil {
 			continue
@@ -139,18 +141,18 @@ func (t *RatchetTree) VerifyParentHashes() error {
 // validDescendants counts the descendants D of parent node x for which
 // x is parent-hash valid. hs holds the current tree hashes, which are the
 // original ones for subtrees holding none of p's unmerged leaves.
-func (t *RatchetTree) validDescendants(x NodeIndex, p *ParentNode, hs [][]byte) int {
-	l, _ := Left(x)
-	r, _ := Right(x)
+func (t *RatchetTree) validDescendants(x treemath.NodeIndex, p *ParentNode, hs [][]byte) int {
+	l, _ := treemath.Left(x)
+	r, _ := treemath.Right(x)
 	count := 0
-	for _, cs := range [2][2]NodeIndex{{l, r}, {r, l}} {
+	for _, cs := range [2][2]treemath.NodeIndex{{l, r}, {r, l}} {
 		c, s := cs[0], cs[1]
-		var unmergedUnderC []NodeIndex
+		var unmergedUnderC []treemath.NodeIndex
 		sibHash := hs[s]
 		for _, u := range p.UnmergedLeaves {
-			if IsAncestor(c, u.NodeIndex()) {
+			if treemath.IsAncestor(c, u.NodeIndex()) {
 				unmergedUnderC = append(unmergedUnderC, u.NodeIndex())
-			} else if IsAncestor(s, u.NodeIndex()) {
+			} else if treemath.IsAncestor(s, u.NodeIndex()) {
 				sibHash = nil
 			}
 		}
@@ -164,7 +166,7 @@ func (t *RatchetTree) validDescendants(x NodeIndex, p *ParentNode, hs [][]byte) 
 			if !ok || !bytes.Equal(ph, want) {
 				continue
 			}
-			rest := slices.DeleteFunc(slices.Clone(res), func(y NodeIndex) bool { return y == d })
+			rest := slices.DeleteFunc(slices.Clone(res), func(y treemath.NodeIndex) bool { return y == d })
 			if sameSet(rest, unmergedUnderC) {
 				count++
 			}
@@ -174,7 +176,7 @@ func (t *RatchetTree) validDescendants(x NodeIndex, p *ParentNode, hs [][]byte) 
 }
 
 // sameSet reports whether a and b hold the same node indices.
-func sameSet(a, b []NodeIndex) bool {
+func sameSet(a, b []treemath.NodeIndex) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -197,7 +199,7 @@ func (t *RatchetTree) VerifyLeafSignatures(groupID []byte) error {
 
 // VerifyLeafSignature checks leaf's signature as the leaf at index l of
 // the group groupID.
-func (t *RatchetTree) VerifyLeafSignature(leaf *LeafNode, groupID []byte, l LeafIndex) error {
+func (t *RatchetTree) VerifyLeafSignature(leaf *LeafNode, groupID []byte, l treemath.LeafIndex) error {
 	if err := leaf.Verify(t.suite, groupID, l); err != nil {
 		return fmt.Errorf("%w: leaf %d: %w", ErrTree, l, err)
 	}

@@ -7,6 +7,8 @@ import (
 	"slices"
 
 	"hearth/keys/mls/suite"
+
+	"hearth/keys/mls/treemath"
 )
 
 // pathLabel is the EncryptWithLabel label of path secrets (RFC 9420 §7.6).
@@ -29,7 +31,7 @@ type PathResult struct {
 	// the member knows (all of them for the committer; from the lowest
 	// common ancestor up for a receiver). The committer gives the one of
 	// the common ancestor to each new member in its Welcome.
-	PathSecrets map[NodeIndex][]byte
+	PathSecrets map[treemath.NodeIndex][]byte
 	// Path is the UpdatePath created (GenerateUpdatePath) or processed.
 	Path *UpdatePath
 }
@@ -39,7 +41,7 @@ type PathResult struct {
 // computed (RFC 9420 §7.5, §7.9). It returns the parent hash the sender's
 // new leaf must carry and the merged tree's node hashes, which are stale
 // on the sender's path until setLeaf. The leaf itself is not set.
-func (t *RatchetTree) mergePath(sender LeafIndex, fdp []PathStep, keys []HPKEPublicKey) (*RatchetTree, []byte, [][]byte) {
+func (t *RatchetTree) mergePath(sender treemath.LeafIndex, fdp []PathStep, keys []HPKEPublicKey) (*RatchetTree, []byte, [][]byte) {
 	m := t.Clone() // no memo: changed below
 	m.blankPath(sender)
 	parents := make([]*ParentNode, len(fdp))
@@ -58,7 +60,7 @@ func (t *RatchetTree) mergePath(sender LeafIndex, fdp []PathStep, keys []HPKEPub
 
 // setLeaf stores the sender's new leaf in the merged tree t and returns
 // the provisional GroupContext (ctx with t's tree hash) and its encoding.
-func (t *RatchetTree) setLeaf(sender LeafIndex, leaf *LeafNode, hashes [][]byte, ctx GroupContext) (*GroupContext, []byte) {
+func (t *RatchetTree) setLeaf(sender treemath.LeafIndex, leaf *LeafNode, hashes [][]byte, ctx GroupContext) (*GroupContext, []byte) {
 	t.changed() // also covers the parent hashes mergePath set after its changes
 	t.nodes[sender.NodeIndex()] = &Node{Leaf: leaf}
 	ctx.TreeHash = t.rehashPath(hashes, sender)
@@ -67,12 +69,12 @@ func (t *RatchetTree) setLeaf(sender LeafIndex, leaf *LeafNode, hashes [][]byte,
 
 // encryptionTargets returns the resolution of copath child c without the
 // leaves in exclude (new members added by the same commit).
-func (t *RatchetTree) encryptionTargets(c NodeIndex, exclude []LeafIndex) []NodeIndex {
+func (t *RatchetTree) encryptionTargets(c treemath.NodeIndex, exclude []treemath.LeafIndex) []treemath.NodeIndex {
 	res := t.Resolution(c)
 	if len(exclude) == 0 {
 		return res
 	}
-	return slices.DeleteFunc(res, func(x NodeIndex) bool {
+	return slices.DeleteFunc(res, func(x treemath.NodeIndex) bool {
 		return x.IsLeaf() && slices.Contains(exclude, x.LeafIndex())
 	})
 }
@@ -84,8 +86,8 @@ func (t *RatchetTree) encryptionTargets(c NodeIndex, exclude []LeafIndex) []Node
 // parent hash and signature are set here and it is signed with signer.
 // ctx is the provisional GroupContext without its tree hash; exclude
 // lists the leaves added by the same commit, which get no ciphertexts.
-func (t *RatchetTree) GenerateUpdatePath(rnd io.Reader, from LeafIndex, leaf LeafNode, signer *suite.Signer,
-	ctx GroupContext, exclude []LeafIndex) (*PathResult, error) {
+func (t *RatchetTree) GenerateUpdatePath(rnd io.Reader, from treemath.LeafIndex, leaf LeafNode, signer *suite.Signer,
+	ctx GroupContext, exclude []treemath.LeafIndex) (*PathResult, error) {
 	s := t.suite
 	if err := t.checkLeaf(from); err != nil {
 		return nil, err
@@ -121,7 +123,7 @@ func (t *RatchetTree) GenerateUpdatePath(rnd io.Reader, from LeafIndex, leaf Lea
 	gc, gcBytes := merged.setLeaf(from, &leaf, hashes, ctx)
 	path := &UpdatePath{LeafNode: leaf, Nodes: make([]UpdatePathNode, len(fdp))}
 	res := &PathResult{Tree: merged, Private: priv, GroupContext: gc, CommitSecret: secrets[len(fdp)],
-		PathSecrets: map[NodeIndex][]byte{}, Path: path}
+		PathSecrets: map[treemath.NodeIndex][]byte{}, Path: path}
 	for i, st := range fdp {
 		res.PathSecrets[st.Node] = secrets[i]
 		path.Nodes[i].EncryptionKey = keys[i]
@@ -148,8 +150,8 @@ func (t *RatchetTree) GenerateUpdatePath(rnd io.Reader, from LeafIndex, leaf Lea
 // already reflect the commit's proposals; exclude lists the leaves they
 // added. t is not modified. The caller validates the new leaf beforehand
 // with ValidateLeafNode (Source commit, Leaf sender).
-func (t *RatchetTree) VerifyUpdatePath(sender LeafIndex, path *UpdatePath, ctx GroupContext,
-	exclude []LeafIndex) (*PathResult, error) {
+func (t *RatchetTree) VerifyUpdatePath(sender treemath.LeafIndex, path *UpdatePath, ctx GroupContext,
+	exclude []treemath.LeafIndex) (*PathResult, error) {
 	m, err := t.mergeUpdatePath(sender, path, ctx)
 	if err != nil {
 		return nil, err
@@ -180,7 +182,7 @@ type mergedPath struct {
 
 // mergeUpdatePath checks the path's length, keys, leaf source, parent
 // hash and leaf signature, and merges it into a copy of t.
-func (t *RatchetTree) mergeUpdatePath(sender LeafIndex, path *UpdatePath, ctx GroupContext) (*mergedPath, error) {
+func (t *RatchetTree) mergeUpdatePath(sender treemath.LeafIndex, path *UpdatePath, ctx GroupContext) (*mergedPath, error) {
 	s := t.suite
 	if err := t.checkLeaf(sender); err != nil {
 		return nil, err
@@ -220,8 +222,8 @@ func (t *RatchetTree) mergeUpdatePath(sender LeafIndex, path *UpdatePath, ctx Gr
 // already reflect the commit's proposals; exclude lists the leaves they
 // added. Neither t nor priv is modified. The caller validates the new
 // leaf beforehand with ValidateLeafNode (Source commit, Leaf sender).
-func (t *RatchetTree) ProcessUpdatePath(priv *PrivateTree, sender LeafIndex, path *UpdatePath,
-	ctx GroupContext, exclude []LeafIndex) (*PathResult, error) {
+func (t *RatchetTree) ProcessUpdatePath(priv *PrivateTree, sender treemath.LeafIndex, path *UpdatePath,
+	ctx GroupContext, exclude []treemath.LeafIndex) (*PathResult, error) {
 	if sender == priv.self {
 		return nil, fmt.Errorf("%w: cannot process own UpdatePath", ErrTree)
 	}
@@ -234,9 +236,9 @@ func (t *RatchetTree) ProcessUpdatePath(priv *PrivateTree, sender LeafIndex, pat
 	if err != nil {
 		return nil, err
 	}
-	res := &PathResult{Tree: m.tree, GroupContext: m.gc, PathSecrets: map[NodeIndex][]byte{}, Path: path}
+	res := &PathResult{Tree: m.tree, GroupContext: m.gc, PathSecrets: map[treemath.NodeIndex][]byte{}, Path: path}
 	np := priv.clone()
-	for _, x := range DirectPath(sender.NodeIndex(), t.NumLeaves()) {
+	for _, x := range treemath.DirectPath(sender.NodeIndex(), t.NumLeaves()) {
 		delete(np.keys, x)
 	}
 	for i := start; i < len(fdp); i++ {
@@ -261,10 +263,10 @@ func (t *RatchetTree) ProcessUpdatePath(priv *PrivateTree, sender LeafIndex, pat
 // subtree holds priv's leaf and decrypts its path secret with a key priv
 // holds. It returns the secret and the step's position.
 func (t *RatchetTree) decryptPathSecret(priv *PrivateTree, fdp []PathStep, path *UpdatePath,
-	gc []byte, exclude []LeafIndex) ([]byte, int, error) {
+	gc []byte, exclude []treemath.LeafIndex) ([]byte, int, error) {
 	me := priv.self.NodeIndex()
 	for i, st := range fdp {
-		if !IsAncestor(st.Copath, me) {
+		if !treemath.IsAncestor(st.Copath, me) {
 			continue
 		}
 		targets := t.encryptionTargets(st.Copath, exclude)

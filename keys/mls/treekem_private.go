@@ -6,6 +6,8 @@ import (
 	"maps"
 
 	"hearth/keys/mls/suite"
+
+	"hearth/keys/mls/treemath"
 )
 
 // PrivateTree is one member's private TreeKEM state (RFC 9420 §7.4): its
@@ -13,21 +15,21 @@ import (
 // parent nodes on its direct path. Operations that change it return a new
 // value, so a failed operation leaves the old state intact.
 type PrivateTree struct {
-	self LeafIndex
-	keys map[NodeIndex]suite.HPKEPrivateKey
+	self treemath.LeafIndex
+	keys map[treemath.NodeIndex]suite.HPKEPrivateKey
 }
 
 // NewPrivateTree returns the state of the member at leaf self holding
 // leafKey, the private key of its leaf's encryption_key.
-func NewPrivateTree(self LeafIndex, leafKey suite.HPKEPrivateKey) *PrivateTree {
-	return &PrivateTree{self: self, keys: map[NodeIndex]suite.HPKEPrivateKey{self.NodeIndex(): leafKey}}
+func NewPrivateTree(self treemath.LeafIndex, leafKey suite.HPKEPrivateKey) *PrivateTree {
+	return &PrivateTree{self: self, keys: map[treemath.NodeIndex]suite.HPKEPrivateKey{self.NodeIndex(): leafKey}}
 }
 
 // Self returns the member's leaf index.
-func (p *PrivateTree) Self() LeafIndex { return p.self }
+func (p *PrivateTree) Self() treemath.LeafIndex { return p.self }
 
 // Key returns the private key held for node x.
-func (p *PrivateTree) Key(x NodeIndex) (suite.HPKEPrivateKey, bool) {
+func (p *PrivateTree) Key(x treemath.NodeIndex) (suite.HPKEPrivateKey, bool) {
 	k, ok := p.keys[x]
 	return k, ok
 }
@@ -85,8 +87,8 @@ func nextPathSecret(s *suite.Suite, pathSecret []byte) ([]byte, error) {
 // WithPathSecret returns a copy of p that also holds the key of node x
 // derived from pathSecret, after checking that it matches x's public key
 // in tree (and that x is an ancestor of p's leaf).
-func (p *PrivateTree) WithPathSecret(tree *RatchetTree, x NodeIndex, pathSecret []byte) (*PrivateTree, error) {
-	if x.IsLeaf() || !IsAncestor(x, p.self.NodeIndex()) {
+func (p *PrivateTree) WithPathSecret(tree *RatchetTree, x treemath.NodeIndex, pathSecret []byte) (*PrivateTree, error) {
+	if x.IsLeaf() || !treemath.IsAncestor(x, p.self.NodeIndex()) {
 		return nil, fmt.Errorf("%w: node %d is not above leaf %d", ErrTree, x, p.self)
 	}
 	priv, pub, err := nodeKeyPair(tree.suite, pathSecret)
@@ -106,8 +108,8 @@ func (p *PrivateTree) WithPathSecret(tree *RatchetTree, x NodeIndex, pathSecret 
 // belongs to the lowest common ancestor of p's leaf and the committer's,
 // and the secrets of the committer's filtered direct path above it follow
 // by derivation. Each derived key is checked against tree.
-func (p *PrivateTree) WithJoinPathSecret(tree *RatchetTree, committer LeafIndex, pathSecret []byte) (*PrivateTree, error) {
-	ancestor := CommonAncestor(p.self.NodeIndex(), committer.NodeIndex())
+func (p *PrivateTree) WithJoinPathSecret(tree *RatchetTree, committer treemath.LeafIndex, pathSecret []byte) (*PrivateTree, error) {
+	ancestor := treemath.CommonAncestor(p.self.NodeIndex(), committer.NodeIndex())
 	fdp := tree.FilteredDirectPath(committer)
 	start := -1
 	for i, st := range fdp {

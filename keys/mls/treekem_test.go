@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"hearth/keys/mls/suite"
+
+	"hearth/keys/mls/treemath"
 )
 
 type treeKEMVector struct {
@@ -55,13 +57,13 @@ func runTreeKEMVector(t *testing.T, s *suite.Suite, v *treeKEMVector) {
 	}
 	ctx := GroupContext{Version: MLS10, CipherSuite: s.ID(), GroupID: v.GroupID, Epoch: v.Epoch,
 		ConfirmedTranscriptHash: v.ConfirmedTranscriptHash}
-	privs := map[LeafIndex]*PrivateTree{}
-	signers := map[LeafIndex]*suite.Signer{}
+	privs := map[treemath.LeafIndex]*PrivateTree{}
+	signers := map[treemath.LeafIndex]*suite.Signer{}
 	for _, lp := range v.LeavesPrivate {
-		l := LeafIndex(lp.Index)
+		l := treemath.LeafIndex(lp.Index)
 		p := NewPrivateTree(l, suite.HPKEPrivateKey(lp.EncryptionPriv))
 		for _, ps := range lp.PathSecrets {
-			if p, err = p.WithPathSecret(tree, NodeIndex(ps.Node), ps.PathSecret); err != nil {
+			if p, err = p.WithPathSecret(tree, treemath.NodeIndex(ps.Node), ps.PathSecret); err != nil {
 				t.Fatalf("leaf %d: %v", l, err)
 			}
 		}
@@ -74,7 +76,7 @@ func runTreeKEMVector(t *testing.T, s *suite.Suite, v *treeKEMVector) {
 		}
 	}
 	for _, up := range v.UpdatePaths {
-		sender := LeafIndex(up.Sender)
+		sender := treemath.LeafIndex(up.Sender)
 		var path UpdatePath
 		if err := path.Unmarshal(up.UpdatePath); err != nil {
 			t.Fatal(err)
@@ -96,7 +98,7 @@ func runTreeKEMVector(t *testing.T, s *suite.Suite, v *treeKEMVector) {
 			if err != nil {
 				t.Fatalf("leaf %d processing path of %d: %v", j, sender, err)
 			}
-			anc := CommonAncestor(j.NodeIndex(), sender.NodeIndex())
+			anc := treemath.CommonAncestor(j.NodeIndex(), sender.NodeIndex())
 			if !bytes.Equal(res.PathSecrets[anc], up.PathSecrets[j]) {
 				t.Errorf("leaf %d, sender %d: path secret differs", j, sender)
 			}
@@ -123,8 +125,8 @@ func runTreeKEMVector(t *testing.T, s *suite.Suite, v *treeKEMVector) {
 
 // checkNewUpdatePath creates a fresh UpdatePath from sender and checks
 // that every other member reaches the committer's commit secret and tree.
-func checkNewUpdatePath(t *testing.T, tree *RatchetTree, privs map[LeafIndex]*PrivateTree,
-	signer *suite.Signer, sender LeafIndex, ctx GroupContext) {
+func checkNewUpdatePath(t *testing.T, tree *RatchetTree, privs map[treemath.LeafIndex]*PrivateTree,
+	signer *suite.Signer, sender treemath.LeafIndex, ctx GroupContext) {
 	t.Helper()
 	gen, err := tree.GenerateUpdatePath(rand.Reader, sender, *tree.Leaf(sender), signer, ctx, nil)
 	if err != nil {
@@ -182,7 +184,7 @@ func TestProcessUpdatePathRejects(t *testing.T) {
 	flip := func(b []byte) { b[len(b)-1] ^= 1 }
 	cases := map[string]struct {
 		path   *UpdatePath
-		sender LeafIndex
+		sender treemath.LeafIndex
 		priv   *PrivateTree
 		ctx    GroupContext
 	}{
