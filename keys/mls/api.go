@@ -1,12 +1,89 @@
 package mls
 
 import (
+	"io"
+
+	"hearth/keys/mls/message"
+	"hearth/keys/mls/suite"
+	"hearth/keys/mls/treekem"
 	"hearth/keys/mls/treemath"
 )
 
-// Names of the subpackages that callers of package mls use, kept here so
-// that package mls stays the one import a client or server needs (see
-// "Public surface" in doc.go).
+// The names below are package mls's public surface for what lives in its
+// subpackages: the types, constants and functions a client or server
+// needs next to Group and PublicGroup, so that importing keys/mls is
+// enough to use them. Each is the subpackage's own (an alias or the same
+// value), so values pass freely between the two spellings.
 
-// LeafIndex is treemath.LeafIndex.
+// Wire structures (package message).
+type (
+	Capabilities      = message.Capabilities
+	ContentType       = message.ContentType
+	Credential        = message.Credential
+	Envelope          = message.Envelope
+	ExtensionType     = message.ExtensionType
+	Extensions        = message.Extensions
+	GroupContext      = message.GroupContext
+	KeyPackage        = message.KeyPackage
+	KeyPackageOptions = message.KeyPackageOptions
+	KeyPackagePrivate = message.KeyPackagePrivate
+	MLSMessage        = message.MLSMessage
+	PreSharedKeyID    = message.PreSharedKeyID
+	Proposal          = message.Proposal
+	Sender            = message.Sender
+)
+
+// Content types and wire formats (package message).
+const (
+	ContentApplication = message.ContentApplication
+	ContentProposal    = message.ContentProposal
+	ContentCommit      = message.ContentCommit
+
+	WirePublicMessage  = message.WirePublicMessage
+	WirePrivateMessage = message.WirePrivateMessage
+	WireWelcome        = message.WireWelcome
+	WireGroupInfo      = message.WireGroupInfo
+	WireKeyPackage     = message.WireKeyPackage
+)
+
+// Errors of the subpackages that Group and PublicGroup methods wrap.
+var (
+	// ErrMalformed wraps every decoding failure.
+	ErrMalformed = message.ErrMalformed
+	// ErrAuth: a signature, membership tag or confirmation tag does not
+	// verify, or decryption fails.
+	ErrAuth = message.ErrAuth
+	// ErrTree wraps every structural error of a ratchet tree.
+	ErrTree = treekem.ErrTree
+)
+
+// LeafIndex is the index of a leaf of the ratchet tree (package treemath).
 type LeafIndex = treemath.LeafIndex
+
+// TreeRef names a ratchet tree encoding in a split state (package treekem).
+type TreeRef = treekem.TreeRef
+
+// BasicCredential returns a basic credential with the given identity
+// (for Hearth: `user@domain/DEVICE`).
+func BasicCredential(identity string) Credential { return message.BasicCredential(identity) }
+
+// NewKeyPackage makes a signed KeyPackage with fresh init and leaf keys
+// (message.NewKeyPackage).
+func NewKeyPackage(s *suite.Suite, rnd io.Reader, signer *suite.Signer, cred Credential,
+	opts KeyPackageOptions) (*KeyPackage, *KeyPackagePrivate, error) {
+	return message.NewKeyPackage(s, rnd, signer, cred, opts)
+}
+
+// DecodeKeyPackage reads and verifies an MLSMessage(KeyPackage)
+// (message.DecodeKeyPackage).
+func DecodeKeyPackage(msg []byte) (*KeyPackage, error) { return message.DecodeKeyPackage(msg) }
+
+// UnmarshalKeyPackagePrivate decodes a private bundle
+// (message.UnmarshalKeyPackagePrivate).
+func UnmarshalKeyPackagePrivate(b []byte) (*KeyPackagePrivate, error) {
+	return message.UnmarshalKeyPackagePrivate(b)
+}
+
+// Inspect decodes msg's envelope without verifying anything
+// (message.Inspect).
+func Inspect(msg []byte) (*Envelope, error) { return message.Inspect(msg) }

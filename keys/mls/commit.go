@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"slices"
 
+	"hearth/keys/mls/message"
 	"hearth/keys/mls/schedule"
-
+	"hearth/keys/mls/treekem"
 	"hearth/keys/mls/treemath"
 )
 
@@ -14,12 +15,12 @@ import (
 // ones this member may not commit: its own Updates, Removes of itself,
 // duplicates).
 type CommitOptions struct {
-	Add    []*KeyPackage
+	Add    []*message.KeyPackage
 	Remove []treemath.LeafIndex
 	// Extensions, if not nil, replaces the GroupContext extensions
 	// (GroupContextExtensions proposal).
-	Extensions Extensions
-	PSKs       []PreSharedKeyID
+	Extensions message.Extensions
+	PSKs       []message.PreSharedKeyID
 	// UpdatePath forces a path (a fresh leaf key for the committer) even
 	// when the proposals allow a path-less commit.
 	UpdatePath        bool
@@ -44,14 +45,14 @@ type CommitOutput struct {
 
 // Result says what a processed message or applied commit did.
 type Result struct {
-	Kind              ContentType
+	Kind              message.ContentType
 	Epoch             uint64 // epoch after the message
-	Sender            Sender
+	Sender            message.Sender
 	SenderIdentity    []byte
 	Plaintext         []byte // application messages
 	AuthenticatedData []byte
-	Proposal          *Proposal // proposals
-	Added, Removed    []Member  // commits
+	Proposal          *message.Proposal // proposals
+	Added, Removed    []Member          // commits
 	Updated           []treemath.LeafIndex
 	// SelfRemoved: the commit removed this member; the group is inactive.
 	SelfRemoved bool
@@ -64,7 +65,7 @@ type pendingCommit struct {
 }
 
 // pskSecret resolves a commit's PSKs and combines them.
-func (g *Group) pskSecret(cur *epochState, psks []PreSharedKeyID) ([]byte, error) {
+func (g *Group) pskSecret(cur *epochState, psks []message.PreSharedKeyID) ([]byte, error) {
 	if len(psks) == 0 {
 		return nil, nil
 	}
@@ -73,9 +74,9 @@ func (g *Group) pskSecret(cur *epochState, psks []PreSharedKeyID) ([]byte, error
 		var secret []byte
 		ok := false
 		switch id.Type {
-		case PSKExternal:
+		case message.PSKExternal:
 			secret, ok = cur.externalPSKs[string(id.PSKID)]
-		case PSKResumption:
+		case message.PSKResumption:
 			if string(id.PSKGroupID) == string(cur.ctx.GroupID) {
 				secret, ok = cur.resumptionPSK(id.PSKEpoch)
 			}
@@ -95,7 +96,7 @@ func (g *Group) pskSecret(cur *epochState, psks []PreSharedKeyID) ([]byte, error
 // nextEpoch runs the transcript hash and key schedule of a commit whose
 // path (if any) is merged into pv.tree. With a nil confirmation tag in
 // ac it sets the tag (committer); otherwise it verifies it.
-func (g *Group) nextEpoch(pv *provisional, ac *AuthenticatedContent, priv *PrivateTree,
+func (g *Group) nextEpoch(pv *provisional, ac *message.AuthenticatedContent, priv *treekem.PrivateTree,
 	initSecret, commitSecret []byte) (*epochState, *schedule.Epoch, []byte, error) {
 	cur := g.st
 	ctx := nextContext(g.s, pv, cur.interim, ac)
@@ -112,7 +113,7 @@ func (g *Group) nextEpoch(pv *provisional, ac *AuthenticatedContent, priv *Priva
 			return nil, nil, nil, fmt.Errorf("mls: confirmation tag: %w", err)
 		}
 	} else if !ep.VerifyConfirmationTag(ctx.ConfirmedTranscriptHash, ac.Auth.ConfirmationTag) {
-		return nil, nil, nil, fmt.Errorf("%w: confirmation tag", ErrAuth)
+		return nil, nil, nil, fmt.Errorf("%w: confirmation tag", message.ErrAuth)
 	}
 	next, err := newEpochState(g.s, g.cfg, ctx, pv.tree, priv, ep, ac.Auth.ConfirmationTag, cur)
 	if err != nil {
@@ -140,7 +141,7 @@ func (g *Group) commitProposals(opts CommitOptions) []resolved {
 		f.removing[l] = true
 	}
 	for _, c := range g.st.proposals {
-		if c.p.Type == ProposalRemove && uint32(c.p.Remove) != f.self {
+		if c.p.Type == message.ProposalRemove && uint32(c.p.Remove) != f.self {
 			f.removing[c.p.Remove] = true
 		}
 	}
@@ -150,21 +151,21 @@ func (g *Group) commitProposals(opts CommitOptions) []resolved {
 			out = append(out, resolved{p: c.p, sender: c.sender, ref: c.ref})
 		}
 	}
-	me := Sender{Type: SenderMember, Index: f.self}
+	me := message.Sender{Type: message.SenderMember, Index: f.self}
 	if opts.Extensions != nil {
-		out = append(out, resolved{p: &Proposal{Type: ProposalGroupContextExtensions, GroupContextExtensions: opts.Extensions}, sender: me})
+		out = append(out, resolved{p: &message.Proposal{Type: message.ProposalGroupContextExtensions, GroupContextExtensions: opts.Extensions}, sender: me})
 	}
 	for _, l := range opts.Remove {
 		if !f.removed[l] {
 			f.removed[l] = true
-			out = append(out, resolved{p: &Proposal{Type: ProposalRemove, Remove: l}, sender: me})
+			out = append(out, resolved{p: &message.Proposal{Type: message.ProposalRemove, Remove: l}, sender: me})
 		}
 	}
 	for _, kp := range opts.Add {
-		out = append(out, resolved{p: &Proposal{Type: ProposalAdd, Add: kp}, sender: me})
+		out = append(out, resolved{p: &message.Proposal{Type: message.ProposalAdd, Add: kp}, sender: me})
 	}
 	for i := range opts.PSKs {
-		out = append(out, resolved{p: &Proposal{Type: ProposalPSK, PSK: &opts.PSKs[i]}, sender: me})
+		out = append(out, resolved{p: &message.Proposal{Type: message.ProposalPSK, PSK: &opts.PSKs[i]}, sender: me})
 	}
 	return out
 }
@@ -180,33 +181,33 @@ type proposalFilter struct {
 	gce           bool
 }
 
-func (f *proposalFilter) keep(p *Proposal, sender Sender) bool {
+func (f *proposalFilter) keep(p *message.Proposal, sender message.Sender) bool {
 	switch p.Type {
-	case ProposalUpdate:
+	case message.ProposalUpdate:
 		if sender.Index == f.self || f.updated[sender.Index] || f.removing[treemath.LeafIndex(sender.Index)] {
 			return false
 		}
 		f.updated[sender.Index] = true
-	case ProposalRemove:
+	case message.ProposalRemove:
 		if uint32(p.Remove) == f.self || f.removed[p.Remove] || f.g.st.tree.Leaf(p.Remove) == nil {
 			return false
 		}
 		f.removed[p.Remove] = true
-	case ProposalAdd:
+	case message.ProposalAdd:
 		k := string(p.Add.LeafNode.SignatureKey)
 		if f.sigKeys[k] {
 			return false
 		}
 		f.sigKeys[k] = true
-	case ProposalPSK:
+	case message.ProposalPSK:
 		id := *p.PSK
 		id.Nonce = nil
 		k := string(id.Marshal())
-		if _, err := f.g.pskSecret(f.g.st, []PreSharedKeyID{*p.PSK}); err != nil || f.psks[k] {
+		if _, err := f.g.pskSecret(f.g.st, []message.PreSharedKeyID{*p.PSK}); err != nil || f.psks[k] {
 			return false
 		}
 		f.psks[k] = true
-	case ProposalGroupContextExtensions:
+	case message.ProposalGroupContextExtensions:
 		if f.gce {
 			return false
 		}
@@ -226,7 +227,7 @@ func (g *Group) Commit(opts CommitOptions) (*CommitOutput, error) {
 		return nil, fmt.Errorf("%w: a commit is already pending", ErrPending)
 	}
 	cur := g.st
-	me := Sender{Type: SenderMember, Index: uint32(cur.priv.Self())}
+	me := message.Sender{Type: message.SenderMember, Index: uint32(cur.priv.Self())}
 	props := g.commitProposals(opts)
 	pv, err := g.view().applyProposals(props, me)
 	if err != nil {
@@ -236,9 +237,9 @@ func (g *Group) Commit(opts CommitOptions) (*CommitOutput, error) {
 	if err != nil {
 		return nil, err
 	}
-	content := &FramedContent{GroupID: cur.ctx.GroupID, Epoch: cur.ctx.Epoch, Sender: me,
-		AuthenticatedData: nonNil(opts.AuthenticatedData), ContentType: ContentCommit, Commit: b.commit}
-	ac, err := SignContent(g.s, g.signer, WirePublicMessage, content, &cur.ctx)
+	content := &message.FramedContent{GroupID: cur.ctx.GroupID, Epoch: cur.ctx.Epoch, Sender: me,
+		AuthenticatedData: nonNil(opts.AuthenticatedData), ContentType: message.ContentCommit, Commit: b.commit}
+	ac, err := message.SignContent(g.s, g.signer, message.WirePublicMessage, content, &cur.ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -247,15 +248,15 @@ func (g *Group) Commit(opts CommitOptions) (*CommitOutput, error) {
 		return nil, fmt.Errorf("mls: commit: %w", err)
 	}
 	defer ep.DropJoinerSecrets()
-	pm, err := NewPublicMessage(g.s, ac, cur.secrets.MembershipKey, &cur.ctx)
+	pm, err := message.NewPublicMessage(g.s, ac, cur.secrets.MembershipKey, &cur.ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := &CommitOutput{Commit: (&MLSMessage{WireFormat: WirePublicMessage, PublicMessage: pm}).Marshal(), Epoch: next.ctx.Epoch}
+	out := &CommitOutput{Commit: (&message.MLSMessage{WireFormat: message.WirePublicMessage, PublicMessage: pm}).Marshal(), Epoch: next.ctx.Epoch}
 	if err := g.commitOutputs(out, next, ep, psk, ac.Auth.ConfirmationTag, pv, b.pathSecrets, opts.OmitTreeInWelcome); err != nil {
 		return nil, err
 	}
-	res := &Result{Kind: ContentCommit, Epoch: next.ctx.Epoch, Sender: me, SenderIdentity: memberAt(cur.tree, cur.priv.Self()).Identity,
+	res := &Result{Kind: message.ContentCommit, Epoch: next.ctx.Epoch, Sender: me, SenderIdentity: memberAt(cur.tree, cur.priv.Self()).Identity,
 		Updated: pv.updated, Removed: pv.removed, Added: out.Added}
 	g.pending = &pendingCommit{next: next, out: *out, result: res}
 	return out, nil
@@ -263,8 +264,8 @@ func (g *Group) Commit(opts CommitOptions) (*CommitOutput, error) {
 
 // builtCommit is a commit's body with the committer's new private state.
 type builtCommit struct {
-	commit       *Commit
-	priv         *PrivateTree
+	commit       *message.Commit
+	priv         *treekem.PrivateTree
 	commitSecret []byte
 	pathSecrets  map[treemath.NodeIndex][]byte
 }
@@ -273,12 +274,12 @@ type builtCommit struct {
 // (merging it into pv.tree).
 func (g *Group) buildCommit(pv *provisional, props []resolved, withPath bool) (*builtCommit, error) {
 	self := g.st.priv.Self()
-	b := &builtCommit{commit: &Commit{}, priv: g.st.priv.Pruned(pv.tree)}
+	b := &builtCommit{commit: &message.Commit{}, priv: g.st.priv.Pruned(pv.tree)}
 	for _, r := range props {
 		if r.ref != nil {
-			b.commit.Proposals = append(b.commit.Proposals, ProposalOrRef{Reference: r.ref})
+			b.commit.Proposals = append(b.commit.Proposals, message.ProposalOrRef{Reference: r.ref})
 		} else {
-			b.commit.Proposals = append(b.commit.Proposals, ProposalOrRef{Proposal: r.p})
+			b.commit.Proposals = append(b.commit.Proposals, message.ProposalOrRef{Proposal: r.p})
 		}
 	}
 	if !withPath {
@@ -302,7 +303,7 @@ func (g *Group) commitOutputs(out *CommitOutput, next *epochState, ep *schedule.
 	if err != nil {
 		return err
 	}
-	out.GroupInfo = (&MLSMessage{WireFormat: WireGroupInfo, GroupInfo: gi}).Marshal()
+	out.GroupInfo = (&message.MLSMessage{WireFormat: message.WireGroupInfo, GroupInfo: gi}).Marshal()
 	if len(pv.added) > 0 {
 		wgi := gi
 		if omitTree {
@@ -338,44 +339,44 @@ func (g *Group) GroupInfo() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return (&MLSMessage{WireFormat: WireGroupInfo, GroupInfo: gi}).Marshal(), nil
+	return (&message.MLSMessage{WireFormat: message.WireGroupInfo, GroupInfo: gi}).Marshal(), nil
 }
 
 // groupInfo signs the GroupInfo of epoch next, carrying the external
 // public key so devices can join by external commit and, withTree, the
 // ratchet tree.
-func (g *Group) groupInfo(next *epochState, ep *schedule.Epoch, tag []byte, withTree bool) (*GroupInfo, error) {
+func (g *Group) groupInfo(next *epochState, ep *schedule.Epoch, tag []byte, withTree bool) (*message.GroupInfo, error) {
 	_, extPub, err := ep.ExternalKeyPair()
 	if err != nil {
 		return nil, fmt.Errorf("mls: external key: %w", err)
 	}
-	var ext Extensions
+	var ext message.Extensions
 	if withTree {
-		ext = append(ext, Extension{Type: ExtRatchetTree, Data: next.tree.Marshal()})
+		ext = append(ext, message.Extension{Type: message.ExtRatchetTree, Data: next.tree.Marshal()})
 	}
-	ext = append(ext, Extension{Type: ExtExternalPub, Data: (&ExternalPub{PublicKey: extPub}).Marshal()})
-	gi := &GroupInfo{GroupContext: next.ctx, ConfirmationTag: tag, Signer: next.priv.Self(), Extensions: ext}
+	ext = append(ext, message.Extension{Type: message.ExtExternalPub, Data: (&message.ExternalPub{PublicKey: extPub}).Marshal()})
+	gi := &message.GroupInfo{GroupContext: next.ctx, ConfirmationTag: tag, Signer: next.priv.Self(), Extensions: ext}
 	if err := gi.Sign(g.s, g.signer); err != nil {
 		return nil, err
 	}
 	return gi, nil
 }
 
-func (g *Group) welcome(gi *GroupInfo, ep *schedule.Epoch, psk []byte, pv *provisional, pathSecrets map[treemath.NodeIndex][]byte) ([]byte, error) {
+func (g *Group) welcome(gi *message.GroupInfo, ep *schedule.Epoch, psk []byte, pv *provisional, pathSecrets map[treemath.NodeIndex][]byte) ([]byte, error) {
 	self := gi.Signer
-	var members []WelcomeMember
+	var members []message.WelcomeMember
 	for i, l := range pv.added {
-		m := WelcomeMember{KeyPackage: pv.addKPs[i]}
+		m := message.WelcomeMember{KeyPackage: pv.addKPs[i]}
 		if pathSecrets != nil {
 			m.PathSecret = pathSecrets[treemath.CommonAncestor(self.NodeIndex(), l.NodeIndex())]
 		}
 		members = append(members, m)
 	}
-	w, err := SealWelcome(g.s, gi, ep.JoinerSecret, psk, pv.psks, members)
+	w, err := message.SealWelcome(g.s, gi, ep.JoinerSecret, psk, pv.psks, members)
 	if err != nil {
 		return nil, err
 	}
-	return (&MLSMessage{WireFormat: WireWelcome, Welcome: w}).Marshal(), nil
+	return (&message.MLSMessage{WireFormat: message.WireWelcome, Welcome: w}).Marshal(), nil
 }
 
 // PendingCommit returns the output of the pending commit, if any.

@@ -3,13 +3,15 @@ package mls
 import (
 	"fmt"
 
+	"hearth/keys/mls/message"
+	"hearth/keys/mls/treekem"
 	"hearth/keys/mls/treemath"
 )
 
 // processCommit stages a verified commit of another member or of an
 // external joiner (RFC 9420 §12.4.2). The signature and, for members, the
 // membership tag are already checked.
-func (g *Group) processCommit(a *AuthenticatedContent, res *Result) (*staged, error) {
+func (g *Group) processCommit(a *message.AuthenticatedContent, res *Result) (*staged, error) {
 	c := &a.Content
 	cur := g.st
 	v := g.view()
@@ -36,7 +38,7 @@ func (g *Group) processCommit(a *AuthenticatedContent, res *Result) (*staged, er
 		}
 	}
 	initSecret := cur.secrets.InitSecret
-	if c.Sender.Type == SenderNewMemberCommit {
+	if c.Sender.Type == message.SenderNewMemberCommit {
 		if initSecret, err = cur.secrets.ExternalInitSecret(pv.kemOutput); err != nil {
 			return nil, fmt.Errorf("%w: external init: %w", ErrProposal, err)
 		}
@@ -46,7 +48,7 @@ func (g *Group) processCommit(a *AuthenticatedContent, res *Result) (*staged, er
 		return nil, err
 	}
 	ep.DropJoinerSecrets()
-	if c.Sender.Type == SenderNewMemberCommit {
+	if c.Sender.Type == message.SenderNewMemberCommit {
 		res.Added = append(res.Added, memberAt(next.tree, committer))
 		res.SenderIdentity = memberAt(next.tree, committer).Identity
 	}
@@ -59,8 +61,8 @@ func (g *Group) processCommit(a *AuthenticatedContent, res *Result) (*staged, er
 // processPath validates the commit's path leaf and decrypts the path,
 // merging it into pv.tree; it returns the new private state and the
 // commit secret.
-func (g *Group) processPath(v *epochView, c *FramedContent, pv *provisional, committer treemath.LeafIndex,
-	priv *PrivateTree) (*PrivateTree, []byte, error) {
+func (g *Group) processPath(v *epochView, c *message.FramedContent, pv *provisional, committer treemath.LeafIndex,
+	priv *treekem.PrivateTree) (*treekem.PrivateTree, []byte, error) {
 	if err := v.checkPathLeaf(c, pv, committer); err != nil {
 		return nil, nil, err
 	}

@@ -4,9 +4,10 @@ import (
 	"fmt"
 	"time"
 
+	"hearth/keys/mls/message"
 	"hearth/keys/mls/schedule"
 	"hearth/keys/mls/suite"
-
+	"hearth/keys/mls/treekem"
 	"hearth/keys/mls/treemath"
 )
 
@@ -17,14 +18,14 @@ import (
 // only the member decrypts the path and runs the key schedule.
 type epochView struct {
 	s         *suite.Suite
-	ctx       *GroupContext
-	tree      *RatchetTree
+	ctx       *message.GroupContext
+	tree      *treekem.RatchetTree
 	proposals []cachedProposal
 	validator CredentialValidator
 	now       time.Time // checked against KeyPackage lifetimes; zero: not checked
 	// Member only (nil for the hub): the member's private tree and the
 	// leaf keys of its own Update proposals.
-	priv       *PrivateTree
+	priv       *treekem.PrivateTree
 	updateKeys map[string]suite.HPKEPrivateKey
 }
 
@@ -35,11 +36,11 @@ func (g *Group) view() *epochView {
 }
 
 // validateMember runs the credential validator on a leaf.
-func (v *epochView) validateMember(leaf *LeafNode) error {
+func (v *epochView) validateMember(leaf *message.LeafNode) error {
 	return validateLeaf(v.validator, leaf)
 }
 
-func validateLeaf(val CredentialValidator, leaf *LeafNode) error {
+func validateLeaf(val CredentialValidator, leaf *message.LeafNode) error {
 	if err := val.ValidateMember(leaf.Credential.Identity, leaf.SignatureKey); err != nil {
 		return fmt.Errorf("%w: %q: %w", ErrCredential, leaf.Credential.Identity, err)
 	}
@@ -56,27 +57,27 @@ func (v *epochView) findProposal(ref []byte) (*cachedProposal, bool) {
 }
 
 // senderKey returns the signature key that must have signed c.
-func (v *epochView) senderKey(c *FramedContent) (SignaturePublicKey, error) {
+func (v *epochView) senderKey(c *message.FramedContent) (message.SignaturePublicKey, error) {
 	switch c.Sender.Type {
-	case SenderMember:
+	case message.SenderMember:
 		leaf := v.tree.Leaf(treemath.LeafIndex(c.Sender.Index))
 		if leaf == nil {
 			return nil, fmt.Errorf("%w: leaf %d", ErrSender, c.Sender.Index)
 		}
 		return leaf.SignatureKey, nil
-	case SenderExternal:
+	case message.SenderExternal:
 		es, _, err := v.ctx.Extensions.ExternalSenders()
 		if err != nil || int(c.Sender.Index) >= len(es) {
 			return nil, fmt.Errorf("%w: external sender %d", ErrSender, c.Sender.Index)
 		}
 		return es[c.Sender.Index].SignatureKey, nil
-	case SenderNewMemberCommit:
-		if c.ContentType != ContentCommit || c.Commit.Path == nil {
+	case message.SenderNewMemberCommit:
+		if c.ContentType != message.ContentCommit || c.Commit.Path == nil {
 			return nil, fmt.Errorf("%w: new member commit without path", ErrSender)
 		}
 		return c.Commit.Path.LeafNode.SignatureKey, nil
-	case SenderNewMemberProposal:
-		if c.ContentType != ContentProposal || c.Proposal.Type != ProposalAdd {
+	case message.SenderNewMemberProposal:
+		if c.ContentType != message.ContentProposal || c.Proposal.Type != message.ProposalAdd {
 			return nil, fmt.Errorf("%w: new member proposal that is not an Add", ErrSender)
 		}
 		return c.Proposal.Add.LeafNode.SignatureKey, nil
@@ -86,11 +87,11 @@ func (v *epochView) senderKey(c *FramedContent) (SignaturePublicKey, error) {
 
 // checkProposal validates a received proposal on its own (the list rules
 // are checked when it is committed) and returns it ready to cache.
-func (v *epochView) checkProposal(a *AuthenticatedContent) (*cachedProposal, error) {
+func (v *epochView) checkProposal(a *message.AuthenticatedContent) (*cachedProposal, error) {
 	p := a.Content.Proposal
 	switch p.Type {
-	case ProposalUpdate:
-		if a.Content.Sender.Type != SenderMember {
+	case message.ProposalUpdate:
+		if a.Content.Sender.Type != message.SenderMember {
 			return nil, fmt.Errorf("%w: Update from a non-member", ErrProposal)
 		}
 		rc, _, err := v.ctx.Extensions.RequiredCapabilities()
@@ -98,7 +99,7 @@ func (v *epochView) checkProposal(a *AuthenticatedContent) (*cachedProposal, err
 			return nil, fmt.Errorf("%w: %w", ErrProposal, err)
 		}
 		l := treemath.LeafIndex(a.Content.Sender.Index)
-		pol := LeafPolicy{Source: SourceUpdate, GroupID: v.ctx.GroupID, Leaf: l, Required: rc}
+		pol := treekem.LeafPolicy{Source: message.SourceUpdate, GroupID: v.ctx.GroupID, Leaf: l, Required: rc}
 		if err := v.tree.ValidateLeafNode(p.Update, pol); err != nil {
 			return nil, fmt.Errorf("%w: Update of leaf %d: %w", ErrProposal, l, err)
 		}
@@ -108,7 +109,7 @@ func (v *epochView) checkProposal(a *AuthenticatedContent) (*cachedProposal, err
 		if err := v.validateMember(p.Update); err != nil {
 			return nil, err
 		}
-	case ProposalAdd:
+	case message.ProposalAdd:
 		rc, _, err := v.ctx.Extensions.RequiredCapabilities()
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrProposal, err)
@@ -116,17 +117,17 @@ func (v *epochView) checkProposal(a *AuthenticatedContent) (*cachedProposal, err
 		if err := v.checkKeyPackage(v.tree, p.Add, rc); err != nil {
 			return nil, err
 		}
-	case ProposalRemove:
+	case message.ProposalRemove:
 		if v.tree.Leaf(p.Remove) == nil {
 			return nil, fmt.Errorf("%w: Remove of blank leaf %d", ErrProposal, p.Remove)
 		}
-	case ProposalPSK:
+	case message.ProposalPSK:
 		if err := v.checkPSKID(p.PSK); err != nil {
 			return nil, err
 		}
-	case ProposalReInit:
+	case message.ProposalReInit:
 		return nil, fmt.Errorf("%w: ReInit proposals", ErrUnsupported)
-	case ProposalExternalInit:
+	case message.ProposalExternalInit:
 		return nil, fmt.Errorf("%w: ExternalInit sent as a proposal", ErrProposal)
 	}
 	ref := a.ProposalRef(v.s)
@@ -138,7 +139,7 @@ func (v *epochView) checkProposal(a *AuthenticatedContent) (*cachedProposal, err
 
 // resolveCommit turns a commit's proposal list into proposals with their
 // senders, looking references up in the epoch's proposal cache.
-func (v *epochView) resolveCommit(c *FramedContent) ([]resolved, error) {
+func (v *epochView) resolveCommit(c *message.FramedContent) ([]resolved, error) {
 	var out []resolved
 	for _, por := range c.Commit.Proposals {
 		if por.Proposal != nil {
@@ -152,7 +153,7 @@ func (v *epochView) resolveCommit(c *FramedContent) ([]resolved, error) {
 		out = append(out, resolved{p: cp.p, sender: cp.sender, ref: cp.ref})
 	}
 	for _, r := range out {
-		if r.ref == nil && r.p.Type == ProposalUpdate {
+		if r.ref == nil && r.p.Type == message.ProposalUpdate {
 			return nil, fmt.Errorf("%w: Update by value in a commit", ErrProposal)
 		}
 	}
@@ -164,7 +165,7 @@ func (v *epochView) resolveCommit(c *FramedContent) ([]resolved, error) {
 // proposals, requires a path when they need one, and checks the
 // committer's leaf. It returns the provisional state (the external
 // joiner's leaf added) and the committer's leaf; the path is not merged.
-func (v *epochView) stageCommit(c *FramedContent) (*provisional, treemath.LeafIndex, error) {
+func (v *epochView) stageCommit(c *message.FramedContent) (*provisional, treemath.LeafIndex, error) {
 	props, err := v.resolveCommit(c)
 	if err != nil {
 		return nil, 0, err
@@ -189,8 +190,8 @@ func (v *epochView) stageCommit(c *FramedContent) (*provisional, treemath.LeafIn
 // committerLeaf returns the committer's leaf: a member's own, checked
 // with the credential validator, or for an external commit the leaf the
 // joiner takes (added to pv.tree here).
-func (v *epochView) committerLeaf(c *FramedContent, pv *provisional) (treemath.LeafIndex, error) {
-	if c.Sender.Type != SenderNewMemberCommit {
+func (v *epochView) committerLeaf(c *message.FramedContent, pv *provisional) (treemath.LeafIndex, error) {
+	if c.Sender.Type != message.SenderNewMemberCommit {
 		l := treemath.LeafIndex(c.Sender.Index)
 		return l, v.validateMember(v.tree.Leaf(l))
 	}
@@ -210,20 +211,20 @@ func (v *epochView) committerLeaf(c *FramedContent, pv *provisional) (treemath.L
 // checkPathLeaf validates the committer's new leaf in a commit's
 // UpdatePath (§7.3 with source commit, extension support, unchanged
 // identity, credential).
-func (v *epochView) checkPathLeaf(c *FramedContent, pv *provisional, committer treemath.LeafIndex) error {
+func (v *epochView) checkPathLeaf(c *message.FramedContent, pv *provisional, committer treemath.LeafIndex) error {
 	leaf := &c.Commit.Path.LeafNode
 	rc, err := pv.required()
 	if err != nil {
 		return err
 	}
-	pol := LeafPolicy{Source: SourceCommit, GroupID: pv.ctx.GroupID, Leaf: committer, Required: rc}
+	pol := treekem.LeafPolicy{Source: message.SourceCommit, GroupID: pv.ctx.GroupID, Leaf: committer, Required: rc}
 	if err := pv.tree.ValidateLeafNode(leaf, pol); err != nil {
 		return fmt.Errorf("mls: commit path leaf: %w", err)
 	}
 	if err := supportsExtensions(leaf, pv.ctx.Extensions, rc); err != nil {
 		return fmt.Errorf("%w: commit path leaf: %w", ErrProposal, err)
 	}
-	if c.Sender.Type == SenderMember {
+	if c.Sender.Type == message.SenderMember {
 		if err := sameIdentity(v.tree.Leaf(committer), leaf); err != nil {
 			return err
 		}
@@ -234,7 +235,7 @@ func (v *epochView) checkPathLeaf(c *FramedContent, pv *provisional, committer t
 // nextContext returns the GroupContext of the epoch a commit starts (the
 // tree hash of pv.tree and the new confirmed transcript hash) given the
 // current interim transcript hash.
-func nextContext(s *suite.Suite, pv *provisional, interim []byte, ac *AuthenticatedContent) GroupContext {
+func nextContext(s *suite.Suite, pv *provisional, interim []byte, ac *message.AuthenticatedContent) message.GroupContext {
 	ctx := pv.ctx
 	if ctx.TreeHash == nil {
 		ctx.TreeHash = pv.tree.TreeHash()

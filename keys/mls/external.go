@@ -3,6 +3,7 @@ package mls
 import (
 	"fmt"
 
+	"hearth/keys/mls/message"
 	"hearth/keys/mls/schedule"
 	"hearth/keys/mls/suite"
 )
@@ -16,7 +17,7 @@ type ExternalJoinOptions struct {
 	// the joiner (a device rejoining after losing its state).
 	Resync bool
 	// Leaf options (capabilities, leaf extensions) for the joiner's leaf.
-	Leaf              KeyPackageOptions
+	Leaf              message.KeyPackageOptions
 	AuthenticatedData []byte
 }
 
@@ -26,7 +27,7 @@ type ExternalJoinOptions struct {
 // epoch, and the commit (MLSMessage(PublicMessage)) to send to the hub.
 // If the hub refuses the commit (stale epoch), drop the group and retry
 // with the newer GroupInfo.
-func JoinExternal(cfg Config, groupInfo []byte, signer *suite.Signer, cred Credential,
+func JoinExternal(cfg Config, groupInfo []byte, signer *suite.Signer, cred message.Credential,
 	opts ExternalJoinOptions) (*Group, []byte, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -41,7 +42,7 @@ func JoinExternal(cfg Config, groupInfo []byte, signer *suite.Signer, cred Crede
 	if err != nil {
 		return nil, nil, fmt.Errorf("mls: external join: %w", err)
 	}
-	me := Sender{Type: SenderNewMemberCommit}
+	me := message.Sender{Type: message.SenderNewMemberCommit}
 	pv, err := g.view().applyProposals(props, me)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mls: external join: %w", err)
@@ -49,7 +50,7 @@ func JoinExternal(cfg Config, groupInfo []byte, signer *suite.Signer, cred Crede
 	if opts.Leaf.Now.IsZero() {
 		opts.Leaf.Now = cfg.Now()
 	}
-	kp, _, err := NewKeyPackage(s, cfg.Rand, signer, cred, opts.Leaf)
+	kp, _, err := message.NewKeyPackage(s, cfg.Rand, signer, cred, opts.Leaf)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -63,13 +64,13 @@ func JoinExternal(cfg Config, groupInfo []byte, signer *suite.Signer, cred Crede
 		return nil, nil, fmt.Errorf("mls: external join path: %w", err)
 	}
 	pv.tree, pv.ctx.TreeHash = res.Tree, res.GroupContext.TreeHash
-	commit := &Commit{Path: res.Path}
+	commit := &message.Commit{Path: res.Path}
 	for _, r := range props {
-		commit.Proposals = append(commit.Proposals, ProposalOrRef{Proposal: r.p})
+		commit.Proposals = append(commit.Proposals, message.ProposalOrRef{Proposal: r.p})
 	}
-	content := &FramedContent{GroupID: gi.GroupContext.GroupID, Epoch: gi.GroupContext.Epoch, Sender: me,
-		AuthenticatedData: nonNil(opts.AuthenticatedData), ContentType: ContentCommit, Commit: commit}
-	ac, err := SignContent(s, signer, WirePublicMessage, content, &gi.GroupContext)
+	content := &message.FramedContent{GroupID: gi.GroupContext.GroupID, Epoch: gi.GroupContext.Epoch, Sender: me,
+		AuthenticatedData: nonNil(opts.AuthenticatedData), ContentType: message.ContentCommit, Commit: commit}
+	ac, err := message.SignContent(s, signer, message.WirePublicMessage, content, &gi.GroupContext)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -78,25 +79,25 @@ func JoinExternal(cfg Config, groupInfo []byte, signer *suite.Signer, cred Crede
 		return nil, nil, fmt.Errorf("mls: external join: %w", err)
 	}
 	epoch.DropJoinerSecrets()
-	pm, err := NewPublicMessage(s, ac, nil, &gi.GroupContext)
+	pm, err := message.NewPublicMessage(s, ac, nil, &gi.GroupContext)
 	if err != nil {
 		return nil, nil, err
 	}
 	g.st = next
-	return g, (&MLSMessage{WireFormat: WirePublicMessage, PublicMessage: pm}).Marshal(), nil
+	return g, (&message.MLSMessage{WireFormat: message.WirePublicMessage, PublicMessage: pm}).Marshal(), nil
 }
 
 // externalStart verifies the GroupInfo and its tree, sets up the joiner's
 // view of the current epoch, and returns the external commit's proposals
 // and the init secret from external_pub.
-func (g *Group) externalStart(gi *GroupInfo, cred Credential, opts ExternalJoinOptions) ([]resolved, []byte, error) {
+func (g *Group) externalStart(gi *message.GroupInfo, cred message.Credential, opts ExternalJoinOptions) ([]resolved, []byte, error) {
 	tree, err := g.joinTree(gi, opts.RatchetTree)
 	if err != nil {
 		return nil, nil, err
 	}
 	ep, ok, err := gi.Extensions.ExternalPub()
 	if err != nil || !ok {
-		return nil, nil, fmt.Errorf("%w: GroupInfo has no valid external_pub", ErrMalformed)
+		return nil, nil, fmt.Errorf("%w: GroupInfo has no valid external_pub", message.ErrMalformed)
 	}
 	kemOutput, initSecret, err := schedule.ExternalInit(g.s, ep.PublicKey)
 	if err != nil {
@@ -104,25 +105,25 @@ func (g *Group) externalStart(gi *GroupInfo, cred Credential, opts ExternalJoinO
 	}
 	g.st = &epochState{ctx: gi.GroupContext, tree: tree, externalPSKs: map[string][]byte{},
 		interim: schedule.InterimTranscriptHash(g.s, gi.GroupContext.ConfirmedTranscriptHash, gi.ConfirmationTag)}
-	me := Sender{Type: SenderNewMemberCommit}
-	props := []resolved{{p: &Proposal{Type: ProposalExternalInit, ExternalInitKEMOutput: kemOutput}, sender: me}}
+	me := message.Sender{Type: message.SenderNewMemberCommit}
+	props := []resolved{{p: &message.Proposal{Type: message.ProposalExternalInit, ExternalInitKEMOutput: kemOutput}, sender: me}}
 	if old, ok := g.LeafOf(cred.Identity); ok {
 		if !opts.Resync {
 			return nil, nil, fmt.Errorf("%w: %q is already member %d (set Resync to replace it)", ErrProposal, cred.Identity, old)
 		}
-		props = append(props, resolved{p: &Proposal{Type: ProposalRemove, Remove: old}, sender: me})
+		props = append(props, resolved{p: &message.Proposal{Type: message.ProposalRemove, Remove: old}, sender: me})
 	}
 	return props, initSecret, nil
 }
 
 // parseGroupInfo decodes an MLSMessage(GroupInfo) and looks up its suite.
-func parseGroupInfo(b []byte) (*GroupInfo, *suite.Suite, error) {
-	var m MLSMessage
+func parseGroupInfo(b []byte) (*message.GroupInfo, *suite.Suite, error) {
+	var m message.MLSMessage
 	if err := m.Unmarshal(b); err != nil {
 		return nil, nil, err
 	}
 	if m.GroupInfo == nil {
-		return nil, nil, fmt.Errorf("%w: not a GroupInfo", ErrMalformed)
+		return nil, nil, fmt.Errorf("%w: not a GroupInfo", message.ErrMalformed)
 	}
 	s, err := suite.Lookup(m.GroupInfo.GroupContext.CipherSuite)
 	if err != nil {

@@ -8,9 +8,10 @@ import (
 	"slices"
 	"time"
 
+	"hearth/keys/mls/message"
 	"hearth/keys/mls/schedule"
 	"hearth/keys/mls/suite"
-
+	"hearth/keys/mls/treekem"
 	"hearth/keys/mls/treemath"
 )
 
@@ -119,10 +120,10 @@ type Group struct {
 type Member struct {
 	Leaf         treemath.LeafIndex
 	Identity     []byte
-	SignatureKey SignaturePublicKey
+	SignatureKey message.SignaturePublicKey
 }
 
-func memberAt(t *RatchetTree, l treemath.LeafIndex) Member {
+func memberAt(t *treekem.RatchetTree, l treemath.LeafIndex) Member {
 	leaf := t.Leaf(l)
 	if leaf == nil {
 		return Member{Leaf: l}
@@ -162,10 +163,10 @@ func (g *Group) LeafOf(id []byte) (treemath.LeafIndex, bool) { return leafWithId
 func (g *Group) EpochAuthenticator() []byte { return slices.Clone(g.st.secrets.EpochAuthenticator) }
 
 // Extensions returns the GroupContext extensions.
-func (g *Group) Extensions() Extensions { return slices.Clone(g.st.ctx.Extensions) }
+func (g *Group) Extensions() message.Extensions { return slices.Clone(g.st.ctx.Extensions) }
 
 // GroupContext returns a copy of the current GroupContext.
-func (g *Group) GroupContext() GroupContext { return g.st.ctx }
+func (g *Group) GroupContext() message.GroupContext { return g.st.ctx }
 
 // Export derives an exporter secret (RFC 9420 §8.5).
 func (g *Group) Export(label string, context []byte, length int) ([]byte, error) {
@@ -190,7 +191,9 @@ func (g *Group) usable() error {
 }
 
 // validateMember runs the credential validator on a leaf.
-func (g *Group) validateMember(leaf *LeafNode) error { return validateLeaf(g.cfg.Validator, leaf) }
+func (g *Group) validateMember(leaf *message.LeafNode) error {
+	return validateLeaf(g.cfg.Validator, leaf)
+}
 
 // Clear zeroes every secret the group holds (epoch secrets, message keys
 // of the current and retained epochs, a pending commit's), for when the
@@ -205,8 +208,6 @@ func (g *Group) Clear() {
 	g.st.secrets.Clear()
 	clear(g.st.keys.SenderDataSecret)
 	g.st.keys.Tree.Clear()
-	for _, k := range g.st.priv.keys {
-		clear(k)
-	}
+	g.st.priv.Clear()
 	g.removed = true
 }

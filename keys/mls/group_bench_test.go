@@ -4,16 +4,18 @@ import (
 	"fmt"
 	"testing"
 
+	"hearth/keys/mls/message"
 	"hearth/keys/mls/suite"
+	"hearth/keys/mls/treekem"
 )
 
 var groupBenchSuites = []suite.ID{1, 0xF001}
 
 // benchKeyPackages makes n devices with KeyPackages.
-func benchKeyPackages(b testing.TB, s *suite.Suite, n int) ([]*device, []*KeyPackage, []*KeyPackagePrivate) {
+func benchKeyPackages(b testing.TB, s *suite.Suite, n int) ([]*device, []*message.KeyPackage, []*message.KeyPackagePrivate) {
 	var devs []*device
-	var kps []*KeyPackage
-	var privs []*KeyPackagePrivate
+	var kps []*message.KeyPackage
+	var privs []*message.KeyPackagePrivate
 	for i := range n {
 		d := newDevice(b, s, fmt.Sprintf("user%d@example/1", i))
 		kp, priv := d.keyPackage(b, s)
@@ -27,7 +29,7 @@ func benchKeyPackages(b testing.TB, s *suite.Suite, n int) ([]*device, []*KeyPac
 func bigGroup(b *testing.B, s *suite.Suite, n int) (*device, *device) {
 	creator := newDevice(b, s, "creator@example/1")
 	devs, kps, privs := benchKeyPackages(b, s, n-1)
-	g, err := NewGroup(testConfig(), s, []byte("bench"), creator.signer, BasicCredential(creator.id), GroupOptions{})
+	g, err := NewGroup(testConfig(), s, []byte("bench"), creator.signer, message.BasicCredential(creator.id), GroupOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -46,7 +48,7 @@ func BenchmarkGroupCreate1024(b *testing.B) {
 			_, kps, _ := benchKeyPackages(b, s, 1023)
 			b.ResetTimer()
 			for range b.N {
-				g, err := NewGroup(testConfig(), s, []byte("bench"), creator.signer, BasicCredential(creator.id), GroupOptions{})
+				g, err := NewGroup(testConfig(), s, []byte("bench"), creator.signer, message.BasicCredential(creator.id), GroupOptions{})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -156,7 +158,7 @@ func BenchmarkGroupSave1024(b *testing.B) {
 		s, _ := suite.Lookup(id)
 		b.Run(id.String(), func(b *testing.B) {
 			_, member := bigGroup(b, s, 1024)
-			var trees map[TreeRef][]byte
+			var trees map[treekem.TreeRef][]byte
 			b.Run("whole", func(b *testing.B) {
 				var n int
 				for b.Loop() {

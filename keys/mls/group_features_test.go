@@ -5,22 +5,23 @@ import (
 	"errors"
 	"testing"
 
+	"hearth/keys/mls/message"
 	"hearth/keys/mls/suite"
 )
 
 // twoMembers returns alice and bob in a fresh group on suite s.
-func twoMembers(t testing.TB, s *suite.Suite, opts GroupOptions, bobKP KeyPackageOptions) (*device, *device) {
+func twoMembers(t testing.TB, s *suite.Suite, opts GroupOptions, bobKP message.KeyPackageOptions) (*device, *device) {
 	t.Helper()
 	alice, bob := newDevice(t, s, "alice@a/1"), newDevice(t, s, "bob@b/1")
 	var err error
-	if alice.g, err = NewGroup(testConfig(), s, []byte("features"), alice.signer, BasicCredential(alice.id), opts); err != nil {
+	if alice.g, err = NewGroup(testConfig(), s, []byte("features"), alice.signer, message.BasicCredential(alice.id), opts); err != nil {
 		t.Fatal(err)
 	}
-	kp, priv, err := NewKeyPackage(s, rand.Reader, bob.signer, BasicCredential(bob.id), bobKP)
+	kp, priv, err := message.NewKeyPackage(s, rand.Reader, bob.signer, message.BasicCredential(bob.id), bobKP)
 	if err != nil {
 		t.Fatal(err)
 	}
-	commitAndApply(t, alice, CommitOptions{Add: []*KeyPackage{kp}}, nil, []*device{bob}, []*KeyPackagePrivate{priv})
+	commitAndApply(t, alice, CommitOptions{Add: []*message.KeyPackage{kp}}, nil, []*device{bob}, []*message.KeyPackagePrivate{priv})
 	return alice, bob
 }
 
@@ -28,19 +29,19 @@ func twoMembers(t testing.TB, s *suite.Suite, opts GroupOptions, bobKP KeyPackag
 // reach the same epoch at both members; an unknown PSK is refused.
 func TestGroupPSKs(t *testing.T) {
 	s, _ := suite.Lookup(1)
-	alice, bob := twoMembers(t, s, GroupOptions{}, KeyPackageOptions{})
+	alice, bob := twoMembers(t, s, GroupOptions{}, message.KeyPackageOptions{})
 	all := []*device{alice, bob}
 	nonce := func() []byte {
 		n := make([]byte, s.Nh())
 		rand.Read(n)
 		return n
 	}
-	ext := PreSharedKeyID{Type: PSKExternal, PSKID: []byte("hearth-psk"), Nonce: nonce()}
-	if _, err := alice.g.Commit(CommitOptions{PSKs: []PreSharedKeyID{ext}}); !errors.Is(err, ErrPSK) {
+	ext := message.PreSharedKeyID{Type: message.PSKExternal, PSKID: []byte("hearth-psk"), Nonce: nonce()}
+	if _, err := alice.g.Commit(CommitOptions{PSKs: []message.PreSharedKeyID{ext}}); !errors.Is(err, ErrPSK) {
 		t.Fatalf("unknown PSK: %v", err)
 	}
 	alice.g.SetExternalPSK(ext.PSKID, []byte("shared secret"))
-	out, err := alice.g.Commit(CommitOptions{PSKs: []PreSharedKeyID{ext}})
+	out, err := alice.g.Commit(CommitOptions{PSKs: []message.PreSharedKeyID{ext}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,13 +56,13 @@ func TestGroupPSKs(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkAgreement(t, all)
-	res := PreSharedKeyID{Type: PSKResumption, Usage: ResumptionApplication, PSKGroupID: alice.g.GroupID(),
+	res := message.PreSharedKeyID{Type: message.PSKResumption, Usage: message.ResumptionApplication, PSKGroupID: alice.g.GroupID(),
 		PSKEpoch: alice.g.Epoch() - 1, Nonce: nonce()}
-	commitAndApply(t, bob, CommitOptions{PSKs: []PreSharedKeyID{res}}, all, nil, nil)
+	commitAndApply(t, bob, CommitOptions{PSKs: []message.PreSharedKeyID{res}}, all, nil, nil)
 	checkAgreement(t, all)
 	bad := res
-	bad.Usage = ResumptionBranch
-	if _, err := alice.g.Commit(CommitOptions{PSKs: []PreSharedKeyID{bad}}); !errors.Is(err, ErrProposal) {
+	bad.Usage = message.ResumptionBranch
+	if _, err := alice.g.Commit(CommitOptions{PSKs: []message.PreSharedKeyID{bad}}); !errors.Is(err, ErrProposal) {
 		t.Fatalf("branch PSK: %v", err)
 	}
 }
@@ -71,24 +72,24 @@ func TestGroupPSKs(t *testing.T) {
 // GroupContextExtensions proposal needs every member's support.
 func TestGroupRequiredCapabilities(t *testing.T) {
 	s, _ := suite.Lookup(0xF001)
-	const hearthExt ExtensionType = 0xF0A1
-	rc := (&RequiredCapabilities{Extensions: []ExtensionType{hearthExt}}).Marshal()
-	supports := KeyPackageOptions{Capabilities: Capabilities{Extensions: []ExtensionType{hearthExt}}}
-	opts := GroupOptions{Extensions: Extensions{{Type: ExtRequiredCapabilities, Data: rc}}, Leaf: supports}
+	const hearthExt message.ExtensionType = 0xF0A1
+	rc := (&message.RequiredCapabilities{Extensions: []message.ExtensionType{hearthExt}}).Marshal()
+	supports := message.KeyPackageOptions{Capabilities: message.Capabilities{Extensions: []message.ExtensionType{hearthExt}}}
+	opts := GroupOptions{Extensions: message.Extensions{{Type: message.ExtRequiredCapabilities, Data: rc}}, Leaf: supports}
 	alice, bob := twoMembers(t, s, opts, supports)
 	carol := newDevice(t, s, "carol@c/1")
 	kp, _ := carol.keyPackage(t, s)
-	if _, err := alice.g.Commit(CommitOptions{Add: []*KeyPackage{kp}}); !errors.Is(err, ErrProposal) {
+	if _, err := alice.g.Commit(CommitOptions{Add: []*message.KeyPackage{kp}}); !errors.Is(err, ErrProposal) {
 		t.Fatalf("add without required capability: %v", err)
 	}
 	// Now set the private-use extension itself.
-	newExt := Extensions{{Type: ExtRequiredCapabilities, Data: rc}, {Type: hearthExt, Data: []byte("name=Team")}}
+	newExt := message.Extensions{{Type: message.ExtRequiredCapabilities, Data: rc}, {Type: hearthExt, Data: []byte("name=Team")}}
 	commitAndApply(t, alice, CommitOptions{Extensions: newExt}, []*device{alice, bob}, nil, nil)
 	checkAgreement(t, []*device{alice, bob})
 	if data, ok := bob.g.Extensions().Find(hearthExt); !ok || string(data) != "name=Team" {
 		t.Fatal("bob does not see the group extension")
 	}
-	if _, err := NewGroup(testConfig(), s, []byte("x"), carol.signer, BasicCredential(carol.id), GroupOptions{Extensions: opts.Extensions}); !errors.Is(err, ErrProposal) {
+	if _, err := NewGroup(testConfig(), s, []byte("x"), carol.signer, message.BasicCredential(carol.id), GroupOptions{Extensions: opts.Extensions}); !errors.Is(err, ErrProposal) {
 		t.Fatalf("creator without required capability: %v", err)
 	}
 }
@@ -98,7 +99,7 @@ func TestGroupRequiredCapabilities(t *testing.T) {
 // secret tree window decrypt once each.
 func TestGroupEpochWindow(t *testing.T) {
 	s, _ := suite.Lookup(1)
-	alice, bob := twoMembers(t, s, GroupOptions{}, KeyPackageOptions{})
+	alice, bob := twoMembers(t, s, GroupOptions{}, message.KeyPackageOptions{})
 	all := []*device{alice, bob}
 	var msgs [][]byte
 	for range 3 {
@@ -129,7 +130,7 @@ func TestGroupEpochWindow(t *testing.T) {
 // external commit, replacing its old leaf.
 func TestGroupExternalResync(t *testing.T) {
 	s, _ := suite.Lookup(1)
-	alice, bob := twoMembers(t, s, GroupOptions{}, KeyPackageOptions{})
+	alice, bob := twoMembers(t, s, GroupOptions{}, message.KeyPackageOptions{})
 	out, err := alice.g.Commit(CommitOptions{UpdatePath: true})
 	if err != nil {
 		t.Fatal(err)
@@ -142,10 +143,10 @@ func TestGroupExternalResync(t *testing.T) {
 	}
 	oldLeaf := bob.g.OwnLeaf()
 	fresh := &device{id: bob.id, signer: newDevice(t, s, bob.id).signer}
-	if _, _, err := JoinExternal(testConfig(), out.GroupInfo, fresh.signer, BasicCredential(bob.id), ExternalJoinOptions{}); !errors.Is(err, ErrProposal) {
+	if _, _, err := JoinExternal(testConfig(), out.GroupInfo, fresh.signer, message.BasicCredential(bob.id), ExternalJoinOptions{}); !errors.Is(err, ErrProposal) {
 		t.Fatalf("external join of an existing member without Resync: %v", err)
 	}
-	g, commit, err := JoinExternal(testConfig(), out.GroupInfo, fresh.signer, BasicCredential(bob.id), ExternalJoinOptions{Resync: true})
+	g, commit, err := JoinExternal(testConfig(), out.GroupInfo, fresh.signer, message.BasicCredential(bob.id), ExternalJoinOptions{Resync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,25 +171,25 @@ func TestGroupExternalResync(t *testing.T) {
 func TestKeyPackageLastResort(t *testing.T) {
 	s, _ := suite.Lookup(1)
 	bob := newDevice(t, s, "bob@b/1")
-	kp, priv, err := NewKeyPackage(s, rand.Reader, bob.signer, BasicCredential(bob.id), KeyPackageOptions{LastResort: true})
+	kp, priv, err := message.NewKeyPackage(s, rand.Reader, bob.signer, message.BasicCredential(bob.id), message.KeyPackageOptions{LastResort: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !kp.LastResort() {
 		t.Fatal("not marked last resort")
 	}
-	dk, err := DecodeKeyPackage(kp.Message())
+	dk, err := message.DecodeKeyPackage(kp.Message())
 	if err != nil || !dk.LastResort() {
 		t.Fatalf("decoded: %v", err)
 	}
 	for _, name := range []string{"g1", "g2"} {
 		alice := newDevice(t, s, "alice@a/1")
-		if alice.g, err = NewGroup(testConfig(), s, []byte(name), alice.signer, BasicCredential(alice.id), GroupOptions{}); err != nil {
+		if alice.g, err = NewGroup(testConfig(), s, []byte(name), alice.signer, message.BasicCredential(alice.id), GroupOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		commitAndApply(t, alice, CommitOptions{Add: []*KeyPackage{dk}}, nil, []*device{bob}, []*KeyPackagePrivate{priv})
+		commitAndApply(t, alice, CommitOptions{Add: []*message.KeyPackage{dk}}, nil, []*device{bob}, []*message.KeyPackagePrivate{priv})
 	}
-	if plain, _, _ := NewKeyPackage(s, rand.Reader, bob.signer, BasicCredential(bob.id), KeyPackageOptions{}); plain.LastResort() {
+	if plain, _, _ := message.NewKeyPackage(s, rand.Reader, bob.signer, message.BasicCredential(bob.id), message.KeyPackageOptions{}); plain.LastResort() {
 		t.Fatal("plain package marked last resort")
 	}
 }
@@ -196,9 +197,9 @@ func TestKeyPackageLastResort(t *testing.T) {
 // TestGroupRefusesDuplicateDevice: a device identity holds one leaf.
 func TestGroupRefusesDuplicateDevice(t *testing.T) {
 	s, _ := suite.Lookup(1)
-	alice, bob := twoMembers(t, s, GroupOptions{}, KeyPackageOptions{})
+	alice, bob := twoMembers(t, s, GroupOptions{}, message.KeyPackageOptions{})
 	again, _ := newDevice(t, s, bob.id).keyPackage(t, s) // same identity, new keys
-	if _, err := alice.g.Commit(CommitOptions{Add: []*KeyPackage{again}}); !errors.Is(err, ErrProposal) {
+	if _, err := alice.g.Commit(CommitOptions{Add: []*message.KeyPackage{again}}); !errors.Is(err, ErrProposal) {
 		t.Fatalf("adding an existing member: %v", err)
 	}
 	if _, err := bob.g.ProposeAdd(again); !errors.Is(err, ErrProposal) {
@@ -210,26 +211,26 @@ func TestGroupRefusesDuplicateDevice(t *testing.T) {
 // identity is refused.
 func TestGroupUpdateKeepsIdentity(t *testing.T) {
 	s, _ := suite.Lookup(1)
-	_, bob := twoMembers(t, s, GroupOptions{}, KeyPackageOptions{})
+	_, bob := twoMembers(t, s, GroupOptions{}, message.KeyPackageOptions{})
 	_, pub, err := s.GenerateKeyPair(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	self := bob.g.OwnLeaf()
 	leaf := *bob.g.st.tree.Leaf(self)
-	leaf.EncryptionKey, leaf.Source, leaf.Lifetime, leaf.ParentHash = pub, SourceUpdate, Lifetime{}, nil
-	leaf.Credential = BasicCredential("carol@c/1")
+	leaf.EncryptionKey, leaf.Source, leaf.Lifetime, leaf.ParentHash = pub, message.SourceUpdate, message.Lifetime{}, nil
+	leaf.Credential = message.BasicCredential("carol@c/1")
 	if err := leaf.Sign(s, bob.signer, bob.g.GroupID(), self); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := bob.g.propose(&Proposal{Type: ProposalUpdate, Update: &leaf}); !errors.Is(err, ErrProposal) {
+	if _, _, err := bob.g.propose(&message.Proposal{Type: message.ProposalUpdate, Update: &leaf}); !errors.Is(err, ErrProposal) {
 		t.Fatalf("identity-changing Update: %v", err)
 	}
 }
 
 func TestGroupClear(t *testing.T) {
 	s, _ := suite.Lookup(1)
-	alice, _ := twoMembers(t, s, GroupOptions{}, KeyPackageOptions{})
+	alice, _ := twoMembers(t, s, GroupOptions{}, message.KeyPackageOptions{})
 	exporter, sds := alice.g.st.secrets.ExporterSecret, alice.g.st.keys.SenderDataSecret
 	alice.g.Clear()
 	if _, err := alice.g.Encrypt([]byte("x"), nil); !errors.Is(err, ErrRemoved) {

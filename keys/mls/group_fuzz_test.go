@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"hearth/keys/mls/message"
 	"hearth/keys/mls/suite"
 )
 
@@ -13,11 +14,11 @@ func fuzzGroup(f *testing.F) ([]byte, [][]byte) {
 	s, _ := suite.Lookup(1)
 	alice, bob := newDevice(f, s, "alice@a/1"), newDevice(f, s, "bob@b/1")
 	var err error
-	if alice.g, err = NewGroup(testConfig(), s, []byte("fuzz"), alice.signer, BasicCredential(alice.id), GroupOptions{}); err != nil {
+	if alice.g, err = NewGroup(testConfig(), s, []byte("fuzz"), alice.signer, message.BasicCredential(alice.id), GroupOptions{}); err != nil {
 		f.Fatal(err)
 	}
 	kp, priv := bob.keyPackage(f, s)
-	commitAndApply(f, alice, CommitOptions{Add: []*KeyPackage{kp}}, nil, []*device{bob}, []*KeyPackagePrivate{priv})
+	commitAndApply(f, alice, CommitOptions{Add: []*message.KeyPackage{kp}}, nil, []*device{bob}, []*message.KeyPackagePrivate{priv})
 	warm, _ := alice.g.Encrypt([]byte("warm"), nil)
 	if _, err := bob.g.Process(warm); err != nil {
 		f.Fatal(err)
@@ -81,11 +82,11 @@ func FuzzJoinFromWelcome(f *testing.F) {
 	s, _ := suite.Lookup(1)
 	alice, bob := newDevice(f, s, "alice@a/1"), newDevice(f, s, "bob@b/1")
 	var err error
-	if alice.g, err = NewGroup(testConfig(), s, []byte("fuzz"), alice.signer, BasicCredential(alice.id), GroupOptions{}); err != nil {
+	if alice.g, err = NewGroup(testConfig(), s, []byte("fuzz"), alice.signer, message.BasicCredential(alice.id), GroupOptions{}); err != nil {
 		f.Fatal(err)
 	}
 	kp, priv := bob.keyPackage(f, s)
-	out, err := alice.g.Commit(CommitOptions{Add: []*KeyPackage{kp}})
+	out, err := alice.g.Commit(CommitOptions{Add: []*message.KeyPackage{kp}})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -104,7 +105,7 @@ func FuzzJoinExternal(f *testing.F) {
 	s, _ := suite.Lookup(1)
 	alice, dave := newDevice(f, s, "alice@a/1"), newDevice(f, s, "dave@d/1")
 	var err error
-	if alice.g, err = NewGroup(testConfig(), s, []byte("fuzz"), alice.signer, BasicCredential(alice.id), GroupOptions{}); err != nil {
+	if alice.g, err = NewGroup(testConfig(), s, []byte("fuzz"), alice.signer, message.BasicCredential(alice.id), GroupOptions{}); err != nil {
 		f.Fatal(err)
 	}
 	out, err := alice.g.Commit(CommitOptions{UpdatePath: true})
@@ -113,7 +114,7 @@ func FuzzJoinExternal(f *testing.F) {
 	}
 	f.Add(out.GroupInfo)
 	f.Fuzz(func(t *testing.T, gi []byte) {
-		if g, commit, err := JoinExternal(testConfig(), gi, dave.signer, BasicCredential(dave.id), ExternalJoinOptions{}); err == nil {
+		if g, commit, err := JoinExternal(testConfig(), gi, dave.signer, message.BasicCredential(dave.id), ExternalJoinOptions{}); err == nil {
 			if g == nil || len(commit) == 0 {
 				t.Fatal("success without group or commit")
 			}
@@ -127,7 +128,7 @@ func FuzzDecodeKeyPackage(f *testing.F) {
 	kp, _ := newDevice(f, s, "a@b/1").keyPackage(f, s)
 	f.Add(kp.Message())
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if k, err := DecodeKeyPackage(b); err == nil && !bytes.Equal(k.Message(), b) {
+		if k, err := message.DecodeKeyPackage(b); err == nil && !bytes.Equal(k.Message(), b) {
 			t.Fatal("accepted KeyPackage re-encodes differently")
 		}
 	})

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"hearth/keys/identity"
+	"hearth/keys/mls/message"
 	"hearth/keys/mls/suite"
 )
 
@@ -45,15 +46,15 @@ func TestGroupCredentialValidator(t *testing.T) {
 	listDevices(t, v, identity.UserAddress{Local: "bob", Domain: "b.example"}, map[string]*device{"PHONE": bob})
 	cfg := Config{Validator: v}
 	var err error
-	if alice.g, err = NewGroup(cfg, s, []byte("g"), alice.signer, BasicCredential(alice.id), GroupOptions{}); err != nil {
+	if alice.g, err = NewGroup(cfg, s, []byte("g"), alice.signer, message.BasicCredential(alice.id), GroupOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	kpR, privR := rogue.keyPackage(t, s)
-	if _, err := alice.g.Commit(CommitOptions{Add: []*KeyPackage{kpR}}); !errors.Is(err, ErrCredential) {
+	if _, err := alice.g.Commit(CommitOptions{Add: []*message.KeyPackage{kpR}}); !errors.Is(err, ErrCredential) {
 		t.Fatalf("adding an unlisted device: %v", err)
 	}
 	kpB, privB := bob.keyPackage(t, s)
-	out, err := alice.g.Commit(CommitOptions{Add: []*KeyPackage{kpB}})
+	out, err := alice.g.Commit(CommitOptions{Add: []*message.KeyPackage{kpB}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +71,7 @@ func TestGroupCredentialValidator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err = lax.Commit(CommitOptions{Add: []*KeyPackage{kpR}})
+	out, err = lax.Commit(CommitOptions{Add: []*message.KeyPackage{kpR}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,12 +109,12 @@ func TestPublicGroupIdentityValidator(t *testing.T) {
 	listDevices(t, v, identity.UserAddress{Local: "alice", Domain: "a.example"}, map[string]*device{"PHONE": alice})
 	listDevices(t, v, identity.UserAddress{Local: "bob", Domain: "b.example"}, map[string]*device{"PHONE": bob})
 	var err error
-	if alice.g, err = NewGroup(testConfig(), s, []byte("g"), alice.signer, BasicCredential(alice.id), GroupOptions{}); err != nil {
+	if alice.g, err = NewGroup(testConfig(), s, []byte("g"), alice.signer, message.BasicCredential(alice.id), GroupOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	h := newTestHub(t, alice.g, PublicOptions{Validator: v})
 	kpR, _ := rogue.keyPackage(t, s)
-	out, err := alice.g.Commit(CommitOptions{Add: []*KeyPackage{kpR}}) // alice's client accepts everyone
+	out, err := alice.g.Commit(CommitOptions{Add: []*message.KeyPackage{kpR}}) // alice's client accepts everyone
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,6 +127,6 @@ func TestPublicGroupIdentityValidator(t *testing.T) {
 		t.Fatal("refused commit changed the hub's state")
 	}
 	kpB, privB := bob.keyPackage(t, s)
-	ch, _ := h.step(t, alice, CommitOptions{Add: []*KeyPackage{kpB}}, []*device{alice, bob}, []*device{bob}, []*KeyPackagePrivate{privB})
+	ch, _ := h.step(t, alice, CommitOptions{Add: []*message.KeyPackage{kpB}}, []*device{alice, bob}, []*device{bob}, []*message.KeyPackagePrivate{privB})
 	wantIDs(t, "added", ch.Added, bob.id)
 }

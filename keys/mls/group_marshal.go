@@ -6,14 +6,15 @@ import (
 	"slices"
 
 	"hearth/keys/mls/codec"
+	"hearth/keys/mls/message"
 	"hearth/keys/mls/schedule"
 	"hearth/keys/mls/suite"
-
+	"hearth/keys/mls/treekem"
 	"hearth/keys/mls/treemath"
 )
 
 // groupStateVersion prefixes a marshaled Group; splitStateVersion one
-// saved with MarshalSplit (trees by reference, see group_split.go).
+// saved with MarshalSplit (trees by reference; group_split.go).
 const (
 	groupStateVersion = 1
 	// splitTreesVersion: trees by ref, past epochs' members inline (read only).
@@ -28,19 +29,19 @@ const (
 // The output is secret: keep it in the device's encrypted store. Save it
 // before sending a message or acknowledging a processed one.
 func (g *Group) Marshal() ([]byte, error) {
-	return g.marshal(groupStateVersion, (*RatchetTree).Marshal, nil), nil
+	return g.marshal(groupStateVersion, (*treekem.RatchetTree).Marshal, nil), nil
 }
 
 // marshal writes the state with the given version; tree writes the
 // opaque standing for an epoch state's ratchet tree.
-func (g *Group) marshal(version uint8, tree func(*RatchetTree) []byte, blob func(TreeRef, []byte)) []byte {
+func (g *Group) marshal(version uint8, tree func(*treekem.RatchetTree) []byte, blob func(treekem.TreeRef, []byte)) []byte {
 	w := codec.NewWriter(make([]byte, 0, g.sizeHint[version]+g.sizeHint[version]/8+256))
 	w.Uint8(version)
 	w.Uint16(uint16(g.s.ID()))
 	w.Opaque(g.signer.PrivateBytes())
 	w.Bool(g.removed)
 	writeEpochState(w, g.st, tree)
-	writeList(w, g.past, func(w *codec.Writer, p *pastEpoch) {
+	codec.WriteList(w, g.past, func(w *codec.Writer, p *pastEpoch) {
 		w.Opaque(p.ctx.Marshal())
 		if version == splitStateVersion {
 			w.Opaque(p.membersRef(blob))
@@ -62,26 +63,21 @@ func (g *Group) marshal(version uint8, tree func(*RatchetTree) []byte, blob func
 	return w.Bytes()
 }
 
-func writeEpochState(w *codec.Writer, e *epochState, tree func(*RatchetTree) []byte) {
+func writeEpochState(w *codec.Writer, e *epochState, tree func(*treekem.RatchetTree) []byte) {
 	w.Opaque(e.ctx.Marshal())
 	w.Opaque(tree(e.tree))
-	w.Uint32(uint32(e.priv.self))
-	keys := slices.Sorted(maps.Keys(e.priv.keys))
-	writeList(w, keys, func(w *codec.Writer, x treemath.NodeIndex) {
-		w.Uint32(uint32(x))
-		w.Opaque(e.priv.keys[x])
-	})
+	e.priv.Encode(w)
 	w.Opaque(e.secrets.Marshal())
 	w.Opaque(e.keys.SenderDataSecret)
 	w.Opaque(e.keys.Tree.Marshal())
 	w.Opaque(e.interim)
-	writeList(w, e.proposals, func(w *codec.Writer, c cachedProposal) {
+	codec.WriteList(w, e.proposals, func(w *codec.Writer, c cachedProposal) {
 		w.Opaque(c.ref)
-		c.p.marshal(w)
-		c.sender.marshal(w)
+		c.p.Encode(w)
+		c.sender.Encode(w)
 	})
 	writeSecretMap(w, e.updateKeys)
-	writeList(w, e.resumption, func(w *codec.Writer, r resumptionPSK) {
+	codec.WriteList(w, e.resumption, func(w *codec.Writer, r resumptionPSK) {
 		w.Uint64(r.epoch)
 		w.Opaque(r.secret)
 	})
@@ -89,7 +85,7 @@ func writeEpochState(w *codec.Writer, e *epochState, tree func(*RatchetTree) []b
 }
 
 func writeSecretMap[V ~[]byte](w *codec.Writer, m map[string]V) {
-	writeList(w, slices.Sorted(maps.Keys(m)), func(w *codec.Writer, k string) {
+	codec.WriteList(w, slices.Sorted(maps.Keys(m)), func(w *codec.Writer, k string) {
 		w.Opaque([]byte(k))
 		w.Opaque(m[k])
 	})
@@ -107,7 +103,7 @@ func readSecretMap[V ~[]byte](r *codec.Reader) map[string]V {
 }
 
 func writeMembers(w *codec.Writer, ms []Member) {
-	writeList(w, ms, func(w *codec.Writer, m Member) {
+	codec.WriteList(w, ms, func(w *codec.Writer, m Member) {
 		w.Uint32(uint32(m.Leaf))
 		w.Opaque(m.Identity)
 		w.Opaque(m.SignatureKey)
@@ -115,26 +111,26 @@ func writeMembers(w *codec.Writer, ms []Member) {
 }
 
 func readMembers(r *codec.Reader) []Member {
-	return readList(r, func(r *codec.Reader) Member {
+	return codec.ReadList(r, func(r *codec.Reader) Member {
 		return Member{Leaf: treemath.LeafIndex(r.Uint32()), Identity: r.Opaque(), SignatureKey: r.Opaque()}
 	})
 }
 
 func writeResult(w *codec.Writer, res *Result) {
 	w.Uint64(res.Epoch)
-	res.Sender.marshal(w)
+	res.Sender.Encode(w)
 	w.Opaque(res.SenderIdentity)
 	writeMembers(w, res.Added)
 	writeMembers(w, res.Removed)
-	writeList(w, res.Updated, func(w *codec.Writer, l treemath.LeafIndex) { w.Uint32(uint32(l)) })
+	codec.WriteList(w, res.Updated, func(w *codec.Writer, l treemath.LeafIndex) { w.Uint32(uint32(l)) })
 }
 
 func readResult(r *codec.Reader) *Result {
-	res := &Result{Kind: ContentCommit, Epoch: r.Uint64()}
-	res.Sender.unmarshal(r)
+	res := &Result{Kind: message.ContentCommit, Epoch: r.Uint64()}
+	res.Sender.Decode(r)
 	res.SenderIdentity = r.Opaque()
 	res.Added, res.Removed = readMembers(r), readMembers(r)
-	res.Updated = readList(r, func(r *codec.Reader) treemath.LeafIndex { return treemath.LeafIndex(r.Uint32()) })
+	res.Updated = codec.ReadList(r, func(r *codec.Reader) treemath.LeafIndex { return treemath.LeafIndex(r.Uint32()) })
 	return res
 }
 
@@ -154,7 +150,7 @@ func UnmarshalGroupConfig(b []byte, cfg Config) (*Group, error) {
 	d := &stateReader{r: codec.NewReader(b)}
 	g := d.group(cfg)
 	if err := d.done(); err != nil {
-		return nil, fmt.Errorf("%w: group state: %w", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: group state: %w", message.ErrMalformed, err)
 	}
 	return g, nil
 }
@@ -167,7 +163,7 @@ type stateReader struct {
 	// trees resolves the references of a split state (versions 2 and 3:
 	// trees, and in 3 past epochs' member lists); nil when only whole
 	// states (version 1) are accepted.
-	trees   func(TreeRef) ([]byte, error)
+	trees   func(treekem.TreeRef) ([]byte, error)
 	split   bool  // the state being read is split
 	version uint8 // of the state being read
 }
@@ -224,7 +220,7 @@ func (d *stateReader) group(cfg Config) *Group {
 	d.fail(err)
 	g := &Group{cfg: cfg, s: s, signer: signer, removed: r.Bool()}
 	g.st = d.epochState()
-	g.past = readList(r, func(r *codec.Reader) *pastEpoch {
+	g.past = codec.ReadList(r, func(r *codec.Reader) *pastEpoch {
 		defer d.use(r)()
 		p := &pastEpoch{}
 		d.context(&p.ctx)
@@ -251,21 +247,21 @@ func (d *stateReader) group(cfg Config) *Group {
 		g.pending = p
 	})
 	if d.err == nil && r.Err() == nil && g.st != nil && g.signer != nil {
-		if !slices.Equal(g.st.tree.Leaf(g.st.priv.self).SignatureKey, g.signer.Public()) {
+		if !slices.Equal(g.st.tree.Leaf(g.st.priv.Self()).SignatureKey, g.signer.Public()) {
 			d.fail(fmt.Errorf("signer does not match own leaf"))
 		}
 	}
 	return g
 }
 
-func (d *stateReader) context(ctx *GroupContext) {
+func (d *stateReader) context(ctx *message.GroupContext) {
 	b := d.r.Opaque()
 	if d.r.Err() == nil {
 		d.fail(ctx.Unmarshal(b))
 	}
 }
 
-func (d *stateReader) tree() *RatchetTree {
+func (d *stateReader) tree() *treekem.RatchetTree {
 	b := d.r.Opaque()
 	if d.r.Err() != nil || d.err != nil {
 		return nil
@@ -273,23 +269,23 @@ func (d *stateReader) tree() *RatchetTree {
 	if d.split {
 		return d.treeByRef(b)
 	}
-	t, err := UnmarshalRatchetTree(d.s, b)
+	t, err := treekem.UnmarshalRatchetTree(d.s, b)
 	d.fail(err)
 	return t
 }
 
-func (d *stateReader) privateKeys() PrivateKeys {
+func (d *stateReader) privateKeys() message.PrivateKeys {
 	sds := d.r.Opaque()
 	b := d.r.Opaque()
 	if d.r.Err() != nil || d.err != nil {
-		return PrivateKeys{}
+		return message.PrivateKeys{}
 	}
 	if len(sds) != d.s.Nh() {
 		d.fail(fmt.Errorf("sender data secret is %d bytes", len(sds)))
 	}
 	st, err := schedule.UnmarshalSecretTree(b)
 	d.fail(err)
-	return PrivateKeys{SenderDataSecret: sds, Tree: st}
+	return message.PrivateKeys{SenderDataSecret: sds, Tree: st}
 }
 
 func (d *stateReader) epochState() *epochState {
@@ -297,12 +293,8 @@ func (d *stateReader) epochState() *epochState {
 	e := &epochState{}
 	d.context(&e.ctx)
 	e.tree = d.tree()
-	self := treemath.LeafIndex(r.Uint32())
-	e.priv = &PrivateTree{self: self, keys: map[treemath.NodeIndex]suite.HPKEPrivateKey{}}
-	r.Vector(func(r *codec.Reader) {
-		x, k := treemath.NodeIndex(r.Uint32()), r.Opaque()
-		e.priv.keys[x] = k
-	})
+	e.priv = new(treekem.PrivateTree)
+	e.priv.Decode(r)
 	b := r.Opaque()
 	if r.Err() != nil || d.err != nil {
 		return nil
@@ -312,14 +304,14 @@ func (d *stateReader) epochState() *epochState {
 	e.secrets = ep
 	e.keys = d.privateKeys()
 	e.interim = r.Opaque()
-	e.proposals = readList(r, func(r *codec.Reader) cachedProposal {
-		c := cachedProposal{ref: r.Opaque(), p: new(Proposal)}
-		c.p.unmarshal(r)
-		c.sender.unmarshal(r)
+	e.proposals = codec.ReadList(r, func(r *codec.Reader) cachedProposal {
+		c := cachedProposal{ref: r.Opaque(), p: new(message.Proposal)}
+		c.p.Decode(r)
+		c.sender.Decode(r)
 		return c
 	})
 	e.updateKeys = readSecretMap[suite.HPKEPrivateKey](r)
-	e.resumption = readList(r, func(r *codec.Reader) resumptionPSK {
+	e.resumption = codec.ReadList(r, func(r *codec.Reader) resumptionPSK {
 		return resumptionPSK{epoch: r.Uint64(), secret: r.Opaque()}
 	})
 	e.externalPSKs = readSecretMap[[]byte](r)
@@ -334,8 +326,8 @@ func (d *stateReader) checkEpochState(e *epochState) {
 	switch {
 	case e.ctx.CipherSuite != d.s.ID() || e.secrets.Suite != d.s.ID():
 		d.fail(fmt.Errorf("suite mismatch"))
-	case e.tree.Leaf(e.priv.self) == nil:
-		d.fail(fmt.Errorf("own leaf %d is blank", e.priv.self))
+	case e.tree.Leaf(e.priv.Self()) == nil:
+		d.fail(fmt.Errorf("own leaf %d is blank", e.priv.Self()))
 	case e.keys.Tree.LeafCount() != e.tree.NumLeaves():
 		d.fail(fmt.Errorf("secret tree has %d leaves, ratchet tree %d", e.keys.Tree.LeafCount(), e.tree.NumLeaves()))
 	default:

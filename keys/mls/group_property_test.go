@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"testing"
 
+	"hearth/keys/mls/message"
 	"hearth/keys/mls/suite"
-
 	"hearth/keys/mls/treemath"
 )
 
@@ -65,8 +65,8 @@ func (w *propWorld) add() {
 	n := 1 + w.rnd.IntN(min(4, len(out)))
 	w.rnd.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
 	joiners := out[:n]
-	var kps []*KeyPackage
-	var privs []*KeyPackagePrivate
+	var kps []*message.KeyPackage
+	var privs []*message.KeyPackagePrivate
 	for _, j := range joiners {
 		j.g = nil
 		kp, priv := j.keyPackage(w.t, w.s)
@@ -205,7 +205,7 @@ func randomSchedule(t *testing.T, s *suite.Suite, seed uint64, devices, steps in
 	for i := range devices {
 		w.pool = append(w.pool, newDevice(t, s, fmt.Sprintf("user%d@example/1", i)))
 	}
-	g, err := NewGroup(testConfig(), s, []byte("prop"), w.pool[0].signer, BasicCredential(w.pool[0].id), GroupOptions{})
+	g, err := NewGroup(testConfig(), s, []byte("prop"), w.pool[0].signer, message.BasicCredential(w.pool[0].id), GroupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,12 +241,12 @@ func TestGroupRejectsBadMessages(t *testing.T) {
 	s, _ := suite.Lookup(1)
 	alice, bob := newDevice(t, s, "alice@a/1"), newDevice(t, s, "bob@b/1")
 	var err error
-	if alice.g, err = NewGroup(testConfig(), s, []byte("g1"), alice.signer, BasicCredential(alice.id), GroupOptions{}); err != nil {
+	if alice.g, err = NewGroup(testConfig(), s, []byte("g1"), alice.signer, message.BasicCredential(alice.id), GroupOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	kp, priv := bob.keyPackage(t, s)
 	all := []*device{alice, bob}
-	commitAndApply(t, alice, CommitOptions{Add: []*KeyPackage{kp}}, all, []*device{bob}, []*KeyPackagePrivate{priv})
+	commitAndApply(t, alice, CommitOptions{Add: []*message.KeyPackage{kp}}, all, []*device{bob}, []*message.KeyPackagePrivate{priv})
 	// Bob reads one message first: a receiver derives a sender's ratchets
 	// lazily, a deterministic expansion that a failed message may trigger
 	// (it deletes nothing usable); with them derived, state bytes must
@@ -277,7 +277,7 @@ func TestGroupRejectsBadMessages(t *testing.T) {
 		unchanged(fmt.Sprintf("tampered byte %d", i), bad, nil)
 	}
 	other := newDevice(t, s, "eve@e/1")
-	if other.g, err = NewGroup(testConfig(), s, []byte("g2"), other.signer, BasicCredential(other.id), GroupOptions{}); err != nil {
+	if other.g, err = NewGroup(testConfig(), s, []byte("g2"), other.signer, message.BasicCredential(other.id), GroupOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	foreign, _ := other.g.Encrypt([]byte("x"), nil)

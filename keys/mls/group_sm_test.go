@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"testing"
 
+	"hearth/keys/mls/message"
 	"hearth/keys/mls/suite"
-
 	"hearth/keys/mls/treemath"
 )
 
@@ -31,9 +31,9 @@ func newDevice(t testing.TB, s *suite.Suite, id string) *device {
 
 func testConfig() Config { return Config{Validator: AcceptAll{}} }
 
-func (d *device) keyPackage(t testing.TB, s *suite.Suite) (*KeyPackage, *KeyPackagePrivate) {
+func (d *device) keyPackage(t testing.TB, s *suite.Suite) (*message.KeyPackage, *message.KeyPackagePrivate) {
 	t.Helper()
-	kp, priv, err := NewKeyPackage(s, rand.Reader, d.signer, BasicCredential(d.id), KeyPackageOptions{})
+	kp, priv, err := message.NewKeyPackage(s, rand.Reader, d.signer, message.BasicCredential(d.id), message.KeyPackageOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,14 +42,14 @@ func (d *device) keyPackage(t testing.TB, s *suite.Suite) (*KeyPackage, *KeyPack
 
 // commitAndApply has d commit opts, applies it, and has every device in
 // others process the commit; joiners (kps/privs) join from the Welcome.
-func commitAndApply(t testing.TB, d *device, opts CommitOptions, others []*device, joiners []*device, privs []*KeyPackagePrivate) {
+func commitAndApply(t testing.TB, d *device, opts CommitOptions, others []*device, joiners []*device, privs []*message.KeyPackagePrivate) {
 	t.Helper()
 	commitThroughHub(t, nil, d, opts, others, joiners, privs)
 }
 
 // commitThroughHub is commitAndApply with a hub (if h is not nil) that
 // verifies the commit before anyone applies it.
-func commitThroughHub(t testing.TB, h *testHub, d *device, opts CommitOptions, others []*device, joiners []*device, privs []*KeyPackagePrivate) {
+func commitThroughHub(t testing.TB, h *testHub, d *device, opts CommitOptions, others []*device, joiners []*device, privs []*message.KeyPackagePrivate) {
 	t.Helper()
 	out, err := d.g.Commit(opts)
 	if err != nil {
@@ -107,7 +107,7 @@ func TestGroupLifecycle(t *testing.T) {
 
 func groupLifecycle(t *testing.T, s *suite.Suite) {
 	alice, bob, carol := newDevice(t, s, "alice@a/1"), newDevice(t, s, "bob@b/1"), newDevice(t, s, "carol@c/1")
-	g, err := NewGroup(testConfig(), s, []byte("group-1"), alice.signer, BasicCredential(alice.id), GroupOptions{})
+	g, err := NewGroup(testConfig(), s, []byte("group-1"), alice.signer, message.BasicCredential(alice.id), GroupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func groupLifecycle(t *testing.T, s *suite.Suite) {
 	all := []*device{alice, bob, carol}
 	kpB, privB := bob.keyPackage(t, s)
 	kpC, privC := carol.keyPackage(t, s)
-	commitAndApply(t, alice, CommitOptions{Add: []*KeyPackage{kpB, kpC}}, all, []*device{bob, carol}, []*KeyPackagePrivate{privB, privC})
+	commitAndApply(t, alice, CommitOptions{Add: []*message.KeyPackage{kpB, kpC}}, all, []*device{bob, carol}, []*message.KeyPackagePrivate{privB, privC})
 	checkAgreement(t, all)
 	if n := len(bob.g.Members()); n != 3 {
 		t.Fatalf("bob sees %d members", n)
@@ -130,7 +130,7 @@ func groupLifecycle(t *testing.T, s *suite.Suite) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.Kind != ContentApplication || string(res.Plaintext) != "hello" || string(res.SenderIdentity) != bob.id {
+		if res.Kind != message.ContentApplication || string(res.Plaintext) != "hello" || string(res.SenderIdentity) != bob.id {
 			t.Fatalf("%s got %+v", d.id, res)
 		}
 	}
@@ -174,7 +174,7 @@ func groupLifecycle(t *testing.T, s *suite.Suite) {
 		t.Fatal(err)
 	}
 	dave := newDevice(t, s, "dave@a/2")
-	dg, commit, err := JoinExternal(testConfig(), out.GroupInfo, dave.signer, BasicCredential(dave.id), ExternalJoinOptions{})
+	dg, commit, err := JoinExternal(testConfig(), out.GroupInfo, dave.signer, message.BasicCredential(dave.id), ExternalJoinOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func groupLifecycle(t *testing.T, s *suite.Suite) {
 func TestGroupExporterAndAccessors(t *testing.T) {
 	s, _ := suite.Lookup(1)
 	a := newDevice(t, s, "a@x/1")
-	g, err := NewGroup(testConfig(), s, []byte("g"), a.signer, BasicCredential(a.id), GroupOptions{})
+	g, err := NewGroup(testConfig(), s, []byte("g"), a.signer, message.BasicCredential(a.id), GroupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,17 +238,17 @@ func restoreDevice(t testing.TB, d *device) {
 func TestGroupStateRoundTrip(t *testing.T) {
 	s, _ := suite.Lookup(1)
 	alice, bob := newDevice(t, s, "alice@a/1"), newDevice(t, s, "bob@b/1")
-	g, err := NewGroup(testConfig(), s, []byte("g"), alice.signer, BasicCredential(alice.id), GroupOptions{})
+	g, err := NewGroup(testConfig(), s, []byte("g"), alice.signer, message.BasicCredential(alice.id), GroupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	alice.g = g
 	kp, priv := bob.keyPackage(t, s)
-	pb, err := UnmarshalKeyPackagePrivate(priv.Marshal())
+	pb, err := message.UnmarshalKeyPackagePrivate(priv.Marshal())
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := alice.g.Commit(CommitOptions{Add: []*KeyPackage{kp}})
+	out, err := alice.g.Commit(CommitOptions{Add: []*message.KeyPackage{kp}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +259,7 @@ func TestGroupStateRoundTrip(t *testing.T) {
 	if _, err := alice.g.ApplyPendingCommit(); err != nil {
 		t.Fatal(err)
 	}
-	lookup := func(ref []byte) (*KeyPackagePrivate, error) {
+	lookup := func(ref []byte) (*message.KeyPackagePrivate, error) {
 		if !bytes.Equal(ref, kp.Ref(s)) {
 			return nil, errors.New("unknown")
 		}
@@ -269,7 +269,7 @@ func TestGroupStateRoundTrip(t *testing.T) {
 	if bob.g, ref, err = JoinWelcome(testConfig(), out.Welcome, lookup, JoinOptions{}); err != nil || !bytes.Equal(ref, kp.Ref(s)) {
 		t.Fatal(err)
 	}
-	if dk, err := DecodeKeyPackage(kp.Message()); err != nil || !bytes.Equal(dk.Marshal(), kp.Marshal()) {
+	if dk, err := message.DecodeKeyPackage(kp.Message()); err != nil || !bytes.Equal(dk.Marshal(), kp.Marshal()) {
 		t.Fatalf("DecodeKeyPackage: %v", err)
 	}
 	early, err := alice.g.Encrypt([]byte("before"), nil)
@@ -299,28 +299,28 @@ func TestGroupPrivateHandshake(t *testing.T) {
 	s, _ := suite.Lookup(1)
 	alice, bob := newDevice(t, s, "alice@a/1"), newDevice(t, s, "bob@b/1")
 	var err error
-	if alice.g, err = NewGroup(testConfig(), s, []byte("g"), alice.signer, BasicCredential(alice.id), GroupOptions{}); err != nil {
+	if alice.g, err = NewGroup(testConfig(), s, []byte("g"), alice.signer, message.BasicCredential(alice.id), GroupOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	kp, priv := bob.keyPackage(t, s)
-	commitAndApply(t, alice, CommitOptions{Add: []*KeyPackage{kp}}, nil, []*device{bob}, []*KeyPackagePrivate{priv})
+	commitAndApply(t, alice, CommitOptions{Add: []*message.KeyPackage{kp}}, nil, []*device{bob}, []*message.KeyPackagePrivate{priv})
 	// asPrivate re-protects a PublicMessage's content as a PrivateMessage
 	// of alice's current epoch.
 	asPrivate := func(pub []byte) []byte {
-		var m MLSMessage
+		var m message.MLSMessage
 		if err := m.Unmarshal(pub); err != nil {
 			t.Fatal(err)
 		}
-		ac, err := SignContent(s, alice.signer, WirePrivateMessage, &m.PublicMessage.Content, &alice.g.st.ctx)
+		ac, err := message.SignContent(s, alice.signer, message.WirePrivateMessage, &m.PublicMessage.Content, &alice.g.st.ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ac.Auth.ConfirmationTag = m.PublicMessage.Auth.ConfirmationTag
-		pm, err := EncryptPrivate(s, rand.Reader, ac, alice.g.st.keys, 32)
+		pm, err := message.EncryptPrivate(s, rand.Reader, ac, alice.g.st.keys, 32)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return (&MLSMessage{WireFormat: WirePrivateMessage, PrivateMessage: pm}).Marshal()
+		return (&message.MLSMessage{WireFormat: message.WirePrivateMessage, PrivateMessage: pm}).Marshal()
 	}
 	// A commit re-signed for PrivateMessage has a different transcript
 	// (the wire format is hashed), so its confirmation tag no longer
@@ -336,7 +336,7 @@ func TestGroupPrivateHandshake(t *testing.T) {
 	}
 	private := asPrivate(out.Commit)
 	before := mustMarshal(t, bob.g)
-	if _, err := bob.g.Process(private); !errors.Is(err, ErrAuth) {
+	if _, err := bob.g.Process(private); !errors.Is(err, message.ErrAuth) {
 		t.Fatalf("re-framed commit: %v", err)
 	}
 	if string(before) != string(mustMarshal(t, bob.g)) {
@@ -344,12 +344,12 @@ func TestGroupPrivateHandshake(t *testing.T) {
 	}
 	// A proposal sent as PrivateMessage is verified and cached under the
 	// reference of what was received; bob's commit includes it.
-	prop, err := alice.g.ProposeGroupContextExtensions(Extensions{{Type: ExtApplicationID, Data: []byte("x")}})
+	prop, err := alice.g.ProposeGroupContextExtensions(message.Extensions{{Type: message.ExtApplicationID, Data: []byte("x")}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	res, err := bob.g.Process(asPrivate(prop))
-	if err != nil || res.Kind != ContentProposal || res.Proposal.Type != ProposalGroupContextExtensions {
+	if err != nil || res.Kind != message.ContentProposal || res.Proposal.Type != message.ProposalGroupContextExtensions {
 		t.Fatalf("private proposal: %v", err)
 	}
 	if _, err := bob.g.Commit(CommitOptions{}); err != nil {
@@ -370,14 +370,14 @@ func TestGroupConcurrentCommits(t *testing.T) {
 	s, _ := suite.Lookup(0xF001)
 	alice, bob, carol := newDevice(t, s, "alice@a/1"), newDevice(t, s, "bob@b/1"), newDevice(t, s, "carol@c/1")
 	var err error
-	if alice.g, err = NewGroup(testConfig(), s, []byte("g"), alice.signer, BasicCredential(alice.id), GroupOptions{}); err != nil {
+	if alice.g, err = NewGroup(testConfig(), s, []byte("g"), alice.signer, message.BasicCredential(alice.id), GroupOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	kp, priv := bob.keyPackage(t, s)
 	all := []*device{alice, bob}
-	commitAndApply(t, alice, CommitOptions{Add: []*KeyPackage{kp}}, all, []*device{bob}, []*KeyPackagePrivate{priv})
+	commitAndApply(t, alice, CommitOptions{Add: []*message.KeyPackage{kp}}, all, []*device{bob}, []*message.KeyPackagePrivate{priv})
 	kpC, privC := carol.keyPackage(t, s)
-	bobOut, err := bob.g.Commit(CommitOptions{Add: []*KeyPackage{kpC}})
+	bobOut, err := bob.g.Commit(CommitOptions{Add: []*message.KeyPackage{kpC}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,7 +413,7 @@ func TestGroupConcurrentCommits(t *testing.T) {
 		t.Fatalf("apply without pending: %v", err)
 	}
 	checkAgreement(t, all)
-	commitAndApply(t, bob, CommitOptions{Add: []*KeyPackage{kpC}}, all, []*device{carol}, []*KeyPackagePrivate{privC})
+	commitAndApply(t, bob, CommitOptions{Add: []*message.KeyPackage{kpC}}, all, []*device{carol}, []*message.KeyPackagePrivate{privC})
 	checkAgreement(t, []*device{alice, bob, carol})
 }
 
@@ -425,11 +425,11 @@ func TestGroupCommitFiltersProposals(t *testing.T) {
 	s, _ := suite.Lookup(1)
 	devs := []*device{newDevice(t, s, "a@x/1"), newDevice(t, s, "b@x/1"), newDevice(t, s, "c@x/1"), newDevice(t, s, "d@x/1")}
 	var err error
-	if devs[0].g, err = NewGroup(testConfig(), s, []byte("g"), devs[0].signer, BasicCredential(devs[0].id), GroupOptions{}); err != nil {
+	if devs[0].g, err = NewGroup(testConfig(), s, []byte("g"), devs[0].signer, message.BasicCredential(devs[0].id), GroupOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	var kps []*KeyPackage
-	var privs []*KeyPackagePrivate
+	var kps []*message.KeyPackage
+	var privs []*message.KeyPackagePrivate
 	for _, d := range devs[1:3] {
 		kp, priv := d.keyPackage(t, s)
 		kps, privs = append(kps, kp), append(privs, priv)
@@ -466,7 +466,7 @@ func TestGroupCommitFiltersProposals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var msg MLSMessage
+	var msg message.MLSMessage
 	if err := msg.Unmarshal(out.Commit); err != nil {
 		t.Fatal(err)
 	}

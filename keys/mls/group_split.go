@@ -2,12 +2,12 @@ package mls
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 
 	"hearth/keys/mls/codec"
-	"hearth/keys/mls/suite"
+	"hearth/keys/mls/message"
+	"hearth/keys/mls/treekem"
 )
 
 // The split state form. A member saves its state after every message, but
@@ -23,25 +23,10 @@ import (
 // UnmarshalGroupSplit restores the group, checking every tree it is given
 // against its ref.
 
-// TreeRef names a ratchet tree encoding in a split state: its SHA-256.
-type TreeRef [sha256.Size]byte
-
-// String returns the ref in hex.
-func (r TreeRef) String() string { return hex.EncodeToString(r[:]) }
-
 // ErrTreeMismatch is returned when a tree given for a ref does not hash to it.
 var ErrTreeMismatch = errors.New("mls: ratchet tree does not match its reference")
 
 var errSplitState = errors.New("split state (trees stored apart): restore it with UnmarshalGroupSplit")
-
-// Ref returns the SHA-256 of the tree's encoding, memoized with it.
-func (t *RatchetTree) Ref() TreeRef {
-	if t.ref == nil {
-		r := TreeRef(sha256.Sum256(t.Marshal()))
-		t.ref = &r
-	}
-	return *t.ref
-}
 
 // MarshalSplit serializes the state like Marshal, except that each epoch
 // state's ratchet tree, and each retained past epoch's member list, is
@@ -50,13 +35,13 @@ func (t *RatchetTree) Ref() TreeRef {
 // is sent or received, so a caller that stores each ref once writes only
 // the small rest per message. The encodings are memoized: do not modify
 // them. Restore with UnmarshalGroupSplit.
-func (g *Group) MarshalSplit() (state []byte, trees map[TreeRef][]byte, err error) {
-	trees = map[TreeRef][]byte{}
-	state = g.marshal(splitStateVersion, func(t *RatchetTree) []byte {
+func (g *Group) MarshalSplit() (state []byte, trees map[treekem.TreeRef][]byte, err error) {
+	trees = map[treekem.TreeRef][]byte{}
+	state = g.marshal(splitStateVersion, func(t *treekem.RatchetTree) []byte {
 		r := t.Ref()
 		trees[r] = t.Marshal()
 		return r[:]
-	}, func(r TreeRef, enc []byte) { trees[r] = enc })
+	}, func(r treekem.TreeRef, enc []byte) { trees[r] = enc })
 	return state, trees, nil
 }
 
@@ -66,7 +51,7 @@ func (g *Group) MarshalSplit() (state []byte, trees map[TreeRef][]byte, err erro
 // whose bytes do not hash to the ref (ErrTreeMismatch), fails the restore.
 // The group keeps the tree bytes it is given: tree must return bytes the
 // caller will not modify afterwards.
-func UnmarshalGroupSplit(state []byte, tree func(TreeRef) ([]byte, error), cfg Config) (*Group, error) {
+func UnmarshalGroupSplit(state []byte, tree func(treekem.TreeRef) ([]byte, error), cfg Config) (*Group, error) {
 	if tree == nil {
 		return nil, fmt.Errorf("%w: UnmarshalGroupSplit needs a tree lookup", ErrUnsupported)
 	}
@@ -77,7 +62,7 @@ func UnmarshalGroupSplit(state []byte, tree func(TreeRef) ([]byte, error), cfg C
 	d := &stateReader{r: codec.NewReader(state), trees: tree}
 	g := d.group(cfg)
 	if err := d.done(); err != nil {
-		return nil, fmt.Errorf("%w: group state: %w", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: group state: %w", message.ErrMalformed, err)
 	}
 	return g, nil
 }
@@ -85,12 +70,12 @@ func UnmarshalGroupSplit(state []byte, tree func(TreeRef) ([]byte, error), cfg C
 // membersRef returns the ref of the past epoch's member list encoding
 // (memoized: a past epoch never changes its members) after handing the
 // encoding to blob.
-func (p *pastEpoch) membersRef(blob func(TreeRef, []byte)) []byte {
+func (p *pastEpoch) membersRef(blob func(treekem.TreeRef, []byte)) []byte {
 	if p.membersEnc == nil {
 		w := codec.NewWriter(nil)
 		writeMembers(w, p.members)
 		p.membersEnc = w.Bytes()
-		p.membersSum = TreeRef(sha256.Sum256(p.membersEnc))
+		p.membersSum = treekem.TreeRef(sha256.Sum256(p.membersEnc))
 	}
 	blob(p.membersSum, p.membersEnc)
 	return p.membersSum[:]
@@ -98,11 +83,11 @@ func (p *pastEpoch) membersRef(blob func(TreeRef, []byte)) []byte {
 
 // blobByRef returns the stored bytes for ref b, checked against it.
 func (d *stateReader) blobByRef(what string, b []byte) []byte {
-	if len(b) != len(TreeRef{}) {
+	if len(b) != len(treekem.TreeRef{}) {
 		d.fail(fmt.Errorf("%s reference is %d bytes", what, len(b)))
 		return nil
 	}
-	ref := TreeRef(b)
+	ref := treekem.TreeRef(b)
 	enc, err := d.trees(ref)
 	if err != nil {
 		d.fail(fmt.Errorf("%s %s: %w", what, ref, err))
@@ -131,29 +116,16 @@ func (d *stateReader) membersByRef(b []byte) []Member {
 }
 
 // treeByRef resolves a split state's tree reference b.
-func (d *stateReader) treeByRef(b []byte) *RatchetTree {
+func (d *stateReader) treeByRef(b []byte) *treekem.RatchetTree {
 	enc := d.blobByRef("ratchet tree", b)
 	if enc == nil {
 		return nil
 	}
-	ref := TreeRef(b)
-	t, err := unmarshalTreeShared(d.s, enc)
+	ref := treekem.TreeRef(b)
+	t, err := treekem.UnmarshalRatchetTreeShared(d.s, enc, ref)
 	if err != nil {
 		d.fail(fmt.Errorf("ratchet tree %s: %w", ref, err))
 		return nil
 	}
-	t.enc, t.ref, t.sizeHint = enc[:len(enc):len(enc)], &ref, len(enc)
 	return t
-}
-
-// unmarshalTreeShared is UnmarshalRatchetTree without copying b: the
-// nodes' fields alias b (capped slices; nodes are never written in place).
-func unmarshalTreeShared(s *suite.Suite, b []byte) (*RatchetTree, error) {
-	var nodes RatchetTreeNodes
-	r := codec.NewReader(b)
-	nodes.unmarshal(r)
-	if err := r.Done(); err != nil {
-		return nil, fmt.Errorf("%w: ratchet tree: %w", ErrMalformed, err)
-	}
-	return NewRatchetTree(s, nodes)
 }

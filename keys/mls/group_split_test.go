@@ -6,23 +6,24 @@ import (
 	"errors"
 	"testing"
 
+	"hearth/keys/mls/message"
 	"hearth/keys/mls/suite"
-
+	"hearth/keys/mls/treekem"
 	"hearth/keys/mls/treemath"
 )
 
 // checkTreeMemo fails unless t's memoized encoding and ref are those of
 // its current nodes.
-func checkTreeMemo(tb testing.TB, name string, t *RatchetTree) {
+func checkTreeMemo(tb testing.TB, name string, t *treekem.RatchetTree) {
 	tb.Helper()
-	got, want := t.Marshal(), encode(t.Nodes())
+	got, want := t.Marshal(), t.Nodes().Marshal()
 	if !bytes.Equal(got, want) {
 		tb.Fatalf("%s: memoized tree encoding is stale", name)
 	}
 	if cap(got) != len(got) {
 		tb.Fatalf("%s: memoized encoding has spare capacity %d", name, cap(got)-len(got))
 	}
-	if t.Ref() != TreeRef(sha256.Sum256(want)) {
+	if t.Ref() != treekem.TreeRef(sha256.Sum256(want)) {
 		tb.Fatalf("%s: memoized ref is stale", name)
 	}
 }
@@ -39,53 +40,6 @@ func checkGroupMemos(tb testing.TB, devs []*device) {
 			checkTreeMemo(tb, d.id+" pending", d.g.pending.next.tree)
 		}
 	}
-}
-
-// TestTreeMemo: every operation that changes a tree drops its memoized
-// encoding, and a clone does not carry it over.
-func TestTreeMemo(t *testing.T) {
-	s, _ := suite.Lookup(1)
-	leaf := func(id string) *LeafNode {
-		kp, _ := newDevice(t, s, id).keyPackage(t, s)
-		l := kp.LeafNode
-		return &l
-	}
-	tr := NewOneMemberTree(s, leaf("a@x/1"))
-	checkTreeMemo(t, "one member", tr)
-	for i, id := range []string{"b@x/1", "c@x/1", "d@x/1"} {
-		tr.AddLeaf(leaf(id))
-		checkTreeMemo(t, "add "+id, tr)
-		if int(tr.NumLeaves()) < i+2 {
-			t.Fatal("leaf not added")
-		}
-	}
-	before := tr.Marshal()
-	c := tr.Clone()
-	if c.enc != nil || c.ref != nil {
-		t.Fatal("clone carries the memo")
-	}
-	if err := c.UpdateLeaf(1, leaf("b@x/1")); err != nil {
-		t.Fatal(err)
-	}
-	checkTreeMemo(t, "update on clone", c)
-	if !bytes.Equal(tr.Marshal(), before) || bytes.Equal(c.Marshal(), before) {
-		t.Fatal("clone and original encodings mixed up")
-	}
-	if err := tr.RemoveLeaf(3); err != nil {
-		t.Fatal(err)
-	}
-	checkTreeMemo(t, "remove", tr)
-	if err := tr.RemoveLeaf(2); err != nil {
-		t.Fatal(err)
-	}
-	checkTreeMemo(t, "remove and truncate", tr)
-	if tr.NumLeaves() != 2 {
-		t.Fatalf("tree not truncated: %d leaves", tr.NumLeaves())
-	}
-	// Appending to the returned encoding does not reach the memo.
-	b := tr.Marshal()
-	_ = append(b, 0xff)
-	checkTreeMemo(t, "after append", tr)
 }
 
 // restoreSplit replaces d's group with one restored from MarshalSplit's
@@ -106,12 +60,12 @@ func restoreSplit(t testing.TB, d *device) {
 	for ref, enc := range trees {
 		// A pending commit's GroupInfo carries its tree: only a state
 		// without one is free of tree bytes.
-		if (d.g.pending == nil && bytes.Contains(state, enc)) || TreeRef(sha256.Sum256(enc)) != ref {
+		if (d.g.pending == nil && bytes.Contains(state, enc)) || treekem.TreeRef(sha256.Sum256(enc)) != ref {
 			t.Fatalf("%s: tree %s embedded or misnamed", d.id, ref)
 		}
 	}
 	calls := 0
-	g, err := UnmarshalGroupSplit(state, func(r TreeRef) ([]byte, error) {
+	g, err := UnmarshalGroupSplit(state, func(r treekem.TreeRef) ([]byte, error) {
 		calls++
 		enc, ok := trees[r]
 		if !ok {
@@ -155,12 +109,12 @@ func splitRoundTrip(t *testing.T, id suite.ID) {
 	s, _ := suite.Lookup(id)
 	alice, bob, carol := newDevice(t, s, "alice@a/1"), newDevice(t, s, "bob@b/1"), newDevice(t, s, "carol@c/1")
 	var err error
-	if alice.g, err = NewGroup(testConfig(), s, []byte("g"), alice.signer, BasicCredential(alice.id), GroupOptions{}); err != nil {
+	if alice.g, err = NewGroup(testConfig(), s, []byte("g"), alice.signer, message.BasicCredential(alice.id), GroupOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	all := []*device{alice, bob, carol}
 	kp, priv := bob.keyPackage(t, s)
-	commitAndApply(t, alice, CommitOptions{Add: []*KeyPackage{kp}}, all, []*device{bob}, []*KeyPackagePrivate{priv})
+	commitAndApply(t, alice, CommitOptions{Add: []*message.KeyPackage{kp}}, all, []*device{bob}, []*message.KeyPackagePrivate{priv})
 	restoreSplit(t, alice)
 	restoreSplit(t, bob)
 	early, err := alice.g.Encrypt([]byte("before"), nil)
@@ -169,7 +123,7 @@ func splitRoundTrip(t *testing.T, id suite.ID) {
 	}
 	// A pending commit adding carol: its next epoch's tree is saved too.
 	kpC, privC := carol.keyPackage(t, s)
-	out, err := alice.g.Commit(CommitOptions{Add: []*KeyPackage{kpC}, UpdatePath: true})
+	out, err := alice.g.Commit(CommitOptions{Add: []*message.KeyPackage{kpC}, UpdatePath: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,15 +166,15 @@ func splitRoundTrip(t *testing.T, id suite.ID) {
 
 // splitFixture returns a two-member group of bob's in split form, with a
 // pending commit (two trees), and another group's tree.
-func splitFixture(t testing.TB) (state []byte, trees map[TreeRef][]byte, foreign []byte) {
+func splitFixture(t testing.TB) (state []byte, trees map[treekem.TreeRef][]byte, foreign []byte) {
 	s, _ := suite.Lookup(1)
 	alice, bob := newDevice(t, s, "alice@a/1"), newDevice(t, s, "bob@b/1")
 	var err error
-	if alice.g, err = NewGroup(testConfig(), s, []byte("split"), alice.signer, BasicCredential(alice.id), GroupOptions{}); err != nil {
+	if alice.g, err = NewGroup(testConfig(), s, []byte("split"), alice.signer, message.BasicCredential(alice.id), GroupOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	kp, priv := bob.keyPackage(t, s)
-	commitAndApply(t, alice, CommitOptions{Add: []*KeyPackage{kp}}, nil, []*device{bob}, []*KeyPackagePrivate{priv})
+	commitAndApply(t, alice, CommitOptions{Add: []*message.KeyPackage{kp}}, nil, []*device{bob}, []*message.KeyPackagePrivate{priv})
 	if _, err := bob.g.Commit(CommitOptions{UpdatePath: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -228,15 +182,15 @@ func splitFixture(t testing.TB) (state []byte, trees map[TreeRef][]byte, foreign
 		t.Fatal(err)
 	}
 	eve := newDevice(t, s, "eve@e/1")
-	other, err := NewGroup(testConfig(), s, []byte("other"), eve.signer, BasicCredential(eve.id), GroupOptions{})
+	other, err := NewGroup(testConfig(), s, []byte("other"), eve.signer, message.BasicCredential(eve.id), GroupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return state, trees, other.st.tree.Marshal()
 }
 
-func lookupIn(trees map[TreeRef][]byte) func(TreeRef) ([]byte, error) {
-	return func(r TreeRef) ([]byte, error) {
+func lookupIn(trees map[treekem.TreeRef][]byte) func(treekem.TreeRef) ([]byte, error) {
+	return func(r treekem.TreeRef) ([]byte, error) {
 		if b, ok := trees[r]; ok {
 			return bytes.Clone(b), nil
 		}
@@ -258,8 +212,8 @@ func TestGroupSplitRefusesBadTrees(t *testing.T) {
 		t.Fatal(err)
 	}
 	for ref := range trees {
-		missing := map[TreeRef][]byte{}
-		tampered := map[TreeRef][]byte{}
+		missing := map[treekem.TreeRef][]byte{}
+		tampered := map[treekem.TreeRef][]byte{}
 		for r, b := range trees {
 			tampered[r] = b
 			if r != ref {
@@ -269,16 +223,16 @@ func TestGroupSplitRefusesBadTrees(t *testing.T) {
 		bad := bytes.Clone(trees[ref])
 		bad[len(bad)/2] ^= 1
 		tampered[ref] = bad
-		if _, err := UnmarshalGroupSplit(state, lookupIn(missing), testConfig()); !errors.Is(err, errNoTree) || !errors.Is(err, ErrMalformed) {
+		if _, err := UnmarshalGroupSplit(state, lookupIn(missing), testConfig()); !errors.Is(err, errNoTree) || !errors.Is(err, message.ErrMalformed) {
 			t.Fatalf("missing tree: %v", err)
 		}
 		if _, err := UnmarshalGroupSplit(state, lookupIn(tampered), testConfig()); !errors.Is(err, ErrTreeMismatch) {
 			t.Fatalf("tampered tree: %v", err)
 		}
 		// The state rewritten to name another group's (intact) tree.
-		fref := TreeRef(sha256.Sum256(foreign))
+		fref := treekem.TreeRef(sha256.Sum256(foreign))
 		swapped := bytes.Replace(state, ref[:], fref[:], 1)
-		withForeign := map[TreeRef][]byte{fref: foreign}
+		withForeign := map[treekem.TreeRef][]byte{fref: foreign}
 		for r, b := range trees {
 			withForeign[r] = b
 		}
@@ -286,7 +240,7 @@ func TestGroupSplitRefusesBadTrees(t *testing.T) {
 			t.Fatal("state naming another group's tree accepted")
 		}
 	}
-	if _, err := UnmarshalGroupConfig(state, testConfig()); !errors.Is(err, ErrMalformed) {
+	if _, err := UnmarshalGroupConfig(state, testConfig()); !errors.Is(err, message.ErrMalformed) {
 		t.Fatalf("whole-state decoder on a split state: %v", err)
 	}
 	if _, err := UnmarshalGroupSplit(state, nil, testConfig()); err == nil {
@@ -303,7 +257,7 @@ func TestGroupSplitReadsWholeState(t *testing.T) {
 		t.Fatal(err)
 	}
 	whole := mustMarshal(t, g)
-	g2, err := UnmarshalGroupSplit(whole, func(TreeRef) ([]byte, error) {
+	g2, err := UnmarshalGroupSplit(whole, func(treekem.TreeRef) ([]byte, error) {
 		t.Fatal("tree lookup for a whole state")
 		return nil, nil
 	}, testConfig())
@@ -354,11 +308,11 @@ func TestGroupSplitPastMembers(t *testing.T) {
 	s, _ := suite.Lookup(1)
 	alice, bob := newDevice(t, s, "alice@a/1"), newDevice(t, s, "bob@b/1")
 	var err error
-	if alice.g, err = NewGroup(testConfig(), s, []byte("past"), alice.signer, BasicCredential(alice.id), GroupOptions{}); err != nil {
+	if alice.g, err = NewGroup(testConfig(), s, []byte("past"), alice.signer, message.BasicCredential(alice.id), GroupOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	kp, priv := bob.keyPackage(t, s)
-	commitAndApply(t, alice, CommitOptions{Add: []*KeyPackage{kp}}, nil, []*device{bob}, []*KeyPackagePrivate{priv})
+	commitAndApply(t, alice, CommitOptions{Add: []*message.KeyPackage{kp}}, nil, []*device{bob}, []*message.KeyPackagePrivate{priv})
 	if len(alice.g.past) != 1 {
 		t.Fatalf("premise: alice keeps %d past epochs", len(alice.g.past))
 	}
@@ -368,31 +322,31 @@ func TestGroupSplitPastMembers(t *testing.T) {
 		t.Fatal(err)
 	}
 	treeRef := alice.g.st.tree.Ref()
-	var listRef TreeRef
+	var listRef treekem.TreeRef
 	for r := range blobs {
 		if r != treeRef {
 			listRef = r
 		}
 	}
-	if len(blobs) != 2 || listRef == (TreeRef{}) {
+	if len(blobs) != 2 || listRef == (treekem.TreeRef{}) {
 		t.Fatalf("%d blobs, want the tree and the past member list", len(blobs))
 	}
 	if bytes.Contains(state, blobs[listRef]) {
 		t.Fatal("the past member list is still in the state")
 	}
-	missing := map[TreeRef][]byte{treeRef: blobs[treeRef]}
+	missing := map[treekem.TreeRef][]byte{treeRef: blobs[treeRef]}
 	if _, err := UnmarshalGroupSplit(state, lookupIn(missing), testConfig()); !errors.Is(err, errNoTree) {
 		t.Fatalf("missing member list: %v", err)
 	}
 	bad := bytes.Clone(blobs[listRef])
 	bad[len(bad)-1] ^= 1
-	tampered := map[TreeRef][]byte{treeRef: blobs[treeRef], listRef: bad}
+	tampered := map[treekem.TreeRef][]byte{treeRef: blobs[treeRef], listRef: bad}
 	if _, err := UnmarshalGroupSplit(state, lookupIn(tampered), testConfig()); !errors.Is(err, ErrTreeMismatch) {
 		t.Fatalf("tampered member list: %v", err)
 	}
 	// Version 2: trees apart, member lists inline.
-	v2 := alice.g.marshal(splitTreesVersion, func(tr *RatchetTree) []byte { r := tr.Ref(); return r[:] }, nil)
-	g, err := UnmarshalGroupSplit(v2, lookupIn(map[TreeRef][]byte{treeRef: blobs[treeRef]}), testConfig())
+	v2 := alice.g.marshal(splitTreesVersion, func(tr *treekem.RatchetTree) []byte { r := tr.Ref(); return r[:] }, nil)
+	g, err := UnmarshalGroupSplit(v2, lookupIn(map[treekem.TreeRef][]byte{treeRef: blobs[treeRef]}), testConfig())
 	if err != nil {
 		t.Fatalf("version 2 state: %v", err)
 	}

@@ -5,20 +5,21 @@ import (
 	"maps"
 	"slices"
 
+	"hearth/keys/mls/message"
 	"hearth/keys/mls/schedule"
 	"hearth/keys/mls/suite"
-
+	"hearth/keys/mls/treekem"
 	"hearth/keys/mls/treemath"
 )
 
 // epochState is everything a member holds for its current epoch. A commit
 // builds a new epochState; the old one is kept only as a pastEpoch.
 type epochState struct {
-	ctx     GroupContext
-	tree    *RatchetTree
-	priv    *PrivateTree
+	ctx     message.GroupContext
+	tree    *treekem.RatchetTree
+	priv    *treekem.PrivateTree
 	secrets *schedule.Epoch // joiner, welcome and epoch secrets dropped
-	keys    PrivateKeys
+	keys    message.PrivateKeys
 	interim []byte // interim transcript hash
 	// proposals received (or sent) in this epoch, for commits by reference.
 	proposals []cachedProposal
@@ -31,8 +32,8 @@ type epochState struct {
 
 type cachedProposal struct {
 	ref    []byte
-	p      *Proposal
-	sender Sender
+	p      *message.Proposal
+	sender message.Sender
 }
 
 type resumptionPSK struct {
@@ -45,13 +46,13 @@ type resumptionPSK struct {
 // keys and identities (not the whole tree, which is much larger), and its
 // message keys.
 type pastEpoch struct {
-	ctx     GroupContext
+	ctx     message.GroupContext
 	members []Member // non-blank leaves, ascending
-	keys    PrivateKeys
+	keys    message.PrivateKeys
 	// membersEnc and membersSum memoize the member list's encoding and its
 	// SHA-256 for split states (group_split.go).
 	membersEnc []byte
-	membersSum TreeRef
+	membersSum treekem.TreeRef
 }
 
 func (e *pastEpoch) member(l treemath.LeafIndex) (Member, bool) {
@@ -71,14 +72,14 @@ func (e *pastEpoch) clear() {
 // newEpochState finishes an epoch: it starts the secret tree and records
 // the resumption PSK. psks and updateKeys carry over from prev (nil for a
 // joiner).
-func newEpochState(s *suite.Suite, cfg Config, ctx GroupContext, tree *RatchetTree, priv *PrivateTree,
+func newEpochState(s *suite.Suite, cfg Config, ctx message.GroupContext, tree *treekem.RatchetTree, priv *treekem.PrivateTree,
 	ep *schedule.Epoch, confirmationTag []byte, prev *epochState) (*epochState, error) {
 	st, err := schedule.NewSecretTree(s, ep.EncryptionSecret, tree.NumLeaves(), cfg.Limits)
 	if err != nil {
 		return nil, fmt.Errorf("mls: secret tree: %w", err)
 	}
 	e := &epochState{ctx: ctx, tree: tree, priv: priv, secrets: ep,
-		keys:       PrivateKeys{SenderDataSecret: slices.Clone(ep.SenderDataSecret), Tree: st},
+		keys:       message.PrivateKeys{SenderDataSecret: slices.Clone(ep.SenderDataSecret), Tree: st},
 		interim:    schedule.InterimTranscriptHash(s, ctx.ConfirmedTranscriptHash, confirmationTag),
 		updateKeys: map[string]suite.HPKEPrivateKey{}, externalPSKs: map[string][]byte{}}
 	if prev != nil {

@@ -2,6 +2,9 @@ package mls
 
 import (
 	"fmt"
+
+	"hearth/keys/mls/message"
+	"hearth/keys/mls/treekem"
 )
 
 // TreeOfGroupInfo is what a joiner reads from a GroupInfo that travels
@@ -13,7 +16,7 @@ import (
 type TreeOfGroupInfo struct {
 	GroupID     []byte
 	Epoch       uint64
-	CipherSuite CipherSuite
+	CipherSuite message.CipherSuite
 	// RatchetTree is the encoded ratchet_tree extension, for
 	// JoinOptions.RatchetTree.
 	RatchetTree []byte
@@ -26,19 +29,19 @@ type TreeOfGroupInfo struct {
 // ReadGroupInfoTree decodes an MLSMessage(GroupInfo) carrying a
 // ratchet_tree extension.
 func ReadGroupInfoTree(msg []byte) (*TreeOfGroupInfo, error) {
-	var m MLSMessage
+	var m message.MLSMessage
 	if err := m.Unmarshal(msg); err != nil {
 		return nil, fmt.Errorf("mls: group info: %w", err)
 	}
 	if m.GroupInfo == nil {
-		return nil, fmt.Errorf("%w: group info: not a GroupInfo", ErrMalformed)
+		return nil, fmt.Errorf("%w: group info: not a GroupInfo", message.ErrMalformed)
 	}
 	gi := m.GroupInfo
-	raw, ok := gi.Extensions.Find(ExtRatchetTree)
+	raw, ok := gi.Extensions.Find(message.ExtRatchetTree)
 	if !ok {
-		return nil, fmt.Errorf("%w: group info carries no ratchet tree", ErrTree)
+		return nil, fmt.Errorf("%w: group info carries no ratchet tree", treekem.ErrTree)
 	}
-	var nodes RatchetTreeNodes
+	var nodes message.RatchetTreeNodes
 	if err := nodes.Unmarshal(raw); err != nil {
 		return nil, fmt.Errorf("mls: group info: ratchet tree: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"hearth/keys/mls/message"
 	"hearth/keys/mls/suite"
 )
 
@@ -11,19 +12,19 @@ func TestInspect(t *testing.T) {
 	s, _ := suite.Lookup(1)
 	alice, bob := newDevice(t, s, "alice@a/1"), newDevice(t, s, "bob@b/1")
 	var err error
-	if alice.g, err = NewGroup(testConfig(), s, []byte("hub"), alice.signer, BasicCredential(alice.id), GroupOptions{}); err != nil {
+	if alice.g, err = NewGroup(testConfig(), s, []byte("hub"), alice.signer, message.BasicCredential(alice.id), GroupOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	kp, _ := bob.keyPackage(t, s)
-	out, err := alice.g.Commit(CommitOptions{Add: []*KeyPackage{kp}})
+	out, err := alice.g.Commit(CommitOptions{Add: []*message.KeyPackage{kp}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := Inspect(out.Commit)
+	e, err := message.Inspect(out.Commit)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.ContentType != ContentCommit || e.Epoch != 0 || !bytes.Equal(e.GroupID, []byte("hub")) ||
+	if e.ContentType != message.ContentCommit || e.Epoch != 0 || !bytes.Equal(e.GroupID, []byte("hub")) ||
 		len(e.Added) != 1 || string(e.Added[0]) != bob.id || e.Sender.Index != 0 {
 		t.Fatalf("envelope %+v", e)
 	}
@@ -43,7 +44,7 @@ func TestInspect(t *testing.T) {
 		t.Fatal(err)
 	}
 	ct, _ := alice.g.Encrypt([]byte("x"), nil)
-	if e, err := Inspect(ct); err != nil || e.WireFormat != WirePrivateMessage || e.Epoch != 1 || e.Sender != nil {
+	if e, err := message.Inspect(ct); err != nil || e.WireFormat != message.WirePrivateMessage || e.Epoch != 1 || e.Sender != nil {
 		t.Fatalf("private envelope %+v %v", e, err)
 	}
 }
@@ -55,7 +56,7 @@ func FuzzInspect(f *testing.F) {
 	}
 	f.Add([]byte{0, 1, 0, 1})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		Inspect(b)
+		message.Inspect(b)
 		InspectGroupInfo(b)
 	})
 }

@@ -6,23 +6,25 @@ import (
 	"io"
 	"maps"
 
+	"hearth/keys/mls/message"
 	"hearth/keys/mls/schedule"
 	"hearth/keys/mls/suite"
+	"hearth/keys/mls/treekem"
 )
 
 // GroupOptions tune NewGroup.
 type GroupOptions struct {
 	// Extensions of the GroupContext (e.g. required_capabilities, or
 	// Hearth's private-use group metadata).
-	Extensions Extensions
+	Extensions message.Extensions
 	// KeyPackage options for the creator's leaf (capabilities, leaf
 	// extensions, lifetime).
-	Leaf KeyPackageOptions
+	Leaf message.KeyPackageOptions
 }
 
 // NewGroup creates a one-member group at epoch 0 (RFC 9420 §11) with the
 // creator's credential cred.
-func NewGroup(cfg Config, s *suite.Suite, groupID []byte, signer *suite.Signer, cred Credential, opts GroupOptions) (*Group, error) {
+func NewGroup(cfg Config, s *suite.Suite, groupID []byte, signer *suite.Signer, cred message.Credential, opts GroupOptions) (*Group, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -30,7 +32,7 @@ func NewGroup(cfg Config, s *suite.Suite, groupID []byte, signer *suite.Signer, 
 	if opts.Leaf.Now.IsZero() {
 		opts.Leaf.Now = cfg.Now()
 	}
-	kp, kpPriv, err := NewKeyPackage(s, cfg.Rand, signer, cred, opts.Leaf)
+	kp, kpPriv, err := message.NewKeyPackage(s, cfg.Rand, signer, cred, opts.Leaf)
 	if err != nil {
 		return nil, err
 	}
@@ -40,7 +42,7 @@ func NewGroup(cfg Config, s *suite.Suite, groupID []byte, signer *suite.Signer, 
 	}
 	ext := opts.Extensions
 	if ext == nil {
-		ext = Extensions{}
+		ext = message.Extensions{}
 	}
 	rc, _, err := ext.RequiredCapabilities()
 	if err != nil {
@@ -49,8 +51,8 @@ func NewGroup(cfg Config, s *suite.Suite, groupID []byte, signer *suite.Signer, 
 	if err := supportsExtensions(&kp.LeafNode, ext, rc); err != nil {
 		return nil, fmt.Errorf("%w: creator: %w", ErrProposal, err)
 	}
-	tree := NewOneMemberTree(s, &kp.LeafNode)
-	ctx := GroupContext{Version: MLS10, CipherSuite: s.ID(), GroupID: bytes.Clone(groupID), Epoch: 0,
+	tree := treekem.NewOneMemberTree(s, &kp.LeafNode)
+	ctx := message.GroupContext{Version: message.MLS10, CipherSuite: s.ID(), GroupID: bytes.Clone(groupID), Epoch: 0,
 		TreeHash: tree.TreeHash(), ConfirmedTranscriptHash: []byte{}, Extensions: ext}
 	initSecret := make([]byte, s.Nh())
 	if _, err := io.ReadFull(cfg.Rand, initSecret); err != nil {
@@ -66,7 +68,7 @@ func NewGroup(cfg Config, s *suite.Suite, groupID []byte, signer *suite.Signer, 
 		return nil, err
 	}
 	ep.DropJoinerSecrets()
-	if g.st, err = newEpochState(s, cfg, ctx, tree, NewPrivateTree(0, kpPriv.EncryptionKey), ep, tag, nil); err != nil {
+	if g.st, err = newEpochState(s, cfg, ctx, tree, treekem.NewPrivateTree(0, kpPriv.EncryptionKey), ep, tag, nil); err != nil {
 		return nil, err
 	}
 	return g, nil
@@ -84,12 +86,12 @@ type JoinOptions struct {
 // WelcomeKeyPackageRefs returns the KeyPackage references a Welcome is
 // addressed to, so a client can find which of its KeyPackages to use.
 func WelcomeKeyPackageRefs(welcome []byte) ([][]byte, error) {
-	var m MLSMessage
+	var m message.MLSMessage
 	if err := m.Unmarshal(welcome); err != nil {
 		return nil, err
 	}
 	if m.Welcome == nil {
-		return nil, fmt.Errorf("%w: not a Welcome", ErrMalformed)
+		return nil, fmt.Errorf("%w: not a Welcome", message.ErrMalformed)
 	}
 	var out [][]byte
 	for _, s := range m.Welcome.Secrets {
@@ -103,7 +105,7 @@ func WelcomeKeyPackageRefs(welcome []byte) ([][]byte, error) {
 // its KeyPackage) stored for a KeyPackage reference, or an error if the
 // device has none. It also returns the reference used, so the client can
 // delete that bundle (unless last resort).
-func JoinWelcome(cfg Config, welcome []byte, lookup func(ref []byte) (*KeyPackagePrivate, error),
+func JoinWelcome(cfg Config, welcome []byte, lookup func(ref []byte) (*message.KeyPackagePrivate, error),
 	opts JoinOptions) (*Group, []byte, error) {
 	refs, err := WelcomeKeyPackageRefs(welcome)
 	if err != nil {
@@ -117,23 +119,23 @@ func JoinWelcome(cfg Config, welcome []byte, lookup func(ref []byte) (*KeyPackag
 		g, err := JoinFromWelcome(cfg, welcome, priv.KeyPackage, priv, opts)
 		return g, ref, err
 	}
-	return nil, nil, fmt.Errorf("%w: join: the Welcome names none of this device's KeyPackages", ErrMalformed)
+	return nil, nil, fmt.Errorf("%w: join: the Welcome names none of this device's KeyPackages", message.ErrMalformed)
 }
 
 // JoinFromWelcome joins a group from an MLSMessage(Welcome) addressed to
 // kp, whose private parts are kpPriv (RFC 9420 §12.4.3.1). Every member
 // of the tree is checked with cfg.Validator.
-func JoinFromWelcome(cfg Config, welcome []byte, kp *KeyPackage, kpPriv *KeyPackagePrivate, opts JoinOptions) (*Group, error) {
+func JoinFromWelcome(cfg Config, welcome []byte, kp *message.KeyPackage, kpPriv *message.KeyPackagePrivate, opts JoinOptions) (*Group, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	var m MLSMessage
+	var m message.MLSMessage
 	if err := m.Unmarshal(welcome); err != nil {
 		return nil, fmt.Errorf("mls: join: %w", err)
 	}
 	if m.Welcome == nil {
-		return nil, fmt.Errorf("%w: join: not a Welcome", ErrMalformed)
+		return nil, fmt.Errorf("%w: join: not a Welcome", message.ErrMalformed)
 	}
 	s, err := suite.Lookup(m.Welcome.CipherSuite)
 	if err != nil {
@@ -144,7 +146,7 @@ func JoinFromWelcome(cfg Config, welcome []byte, kp *KeyPackage, kpPriv *KeyPack
 		return nil, fmt.Errorf("mls: join: %w", err)
 	}
 	g := &Group{cfg: cfg, s: s, signer: signer}
-	gs, err := OpenGroupSecrets(s, m.Welcome, kp, kpPriv.InitKey)
+	gs, err := message.OpenGroupSecrets(s, m.Welcome, kp, kpPriv.InitKey)
 	if err != nil {
 		return nil, fmt.Errorf("mls: join: %w", err)
 	}
@@ -156,7 +158,7 @@ func JoinFromWelcome(cfg Config, welcome []byte, kp *KeyPackage, kpPriv *KeyPack
 	if err != nil {
 		return nil, fmt.Errorf("mls: join: %w", err)
 	}
-	gi, err := OpenGroupInfo(s, m.Welcome, gs.JoinerSecret, psk)
+	gi, err := message.OpenGroupInfo(s, m.Welcome, gs.JoinerSecret, psk)
 	if err != nil {
 		return nil, fmt.Errorf("mls: join: %w", err)
 	}
@@ -166,9 +168,9 @@ func JoinFromWelcome(cfg Config, welcome []byte, kp *KeyPackage, kpPriv *KeyPack
 	}
 	self, ok := tree.IndexOf(&kp.LeafNode)
 	if !ok {
-		return nil, fmt.Errorf("%w: join: own leaf is not in the tree", ErrTree)
+		return nil, fmt.Errorf("%w: join: own leaf is not in the tree", treekem.ErrTree)
 	}
-	priv := NewPrivateTree(self, kpPriv.EncryptionKey)
+	priv := treekem.NewPrivateTree(self, kpPriv.EncryptionKey)
 	if gs.PathSecret != nil {
 		if priv, err = priv.WithJoinPathSecret(tree, gi.Signer, gs.PathSecret); err != nil {
 			return nil, fmt.Errorf("mls: join: %w", err)
@@ -179,7 +181,7 @@ func JoinFromWelcome(cfg Config, welcome []byte, kp *KeyPackage, kpPriv *KeyPack
 		return nil, fmt.Errorf("mls: join: %w", err)
 	}
 	if !ep.VerifyConfirmationTag(gi.GroupContext.ConfirmedTranscriptHash, gi.ConfirmationTag) {
-		return nil, fmt.Errorf("%w: join: confirmation tag", ErrAuth)
+		return nil, fmt.Errorf("%w: join: confirmation tag", message.ErrAuth)
 	}
 	ep.DropJoinerSecrets()
 	st, err := newEpochState(s, cfg, gi.GroupContext, tree, priv, ep, gi.ConfirmationTag, g.st)
@@ -192,7 +194,7 @@ func JoinFromWelcome(cfg Config, welcome []byte, kp *KeyPackage, kpPriv *KeyPack
 
 // joinTree reads, verifies and checks a joiner's ratchet tree against a
 // GroupInfo (verifyGroupInfoTree) with the group's validator.
-func (g *Group) joinTree(gi *GroupInfo, external []byte) (*RatchetTree, error) {
+func (g *Group) joinTree(gi *message.GroupInfo, external []byte) (*treekem.RatchetTree, error) {
 	return verifyGroupInfoTree(g.s, gi, external, g.cfg.Validator)
 }
 
@@ -202,9 +204,9 @@ func (g *Group) joinTree(gi *GroupInfo, external []byte) (*RatchetTree, error) {
 // signature by its signer's leaf, the tree hash against its GroupContext,
 // every leaf (signatures, parent hashes, unmerged leaves, unique keys) and
 // every member's credential with val.
-func verifyGroupInfoTree(s *suite.Suite, gi *GroupInfo, external []byte, val CredentialValidator) (*RatchetTree, error) {
-	if gi.GroupContext.CipherSuite != s.ID() || gi.GroupContext.Version != MLS10 {
-		return nil, fmt.Errorf("%w: group info suite/version", ErrMalformed)
+func verifyGroupInfoTree(s *suite.Suite, gi *message.GroupInfo, external []byte, val CredentialValidator) (*treekem.RatchetTree, error) {
+	if gi.GroupContext.CipherSuite != s.ID() || gi.GroupContext.Version != message.MLS10 {
+		return nil, fmt.Errorf("%w: group info suite/version", message.ErrMalformed)
 	}
 	nodes, ok, err := gi.Extensions.RatchetTree()
 	if err != nil {
@@ -212,25 +214,25 @@ func verifyGroupInfoTree(s *suite.Suite, gi *GroupInfo, external []byte, val Cre
 	}
 	if !ok {
 		if external == nil {
-			return nil, fmt.Errorf("%w: no ratchet tree in the GroupInfo and none given", ErrTree)
+			return nil, fmt.Errorf("%w: no ratchet tree in the GroupInfo and none given", treekem.ErrTree)
 		}
 		if err := nodes.Unmarshal(external); err != nil {
 			return nil, err
 		}
 	}
-	tree, err := NewRatchetTree(s, nodes)
+	tree, err := treekem.NewRatchetTree(s, nodes)
 	if err != nil {
 		return nil, err
 	}
 	signerLeaf := tree.Leaf(gi.Signer)
 	if signerLeaf == nil {
-		return nil, fmt.Errorf("%w: GroupInfo signer %d is not a member", ErrTree, gi.Signer)
+		return nil, fmt.Errorf("%w: GroupInfo signer %d is not a member", treekem.ErrTree, gi.Signer)
 	}
 	if err := gi.Verify(s, signerLeaf.SignatureKey); err != nil {
 		return nil, err
 	}
 	if !bytes.Equal(tree.TreeHash(), gi.GroupContext.TreeHash) {
-		return nil, fmt.Errorf("%w: tree hash does not match the GroupContext", ErrTree)
+		return nil, fmt.Errorf("%w: tree hash does not match the GroupContext", treekem.ErrTree)
 	}
 	if err := tree.Verify(gi.GroupContext.GroupID); err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"hearth/keys/mls/message"
 	"hearth/keys/mls/suite"
 )
 
@@ -35,12 +36,12 @@ func vectorConfig() Config {
 }
 
 func runPassiveClient(t *testing.T, s *suite.Suite, v *passiveClientVector) {
-	var kpm MLSMessage
+	var kpm message.MLSMessage
 	if err := kpm.Unmarshal(v.KeyPackage); err != nil || kpm.KeyPackage == nil {
 		t.Fatalf("key package: %v", err)
 	}
 	kp := kpm.KeyPackage
-	priv := &KeyPackagePrivate{Suite: s.ID(), InitKey: suite.HPKEPrivateKey(v.InitPriv),
+	priv := &message.KeyPackagePrivate{Suite: s.ID(), InitKey: suite.HPKEPrivateKey(v.InitPriv),
 		EncryptionKey: suite.HPKEPrivateKey(v.EncryptionPriv), SignatureKey: v.SignaturePriv}
 	checkKeyPackagePrivate(t, s, kp, priv)
 	opts := JoinOptions{RatchetTree: v.RatchetTree, ExternalPSKs: map[string][]byte{}}
@@ -71,7 +72,7 @@ func runPassiveClient(t *testing.T, s *suite.Suite, v *passiveClientVector) {
 
 // checkKeyPackagePrivate verifies that the vector's private keys match
 // the KeyPackage's public keys.
-func checkKeyPackagePrivate(t *testing.T, s *suite.Suite, kp *KeyPackage, priv *KeyPackagePrivate) {
+func checkKeyPackagePrivate(t *testing.T, s *suite.Suite, kp *message.KeyPackage, priv *message.KeyPackagePrivate) {
 	t.Helper()
 	signer, err := priv.Signer()
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 
+	"hearth/keys/mls/message"
 	"hearth/keys/mls/treemath"
 )
 
@@ -22,19 +23,19 @@ func (g *Group) Process(msg []byte) (*Result, error) {
 	if err := g.usable(); err != nil {
 		return nil, err
 	}
-	var m MLSMessage
+	var m message.MLSMessage
 	if err := m.Unmarshal(msg); err != nil {
 		return nil, fmt.Errorf("mls: process: %w", err)
 	}
 	var st *staged
 	var err error
 	switch m.WireFormat {
-	case WirePublicMessage:
+	case message.WirePublicMessage:
 		st, err = g.processPublic(m.PublicMessage)
-	case WirePrivateMessage:
+	case message.WirePrivateMessage:
 		st, err = g.processPrivate(m.PrivateMessage)
 	default:
-		err = fmt.Errorf("%w: wire format %d is not a group message", ErrMalformed, m.WireFormat)
+		err = fmt.Errorf("%w: wire format %d is not a group message", message.ErrMalformed, m.WireFormat)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("mls: process: %w", err)
@@ -60,7 +61,7 @@ func (g *Group) checkHandshakeEpoch(groupID []byte, epoch uint64) error {
 
 // checkHandshakeEpoch refuses a handshake message of another group or
 // epoch than ctx's.
-func checkHandshakeEpoch(ctx *GroupContext, groupID []byte, epoch uint64) error {
+func checkHandshakeEpoch(ctx *message.GroupContext, groupID []byte, epoch uint64) error {
 	if !bytes.Equal(groupID, ctx.GroupID) {
 		return ErrGroup
 	}
@@ -70,13 +71,13 @@ func checkHandshakeEpoch(ctx *GroupContext, groupID []byte, epoch uint64) error 
 	return nil
 }
 
-func (g *Group) processPublic(p *PublicMessage) (*staged, error) {
+func (g *Group) processPublic(p *message.PublicMessage) (*staged, error) {
 	c := &p.Content
 	if err := g.checkHandshakeEpoch(c.GroupID, c.Epoch); err != nil {
 		return nil, err
 	}
-	if c.ContentType == ContentApplication {
-		return nil, fmt.Errorf("%w: application data in a PublicMessage", ErrMalformed)
+	if c.ContentType == message.ContentApplication {
+		return nil, fmt.Errorf("%w: application data in a PublicMessage", message.ErrMalformed)
 	}
 	key, err := g.view().senderKey(c)
 	if err != nil {
@@ -88,7 +89,7 @@ func (g *Group) processPublic(p *PublicMessage) (*staged, error) {
 	return g.handshake(p.AuthenticatedContent())
 }
 
-func (g *Group) processPrivate(p *PrivateMessage) (*staged, error) {
+func (g *Group) processPrivate(p *message.PrivateMessage) (*staged, error) {
 	if !bytes.Equal(p.GroupID, g.st.ctx.GroupID) {
 		return nil, ErrGroup
 	}
@@ -99,17 +100,17 @@ func (g *Group) processPrivate(p *PrivateMessage) (*staged, error) {
 	}
 	if p.Epoch != g.st.ctx.Epoch {
 		past, ok := g.pastEpoch(p.Epoch)
-		if !ok || p.ContentType != ContentApplication {
+		if !ok || p.ContentType != message.ContentApplication {
 			return nil, fmt.Errorf("%w: message for epoch %d, group is at %d", ErrEpoch, p.Epoch, g.st.ctx.Epoch)
 		}
 		ctx, keys, sender = &past.ctx, past.keys, past.member
-	} else if p.ContentType != ContentApplication {
+	} else if p.ContentType != message.ContentApplication {
 		if err := g.checkHandshakeEpoch(p.GroupID, p.Epoch); err != nil {
 			return nil, err
 		}
 	}
 	var st *staged
-	_, err := DecryptPrivate(g.s, p, keys, func(a *AuthenticatedContent) error {
+	_, err := message.DecryptPrivate(g.s, p, keys, func(a *message.AuthenticatedContent) error {
 		m, ok := sender(treemath.LeafIndex(a.Content.Sender.Index))
 		if !ok {
 			return fmt.Errorf("%w: leaf %d", ErrSender, a.Content.Sender.Index)
@@ -117,8 +118,8 @@ func (g *Group) processPrivate(p *PrivateMessage) (*staged, error) {
 		if err := a.VerifySignature(g.s, m.SignatureKey, ctx); err != nil {
 			return err
 		}
-		if a.Content.ContentType == ContentApplication {
-			st = &staged{res: &Result{Kind: ContentApplication, Epoch: g.st.ctx.Epoch, Sender: a.Content.Sender,
+		if a.Content.ContentType == message.ContentApplication {
+			st = &staged{res: &Result{Kind: message.ContentApplication, Epoch: g.st.ctx.Epoch, Sender: a.Content.Sender,
 				SenderIdentity: m.Identity, Plaintext: a.Content.ApplicationData,
 				AuthenticatedData: a.Content.AuthenticatedData}}
 			return nil
@@ -134,13 +135,13 @@ func (g *Group) processPrivate(p *PrivateMessage) (*staged, error) {
 }
 
 // handshake stages a verified proposal or commit of the current epoch.
-func (g *Group) handshake(a *AuthenticatedContent) (*staged, error) {
+func (g *Group) handshake(a *message.AuthenticatedContent) (*staged, error) {
 	c := &a.Content
 	res := &Result{Kind: c.ContentType, Epoch: g.st.ctx.Epoch, Sender: c.Sender, AuthenticatedData: c.AuthenticatedData}
-	if c.Sender.Type == SenderMember {
+	if c.Sender.Type == message.SenderMember {
 		res.SenderIdentity = memberAt(g.st.tree, treemath.LeafIndex(c.Sender.Index)).Identity
 	}
-	if c.ContentType == ContentProposal {
+	if c.ContentType == message.ContentProposal {
 		cp, err := g.view().checkProposal(a)
 		if err != nil {
 			return nil, err
@@ -148,10 +149,10 @@ func (g *Group) handshake(a *AuthenticatedContent) (*staged, error) {
 		res.Proposal = cp.p
 		return &staged{res: res, proposal: cp}, nil
 	}
-	if c.Sender.Type == SenderMember && treemath.LeafIndex(c.Sender.Index) == g.st.priv.Self() {
+	if c.Sender.Type == message.SenderMember && treemath.LeafIndex(c.Sender.Index) == g.st.priv.Self() {
 		return nil, ErrOwnCommit
 	}
-	if c.Sender.Type != SenderMember && c.Sender.Type != SenderNewMemberCommit {
+	if c.Sender.Type != message.SenderMember && c.Sender.Type != message.SenderNewMemberCommit {
 		return nil, fmt.Errorf("%w: commit from sender type %d", ErrSender, c.Sender.Type)
 	}
 	return g.processCommit(a, res)

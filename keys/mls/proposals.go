@@ -4,28 +4,29 @@ import (
 	"fmt"
 	"slices"
 
+	"hearth/keys/mls/message"
 	"hearth/keys/mls/suite"
-
+	"hearth/keys/mls/treekem"
 	"hearth/keys/mls/treemath"
 )
 
 // resolved is one proposal of a commit with the member who proposed it.
 type resolved struct {
-	p      *Proposal
-	sender Sender
+	p      *message.Proposal
+	sender message.Sender
 	ref    []byte // nil when included by value
 }
 
 // provisional is the state after a commit's proposals are applied and
 // before its path and key schedule (RFC 9420 §12.4.2).
 type provisional struct {
-	tree         *RatchetTree
-	ctx          GroupContext // epoch+1, new extensions, old transcript hash
+	tree         *treekem.RatchetTree
+	ctx          message.GroupContext // epoch+1, new extensions, old transcript hash
 	added        []treemath.LeafIndex
-	addKPs       []*KeyPackage
+	addKPs       []*message.KeyPackage
 	removed      []Member
 	updated      []treemath.LeafIndex
-	psks         []PreSharedKeyID
+	psks         []message.PreSharedKeyID
 	kemOutput    []byte // external init
 	pathRequired bool
 	gce          bool // a GroupContextExtensions proposal was applied
@@ -34,27 +35,27 @@ type provisional struct {
 }
 
 // proposalCounts checks the list-wide rules of §12.2.
-func checkProposalList(props []resolved, committer Sender) error {
-	count := map[ProposalType]int{}
+func checkProposalList(props []resolved, committer message.Sender) error {
+	count := map[message.ProposalType]int{}
 	for _, r := range props {
 		count[r.p.Type]++
-		if r.p.Type == ProposalReInit {
+		if r.p.Type == message.ProposalReInit {
 			return fmt.Errorf("%w: ReInit proposals", ErrUnsupported)
 		}
-		if r.p.Type < ProposalAdd || r.p.Type > ProposalGroupContextExtensions {
+		if r.p.Type < message.ProposalAdd || r.p.Type > message.ProposalGroupContextExtensions {
 			return fmt.Errorf("%w: proposal type %d", ErrProposal, r.p.Type)
 		}
 	}
-	if count[ProposalGroupContextExtensions] > 1 {
+	if count[message.ProposalGroupContextExtensions] > 1 {
 		return fmt.Errorf("%w: more than one GroupContextExtensions", ErrProposal)
 	}
-	if committer.Type != SenderNewMemberCommit {
-		if count[ProposalExternalInit] > 0 {
+	if committer.Type != message.SenderNewMemberCommit {
+		if count[message.ProposalExternalInit] > 0 {
 			return fmt.Errorf("%w: ExternalInit in a member's commit", ErrProposal)
 		}
 		return nil
 	}
-	if count[ProposalExternalInit] != 1 || count[ProposalRemove] > 1 {
+	if count[message.ProposalExternalInit] != 1 || count[message.ProposalRemove] > 1 {
 		return fmt.Errorf("%w: external commit needs one ExternalInit and at most one Remove", ErrProposal)
 	}
 	for _, r := range props {
@@ -62,7 +63,7 @@ func checkProposalList(props []resolved, committer Sender) error {
 			return fmt.Errorf("%w: external commit with proposals by reference", ErrProposal)
 		}
 		switch r.p.Type {
-		case ProposalExternalInit, ProposalRemove, ProposalPSK:
+		case message.ProposalExternalInit, message.ProposalRemove, message.ProposalPSK:
 		default:
 			return fmt.Errorf("%w: proposal type %d in an external commit", ErrProposal, r.p.Type)
 		}
@@ -73,7 +74,7 @@ func checkProposalList(props []resolved, committer Sender) error {
 // applyProposals validates props (§12.2) and applies them in the order
 // of §12.3 to a copy of the current tree. committer is the commit's
 // sender; for a member, committer.Index is its leaf.
-func (v *epochView) applyProposals(props []resolved, committer Sender) (*provisional, error) {
+func (v *epochView) applyProposals(props []resolved, committer message.Sender) (*provisional, error) {
 	if err := checkProposalList(props, committer); err != nil {
 		return nil, err
 	}
@@ -82,11 +83,11 @@ func (v *epochView) applyProposals(props []resolved, committer Sender) (*provisi
 	pv.ctx.TreeHash = nil // set once the path (if any) is merged
 	for _, r := range props {
 		switch r.p.Type {
-		case ProposalUpdate, ProposalRemove, ProposalExternalInit, ProposalGroupContextExtensions:
+		case message.ProposalUpdate, message.ProposalRemove, message.ProposalExternalInit, message.ProposalGroupContextExtensions:
 			pv.pathRequired = true
 		}
 	}
-	steps := []func([]resolved, Sender) error{pv.applyGCE(), pv.applyUpdates(v), pv.applyRemoves(v), pv.applyAdds(v), pv.collectPSKs(v)}
+	steps := []func([]resolved, message.Sender) error{pv.applyGCE(), pv.applyUpdates(v), pv.applyRemoves(v), pv.applyAdds(v), pv.collectPSKs(v)}
 	for _, step := range steps {
 		if err := step(props, committer); err != nil {
 			return nil, err
@@ -95,7 +96,7 @@ func (v *epochView) applyProposals(props []resolved, committer Sender) (*provisi
 	return pv, nil
 }
 
-func (pv *provisional) required() (*RequiredCapabilities, error) {
+func (pv *provisional) required() (*message.RequiredCapabilities, error) {
 	rc, _, err := pv.ctx.Extensions.RequiredCapabilities()
 	if err != nil {
 		return nil, fmt.Errorf("%w: required_capabilities: %w", ErrProposal, err)
@@ -103,10 +104,10 @@ func (pv *provisional) required() (*RequiredCapabilities, error) {
 	return rc, nil
 }
 
-func (pv *provisional) applyGCE() func([]resolved, Sender) error {
-	return func(props []resolved, _ Sender) error {
+func (pv *provisional) applyGCE() func([]resolved, message.Sender) error {
+	return func(props []resolved, _ message.Sender) error {
 		for _, r := range props {
-			if r.p.Type != ProposalGroupContextExtensions {
+			if r.p.Type != message.ProposalGroupContextExtensions {
 				continue
 			}
 			pv.ctx.Extensions = slices.Clone(r.p.GroupContextExtensions)
@@ -127,37 +128,37 @@ func (pv *provisional) applyGCE() func([]resolved, Sender) error {
 
 // supportsExtensions checks that leaf supports every non-default
 // extension type in exts and the required capabilities.
-func supportsExtensions(leaf *LeafNode, exts Extensions, rc *RequiredCapabilities) error {
+func supportsExtensions(leaf *message.LeafNode, exts message.Extensions, rc *message.RequiredCapabilities) error {
 	for _, e := range exts {
-		if e.Type > ExtExternalSenders && !slices.Contains(leaf.Capabilities.Extensions, e.Type) {
+		if e.Type > message.ExtExternalSenders && !slices.Contains(leaf.Capabilities.Extensions, e.Type) {
 			return fmt.Errorf("leaf does not support extension %d", e.Type)
 		}
 	}
-	return checkRequired(&leaf.Capabilities, rc)
+	return treekem.CheckRequired(&leaf.Capabilities, rc)
 }
 
-func (pv *provisional) applyUpdates(v *epochView) func([]resolved, Sender) error {
-	return func(props []resolved, committer Sender) error {
+func (pv *provisional) applyUpdates(v *epochView) func([]resolved, message.Sender) error {
+	return func(props []resolved, committer message.Sender) error {
 		rc, err := pv.required()
 		if err != nil {
 			return err
 		}
 		seen := map[treemath.LeafIndex]bool{}
 		for _, r := range props {
-			if r.p.Type != ProposalUpdate {
+			if r.p.Type != message.ProposalUpdate {
 				continue
 			}
 			l := treemath.LeafIndex(r.sender.Index)
 			switch {
-			case r.sender.Type != SenderMember:
+			case r.sender.Type != message.SenderMember:
 				return fmt.Errorf("%w: Update from a non-member", ErrProposal)
-			case committer.Type == SenderMember && r.sender.Index == committer.Index:
+			case committer.Type == message.SenderMember && r.sender.Index == committer.Index:
 				return fmt.Errorf("%w: committer includes its own Update", ErrProposal)
 			case seen[l]:
 				return fmt.Errorf("%w: two Updates for leaf %d", ErrProposal, l)
 			}
 			seen[l] = true
-			if err := pv.tree.ValidateLeafNode(r.p.Update, LeafPolicy{Source: SourceUpdate, GroupID: pv.ctx.GroupID,
+			if err := pv.tree.ValidateLeafNode(r.p.Update, treekem.LeafPolicy{Source: message.SourceUpdate, GroupID: pv.ctx.GroupID,
 				Leaf: l, Required: rc}); err != nil {
 				return fmt.Errorf("%w: Update of leaf %d: %w", ErrProposal, l, err)
 			}
@@ -183,17 +184,17 @@ func (pv *provisional) applyUpdates(v *epochView) func([]resolved, Sender) error
 	}
 }
 
-func (pv *provisional) applyRemoves(v *epochView) func([]resolved, Sender) error {
-	return func(props []resolved, committer Sender) error {
+func (pv *provisional) applyRemoves(v *epochView) func([]resolved, message.Sender) error {
+	return func(props []resolved, committer message.Sender) error {
 		for _, r := range props {
-			if r.p.Type != ProposalRemove {
+			if r.p.Type != message.ProposalRemove {
 				continue
 			}
 			l := r.p.Remove
 			switch {
 			case pv.tree.Leaf(l) == nil:
 				return fmt.Errorf("%w: Remove of blank or absent leaf %d", ErrProposal, l)
-			case committer.Type == SenderMember && uint32(l) == committer.Index:
+			case committer.Type == message.SenderMember && uint32(l) == committer.Index:
 				return fmt.Errorf("%w: committer removes itself", ErrProposal)
 			case slices.Contains(pv.updated, l):
 				return fmt.Errorf("%w: leaf %d both updated and removed", ErrProposal, l)
@@ -210,16 +211,16 @@ func (pv *provisional) applyRemoves(v *epochView) func([]resolved, Sender) error
 	}
 }
 
-func (pv *provisional) applyAdds(v *epochView) func([]resolved, Sender) error {
-	return func(props []resolved, _ Sender) error {
+func (pv *provisional) applyAdds(v *epochView) func([]resolved, message.Sender) error {
+	return func(props []resolved, _ message.Sender) error {
 		rc, err := pv.required()
 		if err != nil {
 			return err
 		}
 		for _, r := range props {
 			switch r.p.Type {
-			case ProposalAdd:
-			case ProposalExternalInit:
+			case message.ProposalAdd:
+			case message.ProposalExternalInit:
 				pv.kemOutput = r.p.ExternalInitKEMOutput
 				continue
 			default:
@@ -248,14 +249,14 @@ func (pv *provisional) applyAdds(v *epochView) func([]resolved, Sender) error {
 // one leaf: adding a device that is already a member is refused (a
 // device that lost its state rejoins with a Remove of its old leaf, e.g.
 // an external commit with Resync).
-func (v *epochView) checkKeyPackage(tree *RatchetTree, kp *KeyPackage, rc *RequiredCapabilities) error {
+func (v *epochView) checkKeyPackage(tree *treekem.RatchetTree, kp *message.KeyPackage, rc *message.RequiredCapabilities) error {
 	if l, dup := leafWithIdentity(tree, kp.LeafNode.Credential.Identity); dup {
 		return fmt.Errorf("%w: Add: %q is already member %d", ErrProposal, kp.LeafNode.Credential.Identity, l)
 	}
 	if err := kp.Verify(v.s); err != nil {
 		return fmt.Errorf("%w: Add: %w", ErrProposal, err)
 	}
-	pol := LeafPolicy{Source: SourceKeyPackage, GroupID: v.ctx.GroupID, Required: rc, Now: v.now}
+	pol := treekem.LeafPolicy{Source: message.SourceKeyPackage, GroupID: v.ctx.GroupID, Required: rc, Now: v.now}
 	if err := tree.ValidateLeafNode(&kp.LeafNode, pol); err != nil {
 		return fmt.Errorf("%w: Add: %w", ErrProposal, err)
 	}
@@ -267,11 +268,11 @@ func (v *epochView) checkKeyPackage(tree *RatchetTree, kp *KeyPackage, rc *Requi
 	return v.validateMember(&kp.LeafNode)
 }
 
-func (pv *provisional) collectPSKs(v *epochView) func([]resolved, Sender) error {
-	return func(props []resolved, _ Sender) error {
+func (pv *provisional) collectPSKs(v *epochView) func([]resolved, message.Sender) error {
+	return func(props []resolved, _ message.Sender) error {
 		seen := map[string]bool{}
 		for _, r := range props {
-			if r.p.Type != ProposalPSK {
+			if r.p.Type != message.ProposalPSK {
 				continue
 			}
 			id := r.p.PSK
@@ -291,17 +292,17 @@ func (pv *provisional) collectPSKs(v *epochView) func([]resolved, Sender) error 
 	}
 }
 
-func (v *epochView) checkPSKID(id *PreSharedKeyID) error {
+func (v *epochView) checkPSKID(id *message.PreSharedKeyID) error {
 	if len(id.Nonce) != v.s.Nh() {
 		return fmt.Errorf("%w: PSK nonce is %d bytes", ErrProposal, len(id.Nonce))
 	}
-	if id.Type == PSKResumption && id.Usage != ResumptionApplication {
+	if id.Type == message.PSKResumption && id.Usage != message.ResumptionApplication {
 		return fmt.Errorf("%w: resumption PSK usage %d", ErrProposal, id.Usage)
 	}
 	return nil
 }
 
-func leafWithIdentity(t *RatchetTree, id []byte) (treemath.LeafIndex, bool) {
+func leafWithIdentity(t *treekem.RatchetTree, id []byte) (treemath.LeafIndex, bool) {
 	if len(id) == 0 {
 		return 0, false
 	}
@@ -316,7 +317,7 @@ func leafWithIdentity(t *RatchetTree, id []byte) (treemath.LeafIndex, bool) {
 // sameIdentity refuses a leaf replacement (Update, commit path) that
 // changes the member's credential identity: a Hearth device keeps its
 // address for as long as it is a member.
-func sameIdentity(old, leaf *LeafNode) error {
+func sameIdentity(old, leaf *message.LeafNode) error {
 	if old != nil && string(old.Credential.Identity) != string(leaf.Credential.Identity) {
 		return fmt.Errorf("%w: leaf replacement changes identity %q to %q", ErrProposal,
 			old.Credential.Identity, leaf.Credential.Identity)

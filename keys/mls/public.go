@@ -6,9 +6,10 @@ import (
 	"slices"
 	"time"
 
+	"hearth/keys/mls/message"
 	"hearth/keys/mls/schedule"
 	"hearth/keys/mls/suite"
-
+	"hearth/keys/mls/treekem"
 	"hearth/keys/mls/treemath"
 )
 
@@ -33,8 +34,8 @@ import (
 // see docs/e2ee.md ("The hub's public state and verification").
 type PublicGroup struct {
 	s         *suite.Suite
-	ctx       GroupContext
-	tree      *RatchetTree
+	ctx       message.GroupContext
+	tree      *treekem.RatchetTree
 	interim   []byte           // interim transcript hash of the epoch
 	proposals []cachedProposal // received this epoch, in order
 }
@@ -82,7 +83,7 @@ type CommitChange struct {
 	// ExtensionsChanged: a GroupContextExtensions proposal replaced the
 	// GroupContext extensions with Extensions.
 	ExtensionsChanged bool
-	Extensions        Extensions
+	Extensions        message.Extensions
 	// ByReference counts the proposals included by reference.
 	ByReference int
 	// AuthenticatedData of the commit (signed by the committer).
@@ -92,8 +93,8 @@ type CommitChange struct {
 // ProposalInfo describes a verified proposal cached by AddProposal.
 type ProposalInfo struct {
 	Ref      []byte
-	Sender   Sender
-	Proposal *Proposal
+	Sender   message.Sender
+	Proposal *message.Proposal
 }
 
 // NewPublicGroup starts the public state from an MLSMessage(GroupInfo),
@@ -116,7 +117,7 @@ func NewPublicGroup(groupInfo, ratchetTree []byte, opts PublicOptions) (*PublicG
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	if len(gi.ConfirmationTag) != s.Nh() {
-		return nil, fmt.Errorf("%s: %w: confirmation tag is %d bytes", op, ErrMalformed, len(gi.ConfirmationTag))
+		return nil, fmt.Errorf("%s: %w: confirmation tag is %d bytes", op, message.ErrMalformed, len(gi.ConfirmationTag))
 	}
 	tree, err := verifyGroupInfoTree(s, gi, ratchetTree, opts.Validator)
 	if err != nil {
@@ -136,22 +137,22 @@ func (p *PublicGroup) view(opts PublicOptions) *epochView {
 // signed by that sender's key over the current GroupContext. The
 // membership tag of a member's message is not checked (it needs the
 // epoch's membership_key).
-func (p *PublicGroup) readHandshake(v *epochView, msg []byte, want ContentType) (*AuthenticatedContent, error) {
-	var m MLSMessage
+func (p *PublicGroup) readHandshake(v *epochView, msg []byte, want message.ContentType) (*message.AuthenticatedContent, error) {
+	var m message.MLSMessage
 	if err := m.Unmarshal(msg); err != nil {
 		return nil, err
 	}
-	if m.WireFormat != WirePublicMessage {
-		return nil, fmt.Errorf("%w: wire format %d, want a PublicMessage", ErrMalformed, m.WireFormat)
+	if m.WireFormat != message.WirePublicMessage {
+		return nil, fmt.Errorf("%w: wire format %d, want a PublicMessage", message.ErrMalformed, m.WireFormat)
 	}
 	c := &m.PublicMessage.Content
 	if c.ContentType != want {
-		return nil, fmt.Errorf("%w: content type %d, want %d", ErrMalformed, c.ContentType, want)
+		return nil, fmt.Errorf("%w: content type %d, want %d", message.ErrMalformed, c.ContentType, want)
 	}
 	if err := checkHandshakeEpoch(&p.ctx, c.GroupID, c.Epoch); err != nil {
 		return nil, err
 	}
-	if want == ContentCommit && c.Sender.Type != SenderMember && c.Sender.Type != SenderNewMemberCommit {
+	if want == message.ContentCommit && c.Sender.Type != message.SenderMember && c.Sender.Type != message.SenderNewMemberCommit {
 		return nil, fmt.Errorf("%w: commit from sender type %d", ErrSender, c.Sender.Type)
 	}
 	key, err := v.senderKey(c)
@@ -176,7 +177,7 @@ func (p *PublicGroup) AddProposal(msg []byte, opts PublicOptions) (*PublicGroup,
 		return nil, nil, err
 	}
 	v := p.view(opts)
-	a, err := p.readHandshake(v, msg, ContentProposal)
+	a, err := p.readHandshake(v, msg, message.ContentProposal)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", op, err)
 	}
@@ -219,19 +220,19 @@ func (p *PublicGroup) Apply(msg []byte, opts PublicOptions) (*PublicGroup, *Comm
 
 func (p *PublicGroup) apply(msg []byte, opts PublicOptions) (*PublicGroup, *CommitChange, error) {
 	v := p.view(opts)
-	a, err := p.readHandshake(v, msg, ContentCommit)
+	a, err := p.readHandshake(v, msg, message.ContentCommit)
 	if err != nil {
 		return nil, nil, err
 	}
 	c := &a.Content
 	if len(a.Auth.ConfirmationTag) != p.s.Nh() {
-		return nil, nil, fmt.Errorf("%w: confirmation tag is %d bytes", ErrMalformed, len(a.Auth.ConfirmationTag))
+		return nil, nil, fmt.Errorf("%w: confirmation tag is %d bytes", message.ErrMalformed, len(a.Auth.ConfirmationTag))
 	}
 	pv, committer, err := v.stageCommit(c)
 	if err != nil {
 		return nil, nil, err
 	}
-	if c.Sender.Type == SenderNewMemberCommit && len(pv.kemOutput) != p.s.Nenc() {
+	if c.Sender.Type == message.SenderNewMemberCommit && len(pv.kemOutput) != p.s.Nenc() {
 		return nil, nil, fmt.Errorf("%w: ExternalInit kem_output is %d bytes", ErrProposal, len(pv.kemOutput))
 	}
 	if path := c.Commit.Path; path != nil {
@@ -251,9 +252,9 @@ func (p *PublicGroup) apply(msg []byte, opts PublicOptions) (*PublicGroup, *Comm
 }
 
 // change describes a staged commit.
-func (p *PublicGroup) change(c *FramedContent, pv *provisional, tree *RatchetTree, committer treemath.LeafIndex) *CommitChange {
+func (p *PublicGroup) change(c *message.FramedContent, pv *provisional, tree *treekem.RatchetTree, committer treemath.LeafIndex) *CommitChange {
 	ch := &CommitChange{Epoch: pv.ctx.Epoch, Committer: memberAt(tree, committer),
-		External: c.Sender.Type == SenderNewMemberCommit, Removed: pv.removed, Path: c.Commit.Path != nil,
+		External: c.Sender.Type == message.SenderNewMemberCommit, Removed: pv.removed, Path: c.Commit.Path != nil,
 		ExtensionsChanged: pv.gce, AuthenticatedData: c.AuthenticatedData}
 	if pv.gce {
 		ch.Extensions = slices.Clone(pv.ctx.Extensions)
@@ -292,20 +293,20 @@ func (p *PublicGroup) VerifyGroupInfo(groupInfo []byte) error {
 		if err := checkHandshakeEpoch(&p.ctx, gi.GroupContext.GroupID, gi.GroupContext.Epoch); err != nil {
 			return fmt.Errorf("%s: %w", op, err)
 		}
-		return fmt.Errorf("%s: %w: GroupContext differs from the group's", op, ErrTree)
+		return fmt.Errorf("%s: %w: GroupContext differs from the group's", op, treekem.ErrTree)
 	}
 	signer := p.tree.Leaf(gi.Signer)
 	if signer == nil {
 		return fmt.Errorf("%s: %w: signer %d is not a member", op, ErrSender, gi.Signer)
 	}
 	if err := gi.Verify(p.s, signer.SignatureKey); err != nil {
-		return fmt.Errorf("%s: %w: %w", op, ErrAuth, err)
+		return fmt.Errorf("%s: %w: %w", op, message.ErrAuth, err)
 	}
 	if !bytes.Equal(schedule.InterimTranscriptHash(p.s, p.ctx.ConfirmedTranscriptHash, gi.ConfirmationTag), p.interim) {
-		return fmt.Errorf("%s: %w: confirmation tag is not the commit's", op, ErrAuth)
+		return fmt.Errorf("%s: %w: confirmation tag is not the commit's", op, message.ErrAuth)
 	}
-	if raw, ok := gi.Extensions.Find(ExtRatchetTree); ok && !bytes.Equal(raw, p.tree.Marshal()) {
-		return fmt.Errorf("%s: %w: ratchet tree differs from the group's", op, ErrTree)
+	if raw, ok := gi.Extensions.Find(message.ExtRatchetTree); ok && !bytes.Equal(raw, p.tree.Marshal()) {
+		return fmt.Errorf("%s: %w: ratchet tree differs from the group's", op, treekem.ErrTree)
 	}
 	return nil
 }
@@ -320,10 +321,10 @@ func (p *PublicGroup) GroupID() []byte { return slices.Clone(p.ctx.GroupID) }
 func (p *PublicGroup) Suite() *suite.Suite { return p.s }
 
 // GroupContext returns a copy of the current GroupContext.
-func (p *PublicGroup) GroupContext() GroupContext { return p.ctx }
+func (p *PublicGroup) GroupContext() message.GroupContext { return p.ctx }
 
 // Extensions returns the GroupContext extensions.
-func (p *PublicGroup) Extensions() Extensions { return slices.Clone(p.ctx.Extensions) }
+func (p *PublicGroup) Extensions() message.Extensions { return slices.Clone(p.ctx.Extensions) }
 
 // TreeHash returns the tree hash of the current tree.
 func (p *PublicGroup) TreeHash() []byte { return slices.Clone(p.ctx.TreeHash) }

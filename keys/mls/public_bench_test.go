@@ -3,8 +3,8 @@ package mls
 import (
 	"testing"
 
+	"hearth/keys/mls/message"
 	"hearth/keys/mls/suite"
-
 	"hearth/keys/mls/treemath"
 )
 
@@ -75,7 +75,7 @@ func benchPublic(b *testing.B, s *suite.Suite) {
 	first := commitBy(creator, CommitOptions{UpdatePath: true})
 	apply("apply-first-path", first, pg)
 	kp, _ := newDevice(b, s, "new@example/1").keyPackage(b, s)
-	apply("apply-add", commitBy(creator, CommitOptions{Add: []*KeyPackage{kp}}), pg)
+	apply("apply-add", commitBy(creator, CommitOptions{Add: []*message.KeyPackage{kp}}), pg)
 	apply("apply-remove", commitBy(creator, CommitOptions{Remove: []treemath.LeafIndex{1000}}), pg)
 
 	// Member 1 commits once the creator's path is applied.

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"testing"
 
+	"hearth/keys/mls/message"
 	"hearth/keys/mls/suite"
-
 	"hearth/keys/mls/treemath"
 )
 
@@ -24,13 +24,13 @@ func newPublicFuzz(f *testing.F) *publicFuzz {
 	alice, bob, carol, erin := newDevice(f, s, "alice@a/1"), newDevice(f, s, "bob@b/1"), newDevice(f, s, "carol@c/1"), newDevice(f, s, "erin@e/1")
 	all := []*device{alice, bob, carol}
 	var err error
-	if alice.g, err = NewGroup(testConfig(), s, []byte("fuzz"), alice.signer, BasicCredential(alice.id), GroupOptions{}); err != nil {
+	if alice.g, err = NewGroup(testConfig(), s, []byte("fuzz"), alice.signer, message.BasicCredential(alice.id), GroupOptions{}); err != nil {
 		f.Fatal(err)
 	}
 	h := newTestHub(f, alice.g, PublicOptions{Validator: AcceptAll{}})
 	kpB, privB := bob.keyPackage(f, s)
 	kpC, privC := carol.keyPackage(f, s)
-	h.step(f, alice, CommitOptions{Add: []*KeyPackage{kpB, kpC}}, all, []*device{bob, carol}, []*KeyPackagePrivate{privB, privC})
+	h.step(f, alice, CommitOptions{Add: []*message.KeyPackage{kpB, kpC}}, all, []*device{bob, carol}, []*message.KeyPackagePrivate{privB, privC})
 	prop, err := carol.g.ProposeUpdate()
 	if err != nil {
 		f.Fatal(err)
@@ -41,7 +41,7 @@ func newPublicFuzz(f *testing.F) *publicFuzz {
 		pf.signers[string(d.signer.Public())] = d.signer
 	}
 	kpE, _ := erin.keyPackage(f, s)
-	add, err := bob.g.Commit(CommitOptions{Add: []*KeyPackage{kpE}})
+	add, err := bob.g.Commit(CommitOptions{Add: []*message.KeyPackage{kpE}})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func newPublicFuzz(f *testing.F) *publicFuzz {
 	if err != nil {
 		f.Fatal(err)
 	}
-	_, ext, err := JoinExternal(testConfig(), mustGroupInfo(f, alice.g), erin.signer, BasicCredential(erin.id), ExternalJoinOptions{})
+	_, ext, err := JoinExternal(testConfig(), mustGroupInfo(f, alice.g), erin.signer, message.BasicCredential(erin.id), ExternalJoinOptions{})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -65,23 +65,23 @@ func newPublicFuzz(f *testing.F) *publicFuzz {
 // resign signs a PublicMessage's (mutated) content again with the key of
 // its sender, so mutations reach the checks behind the signature.
 func (pf *publicFuzz) resign(msg []byte) []byte {
-	var m MLSMessage
+	var m message.MLSMessage
 	if m.Unmarshal(msg) != nil || m.PublicMessage == nil {
 		return msg
 	}
 	c := &m.PublicMessage.Content
 	var key []byte
 	switch {
-	case c.Sender.Type == SenderMember && pf.pg.tree.Leaf(treemath.LeafIndex(c.Sender.Index)) != nil:
+	case c.Sender.Type == message.SenderMember && pf.pg.tree.Leaf(treemath.LeafIndex(c.Sender.Index)) != nil:
 		key = pf.pg.tree.Leaf(treemath.LeafIndex(c.Sender.Index)).SignatureKey
-	case c.Sender.Type == SenderNewMemberCommit && c.ContentType == ContentCommit && c.Commit.Path != nil:
+	case c.Sender.Type == message.SenderNewMemberCommit && c.ContentType == message.ContentCommit && c.Commit.Path != nil:
 		key = c.Commit.Path.LeafNode.SignatureKey
 	}
 	signer, ok := pf.signers[string(key)]
 	if !ok {
 		return msg
 	}
-	ac, err := SignContent(pf.pg.s, signer, WirePublicMessage, c, &pf.pg.ctx)
+	ac, err := message.SignContent(pf.pg.s, signer, message.WirePublicMessage, c, &pf.pg.ctx)
 	if err != nil {
 		return msg
 	}

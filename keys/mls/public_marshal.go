@@ -5,7 +5,9 @@ import (
 	"fmt"
 
 	"hearth/keys/mls/codec"
+	"hearth/keys/mls/message"
 	"hearth/keys/mls/suite"
+	"hearth/keys/mls/treekem"
 )
 
 // publicStateVersion prefixes a marshaled PublicGroup.
@@ -24,10 +26,10 @@ func (p *PublicGroup) Marshal() []byte {
 	w.Opaque(p.ctx.Marshal())
 	w.Opaque(tree)
 	w.Opaque(p.interim)
-	writeList(w, p.proposals, func(w *codec.Writer, c cachedProposal) {
+	codec.WriteList(w, p.proposals, func(w *codec.Writer, c cachedProposal) {
 		w.Opaque(c.ref)
-		c.p.marshal(w)
-		c.sender.marshal(w)
+		c.p.Encode(w)
+		c.sender.Encode(w)
 	})
 	return w.Bytes()
 }
@@ -40,7 +42,7 @@ func (p *PublicGroup) Marshal() []byte {
 func UnmarshalPublicGroup(b []byte) (*PublicGroup, error) {
 	p, err := unmarshalPublicGroup(bytes.Clone(b))
 	if err != nil {
-		return nil, fmt.Errorf("%w: public group state: %w", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: public group state: %w", message.ErrMalformed, err)
 	}
 	return p, nil
 }
@@ -52,10 +54,10 @@ func unmarshalPublicGroup(b []byte) (*PublicGroup, error) {
 	}
 	id := suite.ID(r.Uint16())
 	ctxb, treeb, interim := r.Opaque(), r.Opaque(), r.Opaque()
-	props := readList(r, func(r *codec.Reader) cachedProposal {
-		c := cachedProposal{ref: r.Opaque(), p: new(Proposal)}
-		c.p.unmarshal(r)
-		c.sender.unmarshal(r)
+	props := codec.ReadList(r, func(r *codec.Reader) cachedProposal {
+		c := cachedProposal{ref: r.Opaque(), p: new(message.Proposal)}
+		c.p.Decode(r)
+		c.sender.Decode(r)
 		return c
 	})
 	if err := r.Done(); err != nil {
@@ -69,7 +71,7 @@ func unmarshalPublicGroup(b []byte) (*PublicGroup, error) {
 	if err := p.ctx.Unmarshal(ctxb); err != nil {
 		return nil, err
 	}
-	if p.tree, err = UnmarshalRatchetTree(s, treeb); err != nil {
+	if p.tree, err = treekem.UnmarshalRatchetTree(s, treeb); err != nil {
 		return nil, err
 	}
 	return p, p.consistent()
@@ -78,7 +80,7 @@ func unmarshalPublicGroup(b []byte) (*PublicGroup, error) {
 // consistent refuses a state whose parts do not fit together.
 func (p *PublicGroup) consistent() error {
 	switch {
-	case p.ctx.CipherSuite != p.s.ID() || p.ctx.Version != MLS10:
+	case p.ctx.CipherSuite != p.s.ID() || p.ctx.Version != message.MLS10:
 		return fmt.Errorf("suite or version mismatch")
 	case len(p.interim) != p.s.Nh():
 		return fmt.Errorf("interim transcript hash is %d bytes", len(p.interim))

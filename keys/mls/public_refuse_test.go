@@ -7,48 +7,49 @@ import (
 	"fmt"
 	"testing"
 
+	"hearth/keys/mls/message"
 	"hearth/keys/mls/suite"
-
+	"hearth/keys/mls/treekem"
 	"hearth/keys/mls/treemath"
 )
 
 // signCommit frames commit as a PublicMessage of sender in pg's epoch,
 // signed by signer, with filler membership and confirmation tags: what a
 // member (or anyone with a signature key) can forge without secrets.
-func signCommit(t testing.TB, pg *PublicGroup, signer *suite.Signer, sender Sender, commit *Commit) []byte {
+func signCommit(t testing.TB, pg *PublicGroup, signer *suite.Signer, sender message.Sender, commit *message.Commit) []byte {
 	t.Helper()
-	c := &FramedContent{GroupID: pg.ctx.GroupID, Epoch: pg.ctx.Epoch, Sender: sender, AuthenticatedData: []byte{},
-		ContentType: ContentCommit, Commit: commit}
+	c := &message.FramedContent{GroupID: pg.ctx.GroupID, Epoch: pg.ctx.Epoch, Sender: sender, AuthenticatedData: []byte{},
+		ContentType: message.ContentCommit, Commit: commit}
 	return signContent(t, pg, signer, c, make([]byte, pg.s.Nh()))
 }
 
-func signContent(t testing.TB, pg *PublicGroup, signer *suite.Signer, c *FramedContent, tag []byte) []byte {
+func signContent(t testing.TB, pg *PublicGroup, signer *suite.Signer, c *message.FramedContent, tag []byte) []byte {
 	t.Helper()
-	ac, err := SignContent(pg.s, signer, WirePublicMessage, c, &pg.ctx)
+	ac, err := message.SignContent(pg.s, signer, message.WirePublicMessage, c, &pg.ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ac.Auth.ConfirmationTag = tag
-	pm, err := NewPublicMessage(pg.s, ac, make([]byte, pg.s.Nh()), &pg.ctx)
+	pm, err := message.NewPublicMessage(pg.s, ac, make([]byte, pg.s.Nh()), &pg.ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return (&MLSMessage{WireFormat: WirePublicMessage, PublicMessage: pm}).Marshal()
+	return (&message.MLSMessage{WireFormat: message.WirePublicMessage, PublicMessage: pm}).Marshal()
 }
 
 // resign decodes a real handshake message, lets mutate change its
 // content, and signs it again with signer (a malicious sender holds its
 // own key), keeping its confirmation tag.
-func resign(t testing.TB, pg *PublicGroup, msg []byte, signer *suite.Signer, mutate func(*FramedContent)) []byte {
+func resign(t testing.TB, pg *PublicGroup, msg []byte, signer *suite.Signer, mutate func(*message.FramedContent)) []byte {
 	t.Helper()
-	var m MLSMessage
+	var m message.MLSMessage
 	if err := m.Unmarshal(msg); err != nil {
 		t.Fatal(err)
 	}
 	c := m.PublicMessage.Content
 	mutate(&c)
 	tag := m.PublicMessage.Auth.ConfirmationTag
-	if c.ContentType != ContentCommit {
+	if c.ContentType != message.ContentCommit {
 		tag = nil
 	}
 	return signContent(t, pg, signer, &c, tag)
@@ -80,12 +81,12 @@ func newRefusalGroup(t *testing.T, s *suite.Suite) *refusalGroup {
 		carol: newDevice(t, s, "carol@c/1"), dave: newDevice(t, s, "dave@d/1")}
 	r.all = []*device{r.alice, r.bob, r.carol, r.dave}
 	var err error
-	if r.alice.g, err = NewGroup(testConfig(), s, []byte("refusals"), r.alice.signer, BasicCredential(r.alice.id), GroupOptions{}); err != nil {
+	if r.alice.g, err = NewGroup(testConfig(), s, []byte("refusals"), r.alice.signer, message.BasicCredential(r.alice.id), GroupOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	r.h = newTestHub(t, r.alice.g, PublicOptions{Validator: AcceptAll{}})
-	var kps []*KeyPackage
-	var privs []*KeyPackagePrivate
+	var kps []*message.KeyPackage
+	var privs []*message.KeyPackagePrivate
 	for _, d := range r.all[1:] {
 		kp, priv := d.keyPackage(t, s)
 		kps, privs = append(kps, kp), append(privs, priv)
@@ -120,7 +121,7 @@ func publicRefuses(t *testing.T, s *suite.Suite) {
 	r := newRefusalGroup(t, s)
 	h, alice, bob := r.h, r.alice, r.bob
 	pg := h.pg
-	me := Sender{Type: SenderMember, Index: 0}
+	me := message.Sender{Type: message.SenderMember, Index: 0}
 
 	// A real path commit by alice to mutate; discarded afterwards.
 	out, err := alice.g.Commit(CommitOptions{UpdatePath: true})
@@ -132,12 +133,12 @@ func publicRefuses(t *testing.T, s *suite.Suite) {
 
 	// An external join to mutate.
 	erin := newDevice(t, s, "erin@e/1")
-	_, extCommit, err := JoinExternal(testConfig(), mustGroupInfo(t, alice.g), erin.signer, BasicCredential(erin.id), ExternalJoinOptions{})
+	_, extCommit, err := JoinExternal(testConfig(), mustGroupInfo(t, alice.g), erin.signer, message.BasicCredential(erin.id), ExternalJoinOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	other, err := NewGroup(testConfig(), s, []byte("another group"), alice.signer, BasicCredential(alice.id), GroupOptions{})
+	other, err := NewGroup(testConfig(), s, []byte("another group"), alice.signer, message.BasicCredential(alice.id), GroupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,29 +168,29 @@ func publicRefuses(t *testing.T, s *suite.Suite) {
 		t.Fatal(err)
 	}
 	nh := make([]byte, s.Nh())
-	add := func(kp *KeyPackage) ProposalOrRef {
-		return ProposalOrRef{Proposal: &Proposal{Type: ProposalAdd, Add: kp}}
+	add := func(kp *message.KeyPackage) message.ProposalOrRef {
+		return message.ProposalOrRef{Proposal: &message.Proposal{Type: message.ProposalAdd, Add: kp}}
 	}
-	remove := func(l treemath.LeafIndex) ProposalOrRef {
-		return ProposalOrRef{Proposal: &Proposal{Type: ProposalRemove, Remove: l}}
+	remove := func(l treemath.LeafIndex) message.ProposalOrRef {
+		return message.ProposalOrRef{Proposal: &message.Proposal{Type: message.ProposalRemove, Remove: l}}
 	}
-	mutatePath := func(f func(p *UpdatePath)) []byte {
-		return resign(t, pg, real, alice.signer, func(c *FramedContent) {
+	mutatePath := func(f func(p *message.UpdatePath)) []byte {
+		return resign(t, pg, real, alice.signer, func(c *message.FramedContent) {
 			p := *c.Commit.Path
-			p.Nodes = append([]UpdatePathNode(nil), p.Nodes...)
+			p.Nodes = append([]message.UpdatePathNode(nil), p.Nodes...)
 			f(&p)
-			c.Commit = &Commit{Proposals: c.Commit.Proposals, Path: &p}
+			c.Commit = &message.Commit{Proposals: c.Commit.Proposals, Path: &p}
 		})
 	}
-	mutateExt := func(f func(c *Commit)) []byte {
-		return resign(t, pg, extCommit, erin.signer, func(c *FramedContent) {
+	mutateExt := func(f func(c *message.Commit)) []byte {
+		return resign(t, pg, extCommit, erin.signer, func(c *message.FramedContent) {
 			cc := *c.Commit
 			f(&cc)
 			c.Commit = &cc
 		})
 	}
 	shortTag := func() []byte {
-		var m MLSMessage
+		var m message.MLSMessage
 		if err := m.Unmarshal(real); err != nil {
 			t.Fatal(err)
 		}
@@ -203,101 +204,101 @@ func publicRefuses(t *testing.T, s *suite.Suite) {
 		opts *PublicOptions
 		want error
 	}{
-		{"not MLS", []byte("add mallory@m/1 please"), nil, ErrMalformed},
-		{"empty", nil, nil, ErrMalformed},
-		{"application message", app, nil, ErrMalformed},
-		{"proposal given as commit", prop, nil, ErrMalformed},
-		{"KeyPackage", kpF.Message(), nil, ErrMalformed},
+		{"not MLS", []byte("add mallory@m/1 please"), nil, message.ErrMalformed},
+		{"empty", nil, nil, message.ErrMalformed},
+		{"application message", app, nil, message.ErrMalformed},
+		{"proposal given as commit", prop, nil, message.ErrMalformed},
+		{"KeyPackage", kpF.Message(), nil, message.ErrMalformed},
 		{"other group", otherOut.Commit, nil, ErrGroup},
 		{"replayed commit of an earlier epoch", r.firstCommit, nil, ErrEpoch},
-		{"future epoch", resign(t, pg, real, alice.signer, func(c *FramedContent) { c.Epoch++ }), nil, ErrEpoch},
+		{"future epoch", resign(t, pg, real, alice.signer, func(c *message.FramedContent) { c.Epoch++ }), nil, ErrEpoch},
 		{"bad signature", func() []byte {
-			var m MLSMessage
+			var m message.MLSMessage
 			m.Unmarshal(real)
 			m.PublicMessage.Auth.Signature[3] ^= 1
 			return m.Marshal()
-		}(), nil, ErrAuth},
-		{"other content under alice's signature", resign(t, pg, real, bob.signer, func(*FramedContent) {}), nil, ErrAuth},
-		{"sender not a member", signCommit(t, pg, alice.signer, Sender{Type: SenderMember, Index: 7},
-			&Commit{Proposals: []ProposalOrRef{add(kpF)}}), nil, ErrSender},
-		{"external sender", signCommit(t, pg, alice.signer, Sender{Type: SenderExternal, Index: 0},
-			&Commit{Proposals: []ProposalOrRef{add(kpF)}}), nil, ErrSender},
-		{"removed member", signCommit(t, pg, r.dave.signer, Sender{Type: SenderMember, Index: uint32(r.daveLeaf)},
-			&Commit{Proposals: []ProposalOrRef{add(kpF)}}), nil, ErrSender},
+		}(), nil, message.ErrAuth},
+		{"other content under alice's signature", resign(t, pg, real, bob.signer, func(*message.FramedContent) {}), nil, message.ErrAuth},
+		{"sender not a member", signCommit(t, pg, alice.signer, message.Sender{Type: message.SenderMember, Index: 7},
+			&message.Commit{Proposals: []message.ProposalOrRef{add(kpF)}}), nil, ErrSender},
+		{"external sender", signCommit(t, pg, alice.signer, message.Sender{Type: message.SenderExternal, Index: 0},
+			&message.Commit{Proposals: []message.ProposalOrRef{add(kpF)}}), nil, ErrSender},
+		{"removed member", signCommit(t, pg, r.dave.signer, message.Sender{Type: message.SenderMember, Index: uint32(r.daveLeaf)},
+			&message.Commit{Proposals: []message.ProposalOrRef{add(kpF)}}), nil, ErrSender},
 		{"removed member's stale commit", r.daveStale, nil, ErrEpoch},
-		{"short confirmation tag", shortTag(), nil, ErrMalformed},
+		{"short confirmation tag", shortTag(), nil, message.ErrMalformed},
 		{"Add with a bad KeyPackage signature", signCommit(t, pg, alice.signer, me,
-			&Commit{Proposals: []ProposalOrRef{add(&badKP)}}), nil, ErrProposal},
+			&message.Commit{Proposals: []message.ProposalOrRef{add(&badKP)}}), nil, ErrProposal},
 		{"duplicate Add", signCommit(t, pg, alice.signer, me,
-			&Commit{Proposals: []ProposalOrRef{add(kpF), add(kpF)}}), nil, ErrProposal},
+			&message.Commit{Proposals: []message.ProposalOrRef{add(kpF), add(kpF)}}), nil, ErrProposal},
 		{"Add of a member", signCommit(t, pg, alice.signer, me,
-			&Commit{Proposals: []ProposalOrRef{add(kpBob2)}}), nil, ErrProposal},
+			&message.Commit{Proposals: []message.ProposalOrRef{add(kpBob2)}}), nil, ErrProposal},
 		{"Remove of a blank leaf", signCommit(t, pg, alice.signer, me,
-			&Commit{Proposals: []ProposalOrRef{remove(r.daveLeaf)}}), nil, ErrProposal},
+			&message.Commit{Proposals: []message.ProposalOrRef{remove(r.daveLeaf)}}), nil, ErrProposal},
 		{"Remove of an absent leaf", signCommit(t, pg, alice.signer, me,
-			&Commit{Proposals: []ProposalOrRef{remove(40)}}), nil, ErrProposal},
+			&message.Commit{Proposals: []message.ProposalOrRef{remove(40)}}), nil, ErrProposal},
 		{"duplicate Remove", signCommit(t, pg, alice.signer, me,
-			&Commit{Proposals: []ProposalOrRef{remove(1), remove(1)}}), nil, ErrProposal},
+			&message.Commit{Proposals: []message.ProposalOrRef{remove(1), remove(1)}}), nil, ErrProposal},
 		{"committer removes itself", signCommit(t, pg, alice.signer, me,
-			&Commit{Proposals: []ProposalOrRef{remove(0)}}), nil, ErrProposal},
+			&message.Commit{Proposals: []message.ProposalOrRef{remove(0)}}), nil, ErrProposal},
 		{"Remove without a path", signCommit(t, pg, alice.signer, me,
-			&Commit{Proposals: []ProposalOrRef{remove(1)}}), nil, ErrProposal},
-		{"empty commit without a path", signCommit(t, pg, alice.signer, me, &Commit{}), nil, ErrProposal},
+			&message.Commit{Proposals: []message.ProposalOrRef{remove(1)}}), nil, ErrProposal},
+		{"empty commit without a path", signCommit(t, pg, alice.signer, me, &message.Commit{}), nil, ErrProposal},
 		{"unknown reference", signCommit(t, pg, alice.signer, me,
-			&Commit{Proposals: []ProposalOrRef{{Reference: nh}}}), nil, ErrProposal},
+			&message.Commit{Proposals: []message.ProposalOrRef{{Reference: nh}}}), nil, ErrProposal},
 		{"Update by value", signCommit(t, pg, alice.signer, me,
-			&Commit{Proposals: []ProposalOrRef{{Proposal: &Proposal{Type: ProposalUpdate, Update: pg.tree.Leaf(1)}}}}), nil, ErrProposal},
+			&message.Commit{Proposals: []message.ProposalOrRef{{Proposal: &message.Proposal{Type: message.ProposalUpdate, Update: pg.tree.Leaf(1)}}}}), nil, ErrProposal},
 		{"ExternalInit in a member's commit", signCommit(t, pg, alice.signer, me,
-			&Commit{Proposals: []ProposalOrRef{{Proposal: &Proposal{Type: ProposalExternalInit, ExternalInitKEMOutput: nh}}}}), nil, ErrProposal},
-		{"ReInit", signCommit(t, pg, alice.signer, me, &Commit{Proposals: []ProposalOrRef{{Proposal: &Proposal{Type: ProposalReInit,
-			ReInit: &ReInit{GroupID: []byte("x"), Version: MLS10, CipherSuite: s.ID(), Extensions: Extensions{}}}}}}), nil, ErrUnsupported},
-		{"extension no member supports", signCommit(t, pg, alice.signer, me, &Commit{Proposals: []ProposalOrRef{{Proposal: &Proposal{
-			Type: ProposalGroupContextExtensions, GroupContextExtensions: Extensions{{Type: 0xF0A1, Data: []byte{1}}}}}}}), nil, ErrProposal},
-		{"two GroupContextExtensions", signCommit(t, pg, alice.signer, me, &Commit{Proposals: []ProposalOrRef{
-			{Proposal: &Proposal{Type: ProposalGroupContextExtensions, GroupContextExtensions: Extensions{}}},
-			{Proposal: &Proposal{Type: ProposalGroupContextExtensions, GroupContextExtensions: Extensions{}}}}}), nil, ErrProposal},
-		{"PSK with a short nonce", signCommit(t, pg, alice.signer, me, &Commit{Proposals: []ProposalOrRef{{Proposal: &Proposal{
-			Type: ProposalPSK, PSK: &PreSharedKeyID{Type: PSKExternal, PSKID: []byte("k"), Nonce: []byte{1}}}}}}), nil, ErrProposal},
+			&message.Commit{Proposals: []message.ProposalOrRef{{Proposal: &message.Proposal{Type: message.ProposalExternalInit, ExternalInitKEMOutput: nh}}}}), nil, ErrProposal},
+		{"ReInit", signCommit(t, pg, alice.signer, me, &message.Commit{Proposals: []message.ProposalOrRef{{Proposal: &message.Proposal{Type: message.ProposalReInit,
+			ReInit: &message.ReInit{GroupID: []byte("x"), Version: message.MLS10, CipherSuite: s.ID(), Extensions: message.Extensions{}}}}}}), nil, ErrUnsupported},
+		{"extension no member supports", signCommit(t, pg, alice.signer, me, &message.Commit{Proposals: []message.ProposalOrRef{{Proposal: &message.Proposal{
+			Type: message.ProposalGroupContextExtensions, GroupContextExtensions: message.Extensions{{Type: 0xF0A1, Data: []byte{1}}}}}}}), nil, ErrProposal},
+		{"two GroupContextExtensions", signCommit(t, pg, alice.signer, me, &message.Commit{Proposals: []message.ProposalOrRef{
+			{Proposal: &message.Proposal{Type: message.ProposalGroupContextExtensions, GroupContextExtensions: message.Extensions{}}},
+			{Proposal: &message.Proposal{Type: message.ProposalGroupContextExtensions, GroupContextExtensions: message.Extensions{}}}}}), nil, ErrProposal},
+		{"PSK with a short nonce", signCommit(t, pg, alice.signer, me, &message.Commit{Proposals: []message.ProposalOrRef{{Proposal: &message.Proposal{
+			Type: message.ProposalPSK, PSK: &message.PreSharedKeyID{Type: message.PSKExternal, PSKID: []byte("k"), Nonce: []byte{1}}}}}}), nil, ErrProposal},
 		{"validator refuses an added device", signCommit(t, pg, alice.signer, me,
-			&Commit{Proposals: []ProposalOrRef{add(kpM)}}), &PublicOptions{Validator: refuser(mallory.id)}, ErrCredential},
+			&message.Commit{Proposals: []message.ProposalOrRef{add(kpM)}}), &PublicOptions{Validator: refuser(mallory.id)}, ErrCredential},
 		{"validator refuses the committer", real, &PublicOptions{Validator: refuser(alice.id)}, ErrCredential},
-		{"forged parent hash", mutatePath(func(p *UpdatePath) {
-			p.Nodes[0] = UpdatePathNode{EncryptionKey: otherPub, EncryptedPathSecret: p.Nodes[0].EncryptedPathSecret}
-		}), nil, ErrTree},
-		{"forged path leaf signature", mutatePath(func(p *UpdatePath) {
+		{"forged parent hash", mutatePath(func(p *message.UpdatePath) {
+			p.Nodes[0] = message.UpdatePathNode{EncryptionKey: otherPub, EncryptedPathSecret: p.Nodes[0].EncryptedPathSecret}
+		}), nil, treekem.ErrTree},
+		{"forged path leaf signature", mutatePath(func(p *message.UpdatePath) {
 			p.LeafNode.Signature = bytes.Clone(p.LeafNode.Signature)
 			p.LeafNode.Signature[0] ^= 1
-		}), nil, ErrTree},
-		{"path leaf with another identity", mutatePath(func(p *UpdatePath) {
-			p.LeafNode.Credential = BasicCredential("mallory@m/1")
+		}), nil, treekem.ErrTree},
+		{"path leaf with another identity", mutatePath(func(p *message.UpdatePath) {
+			p.LeafNode.Credential = message.BasicCredential("mallory@m/1")
 			if err := p.LeafNode.Sign(s, alice.signer, pg.ctx.GroupID, 0); err != nil {
 				t.Fatal(err)
 			}
 		}), nil, ErrProposal},
-		{"path leaf with a key package source", mutatePath(func(p *UpdatePath) { p.LeafNode.Source = SourceKeyPackage }), nil, ErrTree},
-		{"path too short", mutatePath(func(p *UpdatePath) { p.Nodes = p.Nodes[:len(p.Nodes)-1] }), nil, ErrTree},
-		{"path with a missing ciphertext", mutatePath(func(p *UpdatePath) {
+		{"path leaf with a key package source", mutatePath(func(p *message.UpdatePath) { p.LeafNode.Source = message.SourceKeyPackage }), nil, treekem.ErrTree},
+		{"path too short", mutatePath(func(p *message.UpdatePath) { p.Nodes = p.Nodes[:len(p.Nodes)-1] }), nil, treekem.ErrTree},
+		{"path with a missing ciphertext", mutatePath(func(p *message.UpdatePath) {
 			p.Nodes[0].EncryptedPathSecret = p.Nodes[0].EncryptedPathSecret[1:]
-		}), nil, ErrTree},
-		{"path ciphertext of the wrong size", mutatePath(func(p *UpdatePath) {
-			cts := append([]HPKECiphertext(nil), p.Nodes[0].EncryptedPathSecret...)
+		}), nil, treekem.ErrTree},
+		{"path ciphertext of the wrong size", mutatePath(func(p *message.UpdatePath) {
+			cts := append([]message.HPKECiphertext(nil), p.Nodes[0].EncryptedPathSecret...)
 			cts[0].Ciphertext = append(bytes.Clone(cts[0].Ciphertext), 0)
 			p.Nodes[0].EncryptedPathSecret = cts
-		}), nil, ErrTree},
-		{"external commit with a short kem_output", mutateExt(func(c *Commit) {
-			c.Proposals = []ProposalOrRef{{Proposal: &Proposal{Type: ProposalExternalInit, ExternalInitKEMOutput: []byte{1, 2, 3, 4, 5}}}}
+		}), nil, treekem.ErrTree},
+		{"external commit with a short kem_output", mutateExt(func(c *message.Commit) {
+			c.Proposals = []message.ProposalOrRef{{Proposal: &message.Proposal{Type: message.ProposalExternalInit, ExternalInitKEMOutput: []byte{1, 2, 3, 4, 5}}}}
 		}), nil, ErrProposal},
-		{"external commit removing another member", mutateExt(func(c *Commit) {
+		{"external commit removing another member", mutateExt(func(c *message.Commit) {
 			c.Proposals = append(c.Proposals, remove(1))
 		}), nil, ErrProposal},
-		{"external commit without ExternalInit", mutateExt(func(c *Commit) { c.Proposals = nil }), nil, ErrProposal},
-		{"external commit with an Add", mutateExt(func(c *Commit) { c.Proposals = append(c.Proposals, add(kpF)) }), nil, ErrProposal},
+		{"external commit without ExternalInit", mutateExt(func(c *message.Commit) { c.Proposals = nil }), nil, ErrProposal},
+		{"external commit with an Add", mutateExt(func(c *message.Commit) { c.Proposals = append(c.Proposals, add(kpF)) }), nil, ErrProposal},
 		{"external commit by a member's identity", func() []byte {
-			_, c, err := JoinExternal(testConfig(), mustGroupInfo(t, alice.g), erin.signer, BasicCredential(bob.id), ExternalJoinOptions{Resync: true})
+			_, c, err := JoinExternal(testConfig(), mustGroupInfo(t, alice.g), erin.signer, message.BasicCredential(bob.id), ExternalJoinOptions{Resync: true})
 			if err != nil {
 				t.Fatal(err)
 			}
-			return resign(t, pg, c, erin.signer, func(c *FramedContent) {
+			return resign(t, pg, c, erin.signer, func(c *message.FramedContent) {
 				cc := *c.Commit
 				cc.Proposals = cc.Proposals[:1] // keep bob's leaf: a second leaf for bob
 				c.Commit = &cc
@@ -347,22 +348,22 @@ func TestPublicGroupProposals(t *testing.T) {
 	}
 	pg := h.pg
 	bad := func() []byte {
-		var m MLSMessage
+		var m message.MLSMessage
 		m.Unmarshal(prop)
 		m.PublicMessage.Auth.Signature[0] ^= 1
 		return m.Marshal()
 	}()
-	blank := resign(t, pg, prop, bob.signer, func(c *FramedContent) {
-		c.Proposal = &Proposal{Type: ProposalRemove, Remove: r.daveLeaf}
+	blank := resign(t, pg, prop, bob.signer, func(c *message.FramedContent) {
+		c.Proposal = &message.Proposal{Type: message.ProposalRemove, Remove: r.daveLeaf}
 	})
 	for _, tc := range []struct {
 		name string
 		msg  []byte
 		want error
 	}{
-		{"bad signature", bad, ErrAuth},
+		{"bad signature", bad, message.ErrAuth},
 		{"Remove of a blank leaf", blank, ErrProposal},
-		{"commit given as proposal", r.firstCommit, ErrMalformed},
+		{"commit given as proposal", r.firstCommit, message.ErrMalformed},
 	} {
 		if _, _, err := pg.AddProposal(tc.msg, h.opts); !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
@@ -372,7 +373,7 @@ func TestPublicGroupProposals(t *testing.T) {
 		t.Fatal("a refused proposal was cached")
 	}
 	next, info, err := pg.AddProposal(prop, h.opts)
-	if err != nil || info.Proposal.Type != ProposalRemove || len(pg.Proposals()) != 0 || len(next.Proposals()) != 1 {
+	if err != nil || info.Proposal.Type != message.ProposalRemove || len(pg.Proposals()) != 0 || len(next.Proposals()) != 1 {
 		t.Fatalf("AddProposal: %v", err)
 	}
 	if _, _, err := next.AddProposal(prop, h.opts); !errors.Is(err, ErrProposal) {
@@ -388,8 +389,8 @@ func TestPublicGroupProposals(t *testing.T) {
 		}
 	}
 	h.step(t, r.alice, CommitOptions{}, r.all, nil, nil) // commits the Remove by reference
-	late := signCommit(t, h.pg, r.alice.signer, Sender{Type: SenderMember},
-		&Commit{Proposals: []ProposalOrRef{{Reference: info.Ref}}})
+	late := signCommit(t, h.pg, r.alice.signer, message.Sender{Type: message.SenderMember},
+		&message.Commit{Proposals: []message.ProposalOrRef{{Reference: info.Ref}}})
 	if _, _, err := h.pg.Apply(late, h.opts); !errors.Is(err, ErrProposal) {
 		t.Fatalf("reference to an earlier epoch's proposal: %v", err)
 	}
@@ -401,7 +402,7 @@ func TestNewPublicGroupRefuses(t *testing.T) {
 	r := newRefusalGroup(t, s)
 	gi := mustGroupInfo(t, r.alice.g)
 	opts := PublicOptions{Validator: AcceptAll{}}
-	var m MLSMessage
+	var m message.MLSMessage
 	if err := m.Unmarshal(gi); err != nil {
 		t.Fatal(err)
 	}
@@ -411,7 +412,7 @@ func TestNewPublicGroupRefuses(t *testing.T) {
 	g2.Signature[0] ^= 1
 	sig.GroupInfo = &g2
 	noTree := *m.GroupInfo
-	noTree.Extensions = Extensions{}
+	noTree.Extensions = message.Extensions{}
 	if err := noTree.Sign(s, r.alice.signer); err != nil {
 		t.Fatal(err)
 	}
@@ -420,7 +421,9 @@ func TestNewPublicGroupRefuses(t *testing.T) {
 	if err := other.Sign(s, r.alice.signer); err != nil {
 		t.Fatal(err)
 	}
-	wrap := func(g *GroupInfo) []byte { return (&MLSMessage{WireFormat: WireGroupInfo, GroupInfo: g}).Marshal() }
+	wrap := func(g *message.GroupInfo) []byte {
+		return (&message.MLSMessage{WireFormat: message.WireGroupInfo, GroupInfo: g}).Marshal()
+	}
 	for _, tc := range []struct {
 		name string
 		gi   []byte
@@ -455,7 +458,7 @@ func nh(s *suite.Suite) []byte { return make([]byte, s.Nh()) }
 func TestPublicGroupWrongConfirmationTag(t *testing.T) {
 	s, _ := suite.Lookup(1)
 	r := newRefusalGroup(t, s)
-	var m MLSMessage
+	var m message.MLSMessage
 	if err := m.Unmarshal(mustGroupInfo(t, r.alice.g)); err != nil {
 		t.Fatal(err)
 	}
@@ -465,11 +468,11 @@ func TestPublicGroupWrongConfirmationTag(t *testing.T) {
 		t.Fatal(err)
 	}
 	opts := PublicOptions{Validator: AcceptAll{}}
-	pg, err := NewPublicGroup((&MLSMessage{WireFormat: WireGroupInfo, GroupInfo: &gi}).Marshal(), nil, opts)
+	pg, err := NewPublicGroup((&message.MLSMessage{WireFormat: message.WireGroupInfo, GroupInfo: &gi}).Marshal(), nil, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.h.pg.VerifyGroupInfo((&MLSMessage{WireFormat: WireGroupInfo, GroupInfo: &gi}).Marshal()); !errors.Is(err, ErrAuth) {
+	if err := r.h.pg.VerifyGroupInfo((&message.MLSMessage{WireFormat: message.WireGroupInfo, GroupInfo: &gi}).Marshal()); !errors.Is(err, message.ErrAuth) {
 		t.Fatalf("VerifyGroupInfo with another tag: %v", err)
 	}
 	_, out := r.h.step(t, r.alice, CommitOptions{UpdatePath: true}, r.all, nil, nil)
@@ -477,7 +480,7 @@ func TestPublicGroupWrongConfirmationTag(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, out = r.h.step(t, r.bob, CommitOptions{UpdatePath: true}, r.all, nil, nil)
-	if _, _, err := pg.Apply(out.Commit, opts); !errors.Is(err, ErrAuth) {
+	if _, _, err := pg.Apply(out.Commit, opts); !errors.Is(err, message.ErrAuth) {
 		t.Fatalf("later commit: %v", err)
 	}
 }

@@ -5,8 +5,8 @@ import (
 	"slices"
 	"testing"
 
+	"hearth/keys/mls/message"
 	"hearth/keys/mls/suite"
-
 	"hearth/keys/mls/treemath"
 )
 
@@ -102,7 +102,7 @@ func (h *testHub) checkTracks(t testing.TB, devs []*device) {
 // refusal fails the test), then d applies it, the other members process
 // it and the joiners join from the Welcome with the hub's tree.
 func (h *testHub) step(t testing.TB, d *device, opts CommitOptions, all []*device, joiners []*device,
-	privs []*KeyPackagePrivate) (*CommitChange, *CommitOutput) {
+	privs []*message.KeyPackagePrivate) (*CommitChange, *CommitOutput) {
 	t.Helper()
 	opts.OmitTreeInWelcome = true
 	out, err := d.g.Commit(opts)
@@ -184,7 +184,7 @@ func publicTracks(t *testing.T, s *suite.Suite) {
 		newDevice(t, s, "carol@c/1"), newDevice(t, s, "dave@d/1"), newDevice(t, s, "erin@e/1")
 	all := []*device{alice, bob, carol, dave, erin}
 	var err error
-	if alice.g, err = NewGroup(testConfig(), s, []byte("public"), alice.signer, BasicCredential(alice.id), GroupOptions{}); err != nil {
+	if alice.g, err = NewGroup(testConfig(), s, []byte("public"), alice.signer, message.BasicCredential(alice.id), GroupOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	h := newTestHub(t, alice.g, PublicOptions{Validator: AcceptAll{}})
@@ -193,7 +193,7 @@ func publicTracks(t *testing.T, s *suite.Suite) {
 	// Adds by value, no path.
 	kpB, privB := bob.keyPackage(t, s)
 	kpC, privC := carol.keyPackage(t, s)
-	ch, _ := h.step(t, alice, CommitOptions{Add: []*KeyPackage{kpB, kpC}}, all, []*device{bob, carol}, []*KeyPackagePrivate{privB, privC})
+	ch, _ := h.step(t, alice, CommitOptions{Add: []*message.KeyPackage{kpB, kpC}}, all, []*device{bob, carol}, []*message.KeyPackagePrivate{privB, privC})
 	wantIDs(t, "added", ch.Added, bob.id, carol.id)
 	if ch.Path || ch.External || ch.Epoch != 1 || string(ch.Committer.Identity) != alice.id {
 		t.Fatalf("change %+v", ch)
@@ -218,7 +218,7 @@ func publicTracks(t *testing.T, s *suite.Suite) {
 	}
 	h.broadcast(t, alice, rm, all)
 	kpD, privD := dave.keyPackage(t, s)
-	ch, _ = h.step(t, bob, CommitOptions{Add: []*KeyPackage{kpD}}, all, []*device{dave}, []*KeyPackagePrivate{privD})
+	ch, _ = h.step(t, bob, CommitOptions{Add: []*message.KeyPackage{kpD}}, all, []*device{dave}, []*message.KeyPackagePrivate{privD})
 	wantIDs(t, "removed", ch.Removed, carol.id)
 	wantIDs(t, "added", ch.Added, dave.id)
 
@@ -228,7 +228,7 @@ func publicTracks(t *testing.T, s *suite.Suite) {
 
 	// Bob loses his state and rejoins by external commit (Resync).
 	bob.g = nil
-	g, commit, err := JoinExternal(testConfig(), mustGroupInfo(t, alice.g), bob.signer, BasicCredential(bob.id), ExternalJoinOptions{Resync: true})
+	g, commit, err := JoinExternal(testConfig(), mustGroupInfo(t, alice.g), bob.signer, message.BasicCredential(bob.id), ExternalJoinOptions{Resync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,12 +243,12 @@ func publicTracks(t *testing.T, s *suite.Suite) {
 	h.checkTracks(t, all)
 
 	// An external PSK and new GroupContext extensions.
-	psk := PreSharedKeyID{Type: PSKExternal, PSKID: []byte("psk"), Nonce: make([]byte, s.Nh())}
+	psk := message.PreSharedKeyID{Type: message.PSKExternal, PSKID: []byte("psk"), Nonce: make([]byte, s.Nh())}
 	for _, d := range all {
 		d.g.SetExternalPSK(psk.PSKID, []byte("secret"))
 	}
-	rc := Extensions{{Type: ExtRequiredCapabilities, Data: (&RequiredCapabilities{}).Marshal()}}
-	ch, _ = h.step(t, erin, CommitOptions{PSKs: []PreSharedKeyID{psk}, Extensions: rc}, all, nil, nil)
+	rc := message.Extensions{{Type: message.ExtRequiredCapabilities, Data: (&message.RequiredCapabilities{}).Marshal()}}
+	ch, _ = h.step(t, erin, CommitOptions{PSKs: []message.PreSharedKeyID{psk}, Extensions: rc}, all, nil, nil)
 	if !ch.ExtensionsChanged || len(ch.Extensions) != 1 || !ch.Path {
 		t.Fatalf("change %+v", ch)
 	}
@@ -256,8 +256,8 @@ func publicTracks(t *testing.T, s *suite.Suite) {
 	fred := newDevice(t, s, "fred@f/1")
 	all = append(all, fred)
 	kpF, privF := fred.keyPackage(t, s)
-	h.step(t, alice, CommitOptions{Add: []*KeyPackage{kpF}, Remove: []treemath.LeafIndex{dave.g.OwnLeaf()}, UpdatePath: true}, all,
-		[]*device{fred}, []*KeyPackagePrivate{privF})
+	h.step(t, alice, CommitOptions{Add: []*message.KeyPackage{kpF}, Remove: []treemath.LeafIndex{dave.g.OwnLeaf()}, UpdatePath: true}, all,
+		[]*device{fred}, []*message.KeyPackagePrivate{privF})
 	checkAgreement(t, all)
 }
 
@@ -278,7 +278,7 @@ func joinExternal(t testing.TB, h *testHub, d *device, groupInfo []byte, all []*
 	if err := h.pg.VerifyGroupInfo(groupInfo); err != nil {
 		t.Fatal(err)
 	}
-	g, commit, err := JoinExternal(testConfig(), groupInfo, d.signer, BasicCredential(d.id), ExternalJoinOptions{})
+	g, commit, err := JoinExternal(testConfig(), groupInfo, d.signer, message.BasicCredential(d.id), ExternalJoinOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"hearth/keys/mls/message"
 	"hearth/keys/mls/suite"
 )
 
@@ -30,12 +31,12 @@ func TestPublicGroupPassiveVectors(t *testing.T) {
 }
 
 func runPublicPassive(t *testing.T, s *suite.Suite, v *passiveClientVector) {
-	var kpm MLSMessage
+	var kpm message.MLSMessage
 	if err := kpm.Unmarshal(v.KeyPackage); err != nil || kpm.KeyPackage == nil {
 		t.Fatalf("key package: %v", err)
 	}
 	kp := kpm.KeyPackage
-	priv := &KeyPackagePrivate{Suite: s.ID(), InitKey: suite.HPKEPrivateKey(v.InitPriv), EncryptionKey: suite.HPKEPrivateKey(v.EncryptionPriv), SignatureKey: v.SignaturePriv}
+	priv := &message.KeyPackagePrivate{Suite: s.ID(), InitKey: suite.HPKEPrivateKey(v.InitPriv), EncryptionKey: suite.HPKEPrivateKey(v.EncryptionPriv), SignatureKey: v.SignaturePriv}
 	opts := JoinOptions{RatchetTree: v.RatchetTree, ExternalPSKs: map[string][]byte{}}
 	for _, p := range v.ExternalPSKs {
 		opts.ExternalPSKs[string(p.PSKID)] = p.PSK
@@ -81,13 +82,13 @@ func samePublic(t *testing.T, pg *PublicGroup, g *Group, epoch int) {
 
 // vectorGroupInfo opens the vector's Welcome with the joiner's keys and
 // returns its GroupInfo as an MLSMessage.
-func vectorGroupInfo(t *testing.T, s *suite.Suite, v *passiveClientVector, kp *KeyPackage, opts JoinOptions) []byte {
+func vectorGroupInfo(t *testing.T, s *suite.Suite, v *passiveClientVector, kp *message.KeyPackage, opts JoinOptions) []byte {
 	t.Helper()
-	var m MLSMessage
+	var m message.MLSMessage
 	if err := m.Unmarshal(v.Welcome); err != nil {
 		t.Fatal(err)
 	}
-	gs, err := OpenGroupSecrets(s, m.Welcome, kp, suite.HPKEPrivateKey(v.InitPriv))
+	gs, err := message.OpenGroupSecrets(s, m.Welcome, kp, suite.HPKEPrivateKey(v.InitPriv))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,9 +97,9 @@ func vectorGroupInfo(t *testing.T, s *suite.Suite, v *passiveClientVector, kp *K
 	if err != nil {
 		t.Fatal(err)
 	}
-	gi, err := OpenGroupInfo(s, m.Welcome, gs.JoinerSecret, psk)
+	gi, err := message.OpenGroupInfo(s, m.Welcome, gs.JoinerSecret, psk)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return (&MLSMessage{WireFormat: WireGroupInfo, GroupInfo: gi}).Marshal()
+	return (&message.MLSMessage{WireFormat: message.WireGroupInfo, GroupInfo: gi}).Marshal()
 }

@@ -4,7 +4,8 @@ import (
 	"fmt"
 
 	"hearth/keys/mls/codec"
-
+	"hearth/keys/mls/message"
+	"hearth/keys/mls/treekem"
 	"hearth/keys/mls/treemath"
 )
 
@@ -15,7 +16,7 @@ import (
 func (g *Group) SealTo(l treemath.LeafIndex, label string, context, pt []byte) ([]byte, error) {
 	leaf := g.st.tree.Leaf(l)
 	if leaf == nil {
-		return nil, fmt.Errorf("%w: leaf %d is blank", ErrTree, l)
+		return nil, fmt.Errorf("%w: leaf %d is blank", treekem.ErrTree, l)
 	}
 	ct, err := g.s.EncryptWithLabel(leaf.EncryptionKey, label, context, pt)
 	if err != nil {
@@ -31,14 +32,14 @@ func (g *Group) SealTo(l treemath.LeafIndex, label string, context, pt []byte) (
 // member's current leaf key.
 func (g *Group) OpenSealed(label string, context, sealed []byte) ([]byte, error) {
 	r := codec.NewReader(sealed)
-	var ct HPKECiphertext
+	var ct message.HPKECiphertext
 	ct.KEMOutput, ct.Ciphertext = r.Opaque(), r.Opaque()
 	if err := r.Done(); err != nil {
-		return nil, fmt.Errorf("%w: sealed data: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: sealed data: %v", message.ErrMalformed, err)
 	}
 	priv, ok := g.st.priv.Key(g.st.priv.Self().NodeIndex())
 	if !ok {
-		return nil, fmt.Errorf("%w: no private leaf key", ErrTree)
+		return nil, fmt.Errorf("%w: no private leaf key", treekem.ErrTree)
 	}
 	pt, err := g.s.DecryptWithLabel(priv, label, context, ct)
 	if err != nil {

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"testing"
 
+	"hearth/keys/mls/message"
 	"hearth/keys/mls/suite"
-
 	"hearth/keys/mls/treemath"
 )
 
@@ -13,7 +13,7 @@ import (
 // with the same label and context, and not after tampering.
 func TestSealToMember(t *testing.T) {
 	s, _ := suite.Lookup(suite.Default)
-	alice, bob := twoMembers(t, s, GroupOptions{}, KeyPackageOptions{})
+	alice, bob := twoMembers(t, s, GroupOptions{}, message.KeyPackageOptions{})
 	bl, _ := alice.g.LeafOf([]byte(bob.id))
 	ct, err := alice.g.SealTo(bl, "test label", []byte("ctx"), []byte("secret"))
 	if err != nil {
@@ -46,7 +46,7 @@ func TestSealToMember(t *testing.T) {
 // panics and never succeeds on arbitrary bytes.
 func FuzzOpenSealed(f *testing.F) {
 	s, _ := suite.Lookup(1)
-	alice, bob := twoMembers(f, s, GroupOptions{}, KeyPackageOptions{})
+	alice, bob := twoMembers(f, s, GroupOptions{}, message.KeyPackageOptions{})
 	bl, _ := alice.g.LeafOf([]byte(bob.id))
 	ct, err := alice.g.SealTo(bl, "l", nil, []byte("x"))
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"hearth/keys/mls/message"
 	"hearth/keys/mls/treemath"
 )
 
@@ -15,23 +16,23 @@ func (g *Group) Encrypt(plaintext, authenticatedData []byte) ([]byte, error) {
 		return nil, err
 	}
 	cur := g.st
-	c := &FramedContent{GroupID: cur.ctx.GroupID, Epoch: cur.ctx.Epoch,
-		Sender:            Sender{Type: SenderMember, Index: uint32(cur.priv.Self())},
-		AuthenticatedData: nonNil(authenticatedData), ContentType: ContentApplication, ApplicationData: nonNil(plaintext)}
-	a, err := SignContent(g.s, g.signer, WirePrivateMessage, c, &cur.ctx)
+	c := &message.FramedContent{GroupID: cur.ctx.GroupID, Epoch: cur.ctx.Epoch,
+		Sender:            message.Sender{Type: message.SenderMember, Index: uint32(cur.priv.Self())},
+		AuthenticatedData: nonNil(authenticatedData), ContentType: message.ContentApplication, ApplicationData: nonNil(plaintext)}
+	a, err := message.SignContent(g.s, g.signer, message.WirePrivateMessage, c, &cur.ctx)
 	if err != nil {
 		return nil, err
 	}
-	pm, err := EncryptPrivate(g.s, g.cfg.Rand, a, cur.keys, g.cfg.PaddingBlock)
+	pm, err := message.EncryptPrivate(g.s, g.cfg.Rand, a, cur.keys, g.cfg.PaddingBlock)
 	if err != nil {
 		return nil, fmt.Errorf("mls: encrypt: %w", err)
 	}
-	return (&MLSMessage{WireFormat: WirePrivateMessage, PrivateMessage: pm}).Marshal(), nil
+	return (&message.MLSMessage{WireFormat: message.WirePrivateMessage, PrivateMessage: pm}).Marshal(), nil
 }
 
 // propose signs p as a PublicMessage of this member and caches it, so a
 // later commit (by anyone) can include it by reference.
-func (g *Group) propose(p *Proposal) ([]byte, []byte, error) {
+func (g *Group) propose(p *message.Proposal) ([]byte, []byte, error) {
 	if err := g.usable(); err != nil {
 		return nil, nil, err
 	}
@@ -39,10 +40,10 @@ func (g *Group) propose(p *Proposal) ([]byte, []byte, error) {
 		return nil, nil, fmt.Errorf("%w: a commit is pending", ErrPending)
 	}
 	cur := g.st
-	c := &FramedContent{GroupID: cur.ctx.GroupID, Epoch: cur.ctx.Epoch,
-		Sender:            Sender{Type: SenderMember, Index: uint32(cur.priv.Self())},
-		AuthenticatedData: []byte{}, ContentType: ContentProposal, Proposal: p}
-	a, err := SignContent(g.s, g.signer, WirePublicMessage, c, &cur.ctx)
+	c := &message.FramedContent{GroupID: cur.ctx.GroupID, Epoch: cur.ctx.Epoch,
+		Sender:            message.Sender{Type: message.SenderMember, Index: uint32(cur.priv.Self())},
+		AuthenticatedData: []byte{}, ContentType: message.ContentProposal, Proposal: p}
+	a, err := message.SignContent(g.s, g.signer, message.WirePublicMessage, c, &cur.ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -50,37 +51,37 @@ func (g *Group) propose(p *Proposal) ([]byte, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	pm, err := NewPublicMessage(g.s, a, cur.secrets.MembershipKey, &cur.ctx)
+	pm, err := message.NewPublicMessage(g.s, a, cur.secrets.MembershipKey, &cur.ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	cur.proposals = append(cur.proposals, *cp)
-	return (&MLSMessage{WireFormat: WirePublicMessage, PublicMessage: pm}).Marshal(), cp.ref, nil
+	return (&message.MLSMessage{WireFormat: message.WirePublicMessage, PublicMessage: pm}).Marshal(), cp.ref, nil
 }
 
 // ProposeAdd proposes adding the KeyPackage's device.
-func (g *Group) ProposeAdd(kp *KeyPackage) ([]byte, error) {
-	msg, _, err := g.propose(&Proposal{Type: ProposalAdd, Add: kp})
+func (g *Group) ProposeAdd(kp *message.KeyPackage) ([]byte, error) {
+	msg, _, err := g.propose(&message.Proposal{Type: message.ProposalAdd, Add: kp})
 	return msg, err
 }
 
 // ProposeRemove proposes removing leaf l (this member's own leaf too:
 // another member then commits it, which is how a device leaves).
 func (g *Group) ProposeRemove(l treemath.LeafIndex) ([]byte, error) {
-	msg, _, err := g.propose(&Proposal{Type: ProposalRemove, Remove: l})
+	msg, _, err := g.propose(&message.Proposal{Type: message.ProposalRemove, Remove: l})
 	return msg, err
 }
 
 // ProposeGroupContextExtensions proposes replacing the GroupContext
 // extensions.
-func (g *Group) ProposeGroupContextExtensions(ext Extensions) ([]byte, error) {
-	msg, _, err := g.propose(&Proposal{Type: ProposalGroupContextExtensions, GroupContextExtensions: slices.Clone(ext)})
+func (g *Group) ProposeGroupContextExtensions(ext message.Extensions) ([]byte, error) {
+	msg, _, err := g.propose(&message.Proposal{Type: message.ProposalGroupContextExtensions, GroupContextExtensions: slices.Clone(ext)})
 	return msg, err
 }
 
 // ProposePSK proposes injecting a pre-shared key into the next epoch.
-func (g *Group) ProposePSK(id PreSharedKeyID) ([]byte, error) {
-	msg, _, err := g.propose(&Proposal{Type: ProposalPSK, PSK: &id})
+func (g *Group) ProposePSK(id message.PreSharedKeyID) ([]byte, error) {
+	msg, _, err := g.propose(&message.Proposal{Type: message.ProposalPSK, PSK: &id})
 	return msg, err
 }
 
@@ -94,11 +95,11 @@ func (g *Group) ProposeUpdate() ([]byte, error) {
 		return nil, fmt.Errorf("mls: update key: %w", err)
 	}
 	leaf := *cur.tree.Leaf(self)
-	leaf.EncryptionKey, leaf.Source, leaf.Lifetime, leaf.ParentHash = pub, SourceUpdate, Lifetime{}, nil
+	leaf.EncryptionKey, leaf.Source, leaf.Lifetime, leaf.ParentHash = pub, message.SourceUpdate, message.Lifetime{}, nil
 	if err := leaf.Sign(g.s, g.signer, cur.ctx.GroupID, self); err != nil {
 		return nil, err
 	}
-	msg, ref, err := g.propose(&Proposal{Type: ProposalUpdate, Update: &leaf})
+	msg, ref, err := g.propose(&message.Proposal{Type: message.ProposalUpdate, Update: &leaf})
 	if err != nil {
 		return nil, err
 	}

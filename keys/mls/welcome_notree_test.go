@@ -6,21 +6,23 @@ import (
 	"fmt"
 	"testing"
 
+	"hearth/keys/mls/message"
 	"hearth/keys/mls/suite"
+	"hearth/keys/mls/treekem"
 )
 
 // welcomeGroupInfo opens the GroupInfo inside a Welcome for kp.
-func welcomeGroupInfo(t testing.TB, s *suite.Suite, welcome []byte, kp *KeyPackage, priv *KeyPackagePrivate) *GroupInfo {
+func welcomeGroupInfo(t testing.TB, s *suite.Suite, welcome []byte, kp *message.KeyPackage, priv *message.KeyPackagePrivate) *message.GroupInfo {
 	t.Helper()
-	var m MLSMessage
+	var m message.MLSMessage
 	if err := m.Unmarshal(welcome); err != nil || m.Welcome == nil {
 		t.Fatalf("not a Welcome: %v", err)
 	}
-	gs, err := OpenGroupSecrets(s, m.Welcome, kp, priv.InitKey)
+	gs, err := message.OpenGroupSecrets(s, m.Welcome, kp, priv.InitKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gi, err := OpenGroupInfo(s, m.Welcome, gs.JoinerSecret, nil)
+	gi, err := message.OpenGroupInfo(s, m.Welcome, gs.JoinerSecret, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +38,7 @@ func TestCommitOmitTreeInWelcome(t *testing.T) {
 		s, _ := suite.Lookup(id)
 		t.Run(id.String(), func(t *testing.T) {
 			creator := newDevice(t, s, "creator@example/1")
-			g, err := NewGroup(testConfig(), s, []byte("big"), creator.signer, BasicCredential(creator.id), GroupOptions{})
+			g, err := NewGroup(testConfig(), s, []byte("big"), creator.signer, message.BasicCredential(creator.id), GroupOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -46,14 +48,14 @@ func TestCommitOmitTreeInWelcome(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var cm MLSMessage
+			var cm message.MLSMessage
 			if err := cm.Unmarshal(out.Commit); err != nil {
 				t.Fatal(err)
 			}
 			if cm.PublicMessage.Content.Commit.Path != nil {
 				t.Fatal("an add-only commit carries a path")
 			}
-			if _, ok := welcomeGroupInfo(t, s, out.Welcome, kps[0], privs[0]).Extensions.Find(ExtRatchetTree); ok {
+			if _, ok := welcomeGroupInfo(t, s, out.Welcome, kps[0], privs[0]).Extensions.Find(message.ExtRatchetTree); ok {
 				t.Fatal("the Welcome's GroupInfo carries ratchet_tree")
 			}
 			tr, err := ReadGroupInfoTree(out.GroupInfo)
@@ -66,16 +68,16 @@ func TestCommitOmitTreeInWelcome(t *testing.T) {
 			if _, err := g.ApplyPendingCommit(); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := JoinFromWelcome(testConfig(), out.Welcome, kps[0], privs[0], JoinOptions{}); !errors.Is(err, ErrTree) {
+			if _, err := JoinFromWelcome(testConfig(), out.Welcome, kps[0], privs[0], JoinOptions{}); !errors.Is(err, treekem.ErrTree) {
 				t.Fatalf("join without a tree: %v, want ErrTree", err)
 			}
 			// The tree of the epoch before (one member), or of another
 			// group, does not match.
-			old := NewOneMemberTree(s, g.st.tree.Leaf(0)).Marshal()
-			if _, err := JoinFromWelcome(testConfig(), out.Welcome, kps[0], privs[0], JoinOptions{RatchetTree: old}); !errors.Is(err, ErrTree) {
+			old := treekem.NewOneMemberTree(s, g.st.tree.Leaf(0)).Marshal()
+			if _, err := JoinFromWelcome(testConfig(), out.Welcome, kps[0], privs[0], JoinOptions{RatchetTree: old}); !errors.Is(err, treekem.ErrTree) {
 				t.Fatalf("join with another epoch's tree: %v, want ErrTree", err)
 			}
-			other, err := NewGroup(testConfig(), s, []byte("other"), creator.signer, BasicCredential(creator.id), GroupOptions{})
+			other, err := NewGroup(testConfig(), s, []byte("other"), creator.signer, message.BasicCredential(creator.id), GroupOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -118,7 +120,7 @@ func TestCommitOmitTreeInWelcome(t *testing.T) {
 func TestReadGroupInfoTreeRefuses(t *testing.T) {
 	s, _ := suite.Lookup(1)
 	creator := newDevice(t, s, "creator@example/1")
-	g, err := NewGroup(testConfig(), s, []byte("g"), creator.signer, BasicCredential(creator.id), GroupOptions{})
+	g, err := NewGroup(testConfig(), s, []byte("g"), creator.signer, message.BasicCredential(creator.id), GroupOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +146,7 @@ func BenchmarkCommitSizes1024(b *testing.B) {
 		for _, k := range []int{128, 256} {
 			b.Run(fmt.Sprintf("%v/add%d", id, k), func(b *testing.B) {
 				creator := newDevice(b, s, "creator@example/1")
-				g, err := NewGroup(testConfig(), s, []byte("bench"), creator.signer, BasicCredential(creator.id), GroupOptions{})
+				g, err := NewGroup(testConfig(), s, []byte("bench"), creator.signer, message.BasicCredential(creator.id), GroupOptions{})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -183,7 +185,7 @@ func BenchmarkCommitSizes1024(b *testing.B) {
 func FuzzReadGroupInfoTree(f *testing.F) {
 	s, _ := suite.Lookup(1)
 	creator := newDevice(f, s, "creator@example/1")
-	g, err := NewGroup(testConfig(), s, []byte("g"), creator.signer, BasicCredential(creator.id), GroupOptions{})
+	g, err := NewGroup(testConfig(), s, []byte("g"), creator.signer, message.BasicCredential(creator.id), GroupOptions{})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -200,7 +202,7 @@ func FuzzReadGroupInfoTree(f *testing.F) {
 		if err != nil {
 			return
 		}
-		var nodes RatchetTreeNodes
+		var nodes message.RatchetTreeNodes
 		if err := nodes.Unmarshal(tr.RatchetTree); err != nil {
 			t.Fatalf("accepted a tree that does not decode: %v", err)
 		}

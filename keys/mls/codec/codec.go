@@ -280,3 +280,24 @@ func (r *Reader) Optional(value func(r *Reader)) bool {
 	value(r)
 	return r.err == nil
 }
+
+// WriteList writes a variable-size vector of items.
+func WriteList[T any](w *Writer, items []T, item func(w *Writer, v T)) {
+	w.Vector(func(w *Writer) {
+		for _, v := range items {
+			item(w, v)
+		}
+	})
+}
+
+// ReadList reads a variable-size vector of items.
+func ReadList[T any](r *Reader, item func(r *Reader) T) []T {
+	var out []T
+	r.Vector(func(r *Reader) {
+		v := item(r)
+		if r.Err() == nil {
+			out = append(out, v)
+		}
+	})
+	return out
+}

@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"hearth/keys/mls/suite"
 	"testing"
+
+	"hearth/keys/mls/suite"
 )
 
 type secretTreeCase struct {

@@ -2,10 +2,10 @@ package schedule
 
 import (
 	"bytes"
-
 	"fmt"
-	"hearth/keys/mls/codec"
 	"testing"
+
+	"hearth/keys/mls/codec"
 )
 
 type transcriptCase struct {

@@ -16,7 +16,6 @@ import (
 	"hash"
 
 	"golang.org/x/crypto/chacha20poly1305"
-
 	"hearth/keys/mls/codec"
 )
 
