@@ -3,6 +3,7 @@ package mls
 import (
 	"io"
 
+	"hearth/keys/mls/handshake"
 	"hearth/keys/mls/message"
 	"hearth/keys/mls/suite"
 	"hearth/keys/mls/treekem"
@@ -48,6 +49,19 @@ const (
 
 // Errors of the subpackages that Group and PublicGroup methods wrap.
 var (
+	// ErrEpoch: a message for an epoch this member no longer (or not yet)
+	// has keys for.
+	ErrEpoch = handshake.ErrEpoch
+	// ErrGroup: a message for another group.
+	ErrGroup = handshake.ErrGroup
+	// ErrSender: the sender is not a member (blank or absent leaf).
+	ErrSender = handshake.ErrSender
+	// ErrProposal: a proposal or proposal list breaks RFC 9420 §12.2.
+	ErrProposal = handshake.ErrProposal
+	// ErrCredential: the credential validator refused a member.
+	ErrCredential = handshake.ErrCredential
+	// ErrUnsupported: a feature this implementation refuses (ReInit).
+	ErrUnsupported = handshake.ErrUnsupported
 	// ErrMalformed wraps every decoding failure.
 	ErrMalformed = message.ErrMalformed
 	// ErrAuth: a signature, membership tag or confirmation tag does not
@@ -55,6 +69,17 @@ var (
 	ErrAuth = message.ErrAuth
 	// ErrTree wraps every structural error of a ratchet tree.
 	ErrTree = treekem.ErrTree
+)
+
+// Members and their credentials (package handshake).
+type (
+	// CredentialValidator decides whether a member's credential is
+	// acceptable; *identity.Validator implements it.
+	CredentialValidator = handshake.CredentialValidator
+	// AcceptAll accepts every member (tests, interop vectors).
+	AcceptAll = handshake.AcceptAll
+	// Member is one leaf of the group.
+	Member = handshake.Member
 )
 
 // LeafIndex is the index of a leaf of the ratchet tree (package treemath).

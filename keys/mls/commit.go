@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"hearth/keys/mls/handshake"
 	"hearth/keys/mls/message"
 	"hearth/keys/mls/schedule"
 	"hearth/keys/mls/treekem"
@@ -40,7 +41,7 @@ type CommitOutput struct {
 	GroupInfo []byte // MLSMessage(GroupInfo) of the new epoch, with ratchet_tree and external_pub
 	Epoch     uint64 // the epoch the commit starts
 	// Added and Removed are the roster changes the commit makes.
-	Added, Removed []Member
+	Added, Removed []handshake.Member
 }
 
 // Result says what a processed message or applied commit did.
@@ -51,8 +52,8 @@ type Result struct {
 	SenderIdentity    []byte
 	Plaintext         []byte // application messages
 	AuthenticatedData []byte
-	Proposal          *message.Proposal // proposals
-	Added, Removed    []Member          // commits
+	Proposal          *message.Proposal  // proposals
+	Added, Removed    []handshake.Member // commits
 	Updated           []treemath.LeafIndex
 	// SelfRemoved: the commit removed this member; the group is inactive.
 	SelfRemoved bool
@@ -96,11 +97,11 @@ func (g *Group) pskSecret(cur *epochState, psks []message.PreSharedKeyID) ([]byt
 // nextEpoch runs the transcript hash and key schedule of a commit whose
 // path (if any) is merged into pv.tree. With a nil confirmation tag in
 // ac it sets the tag (committer); otherwise it verifies it.
-func (g *Group) nextEpoch(pv *provisional, ac *message.AuthenticatedContent, priv *treekem.PrivateTree,
+func (g *Group) nextEpoch(pv *handshake.Provisional, ac *message.AuthenticatedContent, priv *treekem.PrivateTree,
 	initSecret, commitSecret []byte) (*epochState, *schedule.Epoch, []byte, error) {
 	cur := g.st
-	ctx := nextContext(g.s, pv, cur.interim, ac)
-	psk, err := g.pskSecret(cur, pv.psks)
+	ctx := handshake.NextContext(g.s, pv, cur.interim, ac)
+	psk, err := g.pskSecret(cur, pv.PSKs)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -115,7 +116,7 @@ func (g *Group) nextEpoch(pv *provisional, ac *message.AuthenticatedContent, pri
 	} else if !ep.VerifyConfirmationTag(ctx.ConfirmedTranscriptHash, ac.Auth.ConfirmationTag) {
 		return nil, nil, nil, fmt.Errorf("%w: confirmation tag", message.ErrAuth)
 	}
-	next, err := newEpochState(g.s, g.cfg, ctx, pv.tree, priv, ep, ac.Auth.ConfirmationTag, cur)
+	next, err := newEpochState(g.s, g.cfg, ctx, pv.Tree, priv, ep, ac.Auth.ConfirmationTag, cur)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -129,7 +130,7 @@ func (g *Group) nextEpoch(pv *provisional, ac *message.AuthenticatedContent, pri
 // leaf, duplicate Removes, Adds of a signature key already present,
 // PSKs it cannot resolve or already has, and a cached
 // GroupContextExtensions when opts brings its own.
-func (g *Group) commitProposals(opts CommitOptions) []resolved {
+func (g *Group) commitProposals(opts CommitOptions) []handshake.Resolved {
 	f := &proposalFilter{g: g, self: uint32(g.st.priv.Self()), removed: map[treemath.LeafIndex]bool{},
 		updated: map[uint32]bool{}, sigKeys: map[string]bool{}, psks: map[string]bool{}, gce: opts.Extensions != nil}
 	for _, l := range g.st.tree.Members() {
@@ -141,31 +142,31 @@ func (g *Group) commitProposals(opts CommitOptions) []resolved {
 		f.removing[l] = true
 	}
 	for _, c := range g.st.proposals {
-		if c.p.Type == message.ProposalRemove && uint32(c.p.Remove) != f.self {
-			f.removing[c.p.Remove] = true
+		if c.Proposal.Type == message.ProposalRemove && uint32(c.Proposal.Remove) != f.self {
+			f.removing[c.Proposal.Remove] = true
 		}
 	}
-	var out []resolved
+	var out []handshake.Resolved
 	for _, c := range g.st.proposals {
-		if f.keep(c.p, c.sender) {
-			out = append(out, resolved{p: c.p, sender: c.sender, ref: c.ref})
+		if f.keep(c.Proposal, c.Sender) {
+			out = append(out, handshake.Resolved{Proposal: c.Proposal, Sender: c.Sender, Ref: c.Ref})
 		}
 	}
 	me := message.Sender{Type: message.SenderMember, Index: f.self}
 	if opts.Extensions != nil {
-		out = append(out, resolved{p: &message.Proposal{Type: message.ProposalGroupContextExtensions, GroupContextExtensions: opts.Extensions}, sender: me})
+		out = append(out, handshake.Resolved{Proposal: &message.Proposal{Type: message.ProposalGroupContextExtensions, GroupContextExtensions: opts.Extensions}, Sender: me})
 	}
 	for _, l := range opts.Remove {
 		if !f.removed[l] {
 			f.removed[l] = true
-			out = append(out, resolved{p: &message.Proposal{Type: message.ProposalRemove, Remove: l}, sender: me})
+			out = append(out, handshake.Resolved{Proposal: &message.Proposal{Type: message.ProposalRemove, Remove: l}, Sender: me})
 		}
 	}
 	for _, kp := range opts.Add {
-		out = append(out, resolved{p: &message.Proposal{Type: message.ProposalAdd, Add: kp}, sender: me})
+		out = append(out, handshake.Resolved{Proposal: &message.Proposal{Type: message.ProposalAdd, Add: kp}, Sender: me})
 	}
 	for i := range opts.PSKs {
-		out = append(out, resolved{p: &message.Proposal{Type: message.ProposalPSK, PSK: &opts.PSKs[i]}, sender: me})
+		out = append(out, handshake.Resolved{Proposal: &message.Proposal{Type: message.ProposalPSK, PSK: &opts.PSKs[i]}, Sender: me})
 	}
 	return out
 }
@@ -229,11 +230,11 @@ func (g *Group) Commit(opts CommitOptions) (*CommitOutput, error) {
 	cur := g.st
 	me := message.Sender{Type: message.SenderMember, Index: uint32(cur.priv.Self())}
 	props := g.commitProposals(opts)
-	pv, err := g.view().applyProposals(props, me)
+	pv, err := g.view().ApplyProposals(props, me)
 	if err != nil {
 		return nil, fmt.Errorf("mls: commit: %w", err)
 	}
-	b, err := g.buildCommit(pv, props, opts.UpdatePath || pv.pathRequired)
+	b, err := g.buildCommit(pv, props, opts.UpdatePath || pv.PathRequired)
 	if err != nil {
 		return nil, err
 	}
@@ -256,8 +257,8 @@ func (g *Group) Commit(opts CommitOptions) (*CommitOutput, error) {
 	if err := g.commitOutputs(out, next, ep, psk, ac.Auth.ConfirmationTag, pv, b.pathSecrets, opts.OmitTreeInWelcome); err != nil {
 		return nil, err
 	}
-	res := &Result{Kind: message.ContentCommit, Epoch: next.ctx.Epoch, Sender: me, SenderIdentity: memberAt(cur.tree, cur.priv.Self()).Identity,
-		Updated: pv.updated, Removed: pv.removed, Added: out.Added}
+	res := &Result{Kind: message.ContentCommit, Epoch: next.ctx.Epoch, Sender: me, SenderIdentity: handshake.MemberAt(cur.tree, cur.priv.Self()).Identity,
+		Updated: pv.Updated, Removed: pv.Removed, Added: out.Added}
 	g.pending = &pendingCommit{next: next, out: *out, result: res}
 	return out, nil
 }
@@ -272,24 +273,24 @@ type builtCommit struct {
 
 // buildCommit lists the proposals and, if withPath, generates the path
 // (merging it into pv.tree).
-func (g *Group) buildCommit(pv *provisional, props []resolved, withPath bool) (*builtCommit, error) {
+func (g *Group) buildCommit(pv *handshake.Provisional, props []handshake.Resolved, withPath bool) (*builtCommit, error) {
 	self := g.st.priv.Self()
-	b := &builtCommit{commit: &message.Commit{}, priv: g.st.priv.Pruned(pv.tree)}
+	b := &builtCommit{commit: &message.Commit{}, priv: g.st.priv.Pruned(pv.Tree)}
 	for _, r := range props {
-		if r.ref != nil {
-			b.commit.Proposals = append(b.commit.Proposals, message.ProposalOrRef{Reference: r.ref})
+		if r.Ref != nil {
+			b.commit.Proposals = append(b.commit.Proposals, message.ProposalOrRef{Reference: r.Ref})
 		} else {
-			b.commit.Proposals = append(b.commit.Proposals, message.ProposalOrRef{Proposal: r.p})
+			b.commit.Proposals = append(b.commit.Proposals, message.ProposalOrRef{Proposal: r.Proposal})
 		}
 	}
 	if !withPath {
 		return b, nil
 	}
-	res, err := pv.tree.GenerateUpdatePath(g.cfg.Rand, self, *pv.tree.Leaf(self), g.signer, pv.ctx, pv.added)
+	res, err := pv.Tree.GenerateUpdatePath(g.cfg.Rand, self, *pv.Tree.Leaf(self), g.signer, pv.GroupContext, pv.Added)
 	if err != nil {
 		return nil, fmt.Errorf("mls: commit path: %w", err)
 	}
-	pv.tree, pv.ctx.TreeHash = res.Tree, res.GroupContext.TreeHash
+	pv.Tree, pv.GroupContext.TreeHash = res.Tree, res.GroupContext.TreeHash
 	b.priv, b.commitSecret, b.pathSecrets, b.commit.Path = res.Private, res.CommitSecret, res.PathSecrets, res.Path
 	return b, nil
 }
@@ -298,13 +299,13 @@ func (g *Group) buildCommit(pv *provisional, props []resolved, withPath bool) (*
 // and the roster change to out. With omitTree, the Welcome's GroupInfo is
 // a second one, signed without the ratchet_tree extension.
 func (g *Group) commitOutputs(out *CommitOutput, next *epochState, ep *schedule.Epoch, psk, tag []byte,
-	pv *provisional, pathSecrets map[treemath.NodeIndex][]byte, omitTree bool) error {
+	pv *handshake.Provisional, pathSecrets map[treemath.NodeIndex][]byte, omitTree bool) error {
 	gi, err := g.groupInfo(next, ep, tag, true)
 	if err != nil {
 		return err
 	}
 	out.GroupInfo = (&message.MLSMessage{WireFormat: message.WireGroupInfo, GroupInfo: gi}).Marshal()
-	if len(pv.added) > 0 {
+	if len(pv.Added) > 0 {
 		wgi := gi
 		if omitTree {
 			if wgi, err = g.groupInfo(next, ep, tag, false); err != nil {
@@ -315,10 +316,10 @@ func (g *Group) commitOutputs(out *CommitOutput, next *epochState, ep *schedule.
 			return err
 		}
 	}
-	for _, l := range pv.added {
-		out.Added = append(out.Added, memberAt(next.tree, l))
+	for _, l := range pv.Added {
+		out.Added = append(out.Added, handshake.MemberAt(next.tree, l))
 	}
-	out.Removed = pv.removed
+	out.Removed = pv.Removed
 	return nil
 }
 
@@ -362,17 +363,17 @@ func (g *Group) groupInfo(next *epochState, ep *schedule.Epoch, tag []byte, with
 	return gi, nil
 }
 
-func (g *Group) welcome(gi *message.GroupInfo, ep *schedule.Epoch, psk []byte, pv *provisional, pathSecrets map[treemath.NodeIndex][]byte) ([]byte, error) {
+func (g *Group) welcome(gi *message.GroupInfo, ep *schedule.Epoch, psk []byte, pv *handshake.Provisional, pathSecrets map[treemath.NodeIndex][]byte) ([]byte, error) {
 	self := gi.Signer
 	var members []message.WelcomeMember
-	for i, l := range pv.added {
-		m := message.WelcomeMember{KeyPackage: pv.addKPs[i]}
+	for i, l := range pv.Added {
+		m := message.WelcomeMember{KeyPackage: pv.AddKeyPackages[i]}
 		if pathSecrets != nil {
 			m.PathSecret = pathSecrets[treemath.CommonAncestor(self.NodeIndex(), l.NodeIndex())]
 		}
 		members = append(members, m)
 	}
-	w, err := message.SealWelcome(g.s, gi, ep.JoinerSecret, psk, pv.psks, members)
+	w, err := message.SealWelcome(g.s, gi, ep.JoinerSecret, psk, pv.PSKs, members)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package mls
 import (
 	"fmt"
 
+	"hearth/keys/mls/handshake"
 	"hearth/keys/mls/message"
 	"hearth/keys/mls/treekem"
 	"hearth/keys/mls/treemath"
@@ -15,21 +16,21 @@ func (g *Group) processCommit(a *message.AuthenticatedContent, res *Result) (*st
 	c := &a.Content
 	cur := g.st
 	v := g.view()
-	pv, committer, err := v.stageCommit(c)
+	pv, committer, err := v.StageCommit(c)
 	if err != nil {
 		return nil, err
 	}
-	res.Removed, res.Updated, res.Epoch = pv.removed, pv.updated, pv.ctx.Epoch
-	if pv.selfRemoved {
+	res.Removed, res.Updated, res.Epoch = pv.Removed, pv.Updated, pv.GroupContext.Epoch
+	if pv.SelfRemoved {
 		res.SelfRemoved = true
-		for _, l := range pv.added {
-			res.Added = append(res.Added, memberAt(pv.tree, l))
+		for _, l := range pv.Added {
+			res.Added = append(res.Added, handshake.MemberAt(pv.Tree, l))
 		}
 		return &staged{res: res, removed: true}, nil
 	}
-	priv := cur.priv.Pruned(pv.tree)
-	if pv.ownUpdate != nil {
-		priv = priv.WithLeafKey(pv.ownUpdate)
+	priv := cur.priv.Pruned(pv.Tree)
+	if pv.OwnUpdateKey != nil {
+		priv = priv.WithLeafKey(pv.OwnUpdateKey)
 	}
 	var commitSecret []byte
 	if c.Commit.Path != nil {
@@ -39,8 +40,8 @@ func (g *Group) processCommit(a *message.AuthenticatedContent, res *Result) (*st
 	}
 	initSecret := cur.secrets.InitSecret
 	if c.Sender.Type == message.SenderNewMemberCommit {
-		if initSecret, err = cur.secrets.ExternalInitSecret(pv.kemOutput); err != nil {
-			return nil, fmt.Errorf("%w: external init: %w", ErrProposal, err)
+		if initSecret, err = cur.secrets.ExternalInitSecret(pv.KEMOutput); err != nil {
+			return nil, fmt.Errorf("%w: external init: %w", handshake.ErrProposal, err)
 		}
 	}
 	next, ep, _, err := g.nextEpoch(pv, a, priv, initSecret, commitSecret)
@@ -49,11 +50,11 @@ func (g *Group) processCommit(a *message.AuthenticatedContent, res *Result) (*st
 	}
 	ep.DropJoinerSecrets()
 	if c.Sender.Type == message.SenderNewMemberCommit {
-		res.Added = append(res.Added, memberAt(next.tree, committer))
-		res.SenderIdentity = memberAt(next.tree, committer).Identity
+		res.Added = append(res.Added, handshake.MemberAt(next.tree, committer))
+		res.SenderIdentity = handshake.MemberAt(next.tree, committer).Identity
 	}
-	for _, l := range pv.added {
-		res.Added = append(res.Added, memberAt(next.tree, l))
+	for _, l := range pv.Added {
+		res.Added = append(res.Added, handshake.MemberAt(next.tree, l))
 	}
 	return &staged{res: res, next: next}, nil
 }
@@ -61,15 +62,15 @@ func (g *Group) processCommit(a *message.AuthenticatedContent, res *Result) (*st
 // processPath validates the commit's path leaf and decrypts the path,
 // merging it into pv.tree; it returns the new private state and the
 // commit secret.
-func (g *Group) processPath(v *epochView, c *message.FramedContent, pv *provisional, committer treemath.LeafIndex,
+func (g *Group) processPath(v *handshake.View, c *message.FramedContent, pv *handshake.Provisional, committer treemath.LeafIndex,
 	priv *treekem.PrivateTree) (*treekem.PrivateTree, []byte, error) {
-	if err := v.checkPathLeaf(c, pv, committer); err != nil {
+	if err := v.CheckPathLeaf(c, pv, committer); err != nil {
 		return nil, nil, err
 	}
-	pr, err := pv.tree.ProcessUpdatePath(priv, committer, c.Commit.Path, pv.ctx, pv.added)
+	pr, err := pv.Tree.ProcessUpdatePath(priv, committer, c.Commit.Path, pv.GroupContext, pv.Added)
 	if err != nil {
 		return nil, nil, err
 	}
-	pv.tree, pv.ctx.TreeHash = pr.Tree, pr.GroupContext.TreeHash
+	pv.Tree, pv.GroupContext.TreeHash = pr.Tree, pr.GroupContext.TreeHash
 	return pr.Private, pr.CommitSecret, nil
 }

@@ -1,65 +1,49 @@
 // Package mls implements the Messaging Layer Security protocol (RFC 9420)
-// for Hearth: the protocol data structures with their exact wire
-// encodings, the tree math of the array-represented left-balanced binary
-// tree, the ratchet tree with tree hashes and parent hashes, TreeKEM
-// (creating and processing UpdatePaths), message framing (§6) and the
-// group state machine (Group: create, add, remove, update, commit,
-// process, Welcome and external joins, save/restore).
+// for Hearth: the group state machine of a member (Group: create, add,
+// remove, update, commit, process, Welcome and external joins,
+// save/restore) and of the hub that holds no group secret (PublicGroup).
+//
+// # Packages
+//
+// The protocol is split by layer; imports run one way, from the top:
+//
+//	keys/mls            Group and PublicGroup: epochs, commits, joins, saved state
+//	keys/mls/handshake  checks of proposals and commits that need no secret, shared by Group and PublicGroup
+//	keys/mls/treekem    the ratchet tree, tree and parent hashes, leaf validation, TreeKEM (§7)
+//	keys/mls/message    the RFC 9420 structures, their wire encodings, signatures, framing (§6), Welcome
+//	keys/mls/schedule   key schedule, secret tree, transcript hashes (§8, §9)
+//	keys/mls/treemath   node and leaf index arithmetic (§4.1, Appendix C)
+//	keys/mls/suite      cipher suites: HPKE, signatures, KDF, AEAD (§5.1)
+//	keys/mls/codec      the TLS presentation language encoding (§2.1)
+//
+// # Public surface
+//
+// Callers outside keys/mls import this package only. The names it needs
+// from the subpackages (KeyPackage, Extensions, LeafIndex, TreeRef,
+// Member, CredentialValidator, the content types and wire formats, the
+// errors, NewKeyPackage, Inspect, …) are declared in api.go as type
+// aliases, constants, variables holding the same error values, and thin
+// functions: they are the subpackages' own, so values pass freely between
+// the two spellings. Code inside keys/mls uses the subpackages directly.
 //
 // # Layout
 //
-//	treemath.go          node/leaf indices, level, parent, sibling, direct path, copath (§4.1, App. C)
-//	encoding.go          Marshal/Unmarshal plumbing over keys/mls/codec; ErrMalformed
-//	structs_*.go         every RFC 9420 struct with its exact wire encoding (§5–§12)
-//	sign.go              LeafNode, KeyPackage and GroupInfo signatures; KeyPackage/Proposal refs
-//	tree.go              RatchetTree: nodes, resolution, filtered direct path, add/update/remove, memoized encoding
-//	                     with truncation (§7.7, §12.1)
-//	treehash.go          tree hash (§7.8), parent hash and its verification (§7.9)
-//	tree_verify.go       join-time tree integrity checks (§12.4.3.1)
-//	leafvalidate.go      leaf node validation (§7.3)
-//	treekem*.go          PrivateTree; UpdatePath generation and processing (§7.4–§7.6)
-//	welcome.go           Welcome sealing and opening (§12.4.3.1)
-//	framing*.go          PublicMessage and PrivateMessage protection (§6)
-//	group.go             Group, Config, CredentialValidator, accessors, errors
+//	api.go               the subpackages' names that callers use (aliases and thin functions)
+//	group.go             Group, Config, accessors, errors
 //	group_state.go       per-epoch state, retained past epochs
 //	group_marshal.go     Group.Marshal / UnmarshalGroup
 //	group_split.go       Group.MarshalSplit / UnmarshalGroupSplit: state without its ratchet trees, by TreeRef
-//	keypackage.go        NewKeyPackage and its private bundle
 //	join.go              NewGroup, JoinFromWelcome
 //	external.go          JoinExternal (external commit)
-//	proposals.go         proposal validation (§12.2) and application order (§12.3)
-//	epoch_view.go        checks of a handshake message that need no secret, shared by Group and PublicGroup
 //	commit.go            Commit, pending-commit flow, key schedule step
 //	commit_process.go    processing others' commits (§12.4.2)
 //	process.go           Process: verify, decrypt and dispatch received messages
 //	send.go              Encrypt and the Propose* methods
-//	inspect.go           Inspect, InspectGroupInfo: what the hub reads without secrets
+//	seal.go              SealTo / OpenSealed: HPKE to a member's leaf key
+//	groupinfo_tree.go    ReadGroupInfoTree: a GroupInfo's tree for a joiner whose Welcome omits it
+//	inspect.go           InspectGroupInfo: what the hub reads from a GroupInfo without secrets
 //	public.go            PublicGroup: the hub's public state; verifies commits and derives roster changes
 //	public_marshal.go    PublicGroup.Marshal / UnmarshalPublicGroup
-//
-// Cryptography comes from keys/mls/suite; the key schedule, secret tree and
-// transcript hashes live in keys/mls/schedule.
-//
-// # Decoding
-//
-// Every Unmarshal function reads network bytes: it rejects trailing bytes,
-// unknown enum values (except extension types, which are kept opaque), and
-// malformed optional flags, and never panics. A value that decodes
-// re-encodes to exactly the bytes it came from.
-//
-// # Message flow
-//
-// A committer applies the commit's proposals to a clone of the tree
-// (RatchetTree.ApplyProposal), builds an UpdatePath with
-// RatchetTree.GenerateUpdatePath (excluding the leaves it just added) and
-// seals a Welcome for new members with SealWelcome, giving each the path
-// secret of its lowest common ancestor (PathResult.PathSecrets). Other
-// members apply the same proposals and call RatchetTree.ProcessUpdatePath
-// to learn the commit secret. A joiner opens the Welcome (OpenGroupSecrets,
-// OpenGroupInfo, GroupInfo.Verify), reads the tree from the ratchet_tree
-// extension (UnmarshalRatchetTree), checks it (RatchetTree.Verify and the
-// tree hash against the GroupContext), finds itself (IndexOf) and seeds its
-// private state (NewPrivateTree, WithJoinPathSecret).
 //
 // # Group state machine and the hub
 //
@@ -89,8 +73,8 @@
 //	pg, info, err := pg.AddProposal(proposalMsg, opts) // for commits by reference
 //	next, change, err := pg.Apply(commitMsg, opts)     // pg is unchanged; store next
 //
-// Apply runs the member's checks that need no secret (epochView) and the
-// public half of the UpdatePath (RatchetTree.VerifyUpdatePath), and
-// derives the roster change from the commit. Membership and confirmation
+// Apply runs the member's checks that need no secret (package handshake)
+// and the public half of the UpdatePath (RatchetTree.VerifyUpdatePath in
+// package treekem), and derives the roster change from the commit. Membership and confirmation
 // tags and path ciphertexts need secrets and are left to the members.
 package mls

@@ -3,6 +3,7 @@ package mls
 import (
 	"fmt"
 
+	"hearth/keys/mls/handshake"
 	"hearth/keys/mls/message"
 	"hearth/keys/mls/schedule"
 	"hearth/keys/mls/suite"
@@ -43,7 +44,7 @@ func JoinExternal(cfg Config, groupInfo []byte, signer *suite.Signer, cred messa
 		return nil, nil, fmt.Errorf("mls: external join: %w", err)
 	}
 	me := message.Sender{Type: message.SenderNewMemberCommit}
-	pv, err := g.view().applyProposals(props, me)
+	pv, err := g.view().ApplyProposals(props, me)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mls: external join: %w", err)
 	}
@@ -58,15 +59,15 @@ func JoinExternal(cfg Config, groupInfo []byte, signer *suite.Signer, cred messa
 		return nil, nil, err
 	}
 	placeholder := kp.LeafNode
-	self := pv.tree.AddLeaf(&placeholder)
-	res, err := pv.tree.GenerateUpdatePath(cfg.Rand, self, kp.LeafNode, signer, pv.ctx, nil)
+	self := pv.Tree.AddLeaf(&placeholder)
+	res, err := pv.Tree.GenerateUpdatePath(cfg.Rand, self, kp.LeafNode, signer, pv.GroupContext, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mls: external join path: %w", err)
 	}
-	pv.tree, pv.ctx.TreeHash = res.Tree, res.GroupContext.TreeHash
+	pv.Tree, pv.GroupContext.TreeHash = res.Tree, res.GroupContext.TreeHash
 	commit := &message.Commit{Path: res.Path}
 	for _, r := range props {
-		commit.Proposals = append(commit.Proposals, message.ProposalOrRef{Proposal: r.p})
+		commit.Proposals = append(commit.Proposals, message.ProposalOrRef{Proposal: r.Proposal})
 	}
 	content := &message.FramedContent{GroupID: gi.GroupContext.GroupID, Epoch: gi.GroupContext.Epoch, Sender: me,
 		AuthenticatedData: nonNil(opts.AuthenticatedData), ContentType: message.ContentCommit, Commit: commit}
@@ -90,7 +91,7 @@ func JoinExternal(cfg Config, groupInfo []byte, signer *suite.Signer, cred messa
 // externalStart verifies the GroupInfo and its tree, sets up the joiner's
 // view of the current epoch, and returns the external commit's proposals
 // and the init secret from external_pub.
-func (g *Group) externalStart(gi *message.GroupInfo, cred message.Credential, opts ExternalJoinOptions) ([]resolved, []byte, error) {
+func (g *Group) externalStart(gi *message.GroupInfo, cred message.Credential, opts ExternalJoinOptions) ([]handshake.Resolved, []byte, error) {
 	tree, err := g.joinTree(gi, opts.RatchetTree)
 	if err != nil {
 		return nil, nil, err
@@ -106,12 +107,12 @@ func (g *Group) externalStart(gi *message.GroupInfo, cred message.Credential, op
 	g.st = &epochState{ctx: gi.GroupContext, tree: tree, externalPSKs: map[string][]byte{},
 		interim: schedule.InterimTranscriptHash(g.s, gi.GroupContext.ConfirmedTranscriptHash, gi.ConfirmationTag)}
 	me := message.Sender{Type: message.SenderNewMemberCommit}
-	props := []resolved{{p: &message.Proposal{Type: message.ProposalExternalInit, ExternalInitKEMOutput: kemOutput}, sender: me}}
+	props := []handshake.Resolved{{Proposal: &message.Proposal{Type: message.ProposalExternalInit, ExternalInitKEMOutput: kemOutput}, Sender: me}}
 	if old, ok := g.LeafOf(cred.Identity); ok {
 		if !opts.Resync {
-			return nil, nil, fmt.Errorf("%w: %q is already member %d (set Resync to replace it)", ErrProposal, cred.Identity, old)
+			return nil, nil, fmt.Errorf("%w: %q is already member %d (set Resync to replace it)", handshake.ErrProposal, cred.Identity, old)
 		}
-		props = append(props, resolved{p: &message.Proposal{Type: message.ProposalRemove, Remove: old}, sender: me})
+		props = append(props, handshake.Resolved{Proposal: &message.Proposal{Type: message.ProposalRemove, Remove: old}, Sender: me})
 	}
 	return props, initSecret, nil
 }

@@ -8,60 +8,32 @@ import (
 	"slices"
 	"time"
 
+	"hearth/keys/mls/handshake"
 	"hearth/keys/mls/message"
 	"hearth/keys/mls/schedule"
 	"hearth/keys/mls/suite"
-	"hearth/keys/mls/treekem"
 	"hearth/keys/mls/treemath"
 )
 
 // Errors of the group state machine. Every error a Group method returns
-// wraps one of these or ErrMalformed, ErrAuth, ErrTree.
+// wraps one of these or one of the errors of the subpackages that api.go
+// re-exports (ErrMalformed, ErrAuth, ErrTree, ErrEpoch, ErrGroup,
+// ErrSender, ErrProposal, ErrCredential, ErrUnsupported).
 var (
-	// ErrEpoch: a message for an epoch this member no longer (or not yet)
-	// has keys for.
-	ErrEpoch = errors.New("mls: wrong epoch")
-	// ErrGroup: a message for another group.
-	ErrGroup = errors.New("mls: wrong group")
-	// ErrSender: the sender is not a member (blank or absent leaf).
-	ErrSender = errors.New("mls: unknown sender")
-	// ErrProposal: a proposal or proposal list breaks RFC 9420 §12.2.
-	ErrProposal = errors.New("mls: invalid proposal")
-	// ErrCredential: the credential validator refused a member.
-	ErrCredential = errors.New("mls: credential refused")
 	// ErrPending: a commit is pending, or none is.
 	ErrPending = errors.New("mls: pending commit state")
 	// ErrRemoved: this member was removed from the group.
 	ErrRemoved = errors.New("mls: removed from group")
 	// ErrOwnCommit: the member's own commit came back.
 	ErrOwnCommit = errors.New("mls: own commit echoed")
-	// ErrUnsupported: a feature this implementation refuses (ReInit).
-	ErrUnsupported = errors.New("mls: unsupported")
 	// ErrPSK: a pre-shared key the member does not have.
 	ErrPSK = errors.New("mls: unknown pre-shared key")
 )
 
-// CredentialValidator decides whether a member's credential identity and
-// signature key are acceptable; *identity.Validator implements it (the
-// identity is `user@domain/DEVICE` and the device must be on the user's
-// validly signed device list).
-type CredentialValidator interface {
-	ValidateMember(identity, signatureKey []byte) error
-}
-
-// AcceptAll is a CredentialValidator that accepts every member, for tests
-// and for interop vectors whose credentials are not Hearth devices.
-type AcceptAll struct{}
-
-// ValidateMember accepts everything.
-func (AcceptAll) ValidateMember(identity, signatureKey []byte) error { return nil }
-
-var _ CredentialValidator = AcceptAll{}
-
 // Config holds a group's dependencies and policies. Only Validator is
 // required; zero values get defaults.
 type Config struct {
-	Validator CredentialValidator
+	Validator handshake.CredentialValidator
 	Rand      io.Reader        // default crypto/rand
 	Now       func() time.Time // for KeyPackage lifetimes; default time.Now
 	// PaddingBlock pads PrivateMessage content to a multiple of this many
@@ -79,7 +51,7 @@ type Config struct {
 
 func (c Config) withDefaults() (Config, error) {
 	if c.Validator == nil {
-		return c, fmt.Errorf("%w: Config.Validator is required", ErrUnsupported)
+		return c, fmt.Errorf("%w: Config.Validator is required", handshake.ErrUnsupported)
 	}
 	if c.Rand == nil {
 		c.Rand = rand.Reader
@@ -116,21 +88,6 @@ type Group struct {
 	sizeHint [splitStateVersion + 1]int // last state length by version, to pre-size the next
 }
 
-// Member is one leaf of the group.
-type Member struct {
-	Leaf         treemath.LeafIndex
-	Identity     []byte
-	SignatureKey message.SignaturePublicKey
-}
-
-func memberAt(t *treekem.RatchetTree, l treemath.LeafIndex) Member {
-	leaf := t.Leaf(l)
-	if leaf == nil {
-		return Member{Leaf: l}
-	}
-	return Member{Leaf: l, Identity: slices.Clone(leaf.Credential.Identity), SignatureKey: slices.Clone(leaf.SignatureKey)}
-}
-
 // Epoch returns the current epoch number.
 func (g *Group) Epoch() uint64 { return g.st.ctx.Epoch }
 
@@ -147,16 +104,18 @@ func (g *Group) OwnLeaf() treemath.LeafIndex { return g.st.priv.Self() }
 func (g *Group) Active() bool { return !g.removed }
 
 // Members returns every non-blank leaf.
-func (g *Group) Members() []Member {
-	var out []Member
+func (g *Group) Members() []handshake.Member {
+	var out []handshake.Member
 	for _, l := range g.st.tree.Members() {
-		out = append(out, memberAt(g.st.tree, l))
+		out = append(out, handshake.MemberAt(g.st.tree, l))
 	}
 	return out
 }
 
 // LeafOf returns the leaf of the member with credential identity id.
-func (g *Group) LeafOf(id []byte) (treemath.LeafIndex, bool) { return leafWithIdentity(g.st.tree, id) }
+func (g *Group) LeafOf(id []byte) (treemath.LeafIndex, bool) {
+	return handshake.LeafWithIdentity(g.st.tree, id)
+}
 
 // EpochAuthenticator returns the epoch authenticator (RFC 9420 §8.7),
 // which members may compare out of band to detect a split group.
@@ -190,9 +149,15 @@ func (g *Group) usable() error {
 	return nil
 }
 
+// view returns the member's view of its current epoch.
+func (g *Group) view() *handshake.View {
+	return &handshake.View{Suite: g.s, GroupContext: &g.st.ctx, Tree: g.st.tree, Proposals: g.st.proposals,
+		Validator: g.cfg.Validator, Now: g.cfg.Now(), Private: g.st.priv, UpdateKeys: g.st.updateKeys}
+}
+
 // validateMember runs the credential validator on a leaf.
 func (g *Group) validateMember(leaf *message.LeafNode) error {
-	return validateLeaf(g.cfg.Validator, leaf)
+	return handshake.ValidateMember(g.cfg.Validator, leaf)
 }
 
 // Clear zeroes every secret the group holds (epoch secrets, message keys

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"hearth/keys/mls/handshake"
 	"hearth/keys/mls/message"
 	"hearth/keys/mls/suite"
 	"hearth/keys/mls/treekem"
@@ -84,7 +85,7 @@ func BenchmarkGroupCommitPath1024(b *testing.B) {
 				for range b.N {
 					state := mustMarshal(b, member.g)
 					size = len(state)
-					if _, err := UnmarshalGroup(state, AcceptAll{}); err != nil {
+					if _, err := UnmarshalGroup(state, handshake.AcceptAll{}); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -100,7 +101,7 @@ func BenchmarkGroupCommitPath1024(b *testing.B) {
 				b.ResetTimer()
 				for range b.N {
 					b.StopTimer()
-					g, err := UnmarshalGroup(state, AcceptAll{})
+					g, err := UnmarshalGroup(state, handshake.AcceptAll{})
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"hearth/keys/mls/handshake"
 	"hearth/keys/mls/message"
 	"hearth/keys/mls/suite"
 )
@@ -62,7 +63,7 @@ func TestGroupPSKs(t *testing.T) {
 	checkAgreement(t, all)
 	bad := res
 	bad.Usage = message.ResumptionBranch
-	if _, err := alice.g.Commit(CommitOptions{PSKs: []message.PreSharedKeyID{bad}}); !errors.Is(err, ErrProposal) {
+	if _, err := alice.g.Commit(CommitOptions{PSKs: []message.PreSharedKeyID{bad}}); !errors.Is(err, handshake.ErrProposal) {
 		t.Fatalf("branch PSK: %v", err)
 	}
 }
@@ -79,7 +80,7 @@ func TestGroupRequiredCapabilities(t *testing.T) {
 	alice, bob := twoMembers(t, s, opts, supports)
 	carol := newDevice(t, s, "carol@c/1")
 	kp, _ := carol.keyPackage(t, s)
-	if _, err := alice.g.Commit(CommitOptions{Add: []*message.KeyPackage{kp}}); !errors.Is(err, ErrProposal) {
+	if _, err := alice.g.Commit(CommitOptions{Add: []*message.KeyPackage{kp}}); !errors.Is(err, handshake.ErrProposal) {
 		t.Fatalf("add without required capability: %v", err)
 	}
 	// Now set the private-use extension itself.
@@ -89,7 +90,7 @@ func TestGroupRequiredCapabilities(t *testing.T) {
 	if data, ok := bob.g.Extensions().Find(hearthExt); !ok || string(data) != "name=Team" {
 		t.Fatal("bob does not see the group extension")
 	}
-	if _, err := NewGroup(testConfig(), s, []byte("x"), carol.signer, message.BasicCredential(carol.id), GroupOptions{Extensions: opts.Extensions}); !errors.Is(err, ErrProposal) {
+	if _, err := NewGroup(testConfig(), s, []byte("x"), carol.signer, message.BasicCredential(carol.id), GroupOptions{Extensions: opts.Extensions}); !errors.Is(err, handshake.ErrProposal) {
 		t.Fatalf("creator without required capability: %v", err)
 	}
 }
@@ -120,7 +121,7 @@ func TestGroupEpochWindow(t *testing.T) {
 		}
 	}
 	for i := range 2 {
-		if _, err := bob.g.Process(msgs[i]); !errors.Is(err, ErrEpoch) {
+		if _, err := bob.g.Process(msgs[i]); !errors.Is(err, handshake.ErrEpoch) {
 			t.Fatalf("message %d of an expired epoch: %v", i, err)
 		}
 	}
@@ -143,7 +144,7 @@ func TestGroupExternalResync(t *testing.T) {
 	}
 	oldLeaf := bob.g.OwnLeaf()
 	fresh := &device{id: bob.id, signer: newDevice(t, s, bob.id).signer}
-	if _, _, err := JoinExternal(testConfig(), out.GroupInfo, fresh.signer, message.BasicCredential(bob.id), ExternalJoinOptions{}); !errors.Is(err, ErrProposal) {
+	if _, _, err := JoinExternal(testConfig(), out.GroupInfo, fresh.signer, message.BasicCredential(bob.id), ExternalJoinOptions{}); !errors.Is(err, handshake.ErrProposal) {
 		t.Fatalf("external join of an existing member without Resync: %v", err)
 	}
 	g, commit, err := JoinExternal(testConfig(), out.GroupInfo, fresh.signer, message.BasicCredential(bob.id), ExternalJoinOptions{Resync: true})
@@ -199,10 +200,10 @@ func TestGroupRefusesDuplicateDevice(t *testing.T) {
 	s, _ := suite.Lookup(1)
 	alice, bob := twoMembers(t, s, GroupOptions{}, message.KeyPackageOptions{})
 	again, _ := newDevice(t, s, bob.id).keyPackage(t, s) // same identity, new keys
-	if _, err := alice.g.Commit(CommitOptions{Add: []*message.KeyPackage{again}}); !errors.Is(err, ErrProposal) {
+	if _, err := alice.g.Commit(CommitOptions{Add: []*message.KeyPackage{again}}); !errors.Is(err, handshake.ErrProposal) {
 		t.Fatalf("adding an existing member: %v", err)
 	}
-	if _, err := bob.g.ProposeAdd(again); !errors.Is(err, ErrProposal) {
+	if _, err := bob.g.ProposeAdd(again); !errors.Is(err, handshake.ErrProposal) {
 		t.Fatalf("proposing an existing member: %v", err)
 	}
 }
@@ -223,7 +224,7 @@ func TestGroupUpdateKeepsIdentity(t *testing.T) {
 	if err := leaf.Sign(s, bob.signer, bob.g.GroupID(), self); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := bob.g.propose(&message.Proposal{Type: message.ProposalUpdate, Update: &leaf}); !errors.Is(err, ErrProposal) {
+	if _, _, err := bob.g.propose(&message.Proposal{Type: message.ProposalUpdate, Update: &leaf}); !errors.Is(err, handshake.ErrProposal) {
 		t.Fatalf("identity-changing Update: %v", err)
 	}
 }

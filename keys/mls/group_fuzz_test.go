@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"hearth/keys/mls/handshake"
 	"hearth/keys/mls/message"
 	"hearth/keys/mls/suite"
 )
@@ -47,7 +48,7 @@ func FuzzGroupProcess(f *testing.F) {
 	}
 	f.Add([]byte{0, 1, 0, 2})
 	f.Fuzz(func(t *testing.T, msg []byte) {
-		g, err := UnmarshalGroup(state, AcceptAll{})
+		g, err := UnmarshalGroup(state, handshake.AcceptAll{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,7 +67,7 @@ func FuzzUnmarshalGroup(f *testing.F) {
 	f.Add(state)
 	f.Add(state[:len(state)/2])
 	f.Fuzz(func(t *testing.T, b []byte) {
-		g, err := UnmarshalGroup(b, AcceptAll{})
+		g, err := UnmarshalGroup(b, handshake.AcceptAll{})
 		if err != nil {
 			return
 		}

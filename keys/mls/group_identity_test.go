@@ -6,11 +6,12 @@ import (
 	"testing"
 
 	"hearth/keys/identity"
+	"hearth/keys/mls/handshake"
 	"hearth/keys/mls/message"
 	"hearth/keys/mls/suite"
 )
 
-var _ CredentialValidator = (*identity.Validator)(nil)
+var _ handshake.CredentialValidator = (*identity.Validator)(nil)
 
 // listDevices signs a device list for user with the given devices' MLS
 // signature keys and adds it to v.
@@ -50,7 +51,7 @@ func TestGroupCredentialValidator(t *testing.T) {
 		t.Fatal(err)
 	}
 	kpR, privR := rogue.keyPackage(t, s)
-	if _, err := alice.g.Commit(CommitOptions{Add: []*message.KeyPackage{kpR}}); !errors.Is(err, ErrCredential) {
+	if _, err := alice.g.Commit(CommitOptions{Add: []*message.KeyPackage{kpR}}); !errors.Is(err, handshake.ErrCredential) {
 		t.Fatalf("adding an unlisted device: %v", err)
 	}
 	kpB, privB := bob.keyPackage(t, s)
@@ -67,7 +68,7 @@ func TestGroupCredentialValidator(t *testing.T) {
 	// A committer that skips the check (here: accepts everyone) adds the
 	// rogue device; bob refuses the commit, and the rogue cannot join
 	// with a validating client.
-	lax, err := UnmarshalGroup(mustMarshal(t, alice.g), AcceptAll{})
+	lax, err := UnmarshalGroup(mustMarshal(t, alice.g), handshake.AcceptAll{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,13 +77,13 @@ func TestGroupCredentialValidator(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := mustMarshal(t, bob.g)
-	if _, err := bob.g.Process(out.Commit); !errors.Is(err, ErrCredential) {
+	if _, err := bob.g.Process(out.Commit); !errors.Is(err, handshake.ErrCredential) {
 		t.Fatalf("bob accepted a commit adding an unlisted device: %v", err)
 	}
 	if string(before) != string(mustMarshal(t, bob.g)) {
 		t.Fatal("refused commit changed bob's state")
 	}
-	if _, err := JoinFromWelcome(Config{Validator: identity.NewValidator()}, out.Welcome, kpR, privR, JoinOptions{}); !errors.Is(err, ErrCredential) {
+	if _, err := JoinFromWelcome(Config{Validator: identity.NewValidator()}, out.Welcome, kpR, privR, JoinOptions{}); !errors.Is(err, handshake.ErrCredential) {
 		t.Fatalf("join with unknown members: %v", err)
 	}
 }
@@ -120,7 +121,7 @@ func TestPublicGroupIdentityValidator(t *testing.T) {
 	}
 	alice.g.DiscardPendingCommit()
 	before := h.pg.Marshal()
-	if _, _, err := h.pg.Apply(out.Commit, h.opts); !errors.Is(err, ErrCredential) {
+	if _, _, err := h.pg.Apply(out.Commit, h.opts); !errors.Is(err, handshake.ErrCredential) {
 		t.Fatalf("hub accepted an unlisted device: %v", err)
 	}
 	if string(before) != string(h.pg.Marshal()) {

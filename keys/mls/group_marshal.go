@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"hearth/keys/mls/codec"
+	"hearth/keys/mls/handshake"
 	"hearth/keys/mls/message"
 	"hearth/keys/mls/schedule"
 	"hearth/keys/mls/suite"
@@ -71,10 +72,10 @@ func writeEpochState(w *codec.Writer, e *epochState, tree func(*treekem.RatchetT
 	w.Opaque(e.keys.SenderDataSecret)
 	w.Opaque(e.keys.Tree.Marshal())
 	w.Opaque(e.interim)
-	codec.WriteList(w, e.proposals, func(w *codec.Writer, c cachedProposal) {
-		w.Opaque(c.ref)
-		c.p.Encode(w)
-		c.sender.Encode(w)
+	codec.WriteList(w, e.proposals, func(w *codec.Writer, c handshake.CachedProposal) {
+		w.Opaque(c.Ref)
+		c.Proposal.Encode(w)
+		c.Sender.Encode(w)
 	})
 	writeSecretMap(w, e.updateKeys)
 	codec.WriteList(w, e.resumption, func(w *codec.Writer, r resumptionPSK) {
@@ -102,17 +103,17 @@ func readSecretMap[V ~[]byte](r *codec.Reader) map[string]V {
 	return m
 }
 
-func writeMembers(w *codec.Writer, ms []Member) {
-	codec.WriteList(w, ms, func(w *codec.Writer, m Member) {
+func writeMembers(w *codec.Writer, ms []handshake.Member) {
+	codec.WriteList(w, ms, func(w *codec.Writer, m handshake.Member) {
 		w.Uint32(uint32(m.Leaf))
 		w.Opaque(m.Identity)
 		w.Opaque(m.SignatureKey)
 	})
 }
 
-func readMembers(r *codec.Reader) []Member {
-	return codec.ReadList(r, func(r *codec.Reader) Member {
-		return Member{Leaf: treemath.LeafIndex(r.Uint32()), Identity: r.Opaque(), SignatureKey: r.Opaque()}
+func readMembers(r *codec.Reader) []handshake.Member {
+	return codec.ReadList(r, func(r *codec.Reader) handshake.Member {
+		return handshake.Member{Leaf: treemath.LeafIndex(r.Uint32()), Identity: r.Opaque(), SignatureKey: r.Opaque()}
 	})
 }
 
@@ -136,7 +137,7 @@ func readResult(r *codec.Reader) *Result {
 
 // UnmarshalGroup restores a Group saved with Marshal, with default
 // configuration and validator v.
-func UnmarshalGroup(b []byte, v CredentialValidator) (*Group, error) {
+func UnmarshalGroup(b []byte, v handshake.CredentialValidator) (*Group, error) {
 	return UnmarshalGroupConfig(b, Config{Validator: v})
 }
 
@@ -304,10 +305,10 @@ func (d *stateReader) epochState() *epochState {
 	e.secrets = ep
 	e.keys = d.privateKeys()
 	e.interim = r.Opaque()
-	e.proposals = codec.ReadList(r, func(r *codec.Reader) cachedProposal {
-		c := cachedProposal{ref: r.Opaque(), p: new(message.Proposal)}
-		c.p.Decode(r)
-		c.sender.Decode(r)
+	e.proposals = codec.ReadList(r, func(r *codec.Reader) handshake.CachedProposal {
+		c := handshake.CachedProposal{Ref: r.Opaque(), Proposal: new(message.Proposal)}
+		c.Proposal.Decode(r)
+		c.Sender.Decode(r)
 		return c
 	})
 	e.updateKeys = readSecretMap[suite.HPKEPrivateKey](r)

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"testing"
 
+	"hearth/keys/mls/handshake"
 	"hearth/keys/mls/message"
 	"hearth/keys/mls/suite"
 	"hearth/keys/mls/treemath"
@@ -150,7 +151,7 @@ func (w *propWorld) message() {
 	w.history = append(w.history, sentMessage{epoch: from.g.Epoch(), ct: ct})
 	// No removed member, restored from its last state, can read it.
 	for _, b := range w.formerStates {
-		g, err := UnmarshalGroup(b, AcceptAll{})
+		g, err := UnmarshalGroup(b, handshake.AcceptAll{})
 		if err != nil {
 			w.t.Fatal(err)
 		}
@@ -210,7 +211,7 @@ func randomSchedule(t *testing.T, s *suite.Suite, seed uint64, devices, steps in
 		t.Fatal(err)
 	}
 	w.pool[0].g = g
-	w.hub = newTestHub(t, g, PublicOptions{Validator: AcceptAll{}})
+	w.hub = newTestHub(t, g, PublicOptions{Validator: handshake.AcceptAll{}})
 	ops := []func(){w.add, w.add, w.remove, w.update, w.message, w.message}
 	commits := 0
 	for step := range steps {
@@ -281,7 +282,7 @@ func TestGroupRejectsBadMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	foreign, _ := other.g.Encrypt([]byte("x"), nil)
-	unchanged("wrong group", foreign, ErrGroup)
+	unchanged("wrong group", foreign, handshake.ErrGroup)
 	if _, err := bob.g.Process(ct); err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +292,7 @@ func TestGroupRejectsBadMessages(t *testing.T) {
 	for range 3 {
 		commitAndApply(t, alice, CommitOptions{UpdatePath: true}, all, nil, nil)
 	}
-	unchanged("epoch beyond window", old, ErrEpoch)
+	unchanged("epoch beyond window", old, handshake.ErrEpoch)
 	// A commit for the past epoch is refused too.
 	out, err := alice.g.Commit(CommitOptions{})
 	if err != nil {
@@ -299,7 +300,7 @@ func TestGroupRejectsBadMessages(t *testing.T) {
 	}
 	alice.g.DiscardPendingCommit()
 	commitAndApply(t, alice, CommitOptions{}, all, nil, nil)
-	unchanged("stale commit", out.Commit, ErrEpoch)
+	unchanged("stale commit", out.Commit, handshake.ErrEpoch)
 	// Own commit echoed back.
 	out, err = bob.g.Commit(CommitOptions{})
 	if err != nil {
@@ -315,5 +316,5 @@ func TestGroupRejectsBadMessages(t *testing.T) {
 	if _, err := bob.g.Process(prop); err != nil {
 		t.Fatal(err)
 	}
-	unchanged("replayed proposal", prop, ErrProposal)
+	unchanged("replayed proposal", prop, handshake.ErrProposal)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"testing"
 
+	"hearth/keys/mls/handshake"
 	"hearth/keys/mls/message"
 	"hearth/keys/mls/suite"
 	"hearth/keys/mls/treemath"
@@ -29,7 +30,7 @@ func newDevice(t testing.TB, s *suite.Suite, id string) *device {
 	return &device{id: id, signer: signer}
 }
 
-func testConfig() Config { return Config{Validator: AcceptAll{}} }
+func testConfig() Config { return Config{Validator: handshake.AcceptAll{}} }
 
 func (d *device) keyPackage(t testing.TB, s *suite.Suite) (*message.KeyPackage, *message.KeyPackagePrivate) {
 	t.Helper()
@@ -224,7 +225,7 @@ func restoreDevice(t testing.TB, d *device) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := UnmarshalGroup(b, AcceptAll{})
+	g, err := UnmarshalGroup(b, handshake.AcceptAll{})
 	if err != nil {
 		t.Fatalf("%s restore: %v", d.id, err)
 	}
@@ -287,7 +288,7 @@ func TestGroupStateRoundTrip(t *testing.T) {
 		t.Fatalf("previous-epoch message: %v", err)
 	}
 	checkAgreement(t, []*device{alice, bob})
-	if _, err := UnmarshalGroup([]byte{1, 2, 3}, AcceptAll{}); err == nil {
+	if _, err := UnmarshalGroup([]byte{1, 2, 3}, handshake.AcceptAll{}); err == nil {
 		t.Fatal("garbage state accepted")
 	}
 }

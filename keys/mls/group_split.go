@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"hearth/keys/mls/codec"
+	"hearth/keys/mls/handshake"
 	"hearth/keys/mls/message"
 	"hearth/keys/mls/treekem"
 )
@@ -53,7 +54,7 @@ func (g *Group) MarshalSplit() (state []byte, trees map[treekem.TreeRef][]byte, 
 // caller will not modify afterwards.
 func UnmarshalGroupSplit(state []byte, tree func(treekem.TreeRef) ([]byte, error), cfg Config) (*Group, error) {
 	if tree == nil {
-		return nil, fmt.Errorf("%w: UnmarshalGroupSplit needs a tree lookup", ErrUnsupported)
+		return nil, fmt.Errorf("%w: UnmarshalGroupSplit needs a tree lookup", handshake.ErrUnsupported)
 	}
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -101,7 +102,7 @@ func (d *stateReader) blobByRef(what string, b []byte) []byte {
 }
 
 // membersByRef resolves a past epoch's member list reference b.
-func (d *stateReader) membersByRef(b []byte) []Member {
+func (d *stateReader) membersByRef(b []byte) []handshake.Member {
 	enc := d.blobByRef("member list", b)
 	if enc == nil {
 		return nil

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 
+	"hearth/keys/mls/handshake"
 	"hearth/keys/mls/message"
 	"hearth/keys/mls/schedule"
 	"hearth/keys/mls/suite"
@@ -22,18 +23,12 @@ type epochState struct {
 	keys    message.PrivateKeys
 	interim []byte // interim transcript hash
 	// proposals received (or sent) in this epoch, for commits by reference.
-	proposals []cachedProposal
+	proposals []handshake.CachedProposal
 	// updateKeys are the leaf private keys of this member's own Update
 	// proposals, by proposal ref.
 	updateKeys   map[string]suite.HPKEPrivateKey
 	resumption   []resumptionPSK // newest last
 	externalPSKs map[string][]byte
-}
-
-type cachedProposal struct {
-	ref    []byte
-	p      *message.Proposal
-	sender message.Sender
 }
 
 type resumptionPSK struct {
@@ -47,7 +42,7 @@ type resumptionPSK struct {
 // message keys.
 type pastEpoch struct {
 	ctx     message.GroupContext
-	members []Member // non-blank leaves, ascending
+	members []handshake.Member // non-blank leaves, ascending
 	keys    message.PrivateKeys
 	// membersEnc and membersSum memoize the member list's encoding and its
 	// SHA-256 for split states (group_split.go).
@@ -55,13 +50,13 @@ type pastEpoch struct {
 	membersSum treekem.TreeRef
 }
 
-func (e *pastEpoch) member(l treemath.LeafIndex) (Member, bool) {
+func (e *pastEpoch) member(l treemath.LeafIndex) (handshake.Member, bool) {
 	for _, m := range e.members {
 		if m.Leaf == l {
 			return m, true
 		}
 	}
-	return Member{}, false
+	return handshake.Member{}, false
 }
 
 func (e *pastEpoch) clear() {
@@ -107,7 +102,7 @@ func (g *Group) retire(next *epochState) {
 	old := g.st
 	past := &pastEpoch{ctx: old.ctx, keys: old.keys}
 	for _, l := range old.tree.Members() {
-		past.members = append(past.members, memberAt(old.tree, l))
+		past.members = append(past.members, handshake.MemberAt(old.tree, l))
 	}
 	g.past = append([]*pastEpoch{past}, g.past...)
 	for len(g.past) > g.cfg.KeepEpochs {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 
+	"hearth/keys/mls/handshake"
 	"hearth/keys/mls/message"
 	"hearth/keys/mls/treekem"
 )
@@ -13,7 +14,7 @@ import (
 type GroupInfoSummary struct {
 	GroupID  []byte
 	Epoch    uint64
-	Members  []Member
+	Members  []handshake.Member
 	External bool // carries external_pub (usable for external commits)
 	// Extensions of the GroupContext (e.g. Hearth's group admin key).
 	Extensions message.Extensions
@@ -49,7 +50,7 @@ func InspectGroupInfo(msg []byte) (*GroupInfoSummary, error) {
 	sum := &GroupInfoSummary{GroupID: gi.GroupContext.GroupID, Epoch: gi.GroupContext.Epoch, External: ext,
 		Extensions: gi.GroupContext.Extensions}
 	for _, l := range tree.Members() {
-		sum.Members = append(sum.Members, memberAt(tree, l))
+		sum.Members = append(sum.Members, handshake.MemberAt(tree, l))
 	}
 	return sum, nil
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"hearth/keys/mls/handshake"
 	"hearth/keys/mls/message"
 	"hearth/keys/mls/suite"
 )
@@ -32,7 +33,7 @@ type passiveClientVector struct {
 // vectorConfig accepts the vectors' credentials and skips KeyPackage
 // lifetime checks (the vectors' lifetimes are not about today).
 func vectorConfig() Config {
-	return Config{Validator: AcceptAll{}, Now: func() time.Time { return time.Time{} }, KeepResumption: 1 << 20}
+	return Config{Validator: handshake.AcceptAll{}, Now: func() time.Time { return time.Time{} }, KeepResumption: 1 << 20}
 }
 
 func runPassiveClient(t *testing.T, s *suite.Suite, v *passiveClientVector) {

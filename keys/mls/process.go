@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 
+	"hearth/keys/mls/handshake"
 	"hearth/keys/mls/message"
 	"hearth/keys/mls/treemath"
 )
@@ -12,8 +13,8 @@ import (
 // after every check passed.
 type staged struct {
 	res      *Result
-	next     *epochState     // commits
-	proposal *cachedProposal // proposals
+	next     *epochState               // commits
+	proposal *handshake.CachedProposal // proposals
 	removed  bool
 }
 
@@ -56,19 +57,7 @@ func (g *Group) Process(msg []byte) (*Result, error) {
 }
 
 func (g *Group) checkHandshakeEpoch(groupID []byte, epoch uint64) error {
-	return checkHandshakeEpoch(&g.st.ctx, groupID, epoch)
-}
-
-// checkHandshakeEpoch refuses a handshake message of another group or
-// epoch than ctx's.
-func checkHandshakeEpoch(ctx *message.GroupContext, groupID []byte, epoch uint64) error {
-	if !bytes.Equal(groupID, ctx.GroupID) {
-		return ErrGroup
-	}
-	if epoch != ctx.Epoch {
-		return fmt.Errorf("%w: handshake message for epoch %d, group is at %d", ErrEpoch, epoch, ctx.Epoch)
-	}
-	return nil
+	return handshake.CheckEpoch(&g.st.ctx, groupID, epoch)
 }
 
 func (g *Group) processPublic(p *message.PublicMessage) (*staged, error) {
@@ -79,7 +68,7 @@ func (g *Group) processPublic(p *message.PublicMessage) (*staged, error) {
 	if c.ContentType == message.ContentApplication {
 		return nil, fmt.Errorf("%w: application data in a PublicMessage", message.ErrMalformed)
 	}
-	key, err := g.view().senderKey(c)
+	key, err := g.view().SenderKey(c)
 	if err != nil {
 		return nil, err
 	}
@@ -91,17 +80,17 @@ func (g *Group) processPublic(p *message.PublicMessage) (*staged, error) {
 
 func (g *Group) processPrivate(p *message.PrivateMessage) (*staged, error) {
 	if !bytes.Equal(p.GroupID, g.st.ctx.GroupID) {
-		return nil, ErrGroup
+		return nil, handshake.ErrGroup
 	}
 	ctx, keys := &g.st.ctx, g.st.keys
-	sender := func(l treemath.LeafIndex) (Member, bool) {
-		m := memberAt(g.st.tree, l)
+	sender := func(l treemath.LeafIndex) (handshake.Member, bool) {
+		m := handshake.MemberAt(g.st.tree, l)
 		return m, m.SignatureKey != nil
 	}
 	if p.Epoch != g.st.ctx.Epoch {
 		past, ok := g.pastEpoch(p.Epoch)
 		if !ok || p.ContentType != message.ContentApplication {
-			return nil, fmt.Errorf("%w: message for epoch %d, group is at %d", ErrEpoch, p.Epoch, g.st.ctx.Epoch)
+			return nil, fmt.Errorf("%w: message for epoch %d, group is at %d", handshake.ErrEpoch, p.Epoch, g.st.ctx.Epoch)
 		}
 		ctx, keys, sender = &past.ctx, past.keys, past.member
 	} else if p.ContentType != message.ContentApplication {
@@ -113,7 +102,7 @@ func (g *Group) processPrivate(p *message.PrivateMessage) (*staged, error) {
 	_, err := message.DecryptPrivate(g.s, p, keys, func(a *message.AuthenticatedContent) error {
 		m, ok := sender(treemath.LeafIndex(a.Content.Sender.Index))
 		if !ok {
-			return fmt.Errorf("%w: leaf %d", ErrSender, a.Content.Sender.Index)
+			return fmt.Errorf("%w: leaf %d", handshake.ErrSender, a.Content.Sender.Index)
 		}
 		if err := a.VerifySignature(g.s, m.SignatureKey, ctx); err != nil {
 			return err
@@ -139,21 +128,21 @@ func (g *Group) handshake(a *message.AuthenticatedContent) (*staged, error) {
 	c := &a.Content
 	res := &Result{Kind: c.ContentType, Epoch: g.st.ctx.Epoch, Sender: c.Sender, AuthenticatedData: c.AuthenticatedData}
 	if c.Sender.Type == message.SenderMember {
-		res.SenderIdentity = memberAt(g.st.tree, treemath.LeafIndex(c.Sender.Index)).Identity
+		res.SenderIdentity = handshake.MemberAt(g.st.tree, treemath.LeafIndex(c.Sender.Index)).Identity
 	}
 	if c.ContentType == message.ContentProposal {
-		cp, err := g.view().checkProposal(a)
+		cp, err := g.view().CheckProposal(a)
 		if err != nil {
 			return nil, err
 		}
-		res.Proposal = cp.p
+		res.Proposal = cp.Proposal
 		return &staged{res: res, proposal: cp}, nil
 	}
 	if c.Sender.Type == message.SenderMember && treemath.LeafIndex(c.Sender.Index) == g.st.priv.Self() {
 		return nil, ErrOwnCommit
 	}
 	if c.Sender.Type != message.SenderMember && c.Sender.Type != message.SenderNewMemberCommit {
-		return nil, fmt.Errorf("%w: commit from sender type %d", ErrSender, c.Sender.Type)
+		return nil, fmt.Errorf("%w: commit from sender type %d", handshake.ErrSender, c.Sender.Type)
 	}
 	return g.processCommit(a, res)
 }

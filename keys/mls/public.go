@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"hearth/keys/mls/handshake"
 	"hearth/keys/mls/message"
 	"hearth/keys/mls/schedule"
 	"hearth/keys/mls/suite"
@@ -36,8 +37,8 @@ type PublicGroup struct {
 	s         *suite.Suite
 	ctx       message.GroupContext
 	tree      *treekem.RatchetTree
-	interim   []byte           // interim transcript hash of the epoch
-	proposals []cachedProposal // received this epoch, in order
+	interim   []byte                     // interim transcript hash of the epoch
+	proposals []handshake.CachedProposal // received this epoch, in order
 }
 
 // PublicOptions are the server's policies for the messages it verifies.
@@ -46,7 +47,7 @@ type PublicOptions struct {
 	// through a verified message: each member of the first GroupInfo,
 	// added KeyPackages, Update leaves, the committer's leaf and its new
 	// path leaf, an external joiner. Required.
-	Validator CredentialValidator
+	Validator handshake.CredentialValidator
 	// Now, if not zero, must lie within the lifetime of every added
 	// KeyPackage's leaf.
 	Now time.Time
@@ -54,7 +55,7 @@ type PublicOptions struct {
 
 func (o PublicOptions) check() error {
 	if o.Validator == nil {
-		return fmt.Errorf("%w: PublicOptions.Validator is required", ErrUnsupported)
+		return fmt.Errorf("%w: PublicOptions.Validator is required", handshake.ErrUnsupported)
 	}
 	return nil
 }
@@ -67,16 +68,16 @@ type CommitChange struct {
 	Epoch uint64
 	// Committer is the committer's leaf after the commit; for an external
 	// commit, the joiner's new leaf.
-	Committer Member
+	Committer handshake.Member
 	// External: a new member joined by external commit (new_member_commit).
 	External bool
 	// Added are the leaves added: by Add proposals, in proposal order,
 	// then the external joiner.
-	Added []Member
+	Added []handshake.Member
 	// Removed are the leaves removed, as they were before the commit.
-	Removed []Member
+	Removed []handshake.Member
 	// Updated are the leaves replaced by Update proposals.
-	Updated []Member
+	Updated []handshake.Member
 	// Path: the commit carried an UpdatePath (the committer's leaf and
 	// its direct path have new keys).
 	Path bool
@@ -119,7 +120,7 @@ func NewPublicGroup(groupInfo, ratchetTree []byte, opts PublicOptions) (*PublicG
 	if len(gi.ConfirmationTag) != s.Nh() {
 		return nil, fmt.Errorf("%s: %w: confirmation tag is %d bytes", op, message.ErrMalformed, len(gi.ConfirmationTag))
 	}
-	tree, err := verifyGroupInfoTree(s, gi, ratchetTree, opts.Validator)
+	tree, err := handshake.VerifyGroupInfoTree(s, gi, ratchetTree, opts.Validator)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
@@ -127,8 +128,8 @@ func NewPublicGroup(groupInfo, ratchetTree []byte, opts PublicOptions) (*PublicG
 		interim: schedule.InterimTranscriptHash(s, gi.GroupContext.ConfirmedTranscriptHash, gi.ConfirmationTag)}, nil
 }
 
-func (p *PublicGroup) view(opts PublicOptions) *epochView {
-	return &epochView{s: p.s, ctx: &p.ctx, tree: p.tree, proposals: p.proposals, validator: opts.Validator, now: opts.Now}
+func (p *PublicGroup) view(opts PublicOptions) *handshake.View {
+	return &handshake.View{Suite: p.s, GroupContext: &p.ctx, Tree: p.tree, Proposals: p.proposals, Validator: opts.Validator, Now: opts.Now}
 }
 
 // readHandshake decodes msg and verifies what is public about a handshake
@@ -137,7 +138,7 @@ func (p *PublicGroup) view(opts PublicOptions) *epochView {
 // signed by that sender's key over the current GroupContext. The
 // membership tag of a member's message is not checked (it needs the
 // epoch's membership_key).
-func (p *PublicGroup) readHandshake(v *epochView, msg []byte, want message.ContentType) (*message.AuthenticatedContent, error) {
+func (p *PublicGroup) readHandshake(v *handshake.View, msg []byte, want message.ContentType) (*message.AuthenticatedContent, error) {
 	var m message.MLSMessage
 	if err := m.Unmarshal(msg); err != nil {
 		return nil, err
@@ -149,13 +150,13 @@ func (p *PublicGroup) readHandshake(v *epochView, msg []byte, want message.Conte
 	if c.ContentType != want {
 		return nil, fmt.Errorf("%w: content type %d, want %d", message.ErrMalformed, c.ContentType, want)
 	}
-	if err := checkHandshakeEpoch(&p.ctx, c.GroupID, c.Epoch); err != nil {
+	if err := handshake.CheckEpoch(&p.ctx, c.GroupID, c.Epoch); err != nil {
 		return nil, err
 	}
 	if want == message.ContentCommit && c.Sender.Type != message.SenderMember && c.Sender.Type != message.SenderNewMemberCommit {
-		return nil, fmt.Errorf("%w: commit from sender type %d", ErrSender, c.Sender.Type)
+		return nil, fmt.Errorf("%w: commit from sender type %d", handshake.ErrSender, c.Sender.Type)
 	}
-	key, err := v.senderKey(c)
+	key, err := v.SenderKey(c)
 	if err != nil {
 		return nil, err
 	}
@@ -181,13 +182,13 @@ func (p *PublicGroup) AddProposal(msg []byte, opts PublicOptions) (*PublicGroup,
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", op, err)
 	}
-	cp, err := v.checkProposal(a)
+	cp, err := v.CheckProposal(a)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", op, err)
 	}
 	next := *p
 	next.proposals = append(slices.Clip(p.proposals), *cp)
-	return &next, &ProposalInfo{Ref: cp.ref, Sender: cp.sender, Proposal: cp.p}, nil
+	return &next, &ProposalInfo{Ref: cp.Ref, Sender: cp.Sender, Proposal: cp.Proposal}, nil
 }
 
 // Apply verifies a commit sent as MLSMessage(PublicMessage) against the
@@ -228,45 +229,45 @@ func (p *PublicGroup) apply(msg []byte, opts PublicOptions) (*PublicGroup, *Comm
 	if len(a.Auth.ConfirmationTag) != p.s.Nh() {
 		return nil, nil, fmt.Errorf("%w: confirmation tag is %d bytes", message.ErrMalformed, len(a.Auth.ConfirmationTag))
 	}
-	pv, committer, err := v.stageCommit(c)
+	pv, committer, err := v.StageCommit(c)
 	if err != nil {
 		return nil, nil, err
 	}
-	if c.Sender.Type == message.SenderNewMemberCommit && len(pv.kemOutput) != p.s.Nenc() {
-		return nil, nil, fmt.Errorf("%w: ExternalInit kem_output is %d bytes", ErrProposal, len(pv.kemOutput))
+	if c.Sender.Type == message.SenderNewMemberCommit && len(pv.KEMOutput) != p.s.Nenc() {
+		return nil, nil, fmt.Errorf("%w: ExternalInit kem_output is %d bytes", handshake.ErrProposal, len(pv.KEMOutput))
 	}
 	if path := c.Commit.Path; path != nil {
-		if err := v.checkPathLeaf(c, pv, committer); err != nil {
+		if err := v.CheckPathLeaf(c, pv, committer); err != nil {
 			return nil, nil, err
 		}
-		pr, err := pv.tree.VerifyUpdatePath(committer, path, pv.ctx, pv.added)
+		pr, err := pv.Tree.VerifyUpdatePath(committer, path, pv.GroupContext, pv.Added)
 		if err != nil {
 			return nil, nil, err
 		}
-		pv.tree, pv.ctx.TreeHash = pr.Tree, pr.GroupContext.TreeHash
+		pv.Tree, pv.GroupContext.TreeHash = pr.Tree, pr.GroupContext.TreeHash
 	}
-	ctx := nextContext(p.s, pv, p.interim, a)
-	next := &PublicGroup{s: p.s, ctx: ctx, tree: pv.tree,
+	ctx := handshake.NextContext(p.s, pv, p.interim, a)
+	next := &PublicGroup{s: p.s, ctx: ctx, tree: pv.Tree,
 		interim: schedule.InterimTranscriptHash(p.s, ctx.ConfirmedTranscriptHash, a.Auth.ConfirmationTag)}
 	return next, p.change(c, pv, next.tree, committer), nil
 }
 
 // change describes a staged commit.
-func (p *PublicGroup) change(c *message.FramedContent, pv *provisional, tree *treekem.RatchetTree, committer treemath.LeafIndex) *CommitChange {
-	ch := &CommitChange{Epoch: pv.ctx.Epoch, Committer: memberAt(tree, committer),
-		External: c.Sender.Type == message.SenderNewMemberCommit, Removed: pv.removed, Path: c.Commit.Path != nil,
-		ExtensionsChanged: pv.gce, AuthenticatedData: c.AuthenticatedData}
-	if pv.gce {
-		ch.Extensions = slices.Clone(pv.ctx.Extensions)
+func (p *PublicGroup) change(c *message.FramedContent, pv *handshake.Provisional, tree *treekem.RatchetTree, committer treemath.LeafIndex) *CommitChange {
+	ch := &CommitChange{Epoch: pv.GroupContext.Epoch, Committer: handshake.MemberAt(tree, committer),
+		External: c.Sender.Type == message.SenderNewMemberCommit, Removed: pv.Removed, Path: c.Commit.Path != nil,
+		ExtensionsChanged: pv.ExtensionsChanged, AuthenticatedData: c.AuthenticatedData}
+	if pv.ExtensionsChanged {
+		ch.Extensions = slices.Clone(pv.GroupContext.Extensions)
 	}
-	for _, l := range pv.added {
-		ch.Added = append(ch.Added, memberAt(tree, l))
+	for _, l := range pv.Added {
+		ch.Added = append(ch.Added, handshake.MemberAt(tree, l))
 	}
 	if ch.External {
 		ch.Added = append(ch.Added, ch.Committer)
 	}
-	for _, l := range pv.updated {
-		ch.Updated = append(ch.Updated, memberAt(tree, l))
+	for _, l := range pv.Updated {
+		ch.Updated = append(ch.Updated, handshake.MemberAt(tree, l))
 	}
 	for _, por := range c.Commit.Proposals {
 		if por.Proposal == nil {
@@ -290,14 +291,14 @@ func (p *PublicGroup) VerifyGroupInfo(groupInfo []byte) error {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	if !bytes.Equal(gi.GroupContext.Marshal(), p.ctx.Marshal()) {
-		if err := checkHandshakeEpoch(&p.ctx, gi.GroupContext.GroupID, gi.GroupContext.Epoch); err != nil {
+		if err := handshake.CheckEpoch(&p.ctx, gi.GroupContext.GroupID, gi.GroupContext.Epoch); err != nil {
 			return fmt.Errorf("%s: %w", op, err)
 		}
 		return fmt.Errorf("%s: %w: GroupContext differs from the group's", op, treekem.ErrTree)
 	}
 	signer := p.tree.Leaf(gi.Signer)
 	if signer == nil {
-		return fmt.Errorf("%s: %w: signer %d is not a member", op, ErrSender, gi.Signer)
+		return fmt.Errorf("%s: %w: signer %d is not a member", op, handshake.ErrSender, gi.Signer)
 	}
 	if err := gi.Verify(p.s, signer.SignatureKey); err != nil {
 		return fmt.Errorf("%s: %w: %w", op, message.ErrAuth, err)
@@ -338,24 +339,24 @@ func (p *PublicGroup) InterimTranscriptHash() []byte { return slices.Clone(p.int
 func (p *PublicGroup) RatchetTree() []byte { return p.tree.Marshal() }
 
 // Members returns every non-blank leaf.
-func (p *PublicGroup) Members() []Member {
-	var out []Member
+func (p *PublicGroup) Members() []handshake.Member {
+	var out []handshake.Member
 	for _, l := range p.tree.Members() {
-		out = append(out, memberAt(p.tree, l))
+		out = append(out, handshake.MemberAt(p.tree, l))
 	}
 	return out
 }
 
 // LeafOf returns the leaf of the member with credential identity id.
 func (p *PublicGroup) LeafOf(id []byte) (treemath.LeafIndex, bool) {
-	return leafWithIdentity(p.tree, id)
+	return handshake.LeafWithIdentity(p.tree, id)
 }
 
 // Proposals returns the proposals cached in this epoch, in order.
 func (p *PublicGroup) Proposals() []ProposalInfo {
 	var out []ProposalInfo
 	for _, c := range p.proposals {
-		out = append(out, ProposalInfo{Ref: c.ref, Sender: c.sender, Proposal: c.p})
+		out = append(out, ProposalInfo{Ref: c.Ref, Sender: c.Sender, Proposal: c.Proposal})
 	}
 	return out
 }

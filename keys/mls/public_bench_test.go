@@ -3,6 +3,7 @@ package mls
 import (
 	"testing"
 
+	"hearth/keys/mls/handshake"
 	"hearth/keys/mls/message"
 	"hearth/keys/mls/suite"
 	"hearth/keys/mls/treemath"
@@ -27,7 +28,7 @@ func BenchmarkPublicGroup1024(b *testing.B) {
 func benchPublic(b *testing.B, s *suite.Suite) {
 	creator, member := bigGroup(b, s, 1024)
 	gi := mustGroupInfo(b, creator.g)
-	opts := PublicOptions{Validator: AcceptAll{}}
+	opts := PublicOptions{Validator: handshake.AcceptAll{}}
 	pg, err := NewPublicGroup(gi, nil, opts)
 	if err != nil {
 		b.Fatal(err)

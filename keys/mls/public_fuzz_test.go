@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"hearth/keys/mls/handshake"
 	"hearth/keys/mls/message"
 	"hearth/keys/mls/suite"
 	"hearth/keys/mls/treemath"
@@ -27,7 +28,7 @@ func newPublicFuzz(f *testing.F) *publicFuzz {
 	if alice.g, err = NewGroup(testConfig(), s, []byte("fuzz"), alice.signer, message.BasicCredential(alice.id), GroupOptions{}); err != nil {
 		f.Fatal(err)
 	}
-	h := newTestHub(f, alice.g, PublicOptions{Validator: AcceptAll{}})
+	h := newTestHub(f, alice.g, PublicOptions{Validator: handshake.AcceptAll{}})
 	kpB, privB := bob.keyPackage(f, s)
 	kpC, privC := carol.keyPackage(f, s)
 	h.step(f, alice, CommitOptions{Add: []*message.KeyPackage{kpB, kpC}}, all, []*device{bob, carol}, []*message.KeyPackagePrivate{privB, privC})
@@ -101,7 +102,7 @@ func FuzzPublicGroupApply(f *testing.F) {
 		f.Add(s, true)
 	}
 	f.Add([]byte{0, 1, 0, 1}, false)
-	opts := PublicOptions{Validator: AcceptAll{}}
+	opts := PublicOptions{Validator: handshake.AcceptAll{}}
 	f.Fuzz(func(t *testing.T, msg []byte, resign bool) {
 		pg, err := UnmarshalPublicGroup(pf.state)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"hearth/keys/mls/codec"
+	"hearth/keys/mls/handshake"
 	"hearth/keys/mls/message"
 	"hearth/keys/mls/suite"
 	"hearth/keys/mls/treekem"
@@ -26,10 +27,10 @@ func (p *PublicGroup) Marshal() []byte {
 	w.Opaque(p.ctx.Marshal())
 	w.Opaque(tree)
 	w.Opaque(p.interim)
-	codec.WriteList(w, p.proposals, func(w *codec.Writer, c cachedProposal) {
-		w.Opaque(c.ref)
-		c.p.Encode(w)
-		c.sender.Encode(w)
+	codec.WriteList(w, p.proposals, func(w *codec.Writer, c handshake.CachedProposal) {
+		w.Opaque(c.Ref)
+		c.Proposal.Encode(w)
+		c.Sender.Encode(w)
 	})
 	return w.Bytes()
 }
@@ -54,10 +55,10 @@ func unmarshalPublicGroup(b []byte) (*PublicGroup, error) {
 	}
 	id := suite.ID(r.Uint16())
 	ctxb, treeb, interim := r.Opaque(), r.Opaque(), r.Opaque()
-	props := codec.ReadList(r, func(r *codec.Reader) cachedProposal {
-		c := cachedProposal{ref: r.Opaque(), p: new(message.Proposal)}
-		c.p.Decode(r)
-		c.sender.Decode(r)
+	props := codec.ReadList(r, func(r *codec.Reader) handshake.CachedProposal {
+		c := handshake.CachedProposal{Ref: r.Opaque(), Proposal: new(message.Proposal)}
+		c.Proposal.Decode(r)
+		c.Sender.Decode(r)
 		return c
 	})
 	if err := r.Done(); err != nil {
@@ -89,10 +90,10 @@ func (p *PublicGroup) consistent() error {
 	}
 	seen := map[string]bool{}
 	for _, c := range p.proposals {
-		if len(c.ref) != p.s.Nh() || seen[string(c.ref)] {
-			return fmt.Errorf("cached proposal %x", c.ref)
+		if len(c.Ref) != p.s.Nh() || seen[string(c.Ref)] {
+			return fmt.Errorf("cached proposal %x", c.Ref)
 		}
-		seen[string(c.ref)] = true
+		seen[string(c.Ref)] = true
 	}
 	return nil
 }

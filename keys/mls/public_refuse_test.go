@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"testing"
 
+	"hearth/keys/mls/handshake"
 	"hearth/keys/mls/message"
 	"hearth/keys/mls/suite"
 	"hearth/keys/mls/treekem"
@@ -84,7 +85,7 @@ func newRefusalGroup(t *testing.T, s *suite.Suite) *refusalGroup {
 	if r.alice.g, err = NewGroup(testConfig(), s, []byte("refusals"), r.alice.signer, message.BasicCredential(r.alice.id), GroupOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	r.h = newTestHub(t, r.alice.g, PublicOptions{Validator: AcceptAll{}})
+	r.h = newTestHub(t, r.alice.g, PublicOptions{Validator: handshake.AcceptAll{}})
 	var kps []*message.KeyPackage
 	var privs []*message.KeyPackagePrivate
 	for _, d := range r.all[1:] {
@@ -209,9 +210,9 @@ func publicRefuses(t *testing.T, s *suite.Suite) {
 		{"application message", app, nil, message.ErrMalformed},
 		{"proposal given as commit", prop, nil, message.ErrMalformed},
 		{"KeyPackage", kpF.Message(), nil, message.ErrMalformed},
-		{"other group", otherOut.Commit, nil, ErrGroup},
-		{"replayed commit of an earlier epoch", r.firstCommit, nil, ErrEpoch},
-		{"future epoch", resign(t, pg, real, alice.signer, func(c *message.FramedContent) { c.Epoch++ }), nil, ErrEpoch},
+		{"other group", otherOut.Commit, nil, handshake.ErrGroup},
+		{"replayed commit of an earlier epoch", r.firstCommit, nil, handshake.ErrEpoch},
+		{"future epoch", resign(t, pg, real, alice.signer, func(c *message.FramedContent) { c.Epoch++ }), nil, handshake.ErrEpoch},
 		{"bad signature", func() []byte {
 			var m message.MLSMessage
 			m.Unmarshal(real)
@@ -220,48 +221,48 @@ func publicRefuses(t *testing.T, s *suite.Suite) {
 		}(), nil, message.ErrAuth},
 		{"other content under alice's signature", resign(t, pg, real, bob.signer, func(*message.FramedContent) {}), nil, message.ErrAuth},
 		{"sender not a member", signCommit(t, pg, alice.signer, message.Sender{Type: message.SenderMember, Index: 7},
-			&message.Commit{Proposals: []message.ProposalOrRef{add(kpF)}}), nil, ErrSender},
+			&message.Commit{Proposals: []message.ProposalOrRef{add(kpF)}}), nil, handshake.ErrSender},
 		{"external sender", signCommit(t, pg, alice.signer, message.Sender{Type: message.SenderExternal, Index: 0},
-			&message.Commit{Proposals: []message.ProposalOrRef{add(kpF)}}), nil, ErrSender},
+			&message.Commit{Proposals: []message.ProposalOrRef{add(kpF)}}), nil, handshake.ErrSender},
 		{"removed member", signCommit(t, pg, r.dave.signer, message.Sender{Type: message.SenderMember, Index: uint32(r.daveLeaf)},
-			&message.Commit{Proposals: []message.ProposalOrRef{add(kpF)}}), nil, ErrSender},
-		{"removed member's stale commit", r.daveStale, nil, ErrEpoch},
+			&message.Commit{Proposals: []message.ProposalOrRef{add(kpF)}}), nil, handshake.ErrSender},
+		{"removed member's stale commit", r.daveStale, nil, handshake.ErrEpoch},
 		{"short confirmation tag", shortTag(), nil, message.ErrMalformed},
 		{"Add with a bad KeyPackage signature", signCommit(t, pg, alice.signer, me,
-			&message.Commit{Proposals: []message.ProposalOrRef{add(&badKP)}}), nil, ErrProposal},
+			&message.Commit{Proposals: []message.ProposalOrRef{add(&badKP)}}), nil, handshake.ErrProposal},
 		{"duplicate Add", signCommit(t, pg, alice.signer, me,
-			&message.Commit{Proposals: []message.ProposalOrRef{add(kpF), add(kpF)}}), nil, ErrProposal},
+			&message.Commit{Proposals: []message.ProposalOrRef{add(kpF), add(kpF)}}), nil, handshake.ErrProposal},
 		{"Add of a member", signCommit(t, pg, alice.signer, me,
-			&message.Commit{Proposals: []message.ProposalOrRef{add(kpBob2)}}), nil, ErrProposal},
+			&message.Commit{Proposals: []message.ProposalOrRef{add(kpBob2)}}), nil, handshake.ErrProposal},
 		{"Remove of a blank leaf", signCommit(t, pg, alice.signer, me,
-			&message.Commit{Proposals: []message.ProposalOrRef{remove(r.daveLeaf)}}), nil, ErrProposal},
+			&message.Commit{Proposals: []message.ProposalOrRef{remove(r.daveLeaf)}}), nil, handshake.ErrProposal},
 		{"Remove of an absent leaf", signCommit(t, pg, alice.signer, me,
-			&message.Commit{Proposals: []message.ProposalOrRef{remove(40)}}), nil, ErrProposal},
+			&message.Commit{Proposals: []message.ProposalOrRef{remove(40)}}), nil, handshake.ErrProposal},
 		{"duplicate Remove", signCommit(t, pg, alice.signer, me,
-			&message.Commit{Proposals: []message.ProposalOrRef{remove(1), remove(1)}}), nil, ErrProposal},
+			&message.Commit{Proposals: []message.ProposalOrRef{remove(1), remove(1)}}), nil, handshake.ErrProposal},
 		{"committer removes itself", signCommit(t, pg, alice.signer, me,
-			&message.Commit{Proposals: []message.ProposalOrRef{remove(0)}}), nil, ErrProposal},
+			&message.Commit{Proposals: []message.ProposalOrRef{remove(0)}}), nil, handshake.ErrProposal},
 		{"Remove without a path", signCommit(t, pg, alice.signer, me,
-			&message.Commit{Proposals: []message.ProposalOrRef{remove(1)}}), nil, ErrProposal},
-		{"empty commit without a path", signCommit(t, pg, alice.signer, me, &message.Commit{}), nil, ErrProposal},
+			&message.Commit{Proposals: []message.ProposalOrRef{remove(1)}}), nil, handshake.ErrProposal},
+		{"empty commit without a path", signCommit(t, pg, alice.signer, me, &message.Commit{}), nil, handshake.ErrProposal},
 		{"unknown reference", signCommit(t, pg, alice.signer, me,
-			&message.Commit{Proposals: []message.ProposalOrRef{{Reference: nh}}}), nil, ErrProposal},
+			&message.Commit{Proposals: []message.ProposalOrRef{{Reference: nh}}}), nil, handshake.ErrProposal},
 		{"Update by value", signCommit(t, pg, alice.signer, me,
-			&message.Commit{Proposals: []message.ProposalOrRef{{Proposal: &message.Proposal{Type: message.ProposalUpdate, Update: pg.tree.Leaf(1)}}}}), nil, ErrProposal},
+			&message.Commit{Proposals: []message.ProposalOrRef{{Proposal: &message.Proposal{Type: message.ProposalUpdate, Update: pg.tree.Leaf(1)}}}}), nil, handshake.ErrProposal},
 		{"ExternalInit in a member's commit", signCommit(t, pg, alice.signer, me,
-			&message.Commit{Proposals: []message.ProposalOrRef{{Proposal: &message.Proposal{Type: message.ProposalExternalInit, ExternalInitKEMOutput: nh}}}}), nil, ErrProposal},
+			&message.Commit{Proposals: []message.ProposalOrRef{{Proposal: &message.Proposal{Type: message.ProposalExternalInit, ExternalInitKEMOutput: nh}}}}), nil, handshake.ErrProposal},
 		{"ReInit", signCommit(t, pg, alice.signer, me, &message.Commit{Proposals: []message.ProposalOrRef{{Proposal: &message.Proposal{Type: message.ProposalReInit,
-			ReInit: &message.ReInit{GroupID: []byte("x"), Version: message.MLS10, CipherSuite: s.ID(), Extensions: message.Extensions{}}}}}}), nil, ErrUnsupported},
+			ReInit: &message.ReInit{GroupID: []byte("x"), Version: message.MLS10, CipherSuite: s.ID(), Extensions: message.Extensions{}}}}}}), nil, handshake.ErrUnsupported},
 		{"extension no member supports", signCommit(t, pg, alice.signer, me, &message.Commit{Proposals: []message.ProposalOrRef{{Proposal: &message.Proposal{
-			Type: message.ProposalGroupContextExtensions, GroupContextExtensions: message.Extensions{{Type: 0xF0A1, Data: []byte{1}}}}}}}), nil, ErrProposal},
+			Type: message.ProposalGroupContextExtensions, GroupContextExtensions: message.Extensions{{Type: 0xF0A1, Data: []byte{1}}}}}}}), nil, handshake.ErrProposal},
 		{"two GroupContextExtensions", signCommit(t, pg, alice.signer, me, &message.Commit{Proposals: []message.ProposalOrRef{
 			{Proposal: &message.Proposal{Type: message.ProposalGroupContextExtensions, GroupContextExtensions: message.Extensions{}}},
-			{Proposal: &message.Proposal{Type: message.ProposalGroupContextExtensions, GroupContextExtensions: message.Extensions{}}}}}), nil, ErrProposal},
+			{Proposal: &message.Proposal{Type: message.ProposalGroupContextExtensions, GroupContextExtensions: message.Extensions{}}}}}), nil, handshake.ErrProposal},
 		{"PSK with a short nonce", signCommit(t, pg, alice.signer, me, &message.Commit{Proposals: []message.ProposalOrRef{{Proposal: &message.Proposal{
-			Type: message.ProposalPSK, PSK: &message.PreSharedKeyID{Type: message.PSKExternal, PSKID: []byte("k"), Nonce: []byte{1}}}}}}), nil, ErrProposal},
+			Type: message.ProposalPSK, PSK: &message.PreSharedKeyID{Type: message.PSKExternal, PSKID: []byte("k"), Nonce: []byte{1}}}}}}), nil, handshake.ErrProposal},
 		{"validator refuses an added device", signCommit(t, pg, alice.signer, me,
-			&message.Commit{Proposals: []message.ProposalOrRef{add(kpM)}}), &PublicOptions{Validator: refuser(mallory.id)}, ErrCredential},
-		{"validator refuses the committer", real, &PublicOptions{Validator: refuser(alice.id)}, ErrCredential},
+			&message.Commit{Proposals: []message.ProposalOrRef{add(kpM)}}), &PublicOptions{Validator: refuser(mallory.id)}, handshake.ErrCredential},
+		{"validator refuses the committer", real, &PublicOptions{Validator: refuser(alice.id)}, handshake.ErrCredential},
 		{"forged parent hash", mutatePath(func(p *message.UpdatePath) {
 			p.Nodes[0] = message.UpdatePathNode{EncryptionKey: otherPub, EncryptedPathSecret: p.Nodes[0].EncryptedPathSecret}
 		}), nil, treekem.ErrTree},
@@ -274,7 +275,7 @@ func publicRefuses(t *testing.T, s *suite.Suite) {
 			if err := p.LeafNode.Sign(s, alice.signer, pg.ctx.GroupID, 0); err != nil {
 				t.Fatal(err)
 			}
-		}), nil, ErrProposal},
+		}), nil, handshake.ErrProposal},
 		{"path leaf with a key package source", mutatePath(func(p *message.UpdatePath) { p.LeafNode.Source = message.SourceKeyPackage }), nil, treekem.ErrTree},
 		{"path too short", mutatePath(func(p *message.UpdatePath) { p.Nodes = p.Nodes[:len(p.Nodes)-1] }), nil, treekem.ErrTree},
 		{"path with a missing ciphertext", mutatePath(func(p *message.UpdatePath) {
@@ -287,12 +288,12 @@ func publicRefuses(t *testing.T, s *suite.Suite) {
 		}), nil, treekem.ErrTree},
 		{"external commit with a short kem_output", mutateExt(func(c *message.Commit) {
 			c.Proposals = []message.ProposalOrRef{{Proposal: &message.Proposal{Type: message.ProposalExternalInit, ExternalInitKEMOutput: []byte{1, 2, 3, 4, 5}}}}
-		}), nil, ErrProposal},
+		}), nil, handshake.ErrProposal},
 		{"external commit removing another member", mutateExt(func(c *message.Commit) {
 			c.Proposals = append(c.Proposals, remove(1))
-		}), nil, ErrProposal},
-		{"external commit without ExternalInit", mutateExt(func(c *message.Commit) { c.Proposals = nil }), nil, ErrProposal},
-		{"external commit with an Add", mutateExt(func(c *message.Commit) { c.Proposals = append(c.Proposals, add(kpF)) }), nil, ErrProposal},
+		}), nil, handshake.ErrProposal},
+		{"external commit without ExternalInit", mutateExt(func(c *message.Commit) { c.Proposals = nil }), nil, handshake.ErrProposal},
+		{"external commit with an Add", mutateExt(func(c *message.Commit) { c.Proposals = append(c.Proposals, add(kpF)) }), nil, handshake.ErrProposal},
 		{"external commit by a member's identity", func() []byte {
 			_, c, err := JoinExternal(testConfig(), mustGroupInfo(t, alice.g), erin.signer, message.BasicCredential(bob.id), ExternalJoinOptions{Resync: true})
 			if err != nil {
@@ -303,8 +304,8 @@ func publicRefuses(t *testing.T, s *suite.Suite) {
 				cc.Proposals = cc.Proposals[:1] // keep bob's leaf: a second leaf for bob
 				c.Commit = &cc
 			})
-		}(), nil, ErrProposal},
-		{"validator refuses the external joiner", extCommit, &PublicOptions{Validator: refuser(erin.id)}, ErrCredential},
+		}(), nil, handshake.ErrProposal},
+		{"validator refuses the external joiner", extCommit, &PublicOptions{Validator: refuser(erin.id)}, handshake.ErrCredential},
 	}
 	before := pg.Marshal()
 	for _, tc := range cases {
@@ -362,7 +363,7 @@ func TestPublicGroupProposals(t *testing.T) {
 		want error
 	}{
 		{"bad signature", bad, message.ErrAuth},
-		{"Remove of a blank leaf", blank, ErrProposal},
+		{"Remove of a blank leaf", blank, handshake.ErrProposal},
 		{"commit given as proposal", r.firstCommit, message.ErrMalformed},
 	} {
 		if _, _, err := pg.AddProposal(tc.msg, h.opts); !errors.Is(err, tc.want) {
@@ -376,7 +377,7 @@ func TestPublicGroupProposals(t *testing.T) {
 	if err != nil || info.Proposal.Type != message.ProposalRemove || len(pg.Proposals()) != 0 || len(next.Proposals()) != 1 {
 		t.Fatalf("AddProposal: %v", err)
 	}
-	if _, _, err := next.AddProposal(prop, h.opts); !errors.Is(err, ErrProposal) {
+	if _, _, err := next.AddProposal(prop, h.opts); !errors.Is(err, handshake.ErrProposal) {
 		t.Fatalf("replayed proposal: %v", err)
 	}
 	h.pg = next
@@ -391,7 +392,7 @@ func TestPublicGroupProposals(t *testing.T) {
 	h.step(t, r.alice, CommitOptions{}, r.all, nil, nil) // commits the Remove by reference
 	late := signCommit(t, h.pg, r.alice.signer, message.Sender{Type: message.SenderMember},
 		&message.Commit{Proposals: []message.ProposalOrRef{{Reference: info.Ref}}})
-	if _, _, err := h.pg.Apply(late, h.opts); !errors.Is(err, ErrProposal) {
+	if _, _, err := h.pg.Apply(late, h.opts); !errors.Is(err, handshake.ErrProposal) {
 		t.Fatalf("reference to an earlier epoch's proposal: %v", err)
 	}
 }
@@ -401,7 +402,7 @@ func TestNewPublicGroupRefuses(t *testing.T) {
 	s, _ := suite.Lookup(1)
 	r := newRefusalGroup(t, s)
 	gi := mustGroupInfo(t, r.alice.g)
-	opts := PublicOptions{Validator: AcceptAll{}}
+	opts := PublicOptions{Validator: handshake.AcceptAll{}}
 	var m message.MLSMessage
 	if err := m.Unmarshal(gi); err != nil {
 		t.Fatal(err)
@@ -467,7 +468,7 @@ func TestPublicGroupWrongConfirmationTag(t *testing.T) {
 	if err := gi.Sign(s, r.alice.signer); err != nil {
 		t.Fatal(err)
 	}
-	opts := PublicOptions{Validator: AcceptAll{}}
+	opts := PublicOptions{Validator: handshake.AcceptAll{}}
 	pg, err := NewPublicGroup((&message.MLSMessage{WireFormat: message.WireGroupInfo, GroupInfo: &gi}).Marshal(), nil, opts)
 	if err != nil {
 		t.Fatal(err)

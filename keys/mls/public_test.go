@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"hearth/keys/mls/handshake"
 	"hearth/keys/mls/message"
 	"hearth/keys/mls/suite"
 	"hearth/keys/mls/treemath"
@@ -149,7 +150,7 @@ func (h *testHub) broadcast(t testing.TB, from *device, msg []byte, all []*devic
 	}
 }
 
-func ids(ms []Member) []string {
+func ids(ms []handshake.Member) []string {
 	var out []string
 	for _, m := range ms {
 		out = append(out, string(m.Identity))
@@ -157,7 +158,7 @@ func ids(ms []Member) []string {
 	return out
 }
 
-func wantIDs(t testing.TB, what string, got []Member, want ...string) {
+func wantIDs(t testing.TB, what string, got []handshake.Member, want ...string) {
 	t.Helper()
 	if g := ids(got); !slices.Equal(g, want) {
 		t.Fatalf("%s = %q, want %q", what, g, want)
@@ -187,7 +188,7 @@ func publicTracks(t *testing.T, s *suite.Suite) {
 	if alice.g, err = NewGroup(testConfig(), s, []byte("public"), alice.signer, message.BasicCredential(alice.id), GroupOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	h := newTestHub(t, alice.g, PublicOptions{Validator: AcceptAll{}})
+	h := newTestHub(t, alice.g, PublicOptions{Validator: handshake.AcceptAll{}})
 	h.checkTracks(t, all)
 
 	// Adds by value, no path.

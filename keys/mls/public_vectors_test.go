@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"hearth/keys/mls/handshake"
 	"hearth/keys/mls/message"
 	"hearth/keys/mls/suite"
 )
@@ -45,11 +46,11 @@ func runPublicPassive(t *testing.T, s *suite.Suite, v *passiveClientVector) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pg, err := NewPublicGroup(vectorGroupInfo(t, s, v, kp, opts), v.RatchetTree, PublicOptions{Validator: AcceptAll{}})
+	pg, err := NewPublicGroup(vectorGroupInfo(t, s, v, kp, opts), v.RatchetTree, PublicOptions{Validator: handshake.AcceptAll{}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	popts := PublicOptions{Validator: AcceptAll{}}
+	popts := PublicOptions{Validator: handshake.AcceptAll{}}
 	samePublic(t, pg, g, -1)
 	for i, e := range v.Epochs {
 		for j, p := range e.Proposals {

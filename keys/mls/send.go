@@ -47,7 +47,7 @@ func (g *Group) propose(p *message.Proposal) ([]byte, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	cp, err := g.view().checkProposal(a)
+	cp, err := g.view().CheckProposal(a)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -56,7 +56,7 @@ func (g *Group) propose(p *message.Proposal) ([]byte, []byte, error) {
 		return nil, nil, err
 	}
 	cur.proposals = append(cur.proposals, *cp)
-	return (&message.MLSMessage{WireFormat: message.WirePublicMessage, PublicMessage: pm}).Marshal(), cp.ref, nil
+	return (&message.MLSMessage{WireFormat: message.WirePublicMessage, PublicMessage: pm}).Marshal(), cp.Ref, nil
 }
 
 // ProposeAdd proposes adding the KeyPackage's device.
