@@ -154,7 +154,8 @@ func (g *Group) commitProposals(opts CommitOptions) []handshake.Resolved {
 	}
 	me := message.Sender{Type: message.SenderMember, Index: f.self}
 	if opts.Extensions != nil {
-		out = append(out, handshake.Resolved{Proposal: &message.Proposal{Type: message.ProposalGroupContextExtensions, GroupContextExtensions: opts.Extensions}, Sender: me})
+		gce := &message.Proposal{Type: message.ProposalGroupContextExtensions, GroupContextExtensions: opts.Extensions}
+		out = append(out, handshake.Resolved{Proposal: gce, Sender: me})
 	}
 	for _, l := range opts.Remove {
 		if !f.removed[l] {
@@ -253,12 +254,14 @@ func (g *Group) Commit(opts CommitOptions) (*CommitOutput, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &CommitOutput{Commit: (&message.MLSMessage{WireFormat: message.WirePublicMessage, PublicMessage: pm}).Marshal(), Epoch: next.ctx.Epoch}
+	commit := &message.MLSMessage{WireFormat: message.WirePublicMessage, PublicMessage: pm}
+	out := &CommitOutput{Commit: commit.Marshal(), Epoch: next.ctx.Epoch}
 	if err := g.commitOutputs(out, next, ep, psk, ac.Auth.ConfirmationTag, pv, b.pathSecrets, opts.OmitTreeInWelcome); err != nil {
 		return nil, err
 	}
-	res := &Result{Kind: message.ContentCommit, Epoch: next.ctx.Epoch, Sender: me, SenderIdentity: handshake.MemberAt(cur.tree, cur.priv.Self()).Identity,
-		Updated: pv.Updated, Removed: pv.Removed, Added: out.Added}
+	res := &Result{Kind: message.ContentCommit, Epoch: next.ctx.Epoch, Sender: me,
+		Updated: pv.Updated, Removed: pv.Removed, Added: out.Added,
+		SenderIdentity: handshake.MemberAt(cur.tree, cur.priv.Self()).Identity}
 	g.pending = &pendingCommit{next: next, out: *out, result: res}
 	return out, nil
 }
@@ -363,7 +366,8 @@ func (g *Group) groupInfo(next *epochState, ep *schedule.Epoch, tag []byte, with
 	return gi, nil
 }
 
-func (g *Group) welcome(gi *message.GroupInfo, ep *schedule.Epoch, psk []byte, pv *handshake.Provisional, pathSecrets map[treemath.NodeIndex][]byte) ([]byte, error) {
+func (g *Group) welcome(gi *message.GroupInfo, ep *schedule.Epoch, psk []byte, pv *handshake.Provisional,
+	pathSecrets map[treemath.NodeIndex][]byte) ([]byte, error) {
 	self := gi.Signer
 	var members []message.WelcomeMember
 	for i, l := range pv.Added {

@@ -91,7 +91,8 @@ func JoinExternal(cfg Config, groupInfo []byte, signer *suite.Signer, cred messa
 // externalStart verifies the GroupInfo and its tree, sets up the joiner's
 // view of the current epoch, and returns the external commit's proposals
 // and the init secret from external_pub.
-func (g *Group) externalStart(gi *message.GroupInfo, cred message.Credential, opts ExternalJoinOptions) ([]handshake.Resolved, []byte, error) {
+func (g *Group) externalStart(gi *message.GroupInfo, cred message.Credential,
+	opts ExternalJoinOptions) ([]handshake.Resolved, []byte, error) {
 	tree, err := g.joinTree(gi, opts.RatchetTree)
 	if err != nil {
 		return nil, nil, err
@@ -107,7 +108,8 @@ func (g *Group) externalStart(gi *message.GroupInfo, cred message.Credential, op
 	g.st = &epochState{ctx: gi.GroupContext, tree: tree, externalPSKs: map[string][]byte{},
 		interim: schedule.InterimTranscriptHash(g.s, gi.GroupContext.ConfirmedTranscriptHash, gi.ConfirmationTag)}
 	me := message.Sender{Type: message.SenderNewMemberCommit}
-	props := []handshake.Resolved{{Proposal: &message.Proposal{Type: message.ProposalExternalInit, ExternalInitKEMOutput: kemOutput}, Sender: me}}
+	ei := &message.Proposal{Type: message.ProposalExternalInit, ExternalInitKEMOutput: kemOutput}
+	props := []handshake.Resolved{{Proposal: ei, Sender: me}}
 	if old, ok := g.LeafOf(cred.Identity); ok {
 		if !opts.Resync {
 			return nil, nil, fmt.Errorf("%w: %q is already member %d (set Resync to replace it)", handshake.ErrProposal, cred.Identity, old)

@@ -129,7 +129,8 @@ func NewPublicGroup(groupInfo, ratchetTree []byte, opts PublicOptions) (*PublicG
 }
 
 func (p *PublicGroup) view(opts PublicOptions) *handshake.View {
-	return &handshake.View{Suite: p.s, GroupContext: &p.ctx, Tree: p.tree, Proposals: p.proposals, Validator: opts.Validator, Now: opts.Now}
+	return &handshake.View{Suite: p.s, GroupContext: &p.ctx, Tree: p.tree, Proposals: p.proposals,
+		Validator: opts.Validator, Now: opts.Now}
 }
 
 // readHandshake decodes msg and verifies what is public about a handshake
@@ -253,7 +254,8 @@ func (p *PublicGroup) apply(msg []byte, opts PublicOptions) (*PublicGroup, *Comm
 }
 
 // change describes a staged commit.
-func (p *PublicGroup) change(c *message.FramedContent, pv *handshake.Provisional, tree *treekem.RatchetTree, committer treemath.LeafIndex) *CommitChange {
+func (p *PublicGroup) change(c *message.FramedContent, pv *handshake.Provisional, tree *treekem.RatchetTree,
+	committer treemath.LeafIndex) *CommitChange {
 	ch := &CommitChange{Epoch: pv.GroupContext.Epoch, Committer: handshake.MemberAt(tree, committer),
 		External: c.Sender.Type == message.SenderNewMemberCommit, Removed: pv.Removed, Path: c.Commit.Path != nil,
 		ExtensionsChanged: pv.ExtensionsChanged, AuthenticatedData: c.AuthenticatedData}

@@ -5,4 +5,5 @@
 //
 // A Writer appends to a byte slice; a Reader consumes one and remembers the
 // first error, so a decoder reads every field and checks Err once.
+// WriteList and ReadList write and read a vector of items.
 package codec

@@ -87,7 +87,8 @@ func (v *View) ApplyProposals(props []Resolved, committer message.Sender) (*Prov
 			pv.PathRequired = true
 		}
 	}
-	steps := []func([]Resolved, message.Sender) error{pv.applyGCE(), pv.applyUpdates(v), pv.applyRemoves(v), pv.applyAdds(v), pv.collectPSKs(v)}
+	steps := []func([]Resolved, message.Sender) error{pv.applyGCE(), pv.applyUpdates(v), pv.applyRemoves(v),
+		pv.applyAdds(v), pv.collectPSKs(v)}
 	for _, step := range steps {
 		if err := step(props, committer); err != nil {
 			return nil, err

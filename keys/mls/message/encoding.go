@@ -12,14 +12,14 @@ import (
 // the codec error that caused it, if any).
 var ErrMalformed = errors.New("mls: malformed message")
 
-// marshaler is implemented by every struct of this package.
-type marshaler interface{ Encode(w *codec.Writer) }
+// encoder is implemented by every struct of this package.
+type encoder interface{ Encode(w *codec.Writer) }
 
-// unmarshaler is implemented by pointers to every struct of this package.
-type unmarshaler interface{ Decode(r *codec.Reader) }
+// decoder is implemented by pointers to every struct of this package.
+type decoder interface{ Decode(r *codec.Reader) }
 
 // encode returns the TLS presentation encoding of v.
-func encode(v marshaler) []byte {
+func encode(v encoder) []byte {
 	w := codec.NewWriter(nil)
 	v.Encode(w)
 	return w.Bytes()
@@ -27,7 +27,7 @@ func encode(v marshaler) []byte {
 
 // decode fills v from exactly b (a private copy, so v never aliases the
 // caller's buffer). what names the struct in errors.
-func decode(v unmarshaler, b []byte, what string) error {
+func decode(v decoder, b []byte, what string) error {
 	r := codec.NewReader(bytes.Clone(b))
 	v.Decode(r)
 	if err := r.Done(); err != nil {

@@ -10,7 +10,7 @@ import (
 // secret: enough for the hub to order messages per group and epoch and to
 // follow the roster through commits (which Hearth sends as
 // PublicMessage). Nothing in it is verified: to accept a commit and learn
-// the roster change it makes, the hub uses PublicGroup.Apply, which
+// the roster change it makes, the hub uses keys/mls PublicGroup.Apply, which
 // checks the commit against the group's public state.
 type Envelope struct {
 	WireFormat  WireFormat

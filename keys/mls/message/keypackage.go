@@ -134,7 +134,7 @@ func (k *KeyPackage) Message() []byte {
 
 // DecodeKeyPackage reads an MLSMessage(KeyPackage) (as fetched from the
 // key directory) and verifies its signatures. Whether its credential is
-// acceptable is decided when it is added (Config.Validator).
+// acceptable is decided when it is added (keys/mls Config.Validator).
 func DecodeKeyPackage(msg []byte) (*KeyPackage, error) {
 	var m MLSMessage
 	if err := m.Unmarshal(msg); err != nil {

@@ -201,7 +201,7 @@ func (t *RatchetTreeNodes) Decode(r *codec.Reader) {
 func (t RatchetTreeNodes) Marshal() []byte { return encode(t) }
 
 // Unmarshal decodes exactly b. Structural checks (leaf/parent positions,
-// odd length, last node present) are done by NewRatchetTree.
+// odd length, last node present) are done by treekem.NewRatchetTree.
 func (t *RatchetTreeNodes) Unmarshal(b []byte) error {
 	return decode(t, b, "ratchet tree")
 }

@@ -60,7 +60,8 @@ func (t *RatchetTree) mergePath(sender treemath.LeafIndex, fdp []PathStep, keys 
 
 // setLeaf stores the sender's new leaf in the merged tree t and returns
 // the provisional GroupContext (ctx with t's tree hash) and its encoding.
-func (t *RatchetTree) setLeaf(sender treemath.LeafIndex, leaf *message.LeafNode, hashes [][]byte, ctx message.GroupContext) (*message.GroupContext, []byte) {
+func (t *RatchetTree) setLeaf(sender treemath.LeafIndex, leaf *message.LeafNode, hashes [][]byte,
+	ctx message.GroupContext) (*message.GroupContext, []byte) {
 	t.changed() // also covers the parent hashes mergePath set after its changes
 	t.nodes[sender.NodeIndex()] = &message.Node{Leaf: leaf}
 	ctx.TreeHash = t.rehashPath(hashes, sender)

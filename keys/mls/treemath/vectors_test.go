@@ -1,30 +1,11 @@
 package treemath
 
 import (
-	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
-
-	"hearth/keys/mls/suite"
 )
-
-// hexBytes decodes a JSON hex string.
-type hexBytes []byte
-
-func (h *hexBytes) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	v, err := hex.DecodeString(s)
-	if err != nil {
-		return err
-	}
-	*h = v
-	return nil
-}
 
 // loadVectors reads ../testdata/name (the IETF vectors kept in keys/mls) into v.
 func loadVectors(t testing.TB, name string, v any) {
@@ -58,11 +39,6 @@ func (c *tally) run(t *testing.T, name string, cs uint16, f func(t *testing.T)) 
 	}
 }
 
-func (c *tally) skip(t *testing.T, name string, why string) {
-	c.skipped++
-	t.Logf("%s: %s skipped: %s", c.file, name, why)
-}
-
 func (c *tally) report(t *testing.T) {
 	var ids []uint16
 	for id := range c.suites {
@@ -78,15 +54,4 @@ func sortU16(s []uint16) {
 			s[j], s[j-1] = s[j-1], s[j]
 		}
 	}
-}
-
-// suiteCase runs one case of a per-suite vector: skipped (and counted) if
-// suite.Lookup does not implement cs.
-func (c *tally) suiteCase(t *testing.T, name string, cs uint16, f func(t *testing.T, s *suite.Suite)) {
-	s, err := suite.Lookup(suite.ID(cs))
-	if err != nil {
-		c.skip(t, name, err.Error())
-		return
-	}
-	c.run(t, name, cs, func(t *testing.T) { f(t, s) })
 }
