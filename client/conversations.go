@@ -93,7 +93,7 @@ func (c *Client) createGroup(ctx context.Context, peer string) (string, error) {
 	}
 	id := local[:20] + "@" + su.Domain
 	err = c.st.Update(func(tx *store.Tx) error {
-		g, err := c.cfg.Groups.Create([]byte(id), self, c.validator(ctx, tx))
+		g, err := c.cfg.Groups.Create([]byte(id), self, c.validator(ctx, tx), nil)
 		if err != nil {
 			return fmt.Errorf("client: create group: %w", err)
 		}
@@ -120,10 +120,6 @@ func (c *Client) register(ctx context.Context, id, peer string) error {
 // joinExisting looks for a direct conversation with peer that another
 // device of this user is in, and joins it by external commit.
 func (c *Client) joinExisting(ctx context.Context, peer string) (string, error) {
-	ej, ok := c.cfg.Groups.(ExternalJoiner)
-	if !ok {
-		return "", nil
-	}
 	r, err := c.callIdempotent(ctx, "client.ListConversations", &wire.ClientFrame{Body: &wire.ClientFrame_ListConversations{ListConversations: &wire.ListConversations{}}})
 	if err != nil {
 		return "", err
@@ -140,7 +136,7 @@ func (c *Client) joinExisting(ctx context.Context, peer string) (string, error) 
 		}
 		var req *wire.Send
 		err := c.st.Update(func(tx *store.Tx) error {
-			g, commit, err := ej.JoinExternal(ci.GetGroupInfo(), self, c.validator(ctx, tx))
+			g, commit, err := c.cfg.Groups.JoinExternal(ci.GetGroupInfo(), self, c.validator(ctx, tx))
 			if err != nil {
 				return err
 			}

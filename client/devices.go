@@ -354,7 +354,7 @@ func (c *Client) isMember(conv, device string) (bool, error) {
 	}
 	var in bool
 	err = c.st.View(func(tx *store.Tx) error {
-		return c.viewGroup(tx, conv, self, c.val, func(g Group) error {
+		return c.viewGroup(tx, conv, self, pinnedValidator{c.val}, func(g Group) error {
 			in = slices.Contains(g.Members(), device)
 			return nil
 		})

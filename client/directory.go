@@ -120,6 +120,14 @@ func (v *memberValidator) ValidateMember(id, sigKey []byte) error {
 	return v.c.val.ValidateMember(id, sigKey)
 }
 
+// pinnedValidator checks members against the lists this device holds and
+// fetches nothing: for reading a group (Members, Epoch).
+type pinnedValidator struct{ *identity.Validator }
+
+var _ CredentialValidator = pinnedValidator{}
+
+func (pinnedValidator) PrefetchMembers([][]byte) {}
+
 func (c *Client) validator(ctx context.Context, tx *store.Tx) *memberValidator {
 	return &memberValidator{c: c, ctx: ctx, tx: tx}
 }

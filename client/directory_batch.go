@@ -149,18 +149,6 @@ func (c *Client) unknownMembers(tx *store.Tx, members []string) []identity.UserA
 	return out
 }
 
-// MemberPrefetcher is implemented by the CredentialValidator the Client
-// gives its engine. An engine about to check many new members (a commit
-// adding a chunk of users) calls PrefetchMembers with their identities
-// first, so that their device lists come in one batch instead of one
-// round trip each. It only warms the pins: members are still checked one
-// by one.
-type MemberPrefetcher interface {
-	PrefetchMembers(identities [][]byte)
-}
-
-var _ MemberPrefetcher = (*memberValidator)(nil)
-
 // PrefetchMembers fetches, in one batch, the lists of the users whose
 // devices among identities are not on the lists this device holds. A
 // failure that is not a bad signature is kept as transient, like a
@@ -179,16 +167,5 @@ func (v *memberValidator) PrefetchMembers(identities [][]byte) {
 	}
 	if _, err := v.c.fetchDeviceLists(v.ctx, v.tx, users); err != nil && !wire.Is(err, wire.Code_CODE_BAD_SIGNATURE) {
 		v.transient = err
-	}
-}
-
-// The group cache (groupcache.go) hands cached groups a forwarding
-// validator; it passes prefetches on to the validator of the group's
-// current holder.
-var _ MemberPrefetcher = (*fwdValidator)(nil)
-
-func (f *fwdValidator) PrefetchMembers(identities [][]byte) {
-	if p, ok := f.v.(MemberPrefetcher); ok {
-		p.PrefetchMembers(identities)
 	}
 }

@@ -106,12 +106,11 @@ func (c *Client) sealControl(tx *store.Tx, conv string, g Group, self Self, raw 
 	if ctl.Type == ctlLeave {
 		return json.Marshal(control{Type: ctlLeave})
 	}
-	ag, ok := g.(AdminGroup)
 	meta, _, err := getGroupMeta(tx, conv)
 	if err != nil {
 		return nil, err
 	}
-	if !ok || meta.AdminSeed == nil {
+	if meta.AdminSeed == nil {
 		return nil, notAdmin(conv)
 	}
 	out := control{Type: ctlMeta, Name: meta.Name, Description: meta.Description, Admins: slices.Clone(meta.Admins)}
@@ -134,7 +133,7 @@ func (c *Client) sealControl(tx *store.Tx, conv string, g Group, self Self, raw 
 		if m == self.Address || !slices.Contains(out.Admins, userOf(m)) {
 			continue
 		}
-		sealed, err := ag.SealTo(m, adminKeyLabel, []byte(conv), meta.AdminSeed)
+		sealed, err := g.SealTo(m, adminKeyLabel, []byte(conv), meta.AdminSeed)
 		if err != nil {
 			return nil, err
 		}
@@ -160,10 +159,6 @@ func (c *Client) applyControl(tx *store.Tx, conv string, g Group, self Self, sen
 	if err != nil || !isGroup {
 		return nil, err
 	}
-	ag, ok := g.(AdminGroup)
-	if !ok {
-		return nil, nil
-	}
 	switch ctl.Type {
 	case ctlLeave:
 		u := userOf(sender)
@@ -181,7 +176,7 @@ func (c *Client) applyControl(tx *store.Tx, conv string, g Group, self Self, sen
 	default:
 		return nil, nil
 	}
-	if !ctl.verify(conv, ag.AdminKey()) {
+	if !ctl.verify(conv, g.AdminKey()) {
 		c.log.Warn("ignoring group control message not signed by the admin key", "conversation", conv, "sender", sender)
 		return nil, nil
 	}
@@ -201,8 +196,8 @@ func (c *Client) applyControl(tx *store.Tx, conv string, g Group, self Self, sen
 	}
 	meta.Name, meta.Description, meta.Admins = ctl.Name, ctl.Description, slices.Clone(ctl.Admins)
 	if sealed, ok := ctl.Keys[self.Address]; ok {
-		seed, err := ag.OpenSealed(adminKeyLabel, []byte(conv), sealed)
-		if err == nil && len(seed) == ed25519.SeedSize && string(ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)) == string(ag.AdminKey()) {
+		seed, err := g.OpenSealed(adminKeyLabel, []byte(conv), sealed)
+		if err == nil && len(seed) == ed25519.SeedSize && string(ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)) == string(g.AdminKey()) {
 			meta.AdminSeed = seed
 		} else {
 			c.log.Warn("an admin key sealed to this device does not open or does not match the group", "conversation", conv)

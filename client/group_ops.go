@@ -66,7 +66,7 @@ func unknownGroup(conv string) error {
 }
 
 // groupState loads a group's MLS state and metadata.
-func (c *Client) groupState(ctx context.Context, tx *store.Tx, conv string, self Self) (AdminGroup, groupMeta, error) {
+func (c *Client) groupState(ctx context.Context, tx *store.Tx, conv string, self Self) (Group, groupMeta, error) {
 	cv, err := getConversation(tx, conv)
 	if err != nil || !cv.Group {
 		if tx.Meta(goneName(conv)) != nil {
@@ -82,11 +82,7 @@ func (c *Client) groupState(ctx context.Context, tx *store.Tx, conv string, self
 	if err != nil {
 		return nil, meta, err
 	}
-	ag, ok := g.(AdminGroup)
-	if !ok {
-		return nil, meta, fmt.Errorf("client.Group: the MLS engine does not support group roles")
-	}
-	return ag, meta, nil
+	return g, meta, nil
 }
 
 // CreateGroup creates a group named name with this user as its admin, adds
@@ -111,10 +107,6 @@ func (c *Client) CreateGroup(ctx context.Context, name string, members []string)
 			users = append(users, s)
 		}
 	}
-	ae, ok := c.cfg.Groups.(AdminEngine)
-	if !ok {
-		return "", fmt.Errorf("%s: the MLS engine does not support group roles", op)
-	}
 	local, err := c.newID()
 	if err != nil {
 		return "", err
@@ -126,7 +118,7 @@ func (c *Client) CreateGroup(ctx context.Context, name string, members []string)
 		return "", err
 	}
 	err = c.st.Update(func(tx *store.Tx) error {
-		g, err := ae.CreateWithAdmin([]byte(id), self, c.validator(ctx, tx), pub)
+		g, err := c.cfg.Groups.Create([]byte(id), self, c.validator(ctx, tx), pub)
 		if err != nil {
 			return fmt.Errorf("%s: %w", op, err)
 		}
@@ -206,7 +198,7 @@ func (c *Client) addUsers(ctx context.Context, conv string, users []string) erro
 }
 
 func (c *Client) addUsersCommit(ctx context.Context, conv string, users []string, check bool) error {
-	err := c.groupCommit(ctx, conv, check, func(g AdminGroup, meta groupMeta, self Self) (commitPlan, error) {
+	err := c.groupCommit(ctx, conv, check, func(g Group, meta groupMeta, self Self) (commitPlan, error) {
 		if meta.AdminSeed == nil {
 			return commitPlan{}, notAdmin(conv)
 		}
@@ -244,7 +236,7 @@ func (c *Client) RemoveMembers(ctx context.Context, conv string, users []string)
 // admin is removed, rotates the admin key and sends the new state.
 func (c *Client) removeUsers(ctx context.Context, conv string, users []string, demote string, strict bool) error {
 	rotated := false
-	err := c.groupCommit(ctx, conv, true, func(g AdminGroup, meta groupMeta, self Self) (commitPlan, error) {
+	err := c.groupCommit(ctx, conv, true, func(g Group, meta groupMeta, self Self) (commitPlan, error) {
 		if meta.AdminSeed == nil {
 			return commitPlan{}, notAdmin(conv)
 		}
@@ -296,7 +288,7 @@ type commitPlan struct {
 // device lists (reconcile, one list per member user); without it, only a
 // pending commit is settled: the later commits of one chunked add, whose
 // first commit checked.
-func (c *Client) groupCommit(ctx context.Context, conv string, checkRoster bool, plan func(AdminGroup, groupMeta, Self) (commitPlan, error)) error {
+func (c *Client) groupCommit(ctx context.Context, conv string, checkRoster bool, plan func(Group, groupMeta, Self) (commitPlan, error)) error {
 	s, err := c.session(ctx)
 	if err != nil {
 		return err
@@ -324,7 +316,7 @@ func (c *Client) groupCommit(ctx context.Context, conv string, checkRoster bool,
 
 func isRedo(err error) bool { return err == errRedo }
 
-func (c *Client) tryGroupCommit(ctx context.Context, conv string, self Self, checkRoster bool, plan func(AdminGroup, groupMeta, Self) (commitPlan, error)) error {
+func (c *Client) tryGroupCommit(ctx context.Context, conv string, self Self, checkRoster bool, plan func(Group, groupMeta, Self) (commitPlan, error)) error {
 	if err := c.settleRoster(ctx, conv, checkRoster); err != nil {
 		return err
 	}

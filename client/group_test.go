@@ -202,7 +202,7 @@ func TestGroupRemoveAndJoinSecrecy(t *testing.T) {
 	if removal == nil || after == nil || before == nil {
 		t.Fatalf("mailbox lacks the expected entries (%d)", len(dl))
 	}
-	g, err := eng.Load(catOld, cat.c.Self(t), acceptAll{})
+	g, err := eng.Load(catOld, nil, cat.c.Self(t), acceptAll{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestGroupRemoveAndJoinSecrecy(t *testing.T) {
 	if r, err := g.Process(after); err == nil {
 		t.Fatalf("removed member decrypted a later message: %q", r.Plaintext)
 	}
-	dg, err := eng.Load(dan.c.GroupState(t, gid), dan.c.Self(t), acceptAll{})
+	dg, err := eng.Load(dan.c.GroupState(t, gid), nil, dan.c.Self(t), acceptAll{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,6 +224,7 @@ func TestGroupRemoveAndJoinSecrecy(t *testing.T) {
 type acceptAll struct{}
 
 func (acceptAll) ValidateMember(identity, signatureKey []byte) error { return nil }
+func (acceptAll) PrefetchMembers([][]byte)                           {}
 
 // TestGroupConcurrentAdmins: two admins commit at the same time, 50 times;
 // one commit wins each epoch, the other is redone on the next epoch without

@@ -2,7 +2,6 @@ package client
 
 import (
 	"crypto/sha256"
-	"errors"
 	"sync"
 
 	"hearth/client/store"
@@ -25,12 +24,12 @@ import (
 // that is changed after its last Marshal (Encrypt, Process, ...) is not
 // reused under the old bytes.
 //
-// Split states (SplitGroup, SplitEngine) are cached the same way: their
-// bytes name each ratchet tree by its SHA-256, so the state's hash covers
-// the trees, and a cache hit reads no tree from the store.
+// States are saved split (Group.MarshalSplit): their bytes name each
+// ratchet tree by its SHA-256, so the state's hash covers the trees, and
+// a cache hit reads no tree from the store.
 
 // Cache bounds, counted in serialized bytes: a group's state plus the
-// ratchet trees it refers to (split states, see SplitGroup). A group
+// ratchet trees it refers to (see Group.MarshalSplit). A group
 // larger than cacheMaxState is never kept, and at most cacheMaxBytes per
 // Client. A 1,024-member group on the hybrid suite (1.4 MB of tree, about
 // 4.5 MB while a commit is pending: two trees and a GroupInfo carrying
@@ -75,6 +74,7 @@ type cachedGroup struct {
 type fwdValidator struct{ v CredentialValidator }
 
 func (f *fwdValidator) ValidateMember(id, key []byte) error { return f.v.ValidateMember(id, key) }
+func (f *fwdValidator) PrefetchMembers(identities [][]byte) { f.v.PrefetchMembers(identities) }
 
 // checkout returns the cached group for state, or nil.
 func (gc *groupCache) checkout(k stateKey, v CredentialValidator) *cachedGroup {
@@ -173,26 +173,14 @@ func (g *cachedGroup) DiscardCommit() {
 	g.inner.DiscardCommit()
 }
 
-// Marshal serializes the state and caches this object under the result.
-func (g *cachedGroup) Marshal() ([]byte, error) {
-	b, err := g.inner.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	g.cache.add(g, sha256.Sum256(b), len(b), false)
-	return b, nil
-}
+// Marshal returns the whole state (not what the client stores; see
+// MarshalSplit).
+func (g *cachedGroup) Marshal() ([]byte, error) { return g.inner.Marshal() }
 
-// MarshalSplit forwards to the inner group (whole state and no trees if it
-// cannot split) and caches this object under the state: the state names
-// its trees by hash, so equal state bytes mean equal trees.
+// MarshalSplit serializes the state and caches this object under it: the
+// state names its trees by hash, so equal state bytes mean equal trees.
 func (g *cachedGroup) MarshalSplit() ([]byte, map[string][]byte, error) {
-	sg, ok := g.inner.(SplitGroup)
-	if !ok {
-		b, err := g.Marshal()
-		return b, nil, err
-	}
-	b, trees, err := sg.MarshalSplit()
+	b, trees, err := g.inner.MarshalSplit()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -204,95 +192,40 @@ func (g *cachedGroup) MarshalSplit() ([]byte, map[string][]byte, error) {
 	return b, trees, nil
 }
 
-var (
-	_ AdminGroup = (*cachedGroup)(nil)
-	_ SplitGroup = (*cachedGroup)(nil)
-)
-
-var errNoAdmin = errors.New("client: the MLS engine has no group roles")
-
-func (g *cachedGroup) admin() (AdminGroup, bool) { a, ok := g.inner.(AdminGroup); return a, ok }
-
-func (g *cachedGroup) AdminKey() []byte {
-	if a, ok := g.admin(); ok {
-		return a.AdminKey()
-	}
-	return nil
-}
-
-func (g *cachedGroup) EpochAuthenticator() []byte {
-	if a, ok := g.admin(); ok {
-		return a.EpochAuthenticator()
-	}
-	return nil
-}
+func (g *cachedGroup) AdminKey() []byte           { return g.inner.AdminKey() }
+func (g *cachedGroup) EpochAuthenticator() []byte { return g.inner.EpochAuthenticator() }
 
 func (g *cachedGroup) CommitAdmin(req AdminCommit) (Commit, error) {
-	a, ok := g.admin()
-	if !ok {
-		return Commit{}, errNoAdmin
-	}
 	g.changed()
-	return a.CommitAdmin(req)
+	return g.inner.CommitAdmin(req)
 }
 
 func (g *cachedGroup) SealTo(member, label string, context, pt []byte) ([]byte, error) {
-	a, ok := g.admin()
-	if !ok {
-		return nil, errNoAdmin
-	}
 	g.changed() // conservatively: it may use randomness held in the state
-	return a.SealTo(member, label, context, pt)
+	return g.inner.SealTo(member, label, context, pt)
 }
 
 func (g *cachedGroup) OpenSealed(label string, context, ct []byte) ([]byte, error) {
-	a, ok := g.admin()
-	if !ok {
-		return nil, errNoAdmin
-	}
 	g.changed()
-	return a.OpenSealed(label, context, ct)
+	return g.inner.OpenSealed(label, context, ct)
 }
 
 // cachingEngine is the GroupEngine the Client uses: the configured engine
-// with Load served from the cache.
+// with Load served from the cache. Groups it creates or joins are cached
+// once they are saved.
 type cachingEngine struct {
 	GroupEngine
 	cache *groupCache
 }
 
 var (
-	_ GroupEngine    = (*cachingEngine)(nil)
-	_ ExternalJoiner = (*cachingEngine)(nil)
-	_ AdminEngine    = (*cachingEngine)(nil)
-	_ SplitEngine    = (*cachingEngine)(nil)
+	_ GroupEngine = (*cachingEngine)(nil)
+	_ Group       = (*cachedGroup)(nil)
 )
 
-// Load returns the cached group whose last Marshal produced state, or
-// restores state with the engine.
-func (e *cachingEngine) Load(state []byte, self Self, v CredentialValidator) (Group, error) {
-	k := sha256.Sum256(state)
-	if g := e.cache.checkout(k, v); g != nil {
-		return g, nil
-	}
-	fwd := &fwdValidator{v: v}
-	inner, err := e.GroupEngine.Load(state, self, fwd)
-	if err != nil {
-		return nil, err
-	}
-	g := &cachedGroup{inner: inner, fwd: fwd, cache: e.cache}
-	e.cache.add(g, k, len(state), true)
-	return g, nil
-}
-
-// LoadSplit is Load for states saved with MarshalSplit: a cached group is
-// returned without reading any tree; otherwise the engine restores state,
-// with tree, or with Load if it cannot split (a whole state).
-func (e *cachingEngine) LoadSplit(state []byte, tree func(ref []byte) ([]byte, error), self Self, v CredentialValidator) (Group, error) {
-	se, ok := e.GroupEngine.(SplitEngine)
-	if !ok {
-		return e.Load(state, self, v)
-	}
+// Load returns the cached group whose last MarshalSplit produced state
+// without reading any tree, or restores state with the engine.
+func (e *cachingEngine) Load(state []byte, tree func(ref []byte) ([]byte, error), self Self, v CredentialValidator) (Group, error) {
 	k := sha256.Sum256(state)
 	if g := e.cache.checkout(k, v); g != nil {
 		return g, nil
@@ -304,31 +237,13 @@ func (e *cachingEngine) LoadSplit(state []byte, tree func(ref []byte) ([]byte, e
 		return b, err
 	}
 	fwd := &fwdValidator{v: v}
-	inner, err := se.LoadSplit(state, counted, self, fwd)
+	inner, err := e.GroupEngine.Load(state, counted, self, fwd)
 	if err != nil {
 		return nil, err
 	}
 	g := &cachedGroup{inner: inner, fwd: fwd, cache: e.cache}
 	e.cache.add(g, k, size, true)
 	return g, nil
-}
-
-var errNoExternal = errors.New("client: the MLS engine cannot join by external commit")
-
-func (e *cachingEngine) JoinExternal(groupInfo []byte, self Self, v CredentialValidator) (Group, Commit, error) {
-	ej, ok := e.GroupEngine.(ExternalJoiner)
-	if !ok {
-		return nil, Commit{}, errNoExternal
-	}
-	return ej.JoinExternal(groupInfo, self, v)
-}
-
-func (e *cachingEngine) CreateWithAdmin(groupID []byte, self Self, v CredentialValidator, adminPub []byte) (Group, error) {
-	ae, ok := e.GroupEngine.(AdminEngine)
-	if !ok {
-		return nil, errNoAdmin
-	}
-	return ae.CreateWithAdmin(groupID, self, v, adminPub)
 }
 
 // viewGroup runs fn on conv's group for reading only (Members, Epoch) and

@@ -87,41 +87,25 @@ func (c *Client) self() (Self, error) {
 	return s, nil
 }
 
-// loadGroup restores conv's MLS state. With an engine that saves trees
-// apart (SplitEngine), the trees come from the same transaction; a state
-// saved whole (by an older client, or an engine without split support)
-// loads too and is saved split next time.
+// loadGroup restores conv's MLS state with its trees from the same
+// transaction; a state saved whole loads too and is saved split next time.
 func (c *Client) loadGroup(tx *store.Tx, conv string, self Self, v CredentialValidator) (Group, error) {
 	state, err := tx.Group(conv)
 	if err != nil {
 		return nil, err
 	}
-	var g Group
-	if se, ok := c.cfg.Groups.(SplitEngine); ok {
-		g, err = se.LoadSplit(state, func(ref []byte) ([]byte, error) { return tx.GroupTree(conv, ref) }, self, v)
-	} else {
-		g, err = c.cfg.Groups.Load(state, self, v)
-	}
+	g, err := c.cfg.Groups.Load(state, func(ref []byte) ([]byte, error) { return tx.GroupTree(conv, ref) }, self, v)
 	if err != nil {
 		return nil, fmt.Errorf("client: load group %s: %w", conv, err)
 	}
 	return g, nil
 }
 
-// saveGroup stores g as conv's MLS state. A SplitGroup is saved without
-// its trees, each of which the store writes only when it does not hold it
-// yet; trees the state no longer names are deleted in the same
+// saveGroup stores g as conv's MLS state without its trees, each of which
+// the store writes only when it does not hold it yet; trees the state no longer names are deleted in the same
 // transaction, so state and trees always match on disk.
 func (c *Client) saveGroup(tx *store.Tx, conv string, g Group) error {
-	sg, ok := g.(SplitGroup)
-	if !ok {
-		state, err := g.Marshal()
-		if err != nil {
-			return fmt.Errorf("client: save group %s: %w", conv, err)
-		}
-		return tx.PutGroup(conv, state)
-	}
-	state, trees, err := sg.MarshalSplit()
+	state, trees, err := g.MarshalSplit()
 	if err != nil {
 		return fmt.Errorf("client: save group %s: %w", conv, err)
 	}

@@ -2,27 +2,11 @@ package client
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"hearth/client/store"
 	"hearth/homeserver/wire"
 )
-
-// TreeJoiner is implemented by engines whose commits send Welcomes without
-// the ratchet tree (large groups; docs/decisions/0004-large-groups.md).
-// The Welcome delivery then carries the commit's GroupInfo, which holds
-// the tree.
-type TreeJoiner interface {
-	// ReadGroupInfo returns the group id, epoch and member device
-	// addresses of an MLSMessage(GroupInfo) with a ratchet tree, without
-	// verifying anything.
-	ReadGroupInfo(groupInfo []byte) (group string, epoch uint64, members []string, err error)
-	// JoinWithTree is Join taking the ratchet tree from groupInfo when the
-	// Welcome has none. The join verifies the tree against the Welcome's
-	// GroupContext; a GroupInfo of another group or epoch is refused.
-	JoinWithTree(welcome, groupInfo []byte, self Self, private func(ref []byte) ([]byte, error), v CredentialValidator) (Group, []byte, error)
-}
 
 // join processes a Welcome: it opens the group with one of this device's
 // KeyPackages, checks every member against its user's device list and
@@ -54,7 +38,7 @@ func (c *Client) join(ctx context.Context, tx *store.Tx, self Self, d *wire.Deli
 		return err
 	}
 	cv := conversation{ID: conv, Peers: peersOf(g.Members(), userOf(self.Address)), Creator: userOf(d.GetSender())}
-	if ag, ok := g.(AdminGroup); ok && ag.AdminKey() != nil {
+	if g.AdminKey() != nil {
 		cv.Group = true
 		if _, known, err := getGroupMeta(tx, conv); err != nil {
 			return err
@@ -73,14 +57,10 @@ func (c *Client) join(ctx context.Context, tx *store.Tx, self Self, d *wire.Deli
 // lists are fetched in one batch first, so that checking a big group's
 // members does not cost a round trip per user.
 func (c *Client) openWelcome(ctx context.Context, tx *store.Tx, self Self, d *wire.Delivery, v *memberValidator) (Group, []byte, error) {
-	tj, ok := c.cfg.Groups.(TreeJoiner)
-	if !ok || len(d.GetGroupInfo()) == 0 {
-		return c.cfg.Groups.Join(d.GetPayload(), self, tx.KeyPackage, v)
+	if len(d.GetGroupInfo()) == 0 {
+		return c.cfg.Groups.Join(d.GetPayload(), nil, self, tx.KeyPackage, v)
 	}
-	group, epoch, members, err := tj.ReadGroupInfo(d.GetGroupInfo())
-	if errors.Is(err, errNoTreeJoin) {
-		return c.cfg.Groups.Join(d.GetPayload(), self, tx.KeyPackage, v)
-	}
+	group, epoch, members, err := c.cfg.Groups.ReadGroupInfo(d.GetGroupInfo())
 	if err != nil {
 		return nil, nil, fmt.Errorf("client: welcome's group info: %w", err)
 	}
@@ -96,30 +76,5 @@ func (c *Client) openWelcome(ctx context.Context, tx *store.Tx, self Self, d *wi
 			return nil, nil, err
 		}
 	}
-	return tj.JoinWithTree(d.GetPayload(), d.GetGroupInfo(), self, tx.KeyPackage, v)
-}
-
-// errNoTreeJoin: the engine cannot join with a tree given apart from the
-// Welcome.
-var errNoTreeJoin = errors.New("client: the MLS engine cannot take the ratchet tree from a GroupInfo")
-
-// The Client wraps its engine in a cachingEngine (groupcache.go), which
-// forwards TreeJoiner to the engine it wraps. Joined groups are not
-// cached until they are saved and loaded again, as with Join.
-var _ TreeJoiner = (*cachingEngine)(nil)
-
-func (e *cachingEngine) ReadGroupInfo(groupInfo []byte) (string, uint64, []string, error) {
-	tj, ok := e.GroupEngine.(TreeJoiner)
-	if !ok {
-		return "", 0, nil, errNoTreeJoin
-	}
-	return tj.ReadGroupInfo(groupInfo)
-}
-
-func (e *cachingEngine) JoinWithTree(welcome, groupInfo []byte, self Self, private func(ref []byte) ([]byte, error), v CredentialValidator) (Group, []byte, error) {
-	tj, ok := e.GroupEngine.(TreeJoiner)
-	if !ok {
-		return nil, nil, errNoTreeJoin
-	}
-	return tj.JoinWithTree(welcome, groupInfo, self, private, v)
+	return c.cfg.Groups.Join(d.GetPayload(), d.GetGroupInfo(), self, tx.KeyPackage, v)
 }

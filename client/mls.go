@@ -7,11 +7,12 @@ import (
 	"hearth/keys/groupauth"
 )
 
-// The MLS seam. The conversation layer talks to MLS only through these
-// interfaces; the RFC 9420 group state machine of keys/mls implements them
-// (wired in cmd/hearth). Until it is wired, Config.Groups is nil and every
-// operation that needs end-to-end encryption fails with ErrNoE2EE: there is
-// no path that sends or accepts chat text without MLS.
+// The MLS seam. The conversation layer talks to MLS only through
+// GroupEngine and Group; client/mlsgroup implements them on the RFC 9420
+// group state machine of keys/mls, and cmd/hearth wires it in. A Client
+// opened without an engine (Config.Groups nil) can log in and manage
+// devices, and every operation that needs end-to-end encryption fails with
+// ErrNoE2EE: there is no path that sends or accepts chat text without MLS.
 
 // ErrNoE2EE is returned by messaging operations when no MLS engine is configured.
 var ErrNoE2EE = errors.New("client: end-to-end encryption (MLS group engine) is not available in this build")
@@ -33,52 +34,46 @@ type KeyPackage struct {
 
 // CredentialValidator accepts a group member only when its BasicCredential
 // identity (the UTF-8 device address user@domain/DEVICE) and its leaf
-// signature key appear on its user's validly signed device list.
-// *identity.Validator has this method; the client's implementation also
-// fetches lists it does not have yet.
+// signature key appear on its user's validly signed device list. The
+// client's implementation also fetches lists it does not have yet.
 type CredentialValidator interface {
 	ValidateMember(identity, signatureKey []byte) error
+	// PrefetchMembers is called before checking many new members (a
+	// commit adding a chunk of users) with their identities, so that
+	// their device lists come in one batch instead of one round trip
+	// each. It only warms the pins: members are still checked one by one.
+	PrefetchMembers(identities [][]byte)
 }
 
 // GroupEngine makes and restores MLS group states.
 type GroupEngine interface {
 	NewKeyPackage(self Self) (KeyPackage, error)
-	// Create starts a group with groupID at epoch 0 with self as its only member.
-	Create(groupID []byte, self Self, v CredentialValidator) (Group, error)
+	// Create starts a group with groupID at epoch 0 with self as its only
+	// member; its GroupContext carries the group admin public key adminPub
+	// (docs/decisions/0003), none if nil.
+	Create(groupID []byte, self Self, v CredentialValidator, adminPub []byte) (Group, error)
 	// Join processes a Welcome; private returns the private part of the
 	// KeyPackage the Welcome names. It also returns that KeyPackage's ref.
-	Join(welcome []byte, self Self, private func(ref []byte) ([]byte, error), v CredentialValidator) (Group, []byte, error)
-	// Load restores a state saved with Group.Marshal.
-	Load(state []byte, self Self, v CredentialValidator) (Group, error)
-}
-
-// ExternalJoiner is implemented by engines that can join a group by
-// external commit from its GroupInfo (the hub keeps the latest). A device
-// linked after a conversation started uses it to enter that conversation
-// instead of waiting to be added; without it, it waits (a member adds it
-// on its next send) or starts a new conversation. The returned Commit is
-// pending until the hub accepts it.
-type ExternalJoiner interface {
+	// Commits send Welcomes without the ratchet tree (large groups,
+	// docs/decisions/0004-large-groups.md): groupInfo, the GroupInfo
+	// delivered with the Welcome, then supplies it. The join verifies the
+	// tree against the Welcome's GroupContext; a GroupInfo of another group
+	// or epoch is refused. groupInfo is nil when the Welcome has the tree.
+	Join(welcome, groupInfo []byte, self Self, private func(ref []byte) ([]byte, error), v CredentialValidator) (Group, []byte, error)
+	// ReadGroupInfo returns the group id, epoch and member device
+	// addresses of an MLSMessage(GroupInfo) with a ratchet tree, without
+	// verifying anything.
+	ReadGroupInfo(groupInfo []byte) (group string, epoch uint64, members []string, err error)
+	// JoinExternal joins a group by external commit from its GroupInfo
+	// (the hub keeps the latest). A device linked after a conversation
+	// started uses it to enter that conversation instead of waiting to be
+	// added. The returned Commit is pending until the hub accepts it.
 	JoinExternal(groupInfo []byte, self Self, v CredentialValidator) (Group, Commit, error)
-}
-
-// SplitGroup is a Group that can save its state without its ratchet
-// trees. The trees are most of a big group's state (about 1.4 MB for
-// 1,024 members on the default suite) and a message never changes them,
-// so the client stores each tree once and saves only the rest after every
-// message. MarshalSplit returns that rest and the encodings of the trees
-// it refers to, by opaque reference (none: the state is whole). The tree
-// bytes may be shared with the group: do not modify them.
-type SplitGroup interface {
-	Group
-	MarshalSplit() (state []byte, trees map[string][]byte, err error)
-}
-
-// SplitEngine restores states saved with SplitGroup.MarshalSplit, asking
-// tree for each tree by reference, and whole states saved with Marshal.
-// The restored group may keep the bytes tree returns.
-type SplitEngine interface {
-	LoadSplit(state []byte, tree func(ref []byte) ([]byte, error), self Self, v CredentialValidator) (Group, error)
+	// Load restores a state saved with Group.MarshalSplit, asking tree for
+	// each ratchet tree by reference, or a whole state saved with
+	// Group.Marshal (tree may then be nil). The restored group may keep
+	// the bytes tree returns.
+	Load(state []byte, tree func(ref []byte) ([]byte, error), self Self, v CredentialValidator) (Group, error)
 }
 
 // Received is what processing an incoming MLS message yields.
@@ -107,24 +102,6 @@ type AdminCommit struct {
 	Sign        func(epoch uint64, ch groupauth.Change) []byte
 }
 
-// AdminGroup is a Group of an engine that supports Hearth group roles
-// (docs/decisions/0003).
-type AdminGroup interface {
-	Group
-	AdminKey() []byte
-	EpochAuthenticator() []byte
-	CommitAdmin(AdminCommit) (Commit, error)
-	// SealTo encrypts to one member device's current leaf key; OpenSealed
-	// opens what was sealed to this device's.
-	SealTo(member, label string, context, pt []byte) ([]byte, error)
-	OpenSealed(label string, context, ct []byte) ([]byte, error)
-}
-
-// AdminEngine creates groups carrying a group admin public key.
-type AdminEngine interface {
-	CreateWithAdmin(groupID []byte, self Self, v CredentialValidator, adminPub []byte) (Group, error)
-}
-
 // Commit is a commit this device made and has not yet merged: it is merged
 // once the hub accepts it, and discarded when the hub refuses it.
 type Commit struct {
@@ -151,7 +128,26 @@ type Group interface {
 	MergeCommit() error
 	// DiscardCommit drops the pending commit after the hub refused it.
 	DiscardCommit()
+	// CommitAdmin commits like Commit, optionally replacing the group admin
+	// key and carrying the admin signature (docs/decisions/0003).
+	CommitAdmin(AdminCommit) (Commit, error)
+	// AdminKey is the group admin public key of the GroupContext (nil: a
+	// 1:1, which has none).
+	AdminKey() []byte
+	// EpochAuthenticator is the RFC 9420 epoch authenticator.
+	EpochAuthenticator() []byte
+	// SealTo encrypts to one member device's current leaf key; OpenSealed
+	// opens what was sealed to this device's.
+	SealTo(member, label string, context, pt []byte) ([]byte, error)
+	OpenSealed(label string, context, ct []byte) ([]byte, error)
 	// Marshal serializes the whole state (secrets included, and the pending
-	// commit if any) for the store.
+	// commit if any).
 	Marshal() ([]byte, error)
+	// MarshalSplit serializes the state without its ratchet trees, which
+	// are most of a big group's state (about 1.4 MB for 1,024 members on
+	// the default suite) and which a message never changes, so the store
+	// keeps each tree once. It returns the rest of the state and the
+	// encodings of the trees it refers to, by opaque reference. The tree
+	// bytes may be shared with the group: do not modify them.
+	MarshalSplit() (state []byte, trees map[string][]byte, err error)
 }

@@ -199,7 +199,7 @@ func (c *Client) checkReachable(conv string, self Self) error {
 		if err != nil {
 			return err
 		}
-		return c.viewGroup(tx, conv, self, c.val, func(g Group) error {
+		return c.viewGroup(tx, conv, self, pinnedValidator{c.val}, func(g Group) error {
 			have := peersOf(g.Members(), userOf(self.Address))
 			for _, p := range meta.Peers {
 				if !slices.Contains(have, p) {

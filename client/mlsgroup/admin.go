@@ -9,8 +9,6 @@ import (
 	"hearth/keys/mls"
 )
 
-var _ client.AdminGroup = (*group)(nil)
-
 // AdminKey returns the group admin public key of the GroupContext.
 func (g *group) AdminKey() []byte { return adminKeyOf(g.g.Extensions()) }
 

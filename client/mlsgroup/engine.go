@@ -99,14 +99,9 @@ func openPrivate(b []byte) (*mls.KeyPackage, *mls.KeyPackagePrivate, error) {
 // it can add this device.
 var adminCaps = mls.Capabilities{Extensions: []mls.ExtensionType{groupauth.ExtensionType}}
 
-// Create starts a one-member group.
-func (e *Engine) Create(groupID []byte, self client.Self, v client.CredentialValidator) (client.Group, error) {
-	return e.CreateWithAdmin(groupID, self, v, nil)
-}
-
-// CreateWithAdmin starts a one-member group whose GroupContext carries the
-// group admin public key adminPub (none if nil).
-func (e *Engine) CreateWithAdmin(groupID []byte, self client.Self, v client.CredentialValidator, adminPub []byte) (client.Group, error) {
+// Create starts a one-member group whose GroupContext carries the group
+// admin public key adminPub (none if nil).
+func (e *Engine) Create(groupID []byte, self client.Self, v client.CredentialValidator, adminPub []byte) (client.Group, error) {
 	s, err := e.suite()
 	if err != nil {
 		return nil, err
@@ -122,8 +117,13 @@ func (e *Engine) CreateWithAdmin(groupID []byte, self client.Self, v client.Cred
 	return &group{g: g, v: v}, nil
 }
 
-// Join opens a Welcome with whichever stored KeyPackage it is addressed to.
-func (e *Engine) Join(welcome []byte, self client.Self, private func(ref []byte) ([]byte, error), v client.CredentialValidator) (client.Group, []byte, error) {
+// Join opens a Welcome with whichever stored KeyPackage it is addressed
+// to, taking the ratchet tree from groupInfo when there is one (see
+// joinWithTree).
+func (e *Engine) Join(welcome, groupInfo []byte, self client.Self, private func(ref []byte) ([]byte, error), v client.CredentialValidator) (client.Group, []byte, error) {
+	if len(groupInfo) > 0 {
+		return e.joinWithTree(welcome, groupInfo, private, v)
+	}
 	g, ref, err := e.join(welcome, private, v, mls.JoinOptions{})
 	if err != nil {
 		return nil, nil, err
@@ -156,30 +156,24 @@ func (e *Engine) join(welcome []byte, private func(ref []byte) ([]byte, error), 
 	return nil, nil, errors.New("mlsgroup: join: the Welcome names none of this device's KeyPackages")
 }
 
-// Load restores a group saved with Marshal.
-func (e *Engine) Load(state []byte, self client.Self, v client.CredentialValidator) (client.Group, error) {
-	g, err := mls.UnmarshalGroupConfig(state, e.config(v))
-	if err != nil {
-		return nil, fmt.Errorf("mlsgroup: load: %w", err)
-	}
-	return &group{g: g, v: v}, nil
-}
-
-var _ client.SplitEngine = (*Engine)(nil)
-
-// LoadSplit restores a group saved with MarshalSplit (or Marshal); tree
+// Load restores a group saved with MarshalSplit (or Marshal); tree
 // returns a stored tree by reference. A missing tree, or one that does
-// not match its reference, fails the load.
-func (e *Engine) LoadSplit(state []byte, tree func(ref []byte) ([]byte, error), self client.Self, v client.CredentialValidator) (client.Group, error) {
-	lookup := func(r mls.TreeRef) ([]byte, error) { return tree(r[:]) }
-	g, err := mls.UnmarshalGroupSplit(state, lookup, e.config(v))
+// not match its reference, fails the load. Without tree, state must be
+// whole (saved with Marshal).
+func (e *Engine) Load(state []byte, tree func(ref []byte) ([]byte, error), self client.Self, v client.CredentialValidator) (client.Group, error) {
+	var g *mls.Group
+	var err error
+	if tree == nil {
+		g, err = mls.UnmarshalGroupConfig(state, e.config(v))
+	} else {
+		lookup := func(r mls.TreeRef) ([]byte, error) { return tree(r[:]) }
+		g, err = mls.UnmarshalGroupSplit(state, lookup, e.config(v))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("mlsgroup: load: %w", err)
 	}
 	return &group{g: g, v: v}, nil
 }
-
-var _ client.ExternalJoiner = (*Engine)(nil)
 
 // JoinExternal joins by external commit. keys/mls moves the new member to
 // the new epoch at once, so the returned group has nothing pending: if the
@@ -214,5 +208,3 @@ func groupOptions(adminPub []byte) mls.GroupOptions {
 	}
 	return opts
 }
-
-var _ client.AdminEngine = (*Engine)(nil)

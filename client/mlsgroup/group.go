@@ -49,20 +49,16 @@ func (g *group) Process(msg []byte) (client.Received, error) {
 	return rcv, nil
 }
 
-// prefetch tells a validator that can fetch many device lists at once
-// about the members a commit adds, before keys/mls checks them one by one
-// (a commit adding 256 users would otherwise cost 256 round trips on every
-// member that processes it).
+// prefetch tells the validator about the members a commit adds, before
+// keys/mls checks them one by one, so that it fetches their device lists
+// at once (a commit adding 256 users would otherwise cost 256 round trips
+// on every member that processes it).
 func (g *group) prefetch(msg []byte) {
-	p, ok := g.v.(client.MemberPrefetcher)
-	if !ok {
-		return
-	}
 	env, err := mls.Inspect(msg)
 	if err != nil || env.WireFormat != mls.WirePublicMessage || env.ContentType != mls.ContentCommit || len(env.Added) < 2 {
 		return
 	}
-	p.PrefetchMembers(env.Added)
+	g.v.PrefetchMembers(env.Added)
 }
 
 // Commit adds the devices of keyPackages (MLSMessage-encoded) and removes
@@ -123,8 +119,6 @@ func (g *group) MergeCommit() error {
 func (g *group) DiscardCommit() { g.g.DiscardPendingCommit() }
 
 func (g *group) Marshal() ([]byte, error) { return g.g.Marshal() }
-
-var _ client.SplitGroup = (*group)(nil)
 
 // MarshalSplit saves the state without its ratchet trees, which come back
 // by reference (the raw bytes of their mls.TreeRef); see
