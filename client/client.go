@@ -13,9 +13,14 @@ import (
 	"sync"
 	"time"
 
+	"hearth/client/account"
+	"hearth/client/directory"
+	"hearth/client/e2ee"
+	"hearth/client/outbox"
+	"hearth/client/session"
 	"hearth/client/store"
+	"hearth/client/transfer"
 	"hearth/homeserver/wire"
-	"hearth/keys/identity"
 )
 
 // DialFunc opens a control stream to addr (HOST:PORT) trusting the CA in
@@ -26,7 +31,7 @@ type DialFunc func(ctx context.Context, addr, caPath string) (io.ReadWriteCloser
 type Config struct {
 	Profile string       // profile folder holding the store
 	Dial    DialFunc     // required
-	Groups  GroupEngine  // the MLS engine; nil: messaging fails with ErrNoE2EE
+	Groups  e2ee.Engine  // the MLS engine; nil: messaging fails with ErrNoE2EE
 	Logger  *slog.Logger // default: discard
 	Now     func() time.Time
 	Rand    io.Reader   // randomness for ids and keys; default crypto/rand
@@ -38,22 +43,24 @@ type Config struct {
 // Client is one device's view of Hearth: its profile store and, once
 // logged in, its session with the homeserver.
 type Client struct {
-	cfg Config
-	st  *store.Store
-	log *slog.Logger
-	val *identity.Validator // pinned identity keys and verified device lists
-	// gcache keeps parsed MLS groups between messages (groupcache.go);
-	// cfg.Groups is the engine wrapped with it.
-	gcache *groupCache
+	cfg  Config
+	st   *store.Store
+	log  *slog.Logger
+	dir  *directory.Directory // pinned identity keys and verified device lists
+	acct *account.Manager     // login, approval, the user's devices
+	// mls is cfg.Groups with parsed groups kept between messages in
+	// gcache (client/e2ee).
+	mls    e2ee.Engine
+	gcache *e2ee.Cache
+	media  *transfer.Transfer // file uploads and downloads
+	out    *outbox.Sender     // sends the outbox
 
 	mu   sync.Mutex
-	sess *Session
+	sess *session.Session
 	// synced: when each group's roster was last compared with its users'
 	// signed device lists (one list fetch per member user), so that a
 	// send to a big group does not refetch them all every time.
 	synced map[string]time.Time
-	// maxFlight is the most Sends Flush had in flight at once.
-	maxFlight int
 	// Background work Close waits for (revoked.go).
 	bg       sync.WaitGroup
 	dropping bool
@@ -62,7 +69,7 @@ type Client struct {
 }
 
 // ErrNotLoggedIn is returned when the profile has no account yet.
-var ErrNotLoggedIn = errors.New("client: profile is not logged in (run `hearth chat login` first)")
+var ErrNotLoggedIn = account.ErrNotLoggedIn
 
 // Open opens the profile store. Several runs (processes) may use one
 // profile at once; the store serializes their transactions.
@@ -83,11 +90,19 @@ func Open(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
-	gc := newGroupCache()
+	c := &Client{cfg: cfg, st: st, log: cfg.Logger, gcache: e2ee.NewCache()}
 	if cfg.Groups != nil {
-		cfg.Groups = &cachingEngine{GroupEngine: cfg.Groups, cache: gc}
+		c.mls = c.gcache.Wrap(cfg.Groups)
 	}
-	return &Client{cfg: cfg, st: st, log: cfg.Logger, val: identity.NewValidator(), gcache: gc}, nil
+	c.dir = directory.New(directory.Config{Store: st, Call: c.callIdempotent, CallNow: c.callNow, Changed: c.unsyncAll})
+	c.acct = account.New(account.Config{Store: st, Dial: cfg.Dial, Call: c.call, CallIdempotent: c.callIdempotent,
+		Dir: c.dir, ResetSession: c.resetSession, Activated: c.afterActivation, Approved: c.afterApproval, Revoked: c.afterRevoke,
+		Rand: cfg.Rand, Now: cfg.Now, Log: cfg.Logger})
+	c.media = transfer.New(transfer.Config{Dir: cfg.Profile, Store: st, Call: c.call, CallIdempotent: c.callIdempotent,
+		Rand: cfg.Rand, Now: cfg.Now, Log: cfg.Logger})
+	c.out = outbox.New(outbox.Config{Store: st, Log: cfg.Logger, Seal: c.seal, Resolve: conversationFor,
+		ControlSent: c.controlSent, StaleEpoch: c.unsync, User: c.user})
+	return c, nil
 }
 
 // Close ends the session and closes the store.
@@ -109,18 +124,14 @@ func (c *Client) Close() error {
 // Store gives read access to the profile store (history, outbox).
 func (c *Client) Store() *store.Store { return c.st }
 
-// Account returns the profile's account.
-func (c *Client) Account() (store.Account, error) {
-	var a store.Account
-	err := c.st.View(func(tx *store.Tx) (err error) { a, err = tx.Account(); return })
-	if errors.Is(err, store.ErrNotFound) {
-		return a, ErrNotLoggedIn
-	}
-	return a, err
+// user returns the profile's user address.
+func (c *Client) user() (string, error) {
+	a, err := c.acct.Account()
+	return a.User, err
 }
 
 // session returns the running session, starting it on first use.
-func (c *Client) session(ctx context.Context) (*Session, error) {
+func (c *Client) session(ctx context.Context) (*session.Session, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.sess != nil {
@@ -129,15 +140,15 @@ func (c *Client) session(ctx context.Context) (*Session, error) {
 		}
 		return c.sess, nil
 	}
-	acct, err := c.Account()
+	acct, err := c.acct.Account()
 	if err != nil {
 		return nil, err
 	}
-	var h DeliveryHandler
+	var h session.DeliveryHandler
 	if c.cfg.Groups != nil && acct.Active {
 		h = &deliveries{c: c}
 	}
-	c.sess = StartSession(context.WithoutCancel(ctx), SessionConfig{
+	c.sess = session.Start(context.WithoutCancel(ctx), session.Config{
 		Dial: func(ctx context.Context) (io.ReadWriteCloser, error) {
 			return c.cfg.Dial(ctx, acct.Server, acct.CAPath)
 		},
@@ -178,7 +189,7 @@ func (c *Client) callNow(ctx context.Context, op string, f *wire.ClientFrame) (*
 func (c *Client) callIdempotent(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error) {
 	for {
 		r, err := c.call(ctx, op, f)
-		if err == nil || !errors.Is(err, ErrDisconnected) || ctx.Err() != nil {
+		if err == nil || !errors.Is(err, session.ErrDisconnected) || ctx.Err() != nil {
 			return r, err
 		}
 		c.log.Debug("request cut off, resending", "op", op)
@@ -212,7 +223,7 @@ type storeTokens struct {
 	now func() time.Time
 }
 
-var _ Tokens = storeTokens{}
+var _ session.Tokens = storeTokens{}
 
 func (t storeTokens) Tokens() (string, time.Time, string, error) {
 	var a store.Account

@@ -8,6 +8,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"hearth/client/e2ee"
+	"hearth/client/session"
 	"hearth/client/store"
 	"hearth/homeserver/wire"
 	"hearth/keys/identity"
@@ -79,7 +81,7 @@ func (c *Client) directConversation(ctx context.Context, peer string) (string, e
 // createGroup makes a new MLS group for a direct conversation with peer
 // and stores it before the hub hears of it.
 func (c *Client) createGroup(ctx context.Context, peer string) (string, error) {
-	self, err := c.self()
+	self, err := c.acct.Self()
 	if err != nil {
 		return "", err
 	}
@@ -93,7 +95,7 @@ func (c *Client) createGroup(ctx context.Context, peer string) (string, error) {
 	}
 	id := local[:20] + "@" + su.Domain
 	err = c.st.Update(func(tx *store.Tx) error {
-		g, err := c.cfg.Groups.Create([]byte(id), self, c.validator(ctx, tx), nil)
+		g, err := c.mls.Create([]byte(id), self, c.dir.Members(ctx, tx), nil)
 		if err != nil {
 			return fmt.Errorf("client: create group: %w", err)
 		}
@@ -124,7 +126,7 @@ func (c *Client) joinExisting(ctx context.Context, peer string) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	self, err := c.self()
+	self, err := c.acct.Self()
 	if err != nil {
 		return "", err
 	}
@@ -136,7 +138,7 @@ func (c *Client) joinExisting(ctx context.Context, peer string) (string, error) 
 		}
 		var req *wire.Send
 		err := c.st.Update(func(tx *store.Tx) error {
-			g, commit, err := c.cfg.Groups.JoinExternal(ci.GetGroupInfo(), self, c.validator(ctx, tx))
+			g, commit, err := c.mls.JoinExternal(ci.GetGroupInfo(), self, c.dir.Members(ctx, tx))
 			if err != nil {
 				return err
 			}
@@ -159,7 +161,7 @@ func (c *Client) joinExisting(ctx context.Context, peer string) (string, error) 
 			continue
 		}
 		err = c.finishCommit(ctx, ci.GetConversationId(), req)
-		if err == nil || Retryable(err) {
+		if err == nil || session.Retryable(err) {
 			return ci.GetConversationId(), err
 		}
 		c.log.Warn("external join refused", "conversation", ci.GetConversationId(), "err", err)
@@ -169,7 +171,7 @@ func (c *Client) joinExisting(ctx context.Context, peer string) (string, error) 
 
 // pendCommit records the request carrying a pending commit, so that it is
 // resent under the same message id if the answer is lost.
-func (c *Client) pendCommit(tx *store.Tx, conv string, epoch uint64, cm Commit) (*wire.Send, error) {
+func (c *Client) pendCommit(tx *store.Tx, conv string, epoch uint64, cm e2ee.Commit) (*wire.Send, error) {
 	id, err := c.newID()
 	if err != nil {
 		return nil, err
@@ -189,10 +191,10 @@ func (c *Client) pendCommit(tx *store.Tx, conv string, epoch uint64, cm Commit) 
 // the group merges it or drops it.
 func (c *Client) finishCommit(ctx context.Context, conv string, req *wire.Send) error {
 	_, err := c.call(ctx, "client.Commit", &wire.ClientFrame{Body: &wire.ClientFrame_Send{Send: req}})
-	if err != nil && Retryable(err) && !wire.Is(err, wire.Code_CODE_STALE_EPOCH) {
+	if err != nil && session.Retryable(err) && !wire.Is(err, wire.Code_CODE_STALE_EPOCH) {
 		return err // unknown outcome: resend the same request later
 	}
-	self, serr := c.self()
+	self, serr := c.acct.Self()
 	if serr != nil {
 		return serr
 	}
@@ -203,7 +205,7 @@ func (c *Client) finishCommit(ctx context.Context, conv string, req *wire.Send) 
 		if tx.Meta(externalName(conv)) != nil {
 			return settleExternal(tx, conv, err == nil)
 		}
-		g, lerr := c.loadGroup(tx, conv, self, c.validator(ctx, tx))
+		g, lerr := c.loadGroup(tx, conv, self, c.dir.Members(ctx, tx))
 		if lerr != nil {
 			return lerr
 		}
@@ -234,7 +236,7 @@ func (c *Client) finishCommit(ctx context.Context, conv string, req *wire.Send) 
 // lists of its users: devices added since are added, devices no longer
 // listed (revoked) are removed, in one commit accepted by the hub.
 func (c *Client) reconcile(ctx context.Context, conv string) error {
-	self, err := c.self()
+	self, err := c.acct.Self()
 	if err != nil {
 		return err
 	}
@@ -247,7 +249,7 @@ func (c *Client) reconcile(ctx context.Context, conv string) error {
 		if meta, err = getConversation(tx, conv); err != nil {
 			return fmt.Errorf("client: conversation %s: %w", conv, err)
 		}
-		return c.viewGroup(tx, conv, self, c.validator(ctx, tx), func(g Group) error {
+		return c.viewGroup(tx, conv, self, c.dir.Members(ctx, tx), func(g e2ee.Group) error {
 			members, epoch = g.Members(), g.Epoch()
 			return nil
 		})
@@ -285,7 +287,7 @@ func (c *Client) reconcile(ctx context.Context, conv string) error {
 	}
 	var req *wire.Send
 	err = c.st.Update(func(tx *store.Tx) error {
-		g, err := c.loadGroup(tx, conv, self, c.validator(ctx, tx))
+		g, err := c.loadGroup(tx, conv, self, c.dir.Members(ctx, tx))
 		if err != nil {
 			return err
 		}
@@ -323,8 +325,8 @@ func (c *Client) rosterDiff(ctx context.Context, me string, peers, members []str
 	// One round trip per 256 users; a user the batch did not answer (or
 	// every user, when the batch failed) is asked on its own, for the
 	// server's reason.
-	lists, berr := c.fetchDeviceLists(ctx, nil, addrs)
-	if berr != nil && !Retryable(berr) {
+	lists, berr := c.dir.FetchMany(ctx, nil, addrs)
+	if berr != nil && !session.Retryable(berr) {
 		return nil, nil, berr
 	}
 	isMember := make(map[string]bool, len(members))
@@ -335,7 +337,7 @@ func (c *Client) rosterDiff(ctx context.Context, me string, peers, members []str
 		l, ok := lists[addrs[i]]
 		var err error
 		if !ok {
-			l, err = c.fetchDeviceList(ctx, nil, addrs[i])
+			l, err = c.dir.Fetch(ctx, nil, addrs[i])
 		}
 		if err != nil {
 			// A peer whose server cannot be reached now keeps the devices it
@@ -343,7 +345,7 @@ func (c *Client) rosterDiff(ctx context.Context, me string, peers, members []str
 			// hub, which queues it for that server. With none, nothing can
 			// be sent to that user, so the error stands.
 			kept := devicesOf(members, u)
-			if len(kept) == 0 || !Retryable(err) {
+			if len(kept) == 0 || !session.Retryable(err) {
 				return nil, nil, err
 			}
 			c.log.Warn("device list unavailable; keeping the user's current devices", "user", u, "err", err)

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"hearth/client/e2ee"
+	"hearth/client/session"
 	"hearth/client/store"
 	"hearth/homeserver/wire"
 )
@@ -18,7 +20,7 @@ import (
 // them.
 type deliveries struct{ c *Client }
 
-var _ DeliveryHandler = (*deliveries)(nil)
+var _ session.DeliveryHandler = (*deliveries)(nil)
 
 func (h *deliveries) ProcessedSeq() (uint64, error) {
 	var seq uint64
@@ -30,12 +32,12 @@ func (h *deliveries) HandleDelivery(ctx context.Context, d *wire.Delivery) error
 	return h.HandleDeliveries(ctx, []*wire.Delivery{d})
 }
 
-var _ BatchHandler = (*deliveries)(nil)
+var _ session.BatchHandler = (*deliveries)(nil)
 
 // HandleDeliveries processes a run of deliveries in one store transaction.
 func (h *deliveries) HandleDeliveries(ctx context.Context, ds []*wire.Delivery) error {
 	c := h.c
-	self, err := c.self()
+	self, err := c.acct.Self()
 	if err != nil {
 		return err
 	}
@@ -50,7 +52,7 @@ func (h *deliveries) HandleDeliveries(ctx context.Context, ds []*wire.Delivery) 
 }
 
 // handle processes one delivery in tx and records its mailbox sequence.
-func (c *Client) handle(ctx context.Context, tx *store.Tx, self Self, d *wire.Delivery) error {
+func (c *Client) handle(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wire.Delivery) error {
 	if d.GetSeq() <= tx.MailboxSeq() {
 		return nil // processed before the last ack was lost
 	}
@@ -80,7 +82,7 @@ type badMessage struct{ err error }
 
 func (b *badMessage) Error() string { return b.err.Error() }
 
-func (c *Client) apply(ctx context.Context, tx *store.Tx, self Self, d *wire.Delivery) error {
+func (c *Client) apply(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wire.Delivery) error {
 	conv := d.GetConversationId()
 	switch d.GetKind() {
 	case wire.MessageKind_MESSAGE_KIND_WELCOME:
@@ -89,7 +91,7 @@ func (c *Client) apply(ctx context.Context, tx *store.Tx, self Self, d *wire.Del
 	default:
 		return &badMessage{fmt.Errorf("unsupported message kind %v", d.GetKind())}
 	}
-	v := c.validator(ctx, tx)
+	v := c.dir.Members(ctx, tx)
 	g, err := c.loadGroup(tx, conv, self, v)
 	if errors.Is(err, store.ErrNotFound) {
 		return &badMessage{fmt.Errorf("no group state for conversation %s", conv)}
@@ -101,8 +103,8 @@ func (c *Client) apply(ctx context.Context, tx *store.Tx, self Self, d *wire.Del
 	}
 	before := g.Members()
 	rcv, err := g.Process(d.GetPayload())
-	if v.transient != nil {
-		return fmt.Errorf("client: checking a member: %w", v.transient)
+	if v.Transient != nil {
+		return fmt.Errorf("client: checking a member: %w", v.Transient)
 	}
 	if err != nil {
 		return &badMessage{err}
@@ -198,7 +200,7 @@ func decodeFull(b []byte) (body, error) {
 // lost): a message of the next epoch means the hub accepted the commit; a
 // commit by another member for the current epoch means it refused it (and
 // processing that commit drops ours).
-func settlePending(tx *store.Tx, conv string, g Group, d *wire.Delivery) error {
+func settlePending(tx *store.Tx, conv string, g e2ee.Group, d *wire.Delivery) error {
 	if tx.Meta(commitName(conv)) == nil {
 		return nil
 	}

@@ -3,6 +3,7 @@ package client
 import (
 	"time"
 
+	"hearth/client/e2ee"
 	"hearth/client/store"
 	"hearth/homeserver/wire"
 )
@@ -15,7 +16,7 @@ const EventDeliveryFailed = "delivery_failed"
 // deliveryFailed turns a MESSAGE_KIND_DELIVERY_FAILED delivery into an
 // inbox event (recv prints it). A notice about someone else's message is
 // not for this device and is skipped.
-func (c *Client) deliveryFailed(tx *store.Tx, self Self, d *wire.Delivery) error {
+func (c *Client) deliveryFailed(tx *store.Tx, self e2ee.Self, d *wire.Delivery) error {
 	if d.GetSender() != self.Address || d.GetFailedServer() == "" || d.GetMessageId() == "" {
 		c.log.Warn("skipping a delivery-failed notice not about this device's message", "seq", d.GetSeq(),
 			"conversation", d.GetConversationId())

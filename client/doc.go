@@ -1,18 +1,28 @@
-// Package client is the Go client library for Hearth: session and
-// reconnect, login and device linking, MLS group state, the local bbolt
-// store (client/store), the outbox of unsent messages and received history.
+// Package client is the Go client library for Hearth: one device's
+// conversations on top of its session, its MLS group states and its local
+// store. Client is the conversation layer; each package below it has one
+// job and knows nothing of the Client:
 //
-// # Layers
-//
-//	Client        one device's profile: Login, WaitApproval, Approve, Devices,
-//	              Revoke, Queue + Flush (send), Receive, History
-//	Session       one authenticated control stream kept up: reconnect with
-//	              backoff and jitter, Hello (Refresh when the access token
-//	              expired), Sync after the last processed mailbox sequence,
-//	              deliveries handled in order and acknowledged cumulatively
-//	conn          request/response multiplexing by frame id over one stream
-//	GroupEngine   the MLS seam (mls.go): the keys/mls group state machine
-//	              plugs in here; without it messaging fails with ErrNoE2EE
+//	Client           one device's profile: Login, Approve, Devices, Revoke
+//	                 (client/account), Queue + Flush (send), Receive,
+//	                 History, groups, media; it creates and joins
+//	                 conversations, keeps their rosters in line with the
+//	                 users' signed device lists, seals outgoing messages
+//	                 and processes deliveries (Welcomes, commits, messages)
+//	client/session   one authenticated control stream kept up: reconnect,
+//	                 Hello/Refresh, Sync, deliveries in order, cumulative
+//	                 acks; Conn multiplexes requests by frame id
+//	client/outbox    sends the queued messages in order, at most one per
+//	                 conversation in flight, and moves accepted ones to
+//	                 history; an item refused for good is marked failed
+//	client/account   login, registration, device approval, the user's
+//	                 signed device list, revocation
+//	client/directory fetch, verify and pin users' signed device lists;
+//	                 the MLS credential validators
+//	client/e2ee      the MLS seam (Engine, Group; client/mlsgroup
+//	                 implements it) and the cache of parsed group states
+//	client/transfer  encrypted media: resumable upload, checked download
+//	client/store     the profile's bbolt store
 //
 // # Durability rules
 //

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"testing"
 
+	"hearth/client/e2ee"
 	"hearth/client/store"
 	"hearth/homeserver/wire"
 	"hearth/keys/groupauth"
@@ -48,8 +49,8 @@ func (c *Client) GroupState(t *testing.T, conv string) []byte {
 }
 
 // Self is this device's member identity.
-func (c *Client) Self(t *testing.T) Self {
-	s, err := c.self()
+func (c *Client) Self(t *testing.T) e2ee.Self {
+	s, err := c.acct.Self()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +90,7 @@ func (c *Client) RogueCommitSigned(t *testing.T, conv string, users []string, se
 				}
 			}
 		}
-		ac := AdminCommit{Remove: remove}
+		ac := e2ee.AdminCommit{Remove: remove}
 		if seed != nil {
 			key := ed25519.NewKeyFromSeed(seed)
 			ac.Sign = func(e uint64, ch groupauth.Change) []byte { return groupauth.Sign(key, conv, e, ch) }
@@ -116,7 +117,7 @@ func (c *Client) SendRequest(ctx context.Context, req *wire.Send) error {
 // hub), through the same path as real deliveries (without moving the
 // mailbox position).
 func (c *Client) Deliver(ctx context.Context, d *wire.Delivery) error {
-	self, err := c.self()
+	self, err := c.acct.Self()
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"hearth/client/e2ee"
 	"hearth/client/store"
 )
 
@@ -19,9 +20,6 @@ func (c *Client) wholeGroupState(tx *store.Tx, conv string) ([]byte, error) {
 		return nil, err
 	}
 	eng := c.cfg.Groups
-	if ce, ok := eng.(*cachingEngine); ok {
-		eng = ce.GroupEngine
-	}
 	a, err := tx.Account()
 	if err != nil {
 		return nil, err
@@ -30,7 +28,7 @@ func (c *Client) wholeGroupState(tx *store.Tx, conv string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	self := Self{Address: a.User + "/" + a.DeviceID, SignatureKey: ed25519.NewKeyFromSeed(seed)}
+	self := e2ee.Self{Address: a.User + "/" + a.DeviceID, SignatureKey: ed25519.NewKeyFromSeed(seed)}
 	g, err := eng.Load(state, func(ref []byte) ([]byte, error) { return tx.GroupTree(conv, ref) }, self, acceptMembers{})
 	if err != nil {
 		return nil, err

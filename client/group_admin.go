@@ -66,7 +66,7 @@ func (c *Client) requireAdmin(ctx context.Context, conv, member string) error {
 	if _, err := c.groupReady(ctx); err != nil {
 		return err
 	}
-	self, err := c.self()
+	self, err := c.acct.Self()
 	if err != nil {
 		return err
 	}
@@ -93,7 +93,7 @@ func (c *Client) LeaveGroup(ctx context.Context, conv string) error {
 	if _, err := c.groupReady(ctx); err != nil {
 		return err
 	}
-	self, err := c.self()
+	self, err := c.acct.Self()
 	if err != nil {
 		return err
 	}

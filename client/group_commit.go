@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"hearth/client/e2ee"
 	"hearth/client/store"
 	"hearth/homeserver/wire"
 	"hearth/keys/groupauth"
@@ -21,7 +22,7 @@ func notAdmin(conv string) error {
 var ErrCommitRefused = errors.New("client: commit refused: roster change without a valid admin signature")
 
 // checkCommit applies decision 0003's rule to a processed commit.
-func (c *Client) checkCommit(ctx context.Context, tx *store.Tx, conv string, before []string, rcv Received) error {
+func (c *Client) checkCommit(ctx context.Context, tx *store.Tx, conv string, before []string, rcv e2ee.Received) error {
 	if rcv.AdminKeyBefore == nil {
 		return nil // no admin key: a 1:1 conversation
 	}
@@ -30,7 +31,7 @@ func (c *Client) checkCommit(ctx context.Context, tx *store.Tx, conv string, bef
 		if err != nil {
 			return false
 		}
-		l, err := c.fetchDeviceList(ctx, tx, da.User)
+		l, err := c.dir.Fetch(ctx, tx, da.User)
 		if err != nil {
 			return false
 		}
@@ -55,14 +56,14 @@ func (c *Client) checkCommit(ctx context.Context, tx *store.Tx, conv string, bef
 // applyCommit checks a processed commit, saves the new epoch and reports
 // the membership changes as events. A refused commit leaves the state as
 // it was and is reported.
-func (c *Client) applyCommit(ctx context.Context, tx *store.Tx, conv string, g Group, before []string, rcv Received, at store.Message) error {
+func (c *Client) applyCommit(ctx context.Context, tx *store.Tx, conv string, g e2ee.Group, before []string, rcv e2ee.Received, at store.Message) error {
 	if err := c.checkCommit(ctx, tx, conv, before, rcv); err != nil {
 		c.log.Warn("refusing a commit", "conversation", conv, "sender", rcv.Sender, "err", err)
 		ev := at
 		ev.Event, ev.User, ev.Text = "commit_refused", userOf(rcv.Sender), err.Error()
 		return tx.AddInbox(ev)
 	}
-	self, err := c.self()
+	self, err := c.acct.Self()
 	if err != nil {
 		return err
 	}
@@ -108,7 +109,7 @@ func (c *Client) applyCommit(ctx context.Context, tx *store.Tx, conv string, g G
 	return addEvents(tx, at, evs)
 }
 
-func (c *Client) updatePeers(tx *store.Tx, conv string, members []string, self Self) error {
+func (c *Client) updatePeers(tx *store.Tx, conv string, members []string, self e2ee.Self) error {
 	cv, err := getConversation(tx, conv)
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 
+	"hearth/client/e2ee"
 	"hearth/client/store"
 	"hearth/homeserver/wire"
 )
@@ -98,7 +99,7 @@ func putGroupMeta(tx *store.Tx, conv string, m groupMeta) error {
 // group's current state with the change applied, the admin key sealed to
 // every device of every admin user, then the signature. This device's own
 // view is updated at once (it does not process its own messages).
-func (c *Client) sealControl(tx *store.Tx, conv string, g Group, self Self, raw []byte) ([]byte, error) {
+func (c *Client) sealControl(tx *store.Tx, conv string, g e2ee.Group, self e2ee.Self, raw []byte) ([]byte, error) {
 	var ctl control
 	if err := json.Unmarshal(raw, &ctl); err != nil {
 		return nil, fmt.Errorf("client: stored control message: %w", err)
@@ -154,7 +155,7 @@ func (c *Client) sealControl(tx *store.Tx, conv string, g Group, self Self, raw 
 
 // applyControl applies a received control message in conversation order
 // and returns the events it produced.
-func (c *Client) applyControl(tx *store.Tx, conv string, g Group, self Self, sender string, ctl control) ([]store.Message, error) {
+func (c *Client) applyControl(tx *store.Tx, conv string, g e2ee.Group, self e2ee.Self, sender string, ctl control) ([]store.Message, error) {
 	meta, isGroup, err := getGroupMeta(tx, conv)
 	if err != nil || !isGroup {
 		return nil, err

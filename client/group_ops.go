@@ -10,6 +10,8 @@ import (
 	"slices"
 	"time"
 
+	"hearth/client/e2ee"
+	"hearth/client/session"
 	"hearth/client/store"
 	"hearth/homeserver/wire"
 	"hearth/keys/groupauth"
@@ -31,11 +33,11 @@ type GroupInfo struct {
 
 // groupReady is what every group operation needs: an approved device, a
 // session caught up with the mailbox.
-func (c *Client) groupReady(ctx context.Context) (*Session, error) {
+func (c *Client) groupReady(ctx context.Context) (*session.Session, error) {
 	if c.cfg.Groups == nil {
 		return nil, fmt.Errorf("client.Group: %w", ErrNoE2EE)
 	}
-	a, err := c.Account()
+	a, err := c.acct.Account()
 	if err != nil {
 		return nil, err
 	}
@@ -52,10 +54,10 @@ func (c *Client) groupReady(ctx context.Context) (*Session, error) {
 	return s, c.resync(ctx, s)
 }
 
-func (c *Client) resync(ctx context.Context, s *Session) error {
+func (c *Client) resync(ctx context.Context, s *session.Session) error {
 	for {
 		err := s.Resync(ctx)
-		if err == nil || ctx.Err() != nil || !Retryable(err) {
+		if err == nil || ctx.Err() != nil || !session.Retryable(err) {
 			return err
 		}
 	}
@@ -66,7 +68,7 @@ func unknownGroup(conv string) error {
 }
 
 // groupState loads a group's MLS state and metadata.
-func (c *Client) groupState(ctx context.Context, tx *store.Tx, conv string, self Self) (Group, groupMeta, error) {
+func (c *Client) groupState(ctx context.Context, tx *store.Tx, conv string, self e2ee.Self) (e2ee.Group, groupMeta, error) {
 	cv, err := getConversation(tx, conv)
 	if err != nil || !cv.Group {
 		if tx.Meta(goneName(conv)) != nil {
@@ -78,7 +80,7 @@ func (c *Client) groupState(ctx context.Context, tx *store.Tx, conv string, self
 	if err != nil {
 		return nil, meta, err
 	}
-	g, err := c.loadGroup(tx, conv, self, c.validator(ctx, tx))
+	g, err := c.loadGroup(tx, conv, self, c.dir.Members(ctx, tx))
 	if err != nil {
 		return nil, meta, err
 	}
@@ -92,7 +94,7 @@ func (c *Client) CreateGroup(ctx context.Context, name string, members []string)
 	if _, err := c.groupReady(ctx); err != nil {
 		return "", err
 	}
-	self, err := c.self()
+	self, err := c.acct.Self()
 	if err != nil {
 		return "", err
 	}
@@ -118,7 +120,7 @@ func (c *Client) CreateGroup(ctx context.Context, name string, members []string)
 		return "", err
 	}
 	err = c.st.Update(func(tx *store.Tx) error {
-		g, err := c.cfg.Groups.Create([]byte(id), self, c.validator(ctx, tx), pub)
+		g, err := c.mls.Create([]byte(id), self, c.dir.Members(ctx, tx), pub)
 		if err != nil {
 			return fmt.Errorf("%s: %w", op, err)
 		}
@@ -198,7 +200,7 @@ func (c *Client) addUsers(ctx context.Context, conv string, users []string) erro
 }
 
 func (c *Client) addUsersCommit(ctx context.Context, conv string, users []string, check bool) error {
-	err := c.groupCommit(ctx, conv, check, func(g Group, meta groupMeta, self Self) (commitPlan, error) {
+	err := c.groupCommit(ctx, conv, check, func(g e2ee.Group, meta groupMeta, self e2ee.Self) (commitPlan, error) {
 		if meta.AdminSeed == nil {
 			return commitPlan{}, notAdmin(conv)
 		}
@@ -236,7 +238,7 @@ func (c *Client) RemoveMembers(ctx context.Context, conv string, users []string)
 // admin is removed, rotates the admin key and sends the new state.
 func (c *Client) removeUsers(ctx context.Context, conv string, users []string, demote string, strict bool) error {
 	rotated := false
-	err := c.groupCommit(ctx, conv, true, func(g Group, meta groupMeta, self Self) (commitPlan, error) {
+	err := c.groupCommit(ctx, conv, true, func(g e2ee.Group, meta groupMeta, self e2ee.Self) (commitPlan, error) {
 		if meta.AdminSeed == nil {
 			return commitPlan{}, notAdmin(conv)
 		}
@@ -288,12 +290,12 @@ type commitPlan struct {
 // device lists (reconcile, one list per member user); without it, only a
 // pending commit is settled: the later commits of one chunked add, whose
 // first commit checked.
-func (c *Client) groupCommit(ctx context.Context, conv string, checkRoster bool, plan func(Group, groupMeta, Self) (commitPlan, error)) error {
+func (c *Client) groupCommit(ctx context.Context, conv string, checkRoster bool, plan func(e2ee.Group, groupMeta, e2ee.Self) (commitPlan, error)) error {
 	s, err := c.session(ctx)
 	if err != nil {
 		return err
 	}
-	self, err := c.self()
+	self, err := c.acct.Self()
 	if err != nil {
 		return err
 	}
@@ -306,7 +308,7 @@ func (c *Client) groupCommit(ctx context.Context, conv string, checkRoster bool,
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(s.backoff(min(attempt, 3)) / 4):
+		case <-time.After(s.Backoff(min(attempt, 3)) / 4):
 		}
 		if err := c.resync(ctx, s); err != nil {
 			return err
@@ -316,7 +318,7 @@ func (c *Client) groupCommit(ctx context.Context, conv string, checkRoster bool,
 
 func isRedo(err error) bool { return err == errRedo }
 
-func (c *Client) tryGroupCommit(ctx context.Context, conv string, self Self, checkRoster bool, plan func(Group, groupMeta, Self) (commitPlan, error)) error {
+func (c *Client) tryGroupCommit(ctx context.Context, conv string, self e2ee.Self, checkRoster bool, plan func(e2ee.Group, groupMeta, e2ee.Self) (commitPlan, error)) error {
 	if err := c.settleRoster(ctx, conv, checkRoster); err != nil {
 		return err
 	}
@@ -365,7 +367,7 @@ func (c *Client) tryGroupCommit(ctx context.Context, conv string, self Self, che
 		if g.Epoch() != epoch {
 			return errRedo
 		}
-		ac := AdminCommit{KeyPackages: kps, Remove: p.remove, SetAdminKey: p.rotate, NewAdminKey: newPub}
+		ac := e2ee.AdminCommit{KeyPackages: kps, Remove: p.remove, SetAdminKey: p.rotate, NewAdminKey: newPub}
 		if meta.AdminSeed != nil {
 			key := ed25519.NewKeyFromSeed(meta.AdminSeed)
 			ac.Sign = func(e uint64, ch groupauth.Change) []byte { return groupauth.Sign(key, conv, e, ch) }
@@ -423,7 +425,7 @@ func seedName(conv string) string { return "gseed/" + conv }
 
 // adoptSeed makes a rotated admin key this device's once the commit that
 // installed it is merged.
-func (c *Client) adoptSeed(ctx context.Context, conv string, self Self) error {
+func (c *Client) adoptSeed(ctx context.Context, conv string, self e2ee.Self) error {
 	return c.st.Update(func(tx *store.Tx) error {
 		seed := tx.Meta(seedName(conv))
 		if seed == nil {
@@ -456,7 +458,7 @@ func (c *Client) devicesToAdd(ctx context.Context, users, members []string) (map
 		}
 		addrs = append(addrs, ua)
 	}
-	lists, err := c.fetchDeviceLists(ctx, nil, addrs)
+	lists, err := c.dir.FetchMany(ctx, nil, addrs)
 	if err != nil {
 		return nil, err
 	}
@@ -464,7 +466,7 @@ func (c *Client) devicesToAdd(ctx context.Context, users, members []string) (map
 		l, ok := lists[addrs[i]]
 		if !ok {
 			// Ask once more on its own, for the server's reason.
-			if l, err = c.fetchDeviceList(ctx, nil, addrs[i]); err != nil {
+			if l, err = c.dir.Fetch(ctx, nil, addrs[i]); err != nil {
 				return nil, err
 			}
 		}
@@ -531,10 +533,10 @@ func (c *Client) GroupInfo(ctx context.Context, conv string) (GroupInfo, error) 
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	_, err := c.groupReady(sctx)
 	cancel()
-	if err != nil && !Retryable(err) && sctx.Err() == nil {
+	if err != nil && !session.Retryable(err) && sctx.Err() == nil {
 		return GroupInfo{}, err
 	}
-	self, err := c.self()
+	self, err := c.acct.Self()
 	if err != nil {
 		return GroupInfo{}, err
 	}

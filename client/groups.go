@@ -1,12 +1,11 @@
 package client
 
 import (
-	"crypto/ed25519"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 
+	"hearth/client/e2ee"
 	"hearth/client/store"
 )
 
@@ -63,38 +62,14 @@ func peersOf(members []string, self string) []string {
 	return slices.DeleteFunc(usersOf(members), func(u string) bool { return u == self })
 }
 
-// self returns this device as an MLS member.
-func (c *Client) self() (Self, error) {
-	var s Self
-	err := c.st.View(func(tx *store.Tx) error {
-		a, err := tx.Account()
-		if err != nil {
-			return err
-		}
-		seed, err := tx.Key(store.KeySignature)
-		if err != nil {
-			return fmt.Errorf("signature key: %w", err)
-		}
-		if len(seed) != ed25519.SeedSize {
-			return errors.New("stored signature key has the wrong size")
-		}
-		s = Self{Address: a.User + "/" + a.DeviceID, SignatureKey: ed25519.NewKeyFromSeed(seed)}
-		return nil
-	})
-	if err != nil {
-		return s, fmt.Errorf("client: this device: %w", err)
-	}
-	return s, nil
-}
-
 // loadGroup restores conv's MLS state with its trees from the same
 // transaction; a state saved whole loads too and is saved split next time.
-func (c *Client) loadGroup(tx *store.Tx, conv string, self Self, v CredentialValidator) (Group, error) {
+func (c *Client) loadGroup(tx *store.Tx, conv string, self e2ee.Self, v e2ee.CredentialValidator) (e2ee.Group, error) {
 	state, err := tx.Group(conv)
 	if err != nil {
 		return nil, err
 	}
-	g, err := c.cfg.Groups.Load(state, func(ref []byte) ([]byte, error) { return tx.GroupTree(conv, ref) }, self, v)
+	g, err := c.mls.Load(state, func(ref []byte) ([]byte, error) { return tx.GroupTree(conv, ref) }, self, v)
 	if err != nil {
 		return nil, fmt.Errorf("client: load group %s: %w", conv, err)
 	}
@@ -104,7 +79,7 @@ func (c *Client) loadGroup(tx *store.Tx, conv string, self Self, v CredentialVal
 // saveGroup stores g as conv's MLS state without its trees, each of which
 // the store writes only when it does not hold it yet; trees the state no longer names are deleted in the same
 // transaction, so state and trees always match on disk.
-func (c *Client) saveGroup(tx *store.Tx, conv string, g Group) error {
+func (c *Client) saveGroup(tx *store.Tx, conv string, g e2ee.Group) error {
 	state, trees, err := g.MarshalSplit()
 	if err != nil {
 		return fmt.Errorf("client: save group %s: %w", conv, err)
@@ -113,4 +88,15 @@ func (c *Client) saveGroup(tx *store.Tx, conv string, g Group) error {
 		return fmt.Errorf("client: save group %s: %w", conv, err)
 	}
 	return nil
+}
+
+// viewGroup runs fn on conv's group for reading only (Members, Epoch) and
+// then gives the group back to the cache.
+func (c *Client) viewGroup(tx *store.Tx, conv string, self e2ee.Self, v e2ee.CredentialValidator, fn func(e2ee.Group) error) error {
+	g, err := c.loadGroup(tx, conv, self, v)
+	if err != nil {
+		return err
+	}
+	defer c.gcache.Release(g)
+	return fn(g)
 }

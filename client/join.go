@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"hearth/client/directory"
+	"hearth/client/e2ee"
 	"hearth/client/store"
 	"hearth/homeserver/wire"
 )
@@ -11,12 +13,12 @@ import (
 // join processes a Welcome: it opens the group with one of this device's
 // KeyPackages, checks every member against its user's device list and
 // records the conversation, all in the delivery's store transaction.
-func (c *Client) join(ctx context.Context, tx *store.Tx, self Self, d *wire.Delivery) error {
+func (c *Client) join(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wire.Delivery) error {
 	conv := d.GetConversationId()
-	v := c.validator(ctx, tx)
+	v := c.dir.Members(ctx, tx)
 	g, used, err := c.openWelcome(ctx, tx, self, d, v)
-	if v.transient != nil {
-		return fmt.Errorf("client: checking a member: %w", v.transient)
+	if v.Transient != nil {
+		return fmt.Errorf("client: checking a member: %w", v.Transient)
 	}
 	if err != nil {
 		return &badMessage{err}
@@ -56,11 +58,11 @@ func (c *Client) join(ctx context.Context, tx *store.Tx, self Self, d *wire.Deli
 // conversation and of the epoch the Welcome starts; its members' device
 // lists are fetched in one batch first, so that checking a big group's
 // members does not cost a round trip per user.
-func (c *Client) openWelcome(ctx context.Context, tx *store.Tx, self Self, d *wire.Delivery, v *memberValidator) (Group, []byte, error) {
+func (c *Client) openWelcome(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wire.Delivery, v *directory.MemberValidator) (e2ee.Group, []byte, error) {
 	if len(d.GetGroupInfo()) == 0 {
-		return c.cfg.Groups.Join(d.GetPayload(), nil, self, tx.KeyPackage, v)
+		return c.mls.Join(d.GetPayload(), nil, self, tx.KeyPackage, v)
 	}
-	group, epoch, members, err := c.cfg.Groups.ReadGroupInfo(d.GetGroupInfo())
+	group, epoch, members, err := c.mls.ReadGroupInfo(d.GetGroupInfo())
 	if err != nil {
 		return nil, nil, fmt.Errorf("client: welcome's group info: %w", err)
 	}
@@ -68,13 +70,13 @@ func (c *Client) openWelcome(ctx context.Context, tx *store.Tx, self Self, d *wi
 		return nil, nil, fmt.Errorf("client: welcome to %s epoch %d carries the group info of %s epoch %d",
 			d.GetConversationId(), d.GetEpoch(), group, epoch)
 	}
-	if users := c.unknownMembers(tx, members); len(users) > 0 {
-		if _, err := c.fetchDeviceLists(ctx, tx, users); err != nil {
+	if users := c.dir.Unknown(tx, members); len(users) > 0 {
+		if _, err := c.dir.FetchMany(ctx, tx, users); err != nil {
 			if !wire.Is(err, wire.Code_CODE_BAD_SIGNATURE) {
-				v.transient = err // retry the delivery later
+				v.Transient = err // retry the delivery later
 			}
 			return nil, nil, err
 		}
 	}
-	return c.cfg.Groups.Join(d.GetPayload(), d.GetGroupInfo(), self, tx.KeyPackage, v)
+	return c.mls.Join(d.GetPayload(), d.GetGroupInfo(), self, tx.KeyPackage, v)
 }

@@ -9,6 +9,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"hearth/client/e2ee"
+	"hearth/client/outbox"
 	"hearth/client/store"
 	"hearth/homeserver/wire"
 	"hearth/keys/identity"
@@ -16,7 +18,7 @@ import (
 
 // ErrNotDelivered is wrapped when a message's sending failed for good; the
 // item stays in the outbox marked failed, with the reason.
-var ErrNotDelivered = errors.New("client: message refused by the server")
+var ErrNotDelivered = outbox.ErrNotDelivered
 
 // Queue puts a text message to user (user@domain) or conversation in the
 // outbox and returns its message id. It is durable when Queue returns;
@@ -39,7 +41,7 @@ func (c *Client) enqueue(op, to string, it store.OutboxItem, also func(*store.Tx
 	if c.cfg.Groups == nil {
 		return "", fmt.Errorf("%s: %w", op, ErrNoE2EE)
 	}
-	a, err := c.Account()
+	a, err := c.acct.Account()
 	if err != nil {
 		return "", err
 	}
@@ -87,37 +89,6 @@ func resolveRecipient(tx *store.Tx, op, to, self string) (conv, user string, err
 	return "", u.String(), nil
 }
 
-func (c *Client) failItem(it store.OutboxItem, reason error) error {
-	c.log.Warn("message not delivered", "id", it.ID, "err", reason)
-	return c.st.Update(func(tx *store.Tx) error {
-		cur, err := tx.OutboxItem(it.ID)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil // finished by another run meanwhile
-		} else if err != nil {
-			return err
-		}
-		cur.Failed = reason.Error()
-		return tx.UpdateOutbox(cur)
-	})
-}
-
-// unseal drops an item's ciphertext so that it is encrypted again; the
-// returned error is retryable so Flush catches up before the next try.
-func (c *Client) unseal(it store.OutboxItem, cause error) error {
-	err := c.st.Update(func(tx *store.Tx) error {
-		cur, err := tx.OutboxItem(it.ID)
-		if err != nil {
-			return err
-		}
-		cur.Payload, cur.Epoch = nil, 0
-		return tx.UpdateOutbox(cur)
-	})
-	if err != nil {
-		return err
-	}
-	return cause
-}
-
 // seal makes sure the conversation exists and has every device of its
 // users, then encrypts the item and stores the request with the new group
 // state in one transaction.
@@ -139,7 +110,7 @@ func (c *Client) seal(ctx context.Context, it store.OutboxItem) (store.OutboxIte
 			return it, err
 		}
 	}
-	self, err := c.self()
+	self, err := c.acct.Self()
 	if err != nil {
 		return it, err
 	}
@@ -161,7 +132,7 @@ func (c *Client) seal(ctx context.Context, it store.OutboxItem) (store.OutboxIte
 			it = cur // sealed meanwhile by another run: send those bytes
 			return nil
 		}
-		g, err := c.loadGroup(tx, conv, self, c.validator(ctx, tx))
+		g, err := c.loadGroup(tx, conv, self, c.dir.Members(ctx, tx))
 		if err != nil {
 			return err
 		}
@@ -193,13 +164,13 @@ func (c *Client) seal(ctx context.Context, it store.OutboxItem) (store.OutboxIte
 
 // checkReachable refuses to encrypt for a conversation in which some other
 // user has no device at all: nobody there could ever read the message.
-func (c *Client) checkReachable(conv string, self Self) error {
+func (c *Client) checkReachable(conv string, self e2ee.Self) error {
 	return c.st.View(func(tx *store.Tx) error {
 		meta, err := getConversation(tx, conv)
 		if err != nil {
 			return err
 		}
-		return c.viewGroup(tx, conv, self, pinnedValidator{c.val}, func(g Group) error {
+		return c.viewGroup(tx, conv, self, c.dir.Pinned(), func(g e2ee.Group) error {
 			have := peersOf(g.Members(), userOf(self.Address))
 			for _, p := range meta.Peers {
 				if !slices.Contains(have, p) {

@@ -3,9 +3,6 @@ package client
 import (
 	"context"
 	"time"
-
-	"hearth/homeserver/wire"
-	"hearth/keys/identity"
 )
 
 // Devices an admin revoked stay on the user's signed list until one of the
@@ -41,50 +38,13 @@ func (c *Client) onRevokedListed(ids []string) {
 }
 
 // dropRevoked publishes this user's device list without the named
-// devices and removes them from this device's conversations. A device
-// without the identity key (not approved yet) leaves it to the others.
+// devices (client/account) and removes them from this device's
+// conversations. A device without the identity key (not approved yet)
+// leaves it to the others.
 func (c *Client) dropRevoked(ctx context.Context, ids []string) error {
-	const op = "client.DropRevoked"
-	rk, a, err := c.recovery()
-	if wire.Is(err, wire.Code_CODE_PENDING_APPROVAL) || (err == nil && !a.Active) {
-		return nil
-	}
-	if err != nil {
+	skipped, err := c.acct.DropRevoked(ctx, ids)
+	if err != nil || skipped {
 		return err
-	}
-	user, err := identity.ParseUser(a.User)
-	if err != nil {
-		return err
-	}
-	for try := 0; ; try++ {
-		cur, err := c.fetchDeviceList(ctx, nil, user)
-		if err != nil {
-			return err
-		}
-		next, changed := cur, false
-		for _, id := range ids {
-			if _, listed := next.Lookup(id); !listed || id == a.DeviceID {
-				continue
-			}
-			if next, err = next.WithoutDevice(id, c.cfg.Now().UnixMilli()); err != nil {
-				return err
-			}
-			changed = true
-		}
-		if !changed {
-			break // another device of the user did it
-		}
-		err = c.publishList(ctx, op, rk.Signer(), next, func(sl *wire.SignedDeviceList) *wire.ClientFrame {
-			return &wire.ClientFrame{Body: &wire.ClientFrame_PublishDeviceList{PublishDeviceList: &wire.PublishDeviceList{DeviceList: sl}}}
-		})
-		if wire.Is(err, wire.Code_CODE_VERSION) && try < 2 {
-			continue // a list was published meanwhile: start from it
-		}
-		if err != nil {
-			return err
-		}
-		c.log.Info("revoked devices taken off the signed list", "devices", len(ids))
-		break
 	}
 	c.unsyncAll()
 	if c.cfg.Groups != nil {

@@ -1,5 +1,5 @@
 // Package mlsgroup plugs the RFC 9420 group state machine of keys/mls into
-// the client's MLS seam (client.GroupEngine, client.Group).
+// the client's MLS seam (e2ee.Engine, e2ee.Group).
 //
 // A member's credential is a BasicCredential whose identity is the device
 // address user@domain/DEVICE; its signature key is the device's Ed25519

@@ -3,17 +3,17 @@ package mlsgroup
 import (
 	"fmt"
 
-	"hearth/client"
+	"hearth/client/e2ee"
 	"hearth/keys/mls"
 )
 
-// group adapts *mls.Group to client.Group.
+// group adapts *mls.Group to e2ee.Group.
 type group struct {
 	g *mls.Group
-	v client.CredentialValidator // the one the group checks members with
+	v e2ee.CredentialValidator // the one the group checks members with
 }
 
-var _ client.Group = (*group)(nil)
+var _ e2ee.Group = (*group)(nil)
 
 func (g *group) Epoch() uint64 { return g.g.Epoch() }
 
@@ -31,14 +31,14 @@ func (g *group) Encrypt(plaintext []byte) ([]byte, error) {
 	return g.g.Encrypt(plaintext, nil)
 }
 
-func (g *group) Process(msg []byte) (client.Received, error) {
+func (g *group) Process(msg []byte) (e2ee.Received, error) {
 	g.prefetch(msg)
 	before, epoch := g.g.Extensions(), g.g.Epoch()
 	r, err := g.g.Process(msg)
 	if err != nil {
-		return client.Received{}, err
+		return e2ee.Received{}, err
 	}
-	rcv := client.Received{
+	rcv := e2ee.Received{
 		Sender:      string(r.SenderIdentity),
 		Application: r.Kind == mls.ContentApplication,
 		Plaintext:   r.Plaintext,
@@ -63,7 +63,7 @@ func (g *group) prefetch(msg []byte) {
 
 // Commit adds the devices of keyPackages (MLSMessage-encoded) and removes
 // the members with the given device addresses.
-func (g *group) Commit(keyPackages [][]byte, remove []string) (client.Commit, error) {
+func (g *group) Commit(keyPackages [][]byte, remove []string) (e2ee.Commit, error) {
 	opts, out, err := g.options(keyPackages, remove)
 	if err != nil {
 		return out, err
@@ -75,9 +75,9 @@ func (g *group) Commit(keyPackages [][]byte, remove []string) (client.Commit, er
 // need one (keys/mls decides), and a Welcome without the ratchet tree,
 // which new members take from the GroupInfo the hub delivers with the
 // Welcome (docs/decisions/0004-large-groups.md).
-func (g *group) options(keyPackages [][]byte, remove []string) (mls.CommitOptions, client.Commit, error) {
+func (g *group) options(keyPackages [][]byte, remove []string) (mls.CommitOptions, e2ee.Commit, error) {
 	opts := mls.CommitOptions{OmitTreeInWelcome: true}
-	var out client.Commit
+	var out e2ee.Commit
 	for _, b := range keyPackages {
 		var m mls.MLSMessage
 		if err := m.Unmarshal(b); err != nil || m.KeyPackage == nil {
@@ -97,10 +97,10 @@ func (g *group) options(keyPackages [][]byte, remove []string) (mls.CommitOption
 	return opts, out, nil
 }
 
-func (g *group) commit(opts mls.CommitOptions, out client.Commit) (client.Commit, error) {
+func (g *group) commit(opts mls.CommitOptions, out e2ee.Commit) (e2ee.Commit, error) {
 	res, err := g.g.Commit(opts)
 	if err != nil {
-		return client.Commit{}, fmt.Errorf("mlsgroup: commit: %w", err)
+		return e2ee.Commit{}, fmt.Errorf("mlsgroup: commit: %w", err)
 	}
 	out.Message, out.Welcome, out.GroupInfo = res.Commit, res.Welcome, res.GroupInfo
 	return out, nil

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"fmt"
 
-	"hearth/client"
+	"hearth/client/e2ee"
 	"hearth/keys/mls"
 )
 
@@ -27,7 +27,7 @@ func (e *Engine) ReadGroupInfo(groupInfo []byte) (string, uint64, []string, erro
 // the GroupContext the Welcome carries (authenticated by the joiner
 // secret), and the group id and epoch of groupInfo must be the joined
 // group's: a GroupInfo of another group or epoch is refused.
-func (e *Engine) joinWithTree(welcome, groupInfo []byte, private func(ref []byte) ([]byte, error), v client.CredentialValidator) (client.Group, []byte, error) {
+func (e *Engine) joinWithTree(welcome, groupInfo []byte, private func(ref []byte) ([]byte, error), v e2ee.CredentialValidator) (e2ee.Group, []byte, error) {
 	t, err := mls.ReadGroupInfoTree(groupInfo)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mlsgroup: join: %w", err)

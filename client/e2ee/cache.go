@@ -1,16 +1,14 @@
-package client
+package e2ee
 
 import (
 	"crypto/sha256"
 	"sync"
-
-	"hearth/client/store"
 )
 
 // The group cache. Restoring an MLS state is expensive (parsing the tree
-// and re-deriving the hybrid KEM private keys), and a message used to load
-// its conversation's state three or four times. The Client therefore wraps
-// its GroupEngine: a Group restored by Load or saved with Marshal is kept,
+// and re-deriving the hybrid KEM private keys), and handling one message
+// loads its conversation's state three or four times. The client therefore
+// wraps its Engine (Cache.Wrap): a Group restored by Load or saved with Marshal is kept,
 // keyed by the SHA-256 of its serialized state, and a later Load of exactly
 // those bytes gets the parsed object back instead of parsing them again.
 //
@@ -20,7 +18,7 @@ import (
 // process, or by a transaction that was rolled back, has other bytes and is
 // parsed. An object is handed to one holder at a time (checked out); it
 // becomes available again when its holder saves it (Marshal) or, for
-// read-only use, when the holder releases it (Client.viewGroup). An object
+// read-only use, when the holder releases it (Cache.Release). An object
 // that is changed after its last Marshal (Encrypt, Process, ...) is not
 // reused under the old bytes.
 //
@@ -31,7 +29,7 @@ import (
 // Cache bounds, counted in serialized bytes: a group's state plus the
 // ratchet trees it refers to (see Group.MarshalSplit). A group
 // larger than cacheMaxState is never kept, and at most cacheMaxBytes per
-// Client. A 1,024-member group on the hybrid suite (1.4 MB of tree, about
+// Cache. A 1,024-member group on the hybrid suite (1.4 MB of tree, about
 // 4.5 MB while a commit is pending: two trees and a GroupInfo carrying
 // one) stays cached; the 1,023 simulated devices of the group benchmark
 // then hold one each.
@@ -42,8 +40,8 @@ const (
 
 type stateKey [sha256.Size]byte
 
-// groupCache holds parsed groups by state hash.
-type groupCache struct {
+// Cache holds parsed groups by state hash.
+type Cache struct {
 	mu      sync.Mutex
 	entries map[stateKey]*cachedGroup
 	bytes   int
@@ -51,14 +49,18 @@ type groupCache struct {
 	misses  int
 }
 
-func newGroupCache() *groupCache { return &groupCache{entries: map[stateKey]*cachedGroup{}} }
+// NewCache returns an empty cache.
+func NewCache() *Cache { return &Cache{entries: map[stateKey]*cachedGroup{}} }
+
+// Wrap returns e with Load served from the cache.
+func (gc *Cache) Wrap(e Engine) Engine { return &cachingEngine{Engine: e, cache: gc} }
 
 // cachedGroup wraps an engine's Group. Its methods forward to the inner
 // group; the changing ones count changes.
 type cachedGroup struct {
 	inner Group
 	fwd   *fwdValidator
-	cache *groupCache
+	cache *Cache
 
 	// guarded by cache.mu
 	key     stateKey // hash of the last Marshal's output, when cached
@@ -77,7 +79,7 @@ func (f *fwdValidator) ValidateMember(id, key []byte) error { return f.v.Validat
 func (f *fwdValidator) PrefetchMembers(identities [][]byte) { f.v.PrefetchMembers(identities) }
 
 // checkout returns the cached group for state, or nil.
-func (gc *groupCache) checkout(k stateKey, v CredentialValidator) *cachedGroup {
+func (gc *Cache) checkout(k stateKey, v CredentialValidator) *cachedGroup {
 	gc.mu.Lock()
 	defer gc.mu.Unlock()
 	e := gc.entries[k]
@@ -92,7 +94,7 @@ func (gc *groupCache) checkout(k stateKey, v CredentialValidator) *cachedGroup {
 }
 
 // add caches g as the parsed form of the state with hash k.
-func (gc *groupCache) add(g *cachedGroup, k stateKey, size int, held bool) {
+func (gc *Cache) add(g *cachedGroup, k stateKey, size int, held bool) {
 	gc.mu.Lock()
 	defer gc.mu.Unlock()
 	gc.dropLocked(g)
@@ -113,7 +115,7 @@ func (gc *groupCache) add(g *cachedGroup, k stateKey, size int, held bool) {
 	gc.bytes += size
 }
 
-func (gc *groupCache) dropLocked(g *cachedGroup) {
+func (gc *Cache) dropLocked(g *cachedGroup) {
 	if g.keyed && gc.entries[g.key] == g {
 		delete(gc.entries, g.key)
 		gc.bytes -= g.size
@@ -121,8 +123,8 @@ func (gc *groupCache) dropLocked(g *cachedGroup) {
 	g.keyed = false
 }
 
-// release ends a read-only checkout: g is available again unless it changed.
-func (gc *groupCache) release(g Group) {
+// Release ends a read-only checkout: g is available again unless it changed.
+func (gc *Cache) Release(g Group) {
 	cg, ok := g.(*cachedGroup)
 	if !ok {
 		return
@@ -132,8 +134,8 @@ func (gc *groupCache) release(g Group) {
 	cg.held = false
 }
 
-// stats returns cache hits and misses.
-func (gc *groupCache) stats() (hits, misses int) {
+// Stats returns cache hits and misses (tests, benchmarks).
+func (gc *Cache) Stats() (hits, misses int) {
 	gc.mu.Lock()
 	defer gc.mu.Unlock()
 	return gc.hits, gc.misses
@@ -210,17 +212,16 @@ func (g *cachedGroup) OpenSealed(label string, context, ct []byte) ([]byte, erro
 	return g.inner.OpenSealed(label, context, ct)
 }
 
-// cachingEngine is the GroupEngine the Client uses: the configured engine
-// with Load served from the cache. Groups it creates or joins are cached
+// cachingEngine is an Engine with Load served from the cache. Groups it creates or joins are cached
 // once they are saved.
 type cachingEngine struct {
-	GroupEngine
-	cache *groupCache
+	Engine
+	cache *Cache
 }
 
 var (
-	_ GroupEngine = (*cachingEngine)(nil)
-	_ Group       = (*cachedGroup)(nil)
+	_ Engine = (*cachingEngine)(nil)
+	_ Group  = (*cachedGroup)(nil)
 )
 
 // Load returns the cached group whose last MarshalSplit produced state
@@ -237,22 +238,11 @@ func (e *cachingEngine) Load(state []byte, tree func(ref []byte) ([]byte, error)
 		return b, err
 	}
 	fwd := &fwdValidator{v: v}
-	inner, err := e.GroupEngine.Load(state, counted, self, fwd)
+	inner, err := e.Engine.Load(state, counted, self, fwd)
 	if err != nil {
 		return nil, err
 	}
 	g := &cachedGroup{inner: inner, fwd: fwd, cache: e.cache}
 	e.cache.add(g, k, size, true)
 	return g, nil
-}
-
-// viewGroup runs fn on conv's group for reading only (Members, Epoch) and
-// then gives the group back to the cache.
-func (c *Client) viewGroup(tx *store.Tx, conv string, self Self, v CredentialValidator, fn func(Group) error) error {
-	g, err := c.loadGroup(tx, conv, self, v)
-	if err != nil {
-		return err
-	}
-	defer c.gcache.release(g)
-	return fn(g)
 }
