@@ -4,23 +4,22 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	mrand "math/rand/v2"
-	"strings"
 	"sync"
 	"time"
 
 	"hearth/client/account"
+	"hearth/client/convstate"
 	"hearth/client/directory"
 	"hearth/client/e2ee"
 	"hearth/client/outbox"
+	"hearth/client/roster"
 	"hearth/client/session"
 	"hearth/client/store"
 	"hearth/client/transfer"
-	"hearth/homeserver/wire"
 )
 
 // DialFunc opens a control stream to addr (HOST:PORT) trusting the CA in
@@ -48,23 +47,23 @@ type Client struct {
 	log  *slog.Logger
 	dir  *directory.Directory // pinned identity keys and verified device lists
 	acct *account.Manager     // login, approval, the user's devices
+	// rosters keeps conversations' rosters in line with the device lists.
+	rosters *roster.Roster
+	recv    *receiver // processes the mailbox deliveries
+	groups  *Groups
+	sealer  *sealer // encrypts outbox items, creating conversations
 	// mls is cfg.Groups with parsed groups kept between messages in
-	// gcache (client/e2ee).
+	// gcache (client/e2ee); states loads and saves them in the store.
 	mls    e2ee.Engine
 	gcache *e2ee.Cache
+	states convstate.States
 	media  *transfer.Transfer // file uploads and downloads
 	out    *outbox.Sender     // sends the outbox
 
-	mu   sync.Mutex
-	sess *session.Session
-	// synced: when each group's roster was last compared with its users'
-	// signed device lists (one list fetch per member user), so that a
-	// send to a big group does not refetch them all every time.
-	synced map[string]time.Time
-	// Background work Close waits for (revoked.go).
-	bg       sync.WaitGroup
-	dropping bool
-	closing  bool
+	link     *link // the session with the homeserver
+	mu       sync.Mutex
+	devs     *deviceSync // conversations in step with the user's devices
+	kp       *keyPackages
 	onSignal func(Signal) // typing and presence pushes (signals.go)
 }
 
@@ -94,30 +93,34 @@ func Open(cfg Config) (*Client, error) {
 	if cfg.Groups != nil {
 		c.mls = c.gcache.Wrap(cfg.Groups)
 	}
-	c.dir = directory.New(directory.Config{Store: st, Call: c.callIdempotent, CallNow: c.callNow, Changed: c.unsyncAll})
-	c.acct = account.New(account.Config{Store: st, Dial: cfg.Dial, Call: c.call, CallIdempotent: c.callIdempotent,
-		Dir: c.dir, ResetSession: c.resetSession, Activated: c.afterActivation, Approved: c.afterApproval, Revoked: c.afterRevoke,
+	c.states = convstate.States{Engine: c.mls, Cache: c.gcache}
+	c.link = &link{start: c.sessionConfig, log: cfg.Logger}
+	c.dir = directory.New(directory.Config{Store: st, Call: c.link.callIdempotent, CallNow: c.link.callNow, Changed: func() { c.rosters.UnsyncAll() }})
+	c.acct = account.New(account.Config{Store: st, Dial: cfg.Dial, Call: c.link.call, CallIdempotent: c.link.callIdempotent,
+		Dir: c.dir, ResetSession: c.link.reset, Activated: func(ctx context.Context) error { return c.devs.afterActivation(ctx) },
+		Approved: func(ctx context.Context, d string) { c.devs.afterApproval(ctx, d) }, Revoked: func(ctx context.Context, active bool) { c.devs.afterRevoke(ctx, active) },
 		Rand: cfg.Rand, Now: cfg.Now, Log: cfg.Logger})
-	c.media = transfer.New(transfer.Config{Dir: cfg.Profile, Store: st, Call: c.call, CallIdempotent: c.callIdempotent,
+	c.kp = &keyPackages{e2ee: cfg.Groups != nil, st: st, mls: c.mls, self: c.acct.Self, call: c.link.call}
+	c.rosters = roster.New(roster.Config{Store: st, States: c.states, Dir: c.dir, Self: c.acct.Self, Call: c.link.call, NewID: c.newID,
+		Log: cfg.Logger, Now: cfg.Now})
+	c.devs = &deviceSync{e2ee: cfg.Groups != nil, st: st, link: c.link, acct: c.acct, rosters: c.rosters, kp: c.kp, log: cfg.Logger}
+	c.recv = &receiver{st: st, states: c.states, mls: c.mls, dir: c.dir, rosters: c.rosters, self: c.acct.Self, log: cfg.Logger}
+	c.media = transfer.New(transfer.Config{Dir: cfg.Profile, Store: st, Call: c.link.call, CallIdempotent: c.link.callIdempotent,
 		Rand: cfg.Rand, Now: cfg.Now, Log: cfg.Logger})
-	c.out = outbox.New(outbox.Config{Store: st, Log: cfg.Logger, Seal: c.seal, Resolve: conversationFor,
-		ControlSent: c.controlSent, StaleEpoch: c.unsync, User: c.user})
+	c.groups = &Groups{e2ee: cfg.Groups != nil, st: st, states: c.states, mls: c.mls, dir: c.dir, rosters: c.rosters, acct: c.acct,
+		session: c.link.session, ensureKeyPackages: c.kp.ensure, enqueue: c.enqueue, flush: c.Flush,
+		call: c.link.call, callIdempotent: c.link.callIdempotent, newID: c.newID, rand: cfg.Rand, now: cfg.Now, log: cfg.Logger}
+	c.sealer = &sealer{st: st, states: c.states, mls: c.mls, dir: c.dir, rosters: c.rosters, acct: c.acct, groups: c.groups,
+		call: c.link.call, callIdempotent: c.link.callIdempotent, newID: c.newID, log: cfg.Logger}
+	c.out = outbox.New(outbox.Config{Store: st, Log: cfg.Logger, Seal: c.sealer.seal, Resolve: convstate.For,
+		ControlSent: c.groups.controlSent, StaleEpoch: c.rosters.Unsync, User: c.user})
 	return c, nil
 }
 
 // Close ends the session and closes the store.
 func (c *Client) Close() error {
-	c.mu.Lock()
-	c.closing = true
-	c.mu.Unlock()
-	c.bg.Wait() // background work still uses the session
-	c.mu.Lock()
-	s := c.sess
-	c.sess = nil
-	c.mu.Unlock()
-	if s != nil {
-		s.Close()
-	}
+	c.devs.close() // background work still uses the session
+	c.link.reset()
 	return c.st.Close()
 }
 
@@ -130,25 +133,19 @@ func (c *Client) user() (string, error) {
 	return a.User, err
 }
 
-// session returns the running session, starting it on first use.
-func (c *Client) session(ctx context.Context) (*session.Session, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.sess != nil {
-		if err := c.sess.Err(); err != nil {
-			return nil, err
-		}
-		return c.sess, nil
-	}
+// sessionConfig configures the session of the account as it is now: a
+// device that is not active yet (or a Client without an MLS engine) takes
+// no mailbox deliveries.
+func (c *Client) sessionConfig() (session.Config, error) {
 	acct, err := c.acct.Account()
 	if err != nil {
-		return nil, err
+		return session.Config{}, err
 	}
 	var h session.DeliveryHandler
 	if c.cfg.Groups != nil && acct.Active {
-		h = &deliveries{c: c}
+		h = c.recv
 	}
-	c.sess = session.Start(context.WithoutCancel(ctx), session.Config{
+	return session.Config{
 		Dial: func(ctx context.Context) (io.ReadWriteCloser, error) {
 			return c.cfg.Dial(ctx, acct.Server, acct.CAPath)
 		},
@@ -159,53 +156,9 @@ func (c *Client) session(ctx context.Context) (*session.Session, error) {
 		Rand:            c.cfg.Jitter,
 		MinBackoff:      c.cfg.MinBackoff,
 		MaxBackoff:      c.cfg.MaxBackoff,
-		OnRevokedListed: c.onRevokedListed,
+		OnRevokedListed: c.devs.onRevokedListed,
 		OnSignal:        c.signal,
-	})
-	return c.sess, nil
-}
-
-// call sends one request over the session.
-func (c *Client) call(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error) {
-	s, err := c.session(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-	return s.Call(ctx, op, f)
-}
-
-// callNow is call without waiting for a connection (see Session.CallNow).
-func (c *Client) callNow(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error) {
-	s, err := c.session(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-	return s.CallNow(ctx, op, f)
-}
-
-// callIdempotent is call for requests that may safely run twice (reads,
-// and Send with its message id): a request cut off by a lost connection is
-// sent again once the session is back, until ctx ends.
-func (c *Client) callIdempotent(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error) {
-	for {
-		r, err := c.call(ctx, op, f)
-		if err == nil || !errors.Is(err, session.ErrDisconnected) || ctx.Err() != nil {
-			return r, err
-		}
-		c.log.Debug("request cut off, resending", "op", op)
-	}
-}
-
-// resetSession ends the current session; the next request starts a new one
-// (which authenticates afresh, e.g. after the device was approved).
-func (c *Client) resetSession() {
-	c.mu.Lock()
-	old := c.sess
-	c.sess = nil
-	c.mu.Unlock()
-	if old != nil {
-		old.Close()
-	}
+	}, nil
 }
 
 // newID returns a fresh random identifier (32 hex digits).
@@ -251,12 +204,4 @@ func (t storeTokens) Rotate(stale string, exchange func(string) (string, time.Ti
 		return tx.PutAccount(a)
 	})
 	return access, err
-}
-
-// userOf returns the user part of a device address user@domain/DEVICE.
-func userOf(device string) string {
-	if i := strings.LastIndexByte(device, '/'); i >= 0 {
-		return device[:i]
-	}
-	return device
 }

@@ -3,121 +3,75 @@ package client
 import (
 	"context"
 	"errors"
-	"fmt"
-	"slices"
+	"log/slog"
+	"sync"
 	"time"
 
-	"hearth/client/e2ee"
+	"hearth/client/account"
+	"hearth/client/convstate"
+	"hearth/client/roster"
 	"hearth/client/session"
 	"hearth/client/store"
-	"hearth/homeserver/wire"
 )
 
-// keyPackageBatch is how many single-use KeyPackages a device publishes.
-const keyPackageBatch = 20
+// deviceSync keeps this device's conversations in step with changes to
+// the user's devices: it publishes KeyPackages once this device is active,
+// adds a device it approved, and removes devices revoked here or listed
+// as revoked by the server (taking them off the signed list first).
+type deviceSync struct {
+	e2ee    bool // an MLS engine is configured
+	st      *store.Store
+	link    *link
+	acct    *account.Manager
+	rosters *roster.Roster
+	kp      *keyPackages
+	log     *slog.Logger
+
+	// Background work close waits for (onRevokedListed).
+	mu       sync.Mutex
+	bg       sync.WaitGroup
+	dropping bool
+	closing  bool
+}
+
+// close stops new background work and waits for the running one.
+func (ds *deviceSync) close() {
+	ds.mu.Lock()
+	ds.closing = true
+	ds.mu.Unlock()
+	ds.bg.Wait()
+}
 
 // afterActivation runs once the account says this device is active: it
 // restarts the session so that it takes mailbox deliveries, and publishes
 // KeyPackages.
-func (c *Client) afterActivation(ctx context.Context) error {
-	c.resetSession()
-	return c.publishKeyPackages(ctx)
+func (ds *deviceSync) afterActivation(ctx context.Context) error {
+	ds.link.reset()
+	return ds.kp.publish(ctx)
 }
 
 // afterApproval adds a device this device just approved to its
 // conversations. Not fatal: any member adds the device on its next send.
-func (c *Client) afterApproval(ctx context.Context, device string) {
-	if c.cfg.Groups == nil {
+func (ds *deviceSync) afterApproval(ctx context.Context, device string) {
+	if !ds.e2ee {
 		return
 	}
 	actx, cancel := context.WithTimeout(ctx, addApprovedWait)
 	defer cancel()
-	if err := c.addToConversations(actx, device); err != nil {
-		c.log.Warn("new device not yet added to conversations", "device", device, "err", err)
+	if err := ds.addToConversations(actx, device); err != nil {
+		ds.log.Warn("new device not yet added to conversations", "device", device, "err", err)
 	}
 }
 
 // afterRevoke removes a device this device revoked from its conversations
 // now, rather than at the next send of whoever checks the lists first.
-func (c *Client) afterRevoke(ctx context.Context, active bool) {
-	c.unsyncAll()
-	if c.cfg.Groups != nil && active {
+func (ds *deviceSync) afterRevoke(ctx context.Context, active bool) {
+	ds.rosters.UnsyncAll()
+	if ds.e2ee && active {
 		rctx, cancel := context.WithTimeout(ctx, addApprovedWait)
 		defer cancel()
-		c.reconcileAll(rctx)
+		ds.reconcileAll(rctx)
 	}
-}
-
-// publishKeyPackages makes a batch of KeyPackages and a last-resort one,
-// stores their private parts, then publishes them. Without an MLS engine
-// there is nothing to publish, and the device cannot be added to groups.
-func (c *Client) publishKeyPackages(ctx context.Context) error {
-	const op = "client.PublishKeyPackages"
-	if c.cfg.Groups == nil {
-		return fmt.Errorf("%s: %w", op, ErrNoE2EE)
-	}
-	self, err := c.acct.Self()
-	if err != nil {
-		return err
-	}
-	var pkgs [][]byte
-	var lastResort []byte
-	err = c.st.Update(func(tx *store.Tx) error {
-		for i := 0; i <= keyPackageBatch; i++ {
-			kp, err := c.mls.NewKeyPackage(self)
-			if err != nil {
-				return fmt.Errorf("%s: %w", op, err)
-			}
-			if err := tx.PutKeyPackage(kp.Ref, kp.Private); err != nil {
-				return err
-			}
-			if i == keyPackageBatch {
-				lastResort = kp.Message
-				if err := tx.PutMeta(metaLastResort+string(kp.Ref), []byte{1}); err != nil {
-					return err
-				}
-			} else {
-				pkgs = append(pkgs, kp.Message)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	_, err = c.call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_PublishKeyPackages{PublishKeyPackages: &wire.PublishKeyPackages{
-		KeyPackages: pkgs, LastResort: lastResort,
-	}}})
-	if err != nil {
-		return err
-	}
-	return c.st.Update(func(tx *store.Tx) error { return tx.PutMeta(metaKeyPackages, []byte{1}) })
-}
-
-const (
-	metaKeyPackages = "keypackages-published"
-	metaLastResort  = "lastresort/" // + ref: a last-resort package, kept after use
-	keyPackagesLow  = 5
-)
-
-// ensureKeyPackages publishes KeyPackages if an earlier run could not, or
-// when Welcomes used up most of them.
-func (c *Client) ensureKeyPackages(ctx context.Context) error {
-	var done bool
-	left := 0
-	c.st.View(func(tx *store.Tx) error {
-		done = tx.Meta(metaKeyPackages) != nil
-		for _, ref := range tx.KeyPackageRefs() {
-			if tx.Meta(metaLastResort+string(ref)) == nil {
-				left++
-			}
-		}
-		return nil
-	})
-	if done && left >= keyPackagesLow {
-		return nil
-	}
-	return c.publishKeyPackages(ctx)
 }
 
 // addApprovedWait bounds how long Approve waits for the new device's
@@ -127,11 +81,11 @@ const addApprovedWait = 20 * time.Second
 // addToConversations adds a just-approved device of this user to every
 // conversation this device is in, as soon as the device has published
 // KeyPackages, so that it receives what follows from the start.
-func (c *Client) addToConversations(ctx context.Context, device string) error {
-	if err := c.ensureKeyPackages(ctx); err != nil {
+func (ds *deviceSync) addToConversations(ctx context.Context, device string) error {
+	if err := ds.kp.ensure(ctx); err != nil {
 		return err
 	}
-	s, err := c.session(ctx)
+	s, err := ds.link.session(ctx)
 	if err != nil {
 		return err
 	}
@@ -139,14 +93,14 @@ func (c *Client) addToConversations(ctx context.Context, device string) error {
 		return err
 	}
 	var convs []string
-	c.st.View(func(tx *store.Tx) error { convs = tx.Conversations(); return nil })
+	ds.st.View(func(tx *store.Tx) error { convs = tx.Conversations(); return nil })
 	for _, conv := range convs {
 		for {
-			err := c.reconcile(ctx, conv)
-			if err != nil && !errors.Is(err, errRedo) && !session.Retryable(err) {
+			err := ds.rosters.Reconcile(ctx, conv)
+			if err != nil && !errors.Is(err, convstate.ErrRedo) && !session.Retryable(err) {
 				return err
 			}
-			in, merr := c.isMember(conv, device)
+			in, merr := ds.rosters.IsMember(conv, device)
 			if merr != nil || in {
 				break
 			}
@@ -160,43 +114,75 @@ func (c *Client) addToConversations(ctx context.Context, device string) error {
 	return nil
 }
 
-// isMember reports whether device is in conv's group as this device holds it.
-func (c *Client) isMember(conv, device string) (bool, error) {
-	self, err := c.acct.Self()
-	if err != nil {
-		return false, err
-	}
-	var in bool
-	err = c.st.View(func(tx *store.Tx) error {
-		return c.viewGroup(tx, conv, self, c.dir.Pinned(), func(g e2ee.Group) error {
-			in = slices.Contains(g.Members(), device)
-			return nil
-		})
-	})
-	return in, err
-}
-
 // reconcileAll brings every conversation's roster in line with the device
 // lists, logging (not returning) failures: any member does it on its next
 // send anyway.
-func (c *Client) reconcileAll(ctx context.Context) {
-	if s, err := c.session(ctx); err != nil || s.Resync(ctx) != nil {
-		c.log.Warn("not caught up; conversation rosters left to the next send")
+func (ds *deviceSync) reconcileAll(ctx context.Context) {
+	if s, err := ds.link.session(ctx); err != nil || s.Resync(ctx) != nil {
+		ds.log.Warn("not caught up; conversation rosters left to the next send")
 		return
 	}
 	var convs []string
-	c.st.View(func(tx *store.Tx) error { convs = tx.Conversations(); return nil })
+	ds.st.View(func(tx *store.Tx) error { convs = tx.Conversations(); return nil })
 	for _, conv := range convs {
 		var err error
 		for try := 0; try < 3; try++ {
-			if err = c.reconcile(ctx, conv); !errors.Is(err, errRedo) {
+			if err = ds.rosters.Reconcile(ctx, conv); !errors.Is(err, convstate.ErrRedo) {
 				break
 			}
 		}
 		if err != nil {
-			c.log.Warn("conversation roster not updated", "conversation", conv, "err", err)
+			ds.log.Warn("conversation roster not updated", "conversation", conv, "err", err)
 			continue
 		}
-		c.markSynced(conv)
+		ds.rosters.MarkSynced(conv)
 	}
+}
+
+// Devices an admin revoked stay on the user's signed list until one of the
+// user's devices re-signs it (the server cannot: it does not hold the
+// identity key). The server names them at every connection and in a push;
+// this device then publishes the list without them and removes them from
+// its conversations, and other users' clients drop them from theirs when
+// they see the new list.
+
+// dropRevokedWait bounds one background run of dropRevoked.
+const dropRevokedWait = 30 * time.Second
+
+// onRevokedListed starts dropRevoked in the background, once at a time;
+// Close waits for it.
+func (ds *deviceSync) onRevokedListed(ids []string) {
+	ds.mu.Lock()
+	if ds.dropping || ds.closing {
+		ds.mu.Unlock()
+		return
+	}
+	ds.dropping = true
+	ds.bg.Add(1)
+	ds.mu.Unlock()
+	go func() {
+		defer ds.bg.Done()
+		defer func() { ds.mu.Lock(); ds.dropping = false; ds.mu.Unlock() }()
+		ctx, cancel := context.WithTimeout(context.Background(), dropRevokedWait)
+		defer cancel()
+		if err := ds.dropRevoked(ctx, ids); err != nil {
+			ds.log.Warn("revoked devices left on the signed list", "devices", ids, "err", err)
+		}
+	}()
+}
+
+// dropRevoked publishes this user's device list without the named
+// devices (client/account) and removes them from this device's
+// conversations. A device without the identity key (not approved yet)
+// leaves it to the others.
+func (ds *deviceSync) dropRevoked(ctx context.Context, ids []string) error {
+	skipped, err := ds.acct.DropRevoked(ctx, ids)
+	if err != nil || skipped {
+		return err
+	}
+	ds.rosters.UnsyncAll()
+	if ds.e2ee {
+		ds.reconcileAll(ctx)
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"testing"
 
+	"hearth/client/convstate"
 	"hearth/client/e2ee"
 	"hearth/client/store"
 	"hearth/homeserver/wire"
@@ -78,14 +79,14 @@ func (c *Client) RogueCommitSigned(t *testing.T, conv string, users []string, se
 	self := c.Self(t)
 	var req *wire.Send
 	err := c.st.View(func(tx *store.Tx) error {
-		g, _, err := c.groupState(context.Background(), tx, conv, self)
+		g, _, err := c.groups.groupState(context.Background(), tx, conv, self)
 		if err != nil {
 			return err
 		}
 		var remove []string
 		for _, m := range g.Members() {
 			for _, u := range users {
-				if userOf(m) == u {
+				if convstate.UserOf(m) == u {
 					remove = append(remove, m)
 				}
 			}
@@ -109,7 +110,7 @@ func (c *Client) RogueCommitSigned(t *testing.T, conv string, users []string, se
 
 // SendRequest sends req as is to the server.
 func (c *Client) SendRequest(ctx context.Context, req *wire.Send) error {
-	_, err := c.call(ctx, "test.SendRequest", &wire.ClientFrame{Body: &wire.ClientFrame_Send{Send: req}})
+	_, err := c.link.call(ctx, "test.SendRequest", &wire.ClientFrame{Body: &wire.ClientFrame_Send{Send: req}})
 	return err
 }
 
@@ -122,7 +123,7 @@ func (c *Client) Deliver(ctx context.Context, d *wire.Delivery) error {
 		return err
 	}
 	return c.st.Update(func(tx *store.Tx) error {
-		err := c.apply(ctx, tx, self, d)
+		err := c.recv.apply(ctx, tx, self, d)
 		var bad *badMessage
 		if errors.As(err, &bad) {
 			return nil
@@ -132,7 +133,7 @@ func (c *Client) Deliver(ctx context.Context, d *wire.Delivery) error {
 }
 
 // SetLoggerForTest replaces the client's logger.
-func (c *Client) SetLoggerForTest(l *slog.Logger) { c.log = l }
+func (c *Client) SetLoggerForTest(l *slog.Logger) { c.log, c.recv.log, c.groups.log = l, l, l }
 
 // NewTestServerMaxMembers is NewTestServer with a member limit.
 func NewTestServerMaxMembers(t testing.TB, domain string, max int) *TestServer {

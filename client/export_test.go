@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"hearth/client/convstate"
 	"hearth/client/store"
 	"hearth/homeserver/wire"
 )
@@ -29,12 +30,12 @@ func (ts *testServer) DropAll()       { ts.dropAll() }
 // conversation with peer, as a misbehaving client of a member device could.
 func (c *Client) SendRaw(ctx context.Context, peer string, payload []byte) error {
 	var conv string
-	c.st.View(func(tx *store.Tx) error { conv, _ = conversationFor(tx, peer); return nil })
+	c.st.View(func(tx *store.Tx) error { conv, _ = convstate.For(tx, peer); return nil })
 	id, err := c.newID()
 	if err != nil {
 		return err
 	}
-	_, err = c.call(ctx, "test.SendRaw", &wire.ClientFrame{Body: &wire.ClientFrame_Send{Send: &wire.Send{
+	_, err = c.link.call(ctx, "test.SendRaw", &wire.ClientFrame{Body: &wire.ClientFrame_Send{Send: &wire.Send{
 		ConversationId: conv, MessageId: id, Kind: wire.MessageKind_MESSAGE_KIND_APPLICATION, Epoch: 1, Payload: payload,
 	}}})
 	return err

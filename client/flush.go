@@ -14,18 +14,18 @@ func (c *Client) Flush(ctx context.Context, until string) error {
 	if c.cfg.Groups == nil {
 		return fmt.Errorf("client.Flush: %w", ErrNoE2EE)
 	}
-	s, err := c.session(ctx)
+	s, err := c.link.session(ctx)
 	if err != nil {
 		return err
 	}
-	if err := c.ensureKeyPackages(ctx); err != nil {
+	if err := c.kp.ensure(ctx); err != nil {
 		return err
 	}
 	if err := s.CaughtUp(ctx); err != nil {
 		return err
 	}
 	if ctx.Value(leavesKey{}) == nil {
-		if err := c.commitLeaves(context.WithValue(ctx, leavesKey{}, true)); err != nil {
+		if err := c.groups.commitLeaves(context.WithValue(ctx, leavesKey{}, true)); err != nil {
 			c.log.Warn("committing leave requests", "err", err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"hearth/client/convstate"
 	"hearth/client/directory"
 	"hearth/client/e2ee"
 	"hearth/client/store"
@@ -13,10 +14,10 @@ import (
 // join processes a Welcome: it opens the group with one of this device's
 // KeyPackages, checks every member against its user's device list and
 // records the conversation, all in the delivery's store transaction.
-func (c *Client) join(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wire.Delivery) error {
+func (r *receiver) join(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wire.Delivery) error {
 	conv := d.GetConversationId()
-	v := c.dir.Members(ctx, tx)
-	g, used, err := c.openWelcome(ctx, tx, self, d, v)
+	v := r.dir.Members(ctx, tx)
+	g, used, err := r.openWelcome(ctx, tx, self, d, v)
 	if v.Transient != nil {
 		return fmt.Errorf("client: checking a member: %w", v.Transient)
 	}
@@ -25,10 +26,10 @@ func (c *Client) join(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wire
 	}
 	// A device removed and added again gets a new Welcome; one for an
 	// epoch not after the state it holds is refused.
-	if old, err := c.loadGroup(tx, conv, self, v); err == nil && old.Epoch() >= g.Epoch() {
+	if old, err := r.states.Load(tx, conv, self, v); err == nil && old.Epoch() >= g.Epoch() {
 		return &badMessage{fmt.Errorf("welcome to %s for epoch %d; this device is at epoch %d", conv, g.Epoch(), old.Epoch())}
 	}
-	if err := c.saveGroup(tx, conv, g); err != nil {
+	if err := r.states.Save(tx, conv, g); err != nil {
 		return err
 	}
 	if tx.Meta(metaLastResort+string(used)) == nil { // a last-resort package may be used again
@@ -36,10 +37,10 @@ func (c *Client) join(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wire
 			return err
 		}
 	}
-	if err := tx.PutMeta("registered/"+conv, []byte{1}); err != nil { // the hub has it: we were added there
+	if err := tx.PutMeta(convstate.RegisteredName(conv), []byte{1}); err != nil { // the hub has it: we were added there
 		return err
 	}
-	cv := conversation{ID: conv, Peers: peersOf(g.Members(), userOf(self.Address)), Creator: userOf(d.GetSender())}
+	cv := convstate.Conversation{ID: conv, Peers: convstate.PeersOf(g.Members(), convstate.UserOf(self.Address)), Creator: convstate.UserOf(d.GetSender())}
 	if g.AdminKey() != nil {
 		cv.Group = true
 		if _, known, err := getGroupMeta(tx, conv); err != nil {
@@ -50,7 +51,7 @@ func (c *Client) join(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wire
 			}
 		}
 	}
-	return c.rememberConversation(tx, cv)
+	return convstate.Remember(tx, cv)
 }
 
 // openWelcome joins from the Welcome, with the tree of the delivery's
@@ -58,11 +59,11 @@ func (c *Client) join(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wire
 // conversation and of the epoch the Welcome starts; its members' device
 // lists are fetched in one batch first, so that checking a big group's
 // members does not cost a round trip per user.
-func (c *Client) openWelcome(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wire.Delivery, v *directory.MemberValidator) (e2ee.Group, []byte, error) {
+func (r *receiver) openWelcome(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wire.Delivery, v *directory.MemberValidator) (e2ee.Group, []byte, error) {
 	if len(d.GetGroupInfo()) == 0 {
-		return c.mls.Join(d.GetPayload(), nil, self, tx.KeyPackage, v)
+		return r.mls.Join(d.GetPayload(), nil, self, tx.KeyPackage, v)
 	}
-	group, epoch, members, err := c.mls.ReadGroupInfo(d.GetGroupInfo())
+	group, epoch, members, err := r.mls.ReadGroupInfo(d.GetGroupInfo())
 	if err != nil {
 		return nil, nil, fmt.Errorf("client: welcome's group info: %w", err)
 	}
@@ -70,13 +71,13 @@ func (c *Client) openWelcome(ctx context.Context, tx *store.Tx, self e2ee.Self, 
 		return nil, nil, fmt.Errorf("client: welcome to %s epoch %d carries the group info of %s epoch %d",
 			d.GetConversationId(), d.GetEpoch(), group, epoch)
 	}
-	if users := c.dir.Unknown(tx, members); len(users) > 0 {
-		if _, err := c.dir.FetchMany(ctx, tx, users); err != nil {
+	if users := r.dir.Unknown(tx, members); len(users) > 0 {
+		if _, err := r.dir.FetchMany(ctx, tx, users); err != nil {
 			if !wire.Is(err, wire.Code_CODE_BAD_SIGNATURE) {
 				v.Transient = err // retry the delivery later
 			}
 			return nil, nil, err
 		}
 	}
-	return c.mls.Join(d.GetPayload(), d.GetGroupInfo(), self, tx.KeyPackage, v)
+	return r.mls.Join(d.GetPayload(), d.GetGroupInfo(), self, tx.KeyPackage, v)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"hearth/client/convstate"
 	"hearth/client/session"
 	"hearth/client/store"
 )
@@ -33,14 +34,14 @@ func (c *Client) Receive(ctx context.Context, quiet time.Duration, print func(st
 	if !a.Active {
 		return fmt.Errorf("client.Receive: this device is not approved yet")
 	}
-	s, err := c.session(ctx)
+	s, err := c.link.session(ctx)
 	if err != nil {
 		return err
 	}
 	if _, err := c.drainInbox(print); err != nil { // what earlier runs received
 		return err
 	}
-	if err := c.ensureKeyPackages(ctx); err != nil {
+	if err := c.kp.ensure(ctx); err != nil {
 		c.log.Warn("publishing KeyPackages failed", "err", err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, connectWait)
@@ -154,7 +155,7 @@ func (c *Client) drainInbox(print func(store.Message) error) (int, error) {
 func (c *Client) History(target string, limit int) ([]store.Message, error) {
 	var out []store.Message
 	err := c.st.View(func(tx *store.Tx) error {
-		conv, ok := conversationFor(tx, target)
+		conv, ok := convstate.For(tx, target)
 		if !ok {
 			conv = target
 		}
