@@ -40,30 +40,31 @@ type Config struct {
 }
 
 // Client is one device's view of Hearth: its profile store and, once
-// logged in, its session with the homeserver.
+// logged in, its session with the homeserver. Open wires its parts.
 type Client struct {
-	cfg  Config
-	st   *store.Store
-	log  *slog.Logger
-	dir  *directory.Directory // pinned identity keys and verified device lists
-	acct *account.Manager     // login, approval, the user's devices
-	// rosters keeps conversations' rosters in line with the device lists.
-	rosters *roster.Roster
-	recv    *receiver // processes the mailbox deliveries
-	groups  *Groups
-	sealer  *sealer // encrypts outbox items, creating conversations
+	cfg Config
+	st  *store.Store
+	log *slog.Logger
+
+	link *link // the session with the homeserver
 	// mls is cfg.Groups with parsed groups kept between messages in
-	// gcache (client/e2ee); states loads and saves them in the store.
+	// gcache; states loads and saves them in the store.
 	mls    e2ee.Engine
 	gcache *e2ee.Cache
 	states convstate.States
-	media  *transfer.Transfer // file uploads and downloads
-	out    *outbox.Sender     // sends the outbox
 
-	link     *link // the session with the homeserver
+	dir     *directory.Directory // pinned identity keys and verified device lists
+	acct    *account.Manager     // login, approval, the user's devices
+	kp      *keyPackages         // this device's published KeyPackages
+	rosters *roster.Roster       // rosters in line with the device lists
+	devs    *deviceSync          // conversations in step with the user's devices
+	recv    *receiver            // the mailbox deliveries
+	groups  *Groups              // group operations
+	sealer  *sealer              // outbox items' conversations and encryption
+	out     *outbox.Sender       // sends the outbox
+	media   *transfer.Transfer   // file uploads and downloads
+
 	mu       sync.Mutex
-	devs     *deviceSync // conversations in step with the user's devices
-	kp       *keyPackages
 	onSignal func(Signal) // typing and presence pushes (signals.go)
 }
 

@@ -132,7 +132,8 @@ func (c *Client) Deliver(ctx context.Context, d *wire.Delivery) error {
 	})
 }
 
-// SetLoggerForTest replaces the client's logger.
+// SetLoggerForTest replaces the logger of the client, its receiver and its
+// group operations.
 func (c *Client) SetLoggerForTest(l *slog.Logger) { c.log, c.recv.log, c.groups.log = l, l, l }
 
 // NewTestServerMaxMembers is NewTestServer with a member limit.
