@@ -4,18 +4,22 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	mrand "math/rand/v2"
-	"strings"
 	"sync"
 	"time"
 
+	"hearth/client/account"
+	"hearth/client/convstate"
+	"hearth/client/directory"
+	"hearth/client/e2ee"
+	"hearth/client/outbox"
+	"hearth/client/roster"
+	"hearth/client/session"
 	"hearth/client/store"
-	"hearth/homeserver/wire"
-	"hearth/keys/identity"
+	"hearth/client/transfer"
 )
 
 // DialFunc opens a control stream to addr (HOST:PORT) trusting the CA in
@@ -26,7 +30,7 @@ type DialFunc func(ctx context.Context, addr, caPath string) (io.ReadWriteCloser
 type Config struct {
 	Profile string       // profile folder holding the store
 	Dial    DialFunc     // required
-	Groups  GroupEngine  // the MLS engine; nil: messaging fails with ErrNoE2EE
+	Groups  e2ee.Engine  // the MLS engine; nil: messaging fails with ErrNoE2EE
 	Logger  *slog.Logger // default: discard
 	Now     func() time.Time
 	Rand    io.Reader   // randomness for ids and keys; default crypto/rand
@@ -36,33 +40,36 @@ type Config struct {
 }
 
 // Client is one device's view of Hearth: its profile store and, once
-// logged in, its session with the homeserver.
+// logged in, its session with the homeserver. Open wires its parts.
 type Client struct {
 	cfg Config
 	st  *store.Store
 	log *slog.Logger
-	val *identity.Validator // pinned identity keys and verified device lists
-	// gcache keeps parsed MLS groups between messages (groupcache.go);
-	// cfg.Groups is the engine wrapped with it.
-	gcache *groupCache
 
-	mu   sync.Mutex
-	sess *Session
-	// synced: when each group's roster was last compared with its users'
-	// signed device lists (one list fetch per member user), so that a
-	// send to a big group does not refetch them all every time.
-	synced map[string]time.Time
-	// maxFlight is the most Sends Flush had in flight at once.
-	maxFlight int
-	// Background work Close waits for (revoked.go).
-	bg       sync.WaitGroup
-	dropping bool
-	closing  bool
+	link *link // the session with the homeserver
+	// mls is cfg.Groups with parsed groups kept between messages in
+	// gcache; states loads and saves them in the store.
+	mls    e2ee.Engine
+	gcache *e2ee.Cache
+	states convstate.States
+
+	dir     *directory.Directory // pinned identity keys and verified device lists
+	acct    *account.Manager     // login, approval, the user's devices
+	kp      *keyPackages         // this device's published KeyPackages
+	rosters *roster.Roster       // rosters in line with the device lists
+	devs    *deviceSync          // conversations in step with the user's devices
+	recv    *receiver            // the mailbox deliveries
+	groups  *Groups              // group operations
+	sealer  *sealer              // outbox items' conversations and encryption
+	out     *outbox.Sender       // sends the outbox
+	media   *transfer.Transfer   // file uploads and downloads
+
+	mu       sync.Mutex
 	onSignal func(Signal) // typing and presence pushes (signals.go)
 }
 
 // ErrNotLoggedIn is returned when the profile has no account yet.
-var ErrNotLoggedIn = errors.New("client: profile is not logged in (run `hearth chat login` first)")
+var ErrNotLoggedIn = account.ErrNotLoggedIn
 
 // Open opens the profile store. Several runs (processes) may use one
 // profile at once; the store serializes their transactions.
@@ -83,61 +90,63 @@ func Open(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
-	gc := newGroupCache()
+	c := &Client{cfg: cfg, st: st, log: cfg.Logger, gcache: e2ee.NewCache()}
 	if cfg.Groups != nil {
-		cfg.Groups = &cachingEngine{GroupEngine: cfg.Groups, cache: gc}
+		c.mls = c.gcache.Wrap(cfg.Groups)
 	}
-	return &Client{cfg: cfg, st: st, log: cfg.Logger, val: identity.NewValidator(), gcache: gc}, nil
+	c.states = convstate.States{Engine: c.mls, Cache: c.gcache}
+	c.link = &link{start: c.sessionConfig, log: cfg.Logger}
+	c.dir = directory.New(directory.Config{Store: st, Call: c.link.callIdempotent, CallNow: c.link.callNow, Changed: func() { c.rosters.UnsyncAll() }})
+	c.acct = account.New(account.Config{Store: st, Dial: cfg.Dial, Call: c.link.call, CallIdempotent: c.link.callIdempotent,
+		Dir: c.dir, ResetSession: c.link.reset, Activated: func(ctx context.Context) error { return c.devs.afterActivation(ctx) },
+		Approved: func(ctx context.Context, d string) { c.devs.afterApproval(ctx, d) }, Revoked: func(ctx context.Context, active bool) { c.devs.afterRevoke(ctx, active) },
+		Rand: cfg.Rand, Now: cfg.Now, Log: cfg.Logger})
+	c.kp = &keyPackages{e2ee: cfg.Groups != nil, st: st, mls: c.mls, self: c.acct.Self, call: c.link.call}
+	c.rosters = roster.New(roster.Config{Store: st, States: c.states, Dir: c.dir, Self: c.acct.Self, Call: c.link.call, NewID: c.newID,
+		Log: cfg.Logger, Now: cfg.Now})
+	c.devs = &deviceSync{e2ee: cfg.Groups != nil, st: st, link: c.link, acct: c.acct, rosters: c.rosters, kp: c.kp, log: cfg.Logger}
+	c.recv = &receiver{st: st, states: c.states, mls: c.mls, dir: c.dir, rosters: c.rosters, self: c.acct.Self, log: cfg.Logger}
+	c.media = transfer.New(transfer.Config{Dir: cfg.Profile, Store: st, Call: c.link.call, CallIdempotent: c.link.callIdempotent,
+		Rand: cfg.Rand, Now: cfg.Now, Log: cfg.Logger})
+	c.groups = &Groups{e2ee: cfg.Groups != nil, st: st, states: c.states, mls: c.mls, dir: c.dir, rosters: c.rosters, acct: c.acct,
+		session: c.link.session, ensureKeyPackages: c.kp.ensure, enqueue: c.enqueue, flush: c.Flush,
+		call: c.link.call, callIdempotent: c.link.callIdempotent, newID: c.newID, rand: cfg.Rand, now: cfg.Now, log: cfg.Logger}
+	c.sealer = &sealer{st: st, states: c.states, mls: c.mls, dir: c.dir, rosters: c.rosters, acct: c.acct, groups: c.groups,
+		call: c.link.call, callIdempotent: c.link.callIdempotent, newID: c.newID, log: cfg.Logger}
+	c.out = outbox.New(outbox.Config{Store: st, Log: cfg.Logger, Seal: c.sealer.seal, Resolve: convstate.For,
+		ControlSent: c.groups.controlSent, StaleEpoch: c.rosters.Unsync, User: c.user})
+	return c, nil
 }
 
 // Close ends the session and closes the store.
 func (c *Client) Close() error {
-	c.mu.Lock()
-	c.closing = true
-	c.mu.Unlock()
-	c.bg.Wait() // background work still uses the session
-	c.mu.Lock()
-	s := c.sess
-	c.sess = nil
-	c.mu.Unlock()
-	if s != nil {
-		s.Close()
-	}
+	c.devs.close() // background work still uses the session
+	c.link.reset()
 	return c.st.Close()
 }
 
 // Store gives read access to the profile store (history, outbox).
 func (c *Client) Store() *store.Store { return c.st }
 
-// Account returns the profile's account.
-func (c *Client) Account() (store.Account, error) {
-	var a store.Account
-	err := c.st.View(func(tx *store.Tx) (err error) { a, err = tx.Account(); return })
-	if errors.Is(err, store.ErrNotFound) {
-		return a, ErrNotLoggedIn
-	}
-	return a, err
+// user returns the profile's user address.
+func (c *Client) user() (string, error) {
+	a, err := c.acct.Account()
+	return a.User, err
 }
 
-// session returns the running session, starting it on first use.
-func (c *Client) session(ctx context.Context) (*Session, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.sess != nil {
-		if err := c.sess.Err(); err != nil {
-			return nil, err
-		}
-		return c.sess, nil
-	}
-	acct, err := c.Account()
+// sessionConfig configures the session of the account as it is now: a
+// device that is not active yet (or a Client without an MLS engine) takes
+// no mailbox deliveries.
+func (c *Client) sessionConfig() (session.Config, error) {
+	acct, err := c.acct.Account()
 	if err != nil {
-		return nil, err
+		return session.Config{}, err
 	}
-	var h DeliveryHandler
+	var h session.DeliveryHandler
 	if c.cfg.Groups != nil && acct.Active {
-		h = &deliveries{c: c}
+		h = c.recv
 	}
-	c.sess = StartSession(context.WithoutCancel(ctx), SessionConfig{
+	return session.Config{
 		Dial: func(ctx context.Context) (io.ReadWriteCloser, error) {
 			return c.cfg.Dial(ctx, acct.Server, acct.CAPath)
 		},
@@ -148,53 +157,9 @@ func (c *Client) session(ctx context.Context) (*Session, error) {
 		Rand:            c.cfg.Jitter,
 		MinBackoff:      c.cfg.MinBackoff,
 		MaxBackoff:      c.cfg.MaxBackoff,
-		OnRevokedListed: c.onRevokedListed,
+		OnRevokedListed: c.devs.onRevokedListed,
 		OnSignal:        c.signal,
-	})
-	return c.sess, nil
-}
-
-// call sends one request over the session.
-func (c *Client) call(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error) {
-	s, err := c.session(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-	return s.Call(ctx, op, f)
-}
-
-// callNow is call without waiting for a connection (see Session.CallNow).
-func (c *Client) callNow(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error) {
-	s, err := c.session(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-	return s.CallNow(ctx, op, f)
-}
-
-// callIdempotent is call for requests that may safely run twice (reads,
-// and Send with its message id): a request cut off by a lost connection is
-// sent again once the session is back, until ctx ends.
-func (c *Client) callIdempotent(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error) {
-	for {
-		r, err := c.call(ctx, op, f)
-		if err == nil || !errors.Is(err, ErrDisconnected) || ctx.Err() != nil {
-			return r, err
-		}
-		c.log.Debug("request cut off, resending", "op", op)
-	}
-}
-
-// resetSession ends the current session; the next request starts a new one
-// (which authenticates afresh, e.g. after the device was approved).
-func (c *Client) resetSession() {
-	c.mu.Lock()
-	old := c.sess
-	c.sess = nil
-	c.mu.Unlock()
-	if old != nil {
-		old.Close()
-	}
+	}, nil
 }
 
 // newID returns a fresh random identifier (32 hex digits).
@@ -212,7 +177,7 @@ type storeTokens struct {
 	now func() time.Time
 }
 
-var _ Tokens = storeTokens{}
+var _ session.Tokens = storeTokens{}
 
 func (t storeTokens) Tokens() (string, time.Time, string, error) {
 	var a store.Account
@@ -240,12 +205,4 @@ func (t storeTokens) Rotate(stale string, exchange func(string) (string, time.Ti
 		return tx.PutAccount(a)
 	})
 	return access, err
-}
-
-// userOf returns the user part of a device address user@domain/DEVICE.
-func userOf(device string) string {
-	if i := strings.LastIndexByte(device, '/'); i >= 0 {
-		return device[:i]
-	}
-	return device
 }

@@ -5,43 +5,59 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
+	"hearth/client/convstate"
+	"hearth/client/directory"
+	"hearth/client/e2ee"
+	"hearth/client/roster"
+	"hearth/client/session"
 	"hearth/client/store"
 	"hearth/homeserver/wire"
 )
 
-// deliveries processes this device's mailbox: Welcomes join groups, commits
+// receiver processes this device's mailbox: Welcomes join groups, commits
 // advance them, application messages are decrypted into history and the
-// inbox. A run of deliveries (up to pushBatch) and their mailbox sequence
-// are committed in one store transaction before the session acknowledges
-// them.
-type deliveries struct{ c *Client }
+// inbox. A run of deliveries (up to the session's push batch) and their
+// mailbox sequence are committed in one store transaction before the
+// session acknowledges them.
+type receiver struct {
+	st      *store.Store
+	states  convstate.States
+	mls     e2ee.Engine // joins from Welcomes
+	dir     *directory.Directory
+	rosters *roster.Roster
+	self    func() (e2ee.Self, error)
+	log     *slog.Logger
+}
 
-var _ DeliveryHandler = (*deliveries)(nil)
+var (
+	_ session.DeliveryHandler = (*receiver)(nil)
+	_ session.BatchHandler    = (*receiver)(nil)
+)
 
-func (h *deliveries) ProcessedSeq() (uint64, error) {
+// ProcessedSeq is the last mailbox sequence whose processing is stored.
+func (r *receiver) ProcessedSeq() (uint64, error) {
 	var seq uint64
-	err := h.c.st.View(func(tx *store.Tx) error { seq = tx.MailboxSeq(); return nil })
+	err := r.st.View(func(tx *store.Tx) error { seq = tx.MailboxSeq(); return nil })
 	return seq, err
 }
 
-func (h *deliveries) HandleDelivery(ctx context.Context, d *wire.Delivery) error {
-	return h.HandleDeliveries(ctx, []*wire.Delivery{d})
+// HandleDelivery processes one delivery.
+func (r *receiver) HandleDelivery(ctx context.Context, d *wire.Delivery) error {
+	return r.HandleDeliveries(ctx, []*wire.Delivery{d})
 }
 
-var _ BatchHandler = (*deliveries)(nil)
-
 // HandleDeliveries processes a run of deliveries in one store transaction.
-func (h *deliveries) HandleDeliveries(ctx context.Context, ds []*wire.Delivery) error {
-	c := h.c
-	self, err := c.self()
+func (r *receiver) HandleDeliveries(ctx context.Context, ds []*wire.Delivery) error {
+	self, err := r.self()
 	if err != nil {
 		return err
 	}
-	return c.st.Update(func(tx *store.Tx) error {
+	return r.st.Update(func(tx *store.Tx) error {
 		for _, d := range ds {
-			if err := c.handle(ctx, tx, self, d); err != nil {
+			if err := r.handle(ctx, tx, self, d); err != nil {
 				return err
 			}
 		}
@@ -50,7 +66,7 @@ func (h *deliveries) HandleDeliveries(ctx context.Context, ds []*wire.Delivery) 
 }
 
 // handle processes one delivery in tx and records its mailbox sequence.
-func (c *Client) handle(ctx context.Context, tx *store.Tx, self Self, d *wire.Delivery) error {
+func (r *receiver) handle(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wire.Delivery) error {
 	if d.GetSeq() <= tx.MailboxSeq() {
 		return nil // processed before the last ack was lost
 	}
@@ -58,17 +74,17 @@ func (c *Client) handle(ctx context.Context, tx *store.Tx, self Self, d *wire.De
 		return err
 	}
 	if d.GetKind() == wire.MessageKind_MESSAGE_KIND_DELIVERY_FAILED {
-		return c.deliveryFailed(tx, self, d)
+		return r.deliveryFailed(tx, self, d)
 	}
 	if d.GetSender() == self.Address {
 		return nil // our own message fanned back: already in history
 	}
-	err := c.apply(ctx, tx, self, d)
+	err := r.apply(ctx, tx, self, d)
 	var bad *badMessage
 	if errors.As(err, &bad) {
 		// A message that cannot be processed is skipped (and logged
 		// without content) so that it never wedges the mailbox.
-		c.log.Warn("skipping undecodable delivery", "seq", d.GetSeq(), "conversation", d.GetConversationId(),
+		r.log.Warn("skipping undecodable delivery", "seq", d.GetSeq(), "conversation", d.GetConversationId(),
 			"sender", d.GetSender(), "kind", d.GetKind().String(), "err", bad.err)
 		return nil
 	}
@@ -80,17 +96,17 @@ type badMessage struct{ err error }
 
 func (b *badMessage) Error() string { return b.err.Error() }
 
-func (c *Client) apply(ctx context.Context, tx *store.Tx, self Self, d *wire.Delivery) error {
+func (r *receiver) apply(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wire.Delivery) error {
 	conv := d.GetConversationId()
 	switch d.GetKind() {
 	case wire.MessageKind_MESSAGE_KIND_WELCOME:
-		return c.join(ctx, tx, self, d)
+		return r.join(ctx, tx, self, d)
 	case wire.MessageKind_MESSAGE_KIND_APPLICATION, wire.MessageKind_MESSAGE_KIND_COMMIT:
 	default:
 		return &badMessage{fmt.Errorf("unsupported message kind %v", d.GetKind())}
 	}
-	v := c.validator(ctx, tx)
-	g, err := c.loadGroup(tx, conv, self, v)
+	v := r.dir.Members(ctx, tx)
+	g, err := r.states.Load(tx, conv, self, v)
 	if errors.Is(err, store.ErrNotFound) {
 		return &badMessage{fmt.Errorf("no group state for conversation %s", conv)}
 	} else if err != nil {
@@ -101,8 +117,8 @@ func (c *Client) apply(ctx context.Context, tx *store.Tx, self Self, d *wire.Del
 	}
 	before := g.Members()
 	rcv, err := g.Process(d.GetPayload())
-	if v.transient != nil {
-		return fmt.Errorf("client: checking a member: %w", v.transient)
+	if v.Transient != nil {
+		return fmt.Errorf("client: checking a member: %w", v.Transient)
 	}
 	if err != nil {
 		return &badMessage{err}
@@ -110,13 +126,13 @@ func (c *Client) apply(ctx context.Context, tx *store.Tx, self Self, d *wire.Del
 	if rcv.Sender != d.GetSender() {
 		return &badMessage{fmt.Errorf("credential %q does not match sender %q", rcv.Sender, d.GetSender())}
 	}
-	at := store.Message{ID: d.GetMessageId(), Conversation: conv, From: userOf(rcv.Sender),
+	at := store.Message{ID: d.GetMessageId(), Conversation: conv, From: convstate.UserOf(rcv.Sender),
 		SentAt: time.UnixMilli(d.GetServerTimeMs()).UTC(), Seq: d.GetConversationSeq()}
 	if rcv.Commit {
-		c.unsync(conv) // the roster moved: check it against the lists before the next send
-		return c.applyCommit(ctx, tx, conv, g, before, rcv, at)
+		r.rosters.Unsync(conv) // the roster moved: check it against the lists before the next send
+		return r.applyCommit(ctx, tx, conv, g, before, rcv, at)
 	}
-	if err := c.saveGroup(tx, conv, g); err != nil {
+	if err := r.states.Save(tx, conv, g); err != nil {
 		return err
 	}
 	if !rcv.Application {
@@ -128,7 +144,7 @@ func (c *Client) apply(ctx context.Context, tx *store.Tx, self Self, d *wire.Del
 	}
 	text, ctl := bd.Text, bd.Ctl
 	if ctl != nil {
-		evs, err := c.applyControl(tx, conv, g, self, rcv.Sender, *ctl)
+		evs, err := r.applyControl(tx, conv, g, self, rcv.Sender, *ctl)
 		if err != nil {
 			return err
 		}
@@ -198,13 +214,13 @@ func decodeFull(b []byte) (body, error) {
 // lost): a message of the next epoch means the hub accepted the commit; a
 // commit by another member for the current epoch means it refused it (and
 // processing that commit drops ours).
-func settlePending(tx *store.Tx, conv string, g Group, d *wire.Delivery) error {
-	if tx.Meta(commitName(conv)) == nil {
+func settlePending(tx *store.Tx, conv string, g e2ee.Group, d *wire.Delivery) error {
+	if tx.Meta(convstate.CommitName(conv)) == nil {
 		return nil
 	}
-	if tx.Meta(externalName(conv)) != nil {
+	if tx.Meta(convstate.ExternalName(conv)) != nil {
 		// An external joiner only receives what follows its accepted commit.
-		return settleExternal(tx, conv, true)
+		return convstate.SettleExternal(tx, conv, true)
 	}
 	switch {
 	case d.GetEpoch() > g.Epoch():
@@ -215,5 +231,5 @@ func settlePending(tx *store.Tx, conv string, g Group, d *wire.Delivery) error {
 	default:
 		return nil
 	}
-	return tx.DeleteMeta(commitName(conv))
+	return tx.DeleteMeta(convstate.CommitName(conv))
 }

@@ -3,6 +3,8 @@ package client
 import (
 	"time"
 
+	"hearth/client/convstate"
+	"hearth/client/e2ee"
 	"hearth/client/store"
 	"hearth/homeserver/wire"
 )
@@ -15,13 +17,13 @@ const EventDeliveryFailed = "delivery_failed"
 // deliveryFailed turns a MESSAGE_KIND_DELIVERY_FAILED delivery into an
 // inbox event (recv prints it). A notice about someone else's message is
 // not for this device and is skipped.
-func (c *Client) deliveryFailed(tx *store.Tx, self Self, d *wire.Delivery) error {
+func (r *receiver) deliveryFailed(tx *store.Tx, self e2ee.Self, d *wire.Delivery) error {
 	if d.GetSender() != self.Address || d.GetFailedServer() == "" || d.GetMessageId() == "" {
-		c.log.Warn("skipping a delivery-failed notice not about this device's message", "seq", d.GetSeq(),
+		r.log.Warn("skipping a delivery-failed notice not about this device's message", "seq", d.GetSeq(),
 			"conversation", d.GetConversationId())
 		return nil
 	}
-	return tx.AddInbox(store.Message{ID: d.GetMessageId(), Conversation: d.GetConversationId(), From: userOf(self.Address),
+	return tx.AddInbox(store.Message{ID: d.GetMessageId(), Conversation: d.GetConversationId(), From: convstate.UserOf(self.Address),
 		SentAt: time.UnixMilli(d.GetServerTimeMs()).UTC(), Seq: d.GetConversationSeq(),
 		Event: EventDeliveryFailed, Text: d.GetFailedServer()})
 }

@@ -42,14 +42,14 @@ func TestLoginFirstDevicePublishesIdentity(t *testing.T) {
 	}
 	// The server holds alice's list signed by the recovery key's identity, with this device on it.
 	ua, _ := identity.ParseUser(alice)
-	l, err := c.fetchDeviceList(testCtx(t), nil, ua)
+	l, err := c.dir.Fetch(testCtx(t), nil, ua)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if key, _ := c.val.IdentityKey(ua); !key.Equal(rk.Signer().Public()) {
+	if key, _ := c.dir.IdentityKey(ua); !key.Equal(rk.Signer().Public()) {
 		t.Fatal("published identity key is not the recovery key's")
 	}
-	self, _ := c.self()
+	self, _ := c.acct.Self()
 	if d, ok := l.Lookup(res.DeviceID); !ok || l.Version != 1 || string(d.SignatureKey) != string(self.SignatureKey.Public().(ed25519.PublicKey)) {
 		t.Fatalf("list = %+v, want version 1 with this device and its signature key", l)
 	}
@@ -144,7 +144,7 @@ func TestLinkApproveListRevoke(t *testing.T) {
 		t.Fatalf("revoked device request = %v, want device revoked", err)
 	}
 	ua, _ := identity.ParseUser(alice)
-	l, err := d2.fetchDeviceList(testCtx(t), nil, ua)
+	l, err := d2.dir.Fetch(testCtx(t), nil, ua)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +206,7 @@ func TestFirstLoginResumesAfterFailedPublish(t *testing.T) {
 		t.Fatalf("resumed login = %+v, want active with the stored recovery key", res)
 	}
 	ua, _ := identity.ParseUser(alice)
-	if _, err := c2.fetchDeviceList(testCtx(t), nil, ua); err != nil {
+	if _, err := c2.dir.Fetch(testCtx(t), nil, ua); err != nil {
 		t.Fatalf("identity not published: %v", err)
 	}
 }

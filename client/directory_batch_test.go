@@ -9,7 +9,7 @@ import (
 )
 
 // TestFetchDeviceListsBatch: many users' lists in one call (more than one
-// request's worth), verified and pinned as fetchDeviceList pins them;
+// request's worth), verified and pinned as Fetch pins them;
 // users without a list are left out without an error.
 func TestFetchDeviceListsBatch(t *testing.T) {
 	ts := newTestServer(t, "a.example", homeserverConfig())
@@ -27,7 +27,7 @@ func TestFetchDeviceListsBatch(t *testing.T) {
 		u, _ := identity.ParseUser(fmt.Sprintf("ghost%d@a.example", i))
 		users = append(users, u)
 	}
-	got, err := alice.fetchDeviceLists(testCtx(t), nil, users)
+	got, err := alice.dir.FetchMany(testCtx(t), nil, users)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,18 +39,18 @@ func TestFetchDeviceListsBatch(t *testing.T) {
 		if l == nil || l.User != u || len(l.Devices) != 1 {
 			t.Fatalf("%v: %+v", u, l)
 		}
-		one, err := alice.fetchDeviceList(testCtx(t), nil, u)
+		one, err := alice.dir.Fetch(testCtx(t), nil, u)
 		if err != nil || one.Version != l.Version || one.Devices[0].DeviceID != l.Devices[0].DeviceID {
 			t.Fatalf("%v: batch gave version %d, one by one %+v %v", u, l.Version, one, err)
 		}
 	}
 	err = alice.st.View(func(tx *store.Tx) error {
 		for _, u := range users[:2] {
-			if tx.Meta(pinName(u)) == nil {
+			if tx.Meta("pin/"+u.String()) == nil {
 				return fmt.Errorf("%v not pinned", u)
 			}
 		}
-		if tx.Meta(pinName(users[2])) != nil {
+		if tx.Meta("pin/"+users[2].String()) != nil {
 			return fmt.Errorf("%v pinned without a list", users[2])
 		}
 		return nil
@@ -59,7 +59,7 @@ func TestFetchDeviceListsBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Fetched again: the pinned lists are kept (same version).
-	again, err := alice.fetchDeviceLists(testCtx(t), nil, users[:2])
+	again, err := alice.dir.FetchMany(testCtx(t), nil, users[:2])
 	if err != nil || len(again) != 2 || again[users[0]].Version != got[users[0]].Version {
 		t.Fatalf("again: %v %v", again, err)
 	}

@@ -1,18 +1,39 @@
-// Package client is the Go client library for Hearth: session and
-// reconnect, login and device linking, MLS group state, the local bbolt
-// store (client/store), the outbox of unsent messages and received history.
+// Package client is the Go client library for Hearth: one device's
+// conversations on top of its session, its MLS group states and its local
+// store.
 //
-// # Layers
+// # Parts
 //
-//	Client        one device's profile: Login, WaitApproval, Approve, Devices,
-//	              Revoke, Queue + Flush (send), Receive, History
-//	Session       one authenticated control stream kept up: reconnect with
-//	              backoff and jitter, Hello (Refresh when the access token
-//	              expired), Sync after the last processed mailbox sequence,
-//	              deliveries handled in order and acknowledged cumulatively
-//	conn          request/response multiplexing by frame id over one stream
-//	GroupEngine   the MLS seam (mls.go): the keys/mls group state machine
-//	              plugs in here; without it messaging fails with ErrNoE2EE
+// Client wires the parts together in Open and keeps the exported API;
+// no part holds a pointer back to it (each gets the few funcs it needs).
+//
+//	Client            the profile: Login, Approve, Devices, Revoke, Queue +
+//	                  Flush, Receive, History, media, typing and presence
+//	Groups            group operations: create, members, roles, leave
+//	sealer            an outbox item's conversation (created, or joined by
+//	                  external commit) and its encryption (outbox Seal)
+//	receiver          the mailbox deliveries: Welcomes, commits, messages
+//	deviceSync        conversations in step with the user's device changes
+//	keyPackages       this device's published KeyPackages
+//	link              the session, started on first use
+//
+//	client/outbox     sends queued messages in order, at most one per
+//	                  conversation in flight; an item refused for good is
+//	                  marked failed
+//	client/roster     rosters in line with the signed device lists;
+//	                  pending commits, KeyPackage claims
+//	client/convstate  conversation records and MLS states in the store
+//	client/session    one authenticated control stream kept up
+//	client/account    login, registration, approval, the signed list
+//	client/directory  fetch, verify and pin users' device lists
+//	client/e2ee       the MLS seam (Engine, Group) and the group cache;
+//	                  client/mlsgroup implements it on keys/mls
+//	client/transfer   encrypted media: resumable upload, checked download
+//	client/store      the profile's bbolt store
+//
+// A message goes Queue (outbox.go) → outbox.Sender.Flush → sealer.seal
+// (roster.Reconcile, the group's Encrypt, stored with the new state) →
+// Send on the session → history.
 //
 // # Durability rules
 //

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"testing"
 
+	"hearth/client/convstate"
+	"hearth/client/e2ee"
 	"hearth/client/store"
 	"hearth/homeserver/wire"
 	"hearth/keys/groupauth"
@@ -48,8 +50,8 @@ func (c *Client) GroupState(t *testing.T, conv string) []byte {
 }
 
 // Self is this device's member identity.
-func (c *Client) Self(t *testing.T) Self {
-	s, err := c.self()
+func (c *Client) Self(t *testing.T) e2ee.Self {
+	s, err := c.acct.Self()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,19 +79,19 @@ func (c *Client) RogueCommitSigned(t *testing.T, conv string, users []string, se
 	self := c.Self(t)
 	var req *wire.Send
 	err := c.st.View(func(tx *store.Tx) error {
-		g, _, err := c.groupState(context.Background(), tx, conv, self)
+		g, _, err := c.groups.groupState(context.Background(), tx, conv, self)
 		if err != nil {
 			return err
 		}
 		var remove []string
 		for _, m := range g.Members() {
 			for _, u := range users {
-				if userOf(m) == u {
+				if convstate.UserOf(m) == u {
 					remove = append(remove, m)
 				}
 			}
 		}
-		ac := AdminCommit{Remove: remove}
+		ac := e2ee.AdminCommit{Remove: remove}
 		if seed != nil {
 			key := ed25519.NewKeyFromSeed(seed)
 			ac.Sign = func(e uint64, ch groupauth.Change) []byte { return groupauth.Sign(key, conv, e, ch) }
@@ -108,7 +110,7 @@ func (c *Client) RogueCommitSigned(t *testing.T, conv string, users []string, se
 
 // SendRequest sends req as is to the server.
 func (c *Client) SendRequest(ctx context.Context, req *wire.Send) error {
-	_, err := c.call(ctx, "test.SendRequest", &wire.ClientFrame{Body: &wire.ClientFrame_Send{Send: req}})
+	_, err := c.link.call(ctx, "test.SendRequest", &wire.ClientFrame{Body: &wire.ClientFrame_Send{Send: req}})
 	return err
 }
 
@@ -116,12 +118,12 @@ func (c *Client) SendRequest(ctx context.Context, req *wire.Send) error {
 // hub), through the same path as real deliveries (without moving the
 // mailbox position).
 func (c *Client) Deliver(ctx context.Context, d *wire.Delivery) error {
-	self, err := c.self()
+	self, err := c.acct.Self()
 	if err != nil {
 		return err
 	}
 	return c.st.Update(func(tx *store.Tx) error {
-		err := c.apply(ctx, tx, self, d)
+		err := c.recv.apply(ctx, tx, self, d)
 		var bad *badMessage
 		if errors.As(err, &bad) {
 			return nil
@@ -130,8 +132,9 @@ func (c *Client) Deliver(ctx context.Context, d *wire.Delivery) error {
 	})
 }
 
-// SetLoggerForTest replaces the client's logger.
-func (c *Client) SetLoggerForTest(l *slog.Logger) { c.log = l }
+// SetLoggerForTest replaces the logger of the client, its receiver and its
+// group operations.
+func (c *Client) SetLoggerForTest(l *slog.Logger) { c.log, c.recv.log, c.groups.log = l, l, l }
 
 // NewTestServerMaxMembers is NewTestServer with a member limit.
 func NewTestServerMaxMembers(t testing.TB, domain string, max int) *TestServer {

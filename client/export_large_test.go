@@ -59,5 +59,5 @@ func (c *Client) HasGroup(t *testing.T, conv string) bool {
 // checked more than groupSyncEvery ago (reconcile), so that a benchmark
 // can leave it out of what it times.
 func (c *Client) CheckRoster(ctx context.Context, conv string) error {
-	return c.settleRoster(ctx, conv, true)
+	return c.rosters.Settle(ctx, conv, true)
 }

@@ -2,13 +2,12 @@ package client
 
 import (
 	"context"
-	"crypto/ed25519"
 	"testing"
 	"time"
 
+	"hearth/client/convstate"
 	"hearth/client/store"
 	"hearth/homeserver/wire"
-	"hearth/keys/identity"
 )
 
 // Exports for the external tests of this directory (package client_test),
@@ -27,50 +26,16 @@ func (ts *testServer) AddUser(t testing.TB, name, password string) string {
 func (ts *testServer) Dial() DialFunc { return ts.dial }
 func (ts *testServer) DropAll()       { ts.dropAll() }
 
-// SignatureKey is this device's MLS signature public key.
-func (c *Client) SignatureKey(t *testing.T) ed25519.PublicKey {
-	s, err := c.self()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s.SignatureKey.Public().(ed25519.PublicKey)
-}
-
-// ApproveWithSignatureKey is Approve with the pending device's signature
-// key supplied by the test instead of by the server (the homeserver does
-// not yet keep Login.signature_key; docs/decisions/0002). Everything else
-// is the real approval: link-key fingerprint check, signed list, sealed
-// bundle, ApproveDevice.
-func (c *Client) ApproveWithSignatureKey(ctx context.Context, code string, key ed25519.PublicKey) (string, error) {
-	token, fp, err := identity.ParseLinkCode(code)
-	if err != nil {
-		return "", err
-	}
-	rk, a, err := c.recovery()
-	if err != nil {
-		return "", err
-	}
-	r, err := c.call(ctx, "test.PendingDevice", &wire.ClientFrame{Body: &wire.ClientFrame_PendingDevice{PendingDevice: &wire.PendingDevice{LinkCode: token}}})
-	if err != nil {
-		return "", err
-	}
-	info := r.GetPendingDevice()
-	if len(info.GetSignatureKey()) == 0 {
-		info.SignatureKey = key
-	}
-	return c.approvePending(ctx, info, rk, a, fp)
-}
-
 // SendRaw sends an arbitrary payload as an application message of the
 // conversation with peer, as a misbehaving client of a member device could.
 func (c *Client) SendRaw(ctx context.Context, peer string, payload []byte) error {
 	var conv string
-	c.st.View(func(tx *store.Tx) error { conv, _ = conversationFor(tx, peer); return nil })
+	c.st.View(func(tx *store.Tx) error { conv, _ = convstate.For(tx, peer); return nil })
 	id, err := c.newID()
 	if err != nil {
 		return err
 	}
-	_, err = c.call(ctx, "test.SendRaw", &wire.ClientFrame{Body: &wire.ClientFrame_Send{Send: &wire.Send{
+	_, err = c.link.call(ctx, "test.SendRaw", &wire.ClientFrame{Body: &wire.ClientFrame_Send{Send: &wire.Send{
 		ConversationId: conv, MessageId: id, Kind: wire.MessageKind_MESSAGE_KIND_APPLICATION, Epoch: 1, Payload: payload,
 	}}})
 	return err
@@ -84,15 +49,11 @@ func SetConnectWait(d time.Duration) (restore func()) {
 	return func() { connectWait = old }
 }
 
-// GroupCacheStats returns the group cache's hits and misses (groupcache.go).
-func (c *Client) GroupCacheStats() (hits, misses int) { return c.gcache.stats() }
+// GroupCacheStats returns the group cache's hits and misses (client/e2ee).
+func (c *Client) GroupCacheStats() (hits, misses int) { return c.gcache.Stats() }
 
 // MaxInFlight returns the most Sends one Flush window had in flight.
-func (c *Client) MaxInFlight() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.maxFlight
-}
+func (c *Client) MaxInFlight() int { return c.out.MaxInFlight() }
 
 // NewBenchServer is NewTestServer for benchmarks: the per-device send rate
 // limit is lifted so that it does not set the pace.

@@ -6,12 +6,13 @@ import (
 	"slices"
 	"testing"
 
+	"hearth/client/e2ee"
 	"hearth/client/store"
 )
 
 // wholeGroupState returns conv's saved MLS state in whole form (trees
-// embedded, as GroupEngine.Load restores it), for tests that load a
-// state with a bare engine. A split state is restored with its stored
+// embedded, as GroupEngine.Load restores it without a tree lookup), for
+// tests that load a state with a bare engine. A split state is restored with its stored
 // trees and marshaled whole, outside the group cache.
 func (c *Client) wholeGroupState(tx *store.Tx, conv string) ([]byte, error) {
 	state, err := tx.Group(conv)
@@ -19,13 +20,6 @@ func (c *Client) wholeGroupState(tx *store.Tx, conv string) ([]byte, error) {
 		return nil, err
 	}
 	eng := c.cfg.Groups
-	if ce, ok := eng.(*cachingEngine); ok {
-		eng = ce.GroupEngine
-	}
-	se, ok := eng.(SplitEngine)
-	if !ok {
-		return state, nil
-	}
 	a, err := tx.Account()
 	if err != nil {
 		return nil, err
@@ -34,8 +28,8 @@ func (c *Client) wholeGroupState(tx *store.Tx, conv string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	self := Self{Address: a.User + "/" + a.DeviceID, SignatureKey: ed25519.NewKeyFromSeed(seed)}
-	g, err := se.LoadSplit(state, func(ref []byte) ([]byte, error) { return tx.GroupTree(conv, ref) }, self, acceptMembers{})
+	self := e2ee.Self{Address: a.User + "/" + a.DeviceID, SignatureKey: ed25519.NewKeyFromSeed(seed)}
+	g, err := eng.Load(state, func(ref []byte) ([]byte, error) { return tx.GroupTree(conv, ref) }, self, acceptMembers{})
 	if err != nil {
 		return nil, err
 	}
@@ -46,6 +40,7 @@ func (c *Client) wholeGroupState(tx *store.Tx, conv string) ([]byte, error) {
 type acceptMembers struct{}
 
 func (acceptMembers) ValidateMember(identity, signatureKey []byte) error { return nil }
+func (acceptMembers) PrefetchMembers([][]byte)                           {}
 
 // TreeState is what this device's store holds for a conversation's MLS
 // state: the state bytes, the stored trees by reference, and how many

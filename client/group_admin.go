@@ -5,48 +5,49 @@ import (
 	"encoding/json"
 	"slices"
 
+	"hearth/client/convstate"
 	"hearth/client/store"
 	"hearth/homeserver/wire"
 	"hearth/keys/identity"
 )
 
-// RenameGroup sets the group's name (admins only).
-func (c *Client) RenameGroup(ctx context.Context, conv, name string) error {
+// Rename sets the group's name (admins only).
+func (gp *Groups) Rename(ctx context.Context, conv, name string) error {
 	if name == "" {
 		return wire.Errorf("client.RenameGroup", wire.Code_CODE_BAD_REQUEST, "a group name must not be empty")
 	}
-	if err := c.requireAdmin(ctx, conv, ""); err != nil {
+	if err := gp.requireAdmin(ctx, conv, ""); err != nil {
 		return err
 	}
-	return c.sendControl(ctx, conv, control{Type: ctlMeta, Op: "rename", Arg: name})
+	return gp.sendControl(ctx, conv, control{Type: ctlMeta, Op: "rename", Arg: name})
 }
 
 // Promote makes user an admin: its devices get the admin key, sealed to
 // each device's leaf key (admins only).
-func (c *Client) Promote(ctx context.Context, conv, user string) error {
+func (gp *Groups) Promote(ctx context.Context, conv, user string) error {
 	u, err := identity.NormalizeUser(user)
 	if err != nil {
 		return wire.E("client.Promote", wire.Code_CODE_BAD_REQUEST, err)
 	}
-	if err := c.requireAdmin(ctx, conv, u.String()); err != nil {
+	if err := gp.requireAdmin(ctx, conv, u.String()); err != nil {
 		return err
 	}
-	return c.sendControl(ctx, conv, control{Type: ctlMeta, Op: "promote", Arg: u.String()})
+	return gp.sendControl(ctx, conv, control{Type: ctlMeta, Op: "promote", Arg: u.String()})
 }
 
 // Demote takes the admin role from user: the admin key is rotated in an
 // admin-signed commit and the new key given to the remaining admins.
-func (c *Client) Demote(ctx context.Context, conv, user string) error {
+func (gp *Groups) Demote(ctx context.Context, conv, user string) error {
 	const op = "client.Demote"
 	u, err := identity.NormalizeUser(user)
 	if err != nil {
 		return wire.E(op, wire.Code_CODE_BAD_REQUEST, err)
 	}
-	if err := c.requireAdmin(ctx, conv, u.String()); err != nil {
+	if err := gp.requireAdmin(ctx, conv, u.String()); err != nil {
 		return err
 	}
 	var admins []string
-	c.st.View(func(tx *store.Tx) error {
+	gp.st.View(func(tx *store.Tx) error {
 		meta, _, _ := getGroupMeta(tx, conv)
 		admins = meta.Admins
 		return nil
@@ -57,54 +58,54 @@ func (c *Client) Demote(ctx context.Context, conv, user string) error {
 	if len(admins) == 1 {
 		return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "%s is the last admin of %s; promote someone first", u, conv)
 	}
-	return c.removeUsers(ctx, conv, nil, u.String(), true)
+	return gp.removeUsers(ctx, conv, nil, u.String(), true)
 }
 
 // requireAdmin catches up and checks this device holds the admin key of
 // conv and, if member is set, that member is in the group.
-func (c *Client) requireAdmin(ctx context.Context, conv, member string) error {
-	if _, err := c.groupReady(ctx); err != nil {
+func (gp *Groups) requireAdmin(ctx context.Context, conv, member string) error {
+	if _, err := gp.groupReady(ctx); err != nil {
 		return err
 	}
-	self, err := c.self()
+	self, err := gp.acct.Self()
 	if err != nil {
 		return err
 	}
-	return c.st.View(func(tx *store.Tx) error {
-		g, meta, err := c.groupState(ctx, tx, conv, self)
+	return gp.st.View(func(tx *store.Tx) error {
+		g, meta, err := gp.groupState(ctx, tx, conv, self)
 		if err != nil {
 			return err
 		}
 		if meta.AdminSeed == nil {
 			return notAdmin(conv)
 		}
-		if member != "" && !slices.Contains(usersOf(g.Members()), member) {
+		if member != "" && !slices.Contains(convstate.UsersOf(g.Members()), member) {
 			return wire.Errorf("client.Group", wire.Code_CODE_NOT_MEMBER, "%s is not a member of %s", member, conv)
 		}
 		return nil
 	})
 }
 
-// LeaveGroup leaves conv with all of this user's devices. The last admin
+// Leave leaves conv with all of this user's devices. The last admin
 // first promotes another member. A device cannot commit its own removal,
 // so the leave is a request the admins' devices commit; this device
 // forgets the group once the request is accepted by the hub.
-func (c *Client) LeaveGroup(ctx context.Context, conv string) error {
-	if _, err := c.groupReady(ctx); err != nil {
+func (gp *Groups) Leave(ctx context.Context, conv string) error {
+	if _, err := gp.groupReady(ctx); err != nil {
 		return err
 	}
-	self, err := c.self()
+	self, err := gp.acct.Self()
 	if err != nil {
 		return err
 	}
-	me := userOf(self.Address)
+	me := convstate.UserOf(self.Address)
 	var heir string
-	err = c.st.View(func(tx *store.Tx) error {
-		g, meta, err := c.groupState(ctx, tx, conv, self)
+	err = gp.st.View(func(tx *store.Tx) error {
+		g, meta, err := gp.groupState(ctx, tx, conv, self)
 		if err != nil {
 			return err
 		}
-		others := slices.DeleteFunc(usersOf(g.Members()), func(u string) bool { return u == me })
+		others := slices.DeleteFunc(convstate.UsersOf(g.Members()), func(u string) bool { return u == me })
 		if meta.AdminSeed != nil && len(others) > 0 && !slices.ContainsFunc(meta.Admins, func(a string) bool { return a != me && slices.Contains(others, a) }) {
 			heir = others[0]
 		}
@@ -114,11 +115,11 @@ func (c *Client) LeaveGroup(ctx context.Context, conv string) error {
 		return err
 	}
 	if heir != "" {
-		if err := c.sendControl(ctx, conv, control{Type: ctlMeta, Op: "promote", Arg: heir}); err != nil {
+		if err := gp.sendControl(ctx, conv, control{Type: ctlMeta, Op: "promote", Arg: heir}); err != nil {
 			return err
 		}
 	}
-	return c.sendControl(ctx, conv, control{Type: ctlLeave})
+	return gp.sendControl(ctx, conv, control{Type: ctlLeave})
 }
 
 const leaversName = "group-leavers"
@@ -149,9 +150,9 @@ func markLeavers(tx *store.Tx, conv string, pending bool) error {
 
 // commitLeaves removes, in every group where this device is an admin, the
 // users who asked to leave (rotating the admin key if one was an admin).
-func (c *Client) commitLeaves(ctx context.Context) error {
+func (gp *Groups) commitLeaves(ctx context.Context) error {
 	var convs []string
-	err := c.st.View(func(tx *store.Tx) error {
+	err := gp.st.View(func(tx *store.Tx) error {
 		if raw := tx.Meta(leaversName); raw != nil {
 			return json.Unmarshal(raw, &convs)
 		}
@@ -163,7 +164,7 @@ func (c *Client) commitLeaves(ctx context.Context) error {
 	for _, conv := range convs {
 		var leaving []string
 		var admin bool
-		c.st.View(func(tx *store.Tx) error {
+		gp.st.View(func(tx *store.Tx) error {
 			meta, _, _ := getGroupMeta(tx, conv)
 			leaving, admin = meta.Leaving, meta.AdminSeed != nil
 			return nil
@@ -172,11 +173,11 @@ func (c *Client) commitLeaves(ctx context.Context) error {
 			continue // an admin's device commits it
 		}
 		if len(leaving) > 0 {
-			if err := c.removeUsers(ctx, conv, leaving, "", false); err != nil && !wire.Is(err, wire.Code_CODE_NOT_FOUND) {
+			if err := gp.removeUsers(ctx, conv, leaving, "", false); err != nil && !wire.Is(err, wire.Code_CODE_NOT_FOUND) {
 				return err
 			}
 		}
-		err := c.st.Update(func(tx *store.Tx) error {
+		err := gp.st.Update(func(tx *store.Tx) error {
 			meta, ok, err := getGroupMeta(tx, conv)
 			if err != nil {
 				return err

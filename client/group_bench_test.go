@@ -85,7 +85,7 @@ func BenchmarkGroupFanout1024(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	t0 := time.Now()
-	gid, err := devs[0].CreateGroup(ctx, "big", members)
+	gid, err := devs[0].Groups().Create(ctx, "big", members)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 
+	"hearth/client/convstate"
+	"hearth/client/e2ee"
 	"hearth/client/store"
 	"hearth/homeserver/wire"
 	"hearth/keys/groupauth"
@@ -21,7 +23,7 @@ func notAdmin(conv string) error {
 var ErrCommitRefused = errors.New("client: commit refused: roster change without a valid admin signature")
 
 // checkCommit applies decision 0003's rule to a processed commit.
-func (c *Client) checkCommit(ctx context.Context, tx *store.Tx, conv string, before []string, rcv Received) error {
+func (r *receiver) checkCommit(ctx context.Context, tx *store.Tx, conv string, before []string, rcv e2ee.Received) error {
 	if rcv.AdminKeyBefore == nil {
 		return nil // no admin key: a 1:1 conversation
 	}
@@ -30,7 +32,7 @@ func (c *Client) checkCommit(ctx context.Context, tx *store.Tx, conv string, bef
 		if err != nil {
 			return false
 		}
-		l, err := c.fetchDeviceList(ctx, tx, da.User)
+		l, err := r.dir.Fetch(ctx, tx, da.User)
 		if err != nil {
 			return false
 		}
@@ -45,8 +47,8 @@ func (c *Client) checkCommit(ctx context.Context, tx *store.Tx, conv string, bef
 	if rcv.ExtChanged {
 		ch.NewAdminKey = rcv.AdminKeyAfter
 	}
-	r := groupauth.Roster{Members: before, Committer: rcv.Sender, Revoked: revoked}
-	if err := groupauth.Check(rcv.AdminKeyBefore, conv, rcv.EpochBefore, r, ch, rcv.AuthenticatedData); err != nil {
+	ros := groupauth.Roster{Members: before, Committer: rcv.Sender, Revoked: revoked}
+	if err := groupauth.Check(rcv.AdminKeyBefore, conv, rcv.EpochBefore, ros, ch, rcv.AuthenticatedData); err != nil {
 		return fmt.Errorf("%w: %w", ErrCommitRefused, err)
 	}
 	return nil
@@ -55,26 +57,26 @@ func (c *Client) checkCommit(ctx context.Context, tx *store.Tx, conv string, bef
 // applyCommit checks a processed commit, saves the new epoch and reports
 // the membership changes as events. A refused commit leaves the state as
 // it was and is reported.
-func (c *Client) applyCommit(ctx context.Context, tx *store.Tx, conv string, g Group, before []string, rcv Received, at store.Message) error {
-	if err := c.checkCommit(ctx, tx, conv, before, rcv); err != nil {
-		c.log.Warn("refusing a commit", "conversation", conv, "sender", rcv.Sender, "err", err)
+func (r *receiver) applyCommit(ctx context.Context, tx *store.Tx, conv string, g e2ee.Group, before []string, rcv e2ee.Received, at store.Message) error {
+	if err := r.checkCommit(ctx, tx, conv, before, rcv); err != nil {
+		r.log.Warn("refusing a commit", "conversation", conv, "sender", rcv.Sender, "err", err)
 		ev := at
-		ev.Event, ev.User, ev.Text = "commit_refused", userOf(rcv.Sender), err.Error()
+		ev.Event, ev.User, ev.Text = "commit_refused", convstate.UserOf(rcv.Sender), err.Error()
 		return tx.AddInbox(ev)
 	}
-	self, err := c.self()
+	self, err := r.self()
 	if err != nil {
 		return err
 	}
 	if slices.Contains(rcv.Removed, self.Address) {
 		ev := at
-		ev.Event, ev.User = "member_removed", userOf(self.Address)
-		if err := c.forgetConversation(tx, conv); err != nil {
+		ev.Event, ev.User = "member_removed", convstate.UserOf(self.Address)
+		if err := forgetConversation(tx, conv); err != nil {
 			return err
 		}
 		return tx.AddInbox(ev)
 	}
-	if err := c.saveGroup(tx, conv, g); err != nil {
+	if err := r.states.Save(tx, conv, g); err != nil {
 		return err
 	}
 	meta, isGroup, err := getGroupMeta(tx, conv)
@@ -82,7 +84,7 @@ func (c *Client) applyCommit(ctx context.Context, tx *store.Tx, conv string, g G
 		return err
 	}
 	after := g.Members()
-	beforeUsers, afterUsers := usersOf(before), usersOf(after)
+	beforeUsers, afterUsers := convstate.UsersOf(before), convstate.UsersOf(after)
 	var evs []store.Message
 	for _, u := range afterUsers {
 		if _, found := slices.BinarySearch(beforeUsers, u); !found {
@@ -102,29 +104,10 @@ func (c *Client) applyCommit(ctx context.Context, tx *store.Tx, conv string, g G
 	if err := putGroupMeta(tx, conv, meta); err != nil {
 		return err
 	}
-	if err := c.updatePeers(tx, conv, after, self); err != nil {
+	if err := r.rosters.UpdatePeers(tx, conv, after, self); err != nil {
 		return err
 	}
 	return addEvents(tx, at, evs)
-}
-
-func (c *Client) updatePeers(tx *store.Tx, conv string, members []string, self Self) error {
-	cv, err := getConversation(tx, conv)
-	if err != nil {
-		return err
-	}
-	cv.Peers = peersOf(members, userOf(self.Address))
-	return c.rememberConversation(tx, cv)
-}
-
-// usersOf returns the users of device addresses, sorted, each once.
-func usersOf(members []string) []string {
-	out := make([]string, 0, len(members))
-	for _, m := range members {
-		out = append(out, userOf(m))
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
 }
 
 // addEvents puts group events into the inbox (not into history, which

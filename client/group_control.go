@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 
+	"hearth/client/convstate"
+	"hearth/client/e2ee"
 	"hearth/client/store"
 	"hearth/homeserver/wire"
 )
@@ -98,7 +100,7 @@ func putGroupMeta(tx *store.Tx, conv string, m groupMeta) error {
 // group's current state with the change applied, the admin key sealed to
 // every device of every admin user, then the signature. This device's own
 // view is updated at once (it does not process its own messages).
-func (c *Client) sealControl(tx *store.Tx, conv string, g Group, self Self, raw []byte) ([]byte, error) {
+func (gp *Groups) sealControl(tx *store.Tx, conv string, g e2ee.Group, self e2ee.Self, raw []byte) ([]byte, error) {
 	var ctl control
 	if err := json.Unmarshal(raw, &ctl); err != nil {
 		return nil, fmt.Errorf("client: stored control message: %w", err)
@@ -106,12 +108,11 @@ func (c *Client) sealControl(tx *store.Tx, conv string, g Group, self Self, raw 
 	if ctl.Type == ctlLeave {
 		return json.Marshal(control{Type: ctlLeave})
 	}
-	ag, ok := g.(AdminGroup)
 	meta, _, err := getGroupMeta(tx, conv)
 	if err != nil {
 		return nil, err
 	}
-	if !ok || meta.AdminSeed == nil {
+	if meta.AdminSeed == nil {
 		return nil, notAdmin(conv)
 	}
 	out := control{Type: ctlMeta, Name: meta.Name, Description: meta.Description, Admins: slices.Clone(meta.Admins)}
@@ -127,14 +128,14 @@ func (c *Client) sealControl(tx *store.Tx, conv string, g Group, self Self, raw 
 	case "demote":
 		out.Admins = slices.DeleteFunc(out.Admins, func(a string) bool { return a == ctl.Arg })
 	}
-	users := usersOf(g.Members())
+	users := convstate.UsersOf(g.Members())
 	out.Admins = slices.DeleteFunc(out.Admins, func(a string) bool { return !slices.Contains(users, a) })
 	slices.Sort(out.Admins)
 	for _, m := range g.Members() {
-		if m == self.Address || !slices.Contains(out.Admins, userOf(m)) {
+		if m == self.Address || !slices.Contains(out.Admins, convstate.UserOf(m)) {
 			continue
 		}
-		sealed, err := ag.SealTo(m, adminKeyLabel, []byte(conv), meta.AdminSeed)
+		sealed, err := g.SealTo(m, adminKeyLabel, []byte(conv), meta.AdminSeed)
 		if err != nil {
 			return nil, err
 		}
@@ -155,20 +156,16 @@ func (c *Client) sealControl(tx *store.Tx, conv string, g Group, self Self, raw 
 
 // applyControl applies a received control message in conversation order
 // and returns the events it produced.
-func (c *Client) applyControl(tx *store.Tx, conv string, g Group, self Self, sender string, ctl control) ([]store.Message, error) {
+func (r *receiver) applyControl(tx *store.Tx, conv string, g e2ee.Group, self e2ee.Self, sender string, ctl control) ([]store.Message, error) {
 	meta, isGroup, err := getGroupMeta(tx, conv)
 	if err != nil || !isGroup {
 		return nil, err
 	}
-	ag, ok := g.(AdminGroup)
-	if !ok {
-		return nil, nil
-	}
 	switch ctl.Type {
 	case ctlLeave:
-		u := userOf(sender)
-		if u == userOf(self.Address) {
-			return []store.Message{{Event: "left", User: u}}, c.forgetConversation(tx, conv)
+		u := convstate.UserOf(sender)
+		if u == convstate.UserOf(self.Address) {
+			return []store.Message{{Event: "left", User: u}}, forgetConversation(tx, conv)
 		}
 		if !slices.Contains(meta.Leaving, u) {
 			meta.Leaving = append(meta.Leaving, u)
@@ -181,8 +178,8 @@ func (c *Client) applyControl(tx *store.Tx, conv string, g Group, self Self, sen
 	default:
 		return nil, nil
 	}
-	if !ctl.verify(conv, ag.AdminKey()) {
-		c.log.Warn("ignoring group control message not signed by the admin key", "conversation", conv, "sender", sender)
+	if !ctl.verify(conv, g.AdminKey()) {
+		r.log.Warn("ignoring group control message not signed by the admin key", "conversation", conv, "sender", sender)
 		return nil, nil
 	}
 	var evs []store.Message
@@ -201,21 +198,24 @@ func (c *Client) applyControl(tx *store.Tx, conv string, g Group, self Self, sen
 	}
 	meta.Name, meta.Description, meta.Admins = ctl.Name, ctl.Description, slices.Clone(ctl.Admins)
 	if sealed, ok := ctl.Keys[self.Address]; ok {
-		seed, err := ag.OpenSealed(adminKeyLabel, []byte(conv), sealed)
-		if err == nil && len(seed) == ed25519.SeedSize && string(ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)) == string(ag.AdminKey()) {
+		seed, err := g.OpenSealed(adminKeyLabel, []byte(conv), sealed)
+		if err == nil && len(seed) == ed25519.SeedSize && string(ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)) == string(g.AdminKey()) {
 			meta.AdminSeed = seed
 		} else {
-			c.log.Warn("an admin key sealed to this device does not open or does not match the group", "conversation", conv)
+			r.log.Warn("an admin key sealed to this device does not open or does not match the group", "conversation", conv)
 		}
-	} else if !slices.Contains(meta.Admins, userOf(self.Address)) {
+	} else if !slices.Contains(meta.Admins, convstate.UserOf(self.Address)) {
 		meta.AdminSeed = nil
 	}
 	return evs, putGroupMeta(tx, conv, meta)
 }
 
 // forgetConversation drops this device's state of a conversation it left.
-func (c *Client) forgetConversation(tx *store.Tx, conv string) error {
-	for _, name := range []string{convName(conv), "registered/" + conv, gmetaName(conv), commitName(conv)} {
+func forgetConversation(tx *store.Tx, conv string) error {
+	if err := convstate.Forget(tx, conv); err != nil {
+		return err
+	}
+	for _, name := range []string{gmetaName(conv), convstate.CommitName(conv)} {
 		if err := tx.DeleteMeta(name); err != nil {
 			return err
 		}

@@ -48,7 +48,7 @@ func TestGroupLargeDefaultSuite(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	t0 := time.Now()
-	gid, err := devs[0].c.CreateGroup(ctx, "large", members)
+	gid, err := devs[0].c.Groups().Create(ctx, "large", members)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,15 +125,15 @@ func TestWelcomeNeedsHubGroupInfo(t *testing.T) {
 	bob.drain()
 	bob.c.Close()
 	bob.c = open()
-	g1, err := owner.c.CreateGroup(ctx, "one", []string{bob.user})
+	g1, err := owner.c.Groups().Create(ctx, "one", []string{bob.user})
 	if err != nil {
 		t.Fatal(err)
 	}
-	g2, err := owner.c.CreateGroup(ctx, "two", []string{bob.user})
+	g2, err := owner.c.Groups().Create(ctx, "two", []string{bob.user})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := owner.c.AddMembers(ctx, g1, []string{carol.user}); err != nil {
+	if err := owner.c.Groups().AddMembers(ctx, g1, []string{carol.user}); err != nil {
 		t.Fatal(err)
 	}
 	w1 := ts.WelcomeFor(t, deviceID(bob), g1)

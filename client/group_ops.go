@@ -10,13 +10,17 @@ import (
 	"slices"
 	"time"
 
+	"hearth/client/convstate"
+	"hearth/client/e2ee"
+	"hearth/client/roster"
+	"hearth/client/session"
 	"hearth/client/store"
 	"hearth/homeserver/wire"
 	"hearth/keys/groupauth"
 	"hearth/keys/identity"
 )
 
-// GroupInfo is this device's view of a group.
+// Info is this device's view of a group.
 type GroupInfo struct {
 	ID                 string   `json:"id"`
 	Name               string   `json:"name"`
@@ -31,31 +35,31 @@ type GroupInfo struct {
 
 // groupReady is what every group operation needs: an approved device, a
 // session caught up with the mailbox.
-func (c *Client) groupReady(ctx context.Context) (*Session, error) {
-	if c.cfg.Groups == nil {
+func (gp *Groups) groupReady(ctx context.Context) (*session.Session, error) {
+	if !gp.e2ee {
 		return nil, fmt.Errorf("client.Group: %w", ErrNoE2EE)
 	}
-	a, err := c.Account()
+	a, err := gp.acct.Account()
 	if err != nil {
 		return nil, err
 	}
 	if !a.Active {
 		return nil, wire.Errorf("client.Group", wire.Code_CODE_PENDING_APPROVAL, "this device is not approved yet")
 	}
-	s, err := c.session(ctx)
+	s, err := gp.session(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.ensureKeyPackages(ctx); err != nil {
+	if err := gp.ensureKeyPackages(ctx); err != nil {
 		return nil, err
 	}
-	return s, c.resync(ctx, s)
+	return s, gp.resync(ctx, s)
 }
 
-func (c *Client) resync(ctx context.Context, s *Session) error {
+func (gp *Groups) resync(ctx context.Context, s *session.Session) error {
 	for {
 		err := s.Resync(ctx)
-		if err == nil || ctx.Err() != nil || !Retryable(err) {
+		if err == nil || ctx.Err() != nil || !session.Retryable(err) {
 			return err
 		}
 	}
@@ -66,8 +70,8 @@ func unknownGroup(conv string) error {
 }
 
 // groupState loads a group's MLS state and metadata.
-func (c *Client) groupState(ctx context.Context, tx *store.Tx, conv string, self Self) (AdminGroup, groupMeta, error) {
-	cv, err := getConversation(tx, conv)
+func (gp *Groups) groupState(ctx context.Context, tx *store.Tx, conv string, self e2ee.Self) (e2ee.Group, groupMeta, error) {
+	cv, err := convstate.Get(tx, conv)
 	if err != nil || !cv.Group {
 		if tx.Meta(goneName(conv)) != nil {
 			return nil, groupMeta{}, notMemberAnymore(conv)
@@ -78,29 +82,25 @@ func (c *Client) groupState(ctx context.Context, tx *store.Tx, conv string, self
 	if err != nil {
 		return nil, meta, err
 	}
-	g, err := c.loadGroup(tx, conv, self, c.validator(ctx, tx))
+	g, err := gp.states.Load(tx, conv, self, gp.dir.Members(ctx, tx))
 	if err != nil {
 		return nil, meta, err
 	}
-	ag, ok := g.(AdminGroup)
-	if !ok {
-		return nil, meta, fmt.Errorf("client.Group: the MLS engine does not support group roles")
-	}
-	return ag, meta, nil
+	return g, meta, nil
 }
 
-// CreateGroup creates a group named name with this user as its admin, adds
+// Create creates a group named name with this user as its admin, adds
 // every device of members and this user's other devices, and returns its id.
-func (c *Client) CreateGroup(ctx context.Context, name string, members []string) (string, error) {
+func (gp *Groups) Create(ctx context.Context, name string, members []string) (string, error) {
 	const op = "client.CreateGroup"
-	if _, err := c.groupReady(ctx); err != nil {
+	if _, err := gp.groupReady(ctx); err != nil {
 		return "", err
 	}
-	self, err := c.self()
+	self, err := gp.acct.Self()
 	if err != nil {
 		return "", err
 	}
-	me := userOf(self.Address)
+	me := convstate.UserOf(self.Address)
 	var users []string
 	for _, m := range members {
 		u, err := identity.NormalizeUser(m)
@@ -111,54 +111,50 @@ func (c *Client) CreateGroup(ctx context.Context, name string, members []string)
 			users = append(users, s)
 		}
 	}
-	ae, ok := c.cfg.Groups.(AdminEngine)
-	if !ok {
-		return "", fmt.Errorf("%s: the MLS engine does not support group roles", op)
-	}
-	local, err := c.newID()
+	local, err := gp.newID()
 	if err != nil {
 		return "", err
 	}
 	su, _ := identity.ParseUser(me)
 	id := local[:20] + "@" + su.Domain
-	pub, seed, err := ed25519.GenerateKey(c.cfg.Rand)
+	pub, seed, err := ed25519.GenerateKey(gp.rand)
 	if err != nil {
 		return "", err
 	}
-	err = c.st.Update(func(tx *store.Tx) error {
-		g, err := ae.CreateWithAdmin([]byte(id), self, c.validator(ctx, tx), pub)
+	err = gp.st.Update(func(tx *store.Tx) error {
+		g, err := gp.mls.Create([]byte(id), self, gp.dir.Members(ctx, tx), pub)
 		if err != nil {
 			return fmt.Errorf("%s: %w", op, err)
 		}
-		if err := c.saveGroup(tx, id, g); err != nil {
+		if err := gp.states.Save(tx, id, g); err != nil {
 			return err
 		}
 		meta := groupMeta{Name: name, Admins: []string{me}, AdminSeed: seed.Seed()}
 		if err := putGroupMeta(tx, id, meta); err != nil {
 			return err
 		}
-		return c.rememberConversation(tx, conversation{ID: id, Creator: me, Group: true})
+		return convstate.Remember(tx, convstate.Conversation{ID: id, Creator: me, Group: true})
 	})
 	if err != nil {
 		return "", err
 	}
-	if _, err := c.call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_CreateConversation{CreateConversation: &wire.CreateConversation{
+	if _, err := gp.call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_CreateConversation{CreateConversation: &wire.CreateConversation{
 		ConversationId: id, Kind: wire.ConversationKind_CONVERSATION_KIND_GROUP,
 	}}}); err != nil {
 		return id, err
 	}
-	if err := c.st.Update(func(tx *store.Tx) error { return tx.PutMeta("registered/"+id, []byte{1}) }); err != nil {
+	if err := gp.st.Update(func(tx *store.Tx) error { return tx.PutMeta(convstate.RegisteredName(id), []byte{1}) }); err != nil {
 		return id, err
 	}
-	if err := c.addUsers(ctx, id, append([]string{me}, users...)); err != nil {
+	if err := gp.addUsers(ctx, id, append([]string{me}, users...)); err != nil {
 		return id, err
 	}
-	return id, c.sendControl(ctx, id, control{Type: ctlMeta, Op: "sync"})
+	return id, gp.sendControl(ctx, id, control{Type: ctlMeta, Op: "sync"})
 }
 
 // AddMembers adds every device of users to the group (admins only).
-func (c *Client) AddMembers(ctx context.Context, conv string, users []string) error {
-	if _, err := c.groupReady(ctx); err != nil {
+func (gp *Groups) AddMembers(ctx context.Context, conv string, users []string) error {
+	if _, err := gp.groupReady(ctx); err != nil {
 		return err
 	}
 	var norm []string
@@ -169,12 +165,12 @@ func (c *Client) AddMembers(ctx context.Context, conv string, users []string) er
 		}
 		norm = append(norm, ua.String())
 	}
-	if err := c.addUsers(ctx, conv, norm); err != nil {
+	if err := gp.addUsers(ctx, conv, norm); err != nil {
 		return err
 	}
 	// The new members learn the name and the admins (and admins' new
 	// devices the admin key) from a fresh state message.
-	return c.sendControl(ctx, conv, control{Type: ctlMeta, Op: "sync"})
+	return gp.sendControl(ctx, conv, control{Type: ctlMeta, Op: "sync"})
 }
 
 // maxUsersPerCommit is how many users one commit adds at most. On the
@@ -188,10 +184,10 @@ const maxUsersPerCommit = 256
 // group, at most maxUsersPerCommit users per commit. A commit the hub
 // still refuses as too large is split in two halves (each carries fewer
 // KeyPackages and Welcome secrets; see docs/groups.md).
-func (c *Client) addUsers(ctx context.Context, conv string, users []string) error {
+func (gp *Groups) addUsers(ctx context.Context, conv string, users []string) error {
 	check := true // the roster check runs once, before the first commit
 	for chunk := range slices.Chunk(users, maxUsersPerCommit) {
-		if err := c.addUsersCommit(ctx, conv, chunk, check); err != nil {
+		if err := gp.addUsersCommit(ctx, conv, chunk, check); err != nil {
 			return err
 		}
 		check = false
@@ -200,33 +196,33 @@ func (c *Client) addUsers(ctx context.Context, conv string, users []string) erro
 	// users' devices come from lists just fetched: the state message that
 	// follows need not check again (one list per member user).
 	if !check {
-		c.markSynced(conv)
+		gp.rosters.MarkSynced(conv)
 	}
 	return nil
 }
 
-func (c *Client) addUsersCommit(ctx context.Context, conv string, users []string, check bool) error {
-	err := c.groupCommit(ctx, conv, check, func(g AdminGroup, meta groupMeta, self Self) (commitPlan, error) {
+func (gp *Groups) addUsersCommit(ctx context.Context, conv string, users []string, check bool) error {
+	err := gp.groupCommit(ctx, conv, check, func(g e2ee.Group, meta groupMeta, self e2ee.Self) (commitPlan, error) {
 		if meta.AdminSeed == nil {
 			return commitPlan{}, notAdmin(conv)
 		}
 		return commitPlan{addUsers: users}, nil
 	})
 	if wire.Is(err, wire.Code_CODE_TOO_LARGE) && len(users) > 1 {
-		c.log.Debug("commit too large; adding in two halves", "conversation", conv, "users", len(users))
+		gp.log.Debug("commit too large; adding in two halves", "conversation", conv, "users", len(users))
 		h := len(users) / 2
-		if err := c.addUsersCommit(ctx, conv, users[:h], check); err != nil {
+		if err := gp.addUsersCommit(ctx, conv, users[:h], check); err != nil {
 			return err
 		}
-		return c.addUsersCommit(ctx, conv, users[h:], false)
+		return gp.addUsersCommit(ctx, conv, users[h:], false)
 	}
 	return err
 }
 
 // RemoveMembers removes every device of users (admins only). Removing an
 // admin rotates the group admin key.
-func (c *Client) RemoveMembers(ctx context.Context, conv string, users []string) error {
-	if _, err := c.groupReady(ctx); err != nil {
+func (gp *Groups) RemoveMembers(ctx context.Context, conv string, users []string) error {
+	if _, err := gp.groupReady(ctx); err != nil {
 		return err
 	}
 	var norm []string
@@ -237,26 +233,26 @@ func (c *Client) RemoveMembers(ctx context.Context, conv string, users []string)
 		}
 		norm = append(norm, ua.String())
 	}
-	return c.removeUsers(ctx, conv, norm, "", true)
+	return gp.removeUsers(ctx, conv, norm, "", true)
 }
 
 // removeUsers removes users' devices, and with demote (a user) or when an
 // admin is removed, rotates the admin key and sends the new state.
-func (c *Client) removeUsers(ctx context.Context, conv string, users []string, demote string, strict bool) error {
+func (gp *Groups) removeUsers(ctx context.Context, conv string, users []string, demote string, strict bool) error {
 	rotated := false
-	err := c.groupCommit(ctx, conv, true, func(g AdminGroup, meta groupMeta, self Self) (commitPlan, error) {
+	err := gp.groupCommit(ctx, conv, true, func(g e2ee.Group, meta groupMeta, self e2ee.Self) (commitPlan, error) {
 		if meta.AdminSeed == nil {
 			return commitPlan{}, notAdmin(conv)
 		}
 		members := g.Members()
 		p := commitPlan{rotate: demote != ""}
 		for _, u := range users {
-			if u == userOf(self.Address) {
+			if u == convstate.UserOf(self.Address) {
 				return p, wire.Errorf("client.RemoveMembers", wire.Code_CODE_BAD_REQUEST, "use leave to leave a group")
 			}
 			found := false
 			for _, m := range members {
-				if userOf(m) == u {
+				if convstate.UserOf(m) == u {
 					p.remove, found = append(p.remove, m), true
 				}
 			}
@@ -277,7 +273,7 @@ func (c *Client) removeUsers(ctx context.Context, conv string, users []string, d
 	if demote != "" {
 		op = "demote"
 	}
-	return c.sendControl(ctx, conv, control{Type: ctlMeta, Op: op, Arg: demote})
+	return gp.sendControl(ctx, conv, control{Type: ctlMeta, Op: op, Arg: demote})
 }
 
 // commitPlan is one admin commit: users whose devices to add, devices to
@@ -296,43 +292,43 @@ type commitPlan struct {
 // device lists (reconcile, one list per member user); without it, only a
 // pending commit is settled: the later commits of one chunked add, whose
 // first commit checked.
-func (c *Client) groupCommit(ctx context.Context, conv string, checkRoster bool, plan func(AdminGroup, groupMeta, Self) (commitPlan, error)) error {
-	s, err := c.session(ctx)
+func (gp *Groups) groupCommit(ctx context.Context, conv string, checkRoster bool, plan func(e2ee.Group, groupMeta, e2ee.Self) (commitPlan, error)) error {
+	s, err := gp.session(ctx)
 	if err != nil {
 		return err
 	}
-	self, err := c.self()
+	self, err := gp.acct.Self()
 	if err != nil {
 		return err
 	}
 	for attempt := 0; ; attempt++ {
-		err := c.tryGroupCommit(ctx, conv, self, checkRoster, plan)
+		err := gp.tryGroupCommit(ctx, conv, self, checkRoster, plan)
 		if err == nil || (!wire.Is(err, wire.Code_CODE_STALE_EPOCH) && !isRedo(err)) || attempt == 50 {
 			return err
 		}
-		c.log.Debug("group commit lost the epoch; catching up and retrying", "conversation", conv, "attempt", attempt)
+		gp.log.Debug("group commit lost the epoch; catching up and retrying", "conversation", conv, "attempt", attempt)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(s.backoff(min(attempt, 3)) / 4):
+		case <-time.After(s.Backoff(min(attempt, 3)) / 4):
 		}
-		if err := c.resync(ctx, s); err != nil {
+		if err := gp.resync(ctx, s); err != nil {
 			return err
 		}
 	}
 }
 
-func isRedo(err error) bool { return err == errRedo }
+func isRedo(err error) bool { return err == convstate.ErrRedo }
 
-func (c *Client) tryGroupCommit(ctx context.Context, conv string, self Self, checkRoster bool, plan func(AdminGroup, groupMeta, Self) (commitPlan, error)) error {
-	if err := c.settleRoster(ctx, conv, checkRoster); err != nil {
+func (gp *Groups) tryGroupCommit(ctx context.Context, conv string, self e2ee.Self, checkRoster bool, plan func(e2ee.Group, groupMeta, e2ee.Self) (commitPlan, error)) error {
+	if err := gp.rosters.Settle(ctx, conv, checkRoster); err != nil {
 		return err
 	}
 	var p commitPlan
 	var members []string
 	var epoch uint64
-	err := c.st.View(func(tx *store.Tx) error {
-		g, meta, err := c.groupState(ctx, tx, conv, self)
+	err := gp.st.View(func(tx *store.Tx) error {
+		g, meta, err := gp.groupState(ctx, tx, conv, self)
 		if err != nil {
 			return err
 		}
@@ -343,15 +339,15 @@ func (c *Client) tryGroupCommit(ctx context.Context, conv string, self Self, che
 	if err != nil {
 		return err
 	}
-	add, err := c.devicesToAdd(ctx, p.addUsers, members)
+	add, err := gp.rosters.DevicesToAdd(ctx, p.addUsers, members)
 	if err != nil {
 		return err
 	}
-	kps, got, err := c.claimUsers(ctx, add, members)
+	kps, got, err := gp.rosters.ClaimUsers(ctx, add, members)
 	if err != nil {
 		return err
 	}
-	if err := claimedAll(add, got, userOf(self.Address)); err != nil {
+	if err := roster.ClaimedAll(add, got, convstate.UserOf(self.Address)); err != nil {
 		return err
 	}
 	if len(kps) == 0 && len(p.remove) == 0 && !p.rotate {
@@ -360,20 +356,20 @@ func (c *Client) tryGroupCommit(ctx context.Context, conv string, self Self, che
 	var newPub ed25519.PublicKey
 	var newSeed ed25519.PrivateKey
 	if p.rotate {
-		if newPub, newSeed, err = ed25519.GenerateKey(c.cfg.Rand); err != nil {
+		if newPub, newSeed, err = ed25519.GenerateKey(gp.rand); err != nil {
 			return err
 		}
 	}
 	var req *wire.Send
-	err = c.st.Update(func(tx *store.Tx) error {
-		g, meta, err := c.groupState(ctx, tx, conv, self)
+	err = gp.st.Update(func(tx *store.Tx) error {
+		g, meta, err := gp.groupState(ctx, tx, conv, self)
 		if err != nil {
 			return err
 		}
 		if g.Epoch() != epoch {
-			return errRedo
+			return convstate.ErrRedo
 		}
-		ac := AdminCommit{KeyPackages: kps, Remove: p.remove, SetAdminKey: p.rotate, NewAdminKey: newPub}
+		ac := e2ee.AdminCommit{KeyPackages: kps, Remove: p.remove, SetAdminKey: p.rotate, NewAdminKey: newPub}
 		if meta.AdminSeed != nil {
 			key := ed25519.NewKeyFromSeed(meta.AdminSeed)
 			ac.Sign = func(e uint64, ch groupauth.Change) []byte { return groupauth.Sign(key, conv, e, ch) }
@@ -382,7 +378,7 @@ func (c *Client) tryGroupCommit(ctx context.Context, conv string, self Self, che
 		if err != nil {
 			return fmt.Errorf("client: commit: %w", err)
 		}
-		if err := c.saveGroup(tx, conv, g); err != nil {
+		if err := gp.states.Save(tx, conv, g); err != nil {
 			return err
 		}
 		if p.rotate {
@@ -390,54 +386,29 @@ func (c *Client) tryGroupCommit(ctx context.Context, conv string, self Self, che
 				return err
 			}
 		}
-		req, err = c.pendCommit(tx, conv, epoch, cm)
+		req, err = gp.rosters.PendCommit(tx, conv, epoch, cm)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	if err := c.finishCommit(ctx, conv, req); err != nil {
+	if err := gp.rosters.FinishCommit(ctx, conv, req); err != nil {
 		return err
 	}
-	return c.adoptSeed(ctx, conv, self)
-}
-
-// settleRoster settles a pending commit and, with checkRoster, adds users'
-// new devices and removes revoked ones (reconcile); a successful check
-// counts for sends as well (markSynced).
-func (c *Client) settleRoster(ctx context.Context, conv string, checkRoster bool) error {
-	if !checkRoster {
-		var pending bool
-		if err := c.st.View(func(tx *store.Tx) error { pending = tx.Meta(commitName(conv)) != nil; return nil }); err != nil {
-			return err
-		}
-		if !pending {
-			return nil
-		}
-	}
-	for try := 0; ; try++ {
-		err := c.reconcile(ctx, conv)
-		if err == nil {
-			c.markSynced(conv)
-			return nil
-		}
-		if !isRedo(err) || try == 3 {
-			return err
-		}
-	}
+	return gp.adoptSeed(ctx, conv, self)
 }
 
 func seedName(conv string) string { return "gseed/" + conv }
 
 // adoptSeed makes a rotated admin key this device's once the commit that
 // installed it is merged.
-func (c *Client) adoptSeed(ctx context.Context, conv string, self Self) error {
-	return c.st.Update(func(tx *store.Tx) error {
+func (gp *Groups) adoptSeed(ctx context.Context, conv string, self e2ee.Self) error {
+	return gp.st.Update(func(tx *store.Tx) error {
 		seed := tx.Meta(seedName(conv))
 		if seed == nil {
 			return nil
 		}
-		g, meta, err := c.groupState(ctx, tx, conv, self)
+		g, meta, err := gp.groupState(ctx, tx, conv, self)
 		if err != nil {
 			return err
 		}
@@ -451,81 +422,36 @@ func (c *Client) adoptSeed(ctx context.Context, conv string, self Self) error {
 	})
 }
 
-// devicesToAdd lists, per user, the devices on its signed list not yet
-// members. The lists come in one batch (FetchDeviceLists); a user the
-// server has no list for is an error, as with one FetchDeviceList.
-func (c *Client) devicesToAdd(ctx context.Context, users, members []string) (map[string][]string, error) {
-	add := map[string][]string{}
-	addrs := make([]identity.UserAddress, 0, len(users))
-	for _, u := range users {
-		ua, err := identity.ParseUser(u)
-		if err != nil {
-			return nil, wire.E("client.Group", wire.Code_CODE_BAD_REQUEST, err)
-		}
-		addrs = append(addrs, ua)
-	}
-	lists, err := c.fetchDeviceLists(ctx, nil, addrs)
-	if err != nil {
-		return nil, err
-	}
-	for i, u := range users {
-		l, ok := lists[addrs[i]]
-		if !ok {
-			// Ask once more on its own, for the server's reason.
-			if l, err = c.fetchDeviceList(ctx, nil, addrs[i]); err != nil {
-				return nil, err
-			}
-		}
-		for _, d := range l.Devices {
-			if a := u + "/" + d.DeviceID; !slices.Contains(members, a) {
-				add[u] = append(add[u], a)
-			}
-		}
-	}
-	return add, nil
-}
-
-// claimedAll refuses a commit that would leave a requested user (other
-// than this one) out because none of its devices has a KeyPackage.
-func claimedAll(add map[string][]string, got map[string]bool, me string) error {
-	for u, devs := range add {
-		if u != me && len(devs) > 0 && !got[u] {
-			return wire.Errorf("client.Group", wire.Code_CODE_NO_KEY_PACKAGES, "%s has no device that can be added (no published KeyPackages)", u)
-		}
-	}
-	return nil
-}
-
 // sendControl queues a control message for conv and sends it.
-func (c *Client) sendControl(ctx context.Context, conv string, ctl control) error {
+func (gp *Groups) sendControl(ctx context.Context, conv string, ctl control) error {
 	raw, err := json.Marshal(ctl)
 	if err != nil {
 		return err
 	}
-	id, err := c.newID()
+	id, err := gp.newID()
 	if err != nil {
 		return err
 	}
-	err = c.st.Update(func(tx *store.Tx) error {
-		_, err := tx.AddOutbox(store.OutboxItem{ID: id, To: conv, Conversation: conv, Control: raw, Created: c.cfg.Now().UTC()})
+	err = gp.st.Update(func(tx *store.Tx) error {
+		_, err := tx.AddOutbox(store.OutboxItem{ID: id, To: conv, Conversation: conv, Control: raw, Created: gp.now().UTC()})
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	return c.Flush(ctx, id)
+	return gp.flush(ctx, id)
 }
 
 // controlSent finishes an accepted control message: a leave forgets the group.
-func (c *Client) controlSent(it store.OutboxItem) error {
+func (gp *Groups) controlSent(it store.OutboxItem) error {
 	var ctl control
 	_ = json.Unmarshal(it.Control, &ctl)
-	return c.st.Update(func(tx *store.Tx) error {
+	return gp.st.Update(func(tx *store.Tx) error {
 		if err := tx.DeleteOutbox(it.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
 		if ctl.Type == ctlLeave {
-			return c.forgetConversation(tx, it.Conversation)
+			return forgetConversation(tx, it.Conversation)
 		}
 		return nil
 	})
@@ -533,22 +459,22 @@ func (c *Client) controlSent(it store.OutboxItem) error {
 
 // Info returns this device's view of group conv, after catching up with
 // the mailbox when the server is reachable.
-func (c *Client) GroupInfo(ctx context.Context, conv string) (GroupInfo, error) {
+func (gp *Groups) Info(ctx context.Context, conv string) (GroupInfo, error) {
 	// Catch up if the server answers soon; otherwise show what this
 	// device holds.
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	_, err := c.groupReady(sctx)
+	_, err := gp.groupReady(sctx)
 	cancel()
-	if err != nil && !Retryable(err) && sctx.Err() == nil {
+	if err != nil && !session.Retryable(err) && sctx.Err() == nil {
 		return GroupInfo{}, err
 	}
-	self, err := c.self()
+	self, err := gp.acct.Self()
 	if err != nil {
 		return GroupInfo{}, err
 	}
 	var gi GroupInfo
-	err = c.st.View(func(tx *store.Tx) error {
-		g, meta, err := c.groupState(ctx, tx, conv, self)
+	err = gp.st.View(func(tx *store.Tx) error {
+		g, meta, err := gp.groupState(ctx, tx, conv, self)
 		if err != nil {
 			return err
 		}
@@ -556,7 +482,7 @@ func (c *Client) GroupInfo(ctx context.Context, conv string) (GroupInfo, error) 
 		slices.Sort(devs)
 		admins := slices.Clone(meta.Admins)
 		slices.Sort(admins)
-		gi = GroupInfo{ID: conv, Name: meta.Name, Description: meta.Description, Members: usersOf(devs), Devices: devs,
+		gi = GroupInfo{ID: conv, Name: meta.Name, Description: meta.Description, Members: convstate.UsersOf(devs), Devices: devs,
 			Admins: admins, Epoch: g.Epoch(), EpochAuthenticator: hex.EncodeToString(g.EpochAuthenticator()), Admin: meta.AdminSeed != nil}
 		if gi.Admins == nil {
 			gi.Admins = []string{}

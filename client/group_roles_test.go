@@ -16,33 +16,33 @@ func TestGroupDemoteAndLastAdminLeave(t *testing.T) {
 	ts := client.NewTestServer(t, "a.example")
 	us := groupUsers(t, ts, "al", "bo", "cj")
 	al, bo, cj := us[0], us[1], us[2]
-	gid, err := al.c.CreateGroup(ctx30(t), "g", []string{bo.user, cj.user})
+	gid, err := al.c.Groups().Create(ctx30(t), "g", []string{bo.user, cj.user})
 	if err != nil {
 		t.Fatal(err)
 	}
 	bo.drain()
 	cj.drain()
-	if err := al.c.Promote(ctx30(t), gid, bo.user); err != nil {
+	if err := al.c.Groups().Promote(ctx30(t), gid, bo.user); err != nil {
 		t.Fatal(err)
 	}
 	if ev := events(cj.drain()); !slices.Contains(ev, "promoted:"+bo.user) {
 		t.Fatalf("cj events %q", ev)
 	}
 	bo.drain()
-	if err := bo.c.RenameGroup(ctx30(t), gid, "by bo"); err != nil {
+	if err := bo.c.Groups().Rename(ctx30(t), gid, "by bo"); err != nil {
 		t.Fatalf("promoted admin cannot rename: %v", err)
 	}
 	oldSeed := bo.c.AdminSeed(t, gid)
 	if oldSeed == nil {
 		t.Fatal("promoted admin holds no admin key")
 	}
-	if err := al.c.Demote(ctx30(t), gid, bo.user); err != nil {
+	if err := al.c.Groups().Demote(ctx30(t), gid, bo.user); err != nil {
 		t.Fatal(err)
 	}
-	if err := bo.c.RenameGroup(ctx30(t), gid, "bo again"); !wire.Is(err, wire.Code_CODE_FORBIDDEN) {
+	if err := bo.c.Groups().Rename(ctx30(t), gid, "bo again"); !wire.Is(err, wire.Code_CODE_FORBIDDEN) {
 		t.Fatalf("demoted admin rename: %v, want CODE_FORBIDDEN", err)
 	}
-	if err := bo.c.RemoveMembers(ctx30(t), gid, []string{cj.user}); !wire.Is(err, wire.Code_CODE_FORBIDDEN) {
+	if err := bo.c.Groups().RemoveMembers(ctx30(t), gid, []string{cj.user}); !wire.Is(err, wire.Code_CODE_FORBIDDEN) {
 		t.Fatalf("demoted admin remove: %v, want CODE_FORBIDDEN", err)
 	}
 	// A commit signed with the rotated-away key (which bo had) is refused.
@@ -63,7 +63,7 @@ func TestGroupDemoteAndLastAdminLeave(t *testing.T) {
 	}
 	// The last admin leaves: another member is promoted first, then
 	// commits al's removal.
-	if err := al.c.LeaveGroup(ctx30(t), gid); err != nil {
+	if err := al.c.Groups().Leave(ctx30(t), gid); err != nil {
 		t.Fatal(err)
 	}
 	bo.drain()
@@ -89,7 +89,7 @@ func TestGroupDemoteAndLastAdminLeave(t *testing.T) {
 		gi.EpochAuthenticator != gh.EpochAuthenticator || !gh.Admin {
 		t.Fatalf("after the last admin left: %+v / heir %+v", gi, gh)
 	}
-	if _, err := al.c.GroupInfo(ctx30(t), gid); !wire.Is(err, wire.Code_CODE_NOT_MEMBER) {
+	if _, err := al.c.Groups().Info(ctx30(t), gid); !wire.Is(err, wire.Code_CODE_NOT_MEMBER) {
 		t.Fatalf("leaver still knows the group: %v", err)
 	}
 }
@@ -101,7 +101,7 @@ func TestGroupDevicesFollowUsers(t *testing.T) {
 	ts := client.NewTestServerMaxMembers(t, "a.example", 4)
 	us := groupUsers(t, ts, "ed", "flo", "gus", "hal")
 	ed, flo, gus, hal := us[0], us[1], us[2], us[3]
-	gid, err := ed.c.CreateGroup(ctx30(t), "devs", []string{flo.user})
+	gid, err := ed.c.Groups().Create(ctx30(t), "devs", []string{flo.user})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,10 +123,10 @@ func TestGroupDevicesFollowUsers(t *testing.T) {
 		t.Fatalf("devices %q", gi.Devices)
 	}
 	// Over the limit of 4 devices: adding two more users (two devices).
-	if err := ed.c.AddMembers(ctx30(t), gid, []string{gus.user, hal.user}); !wire.Is(err, wire.Code_CODE_LIMIT) {
+	if err := ed.c.Groups().AddMembers(ctx30(t), gid, []string{gus.user, hal.user}); !wire.Is(err, wire.Code_CODE_LIMIT) {
 		t.Fatalf("over-limit add: %v, want CODE_LIMIT", err)
 	}
-	if err := ed.c.AddMembers(ctx30(t), gid, []string{gus.user}); err != nil {
+	if err := ed.c.Groups().AddMembers(ctx30(t), gid, []string{gus.user}); err != nil {
 		t.Fatal(err)
 	}
 	// Revoke flo2: the next send of gus (not an admin) removes it.
@@ -163,7 +163,7 @@ func TestGroupAddSplitsLargeCommits(t *testing.T) {
 	for _, u := range us[1:] {
 		members = append(members, u.user)
 	}
-	gid, err := us[0].c.CreateGroup(ctx30(t), "big-ish", members)
+	gid, err := us[0].c.Groups().Create(ctx30(t), "big-ish", members)
 	if err != nil {
 		t.Fatal(err)
 	}

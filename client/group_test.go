@@ -46,7 +46,7 @@ func (d *dev) drain() []store.Message {
 
 func (d *dev) info(conv string) client.GroupInfo {
 	d.t.Helper()
-	gi, err := d.c.GroupInfo(ctx30(d.t), conv)
+	gi, err := d.c.Groups().Info(ctx30(d.t), conv)
 	if err != nil {
 		d.t.Fatalf("%s group info: %v", d.user, err)
 	}
@@ -92,7 +92,7 @@ func TestGroupSixUsersOrder(t *testing.T) {
 	for _, u := range us[1:] {
 		members = append(members, u.user)
 	}
-	gid, err := us[0].c.CreateGroup(ctx30(t), "six", members)
+	gid, err := us[0].c.Groups().Create(ctx30(t), "six", members)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func TestGroupRemoveAndJoinSecrecy(t *testing.T) {
 	ts := client.NewTestServer(t, "a.example")
 	us := groupUsers(t, ts, "ann", "ben", "cat", "dan")
 	ann, ben, cat, dan := us[0], us[1], us[2], us[3]
-	gid, err := ann.c.CreateGroup(ctx30(t), "secrets", []string{ben.user, cat.user})
+	gid, err := ann.c.Groups().Create(ctx30(t), "secrets", []string{ben.user, cat.user})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,11 +161,11 @@ func TestGroupRemoveAndJoinSecrecy(t *testing.T) {
 	if got := events(cat.drain()); len(got) != 0 {
 		t.Fatalf("cat events %q", got)
 	}
-	if err := ann.c.RemoveMembers(ctx30(t), gid, []string{cat.user}); err != nil {
+	if err := ann.c.Groups().RemoveMembers(ctx30(t), gid, []string{cat.user}); err != nil {
 		t.Fatal(err)
 	}
 	ann.send(gid, "after")
-	if err := ann.c.AddMembers(ctx30(t), gid, []string{dan.user}); err != nil {
+	if err := ann.c.Groups().AddMembers(ctx30(t), gid, []string{dan.user}); err != nil {
 		t.Fatal(err)
 	}
 	ann.send(gid, "with dan")
@@ -202,7 +202,7 @@ func TestGroupRemoveAndJoinSecrecy(t *testing.T) {
 	if removal == nil || after == nil || before == nil {
 		t.Fatalf("mailbox lacks the expected entries (%d)", len(dl))
 	}
-	g, err := eng.Load(catOld, cat.c.Self(t), acceptAll{})
+	g, err := eng.Load(catOld, nil, cat.c.Self(t), acceptAll{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestGroupRemoveAndJoinSecrecy(t *testing.T) {
 	if r, err := g.Process(after); err == nil {
 		t.Fatalf("removed member decrypted a later message: %q", r.Plaintext)
 	}
-	dg, err := eng.Load(dan.c.GroupState(t, gid), dan.c.Self(t), acceptAll{})
+	dg, err := eng.Load(dan.c.GroupState(t, gid), nil, dan.c.Self(t), acceptAll{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,6 +224,7 @@ func TestGroupRemoveAndJoinSecrecy(t *testing.T) {
 type acceptAll struct{}
 
 func (acceptAll) ValidateMember(identity, signatureKey []byte) error { return nil }
+func (acceptAll) PrefetchMembers([][]byte)                           {}
 
 // TestGroupConcurrentAdmins: two admins commit at the same time, 50 times;
 // one commit wins each epoch, the other is redone on the next epoch without
@@ -237,12 +238,12 @@ func TestGroupConcurrentAdmins(t *testing.T) {
 	for _, d := range []*dev{ada, bob} {
 		d.c.SetLoggerForTest(slog.New(countHandler{n: &retries, msg: "group commit lost the epoch; catching up and retrying"}))
 	}
-	gid, err := ada.c.CreateGroup(ctx30(t), "race", []string{bob.user, cy.user})
+	gid, err := ada.c.Groups().Create(ctx30(t), "race", []string{bob.user, cy.user})
 	if err != nil {
 		t.Fatal(err)
 	}
 	bob.drain()
-	if err := ada.c.Promote(ctx30(t), gid, bob.user); err != nil {
+	if err := ada.c.Groups().Promote(ctx30(t), gid, bob.user); err != nil {
 		t.Fatal(err)
 	}
 	bob.drain()
@@ -251,9 +252,9 @@ func TestGroupConcurrentAdmins(t *testing.T) {
 	}
 	toggle := func(d *dev, u string, in bool) error {
 		if in {
-			return d.c.RemoveMembers(ctx30(t), gid, []string{u})
+			return d.c.Groups().RemoveMembers(ctx30(t), gid, []string{u})
 		}
-		return d.c.AddMembers(ctx30(t), gid, []string{u})
+		return d.c.Groups().AddMembers(ctx30(t), gid, []string{u})
 	}
 	pin, qin := false, false
 	for round := range 50 {
@@ -272,7 +273,7 @@ func TestGroupConcurrentAdmins(t *testing.T) {
 	if retries.Load() == 0 {
 		t.Fatal("no commit ever lost the epoch: the admins did not race")
 	}
-	if err := ada.c.RenameGroup(ctx30(t), gid, "raced"); err != nil {
+	if err := ada.c.Groups().Rename(ctx30(t), gid, "raced"); err != nil {
 		t.Fatal(err)
 	}
 	ref := ada.info(gid)
@@ -296,16 +297,16 @@ func TestGroupNonAdminRefused(t *testing.T) {
 	ts := client.NewTestServer(t, "a.example")
 	us := groupUsers(t, ts, "amy", "bea", "col")
 	amy, bea, col := us[0], us[1], us[2]
-	gid, err := amy.c.CreateGroup(ctx30(t), "roles", []string{bea.user, col.user})
+	gid, err := amy.c.Groups().Create(ctx30(t), "roles", []string{bea.user, col.user})
 	if err != nil {
 		t.Fatal(err)
 	}
 	bea.drain()
 	col.drain()
-	if err := bea.c.RemoveMembers(ctx30(t), gid, []string{col.user}); !wire.Is(err, wire.Code_CODE_FORBIDDEN) {
+	if err := bea.c.Groups().RemoveMembers(ctx30(t), gid, []string{col.user}); !wire.Is(err, wire.Code_CODE_FORBIDDEN) {
 		t.Fatalf("non-admin remove: %v, want CODE_FORBIDDEN", err)
 	}
-	if err := bea.c.RenameGroup(ctx30(t), gid, "mine"); !wire.Is(err, wire.Code_CODE_FORBIDDEN) {
+	if err := bea.c.Groups().Rename(ctx30(t), gid, "mine"); !wire.Is(err, wire.Code_CODE_FORBIDDEN) {
 		t.Fatalf("non-admin rename: %v, want CODE_FORBIDDEN", err)
 	}
 	req, err := bea.c.RogueCommit(t, gid, []string{col.user})

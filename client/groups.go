@@ -1,132 +1,47 @@
 package client
 
 import (
-	"crypto/ed25519"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"slices"
+	"context"
+	"io"
+	"log/slog"
+	"time"
 
+	"hearth/client/account"
+	"hearth/client/convstate"
+	"hearth/client/directory"
+	"hearth/client/e2ee"
+	"hearth/client/roster"
+	"hearth/client/session"
 	"hearth/client/store"
+	"hearth/homeserver/wire"
 )
 
-// conversation is what this device knows about a conversation besides its
-// MLS state: the other users in it, for `send USER` and `history USER`.
-type conversation struct {
-	ID      string   `json:"id"`
-	Peers   []string `json:"peers"` // user@domain of the other users
-	Creator string   `json:"creator,omitempty"`
-	Group   bool     `json:"group,omitempty"` // a group (has an admin key), not a 1:1
+// Groups are this device's group operations (docs/decisions/0003): create
+// a group, add and remove members, name and describe it, promote and
+// demote admins, leave. Membership changes are admin-signed commits; name,
+// description and admins travel in signed control messages through the
+// outbox. Client.Groups returns them.
+type Groups struct {
+	e2ee    bool // an MLS engine is configured
+	st      *store.Store
+	states  convstate.States
+	mls     e2ee.Engine
+	dir     *directory.Directory
+	rosters *roster.Roster
+	acct    *account.Manager
+	session func(ctx context.Context) (*session.Session, error)
+	// ensureKeyPackages publishes KeyPackages when few are left.
+	ensureKeyPackages func(ctx context.Context) error
+	// enqueue puts a control message in the outbox; flush sends it.
+	enqueue        func(op, to string, it store.OutboxItem, also func(*store.Tx) error) (string, error)
+	flush          func(ctx context.Context, until string) error
+	call           func(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error)
+	callIdempotent func(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error)
+	newID          func() (string, error)
+	rand           io.Reader
+	now            func() time.Time
+	log            *slog.Logger
 }
 
-func convName(id string) string     { return "conv/" + id }
-func directName(user string) string { return "direct/" + user }
-
-// rememberConversation records conv and, for a 1:1, the peer's direct conversation.
-func (c *Client) rememberConversation(tx *store.Tx, conv conversation) error {
-	raw, err := json.Marshal(conv)
-	if err != nil {
-		return err
-	}
-	if err := tx.PutMeta(convName(conv.ID), raw); err != nil {
-		return err
-	}
-	if !conv.Group && len(conv.Peers) == 1 && tx.Meta(directName(conv.Peers[0])) == nil {
-		return tx.PutMeta(directName(conv.Peers[0]), []byte(conv.ID))
-	}
-	return nil
-}
-
-// conversationFor resolves a user address or conversation id to a known conversation id.
-func conversationFor(tx *store.Tx, target string) (string, bool) {
-	if id := tx.Meta(directName(target)); id != nil {
-		return string(id), true
-	}
-	if tx.Meta(convName(target)) != nil {
-		return target, true
-	}
-	return "", false
-}
-
-func getConversation(tx *store.Tx, id string) (conversation, error) {
-	var conv conversation
-	raw := tx.Meta(convName(id))
-	if raw == nil {
-		return conv, store.ErrNotFound
-	}
-	err := json.Unmarshal(raw, &conv)
-	return conv, err
-}
-
-// peersOf lists the users of member device addresses other than self, sorted.
-func peersOf(members []string, self string) []string {
-	return slices.DeleteFunc(usersOf(members), func(u string) bool { return u == self })
-}
-
-// self returns this device as an MLS member.
-func (c *Client) self() (Self, error) {
-	var s Self
-	err := c.st.View(func(tx *store.Tx) error {
-		a, err := tx.Account()
-		if err != nil {
-			return err
-		}
-		seed, err := tx.Key(store.KeySignature)
-		if err != nil {
-			return fmt.Errorf("signature key: %w", err)
-		}
-		if len(seed) != ed25519.SeedSize {
-			return errors.New("stored signature key has the wrong size")
-		}
-		s = Self{Address: a.User + "/" + a.DeviceID, SignatureKey: ed25519.NewKeyFromSeed(seed)}
-		return nil
-	})
-	if err != nil {
-		return s, fmt.Errorf("client: this device: %w", err)
-	}
-	return s, nil
-}
-
-// loadGroup restores conv's MLS state. With an engine that saves trees
-// apart (SplitEngine), the trees come from the same transaction; a state
-// saved whole (by an older client, or an engine without split support)
-// loads too and is saved split next time.
-func (c *Client) loadGroup(tx *store.Tx, conv string, self Self, v CredentialValidator) (Group, error) {
-	state, err := tx.Group(conv)
-	if err != nil {
-		return nil, err
-	}
-	var g Group
-	if se, ok := c.cfg.Groups.(SplitEngine); ok {
-		g, err = se.LoadSplit(state, func(ref []byte) ([]byte, error) { return tx.GroupTree(conv, ref) }, self, v)
-	} else {
-		g, err = c.cfg.Groups.Load(state, self, v)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("client: load group %s: %w", conv, err)
-	}
-	return g, nil
-}
-
-// saveGroup stores g as conv's MLS state. A SplitGroup is saved without
-// its trees, each of which the store writes only when it does not hold it
-// yet; trees the state no longer names are deleted in the same
-// transaction, so state and trees always match on disk.
-func (c *Client) saveGroup(tx *store.Tx, conv string, g Group) error {
-	sg, ok := g.(SplitGroup)
-	if !ok {
-		state, err := g.Marshal()
-		if err != nil {
-			return fmt.Errorf("client: save group %s: %w", conv, err)
-		}
-		return tx.PutGroup(conv, state)
-	}
-	state, trees, err := sg.MarshalSplit()
-	if err != nil {
-		return fmt.Errorf("client: save group %s: %w", conv, err)
-	}
-	if err := tx.PutGroupSplit(conv, state, trees); err != nil {
-		return fmt.Errorf("client: save group %s: %w", conv, err)
-	}
-	return nil
-}
+// Groups returns this device's group operations.
+func (c *Client) Groups() *Groups { return c.groups }

@@ -44,7 +44,7 @@ func TestGroupTreeStoredApart(t *testing.T) {
 	ts := client.NewTestServer(t, "a.example")
 	us := groupUsers(t, ts, "ann", "ben", "cat")
 	ann, ben, cat := us[0], us[1], us[2]
-	gid, err := ann.c.CreateGroup(ctx30(t), "trees", []string{ben.user})
+	gid, err := ann.c.Groups().Create(ctx30(t), "trees", []string{ben.user})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestGroupTreeStoredApart(t *testing.T) {
 
 	// A commit: the new epoch's tree is stored, the old one dropped.
 	annW, benW := ann.c.TreeState(t, gid).Writes, ben.c.TreeState(t, gid).Writes
-	if err := ann.c.AddMembers(ctx30(t), gid, []string{cat.user}); err != nil {
+	if err := ann.c.Groups().AddMembers(ctx30(t), gid, []string{cat.user}); err != nil {
 		t.Fatal(err)
 	}
 	ben.drain()
@@ -139,7 +139,7 @@ func TestGroupTreeStoredApart(t *testing.T) {
 	}
 
 	// A removed member forgets the conversation, trees included.
-	if err := ann.c.RemoveMembers(ctx30(t), gid, []string{ben.user}); err != nil {
+	if err := ann.c.Groups().RemoveMembers(ctx30(t), gid, []string{ben.user}); err != nil {
 		t.Fatal(err)
 	}
 	ben.drain()

@@ -2,47 +2,34 @@ package client
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
+	"hearth/client/convstate"
+	"hearth/client/directory"
+	"hearth/client/e2ee"
 	"hearth/client/store"
 	"hearth/homeserver/wire"
 )
 
-// TreeJoiner is implemented by engines whose commits send Welcomes without
-// the ratchet tree (large groups; docs/decisions/0004-large-groups.md).
-// The Welcome delivery then carries the commit's GroupInfo, which holds
-// the tree.
-type TreeJoiner interface {
-	// ReadGroupInfo returns the group id, epoch and member device
-	// addresses of an MLSMessage(GroupInfo) with a ratchet tree, without
-	// verifying anything.
-	ReadGroupInfo(groupInfo []byte) (group string, epoch uint64, members []string, err error)
-	// JoinWithTree is Join taking the ratchet tree from groupInfo when the
-	// Welcome has none. The join verifies the tree against the Welcome's
-	// GroupContext; a GroupInfo of another group or epoch is refused.
-	JoinWithTree(welcome, groupInfo []byte, self Self, private func(ref []byte) ([]byte, error), v CredentialValidator) (Group, []byte, error)
-}
-
 // join processes a Welcome: it opens the group with one of this device's
 // KeyPackages, checks every member against its user's device list and
 // records the conversation, all in the delivery's store transaction.
-func (c *Client) join(ctx context.Context, tx *store.Tx, self Self, d *wire.Delivery) error {
+func (r *receiver) join(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wire.Delivery) error {
 	conv := d.GetConversationId()
-	v := c.validator(ctx, tx)
-	g, used, err := c.openWelcome(ctx, tx, self, d, v)
-	if v.transient != nil {
-		return fmt.Errorf("client: checking a member: %w", v.transient)
+	v := r.dir.Members(ctx, tx)
+	g, used, err := r.openWelcome(ctx, tx, self, d, v)
+	if v.Transient != nil {
+		return fmt.Errorf("client: checking a member: %w", v.Transient)
 	}
 	if err != nil {
 		return &badMessage{err}
 	}
 	// A device removed and added again gets a new Welcome; one for an
 	// epoch not after the state it holds is refused.
-	if old, err := c.loadGroup(tx, conv, self, v); err == nil && old.Epoch() >= g.Epoch() {
+	if old, err := r.states.Load(tx, conv, self, v); err == nil && old.Epoch() >= g.Epoch() {
 		return &badMessage{fmt.Errorf("welcome to %s for epoch %d; this device is at epoch %d", conv, g.Epoch(), old.Epoch())}
 	}
-	if err := c.saveGroup(tx, conv, g); err != nil {
+	if err := r.states.Save(tx, conv, g); err != nil {
 		return err
 	}
 	if tx.Meta(metaLastResort+string(used)) == nil { // a last-resort package may be used again
@@ -50,11 +37,11 @@ func (c *Client) join(ctx context.Context, tx *store.Tx, self Self, d *wire.Deli
 			return err
 		}
 	}
-	if err := tx.PutMeta("registered/"+conv, []byte{1}); err != nil { // the hub has it: we were added there
+	if err := tx.PutMeta(convstate.RegisteredName(conv), []byte{1}); err != nil { // the hub has it: we were added there
 		return err
 	}
-	cv := conversation{ID: conv, Peers: peersOf(g.Members(), userOf(self.Address)), Creator: userOf(d.GetSender())}
-	if ag, ok := g.(AdminGroup); ok && ag.AdminKey() != nil {
+	cv := convstate.Conversation{ID: conv, Peers: convstate.PeersOf(g.Members(), convstate.UserOf(self.Address)), Creator: convstate.UserOf(d.GetSender())}
+	if g.AdminKey() != nil {
 		cv.Group = true
 		if _, known, err := getGroupMeta(tx, conv); err != nil {
 			return err
@@ -64,7 +51,7 @@ func (c *Client) join(ctx context.Context, tx *store.Tx, self Self, d *wire.Deli
 			}
 		}
 	}
-	return c.rememberConversation(tx, cv)
+	return convstate.Remember(tx, cv)
 }
 
 // openWelcome joins from the Welcome, with the tree of the delivery's
@@ -72,15 +59,11 @@ func (c *Client) join(ctx context.Context, tx *store.Tx, self Self, d *wire.Deli
 // conversation and of the epoch the Welcome starts; its members' device
 // lists are fetched in one batch first, so that checking a big group's
 // members does not cost a round trip per user.
-func (c *Client) openWelcome(ctx context.Context, tx *store.Tx, self Self, d *wire.Delivery, v *memberValidator) (Group, []byte, error) {
-	tj, ok := c.cfg.Groups.(TreeJoiner)
-	if !ok || len(d.GetGroupInfo()) == 0 {
-		return c.cfg.Groups.Join(d.GetPayload(), self, tx.KeyPackage, v)
+func (r *receiver) openWelcome(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wire.Delivery, v *directory.MemberValidator) (e2ee.Group, []byte, error) {
+	if len(d.GetGroupInfo()) == 0 {
+		return r.mls.Join(d.GetPayload(), nil, self, tx.KeyPackage, v)
 	}
-	group, epoch, members, err := tj.ReadGroupInfo(d.GetGroupInfo())
-	if errors.Is(err, errNoTreeJoin) {
-		return c.cfg.Groups.Join(d.GetPayload(), self, tx.KeyPackage, v)
-	}
+	group, epoch, members, err := r.mls.ReadGroupInfo(d.GetGroupInfo())
 	if err != nil {
 		return nil, nil, fmt.Errorf("client: welcome's group info: %w", err)
 	}
@@ -88,38 +71,13 @@ func (c *Client) openWelcome(ctx context.Context, tx *store.Tx, self Self, d *wi
 		return nil, nil, fmt.Errorf("client: welcome to %s epoch %d carries the group info of %s epoch %d",
 			d.GetConversationId(), d.GetEpoch(), group, epoch)
 	}
-	if users := c.unknownMembers(tx, members); len(users) > 0 {
-		if _, err := c.fetchDeviceLists(ctx, tx, users); err != nil {
+	if users := r.dir.Unknown(tx, members); len(users) > 0 {
+		if _, err := r.dir.FetchMany(ctx, tx, users); err != nil {
 			if !wire.Is(err, wire.Code_CODE_BAD_SIGNATURE) {
-				v.transient = err // retry the delivery later
+				v.Transient = err // retry the delivery later
 			}
 			return nil, nil, err
 		}
 	}
-	return tj.JoinWithTree(d.GetPayload(), d.GetGroupInfo(), self, tx.KeyPackage, v)
-}
-
-// errNoTreeJoin: the engine cannot join with a tree given apart from the
-// Welcome.
-var errNoTreeJoin = errors.New("client: the MLS engine cannot take the ratchet tree from a GroupInfo")
-
-// The Client wraps its engine in a cachingEngine (groupcache.go), which
-// forwards TreeJoiner to the engine it wraps. Joined groups are not
-// cached until they are saved and loaded again, as with Join.
-var _ TreeJoiner = (*cachingEngine)(nil)
-
-func (e *cachingEngine) ReadGroupInfo(groupInfo []byte) (string, uint64, []string, error) {
-	tj, ok := e.GroupEngine.(TreeJoiner)
-	if !ok {
-		return "", 0, nil, errNoTreeJoin
-	}
-	return tj.ReadGroupInfo(groupInfo)
-}
-
-func (e *cachingEngine) JoinWithTree(welcome, groupInfo []byte, self Self, private func(ref []byte) ([]byte, error), v CredentialValidator) (Group, []byte, error) {
-	tj, ok := e.GroupEngine.(TreeJoiner)
-	if !ok {
-		return nil, nil, errNoTreeJoin
-	}
-	return tj.JoinWithTree(welcome, groupInfo, self, private, v)
+	return r.mls.Join(d.GetPayload(), d.GetGroupInfo(), self, tx.KeyPackage, v)
 }

@@ -232,7 +232,7 @@ func TestSendFileServerLimits(t *testing.T) {
 func TestSendFileToGroup(t *testing.T) {
 	ts := client.NewTestServer(t, "a.example")
 	us := groupUsers(t, ts, "ann", "ben", "cat")
-	gid, err := us[0].c.CreateGroup(ctx30(t), "trip", []string{us[1].user, us[2].user})
+	gid, err := us[0].c.Groups().Create(ctx30(t), "trip", []string{us[1].user, us[2].user})
 	if err != nil {
 		t.Fatal(err)
 	}

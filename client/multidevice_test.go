@@ -56,7 +56,7 @@ func (d *dev) link(pw string, approver *dev) client.LoginResult {
 	}
 	done := make(chan error, 1)
 	go func() { done <- d.c.WaitApproval(ctx30(d.t), 10*time.Millisecond) }()
-	if _, err := approver.c.ApproveWithSignatureKey(ctx30(d.t), res.LinkCode, d.c.SignatureKey(d.t)); err != nil {
+	if _, err := approver.c.Approve(ctx30(d.t), res.LinkCode); err != nil {
 		d.t.Fatalf("approve: %v", err)
 	}
 	if err := <-done; err != nil {

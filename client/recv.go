@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"hearth/client/convstate"
+	"hearth/client/session"
 	"hearth/client/store"
 )
 
@@ -25,26 +27,26 @@ func (c *Client) Receive(ctx context.Context, quiet time.Duration, print func(st
 	if c.cfg.Groups == nil {
 		return fmt.Errorf("client.Receive: %w", ErrNoE2EE)
 	}
-	a, err := c.Account()
+	a, err := c.acct.Account()
 	if err != nil {
 		return err
 	}
 	if !a.Active {
 		return fmt.Errorf("client.Receive: this device is not approved yet")
 	}
-	s, err := c.session(ctx)
+	s, err := c.link.session(ctx)
 	if err != nil {
 		return err
 	}
 	if _, err := c.drainInbox(print); err != nil { // what earlier runs received
 		return err
 	}
-	if err := c.ensureKeyPackages(ctx); err != nil {
+	if err := c.kp.ensure(ctx); err != nil {
 		c.log.Warn("publishing KeyPackages failed", "err", err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, connectWait)
 	err = s.Sync(cctx)
-	for err != nil && cctx.Err() == nil && Retryable(err) {
+	for err != nil && cctx.Err() == nil && session.Retryable(err) {
 		err = s.Sync(cctx)
 	}
 	cancel()
@@ -59,14 +61,10 @@ func (c *Client) Receive(ctx context.Context, quiet time.Duration, print func(st
 
 // receiveLoop prints what arrives until quiet after catching up, a stall
 // while catching up, or the end of ctx or the session.
-func (c *Client) receiveLoop(ctx context.Context, s *Session, quiet time.Duration, print func(store.Message) error) error {
+func (c *Client) receiveLoop(ctx context.Context, s *session.Session, quiet time.Duration, print func(store.Message) error) error {
 	last, progressed := time.Now(), time.Now()
 	for {
-		s.mu.Lock()
-		prog := s.progress
-		connected := s.cur != nil
-		behind := connected && s.processed < s.head
-		s.mu.Unlock()
+		prog, connected, behind := s.Progress()
 		n, err := c.drainInbox(print)
 		if err != nil {
 			return err
@@ -92,7 +90,7 @@ func (c *Client) receiveLoop(ctx context.Context, s *Session, quiet time.Duratio
 		if err := waitProgress(ctx, s, prog, wait); err != nil {
 			return err
 		}
-		if prog != s.progressChan() {
+		if next, _, _ := s.Progress(); next != prog {
 			progressed = time.Now()
 		}
 	}
@@ -100,7 +98,7 @@ func (c *Client) receiveLoop(ctx context.Context, s *Session, quiet time.Duratio
 
 // waitProgress waits for prog to close, for wait (if > 0), or for the end
 // of ctx or the session.
-func waitProgress(ctx context.Context, s *Session, prog <-chan struct{}, wait time.Duration) error {
+func waitProgress(ctx context.Context, s *session.Session, prog <-chan struct{}, wait time.Duration) error {
 	var timeout <-chan time.Time
 	if wait > 0 {
 		t := time.NewTimer(wait)
@@ -157,7 +155,7 @@ func (c *Client) drainInbox(print func(store.Message) error) (int, error) {
 func (c *Client) History(target string, limit int) ([]store.Message, error) {
 	var out []store.Message
 	err := c.st.View(func(tx *store.Tx) error {
-		conv, ok := conversationFor(tx, target)
+		conv, ok := convstate.For(tx, target)
 		if !ok {
 			conv = target
 		}

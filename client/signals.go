@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"hearth/client/convstate"
 	"hearth/client/store"
 	"hearth/homeserver/wire"
 )
@@ -58,13 +59,13 @@ func (c *Client) Typing(ctx context.Context, target string, typing bool) error {
 	const op = "client.Typing"
 	var conv string
 	var ok bool
-	if err := c.st.View(func(tx *store.Tx) error { conv, ok = conversationFor(tx, target); return nil }); err != nil {
+	if err := c.st.View(func(tx *store.Tx) error { conv, ok = convstate.For(tx, target); return nil }); err != nil {
 		return err
 	}
 	if !ok {
 		return wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no conversation with %s on this device", target)
 	}
-	_, err := c.call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_Typing{Typing: &wire.Typing{ConversationId: conv, Typing: typing}}})
+	_, err := c.link.call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_Typing{Typing: &wire.Typing{ConversationId: conv, Typing: typing}}})
 	return err
 }
 
@@ -77,6 +78,6 @@ func (c *Client) SetPresence(ctx context.Context, state string) error {
 	if !ok || st == int32(wire.PresenceState_PRESENCE_STATE_UNSPECIFIED) {
 		return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "presence must be online, away or offline, not %q", state)
 	}
-	_, err := c.call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_SetPresence{SetPresence: &wire.SetPresence{State: wire.PresenceState(st)}}})
+	_, err := c.link.call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_SetPresence{SetPresence: &wire.SetPresence{State: wire.PresenceState(st)}}})
 	return err
 }

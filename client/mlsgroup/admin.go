@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"fmt"
 
-	"hearth/client"
+	"hearth/client/e2ee"
 	"hearth/keys/groupauth"
 	"hearth/keys/mls"
 )
-
-var _ client.AdminGroup = (*group)(nil)
 
 // AdminKey returns the group admin public key of the GroupContext.
 func (g *group) AdminKey() []byte { return adminKeyOf(g.g.Extensions()) }
@@ -25,7 +23,7 @@ func (g *group) EpochAuthenticator() []byte { return g.g.EpochAuthenticator() }
 // CommitAdmin commits like Commit, optionally replacing the admin key
 // (req.SetAdminKey), with the authenticated_data req.Sign returns for the
 // commit's roster change.
-func (g *group) CommitAdmin(req client.AdminCommit) (client.Commit, error) {
+func (g *group) CommitAdmin(req e2ee.AdminCommit) (e2ee.Commit, error) {
 	opts, out, err := g.options(req.KeyPackages, req.Remove)
 	if err != nil {
 		return out, err
@@ -61,7 +59,7 @@ func (g *group) OpenSealed(label string, context, ct []byte) ([]byte, error) {
 }
 
 // commitInfo fills the commit details of a processed commit.
-func commitInfo(rcv *client.Received, r *mls.Result, before mls.Extensions, after mls.Extensions, epoch uint64) {
+func commitInfo(rcv *e2ee.Received, r *mls.Result, before mls.Extensions, after mls.Extensions, epoch uint64) {
 	rcv.Commit = true
 	rcv.EpochBefore = epoch
 	rcv.AuthenticatedData = r.AuthenticatedData

@@ -7,7 +7,7 @@ import (
 	"io"
 	"time"
 
-	"hearth/client"
+	"hearth/client/e2ee"
 	"hearth/keys/groupauth"
 	"hearth/keys/mls"
 	"hearth/keys/mls/codec"
@@ -21,10 +21,10 @@ type Engine struct {
 	Now   func() time.Time // default time.Now
 }
 
-var _ client.GroupEngine = (*Engine)(nil)
+var _ e2ee.Engine = (*Engine)(nil)
 
 // New returns an Engine with the default suite.
-func New() client.GroupEngine { return &Engine{} }
+func New() e2ee.Engine { return &Engine{} }
 
 func (e *Engine) suite() (*suite.Suite, error) {
 	id := e.Suite
@@ -41,11 +41,11 @@ func (e *Engine) rand() io.Reader {
 	return e.Rand
 }
 
-func (e *Engine) config(v client.CredentialValidator) mls.Config {
+func (e *Engine) config(v e2ee.CredentialValidator) mls.Config {
 	return mls.Config{Validator: v, Rand: e.rand(), Now: e.Now}
 }
 
-func (e *Engine) signer(s *suite.Suite, self client.Self) (*suite.Signer, error) {
+func (e *Engine) signer(s *suite.Suite, self e2ee.Self) (*suite.Signer, error) {
 	if len(self.SignatureKey) == 0 {
 		return nil, errors.New("mlsgroup: no signature key")
 	}
@@ -53,14 +53,14 @@ func (e *Engine) signer(s *suite.Suite, self client.Self) (*suite.Signer, error)
 }
 
 // NewKeyPackage makes a KeyPackage for self's device credential.
-func (e *Engine) NewKeyPackage(self client.Self) (client.KeyPackage, error) {
+func (e *Engine) NewKeyPackage(self e2ee.Self) (e2ee.KeyPackage, error) {
 	s, err := e.suite()
 	if err != nil {
-		return client.KeyPackage{}, err
+		return e2ee.KeyPackage{}, err
 	}
 	signer, err := e.signer(s, self)
 	if err != nil {
-		return client.KeyPackage{}, err
+		return e2ee.KeyPackage{}, err
 	}
 	opts := mls.KeyPackageOptions{Capabilities: adminCaps}
 	if e.Now != nil {
@@ -68,13 +68,13 @@ func (e *Engine) NewKeyPackage(self client.Self) (client.KeyPackage, error) {
 	}
 	kp, priv, err := mls.NewKeyPackage(s, e.rand(), signer, mls.BasicCredential(self.Address), opts)
 	if err != nil {
-		return client.KeyPackage{}, fmt.Errorf("mlsgroup: key package: %w", err)
+		return e2ee.KeyPackage{}, fmt.Errorf("mlsgroup: key package: %w", err)
 	}
 	msg := (&mls.MLSMessage{WireFormat: mls.WireKeyPackage, KeyPackage: kp}).Marshal()
 	w := codec.NewWriter(nil)
 	w.Opaque(kp.Marshal())
 	w.Opaque(priv.Marshal())
-	return client.KeyPackage{Message: msg, Ref: kp.Ref(s), Private: w.Bytes()}, nil
+	return e2ee.KeyPackage{Message: msg, Ref: kp.Ref(s), Private: w.Bytes()}, nil
 }
 
 // openPrivate decodes what NewKeyPackage stored as Private.
@@ -99,14 +99,9 @@ func openPrivate(b []byte) (*mls.KeyPackage, *mls.KeyPackagePrivate, error) {
 // it can add this device.
 var adminCaps = mls.Capabilities{Extensions: []mls.ExtensionType{groupauth.ExtensionType}}
 
-// Create starts a one-member group.
-func (e *Engine) Create(groupID []byte, self client.Self, v client.CredentialValidator) (client.Group, error) {
-	return e.CreateWithAdmin(groupID, self, v, nil)
-}
-
-// CreateWithAdmin starts a one-member group whose GroupContext carries the
-// group admin public key adminPub (none if nil).
-func (e *Engine) CreateWithAdmin(groupID []byte, self client.Self, v client.CredentialValidator, adminPub []byte) (client.Group, error) {
+// Create starts a one-member group whose GroupContext carries the group
+// admin public key adminPub (none if nil).
+func (e *Engine) Create(groupID []byte, self e2ee.Self, v e2ee.CredentialValidator, adminPub []byte) (e2ee.Group, error) {
 	s, err := e.suite()
 	if err != nil {
 		return nil, err
@@ -122,8 +117,13 @@ func (e *Engine) CreateWithAdmin(groupID []byte, self client.Self, v client.Cred
 	return &group{g: g, v: v}, nil
 }
 
-// Join opens a Welcome with whichever stored KeyPackage it is addressed to.
-func (e *Engine) Join(welcome []byte, self client.Self, private func(ref []byte) ([]byte, error), v client.CredentialValidator) (client.Group, []byte, error) {
+// Join opens a Welcome with whichever stored KeyPackage it is addressed
+// to, taking the ratchet tree from groupInfo when there is one (see
+// joinWithTree).
+func (e *Engine) Join(welcome, groupInfo []byte, self e2ee.Self, private func(ref []byte) ([]byte, error), v e2ee.CredentialValidator) (e2ee.Group, []byte, error) {
+	if len(groupInfo) > 0 {
+		return e.joinWithTree(welcome, groupInfo, private, v)
+	}
 	g, ref, err := e.join(welcome, private, v, mls.JoinOptions{})
 	if err != nil {
 		return nil, nil, err
@@ -133,7 +133,7 @@ func (e *Engine) Join(welcome []byte, self client.Self, private func(ref []byte)
 
 // join opens welcome with the first stored KeyPackage it names and returns
 // the group and that KeyPackage's reference.
-func (e *Engine) join(welcome []byte, private func(ref []byte) ([]byte, error), v client.CredentialValidator, opts mls.JoinOptions) (*mls.Group, []byte, error) {
+func (e *Engine) join(welcome []byte, private func(ref []byte) ([]byte, error), v e2ee.CredentialValidator, opts mls.JoinOptions) (*mls.Group, []byte, error) {
 	refs, err := mls.WelcomeKeyPackageRefs(welcome)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mlsgroup: join: %w", err)
@@ -156,55 +156,49 @@ func (e *Engine) join(welcome []byte, private func(ref []byte) ([]byte, error), 
 	return nil, nil, errors.New("mlsgroup: join: the Welcome names none of this device's KeyPackages")
 }
 
-// Load restores a group saved with Marshal.
-func (e *Engine) Load(state []byte, self client.Self, v client.CredentialValidator) (client.Group, error) {
-	g, err := mls.UnmarshalGroupConfig(state, e.config(v))
-	if err != nil {
-		return nil, fmt.Errorf("mlsgroup: load: %w", err)
-	}
-	return &group{g: g, v: v}, nil
-}
-
-var _ client.SplitEngine = (*Engine)(nil)
-
-// LoadSplit restores a group saved with MarshalSplit (or Marshal); tree
+// Load restores a group saved with MarshalSplit (or Marshal); tree
 // returns a stored tree by reference. A missing tree, or one that does
-// not match its reference, fails the load.
-func (e *Engine) LoadSplit(state []byte, tree func(ref []byte) ([]byte, error), self client.Self, v client.CredentialValidator) (client.Group, error) {
-	lookup := func(r mls.TreeRef) ([]byte, error) { return tree(r[:]) }
-	g, err := mls.UnmarshalGroupSplit(state, lookup, e.config(v))
+// not match its reference, fails the load. Without tree, state must be
+// whole (saved with Marshal).
+func (e *Engine) Load(state []byte, tree func(ref []byte) ([]byte, error), self e2ee.Self, v e2ee.CredentialValidator) (e2ee.Group, error) {
+	var g *mls.Group
+	var err error
+	if tree == nil {
+		g, err = mls.UnmarshalGroupConfig(state, e.config(v))
+	} else {
+		lookup := func(r mls.TreeRef) ([]byte, error) { return tree(r[:]) }
+		g, err = mls.UnmarshalGroupSplit(state, lookup, e.config(v))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("mlsgroup: load: %w", err)
 	}
 	return &group{g: g, v: v}, nil
 }
-
-var _ client.ExternalJoiner = (*Engine)(nil)
 
 // JoinExternal joins by external commit. keys/mls moves the new member to
 // the new epoch at once, so the returned group has nothing pending: if the
 // hub refuses the commit, the client drops the group.
-func (e *Engine) JoinExternal(groupInfo []byte, self client.Self, v client.CredentialValidator) (client.Group, client.Commit, error) {
+func (e *Engine) JoinExternal(groupInfo []byte, self e2ee.Self, v e2ee.CredentialValidator) (e2ee.Group, e2ee.Commit, error) {
 	var m mls.MLSMessage
 	if err := m.Unmarshal(groupInfo); err != nil || m.GroupInfo == nil {
-		return nil, client.Commit{}, fmt.Errorf("mlsgroup: external join: not a GroupInfo: %v", err)
+		return nil, e2ee.Commit{}, fmt.Errorf("mlsgroup: external join: not a GroupInfo: %v", err)
 	}
 	s, err := suite.Lookup(m.GroupInfo.GroupContext.CipherSuite)
 	if err != nil {
-		return nil, client.Commit{}, fmt.Errorf("mlsgroup: external join: %w", err)
+		return nil, e2ee.Commit{}, fmt.Errorf("mlsgroup: external join: %w", err)
 	}
 	signer, err := e.signer(s, self)
 	if err != nil {
-		return nil, client.Commit{}, err
+		return nil, e2ee.Commit{}, err
 	}
 	g, commit, err := mls.JoinExternal(e.config(v), groupInfo, signer, mls.BasicCredential(self.Address), mls.ExternalJoinOptions{Resync: true})
 	if err != nil {
-		return nil, client.Commit{}, fmt.Errorf("mlsgroup: external join: %w", err)
+		return nil, e2ee.Commit{}, fmt.Errorf("mlsgroup: external join: %w", err)
 	}
 	// keys/mls exports no GroupInfo of the joiner's new epoch yet, so the
 	// commit carries none; the hub's copy is refreshed by the next regular
 	// commit.
-	return &group{g: g, v: v}, client.Commit{Message: commit, Added: []string{self.Address}}, nil
+	return &group{g: g, v: v}, e2ee.Commit{Message: commit, Added: []string{self.Address}}, nil
 }
 
 func groupOptions(adminPub []byte) mls.GroupOptions {
@@ -214,5 +208,3 @@ func groupOptions(adminPub []byte) mls.GroupOptions {
 	}
 	return opts
 }
-
-var _ client.AdminEngine = (*Engine)(nil)

@@ -3,17 +3,17 @@ package mlsgroup
 import (
 	"fmt"
 
-	"hearth/client"
+	"hearth/client/e2ee"
 	"hearth/keys/mls"
 )
 
-// group adapts *mls.Group to client.Group.
+// group adapts *mls.Group to e2ee.Group.
 type group struct {
 	g *mls.Group
-	v client.CredentialValidator // the one the group checks members with
+	v e2ee.CredentialValidator // the one the group checks members with
 }
 
-var _ client.Group = (*group)(nil)
+var _ e2ee.Group = (*group)(nil)
 
 func (g *group) Epoch() uint64 { return g.g.Epoch() }
 
@@ -31,14 +31,14 @@ func (g *group) Encrypt(plaintext []byte) ([]byte, error) {
 	return g.g.Encrypt(plaintext, nil)
 }
 
-func (g *group) Process(msg []byte) (client.Received, error) {
+func (g *group) Process(msg []byte) (e2ee.Received, error) {
 	g.prefetch(msg)
 	before, epoch := g.g.Extensions(), g.g.Epoch()
 	r, err := g.g.Process(msg)
 	if err != nil {
-		return client.Received{}, err
+		return e2ee.Received{}, err
 	}
-	rcv := client.Received{
+	rcv := e2ee.Received{
 		Sender:      string(r.SenderIdentity),
 		Application: r.Kind == mls.ContentApplication,
 		Plaintext:   r.Plaintext,
@@ -49,25 +49,21 @@ func (g *group) Process(msg []byte) (client.Received, error) {
 	return rcv, nil
 }
 
-// prefetch tells a validator that can fetch many device lists at once
-// about the members a commit adds, before keys/mls checks them one by one
-// (a commit adding 256 users would otherwise cost 256 round trips on every
-// member that processes it).
+// prefetch tells the validator about the members a commit adds, before
+// keys/mls checks them one by one, so that it fetches their device lists
+// at once (a commit adding 256 users would otherwise cost 256 round trips
+// on every member that processes it).
 func (g *group) prefetch(msg []byte) {
-	p, ok := g.v.(client.MemberPrefetcher)
-	if !ok {
-		return
-	}
 	env, err := mls.Inspect(msg)
 	if err != nil || env.WireFormat != mls.WirePublicMessage || env.ContentType != mls.ContentCommit || len(env.Added) < 2 {
 		return
 	}
-	p.PrefetchMembers(env.Added)
+	g.v.PrefetchMembers(env.Added)
 }
 
 // Commit adds the devices of keyPackages (MLSMessage-encoded) and removes
 // the members with the given device addresses.
-func (g *group) Commit(keyPackages [][]byte, remove []string) (client.Commit, error) {
+func (g *group) Commit(keyPackages [][]byte, remove []string) (e2ee.Commit, error) {
 	opts, out, err := g.options(keyPackages, remove)
 	if err != nil {
 		return out, err
@@ -79,9 +75,9 @@ func (g *group) Commit(keyPackages [][]byte, remove []string) (client.Commit, er
 // need one (keys/mls decides), and a Welcome without the ratchet tree,
 // which new members take from the GroupInfo the hub delivers with the
 // Welcome (docs/decisions/0004-large-groups.md).
-func (g *group) options(keyPackages [][]byte, remove []string) (mls.CommitOptions, client.Commit, error) {
+func (g *group) options(keyPackages [][]byte, remove []string) (mls.CommitOptions, e2ee.Commit, error) {
 	opts := mls.CommitOptions{OmitTreeInWelcome: true}
-	var out client.Commit
+	var out e2ee.Commit
 	for _, b := range keyPackages {
 		var m mls.MLSMessage
 		if err := m.Unmarshal(b); err != nil || m.KeyPackage == nil {
@@ -101,10 +97,10 @@ func (g *group) options(keyPackages [][]byte, remove []string) (mls.CommitOption
 	return opts, out, nil
 }
 
-func (g *group) commit(opts mls.CommitOptions, out client.Commit) (client.Commit, error) {
+func (g *group) commit(opts mls.CommitOptions, out e2ee.Commit) (e2ee.Commit, error) {
 	res, err := g.g.Commit(opts)
 	if err != nil {
-		return client.Commit{}, fmt.Errorf("mlsgroup: commit: %w", err)
+		return e2ee.Commit{}, fmt.Errorf("mlsgroup: commit: %w", err)
 	}
 	out.Message, out.Welcome, out.GroupInfo = res.Commit, res.Welcome, res.GroupInfo
 	return out, nil
@@ -123,8 +119,6 @@ func (g *group) MergeCommit() error {
 func (g *group) DiscardCommit() { g.g.DiscardPendingCommit() }
 
 func (g *group) Marshal() ([]byte, error) { return g.g.Marshal() }
-
-var _ client.SplitGroup = (*group)(nil)
 
 // MarshalSplit saves the state without its ratchet trees, which come back
 // by reference (the raw bytes of their mls.TreeRef); see

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"fmt"
 
-	"hearth/client"
+	"hearth/client/e2ee"
 	"hearth/keys/mls"
 )
 
-var _ client.TreeJoiner = (*Engine)(nil)
-
 // ReadGroupInfo reads the group id, epoch and members of a GroupInfo
-// carrying the ratchet tree (nothing verified: JoinWithTree does that).
+// carrying the ratchet tree (nothing verified: Join does that).
 func (e *Engine) ReadGroupInfo(groupInfo []byte) (string, uint64, []string, error) {
 	t, err := mls.ReadGroupInfoTree(groupInfo)
 	if err != nil {
@@ -24,12 +22,12 @@ func (e *Engine) ReadGroupInfo(groupInfo []byte) (string, uint64, []string, erro
 	return string(t.GroupID), t.Epoch, members, nil
 }
 
-// JoinWithTree opens a Welcome whose GroupInfo may omit the ratchet tree,
+// joinWithTree opens a Welcome whose GroupInfo may omit the ratchet tree,
 // taking the tree from groupInfo. keys/mls checks the tree's hash against
 // the GroupContext the Welcome carries (authenticated by the joiner
 // secret), and the group id and epoch of groupInfo must be the joined
 // group's: a GroupInfo of another group or epoch is refused.
-func (e *Engine) JoinWithTree(welcome, groupInfo []byte, self client.Self, private func(ref []byte) ([]byte, error), v client.CredentialValidator) (client.Group, []byte, error) {
+func (e *Engine) joinWithTree(welcome, groupInfo []byte, private func(ref []byte) ([]byte, error), v e2ee.CredentialValidator) (e2ee.Group, []byte, error) {
 	t, err := mls.ReadGroupInfoTree(groupInfo)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mlsgroup: join: %w", err)

@@ -110,7 +110,7 @@ func (t *Tx) PutGroup(conv string, state []byte) error {
 	if err := t.tx.Bucket(bGroups).Put([]byte(conv), state); err != nil {
 		return err
 	}
-	return t.deleteTrees(conv)
+	return treesOf(t.tx).delete(conv)
 }
 
 // Conversations lists the conversations that have a group state, in id order.
@@ -169,7 +169,7 @@ func (t *Tx) DeleteGroup(conv string) error {
 	if err := t.tx.Bucket(bGroups).Delete([]byte(conv)); err != nil {
 		return err
 	}
-	return t.deleteTrees(conv)
+	return treesOf(t.tx).delete(conv)
 }
 
 // MediaRef is an encrypted file on the homeserver that a message refers

@@ -19,7 +19,7 @@ var bTrees = []byte("group-trees")
 
 // GroupTree returns the tree stored for conv under ref, or ErrNotFound.
 func (t *Tx) GroupTree(conv string, ref []byte) ([]byte, error) {
-	if b := t.treeBucket(conv); b != nil && len(ref) > 0 {
+	if b := treesOf(t.tx).bucket(conv); b != nil && len(ref) > 0 {
 		if v := b.Get(ref); v != nil {
 			return cloneBytes(v), nil
 		}
@@ -30,7 +30,7 @@ func (t *Tx) GroupTree(conv string, ref []byte) ([]byte, error) {
 // GroupTreeRefs lists the references of conv's stored trees, in order.
 func (t *Tx) GroupTreeRefs(conv string) [][]byte {
 	var refs [][]byte
-	if b := t.treeBucket(conv); b != nil {
+	if b := treesOf(t.tx).bucket(conv); b != nil {
 		b.ForEach(func(k, _ []byte) error {
 			refs = append(refs, cloneBytes(k))
 			return nil
@@ -42,7 +42,7 @@ func (t *Tx) GroupTreeRefs(conv string) [][]byte {
 // GroupTreeWrites returns how many trees were ever written for conv
 // (since it was last deleted).
 func (t *Tx) GroupTreeWrites(conv string) uint64 {
-	if b := t.treeBucket(conv); b != nil {
+	if b := treesOf(t.tx).bucket(conv); b != nil {
 		return b.Sequence()
 	}
 	return 0
@@ -65,19 +65,24 @@ func (t *Tx) PutGroupSplit(conv string, state []byte, trees map[string][]byte) e
 	if err := t.tx.Bucket(bGroups).Put([]byte(conv), state); err != nil {
 		return fmt.Errorf("store: group %s: %w", conv, err)
 	}
-	if err := t.syncTrees(conv, trees); err != nil {
+	if err := treesOf(t.tx).sync(conv, trees); err != nil {
 		return fmt.Errorf("store: group %s trees: %w", conv, err)
 	}
 	return nil
 }
 
-// syncTrees makes conv's stored trees exactly trees, writing only the
-// absent ones.
-func (t *Tx) syncTrees(conv string, trees map[string][]byte) error {
+// groupTrees is bucket bTrees: one nested bucket of trees per conversation.
+type groupTrees struct{ b *bolt.Bucket }
+
+func treesOf(tx *bolt.Tx) groupTrees { return groupTrees{tx.Bucket(bTrees)} }
+
+// sync makes conv's stored trees exactly trees, writing only the absent
+// ones.
+func (g groupTrees) sync(conv string, trees map[string][]byte) error {
 	if len(trees) == 0 {
-		return t.deleteTrees(conv)
+		return g.delete(conv)
 	}
-	b, err := t.tx.Bucket(bTrees).CreateBucketIfNotExists([]byte(conv))
+	b, err := g.b.CreateBucketIfNotExists([]byte(conv))
 	if err != nil {
 		return err
 	}
@@ -107,21 +112,22 @@ func (t *Tx) syncTrees(conv string, trees map[string][]byte) error {
 	return nil
 }
 
-// deleteTrees removes every tree stored for conv.
-func (t *Tx) deleteTrees(conv string) error {
-	if t.treeBucket(conv) == nil {
+// delete removes every tree stored for conv.
+func (g groupTrees) delete(conv string) error {
+	if g.bucket(conv) == nil {
 		return nil
 	}
-	err := t.tx.Bucket(bTrees).DeleteBucket([]byte(conv))
+	err := g.b.DeleteBucket([]byte(conv))
 	if errors.Is(err, bolt.ErrBucketNotFound) {
 		return nil
 	}
 	return err
 }
 
-func (t *Tx) treeBucket(conv string) *bolt.Bucket {
+// bucket returns conv's bucket of trees, nil if it has none.
+func (g groupTrees) bucket(conv string) *bolt.Bucket {
 	if conv == "" {
 		return nil
 	}
-	return t.tx.Bucket(bTrees).Bucket([]byte(conv))
+	return g.b.Bucket([]byte(conv))
 }

@@ -11,8 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"hearth/client"
-	"hearth/client/loadgen"
+	"hearth/cmd/hearth/internal/loadgen"
 )
 
 func init() { subcommands = append(subcommands, newBenchCmd) }
@@ -128,9 +127,6 @@ func (e *benchEnv) fleet(t *benchTarget, d *benchDialer, profiles string) (*load
 	log := slog.New(slog.DiscardHandler)
 	if e.verbose {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	if newGroupEngine == nil {
-		return nil, client.ErrNoE2EE
 	}
 	return loadgen.NewFleet(loadgen.Config{Server: t.server, CAPath: t.ca, Domain: t.domain, Dial: d.dial,
 		Groups: newGroupEngine, Users: t, ProfileDir: profiles, Parallel: e.parallel, DialConcurrency: e.dialConc, ServerPID: t.pid,

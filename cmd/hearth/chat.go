@@ -14,16 +14,16 @@ import (
 	"github.com/spf13/cobra"
 
 	"hearth/client"
+	"hearth/client/mlsgroup"
 	"hearth/client/transport"
 )
 
 func init() { subcommands = append(subcommands, newChatCmd) }
 
-// newGroupEngine returns the MLS group engine the chat commands use. It is
-// nil until the keys/mls group state machine is wired in; messaging
-// commands then fail with client.ErrNoE2EE instead of sending anything
-// unencrypted.
-var newGroupEngine func() client.GroupEngine
+// newGroupEngine returns the MLS group engine the chat and bench commands
+// encrypt with: the RFC 9420 group state machine of keys/mls, through
+// client/mlsgroup.
+var newGroupEngine = mlsgroup.New
 
 // chatEnv is what every chat subcommand shares.
 type chatEnv struct {
@@ -54,11 +54,7 @@ func (e *chatEnv) open() (*client.Client, error) {
 	if e.verbose {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	cfg := client.Config{Profile: e.profile, Dial: dialServer, Logger: log}
-	if newGroupEngine != nil {
-		cfg.Groups = newGroupEngine()
-	}
-	return client.Open(cfg)
+	return client.Open(client.Config{Profile: e.profile, Dial: dialServer, Logger: log, Groups: newGroupEngine()})
 }
 
 // dialServer connects to addr trusting the CA certificate in caPath.

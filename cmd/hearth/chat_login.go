@@ -65,14 +65,14 @@ first, with the password read from standard input, and this is its first device.
 			if res.RecoveryKey != "" {
 				kv(out, "recovery-key", res.RecoveryKey)
 			}
-			if err := noE2EEWarning(cmd, err); err != nil {
+			if err != nil {
 				return err
 			}
 			if res.LinkCode != "" {
 				kv(out, "link-code", res.LinkCode)
 				wctx, wcancel := timeoutContext(ctx, wait)
 				defer wcancel()
-				if err := noE2EEWarning(cmd, c.WaitApproval(wctx, time.Second)); err != nil {
+				if err := c.WaitApproval(wctx, time.Second); err != nil {
 					return fmt.Errorf("waiting for approval: %w", err)
 				}
 			}
@@ -89,16 +89,6 @@ first, with the password read from standard input, and this is its first device.
 	f.StringVar(&invite, "invite", "", "create the account USER with this invite code, then log in as its first device")
 	f.DurationVar(&wait, "approval-timeout", 0, "give up waiting for approval after this long (0: wait until interrupted)")
 	return cmd
-}
-
-// noE2EEWarning turns "no MLS engine" into a warning: the device is logged
-// in and active, but cannot take part in conversations until MLS is wired.
-func noE2EEWarning(cmd *cobra.Command, err error) error {
-	if errors.Is(err, client.ErrNoE2EE) {
-		fmt.Fprintln(cmd.ErrOrStderr(), "hearth: warning:", err)
-		return nil
-	}
-	return err
 }
 
 // readSecret reads a secret from r (one line; trailing newline removed).

@@ -4,8 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"io"
 	"strconv"
 	"time"
 
@@ -116,26 +115,10 @@ check it against the SHA-256 in the message, decrypt it and write it to FILE
 	return cmd
 }
 
-// fetchToFile writes the media to a temporary file beside path and renames
-// it into place only when it was complete and authentic.
+// fetchToFile writes the media to path (writeFileFrom): the file appears
+// only when it was complete and authentic.
 func fetchToFile(ctx context.Context, c *client.Client, ref store.MediaRef, path string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".part-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
-	if err := c.FetchMedia(ctx, ref, tmp); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return writeFileFrom(path, 0o600, func(w io.Writer) error { return c.FetchMedia(ctx, ref, w) })
 }
 
 // shownMessage is a message as recv/history print it: the media

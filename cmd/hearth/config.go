@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -319,17 +320,32 @@ func readSigningKey(path string) (ed25519.PrivateKey, error) {
 	return priv, nil
 }
 
-// writeFileAtomic replaces path with data via a temporary file and rename.
+// writeFileAtomic replaces path with data; see writeFileFrom.
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return writeFileFrom(path, perm, func(w io.Writer) error {
+		if _, err := w.Write(data); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+		return nil
+	})
+}
+
+// writeFileFrom replaces path with what write writes to a temporary file
+// beside it, made durable and renamed into place only when write and the
+// sync succeeded, so that path is either as it was or complete. An error
+// of write is returned as it is.
+func writeFileFrom(path string, perm os.FileMode, write func(io.Writer) error) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
-		return err
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	tmp := f.Name()
-	_, werr := f.Write(data)
-	if werr == nil {
-		werr = f.Chmod(perm)
+	if err := write(f); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
 	}
+	werr := f.Chmod(perm)
 	if werr == nil {
 		werr = f.Sync()
 	}

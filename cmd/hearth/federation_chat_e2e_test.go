@@ -74,7 +74,7 @@ func TestFederationGroupChatE2E(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	ac := openClient(t, profiles[0])
-	conv, err := ac.CreateGroup(ctx, "trio", []string{"bob@b.example", "carol@c.example"})
+	conv, err := ac.Groups().Create(ctx, "trio", []string{"bob@b.example", "carol@c.example"})
 	ac.Close()
 	if err != nil {
 		t.Fatalf("create group: %v", err)

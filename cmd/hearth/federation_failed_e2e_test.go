@@ -62,7 +62,7 @@ func TestFederationDeliveryFailedE2E(t *testing.T) {
 	defer cancel()
 	ac := openClient(t, alice)
 	defer ac.Close()
-	conv, err := ac.CreateGroup(ctx, "pair", []string{"bob@b.example"})
+	conv, err := ac.Groups().Create(ctx, "pair", []string{"bob@b.example"})
 	if err != nil {
 		t.Fatalf("create group: %v", err)
 	}

@@ -23,19 +23,27 @@ func newChatGroupCmd(env *chatEnv) *cobra.Command {
 	}
 	cmd.AddCommand(newGroupCreateCmd(env), newGroupInfoCmd(env),
 		groupOp(env, "add ID USER@DOMAIN...", "Add every device of the users (admins only)", 2, -1,
-			func(ctx context.Context, c *client.Client, a []string) error { return c.AddMembers(ctx, a[0], a[1:]) }),
+			func(ctx context.Context, c *client.Client, a []string) error {
+				return c.Groups().AddMembers(ctx, a[0], a[1:])
+			}),
 		groupOp(env, "remove ID USER@DOMAIN...", "Remove every device of the users (admins only)", 2, -1,
 			func(ctx context.Context, c *client.Client, a []string) error {
-				return c.RemoveMembers(ctx, a[0], a[1:])
+				return c.Groups().RemoveMembers(ctx, a[0], a[1:])
 			}),
 		groupOp(env, "leave ID", "Leave the group with all your devices (the last admin first promotes someone)", 1, 1,
-			func(ctx context.Context, c *client.Client, a []string) error { return c.LeaveGroup(ctx, a[0]) }),
+			func(ctx context.Context, c *client.Client, a []string) error { return c.Groups().Leave(ctx, a[0]) }),
 		groupOp(env, "rename ID NAME", "Rename the group (admins only)", 2, 2,
-			func(ctx context.Context, c *client.Client, a []string) error { return c.RenameGroup(ctx, a[0], a[1]) }),
+			func(ctx context.Context, c *client.Client, a []string) error {
+				return c.Groups().Rename(ctx, a[0], a[1])
+			}),
 		groupOp(env, "promote ID USER@DOMAIN", "Make a member an admin (admins only)", 2, 2,
-			func(ctx context.Context, c *client.Client, a []string) error { return c.Promote(ctx, a[0], a[1]) }),
+			func(ctx context.Context, c *client.Client, a []string) error {
+				return c.Groups().Promote(ctx, a[0], a[1])
+			}),
 		groupOp(env, "demote ID USER@DOMAIN", "Take the admin role from a member; rotates the admin key (admins only)", 2, 2,
-			func(ctx context.Context, c *client.Client, a []string) error { return c.Demote(ctx, a[0], a[1]) }),
+			func(ctx context.Context, c *client.Client, a []string) error {
+				return c.Groups().Demote(ctx, a[0], a[1])
+			}),
 	)
 	return cmd
 }
@@ -89,7 +97,7 @@ func newGroupCreateCmd(env *chatEnv) *cobra.Command {
 					users = append(users, m)
 				}
 			}
-			id, err := c.CreateGroup(ctx, args[0], users)
+			id, err := c.Groups().Create(ctx, args[0], users)
 			if err != nil {
 				if id != "" {
 					return fmt.Errorf("group %s created but not complete: %w", id, err)
@@ -120,7 +128,7 @@ func newGroupInfoCmd(env *chatEnv) *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			gi, err := c.GroupInfo(ctx, args[0])
+			gi, err := c.Groups().Info(ctx, args[0])
 			if err != nil {
 				return err
 			}

@@ -1,4 +1,4 @@
-package client
+package session
 
 import (
 	"context"
@@ -46,8 +46,8 @@ type BatchHandler interface {
 	HandleDeliveries(ctx context.Context, ds []*wire.Delivery) error
 }
 
-// SessionConfig configures a Session.
-type SessionConfig struct {
+// Config configures a Session.
+type Config struct {
 	Dial       func(ctx context.Context) (io.ReadWriteCloser, error)
 	Tokens     Tokens
 	Handler    DeliveryHandler // nil: never Sync (requests only)
@@ -70,11 +70,11 @@ type SessionConfig struct {
 // access token (refreshing it when it expired), resumes the mailbox after
 // the last processed sequence and feeds deliveries to the handler in order.
 type Session struct {
-	cfg SessionConfig
+	cfg Config
 	log *slog.Logger
 
 	mu        sync.Mutex
-	cur       *conn         // the live authenticated conn, nil while reconnecting
+	cur       *Conn         // the live authenticated conn, nil while reconnecting
 	ready     chan struct{} // closed while cur != nil; replaced when it goes away
 	hello     *wire.HelloOK
 	head      uint64 // mailbox head announced by the last SyncOK
@@ -88,11 +88,11 @@ type Session struct {
 	datagramSignals atomic.Uint64 // signals received as datagrams (datagram.go)
 }
 
-// ErrSessionEnded is wrapped by errors of a session that stopped for good.
-var ErrSessionEnded = errors.New("client: session ended")
+// ErrEnded is wrapped by errors of a session that stopped for good.
+var ErrEnded = errors.New("client: session ended")
 
-// StartSession starts connecting in the background. Close stops it.
-func StartSession(ctx context.Context, cfg SessionConfig) *Session {
+// Start starts connecting in the background. Close stops it.
+func Start(ctx context.Context, cfg Config) *Session {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -147,21 +147,21 @@ func (s *Session) run(ctx context.Context) {
 	for {
 		err := s.connectOnce(ctx, func() { attempt = 0 })
 		if ctx.Err() != nil {
-			s.stop(fmt.Errorf("%w: closed", ErrSessionEnded))
+			s.stop(fmt.Errorf("%w: closed", ErrEnded))
 			return
 		}
 		if isFatal(err) {
 			s.log.Warn("session ended", "err", err)
-			s.stop(fmt.Errorf("%w: %w (this profile's device can no longer connect; log in with a new --profile)", ErrSessionEnded, err))
+			s.stop(fmt.Errorf("%w: %w (this profile's device can no longer connect; log in with a new --profile)", ErrEnded, err))
 			return
 		}
 		s.log.Debug("connection lost", "err", err, "attempt", attempt)
-		t := time.NewTimer(s.backoff(attempt))
+		t := time.NewTimer(s.Backoff(attempt))
 		attempt++
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			s.stop(fmt.Errorf("%w: closed", ErrSessionEnded))
+			s.stop(fmt.Errorf("%w: closed", ErrEnded))
 			return
 		case <-t.C:
 		}
@@ -175,8 +175,8 @@ func (s *Session) stop(err error) {
 	s.bump()
 }
 
-// backoff is an exponential delay with equal jitter: half fixed, half random.
-func (s *Session) backoff(attempt int) time.Duration {
+// Backoff is an exponential delay with equal jitter: half fixed, half random.
+func (s *Session) Backoff(attempt int) time.Duration {
 	d := s.cfg.MinBackoff << min(attempt, 20)
 	if d > s.cfg.MaxBackoff || d <= 0 {
 		d = s.cfg.MaxBackoff
@@ -201,7 +201,7 @@ func (s *Session) connectOnce(ctx context.Context, connected func()) error {
 	if err != nil {
 		return fmt.Errorf("dial: %w", err)
 	}
-	c := newConn(rw, s.cfg.MaxFrame)
+	c := NewConn(rw, s.cfg.MaxFrame)
 	defer c.Close()
 	go func() { // a write blocked on a stalled stream must not outlive Close
 		select {
@@ -246,21 +246,21 @@ func (s *Session) connectOnce(ctx context.Context, connected func()) error {
 
 // resync asks for pushes after the last processed mailbox sequence. Without
 // a handler the session makes requests only and leaves the mailbox alone.
-func (s *Session) resync(ctx context.Context, c *conn) (after, head uint64, err error) {
+func (s *Session) resync(ctx context.Context, c *Conn) (after, head uint64, err error) {
 	if s.cfg.Handler == nil {
 		return 0, 0, nil
 	}
 	if after, err = s.cfg.Handler.ProcessedSeq(); err != nil {
 		return 0, 0, fmt.Errorf("client: read mailbox position: %w", err)
 	}
-	r, err := c.call(ctx, "client.Sync", &wire.ClientFrame{Body: &wire.ClientFrame_Sync{Sync: &wire.Sync{AfterSeq: after}}})
+	r, err := c.Call(ctx, "client.Sync", &wire.ClientFrame{Body: &wire.ClientFrame_Sync{Sync: &wire.Sync{AfterSeq: after}}})
 	if err != nil {
 		return 0, 0, err
 	}
 	return after, r.GetSyncOk().GetHead(), nil
 }
 
-func (s *Session) authenticate(ctx context.Context, c *conn, datagrams bool) (*wire.HelloOK, error) {
+func (s *Session) authenticate(ctx context.Context, c *Conn, datagrams bool) (*wire.HelloOK, error) {
 	access, exp, _, err := s.cfg.Tokens.Tokens()
 	if err != nil {
 		return nil, fmt.Errorf("client: read tokens: %w", err)
@@ -273,7 +273,7 @@ func (s *Session) authenticate(ctx context.Context, c *conn, datagrams bool) (*w
 		refreshed = true
 	}
 	for {
-		r, err := c.call(ctx, "client.Hello", &wire.ClientFrame{Body: &wire.ClientFrame_Hello{Hello: &wire.Hello{AccessToken: access, DatagramSignals: datagrams}}})
+		r, err := c.Call(ctx, "client.Hello", &wire.ClientFrame{Body: &wire.ClientFrame_Hello{Hello: &wire.Hello{AccessToken: access, DatagramSignals: datagrams}}})
 		if err == nil {
 			return r.GetHelloOk(), nil
 		}
@@ -288,9 +288,9 @@ func (s *Session) authenticate(ctx context.Context, c *conn, datagrams bool) (*w
 }
 
 // refresh trades the refresh token for a new pair (see Tokens.Rotate).
-func (s *Session) refresh(ctx context.Context, c *conn, stale string) (string, error) {
+func (s *Session) refresh(ctx context.Context, c *Conn, stale string) (string, error) {
 	return s.cfg.Tokens.Rotate(stale, func(refresh string) (string, time.Time, string, error) {
-		r, err := c.call(ctx, "client.Refresh", &wire.ClientFrame{Body: &wire.ClientFrame_Refresh{Refresh: &wire.Refresh{RefreshToken: refresh}}})
+		r, err := c.Call(ctx, "client.Refresh", &wire.ClientFrame{Body: &wire.ClientFrame_Refresh{Refresh: &wire.Refresh{RefreshToken: refresh}}})
 		if err != nil {
 			return "", time.Time{}, "", err
 		}

@@ -1,16 +1,93 @@
-package client
+package account
 
 import (
 	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"time"
 
+	"hearth/client/directory"
+	"hearth/client/e2ee"
+	"hearth/client/session"
 	"hearth/client/store"
 	"hearth/homeserver/wire"
 	"hearth/keys/identity"
 )
+
+// ErrNotLoggedIn is returned when the profile has no account yet.
+var ErrNotLoggedIn = errors.New("client: profile is not logged in (run `hearth chat login` first)")
+
+// CallFunc sends one request over the device's session.
+type CallFunc func(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error)
+
+// Config is what a Manager needs.
+type Config struct {
+	Store *store.Store // the account, the device's keys, the recovery key
+	// Dial opens a connection of its own for Login and Register, which
+	// come before there is a session.
+	Dial func(ctx context.Context, addr, caPath string) (io.ReadWriteCloser, error)
+	// Call sends a request over the session; CallIdempotent sends it again
+	// once the session is back when a lost connection cut it off.
+	Call, CallIdempotent CallFunc
+	Dir                  *directory.Directory
+	// ResetSession ends the session: the next request authenticates
+	// afresh (the server treats a stream as pending until then).
+	ResetSession func()
+	// Activated runs once this device is active (first device, approved,
+	// or self-approved), after the account says so.
+	Activated func(ctx context.Context) error
+	// Approved is told a device this device just approved (Approve);
+	// Revoked runs after this device revoked one (Revoke), active saying
+	// whether this device is active.
+	Approved func(ctx context.Context, device string)
+	Revoked  func(ctx context.Context, active bool)
+	Rand     io.Reader
+	Now      func() time.Time
+	Log      *slog.Logger
+}
+
+// Manager logs this profile's device in and manages the user's devices.
+type Manager struct{ cfg Config }
+
+// New returns a Manager.
+func New(cfg Config) *Manager { return &Manager{cfg: cfg} }
+
+// Account returns the profile's account.
+func (m *Manager) Account() (store.Account, error) {
+	var a store.Account
+	err := m.cfg.Store.View(func(tx *store.Tx) (err error) { a, err = tx.Account(); return })
+	if errors.Is(err, store.ErrNotFound) {
+		return a, ErrNotLoggedIn
+	}
+	return a, err
+}
+
+// Self returns this device as an MLS member.
+func (m *Manager) Self() (e2ee.Self, error) {
+	var s e2ee.Self
+	err := m.cfg.Store.View(func(tx *store.Tx) error {
+		a, err := tx.Account()
+		if err != nil {
+			return err
+		}
+		seed, err := tx.Key(store.KeySignature)
+		if err != nil {
+			return fmt.Errorf("signature key: %w", err)
+		}
+		if len(seed) != ed25519.SeedSize {
+			return errors.New("stored signature key has the wrong size")
+		}
+		s = e2ee.Self{Address: a.User + "/" + a.DeviceID, SignatureKey: ed25519.NewKeyFromSeed(seed)}
+		return nil
+	})
+	if err != nil {
+		return s, fmt.Errorf("client: this device: %w", err)
+	}
+	return s, nil
+}
 
 // LoginParams are what `hearth chat login` collects.
 type LoginParams struct {
@@ -41,7 +118,7 @@ type LoginResult struct {
 // user creates the identity key and publishes it with the first signed
 // device list; any later device is pending until approved by another
 // device (WaitApproval) or by the recovery key.
-func (c *Client) Login(ctx context.Context, p LoginParams) (LoginResult, error) {
+func (m *Manager) Login(ctx context.Context, p LoginParams) (LoginResult, error) {
 	const op = "client.Login"
 	user, err := identity.ParseUser(p.User)
 	if err != nil {
@@ -55,19 +132,19 @@ func (c *Client) Login(ctx context.Context, p LoginParams) (LoginResult, error) 
 		}
 		rk = &k
 	}
-	if a, err := c.Account(); err == nil {
+	if a, err := m.Account(); err == nil {
 		if a.Active || a.User != user.String() {
 			return LoginResult{}, fmt.Errorf("%s: profile already logged in as %s/%s", op, a.User, a.DeviceID)
 		}
-		return c.resumePending(ctx, a, rk)
+		return m.resumePending(ctx, a, rk)
 	} else if !errors.Is(err, ErrNotLoggedIn) {
 		return LoginResult{}, err
 	}
-	link, sig, err := c.deviceKeys()
+	link, sig, err := m.deviceKeys()
 	if err != nil {
 		return LoginResult{}, fmt.Errorf("%s: %w", op, err)
 	}
-	ok, err := c.loginRequest(ctx, p, link, sig)
+	ok, err := m.loginRequest(ctx, p, link, sig)
 	if err != nil {
 		return LoginResult{}, err
 	}
@@ -81,14 +158,14 @@ func (c *Client) Login(ctx context.Context, p LoginParams) (LoginResult, error) 
 	res := LoginResult{User: acct.User, DeviceID: acct.DeviceID}
 	switch {
 	case ok.GetFirstDevice():
-		key, err := identity.NewRecoveryKey(c.cfg.Rand)
+		key, err := identity.NewRecoveryKey(m.cfg.Rand)
 		if err != nil {
 			return res, fmt.Errorf("%s: %w", op, err)
 		}
-		if err := c.saveLogin(acct, link, sig, &key); err != nil {
+		if err := m.saveLogin(acct, link, sig, &key); err != nil {
 			return res, err
 		}
-		if err := c.publishFirst(ctx, user, key, sig); err != nil {
+		if err := m.publishFirst(ctx, user, key, sig); err != nil {
 			return res, err
 		}
 		res.RecoveryKey, res.Active = key.Text(), true
@@ -100,29 +177,29 @@ func (c *Client) Login(ctx context.Context, p LoginParams) (LoginResult, error) 
 			return res, fmt.Errorf("%s: server link token: %w", op, err)
 		}
 		acct.LinkCode = code
-		if err := c.saveLogin(acct, link, sig, nil); err != nil {
+		if err := m.saveLogin(acct, link, sig, nil); err != nil {
 			return res, err
 		}
 		if rk == nil {
 			res.LinkCode = code
 			return res, nil
 		}
-		if err := c.selfApprove(ctx, *rk, sig); err != nil {
+		if err := m.selfApprove(ctx, *rk, sig); err != nil {
 			return res, err
 		}
 		res.Active = true
 	}
-	return res, c.afterActivation(ctx)
+	return res, m.activate(ctx)
 }
 
 // deviceKeys makes this device's link key and MLS signature key. They are
 // stored with the account once the server accepted the login.
-func (c *Client) deviceKeys() (*identity.LinkPrivateKey, ed25519.PrivateKey, error) {
-	link, err := identity.GenerateLinkKey(c.cfg.Rand)
+func (m *Manager) deviceKeys() (*identity.LinkPrivateKey, ed25519.PrivateKey, error) {
+	link, err := identity.GenerateLinkKey(m.cfg.Rand)
 	if err != nil {
 		return nil, nil, err
 	}
-	_, sig, err := ed25519.GenerateKey(c.cfg.Rand)
+	_, sig, err := ed25519.GenerateKey(m.cfg.Rand)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -130,18 +207,18 @@ func (c *Client) deviceKeys() (*identity.LinkPrivateKey, ed25519.PrivateKey, err
 }
 
 // loginRequest sends Login on a connection of its own.
-func (c *Client) loginRequest(ctx context.Context, p LoginParams, link *identity.LinkPrivateKey, sig ed25519.PrivateKey) (*wire.LoginOK, error) {
+func (m *Manager) loginRequest(ctx context.Context, p LoginParams, link *identity.LinkPrivateKey, sig ed25519.PrivateKey) (*wire.LoginOK, error) {
 	const op = "client.Login"
 	if p.InviteCode != "" {
-		return c.registerRequest(ctx, p, link, sig)
+		return m.registerRequest(ctx, p, link, sig)
 	}
-	rw, err := c.cfg.Dial(ctx, p.Server, p.CAPath)
+	rw, err := m.cfg.Dial(ctx, p.Server, p.CAPath)
 	if err != nil {
 		return nil, fmt.Errorf("%s: connect to %s: %w", op, p.Server, err)
 	}
-	cn := newConn(rw, 0)
+	cn := session.NewConn(rw, 0)
 	defer cn.Close()
-	r, err := cn.call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_Login{Login: &wire.Login{
+	r, err := cn.Call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_Login{Login: &wire.Login{
 		User: p.User, Password: p.Password, DeviceName: p.DeviceName,
 		LinkPublicKey: link.Public().Bytes(), SignatureKey: sig.Public().(ed25519.PublicKey),
 	}}})
@@ -153,8 +230,8 @@ func (c *Client) loginRequest(ctx context.Context, p LoginParams, link *identity
 
 // saveLogin stores the account with the device's keys (and the recovery
 // key, for a first device) in one transaction.
-func (c *Client) saveLogin(acct store.Account, link *identity.LinkPrivateKey, sig ed25519.PrivateKey, rk *identity.RecoveryKey) error {
-	return c.st.Update(func(tx *store.Tx) error {
+func (m *Manager) saveLogin(acct store.Account, link *identity.LinkPrivateKey, sig ed25519.PrivateKey, rk *identity.RecoveryKey) error {
+	return m.cfg.Store.Update(func(tx *store.Tx) error {
 		if err := tx.PutKey(store.KeyLink, link.Bytes()); err != nil {
 			return err
 		}
@@ -171,13 +248,13 @@ func (c *Client) saveLogin(acct store.Account, link *identity.LinkPrivateKey, si
 }
 
 // publishFirst publishes the identity key with the first signed list.
-func (c *Client) publishFirst(ctx context.Context, user identity.UserAddress, rk identity.RecoveryKey, sig ed25519.PrivateKey) error {
+func (m *Manager) publishFirst(ctx context.Context, user identity.UserAddress, rk identity.RecoveryKey, sig ed25519.PrivateKey) error {
 	const op = "client.PublishIdentity"
-	a, err := c.Account()
+	a, err := m.Account()
 	if err != nil {
 		return err
 	}
-	now := c.cfg.Now().UnixMilli()
+	now := m.cfg.Now().UnixMilli()
 	l := &identity.DeviceList{User: user, Version: 1, IssuedMs: now, Devices: []identity.Device{{
 		DeviceID: a.DeviceID, SignatureKey: sig.Public().(ed25519.PublicKey), Name: a.DeviceName, AddedMs: now,
 	}}}
@@ -186,7 +263,7 @@ func (c *Client) publishFirst(ctx context.Context, user identity.UserAddress, rk
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	_, err = c.call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_PublishIdentity{PublishIdentity: &wire.PublishIdentity{
+	_, err = m.cfg.Call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_PublishIdentity{PublishIdentity: &wire.PublishIdentity{
 		IdentityKey: signer.Public().Bytes(), DeviceList: &wire.SignedDeviceList{List: list, Signature: s},
 	}}})
 	return err
@@ -194,22 +271,22 @@ func (c *Client) publishFirst(ctx context.Context, user identity.UserAddress, rk
 
 // selfApprove puts this pending device on the list with the identity key
 // derived from the recovery key.
-func (c *Client) selfApprove(ctx context.Context, rk identity.RecoveryKey, sig ed25519.PrivateKey) error {
+func (m *Manager) selfApprove(ctx context.Context, rk identity.RecoveryKey, sig ed25519.PrivateKey) error {
 	const op = "client.SelfApprove"
-	a, err := c.Account()
+	a, err := m.Account()
 	if err != nil {
 		return err
 	}
 	user, _ := identity.ParseUser(a.User)
 	signer := rk.Signer()
-	cur, err := c.fetchDeviceList(ctx, nil, user)
+	cur, err := m.cfg.Dir.Fetch(ctx, nil, user)
 	if err != nil {
 		return err
 	}
-	if key, _ := c.val.IdentityKey(user); !key.Equal(signer.Public()) {
+	if key, _ := m.cfg.Dir.IdentityKey(user); !key.Equal(signer.Public()) {
 		return wire.Errorf(op, wire.Code_CODE_BAD_CREDENTIALS, "the recovery key does not belong to %s", a.User)
 	}
-	now := c.cfg.Now().UnixMilli()
+	now := m.cfg.Now().UnixMilli()
 	next, err := cur.WithDevice(identity.Device{DeviceID: a.DeviceID, SignatureKey: sig.Public().(ed25519.PublicKey), Name: a.DeviceName, AddedMs: now}, now)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
@@ -218,10 +295,10 @@ func (c *Client) selfApprove(ctx context.Context, rk identity.RecoveryKey, sig e
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	if err := c.st.Update(func(tx *store.Tx) error { return tx.PutKey(store.KeyIdentity, []byte(rk.Text())) }); err != nil {
+	if err := m.cfg.Store.Update(func(tx *store.Tx) error { return tx.PutKey(store.KeyIdentity, []byte(rk.Text())) }); err != nil {
 		return err
 	}
-	_, err = c.call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_ApproveDevice{ApproveDevice: &wire.ApproveDevice{
+	_, err = m.cfg.Call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_ApproveDevice{ApproveDevice: &wire.ApproveDevice{
 		DeviceId: a.DeviceID, DeviceList: &wire.SignedDeviceList{List: list, Signature: s},
 	}}})
 	return err
@@ -230,32 +307,32 @@ func (c *Client) selfApprove(ctx context.Context, rk identity.RecoveryKey, sig e
 // resumePending continues the login of a device that is still pending (an
 // earlier run was interrupted, or its approval failed): with the recovery
 // key it approves itself, otherwise it shows the same link code again.
-func (c *Client) resumePending(ctx context.Context, a store.Account, rk *identity.RecoveryKey) (LoginResult, error) {
+func (m *Manager) resumePending(ctx context.Context, a store.Account, rk *identity.RecoveryKey) (LoginResult, error) {
 	res := LoginResult{User: a.User, DeviceID: a.DeviceID}
-	self, err := c.self()
+	self, err := m.Self()
 	if err != nil {
 		return res, err
 	}
 	if a.LinkCode == "" {
-		return c.resumeFirst(ctx, a, self)
+		return m.resumeFirst(ctx, a, self)
 	}
 	if rk == nil {
 		res.LinkCode = a.LinkCode
 		return res, nil
 	}
-	if err := c.selfApprove(ctx, *rk, self.SignatureKey); err != nil {
+	if err := m.selfApprove(ctx, *rk, self.SignatureKey); err != nil {
 		return res, err
 	}
 	res.Active = true
-	return res, c.afterActivation(ctx)
+	return res, m.activate(ctx)
 }
 
 // resumeFirst finishes a first device whose identity was created but
 // perhaps not published (the earlier run failed or lost the answer).
-func (c *Client) resumeFirst(ctx context.Context, a store.Account, self Self) (LoginResult, error) {
+func (m *Manager) resumeFirst(ctx context.Context, a store.Account, self e2ee.Self) (LoginResult, error) {
 	const op = "client.Login"
 	res := LoginResult{User: a.User, DeviceID: a.DeviceID}
-	rk, _, err := c.recovery()
+	rk, _, err := m.recovery()
 	if err != nil {
 		return res, fmt.Errorf("%s: resuming the first device: %w", op, err)
 	}
@@ -263,11 +340,11 @@ func (c *Client) resumeFirst(ctx context.Context, a store.Account, self Self) (L
 	if err != nil {
 		return res, err
 	}
-	err = c.publishFirst(ctx, user, rk, self.SignatureKey)
+	err = m.publishFirst(ctx, user, rk, self.SignatureKey)
 	if wire.Is(err, wire.Code_CODE_CONFLICT) {
 		// Published by the earlier run: make sure it is this identity.
-		if _, err = c.fetchDeviceList(ctx, nil, user); err == nil {
-			if key, _ := c.val.IdentityKey(user); !key.Equal(rk.Signer().Public()) {
+		if _, err = m.cfg.Dir.Fetch(ctx, nil, user); err == nil {
+			if key, _ := m.cfg.Dir.IdentityKey(user); !key.Equal(rk.Signer().Public()) {
 				err = wire.Errorf(op, wire.Code_CODE_CONFLICT, "%s already has another identity key", a.User)
 			}
 		}
@@ -276,5 +353,27 @@ func (c *Client) resumeFirst(ctx context.Context, a store.Account, self Self) (L
 		return res, err
 	}
 	res.RecoveryKey, res.Active = rk.Text(), true
-	return res, c.afterActivation(ctx)
+	return res, m.activate(ctx)
+}
+
+// registerRequest sends Register (LoginParams.InviteCode set) on a
+// connection of its own: the server creates the account with the invite
+// and answers like a first Login, so Login goes on exactly as for a first
+// device.
+func (m *Manager) registerRequest(ctx context.Context, p LoginParams, link *identity.LinkPrivateKey, sig ed25519.PrivateKey) (*wire.LoginOK, error) {
+	const op = "client.Register"
+	rw, err := m.cfg.Dial(ctx, p.Server, p.CAPath)
+	if err != nil {
+		return nil, fmt.Errorf("%s: connect to %s: %w", op, p.Server, err)
+	}
+	cn := session.NewConn(rw, 0)
+	defer cn.Close()
+	r, err := cn.Call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_Register{Register: &wire.Register{
+		InviteCode: p.InviteCode, User: p.User, Password: p.Password, DeviceName: p.DeviceName,
+		LinkPublicKey: link.Public().Bytes(), SignatureKey: sig.Public().(ed25519.PublicKey),
+	}}})
+	if err != nil {
+		return nil, err
+	}
+	return r.GetLoginOk(), nil
 }

@@ -1,4 +1,4 @@
-package client
+package session
 
 import (
 	"context"
@@ -16,7 +16,7 @@ const pushBatch = 64
 // servePushes handles c's pushes in arrival order until c ends. Deliveries
 // waiting in the queue are processed in batches of up to pushBatch and
 // acknowledged cumulatively once their processing is durable.
-func (s *Session) servePushes(ctx context.Context, c *conn) error {
+func (s *Session) servePushes(ctx context.Context, c *Conn) error {
 	for {
 		f, err := c.nextPush(ctx)
 		if err != nil {
@@ -77,7 +77,7 @@ func (s *Session) advance(seq uint64) {
 
 // popDeliveries takes up to max Delivery pushes from the front of the
 // queue without waiting (it stops at any other kind of push).
-func (c *conn) popDeliveries(max int) []*wire.Delivery {
+func (c *Conn) popDeliveries(max int) []*wire.Delivery {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []*wire.Delivery
@@ -108,8 +108,19 @@ func (s *Session) progressChan() chan struct{} {
 	return s.progress
 }
 
-// live waits for an authenticated connection.
-func (s *Session) live(ctx context.Context) (*conn, error) {
+// Progress returns a channel closed at the next mailbox progress (or
+// connection change), whether a connection is up, and whether the device
+// is behind the mailbox head on it.
+func (s *Session) Progress() (next <-chan struct{}, connected, behind bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	connected = s.cur != nil
+	return s.progress, connected, connected && s.processed < s.head
+}
+
+// Live waits for an authenticated connection; requests started on it one
+// after another are written in that order (Conn.Start).
+func (s *Session) Live(ctx context.Context) (*Conn, error) {
 	for {
 		s.mu.Lock()
 		c, ready, fatal, prog := s.cur, s.ready, s.fatal, s.progress
@@ -133,11 +144,11 @@ func (s *Session) live(ctx context.Context) (*conn, error) {
 // session reconnects. A connection lost before the response returns an error
 // wrapping ErrDisconnected: the request may or may not have been applied.
 func (s *Session) Call(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error) {
-	c, err := s.live(ctx)
+	c, err := s.Live(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	return c.call(ctx, op, f)
+	return c.Call(ctx, op, f)
 }
 
 // CallNow is Call without waiting for a connection: with none up it fails
@@ -150,7 +161,7 @@ func (s *Session) CallNow(ctx context.Context, op string, f *wire.ClientFrame) (
 	if c == nil {
 		return nil, fmt.Errorf("%s: %w", op, ErrDisconnected)
 	}
-	return c.call(ctx, op, f)
+	return c.Call(ctx, op, f)
 }
 
 // Resync asks the server for its current mailbox head (restarting pushes
@@ -171,14 +182,14 @@ func (s *Session) Sync(ctx context.Context) error {
 	if s.cfg.Handler == nil {
 		return nil
 	}
-	c, err := s.live(ctx)
+	c, err := s.Live(ctx)
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
 	after := s.processed
 	s.mu.Unlock()
-	r, err := c.call(ctx, "client.Sync", &wire.ClientFrame{Body: &wire.ClientFrame_Sync{Sync: &wire.Sync{AfterSeq: after}}})
+	r, err := c.Call(ctx, "client.Sync", &wire.ClientFrame{Body: &wire.ClientFrame_Sync{Sync: &wire.Sync{AfterSeq: after}}})
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package client
+package session
 
 import (
 	"testing"
@@ -23,7 +23,7 @@ func FuzzSignalDatagram(f *testing.F) {
 	f.Add([]byte{0xff, 0x01})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var got *wire.ServerFrame
-		s := &Session{cfg: SessionConfig{OnSignal: func(f *wire.ServerFrame) { got = f }}}
+		s := &Session{cfg: Config{OnSignal: func(f *wire.ServerFrame) { got = f }}}
 		s.signalDatagram(b)
 		if got == nil {
 			return

@@ -1,4 +1,4 @@
-package client
+package directory
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 
+	"hearth/client/session"
 	"hearth/client/store"
 	"hearth/homeserver/wire"
 	"hearth/keys/identity"
@@ -15,22 +16,22 @@ import (
 // server's limit).
 const maxFetchLists = 256
 
-// fetchDeviceLists fetches, verifies and pins the signed device lists of
+// FetchMany fetches, verifies and pins the signed device lists of
 // many users in one round trip per 256 users (FetchDeviceLists), with
-// exactly the rules of fetchDeviceList: the identity key is pinned on
+// exactly the rules of Fetch: the identity key is pinned on
 // first sight and must not change, a list older than the pinned one is
 // refused and the pinned one kept, a list for another user is refused.
 // Pins go into tx (or a transaction of their own when tx is nil). It
 // returns the lists it holds afterwards by user; users the server could
 // not answer for are left out, and a list that fails verification is an
-// error (CODE_BAD_SIGNATURE), as with fetchDeviceList. Against a server
+// error (CODE_BAD_SIGNATURE), as with Fetch. Against a server
 // without FetchDeviceLists it fetches the lists one by one.
-func (c *Client) fetchDeviceLists(ctx context.Context, tx *store.Tx, users []identity.UserAddress) (map[identity.UserAddress]*identity.DeviceList, error) {
+func (d *Directory) FetchMany(ctx context.Context, tx *store.Tx, users []identity.UserAddress) (map[identity.UserAddress]*identity.DeviceList, error) {
 	const op = "client.FetchDeviceLists"
 	out := map[identity.UserAddress]*identity.DeviceList{}
-	call := c.callIdempotent
+	call := d.cfg.Call
 	if tx != nil {
-		call = c.callNow // see fetchDeviceList
+		call = d.cfg.CallNow // see Fetch
 	}
 	for chunk := range slices.Chunk(users, maxFetchLists) {
 		names := make([]string, len(chunk))
@@ -39,7 +40,7 @@ func (c *Client) fetchDeviceLists(ctx context.Context, tx *store.Tx, users []ide
 		}
 		r, err := call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_FetchDeviceLists{FetchDeviceLists: &wire.FetchDeviceLists{Users: names}}})
 		if wire.Is(err, wire.Code_CODE_BAD_REQUEST) {
-			return c.fetchDeviceListsOneByOne(ctx, tx, users)
+			return d.fetchOneByOne(ctx, tx, users)
 		}
 		if err != nil {
 			return nil, err
@@ -54,7 +55,7 @@ func (c *Client) fetchDeviceLists(ctx context.Context, tx *store.Tx, users []ide
 				if !ok {
 					return wire.Errorf(op, wire.Code_CODE_BAD_SIGNATURE, "list for %q, which was not asked for", res.GetUser())
 				}
-				l, err := c.pinDeviceList(tx, user, res)
+				l, err := d.pin(tx, user, res)
 				if err != nil {
 					return err
 				}
@@ -65,7 +66,7 @@ func (c *Client) fetchDeviceLists(ctx context.Context, tx *store.Tx, users []ide
 		if tx != nil {
 			err = pin(tx)
 		} else {
-			err = c.st.Update(pin)
+			err = d.cfg.Store.Update(pin)
 		}
 		if err != nil {
 			return nil, err
@@ -74,13 +75,13 @@ func (c *Client) fetchDeviceLists(ctx context.Context, tx *store.Tx, users []ide
 	return out, nil
 }
 
-// fetchDeviceListsOneByOne is fetchDeviceLists for servers without the
+// fetchOneByOne is FetchMany for servers without the
 // batched request.
-func (c *Client) fetchDeviceListsOneByOne(ctx context.Context, tx *store.Tx, users []identity.UserAddress) (map[identity.UserAddress]*identity.DeviceList, error) {
+func (d *Directory) fetchOneByOne(ctx context.Context, tx *store.Tx, users []identity.UserAddress) (map[identity.UserAddress]*identity.DeviceList, error) {
 	out := map[identity.UserAddress]*identity.DeviceList{}
 	for _, u := range users {
-		l, err := c.fetchDeviceList(ctx, tx, u)
-		if wire.Is(err, wire.Code_CODE_NOT_FOUND) || (err != nil && Retryable(err) && ctx.Err() == nil) {
+		l, err := d.Fetch(ctx, tx, u)
+		if wire.Is(err, wire.Code_CODE_NOT_FOUND) || (err != nil && session.Retryable(err) && ctx.Err() == nil) {
 			continue // left out, as a missing user of the batch
 		}
 		if err != nil {
@@ -91,22 +92,22 @@ func (c *Client) fetchDeviceListsOneByOne(ctx context.Context, tx *store.Tx, use
 	return out, nil
 }
 
-// pinDeviceList verifies one answered list against user's pinned identity
+// pin verifies one answered list against user's pinned identity
 // key (pinning it on first sight) and stores the pin in tx: the rules of
-// fetchDeviceList, shared so that both paths pin the same way.
-func (c *Client) pinDeviceList(tx *store.Tx, user identity.UserAddress, res *wire.DeviceListResult) (*identity.DeviceList, error) {
+// Fetch, shared so that both paths pin the same way.
+func (d *Directory) pin(tx *store.Tx, user identity.UserAddress, res *wire.DeviceListResult) (*identity.DeviceList, error) {
 	const op = "client.FetchDeviceList"
 	key, err := identity.ParsePublicKey(res.GetIdentityKey())
 	if err != nil {
 		return nil, wire.E(op, wire.Code_CODE_BAD_SIGNATURE, err)
 	}
-	if err := c.pinned(tx, user); err != nil {
+	if err := d.pinned(tx, user); err != nil {
 		return nil, err
 	}
-	prev, had := c.val.List(user)
-	l, err := c.val.Add(key, res.GetDeviceList().GetList(), res.GetDeviceList().GetSignature())
+	prev, had := d.val.List(user)
+	l, err := d.val.Add(key, res.GetDeviceList().GetList(), res.GetDeviceList().GetSignature())
 	if errors.Is(err, identity.ErrSuccessor) {
-		if kept, ok := c.val.List(user); ok {
+		if kept, ok := d.val.List(user); ok {
 			return kept, nil // the server sent an older list: keep ours
 		}
 	}
@@ -117,7 +118,7 @@ func (c *Client) pinDeviceList(tx *store.Tx, user identity.UserAddress, res *wir
 		return nil, wire.Errorf(op, wire.Code_CODE_BAD_SIGNATURE, "list for %v returned for %v", l.User, user)
 	}
 	if !had || prev == nil || prev.Version != l.Version {
-		c.unsyncAll() // rosters may need this list's devices added or removed
+		d.cfg.Changed() // rosters may need this list's devices added or removed
 	}
 	raw, err := json.Marshal(pin{IdentityKey: key.Bytes(), List: res.GetDeviceList().GetList(), Signature: res.GetDeviceList().GetSignature()})
 	if err != nil {
@@ -126,10 +127,10 @@ func (c *Client) pinDeviceList(tx *store.Tx, user identity.UserAddress, res *wir
 	return l, tx.PutMeta(pinName(user), raw)
 }
 
-// unknownMembers lists the users of member device addresses whose device
+// Unknown lists the users of member device addresses whose device
 // is not on the list this device holds for them (or who have no list
 // here yet): the ones a join or commit check would fetch.
-func (c *Client) unknownMembers(tx *store.Tx, members []string) []identity.UserAddress {
+func (d *Directory) Unknown(tx *store.Tx, members []string) []identity.UserAddress {
 	var out []identity.UserAddress
 	seen := map[identity.UserAddress]bool{}
 	for _, m := range members {
@@ -137,10 +138,10 @@ func (c *Client) unknownMembers(tx *store.Tx, members []string) []identity.UserA
 		if err != nil || seen[da.User] {
 			continue
 		}
-		if err := c.pinned(tx, da.User); err != nil {
+		if err := d.pinned(tx, da.User); err != nil {
 			continue
 		}
-		if l, ok := c.val.List(da.User); ok && slices.ContainsFunc(l.Devices, func(d identity.Device) bool { return d.DeviceID == da.Device }) {
+		if l, ok := d.val.List(da.User); ok && slices.ContainsFunc(l.Devices, func(d identity.Device) bool { return d.DeviceID == da.Device }) {
 			continue
 		}
 		seen[da.User] = true
@@ -149,46 +150,23 @@ func (c *Client) unknownMembers(tx *store.Tx, members []string) []identity.UserA
 	return out
 }
 
-// MemberPrefetcher is implemented by the CredentialValidator the Client
-// gives its engine. An engine about to check many new members (a commit
-// adding a chunk of users) calls PrefetchMembers with their identities
-// first, so that their device lists come in one batch instead of one
-// round trip each. It only warms the pins: members are still checked one
-// by one.
-type MemberPrefetcher interface {
-	PrefetchMembers(identities [][]byte)
-}
-
-var _ MemberPrefetcher = (*memberValidator)(nil)
-
 // PrefetchMembers fetches, in one batch, the lists of the users whose
 // devices among identities are not on the lists this device holds. A
 // failure that is not a bad signature is kept as transient, like a
 // failed single fetch.
-func (v *memberValidator) PrefetchMembers(identities [][]byte) {
-	if v.tx == nil || v.transient != nil {
+func (v *MemberValidator) PrefetchMembers(identities [][]byte) {
+	if v.tx == nil || v.Transient != nil {
 		return
 	}
 	members := make([]string, len(identities))
 	for i, id := range identities {
 		members[i] = string(id)
 	}
-	users := v.c.unknownMembers(v.tx, members)
+	users := v.d.Unknown(v.tx, members)
 	if len(users) < 2 {
 		return // one goes the usual way
 	}
-	if _, err := v.c.fetchDeviceLists(v.ctx, v.tx, users); err != nil && !wire.Is(err, wire.Code_CODE_BAD_SIGNATURE) {
-		v.transient = err
-	}
-}
-
-// The group cache (groupcache.go) hands cached groups a forwarding
-// validator; it passes prefetches on to the validator of the group's
-// current holder.
-var _ MemberPrefetcher = (*fwdValidator)(nil)
-
-func (f *fwdValidator) PrefetchMembers(identities [][]byte) {
-	if p, ok := f.v.(MemberPrefetcher); ok {
-		p.PrefetchMembers(identities)
+	if _, err := v.d.FetchMany(v.ctx, v.tx, users); err != nil && !wire.Is(err, wire.Code_CODE_BAD_SIGNATURE) {
+		v.Transient = err
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"hearth/client"
+	"hearth/client/e2ee"
 )
 
 // Users creates accounts on the server under test. cmd/hearth implements
@@ -30,7 +31,7 @@ type Config struct {
 	CAPath     string          // PEM of the server's CA
 	Domain     string          // the server's domain (users are NAME@Domain)
 	Dial       client.DialFunc // opens a control stream; retried with backoff here
-	Groups     func() client.GroupEngine
+	Groups     func() e2ee.Engine
 	Users      Users
 	ProfileDir string // one sub-folder per simulated device
 	Parallel   int    // concurrent setup steps (logins); default 8

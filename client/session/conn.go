@@ -1,4 +1,4 @@
-package client
+package session
 
 import (
 	"context"
@@ -14,10 +14,10 @@ import (
 // response arrived. The request may or may not have reached the server.
 var ErrDisconnected = errors.New("client: disconnected")
 
-// conn multiplexes requests over one control stream: each request gets a
+// Conn multiplexes requests over one control stream: each request gets a
 // fresh frame id and waits for the response echoing it, so requests run
 // concurrently. Pushes (id 0) are queued in arrival order for one consumer.
-type conn struct {
+type Conn struct {
 	rw io.ReadWriteCloser
 	fw *wire.FrameWriter
 
@@ -30,8 +30,11 @@ type conn struct {
 	done    chan struct{}
 }
 
-func newConn(rw io.ReadWriteCloser, maxFrame int) *conn {
-	c := &conn{
+// NewConn starts reading frames from rw (at most maxFrame bytes each; 0:
+// the wire default). A Session makes one per connection; a request that
+// needs no session (Login) uses one directly.
+func NewConn(rw io.ReadWriteCloser, maxFrame int) *Conn {
+	c := &Conn{
 		rw:      rw,
 		fw:      wire.NewFrameWriter(rw, maxFrame),
 		pending: make(map[uint64]chan *wire.ServerFrame),
@@ -42,7 +45,7 @@ func newConn(rw io.ReadWriteCloser, maxFrame int) *conn {
 	return c
 }
 
-func (c *conn) readLoop(fr *wire.FrameReader) {
+func (c *Conn) readLoop(fr *wire.FrameReader) {
 	for {
 		f := new(wire.ServerFrame)
 		if err := fr.ReadMessage(f); err != nil {
@@ -71,7 +74,7 @@ func (c *conn) readLoop(fr *wire.FrameReader) {
 	}
 }
 
-func (c *conn) signal() {
+func (c *Conn) signal() {
 	select {
 	case c.pushed <- struct{}{}:
 	default:
@@ -79,7 +82,7 @@ func (c *conn) signal() {
 }
 
 // fail ends the connection with err (the first error wins) and wakes every waiter.
-func (c *conn) fail(err error) {
+func (c *Conn) fail(err error) {
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
@@ -94,32 +97,32 @@ func (c *conn) fail(err error) {
 }
 
 // Close ends the connection.
-func (c *conn) Close() error {
+func (c *Conn) Close() error {
 	c.fail(ErrDisconnected)
 	return nil
 }
 
 // Err returns why the connection ended, or nil while it is up.
-func (c *conn) Err() error {
+func (c *Conn) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.err
 }
 
-// call sends one request and waits for its response. A response carrying an
+// Call sends one request and waits for its response. A response carrying an
 // ErrorInfo becomes a *wire.Error with op.
-func (c *conn) call(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error) {
-	wait, err := c.start(op, f)
+func (c *Conn) Call(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error) {
+	wait, err := c.Start(op, f)
 	if err != nil {
 		return nil, err
 	}
 	return wait(ctx)
 }
 
-// start sends one request and returns a function that waits for its
+// Start sends one request and returns a function that waits for its
 // response. Requests started one after another are written in that order,
 // so several can be in flight (pipelined Sends keep their order at the hub).
-func (c *conn) start(op string, f *wire.ClientFrame) (func(context.Context) (*wire.ServerFrame, error), error) {
+func (c *Conn) Start(op string, f *wire.ClientFrame) (func(context.Context) (*wire.ServerFrame, error), error) {
 	ch := make(chan *wire.ServerFrame, 1)
 	c.mu.Lock()
 	if c.err != nil {
@@ -162,7 +165,7 @@ func (c *conn) start(op string, f *wire.ClientFrame) (func(context.Context) (*wi
 }
 
 // notify sends a frame that has no response (Ack).
-func (c *conn) notify(f *wire.ClientFrame) error {
+func (c *Conn) notify(f *wire.ClientFrame) error {
 	if err := c.Err(); err != nil {
 		return err
 	}
@@ -176,7 +179,7 @@ func (c *conn) notify(f *wire.ClientFrame) error {
 // nextPush returns the oldest queued push, waiting for one. It returns the
 // connection's error once the connection has ended and no push is queued
 // that arrived before the end.
-func (c *conn) nextPush(ctx context.Context) (*wire.ServerFrame, error) {
+func (c *Conn) nextPush(ctx context.Context) (*wire.ServerFrame, error) {
 	for {
 		c.mu.Lock()
 		if len(c.pushes) > 0 {

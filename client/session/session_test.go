@@ -1,4 +1,4 @@
-package client
+package session
 
 import (
 	"context"
@@ -78,7 +78,7 @@ func pipeDialer(peers chan<- *peer) func(ctx context.Context) (io.ReadWriteClose
 
 func TestConnMultiplexesOutOfOrder(t *testing.T) {
 	a, b := net.Pipe()
-	c := newConn(a, 0)
+	c := NewConn(a, 0)
 	defer c.Close()
 	p := newPeer(b)
 	ctx := context.Background()
@@ -88,12 +88,12 @@ func TestConnMultiplexesOutOfOrder(t *testing.T) {
 	}
 	res := make(chan result, 2)
 	go func() {
-		r, err := c.call(ctx, "one", &wire.ClientFrame{Body: &wire.ClientFrame_Ping{Ping: &wire.Ping{}}})
+		r, err := c.Call(ctx, "one", &wire.ClientFrame{Body: &wire.ClientFrame_Ping{Ping: &wire.Ping{}}})
 		res <- result{r.GetPong().String(), err}
 	}()
 	f1 := p.read(t)
 	go func() {
-		_, err := c.call(ctx, "two", &wire.ClientFrame{Body: &wire.ClientFrame_ListDevices{ListDevices: &wire.ListDevices{}}})
+		_, err := c.Call(ctx, "two", &wire.ClientFrame{Body: &wire.ClientFrame_ListDevices{ListDevices: &wire.ListDevices{}}})
 		res <- result{"two", err}
 	}()
 	f2 := p.read(t)
@@ -115,7 +115,7 @@ func TestConnMultiplexesOutOfOrder(t *testing.T) {
 		t.Fatalf("push = %v, %v", push, err)
 	}
 	b.Close()
-	if _, err := c.call(ctx, "after", &wire.ClientFrame{Body: &wire.ClientFrame_Ping{Ping: &wire.Ping{}}}); !Retryable(err) {
+	if _, err := c.Call(ctx, "after", &wire.ClientFrame{Body: &wire.ClientFrame_Ping{Ping: &wire.Ping{}}}); !Retryable(err) {
 		t.Fatalf("call on closed conn = %v, want retryable disconnect", err)
 	}
 }
@@ -173,7 +173,7 @@ func TestSessionRefreshResyncAndAck(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	tok := &memTokens{access: "old", refresh: "r1", exp: now.Add(-time.Minute)}
 	h := &seqHandler{}
-	s := StartSession(context.Background(), SessionConfig{
+	s := Start(context.Background(), Config{
 		Dial: pipeDialer(peers), Tokens: tok, Handler: h,
 		Now: func() time.Time { return now }, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond,
 	})
@@ -263,11 +263,11 @@ func TestSessionRefreshResyncAndAck(t *testing.T) {
 }
 
 func TestBackoffGrowsWithJitter(t *testing.T) {
-	s := &Session{cfg: SessionConfig{MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second}}
+	s := &Session{cfg: Config{MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second}}
 	s.cfg.Rand = newTestRand()
 	for attempt, want := range []time.Duration{100, 200, 400, 800, 1000, 1000} {
 		want *= time.Millisecond
-		d := s.backoff(attempt)
+		d := s.Backoff(attempt)
 		if d < want/2 || d > want {
 			t.Errorf("backoff(%d) = %v, want in [%v, %v]", attempt, d, want/2, want)
 		}

@@ -100,13 +100,13 @@ const claimChunk = 32
 // in chunks (each chunk one commit).
 func (f *Fleet) createGroup(ctx context.Context, creator *Device, members []string) (string, error) {
 	first := members[:min(len(members), claimChunk)]
-	conv, err := creator.C.CreateGroup(ctx, "bench "+f.run, first)
+	conv, err := creator.C.Groups().Create(ctx, "bench "+f.run, first)
 	if err != nil {
 		return "", fmt.Errorf("loadgen: create group with %d members: %w", len(first)+1, err)
 	}
 	for rest := members[len(first):]; len(rest) > 0; {
 		n := min(len(rest), claimChunk)
-		if err := creator.C.AddMembers(ctx, conv, rest[:n]); err != nil {
+		if err := creator.C.Groups().AddMembers(ctx, conv, rest[:n]); err != nil {
 			return "", fmt.Errorf("loadgen: add %d members to the group: %w", n, err)
 		}
 		rest = rest[n:]

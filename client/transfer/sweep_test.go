@@ -1,9 +1,6 @@
-package client
+package transfer
 
 import (
-	"context"
-	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -15,12 +12,7 @@ import (
 func TestSweepUploads(t *testing.T) {
 	prof := t.TempDir()
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	c, err := Open(Config{Profile: prof, Now: func() time.Time { return now },
-		Dial: func(context.Context, string, string) (io.ReadWriteCloser, error) { return nil, errors.New("offline") }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := New(Config{Dir: prof, Now: func() time.Time { return now }})
 	files := map[string]time.Duration{ // name: age
 		".upload-old": staleUpload + time.Hour, ".upload-new": time.Hour,
 		".download-old": 25 * time.Hour, ".download-new": time.Hour, "keep-me": 100 * 24 * time.Hour,
@@ -32,7 +24,7 @@ func TestSweepUploads(t *testing.T) {
 		}
 		os.Chtimes(p, now.Add(-age), now.Add(-age))
 	}
-	c.sweepUploads()
+	c.Sweep()
 	for n := range files {
 		_, err := os.Stat(filepath.Join(prof, n))
 		if gone := os.IsNotExist(err); gone != (n == ".upload-old" || n == ".download-old") {

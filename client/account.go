@@ -1,0 +1,52 @@
+package client
+
+import (
+	"context"
+	"time"
+
+	"hearth/client/account"
+	"hearth/client/store"
+)
+
+// This device's account and the user's devices (client/account).
+
+// LoginParams are what `hearth chat login` collects.
+type LoginParams = account.LoginParams
+
+// LoginResult says what Login did.
+type LoginResult = account.LoginResult
+
+// Device is one of the user's devices.
+type Device = account.Device
+
+// Account returns the profile's account.
+func (c *Client) Account() (store.Account, error) { return c.acct.Account() }
+
+// Login creates this profile's device on the server. The first device of a
+// user creates the identity key and publishes it with the first signed
+// device list; any later device is pending until approved by another
+// device (WaitApproval) or by the recovery key.
+func (c *Client) Login(ctx context.Context, p LoginParams) (LoginResult, error) {
+	return c.acct.Login(ctx, p)
+}
+
+// WaitApproval polls every interval until another device approved this
+// pending device, then activates it.
+func (c *Client) WaitApproval(ctx context.Context, every time.Duration) error {
+	return c.acct.WaitApproval(ctx, every)
+}
+
+// Approve approves a pending device of the same user from its link code
+// and adds it to this device's conversations.
+func (c *Client) Approve(ctx context.Context, code string) (deviceID string, err error) {
+	return c.acct.Approve(ctx, code)
+}
+
+// Devices lists the user's devices.
+func (c *Client) Devices(ctx context.Context) ([]Device, error) { return c.acct.Devices(ctx) }
+
+// Revoke revokes one of the user's devices with a new signed list without
+// it, and removes it from this device's conversations.
+func (c *Client) Revoke(ctx context.Context, deviceID string) error {
+	return c.acct.Revoke(ctx, deviceID)
+}

@@ -1,0 +1,364 @@
+package account
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"time"
+
+	"hearth/client/session"
+	"hearth/client/store"
+	"hearth/homeserver/wire"
+	"hearth/keys/identity"
+)
+
+// WaitApproval polls until another device approved this pending device,
+// then opens the sealed bundle with the link key, checks that the signed
+// list holds this device with its own signature key, and activates.
+func (m *Manager) WaitApproval(ctx context.Context, every time.Duration) error {
+	const op = "client.WaitApproval"
+	a, err := m.Account()
+	if err != nil {
+		return err
+	}
+	if a.Active {
+		return nil
+	}
+	for {
+		r, err := m.cfg.CallIdempotent(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_FetchApproval{FetchApproval: &wire.FetchApproval{}}})
+		if err != nil && !session.Retryable(err) {
+			return err
+		}
+		if res := r.GetApproval(); err == nil && len(res.GetSealedBundle()) > 0 {
+			return m.acceptApproval(ctx, a, res.GetSealedBundle())
+		} else if res.GetStatus() == wire.DeviceStatus_DEVICE_STATUS_REVOKED {
+			return wire.E(op, wire.Code_CODE_DEVICE_REVOKED)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", op, ctx.Err())
+		case <-time.After(every):
+		}
+	}
+}
+
+func (m *Manager) acceptApproval(ctx context.Context, a store.Account, sealed []byte) error {
+	const op = "client.WaitApproval"
+	dev, err := identity.ParseDevice(a.User + "/" + a.DeviceID)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	var linkRaw []byte
+	if err := m.cfg.Store.View(func(tx *store.Tx) (err error) { linkRaw, err = tx.Key(store.KeyLink); return }); err != nil {
+		return fmt.Errorf("%s: link key: %w", op, err)
+	}
+	link, err := identity.ParseLinkPrivateKey(linkRaw)
+	if err != nil {
+		return fmt.Errorf("%s: link key: %w", op, err)
+	}
+	b, err := identity.OpenBundle(link, dev, sealed)
+	if err != nil {
+		return wire.E(op, wire.Code_CODE_BAD_SIGNATURE, err)
+	}
+	m.cfg.ResetSession() // the server authenticates the stream as pending until the next Hello
+	self, err := m.Self()
+	if err != nil {
+		return err
+	}
+	l, err := m.cfg.Dir.Fetch(ctx, nil, dev.User)
+	if err != nil {
+		return err
+	}
+	if key, _ := m.cfg.Dir.IdentityKey(dev.User); !key.Equal(b.Recovery.Signer().Public()) {
+		return wire.Errorf(op, wire.Code_CODE_BAD_SIGNATURE, "the approval's identity key does not sign %s's device list", dev.User)
+	}
+	if err := m.cfg.Store.Update(func(tx *store.Tx) error { return tx.PutKey(store.KeyIdentity, []byte(b.Recovery.Text())) }); err != nil {
+		return err
+	}
+	mine := self.SignatureKey.Public().(ed25519.PublicKey)
+	if d, ok := l.Lookup(dev.Device); !ok || !bytes.Equal(d.SignatureKey, mine) {
+		// The list does not name this device with its own key (a server
+		// that swapped the key it relayed to the approver): fix the list
+		// with the identity key this device now holds.
+		if err := m.fixOwnEntry(ctx, b.Recovery, l, a, mine); err != nil {
+			return err
+		}
+	}
+	return m.activate(ctx)
+}
+
+// fixOwnEntry publishes a successor of l in which this device has its own key.
+func (m *Manager) fixOwnEntry(ctx context.Context, rk identity.RecoveryKey, l *identity.DeviceList, a store.Account, key []byte) error {
+	const op = "client.PublishDeviceList"
+	now := m.cfg.Now().UnixMilli()
+	next := l
+	if _, ok := l.Lookup(a.DeviceID); ok {
+		var err error
+		if next, err = l.WithoutDevice(a.DeviceID, now); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+	}
+	next, err := next.WithDevice(identity.Device{DeviceID: a.DeviceID, SignatureKey: key, Name: a.DeviceName, AddedMs: now}, now)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return m.publishList(ctx, op, rk.Signer(), next, func(sl *wire.SignedDeviceList) *wire.ClientFrame {
+		return &wire.ClientFrame{Body: &wire.ClientFrame_PublishDeviceList{PublishDeviceList: &wire.PublishDeviceList{DeviceList: sl}}}
+	})
+}
+
+// publishList signs l and sends the request frame made by mk.
+func (m *Manager) publishList(ctx context.Context, op string, s *identity.Signer, l *identity.DeviceList, mk func(*wire.SignedDeviceList) *wire.ClientFrame) error {
+	list, sig, err := l.Sign(s)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	_, err = m.cfg.Call(ctx, op, mk(&wire.SignedDeviceList{List: list, Signature: sig}))
+	return err
+}
+
+// recovery returns the user's recovery key held by this active device.
+func (m *Manager) recovery() (identity.RecoveryKey, store.Account, error) {
+	var text []byte
+	var a store.Account
+	err := m.cfg.Store.View(func(tx *store.Tx) (err error) {
+		if a, err = tx.Account(); err != nil {
+			return err
+		}
+		text, err = tx.Key(store.KeyIdentity)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return identity.RecoveryKey{}, a, wire.Errorf("client", wire.Code_CODE_PENDING_APPROVAL, "this device holds no identity key (not approved yet)")
+	}
+	if err != nil {
+		return identity.RecoveryKey{}, a, err
+	}
+	rk, err := identity.ParseRecoveryKey(string(text))
+	return rk, a, err
+}
+
+// Approve approves a pending device of the same user from its link code:
+// it checks the link key the server returns against the code's fingerprint,
+// signs a new device list with the device on it and seals the identity
+// material to the device's link key.
+func (m *Manager) Approve(ctx context.Context, code string) (deviceID string, err error) {
+	const op = "client.Approve"
+	token, fp, err := identity.ParseLinkCode(code)
+	if err != nil {
+		return "", wire.E(op, wire.Code_CODE_BAD_REQUEST, err)
+	}
+	rk, a, err := m.recovery()
+	if err != nil {
+		return "", err
+	}
+	r, err := m.cfg.CallIdempotent(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_PendingDevice{PendingDevice: &wire.PendingDevice{LinkCode: token}}})
+	if err != nil {
+		return "", err
+	}
+	return m.approvePending(ctx, r.GetPendingDevice(), rk, a, fp)
+}
+
+// approvePending lists the pending device described by info and seals the
+// identity material to its link key, once the key matches fingerprint fp.
+func (m *Manager) approvePending(ctx context.Context, info *wire.PendingDeviceInfo, rk identity.RecoveryKey, a store.Account, fp string) (string, error) {
+	const op = "client.Approve"
+	linkPub, err := identity.ParseLinkPublicKey(info.GetLinkPublicKey())
+	if err != nil {
+		return "", wire.E(op, wire.Code_CODE_BAD_SIGNATURE, err)
+	}
+	if err := identity.CheckLinkKey(linkPub, fp); err != nil {
+		return "", wire.Errorf(op, wire.Code_CODE_BAD_SIGNATURE, "the pending device's key does not match the link code (%v): not approved", err)
+	}
+	if len(info.GetSignatureKey()) == 0 {
+		return "", wire.Errorf(op, wire.Code_CODE_UNAVAILABLE,
+			"the server did not return the pending device's signature key (Login.signature_key, docs/decisions/0002); cannot list it")
+	}
+	user, _ := identity.ParseUser(a.User)
+	dev, err := identity.ParseDevice(a.User + "/" + info.GetDeviceId())
+	if err != nil {
+		return "", wire.E(op, wire.Code_CODE_BAD_REQUEST, err)
+	}
+	cur, err := m.cfg.Dir.Fetch(ctx, nil, user)
+	if err != nil {
+		return "", err
+	}
+	now := m.cfg.Now().UnixMilli()
+	next, err := cur.WithDevice(identity.Device{DeviceID: dev.Device, SignatureKey: info.GetSignatureKey(), Name: info.GetName(), AddedMs: now}, now)
+	if err != nil {
+		return "", wire.E(op, wire.Code_CODE_BAD_REQUEST, err)
+	}
+	sealed, err := identity.SealBundle(linkPub, dev, &identity.Bundle{User: user, Recovery: rk})
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", op, err)
+	}
+	err = m.publishList(ctx, op, rk.Signer(), next, func(sl *wire.SignedDeviceList) *wire.ClientFrame {
+		return &wire.ClientFrame{Body: &wire.ClientFrame_ApproveDevice{ApproveDevice: &wire.ApproveDevice{
+			DeviceId: dev.Device, DeviceList: sl, SealedBundle: sealed,
+		}}}
+	})
+	if err != nil {
+		return "", err
+	}
+	m.cfg.Approved(ctx, dev.String())
+	return dev.Device, nil
+}
+
+// Device is one of the user's devices as the server lists it, and whether
+// the user's signed list (verified here) includes it.
+type Device struct {
+	ID       string
+	Name     string
+	Status   string // pending, active, revoked
+	Created  time.Time
+	LastSeen time.Time
+	Listed   bool // on the verified signed device list
+	This     bool // this device
+}
+
+// Devices lists the user's devices.
+func (m *Manager) Devices(ctx context.Context) ([]Device, error) {
+	const op = "client.Devices"
+	a, err := m.Account()
+	if err != nil {
+		return nil, err
+	}
+	r, err := m.cfg.CallIdempotent(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_ListDevices{ListDevices: &wire.ListDevices{}}})
+	if err != nil {
+		return nil, err
+	}
+	var l *identity.DeviceList
+	if user, err := identity.ParseUser(a.User); err == nil {
+		l, _ = m.cfg.Dir.Fetch(ctx, nil, user) // a user with no identity yet has no list
+	}
+	var out []Device
+	for _, d := range r.GetDevices().GetDevices() {
+		dev := Device{
+			ID: d.GetDeviceId(), Name: d.GetName(), Status: statusText(d.GetStatus()),
+			Created: time.UnixMilli(d.GetCreatedMs()).UTC(), This: d.GetDeviceId() == a.DeviceID,
+		}
+		if d.GetLastSeenMs() > 0 {
+			dev.LastSeen = time.UnixMilli(d.GetLastSeenMs()).UTC()
+		}
+		if l != nil {
+			_, dev.Listed = l.Lookup(d.GetDeviceId())
+		}
+		out = append(out, dev)
+	}
+	return out, nil
+}
+
+func statusText(s wire.DeviceStatus) string {
+	switch s {
+	case wire.DeviceStatus_DEVICE_STATUS_PENDING:
+		return "pending"
+	case wire.DeviceStatus_DEVICE_STATUS_ACTIVE:
+		return "active"
+	case wire.DeviceStatus_DEVICE_STATUS_REVOKED:
+		return "revoked"
+	}
+	return "unknown"
+}
+
+// Revoke revokes one of the user's devices with a new signed list without it.
+func (m *Manager) Revoke(ctx context.Context, deviceID string) error {
+	const op = "client.Revoke"
+	if err := identity.CheckDeviceID(deviceID); err != nil {
+		return wire.E(op, wire.Code_CODE_BAD_REQUEST, err)
+	}
+	rk, a, err := m.recovery()
+	if err != nil {
+		return err
+	}
+	if deviceID == a.DeviceID {
+		return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "a device cannot revoke itself; revoke it from another device")
+	}
+	user, _ := identity.ParseUser(a.User)
+	cur, err := m.cfg.Dir.Fetch(ctx, nil, user)
+	if err != nil {
+		return err
+	}
+	req := &wire.RevokeDevice{DeviceId: deviceID}
+	if _, listed := cur.Lookup(deviceID); listed {
+		next, err := cur.WithoutDevice(deviceID, m.cfg.Now().UnixMilli())
+		if err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		list, sig, err := next.Sign(rk.Signer())
+		if err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		req.DeviceList = &wire.SignedDeviceList{List: list, Signature: sig}
+	}
+	if _, err = m.cfg.Call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_RevokeDevice{RevokeDevice: req}}); err != nil {
+		return err
+	}
+	m.cfg.Revoked(ctx, a.Active)
+	return nil
+}
+
+// DropRevoked publishes this user's device list without the devices ids
+// (which the server listed as revoked). A device without the identity key
+// (not approved yet) leaves it to the others and reports skipped.
+func (m *Manager) DropRevoked(ctx context.Context, ids []string) (skipped bool, err error) {
+	const op = "client.DropRevoked"
+	rk, a, err := m.recovery()
+	if wire.Is(err, wire.Code_CODE_PENDING_APPROVAL) || (err == nil && !a.Active) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	user, err := identity.ParseUser(a.User)
+	if err != nil {
+		return false, err
+	}
+	for try := 0; ; try++ {
+		cur, err := m.cfg.Dir.Fetch(ctx, nil, user)
+		if err != nil {
+			return false, err
+		}
+		next, changed := cur, false
+		for _, id := range ids {
+			if _, listed := next.Lookup(id); !listed || id == a.DeviceID {
+				continue
+			}
+			if next, err = next.WithoutDevice(id, m.cfg.Now().UnixMilli()); err != nil {
+				return false, err
+			}
+			changed = true
+		}
+		if !changed {
+			return false, nil // another device of the user did it
+		}
+		err = m.publishList(ctx, op, rk.Signer(), next, func(sl *wire.SignedDeviceList) *wire.ClientFrame {
+			return &wire.ClientFrame{Body: &wire.ClientFrame_PublishDeviceList{PublishDeviceList: &wire.PublishDeviceList{DeviceList: sl}}}
+		})
+		if wire.Is(err, wire.Code_CODE_VERSION) && try < 2 {
+			continue // a list was published meanwhile: start from it
+		}
+		if err != nil {
+			return false, err
+		}
+		m.cfg.Log.Info("revoked devices taken off the signed list", "devices", len(ids))
+		return false, nil
+	}
+}
+
+// activate marks the device active and runs Activated.
+func (m *Manager) activate(ctx context.Context) error {
+	err := m.cfg.Store.Update(func(tx *store.Tx) error {
+		a, err := tx.Account()
+		if err != nil {
+			return err
+		}
+		a.Active, a.LinkCode = true, ""
+		return tx.PutAccount(a)
+	})
+	if err != nil {
+		return err
+	}
+	return m.cfg.Activated(ctx)
+}

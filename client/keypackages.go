@@ -1,0 +1,95 @@
+package client
+
+import (
+	"context"
+	"fmt"
+
+	"hearth/client/e2ee"
+	"hearth/client/store"
+	"hearth/homeserver/wire"
+)
+
+// keyPackageBatch is how many single-use KeyPackages a device publishes.
+const keyPackageBatch = 20
+
+// keyPackages publishes this device's KeyPackages, through which others
+// add it to groups, and keeps enough of them published.
+type keyPackages struct {
+	e2ee bool // an MLS engine is configured
+	st   *store.Store
+	mls  e2ee.Engine
+	self func() (e2ee.Self, error)
+	call func(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error)
+}
+
+// publish makes a batch of KeyPackages and a last-resort one,
+// stores their private parts, then publishes them. Without an MLS engine
+// there is nothing to publish, and the device cannot be added to groups.
+func (k *keyPackages) publish(ctx context.Context) error {
+	const op = "client.PublishKeyPackages"
+	if !k.e2ee {
+		return fmt.Errorf("%s: %w", op, ErrNoE2EE)
+	}
+	self, err := k.self()
+	if err != nil {
+		return err
+	}
+	var pkgs [][]byte
+	var lastResort []byte
+	err = k.st.Update(func(tx *store.Tx) error {
+		for i := 0; i <= keyPackageBatch; i++ {
+			kp, err := k.mls.NewKeyPackage(self)
+			if err != nil {
+				return fmt.Errorf("%s: %w", op, err)
+			}
+			if err := tx.PutKeyPackage(kp.Ref, kp.Private); err != nil {
+				return err
+			}
+			if i == keyPackageBatch {
+				lastResort = kp.Message
+				if err := tx.PutMeta(metaLastResort+string(kp.Ref), []byte{1}); err != nil {
+					return err
+				}
+			} else {
+				pkgs = append(pkgs, kp.Message)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	_, err = k.call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_PublishKeyPackages{PublishKeyPackages: &wire.PublishKeyPackages{
+		KeyPackages: pkgs, LastResort: lastResort,
+	}}})
+	if err != nil {
+		return err
+	}
+	return k.st.Update(func(tx *store.Tx) error { return tx.PutMeta(metaKeyPackages, []byte{1}) })
+}
+
+const (
+	metaKeyPackages = "keypackages-published"
+	metaLastResort  = "lastresort/" // + ref: a last-resort package, kept after use
+	keyPackagesLow  = 5
+)
+
+// ensure publishes KeyPackages if an earlier run could not, or
+// when Welcomes used up most of them.
+func (k *keyPackages) ensure(ctx context.Context) error {
+	var done bool
+	left := 0
+	k.st.View(func(tx *store.Tx) error {
+		done = tx.Meta(metaKeyPackages) != nil
+		for _, ref := range tx.KeyPackageRefs() {
+			if tx.Meta(metaLastResort+string(ref)) == nil {
+				left++
+			}
+		}
+		return nil
+	})
+	if done && left >= keyPackagesLow {
+		return nil
+	}
+	return k.publish(ctx)
+}

@@ -1,0 +1,84 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"hearth/client/session"
+	"hearth/homeserver/wire"
+)
+
+// link holds this device's session with its homeserver: started on first
+// use with the configuration start returns (from the account as it is
+// then), ended by reset so that the next request authenticates afresh.
+type link struct {
+	start func() (session.Config, error)
+	log   *slog.Logger
+
+	mu   sync.Mutex
+	sess *session.Session
+}
+
+// session returns the running session, starting it on first use.
+func (l *link) session(ctx context.Context) (*session.Session, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sess != nil {
+		if err := l.sess.Err(); err != nil {
+			return nil, err
+		}
+		return l.sess, nil
+	}
+	cfg, err := l.start()
+	if err != nil {
+		return nil, err
+	}
+	l.sess = session.Start(context.WithoutCancel(ctx), cfg)
+	return l.sess, nil
+}
+
+// call sends one request over the session.
+func (l *link) call(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error) {
+	s, err := l.session(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return s.Call(ctx, op, f)
+}
+
+// callNow is call without waiting for a connection (see Session.CallNow).
+func (l *link) callNow(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error) {
+	s, err := l.session(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return s.CallNow(ctx, op, f)
+}
+
+// callIdempotent is call for requests that may safely run twice (reads,
+// and Send with its message id): a request cut off by a lost connection is
+// sent again once the session is back, until ctx ends.
+func (l *link) callIdempotent(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error) {
+	for {
+		r, err := l.call(ctx, op, f)
+		if err == nil || !errors.Is(err, session.ErrDisconnected) || ctx.Err() != nil {
+			return r, err
+		}
+		l.log.Debug("request cut off, resending", "op", op)
+	}
+}
+
+// reset ends the current session; the next request starts a new one
+// (which authenticates afresh, e.g. after the device was approved).
+func (l *link) reset() {
+	l.mu.Lock()
+	old := l.sess
+	l.sess = nil
+	l.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+}

@@ -1,0 +1,131 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+
+	"google.golang.org/protobuf/proto"
+
+	"hearth/client/account"
+	"hearth/client/convstate"
+	"hearth/client/directory"
+	"hearth/client/e2ee"
+	"hearth/client/roster"
+	"hearth/client/store"
+	"hearth/homeserver/wire"
+)
+
+// sealer makes sure an outbox item's conversation exists and has every
+// device of its users, then encrypts the item (Seal of the outbox Sender).
+// A first message to a user creates the 1:1 conversation here, or joins by
+// external commit the one another device of this user already has.
+type sealer struct {
+	st             *store.Store
+	states         convstate.States
+	mls            e2ee.Engine
+	dir            *directory.Directory
+	rosters        *roster.Roster
+	acct           *account.Manager
+	groups         *Groups // group control messages
+	call           func(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error)
+	callIdempotent func(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error)
+	newID          func() (string, error)
+	log            *slog.Logger
+}
+
+// seal makes sure the conversation exists and has every device of its
+// users, then encrypts the item and stores the request with the new group
+// state in one transaction.
+func (sl *sealer) seal(ctx context.Context, it store.OutboxItem) (store.OutboxItem, error) {
+	conv := it.Conversation
+	if conv == "" {
+		var err error
+		if conv, err = sl.directConversation(ctx, it.To); err != nil {
+			return it, err
+		}
+	}
+	for try := 0; !sl.rosters.Fresh(conv); try++ {
+		err := sl.rosters.Reconcile(ctx, conv)
+		if err == nil {
+			sl.rosters.MarkSynced(conv)
+			break
+		}
+		if !errors.Is(err, convstate.ErrRedo) || try == 3 {
+			return it, err
+		}
+	}
+	self, err := sl.acct.Self()
+	if err != nil {
+		return it, err
+	}
+	if err := sl.checkReachable(conv, self); err != nil {
+		return it, err
+	}
+	var pt []byte
+	if it.Control == nil {
+		if pt, err = encodeItemBody(it); err != nil {
+			return it, err
+		}
+	}
+	err = sl.st.Update(func(tx *store.Tx) error {
+		cur, err := tx.OutboxItem(it.ID)
+		if err != nil {
+			return err // sent meanwhile by another run on this profile
+		}
+		if cur.Payload != nil {
+			it = cur // sealed meanwhile by another run: send those bytes
+			return nil
+		}
+		g, err := sl.states.Load(tx, conv, self, sl.dir.Members(ctx, tx))
+		if err != nil {
+			return err
+		}
+		if cur.Control != nil {
+			ctl, err := sl.groups.sealControl(tx, conv, g, self, cur.Control)
+			if err != nil {
+				return err
+			}
+			if pt, err = encodeControlBody(ctl); err != nil {
+				return err
+			}
+		}
+		ct, err := g.Encrypt(pt)
+		if err != nil {
+			return fmt.Errorf("client: encrypt: %w", err)
+		}
+		req := &wire.Send{ConversationId: conv, MessageId: it.ID, Kind: wire.MessageKind_MESSAGE_KIND_APPLICATION, Epoch: g.Epoch(), Payload: ct}
+		if it.Payload, err = proto.Marshal(req); err != nil {
+			return err
+		}
+		it.Conversation, it.Epoch = conv, g.Epoch()
+		if err := sl.states.Save(tx, conv, g); err != nil {
+			return err
+		}
+		return tx.UpdateOutbox(it)
+	})
+	return it, err
+}
+
+// checkReachable refuses to encrypt for a conversation in which some other
+// user has no device at all: nobody there could ever read the message.
+func (sl *sealer) checkReachable(conv string, self e2ee.Self) error {
+	return sl.st.View(func(tx *store.Tx) error {
+		meta, err := convstate.Get(tx, conv)
+		if err != nil {
+			return err
+		}
+		return sl.states.View(tx, conv, self, sl.dir.Pinned(), func(g e2ee.Group) error {
+			have := convstate.PeersOf(g.Members(), convstate.UserOf(self.Address))
+			for _, p := range meta.Peers {
+				if !slices.Contains(have, p) {
+					return wire.Errorf("client.Send", wire.Code_CODE_NO_KEY_PACKAGES,
+						"%s has no device that can receive messages yet (no published KeyPackages)", p)
+				}
+			}
+			return nil
+		})
+	})
+}

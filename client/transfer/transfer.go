@@ -1,0 +1,217 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"hearth/client/session"
+	"hearth/client/store"
+	"hearth/homeserver/wire"
+	"hearth/keys/media"
+)
+
+// uploadChunk is the ciphertext sent per UploadMedia request (the
+// homeserver's default per-request limit).
+const uploadChunk = 256 << 10
+
+// minUploadChunk is as small as requests get when a server refuses larger
+// ones (a homeserver with a small frame limit).
+const minUploadChunk = 8 << 10
+
+// CallFunc sends one request over the device's session.
+type CallFunc func(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error)
+
+// Config is what a Transfer needs.
+type Config struct {
+	Dir   string       // the profile folder: ciphertexts of unfinished transfers
+	Store *store.Store // records of unfinished uploads
+	// Call sends a request; CallIdempotent sends it again once the session
+	// is back when a lost connection cut it off.
+	Call, CallIdempotent CallFunc
+	Rand                 io.Reader // media keys and nonces
+	Now                  func() time.Time
+	Log                  *slog.Logger
+}
+
+// Transfer moves one device's encrypted media to and from its homeserver.
+type Transfer struct{ cfg Config }
+
+// New returns a Transfer.
+func New(cfg Config) *Transfer {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Transfer{cfg: cfg}
+}
+
+// upload sends the ciphertext in f to the homeserver and returns its media
+// id. A request cut off by a lost connection is followed, once the session
+// is back, by a status request; the upload goes on from what the server
+// holds. The server's SHA-256 of what it stored must match ours.
+//
+// uploadID, if not empty, is an upload an earlier run started: it goes on
+// from what the server holds of it (or starts over if the server dropped
+// it). saveID is told every new upload id before data is sent to it.
+func (t *Transfer) upload(ctx context.Context, f io.ReaderAt, sealed media.Sealed, uploadID string, saveID func(string) error) (string, error) {
+	const op = "client.upload"
+	total := uint64(sealed.Size)
+	buf := make([]byte, uploadChunk)
+	var off uint64
+	if uploadID != "" {
+		r, err := t.uploadStatus(ctx, uploadID)
+		switch {
+		case wire.Is(err, wire.Code_CODE_NOT_FOUND):
+			uploadID = "" // expired on the server: start over
+		case err != nil:
+			return "", err
+		default:
+			off = r.GetUploadMedia().GetReceived()
+			if id := r.GetUploadMedia().GetMediaId(); id != "" {
+				return checkUploaded(r.GetUploadMedia(), sealed)
+			}
+		}
+	}
+	for {
+		var req *wire.UploadMedia
+		if uploadID == "" {
+			// Start without data: a refusal (size, quota) then costs
+			// nothing, and a later TOO_LARGE can only be about the chunk.
+			req = &wire.UploadMedia{TotalSize: total}
+		} else {
+			n := min(uint64(len(buf)), total-off)
+			if _, err := f.ReadAt(buf[:n], int64(off)); err != nil && !(errors.Is(err, io.EOF) && n == 0) {
+				return "", fmt.Errorf("%s: read ciphertext: %w", op, err)
+			}
+			req = &wire.UploadMedia{UploadId: uploadID, Offset: off, Data: buf[:n], Final: off+n == total}
+		}
+		r, err := t.cfg.Call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_UploadMedia{UploadMedia: req}})
+		if err != nil {
+			if uploadID != "" && wire.Is(err, wire.Code_CODE_TOO_LARGE) && len(buf) > minUploadChunk {
+				buf = buf[:len(buf)/2] // the server takes smaller requests
+				continue
+			}
+			if !errors.Is(err, session.ErrDisconnected) || ctx.Err() != nil {
+				return "", err
+			}
+			if uploadID == "" {
+				continue // the start may have been lost: start again (the server drops the orphan)
+			}
+			if r, err = t.uploadStatus(ctx, uploadID); err != nil {
+				return "", err
+			}
+			t.cfg.Log.Debug("upload resumed", "offset", r.GetUploadMedia().GetReceived())
+		}
+		up := r.GetUploadMedia()
+		if up == nil {
+			return "", fmt.Errorf("%s: unexpected answer %T", op, r.GetBody())
+		}
+		if uploadID == "" {
+			if err := saveID(up.GetUploadId()); err != nil {
+				return "", fmt.Errorf("%s: %w", op, err)
+			}
+		}
+		uploadID, off = up.GetUploadId(), up.GetReceived()
+		if up.GetMediaId() != "" {
+			return checkUploaded(up, sealed)
+		}
+		if off > total {
+			return "", fmt.Errorf("%s: the server holds %d of %d bytes", op, off, total)
+		}
+	}
+}
+
+// checkUploaded checks a completed upload's answer: the server must hold
+// exactly our bytes under a well-formed id.
+func checkUploaded(up *wire.UploadMediaOK, sealed media.Sealed) (string, error) {
+	if !bytes.Equal(up.GetSha256(), sealed.SHA256[:]) {
+		return "", fmt.Errorf("client.upload: the server stored different bytes (SHA-256 %x, sent %x)", up.GetSha256(), sealed.SHA256)
+	}
+	if !media.ValidID(up.GetMediaId()) {
+		return "", fmt.Errorf("client.upload: the server answered a malformed media id")
+	}
+	return up.GetMediaId(), nil
+}
+
+// uploadStatus asks how much of an upload the server holds (retried
+// across reconnects: it changes nothing).
+func (t *Transfer) uploadStatus(ctx context.Context, uploadID string) (*wire.ServerFrame, error) {
+	return t.cfg.CallIdempotent(ctx, "client.upload", &wire.ClientFrame{Body: &wire.ClientFrame_UploadMedia{
+		UploadMedia: &wire.UploadMedia{UploadId: uploadID}}})
+}
+
+// Fetch downloads the media ref refers to (checked by the caller), checks
+// its SHA-256 against the reference and writes the decrypted file to w.
+// Nothing reaches w unless the whole ciphertext matched the hash; the
+// ciphertext is held in a temporary file in Dir meanwhile.
+func (t *Transfer) Fetch(ctx context.Context, ref store.MediaRef, w io.Writer) error {
+	const op = "client.FetchMedia"
+	key, err := media.ParseKey(ref.Key)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	want := media.SealedSize(ref.Size)
+	tmp, err := os.CreateTemp(t.cfg.Dir, ".download-*")
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	hw := media.NewHashWriter(tmp)
+	if err := t.download(ctx, ref.ID, ref.Server, want, hw); err != nil {
+		return err
+	}
+	if sum := hw.Sum(); hex.EncodeToString(sum[:]) != ref.SHA256 {
+		return fmt.Errorf("%s: downloaded file does not match the message's SHA-256", op)
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	n, err := media.Decrypt(w, tmp, key)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if n != ref.Size {
+		return fmt.Errorf("%s: decrypted %d bytes, the message says %d", op, n, ref.Size)
+	}
+	return nil
+}
+
+// download writes the want bytes of a media to w, range by range; ranges
+// cut off by a lost connection are asked for again. A media of another
+// server is fetched through this device's server.
+func (t *Transfer) download(ctx context.Context, mediaID, server string, want int64, w io.Writer) error {
+	const op = "client.download"
+	var off int64
+	for off < want {
+		r, err := t.cfg.CallIdempotent(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_DownloadMedia{
+			DownloadMedia: &wire.DownloadMedia{MediaId: mediaID, Offset: uint64(off), Server: server}}})
+		if err != nil {
+			return err
+		}
+		d := r.GetMediaData()
+		if d == nil || d.GetOffset() != uint64(off) {
+			return fmt.Errorf("%s: unexpected answer", op)
+		}
+		if d.GetTotalSize() != uint64(want) {
+			return fmt.Errorf("%s: the server holds %d bytes, the message says %d", op, d.GetTotalSize(), want)
+		}
+		if len(d.GetData()) == 0 {
+			return fmt.Errorf("%s: the server's file ended at %d of %d bytes", op, off, want)
+		}
+		if _, err := w.Write(d.GetData()); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		off += int64(len(d.GetData()))
+		if off > want {
+			return fmt.Errorf("%s: the server sent more than %d bytes", op, want)
+		}
+	}
+	return nil
+}
