@@ -2,46 +2,19 @@ package homeserver
 
 import (
 	"errors"
-	"strings"
 
+	"hearth/homeserver/hub"
 	"hearth/homeserver/wire"
 	"hearth/keys/identity"
 	"hearth/storage"
 )
 
-const (
-	maxConvLocal = 128
-	maxPeers     = 16
-)
-
-// checkConversationID accepts "LOCAL@thisdomain": LOCAL is 1..128 of
-// A-Z a-z 0-9 . _ - . Conversations hosted elsewhere need federation.
-func (s *Server) checkConversationID(op, id string) error {
-	local, domain, ok := strings.Cut(id, "@")
-	if !ok || len(local) == 0 || len(local) > maxConvLocal {
-		return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "conversation id must be LOCAL@%s", s.cfg.Domain)
-	}
-	for i := 0; i < len(local); i++ {
-		c := local[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "conversation id has invalid character %q", c)
-		}
-	}
-	if domain != s.cfg.Domain {
-		if s.fed == nil {
-			return wire.Errorf(op, wire.Code_CODE_UNAVAILABLE, "conversation %s is hosted by another server; federation is not available", id)
-		}
-		if _, err := identity.ParseUser("x@" + domain); err != nil {
-			return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "conversation id %q: invalid domain", id)
-		}
-	}
-	return nil
-}
+const maxPeers = 16
 
 func (ss *session) createConversation(m *wire.CreateConversation) (*wire.ServerFrame, error) {
 	const op = "homeserver.CreateConversation"
 	id := m.GetConversationId()
-	if err := ss.s.checkConversationID(op, id); err != nil || !strings.HasSuffix(id, "@"+ss.s.cfg.Domain) {
+	if conv, err := ss.s.hub.CheckConversationID(op, id); err != nil || conv.Hub() != ss.s.cfg.Domain {
 		if err == nil || wire.Is(err, wire.Code_CODE_UNAVAILABLE) {
 			return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "a conversation created here must be LOCAL@%s", ss.s.cfg.Domain)
 		}
@@ -76,7 +49,7 @@ func (ss *session) createConversation(m *wire.CreateConversation) (*wire.ServerF
 		} else if err != nil {
 			return err
 		}
-		info, err = conversationInfo(tx, c)
+		info, err = hub.ConversationInfo(tx, c)
 		return err
 	})
 	if err != nil {
@@ -104,7 +77,7 @@ func conversationInfo(tx *storage.Tx, c *storage.Conversation) (*wire.Conversati
 func (ss *session) getConversation(m *wire.GetConversation) (*wire.ServerFrame, error) {
 	const op = "homeserver.GetConversation"
 	id := m.GetConversationId()
-	if err := ss.s.checkConversationID(op, id); err != nil {
+	if _, err := ss.s.hub.CheckConversationID(op, id); err != nil {
 		return nil, err
 	}
 	notFound := wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no conversation %s", id)
@@ -116,10 +89,10 @@ func (ss *session) getConversation(m *wire.GetConversation) (*wire.ServerFrame, 
 		} else if err != nil {
 			return err
 		}
-		if info, err = conversationInfo(tx, c); err != nil {
+		if info, err = hub.ConversationInfo(tx, c); err != nil {
 			return err
 		}
-		if !userOnRoster(info.Members, ss.s.userAddress(ss.userName)) {
+		if !hub.UserOnRoster(info.Members, ss.s.userAddress(ss.userName)) {
 			return notFound
 		}
 		return nil
@@ -128,16 +101,6 @@ func (ss *session) getConversation(m *wire.GetConversation) (*wire.ServerFrame, 
 		return nil, internal(op, err)
 	}
 	return &wire.ServerFrame{Body: &wire.ServerFrame_Conversation{Conversation: info}}, nil
-}
-
-// userOnRoster reports whether any device of userAddr is a member.
-func userOnRoster(members []string, userAddr string) bool {
-	for _, a := range members {
-		if strings.HasPrefix(a, userAddr+"/") {
-			return true
-		}
-	}
-	return false
 }
 
 // listConversations answers the conversations holding any device of the
@@ -152,7 +115,7 @@ func (ss *session) listConversations() (*wire.ServerFrame, error) {
 			return err
 		}
 		for _, c := range cs {
-			info, err := conversationInfo(tx, c)
+			info, err := hub.ConversationInfo(tx, c)
 			if err != nil {
 				return err
 			}

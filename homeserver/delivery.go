@@ -224,7 +224,7 @@ func (s *Server) History(ctx context.Context, accessToken, conversationID string
 	if d.Status != storage.DeviceActive {
 		return nil, wire.Errorf(op, wire.Code_CODE_PENDING_APPROVAL, "device waits for approval")
 	}
-	if err := s.checkConversationID(op, conversationID); err != nil {
+	if _, err := s.hub.CheckConversationID(op, conversationID); err != nil {
 		return nil, err
 	}
 	if limit <= 0 {

@@ -1,10 +1,10 @@
 package homeserver
 
 import (
-	"errors"
 
 	"hearth/federation"
 	"hearth/federation/fedwire"
+	"hearth/homeserver/hub"
 	"hearth/keys/identity"
 	"hearth/storage"
 )
@@ -47,31 +47,12 @@ func (f *fed) applyFailedNotice(tx *storage.Tx, env *fedwire.Envelope, a *applie
 }
 
 // appendNotice puts the notice that env's message did not reach failed
-// into its sending device's mailbox. A device that is gone is logged and
-// skipped (there is nobody left to tell).
+// into its sending device's mailbox (hub.AppendNotice).
 func (f *fed) appendNotice(tx *storage.Tx, env *fedwire.Envelope, failed string, now int64, a *applied) error {
-	convID, addr, convSeq := env.ConversationId, env.Sender, env.ConversationSeq
-	da, err := identity.ParseDevice(addr)
-	if err != nil {
-		return nil
+	h, ok, err := f.s.hub.AppendNotice(tx, &hub.Failed{Conv: env.ConversationId, Sender: env.Sender, MessageID: env.MessageId,
+		Seq: env.ConversationSeq, Server: failed}, now)
+	if ok {
+		a.heads = append(a.heads, h)
 	}
-	d, err := tx.Device(da.Device)
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && (d.UserName != da.User.Local || d.Status != storage.DeviceActive)) {
-		f.s.log.Warn("federation: delivery-failed notice for an unknown or inactive device dropped", "conversation", convID, "device", addr)
-		return nil
-	} else if err != nil {
-		return err
-	}
-	h, err := tx.AppendMailboxNotice(d.ID, convID, convSeq, env.MessageId, addr, failed, now)
-	if errors.Is(err, storage.ErrNotFound) {
-		f.s.log.Warn("federation: delivery-failed notice for a device without a mailbox dropped", "conversation", convID,
-			"device", addr, "conversation_seq", convSeq)
-		return nil
-	} else if err != nil {
-		return err
-	}
-	f.s.log.Info("federation: sender told of an undeliverable message", "conversation", convID, "device", addr,
-		"conversation_seq", convSeq, "server", failed)
-	a.heads = append(a.heads, h)
-	return nil
+	return err
 }

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"strings"
 
 	"google.golang.org/protobuf/proto"
 
 	"hearth/federation"
 	"hearth/federation/fedwire"
+	"hearth/homeserver/hub"
 	"hearth/homeserver/wire"
 	"hearth/keys/identity"
 	"hearth/storage"
@@ -158,23 +158,23 @@ func (f *fed) applySubmit(tx *storage.Tx, origin string, env *fedwire.Envelope, 
 		Epoch: env.Epoch, Payload: env.Payload, AddDevices: env.AddDevices, RemoveDevices: env.RemoveDevices,
 		Welcome: env.Welcome, GroupInfo: env.GroupInfo}
 	dev, _ := identity.ParseDevice(env.Sender) // CheckEnvelope parsed it
-	in := &sendInput{m: m, sender: env.Sender, userAddr: dev.User.String(), nowMs: f.s.nowMs()}
-	res := &sendResult{}
-	verdict := f.s.validateSend(op, m)
+	in := &hub.Input{Send: m, Sender: env.Sender, UserAddr: dev.User.String(), NowMs: f.s.nowMs()}
+	var res *sendResult
+	verdict := f.s.hub.ValidateSend(op, m)
 	if verdict == nil {
-		verdict = tx.Savepoint(func() error { return f.s.applySend(op, tx, in, res) })
+		verdict = tx.Savepoint(func() (err error) { res, err = f.s.accept(op, tx, in); return err })
 	}
 	if k := wire.KindOf(verdict); k == wire.Code_CODE_INTERNAL {
 		return verdict // temporary: the follower retries the envelope
 	}
 	out := &fedwire.Envelope{Id: "res-" + env.Id, Kind: fedwire.EnvelopeKind_ENVELOPE_KIND_SUBMIT_RESULT,
 		ConversationId: env.ConversationId, Sender: env.Sender, MessageId: env.MessageId, InReplyTo: env.Id,
-		Recipients: []string{env.Sender}, ServerTimeMs: in.nowMs}
+		Recipients: []string{env.Sender}, ServerTimeMs: in.NowMs}
 	if verdict != nil {
 		out.ResultCode, out.ResultMessage = uint32(wire.KindOf(verdict)), verdict.Error()
 	} else {
-		out.ConversationSeq, out.Epoch, out.ServerTimeMs = res.rec.ConvSeq, res.rec.Epoch, res.rec.CreatedMs
-		a.heads = append(a.heads, res.heads...)
+		out.ConversationSeq, out.Epoch, out.ServerTimeMs = res.Rec.ConvSeq, res.Rec.Epoch, res.Rec.CreatedMs
+		a.heads = append(a.heads, res.Heads...)
 		for d := range res.remote {
 			a.dest(d)
 		}
@@ -186,89 +186,20 @@ func (f *fed) applySubmit(tx *storage.Tx, origin string, env *fedwire.Envelope, 
 	return nil
 }
 
-// applyDeliver appends a hub's accepted message to the recipients'
-// mailboxes, in conversation order: it applies only on top of the
-// DELIVER it names as previous.
+// applyDeliver applies a hub's accepted message to this server's copy of
+// the conversation (hub.ApplyDeliver).
 func (f *fed) applyDeliver(tx *storage.Tx, env *fedwire.Envelope, a *applied) error {
 	const op = "homeserver.federation.Deliver"
-	now := f.s.nowMs()
-	c, err := tx.Conversation(env.ConversationId)
-	if errors.Is(err, storage.ErrNotFound) {
-		c = &storage.Conversation{ID: env.ConversationId, Creator: env.Sender, Epoch: env.Epoch, LastSeq: env.PrevConversationSeq, CreatedMs: now}
-		if err := tx.InsertConversation(c, nil, nil); err != nil {
-			return err
-		}
-	} else if err != nil {
-		return err
-	}
-	switch {
-	case env.ConversationSeq <= c.LastSeq:
-		return nil // applied before
-	case env.PrevConversationSeq != c.LastSeq:
-		return &federation.Error{Op: op, Code: fedwire.Code_CODE_UNAVAILABLE,
-			Msg: "waiting for an earlier message of " + env.ConversationId}
-	}
-	entry := &storage.LogEntry{ConvID: c.ID, Seq: env.ConversationSeq, Sender: env.Sender, MessageID: env.MessageId,
-		Kind: int(env.MessageKind), Epoch: env.Epoch, Payload: env.Payload, Welcome: env.Welcome, GroupInfo: env.GroupInfo,
-		CreatedMs: env.ServerTimeMs}
-	if err := tx.AppendLog(entry); err != nil {
-		return err
-	}
-	for _, r := range env.Recipients {
-		if err := f.appendLocal(tx, c.ID, r, env.ConversationSeq, false, now, a); err != nil {
-			return err
-		}
-	}
-	epoch := c.Epoch
-	if wire.MessageKind(env.MessageKind) == wire.MessageKind_MESSAGE_KIND_COMMIT {
-		epoch = env.Epoch + 1
-		for _, r := range env.RemoveDevices {
-			if strings.HasSuffix(strings.SplitN(r, "/", 2)[0], "@"+f.s.cfg.Domain) {
-				if err := tx.RemoveMember(c.ID, r); err != nil && !errors.Is(err, storage.ErrNotFound) {
-					return err
-				}
-			}
-		}
-		for _, r := range env.AddDevices {
-			da, err := identity.ParseDevice(r)
-			if err != nil || da.User.Domain != f.s.cfg.Domain {
-				continue
-			}
-			if err := tx.AddMember(c.ID, storage.Member{Address: r, DeviceID: da.Device}, epoch); err != nil && !errors.Is(err, storage.ErrConflict) {
-				return err
-			}
-			if len(env.Welcome) > 0 {
-				if err := f.appendLocal(tx, c.ID, r, env.ConversationSeq, true, now, a); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return tx.AdvanceConversation(c.ID, epoch, nil, env.ConversationSeq, false)
-}
-
-// appendLocal appends to the mailbox of local device address addr; an
-// unknown or revoked device is skipped (logged).
-func (f *fed) appendLocal(tx *storage.Tx, convID, addr string, convSeq uint64, welcome bool, now int64, a *applied) error {
-	da, err := identity.ParseDevice(addr)
+	conv, err := identity.ParseConversation(env.ConversationId)
 	if err != nil {
-		return nil
+		return &federation.Error{Op: op, Code: fedwire.Code_CODE_BAD_REQUEST, Msg: err.Error()}
 	}
-	d, err := tx.Device(da.Device)
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && (d.UserName != da.User.Local || d.Status != storage.DeviceActive)) {
-		f.s.log.Info("federation: delivery for an unknown or inactive device skipped", "conversation", convID, "device", addr)
-		return nil
-	} else if err != nil {
-		return err
-	}
-	h, err := tx.AppendMailbox(d.ID, convID, convSeq, welcome, now)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil // no mailbox yet
-	} else if err != nil {
-		return err
-	}
-	a.heads = append(a.heads, h)
-	return nil
+	heads, err := f.s.hub.ApplyDeliver(op, tx, &hub.Delivered{Conv: conv, Sender: env.Sender, MessageID: env.MessageId,
+		Kind: wire.MessageKind(env.MessageKind), Epoch: env.Epoch, Payload: env.Payload, Welcome: env.Welcome,
+		GroupInfo: env.GroupInfo, Seq: env.ConversationSeq, PrevSeq: env.PrevConversationSeq, CreatedMs: env.ServerTimeMs,
+		Recipients: env.Recipients, AddDevices: env.AddDevices, RemoveDevices: env.RemoveDevices}, f.s.nowMs())
+	a.heads = append(a.heads, heads...)
+	return err
 }
 
 // applyResult records the hub's verdict on one of our SUBMITs; an

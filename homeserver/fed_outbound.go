@@ -13,6 +13,7 @@ import (
 
 	"hearth/federation"
 	"hearth/federation/fedwire"
+	"hearth/homeserver/hub"
 	"hearth/homeserver/wire"
 	"hearth/keys/identity"
 	"hearth/storage"
@@ -125,7 +126,9 @@ func domainOf(addr string) string {
 // fanOutRemote queues one DELIVER per other server with devices in the
 // conversation: the recipients are its devices on the roster as it was
 // (minus the sender); a commit's added devices there get its welcome.
-func (f *fed) fanOutRemote(tx *storage.Tx, c *storage.Conversation, entry *storage.LogEntry, m *wire.Send, before []storage.Member, res *sendResult) error {
+func (f *fed) fanOutRemote(tx *storage.Tx, r *hub.Result, m *wire.Send) (map[string]bool, error) {
+	c, entry, before := r.Conv, r.Log, r.Before
+	var remote map[string]bool
 	recips := map[string][]string{}
 	adds := map[string][]string{}
 	for _, mb := range before {
@@ -149,7 +152,7 @@ func (f *fed) fanOutRemote(tx *storage.Tx, c *storage.Conversation, entry *stora
 	for d, rs := range recips {
 		prev, err := tx.SwapConvDest(c.ID, d, entry.Seq)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		sum := sha256.Sum256([]byte(c.ID + "\x00" + d + "\x00" + fmt.Sprint(entry.Seq)))
 		env := &fedwire.Envelope{Id: "dlv-" + hex.EncodeToString(sum[:16]), Kind: fedwire.EnvelopeKind_ENVELOPE_KIND_DELIVER,
@@ -165,14 +168,14 @@ func (f *fed) fanOutRemote(tx *storage.Tx, c *storage.Conversation, entry *stora
 			}
 		}
 		if err := f.enqueue(tx, d, env); err != nil {
-			return err
+			return nil, err
 		}
-		if res.remote == nil {
-			res.remote = map[string]bool{}
+		if remote == nil {
+			remote = map[string]bool{}
 		}
-		res.remote[d] = true
+		remote[d] = true
 	}
-	return nil
+	return remote, nil
 }
 
 // sendRemote handles a local device's Send to a conversation hubbed

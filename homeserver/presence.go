@@ -126,7 +126,7 @@ func (s *Server) throttleSignal(op, deviceID string) error {
 // conversation (lossy: a slow client misses it).
 func (ss *session) typing(m *wire.Typing) (*wire.ServerFrame, error) {
 	const op = "homeserver.Typing"
-	if err := ss.s.checkConversationID(op, m.GetConversationId()); err != nil {
+	if _, err := ss.s.hub.CheckConversationID(op, m.GetConversationId()); err != nil {
 		return nil, err
 	}
 	if err := ss.s.throttleSignal(op, ss.deviceID); err != nil {

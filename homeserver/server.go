@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"hearth/homeserver/admin"
+	"hearth/homeserver/hub"
 	"hearth/homeserver/wire"
 	"hearth/keys/identity"
 	"hearth/storage"
@@ -33,6 +34,7 @@ type Server struct {
 	hashes   *hashGate // bounds concurrent argon2id runs (memory; password.go)
 	dummy    string    // hash verified for unknown users (timing)
 	started  time.Time
+	hub      *hub.Hub    // the conversation hub's rules (homeserver/hub)
 	fed      *fed        // nil: federation off
 	lists    *listCache  // local users' signed device lists (listcache.go)
 	mediaSt  *mediaStore // media folders and upload locks (media.go)
@@ -111,10 +113,16 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if s.mediaSt, err = newMediaStore(s); err != nil {
 		return nil, err
 	}
+	hcfg := hub.Config{Domain: cfg.Domain, EpochWindow: cfg.EpochWindow, MaxMembers: cfg.MaxMembers,
+		MaxMessageBytes: cfg.MaxMessageBytes, MaxCommitBytes: cfg.MaxCommitBytes, Log: s.log}
 	if deps.ServerKey != nil {
 		if s.fed, err = newFed(s, deps.ServerKey); err != nil {
 			return nil, err
 		}
+		hcfg.Federated, hcfg.Allowed = true, s.fed.policy.Allowed
+	}
+	s.hub = hub.New(hcfg)
+	if s.fed != nil {
 		s.fed.start()
 	}
 	if cfg.RetentionInterval > 0 {
