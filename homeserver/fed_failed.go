@@ -1,7 +1,6 @@
 package homeserver
 
 import (
-
 	"hearth/federation"
 	"hearth/federation/fedwire"
 	"hearth/homeserver/hub"
