@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"maps"
-	"sync"
 
 	"hearth/homeserver/wire"
 	"hearth/storage"
@@ -35,7 +34,7 @@ func (ss *session) fetchDeviceLists(m *wire.FetchDeviceLists) (*wire.ServerFrame
 		}
 		seen[u] = true
 		if ss.s.fed != nil {
-			if d, ok := ss.s.fed.remoteDomain(u); ok {
+			if d, ok := ss.s.fed.RemoteDomain(u); ok {
 				remote[d] = append(remote[d], u)
 				continue
 			}
@@ -46,7 +45,7 @@ func (ss *session) fetchDeviceLists(m *wire.FetchDeviceLists) (*wire.ServerFrame
 		return nil, err
 	}
 	if len(remote) > 0 {
-		ss.s.fed.remoteDeviceLists(ss.ctx, remote, res)
+		ss.s.fed.RemoteDeviceLists(ss.ctx, remote, res)
 	}
 	return &wire.ServerFrame{Body: &wire.ServerFrame_DeviceLists{DeviceLists: res}}, nil
 }
@@ -125,39 +124,4 @@ func (s *Server) readLists(ctx context.Context, locals []string) (map[string]cac
 	s.lists.put(gen, read)
 	maps.Copy(found, read)
 	return found, nil
-}
-
-// maxListDomains is how many remote servers one FetchDeviceLists asks at once.
-const maxListDomains = 4
-
-// remoteDeviceLists fetches remote users' lists, domain by domain.
-func (f *fed) remoteDeviceLists(ctx context.Context, remote map[string][]string, res *wire.DeviceListsResult) {
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, maxListDomains)
-	for d, users := range remote {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			var down error
-			for _, u := range users {
-				var r *wire.DeviceListResult
-				err := down
-				if err == nil {
-					r, err = f.fetchRemoteList(ctx, d, u)
-				}
-				mu.Lock()
-				if err != nil {
-					res.Missing = append(res.Missing, missing(u, err))
-				} else {
-					res.Lists = append(res.Lists, r)
-				}
-				mu.Unlock()
-				if wire.Is(err, wire.Code_CODE_UNAVAILABLE) || ctx.Err() != nil {
-					down = err
-				}
-			}
-		})
-	}
-	wg.Wait()
 }

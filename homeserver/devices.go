@@ -74,7 +74,7 @@ func (s *Server) putList(op string, tx *storage.Tx, userName string, userID int6
 	if err != nil || s.fed == nil {
 		return err
 	}
-	return s.fed.propagateList(tx, userName, userID, l.Version, sl)
+	return s.fed.PropagateList(tx, userName, userID, l.Version, sl)
 }
 
 func (ss *session) publishIdentity(m *wire.PublishIdentity) (*wire.ServerFrame, error) {
@@ -350,8 +350,8 @@ func (ss *session) publishKeyPackages(m *wire.PublishKeyPackages) (*wire.ServerF
 func (ss *session) fetchDeviceList(m *wire.FetchDeviceList) (*wire.ServerFrame, error) {
 	const op = "homeserver.FetchDeviceList"
 	if ss.s.fed != nil {
-		if d, ok := ss.s.fed.remoteDomain(m.GetUser()); ok {
-			r, err := ss.s.fed.fetchRemoteList(ss.ctx, d, m.GetUser())
+		if d, ok := ss.s.fed.RemoteDomain(m.GetUser()); ok {
+			r, err := ss.s.fed.FetchRemoteList(ss.ctx, d, m.GetUser())
 			if err != nil {
 				return nil, err
 			}
@@ -411,7 +411,7 @@ func (ss *session) claimKeyPackages(m *wire.ClaimKeyPackages) (*wire.ServerFrame
 	users := m.GetUsers()
 	var remote map[string][]string
 	if ss.s.fed != nil {
-		users, remote = ss.s.fed.splitUsers(m.GetUsers())
+		users, remote = ss.s.fed.SplitUsers(m.GetUsers())
 	}
 	res := &wire.ClaimResult{}
 	if len(users) > 0 {
@@ -422,7 +422,7 @@ func (ss *session) claimKeyPackages(m *wire.ClaimKeyPackages) (*wire.ServerFrame
 		res.Packages = r.Packages
 	}
 	for d, us := range remote {
-		r, err := ss.s.fed.claimRemote(ss.ctx, d, us, m.GetExcludeDevices(), ss.s.deviceAddress(ss.userName, ss.deviceID))
+		r, err := ss.s.fed.ClaimRemote(ss.ctx, d, us, m.GetExcludeDevices(), ss.s.deviceAddress(ss.userName, ss.deviceID))
 		if err != nil {
 			return nil, err
 		}

@@ -109,14 +109,14 @@ func (ss *session) downloadMedia(r *wire.DownloadMedia) (*wire.ServerFrame, erro
 		if ss.s.fed == nil {
 			return nil, errFedOff
 		}
-		d, err := ss.s.fed.fetchRemoteMedia(ss.ctx, r)
+		d, err := ss.s.fed.FetchMedia(ss.ctx, r)
 		if err != nil {
 			return nil, err
 		}
 		return &wire.ServerFrame{Body: &wire.ServerFrame_MediaData{MediaData: d}}, nil
 	}
 	m := ss.s.mediaSt
-	d, err := m.download(ss.ctx, r)
+	d, err := m.Download(ss.ctx, r)
 	if err != nil {
 		return nil, err
 	}

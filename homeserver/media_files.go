@@ -63,8 +63,8 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// download reads a range of a complete media.
-func (m *mediaStore) download(ctx context.Context, r *wire.DownloadMedia) (*wire.MediaData, error) {
+// Download reads a range of a complete media.
+func (m *mediaStore) Download(ctx context.Context, r *wire.DownloadMedia) (*wire.MediaData, error) {
 	const op = "homeserver.DownloadMedia"
 	if !media.ValidID(r.GetMediaId()) {
 		return nil, wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no such media")

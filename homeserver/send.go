@@ -3,17 +3,18 @@ package homeserver
 import (
 	"errors"
 
+	"hearth/homeserver/fedlink"
 	"hearth/homeserver/hub"
 	"hearth/homeserver/wire"
 	"hearth/keys/identity"
 	"hearth/storage"
 )
 
-// sendResult is what one accepted (or deduplicated) Send produced, with
-// the servers it queued a DELIVER for.
+// sendResult is what one accepted (or deduplicated) Send produced; with
+// federation, also the servers it queued a DELIVER for.
 type sendResult struct {
 	*hub.Result
-	remote map[string]bool
+	accepted *fedlink.Accepted
 }
 
 // send validates a Send and queues it for the writer; the answer follows
@@ -56,20 +57,40 @@ func (ss *session) send(id uint64, m *wire.Send) {
 	})
 }
 
-// accept runs a Send through the hub and queues the DELIVERs for the
-// other servers with members, in the same transaction.
+// accept runs a Send through the hub, with federation through the link
+// (which queues the DELIVERs for the other servers with members in the
+// same transaction).
 func (s *Server) accept(op string, tx *storage.Tx, in *hub.Input) (*sendResult, error) {
+	if s.fed != nil {
+		a, err := s.fed.Accept(op, tx, in)
+		if err != nil {
+			return nil, err
+		}
+		return &sendResult{Result: a.Result, accepted: a}, nil
+	}
 	r, err := s.hub.Accept(op, tx, in)
 	if err != nil {
 		return nil, err
 	}
-	res := &sendResult{Result: r}
-	if s.fed != nil && !r.Dup {
-		if res.remote, err = s.fed.fanOutRemote(tx, r, in.Send); err != nil {
-			return nil, err
-		}
+	return &sendResult{Result: r}, nil
+}
+
+// sendRemote handles a local device's Send to a conversation hubbed
+// elsewhere: the submission is stored and its SUBMIT queued in one
+// transaction; the answer is the hub's verdict, or CODE_UNAVAILABLE when it
+// has not come within SendWait (the retry with the same message id waits
+// for the same submission).
+func (ss *session) sendRemote(id uint64, m *wire.Send, sender, hubDomain string) {
+	const op = "homeserver.Send"
+	envID, err := ss.s.fed.Submit(ss.ctx, m, sender, hubDomain)
+	if err != nil {
+		ss.writeError(id, internal(op, err))
+		return
 	}
-	return res, nil
+	ss.later(func() {
+		fr, err := ss.s.fed.Await(ss.ctx, op, envID)
+		ss.answer(id, fr, err)
+	})
 }
 
 // notify tells the router about new mailbox heads.
@@ -109,10 +130,7 @@ func (s *Server) handCommitted(res *sendResult) {
 
 // wakeRemote starts the sender loops of servers a Send queued DELIVERs for.
 func (s *Server) wakeRemote(res *sendResult) {
-	if s.fed == nil {
-		return
-	}
-	for d := range res.remote {
-		s.fed.out.Wake(d)
+	if s.fed != nil && res.accepted != nil {
+		s.fed.WakeAll(res.accepted)
 	}
 }

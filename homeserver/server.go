@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"hearth/homeserver/admin"
+	"hearth/homeserver/fedlink"
 	"hearth/homeserver/hub"
 	"hearth/homeserver/wire"
 	"hearth/keys/identity"
@@ -34,10 +34,10 @@ type Server struct {
 	hashes   *hashGate // bounds concurrent argon2id runs (memory; password.go)
 	dummy    string    // hash verified for unknown users (timing)
 	started  time.Time
-	hub      *hub.Hub    // the conversation hub's rules (homeserver/hub)
-	fed      *fed        // nil: federation off
-	lists    *listCache  // local users' signed device lists (listcache.go)
-	mediaSt  *mediaStore // media folders and upload locks (media.go)
+	hub      *hub.Hub      // the conversation hub's rules (homeserver/hub)
+	fed      *fedlink.Link // nil: federation off
+	lists    *listCache    // local users' signed device lists (listcache.go)
+	mediaSt  *mediaStore   // media folders and upload locks (media.go)
 	// datagramPushes counts signals sent as datagrams (datagram.go).
 	datagramPushes atomic.Uint64
 
@@ -113,17 +113,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if s.mediaSt, err = newMediaStore(s); err != nil {
 		return nil, err
 	}
-	hcfg := hub.Config{Domain: cfg.Domain, EpochWindow: cfg.EpochWindow, MaxMembers: cfg.MaxMembers,
-		MaxMessageBytes: cfg.MaxMessageBytes, MaxCommitBytes: cfg.MaxCommitBytes, Log: s.log}
-	if deps.ServerKey != nil {
-		if s.fed, err = newFed(s, deps.ServerKey); err != nil {
-			return nil, err
-		}
-		hcfg.Federated, hcfg.Allowed = true, s.fed.policy.Allowed
-	}
-	s.hub = hub.New(hcfg)
-	if s.fed != nil {
-		s.fed.start()
+	if err := s.wireHubAndFederation(deps.ServerKey); err != nil {
+		return nil, err
 	}
 	if cfg.RetentionInterval > 0 {
 		s.wg.Add(1)
@@ -150,7 +141,7 @@ func (s *Server) Close() error {
 	s.closeSessions(func(*session) bool { return true }, wire.Code_CODE_UNAVAILABLE, "server shutting down")
 	s.wg.Wait()
 	if s.fed != nil {
-		s.fed.close()
+		s.fed.Close()
 	}
 	// Streams end once their reader sees the close; their pending commits
 	// are answered (or fail) first. Do not wait forever on a stuck one.
@@ -293,16 +284,7 @@ func (s *Server) deviceAddress(name, deviceID string) string {
 }
 
 // internal wraps an unexpected error (storage, crypto) as CODE_INTERNAL.
-func internal(op string, err error) error {
-	var we *wire.Error
-	if errors.As(err, &we) {
-		if we.Op == op {
-			return err
-		}
-		return wire.E(op, err)
-	}
-	return &wire.Error{Op: op, Kind: wire.Code_CODE_INTERNAL, Err: err}
-}
+func internal(op string, err error) error { return wire.Internal(op, err) }
 
 // lockedReader serializes reads from a randomness source that may not be
 // safe for concurrent use.

@@ -1,4 +1,4 @@
-package homeserver
+package fedlink
 
 import (
 	"bytes"
@@ -34,11 +34,11 @@ func (a *applied) dest(d string) {
 // txn_id), then applies its envelopes in order, each deduplicated on
 // (origin, envelope id). After the first envelope refused for now, the
 // rest are answered CODE_UNAVAILABLE unapplied, so the sender's order holds.
-func (f *fed) ApplyTransaction(ctx context.Context, txn *fedwire.Transaction, hash []byte) (*fedwire.TransactionResult, error) {
+func (f *Link) ApplyTransaction(ctx context.Context, txn *fedwire.Transaction, hash []byte) (*fedwire.TransactionResult, error) {
 	const op = "homeserver.federation.Transaction"
 	f.out.Contact(txn.Origin)
 	var oldHash, oldRes []byte
-	err := f.s.db.Read(ctx, func(tx *storage.Tx) (err error) {
+	err := f.db.Read(ctx, func(tx *storage.Tx) (err error) {
 		oldHash, oldRes, err = tx.InboundTxn(txn.Origin, txn.TxnId)
 		return err
 	})
@@ -46,13 +46,13 @@ func (f *fed) ApplyTransaction(ctx context.Context, txn *fedwire.Transaction, ha
 	case err == nil && bytes.Equal(oldHash, hash):
 		res := &fedwire.TransactionResult{}
 		if err := proto.Unmarshal(oldRes, res); err != nil {
-			return nil, &federation.Error{Op: op, Code: fedwire.Code_CODE_INTERNAL, Msg: "stored result", Err: err}
+			return nil, &federation.Error{Op: op, Kind: fedwire.Code_CODE_INTERNAL, Msg: "stored result", Err: err}
 		}
 		return res, nil
 	case err == nil:
-		return nil, &federation.Error{Op: op, Code: fedwire.Code_CODE_REPLAY, Msg: "transaction " + txn.TxnId + " was seen with different content"}
+		return nil, &federation.Error{Op: op, Kind: fedwire.Code_CODE_REPLAY, Msg: "transaction " + txn.TxnId + " was seen with different content"}
 	case !errors.Is(err, storage.ErrNotFound):
-		return nil, &federation.Error{Op: op, Code: fedwire.Code_CODE_INTERNAL, Msg: "dedup", Err: err}
+		return nil, &federation.Error{Op: op, Kind: fedwire.Code_CODE_INTERNAL, Msg: "dedup", Err: err}
 	}
 	res := &fedwire.TransactionResult{Code: fedwire.Code_CODE_OK, Results: make([]*fedwire.EnvelopeResult, len(txn.Envelopes))}
 	a := &applied{}
@@ -61,21 +61,17 @@ func (f *fed) ApplyTransaction(ctx context.Context, txn *fedwire.Transaction, ha
 	for i, env := range txn.Envelopes {
 		r := &fedwire.EnvelopeResult{Id: env.GetId()}
 		res.Results[i] = r
-		waits[i] = f.s.db.Submit(ctx, func(tx *storage.Tx) error {
+		waits[i] = f.db.Submit(ctx, func(tx *storage.Tx) error {
 			if stopped {
 				r.Code, r.Message = fedwire.Code_CODE_UNAVAILABLE, "an earlier envelope must be applied first"
 				return nil
 			}
 			err := f.applyEnvelope(tx, txn.Origin, env, a)
-			r.Code = fedCode(err)
+			r.Code = fedKindOf(err)
 			if err != nil {
-				var fe *federation.Error
-				if errors.As(err, &fe) {
-					r.Code = fe.Code
-				}
 				r.Message = err.Error()
 			}
-			if federation.Temporary(r.Code) {
+			if federation.Retryable(r.Code) {
 				stopped = true
 			}
 			return err
@@ -86,25 +82,25 @@ func (f *fed) ApplyTransaction(ctx context.Context, txn *fedwire.Transaction, ha
 			res.Results[i].Code, res.Results[i].Message = fedwire.Code_CODE_INTERNAL, "not committed"
 		}
 		if c := res.Results[i].Code; c != fedwire.Code_CODE_OK {
-			f.s.log.Info("federation: envelope refused", "origin", txn.Origin, "envelope", res.Results[i].Id, "code", c.String())
+			f.log.Info("federation: envelope refused", "origin", txn.Origin, "envelope", res.Results[i].Id, "code", c.String())
 		}
 	}
 	f.afterCommit(a)
 	b, err := proto.Marshal(res)
 	if err == nil {
-		err = f.s.db.Write(ctx, func(tx *storage.Tx) error {
-			return tx.PutInboundTxn(txn.Origin, txn.TxnId, hash, b, f.s.nowMs())
+		err = f.db.Write(ctx, func(tx *storage.Tx) error {
+			return tx.PutInboundTxn(txn.Origin, txn.TxnId, hash, b, f.nowMs())
 		})
 	}
 	if err != nil {
-		f.s.log.Error("federation: record transaction", "origin", txn.Origin, "err", err)
+		f.log.Error("federation: record transaction", "origin", txn.Origin, "err", err)
 	}
 	return res, nil
 }
 
 // afterCommit notifies sessions, sender loops and waiting Sends.
-func (f *fed) afterCommit(a *applied) {
-	f.s.notify(a.heads)
+func (f *Link) afterCommit(a *applied) {
+	f.notify(a.heads)
 	for d := range a.wake {
 		f.out.Wake(d)
 	}
@@ -122,8 +118,8 @@ func (f *fed) afterCommit(a *applied) {
 }
 
 // applyEnvelope applies one envelope inside the writer's transaction.
-func (f *fed) applyEnvelope(tx *storage.Tx, origin string, env *fedwire.Envelope, a *applied) error {
-	if err := federation.CheckEnvelope(origin, f.s.cfg.Domain, env); err != nil {
+func (f *Link) applyEnvelope(tx *storage.Tx, origin string, env *fedwire.Envelope, a *applied) error {
+	if err := federation.CheckEnvelope(origin, f.domain, env); err != nil {
 		return err
 	}
 	seen, err := tx.SeenEnvelope(origin, env.Id)
@@ -147,22 +143,22 @@ func (f *fed) applyEnvelope(tx *storage.Tx, origin string, env *fedwire.Envelope
 	if err != nil {
 		return err
 	}
-	return tx.MarkEnvelope(origin, env.Id, f.s.nowMs())
+	return tx.MarkEnvelope(origin, env.Id, f.nowMs())
 }
 
 // applySubmit runs a follower's SUBMIT through the rules of a local Send
 // and queues the verdict (SUBMIT_RESULT) for the origin either way.
-func (f *fed) applySubmit(tx *storage.Tx, origin string, env *fedwire.Envelope, a *applied) error {
+func (f *Link) applySubmit(tx *storage.Tx, origin string, env *fedwire.Envelope, a *applied) error {
 	const op = "homeserver.federation.Submit"
 	m := &wire.Send{ConversationId: env.ConversationId, MessageId: env.MessageId, Kind: wire.MessageKind(env.MessageKind),
 		Epoch: env.Epoch, Payload: env.Payload, AddDevices: env.AddDevices, RemoveDevices: env.RemoveDevices,
 		Welcome: env.Welcome, GroupInfo: env.GroupInfo}
 	dev, _ := identity.ParseDevice(env.Sender) // CheckEnvelope parsed it
-	in := &hub.Input{Send: m, Sender: env.Sender, UserAddr: dev.User.String(), NowMs: f.s.nowMs()}
-	var res *sendResult
-	verdict := f.s.hub.ValidateSend(op, m)
+	in := &hub.Input{Send: m, Sender: env.Sender, UserAddr: dev.User.String(), NowMs: f.nowMs()}
+	var res *Accepted
+	verdict := f.hub.ValidateSend(op, m)
 	if verdict == nil {
-		verdict = tx.Savepoint(func() (err error) { res, err = f.s.accept(op, tx, in); return err })
+		verdict = tx.Savepoint(func() (err error) { res, err = f.Accept(op, tx, in); return err })
 	}
 	if k := wire.KindOf(verdict); k == wire.Code_CODE_INTERNAL {
 		return verdict // temporary: the follower retries the envelope
@@ -175,7 +171,7 @@ func (f *fed) applySubmit(tx *storage.Tx, origin string, env *fedwire.Envelope, 
 	} else {
 		out.ConversationSeq, out.Epoch, out.ServerTimeMs = res.Rec.ConvSeq, res.Rec.Epoch, res.Rec.CreatedMs
 		a.heads = append(a.heads, res.Heads...)
-		for d := range res.remote {
+		for d := range res.Remote {
 			a.dest(d)
 		}
 	}
@@ -188,23 +184,23 @@ func (f *fed) applySubmit(tx *storage.Tx, origin string, env *fedwire.Envelope, 
 
 // applyDeliver applies a hub's accepted message to this server's copy of
 // the conversation (hub.ApplyDeliver).
-func (f *fed) applyDeliver(tx *storage.Tx, env *fedwire.Envelope, a *applied) error {
+func (f *Link) applyDeliver(tx *storage.Tx, env *fedwire.Envelope, a *applied) error {
 	const op = "homeserver.federation.Deliver"
 	conv, err := identity.ParseConversation(env.ConversationId)
 	if err != nil {
-		return &federation.Error{Op: op, Code: fedwire.Code_CODE_BAD_REQUEST, Msg: err.Error()}
+		return &federation.Error{Op: op, Kind: fedwire.Code_CODE_BAD_REQUEST, Msg: err.Error()}
 	}
-	heads, err := f.s.hub.ApplyDeliver(op, tx, &hub.Delivered{Conv: conv, Sender: env.Sender, MessageID: env.MessageId,
+	heads, err := f.hub.ApplyDeliver(op, tx, &hub.Delivered{Conv: conv, Sender: env.Sender, MessageID: env.MessageId,
 		Kind: wire.MessageKind(env.MessageKind), Epoch: env.Epoch, Payload: env.Payload, Welcome: env.Welcome,
 		GroupInfo: env.GroupInfo, Seq: env.ConversationSeq, PrevSeq: env.PrevConversationSeq, CreatedMs: env.ServerTimeMs,
-		Recipients: env.Recipients, AddDevices: env.AddDevices, RemoveDevices: env.RemoveDevices}, f.s.nowMs())
+		Recipients: env.Recipients, AddDevices: env.AddDevices, RemoveDevices: env.RemoveDevices}, f.nowMs())
 	a.heads = append(a.heads, heads...)
 	return err
 }
 
 // applyResult records the hub's verdict on one of our SUBMITs; an
 // accepted one becomes the (sender, message id) dedup record.
-func (f *fed) applyResult(tx *storage.Tx, env *fedwire.Envelope, a *applied) error {
+func (f *Link) applyResult(tx *storage.Tx, env *fedwire.Envelope, a *applied) error {
 	p, err := tx.PendingByEnvelope(env.InReplyTo)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil // answered before (or forgotten after a refusal)
@@ -230,7 +226,7 @@ func (f *fed) applyResult(tx *storage.Tx, env *fedwire.Envelope, a *applied) err
 
 // applyDeviceList records a remote user's new device-list version; a gap
 // (a version more than one above the last known) triggers a resync.
-func (f *fed) applyDeviceList(tx *storage.Tx, env *fedwire.Envelope, a *applied) error {
+func (f *Link) applyDeviceList(tx *storage.Tx, env *fedwire.Envelope, a *applied) error {
 	old, err := tx.RemoteList(env.Sender)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return err
@@ -239,18 +235,18 @@ func (f *fed) applyDeviceList(tx *storage.Tx, env *fedwire.Envelope, a *applied)
 		a.resync = append(a.resync, env.Sender)
 	}
 	return tx.PutRemoteList(&storage.RemoteList{User: env.Sender, Version: env.DeviceListVersion, IdentityKey: env.IdentityKey,
-		List: env.DeviceList, Signature: env.DeviceListSignature, UpdatedMs: f.s.nowMs()})
+		List: env.DeviceList, Signature: env.DeviceListSignature, UpdatedMs: f.nowMs()})
 }
 
 // Query answers a verified query about this server's users.
-func (f *fed) Query(ctx context.Context, q *fedwire.Query) *fedwire.QueryResult {
+func (f *Link) Query(ctx context.Context, q *fedwire.Query) *fedwire.QueryResult {
 	fail := func(err error) *fedwire.QueryResult {
-		return &fedwire.QueryResult{Code: fedCode(err), Message: err.Error()}
+		return &fedwire.QueryResult{Code: fedKind(wire.KindOf(err)), Message: err.Error()}
 	}
 	const op = "homeserver.federation.Query"
 	switch b := q.Body.(type) {
 	case *fedwire.Query_FetchDeviceList:
-		r, err := f.s.localDeviceList(ctx, op, b.FetchDeviceList.User)
+		r, err := f.dir.LocalDeviceList(ctx, op, b.FetchDeviceList.User)
 		if err != nil {
 			return fail(err)
 		}
@@ -261,7 +257,7 @@ func (f *fed) Query(ctx context.Context, q *fedwire.Query) *fedwire.QueryResult 
 		if d, err := identity.ParseDevice(m.Requester); err != nil || d.User.Domain != q.Origin {
 			return fail(wire.Errorf(op, wire.Code_CODE_FORBIDDEN, "requester must be a device of %s", q.Origin))
 		}
-		res, err := f.s.claimLocal(ctx, op, m.Users, m.ExcludeDevices)
+		res, err := f.dir.ClaimLocal(ctx, op, m.Users, m.ExcludeDevices)
 		if err != nil {
 			return fail(err)
 		}

@@ -1,4 +1,4 @@
-package homeserver
+package fedlink
 
 import (
 	"context"
@@ -20,12 +20,12 @@ import (
 )
 
 // enqueue appends env to dest's durable queue inside tx.
-func (f *fed) enqueue(tx *storage.Tx, dest string, env *fedwire.Envelope) error {
+func (f *Link) enqueue(tx *storage.Tx, dest string, env *fedwire.Envelope) error {
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(env)
 	if err != nil {
 		return err
 	}
-	err = tx.Enqueue(&storage.OutEnvelope{Destination: dest, EnvelopeID: env.Id, Envelope: b, CreatedMs: f.s.nowMs()})
+	err = tx.Enqueue(&storage.OutEnvelope{Destination: dest, EnvelopeID: env.Id, Envelope: b, CreatedMs: f.nowMs()})
 	if errors.Is(err, storage.ErrConflict) {
 		return nil // queued before (same deterministic id)
 	}
@@ -33,9 +33,9 @@ func (f *fed) enqueue(tx *storage.Tx, dest string, env *fedwire.Envelope) error 
 }
 
 // Batch implements federation.Queue.
-func (f *fed) Batch(ctx context.Context, dest string, limit int) ([]federation.Queued, error) {
+func (f *Link) Batch(ctx context.Context, dest string, limit int) ([]federation.Queued, error) {
 	var rows []*storage.OutEnvelope
-	if err := f.s.db.Read(ctx, func(tx *storage.Tx) (err error) { rows, err = tx.Outbox(dest, limit); return err }); err != nil {
+	if err := f.db.Read(ctx, func(tx *storage.Tx) (err error) { rows, err = tx.Outbox(dest, limit); return err }); err != nil {
 		return nil, err
 	}
 	out := make([]federation.Queued, 0, len(rows))
@@ -51,9 +51,9 @@ func (f *fed) Batch(ctx context.Context, dest string, limit int) ([]federation.Q
 
 // Finish implements federation.Queue: a SUBMIT refused for good tells its
 // waiting device.
-func (f *fed) Finish(ctx context.Context, dest string, done []federation.Queued, results []*fedwire.EnvelopeResult) error {
+func (f *Link) Finish(ctx context.Context, dest string, done []federation.Queued, results []*fedwire.EnvelopeResult) error {
 	a := &applied{}
-	err := f.s.db.Write(ctx, func(tx *storage.Tx) error {
+	err := f.db.Write(ctx, func(tx *storage.Tx) error {
 		a.resolved = nil
 		ids := make([]int64, len(done))
 		for i, q := range done {
@@ -61,11 +61,11 @@ func (f *fed) Finish(ctx context.Context, dest string, done []federation.Queued,
 			r := results[i]
 			if r.Code == fedwire.Code_CODE_OK || q.Envelope.Kind != fedwire.EnvelopeKind_ENVELOPE_KIND_SUBMIT {
 				if r.Code != fedwire.Code_CODE_OK {
-					f.s.log.Warn("federation: envelope refused by destination", "destination", dest, "envelope", q.Envelope.Id, "code", r.Code.String())
+					f.log.Warn("federation: envelope refused by destination", "destination", dest, "envelope", q.Envelope.Id, "code", r.Code.String())
 				}
 				continue
 			}
-			err := tx.ResolvePending(q.Envelope.Id, int(wireCode(r.Code)), fmt.Sprintf("refused by %s: %s", dest, r.Message), 0, 0)
+			err := tx.ResolvePending(q.Envelope.Id, int(wireKind(r.Code)), fmt.Sprintf("refused by %s: %s", dest, r.Message), 0, 0)
 			if err != nil && !errors.Is(err, storage.ErrNotFound) {
 				return err
 			}
@@ -83,15 +83,15 @@ func (f *fed) Finish(ctx context.Context, dest string, done []federation.Queued,
 // sender's Send (it learns on its wait or retry); an undeliverable DELIVER
 // becomes a delivery-failed notice for the device that sent the message;
 // every expiry is logged with its conversation.
-func (f *fed) Expire(ctx context.Context, dest string, expired []federation.Queued) error {
+func (f *Link) Expire(ctx context.Context, dest string, expired []federation.Queued) error {
 	a := &applied{}
-	err := f.s.db.Write(ctx, func(tx *storage.Tx) error {
+	err := f.db.Write(ctx, func(tx *storage.Tx) error {
 		a.resolved = nil
 		ids := make([]int64, len(expired))
 		for i, q := range expired {
 			ids[i] = q.QueueID
 			env := q.Envelope
-			f.s.log.Error("federation: envelope undeliverable, expired", "destination", dest, "kind", env.Kind.String(),
+			f.log.Error("federation: envelope undeliverable, expired", "destination", dest, "kind", env.Kind.String(),
 				"envelope", env.Id, "conversation", env.ConversationId, "sender", env.Sender)
 			if env.Kind == fedwire.EnvelopeKind_ENVELOPE_KIND_DELIVER {
 				if err := f.notifyFailed(tx, dest, env, a); err != nil {
@@ -116,30 +116,53 @@ func (f *fed) Expire(ctx context.Context, dest string, expired []federation.Queu
 	return err
 }
 
-// domainOf returns the domain of a device address user@domain/DEVICE.
-func domainOf(addr string) string {
-	u, _, _ := strings.Cut(addr, "/")
-	_, d, _ := strings.Cut(u, "@")
-	return d
+// Accepted is a Send the hub accepted, with the servers a DELIVER was
+// queued for (their sender loops are woken after the commit: WakeAll).
+type Accepted struct {
+	*hub.Result
+	Remote map[string]bool
+}
+
+// WakeAll starts the sender loops of the servers a DELIVER was queued for.
+func (f *Link) WakeAll(a *Accepted) {
+	for d := range a.Remote {
+		f.out.Wake(d)
+	}
+}
+
+// Accept runs a Send through the hub (hub.Accept) and, in the same
+// transaction, queues the DELIVERs for the other servers with members.
+func (f *Link) Accept(op string, tx *storage.Tx, in *hub.Input) (*Accepted, error) {
+	r, err := f.hub.Accept(op, tx, in)
+	if err != nil {
+		return nil, err
+	}
+	a := &Accepted{Result: r}
+	if !r.Dup {
+		if a.Remote, err = f.fanOutRemote(tx, r, in.Send); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
 }
 
 // fanOutRemote queues one DELIVER per other server with devices in the
 // conversation: the recipients are its devices on the roster as it was
 // (minus the sender); a commit's added devices there get its welcome.
-func (f *fed) fanOutRemote(tx *storage.Tx, r *hub.Result, m *wire.Send) (map[string]bool, error) {
+func (f *Link) fanOutRemote(tx *storage.Tx, r *hub.Result, m *wire.Send) (map[string]bool, error) {
 	c, entry, before := r.Conv, r.Log, r.Before
 	var remote map[string]bool
 	recips := map[string][]string{}
 	adds := map[string][]string{}
 	for _, mb := range before {
 		if mb.DeviceID == "" && mb.Address != entry.Sender {
-			d := domainOf(mb.Address)
+			d := deviceDomain(mb.Address)
 			recips[d] = append(recips[d], mb.Address)
 		}
 	}
 	if m.Kind == wire.MessageKind_MESSAGE_KIND_COMMIT {
 		for _, a := range m.AddDevices {
-			if d := domainOf(a); d != f.s.cfg.Domain && a != entry.Sender {
+			if d := deviceDomain(a); d != f.domain && a != entry.Sender {
 				adds[d] = append(adds[d], a)
 			}
 		}
@@ -178,16 +201,14 @@ func (f *fed) fanOutRemote(tx *storage.Tx, r *hub.Result, m *wire.Send) (map[str
 	return remote, nil
 }
 
-// sendRemote handles a local device's Send to a conversation hubbed
-// elsewhere: the submission is stored and its SUBMIT queued in one
-// transaction; the answer is the hub's verdict, or CODE_UNAVAILABLE when it
-// has not come within SendWait (the retry with the same message id waits
-// for the same submission).
-func (ss *session) sendRemote(id uint64, m *wire.Send, sender, hub string) {
-	const op = "homeserver.Send"
-	f := ss.s.fed
+// Submit stores a local device's Send to a conversation hubbed elsewhere
+// as a pending submission and queues its SUBMIT for the hub, in one
+// transaction, then wakes the hub's sender loop. A retry of a submission
+// that was not refused returns the same envelope: its verdict is awaited
+// (Await) rather than submitted anew.
+func (f *Link) Submit(ctx context.Context, m *wire.Send, sender, hubDomain string) (envelopeID string, err error) {
 	var p *storage.Pending
-	err := ss.s.db.Write(ss.ctx, func(tx *storage.Tx) error {
+	err = f.db.Write(ctx, func(tx *storage.Tx) error {
 		old, err := tx.PendingSend(sender, m.MessageId)
 		switch {
 		case err == nil && !(old.Done && old.Code != 0):
@@ -200,28 +221,25 @@ func (ss *session) sendRemote(id uint64, m *wire.Send, sender, hub string) {
 		case !errors.Is(err, storage.ErrNotFound):
 			return err
 		}
-		p = &storage.Pending{Sender: sender, MessageID: m.MessageId, ConvID: m.ConversationId, EnvelopeID: newEnvelopeID("sub-"), CreatedMs: ss.s.nowMs()}
+		p = &storage.Pending{Sender: sender, MessageID: m.MessageId, ConvID: m.ConversationId, EnvelopeID: newEnvelopeID("sub-"), CreatedMs: f.nowMs()}
 		if err := tx.InsertPending(p); err != nil {
 			return err
 		}
-		return f.enqueue(tx, hub, &fedwire.Envelope{Id: p.EnvelopeID, Kind: fedwire.EnvelopeKind_ENVELOPE_KIND_SUBMIT,
+		return f.enqueue(tx, hubDomain, &fedwire.Envelope{Id: p.EnvelopeID, Kind: fedwire.EnvelopeKind_ENVELOPE_KIND_SUBMIT,
 			ConversationId: m.ConversationId, Sender: sender, MessageId: m.MessageId, MessageKind: uint32(m.Kind),
 			Epoch: m.Epoch, Payload: m.Payload, AddDevices: m.AddDevices, RemoveDevices: m.RemoveDevices,
 			Welcome: m.Welcome, GroupInfo: m.GroupInfo, ServerTimeMs: p.CreatedMs})
 	})
 	if err != nil {
-		ss.writeError(id, internal(op, err))
-		return
+		return "", err
 	}
-	f.out.Wake(hub)
-	ss.later(func() {
-		fr, err := f.await(ss.ctx, op, p.EnvelopeID)
-		ss.answer(id, fr, err)
-	})
+	f.out.Wake(hubDomain)
+	return p.EnvelopeID, nil
 }
 
-// await waits (up to SendWait) for the verdict on a SUBMIT.
-func (f *fed) await(ctx context.Context, op, envID string) (*wire.ServerFrame, error) {
+// Await waits (up to SendWait) for the hub's verdict on a SUBMIT and
+// answers the device's Send with it.
+func (f *Link) Await(ctx context.Context, op, envID string) (*wire.ServerFrame, error) {
 	f.mu.Lock()
 	ch, ok := f.waiters[envID]
 	if !ok {
@@ -233,9 +251,9 @@ func (f *fed) await(ctx context.Context, op, envID string) (*wire.ServerFrame, e
 	defer t.Stop()
 	for {
 		var p *storage.Pending
-		err := f.s.db.Read(ctx, func(tx *storage.Tx) (err error) { p, err = tx.PendingByEnvelope(envID); return err })
+		err := f.db.Read(ctx, func(tx *storage.Tx) (err error) { p, err = tx.PendingByEnvelope(envID); return err })
 		if err != nil {
-			return nil, internal(op, err)
+			return nil, wire.Internal(op, err)
 		}
 		if p.Done {
 			if p.Code != 0 {
@@ -263,10 +281,10 @@ func (f *fed) await(ctx context.Context, op, envID string) (*wire.ServerFrame, e
 	}
 }
 
-// propagateList queues a user's new device list for every server sharing
+// PropagateList queues a user's new device list for every server sharing
 // a conversation with them, in the transaction that stored it.
-func (f *fed) propagateList(tx *storage.Tx, userName string, userID int64, version uint64, sl *wire.SignedDeviceList) error {
-	domains, err := tx.RemoteDomainsOfUser(userID, f.s.cfg.Domain)
+func (f *Link) PropagateList(tx *storage.Tx, userName string, userID int64, version uint64, sl *wire.SignedDeviceList) error {
+	domains, err := tx.RemoteDomainsOfUser(userID, f.domain)
 	if err != nil || len(domains) == 0 {
 		return err
 	}
@@ -274,11 +292,11 @@ func (f *fed) propagateList(tx *storage.Tx, userName string, userID int64, versi
 	if err != nil {
 		return err
 	}
-	user := f.s.userAddress(userName)
+	user := userName + "@" + f.domain
 	for _, d := range domains {
 		env := &fedwire.Envelope{Id: fmt.Sprintf("dl-%s-%d", user, version), Kind: fedwire.EnvelopeKind_ENVELOPE_KIND_DEVICE_LIST,
 			Sender: user, DeviceList: sl.List, DeviceListSignature: sl.Signature, IdentityKey: idKey, DeviceListVersion: version,
-			ServerTimeMs: f.s.nowMs()}
+			ServerTimeMs: f.nowMs()}
 		if len(env.Id) > 128 {
 			sum := sha256.Sum256([]byte(env.Id))
 			env.Id = "dl-" + hex.EncodeToString(sum[:16])
@@ -290,22 +308,22 @@ func (f *fed) propagateList(tx *storage.Tx, userName string, userID int64, versi
 	return nil
 }
 
-// remoteDomain reports the domain of a user address that is not ours.
-func (f *fed) remoteDomain(user string) (string, bool) {
+// RemoteDomain reports the domain of a user address that is not ours.
+func (f *Link) RemoteDomain(user string) (string, bool) {
 	if !strings.Contains(user, "@") {
 		return "", false
 	}
 	u, err := identity.NormalizeUser(user)
-	if err != nil || u.Domain == f.s.cfg.Domain {
+	if err != nil || u.Domain == f.domain {
 		return "", false
 	}
 	return u.Domain, true
 }
 
-// splitUsers separates local users from remote ones (by domain).
-func (f *fed) splitUsers(users []string) (local []string, remote map[string][]string) {
+// SplitUsers separates local users from remote ones (by domain).
+func (f *Link) SplitUsers(users []string) (local []string, remote map[string][]string) {
 	for _, u := range users {
-		if d, ok := f.remoteDomain(u); ok {
+		if d, ok := f.RemoteDomain(u); ok {
 			if remote == nil {
 				remote = map[string][]string{}
 			}
@@ -318,43 +336,43 @@ func (f *fed) splitUsers(users []string) (local []string, remote map[string][]st
 }
 
 // query sends a signed query and maps a refusal to a wire error.
-func (f *fed) query(ctx context.Context, op, domain string, q *fedwire.Query) (*fedwire.QueryResult, error) {
+func (f *Link) query(ctx context.Context, op, domain string, q *fedwire.Query) (*fedwire.QueryResult, error) {
 	if !f.policy.Allowed(domain) {
 		return nil, wire.Errorf(op, wire.Code_CODE_FORBIDDEN, "federation with %s is not allowed here", domain)
 	}
-	q.Origin, q.Destination, q.QueryId, q.OriginTimeMs = f.s.cfg.Domain, domain, newEnvelopeID("q-"), f.s.nowMs()
-	sq, err := federation.SignQuery(f.signingKey(), q)
+	q.Origin, q.Destination, q.QueryId, q.OriginTimeMs = f.domain, domain, newEnvelopeID("q-"), f.nowMs()
+	sq, err := federation.SignQuery(f.SigningKey(), q)
 	if err != nil {
-		return nil, internal(op, err)
+		return nil, wire.Internal(op, err)
 	}
 	res, err := f.client.Query(ctx, domain, sq)
 	if err != nil {
 		return nil, &wire.Error{Op: op, Kind: wire.Code_CODE_UNAVAILABLE, Msg: "server " + domain + " unreachable", RetryAfter: 1000, Err: err}
 	}
 	if res.Code != fedwire.Code_CODE_OK {
-		return nil, wire.Errorf(op, wireCode(res.Code), "%s: %s", domain, res.Message)
+		return nil, wire.Errorf(op, wireKind(res.Code), "%s: %s", domain, res.Message)
 	}
 	return res, nil
 }
 
-// fetchRemoteList fetches a remote user's signed device list and records its version.
-func (f *fed) fetchRemoteList(ctx context.Context, domain, user string) (*wire.DeviceListResult, error) {
+// FetchRemoteList fetches a remote user's signed device list and records its version.
+func (f *Link) FetchRemoteList(ctx context.Context, domain, user string) (*wire.DeviceListResult, error) {
 	const op = "homeserver.FetchDeviceList"
 	res, err := f.query(ctx, op, domain, &fedwire.Query{Body: &fedwire.Query_FetchDeviceList{FetchDeviceList: &fedwire.FetchDeviceList{User: user}}})
 	if err != nil {
 		return nil, err
 	}
 	dl := res.GetDeviceList()
-	if dl == nil || domainOf(dl.User+"/x") != domain {
+	if u, err := identity.ParseUser(dl.GetUser()); dl == nil || err != nil || u.Domain != domain {
 		return nil, wire.Errorf(op, wire.Code_CODE_UNAVAILABLE, "%s answered without a device list of its own user", domain)
 	}
 	if l, err := identity.UnmarshalDeviceList(dl.DeviceList); err == nil {
-		err := f.s.db.Write(ctx, func(tx *storage.Tx) error {
+		err := f.db.Write(ctx, func(tx *storage.Tx) error {
 			return tx.PutRemoteList(&storage.RemoteList{User: dl.User, Version: l.Version, IdentityKey: dl.IdentityKey,
-				List: dl.DeviceList, Signature: dl.Signature, UpdatedMs: f.s.nowMs()})
+				List: dl.DeviceList, Signature: dl.Signature, UpdatedMs: f.nowMs()})
 		})
 		if err != nil {
-			f.s.log.Warn("federation: record remote device list", "user", dl.User, "err", err)
+			f.log.Warn("federation: record remote device list", "user", dl.User, "err", err)
 		}
 	}
 	return &wire.DeviceListResult{User: dl.User, IdentityKey: dl.IdentityKey,
@@ -362,18 +380,18 @@ func (f *fed) fetchRemoteList(ctx context.Context, domain, user string) (*wire.D
 }
 
 // resyncList fetches the full list of a user after a version gap.
-func (f *fed) resyncList(user string) {
-	d, ok := f.remoteDomain(user)
+func (f *Link) resyncList(user string) {
+	d, ok := f.RemoteDomain(user)
 	if !ok {
 		return
 	}
-	if _, err := f.fetchRemoteList(context.Background(), d, user); err != nil {
-		f.s.log.Warn("federation: device list resync failed", "user", user, "err", err)
+	if _, err := f.FetchRemoteList(context.Background(), d, user); err != nil {
+		f.log.Warn("federation: device list resync failed", "user", user, "err", err)
 	}
 }
 
-// claimRemote claims KeyPackages of users on domain for requester.
-func (f *fed) claimRemote(ctx context.Context, domain string, users, exclude []string, requester string) (*wire.ClaimResult, error) {
+// ClaimRemote claims KeyPackages of users on domain for requester.
+func (f *Link) ClaimRemote(ctx context.Context, domain string, users, exclude []string, requester string) (*wire.ClaimResult, error) {
 	const op = "homeserver.ClaimKeyPackages"
 	res, err := f.query(ctx, op, domain, &fedwire.Query{Body: &fedwire.Query_ClaimKeyPackages{ClaimKeyPackages: &fedwire.ClaimKeyPackages{
 		Users: users, ExcludeDevices: exclude, Requester: requester}}})
@@ -382,7 +400,7 @@ func (f *fed) claimRemote(ctx context.Context, domain string, users, exclude []s
 	}
 	out := &wire.ClaimResult{}
 	for _, p := range res.GetClaim().GetPackages() {
-		if domainOf(p.User+"/x") != domain {
+		if u, err := identity.ParseUser(p.User); err != nil || u.Domain != domain {
 			return nil, wire.Errorf(op, wire.Code_CODE_UNAVAILABLE, "%s answered for another domain's user", domain)
 		}
 		out.Packages = append(out.Packages, &wire.ClaimedKeyPackage{User: p.User, DeviceId: p.DeviceId, KeyPackage: p.KeyPackage, LastResort: p.LastResort})
