@@ -51,7 +51,7 @@ func (ss *session) send(id uint64, m *wire.Send) {
 			ss.writeError(id, internal(op, err))
 			return
 		}
-		ss.s.handCommitted(res) // only now: nothing is pushed that is not durable
+		ss.s.dlv.HandCommitted(res.Heads, res.WelcomeFrom, res.Log) // only now: nothing is pushed that is not durable
 		ss.s.wakeRemote(res)
 		ss.answer(id, res.Frame(), nil)
 	})
@@ -91,41 +91,6 @@ func (ss *session) sendRemote(id uint64, m *wire.Send, sender, hubDomain string)
 		fr, err := ss.s.fed.Await(ss.ctx, op, envID)
 		ss.answer(id, fr, err)
 	})
-}
-
-// notify tells the router about new mailbox heads.
-func (s *Server) notify(heads []storage.Head) {
-	for _, h := range heads {
-		s.router.Notify(h.DeviceID, h.Seq)
-	}
-}
-
-// handCommitted gives the pushers of the recipients the entries a
-// committed Send wrote (session_handoff.go): one Entry for the message
-// and one for its welcome, shared by all their devices. Routers that do
-// not carry entries are only notified of the new heads.
-func (s *Server) handCommitted(res *sendResult) {
-	en, ok := s.router.(EntryNotifier)
-	if !ok || res.Log == nil {
-		s.notify(res.Heads)
-		return
-	}
-	l := res.Log
-	msg := &storage.Entry{ConvID: l.ConvID, ConvSeq: l.Seq, Sender: l.Sender, MessageID: l.MessageID, Kind: l.Kind,
-		Epoch: l.Epoch, Payload: l.Payload, CreatedMs: l.CreatedMs}
-	var welcome *storage.Entry
-	for i, h := range res.Heads {
-		e := msg
-		if i >= res.WelcomeFrom {
-			if welcome == nil {
-				w := *msg
-				w.Welcome, w.Payload, w.GroupInfo = true, l.Welcome, l.GroupInfo
-				welcome = &w
-			}
-			e = welcome
-		}
-		en.NotifyEntry(h.DeviceID, h.Seq, e)
-	}
 }
 
 // wakeRemote starts the sender loops of servers a Send queued DELIVERs for.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"hearth/homeserver/admin"
+	"hearth/homeserver/delivery"
 	"hearth/homeserver/fedlink"
 	"hearth/homeserver/hub"
 	"hearth/homeserver/wire"
@@ -29,6 +30,7 @@ type Server struct {
 	now      func() time.Time
 	rand     *lockedReader
 	router   Router
+	dlv      *delivery.Engine // pushes mailboxes to sessions (homeserver/delivery)
 	presence Presence
 	limits   *limiters
 	hashes   *hashGate // bounds concurrent argon2id runs (memory; password.go)
@@ -85,7 +87,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		deps.Rand = rand.Reader
 	}
 	if deps.Router == nil {
-		deps.Router = NewLocalRouter()
+		deps.Router = delivery.NewLocalRouter()
 	}
 	if deps.Presence == nil {
 		deps.Presence = NewMemoryPresence()
@@ -104,6 +106,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		byUser:   map[int64]map[*session]struct{}{},
 		stop:     make(chan struct{}),
 	}
+	s.dlv = delivery.New(delivery.Config{Window: cfg.DeliveryWindow}, deps.DB, deps.Router, deps.Log)
 	s.warnSmallCommitLimit()
 	dummy, err := s.hashPassword([]byte("not a password of anybody"))
 	if err != nil {

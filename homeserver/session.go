@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"hearth/homeserver/delivery"
 	"hearth/homeserver/wire"
 )
 
@@ -43,8 +44,8 @@ type session struct {
 	userID   int64
 	status   atomic.Int32 // wire.DeviceStatus; 0 before authentication
 
-	replies    *lazyQueue // completions of pipelined requests, in request order
-	eph        *lazyQueue // lossy pushes (typing, presence)
+	replies    *delivery.Queue // completions of pipelined requests, in request order
+	eph        *delivery.Queue // lossy pushes (typing, presence)
 	ephBroken  atomic.Bool
 	dgram      atomic.Pointer[datagramPort] // set at Hello when the client reads signals from datagrams
 	authTries  bucket
@@ -53,7 +54,7 @@ type session struct {
 
 	endOnce sync.Once
 	pushMu  sync.Mutex
-	push    *pusher // the running Sync, if any
+	push    *delivery.Pusher // the running Sync, if any
 }
 
 // ServeStream serves one client control stream until it ends (EOF, an
@@ -67,8 +68,8 @@ func (s *Server) ServeStream(ctx context.Context, rwc io.ReadWriteCloser, remote
 		fw:      wire.NewFrameWriter(rwc, s.cfg.MaxFrame),
 		ctx:     ctx,
 		cancel:  cancel,
-		replies: newLazyQueue(maxPipelined),
-		eph:     newLazyQueue(ephemeralQ),
+		replies: delivery.NewQueue(maxPipelined),
+		eph:     delivery.NewQueue(ephemeralQ),
 	}
 	if !s.addStream(ss) {
 		ss.end(wire.Code_CODE_UNAVAILABLE, "server shutting down")
@@ -107,7 +108,7 @@ func (ss *session) finish() {
 	ss.cancel()
 	ss.rwc.Close()
 	ss.stopPush()
-	ss.replies.wait() // the reader queued the last one
+	ss.replies.Wait() // the reader queued the last one
 	if ss.deviceID != "" && ss.s.unregister(ss) {
 		ss.s.userOffline(ss)
 	}
@@ -136,13 +137,13 @@ func (ss *session) end(code wire.Code, msg string) {
 // later queues a completion, run after the earlier ones; it blocks when
 // maxPipelined are waiting, which stops reading from this client
 // (backpressure). Only the reader goroutine calls it.
-func (ss *session) later(f func()) { ss.replies.push(f) }
+func (ss *session) later(f func()) { ss.replies.Push(f) }
 
 // pushEphemeral queues a lossy push, dropping it if the client is slow
 // (ephemeralQ waiting) or the stream broke. When the client reads signals
 // from datagrams, one that fits goes there instead (datagram.go).
 func (ss *session) pushEphemeral(f *wire.ServerFrame) {
-	ss.eph.tryPush(func() {
+	ss.eph.TryPush(func() {
 		if ss.ctx.Err() != nil || ss.ephBroken.Load() {
 			return
 		}
