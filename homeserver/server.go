@@ -14,6 +14,7 @@ import (
 	"hearth/homeserver/delivery"
 	"hearth/homeserver/fedlink"
 	"hearth/homeserver/hub"
+	"hearth/homeserver/mediastore"
 	"hearth/homeserver/wire"
 	"hearth/keys/identity"
 	"hearth/storage"
@@ -36,10 +37,10 @@ type Server struct {
 	hashes   *hashGate // bounds concurrent argon2id runs (memory; password.go)
 	dummy    string    // hash verified for unknown users (timing)
 	started  time.Time
-	hub      *hub.Hub      // the conversation hub's rules (homeserver/hub)
-	fed      *fedlink.Link // nil: federation off
-	lists    *listCache    // local users' signed device lists (listcache.go)
-	mediaSt  *mediaStore   // media folders and upload locks (media.go)
+	hub      *hub.Hub          // the conversation hub's rules (homeserver/hub)
+	fed      *fedlink.Link     // nil: federation off
+	lists    *listCache        // local users' signed device lists (listcache.go)
+	mediaSt  *mediastore.Store // media files and uploads (homeserver/mediastore)
 	// datagramPushes counts signals sent as datagrams (datagram.go).
 	datagramPushes atomic.Uint64
 
@@ -113,7 +114,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, wire.E(op, err)
 	}
 	s.dummy = dummy
-	if s.mediaSt, err = newMediaStore(s); err != nil {
+	if s.mediaSt, err = mediastore.Open(cfg.Media, mediastore.Deps{DB: deps.DB, Log: deps.Log, Now: deps.Now, Rand: s.rand}); err != nil {
 		return nil, err
 	}
 	if err := s.wireHubAndFederation(deps.ServerKey); err != nil {
@@ -125,7 +126,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	if cfg.Media.JanitorEvery > 0 {
 		s.wg.Add(1)
-		go s.mediaSt.janitorLoop()
+		go func() { defer s.wg.Done(); s.mediaSt.JanitorLoop(s.stop) }()
 	}
 	return s, nil
 }
