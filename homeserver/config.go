@@ -75,9 +75,12 @@ type Deps struct {
 	SigningKey ed25519.PrivateKey // signs access tokens
 	Log        *slog.Logger       // default: discard
 	Now        func() time.Time   // default time.Now
-	Rand       io.Reader          // default crypto/rand.Reader; must be safe for concurrent use
-	Router     Router             // default: in-process
-	Presence   Presence           // default: in-memory
+	// After is the timer of the auth watch (the clock of Now); default
+	// time.After.
+	After    func(time.Duration) <-chan time.Time
+	Rand     io.Reader // default crypto/rand.Reader; must be safe for concurrent use
+	Router   Router    // default: in-process
+	Presence Presence  // default: in-memory
 	// ServerKey signs federation transactions and queries; nil: no federation.
 	ServerKey *serverkey.Key
 }

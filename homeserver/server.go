@@ -29,6 +29,7 @@ type Server struct {
 	pub      ed25519.PublicKey
 	log      *slog.Logger
 	now      func() time.Time
+	after    func(time.Duration) <-chan time.Time
 	rand     *lockedReader
 	router   Router
 	dlv      *delivery.Engine // pushes mailboxes to sessions (homeserver/delivery)
@@ -84,6 +85,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
+	if deps.After == nil {
+		deps.After = time.After
+	}
 	if deps.Rand == nil {
 		deps.Rand = rand.Reader
 	}
@@ -95,7 +99,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, db: deps.DB, key: deps.SigningKey, pub: deps.SigningKey.Public().(ed25519.PublicKey),
-		log: deps.Log, now: deps.Now, rand: &lockedReader{r: deps.Rand},
+		log: deps.Log, now: deps.Now, after: deps.After, rand: &lockedReader{r: deps.Rand},
 		router: deps.Router, presence: deps.Presence,
 		limits:   newLimiters(),
 		lists:    newListCache(),
