@@ -34,7 +34,7 @@ func (ss *session) fetchDeviceLists(m *wire.FetchDeviceLists) (*wire.ServerFrame
 		}
 		seen[u] = true
 		if ss.s.fed != nil {
-			if d, ok := ss.s.fed.RemoteDomain(u); ok {
+			if d, ok := ss.s.fed.Queries.RemoteDomain(u); ok {
 				remote[d] = append(remote[d], u)
 				continue
 			}
@@ -45,7 +45,7 @@ func (ss *session) fetchDeviceLists(m *wire.FetchDeviceLists) (*wire.ServerFrame
 		return nil, err
 	}
 	if len(remote) > 0 {
-		ss.s.fed.RemoteDeviceLists(ss.ctx, remote, res)
+		ss.s.fed.Queries.RemoteDeviceLists(ss.ctx, remote, res)
 	}
 	return &wire.ServerFrame{Body: &wire.ServerFrame_DeviceLists{DeviceLists: res}}, nil
 }

@@ -350,8 +350,8 @@ func (ss *session) publishKeyPackages(m *wire.PublishKeyPackages) (*wire.ServerF
 func (ss *session) fetchDeviceList(m *wire.FetchDeviceList) (*wire.ServerFrame, error) {
 	const op = "homeserver.FetchDeviceList"
 	if ss.s.fed != nil {
-		if d, ok := ss.s.fed.RemoteDomain(m.GetUser()); ok {
-			r, err := ss.s.fed.FetchRemoteList(ss.ctx, d, m.GetUser())
+		if d, ok := ss.s.fed.Queries.RemoteDomain(m.GetUser()); ok {
+			r, err := ss.s.fed.Queries.FetchRemoteList(ss.ctx, d, m.GetUser())
 			if err != nil {
 				return nil, err
 			}
@@ -411,7 +411,7 @@ func (ss *session) claimKeyPackages(m *wire.ClaimKeyPackages) (*wire.ServerFrame
 	users := m.GetUsers()
 	var remote map[string][]string
 	if ss.s.fed != nil {
-		users, remote = ss.s.fed.SplitUsers(m.GetUsers())
+		users, remote = ss.s.fed.Queries.SplitUsers(m.GetUsers())
 	}
 	res := &wire.ClaimResult{}
 	if len(users) > 0 {
@@ -422,7 +422,7 @@ func (ss *session) claimKeyPackages(m *wire.ClaimKeyPackages) (*wire.ServerFrame
 		res.Packages = r.Packages
 	}
 	for d, us := range remote {
-		r, err := ss.s.fed.ClaimRemote(ss.ctx, d, us, m.GetExcludeDevices(), ss.s.deviceAddress(ss.userName, ss.deviceID))
+		r, err := ss.s.fed.Queries.ClaimRemote(ss.ctx, d, us, m.GetExcludeDevices(), ss.s.deviceAddress(ss.userName, ss.deviceID))
 		if err != nil {
 			return nil, err
 		}

@@ -98,7 +98,7 @@ func TestFederationDiscovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	has := func() bool {
-		set, err := a.s.fed.ServerKeys(t.Context(), "b.example")
+		set, err := a.s.fed.Peers.ServerKeys(t.Context(), "b.example")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -120,7 +120,7 @@ func TestFederationDiscovery(t *testing.T) {
 
 	// c.example "resolves" to b, whose certificate is not for c.example.
 	res.set("c.example:443", b.addr)
-	if _, err := a.s.fed.ServerKeys(t.Context(), "c.example"); err == nil {
+	if _, err := a.s.fed.Peers.ServerKeys(t.Context(), "c.example"); err == nil {
 		t.Fatal("keys of c.example accepted from a server with b.example's certificate")
 	}
 }

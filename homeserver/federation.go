@@ -88,7 +88,7 @@ func (s *Server) FederationHandler() http.Handler {
 // (known once the transport listens).
 func (s *Server) SetFederationAddress(addr string) {
 	if s.fed != nil {
-		s.fed.SetAddress(addr)
+		s.fed.Peers.SetAddress(addr)
 	}
 }
 
@@ -98,7 +98,7 @@ func (s *Server) FederationPeerAdd(ctx context.Context, domain, address string, 
 	if s.fed == nil {
 		return admin.PeerInfo{}, errFedOff
 	}
-	return s.fed.PeerAdd(ctx, domain, address, caPEM)
+	return s.fed.Peers.PeerAdd(ctx, domain, address, caPEM)
 }
 
 // FederationList reports peers, queue depths, last contact and backoff.
@@ -106,7 +106,7 @@ func (s *Server) FederationList(ctx context.Context) (admin.FederationInfo, erro
 	if s.fed == nil {
 		return admin.FederationInfo{}, errFedOff
 	}
-	return s.fed.List(ctx)
+	return s.fed.Peers.List(ctx)
 }
 
 // FederationPolicy changes the policy: op is "allow", "deny" or "mode".
@@ -114,7 +114,7 @@ func (s *Server) FederationPolicy(ctx context.Context, op, value string) error {
 	if s.fed == nil {
 		return errFedOff
 	}
-	return s.fed.SetPolicy(ctx, op, value)
+	return s.fed.Peers.SetPolicy(ctx, op, value)
 }
 
 // FederationKeyRotate makes a new federation signing key current; the old
@@ -123,5 +123,5 @@ func (s *Server) FederationKeyRotate(ctx context.Context, grace time.Duration) (
 	if s.fed == nil {
 		return admin.KeyRotation{}, errFedOff
 	}
-	return s.fed.RotateKey(ctx, grace)
+	return s.fed.Peers.RotateKey(ctx, grace)
 }

@@ -26,7 +26,7 @@ func (ss *session) downloadMedia(r *wire.DownloadMedia) (*wire.ServerFrame, erro
 		if ss.s.fed == nil {
 			return nil, errFedOff
 		}
-		d, err := ss.s.fed.FetchMedia(ss.ctx, r)
+		d, err := ss.s.fed.Queries.FetchMedia(ss.ctx, r)
 		if err != nil {
 			return nil, err
 		}

@@ -59,7 +59,7 @@ func (s *Server) userOnline(ss *session) {
 		}
 	}
 	if s.fed != nil {
-		addrs = append(addrs, s.fed.RemotePeers(ss.userID)...)
+		addrs = append(addrs, s.fed.Signals.RemotePeers(ss.userID)...)
 	}
 	for _, addr := range addrs {
 		if st, at := s.presence.Get(addr); st == wire.PresenceState_PRESENCE_STATE_ONLINE || st == wire.PresenceState_PRESENCE_STATE_AWAY {
@@ -96,7 +96,7 @@ func (s *Server) setPresence(ss *session, st wire.PresenceState) []storage.Peer 
 		}
 	}
 	if s.fed != nil {
-		s.fed.SendPresence(ss.userID, addr, st, now)
+		s.fed.Signals.SendPresence(ss.userID, addr, st, now)
 	}
 	return peers
 }
@@ -156,7 +156,7 @@ func (ss *session) typing(m *wire.Typing) (*wire.ServerFrame, error) {
 		o.pushEphemeral(ev)
 	}
 	if ss.s.fed != nil {
-		ss.s.fed.RelayTyping(m.ConversationId, me, m.Typing, members, "")
+		ss.s.fed.Signals.RelayTyping(m.ConversationId, me, m.Typing, members, "")
 	}
 	return okFrame(), nil
 }

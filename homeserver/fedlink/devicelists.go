@@ -11,7 +11,7 @@ import (
 const maxListDomains = 4
 
 // RemoteDeviceLists fetches remote users' lists, domain by domain.
-func (f *Link) RemoteDeviceLists(ctx context.Context, remote map[string][]string, res *wire.DeviceListsResult) {
+func (f *Queries) RemoteDeviceLists(ctx context.Context, remote map[string][]string, res *wire.DeviceListsResult) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, maxListDomains)

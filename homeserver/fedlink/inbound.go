@@ -113,7 +113,7 @@ func (f *Link) afterCommit(a *applied) {
 	}
 	f.mu.Unlock()
 	for _, u := range a.resync {
-		go f.resyncList(u)
+		go f.Queries.resyncList(u)
 	}
 }
 
@@ -236,42 +236,4 @@ func (f *Link) applyDeviceList(tx *storage.Tx, env *fedwire.Envelope, a *applied
 	}
 	return tx.PutRemoteList(&storage.RemoteList{User: env.Sender, Version: env.DeviceListVersion, IdentityKey: env.IdentityKey,
 		List: env.DeviceList, Signature: env.DeviceListSignature, UpdatedMs: f.nowMs()})
-}
-
-// Query answers a verified query about this server's users.
-func (f *Link) Query(ctx context.Context, q *fedwire.Query) *fedwire.QueryResult {
-	fail := func(err error) *fedwire.QueryResult {
-		return &fedwire.QueryResult{Code: fedKind(wire.KindOf(err)), Message: err.Error()}
-	}
-	const op = "homeserver.federation.Query"
-	switch b := q.Body.(type) {
-	case *fedwire.Query_FetchDeviceList:
-		r, err := f.dir.LocalDeviceList(ctx, op, b.FetchDeviceList.User)
-		if err != nil {
-			return fail(err)
-		}
-		return &fedwire.QueryResult{Body: &fedwire.QueryResult_DeviceList{DeviceList: &fedwire.DeviceListResult{
-			User: r.User, IdentityKey: r.IdentityKey, DeviceList: r.DeviceList.GetList(), Signature: r.DeviceList.GetSignature()}}}
-	case *fedwire.Query_ClaimKeyPackages:
-		m := b.ClaimKeyPackages
-		if d, err := identity.ParseDevice(m.Requester); err != nil || d.User.Domain != q.Origin {
-			return fail(wire.Errorf(op, wire.Code_CODE_FORBIDDEN, "requester must be a device of %s", q.Origin))
-		}
-		res, err := f.dir.ClaimLocal(ctx, op, m.Users, m.ExcludeDevices)
-		if err != nil {
-			return fail(err)
-		}
-		out := &fedwire.ClaimResult{}
-		for _, p := range res.Packages {
-			out.Packages = append(out.Packages, &fedwire.ClaimedKeyPackage{User: p.User, DeviceId: p.DeviceId, KeyPackage: p.KeyPackage, LastResort: p.LastResort})
-		}
-		return &fedwire.QueryResult{Body: &fedwire.QueryResult_Claim{Claim: out}}
-	case *fedwire.Query_FetchMedia:
-		res, err := f.answerFetchMedia(ctx, b.FetchMedia)
-		if err != nil {
-			return fail(err)
-		}
-		return res
-	}
-	return fail(wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "unknown query"))
 }

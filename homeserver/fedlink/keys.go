@@ -13,14 +13,10 @@ import (
 	"hearth/storage"
 )
 
-var (
-	_ federation.KeyRefresher = (*Link)(nil)
-)
-
 // loadKeys picks the current signing key and the retired ones still
 // published: the stored current key after a rotation, else the key the
 // server was started with.
-func (f *Link) loadKeys(ctx context.Context, start *serverkey.Key) error {
+func (f *Peers) loadKeys(ctx context.Context, start *serverkey.Key) error {
 	var rows []*storage.FedServerKey
 	if err := f.db.Read(ctx, func(tx *storage.Tx) (err error) { rows, err = tx.FedServerKeys(); return err }); err != nil {
 		return fmt.Errorf("homeserver: load federation keys: %w", err)
@@ -51,7 +47,7 @@ func (f *Link) loadKeys(ctx context.Context, start *serverkey.Key) error {
 }
 
 // SigningKey is the key that signs outbound transactions and queries now.
-func (f *Link) SigningKey() *serverkey.Key {
+func (f *Peers) SigningKey() *serverkey.Key {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.key
@@ -59,7 +55,7 @@ func (f *Link) SigningKey() *serverkey.Key {
 
 // keyDoc is this server's key document: the current key and every retired
 // key with the end of its validity.
-func (f *Link) keyDoc() *federation.KeyDocument {
+func (f *Peers) keyDoc() *federation.KeyDocument {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	pks := append([]serverkey.PublicKey{f.curPub}, f.retired...)
@@ -75,7 +71,7 @@ func (f *Link) keyDoc() *federation.KeyDocument {
 // key often arrive together (a message, typing and presence signals), and
 // all but the first would otherwise be refused as "refreshed just now"
 // although the refresh that would admit them had not finished.
-func (f *Link) RefreshServerKeys(ctx context.Context, domain string) (*serverkey.Set, error) {
+func (f *Peers) RefreshServerKeys(ctx context.Context, domain string) (*serverkey.Set, error) {
 	now := f.now()
 	f.mu.Lock()
 	if c := f.refreshing[domain]; c != nil {
@@ -118,7 +114,7 @@ type keyRefresh struct {
 }
 
 // refreshKeys fetches and stores domain's key document.
-func (f *Link) refreshKeys(ctx context.Context, domain string, p federation.Peer, pinned bool) (*serverkey.Set, error) {
+func (f *Peers) refreshKeys(ctx context.Context, domain string, p federation.Peer, pinned bool) (*serverkey.Set, error) {
 	if !pinned {
 		return f.discover(ctx, domain)
 	}
@@ -161,7 +157,7 @@ func (f *Link) refreshKeys(ctx context.Context, domain string, p federation.Peer
 // RotateKey makes a new federation signing key current. The old
 // key stays published, valid until now+grace, so that what it signed stays
 // verifiable; its private half is dropped.
-func (f *Link) RotateKey(ctx context.Context, grace time.Duration) (admin.KeyRotation, error) {
+func (f *Peers) RotateKey(ctx context.Context, grace time.Duration) (admin.KeyRotation, error) {
 	const op = "homeserver.FederationKeyRotate"
 	if grace < 0 || grace > 30*24*time.Hour {
 		return admin.KeyRotation{}, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "grace %s is outside 0..720h", grace)

@@ -4,17 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"sync"
 	"time"
 
 	"hearth/federation"
-	"hearth/homeserver/admin"
+	"hearth/federation/fedwire"
 	"hearth/homeserver/hub"
 	"hearth/homeserver/wire"
 	"hearth/keys/identity"
@@ -97,10 +95,11 @@ type Deps struct {
 	Rand     io.Reader
 }
 
-// Link is the homeserver's federation: it applies what peers send, queues
-// what this server sends them, and answers their queries.
-type Link struct {
+// base is what every part of the link shares: the server's identity,
+// its collaborators and the federation client and queues.
+type base struct {
 	domain   string
+	cfg      Config
 	db       *storage.DB
 	hub      *hub.Hub
 	log      *slog.Logger
@@ -111,25 +110,48 @@ type Link struct {
 	dir      Directory
 	presence PresenceSetter
 	media    MediaSource
+	policy   *federation.Policy
+	client   *federation.Client
+	out      *federation.Outbound
+	pb       *Peers
+}
 
-	key    *serverkey.Key
-	cfg    Config
-	policy *federation.Policy
-	client *federation.Client
-	out    *federation.Outbound
+func (b *base) nowMs() int64 { return b.now().UnixMilli() }
+
+// notify tells the sessions of new mailbox heads.
+func (b *base) notify(heads []storage.Head) {
+	for _, h := range heads {
+		b.notifier.Notify(h.DeviceID, h.Seq)
+	}
+}
+
+// Link is the homeserver's federation: it applies the envelopes peers
+// send (inbound.go), queues what this server sends them (outbound.go) and
+// tells senders of what could not be delivered (failed.go). Its parts:
+// Peers (peer table, discovery, keys), Queries (signed queries both ways)
+// and Signals (typing and presence).
+type Link struct {
+	*base
+	Peers   *Peers
+	Queries *Queries
+	Signals *Signals
+
 	ver    *federation.Verifier
 	lim    *federation.RateLimiter
 	sigLim *federation.RateLimiter // signal path, per origin (signals.go)
-	// signals bounds signal transactions in flight (signals.go).
-	signals chan struct{}
-	// peerOf: local user id -> remote users whose presence it was told
-	// (presence.go).
-	peersMu sync.Mutex
-	peerOf  map[int64]map[string]struct{}
 
+	mu      sync.Mutex
+	waiters map[string]chan struct{} // SUBMIT envelope id -> closed on verdict
+}
+
+// Peers is the peer table (pinned and discovered), their key documents,
+// and this server's own signing keys.
+type Peers struct {
+	*base
 	rotMu sync.Mutex // one key rotation at a time
 
 	mu         sync.Mutex
+	key        *serverkey.Key
 	curPub     serverkey.PublicKey    // the current key as published
 	retired    []serverkey.PublicKey  // older keys, published with their end
 	refreshed  map[string]time.Time   // last key refresh per peer
@@ -137,14 +159,30 @@ type Link struct {
 	found      map[string]time.Time   // peers known by discovery (not pinned): when
 	peers      map[string]federation.Peer
 	keys       map[string]*serverkey.Set
-	waiters    map[string]chan struct{} // SUBMIT envelope id -> closed on verdict
+}
+
+// Queries sends signed queries to peers (device lists, KeyPackages, media
+// ranges) and answers theirs.
+type Queries struct {
+	*base
+}
+
+// Signals carries typing and presence on the lossy signal path.
+type Signals struct {
+	*base
+	// signals bounds signal transactions in flight.
+	signals chan struct{}
+	// peerOf: local user id -> remote users whose presence it was told.
+	peersMu sync.Mutex
+	peerOf  map[int64]map[string]struct{}
 }
 
 var (
-	_ federation.Inbound     = (*Link)(nil)
-	_ federation.Queue       = (*Link)(nil)
-	_ federation.PeerSource  = (*Link)(nil)
-	_ federation.KeyResolver = (*Link)(nil)
+	_ federation.Inbound      = (*Link)(nil)
+	_ federation.Queue        = (*Link)(nil)
+	_ federation.PeerSource   = (*Peers)(nil)
+	_ federation.KeyResolver  = (*Peers)(nil)
+	_ federation.KeyRefresher = (*Peers)(nil)
 )
 
 // LoadPolicy reads the stored federation policy (open when none was set).
@@ -178,44 +216,35 @@ func New(domain string, cfg Config, deps Deps) (*Link, error) {
 	if cfg.KeyRefreshInterval <= 0 {
 		cfg.KeyRefreshInterval = 30 * time.Second
 	}
-	f := &Link{domain: domain, db: deps.DB, hub: deps.Hub, log: deps.Log, now: deps.Now, rand: deps.Rand,
+	b := &base{domain: domain, cfg: cfg, db: deps.DB, hub: deps.Hub, log: deps.Log, now: deps.Now, rand: deps.Rand,
 		notifier: deps.Notifier, sessions: deps.Sessions, dir: deps.Dir, presence: deps.Presence, media: deps.Media,
-		key: deps.Key, cfg: cfg, policy: deps.Policy, peers: map[string]federation.Peer{}, keys: map[string]*serverkey.Set{},
-		waiters: map[string]chan struct{}{}, refreshed: map[string]time.Time{}, found: map[string]time.Time{}}
-	if err := f.loadKeys(context.Background(), deps.Key); err != nil {
+		policy: deps.Policy}
+	pb := &Peers{base: b, peers: map[string]federation.Peer{}, keys: map[string]*serverkey.Set{},
+		refreshed: map[string]time.Time{}, found: map[string]time.Time{}}
+	b.pb = pb
+	if err := pb.loadKeys(context.Background(), deps.Key); err != nil {
 		return nil, err
 	}
 	var peers []*storage.FedPeer
-	if err := f.db.Read(context.Background(), func(tx *storage.Tx) (err error) { peers, err = tx.FedPeers(); return err }); err != nil {
+	if err := b.db.Read(context.Background(), func(tx *storage.Tx) (err error) { peers, err = tx.FedPeers(); return err }); err != nil {
 		return nil, fmt.Errorf("homeserver/fedlink: load federation peers: %w", err)
 	}
 	for _, p := range peers {
-		if err := f.cachePeer(p); err != nil {
-			f.log.Warn("federation: ignoring a stored peer", "domain", p.Domain, "err", err)
+		if err := pb.cachePeer(p); err != nil {
+			b.log.Warn("federation: ignoring a stored peer", "domain", p.Domain, "err", err)
 		}
 	}
-	f.client = &federation.Client{Peers: f}
-	f.out = &federation.Outbound{Self: domain, CurrentKey: f.SigningKey, Net: f.client, Queue: f, Cfg: cfg.Outbound,
-		Log: f.log.With("component", "federation"), Now: f.now, Allowed: f.policy.Allowed}
-	f.ver = &federation.Verifier{Self: domain, Keys: f, Policy: f.policy, Limits: cfg.Limits, Now: f.now}
-	f.lim = &federation.RateLimiter{Rate: cfg.RatePerSecond, Burst: cfg.RateBurst, Now: f.now}
-	f.sigLim = &federation.RateLimiter{Rate: signalRate, Burst: signalBurst, Now: f.now}
-	f.signals = make(chan struct{}, maxSignalFlights)
+	f := &Link{base: b, Peers: pb, Queries: &Queries{base: b},
+		Signals: &Signals{base: b, signals: make(chan struct{}, maxSignalFlights)}, waiters: map[string]chan struct{}{}}
+	b.client = &federation.Client{Peers: pb}
+	b.out = &federation.Outbound{Self: domain, CurrentKey: pb.SigningKey, Net: b.client, Queue: f, Cfg: cfg.Outbound,
+		Log: b.log.With("component", "federation"), Now: b.now, Allowed: b.policy.Allowed}
+	f.ver = &federation.Verifier{Self: domain, Keys: pb, Policy: b.policy, Limits: cfg.Limits, Now: b.now}
+	f.lim = &federation.RateLimiter{Rate: cfg.RatePerSecond, Burst: cfg.RateBurst, Now: b.now}
+	f.sigLim = &federation.RateLimiter{Rate: signalRate, Burst: signalBurst, Now: b.now}
 	f.start()
 	return f, nil
 }
-
-func (f *Link) nowMs() int64 { return f.now().UnixMilli() }
-
-// notify tells the sessions of new mailbox heads.
-func (f *Link) notify(heads []storage.Head) {
-	for _, h := range heads {
-		f.notifier.Notify(h.DeviceID, h.Seq)
-	}
-}
-
-// Allowed reports whether the policy allows federation with domain.
-func (f *Link) Allowed(domain string) bool { return f.policy.Allowed(domain) }
 
 // Wake starts the sender loop of dest.
 func (f *Link) Wake(dest string) { f.out.Wake(dest) }
@@ -233,147 +262,21 @@ func (f *Link) start() {
 	}
 }
 
+// Query answers a verified query about this server's users (Queries).
+func (f *Link) Query(ctx context.Context, q *fedwire.Query) *fedwire.QueryResult {
+	return f.Queries.Answer(ctx, q)
+}
+
 // Close stops the sender loops and closes the connections to peers.
 func (f *Link) Close() {
 	f.out.Close()
 	f.client.Close()
 }
 
-func (f *Link) cachePeer(p *storage.FedPeer) error {
-	var set *serverkey.Set
-	if len(p.KeysJSON) > 0 {
-		var err error
-		if _, set, err = federation.ParseKeyDocument(p.KeysJSON, p.Domain); err != nil {
-			return err
-		}
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.peers[p.Domain] = federation.Peer{Domain: p.Domain, Address: p.Address, CAPEM: p.CAPEM}
-	delete(f.found, p.Domain) // pinned now
-	if set != nil {
-		f.keys[p.Domain] = set
-	}
-	return nil
-}
-
-// Peer implements federation.PeerSource from the pinned peer table.
-// Discovery through .well-known over WebPKI is the fallback for unpinned
-// domains: the document's "federation" address, system roots.
-func (f *Link) Peer(ctx context.Context, domain string) (federation.Peer, error) {
-	f.rediscoverStale(ctx, domain)
-	f.mu.Lock()
-	p, ok := f.peers[domain]
-	f.mu.Unlock()
-	if ok {
-		return p, nil
-	}
-	if _, err := f.discover(ctx, domain); err != nil {
-		return federation.Peer{}, err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if p, ok := f.peers[domain]; ok {
-		return p, nil
-	}
-	return federation.Peer{}, fmt.Errorf("%w: %s", federation.ErrNoPeer, domain)
-}
-
-// ServerKeys implements federation.KeyResolver.
-func (f *Link) ServerKeys(ctx context.Context, domain string) (*serverkey.Set, error) {
-	f.rediscoverStale(ctx, domain)
-	f.mu.Lock()
-	set, ok := f.keys[domain]
-	_, pinned := f.peers[domain]
-	f.mu.Unlock()
-	if ok {
-		return set, nil
-	}
-	if pinned {
-		return nil, fmt.Errorf("%w: %s is pinned without keys", federation.ErrNoPeer, domain)
-	}
-	return f.discover(ctx, domain)
-}
-
-// discoveryTTL is how long a discovered key document is used before it is
-// fetched again.
-const discoveryTTL = time.Hour
-
-// rediscoverStale fetches the document of a domain discovered more than
-// discoveryTTL ago; on failure the old one stays in use (logged).
-func (f *Link) rediscoverStale(ctx context.Context, domain string) {
-	f.mu.Lock()
-	at, found := f.found[domain]
-	stale := found && f.now().Sub(at) > discoveryTTL
-	if stale {
-		f.found[domain] = f.now() // one attempt per TTL, whatever the outcome
-	}
-	f.mu.Unlock()
-	if !stale {
-		return
-	}
-	if _, err := f.discover(ctx, domain); err != nil {
-		f.log.Warn("federation: rediscovery failed; keeping the previous document", "domain", domain, "err", err)
-	}
-}
-
-// discover fetches https://DOMAIN/.well-known/hearth/server with WebPKI
-// and caches the address and keys.
-func (f *Link) discover(ctx context.Context, domain string) (*serverkey.Set, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+domain+federation.PathKeyDocument, nil)
-	if err != nil {
-		return nil, err
-	}
-	hc := f.cfg.DiscoveryClient
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("discover %s: %w", domain, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("discover %s: HTTP %d", domain, resp.StatusCode)
-	}
-	b := make([]byte, 0, 4096)
-	buf := make([]byte, 4096)
-	for len(b) < 1<<20 {
-		n, err := resp.Body.Read(buf)
-		b = append(b, buf[:n]...)
-		if err != nil {
-			break
-		}
-	}
-	doc, set, err := federation.ParseKeyDocument(b, domain)
-	if err != nil {
-		return nil, err
-	}
-	if _, _, err := net.SplitHostPort(doc.Federation); err != nil {
-		return nil, fmt.Errorf("discover %s: federation address %q: %w", domain, doc.Federation, err)
-	}
-	f.mu.Lock()
-	f.peers[domain] = federation.Peer{Domain: domain, Address: doc.Federation, CAPEM: f.cfg.DiscoveryCAPEM}
-	f.keys[domain] = set
-	f.found[domain] = f.now()
-	f.mu.Unlock()
-	return set, nil
-}
-
 // Handler serves /hearth/federation/v1/… and /.well-known/hearth/server.
 func (f *Link) Handler() http.Handler {
-	return &federation.Handler{Verifier: f.ver, Limiter: f.lim, Inbound: f, KeyDoc: f.keyDoc,
-		Log: f.log.With("component", "federation"), Signals: f.ApplySignals, SignalLimiter: f.sigLim}
-}
-
-// SetAddress sets the address published in the key document (known once
-// the transport listens).
-func (f *Link) SetAddress(addr string) {
-	f.mu.Lock()
-	f.cfg.Address = addr
-	f.mu.Unlock()
+	return &federation.Handler{Verifier: f.ver, Limiter: f.lim, Inbound: f, KeyDoc: f.Peers.keyDoc,
+		Log: f.log.With("component", "federation"), Signals: f.Signals.ApplySignals, SignalLimiter: f.sigLim}
 }
 
 // deviceDomain is the domain of a device address, "" when it is not one.
@@ -389,133 +292,4 @@ func newEnvelopeID(prefix string) string {
 	var b [12]byte
 	rand.Read(b[:])
 	return prefix + hex.EncodeToString(b[:])
-}
-
-// PeerAdd pins a peer: its address, the CA to trust, and the key document
-// fetched from that address now.
-func (f *Link) PeerAdd(ctx context.Context, domain, address string, caPEM []byte) (admin.PeerInfo, error) {
-	const op = "homeserver.FederationPeerAdd"
-	if err := federation.ValidDomain(domain); err != nil || domain == f.domain {
-		return admin.PeerInfo{}, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "invalid peer domain %q", domain)
-	}
-	p := federation.Peer{Domain: domain, Address: address, CAPEM: caPEM}
-	doc, err := federation.FetchKeyDocument(ctx, p)
-	if err != nil {
-		return admin.PeerInfo{}, wire.Errorf(op, wire.Code_CODE_UNAVAILABLE, "fetch key document from %s: %v", address, err)
-	}
-	if _, _, err := federation.ParseKeyDocument(doc, domain); err != nil {
-		return admin.PeerInfo{}, wire.Errorf(op, wire.Code_CODE_BAD_SIGNATURE, "key document from %s: %v", address, err)
-	}
-	sp := &storage.FedPeer{Domain: domain, Address: address, CAPEM: caPEM, KeysJSON: doc, AddedMs: f.nowMs()}
-	if err := f.db.Write(ctx, func(tx *storage.Tx) error { return tx.PutFedPeer(sp) }); err != nil {
-		return admin.PeerInfo{}, wire.Internal(op, err)
-	}
-	if err := f.cachePeer(sp); err != nil {
-		return admin.PeerInfo{}, wire.Internal(op, err)
-	}
-	f.client.Reset(domain)
-	f.out.Wake(domain)
-	infos, err := f.List(ctx)
-	if err != nil {
-		return admin.PeerInfo{}, err
-	}
-	for _, pi := range infos.Peers {
-		if pi.Domain == domain {
-			return pi, nil
-		}
-	}
-	return admin.PeerInfo{}, wire.Internal(op, errors.New("peer vanished"))
-}
-
-// List reports peers, queue depths, last contact and backoff.
-func (f *Link) List(ctx context.Context) (admin.FederationInfo, error) {
-	const op = "homeserver.FederationList"
-	var peers []*storage.FedPeer
-	var depths map[string]int
-	var pol *storage.FedPolicy
-	err := f.db.Read(ctx, func(tx *storage.Tx) (err error) {
-		if peers, err = tx.FedPeers(); err != nil {
-			return err
-		}
-		if pol, err = tx.FedPolicy(); err != nil {
-			return err
-		}
-		depths, err = tx.QueueDepths()
-		return err
-	})
-	if err != nil {
-		return admin.FederationInfo{}, wire.Internal(op, err)
-	}
-	info := admin.FederationInfo{Domain: f.domain, KeyID: string(f.SigningKey().ID()), Mode: string(federation.ModeOpen),
-		Allow: pol.Allow, Deny: pol.Deny}
-	if pol.Mode != "" {
-		info.Mode = pol.Mode
-	}
-	status := map[string]federation.DestStatus{}
-	for _, st := range f.out.Status() {
-		status[st.Destination] = st
-	}
-	seen := map[string]bool{}
-	add := func(domain, address string, pinned bool) {
-		seen[domain] = true
-		st := status[domain]
-		pi := admin.PeerInfo{Domain: domain, Address: address, Pinned: pinned, QueueDepth: depths[domain],
-			Attempts: st.Attempts, LastError: st.LastError, Sent: st.Sent, Expired: st.Expired}
-		if !st.LastContact.IsZero() {
-			pi.LastContactMs = st.LastContact.UnixMilli()
-		}
-		if !st.NextAttempt.IsZero() {
-			pi.NextAttemptMs = st.NextAttempt.UnixMilli()
-		}
-		info.Peers = append(info.Peers, pi)
-	}
-	for _, p := range peers {
-		add(p.Domain, p.Address, true)
-	}
-	for d := range depths {
-		if !seen[d] {
-			add(d, "", false)
-		}
-	}
-	for d := range status {
-		if !seen[d] {
-			add(d, "", false)
-		}
-	}
-	return info, nil
-}
-
-// SetPolicy changes the policy: op is "allow", "deny" or "mode".
-func (f *Link) SetPolicy(ctx context.Context, op, value string) error {
-	const o = "homeserver.FederationPolicy"
-	var write func(tx *storage.Tx) error
-	var apply func()
-	switch op {
-	case "allow", "deny":
-		if err := federation.ValidDomain(value); err != nil {
-			return wire.Errorf(o, wire.Code_CODE_BAD_REQUEST, "%v", err)
-		}
-		write = func(tx *storage.Tx) error { return tx.SetFedList(value, op) }
-		apply = func() {
-			if op == "allow" {
-				f.policy.Allow(value)
-			} else {
-				f.policy.Deny(value)
-			}
-		}
-	case "mode":
-		m, err := federation.ParseMode(value)
-		if err != nil {
-			return wire.Errorf(o, wire.Code_CODE_BAD_REQUEST, "%v", err)
-		}
-		write = func(tx *storage.Tx) error { return tx.SetFedMode(string(m)) }
-		apply = func() { f.policy.SetMode(m) }
-	default:
-		return wire.Errorf(o, wire.Code_CODE_BAD_REQUEST, "unknown policy operation %q", op)
-	}
-	if err := f.db.Write(ctx, write); err != nil {
-		return wire.Internal(o, err)
-	}
-	apply()
-	return nil
 }

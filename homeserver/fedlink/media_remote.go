@@ -17,7 +17,7 @@ import (
 // media id is the capability and the bytes are ciphertext.
 
 // fetchRemoteMedia reads a range of a media held by another server.
-func (f *Link) FetchMedia(ctx context.Context, r *wire.DownloadMedia) (*wire.MediaData, error) {
+func (f *Queries) FetchMedia(ctx context.Context, r *wire.DownloadMedia) (*wire.MediaData, error) {
 	const op = "homeserver.DownloadMedia"
 	if _, err := identity.ParseUser("x@" + r.GetServer()); err != nil {
 		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "bad server %q", r.GetServer())
@@ -43,7 +43,7 @@ func (f *Link) FetchMedia(ctx context.Context, r *wire.DownloadMedia) (*wire.Med
 }
 
 // answerFetchMedia answers another server's FetchMedia query.
-func (f *Link) answerFetchMedia(ctx context.Context, q *fedwire.FetchMedia) (*fedwire.QueryResult, error) {
+func (f *Queries) answerFetchMedia(ctx context.Context, q *fedwire.FetchMedia) (*fedwire.QueryResult, error) {
 	d, err := f.media.Download(ctx, &wire.DownloadMedia{MediaId: q.GetMediaId(), Offset: q.GetOffset(), Length: q.GetLength()})
 	if err != nil {
 		return nil, err

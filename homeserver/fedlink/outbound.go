@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -15,7 +14,6 @@ import (
 	"hearth/federation/fedwire"
 	"hearth/homeserver/hub"
 	"hearth/homeserver/wire"
-	"hearth/keys/identity"
 	"hearth/storage"
 )
 
@@ -306,104 +304,4 @@ func (f *Link) PropagateList(tx *storage.Tx, userName string, userID int64, vers
 		}
 	}
 	return nil
-}
-
-// RemoteDomain reports the domain of a user address that is not ours.
-func (f *Link) RemoteDomain(user string) (string, bool) {
-	if !strings.Contains(user, "@") {
-		return "", false
-	}
-	u, err := identity.NormalizeUser(user)
-	if err != nil || u.Domain == f.domain {
-		return "", false
-	}
-	return u.Domain, true
-}
-
-// SplitUsers separates local users from remote ones (by domain).
-func (f *Link) SplitUsers(users []string) (local []string, remote map[string][]string) {
-	for _, u := range users {
-		if d, ok := f.RemoteDomain(u); ok {
-			if remote == nil {
-				remote = map[string][]string{}
-			}
-			remote[d] = append(remote[d], u)
-			continue
-		}
-		local = append(local, u)
-	}
-	return local, remote
-}
-
-// query sends a signed query and maps a refusal to a wire error.
-func (f *Link) query(ctx context.Context, op, domain string, q *fedwire.Query) (*fedwire.QueryResult, error) {
-	if !f.policy.Allowed(domain) {
-		return nil, wire.Errorf(op, wire.Code_CODE_FORBIDDEN, "federation with %s is not allowed here", domain)
-	}
-	q.Origin, q.Destination, q.QueryId, q.OriginTimeMs = f.domain, domain, newEnvelopeID("q-"), f.nowMs()
-	sq, err := federation.SignQuery(f.SigningKey(), q)
-	if err != nil {
-		return nil, wire.Internal(op, err)
-	}
-	res, err := f.client.Query(ctx, domain, sq)
-	if err != nil {
-		return nil, &wire.Error{Op: op, Kind: wire.Code_CODE_UNAVAILABLE, Msg: "server " + domain + " unreachable", RetryAfter: 1000, Err: err}
-	}
-	if res.Code != fedwire.Code_CODE_OK {
-		return nil, wire.Errorf(op, wireKind(res.Code), "%s: %s", domain, res.Message)
-	}
-	return res, nil
-}
-
-// FetchRemoteList fetches a remote user's signed device list and records its version.
-func (f *Link) FetchRemoteList(ctx context.Context, domain, user string) (*wire.DeviceListResult, error) {
-	const op = "homeserver.FetchDeviceList"
-	res, err := f.query(ctx, op, domain, &fedwire.Query{Body: &fedwire.Query_FetchDeviceList{FetchDeviceList: &fedwire.FetchDeviceList{User: user}}})
-	if err != nil {
-		return nil, err
-	}
-	dl := res.GetDeviceList()
-	if u, err := identity.ParseUser(dl.GetUser()); dl == nil || err != nil || u.Domain != domain {
-		return nil, wire.Errorf(op, wire.Code_CODE_UNAVAILABLE, "%s answered without a device list of its own user", domain)
-	}
-	if l, err := identity.UnmarshalDeviceList(dl.DeviceList); err == nil {
-		err := f.db.Write(ctx, func(tx *storage.Tx) error {
-			return tx.PutRemoteList(&storage.RemoteList{User: dl.User, Version: l.Version, IdentityKey: dl.IdentityKey,
-				List: dl.DeviceList, Signature: dl.Signature, UpdatedMs: f.nowMs()})
-		})
-		if err != nil {
-			f.log.Warn("federation: record remote device list", "user", dl.User, "err", err)
-		}
-	}
-	return &wire.DeviceListResult{User: dl.User, IdentityKey: dl.IdentityKey,
-		DeviceList: &wire.SignedDeviceList{List: dl.DeviceList, Signature: dl.Signature}}, nil
-}
-
-// resyncList fetches the full list of a user after a version gap.
-func (f *Link) resyncList(user string) {
-	d, ok := f.RemoteDomain(user)
-	if !ok {
-		return
-	}
-	if _, err := f.FetchRemoteList(context.Background(), d, user); err != nil {
-		f.log.Warn("federation: device list resync failed", "user", user, "err", err)
-	}
-}
-
-// ClaimRemote claims KeyPackages of users on domain for requester.
-func (f *Link) ClaimRemote(ctx context.Context, domain string, users, exclude []string, requester string) (*wire.ClaimResult, error) {
-	const op = "homeserver.ClaimKeyPackages"
-	res, err := f.query(ctx, op, domain, &fedwire.Query{Body: &fedwire.Query_ClaimKeyPackages{ClaimKeyPackages: &fedwire.ClaimKeyPackages{
-		Users: users, ExcludeDevices: exclude, Requester: requester}}})
-	if err != nil {
-		return nil, err
-	}
-	out := &wire.ClaimResult{}
-	for _, p := range res.GetClaim().GetPackages() {
-		if u, err := identity.ParseUser(p.User); err != nil || u.Domain != domain {
-			return nil, wire.Errorf(op, wire.Code_CODE_UNAVAILABLE, "%s answered for another domain's user", domain)
-		}
-		out.Packages = append(out.Packages, &wire.ClaimedKeyPackage{User: p.User, DeviceId: p.DeviceId, KeyPackage: p.KeyPackage, LastResort: p.LastResort})
-	}
-	return out, nil
 }

@@ -26,7 +26,7 @@ import (
 
 // sendPresence sends a local user's presence to the servers sharing a
 // conversation with the user.
-func (f *Link) SendPresence(userID int64, user string, st wire.PresenceState, atMs int64) {
+func (f *Signals) SendPresence(userID int64, user string, st wire.PresenceState, atMs int64) {
 	var remote, hubs []string
 	err := f.db.Read(context.Background(), func(tx *storage.Tx) (err error) {
 		remote, hubs, err = tx.PresenceTargets(userID, f.domain)
@@ -66,7 +66,7 @@ func usersByDomain(users []string, except string) map[string][]string {
 // applyPresence pushes a remote user's presence to the local users it
 // concerns and, when it comes from the user's own server, relays it for
 // the conversations hubbed here.
-func (f *Link) applyPresence(ctx context.Context, origin string, env *fedwire.Envelope) error {
+func (f *Signals) applyPresence(ctx context.Context, origin string, env *fedwire.Envelope) error {
 	const op = "homeserver.applyPresence"
 	if err := federation.CheckEnvelope(origin, f.domain, env); err != nil {
 		return err
@@ -121,7 +121,7 @@ func (f *Link) applyPresence(ctx context.Context, origin string, env *fedwire.En
 
 // localNames returns the local parts of the user addresses of this
 // server among users.
-func (f *Link) localNames(users []string) []string {
+func (f *Signals) localNames(users []string) []string {
 	var out []string
 	for _, u := range users {
 		if a, err := identity.ParseUser(u); err == nil && a.Domain == f.domain {
@@ -136,7 +136,7 @@ const maxRemotePeers = 1000
 
 // notePeers remembers that the local users ids were told user's presence,
 // so that their sessions get user's last known state when they connect.
-func (f *Link) notePeers(ids []int64, user string) {
+func (f *Signals) notePeers(ids []int64, user string) {
 	f.peersMu.Lock()
 	defer f.peersMu.Unlock()
 	if f.peerOf == nil {
@@ -156,7 +156,7 @@ func (f *Link) notePeers(ids []int64, user string) {
 
 // remotePeers returns the remote users whose presence local user id was
 // told since this server started.
-func (f *Link) RemotePeers(id int64) []string {
+func (f *Signals) RemotePeers(id int64) []string {
 	f.peersMu.Lock()
 	defer f.peersMu.Unlock()
 	out := make([]string, 0, len(f.peerOf[id]))

@@ -35,7 +35,7 @@ const (
 // relayTyping sends a typing signal on to the conversation's other
 // servers: from a follower to the hub; from the hub to every server with
 // members except except (the server it came from).
-func (f *Link) RelayTyping(conv, sender string, typing bool, members []storage.Member, except string) {
+func (f *Signals) RelayTyping(conv, sender string, typing bool, members []storage.Member, except string) {
 	hub, err := federation.HubOf(conv)
 	if err != nil {
 		return
@@ -65,7 +65,7 @@ func (f *Link) RelayTyping(conv, sender string, typing bool, members []storage.M
 // sendSignal posts one signal transaction in the background; it is
 // dropped when maxSignalFlights are already in flight or the policy
 // refuses the destination.
-func (f *Link) sendSignal(dest string, env *fedwire.Envelope) {
+func (f *Signals) sendSignal(dest string, env *fedwire.Envelope) {
 	if !f.policy.Allowed(dest) {
 		return
 	}
@@ -80,7 +80,7 @@ func (f *Link) sendSignal(dest string, env *fedwire.Envelope) {
 		defer cancel()
 		txn := &fedwire.Transaction{Origin: f.domain, Destination: dest, TxnId: newEnvelopeID("sig-"),
 			OriginTimeMs: f.nowMs(), Envelopes: []*fedwire.Envelope{env}}
-		st, err := federation.SignTransaction(f.SigningKey(), txn)
+		st, err := federation.SignTransaction(f.pb.SigningKey(), txn)
 		if err == nil {
 			var res *fedwire.TransactionResult
 			if res, err = f.client.Signal(ctx, dest, st); err == nil && res.GetCode() != fedwire.Code_CODE_OK {
@@ -94,7 +94,7 @@ func (f *Link) sendSignal(dest string, env *fedwire.Envelope) {
 }
 
 // ApplySignals answers a verified transaction from PathSignal.
-func (f *Link) ApplySignals(ctx context.Context, txn *fedwire.Transaction) *fedwire.TransactionResult {
+func (f *Signals) ApplySignals(ctx context.Context, txn *fedwire.Transaction) *fedwire.TransactionResult {
 	f.out.Contact(txn.Origin)
 	res := &fedwire.TransactionResult{Code: fedwire.Code_CODE_OK}
 	for _, env := range txn.Envelopes {
@@ -116,7 +116,7 @@ func (f *Link) ApplySignals(ctx context.Context, txn *fedwire.Transaction) *fedw
 
 // applyTyping pushes one typing signal to this server's devices in the
 // conversation and, at the hub, sends it on to the other servers.
-func (f *Link) applyTyping(ctx context.Context, origin string, env *fedwire.Envelope) error {
+func (f *Signals) applyTyping(ctx context.Context, origin string, env *fedwire.Envelope) error {
 	const op = "homeserver.applyTyping"
 	if env.GetKind() != fedwire.EnvelopeKind_ENVELOPE_KIND_TYPING {
 		return &federation.Error{Op: op, Kind: fedwire.Code_CODE_BAD_REQUEST, Msg: "only typing and presence travel on the signal path"}
