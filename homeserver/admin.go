@@ -33,7 +33,7 @@ func (s *Server) UserAdd(ctx context.Context, name string, password []byte, isAd
 	if err := checkPassword(password); err != nil {
 		return admin.UserInfo{}, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "%v", err)
 	}
-	hash, err := s.hashPassword(password)
+	hash, err := s.auth.hashPassword(password)
 	if err != nil {
 		return admin.UserInfo{}, internal(op, err)
 	}
@@ -64,7 +64,7 @@ func (s *Server) UserList(ctx context.Context) ([]admin.UserInfo, error) {
 
 // userByName maps an admin-given name to the account.
 func (s *Server) userByName(ctx context.Context, op, name string) (*storage.User, error) {
-	local, ok := s.localName(name)
+	local, ok := s.auth.localName(name)
 	if !ok {
 		return nil, wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no user %q", name)
 	}
@@ -91,7 +91,7 @@ func (s *Server) UserSetDisabled(ctx context.Context, name string, disabled bool
 	}
 	s.log.Info("user disabled flag set", "user", u.Name, "disabled", disabled)
 	if disabled {
-		s.closeUser(u.ID, wire.Code_CODE_USER_DISABLED, "account disabled")
+		s.reg.closeUser(u.ID, wire.Code_CODE_USER_DISABLED, "account disabled")
 	}
 	return nil
 }
@@ -108,7 +108,7 @@ func (s *Server) UserDelete(ctx context.Context, name string) error {
 		return internal(op, err)
 	}
 	s.log.Info("user deleted", "user", u.Name)
-	s.closeUser(u.ID, wire.Code_CODE_USER_DISABLED, "account deleted")
+	s.reg.closeUser(u.ID, wire.Code_CODE_USER_DISABLED, "account deleted")
 	return nil
 }
 
@@ -122,7 +122,7 @@ func (s *Server) UserPasswd(ctx context.Context, name string, password []byte) e
 	if err != nil {
 		return err
 	}
-	hash, err := s.hashPassword(password)
+	hash, err := s.auth.hashPassword(password)
 	if err != nil {
 		return internal(op, err)
 	}
@@ -158,7 +158,7 @@ func (s *Server) DeviceList(ctx context.Context, name string) ([]admin.DeviceInf
 	out := make([]admin.DeviceInfo, 0, len(ds))
 	for _, d := range ds {
 		out = append(out, admin.DeviceInfo{ID: d.ID, Name: d.Name, Status: statusText(d.Status), CreatedMs: d.CreatedMs,
-			LastSeenMs: d.LastSeenMs, Online: len(s.sessionsOfDevices([]string{d.ID})) > 0})
+			LastSeenMs: d.LastSeenMs, Online: len(s.reg.sessionsOfDevices([]string{d.ID})) > 0})
 	}
 	return out, nil
 }
@@ -195,7 +195,7 @@ func (s *Server) DeviceRevoke(ctx context.Context, name, deviceID string) error 
 		return internal(op, err)
 	}
 	s.log.Info("device revoked by admin", "user", u.Name, "device", deviceID)
-	s.closeDevice(deviceID, wire.Code_CODE_DEVICE_REVOKED, "device revoked")
+	s.reg.closeDevice(deviceID, wire.Code_CODE_DEVICE_REVOKED, "device revoked")
 	s.tellRevokedListed(u.ID, revoked)
 	return nil
 }
@@ -207,8 +207,6 @@ func (s *Server) Status(ctx context.Context) (admin.Status, error) {
 	if err := s.db.Read(ctx, func(tx *storage.Tx) (err error) { n, err = tx.CountUsers(); return err }); err != nil {
 		return admin.Status{}, internal(op, err)
 	}
-	s.mu.Lock()
-	online := len(s.sessions) // authenticated streams
-	s.mu.Unlock()
+	online := s.reg.online() // authenticated streams
 	return admin.Status{Domain: s.cfg.Domain, Version: s.cfg.Version, StartedMs: s.started.UnixMilli(), Users: n, OnlineSessions: online}, nil
 }

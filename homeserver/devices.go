@@ -179,7 +179,7 @@ func (ss *session) approveDevice(m *wire.ApproveDevice) (*wire.ServerFrame, erro
 
 // setSessionStatus updates the live sessions of a device after approval.
 func (s *Server) setSessionStatus(deviceID string, st wire.DeviceStatus) {
-	for _, ss := range s.sessionsOfDevices([]string{deviceID}) {
+	for _, ss := range s.reg.sessionsOfDevices([]string{deviceID}) {
 		if ss.status.Swap(int32(st)) != int32(st) && st == wire.DeviceStatus_DEVICE_STATUS_ACTIVE {
 			s.userOnline(ss)
 		}
@@ -289,10 +289,10 @@ func (ss *session) revokeDevice(m *wire.RevokeDevice) (*wire.ServerFrame, error)
 	ss.s.log.Info("device revoked", "user", ss.userName, "device", target, "by", ss.deviceID)
 	if target == ss.deviceID {
 		// Answer first, then end this very session.
-		ss.afterReply = func() { ss.s.closeDevice(target, wire.Code_CODE_DEVICE_REVOKED, "device revoked") }
+		ss.afterReply = func() { ss.s.reg.closeDevice(target, wire.Code_CODE_DEVICE_REVOKED, "device revoked") }
 		return okFrame(), nil
 	}
-	ss.s.closeDevice(target, wire.Code_CODE_DEVICE_REVOKED, "device revoked")
+	ss.s.reg.closeDevice(target, wire.Code_CODE_DEVICE_REVOKED, "device revoked")
 	return okFrame(), nil
 }
 

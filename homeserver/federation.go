@@ -49,13 +49,13 @@ func (s *Server) wireHubAndFederation(key *serverkey.Key) error {
 type sessionPusher struct{ s *Server }
 
 func (p sessionPusher) PushDevices(ids []string, ev *wire.ServerFrame) {
-	for _, o := range p.s.sessionsOfDevices(ids) {
+	for _, o := range p.s.reg.sessionsOfDevices(ids) {
 		o.pushEphemeral(ev)
 	}
 }
 
 func (p sessionPusher) PushActiveUsers(ids []int64, ev *wire.ServerFrame) {
-	for _, o := range p.s.sessionsOfUsers(ids) {
+	for _, o := range p.s.reg.sessionsOfUsers(ids) {
 		if o.status.Load() == int32(wire.DeviceStatus_DEVICE_STATUS_ACTIVE) {
 			o.pushEphemeral(ev)
 		}

@@ -16,12 +16,7 @@ import (
 
 // pushReads sums the database reads of the device's current pushers.
 func (h *harness) pushReads(deviceID string) uint64 {
-	h.s.mu.Lock()
-	var ss []*session
-	for s := range h.s.byDevice[deviceID] {
-		ss = append(ss, s)
-	}
-	h.s.mu.Unlock()
+	ss := h.s.reg.sessionsOfDevices([]string{deviceID})
 	var n uint64
 	for _, s := range ss {
 		if p := s.currentPush(); p != nil {

@@ -196,7 +196,7 @@ func (ss *session) register(m *wire.Register) (*wire.ServerFrame, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.createDevice(ss.ctx, u, name, m.GetLinkPublicKey(), m.GetSignatureKey())
+	res, err := s.auth.createDevice(ss.ctx, u, name, m.GetLinkPublicKey(), m.GetSignatureKey())
 	if err != nil {
 		return nil, wire.E(op, err)
 	}
@@ -209,7 +209,7 @@ func (ss *session) register(m *wire.Register) (*wire.ServerFrame, error) {
 // registerUser checks the request and the invite, then consumes one use
 // and creates the account (role user) in one transaction.
 func (s *Server) registerUser(ctx context.Context, op string, m *wire.Register) (*storage.User, error) {
-	local, ok := s.localName(m.GetUser())
+	local, ok := s.auth.localName(m.GetUser())
 	if !ok {
 		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "invalid user name %q: a name on %s of lowercase a-z 0-9 . _ -, 1-64 characters", m.GetUser(), s.cfg.Domain)
 	}
@@ -232,7 +232,7 @@ func (s *Server) registerUser(ctx context.Context, op string, m *wire.Register) 
 	if err := inviteRefusal(op, inv, s.nowMs()); err != nil {
 		return nil, err
 	}
-	hash, err := s.hashPassword(pw)
+	hash, err := s.auth.hashPassword(pw)
 	if err != nil {
 		return nil, internal(op, err)
 	}

@@ -13,7 +13,7 @@ import (
 // DownloadMedia, the id is the capability: the server holds ciphertext.
 func (s *Server) OpenMedia(ctx context.Context, accessToken, mediaID string) (io.ReadSeekCloser, error) {
 	const op = "homeserver.OpenMedia"
-	d, err := s.checkAccessToken(ctx, accessToken)
+	d, err := s.auth.checkAccessToken(ctx, accessToken)
 	if err != nil {
 		return nil, wire.E(op, err)
 	}

@@ -90,7 +90,7 @@ func (s *Server) setPresence(ss *session, st wire.PresenceState) []storage.Peer 
 		ids[i] = p.UserID
 	}
 	ev := &wire.ServerFrame{Body: &wire.ServerFrame_Presence{Presence: &wire.PresenceEvent{User: addr, State: st, LastActiveMs: now}}}
-	for _, o := range s.sessionsOfUsers(ids) {
+	for _, o := range s.reg.sessionsOfUsers(ids) {
 		if o != ss && o.status.Load() == int32(wire.DeviceStatus_DEVICE_STATUS_ACTIVE) {
 			o.pushEphemeral(ev)
 		}
@@ -152,7 +152,7 @@ func (ss *session) typing(m *wire.Typing) (*wire.ServerFrame, error) {
 	}
 	ev := &wire.ServerFrame{Body: &wire.ServerFrame_Typing{Typing: &wire.TypingEvent{
 		ConversationId: m.ConversationId, User: ss.s.userAddress(ss.userName), Typing: m.Typing}}}
-	for _, o := range ss.s.sessionsOfDevices(ids) {
+	for _, o := range ss.s.reg.sessionsOfDevices(ids) {
 		o.pushEphemeral(ev)
 	}
 	if ss.s.fed != nil {

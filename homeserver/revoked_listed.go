@@ -54,7 +54,7 @@ func (s *Server) tellRevokedListed(userID int64, ids []string) {
 		return
 	}
 	ev := &wire.ServerFrame{Body: &wire.ServerFrame_DevicesChanged{DevicesChanged: &wire.DevicesChanged{RevokedListed: ids}}}
-	for _, o := range s.sessionsOfUsers([]int64{userID}) {
+	for _, o := range s.reg.sessionsOfUsers([]int64{userID}) {
 		if o.status.Load() == int32(wire.DeviceStatus_DEVICE_STATUS_ACTIVE) {
 			o.pushEphemeral(ev)
 		}

@@ -71,11 +71,11 @@ func (s *Server) ServeStream(ctx context.Context, rwc io.ReadWriteCloser, remote
 		replies: delivery.NewQueue(maxPipelined),
 		eph:     delivery.NewQueue(ephemeralQ),
 	}
-	if !s.addStream(ss) {
+	if !s.reg.addStream(ss) {
 		ss.end(wire.Code_CODE_UNAVAILABLE, "server shutting down")
 		return
 	}
-	defer s.removeStream(ss)
+	defer s.reg.removeStream(ss)
 	if s.cfg.AuthTimeout > 0 {
 		go ss.watchAuth(s.cfg.AuthTimeout)
 	}
@@ -109,7 +109,7 @@ func (ss *session) finish() {
 	ss.rwc.Close()
 	ss.stopPush()
 	ss.replies.Wait() // the reader queued the last one
-	if ss.deviceID != "" && ss.s.unregister(ss) {
+	if ss.deviceID != "" && ss.s.reg.unregister(ss) {
 		ss.s.userOffline(ss)
 	}
 }

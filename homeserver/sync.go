@@ -64,7 +64,7 @@ func (ss *session) ack(id uint64, m *wire.Ack) {
 // 50 and is capped at 500. It is the REST GET /hearth/v1/messages.
 func (s *Server) History(ctx context.Context, accessToken, conversationID string, before uint64, limit int) ([]*wire.Delivery, error) {
 	const op = "homeserver.History"
-	d, err := s.checkAccessToken(ctx, accessToken)
+	d, err := s.auth.checkAccessToken(ctx, accessToken)
 	if err != nil {
 		return nil, wire.E(op, err)
 	}
