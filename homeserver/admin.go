@@ -104,7 +104,7 @@ func (s *Server) UserDelete(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.writeList(ctx, u.Name, func(tx *storage.Tx) error { return tx.DeleteUser(u.ID) }); err != nil {
+	if err := s.lists.write(ctx, s.db, u.Name, func(tx *storage.Tx) error { return tx.DeleteUser(u.ID) }); err != nil {
 		return internal(op, err)
 	}
 	s.log.Info("user deleted", "user", u.Name)
@@ -196,7 +196,7 @@ func (s *Server) DeviceRevoke(ctx context.Context, name, deviceID string) error 
 	}
 	s.log.Info("device revoked by admin", "user", u.Name, "device", deviceID)
 	s.reg.closeDevice(deviceID, wire.Code_CODE_DEVICE_REVOKED, "device revoked")
-	s.tellRevokedListed(u.ID, revoked)
+	s.reg.tellRevokedListed(u.ID, revoked)
 	return nil
 }
 

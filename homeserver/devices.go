@@ -65,7 +65,7 @@ func verifyList(op string, tx *storage.Tx, userAddr string, userID int64, idKey 
 // for every server sharing a conversation with the user (same transaction).
 func (s *Server) putList(op string, tx *storage.Tx, userName string, userID int64, l *identity.DeviceList, sl *wire.SignedDeviceList, nowMs int64) error {
 	if !s.lists.inWrite(userName) {
-		return fmt.Errorf("%s: list of %s written outside writeList (the list cache would go stale)", op, userName)
+		return fmt.Errorf("%s: list of %s written outside listCache.write (the list cache would go stale)", op, userName)
 	}
 	err := tx.PutDeviceList(userID, &storage.SignedList{Version: l.Version, List: sl.List, Signature: sl.Signature, UpdatedMs: nowMs})
 	if errors.Is(err, storage.ErrConflict) {
@@ -83,7 +83,7 @@ func (ss *session) publishIdentity(m *wire.PublishIdentity) (*wire.ServerFrame, 
 		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "identity key must be 32 bytes of Ed25519")
 	}
 	addr := ss.s.userAddress(ss.userName)
-	err := ss.s.writeList(ss.ctx, ss.userName, func(tx *storage.Tx) error {
+	err := ss.s.lists.write(ss.ctx, ss.s.db, ss.userName, func(tx *storage.Tx) error {
 		if _, err := tx.IdentityKey(ss.userID); err == nil {
 			return wire.Errorf(op, wire.Code_CODE_CONFLICT, "the identity key is already published")
 		} else if !errors.Is(err, storage.ErrNotFound) {
@@ -109,7 +109,7 @@ func (ss *session) publishIdentity(m *wire.PublishIdentity) (*wire.ServerFrame, 
 func (ss *session) publishDeviceList(m *wire.PublishDeviceList) (*wire.ServerFrame, error) {
 	const op = "homeserver.PublishDeviceList"
 	addr := ss.s.userAddress(ss.userName)
-	err := ss.s.writeList(ss.ctx, ss.userName, func(tx *storage.Tx) error {
+	err := ss.s.lists.write(ss.ctx, ss.s.db, ss.userName, func(tx *storage.Tx) error {
 		idKey, err := tx.IdentityKey(ss.userID)
 		if errors.Is(err, storage.ErrNotFound) {
 			return wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no identity key published")
@@ -142,7 +142,7 @@ func (ss *session) approveDevice(m *wire.ApproveDevice) (*wire.ServerFrame, erro
 		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "sealed bundle must be 1..%d bytes", maxSealedBundle)
 	}
 	addr := ss.s.userAddress(ss.userName)
-	err := ss.s.writeList(ss.ctx, ss.userName, func(tx *storage.Tx) error {
+	err := ss.s.lists.write(ss.ctx, ss.s.db, ss.userName, func(tx *storage.Tx) error {
 		target, err := tx.Device(m.GetDeviceId())
 		if errors.Is(err, storage.ErrNotFound) || (err == nil && target.UserID != ss.userID) {
 			return wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no such device")
@@ -247,7 +247,7 @@ func (ss *session) revokeDevice(m *wire.RevokeDevice) (*wire.ServerFrame, error)
 	const op = "homeserver.RevokeDevice"
 	addr := ss.s.userAddress(ss.userName)
 	target := m.GetDeviceId()
-	err := ss.s.writeList(ss.ctx, ss.userName, func(tx *storage.Tx) error {
+	err := ss.s.lists.write(ss.ctx, ss.s.db, ss.userName, func(tx *storage.Tx) error {
 		d, err := tx.Device(target)
 		if errors.Is(err, storage.ErrNotFound) || (err == nil && d.UserID != ss.userID) {
 			return wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no such device")

@@ -96,7 +96,7 @@ func TestDeviceListCacheFollowsWrites(t *testing.T) {
 }
 
 // TestListCacheRefusesOverlappingRead: a read that overlapped a list write
-// is not cached, and putList outside writeList is refused.
+// is not cached, and putList outside listCache.write is refused.
 func TestListCacheRefusesOverlappingRead(t *testing.T) {
 	c := newListCache()
 	gen := c.generation()
