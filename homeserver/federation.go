@@ -3,9 +3,7 @@ package homeserver
 import (
 	"context"
 	"net/http"
-	"time"
 
-	"hearth/homeserver/admin"
 	"hearth/homeserver/fedlink"
 	"hearth/homeserver/hub"
 	"hearth/homeserver/wire"
@@ -16,9 +14,8 @@ import (
 type FederationConfig = fedlink.Config
 
 var (
-	_ admin.FederationKeyOps = (*Server)(nil)
-	_ fedlink.Sessions       = sessionPusher{}
-	_ fedlink.Directory      = directory{}
+	_ fedlink.Sessions  = sessionPusher{}
+	_ fedlink.Directory = directory{}
 )
 
 // wireHubAndFederation builds the hub and, with a server key, the
@@ -90,38 +87,4 @@ func (s *Server) SetFederationAddress(addr string) {
 	if s.fed != nil {
 		s.fed.Peers.SetAddress(addr)
 	}
-}
-
-// FederationPeerAdd pins a peer: its address, the CA to trust, and the key
-// document fetched from that address now.
-func (s *Server) FederationPeerAdd(ctx context.Context, domain, address string, caPEM []byte) (admin.PeerInfo, error) {
-	if s.fed == nil {
-		return admin.PeerInfo{}, errFedOff
-	}
-	return s.fed.Peers.PeerAdd(ctx, domain, address, caPEM)
-}
-
-// FederationList reports peers, queue depths, last contact and backoff.
-func (s *Server) FederationList(ctx context.Context) (admin.FederationInfo, error) {
-	if s.fed == nil {
-		return admin.FederationInfo{}, errFedOff
-	}
-	return s.fed.Peers.List(ctx)
-}
-
-// FederationPolicy changes the policy: op is "allow", "deny" or "mode".
-func (s *Server) FederationPolicy(ctx context.Context, op, value string) error {
-	if s.fed == nil {
-		return errFedOff
-	}
-	return s.fed.Peers.SetPolicy(ctx, op, value)
-}
-
-// FederationKeyRotate makes a new federation signing key current; the old
-// one stays published until now+grace.
-func (s *Server) FederationKeyRotate(ctx context.Context, grace time.Duration) (admin.KeyRotation, error) {
-	if s.fed == nil {
-		return admin.KeyRotation{}, errFedOff
-	}
-	return s.fed.Peers.RotateKey(ctx, grace)
 }

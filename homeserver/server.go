@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"hearth/homeserver/admin"
 	"hearth/homeserver/delivery"
 	"hearth/homeserver/fedlink"
 	"hearth/homeserver/hub"
@@ -33,8 +32,8 @@ type Server struct {
 	dlv      *delivery.Engine // pushes mailboxes to sessions (homeserver/delivery)
 	presence Presence
 	limits   *limiters
-	auth     *authority // passwords, tokens, devices' credentials (auth.go)
-	started  time.Time
+	auth     *authority        // passwords, tokens, devices' credentials (auth.go)
+	admin    *Admin            // admin operations (admin.go)
 	hub      *hub.Hub          // the conversation hub's rules (homeserver/hub)
 	fed      *fedlink.Link     // nil: federation off
 	lists    *listCache        // local users' signed device lists (listcache.go)
@@ -47,8 +46,6 @@ type Server struct {
 	stop chan struct{}
 	wg   sync.WaitGroup // background loops
 }
-
-var _ admin.Ops = (*Server)(nil)
 
 // New checks cfg and deps and starts the background loops.
 func New(cfg Config, deps Deps) (*Server, error) {
@@ -92,11 +89,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		cfg: cfg, db: deps.DB,
 		log: deps.Log, now: deps.Now, after: deps.After, rand: &lockedReader{r: deps.Rand},
 		router: deps.Router, presence: deps.Presence,
-		limits:  newLimiters(),
-		lists:   newListCache(),
-		started: deps.Now(),
-		reg:     newRegistry(),
-		stop:    make(chan struct{}),
+		limits: newLimiters(),
+		lists:  newListCache(),
+		reg:    newRegistry(),
+		stop:   make(chan struct{}),
 	}
 	s.dlv = delivery.New(delivery.Config{Window: cfg.DeliveryWindow}, deps.DB, deps.Router, deps.Log)
 	s.warnSmallCommitLimit()
@@ -110,6 +106,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err := s.wireHubAndFederation(deps.ServerKey); err != nil {
 		return nil, err
 	}
+	s.admin = &Admin{cfg: cfg, db: deps.DB, log: deps.Log, now: deps.Now, rand: s.rand, started: deps.Now(),
+		auth: s.auth, reg: s.reg, lists: s.lists, fed: s.fed}
 	if cfg.RetentionInterval > 0 {
 		s.wg.Add(1)
 		go s.retentionLoop()
