@@ -9,6 +9,7 @@ import (
 
 	"hearth/homeserver/admin"
 	"hearth/homeserver/fedlink"
+	"hearth/homeserver/keydir"
 	"hearth/homeserver/wire"
 	"hearth/keys/identity"
 	"hearth/storage"
@@ -25,7 +26,7 @@ type Admin struct {
 	started time.Time
 	auth    *authority
 	reg     *registry
-	lists   *listCache
+	dir     *keydir.Directory
 	fed     *fedlink.Link // nil: federation off
 }
 
@@ -135,7 +136,7 @@ func (s *Admin) UserDelete(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.lists.write(ctx, s.db, u.Name, func(tx *storage.Tx) error { return tx.DeleteUser(u.ID) }); err != nil {
+	if err := s.dir.WriteUser(ctx, u.Name, func(tx *storage.Tx) error { return tx.DeleteUser(u.ID) }); err != nil {
 		return internal(op, err)
 	}
 	s.log.Info("user deleted", "user", u.Name)

@@ -6,6 +6,7 @@ import (
 
 	"hearth/homeserver/fedlink"
 	"hearth/homeserver/hub"
+	"hearth/homeserver/keydir"
 	"hearth/homeserver/wire"
 	"hearth/keys/serverkey"
 )
@@ -15,17 +16,20 @@ type FederationConfig = fedlink.Config
 
 var (
 	_ fedlink.Sessions  = sessionPusher{}
-	_ fedlink.Directory = directory{}
+	_ fedlink.Directory = (*keydir.Directory)(nil)
 )
 
-// wireHubAndFederation builds the hub and, with a server key, the
-// federation link on top of it: policy, then hub, then link.
+// wireHubAndFederation builds the hub and the key directory and, with a
+// server key, the federation link on top of them: policy, then hub and
+// directory, then link.
 func (s *Server) wireHubAndFederation(key *serverkey.Key) error {
 	cfg := s.cfg
 	hcfg := hub.Config{Domain: cfg.Domain, EpochWindow: cfg.EpochWindow, MaxMembers: cfg.MaxMembers,
 		MaxMessageBytes: cfg.MaxMessageBytes, MaxCommitBytes: cfg.MaxCommitBytes, Log: s.log}
+	kcfg := keydir.Config{Domain: cfg.Domain, MaxKeyPackages: cfg.MaxKeyPackages}
 	if key == nil {
 		s.hub = hub.New(hcfg)
+		s.dir = keydir.New(kcfg, s.db, s.now, nil)
 		return nil
 	}
 	pol, err := fedlink.LoadPolicy(context.Background(), s.db)
@@ -34,10 +38,11 @@ func (s *Server) wireHubAndFederation(key *serverkey.Key) error {
 	}
 	hcfg.Federated, hcfg.Allowed = true, pol.Allowed
 	s.hub = hub.New(hcfg)
+	s.dir = keydir.New(kcfg, s.db, s.now, fedlink.DeviceListQueuer(cfg.Domain, s.now))
 	fcfg := cfg.Federation
 	fcfg.MaxMediaChunk = cfg.Media.MaxChunkBytes
 	s.fed, err = fedlink.New(cfg.Domain, fcfg, fedlink.Deps{DB: s.db, Key: key, Hub: s.hub, Policy: pol,
-		Notifier: s.router, Sessions: sessionPusher{s}, Dir: directory{s}, Presence: s.presence, Media: s.mediaSt,
+		Notifier: s.router, Sessions: sessionPusher{s}, Dir: s.dir, Presence: s.presence, Media: s.mediaSt,
 		Log: s.log, Now: s.now, Rand: s.rand})
 	return err
 }
@@ -57,17 +62,6 @@ func (p sessionPusher) PushActiveUsers(ids []int64, ev *wire.ServerFrame) {
 			o.pushEphemeral(ev)
 		}
 	}
-}
-
-// directory answers federation's queries about local users' devices.
-type directory struct{ s *Server }
-
-func (d directory) LocalDeviceList(ctx context.Context, op, user string) (*wire.DeviceListResult, error) {
-	return d.s.localDeviceList(ctx, op, user)
-}
-
-func (d directory) ClaimLocal(ctx context.Context, op string, users, exclude []string) (*wire.ClaimResult, error) {
-	return d.s.claimLocal(ctx, op, users, exclude)
 }
 
 var errFedOff = wire.Errorf("homeserver.federation", wire.Code_CODE_UNAVAILABLE, "federation is not enabled on this server")

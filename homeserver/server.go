@@ -13,6 +13,7 @@ import (
 	"hearth/homeserver/delivery"
 	"hearth/homeserver/fedlink"
 	"hearth/homeserver/hub"
+	"hearth/homeserver/keydir"
 	"hearth/homeserver/mediastore"
 	"hearth/homeserver/wire"
 	"hearth/keys/identity"
@@ -36,7 +37,7 @@ type Server struct {
 	admin    *Admin            // admin operations (admin.go)
 	hub      *hub.Hub          // the conversation hub's rules (homeserver/hub)
 	fed      *fedlink.Link     // nil: federation off
-	lists    *listCache        // local users' signed device lists (listcache.go)
+	dir      *keydir.Directory // the key directory (homeserver/keydir)
 	mediaSt  *mediastore.Store // media files and uploads (homeserver/mediastore)
 	// datagramPushes counts signals sent as datagrams (datagram.go).
 	datagramPushes atomic.Uint64
@@ -90,7 +91,6 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		log: deps.Log, now: deps.Now, after: deps.After, rand: &lockedReader{r: deps.Rand},
 		router: deps.Router, presence: deps.Presence,
 		limits: newLimiters(),
-		lists:  newListCache(),
 		reg:    newRegistry(),
 		stop:   make(chan struct{}),
 	}
@@ -107,7 +107,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s.admin = &Admin{cfg: cfg, db: deps.DB, log: deps.Log, now: deps.Now, rand: s.rand, started: deps.Now(),
-		auth: s.auth, reg: s.reg, lists: s.lists, fed: s.fed}
+		auth: s.auth, reg: s.reg, dir: s.dir, fed: s.fed}
 	if cfg.RetentionInterval > 0 {
 		s.wg.Add(1)
 		go s.retentionLoop()

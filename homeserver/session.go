@@ -204,8 +204,7 @@ func (ss *session) handle(f *wire.ClientFrame) {
 		ss.authBusy.Store(true)
 		defer ss.authBusy.Store(false)
 	}
-	var resp *wire.ServerFrame
-	var err error
+	resp, err, handled := ss.directoryRequest(f)
 	switch b := f.Body.(type) {
 	case *wire.ClientFrame_Hello:
 		resp, err = ss.hello(b.Hello)
@@ -217,28 +216,6 @@ func (ss *session) handle(f *wire.ClientFrame) {
 		resp, err = ss.refresh(b.Refresh)
 	case *wire.ClientFrame_Ping:
 		resp = &wire.ServerFrame{Body: &wire.ServerFrame_Pong{Pong: &wire.Pong{ServerTimeMs: ss.s.nowMs()}}}
-	case *wire.ClientFrame_PublishIdentity:
-		resp, err = ss.publishIdentity(b.PublishIdentity)
-	case *wire.ClientFrame_PublishDeviceList:
-		resp, err = ss.publishDeviceList(b.PublishDeviceList)
-	case *wire.ClientFrame_PublishKeyPackages:
-		resp, err = ss.publishKeyPackages(b.PublishKeyPackages)
-	case *wire.ClientFrame_FetchDeviceList:
-		resp, err = ss.fetchDeviceList(b.FetchDeviceList)
-	case *wire.ClientFrame_FetchDeviceLists:
-		resp, err = ss.fetchDeviceLists(b.FetchDeviceLists)
-	case *wire.ClientFrame_ClaimKeyPackages:
-		resp, err = ss.claimKeyPackages(b.ClaimKeyPackages)
-	case *wire.ClientFrame_PendingDevice:
-		resp, err = ss.pendingDevice(b.PendingDevice)
-	case *wire.ClientFrame_ApproveDevice:
-		resp, err = ss.approveDevice(b.ApproveDevice)
-	case *wire.ClientFrame_FetchApproval:
-		resp, err = ss.fetchApproval()
-	case *wire.ClientFrame_ListDevices:
-		resp, err = ss.listDevices()
-	case *wire.ClientFrame_RevokeDevice:
-		resp, err = ss.revokeDevice(b.RevokeDevice)
 	case *wire.ClientFrame_CreateConversation:
 		resp, err = ss.createConversation(b.CreateConversation)
 	case *wire.ClientFrame_Send:
@@ -263,7 +240,9 @@ func (ss *session) handle(f *wire.ClientFrame) {
 	case *wire.ClientFrame_DownloadMedia:
 		resp, err = ss.downloadMedia(b.DownloadMedia)
 	default:
-		err = wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "unknown or empty request")
+		if !handled {
+			err = wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "unknown or empty request")
+		}
 	}
 	ss.answer(f.Id, resp, err)
 	if ss.afterReply != nil {

@@ -19,11 +19,15 @@ import (
 
 // enqueue appends env to dest's durable queue inside tx.
 func (f *Link) enqueue(tx *storage.Tx, dest string, env *fedwire.Envelope) error {
+	return enqueue(tx, dest, env, f.nowMs())
+}
+
+func enqueue(tx *storage.Tx, dest string, env *fedwire.Envelope, nowMs int64) error {
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(env)
 	if err != nil {
 		return err
 	}
-	err = tx.Enqueue(&storage.OutEnvelope{Destination: dest, EnvelopeID: env.Id, Envelope: b, CreatedMs: f.nowMs()})
+	err = tx.Enqueue(&storage.OutEnvelope{Destination: dest, EnvelopeID: env.Id, Envelope: b, CreatedMs: nowMs})
 	if errors.Is(err, storage.ErrConflict) {
 		return nil // queued before (same deterministic id)
 	}
@@ -279,10 +283,18 @@ func (f *Link) Await(ctx context.Context, op, envID string) (*wire.ServerFrame, 
 	}
 }
 
-// PropagateList queues a user's new device list for every server sharing
-// a conversation with them, in the transaction that stored it.
-func (f *Link) PropagateList(tx *storage.Tx, userName string, userID int64, version uint64, sl *wire.SignedDeviceList) error {
-	domains, err := tx.RemoteDomainsOfUser(userID, f.domain)
+// DeviceListQueuer returns the function that queues a user of domain's
+// new device list for every server sharing a conversation with them, in
+// the transaction that stored it (keydir.Propagate). It needs no Link:
+// the sender loops find the envelopes when they next run.
+func DeviceListQueuer(domain string, now func() time.Time) func(tx *storage.Tx, userName string, userID int64, version uint64, sl *wire.SignedDeviceList) error {
+	return func(tx *storage.Tx, userName string, userID int64, version uint64, sl *wire.SignedDeviceList) error {
+		return queueDeviceList(tx, domain, now().UnixMilli(), userName, userID, version, sl)
+	}
+}
+
+func queueDeviceList(tx *storage.Tx, domain string, nowMs int64, userName string, userID int64, version uint64, sl *wire.SignedDeviceList) error {
+	domains, err := tx.RemoteDomainsOfUser(userID, domain)
 	if err != nil || len(domains) == 0 {
 		return err
 	}
@@ -290,16 +302,16 @@ func (f *Link) PropagateList(tx *storage.Tx, userName string, userID int64, vers
 	if err != nil {
 		return err
 	}
-	user := userName + "@" + f.domain
+	user := userName + "@" + domain
 	for _, d := range domains {
 		env := &fedwire.Envelope{Id: fmt.Sprintf("dl-%s-%d", user, version), Kind: fedwire.EnvelopeKind_ENVELOPE_KIND_DEVICE_LIST,
 			Sender: user, DeviceList: sl.List, DeviceListSignature: sl.Signature, IdentityKey: idKey, DeviceListVersion: version,
-			ServerTimeMs: f.nowMs()}
+			ServerTimeMs: nowMs}
 		if len(env.Id) > 128 {
 			sum := sha256.Sum256([]byte(env.Id))
 			env.Id = "dl-" + hex.EncodeToString(sum[:16])
 		}
-		if err := f.enqueue(tx, d, env); err != nil {
+		if err := enqueue(tx, d, env, nowMs); err != nil {
 			return err
 		}
 	}

@@ -1,4 +1,4 @@
-package homeserver
+package keydir
 
 import (
 	"context"
@@ -111,4 +111,10 @@ func (c *listCache) write(ctx context.Context, db *storage.DB, user string, fn f
 	c.begin(user)
 	defer c.end(user)
 	return db.Write(ctx, fn)
+}
+
+// Cached reports whether the list of local user name is in the cache.
+func (s *Directory) Cached(name string) bool {
+	_, ok := s.lists.get(name)
+	return ok
 }
