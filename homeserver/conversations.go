@@ -92,7 +92,7 @@ func (ss *session) getConversation(m *wire.GetConversation) (*wire.ServerFrame, 
 		if info, err = hub.ConversationInfo(tx, c); err != nil {
 			return err
 		}
-		if !hub.UserOnRoster(info.Members, ss.s.userAddress(ss.userName)) {
+		if !hub.UserOnRoster(info.Members, ss.s.user(ss.userName)) {
 			return notFound
 		}
 		return nil

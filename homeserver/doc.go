@@ -4,13 +4,15 @@
 // their own packages (docs/decisions/0005):
 //
 //	homeserver/hub         the conversation hub's rules (Accept, AcceptCommit)
+//	homeserver/keydir      the key directory (identity keys, device lists,
+//	                       devices, KeyPackages)
 //	homeserver/fedlink     federation glue (envelopes, peers, queries, signals)
 //	homeserver/delivery    Router, pushers, handoff of committed entries
 //	homeserver/mediastore  media files (uploads, ranged reads, janitor)
 //
-// Imports run one way: homeserver -> fedlink -> hub -> storage; fedlink
-// knows the session layer only through interfaces it declares, wired in
-// New. Transport adapters (WebTransport, WebSocket, REST, the admin
+// Imports run one way: homeserver -> fedlink -> hub -> storage (keydir,
+// delivery and mediastore sit beside them on storage); fedlink knows the
+// session layer only through interfaces it declares, wired in New. Transport adapters (WebTransport, WebSocket, REST, the admin
 // socket) turn the Server's methods into network services; the logic here
 // never listens on its own: ServeStream serves one client byte stream.
 //
@@ -85,7 +87,7 @@
 // (GetConversation gives such a device the GroupInfo).
 //
 // FetchDeviceLists answers up to 256 users' signed device lists at once
-// (devicelists.go), each missing user reported with its own code.
+// (devicelists.go, keydir), each missing user reported with its own code.
 //
 // # Federation (docs/federation.md; homeserver/fedlink)
 //

@@ -44,7 +44,7 @@ func (ss *session) send(id uint64, m *wire.Send) {
 		ss.sendRemote(id, m, sender, conv.Hub())
 		return
 	}
-	in := &hub.Input{Send: m, Sender: sender, DeviceID: ss.deviceID, UserAddr: ss.s.userAddress(ss.userName), NowMs: ss.s.nowMs()}
+	in := &hub.Input{Send: m, Sender: sender, DeviceID: ss.deviceID, User: ss.s.user(ss.userName), NowMs: ss.s.nowMs()}
 	wait := ss.s.db.Submit(ss.ctx, func(tx *storage.Tx) (err error) { res, err = ss.s.accept(op, tx, in); return err })
 	ss.later(func() {
 		if err := wait(); err != nil {

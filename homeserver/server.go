@@ -145,6 +145,11 @@ func (s *Server) Close() error {
 
 func (s *Server) nowMs() int64 { return s.now().UnixMilli() }
 
+// user returns the address of local user name.
+func (s *Server) user(name string) identity.UserAddress {
+	return identity.UserAddress{Local: name, Domain: s.cfg.Domain}
+}
+
 // userAddress returns name@domain.
 func (s *Server) userAddress(name string) string { return name + "@" + s.cfg.Domain }
 

@@ -34,7 +34,7 @@ func TestIdleSessionGoroutines(t *testing.T) {
 	per := float64(settle()-base) / n
 	t.Logf("%.2f goroutines per idle session", per)
 	// Per session: the server's reader plus the test client's read loop;
-	// the old design had 5 (reply loop, ephemeral loop, pusher).
+	// reply loops, ephemeral loops and pushers hold none while idle.
 	if per > 2.2 {
 		t.Fatalf("%.1f goroutines per idle session, want 2 (server reader, test client reader)", per)
 	}

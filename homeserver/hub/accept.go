@@ -2,7 +2,6 @@ package hub
 
 import (
 	"errors"
-	"strings"
 	"unicode/utf8"
 
 	"hearth/homeserver/wire"
@@ -194,7 +193,7 @@ func (h *Hub) checkCommit(op string, tx *storage.Tx, c *storage.Conversation, in
 	}
 	if !member {
 		external := len(m.AddDevices) == 1 && m.AddDevices[0] == in.Sender && len(m.RemoveDevices) == 0
-		if !external || !UserOnRoster(addrs, in.UserAddr) {
+		if !external || !UserOnRoster(addrs, in.User) {
 			return nil, nil, wire.Errorf(op, wire.Code_CODE_NOT_MEMBER, "not a member of %s", c.ID)
 		}
 	} else if len(m.AddDevices) > 0 && len(m.Welcome) == 0 {
@@ -254,10 +253,10 @@ func (h *Hub) localMember(op string, tx *storage.Tx, addr string) (storage.Membe
 	return storage.Member{Address: addr, DeviceID: d.ID}, nil
 }
 
-// UserOnRoster reports whether any device of userAddr is a member.
-func UserOnRoster(members []string, userAddr string) bool {
+// UserOnRoster reports whether any device of user is a member.
+func UserOnRoster(members []string, user identity.UserAddress) bool {
 	for _, a := range members {
-		if strings.HasPrefix(a, userAddr+"/") {
+		if d, err := identity.ParseDevice(a); err == nil && d.User == user {
 			return true
 		}
 	}

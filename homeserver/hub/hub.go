@@ -4,6 +4,7 @@ import (
 	"log/slog"
 
 	"hearth/homeserver/wire"
+	"hearth/keys/identity"
 	"hearth/storage"
 )
 
@@ -45,9 +46,9 @@ func (h *Hub) Domain() string { return h.cfg.Domain }
 // Input is a validated Send (ValidateSend) with its sender.
 type Input struct {
 	Send     *wire.Send
-	Sender   string // device address user@domain/DEVICE
-	DeviceID string // the sender's device id when it is local, else ""
-	UserAddr string // the sender's user address
+	Sender   string               // device address user@domain/DEVICE
+	DeviceID string               // the sender's device id when it is local, else ""
+	User     identity.UserAddress // the sender's user
 	NowMs    int64
 }
 
