@@ -3,17 +3,19 @@ package homeserver
 import (
 	"context"
 
+	"hearth/homeserver/fedlink"
+	"hearth/homeserver/mediastore"
 	"hearth/homeserver/wire"
 )
 
-func (ss *session) uploadMedia(r *wire.UploadMedia) (*wire.ServerFrame, error) {
-	m := ss.s.mediaSt
+// uploadMedia starts or continues an upload of the device.
+func uploadMedia(ctx context.Context, m *mediastore.Store, userID int64, deviceID string, r *wire.UploadMedia) (*wire.ServerFrame, error) {
 	var up *wire.UploadMediaOK
 	var err error
 	if r.GetUploadId() == "" {
-		up, err = m.Start(ss.ctx, ss.userID, ss.deviceID, r)
+		up, err = m.Start(ctx, userID, deviceID, r)
 	} else {
-		up, err = m.Append(ss.ctx, ss.deviceID, r)
+		up, err = m.Append(ctx, deviceID, r)
 	}
 	if err != nil {
 		return nil, err
@@ -21,19 +23,20 @@ func (ss *session) uploadMedia(r *wire.UploadMedia) (*wire.ServerFrame, error) {
 	return &wire.ServerFrame{Body: &wire.ServerFrame_UploadMedia{UploadMedia: up}}, nil
 }
 
-func (ss *session) downloadMedia(r *wire.DownloadMedia) (*wire.ServerFrame, error) {
-	if srv := r.GetServer(); srv != "" && srv != ss.s.cfg.Domain {
-		if ss.s.fed == nil {
+// downloadMedia reads a range of a media held here, or by another server
+// through federation.
+func downloadMedia(ctx context.Context, m *mediastore.Store, fed *fedlink.Link, domain string, r *wire.DownloadMedia) (*wire.ServerFrame, error) {
+	if srv := r.GetServer(); srv != "" && srv != domain {
+		if fed == nil {
 			return nil, errFedOff
 		}
-		d, err := ss.s.fed.Queries.FetchMedia(ss.ctx, r)
+		d, err := fed.Queries.FetchMedia(ctx, r)
 		if err != nil {
 			return nil, err
 		}
 		return &wire.ServerFrame{Body: &wire.ServerFrame_MediaData{MediaData: d}}, nil
 	}
-	m := ss.s.mediaSt
-	d, err := m.Download(ss.ctx, r)
+	d, err := m.Download(ctx, r)
 	if err != nil {
 		return nil, err
 	}

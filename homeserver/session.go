@@ -205,6 +205,9 @@ func (ss *session) handle(f *wire.ClientFrame) {
 		defer ss.authBusy.Store(false)
 	}
 	resp, err, handled := ss.directoryRequest(f)
+	if !handled {
+		resp, err, handled = ss.conversationRequest(f)
+	}
 	switch b := f.Body.(type) {
 	case *wire.ClientFrame_Hello:
 		resp, err = ss.hello(b.Hello)
@@ -216,8 +219,6 @@ func (ss *session) handle(f *wire.ClientFrame) {
 		resp, err = ss.refresh(b.Refresh)
 	case *wire.ClientFrame_Ping:
 		resp = &wire.ServerFrame{Body: &wire.ServerFrame_Pong{Pong: &wire.Pong{ServerTimeMs: ss.s.nowMs()}}}
-	case *wire.ClientFrame_CreateConversation:
-		resp, err = ss.createConversation(b.CreateConversation)
 	case *wire.ClientFrame_Send:
 		ss.send(f.Id, b.Send) // answers when committed
 		return
@@ -227,18 +228,14 @@ func (ss *session) handle(f *wire.ClientFrame) {
 	case *wire.ClientFrame_Ack:
 		ss.ack(f.Id, b.Ack) // answers when committed
 		return
-	case *wire.ClientFrame_GetConversation:
-		resp, err = ss.getConversation(b.GetConversation)
-	case *wire.ClientFrame_ListConversations:
-		resp, err = ss.listConversations()
 	case *wire.ClientFrame_Typing:
 		resp, err = ss.typing(b.Typing)
 	case *wire.ClientFrame_SetPresence:
 		resp, err = ss.setPresence(b.SetPresence)
 	case *wire.ClientFrame_UploadMedia:
-		resp, err = ss.uploadMedia(b.UploadMedia) // media.go
+		resp, err = uploadMedia(ss.ctx, ss.s.mediaSt, ss.userID, ss.deviceID, b.UploadMedia) // media.go
 	case *wire.ClientFrame_DownloadMedia:
-		resp, err = ss.downloadMedia(b.DownloadMedia)
+		resp, err = downloadMedia(ss.ctx, ss.s.mediaSt, ss.s.fed, ss.s.cfg.Domain, b.DownloadMedia)
 	default:
 		if !handled {
 			err = wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "unknown or empty request")
