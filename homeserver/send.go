@@ -25,7 +25,8 @@ func (ss *session) send(id uint64, m *wire.Send) {
 		ss.writeError(id, err)
 		return
 	}
-	sender := ss.s.deviceAddress(ss.userName, ss.deviceID)
+	from := identity.DeviceAddress{User: ss.s.user(ss.userName), Device: ss.deviceID}
+	sender := from.String()
 	// A retry of an accepted message is answered from its dedup record.
 	res := &sendResult{Result: &hub.Result{Dup: true}}
 	err := ss.s.db.Read(ss.ctx, func(tx *storage.Tx) (err error) { res.Rec, err = tx.SendRecord(sender, m.MessageId); return err })
@@ -44,7 +45,7 @@ func (ss *session) send(id uint64, m *wire.Send) {
 		ss.sendRemote(id, m, sender, conv.Hub())
 		return
 	}
-	in := &hub.Input{Send: m, Sender: sender, DeviceID: ss.deviceID, User: ss.s.user(ss.userName), NowMs: ss.s.nowMs()}
+	in := &hub.Input{Send: m, Sender: from, DeviceID: ss.deviceID, NowMs: ss.s.nowMs()}
 	wait := ss.s.db.Submit(ss.ctx, func(tx *storage.Tx) (err error) { res, err = ss.s.accept(op, tx, in); return err })
 	ss.later(func() {
 		if err := wait(); err != nil {

@@ -154,7 +154,7 @@ func (f *Link) applySubmit(tx *storage.Tx, origin string, env *fedwire.Envelope,
 		Epoch: env.Epoch, Payload: env.Payload, AddDevices: env.AddDevices, RemoveDevices: env.RemoveDevices,
 		Welcome: env.Welcome, GroupInfo: env.GroupInfo}
 	dev, _ := identity.ParseDevice(env.Sender) // CheckEnvelope parsed it
-	in := &hub.Input{Send: m, Sender: env.Sender, User: dev.User, NowMs: f.nowMs()}
+	in := &hub.Input{Send: m, Sender: dev, NowMs: f.nowMs()}
 	var res *Accepted
 	verdict := f.hub.ValidateSend(op, m)
 	if verdict == nil {

@@ -61,8 +61,9 @@ func (h *Hub) ValidateSend(op string, m *wire.Send) error {
 // mailbox entry. Its errors are *wire.Error refusals or storage failures.
 func (h *Hub) Accept(op string, tx *storage.Tx, in *Input) (*Result, error) {
 	m := in.Send
+	sender := in.Sender.String()
 	res := &Result{}
-	rec, err := tx.SendRecord(in.Sender, m.MessageId)
+	rec, err := tx.SendRecord(sender, m.MessageId)
 	if err == nil {
 		res.Rec, res.Dup = rec, true
 		return res, nil
@@ -76,7 +77,7 @@ func (h *Hub) Accept(op string, tx *storage.Tx, in *Input) (*Result, error) {
 		return nil, err
 	}
 	res.Conv = c
-	member, err := tx.IsMember(c.ID, in.Sender)
+	member, err := tx.IsMember(c.ID, sender)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +86,7 @@ func (h *Hub) Accept(op string, tx *storage.Tx, in *Input) (*Result, error) {
 			return nil, err
 		}
 	}
-	entry := &storage.LogEntry{ConvID: c.ID, Seq: c.LastSeq + 1, Sender: in.Sender, MessageID: m.MessageId,
+	entry := &storage.LogEntry{ConvID: c.ID, Seq: c.LastSeq + 1, Sender: sender, MessageID: m.MessageId,
 		Kind: int(m.Kind), Epoch: m.Epoch, Payload: m.Payload, CreatedMs: in.NowMs}
 	newEpoch := c.Epoch
 	if m.Kind == wire.MessageKind_MESSAGE_KIND_COMMIT {
@@ -97,7 +98,7 @@ func (h *Hub) Accept(op string, tx *storage.Tx, in *Input) (*Result, error) {
 		return nil, err
 	}
 	res.Log = entry
-	res.Rec = &storage.SendRecord{Sender: in.Sender, MessageID: m.MessageId, ConvID: c.ID, ConvSeq: entry.Seq, Epoch: newEpoch, CreatedMs: in.NowMs}
+	res.Rec = &storage.SendRecord{Sender: sender, MessageID: m.MessageId, ConvID: c.ID, ConvSeq: entry.Seq, Epoch: newEpoch, CreatedMs: in.NowMs}
 	return res, tx.InsertSendRecord(res.Rec)
 }
 
@@ -192,8 +193,8 @@ func (h *Hub) checkCommit(op string, tx *storage.Tx, c *storage.Conversation, in
 		addrs = append(addrs, mb.Address)
 	}
 	if !member {
-		external := len(m.AddDevices) == 1 && m.AddDevices[0] == in.Sender && len(m.RemoveDevices) == 0
-		if !external || !UserOnRoster(addrs, in.User) {
+		external := len(m.AddDevices) == 1 && m.AddDevices[0] == in.Sender.String() && len(m.RemoveDevices) == 0
+		if !external || !UserOnRoster(addrs, in.Sender.User) {
 			return nil, nil, wire.Errorf(op, wire.Code_CODE_NOT_MEMBER, "not a member of %s", c.ID)
 		}
 	} else if len(m.AddDevices) > 0 && len(m.Welcome) == 0 {
@@ -206,7 +207,7 @@ func (h *Hub) checkCommit(op string, tx *storage.Tx, c *storage.Conversation, in
 		if !roster[a] {
 			return nil, nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "%s is not a member", a)
 		}
-		if a == in.Sender {
+		if a == in.Sender.String() {
 			return nil, nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "a device cannot commit its own removal")
 		}
 	}

@@ -56,7 +56,7 @@ func (h *Hub) checkGroupAuth(op string, tx *storage.Tx, c *storage.Conversation,
 		d, err := tx.Device(da.Device)
 		return err == nil && d.UserName == da.User.Local && d.Status != storage.DeviceActive
 	}
-	r := groupauth.Roster{Members: roster, Committer: in.Sender, Revoked: revoked}
+	r := groupauth.Roster{Members: roster, Committer: in.Sender.String(), Revoked: revoked}
 	if err := groupauth.Check(adminKey, c.ID, m.Epoch, r, ch, env.AuthenticatedData); err != nil {
 		return wire.Errorf(op, wire.Code_CODE_FORBIDDEN, "not an admin of %s: %v", c.ID, err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"hearth/homeserver/wire"
 	"hearth/keys/groupauth"
+	"hearth/keys/identity"
 	"hearth/keys/mls"
 	"hearth/keys/mls/suite"
 	"hearth/storage"
@@ -91,7 +92,7 @@ func TestGroupAuthHub(t *testing.T) {
 		db.Read(context.Background(), func(tx *storage.Tx) error {
 			cc := *c
 			cc.Kind = kind
-			err = srv.checkGroupAuth("test", tx, &cc, &Input{Send: m, Sender: "bob@x/1"}, roster)
+			err = srv.checkGroupAuth("test", tx, &cc, &Input{Send: m, Sender: identity.DeviceAddress{User: identity.UserAddress{Local: "bob", Domain: "x"}, Device: "1"}}, roster)
 			return nil
 		})
 		return err

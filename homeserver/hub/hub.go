@@ -46,9 +46,8 @@ func (h *Hub) Domain() string { return h.cfg.Domain }
 // Input is a validated Send (ValidateSend) with its sender.
 type Input struct {
 	Send     *wire.Send
-	Sender   string               // device address user@domain/DEVICE
-	DeviceID string               // the sender's device id when it is local, else ""
-	User     identity.UserAddress // the sender's user
+	Sender   identity.DeviceAddress // parsed at the edge
+	DeviceID string                 // the sender's device id when it is local, else ""
 	NowMs    int64
 }
 
