@@ -189,10 +189,7 @@ func (s *authority) nowMs() int64                   { return s.now().UnixMilli()
 func (s *authority) userAddress(name string) string { return name + "@" + s.cfg.Domain }
 
 func (s *authority) localName(user string) (string, bool) {
-	if !strings.Contains(user, "@") {
-		user += "@" + s.cfg.Domain
-	}
-	u, err := identity.NormalizeUser(user)
+	u, err := identity.NormalizeUserIn(user, s.cfg.Domain)
 	if err != nil || u.Domain != s.cfg.Domain {
 		return "", false
 	}

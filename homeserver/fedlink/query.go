@@ -2,7 +2,6 @@ package fedlink
 
 import (
 	"context"
-	"strings"
 
 	"hearth/federation"
 	"hearth/federation/fedwire"
@@ -13,10 +12,7 @@ import (
 
 // RemoteDomain reports the domain of a user address that is not ours.
 func (f *Queries) RemoteDomain(user string) (string, bool) {
-	if !strings.Contains(user, "@") {
-		return "", false
-	}
-	u, err := identity.NormalizeUser(user)
+	u, err := identity.NormalizeUserIn(user, f.domain)
 	if err != nil || u.Domain == f.domain {
 		return "", false
 	}

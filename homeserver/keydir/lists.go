@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"maps"
-	"strings"
 
 	"hearth/homeserver/wire"
 	"hearth/keys/identity"
@@ -107,10 +106,7 @@ func (s *Directory) LocalDeviceList(ctx context.Context, op, user string) (*wire
 // LocalUser resolves a user address of this domain. Other domains need
 // federation, which this server does not offer yet.
 func (s *Directory) LocalUser(op, user string) (string, error) {
-	if !strings.Contains(user, "@") {
-		user += "@" + s.cfg.Domain
-	}
-	u, err := identity.NormalizeUser(user)
+	u, err := identity.NormalizeUserIn(user, s.cfg.Domain)
 	if err != nil {
 		return "", wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "invalid user address %q", user)
 	}

@@ -49,3 +49,19 @@ func TestParseConversation(t *testing.T) {
 		t.Errorf("zero ConversationID prints %q", s)
 	}
 }
+
+func TestNormalizeUserIn(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"alice", "alice@home.example"},
+		{"Alice", "alice@home.example"},
+		{"bob@other.example", "bob@other.example"},
+		{"BOB@Other.Example", "bob@other.example"},
+		{"", ""},
+		{"a b", ""},
+	} {
+		u, err := NormalizeUserIn(tc.in, "home.example")
+		if got := u.String(); (err != nil) != (tc.want == "") || (err == nil && got != tc.want) {
+			t.Errorf("NormalizeUserIn(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+}
