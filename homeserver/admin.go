@@ -36,9 +36,6 @@ var (
 	_ admin.FederationKeyOps = (*Admin)(nil)
 )
 
-// Admin returns the server's admin operations.
-func (s *Server) Admin() *Admin { return s.admin }
-
 func (s *Admin) nowMs() int64                   { return s.now().UnixMilli() }
 func (s *Admin) userAddress(name string) string { return name + "@" + s.cfg.Domain }
 

@@ -87,7 +87,7 @@ func TestBadCredentials(t *testing.T) {
 		t.Fatalf("wrong password and unknown user differ: %q vs %q", wrong.Message, unknown.Message)
 	}
 	login("bob@other.example", "password-bob")
-	devs, err := h.s.Admin().DeviceList(context.Background(), "bob")
+	devs, err := h.s.DeviceList(context.Background(), "bob")
 	if err != nil || len(devs) != 0 {
 		t.Fatalf("failed logins created devices: %v %v", devs, err)
 	}
@@ -170,7 +170,7 @@ func TestDisabledUser(t *testing.T) {
 	h := newHarness(t, Config{})
 	c, _ := h.firstDevice("frank")
 	ctx := context.Background()
-	if err := h.s.Admin().UserSetDisabled(ctx, "frank", true); err != nil {
+	if err := h.s.UserSetDisabled(ctx, "frank", true); err != nil {
 		t.Fatal(err)
 	}
 	c.closed(wire.Code_CODE_USER_DISABLED)
@@ -178,7 +178,7 @@ func TestDisabledUser(t *testing.T) {
 		t.Fatalf("disabled user's token: %v", e)
 	}
 	h.connect().fails(&wire.ClientFrame{Body: &wire.ClientFrame_Login{Login: &wire.Login{User: "frank", Password: "password-frank"}}}, wire.Code_CODE_USER_DISABLED)
-	if err := h.s.Admin().UserSetDisabled(ctx, "frank", false); err != nil {
+	if err := h.s.UserSetDisabled(ctx, "frank", false); err != nil {
 		t.Fatal(err)
 	}
 	if hello := h.connect().hello(c.access); hello.GetHelloOk() == nil {
@@ -190,21 +190,21 @@ func TestAdminRevokeAndDelete(t *testing.T) {
 	h := newHarness(t, Config{})
 	ctx := context.Background()
 	c, _ := h.firstDevice("gina")
-	if err := h.s.Admin().DeviceRevoke(ctx, "gina", c.device); err != nil {
+	if err := h.s.DeviceRevoke(ctx, "gina", c.device); err != nil {
 		t.Fatal(err)
 	}
 	c.closed(wire.Code_CODE_DEVICE_REVOKED)
-	if err := h.s.Admin().DeviceRevoke(ctx, "gina", c.device); wire.KindOf(err) != wire.Code_CODE_CONFLICT {
+	if err := h.s.DeviceRevoke(ctx, "gina", c.device); wire.KindOf(err) != wire.Code_CODE_CONFLICT {
 		t.Fatalf("second revoke: %v", err)
 	}
-	devs, _ := h.s.Admin().DeviceList(ctx, "gina")
+	devs, _ := h.s.DeviceList(ctx, "gina")
 	if len(devs) != 1 || devs[0].Status != "revoked" {
 		t.Fatalf("devices %v", devs)
 	}
 	c2 := h.connect()
 	lk, _ := identity.GenerateLinkKey(rand.Reader)
 	c2.login("gina", "password-gina", lk.Public().Bytes())
-	if err := h.s.Admin().UserDelete(ctx, "gina"); err != nil {
+	if err := h.s.UserDelete(ctx, "gina"); err != nil {
 		t.Fatal(err)
 	}
 	c2.closed(wire.Code_CODE_USER_DISABLED)

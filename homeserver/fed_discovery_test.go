@@ -83,7 +83,7 @@ func TestFederationDiscovery(t *testing.T) {
 	if d := collect(t, alice, 1, fedWait)[0]; string(d.Payload) != "via discovery" {
 		t.Fatalf("alice got %v", d)
 	}
-	info, err := a.s.Admin().FederationList(t.Context())
+	info, err := a.s.FederationList(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestFederationDiscovery(t *testing.T) {
 
 	// A discovered document is fetched again once it is over an hour old:
 	// a's view of b's keys follows b's rotation then.
-	rot, err := b.s.Admin().FederationKeyRotate(t.Context(), time.Hour)
+	rot, err := b.s.FederationKeyRotate(t.Context(), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

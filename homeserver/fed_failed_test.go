@@ -68,7 +68,7 @@ func TestFederationDeliveryFailed(t *testing.T) {
 	// Once a has expired both DELIVERs to c and no server has anything
 	// queued, nothing more can come.
 	waitFor(t, fedWait, func() bool {
-		st, err := a.s.Admin().FederationList(t.Context())
+		st, err := a.s.FederationList(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +90,7 @@ func TestFederationDeliveryFailed(t *testing.T) {
 		default:
 		}
 	}
-	st, err := a.s.Admin().FederationList(t.Context())
+	st, err := a.s.FederationList(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestFederationDeliveryFailed(t *testing.T) {
 func drained(t *testing.T, n *fedNode) {
 	t.Helper()
 	waitFor(t, fedWait, func() bool {
-		st, err := n.s.Admin().FederationList(t.Context())
+		st, err := n.s.FederationList(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}

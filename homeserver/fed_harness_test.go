@@ -137,7 +137,7 @@ func pinAll(t testing.TB, nodes ...*fedNode) {
 			if a == b {
 				continue
 			}
-			if _, err := a.s.Admin().FederationPeerAdd(context.Background(), b.domain, b.addr, b.caPEM); err != nil {
+			if _, err := a.s.FederationPeerAdd(context.Background(), b.domain, b.addr, b.caPEM); err != nil {
 				t.Fatalf("%s pins %s: %v", a.domain, b.domain, err)
 			}
 		}
@@ -166,7 +166,7 @@ type fedUser struct {
 // addUser creates name on the node and logs its first device in.
 func (n *fedNode) addUser(name string) (*fedUser, *client) {
 	n.t.Helper()
-	if _, err := n.s.Admin().UserAdd(context.Background(), name, []byte("password-"+name), false); err != nil {
+	if _, err := n.s.UserAdd(context.Background(), name, []byte("password-"+name), false); err != nil {
 		n.t.Fatal(err)
 	}
 	rk, err := identity.NewRecoveryKey(rand.Reader)

@@ -19,7 +19,7 @@ func TestKeyRefreshSharedByConcurrentRequests(t *testing.T) {
 	ctx := context.Background()
 	a, b := newFedNode(t, "a.example"), newFedNode(t, "b.example")
 	pinAll(t, a, b)
-	if _, err := a.s.Admin().FederationKeyRotate(ctx, 0); err != nil {
+	if _, err := a.s.FederationKeyRotate(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
 	key := a.s.fed.Peers.SigningKey()

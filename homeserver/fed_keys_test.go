@@ -33,14 +33,14 @@ func TestFederationKeyRotation(t *testing.T) {
 	collect(t, bob, 1, fedWait)
 
 	old := a.skey
-	rot, err := a.s.Admin().FederationKeyRotate(ctx, 0)
+	rot, err := a.s.FederationKeyRotate(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rot.Retired != string(old.ID()) || rot.Current == rot.Retired {
 		t.Fatalf("rotation: %+v (old key %s)", rot, old.ID())
 	}
-	if _, err := a.s.Admin().FederationKeyRotate(ctx, -time.Second); wire.KindOf(err) != wire.Code_CODE_BAD_REQUEST {
+	if _, err := a.s.FederationKeyRotate(ctx, -time.Second); wire.KindOf(err) != wire.Code_CODE_BAD_REQUEST {
 		t.Fatalf("negative grace: %v", err)
 	}
 	checkDoc := func() {
@@ -117,7 +117,7 @@ func TestFederationKeyRotation(t *testing.T) {
 	// The rotation is durable: after a restart a signs with the new key.
 	a.restart()
 	checkDoc()
-	if info, err := a.s.Admin().FederationList(ctx); err != nil || info.KeyID != rot.Current {
+	if info, err := a.s.FederationList(ctx); err != nil || info.KeyID != rot.Current {
 		t.Fatalf("after restart key %q, want %q (%v)", info.KeyID, rot.Current, err)
 	}
 	alice = a.resume(alice, 1)

@@ -120,7 +120,7 @@ func TestFederationRefusals(t *testing.T) {
 	}
 
 	// Denied: nothing from b is taken any more.
-	if err := a.s.Admin().FederationPolicy(context.Background(), "deny", "b.example"); err != nil {
+	if err := a.s.FederationPolicy(context.Background(), "deny", "b.example"); err != nil {
 		t.Fatal(err)
 	}
 	applied = a.rows(t)

@@ -183,7 +183,7 @@ func waitBackoff(t *testing.T, n *fedNode, dest string, depth, attempts int) {
 	t.Helper()
 	end := time.Now().Add(fedWait)
 	for {
-		st, err := n.s.Admin().FederationList(context.Background())
+		st, err := n.s.FederationList(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -231,7 +231,7 @@ func TestFederationExpiry(t *testing.T) {
 	if e.GetCode() != wire.Code_CODE_UNAVAILABLE || !strings.Contains(e.GetMessage(), "expired") {
 		t.Fatalf("expired send answered %v", e)
 	}
-	st, err := b.s.Admin().FederationList(context.Background())
+	st, err := b.s.FederationList(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,13 +261,13 @@ func TestFederationDeniedDestination(t *testing.T) {
 	createFedConv(alice, conv)
 	alice.must(addCommit(conv, "add", 0, bob.addr()))
 	collect(t, bob, 1, fedWait)
-	if err := a.s.Admin().FederationPolicy(context.Background(), "deny", "b.example"); err != nil {
+	if err := a.s.FederationPolicy(context.Background(), "deny", "b.example"); err != nil {
 		t.Fatal(err)
 	}
 	alice.must(appMsg(conv, "held", 1, "x"))
 	waitBackoff(t, a, "b.example", 1, 2)
 	bob.noDelivery()
-	if err := a.s.Admin().FederationPolicy(context.Background(), "allow", "b.example"); err != nil {
+	if err := a.s.FederationPolicy(context.Background(), "allow", "b.example"); err != nil {
 		t.Fatal(err)
 	}
 	if d := collect(t, bob, 1, fedWait)[0]; d.MessageId != "held" {

@@ -130,7 +130,7 @@ func (h *harness) restart() { h.stop(); h.start() }
 
 func (h *harness) addUser(name string) {
 	h.t.Helper()
-	if _, err := h.s.Admin().UserAdd(context.Background(), name, []byte("password-"+name), false); err != nil {
+	if _, err := h.s.UserAdd(context.Background(), name, []byte("password-"+name), false); err != nil {
 		h.t.Fatal(err)
 	}
 }

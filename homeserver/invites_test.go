@@ -24,7 +24,7 @@ func registerFrame(code, user, pw string) *wire.ClientFrame {
 
 func (h *harness) invite(uses int, ttl time.Duration) admin.InviteCreated {
 	h.t.Helper()
-	inv, err := h.s.Admin().InviteCreate(context.Background(), uses, ttl)
+	inv, err := h.s.InviteCreate(context.Background(), uses, ttl)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func (h *harness) invite(uses int, ttl time.Duration) admin.InviteCreated {
 // inviteState returns the listed invite with this id.
 func (h *harness) inviteState(id int64) admin.InviteInfo {
 	h.t.Helper()
-	list, err := h.s.Admin().InviteList(context.Background())
+	list, err := h.s.InviteList(context.Background())
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestRegisterWithInvite(t *testing.T) {
 	c.fails(registerFrame(inv.Code, "dora2", "password-dora"), wire.Code_CODE_BAD_REQUEST)
 	// The account is an ordinary user that can log in with its password.
 	h.connect().login("dora", "password-dora", nil)
-	us, err := h.s.Admin().UserList(context.Background())
+	us, err := h.s.UserList(context.Background())
 	if err != nil || len(us) != 1 || us[0].Admin || us[0].Devices != 2 {
 		t.Fatalf("users %+v %v", us, err)
 	}
@@ -91,7 +91,7 @@ func TestRegisterWithInvite(t *testing.T) {
 	}
 	h.assertNoUser("fred")
 	// Listings never carry the code.
-	list, _ := h.s.Admin().InviteList(context.Background())
+	list, _ := h.s.InviteList(context.Background())
 	js, _ := json.Marshal(list)
 	raw := strings.ReplaceAll(inv.Code, "-", "")
 	if strings.Contains(string(js), raw) || strings.Contains(string(js), inv.Code) || len(list) != 1 || list[0].Prefix != raw[:4] {
@@ -118,14 +118,14 @@ func TestRegisterRefused(t *testing.T) {
 	}
 
 	byCode, byID := h.invite(3, time.Hour), h.invite(3, time.Hour)
-	if err := h.s.Admin().InviteRevoke(ctx, strings.ToLower(byCode.Code), 0); err != nil {
+	if err := h.s.InviteRevoke(ctx, strings.ToLower(byCode.Code), 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.s.Admin().InviteRevoke(ctx, "", byID.ID); err != nil {
+	if err := h.s.InviteRevoke(ctx, "", byID.ID); err != nil {
 		t.Fatal(err)
 	}
 	var we *wire.Error
-	if err := h.s.Admin().InviteRevoke(ctx, byCode.Code, 0); !errors.As(err, &we) || we.Kind != wire.Code_CODE_NOT_FOUND {
+	if err := h.s.InviteRevoke(ctx, byCode.Code, 0); !errors.As(err, &we) || we.Kind != wire.Code_CODE_NOT_FOUND {
 		t.Fatalf("second revoke: %v", err)
 	}
 	try(byCode.Code, "hana", "password-hana", wire.Code_CODE_FORBIDDEN, "revoked")
@@ -142,14 +142,14 @@ func TestRegisterRefused(t *testing.T) {
 	if got := h.inviteState(good.ID); got.UsesLeft != 1 {
 		t.Fatalf("refused registrations consumed the invite: %+v", got)
 	}
-	if us, err := h.s.Admin().UserList(ctx); err != nil || len(us) != 0 {
+	if us, err := h.s.UserList(ctx); err != nil || len(us) != 0 {
 		t.Fatalf("refused registrations stored users: %+v %v", us, err)
 	}
 	for _, bad := range []struct {
 		uses int
 		ttl  time.Duration
 	}{{0, time.Hour}, {maxInviteUses + 1, time.Hour}, {1, 0}, {1, maxInviteTTL + time.Hour}} {
-		if _, err := h.s.Admin().InviteCreate(ctx, bad.uses, bad.ttl); !errors.As(err, &we) || we.Kind != wire.Code_CODE_BAD_REQUEST {
+		if _, err := h.s.InviteCreate(ctx, bad.uses, bad.ttl); !errors.As(err, &we) || we.Kind != wire.Code_CODE_BAD_REQUEST {
 			t.Fatalf("InviteCreate(%d, %v): %v", bad.uses, bad.ttl, err)
 		}
 	}

@@ -165,7 +165,7 @@ func TestCloseEndsSessions(t *testing.T) {
 	alice.closed(wire.Code_CODE_UNAVAILABLE)
 	anon.closed(wire.Code_CODE_UNAVAILABLE)
 	h.connect().closed(wire.Code_CODE_UNAVAILABLE) // a stream after Close
-	st, err := h.s.Admin().Status(context.Background())
+	st, err := h.s.Status(context.Background())
 	if err != nil || st.OnlineSessions != 0 {
 		t.Fatalf("status after close %v %v", st, err)
 	}
@@ -174,7 +174,7 @@ func TestCloseEndsSessions(t *testing.T) {
 func TestAdminOps(t *testing.T) {
 	h := newHarness(t, Config{})
 	ctx := context.Background()
-	if _, err := h.s.Admin().UserAdd(ctx, "root", []byte("long enough"), true); err != nil {
+	if _, err := h.s.UserAdd(ctx, "root", []byte("long enough"), true); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -188,33 +188,33 @@ func TestAdminOps(t *testing.T) {
 		{"-x", "long enough", wire.Code_CODE_BAD_REQUEST},
 		{"ok", "short", wire.Code_CODE_BAD_REQUEST},
 	} {
-		if _, err := h.s.Admin().UserAdd(ctx, tc.name, []byte(tc.pw), false); wire.KindOf(err) != tc.code {
+		if _, err := h.s.UserAdd(ctx, tc.name, []byte(tc.pw), false); wire.KindOf(err) != tc.code {
 			t.Errorf("UserAdd(%q, %q): %v, want %v", tc.name, tc.pw, err, tc.code)
 		}
 	}
-	users, err := h.s.Admin().UserList(ctx)
+	users, err := h.s.UserList(ctx)
 	if err != nil || len(users) != 1 || !users[0].Admin || users[0].Address != "root@"+testDomain {
 		t.Fatalf("users %v %v", users, err)
 	}
-	if err := h.s.Admin().UserPasswd(ctx, "root", []byte("another password")); err != nil {
+	if err := h.s.UserPasswd(ctx, "root", []byte("another password")); err != nil {
 		t.Fatal(err)
 	}
 	c := h.connect()
 	c.fails(&wire.ClientFrame{Body: &wire.ClientFrame_Login{Login: &wire.Login{User: "root", Password: "long enough"}}}, wire.Code_CODE_BAD_CREDENTIALS)
 	c.login("root", "another password", nil)
 	for _, err := range []error{
-		h.s.Admin().UserSetDisabled(ctx, "nobody", true), h.s.Admin().UserDelete(ctx, "nobody"), h.s.Admin().UserPasswd(ctx, "nobody", []byte("12345678")),
-		h.s.Admin().DeviceRevoke(ctx, "root", "NOSUCH"),
+		h.s.UserSetDisabled(ctx, "nobody", true), h.s.UserDelete(ctx, "nobody"), h.s.UserPasswd(ctx, "nobody", []byte("12345678")),
+		h.s.DeviceRevoke(ctx, "root", "NOSUCH"),
 	} {
 		if wire.KindOf(err) != wire.Code_CODE_NOT_FOUND {
 			t.Errorf("got %v, want NOT_FOUND", err)
 		}
 	}
-	st, err := h.s.Admin().Status(ctx)
+	st, err := h.s.Status(ctx)
 	if err != nil || st.Users != 1 || st.OnlineSessions != 1 || st.Domain != testDomain {
 		t.Fatalf("status %v %v", st, err)
 	}
-	devs, err := h.s.Admin().DeviceList(ctx, "root")
+	devs, err := h.s.DeviceList(ctx, "root")
 	if err != nil || len(devs) != 1 || !devs[0].Online || devs[0].Status != "active" {
 		t.Fatalf("devices %v %v", devs, err)
 	}

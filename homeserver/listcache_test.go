@@ -86,7 +86,7 @@ func TestDeviceListCacheFollowsWrites(t *testing.T) {
 	}
 	close(stop)
 	done.Wait()
-	if err := h.s.Admin().UserDelete(context.Background(), "alice"); err != nil {
+	if err := h.s.UserDelete(context.Background(), "alice"); err != nil {
 		t.Fatal(err)
 	}
 	bob.fails(&wire.ClientFrame{Body: &wire.ClientFrame_FetchDeviceList{FetchDeviceList: &wire.FetchDeviceList{User: user}}}, wire.Code_CODE_NOT_FOUND)

@@ -211,7 +211,7 @@ func TestMediaJanitor(t *testing.T) {
 	}
 
 	// A deleted user's media goes, files included, at the next pass.
-	if err := h.s.Admin().UserDelete(t.Context(), "alice"); err != nil {
+	if err := h.s.UserDelete(t.Context(), "alice"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h.s.RunMediaJanitor(t.Context()); err != nil {

@@ -29,7 +29,7 @@ func TestAdminRevokeNamesListedDevice(t *testing.T) {
 		t.Fatalf("nothing revoked, HelloOK names %v", got)
 	}
 
-	if err := h.s.Admin().DeviceRevoke(context.Background(), "alice", ok.DeviceId); err != nil {
+	if err := h.s.DeviceRevoke(context.Background(), "alice", ok.DeviceId); err != nil {
 		t.Fatal(err)
 	}
 	var pushed []string

@@ -33,12 +33,14 @@ type Server struct {
 	dlv      *delivery.Engine // pushes mailboxes to sessions (homeserver/delivery)
 	presence Presence
 	limits   *limiters
-	auth     *authority        // passwords, tokens, devices' credentials (auth.go)
-	admin    *Admin            // admin operations (admin.go)
-	hub      *hub.Hub          // the conversation hub's rules (homeserver/hub)
-	fed      *fedlink.Link     // nil: federation off
-	dir      *keydir.Directory // the key directory (homeserver/keydir)
-	mediaSt  *mediastore.Store // media files and uploads (homeserver/mediastore)
+	auth     *authority // passwords, tokens, devices' credentials (auth.go)
+	// Admin holds the admin operations (admin.go); embedded, so that the
+	// Server offers them (admin.Ops) to the admin socket and to tests.
+	*Admin
+	hub     *hub.Hub          // the conversation hub's rules (homeserver/hub)
+	fed     *fedlink.Link     // nil: federation off
+	dir     *keydir.Directory // the key directory (homeserver/keydir)
+	mediaSt *mediastore.Store // media files and uploads (homeserver/mediastore)
 	// datagramPushes counts signals sent as datagrams (datagram.go).
 	datagramPushes atomic.Uint64
 
@@ -106,7 +108,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err := s.wireHubAndFederation(deps.ServerKey); err != nil {
 		return nil, err
 	}
-	s.admin = &Admin{cfg: cfg, db: deps.DB, log: deps.Log, now: deps.Now, rand: s.rand, started: deps.Now(),
+	s.Admin = &Admin{cfg: cfg, db: deps.DB, log: deps.Log, now: deps.Now, rand: s.rand, started: deps.Now(),
 		auth: s.auth, reg: s.reg, dir: s.dir, fed: s.fed}
 	if cfg.RetentionInterval > 0 {
 		s.wg.Add(1)

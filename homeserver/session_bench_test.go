@@ -60,7 +60,7 @@ func BenchmarkIdleSessionState(b *testing.B) {
 func waitOnline(b *testing.B, s *Server, n int) {
 	b.Helper()
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		st, err := s.Admin().Status(context.Background())
+		st, err := s.Status(context.Background())
 		if err != nil {
 			b.Fatal(err)
 		}

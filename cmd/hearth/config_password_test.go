@@ -58,7 +58,7 @@ func TestConfigPasswordHash(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hs.Close()
-	if _, err := hs.Admin().UserAdd(context.Background(), "cheap", []byte("password-cheap"), false); err != nil {
+	if _, err := hs.UserAdd(context.Background(), "cheap", []byte("password-cheap"), false); err != nil {
 		t.Fatal(err)
 	}
 	var u *storage.User

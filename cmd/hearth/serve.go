@@ -35,7 +35,7 @@ var version = "dev"
 var (
 	_ transport.StreamServer  = (*homeserver.Server)(nil)
 	_ transport.HistoryServer = (*homeserver.Server)(nil)
-	_ admin.Ops               = (*homeserver.Admin)(nil)
+	_ admin.Ops               = (*homeserver.Server)(nil)
 )
 
 // shutdownGrace is how long sessions get to end after SIGINT/SIGTERM.
@@ -141,7 +141,7 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger) error 
 		Streams: hs, History: hs, Media: hs, TLS: tlsConf, Log: log.With("component", "transport"), Federation: hs.FederationHandler(),
 		ResetKey: resetKey,
 		Health: func(ctx context.Context) (transport.Health, error) {
-			st, err := hs.Admin().Status(ctx)
+			st, err := hs.Status(ctx)
 			return transport.Health{Domain: st.Domain, Version: st.Version, StartedMs: st.StartedMs, OnlineSessions: st.OnlineSessions}, err
 		},
 	})
@@ -159,7 +159,7 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger) error 
 		ln.Close()
 		return err
 	}
-	adm := admin.NewSocketServer(hs.Admin(), log.With("component", "admin"))
+	adm := admin.NewSocketServer(hs, log.With("component", "admin"))
 
 	errc := make(chan error, 3)
 	go func() { errc <- tr.ServeQUIC(pc) }()
