@@ -54,7 +54,7 @@ type Server struct {
 func New(cfg Config, deps Deps) (*Server, error) {
 	const op = "homeserver.New"
 	cfg = cfg.withDefaults()
-	if _, err := identity.ParseUser("x@" + cfg.Domain); err != nil {
+	if err := identity.CheckDomain(cfg.Domain); err != nil {
 		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "invalid domain %q", cfg.Domain)
 	}
 	if deps.DB == nil {

@@ -19,7 +19,7 @@ import (
 // fetchRemoteMedia reads a range of a media held by another server.
 func (f *Queries) FetchMedia(ctx context.Context, r *wire.DownloadMedia) (*wire.MediaData, error) {
 	const op = "homeserver.DownloadMedia"
-	if _, err := identity.ParseUser("x@" + r.GetServer()); err != nil {
+	if err := identity.CheckDomain(r.GetServer()); err != nil {
 		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "bad server %q", r.GetServer())
 	}
 	if !media.ValidID(r.GetMediaId()) {

@@ -20,6 +20,10 @@
 // AcceptCommit is the one place a commit is accepted: a verifier of the
 // commit against the conversation's public MLS state belongs there.
 //
+// Conversations are created here (ValidateCreate, Create) with the
+// creating device as the only member; Visible and OfUser describe them to
+// their users' devices.
+//
 // # Following a remote hub (Hub.ApplyDeliver)
 //
 // A conversation hubbed elsewhere has a copy here: its log at the hub's
