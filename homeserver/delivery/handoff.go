@@ -1,4 +1,4 @@
-package homeserver
+package delivery
 
 import (
 	"slices"
@@ -7,17 +7,17 @@ import (
 )
 
 // Handed entries: after the transaction that accepted a Send commits,
-// send.go hands the new mailbox entries to the recipients' pushers through
+// Engine.HandCommitted hands the new mailbox entries to the recipients' pushers through
 // the router (EntryNotifier), so that a pusher that is exactly caught up
 // pushes them without reading them back from the database. They are only
 // hints: the entries are durable in the mailbox. A pusher that cannot
 // continue its cursor from them (a gap in seq, entries it was only
 // notified of, hints dropped over the bound, a fresh Sync) reads the
-// database as before.
+// database.
 
 const (
-	maxHandoffs     = 64      // hints a pusher keeps at most
-	maxHandoffBytes = 1 << 20 // payload bytes of the hints it keeps at most
+	MaxHandoffs     = 64      // hints a pusher keeps at most
+	MaxHandoffBytes = 1 << 20 // payload bytes of the hints it keeps at most
 )
 
 // handoff is one handed entry: the device's seq and the message, shared by
@@ -39,7 +39,7 @@ func handoffSize(e *storage.Entry) int { return len(e.Payload) + len(e.GroupInfo
 // add keeps a hint; false if it was dropped because the set is full.
 func (h *handoffs) add(seq uint64, e *storage.Entry) bool {
 	size := handoffSize(e)
-	if len(h.list) >= maxHandoffs || h.bytes+size > maxHandoffBytes {
+	if len(h.list) >= MaxHandoffs || h.bytes+size > MaxHandoffBytes {
 		return false
 	}
 	i, found := slices.BinarySearchFunc(h.list, seq, func(x handoff, s uint64) int {
@@ -98,7 +98,7 @@ func (h *handoffs) shift(n int) {
 
 // offer is the pusher's router callback: e is a just-committed entry at
 // seq, or nil when the router only says that something new is stored.
-func (p *pusher) offer(seq uint64, e *storage.Entry) {
+func (p *Pusher) offer(seq uint64, e *storage.Entry) {
 	p.mu.Lock()
 	if p.stopped {
 		p.mu.Unlock()
@@ -112,14 +112,14 @@ func (p *pusher) offer(seq uint64, e *storage.Entry) {
 }
 
 // wake is offer without an entry: something new is stored.
-func (p *pusher) wake() { p.offer(0, nil) }
+func (p *Pusher) wake() { p.offer(0, nil) }
 
 // next returns the hints that continue the cursor (at most n) or, when
 // there are none, whether the database must be read: entries were stored
 // that were not handed (stale), or the first hint leaves a gap after the
 // cursor (gapOnly: the entries before it committed no later than it did,
 // and a read finds them).
-func (p *pusher) next(n int) (hs []handoff, read, gapOnly bool) {
+func (p *Pusher) next(n int) (hs []handoff, read, gapOnly bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.hints.dropThrough(p.cursor)
@@ -136,14 +136,14 @@ func (p *pusher) next(n int) (hs []handoff, read, gapOnly bool) {
 
 // dropHints forgets every hint: a read that began after they were handed
 // found none of them, so they are not (or no longer) in the mailbox.
-func (p *pusher) dropHints() {
+func (p *Pusher) dropHints() {
 	p.mu.Lock()
 	p.hints.dropThrough(^uint64(0))
 	p.mu.Unlock()
 }
 
 // moreStored says a read filled its batch: more entries may be stored.
-func (p *pusher) moreStored() {
+func (p *Pusher) moreStored() {
 	p.mu.Lock()
 	p.stale = true
 	p.mu.Unlock()

@@ -1,4 +1,4 @@
-package homeserver
+package delivery
 
 import (
 	"context"
@@ -9,24 +9,17 @@ import (
 	"hearth/storage"
 )
 
-// FuncRouter is implemented by Routers that can call a function instead of
-// waking a channel (LocalRouter does). A pusher then holds no goroutine
-// while its device has nothing new: one runs only while there is
-// something to push.
-type FuncRouter interface {
-	// SubscribeFunc calls fn after each Notify for the device (fn must not
-	// block) until cancel is called.
-	SubscribeFunc(deviceID string, fn func()) (cancel func())
-}
-
 const pushBatch = 64 // mailbox entries read per query
 
 // pusher pushes one device's mailbox to one session in seq order, with at
 // most DeliveryWindow entries unacknowledged. It runs on a goroutine only
 // while there is work: a Notify (new entries) or an Ack (window moved)
 // kicks it, and it stops when it has caught up or the window is full.
-type pusher struct {
-	ss     *session
+type Pusher struct {
+	e      *Engine
+	device string
+	write1 func(*wire.ServerFrame) error
+	fail   func()
 	ctx    context.Context
 	cancel context.CancelFunc
 	unsub  func()
@@ -36,7 +29,7 @@ type pusher struct {
 	cursor uint64        // used only by the running pass
 
 	mu      sync.Mutex
-	hints   handoffs // just-committed entries handed by the router (session_handoff.go)
+	hints   handoffs // just-committed entries handed by the router (handoff.go)
 	stale   bool     // entries may be stored that are not in hints: read
 	started bool     // kicks before start only mark work (SyncOK goes first)
 	running bool
@@ -45,22 +38,24 @@ type pusher struct {
 	wg      sync.WaitGroup
 }
 
-// newPusher subscribes to the device's notifications (before the first
-// read, so that no wake-up is missed) without pushing yet: start does.
-func (ss *session) newPusher(start uint64) *pusher {
-	ctx, cancel := context.WithCancel(ss.ctx)
-	p := &pusher{ss: ss, ctx: ctx, cancel: cancel, cursor: start, stale: true}
+// NewPusher subscribes to the device's notifications (before the first
+// read, so that no wake-up is missed) without pushing yet: Start does. It
+// pushes entries after start with write; fail ends the session when the
+// stream or the database fails. ctx is the session's.
+func (e *Engine) NewPusher(ctx context.Context, device string, start uint64, write func(*wire.ServerFrame) error, fail func()) *Pusher {
+	ctx, cancel := context.WithCancel(ctx)
+	p := &Pusher{e: e, device: device, write1: write, fail: fail, ctx: ctx, cancel: cancel, cursor: start, stale: true}
 	p.pushed.Store(start)
 	p.acked.Store(start)
-	if er, ok := ss.s.router.(EntrySubscriber); ok {
-		p.unsub = er.SubscribeEntries(ss.deviceID, p.offer)
+	if er, ok := e.router.(EntrySubscriber); ok {
+		p.unsub = er.SubscribeEntries(device, p.offer)
 		return p
 	}
-	if fr, ok := ss.s.router.(FuncRouter); ok {
-		p.unsub = fr.SubscribeFunc(ss.deviceID, p.wake)
+	if fr, ok := e.router.(FuncRouter); ok {
+		p.unsub = fr.SubscribeFunc(device, p.wake)
 		return p
 	}
-	wake, unsub := ss.s.router.Subscribe(ss.deviceID)
+	wake, unsub := e.router.Subscribe(device)
 	p.unsub = unsub
 	p.wg.Add(1)
 	go func() { // a Router without callbacks: one goroutine turns wake-ups into kicks
@@ -77,16 +72,32 @@ func (ss *session) newPusher(start uint64) *pusher {
 	return p
 }
 
-// start begins pushing (after the SyncOK answer was written).
-func (p *pusher) start() {
+// Start begins pushing (after the SyncOK answer was written).
+func (p *Pusher) Start() {
 	p.mu.Lock()
 	p.started = true
 	p.mu.Unlock()
 	p.kick()
 }
 
+// Ack moves the window to up (a durable cumulative acknowledgement) and
+// asks for a pass.
+func (p *Pusher) Ack(up uint64) {
+	for {
+		cur := p.acked.Load()
+		if up <= cur || p.acked.CompareAndSwap(cur, up) {
+			break
+		}
+	}
+	p.kick() // the window moved
+}
+
+// Reads is how many times the pusher read the mailbox (tests and
+// benchmarks count them).
+func (p *Pusher) Reads() uint64 { return p.reads.Load() }
+
 // kick asks for a pass; it never blocks.
-func (p *pusher) kick() {
+func (p *Pusher) kick() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stopped {
@@ -101,7 +112,7 @@ func (p *pusher) kick() {
 	go p.run()
 }
 
-func (p *pusher) run() {
+func (p *Pusher) run() {
 	defer p.wg.Done()
 	for {
 		p.mu.Lock()
@@ -121,8 +132,8 @@ func (p *pusher) run() {
 	}
 }
 
-// stop ends the pusher and waits for a running pass.
-func (p *pusher) stop() {
+// Stop ends the pusher and waits for a running pass.
+func (p *Pusher) Stop() {
 	p.mu.Lock()
 	p.stopped = true
 	p.mu.Unlock()
@@ -135,9 +146,8 @@ func (p *pusher) stop() {
 // handed entries that continue the cursor, else what a database read
 // finds. It returns false when the session is over (stream or database
 // failure).
-func (p *pusher) pushAvailable() bool {
-	ss := p.ss
-	window := uint64(ss.s.cfg.DeliveryWindow)
+func (p *Pusher) pushAvailable() bool {
+	window := uint64(p.e.window)
 	for {
 		p.cursor = max(p.cursor, p.acked.Load())
 		inflight := p.cursor - min(p.cursor, p.acked.Load())
@@ -147,7 +157,7 @@ func (p *pusher) pushAvailable() bool {
 		n := int(min(window-inflight, pushBatch))
 		hs, read, gapOnly := p.next(n)
 		for _, h := range hs {
-			d := delivery(h.e)
+			d := Delivery(h.e)
 			d.Seq = h.seq
 			if !p.write(d) {
 				return false
@@ -160,22 +170,22 @@ func (p *pusher) pushAvailable() bool {
 			continue
 		}
 		var es []*storage.Entry
-		err := ss.s.db.Read(p.ctx, func(tx *storage.Tx) (err error) { es, err = tx.Entries(ss.deviceID, p.cursor, n); return err })
+		err := p.e.db.Read(p.ctx, func(tx *storage.Tx) (err error) { es, err = tx.Entries(p.device, p.cursor, n); return err })
 		p.reads.Add(1)
 		if err != nil {
 			if p.ctx.Err() == nil {
-				ss.s.log.Error("delivery read failed", "device", ss.deviceID, "err", err)
-				ss.cancel()
+				p.e.log.Error("delivery read failed", "device", p.device, "err", err)
+				p.fail()
 			}
 			return false
 		}
 		for _, e := range es {
-			if !p.write(delivery(e)) {
+			if !p.write(Delivery(e)) {
 				return false
 			}
 		}
 		if len(es) == 0 && gapOnly {
-			ss.s.log.Error("delivery: handed entries not in the mailbox", "device", ss.deviceID, "after", p.cursor)
+			p.e.log.Error("delivery: handed entries not in the mailbox", "device", p.device, "after", p.cursor)
 			p.dropHints() // never read in a loop for them
 		}
 		if len(es) == n {
@@ -185,29 +195,12 @@ func (p *pusher) pushAvailable() bool {
 }
 
 // write pushes one delivery and moves the cursor past it.
-func (p *pusher) write(d *wire.Delivery) bool {
-	if err := p.ss.fw.WriteMessage(&wire.ServerFrame{Body: &wire.ServerFrame_Delivery{Delivery: d}}); err != nil {
-		p.ss.cancel()
+func (p *Pusher) write(d *wire.Delivery) bool {
+	if err := p.write1(&wire.ServerFrame{Body: &wire.ServerFrame_Delivery{Delivery: d}}); err != nil {
+		p.fail()
 		return false
 	}
 	p.cursor = d.Seq
 	p.pushed.Store(p.cursor)
 	return true
-}
-
-// stopPush ends the running Sync, if any, and waits for it.
-func (ss *session) stopPush() {
-	ss.pushMu.Lock()
-	p := ss.push
-	ss.push = nil
-	ss.pushMu.Unlock()
-	if p != nil {
-		p.stop()
-	}
-}
-
-func (ss *session) currentPush() *pusher {
-	ss.pushMu.Lock()
-	defer ss.pushMu.Unlock()
-	return ss.push
 }

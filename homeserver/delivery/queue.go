@@ -1,13 +1,13 @@
-package homeserver
+package delivery
 
 import "sync"
 
-// lazyQueue runs queued functions one at a time, in order, on a goroutine
+// Queue runs queued functions one at a time, in order, on a goroutine
 // that exists only while there is something queued. An idle session
 // therefore holds neither a goroutine nor a buffer for its replies or its
 // ephemeral pushes. At most limit functions wait; push then blocks
 // (backpressure) and tryPush drops.
-type lazyQueue struct {
+type Queue struct {
 	mu      sync.Mutex
 	space   sync.Cond // signalled when a waiting function is taken
 	items   []func()  // nil while idle
@@ -16,14 +16,14 @@ type lazyQueue struct {
 	wg      sync.WaitGroup
 }
 
-func newLazyQueue(limit int) *lazyQueue {
-	q := &lazyQueue{limit: max(limit, 1)}
+func NewQueue(limit int) *Queue {
+	q := &Queue{limit: max(limit, 1)}
 	q.space.L = &q.mu
 	return q
 }
 
-// push queues f, waiting while limit functions wait.
-func (q *lazyQueue) push(f func()) {
+// Push queues f, waiting while limit functions wait.
+func (q *Queue) Push(f func()) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for len(q.items) >= q.limit {
@@ -33,8 +33,8 @@ func (q *lazyQueue) push(f func()) {
 	q.startLocked()
 }
 
-// tryPush queues f unless limit functions wait; it reports whether it did.
-func (q *lazyQueue) tryPush(f func()) bool {
+// TryPush queues f unless limit functions wait; it reports whether it did.
+func (q *Queue) TryPush(f func()) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if len(q.items) >= q.limit {
@@ -45,7 +45,7 @@ func (q *lazyQueue) tryPush(f func()) bool {
 	return true
 }
 
-func (q *lazyQueue) startLocked() {
+func (q *Queue) startLocked() {
 	if q.running {
 		return
 	}
@@ -56,7 +56,7 @@ func (q *lazyQueue) startLocked() {
 
 // run takes functions in order until the queue is empty, then ends; the
 // next push starts a new runner.
-func (q *lazyQueue) run() {
+func (q *Queue) run() {
 	defer q.wg.Done()
 	q.mu.Lock()
 	for len(q.items) > 0 {
@@ -73,13 +73,13 @@ func (q *lazyQueue) run() {
 	q.mu.Unlock()
 }
 
-// waiting returns how many functions wait to run.
-func (q *lazyQueue) waiting() int {
+// Waiting returns how many functions wait to run.
+func (q *Queue) Waiting() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return len(q.items)
 }
 
-// wait returns when everything queued so far has run. The caller must
+// Wait returns when everything queued so far has run. The caller must
 // make sure nothing is pushed meanwhile.
-func (q *lazyQueue) wait() { q.wg.Wait() }
+func (q *Queue) Wait() { q.wg.Wait() }

@@ -1,4 +1,4 @@
-package homeserver
+package fedlink
 
 import (
 	"context"
@@ -17,15 +17,15 @@ import (
 // media id is the capability and the bytes are ciphertext.
 
 // fetchRemoteMedia reads a range of a media held by another server.
-func (f *fed) fetchRemoteMedia(ctx context.Context, r *wire.DownloadMedia) (*wire.MediaData, error) {
+func (f *Queries) FetchMedia(ctx context.Context, r *wire.DownloadMedia) (*wire.MediaData, error) {
 	const op = "homeserver.DownloadMedia"
-	if _, err := identity.ParseUser("x@" + r.GetServer()); err != nil {
+	if err := identity.CheckDomain(r.GetServer()); err != nil {
 		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "bad server %q", r.GetServer())
 	}
 	if !media.ValidID(r.GetMediaId()) {
 		return nil, wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no such media")
 	}
-	length := uint64(f.s.cfg.Media.MaxChunkBytes)
+	length := uint64(f.cfg.MaxMediaChunk)
 	if l := r.GetLength(); l > 0 && l < length {
 		length = l
 	}
@@ -43,9 +43,8 @@ func (f *fed) fetchRemoteMedia(ctx context.Context, r *wire.DownloadMedia) (*wir
 }
 
 // answerFetchMedia answers another server's FetchMedia query.
-func (f *fed) answerFetchMedia(ctx context.Context, q *fedwire.FetchMedia) (*fedwire.QueryResult, error) {
-	m := f.s.mediaSt
-	d, err := m.download(ctx, &wire.DownloadMedia{MediaId: q.GetMediaId(), Offset: q.GetOffset(), Length: q.GetLength()})
+func (f *Queries) answerFetchMedia(ctx context.Context, q *fedwire.FetchMedia) (*fedwire.QueryResult, error) {
+	d, err := f.media.Download(ctx, &wire.DownloadMedia{MediaId: q.GetMediaId(), Offset: q.GetOffset(), Length: q.GetLength()})
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package transport
+package wire
 
 import (
 	"encoding/json"
@@ -6,34 +6,30 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-
-	"hearth/homeserver/wire"
 )
-
-var errNotFound = wire.Errorf("transport", wire.Code_CODE_NOT_FOUND, "no such endpoint")
 
 // HTTPStatus is the HTTP status for a wire code: the one place where wire
 // codes become HTTP statuses (REST and the admin socket both use it).
-func HTTPStatus(c wire.Code) int {
+func HTTPStatus(c Code) int {
 	switch c {
-	case wire.Code_CODE_OK:
+	case Code_CODE_OK:
 		return http.StatusOK
-	case wire.Code_CODE_BAD_REQUEST, wire.Code_CODE_BAD_SIGNATURE:
+	case Code_CODE_BAD_REQUEST, Code_CODE_BAD_SIGNATURE:
 		return http.StatusBadRequest
-	case wire.Code_CODE_UNAUTHENTICATED, wire.Code_CODE_BAD_CREDENTIALS, wire.Code_CODE_DEVICE_REVOKED:
+	case Code_CODE_UNAUTHENTICATED, Code_CODE_BAD_CREDENTIALS, Code_CODE_DEVICE_REVOKED:
 		return http.StatusUnauthorized
-	case wire.Code_CODE_FORBIDDEN, wire.Code_CODE_PENDING_APPROVAL, wire.Code_CODE_USER_DISABLED,
-		wire.Code_CODE_NOT_MEMBER, wire.Code_CODE_LIMIT:
+	case Code_CODE_FORBIDDEN, Code_CODE_PENDING_APPROVAL, Code_CODE_USER_DISABLED,
+		Code_CODE_NOT_MEMBER, Code_CODE_LIMIT:
 		return http.StatusForbidden
-	case wire.Code_CODE_NOT_FOUND, wire.Code_CODE_NO_KEY_PACKAGES:
+	case Code_CODE_NOT_FOUND, Code_CODE_NO_KEY_PACKAGES:
 		return http.StatusNotFound
-	case wire.Code_CODE_CONFLICT, wire.Code_CODE_STALE_EPOCH, wire.Code_CODE_VERSION:
+	case Code_CODE_CONFLICT, Code_CODE_STALE_EPOCH, Code_CODE_VERSION:
 		return http.StatusConflict
-	case wire.Code_CODE_TOO_LARGE:
+	case Code_CODE_TOO_LARGE:
 		return http.StatusRequestEntityTooLarge
-	case wire.Code_CODE_RATE_LIMITED:
+	case Code_CODE_RATE_LIMITED:
 		return http.StatusTooManyRequests
-	case wire.Code_CODE_UNAVAILABLE:
+	case Code_CODE_UNAVAILABLE:
 		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError
@@ -48,26 +44,26 @@ type ErrorBody struct {
 	RetryAfterMs uint64 `json:"retry_after_ms,omitempty"`
 }
 
-// Err turns a received ErrorBody back into a *wire.Error for op. An unknown
+// Err turns a received ErrorBody back into a *Error for op. An unknown
 // code name becomes CODE_INTERNAL.
 func (b ErrorBody) Err(op string) error {
-	kind := wire.Code_CODE_INTERNAL
-	if v, ok := wire.Code_value[b.Code]; ok && v != 0 {
-		kind = wire.Code(v)
+	kind := Code_CODE_INTERNAL
+	if v, ok := Code_value[b.Code]; ok && v != 0 {
+		kind = Code(v)
 	}
-	return &wire.Error{Op: op, Kind: kind, Msg: b.Message, RetryAfter: int64(b.RetryAfterMs)}
+	return &Error{Op: op, Kind: kind, Msg: b.Message, RetryAfter: int64(b.RetryAfterMs)}
 }
 
 // WriteError answers with err's code as HTTP status and an ErrorBody.
 // Internal errors are logged here, with their detail, and answered with a
 // generic message.
 func WriteError(w http.ResponseWriter, log *slog.Logger, err error) {
-	pe := wire.ToProto(err)
-	if pe.Code == wire.Code_CODE_INTERNAL && log != nil {
+	pe := ToProto(err)
+	if pe.Code == Code_CODE_INTERNAL && log != nil {
 		log.Error("internal error", "err", err)
 	}
-	var we *wire.Error
-	if pe.Code == wire.Code_CODE_UNAUTHENTICATED {
+	var we *Error
+	if pe.Code == Code_CODE_UNAUTHENTICATED {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="hearth"`)
 	}
 	if errors.As(err, &we) && we.RetryAfter > 0 {

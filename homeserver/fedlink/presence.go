@@ -1,16 +1,16 @@
-package homeserver
+package fedlink
 
 import (
 	"context"
-	"strings"
 
 	"hearth/federation"
 	"hearth/federation/fedwire"
 	"hearth/homeserver/wire"
+	"hearth/keys/identity"
 	"hearth/storage"
 )
 
-// Presence across servers, on the signal path like typing (fed_signals.go).
+// Presence across servers, on the signal path like typing (signals.go).
 // A user's server sends each change of the user's presence to the servers
 // that share a conversation with the user: for conversations it hubs, to
 // every server with members, naming the recipients (users there); for
@@ -26,14 +26,14 @@ import (
 
 // sendPresence sends a local user's presence to the servers sharing a
 // conversation with the user.
-func (f *fed) sendPresence(userID int64, user string, st wire.PresenceState, atMs int64) {
+func (f *Signals) SendPresence(userID int64, user string, st wire.PresenceState, atMs int64) {
 	var remote, hubs []string
-	err := f.s.db.Read(context.Background(), func(tx *storage.Tx) (err error) {
-		remote, hubs, err = tx.PresenceTargets(userID, f.s.cfg.Domain)
+	err := f.db.Read(context.Background(), func(tx *storage.Tx) (err error) {
+		remote, hubs, err = tx.PresenceTargets(userID, f.domain)
 		return err
 	})
 	if err != nil {
-		f.s.log.Warn("federation: presence targets", "err", err)
+		f.log.Warn("federation: presence targets", "err", err)
 		return
 	}
 	byDomain := usersByDomain(remote, "")
@@ -56,8 +56,8 @@ func presenceEnvelope(user string, st wire.PresenceState, atMs int64, recipients
 func usersByDomain(users []string, except string) map[string][]string {
 	out := map[string][]string{}
 	for _, u := range users {
-		if _, d, ok := strings.Cut(u, "@"); ok && d != except {
-			out[d] = append(out[d], u)
+		if a, err := identity.ParseUser(u); err == nil && a.Domain != except {
+			out[a.Domain] = append(out[a.Domain], u)
 		}
 	}
 	return out
@@ -66,35 +66,36 @@ func usersByDomain(users []string, except string) map[string][]string {
 // applyPresence pushes a remote user's presence to the local users it
 // concerns and, when it comes from the user's own server, relays it for
 // the conversations hubbed here.
-func (f *fed) applyPresence(ctx context.Context, origin string, env *fedwire.Envelope) error {
+func (f *Signals) applyPresence(ctx context.Context, origin string, env *fedwire.Envelope) error {
 	const op = "homeserver.applyPresence"
-	if err := federation.CheckEnvelope(origin, f.s.cfg.Domain, env); err != nil {
+	if err := federation.CheckEnvelope(origin, f.domain, env); err != nil {
 		return err
 	}
 	user := env.GetSender()
-	_, userDomain, _ := strings.Cut(user, "@")
-	firstHop := userDomain == origin
+	ua, err := identity.ParseUser(user)
+	if err != nil {
+		return &federation.Error{Op: op, Kind: fedwire.Code_CODE_BAD_REQUEST, Msg: "presence of " + user + ": not a user address"}
+	}
+	firstHop := ua.Domain == origin
 	var ids []int64
 	var relay []string
-	err := f.s.db.Read(ctx, func(tx *storage.Tx) error {
+	err = f.db.Read(ctx, func(tx *storage.Tx) error {
 		if firstHop {
-			local, remote, err := tx.UsersSharingHubbed(user, f.s.cfg.Domain)
+			local, remote, err := tx.UsersSharingHubbed(user, f.domain)
 			if err != nil {
 				return err
 			}
 			ids, relay = local, remote
 			// The user's own server names its recipients here.
-			for _, r := range env.GetRecipients() {
-				local, _, _ := strings.Cut(r, "@")
-				if u, err := tx.UserByName(local); err == nil {
+			for _, r := range f.localNames(env.GetRecipients()) {
+				if u, err := tx.UserByName(r); err == nil {
 					ids = append(ids, u.ID)
 				}
 			}
 			return nil
 		}
-		for _, r := range env.GetRecipients() {
-			local, _, _ := strings.Cut(r, "@")
-			id, ok, err := tx.UserInConversationOf(local, origin)
+		for _, r := range f.localNames(env.GetRecipients()) {
+			id, ok, err := tx.UserInConversationOf(r, origin)
 			if err != nil {
 				return err
 			}
@@ -105,21 +106,29 @@ func (f *fed) applyPresence(ctx context.Context, origin string, env *fedwire.Env
 		return nil
 	})
 	if err != nil {
-		return &federation.Error{Op: op, Code: fedwire.Code_CODE_INTERNAL, Msg: "read rosters"}
+		return &federation.Error{Op: op, Kind: fedwire.Code_CODE_INTERNAL, Msg: "read rosters"}
 	}
 	st := wire.PresenceState(env.GetPresence())
-	f.s.presence.Set(user, st, env.GetLastActiveMs())
+	f.presence.Set(user, st, env.GetLastActiveMs())
 	f.notePeers(ids, user)
 	ev := &wire.ServerFrame{Body: &wire.ServerFrame_Presence{Presence: &wire.PresenceEvent{User: user, State: st, LastActiveMs: env.GetLastActiveMs()}}}
-	for _, o := range f.s.sessionsOfUsers(ids) {
-		if o.status.Load() == int32(wire.DeviceStatus_DEVICE_STATUS_ACTIVE) {
-			o.pushEphemeral(ev)
-		}
-	}
+	f.sessions.PushActiveUsers(ids, ev)
 	for d, users := range usersByDomain(relay, origin) {
 		f.sendSignal(d, presenceEnvelope(user, st, env.GetLastActiveMs(), users))
 	}
 	return nil
+}
+
+// localNames returns the local parts of the user addresses of this
+// server among users.
+func (f *Signals) localNames(users []string) []string {
+	var out []string
+	for _, u := range users {
+		if a, err := identity.ParseUser(u); err == nil && a.Domain == f.domain {
+			out = append(out, a.Local)
+		}
+	}
+	return out
 }
 
 // maxRemotePeers bounds the remote users remembered per local user.
@@ -127,7 +136,7 @@ const maxRemotePeers = 1000
 
 // notePeers remembers that the local users ids were told user's presence,
 // so that their sessions get user's last known state when they connect.
-func (f *fed) notePeers(ids []int64, user string) {
+func (f *Signals) notePeers(ids []int64, user string) {
 	f.peersMu.Lock()
 	defer f.peersMu.Unlock()
 	if f.peerOf == nil {
@@ -147,7 +156,7 @@ func (f *fed) notePeers(ids []int64, user string) {
 
 // remotePeers returns the remote users whose presence local user id was
 // told since this server started.
-func (f *fed) remotePeers(id int64) []string {
+func (f *Signals) RemotePeers(id int64) []string {
 	f.peersMu.Lock()
 	defer f.peersMu.Unlock()
 	out := make([]string, 0, len(f.peerOf[id]))

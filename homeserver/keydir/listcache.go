@@ -1,4 +1,4 @@
-package homeserver
+package keydir
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 // identity keys and signed lists are therefore kept in memory.
 //
 // The database stays the truth. Every write of a user's list or identity
-// key runs through writeList, which marks the user as being written for
+// key runs through write, which marks the user as being written for
 // the duration of the write (until commit) and drops the user's entry
 // before and after. A reader fills the cache only when no list write was
 // in flight or finished while it read (the generation did not move), so a
@@ -100,15 +100,21 @@ func (c *listCache) inWrite(user string) bool {
 	return c.writing[user] > 0
 }
 
-// writeList runs a database write that may change user's signed list or
-// identity key (or delete the user), keeping the list cache coherent.
-func (s *Server) writeList(ctx context.Context, user string, fn func(*storage.Tx) error) error {
-	s.lists.begin(user)
-	defer s.lists.end(user)
-	return s.db.Write(ctx, fn)
-}
-
 func listResult(user string, e cachedList) *wire.DeviceListResult {
 	return &wire.DeviceListResult{User: user, IdentityKey: e.idKey,
 		DeviceList: &wire.SignedDeviceList{List: e.list.List, Signature: e.list.Signature}}
+}
+
+// write runs a database write that may change user's signed list or
+// identity key (or delete the user), keeping the list cache coherent.
+func (c *listCache) write(ctx context.Context, db *storage.DB, user string, fn func(*storage.Tx) error) error {
+	c.begin(user)
+	defer c.end(user)
+	return db.Write(ctx, fn)
+}
+
+// Cached reports whether the list of local user name is in the cache.
+func (s *Directory) Cached(name string) bool {
+	_, ok := s.lists.get(name)
+	return ok
 }

@@ -1,4 +1,4 @@
-package homeserver
+package mediastore
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 // finish makes an upload's bytes durable under complete/ and returns
 // their SHA-256: fsync the file, rename it, fsync the folder. It is safe to
 // run again after a crash at any point (the file is then already there).
-func (m *mediaStore) finish(row *storage.Media) ([]byte, error) {
+func (m *Store) finish(row *storage.Media) ([]byte, error) {
 	partial, complete := m.partialPath(row.UploadID), m.completePath(row.MediaID)
 	src := partial
 	if _, err := os.Stat(partial); errors.Is(err, os.ErrNotExist) {
@@ -63,14 +63,14 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// download reads a range of a complete media.
-func (m *mediaStore) download(ctx context.Context, r *wire.DownloadMedia) (*wire.MediaData, error) {
+// Download reads a range of a complete media.
+func (m *Store) Download(ctx context.Context, r *wire.DownloadMedia) (*wire.MediaData, error) {
 	const op = "homeserver.DownloadMedia"
 	if !media.ValidID(r.GetMediaId()) {
 		return nil, wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no such media")
 	}
 	var row *storage.Media
-	err := m.s.db.Read(ctx, func(tx *storage.Tx) (err error) { row, err = tx.CompleteMediaByID(r.GetMediaId()); return })
+	err := m.db.Read(ctx, func(tx *storage.Tx) (err error) { row, err = tx.CompleteMediaByID(r.GetMediaId()); return })
 	if err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
 			return nil, wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no such media")
@@ -101,10 +101,8 @@ func (m *mediaStore) download(ctx context.Context, r *wire.DownloadMedia) (*wire
 	return &wire.MediaData{Data: buf, TotalSize: total, Offset: r.GetOffset()}, nil
 }
 
-// janitorLoop runs RunMediaJanitor every JanitorEvery until the Server
-// closes.
-func (m *mediaStore) janitorLoop() {
-	defer m.s.wg.Done()
+// JanitorLoop runs RunJanitor every JanitorEvery until stop is closed.
+func (m *Store) JanitorLoop(stop <-chan struct{}) {
 	var tick <-chan time.Time
 	if m.cfg.JanitorEvery > 0 {
 		t := time.NewTicker(m.cfg.JanitorEvery)
@@ -113,41 +111,40 @@ func (m *mediaStore) janitorLoop() {
 	}
 	for {
 		select {
-		case <-m.s.stop:
+		case <-stop:
 			return
 		case <-tick:
-			if _, err := m.s.RunMediaJanitor(context.Background()); err != nil {
-				m.s.log.Error("media janitor", "err", err)
+			if _, err := m.RunJanitor(context.Background()); err != nil {
+				m.log.Error("media janitor", "err", err)
 			}
 		}
 	}
 }
 
-// RunMediaJanitor deletes complete media older than MediaConfig.Retention
-// and uploads that did not complete within MediaConfig.UploadTimeout of
+// RunJanitor deletes complete media older than Config.Retention
+// and uploads that did not complete within Config.UploadTimeout of
 // their start, then removes the files of every
 // deleted upload (abandoned ones, and those of deleted users: a trigger
 // records each deleted row, so a crash in between loses nothing). It
 // returns how many abandoned uploads it removed. The loop calls it; tests
 // call it with their clock.
-func (s *Server) RunMediaJanitor(ctx context.Context) (int, error) {
+func (m *Store) RunJanitor(ctx context.Context) (int, error) {
 	const op = "homeserver.RunMediaJanitor"
 	const batch = 100
-	m := s.mediaSt
 	if m.cfg.Retention > 0 {
-		expired, err := s.expireMedia(ctx, s.now().Add(-m.cfg.Retention).UnixMilli())
+		expired, err := m.expire(ctx, m.now().Add(-m.cfg.Retention).UnixMilli())
 		if err != nil {
 			return 0, fmt.Errorf("%s: %w", op, err)
 		}
 		if expired > 0 {
-			s.log.Info("media expired", "count", expired, "retention", m.cfg.Retention)
+			m.log.Info("media expired", "count", expired, "retention", m.cfg.Retention)
 		}
 	}
-	cutoff := s.now().Add(-m.cfg.UploadTimeout).UnixMilli()
+	cutoff := m.now().Add(-m.cfg.UploadTimeout).UnixMilli()
 	removed := 0
 	for {
 		var stale []*storage.Media
-		if err := s.db.Read(ctx, func(tx *storage.Tx) (err error) { stale, err = tx.StaleMediaUploads(cutoff, batch); return }); err != nil {
+		if err := m.db.Read(ctx, func(tx *storage.Tx) (err error) { stale, err = tx.StaleMediaUploads(cutoff, batch); return }); err != nil {
 			return removed, fmt.Errorf("%s: %w", op, err)
 		}
 		for _, row := range stale {
@@ -165,7 +162,7 @@ func (s *Server) RunMediaJanitor(ctx context.Context) (int, error) {
 	}
 	for {
 		var gone []storage.Media
-		if err := s.db.Read(ctx, func(tx *storage.Tx) (err error) { gone, err = tx.GoneMedia(batch); return }); err != nil {
+		if err := m.db.Read(ctx, func(tx *storage.Tx) (err error) { gone, err = tx.GoneMedia(batch); return }); err != nil {
 			return removed, fmt.Errorf("%s: %w", op, err)
 		}
 		for _, g := range gone {
@@ -181,10 +178,10 @@ func (s *Server) RunMediaJanitor(ctx context.Context) (int, error) {
 
 // abandon deletes an incomplete upload's row (its files go with the gone
 // records); false if it completed or went meanwhile.
-func (m *mediaStore) abandon(ctx context.Context, uploadID string) (bool, error) {
+func (m *Store) abandon(ctx context.Context, uploadID string) (bool, error) {
 	unlock := m.lock(uploadID)
 	defer unlock()
-	err := m.s.db.Write(ctx, func(tx *storage.Tx) error { return tx.DeleteIncompleteMedia(uploadID) })
+	err := m.db.Write(ctx, func(tx *storage.Tx) error { return tx.DeleteIncompleteMedia(uploadID) })
 	if errors.Is(err, storage.ErrNotFound) {
 		return false, nil
 	}
@@ -192,7 +189,7 @@ func (m *mediaStore) abandon(ctx context.Context, uploadID string) (bool, error)
 }
 
 // removeFiles removes a deleted upload's files, then its gone record.
-func (m *mediaStore) removeFiles(ctx context.Context, g storage.Media) error {
+func (m *Store) removeFiles(ctx context.Context, g storage.Media) error {
 	unlock := m.lock(g.UploadID)
 	defer unlock()
 	for _, p := range []string{m.partialPath(g.UploadID), m.completePath(g.MediaID)} {
@@ -200,17 +197,17 @@ func (m *mediaStore) removeFiles(ctx context.Context, g storage.Media) error {
 			return err
 		}
 	}
-	return m.s.db.Write(ctx, func(tx *storage.Tx) error { return tx.ForgetGoneMedia(g.UploadID) })
+	return m.db.Write(ctx, func(tx *storage.Tx) error { return tx.ForgetGoneMedia(g.UploadID) })
 }
 
-// expireMedia deletes the rows of media completed before beforeMs (their
+// expire deletes the rows of media completed before beforeMs (their
 // files go with the gone records) and returns how many.
-func (s *Server) expireMedia(ctx context.Context, beforeMs int64) (int64, error) {
+func (m *Store) expire(ctx context.Context, beforeMs int64) (int64, error) {
 	const batch = 500
 	var total int64
 	for {
 		var n int64
-		err := s.db.Write(ctx, func(tx *storage.Tx) (err error) { n, err = tx.DeleteCompleteMediaBefore(beforeMs, batch); return err })
+		err := m.db.Write(ctx, func(tx *storage.Tx) (err error) { n, err = tx.DeleteCompleteMediaBefore(beforeMs, batch); return err })
 		total += n
 		if err != nil || n < batch {
 			return total, err

@@ -1,4 +1,4 @@
-package homeserver
+package hub
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"hearth/homeserver/wire"
 	"hearth/keys/groupauth"
+	"hearth/keys/identity"
 	"hearth/keys/mls"
 	"hearth/keys/mls/suite"
 	"hearth/storage"
@@ -68,7 +69,7 @@ func TestGroupAuthHub(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	srv := &Server{cfg: Config{Domain: "x"}}
+	srv := New(Config{Domain: "x"})
 	c := &storage.Conversation{ID: conv, Kind: int(wire.ConversationKind_CONVERSATION_KIND_GROUP), Epoch: 1, GroupInfo: out.GroupInfo}
 	roster := []string{"ann@x/1", "bob@x/1", "cy@x/1"}
 	// bob removes cy: signed by sign (nil: unsigned).
@@ -91,7 +92,7 @@ func TestGroupAuthHub(t *testing.T) {
 		db.Read(context.Background(), func(tx *storage.Tx) error {
 			cc := *c
 			cc.Kind = kind
-			err = srv.checkGroupAuth("test", tx, &cc, &sendInput{m: m, sender: "bob@x/1"}, roster)
+			err = srv.checkGroupAuth("test", tx, &cc, &Input{Send: m, Sender: identity.DeviceAddress{User: identity.UserAddress{Local: "bob", Domain: "x"}, Device: "1"}}, roster)
 			return nil
 		})
 		return err

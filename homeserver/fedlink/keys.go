@@ -1,4 +1,4 @@
-package homeserver
+package fedlink
 
 import (
 	"context"
@@ -13,17 +13,12 @@ import (
 	"hearth/storage"
 )
 
-var (
-	_ federation.KeyRefresher = (*fed)(nil)
-	_ admin.FederationKeyOps  = (*Server)(nil)
-)
-
 // loadKeys picks the current signing key and the retired ones still
 // published: the stored current key after a rotation, else the key the
 // server was started with.
-func (f *fed) loadKeys(ctx context.Context, start *serverkey.Key) error {
+func (f *Peers) loadKeys(ctx context.Context, start *serverkey.Key) error {
 	var rows []*storage.FedServerKey
-	if err := f.s.db.Read(ctx, func(tx *storage.Tx) (err error) { rows, err = tx.FedServerKeys(); return err }); err != nil {
+	if err := f.db.Read(ctx, func(tx *storage.Tx) (err error) { rows, err = tx.FedServerKeys(); return err }); err != nil {
 		return fmt.Errorf("homeserver: load federation keys: %w", err)
 	}
 	cur := serverkey.PublicKey{ID: start.ID(), Key: start.Public()}
@@ -51,8 +46,8 @@ func (f *fed) loadKeys(ctx context.Context, start *serverkey.Key) error {
 	return nil
 }
 
-// signingKey is the key that signs outbound transactions and queries now.
-func (f *fed) signingKey() *serverkey.Key {
+// SigningKey is the key that signs outbound transactions and queries now.
+func (f *Peers) SigningKey() *serverkey.Key {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.key
@@ -60,11 +55,11 @@ func (f *fed) signingKey() *serverkey.Key {
 
 // keyDoc is this server's key document: the current key and every retired
 // key with the end of its validity.
-func (f *fed) keyDoc() *federation.KeyDocument {
+func (f *Peers) keyDoc() *federation.KeyDocument {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	pks := append([]serverkey.PublicKey{f.curPub}, f.retired...)
-	return federation.NewKeyDocument(f.s.cfg.Domain, f.cfg.Address, pks...)
+	return federation.NewKeyDocument(f.domain, f.cfg.Address, pks...)
 }
 
 // RefreshServerKeys re-fetches domain's key document from its pinned
@@ -76,8 +71,8 @@ func (f *fed) keyDoc() *federation.KeyDocument {
 // key often arrive together (a message, typing and presence signals), and
 // all but the first would otherwise be refused as "refreshed just now"
 // although the refresh that would admit them had not finished.
-func (f *fed) RefreshServerKeys(ctx context.Context, domain string) (*serverkey.Set, error) {
-	now := f.s.now()
+func (f *Peers) RefreshServerKeys(ctx context.Context, domain string) (*serverkey.Set, error) {
+	now := f.now()
 	f.mu.Lock()
 	if c := f.refreshing[domain]; c != nil {
 		f.mu.Unlock()
@@ -119,7 +114,7 @@ type keyRefresh struct {
 }
 
 // refreshKeys fetches and stores domain's key document.
-func (f *fed) refreshKeys(ctx context.Context, domain string, p federation.Peer, pinned bool) (*serverkey.Set, error) {
+func (f *Peers) refreshKeys(ctx context.Context, domain string, p federation.Peer, pinned bool) (*serverkey.Set, error) {
 	if !pinned {
 		return f.discover(ctx, domain)
 	}
@@ -131,7 +126,7 @@ func (f *fed) refreshKeys(ctx context.Context, domain string, p federation.Peer,
 		return nil, err
 	}
 	var sp *storage.FedPeer
-	err = f.s.db.Write(ctx, func(tx *storage.Tx) error {
+	err = f.db.Write(ctx, func(tx *storage.Tx) error {
 		peers, err := tx.FedPeers()
 		if err != nil {
 			return err
@@ -153,31 +148,27 @@ func (f *fed) refreshKeys(ctx context.Context, domain string, p federation.Peer,
 	if err := f.cachePeer(sp); err != nil {
 		return nil, err
 	}
-	f.s.log.Info("federation: refreshed peer keys", "domain", domain)
+	f.log.Info("federation: refreshed peer keys", "domain", domain)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.keys[domain], nil
 }
 
-// FederationKeyRotate makes a new federation signing key current. The old
+// RotateKey makes a new federation signing key current. The old
 // key stays published, valid until now+grace, so that what it signed stays
 // verifiable; its private half is dropped.
-func (s *Server) FederationKeyRotate(ctx context.Context, grace time.Duration) (admin.KeyRotation, error) {
+func (f *Peers) RotateKey(ctx context.Context, grace time.Duration) (admin.KeyRotation, error) {
 	const op = "homeserver.FederationKeyRotate"
-	if s.fed == nil {
-		return admin.KeyRotation{}, errFedOff
-	}
 	if grace < 0 || grace > 30*24*time.Hour {
 		return admin.KeyRotation{}, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "grace %s is outside 0..720h", grace)
 	}
-	next, err := serverkey.Generate(s.rand)
+	next, err := serverkey.Generate(f.rand)
 	if err != nil {
-		return admin.KeyRotation{}, internal(op, err)
+		return admin.KeyRotation{}, wire.Internal(op, err)
 	}
-	f := s.fed
 	f.rotMu.Lock()
 	defer f.rotMu.Unlock()
-	now := s.now()
+	now := f.now()
 	f.mu.Lock()
 	oldPub := f.curPub
 	f.mu.Unlock()
@@ -187,8 +178,8 @@ func (s *Server) FederationKeyRotate(ctx context.Context, grace time.Duration) (
 	}
 	until := now.Add(grace)
 	nk := &storage.FedServerKey{ID: string(next.ID()), Public: next.Public(), Seed: next.PrivateKey().Seed(), ValidFromMs: now.UnixMilli()}
-	if err := s.db.Write(ctx, func(tx *storage.Tx) error { return tx.RotateFedServerKey(old, nk, until.UnixMilli()) }); err != nil {
-		return admin.KeyRotation{}, internal(op, err)
+	if err := f.db.Write(ctx, func(tx *storage.Tx) error { return tx.RotateFedServerKey(old, nk, until.UnixMilli()) }); err != nil {
+		return admin.KeyRotation{}, wire.Internal(op, err)
 	}
 	oldPub.ValidUntil = until
 	f.mu.Lock()
@@ -196,6 +187,6 @@ func (s *Server) FederationKeyRotate(ctx context.Context, grace time.Duration) (
 	f.curPub = serverkey.PublicKey{ID: next.ID(), Key: next.Public(), ValidFrom: now}
 	f.retired = append(f.retired, oldPub)
 	f.mu.Unlock()
-	s.log.Info("federation: signing key rotated", "new_key", next.ID(), "retired_key", oldPub.ID, "valid_until", until.UTC())
+	f.log.Info("federation: signing key rotated", "new_key", next.ID(), "retired_key", oldPub.ID, "valid_until", until.UTC())
 	return admin.KeyRotation{Current: string(next.ID()), Retired: string(oldPub.ID), RetiredUntilMs: until.UnixMilli()}, nil
 }

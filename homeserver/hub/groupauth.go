@@ -1,4 +1,4 @@
-package homeserver
+package hub
 
 import (
 	"bytes"
@@ -19,7 +19,7 @@ import (
 // creator's first commit (epoch 0, no GroupInfo yet, alone in the group)
 // needs none; a conversation whose GroupInfo carries no admin key has no
 // roles. It refuses with CODE_FORBIDDEN.
-func (s *Server) checkGroupAuth(op string, tx *storage.Tx, c *storage.Conversation, in *sendInput, roster []string) error {
+func (h *Hub) checkGroupAuth(op string, tx *storage.Tx, c *storage.Conversation, in *Input, roster []string) error {
 	if c.Kind != int(wire.ConversationKind_CONVERSATION_KIND_GROUP) {
 		return nil
 	}
@@ -34,7 +34,7 @@ func (s *Server) checkGroupAuth(op string, tx *storage.Tx, c *storage.Conversati
 	if !ok {
 		return nil // a group without the admin key: no roles
 	}
-	m := in.m
+	m := in.Send
 	env, err := mls.Inspect(m.Payload)
 	if err != nil || env.WireFormat != mls.WirePublicMessage || env.ContentType != mls.ContentCommit {
 		return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "a commit must be an MLS PublicMessage carrying a Commit")
@@ -48,7 +48,7 @@ func (s *Server) checkGroupAuth(op string, tx *storage.Tx, c *storage.Conversati
 	}
 	revoked := func(addr string) bool {
 		da, err := identity.ParseDevice(addr)
-		if err != nil || da.User.Domain != s.cfg.Domain {
+		if err != nil || da.Domain() != h.cfg.Domain {
 			return false
 		}
 		// Only a device this server knows as no longer active counts;
@@ -56,7 +56,7 @@ func (s *Server) checkGroupAuth(op string, tx *storage.Tx, c *storage.Conversati
 		d, err := tx.Device(da.Device)
 		return err == nil && d.UserName == da.User.Local && d.Status != storage.DeviceActive
 	}
-	r := groupauth.Roster{Members: roster, Committer: in.sender, Revoked: revoked}
+	r := groupauth.Roster{Members: roster, Committer: in.Sender.String(), Revoked: revoked}
 	if err := groupauth.Check(adminKey, c.ID, m.Epoch, r, ch, env.AuthenticatedData); err != nil {
 		return wire.Errorf(op, wire.Code_CODE_FORBIDDEN, "not an admin of %s: %v", c.ID, err)
 	}

@@ -1,14 +1,14 @@
-package homeserver
+package fedlink
 
 import (
 	"context"
 	"slices"
-	"strings"
 	"time"
 
 	"hearth/federation"
 	"hearth/federation/fedwire"
 	"hearth/homeserver/wire"
+	"hearth/keys/identity"
 	"hearth/storage"
 )
 
@@ -35,12 +35,12 @@ const (
 // relayTyping sends a typing signal on to the conversation's other
 // servers: from a follower to the hub; from the hub to every server with
 // members except except (the server it came from).
-func (f *fed) relayTyping(conv, sender string, typing bool, members []storage.Member, except string) {
+func (f *Signals) RelayTyping(conv, sender string, typing bool, members []storage.Member, except string) {
 	hub, err := federation.HubOf(conv)
 	if err != nil {
 		return
 	}
-	self := f.s.cfg.Domain
+	self := f.domain
 	env := func(recipients []string) *fedwire.Envelope {
 		return &fedwire.Envelope{Id: newEnvelopeID("typ-"), Kind: fedwire.EnvelopeKind_ENVELOPE_KIND_TYPING,
 			ConversationId: conv, Sender: sender, Typing: typing, Recipients: recipients}
@@ -53,7 +53,7 @@ func (f *fed) relayTyping(conv, sender string, typing bool, members []storage.Me
 	}
 	byDomain := map[string][]string{}
 	for _, m := range members {
-		if d := domainOf(m.Address); m.DeviceID == "" && d != "" && d != self && d != except && m.Address != sender {
+		if d := deviceDomain(m.Address); m.DeviceID == "" && d != "" && d != self && d != except && m.Address != sender {
 			byDomain[d] = append(byDomain[d], m.Address)
 		}
 	}
@@ -65,7 +65,7 @@ func (f *fed) relayTyping(conv, sender string, typing bool, members []storage.Me
 // sendSignal posts one signal transaction in the background; it is
 // dropped when maxSignalFlights are already in flight or the policy
 // refuses the destination.
-func (f *fed) sendSignal(dest string, env *fedwire.Envelope) {
+func (f *Signals) sendSignal(dest string, env *fedwire.Envelope) {
 	if !f.policy.Allowed(dest) {
 		return
 	}
@@ -78,23 +78,23 @@ func (f *fed) sendSignal(dest string, env *fedwire.Envelope) {
 		defer func() { <-f.signals }()
 		ctx, cancel := context.WithTimeout(context.Background(), signalTimeout)
 		defer cancel()
-		txn := &fedwire.Transaction{Origin: f.s.cfg.Domain, Destination: dest, TxnId: newEnvelopeID("sig-"),
-			OriginTimeMs: f.s.nowMs(), Envelopes: []*fedwire.Envelope{env}}
-		st, err := federation.SignTransaction(f.signingKey(), txn)
+		txn := &fedwire.Transaction{Origin: f.domain, Destination: dest, TxnId: newEnvelopeID("sig-"),
+			OriginTimeMs: f.nowMs(), Envelopes: []*fedwire.Envelope{env}}
+		st, err := federation.SignTransaction(f.pb.SigningKey(), txn)
 		if err == nil {
 			var res *fedwire.TransactionResult
 			if res, err = f.client.Signal(ctx, dest, st); err == nil && res.GetCode() != fedwire.Code_CODE_OK {
-				f.s.log.Debug("federation: signal refused", "destination", dest, "code", res.GetCode().String(), "message", res.GetMessage())
+				f.log.Debug("federation: signal refused", "destination", dest, "code", res.GetCode().String(), "message", res.GetMessage())
 			}
 		}
 		if err != nil {
-			f.s.log.Debug("federation: signal not sent", "destination", dest, "err", err)
+			f.log.Debug("federation: signal not sent", "destination", dest, "err", err)
 		}
 	}()
 }
 
-// applySignals answers a verified transaction from PathSignal.
-func (f *fed) applySignals(ctx context.Context, txn *fedwire.Transaction) *fedwire.TransactionResult {
+// ApplySignals answers a verified transaction from PathSignal.
+func (f *Signals) ApplySignals(ctx context.Context, txn *fedwire.Transaction) *fedwire.TransactionResult {
 	f.out.Contact(txn.Origin)
 	res := &fedwire.TransactionResult{Code: fedwire.Code_CODE_OK}
 	for _, env := range txn.Envelopes {
@@ -107,7 +107,7 @@ func (f *fed) applySignals(ctx context.Context, txn *fedwire.Transaction) *fedwi
 			err = f.applyTyping(ctx, txn.Origin, env)
 		}
 		if err != nil {
-			r.Code, r.Message = federation.CodeOf(err), err.Error()
+			r.Code, r.Message = federation.KindOf(err), err.Error()
 		}
 		res.Results = append(res.Results, r)
 	}
@@ -116,21 +116,21 @@ func (f *fed) applySignals(ctx context.Context, txn *fedwire.Transaction) *fedwi
 
 // applyTyping pushes one typing signal to this server's devices in the
 // conversation and, at the hub, sends it on to the other servers.
-func (f *fed) applyTyping(ctx context.Context, origin string, env *fedwire.Envelope) error {
+func (f *Signals) applyTyping(ctx context.Context, origin string, env *fedwire.Envelope) error {
 	const op = "homeserver.applyTyping"
 	if env.GetKind() != fedwire.EnvelopeKind_ENVELOPE_KIND_TYPING {
-		return &federation.Error{Op: op, Code: fedwire.Code_CODE_BAD_REQUEST, Msg: "only typing and presence travel on the signal path"}
+		return &federation.Error{Op: op, Kind: fedwire.Code_CODE_BAD_REQUEST, Msg: "only typing and presence travel on the signal path"}
 	}
-	if err := federation.CheckEnvelope(origin, f.s.cfg.Domain, env); err != nil {
+	if err := federation.CheckEnvelope(origin, f.domain, env); err != nil {
 		return err
 	}
 	conv := env.GetConversationId()
 	var members []storage.Member
-	if err := f.s.db.Read(ctx, func(tx *storage.Tx) (err error) { members, err = tx.Members(conv); return err }); err != nil {
-		return &federation.Error{Op: op, Code: fedwire.Code_CODE_INTERNAL, Msg: "read roster"}
+	if err := f.db.Read(ctx, func(tx *storage.Tx) (err error) { members, err = tx.Members(conv); return err }); err != nil {
+		return &federation.Error{Op: op, Kind: fedwire.Code_CODE_INTERNAL, Msg: "read roster"}
 	}
 	hub, _ := federation.HubOf(conv) // CheckEnvelope parsed it
-	hubHere := hub == f.s.cfg.Domain
+	hubHere := hub == f.domain
 	var ids []string
 	member := false
 	for _, m := range members {
@@ -145,15 +145,13 @@ func (f *fed) applyTyping(ctx context.Context, origin string, env *fedwire.Envel
 		}
 	}
 	if hubHere && !member {
-		return &federation.Error{Op: op, Code: fedwire.Code_CODE_NOT_MEMBER, Msg: env.GetSender() + " is not a member of " + conv}
+		return &federation.Error{Op: op, Kind: fedwire.Code_CODE_NOT_MEMBER, Msg: env.GetSender() + " is not a member of " + conv}
 	}
-	user, _, _ := strings.Cut(env.GetSender(), "/")
-	ev := &wire.ServerFrame{Body: &wire.ServerFrame_Typing{Typing: &wire.TypingEvent{ConversationId: conv, User: user, Typing: env.GetTyping()}}}
-	for _, o := range f.s.sessionsOfDevices(ids) {
-		o.pushEphemeral(ev)
-	}
+	sender, _ := identity.ParseDevice(env.GetSender()) // CheckEnvelope parsed it
+	ev := &wire.ServerFrame{Body: &wire.ServerFrame_Typing{Typing: &wire.TypingEvent{ConversationId: conv, User: sender.User.String(), Typing: env.GetTyping()}}}
+	f.sessions.PushDevices(ids, ev)
 	if hubHere {
-		f.relayTyping(conv, env.GetSender(), env.GetTyping(), members, origin)
+		f.RelayTyping(conv, env.GetSender(), env.GetTyping(), members, origin)
 	}
 	return nil
 }
