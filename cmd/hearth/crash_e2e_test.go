@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"hearth/client"
+	"hearth/keys/testutil"
 )
 
 // crashMessages and crashKills are the numbers of issue 3's crash test.
@@ -90,6 +91,7 @@ func (n *chatNet) killAndRestart(t *testing.T) {
 // `recv --follow` through the crashes; afterwards each holds every
 // acknowledged message exactly once, in send order, and nothing twice.
 func TestCrashKillDuringSends(t *testing.T) {
+	skipShort(t)
 	start := time.Now()
 	n, a1, b1 := newMessagingNet(t)
 	a2 := newProfile(t, "alice")
@@ -116,7 +118,7 @@ func TestCrashKillDuringSends(t *testing.T) {
 	go s.run(ctx, c)
 	for k := 1; k <= crashKills; k++ {
 		// Kill while sends are in flight: after a third and two thirds.
-		waitFor(t, s, k*crashMessages/(crashKills+1))
+		s.await(t, k*crashMessages/(crashKills+1))
 		n.killAndRestart(t)
 		t.Logf("kill %d after %d sends (%v)", k, s.finished(), time.Since(start).Round(time.Millisecond))
 	}
@@ -126,6 +128,9 @@ func TestCrashKillDuringSends(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// Sent after everything: a device that printed it has printed all
+	// the server had for it before, duplicates included.
+	a1.must(t, "", "send", bobAddr, crashLast)
 	acked := 0
 	for _, m := range s.msgs {
 		if m.acked {
@@ -154,16 +159,15 @@ func TestCrashKillDuringSends(t *testing.T) {
 	t.Logf("total %v", time.Since(start).Round(time.Millisecond))
 }
 
-// waitFor waits until the sender finished at least k sends.
-func waitFor(t *testing.T, s *crashSender, k int) {
+// await waits until the sender finished at least k sends.
+func (s *crashSender) await(t *testing.T, k int) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	for s.finished() < k {
-		if time.Now().After(deadline) {
-			t.Fatalf("sender finished only %d of %d sends in 3 minutes", s.finished(), k)
+	testutil.WaitFor(t, 3*time.Minute, func() error {
+		if n := s.finished(); n < k {
+			return fmt.Errorf("sender finished %d of %d sends", n, k)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // historyOf is the conversation as p's device holds it.
@@ -240,8 +244,12 @@ func collect(f *follower) *liveLog {
 	return l
 }
 
-// until waits until every acknowledged message of sends was printed (or a
-// minute passes without progress) and returns what was printed.
+// crashLast is the message alice sends after the crash run.
+const crashLast = "after the crashes"
+
+// until waits until every acknowledged message of sends and then
+// crashLast were printed (or a minute passes without progress) and returns
+// what was printed.
 func (l *liveLog) until(t *testing.T, sends []sent) []chatMsg {
 	t.Helper()
 	want := map[string]bool{}
@@ -252,25 +260,22 @@ func (l *liveLog) until(t *testing.T, sends []sent) []chatMsg {
 	}
 	for {
 		l.mu.Lock()
-		have := 0
+		have, last := 0, false
 		for _, m := range l.msgs {
 			if want[m.ID] {
 				have++
 			}
+			last = last || m.Text == crashLast
 		}
 		out := append([]chatMsg(nil), l.msgs...)
 		l.mu.Unlock()
-		if have >= len(want) {
-			// Give anything duplicated a moment to show up too.
-			time.Sleep(2 * time.Second)
-			l.mu.Lock()
-			defer l.mu.Unlock()
-			return append([]chatMsg(nil), l.msgs...)
+		if have >= len(want) && last {
+			return out
 		}
 		select {
 		case <-l.more:
 		case <-time.After(time.Minute):
-			t.Logf("follower stalled with %d of %d acknowledged messages", have, len(want))
+			t.Logf("follower stalled with %d of %d acknowledged messages (%q printed: %v)", have, len(want), crashLast, last)
 			return out
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -26,10 +27,24 @@ import (
 )
 
 // hearthBin is the hearth binary built once for all end-to-end tests of
-// this package (TestMain). Other e2e tests in cmd/hearth use it too.
+// this package (TestMain). Other e2e tests in cmd/hearth use it too. It is
+// not built under -short, where those tests skip (skipShort).
 var hearthBin string
 
+// skipShort skips an end-to-end test under -short: `go test -short ./...`
+// is the fast loop (README), the full run keeps every test.
+func skipShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: end-to-end test of the real binary")
+	}
+}
+
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Exit(m.Run())
+	}
 	tmp, err := os.MkdirTemp("", "hearth-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -47,6 +62,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// needBinary fails a test that runs the binary without skipShort.
+func needBinary(t *testing.T) {
+	t.Helper()
+	if hearthBin == "" {
+		t.Fatal("the hearth binary is not built under -short: this test must call skipShort first")
+	}
+}
+
 // result is a finished hearth invocation.
 type result struct {
 	stdout, stderr string
@@ -56,6 +79,7 @@ type result struct {
 // hearth runs the binary with args and stdin (may be ""), env added to os.Environ.
 func hearth(t *testing.T, env []string, stdin string, args ...string) result {
 	t.Helper()
+	needBinary(t)
 	cmd := exec.Command(hearthBin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdin = strings.NewReader(stdin)
@@ -105,6 +129,7 @@ func (s *server) log() string { s.mu.Lock(); defer s.mu.Unlock(); return s.stder
 // startServe starts `hearth serve` with args and waits for DIR/serve.addr.
 func startServe(t *testing.T, dir string, env []string, args ...string) *server {
 	t.Helper()
+	needBinary(t)
 	s := &server{dir: dir, done: make(chan error, 1)}
 	s.cmd = exec.Command(hearthBin, append([]string{"serve"}, args...)...)
 	s.cmd.Env = append(os.Environ(), env...)
@@ -236,6 +261,7 @@ func readToEnd(fr *wire.FrameReader) (*wire.SessionClosed, error) {
 }
 
 func TestServeInitAdminAndShutdown(t *testing.T) {
+	skipShort(t)
 	dir := filepath.Join(t.TempDir(), "data")
 	out := mustHearth(t, "", "init", "--dir", dir, "--domain", "localhost", "--listen", "127.0.0.1:0")
 	if !strings.Contains(out, filepath.Join(dir, "ca.pem")) {
@@ -336,6 +362,7 @@ func TestServeInitAdminAndShutdown(t *testing.T) {
 }
 
 func TestServeDefaultDirInitializesOnFirstRun(t *testing.T) {
+	skipShort(t)
 	dir := filepath.Join(t.TempDir(), "default")
 	env := []string{"HEARTH_DIR=" + dir}
 	s := startServe(t, dir, env, "--listen", "127.0.0.1:0")
@@ -356,6 +383,7 @@ func TestServeDefaultDirInitializesOnFirstRun(t *testing.T) {
 }
 
 func TestInitRefusesBadInputAndExistingFolder(t *testing.T) {
+	skipShort(t)
 	base := t.TempDir()
 	for _, args := range [][]string{
 		{"--domain", "Bad Domain"},
@@ -405,6 +433,7 @@ func TestDialableAddr(t *testing.T) {
 }
 
 func TestServeWithOperatorCertificate(t *testing.T) {
+	skipShort(t)
 	base := t.TempDir()
 	// Another folder's CA stands in for a public CA; its leaf (for
 	// localhost) is the operator's certificate.
@@ -440,6 +469,7 @@ func TestServeWithOperatorCertificate(t *testing.T) {
 }
 
 func TestServeRefusesBusyPortAndBadFlags(t *testing.T) {
+	skipShort(t)
 	dir := filepath.Join(t.TempDir(), "data")
 	mustHearth(t, "", "init", "--dir", dir, "--listen", "127.0.0.1:0")
 	busy, err := net.ListenPacket("udp", "127.0.0.1:0")
