@@ -2,11 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -73,11 +69,6 @@ func (s *crashSender) run(ctx context.Context, c *client.Client) {
 func (n *chatNet) killAndRestart(t *testing.T) {
 	t.Helper()
 	n.srv.stop(t, syscall.SIGKILL)
-	// A killed server leaves DIR/serve.addr behind; the next serve removes
-	// it, but startServe must not read the stale one before that.
-	if err := os.Remove(filepath.Join(n.dir, addrFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		t.Fatal(err)
-	}
 	addr := n.srv.addr
 	n.srv = startServe(t, n.dir, nil, "--dir", n.dir)
 	if n.srv.addr != addr {

@@ -126,10 +126,16 @@ func (s *server) Write(p []byte) (int, error) {
 }
 func (s *server) log() string { s.mu.Lock(); defer s.mu.Unlock(); return s.stderr.String() }
 
-// startServe starts `hearth serve` with args and waits for DIR/serve.addr.
+// startServe starts `hearth serve` with args and waits for DIR/serve.addr
+// written by the new process.
 func startServe(t *testing.T, dir string, env []string, args ...string) *server {
 	t.Helper()
 	needBinary(t)
+	// A server killed with SIGKILL leaves its serve.addr behind; the new
+	// one removes it, but must not be taken for up before that.
+	if err := os.Remove(filepath.Join(dir, addrFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
 	s := &server{dir: dir, done: make(chan error, 1)}
 	s.cmd = exec.Command(hearthBin, append([]string{"serve"}, args...)...)
 	s.cmd.Env = append(os.Environ(), env...)
