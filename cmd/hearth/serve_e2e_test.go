@@ -24,6 +24,7 @@ import (
 	ctransport "hearth/client/transport"
 	"hearth/homeserver/certs"
 	"hearth/homeserver/wire"
+	"hearth/keys/testutil"
 )
 
 // hearthBin is the hearth binary built once for all end-to-end tests of
@@ -148,22 +149,21 @@ func startServe(t *testing.T, dir string, env []string, args ...string) *server 
 		s.cmd.Process.Kill()
 		<-s.done
 	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	testutil.WaitFor(t, 60*time.Second, func() error {
 		b, err := os.ReadFile(filepath.Join(dir, addrFile))
 		if err == nil && len(b) > 0 {
 			s.addr = strings.TrimSpace(string(b))
-			return s
+			return nil
 		}
 		select {
 		case err := <-s.done:
+			s.done <- err // for the cleanup
 			t.Fatalf("hearth serve exited (%v):\n%s", err, s.log())
-		case <-time.After(50 * time.Millisecond):
+		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("hearth serve wrote no %s:\n%s", addrFile, s.log())
-		}
-	}
+		return fmt.Errorf("hearth serve wrote no %s:\n%s", addrFile, s.log())
+	})
+	return s
 }
 
 // stop sends sig and waits for the process; it returns the exit code.
