@@ -39,8 +39,7 @@ var depRules = []depRule{
 		"hearth/homeserver", "hearth/federation", "hearth/client"}},
 	{from: "hearth/federation", forbidden: []string{"hearth/homeserver", "hearth/client"}},
 	{from: "hearth/homeserver", forbidden: []string{"hearth/client"}},
-	// The homeserver core (homeserverEdge excepted) speaks to clients only
-	// through interfaces the transport adapters implement.
+	// The homeserver core never uses a transport library itself.
 	{from: "hearth/homeserver", fromExcept: homeserverEdge,
 		forbidden: []string{"github.com/quic-go/webtransport-go", "github.com/coder/websocket"}},
 	{from: "hearth/homeserver/admin", forbidden: []string{"hearth/homeserver/transport"}},
@@ -216,7 +215,7 @@ func TestImportDirections(t *testing.T) {
 				// Report the first forbidden package on the chain, not
 				// every package below it.
 				if r.forbids(p.path, d) && !slices.ContainsFunc(chain[1:len(chain)-1], func(via string) bool { return r.forbids(p.path, via) }) {
-					t.Errorf("%s depends on %s (%s), which DESIGN.md forbids (rule from %s, forbidden %v)",
+					t.Errorf("%s depends on %s (%s), which the import rules forbid (from %s, forbidden %v)",
 						p.path, d, strings.Join(chain, " → "), r.from, r.forbidden)
 				}
 			}
