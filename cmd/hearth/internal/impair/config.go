@@ -20,7 +20,10 @@ type Config struct {
 	RateBytesPerSec int64
 	Seed            int64 // seeds the loss, reorder, duplication and jitter decisions
 	MaxQueue        int   // datagrams waiting per direction; 0: DefaultMaxQueue
-	MaxFlows        int   // UDP clients; 0: DefaultMaxFlows
+	MaxFlows        int   // UDP clients at once; 0: DefaultMaxFlows
+	// FlowIdle: a UDP client that sent nothing for this long loses its
+	// upstream socket, as a NAT mapping expires; 0: DefaultFlowIdle.
+	FlowIdle time.Duration
 }
 
 // Blackout is a periodic outage: up for Every−For, then down for For.
@@ -32,6 +35,7 @@ type Blackout struct {
 const (
 	DefaultMaxQueue = 1024
 	DefaultMaxFlows = 256
+	DefaultFlowIdle = 30 * time.Second // beyond the client's 20 s QUIC idle timeout and 6 s keep-alive
 	// ReorderGap is how much longer than its own delay a reordered datagram waits.
 	ReorderGap = 20 * time.Millisecond
 	// tcpRTO is the least a lost TCP segment costs (Linux's minimum RTO).
@@ -44,7 +48,7 @@ func (c Config) validate() error {
 			return fmt.Errorf("impair: probability %v outside [0, 1]", p)
 		}
 	}
-	if c.Delay < 0 || c.Jitter < 0 || c.Rebind < 0 || c.RateBytesPerSec < 0 || c.MaxQueue < 0 || c.MaxFlows < 0 {
+	if c.Delay < 0 || c.Jitter < 0 || c.Rebind < 0 || c.RateBytesPerSec < 0 || c.MaxQueue < 0 || c.MaxFlows < 0 || c.FlowIdle < 0 {
 		return errors.New("impair: negative duration, rate or bound")
 	}
 	if b := c.Blackout; b.For < 0 || b.Every < 0 || (b.For > 0 && b.For > b.Every) {

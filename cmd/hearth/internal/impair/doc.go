@@ -34,7 +34,9 @@
 //
 // Memory is bounded: at most MaxQueue datagrams wait per direction (more
 // are dropped and counted as Overflow), at most MaxFlows clients per UDP
-// relay, and a TCP direction holds at most tcpQueue chunks of 16 KiB before
+// relay (a client silent for FlowIdle loses its upstream socket, as a NAT
+// mapping expires; it gets a new one, with a new port, when it sends
+// again), and a TCP direction holds at most tcpQueue chunks of 16 KiB before
 // it stops reading (back-pressure, as a TCP window would).
 //
 // Only loopback addresses are accepted, for the listener and the upstream:

@@ -6,6 +6,7 @@ import "sync/atomic"
 type Stats struct {
 	Up, Down DirStats // client → upstream, upstream → client
 	Flows    int      // UDP clients (source addresses) seen; TCP connections accepted
+	Live     int      // UDP clients with an upstream socket now; TCP connections open
 	Rebinds  int      // UDP upstream sockets replaced by Rebind
 }
 

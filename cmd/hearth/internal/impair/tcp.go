@@ -32,6 +32,7 @@ type TCP struct {
 	start  time.Time
 	conns  map[net.Conn]struct{}
 	seen   int
+	live   int
 	closed bool
 }
 
@@ -79,7 +80,7 @@ func (r *TCP) Set(cfg Config) error {
 func (r *TCP) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return Stats{Up: r.cUp.snapshot(), Down: r.cDown.snapshot(), Flows: r.seen}
+	return Stats{Up: r.cUp.snapshot(), Down: r.cDown.snapshot(), Flows: r.seen, Live: r.live}
 }
 
 // Close stops accepting, closes every connection and waits for the goroutines.
@@ -150,7 +151,9 @@ func (r *TCP) serve(client net.Conn) {
 	r.mu.Lock()
 	cfg, start := r.cfg, r.start
 	r.seen++
+	r.live++
 	r.mu.Unlock()
+	defer func() { r.mu.Lock(); r.live--; r.mu.Unlock() }()
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); r.pipe(client, up, newShaper(cfg, 1, start), &r.cUp) }()

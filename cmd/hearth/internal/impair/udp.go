@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,6 +35,7 @@ var _ interface{ Addr() net.Addr } = (*UDP)(nil)
 // flow is one client: its address and its current upstream socket.
 type flow struct {
 	client *net.UDPAddr
+	last   atomic.Int64 // unix nanoseconds of the client's last datagram
 	mu     sync.Mutex
 	conn   *net.UDPConn
 }
@@ -111,7 +113,7 @@ func (r *UDP) Set(cfg Config) error {
 func (r *UDP) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return Stats{Up: r.cUp.snapshot(), Down: r.cDown.snapshot(), Flows: r.seen, Rebinds: r.rebinds}
+	return Stats{Up: r.cUp.snapshot(), Down: r.cDown.snapshot(), Flows: r.seen, Live: len(r.flows), Rebinds: r.rebinds}
 }
 
 // Close stops the relay, closes every socket and waits for its goroutines.
@@ -148,6 +150,7 @@ func (r *UDP) readClients() {
 			r.cUp.overflow.Add(1)
 			continue
 		}
+		f.last.Store(time.Now().UnixNano())
 		r.up.add(buf[:n], func(b []byte) error {
 			_, err := f.upstream().Write(b)
 			return err
@@ -172,6 +175,7 @@ func (r *UDP) flow(client *net.UDPAddr) *flow {
 		return nil
 	}
 	f := &flow{client: client}
+	f.last.Store(time.Now().UnixNano())
 	if err := r.dialLocked(f); err != nil {
 		r.log.Warn("impair: upstream socket", "err", err)
 		return nil
@@ -214,7 +218,8 @@ func (r *UDP) readUpstream(f *flow, c *net.UDPConn) {
 	}
 }
 
-// rebinder moves every flow to a new upstream socket each Rebind period.
+// rebinder moves every flow to a new upstream socket each Rebind period,
+// and forgets flows idle for FlowIdle.
 func (r *UDP) rebinder() {
 	var tick <-chan time.Time
 	var t *time.Ticker
@@ -223,10 +228,14 @@ func (r *UDP) rebinder() {
 			t.Stop()
 		}
 	}()
+	janitor := time.NewTicker(100 * time.Millisecond)
+	defer janitor.Stop()
 	for {
 		select {
 		case <-r.done:
 			return
+		case <-janitor.C:
+			r.expire(time.Now())
 		case d := <-r.rebindCh:
 			if t != nil {
 				t.Stop()
@@ -256,5 +265,21 @@ func (r *UDP) rebindAll() {
 		}
 		old.Close() // the old mapping is gone: late replies to it are lost
 		r.rebinds++
+	}
+}
+
+// expire closes the flows whose client has been silent for FlowIdle.
+func (r *UDP) expire(now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	idle := r.cfg.FlowIdle
+	if idle == 0 {
+		idle = DefaultFlowIdle
+	}
+	for key, f := range r.flows {
+		if now.Sub(time.Unix(0, f.last.Load())) > idle {
+			f.upstream().Close()
+			delete(r.flows, key)
+		}
 	}
 }

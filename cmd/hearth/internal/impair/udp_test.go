@@ -269,3 +269,19 @@ func TestUDPCloseFreesEverything(t *testing.T) {
 	}
 	again.Close()
 }
+
+// TestUDPIdleFlowExpires: a silent client's upstream socket goes, as a NAT
+// mapping would; when it sends again it gets a new one, with a new port.
+func TestUDPIdleFlowExpires(t *testing.T) {
+	s := newSink(t, false)
+	r := newUDPRelay(t, s.addr(), Config{FlowIdle: 200 * time.Millisecond})
+	c := dialRelay(t, r)
+	sendSeq(t, c, 1)
+	waitFor(t, 10*time.Second, "one live flow", func() bool { return r.Stats().Live == 1 })
+	waitFor(t, 10*time.Second, "the flow expires", func() bool { return r.Stats().Live == 0 })
+	sendSeq(t, c, 2)
+	waitFor(t, 10*time.Second, "a new flow and a new source port", func() bool {
+		st := r.Stats()
+		return st.Live == 1 && st.Flows == 2 && s.sourcePorts() == 2
+	})
+}
