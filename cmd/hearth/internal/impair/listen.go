@@ -1,7 +1,6 @@
 package impair
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -26,5 +25,5 @@ func ListenPair(host string) (*net.UDPConn, net.Listener, error) {
 		u.Close()
 		last = err
 	}
-	return nil, nil, fmt.Errorf("impair: no port free for UDP and TCP: %w", errors.Join(last))
+	return nil, nil, fmt.Errorf("impair: no port free for UDP and TCP: %w", last)
 }

@@ -30,8 +30,6 @@ type UDP struct {
 	closed   bool
 }
 
-var _ interface{ Addr() net.Addr } = (*UDP)(nil)
-
 // flow is one client: its address and its current upstream socket.
 type flow struct {
 	client *net.UDPAddr
@@ -209,7 +207,12 @@ func (r *UDP) readUpstream(f *flow, c *net.UDPConn) {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			continue // e.g. ECONNREFUSED while the server is down
+			select {
+			case <-r.done:
+				return
+			default:
+				continue // ECONNREFUSED (one per ICMP) while the server is down
+			}
 		}
 		r.down.add(buf[:n], func(b []byte) error {
 			_, err := r.ln.WriteToUDP(b, f.client)

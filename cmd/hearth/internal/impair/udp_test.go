@@ -285,3 +285,30 @@ func TestUDPIdleFlowExpires(t *testing.T) {
 		return st.Live == 1 && st.Flows == 2 && s.sourcePorts() == 2
 	})
 }
+
+// TestUDPRate: 100 datagrams of 1,000 bytes at 100,000 bytes/s take at
+// least 0.9 s to get through (a lower bound only: a loaded machine is slower).
+func TestUDPRate(t *testing.T) {
+	s := newSink(t, false)
+	r := newUDPRelay(t, s.addr(), Config{RateBytesPerSec: 100_000})
+	c := dialRelay(t, r)
+	start := time.Now()
+	b := make([]byte, 1000)
+	for i := range 100 {
+		binary.BigEndian.PutUint64(b, uint64(i))
+		if _, err := c.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		if i%20 == 19 {
+			want := uint64(i + 1)
+			waitFor(t, 10*time.Second, "relay reads the batch", func() bool { return r.Stats().Up.PacketsIn >= want })
+		}
+	}
+	delivered(t, r, s)
+	if d := time.Since(start); d < 900*time.Millisecond {
+		t.Errorf("100 kB through a 100 kB/s link in %v", d)
+	}
+	if got := s.received(); len(got) != 100 || !slices.IsSorted(got) {
+		t.Errorf("received %d datagrams, sorted %v", len(got), slices.IsSorted(got))
+	}
+}
