@@ -58,9 +58,7 @@ func (p *relayPair) set(t *testing.T, udp, tcp impair.Config) {
 //
 //	go test -run TestImpairedSendsExactlyOnceInOrder -v ./cmd/hearth
 func TestImpairedSendsExactlyOnceInOrder(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test through the impairment relay (about 3 minutes)")
-	}
+	skipShort(t)
 	if newGroupEngine == nil {
 		t.Skip("NOT DONE: the keys/mls group state machine is not wired (newGroupEngine is nil)")
 	}
@@ -138,9 +136,7 @@ func since(now, then impair.Stats) impair.Stats {
 //
 //	go test -run TestImpairedFollowThroughBlackoutsAndRebinding -v ./cmd/hearth
 func TestImpairedFollowThroughBlackoutsAndRebinding(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test through the impairment relay (about 1 minute)")
-	}
+	skipShort(t)
 	if newGroupEngine == nil {
 		t.Skip("NOT DONE: the keys/mls group state machine is not wired (newGroupEngine is nil)")
 	}

@@ -2,23 +2,25 @@ package impair
 
 import (
 	"encoding/binary"
+	"errors"
 	"net"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
+
+	"hearth/keys/testutil"
 )
 
-// waitFor polls cond until it holds, failing after timeout.
+// waitFor waits until cond holds (keys/testutil.WaitFor), failing with what.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", timeout, what)
+	testutil.WaitFor(t, timeout, func() error {
+		if cond() {
+			return nil
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return errors.New(what)
+	})
 }
 
 // sink is a UDP server on 127.0.0.1 that records the sequence numbers it
