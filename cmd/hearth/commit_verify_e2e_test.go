@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"database/sql"
 	"fmt"
 	"os"
@@ -29,7 +30,7 @@ type hubState struct {
 	Rows    map[string]int
 	Epoch   uint64
 	Members string
-	State   []byte
+	State   string // sha256 of the stored public state
 }
 
 func (f *fedServer) hubState(t *testing.T, conv string) hubState {
@@ -53,9 +54,11 @@ func (f *fedServer) hubState(t *testing.T, conv string) hubState {
 	if err := db.QueryRow(`SELECT group_concat(address, ',') FROM (SELECT address FROM conversation_members WHERE conv_id = ? ORDER BY address)`, conv).Scan(&s.Members); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.QueryRow(`SELECT state FROM conv_public_state WHERE conv_id = ?`, conv).Scan(&s.State); err != nil {
+	var state []byte
+	if err := db.QueryRow(`SELECT state FROM conv_public_state WHERE conv_id = ?`, conv).Scan(&state); err != nil {
 		t.Fatalf("public state of %s: %v", conv, err)
 	}
+	s.State = fmt.Sprintf("%d bytes %x", len(state), sha256.Sum256(state))
 	return s
 }
 
@@ -125,7 +128,8 @@ func TestFederationForgedCommitE2E(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kp, _, err := mls.NewKeyPackage(s1, rand.Reader, forger, mls.BasicCredential("mallory@c.example/EVIL"), mls.KeyPackageOptions{})
+	evil, _ := s1.GenerateSignatureKey(rand.Reader)
+	kp, _, err := mls.NewKeyPackage(s1, rand.Reader, evil, mls.BasicCredential("mallory@c.example/EVIL"), mls.KeyPackageOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
