@@ -159,26 +159,29 @@ type snapshot struct {
 func (w *vWorld) snap() snapshot {
 	w.t.Helper()
 	var s snapshot
-	err := w.db.Read(context.Background(), func(tx *storage.Tx) error {
-		c, err := tx.Conversation(w.conv)
-		if err != nil {
-			return err
-		}
-		s.epoch, s.lastSeq, s.info = c.Epoch, c.LastSeq, c.GroupInfo
-		if _, s.state, err = tx.PublicState(w.conv); err != nil {
-			return err
-		}
-		ms, err := tx.Members(w.conv)
-		for _, m := range ms {
-			s.members = append(s.members, m.Address)
-		}
-		slices.Sort(s.members)
-		return err
-	})
+	err := w.db.Read(context.Background(), func(tx *storage.Tx) (err error) { s, err = w.snapTx(tx); return err })
 	if err != nil {
 		w.t.Fatal(err)
 	}
 	return s
+}
+
+func (w *vWorld) snapTx(tx *storage.Tx) (snapshot, error) {
+	var s snapshot
+	c, err := tx.Conversation(w.conv)
+	if err != nil {
+		return s, err
+	}
+	s.epoch, s.lastSeq, s.info = c.Epoch, c.LastSeq, c.GroupInfo
+	if _, s.state, err = tx.PublicState(w.conv); err != nil {
+		return s, err
+	}
+	ms, err := tx.Members(w.conv)
+	for _, m := range ms {
+		s.members = append(s.members, m.Address)
+	}
+	slices.Sort(s.members)
+	return s, err
 }
 
 func (a snapshot) equal(b snapshot) bool {
