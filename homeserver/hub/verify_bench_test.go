@@ -17,9 +17,10 @@ import (
 	"hearth/storage"
 )
 
-// BenchmarkHubCommit measures Hub.Accept of one path commit (the
-// committer's UpdatePath, ciphertexts to every other member) in a group
-// of n devices on the default suite, with verification against the
+// BenchmarkHubCommit measures Hub.Accept of the creator's commit adding
+// n-1 devices (add-N) and then of one path commit (the committer's
+// UpdatePath, ciphertexts to every other member) in a group of n devices
+// on the default suite, with verification against the
 // public state ("verified": load + Apply + VerifyGroupInfo + store) and
 // without ("unverified": a conversation without public state,
 // Config.UnverifiedCommits, the hub before verification). The difference
@@ -32,38 +33,46 @@ func BenchmarkHubCommit(b *testing.B) {
 		sizes = append(sizes, v)
 	}
 	for _, n := range sizes {
-		w, commit := benchGroup(b, n)
-		for _, mode := range []string{"verified", "unverified"} {
-			conv := w.conv
-			if mode == "unverified" {
-				conv = "plain@" + vDomain
-			}
-			b.Run(fmt.Sprintf("n=%d/%s", n, mode), func(b *testing.B) {
-				b.ReportAllocs()
-				b.SetBytes(int64(len(commit.Payload) + len(commit.GroupInfo)))
-				for b.Loop() {
-					m := wire.Send{ConversationId: conv, MessageId: commit.MessageId, Kind: commit.Kind, Epoch: commit.Epoch,
-						Payload: commit.Payload, GroupInfo: commit.GroupInfo}
-					err := w.db.Write(context.Background(), func(tx *storage.Tx) error {
-						if _, err := w.h.Accept("bench", tx, &Input{Send: &m, Sender: w.devs["u0@"+vDomain+"/D0"].addr, DeviceID: "D0", NowMs: 2}); err != nil {
-							return err
-						}
-						return errRollback
-					})
-					if !errors.Is(err, errRollback) {
-						b.Fatal(err)
-					}
-				}
-			})
-		}
+		w, add, advance := benchGroup(b, n)
+		benchAccept(b, w, fmt.Sprintf("n=%d/add-%d", n, n-1), add)
+		benchAccept(b, w, fmt.Sprintf("n=%d/path", n), advance())
 	}
 }
 
-// benchGroup makes n local users with one device each, a group of all of
-// them created by u0 and hubbed with its public state (w.conv), the same
-// roster in a conversation without public state ("plain@"), and u0's next
-// path commit.
-func benchGroup(b *testing.B, n int) (*vWorld, *wire.Send) {
+// benchAccept runs m through Hub.Accept in the verified conversation and
+// in the unverified one, rolled back after each iteration.
+func benchAccept(b *testing.B, w *vWorld, name string, m *wire.Send) {
+	for _, mode := range []string{"verified", "unverified"} {
+		conv := w.conv
+		if mode == "unverified" {
+			conv = "plain@" + vDomain
+		}
+		b.Run(name+"/"+mode, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(m.Payload) + len(m.GroupInfo) + len(m.Welcome)))
+			for b.Loop() {
+				send := &wire.Send{ConversationId: conv, MessageId: m.MessageId, Kind: m.Kind, Epoch: m.Epoch,
+					Payload: m.Payload, GroupInfo: m.GroupInfo, Welcome: m.Welcome, AddDevices: m.AddDevices}
+				err := w.db.Write(context.Background(), func(tx *storage.Tx) error {
+					if _, err := w.h.Accept("bench", tx, &Input{Send: send, Sender: w.devs["u0@"+vDomain+"/D0"].addr, DeviceID: "D0", NowMs: 2}); err != nil {
+						return err
+					}
+					return errRollback
+				})
+				if !errors.Is(err, errRollback) {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// benchGroup makes n local users with one device each, a group created
+// by u0 and hubbed with its public state (w.conv), a conversation without
+// public state ("plain@"), u0's commit adding everyone else (not sent),
+// and advance, which has both conversations accept that commit and
+// returns u0's next path commit.
+func benchGroup(b *testing.B, n int) (*vWorld, *wire.Send, func() *wire.Send) {
 	b.Helper()
 	s, err := suite.Lookup(suite.Default)
 	if err != nil {
@@ -134,19 +143,17 @@ func benchGroup(b *testing.B, n int) (*vWorld, *wire.Send) {
 		b.Fatal(err)
 	}
 	creator := storage.Member{Address: c.id(), DeviceID: c.addr.Device}
+	addSend := &wire.Send{MessageId: "add", Kind: wire.MessageKind_MESSAGE_KIND_COMMIT, Payload: out.Commit,
+		Welcome: out.Welcome, GroupInfo: out.GroupInfo, AddDevices: adds}
+	convs := []struct {
+		id string
+		gi []byte
+	}{{w.conv, gi}, {"plain@" + vDomain, nil}}
 	err = db.Write(context.Background(), func(tx *storage.Tx) error {
-		for _, cv := range []struct {
-			id string
-			gi []byte
-		}{{w.conv, gi}, {"plain@" + vDomain, nil}} {
+		for _, cv := range convs {
 			if _, err := w.h.Create("bench", tx, &wire.CreateConversation{ConversationId: cv.id, Kind: wire.ConversationKind_CONVERSATION_KIND_DIRECT,
 				GroupInfo: cv.gi}, creator, nil, 1); err != nil {
 				return err
-			}
-			m := &wire.Send{ConversationId: cv.id, MessageId: "add-" + cv.id, Kind: wire.MessageKind_MESSAGE_KIND_COMMIT, Payload: out.Commit,
-				Welcome: out.Welcome, GroupInfo: out.GroupInfo, AddDevices: adds}
-			if _, err := w.h.Accept("bench", tx, &Input{Send: m, Sender: c.addr, NowMs: 1}); err != nil {
-				return fmt.Errorf("%s: %w", cv.id, err)
 			}
 		}
 		return nil
@@ -154,12 +161,28 @@ func benchGroup(b *testing.B, n int) (*vWorld, *wire.Send) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := c.g.ApplyPendingCommit(); err != nil {
-		b.Fatal(err)
+	advance := func() *wire.Send {
+		err := db.Write(context.Background(), func(tx *storage.Tx) error {
+			for _, cv := range convs {
+				m := &wire.Send{ConversationId: cv.id, MessageId: "add-" + cv.id, Kind: wire.MessageKind_MESSAGE_KIND_COMMIT, Payload: out.Commit,
+					Welcome: out.Welcome, GroupInfo: out.GroupInfo, AddDevices: adds}
+				if _, err := w.h.Accept("bench", tx, &Input{Send: m, Sender: c.addr, NowMs: 1}); err != nil {
+					return fmt.Errorf("%s: %w", cv.id, err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.g.ApplyPendingCommit(); err != nil {
+			b.Fatal(err)
+		}
+		next, err := c.g.Commit(mls.CommitOptions{UpdatePath: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return &wire.Send{MessageId: "path", Kind: wire.MessageKind_MESSAGE_KIND_COMMIT, Epoch: 1, Payload: next.Commit, GroupInfo: next.GroupInfo}
 	}
-	next, err := c.g.Commit(mls.CommitOptions{UpdatePath: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return w, &wire.Send{MessageId: "path", Kind: wire.MessageKind_MESSAGE_KIND_COMMIT, Epoch: 1, Payload: next.Commit, GroupInfo: next.GroupInfo}
+	return w, addSend, advance
 }
