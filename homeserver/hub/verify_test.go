@@ -3,6 +3,7 @@ package hub
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"hearth/homeserver/wire"
+	"hearth/keys/groupauth"
 	"hearth/keys/identity"
 	"hearth/keys/mls"
 	"hearth/keys/mls/suite"
@@ -487,5 +489,77 @@ func TestHubNoPublicState(t *testing.T) {
 		if !wire.Is(err, wire.Code_CODE_BAD_REQUEST) {
 			t.Fatalf("create with %s: %v", tc.what, err)
 		}
+	}
+}
+
+// TestHubExternalInRoleGroup: in a group with the admin key (decision
+// 0003), a device's resync and a new device's external join need no
+// admin signature but, like every commit there, must carry the new
+// epoch's GroupInfo (the joiner's Group.GroupInfo() after JoinExternal).
+func TestHubExternalInRoleGroup(t *testing.T) {
+	w := newVWorld(t)
+	a1, a2, b1 := w.dev("ann@a.example/A1"), w.dev("ann@a.example/A2"), w.dev("bob@a.example/B1")
+	adminPub, _, _ := ed25519.GenerateKey(rand.Reader)
+	caps := mls.KeyPackageOptions{Capabilities: mls.Capabilities{Extensions: []mls.ExtensionType{groupauth.ExtensionType}}}
+	var err error
+	a1.g, err = mls.NewGroup(w.cfg, w.s, []byte(w.conv), a1.signer, mls.BasicCredential(a1.id()),
+		mls.GroupOptions{Extensions: mls.Extensions{{Type: groupauth.ExtensionType, Data: adminPub}}, Leaf: caps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gi, _ := a1.g.GroupInfo()
+	err = w.db.Write(context.Background(), func(tx *storage.Tx) error {
+		_, err := w.h.Create("test", tx, &wire.CreateConversation{ConversationId: w.conv, Kind: wire.ConversationKind_CONVERSATION_KIND_GROUP, GroupInfo: gi},
+			storage.Member{Address: a1.id(), DeviceID: "A1"}, nil, 1)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, priv, err := mls.NewKeyPackage(w.s, rand.Reader, b1.signer, mls.BasicCredential(b1.id()), caps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := a1.g.Commit(mls.CommitOptions{Add: []*mls.KeyPackage{kp}}) // epoch 0, the creator alone: no admin signature
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.send(a1.id(), commitSend(0, out, nil, nil)); err != nil {
+		t.Fatalf("creator's first commit: %v", err)
+	}
+	a1.g.ApplyPendingCommit()
+	if b1.g, err = mls.JoinFromWelcome(w.cfg, out.Welcome, kp, priv, mls.JoinOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// bob resyncs: without a GroupInfo refused, with his new one accepted.
+	info, _ := a1.g.GroupInfo()
+	nb, rc, err := mls.JoinExternal(w.cfg, info, b1.signer, mls.BasicCredential(b1.id()), mls.ExternalJoinOptions{Resync: true, Leaf: caps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.refused("resync without a GroupInfo in a role group", b1.id(), &wire.Send{Kind: wire.MessageKind_MESSAGE_KIND_COMMIT, Epoch: 1, Payload: rc}, wire.Code_CODE_BAD_REQUEST)
+	ngi, err := nb.GroupInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.send(b1.id(), &wire.Send{Kind: wire.MessageKind_MESSAGE_KIND_COMMIT, Epoch: 1, Payload: rc, GroupInfo: ngi}); err != nil {
+		t.Fatalf("resync with its GroupInfo: %v", err)
+	}
+	if _, err := a1.g.Process(rc); err != nil {
+		t.Fatal(err)
+	}
+	// ann's second device joins by external commit, with its GroupInfo.
+	info, _ = a1.g.GroupInfo()
+	na, ac, err := mls.JoinExternal(w.cfg, info, a2.signer, mls.BasicCredential(a2.id()), mls.ExternalJoinOptions{Leaf: caps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agi, _ := na.GroupInfo()
+	if _, err := w.send(a2.id(), &wire.Send{Kind: wire.MessageKind_MESSAGE_KIND_COMMIT, Epoch: 2, Payload: ac, GroupInfo: agi,
+		AddDevices: []string{a2.id()}}); err != nil {
+		t.Fatalf("external join with its GroupInfo: %v", err)
+	}
+	if s := w.snap(); s.epoch != 3 || !slices.Equal(s.members, []string{a1.id(), a2.id(), b1.id()}) {
+		t.Fatalf("epoch %d members %v", s.epoch, s.members)
 	}
 }
