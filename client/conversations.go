@@ -75,8 +75,20 @@ func (sl *sealer) createGroup(ctx context.Context, peer string) (string, error) 
 // register creates the conversation at the hub (this server). A conflict
 // means an earlier run registered it already.
 func (sl *sealer) register(ctx context.Context, id, peer string) error {
-	_, err := sl.call(ctx, "client.CreateConversation", &wire.ClientFrame{Body: &wire.ClientFrame_CreateConversation{CreateConversation: &wire.CreateConversation{
-		ConversationId: id, Kind: wire.ConversationKind_CONVERSATION_KIND_DIRECT, Peers: []string{peer},
+	self, err := sl.acct.Self()
+	if err != nil {
+		return err
+	}
+	var gi []byte
+	err = sl.st.View(func(tx *store.Tx) (err error) {
+		gi, err = sl.states.GroupInfo(tx, id, self, sl.dir.Members(ctx, tx))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	_, err = sl.call(ctx, "client.CreateConversation", &wire.ClientFrame{Body: &wire.ClientFrame_CreateConversation{CreateConversation: &wire.CreateConversation{
+		ConversationId: id, Kind: wire.ConversationKind_CONVERSATION_KIND_DIRECT, Peers: []string{peer}, GroupInfo: gi,
 	}}})
 	if err != nil && !wire.Is(err, wire.Code_CODE_CONFLICT) {
 		return err

@@ -121,9 +121,13 @@ func (gp *Groups) Create(ctx context.Context, name string, members []string) (st
 	if err != nil {
 		return "", err
 	}
+	var gi []byte // epoch 0's GroupInfo: the hub starts the public state from it
 	err = gp.st.Update(func(tx *store.Tx) error {
 		g, err := gp.mls.Create([]byte(id), self, gp.dir.Members(ctx, tx), pub)
 		if err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		if gi, err = g.GroupInfo(); err != nil {
 			return fmt.Errorf("%s: %w", op, err)
 		}
 		if err := gp.states.Save(tx, id, g); err != nil {
@@ -139,7 +143,7 @@ func (gp *Groups) Create(ctx context.Context, name string, members []string) (st
 		return "", err
 	}
 	if _, err := gp.call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_CreateConversation{CreateConversation: &wire.CreateConversation{
-		ConversationId: id, Kind: wire.ConversationKind_CONVERSATION_KIND_GROUP,
+		ConversationId: id, Kind: wire.ConversationKind_CONVERSATION_KIND_GROUP, GroupInfo: gi,
 	}}}); err != nil {
 		return id, err
 	}

@@ -38,13 +38,19 @@ type Config struct {
 	RateLimit      RateLimit // per-device Send limit
 	MaxMembers     int       // devices per conversation; default 1024
 	EpochWindow    uint64    // application messages accepted this many epochs back; default 2
-	DeliveryWindow int       // unacknowledged deliveries in flight per session; default 256
-	MaxKeyPackages int       // stored single-use KeyPackages per device; default 500
-	MaxDevices     int       // pending + active devices per user; default 100
-	Password       PasswordParams
-	Version        string // reported by Status; default "dev"
-	Federation     FederationConfig
-	Media          MediaConfig
+	// UnverifiedCommits lets conversations without a public MLS state
+	// (created without the creator's GroupInfo) accept commits on their
+	// declared roster change, unverified (hub.Config.UnverifiedCommits).
+	// Only for tests whose payloads are not MLS; off, such conversations
+	// accept no commit.
+	UnverifiedCommits bool
+	DeliveryWindow    int // unacknowledged deliveries in flight per session; default 256
+	MaxKeyPackages    int // stored single-use KeyPackages per device; default 500
+	MaxDevices        int // pending + active devices per user; default 100
+	Password          PasswordParams
+	Version           string // reported by Status; default "dev"
+	Federation        FederationConfig
+	Media             MediaConfig
 }
 
 // MediaConfig bounds media uploads (homeserver/mediastore).

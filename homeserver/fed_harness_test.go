@@ -44,7 +44,7 @@ type fedNode struct {
 }
 
 func fedTestConfig(domain string) Config {
-	return Config{Domain: domain, RetentionInterval: -1,
+	return Config{Domain: domain, RetentionInterval: -1, UnverifiedCommits: true, // commits here are not MLS
 		Password: PasswordParams{Time: 1, MemoryKiB: 1024, Threads: 1},
 		Federation: FederationConfig{SendWait: 3 * time.Second,
 			Outbound: federation.OutboundConfig{Backoff: federation.Backoff{Base: 50 * time.Millisecond, Max: 400 * time.Millisecond}}}}

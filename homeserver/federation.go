@@ -25,7 +25,8 @@ var (
 func (s *Server) wireHubAndFederation(key *serverkey.Key) error {
 	cfg := s.cfg
 	hcfg := hub.Config{Domain: cfg.Domain, EpochWindow: cfg.EpochWindow, MaxMembers: cfg.MaxMembers,
-		MaxMessageBytes: cfg.MaxMessageBytes, MaxCommitBytes: cfg.MaxCommitBytes, Log: s.log}
+		MaxMessageBytes: cfg.MaxMessageBytes, MaxCommitBytes: cfg.MaxCommitBytes, UnverifiedCommits: cfg.UnverifiedCommits,
+		FetchLists: s.fetchListsLater, Log: s.log}
 	kcfg := keydir.Config{Domain: cfg.Domain, MaxKeyPackages: cfg.MaxKeyPackages}
 	if key == nil {
 		s.hub = hub.New(hcfg)

@@ -87,6 +87,7 @@ func newHarnessTimers(t testing.TB, cfg Config, timers bool) *harness {
 	t.Helper()
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	cfg.Domain = testDomain
+	cfg.UnverifiedCommits = true // these tests' commits are not MLS (commit(); hub tests verify real ones)
 	if cfg.RetentionInterval == 0 {
 		cfg.RetentionInterval = -1 // tests run retention by hand
 	}

@@ -1,7 +1,9 @@
 package homeserver
 
 import (
+	"context"
 	"errors"
+	"time"
 
 	"hearth/homeserver/fedlink"
 	"hearth/homeserver/hub"
@@ -46,6 +48,10 @@ func (ss *session) send(id uint64, m *wire.Send) {
 		return
 	}
 	in := &hub.Input{Send: m, Sender: from, DeviceID: ss.deviceID, NowMs: ss.s.nowMs()}
+	if err := ss.s.fetchLists(ss.ctx, op, in); err != nil {
+		ss.writeError(id, err)
+		return
+	}
 	wait := ss.s.db.Submit(ss.ctx, func(tx *storage.Tx) (err error) { res, err = ss.s.accept(op, tx, in); return err })
 	ss.later(func() {
 		if err := wait(); err != nil {
@@ -99,4 +105,52 @@ func (s *Server) wakeRemote(res *sendResult) {
 	if s.fed != nil && res.accepted != nil {
 		s.fed.WakeAll(res.accepted)
 	}
+}
+
+// fetchLists fetches, before a commit or proposal goes to the writer, the
+// signed device lists of remote users that the hub needs to verify it and
+// does not hold (hub.ListsToFetch), so that the writer's transaction does
+// no network I/O. A list that cannot be fetched is left to the hub, which
+// refuses the Send with CODE_UNAVAILABLE (retryable).
+func (s *Server) fetchLists(ctx context.Context, op string, in *hub.Input) error {
+	if s.fed == nil || (in.Send.Kind != wire.MessageKind_MESSAGE_KIND_COMMIT && in.Send.Kind != wire.MessageKind_MESSAGE_KIND_PROPOSAL) {
+		return nil
+	}
+	var users []string
+	err := s.db.Read(ctx, func(tx *storage.Tx) (err error) { users, err = s.hub.ListsToFetch(tx, in); return err })
+	if err != nil {
+		return internal(op, err)
+	}
+	for _, u := range users {
+		if d, ok := s.fed.Queries.RemoteDomain(u); ok {
+			if _, err := s.fed.Queries.FetchRemoteList(ctx, d, u); err != nil {
+				s.log.Info("hub: device list for a commit not fetched", "user", u, "err", err)
+				continue
+			}
+			if in.Fetched == nil {
+				in.Fetched = map[string]bool{}
+			}
+			in.Fetched[u] = true
+		}
+	}
+	return nil
+}
+
+// fetchListsLater is hub.Config.FetchLists: the hub refused a Send for
+// lack of these remote users' lists; fetch them for its retry.
+func (s *Server) fetchListsLater(users []string) {
+	if s.fed == nil {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for _, u := range users {
+			if d, ok := s.fed.Queries.RemoteDomain(u); ok {
+				if _, err := s.fed.Queries.FetchRemoteList(ctx, d, u); err != nil {
+					s.log.Info("hub: device list for a refused commit not fetched", "user", u, "err", err)
+				}
+			}
+		}
+	}()
 }

@@ -264,3 +264,17 @@ func (t *Tx) InsertSendRecord(r *SendRecord) error {
 	}
 	return wrap("storage.InsertSendRecord", err)
 }
+
+// PublicState returns the stored public MLS state of a conversation
+// (ErrNotFound if it has none).
+func (t *Tx) PublicState(convID string) (epoch uint64, state []byte, err error) {
+	err = t.row(`SELECT epoch, state FROM conv_public_state WHERE conv_id = ?`, []any{convID}, &epoch, &state)
+	return epoch, state, wrap("storage.PublicState", err)
+}
+
+// PutPublicState stores (or replaces) a conversation's public MLS state.
+func (t *Tx) PutPublicState(convID string, epoch uint64, state []byte) error {
+	_, err := t.exec(`INSERT INTO conv_public_state(conv_id, epoch, state) VALUES (?, ?, ?)
+		ON CONFLICT(conv_id) DO UPDATE SET epoch = excluded.epoch, state = excluded.state`, convID, epoch, state)
+	return wrap("storage.PutPublicState", err)
+}

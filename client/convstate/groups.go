@@ -54,3 +54,13 @@ func (s States) View(tx *store.Tx, conv string, self e2ee.Self, v e2ee.Credentia
 	defer s.Cache.Release(g)
 	return fn(g)
 }
+
+// GroupInfo returns the signed GroupInfo of conv's current epoch (the
+// creator registers the conversation at the hub with epoch 0's).
+func (s States) GroupInfo(tx *store.Tx, conv string, self e2ee.Self, v e2ee.CredentialValidator) ([]byte, error) {
+	g, err := s.Load(tx, conv, self, v)
+	if err != nil {
+		return nil, err
+	}
+	return g.GroupInfo()
+}

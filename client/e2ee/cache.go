@@ -147,8 +147,9 @@ func (g *cachedGroup) changed() {
 	g.cache.mu.Unlock()
 }
 
-func (g *cachedGroup) Epoch() uint64     { return g.inner.Epoch() }
-func (g *cachedGroup) Members() []string { return g.inner.Members() }
+func (g *cachedGroup) Epoch() uint64              { return g.inner.Epoch() }
+func (g *cachedGroup) Members() []string          { return g.inner.Members() }
+func (g *cachedGroup) GroupInfo() ([]byte, error) { return g.inner.GroupInfo() }
 
 func (g *cachedGroup) Encrypt(pt []byte) ([]byte, error) {
 	g.changed()

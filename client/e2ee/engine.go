@@ -120,6 +120,10 @@ type Group interface {
 	// CommitAdmin commits like Commit, optionally replacing the group admin
 	// key and carrying the admin signature (docs/decisions/0003).
 	CommitAdmin(AdminCommit) (Commit, error)
+	// GroupInfo is the signed GroupInfo of the current epoch (with the
+	// ratchet tree): the creator sends epoch 0's at CreateConversation so
+	// the hub can start the conversation's public state (docs/groups.md).
+	GroupInfo() ([]byte, error)
 	// AdminKey is the group admin public key of the GroupContext (nil: a
 	// 1:1, which has none).
 	AdminKey() []byte

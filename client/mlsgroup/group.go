@@ -17,6 +17,9 @@ var _ e2ee.Group = (*group)(nil)
 
 func (g *group) Epoch() uint64 { return g.g.Epoch() }
 
+// GroupInfo is the signed GroupInfo of the current epoch, with the tree.
+func (g *group) GroupInfo() ([]byte, error) { return g.g.GroupInfo() }
+
 func (g *group) Members() []string {
 	var out []string
 	for _, m := range g.g.Members() {

@@ -21,6 +21,8 @@ import (
 	"hearth/homeserver/certs"
 	"hearth/homeserver/wire"
 	"hearth/keys/identity"
+	"hearth/keys/mls"
+	"hearth/keys/mls/suite"
 	"hearth/keys/testutil"
 )
 
@@ -76,6 +78,7 @@ type e2eDevice struct {
 	user   string // user@domain
 	device string
 	access string
+	signer *suite.Signer // its MLS signature key, on its signed list
 
 	mu      sync.Mutex
 	fw      *wire.FrameWriter
@@ -107,7 +110,11 @@ func newE2EDevice(t *testing.T, fs *fedServer, name string) *e2eDevice {
 		t.Fatal(err)
 	}
 	u, _ := identity.ParseUser(d.user)
-	l, err := (&identity.DeviceList{User: u}).WithDevice(identity.Device{DeviceID: d.device, SignatureKey: []byte("sig-" + d.device), Name: "e2e"}, 1)
+	s1, _ := suite.Lookup(1)
+	if d.signer, err = s1.GenerateSignatureKey(rand.Reader); err != nil {
+		t.Fatal(err)
+	}
+	l, err := (&identity.DeviceList{User: u}).WithDevice(identity.Device{DeviceID: d.device, SignatureKey: d.signer.Public(), Name: "e2e"}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,6 +243,13 @@ func (d *e2eDevice) send(conv, id string, kind wire.MessageKind, epoch uint64, a
 	if len(add) > 0 {
 		m.Welcome = []byte("welcome " + id)
 	}
+	return d.submit(m)
+}
+
+// submit sends m until the server accepts it (retrying while it answers
+// CODE_UNAVAILABLE) and returns its conversation seq.
+func (d *e2eDevice) submit(m *wire.Send) uint64 {
+	id := m.MessageId
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
 		r, err := d.call(&wire.ClientFrame{Body: &wire.ClientFrame_Send{Send: m}}, 10*time.Second)
@@ -358,13 +372,37 @@ func TestFederationE2E(t *testing.T) {
 	alice, bob, carol := newE2EDevice(t, a, "alice"), newE2EDevice(t, b, "bob"), newE2EDevice(t, c, "carol")
 	devices := []*e2eDevice{alice, bob, carol}
 	const conv = "trio@a.example"
+	// A real MLS group: the hub verifies the creator's GroupInfo and the
+	// commit adding bob and carol against their servers' signed lists.
+	s1, _ := suite.Lookup(1)
+	g, err := mls.NewGroup(mls.Config{Validator: mls.AcceptAll{}}, s1, []byte(conv), alice.signer, mls.BasicCredential(alice.addr()), mls.GroupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gi, err := g.GroupInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if r, err := alice.call(&wire.ClientFrame{Body: &wire.ClientFrame_CreateConversation{CreateConversation: &wire.CreateConversation{
-		ConversationId: conv, Kind: wire.ConversationKind_CONVERSATION_KIND_DIRECT}}}, 20*time.Second); err != nil || r.GetError() != nil {
+		ConversationId: conv, Kind: wire.ConversationKind_CONVERSATION_KIND_DIRECT, GroupInfo: gi}}}, 20*time.Second); err != nil || r.GetError() != nil {
 		t.Fatalf("create: %v %v", r, err)
+	}
+	var kps []*mls.KeyPackage
+	for _, d := range []*e2eDevice{bob, carol} {
+		kp, _, err := mls.NewKeyPackage(s1, rand.Reader, d.signer, mls.BasicCredential(d.addr()), mls.KeyPackageOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kps = append(kps, kp)
+	}
+	add, err := g.Commit(mls.CommitOptions{Add: kps})
+	if err != nil {
+		t.Fatal(err)
 	}
 	all := map[uint64]string{}
 	var allMu sync.Mutex
-	all[alice.send(conv, "add", wire.MessageKind_MESSAGE_KIND_COMMIT, 0, []string{bob.addr(), carol.addr()})] = "add"
+	all[alice.submit(&wire.Send{ConversationId: conv, MessageId: "add", Kind: wire.MessageKind_MESSAGE_KIND_COMMIT, Payload: add.Commit,
+		Welcome: add.Welcome, GroupInfo: add.GroupInfo, AddDevices: []string{bob.addr(), carol.addr()}})] = "add"
 
 	const perSender = 12
 	var wg sync.WaitGroup

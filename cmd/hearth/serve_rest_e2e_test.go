@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -9,6 +10,9 @@ import (
 	"testing"
 
 	"hearth/homeserver/wire"
+	"hearth/keys/identity"
+	"hearth/keys/mls"
+	"hearth/keys/mls/suite"
 )
 
 // requester sends requests on a logged-in control stream and returns the
@@ -58,18 +62,39 @@ func TestServeRESTHistory(t *testing.T) {
 		}
 		return c, &requester{t: t, fw: wire.NewFrameWriter(c, 0), fr: fr}, f.GetLoginOk()
 	}
-	ac, alice, _ := login("alice", "alice password")
+	ac, alice, aliceOK := login("alice", "alice password")
 	defer ac.Close()
-	bc, _, bob := login("bob", "bob password")
+	bc, bobReq, bob := login("bob", "bob password")
 	defer bc.Close()
 
 	// alice creates a group, adds bob's device by commit, then writes to it.
 	const conv = "room1@localhost"
+	// The hub verifies the commit: both devices publish their lists with
+	// their MLS signature keys, alice registers her epoch-0 GroupInfo.
+	s1, _ := suite.Lookup(1)
+	aliceAddr, bobAddr := "alice@localhost/"+aliceOK.GetDeviceId(), "bob@localhost/"+bob.GetDeviceId()
+	aliceSig, bobSig := publishMLSKey(t, alice, aliceAddr), publishMLSKey(t, bobReq, bobAddr)
+	g, err := mls.NewGroup(mls.Config{Validator: mls.AcceptAll{}}, s1, []byte(conv), aliceSig, mls.BasicCredential(aliceAddr), mls.GroupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gi, err := g.GroupInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, _, err := mls.NewKeyPackage(s1, rand.Reader, bobSig, mls.BasicCredential(bobAddr), mls.KeyPackageOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := g.Commit(mls.CommitOptions{Add: []*mls.KeyPackage{kp}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	alice.do(&wire.ClientFrame{Body: &wire.ClientFrame_CreateConversation{CreateConversation: &wire.CreateConversation{
-		ConversationId: conv, Kind: wire.ConversationKind_CONVERSATION_KIND_GROUP}}})
+		ConversationId: conv, Kind: wire.ConversationKind_CONVERSATION_KIND_GROUP, GroupInfo: gi}}})
 	alice.do(&wire.ClientFrame{Body: &wire.ClientFrame_Send{Send: &wire.Send{
-		ConversationId: conv, MessageId: "c1", Kind: wire.MessageKind_MESSAGE_KIND_COMMIT, Epoch: 0, Payload: []byte{7},
-		AddDevices: []string{"bob@localhost/" + bob.GetDeviceId()}, Welcome: []byte{8}}}})
+		ConversationId: conv, MessageId: "c1", Kind: wire.MessageKind_MESSAGE_KIND_COMMIT, Epoch: 0, Payload: out.Commit,
+		AddDevices: []string{bobAddr}, Welcome: out.Welcome, GroupInfo: out.GroupInfo}}})
 	sent := alice.do(&wire.ClientFrame{Body: &wire.ClientFrame_Send{Send: &wire.Send{
 		ConversationId: conv, MessageId: "m1", Kind: wire.MessageKind_MESSAGE_KIND_APPLICATION, Epoch: 1, Payload: []byte{1, 2, 3}}}})
 
@@ -113,4 +138,34 @@ func TestServeRESTHistory(t *testing.T) {
 			t.Errorf("token %q query %q: %d %s, want %d %s", tc.token, tc.query, status, body, tc.status, tc.code)
 		}
 	}
+}
+
+// publishMLSKey makes an MLS signature key for device addr and publishes
+// the user's identity with a signed list naming the device with it.
+func publishMLSKey(t *testing.T, r *requester, addr string) *suite.Signer {
+	t.Helper()
+	s1, _ := suite.Lookup(1)
+	sg, err := s1.GenerateSignatureKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := identity.ParseDevice(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rk, err := identity.NewRecoveryKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := (&identity.DeviceList{User: d.User}).WithDevice(identity.Device{DeviceID: d.Device, SignatureKey: sg.Public(), Name: "e2e"}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, sig, err := l.Sign(rk.Signer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.do(&wire.ClientFrame{Body: &wire.ClientFrame_PublishIdentity{PublishIdentity: &wire.PublishIdentity{
+		IdentityKey: rk.Signer().Public().Bytes(), DeviceList: &wire.SignedDeviceList{List: list, Signature: sig}}}})
+	return sg
 }

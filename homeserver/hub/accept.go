@@ -6,6 +6,7 @@ import (
 
 	"hearth/homeserver/wire"
 	"hearth/keys/identity"
+	"hearth/keys/mls"
 	"hearth/storage"
 )
 
@@ -117,6 +118,21 @@ func (h *Hub) acceptMessage(op string, tx *storage.Tx, c *storage.Conversation, 
 	if stale {
 		return wire.Errorf(op, wire.Code_CODE_STALE_EPOCH, "epoch %d not accepted; conversation is at epoch %d", m.Epoch, c.Epoch)
 	}
+	if m.Kind == wire.MessageKind_MESSAGE_KIND_PROPOSAL {
+		pg, err := loadState(tx, c.ID)
+		if err != nil {
+			return err
+		}
+		if pg != nil {
+			next, err := h.acceptProposal(op, tx, pg, in)
+			if err != nil {
+				return err
+			}
+			if err := storeState(tx, c.ID, next); err != nil {
+				return err
+			}
+		}
+	}
 	if err := tx.AppendLog(entry); err != nil {
 		return err
 	}
@@ -131,17 +147,20 @@ func (h *Hub) acceptMessage(op string, tx *storage.Tx, c *storage.Conversation, 
 // AcceptCommit accepts exactly one commit per epoch: it fans the commit out
 // to the roster as it was (removed devices get the commit that removes
 // them, and nothing after), changes the roster, queues the welcome for the
-// added devices and moves the conversation to the next epoch. Every rule a
-// commit must pass before the conversation moves on is checked here, in
-// checkCommit.
+// added devices and moves the conversation to the next epoch. The commit
+// is verified against the conversation's public MLS state
+// (verifyCommit), the roster change is the one derived from it, and the
+// state of the next epoch is stored in the same transaction. Every rule
+// a commit must pass before the conversation moves on is checked before
+// anything is written.
 func (h *Hub) AcceptCommit(op string, tx *storage.Tx, c *storage.Conversation, in *Input, member bool,
 	entry *storage.LogEntry, res *Result) error {
 	m := in.Send
-	members, adds, err := h.checkCommit(op, tx, c, in, member)
+	members, adds, removes, next, err := h.checkCommit(op, tx, c, in, member)
 	if err != nil {
 		return err
 	}
-	if n := len(members) + len(adds) - len(m.RemoveDevices); n > h.cfg.MaxMembers {
+	if n := len(members) + len(adds) - len(removes); n > h.cfg.MaxMembers {
 		return wire.Errorf(op, wire.Code_CODE_LIMIT, "conversation would have %d devices; the limit is %d", n, h.cfg.MaxMembers)
 	}
 	entry.Welcome = m.Welcome
@@ -153,7 +172,7 @@ func (h *Hub) AcceptCommit(op string, tx *storage.Tx, c *storage.Conversation, i
 		return err
 	}
 	res.WelcomeFrom = len(res.Heads)
-	for _, a := range m.RemoveDevices {
+	for _, a := range removes {
 		if err := tx.RemoveMember(c.ID, a); err != nil {
 			return err
 		}
@@ -170,21 +189,30 @@ func (h *Hub) AcceptCommit(op string, tx *storage.Tx, c *storage.Conversation, i
 		}
 		res.Heads = append(res.Heads, heads...)
 	}
+	if next != nil {
+		if err := storeState(tx, c.ID, next); err != nil {
+			return err
+		}
+	}
 	return tx.AdvanceConversation(c.ID, c.Epoch+1, m.GroupInfo, entry.Seq, true)
 }
 
-// checkCommit applies the commit rules: the epoch, who may commit (a
-// member, or a device joining by itself by external commit when its user
-// already has a device in the group), the group admin rules, and the
-// roster change. It returns the roster as it is and the members to add.
-func (h *Hub) checkCommit(op string, tx *storage.Tx, c *storage.Conversation, in *Input, member bool) ([]storage.Member, []storage.Member, error) {
+// checkCommit applies the commit rules: the epoch, the commit's
+// verification against the public state (who may commit: a member, or a
+// device joining or resyncing by external commit; what it changes), the
+// group admin rules on the derived change, and the devices to add. It
+// returns the roster as it is, the members to add, the addresses to
+// remove and the next public state (nil for an unverified conversation,
+// Config.UnverifiedCommits).
+func (h *Hub) checkCommit(op string, tx *storage.Tx, c *storage.Conversation, in *Input, member bool) (
+	[]storage.Member, []storage.Member, []string, *mls.PublicGroup, error) {
 	m := in.Send
 	if m.Epoch != c.Epoch {
-		return nil, nil, wire.Errorf(op, wire.Code_CODE_STALE_EPOCH, "commit for epoch %d; conversation is at epoch %d", m.Epoch, c.Epoch)
+		return nil, nil, nil, nil, wire.Errorf(op, wire.Code_CODE_STALE_EPOCH, "commit for epoch %d; conversation is at epoch %d", m.Epoch, c.Epoch)
 	}
 	members, err := tx.Members(c.ID)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	roster := map[string]bool{}
 	addrs := make([]string, 0, len(members))
@@ -192,37 +220,75 @@ func (h *Hub) checkCommit(op string, tx *storage.Tx, c *storage.Conversation, in
 		roster[mb.Address] = true
 		addrs = append(addrs, mb.Address)
 	}
-	if !member {
-		external := len(m.AddDevices) == 1 && m.AddDevices[0] == in.Sender.String() && len(m.RemoveDevices) == 0
-		if !external || !UserOnRoster(addrs, in.Sender.User) {
-			return nil, nil, wire.Errorf(op, wire.Code_CODE_NOT_MEMBER, "not a member of %s", c.ID)
+	pg, err := loadState(tx, c.ID)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	var facts *commitFacts
+	var next *mls.PublicGroup
+	external := false
+	if pg == nil {
+		if !h.cfg.UnverifiedCommits {
+			return nil, nil, nil, nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST,
+				"conversation %s has no public MLS state (created without the creator's group info); its commits cannot be verified: create it again", c.ID)
 		}
-	} else if len(m.AddDevices) > 0 && len(m.Welcome) == 0 {
-		return nil, nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "a commit that adds devices must carry their welcome")
+		if facts, external, err = h.declaredChange(op, in, member, addrs); err != nil {
+			return nil, nil, nil, nil, err
+		}
+	} else {
+		d, err := h.verifyCommit(op, tx, pg, in, member, addrs)
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		next, external = d.next, d.external
+		facts = &commitFacts{Added: d.adds, Removed: d.removes, ExtChanged: d.change.ExtensionsChanged,
+			Extensions: d.change.Extensions, AuthenticatedData: d.change.AuthenticatedData, verified: true}
 	}
-	if err := h.checkGroupAuth(op, tx, c, in, addrs); err != nil {
-		return nil, nil, err
+	if !external && len(facts.Added) > 0 && len(m.Welcome) == 0 {
+		return nil, nil, nil, nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "a commit that adds devices must carry their welcome")
 	}
-	for _, a := range m.RemoveDevices {
+	if err := h.checkGroupAuth(op, tx, c, in, addrs, facts); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	for _, a := range facts.Removed {
 		if !roster[a] {
-			return nil, nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "%s is not a member", a)
+			return nil, nil, nil, nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "%s is not a member", a)
 		}
 		if a == in.Sender.String() {
-			return nil, nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "a device cannot commit its own removal")
+			return nil, nil, nil, nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "a device cannot commit its own removal")
 		}
 	}
-	adds := make([]storage.Member, 0, len(m.AddDevices))
-	for _, a := range m.AddDevices {
+	adds := make([]storage.Member, 0, len(facts.Added))
+	for _, a := range facts.Added {
 		if roster[a] {
-			return nil, nil, wire.Errorf(op, wire.Code_CODE_CONFLICT, "%s is already a member", a)
+			return nil, nil, nil, nil, wire.Errorf(op, wire.Code_CODE_CONFLICT, "%s is already a member", a)
 		}
 		mb, err := h.localMember(op, tx, a)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		adds = append(adds, mb)
 	}
-	return members, adds, nil
+	return members, adds, facts.Removed, next, nil
+}
+
+// declaredChange is the roster change of a conversation without a public
+// state (Config.UnverifiedCommits): the commit's declared add_devices and
+// remove_devices, as the hub took them before it verified commits.
+func (h *Hub) declaredChange(op string, in *Input, member bool, addrs []string) (*commitFacts, bool, error) {
+	m := in.Send
+	external := false
+	if !member {
+		external = len(m.AddDevices) == 1 && m.AddDevices[0] == in.Sender.String() && len(m.RemoveDevices) == 0
+		if !external || !UserOnRoster(addrs, in.Sender.User) {
+			return nil, false, wire.Errorf(op, wire.Code_CODE_NOT_MEMBER, "not a member of %s", m.ConversationId)
+		}
+	}
+	f := &commitFacts{Added: m.AddDevices, Removed: m.RemoveDevices}
+	if env, err := mls.Inspect(m.Payload); err == nil && env.WireFormat == mls.WirePublicMessage && env.ContentType == mls.ContentCommit {
+		f.ExtChanged, f.Extensions, f.AuthenticatedData, f.inspected = env.HasExtensions, env.Extensions, env.AuthenticatedData, env
+	}
+	return f, external, nil
 }
 
 // localMember resolves a device address to be added: a device of this

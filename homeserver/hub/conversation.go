@@ -80,6 +80,11 @@ func (h *Hub) Create(op string, tx *storage.Tx, m *wire.CreateConversation, crea
 	} else if err != nil {
 		return nil, err
 	}
+	if len(c.GroupInfo) > 0 {
+		if err := h.startState(op, tx, c.ID, creator.Address, c.GroupInfo); err != nil {
+			return nil, err
+		}
+	}
 	return ConversationInfo(tx, c)
 }
 

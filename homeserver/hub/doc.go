@@ -10,15 +10,25 @@
 //	conversation and membership        -> CODE_NOT_FOUND, CODE_NOT_MEMBER
 //	application / proposal             -> epoch window check, log append,
 //	                                      one mailbox row per member device
+//	proposal                           -> verified and cached in the public
+//	                                      MLS state (PublicGroup.AddProposal)
 //	commit (Hub.AcceptCommit)          -> exactly one per epoch
-//	                                      (CODE_STALE_EPOCH otherwise), group
-//	                                      admin rules (decision 0003), roster
-//	                                      change, welcome to added devices,
-//	                                      next epoch
+//	                                      (CODE_STALE_EPOCH otherwise),
+//	                                      verified against the public MLS
+//	                                      state (PublicGroup.Apply, verify.go),
+//	                                      roster change derived from it, group
+//	                                      admin rules (decision 0003), welcome
+//	                                      to added devices, next epoch and
+//	                                      the next public state
 //	dedup record
 //
-// AcceptCommit is the one place a commit is accepted: a verifier of the
-// commit against the conversation's public MLS state belongs there.
+// AcceptCommit is the one place a commit is accepted. The public state
+// (table conv_public_state) starts from the creator's epoch-0 GroupInfo
+// at Create; a conversation without one accepts no commit unless
+// Config.UnverifiedCommits. Credentials are checked against the signed
+// device lists this server holds (no network I/O in the transaction;
+// ListsToFetch names the remote lists to fetch first). The rules, and
+// the external commits accepted (join, resync), are in docs/groups.md.
 //
 // Conversations are created here (ValidateCreate, Create) with the
 // creating device as the only member; Visible and OfUser describe them to

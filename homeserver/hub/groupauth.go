@@ -11,19 +11,32 @@ import (
 	"hearth/storage"
 )
 
+// commitFacts is what a commit does, as checkGroupAuth needs it: derived
+// from the verified commit, or (a conversation without a public state,
+// Config.UnverifiedCommits) declared beside it and inspected.
+type commitFacts struct {
+	Added, Removed    []string // device addresses
+	ExtChanged        bool
+	Extensions        mls.Extensions
+	AuthenticatedData []byte
+	inspected         *mls.Envelope // the unverified path's envelope
+	verified          bool          // derived from a verified commit
+}
+
 // checkGroupAuth is the hub's half of docs/decisions/0003: a GROUP
 // conversation's commit that adds a new user, removes another user's
 // device that is still active, or changes the GroupContext extensions
 // must carry the group admin's signature in its authenticated_data,
 // checked against the admin key of the GroupInfo the hub keeps. The
-// creator's first commit (epoch 0, no GroupInfo yet, alone in the group)
-// needs none; a conversation whose GroupInfo carries no admin key has no
-// roles. It refuses with CODE_FORBIDDEN.
-func (h *Hub) checkGroupAuth(op string, tx *storage.Tx, c *storage.Conversation, in *Input, roster []string) error {
+// creator's first commit (epoch 0, alone in the group) needs none; a
+// conversation whose GroupInfo carries no admin key has no roles. It
+// refuses with CODE_FORBIDDEN. The change it judges is the one derived
+// from the verified commit (f).
+func (h *Hub) checkGroupAuth(op string, tx *storage.Tx, c *storage.Conversation, in *Input, roster []string, f *commitFacts) error {
 	if c.Kind != int(wire.ConversationKind_CONVERSATION_KIND_GROUP) {
 		return nil
 	}
-	if len(c.GroupInfo) == 0 {
+	if len(c.GroupInfo) == 0 || (c.Epoch == 0 && len(roster) == 1 && roster[0] == c.Creator) {
 		return nil // epoch 0: the creator alone
 	}
 	gi, err := mls.InspectGroupInfo(c.GroupInfo)
@@ -35,16 +48,15 @@ func (h *Hub) checkGroupAuth(op string, tx *storage.Tx, c *storage.Conversation,
 		return nil // a group without the admin key: no roles
 	}
 	m := in.Send
-	env, err := mls.Inspect(m.Payload)
-	if err != nil || env.WireFormat != mls.WirePublicMessage || env.ContentType != mls.ContentCommit {
+	if f.inspected == nil && !f.verified {
 		return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "a commit must be an MLS PublicMessage carrying a Commit")
 	}
-	if !sameSet(env.Added, m.AddDevices) {
+	if f.inspected != nil && !sameSet(f.inspected.Added, m.AddDevices) {
 		return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "add_devices does not match the devices the commit adds")
 	}
-	ch := groupauth.Change{Added: m.AddDevices, Removed: m.RemoveDevices, ExtChanged: env.HasExtensions}
-	if env.HasExtensions {
-		ch.NewAdminKey, _ = env.Extensions.Find(groupauth.ExtensionType)
+	ch := groupauth.Change{Added: f.Added, Removed: f.Removed, ExtChanged: f.ExtChanged}
+	if f.ExtChanged {
+		ch.NewAdminKey, _ = f.Extensions.Find(groupauth.ExtensionType)
 	}
 	revoked := func(addr string) bool {
 		da, err := identity.ParseDevice(addr)
@@ -57,13 +69,13 @@ func (h *Hub) checkGroupAuth(op string, tx *storage.Tx, c *storage.Conversation,
 		return err == nil && d.UserName == da.User.Local && d.Status != storage.DeviceActive
 	}
 	r := groupauth.Roster{Members: roster, Committer: in.Sender.String(), Revoked: revoked}
-	if err := groupauth.Check(adminKey, c.ID, m.Epoch, r, ch, env.AuthenticatedData); err != nil {
+	if err := groupauth.Check(adminKey, c.ID, m.Epoch, r, ch, f.AuthenticatedData); err != nil {
 		return wire.Errorf(op, wire.Code_CODE_FORBIDDEN, "not an admin of %s: %v", c.ID, err)
 	}
 	// The GroupInfo the hub keeps next must carry the admin key in force
 	// after this commit, or the rule could be dropped by a later commit.
 	want := adminKey
-	if env.HasExtensions {
+	if f.ExtChanged {
 		want = ch.NewAdminKey
 	}
 	next, err := mls.InspectGroupInfo(m.GroupInfo)

@@ -92,7 +92,13 @@ func TestGroupAuthHub(t *testing.T) {
 		db.Read(context.Background(), func(tx *storage.Tx) error {
 			cc := *c
 			cc.Kind = kind
-			err = srv.checkGroupAuth("test", tx, &cc, &Input{Send: m, Sender: identity.DeviceAddress{User: identity.UserAddress{Local: "bob", Domain: "x"}, Device: "1"}}, roster)
+			in := &Input{Send: m, Sender: identity.DeviceAddress{User: identity.UserAddress{Local: "bob", Domain: "x"}, Device: "1"}}
+			f, _, ferr := srv.declaredChange("test", in, true, roster)
+			if ferr != nil {
+				err = ferr
+				return nil
+			}
+			err = srv.checkGroupAuth("test", tx, &cc, in, roster, f)
 			return nil
 		})
 		return err

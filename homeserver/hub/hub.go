@@ -21,7 +21,18 @@ type Config struct {
 	// Allowed reports whether the federation policy allows a domain; nil
 	// allows every domain.
 	Allowed func(domain string) bool
-	Log     *slog.Logger
+	// FetchLists, if set, starts fetching remote users' signed device
+	// lists in the background (never in the writer's transaction): a
+	// commit that needs a list this server does not hold is refused with
+	// CODE_UNAVAILABLE, and its retry finds the list.
+	FetchLists func(users []string)
+	// UnverifiedCommits lets a conversation without a public MLS state
+	// (created without the creator's GroupInfo, or before the hub kept
+	// one) accept commits on their declared add_devices/remove_devices,
+	// as before the hub verified commits. Off, such a conversation
+	// accepts no commit. Only for tests whose payloads are not MLS.
+	UnverifiedCommits bool
+	Log               *slog.Logger
 }
 
 // Hub applies the hub's rules. It holds no state of its own: everything
@@ -49,6 +60,10 @@ type Input struct {
 	Sender   identity.DeviceAddress // parsed at the edge
 	DeviceID string                 // the sender's device id when it is local, else ""
 	NowMs    int64
+	// Fetched names the remote users whose device lists were fetched for
+	// this Send just before it (ListsToFetch): a device missing from such
+	// a list is refused for good, not as CODE_UNAVAILABLE.
+	Fetched map[string]bool
 }
 
 // Result is what one accepted (or deduplicated) Send produced.

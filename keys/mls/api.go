@@ -45,6 +45,9 @@ const (
 	WireWelcome        = message.WireWelcome
 	WireGroupInfo      = message.WireGroupInfo
 	WireKeyPackage     = message.WireKeyPackage
+
+	// SenderMember: a PublicMessage sent by a member's leaf.
+	SenderMember = message.SenderMember
 )
 
 // Errors of the subpackages that Group and PublicGroup methods wrap.
