@@ -77,7 +77,9 @@ func TestCancelledRequestKeepsConnection(t *testing.T) {
 	defer c.Close()
 	slow := make(chan error, 1)
 	var res fedwire.TransactionResult
-	go func() { slow <- c.post(context.Background(), "b.example", "/slow", c.timeout(), &fedwire.Transaction{}, &res) }()
+	go func() {
+		slow <- c.post(context.Background(), "b.example", "/slow", c.timeout(), &fedwire.Transaction{}, &res)
+	}()
 	testutil.WaitFor(t, 10*time.Second, arrived(&slowIn, "the slow request"))
 	ctx, cancel := context.WithCancel(context.Background())
 	hung := make(chan error, 1)
