@@ -360,6 +360,9 @@ func (o *Outbound) attempt(ctx context.Context, l *destLoop) (more bool, err err
 	}
 	res, err := o.Net.Send(ctx, l.dest, st)
 	if err != nil {
+		if errors.As(err, new(*Error)) { // discovery refused: the peer was not asked
+			return false, err
+		}
 		return false, noAnswer{err}
 	}
 	l.mu.Lock()
