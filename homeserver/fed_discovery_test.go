@@ -68,6 +68,12 @@ func (r *fakeResolver) total() int {
 	return n
 }
 
+func (r *fakeResolver) dialCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.dials
+}
+
 func (r *fakeResolver) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	r.mu.Lock()
 	to, ok := r.to[addr]

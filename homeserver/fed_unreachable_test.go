@@ -85,8 +85,8 @@ func TestFederationNoSuchDomain(t *testing.T) {
 	wantErr(t, "media at 127.0.0.1", alice.call(downloadFrame("127.0.0.1")), wire.Code_CODE_BAD_REQUEST, "IP address")
 	wantErr(t, "media at intranet", alice.call(downloadFrame("intranet")), wire.Code_CODE_BAD_REQUEST, "single-label")
 	wantErr(t, "media at gone.example", alice.call(downloadFrame("gone.example")), wire.Code_CODE_NOT_FOUND, "no Hearth server for gone.example")
-	if n := res.total(); n != 1 || res.dials != 0 {
-		t.Fatalf("%d lookups, %d dials in all, want 1 and 0", n, res.dials)
+	if n := res.total(); n != 1 || res.dialCount() != 0 {
+		t.Fatalf("%d lookups, %d dials in all, want 1 and 0", n, res.dialCount())
 	}
 }
 
@@ -155,8 +155,8 @@ func TestFederationForgedOrigin(t *testing.T) {
 			t.Fatalf("%s: 100 forged transactions made %d lookups, want at most %d", tc.origin, n, tc.max)
 		}
 	}
-	if res.dials > 5 {
-		t.Fatalf("%d dials for forged origins", res.dials)
+	if n := res.dialCount(); n > 5 {
+		t.Fatalf("%d dials for forged origins", n)
 	}
 
 	// Cheap checks come first: a malformed key id or signature costs no lookup.
