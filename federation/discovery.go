@@ -279,6 +279,22 @@ func (d *Discovery) prune() {
 	}
 }
 
+// Known reports, without a lookup, a permanent reason why domain has no
+// server: CheckDiscoverable's, or a remembered permanent failure. nil
+// does not mean the domain has one.
+func (d *Discovery) Known(domain string) error {
+	d.init()
+	if err := CheckDiscoverable(domain, d.TestNames); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if f := d.failed[domain]; f != nil && Permanent(f.err) && d.Now().Before(f.until) {
+		return f.err
+	}
+	return nil
+}
+
 // Forget drops what is remembered of domain (it was pinned, or an admin
 // asks to retry now).
 func (d *Discovery) Forget(domain string) {

@@ -12,6 +12,7 @@ import (
 	"hearth/federation/fedwire"
 	"hearth/homeserver/wire"
 	"hearth/keys/serverkey"
+	"hearth/storage"
 )
 
 func fetchListFrame(user string) *wire.ClientFrame {
@@ -80,6 +81,17 @@ func TestFederationNoSuchDomain(t *testing.T) {
 	wantErr(t, "claim", alice.call(claimFrame("bob@gone.example")), wire.Code_CODE_NOT_FOUND, "no Hearth server for gone.example")
 	if n := res.count("gone.example"); n != 1 {
 		t.Fatalf("%d lookups of a name that does not exist, want 1 (remembered)", n)
+	}
+
+	// A conversation hubbed where no server can be: refused, not queued.
+	wantErr(t, "send to x@nowhere.invalid", alice.call(appMsg("x@nowhere.invalid", "m1", 1, "hi")), wire.Code_CODE_NOT_FOUND, "no Hearth server for nowhere.invalid")
+	wantErr(t, "send to x@gone.example", alice.call(appMsg("x@gone.example", "m2", 1, "hi")), wire.Code_CODE_NOT_FOUND, "no Hearth server for gone.example")
+	var depths map[string]int
+	if err := a.db.Read(t.Context(), func(tx *storage.Tx) (err error) { depths, err = tx.QueueDepths(); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if len(depths) != 0 {
+		t.Fatalf("queued for servers that cannot exist: %v", depths)
 	}
 
 	wantErr(t, "media at 127.0.0.1", alice.call(downloadFrame("127.0.0.1")), wire.Code_CODE_BAD_REQUEST, "IP address")

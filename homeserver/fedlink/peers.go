@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"hearth/federation"
+	"hearth/homeserver/wire"
 	"hearth/keys/serverkey"
 	"hearth/storage"
 )
@@ -121,6 +122,23 @@ func (f *Peers) discover(ctx context.Context, domain string) (*serverkey.Set, er
 	f.found[domain] = f.now()
 	f.mu.Unlock()
 	return set, nil
+}
+
+// noServer returns, without any lookup, the device's error when domain is
+// not pinned and is known to have no server (a special-use or invalid
+// name, or a remembered permanent discovery failure); nil otherwise.
+func (f *Peers) noServer(op, domain string) error {
+	f.mu.Lock()
+	_, pinned := f.peers[domain]
+	f.mu.Unlock()
+	if pinned {
+		return nil
+	}
+	var fe *federation.Error
+	if err := f.disc.Known(domain); errors.As(err, &fe) {
+		return &wire.Error{Op: op, Kind: wireKind(fe.Kind), Msg: fe.Msg}
+	}
+	return nil
 }
 
 // SetAddress sets the address published in the key document (known once
