@@ -31,13 +31,20 @@ type PeerSource interface {
 	Peer(ctx context.Context, domain string) (Peer, error)
 }
 
+// DefaultQueryTimeout bounds one query when Client.QueryTimeout is unset.
+const DefaultQueryTimeout = 5 * time.Second
+
 // ErrNoPeer means no route to a domain is known.
 var ErrNoPeer = errors.New("federation: unknown peer")
 
 // Client talks HTTP/3 to remote servers' federation endpoints.
 type Client struct {
 	Peers   PeerSource
-	Timeout time.Duration // per request; default 15s
+	Timeout time.Duration // per transaction or signal; default 15s
+	// QueryTimeout bounds one query (a device waits for it); default
+	// DefaultQueryTimeout. A peer that does not answer a QUIC handshake
+	// fails sooner, after the 2 s handshake timeout.
+	QueryTimeout time.Duration
 
 	mu  sync.Mutex
 	rts map[string]*rt // by domain
@@ -109,7 +116,7 @@ func (c *Client) Reset(domain string) {
 	}
 }
 
-func (c *Client) post(ctx context.Context, domain, path string, in, out proto.Message) error {
+func (c *Client) post(ctx context.Context, domain, path string, timeout time.Duration, in, out proto.Message) error {
 	r, err := c.transport(ctx, domain)
 	if err != nil {
 		return err
@@ -117,10 +124,6 @@ func (c *Client) post(ctx context.Context, domain, path string, in, out proto.Me
 	body, err := proto.Marshal(in)
 	if err != nil {
 		return err
-	}
-	timeout := c.Timeout
-	if timeout <= 0 {
-		timeout = 15 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -154,10 +157,17 @@ func (c *Client) post(ctx context.Context, domain, path string, in, out proto.Me
 	return nil
 }
 
+func (c *Client) timeout() time.Duration {
+	if c.Timeout <= 0 {
+		return 15 * time.Second
+	}
+	return c.Timeout
+}
+
 // Send posts a signed transaction; an error means no answer was had.
 func (c *Client) Send(ctx context.Context, destination string, st *fedwire.SignedTransaction) (*fedwire.TransactionResult, error) {
 	res := &fedwire.TransactionResult{}
-	if err := c.post(ctx, destination, PathTransaction, st, res); err != nil {
+	if err := c.post(ctx, destination, PathTransaction, c.timeout(), st, res); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -166,7 +176,7 @@ func (c *Client) Send(ctx context.Context, destination string, st *fedwire.Signe
 // Signal posts a signed transaction of lossy signals (PathSignal).
 func (c *Client) Signal(ctx context.Context, destination string, st *fedwire.SignedTransaction) (*fedwire.TransactionResult, error) {
 	res := &fedwire.TransactionResult{}
-	if err := c.post(ctx, destination, PathSignal, st, res); err != nil {
+	if err := c.post(ctx, destination, PathSignal, c.timeout(), st, res); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -175,7 +185,11 @@ func (c *Client) Signal(ctx context.Context, destination string, st *fedwire.Sig
 // Query posts a signed query.
 func (c *Client) Query(ctx context.Context, destination string, sq *fedwire.SignedQuery) (*fedwire.QueryResult, error) {
 	res := &fedwire.QueryResult{}
-	if err := c.post(ctx, destination, PathQuery, sq, res); err != nil {
+	timeout := c.QueryTimeout
+	if timeout <= 0 {
+		timeout = DefaultQueryTimeout
+	}
+	if err := c.post(ctx, destination, PathQuery, timeout, sq, res); err != nil {
 		return nil, err
 	}
 	return res, nil

@@ -4,7 +4,10 @@
 // CheckEnvelope, Policy, RateLimiter), the HTTP/3 endpoints (Handler, which
 // hands verified traffic to an Inbound), the HTTP/3 Client, and the
 // per-destination sender loops (Outbound) that drain a durable Queue with
-// one transaction in flight, Backoff after failures and expiry.
+// one transaction in flight, Backoff after failures and expiry, and the
+// bounded, cached discovery of unpinned servers' key documents
+// (Discovery: domain names only, special-use names answered without a
+// lookup, no redirects, a negative cache with backoff, global bounds).
 //
 // The package holds no storage and no homeserver logic: the homeserver
 // implements Inbound, Queue, PeerSource and KeyResolver.

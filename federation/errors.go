@@ -27,6 +27,17 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// PublicMessage is what a remote server is told of err: an *Error's Op
+// and Msg without the wrapped detail (a lookup or dial error, which stays
+// in the local log), "internal error" for anything else.
+func PublicMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Op + ": " + e.Msg
+	}
+	return "internal error"
+}
+
 func errorf(op string, code fedwire.Code, format string, args ...any) error {
 	return &Error{Op: op, Kind: code, Msg: fmt.Sprintf(format, args...)}
 }

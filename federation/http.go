@@ -115,7 +115,7 @@ func (h *Handler) readTransaction(w http.ResponseWriter, r *http.Request, op, wh
 	}
 	if err != nil {
 		h.refused(r, what, originOf(st.GetTransaction(), true), err)
-		h.writeProto(w, &fedwire.TransactionResult{Code: KindOf(err), Message: err.Error()})
+		h.writeProto(w, &fedwire.TransactionResult{Code: KindOf(err), Message: PublicMessage(err)})
 		return nil, nil
 	}
 	return txn, st.Transaction
@@ -158,7 +158,7 @@ func (h *Handler) serveQuery(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		h.refused(r, "query", originOf(sq.GetQuery(), false), err)
-		h.writeProto(w, &fedwire.QueryResult{Code: KindOf(err), Message: err.Error()})
+		h.writeProto(w, &fedwire.QueryResult{Code: KindOf(err), Message: PublicMessage(err)})
 		return
 	}
 	h.writeProto(w, h.Inbound.Query(r.Context(), q))

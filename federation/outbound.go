@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -82,13 +83,22 @@ type Outbound struct {
 
 // DestStatus is what `federation list` shows of one destination.
 type DestStatus struct {
-	Destination   string
-	Attempts      int       // consecutive failed attempts (0: healthy)
-	LastContact   time.Time // zero: never
-	NextAttempt   time.Time // zero: not backing off
-	LastError     string
+	Destination string
+	Attempts    int       // consecutive failed attempts (0: healthy)
+	LastContact time.Time // zero: never
+	NextAttempt time.Time // zero: not backing off
+	LastError   string
+	// Unreachable: the last attempt got no answer at all (a network
+	// failure), not a refusal.
+	Unreachable   bool
 	Sent, Expired uint64
 }
+
+// noAnswer marks an attempt that got no answer from the destination.
+type noAnswer struct{ err error }
+
+func (e noAnswer) Error() string { return e.err.Error() }
+func (e noAnswer) Unwrap() error { return e.err }
 
 type destLoop struct {
 	dest string
@@ -154,11 +164,21 @@ func (o *Outbound) Contact(dest string) {
 	o.mu.Unlock()
 	if l != nil {
 		l.mu.Lock()
-		l.st.Attempts = 0
+		l.st.Attempts, l.st.Unreachable = 0, false
 		l.st.LastContact = o.Now()
 		l.mu.Unlock()
 	}
 	o.Wake(dest)
+	if l == nil {
+		o.mu.Lock()
+		l = o.loops[dest]
+		o.mu.Unlock()
+		if l != nil {
+			l.mu.Lock()
+			l.st.LastContact = o.Now()
+			l.mu.Unlock()
+		}
+	}
 }
 
 // Status returns every destination's state, by name.
@@ -174,6 +194,40 @@ func (o *Outbound) Status() []DestStatus {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Destination < out[j].Destination })
 	return out
+}
+
+// Down reports whether dest's last attempt got no answer and its backoff
+// has not run out: until is when the queue tries again. Queries to dest
+// fail at once meanwhile instead of waiting for a timeout.
+func (o *Outbound) Down(dest string) (until time.Time, down bool) {
+	o.init()
+	o.mu.Lock()
+	l := o.loops[dest]
+	o.mu.Unlock()
+	if l == nil {
+		return time.Time{}, false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.st.Unreachable && l.st.Attempts > 0 && o.Now().Before(l.st.NextAttempt) {
+		return l.st.NextAttempt, true
+	}
+	return time.Time{}, false
+}
+
+// LastContact is when dest last answered a transaction or sent one
+// (zero: never since the server started).
+func (o *Outbound) LastContact(dest string) time.Time {
+	o.init()
+	o.mu.Lock()
+	l := o.loops[dest]
+	o.mu.Unlock()
+	if l == nil {
+		return time.Time{}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.st.LastContact
 }
 
 // Close stops every loop and waits for them.
@@ -201,14 +255,15 @@ func (o *Outbound) run(l *destLoop) {
 		case err != nil:
 			l.st.Attempts++
 			l.st.LastError = err.Error()
+			l.st.Unreachable = errors.As(err, new(noAnswer))
 			wait = o.Cfg.Backoff.Delay(l.st.Attempts)
 			l.st.NextAttempt = o.Now().Add(wait)
 		case more:
-			l.st.NextAttempt = time.Time{}
+			l.st.NextAttempt, l.st.Unreachable = time.Time{}, false
 		default:
 			// Idle: wakes come when envelopes are queued; the poll is a
 			// safety net for a wake that raced its commit.
-			l.st.NextAttempt = time.Time{}
+			l.st.NextAttempt, l.st.Unreachable = time.Time{}, false
 			wait = o.Cfg.IdlePoll
 		}
 		l.mu.Unlock()
@@ -305,7 +360,10 @@ func (o *Outbound) attempt(ctx context.Context, l *destLoop) (more bool, err err
 	}
 	res, err := o.Net.Send(ctx, l.dest, st)
 	if err != nil {
-		return false, err
+		if errors.As(err, new(*Error)) { // discovery refused: the peer was not asked
+			return false, err
+		}
+		return false, noAnswer{err}
 	}
 	l.mu.Lock()
 	l.st.LastContact = o.Now()

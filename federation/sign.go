@@ -2,6 +2,7 @@ package federation
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"strings"
@@ -117,22 +118,58 @@ func (v *Verifier) check(ctx context.Context, op, label string, signed []byte, k
 	if sent.Before(now.Add(-lim.MaxSkew)) || sent.After(now.Add(lim.MaxSkew)) {
 		return errorf(op, fedwire.Code_CODE_CLOCK_SKEW, "origin time %s outside ±%s of %s", sent.UTC().Format(time.RFC3339), lim.MaxSkew, now.UTC().Format(time.RFC3339))
 	}
+	// Everything above is cheap and local. Fetching an unknown origin's
+	// keys is outbound work (discovery), so a request that cannot be
+	// verified whatever the keys is refused before it.
+	if !wellFormedKeyID(keyID) || len(sig) != ed25519.SignatureSize {
+		return errorf(op, fedwire.Code_CODE_BAD_SIGNATURE, "malformed key id or signature")
+	}
 	set, err := v.Keys.ServerKeys(ctx, h.origin)
 	if err != nil {
-		return &Error{Op: op, Kind: fedwire.Code_CODE_UNAVAILABLE, Msg: "keys of " + h.origin, Err: err}
+		// The remote side learns only that the keys could not be had; why
+		// (a lookup or dial error) stays in the local log.
+		if Permanent(err) {
+			return &Error{Op: op, Kind: fedwire.Code_CODE_BAD_SIGNATURE, Msg: "unknown origin key", Err: err}
+		}
+		return &Error{Op: op, Kind: fedwire.Code_CODE_UNAVAILABLE, Msg: "origin keys unavailable; retry later", Err: err}
 	}
 	err = set.Verify(serverkey.ID(keyID), sent, label, signed, sig)
+	var rerr error
 	if r, ok := v.Keys.(KeyRefresher); ok && errors.Is(err, serverkey.ErrUnknown) {
-		if set, rerr := r.RefreshServerKeys(ctx, h.origin); rerr == nil {
-			err = set.Verify(serverkey.ID(keyID), sent, label, signed, sig)
-		} else {
-			err = fmt.Errorf("%w (refresh: %v)", err, rerr)
+		var set2 *serverkey.Set
+		if set2, rerr = r.RefreshServerKeys(ctx, h.origin); rerr == nil {
+			err = set2.Verify(serverkey.ID(keyID), sent, label, signed, sig)
 		}
 	}
 	if err != nil {
-		return &Error{Op: op, Kind: fedwire.Code_CODE_BAD_SIGNATURE, Msg: "from " + h.origin, Err: err}
+		msg := "from " + h.origin + ": " + err.Error()
+		if errors.Is(rerr, ErrRefreshLimited) {
+			msg += " (" + rerr.Error() + ")"
+		} else if rerr != nil {
+			msg += " (key refresh failed)"
+		}
+		return &Error{Op: op, Kind: fedwire.Code_CODE_BAD_SIGNATURE, Msg: msg, Err: rerr}
 	}
 	return nil
+}
+
+// ErrRefreshLimited is a KeyRefresher's refusal to fetch an origin's keys
+// again so soon; its text may be shown to the remote side.
+var ErrRefreshLimited = errors.New("keys were refreshed recently")
+
+// wellFormedKeyID reports whether id has the shape of a key id
+// ("ed25519:" and 11 base64url characters).
+func wellFormedKeyID(id string) bool {
+	rest, ok := strings.CutPrefix(id, "ed25519:")
+	if !ok || len(rest) != 11 {
+		return false
+	}
+	for _, c := range rest {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // VerifyTransaction checks signature, key validity, destination, clock skew,

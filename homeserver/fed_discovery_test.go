@@ -2,11 +2,8 @@ package homeserver
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
-	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -14,43 +11,96 @@ import (
 	"hearth/homeserver/wire"
 )
 
-// loopbackResolver maps HOST:443 to loopback addresses.
-type loopbackResolver struct {
+// fakeResolver answers discovery's name lookups from a table of loopback
+// addresses and counts them; a name not in the table does not exist
+// (NXDOMAIN). Nothing leaves the machine.
+type fakeResolver struct {
 	mu    sync.Mutex
-	addrs map[string]string
+	hosts map[string]string // domain -> 127.0.0.N
+	fail  map[string]error  // domain -> lookup error
+	calls map[string]int
+	to    map[string]string // 127.0.0.N:443 -> the node's HOST:PORT
+	dials int
 }
 
-func (r *loopbackResolver) set(hostPort, to string) {
+func newFakeResolver() *fakeResolver {
+	return &fakeResolver{hosts: map[string]string{}, fail: map[string]error{}, calls: map[string]int{}, to: map[string]string{}}
+}
+
+// set makes domain resolve to a loopback address whose port 443 is addr.
+func (r *fakeResolver) set(domain, addr string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.addrs[hostPort] = to
+	ip, ok := r.hosts[domain]
+	if !ok {
+		ip = fmt.Sprintf("127.0.0.%d", len(r.hosts)+2)
+		r.hosts[domain] = ip
+	}
+	r.to[net.JoinHostPort(ip, "443")] = addr
 }
 
-// loopbackDiscovery is an HTTPS client for discovery that resolves each
-// test domain's port 443 to its node on 127.0.0.1 and trusts the nodes'
-// CAs; any other name fails (nothing leaves the machine).
-func loopbackDiscovery(nodes ...*fedNode) (*http.Client, []byte, *loopbackResolver) {
-	r := &loopbackResolver{addrs: map[string]string{}}
-	addrs := r.addrs
-	pool := x509.NewCertPool()
+func (r *fakeResolver) LookupHost(_ context.Context, host string) ([]string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls[host]++
+	if err := r.fail[host]; err != nil {
+		return nil, err
+	}
+	if ip, ok := r.hosts[host]; ok {
+		return []string{ip}, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
+func (r *fakeResolver) count(host string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.calls[host]
+}
+
+func (r *fakeResolver) total() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, c := range r.calls {
+		n += c
+	}
+	return n
+}
+
+func (r *fakeResolver) dialCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.dials
+}
+
+func (r *fakeResolver) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	r.mu.Lock()
+	to, ok := r.to[addr]
+	r.dials++
+	r.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("test network: nothing listens at %s", addr)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, to)
+}
+
+// loopbackDiscovery sets cfg up to discover the nodes (and .example
+// names) through a fake resolver on loopback, trusting the nodes' CAs.
+func loopbackDiscovery(nodes ...*fedNode) (*fakeResolver, []byte) {
+	r := newFakeResolver()
 	var pems []byte
 	for _, n := range nodes {
-		addrs[n.domain+":443"] = n.addr
-		pool.AppendCertsFromPEM(n.caPEM)
+		r.set(n.domain, n.addr)
 		pems = append(pems, n.caPEM...)
 	}
-	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		r.mu.Lock()
-		to, ok := r.addrs[addr]
-		r.mu.Unlock()
-		if !ok {
-			return nil, fmt.Errorf("test resolver: no loopback address for %s", addr)
-		}
-		var d net.Dialer
-		return d.DialContext(ctx, network, to)
-	}
-	return &http.Client{Transport: &http.Transport{DialContext: dial,
-		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}}}, pems, r
+	return r, pems
+}
+
+func (n *fedNode) useDiscovery(r *fakeResolver, pems []byte) {
+	f := &n.cfg.Federation
+	f.Resolver, f.DiscoveryDial, f.DiscoverTestNames, f.DiscoveryCAPEM = r, r.dial, true, pems
 }
 
 // TestFederationDiscovery: two servers that have not pinned each other
@@ -61,10 +111,10 @@ func loopbackDiscovery(nodes ...*fedNode) (*http.Client, []byte, *loopbackResolv
 // refused.
 func TestFederationDiscovery(t *testing.T) {
 	a, b := newFedNode(t, "a.example"), newFedNode(t, "b.example")
-	hc, pems, res := loopbackDiscovery(a, b)
+	res, pems := loopbackDiscovery(a, b)
 	for _, n := range []*fedNode{a, b} {
 		n.stop()
-		n.cfg.Federation.DiscoveryClient, n.cfg.Federation.DiscoveryCAPEM = hc, pems
+		n.useDiscovery(res, pems)
 		n.start()
 	}
 	_, alice := a.addUser("alice")
@@ -119,7 +169,7 @@ func TestFederationDiscovery(t *testing.T) {
 	a.skew.Store(0)
 
 	// c.example "resolves" to b, whose certificate is not for c.example.
-	res.set("c.example:443", b.addr)
+	res.set("c.example", b.addr)
 	if _, err := a.s.fed.Peers.ServerKeys(t.Context(), "c.example"); err == nil {
 		t.Fatal("keys of c.example accepted from a server with b.example's certificate")
 	}

@@ -28,6 +28,12 @@
 // Error codes: the wire.Code of the homeserver and the fedwire.Code of
 // the federation protocol meet only in codes.go, one table read both ways.
 //
+// Unreachable peers: a query to a peer that is down (its queue backs off
+// after no answer, or its last query got none) fails at once with
+// CODE_UNAVAILABLE until the backoff runs out (peerdown.go); a domain
+// that cannot have a server is CODE_NOT_FOUND from discovery
+// (federation.Discovery, wired in peers.go with the injectable Resolver).
+//
 // Keys: the signing key rotates (RotateKey); retired keys stay published
 // with their end (keys.go). A peer's unknown key id makes the link
 // re-fetch that peer's key document, rate-limited (RefreshServerKeys).

@@ -86,7 +86,7 @@ func (f *Peers) RefreshServerKeys(ctx context.Context, domain string) (*serverke
 	last, seen := f.refreshed[domain]
 	if seen && now.Sub(last) < f.cfg.KeyRefreshInterval {
 		f.mu.Unlock()
-		return nil, fmt.Errorf("keys of %s were refreshed %s ago", domain, now.Sub(last).Round(time.Millisecond))
+		return nil, fmt.Errorf("%w: keys of %s were refreshed %s ago", federation.ErrRefreshLimited, domain, now.Sub(last).Round(time.Millisecond))
 	}
 	f.refreshed[domain] = now
 	c := &keyRefresh{done: make(chan struct{})}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -34,12 +35,19 @@ type Config struct {
 	RatePerSecond float64
 	RateBurst     float64
 	Limits        federation.Limits
-	// DiscoveryClient fetches https://DOMAIN/.well-known/hearth/server for
-	// domains that are not pinned; nil: http.DefaultClient (WebPKI). Tests
-	// inject one that resolves to loopback and trusts a test CA.
-	DiscoveryClient *http.Client
+	// Resolver looks up the names of domains that are not pinned, for
+	// discovery (federation.Discovery); nil: net.DefaultResolver. Tests
+	// inject one that answers from a table and sends nothing out.
+	Resolver federation.Resolver
+	// DiscoveryDial dials an address Resolver gave (IP:443) to fetch a key
+	// document; nil: a net.Dialer. Tests send it to loopback.
+	DiscoveryDial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// DiscoverTestNames lets discovery look up .test and .example names
+	// (tests, with an injected Resolver); otherwise they have no server.
+	DiscoverTestNames bool
 	// DiscoveryCAPEM, when set, is the CA trusted (instead of the system
-	// roots) for federation connections to discovered peers.
+	// roots) for discovery and for federation connections to discovered
+	// peers.
 	DiscoveryCAPEM []byte
 	// KeyRefreshInterval is the least time between two re-fetches of one
 	// peer's key document (on a signature by an unknown key id). Default 30s.
@@ -159,12 +167,14 @@ type Peers struct {
 	found      map[string]time.Time   // peers known by discovery (not pinned): when
 	peers      map[string]federation.Peer
 	keys       map[string]*serverkey.Set
+	disc       *federation.Discovery // bounded, cached .well-known fetches
 }
 
 // Queries sends signed queries to peers (device lists, KeyPackages, media
 // ranges) and answers theirs.
 type Queries struct {
 	*base
+	down peerDown // peers whose last query got no answer (peerdown.go)
 }
 
 // Signals carries typing and presence on the lossy signal path.
@@ -222,6 +232,10 @@ func New(domain string, cfg Config, deps Deps) (*Link, error) {
 	pb := &Peers{base: b, peers: map[string]federation.Peer{}, keys: map[string]*serverkey.Set{},
 		refreshed: map[string]time.Time{}, found: map[string]time.Time{}}
 	b.pb = pb
+	var err error
+	if pb.disc, err = newDiscovery(cfg, b.now, b.log); err != nil {
+		return nil, err
+	}
 	if err := pb.loadKeys(context.Background(), deps.Key); err != nil {
 		return nil, err
 	}

@@ -205,10 +205,15 @@ func (f *Link) fanOutRemote(tx *storage.Tx, r *hub.Result, m *wire.Send) (map[st
 
 // Submit stores a local device's Send to a conversation hubbed elsewhere
 // as a pending submission and queues its SUBMIT for the hub, in one
-// transaction, then wakes the hub's sender loop. A retry of a submission
+// transaction, then wakes the hub's sender loop; a hub domain known to
+// have no server is refused CODE_NOT_FOUND at once. A retry of a submission
 // that was not refused returns the same envelope: its verdict is awaited
 // (Await) rather than submitted anew.
 func (f *Link) Submit(ctx context.Context, m *wire.Send, sender, hubDomain string) (envelopeID string, err error) {
+	// A hub that cannot exist is refused now, not queued for a week.
+	if err := f.pb.noServer("homeserver.Send", hubDomain); err != nil {
+		return "", err
+	}
 	var p *storage.Pending
 	err = f.db.Write(ctx, func(tx *storage.Tx) error {
 		old, err := tx.PendingSend(sender, m.MessageId)

@@ -2,12 +2,14 @@ package fedlink
 
 import (
 	"context"
+	"crypto/x509"
+	"errors"
 	"fmt"
-	"net"
-	"net/http"
+	"log/slog"
 	"time"
 
 	"hearth/federation"
+	"hearth/homeserver/wire"
 	"hearth/keys/serverkey"
 	"hearth/storage"
 )
@@ -26,6 +28,9 @@ func (f *Peers) cachePeer(p *storage.FedPeer) error {
 	delete(f.found, p.Domain) // pinned now
 	if set != nil {
 		f.keys[p.Domain] = set
+	}
+	if f.disc != nil {
+		f.disc.Forget(p.Domain)
 	}
 	return nil
 }
@@ -90,42 +95,26 @@ func (f *Peers) rediscoverStale(ctx context.Context, domain string) {
 	}
 }
 
-// discover fetches https://DOMAIN/.well-known/hearth/server with WebPKI
-// and caches the address and keys.
-func (f *Peers) discover(ctx context.Context, domain string) (*serverkey.Set, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+domain+federation.PathKeyDocument, nil)
-	if err != nil {
-		return nil, err
-	}
-	hc := f.cfg.DiscoveryClient
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("discover %s: %w", domain, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("discover %s: HTTP %d", domain, resp.StatusCode)
-	}
-	b := make([]byte, 0, 4096)
-	buf := make([]byte, 4096)
-	for len(b) < 1<<20 {
-		n, err := resp.Body.Read(buf)
-		b = append(b, buf[:n]...)
-		if err != nil {
-			break
+// newDiscovery builds the bounded, cached discovery of cfg.
+func newDiscovery(cfg Config, now func() time.Time, log *slog.Logger) (*federation.Discovery, error) {
+	d := &federation.Discovery{Resolver: cfg.Resolver, Dial: cfg.DiscoveryDial, TestNames: cfg.DiscoverTestNames,
+		Now: now, Log: log.With("component", "federation")}
+	if len(cfg.DiscoveryCAPEM) > 0 {
+		d.RootCAs = x509.NewCertPool()
+		if !d.RootCAs.AppendCertsFromPEM(cfg.DiscoveryCAPEM) {
+			return nil, errors.New("homeserver/fedlink: DiscoveryCAPEM holds no certificate")
 		}
 	}
-	doc, set, err := federation.ParseKeyDocument(b, domain)
+	return d, nil
+}
+
+// discover fetches https://DOMAIN/.well-known/hearth/server through the
+// bounded, cached federation.Discovery and caches the address and keys.
+// Its errors are *federation.Error whose Msg may be shown to a device.
+func (f *Peers) discover(ctx context.Context, domain string) (*serverkey.Set, error) {
+	doc, set, err := f.disc.Discover(ctx, domain)
 	if err != nil {
 		return nil, err
-	}
-	if _, _, err := net.SplitHostPort(doc.Federation); err != nil {
-		return nil, fmt.Errorf("discover %s: federation address %q: %w", domain, doc.Federation, err)
 	}
 	f.mu.Lock()
 	f.peers[domain] = federation.Peer{Domain: domain, Address: doc.Federation, CAPEM: f.cfg.DiscoveryCAPEM}
@@ -133,6 +122,23 @@ func (f *Peers) discover(ctx context.Context, domain string) (*serverkey.Set, er
 	f.found[domain] = f.now()
 	f.mu.Unlock()
 	return set, nil
+}
+
+// noServer returns, without any lookup, the device's error when domain is
+// not pinned and is known to have no server (a special-use or invalid
+// name, or a remembered permanent discovery failure); nil otherwise.
+func (f *Peers) noServer(op, domain string) error {
+	f.mu.Lock()
+	_, pinned := f.peers[domain]
+	f.mu.Unlock()
+	if pinned {
+		return nil
+	}
+	var fe *federation.Error
+	if err := f.disc.Known(domain); errors.As(err, &fe) {
+		return &wire.Error{Op: op, Kind: wireKind(fe.Kind), Msg: fe.Msg}
+	}
+	return nil
 }
 
 // SetAddress sets the address published in the key document (known once

@@ -44,10 +44,14 @@ func (f *Queries) query(ctx context.Context, op, domain string, q *fedwire.Query
 	if err != nil {
 		return nil, wire.Internal(op, err)
 	}
+	if err := f.downErr(op, domain); err != nil {
+		return nil, err
+	}
 	res, err := f.client.Query(ctx, domain, sq)
 	if err != nil {
-		return nil, &wire.Error{Op: op, Kind: wire.Code_CODE_UNAVAILABLE, Msg: "server " + domain + " unreachable", RetryAfter: 1000, Err: err}
+		return nil, f.queryFailed(ctx, op, domain, err)
 	}
+	f.answered(domain)
 	if res.Code != fedwire.Code_CODE_OK {
 		return nil, wire.Errorf(op, wireKind(res.Code), "%s: %s", domain, res.Message)
 	}
