@@ -114,7 +114,7 @@ func Open(cfg Config) (*Client, error) {
 	c.sealer = &sealer{st: st, states: c.states, mls: c.mls, dir: c.dir, rosters: c.rosters, acct: c.acct, groups: c.groups,
 		call: c.link.call, callIdempotent: c.link.callIdempotent, newID: c.newID, log: cfg.Logger}
 	c.out = outbox.New(outbox.Config{Store: st, Log: cfg.Logger, Seal: c.sealer.seal, Resolve: convstate.For,
-		ControlSent: c.groups.controlSent, StaleEpoch: c.rosters.Unsync, User: c.user})
+		ControlSent: c.groups.controlSent, StaleEpoch: c.rosters.Unsync, User: c.user, Refused: refusal, Now: cfg.Now})
 	return c, nil
 }
 
