@@ -113,10 +113,6 @@ func (o *Sender) Launches() int {
 // Each message keeps its id on every retry, so a retry after a lost answer
 // is deduplicated by the server.
 //
-// The number of Sends in flight starts at one and grows by one with each
-// accepted message up to maxInFlight (slow start); a rate limit sets it
-// back to one.
-//
 // Before sealing, an item waits until the session processed everything
 // the server announced (CaughtUp), so that a removal or a new epoch is
 // known; the mailbox head is asked for again (Resync) before a first
@@ -125,7 +121,7 @@ func (o *Sender) Launches() int {
 func (o *Sender) Flush(ctx context.Context, s *session.Session, until string) error {
 	fctx, cancel := context.WithCancel(ctx)
 	f := &flush{o: o, s: s, until: until, ctx: fctx, results: make(chan result, maxInFlight),
-		inflight: map[string]bool{}, tries: map[string]int{}, window: 1}
+		inflight: map[string]bool{}, tries: map[string]int{}}
 	err := f.run(ctx)
 	cancel()
 	f.drain()
@@ -144,8 +140,7 @@ type flush struct {
 	finished bool            // until was accepted or failed
 	err      error           // until's failure
 	tries    map[string]int  // retryable failures per queue in this Flush
-	window   int
-	n        int // items in flight
+	n        int             // items in flight, at most maxInFlight
 
 	syncMu sync.Mutex // held while resyncing
 	synced bool       // resynced in this Flush
@@ -258,7 +253,7 @@ func (f *flush) launch() (done bool, derr error, next time.Time, err error) {
 			}
 			continue
 		}
-		if f.n >= f.window {
+		if f.n >= maxInFlight {
 			break
 		}
 		f.inflight[k], f.inflight[it.SendQueue()] = true, true
@@ -418,7 +413,6 @@ func (f *flush) outcome(r result) (done bool, err error) {
 	case rerr == nil:
 		o.mu.Lock()
 		delete(o.backoff, r.queue)
-		f.window = min(f.window+1, maxInFlight)
 		o.mu.Unlock()
 		return r.it.ID == f.until, nil
 	case f.ctx.Err() != nil:
@@ -443,13 +437,11 @@ func (f *flush) outcome(r result) (done bool, err error) {
 		if errors.As(rerr, &we) && we.RetryAfter > 0 { // the server says when
 			wait = max(wait, time.Duration(we.RetryAfter)*time.Millisecond)
 		}
-		f.window = 1
 	case wire.Is(rerr, wire.Code_CODE_STALE_EPOCH):
 		f.syncMu.Lock()
 		f.stale = true
 		f.syncMu.Unlock()
 	case errors.Is(rerr, session.ErrDisconnected):
-		f.window = 1
 	default: // a real failure: counted, backed off, shown
 		f.tries[r.queue]++
 		o.mu.Lock()
