@@ -15,6 +15,9 @@ import (
 // at the receiver) is its queue order, also when the server's rate limit
 // refuses some of them on the way.
 func TestFlushPipelinesInOrder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("over 2 s: not in the -short loop")
+	}
 	ts := client.NewTestServer(t, "a.example") // default limit: 50/s, burst 100
 	const pw = "correct horse battery"
 	a1 := newDev(t, ts, ts.AddUser(t, "alice", pw))

@@ -153,6 +153,9 @@ func deviceID(d *dev) string {
 // not fit a 40 KiB commit limit; the client adds them in smaller commits
 // and every member ends in the same group.
 func TestGroupAddSplitsLargeCommits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("over 2 s: not in the -short loop")
+	}
 	ts := client.NewTestServerCommitLimit(t, "a.example", 64, 40<<10)
 	names := []string{"owner"}
 	for i := range 12 {
