@@ -53,7 +53,7 @@ referring to it is sent the same way.`,
 			defer c.Close()
 			id, err := c.Queue(args[0], args[1])
 			if err != nil {
-				return err
+				return fmt.Errorf("not sent to %s: %w", args[0], err)
 			}
 			tctx, tcancel := timeoutContext(ctx, timeout)
 			defer tcancel()
