@@ -73,7 +73,7 @@ func (d *Directory) isUnreachable(tx *store.Tx, user identity.UserAddress) error
 		return nil
 	}
 	return wire.Errorf("client.FetchDeviceList", wire.Code_CODE_UNAVAILABLE,
-		"the server of %s was unreachable a moment ago; using the device list this device holds until %s", domain, until.Format(time.TimeOnly))
+		"the server of %s could not be reached a moment ago (asking again after %s)", domain, until.Format(time.TimeOnly))
 }
 
 // noteUnreachable marks user's domain when code says its server could

@@ -142,9 +142,10 @@ type flush struct {
 	tries    map[string]int  // retryable failures per queue in this Flush
 	n        int             // items in flight, at most maxInFlight
 
-	syncMu sync.Mutex // held while resyncing
-	synced bool       // resynced in this Flush
-	stale  bool       // a stale-epoch refusal: resync before sealing
+	resyncMu sync.Mutex // held while resyncing
+	flagMu   sync.Mutex // guards synced and stale
+	synced   bool       // resynced in this Flush
+	stale    bool       // a stale-epoch refusal: resync before sealing
 }
 
 // result is the outcome of one item's try.
@@ -324,17 +325,28 @@ func (f *flush) try(key string, it store.OutboxItem) result {
 }
 
 // prepare resyncs when needed (a first message to a user, a stale epoch)
-// and waits until the session processed what the server announced.
+// and waits until the session processed what the server announced. Items
+// that need no resync never wait for one.
 func (f *flush) prepare(it store.OutboxItem) error {
-	f.syncMu.Lock()
-	if f.stale || (!f.synced && f.o.firstContact(it)) {
-		if err := f.s.Resync(f.ctx); err != nil {
-			f.syncMu.Unlock()
-			return err
-		}
-		f.synced, f.stale = true, false
+	first := f.o.firstContact(it)
+	need := func() bool {
+		f.flagMu.Lock()
+		defer f.flagMu.Unlock()
+		return f.stale || (first && !f.synced)
 	}
-	f.syncMu.Unlock()
+	if need() {
+		f.resyncMu.Lock()
+		if need() {
+			if err := f.s.Resync(f.ctx); err != nil {
+				f.resyncMu.Unlock()
+				return err
+			}
+			f.flagMu.Lock()
+			f.synced, f.stale = true, false
+			f.flagMu.Unlock()
+		}
+		f.resyncMu.Unlock()
+	}
 	return f.s.CaughtUp(f.ctx)
 }
 
@@ -438,9 +450,9 @@ func (f *flush) outcome(r result) (done bool, err error) {
 			wait = max(wait, time.Duration(we.RetryAfter)*time.Millisecond)
 		}
 	case wire.Is(rerr, wire.Code_CODE_STALE_EPOCH):
-		f.syncMu.Lock()
+		f.flagMu.Lock()
 		f.stale = true
-		f.syncMu.Unlock()
+		f.flagMu.Unlock()
 	case errors.Is(rerr, session.ErrDisconnected):
 	default: // a real failure: counted, backed off, shown
 		f.tries[r.queue]++
