@@ -196,7 +196,8 @@ func (f *flush) wait(ctx context.Context, next time.Time) error {
 	}
 }
 
-// launch starts the head of every queue that is ready, up to the window.
+// launch starts the head of every queue that is ready (the awaited one
+// first), up to maxInFlight in all.
 // It reports whether until is finished (and its error), and the earliest
 // end of a backoff this Flush waits for (zero: none).
 func (f *flush) launch() (done bool, derr error, next time.Time, err error) {
@@ -236,6 +237,10 @@ func (f *flush) launch() (done bool, derr error, next time.Time, err error) {
 	})
 	if err != nil || done {
 		return done, derr, next, err
+	}
+	if i := slices.Index(keys, untilKey); i > 0 { // the awaited queue first
+		heads = append(append([]store.OutboxItem{heads[i]}, heads[:i]...), heads[i+1:]...)
+		keys = append(append([]string{keys[i]}, keys[:i]...), keys[i+1:]...)
 	}
 	now := o.cfg.Now()
 	o.mu.Lock()
