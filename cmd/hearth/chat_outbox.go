@@ -27,11 +27,11 @@ func newChatOutboxCmd(env *chatEnv) *cobra.Command {
 type shownOutboxItem struct {
 	ID           string    `json:"id"`
 	To           string    `json:"to"`
-	Conversation string    `json:"conversation,omitempty"`
+	Conversation string    `json:"conversation"` // "" while a first message creates it
 	Text         string    `json:"text,omitempty"`
 	File         string    `json:"file,omitempty"`
 	State        string    `json:"state"`
-	Reason       string    `json:"reason,omitempty"`
+	Reason       string    `json:"reason"`
 	Attempts     int       `json:"attempts"`
 	Created      time.Time `json:"created"`
 }
