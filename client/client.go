@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	mrand "math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -96,7 +97,8 @@ func Open(cfg Config) (*Client, error) {
 	}
 	c.states = convstate.States{Engine: c.mls, Cache: c.gcache}
 	c.link = &link{start: c.sessionConfig, log: cfg.Logger}
-	c.dir = directory.New(directory.Config{Store: st, Call: c.link.callIdempotent, CallNow: c.link.callNow, Changed: func() { c.rosters.UnsyncAll() }})
+	c.dir = directory.New(directory.Config{Store: st, Call: c.link.callIdempotent, CallNow: c.link.callNow, Changed: func() { c.rosters.UnsyncAll() },
+		Home: c.homeDomain, Now: cfg.Now})
 	c.acct = account.New(account.Config{Store: st, Dial: cfg.Dial, Call: c.link.call, CallIdempotent: c.link.callIdempotent,
 		Dir: c.dir, ResetSession: c.link.reset, Activated: func(ctx context.Context) error { return c.devs.afterActivation(ctx) },
 		Approved: func(ctx context.Context, d string) { c.devs.afterApproval(ctx, d) }, Revoked: func(ctx context.Context, active bool) { c.devs.afterRevoke(ctx, active) },
@@ -113,9 +115,14 @@ func Open(cfg Config) (*Client, error) {
 		call: c.link.call, callIdempotent: c.link.callIdempotent, newID: c.newID, rand: cfg.Rand, now: cfg.Now, log: cfg.Logger}
 	c.sealer = &sealer{st: st, states: c.states, mls: c.mls, dir: c.dir, rosters: c.rosters, acct: c.acct, groups: c.groups,
 		call: c.link.call, callIdempotent: c.link.callIdempotent, newID: c.newID, log: cfg.Logger}
-	c.out = outbox.New(outbox.Config{Store: st, Log: cfg.Logger, Seal: c.sealer.seal, Resolve: convstate.For,
-		ControlSent: c.groups.controlSent, StaleEpoch: c.rosters.Unsync, User: c.user})
+	c.out = c.newSender(c.sealer.seal)
 	return c, nil
+}
+
+// newSender returns the outbox Sender, encrypting with seal.
+func (c *Client) newSender(seal func(context.Context, store.OutboxItem) (store.OutboxItem, error)) *outbox.Sender {
+	return outbox.New(outbox.Config{Store: c.st, Log: c.log, Seal: seal, Resolve: convstate.For,
+		ControlSent: c.groups.controlSent, StaleEpoch: c.rosters.Unsync, User: c.user, Refused: refusal, Now: c.cfg.Now})
 }
 
 // Close ends the session and closes the store.
@@ -205,4 +212,14 @@ func (t storeTokens) Rotate(stale string, exchange func(string) (string, time.Ti
 		return tx.PutAccount(a)
 	})
 	return access, err
+}
+
+// homeDomain is the domain of this device's user ("" before login).
+func (c *Client) homeDomain() string {
+	u, err := c.user()
+	if err != nil {
+		return ""
+	}
+	_, domain, _ := strings.Cut(u, "@")
+	return domain
 }

@@ -17,9 +17,9 @@
 //	keyPackages       this device's published KeyPackages
 //	link              the session, started on first use
 //
-//	client/outbox     sends queued messages in order, at most one per
-//	                  conversation in flight; an item refused for good is
-//	                  marked failed
+//	client/outbox     sends queued messages, one queue per conversation
+//	                  with at most one item in flight and its own backoff;
+//	                  an item refused for good is marked failed
 //	client/roster     rosters in line with the signed device lists;
 //	                  pending commits, KeyPackage claims
 //	client/convstate  conversation records and MLS states in the store
@@ -34,6 +34,21 @@
 // A message goes Queue (outbox.go) → outbox.Sender.Flush → sealer.seal
 // (roster.Reconcile, the group's Encrypt, stored with the new state) →
 // Send on the session → history.
+//
+// # Order of sending
+//
+// Within a conversation, messages are sent in the order they were queued;
+// conversations do not wait for each other (a stuck or backing-off
+// conversation never delays another). A message refused for good (unknown
+// user or domain, this device no longer a member, refused by policy) is kept
+// in the outbox marked failed, and the messages queued after it in its
+// conversation are still sent. RetryOutbox clears the mark: the message is
+// then sent under its original id (so a copy the server did get is
+// deduplicated) after the ones that went meanwhile, as a chat app's "not
+// sent, tap to retry" does; DropOutbox removes it. Flush(until) returns once
+// until is accepted or failed; Flush("") once nothing can be sent now (a
+// queue that keeps failing retryably is left for a later Flush after a few
+// tries, with its attempts and reason on the item).
 //
 // # Durability rules
 //

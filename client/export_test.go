@@ -52,6 +52,20 @@ func SetConnectWait(d time.Duration) (restore func()) {
 // GroupCacheStats returns the group cache's hits and misses (client/e2ee).
 func (c *Client) GroupCacheStats() (hits, misses int) { return c.gcache.Stats() }
 
+// SealFunc encrypts an outbox item (outbox.Config.Seal).
+type SealFunc = func(context.Context, store.OutboxItem) (store.OutboxItem, error)
+
+// WrapSeal makes every Flush encrypt through wrap, which gets the real
+// seal as next: a test makes one conversation's items fail or hang.
+func (c *Client) WrapSeal(wrap func(ctx context.Context, it store.OutboxItem, next SealFunc) (store.OutboxItem, error)) {
+	c.out = c.newSender(func(ctx context.Context, it store.OutboxItem) (store.OutboxItem, error) {
+		return wrap(ctx, it, c.sealer.seal)
+	})
+}
+
+// Launches returns how many outbox items Flush started (sealed and sent).
+func (c *Client) Launches() int { return c.out.Launches() }
+
 // MaxInFlight returns the most Sends one Flush window had in flight.
 func (c *Client) MaxInFlight() int { return c.out.MaxInFlight() }
 

@@ -5,9 +5,11 @@ import (
 	"fmt"
 )
 
-// Flush sends every queued message in order until the outbox is empty or
-// until the message with id until (if not empty) was accepted; see
-// outbox.Sender.Flush. It returns ctx's error if it runs out of time.
+// Flush sends queued messages, each conversation in its order and none
+// waiting for another, until the message with id until (if not empty) was
+// accepted or failed for good (ErrNotDelivered), or with until empty
+// until nothing can be sent now; see outbox.Sender.Flush and "Order of
+// sending" in doc.go. It returns ctx's error if it runs out of time.
 // Before sending it commits the leave requests of groups where this device
 // is an admin (commitLeaves).
 func (c *Client) Flush(ctx context.Context, until string) error {

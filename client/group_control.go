@@ -230,5 +230,5 @@ func forgetConversation(tx *store.Tx, conv string) error {
 func goneName(conv string) string { return "gone/" + conv }
 
 func notMemberAnymore(conv string) error {
-	return wire.Errorf("client.Group", wire.Code_CODE_NOT_MEMBER, "not a member of group %s any more (removed or left)", conv)
+	return wire.Errorf("client.Group", wire.Code_CODE_NOT_MEMBER, "you are no longer a member of group %s (not a member: removed, or left)", conv)
 }

@@ -23,6 +23,9 @@ import (
 // 6 MiB); every member joins from a Welcome without the ratchet tree and
 // decrypts the creator's message and another member's.
 func TestGroupLargeDefaultSuite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("over 2 s: not in the -short loop")
+	}
 	const n = 160
 	ts := client.NewTestServerMaxMembers(t, "a.example", 0)
 	devs := make([]*dev, n)

@@ -13,6 +13,9 @@ import (
 // group); the last admin leaving promotes someone first, and the new admin
 // commits the leaver's removal.
 func TestGroupDemoteAndLastAdminLeave(t *testing.T) {
+	if testing.Short() {
+		t.Skip("over 2 s: not in the -short loop")
+	}
 	ts := client.NewTestServer(t, "a.example")
 	us := groupUsers(t, ts, "al", "bo", "cj")
 	al, bo, cj := us[0], us[1], us[2]
@@ -98,6 +101,9 @@ func TestGroupDemoteAndLastAdminLeave(t *testing.T) {
 // the group (by any member's next send, no admin needed), a revoked one is
 // removed; the over-limit error is clear.
 func TestGroupDevicesFollowUsers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("over 2 s: not in the -short loop")
+	}
 	ts := client.NewTestServerMaxMembers(t, "a.example", 4)
 	us := groupUsers(t, ts, "ed", "flo", "gus", "hal")
 	ed, flo, gus, hal := us[0], us[1], us[2], us[3]
@@ -153,6 +159,9 @@ func deviceID(d *dev) string {
 // not fit a 40 KiB commit limit; the client adds them in smaller commits
 // and every member ends in the same group.
 func TestGroupAddSplitsLargeCommits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("over 2 s: not in the -short loop")
+	}
 	ts := client.NewTestServerCommitLimit(t, "a.example", 64, 40<<10)
 	names := []string{"owner"}
 	for i := range 12 {

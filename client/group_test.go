@@ -80,6 +80,9 @@ func events(ms []store.Message) []string {
 // created with its name; three members send concurrently; every device
 // ends with the same ordered history and the same view of the group.
 func TestGroupSixUsersOrder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("over 2 s: not in the -short loop")
+	}
 	ts := client.NewTestServer(t, "a.example")
 	us := groupUsers(t, ts, "u0", "u1", "u2", "u3", "u4", "u5")
 	u0b, u1b := newDev(t, ts, us[0].user), newDev(t, ts, us[1].user)
@@ -230,6 +233,9 @@ func (acceptAll) PrefetchMembers([][]byte)                           {}
 // one commit wins each epoch, the other is redone on the next epoch without
 // any error reaching the user, and all members agree on the final state.
 func TestGroupConcurrentAdmins(t *testing.T) {
+	if testing.Short() {
+		t.Skip("over 2 s: not in the -short loop")
+	}
 	ts := client.NewTestServer(t, "a.example")
 	us := groupUsers(t, ts, "ada", "bob", "cy", "pam", "quin")
 	ada, bob, cy, pam, quin := us[0], us[1], us[2], us[3], us[4]

@@ -41,6 +41,9 @@ func checkSplit(t *testing.T, who string, st client.TreeState) string {
 // and drops the old one; a state saved whole (by an older client) loads
 // and is saved split again; a removed member's trees go with its state.
 func TestGroupTreeStoredApart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("over 2 s: not in the -short loop")
+	}
 	ts := client.NewTestServer(t, "a.example")
 	us := groupUsers(t, ts, "ann", "ben", "cat")
 	ann, ben, cat := us[0], us[1], us[2]

@@ -109,6 +109,9 @@ func (d *dev) historyIDs(peer string) []string {
 // in order. A third device of alice linked later joins the existing
 // conversation; a revoked device is removed from it.
 func TestMultiDeviceConversation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("over 2 s: not in the -short loop")
+	}
 	ts := client.NewTestServer(t, "a.example")
 	const pw = "correct horse battery"
 	A, B := ts.AddUser(t, "alice", pw), ts.AddUser(t, "bob", pw)

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"errors"
 	"fmt"
 
 	"hearth/client/convstate"
@@ -81,4 +82,58 @@ func resolveRecipient(tx *store.Tx, op, to, self string) (conv, user string, err
 		return "", "", wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "a conversation needs another user (your other devices see what you send)")
 	}
 	return "", u.String(), nil
+}
+
+// refusal is the reason kept for a message refused for good: a hub's
+// "not a member" says that this device was removed from the group.
+func refusal(it store.OutboxItem, err error) error {
+	if wire.Is(err, wire.Code_CODE_NOT_MEMBER) && it.Conversation != "" {
+		return notMemberAnymore(it.Conversation)
+	}
+	return err
+}
+
+// OutboxState is what `chat outbox list` shows of an item: queued (not
+// sent yet), sending (encrypted and handed to the server, its answer not
+// recorded yet) or failed (refused for good; kept until retried or dropped).
+func OutboxState(it store.OutboxItem) string {
+	switch {
+	case it.Failed != "":
+		return "failed"
+	case it.Payload != nil:
+		return "sending"
+	}
+	return "queued"
+}
+
+// Outbox returns the messages not sent yet, failed ones included, in the
+// order they were queued.
+func (c *Client) Outbox() ([]store.OutboxItem, error) {
+	var out []store.OutboxItem
+	err := c.st.View(func(tx *store.Tx) (err error) { out, err = tx.Outbox(); return })
+	return out, err
+}
+
+// DropOutbox removes the message with id from the outbox (queued or
+// failed); it is never sent. A message already handed to the server may
+// still arrive.
+func (c *Client) DropOutbox(id string) error {
+	const op = "client.DropOutbox"
+	err := c.st.Update(func(tx *store.Tx) error { return tx.DeleteOutbox(id) })
+	if errors.Is(err, store.ErrNotFound) {
+		return wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "the outbox has no message %s", id)
+	}
+	return err
+}
+
+// RetryOutbox clears the failed mark of the message with id so that the
+// next Flush sends it, under the same id, after the messages queued before
+// it in its conversation (see Flush for the order).
+func (c *Client) RetryOutbox(id string) error {
+	const op = "client.RetryOutbox"
+	err := c.out.Retry(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "the outbox has no message %s", id)
+	}
+	return err
 }

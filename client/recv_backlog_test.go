@@ -15,6 +15,9 @@ import (
 // longer than the connect limit is not a failure as long as entries keep
 // flowing (it used to fail with "not connected to the server within").
 func TestReceiveBacklogOutlastsConnectWait(t *testing.T) {
+	if testing.Short() {
+		t.Skip("over 2 s: not in the -short loop")
+	}
 	ts := client.NewTestServer(t, "a.example")
 	tx := groupUsers(t, ts, "tx")[0]
 	// rx logs in, then goes offline while the backlog builds up.

@@ -47,6 +47,30 @@ func (sl *sealer) seal(ctx context.Context, it store.OutboxItem) (store.OutboxIt
 			return it, err
 		}
 	}
+	it, err := sl.sealIn(ctx, conv, it)
+	if err != nil && sl.gone(conv) {
+		// Removed (or left) while this item waited: the state is gone,
+		// and the message can never be sent.
+		return it, notMemberAnymore(conv)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return it, wire.E("client.Send", wire.Code_CODE_NOT_FOUND, "conversation "+conv+" is not on this device", err)
+	}
+	return it, err
+}
+
+// gone reports whether this device was removed from conv or left it.
+func (sl *sealer) gone(conv string) bool {
+	gone := false
+	sl.st.View(func(tx *store.Tx) error { gone = tx.Meta(goneName(conv)) != nil; return nil })
+	return gone
+}
+
+// sealIn is seal for an item of the known conversation conv.
+func (sl *sealer) sealIn(ctx context.Context, conv string, it store.OutboxItem) (store.OutboxItem, error) {
+	if sl.gone(conv) {
+		return it, notMemberAnymore(conv)
+	}
 	for try := 0; !sl.rosters.Fresh(conv); try++ {
 		err := sl.rosters.Reconcile(ctx, conv)
 		if err == nil {

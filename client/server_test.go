@@ -26,6 +26,7 @@ type testServer struct {
 	conns  []net.Conn
 	domain string
 	db     *storage.DB
+	stop   func() // NewFedTestServers' servers: ends it (Stop)
 }
 
 func newTestServer(t testing.TB, domain string, cfg homeserver.Config) *testServer {

@@ -33,6 +33,9 @@ func (d *Directory) FetchMany(ctx context.Context, tx *store.Tx, users []identit
 	if tx != nil {
 		call = d.cfg.CallNow // see Fetch
 	}
+	// Users of servers found unreachable a moment ago are not asked for:
+	// they are left out, as users the server could not answer for.
+	users = slices.DeleteFunc(slices.Clone(users), func(u identity.UserAddress) bool { return d.isUnreachable(tx, u) != nil })
 	for chunk := range slices.Chunk(users, maxFetchLists) {
 		names := make([]string, len(chunk))
 		for i, u := range chunk {
@@ -48,6 +51,11 @@ func (d *Directory) FetchMany(ctx context.Context, tx *store.Tx, users []identit
 		asked := map[string]identity.UserAddress{}
 		for _, u := range chunk {
 			asked[u.String()] = u
+		}
+		for _, m := range r.GetDeviceLists().GetMissing() {
+			if u, ok := asked[m.GetUser()]; ok {
+				d.noteUnreachable(tx, u, m.GetCode())
+			}
 		}
 		pin := func(tx *store.Tx) error {
 			for _, res := range r.GetDeviceLists().GetLists() {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"hearth/client/store"
 	"hearth/homeserver/wire"
@@ -33,18 +34,29 @@ type Config struct {
 	// Changed is told when a verified list is new or has another version
 	// than the pinned one: rosters may need its devices added or removed.
 	Changed func()
+	// Home is the domain of this device's server ("" before login): the
+	// domains of others whose servers it cannot reach are not asked for
+	// again for a while (unreachable.go).
+	Home func() string
+	Now  func() time.Time // time.Now when nil
 }
 
 // Directory is this device's view of the key directory: pinned identity
 // keys and verified device lists.
 type Directory struct {
-	cfg Config
-	val *identity.Validator
+	cfg     Config
+	val     *identity.Validator
+	unreach unreachable
 }
 
 // New returns a Directory with nothing pinned in memory yet (pins are
 // loaded from the store on first use).
-func New(cfg Config) *Directory { return &Directory{cfg: cfg, val: identity.NewValidator()} }
+func New(cfg Config) *Directory {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Directory{cfg: cfg, val: identity.NewValidator()}
+}
 
 func pinName(user identity.UserAddress) string { return "pin/" + user.String() }
 
@@ -96,8 +108,12 @@ func (d *Directory) Fetch(ctx context.Context, tx *store.Tx, user identity.UserA
 		// no waiting for a new connection.
 		call = d.cfg.CallNow
 	}
+	if err := d.isUnreachable(tx, user); err != nil {
+		return nil, err
+	}
 	r, err := call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_FetchDeviceList{FetchDeviceList: &wire.FetchDeviceList{User: user.String()}}})
 	if err != nil {
+		d.noteUnreachable(tx, user, wire.KindOf(err))
 		return nil, err
 	}
 	res := r.GetDeviceList()

@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +26,12 @@ var ErrNotDelivered = errors.New("client: message refused by the server")
 // session).
 const maxInFlight = 32
 
+// passTries is how many times one Flush tries a queue whose item fails
+// retryably (a server that cannot be reached, a device list that cannot be
+// fetched) before it leaves it for a later Flush; the queue of the item
+// Flush waits for is tried until its context ends.
+const passTries = 3
+
 // Config is what a Sender needs from the client.
 type Config struct {
 	Store *store.Store
@@ -41,6 +48,11 @@ type Config struct {
 	StaleEpoch func(conv string)
 	// User is this device's user, the sender of what goes to history.
 	User func() (string, error)
+	// Refused turns the refusal for good of it into the reason kept and
+	// returned (nil: err as it is).
+	Refused func(it store.OutboxItem, err error) error
+	// Now is the clock of the backoffs (time.Now when nil).
+	Now func() time.Time
 }
 
 // Sender sends the outbox.
@@ -48,108 +60,299 @@ type Sender struct {
 	cfg Config
 
 	mu        sync.Mutex
-	maxFlight int // the most Sends one window had in flight
+	maxFlight int                // the most Sends in flight at once
+	backoff   map[string]backoff // per send queue, kept across Flushes
+	launches  int                // items started (tests: no busy loop)
+}
+
+// backoff is a queue's wait after a retryable failure.
+type backoff struct {
+	attempt int
+	until   time.Time
 }
 
 // New returns a Sender.
-func New(cfg Config) *Sender { return &Sender{cfg: cfg} }
+func New(cfg Config) *Sender {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Sender{cfg: cfg, backoff: map[string]backoff{}}
+}
 
-// MaxInFlight returns the most Sends one window had in flight.
+// MaxInFlight returns the most Sends that were in flight at once.
 func (o *Sender) MaxInFlight() int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.maxFlight
 }
 
-// Flush sends every queued message, over s, in order until the outbox is empty or
-// until the message with id until (if not empty) was accepted. Each message
-// keeps its id on every retry, so a retry after a lost answer is
-// deduplicated by the server. It returns ctx's error if it runs out of time.
+// Launches returns how many times an item was started (sealed if needed
+// and sent): tests check that a stuck item is not spun on.
+func (o *Sender) Launches() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.launches
+}
+
+// Flush sends the outbox over s until the message with id until (if not
+// empty) was accepted or failed, or, with until empty, until no queue has
+// anything left to send now. It returns ctx's error if it runs out of
+// time; a failed until is returned wrapping ErrNotDelivered.
 //
-// Up to maxInFlight items, of different conversations (the oldest unsent
-// of each), are encrypted, then sent back to back on one connection before
-// their answers are awaited; each answer is matched to its item by the
-// message id. A conversation has one message in flight at a time, so its
-// order is kept whatever the server refuses. The window starts at one item
-// and doubles after each window sent without a retryable refusal (slow
-// start); a refusal (rate limit, stale epoch, lost connection) sets it
-// back to one.
+// The outbox is one queue per conversation (direct conversations not known
+// yet: per user). Each queue has at most one item in flight, its oldest
+// not marked failed, so a conversation's order is kept whatever the server
+// refuses; the heads of up to maxInFlight queues are sealed and sent at
+// once, each on its own, so a slow or stuck queue never holds back
+// another. A queue whose item fails retryably backs off (exponentially, or
+// as long as a rate limit says) while the others go on; the item records
+// the attempt and its reason. An item refused for good (unknown user or
+// domain, not a member, refused by policy) is marked failed, kept for the
+// user to see, retry or drop, and the queue goes on with the next item: a
+// failed message is sent, when retried, after those queued behind it.
+// Each message keeps its id on every retry, so a retry after a lost answer
+// is deduplicated by the server.
 //
-// Flush does not Sync first: the session's pushes keep this device's
-// groups current, and it waits only until everything the server announced
-// is processed (CaughtUp). It asks the server for its mailbox head again
-// (Resync) and processes everything up to it only before a first message
-// to a user (a Welcome may be on its way) and after a stale-epoch refusal.
+// Before sealing, an item waits until the session processed everything
+// the server announced (CaughtUp), so that a removal or a new epoch is
+// known; the mailbox head is asked for again (Resync) before a first
+// message to a user (a Welcome may be on its way) and after a stale-epoch
+// refusal.
 func (o *Sender) Flush(ctx context.Context, s *session.Session, until string) error {
-	attempt, resync, synced, window, scan := 0, false, false, 1, 2
+	fctx, cancel := context.WithCancel(ctx)
+	f := &flush{o: o, s: s, until: until, ctx: fctx, results: make(chan result, maxInFlight),
+		inflight: map[string]bool{}, tries: map[string]int{}}
+	err := f.run(ctx)
+	cancel()
+	f.drain()
+	return err
+}
+
+// flush is one Flush call.
+type flush struct {
+	o       *Sender
+	s       *session.Session
+	until   string
+	ctx     context.Context // ended when Flush returns
+	results chan result
+
+	inflight map[string]bool // queues (and store queues) with an item in flight
+	finished bool            // until was accepted or failed
+	err      error           // until's failure
+	tries    map[string]int  // retryable failures per queue in this Flush
+	n        int             // items in flight, at most maxInFlight
+
+	resyncMu sync.Mutex // held while resyncing
+	flagMu   sync.Mutex // guards synced and stale
+	synced   bool       // resynced in this Flush
+	stale    bool       // a stale-epoch refusal: resync before sealing
+}
+
+// result is the outcome of one item's try.
+type result struct {
+	queue string
+	it    store.OutboxItem
+	req   *wire.Send
+	ok    *wire.SendOK
+	err   error
+}
+
+// run is Flush's loop: start the heads of the queues that are ready, then
+// wait for a result, the end of a backoff or the end of ctx.
+func (f *flush) run(ctx context.Context) error {
 	for {
-		if resync {
-			if err := s.Resync(ctx); err != nil {
-				if ctx.Err() != nil || !session.Retryable(err) {
-					return err
-				}
-				continue
-			}
-			resync, synced = false, true
+		done, derr, next, err := f.launch()
+		if err != nil || done {
+			return errors.Join(derr, err)
 		}
-		if err := s.CaughtUp(ctx); err != nil {
+		if f.n == 0 && next.IsZero() {
+			return nil // nothing left to send now
+		}
+		if err := f.wait(ctx, next); err != nil {
 			return err
 		}
-		items, err := o.nextWindow(window, scan)
-		if err != nil || len(items) == 0 {
-			return err
+		if f.finished {
+			return f.err
 		}
-		scan = min(2*len(items)+2, 2*maxInFlight)
-		if !synced && slices.ContainsFunc(items, o.firstContact) {
-			// A first message to a user: a Welcome to an existing
-			// conversation with them may be on its way (another device of
-			// this user added this one); take it before creating one.
-			resync = true
-			continue
-		}
-		var retry error
-		for i, err := range o.sendWindow(ctx, s, items) {
-			it := items[i]
-			if errors.Is(err, store.ErrNotFound) {
-				err = nil // another run on this profile sent it meanwhile
-			}
-			switch {
-			case err == nil:
-				if it.ID == until {
-					return nil
-				}
-			case ctx.Err() != nil:
-				return ctx.Err()
-			case !session.Retryable(err):
-				if ferr := o.failItem(it, err); ferr != nil {
-					return ferr
-				}
-				if it.ID == until {
-					return fmt.Errorf("%w: %w", ErrNotDelivered, err)
-				}
-			case retry == nil:
-				retry = err
-			}
-		}
-		if retry == nil {
-			attempt, window = 0, min(2*window, maxInFlight) // slow start
-			continue
-		}
-		window = 1
-		o.cfg.Log.Debug("send failed, retrying", "err", retry)
-		resync = wire.Is(retry, wire.Code_CODE_STALE_EPOCH)
-		wait := s.Backoff(attempt)
-		var we *wire.Error
-		if errors.As(retry, &we) && we.RetryAfter > 0 { // rate limited: the server says when
-			wait = max(wait, time.Duration(we.RetryAfter)*time.Millisecond)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-		attempt++
 	}
+}
+
+// wait waits for a result (and collects it), for next (if not zero) or for
+// the end of ctx.
+func (f *flush) wait(ctx context.Context, next time.Time) error {
+	var timer <-chan time.Time
+	if !next.IsZero() {
+		t := time.NewTimer(next.Sub(f.o.cfg.Now()))
+		defer t.Stop()
+		timer = t.C
+	}
+	select {
+	case r := <-f.results:
+		return f.collect(r)
+	case <-timer:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// launch starts the head of every queue that is ready (the awaited one
+// first), up to maxInFlight in all.
+// It reports whether until is finished (and its error), and the earliest
+// end of a backoff this Flush waits for (zero: none).
+func (f *flush) launch() (done bool, derr error, next time.Time, err error) {
+	o := f.o
+	var heads []store.OutboxItem
+	var keys []string
+	untilKey := ""
+	err = o.cfg.Store.View(func(tx *store.Tx) error {
+		if f.until != "" {
+			it, err := tx.OutboxItem(f.until)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+				done = true // sent (by another run on this profile) or dropped
+				return nil
+			case err != nil:
+				return err
+			case it.Failed != "":
+				done, derr = true, fmt.Errorf("%w: %s", ErrNotDelivered, it.Failed)
+				return nil
+			}
+			untilKey = o.key(tx, it)
+		}
+		all, err := tx.OutboxHeads()
+		if err != nil {
+			return err
+		}
+		slices.SortFunc(all, func(a, b store.OutboxItem) int { return cmp.Compare(a.Seq, b.Seq) })
+		seen := map[string]bool{}
+		for _, it := range all {
+			// A user's queue and the conversation it created are one.
+			if k := o.key(tx, it); !seen[k] {
+				seen[k] = true
+				heads, keys = append(heads, it), append(keys, k)
+			}
+		}
+		return nil
+	})
+	if err != nil || done {
+		return done, derr, next, err
+	}
+	if i := slices.Index(keys, untilKey); i > 0 { // the awaited queue first
+		heads = append(append([]store.OutboxItem{heads[i]}, heads[:i]...), heads[i+1:]...)
+		keys = append(append([]string{keys[i]}, keys[:i]...), keys[i+1:]...)
+	}
+	now := o.cfg.Now()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i, it := range heads {
+		k := keys[i]
+		if f.inflight[k] || f.inflight[it.SendQueue()] {
+			continue
+		}
+		if k != untilKey && f.tries[k] >= passTries {
+			continue // left for a later Flush
+		}
+		if b, ok := o.backoff[k]; ok && now.Before(b.until) {
+			if next.IsZero() || b.until.Before(next) {
+				next = b.until
+			}
+			continue
+		}
+		if f.n >= maxInFlight {
+			break
+		}
+		f.inflight[k], f.inflight[it.SendQueue()] = true, true
+		o.launches++
+		f.n++
+		o.maxFlight = max(o.maxFlight, f.n)
+		go func() { f.results <- f.try(k, it) }()
+	}
+	return false, nil, next, nil
+}
+
+// key is the send queue an item belongs to: its conversation, or the one
+// its user has by now, or the user's.
+func (o *Sender) key(tx *store.Tx, it store.OutboxItem) string {
+	if it.Conversation != "" {
+		return it.Conversation
+	}
+	if conv, ok := o.cfg.Resolve(tx, it.To); ok {
+		return conv
+	}
+	return "to/" + it.To
+}
+
+// try seals it if it is not yet (each committing the advanced group state
+// with its ciphertext), sends it and waits for the answer.
+func (f *flush) try(key string, it store.OutboxItem) result {
+	r := result{queue: key, it: it}
+	if err := f.prepare(it); err != nil {
+		r.err = err
+		return r
+	}
+	if it.Payload == nil {
+		if it, r.err = f.o.cfg.Seal(f.ctx, it); r.err != nil {
+			return r
+		}
+		r.it = it
+	}
+	r.req = new(wire.Send)
+	if err := proto.Unmarshal(it.Payload, r.req); err != nil {
+		r.err = fmt.Errorf("client: outbox item %s: %w", it.ID, err)
+		return r
+	}
+	cn, err := f.s.Live(f.ctx)
+	if err != nil {
+		r.err = err
+		return r
+	}
+	wait, err := cn.Start("client.Send", &wire.ClientFrame{Body: &wire.ClientFrame_Send{Send: r.req}})
+	if err != nil {
+		r.err = err
+		return r
+	}
+	ans, err := wait(f.ctx)
+	switch {
+	case wire.Is(err, wire.Code_CODE_STALE_EPOCH):
+		// Encrypted for an epoch the hub has left: catch up, then
+		// re-encrypt under the same id (the hub never accepted it).
+		f.o.cfg.StaleEpoch(r.req.GetConversationId())
+		r.err = f.o.unseal(it, err)
+	case err != nil:
+		r.err = err
+	case ans.GetSendOk().GetMessageId() != r.req.GetMessageId():
+		r.err = fmt.Errorf("client.Send: answer for message %q, sent %q: %w", ans.GetSendOk().GetMessageId(), r.req.GetMessageId(), session.ErrDisconnected)
+	default:
+		r.ok = ans.GetSendOk()
+	}
+	return r
+}
+
+// prepare resyncs when needed (a first message to a user, a stale epoch)
+// and waits until the session processed what the server announced. Items
+// that need no resync never wait for one.
+func (f *flush) prepare(it store.OutboxItem) error {
+	first := f.o.firstContact(it)
+	need := func() bool {
+		f.flagMu.Lock()
+		defer f.flagMu.Unlock()
+		return f.stale || (first && !f.synced)
+	}
+	if need() {
+		f.resyncMu.Lock()
+		if need() {
+			if err := f.s.Resync(f.ctx); err != nil {
+				f.resyncMu.Unlock()
+				return err
+			}
+			f.flagMu.Lock()
+			f.synced, f.stale = true, false
+			f.flagMu.Unlock()
+		}
+		f.resyncMu.Unlock()
+	}
+	return f.s.CaughtUp(f.ctx)
 }
 
 // firstContact reports whether it is a message to a user this device has
@@ -163,163 +366,193 @@ func (o *Sender) firstContact(it store.OutboxItem) bool {
 	return !known
 }
 
-// nextWindow picks up to max items to send together: the oldest unsent
-// item of each conversation among the first scan items not marked failed,
-// in outbox order. At most one item per conversation is ever in flight,
-// so a retryable refusal (a rate limit) cannot let a later message of the
-// same conversation reach the hub first; different conversations go
-// together.
-func (o *Sender) nextWindow(max, scan int) ([]store.OutboxItem, error) {
-	var out []store.OutboxItem
-	err := o.cfg.Store.View(func(tx *store.Tx) error {
-		items, err := tx.PendingOutbox(scan)
-		if err != nil {
-			return err
-		}
-		seen := map[string]bool{}
-		for _, it := range items {
-			key := it.Conversation
-			if key == "" {
-				if conv, ok := o.cfg.Resolve(tx, it.To); ok {
-					key = conv
-				} else {
-					key = "to/" + it.To
-				}
-			}
-			if seen[key] {
-				continue
-			}
-			seen[key] = true
-			if out = append(out, it); len(out) == max {
-				break
-			}
-		}
-		return nil
-	})
-	return out, err
-}
-
-// flight is one Send on the wire.
-type flight struct {
-	it   store.OutboxItem
-	req  *wire.Send
-	wait func(context.Context) (*wire.ServerFrame, error)
-}
-
-// sendWindow encrypts the items that are not yet (each committing the
-// advanced group state with its ciphertext), then sends them back to back
-// on one connection, collects the answers and moves the accepted messages
-// to history in one transaction. It returns one result per item it got to,
-// in order: it stops at the first item that could not be encrypted.
-func (o *Sender) sendWindow(ctx context.Context, s *session.Session, items []store.OutboxItem) []error {
-	var fl []flight
-	var stop error
-	for _, it := range items {
-		if it.Payload == nil {
-			if it, stop = o.cfg.Seal(ctx, it); stop != nil {
-				break
-			}
-		}
-		req := new(wire.Send)
-		if err := proto.Unmarshal(it.Payload, req); err != nil {
-			stop = fmt.Errorf("client: outbox item %s: %w", it.ID, err)
-			break
-		}
-		fl = append(fl, flight{it: it, req: req})
-	}
-	// Written back to back once all are encrypted.
-	cn, err := s.Live(ctx)
-	for i := range fl {
-		if err == nil {
-			fl[i].wait, err = cn.Start("client.Send", &wire.ClientFrame{Body: &wire.ClientFrame_Send{Send: fl[i].req}})
-		}
-		if err != nil {
-			e := err
-			fl[i].wait = func(context.Context) (*wire.ServerFrame, error) { return nil, e }
-		}
-	}
-	o.noteFlight(len(fl))
-	res := o.settle(ctx, fl)
-	if stop != nil {
-		res = append(res, stop)
-	}
-	return res
-}
-
-// settle waits for each flight's answer and records the accepted ones.
-func (o *Sender) settle(ctx context.Context, fl []flight) []error {
-	res := make([]error, len(fl))
-	oks := make([]*wire.SendOK, len(fl))
-	for i, f := range fl {
-		r, err := f.wait(ctx)
-		switch {
-		case wire.Is(err, wire.Code_CODE_STALE_EPOCH):
-			// Encrypted for an epoch the hub has left: catch up, then
-			// re-encrypt under the same id (the hub never accepted it).
-			o.cfg.StaleEpoch(f.req.GetConversationId())
-			res[i] = o.unseal(f.it, err)
-		case err != nil:
-			res[i] = err
-		case r.GetSendOk().GetMessageId() != f.req.GetMessageId():
-			res[i] = fmt.Errorf("client.Send: answer for message %q, sent %q: %w", r.GetSendOk().GetMessageId(), f.req.GetMessageId(), session.ErrDisconnected)
+// collect takes r and every other result already there and records them;
+// it notes when until is finished (f.finished, f.err).
+func (f *flush) collect(r result) error {
+	rs := []result{r}
+	for more := true; more; {
+		select {
+		case r := <-f.results:
+			rs = append(rs, r)
 		default:
-			oks[i] = r.GetSendOk()
+			more = false
 		}
 	}
-	user, uerr := o.cfg.User()
+	f.landed(rs)
+	f.o.settle(rs)
+	for _, r := range rs {
+		done, err := f.outcome(r)
+		if done && !f.finished {
+			f.finished, f.err = true, err
+		}
+	}
+	return nil
+}
+
+// landed frees the queues of results.
+func (f *flush) landed(rs []result) {
+	for _, r := range rs {
+		delete(f.inflight, r.queue)
+		delete(f.inflight, r.it.SendQueue())
+		f.n--
+	}
+}
+
+// drain waits for the items still in flight when Flush returns (their
+// context has ended, so they end soon) and records the ones accepted.
+func (f *flush) drain() {
+	var rs []result
+	t := time.NewTimer(5 * time.Second)
+	defer t.Stop()
+	for f.n > 0 {
+		select {
+		case r := <-f.results:
+			f.landed([]result{r})
+			rs = append(rs, r)
+		case <-t.C:
+			f.o.cfg.Log.Warn("outbox: items still in flight after Flush", "n", f.n)
+			f.o.settle(rs)
+			return
+		}
+	}
+	f.o.settle(rs)
+}
+
+// outcome handles one settled result: the queue's backoff, a failed
+// item's mark, the window. It reports whether until is finished.
+func (f *flush) outcome(r result) (done bool, err error) {
+	o := f.o
+	rerr := r.err
+	if errors.Is(rerr, store.ErrNotFound) && o.gone(r.it.ID) {
+		rerr = nil // sent by another run on this profile, or dropped
+	}
+	switch {
+	case rerr == nil:
+		o.mu.Lock()
+		delete(o.backoff, r.queue)
+		o.mu.Unlock()
+		return r.it.ID == f.until, nil
+	case f.ctx.Err() != nil:
+		return false, nil // cut off by the end of Flush: try again later
+	case !session.Retryable(rerr):
+		if o.cfg.Refused != nil {
+			rerr = o.cfg.Refused(r.it, rerr)
+		}
+		if ferr := o.failItem(r.it, rerr); ferr != nil {
+			return true, ferr
+		}
+		if r.it.ID == f.until {
+			return true, fmt.Errorf("%w: %w", ErrNotDelivered, rerr)
+		}
+		return false, nil
+	}
+	o.cfg.Log.Debug("send failed, retrying", "id", r.it.ID, "queue", r.queue, "err", rerr)
+	wait := f.s.Backoff(0)
+	switch {
+	case wire.Is(rerr, wire.Code_CODE_RATE_LIMITED):
+		var we *wire.Error
+		if errors.As(rerr, &we) && we.RetryAfter > 0 { // the server says when
+			wait = max(wait, time.Duration(we.RetryAfter)*time.Millisecond)
+		}
+	case wire.Is(rerr, wire.Code_CODE_STALE_EPOCH):
+		f.flagMu.Lock()
+		f.stale = true
+		f.flagMu.Unlock()
+	case errors.Is(rerr, session.ErrDisconnected):
+	default: // a real failure: counted, backed off, shown
+		f.tries[r.queue]++
+		o.mu.Lock()
+		attempt := o.backoff[r.queue].attempt
+		o.mu.Unlock()
+		wait = f.s.Backoff(attempt)
+		if err := o.noteAttempt(r.it, rerr); err != nil {
+			return true, err
+		}
+	}
+	o.mu.Lock()
+	b := o.backoff[r.queue]
+	o.backoff[r.queue] = backoff{attempt: b.attempt + 1, until: o.cfg.Now().Add(wait)}
+	o.mu.Unlock()
+	return false, nil
+}
+
+// gone reports whether the item with message id id has left the outbox.
+func (o *Sender) gone(id string) bool {
+	err := o.cfg.Store.View(func(tx *store.Tx) error { _, err := tx.OutboxItem(id); return err })
+	return errors.Is(err, store.ErrNotFound)
+}
+
+// settle records the accepted results: text and media messages move to
+// history in one transaction, control items are recorded on their own. A
+// result whose recording fails gets that error (local and retryable: the
+// item is sent again under its id, and the server's answer repeats).
+func (o *Sender) settle(rs []result) {
 	var texts []int
-	for i, f := range fl {
+	for i, r := range rs {
 		switch {
-		case oks[i] == nil:
-		case uerr != nil:
-			res[i] = uerr
-		case f.it.Control != nil:
-			res[i] = o.cfg.ControlSent(f.it)
+		case r.ok == nil:
+		case r.it.Control != nil:
+			if err := o.cfg.ControlSent(r.it); err != nil {
+				rs[i].err = localRetry(err)
+			}
 		default:
 			texts = append(texts, i)
 		}
 	}
 	if len(texts) == 0 {
-		return res
+		return
 	}
-	err := o.cfg.Store.Update(func(tx *store.Tx) error {
+	user, err := o.cfg.User()
+	if err == nil {
+		err = o.cfg.Store.Update(func(tx *store.Tx) error {
+			for _, i := range texts {
+				r := rs[i]
+				m := store.Message{ID: r.it.ID, Conversation: r.req.GetConversationId(), From: user, Text: r.it.Text, Media: r.it.Media,
+					SentAt: time.UnixMilli(r.ok.GetServerTimeMs()).UTC(), Seq: r.ok.GetConversationSeq()}
+				if _, err := tx.AddHistory(m); err != nil {
+					return err
+				}
+				if err := tx.DeleteOutbox(r.it.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+					return err // (not found: another run on this profile finished it)
+				}
+			}
+			return nil
+		})
+	}
+	if err != nil {
 		for _, i := range texts {
-			ok, f := oks[i], fl[i]
-			m := store.Message{ID: f.it.ID, Conversation: f.req.GetConversationId(), From: user, Text: f.it.Text, Media: f.it.Media,
-				SentAt: time.UnixMilli(ok.GetServerTimeMs()).UTC(), Seq: ok.GetConversationSeq()}
-			if _, err := tx.AddHistory(m); err != nil {
-				return err
-			}
-			if err := tx.DeleteOutbox(f.it.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
-				return err // (not found: another run on this profile finished it)
-			}
+			rs[i].err = localRetry(err)
 		}
-		return nil
-	})
-	for _, i := range texts {
-		res[i] = err
 	}
-	return res
 }
 
-// noteFlight records the largest window sent (tests, benchmarks).
-func (o *Sender) noteFlight(n int) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.maxFlight = max(o.maxFlight, n)
+// localRetry marks a local failure after the server accepted a message
+// as retryable: the item is sent again and deduplicated.
+func localRetry(err error) error {
+	return wire.E("client.Flush", wire.Code_CODE_UNAVAILABLE, "recording a sent message", err)
 }
 
 // failItem marks an item failed for good, with the reason.
 func (o *Sender) failItem(it store.OutboxItem, reason error) error {
 	o.cfg.Log.Warn("message not delivered", "id", it.ID, "err", reason)
+	return o.update(it.ID, func(cur *store.OutboxItem) { cur.Failed = reason.Error() })
+}
+
+// noteAttempt records a retryable failure on the item (outbox list).
+func (o *Sender) noteAttempt(it store.OutboxItem, reason error) error {
+	return o.update(it.ID, func(cur *store.OutboxItem) { cur.Attempts++; cur.LastError = reason.Error() })
+}
+
+// update changes the stored item with message id id, if it is still there.
+func (o *Sender) update(id string, change func(*store.OutboxItem)) error {
 	return o.cfg.Store.Update(func(tx *store.Tx) error {
-		cur, err := tx.OutboxItem(it.ID)
+		cur, err := tx.OutboxItem(id)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil // finished by another run meanwhile
 		} else if err != nil {
 			return err
 		}
-		cur.Failed = reason.Error()
+		change(&cur)
 		return tx.UpdateOutbox(cur)
 	})
 }
@@ -339,4 +572,28 @@ func (o *Sender) unseal(it store.OutboxItem, cause error) error {
 		return err
 	}
 	return cause
+}
+
+// Retry clears the failed mark of the item with message id id, and the
+// backoff of its queue, so that the next Flush sends it (after the items
+// queued before it in its conversation that are not failed). It returns
+// store.ErrNotFound if the outbox has no such item.
+func (o *Sender) Retry(id string) error {
+	var key string
+	err := o.cfg.Store.Update(func(tx *store.Tx) error {
+		cur, err := tx.OutboxItem(id)
+		if err != nil {
+			return err
+		}
+		key = o.key(tx, cur)
+		cur.Failed = ""
+		return tx.UpdateOutbox(cur)
+	})
+	if err != nil {
+		return err
+	}
+	o.mu.Lock()
+	delete(o.backoff, key)
+	o.mu.Unlock()
+	return nil
 }

@@ -20,14 +20,44 @@ type OutboxItem struct {
 	// instead of Text.
 	Control []byte `json:"control,omitempty"`
 	// Media is the file a media message refers to, sent with Text as caption.
-	Media    *MediaRef `json:"media,omitempty"`
-	Payload  []byte    `json:"payload,omitempty"` // encoded send request, once encrypted
-	Epoch    uint64    `json:"epoch,omitempty"`
-	Created  time.Time `json:"created"`
-	Attempts int       `json:"attempts,omitempty"`
+	Media   *MediaRef `json:"media,omitempty"`
+	Payload []byte    `json:"payload,omitempty"` // encoded send request, once encrypted
+	Epoch   uint64    `json:"epoch,omitempty"`
+	Created time.Time `json:"created"`
+	// Attempts counts the sends that failed retryably, LastError is the
+	// reason of the last one (shown by `chat outbox list`).
+	Attempts  int    `json:"attempts,omitempty"`
+	LastError string `json:"last_error,omitempty"`
 	// Failed holds the reason of a non-retryable refusal; a failed item is
-	// kept for the user to see but never sent again.
+	// kept for the user to see, and sent again only when retried
+	// (RetryOutbox).
 	Failed string `json:"failed,omitempty"`
+	// Queue is the send queue the item is in: its conversation, or "to/"
+	// and the user for a direct conversation not known when it was queued.
+	// Set by AddOutbox and never changed.
+	Queue string `json:"queue,omitempty"`
+}
+
+// SendQueue is the send queue of the item: its Queue, or for an item
+// stored before queues existed, what AddOutbox would have set.
+func (it OutboxItem) SendQueue() string { return queueOf(it) }
+
+func queueOf(it OutboxItem) string {
+	switch {
+	case it.Queue != "":
+		return it.Queue
+	case it.Conversation != "":
+		return it.Conversation
+	}
+	return "to/" + it.To
+}
+
+// queueKey is an item's key in the queue index (bOutQueues): its queue, a
+// zero byte and its Seq, so that a queue's items are together in send
+// order. Only items not marked failed are in the index.
+func queueKey(it OutboxItem) []byte {
+	k := append([]byte(queueOf(it)), 0)
+	return append(k, u64key(it.Seq)...)
 }
 
 // AddOutbox appends an item and returns it with its Seq set. The ID must be
@@ -45,9 +75,14 @@ func (t *Tx) AddOutbox(it OutboxItem) (OutboxItem, error) {
 	if err != nil {
 		return it, fmt.Errorf("store: outbox sequence: %w", err)
 	}
-	it.Seq = seq
+	it.Seq, it.Queue = seq, queueOf(it)
 	if err := putJSON(b, u64key(seq), it); err != nil {
 		return it, err
+	}
+	if it.Failed == "" {
+		if err := t.tx.Bucket(bOutQueues).Put(queueKey(it), nil); err != nil {
+			return it, err
+		}
 	}
 	return it, ids.Put([]byte(it.ID), u64key(seq))
 }
@@ -60,6 +95,18 @@ func (t *Tx) UpdateOutbox(it OutboxItem) error {
 	}
 	if cur.Seq != it.Seq {
 		return fmt.Errorf("store: outbox item %s has seq %d, not %d", it.ID, cur.Seq, it.Seq)
+	}
+	it.Queue = queueOf(cur)
+	q := t.tx.Bucket(bOutQueues)
+	switch {
+	case cur.Failed == "" && it.Failed != "":
+		if err := q.Delete(queueKey(it)); err != nil {
+			return err
+		}
+	case cur.Failed != "" && it.Failed == "":
+		if err := q.Put(queueKey(it), nil); err != nil {
+			return err
+		}
 	}
 	return putJSON(t.tx.Bucket(bOutbox), u64key(it.Seq), it)
 }
@@ -83,10 +130,55 @@ func (t *Tx) DeleteOutbox(id string) error {
 		return ErrNotFound
 	}
 	k = cloneBytes(k)
+	var it OutboxItem
+	if err := getJSON(t.tx.Bucket(bOutbox), k, &it); err != nil {
+		return err
+	}
+	if err := t.tx.Bucket(bOutQueues).Delete(queueKey(it)); err != nil {
+		return err
+	}
 	if err := t.tx.Bucket(bOutbox).Delete(k); err != nil {
 		return err
 	}
 	return ids.Delete([]byte(id))
+}
+
+// OutboxHeads returns the oldest item not marked failed of every send
+// queue, in queue order (not send order). It reads one index entry and one
+// item per queue, however long the queues are.
+func (t *Tx) OutboxHeads() ([]OutboxItem, error) {
+	var out []OutboxItem
+	b := t.tx.Bucket(bOutbox)
+	c := t.tx.Bucket(bOutQueues).Cursor()
+	for k, _ := c.First(); k != nil; {
+		if len(k) < 9 || k[len(k)-9] != 0 {
+			return out, fmt.Errorf("store: corrupt outbox queue key %q", k)
+		}
+		queue := cloneBytes(k[:len(k)-9])
+		var it OutboxItem
+		if err := getJSON(b, k[len(k)-8:], &it); err != nil {
+			return out, err
+		}
+		out = append(out, it)
+		k, _ = c.Seek(append(queue, 1)) // past this queue's entries
+	}
+	return out, nil
+}
+
+// indexOutbox fills the queue index from the outbox (a store written
+// before the index existed).
+func indexOutbox(t *Tx) error {
+	items, err := t.PendingOutbox(0)
+	if err != nil {
+		return err
+	}
+	q := t.tx.Bucket(bOutQueues)
+	for _, it := range items {
+		if err := q.Put(queueKey(it), nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Outbox returns every item in send order, failed ones included.

@@ -25,8 +25,10 @@ var (
 	bGroups  = []byte("groups")
 	bOutbox  = []byte("outbox")
 	bOutIDs  = []byte("outbox-ids")
-	bHistory = []byte("history")
-	bSync    = []byte("sync")
+	// bOutQueues indexes the pending outbox items by send queue (queueKey).
+	bOutQueues = []byte("outbox-queues")
+	bHistory   = []byte("history")
+	bSync      = []byte("sync")
 
 	kAccount = []byte("account")
 	kMailbox = []byte("mailbox-seq")
@@ -94,6 +96,12 @@ func Open(dir string, timeout time.Duration) (*Store, error) {
 			if _, err := t.tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("store: create buckets: %w", err)
 			}
+		}
+		if t.tx.Bucket(bOutQueues) == nil {
+			if _, err := t.tx.CreateBucket(bOutQueues); err != nil {
+				return fmt.Errorf("store: create buckets: %w", err)
+			}
+			return indexOutbox(t)
 		}
 		return nil
 	})

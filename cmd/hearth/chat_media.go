@@ -37,7 +37,7 @@ func (f *sendFile) args(cmd *cobra.Command, args []string) error {
 }
 
 // send uploads the file and sends the message referring to it, printing
-// the message id (as `send` does for texts) once the upload is done.
+// the message id (as `send` does for texts) once the server accepted it.
 func (f *sendFile) send(cmd *cobra.Command, env *chatEnv, to string, timeout time.Duration) error {
 	ctx, cancel := signalContext(cmd.Context())
 	defer cancel()
@@ -55,14 +55,7 @@ func (f *sendFile) send(cmd *cobra.Command, env *chatEnv, to string, timeout tim
 		}
 		return err
 	}
-	kv(cmd.OutOrStdout(), "id", id)
-	if err := c.Flush(tctx, id); err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("not sent within %v; message %s stays queued and is sent by the next send or recv", timeout, id)
-		}
-		return err
-	}
-	return nil
+	return flushSent(cmd.OutOrStdout(), tctx, c, to, id, timeout)
 }
 
 func newChatMediaCmd(env *chatEnv) *cobra.Command {

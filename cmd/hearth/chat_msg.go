@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -28,9 +29,14 @@ func newChatSendCmd(env *chatEnv) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "send USER@DOMAIN (TEXT | --file PATH [--type MIME])",
 		Short: "Send TEXT to USER; exits 0 once the server durably accepted it",
-		Long: `Queue TEXT for USER and send it (after anything queued earlier). Exits 0 once
-the server accepted it. If --timeout passes first it exits non-zero and the
-message stays queued: a later send or recv delivers it, exactly once.
+		Long: `Queue TEXT for USER (or a group id) and send it, after what was queued
+earlier to the same conversation; other conversations never hold it back.
+Prints "id: ID" and exits 0 once the server accepted it. A message that can
+never be sent (unknown user or domain, no longer a member of the group,
+refused by policy) exits non-zero naming the recipient and the reason, and
+stays in the outbox marked failed ("chat outbox list", "retry", "drop").
+If --timeout passes first it exits non-zero and the message stays queued:
+a later send, recv or "outbox retry" delivers it, exactly once.
 With --file, the file is encrypted and uploaded first, then the message
 referring to it is sent the same way.`,
 		Args: file.args,
@@ -47,18 +53,11 @@ referring to it is sent the same way.`,
 			defer c.Close()
 			id, err := c.Queue(args[0], args[1])
 			if err != nil {
-				return err
+				return fmt.Errorf("not sent to %s: %w", args[0], err)
 			}
-			kv(cmd.OutOrStdout(), "id", id)
 			tctx, tcancel := timeoutContext(ctx, timeout)
 			defer tcancel()
-			if err := c.Flush(tctx, id); err != nil {
-				if errors.Is(err, context.DeadlineExceeded) {
-					return fmt.Errorf("not sent within %v; message %s stays queued and is sent by the next send or recv", timeout, id)
-				}
-				return err
-			}
-			return nil
+			return flushSent(cmd.OutOrStdout(), tctx, c, args[0], id, timeout)
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "give up (leaving the message queued) after this long")
@@ -172,4 +171,43 @@ func printMessage(w io.Writer, m store.Message, asJSON bool) error {
 	}
 	_, err := fmt.Fprintf(w, "%s #%d %s: %s\n", m.SentAt.Format(time.RFC3339), m.Seq, m.From, text)
 	return err
+}
+
+// flushSent flushes until the message id to `to` is accepted, then prints
+// its id; otherwise the error names the recipient and the reason, or says
+// the message stays queued.
+func flushSent(w io.Writer, ctx context.Context, c *client.Client, to, id string, timeout time.Duration) error {
+	err := c.Flush(ctx, id)
+	switch {
+	case err == nil:
+		kv(w, "id", id)
+		return nil
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("not sent to %s within %v%s; message %s stays queued and is sent by the next send, recv or outbox retry",
+			to, timeout, lastTry(c, id), id)
+	case errors.Is(err, context.Canceled):
+		return fmt.Errorf("interrupted; message %s to %s stays queued and is sent by the next send, recv or outbox retry", id, to)
+	case errors.Is(err, client.ErrNotDelivered):
+		return fmt.Errorf("not sent to %s: %s (message %s is kept as failed: chat outbox retry|drop %s)", to, reason(err), id, id)
+	}
+	return err
+}
+
+// lastTry is the reason of the message's last failed try, if any.
+func lastTry(c *client.Client, id string) string {
+	items, err := c.Outbox()
+	if err != nil {
+		return ""
+	}
+	for _, it := range items {
+		if it.ID == id && it.LastError != "" {
+			return fmt.Sprintf(" (last try: %s, %d tries)", it.LastError, it.Attempts)
+		}
+	}
+	return ""
+}
+
+// reason is the refusal of an undelivered message without the wrapping.
+func reason(err error) string {
+	return strings.TrimPrefix(err.Error(), client.ErrNotDelivered.Error()+": ")
 }

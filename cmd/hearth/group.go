@@ -54,12 +54,13 @@ func groupOp(env *chatEnv, use, short string, minArgs, maxArgs int, run func(con
 	if maxArgs < 0 {
 		args = cobra.MinimumNArgs(minArgs)
 	}
-	return &cobra.Command{
+	var timeout time.Duration
+	cmd := &cobra.Command{
 		Use: use, Short: short, Args: args,
 		RunE: func(cmd *cobra.Command, a []string) error {
 			ctx, cancel := signalContext(cmd.Context())
 			defer cancel()
-			ctx, tcancel := context.WithTimeout(ctx, groupTimeout)
+			ctx, tcancel := timeoutContext(ctx, timeout)
 			defer tcancel()
 			c, err := env.open()
 			if err != nil {
@@ -73,10 +74,13 @@ func groupOp(env *chatEnv, use, short string, minArgs, maxArgs int, run func(con
 			return nil
 		},
 	}
+	cmd.Flags().DurationVar(&timeout, "timeout", groupTimeout, "give up after this long")
+	return cmd
 }
 
 func newGroupCreateCmd(env *chatEnv) *cobra.Command {
 	var members string
+	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "create NAME [--members USER@DOMAIN,USER@DOMAIN...]",
 		Short: "Create a group with you as its admin; the last line of output is its id",
@@ -84,7 +88,7 @@ func newGroupCreateCmd(env *chatEnv) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := signalContext(cmd.Context())
 			defer cancel()
-			ctx, tcancel := context.WithTimeout(ctx, groupTimeout)
+			ctx, tcancel := timeoutContext(ctx, timeout)
 			defer tcancel()
 			c, err := env.open()
 			if err != nil {
@@ -109,11 +113,13 @@ func newGroupCreateCmd(env *chatEnv) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&members, "members", "", "comma-separated users to add (all their devices)")
+	cmd.Flags().DurationVar(&timeout, "timeout", groupTimeout, "give up after this long")
 	return cmd
 }
 
 func newGroupInfoCmd(env *chatEnv) *cobra.Command {
 	var asJSON bool
+	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "info ID [--json]",
 		Short: "Show the group's name, members, admins and epoch",
@@ -121,7 +127,7 @@ func newGroupInfoCmd(env *chatEnv) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := signalContext(cmd.Context())
 			defer cancel()
-			ctx, tcancel := context.WithTimeout(ctx, 20*time.Second)
+			ctx, tcancel := timeoutContext(ctx, timeout)
 			defer tcancel()
 			c, err := env.open()
 			if err != nil {
@@ -154,6 +160,7 @@ func newGroupInfoCmd(env *chatEnv) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().DurationVar(&timeout, "timeout", 20*time.Second, "give up after this long")
 	cmd.Flags().BoolVar(&asJSON, "json", false, `one JSON object: {"id","name","members","devices","admins","epoch","epoch_authenticator","admin"}`)
 	return cmd
 }
