@@ -30,6 +30,7 @@ type sealer struct {
 	rosters        *roster.Roster
 	acct           *account.Manager
 	groups         *Groups // group control messages
+	heal           *healer // out-of-step conversations rejoined first
 	call           func(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error)
 	callIdempotent func(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error)
 	newID          func() (string, error)
@@ -46,6 +47,9 @@ func (sl *sealer) seal(ctx context.Context, it store.OutboxItem) (store.OutboxIt
 		if conv, err = sl.directConversation(ctx, it.To); err != nil {
 			return it, err
 		}
+	}
+	if err := sl.heal.ensure(ctx, conv); err != nil {
+		return it, err
 	}
 	for try := 0; !sl.rosters.Fresh(conv); try++ {
 		err := sl.rosters.Reconcile(ctx, conv)
