@@ -198,7 +198,6 @@ func (h *healer) rejoin(ctx context.Context, conv string, info *wire.Conversatio
 	if len(info.GetGroupInfo()) == 0 {
 		return wire.Errorf("client.Heal", wire.Code_CODE_NOT_FOUND, "the hub has no GroupInfo for %s", conv)
 	}
-	resync := slices.Contains(info.GetMembers(), self.Address)
 	var req *wire.Send
 	err := h.st.Update(func(tx *store.Tx) error {
 		cv, err := convstate.Get(tx, conv)
@@ -209,11 +208,6 @@ func (h *healer) rejoin(ctx context.Context, conv string, info *wire.Conversatio
 		g, commit, err := h.mls.JoinExternal(info.GetGroupInfo(), self, h.dir.Members(ctx, tx))
 		if err != nil {
 			return err
-		}
-		if resync {
-			// The hub lists this device already: the commit replaces its
-			// old leaf and changes no one's membership.
-			commit.Added = nil
 		}
 		if err := h.states.Save(tx, conv, g); err != nil {
 			return err
@@ -282,7 +276,21 @@ func (h *healer) removed(conv string, self e2ee.Self) error {
 func (h *healer) failed(conv string, o convstate.OutOfStep, cause error) error {
 	o.Tries++
 	o.LastError = cause.Error()
-	if err := h.st.Update(func(tx *store.Tx) error { return convstate.PutOutOfStep(tx, conv, o) }); err != nil {
+	err := h.st.Update(func(tx *store.Tx) error {
+		if err := convstate.PutOutOfStep(tx, conv, o); err != nil || o.Tries < convstate.MaxHealTries {
+			return err
+		}
+		// Giving up: the user is told, once.
+		self, err := h.acct.Self()
+		if err != nil {
+			return err
+		}
+		return h.addEvent(tx, conv, self, "rejoin_failed", func(m *store.Message) {
+			m.Reason = o.LastError
+			m.Text = fmt.Sprintf("this device cannot follow %s any more and rejoining failed %d times: %s", conv, o.Tries, o.LastError)
+		})
+	})
+	if err != nil {
 		return err
 	}
 	return wire.Errorf("client.Heal", wire.Code_CODE_FORBIDDEN, "rejoining conversation %s (out of step: %s) failed: %v", conv, o.Cause, cause)

@@ -244,14 +244,17 @@ func (s *Server) applyCommit(op string, tx *storage.Tx, c *storage.Conversation,
 	for _, mb := range members {
 		roster[mb.Address] = true
 	}
+	external := len(m.AddDevices) == 1 && m.AddDevices[0] == in.sender && len(m.RemoveDevices) == 0
+	// A resync (decision 0006): a member's external commit replacing its
+	// own leaf; the roster stays as it is.
+	resync := member && external && len(m.Welcome) == 0
 	if !member {
 		// An external commit: a device joins by itself, allowed for a user
 		// who already has a device in the group.
-		external := len(m.AddDevices) == 1 && m.AddDevices[0] == in.sender && len(m.RemoveDevices) == 0
 		if !external || !userOnRoster(keys(roster), in.userAddr) {
 			return wire.Errorf(op, wire.Code_CODE_NOT_MEMBER, "not a member of %s", c.ID)
 		}
-	} else if len(m.AddDevices) > 0 && len(m.Welcome) == 0 {
+	} else if len(m.AddDevices) > 0 && len(m.Welcome) == 0 && !resync {
 		return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "a commit that adds devices must carry their welcome")
 	}
 	if err := s.checkGroupAuth(op, tx, c, in, keys(roster)); err != nil {
@@ -267,6 +270,9 @@ func (s *Server) applyCommit(op string, tx *storage.Tx, c *storage.Conversation,
 	}
 	adds := make([]storage.Member, 0, len(m.AddDevices))
 	for _, a := range m.AddDevices {
+		if resync {
+			break
+		}
 		if roster[a] {
 			return wire.Errorf(op, wire.Code_CODE_CONFLICT, "%s is already a member", a)
 		}
