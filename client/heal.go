@@ -198,6 +198,7 @@ func (h *healer) rejoin(ctx context.Context, conv string, info *wire.Conversatio
 	if len(info.GetGroupInfo()) == 0 {
 		return wire.Errorf("client.Heal", wire.Code_CODE_NOT_FOUND, "the hub has no GroupInfo for %s", conv)
 	}
+	resync := slices.Contains(info.GetMembers(), self.Address)
 	var req *wire.Send
 	err := h.st.Update(func(tx *store.Tx) error {
 		cv, err := convstate.Get(tx, conv)
@@ -208,6 +209,11 @@ func (h *healer) rejoin(ctx context.Context, conv string, info *wire.Conversatio
 		g, commit, err := h.mls.JoinExternal(info.GetGroupInfo(), self, h.dir.Members(ctx, tx))
 		if err != nil {
 			return err
+		}
+		if resync {
+			// The hub lists this device already: the commit replaces its
+			// old leaf and changes no one's membership.
+			commit.Added = nil
 		}
 		if err := h.states.Save(tx, conv, g); err != nil {
 			return err

@@ -68,34 +68,52 @@ func textsOf(ms []store.Message) []string {
 	return out
 }
 
-// staleBen makes a group of ann, ben and cat in which ben's state is
-// restored to one from before a commit (dan added), as from a backup.
-func staleBen(t *testing.T) (ts *client.TestServer, gid string, ann, ben, cat, dan *dev) {
+// staleBen makes a 1:1 of ann and ben in which ben's state is restored
+// to one from before a commit (ann's second device added), as from a
+// backup.
+func staleBen(t *testing.T) (ts *client.TestServer, conv string, ann, ben, ann2 *dev) {
 	ts = client.NewTestServer(t, "a.example")
+	us := groupUsers(t, ts, "ann", "ben")
+	ann, ben = us[0], us[1]
+	ann.send(ben.user, "one")
+	got := ben.drain()
+	if txt := textsOf(got); !slices.Equal(txt, []string{"one"}) {
+		t.Fatalf("ben got %q", txt)
+	}
+	conv = got[0].Conversation
+	old := ben.c.GroupState(t, conv)
+	ann2 = newDev(t, ts, ann.user)
+	ann2.link(groupPW, ann) // ann's device adds it: a commit
+	ann.send(conv, "two")
+	if got := textsOf(ben.drain()); !slices.Equal(got, []string{"two"}) {
+		t.Fatalf("ben got %q", got)
+	}
+	ann2.drain()
+	ben.c.RestoreGroupState(t, conv, old)
+	return ts, conv, ann, ben, ann2
+}
+
+// staleGroupBen is staleBen in a group of ann, ben and cat, with dan added
+// after ben's state was taken.
+func staleGroupBen(t *testing.T) (gid string, ann, ben *dev) {
+	ts := client.NewTestServer(t, "a.example")
 	us := groupUsers(t, ts, "ann", "ben", "cat", "dan")
-	ann, ben, cat, dan = us[0], us[1], us[2], us[3]
-	gid, err := ann.c.Groups().Create(ctx30(t), "heal", []string{ben.user, cat.user})
+	ann, ben = us[0], us[1]
+	gid, err := ann.c.Groups().Create(ctx30(t), "heal", []string{ben.user, us[2].user})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ben.drain()
-	cat.drain()
-	ann.send(gid, "one")
-	if got := textsOf(ben.drain()); !slices.Equal(got, []string{"one"}) {
-		t.Fatalf("ben got %q", got)
-	}
 	old := ben.c.GroupState(t, gid)
-	if err := ann.c.Groups().AddMembers(ctx30(t), gid, []string{dan.user}); err != nil {
+	if err := ann.c.Groups().AddMembers(ctx30(t), gid, []string{us[3].user}); err != nil {
 		t.Fatal(err)
 	}
 	ann.send(gid, "two")
 	if got := textsOf(ben.drain()); !slices.Equal(got, []string{"two"}) {
 		t.Fatalf("ben got %q", got)
 	}
-	cat.drain()
-	dan.drain()
 	ben.c.RestoreGroupState(t, gid, old)
-	return ts, gid, ann, ben, cat, dan
+	return gid, ann, ben
 }
 
 // TestHealOutOfStepRejoinsOnce: a delivery of an epoch ben's state does
@@ -104,7 +122,7 @@ func staleBen(t *testing.T) (ts *client.TestServer, gid string, ann, ben, cat, d
 // it could not decrypt with a count, and the conversation works again
 // both ways.
 func TestHealOutOfStepRejoinsOnce(t *testing.T) {
-	ts, gid, ann, ben, cat, dan := staleBen(t)
+	ts, gid, ann, ben, ann2 := staleBen(t)
 	ann.send(gid, "three")
 
 	// The receiver alone (no heal) marks it.
@@ -141,7 +159,7 @@ func TestHealOutOfStepRejoinsOnce(t *testing.T) {
 	}
 
 	ben.send(gid, "ben is back")
-	for _, d := range []*dev{ann, cat, dan} {
+	for _, d := range []*dev{ann, ann2} {
 		if got := textsOf(d.drain()); len(got) == 0 || got[len(got)-1] != "ben is back" {
 			t.Fatalf("%s got %q", d.user, got)
 		}
@@ -155,7 +173,7 @@ func TestHealOutOfStepRejoinsOnce(t *testing.T) {
 // TestHealQueuedItemsSurvive: messages ben queued while out of step are
 // sealed under the new epoch after the heal and arrive, in order.
 func TestHealQueuedItemsSurvive(t *testing.T) {
-	_, gid, ann, ben, cat, _ := staleBen(t)
+	_, gid, ann, ben, ann2 := staleBen(t)
 	ann.send(gid, "three")
 	var ids []string
 	for _, text := range []string{"q1", "q2", "q3"} {
@@ -172,7 +190,7 @@ func TestHealQueuedItemsSurvive(t *testing.T) {
 	if n := logs.count("rejoined a conversation"); n != 1 {
 		t.Fatalf("%d rejoins, want 1", n)
 	}
-	for _, d := range []*dev{ann, cat} {
+	for _, d := range []*dev{ann, ann2} {
 		ms := d.drain()
 		if got := textsOf(ms); !slices.Equal(got, []string{"q1", "q2", "q3"}) && !slices.Equal(got, []string{"three", "q1", "q2", "q3"}) {
 			t.Fatalf("%s got %q (%+v)", d.user, got, ms)
@@ -190,7 +208,7 @@ func TestHealQueuedItemsSurvive(t *testing.T) {
 // roster, marks the conversation gone and tells the user, and a send to it
 // fails at once.
 func TestHealRefusedMarksGone(t *testing.T) {
-	_, gid, ann, ben, _, _ := staleBen(t)
+	gid, ann, ben := staleGroupBen(t)
 	if err := ann.c.Groups().RemoveMembers(ctx30(t), gid, []string{ben.user}); err != nil {
 		t.Fatal(err)
 	}

@@ -9,9 +9,11 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"hearth/federation/fedwire"
+	"hearth/keys/testutil"
 )
 
 // selfSigned returns a TLS certificate for name and its PEM.
@@ -50,13 +53,18 @@ func (o onePeer) Peer(context.Context, string) (Peer, error) { return o.p, nil }
 func TestCancelledRequestKeepsConnection(t *testing.T) {
 	cert, caPEM := selfSigned(t, "b.example")
 	release := make(chan struct{})
+	var slowIn, hangIn atomic.Bool // the request reached its handler
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /slow", func(w http.ResponseWriter, r *http.Request) {
+		slowIn.Store(true)
 		<-release
 		b, _ := marshalResult(&fedwire.TransactionResult{Code: fedwire.Code_CODE_OK, Message: "slow done"})
 		w.Write(b)
 	})
-	mux.HandleFunc("POST /hang", func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	mux.HandleFunc("POST /hang", func(w http.ResponseWriter, r *http.Request) {
+		hangIn.Store(true)
+		<-r.Context().Done()
+	})
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -70,13 +78,13 @@ func TestCancelledRequestKeepsConnection(t *testing.T) {
 	slow := make(chan error, 1)
 	var res fedwire.TransactionResult
 	go func() { slow <- c.post(context.Background(), "b.example", "/slow", &fedwire.Transaction{}, &res) }()
-	time.Sleep(100 * time.Millisecond) // the slow request is in flight
+	testutil.WaitFor(t, 10*time.Second, arrived(&slowIn, "the slow request"))
 	ctx, cancel := context.WithCancel(context.Background())
 	hung := make(chan error, 1)
 	go func() {
 		hung <- c.post(ctx, "b.example", "/hang", &fedwire.Transaction{}, &fedwire.TransactionResult{})
 	}()
-	time.Sleep(100 * time.Millisecond)
+	testutil.WaitFor(t, 10*time.Second, arrived(&hangIn, "the request to cancel"))
 	cancel()
 	if err := <-hung; err == nil {
 		t.Fatal("the cancelled request succeeded")
@@ -84,6 +92,16 @@ func TestCancelledRequestKeepsConnection(t *testing.T) {
 	close(release)
 	if err := <-slow; err != nil || res.GetMessage() != "slow done" {
 		t.Fatalf("the request in flight beside a cancelled one: %v (%v)", err, res.GetMessage())
+	}
+}
+
+// arrived is a WaitFor condition: the server's handler saw the request.
+func arrived(in *atomic.Bool, what string) func() error {
+	return func() error {
+		if !in.Load() {
+			return fmt.Errorf("%s has not reached the server", what)
+		}
+		return nil
 	}
 }
 

@@ -2,7 +2,6 @@ package federation
 
 import (
 	"fmt"
-	"strings"
 
 	"hearth/federation/fedwire"
 	"hearth/keys/identity"
@@ -18,12 +17,8 @@ func ValidDomain(d string) error {
 
 // HubOf returns the hub domain of a conversation id "LOCAL@hubdomain".
 func HubOf(conversationID string) (string, error) {
-	i := strings.LastIndexByte(conversationID, '@')
-	if i <= 0 || i == len(conversationID)-1 {
-		return "", fmt.Errorf("conversation id %q is not LOCAL@domain", conversationID)
-	}
-	d := conversationID[i+1:]
-	return d, ValidDomain(d)
+	c, err := identity.ParseConversation(conversationID)
+	return c.Hub(), err
 }
 
 // CheckEnvelope refuses envelopes an origin may not send: a server speaks

@@ -7,10 +7,12 @@ import (
 	"hearth/federation/fedwire"
 )
 
-// Error is a federation failure with its stable wire code.
+// Error is a federation failure with its stable wire code. It has the
+// shape of the homeserver's wire.Error (Op, Kind, KindOf, Retryable);
+// homeserver/fedlink maps one vocabulary to the other in one table.
 type Error struct {
 	Op   string
-	Code fedwire.Code
+	Kind fedwire.Code
 	Msg  string
 	Err  error
 }
@@ -26,24 +28,26 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 func errorf(op string, code fedwire.Code, format string, args ...any) error {
-	return &Error{Op: op, Code: code, Msg: fmt.Sprintf(format, args...)}
+	return &Error{Op: op, Kind: code, Msg: fmt.Sprintf(format, args...)}
 }
 
-// CodeOf returns the code of the first *Error in err's chain, CODE_OK for
+// KindOf returns the code of the first *Error in err's chain, CODE_OK for
 // nil and CODE_INTERNAL for anything else.
-func CodeOf(err error) fedwire.Code {
+func KindOf(err error) fedwire.Code {
 	if err == nil {
 		return fedwire.Code_CODE_OK
 	}
 	var e *Error
 	if errors.As(err, &e) {
-		return e.Code
+		return e.Kind
 	}
 	return fedwire.Code_CODE_INTERNAL
 }
 
-// Temporary reports whether an envelope refused with code should be sent again later.
-func Temporary(code fedwire.Code) bool {
+// Retryable reports whether an envelope refused with code should be sent
+// again later. Unlike wire.Retryable, CODE_STALE_EPOCH is not: it is the
+// hub's verdict, which the device redoes.
+func Retryable(code fedwire.Code) bool {
 	switch code {
 	case fedwire.Code_CODE_UNAVAILABLE, fedwire.Code_CODE_INTERNAL, fedwire.Code_CODE_RATE_LIMITED:
 		return true

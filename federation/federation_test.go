@@ -87,8 +87,8 @@ func TestVerifyTransaction(t *testing.T) {
 	}
 	for _, c := range cases {
 		_, err := v.VerifyTransaction(context.Background(), c.st)
-		if CodeOf(err) != c.want {
-			t.Errorf("%s: got %v (%v), want %v", c.name, CodeOf(err), err, c.want)
+		if KindOf(err) != c.want {
+			t.Errorf("%s: got %v (%v), want %v", c.name, KindOf(err), err, c.want)
 		}
 	}
 
@@ -98,7 +98,7 @@ func TestVerifyTransaction(t *testing.T) {
 		serverkey.PublicKey{ID: aKey.ID(), Key: aKey.Public(), ValidUntil: now.Add(-time.Minute)},
 		serverkey.PublicKey{ID: newKey.ID(), Key: newKey.Public()},
 	)}
-	if _, err := v.VerifyTransaction(context.Background(), good); CodeOf(err) != fedwire.Code_CODE_BAD_SIGNATURE {
+	if _, err := v.VerifyTransaction(context.Background(), good); KindOf(err) != fedwire.Code_CODE_BAD_SIGNATURE {
 		t.Errorf("expired key accepted: %v", err)
 	}
 	if _, err := v.VerifyTransaction(context.Background(), sign(newKey, txn(nil))); err != nil {
@@ -106,7 +106,7 @@ func TestVerifyTransaction(t *testing.T) {
 	}
 	// Policy allow-list mode refuses anyone not listed.
 	v.Policy = NewPolicy(ModeAllowlist, []string{"c.example"}, nil)
-	if _, err := v.VerifyTransaction(context.Background(), sign(newKey, txn(nil))); CodeOf(err) != fedwire.Code_CODE_FORBIDDEN {
+	if _, err := v.VerifyTransaction(context.Background(), sign(newKey, txn(nil))); KindOf(err) != fedwire.Code_CODE_FORBIDDEN {
 		t.Errorf("allow-list: %v", err)
 	}
 	v.Policy.Allow("a.example")
@@ -155,7 +155,7 @@ func TestCheckEnvelope(t *testing.T) {
 		{"no id", &fedwire.Envelope{Kind: S, Sender: "alice@a.example/D1", ConversationId: "c@b.example"}, fedwire.Code_CODE_BAD_REQUEST},
 	}
 	for _, c := range cases {
-		if got := CodeOf(CheckEnvelope("a.example", "b.example", c.env)); got != c.want {
+		if got := KindOf(CheckEnvelope("a.example", "b.example", c.env)); got != c.want {
 			t.Errorf("%s: got %v, want %v", c.name, got, c.want)
 		}
 	}

@@ -115,7 +115,7 @@ func (h *Handler) readTransaction(w http.ResponseWriter, r *http.Request, op, wh
 	}
 	if err != nil {
 		h.refused(r, what, originOf(st.GetTransaction(), true), err)
-		h.writeProto(w, &fedwire.TransactionResult{Code: CodeOf(err), Message: err.Error()})
+		h.writeProto(w, &fedwire.TransactionResult{Code: KindOf(err), Message: err.Error()})
 		return nil, nil
 	}
 	return txn, st.Transaction
@@ -130,11 +130,11 @@ func (h *Handler) serveTransaction(w http.ResponseWriter, r *http.Request) {
 	res, err := h.Inbound.ApplyTransaction(r.Context(), txn, sum[:])
 	if err != nil {
 		h.refused(r, "transaction", txn.Origin, err)
-		if CodeOf(err) == fedwire.Code_CODE_INTERNAL {
+		if KindOf(err) == fedwire.Code_CODE_INTERNAL {
 			http.Error(w, "internal error", http.StatusInternalServerError)
 			return
 		}
-		res = &fedwire.TransactionResult{Code: CodeOf(err), Message: err.Error()}
+		res = &fedwire.TransactionResult{Code: KindOf(err), Message: err.Error()}
 	}
 	h.writeProto(w, res)
 }
@@ -158,7 +158,7 @@ func (h *Handler) serveQuery(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		h.refused(r, "query", originOf(sq.GetQuery(), false), err)
-		h.writeProto(w, &fedwire.QueryResult{Code: CodeOf(err), Message: err.Error()})
+		h.writeProto(w, &fedwire.QueryResult{Code: KindOf(err), Message: err.Error()})
 		return
 	}
 	h.writeProto(w, h.Inbound.Query(r.Context(), q))
@@ -166,7 +166,7 @@ func (h *Handler) serveQuery(w http.ResponseWriter, r *http.Request) {
 
 // refused logs a refusal: origin and code, never payloads.
 func (h *Handler) refused(r *http.Request, what, origin string, err error) {
-	h.Log.Warn("federation: refused", "what", what, "origin", origin, "remote", r.RemoteAddr, "code", CodeOf(err).String(), "err", err)
+	h.Log.Warn("federation: refused", "what", what, "origin", origin, "remote", r.RemoteAddr, "code", KindOf(err).String(), "err", err)
 }
 
 // originOf reads the claimed (unverified) origin for logging.

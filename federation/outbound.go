@@ -10,9 +10,9 @@ import (
 	"sync"
 	"time"
 
-	"hearth/federation/fedwire"
-
 	"google.golang.org/protobuf/proto"
+
+	"hearth/federation/fedwire"
 	"hearth/keys/serverkey"
 )
 
@@ -325,7 +325,7 @@ func (o *Outbound) attempt(ctx context.Context, l *destLoop) (more bool, err err
 		if r == nil {
 			r = &fedwire.EnvelopeResult{Id: q.Envelope.Id, Code: fedwire.Code_CODE_UNAVAILABLE, Message: "no answer"}
 		}
-		if Temporary(r.Code) {
+		if Retryable(r.Code) {
 			temp++
 			continue
 		}

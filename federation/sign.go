@@ -101,10 +101,10 @@ func (v *Verifier) check(ctx context.Context, op, label string, signed []byte, k
 	// nothing decoded is trusted until the signature over these exact bytes holds.
 	h, err := decode(signed)
 	if err != nil {
-		return &Error{Op: op, Code: fedwire.Code_CODE_BAD_REQUEST, Msg: "malformed", Err: err}
+		return &Error{Op: op, Kind: fedwire.Code_CODE_BAD_REQUEST, Msg: "malformed", Err: err}
 	}
 	if err := ValidDomain(h.origin); err != nil {
-		return &Error{Op: op, Code: fedwire.Code_CODE_BAD_REQUEST, Msg: "origin", Err: err}
+		return &Error{Op: op, Kind: fedwire.Code_CODE_BAD_REQUEST, Msg: "origin", Err: err}
 	}
 	if v.Policy != nil && !v.Policy.Allowed(h.origin) {
 		return errorf(op, fedwire.Code_CODE_FORBIDDEN, "federation with %s is not allowed here", h.origin)
@@ -119,7 +119,7 @@ func (v *Verifier) check(ctx context.Context, op, label string, signed []byte, k
 	}
 	set, err := v.Keys.ServerKeys(ctx, h.origin)
 	if err != nil {
-		return &Error{Op: op, Code: fedwire.Code_CODE_UNAVAILABLE, Msg: "keys of " + h.origin, Err: err}
+		return &Error{Op: op, Kind: fedwire.Code_CODE_UNAVAILABLE, Msg: "keys of " + h.origin, Err: err}
 	}
 	err = set.Verify(serverkey.ID(keyID), sent, label, signed, sig)
 	if r, ok := v.Keys.(KeyRefresher); ok && errors.Is(err, serverkey.ErrUnknown) {
@@ -130,7 +130,7 @@ func (v *Verifier) check(ctx context.Context, op, label string, signed []byte, k
 		}
 	}
 	if err != nil {
-		return &Error{Op: op, Code: fedwire.Code_CODE_BAD_SIGNATURE, Msg: "from " + h.origin, Err: err}
+		return &Error{Op: op, Kind: fedwire.Code_CODE_BAD_SIGNATURE, Msg: "from " + h.origin, Err: err}
 	}
 	return nil
 }

@@ -3,37 +3,66 @@ package homeserver
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
+	"time"
 
 	"hearth/homeserver/admin"
+	"hearth/homeserver/fedlink"
+	"hearth/homeserver/keydir"
 	"hearth/homeserver/wire"
 	"hearth/keys/identity"
 	"hearth/storage"
 )
 
+// Admin is the server's admin operations (admin.Ops with invites and
+// federation), served by the admin socket and the admin CLI.
+type Admin struct {
+	cfg     Config
+	db      *storage.DB
+	log     *slog.Logger
+	now     func() time.Time
+	rand    io.Reader
+	started time.Time
+	auth    *authority
+	reg     *registry
+	dir     *keydir.Directory
+	fed     *fedlink.Link // nil: federation off
+}
+
+var (
+	_ admin.Ops              = (*Admin)(nil)
+	_ admin.InviteOps        = (*Admin)(nil)
+	_ admin.FederationKeyOps = (*Admin)(nil)
+)
+
+func (s *Admin) nowMs() int64                   { return s.now().UnixMilli() }
+func (s *Admin) userAddress(name string) string { return name + "@" + s.cfg.Domain }
+
 // checkName validates a new account's local name (keys/identity rules:
 // 1-64 of a-z 0-9 . _ -, starting and ending with a letter or digit).
-func (s *Server) checkName(op, name string) error {
-	if _, err := identity.ParseUser(name + "@" + s.cfg.Domain); err != nil {
+func checkName(op, domain, name string) error {
+	if _, err := identity.ParseUser(name + "@" + domain); err != nil {
 		return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "invalid user name %q: lowercase a-z 0-9 . _ -, 1-64 characters", name)
 	}
 	return nil
 }
 
-func (s *Server) userInfo(u *storage.User) admin.UserInfo {
+func (s *Admin) userInfo(u *storage.User) admin.UserInfo {
 	return admin.UserInfo{Name: u.Name, Address: s.userAddress(u.Name), Admin: u.Admin, Disabled: u.Disabled,
 		Devices: u.Devices, CreatedMs: u.CreatedMs}
 }
 
 // UserAdd creates an account; CODE_CONFLICT if the name is taken.
-func (s *Server) UserAdd(ctx context.Context, name string, password []byte, isAdmin bool) (admin.UserInfo, error) {
+func (s *Admin) UserAdd(ctx context.Context, name string, password []byte, isAdmin bool) (admin.UserInfo, error) {
 	const op = "homeserver.UserAdd"
-	if err := s.checkName(op, name); err != nil {
+	if err := checkName(op, s.cfg.Domain, name); err != nil {
 		return admin.UserInfo{}, err
 	}
 	if err := checkPassword(password); err != nil {
 		return admin.UserInfo{}, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "%v", err)
 	}
-	hash, err := s.hashPassword(password)
+	hash, err := s.auth.hashPassword(password)
 	if err != nil {
 		return admin.UserInfo{}, internal(op, err)
 	}
@@ -49,7 +78,7 @@ func (s *Server) UserAdd(ctx context.Context, name string, password []byte, isAd
 }
 
 // UserList lists every account.
-func (s *Server) UserList(ctx context.Context) ([]admin.UserInfo, error) {
+func (s *Admin) UserList(ctx context.Context) ([]admin.UserInfo, error) {
 	const op = "homeserver.UserList"
 	var us []*storage.User
 	if err := s.db.Read(ctx, func(tx *storage.Tx) (err error) { us, err = tx.Users(); return err }); err != nil {
@@ -63,8 +92,8 @@ func (s *Server) UserList(ctx context.Context) ([]admin.UserInfo, error) {
 }
 
 // userByName maps an admin-given name to the account.
-func (s *Server) userByName(ctx context.Context, op, name string) (*storage.User, error) {
-	local, ok := s.localName(name)
+func (s *Admin) userByName(ctx context.Context, op, name string) (*storage.User, error) {
+	local, ok := s.auth.localName(name)
 	if !ok {
 		return nil, wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no user %q", name)
 	}
@@ -80,7 +109,7 @@ func (s *Server) userByName(ctx context.Context, op, name string) (*storage.User
 
 // UserSetDisabled disables or enables an account. Disabling closes its
 // live sessions at once; its tokens stop working (every use checks).
-func (s *Server) UserSetDisabled(ctx context.Context, name string, disabled bool) error {
+func (s *Admin) UserSetDisabled(ctx context.Context, name string, disabled bool) error {
 	const op = "homeserver.UserSetDisabled"
 	u, err := s.userByName(ctx, op, name)
 	if err != nil {
@@ -91,29 +120,29 @@ func (s *Server) UserSetDisabled(ctx context.Context, name string, disabled bool
 	}
 	s.log.Info("user disabled flag set", "user", u.Name, "disabled", disabled)
 	if disabled {
-		s.closeUser(u.ID, wire.Code_CODE_USER_DISABLED, "account disabled")
+		s.reg.closeUser(u.ID, wire.Code_CODE_USER_DISABLED, "account disabled")
 	}
 	return nil
 }
 
 // UserDelete deletes an account with its devices, keys and mailboxes, and
 // closes its sessions.
-func (s *Server) UserDelete(ctx context.Context, name string) error {
+func (s *Admin) UserDelete(ctx context.Context, name string) error {
 	const op = "homeserver.UserDelete"
 	u, err := s.userByName(ctx, op, name)
 	if err != nil {
 		return err
 	}
-	if err := s.writeList(ctx, u.Name, func(tx *storage.Tx) error { return tx.DeleteUser(u.ID) }); err != nil {
+	if err := s.dir.WriteUser(ctx, u.Name, func(tx *storage.Tx) error { return tx.DeleteUser(u.ID) }); err != nil {
 		return internal(op, err)
 	}
 	s.log.Info("user deleted", "user", u.Name)
-	s.closeUser(u.ID, wire.Code_CODE_USER_DISABLED, "account deleted")
+	s.reg.closeUser(u.ID, wire.Code_CODE_USER_DISABLED, "account deleted")
 	return nil
 }
 
 // UserPasswd sets a new password. Existing devices stay logged in.
-func (s *Server) UserPasswd(ctx context.Context, name string, password []byte) error {
+func (s *Admin) UserPasswd(ctx context.Context, name string, password []byte) error {
 	const op = "homeserver.UserPasswd"
 	if err := checkPassword(password); err != nil {
 		return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "%v", err)
@@ -122,7 +151,7 @@ func (s *Server) UserPasswd(ctx context.Context, name string, password []byte) e
 	if err != nil {
 		return err
 	}
-	hash, err := s.hashPassword(password)
+	hash, err := s.auth.hashPassword(password)
 	if err != nil {
 		return internal(op, err)
 	}
@@ -145,7 +174,7 @@ func statusText(st int) string {
 }
 
 // DeviceList lists an account's devices.
-func (s *Server) DeviceList(ctx context.Context, name string) ([]admin.DeviceInfo, error) {
+func (s *Admin) DeviceList(ctx context.Context, name string) ([]admin.DeviceInfo, error) {
 	const op = "homeserver.DeviceList"
 	u, err := s.userByName(ctx, op, name)
 	if err != nil {
@@ -158,7 +187,7 @@ func (s *Server) DeviceList(ctx context.Context, name string) ([]admin.DeviceInf
 	out := make([]admin.DeviceInfo, 0, len(ds))
 	for _, d := range ds {
 		out = append(out, admin.DeviceInfo{ID: d.ID, Name: d.Name, Status: statusText(d.Status), CreatedMs: d.CreatedMs,
-			LastSeenMs: d.LastSeenMs, Online: len(s.sessionsOfDevices([]string{d.ID})) > 0})
+			LastSeenMs: d.LastSeenMs, Online: len(s.reg.sessionsOfDevices([]string{d.ID})) > 0})
 	}
 	return out, nil
 }
@@ -168,7 +197,7 @@ func (s *Server) DeviceList(ctx context.Context, name string) ([]admin.DeviceInf
 // list, so the device stays on it until one of the user's devices
 // publishes a successor; other servers' clients still see it revoked here
 // (it can no longer authenticate or receive).
-func (s *Server) DeviceRevoke(ctx context.Context, name, deviceID string) error {
+func (s *Admin) DeviceRevoke(ctx context.Context, name, deviceID string) error {
 	const op = "homeserver.DeviceRevoke"
 	u, err := s.userByName(ctx, op, name)
 	if err != nil {
@@ -195,20 +224,121 @@ func (s *Server) DeviceRevoke(ctx context.Context, name, deviceID string) error 
 		return internal(op, err)
 	}
 	s.log.Info("device revoked by admin", "user", u.Name, "device", deviceID)
-	s.closeDevice(deviceID, wire.Code_CODE_DEVICE_REVOKED, "device revoked")
-	s.tellRevokedListed(u.ID, revoked)
+	s.reg.closeDevice(deviceID, wire.Code_CODE_DEVICE_REVOKED, "device revoked")
+	s.reg.tellRevokedListed(u.ID, revoked)
 	return nil
 }
 
 // Status summarizes the running server.
-func (s *Server) Status(ctx context.Context) (admin.Status, error) {
+func (s *Admin) Status(ctx context.Context) (admin.Status, error) {
 	const op = "homeserver.Status"
 	var n int
 	if err := s.db.Read(ctx, func(tx *storage.Tx) (err error) { n, err = tx.CountUsers(); return err }); err != nil {
 		return admin.Status{}, internal(op, err)
 	}
-	s.mu.Lock()
-	online := len(s.sessions) // authenticated streams
-	s.mu.Unlock()
+	online := s.reg.online() // authenticated streams
 	return admin.Status{Domain: s.cfg.Domain, Version: s.cfg.Version, StartedMs: s.started.UnixMilli(), Users: n, OnlineSessions: online}, nil
+}
+
+// InviteCreate issues a random invite code good for uses accounts until
+// now+ttl. Only its hash is stored: the code is returned this once.
+func (s *Admin) InviteCreate(ctx context.Context, uses int, ttl time.Duration) (admin.InviteCreated, error) {
+	const op = "homeserver.InviteCreate"
+	if uses < 1 || uses > maxInviteUses {
+		return admin.InviteCreated{}, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "uses must be 1..%d", maxInviteUses)
+	}
+	if ttl <= 0 || ttl > maxInviteTTL {
+		return admin.InviteCreated{}, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "expiry must be more than 0 and at most %v", maxInviteTTL)
+	}
+	raw, err := randomCode(s.rand, inviteCodeLen)
+	if err != nil {
+		return admin.InviteCreated{}, internal(op, err)
+	}
+	now := s.now()
+	inv := &storage.Invite{CodeHash: inviteHash(raw), Prefix: raw[:inviteGroup], Uses: uses,
+		ExpiresMs: now.Add(ttl).UnixMilli(), CreatedMs: now.UnixMilli()}
+	if err := s.db.Write(ctx, func(tx *storage.Tx) error { return tx.InsertInvite(inv) }); err != nil {
+		return admin.InviteCreated{}, internal(op, err)
+	}
+	s.log.Info("invite created", "invite", inv.ID, "prefix", inv.Prefix, "uses", uses, "expires_ms", inv.ExpiresMs)
+	return admin.InviteCreated{Code: formatInvite(raw), InviteInfo: inviteInfo(inv, now.UnixMilli())}, nil
+}
+
+// InviteList lists every invite, newest first, without codes.
+func (s *Admin) InviteList(ctx context.Context) ([]admin.InviteInfo, error) {
+	const op = "homeserver.InviteList"
+	var is []*storage.Invite
+	if err := s.db.Read(ctx, func(tx *storage.Tx) (err error) { is, err = tx.Invites(); return err }); err != nil {
+		return nil, internal(op, err)
+	}
+	now := s.nowMs()
+	out := make([]admin.InviteInfo, 0, len(is))
+	for _, i := range is {
+		out = append(out, inviteInfo(i, now))
+	}
+	return out, nil
+}
+
+// InviteRevoke revokes the invite with this code, or with this id when
+// code is empty. CODE_NOT_FOUND if there is none or it is already revoked.
+func (s *Admin) InviteRevoke(ctx context.Context, code string, id int64) error {
+	const op = "homeserver.InviteRevoke"
+	if (code == "") == (id == 0) {
+		return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "give an invite code or an invite id")
+	}
+	err := s.db.Write(ctx, func(tx *storage.Tx) error {
+		if code != "" {
+			raw, ok := normalizeInvite(code)
+			if !ok {
+				return storage.ErrNotFound
+			}
+			i, err := tx.InviteByHash(inviteHash(raw))
+			if err != nil {
+				return err
+			}
+			id = i.ID
+		}
+		return tx.RevokeInvite(id, s.nowMs())
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no such unrevoked invite")
+	} else if err != nil {
+		return internal(op, err)
+	}
+	s.log.Info("invite revoked", "invite", id)
+	return nil
+}
+
+// FederationPeerAdd pins a peer: its address, the CA to trust, and the key
+// document fetched from that address now.
+func (s *Admin) FederationPeerAdd(ctx context.Context, domain, address string, caPEM []byte) (admin.PeerInfo, error) {
+	if s.fed == nil {
+		return admin.PeerInfo{}, errFedOff
+	}
+	return s.fed.Peers.PeerAdd(ctx, domain, address, caPEM)
+}
+
+// FederationList reports peers, queue depths, last contact and backoff.
+func (s *Admin) FederationList(ctx context.Context) (admin.FederationInfo, error) {
+	if s.fed == nil {
+		return admin.FederationInfo{}, errFedOff
+	}
+	return s.fed.Peers.List(ctx)
+}
+
+// FederationPolicy changes the policy: op is "allow", "deny" or "mode".
+func (s *Admin) FederationPolicy(ctx context.Context, op, value string) error {
+	if s.fed == nil {
+		return errFedOff
+	}
+	return s.fed.Peers.SetPolicy(ctx, op, value)
+}
+
+// FederationKeyRotate makes a new federation signing key current; the old
+// one stays published until now+grace.
+func (s *Admin) FederationKeyRotate(ctx context.Context, grace time.Duration) (admin.KeyRotation, error) {
+	if s.fed == nil {
+		return admin.KeyRotation{}, errFedOff
+	}
+	return s.fed.Peers.RotateKey(ctx, grace)
 }

@@ -2,8 +2,12 @@ package homeserver
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
+	"io"
+	"log/slog"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"hearth/homeserver/wire"
@@ -26,19 +30,6 @@ func (ss *session) throttleAuth(op string) error {
 	return nil
 }
 
-// localName turns "alice" or "alice@thisdomain" into "alice"; ok is false
-// for another domain or an invalid name.
-func (s *Server) localName(user string) (string, bool) {
-	if !strings.Contains(user, "@") {
-		user += "@" + s.cfg.Domain
-	}
-	u, err := identity.NormalizeUser(user)
-	if err != nil || u.Domain != s.cfg.Domain {
-		return "", false
-	}
-	return u.Local, true
-}
-
 // authenticate binds the stream to a device and registers it; it
 // re-checks the device afterwards so that a revocation committed while we
 // registered cannot be missed (revocations commit, then close what is
@@ -46,7 +37,7 @@ func (s *Server) localName(user string) (string, bool) {
 func (ss *session) authenticate(d *storage.Device) error {
 	const op = "homeserver.authenticate"
 	ss.status.Store(int32(d.Status))
-	if err := ss.s.register(ss, d); err != nil {
+	if err := ss.s.reg.register(ss, d); err != nil {
 		ss.status.Store(0)
 		return err
 	}
@@ -64,7 +55,7 @@ func (ss *session) authenticate(d *storage.Device) error {
 	}
 	if err != nil {
 		ss.status.Store(0)
-		ss.s.unregister(ss)
+		ss.s.reg.unregister(ss)
 		if errors.Is(err, storage.ErrNotFound) {
 			return wire.Errorf(op, wire.Code_CODE_UNAUTHENTICATED, "session no longer valid")
 		}
@@ -82,7 +73,7 @@ func (ss *session) hello(m *wire.Hello) (*wire.ServerFrame, error) {
 	if err := ss.throttleAuth(op); err != nil {
 		return nil, err
 	}
-	d, err := ss.s.checkAccessToken(ss.ctx, m.GetAccessToken())
+	d, err := ss.s.auth.checkAccessToken(ss.ctx, m.GetAccessToken())
 	if err != nil {
 		return nil, wire.E(op, err)
 	}
@@ -102,17 +93,113 @@ func (ss *session) hello(m *wire.Hello) (*wire.ServerFrame, error) {
 		return nil, err
 	}
 	ss.useDatagrams(m.GetDatagramSignals())
-	ss.s.touch(d.ID)
+	ss.s.auth.touch(d.ID)
 	return &wire.ServerFrame{Body: &wire.ServerFrame_HelloOk{HelloOk: &wire.HelloOK{
 		User: ss.s.userAddress(d.UserName), DeviceId: d.ID, Status: wire.DeviceStatus(d.Status),
 		ServerTimeMs: ss.s.nowMs(), MailboxHead: head, RevokedListed: revoked,
 	}}}, nil
 }
 
+// login checks the password, creates a device and authenticates the stream.
+func (ss *session) login(m *wire.Login) (*wire.ServerFrame, error) {
+	const op = "homeserver.Login"
+	if err := ss.throttleAuth(op); err != nil {
+		return nil, err
+	}
+	name := m.GetDeviceName()
+	if name == "" {
+		name = "device"
+	}
+	if len(name) > maxDeviceName || !utf8.ValidString(name) {
+		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "device name must be UTF-8 of at most %d bytes", maxDeviceName)
+	}
+	if lk := m.GetLinkPublicKey(); len(lk) > 0 {
+		if _, err := identity.ParseLinkPublicKey(lk); err != nil {
+			return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "invalid link public key")
+		}
+	}
+	if len(m.GetSignatureKey()) > identity.MaxSignatureKeyLen {
+		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "signature key over %d bytes", identity.MaxSignatureKeyLen)
+	}
+	u, err := ss.s.auth.checkCredentials(ss.ctx, m.GetUser(), []byte(m.GetPassword()))
+	if err != nil {
+		return nil, wire.E(op, err)
+	}
+	res, err := ss.s.auth.createDevice(ss.ctx, u, name, m.GetLinkPublicKey(), m.GetSignatureKey())
+	if err != nil {
+		return nil, wire.E(op, err)
+	}
+	if err := ss.authenticate(res.device); err != nil {
+		return nil, err
+	}
+	return &wire.ServerFrame{Body: &wire.ServerFrame_LoginOk{LoginOk: res.ok}}, nil
+}
+
+type newDevice struct {
+	device *storage.Device
+	ok     *wire.LoginOK
+}
+
+// refresh rotates a refresh token. Presenting a token that was already
+// rotated is treated as theft: the whole chain is revoked, the device's
+// access tokens die and its live sessions are closed.
+func (ss *session) refresh(m *wire.Refresh) (*wire.ServerFrame, error) {
+	const op = "homeserver.Refresh"
+	if err := ss.throttleAuth(op); err != nil {
+		return nil, err
+	}
+	ok, err := ss.s.auth.rotateRefresh(ss.ctx, m.GetRefreshToken())
+	if err != nil {
+		return nil, wire.E(op, err)
+	}
+	return &wire.ServerFrame{Body: &wire.ServerFrame_RefreshOk{RefreshOk: ok}}, nil
+}
+
+// localName turns "alice" or "alice@thisdomain" into "alice"; ok is false
+// for another domain or an invalid name.
+// authority checks credentials and issues them: passwords (argon2id),
+// access tokens (EdDSA JWT), rotating refresh tokens, new devices.
+type authority struct {
+	cfg    Config
+	db     *storage.DB
+	key    ed25519.PrivateKey
+	pub    ed25519.PublicKey
+	log    *slog.Logger
+	now    func() time.Time
+	rand   io.Reader
+	limits *limiters
+	reg    *registry // sessions to end on refresh token reuse
+	hashes *hashGate // bounds concurrent argon2id runs (memory; password.go)
+	dummy  string    // hash verified for unknown users (timing)
+}
+
+func newAuthority(cfg Config, db *storage.DB, key ed25519.PrivateKey, log *slog.Logger, now func() time.Time, rand io.Reader,
+	limits *limiters, reg *registry) (*authority, error) {
+	a := &authority{cfg: cfg, db: db, key: key, pub: key.Public().(ed25519.PublicKey), log: log, now: now, rand: rand,
+		limits: limits, reg: reg, hashes: newHashGate(cfg.Password.MaxConcurrent)}
+	dummy, err := a.hashPassword([]byte("not a password of anybody"))
+	if err != nil {
+		return nil, err
+	}
+	a.dummy = dummy
+	return a, nil
+}
+
+func (s *authority) nowMs() int64                   { return s.now().UnixMilli() }
+func (s *authority) userAddress(name string) string { return name + "@" + s.cfg.Domain }
+
+func (s *authority) localName(user string) (string, bool) {
+	u, err := identity.NormalizeUserIn(user, s.cfg.Domain)
+	if err != nil || u.Domain != s.cfg.Domain {
+		return "", false
+	}
+	return u.Local, true
+}
+
 // checkAccessToken verifies a token and returns its device, which must be
 // live (not revoked, user not disabled, token not older than a chain
 // revocation).
-func (s *Server) checkAccessToken(ctx context.Context, tok string) (*storage.Device, error) {
+func (s *authority) checkAccessToken(ctx context.Context, tok string) (*storage.Device, error) {
 	const op = "homeserver.checkAccessToken"
 	c, err := parseAccessToken(s.pub, s.cfg.Domain, s.now(), tok)
 	if err != nil {
@@ -146,44 +233,9 @@ func (s *Server) checkAccessToken(ctx context.Context, tok string) (*storage.Dev
 	return d, nil
 }
 
-// login checks the password, creates a device and authenticates the stream.
-func (ss *session) login(m *wire.Login) (*wire.ServerFrame, error) {
-	const op = "homeserver.Login"
-	if err := ss.throttleAuth(op); err != nil {
-		return nil, err
-	}
-	name := m.GetDeviceName()
-	if name == "" {
-		name = "device"
-	}
-	if len(name) > maxDeviceName || !utf8.ValidString(name) {
-		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "device name must be UTF-8 of at most %d bytes", maxDeviceName)
-	}
-	if lk := m.GetLinkPublicKey(); len(lk) > 0 {
-		if _, err := identity.ParseLinkPublicKey(lk); err != nil {
-			return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "invalid link public key")
-		}
-	}
-	if len(m.GetSignatureKey()) > identity.MaxSignatureKeyLen {
-		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "signature key over %d bytes", identity.MaxSignatureKeyLen)
-	}
-	u, err := ss.s.checkCredentials(ss.ctx, m.GetUser(), []byte(m.GetPassword()))
-	if err != nil {
-		return nil, wire.E(op, err)
-	}
-	res, err := ss.s.createDevice(ss.ctx, u, name, m.GetLinkPublicKey(), m.GetSignatureKey())
-	if err != nil {
-		return nil, wire.E(op, err)
-	}
-	if err := ss.authenticate(res.device); err != nil {
-		return nil, err
-	}
-	return &wire.ServerFrame{Body: &wire.ServerFrame_LoginOk{LoginOk: res.ok}}, nil
-}
-
 // checkCredentials returns the user if the password matches. Unknown users
 // and wrong passwords give the same error after the same work.
-func (s *Server) checkCredentials(ctx context.Context, user string, pw []byte) (*storage.User, error) {
+func (s *authority) checkCredentials(ctx context.Context, user string, pw []byte) (*storage.User, error) {
 	const op = "homeserver.checkCredentials"
 	badCreds := wire.Errorf(op, wire.Code_CODE_BAD_CREDENTIALS, "wrong user or password")
 	local, ok := s.localName(user)
@@ -221,14 +273,9 @@ func (s *Server) checkCredentials(ctx context.Context, user string, pw []byte) (
 	return u, nil
 }
 
-type newDevice struct {
-	device *storage.Device
-	ok     *wire.LoginOK
-}
-
 // createDevice makes a device for u: ACTIVE and first if the user has no
 // identity key yet, PENDING with a link code otherwise.
-func (s *Server) createDevice(ctx context.Context, u *storage.User, name string, linkKey, sigKey []byte) (*newDevice, error) {
+func (s *authority) createDevice(ctx context.Context, u *storage.User, name string, linkKey, sigKey []byte) (*newDevice, error) {
 	const op = "homeserver.createDevice"
 	id, err := randomCode(s.rand, deviceIDLen)
 	if err != nil {
@@ -294,22 +341,7 @@ func (s *Server) createDevice(ctx context.Context, u *storage.User, name string,
 	return &newDevice{device: d, ok: ok}, nil
 }
 
-// refresh rotates a refresh token. Presenting a token that was already
-// rotated is treated as theft: the whole chain is revoked, the device's
-// access tokens die and its live sessions are closed.
-func (ss *session) refresh(m *wire.Refresh) (*wire.ServerFrame, error) {
-	const op = "homeserver.Refresh"
-	if err := ss.throttleAuth(op); err != nil {
-		return nil, err
-	}
-	ok, err := ss.s.rotateRefresh(ss.ctx, m.GetRefreshToken())
-	if err != nil {
-		return nil, wire.E(op, err)
-	}
-	return &wire.ServerFrame{Body: &wire.ServerFrame_RefreshOk{RefreshOk: ok}}, nil
-}
-
-func (s *Server) rotateRefresh(ctx context.Context, tok string) (*wire.RefreshOK, error) {
+func (s *authority) rotateRefresh(ctx context.Context, tok string) (*wire.RefreshOK, error) {
 	const op = "homeserver.rotateRefresh"
 	unauth := wire.Errorf(op, wire.Code_CODE_UNAUTHENTICATED, "invalid refresh token")
 	if tok == "" || len(tok) > 256 {
@@ -364,7 +396,7 @@ func (s *Server) rotateRefresh(ctx context.Context, tok string) (*wire.RefreshOK
 	}
 	if reuse {
 		s.log.Warn("refresh token reuse: chain revoked", "device", d.ID)
-		s.closeDevice(d.ID, wire.Code_CODE_UNAUTHENTICATED, "refresh token reuse detected; log in again")
+		s.reg.closeDevice(d.ID, wire.Code_CODE_UNAUTHENTICATED, "refresh token reuse detected; log in again")
 		return nil, wire.Errorf(op, wire.Code_CODE_UNAUTHENTICATED, "refresh token reuse detected; log in again")
 	}
 	access, exp, err := s.issueAccessToken(s.userAddress(d.UserName), d.ID)
@@ -375,6 +407,6 @@ func (s *Server) rotateRefresh(ctx context.Context, tok string) (*wire.RefreshOK
 }
 
 // touch records that a device was seen (best effort, off the request path).
-func (s *Server) touch(deviceID string) {
+func (s *authority) touch(deviceID string) {
 	go s.db.Write(context.Background(), func(tx *storage.Tx) error { return tx.TouchDevice(deviceID, s.nowMs()) })
 }

@@ -14,19 +14,18 @@ const authRecheck = 100 * time.Millisecond
 // opening, so that idle unauthenticated streams do not hold server
 // resources. An authentication being verified at the deadline may finish.
 func (ss *session) watchAuth(wait time.Duration) {
-	t := time.NewTimer(wait)
-	defer t.Stop()
+	next := wait
 	for {
 		select {
 		case <-ss.ctx.Done():
 			return
-		case <-t.C:
+		case <-ss.s.after(next):
 		}
 		if ss.status.Load() != 0 {
 			return
 		}
 		if ss.authBusy.Load() {
-			t.Reset(authRecheck)
+			next = authRecheck
 			continue
 		}
 		ss.s.log.Info("closing a stream that did not authenticate in time", "remote", ss.remote, "after", wait)

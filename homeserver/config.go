@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"time"
 
+	"hearth/homeserver/mediastore"
 	"hearth/keys/serverkey"
 	"hearth/storage"
 )
@@ -46,22 +47,8 @@ type Config struct {
 	Media          MediaConfig
 }
 
-// MediaConfig bounds media uploads (media.go). The bytes are stored as
-// files under Dir; their metadata in the database.
-type MediaConfig struct {
-	Dir      string // default: "media" beside the database file
-	MaxBytes int64  // largest upload (ciphertext bytes); default 100 MiB
-	// Quota bounds the bytes one user's uploads (complete or in progress)
-	// may hold in total. Default 1 GiB; < 0: no quota.
-	Quota         int64
-	MaxOpen       int           // uploads in progress per device; default 8
-	UploadTimeout time.Duration // an incomplete upload is removed this long after it started; default 24h
-	JanitorEvery  time.Duration // how often abandoned uploads are looked for; default 10m; < 0: no loop
-	MaxChunkBytes int           // data per UploadMedia / MediaData; default 256 KiB (less if MaxFrame is small)
-	// Retention: a complete media is deleted this long after it completed.
-	// Default 30 days; < 0: kept until its uploader is deleted.
-	Retention time.Duration
-}
+// MediaConfig bounds media uploads (homeserver/mediastore).
+type MediaConfig = mediastore.Config
 
 // RateLimit is a token bucket: PerSecond sustained, Burst at once.
 type RateLimit struct {
@@ -88,9 +75,12 @@ type Deps struct {
 	SigningKey ed25519.PrivateKey // signs access tokens
 	Log        *slog.Logger       // default: discard
 	Now        func() time.Time   // default time.Now
-	Rand       io.Reader          // default crypto/rand.Reader; must be safe for concurrent use
-	Router     Router             // default: in-process
-	Presence   Presence           // default: in-memory
+	// After is the timer of the auth watch (the clock of Now); default
+	// time.After.
+	After    func(time.Duration) <-chan time.Time
+	Rand     io.Reader // default crypto/rand.Reader; must be safe for concurrent use
+	Router   Router    // default: in-process
+	Presence Presence  // default: in-memory
 	// ServerKey signs federation transactions and queries; nil: no federation.
 	ServerKey *serverkey.Key
 }
@@ -138,7 +128,7 @@ func (c Config) withDefaults() Config {
 	if c.Version == "" {
 		c.Version = "dev"
 	}
-	c.Media = c.Media.withDefaults(c.MaxFrame)
+	c.Media = c.Media.WithDefaults(c.MaxFrame)
 	return c
 }
 
@@ -162,30 +152,4 @@ func (s *Server) warnSmallCommitLimit() {
 		"max_commit_bytes", s.cfg.MaxCommitBytes, "max_frame_bytes", s.cfg.MaxFrame,
 		"max_members", s.cfg.MaxMembers, "devices_that_fit", fits,
 		"fix", "raise limits.max_frame_bytes to 8388608 and limits.max_commit_bytes to 6291456 (the defaults of new configs) and restart")
-}
-
-func (m MediaConfig) withDefaults(maxFrame int) MediaConfig {
-	if m.MaxBytes <= 0 {
-		m.MaxBytes = 100 << 20
-	}
-	if m.Quota == 0 {
-		m.Quota = 1 << 30
-	}
-	if m.MaxOpen <= 0 {
-		m.MaxOpen = 8
-	}
-	if m.UploadTimeout <= 0 {
-		m.UploadTimeout = 24 * time.Hour
-	}
-	if m.JanitorEvery == 0 {
-		m.JanitorEvery = 10 * time.Minute
-	}
-	if m.MaxChunkBytes <= 0 {
-		m.MaxChunkBytes = 256 << 10
-	}
-	if m.Retention == 0 {
-		m.Retention = 30 * 24 * time.Hour
-	}
-	m.MaxChunkBytes = min(m.MaxChunkBytes, maxFrame-1024) // room for the envelope
-	return m
 }

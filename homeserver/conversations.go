@@ -1,167 +1,58 @@
 package homeserver
 
 import (
-	"errors"
-	"strings"
-
+	"hearth/homeserver/hub"
 	"hearth/homeserver/wire"
-	"hearth/keys/identity"
 	"hearth/storage"
 )
 
-const (
-	maxConvLocal = 128
-	maxPeers     = 16
-)
-
-// checkConversationID accepts "LOCAL@thisdomain": LOCAL is 1..128 of
-// A-Z a-z 0-9 . _ - . Conversations hosted elsewhere need federation.
-func (s *Server) checkConversationID(op, id string) error {
-	local, domain, ok := strings.Cut(id, "@")
-	if !ok || len(local) == 0 || len(local) > maxConvLocal {
-		return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "conversation id must be LOCAL@%s", s.cfg.Domain)
-	}
-	for i := 0; i < len(local); i++ {
-		c := local[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "conversation id has invalid character %q", c)
+// conversationRequest serves CreateConversation, GetConversation and
+// ListConversations with the hub's rules (homeserver/hub); handled is false
+// for other requests.
+func (ss *session) conversationRequest(f *wire.ClientFrame) (resp *wire.ServerFrame, err error, handled bool) {
+	var info *wire.ConversationInfo
+	switch b := f.Body.(type) {
+	case *wire.ClientFrame_CreateConversation:
+		const op = "homeserver.CreateConversation"
+		m := b.CreateConversation
+		peers, err := ss.s.hub.ValidateCreate(op, m)
+		if err != nil {
+			return nil, err, true
 		}
-	}
-	if domain != s.cfg.Domain {
-		if s.fed == nil {
-			return wire.Errorf(op, wire.Code_CODE_UNAVAILABLE, "conversation %s is hosted by another server; federation is not available", id)
+		creator := storage.Member{Address: ss.s.deviceAddress(ss.userName, ss.deviceID), DeviceID: ss.deviceID}
+		err = ss.s.db.Write(ss.ctx, func(tx *storage.Tx) (err error) {
+			info, err = ss.s.hub.Create(op, tx, m, creator, peers, ss.s.nowMs())
+			return err
+		})
+		if err != nil {
+			return nil, internal(op, err), true
 		}
-		if _, err := identity.ParseUser("x@" + domain); err != nil {
-			return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "conversation id %q: invalid domain", id)
+	case *wire.ClientFrame_GetConversation:
+		const op = "homeserver.GetConversation"
+		id := b.GetConversation.GetConversationId()
+		if _, err := ss.s.hub.CheckConversationID(op, id); err != nil {
+			return nil, err, true
 		}
-	}
-	return nil
-}
-
-func (ss *session) createConversation(m *wire.CreateConversation) (*wire.ServerFrame, error) {
-	const op = "homeserver.CreateConversation"
-	id := m.GetConversationId()
-	if err := ss.s.checkConversationID(op, id); err != nil || !strings.HasSuffix(id, "@"+ss.s.cfg.Domain) {
-		if err == nil || wire.Is(err, wire.Code_CODE_UNAVAILABLE) {
-			return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "a conversation created here must be LOCAL@%s", ss.s.cfg.Domain)
+		err := ss.s.db.Read(ss.ctx, func(tx *storage.Tx) (err error) {
+			info, err = ss.s.hub.Visible(op, tx, id, ss.s.user(ss.userName))
+			return err
+		})
+		if err != nil {
+			return nil, internal(op, err), true
 		}
-		return nil, err
-	}
-	switch m.GetKind() {
-	case wire.ConversationKind_CONVERSATION_KIND_DIRECT, wire.ConversationKind_CONVERSATION_KIND_GROUP:
+	case *wire.ClientFrame_ListConversations:
+		const op = "homeserver.ListConversations"
+		res := &wire.ConversationsResult{}
+		err := ss.s.db.Read(ss.ctx, func(tx *storage.Tx) (err error) {
+			res.Conversations, err = hub.OfUser(tx, ss.userID)
+			return err
+		})
+		if err != nil {
+			return nil, internal(op, err), true
+		}
+		return &wire.ServerFrame{Body: &wire.ServerFrame_Conversations{Conversations: res}}, nil, true
 	default:
-		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "conversation kind must be DIRECT or GROUP")
+		return nil, nil, false
 	}
-	if len(m.GetGroupInfo()) > ss.s.cfg.MaxCommitBytes {
-		return nil, wire.Errorf(op, wire.Code_CODE_TOO_LARGE, "group info over %d bytes", ss.s.cfg.MaxCommitBytes)
-	}
-	if len(m.GetPeers()) > maxPeers {
-		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "at most %d peers", maxPeers)
-	}
-	var peers []string
-	for _, p := range m.GetPeers() {
-		u, err := identity.NormalizeUser(p)
-		if err != nil {
-			return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "invalid peer address %q", p)
-		}
-		peers = append(peers, u.String())
-	}
-	creator := ss.s.deviceAddress(ss.userName, ss.deviceID)
-	c := &storage.Conversation{ID: id, Kind: int(m.GetKind()), Creator: creator, GroupInfo: m.GetGroupInfo(), CreatedMs: ss.s.nowMs()}
-	var info *wire.ConversationInfo
-	err := ss.s.db.Write(ss.ctx, func(tx *storage.Tx) error {
-		err := tx.InsertConversation(c, []storage.Member{{Address: creator, DeviceID: ss.deviceID}}, peers)
-		if errors.Is(err, storage.ErrConflict) {
-			return wire.Errorf(op, wire.Code_CODE_CONFLICT, "conversation %s exists", id)
-		} else if err != nil {
-			return err
-		}
-		info, err = conversationInfo(tx, c)
-		return err
-	})
-	if err != nil {
-		return nil, internal(op, err)
-	}
-	return &wire.ServerFrame{Body: &wire.ServerFrame_Conversation{Conversation: info}}, nil
-}
-
-func conversationInfo(tx *storage.Tx, c *storage.Conversation) (*wire.ConversationInfo, error) {
-	ms, err := tx.Members(c.ID)
-	if err != nil {
-		return nil, err
-	}
-	info := &wire.ConversationInfo{ConversationId: c.ID, Kind: wire.ConversationKind(c.Kind), Epoch: c.Epoch,
-		GroupInfo: c.GroupInfo, LastSeq: c.LastSeq, Creator: c.Creator, CreatedMs: c.CreatedMs}
-	for _, m := range ms {
-		info.Members = append(info.Members, m.Address)
-	}
-	return info, nil
-}
-
-// getConversation answers members, and devices of a user who has a member
-// device (a new device of that user needs the GroupInfo to join by
-// external commit). Everyone else gets NOT_FOUND, so ids do not leak.
-func (ss *session) getConversation(m *wire.GetConversation) (*wire.ServerFrame, error) {
-	const op = "homeserver.GetConversation"
-	id := m.GetConversationId()
-	if err := ss.s.checkConversationID(op, id); err != nil {
-		return nil, err
-	}
-	notFound := wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no conversation %s", id)
-	var info *wire.ConversationInfo
-	err := ss.s.db.Read(ss.ctx, func(tx *storage.Tx) error {
-		c, err := tx.Conversation(id)
-		if errors.Is(err, storage.ErrNotFound) {
-			return notFound
-		} else if err != nil {
-			return err
-		}
-		if info, err = conversationInfo(tx, c); err != nil {
-			return err
-		}
-		if !userOnRoster(info.Members, ss.s.userAddress(ss.userName)) {
-			return notFound
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, internal(op, err)
-	}
-	return &wire.ServerFrame{Body: &wire.ServerFrame_Conversation{Conversation: info}}, nil
-}
-
-// userOnRoster reports whether any device of userAddr is a member.
-func userOnRoster(members []string, userAddr string) bool {
-	for _, a := range members {
-		if strings.HasPrefix(a, userAddr+"/") {
-			return true
-		}
-	}
-	return false
-}
-
-// listConversations answers the conversations holding any device of the
-// caller's user (not only the calling device): a newly linked device finds
-// its user's conversations this way and asks to be added.
-func (ss *session) listConversations() (*wire.ServerFrame, error) {
-	const op = "homeserver.ListConversations"
-	res := &wire.ConversationsResult{}
-	err := ss.s.db.Read(ss.ctx, func(tx *storage.Tx) error {
-		cs, err := tx.ConversationsOfUser(ss.userID)
-		if err != nil {
-			return err
-		}
-		for _, c := range cs {
-			info, err := conversationInfo(tx, c)
-			if err != nil {
-				return err
-			}
-			res.Conversations = append(res.Conversations, info)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, internal(op, err)
-	}
-	return &wire.ServerFrame{Body: &wire.ServerFrame_Conversations{Conversations: res}}, nil
+	return &wire.ServerFrame{Body: &wire.ServerFrame_Conversation{Conversation: info}}, nil, true
 }

@@ -10,7 +10,7 @@ import (
 // asked for them (Hello.datagram_signals) and the stream is a WebTransport
 // one: a burst of deliveries or a media download on the control stream
 // then does not hold them up. A push that does not fit in a datagram, or
-// that the session cannot send, goes on the stream as before. Datagrams
+// that the session cannot send, goes on the stream. Datagrams
 // may be lost or reordered, which lossy signals allow.
 
 // MaxSignalDatagram is the largest push sent as one datagram (QUIC

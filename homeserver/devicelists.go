@@ -2,12 +2,10 @@ package homeserver
 
 import (
 	"context"
-	"errors"
-	"maps"
-	"sync"
 
+	"hearth/homeserver/fedlink"
+	"hearth/homeserver/keydir"
 	"hearth/homeserver/wire"
-	"hearth/storage"
 )
 
 // maxFetchLists is the most users one FetchDeviceLists may name.
@@ -19,7 +17,7 @@ const maxFetchLists = 256
 // user, several domains at once. A user without a list is reported in
 // missing with the code FetchDeviceList would have failed with; once a
 // domain is unreachable, its other users are reported without asking.
-func (ss *session) fetchDeviceLists(m *wire.FetchDeviceLists) (*wire.ServerFrame, error) {
+func fetchDeviceLists(ctx context.Context, dir *keydir.Directory, fed *fedlink.Link, m *wire.FetchDeviceLists) (*wire.ServerFrame, error) {
 	const op = "homeserver.FetchDeviceLists"
 	users := m.GetUsers()
 	if len(users) == 0 || len(users) > maxFetchLists {
@@ -34,130 +32,70 @@ func (ss *session) fetchDeviceLists(m *wire.FetchDeviceLists) (*wire.ServerFrame
 			continue
 		}
 		seen[u] = true
-		if ss.s.fed != nil {
-			if d, ok := ss.s.fed.remoteDomain(u); ok {
+		if fed != nil {
+			if d, ok := fed.Queries.RemoteDomain(u); ok {
 				remote[d] = append(remote[d], u)
 				continue
 			}
 		}
 		local = append(local, u)
 	}
-	if err := ss.s.localDeviceLists(ss.ctx, op, local, res); err != nil {
+	if err := dir.LocalDeviceLists(ctx, op, local, res); err != nil {
 		return nil, err
 	}
 	if len(remote) > 0 {
-		ss.s.fed.remoteDeviceLists(ss.ctx, remote, res)
+		fed.Queries.RemoteDeviceLists(ctx, remote, res)
 	}
 	return &wire.ServerFrame{Body: &wire.ServerFrame_DeviceLists{DeviceLists: res}}, nil
 }
 
-func missing(user string, err error) *wire.MissingDeviceList {
-	return &wire.MissingDeviceList{User: user, Code: wire.KindOf(err), Message: wire.ToProto(err).GetMessage()}
-}
-
-// localDeviceLists answers the lists of local users, from the list cache
-// and, for the users it does not hold, from one read transaction.
-func (s *Server) localDeviceLists(ctx context.Context, op string, users []string, res *wire.DeviceListsResult) error {
-	var asked, locals []string
-	for _, user := range users {
-		local, err := s.localUser(op, user)
-		if err != nil {
-			res.Missing = append(res.Missing, missing(user, err))
-			continue
-		}
-		asked, locals = append(asked, user), append(locals, local)
-	}
-	found, err := s.readLists(ctx, locals)
-	if err != nil {
-		return internal(op, err)
-	}
-	for i, local := range locals {
-		e, ok := found[local]
-		if !ok {
-			res.Missing = append(res.Missing, missing(asked[i], wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no device list for %s", asked[i])))
-			continue
-		}
-		res.Lists = append(res.Lists, listResult(s.userAddress(local), e))
-	}
-	return nil
-}
-
-// readLists returns the identity keys and signed lists of local users (by
-// name) that have both: from the cache, and the rest from the database in
-// one read transaction (then cached).
-func (s *Server) readLists(ctx context.Context, locals []string) (map[string]cachedList, error) {
-	found := make(map[string]cachedList, len(locals))
-	var misses []string
-	for _, local := range locals {
-		if e, ok := s.lists.get(local); ok {
-			found[local] = e
-		} else {
-			misses = append(misses, local)
-		}
-	}
-	if len(misses) == 0 {
-		return found, nil
-	}
-	gen := s.lists.generation()
-	read := make(map[string]cachedList, len(misses))
-	err := s.db.Read(ctx, func(tx *storage.Tx) error {
-		for _, local := range misses {
-			u, err := tx.UserByName(local)
-			var e cachedList
-			if err == nil {
-				e.idKey, err = tx.IdentityKey(u.ID)
+func fetchDeviceList(ctx context.Context, dir *keydir.Directory, fed *fedlink.Link, m *wire.FetchDeviceList) (*wire.ServerFrame, error) {
+	const op = "homeserver.FetchDeviceList"
+	if fed != nil {
+		if d, ok := fed.Queries.RemoteDomain(m.GetUser()); ok {
+			r, err := fed.Queries.FetchRemoteList(ctx, d, m.GetUser())
+			if err != nil {
+				return nil, err
 			}
-			if err == nil {
-				e.list, err = tx.DeviceList(u.ID)
-			}
-			if errors.Is(err, storage.ErrNotFound) {
-				continue
-			} else if err != nil {
-				return err
-			}
-			read[local] = e
+			return &wire.ServerFrame{Body: &wire.ServerFrame_DeviceList{DeviceList: r}}, nil
 		}
-		return nil
-	})
+	}
+	r, err := dir.LocalDeviceList(ctx, op, m.GetUser())
 	if err != nil {
 		return nil, err
 	}
-	s.lists.put(gen, read)
-	maps.Copy(found, read)
-	return found, nil
+	return &wire.ServerFrame{Body: &wire.ServerFrame_DeviceList{DeviceList: r}}, nil
 }
 
-// maxListDomains is how many remote servers one FetchDeviceLists asks at once.
-const maxListDomains = 4
-
-// remoteDeviceLists fetches remote users' lists, domain by domain.
-func (f *fed) remoteDeviceLists(ctx context.Context, remote map[string][]string, res *wire.DeviceListsResult) {
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, maxListDomains)
-	for d, users := range remote {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			var down error
-			for _, u := range users {
-				var r *wire.DeviceListResult
-				err := down
-				if err == nil {
-					r, err = f.fetchRemoteList(ctx, d, u)
-				}
-				mu.Lock()
-				if err != nil {
-					res.Missing = append(res.Missing, missing(u, err))
-				} else {
-					res.Lists = append(res.Lists, r)
-				}
-				mu.Unlock()
-				if wire.Is(err, wire.Code_CODE_UNAVAILABLE) || ctx.Err() != nil {
-					down = err
-				}
-			}
-		})
+// claimKeyPackages hands out one KeyPackage per active device on each
+// user's signed list, all or nothing.
+func claimKeyPackages(ctx context.Context, dir *keydir.Directory, fed *fedlink.Link, requester string, m *wire.ClaimKeyPackages) (*wire.ServerFrame, error) {
+	const op = "homeserver.ClaimKeyPackages"
+	if n := len(m.GetUsers()); n == 0 || n > 64 {
+		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "claim for 1..64 users")
 	}
-	wg.Wait()
+	if len(m.GetExcludeDevices()) > 1024 {
+		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "too many excluded devices")
+	}
+	users := m.GetUsers()
+	var remote map[string][]string
+	if fed != nil {
+		users, remote = fed.Queries.SplitUsers(m.GetUsers())
+	}
+	res := &wire.ClaimResult{}
+	if len(users) > 0 {
+		r, err := dir.ClaimLocal(ctx, op, users, m.GetExcludeDevices())
+		if err != nil {
+			return nil, err
+		}
+		res.Packages = r.Packages
+	}
+	for d, us := range remote {
+		r, err := fed.Queries.ClaimRemote(ctx, d, us, m.GetExcludeDevices(), requester)
+		if err != nil {
+			return nil, err
+		}
+		res.Packages = append(res.Packages, r.Packages...)
+	}
+	return &wire.ServerFrame{Body: &wire.ServerFrame_Claim{Claim: res}}, nil
 }

@@ -1,7 +1,19 @@
-// Package homeserver is the Hearth server for one domain: accounts,
-// devices, authentication, the key directory, conversation hubs, mailboxes
-// and delivery. Transport adapters (WebTransport, WebSocket, REST, the
-// admin socket) turn its methods into network services; the logic here
+// Package homeserver is the Hearth server for one domain: its sessions
+// and their requests, accounts, devices, authentication, the key
+// directory and the admin operations, wired to the parts that live in
+// their own packages (docs/decisions/0005):
+//
+//	homeserver/hub         the conversation hub's rules (Accept, AcceptCommit)
+//	homeserver/keydir      the key directory (identity keys, device lists,
+//	                       devices, KeyPackages)
+//	homeserver/fedlink     federation glue (envelopes, peers, queries, signals)
+//	homeserver/delivery    Router, pushers, handoff of committed entries
+//	homeserver/mediastore  media files (uploads, ranged reads, janitor)
+//
+// Imports run one way: homeserver -> fedlink -> hub -> storage (keydir,
+// delivery and mediastore sit beside them on storage); fedlink knows the
+// session layer only through interfaces it declares, wired in New. Transport adapters (WebTransport, WebSocket, REST, the admin
+// socket) turn the Server's methods into network services; the logic here
 // never listens on its own: ServeStream serves one client byte stream.
 //
 // # Session flow (one control stream, frames of homeserver/wire)
@@ -27,7 +39,7 @@
 // # Delivery contract
 //
 // Every accepted Send runs as one function inside the storage writer's
-// group transaction: dedup record (sender device, message id), log append
+// group transaction (hub.Hub.Accept): dedup record (sender device, message id), log append
 // with the conversation's next sequence, roster change for commits, and
 // one mailbox row per recipient device (two SQL statements whatever the
 // roster size). SendOK follows COMMIT. A retry returns the first SendOK
@@ -37,11 +49,12 @@
 // callback with LocalRouter: the pusher runs on a goroutine only while
 // there is something to push, and an idle session holds only its reader
 // goroutine; replies and typing/presence pushes likewise run on demand,
-// session_queue.go). After COMMIT (never before) a Send hands its new
+// delivery.Queue). After COMMIT (never before) a Send hands its new
 // entries to the recipients' pushers through the router
-// (EntryNotifier): a pusher exactly caught up pushes them without reading
-// the mailbox; a pusher that is behind (gap, full window, more than 64
-// entries or 1 MiB handed, a new Sync) reads it (session_handoff.go). Acks
+// (delivery.EntryNotifier): a pusher exactly caught up pushes them without
+// reading the mailbox; a pusher that is behind (gap, full window, more
+// than 64 entries or 1 MiB handed, a new Sync) reads it
+// (homeserver/delivery). Acks
 // are cumulative and persisted before they are answered; the server's ack
 // position drives retention and makes sure an acknowledged entry is never
 // delivered again.
@@ -59,8 +72,9 @@
 //
 // # Conversations
 //
-// The conversation id is LOCAL@thisdomain; this server is its hub. Exactly
-// one commit per epoch is accepted (CODE_STALE_EPOCH otherwise, retryable);
+// The conversation id is LOCAL@thisdomain (identity.ConversationID); this
+// server is its hub (homeserver/hub). Exactly one commit per epoch is
+// accepted, in hub.Hub.AcceptCommit (CODE_STALE_EPOCH otherwise, retryable);
 // application messages are accepted from the current epoch back to
 // EpochWindow epochs, proposals only in the current one. A commit reaches
 // the roster as it was (removed devices get the commit that removes them,
@@ -73,9 +87,9 @@
 // (GetConversation gives such a device the GroupInfo).
 //
 // FetchDeviceLists answers up to 256 users' signed device lists at once
-// (devicelists.go), each missing user reported with its own code.
+// (devicelists.go, keydir), each missing user reported with its own code.
 //
-// # Federation (docs/federation.md; fed_*.go)
+// # Federation (docs/federation.md; homeserver/fedlink)
 //
 // With a server key (Deps.ServerKey) the server federates. A Send to a
 // conversation hubbed elsewhere is stored as a pending submission and a
@@ -91,11 +105,11 @@
 // Without a server key, remote devices and conversations answer
 // CODE_UNAVAILABLE. Deps.ServerKey signs until the first
 // FederationKeyRotate; after that the current key and the retired ones
-// (public half, valid_until) live in fed_server_keys (fed_keys.go), and a
+// (public half, valid_until) live in fed_server_keys (fedlink/keys.go), and a
 // peer's unknown key id makes the server re-fetch that peer's key
 // document (RefreshServerKeys, rate-limited). A DELIVER that expires
 // becomes a delivery-failed mailbox notice for the device that sent the
-// message, locally or through its server (fed_failed.go).
+// message, locally or through its server (fedlink/failed.go).
 //
 // # Link codes
 //
@@ -106,10 +120,11 @@
 //
 // # Locks
 //
-// Server.mu (session registry), session.pushMu, MemoryPresence.mu,
-// limiters.mu, pusher.mu, lazyQueue.mu and FrameWriter's lock are leaves:
-// no other lock is taken while one is held (closeSessions collects its
-// victims under Server.mu and ends them after releasing it). The one
-// order: LocalRouter.mu before pusher.mu (Notify calls the pushers' kick
-// under it; a pusher unsubscribes only after releasing its own lock).
+// registry.mu (live streams and sessions), session.pushMu,
+// MemoryPresence.mu, limiters.mu, delivery.Pusher.mu, delivery.Queue.mu
+// and FrameWriter's lock are leaves: no other lock is taken while one is
+// held (closeSessions collects its victims under registry.mu and ends them
+// after releasing it). The one order: delivery.LocalRouter.mu before
+// Pusher.mu (Notify calls the pushers' kick under it; a pusher
+// unsubscribes only after releasing its own lock).
 package homeserver

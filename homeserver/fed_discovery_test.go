@@ -98,7 +98,7 @@ func TestFederationDiscovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	has := func() bool {
-		set, err := a.s.fed.ServerKeys(t.Context(), "b.example")
+		set, err := a.s.fed.Peers.ServerKeys(t.Context(), "b.example")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,16 +112,15 @@ func TestFederationDiscovery(t *testing.T) {
 	if has() {
 		t.Fatal("a refetched b's fresh document before it was an hour old")
 	}
-	a.s.fed.mu.Lock()
-	a.s.fed.found["b.example"] = time.Now().Add(-2 * time.Hour)
-	a.s.fed.mu.Unlock()
+	a.skew.Store(int64(2 * time.Hour))
 	if !has() {
 		t.Fatal("a kept b's document after an hour")
 	}
+	a.skew.Store(0)
 
 	// c.example "resolves" to b, whose certificate is not for c.example.
 	res.set("c.example:443", b.addr)
-	if _, err := a.s.fed.ServerKeys(t.Context(), "c.example"); err == nil {
+	if _, err := a.s.fed.Peers.ServerKeys(t.Context(), "c.example"); err == nil {
 		t.Fatal("keys of c.example accepted from a server with b.example's certificate")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,6 +40,7 @@ type fedNode struct {
 	logs   *syncBuffer
 	addr   string // HOST:PORT, kept across restarts
 	caPEM  []byte
+	skew   atomic.Int64 // added to the server's clock (time.Duration)
 }
 
 func fedTestConfig(domain string) Config {
@@ -72,7 +74,8 @@ func (n *fedNode) start() {
 		n.logs = &syncBuffer{}
 	}
 	log := slog.New(slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	s, err := New(n.cfg, Deps{DB: db, SigningKey: n.key, ServerKey: n.skey, Log: log})
+	now := func() time.Time { return time.Now().Add(time.Duration(n.skew.Load())) }
+	s, err := New(n.cfg, Deps{DB: db, SigningKey: n.key, ServerKey: n.skey, Log: log, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ func TestKeyRefreshSharedByConcurrentRequests(t *testing.T) {
 	if _, err := a.s.FederationKeyRotate(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
-	key := a.s.fed.signingKey()
+	key := a.s.fed.Peers.SigningKey()
 	cl := &federation.Client{Peers: fixedPeer{b}}
 	defer cl.Close()
 	const n = 8

@@ -48,7 +48,7 @@ func TestFederatedPresence(t *testing.T) {
 	awaitPresence(t, carol2, "bob@b.example", away)
 
 	// b.example hubs no conversation of carol's: its relay is ignored.
-	res := c.s.fed.applySignals(context.Background(), &fedwire.Transaction{Origin: "b.example", Destination: "c.example",
+	res := c.s.fed.Signals.ApplySignals(context.Background(), &fedwire.Transaction{Origin: "b.example", Destination: "c.example",
 		Envelopes: []*fedwire.Envelope{{Id: "prs-x", Kind: fedwire.EnvelopeKind_ENVELOPE_KIND_PRESENCE,
 			Sender: "mallory@a.example", Presence: uint32(wire.PresenceState_PRESENCE_STATE_ONLINE), Recipients: []string{"carol@c.example"}}}})
 	if got := res.GetResults()[0].GetCode(); got != fedwire.Code_CODE_OK {

@@ -37,14 +37,14 @@ func TestFederatedTyping(t *testing.T) {
 	noPush(t, bob, 200*time.Millisecond, isTyping) // not back to its sender
 
 	// A signal from c.example for a device that is not on the roster.
-	res := a.s.fed.applySignals(context.Background(), &fedwire.Transaction{Origin: "c.example", Destination: "a.example",
+	res := a.s.fed.Signals.ApplySignals(context.Background(), &fedwire.Transaction{Origin: "c.example", Destination: "a.example",
 		Envelopes: []*fedwire.Envelope{{Id: "typ-x", Kind: fedwire.EnvelopeKind_ENVELOPE_KIND_TYPING, ConversationId: conv,
 			Sender: "dave@c.example/DAVE", Typing: true}}})
 	if got := res.GetResults()[0].GetCode(); got != fedwire.Code_CODE_NOT_MEMBER {
 		t.Fatalf("signal of a non-member answered %v", got)
 	}
 	// A follower's signal claiming another server's user.
-	res = a.s.fed.applySignals(context.Background(), &fedwire.Transaction{Origin: "c.example", Destination: "a.example",
+	res = a.s.fed.Signals.ApplySignals(context.Background(), &fedwire.Transaction{Origin: "c.example", Destination: "a.example",
 		Envelopes: []*fedwire.Envelope{{Id: "typ-y", Kind: fedwire.EnvelopeKind_ENVELOPE_KIND_TYPING, ConversationId: conv,
 			Sender: bob.addr(), Typing: true}}})
 	if got := res.GetResults()[0].GetCode(); got != fedwire.Code_CODE_FORBIDDEN {

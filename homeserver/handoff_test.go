@@ -10,22 +10,17 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"hearth/homeserver/delivery"
 	"hearth/homeserver/wire"
-	"hearth/storage"
 )
 
 // pushReads sums the database reads of the device's current pushers.
 func (h *harness) pushReads(deviceID string) uint64 {
-	h.s.mu.Lock()
-	var ss []*session
-	for s := range h.s.byDevice[deviceID] {
-		ss = append(ss, s)
-	}
-	h.s.mu.Unlock()
+	ss := h.s.reg.sessionsOfDevices([]string{deviceID})
 	var n uint64
 	for _, s := range ss {
 		if p := s.currentPush(); p != nil {
-			n += p.reads.Load()
+			n += p.Reads()
 		}
 	}
 	return n
@@ -156,7 +151,7 @@ func TestHandoffConcurrentSenders(t *testing.T) {
 }
 
 // TestHandoffWindowFullFallsBack: a pusher whose window is full keeps at
-// most maxHandoffs hints and reads the rest from the database once acks
+// most delivery.MaxHandoffs hints and reads the rest from the database once acks
 // move the window; everything arrives once, in order.
 func TestHandoffWindowFullFallsBack(t *testing.T) {
 	const window = 8
@@ -167,9 +162,9 @@ func TestHandoffWindowFullFallsBack(t *testing.T) {
 	sendAll(t, alice, "w", window)
 	got := bob.deliveries(window)
 	bob.noDelivery() // the window is full
-	// All of these are handed while the window is full: maxHandoffs are
+	// All of these are handed while the window is full: delivery.MaxHandoffs are
 	// kept, the rest dropped with no later hint to reveal the gap.
-	const n = maxHandoffs + 36
+	const n = delivery.MaxHandoffs + 36
 	sendAll(t, alice, "m", n)
 	for len(got) < window+n {
 		bob.must(ackFrame(got[len(got)-1].Seq))
@@ -267,40 +262,4 @@ func TestHandoffNothingBeforeCommit(t *testing.T) {
 	}
 	checkStored(t, h, bob, conv, []*wire.Delivery{d})
 	bob.noDelivery()
-}
-
-func TestHandoffsBounded(t *testing.T) {
-	var hs handoffs
-	small := &storage.Entry{Payload: []byte("x")}
-	for _, s := range []uint64{5, 3, 4, 3, 9} { // out of order, one twice
-		if !hs.add(s, small) {
-			t.Fatalf("add %d refused", s)
-		}
-	}
-	if got := hs.take(3, 10); len(got) != 3 || got[0].seq != 3 || got[2].seq != 5 {
-		t.Fatalf("take 3..: %v", got)
-	}
-	if got := hs.take(6, 10); got != nil {
-		t.Fatalf("take over a gap: %v", got)
-	}
-	hs.dropThrough(9)
-	if len(hs.list) != 0 || hs.bytes != 0 {
-		t.Fatalf("after drop: %v, %d bytes", hs.list, hs.bytes)
-	}
-	for s := range uint64(maxHandoffs) {
-		if !hs.add(s+1, small) {
-			t.Fatalf("add %d refused", s+1)
-		}
-	}
-	if hs.add(maxHandoffs+1, small) {
-		t.Fatal("more than maxHandoffs kept")
-	}
-	hs.dropThrough(^uint64(0))
-	big := &storage.Entry{Payload: make([]byte, maxHandoffBytes/2), GroupInfo: make([]byte, 10)}
-	if !hs.add(1, big) || hs.add(2, big) {
-		t.Fatal("byte bound not applied")
-	}
-	if got := hs.take(1, 1); len(got) != 1 || hs.bytes != 0 {
-		t.Fatalf("take: %v, %d bytes left", got, hs.bytes)
-	}
 }

@@ -20,16 +20,46 @@ const testDomain = "a.example"
 
 // clock is a settable test clock.
 type clock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu     sync.Mutex
+	t      time.Time
+	timers []clockTimer
+}
+
+// clockTimer is a pending After: it fires when Add moves the clock to at.
+type clockTimer struct {
+	at time.Time
+	ch chan time.Time
 }
 
 func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+// Add moves the clock and fires the timers that are due.
 func (c *clock) Add(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
+	kept := c.timers[:0]
+	for _, tm := range c.timers {
+		if tm.at.After(c.t) {
+			kept = append(kept, tm)
+			continue
+		}
+		tm.ch <- c.t
+	}
+	c.timers = kept
 	c.mu.Unlock()
 }
+
+// After is time.After on this clock.
+func (c *clock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	c.timers = append(c.timers, clockTimer{at: c.t.Add(d), ch: ch})
+	return ch
+}
+
+// pending is how many timers wait.
+func (c *clock) pending() int { c.mu.Lock(); defer c.mu.Unlock(); return len(c.timers) }
 
 // harness is a real server on a real SQLite file.
 type harness struct {
@@ -38,13 +68,22 @@ type harness struct {
 	key   ed25519.PrivateKey
 	cfg   Config
 	clock *clock
-	db    *storage.DB
-	s     *Server
+	// timers: the server's timers run on clock too (Deps.After).
+	timers bool
+	db     *storage.DB
+	s      *Server
 	// accounts made by firstDevice, by name
 	accounts map[string]*account
 }
 
 func newHarness(t testing.TB, cfg Config) *harness {
+	t.Helper()
+	return newHarnessTimers(t, cfg, false)
+}
+
+// newHarnessTimers is newHarness with the server's timers on the test's
+// clock when timers is set.
+func newHarnessTimers(t testing.TB, cfg Config, timers bool) *harness {
 	t.Helper()
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	cfg.Domain = testDomain
@@ -55,7 +94,7 @@ func newHarness(t testing.TB, cfg Config) *harness {
 		cfg.Password = PasswordParams{Time: 1, MemoryKiB: 1024, Threads: 1} // fast; the defaults are tested in password_test
 	}
 	h := &harness{t: t, path: filepath.Join(t.TempDir(), "hearth.db"), key: key, cfg: cfg,
-		clock: &clock{t: time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)}, accounts: map[string]*account{}}
+		clock: &clock{t: time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)}, timers: timers, accounts: map[string]*account{}}
 	h.start()
 	t.Cleanup(h.stop)
 	return h
@@ -67,7 +106,11 @@ func (h *harness) start() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	s, err := New(h.cfg, Deps{DB: db, SigningKey: h.key, Now: h.clock.Now})
+	deps := Deps{DB: db, SigningKey: h.key, Now: h.clock.Now}
+	if h.timers {
+		deps.After = h.clock.After
+	}
+	s, err := New(h.cfg, deps)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -22,8 +22,6 @@ const (
 	registerBurst  = 20
 )
 
-var _ admin.InviteOps = (*Server)(nil)
-
 // formatInvite groups a raw code for humans: ABCD-EFGH-IJKL-MNOP.
 func formatInvite(raw string) string {
 	var parts []string
@@ -66,75 +64,6 @@ func inviteInfo(i *storage.Invite, nowMs int64) admin.InviteInfo {
 	}
 	return admin.InviteInfo{ID: i.ID, Prefix: i.Prefix, Uses: i.Uses, UsesLeft: i.UsesLeft, ExpiresMs: i.ExpiresMs,
 		CreatedMs: i.CreatedMs, RevokedMs: i.RevokedMs, State: st}
-}
-
-// InviteCreate issues a random invite code good for uses accounts until
-// now+ttl. Only its hash is stored: the code is returned this once.
-func (s *Server) InviteCreate(ctx context.Context, uses int, ttl time.Duration) (admin.InviteCreated, error) {
-	const op = "homeserver.InviteCreate"
-	if uses < 1 || uses > maxInviteUses {
-		return admin.InviteCreated{}, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "uses must be 1..%d", maxInviteUses)
-	}
-	if ttl <= 0 || ttl > maxInviteTTL {
-		return admin.InviteCreated{}, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "expiry must be more than 0 and at most %v", maxInviteTTL)
-	}
-	raw, err := randomCode(s.rand, inviteCodeLen)
-	if err != nil {
-		return admin.InviteCreated{}, internal(op, err)
-	}
-	now := s.now()
-	inv := &storage.Invite{CodeHash: inviteHash(raw), Prefix: raw[:inviteGroup], Uses: uses,
-		ExpiresMs: now.Add(ttl).UnixMilli(), CreatedMs: now.UnixMilli()}
-	if err := s.db.Write(ctx, func(tx *storage.Tx) error { return tx.InsertInvite(inv) }); err != nil {
-		return admin.InviteCreated{}, internal(op, err)
-	}
-	s.log.Info("invite created", "invite", inv.ID, "prefix", inv.Prefix, "uses", uses, "expires_ms", inv.ExpiresMs)
-	return admin.InviteCreated{Code: formatInvite(raw), InviteInfo: inviteInfo(inv, now.UnixMilli())}, nil
-}
-
-// InviteList lists every invite, newest first, without codes.
-func (s *Server) InviteList(ctx context.Context) ([]admin.InviteInfo, error) {
-	const op = "homeserver.InviteList"
-	var is []*storage.Invite
-	if err := s.db.Read(ctx, func(tx *storage.Tx) (err error) { is, err = tx.Invites(); return err }); err != nil {
-		return nil, internal(op, err)
-	}
-	now := s.nowMs()
-	out := make([]admin.InviteInfo, 0, len(is))
-	for _, i := range is {
-		out = append(out, inviteInfo(i, now))
-	}
-	return out, nil
-}
-
-// InviteRevoke revokes the invite with this code, or with this id when
-// code is empty. CODE_NOT_FOUND if there is none or it is already revoked.
-func (s *Server) InviteRevoke(ctx context.Context, code string, id int64) error {
-	const op = "homeserver.InviteRevoke"
-	if (code == "") == (id == 0) {
-		return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "give an invite code or an invite id")
-	}
-	err := s.db.Write(ctx, func(tx *storage.Tx) error {
-		if code != "" {
-			raw, ok := normalizeInvite(code)
-			if !ok {
-				return storage.ErrNotFound
-			}
-			i, err := tx.InviteByHash(inviteHash(raw))
-			if err != nil {
-				return err
-			}
-			id = i.ID
-		}
-		return tx.RevokeInvite(id, s.nowMs())
-	})
-	if errors.Is(err, storage.ErrNotFound) {
-		return wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no such unrevoked invite")
-	} else if err != nil {
-		return internal(op, err)
-	}
-	s.log.Info("invite revoked", "invite", id)
-	return nil
 }
 
 // inviteRefusal explains why an invite cannot be used (nil if it can).
@@ -196,7 +125,7 @@ func (ss *session) register(m *wire.Register) (*wire.ServerFrame, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.createDevice(ss.ctx, u, name, m.GetLinkPublicKey(), m.GetSignatureKey())
+	res, err := s.auth.createDevice(ss.ctx, u, name, m.GetLinkPublicKey(), m.GetSignatureKey())
 	if err != nil {
 		return nil, wire.E(op, err)
 	}
@@ -209,11 +138,11 @@ func (ss *session) register(m *wire.Register) (*wire.ServerFrame, error) {
 // registerUser checks the request and the invite, then consumes one use
 // and creates the account (role user) in one transaction.
 func (s *Server) registerUser(ctx context.Context, op string, m *wire.Register) (*storage.User, error) {
-	local, ok := s.localName(m.GetUser())
+	local, ok := s.auth.localName(m.GetUser())
 	if !ok {
 		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "invalid user name %q: a name on %s of lowercase a-z 0-9 . _ -, 1-64 characters", m.GetUser(), s.cfg.Domain)
 	}
-	if err := s.checkName(op, local); err != nil {
+	if err := checkName(op, s.cfg.Domain, local); err != nil {
 		return nil, err
 	}
 	pw := []byte(m.GetPassword())
@@ -232,7 +161,7 @@ func (s *Server) registerUser(ctx context.Context, op string, m *wire.Register) 
 	if err := inviteRefusal(op, inv, s.nowMs()); err != nil {
 		return nil, err
 	}
-	hash, err := s.hashPassword(pw)
+	hash, err := s.auth.hashPassword(pw)
 	if err != nil {
 		return nil, internal(op, err)
 	}

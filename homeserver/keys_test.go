@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"testing"
 
+	"hearth/homeserver/keydir"
 	"hearth/homeserver/wire"
 	"hearth/keys/identity"
 )
@@ -76,7 +77,7 @@ func TestKeyDirectory(t *testing.T) {
 	// Limits on publishing.
 	alice.fails(publish(nil, ""), wire.Code_CODE_BAD_REQUEST)
 	alice.fails(publish([]string{""}, ""), wire.Code_CODE_BAD_REQUEST)
-	big := make([]string, maxPackagesPerReq+1)
+	big := make([]string, keydir.MaxPackagesPerRequest+1)
 	for i := range big {
 		big[i] = "k"
 	}

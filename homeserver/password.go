@@ -32,40 +32,6 @@ func checkPassword(pw []byte) error {
 	return nil
 }
 
-// hashPassword derives a new argon2id hash with fresh salt.
-func (s *Server) hashPassword(pw []byte) (string, error) {
-	salt := make([]byte, saltLen)
-	if _, err := io.ReadFull(s.rand, salt); err != nil {
-		return "", fmt.Errorf("salt: %w", err)
-	}
-	p := s.cfg.Password
-	sum := s.hashes.idKey(pw, salt, p.Time, p.MemoryKiB, p.Threads, hashLen)
-	b64 := base64.RawStdEncoding
-	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.MemoryKiB, p.Time, p.Threads,
-		b64.EncodeToString(salt), b64.EncodeToString(sum)), nil
-}
-
-// verifyPassword compares pw with a stored hash in constant time.
-func (s *Server) verifyPassword(encoded string, pw []byte) (bool, error) {
-	parts := strings.Split(encoded, "$")
-	if len(parts) != 6 || parts[1] != "argon2id" || parts[2] != fmt.Sprintf("v=%d", argon2.Version) {
-		return false, errBadHash
-	}
-	var m, t uint32
-	var p uint8
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || t == 0 || p == 0 || m < 8 || m > 1<<22 {
-		return false, errBadHash
-	}
-	b64 := base64.RawStdEncoding
-	salt, err1 := b64.DecodeString(parts[4])
-	want, err2 := b64.DecodeString(parts[5])
-	if err1 != nil || err2 != nil || len(want) == 0 {
-		return false, errBadHash
-	}
-	got := s.hashes.idKey(pw, salt, t, m, p, uint32(len(want)))
-	return subtle.ConstantTimeCompare(got, want) == 1, nil
-}
-
 // hashGate lets at most n argon2id computations run at once. Each one
 // allocates its whole memory cost (19 MiB by default), so without a bound
 // a burst of logins would grow the heap by that much per login in flight;
@@ -94,4 +60,38 @@ func (g *hashGate) idKey(pw, salt []byte, t, m uint32, p uint8, n uint32) []byte
 		}
 	}
 	return argon2.IDKey(pw, salt, t, m, p, n)
+}
+
+// hashPassword derives a new argon2id hash with fresh salt.
+func (s *authority) hashPassword(pw []byte) (string, error) {
+	salt := make([]byte, saltLen)
+	if _, err := io.ReadFull(s.rand, salt); err != nil {
+		return "", fmt.Errorf("salt: %w", err)
+	}
+	p := s.cfg.Password
+	sum := s.hashes.idKey(pw, salt, p.Time, p.MemoryKiB, p.Threads, hashLen)
+	b64 := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.MemoryKiB, p.Time, p.Threads,
+		b64.EncodeToString(salt), b64.EncodeToString(sum)), nil
+}
+
+// verifyPassword compares pw with a stored hash in constant time.
+func (s *authority) verifyPassword(encoded string, pw []byte) (bool, error) {
+	parts := strings.Split(encoded, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" || parts[2] != fmt.Sprintf("v=%d", argon2.Version) {
+		return false, errBadHash
+	}
+	var m, t uint32
+	var p uint8
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || t == 0 || p == 0 || m < 8 || m > 1<<22 {
+		return false, errBadHash
+	}
+	b64 := base64.RawStdEncoding
+	salt, err1 := b64.DecodeString(parts[4])
+	want, err2 := b64.DecodeString(parts[5])
+	if err1 != nil || err2 != nil || len(want) == 0 {
+		return false, errBadHash
+	}
+	got := s.hashes.idKey(pw, salt, t, m, p, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }

@@ -12,7 +12,7 @@ import (
 )
 
 func TestPasswordHashDefaults(t *testing.T) {
-	s := &Server{cfg: Config{}.withDefaults(), rand: &lockedReader{r: rand.Reader}, hashes: newHashGate(1)}
+	s := &authority{cfg: Config{}.withDefaults(), rand: &lockedReader{r: rand.Reader}, hashes: newHashGate(1)}
 	h, err := s.hashPassword([]byte("correct horse"))
 	if err != nil {
 		t.Fatal(err)
@@ -76,10 +76,10 @@ func TestPasswordHashBound(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if p := h.s.hashes.peak.Load(); p != bound {
+	if p := h.s.auth.hashes.peak.Load(); p != bound {
 		t.Fatalf("peak concurrent hashes %d, want exactly the bound %d (12 logins at once)", p, bound)
 	}
-	if b := h.s.hashes.busy.Load(); b != 0 {
+	if b := h.s.auth.hashes.busy.Load(); b != 0 {
 		t.Fatalf("%d hashes still counted as running", b)
 	}
 }

@@ -59,7 +59,7 @@ func (s *Server) userOnline(ss *session) {
 		}
 	}
 	if s.fed != nil {
-		addrs = append(addrs, s.fed.remotePeers(ss.userID)...)
+		addrs = append(addrs, s.fed.Signals.RemotePeers(ss.userID)...)
 	}
 	for _, addr := range addrs {
 		if st, at := s.presence.Get(addr); st == wire.PresenceState_PRESENCE_STATE_ONLINE || st == wire.PresenceState_PRESENCE_STATE_AWAY {
@@ -90,13 +90,13 @@ func (s *Server) setPresence(ss *session, st wire.PresenceState) []storage.Peer 
 		ids[i] = p.UserID
 	}
 	ev := &wire.ServerFrame{Body: &wire.ServerFrame_Presence{Presence: &wire.PresenceEvent{User: addr, State: st, LastActiveMs: now}}}
-	for _, o := range s.sessionsOfUsers(ids) {
+	for _, o := range s.reg.sessionsOfUsers(ids) {
 		if o != ss && o.status.Load() == int32(wire.DeviceStatus_DEVICE_STATUS_ACTIVE) {
 			o.pushEphemeral(ev)
 		}
 	}
 	if s.fed != nil {
-		s.fed.sendPresence(ss.userID, addr, st, now)
+		s.fed.Signals.SendPresence(ss.userID, addr, st, now)
 	}
 	return peers
 }
@@ -126,7 +126,7 @@ func (s *Server) throttleSignal(op, deviceID string) error {
 // conversation (lossy: a slow client misses it).
 func (ss *session) typing(m *wire.Typing) (*wire.ServerFrame, error) {
 	const op = "homeserver.Typing"
-	if err := ss.s.checkConversationID(op, m.GetConversationId()); err != nil {
+	if _, err := ss.s.hub.CheckConversationID(op, m.GetConversationId()); err != nil {
 		return nil, err
 	}
 	if err := ss.s.throttleSignal(op, ss.deviceID); err != nil {
@@ -152,11 +152,11 @@ func (ss *session) typing(m *wire.Typing) (*wire.ServerFrame, error) {
 	}
 	ev := &wire.ServerFrame{Body: &wire.ServerFrame_Typing{Typing: &wire.TypingEvent{
 		ConversationId: m.ConversationId, User: ss.s.userAddress(ss.userName), Typing: m.Typing}}}
-	for _, o := range ss.s.sessionsOfDevices(ids) {
+	for _, o := range ss.s.reg.sessionsOfDevices(ids) {
 		o.pushEphemeral(ev)
 	}
 	if ss.s.fed != nil {
-		ss.s.fed.relayTyping(m.ConversationId, me, m.Typing, members, "")
+		ss.s.fed.Signals.RelayTyping(m.ConversationId, me, m.Typing, members, "")
 	}
 	return okFrame(), nil
 }

@@ -49,12 +49,12 @@ func revokedListed(tx *storage.Tx, userID int64) ([]string, error) {
 
 // tellRevokedListed pushes DevicesChanged to the user's online active
 // sessions (lossy; HelloOK repeats it at the next connection).
-func (s *Server) tellRevokedListed(userID int64, ids []string) {
+func (r *registry) tellRevokedListed(userID int64, ids []string) {
 	if len(ids) == 0 {
 		return
 	}
 	ev := &wire.ServerFrame{Body: &wire.ServerFrame_DevicesChanged{DevicesChanged: &wire.DevicesChanged{RevokedListed: ids}}}
-	for _, o := range s.sessionsOfUsers([]int64{userID}) {
+	for _, o := range r.sessionsOfUsers([]int64{userID}) {
 		if o.status.Load() == int32(wire.DeviceStatus_DEVICE_STATUS_ACTIVE) {
 			o.pushEphemeral(ev)
 		}

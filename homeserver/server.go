@@ -4,14 +4,17 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"hearth/homeserver/admin"
+	"hearth/homeserver/delivery"
+	"hearth/homeserver/fedlink"
+	"hearth/homeserver/hub"
+	"hearth/homeserver/keydir"
+	"hearth/homeserver/mediastore"
 	"hearth/homeserver/wire"
 	"hearth/keys/identity"
 	"hearth/storage"
@@ -22,42 +25,36 @@ import (
 type Server struct {
 	cfg      Config
 	db       *storage.DB
-	key      ed25519.PrivateKey
-	pub      ed25519.PublicKey
 	log      *slog.Logger
 	now      func() time.Time
+	after    func(time.Duration) <-chan time.Time
 	rand     *lockedReader
 	router   Router
+	dlv      *delivery.Engine // pushes mailboxes to sessions (homeserver/delivery)
 	presence Presence
 	limits   *limiters
-	hashes   *hashGate // bounds concurrent argon2id runs (memory; password.go)
-	dummy    string    // hash verified for unknown users (timing)
-	started  time.Time
-	fed      *fed        // nil: federation off
-	lists    *listCache  // local users' signed device lists (listcache.go)
-	mediaSt  *mediaStore // media folders and upload locks (media.go)
+	auth     *authority // passwords, tokens, devices' credentials (auth.go)
+	// Admin holds the admin operations (admin.go); embedded, so that the
+	// Server offers them (admin.Ops) to the admin socket and to tests.
+	*Admin
+	hub     *hub.Hub          // the conversation hub's rules (homeserver/hub)
+	fed     *fedlink.Link     // nil: federation off
+	dir     *keydir.Directory // the key directory (homeserver/keydir)
+	mediaSt *mediastore.Store // media files and uploads (homeserver/mediastore)
 	// datagramPushes counts signals sent as datagrams (datagram.go).
 	datagramPushes atomic.Uint64
 
-	mu       sync.Mutex
-	closed   bool
-	live     map[*session]struct{} // every live stream, authenticated or not
-	sessions map[*session]struct{} // authenticated ones
-	byDevice map[string]map[*session]struct{}
-	byUser   map[int64]map[*session]struct{} // by user id
+	reg *registry // live streams and sessions (registry.go)
 
-	stop    chan struct{}
-	wg      sync.WaitGroup // background loops
-	streams sync.WaitGroup // live ServeStream calls
+	stop chan struct{}
+	wg   sync.WaitGroup // background loops
 }
-
-var _ admin.Ops = (*Server)(nil)
 
 // New checks cfg and deps and starts the background loops.
 func New(cfg Config, deps Deps) (*Server, error) {
 	const op = "homeserver.New"
 	cfg = cfg.withDefaults()
-	if _, err := identity.ParseUser("x@" + cfg.Domain); err != nil {
+	if err := identity.CheckDomain(cfg.Domain); err != nil {
 		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "invalid domain %q", cfg.Domain)
 	}
 	if deps.DB == nil {
@@ -79,51 +76,47 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
+	if deps.After == nil {
+		deps.After = time.After
+	}
 	if deps.Rand == nil {
 		deps.Rand = rand.Reader
 	}
 	if deps.Router == nil {
-		deps.Router = NewLocalRouter()
+		deps.Router = delivery.NewLocalRouter()
 	}
 	if deps.Presence == nil {
 		deps.Presence = NewMemoryPresence()
 	}
 	s := &Server{
-		cfg: cfg, db: deps.DB, key: deps.SigningKey, pub: deps.SigningKey.Public().(ed25519.PublicKey),
-		log: deps.Log, now: deps.Now, rand: &lockedReader{r: deps.Rand},
+		cfg: cfg, db: deps.DB,
+		log: deps.Log, now: deps.Now, after: deps.After, rand: &lockedReader{r: deps.Rand},
 		router: deps.Router, presence: deps.Presence,
-		limits:   newLimiters(),
-		lists:    newListCache(),
-		hashes:   newHashGate(cfg.Password.MaxConcurrent),
-		started:  deps.Now(),
-		live:     map[*session]struct{}{},
-		sessions: map[*session]struct{}{},
-		byDevice: map[string]map[*session]struct{}{},
-		byUser:   map[int64]map[*session]struct{}{},
-		stop:     make(chan struct{}),
+		limits: newLimiters(),
+		reg:    newRegistry(),
+		stop:   make(chan struct{}),
 	}
+	s.dlv = delivery.New(delivery.Config{Window: cfg.DeliveryWindow}, deps.DB, deps.Router, deps.Log)
 	s.warnSmallCommitLimit()
-	dummy, err := s.hashPassword([]byte("not a password of anybody"))
-	if err != nil {
+	var err error
+	if s.auth, err = newAuthority(cfg, deps.DB, deps.SigningKey, deps.Log, deps.Now, s.rand, s.limits, s.reg); err != nil {
 		return nil, wire.E(op, err)
 	}
-	s.dummy = dummy
-	if s.mediaSt, err = newMediaStore(s); err != nil {
+	if s.mediaSt, err = mediastore.Open(cfg.Media, mediastore.Deps{DB: deps.DB, Log: deps.Log, Now: deps.Now, Rand: s.rand}); err != nil {
 		return nil, err
 	}
-	if deps.ServerKey != nil {
-		if s.fed, err = newFed(s, deps.ServerKey); err != nil {
-			return nil, err
-		}
-		s.fed.start()
+	if err := s.wireHubAndFederation(deps.ServerKey); err != nil {
+		return nil, err
 	}
+	s.Admin = &Admin{cfg: cfg, db: deps.DB, log: deps.Log, now: deps.Now, rand: s.rand, started: deps.Now(),
+		auth: s.auth, reg: s.reg, dir: s.dir, fed: s.fed}
 	if cfg.RetentionInterval > 0 {
 		s.wg.Add(1)
 		go s.retentionLoop()
 	}
 	if cfg.Media.JanitorEvery > 0 {
 		s.wg.Add(1)
-		go s.mediaSt.janitorLoop()
+		go func() { defer s.wg.Done(); s.mediaSt.JanitorLoop(s.stop) }()
 	}
 	return s, nil
 }
@@ -131,23 +124,19 @@ func New(cfg Config, deps Deps) (*Server, error) {
 // Close ends every live session (SessionClosed with CODE_UNAVAILABLE) and
 // stops the background loops. It does not close the database.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.reg.close() {
 		return nil
 	}
-	s.closed = true
 	close(s.stop)
-	s.mu.Unlock()
-	s.closeSessions(func(*session) bool { return true }, wire.Code_CODE_UNAVAILABLE, "server shutting down")
+	s.reg.closeSessions(func(*session) bool { return true }, wire.Code_CODE_UNAVAILABLE, "server shutting down")
 	s.wg.Wait()
 	if s.fed != nil {
-		s.fed.close()
+		s.fed.Close()
 	}
 	// Streams end once their reader sees the close; their pending commits
 	// are answered (or fail) first. Do not wait forever on a stuck one.
 	done := make(chan struct{})
-	go func() { s.streams.Wait(); close(done) }()
+	go func() { s.reg.streams.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
@@ -156,125 +145,12 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// addStream records a new stream; false if the server is closed.
-func (s *Server) addStream(ss *session) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.live[ss] = struct{}{}
-	s.streams.Add(1)
-	return true
-}
-
-func (s *Server) removeStream(ss *session) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.live[ss]; ok {
-		delete(s.live, ss)
-		s.streams.Done()
-	}
-}
-
-// register adds an authenticated session to the registry.
-func (s *Server) register(ss *session, d *storage.Device) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return wire.Errorf("homeserver.register", wire.Code_CODE_UNAVAILABLE, "server shutting down")
-	}
-	ss.deviceID, ss.userName, ss.userID = d.ID, d.UserName, d.UserID
-	s.sessions[ss] = struct{}{}
-	if s.byDevice[ss.deviceID] == nil {
-		s.byDevice[ss.deviceID] = map[*session]struct{}{}
-	}
-	s.byDevice[ss.deviceID][ss] = struct{}{}
-	if s.byUser[ss.userID] == nil {
-		s.byUser[ss.userID] = map[*session]struct{}{}
-	}
-	s.byUser[ss.userID][ss] = struct{}{}
-	return nil
-}
-
-// unregister removes a session; it reports whether the user has no other
-// live session left.
-func (s *Server) unregister(ss *session) (lastOfUser bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.sessions[ss]; !ok {
-		return false
-	}
-	delete(s.sessions, ss)
-	delete(s.byDevice[ss.deviceID], ss)
-	if len(s.byDevice[ss.deviceID]) == 0 {
-		delete(s.byDevice, ss.deviceID)
-	}
-	delete(s.byUser[ss.userID], ss)
-	if len(s.byUser[ss.userID]) == 0 {
-		delete(s.byUser, ss.userID)
-		return true
-	}
-	return false
-}
-
-// sessionsOfDevices returns the live sessions of the given devices.
-func (s *Server) sessionsOfDevices(ids []string) []*session {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []*session
-	for _, id := range ids {
-		for ss := range s.byDevice[id] {
-			out = append(out, ss)
-		}
-	}
-	return out
-}
-
-// sessionsOfUsers returns the live sessions of the given users.
-func (s *Server) sessionsOfUsers(ids []int64) []*session {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []*session
-	for _, n := range ids {
-		for ss := range s.byUser[n] {
-			out = append(out, ss)
-		}
-	}
-	return out
-}
-
-// closeSessions ends every live session matching f: a SessionClosed push,
-// then the stream is closed.
-func (s *Server) closeSessions(f func(*session) bool, code wire.Code, msg string) {
-	s.mu.Lock()
-	var victims []*session
-	for ss := range s.live {
-		if f(ss) {
-			victims = append(victims, ss)
-		}
-	}
-	s.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, ss := range victims {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ss.end(code, msg)
-		}()
-	}
-	wg.Wait()
-}
-
-func (s *Server) closeDevice(deviceID string, code wire.Code, msg string) {
-	s.closeSessions(func(ss *session) bool { return ss.deviceID == deviceID }, code, msg)
-}
-
-func (s *Server) closeUser(userID int64, code wire.Code, msg string) {
-	s.closeSessions(func(ss *session) bool { return ss.userID == userID }, code, msg)
-}
-
 func (s *Server) nowMs() int64 { return s.now().UnixMilli() }
+
+// user returns the address of local user name.
+func (s *Server) user(name string) identity.UserAddress {
+	return identity.UserAddress{Local: name, Domain: s.cfg.Domain}
+}
 
 // userAddress returns name@domain.
 func (s *Server) userAddress(name string) string { return name + "@" + s.cfg.Domain }
@@ -285,16 +161,7 @@ func (s *Server) deviceAddress(name, deviceID string) string {
 }
 
 // internal wraps an unexpected error (storage, crypto) as CODE_INTERNAL.
-func internal(op string, err error) error {
-	var we *wire.Error
-	if errors.As(err, &we) {
-		if we.Op == op {
-			return err
-		}
-		return wire.E(op, err)
-	}
-	return &wire.Error{Op: op, Kind: wire.Code_CODE_INTERNAL, Err: err}
-}
+func internal(op string, err error) error { return wire.Internal(op, err) }
 
 // lockedReader serializes reads from a randomness source that may not be
 // safe for concurrent use.

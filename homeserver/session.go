@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"hearth/homeserver/delivery"
 	"hearth/homeserver/wire"
 )
 
@@ -43,8 +44,8 @@ type session struct {
 	userID   int64
 	status   atomic.Int32 // wire.DeviceStatus; 0 before authentication
 
-	replies    *lazyQueue // completions of pipelined requests, in request order
-	eph        *lazyQueue // lossy pushes (typing, presence)
+	replies    *delivery.Queue // completions of pipelined requests, in request order
+	eph        *delivery.Queue // lossy pushes (typing, presence)
 	ephBroken  atomic.Bool
 	dgram      atomic.Pointer[datagramPort] // set at Hello when the client reads signals from datagrams
 	authTries  bucket
@@ -53,7 +54,7 @@ type session struct {
 
 	endOnce sync.Once
 	pushMu  sync.Mutex
-	push    *pusher // the running Sync, if any
+	push    *delivery.Pusher // the running Sync, if any
 }
 
 // ServeStream serves one client control stream until it ends (EOF, an
@@ -67,14 +68,14 @@ func (s *Server) ServeStream(ctx context.Context, rwc io.ReadWriteCloser, remote
 		fw:      wire.NewFrameWriter(rwc, s.cfg.MaxFrame),
 		ctx:     ctx,
 		cancel:  cancel,
-		replies: newLazyQueue(maxPipelined),
-		eph:     newLazyQueue(ephemeralQ),
+		replies: delivery.NewQueue(maxPipelined),
+		eph:     delivery.NewQueue(ephemeralQ),
 	}
-	if !s.addStream(ss) {
+	if !s.reg.addStream(ss) {
 		ss.end(wire.Code_CODE_UNAVAILABLE, "server shutting down")
 		return
 	}
-	defer s.removeStream(ss)
+	defer s.reg.removeStream(ss)
 	if s.cfg.AuthTimeout > 0 {
 		go ss.watchAuth(s.cfg.AuthTimeout)
 	}
@@ -107,8 +108,8 @@ func (ss *session) finish() {
 	ss.cancel()
 	ss.rwc.Close()
 	ss.stopPush()
-	ss.replies.wait() // the reader queued the last one
-	if ss.deviceID != "" && ss.s.unregister(ss) {
+	ss.replies.Wait() // the reader queued the last one
+	if ss.deviceID != "" && ss.s.reg.unregister(ss) {
 		ss.s.userOffline(ss)
 	}
 }
@@ -136,13 +137,13 @@ func (ss *session) end(code wire.Code, msg string) {
 // later queues a completion, run after the earlier ones; it blocks when
 // maxPipelined are waiting, which stops reading from this client
 // (backpressure). Only the reader goroutine calls it.
-func (ss *session) later(f func()) { ss.replies.push(f) }
+func (ss *session) later(f func()) { ss.replies.Push(f) }
 
 // pushEphemeral queues a lossy push, dropping it if the client is slow
 // (ephemeralQ waiting) or the stream broke. When the client reads signals
 // from datagrams, one that fits goes there instead (datagram.go).
 func (ss *session) pushEphemeral(f *wire.ServerFrame) {
-	ss.eph.tryPush(func() {
+	ss.eph.TryPush(func() {
 		if ss.ctx.Err() != nil || ss.ephBroken.Load() {
 			return
 		}
@@ -203,8 +204,10 @@ func (ss *session) handle(f *wire.ClientFrame) {
 		ss.authBusy.Store(true)
 		defer ss.authBusy.Store(false)
 	}
-	var resp *wire.ServerFrame
-	var err error
+	resp, err, handled := ss.directoryRequest(f)
+	if !handled {
+		resp, err, handled = ss.conversationRequest(f)
+	}
 	switch b := f.Body.(type) {
 	case *wire.ClientFrame_Hello:
 		resp, err = ss.hello(b.Hello)
@@ -216,30 +219,6 @@ func (ss *session) handle(f *wire.ClientFrame) {
 		resp, err = ss.refresh(b.Refresh)
 	case *wire.ClientFrame_Ping:
 		resp = &wire.ServerFrame{Body: &wire.ServerFrame_Pong{Pong: &wire.Pong{ServerTimeMs: ss.s.nowMs()}}}
-	case *wire.ClientFrame_PublishIdentity:
-		resp, err = ss.publishIdentity(b.PublishIdentity)
-	case *wire.ClientFrame_PublishDeviceList:
-		resp, err = ss.publishDeviceList(b.PublishDeviceList)
-	case *wire.ClientFrame_PublishKeyPackages:
-		resp, err = ss.publishKeyPackages(b.PublishKeyPackages)
-	case *wire.ClientFrame_FetchDeviceList:
-		resp, err = ss.fetchDeviceList(b.FetchDeviceList)
-	case *wire.ClientFrame_FetchDeviceLists:
-		resp, err = ss.fetchDeviceLists(b.FetchDeviceLists)
-	case *wire.ClientFrame_ClaimKeyPackages:
-		resp, err = ss.claimKeyPackages(b.ClaimKeyPackages)
-	case *wire.ClientFrame_PendingDevice:
-		resp, err = ss.pendingDevice(b.PendingDevice)
-	case *wire.ClientFrame_ApproveDevice:
-		resp, err = ss.approveDevice(b.ApproveDevice)
-	case *wire.ClientFrame_FetchApproval:
-		resp, err = ss.fetchApproval()
-	case *wire.ClientFrame_ListDevices:
-		resp, err = ss.listDevices()
-	case *wire.ClientFrame_RevokeDevice:
-		resp, err = ss.revokeDevice(b.RevokeDevice)
-	case *wire.ClientFrame_CreateConversation:
-		resp, err = ss.createConversation(b.CreateConversation)
 	case *wire.ClientFrame_Send:
 		ss.send(f.Id, b.Send) // answers when committed
 		return
@@ -249,20 +228,18 @@ func (ss *session) handle(f *wire.ClientFrame) {
 	case *wire.ClientFrame_Ack:
 		ss.ack(f.Id, b.Ack) // answers when committed
 		return
-	case *wire.ClientFrame_GetConversation:
-		resp, err = ss.getConversation(b.GetConversation)
-	case *wire.ClientFrame_ListConversations:
-		resp, err = ss.listConversations()
 	case *wire.ClientFrame_Typing:
 		resp, err = ss.typing(b.Typing)
 	case *wire.ClientFrame_SetPresence:
 		resp, err = ss.setPresence(b.SetPresence)
 	case *wire.ClientFrame_UploadMedia:
-		resp, err = ss.uploadMedia(b.UploadMedia) // media.go
+		resp, err = uploadMedia(ss.ctx, ss.s.mediaSt, ss.userID, ss.deviceID, b.UploadMedia) // media.go
 	case *wire.ClientFrame_DownloadMedia:
-		resp, err = ss.downloadMedia(b.DownloadMedia)
+		resp, err = downloadMedia(ss.ctx, ss.s.mediaSt, ss.s.fed, ss.s.cfg.Domain, b.DownloadMedia)
 	default:
-		err = wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "unknown or empty request")
+		if !handled {
+			err = wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "unknown or empty request")
+		}
 	}
 	ss.answer(f.Id, resp, err)
 	if ss.afterReply != nil {

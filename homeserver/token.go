@@ -38,25 +38,6 @@ type claims struct {
 	Ims int64  `json:"ims"`
 }
 
-// issueAccessToken signs a token for a device; it returns the token and
-// its expiry.
-func (s *Server) issueAccessToken(userAddr, deviceID string) (string, time.Time, error) {
-	now := s.now()
-	exp := now.Add(s.cfg.AccessTokenTTL)
-	jti, err := randomText(s.rand, 16)
-	if err != nil {
-		return "", time.Time{}, err
-	}
-	c := claims{Iss: s.cfg.Domain, Sub: userAddr, Did: deviceID, Iat: now.Unix(), Exp: exp.Unix(), Jti: jti, Ims: now.UnixMilli()}
-	body, err := json.Marshal(c)
-	if err != nil {
-		return "", time.Time{}, err
-	}
-	signing := jwtHeaderB64 + "." + b64url.EncodeToString(body)
-	sig := ed25519.Sign(s.key, []byte(signing))
-	return signing + "." + b64url.EncodeToString(sig), exp, nil
-}
-
 // parseAccessToken verifies the signature, issuer and expiry of a token.
 func parseAccessToken(pub ed25519.PublicKey, domain string, now time.Time, tok string) (*claims, error) {
 	if len(tok) > maxTokenBytes {
@@ -122,4 +103,23 @@ func randomCode(r io.Reader, n int) (string, error) {
 func tokenHash(tok string) []byte {
 	h := sha256.Sum256([]byte(tok))
 	return h[:]
+}
+
+// issueAccessToken signs a token for a device; it returns the token and
+// its expiry.
+func (s *authority) issueAccessToken(userAddr, deviceID string) (string, time.Time, error) {
+	now := s.now()
+	exp := now.Add(s.cfg.AccessTokenTTL)
+	jti, err := randomText(s.rand, 16)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	c := claims{Iss: s.cfg.Domain, Sub: userAddr, Did: deviceID, Iat: now.Unix(), Exp: exp.Unix(), Jti: jti, Ims: now.UnixMilli()}
+	body, err := json.Marshal(c)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	signing := jwtHeaderB64 + "." + b64url.EncodeToString(body)
+	sig := ed25519.Sign(s.key, []byte(signing))
+	return signing + "." + b64url.EncodeToString(sig), exp, nil
 }

@@ -19,7 +19,7 @@ const maxCachedStmts = 512
 // transaction.
 //
 // Statements are learned: a query not yet in the cache is prepared inside
-// the transaction that first runs it (as before), and once that
+// the transaction that first runs it , and once that
 // transaction has ended and its connection is back in the pool, the query
 // is prepared on the pool and cached. (Preparing on the pool from inside a
 // transaction could wait forever for a connection: the writer pool has one.)

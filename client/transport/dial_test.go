@@ -3,17 +3,21 @@ package transport
 import (
 	"context"
 	"crypto/x509"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"hearth/homeserver/certs"
 	server "hearth/homeserver/transport"
 	"hearth/homeserver/wire"
+	"hearth/keys/testutil"
 )
 
 // pingServer answers every Ping frame with a Pong echoing its id, until EOF.
@@ -104,13 +108,12 @@ func ping(t *testing.T, c io.ReadWriter, id uint64) {
 
 func waitSessions(t *testing.T, s *server.Server, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for s.Sessions() != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("server has %d sessions, want %d", s.Sessions(), n)
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		if got := s.Sessions(); got != n {
+			return fmt.Errorf("server has %d sessions, want %d", got, n)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func TestDialProtocols(t *testing.T) {
@@ -228,6 +231,7 @@ func TestSocketPoolSharesSockets(t *testing.T) {
 type freezer struct {
 	ln     net.Listener
 	frozen chan struct{}
+	toDial atomic.Int64 // bytes forwarded from the server to the dialer
 }
 
 func newFreezer(t *testing.T, target string) *freezer {
@@ -249,14 +253,14 @@ func newFreezer(t *testing.T, target string) *freezer {
 				continue
 			}
 			t.Cleanup(func() { c.Close(); s.Close() })
-			go f.pipe(c, s)
-			go f.pipe(s, c)
+			go f.pipe(c, s, &f.toDial)
+			go f.pipe(s, c, new(atomic.Int64))
 		}
 	}()
 	return f
 }
 
-func (f *freezer) pipe(dst, src net.Conn) {
+func (f *freezer) pipe(dst, src net.Conn, forwarded *atomic.Int64) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
@@ -271,6 +275,7 @@ func (f *freezer) pipe(dst, src net.Conn) {
 		if _, err := dst.Write(buf[:n]); err != nil {
 			return
 		}
+		forwarded.Add(int64(n))
 	}
 }
 
@@ -284,7 +289,15 @@ func TestWebSocketKeepAliveDetectsDeadConnection(t *testing.T) {
 	}
 	defer c.Close()
 	ping(t, c, 1)
-	time.Sleep(200 * time.Millisecond) // pings flow and are answered
+	// A keep-alive ping flows and is answered: the server sends nothing
+	// else now (the dialer reads the pong with its next frame).
+	before := fz.toDial.Load()
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		if fz.toDial.Load() == before {
+			return errors.New("no keep-alive pong has reached the dialer")
+		}
+		return nil
+	})
 	ping(t, c, 2)
 	close(fz.frozen)
 	// The reader learns that the connection is dead: a ping goes unanswered.

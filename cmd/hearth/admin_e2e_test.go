@@ -121,6 +121,7 @@ func adminCommands(t *testing.T, s *server) {
 }
 
 func TestAdminErrorMessage(t *testing.T) {
+	skipShort(t)
 	for _, tc := range []struct {
 		err  error
 		want string

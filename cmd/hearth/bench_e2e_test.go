@@ -43,6 +43,7 @@ func num(t *testing.T, rep map[string]any, path string) float64 {
 // tiny numbers against a real `hearth serve`: every acknowledged message is
 // delivered exactly once, and the JSON report has the figures.
 func TestBenchPairsAndBacklog(t *testing.T) {
+	skipShort(t)
 	dir := filepath.Join(t.TempDir(), "data")
 	mustHearth(t, "", "init", "--dir", dir, "--domain", "localhost", "--listen", "127.0.0.1:0")
 	startServe(t, dir, nil, "--dir", dir)

@@ -13,6 +13,7 @@ import (
 // --websocket: every session (logins and the reopened ones) is on the
 // transport asked for, and the server saw all of them online.
 func TestBenchIdleTransport(t *testing.T) {
+	skipShort(t)
 	dir := filepath.Join(t.TempDir(), "data")
 	mustHearth(t, "", "init", "--dir", dir, "--domain", "localhost", "--listen", "127.0.0.1:0")
 	startServe(t, dir, nil, "--dir", dir)
@@ -46,6 +47,7 @@ func TestBenchIdleTransport(t *testing.T) {
 // TestBenchCheckTransport: a run with any session on another transport
 // than the one asked for fails, naming the counts.
 func TestBenchCheckTransport(t *testing.T) {
+	skipShort(t)
 	for _, tc := range []struct {
 		forceWS bool
 		counts  map[string]int

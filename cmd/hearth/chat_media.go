@@ -12,6 +12,7 @@ import (
 
 	"hearth/client"
 	"hearth/client/store"
+	"hearth/homeserver/certs"
 )
 
 // sendFile holds `chat send`'s --file and --type flags.
@@ -115,10 +116,10 @@ check it against the SHA-256 in the message, decrypt it and write it to FILE
 	return cmd
 }
 
-// fetchToFile writes the media to path (writeFileFrom): the file appears
+// fetchToFile writes the media to path (certs.WriteFileFrom): the file appears
 // only when it was complete and authentic.
 func fetchToFile(ctx context.Context, c *client.Client, ref store.MediaRef, path string) error {
-	return writeFileFrom(path, 0o600, func(w io.Writer) error { return c.FetchMedia(ctx, ref, w) })
+	return certs.WriteFileFrom(path, 0o600, func(w io.Writer) error { return c.FetchMedia(ctx, ref, w) })
 }
 
 // shownMessage is a message as recv/history print it: the media

@@ -9,7 +9,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -297,7 +296,7 @@ func createSigningKey(path string) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	return certs.WriteFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
 }
 
 func readSigningKey(path string) (ed25519.PrivateKey, error) {
@@ -318,46 +317,4 @@ func readSigningKey(path string) (ed25519.PrivateKey, error) {
 		return nil, fmt.Errorf("%s: not an Ed25519 key", path)
 	}
 	return priv, nil
-}
-
-// writeFileAtomic replaces path with data; see writeFileFrom.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	return writeFileFrom(path, perm, func(w io.Writer) error {
-		if _, err := w.Write(data); err != nil {
-			return fmt.Errorf("write %s: %w", path, err)
-		}
-		return nil
-	})
-}
-
-// writeFileFrom replaces path with what write writes to a temporary file
-// beside it, made durable and renamed into place only when write and the
-// sync succeeded, so that path is either as it was or complete. An error
-// of write is returned as it is.
-func writeFileFrom(path string, perm os.FileMode, write func(io.Writer) error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	if err := write(f); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	werr := f.Chmod(perm)
-	if werr == nil {
-		werr = f.Sync()
-	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, path)
-	}
-	if werr != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, werr)
-	}
-	return nil
 }

@@ -2,11 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -14,6 +10,7 @@ import (
 	"time"
 
 	"hearth/client"
+	"hearth/keys/testutil"
 )
 
 // crashMessages and crashKills are the numbers of issue 3's crash test.
@@ -72,11 +69,6 @@ func (s *crashSender) run(ctx context.Context, c *client.Client) {
 func (n *chatNet) killAndRestart(t *testing.T) {
 	t.Helper()
 	n.srv.stop(t, syscall.SIGKILL)
-	// A killed server leaves DIR/serve.addr behind; the next serve removes
-	// it, but startServe must not read the stale one before that.
-	if err := os.Remove(filepath.Join(n.dir, addrFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		t.Fatal(err)
-	}
 	addr := n.srv.addr
 	n.srv = startServe(t, n.dir, nil, "--dir", n.dir)
 	if n.srv.addr != addr {
@@ -90,6 +82,7 @@ func (n *chatNet) killAndRestart(t *testing.T) {
 // `recv --follow` through the crashes; afterwards each holds every
 // acknowledged message exactly once, in send order, and nothing twice.
 func TestCrashKillDuringSends(t *testing.T) {
+	skipShort(t)
 	start := time.Now()
 	n, a1, b1 := newMessagingNet(t)
 	a2 := newProfile(t, "alice")
@@ -116,7 +109,7 @@ func TestCrashKillDuringSends(t *testing.T) {
 	go s.run(ctx, c)
 	for k := 1; k <= crashKills; k++ {
 		// Kill while sends are in flight: after a third and two thirds.
-		waitFor(t, s, k*crashMessages/(crashKills+1))
+		s.await(t, k*crashMessages/(crashKills+1))
 		n.killAndRestart(t)
 		t.Logf("kill %d after %d sends (%v)", k, s.finished(), time.Since(start).Round(time.Millisecond))
 	}
@@ -126,6 +119,9 @@ func TestCrashKillDuringSends(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// Sent after everything: a device that printed it has printed all
+	// the server had for it before, duplicates included.
+	a1.must(t, "", "send", bobAddr, crashLast)
 	acked := 0
 	for _, m := range s.msgs {
 		if m.acked {
@@ -154,16 +150,15 @@ func TestCrashKillDuringSends(t *testing.T) {
 	t.Logf("total %v", time.Since(start).Round(time.Millisecond))
 }
 
-// waitFor waits until the sender finished at least k sends.
-func waitFor(t *testing.T, s *crashSender, k int) {
+// await waits until the sender finished at least k sends.
+func (s *crashSender) await(t *testing.T, k int) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	for s.finished() < k {
-		if time.Now().After(deadline) {
-			t.Fatalf("sender finished only %d of %d sends in 3 minutes", s.finished(), k)
+	testutil.WaitFor(t, 3*time.Minute, func() error {
+		if n := s.finished(); n < k {
+			return fmt.Errorf("sender finished %d of %d sends", n, k)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // historyOf is the conversation as p's device holds it.
@@ -240,8 +235,12 @@ func collect(f *follower) *liveLog {
 	return l
 }
 
-// until waits until every acknowledged message of sends was printed (or a
-// minute passes without progress) and returns what was printed.
+// crashLast is the message alice sends after the crash run.
+const crashLast = "after the crashes"
+
+// until waits until every acknowledged message of sends and then
+// crashLast were printed (or a minute passes without progress) and returns
+// what was printed.
 func (l *liveLog) until(t *testing.T, sends []sent) []chatMsg {
 	t.Helper()
 	want := map[string]bool{}
@@ -252,25 +251,22 @@ func (l *liveLog) until(t *testing.T, sends []sent) []chatMsg {
 	}
 	for {
 		l.mu.Lock()
-		have := 0
+		have, last := 0, false
 		for _, m := range l.msgs {
 			if want[m.ID] {
 				have++
 			}
+			last = last || m.Text == crashLast
 		}
 		out := append([]chatMsg(nil), l.msgs...)
 		l.mu.Unlock()
-		if have >= len(want) {
-			// Give anything duplicated a moment to show up too.
-			time.Sleep(2 * time.Second)
-			l.mu.Lock()
-			defer l.mu.Unlock()
-			return append([]chatMsg(nil), l.msgs...)
+		if have >= len(want) && last {
+			return out
 		}
 		select {
 		case <-l.more:
 		case <-time.After(time.Minute):
-			t.Logf("follower stalled with %d of %d acknowledged messages", have, len(want))
+			t.Logf("follower stalled with %d of %d acknowledged messages (%q printed: %v)", have, len(want), crashLast, last)
 			return out
 		}
 	}

@@ -16,6 +16,7 @@ import (
 // library): the conversation is hubbed at the sender's server and the
 // other side follows it through federation.
 func TestFederationChatE2E(t *testing.T) {
+	skipShort(t)
 	a, b := newFedServer(t, "a.example"), newFedServer(t, "b.example")
 	a.admin(t, "", "federation", "peer", "add", "b.example", "--address", b.listen, "--ca", filepath.Join(b.dir, certs.CAFile))
 	b.admin(t, "", "federation", "peer", "add", "a.example", "--address", a.listen, "--ca", filepath.Join(a.dir, certs.CAFile))
@@ -55,6 +56,7 @@ func openClient(t *testing.T, p *profile) *client.Client {
 // bob@b.example and carol@c.example; each sends, and every member ends
 // with the same history.
 func TestFederationGroupChatE2E(t *testing.T) {
+	skipShort(t)
 	servers := []*fedServer{newFedServer(t, "a.example"), newFedServer(t, "b.example"), newFedServer(t, "c.example")}
 	for _, x := range servers {
 		for _, y := range servers {

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"hearth/homeserver/certs"
 	"hearth/homeserver/wire"
 	"hearth/keys/identity"
+	"hearth/keys/testutil"
 )
 
 // fedServer is one `hearth serve` process of a federation test, on a
@@ -85,6 +87,8 @@ type e2eDevice struct {
 	ids     map[uint64]string // conversation seq -> message id
 	welcome int
 	acked   uint64
+
+	setbacks atomic.Int64 // sends that failed or were refused as unavailable
 }
 
 func newE2EDevice(t *testing.T, fs *fedServer, name string) *e2eDevice {
@@ -242,6 +246,7 @@ func (d *e2eDevice) send(conv, id string, kind wire.MessageKind, epoch uint64, a
 			d.t.Errorf("%s send %s: %v", d.addr(), id, r)
 			return 0
 		}
+		d.setbacks.Add(1)
 		if err != nil {
 			for d.reconnect() != nil && time.Now().Before(deadline) {
 				time.Sleep(200 * time.Millisecond)
@@ -254,33 +259,71 @@ func (d *e2eDevice) send(conv, id string, kind wire.MessageKind, epoch uint64, a
 	return 0
 }
 
-// await waits until the device holds every conversation seq in want.
+// await waits until the device holds every conversation seq in want,
+// reconnecting whenever its connection is gone.
 func (d *e2eDevice) await(t *testing.T, want map[uint64]string) {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
+	testutil.WaitFor(t, 90*time.Second, func() error {
 		d.mu.Lock()
-		missing := 0
 		var which []string
 		for seq := range want {
 			if _, ok := d.ids[seq]; !ok {
-				missing++
 				which = append(which, fmt.Sprint(seq, "=", want[seq]))
 			}
 		}
 		alive := d.conn != nil
 		d.mu.Unlock()
-		if missing == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s misses %d messages: %v\nits server's log:\n%s", d.addr(), missing, which, d.fs.srv.log())
+		if len(which) == 0 {
+			return nil
 		}
 		if !alive {
 			d.reconnect()
 		}
-		time.Sleep(100 * time.Millisecond)
+		return missingErr{d, which}
+	})
+}
+
+// missingErr is await's condition: what the device misses. Its message
+// holds the server's log, read only when the failure is reported.
+type missingErr struct {
+	d     *e2eDevice
+	which []string
+}
+
+func (e missingErr) Error() string {
+	return fmt.Sprintf("%s misses %d messages: %v\nits server's log:\n%s", e.d.addr(), len(e.which), e.which, e.d.fs.srv.log())
+}
+
+// peer is what f's federation list says about domain.
+func (f *fedServer) peer(t *testing.T, domain string) admin.PeerInfo {
+	t.Helper()
+	for _, p := range f.federation(t).Peers {
+		if p.Domain == domain {
+			return p
+		}
 	}
+	return admin.PeerInfo{Domain: domain}
+}
+
+// setbacks is how many sends of devices failed or were refused as
+// unavailable, each retried.
+func setbacks(devices []*e2eDevice) (n int64) {
+	for _, d := range devices {
+		n += d.setbacks.Load()
+	}
+	return n
+}
+
+// awaitSetback waits until a send of devices has failed since they had
+// before setbacks: an outage has met the traffic.
+func awaitSetback(t *testing.T, devices []*e2eDevice, before int64, outage string) {
+	t.Helper()
+	testutil.WaitFor(t, time.Minute, func() error {
+		if setbacks(devices) == before {
+			return fmt.Errorf("no send has met the outage (%s) yet", outage)
+		}
+		return nil
+	})
 }
 
 // TestFederationE2E runs three `hearth serve` processes (a, b, c.example)
@@ -291,6 +334,7 @@ func (d *e2eDevice) await(t *testing.T, want map[uint64]string) {
 // message is at every device exactly once, in the hub's order, and all
 // devices hold the same history.
 func TestFederationE2E(t *testing.T) {
+	skipShort(t)
 	a, b, c := newFedServer(t, "a.example"), newFedServer(t, "b.example"), newFedServer(t, "c.example")
 	servers := []*fedServer{a, b, c}
 	for _, x := range servers {
@@ -351,12 +395,14 @@ func TestFederationE2E(t *testing.T) {
 		}
 	}
 	waitProgress(6)
+	before := setbacks(devices)
 	b.srv.stop(t, syscall.SIGKILL) // a follower dies mid-traffic
-	time.Sleep(1500 * time.Millisecond)
+	awaitSetback(t, devices, before, "b killed")
 	b.start(t)
 	waitProgress(6)
+	before = setbacks(devices)
 	a.srv.stop(t, syscall.SIGKILL) // the hub dies mid-traffic
-	time.Sleep(1500 * time.Millisecond)
+	awaitSetback(t, devices, before, "a killed")
 	a.start(t)
 	wg.Wait()
 
@@ -366,22 +412,12 @@ func TestFederationE2E(t *testing.T) {
 		id := fmt.Sprint("while-c-down-", k)
 		all[alice.send(conv, id, wire.MessageKind_MESSAGE_KIND_APPLICATION, 1, nil)] = id
 	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		var pc admin.PeerInfo
-		for _, p := range a.federation(t).Peers {
-			if p.Domain == "c.example" {
-				pc = p
-			}
+	testutil.WaitFor(t, time.Minute, func() error {
+		if pc := a.peer(t, c.domain); pc.Attempts < 3 || pc.QueueDepth < 4 {
+			return fmt.Errorf("a has not backed off for c (3 failed attempts, 4 queued): %+v", pc)
 		}
-		if pc.Attempts >= 3 && pc.QueueDepth >= 4 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("a never backed off for c: %+v", pc)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 	c.start(t)
 
 	if len(all) != 1+3*perSender+4 {
@@ -434,6 +470,7 @@ func TestFederationE2E(t *testing.T) {
 
 // TestFederationAdminCLI: policy commands and their errors.
 func TestFederationAdminCLI(t *testing.T) {
+	skipShort(t)
 	a := newFedServer(t, "a.example")
 	if out := a.admin(t, "", "federation", "deny", "evil.example"); out != "evil.example denied\n" {
 		t.Fatalf("deny printed %q", out)

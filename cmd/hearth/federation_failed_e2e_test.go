@@ -45,6 +45,7 @@ func (f *fedServer) setFedConfig(t *testing.T, key string, value any) {
 // chat commands re-check a peer's devices on every send, which a peer
 // that is down refuses.)
 func TestFederationDeliveryFailedE2E(t *testing.T) {
+	skipShort(t)
 	a, b := newFedServer(t, "a.example"), newFedServer(t, "b.example")
 	a.srv.stop(t, syscall.SIGTERM)
 	a.setFedConfig(t, "expiry", "1s")

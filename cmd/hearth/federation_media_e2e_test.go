@@ -14,6 +14,7 @@ import (
 // bob's device fetches it through its own server from a.example and
 // writes a byte-identical file (two real servers, the real binary).
 func TestFederationMediaE2E(t *testing.T) {
+	skipShort(t)
 	_, _, alice, bob := fedPair(t)
 
 	file := make([]byte, 700_000)

@@ -12,6 +12,7 @@ import (
 // devices bob already has) and queued for b; bob gets them, once and in
 // order, when b is back.
 func TestFederationSendWhilePeerDown(t *testing.T) {
+	skipShort(t)
 	_, b, alice, bob := fedPair(t)
 
 	const aliceAt, bobAt = "alice@a.example", "bob@b.example"

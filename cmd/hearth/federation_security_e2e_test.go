@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"hearth/homeserver/certs"
 	"hearth/homeserver/wire"
 	"hearth/keys/serverkey"
+	"hearth/keys/testutil"
 )
 
 // pinPair pins a and b to each other with the admin CLI.
@@ -61,22 +63,19 @@ var _ federation.PeerSource = onePeer{}
 // holds a line with every one of want.
 func awaitLog(t *testing.T, s *server, skip int, want ...string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		for _, line := range strings.Split(s.log()[skip:], "\n") {
+	testutil.WaitFor(t, 5*time.Second, func() error {
+		log := s.log()[skip:]
+		for _, line := range strings.Split(log, "\n") {
 			all := true
 			for _, w := range want {
 				all = all && strings.Contains(line, w)
 			}
 			if all {
-				return
+				return nil
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no log line with %q in:\n%s", want, s.log()[skip:])
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return fmt.Errorf("no log line with %q in:\n%s", want, log)
+	})
 }
 
 // TestFederationSecurityE2E: two `hearth serve` processes a.example and
@@ -89,6 +88,7 @@ func awaitLog(t *testing.T, s *server, skip int, want ...string) {
 // database rows do not change; the valid control transaction (signed
 // with a's real key from its data folder) is stored.
 func TestFederationSecurityE2E(t *testing.T) {
+	skipShort(t)
 	a, b := newFedServer(t, "a.example"), newFedServer(t, "b.example")
 	pinPair(t, a, b)
 	if out := b.admin(t, "", "federation", "deny", "evil.example"); out != "evil.example denied\n" {
@@ -281,6 +281,7 @@ func recvUntil(t *testing.T, p *profile, from, text string) []chatMsg {
 // `hearth chat device approve`; alice's next message reaches both of
 // bob's devices, and the new device can answer through the hub.
 func TestFederationRemoteNewDeviceE2E(t *testing.T) {
+	skipShort(t)
 	a, b := newFedServer(t, "a.example"), newFedServer(t, "b.example")
 	pinPair(t, a, b)
 	mustHearth(t, password("alice"), "admin", "--dir", a.dir, "user", "add", "alice", "--password-stdin")

@@ -94,5 +94,5 @@ func initServerDir(dir, domain, listen string) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, configFile), append(b, '\n'), 0o600)
+	return certs.WriteFileAtomic(filepath.Join(dir, configFile), append(b, '\n'), 0o600)
 }

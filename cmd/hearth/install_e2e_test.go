@@ -61,6 +61,7 @@ func runInstall(t *testing.T, env ...string) (string, int) {
 // and refuses with a clear message when the C compiler is missing or Go
 // is too old.
 func TestInstallScript(t *testing.T) {
+	skipShort(t)
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 // an existing user; used-up and revoked codes are refused and create
 // nothing. All with the real binary against a real server.
 func TestInviteE2E(t *testing.T) {
+	skipShort(t)
 	n := newChatNet(t, "bob")
 	adm := func(args ...string) result {
 		return hearth(t, nil, "", append([]string{"admin", "--dir", n.dir, "invite"}, args...)...)

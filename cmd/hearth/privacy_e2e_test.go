@@ -126,6 +126,7 @@ func TestMarkerSearchFindsPlantedMarker(t *testing.T) {
 // and not the server's log holds the marker in any form, while the
 // devices' own histories do.
 func TestPrivacyNoPlaintextOnServer(t *testing.T) {
+	skipShort(t)
 	n, a1, b1 := newMessagingNet(t)
 	a2 := newProfile(t, "alice")
 	linkDevice(t, n, a2, a1)

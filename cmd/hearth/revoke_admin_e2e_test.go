@@ -11,6 +11,7 @@ import (
 // device takes the revoked device off the list (and out of the
 // conversations), and messages still flow.
 func TestAdminRevokeLeavesSignedList(t *testing.T) {
+	skipShort(t)
 	n, a1, b1 := newMessagingNet(t)
 	a2 := newProfile(t, "alice")
 	linkDevice(t, n, a2, a1)

@@ -128,6 +128,7 @@ func (f *follower) waitExit(t *testing.T, within time.Duration) error {
 // end and exits with a clear error, and its stored access and refresh
 // tokens are refused by the server from then on, while other devices go on.
 func TestRevokeEndsLiveSessionAndTokens(t *testing.T) {
+	skipShort(t)
 	n, a1, b1 := newMessagingNet(t)
 	a2 := newProfile(t, "alice")
 	linkDevice(t, n, a2, a1)

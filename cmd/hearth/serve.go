@@ -172,7 +172,7 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger) error 
 	} else {
 		hs.SetFederationAddress(bound)
 	}
-	if err := writeFileAtomic(addrPath, []byte(bound+"\n"), 0o644); err != nil {
+	if err := certs.WriteFileAtomic(addrPath, []byte(bound+"\n"), 0o644); err != nil {
 		log.Warn("cannot record the bound address", "err", err)
 	}
 	defer os.Remove(addrPath)
@@ -250,7 +250,7 @@ func loadResetKey(path string) (*quic.StatelessResetKey, error) {
 		if _, err := rand.Read(k[:]); err != nil {
 			return nil, err
 		}
-		if err := writeFileAtomic(path, k[:], 0o600); err != nil {
+		if err := certs.WriteFileAtomic(path, k[:], 0o600); err != nil {
 			return nil, fmt.Errorf("QUIC reset key: %w", err)
 		}
 		return &k, nil

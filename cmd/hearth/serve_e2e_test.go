@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -23,13 +24,28 @@ import (
 	ctransport "hearth/client/transport"
 	"hearth/homeserver/certs"
 	"hearth/homeserver/wire"
+	"hearth/keys/testutil"
 )
 
 // hearthBin is the hearth binary built once for all end-to-end tests of
-// this package (TestMain). Other e2e tests in cmd/hearth use it too.
+// this package (TestMain). Other e2e tests in cmd/hearth use it too. It is
+// not built under -short, where those tests skip (skipShort).
 var hearthBin string
 
+// skipShort skips an end-to-end test under -short: `go test -short ./...`
+// is the fast loop (README), the full run keeps every test.
+func skipShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: end-to-end test of the real binary")
+	}
+}
+
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Exit(m.Run())
+	}
 	tmp, err := os.MkdirTemp("", "hearth-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -47,6 +63,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// needBinary fails a test that runs the binary without skipShort.
+func needBinary(t *testing.T) {
+	t.Helper()
+	if hearthBin == "" {
+		t.Fatal("the hearth binary is not built under -short: this test must call skipShort first")
+	}
+}
+
 // result is a finished hearth invocation.
 type result struct {
 	stdout, stderr string
@@ -56,6 +80,7 @@ type result struct {
 // hearth runs the binary with args and stdin (may be ""), env added to os.Environ.
 func hearth(t *testing.T, env []string, stdin string, args ...string) result {
 	t.Helper()
+	needBinary(t)
 	cmd := exec.Command(hearthBin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdin = strings.NewReader(stdin)
@@ -102,9 +127,16 @@ func (s *server) Write(p []byte) (int, error) {
 }
 func (s *server) log() string { s.mu.Lock(); defer s.mu.Unlock(); return s.stderr.String() }
 
-// startServe starts `hearth serve` with args and waits for DIR/serve.addr.
+// startServe starts `hearth serve` with args and waits for DIR/serve.addr
+// written by the new process.
 func startServe(t *testing.T, dir string, env []string, args ...string) *server {
 	t.Helper()
+	needBinary(t)
+	// A server killed with SIGKILL leaves its serve.addr behind; the new
+	// one removes it, but must not be taken for up before that.
+	if err := os.Remove(filepath.Join(dir, addrFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
 	s := &server{dir: dir, done: make(chan error, 1)}
 	s.cmd = exec.Command(hearthBin, append([]string{"serve"}, args...)...)
 	s.cmd.Env = append(os.Environ(), env...)
@@ -117,22 +149,21 @@ func startServe(t *testing.T, dir string, env []string, args ...string) *server 
 		s.cmd.Process.Kill()
 		<-s.done
 	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	testutil.WaitFor(t, 60*time.Second, func() error {
 		b, err := os.ReadFile(filepath.Join(dir, addrFile))
 		if err == nil && len(b) > 0 {
 			s.addr = strings.TrimSpace(string(b))
-			return s
+			return nil
 		}
 		select {
 		case err := <-s.done:
+			s.done <- err // for the cleanup
 			t.Fatalf("hearth serve exited (%v):\n%s", err, s.log())
-		case <-time.After(50 * time.Millisecond):
+		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("hearth serve wrote no %s:\n%s", addrFile, s.log())
-		}
-	}
+		return fmt.Errorf("hearth serve wrote no %s:\n%s", addrFile, s.log())
+	})
+	return s
 }
 
 // stop sends sig and waits for the process; it returns the exit code.
@@ -236,6 +267,7 @@ func readToEnd(fr *wire.FrameReader) (*wire.SessionClosed, error) {
 }
 
 func TestServeInitAdminAndShutdown(t *testing.T) {
+	skipShort(t)
 	dir := filepath.Join(t.TempDir(), "data")
 	out := mustHearth(t, "", "init", "--dir", dir, "--domain", "localhost", "--listen", "127.0.0.1:0")
 	if !strings.Contains(out, filepath.Join(dir, "ca.pem")) {
@@ -336,6 +368,7 @@ func TestServeInitAdminAndShutdown(t *testing.T) {
 }
 
 func TestServeDefaultDirInitializesOnFirstRun(t *testing.T) {
+	skipShort(t)
 	dir := filepath.Join(t.TempDir(), "default")
 	env := []string{"HEARTH_DIR=" + dir}
 	s := startServe(t, dir, env, "--listen", "127.0.0.1:0")
@@ -356,6 +389,7 @@ func TestServeDefaultDirInitializesOnFirstRun(t *testing.T) {
 }
 
 func TestInitRefusesBadInputAndExistingFolder(t *testing.T) {
+	skipShort(t)
 	base := t.TempDir()
 	for _, args := range [][]string{
 		{"--domain", "Bad Domain"},
@@ -405,6 +439,7 @@ func TestDialableAddr(t *testing.T) {
 }
 
 func TestServeWithOperatorCertificate(t *testing.T) {
+	skipShort(t)
 	base := t.TempDir()
 	// Another folder's CA stands in for a public CA; its leaf (for
 	// localhost) is the operator's certificate.
@@ -440,6 +475,7 @@ func TestServeWithOperatorCertificate(t *testing.T) {
 }
 
 func TestServeRefusesBusyPortAndBadFlags(t *testing.T) {
+	skipShort(t)
 	dir := filepath.Join(t.TempDir(), "data")
 	mustHearth(t, "", "init", "--dir", dir, "--listen", "127.0.0.1:0")
 	busy, err := net.ListenPacket("udp", "127.0.0.1:0")

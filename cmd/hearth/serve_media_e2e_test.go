@@ -14,6 +14,7 @@ import (
 // the real server at GET /hearth/v1/media/ID to another user's access
 // token, whole and by ranges; no token and unknown ids are refused.
 func TestServeRESTMedia(t *testing.T) {
+	skipShort(t)
 	dir := filepath.Join(t.TempDir(), "data")
 	mustHearth(t, "", "init", "--dir", dir, "--listen", "127.0.0.1:0")
 	s := startServe(t, dir, nil, "--dir", dir)

@@ -44,6 +44,7 @@ func (r *requester) do(body *wire.ClientFrame) *wire.ServerFrame {
 // TestServeRESTHistory reads a conversation's history over HTTPS with the
 // access token of a WebTransport login, against the real server.
 func TestServeRESTHistory(t *testing.T) {
+	skipShort(t)
 	dir := filepath.Join(t.TempDir(), "data")
 	mustHearth(t, "", "init", "--dir", dir, "--listen", "127.0.0.1:0")
 	s := startServe(t, dir, nil, "--dir", dir)

@@ -61,6 +61,7 @@ func await(t *testing.T, lines <-chan map[string]any, what string, match func(ma
 // member following with `recv --follow --signals`, as JSON objects with
 // "event"; unknown targets and states are refused.
 func TestTypingAndPresenceSignals(t *testing.T) {
+	skipShort(t)
 	_, a1, b1 := newMessagingNet(t)
 	a1.must(t, "", "send", bobAddr, "hello")
 	expectRecv(t, b1, aliceAddr+":hello")

@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"hearth/homeserver/transport"
+	"hearth/homeserver/wire"
 )
 
 // NotRunningError says that no server answers on the admin socket.
@@ -97,7 +97,7 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any) e
 	defer rsp.Body.Close()
 	dec := json.NewDecoder(io.LimitReader(rsp.Body, 16<<20))
 	if rsp.StatusCode >= 300 {
-		var eb transport.ErrorBody
+		var eb wire.ErrorBody
 		if err := dec.Decode(&eb); err != nil || eb.Code == "" {
 			return fmt.Errorf("%s: server answered %s", op, rsp.Status)
 		}

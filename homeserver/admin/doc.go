@@ -6,8 +6,8 @@
 // Listen creates DIR/admin.sock with mode 0600 (bound in a private folder,
 // then renamed into place); SocketServer serves Ops on it; Dial returns a
 // Client, which implements Ops too, or a *NotRunningError when no server
-// answers. Routes (JSON bodies; errors are transport.ErrorBody with the
-// wire code, and the HTTP status from transport.HTTPStatus):
+// answers. Routes (JSON bodies; errors are wire.ErrorBody with the
+// wire code, and the HTTP status from wire.HTTPStatus):
 //
 //	GET    /v1/status                     -> Status
 //	GET    /v1/users                      -> []UserInfo

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"time"
 
-	"hearth/homeserver/transport"
 	"hearth/homeserver/wire"
 )
 
@@ -35,7 +34,7 @@ func (s *SocketServer) federationRoutes(mux *http.ServeMux) {
 	fops := func(w http.ResponseWriter) FederationOps {
 		f, ok := s.ops.(FederationOps)
 		if !ok {
-			transport.WriteError(w, s.log, wire.Errorf("admin", wire.Code_CODE_UNAVAILABLE, "this server has no federation"))
+			wire.WriteError(w, s.log, wire.Errorf("admin", wire.Code_CODE_UNAVAILABLE, "this server has no federation"))
 		}
 		return f
 	}
@@ -63,7 +62,7 @@ func (s *SocketServer) federationRoutes(mux *http.ServeMux) {
 		}
 		k, ok := s.ops.(FederationKeyOps)
 		if !ok {
-			transport.WriteError(w, s.log, wire.Errorf("admin", wire.Code_CODE_UNAVAILABLE, "this server cannot rotate federation keys"))
+			wire.WriteError(w, s.log, wire.Errorf("admin", wire.Code_CODE_UNAVAILABLE, "this server cannot rotate federation keys"))
 			return
 		}
 		rot, err := k.FederationKeyRotate(r.Context(), time.Duration(req.GraceMs)*time.Millisecond)

@@ -7,7 +7,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"hearth/homeserver/transport"
+	"hearth/homeserver/wire"
 )
 
 // FuzzSocketRequest feeds arbitrary requests to the admin handler: it must
@@ -27,7 +27,7 @@ func FuzzSocketRequest(f *testing.F) {
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)
 		if w.Code >= 400 && w.Code != http.StatusMethodNotAllowed {
-			var eb transport.ErrorBody
+			var eb wire.ErrorBody
 			if err := json.Unmarshal(w.Body.Bytes(), &eb); err != nil || eb.Code == "" {
 				t.Fatalf("%s %s: %d with body %q", method, path, w.Code, w.Body.Bytes())
 			}

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"time"
 
-	"hearth/homeserver/transport"
 	"hearth/homeserver/wire"
 )
 
@@ -61,7 +60,7 @@ func (s *SocketServer) inviteRoutes(mux *http.ServeMux) {
 	iops := func(w http.ResponseWriter) InviteOps {
 		i, ok := s.ops.(InviteOps)
 		if !ok {
-			transport.WriteError(w, s.log, wire.Errorf("admin", wire.Code_CODE_UNAVAILABLE, "this server has no invite codes"))
+			wire.WriteError(w, s.log, wire.Errorf("admin", wire.Code_CODE_UNAVAILABLE, "this server has no invite codes"))
 		}
 		return i
 	}

@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"hearth/homeserver/transport"
 	"hearth/homeserver/wire"
 )
 
@@ -218,7 +217,7 @@ func (s *SocketServer) routes() http.Handler {
 	s.federationRoutes(mux)
 	s.inviteRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		transport.WriteError(w, s.log, wire.Errorf("admin", wire.Code_CODE_NOT_FOUND, "no admin operation %s %s", r.Method, r.URL.Path))
+		wire.WriteError(w, s.log, wire.Errorf("admin", wire.Code_CODE_NOT_FOUND, "no admin operation %s %s", r.Method, r.URL.Path))
 	})
 	return mux
 }
@@ -228,7 +227,7 @@ func (s *SocketServer) decode(w http.ResponseWriter, r *http.Request, v any) boo
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		transport.WriteError(w, s.log, wire.Errorf("admin", wire.Code_CODE_BAD_REQUEST, "bad request body: %v", err))
+		wire.WriteError(w, s.log, wire.Errorf("admin", wire.Code_CODE_BAD_REQUEST, "bad request body: %v", err))
 		return false
 	}
 	return true
@@ -237,14 +236,14 @@ func (s *SocketServer) decode(w http.ResponseWriter, r *http.Request, v any) boo
 // reply answers with v as JSON (or no body for 204), or with err.
 func (s *SocketServer) reply(w http.ResponseWriter, status int, v any, err error) {
 	if err != nil {
-		transport.WriteError(w, s.log, err)
+		wire.WriteError(w, s.log, err)
 		return
 	}
 	if status == http.StatusNoContent {
 		w.WriteHeader(status)
 		return
 	}
-	transport.WriteJSON(w, status, v)
+	wire.WriteJSON(w, status, v)
 }
 
 // nonNil makes an empty list encode as [] rather than null.

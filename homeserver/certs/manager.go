@@ -40,10 +40,10 @@ func Init(cfg Config, deps Deps) error {
 			return err
 		}
 		// Key first: a CA certificate without its key would be unusable.
-		if err := writeFileAtomic(keyPath, keyPEM, 0o600); err != nil {
+		if err := WriteFileAtomic(keyPath, keyPEM, 0o600); err != nil {
 			return err
 		}
-		if err := writeFileAtomic(certPath, certPEM, 0o644); err != nil {
+		if err := WriteFileAtomic(certPath, certPEM, 0o644); err != nil {
 			return err
 		}
 	default:
@@ -57,7 +57,7 @@ func Init(cfg Config, deps Deps) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(cfg.Dir, LeafFile), leafPEM, 0o600)
+	return WriteFileAtomic(filepath.Join(cfg.Dir, LeafFile), leafPEM, 0o600)
 }
 
 // Manager serves the leaf certificate and renews it before it expires.
@@ -140,7 +140,7 @@ func (m *Manager) renewLocked() error {
 	if err != nil {
 		return fmt.Errorf("certs: parse new leaf: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(m.cfg.Dir, LeafFile), leafPEM, 0o600); err != nil {
+	if err := WriteFileAtomic(filepath.Join(m.cfg.Dir, LeafFile), leafPEM, 0o600); err != nil {
 		return err
 	}
 	m.setLocked(&cert)
@@ -193,44 +193,3 @@ func (m *Manager) Leaf() (*x509.Certificate, error) {
 
 // CAPath is the CA certificate file clients pass with --ca.
 func (m *Manager) CAPath() string { return filepath.Join(m.cfg.Dir, CAFile) }
-
-// writeFileAtomic replaces path with data: temporary file in the same
-// folder, fsync, rename, fsync of the folder.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("certs: write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return fmt.Errorf("certs: write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("certs: write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("certs: write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("certs: write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("certs: write %s: %w", path, err)
-	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
-}

@@ -27,17 +27,17 @@ func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request) {
 	const op = "transport.Media"
 	token, ok := bearerToken(r)
 	if !ok {
-		WriteError(w, s.log, wire.Errorf(op, wire.Code_CODE_UNAUTHENTICATED, "missing bearer token"))
+		wire.WriteError(w, s.log, wire.Errorf(op, wire.Code_CODE_UNAUTHENTICATED, "missing bearer token"))
 		return
 	}
 	if s.deps.Media == nil {
-		WriteError(w, s.log, wire.Errorf(op, wire.Code_CODE_UNAVAILABLE, "media is not served here"))
+		wire.WriteError(w, s.log, wire.Errorf(op, wire.Code_CODE_UNAVAILABLE, "media is not served here"))
 		return
 	}
 	id := strings.TrimPrefix(r.URL.Path, PathMedia)
 	f, err := s.deps.Media.OpenMedia(r.Context(), token, id)
 	if err != nil {
-		WriteError(w, s.log, err)
+		wire.WriteError(w, s.log, err)
 		return
 	}
 	defer f.Close()

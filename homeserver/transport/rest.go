@@ -38,28 +38,28 @@ func (s *Server) serveMessages(w http.ResponseWriter, r *http.Request) {
 	const op = "transport.Messages"
 	token, ok := bearerToken(r)
 	if !ok {
-		WriteError(w, s.log, wire.Errorf(op, wire.Code_CODE_UNAUTHENTICATED, "missing bearer token"))
+		wire.WriteError(w, s.log, wire.Errorf(op, wire.Code_CODE_UNAUTHENTICATED, "missing bearer token"))
 		return
 	}
 	conv, before, limit, err := parseHistoryQuery(r.URL.Query(), s.cfg.HistoryMaxLimit)
 	if err != nil {
-		WriteError(w, s.log, err)
+		wire.WriteError(w, s.log, err)
 		return
 	}
 	if s.deps.History == nil {
-		WriteError(w, s.log, wire.Errorf(op, wire.Code_CODE_UNAVAILABLE, "history is not served here"))
+		wire.WriteError(w, s.log, wire.Errorf(op, wire.Code_CODE_UNAVAILABLE, "history is not served here"))
 		return
 	}
 	ds, err := s.deps.History.History(r.Context(), token, conv, before, limit)
 	if err != nil {
-		WriteError(w, s.log, err)
+		wire.WriteError(w, s.log, err)
 		return
 	}
 	out := make([]Message, 0, len(ds))
 	for _, d := range ds {
 		out = append(out, MessageFromWire(d))
 	}
-	WriteJSON(w, http.StatusOK, out)
+	wire.WriteJSON(w, http.StatusOK, out)
 }
 
 // parseHistoryQuery reads conversation (required), before (optional
@@ -107,13 +107,13 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 		var err error
 		if h, err = s.deps.Health(r.Context()); err != nil {
 			s.log.Warn("health check failed", "err", err)
-			WriteJSON(w, http.StatusServiceUnavailable, body{Status: "unavailable"})
+			wire.WriteJSON(w, http.StatusServiceUnavailable, body{Status: "unavailable"})
 			return
 		}
 	}
 	if s.isClosing() {
-		WriteJSON(w, http.StatusServiceUnavailable, body{Status: "shutting down", Health: h})
+		wire.WriteJSON(w, http.StatusServiceUnavailable, body{Status: "shutting down", Health: h})
 		return
 	}
-	WriteJSON(w, http.StatusOK, body{Status: "ok", Health: h})
+	wire.WriteJSON(w, http.StatusOK, body{Status: "ok", Health: h})
 }

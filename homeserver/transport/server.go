@@ -16,6 +16,8 @@ import (
 	"github.com/quic-go/quic-go/http3"
 	"github.com/quic-go/webtransport-go"
 	"golang.org/x/net/netutil"
+
+	"hearth/homeserver/wire"
 )
 
 // Server serves the client endpoints over QUIC (HTTP/3, WebTransport) and
@@ -105,7 +107,7 @@ func (s *Server) routes(h3 bool) http.Handler {
 		mux.Handle("/.well-known/hearth/", s.deps.Federation)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		WriteError(w, s.log, errNotFound)
+		wire.WriteError(w, s.log, errNotFound)
 	})
 	return s.withAltSvc(s.withCORS(mux))
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/quic-go/webtransport-go"
+
+	"hearth/homeserver/wire"
 )
 
 // lingerTimeout bounds how long a closed stream waits for the peer to
@@ -20,7 +22,7 @@ const lingerTimeout = 3 * time.Second
 // first bidirectional stream and serves it as the control stream.
 func (s *Server) serveWebTransport(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodConnect {
-		WriteError(w, s.log, errNotFound)
+		wire.WriteError(w, s.log, errNotFound)
 		return
 	}
 	sess, err := s.wt.Upgrade(w, r)

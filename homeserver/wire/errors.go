@@ -127,3 +127,17 @@ func ToProto(err error) *ErrorInfo {
 func FromProto(op string, pe *ErrorInfo) error {
 	return &Error{Op: op, Kind: pe.GetCode(), Msg: pe.GetMessage(), RetryAfter: int64(pe.GetRetryAfterMs())}
 }
+
+// Internal wraps an unexpected error (storage, crypto) of op as
+// CODE_INTERNAL; an *Error keeps its kind (re-attributed to op when it
+// came from another operation).
+func Internal(op string, err error) error {
+	var we *Error
+	if errors.As(err, &we) {
+		if we.Op == op {
+			return err
+		}
+		return E(op, err)
+	}
+	return &Error{Op: op, Kind: Code_CODE_INTERNAL, Err: err}
+}

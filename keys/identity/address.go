@@ -57,6 +57,15 @@ func NormalizeUser(s string) (UserAddress, error) {
 	return ParseUser(strings.ToLower(strings.TrimSpace(s)))
 }
 
+// NormalizeUserIn is NormalizeUser for text that may name a user of home
+// by the local part alone ("alice" for alice@home).
+func NormalizeUserIn(s, home string) (UserAddress, error) {
+	if !strings.Contains(s, "@") {
+		s += "@" + home
+	}
+	return NormalizeUser(s)
+}
+
 // ParseDevice parses a canonical device address "user@domain/DEVICE".
 func ParseDevice(s string) (DeviceAddress, error) {
 	user, dev, ok := strings.Cut(s, "/")

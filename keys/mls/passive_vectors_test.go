@@ -99,9 +99,9 @@ func TestPassiveClientVectors(t *testing.T) {
 			for i := range vs {
 				v := &vs[i]
 				name := suite.ID(v.CipherSuite).String() + "/case" + itoa(i)
-				tl.suiteCase(t, name, v.CipherSuite, func(t *testing.T, s *suite.Suite) { runPassiveClient(t, s, v) })
+				tl.SuiteCase(t, name, v.CipherSuite, func(t *testing.T, s *suite.Suite) { runPassiveClient(t, s, v) })
 			}
-			tl.report(t)
+			tl.Report(t)
 		})
 	}
 }

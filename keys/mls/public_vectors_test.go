@@ -24,9 +24,9 @@ func TestPublicGroupPassiveVectors(t *testing.T) {
 			for i := range vs {
 				v := &vs[i]
 				name := suite.ID(v.CipherSuite).String() + "/case" + itoa(i)
-				tl.suiteCase(t, name, v.CipherSuite, func(t *testing.T, s *suite.Suite) { runPublicPassive(t, s, v) })
+				tl.SuiteCase(t, name, v.CipherSuite, func(t *testing.T, s *suite.Suite) { runPublicPassive(t, s, v) })
 			}
-			tl.report(t)
+			tl.Report(t)
 		})
 	}
 }

@@ -144,7 +144,7 @@ func TestMessageProtectionVectors(t *testing.T) {
 	tl := newTally("message-protection.json")
 	for i := range vs {
 		v := &vs[i]
-		tl.suiteCase(t, suite.ID(v.CipherSuite).String(), v.CipherSuite, func(t *testing.T, s *suite.Suite) {
+		tl.SuiteCase(t, suite.ID(v.CipherSuite).String(), v.CipherSuite, func(t *testing.T, s *suite.Suite) {
 			signer, err := s.NewSigner(v.SignaturePriv)
 			if err != nil {
 				t.Fatal(err)
@@ -160,5 +160,5 @@ func TestMessageProtectionVectors(t *testing.T) {
 			})
 		})
 	}
-	tl.report(t)
+	tl.Report(t)
 }

@@ -80,7 +80,7 @@ func TestMessagesVectors(t *testing.T) {
 	loadVectors(t, "messages.json", &vs)
 	c := newTally("messages.json")
 	for i, v := range vs {
-		c.run(t, fmt.Sprintf("case%d", i), 0, func(t *testing.T) {
+		c.Run(t, fmt.Sprintf("case%d", i), 0, func(t *testing.T) {
 			if len(v) != len(messageFields) {
 				t.Errorf("vector has %d fields, want %d", len(v), len(messageFields))
 			}
@@ -110,7 +110,7 @@ func TestMessagesVectors(t *testing.T) {
 			}
 		})
 	}
-	c.report(t)
+	c.Report(t)
 }
 
 func TestDecodeRejectsBadValues(t *testing.T) {

@@ -23,7 +23,7 @@ func TestTranscriptHashesVectors(t *testing.T) {
 	loadVectors(t, "transcript-hashes.json", &vs)
 	c := newTally("transcript-hashes.json")
 	for i, v := range vs {
-		c.suiteCase(t, fmt.Sprintf("case%d/suite%d", i, v.CipherSuite), v.CipherSuite, func(t *testing.T, s *suite.Suite) {
+		c.SuiteCase(t, fmt.Sprintf("case%d/suite%d", i, v.CipherSuite), v.CipherSuite, func(t *testing.T, s *suite.Suite) {
 			var ac AuthenticatedContent
 			if err := ac.Unmarshal(v.AuthenticatedContent); err != nil {
 				t.Fatal(err)
@@ -47,7 +47,7 @@ func TestTranscriptHashesVectors(t *testing.T) {
 			}
 		})
 	}
-	c.report(t)
+	c.Report(t)
 }
 
 func TestProposalRef(t *testing.T) {

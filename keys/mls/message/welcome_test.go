@@ -23,7 +23,7 @@ func TestWelcomeVectors(t *testing.T) {
 	loadVectors(t, "welcome.json", &vs)
 	c := newTally("welcome.json")
 	for i, v := range vs {
-		c.suiteCase(t, fmt.Sprintf("case%d/suite%d", i, v.CipherSuite), v.CipherSuite, func(t *testing.T, s *suite.Suite) {
+		c.SuiteCase(t, fmt.Sprintf("case%d/suite%d", i, v.CipherSuite), v.CipherSuite, func(t *testing.T, s *suite.Suite) {
 			var kpm, wm MLSMessage
 			if err := kpm.Unmarshal(v.KeyPackage); err != nil || kpm.KeyPackage == nil {
 				t.Fatalf("key package: %v", err)
@@ -65,7 +65,7 @@ func TestWelcomeVectors(t *testing.T) {
 			}
 		})
 	}
-	c.report(t)
+	c.Report(t)
 }
 
 func mustDecryptRaw(t *testing.T, s *suite.Suite, w *Welcome, joiner []byte) []byte {

@@ -24,7 +24,7 @@ func TestTreeValidationVectors(t *testing.T) {
 	loadVectors(t, "tree-validation.json", &vs)
 	c := newTally("tree-validation.json")
 	for i, v := range vs {
-		c.suiteCase(t, fmt.Sprintf("case%d/suite%d", i, v.CipherSuite), v.CipherSuite, func(t *testing.T, s *suite.Suite) {
+		c.SuiteCase(t, fmt.Sprintf("case%d/suite%d", i, v.CipherSuite), v.CipherSuite, func(t *testing.T, s *suite.Suite) {
 			tree, err := UnmarshalRatchetTree(s, v.Tree)
 			if err != nil {
 				t.Fatal(err)
@@ -60,7 +60,7 @@ func TestTreeValidationVectors(t *testing.T) {
 			}
 		})
 	}
-	c.report(t)
+	c.Report(t)
 }
 
 func hasCommitLeaf(t *RatchetTree) bool {
@@ -87,7 +87,7 @@ func TestTreeOperationsVectors(t *testing.T) {
 	loadVectors(t, "tree-operations.json", &vs)
 	c := newTally("tree-operations.json")
 	for i, v := range vs {
-		c.suiteCase(t, fmt.Sprintf("case%d/suite%d", i, v.CipherSuite), v.CipherSuite, func(t *testing.T, s *suite.Suite) {
+		c.SuiteCase(t, fmt.Sprintf("case%d/suite%d", i, v.CipherSuite), v.CipherSuite, func(t *testing.T, s *suite.Suite) {
 			tree, err := UnmarshalRatchetTree(s, v.TreeBefore)
 			if err != nil {
 				t.Fatal(err)
@@ -114,7 +114,7 @@ func TestTreeOperationsVectors(t *testing.T) {
 			}
 		})
 	}
-	c.report(t)
+	c.Report(t)
 }
 
 func TestParentHashTamperDetected(t *testing.T) {

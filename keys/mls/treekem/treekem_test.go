@@ -40,11 +40,11 @@ func TestTreeKEMVectors(t *testing.T) {
 	loadVectors(t, "treekem.json", &vs)
 	c := newTally("treekem.json")
 	for i, v := range vs {
-		c.suiteCase(t, fmt.Sprintf("case%d/suite%d", i, v.CipherSuite), v.CipherSuite, func(t *testing.T, s *suite.Suite) {
+		c.SuiteCase(t, fmt.Sprintf("case%d/suite%d", i, v.CipherSuite), v.CipherSuite, func(t *testing.T, s *suite.Suite) {
 			runTreeKEMVector(t, s, &v)
 		})
 	}
-	c.report(t)
+	c.Report(t)
 }
 
 func runTreeKEMVector(t *testing.T, s *suite.Suite, v *treeKEMVector) {

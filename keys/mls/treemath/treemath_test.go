@@ -32,7 +32,7 @@ func TestTreeMathVectors(t *testing.T) {
 	loadVectors(t, "tree-math.json", &vs)
 	c := newTally("tree-math.json")
 	for _, v := range vs {
-		c.run(t, fmt.Sprintf("n=%d", v.NLeaves), 0, func(t *testing.T) {
+		c.Run(t, fmt.Sprintf("n=%d", v.NLeaves), 0, func(t *testing.T) {
 			if got := NodeWidth(v.NLeaves); got != v.NNodes {
 				t.Errorf("NodeWidth = %d, want %d", got, v.NNodes)
 			}
@@ -52,7 +52,7 @@ func TestTreeMathVectors(t *testing.T) {
 			}
 		})
 	}
-	c.report(t)
+	c.Report(t)
 }
 
 func TestDirectPathCopath(t *testing.T) {

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"hearth/cmd/hearth/internal/impair"
+)
+
+// relayPair is a UDP and a TCP relay on one loopback port in front of a
+// server, so that the relay's address, like the server's, offers
+// WebTransport and the WebSocket fallback.
+type relayPair struct {
+	udp  *impair.UDP
+	tcp  *impair.TCP
+	addr string
+}
+
+func newRelayPair(t *testing.T, upstream string) *relayPair {
+	t.Helper()
+	u, l, err := impair.ListenPair("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	p := &relayPair{addr: l.Addr().String()}
+	if p.udp, err = impair.NewUDP(u, upstream, impair.Config{}, log); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.udp.Close() })
+	if p.tcp, err = impair.NewTCP(l, upstream, impair.Config{}, log); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.tcp.Close() })
+	return p
+}
+
+func (p *relayPair) set(t *testing.T, udp, tcp impair.Config) {
+	t.Helper()
+	if err := p.udp.Set(udp); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.tcp.Set(tcp); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestImpairedSendsExactlyOnceInOrder: alice's profile reaches the server
+// only through the impairment relay (TLS end to end: the relay moves
+// bytes, the certificate names 127.0.0.1); bob is connected directly.
+// For each network, -impair.sends `chat send`s from alice (5 in the
+// default run, 15 for the figures in docs/transport.md) arrive at bob
+// exactly once and in order. Send durations are logged, not asserted.
+//
+//	go test -run TestImpairedSendsExactlyOnceInOrder -impair.sends=15 -v ./cmd/hearth
+var impairSends = flag.Int("impair.sends", 5, "chat sends per network in TestImpairedSendsExactlyOnceInOrder")
+
+func TestImpairedSendsExactlyOnceInOrder(t *testing.T) {
+	skipShort(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	mustHearth(t, "", "init", "--dir", dir, "--domain", "localhost", "--listen", "127.0.0.1:0")
+	n := &chatNet{dir: dir, ca: filepath.Join(dir, "ca.pem")}
+	n.srv = startServe(t, dir, nil, "--dir", dir)
+	for _, u := range []string{"alice", "bob"} {
+		mustHearth(t, password(u), "admin", "--dir", dir, "user", "add", u, "--password-stdin")
+	}
+	relay := newRelayPair(t, n.srv.addr)
+	alice, bob := newProfile(t, "alice"), newProfile(t, "bob")
+	alice.must(t, password("alice"), alice.loginArgs(&chatNet{ca: n.ca, srv: &server{addr: relay.addr}})...)
+	bob.must(t, password("bob"), bob.loginArgs(n)...)
+	alice.must(t, "", "send", bobAddr, "hello over a clean link")
+	expectRecv(t, bob, aliceAddr+":hello over a clean link")
+
+	sends := *impairSends
+	lossy := impair.Config{Loss: 0.05, Delay: 100 * time.Millisecond, Seed: 18}
+	blackouts := lossy
+	blackouts.Blackout = impair.Blackout{Every: 6 * time.Second, For: 2 * time.Second}
+	rebinding := impair.Config{Delay: 100 * time.Millisecond, Rebind: 500 * time.Millisecond}
+	for _, tc := range []struct {
+		name     string
+		udp, tcp impair.Config
+		onlyTCP  bool
+	}{
+		{"loss 5%, RTT 200 ms", lossy, lossy, false},
+		{"loss 5%, RTT 200 ms, 2 s blackout every 6 s", blackouts, blackouts, false},
+		{"RTT 200 ms, NAT rebinding every 500 ms", rebinding, rebinding, false},
+		// UDP blocked: every datagram dropped, so each `chat send` waits
+		// out its QUIC attempt (3 s) and falls back to the WebSocket.
+		{"UDP blocked, TCP RTT 200 ms, 5% loss as RTO, 2 s blackout every 6 s", impair.Config{Loss: 1}, blackouts, true},
+	} {
+		udp0, tcp0 := relay.udp.Stats(), relay.tcp.Stats()
+		relay.set(t, tc.udp, tc.tcp)
+		var durations []time.Duration
+		var want []string
+		for i := range sends {
+			text := fmt.Sprintf("%s #%d", tc.name, i)
+			start := time.Now()
+			alice.must(t, "", "send", bobAddr, text)
+			durations = append(durations, time.Since(start))
+			want = append(want, aliceAddr+":"+text)
+		}
+		relay.set(t, impair.Config{}, impair.Config{})
+		expectRecv(t, bob, want...)
+		u, tcpConns := since(relay.udp.Stats(), udp0), relay.tcp.Stats().Flows-tcp0.Flows
+		if tc.onlyTCP && tcpConns < sends {
+			t.Errorf("%s: %d TCP connections for %d sends: not all over the WebSocket", tc.name, tcpConns, sends)
+		}
+		slices.Sort(durations)
+		t.Logf("%s: %d sends, p50 %v, max %v; UDP up %d datagrams, %d lost, %d blackholed; down %d, %d lost, %d blackholed; %d UDP flows, %d rebinds, %d TCP connections",
+			tc.name, sends, durations[len(durations)/2].Round(time.Millisecond), durations[len(durations)-1].Round(time.Millisecond),
+			u.Up.PacketsIn, u.Up.Dropped, u.Up.Blackholed, u.Down.PacketsIn, u.Down.Dropped, u.Down.Blackholed, u.Flows, u.Rebinds, tcpConns)
+	}
+	if got := sameHistory(t, []*profile{alice, bob}, []string{bobAddr, aliceAddr}); got != 1+4*sends {
+		t.Fatalf("history has %d messages, want %d", got, 1+4*sends)
+	}
+}
+
+// since is the difference of the counters that the e2e log shows.
+func since(now, then impair.Stats) impair.Stats {
+	d := func(a, b impair.DirStats) impair.DirStats {
+		return impair.DirStats{PacketsIn: a.PacketsIn - b.PacketsIn, Dropped: a.Dropped - b.Dropped, Blackholed: a.Blackholed - b.Blackholed}
+	}
+	return impair.Stats{Up: d(now.Up, then.Up), Down: d(now.Down, then.Down), Flows: now.Flows - then.Flows, Rebinds: now.Rebinds - then.Rebinds}
+}
+
+// TestImpairedFollowThroughBlackoutsAndRebinding: one long-lived session
+// (`recv --follow`, alice, through the relay) across 5 % loss, RTT 200 ms,
+// 2 s blackouts every 6 s and a NAT rebinding every 3 s; bob sends 15
+// messages directly, about one a second, and alice prints each exactly
+// once, in order. The time from bob's send to alice's line is logged.
+//
+//	go test -run TestImpairedFollowThroughBlackoutsAndRebinding -v ./cmd/hearth
+func TestImpairedFollowThroughBlackoutsAndRebinding(t *testing.T) {
+	skipShort(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	mustHearth(t, "", "init", "--dir", dir, "--domain", "localhost", "--listen", "127.0.0.1:0")
+	n := &chatNet{dir: dir, ca: filepath.Join(dir, "ca.pem")}
+	n.srv = startServe(t, dir, nil, "--dir", dir)
+	for _, u := range []string{"alice", "bob"} {
+		mustHearth(t, password(u), "admin", "--dir", dir, "user", "add", u, "--password-stdin")
+	}
+	relay := newRelayPair(t, n.srv.addr)
+	alice, bob := newProfile(t, "alice"), newProfile(t, "bob")
+	alice.must(t, password("alice"), alice.loginArgs(&chatNet{ca: n.ca, srv: &server{addr: relay.addr}})...)
+	bob.must(t, password("bob"), bob.loginArgs(n)...)
+	bob.must(t, "", "send", aliceAddr, "hello over a clean link")
+	f := follow(t, alice)
+	if m := f.next(t); m.Text != "hello over a clean link" {
+		t.Fatalf("first message %+v", m)
+	}
+
+	cfg := impair.Config{Loss: 0.05, Delay: 100 * time.Millisecond, Seed: 18,
+		Blackout: impair.Blackout{Every: 6 * time.Second, For: 2 * time.Second}, Rebind: 3 * time.Second}
+	relay.set(t, cfg, cfg)
+	udp0, tcp0 := relay.udp.Stats(), relay.tcp.Stats()
+	const sends = 15
+	type arrival struct {
+		m  chatMsg
+		at time.Time
+	}
+	arrivals := make(chan arrival, sends)
+	go func() { // stamps alice's lines as they come; ends with the follower at cleanup
+		for range sends {
+			m, ok := <-f.lines
+			if !ok {
+				break
+			}
+			arrivals <- arrival{m, time.Now()}
+		}
+		close(arrivals)
+	}()
+	sentAt := make([]time.Time, sends)
+	for i := range sends {
+		bob.must(t, "", "send", aliceAddr, fmt.Sprintf("follow #%d", i))
+		sentAt[i] = time.Now()
+		time.Sleep(time.Second) // spread the sends over blackouts and rebindings
+	}
+	var latencies []time.Duration
+	for i := range sends {
+		var a arrival
+		var ok bool
+		select {
+		case a, ok = <-arrivals:
+		case <-time.After(60 * time.Second):
+		}
+		if !ok {
+			t.Fatalf("alice printed %d of %d messages", i, sends)
+		}
+		if want := fmt.Sprintf("follow #%d", i); a.m.Text != want || a.m.From != bobAddr {
+			t.Fatalf("alice printed %q from %s, want %q", a.m.Text, a.m.From, want)
+		}
+		latencies = append(latencies, a.at.Sub(sentAt[i]))
+	}
+	u, tcpConns := since(relay.udp.Stats(), udp0), relay.tcp.Stats().Flows-tcp0.Flows
+	relay.set(t, impair.Config{}, impair.Config{})
+	bob.must(t, "", "send", aliceAddr, "after")
+	if m := f.next(t); m.Text != "after" {
+		t.Fatalf("after the impairment alice printed %+v, want \"after\" (a repeat?)", m)
+	}
+	slices.Sort(latencies)
+	t.Logf("%d messages followed; from bob's send returning to alice's line: p50 %v, max %v; %d rebinds, %d new UDP flows, %d TCP connections; down %d datagrams, %d lost, %d blackholed",
+		sends, latencies[len(latencies)/2].Round(time.Millisecond), latencies[len(latencies)-1].Round(time.Millisecond),
+		u.Rebinds, u.Flows, tcpConns, u.Down.PacketsIn, u.Down.Dropped, u.Down.Blackholed)
+}

@@ -1,0 +1,206 @@
+package delivery
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"hearth/homeserver/wire"
+	"hearth/storage"
+)
+
+const pushBatch = 64 // mailbox entries read per query
+
+// pusher pushes one device's mailbox to one session in seq order, with at
+// most DeliveryWindow entries unacknowledged. It runs on a goroutine only
+// while there is work: a Notify (new entries) or an Ack (window moved)
+// kicks it, and it stops when it has caught up or the window is full.
+type Pusher struct {
+	e      *Engine
+	device string
+	write1 func(*wire.ServerFrame) error
+	fail   func()
+	ctx    context.Context
+	cancel context.CancelFunc
+	unsub  func()
+	pushed atomic.Uint64 // highest seq written to the stream
+	acked  atomic.Uint64 // highest seq acknowledged (durably)
+	reads  atomic.Uint64 // database reads (tests and benchmarks count them)
+	cursor uint64        // used only by the running pass
+
+	mu      sync.Mutex
+	hints   handoffs // just-committed entries handed by the router (handoff.go)
+	stale   bool     // entries may be stored that are not in hints: read
+	started bool     // kicks before start only mark work (SyncOK goes first)
+	running bool
+	again   bool // work arrived: run (another) pass
+	stopped bool
+	wg      sync.WaitGroup
+}
+
+// NewPusher subscribes to the device's notifications (before the first
+// read, so that no wake-up is missed) without pushing yet: Start does. It
+// pushes entries after start with write; fail ends the session when the
+// stream or the database fails. ctx is the session's.
+func (e *Engine) NewPusher(ctx context.Context, device string, start uint64, write func(*wire.ServerFrame) error, fail func()) *Pusher {
+	ctx, cancel := context.WithCancel(ctx)
+	p := &Pusher{e: e, device: device, write1: write, fail: fail, ctx: ctx, cancel: cancel, cursor: start, stale: true}
+	p.pushed.Store(start)
+	p.acked.Store(start)
+	if er, ok := e.router.(EntrySubscriber); ok {
+		p.unsub = er.SubscribeEntries(device, p.offer)
+		return p
+	}
+	if fr, ok := e.router.(FuncRouter); ok {
+		p.unsub = fr.SubscribeFunc(device, p.wake)
+		return p
+	}
+	wake, unsub := e.router.Subscribe(device)
+	p.unsub = unsub
+	p.wg.Add(1)
+	go func() { // a Router without callbacks: one goroutine turns wake-ups into kicks
+		defer p.wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-wake:
+				p.wake()
+			}
+		}
+	}()
+	return p
+}
+
+// Start begins pushing (after the SyncOK answer was written).
+func (p *Pusher) Start() {
+	p.mu.Lock()
+	p.started = true
+	p.mu.Unlock()
+	p.kick()
+}
+
+// Ack moves the window to up (a durable cumulative acknowledgement) and
+// asks for a pass.
+func (p *Pusher) Ack(up uint64) {
+	for {
+		cur := p.acked.Load()
+		if up <= cur || p.acked.CompareAndSwap(cur, up) {
+			break
+		}
+	}
+	p.kick() // the window moved
+}
+
+// Reads is how many times the pusher read the mailbox (tests and
+// benchmarks count them).
+func (p *Pusher) Reads() uint64 { return p.reads.Load() }
+
+// kick asks for a pass; it never blocks.
+func (p *Pusher) kick() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return
+	}
+	p.again = true
+	if p.running || !p.started {
+		return
+	}
+	p.running = true
+	p.wg.Add(1)
+	go p.run()
+}
+
+func (p *Pusher) run() {
+	defer p.wg.Done()
+	for {
+		p.mu.Lock()
+		if !p.again || p.stopped {
+			p.running = false
+			p.mu.Unlock()
+			return
+		}
+		p.again = false
+		p.mu.Unlock()
+		if !p.pushAvailable() {
+			p.mu.Lock()
+			p.running = false
+			p.mu.Unlock()
+			return
+		}
+	}
+}
+
+// Stop ends the pusher and waits for a running pass.
+func (p *Pusher) Stop() {
+	p.mu.Lock()
+	p.stopped = true
+	p.mu.Unlock()
+	p.cancel()
+	p.unsub()
+	p.wg.Wait()
+}
+
+// pushAvailable writes what the window allows of what is stored: the
+// handed entries that continue the cursor, else what a database read
+// finds. It returns false when the session is over (stream or database
+// failure).
+func (p *Pusher) pushAvailable() bool {
+	window := uint64(p.e.window)
+	for {
+		p.cursor = max(p.cursor, p.acked.Load())
+		inflight := p.cursor - min(p.cursor, p.acked.Load())
+		if inflight >= window {
+			return true // an Ack kicks the next pass
+		}
+		n := int(min(window-inflight, pushBatch))
+		hs, read, gapOnly := p.next(n)
+		for _, h := range hs {
+			d := Delivery(h.e)
+			d.Seq = h.seq
+			if !p.write(d) {
+				return false
+			}
+		}
+		if !read {
+			if len(hs) == 0 {
+				return true // caught up: a Notify kicks the next pass
+			}
+			continue
+		}
+		var es []*storage.Entry
+		err := p.e.db.Read(p.ctx, func(tx *storage.Tx) (err error) { es, err = tx.Entries(p.device, p.cursor, n); return err })
+		p.reads.Add(1)
+		if err != nil {
+			if p.ctx.Err() == nil {
+				p.e.log.Error("delivery read failed", "device", p.device, "err", err)
+				p.fail()
+			}
+			return false
+		}
+		for _, e := range es {
+			if !p.write(Delivery(e)) {
+				return false
+			}
+		}
+		if len(es) == 0 && gapOnly {
+			p.e.log.Error("delivery: handed entries not in the mailbox", "device", p.device, "after", p.cursor)
+			p.dropHints() // never read in a loop for them
+		}
+		if len(es) == n {
+			p.moreStored()
+		}
+	}
+}
+
+// write pushes one delivery and moves the cursor past it.
+func (p *Pusher) write(d *wire.Delivery) bool {
+	if err := p.write1(&wire.ServerFrame{Body: &wire.ServerFrame_Delivery{Delivery: d}}); err != nil {
+		p.fail()
+		return false
+	}
+	p.cursor = d.Seq
+	p.pushed.Store(p.cursor)
+	return true
+}

@@ -1,0 +1,192 @@
+package fedlink
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"time"
+
+	"hearth/federation"
+	"hearth/homeserver/admin"
+	"hearth/homeserver/wire"
+	"hearth/keys/serverkey"
+	"hearth/storage"
+)
+
+// loadKeys picks the current signing key and the retired ones still
+// published: the stored current key after a rotation, else the key the
+// server was started with.
+func (f *Peers) loadKeys(ctx context.Context, start *serverkey.Key) error {
+	var rows []*storage.FedServerKey
+	if err := f.db.Read(ctx, func(tx *storage.Tx) (err error) { rows, err = tx.FedServerKeys(); return err }); err != nil {
+		return fmt.Errorf("homeserver: load federation keys: %w", err)
+	}
+	cur := serverkey.PublicKey{ID: start.ID(), Key: start.Public()}
+	key := start
+	var retired []serverkey.PublicKey
+	for _, r := range rows {
+		pk := serverkey.PublicKey{ID: serverkey.ID(r.ID), Key: ed25519.PublicKey(r.Public), ValidFrom: time.UnixMilli(r.ValidFromMs)}
+		if r.ValidFromMs == 0 {
+			pk.ValidFrom = time.Time{}
+		}
+		if r.ValidUntilMs != 0 || len(r.Seed) == 0 {
+			pk.ValidUntil = time.UnixMilli(r.ValidUntilMs)
+			retired = append(retired, pk)
+			continue
+		}
+		k, err := serverkey.FromSeed(r.Seed)
+		if err != nil || k.ID() != pk.ID {
+			return fmt.Errorf("homeserver: stored federation key %s is damaged: %v", r.ID, err)
+		}
+		key, cur = k, pk
+	}
+	f.mu.Lock()
+	f.key, f.curPub, f.retired = key, cur, retired
+	f.mu.Unlock()
+	return nil
+}
+
+// SigningKey is the key that signs outbound transactions and queries now.
+func (f *Peers) SigningKey() *serverkey.Key {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.key
+}
+
+// keyDoc is this server's key document: the current key and every retired
+// key with the end of its validity.
+func (f *Peers) keyDoc() *federation.KeyDocument {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	pks := append([]serverkey.PublicKey{f.curPub}, f.retired...)
+	return federation.NewKeyDocument(f.domain, f.cfg.Address, pks...)
+}
+
+// RefreshServerKeys re-fetches domain's key document from its pinned
+// address (or by discovery when it is not pinned), at most once per
+// FederationConfig.KeyRefreshInterval per domain, and stores it.
+//
+// Requests that need a refresh while one for the same domain is under way
+// wait for it and share its outcome: several requests signed with a new
+// key often arrive together (a message, typing and presence signals), and
+// all but the first would otherwise be refused as "refreshed just now"
+// although the refresh that would admit them had not finished.
+func (f *Peers) RefreshServerKeys(ctx context.Context, domain string) (*serverkey.Set, error) {
+	now := f.now()
+	f.mu.Lock()
+	if c := f.refreshing[domain]; c != nil {
+		f.mu.Unlock()
+		select {
+		case <-c.done:
+			return c.set, c.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	last, seen := f.refreshed[domain]
+	if seen && now.Sub(last) < f.cfg.KeyRefreshInterval {
+		f.mu.Unlock()
+		return nil, fmt.Errorf("keys of %s were refreshed %s ago", domain, now.Sub(last).Round(time.Millisecond))
+	}
+	f.refreshed[domain] = now
+	c := &keyRefresh{done: make(chan struct{})}
+	if f.refreshing == nil {
+		f.refreshing = map[string]*keyRefresh{}
+	}
+	f.refreshing[domain] = c
+	p, pinned := f.peers[domain]
+	_, found := f.found[domain]
+	pinned = pinned && !found
+	f.mu.Unlock()
+	c.set, c.err = f.refreshKeys(ctx, domain, p, pinned)
+	f.mu.Lock()
+	delete(f.refreshing, domain)
+	f.mu.Unlock()
+	close(c.done)
+	return c.set, c.err
+}
+
+// keyRefresh is one refresh of a domain's keys under way.
+type keyRefresh struct {
+	done chan struct{}
+	set  *serverkey.Set
+	err  error
+}
+
+// refreshKeys fetches and stores domain's key document.
+func (f *Peers) refreshKeys(ctx context.Context, domain string, p federation.Peer, pinned bool) (*serverkey.Set, error) {
+	if !pinned {
+		return f.discover(ctx, domain)
+	}
+	doc, err := federation.FetchKeyDocument(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := federation.ParseKeyDocument(doc, domain); err != nil {
+		return nil, err
+	}
+	var sp *storage.FedPeer
+	err = f.db.Write(ctx, func(tx *storage.Tx) error {
+		peers, err := tx.FedPeers()
+		if err != nil {
+			return err
+		}
+		for _, q := range peers {
+			if q.Domain == domain {
+				sp = q
+			}
+		}
+		if sp == nil {
+			return fmt.Errorf("peer %s was removed", domain)
+		}
+		sp.KeysJSON = doc
+		return tx.PutFedPeer(sp)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store keys of %s: %w", domain, err)
+	}
+	if err := f.cachePeer(sp); err != nil {
+		return nil, err
+	}
+	f.log.Info("federation: refreshed peer keys", "domain", domain)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.keys[domain], nil
+}
+
+// RotateKey makes a new federation signing key current. The old
+// key stays published, valid until now+grace, so that what it signed stays
+// verifiable; its private half is dropped.
+func (f *Peers) RotateKey(ctx context.Context, grace time.Duration) (admin.KeyRotation, error) {
+	const op = "homeserver.FederationKeyRotate"
+	if grace < 0 || grace > 30*24*time.Hour {
+		return admin.KeyRotation{}, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "grace %s is outside 0..720h", grace)
+	}
+	next, err := serverkey.Generate(f.rand)
+	if err != nil {
+		return admin.KeyRotation{}, wire.Internal(op, err)
+	}
+	f.rotMu.Lock()
+	defer f.rotMu.Unlock()
+	now := f.now()
+	f.mu.Lock()
+	oldPub := f.curPub
+	f.mu.Unlock()
+	old := &storage.FedServerKey{ID: string(oldPub.ID), Public: oldPub.Key}
+	if !oldPub.ValidFrom.IsZero() {
+		old.ValidFromMs = oldPub.ValidFrom.UnixMilli()
+	}
+	until := now.Add(grace)
+	nk := &storage.FedServerKey{ID: string(next.ID()), Public: next.Public(), Seed: next.PrivateKey().Seed(), ValidFromMs: now.UnixMilli()}
+	if err := f.db.Write(ctx, func(tx *storage.Tx) error { return tx.RotateFedServerKey(old, nk, until.UnixMilli()) }); err != nil {
+		return admin.KeyRotation{}, wire.Internal(op, err)
+	}
+	oldPub.ValidUntil = until
+	f.mu.Lock()
+	f.key = next
+	f.curPub = serverkey.PublicKey{ID: next.ID(), Key: next.Public(), ValidFrom: now}
+	f.retired = append(f.retired, oldPub)
+	f.mu.Unlock()
+	f.log.Info("federation: signing key rotated", "new_key", next.ID(), "retired_key", oldPub.ID, "valid_until", until.UTC())
+	return admin.KeyRotation{Current: string(next.ID()), Retired: string(oldPub.ID), RetiredUntilMs: until.UnixMilli()}, nil
+}

@@ -1,0 +1,295 @@
+package fedlink
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"hearth/federation"
+	"hearth/federation/fedwire"
+	"hearth/homeserver/hub"
+	"hearth/homeserver/wire"
+	"hearth/keys/identity"
+	"hearth/keys/serverkey"
+	"hearth/storage"
+)
+
+// Config tunes server-to-server traffic (docs/federation.md).
+type Config struct {
+	// Address is the HOST:PORT published as "federation" in the key
+	// document (delegation); set by the caller once it listens.
+	Address string
+	// SendWait bounds how long a device's Send to a remote hub waits for
+	// the hub's verdict before it is answered CODE_UNAVAILABLE (retry with
+	// the same message id). Default 5s.
+	SendWait time.Duration
+	Outbound federation.OutboundConfig
+	// Inbound per-origin limit on transactions and queries: default 50/s, burst 200.
+	RatePerSecond float64
+	RateBurst     float64
+	Limits        federation.Limits
+	// DiscoveryClient fetches https://DOMAIN/.well-known/hearth/server for
+	// domains that are not pinned; nil: http.DefaultClient (WebPKI). Tests
+	// inject one that resolves to loopback and trusts a test CA.
+	DiscoveryClient *http.Client
+	// DiscoveryCAPEM, when set, is the CA trusted (instead of the system
+	// roots) for federation connections to discovered peers.
+	DiscoveryCAPEM []byte
+	// KeyRefreshInterval is the least time between two re-fetches of one
+	// peer's key document (on a signature by an unknown key id). Default 30s.
+	KeyRefreshInterval time.Duration
+	// MaxMediaChunk bounds one range of a remote media read (set by the
+	// homeserver from its media config).
+	MaxMediaChunk int
+}
+
+// Notifier wakes the sessions of a device whose mailbox grew (the
+// homeserver's Router).
+type Notifier interface {
+	Notify(deviceID string, head uint64)
+}
+
+// Sessions pushes ephemeral frames (typing, presence) to live sessions.
+type Sessions interface {
+	// PushDevices pushes ev to the sessions of the devices ids.
+	PushDevices(ids []string, ev *wire.ServerFrame)
+	// PushActiveUsers pushes ev to the active sessions of the users ids.
+	PushActiveUsers(ids []int64, ev *wire.ServerFrame)
+}
+
+// Directory answers queries about this server's users' devices.
+type Directory interface {
+	LocalDeviceList(ctx context.Context, op, user string) (*wire.DeviceListResult, error)
+	ClaimLocal(ctx context.Context, op string, users, excludeDevices []string) (*wire.ClaimResult, error)
+}
+
+// PresenceSetter records a remote user's presence.
+type PresenceSetter interface {
+	Set(user string, state wire.PresenceState, atMs int64)
+}
+
+// MediaSource reads a range of a media file this server holds.
+type MediaSource interface {
+	Download(ctx context.Context, r *wire.DownloadMedia) (*wire.MediaData, error)
+}
+
+// Deps are the Link's collaborators; every field is required.
+type Deps struct {
+	DB       *storage.DB
+	Key      *serverkey.Key // the signing key until the first rotation
+	Hub      *hub.Hub
+	Policy   *federation.Policy // from LoadPolicy
+	Notifier Notifier
+	Sessions Sessions
+	Dir      Directory
+	Presence PresenceSetter
+	Media    MediaSource
+	Log      *slog.Logger
+	Now      func() time.Time
+	Rand     io.Reader
+}
+
+// base is what every part of the link shares: the server's identity,
+// its collaborators and the federation client and queues.
+type base struct {
+	domain   string
+	cfg      Config
+	db       *storage.DB
+	hub      *hub.Hub
+	log      *slog.Logger
+	now      func() time.Time
+	rand     io.Reader
+	notifier Notifier
+	sessions Sessions
+	dir      Directory
+	presence PresenceSetter
+	media    MediaSource
+	policy   *federation.Policy
+	client   *federation.Client
+	out      *federation.Outbound
+	pb       *Peers
+}
+
+func (b *base) nowMs() int64 { return b.now().UnixMilli() }
+
+// notify tells the sessions of new mailbox heads.
+func (b *base) notify(heads []storage.Head) {
+	for _, h := range heads {
+		b.notifier.Notify(h.DeviceID, h.Seq)
+	}
+}
+
+// Link is the homeserver's federation: it applies the envelopes peers
+// send (inbound.go), queues what this server sends them (outbound.go) and
+// tells senders of what could not be delivered (failed.go). Its parts:
+// Peers (peer table, discovery, keys), Queries (signed queries both ways)
+// and Signals (typing and presence).
+type Link struct {
+	*base
+	Peers   *Peers
+	Queries *Queries
+	Signals *Signals
+
+	ver    *federation.Verifier
+	lim    *federation.RateLimiter
+	sigLim *federation.RateLimiter // signal path, per origin (signals.go)
+
+	mu      sync.Mutex
+	waiters map[string]chan struct{} // SUBMIT envelope id -> closed on verdict
+}
+
+// Peers is the peer table (pinned and discovered), their key documents,
+// and this server's own signing keys.
+type Peers struct {
+	*base
+	rotMu sync.Mutex // one key rotation at a time
+
+	mu         sync.Mutex
+	key        *serverkey.Key
+	curPub     serverkey.PublicKey    // the current key as published
+	retired    []serverkey.PublicKey  // older keys, published with their end
+	refreshed  map[string]time.Time   // last key refresh per peer
+	refreshing map[string]*keyRefresh // refreshes under way, by peer (keys.go)
+	found      map[string]time.Time   // peers known by discovery (not pinned): when
+	peers      map[string]federation.Peer
+	keys       map[string]*serverkey.Set
+}
+
+// Queries sends signed queries to peers (device lists, KeyPackages, media
+// ranges) and answers theirs.
+type Queries struct {
+	*base
+}
+
+// Signals carries typing and presence on the lossy signal path.
+type Signals struct {
+	*base
+	// signals bounds signal transactions in flight.
+	signals chan struct{}
+	// peerOf: local user id -> remote users whose presence it was told.
+	peersMu sync.Mutex
+	peerOf  map[int64]map[string]struct{}
+}
+
+var (
+	_ federation.Inbound      = (*Link)(nil)
+	_ federation.Queue        = (*Link)(nil)
+	_ federation.PeerSource   = (*Peers)(nil)
+	_ federation.KeyResolver  = (*Peers)(nil)
+	_ federation.KeyRefresher = (*Peers)(nil)
+)
+
+// LoadPolicy reads the stored federation policy (open when none was set).
+func LoadPolicy(ctx context.Context, db *storage.DB) (*federation.Policy, error) {
+	var pol *storage.FedPolicy
+	if err := db.Read(ctx, func(tx *storage.Tx) (err error) { pol, err = tx.FedPolicy(); return err }); err != nil {
+		return nil, fmt.Errorf("homeserver/fedlink: load federation policy: %w", err)
+	}
+	mode := federation.ModeOpen
+	if pol.Mode != "" {
+		var err error
+		if mode, err = federation.ParseMode(pol.Mode); err != nil {
+			return nil, err
+		}
+	}
+	return federation.NewPolicy(mode, pol.Allow, pol.Deny), nil
+}
+
+// New loads the signing keys and pinned peers, and wakes the sender loop
+// of every destination with a backlog.
+func New(domain string, cfg Config, deps Deps) (*Link, error) {
+	if cfg.SendWait <= 0 {
+		cfg.SendWait = 5 * time.Second
+	}
+	if cfg.RatePerSecond <= 0 {
+		cfg.RatePerSecond = 50
+	}
+	if cfg.RateBurst <= 0 {
+		cfg.RateBurst = 200
+	}
+	if cfg.KeyRefreshInterval <= 0 {
+		cfg.KeyRefreshInterval = 30 * time.Second
+	}
+	b := &base{domain: domain, cfg: cfg, db: deps.DB, hub: deps.Hub, log: deps.Log, now: deps.Now, rand: deps.Rand,
+		notifier: deps.Notifier, sessions: deps.Sessions, dir: deps.Dir, presence: deps.Presence, media: deps.Media,
+		policy: deps.Policy}
+	pb := &Peers{base: b, peers: map[string]federation.Peer{}, keys: map[string]*serverkey.Set{},
+		refreshed: map[string]time.Time{}, found: map[string]time.Time{}}
+	b.pb = pb
+	if err := pb.loadKeys(context.Background(), deps.Key); err != nil {
+		return nil, err
+	}
+	var peers []*storage.FedPeer
+	if err := b.db.Read(context.Background(), func(tx *storage.Tx) (err error) { peers, err = tx.FedPeers(); return err }); err != nil {
+		return nil, fmt.Errorf("homeserver/fedlink: load federation peers: %w", err)
+	}
+	for _, p := range peers {
+		if err := pb.cachePeer(p); err != nil {
+			b.log.Warn("federation: ignoring a stored peer", "domain", p.Domain, "err", err)
+		}
+	}
+	f := &Link{base: b, Peers: pb, Queries: &Queries{base: b},
+		Signals: &Signals{base: b, signals: make(chan struct{}, maxSignalFlights)}, waiters: map[string]chan struct{}{}}
+	b.client = &federation.Client{Peers: pb}
+	b.out = &federation.Outbound{Self: domain, CurrentKey: pb.SigningKey, Net: b.client, Queue: f, Cfg: cfg.Outbound,
+		Log: b.log.With("component", "federation"), Now: b.now, Allowed: b.policy.Allowed}
+	f.ver = &federation.Verifier{Self: domain, Keys: pb, Policy: b.policy, Limits: cfg.Limits, Now: b.now}
+	f.lim = &federation.RateLimiter{Rate: cfg.RatePerSecond, Burst: cfg.RateBurst, Now: b.now}
+	f.sigLim = &federation.RateLimiter{Rate: signalRate, Burst: signalBurst, Now: b.now}
+	f.start()
+	return f, nil
+}
+
+// Wake starts the sender loop of dest.
+func (f *Link) Wake(dest string) { f.out.Wake(dest) }
+
+// start wakes the sender loop of every destination with a backlog.
+func (f *Link) start() {
+	var depths map[string]int
+	err := f.db.Read(context.Background(), func(tx *storage.Tx) (err error) { depths, err = tx.QueueDepths(); return err })
+	if err != nil {
+		f.log.Error("federation: read queues", "err", err)
+		return
+	}
+	for d := range depths {
+		f.out.Wake(d)
+	}
+}
+
+// Query answers a verified query about this server's users (Queries).
+func (f *Link) Query(ctx context.Context, q *fedwire.Query) *fedwire.QueryResult {
+	return f.Queries.Answer(ctx, q)
+}
+
+// Close stops the sender loops and closes the connections to peers.
+func (f *Link) Close() {
+	f.out.Close()
+	f.client.Close()
+}
+
+// Handler serves /hearth/federation/v1/… and /.well-known/hearth/server.
+func (f *Link) Handler() http.Handler {
+	return &federation.Handler{Verifier: f.ver, Limiter: f.lim, Inbound: f, KeyDoc: f.Peers.keyDoc,
+		Log: f.log.With("component", "federation"), Signals: f.Signals.ApplySignals, SignalLimiter: f.sigLim}
+}
+
+// deviceDomain is the domain of a device address, "" when it is not one.
+func deviceDomain(addr string) string {
+	d, err := identity.ParseDevice(addr)
+	if err != nil {
+		return ""
+	}
+	return d.Domain()
+}
+
+func newEnvelopeID(prefix string) string {
+	var b [12]byte
+	rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}

@@ -1,0 +1,167 @@
+package fedlink
+
+import (
+	"context"
+
+	"hearth/federation"
+	"hearth/federation/fedwire"
+	"hearth/homeserver/wire"
+	"hearth/keys/identity"
+	"hearth/storage"
+)
+
+// Presence across servers, on the signal path like typing (signals.go).
+// A user's server sends each change of the user's presence to the servers
+// that share a conversation with the user: for conversations it hubs, to
+// every server with members, naming the recipients (users there); for
+// conversations hubbed elsewhere, to the hub. A hub that receives a
+// presence from the user's own server pushes it to its users in the
+// conversations it hubs with that user and relays it, with recipients, to
+// the other servers of those conversations. A server pushes a relayed
+// presence only to recipients that are in a conversation of the relaying
+// hub. The receiving server remembers the state, so it is only as current
+// as the last signal that arrived (signals are lossy); a session learns a
+// remote user's presence when it changes, and, once one arrived since this
+// server started, its last known state when the session connects.
+
+// sendPresence sends a local user's presence to the servers sharing a
+// conversation with the user.
+func (f *Signals) SendPresence(userID int64, user string, st wire.PresenceState, atMs int64) {
+	var remote, hubs []string
+	err := f.db.Read(context.Background(), func(tx *storage.Tx) (err error) {
+		remote, hubs, err = tx.PresenceTargets(userID, f.domain)
+		return err
+	})
+	if err != nil {
+		f.log.Warn("federation: presence targets", "err", err)
+		return
+	}
+	byDomain := usersByDomain(remote, "")
+	for d, users := range byDomain {
+		f.sendSignal(d, presenceEnvelope(user, st, atMs, users))
+	}
+	for _, h := range hubs {
+		if _, sent := byDomain[h]; !sent {
+			f.sendSignal(h, presenceEnvelope(user, st, atMs, nil))
+		}
+	}
+}
+
+func presenceEnvelope(user string, st wire.PresenceState, atMs int64, recipients []string) *fedwire.Envelope {
+	return &fedwire.Envelope{Id: newEnvelopeID("prs-"), Kind: fedwire.EnvelopeKind_ENVELOPE_KIND_PRESENCE,
+		Sender: user, Presence: uint32(st), LastActiveMs: atMs, Recipients: recipients}
+}
+
+// usersByDomain groups user addresses by domain, leaving out except.
+func usersByDomain(users []string, except string) map[string][]string {
+	out := map[string][]string{}
+	for _, u := range users {
+		if a, err := identity.ParseUser(u); err == nil && a.Domain != except {
+			out[a.Domain] = append(out[a.Domain], u)
+		}
+	}
+	return out
+}
+
+// applyPresence pushes a remote user's presence to the local users it
+// concerns and, when it comes from the user's own server, relays it for
+// the conversations hubbed here.
+func (f *Signals) applyPresence(ctx context.Context, origin string, env *fedwire.Envelope) error {
+	const op = "homeserver.applyPresence"
+	if err := federation.CheckEnvelope(origin, f.domain, env); err != nil {
+		return err
+	}
+	user := env.GetSender()
+	ua, err := identity.ParseUser(user)
+	if err != nil {
+		return &federation.Error{Op: op, Kind: fedwire.Code_CODE_BAD_REQUEST, Msg: "presence of " + user + ": not a user address"}
+	}
+	firstHop := ua.Domain == origin
+	var ids []int64
+	var relay []string
+	err = f.db.Read(ctx, func(tx *storage.Tx) error {
+		if firstHop {
+			local, remote, err := tx.UsersSharingHubbed(user, f.domain)
+			if err != nil {
+				return err
+			}
+			ids, relay = local, remote
+			// The user's own server names its recipients here.
+			for _, r := range f.localNames(env.GetRecipients()) {
+				if u, err := tx.UserByName(r); err == nil {
+					ids = append(ids, u.ID)
+				}
+			}
+			return nil
+		}
+		for _, r := range f.localNames(env.GetRecipients()) {
+			id, ok, err := tx.UserInConversationOf(r, origin)
+			if err != nil {
+				return err
+			}
+			if ok {
+				ids = append(ids, id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return &federation.Error{Op: op, Kind: fedwire.Code_CODE_INTERNAL, Msg: "read rosters"}
+	}
+	st := wire.PresenceState(env.GetPresence())
+	f.presence.Set(user, st, env.GetLastActiveMs())
+	f.notePeers(ids, user)
+	ev := &wire.ServerFrame{Body: &wire.ServerFrame_Presence{Presence: &wire.PresenceEvent{User: user, State: st, LastActiveMs: env.GetLastActiveMs()}}}
+	f.sessions.PushActiveUsers(ids, ev)
+	for d, users := range usersByDomain(relay, origin) {
+		f.sendSignal(d, presenceEnvelope(user, st, env.GetLastActiveMs(), users))
+	}
+	return nil
+}
+
+// localNames returns the local parts of the user addresses of this
+// server among users.
+func (f *Signals) localNames(users []string) []string {
+	var out []string
+	for _, u := range users {
+		if a, err := identity.ParseUser(u); err == nil && a.Domain == f.domain {
+			out = append(out, a.Local)
+		}
+	}
+	return out
+}
+
+// maxRemotePeers bounds the remote users remembered per local user.
+const maxRemotePeers = 1000
+
+// notePeers remembers that the local users ids were told user's presence,
+// so that their sessions get user's last known state when they connect.
+func (f *Signals) notePeers(ids []int64, user string) {
+	f.peersMu.Lock()
+	defer f.peersMu.Unlock()
+	if f.peerOf == nil {
+		f.peerOf = map[int64]map[string]struct{}{}
+	}
+	for _, id := range ids {
+		m := f.peerOf[id]
+		if m == nil {
+			m = map[string]struct{}{}
+			f.peerOf[id] = m
+		}
+		if len(m) < maxRemotePeers {
+			m[user] = struct{}{}
+		}
+	}
+}
+
+// remotePeers returns the remote users whose presence local user id was
+// told since this server started.
+func (f *Signals) RemotePeers(id int64) []string {
+	f.peersMu.Lock()
+	defer f.peersMu.Unlock()
+	out := make([]string, 0, len(f.peerOf[id]))
+	for u := range f.peerOf[id] {
+		out = append(out, u)
+	}
+	return out
+}

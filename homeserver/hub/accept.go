@@ -1,0 +1,265 @@
+package hub
+
+import (
+	"errors"
+	"unicode/utf8"
+
+	"hearth/homeserver/wire"
+	"hearth/keys/identity"
+	"hearth/storage"
+)
+
+// MaxMessageID is the longest client-chosen message id, in bytes.
+const MaxMessageID = 128
+
+// ValidateSend checks a Send before it reaches the writer: id, sizes,
+// kind and the shape of a roster change.
+func (h *Hub) ValidateSend(op string, m *wire.Send) error {
+	if _, err := h.CheckConversationID(op, m.GetConversationId()); err != nil {
+		return err
+	}
+	if n := len(m.GetMessageId()); n == 0 || n > MaxMessageID || !utf8.ValidString(m.MessageId) {
+		return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "message id must be UTF-8 of 1..%d bytes", MaxMessageID)
+	}
+	if len(m.GetPayload()) == 0 {
+		return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "empty payload")
+	}
+	limit, what := h.cfg.MaxMessageBytes, "message"
+	if m.GetKind() == wire.MessageKind_MESSAGE_KIND_COMMIT {
+		limit, what = h.cfg.MaxCommitBytes, "commit"
+	}
+	if n := len(m.Payload) + len(m.GetWelcome()) + len(m.GetGroupInfo()); n > limit {
+		return wire.Errorf(op, wire.Code_CODE_TOO_LARGE, "%s of %d bytes over the %d byte limit", what, n, limit)
+	}
+	switch m.GetKind() {
+	case wire.MessageKind_MESSAGE_KIND_APPLICATION, wire.MessageKind_MESSAGE_KIND_PROPOSAL:
+		if len(m.AddDevices)+len(m.RemoveDevices)+len(m.Welcome)+len(m.GroupInfo) > 0 {
+			return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "only a commit changes the roster or carries welcome/group info")
+		}
+	case wire.MessageKind_MESSAGE_KIND_COMMIT:
+		if len(m.AddDevices) > h.cfg.MaxMembers || len(m.RemoveDevices) > h.cfg.MaxMembers {
+			return wire.Errorf(op, wire.Code_CODE_LIMIT, "roster change over %d devices", h.cfg.MaxMembers)
+		}
+		seen := map[string]bool{}
+		for _, a := range append(append([]string(nil), m.AddDevices...), m.RemoveDevices...) {
+			if _, err := identity.ParseDevice(a); err != nil {
+				return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "invalid device address %q", a)
+			}
+			if seen[a] {
+				return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "device %s named twice in one commit", a)
+			}
+			seen[a] = true
+		}
+	default:
+		return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "message kind must be APPLICATION, PROPOSAL or COMMIT")
+	}
+	return nil
+}
+
+// Accept is the whole of one Send inside the writer's transaction: dedup
+// record, log append, roster change (AcceptCommit), every recipient's
+// mailbox entry. Its errors are *wire.Error refusals or storage failures.
+func (h *Hub) Accept(op string, tx *storage.Tx, in *Input) (*Result, error) {
+	m := in.Send
+	sender := in.Sender.String()
+	res := &Result{}
+	rec, err := tx.SendRecord(sender, m.MessageId)
+	if err == nil {
+		res.Rec, res.Dup = rec, true
+		return res, nil
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return nil, err
+	}
+	c, err := tx.Conversation(m.ConversationId)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no conversation %s", m.ConversationId)
+	} else if err != nil {
+		return nil, err
+	}
+	res.Conv = c
+	member, err := tx.IsMember(c.ID, sender)
+	if err != nil {
+		return nil, err
+	}
+	if h.cfg.Federated {
+		if res.Before, err = tx.Members(c.ID); err != nil {
+			return nil, err
+		}
+	}
+	entry := &storage.LogEntry{ConvID: c.ID, Seq: c.LastSeq + 1, Sender: sender, MessageID: m.MessageId,
+		Kind: int(m.Kind), Epoch: m.Epoch, Payload: m.Payload, CreatedMs: in.NowMs}
+	newEpoch := c.Epoch
+	if m.Kind == wire.MessageKind_MESSAGE_KIND_COMMIT {
+		if err := h.AcceptCommit(op, tx, c, in, member, entry, res); err != nil {
+			return nil, err
+		}
+		newEpoch = c.Epoch + 1
+	} else if err := h.acceptMessage(op, tx, c, in, member, entry, res); err != nil {
+		return nil, err
+	}
+	res.Log = entry
+	res.Rec = &storage.SendRecord{Sender: sender, MessageID: m.MessageId, ConvID: c.ID, ConvSeq: entry.Seq, Epoch: newEpoch, CreatedMs: in.NowMs}
+	return res, tx.InsertSendRecord(res.Rec)
+}
+
+// acceptMessage accepts an application message from the current epoch back
+// to EpochWindow epochs, or a proposal of the current epoch.
+func (h *Hub) acceptMessage(op string, tx *storage.Tx, c *storage.Conversation, in *Input, member bool,
+	entry *storage.LogEntry, res *Result) error {
+	m := in.Send
+	if !member {
+		return wire.Errorf(op, wire.Code_CODE_NOT_MEMBER, "not a member of %s", c.ID)
+	}
+	stale := m.Epoch > c.Epoch || c.Epoch-m.Epoch > h.cfg.EpochWindow
+	if m.Kind == wire.MessageKind_MESSAGE_KIND_PROPOSAL {
+		stale = m.Epoch != c.Epoch
+	}
+	if stale {
+		return wire.Errorf(op, wire.Code_CODE_STALE_EPOCH, "epoch %d not accepted; conversation is at epoch %d", m.Epoch, c.Epoch)
+	}
+	if err := tx.AppendLog(entry); err != nil {
+		return err
+	}
+	var err error
+	if res.Heads, err = tx.FanOut(c.ID, entry.Seq, in.DeviceID, false, 0, in.NowMs); err != nil {
+		return err
+	}
+	res.WelcomeFrom = len(res.Heads)
+	return tx.AdvanceConversation(c.ID, c.Epoch, nil, entry.Seq, false)
+}
+
+// AcceptCommit accepts exactly one commit per epoch: it fans the commit out
+// to the roster as it was (removed devices get the commit that removes
+// them, and nothing after), changes the roster, queues the welcome for the
+// added devices and moves the conversation to the next epoch. Every rule a
+// commit must pass before the conversation moves on is checked here, in
+// checkCommit.
+func (h *Hub) AcceptCommit(op string, tx *storage.Tx, c *storage.Conversation, in *Input, member bool,
+	entry *storage.LogEntry, res *Result) error {
+	m := in.Send
+	members, adds, err := h.checkCommit(op, tx, c, in, member)
+	if err != nil {
+		return err
+	}
+	if n := len(members) + len(adds) - len(m.RemoveDevices); n > h.cfg.MaxMembers {
+		return wire.Errorf(op, wire.Code_CODE_LIMIT, "conversation would have %d devices; the limit is %d", n, h.cfg.MaxMembers)
+	}
+	entry.Welcome = m.Welcome
+	entry.GroupInfo = m.GroupInfo // delivered with the Welcome, which may omit the tree
+	if err := tx.AppendLog(entry); err != nil {
+		return err
+	}
+	if res.Heads, err = tx.FanOut(c.ID, entry.Seq, in.DeviceID, false, 0, in.NowMs); err != nil {
+		return err
+	}
+	res.WelcomeFrom = len(res.Heads)
+	for _, a := range m.RemoveDevices {
+		if err := tx.RemoveMember(c.ID, a); err != nil {
+			return err
+		}
+	}
+	for _, mb := range adds {
+		if err := tx.AddMember(c.ID, mb, c.Epoch+1); err != nil {
+			return err
+		}
+	}
+	if len(adds) > 0 && len(m.Welcome) > 0 {
+		heads, err := tx.FanOut(c.ID, entry.Seq, in.DeviceID, true, c.Epoch+1, in.NowMs)
+		if err != nil {
+			return err
+		}
+		res.Heads = append(res.Heads, heads...)
+	}
+	return tx.AdvanceConversation(c.ID, c.Epoch+1, m.GroupInfo, entry.Seq, true)
+}
+
+// checkCommit applies the commit rules: the epoch, who may commit (a
+// member, or a device joining by itself by external commit when its user
+// already has a device in the group), the group admin rules, and the
+// roster change. It returns the roster as it is and the members to add.
+func (h *Hub) checkCommit(op string, tx *storage.Tx, c *storage.Conversation, in *Input, member bool) ([]storage.Member, []storage.Member, error) {
+	m := in.Send
+	if m.Epoch != c.Epoch {
+		return nil, nil, wire.Errorf(op, wire.Code_CODE_STALE_EPOCH, "commit for epoch %d; conversation is at epoch %d", m.Epoch, c.Epoch)
+	}
+	members, err := tx.Members(c.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	roster := map[string]bool{}
+	addrs := make([]string, 0, len(members))
+	for _, mb := range members {
+		roster[mb.Address] = true
+		addrs = append(addrs, mb.Address)
+	}
+	if !member {
+		external := len(m.AddDevices) == 1 && m.AddDevices[0] == in.Sender.String() && len(m.RemoveDevices) == 0
+		if !external || !UserOnRoster(addrs, in.Sender.User) {
+			return nil, nil, wire.Errorf(op, wire.Code_CODE_NOT_MEMBER, "not a member of %s", c.ID)
+		}
+	} else if len(m.AddDevices) > 0 && len(m.Welcome) == 0 {
+		return nil, nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "a commit that adds devices must carry their welcome")
+	}
+	if err := h.checkGroupAuth(op, tx, c, in, addrs); err != nil {
+		return nil, nil, err
+	}
+	for _, a := range m.RemoveDevices {
+		if !roster[a] {
+			return nil, nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "%s is not a member", a)
+		}
+		if a == in.Sender.String() {
+			return nil, nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "a device cannot commit its own removal")
+		}
+	}
+	adds := make([]storage.Member, 0, len(m.AddDevices))
+	for _, a := range m.AddDevices {
+		if roster[a] {
+			return nil, nil, wire.Errorf(op, wire.Code_CODE_CONFLICT, "%s is already a member", a)
+		}
+		mb, err := h.localMember(op, tx, a)
+		if err != nil {
+			return nil, nil, err
+		}
+		adds = append(adds, mb)
+	}
+	return members, adds, nil
+}
+
+// localMember resolves a device address to be added: a device of this
+// server, of the named user, active; or a device of an allowed server.
+func (h *Hub) localMember(op string, tx *storage.Tx, addr string) (storage.Member, error) {
+	da, err := identity.ParseDevice(addr)
+	if err != nil {
+		return storage.Member{}, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "invalid device address %q", addr)
+	}
+	if da.Domain() != h.cfg.Domain {
+		if !h.cfg.Federated {
+			return storage.Member{}, wire.Errorf(op, wire.Code_CODE_UNAVAILABLE, "%s is on another server; federation is not available", addr)
+		}
+		if h.cfg.Allowed != nil && !h.cfg.Allowed(da.Domain()) {
+			return storage.Member{}, wire.Errorf(op, wire.Code_CODE_FORBIDDEN, "federation with %s is not allowed here", da.Domain())
+		}
+		// The device's own server checks it exists when the DELIVER arrives.
+		return storage.Member{Address: addr}, nil
+	}
+	d, err := tx.Device(da.Device)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && d.UserName != da.User.Local) {
+		return storage.Member{}, wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no device %s", addr)
+	} else if err != nil {
+		return storage.Member{}, err
+	}
+	if d.Status != storage.DeviceActive {
+		return storage.Member{}, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "device %s is not active", addr)
+	}
+	return storage.Member{Address: addr, DeviceID: d.ID}, nil
+}
+
+// UserOnRoster reports whether any device of user is a member.
+func UserOnRoster(members []string, user identity.UserAddress) bool {
+	for _, a := range members {
+		if d, err := identity.ParseDevice(a); err == nil && d.User == user {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,161 @@
+package homeserver
+
+import (
+	"sync"
+
+	"hearth/homeserver/wire"
+	"hearth/storage"
+)
+
+// registry is the Server's record of live streams and of the
+// authenticated sessions by device and by user.
+type registry struct {
+	mu       sync.Mutex
+	closed   bool
+	live     map[*session]struct{} // every live stream, authenticated or not
+	sessions map[*session]struct{} // authenticated ones
+	byDevice map[string]map[*session]struct{}
+	byUser   map[int64]map[*session]struct{} // by user id
+	streams  sync.WaitGroup                  // live ServeStream calls
+}
+
+func newRegistry() *registry {
+	return &registry{live: map[*session]struct{}{}, sessions: map[*session]struct{}{},
+		byDevice: map[string]map[*session]struct{}{}, byUser: map[int64]map[*session]struct{}{}}
+}
+
+// close refuses new streams from now on; false if it was closed before.
+func (r *registry) close() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.closed = true
+	return true
+}
+
+// online is how many authenticated sessions there are.
+func (r *registry) online() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.sessions)
+}
+
+// addStream records a new stream; false if the server is closed.
+func (r *registry) addStream(ss *session) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.live[ss] = struct{}{}
+	r.streams.Add(1)
+	return true
+}
+
+func (r *registry) removeStream(ss *session) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.live[ss]; ok {
+		delete(r.live, ss)
+		r.streams.Done()
+	}
+}
+
+// register adds an authenticated session to the registry.
+func (r *registry) register(ss *session, d *storage.Device) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return wire.Errorf("homeserver.register", wire.Code_CODE_UNAVAILABLE, "server shutting down")
+	}
+	ss.deviceID, ss.userName, ss.userID = d.ID, d.UserName, d.UserID
+	r.sessions[ss] = struct{}{}
+	if r.byDevice[ss.deviceID] == nil {
+		r.byDevice[ss.deviceID] = map[*session]struct{}{}
+	}
+	r.byDevice[ss.deviceID][ss] = struct{}{}
+	if r.byUser[ss.userID] == nil {
+		r.byUser[ss.userID] = map[*session]struct{}{}
+	}
+	r.byUser[ss.userID][ss] = struct{}{}
+	return nil
+}
+
+// unregister removes a session; it reports whether the user has no other
+// live session left.
+func (r *registry) unregister(ss *session) (lastOfUser bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.sessions[ss]; !ok {
+		return false
+	}
+	delete(r.sessions, ss)
+	delete(r.byDevice[ss.deviceID], ss)
+	if len(r.byDevice[ss.deviceID]) == 0 {
+		delete(r.byDevice, ss.deviceID)
+	}
+	delete(r.byUser[ss.userID], ss)
+	if len(r.byUser[ss.userID]) == 0 {
+		delete(r.byUser, ss.userID)
+		return true
+	}
+	return false
+}
+
+// sessionsOfDevices returns the live sessions of the given devices.
+func (r *registry) sessionsOfDevices(ids []string) []*session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*session
+	for _, id := range ids {
+		for ss := range r.byDevice[id] {
+			out = append(out, ss)
+		}
+	}
+	return out
+}
+
+// sessionsOfUsers returns the live sessions of the given users.
+func (r *registry) sessionsOfUsers(ids []int64) []*session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*session
+	for _, n := range ids {
+		for ss := range r.byUser[n] {
+			out = append(out, ss)
+		}
+	}
+	return out
+}
+
+// closeSessions ends every live session matching f: a SessionClosed push,
+// then the stream is closed.
+func (r *registry) closeSessions(f func(*session) bool, code wire.Code, msg string) {
+	r.mu.Lock()
+	var victims []*session
+	for ss := range r.live {
+		if f(ss) {
+			victims = append(victims, ss)
+		}
+	}
+	r.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, ss := range victims {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ss.end(code, msg)
+		}()
+	}
+	wg.Wait()
+}
+
+func (r *registry) closeDevice(deviceID string, code wire.Code, msg string) {
+	r.closeSessions(func(ss *session) bool { return ss.deviceID == deviceID }, code, msg)
+}
+
+func (r *registry) closeUser(userID int64, code wire.Code, msg string) {
+	r.closeSessions(func(ss *session) bool { return ss.userID == userID }, code, msg)
+}

@@ -1,0 +1,110 @@
+package homeserver
+
+import (
+	"context"
+	"errors"
+
+	"hearth/homeserver/delivery"
+	"hearth/homeserver/wire"
+	"hearth/storage"
+)
+
+// sync starts (or restarts) pushes after a position: the greater of what
+// the client says it processed and what it acknowledged, so nothing it
+// acknowledged is delivered twice.
+func (ss *session) sync(id uint64, m *wire.Sync) {
+	const op = "homeserver.Sync"
+	var head, acked uint64
+	err := ss.s.db.Read(ss.ctx, func(tx *storage.Tx) (err error) { head, acked, err = tx.MailboxState(ss.deviceID); return err })
+	if err != nil {
+		ss.writeError(id, internal(op, err))
+		return
+	}
+	if m.GetAfterSeq() > head {
+		ss.writeError(id, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "after_seq %d is beyond the mailbox head %d", m.AfterSeq, head))
+		return
+	}
+	start := max(m.GetAfterSeq(), acked)
+	ss.stopPush() // a valid Sync replaces the running one
+	// Subscribed before the first read: no wake-up can be missed.
+	p := ss.s.dlv.NewPusher(ss.ctx, ss.deviceID, start, func(f *wire.ServerFrame) error { return ss.fw.WriteMessage(f) }, ss.cancel)
+	ss.answer(id, &wire.ServerFrame{Body: &wire.ServerFrame_SyncOk{SyncOk: &wire.SyncOK{Head: head}}}, nil)
+	ss.pushMu.Lock()
+	ss.push = p
+	ss.pushMu.Unlock()
+	p.Start() // pushes run on a goroutine only while there is something to push (homeserver/delivery)
+}
+
+// ack records a cumulative acknowledgement durably, then answers and lets
+// the pusher move its window.
+func (ss *session) ack(id uint64, m *wire.Ack) {
+	const op = "homeserver.Ack"
+	up := m.GetUpToSeq()
+	wait := ss.s.db.Submit(ss.ctx, func(tx *storage.Tx) error { return tx.Ack(ss.deviceID, up) })
+	ss.later(func() {
+		err := wait()
+		if errors.Is(err, storage.ErrNotFound) {
+			ss.writeError(id, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "ack %d is beyond the mailbox head", up))
+			return
+		} else if err != nil {
+			ss.writeError(id, internal(op, err))
+			return
+		}
+		if p := ss.currentPush(); p != nil {
+			p.Ack(up)
+		}
+		if id != 0 {
+			ss.answer(id, okFrame(), nil)
+		}
+	})
+}
+
+// History returns this device's mailbox entries of one conversation,
+// newest first, with seq < before (0: from the newest); limit defaults to
+// 50 and is capped at 500. It is the REST GET /hearth/v1/messages.
+func (s *Server) History(ctx context.Context, accessToken, conversationID string, before uint64, limit int) ([]*wire.Delivery, error) {
+	const op = "homeserver.History"
+	d, err := s.auth.checkAccessToken(ctx, accessToken)
+	if err != nil {
+		return nil, wire.E(op, err)
+	}
+	if d.Status != storage.DeviceActive {
+		return nil, wire.Errorf(op, wire.Code_CODE_PENDING_APPROVAL, "device waits for approval")
+	}
+	if _, err := s.hub.CheckConversationID(op, conversationID); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		limit = 50
+	}
+	limit = min(limit, 500)
+	var es []*storage.Entry
+	if err := s.db.Read(ctx, func(tx *storage.Tx) (err error) {
+		es, err = tx.History(d.ID, conversationID, before, limit)
+		return err
+	}); err != nil {
+		return nil, internal(op, err)
+	}
+	out := make([]*wire.Delivery, len(es))
+	for i, e := range es {
+		out[i] = delivery.Delivery(e)
+	}
+	return out, nil
+}
+
+// stopPush ends the running Sync, if any, and waits for it.
+func (ss *session) stopPush() {
+	ss.pushMu.Lock()
+	p := ss.push
+	ss.push = nil
+	ss.pushMu.Unlock()
+	if p != nil {
+		p.Stop()
+	}
+}
+
+func (ss *session) currentPush() *delivery.Pusher {
+	ss.pushMu.Lock()
+	defer ss.pushMu.Unlock()
+	return ss.push
+}
