@@ -230,5 +230,5 @@ func forgetConversation(tx *store.Tx, conv string) error {
 func goneName(conv string) string { return "gone/" + conv }
 
 func notMemberAnymore(conv string) error {
-	return wire.Errorf("client.Group", wire.Code_CODE_NOT_MEMBER, "no longer a member of %s (removed or left)", conv)
+	return wire.Errorf("client.Group", wire.Code_CODE_NOT_MEMBER, "not a member of group %s any more (removed or left)", conv)
 }

@@ -222,7 +222,7 @@ func TestHealRefusedMarksGone(t *testing.T) {
 	if _, ok := ben.c.OutOfStep(t, gid); ok {
 		t.Fatal("a gone conversation is still out of step")
 	}
-	if _, err := ben.c.Queue(gid, "hello?"); err == nil || !strings.Contains(err.Error(), "no longer a member") {
+	if _, err := ben.c.Queue(gid, "hello?"); err == nil || !strings.Contains(err.Error(), "not a member") {
 		t.Fatalf("queue to a gone conversation: %v", err)
 	}
 	if got := ben.drain(); len(got) != 0 {
