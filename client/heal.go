@@ -48,10 +48,10 @@ const staleRetries = 3
 // one whose heal gave up.
 func (h *healer) ensure(ctx context.Context, conv string) error {
 	var gone, out bool
-	err := h.st.View(func(tx *store.Tx) error {
+	err := h.st.View(func(tx *store.Tx) (err error) {
 		gone = tx.Meta(goneName(conv)) != nil
-		_, out, _ = convstate.GetOutOfStep(tx, conv)
-		return nil
+		_, out, err = convstate.GetOutOfStep(tx, conv)
+		return err
 	})
 	switch {
 	case err != nil:
@@ -93,25 +93,38 @@ func (h *healer) catchUp(ctx context.Context, tried map[string]time.Time) error 
 			}
 		}
 	}
+	if len(counted) == 0 {
+		return first
+	}
 	return errors.Join(first, h.report())
 }
 
 // report turns the undecryptable counts of conversations that are in
-// step (or gone) into one event each for `recv`.
+// step (or whose heal gave up) into one event each for `recv`; those
+// still out of step are reported once healed, with what healing skipped.
 func (h *healer) report() error {
-	return h.st.Update(func(tx *store.Tx) error {
-		self, err := h.acct.Self()
-		if err != nil {
-			return err
-		}
+	var due []string
+	err := h.st.View(func(tx *store.Tx) error {
 		for _, conv := range convstate.UndecryptableConversations(tx) {
 			o, out, err := convstate.GetOutOfStep(tx, conv)
 			if err != nil {
 				return err
 			}
-			if out && o.Tries < convstate.MaxHealTries {
-				continue // reported once healed, with what healing skipped
+			if !out || o.Tries >= convstate.MaxHealTries {
+				due = append(due, conv)
 			}
+		}
+		return nil
+	})
+	if err != nil || len(due) == 0 {
+		return err
+	}
+	self, err := h.acct.Self()
+	if err != nil {
+		return err
+	}
+	return h.st.Update(func(tx *store.Tx) error {
+		for _, conv := range due {
 			if err := h.reportUndecryptable(tx, conv, self); err != nil {
 				return err
 			}
