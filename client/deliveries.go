@@ -287,8 +287,8 @@ func settlePending(tx *store.Tx, conv string, g e2ee.Group, d *wire.Delivery) er
 
 // unfollowable classifies a delivery the group could not process: a
 // commit, or a message of a later epoch, shows that this device is out of
-// step; a message of an earlier epoch was sent before a
-// rejoin moved this device past it, and is only counted.
+// step; a message of an earlier epoch (say, sent before a rejoin moved
+// this device past it) is only counted.
 func unfollowable(d *wire.Delivery, epoch uint64, err error) *badMessage {
 	switch {
 	case d.GetKind() == wire.MessageKind_MESSAGE_KIND_COMMIT && d.GetEpoch() < epoch:
@@ -296,7 +296,7 @@ func unfollowable(d *wire.Delivery, epoch uint64, err error) *badMessage {
 	case d.GetKind() == wire.MessageKind_MESSAGE_KIND_COMMIT:
 		return &badMessage{err: err, outOfStep: true, why: fmt.Sprintf("a commit for epoch %d could not be processed", d.GetEpoch())}
 	case d.GetEpoch() < epoch:
-		return &badMessage{err: err, why: fmt.Sprintf("sent in epoch %d, which this device skipped", d.GetEpoch())}
+		return &badMessage{err: err, why: fmt.Sprintf("sent in epoch %d, before this device's epoch %d", d.GetEpoch(), epoch)}
 	case d.GetEpoch() > epoch:
 		return &badMessage{err: err, outOfStep: true, why: fmt.Sprintf("sent in epoch %d, this device was at epoch %d", d.GetEpoch(), epoch)}
 	}
