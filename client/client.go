@@ -62,6 +62,7 @@ type Client struct {
 	recv    *receiver            // the mailbox deliveries
 	groups  *Groups              // group operations
 	sealer  *sealer              // outbox items' conversations and encryption
+	heal    *healer              // conversations out of step rejoined
 	out     *outbox.Sender       // sends the outbox
 	media   *transfer.Transfer   // file uploads and downloads
 
@@ -113,8 +114,10 @@ func Open(cfg Config) (*Client, error) {
 	c.groups = &Groups{e2ee: cfg.Groups != nil, st: st, states: c.states, mls: c.mls, dir: c.dir, rosters: c.rosters, acct: c.acct,
 		session: c.link.session, ensureKeyPackages: c.kp.ensure, enqueue: c.enqueue, flush: c.Flush,
 		call: c.link.call, callIdempotent: c.link.callIdempotent, newID: c.newID, rand: cfg.Rand, now: cfg.Now, log: cfg.Logger}
+	c.heal = &healer{st: st, states: c.states, mls: c.mls, dir: c.dir, rosters: c.rosters, acct: c.acct,
+		callIdempotent: c.link.callIdempotent, newID: c.newID, now: cfg.Now, log: cfg.Logger}
 	c.sealer = &sealer{st: st, states: c.states, mls: c.mls, dir: c.dir, rosters: c.rosters, acct: c.acct, groups: c.groups,
-		call: c.link.call, callIdempotent: c.link.callIdempotent, newID: c.newID, log: cfg.Logger}
+		heal: c.heal, call: c.link.call, callIdempotent: c.link.callIdempotent, newID: c.newID, log: cfg.Logger}
 	c.out = c.newSender(c.sealer.seal)
 	return c, nil
 }

@@ -30,6 +30,9 @@ func (sl *sealer) directConversation(ctx context.Context, peer string) (string, 
 		return nil
 	})
 	if id == "" {
+		if id, err = sl.joinNamed(ctx, peer); err != nil || id != "" {
+			return id, err
+		}
 		if id, err = sl.joinExisting(ctx, peer); err != nil || id != "" {
 			return id, err
 		}
@@ -122,7 +125,7 @@ func (sl *sealer) joinExisting(ctx context.Context, peer string) (string, error)
 			if err := sl.states.Save(tx, ci.GetConversationId(), g); err != nil {
 				return err
 			}
-			if req, err = sl.rosters.PendCommit(tx, ci.GetConversationId(), g.Epoch(), commit); err != nil {
+			if req, err = sl.rosters.PendCommit(tx, ci.GetConversationId(), g.Epoch()-1, commit); err != nil { // the commit leaves the GroupInfo's epoch
 				return err
 			}
 			if err := tx.PutMeta(convstate.RegisteredName(ci.GetConversationId()), []byte{1}); err != nil {
@@ -144,4 +147,32 @@ func (sl *sealer) joinExisting(ctx context.Context, peer string) (string, error)
 		sl.log.Warn("external join refused", "conversation", ci.GetConversationId(), "err", err)
 	}
 	return "", nil
+}
+
+// joinNamed handles a send to a conversation id this device does not know
+// (it looks like a user address): a conversation the hub has and that
+// lists this user, which another device of the user is in but has not
+// added this one to yet. This device joins it by external commit
+// (decision 0006) and the item is sealed for it. "" means name is no
+// conversation this user is in: it is taken for a user.
+func (sl *sealer) joinNamed(ctx context.Context, name string) (string, error) {
+	r, err := sl.callIdempotent(ctx, "client.GetConversation", &wire.ClientFrame{Body: &wire.ClientFrame_GetConversation{GetConversation: &wire.GetConversation{ConversationId: name}}})
+	if err != nil {
+		if session.Retryable(err) {
+			return "", err
+		}
+		return "", nil // not a conversation (or not one of this user's)
+	}
+	if r.GetConversation().GetConversationId() != name {
+		return "", nil
+	}
+	if err := sl.st.Update(func(tx *store.Tx) error {
+		return convstate.MarkOutOfStep(tx, name, "this device has not been added to the conversation yet")
+	}); err != nil {
+		return "", err
+	}
+	if err := sl.heal.heal(ctx, name); err != nil {
+		return "", err
+	}
+	return name, nil
 }

@@ -83,18 +83,51 @@ func (r *receiver) handle(ctx context.Context, tx *store.Tx, self e2ee.Self, d *
 	var bad *badMessage
 	if errors.As(err, &bad) {
 		// A message that cannot be processed is skipped (and logged
-		// without content) so that it never wedges the mailbox.
+		// without content) so that it never wedges the mailbox; it is
+		// counted for `recv`, and a conversation this device can no
+		// longer follow is marked for healing (decision 0006).
 		r.log.Warn("skipping undecodable delivery", "seq", d.GetSeq(), "conversation", d.GetConversationId(),
 			"sender", d.GetSender(), "kind", d.GetKind().String(), "err", bad.err)
-		return nil
+		return r.noteBad(tx, d, bad)
 	}
 	return err
 }
 
-// badMessage marks a delivery that is invalid (as opposed to a local failure).
-type badMessage struct{ err error }
+// noteBad records what a skipped delivery means for its conversation.
+func (r *receiver) noteBad(tx *store.Tx, d *wire.Delivery, bad *badMessage) error {
+	conv := d.GetConversationId()
+	if conv == "" || d.GetKind() == wire.MessageKind_MESSAGE_KIND_WELCOME || tx.Meta(goneName(conv)) != nil {
+		return nil // not (or no longer) this device's conversation
+	}
+	if d.GetKind() == wire.MessageKind_MESSAGE_KIND_APPLICATION {
+		if err := convstate.AddUndecryptable(tx, conv, bad.reason()); err != nil {
+			return err
+		}
+	}
+	if !bad.outOfStep {
+		return nil
+	}
+	return convstate.MarkOutOfStep(tx, conv, bad.reason())
+}
+
+// badMessage marks a delivery that is invalid (as opposed to a local
+// failure). outOfStep tells that it shows this device cannot follow the
+// conversation any more (its state is missing or behind); why says so in
+// a few words, without content.
+type badMessage struct {
+	err       error
+	outOfStep bool
+	why       string
+}
 
 func (b *badMessage) Error() string { return b.err.Error() }
+
+func (b *badMessage) reason() string {
+	if b.why != "" {
+		return b.why
+	}
+	return b.err.Error()
+}
 
 func (r *receiver) apply(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wire.Delivery) error {
 	conv := d.GetConversationId()
@@ -103,28 +136,46 @@ func (r *receiver) apply(ctx context.Context, tx *store.Tx, self e2ee.Self, d *w
 		return r.join(ctx, tx, self, d)
 	case wire.MessageKind_MESSAGE_KIND_APPLICATION, wire.MessageKind_MESSAGE_KIND_COMMIT:
 	default:
-		return &badMessage{fmt.Errorf("unsupported message kind %v", d.GetKind())}
+		return &badMessage{err: fmt.Errorf("unsupported message kind %v", d.GetKind())}
 	}
 	v := r.dir.Members(ctx, tx)
+	if d.GetKind() == wire.MessageKind_MESSAGE_KIND_COMMIT {
+		v.CommitAt = d.GetServerTimeMs() // devices revoked since may be added (decision 0006)
+	}
 	g, err := r.states.Load(tx, conv, self, v)
 	if errors.Is(err, store.ErrNotFound) {
-		return &badMessage{fmt.Errorf("no group state for conversation %s", conv)}
+		return &badMessage{err: fmt.Errorf("no group state for conversation %s", conv), outOfStep: true,
+			why: "this device has no state of the conversation"}
 	} else if err != nil {
 		return err
 	}
 	if err := settlePending(tx, conv, g, d); err != nil {
 		return err
 	}
-	before := g.Members()
+	before, epoch := g.Members(), g.Epoch()
 	rcv, err := g.Process(d.GetPayload())
 	if v.Transient != nil {
 		return fmt.Errorf("client: checking a member: %w", v.Transient)
 	}
 	if err != nil {
-		return &badMessage{err}
+		return unfollowable(d, epoch, err)
+	}
+	if len(v.Revoked) > 0 {
+		r.log.Info("commit adds devices revoked since; they are removed before this device sends",
+			"conversation", conv, "devices", v.Revoked)
 	}
 	if rcv.Sender != d.GetSender() {
-		return &badMessage{fmt.Errorf("credential %q does not match sender %q", rcv.Sender, d.GetSender())}
+		return &badMessage{err: fmt.Errorf("credential %q does not match sender %q", rcv.Sender, d.GetSender())}
+	}
+	if rcv.Application {
+		// A member admitted while its user's list had moved on
+		// (decision 0006) is never shown as a sender unless listed.
+		if ok, err := r.dir.Listed(ctx, tx, rcv.Sender); err != nil {
+			return fmt.Errorf("client: checking a sender: %w", err)
+		} else if !ok {
+			return &badMessage{err: fmt.Errorf("sender %s is not on its user's device list", rcv.Sender),
+				why: "the sending device is not on its user's device list"}
+		}
 	}
 	at := store.Message{ID: d.GetMessageId(), Conversation: conv, From: convstate.UserOf(rcv.Sender),
 		SentAt: time.UnixMilli(d.GetServerTimeMs()).UTC(), Seq: d.GetConversationSeq()}
@@ -140,7 +191,7 @@ func (r *receiver) apply(ctx context.Context, tx *store.Tx, self e2ee.Self, d *w
 	}
 	bd, err := decodeFull(rcv.Plaintext)
 	if err != nil {
-		return &badMessage{err}
+		return &badMessage{err: err}
 	}
 	text, ctl := bd.Text, bd.Ctl
 	if ctl != nil {
@@ -232,4 +283,24 @@ func settlePending(tx *store.Tx, conv string, g e2ee.Group, d *wire.Delivery) er
 		return nil
 	}
 	return tx.DeleteMeta(convstate.CommitName(conv))
+}
+
+// unfollowable classifies a delivery the group could not process: a
+// commit, or a message of a later epoch, shows that this device is out of
+// step; a message of an earlier epoch (say, sent before a rejoin moved
+// this device past it) is only counted.
+func unfollowable(d *wire.Delivery, epoch uint64, err error) *badMessage {
+	switch {
+	case d.GetKind() == wire.MessageKind_MESSAGE_KIND_COMMIT && d.GetEpoch() < epoch:
+		return &badMessage{err: err, why: fmt.Sprintf("a commit of epoch %d, which this device is past", d.GetEpoch())}
+	case d.GetKind() == wire.MessageKind_MESSAGE_KIND_COMMIT:
+		return &badMessage{err: err, outOfStep: true, why: fmt.Sprintf("a commit for epoch %d could not be processed", d.GetEpoch())}
+	case d.GetEpoch() < epoch:
+		return &badMessage{err: err, why: fmt.Sprintf("sent in epoch %d, before this device's epoch %d", d.GetEpoch(), epoch)}
+	case d.GetEpoch() > epoch:
+		return &badMessage{err: err, outOfStep: true, why: fmt.Sprintf("sent in epoch %d, this device was at epoch %d", d.GetEpoch(), epoch)}
+	}
+	// The current epoch: a replay or a damaged message, not a sign that
+	// this device is behind.
+	return &badMessage{err: err, why: "damaged or replayed"}
 }

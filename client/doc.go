@@ -12,7 +12,10 @@
 //	Groups            group operations: create, members, roles, leave
 //	sealer            an outbox item's conversation (created, or joined by
 //	                  external commit) and its encryption (outbox Seal)
-//	receiver          the mailbox deliveries: Welcomes, commits, messages
+//	receiver          the mailbox deliveries: Welcomes, commits, messages;
+//	                  marks conversations it cannot follow out of step
+//	healer            rejoins out-of-step conversations by external commit
+//	                  and reports what could not be decrypted (0006)
 //	deviceSync        conversations in step with the user's device changes
 //	keyPackages       this device's published KeyPackages
 //	link              the session, started on first use

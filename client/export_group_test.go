@@ -126,7 +126,7 @@ func (c *Client) Deliver(ctx context.Context, d *wire.Delivery) error {
 		err := c.recv.apply(ctx, tx, self, d)
 		var bad *badMessage
 		if errors.As(err, &bad) {
-			return nil
+			return c.recv.noteBad(tx, d, bad)
 		}
 		return err
 	})
@@ -134,7 +134,9 @@ func (c *Client) Deliver(ctx context.Context, d *wire.Delivery) error {
 
 // SetLoggerForTest replaces the logger of the client, its receiver and its
 // group operations.
-func (c *Client) SetLoggerForTest(l *slog.Logger) { c.log, c.recv.log, c.groups.log = l, l, l }
+func (c *Client) SetLoggerForTest(l *slog.Logger) {
+	c.log, c.recv.log, c.groups.log, c.heal.log = l, l, l, l
+}
 
 // NewTestServerMaxMembers is NewTestServer with a member limit.
 func NewTestServerMaxMembers(t testing.TB, domain string, max int) *TestServer {

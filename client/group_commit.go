@@ -74,6 +74,14 @@ func (r *receiver) applyCommit(ctx context.Context, tx *store.Tx, conv string, g
 		if err := forgetConversation(tx, conv); err != nil {
 			return err
 		}
+		if err := convstate.ClearOutOfStep(tx, conv); err != nil {
+			return err
+		}
+		if err := tx.AddInbox(ev); err != nil {
+			return err
+		}
+		// This device's own view of it (decision 0006): it was removed.
+		ev.Event, ev.Text = "removed", "you are no longer a member of "+conv
 		return tx.AddInbox(ev)
 	}
 	if err := r.states.Save(tx, conv, g); err != nil {

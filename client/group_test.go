@@ -173,7 +173,7 @@ func TestGroupRemoveAndJoinSecrecy(t *testing.T) {
 	}
 	ann.send(gid, "with dan")
 	got := cat.drain()
-	if ev := events(got); !slices.Equal(ev, []string{"member_removed:" + cat.user}) {
+	if ev := events(got); !slices.Equal(ev, []string{"member_removed:" + cat.user, "removed:" + cat.user + "you are no longer a member of " + gid}) {
 		t.Fatalf("cat got events %q", ev)
 	}
 	for _, m := range got {

@@ -22,12 +22,12 @@ func (r *receiver) join(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wi
 		return fmt.Errorf("client: checking a member: %w", v.Transient)
 	}
 	if err != nil {
-		return &badMessage{err}
+		return &badMessage{err: err}
 	}
 	// A device removed and added again gets a new Welcome; one for an
 	// epoch not after the state it holds is refused.
 	if old, err := r.states.Load(tx, conv, self, v); err == nil && old.Epoch() >= g.Epoch() {
-		return &badMessage{fmt.Errorf("welcome to %s for epoch %d; this device is at epoch %d", conv, g.Epoch(), old.Epoch())}
+		return &badMessage{err: fmt.Errorf("welcome to %s for epoch %d; this device is at epoch %d", conv, g.Epoch(), old.Epoch())}
 	}
 	if err := r.states.Save(tx, conv, g); err != nil {
 		return err
@@ -38,6 +38,13 @@ func (r *receiver) join(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wi
 		}
 	}
 	if err := tx.PutMeta(convstate.RegisteredName(conv), []byte{1}); err != nil { // the hub has it: we were added there
+		return err
+	}
+	// Added (again): in step, and no longer gone if it was.
+	if err := convstate.ClearOutOfStep(tx, conv); err != nil {
+		return err
+	}
+	if err := tx.DeleteMeta(goneName(conv)); err != nil {
 		return err
 	}
 	cv := convstate.Conversation{ID: conv, Peers: convstate.PeersOf(g.Members(), convstate.UserOf(self.Address)), Creator: convstate.UserOf(d.GetSender())}

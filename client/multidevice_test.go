@@ -177,8 +177,9 @@ func TestBadMessageDoesNotWedge(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// bob is told, not silently: two messages could not be decrypted.
 	a1.send(B, "still here")
-	b1.recv(A + ":still here")
+	b1.recv(A+":still here", B+":2 message(s) could not be decrypted: damaged or replayed")
 	b1.send(A, "and back")
 	a1.recv(B + ":and back")
 }

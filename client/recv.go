@@ -63,8 +63,16 @@ func (c *Client) Receive(ctx context.Context, quiet time.Duration, print func(st
 // while catching up, or the end of ctx or the session.
 func (c *Client) receiveLoop(ctx context.Context, s *session.Session, quiet time.Duration, print func(store.Message) error) error {
 	last, progressed := time.Now(), time.Now()
+	tried := map[string]time.Time{} // heals tried by this run
 	for {
 		prog, connected, behind := s.Progress()
+		if !behind && connected {
+			// Caught up: rejoin what this device could not follow and
+			// report what it could not decrypt (decision 0006).
+			if err := c.heal.catchUp(ctx, tried); err != nil && !session.Retryable(err) {
+				return err
+			}
+		}
 		n, err := c.drainInbox(print)
 		if err != nil {
 			return err

@@ -30,6 +30,7 @@ type sealer struct {
 	rosters        *roster.Roster
 	acct           *account.Manager
 	groups         *Groups // group control messages
+	heal           *healer // out-of-step conversations rejoined first
 	call           func(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error)
 	callIdempotent func(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error)
 	newID          func() (string, error)
@@ -70,6 +71,9 @@ func (sl *sealer) gone(conv string) bool {
 func (sl *sealer) sealIn(ctx context.Context, conv string, it store.OutboxItem) (store.OutboxItem, error) {
 	if sl.gone(conv) {
 		return it, notMemberAnymore(conv)
+	}
+	if err := sl.heal.ensure(ctx, conv); err != nil {
+		return it, err
 	}
 	for try := 0; !sl.rosters.Fresh(conv); try++ {
 		err := sl.rosters.Reconcile(ctx, conv)

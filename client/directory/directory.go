@@ -140,6 +140,15 @@ type MemberValidator struct {
 	ctx       context.Context
 	tx        *store.Tx
 	Transient error
+	// CommitAt, when set, is when the hub accepted the commit being
+	// processed. A device the commit adds that is missing from its user's
+	// list is then accepted if that list was signed after CommitAt: the
+	// user's list has moved on since the commit, so the device may have
+	// been listed then and revoked since (decision 0006). Such devices are
+	// kept in Revoked; they are never encrypted to (the roster reconcile
+	// removes them first) and never shown as senders (Listed).
+	CommitAt int64 // Unix ms; 0: strict
+	Revoked  []string
 }
 
 // ValidateMember accepts a member on its user's validly signed list,
@@ -153,13 +162,46 @@ func (v *MemberValidator) ValidateMember(id, sigKey []byte) error {
 	if perr != nil {
 		return err
 	}
-	if _, ferr := v.d.Fetch(v.ctx, v.tx, addr.User); ferr != nil {
+	l, ferr := v.d.Fetch(v.ctx, v.tx, addr.User)
+	if ferr != nil {
 		if !wire.Is(ferr, wire.Code_CODE_BAD_SIGNATURE) && !wire.Is(ferr, wire.Code_CODE_NOT_FOUND) {
 			v.Transient = ferr
 		}
 		return fmt.Errorf("%w (refreshing the list failed: %v)", err, ferr)
 	}
-	return v.d.val.ValidateMember(id, sigKey)
+	err = v.d.val.ValidateMember(id, sigKey)
+	if errors.Is(err, identity.ErrUnknownDevice) && v.CommitAt > 0 && l.IssuedMs > v.CommitAt {
+		v.Revoked = append(v.Revoked, addr.String())
+		return nil
+	}
+	return err
+}
+
+// Listed reports whether device (user@domain/DEVICE) is on its user's
+// list, fetching the list once when it is not on the pinned one. A fetch
+// that fails for a local or network reason is returned as an error.
+func (d *Directory) Listed(ctx context.Context, tx *store.Tx, device string) (bool, error) {
+	addr, err := identity.ParseDevice(device)
+	if err != nil {
+		return false, nil
+	}
+	if err := d.pinned(tx, addr.User); err != nil {
+		return false, err
+	}
+	if l, ok := d.val.List(addr.User); ok {
+		if _, ok := l.Lookup(addr.Device); ok {
+			return true, nil
+		}
+	}
+	l, err := d.Fetch(ctx, tx, addr.User)
+	if err != nil {
+		if wire.Is(err, wire.Code_CODE_BAD_SIGNATURE) || wire.Is(err, wire.Code_CODE_NOT_FOUND) {
+			return false, nil
+		}
+		return false, err
+	}
+	_, ok := l.Lookup(addr.Device)
+	return ok, nil
 }
 
 // Members returns a MemberValidator that fetches in tx (nil: in

@@ -191,14 +191,18 @@ func (e *Engine) JoinExternal(groupInfo []byte, self e2ee.Self, v e2ee.Credentia
 	if err != nil {
 		return nil, e2ee.Commit{}, err
 	}
-	g, commit, err := mls.JoinExternal(e.config(v), groupInfo, signer, mls.BasicCredential(self.Address), mls.ExternalJoinOptions{Resync: true})
+	opts := mls.ExternalJoinOptions{Resync: true, Leaf: mls.KeyPackageOptions{Capabilities: adminCaps}}
+	g, commit, err := mls.JoinExternal(e.config(v), groupInfo, signer, mls.BasicCredential(self.Address), opts)
 	if err != nil {
 		return nil, e2ee.Commit{}, fmt.Errorf("mlsgroup: external join: %w", err)
 	}
-	// keys/mls exports no GroupInfo of the joiner's new epoch yet, so the
-	// commit carries none; the hub's copy is refreshed by the next regular
-	// commit.
-	return &group{g: g, v: v}, e2ee.Commit{Message: commit, Added: []string{self.Address}}, nil
+	// The GroupInfo of the new epoch goes with the commit, so that the
+	// hub's copy stays current for the next device that joins or heals.
+	gi, err := g.GroupInfo()
+	if err != nil {
+		return nil, e2ee.Commit{}, fmt.Errorf("mlsgroup: external join: %w", err)
+	}
+	return &group{g: g, v: v}, e2ee.Commit{Message: commit, Added: []string{self.Address}, GroupInfo: gi}, nil
 }
 
 func groupOptions(adminPub []byte) mls.GroupOptions {

@@ -15,10 +15,15 @@ type Message struct {
 	SentAt       time.Time `json:"sent_at"`
 	Seq          uint64    `json:"seq"` // the hub's conversation sequence
 	// Event names a group change (member_added, member_removed, renamed,
-	// promoted, demoted, left, commit_refused); User is the user it is
+	// promoted, demoted, left, commit_refused) or what happened to this
+	// device's membership (removed, undecryptable; decision 0006); User is the user it is
 	// about, Text its detail (e.g. the new name). Empty for messages.
 	Event string `json:"event,omitempty"`
 	User  string `json:"user,omitempty"`
+	// Count and Reason describe an undecryptable event: how many
+	// deliveries of the conversation could not be decrypted, and why.
+	Count  int    `json:"count,omitempty"`
+	Reason string `json:"reason,omitempty"`
 	// Media is the file a media message refers to (nil for text).
 	Media *MediaRef `json:"media,omitempty"`
 }

@@ -159,6 +159,18 @@ func be64(b []byte) uint64 {
 	return n
 }
 
+// MetaNames returns the names of the values whose name starts with
+// prefix, without the prefix, in order.
+func (t *Tx) MetaNames(prefix string) []string {
+	var out []string
+	p := []byte("meta/" + prefix)
+	c := t.tx.Bucket(bSync).Cursor()
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+		out = append(out, string(k[len(p):]))
+	}
+	return out
+}
+
 // DeleteMeta removes a named value from the sync bucket.
 func (t *Tx) DeleteMeta(name string) error {
 	return t.tx.Bucket(bSync).Delete([]byte("meta/" + name))

@@ -1,0 +1,64 @@
+package client
+
+import (
+	"testing"
+
+	"hearth/client/convstate"
+	"hearth/client/store"
+)
+
+// Heal test hooks for package client_test.
+
+// RestoreGroupState puts a state taken earlier with GroupState back, and
+// the conversation's peers as of that state, as a profile restored from a
+// backup holds them.
+func (c *Client) RestoreGroupState(t *testing.T, conv string, state []byte) {
+	t.Helper()
+	self := c.Self(t)
+	err := c.st.Update(func(tx *store.Tx) error {
+		g, err := c.mls.Load(state, nil, self, c.dir.Pinned())
+		if err != nil {
+			return err
+		}
+		// A backup holds the conversation's record as of that state.
+		cv, err := convstate.Get(tx, conv)
+		if err != nil {
+			return err
+		}
+		cv.Peers = convstate.PeersOf(g.Members(), convstate.UserOf(self.Address))
+		if err := convstate.Remember(tx, cv); err != nil {
+			return err
+		}
+		return c.states.Save(tx, conv, g)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// OutOfStep returns conv's out-of-step record, if it is marked.
+func (c *Client) OutOfStep(t *testing.T, conv string) (convstate.OutOfStep, bool) {
+	t.Helper()
+	var o convstate.OutOfStep
+	var ok bool
+	if err := c.st.View(func(tx *store.Tx) (err error) { o, ok, err = convstate.GetOutOfStep(tx, conv); return }); err != nil {
+		t.Fatal(err)
+	}
+	return o, ok
+}
+
+// MarkOutOfStep marks conv out of step with cause, as the receiver does.
+func (c *Client) MarkOutOfStep(t *testing.T, conv, cause string) {
+	t.Helper()
+	if err := c.st.Update(func(tx *store.Tx) error { return convstate.MarkOutOfStep(tx, conv, cause) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Gone reports whether this device holds conv as gone (removed or left).
+func (c *Client) Gone(t *testing.T, conv string) bool {
+	t.Helper()
+	var gone bool
+	c.st.View(func(tx *store.Tx) error { gone = tx.Meta(goneName(conv)) != nil; return nil })
+	return gone
+}
