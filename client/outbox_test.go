@@ -223,7 +223,9 @@ func TestOutboxRemovedMember(t *testing.T) {
 	if _, err := cat.c.Queue(gid, "again"); !wire.Is(err, wire.Code_CODE_NOT_MEMBER) {
 		t.Fatalf("queue to a group cat was removed from: %v", err)
 	}
-	if ev := events(cat.drain()); len(ev) != 1 || ev[0] != "member_removed:"+cat.user {
+	// The removal commit says who was removed (member_removed) and, on the
+	// removed device itself, that it is no longer a member (removed).
+	if ev := events(cat.drain()); len(ev) != 2 || ev[0] != "member_removed:"+cat.user || !strings.HasPrefix(ev[1], "removed:"+cat.user) {
 		t.Fatalf("cat events %q", ev)
 	}
 	cat.send(ben.user, "still here")
