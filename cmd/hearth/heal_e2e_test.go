@@ -82,6 +82,7 @@ func outbox(t *testing.T, p *profile) []outboxLine {
 // 0), the message must be kept as failed (not lost), and later commands on
 // u3's profile must end on their own.
 func TestRemovedMemberSendFails(t *testing.T) {
+	skipShort(t)
 	n := newChatNet(t, "u1", "u2", "u3")
 	ps := map[string]*profile{}
 	for _, u := range []string{"u1", "u2", "u3"} {
@@ -138,6 +139,7 @@ func expectRecvContains(t *testing.T, p *profile, text string) {
 // and listed, and never delays messages to anyone else; it can be dropped
 // or retried.
 func TestMistypedRecipientBlocksNothing(t *testing.T) {
+	skipShort(t)
 	n, alice, bob := newMessagingNet(t)
 	bob.must(t, "", "recv", "--timeout", "1s")
 	start := time.Now()
