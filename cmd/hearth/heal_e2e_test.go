@@ -140,7 +140,7 @@ func expectRecvContains(t *testing.T, p *profile, text string) {
 // or retried.
 func TestMistypedRecipientBlocksNothing(t *testing.T) {
 	skipShort(t)
-	n, alice, bob := newMessagingNet(t)
+	_, alice, bob := newMessagingNet(t)
 	bob.must(t, "", "recv", "--timeout", "1s")
 	start := time.Now()
 	r := alice.chatWithin(t, 45*time.Second, "send", "bob@nowhere.invalid", "typo")
@@ -148,14 +148,11 @@ func TestMistypedRecipientBlocksNothing(t *testing.T) {
 		t.Fatalf("send to an unknown domain: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
 	t.Logf("send to an unknown domain failed in %v: %s", time.Since(start), strings.TrimSpace(r.stderr))
-	// The client keeps a message failed when the server says for good that
-	// the domain does not exist (NOT_FOUND). A server that answers
-	// "unreachable" instead (retryable: it has not learned to tell a domain
-	// without a Hearth server from one that is down) leaves it queued, with
-	// the reason, and the send times out saying so.
-	noSuchDomain := !strings.Contains(r.stderr, "stays queued")
-	if !noSuchDomain {
-		t.Logf("the server does not answer NOT_FOUND for nowhere.invalid: that message stays queued, not failed")
+	// The server answers for good that the domain has no Hearth server
+	// (.invalid never resolves, RFC 6761): the message is failed at once,
+	// not left queued.
+	if strings.Contains(r.stderr, "stays queued") || !strings.Contains(r.stderr, "kept as failed") {
+		t.Fatalf("send to an unknown domain was not failed for good: %s", r.stderr)
 	}
 	r = alice.chatWithin(t, 45*time.Second, "send", "nobody@localhost", "no such user")
 	if r.code == 0 || !strings.Contains(r.stderr, "nobody@localhost") {
@@ -175,12 +172,8 @@ func TestMistypedRecipientBlocksNothing(t *testing.T) {
 		t.Fatalf("outbox = %+v, want the two failed messages", ob)
 	}
 	for _, o := range ob {
-		want := "failed"
-		if o.To == "bob@nowhere.invalid" && !noSuchDomain {
-			want = "queued"
-		}
-		if o.State != want || o.Reason == "" {
-			t.Errorf("outbox item %+v, want %s with a reason", o, want)
+		if o.State != "failed" || o.Reason == "" {
+			t.Errorf("outbox item %+v, want failed with a reason", o)
 		}
 	}
 	// Retry fails again (the domain still does not exist) and keeps it;
@@ -196,5 +189,4 @@ func TestMistypedRecipientBlocksNothing(t *testing.T) {
 	if r := alice.chat(t, "", "outbox", "drop", "nosuchid"); r.code == 0 {
 		t.Errorf("drop of an unknown id exited 0")
 	}
-	_ = n
 }
