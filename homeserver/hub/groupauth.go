@@ -25,13 +25,21 @@ type commitFacts struct {
 
 // checkGroupAuth is the hub's half of docs/decisions/0003: a GROUP
 // conversation's commit that adds a new user, removes another user's
-// device that is still active, or changes the GroupContext extensions
+// device that is not revoked, or changes the GroupContext extensions
 // must carry the group admin's signature in its authenticated_data,
 // checked against the admin key of the GroupInfo the hub keeps. The
 // creator's first commit (epoch 0, alone in the group) needs none; a
 // conversation whose GroupInfo carries no admin key has no roles. It
 // refuses with CODE_FORBIDDEN. The change it judges is the one derived
 // from the verified commit (f).
+//
+// A device is revoked when it is not on its user's signed list as the
+// hub verifies it (listValidator.listed), or is a local device this
+// server revoked. A commit refused only because it removes a remote
+// device that the list held here still names, that list not fetched for
+// this Send, is refused with CODE_UNAVAILABLE instead and the list
+// fetched: the committer may have seen a newer list, and the retry is
+// judged on the fresh one.
 func (h *Hub) checkGroupAuth(op string, tx *storage.Tx, c *storage.Conversation, in *Input, roster []string, f *commitFacts) error {
 	if c.Kind != int(wire.ConversationKind_CONVERSATION_KIND_GROUP) {
 		return nil
@@ -58,18 +66,57 @@ func (h *Hub) checkGroupAuth(op string, tx *storage.Tx, c *storage.Conversation,
 	if f.ExtChanged {
 		ch.NewAdminKey, _ = f.Extensions.Find(groupauth.ExtensionType)
 	}
+	v := h.validator(tx, in)
+	var unsure []string // remote users whose stored list still lists a removed device
 	revoked := func(addr string) bool {
 		da, err := identity.ParseDevice(addr)
-		if err != nil || da.Domain() != h.cfg.Domain {
+		if err != nil {
 			return false
 		}
-		// Only a device this server knows as no longer active counts;
-		// anything else needs the admin (stricter than clients, never laxer).
-		d, err := tx.Device(da.Device)
-		return err == nil && d.UserName == da.User.Local && d.Status != storage.DeviceActive
+		if da.Domain() == h.cfg.Domain {
+			// A local device this server revoked (an admin's revoke, before
+			// the user's devices publish the successor list) counts too.
+			d, err := tx.Device(da.Device)
+			if err == nil && d.UserName == da.User.Local && d.Status != storage.DeviceActive {
+				return true
+			}
+		}
+		// Otherwise a device counts as revoked when it is not on its
+		// user's current signed list as the hub verifies it (local lists
+		// from device_lists, remote ones from fed_remote_lists), as clients
+		// decide before they remove it. No list (a remote one is fetched,
+		// below) or a listed device needs the admin: never laxer.
+		_, _, ok, err := v.listed(da)
+		if err != nil {
+			return false
+		}
+		if ok && da.Domain() != h.cfg.Domain && !v.fetched[da.User.String()] && !slices.Contains(unsure, da.User.String()) {
+			unsure = append(unsure, da.User.String())
+		}
+		return !ok
 	}
 	r := groupauth.Roster{Members: roster, Committer: in.Sender.String(), Revoked: revoked}
-	if err := groupauth.Check(adminKey, c.ID, m.Epoch, r, ch, f.AuthenticatedData); err != nil {
+	err = groupauth.Check(adminKey, c.ID, m.Epoch, r, ch, f.AuthenticatedData)
+	if v.err != nil {
+		return v.err
+	}
+	if err != nil {
+		// The committer may know a newer list of a remote user than the
+		// hub's copy: if the commit needs the admin only for removals of
+		// such users' devices, fetch their lists and judge the retry on
+		// the fresh ones.
+		stale := append(slices.Clone(v.missing), unsure...)
+		maybe := r
+		maybe.Revoked = func(addr string) bool {
+			da, err := identity.ParseDevice(addr)
+			return revoked(addr) || (err == nil && slices.Contains(stale, da.User.String()))
+		}
+		if len(stale) > 0 && !groupauth.NeedsAdmin(maybe, ch) {
+			if h.cfg.FetchLists != nil {
+				h.cfg.FetchLists(stale)
+			}
+			return wire.Errorf(op, wire.Code_CODE_UNAVAILABLE, "the device list of %s here may be older than the commit's; retry", stale[0])
+		}
 		return wire.Errorf(op, wire.Code_CODE_FORBIDDEN, "not an admin of %s: %v", c.ID, err)
 	}
 	// The GroupInfo the hub keeps next must carry the admin key in force

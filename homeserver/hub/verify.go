@@ -99,6 +99,20 @@ func (v *listValidator) list(u identity.UserAddress) (*identity.DeviceList, erro
 	return l, nil
 }
 
+// listed looks addr up on its user's current signed list as this server
+// holds and verifies it (list): the one place that decides whether a
+// device is listed, for commit verification (ValidateMember) and for the
+// group admin rule (checkGroupAuth's revoked). An error means the list
+// is missing (a remote one is marked stale) or does not verify.
+func (v *listValidator) listed(addr identity.DeviceAddress) (identity.Device, *identity.DeviceList, bool, error) {
+	l, err := v.list(addr.User)
+	if err != nil {
+		return identity.Device{}, nil, false, err
+	}
+	d, ok := l.Lookup(addr.Device)
+	return d, l, ok, nil
+}
+
 // ValidateMember accepts a credential whose identity is a device on its
 // user's signed list with exactly that signature key.
 func (v *listValidator) ValidateMember(id, signatureKey []byte) error {
@@ -106,11 +120,10 @@ func (v *listValidator) ValidateMember(id, signatureKey []byte) error {
 	if err != nil {
 		return fmt.Errorf("%w: credential %q is not a device address", mls.ErrCredential, id)
 	}
-	l, err := v.list(addr.User)
+	d, l, ok, err := v.listed(addr)
 	if err != nil {
 		return err
 	}
-	d, ok := l.Lookup(addr.Device)
 	if !ok {
 		v.stale(addr.User)
 		return fmt.Errorf("%w: %v is not on its user's signed list (version %d)", mls.ErrCredential, addr, l.Version)
@@ -304,7 +317,10 @@ func sameStrings(a, b []string) bool {
 // ListsToFetch names the remote users whose signed device lists a Send
 // needs verified and this server does not hold, or holds without the
 // device: the users of the devices a commit adds by value and of its
-// sender. The caller fetches them
+// sender; and the users of other users' remote devices the commit
+// removes that the list held here still names (checkGroupAuth counts a
+// device no longer listed as revoked; the committer may know a newer list
+// than this server). The caller fetches them
 // (federation) before it submits the Send to the writer, so that the
 // writer's transaction does no network I/O. Proposals by reference are
 // not looked into: their lists were needed when they were proposed.
@@ -323,8 +339,12 @@ func (h *Hub) ListsToFetch(tx *storage.Tx, in *Input) ([]string, error) {
 			devs = append(devs, d)
 		}
 	}
+	removed, err := h.removedRemote(tx, in, env)
+	if err != nil {
+		return nil, err
+	}
 	var out []string
-	for _, d := range devs {
+	for i, d := range append(devs, removed...) {
 		u := d.User.String()
 		if d.Domain() == h.cfg.Domain || slices.Contains(out, u) {
 			continue
@@ -336,10 +356,45 @@ func (h *Hub) ListsToFetch(tx *storage.Tx, in *Input) ([]string, error) {
 		} else if err != nil {
 			return nil, err
 		}
-		if l, err := identity.UnmarshalDeviceList(r.List); err != nil {
+		l, err := identity.UnmarshalDeviceList(r.List)
+		if err != nil {
 			out = append(out, u)
-		} else if _, ok := l.Lookup(d.Device); !ok {
+			continue
+		}
+		// An added device or the sender must be listed; a removed one
+		// must not be, or the list here may be old.
+		if _, ok := l.Lookup(d.Device); ok == (i >= len(devs)) {
 			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+// removedRemote is the devices of other servers, of users other than the
+// sender's, that a commit removes by value: as it declares them
+// (remove_devices, which the writer checks against the commit), else read
+// from the conversation's public state.
+func (h *Hub) removedRemote(tx *storage.Tx, in *Input, env *mls.Envelope) ([]identity.DeviceAddress, error) {
+	m := in.Send
+	if m.Kind != wire.MessageKind_MESSAGE_KIND_COMMIT || len(env.Removed) == 0 {
+		return nil, nil
+	}
+	addrs := m.RemoveDevices
+	if len(addrs) == 0 {
+		pg, err := loadState(tx, m.ConversationId)
+		if err != nil || pg == nil {
+			return nil, err
+		}
+		for _, mb := range pg.Members() {
+			if slices.Contains(env.Removed, mb.Leaf) {
+				addrs = append(addrs, string(mb.Identity))
+			}
+		}
+	}
+	var out []identity.DeviceAddress
+	for _, a := range addrs {
+		if d, err := identity.ParseDevice(a); err == nil && d.Domain() != h.cfg.Domain && d.User != in.Sender.User {
+			out = append(out, d)
 		}
 	}
 	return out, nil
