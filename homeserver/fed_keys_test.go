@@ -107,11 +107,21 @@ func TestFederationKeyRotation(t *testing.T) {
 	if got := b.rows(t); !reflect.DeepEqual(got, before) {
 		t.Fatalf("refused transaction stored something: %v -> %v", before, got)
 	}
-	// An unknown key right after a refresh: refused without another fetch.
+	// An unknown key: one refresh (after the short gap) does not find it;
+	// the same key id again is refused without another fetch.
 	stranger, _ := serverkey.Generate(rand.Reader)
+	time.Sleep(1100 * time.Millisecond) // KeyRefreshGap
 	res = post(stranger, "stranger", time.Now())
+	if res.Code != fedwire.Code_CODE_BAD_SIGNATURE {
+		t.Fatalf("unknown key: %v %s", res.Code, res.Message)
+	}
+	refreshes := strings.Count(b.logs.String(), "refreshed peer keys")
+	res = post(stranger, "stranger2", time.Now())
 	if res.Code != fedwire.Code_CODE_BAD_SIGNATURE || !strings.Contains(res.Message, "refreshed") {
 		t.Fatalf("unknown key within the refresh interval: %v %s", res.Code, res.Message)
+	}
+	if n := strings.Count(b.logs.String(), "refreshed peer keys"); n != refreshes {
+		t.Fatalf("a key id not found by a refresh caused another fetch (%d -> %d)", refreshes, n)
 	}
 
 	// The rotation is durable: after a restart a signs with the new key.

@@ -49,9 +49,14 @@ type Config struct {
 	// roots) for discovery and for federation connections to discovered
 	// peers.
 	DiscoveryCAPEM []byte
-	// KeyRefreshInterval is the least time between two re-fetches of one
-	// peer's key document (on a signature by an unknown key id). Default 30s.
+	// KeyRefreshInterval is how long a key id that a re-fetch of a peer's
+	// key document did not find is refused without another fetch.
+	// Default 30s.
 	KeyRefreshInterval time.Duration
+	// KeyRefreshGap is the least time between two re-fetches of one peer's
+	// key document (on a signature by a key id not looked for yet); a
+	// request within it is refused as temporary. Default 1s.
+	KeyRefreshGap time.Duration
 	// MaxMediaChunk bounds one range of a remote media read (set by the
 	// homeserver from its media config).
 	MaxMediaChunk int
@@ -163,6 +168,7 @@ type Peers struct {
 	curPub     serverkey.PublicKey    // the current key as published
 	retired    []serverkey.PublicKey  // older keys, published with their end
 	refreshed  map[string]time.Time   // last key refresh per peer
+	unknownIDs map[string]time.Time   // "domain keyid" a refresh did not find: when (keys.go)
 	refreshing map[string]*keyRefresh // refreshes under way, by peer (keys.go)
 	found      map[string]time.Time   // peers known by discovery (not pinned): when
 	peers      map[string]federation.Peer
@@ -226,6 +232,9 @@ func New(domain string, cfg Config, deps Deps) (*Link, error) {
 	if cfg.KeyRefreshInterval <= 0 {
 		cfg.KeyRefreshInterval = 30 * time.Second
 	}
+	if cfg.KeyRefreshGap <= 0 {
+		cfg.KeyRefreshGap = time.Second
+	}
 	b := &base{domain: domain, cfg: cfg, db: deps.DB, hub: deps.Hub, log: deps.Log, now: deps.Now, rand: deps.Rand,
 		notifier: deps.Notifier, sessions: deps.Sessions, dir: deps.Dir, presence: deps.Presence, media: deps.Media,
 		policy: deps.Policy}
@@ -250,7 +259,7 @@ func New(domain string, cfg Config, deps Deps) (*Link, error) {
 	}
 	f := &Link{base: b, Peers: pb, Queries: &Queries{base: b},
 		Signals: &Signals{base: b, signals: make(chan struct{}, maxSignalFlights)}, waiters: map[string]chan struct{}{}}
-	b.client = &federation.Client{Peers: pb}
+	b.client = &federation.Client{Peers: pb, MaxMediaChunk: cfg.MaxMediaChunk}
 	b.out = &federation.Outbound{Self: domain, CurrentKey: pb.SigningKey, Net: b.client, Queue: f, Cfg: cfg.Outbound,
 		Log: b.log.With("component", "federation"), Now: b.now, Allowed: b.policy.Allowed}
 	f.ver = &federation.Verifier{Self: domain, Keys: pb, Policy: b.policy, Limits: cfg.Limits, Now: b.now}
