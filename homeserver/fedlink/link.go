@@ -57,6 +57,12 @@ type Config struct {
 	// key document (on a signature by a key id not looked for yet); a
 	// request within it is refused as temporary. Default 1s.
 	KeyRefreshGap time.Duration
+	// Claims of this server's users' single-use KeyPackages by remote
+	// servers, counted per claimed user: per origin server (default 1/s,
+	// burst 100) and per requesting user (default 1 per 10s, burst 20).
+	// Over either budget a claim gets last-resort packages only.
+	ClaimRatePerOrigin, ClaimBurstPerOrigin       float64
+	ClaimRatePerRequester, ClaimBurstPerRequester float64
 	// MaxMediaChunk bounds one range of a remote media read (set by the
 	// homeserver from its media config).
 	MaxMediaChunk int
@@ -80,6 +86,9 @@ type Sessions interface {
 type Directory interface {
 	LocalDeviceList(ctx context.Context, op, user string) (*wire.DeviceListResult, error)
 	ClaimLocal(ctx context.Context, op string, users, excludeDevices []string) (*wire.ClaimResult, error)
+	// ClaimLocalFor with lastResortOnly hands out last-resort packages
+	// only (a remote requester over its claim budget).
+	ClaimLocalFor(ctx context.Context, op string, users, excludeDevices []string, lastResortOnly bool) (*wire.ClaimResult, error)
 }
 
 // PresenceSetter records a remote user's presence.
@@ -180,6 +189,9 @@ type Peers struct {
 // ranges) and answers theirs.
 type Queries struct {
 	*base
+	// claimOrigin and claimRequester bound remote claims of single-use
+	// KeyPackages per origin and per requesting user (query.go).
+	claimOrigin, claimRequester *federation.RateLimiter
 	down peerDown // peers whose last query got no answer (peerdown.go)
 }
 
@@ -232,6 +244,18 @@ func New(domain string, cfg Config, deps Deps) (*Link, error) {
 	if cfg.KeyRefreshInterval <= 0 {
 		cfg.KeyRefreshInterval = 30 * time.Second
 	}
+	if cfg.ClaimRatePerOrigin <= 0 {
+		cfg.ClaimRatePerOrigin = 1
+	}
+	if cfg.ClaimBurstPerOrigin <= 0 {
+		cfg.ClaimBurstPerOrigin = 100
+	}
+	if cfg.ClaimRatePerRequester <= 0 {
+		cfg.ClaimRatePerRequester = 0.1
+	}
+	if cfg.ClaimBurstPerRequester <= 0 {
+		cfg.ClaimBurstPerRequester = 20
+	}
 	if cfg.KeyRefreshGap <= 0 {
 		cfg.KeyRefreshGap = time.Second
 	}
@@ -257,7 +281,9 @@ func New(domain string, cfg Config, deps Deps) (*Link, error) {
 			b.log.Warn("federation: ignoring a stored peer", "domain", p.Domain, "err", err)
 		}
 	}
-	f := &Link{base: b, Peers: pb, Queries: &Queries{base: b},
+	f := &Link{base: b, Peers: pb, Queries: &Queries{base: b,
+		claimOrigin:    &federation.RateLimiter{Rate: cfg.ClaimRatePerOrigin, Burst: cfg.ClaimBurstPerOrigin, Now: b.now},
+		claimRequester: &federation.RateLimiter{Rate: cfg.ClaimRatePerRequester, Burst: cfg.ClaimBurstPerRequester, Now: b.now}},
 		Signals: &Signals{base: b, signals: make(chan struct{}, maxSignalFlights)}, waiters: map[string]chan struct{}{}}
 	b.client = &federation.Client{Peers: pb, MaxMediaChunk: cfg.MaxMediaChunk}
 	b.out = &federation.Outbound{Self: domain, CurrentKey: pb.SigningKey, Net: b.client, Queue: f, Cfg: cfg.Outbound,
