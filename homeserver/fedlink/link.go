@@ -192,7 +192,7 @@ type Queries struct {
 	// claimOrigin and claimRequester bound remote claims of single-use
 	// KeyPackages per origin and per requesting user (query.go).
 	claimOrigin, claimRequester *federation.RateLimiter
-	down peerDown // peers whose last query got no answer (peerdown.go)
+	down                        peerDown // peers whose last query got no answer (peerdown.go)
 }
 
 // Signals carries typing and presence on the lossy signal path.
