@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -25,6 +26,10 @@ type Peer struct {
 	Domain  string
 	Address string // HOST:PORT of its federation endpoints
 	CAPEM   []byte // pinned CA (development, tests); nil: system roots
+	// PublicOnly (a discovered peer) dials only public addresses of the
+	// host: a name that resolves to loopback, private or link-local
+	// addresses is refused.
+	PublicOnly bool
 }
 
 // PeerSource finds a remote server's address.
@@ -79,8 +84,27 @@ func newTransport(p Peer) (*http3.Transport, error) {
 		}
 		conf.RootCAs = pool
 	}
-	return &http3.Transport{TLSClientConfig: conf, QUICConfig: &quic.Config{
-		HandshakeIdleTimeout: 2 * time.Second, MaxIdleTimeout: 30 * time.Second, KeepAlivePeriod: 10 * time.Second}}, nil
+	tr := &http3.Transport{TLSClientConfig: conf, QUICConfig: &quic.Config{
+		HandshakeIdleTimeout: 2 * time.Second, MaxIdleTimeout: 30 * time.Second, KeepAlivePeriod: 10 * time.Second}}
+	if p.PublicOnly {
+		tr.Dial = func(ctx context.Context, addr string, tlsConf *tls.Config, qc *quic.Config) (*quic.Conn, error) {
+			host, port, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			ips, err := net.DefaultResolver.LookupIP(ctx, "ip", host)
+			if err != nil {
+				return nil, err
+			}
+			for _, ip := range ips {
+				if PublicAddress(ip) {
+					return quic.DialAddrEarly(ctx, net.JoinHostPort(ip.String(), port), tlsConf, qc)
+				}
+			}
+			return nil, fmt.Errorf("federation: %s resolves to no public address", host)
+		}
+	}
+	return tr, nil
 }
 
 // transport returns the HTTP/3 transport for domain, rebuilt when its

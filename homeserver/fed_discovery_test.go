@@ -101,6 +101,7 @@ func loopbackDiscovery(nodes ...*fedNode) (*fakeResolver, []byte) {
 func (n *fedNode) useDiscovery(r *fakeResolver, pems []byte) {
 	f := &n.cfg.Federation
 	f.Resolver, f.DiscoveryDial, f.DiscoverTestNames, f.DiscoveryCAPEM = r, r.dial, true, pems
+	f.DiscoverTestAddresses = true // the documents name loopback addresses
 }
 
 // TestFederationDiscovery: two servers that have not pinned each other

@@ -45,6 +45,11 @@ type Config struct {
 	// DiscoverTestNames lets discovery look up .test and .example names
 	// (tests, with an injected Resolver); otherwise they have no server.
 	DiscoverTestNames bool
+	// DiscoverTestAddresses lets a discovered key document name an IP
+	// address as its federation address and dials it as given (tests on
+	// loopback); otherwise it must be a public host name, dialled only at
+	// public addresses.
+	DiscoverTestAddresses bool
 	// DiscoveryCAPEM, when set, is the CA trusted (instead of the system
 	// roots) for discovery and for federation connections to discovered
 	// peers.
