@@ -68,6 +68,9 @@ type Config struct {
 	// Over either budget a claim gets last-resort packages only.
 	ClaimRatePerOrigin, ClaimBurstPerOrigin       float64
 	ClaimRatePerRequester, ClaimBurstPerRequester float64
+	// Inbound bodies read at once (federation.Handler): in all (default
+	// 32) and per claimed origin (default 4).
+	MaxBodies, MaxBodiesPerOrigin int
 	// MaxMediaChunk bounds one range of a remote media read (set by the
 	// homeserver from its media config).
 	MaxMediaChunk int
@@ -166,6 +169,9 @@ type Link struct {
 	ver    *federation.Verifier
 	lim    *federation.RateLimiter
 	sigLim *federation.RateLimiter // signal path, per origin (signals.go)
+
+	handlerOnce sync.Once
+	handler     *federation.Handler
 
 	mu      sync.Mutex
 	waiters map[string]chan struct{} // SUBMIT envelope id -> closed on verdict
@@ -328,9 +334,15 @@ func (f *Link) Close() {
 }
 
 // Handler serves /hearth/federation/v1/… and /.well-known/hearth/server.
+// It is one handler per Link, so that its bounds on bodies in flight hold
+// for the server as a whole.
 func (f *Link) Handler() http.Handler {
-	return &federation.Handler{Verifier: f.ver, Limiter: f.lim, Inbound: f, KeyDoc: f.Peers.keyDoc,
-		Log: f.log.With("component", "federation"), Signals: f.Signals.ApplySignals, SignalLimiter: f.sigLim}
+	f.handlerOnce.Do(func() {
+		f.handler = &federation.Handler{Verifier: f.ver, Limiter: f.lim, Inbound: f, KeyDoc: f.Peers.keyDoc,
+			Log: f.log.With("component", "federation"), Signals: f.Signals.ApplySignals, SignalLimiter: f.sigLim,
+			MaxBodies: f.cfg.MaxBodies, MaxBodiesPerOrigin: f.cfg.MaxBodiesPerOrigin}
+	})
+	return f.handler
 }
 
 // deviceDomain is the domain of a device address, "" when it is not one.
