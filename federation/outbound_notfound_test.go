@@ -25,7 +25,9 @@ func (l *listQueue) Batch(_ context.Context, _ string, n int) ([]Queued, error) 
 	defer l.mu.Unlock()
 	return append([]Queued(nil), l.q[:min(n, len(l.q))]...), nil
 }
-func (l *listQueue) Finish(context.Context, string, []Queued, []*fedwire.EnvelopeResult) error { return nil }
+func (l *listQueue) Finish(context.Context, string, []Queued, []*fedwire.EnvelopeResult) error {
+	return nil
+}
 func (l *listQueue) Expire(_ context.Context, _ string, x []Queued) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
