@@ -6,9 +6,12 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -283,4 +286,55 @@ func TestClientAnswerBound(t *testing.T) {
 	if _, err := c.Query(context.Background(), "b.example", sq); err != nil {
 		t.Fatalf("a 2 MiB answer to a 4 MiB media read is within bounds: %v", err)
 	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// rssKiB reads this process's resident set size (Linux; 0 elsewhere).
+func rssKiB() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// BenchmarkHandlerOversizedBodies: 64 concurrent near-limit bodies from
+// one known origin and 64 from an unknown one; only MaxBodiesPerOrigin are
+// read at once and the unknown origin's none. It logs RSS before and after
+// (the tests count reads instead of measuring memory).
+func BenchmarkHandlerOversizedBodies(b *testing.B) {
+	now := time.Now()
+	k, _ := serverkey.Generate(rand.Reader)
+	var log bytes.Buffer
+	h, _ := newTestHandler(k, now, &log)
+	h.Log = slog.New(slog.DiscardHandler)
+	before := rssKiB()
+	for b.Loop() {
+		var wg sync.WaitGroup
+		for i := range 128 {
+			origin := "a.example"
+			if i%2 == 1 {
+				origin = "stranger.example"
+			}
+			wg.Go(func() {
+				body := io.LimitReader(zeros{}, DefaultMaxTransactionBytes) // the sender holds no buffer
+				req := httptest.NewRequest(http.MethodPost, PathTransaction, body)
+				req.ContentLength = DefaultMaxTransactionBytes
+				req.Header.Set(HeaderOrigin, origin)
+				req.Header.Set(HeaderKeyID, string(k.ID()))
+				h.ServeHTTP(httptest.NewRecorder(), req)
+			})
+		}
+		wg.Wait()
+	}
+	b.Logf("RSS %d MiB before, %d MiB after", before>>10, rssKiB()>>10)
 }
