@@ -73,8 +73,9 @@ type Handler struct {
 	// (default DefaultMaxBodiesPerOrigin). A request over either is
 	// answered CODE_UNAVAILABLE (retry) without its body being read.
 	MaxBodies, MaxBodiesPerOrigin int
-	// BodyTimeout bounds reading one body (default DefaultBodyTimeout),
-	// where the connection supports read deadlines.
+	// BodyTimeout bounds reading one body (default DefaultBodyTimeout):
+	// a read deadline where the connection supports one, else the body
+	// is closed at the deadline.
 	BodyTimeout time.Duration
 
 	slotsOnce sync.Once
@@ -192,7 +193,12 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, m proto.Messa
 	if timeout <= 0 {
 		timeout = DefaultBodyTimeout
 	}
-	http.NewResponseController(w).SetReadDeadline(time.Now().Add(timeout)) // where supported
+	if err := http.NewResponseController(w).SetReadDeadline(time.Now().Add(timeout)); err != nil {
+		// No read deadlines on this connection: closing the body at the
+		// deadline ends a read that would hold its slot for ever.
+		t := time.AfterFunc(timeout, func() { r.Body.Close() })
+		defer t.Stop()
+	}
 	n := r.ContentLength
 	if n < 0 || n > int64(lim) {
 		n = 0

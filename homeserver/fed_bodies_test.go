@@ -129,3 +129,40 @@ func TestFederationBodiesBounded(t *testing.T) {
 	cancel()
 	held.Wait()
 }
+
+// TestFederationSlowBodyTimesOut: a body that never arrives from a pinned
+// origin holds its slot only for BodyTimeout; then the request ends and
+// the slot is free again.
+func TestFederationSlowBodyTimesOut(t *testing.T) {
+	a, b := newFedNode(t, "a.example"), newFedNode(t, "b.example")
+	a.stop()
+	a.cfg.Federation.MaxBodiesPerOrigin, a.cfg.Federation.BodyTimeout = 1, 500*time.Millisecond
+	a.start()
+	pinAll(t, a, b)
+	tr := h3To(t, a)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r, w := io.Pipe()
+	defer w.Close()
+	start := time.Now()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		slowPost(ctx, tr, a, b.domain, string(b.skey.ID()), r) // answered or reset: either ends it
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a slow body held its request past BodyTimeout")
+	}
+	if d := time.Since(start); d < 400*time.Millisecond {
+		t.Fatalf("ended after %s, before BodyTimeout", d)
+	}
+	// The slot is free: a second slow body is read (not refused at once).
+	r2, w2 := io.Pipe()
+	defer w2.Close()
+	res, err := slowPost(ctx, tr, a, b.domain, string(b.skey.ID()), r2)
+	if err == nil && res.Code == fedwire.Code_CODE_UNAVAILABLE {
+		t.Fatalf("slot still held: %v %s", res.Code, res.Message)
+	}
+}

@@ -71,6 +71,8 @@ type Config struct {
 	// Inbound bodies read at once (federation.Handler): in all (default
 	// 32) and per claimed origin (default 4).
 	MaxBodies, MaxBodiesPerOrigin int
+	// BodyTimeout bounds reading one inbound body (default 30s).
+	BodyTimeout time.Duration
 	// MaxMediaChunk bounds one range of a remote media read (set by the
 	// homeserver from its media config).
 	MaxMediaChunk int
@@ -340,7 +342,7 @@ func (f *Link) Handler() http.Handler {
 	f.handlerOnce.Do(func() {
 		f.handler = &federation.Handler{Verifier: f.ver, Limiter: f.lim, Inbound: f, KeyDoc: f.Peers.keyDoc,
 			Log: f.log.With("component", "federation"), Signals: f.Signals.ApplySignals, SignalLimiter: f.sigLim,
-			MaxBodies: f.cfg.MaxBodies, MaxBodiesPerOrigin: f.cfg.MaxBodiesPerOrigin}
+			MaxBodies: f.cfg.MaxBodies, MaxBodiesPerOrigin: f.cfg.MaxBodiesPerOrigin, BodyTimeout: f.cfg.BodyTimeout}
 	})
 	return f.handler
 }
