@@ -8,12 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"hearth/federation/fedwire"
@@ -24,6 +26,10 @@ type Peer struct {
 	Domain  string
 	Address string // HOST:PORT of its federation endpoints
 	CAPEM   []byte // pinned CA (development, tests); nil: system roots
+	// PublicOnly (a discovered peer) dials only public addresses of the
+	// host: a name that resolves to loopback, private or link-local
+	// addresses is refused.
+	PublicOnly bool
 }
 
 // PeerSource finds a remote server's address.
@@ -45,6 +51,9 @@ type Client struct {
 	// DefaultQueryTimeout. A peer that does not answer a QUIC handshake
 	// fails sooner, after the 2 s handshake timeout.
 	QueryTimeout time.Duration
+	// MaxMediaChunk bounds the answer to a FetchMedia that names no
+	// length (the homeserver's media chunk size); 0: DefaultMaxMediaAnswer.
+	MaxMediaChunk int
 
 	mu  sync.Mutex
 	rts map[string]*rt // by domain
@@ -75,8 +84,27 @@ func newTransport(p Peer) (*http3.Transport, error) {
 		}
 		conf.RootCAs = pool
 	}
-	return &http3.Transport{TLSClientConfig: conf, QUICConfig: &quic.Config{
-		HandshakeIdleTimeout: 2 * time.Second, MaxIdleTimeout: 30 * time.Second, KeepAlivePeriod: 10 * time.Second}}, nil
+	tr := &http3.Transport{TLSClientConfig: conf, QUICConfig: &quic.Config{
+		HandshakeIdleTimeout: 2 * time.Second, MaxIdleTimeout: 30 * time.Second, KeepAlivePeriod: 10 * time.Second}}
+	if p.PublicOnly {
+		tr.Dial = func(ctx context.Context, addr string, tlsConf *tls.Config, qc *quic.Config) (*quic.Conn, error) {
+			host, port, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			ips, err := net.DefaultResolver.LookupIP(ctx, "ip", host)
+			if err != nil {
+				return nil, err
+			}
+			for _, ip := range ips {
+				if PublicAddress(ip) {
+					return quic.DialAddrEarly(ctx, net.JoinHostPort(ip.String(), port), tlsConf, qc)
+				}
+			}
+			return nil, fmt.Errorf("federation: %s resolves to no public address", host)
+		}
+	}
+	return tr, nil
 }
 
 // transport returns the HTTP/3 transport for domain, rebuilt when its
@@ -116,7 +144,84 @@ func (c *Client) Reset(domain string) {
 	}
 }
 
-func (c *Client) post(ctx context.Context, domain, path string, timeout time.Duration, in, out proto.Message) error {
+// Bounds on what a remote server's answer may hold (Client): a
+// transaction's result carries a code and short message per envelope; a
+// query's answer what it asked for.
+const (
+	MaxResultBytes        = 1 << 20   // TransactionResult (transactions, signals)
+	MaxDeviceListBytes    = 1 << 20   // FetchDeviceList
+	MaxClaimBytesPerUser  = 256 << 10 // ClaimKeyPackages, per user claimed
+	DefaultMaxMediaAnswer = 16 << 20  // FetchMedia with no length and no Client.MaxMediaChunk
+	answerOverhead        = 64 << 10  // codes, messages, framing
+)
+
+// queryAnswerLimit is the most an answer to sq may need.
+func (c *Client) queryAnswerLimit(sq *fedwire.SignedQuery) int64 {
+	q := &fedwire.Query{}
+	if proto.Unmarshal(sq.GetQuery(), q) != nil {
+		return answerOverhead
+	}
+	switch b := q.Body.(type) {
+	case *fedwire.Query_FetchDeviceList:
+		return MaxDeviceListBytes
+	case *fedwire.Query_ClaimKeyPackages:
+		return int64(len(b.ClaimKeyPackages.GetUsers()))*MaxClaimBytesPerUser + answerOverhead
+	case *fedwire.Query_FetchMedia:
+		n := int64(b.FetchMedia.GetLength())
+		if max := int64(c.MaxMediaChunk); n == 0 || (max > 0 && n > max) {
+			n = max
+		}
+		if n <= 0 || n > DefaultMaxMediaAnswer {
+			n = DefaultMaxMediaAnswer
+		}
+		return n + answerOverhead
+	}
+	return answerOverhead
+}
+
+// signedOrigin reads the origin (field 1) of the signed message (field
+// 1) of a SignedTransaction or SignedQuery, for HeaderOrigin.
+func signedOrigin(m proto.Message) string {
+	var inner []byte
+	switch v := m.(type) {
+	case *fedwire.SignedTransaction:
+		inner = v.GetTransaction()
+	case *fedwire.SignedQuery:
+		inner = v.GetQuery()
+	}
+	for len(inner) > 0 {
+		num, typ, n := protowire.ConsumeTag(inner)
+		if n < 0 {
+			return ""
+		}
+		inner = inner[n:]
+		if num == 1 && typ == protowire.BytesType {
+			v, n := protowire.ConsumeBytes(inner)
+			if n < 0 {
+				return ""
+			}
+			return string(v)
+		}
+		n = protowire.ConsumeFieldValue(num, typ, inner)
+		if n < 0 {
+			return ""
+		}
+		inner = inner[n:]
+	}
+	return ""
+}
+
+func signedKeyID(m proto.Message) string {
+	switch v := m.(type) {
+	case *fedwire.SignedTransaction:
+		return v.GetKeyId()
+	case *fedwire.SignedQuery:
+		return v.GetKeyId()
+	}
+	return ""
+}
+
+func (c *Client) post(ctx context.Context, domain, path string, timeout time.Duration, maxAnswer int64, in, out proto.Message) error {
 	r, err := c.transport(ctx, domain)
 	if err != nil {
 		return err
@@ -132,6 +237,9 @@ func (c *Client) post(ctx context.Context, domain, path string, timeout time.Dur
 		return err
 	}
 	req.Header.Set("Content-Type", contentType)
+	req.Header.Set(HeaderOrigin, signedOrigin(in))
+	req.Header.Set(HeaderKeyID, signedKeyID(in))
+	req.ContentLength = int64(len(body))
 	resp, err := r.tr.RoundTrip(req)
 	if err != nil {
 		// A request its caller gave up on (a device's session ended, a
@@ -144,9 +252,16 @@ func (c *Client) post(ctx context.Context, domain, path string, timeout time.Dur
 		return fmt.Errorf("federation: %s%s: %w", domain, path, err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if resp.ContentLength > maxAnswer {
+		c.Reset(domain)
+		return fmt.Errorf("federation: %s%s: answer of %d bytes over the %d this request may need", domain, path, resp.ContentLength, maxAnswer)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
 	if err != nil {
 		return fmt.Errorf("federation: %s%s: read: %w", domain, path, err)
+	}
+	if int64(len(b)) > maxAnswer {
+		return fmt.Errorf("federation: %s%s: answer over the %d bytes this request may need", domain, path, maxAnswer)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("federation: %s%s: HTTP %d", domain, path, resp.StatusCode)
@@ -167,7 +282,7 @@ func (c *Client) timeout() time.Duration {
 // Send posts a signed transaction; an error means no answer was had.
 func (c *Client) Send(ctx context.Context, destination string, st *fedwire.SignedTransaction) (*fedwire.TransactionResult, error) {
 	res := &fedwire.TransactionResult{}
-	if err := c.post(ctx, destination, PathTransaction, c.timeout(), st, res); err != nil {
+	if err := c.post(ctx, destination, PathTransaction, c.timeout(), MaxResultBytes, st, res); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -176,7 +291,7 @@ func (c *Client) Send(ctx context.Context, destination string, st *fedwire.Signe
 // Signal posts a signed transaction of lossy signals (PathSignal).
 func (c *Client) Signal(ctx context.Context, destination string, st *fedwire.SignedTransaction) (*fedwire.TransactionResult, error) {
 	res := &fedwire.TransactionResult{}
-	if err := c.post(ctx, destination, PathSignal, c.timeout(), st, res); err != nil {
+	if err := c.post(ctx, destination, PathSignal, c.timeout(), MaxResultBytes, st, res); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -189,7 +304,7 @@ func (c *Client) Query(ctx context.Context, destination string, sq *fedwire.Sign
 	if timeout <= 0 {
 		timeout = DefaultQueryTimeout
 	}
-	if err := c.post(ctx, destination, PathQuery, timeout, sq, res); err != nil {
+	if err := c.post(ctx, destination, PathQuery, timeout, c.queryAnswerLimit(sq), sq, res); err != nil {
 		return nil, err
 	}
 	return res, nil

@@ -78,13 +78,13 @@ func TestCancelledRequestKeepsConnection(t *testing.T) {
 	slow := make(chan error, 1)
 	var res fedwire.TransactionResult
 	go func() {
-		slow <- c.post(context.Background(), "b.example", "/slow", c.timeout(), &fedwire.Transaction{}, &res)
+		slow <- c.post(context.Background(), "b.example", "/slow", c.timeout(), MaxResultBytes, &fedwire.Transaction{}, &res)
 	}()
 	testutil.WaitFor(t, 10*time.Second, arrived(&slowIn, "the slow request"))
 	ctx, cancel := context.WithCancel(context.Background())
 	hung := make(chan error, 1)
 	go func() {
-		hung <- c.post(ctx, "b.example", "/hang", c.timeout(), &fedwire.Transaction{}, &fedwire.TransactionResult{})
+		hung <- c.post(ctx, "b.example", "/hang", c.timeout(), MaxResultBytes, &fedwire.Transaction{}, &fedwire.TransactionResult{})
 	}()
 	testutil.WaitFor(t, 10*time.Second, arrived(&hangIn, "the request to cancel"))
 	cancel()

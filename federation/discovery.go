@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -58,7 +59,11 @@ type Discovery struct {
 	RootCAs *x509.CertPool // nil: the system roots
 	// TestNames lets .test and .example names be looked up (tests, with an
 	// injected Resolver); otherwise they are "no such server".
-	TestNames     bool
+	TestNames bool
+	// TestAddresses lets a discovered key document name an IP address
+	// (loopback in tests) as its federation address; otherwise it must be
+	// a host name that CheckFederationAddress accepts.
+	TestAddresses bool
 	Timeout       time.Duration // one fetch, lookup included; default 5s
 	MaxBytes      int64         // key document size; default 64 KiB
 	Hold          time.Duration // a permanent failure is remembered this long; default 10 minutes
@@ -172,6 +177,31 @@ func CheckDiscoverable(domain string, testNames bool) error {
 		return errorf(op, fedwire.Code_CODE_BAD_REQUEST, "%s is not a server domain (numeric top-level label)", domain)
 	}
 	return nil
+}
+
+// CheckFederationAddress checks the "federation" HOST:PORT of a
+// discovered key document by the rules of discovery (CheckDiscoverable):
+// the host must be a domain name (no IP literal, no single label, no
+// special-use name), so that a document cannot send this server to an
+// internal address. A pinned peer's address is the admin's and is not
+// checked. Where the name resolves is checked when it is dialled
+// (PublicAddress).
+func CheckFederationAddress(addr string, testNames bool) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("port %q", port)
+	}
+	return CheckDiscoverable(host, testNames)
+}
+
+// PublicAddress reports whether ip may be dialled for a discovered peer:
+// not loopback, unspecified, private, link-local or multicast.
+func PublicAddress(ip net.IP) bool {
+	return !(ip.IsLoopback() || ip.IsUnspecified() || ip.IsPrivate() || ip.IsLinkLocalUnicast() ||
+		ip.IsLinkLocalMulticast() || ip.IsInterfaceLocalMulticast() || ip.IsMulticast())
 }
 
 // Permanent reports whether a discovery error will not change by
@@ -372,6 +402,11 @@ func (d *Discovery) fetch(ctx context.Context, domain string) (*KeyDocument, *se
 	}
 	if _, _, err := net.SplitHostPort(doc.Federation); err != nil {
 		return nil, nil, noServer(" (its federation address is invalid)", err)
+	}
+	if !d.TestAddresses {
+		if err := CheckFederationAddress(doc.Federation, d.TestNames); err != nil {
+			return nil, nil, noServer(" (its federation address is not a public host name)", err)
+		}
 	}
 	return doc, set, nil
 }

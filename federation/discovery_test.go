@@ -299,3 +299,48 @@ func TestDiscoveryBounded(t *testing.T) {
 		t.Fatalf("100 names: %d lookups (want at most the burst of 20), %d refused at once", n, limited)
 	}
 }
+
+// TestDiscoveryFederationAddress: the "federation" address of a
+// discovered key document must be a public host name: an IP literal
+// (loopback, internal or any other), a single-label or special-use name
+// is refused as "no server" and never dialled; a host name is taken. At
+// dial time, a discovered peer's name resolving to loopback, private or
+// link-local addresses is refused (PublicAddress).
+func TestDiscoveryFederationAddress(t *testing.T) {
+	k, _ := serverkey.Generate(rand.Reader)
+	addrs := map[string]string{
+		"loop.example":     "127.0.0.1:7443",
+		"v6.example":       "[::1]:7443",
+		"meta.example":     "169.254.169.254:80",
+		"internal.example": "10.0.0.7:8448",
+		"public.example":   "203.0.113.9:443", // any IP literal: not a name
+		"single.example":   "intranet:7443",
+		"local.example":    "localhost:7443",
+		"badport.example":  "hearth.badport.example:0",
+		"good.example":     "hearth.good.example:7443",
+	}
+	rig := newDiscoveryRig(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(NewKeyDocument(r.Host, addrs[r.Host], serverkey.PublicKey{ID: k.ID(), Key: k.Public()}))
+	}))
+	for d := range addrs {
+		rig.res.hosts[d] = []string{"127.0.0.1"}
+	}
+	for d, a := range addrs {
+		doc, _, err := rig.d.Discover(t.Context(), d)
+		if d == "good.example" {
+			if err != nil || doc.Federation != a {
+				t.Fatalf("%s: %v %v", d, doc, err)
+			}
+			continue
+		}
+		wantKind(t, err, fedwire.Code_CODE_NOT_FOUND, "federation address")
+	}
+	for _, ip := range []string{"127.0.0.1", "::1", "10.1.2.3", "192.168.0.1", "169.254.169.254", "fe80::1", "0.0.0.0", "224.0.0.1"} {
+		if PublicAddress(net.ParseIP(ip)) {
+			t.Errorf("%s counted as public", ip)
+		}
+	}
+	if !PublicAddress(net.ParseIP("203.0.113.9")) {
+		t.Error("a public address refused")
+	}
+}

@@ -59,6 +59,14 @@ func CheckEnvelope(origin, self string, env *fedwire.Envelope) error {
 		if hub != origin {
 			return forbidden("%s is not the hub of %s", origin, env.GetConversationId())
 		}
+		if env.GetKind() == fedwire.EnvelopeKind_ENVELOPE_KIND_DELIVER {
+			// The hub speaks for the members of its conversation; whether a
+			// sender of this server's own really sent it is checked against
+			// what this server submitted (homeserver/fedlink).
+			if _, err := identity.ParseDevice(env.GetSender()); err != nil {
+				return bad("sender: %v", err)
+			}
+		}
 		for _, r := range env.GetRecipients() {
 			dev, err := identity.ParseDevice(r)
 			if err != nil {

@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -25,6 +27,21 @@ const (
 	PathSignal      = "/hearth/federation/v1/signal" // lossy signals (typing): no dedup, no queue
 	PathKeyDocument = "/.well-known/hearth/server"
 	contentType     = "application/x-protobuf"
+	// HeaderOrigin names the sending server on every POST, so that the
+	// receiver can refuse a request from an origin it will not hear
+	// (policy, unknown keys, too many bodies in flight) before reading its
+	// body. The signed origin inside must match it.
+	HeaderOrigin = "Hearth-Origin"
+	// HeaderKeyID names the key that signed the body (it must match the
+	// body's key id): a malformed one is refused before any key lookup.
+	HeaderKeyID = "Hearth-Key-Id"
+)
+
+// Defaults of the inbound body bounds (Handler).
+const (
+	DefaultMaxBodies          = 32
+	DefaultMaxBodiesPerOrigin = 4
+	DefaultBodyTimeout        = 30 * time.Second
 )
 
 // Inbound applies verified transactions and answers verified queries. The
@@ -51,6 +68,20 @@ type Handler struct {
 	// SignalLimiter bounds signal transactions per origin, apart from
 	// Limiter so that signals cannot use up the budget of messages.
 	SignalLimiter *RateLimiter
+	// MaxBodies bounds the request bodies being read at once, over all
+	// origins (default DefaultMaxBodies); MaxBodiesPerOrigin per origin
+	// (default DefaultMaxBodiesPerOrigin). A request over either is
+	// answered CODE_UNAVAILABLE (retry) without its body being read.
+	MaxBodies, MaxBodiesPerOrigin int
+	// BodyTimeout bounds reading one body (default DefaultBodyTimeout):
+	// a read deadline where the connection supports one, else the body
+	// is closed at the deadline.
+	BodyTimeout time.Duration
+
+	slotsOnce sync.Once
+	slots     chan struct{}
+	mu        sync.Mutex
+	perOrigin map[string]int
 }
 
 // ServeHTTP routes the three federation paths.
@@ -70,20 +101,120 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// readBody reads at most the limit; ok false when it answered 413/400.
+// preflight checks what can be checked before a body is read: the
+// origin named in HeaderOrigin is a domain the policy allows and whose
+// keys this server has or can get (a pinned peer, a cached or bounded
+// discovery), the declared length is within the limit, and a body slot
+// is free for the origin and overall. ok false: it answered the refusal
+// (and read nothing); otherwise release frees the slot.
+func (h *Handler) preflight(w http.ResponseWriter, r *http.Request, what, op string, query bool) (origin string, release func(), ok bool) {
+	refuse := func(err error) (string, func(), bool) {
+		h.refused(r, what, origin, err)
+		h.writeRefusal(w, query, err)
+		return "", nil, false
+	}
+	origin = r.Header.Get(HeaderOrigin)
+	if err := ValidDomain(origin); err != nil {
+		return refuse(&Error{Op: op, Kind: fedwire.Code_CODE_BAD_REQUEST, Msg: "missing or invalid " + HeaderOrigin + " header", Err: err})
+	}
+	if h.Verifier.Policy != nil && !h.Verifier.Policy.Allowed(origin) {
+		return refuse(errorf(op, fedwire.Code_CODE_FORBIDDEN, "federation with %s is not allowed here", origin))
+	}
+	if !wellFormedKeyID(r.Header.Get(HeaderKeyID)) {
+		return refuse(errorf(op, fedwire.Code_CODE_BAD_SIGNATURE, "missing or malformed %s header", HeaderKeyID))
+	}
+	lim := int64(h.Verifier.Limits.withDefaults().MaxTransactionBytes + 4096)
+	if r.ContentLength > lim {
+		h.Log.Warn("federation: refused", "what", what, "origin", origin, "remote", r.RemoteAddr, "code", fedwire.Code_CODE_TOO_LARGE.String(), "declared", r.ContentLength)
+		http.Error(w, "too large", http.StatusRequestEntityTooLarge)
+		return "", nil, false
+	}
+	if _, err := h.Verifier.Keys.ServerKeys(r.Context(), origin); err != nil {
+		if Permanent(err) || errors.Is(err, ErrNoPeer) {
+			return refuse(&Error{Op: op, Kind: fedwire.Code_CODE_BAD_SIGNATURE, Msg: "unknown origin key", Err: err})
+		}
+		return refuse(&Error{Op: op, Kind: fedwire.Code_CODE_UNAVAILABLE, Msg: "origin keys unavailable; retry later", Err: err})
+	}
+	release, ok = h.takeSlot(origin)
+	if !ok {
+		return refuse(errorf(op, fedwire.Code_CODE_UNAVAILABLE, "too many requests in flight from %s; retry later", origin))
+	}
+	return origin, release, true
+}
+
+// takeSlot reserves one body slot for origin, without waiting.
+func (h *Handler) takeSlot(origin string) (func(), bool) {
+	h.slotsOnce.Do(func() {
+		n := h.MaxBodies
+		if n <= 0 {
+			n = DefaultMaxBodies
+		}
+		h.slots = make(chan struct{}, n)
+		h.perOrigin = map[string]int{}
+	})
+	per := h.MaxBodiesPerOrigin
+	if per <= 0 {
+		per = DefaultMaxBodiesPerOrigin
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.perOrigin[origin] >= per {
+		return nil, false
+	}
+	select {
+	case h.slots <- struct{}{}:
+	default:
+		return nil, false
+	}
+	h.perOrigin[origin]++
+	return func() {
+		h.mu.Lock()
+		if h.perOrigin[origin]--; h.perOrigin[origin] <= 0 {
+			delete(h.perOrigin, origin)
+		}
+		h.mu.Unlock()
+		<-h.slots
+	}, true
+}
+
+func (h *Handler) writeRefusal(w http.ResponseWriter, query bool, err error) {
+	if query {
+		h.writeProto(w, &fedwire.QueryResult{Code: KindOf(err), Message: PublicMessage(err)})
+		return
+	}
+	h.writeProto(w, &fedwire.TransactionResult{Code: KindOf(err), Message: PublicMessage(err)})
+}
+
+// readBody streams at most the limit, within BodyTimeout; ok false when
+// it answered 413/400.
 func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, m proto.Message) bool {
 	lim := h.Verifier.Limits.withDefaults().MaxTransactionBytes + 4096
-	b, err := io.ReadAll(io.LimitReader(r.Body, int64(lim)+1))
+	timeout := h.BodyTimeout
+	if timeout <= 0 {
+		timeout = DefaultBodyTimeout
+	}
+	if err := http.NewResponseController(w).SetReadDeadline(time.Now().Add(timeout)); err != nil {
+		// No read deadlines on this connection: closing the body at the
+		// deadline ends a read that would hold its slot for ever.
+		t := time.AfterFunc(timeout, func() { r.Body.Close() })
+		defer t.Stop()
+	}
+	n := r.ContentLength
+	if n < 0 || n > int64(lim) {
+		n = 0
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, n))
+	_, err := buf.ReadFrom(io.LimitReader(r.Body, int64(lim)+1))
 	if err != nil {
 		http.Error(w, "read body", http.StatusBadRequest)
 		return false
 	}
-	if len(b) > lim {
+	if buf.Len() > lim {
 		h.Log.Warn("federation: refused", "remote", r.RemoteAddr, "code", fedwire.Code_CODE_TOO_LARGE.String())
 		http.Error(w, "too large", http.StatusRequestEntityTooLarge)
 		return false
 	}
-	if err := proto.Unmarshal(b, m); err != nil {
+	if err := proto.Unmarshal(buf.Bytes(), m); err != nil {
 		h.writeProto(w, &fedwire.TransactionResult{Code: fedwire.Code_CODE_BAD_REQUEST, Message: "malformed body"})
 		return false
 	}
@@ -103,11 +234,24 @@ func (h *Handler) writeProto(w http.ResponseWriter, m proto.Message) {
 // readTransaction reads, verifies and rate-limits a signed transaction;
 // on failure it answers the refusal itself and returns nil.
 func (h *Handler) readTransaction(w http.ResponseWriter, r *http.Request, op, what string, lim *RateLimiter) (*fedwire.Transaction, []byte) {
-	st := &fedwire.SignedTransaction{}
-	if !h.readBody(w, r, st) {
+	origin, release, ok := h.preflight(w, r, what, op, false)
+	if !ok {
 		return nil, nil
 	}
-	txn, err := h.Verifier.VerifyTransaction(r.Context(), st)
+	st := &fedwire.SignedTransaction{}
+	read := h.readBody(w, r, st)
+	release()
+	if !read {
+		return nil, nil
+	}
+	verify := h.Verifier.VerifyTransaction
+	if what == "signals" {
+		verify = h.Verifier.VerifySignals
+	}
+	txn, err := verify(r.Context(), st)
+	if err == nil && (txn.Origin != origin || st.KeyId != r.Header.Get(HeaderKeyID)) {
+		err = errorf(op, fedwire.Code_CODE_BAD_REQUEST, "%s or %s header does not match the signed request", HeaderOrigin, HeaderKeyID)
+	}
 	if err == nil && lim != nil {
 		if ok, wait := lim.Take(txn.Origin, 1); !ok {
 			err = errorf(op, fedwire.Code_CODE_RATE_LIMITED, "retry in %s", wait)
@@ -146,11 +290,20 @@ func (h *Handler) serveSignals(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) serveQuery(w http.ResponseWriter, r *http.Request) {
+	origin, release, ok := h.preflight(w, r, "query", "federation.Query", true)
+	if !ok {
+		return
+	}
 	sq := &fedwire.SignedQuery{}
-	if !h.readBody(w, r, sq) {
+	read := h.readBody(w, r, sq)
+	release()
+	if !read {
 		return
 	}
 	q, err := h.Verifier.VerifyQuery(r.Context(), sq)
+	if err == nil && (q.Origin != origin || sq.KeyId != r.Header.Get(HeaderKeyID)) {
+		err = errorf("federation.Query", fedwire.Code_CODE_BAD_REQUEST, "%s or %s header does not match the signed request", HeaderOrigin, HeaderKeyID)
+	}
 	if err == nil && h.Limiter != nil {
 		if ok, wait := h.Limiter.Take(q.Origin, 1); !ok {
 			err = errorf("federation.Query", fedwire.Code_CODE_RATE_LIMITED, "retry in %s", wait)

@@ -51,7 +51,20 @@ func newTestHandler(k *serverkey.Key, now time.Time, log *bytes.Buffer) (*Handle
 
 func post(h http.Handler, path string, body []byte) (*httptest.ResponseRecorder, *fedwire.TransactionResult) {
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body)))
+	req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+	origin, keyID := "a.example", "ed25519:AAAAAAAAAAA"
+	st := &fedwire.SignedTransaction{}
+	if proto.Unmarshal(body, st) == nil {
+		if o := signedOrigin(st); o != "" {
+			origin = o
+		}
+		if st.KeyId != "" {
+			keyID = st.KeyId
+		}
+	}
+	req.Header.Set(HeaderOrigin, origin)
+	req.Header.Set(HeaderKeyID, keyID)
+	h.ServeHTTP(rec, req)
 	res := &fedwire.TransactionResult{}
 	proto.Unmarshal(rec.Body.Bytes(), res)
 	return rec, res

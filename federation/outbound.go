@@ -361,6 +361,20 @@ func (o *Outbound) attempt(ctx context.Context, l *destLoop) (more bool, err err
 	res, err := o.Net.Send(ctx, l.dest, st)
 	if err != nil {
 		if errors.As(err, new(*Error)) { // discovery refused: the peer was not asked
+			if Permanent(err) {
+				// The domain has no Hearth server (or is no domain): what
+				// is queued for it can never be delivered. It expires now,
+				// by the path of the expiry (senders are told), instead
+				// of waiting out Expiry.
+				if xerr := o.Queue.Expire(ctx, l.dest, live); xerr != nil {
+					return false, fmt.Errorf("expire: %w", xerr)
+				}
+				l.mu.Lock()
+				l.st.Expired += uint64(len(live))
+				l.mu.Unlock()
+				o.Log.Warn("federation: destination has no server; its envelopes expired, senders told", "destination", l.dest, "count", len(live), "err", err)
+				return true, nil
+			}
 			return false, err
 		}
 		return false, noAnswer{err}

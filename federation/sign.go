@@ -19,6 +19,10 @@ import (
 const (
 	TransactionLabel = "hearth federation transaction v1"
 	QueryLabel       = "hearth federation query v1"
+	// SignalLabel signs transactions on PathSignal (typing, presence): a
+	// signal transaction can never be replayed as a durable one, nor the
+	// reverse.
+	SignalLabel = "hearth federation signal v1"
 )
 
 // SignTransaction encodes txn deterministically and signs the bytes.
@@ -28,6 +32,16 @@ func SignTransaction(k *serverkey.Key, txn *fedwire.Transaction) (*fedwire.Signe
 		return nil, fmt.Errorf("federation.SignTransaction: encode: %w", err)
 	}
 	return &fedwire.SignedTransaction{Transaction: b, KeyId: string(k.ID()), Signature: k.Sign(TransactionLabel, b)}, nil
+}
+
+// SignSignals encodes a transaction of lossy signals (PathSignal) and
+// signs it with SignalLabel.
+func SignSignals(k *serverkey.Key, txn *fedwire.Transaction) (*fedwire.SignedTransaction, error) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(txn)
+	if err != nil {
+		return nil, fmt.Errorf("federation.SignSignals: encode: %w", err)
+	}
+	return &fedwire.SignedTransaction{Transaction: b, KeyId: string(k.ID()), Signature: k.Sign(SignalLabel, b)}, nil
 }
 
 // SignQuery encodes q deterministically and signs the bytes.
@@ -49,7 +63,9 @@ type KeyResolver interface {
 // signature names a key id it does not hold (the server rotated). It may
 // refuse when it refreshed that server recently.
 type KeyRefresher interface {
-	RefreshServerKeys(ctx context.Context, domain string) (*serverkey.Set, error)
+	// RefreshServerKeys is asked because a request named keyID, which
+	// the cached keys of domain do not hold.
+	RefreshServerKeys(ctx context.Context, domain, keyID string) (*serverkey.Set, error)
 }
 
 // DefaultMaxTransactionBytes bounds one signed transaction. It holds the
@@ -137,12 +153,17 @@ func (v *Verifier) check(ctx context.Context, op, label string, signed []byte, k
 	var rerr error
 	if r, ok := v.Keys.(KeyRefresher); ok && errors.Is(err, serverkey.ErrUnknown) {
 		var set2 *serverkey.Set
-		if set2, rerr = r.RefreshServerKeys(ctx, h.origin); rerr == nil {
+		if set2, rerr = r.RefreshServerKeys(ctx, h.origin, keyID); rerr == nil {
 			err = set2.Verify(serverkey.ID(keyID), sent, label, signed, sig)
 		}
 	}
 	if err != nil {
 		msg := "from " + h.origin + ": " + err.Error()
+		if errors.Is(rerr, ErrRefreshSoon) {
+			// A real new key is admitted as soon as the refresh may run:
+			// the sender retries (a temporary refusal), it does not fail.
+			return &Error{Op: op, Kind: fedwire.Code_CODE_UNAVAILABLE, Msg: msg + " (" + rerr.Error() + ")", Err: rerr}
+		}
 		if errors.Is(rerr, ErrRefreshLimited) {
 			msg += " (" + rerr.Error() + ")"
 		} else if rerr != nil {
@@ -155,7 +176,14 @@ func (v *Verifier) check(ctx context.Context, op, label string, signed []byte, k
 
 // ErrRefreshLimited is a KeyRefresher's refusal to fetch an origin's keys
 // again so soon; its text may be shown to the remote side.
+// It is answered for a key id that a recent refresh did not find (a
+// forgery, or a key the origin has not published yet).
 var ErrRefreshLimited = errors.New("keys were refreshed recently")
+
+// ErrRefreshSoon is a KeyRefresher's answer when a refresh for a key id
+// it has not looked for yet must wait a moment (another refresh of the
+// origin ran just now); the request is refused as temporary.
+var ErrRefreshSoon = errors.New("keys are refreshed again shortly; retry")
 
 // wellFormedKeyID reports whether id has the shape of a key id
 // ("ed25519:" and 11 base64url characters).
@@ -176,9 +204,18 @@ func wellFormedKeyID(id string) bool {
 // policy and limits, and returns the decoded transaction. It does not
 // deduplicate: the caller checks (origin, txn_id) against its store.
 func (v *Verifier) VerifyTransaction(ctx context.Context, st *fedwire.SignedTransaction) (*fedwire.Transaction, error) {
-	const op = "federation.VerifyTransaction"
+	return v.verifyTxn(ctx, "federation.VerifyTransaction", TransactionLabel, st)
+}
+
+// VerifySignals checks a transaction from PathSignal like
+// VerifyTransaction, under SignalLabel.
+func (v *Verifier) VerifySignals(ctx context.Context, st *fedwire.SignedTransaction) (*fedwire.Transaction, error) {
+	return v.verifyTxn(ctx, "federation.VerifySignals", SignalLabel, st)
+}
+
+func (v *Verifier) verifyTxn(ctx context.Context, op, label string, st *fedwire.SignedTransaction) (*fedwire.Transaction, error) {
 	txn := &fedwire.Transaction{}
-	err := v.check(ctx, op, TransactionLabel, st.GetTransaction(), st.GetKeyId(), st.GetSignature(), func(b []byte) (header, error) {
+	err := v.check(ctx, op, label, st.GetTransaction(), st.GetKeyId(), st.GetSignature(), func(b []byte) (header, error) {
 		if err := proto.Unmarshal(b, txn); err != nil {
 			return header{}, err
 		}

@@ -101,6 +101,7 @@ func loopbackDiscovery(nodes ...*fedNode) (*fakeResolver, []byte) {
 func (n *fedNode) useDiscovery(r *fakeResolver, pems []byte) {
 	f := &n.cfg.Federation
 	f.Resolver, f.DiscoveryDial, f.DiscoverTestNames, f.DiscoveryCAPEM = r, r.dial, true, pems
+	f.DiscoverTestAddresses = true // the documents name loopback addresses
 }
 
 // TestFederationDiscovery: two servers that have not pinned each other
@@ -173,4 +174,39 @@ func TestFederationDiscovery(t *testing.T) {
 	if _, err := a.s.fed.Peers.ServerKeys(t.Context(), "c.example"); err == nil {
 		t.Fatal("keys of c.example accepted from a server with b.example's certificate")
 	}
+}
+
+// TestFederationNoServerExpiresQueue: a's DELIVER for b.example waits in
+// its queue while b is away; when discovery then says b.example has no
+// server (NXDOMAIN), the queued envelope expires at once and the sending
+// device gets the delivery-failed notice — not after the 7-day expiry.
+func TestFederationNoServerExpiresQueue(t *testing.T) {
+	a, b := newFedNode(t, "a.example"), newFedNode(t, "b.example")
+	res, pems := loopbackDiscovery(a, b)
+	for _, n := range []*fedNode{a, b} {
+		n.stop()
+		n.useDiscovery(res, pems)
+		n.start()
+	}
+	_, alice := a.addUser("alice")
+	_, bob := b.addUser("bob")
+	alice.must(syncFrame(0))
+	bob.must(syncFrame(0))
+	const conv = "gone@a.example"
+	createFedConv(alice, conv)
+	alice.must(addCommit(conv, "add", 0, bob.addr()))
+	collect(t, bob, 1, fedWait)
+	drained(t, a)
+
+	// b is gone, and so is its name; a restarts (nothing cached).
+	b.stop()
+	res.mu.Lock()
+	delete(res.hosts, "b.example")
+	res.mu.Unlock()
+	a.stop()
+	a.start()
+	alice = a.resume(alice, 0)
+	ok := sendRetry(t, alice, appMsg(conv, "lost", 1, "to nobody"), fedWait)
+	expectNotice(t, alice, conv, "lost", ok.ConversationSeq, "b.example")
+	drained(t, a)
 }

@@ -3,6 +3,7 @@ package homeserver
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -107,11 +108,21 @@ func TestFederationKeyRotation(t *testing.T) {
 	if got := b.rows(t); !reflect.DeepEqual(got, before) {
 		t.Fatalf("refused transaction stored something: %v -> %v", before, got)
 	}
-	// An unknown key right after a refresh: refused without another fetch.
+	// An unknown key: one refresh (after the short gap) does not find it;
+	// the same key id again is refused without another fetch.
 	stranger, _ := serverkey.Generate(rand.Reader)
+	time.Sleep(1100 * time.Millisecond) // KeyRefreshGap
 	res = post(stranger, "stranger", time.Now())
+	if res.Code != fedwire.Code_CODE_BAD_SIGNATURE {
+		t.Fatalf("unknown key: %v %s", res.Code, res.Message)
+	}
+	refreshes := strings.Count(b.logs.String(), "refreshed peer keys")
+	res = post(stranger, "stranger2", time.Now())
 	if res.Code != fedwire.Code_CODE_BAD_SIGNATURE || !strings.Contains(res.Message, "refreshed") {
 		t.Fatalf("unknown key within the refresh interval: %v %s", res.Code, res.Message)
+	}
+	if n := strings.Count(b.logs.String(), "refreshed peer keys"); n != refreshes {
+		t.Fatalf("a key id not found by a refresh caused another fetch (%d -> %d)", refreshes, n)
 	}
 
 	// The rotation is durable: after a restart a signs with the new key.
@@ -124,5 +135,58 @@ func TestFederationKeyRotation(t *testing.T) {
 	sendRetry(t, alice, appMsg(conv, "after-restart", 1, "still new key"), fedWait)
 	if d := collect(t, bob, 1, fedWait)[0]; d.ConversationSeq != 4 {
 		t.Fatalf("bob after a's restart got %v", d)
+	}
+}
+
+// TestFederationForgedKeyIDDoesNotDelayRefresh: a forged transaction "from
+// a" under an unknown key id makes b refresh a's keys once; it does not
+// hold back the refresh a's real new key needs right after: a's first
+// transaction under its new key is admitted at once or, within the short
+// refresh gap, refused as temporary (the sender retries) and admitted a
+// moment later — not refused as a bad signature for the 30 s interval.
+// The forged key id again is refused without another fetch.
+func TestFederationForgedKeyIDDoesNotDelayRefresh(t *testing.T) {
+	ctx := context.Background()
+	a, b := newFedNode(t, "a.example"), newFedNode(t, "b.example")
+	pinAll(t, a, b)
+	cl := &federation.Client{Peers: fixedPeer{b}}
+	defer cl.Close()
+	post := func(k *serverkey.Key, id string) *fedwire.TransactionResult {
+		t.Helper()
+		st, err := federation.SignTransaction(k, &fedwire.Transaction{Origin: a.domain, Destination: b.domain, TxnId: id, OriginTimeMs: time.Now().UnixMilli()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := cl.Send(ctx, b.domain, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	forger, _ := serverkey.Generate(rand.Reader)
+	if res := post(forger, "forged"); res.Code != fedwire.Code_CODE_BAD_SIGNATURE {
+		t.Fatalf("forged: %v %s", res.Code, res.Message)
+	}
+	fetches := strings.Count(b.logs.String(), "refreshed peer keys")
+	if _, err := a.s.FederationKeyRotate(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for i := 0; ; i++ {
+		res := post(a.s.fed.Peers.SigningKey(), fmt.Sprintf("real-%d", i))
+		if res.Code == fedwire.Code_CODE_OK {
+			break
+		}
+		if res.Code != fedwire.Code_CODE_UNAVAILABLE || time.Since(start) > 5*time.Second {
+			t.Fatalf("a's new key after a forged key id: %v %s (after %s)", res.Code, res.Message, time.Since(start))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	n := strings.Count(b.logs.String(), "refreshed peer keys")
+	if res := post(forger, "forged-again"); res.Code != fedwire.Code_CODE_BAD_SIGNATURE {
+		t.Fatalf("forged again: %v %s", res.Code, res.Message)
+	}
+	if m := strings.Count(b.logs.String(), "refreshed peer keys"); m != n || n != fetches+1 {
+		t.Fatalf("refreshes: %d after the forgery, %d after the real key, %d after the forgery again", fetches, n, m)
 	}
 }

@@ -50,9 +50,27 @@ func TestFederatedPresence(t *testing.T) {
 	// b.example hubs no conversation of carol's: its relay is ignored.
 	res := c.s.fed.Signals.ApplySignals(context.Background(), &fedwire.Transaction{Origin: "b.example", Destination: "c.example",
 		Envelopes: []*fedwire.Envelope{{Id: "prs-x", Kind: fedwire.EnvelopeKind_ENVELOPE_KIND_PRESENCE,
-			Sender: "mallory@a.example", Presence: uint32(wire.PresenceState_PRESENCE_STATE_ONLINE), Recipients: []string{"carol@c.example"}}}})
-	if got := res.GetResults()[0].GetCode(); got != fedwire.Code_CODE_OK {
+			Sender: "mallory@a.example", Presence: uint32(wire.PresenceState_PRESENCE_STATE_ONLINE), LastActiveMs: 12345, Recipients: []string{"carol@c.example"}}}})
+	if got := res.GetResults()[0].GetCode(); got != fedwire.Code_CODE_FORBIDDEN {
 		t.Fatalf("relay answered %v", got)
 	}
 	noPush(t, carol, 300*time.Millisecond, presenceOf("mallory@a.example", 0))
+	// ... and is not remembered as mallory's presence either (a session
+	// connecting later would have been told it).
+	if st, at := c.s.presence.Get("mallory@a.example"); at == 12345 {
+		t.Fatalf("a relay from a server hubbing nothing of carol's set mallory's presence to %v", st)
+	}
+	// A third-domain user's presence is taken from its own server
+	// (first hop) or a hub of a conversation of the recipient, never
+	// from another follower: b.example telling c about alice, whom b
+	// does not host, for carol, is refused.
+	res = c.s.fed.Signals.ApplySignals(context.Background(), &fedwire.Transaction{Origin: "b.example", Destination: "c.example",
+		Envelopes: []*fedwire.Envelope{{Id: "prs-y", Kind: fedwire.EnvelopeKind_ENVELOPE_KIND_PRESENCE,
+			Sender: "alice@a.example", Presence: uint32(wire.PresenceState_PRESENCE_STATE_OFFLINE), Recipients: []string{"carol@c.example"}}}})
+	if got := res.GetResults()[0].GetCode(); got != fedwire.Code_CODE_FORBIDDEN {
+		t.Fatalf("relay of alice by b answered %v", got)
+	}
+	if st, _ := c.s.presence.Get("alice@a.example"); st != away {
+		t.Fatalf("alice's presence at c is %v after b's relay, want still %v", st, away)
+	}
 }

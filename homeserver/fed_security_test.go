@@ -219,3 +219,62 @@ func TestFederationRemoteNewDevice(t *testing.T) {
 		t.Fatalf("alice got %v", d)
 	}
 }
+
+// TestFederationForgedLocalSender: b hubs x@b.example but may not put
+// words in the mouth of a's own users: a DELIVER (or a delivery-failed
+// notice) naming alice's device as sender, for a message a never
+// submitted, is refused and creates no conversation copy; the same from
+// b's own user is applied. A real message alice sends through b's hub
+// comes back and is applied (a submitted it).
+func TestFederationForgedLocalSender(t *testing.T) {
+	a, b := newFedNode(t, "a.example"), newFedNode(t, "b.example")
+	pinAll(t, a, b)
+	_, alice := a.addUser("alice")
+	cl := &federation.Client{Peers: fixedPeer{a}}
+	defer cl.Close()
+	now := time.Now()
+	deliver := func(id, conv, sender string) *fedwire.Envelope {
+		return &fedwire.Envelope{Id: id, Kind: fedwire.EnvelopeKind_ENVELOPE_KIND_DELIVER, ConversationId: conv,
+			Sender: sender, MessageId: "m-" + id, MessageKind: uint32(wire.MessageKind_MESSAGE_KIND_APPLICATION),
+			Payload: []byte("p"), ConversationSeq: 1, Recipients: []string{alice.addr()}, ServerTimeMs: now.UnixMilli()}
+	}
+	post := func(id string, env *fedwire.Envelope) *fedwire.EnvelopeResult {
+		t.Helper()
+		st, err := federation.SignTransaction(b.skey, &fedwire.Transaction{Origin: "b.example", Destination: "a.example", TxnId: id,
+			OriginTimeMs: now.UnixMilli(), Envelopes: []*fedwire.Envelope{env}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := cl.Send(context.Background(), "a.example", st)
+		if err != nil || res.Code != fedwire.Code_CODE_OK || len(res.Results) != 1 {
+			t.Fatalf("%s: %v %v", id, res, err)
+		}
+		return res.Results[0]
+	}
+	convExists := func(id string) bool {
+		err := a.db.Read(context.Background(), func(tx *storage.Tx) error { _, err := tx.Conversation(id); return err })
+		return err == nil
+	}
+	before := a.rows(t)
+	if r := post("t1", deliver("e1", "forged@b.example", alice.addr())); r.Code != fedwire.Code_CODE_FORBIDDEN {
+		t.Fatalf("DELIVER under alice's name: %v %s", r.Code, r.Message)
+	}
+	notice := deliver("e2", "forged@b.example", alice.addr())
+	notice.FailedServer, notice.Recipients = "c.example", []string{alice.addr()}
+	if r := post("t2", notice); r.Code != fedwire.Code_CODE_FORBIDDEN {
+		t.Fatalf("failed notice for a message alice never sent: %v %s", r.Code, r.Message)
+	}
+	if convExists("forged@b.example") {
+		t.Fatal("a conversation copy was created under alice's name")
+	}
+	after := a.rows(t)
+	if after["mailbox"] != before["mailbox"] {
+		t.Fatalf("a forged entry reached a mailbox: %v -> %v", before, after)
+	}
+	if r := post("t3", deliver("e3", "real@b.example", "bob@b.example/DEV")); r.Code != fedwire.Code_CODE_OK {
+		t.Fatalf("DELIVER from b's own user: %v %s", r.Code, r.Message)
+	}
+	if r := post("t4", deliver("e4", "bad@b.example", "not a device")); r.Code != fedwire.Code_CODE_BAD_REQUEST {
+		t.Fatalf("DELIVER with a malformed sender: %v %s", r.Code, r.Message)
+	}
+}

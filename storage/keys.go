@@ -75,6 +75,14 @@ func (t *Tx) CountKeyPackages(deviceID string) (int, error) {
 	return n, wrap("storage.CountKeyPackages", err)
 }
 
+// LastResortKeyPackage returns the device's last-resort package (kept);
+// ErrNotFound when it has none.
+func (t *Tx) LastResortKeyPackage(deviceID string) ([]byte, error) {
+	var pkg []byte
+	err := t.row(`SELECT data FROM last_resort_packages WHERE device_id = ?`, []any{deviceID}, &pkg)
+	return pkg, wrap("storage.LastResortKeyPackage", err)
+}
+
 // ClaimKeyPackage removes and returns the device's oldest single-use
 // package, or returns its last-resort package (kept) when none is left.
 // ErrNotFound when the device has neither.

@@ -130,6 +130,9 @@ func (f *Link) applyEnvelope(tx *storage.Tx, origin string, env *fedwire.Envelop
 	case fedwire.EnvelopeKind_ENVELOPE_KIND_SUBMIT:
 		err = f.applySubmit(tx, origin, env, a)
 	case fedwire.EnvelopeKind_ENVELOPE_KIND_DELIVER:
+		if err := f.checkLocalSender(tx, origin, env); err != nil {
+			return err
+		}
 		if env.FailedServer != "" {
 			err = f.applyFailedNotice(tx, env, a)
 		} else {
@@ -144,6 +147,35 @@ func (f *Link) applyEnvelope(tx *storage.Tx, origin string, env *fedwire.Envelop
 		return err
 	}
 	return tx.MarkEnvelope(origin, env.Id, f.nowMs())
+}
+
+// checkLocalSender refuses a DELIVER (message or delivery-failed notice)
+// that names one of this server's own devices as its sender although this
+// server never submitted that message to the hub: a hub speaks for the
+// members of its conversations, but this server's users speak only
+// through this server (a SUBMIT it sent, remembered as a pending
+// submission or, once accepted, as the send record). Without it a hub
+// could put words in a local user's mouth, or create a copy of a
+// conversation with a local user as its creator.
+func (f *Link) checkLocalSender(tx *storage.Tx, origin string, env *fedwire.Envelope) error {
+	const op = "homeserver.federation.Deliver"
+	if deviceDomain(env.Sender) != f.domain {
+		return nil
+	}
+	p, err := tx.PendingSend(env.Sender, env.MessageId)
+	if err == nil && p.ConvID == env.ConversationId {
+		return nil
+	} else if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	r, err := tx.SendRecord(env.Sender, env.MessageId)
+	if err == nil && r.ConvID == env.ConversationId {
+		return nil
+	} else if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	return &federation.Error{Op: op, Kind: fedwire.Code_CODE_FORBIDDEN,
+		Msg: origin + " delivers a message of " + env.Sender + " that this server did not submit"}
 }
 
 // applySubmit runs a follower's SUBMIT through the rules of a local Send

@@ -63,15 +63,27 @@ func (f *Peers) keyDoc() *federation.KeyDocument {
 }
 
 // RefreshServerKeys re-fetches domain's key document from its pinned
-// address (or by discovery when it is not pinned), at most once per
-// FederationConfig.KeyRefreshInterval per domain, and stores it.
+// address (or by discovery when it is not pinned), because a request
+// named keyID, which the cached keys do not hold, and stores it.
+//
+// A forged request can name any key id, so refreshes are bounded without
+// letting forgeries hold back the refresh a real new key needs:
+//
+//   - a key id that a refresh did not find is remembered (per domain) for
+//     KeyRefreshInterval; a request naming it again is refused at once
+//     (ErrRefreshLimited, CODE_BAD_SIGNATURE) without a fetch;
+//   - any other key id refreshes, at most once per KeyRefreshGap per
+//     domain; within the gap the request is refused as temporary
+//     (ErrRefreshSoon, CODE_UNAVAILABLE), so a real sender retries and
+//     gets through a moment later instead of failing or waiting out a
+//     long interval that a forgery started.
 //
 // Requests that need a refresh while one for the same domain is under way
 // wait for it and share its outcome: several requests signed with a new
 // key often arrive together (a message, typing and presence signals), and
-// all but the first would otherwise be refused as "refreshed just now"
-// although the refresh that would admit them had not finished.
-func (f *Peers) RefreshServerKeys(ctx context.Context, domain string) (*serverkey.Set, error) {
+// all but the first would otherwise be refused although the refresh that
+// would admit them had not finished.
+func (f *Peers) RefreshServerKeys(ctx context.Context, domain, keyID string) (*serverkey.Set, error) {
 	now := f.now()
 	f.mu.Lock()
 	if c := f.refreshing[domain]; c != nil {
@@ -83,10 +95,14 @@ func (f *Peers) RefreshServerKeys(ctx context.Context, domain string) (*serverke
 			return nil, ctx.Err()
 		}
 	}
-	last, seen := f.refreshed[domain]
-	if seen && now.Sub(last) < f.cfg.KeyRefreshInterval {
+	if at, ok := f.unknownIDs[domain+" "+keyID]; ok && now.Sub(at) < f.cfg.KeyRefreshInterval {
 		f.mu.Unlock()
-		return nil, fmt.Errorf("%w: keys of %s were refreshed %s ago", federation.ErrRefreshLimited, domain, now.Sub(last).Round(time.Millisecond))
+		return nil, fmt.Errorf("%w: key %s of %s was not in its document refreshed %s ago", federation.ErrRefreshLimited, keyID, domain, now.Sub(at).Round(time.Millisecond))
+	}
+	last, seen := f.refreshed[domain]
+	if seen && now.Sub(last) < f.cfg.KeyRefreshGap {
+		f.mu.Unlock()
+		return nil, fmt.Errorf("%w (keys of %s were refreshed %s ago)", federation.ErrRefreshSoon, domain, now.Sub(last).Round(time.Millisecond))
 	}
 	f.refreshed[domain] = now
 	c := &keyRefresh{done: make(chan struct{})}
@@ -101,10 +117,41 @@ func (f *Peers) RefreshServerKeys(ctx context.Context, domain string) (*serverke
 	c.set, c.err = f.refreshKeys(ctx, domain, p, pinned)
 	f.mu.Lock()
 	delete(f.refreshing, domain)
+	if c.err == nil && c.set != nil && !hasKey(c.set, keyID) {
+		f.noteUnknownID(domain, keyID, now)
+	}
 	f.mu.Unlock()
 	close(c.done)
 	return c.set, c.err
 }
+
+func hasKey(set *serverkey.Set, id string) bool {
+	for _, k := range set.Keys() {
+		if string(k.ID) == id {
+			return true
+		}
+	}
+	return false
+}
+
+// noteUnknownID remembers a key id a refresh did not find; f.mu is held.
+// The table is pruned of expired entries when large, and never holds more
+// than maxUnknownIDs (then the oldest are forgotten first by pruning).
+func (f *Peers) noteUnknownID(domain, keyID string, now time.Time) {
+	if f.unknownIDs == nil {
+		f.unknownIDs = map[string]time.Time{}
+	}
+	if len(f.unknownIDs) >= maxUnknownIDs {
+		for k, at := range f.unknownIDs {
+			if now.Sub(at) >= f.cfg.KeyRefreshInterval || len(f.unknownIDs) >= maxUnknownIDs {
+				delete(f.unknownIDs, k)
+			}
+		}
+	}
+	f.unknownIDs[domain+" "+keyID] = now
+}
+
+const maxUnknownIDs = 4096
 
 // keyRefresh is one refresh of a domain's keys under way.
 type keyRefresh struct {

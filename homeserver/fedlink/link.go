@@ -45,13 +45,34 @@ type Config struct {
 	// DiscoverTestNames lets discovery look up .test and .example names
 	// (tests, with an injected Resolver); otherwise they have no server.
 	DiscoverTestNames bool
+	// DiscoverTestAddresses lets a discovered key document name an IP
+	// address as its federation address and dials it as given (tests on
+	// loopback); otherwise it must be a public host name, dialled only at
+	// public addresses.
+	DiscoverTestAddresses bool
 	// DiscoveryCAPEM, when set, is the CA trusted (instead of the system
 	// roots) for discovery and for federation connections to discovered
 	// peers.
 	DiscoveryCAPEM []byte
-	// KeyRefreshInterval is the least time between two re-fetches of one
-	// peer's key document (on a signature by an unknown key id). Default 30s.
+	// KeyRefreshInterval is how long a key id that a re-fetch of a peer's
+	// key document did not find is refused without another fetch.
+	// Default 30s.
 	KeyRefreshInterval time.Duration
+	// KeyRefreshGap is the least time between two re-fetches of one peer's
+	// key document (on a signature by a key id not looked for yet); a
+	// request within it is refused as temporary. Default 1s.
+	KeyRefreshGap time.Duration
+	// Claims of this server's users' single-use KeyPackages by remote
+	// servers, counted per claimed user: per origin server (default 1/s,
+	// burst 100) and per requesting user (default 1 per 10s, burst 20).
+	// Over either budget a claim gets last-resort packages only.
+	ClaimRatePerOrigin, ClaimBurstPerOrigin       float64
+	ClaimRatePerRequester, ClaimBurstPerRequester float64
+	// Inbound bodies read at once (federation.Handler): in all (default
+	// 32) and per claimed origin (default 4).
+	MaxBodies, MaxBodiesPerOrigin int
+	// BodyTimeout bounds reading one inbound body (default 30s).
+	BodyTimeout time.Duration
 	// MaxMediaChunk bounds one range of a remote media read (set by the
 	// homeserver from its media config).
 	MaxMediaChunk int
@@ -75,6 +96,9 @@ type Sessions interface {
 type Directory interface {
 	LocalDeviceList(ctx context.Context, op, user string) (*wire.DeviceListResult, error)
 	ClaimLocal(ctx context.Context, op string, users, excludeDevices []string) (*wire.ClaimResult, error)
+	// ClaimLocalFor with lastResortOnly hands out last-resort packages
+	// only (a remote requester over its claim budget).
+	ClaimLocalFor(ctx context.Context, op string, users, excludeDevices []string, lastResortOnly bool) (*wire.ClaimResult, error)
 }
 
 // PresenceSetter records a remote user's presence.
@@ -148,6 +172,9 @@ type Link struct {
 	lim    *federation.RateLimiter
 	sigLim *federation.RateLimiter // signal path, per origin (signals.go)
 
+	handlerOnce sync.Once
+	handler     *federation.Handler
+
 	mu      sync.Mutex
 	waiters map[string]chan struct{} // SUBMIT envelope id -> closed on verdict
 }
@@ -163,6 +190,7 @@ type Peers struct {
 	curPub     serverkey.PublicKey    // the current key as published
 	retired    []serverkey.PublicKey  // older keys, published with their end
 	refreshed  map[string]time.Time   // last key refresh per peer
+	unknownIDs map[string]time.Time   // "domain keyid" a refresh did not find: when (keys.go)
 	refreshing map[string]*keyRefresh // refreshes under way, by peer (keys.go)
 	found      map[string]time.Time   // peers known by discovery (not pinned): when
 	peers      map[string]federation.Peer
@@ -174,7 +202,10 @@ type Peers struct {
 // ranges) and answers theirs.
 type Queries struct {
 	*base
-	down peerDown // peers whose last query got no answer (peerdown.go)
+	// claimOrigin and claimRequester bound remote claims of single-use
+	// KeyPackages per origin and per requesting user (query.go).
+	claimOrigin, claimRequester *federation.RateLimiter
+	down                        peerDown // peers whose last query got no answer (peerdown.go)
 }
 
 // Signals carries typing and presence on the lossy signal path.
@@ -226,6 +257,21 @@ func New(domain string, cfg Config, deps Deps) (*Link, error) {
 	if cfg.KeyRefreshInterval <= 0 {
 		cfg.KeyRefreshInterval = 30 * time.Second
 	}
+	if cfg.ClaimRatePerOrigin <= 0 {
+		cfg.ClaimRatePerOrigin = 1
+	}
+	if cfg.ClaimBurstPerOrigin <= 0 {
+		cfg.ClaimBurstPerOrigin = 100
+	}
+	if cfg.ClaimRatePerRequester <= 0 {
+		cfg.ClaimRatePerRequester = 0.1
+	}
+	if cfg.ClaimBurstPerRequester <= 0 {
+		cfg.ClaimBurstPerRequester = 20
+	}
+	if cfg.KeyRefreshGap <= 0 {
+		cfg.KeyRefreshGap = time.Second
+	}
 	b := &base{domain: domain, cfg: cfg, db: deps.DB, hub: deps.Hub, log: deps.Log, now: deps.Now, rand: deps.Rand,
 		notifier: deps.Notifier, sessions: deps.Sessions, dir: deps.Dir, presence: deps.Presence, media: deps.Media,
 		policy: deps.Policy}
@@ -248,9 +294,11 @@ func New(domain string, cfg Config, deps Deps) (*Link, error) {
 			b.log.Warn("federation: ignoring a stored peer", "domain", p.Domain, "err", err)
 		}
 	}
-	f := &Link{base: b, Peers: pb, Queries: &Queries{base: b},
+	f := &Link{base: b, Peers: pb, Queries: &Queries{base: b,
+		claimOrigin:    &federation.RateLimiter{Rate: cfg.ClaimRatePerOrigin, Burst: cfg.ClaimBurstPerOrigin, Now: b.now},
+		claimRequester: &federation.RateLimiter{Rate: cfg.ClaimRatePerRequester, Burst: cfg.ClaimBurstPerRequester, Now: b.now}},
 		Signals: &Signals{base: b, signals: make(chan struct{}, maxSignalFlights)}, waiters: map[string]chan struct{}{}}
-	b.client = &federation.Client{Peers: pb}
+	b.client = &federation.Client{Peers: pb, MaxMediaChunk: cfg.MaxMediaChunk}
 	b.out = &federation.Outbound{Self: domain, CurrentKey: pb.SigningKey, Net: b.client, Queue: f, Cfg: cfg.Outbound,
 		Log: b.log.With("component", "federation"), Now: b.now, Allowed: b.policy.Allowed}
 	f.ver = &federation.Verifier{Self: domain, Keys: pb, Policy: b.policy, Limits: cfg.Limits, Now: b.now}
@@ -288,9 +336,15 @@ func (f *Link) Close() {
 }
 
 // Handler serves /hearth/federation/v1/… and /.well-known/hearth/server.
+// It is one handler per Link, so that its bounds on bodies in flight hold
+// for the server as a whole.
 func (f *Link) Handler() http.Handler {
-	return &federation.Handler{Verifier: f.ver, Limiter: f.lim, Inbound: f, KeyDoc: f.Peers.keyDoc,
-		Log: f.log.With("component", "federation"), Signals: f.Signals.ApplySignals, SignalLimiter: f.sigLim}
+	f.handlerOnce.Do(func() {
+		f.handler = &federation.Handler{Verifier: f.ver, Limiter: f.lim, Inbound: f, KeyDoc: f.Peers.keyDoc,
+			Log: f.log.With("component", "federation"), Signals: f.Signals.ApplySignals, SignalLimiter: f.sigLim,
+			MaxBodies: f.cfg.MaxBodies, MaxBodiesPerOrigin: f.cfg.MaxBodiesPerOrigin, BodyTimeout: f.cfg.BodyTimeout}
+	})
+	return f.handler
 }
 
 // deviceDomain is the domain of a device address, "" when it is not one.

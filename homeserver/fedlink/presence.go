@@ -94,6 +94,11 @@ func (f *Signals) applyPresence(ctx context.Context, origin string, env *fedwire
 			}
 			return nil
 		}
+		// A relay: origin may tell a recipient the presence of a user of
+		// another server only when it hubs a conversation the recipient
+		// is in. (That the user is in it too this server cannot check: its
+		// copy holds its own members only; the hub is trusted for its
+		// conversations' rosters, as for the senders it delivers.)
 		for _, r := range f.localNames(env.GetRecipients()) {
 			id, ok, err := tx.UserInConversationOf(r, origin)
 			if err != nil {
@@ -107,6 +112,12 @@ func (f *Signals) applyPresence(ctx context.Context, origin string, env *fedwire
 	})
 	if err != nil {
 		return &federation.Error{Op: op, Kind: fedwire.Code_CODE_INTERNAL, Msg: "read rosters"}
+	}
+	if !firstHop && len(ids) == 0 {
+		// Nobody here may be told: the relay is refused and, above all,
+		// not remembered as the user's presence.
+		return &federation.Error{Op: op, Kind: fedwire.Code_CODE_FORBIDDEN,
+			Msg: origin + " hubs no conversation of the recipients named; it may not tell the presence of " + user}
 	}
 	st := wire.PresenceState(env.GetPresence())
 	f.presence.Set(user, st, env.GetLastActiveMs())

@@ -130,7 +130,19 @@ func (f *Queries) Answer(ctx context.Context, q *fedwire.Query) *fedwire.QueryRe
 		if d, err := identity.ParseDevice(m.Requester); err != nil || d.User.Domain != q.Origin {
 			return fail(wire.Errorf(op, wire.Code_CODE_FORBIDDEN, "requester must be a device of %s", q.Origin))
 		}
-		res, err := f.dir.ClaimLocal(ctx, op, m.Users, m.ExcludeDevices)
+		// Each claimed user costs one token of the origin's budget and
+		// one of the requesting user's; over either, the claim gets
+		// last-resort packages, so a remote server cannot drain a user's
+		// single-use packages, and the claim still gets an answer.
+		d, _ := identity.ParseDevice(m.Requester)
+		n := float64(len(m.Users))
+		okOrigin, _ := f.claimOrigin.Take(q.Origin, n)
+		okUser, _ := f.claimRequester.Take(d.User.String(), n)
+		limited := !okOrigin || !okUser
+		if limited {
+			f.log.Info("federation: KeyPackage claims over budget; last-resort packages only", "origin", q.Origin, "requester", d.User.String(), "users", len(m.Users))
+		}
+		res, err := f.dir.ClaimLocalFor(ctx, op, m.Users, m.ExcludeDevices, limited)
 		if err != nil {
 			return fail(err)
 		}

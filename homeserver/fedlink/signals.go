@@ -80,7 +80,7 @@ func (f *Signals) sendSignal(dest string, env *fedwire.Envelope) {
 		defer cancel()
 		txn := &fedwire.Transaction{Origin: f.domain, Destination: dest, TxnId: newEnvelopeID("sig-"),
 			OriginTimeMs: f.nowMs(), Envelopes: []*fedwire.Envelope{env}}
-		st, err := federation.SignTransaction(f.pb.SigningKey(), txn)
+		st, err := federation.SignSignals(f.pb.SigningKey(), txn)
 		if err == nil {
 			var res *fedwire.TransactionResult
 			if res, err = f.client.Signal(ctx, dest, st); err == nil && res.GetCode() != fedwire.Code_CODE_OK {

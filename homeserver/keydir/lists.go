@@ -119,6 +119,14 @@ func (s *Directory) LocalUser(op, user string) (string, error) {
 // ClaimLocal hands out one KeyPackage per active device on each local
 // user's signed list, all or nothing.
 func (s *Directory) ClaimLocal(ctx context.Context, op string, users, excludeDevices []string) (*wire.ClaimResult, error) {
+	return s.ClaimLocalFor(ctx, op, users, excludeDevices, false)
+}
+
+// ClaimLocalFor is ClaimLocal; with lastResortOnly (a requester over its
+// claim budget) it hands out each device's last-resort package and spends
+// no single-use one. A device without a last-resort package is then
+// answered CODE_RATE_LIMITED (retry later), not drained.
+func (s *Directory) ClaimLocalFor(ctx context.Context, op string, users, excludeDevices []string, lastResortOnly bool) (*wire.ClaimResult, error) {
 	if n := len(users); n == 0 || n > 64 {
 		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "claim for 1..64 users")
 	}
@@ -138,7 +146,7 @@ func (s *Directory) ClaimLocal(ctx context.Context, op string, users, excludeDev
 	err := s.db.Write(ctx, func(tx *storage.Tx) error {
 		res.Packages = nil
 		for _, local := range locals {
-			if err := s.claimForUser(op, tx, local, exclude, res); err != nil {
+			if err := s.claimForUser(op, tx, local, exclude, lastResortOnly, res); err != nil {
 				return err
 			}
 		}
@@ -150,7 +158,7 @@ func (s *Directory) ClaimLocal(ctx context.Context, op string, users, excludeDev
 	return res, nil
 }
 
-func (s *Directory) claimForUser(op string, tx *storage.Tx, local string, exclude map[string]bool, res *wire.ClaimResult) error {
+func (s *Directory) claimForUser(op string, tx *storage.Tx, local string, exclude map[string]bool, lastResortOnly bool, res *wire.ClaimResult) error {
 	u, err := tx.UserByName(local)
 	if errors.Is(err, storage.ErrNotFound) {
 		return wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no user %s", s.userAddress(local))
@@ -177,6 +185,16 @@ func (s *Directory) claimForUser(op string, tx *storage.Tx, local string, exclud
 			continue
 		} else if err != nil {
 			return err
+		}
+		if lastResortOnly {
+			pkg, err := tx.LastResortKeyPackage(ld.DeviceID)
+			if errors.Is(err, storage.ErrNotFound) {
+				return wire.Errorf(op, wire.Code_CODE_RATE_LIMITED, "too many claims; device %s has no last-resort package: retry later", addr)
+			} else if err != nil {
+				return err
+			}
+			res.Packages = append(res.Packages, &wire.ClaimedKeyPackage{User: s.userAddress(local), DeviceId: ld.DeviceID, KeyPackage: pkg, LastResort: true})
+			continue
 		}
 		pkg, last, err := tx.ClaimKeyPackage(ld.DeviceID)
 		if errors.Is(err, storage.ErrNotFound) {
