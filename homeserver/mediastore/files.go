@@ -37,6 +37,9 @@ func (m *Store) finish(row *storage.Media) ([]byte, error) {
 	if n != row.TotalSize {
 		return nil, fmt.Errorf("media finish: file holds %d bytes, upload declared %d", n, row.TotalSize)
 	}
+	if m.finishHook != nil {
+		m.finishHook(row.UploadID)
+	}
 	if err := f.Sync(); err != nil {
 		return nil, fmt.Errorf("media finish: fsync: %w", err)
 	}

@@ -75,3 +75,69 @@ func TestStoreUploadDownloadJanitor(t *testing.T) {
 		t.Fatalf("complete media gone after the janitor: %v", err)
 	}
 }
+
+// TestCompletionOutsideWriter: completing an upload (hash, fsync, rename
+// of up to MaxBytes) runs outside the database's one writer goroutine.
+// While a completion is held inside its file work, another write commits
+// and the completion has not answered; released, it completes.
+func TestCompletionOutsideWriter(t *testing.T) {
+	dir := t.TempDir()
+	db, err := storage.Open(filepath.Join(dir, "h.db"), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	alice := &storage.User{Name: "alice", PassHash: "x", CreatedMs: 1}
+	if err := db.Write(t.Context(), func(tx *storage.Tx) error { return tx.InsertUser(alice) }); err != nil {
+		t.Fatal(err)
+	}
+	st, err := Open(Config{}.WithDefaults(1<<20), Deps{DB: db, Rand: rand.Reader})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	st.finishHook = func(string) { close(entered); <-release }
+	file := make([]byte, 3000)
+	rand.Read(file)
+	up, err := st.Start(t.Context(), alice.ID, "DEV", &wire.UploadMedia{TotalSize: 3000, Data: file[:1000]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		ok  *wire.UploadMediaOK
+		err error
+	}
+	completed := make(chan result, 1)
+	go func() {
+		ok, err := st.Append(t.Context(), "DEV", &wire.UploadMedia{UploadId: up.UploadId, Offset: 1000, Data: file[1000:], Final: true})
+		completed <- result{ok, err}
+	}()
+	<-entered // the completion is inside its file work now
+
+	written := make(chan error, 1)
+	go func() {
+		bob := &storage.User{Name: "bob", PassHash: "x", CreatedMs: 1}
+		written <- db.Write(t.Context(), func(tx *storage.Tx) error { return tx.InsertUser(bob) })
+	}()
+	select {
+	case err := <-written:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-completed:
+		t.Fatal("the completion answered while its file work was held")
+	case <-time.After(10 * time.Second): // a failure bound only: the write takes milliseconds
+		close(release)
+		t.Fatal("another write waited for a media completion: the file work runs inside the writer")
+	}
+	select {
+	case <-completed:
+		t.Fatal("the completion answered while its file work was held")
+	default:
+	}
+	close(release)
+	r := <-completed
+	if sum := sha256.Sum256(file); r.err != nil || !bytes.Equal(r.ok.Sha256, sum[:]) {
+		t.Fatalf("completed as %v, %v", r.ok, r.err)
+	}
+}

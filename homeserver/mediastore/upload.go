@@ -28,6 +28,10 @@ type Store struct {
 	dir  string
 	mu   sync.Mutex
 	busy map[string]*uploadLock // per upload id, while a request or the janitor works on it
+
+	// finishHook, when set (tests), runs in finish between hashing and
+	// fsyncing the file: it stands for a slow disk.
+	finishHook func(uploadID string)
 }
 
 type uploadLock struct {
@@ -237,6 +241,8 @@ func (m *Store) appendLocked(ctx context.Context, row *storage.Media, received i
 	if !r.GetFinal() {
 		return &wire.UploadMediaOK{UploadId: row.UploadID, Received: uint64(received), TotalSize: uint64(row.TotalSize)}, nil
 	}
+	// The file work runs here, outside the database writer (see doc.go):
+	// the write transaction only records its result.
 	sum, err := m.finish(row)
 	if err != nil {
 		return nil, wire.E(op, wire.Code_CODE_INTERNAL, err)
