@@ -38,6 +38,9 @@ type Config struct {
 	Jitter  *mrand.Rand // reconnect jitter; default seeded randomly
 	// MinBackoff and MaxBackoff bound the reconnect delay (defaults 100ms, 10s).
 	MinBackoff, MaxBackoff time.Duration
+	// ConnectWait bounds how long Receive waits to reach the server and
+	// how long it waits for progress while catching up (default 20s).
+	ConnectWait time.Duration
 }
 
 // Client is one device's view of Hearth: its profile store and, once
@@ -81,6 +84,9 @@ func Open(cfg Config) (*Client, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ConnectWait <= 0 {
+		cfg.ConnectWait = connectWait
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -10,9 +10,10 @@ import (
 	"hearth/client/store"
 )
 
-// connectWait bounds how long Receive waits to reach the server, and how
-// long catching up may go without any progress (a large backlog is fine as
-// long as entries keep flowing). A variable so tests can shorten it.
+// connectWait is the default of Config.ConnectWait: how long Receive waits
+// to reach the server, and how long catching up may go without any
+// progress (a large backlog is fine as long as entries keep flowing). A
+// variable so tests can shorten it.
 var connectWait = 20 * time.Second
 
 // Receive calls print for every received message in arrival order (the
@@ -22,7 +23,7 @@ var connectWait = 20 * time.Second
 // while a backlog is still being caught up. It returns after quiet of
 // silence with nothing new once caught up, or never (until ctx ends) when
 // quiet is 0. Catching up fails only when no mailbox entry was processed
-// for connectWait.
+// for Config.ConnectWait.
 func (c *Client) Receive(ctx context.Context, quiet time.Duration, print func(store.Message) error) error {
 	if c.cfg.Groups == nil {
 		return fmt.Errorf("client.Receive: %w", ErrNoE2EE)
@@ -44,7 +45,7 @@ func (c *Client) Receive(ctx context.Context, quiet time.Duration, print func(st
 	if err := c.kp.ensure(ctx); err != nil {
 		c.log.Warn("publishing KeyPackages failed", "err", err)
 	}
-	cctx, cancel := context.WithTimeout(ctx, connectWait)
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.ConnectWait)
 	err = s.Sync(cctx)
 	for err != nil && cctx.Err() == nil && session.Retryable(err) {
 		err = s.Sync(cctx)
@@ -54,7 +55,7 @@ func (c *Client) Receive(ctx context.Context, quiet time.Duration, print func(st
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("client.Receive: not connected to the server within %v: %w", connectWait, err)
+		return fmt.Errorf("client.Receive: not connected to the server within %v: %w", c.cfg.ConnectWait, err)
 	}
 	return c.receiveLoop(ctx, s, quiet, print)
 }
@@ -87,8 +88,8 @@ func (c *Client) receiveLoop(ctx context.Context, s *session.Session, quiet time
 		var wait time.Duration
 		switch {
 		case behind:
-			if wait = connectWait - now.Sub(progressed); wait <= 0 {
-				return fmt.Errorf("client.Receive: no mailbox progress for %v while catching up: %w", connectWait, context.DeadlineExceeded)
+			if wait = c.cfg.ConnectWait - now.Sub(progressed); wait <= 0 {
+				return fmt.Errorf("client.Receive: no mailbox progress for %v while catching up: %w", c.cfg.ConnectWait, context.DeadlineExceeded)
 			}
 		case quiet > 0:
 			if wait = quiet - now.Sub(last); wait <= 0 {

@@ -29,6 +29,8 @@ var newGroupEngine = mlsgroup.New
 type chatEnv struct {
 	profile string
 	verbose bool
+	// connectWait, if set, bounds how long recv waits to reach the server.
+	connectWait time.Duration
 }
 
 func newChatCmd() *cobra.Command {
@@ -54,7 +56,7 @@ func (e *chatEnv) open() (*client.Client, error) {
 	if e.verbose {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return client.Open(client.Config{Profile: e.profile, Dial: dialServer, Logger: log, Groups: newGroupEngine()})
+	return client.Open(client.Config{Profile: e.profile, Dial: dialServer, Logger: log, Groups: newGroupEngine(), ConnectWait: e.connectWait})
 }
 
 // dialServer connects to addr trusting the CA certificate in caPath.

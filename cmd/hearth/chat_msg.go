@@ -65,6 +65,21 @@ referring to it is sent the same way.`,
 	return cmd
 }
 
+// minConnectWait is the least time recv gives the server to answer.
+const minConnectWait = 5 * time.Second
+
+// queued counts the outbox items that are waiting to be sent (not failed).
+func queued(c *client.Client) (int, error) {
+	items, err := c.Outbox()
+	n := 0
+	for _, it := range items {
+		if it.Failed == "" {
+			n++
+		}
+	}
+	return n, err
+}
+
 func newChatRecvCmd(env *chatEnv) *cobra.Command {
 	var follow, asJSON, signals bool
 	var timeout time.Duration
@@ -77,18 +92,27 @@ and acknowledge them. Exits after --timeout of silence unless --follow.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := signalContext(cmd.Context())
 			defer cancel()
+			if !follow {
+				// An unreachable server is silence too: give up after
+				// --timeout, but not before a slow link had a fair try.
+				env.connectWait = max(timeout, minConnectWait)
+			}
 			c, err := env.open()
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			fctx, fcancel := timeoutContext(ctx, 15*time.Second)
-			err = c.Flush(fctx, "")
-			fcancel()
-			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			if n, err := queued(c); err != nil {
 				return err
-			} else if err != nil {
-				fmt.Fprintln(cmd.ErrOrStderr(), "hearth: warning: queued messages not sent yet; they stay queued")
+			} else if n > 0 {
+				fctx, fcancel := timeoutContext(ctx, min(15*time.Second, max(timeout, minConnectWait)))
+				err = c.Flush(fctx, "")
+				fcancel()
+				if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+					return err
+				} else if n, _ := queued(c); n > 0 {
+					fmt.Fprintf(cmd.ErrOrStderr(), "hearth: warning: %d queued message(s) not sent yet; they stay queued (chat outbox list)\n", n)
+				}
 			}
 			quiet := timeout
 			if follow {
