@@ -31,6 +31,7 @@ type session struct {
 	s      *Server
 	rwc    io.ReadWriteCloser
 	remote string
+	addr   string // clientAddr(remote): the key of per-address limits
 	fr     *wire.FrameReader
 	fw     *wire.FrameWriter
 	ctx    context.Context
@@ -63,7 +64,7 @@ type session struct {
 func (s *Server) ServeStream(ctx context.Context, rwc io.ReadWriteCloser, remote string) {
 	ctx, cancel := context.WithCancel(ctx)
 	ss := &session{
-		s: s, rwc: rwc, remote: remote,
+		s: s, rwc: rwc, remote: remote, addr: clientAddr(remote),
 		fr:      wire.NewFrameReader(rwc, s.cfg.MaxFrame),
 		fw:      wire.NewFrameWriter(rwc, s.cfg.MaxFrame),
 		ctx:     ctx,
