@@ -20,8 +20,10 @@ const (
 	closeGrace         = 2 * time.Second // how long SessionClosed may take to write
 	loginPerSec        = 1.0             // per-stream Login/Refresh/Hello attempts
 	loginBurst         = 5
-	loginPerUserPerSec = 0.2 // per account name, across streams
+	loginPerUserPerSec = 0.2 // per account name and client address, across streams
 	loginPerUserBurst  = 10
+	loginPerAddrPerSec = 0.5 // per client address, whatever the account
+	loginPerAddrBurst  = 20
 	typingPerSec       = 2.0 // per-device typing and presence signals
 	typingBurst        = 10
 )

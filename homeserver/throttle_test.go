@@ -13,6 +13,10 @@ const (
 	ownerAddr    = "203.0.113.9:50000"
 )
 
+func loginFrame(user, pw string) *wire.ClientFrame {
+	return &wire.ClientFrame{Body: &wire.ClientFrame_Login{Login: &wire.Login{User: user, Password: pw, DeviceName: "test"}}}
+}
+
 // rateLimited checks a CODE_RATE_LIMITED answer that says when to retry.
 func rateLimited(t *testing.T, c *client, f *wire.ClientFrame) {
 	t.Helper()
@@ -53,6 +57,54 @@ func TestRegisterLimitsPerCode(t *testing.T) {
 	}
 	rateLimited(t, h.connectFrom("192.0.2.200:1000"), registerFrame(code, "eve", "password-eve"))
 	h.connectFrom("192.0.2.200:1000").fails(registerFrame("BBBB-BBBB-BBBB-BBBC", "eve", "password-eve"), wire.Code_CODE_FORBIDDEN)
+}
+
+// TestLoginOwnerNotLockedOut: a guesser at one address exhausts its
+// attempts at an account; the owner at another address still logs in,
+// and the guesser's answers never tell a known name from an unknown one.
+func TestLoginOwnerNotLockedOut(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.addUser("alice")
+	for range loginPerUserBurst {
+		h.connectFrom(attackerAddr).fails(loginFrame("alice", "guess"), wire.Code_CODE_BAD_CREDENTIALS)
+		h.connectFrom(attackerAddr).fails(loginFrame("nobody", "guess"), wire.Code_CODE_BAD_CREDENTIALS)
+	}
+	known := h.connectFrom(attackerAddr).fails(loginFrame("alice", "guess"), wire.Code_CODE_RATE_LIMITED)
+	unknown := h.connectFrom(attackerAddr).fails(loginFrame("nobody", "guess"), wire.Code_CODE_RATE_LIMITED)
+	if known.Message != unknown.Message {
+		t.Fatalf("the limiter tells known from unknown names: %q vs %q", known.Message, unknown.Message)
+	}
+	h.connectFrom(ownerAddr).login("alice", "password-alice", nil)
+
+	h.clock.Add(time.Duration(float64(time.Second) / loginPerUserPerSec))
+	h.connectFrom(attackerAddr).fails(loginFrame("alice", "guess"), wire.Code_CODE_BAD_CREDENTIALS)
+}
+
+// TestLoginLimitsPerAddress: guessing across many accounts from one
+// address is throttled; other addresses are not, and the limit recovers
+// with time.
+func TestLoginLimitsPerAddress(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.addUser("bob")
+	for i := range loginPerAddrBurst + 5 {
+		f := loginFrame(fmt.Sprintf("user%d", i), "guess")
+		if i < loginPerAddrBurst {
+			h.connectFrom(attackerAddr).fails(f, wire.Code_CODE_BAD_CREDENTIALS)
+		} else {
+			rateLimited(t, h.connectFrom(attackerAddr), f)
+		}
+	}
+	// One IPv6 host holds its /64: another address in it is the same client.
+	v6 := "[2001:db8:1:2::1]:443"
+	for i := range loginPerAddrBurst {
+		h.connectFrom(v6).fails(loginFrame(fmt.Sprintf("user%d", i), "guess"), wire.Code_CODE_BAD_CREDENTIALS)
+	}
+	rateLimited(t, h.connectFrom("[2001:db8:1:2::ffff]:443"), loginFrame("dave", "guess"))
+
+	h.connectFrom(ownerAddr).login("bob", "password-bob", nil)
+	rateLimited(t, h.connectFrom(attackerAddr), loginFrame("bob", "password-bob"))
+	h.clock.Add(time.Duration(float64(time.Second) / loginPerAddrPerSec))
+	h.connectFrom(attackerAddr).login("bob", "password-bob", nil)
 }
 
 func TestClientAddr(t *testing.T) {
