@@ -248,8 +248,10 @@ func (s *authority) checkCredentials(ctx context.Context, addr, user string, pw 
 	if !ok {
 		account = "?" + strings.ToLower(user)
 	}
-	if err := s.limits.check(op, "login-addr:"+addr, s.now(), loginPerAddrPerSec, loginPerAddrBurst); err != nil {
-		return nil, err
+	if perAddrLimited(addr) {
+		if err := s.limits.check(op, "login-addr:"+addr, s.now(), loginPerAddrPerSec, loginPerAddrBurst); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.limits.check(op, "login:"+addr+" "+account, s.now(), loginPerUserPerSec, loginPerUserBurst); err != nil {
 		return nil, err

@@ -117,8 +117,10 @@ func (ss *session) register(m *wire.Register) (*wire.ServerFrame, error) {
 	if err := ss.throttleAuth(op); err != nil {
 		return nil, err
 	}
-	if err := s.limits.check(op, "register-addr:"+ss.addr, s.now(), registerPerAddrPerSec, registerPerAddrBurst); err != nil {
-		return nil, err
+	if perAddrLimited(ss.addr) {
+		if err := s.limits.check(op, "register-addr:"+ss.addr, s.now(), registerPerAddrPerSec, registerPerAddrBurst); err != nil {
+			return nil, err
+		}
 	}
 	name, err := checkDeviceFields(op, m.GetDeviceName(), m.GetLinkPublicKey(), m.GetSignatureKey())
 	if err != nil {

@@ -72,8 +72,8 @@ func (l *limiters) check(op, key string, now time.Time, rate float64, burst int)
 
 // clientAddr is the key of per-address limits for the remote address a
 // transport reports ("host:port"): the IP, or its /64 for IPv6 since one
-// host commonly holds a whole /64. An address that does not parse (an
-// in-process pipe) is its own key.
+// host commonly holds a whole /64 (loopback excepted). An address that
+// does not parse (an in-process pipe) is its own key.
 func clientAddr(remote string) string {
 	a, err := netip.ParseAddr(remote)
 	if ap, perr := netip.ParseAddrPort(remote); perr == nil {
@@ -82,9 +82,18 @@ func clientAddr(remote string) string {
 	if err != nil {
 		return remote
 	}
-	if a = a.Unmap().WithZone(""); a.Is6() {
+	if a = a.Unmap().WithZone(""); a.Is6() && !a.IsLoopback() {
 		p, _ := a.Prefix(64)
 		return p.String()
 	}
 	return a.String()
+}
+
+// perAddrLimited reports whether the per-address limits apply to the
+// client address key: not to loopback, where the clients are processes on
+// the server's own host (benchmarks logging in thousands of devices,
+// tools); the per-stream, per-account and per-code limits still do.
+func perAddrLimited(key string) bool {
+	a, err := netip.ParseAddr(key)
+	return err != nil || !a.IsLoopback()
 }

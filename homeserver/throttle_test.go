@@ -114,10 +114,26 @@ func TestClientAddr(t *testing.T) {
 		{"[::ffff:198.51.100.7]:1", "198.51.100.7"},
 		{"[2001:db8:1:2:3:4:5:6]:443", "2001:db8:1:2::/64"},
 		{"[fe80::1%eth0]:443", "fe80::/64"},
+		{"[::1]:443", "::1"},
 		{"pipe", "pipe"},
 	} {
 		if got := clientAddr(c.remote); got != c.want {
 			t.Errorf("clientAddr(%q) = %q, want %q", c.remote, got, c.want)
 		}
+	}
+}
+
+// TestLoopbackNotLimitedPerAddress: processes on the server's own host
+// (benchmarks) log in many accounts; the account limit still holds.
+func TestLoopbackNotLimitedPerAddress(t *testing.T) {
+	h := newHarness(t, Config{})
+	for _, remote := range []string{"127.0.0.1:5000", "[::1]:5000"} {
+		for i := range loginPerAddrBurst + 5 {
+			h.connectFrom(remote).fails(loginFrame(fmt.Sprintf("user%d", i), "guess"), wire.Code_CODE_BAD_CREDENTIALS)
+		}
+		for range loginPerUserBurst {
+			h.connectFrom(remote).fails(loginFrame("bob", "guess"), wire.Code_CODE_BAD_CREDENTIALS)
+		}
+		rateLimited(t, h.connectFrom(remote), loginFrame("bob", "guess"))
 	}
 }
