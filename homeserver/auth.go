@@ -121,7 +121,7 @@ func (ss *session) login(m *wire.Login) (*wire.ServerFrame, error) {
 	if len(m.GetSignatureKey()) > identity.MaxSignatureKeyLen {
 		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "signature key over %d bytes", identity.MaxSignatureKeyLen)
 	}
-	u, err := ss.s.auth.checkCredentials(ss.ctx, m.GetUser(), []byte(m.GetPassword()))
+	u, err := ss.s.auth.checkCredentials(ss.ctx, ss.addr, m.GetUser(), []byte(m.GetPassword()))
 	if err != nil {
 		return nil, wire.E(op, err)
 	}
@@ -234,19 +234,27 @@ func (s *authority) checkAccessToken(ctx context.Context, tok string) (*storage.
 }
 
 // checkCredentials returns the user if the password matches. Unknown users
-// and wrong passwords give the same error after the same work.
-func (s *authority) checkCredentials(ctx context.Context, user string, pw []byte) (*storage.User, error) {
+// and wrong passwords give the same error after the same work. Attempts
+// from the client address addr are limited in total, which bounds the
+// password hashing one address can cause, and per account name, for known
+// and unknown names alike (no enumeration through the limiter). The
+// account limit is per address so that a guesser elsewhere never locks
+// the owner out.
+func (s *authority) checkCredentials(ctx context.Context, addr, user string, pw []byte) (*storage.User, error) {
 	const op = "homeserver.checkCredentials"
 	badCreds := wire.Errorf(op, wire.Code_CODE_BAD_CREDENTIALS, "wrong user or password")
 	local, ok := s.localName(user)
-	// Guessing is limited per account name across all streams, for known
-	// and unknown names alike (no enumeration through the limiter).
-	key := "login:" + local
+	account := local
 	if !ok {
-		key = "login:?" + strings.ToLower(user)
+		account = "?" + strings.ToLower(user)
 	}
-	if allowed, wait := s.limits.allow(key, s.now(), loginPerUserPerSec, loginPerUserBurst); !allowed {
-		return nil, &wire.Error{Op: op, Kind: wire.Code_CODE_RATE_LIMITED, Msg: "too many login attempts", RetryAfter: max(wait.Milliseconds(), 1)}
+	if perAddrLimited(addr) {
+		if err := s.limits.check(op, "login-addr:"+addr, s.now(), loginPerAddrPerSec, loginPerAddrBurst); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.limits.check(op, "login:"+addr+" "+account, s.now(), loginPerUserPerSec, loginPerUserBurst); err != nil {
+		return nil, err
 	}
 	var u *storage.User
 	var err error

@@ -152,8 +152,14 @@ type client struct {
 
 func (h *harness) connect() *client {
 	h.t.Helper()
+	return h.connectFrom("pipe")
+}
+
+// connectFrom is connect from the client address remote ("host:port").
+func (h *harness) connectFrom(remote string) *client {
+	h.t.Helper()
 	srv, cli := net.Pipe()
-	go h.s.ServeStream(context.Background(), srv, "pipe")
+	go h.s.ServeStream(context.Background(), srv, remote)
 	c := &client{t: h.t, conn: cli, fw: wire.NewFrameWriter(cli, 0), waits: map[uint64]chan *wire.ServerFrame{},
 		pushes: make(chan *wire.ServerFrame, 100000), done: make(chan struct{})}
 	go c.readLoop()

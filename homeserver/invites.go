@@ -14,12 +14,14 @@ import (
 )
 
 const (
-	inviteCodeLen  = 16 // b32chars: 80 bits
-	inviteGroup    = 4  // shown as XXXX-XXXX-XXXX-XXXX
-	maxInviteUses  = 10000
-	maxInviteTTL   = 365 * 24 * time.Hour
-	registerPerSec = 1.0 // Register attempts, all streams together
-	registerBurst  = 20
+	inviteCodeLen         = 16 // b32chars: 80 bits
+	inviteGroup           = 4  // shown as XXXX-XXXX-XXXX-XXXX
+	maxInviteUses         = 10000
+	maxInviteTTL          = 365 * 24 * time.Hour
+	registerPerAddrPerSec = 1.0 / 60 // Register attempts per client address
+	registerPerAddrBurst  = 10
+	registerPerCodePerSec = 0.1 // Register attempts per invite code, from all addresses
+	registerPerCodeBurst  = 20
 )
 
 // formatInvite groups a raw code for humans: ABCD-EFGH-IJKL-MNOP.
@@ -107,15 +109,18 @@ func checkDeviceFields(op, name string, linkKey, sigKey []byte) (string, error) 
 // device. The code is checked before the (costly) password hash, and
 // consumed in the same transaction that creates the account, so a refused
 // registration consumes nothing and creates nothing. Guessing is limited
-// per stream and across all streams; with 80-bit codes it is hopeless.
+// per stream, per client address and per code (so that one address's bad
+// codes never block another's valid one); with 80-bit codes it is hopeless.
 func (ss *session) register(m *wire.Register) (*wire.ServerFrame, error) {
 	const op = "homeserver.Register"
 	s := ss.s
 	if err := ss.throttleAuth(op); err != nil {
 		return nil, err
 	}
-	if ok, wait := s.limits.allow("register", s.now(), registerPerSec, registerBurst); !ok {
-		return nil, &wire.Error{Op: op, Kind: wire.Code_CODE_RATE_LIMITED, Msg: "too many registrations", RetryAfter: max(wait.Milliseconds(), 1)}
+	if perAddrLimited(ss.addr) {
+		if err := s.limits.check(op, "register-addr:"+ss.addr, s.now(), registerPerAddrPerSec, registerPerAddrBurst); err != nil {
+			return nil, err
+		}
 	}
 	name, err := checkDeviceFields(op, m.GetDeviceName(), m.GetLinkPublicKey(), m.GetSignatureKey())
 	if err != nil {
@@ -152,6 +157,9 @@ func (s *Server) registerUser(ctx context.Context, op string, m *wire.Register) 
 	raw, ok := normalizeInvite(m.GetInviteCode())
 	if !ok {
 		return nil, inviteRefusal(op, nil, 0)
+	}
+	if err := s.limits.check(op, "register-code:"+string(inviteHash(raw)), s.now(), registerPerCodePerSec, registerPerCodeBurst); err != nil {
+		return nil, err
 	}
 	var inv *storage.Invite
 	err := s.db.Read(ctx, func(tx *storage.Tx) (err error) { inv, err = tx.InviteByHash(inviteHash(raw)); return err })

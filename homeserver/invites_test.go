@@ -159,7 +159,7 @@ func TestRegisterRefused(t *testing.T) {
 // connections do not help a guesser.
 func TestRegisterRateLimited(t *testing.T) {
 	h := newHarness(t, Config{})
-	for i := range registerBurst {
+	for i := range registerPerAddrBurst {
 		if e := h.connect().fails(registerFrame("AAAA-AAAA-AAAA-AAAA", "jo", "password-jo"), wire.Code_CODE_FORBIDDEN); e == nil {
 			t.Fatalf("attempt %d", i)
 		}

@@ -2,8 +2,11 @@ package homeserver
 
 import (
 	"math"
+	"net/netip"
 	"sync"
 	"time"
+
+	"hearth/homeserver/wire"
 )
 
 // bucket is a token bucket.
@@ -57,4 +60,40 @@ func (l *limiters) allow(key string, now time.Time, rate float64, burst int) (bo
 		}
 	}
 	return ok, wait
+}
+
+// check is allow as an error: CODE_RATE_LIMITED with the wait.
+func (l *limiters) check(op, key string, now time.Time, rate float64, burst int) error {
+	if ok, wait := l.allow(key, now, rate, burst); !ok {
+		return &wire.Error{Op: op, Kind: wire.Code_CODE_RATE_LIMITED, Msg: "too many attempts", RetryAfter: max(wait.Milliseconds(), 1)}
+	}
+	return nil
+}
+
+// clientAddr is the key of per-address limits for the remote address a
+// transport reports ("host:port"): the IP, or its /64 for IPv6 since one
+// host commonly holds a whole /64 (loopback excepted). An address that
+// does not parse (an in-process pipe) is its own key.
+func clientAddr(remote string) string {
+	a, err := netip.ParseAddr(remote)
+	if ap, perr := netip.ParseAddrPort(remote); perr == nil {
+		a, err = ap.Addr(), nil
+	}
+	if err != nil {
+		return remote
+	}
+	if a = a.Unmap().WithZone(""); a.Is6() && !a.IsLoopback() {
+		p, _ := a.Prefix(64)
+		return p.String()
+	}
+	return a.String()
+}
+
+// perAddrLimited reports whether the per-address limits apply to the
+// client address key: not to loopback, where the clients are processes on
+// the server's own host (benchmarks logging in thousands of devices,
+// tools); the per-stream, per-account and per-code limits still do.
+func perAddrLimited(key string) bool {
+	a, err := netip.ParseAddr(key)
+	return err != nil || !a.IsLoopback()
 }

@@ -20,8 +20,10 @@ const (
 	closeGrace         = 2 * time.Second // how long SessionClosed may take to write
 	loginPerSec        = 1.0             // per-stream Login/Refresh/Hello attempts
 	loginBurst         = 5
-	loginPerUserPerSec = 0.2 // per account name, across streams
+	loginPerUserPerSec = 0.2 // per account name and client address, across streams
 	loginPerUserBurst  = 10
+	loginPerAddrPerSec = 0.5 // per client address, whatever the account
+	loginPerAddrBurst  = 20
 	typingPerSec       = 2.0 // per-device typing and presence signals
 	typingBurst        = 10
 )
@@ -31,6 +33,7 @@ type session struct {
 	s      *Server
 	rwc    io.ReadWriteCloser
 	remote string
+	addr   string // clientAddr(remote): the key of per-address limits
 	fr     *wire.FrameReader
 	fw     *wire.FrameWriter
 	ctx    context.Context
@@ -63,7 +66,7 @@ type session struct {
 func (s *Server) ServeStream(ctx context.Context, rwc io.ReadWriteCloser, remote string) {
 	ctx, cancel := context.WithCancel(ctx)
 	ss := &session{
-		s: s, rwc: rwc, remote: remote,
+		s: s, rwc: rwc, remote: remote, addr: clientAddr(remote),
 		fr:      wire.NewFrameReader(rwc, s.cfg.MaxFrame),
 		fw:      wire.NewFrameWriter(rwc, s.cfg.MaxFrame),
 		ctx:     ctx,

@@ -27,6 +27,7 @@ func TestIdleSessionGoroutines(t *testing.T) {
 	}
 	base := settle()
 	for i := range n {
+		h.clock.Add(time.Duration(float64(time.Second) / loginPerAddrPerSec)) // logins from the one test address
 		c, _ := h.firstDevice(fmt.Sprint("idle", i))
 		c.must(ping())
 		c.must(syncFrame(0))

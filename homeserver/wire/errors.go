@@ -17,7 +17,8 @@ type Error struct {
 }
 
 // E builds an *Error. Args may be: string op (first string), Code kind,
-// error (wrapped; its Kind is inherited when kind is unset), and a message
+// error (wrapped; its Kind is inherited when kind is unset, and an
+// *Error's RetryAfter always), and a message
 // given as a second string.
 func E(args ...any) error {
 	e := &Error{}
@@ -32,7 +33,7 @@ func E(args ...any) error {
 		case Code:
 			e.Kind = v
 		case *Error:
-			e.Err = v
+			e.Err, e.RetryAfter = v, v.RetryAfter
 		case error:
 			e.Err = v
 		}
