@@ -77,9 +77,26 @@ func (c *churn) run(label []string, kill, limit time.Duration, stdin string, arg
 }
 
 // runChat runs `hearth chat --profile D ARGS` (labelled by d's name).
+// Once a command on d did not end, d is wedged: its later commands are
+// not run (each would cost the full deadline) and count as failed.
 func (c *churn) runChat(d *cdev, kill, limit time.Duration, stdin string, args ...string) (result, bool) {
 	label := append([]string{"chat", "(" + d.name + ")"}, args...)
-	return c.run(label, kill, limit, stdin, append([]string{"chat", "--profile", d.p.dir}, args...)...)
+	c.mu.Lock()
+	wedged := d.wedged
+	if wedged {
+		c.skipped[d.name]++
+	}
+	c.mu.Unlock()
+	if wedged {
+		return result{code: -1, stderr: "hearth: (not run: an earlier command on " + d.name + " did not end)"}, true
+	}
+	r, ok := c.run(label, kill, limit, stdin, append([]string{"chat", "--profile", d.p.dir}, args...)...)
+	if !ok {
+		c.mu.Lock()
+		d.wedged = true
+		c.mu.Unlock()
+	}
+	return r, ok
 }
 
 // linkProfile logs p in as a pending device with loginArgs, passes the
@@ -371,6 +388,9 @@ func (c *churn) checkProcesses() {
 	var procs []*proc
 	for _, u := range c.users {
 		for _, d := range u.active() {
+			if d.wedged {
+				continue
+			}
 			cmd := exec.Command(hearthBin, "chat", "--profile", d.p.dir, "recv", "--follow", "--json")
 			if err := cmd.Start(); err != nil {
 				c.t.Fatal(err)
@@ -477,6 +497,9 @@ func (c *churn) report() {
 			steps := c.recvErrs[k]
 			fmt.Fprintf(&b, "  %3d× %s (steps %s)\n", len(steps), k, strings.Join(steps[:min(len(steps), 8)], ","))
 		}
+	}
+	for name, n := range c.skipped {
+		fmt.Fprintf(&b, "%s is wedged (a command on it did not end): %d later commands on it not run, counted as failed\n", name, n)
 	}
 	if len(c.viol) == 0 {
 		t.Logf("%sno invariant violated", b.String())

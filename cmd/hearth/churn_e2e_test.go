@@ -68,7 +68,7 @@ func TestChurn(t *testing.T) {
 	}
 	t.Logf("churn: -churn.seed=%d -churn.duration=%v -churn.ops=%s", seed, *churnDuration, strings.Join(enabled, ","))
 	c := &churn{t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, 17)), ops: ops, viol: map[string][]string{},
-		undecodable: map[*cdev]map[string]string{}, recvErrs: map[string][]string{}}
+		undecodable: map[*cdev]map[string]string{}, recvErrs: map[string][]string{}, skipped: map[string]int{}}
 	defer c.report()
 
 	c.setup()
@@ -104,6 +104,7 @@ type churn struct {
 	undecodable map[*cdev]map[string]string // device -> conversation -> first error
 	recvErrs    map[string][]string         // first line of a failed recv/send's stderr -> examples
 	sendFails   int
+	skipped     map[string]int // wedged device -> commands not run
 	nDevices    int
 }
 
@@ -119,6 +120,7 @@ type cdev struct {
 	id      string
 	name    string // alice.2
 	revoked bool
+	wedged  bool // a command on it did not end (churn.mu)
 }
 
 type conv struct {
@@ -314,7 +316,7 @@ func (c *churn) schedule(d time.Duration) {
 	kinds := []kind{
 		{"send", 50, c.sendBatch}, {"send", 12, c.recvBatch}, {"group", 10, c.groupOp}, {"link", 6, c.linkOp},
 		{"revoke", 5, c.revokeOp}, {"adminrevoke", 3, c.adminRevokeOp}, {"kill", 5, c.killServer},
-		{"typo", 2, c.typoOp}, {"nonmember", 3, c.nonMemberOp},
+		{"typo", 3, c.typoOp}, {"nonmember", 4, c.nonMemberOp},
 	}
 	total := 0
 	for _, k := range kinds {
@@ -584,6 +586,9 @@ func (c *churn) groupOp() {
 			cv.members[u] = false
 		}
 		c.logf("group remove %s from %s by %s", u.name, cv.name, admin.name)
+		if d, ok := pick(c.rng, u.active()); ok && !cv.members[u] && c.ops["nonmember"] && c.rng.IntN(2) == 0 {
+			c.nonMemberSend(cv, d) // before it ran recv: it has not seen the removal
+		}
 	default:
 		u, _ := pick(c.rng, in)
 		d, ok := pick(c.rng, u.active())
@@ -695,13 +700,33 @@ func (c *churn) typoOp() {
 		all = append(all, u.active()...)
 	}
 	d, _ := pick(c.rng, all)
+	// A mistyped user on a real server, or a real user on a mistyped
+	// (unknown, unreachable) domain.
 	s, _ := pick(c.rng, c.servers)
+	u, _ := pick(c.rng, c.users)
 	to := "nosuchuser@" + s.domain
+	if c.rng.IntN(2) == 0 {
+		to = u.name + "@" + strings.Replace(c.servers[u.srv].domain, "example", "exmaple", 1)
+	}
 	r, ok := c.runChat(d, 0, 45*time.Second, "", "send", to, fmt.Sprintf("typo %d", c.step), "--timeout", "20s")
 	if ok && r.code == 0 {
 		c.violate("send to a mistyped user accepted", "step %d: %s send to %s exited 0", c.step, d.name, to)
 	}
 	c.logf("send %s -> %s (typo) exit %d: %s", d.name, to, r.code, firstLine(r.stderr))
+	// The next send of that device must not be held up by the typo.
+	c.memb.RLock()
+	defer c.memb.RUnlock()
+	var mine []*conv
+	for _, cv := range c.convs {
+		if cv.has(d.u) {
+			mine = append(mine, cv)
+		}
+	}
+	if cv, ok := pick(c.rng, mine); ok {
+		if m := c.send(cv, d, 0); !m.acked {
+			c.violate("send blocked after a mistyped recipient", "step %d: %s's send to %s after its send to %s: %s", c.step, d.name, cv.name, to, c.failOf(m))
+		}
+	}
 }
 
 // nonMemberOp: a user not in a group (removed, left or never added) sends
@@ -710,16 +735,23 @@ func (c *churn) nonMemberOp() {
 	c.memb.RLock()
 	defer c.memb.RUnlock()
 	cv, _ := pick(c.rng, c.groups())
-	var out []*cdev
+	var out, former []*cdev
 	for _, u := range c.users {
-		if !cv.members[u] {
+		if was, ok := cv.members[u]; ok && !was {
+			former = append(former, u.active()...) // removed or left: holds the group's state
+		} else if !ok {
 			out = append(out, u.active()...)
 		}
 	}
-	d, ok := pick(c.rng, out)
-	if !ok {
-		return
+	if len(former) > 0 && c.rng.IntN(4) > 0 {
+		out = former
 	}
+	if d, ok := pick(c.rng, out); ok {
+		c.nonMemberSend(cv, d)
+	}
+}
+
+func (c *churn) nonMemberSend(cv *conv, d *cdev) {
 	text := fmt.Sprintf("nonmember %d from %s", c.step, d.name)
 	r, ok := c.runChat(d, 0, 45*time.Second, "", "send", cv.id, text, "--timeout", "20s")
 	if ok && r.code == 0 {
