@@ -645,6 +645,24 @@ func (c *churn) linkOp() {
 	d.id = id
 	u.devs = append(u.devs, d)
 	c.logf("link %s (%s) approved by %s", d.name, id, approver.name)
+	// Half the time the new device sends at once, to a group if its user
+	// is in one (nothing else ran on it yet).
+	if c.ops["send"] && c.rng.IntN(2) == 0 {
+		var groups, dms []*conv
+		for _, cv := range c.convs {
+			if cv.has(u) && cv.id != "" {
+				groups = append(groups, cv)
+			} else if cv.has(u) {
+				dms = append(dms, cv)
+			}
+		}
+		if len(groups) == 0 {
+			groups = dms
+		}
+		if cv, ok := pick(c.rng, groups); ok {
+			c.send(cv, d, 0)
+		}
+	}
 }
 
 // revokeOp: one device of a user with 2+ active devices revokes another.
