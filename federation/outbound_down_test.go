@@ -19,8 +19,10 @@ type oneEnvelope struct{}
 func (oneEnvelope) Batch(context.Context, string, int) ([]Queued, error) {
 	return []Queued{{QueueID: 1, Envelope: &fedwire.Envelope{Id: "e1"}, CreatedMs: time.Now().UnixMilli()}}, nil
 }
-func (oneEnvelope) Finish(context.Context, string, []Queued, []*fedwire.EnvelopeResult) error { return nil }
-func (oneEnvelope) Expire(context.Context, string, []Queued) error                        { return nil }
+func (oneEnvelope) Finish(context.Context, string, []Queued, []*fedwire.EnvelopeResult) error {
+	return nil
+}
+func (oneEnvelope) Expire(context.Context, string, []Queued) error { return nil }
 
 // switchNet fails with no answer, or answers a refusal, as told.
 type switchNet struct {
