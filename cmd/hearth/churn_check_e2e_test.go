@@ -90,13 +90,53 @@ func (c *churn) runChat(d *cdev, kill, limit time.Duration, stdin string, args .
 	if wedged {
 		return result{code: -1, stderr: "hearth: (not run: an earlier command on " + d.name + " did not end)"}, true
 	}
-	r, ok := c.run(label, kill, limit, stdin, append([]string{"chat", "--profile", d.p.dir}, args...)...)
+	r, ok := c.run(label, kill, limit, stdin, append([]string{"chat", "--profile", d.p.dir, "--verbose"}, args...)...)
+	r.stderr = c.takeLog(d, args, r.stderr)
 	if !ok {
 		c.mu.Lock()
 		d.wedged = true
 		c.mu.Unlock()
 	}
 	return r, ok
+}
+
+// takeLog moves the --verbose log lines out of a chat command's stderr
+// into the verbose log (written beside the trace), and keeps the
+// undecodable deliveries it logged for the report, whatever the command
+// (a send catches up on deliveries first). It returns the other lines.
+func (c *churn) takeLog(d *cdev, args []string, stderr string) string {
+	var rest []string
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cmd := strings.Join(args, " ")
+	if len(cmd) > 60 {
+		cmd = cmd[:60]
+	}
+	for _, line := range strings.Split(stderr, "\n") {
+		if !strings.HasPrefix(line, "time=") {
+			if line != "" {
+				rest = append(rest, line)
+			}
+			continue
+		}
+		if !strings.Contains(line, "level=DEBUG") {
+			c.verboseLog = append(c.verboseLog, fmt.Sprintf("%4d %s [%s] %s", c.step, d.name, cmd, line))
+		}
+		if !strings.Contains(line, "skipping undecodable delivery") {
+			continue
+		}
+		conv := logAttr(line, "conversation")
+		if c.undecodable[d] == nil {
+			c.undecodable[d] = map[string]string{}
+		}
+		if _, ok := c.undecodable[d][conv]; !ok {
+			c.undecodable[d][conv] = logAttr(line, "err")
+		}
+	}
+	if len(rest) == 0 {
+		return ""
+	}
+	return strings.Join(rest, "\n") + "\n"
 }
 
 // linkProfile logs p in as a pending device with loginArgs, passes the
@@ -227,7 +267,8 @@ func (c *churn) checkHistories() {
 		}
 	}
 	hist := map[key]map[string]histMsg{} // text -> message
-	convIDs := map[*conv]map[string][]string{}
+	convIDs := map[*conv]map[string][]string{} // conversation sent to -> devices
+	allIDs := map[*conv]map[string]bool{}      // every conversation id seen
 	seqs := map[string]map[uint64][]string{} // text -> seq -> devices
 	var keys []key
 	for k := range expect {
@@ -256,26 +297,36 @@ func (c *churn) checkHistories() {
 				return
 			}
 			byText := map[string]histMsg{}
-			var lastSeq uint64
+			// A 1:1's history lists every direct conversation the device has
+			// with the peer (two devices that started it at the same time
+			// made two; decision 0007), the one it sends to last; each is
+			// in its own seq order.
+			lastSeq := map[string]uint64{}
 			for _, m := range msgs {
 				if old, dup := byText[m.Text]; dup {
 					c.violate("duplicated", "%s: %q in %s at seq %d and %d", k.d.name, m.Text, k.cv.name, old.Seq, m.Seq)
 				}
-				if m.Seq <= lastSeq {
-					c.violate("out of order", "%s: %s history has seq %d after %d", k.d.name, k.cv.name, m.Seq, lastSeq)
+				if m.Seq <= lastSeq[m.Conversation] {
+					c.violate("out of order", "%s: %s history has seq %d after %d", k.d.name, k.cv.name, m.Seq, lastSeq[m.Conversation])
 				}
-				lastSeq = m.Seq
+				lastSeq[m.Conversation] = m.Seq
 				byText[m.Text] = m
-				if convIDs[k.cv] == nil {
-					convIDs[k.cv] = map[string][]string{}
+				if allIDs[k.cv] == nil {
+					allIDs[k.cv] = map[string]bool{}
 				}
-				if !slices.Contains(convIDs[k.cv][m.Conversation], k.d.name) {
-					convIDs[k.cv][m.Conversation] = append(convIDs[k.cv][m.Conversation], k.d.name)
-				}
+				allIDs[k.cv][m.Conversation] = true
 				if seqs[m.Text] == nil {
 					seqs[m.Text] = map[uint64][]string{}
 				}
 				seqs[m.Text][m.Seq] = append(seqs[m.Text][m.Seq], k.d.name)
+			}
+			if n := len(msgs); n > 0 {
+				// The conversation the device sends to: its final marker is there.
+				cur := msgs[n-1].Conversation
+				if convIDs[k.cv] == nil {
+					convIDs[k.cv] = map[string][]string{}
+				}
+				convIDs[k.cv][cur] = append(convIDs[k.cv][cur], k.d.name)
 			}
 			hist[k] = byText
 		})
@@ -284,7 +335,7 @@ func (c *churn) checkHistories() {
 
 	for cv, ids := range convIDs {
 		if len(ids) > 1 {
-			c.violate("conversation split", "%s is %d conversations: %v", cv.name, len(ids), ids)
+			c.violate("conversation split", "%s is %d conversations (the one each device sends to): %v", cv.name, len(ids), ids)
 		}
 	}
 	for text, bySeq := range seqs {
@@ -303,7 +354,7 @@ func (c *churn) checkHistories() {
 			if m.final {
 				kind = "final message not received"
 			}
-			for id := range convIDs[m.conv] {
+			for id := range allIDs[m.conv] {
 				if e, ok := c.undecodable[d][id]; ok {
 					kind, why = "undecryptable", "; its recv skipped an undecodable delivery of that conversation: "+e
 				}
@@ -475,8 +526,12 @@ func (c *churn) report() {
 	if err := os.WriteFile(path, []byte(strings.Join(c.trace, "\n")+"\n"), 0o644); err != nil {
 		t.Logf("write trace: %v", err)
 	}
+	vpath := strings.TrimSuffix(path, ".log") + "-verbose.log"
+	if err := os.WriteFile(vpath, []byte(strings.Join(c.verboseLog, "\n")+"\n"), 0o644); err != nil {
+		t.Logf("write verbose log: %v", err)
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "churn seed %d: %d steps, %d sends, %d devices over time; schedule in %s\n", c.seed, c.step, len(c.msgs), c.nDevices, path)
+	fmt.Fprintf(&b, "churn seed %d: %d steps, %d sends, %d devices over time; schedule in %s, client logs (info and up) in %s\n", c.seed, c.step, len(c.msgs), c.nDevices, path, vpath)
 	fmt.Fprintf(&b, "reproduce: go test ./cmd/hearth -run 'TestChurn$' -churn.seed=%d -churn.duration=%v", c.seed, *churnDuration)
 	if *churnOps != "" {
 		fmt.Fprintf(&b, " -churn.ops=%s", *churnOps)

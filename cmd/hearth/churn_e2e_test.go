@@ -106,6 +106,7 @@ type churn struct {
 	sendFails   int
 	skipped     map[string]int // wedged device -> commands not run
 	nDevices    int
+	verboseLog  []string // the --verbose log lines of every chat command, by device and step
 }
 
 type cuser struct {
@@ -494,27 +495,13 @@ func (c *churn) recvBatch() {
 // recv runs `recv --json --verbose` on d and returns how many messages it
 // printed; undecodable deliveries it logs are kept for the report.
 func (c *churn) recv(d *cdev) int {
-	r, ok := c.runChat(d, 0, 40*time.Second, "", "--verbose", "recv", "--json", "--timeout", "1500ms")
+	r, ok := c.runChat(d, 0, 40*time.Second, "", "recv", "--json", "--timeout", "1500ms")
 	if !ok {
 		return 0
 	}
 	if r.code != 0 {
 		c.noteFail("recv", r)
 		c.logf("recv %s FAILED exit %d: %s", d.name, r.code, firstLine(r.stderr))
-	}
-	for _, line := range strings.Split(r.stderr, "\n") {
-		if !strings.Contains(line, "skipping undecodable delivery") {
-			continue
-		}
-		conv := logAttr(line, "conversation")
-		c.mu.Lock()
-		if c.undecodable[d] == nil {
-			c.undecodable[d] = map[string]string{}
-		}
-		if _, ok := c.undecodable[d][conv]; !ok {
-			c.undecodable[d][conv] = logAttr(line, "err")
-		}
-		c.mu.Unlock()
 	}
 	return strings.Count(r.stdout, "\n")
 }
