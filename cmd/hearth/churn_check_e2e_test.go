@@ -266,10 +266,10 @@ func (c *churn) checkHistories() {
 			expect[key{d, cv}] = true
 		}
 	}
-	hist := map[key]map[string]histMsg{} // text -> message
+	hist := map[key]map[string]histMsg{}       // text -> message
 	convIDs := map[*conv]map[string][]string{} // conversation sent to -> devices
 	allIDs := map[*conv]map[string]bool{}      // every conversation id seen
-	seqs := map[string]map[uint64][]string{} // text -> seq -> devices
+	seqs := map[string]map[uint64][]string{}   // text -> seq -> devices
 	var keys []key
 	for k := range expect {
 		if !k.d.revoked {
