@@ -90,6 +90,12 @@ func (c *churn) runChat(d *cdev, kill, limit time.Duration, stdin string, args .
 	if wedged {
 		return result{code: -1, stderr: "hearth: (not run: an earlier command on " + d.name + " did not end)"}, true
 	}
+	if c.overBudget.Load() {
+		c.mu.Lock()
+		c.skipped[d.name]++
+		c.mu.Unlock()
+		return result{code: -1, stderr: "hearth: (not run: the test is over its time budget)"}, true
+	}
 	r, ok := c.run(label, kill, limit, stdin, append([]string{"chat", "--profile", d.p.dir, "--verbose"}, args...)...)
 	r.stderr = c.takeLog(d, args, r.stderr)
 	if !ok {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,7 +19,7 @@ import (
 // docs/churn.md for how to run it and what it checks.
 var (
 	churnSeed     = flag.Uint64("churn.seed", 0, "seed of TestChurn's schedule (0: time-based; always logged)")
-	churnDuration = flag.Duration("churn.duration", 60*time.Second, "how long TestChurn's schedule runs (the checks follow)")
+	churnDuration = flag.Duration("churn.duration", 30*time.Second, "how long TestChurn's schedule runs (the checks follow)")
 	churnOps      = flag.String("churn.ops", "", "comma-separated operation kinds TestChurn runs (default all: "+strings.Join(churnKinds, ",")+")")
 	churnTrace    = flag.String("churn.trace", "", "write TestChurn's executed schedule to this file (default: a file in the temp folder, named in the output)")
 )
@@ -70,6 +71,15 @@ func TestChurn(t *testing.T) {
 	c := &churn{t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, 17)), ops: ops, viol: map[string][]string{},
 		undecodable: map[*cdev]map[string]string{}, recvErrs: map[string][]string{}, skipped: map[string]int{}}
 	defer c.report()
+	// A failing run stays bounded: every command has its own deadline, and
+	// past the budget no new command starts (each counts as skipped), so
+	// the test ends soon after and reports "over time budget".
+	budget := churnBudget(*churnDuration)
+	stop := time.AfterFunc(budget, func() {
+		c.overBudget.Store(true)
+		c.violate("over time budget", "the test ran longer than %v (schedule %v); the commands left were not run", budget, *churnDuration)
+	})
+	defer stop.Stop()
 
 	c.setup()
 	c.schedule(*churnDuration)
@@ -78,6 +88,11 @@ func TestChurn(t *testing.T) {
 	c.checkHistories()
 	c.checkProcesses()
 }
+
+// churnBudget is how long TestChurn may run in all for a schedule of d:
+// the schedule, plus setup, the recv rounds (at most 90 s each), the final
+// round and the checks.
+func churnBudget(d time.Duration) time.Duration { return d + d/2 + 6*time.Minute }
 
 // churn is the test's model of the network and what happened to it.
 type churn struct {
@@ -107,6 +122,7 @@ type churn struct {
 	skipped     map[string]int // wedged device -> commands not run
 	nDevices    int
 	verboseLog  []string // the --verbose log lines of every chat command, by device and step
+	overBudget  atomic.Bool
 }
 
 type cuser struct {
