@@ -19,7 +19,7 @@ import (
 // docs/churn.md for how to run it and what it checks.
 var (
 	churnSeed     = flag.Uint64("churn.seed", 0, "seed of TestChurn's schedule (0: time-based; always logged)")
-	churnDuration = flag.Duration("churn.duration", 30*time.Second, "how long TestChurn's schedule runs (the checks follow)")
+	churnDuration = flag.Duration("churn.duration", 20*time.Second, "how long TestChurn's schedule runs (the checks follow)")
 	churnOps      = flag.String("churn.ops", "", "comma-separated operation kinds TestChurn runs (default all: "+strings.Join(churnKinds, ",")+")")
 	churnTrace    = flag.String("churn.trace", "", "write TestChurn's executed schedule to this file (default: a file in the temp folder, named in the output)")
 )
