@@ -81,12 +81,14 @@ func Directs(tx *store.Tx, user string) []string {
 }
 
 // For resolves a user address or conversation id to a known conversation id.
+// A conversation id this device holds wins over a 1:1 with a "user" of
+// that name (left by a send to the id before this device was added).
 func For(tx *store.Tx, target string) (string, bool) {
-	if id := tx.Meta(directName(target)); id != nil {
-		return string(id), true
-	}
 	if tx.Meta(convName(target)) != nil {
 		return target, true
+	}
+	if id := tx.Meta(directName(target)); id != nil {
+		return string(id), true
 	}
 	return "", false
 }
