@@ -36,6 +36,12 @@ func (sl *sealer) directConversation(ctx context.Context, peer string) (string, 
 		if id, err = sl.joinExisting(ctx, peer); err != nil || id != "" {
 			return id, err
 		}
+		// The peer must exist before a conversation with it is made here:
+		// a send to no user (a mistyped one, or a group this device is not
+		// in yet) leaves no conversation behind that would take the name.
+		if _, err := sl.dir.Fetch(ctx, nil, pu); err != nil {
+			return "", err
+		}
 		if id, err = sl.createGroup(ctx, peer); err != nil {
 			return "", err
 		}

@@ -169,8 +169,10 @@ func (r *receiver) apply(ctx context.Context, tx *store.Tx, self e2ee.Self, d *w
 	}
 	if rcv.Application {
 		// A member admitted while its user's list had moved on
-		// (decision 0006) is never shown as a sender unless listed.
-		if ok, err := r.dir.Listed(ctx, tx, rcv.Sender); err != nil {
+		// (decision 0006) is shown as a sender only if listed, or if its
+		// user's list dropped it after the hub accepted this message (a
+		// message sent before the device was revoked, read late).
+		if ok, err := r.dir.ListedAt(ctx, tx, rcv.Sender, d.GetServerTimeMs()); err != nil {
 			return fmt.Errorf("client: checking a sender: %w", err)
 		} else if !ok {
 			return &badMessage{err: fmt.Errorf("sender %s is not on its user's device list", rcv.Sender),

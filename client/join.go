@@ -17,12 +17,25 @@ import (
 func (r *receiver) join(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wire.Delivery) error {
 	conv := d.GetConversationId()
 	v := r.dir.Members(ctx, tx)
+	// The hub accepted the Welcome (and verified its tree against the
+	// lists it held) at server_time_ms: a member missing from a list signed
+	// after that may have been revoked since, as for a commit (decision
+	// 0006). A Welcome read late, after its user revoked one of the
+	// members, opens; the reconcile removes that member before this device
+	// sends, and its messages are shown only if sent before the list
+	// dropped it (directory.ListedAt).
+	v.CommitAt = d.GetServerTimeMs()
 	g, used, err := r.openWelcome(ctx, tx, self, d, v)
 	if v.Transient != nil {
 		return fmt.Errorf("client: checking a member: %w", v.Transient)
 	}
 	if err != nil {
 		return &badMessage{err: err}
+	}
+	if len(v.Revoked) > 0 {
+		r.log.Info("welcome has devices revoked since; they are removed before this device sends",
+			"conversation", conv, "devices", v.Revoked)
+		r.rosters.Unsync(conv)
 	}
 	// A device removed and added again gets a new Welcome; one for an
 	// epoch not after the state it holds is refused.

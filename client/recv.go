@@ -161,16 +161,28 @@ func (c *Client) drainInbox(print func(store.Message) error) (int, error) {
 
 // History returns the messages of the conversation with user@domain or
 // with the given id, as this device holds them, in conversation order.
+// For a user that this device has more than one 1:1 conversation with
+// (decision 0007), the others come first, each in its own order, and the
+// one sends go to last; limit applies to each.
 func (c *Client) History(target string, limit int) ([]store.Message, error) {
 	var out []store.Message
 	err := c.st.View(func(tx *store.Tx) error {
-		conv, ok := convstate.For(tx, target)
-		if !ok {
-			conv = target
+		convs := convstate.Directs(tx, target)
+		if len(convs) == 0 {
+			conv, ok := convstate.For(tx, target)
+			if !ok {
+				conv = target
+			}
+			convs = []string{conv}
 		}
-		var err error
-		out, err = tx.History(conv, limit)
-		return err
+		for _, conv := range convs {
+			h, err := tx.History(conv, limit)
+			if err != nil {
+				return err
+			}
+			out = append(out, h...)
+		}
+		return nil
 	})
 	return out, err
 }

@@ -35,6 +35,14 @@ func RegisteredName(conv string) string { return "registered/" + conv }
 var ErrRedo = wire.Errorf("client.Commit", wire.Code_CODE_STALE_EPOCH, "group changed while preparing a commit")
 
 // Remember records cv and, for a 1:1, the peer's direct conversation.
+//
+// Two devices that start a 1:1 with each other at the same time (or a
+// device that creates one before it has read the Welcome to the peer's)
+// make two direct conversations between the same users. Every device
+// converges on the one with the smallest conversation id (decision 0007):
+// it is the peer's direct conversation as soon as this device knows it,
+// future sends go there, and the other one stays readable (Directs,
+// `history USER`).
 func Remember(tx *store.Tx, cv Conversation) error {
 	raw, err := json.Marshal(cv)
 	if err != nil {
@@ -43,19 +51,44 @@ func Remember(tx *store.Tx, cv Conversation) error {
 	if err := tx.PutMeta(convName(cv.ID), raw); err != nil {
 		return err
 	}
-	if !cv.Group && len(cv.Peers) == 1 && tx.Meta(directName(cv.Peers[0])) == nil {
-		return tx.PutMeta(directName(cv.Peers[0]), []byte(cv.ID))
+	if direct(cv) {
+		if cur := tx.Meta(directName(cv.Peers[0])); cur == nil || cv.ID < string(cur) {
+			return tx.PutMeta(directName(cv.Peers[0]), []byte(cv.ID))
+		}
 	}
 	return nil
 }
 
-// For resolves a user address or conversation id to a known conversation id.
-func For(tx *store.Tx, target string) (string, bool) {
-	if id := tx.Meta(directName(target)); id != nil {
-		return string(id), true
+func direct(cv Conversation) bool { return !cv.Group && len(cv.Peers) == 1 }
+
+// Directs returns the ids of every 1:1 conversation this device knows with
+// user, the one sends go to (For) last and the others before it, by id.
+func Directs(tx *store.Tx, user string) []string {
+	cur := string(tx.Meta(directName(user)))
+	var out []string
+	for _, id := range tx.MetaNames("conv/") {
+		if id == cur {
+			continue
+		}
+		if cv, err := Get(tx, id); err == nil && direct(cv) && cv.Peers[0] == user {
+			out = append(out, id)
+		}
 	}
+	if cur != "" {
+		out = append(out, cur)
+	}
+	return out
+}
+
+// For resolves a user address or conversation id to a known conversation id.
+// A conversation id this device holds wins over a 1:1 with a "user" of
+// that name (left by a send to the id before this device was added).
+func For(tx *store.Tx, target string) (string, bool) {
 	if tx.Meta(convName(target)) != nil {
 		return target, true
+	}
+	if id := tx.Meta(directName(target)); id != nil {
+		return string(id), true
 	}
 	return "", false
 }
@@ -75,14 +108,18 @@ func Get(tx *store.Tx, id string) (Conversation, error) {
 // conversation when it is this one, and the hub registration mark.
 func Forget(tx *store.Tx, id string) error {
 	cv, err := Get(tx, id)
+	for _, name := range []string{convName(id), RegisteredName(id)} {
+		if err := tx.DeleteMeta(name); err != nil {
+			return err
+		}
+	}
 	if err == nil && len(cv.Peers) == 1 && string(tx.Meta(directName(cv.Peers[0]))) == id {
 		if err := tx.DeleteMeta(directName(cv.Peers[0])); err != nil {
 			return err
 		}
-	}
-	for _, name := range []string{convName(id), RegisteredName(id)} {
-		if err := tx.DeleteMeta(name); err != nil {
-			return err
+		// Another direct conversation with the peer (decision 0007) takes over.
+		if others := Directs(tx, cv.Peers[0]); len(others) > 0 {
+			return tx.PutMeta(directName(cv.Peers[0]), []byte(others[0]))
 		}
 	}
 	return nil

@@ -181,6 +181,15 @@ func (v *MemberValidator) ValidateMember(id, sigKey []byte) error {
 // list, fetching the list once when it is not on the pinned one. A fetch
 // that fails for a local or network reason is returned as an error.
 func (d *Directory) Listed(ctx context.Context, tx *store.Tx, device string) (bool, error) {
+	return d.ListedAt(ctx, tx, device, 0)
+}
+
+// ListedAt is Listed for a message the hub accepted at atMs (Unix ms): a
+// device missing from its user's current list also counts as listed when
+// that list was signed after atMs, since the device may have been on the
+// list when it sent and been revoked since (the rule of
+// MemberValidator.CommitAt, decision 0006). atMs 0: strict.
+func (d *Directory) ListedAt(ctx context.Context, tx *store.Tx, device string, atMs int64) (bool, error) {
 	addr, err := identity.ParseDevice(device)
 	if err != nil {
 		return false, nil
@@ -201,7 +210,7 @@ func (d *Directory) Listed(ctx context.Context, tx *store.Tx, device string) (bo
 		return false, err
 	}
 	_, ok := l.Lookup(addr.Device)
-	return ok, nil
+	return ok || (atMs > 0 && l.IssuedMs > atMs), nil
 }
 
 // Members returns a MemberValidator that fetches in tx (nil: in

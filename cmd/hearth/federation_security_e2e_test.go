@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -201,53 +198,14 @@ func TestFederationSecurityE2E(t *testing.T) {
 // approves it from approver by the link code it prints.
 func linkFedDevice(t *testing.T, p, approver *profile, loginArgs ...string) {
 	t.Helper()
-	cmd := exec.Command(hearthBin, append([]string{"chat", "--profile", p.dir}, loginArgs...)...)
-	cmd.Stdin = strings.NewReader(password(p.user))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
+	_, err := linkProfile(p, 60*time.Second, func(code string) error {
+		if out := approver.must(t, "", "device", "approve", code); !strings.Contains(out, "approved: ") {
+			t.Errorf("approve output %q", out)
+		}
+		return nil
+	}, loginArgs...)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := bufio.NewScanner(stdout)
-	var code string
-	var rest []string
-	for code == "" && lines.Scan() {
-		if v, ok := strings.CutPrefix(lines.Text(), "link-code: "); ok {
-			code = v
-		} else {
-			rest = append(rest, lines.Text())
-		}
-	}
-	if code == "" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("pending login printed no link-code: %q\n%s", rest, stderr.String())
-	}
-	done := make(chan error, 1)
-	go func() {
-		for lines.Scan() {
-			rest = append(rest, lines.Text())
-		}
-		done <- cmd.Wait()
-	}()
-	if out := approver.must(t, "", "device", "approve", code); !strings.Contains(out, "approved: ") {
-		t.Errorf("approve output %q", out)
-	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("pending login: %v\n%s", err, stderr.String())
-		}
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("pending login did not finish after approval:\n%s", stderr.String())
-	}
-	if !strings.Contains(strings.Join(rest, "\n"), "status: active") {
-		t.Fatalf("linked device output %q", rest)
 	}
 }
 
