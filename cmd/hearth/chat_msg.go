@@ -102,17 +102,16 @@ and acknowledge them. Exits after --timeout of silence unless --follow.`,
 				return err
 			}
 			defer c.Close()
-			if n, err := queued(c); err != nil {
+			// Flush also catches up and commits the leave requests of
+			// groups this device administers, so it runs even when
+			// nothing is queued.
+			fctx, fcancel := timeoutContext(ctx, min(15*time.Second, max(timeout, minConnectWait)))
+			err = c.Flush(fctx, "")
+			fcancel()
+			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 				return err
-			} else if n > 0 {
-				fctx, fcancel := timeoutContext(ctx, min(15*time.Second, max(timeout, minConnectWait)))
-				err = c.Flush(fctx, "")
-				fcancel()
-				if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-					return err
-				} else if n, _ := queued(c); n > 0 {
-					fmt.Fprintf(cmd.ErrOrStderr(), "hearth: warning: %d queued message(s) not sent yet; they stay queued (chat outbox list)\n", n)
-				}
+			} else if n, _ := queued(c); err != nil && n > 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "hearth: warning: %d queued message(s) not sent yet; they stay queued (chat outbox list)\n", n)
 			}
 			quiet := timeout
 			if follow {

@@ -192,16 +192,17 @@ func TestMistypedRecipientBlocksNothing(t *testing.T) {
 }
 
 // TestRecvEndsWhenServerDown: `recv --timeout 1s` with the server stopped
-// ends by itself (a server it cannot reach is silence; it gets at least 5 s
-// to answer), exits non-zero saying so, and warns about queued messages
-// only when some are queued.
+// ends by itself (a server it cannot reach is silence; sending what is
+// queued and then receiving each get at least 5 s to reach it), exits
+// non-zero saying so, and warns about queued messages only when some are
+// queued.
 func TestRecvEndsWhenServerDown(t *testing.T) {
 	skipShort(t)
 	n := newChatNet(t, "alice")
 	alice := newProfile(t, "alice")
 	alice.must(t, password("alice"), alice.loginArgs(n)...)
 	n.srv.stop(t, syscall.SIGTERM)
-	r := alice.chatWithin(t, 15*time.Second, "recv", "--timeout", "1s")
+	r := alice.chatWithin(t, 20*time.Second, "recv", "--timeout", "1s")
 	if r.code == 0 || !strings.Contains(r.stderr, "not connected to the server") {
 		t.Fatalf("recv with the server down: exit %d\nstderr: %s", r.code, r.stderr)
 	}
