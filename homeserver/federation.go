@@ -17,6 +17,7 @@ type FederationConfig = fedlink.Config
 var (
 	_ fedlink.Sessions  = sessionPusher{}
 	_ fedlink.Directory = (*keydir.Directory)(nil)
+	_ fedlink.Presence  = presenceLink{}
 )
 
 // wireHubAndFederation builds the hub and the key directory and, with a
@@ -43,7 +44,7 @@ func (s *Server) wireHubAndFederation(key *serverkey.Key) error {
 	fcfg := cfg.Federation
 	fcfg.MaxMediaChunk = cfg.Media.MaxChunkBytes
 	s.fed, err = fedlink.New(cfg.Domain, fcfg, fedlink.Deps{DB: s.db, Key: key, Hub: s.hub, Policy: pol,
-		Notifier: s.router, Sessions: sessionPusher{s}, Dir: s.dir, Presence: s.presence, Media: s.mediaSt,
+		Notifier: s.router, Sessions: sessionPusher{s}, Dir: s.dir, Presence: presenceLink{s}, Media: s.mediaSt,
 		Log: s.log, Now: s.now, Rand: s.rand})
 	return err
 }

@@ -101,9 +101,16 @@ type Directory interface {
 	ClaimLocalFor(ctx context.Context, op string, users, excludeDevices []string, lastResortOnly bool) (*wire.ClaimResult, error)
 }
 
-// PresenceSetter records a remote user's presence.
-type PresenceSetter interface {
-	Set(user string, state wire.PresenceState, atMs int64)
+// Presence records the presence of users of other servers and answers
+// queries about this server's users' (homeserver's Presence and settings).
+type Presence interface {
+	// Set records user's state set at atMs, lapsing at untilMs (0:
+	// never); it reports whether the state or atMs changed.
+	Set(user string, state wire.PresenceState, atMs, untilMs int64) bool
+	Get(user string) (state wire.PresenceState, atMs int64)
+	// VisibleTo returns the presence of this server's users as reader, a
+	// user of another server, may see it (their last-seen settings).
+	VisibleTo(ctx context.Context, reader string, users []string) ([]*wire.PresenceEvent, error)
 }
 
 // MediaSource reads a range of a media file this server holds.
@@ -120,7 +127,7 @@ type Deps struct {
 	Notifier Notifier
 	Sessions Sessions
 	Dir      Directory
-	Presence PresenceSetter
+	Presence Presence
 	Media    MediaSource
 	Log      *slog.Logger
 	Now      func() time.Time
@@ -140,7 +147,7 @@ type base struct {
 	notifier Notifier
 	sessions Sessions
 	dir      Directory
-	presence PresenceSetter
+	presence Presence
 	media    MediaSource
 	policy   *federation.Policy
 	client   *federation.Client

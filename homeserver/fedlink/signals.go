@@ -66,6 +66,11 @@ func (f *Signals) RelayTyping(conv, sender string, typing bool, members []storag
 // dropped when maxSignalFlights are already in flight or the policy
 // refuses the destination.
 func (f *Signals) sendSignal(dest string, env *fedwire.Envelope) {
+	f.sendSignals(dest, []*fedwire.Envelope{env})
+}
+
+// sendSignals posts signals to dest in one transaction, as sendSignal.
+func (f *Signals) sendSignals(dest string, envs []*fedwire.Envelope) {
 	if !f.policy.Allowed(dest) {
 		return
 	}
@@ -79,7 +84,7 @@ func (f *Signals) sendSignal(dest string, env *fedwire.Envelope) {
 		ctx, cancel := context.WithTimeout(context.Background(), signalTimeout)
 		defer cancel()
 		txn := &fedwire.Transaction{Origin: f.domain, Destination: dest, TxnId: newEnvelopeID("sig-"),
-			OriginTimeMs: f.nowMs(), Envelopes: []*fedwire.Envelope{env}}
+			OriginTimeMs: f.nowMs(), Envelopes: envs}
 		st, err := federation.SignSignals(f.pb.SigningKey(), txn)
 		if err == nil {
 			var res *fedwire.TransactionResult

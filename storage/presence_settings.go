@@ -1,0 +1,84 @@
+package storage
+
+import "errors"
+
+// Queries for presence settings and last seen (homeserver/presence_query.go).
+
+// LastSeen visibilities, as hearth.v1.LastSeenVisibility.
+const (
+	LastSeenEveryone = 1
+	LastSeenContacts = 2
+	LastSeenNobody   = 3
+)
+
+// PresenceSettings is a local user's presence record.
+type PresenceSettings struct {
+	LastSeen   int   // LastSeenEveryone, LastSeenContacts or LastSeenNobody
+	LastSeenMs int64 // when the user's presence last changed; 0: never
+}
+
+// PresenceSettings returns a user's settings (the defaults when none are
+// stored: everyone, never seen).
+func (t *Tx) PresenceSettings(userID int64) (PresenceSettings, error) {
+	const op = "storage.PresenceSettings"
+	p := PresenceSettings{LastSeen: LastSeenEveryone}
+	err := t.row(`SELECT last_seen, last_seen_ms FROM presence_settings WHERE user_id = ?`, []any{userID}, &p.LastSeen, &p.LastSeenMs)
+	if errors.Is(err, ErrNotFound) {
+		return p, nil
+	}
+	return p, wrap(op, err)
+}
+
+// SetLastSeenVisibility stores who may see the user's last seen (one of
+// the LastSeen constants).
+func (t *Tx) SetLastSeenVisibility(userID int64, v int) error {
+	const op = "storage.SetLastSeenVisibility"
+	if v < LastSeenEveryone || v > LastSeenNobody {
+		return wrap(op, errors.New("last seen visibility out of range"))
+	}
+	_, err := t.exec(`INSERT INTO presence_settings(user_id, last_seen) VALUES (?, ?)
+		ON CONFLICT(user_id) DO UPDATE SET last_seen = excluded.last_seen`, userID, v)
+	return wrap(op, err)
+}
+
+// SetLastSeenMs records when the user's presence last changed; an older
+// time than the one stored is ignored.
+func (t *Tx) SetLastSeenMs(userID, ms int64) error {
+	const op = "storage.SetLastSeenMs"
+	_, err := t.exec(`INSERT INTO presence_settings(user_id, last_seen_ms) VALUES (?, ?)
+		ON CONFLICT(user_id) DO UPDATE SET last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)`, userID, ms)
+	return wrap(op, err)
+}
+
+// SharesConversation reports whether local users a and b both have a
+// device on the roster of one conversation.
+func (t *Tx) SharesConversation(a, b int64) (bool, error) {
+	const op = "storage.SharesConversation"
+	var n int
+	err := t.row(`SELECT EXISTS (SELECT 1 FROM devices d1
+		JOIN conversation_members m1 ON m1.device_id = d1.id
+		JOIN conversation_members m2 ON m2.conv_id = m1.conv_id
+		JOIN devices d2 ON d2.id = m2.device_id
+		WHERE d1.user_id = ? AND d2.user_id = ?)`, []any{a, b}, &n)
+	return n == 1, wrap(op, err)
+}
+
+// SharesConversationRemote reports whether local user userID shares a
+// conversation with remote, a user of another server (domain its domain),
+// as far as this server knows: a conversation hubbed here (self) whose
+// roster holds a device of remote, or a conversation hubbed at remote's
+// own server that holds a device of the local user (that hub is trusted
+// for its rosters). A conversation hubbed at a third server does not
+// count: this server's roster copy holds its own devices only.
+func (t *Tx) SharesConversationRemote(userID int64, remote, domain, self string) (bool, error) {
+	const op = "storage.SharesConversationRemote"
+	var n int
+	err := t.row(`SELECT EXISTS (SELECT 1 FROM devices d
+		JOIN conversation_members m1 ON m1.device_id = d.id
+		WHERE d.user_id = ?1 AND (
+			substr(m1.conv_id, instr(m1.conv_id, '@') + 1) = ?3
+			OR (substr(m1.conv_id, instr(m1.conv_id, '@') + 1) = ?4 AND EXISTS (SELECT 1 FROM conversation_members m2
+				WHERE m2.conv_id = m1.conv_id AND m2.device_id IS NULL AND substr(m2.address, 1, length(?2) + 1) = ?2 || '/'))))`,
+		[]any{userID, remote, domain, self}, &n)
+	return n == 1, wrap(op, err)
+}
