@@ -3,7 +3,9 @@ package homeserver
 import (
 	"context"
 	"errors"
+	"slices"
 
+	"hearth/homeserver/fedlink"
 	"hearth/homeserver/wire"
 	"hearth/keys/identity"
 	"hearth/storage"
@@ -77,27 +79,31 @@ func (ss *session) getPresence(m *wire.GetPresence) (*wire.ServerFrame, error) {
 	}
 	got := map[string]*wire.PresenceEvent{}
 	if len(local) > 0 {
-		evs, err := s.presenceFor(ss.ctx, op, ss.userID, me, local)
+		as, err := s.presenceFor(ss.ctx, op, ss.userID, me, local, nil)
 		if err != nil {
 			return nil, err
 		}
-		for _, ev := range evs {
-			got[ev.User] = ev
+		for _, a := range as {
+			got[a.Event.User] = a.Event
 		}
 	}
 	for d, us := range remote {
 		if s.fed == nil {
 			return nil, errFedOff
 		}
-		evs, err := s.fed.Queries.RemotePresence(ss.ctx, d, us, me)
+		vouched, err := s.sharingHubbed(ss.ctx, op, ss.userID, us)
 		if err != nil {
 			return nil, err
 		}
-		if err := s.applyReaderSetting(ss.ctx, op, ss.userID, d, evs); err != nil {
+		as, err := s.fed.Queries.RemotePresence(ss.ctx, d, us, vouched, me)
+		if err != nil {
 			return nil, err
 		}
-		for _, ev := range evs {
-			got[ev.User] = ev
+		if err := s.applyReaderSetting(ss.ctx, op, ss.userID, as, vouched); err != nil {
+			return nil, err
+		}
+		for _, a := range as {
+			got[a.Event.User] = a.Event
 		}
 	}
 	for i, a := range users {
@@ -110,41 +116,55 @@ func (ss *session) getPresence(m *wire.GetPresence) (*wire.ServerFrame, error) {
 	return &wire.ServerFrame{Body: &wire.ServerFrame_PresenceList{PresenceList: &wire.PresenceList{Presence: out}}}, nil
 }
 
-// applyReaderSetting hides the last seen of remote users (of domain) from
-// a local reader whose own setting does not share theirs with them.
-func (s *Server) applyReaderSetting(ctx context.Context, op string, readerID int64, domain string, evs []*wire.PresenceEvent) error {
-	return s.db.Read(ctx, func(tx *storage.Tx) error {
-		own, err := tx.PresenceSettings(readerID)
-		if err != nil {
-			return internal(op, err)
-		}
-		for _, ev := range evs {
-			if ev.LastActiveMs == 0 || own.LastSeen == storage.LastSeenEveryone {
-				continue
+// sharingHubbed returns the remote users among users that share a
+// conversation hubbed here with local user userID.
+func (s *Server) sharingHubbed(ctx context.Context, op string, userID int64, users []string) ([]string, error) {
+	var out []string
+	err := s.db.Read(ctx, func(tx *storage.Tx) error {
+		for _, u := range users {
+			ok, err := tx.SharesHubbedConversation(userID, u, s.cfg.Domain)
+			if err != nil {
+				return internal(op, err)
 			}
-			contact := false
-			if own.LastSeen == storage.LastSeenContacts {
-				if contact, err = tx.SharesConversationRemote(readerID, ev.User, domain, s.cfg.Domain); err != nil {
-					return internal(op, err)
-				}
-			}
-			if !lastSeenAllows(own.LastSeen, contact) {
-				ev.LastActiveMs = 0
+			if ok {
+				out = append(out, u)
 			}
 		}
 		return nil
 	})
+	return out, err
+}
+
+// applyReaderSetting hides the last seen of remote users from a local
+// reader whose own setting does not share theirs with them. A contact is
+// a user sharing a conversation hubbed here (vouched) or one the user's
+// server counts as a contact.
+func (s *Server) applyReaderSetting(ctx context.Context, op string, readerID int64, as []fedlink.PresenceAnswer, vouched []string) error {
+	var own storage.PresenceSettings
+	if err := s.db.Read(ctx, func(tx *storage.Tx) (err error) { own, err = tx.PresenceSettings(readerID); return err }); err != nil {
+		return internal(op, err)
+	}
+	for _, a := range as {
+		contact := a.Contact || slices.Contains(vouched, a.Event.User)
+		if !lastSeenAllows(own.LastSeen, contact) {
+			a.Event.LastActiveMs = 0
+		}
+	}
+	return nil
 }
 
 // presenceFor is the presence of local users (addresses of this server)
 // as reader may see it: readerID > 0 is a local user; readerID 0 is
-// reader, a user of another server, whose own setting its server applies.
-func (s *Server) presenceFor(ctx context.Context, op string, readerID int64, reader string, users []string) ([]*wire.PresenceEvent, error) {
+// reader, a user of another server, whose own setting its server applies
+// and who is a contact of a user when they share a conversation hubbed
+// here, or one hubbed at the reader's server that the user is in and
+// that server vouches for (vouched).
+func (s *Server) presenceFor(ctx context.Context, op string, readerID int64, reader string, users, vouched []string) ([]fedlink.PresenceAnswer, error) {
 	rd, err := identity.ParseUser(reader)
 	if err != nil {
 		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "reader %q is not a user address", reader)
 	}
-	var out []*wire.PresenceEvent
+	var out []fedlink.PresenceAnswer
 	err = s.db.Read(ctx, func(tx *storage.Tx) error {
 		readerVis := storage.LastSeenEveryone
 		if readerID > 0 {
@@ -176,14 +196,16 @@ func (s *Server) presenceFor(ctx context.Context, op string, readerID int64, rea
 			case readerID > 0:
 				contact, err = tx.SharesConversation(readerID, t.ID)
 			default:
-				contact, err = tx.SharesConversationRemote(t.ID, reader, rd.Domain, s.cfg.Domain)
+				if contact, err = tx.SharesHubbedConversation(t.ID, reader, s.cfg.Domain); err == nil && !contact && slices.Contains(vouched, a.String()) {
+					contact, err = tx.InConversationHubbedAt(t.ID, rd.Domain)
+				}
 			}
 			if err != nil {
 				return internal(op, err)
 			}
 			st, at := s.localPresence(a.String(), ps)
 			st, at = viewPresence(st, at, ps.LastSeen, readerVis, contact, self)
-			out = append(out, &wire.PresenceEvent{User: a.String(), State: st, LastActiveMs: at})
+			out = append(out, fedlink.PresenceAnswer{Event: &wire.PresenceEvent{User: a.String(), State: st, LastActiveMs: at}, Contact: contact})
 		}
 		return nil
 	})
@@ -199,6 +221,6 @@ func (p presenceLink) Set(user string, st wire.PresenceState, atMs, untilMs int6
 
 func (p presenceLink) Get(user string) (wire.PresenceState, int64) { return p.s.presence.Get(user) }
 
-func (p presenceLink) VisibleTo(ctx context.Context, reader string, users []string) ([]*wire.PresenceEvent, error) {
-	return p.s.presenceFor(ctx, "homeserver.federation.GetPresence", 0, reader, users)
+func (p presenceLink) VisibleTo(ctx context.Context, reader string, users, vouched []string) ([]fedlink.PresenceAnswer, error) {
+	return p.s.presenceFor(ctx, "homeserver.federation.GetPresence", 0, reader, users, vouched)
 }

@@ -63,22 +63,29 @@ func (t *Tx) SharesConversation(a, b int64) (bool, error) {
 	return n == 1, wrap(op, err)
 }
 
-// SharesConversationRemote reports whether local user userID shares a
-// conversation with remote, a user of another server (domain its domain),
-// as far as this server knows: a conversation hubbed here (self) whose
-// roster holds a device of remote, or a conversation hubbed at remote's
-// own server that holds a device of the local user (that hub is trusted
-// for its rosters). A conversation hubbed at a third server does not
-// count: this server's roster copy holds its own devices only.
-func (t *Tx) SharesConversationRemote(userID int64, remote, domain, self string) (bool, error) {
-	const op = "storage.SharesConversationRemote"
+// SharesHubbedConversation reports whether local user userID and remote,
+// a user of another server, both have a device on the roster of a
+// conversation hubbed here (self), where this server holds the whole
+// roster. (A follower's copy of a conversation hubbed elsewhere holds its
+// own devices only.)
+func (t *Tx) SharesHubbedConversation(userID int64, remote, self string) (bool, error) {
+	const op = "storage.SharesHubbedConversation"
 	var n int
 	err := t.row(`SELECT EXISTS (SELECT 1 FROM devices d
 		JOIN conversation_members m1 ON m1.device_id = d.id
-		WHERE d.user_id = ?1 AND (
-			substr(m1.conv_id, instr(m1.conv_id, '@') + 1) = ?3
-			OR (substr(m1.conv_id, instr(m1.conv_id, '@') + 1) = ?4 AND EXISTS (SELECT 1 FROM conversation_members m2
-				WHERE m2.conv_id = m1.conv_id AND m2.device_id IS NULL AND substr(m2.address, 1, length(?2) + 1) = ?2 || '/'))))`,
-		[]any{userID, remote, domain, self}, &n)
+		JOIN conversation_members m2 ON m2.conv_id = m1.conv_id
+		WHERE d.user_id = ?1 AND substr(m1.conv_id, instr(m1.conv_id, '@') + 1) = ?3
+			AND m2.device_id IS NULL AND substr(m2.address, 1, length(?2) + 1) = ?2 || '/')`,
+		[]any{userID, remote, self}, &n)
+	return n == 1, wrap(op, err)
+}
+
+// InConversationHubbedAt reports whether local user userID has a device
+// on the roster of a conversation hubbed at hub.
+func (t *Tx) InConversationHubbedAt(userID int64, hub string) (bool, error) {
+	const op = "storage.InConversationHubbedAt"
+	var n int
+	err := t.row(`SELECT EXISTS (SELECT 1 FROM devices d JOIN conversation_members m ON m.device_id = d.id
+		WHERE d.user_id = ? AND substr(m.conv_id, instr(m.conv_id, '@') + 1) = ?)`, []any{userID, hub}, &n)
 	return n == 1, wrap(op, err)
 }

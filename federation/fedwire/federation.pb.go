@@ -919,9 +919,13 @@ func (*Query_GetPresence) isQuery_Body() {}
 // (a user of the origin); the destination answers what its users'
 // last-seen settings allow the requester to see.
 type GetPresence struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Users         []string               `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
-	Requester     string                 `protobuf:"bytes,2,opt,name=requester,proto3" json:"requester,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Users     []string               `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	Requester string                 `protobuf:"bytes,2,opt,name=requester,proto3" json:"requester,omitempty"`
+	// The users asked that share a conversation hubbed at the origin with
+	// the requester (the origin holds those rosters; the destination holds
+	// only its own devices' part of them).
+	Vouched       []string `protobuf:"bytes,3,rep,name=vouched,proto3" json:"vouched,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -970,6 +974,13 @@ func (x *GetPresence) GetRequester() string {
 	return ""
 }
 
+func (x *GetPresence) GetVouched() []string {
+	if x != nil {
+		return x.Vouched
+	}
+	return nil
+}
+
 type PresenceResult struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Presence      []*PresenceInfo        `protobuf:"bytes,1,rep,name=presence,proto3" json:"presence,omitempty"`
@@ -1015,10 +1026,13 @@ func (x *PresenceResult) GetPresence() []*PresenceInfo {
 }
 
 type PresenceInfo struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
-	State         uint32                 `protobuf:"varint,2,opt,name=state,proto3" json:"state,omitempty"`                                     // hearth.v1.PresenceState; 0: not allowed to know
-	LastActiveMs  int64                  `protobuf:"varint,3,opt,name=last_active_ms,json=lastActiveMs,proto3" json:"last_active_ms,omitempty"` // 0: hidden by the user's setting
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	User         string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	State        uint32                 `protobuf:"varint,2,opt,name=state,proto3" json:"state,omitempty"`                                     // hearth.v1.PresenceState; 0: not allowed to know
+	LastActiveMs int64                  `protobuf:"varint,3,opt,name=last_active_ms,json=lastActiveMs,proto3" json:"last_active_ms,omitempty"` // 0: hidden by the user's setting
+	// The destination counts the requester as a contact of the user (they
+	// share a conversation it knows of), for the requester's own setting.
+	Contact       bool `protobuf:"varint,4,opt,name=contact,proto3" json:"contact,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1072,6 +1086,13 @@ func (x *PresenceInfo) GetLastActiveMs() int64 {
 		return x.LastActiveMs
 	}
 	return 0
+}
+
+func (x *PresenceInfo) GetContact() bool {
+	if x != nil {
+		return x.Contact
+	}
+	return false
 }
 
 // FetchMedia reads a range of a complete media of the destination (its
@@ -1685,16 +1706,18 @@ const file_federation_proto_rawDesc = "" +
 	"\vfetch_media\x18\f \x01(\v2 .hearth.federation.v1.FetchMediaH\x00R\n" +
 	"fetchMedia\x12F\n" +
 	"\fget_presence\x18\r \x01(\v2!.hearth.federation.v1.GetPresenceH\x00R\vgetPresenceB\x06\n" +
-	"\x04body\"A\n" +
+	"\x04body\"[\n" +
 	"\vGetPresence\x12\x14\n" +
 	"\x05users\x18\x01 \x03(\tR\x05users\x12\x1c\n" +
-	"\trequester\x18\x02 \x01(\tR\trequester\"P\n" +
+	"\trequester\x18\x02 \x01(\tR\trequester\x12\x18\n" +
+	"\avouched\x18\x03 \x03(\tR\avouched\"P\n" +
 	"\x0ePresenceResult\x12>\n" +
-	"\bpresence\x18\x01 \x03(\v2\".hearth.federation.v1.PresenceInfoR\bpresence\"^\n" +
+	"\bpresence\x18\x01 \x03(\v2\".hearth.federation.v1.PresenceInfoR\bpresence\"x\n" +
 	"\fPresenceInfo\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\rR\x05state\x12$\n" +
-	"\x0elast_active_ms\x18\x03 \x01(\x03R\flastActiveMs\"W\n" +
+	"\x0elast_active_ms\x18\x03 \x01(\x03R\flastActiveMs\x12\x18\n" +
+	"\acontact\x18\x04 \x01(\bR\acontact\"W\n" +
 	"\n" +
 	"FetchMedia\x12\x19\n" +
 	"\bmedia_id\x18\x01 \x01(\tR\amediaId\x12\x16\n" +

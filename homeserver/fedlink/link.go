@@ -109,8 +109,17 @@ type Presence interface {
 	Set(user string, state wire.PresenceState, atMs, untilMs int64) bool
 	Get(user string) (state wire.PresenceState, atMs int64)
 	// VisibleTo returns the presence of this server's users as reader, a
-	// user of another server, may see it (their last-seen settings).
-	VisibleTo(ctx context.Context, reader string, users []string) ([]*wire.PresenceEvent, error)
+	// user of another server, may see it (their last-seen settings);
+	// vouched are the users the reader's server says share a
+	// conversation it hubs with the reader.
+	VisibleTo(ctx context.Context, reader string, users, vouched []string) ([]PresenceAnswer, error)
+}
+
+// PresenceAnswer is a user's presence as a reader may see it, and whether
+// the reader counts as the user's contact.
+type PresenceAnswer struct {
+	Event   *wire.PresenceEvent
+	Contact bool
 }
 
 // MediaSource reads a range of a media file this server holds.

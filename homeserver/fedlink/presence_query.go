@@ -18,15 +18,16 @@ import (
 // maxPresenceQuery bounds the users of one presence query.
 const maxPresenceQuery = 100
 
-// RemotePresence asks domain the presence of users (its users) for reader.
-func (f *Queries) RemotePresence(ctx context.Context, domain string, users []string, reader string) ([]*wire.PresenceEvent, error) {
+// RemotePresence asks domain the presence of users (its users) for reader;
+// vouched are those that share a conversation hubbed here with reader.
+func (f *Queries) RemotePresence(ctx context.Context, domain string, users, vouched []string, reader string) ([]PresenceAnswer, error) {
 	const op = "homeserver.GetPresence"
 	res, err := f.query(ctx, op, domain, &fedwire.Query{Body: &fedwire.Query_GetPresence{GetPresence: &fedwire.GetPresence{
-		Users: users, Requester: reader}}})
+		Users: users, Requester: reader, Vouched: vouched}}})
 	if err != nil {
 		return nil, err
 	}
-	var out []*wire.PresenceEvent
+	var out []PresenceAnswer
 	for _, p := range res.GetPresence().GetPresence() {
 		if !slices.Contains(users, p.GetUser()) {
 			return nil, wire.Errorf(op, wire.Code_CODE_UNAVAILABLE, "%s answered for %q, which was not asked", domain, p.GetUser())
@@ -34,7 +35,8 @@ func (f *Queries) RemotePresence(ctx context.Context, domain string, users []str
 		if p.GetState() > uint32(wire.PresenceState_PRESENCE_STATE_OFFLINE) || p.GetLastActiveMs() < 0 {
 			return nil, wire.Errorf(op, wire.Code_CODE_UNAVAILABLE, "%s answered an invalid presence for %s", domain, p.GetUser())
 		}
-		out = append(out, &wire.PresenceEvent{User: p.User, State: wire.PresenceState(p.State), LastActiveMs: p.LastActiveMs})
+		out = append(out, PresenceAnswer{Event: &wire.PresenceEvent{User: p.User, State: wire.PresenceState(p.State), LastActiveMs: p.LastActiveMs},
+			Contact: p.GetContact()})
 	}
 	return out, nil
 }
@@ -48,13 +50,17 @@ func (f *Queries) answerPresence(ctx context.Context, origin string, q *fedwire.
 	if n := len(q.GetUsers()); n == 0 || n > maxPresenceQuery {
 		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "1 to %d users per query, not %d", maxPresenceQuery, n)
 	}
-	evs, err := f.presence.VisibleTo(ctx, q.GetRequester(), q.GetUsers())
+	if len(q.GetVouched()) > maxPresenceQuery {
+		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "at most %d vouched users", maxPresenceQuery)
+	}
+	as, err := f.presence.VisibleTo(ctx, q.GetRequester(), q.GetUsers(), q.GetVouched())
 	if err != nil {
 		return nil, err
 	}
 	out := &fedwire.PresenceResult{}
-	for _, ev := range evs {
-		out.Presence = append(out.Presence, &fedwire.PresenceInfo{User: ev.User, State: uint32(ev.State), LastActiveMs: ev.LastActiveMs})
+	for _, a := range as {
+		out.Presence = append(out.Presence, &fedwire.PresenceInfo{User: a.Event.User, State: uint32(a.Event.State),
+			LastActiveMs: a.Event.LastActiveMs, Contact: a.Contact})
 	}
 	return &fedwire.QueryResult{Body: &fedwire.QueryResult_Presence{Presence: out}}, nil
 }
