@@ -74,7 +74,7 @@ type Client struct {
 	media   *transfer.Transfer   // file uploads and downloads
 
 	mu       sync.Mutex
-	onSignal func(Signal)             // typing and presence pushes (signals.go)
+	onSignal func(Signal)            // typing and presence pushes (signals.go)
 	seen     map[string]presenceSeen // the last presence passed on per user (signals.go)
 }
 
