@@ -128,11 +128,12 @@ func (f *Signals) Lapsed(user string, atMs int64) {
 }
 
 // Remote presence TTL bounds: a state with no TTL holds defaultPresenceTTL;
-// a peer cannot make one hold longer than maxPresenceTTL.
+// a peer cannot make one hold longer than MaxPresenceTTL (exported for
+// tests and docs).
 const (
 	defaultPresenceTTL = 3 * time.Minute
 	minPresenceTTL     = time.Second
-	maxPresenceTTL     = time.Hour
+	MaxPresenceTTL     = time.Hour
 )
 
 // presenceUntil is when a remote state that arrived now lapses.
@@ -141,7 +142,7 @@ func (f *Signals) presenceUntil(env *fedwire.Envelope) int64 {
 	if ttl == 0 {
 		ttl = defaultPresenceTTL
 	}
-	return f.nowMs() + min(max(ttl, minPresenceTTL), maxPresenceTTL).Milliseconds()
+	return f.nowMs() + min(max(ttl, minPresenceTTL), MaxPresenceTTL).Milliseconds()
 }
 
 // usersByDomain groups user addresses by domain, leaving out except.
