@@ -38,7 +38,10 @@ func (s *Server) userOnline(ss *session) {
 	if l, err := s.contactsPresence(ss.ctx, ss.userID, ss.userName); err != nil {
 		s.log.Warn("presence: contacts' presence", "err", err)
 	} else if len(l.Presence) > 0 {
-		ss.pushEphemeral(&wire.ServerFrame{Body: &wire.ServerFrame_PresenceList{PresenceList: l}})
+		// On the stream, not as a datagram: it may go out before the
+		// client reads datagrams, and it is what makes presence converge
+		// after a reconnect.
+		ss.pushOnStream(&wire.ServerFrame{Body: &wire.ServerFrame_PresenceList{PresenceList: l}})
 	}
 }
 

@@ -165,6 +165,19 @@ func (ss *session) pushEphemeral(f *wire.ServerFrame) {
 	})
 }
 
+// pushOnStream queues a lossy push like pushEphemeral, always on the
+// stream.
+func (ss *session) pushOnStream(f *wire.ServerFrame) {
+	ss.eph.TryPush(func() {
+		if ss.ctx.Err() != nil || ss.ephBroken.Load() {
+			return
+		}
+		if err := ss.fw.WriteMessage(f); err != nil {
+			ss.ephBroken.Store(true)
+		}
+	})
+}
+
 func (ss *session) write(f *wire.ServerFrame) {
 	if err := ss.fw.WriteMessage(f); err != nil {
 		ss.cancel() // the stream is gone or broken: end the session
