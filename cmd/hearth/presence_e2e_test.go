@@ -2,7 +2,9 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,7 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"hearth/federation"
+	"hearth/federation/fedwire"
 	"hearth/homeserver/certs"
+	"hearth/homeserver/wire"
+	"hearth/keys/serverkey"
 )
 
 // signalWatch is a running `recv --follow --json --signals`.
@@ -199,6 +205,42 @@ func TestPresencePassiveAndLastSeen(t *testing.T) {
 	}
 }
 
+// signalPoster returns a function that posts one envelope to dest's
+// signal path as f, signed with f's signing key, and returns the
+// envelope's result code.
+func (f *fedServer) signalPoster(t *testing.T, dest *fedServer) func(*fedwire.Envelope) fedwire.Code {
+	t.Helper()
+	priv, err := readSigningKey(filepath.Join(f.dir, signingKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := serverkey.FromSeed(priv.Seed())
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, err := os.ReadFile(filepath.Join(dest.dir, certs.CAFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := &federation.Client{Peers: onePeer{federation.Peer{Domain: dest.domain, Address: dest.listen, CAPEM: caPEM}}, Timeout: 10 * time.Second}
+	t.Cleanup(func() { cl.Close() })
+	n := 0
+	return func(env *fedwire.Envelope) fedwire.Code {
+		t.Helper()
+		n++
+		st, err := federation.SignSignals(key, &fedwire.Transaction{Origin: f.domain, Destination: dest.domain,
+			TxnId: fmt.Sprintf("forge-%d", n), OriginTimeMs: time.Now().UnixMilli(), Envelopes: []*fedwire.Envelope{env}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := cl.Signal(context.Background(), dest.domain, st)
+		if err != nil || res.GetCode() != fedwire.Code_CODE_OK || len(res.GetResults()) != 1 {
+			t.Fatalf("post a signal to %s: %v %v", dest.domain, res, err)
+		}
+		return res.GetResults()[0].GetCode()
+	}
+}
+
 // setPresenceConfig sets the "presence" object of f's config.json (before
 // the server starts).
 func setPresenceConfig(t *testing.T, dir string, presence map[string]any) {
@@ -261,6 +303,30 @@ func TestFederatedPresenceGetAndExpiry(t *testing.T) {
 	alice.must(t, "", "settings", "last-seen", "nobody")
 	expectPresence(t, alice, bobAt, "offline", false)
 	expectPresence(t, dave, bobAt, "offline", true)
+
+	// Signals signed with b's real key (from its data folder), posted to a
+	// as b: b may speak for its own users (the control), not for a user
+	// of c.example to alice (b hubs no conversation of hers), nor for a's
+	// own alice.
+	forge := b.signalPoster(t, a)
+	presenceEnv := func(id, user string, st wire.PresenceState) *fedwire.Envelope {
+		return &fedwire.Envelope{Id: id, Kind: fedwire.EnvelopeKind_ENVELOPE_KIND_PRESENCE, Sender: user, Presence: uint32(st),
+			LastActiveMs: time.Now().UnixMilli(), Recipients: []string{aliceAt}, PresenceTtlMs: 60000}
+	}
+	for _, tc := range []struct {
+		env  *fedwire.Envelope
+		want fedwire.Code
+	}{
+		{presenceEnv("forged-third", "carol@c.example", wire.PresenceState_PRESENCE_STATE_ONLINE), fedwire.Code_CODE_FORBIDDEN},
+		{presenceEnv("forged-own", aliceAt, wire.PresenceState_PRESENCE_STATE_AWAY), fedwire.Code_CODE_FORBIDDEN},
+		{presenceEnv("control", bobAt, wire.PresenceState_PRESENCE_STATE_AWAY), fedwire.Code_CODE_OK},
+	} {
+		if got := forge(tc.env); got != tc.want {
+			t.Fatalf("%s: %v, want %v", tc.env.Id, got, tc.want)
+		}
+	}
+	awaitWithin(t, w.lines, time.Minute, "bob away (the control)", isPresence(bobAt, "away"),
+		func(m map[string]any) bool { return isPresence("carol@c.example", "")(m) || isPresence(aliceAt, "")(m) })
 
 	// b crashes while bob is online: a stops hearing bob's state repeated
 	// and lets it lapse.
