@@ -63,24 +63,14 @@ func (s *Server) userOffline(ss *session) {
 // connecting and the last one ending record their states in order.
 func (s *Server) changePresence(userID int64, name string, st wire.PresenceState, untilMs int64, from *session, cond func() bool) {
 	addr := s.userAddress(name)
-	var peers []storage.Peer
+	var peers []storage.PresencePeer
 	var own storage.PresenceSettings
-	vis := map[int64]int{}
 	err := s.db.Read(context.Background(), func(tx *storage.Tx) (err error) {
 		if own, err = tx.PresenceSettings(userID); err != nil {
 			return err
 		}
-		if peers, err = tx.ConversationPeers(userID); err != nil {
-			return err
-		}
-		for _, p := range peers {
-			ps, err := tx.PresenceSettings(p.UserID)
-			if err != nil {
-				return err
-			}
-			vis[p.UserID] = ps.LastSeen
-		}
-		return nil
+		peers, err = tx.PresencePeers(userID)
+		return err
 	})
 	if err != nil {
 		s.log.Warn("presence: peers lookup failed", "err", err)
@@ -94,7 +84,7 @@ func (s *Server) changePresence(userID int64, name string, st wire.PresenceState
 	now := s.nowMs()
 	s.presence.Set(addr, st, now, untilMs)
 	for _, p := range peers {
-		_, at := viewPresence(st, now, own.LastSeen, vis[p.UserID], true, p.UserID == userID)
+		_, at := viewPresence(st, now, own.LastSeen, p.Settings.LastSeen, true, p.UserID == userID)
 		ev := &wire.ServerFrame{Body: &wire.ServerFrame_Presence{Presence: &wire.PresenceEvent{User: addr, State: st, LastActiveMs: at}}}
 		for _, o := range s.reg.sessionsOfUsers([]int64{p.UserID}) {
 			if o != from && !o.passive && o.status.Load() == int32(wire.DeviceStatus_DEVICE_STATUS_ACTIVE) {
@@ -141,37 +131,28 @@ func (ss *session) setPresence(m *wire.SetPresence) (*wire.ServerFrame, error) {
 // started (at most maxPresenceContacts).
 func (s *Server) contactsPresence(ctx context.Context, userID int64, name string) (*wire.PresenceList, error) {
 	var own storage.PresenceSettings
-	var peers []storage.Peer
-	sets := map[int64]storage.PresenceSettings{}
+	var peers []storage.PresencePeer
 	err := s.db.Read(ctx, func(tx *storage.Tx) (err error) {
 		if own, err = tx.PresenceSettings(userID); err != nil {
 			return err
 		}
-		if peers, err = tx.ConversationPeers(userID); err != nil {
-			return err
-		}
-		for i, p := range peers {
-			if i == maxPresenceContacts {
-				break
-			}
-			if sets[p.UserID], err = tx.PresenceSettings(p.UserID); err != nil {
-				return err
-			}
-		}
-		return nil
+		peers, err = tx.PresencePeers(userID)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	out := &wire.PresenceList{}
 	for _, p := range peers {
-		ps, ok := sets[p.UserID]
-		if !ok || p.UserID == userID {
+		if p.UserID == userID {
 			continue
 		}
+		if len(out.Presence) == maxPresenceContacts {
+			break
+		}
 		addr := s.userAddress(p.Name)
-		st, at := s.localPresence(addr, ps)
-		st, at = viewPresence(st, at, ps.LastSeen, own.LastSeen, true, false)
+		st, at := s.localPresence(addr, p.Settings)
+		st, at = viewPresence(st, at, p.Settings.LastSeen, own.LastSeen, true, false)
 		out.Presence = append(out.Presence, &wire.PresenceEvent{User: addr, State: st, LastActiveMs: at})
 	}
 	if s.fed != nil {

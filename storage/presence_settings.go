@@ -89,3 +89,36 @@ func (t *Tx) InConversationHubbedAt(userID int64, hub string) (bool, error) {
 		WHERE d.user_id = ? AND substr(m.conv_id, instr(m.conv_id, '@') + 1) = ?)`, []any{userID, hub}, &n)
 	return n == 1, wrap(op, err)
 }
+
+// PresencePeer is a local user sharing a conversation with another, with
+// the peer's presence settings.
+type PresencePeer struct {
+	Peer
+	Settings PresenceSettings
+}
+
+// PresencePeers is ConversationPeers with each peer's presence settings,
+// in one query (a connect of a member of a large group reads it).
+func (t *Tx) PresencePeers(userID int64) ([]PresencePeer, error) {
+	const op = "storage.PresencePeers"
+	rows, err := t.query(`SELECT u.id, u.name, coalesce(p.last_seen, 1), coalesce(p.last_seen_ms, 0) FROM users u
+		LEFT JOIN presence_settings p ON p.user_id = u.id
+		WHERE u.id IN (SELECT DISTINCT d2.user_id FROM devices d1
+			JOIN conversation_members m1 ON m1.device_id = d1.id
+			JOIN conversation_members m2 ON m2.conv_id = m1.conv_id
+			JOIN devices d2 ON d2.id = m2.device_id
+			WHERE d1.user_id = ?)`, userID)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	defer rows.Close()
+	var ps []PresencePeer
+	for rows.Next() {
+		var p PresencePeer
+		if err := rows.Scan(&p.UserID, &p.Name, &p.Settings.LastSeen, &p.Settings.LastSeenMs); err != nil {
+			return nil, wrap(op, err)
+		}
+		ps = append(ps, p)
+	}
+	return ps, wrap(op, rows.Err())
+}
