@@ -265,7 +265,7 @@ func setPresenceConfig(t *testing.T, dir string, presence map[string]any) {
 // offline within 4 × the refresh (docs/presence.md).
 func TestFederatedPresenceGetAndExpiry(t *testing.T) {
 	skipShort(t)
-	const refresh = 500 * time.Millisecond
+	const refresh = time.Second
 	a, b := newFedServer(t, "a.example"), newFedServer(t, "b.example")
 	for _, s := range []*fedServer{a, b} {
 		s.srv.stop(t, syscall.SIGTERM)
@@ -332,13 +332,16 @@ func TestFederatedPresenceGetAndExpiry(t *testing.T) {
 	// and lets it lapse.
 	bw = watchSignals(t, bob)
 	awaitWithin(t, w.lines, time.Minute, "bob online again", isPresence(bobAt, "online"), nil)
-	// Several TTLs pass: the repetitions keep bob online while b is up.
-	quiet(t, w.lines, 8*refresh, "bob lapsed while b was up", isPresence(bobAt, "offline"))
+	// More than a TTL (3 × refresh) passes: the repetitions keep bob online
+	// while b is up.
+	quiet(t, w.lines, 4*refresh, "bob lapsed while b was up", isPresence(bobAt, "offline"))
 	killed := time.Now()
 	b.srv.stop(t, syscall.SIGKILL)
 	awaitWithin(t, w.lines, 30*time.Second, "bob offline after b was killed", isPresence(bobAt, "offline"), nil)
-	if took := time.Since(killed); took > 4*refresh+2*time.Second {
+	took := time.Since(killed)
+	if took > 4*refresh+3*time.Second { // slack for a busy machine
 		t.Fatalf("bob went offline %v after b was killed, documented bound 4 × %v", took, refresh)
 	}
+	t.Logf("bob went offline at a %v after b was killed (refresh %v)", took, refresh)
 	bw.stop(t)
 }
