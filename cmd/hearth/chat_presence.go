@@ -28,7 +28,7 @@ func newChatPresenceGetCmd(env *chatEnv) *cobra.Command {
 		Long: `Print the presence (online, away, offline) and last seen of users of any
 server, one line each: "USER STATE" and, when their setting and yours allow,
 "last seen TIME" (for away and offline). STATE is "unknown" when the user
-shares their presence with contacts only and you are not one. With --json:
+shares it with contacts only (or nobody) and you are not a contact. With --json:
 {"user","state","last_seen"} per line ("last_seen" only when shown).`,
 		Args: cobra.RangeArgs(1, 100),
 		RunE: func(cmd *cobra.Command, args []string) error {
