@@ -36,7 +36,18 @@ func (s *Server) presenceLoop() {
 		case <-s.stop:
 			return
 		case <-t.C:
-			s.presenceTick(context.Background())
+			// A tick that cannot send all repetitions within one period
+			// (many peers, slow ones) gives up the rest; Close ends it.
+			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Presence.Refresh)
+			go func() {
+				select {
+				case <-s.stop:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+			s.presenceTick(ctx)
+			cancel()
 		}
 	}
 }

@@ -83,7 +83,8 @@ type LocalPresence struct {
 const maxSignalBatch = 100
 
 // RefreshPresence repeats local users' states to the servers sharing a
-// conversation with them, in as few transactions as it can.
+// conversation with them, in as few transactions as it can; it waits for
+// free signal flights (until ctx ends) rather than dropping repetitions.
 func (f *Signals) RefreshPresence(ctx context.Context, users []LocalPresence, ttl time.Duration) {
 	byDest := map[string][]*fedwire.Envelope{}
 	err := f.db.Read(ctx, func(tx *storage.Tx) error {
@@ -105,7 +106,7 @@ func (f *Signals) RefreshPresence(ctx context.Context, users []LocalPresence, tt
 	for d, envs := range byDest {
 		for len(envs) > 0 {
 			n := min(len(envs), maxSignalBatch)
-			f.sendSignals(d, envs[:n])
+			f.sendSignalsWait(ctx, d, envs[:n])
 			envs = envs[n:]
 		}
 	}

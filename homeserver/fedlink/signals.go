@@ -79,23 +79,41 @@ func (f *Signals) sendSignals(dest string, envs []*fedwire.Envelope) {
 	default:
 		return
 	}
-	go func() {
-		defer func() { <-f.signals }()
-		ctx, cancel := context.WithTimeout(context.Background(), signalTimeout)
-		defer cancel()
-		txn := &fedwire.Transaction{Origin: f.domain, Destination: dest, TxnId: newEnvelopeID("sig-"),
-			OriginTimeMs: f.nowMs(), Envelopes: envs}
-		st, err := federation.SignSignals(f.pb.SigningKey(), txn)
-		if err == nil {
-			var res *fedwire.TransactionResult
-			if res, err = f.client.Signal(ctx, dest, st); err == nil && res.GetCode() != fedwire.Code_CODE_OK {
-				f.log.Debug("federation: signal refused", "destination", dest, "code", res.GetCode().String(), "message", res.GetMessage())
-			}
+	go f.postSignals(dest, envs)
+}
+
+// sendSignalsWait is sendSignals that waits for a free flight until ctx
+// ends instead of dropping the signals: presence repetitions to many
+// servers must not be dropped for being many.
+func (f *Signals) sendSignalsWait(ctx context.Context, dest string, envs []*fedwire.Envelope) {
+	if !f.policy.Allowed(dest) {
+		return
+	}
+	select {
+	case f.signals <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	go f.postSignals(dest, envs)
+}
+
+// postSignals posts one signal transaction and frees its flight.
+func (f *Signals) postSignals(dest string, envs []*fedwire.Envelope) {
+	defer func() { <-f.signals }()
+	ctx, cancel := context.WithTimeout(context.Background(), signalTimeout)
+	defer cancel()
+	txn := &fedwire.Transaction{Origin: f.domain, Destination: dest, TxnId: newEnvelopeID("sig-"),
+		OriginTimeMs: f.nowMs(), Envelopes: envs}
+	st, err := federation.SignSignals(f.pb.SigningKey(), txn)
+	if err == nil {
+		var res *fedwire.TransactionResult
+		if res, err = f.client.Signal(ctx, dest, st); err == nil && res.GetCode() != fedwire.Code_CODE_OK {
+			f.log.Debug("federation: signal refused", "destination", dest, "code", res.GetCode().String(), "message", res.GetMessage())
 		}
-		if err != nil {
-			f.log.Debug("federation: signal not sent", "destination", dest, "err", err)
-		}
-	}()
+	}
+	if err != nil {
+		f.log.Debug("federation: signal not sent", "destination", dest, "err", err)
+	}
 }
 
 // ApplySignals answers a verified transaction from PathSignal.
