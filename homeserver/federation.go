@@ -9,6 +9,7 @@ import (
 	"hearth/homeserver/keydir"
 	"hearth/homeserver/wire"
 	"hearth/keys/serverkey"
+	"hearth/storage"
 )
 
 // FederationConfig tunes server-to-server traffic (docs/federation.md).
@@ -58,10 +59,25 @@ func (p sessionPusher) PushDevices(ids []string, ev *wire.ServerFrame) {
 	}
 }
 
-func (p sessionPusher) PushActiveUsers(ids []int64, ev *wire.ServerFrame) {
+func (p sessionPusher) PushPresence(ids []int64, ev *wire.PresenceEvent) {
+	var hiding map[int64]bool
+	if ev.GetLastActiveMs() != 0 {
+		err := p.s.db.Read(context.Background(), func(tx *storage.Tx) (err error) { hiding, err = tx.HidingLastSeen(ids); return err })
+		if err != nil {
+			p.s.log.Warn("presence: readers' settings", "err", err)
+			return
+		}
+	}
+	full := &wire.ServerFrame{Body: &wire.ServerFrame_Presence{Presence: ev}}
+	hidden := &wire.ServerFrame{Body: &wire.ServerFrame_Presence{Presence: &wire.PresenceEvent{User: ev.User, State: ev.State}}}
 	for _, o := range p.s.reg.sessionsOfUsers(ids) {
-		if o.status.Load() == int32(wire.DeviceStatus_DEVICE_STATUS_ACTIVE) {
-			o.pushEphemeral(ev)
+		if o.passive || o.status.Load() != int32(wire.DeviceStatus_DEVICE_STATUS_ACTIVE) {
+			continue
+		}
+		if hiding[o.userID] {
+			o.pushEphemeral(hidden)
+		} else {
+			o.pushEphemeral(full)
 		}
 	}
 }

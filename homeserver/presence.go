@@ -17,9 +17,9 @@ type Presence interface {
 	// Get returns a user's state and when it was set; OFFLINE and 0 when
 	// unknown.
 	Get(user string) (st wire.PresenceState, atMs int64)
-	// Expire records OFFLINE, set at their until, for the ONLINE and AWAY
-	// states whose until is at or before nowMs, and returns them (as now
-	// recorded).
+	// Expire records OFFLINE, set at their until (0 when their time was
+	// 0: hidden), for the ONLINE and AWAY states whose until is at or
+	// before nowMs, and returns them (as now recorded).
 	Expire(nowMs int64) []PresenceRecord
 	// Present returns the users recorded ONLINE or AWAY.
 	Present() []PresenceRecord
@@ -78,7 +78,11 @@ func (p *MemoryPresence) Expire(now int64) []PresenceRecord {
 	var out []PresenceRecord
 	for u, e := range p.m {
 		if present(e.State) && e.UntilMs > 0 && e.UntilMs <= now {
-			e = PresenceRecord{User: u, State: wire.PresenceState_PRESENCE_STATE_OFFLINE, AtMs: e.UntilMs}
+			at := e.UntilMs
+			if e.AtMs == 0 {
+				at = 0 // the user's server hides their last seen
+			}
+			e = PresenceRecord{User: u, State: wire.PresenceState_PRESENCE_STATE_OFFLINE, AtMs: at}
 			p.m[u] = e
 			out = append(out, e)
 		}

@@ -235,3 +235,34 @@ func TestFederatedPresenceLapse(t *testing.T) {
 		t.Fatalf("carol's state holds until %d, bound %d", until, max)
 	}
 }
+
+// TestFederatedPresenceSettings: a remote user's presence reaches a local
+// reader who hides their own last seen without its time; a user hiding
+// theirs is sent to other servers without it, also once it lapsed there.
+func TestFederatedPresenceSettings(t *testing.T) {
+	a, b, _, alice, bob, carol, _ := groupOfThree(t)
+	bobAt := "bob@b.example"
+	setLastSeen(alice, wire.LastSeenVisibility_LAST_SEEN_NOBODY)
+	bob.must(presenceFrame(away))
+	got := awaitPush(t, alice, "bob away", presenceOf(bobAt, away)).GetPresence()
+	if got.GetLastActiveMs() != 0 {
+		t.Fatalf("alice, who hides hers, was told bob's last seen: %v", got)
+	}
+	if got := awaitPush(t, carol, "bob away", presenceOf(bobAt, away)).GetPresence(); got.GetLastActiveMs() == 0 {
+		t.Fatalf("carol was not told bob's last seen: %v", got)
+	}
+
+	setLastSeen(bob, wire.LastSeenVisibility_LAST_SEEN_NOBODY)
+	bob.must(presenceFrame(online))
+	if got := awaitPush(t, carol, "bob online", presenceOf(bobAt, online)).GetPresence(); got.GetLastActiveMs() != 0 {
+		t.Fatalf("bob hides his last seen; carol got %v", got)
+	}
+	// b goes silent: bob lapses at a without a made-up time.
+	ttl := b.s.presenceTTL()
+	b.stop()
+	a.skew.Add(int64(ttl + time.Second))
+	a.s.presenceTick(context.Background())
+	if st, at := a.s.presence.Get(bobAt); st != offline || at != 0 {
+		t.Fatalf("bob lapsed at a as %v at %d, want offline with no time", st, at)
+	}
+}

@@ -1,6 +1,9 @@
 package storage
 
-import "errors"
+import (
+	"encoding/json"
+	"errors"
+)
 
 // Queries for presence settings and last seen (homeserver/presence_query.go).
 
@@ -121,4 +124,32 @@ func (t *Tx) PresencePeers(userID int64) ([]PresencePeer, error) {
 		ps = append(ps, p)
 	}
 	return ps, wrap(op, rows.Err())
+}
+
+// HidingLastSeen returns which of the users ids hide their last seen
+// (LastSeenNobody): they see nobody's. One statement for any number of
+// ids (a JSON array), so the statement cache holds one query.
+func (t *Tx) HidingLastSeen(ids []int64) (map[int64]bool, error) {
+	const op = "storage.HidingLastSeen"
+	out := map[int64]bool{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	rows, err := t.query(`SELECT user_id FROM presence_settings WHERE last_seen = 3 AND user_id IN (SELECT value FROM json_each(?))`, string(list))
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, wrap(op, err)
+		}
+		out[id] = true
+	}
+	return out, wrap(op, rows.Err())
 }

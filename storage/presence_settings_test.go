@@ -106,6 +106,13 @@ func TestPresenceSettingsAndContacts(t *testing.T) {
 		}
 		return nil
 	})
+	read(func(tx *Tx) error {
+		h, err := tx.HidingLastSeen([]int64{ids["alice"], ids["bob"], ids["eve"], 9999})
+		if err != nil || len(h) != 1 || !h[ids["bob"]] {
+			t.Fatalf("HidingLastSeen %v %v, want bob only", h, err)
+		}
+		return nil
+	})
 	mustWrite(t, db, func(tx *Tx) error { return tx.DeleteUser(ids["bob"]) })
 	read(func(tx *Tx) error {
 		if p, err := tx.PresenceSettings(ids["bob"]); err != nil || p.LastSeenMs != 0 {

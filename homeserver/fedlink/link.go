@@ -88,8 +88,10 @@ type Notifier interface {
 type Sessions interface {
 	// PushDevices pushes ev to the sessions of the devices ids.
 	PushDevices(ids []string, ev *wire.ServerFrame)
-	// PushActiveUsers pushes ev to the active sessions of the users ids.
-	PushActiveUsers(ids []int64, ev *wire.ServerFrame)
+	// PushPresence pushes a presence to the active (not passive)
+	// sessions of the users ids, without its time to those who hide
+	// their own last seen.
+	PushPresence(ids []int64, ev *wire.PresenceEvent)
 }
 
 // Directory answers queries about this server's users' devices.

@@ -123,9 +123,7 @@ func (f *Signals) Lapsed(user string, atMs int64) {
 		}
 	}
 	f.peersMu.Unlock()
-	ev := &wire.ServerFrame{Body: &wire.ServerFrame_Presence{Presence: &wire.PresenceEvent{User: user,
-		State: wire.PresenceState_PRESENCE_STATE_OFFLINE, LastActiveMs: atMs}}}
-	f.sessions.PushActiveUsers(ids, ev)
+	f.sessions.PushPresence(ids, &wire.PresenceEvent{User: user, State: wire.PresenceState_PRESENCE_STATE_OFFLINE, LastActiveMs: atMs})
 }
 
 // Remote presence TTL bounds: a state with no TTL holds defaultPresenceTTL;
@@ -217,8 +215,7 @@ func (f *Signals) applyPresence(ctx context.Context, origin string, env *fedwire
 	changed := f.presence.Set(user, st, env.GetLastActiveMs(), f.presenceUntil(env))
 	f.notePeers(ids, user)
 	if changed {
-		ev := &wire.ServerFrame{Body: &wire.ServerFrame_Presence{Presence: &wire.PresenceEvent{User: user, State: st, LastActiveMs: env.GetLastActiveMs()}}}
-		f.sessions.PushActiveUsers(ids, ev)
+		f.sessions.PushPresence(ids, &wire.PresenceEvent{User: user, State: st, LastActiveMs: env.GetLastActiveMs()})
 	}
 	ttl := time.Duration(env.GetPresenceTtlMs()) * time.Millisecond
 	for d, users := range usersByDomain(relay, origin) {
