@@ -156,9 +156,9 @@ func usersByDomain(users []string, except string) map[string][]string {
 }
 
 // applyPresence pushes a remote user's presence to the local users it
-// concerns and, when it comes from the user's own server, relays it for
-// the conversations hubbed here.
-func (f *Signals) applyPresence(ctx context.Context, origin string, env *fedwire.Envelope) error {
+// concerns and, when it comes from the user's own server, adds what to
+// relay for the conversations hubbed here to relays (per destination).
+func (f *Signals) applyPresence(ctx context.Context, origin string, env *fedwire.Envelope, relays map[string][]*fedwire.Envelope) error {
 	const op = "homeserver.applyPresence"
 	if err := federation.CheckEnvelope(origin, f.domain, env); err != nil {
 		return err
@@ -219,7 +219,7 @@ func (f *Signals) applyPresence(ctx context.Context, origin string, env *fedwire
 	}
 	ttl := time.Duration(env.GetPresenceTtlMs()) * time.Millisecond
 	for d, users := range usersByDomain(relay, origin) {
-		f.sendSignal(d, presenceEnvelope(user, st, env.GetLastActiveMs(), ttl, users))
+		relays[d] = append(relays[d], presenceEnvelope(user, st, env.GetLastActiveMs(), ttl, users))
 	}
 	return nil
 }

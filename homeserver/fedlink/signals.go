@@ -120,12 +120,13 @@ func (f *Signals) postSignals(dest string, envs []*fedwire.Envelope) {
 func (f *Signals) ApplySignals(ctx context.Context, txn *fedwire.Transaction) *fedwire.TransactionResult {
 	f.out.Contact(txn.Origin)
 	res := &fedwire.TransactionResult{Code: fedwire.Code_CODE_OK}
+	relays := map[string][]*fedwire.Envelope{} // presence relayed on, per destination
 	for _, env := range txn.Envelopes {
 		r := &fedwire.EnvelopeResult{Id: env.GetId(), Code: fedwire.Code_CODE_OK}
 		var err error
 		switch env.GetKind() {
 		case fedwire.EnvelopeKind_ENVELOPE_KIND_PRESENCE:
-			err = f.applyPresence(ctx, txn.Origin, env)
+			err = f.applyPresence(ctx, txn.Origin, env, relays)
 		default:
 			err = f.applyTyping(ctx, txn.Origin, env)
 		}
@@ -133,6 +134,15 @@ func (f *Signals) ApplySignals(ctx context.Context, txn *fedwire.Transaction) *f
 			r.Code, r.Message = federation.KindOf(err), err.Error()
 		}
 		res.Results = append(res.Results, r)
+	}
+	// One transaction per destination for what a batch (a repetition of
+	// many users' states) makes this hub relay.
+	for d, envs := range relays {
+		for len(envs) > 0 {
+			n := min(len(envs), maxSignalBatch)
+			f.sendSignals(d, envs[:n])
+			envs = envs[n:]
+		}
 	}
 	return res
 }
