@@ -32,6 +32,7 @@ type Server struct {
 	router   Router
 	dlv      *delivery.Engine // pushes mailboxes to sessions (homeserver/delivery)
 	presence Presence
+	presMu   sync.Mutex // orders this server's users' presence changes (presence_local.go)
 	limits   *limiters
 	auth     *authority // passwords, tokens, devices' credentials (auth.go)
 	// Admin holds the admin operations (admin.go); embedded, so that the
@@ -113,6 +114,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if cfg.RetentionInterval > 0 {
 		s.wg.Add(1)
 		go s.retentionLoop()
+	}
+	if cfg.Presence.Refresh > 0 {
+		s.wg.Add(1)
+		go s.presenceLoop()
 	}
 	if cfg.Media.JanitorEvery > 0 {
 		s.wg.Add(1)

@@ -58,6 +58,19 @@ type serverConfig struct {
 	// weakens every hash stored while it is set (docs/benchmarks.md uses
 	// it to log in 10,000 bench users).
 	PasswordHash *passwordHashConfig `json:"password_hash,omitempty"`
+	// Presence times presence (docs/presence.md); absent: the defaults.
+	Presence *presenceConfig `json:"presence,omitempty"`
+}
+
+// presenceConfig is the "presence" section of config.json.
+type presenceConfig struct {
+	// Refresh: how often this server repeats its users' online and away
+	// states to other servers (which drop them 3 × refresh after the last
+	// one) and expires lapsed states; default 1m.
+	Refresh duration `json:"refresh,omitempty"`
+	// Lease: how long online or away set by a one-shot command lasts while
+	// no `recv --follow` of the user runs; default 5m.
+	Lease duration `json:"lease,omitempty"`
 }
 
 // passwordHashConfig is the "password_hash" section of config.json. Zero
@@ -183,6 +196,9 @@ func (c serverConfig) validate() error {
 	if l.MaxCommitBytes > 0 && l.MaxCommitBytes < l.MaxMessageBytes {
 		return errors.New("limits: max_commit_bytes is below max_message_bytes")
 	}
+	if p := c.Presence; p != nil && (p.Refresh < 0 || p.Lease < 0 || (p.Refresh > 0 && p.Refresh < duration(100*time.Millisecond))) {
+		return errors.New("presence: refresh must be 0 (default) or at least 100ms, lease not negative")
+	}
 	return c.PasswordHash.validate()
 }
 
@@ -199,9 +215,17 @@ func (c serverConfig) homeserverConfig(version string) homeserver.Config {
 		Version:         version,
 		Federation:      c.federationConfig(),
 		Password:        c.passwordParams(),
+		Presence:        c.presenceConfig(),
 		Media: homeserver.MediaConfig{MaxBytes: c.Limits.MaxMediaBytes, Quota: c.Limits.MediaQuotaBytes,
 			Retention: time.Duration(c.Limits.MediaRetention)},
 	}
+}
+
+func (c serverConfig) presenceConfig() homeserver.PresenceConfig {
+	if c.Presence == nil {
+		return homeserver.PresenceConfig{}
+	}
+	return homeserver.PresenceConfig{Refresh: time.Duration(c.Presence.Refresh), Lease: time.Duration(c.Presence.Lease)}
 }
 
 func (c serverConfig) passwordParams() homeserver.PasswordParams {

@@ -88,8 +88,10 @@ type Notifier interface {
 type Sessions interface {
 	// PushDevices pushes ev to the sessions of the devices ids.
 	PushDevices(ids []string, ev *wire.ServerFrame)
-	// PushActiveUsers pushes ev to the active sessions of the users ids.
-	PushActiveUsers(ids []int64, ev *wire.ServerFrame)
+	// PushPresence pushes a presence to the active (not passive)
+	// sessions of the users ids, without its time to those who hide
+	// their own last seen.
+	PushPresence(ids []int64, ev *wire.PresenceEvent)
 }
 
 // Directory answers queries about this server's users' devices.
@@ -101,9 +103,25 @@ type Directory interface {
 	ClaimLocalFor(ctx context.Context, op string, users, excludeDevices []string, lastResortOnly bool) (*wire.ClaimResult, error)
 }
 
-// PresenceSetter records a remote user's presence.
-type PresenceSetter interface {
-	Set(user string, state wire.PresenceState, atMs int64)
+// Presence records the presence of users of other servers and answers
+// queries about this server's users' (homeserver's Presence and settings).
+type Presence interface {
+	// Set records user's state set at atMs, lapsing at untilMs (0:
+	// never); it reports whether the state or atMs changed.
+	Set(user string, state wire.PresenceState, atMs, untilMs int64) bool
+	Get(user string) (state wire.PresenceState, atMs int64)
+	// VisibleTo returns the presence of this server's users as reader, a
+	// user of another server, may see it (their last-seen settings);
+	// vouched are the users the reader's server says share a
+	// conversation it hubs with the reader.
+	VisibleTo(ctx context.Context, reader string, users, vouched []string) ([]PresenceAnswer, error)
+}
+
+// PresenceAnswer is a user's presence as a reader may see it, and whether
+// the reader counts as the user's contact.
+type PresenceAnswer struct {
+	Event   *wire.PresenceEvent
+	Contact bool
 }
 
 // MediaSource reads a range of a media file this server holds.
@@ -120,7 +138,7 @@ type Deps struct {
 	Notifier Notifier
 	Sessions Sessions
 	Dir      Directory
-	Presence PresenceSetter
+	Presence Presence
 	Media    MediaSource
 	Log      *slog.Logger
 	Now      func() time.Time
@@ -140,7 +158,7 @@ type base struct {
 	notifier Notifier
 	sessions Sessions
 	dir      Directory
-	presence PresenceSetter
+	presence Presence
 	media    MediaSource
 	policy   *federation.Policy
 	client   *federation.Client
