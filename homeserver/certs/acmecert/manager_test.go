@@ -3,9 +3,9 @@ package acmecert
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
-	"crypto/tls"
 	"net"
 	"os"
 	"path/filepath"
