@@ -124,12 +124,16 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger) error 
 	if err != nil {
 		return fmt.Errorf("signing key: %w", err)
 	}
-	hs, err := homeserver.New(cfg.homeserverConfig(version), homeserver.Deps{DB: db, SigningKey: key, ServerKey: skey, Log: log.With("component", "homeserver")})
+	hcfg := cfg.homeserverConfig(version)
+	if err := discoveryConfig(cfg, dir, &hcfg.Federation); err != nil {
+		return err
+	}
+	hs, err := homeserver.New(hcfg, homeserver.Deps{DB: db, SigningKey: key, ServerKey: skey, Log: log.With("component", "homeserver")})
 	if err != nil {
 		return fmt.Errorf("start homeserver: %w", err)
 	}
 	defer hs.Close()
-	tlsConf, caPath, err := serverTLS(cfg, dir, log)
+	tlsConf, caPath, runCerts, err := serverTLS(cfg, dir, log)
 	if err != nil {
 		return err
 	}
@@ -165,6 +169,12 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger) error 
 	go func() { errc <- tr.ServeQUIC(pc) }()
 	go func() { errc <- tr.ServeTLS(ln) }()
 	go func() { errc <- adm.Serve(adminLn) }()
+	if runCerts != nil {
+		certCtx, stopCerts := context.WithCancel(ctx)
+		certsDone := make(chan struct{})
+		go func() { runCerts(certCtx); close(certsDone) }()
+		defer func() { stopCerts(); <-certsDone }()
+	}
 
 	bound := dialableAddr(ln.Addr())
 	if cfg.Federation != nil && cfg.Federation.Address != "" {
@@ -215,10 +225,15 @@ func shutdownServer(hs *homeserver.Server, tr *transport.Server, adm *admin.Sock
 }
 
 // serverTLS returns the TLS configuration and the CA file clients need:
-// the operator's certificate files when configured (clients use their
-// system roots), else the development CA's self-renewing leaf.
-func serverTLS(cfg serverConfig, dir string, log *slog.Logger) (*tls.Config, string, error) {
+// a certificate from ACME when configured (run obtains and renews it once
+// the listeners are up), the operator's certificate files (clients use
+// their system roots), else the development CA's self-renewing leaf.
+func serverTLS(cfg serverConfig, dir string, log *slog.Logger) (conf *tls.Config, caPath string, run func(context.Context), err error) {
 	deps := certs.Deps{Log: log.With("component", "certs")}
+	if cfg.ACME != nil {
+		conf, run, err := acmeTLS(cfg, dir, log)
+		return conf, "none (ACME certificate)", run, err
+	}
 	if cfg.CertFile != "" {
 		abs := func(p string) string {
 			if filepath.IsAbs(p) {
@@ -228,15 +243,15 @@ func serverTLS(cfg serverConfig, dir string, log *slog.Logger) (*tls.Config, str
 		}
 		fs, err := certs.NewFileSource(abs(cfg.CertFile), abs(cfg.KeyFile), deps)
 		if err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
-		return fs.TLSConfig(), "none (public certificate)", nil
+		return fs.TLSConfig(), "none (public certificate)", nil, nil
 	}
 	cm, err := certs.NewManager(cfg.certsConfig(dir), deps)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
-	return cm.TLSConfig(), cm.CAPath(), nil
+	return cm.TLSConfig(), cm.CAPath(), nil, nil
 }
 
 // loadResetKey reads the QUIC stateless-reset key, creating it on first

@@ -3,6 +3,7 @@ package fedlink
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -54,6 +55,10 @@ type Config struct {
 	// roots) for discovery and for federation connections to discovered
 	// peers.
 	DiscoveryCAPEM []byte
+	// DiscoveryRoots, when DiscoveryCAPEM is empty, verifies discovery
+	// and discovered peers (the system roots plus the operator's extra
+	// roots, federation.extra_roots); nil: the system roots.
+	DiscoveryRoots *x509.CertPool
 	// KeyRefreshInterval is how long a key id that a re-fetch of a peer's
 	// key document did not find is refused without another fetch.
 	// Default 30s.
