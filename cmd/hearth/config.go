@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -63,6 +64,9 @@ type serverConfig struct {
 	// weakens every hash stored while it is set (docs/benchmarks.md uses
 	// it to log in 10,000 bench users).
 	PasswordHash *passwordHashConfig `json:"password_hash,omitempty"`
+	// LogLevel is the level of `hearth serve` when --log-level is not
+	// given: debug, info, warn or error; reloaded on SIGHUP.
+	LogLevel string `json:"log_level,omitempty"`
 }
 
 // acmeConfig is the "acme" section of config.json.
@@ -220,6 +224,12 @@ func (c serverConfig) validate() error {
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		return errors.New("tls_cert_file and tls_key_file go together")
+	}
+	if c.LogLevel != "" {
+		var lv slog.Level
+		if err := lv.UnmarshalText([]byte(c.LogLevel)); err != nil {
+			return fmt.Errorf("log_level %q: want debug, info, warn or error", c.LogLevel)
+		}
 	}
 	if c.ACME != nil && c.CertFile != "" {
 		return errors.New("acme and tls_cert_file exclude each other: choose where the certificate comes from")
