@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -221,4 +223,110 @@ func TestServeReloadOnSIGHUP(t *testing.T) {
 	if code := s.stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit %d:\n%s", code, s.log())
 	}
+}
+
+// TestInstallService: install-service writes (or with --dry-run prints)
+// a hardened Type=notify unit for the data folder; systemd-analyze
+// verify accepts it where systemd is installed; bad options are refused
+// and write nothing; install.sh --systemd writes the unit for the binary
+// it installed.
+func TestInstallService(t *testing.T) {
+	skipShort(t)
+	needBinary(t)
+	unit := mustHearth(t, "", "install-service", "--dry-run", "--binary", hearthBin)
+	for _, want := range []string{
+		"Type=notify", "NotifyAccess=main", "ExecStart=" + hearthBin + " serve --dir /var/lib/hearth --log-format text",
+		"ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure", "DynamicUser=yes", "StateDirectory=hearth",
+		"ProtectSystem=strict", "ProtectHome=yes", "NoNewPrivileges=yes", "PrivateTmp=yes", "PrivateDevices=yes",
+		"CapabilityBoundingSet=CAP_NET_BIND_SERVICE", "SystemCallFilter=@system-service", "WantedBy=multi-user.target",
+	} {
+		if !strings.Contains(unit, "\n"+want+"\n") {
+			t.Errorf("unit lacks %q:\n%s", want, unit)
+		}
+	}
+	unitDir := t.TempDir()
+	out := mustHearth(t, "", "install-service", "--unit-dir", unitDir, "--binary", hearthBin, "--name", "hearth-test")
+	path := filepath.Join(unitDir, "hearth-test.service")
+	if !strings.Contains(out, "wrote "+path) || !strings.Contains(out, "systemctl enable --now hearth-test") {
+		t.Fatalf("install-service said: %s", out)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || string(b) != unit {
+		t.Fatalf("written unit differs from --dry-run (%v):\n%s", err, b)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o644 {
+		t.Fatalf("unit mode %v, want 0644", fi.Mode().Perm())
+	}
+	withUser := mustHearth(t, "", "install-service", "--dry-run", "--binary", hearthBin, "--user", "hearth", "--dir", "/srv/hearth", "--log-format", "json")
+	for _, want := range []string{"User=hearth", "Group=hearth", "ReadWritePaths=/srv/hearth", "--log-format json"} {
+		if !strings.Contains(withUser, want) {
+			t.Errorf("--user unit lacks %q:\n%s", want, withUser)
+		}
+	}
+	if strings.Contains(withUser, "DynamicUser") || strings.Contains(withUser, "StateDirectory") {
+		t.Errorf("--user unit with a dynamic user or a state directory:\n%s", withUser)
+	}
+
+	t.Run("systemd-analyze verify", func(t *testing.T) {
+		sa, err := exec.LookPath("systemd-analyze")
+		if err != nil {
+			t.Skip("systemd-analyze not installed; the unit is not verified")
+		}
+		for _, p := range []string{path, writeUnit(t, withUser)} {
+			out, err := exec.Command(sa, "verify", p).CombinedOutput()
+			var ours []string
+			for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+				if strings.Contains(line, filepath.Base(p)) {
+					ours = append(ours, line)
+				}
+			}
+			if err != nil || len(ours) > 0 {
+				t.Fatalf("systemd-analyze verify %s: %v\n%s", p, err, out)
+			}
+		}
+	})
+
+	for _, bad := range [][]string{
+		{"--dir", "/srv/hearth"}, // a dynamic user needs /var/lib/NAME
+		{"--dir", "relative/dir"},
+		{"--binary", "hearth"},
+		{"--name", "my hearth"},
+		{"--log-format", "xml"},
+		{"--dir", "/var/lib/hearth; rm -rf /"},
+	} {
+		d := t.TempDir()
+		args := append([]string{"install-service", "--unit-dir", d}, bad...)
+		if !slices.Contains(bad, "--binary") {
+			args = append(args, "--binary", hearthBin)
+		}
+		r := hearth(t, nil, "", args...)
+		if r.code == 0 {
+			t.Errorf("install-service %v accepted:\n%s", bad, r.stdout)
+		}
+		if ents, _ := os.ReadDir(d); len(ents) != 0 {
+			t.Errorf("install-service %v wrote %v", bad, ents)
+		}
+	}
+
+	// install.sh --systemd passes its options to install-service.
+	prefix := filepath.Join(t.TempDir(), "prefix")
+	shDir := t.TempDir()
+	cmd := exec.Command("bash", installScript(t), "--systemd", "--unit-dir", shDir)
+	cmd.Env = append(os.Environ(), "PREFIX="+prefix)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("install.sh --systemd: %v\n%s", err, b)
+	}
+	b, err = os.ReadFile(filepath.Join(shDir, "hearth.service"))
+	if err != nil || !strings.Contains(string(b), "ExecStart="+filepath.Join(prefix, "bin", "hearth")+" serve") {
+		t.Fatalf("install.sh --systemd unit (%v):\n%s", err, b)
+	}
+}
+
+func writeUnit(t *testing.T, unit string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "hearth-user.service")
+	if err := os.WriteFile(p, []byte(unit), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
