@@ -68,7 +68,7 @@ func acmeTLS(cfg serverConfig, dir string, log *slog.Logger) (*tls.Config, func(
 }
 
 // discoveryConfig applies federation.extra_roots and federation.test_hosts.
-func discoveryConfig(cfg serverConfig, dir string, fc *homeserver.FederationConfig) error {
+func discoveryConfig(cfg serverConfig, dir string, fc *homeserver.FederationConfig, log *slog.Logger) error {
 	f := cfg.Federation
 	if f == nil {
 		return nil
@@ -84,6 +84,8 @@ func discoveryConfig(cfg serverConfig, dir string, fc *homeserver.FederationConf
 		h := newTestHosts(f.TestHosts)
 		fc.Resolver, fc.DiscoveryDial = h, h.dial
 		fc.DiscoverTestNames, fc.DiscoverTestAddresses = true, true
+		log.Warn("federation.test_hosts is set: discovery resolves only its names, to loopback, and accepts loopback federation addresses (a test setting)",
+			"names", len(f.TestHosts))
 	}
 	return nil
 }

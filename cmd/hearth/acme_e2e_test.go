@@ -233,3 +233,41 @@ func (s *acmeServer) federationPeers(t *testing.T, pinned bool) []string {
 	}
 	return d
 }
+
+// TestInitACMERefusesBadInput: `hearth init --acme` refuses what cannot
+// get a public certificate, with a clear error, and writes nothing.
+func TestInitACMERefusesBadInput(t *testing.T) {
+	skipShort(t)
+	needBinary(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--acme", "--domain", "localhost"}, "cannot get a public certificate"},
+		{[]string{"--acme", "--domain", "chat"}, "cannot get a public certificate"},
+		{[]string{"--acme", "--domain", "chat.example.org", "--acme-directory", "http://127.0.0.1:1/dir"}, "https://"},
+		{[]string{"--acme", "--domain", "chat.example.org", "--acme-ca", "/nonexistent/ca.pem"}, "--acme-ca"},
+		{[]string{"--domain", "chat.example.org", "--acme-email", "ops@example.org"}, "need --acme"},
+	} {
+		dir := filepath.Join(t.TempDir(), "srv")
+		r := hearth(t, nil, "", append([]string{"init", "--dir", dir}, tc.args...)...)
+		if r.code == 0 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("init %v: exit %d, stderr %q; want an error with %q", tc.args, r.code, r.stderr, tc.want)
+		}
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("init %v created %s", tc.args, dir)
+		}
+	}
+	// acme and operator certificate files exclude each other.
+	dir := filepath.Join(t.TempDir(), "srv")
+	mustHearth(t, "", "init", "--dir", dir, "--domain", "chat.example.org", "--acme", "--acme-email", "ops@example.org")
+	setConfig(t, dir, func(c map[string]any) {
+		if c["acme"].(map[string]any)["email"] != "ops@example.org" {
+			t.Errorf("acme section: %v", c["acme"])
+		}
+		c["tls_cert_file"], c["tls_key_file"] = "cert.pem", "key.pem"
+	})
+	if r := hearth(t, nil, "", "serve", "--dir", dir); r.code == 0 || !strings.Contains(r.stderr, "acme and tls_cert_file exclude each other") {
+		t.Fatalf("serve with acme and tls_cert_file: exit %d, %s", r.code, r.stderr)
+	}
+}

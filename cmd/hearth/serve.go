@@ -148,7 +148,7 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger, level 
 		return fmt.Errorf("signing key: %w", err)
 	}
 	hcfg := cfg.homeserverConfig(version)
-	if err := discoveryConfig(cfg, dir, &hcfg.Federation); err != nil {
+	if err := discoveryConfig(cfg, dir, &hcfg.Federation, log); err != nil {
 		return err
 	}
 	hs, err := homeserver.New(hcfg, homeserver.Deps{DB: db, SigningKey: key, ServerKey: skey, Log: log.With("component", "homeserver")})

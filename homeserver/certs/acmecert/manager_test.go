@@ -3,9 +3,14 @@ package acmecert
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"log/slog"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -212,6 +217,22 @@ func FuzzParseCertFile(f *testing.F) {
 	f.Add([]byte("-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n"))
 	f.Add([]byte("-----BEGIN EC PRIVATE KEY-----\nMAA=\n-----END EC PRIVATE KEY-----\n"))
 	f.Add([]byte("garbage"))
+	// A valid file: a self-signed certificate and its key.
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), DNSNames: []string{"chat.example.org"},
+		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		f.Fatal(err)
+	}
+	valid, err := encodeCertFile([][]byte{der}, key)
+	if err != nil {
+		f.Fatal(err)
+	}
+	if _, err := ParseCertFile(valid); err != nil {
+		f.Fatalf("a file written by encodeCertFile: %v", err)
+	}
+	f.Add(valid)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := ParseCertFile(b)
 		if err == nil && (c.Leaf == nil || len(c.Certificate) == 0) {
