@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go"
+
 	"hearth/client"
 	"hearth/client/store"
 	ctransport "hearth/client/transport"
@@ -41,6 +43,18 @@ func servedCert(addr, domain string, roots *x509.CertPool) (*x509.Certificate, e
 	}
 	defer c.Close()
 	return c.ConnectionState().PeerCertificates[0], nil
+}
+
+// servedQUICCert is servedCert over QUIC (HTTP/3's ALPN).
+func servedQUICCert(addr, domain string, roots *x509.CertPool) (*x509.Certificate, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := quic.DialAddr(ctx, addr, &tls.Config{ServerName: domain, RootCAs: roots, NextProtos: []string{"h3"}}, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer c.CloseWithError(0, "")
+	return c.ConnectionState().TLS.PeerCertificates[0], nil
 }
 
 // acmeClient opens a profile whose dials verify the server by its domain
@@ -93,6 +107,12 @@ func sendText(t *testing.T, c *client.Client, to, text string) {
 	}
 }
 
+// acmeRenewedSince reports whether q is a later certificate than the one
+// with serial first (a renewal happened between two dials).
+func acmeRenewedSince(q *x509.Certificate, first *big.Int) bool {
+	return q.SerialNumber.Cmp(first) != 0 && time.Since(q.NotBefore) < 5*time.Second
+}
+
 // TestACMEFederationE2E: two `hearth serve` processes, a.example and
 // b.example, initialized with --acme against Pebble (run by the test on
 // 127.0.0.1, validating TLS-ALPN-01 at 127.0.0.2 and 127.0.0.3 on the
@@ -132,8 +152,11 @@ func TestACMEFederationE2E(t *testing.T) {
 		if err != nil || json.Unmarshal(b, &cfg) != nil {
 			t.Fatalf("read %s: %v", path, err)
 		}
+		// The published federation address is the loopback one (an ACME
+		// server publishes DOMAIN:PORT by default, which only real DNS
+		// would resolve).
 		cfg["federation"] = map[string]any{"backoff_base": "50ms", "backoff_max": "500ms", "send_wait": "3s",
-			"extra_roots": peb.RootFile, "test_hosts": hosts}
+			"extra_roots": peb.RootFile, "test_hosts": hosts, "address": s.listen}
 		b, _ = json.MarshalIndent(cfg, "", "  ")
 		if err := os.WriteFile(path, b, 0o600); err != nil {
 			t.Fatal(err)
@@ -151,6 +174,13 @@ func TestACMEFederationE2E(t *testing.T) {
 			first[d] = leaf.SerialNumber
 			return nil
 		})
+		// The same certificate on QUIC.
+		if q, err := servedQUICCert(s.listen, d, peb.RootPool); err != nil || q.SerialNumber.Cmp(first[d]) != 0 {
+			if err == nil && acmeRenewedSince(q, first[d]) {
+				continue // renewed between the two dials
+			}
+			t.Fatalf("%s over QUIC: %v, serial %v; TCP serves %x", d, err, q, first[d])
+		}
 		if pins := servers[d].federationPeers(t, true); len(pins) != 0 {
 			t.Fatalf("%s has pinned peers %v; the test is about discovery", d, pins)
 		}

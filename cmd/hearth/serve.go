@@ -200,11 +200,7 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger, level 
 	}
 
 	bound := dialableAddr(ln.Addr())
-	if cfg.Federation != nil && cfg.Federation.Address != "" {
-		hs.SetFederationAddress(cfg.Federation.Address)
-	} else {
-		hs.SetFederationAddress(bound)
-	}
+	hs.SetFederationAddress(federationAddress(cfg, bound))
 	if err := certs.WriteFileAtomic(addrPath, []byte(bound+"\n"), 0o644); err != nil {
 		log.Warn("cannot record the bound address", "err", err)
 	}
@@ -312,6 +308,21 @@ func loadResetKey(path string) (*quic.StatelessResetKey, error) {
 	}
 	copy(k[:], b)
 	return &k, nil
+}
+
+// federationAddress is the HOST:PORT the key document publishes:
+// federation.address when set; for an ACME server DOMAIN:PORT, since a
+// public server is reached by its name (discovered peers refuse an IP
+// address, docs/federation.md "Discovery rules"); else the bound address.
+func federationAddress(cfg serverConfig, bound string) string {
+	switch {
+	case cfg.Federation != nil && cfg.Federation.Address != "":
+		return cfg.Federation.Address
+	case cfg.ACME != nil:
+		_, port, _ := net.SplitHostPort(bound)
+		return net.JoinHostPort(cfg.Domain, port)
+	}
+	return bound
 }
 
 // dialableAddr is addr with an unspecified IP (0.0.0.0, ::) replaced by

@@ -249,7 +249,7 @@ func SharedPort(t testing.TB, ips ...string) int {
 			return port
 		}
 	}
-	t.Fatalf("no port free on all of %v", ips)
+	t.Fatalf("no port free for TCP and UDP on all of %v (Linux routes all of 127.0.0.0/8 to lo; on macOS add the addresses first: sudo ifconfig lo0 alias 127.0.0.2 up)", ips)
 	return 0
 }
 
