@@ -278,6 +278,7 @@ func TestInitACMERefusesBadInput(t *testing.T) {
 		{[]string{"--acme", "--domain", "chat.example.org", "--acme-directory", "http://127.0.0.1:1/dir"}, "https://"},
 		{[]string{"--acme", "--domain", "chat.example.org", "--acme-ca", "/nonexistent/ca.pem"}, "--acme-ca"},
 		{[]string{"--domain", "chat.example.org", "--acme-email", "ops@example.org"}, "need --acme"},
+		{[]string{"--acme", "--domain", "chat.example.org", "--acme-email", "ops at example"}, "acme.email"},
 	} {
 		dir := filepath.Join(t.TempDir(), "srv")
 		r := hearth(t, nil, "", append([]string{"init", "--dir", dir}, tc.args...)...)

@@ -86,6 +86,9 @@ func (a *acmeConfig) validate(domain string) error {
 	if a.Directory != "" && !strings.HasPrefix(a.Directory, "https://") {
 		return fmt.Errorf("acme.directory %q: want an https:// URL", a.Directory)
 	}
+	if local, host, ok := strings.Cut(a.Email, "@"); a.Email != "" && (!ok || local == "" || !strings.Contains(host, ".") || strings.ContainsAny(a.Email, " \t\r\n,<>")) {
+		return fmt.Errorf("acme.email %q: want an address such as ops@example.org", a.Email)
+	}
 	if err := acmecert.CheckDomain(domain); err != nil {
 		return fmt.Errorf("acme: domain %q cannot get a public certificate: want the server's DNS name such as chat.example.org", domain)
 	}
