@@ -49,14 +49,10 @@ type serverConfig struct {
 	Hosts  []string `json:"tls_hosts"` // more names/IPs for the TLS certificate
 	// A certificate from a public CA, kept current by other tools (ACME);
 	// both set: used instead of the development CA's leaf.
-	CertFile string `json:"tls_cert_file,omitempty"`
-	KeyFile  string `json:"tls_key_file,omitempty"`
-	// ACME, when present, gets the certificate for Domain from an ACME
-	// CA (Let's Encrypt by default) and renews it; instead of the files
-	// and of the development CA.
-	ACME   *acmeConfig  `json:"acme,omitempty"`
-	Limits serverLimits `json:"limits"`
-	Origin []string     `json:"allowed_origins"` // browser origins allowed besides the server's host
+	CertFile string       `json:"tls_cert_file,omitempty"`
+	KeyFile  string       `json:"tls_key_file,omitempty"`
+	Limits   serverLimits `json:"limits"`
+	Origin   []string     `json:"allowed_origins"` // browser origins allowed besides the server's host
 	// Federation tunes server-to-server traffic; absent: the defaults.
 	Federation *federationConfig `json:"federation,omitempty"`
 	// PasswordHash sets the argon2id cost of new password hashes; absent:
@@ -64,6 +60,10 @@ type serverConfig struct {
 	// weakens every hash stored while it is set (docs/benchmarks.md uses
 	// it to log in 10,000 bench users).
 	PasswordHash *passwordHashConfig `json:"password_hash,omitempty"`
+	// ACME, when present, gets the certificate for Domain from an ACME
+	// CA (Let's Encrypt by default) and renews it; instead of the files
+	// and of the development CA.
+	ACME *acmeConfig `json:"acme,omitempty"`
 	// LogLevel is the level of `hearth serve` when --log-level is not
 	// given: debug, info, warn or error; reloaded on SIGHUP.
 	LogLevel string `json:"log_level,omitempty"`
