@@ -17,6 +17,7 @@
 // certificate when there is none and renews it once two thirds of its
 // lifetime have passed; the new certificate is swapped in without a
 // restart (handshakes after the swap get it; open connections keep theirs).
-// A failed issuance is retried with a doubling delay while the old
+// A failed issuance is retried with a doubling delay (shortened to a
+// quarter of the served certificate's remaining life) while the old
 // certificate, if any, keeps being served.
 package acmecert

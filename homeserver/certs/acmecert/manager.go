@@ -197,20 +197,7 @@ func (m *Manager) Run(ctx context.Context) {
 	failures := 0
 	issued := false
 	for {
-		wait := time.Duration(0)
-		if c := m.cert.Load(); c != nil {
-			wait = RenewAt(c.Leaf).Sub(m.now())
-		}
-		if issued {
-			wait = max(wait, minRenewGap) // a CA issuing ever shorter certificates is not hammered
-		}
-		if failures > 0 {
-			retry := m.cfg.RetryBase << min(failures-1, 20)
-			if retry > m.cfg.RetryMax || retry <= 0 {
-				retry = m.cfg.RetryMax
-			}
-			wait = max(wait, retry)
-		}
+		wait := m.nextWait(failures, issued)
 		if wait > 0 {
 			t := time.NewTimer(wait)
 			select {
@@ -235,6 +222,36 @@ func (m *Manager) Run(ctx context.Context) {
 		}
 		failures, issued = 0, true
 	}
+}
+
+// nextWait is how long Run waits before the next issuance: until the
+// certificate is due (none: at once), at least minRenewGap after an
+// issuance, and after failures a doubling backoff, shortened as the
+// served certificate nears its expiry.
+func (m *Manager) nextWait(failures int, issued bool) time.Duration {
+	wait := time.Duration(0)
+	if c := m.cert.Load(); c != nil {
+		wait = RenewAt(c.Leaf).Sub(m.now())
+	}
+	if issued {
+		wait = max(wait, minRenewGap) // a CA issuing ever shorter certificates is not hammered
+	}
+	if failures > 0 {
+		retry := m.cfg.RetryBase << min(failures-1, 20)
+		if retry > m.cfg.RetryMax || retry <= 0 {
+			retry = m.cfg.RetryMax
+		}
+		// A renewal that keeps failing is retried more often as the
+		// served certificate nears its expiry: at most a quarter of
+		// the time left (once expired, the backoff alone).
+		if c := m.cert.Load(); c != nil {
+			if left := c.Leaf.NotAfter.Sub(m.now()); left > 0 {
+				retry = min(retry, max(minRenewGap, left/4))
+			}
+		}
+		wait = retry
+	}
+	return wait
 }
 
 // Obtain runs one issuance: account, order, TLS-ALPN-01 validation of

@@ -240,3 +240,43 @@ func FuzzParseCertFile(f *testing.F) {
 		}
 	})
 }
+
+// TestNextWait: when Run tries the next issuance.
+func TestNextWait(t *testing.T) {
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	m, err := New(Config{Dir: t.TempDir(), Domains: []string{"chat.example.org"}}, Deps{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := 24 * time.Hour
+	leaf := func(notBefore time.Time, life time.Duration) *tls.Certificate {
+		return &tls.Certificate{Leaf: &x509.Certificate{NotBefore: notBefore, NotAfter: notBefore.Add(life)}}
+	}
+	for _, tc := range []struct {
+		name     string
+		cert     *tls.Certificate
+		failures int
+		issued   bool
+		want     time.Duration
+	}{
+		{"no certificate", nil, 0, false, 0},
+		{"no certificate, 1 failure", nil, 1, false, 30 * time.Second},
+		{"no certificate, 3 failures", nil, 3, false, 2 * time.Minute},
+		{"no certificate, many failures", nil, 40, false, time.Hour},
+		{"fresh 90 days", leaf(now, 90*day), 0, true, 60 * day},
+		{"day 30 of 90", leaf(now.Add(-30*day), 90*day), 0, false, 30 * day},
+		{"due, 1 failure, 30 days left", leaf(now.Add(-60*day), 90*day), 1, false, 30 * time.Second},
+		{"due, 12 failures, 30 days left", leaf(now.Add(-60*day), 90*day), 12, false, time.Hour},
+		{"due, failing, 2 minutes left", leaf(now.Add(-88*time.Minute), 90*time.Minute), 5, false, 30 * time.Second},
+		{"due, failing, 4 s left", leaf(now.Add(-11*time.Second), 15*time.Second), 1, false, minRenewGap},
+		{"expired, failing", leaf(now.Add(-100*day), 90*day), 3, false, 2 * time.Minute},
+		{"issued a certificate already due", leaf(now.Add(-time.Minute), time.Minute+time.Second), 0, true, minRenewGap},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m.cert.Store(tc.cert)
+			if got := m.nextWait(tc.failures, tc.issued); got != tc.want {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
