@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 
@@ -71,6 +72,9 @@ validates with TLS-ALPN-01 there. Clients then need no --ca.`,
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "initialized %s for %s (listen %s)\ncertificate: from the ACME directory %s when hearth serve starts (TLS-ALPN-01 on port 443 of %s)\n",
 					dir, domain, listen, directory, domain)
+				if _, port, _ := net.SplitHostPort(listen); port != "443" {
+					fmt.Fprintf(cmd.OutOrStdout(), "note: the CA connects to port 443 and discovery fetches https://%s/; listen is %s, so forward TCP port 443 to it (or use --listen 0.0.0.0:443)\n", domain, listen)
+				}
 				return nil
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "initialized %s for %s (listen %s)\nclients trust it with --ca %s\n",
