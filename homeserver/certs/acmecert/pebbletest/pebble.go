@@ -31,8 +31,32 @@ import (
 const Version = "v2.10.3"
 
 // Find returns the pebble binary: $HEARTH_PEBBLE, else "pebble" on PATH,
-// else $GOBIN or $GOPATH/bin (where `go install` puts it).
+// else $GOBIN or $GOPATH/bin (where `go install` puts it), else one it
+// installs with `go install` into the user's cache folder (so the README's
+// test command needs no set-up; the module proxy serves it).
 func Find() (string, error) {
+	p, err := find()
+	if err == nil {
+		return p, nil
+	}
+	cache, cerr := os.UserCacheDir()
+	if cerr != nil {
+		return "", err
+	}
+	bin := filepath.Join(cache, "hearth", "pebble-"+Version)
+	p = filepath.Join(bin, "pebble")
+	if fi, serr := os.Stat(p); serr == nil && !fi.IsDir() {
+		return p, nil
+	}
+	cmd := exec.Command("go", "install", "github.com/letsencrypt/pebble/v2/cmd/pebble@"+Version)
+	cmd.Env = append(os.Environ(), "GOBIN="+bin)
+	if out, ierr := cmd.CombinedOutput(); ierr != nil {
+		return "", fmt.Errorf("%w; installing it failed: %v: %s", err, ierr, bytes.TrimSpace(out))
+	}
+	return p, nil
+}
+
+func find() (string, error) {
 	if p := os.Getenv("HEARTH_PEBBLE"); p != "" {
 		return p, nil
 	}
