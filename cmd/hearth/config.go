@@ -30,6 +30,7 @@ const (
 	lockFile       = "hearth.lock"
 	addrFile       = "serve.addr"     // the bound address while serving
 	resetKeyFile   = "quic-reset.key" // QUIC stateless-reset key, 32 bytes, 0600, made by serve
+	mediaDir       = "media"          // media files (homeserver/mediastore's default, beside the database)
 )
 
 // Defaults for a server started without configuration.

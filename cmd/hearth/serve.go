@@ -20,6 +20,7 @@ import (
 
 	"hearth/homeserver"
 	"hearth/homeserver/admin"
+	"hearth/homeserver/backup"
 	"hearth/homeserver/certs"
 	"hearth/homeserver/transport"
 	"hearth/keys/serverkey"
@@ -159,7 +160,10 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger) error 
 		ln.Close()
 		return err
 	}
-	adm := admin.NewSocketServer(hs, log.With("component", "admin"))
+	bk := backup.New(backup.Config{Dir: dir, Database: databaseFile, MediaDir: mediaDir,
+		Skip: []string{lockFile, addrFile, admin.SocketFile}, Domain: cfg.Domain, Version: version},
+		backup.Deps{DB: db, Media: hs.MediaStore(), Log: log.With("component", "backup")})
+	adm := admin.NewSocketServer(hs, log.With("component", "admin"), admin.WithBackup(bk))
 
 	errc := make(chan error, 3)
 	go func() { errc <- tr.ServeQUIC(pc) }()

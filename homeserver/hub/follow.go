@@ -45,9 +45,15 @@ func (h *Hub) ApplyDeliver(op string, tx *storage.Tx, d *Delivered, nowMs int64)
 	switch {
 	case d.Seq <= c.LastSeq:
 		return nil, nil // applied before
-	case d.PrevSeq != c.LastSeq:
+	case d.PrevSeq > c.LastSeq:
 		return nil, wire.Errorf(op, wire.Code_CODE_UNAVAILABLE, "waiting for an earlier message of %s", convID)
 	}
+	// d.PrevSeq < c.LastSeq < d.Seq: the hub names as previous a message
+	// before one applied here. A hub sends to each server in order, so this
+	// only happens after the hub was restored from a backup: it forgot what
+	// it sent after the backup and moved its sequences past a gap
+	// (storage.SkipRestoredSequences). Waiting would wait for ever; the
+	// message is new, so it applies.
 	entry := &storage.LogEntry{ConvID: c.ID, Seq: d.Seq, Sender: d.Sender, MessageID: d.MessageID,
 		Kind: int(d.Kind), Epoch: d.Epoch, Payload: d.Payload, Welcome: d.Welcome, GroupInfo: d.GroupInfo,
 		CreatedMs: d.CreatedMs}
