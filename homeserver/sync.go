@@ -33,7 +33,13 @@ func (ss *session) sync(id uint64, m *wire.Sync) {
 	start := max(m.GetAfterSeq(), acked)
 	ss.stopPush() // a valid Sync replaces the running one
 	// Subscribed before the first read: no wake-up can be missed.
-	p := ss.s.dlv.NewPusher(ss.ctx, ss.deviceID, start, func(f *wire.ServerFrame) error { return ss.fw.WriteMessage(f) }, ss.cancel)
+	p := ss.s.dlv.NewPusher(ss.ctx, ss.deviceID, start, func(f *wire.ServerFrame) error {
+		err := ss.fw.WriteMessage(f)
+		if err == nil && f.GetDelivery() != nil {
+			ss.s.ctr.delivered.Add(1)
+		}
+		return err
+	}, ss.cancel)
 	// The head announced is the last entry there is to push: after a
 	// restore the head counter sits past a gap that holds no entries
 	// (storage.SkipRestoredSequences), and a client waits until it has

@@ -22,6 +22,7 @@ import (
 	"hearth/homeserver/admin"
 	"hearth/homeserver/backup"
 	"hearth/homeserver/certs"
+	"hearth/homeserver/metrics"
 	"hearth/homeserver/transport"
 	"hearth/keys/serverkey"
 	"hearth/storage"
@@ -43,7 +44,7 @@ var (
 const shutdownGrace = 10 * time.Second
 
 func newServeCmd() *cobra.Command {
-	var dir, listen, level, pprofAddr string
+	var dir, listen, level, pprofAddr, metricsFlag string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the homeserver",
@@ -80,20 +81,28 @@ bound address is in DIR/serve.addr and the admin socket at DIR/admin.sock.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return runServer(ctx, dir, listen, log)
+			return runServer(ctx, dir, listen, metricsFlag, log)
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "data folder (default $HEARTH_DIR, $XDG_DATA_HOME/hearth or ~/.local/share/hearth)")
 	cmd.Flags().StringVar(&listen, "listen", "", "HOST:PORT overriding the configured listen address; port 0 picks one")
 	cmd.Flags().StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this loopback HOST:PORT (profiling under load)")
+	cmd.Flags().StringVar(&metricsFlag, "metrics", "", "serve Prometheus /metrics on this HOST:PORT (a bare PORT: 127.0.0.1), a listener of its own; overrides config \"metrics\"")
 	return cmd
 }
 
 // runServer wires storage, homeserver, certificates, transport and the
 // admin socket together and serves until ctx ends or a listener fails.
-func runServer(ctx context.Context, dir, listen string, log *slog.Logger) error {
+func runServer(ctx context.Context, dir, listen, metricsFlag string, log *slog.Logger) error {
 	cfg, err := loadServerConfig(dir)
+	if err != nil {
+		return err
+	}
+	if metricsFlag != "" {
+		cfg.Metrics = metricsFlag
+	}
+	maddr, err := metricsAddr(cfg.Metrics)
 	if err != nil {
 		return err
 	}
@@ -116,7 +125,8 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger) error 
 	if err != nil {
 		return fmt.Errorf("signing key: %w", err)
 	}
-	db, err := storage.Open(filepath.Join(dir, databaseFile), storage.Options{Log: log.With("component", "storage")})
+	reg := metrics.NewRegistry()
+	db, err := storage.Open(filepath.Join(dir, databaseFile), storage.Options{Log: log.With("component", "storage"), Observer: metrics.NewWriter(reg)})
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
@@ -163,7 +173,17 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger) error 
 	bk := backup.New(backup.Config{Dir: dir, Database: databaseFile, MediaDir: mediaDir,
 		Skip: []string{lockFile, addrFile, admin.SocketFile}, Domain: cfg.Domain, Version: version},
 		backup.Deps{DB: db, Media: hs.MediaStore(), Log: log.With("component", "backup")})
-	adm := admin.NewSocketServer(hs, log.With("component", "admin"), admin.WithBackup(bk))
+	adm := admin.NewSocketServer(statusOps{hs, tr}, log.With("component", "admin"), admin.WithBackup(bk))
+	if maddr != "" {
+		reg.MustRegister(metrics.NewCollector(metricsSources(hs, db, tr)))
+		stopMetrics, err := startMetrics(maddr, reg, log)
+		if err != nil {
+			adminLn.Close()
+			ln.Close()
+			return err
+		}
+		defer stopMetrics()
+	}
 
 	errc := make(chan error, 3)
 	go func() { errc <- tr.ServeQUIC(pc) }()
