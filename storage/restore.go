@@ -18,6 +18,12 @@ const RestoreGap = 1 << 32
 // past the gap are new to all of them. A device's acknowledged position
 // is left as it is: entries it acknowledged are not delivered again
 // because it resumes after what it processed (Sync after_seq).
+//
+// Conversations hubbed elsewhere keep their sequences (the hub numbers
+// them) but are marked restored at their last sequence: the hub's next
+// DELIVER names as previous a message this server lost, and
+// RestoredFollowerSeq lets the hub package accept that one gap instead of
+// waiting for ever.
 func (t *Tx) SkipRestoredSequences(domain string, gap uint64) error {
 	const op = "storage.SkipRestoredSequences"
 	if domain == "" || gap == 0 {
@@ -31,5 +37,35 @@ func (t *Tx) SkipRestoredSequences(domain string, gap uint64) error {
 		gap, suffix, suffix); err != nil {
 		return fmt.Errorf("%s: conversations: %w", op, err)
 	}
+	if _, err := t.exec(`INSERT OR REPLACE INTO fed_settings(key, value)
+		SELECT ? || id, CAST(last_seq AS TEXT) FROM conversations WHERE substr(id, -length(?)) != ?`,
+		restoredPrefix, suffix, suffix); err != nil {
+		return fmt.Errorf("%s: followed conversations: %w", op, err)
+	}
 	return nil
+}
+
+// restoredPrefix keys the restore marks of followed conversations in
+// fed_settings (federation state: this server follows those hubs).
+const restoredPrefix = "restored-conv:"
+
+// RestoredFollowerSeq returns the last sequence a conversation hubbed
+// elsewhere had when this database was restored (SkipRestoredSequences);
+// ErrNotFound when it was not restored or the mark is forgotten.
+func (t *Tx) RestoredFollowerSeq(convID string) (uint64, error) {
+	var v string
+	if err := t.row(`SELECT value FROM fed_settings WHERE key = ?`, []any{restoredPrefix + convID}, &v); err != nil {
+		return 0, wrap("storage.RestoredFollowerSeq", err)
+	}
+	var seq uint64
+	if _, err := fmt.Sscan(v, &seq); err != nil {
+		return 0, fmt.Errorf("storage.RestoredFollowerSeq: %q: %w", v, err)
+	}
+	return seq, nil
+}
+
+// ForgetRestoredFollower removes a conversation's restore mark.
+func (t *Tx) ForgetRestoredFollower(convID string) error {
+	_, err := t.exec(`DELETE FROM fed_settings WHERE key = ?`, restoredPrefix+convID)
+	return wrap("storage.ForgetRestoredFollower", err)
 }
