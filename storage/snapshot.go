@@ -21,7 +21,12 @@ type SnapshotInfo struct {
 	// MediaIDs are the media complete in the snapshot, sorted: their files
 	// belong with it.
 	MediaIDs []string
+	// Uploads are the uploads in progress in the snapshot.
+	Uploads []Upload
 }
+
+// Upload names an upload in progress.
+type Upload struct{ UploadID, MediaID string }
 
 // Snapshot writes a consistent copy of the database, as of one moment, to
 // the new file dest, while the server keeps running.
@@ -56,7 +61,7 @@ func (db *DB) Snapshot(ctx context.Context, dest string, progress func(done, tot
 	}
 	defer sconn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
 	info := &SnapshotInfo{}
-	if info.MediaIDs, err = snapshotMedia(ctx, sconn); err != nil {
+	if info.MediaIDs, info.Uploads, err = snapshotMedia(ctx, sconn); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 
@@ -142,25 +147,30 @@ func copyPages(ctx context.Context, dc, sc *sqlite3.SQLiteConn, info *SnapshotIn
 	}
 }
 
-// snapshotMedia lists the complete media as of the connection's snapshot.
-func snapshotMedia(ctx context.Context, c *sql.Conn) ([]string, error) {
-	rows, err := c.QueryContext(ctx, `SELECT media_id FROM media WHERE complete_ms > 0 ORDER BY media_id`)
+// snapshotMedia lists the complete media and the uploads in progress as
+// of the connection's snapshot.
+func snapshotMedia(ctx context.Context, c *sql.Conn) (complete []string, uploads []Upload, err error) {
+	rows, err := c.QueryContext(ctx, `SELECT upload_id, media_id, complete_ms FROM media ORDER BY media_id`)
 	if err != nil {
-		return nil, fmt.Errorf("list media: %w", err)
+		return nil, nil, fmt.Errorf("list media: %w", err)
 	}
 	defer rows.Close()
-	var ids []string
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("list media: %w", err)
+		var u Upload
+		var done int64
+		if err := rows.Scan(&u.UploadID, &u.MediaID, &done); err != nil {
+			return nil, nil, fmt.Errorf("list media: %w", err)
 		}
-		ids = append(ids, id)
+		if done > 0 {
+			complete = append(complete, u.MediaID)
+		} else {
+			uploads = append(uploads, u)
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list media: %w", err)
+		return nil, nil, fmt.Errorf("list media: %w", err)
 	}
-	return ids, nil
+	return complete, uploads, nil
 }
 
 func syncFile(path string) error {

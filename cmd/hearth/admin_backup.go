@@ -50,8 +50,8 @@ Restore it with: hearth restore --dir NEWDIR --from FILE`,
 			if err != nil {
 				return adminError(err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "backup: %s\nsnapshot: %s\nfiles: %d\nmedia: %d\nbytes: %d\n",
-				out, time.UnixMilli(m.CreatedMs).UTC().Format(time.RFC3339), len(m.Files), m.Media, m.Bytes())
+			fmt.Fprintf(cmd.OutOrStdout(), "backup: %s\nsnapshot: %s\nfiles: %d\nmedia: %d\nuploads: %d\nbytes: %d\n",
+				out, time.UnixMilli(m.CreatedMs).UTC().Format(time.RFC3339), len(m.Files), m.Media, m.Uploads, m.Bytes())
 			return nil
 		},
 	}

@@ -31,7 +31,8 @@ type Manifest struct {
 	CreatedMs int64  `json:"created_ms"` // when the database snapshot began
 	Database  string `json:"database"`   // the database's path in the archive
 	DBPages   int    `json:"db_pages"`
-	Media     int    `json:"media"` // media files in the archive
+	Media     int    `json:"media"`   // complete media files in the archive
+	Uploads   int    `json:"uploads"` // files of uploads in progress in the archive
 	Files     []File `json:"files"`
 }
 

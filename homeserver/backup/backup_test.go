@@ -105,11 +105,11 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	for _, f := range m.Files {
 		names = append(names, f.Path)
 	}
-	want := "hearth.db acme/cert.pem config.json signing.key media/complete/done"
+	want := "hearth.db acme/cert.pem config.json signing.key media/complete/done media/partial/up-uploading"
 	if strings.Join(names, " ") != want {
 		t.Fatalf("archive holds %v, want %s", names, want)
 	}
-	if m.Media != 1 || m.Domain != "x" || m.Format != Format || m.DBPages == 0 {
+	if m.Media != 1 || m.Uploads != 1 || m.Domain != "x" || m.Format != Format || m.DBPages == 0 {
 		t.Fatalf("manifest %+v", m)
 	}
 	if left, _ := filepath.Glob(filepath.Join(d.dir, stagingPrefix+"*")); len(left) != 0 {
@@ -139,12 +139,12 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	if !prepared {
 		t.Fatal("prepare did not run")
 	}
-	for p, body := range map[string]string{"config.json": `{"domain":"x"}`, "acme/cert.pem": "CERT", "media/complete/done": "DONE"} {
+	for p, body := range map[string]string{"config.json": `{"domain":"x"}`, "acme/cert.pem": "CERT", "media/complete/done": "DONE", "media/partial/up-uploading": "UP"} {
 		if got, err := os.ReadFile(filepath.Join(target, p)); err != nil || string(got) != body {
 			t.Fatalf("restored %s = %q, %v", p, got, err)
 		}
 	}
-	for _, p := range []string{"hearth.lock", "serve.addr", ".hidden", "media/complete/orphan", "media/partial/up-uploading"} {
+	for _, p := range []string{"hearth.lock", "serve.addr", ".hidden", "media/complete/orphan"} {
 		if _, err := os.Stat(filepath.Join(target, p)); err == nil {
 			t.Fatalf("restored %s, which a backup leaves out", p)
 		}
@@ -203,6 +203,34 @@ func TestBackupHoldsMediaFiles(t *testing.T) {
 	}
 	if _, err := os.Stat(d.media.CompletePath("done")); err == nil {
 		t.Fatal("the janitor did not remove the expired file after the backup")
+	}
+}
+
+// TestBackupUploadCompletedMeanwhile: an upload in progress when the
+// snapshot was taken that completes before its file is copied is archived
+// from complete/ (the row stays incomplete: the media store finishes it).
+func TestBackupUploadCompletedMeanwhile(t *testing.T) {
+	d := newDataDir(t)
+	s, err := d.maker().Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := os.Rename(d.media.PartialPath("up-uploading"), d.media.CompletePath("uploading")); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	m, err := s.WriteTo(context.Background(), &buf, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := entries(t, buf.Bytes())
+	found := false
+	for _, f := range files {
+		found = found || (f[0] == "media/complete/uploading" && f[1] == "UP")
+	}
+	if !found || m.Uploads != 1 {
+		t.Fatalf("archive %v, %d uploads", files, m.Uploads)
 	}
 }
 

@@ -2,6 +2,7 @@ package backup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -29,6 +30,8 @@ type MediaFiles interface {
 	HoldFiles() (release func())
 	// CompletePath is the file of a complete media.
 	CompletePath(mediaID string) string
+	// PartialPath is the file of an upload in progress.
+	PartialPath(uploadID string) string
 }
 
 // Config says what goes into an archive.
@@ -91,6 +94,10 @@ type planned struct {
 	name string // archive path
 	src  string // file to copy
 	mode fs.FileMode
+	// alt, when set, is copied instead if src is gone when the archive is
+	// written (an upload that completed meanwhile: partial/ renamed to
+	// complete/).
+	alt *planned
 }
 
 // Begin copies the database (storage.DB.Snapshot) and lists the files the
@@ -137,6 +144,22 @@ func (m *Maker) Begin(ctx context.Context) (*Snapshot, error) {
 		}
 		s.files = append(s.files, planned{name: path.Join(m.cfg.MediaDir, "complete", id), src: p, mode: 0o600})
 		s.manifest.Media++
+	}
+	// An upload in progress keeps what it received (the file's size is
+	// where it resumes); one that completed since the snapshot is archived
+	// as an incomplete row with its file in complete/, the state a crash
+	// after the rename leaves and the media store finishes.
+	for _, u := range info.Uploads {
+		done := &planned{name: path.Join(m.cfg.MediaDir, "complete", u.MediaID), src: m.deps.Media.CompletePath(u.MediaID), mode: 0o600}
+		part := planned{name: path.Join(m.cfg.MediaDir, "partial", u.UploadID), src: m.deps.Media.PartialPath(u.UploadID), mode: 0o600, alt: done}
+		if _, err := os.Stat(part.src); err != nil {
+			if _, err := os.Stat(done.src); err != nil {
+				continue // not started on disk, or abandoned: it restarts from zero
+			}
+			part = *done
+		}
+		s.files = append(s.files, part)
+		s.manifest.Uploads++
 	}
 	for _, f := range s.files {
 		if fi, err := os.Stat(f.src); err == nil {
@@ -221,9 +244,13 @@ func (s *Snapshot) WriteTo(ctx context.Context, w io.Writer, progress func(done 
 }
 
 // addFile copies one file at its size when opened (a file replaced
-// meanwhile, such as a renewed certificate, is copied whole, old or new).
+// meanwhile, such as a renewed certificate, is copied whole, old or new;
+// a file still being appended to is copied up to that size).
 func addFile(aw *archiveWriter, f planned) (int64, error) {
 	in, err := os.Open(f.src)
+	if errors.Is(err, fs.ErrNotExist) && f.alt != nil {
+		return addFile(aw, *f.alt)
+	}
 	if err != nil {
 		return 0, err
 	}

@@ -230,3 +230,6 @@ func (m *Store) HoldFiles() (release func()) {
 
 // CompletePath is the file of a complete media.
 func (m *Store) CompletePath(mediaID string) string { return m.completePath(mediaID) }
+
+// PartialPath is the file of an upload in progress.
+func (m *Store) PartialPath(uploadID string) string { return m.partialPath(uploadID) }
