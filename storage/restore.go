@@ -69,3 +69,13 @@ func (t *Tx) ForgetRestoredFollower(convID string) error {
 	_, err := t.exec(`DELETE FROM fed_settings WHERE key = ?`, restoredPrefix+convID)
 	return wrap("storage.ForgetRestoredFollower", err)
 }
+
+// DropSingleUseKeyPackages deletes every published single-use KeyPackage
+// of a restored database. Those claimed after the backup would be handed
+// out again, and their devices deleted the private parts when they were
+// used; until devices publish new ones, others add them with their
+// last-resort package, which devices keep.
+func (t *Tx) DropSingleUseKeyPackages() error {
+	_, err := t.exec(`DELETE FROM key_packages`)
+	return wrap("storage.DropSingleUseKeyPackages", err)
+}

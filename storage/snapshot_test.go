@@ -150,3 +150,23 @@ func TestSkipRestoredSequences(t *testing.T) {
 		return err
 	})
 }
+
+// TestDropSingleUseKeyPackages: after a restore only last-resort packages
+// are claimed.
+func TestDropSingleUseKeyPackages(t *testing.T) {
+	db, _ := openTest(t)
+	ids := fixture(t, db, "c", 1)
+	mustWrite(t, db, func(tx *Tx) error {
+		return tx.AddKeyPackages(ids[0], [][]byte{[]byte("kp1"), []byte("kp2")}, []byte("last"), 1)
+	})
+	mustWrite(t, db, func(tx *Tx) error { return tx.DropSingleUseKeyPackages() })
+	for range 2 {
+		mustWrite(t, db, func(tx *Tx) error {
+			pkg, last, err := tx.ClaimKeyPackage(ids[0])
+			if err == nil && (!last || string(pkg) != "last") {
+				err = fmt.Errorf("claimed %q (last resort %v)", pkg, last)
+			}
+			return err
+		})
+	}
+}

@@ -24,8 +24,10 @@ hearth admin backup), then recreates the data folder NEWDIR from it, which
 must not exist or be empty. A truncated or corrupted archive is refused
 and nothing is written. The restored database hands out every mailbox and
 conversation sequence past a gap of 2^32, so that devices and peer
-servers that saw entries made after the backup take the new ones as new
-(docs/operations.md, "Backup and restore"). Then run: hearth serve --dir NEWDIR`,
+servers that saw entries made after the backup take the new ones as new,
+and drops the single-use KeyPackages, some of which may have been used
+after the backup (docs/operations.md, "Backup and restore").
+Then run: hearth serve --dir NEWDIR`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dir == "" || from == "" {
@@ -48,7 +50,8 @@ servers that saw entries made after the backup take the new ones as new
 }
 
 // prepareRestored opens the extracted database (applying any newer
-// migrations) and moves its sequences past the restore gap.
+// migrations), moves its sequences past the restore gap and drops the
+// single-use KeyPackages (some may have been used after the backup).
 func prepareRestored(ctx context.Context, dir string, m *backup.Manifest) error {
 	cfg, err := loadServerConfig(dir)
 	if err != nil {
@@ -61,7 +64,12 @@ func prepareRestored(ctx context.Context, dir string, m *backup.Manifest) error 
 	if err != nil {
 		return fmt.Errorf("open the restored database: %w", err)
 	}
-	err = db.Write(ctx, func(tx *storage.Tx) error { return tx.SkipRestoredSequences(cfg.Domain, storage.RestoreGap) })
+	err = db.Write(ctx, func(tx *storage.Tx) error {
+		if err := tx.SkipRestoredSequences(cfg.Domain, storage.RestoreGap); err != nil {
+			return err
+		}
+		return tx.DropSingleUseKeyPackages()
+	})
 	if cerr := db.Close(); err == nil {
 		err = cerr
 	}
