@@ -2,7 +2,11 @@ package metrics
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"os"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,5 +87,43 @@ func TestCollectorReadsSources(t *testing.T) {
 	}
 	if len(mfs) != 1 || mfs[0].GetName() != "hearth_scrape_errors" || mfs[0].Metric[0].Gauge.GetValue() != 1 {
 		t.Errorf("with a failing read, gathered %v; want only hearth_scrape_errors 1", mfs)
+	}
+}
+
+// TestDashboardNamesMetrics: every hearth_* metric the Grafana dashboard
+// and docs/operations.md query is one this package exports.
+func TestDashboardNamesMetrics(t *testing.T) {
+	reg := NewRegistry()
+	w := NewWriter(reg)
+	w.ObserveCommit(1, time.Millisecond, time.Millisecond)
+	reg.MustRegister(NewCollector(Sources{
+		Counters: func() Counters { return Counters{Refused: map[string]uint64{"CODE_X": 1}} },
+		Sessions: func() map[string]int { return map[string]int{"websocket": 0} },
+		Figures:  func(context.Context) (Figures, error) { return Figures{}, nil },
+		Peers:    func(context.Context) ([]Peer, error) { return []Peer{{Domain: "p"}}, nil },
+	}))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, mf := range mfs {
+		have[mf.GetName()] = true
+	}
+	name := regexp.MustCompile(`\bhearth_[a-z_]+`)
+	for _, doc := range []string{"../../docs/grafana-dashboard.json", "../../docs/operations.md"} {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasSuffix(doc, ".json") && !json.Valid(b) {
+			t.Fatalf("%s is not valid JSON", doc)
+		}
+		for _, n := range name.FindAllString(string(b), -1) {
+			base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(n, "_bucket"), "_count"), "_sum")
+			if !have[base] && !strings.HasSuffix(n, "_") {
+				t.Errorf("%s names %s, which is not exported", doc, n)
+			}
+		}
 	}
 }
