@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -24,17 +25,26 @@ type loadSend struct {
 }
 
 // TestBackupRestoreUnderLoadE2E takes `hearth admin backup` while carol's
-// sends and `hearth bench pairs` run, restores it into a new folder and
-// serves it: every message acknowledged before the backup began is there,
-// once, with its media file; a device that had moved past the backup
-// gets nothing twice and later messages arrive; corrupted and truncated
-// archives are refused and write nothing.
+// sends and `hearth bench pairs` run (once /metrics shows the bench's
+// messages flowing; the bench then reports nothing lost or duplicated),
+// restores it into a new folder and serves it: every message acknowledged
+// before the backup began is there, once, with its media file; a device
+// that had moved past the backup gets nothing twice and later messages
+// arrive; corrupted and truncated archives are refused and write nothing.
 func TestBackupRestoreUnderLoadE2E(t *testing.T) {
 	skipShort(t)
-	n, a1, b1 := newMessagingNet(t)
-	mustHearth(t, password("carol"), "admin", "--dir", n.dir, "user", "add", "carol", "--password-stdin")
-	c1 := newProfile(t, "carol")
-	c1.must(t, password("carol"), c1.loginArgs(n)...)
+	// As newMessagingNet (a fixed port, kept by the restored folder), with
+	// metrics to see the load.
+	dir := filepath.Join(t.TempDir(), "data")
+	mustHearth(t, "", "init", "--dir", dir, "--domain", "localhost", "--listen", freePort(t))
+	maddr := freePort(t)
+	n := &chatNet{dir: dir, ca: filepath.Join(dir, "ca.pem")}
+	n.srv = startServe(t, dir, nil, "--dir", dir, "--metrics", maddr)
+	a1, b1, c1 := newProfile(t, "alice"), newProfile(t, "bob"), newProfile(t, "carol")
+	for _, p := range []*profile{a1, b1, c1} {
+		mustHearth(t, password(p.user), "admin", "--dir", dir, "user", "add", p.user, "--password-stdin")
+		p.must(t, password(p.user), p.loginArgs(n)...)
+	}
 
 	// Both conversations exist (their MLS commits are done) before the backup.
 	a1.must(t, "", "send", bobAddr, "hello")
@@ -85,11 +95,12 @@ func TestBackupRestoreUnderLoadE2E(t *testing.T) {
 			}
 		}
 	}()
+	accepted := scrape(t, maddr)["hearth_messages_accepted_total"]
 	benchOut := make(chan []byte, 1)
 	go func() {
 		defer wg.Done()
-		out, _ := exec.Command(hearthBin, "bench", "--dir", n.dir, "--profiles", filepath.Join(t.TempDir(), "bench"),
-			"pairs", "--users", "4", "--duration", "4s", "--size", "200").CombinedOutput()
+		out, _ := exec.Command(hearthBin, "bench", "--dir", n.dir, "--json", "--profiles", filepath.Join(t.TempDir(), "bench"),
+			"pairs", "--users", "4", "--duration", "4s", "--size", "200").Output()
 		benchOut <- out
 	}()
 	loaded := func(k int) func() error {
@@ -103,6 +114,13 @@ func TestBackupRestoreUnderLoadE2E(t *testing.T) {
 		}
 	}
 	testutil.WaitFor(t, 60*time.Second, loaded(2))
+	// The bench's messages flow too (it logs its users in first).
+	testutil.WaitFor(t, 60*time.Second, func() error {
+		if got := scrape(t, maddr)["hearth_messages_accepted_total"]; got < accepted+50 {
+			return fmt.Errorf("%v messages accepted since the load began, waiting for 50", got-accepted)
+		}
+		return nil
+	})
 	archive := filepath.Join(t.TempDir(), "hearth-backup.tar.gz")
 	began := time.Now()
 	out := mustHearth(t, "", "admin", "--dir", n.dir, "backup", "--out", archive)
@@ -116,8 +134,14 @@ func TestBackupRestoreUnderLoadE2E(t *testing.T) {
 	testutil.WaitFor(t, 60*time.Second, loaded(k+2)) // the load went on after the backup
 	close(stop)
 	wg.Wait()
-	if b := <-benchOut; !bytes.Contains(b, []byte("acked")) {
-		t.Logf("bench pairs beside the backup said:\n%s", b)
+	// The live traffic lost nothing and duplicated nothing during the backup.
+	var rep map[string]any
+	if b := <-benchOut; json.Unmarshal(b, &rep) != nil {
+		t.Fatalf("bench pairs beside the backup printed:\n%s", b)
+	}
+	if sent, acked, delivered := num(t, rep, "sent"), num(t, rep, "acked"), num(t, rep, "delivered"); sent == 0 || acked != sent || delivered != acked ||
+		num(t, rep, "lost") != 0 || num(t, rep, "duplicates") != 0 {
+		t.Fatalf("bench pairs beside the backup: %v", rep)
 	}
 	if _, err := os.Stat(archive + ".partial"); err == nil {
 		t.Fatal("the .partial file was left behind")

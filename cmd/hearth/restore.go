@@ -57,10 +57,13 @@ func prepareRestored(ctx context.Context, dir string, m *backup.Manifest) error 
 	if err != nil {
 		return fmt.Errorf("the archive's config: %w", err)
 	}
+	if m.Database != databaseFile {
+		return fmt.Errorf("the archive's database is %s, want %s", m.Database, databaseFile)
+	}
 	if m.Domain != "" && m.Domain != cfg.Domain {
 		return fmt.Errorf("the archive's config is for %s, its manifest for %s", cfg.Domain, m.Domain)
 	}
-	db, err := storage.Open(filepath.Join(dir, filepath.FromSlash(m.Database)), storage.Options{})
+	db, err := storage.Open(filepath.Join(dir, databaseFile), storage.Options{})
 	if err != nil {
 		return fmt.Errorf("open the restored database: %w", err)
 	}
