@@ -91,10 +91,10 @@ func writeBackup(ctx context.Context, c *admin.Client, out string, gz bool, stde
 		fmt.Fprintln(stderr, "backup: the server is copying its database…")
 	}
 	if err := c.Backup(ctx, w, bar.update); err != nil {
-		bar.done()
+		bar.finish()
 		return nil, err
 	}
-	bar.done()
+	bar.finish()
 	if zw != nil {
 		if err := zw.Close(); err != nil {
 			return nil, fmt.Errorf("write the archive: %w", err)
@@ -125,9 +125,10 @@ func writeBackup(ctx context.Context, c *admin.Client, out string, gz bool, stde
 // progressBar draws bytes received on a terminal; nil (a no-op) when
 // stderr is not one.
 type progressBar struct {
-	w    io.Writer
-	last time.Time
-	drew bool
+	w           io.Writer
+	last        time.Time
+	drew        bool
+	done, total int64 // the latest figures, drawn once more at the end
 }
 
 func newProgressBar(w io.Writer) *progressBar {
@@ -143,9 +144,18 @@ func newProgressBar(w io.Writer) *progressBar {
 }
 
 func (p *progressBar) update(done, total int64) {
-	if p == nil || time.Since(p.last) < 100*time.Millisecond {
+	if p == nil {
 		return
 	}
+	p.done, p.total = done, total
+	if time.Since(p.last) < 100*time.Millisecond {
+		return
+	}
+	p.draw()
+}
+
+func (p *progressBar) draw() {
+	done, total := p.done, p.total
 	p.last = time.Now()
 	p.drew = true
 	const width = 30
@@ -157,8 +167,10 @@ func (p *progressBar) update(done, total int64) {
 	fmt.Fprintf(p.w, "\r[%s%s] %3.0f%% %s / %s ", strings.Repeat("#", n), strings.Repeat(".", width-n), frac*100, mib(done), mib(total))
 }
 
-func (p *progressBar) done() {
+// finish draws the last figures and ends the line.
+func (p *progressBar) finish() {
 	if p != nil && p.drew {
+		p.draw()
 		fmt.Fprintln(p.w)
 	}
 }

@@ -22,7 +22,7 @@ import (
 func Restore(from, dir string, prepare func(tmpDir string, m *Manifest) error) (*Manifest, error) {
 	const op = "backup.Restore"
 	if err := checkTarget(dir); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, err
 	}
 	m, err := verifyFile(from)
 	if err != nil {
@@ -63,7 +63,7 @@ func Restore(from, dir string, prepare func(tmpDir string, m *Manifest) error) (
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	if err := checkTarget(dir); err != nil { // still absent or empty?
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, err
 	}
 	if err := os.Remove(abs); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w", op, err)
