@@ -41,6 +41,10 @@ type Config struct {
 	// ConnectWait bounds how long Receive waits to reach the server and
 	// how long it waits for progress while catching up (default 20s).
 	ConnectWait time.Duration
+	// Passive sessions do not change the user's presence: connecting does
+	// not mark the user online nor ending offline, and the server pushes
+	// them no presence (one-shot commands; `recv --follow` is not one).
+	Passive bool
 }
 
 // Client is one device's view of Hearth: its profile store and, once
@@ -70,7 +74,8 @@ type Client struct {
 	media   *transfer.Transfer   // file uploads and downloads
 
 	mu       sync.Mutex
-	onSignal func(Signal) // typing and presence pushes (signals.go)
+	onSignal func(Signal)            // typing and presence pushes (signals.go)
+	seen     map[string]presenceSeen // the last presence passed on per user (signals.go)
 }
 
 // ErrNotLoggedIn is returned when the profile has no account yet.
@@ -175,6 +180,7 @@ func (c *Client) sessionConfig() (session.Config, error) {
 		MaxBackoff:      c.cfg.MaxBackoff,
 		OnRevokedListed: c.devs.onRevokedListed,
 		OnSignal:        c.signal,
+		Passive:         c.cfg.Passive,
 	}, nil
 }
 

@@ -97,6 +97,7 @@ and acknowledge them. Exits after --timeout of silence unless --follow.`,
 				// --timeout, but not before a slow link had a fair try.
 				env.connectWait = max(timeout, minConnectWait)
 			}
+			env.active = follow // only a following recv makes the user online
 			c, err := env.open()
 			if err != nil {
 				return err
@@ -123,6 +124,9 @@ and acknowledge them. Exits after --timeout of silence unless --follow.`,
 				lw := &lineWriter{w: out}
 				out = lw
 				c.OnSignal(func(s client.Signal) { printSignal(lw, s, asJSON) })
+				if follow {
+					go c.RefreshPresenceEvery(ctx, presenceRefresh)
+				}
 			}
 			err = c.Receive(ctx, quiet, func(m store.Message) error { return printMessage(out, m, asJSON) })
 			if follow && errors.Is(err, context.Canceled) {
