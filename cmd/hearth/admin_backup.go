@@ -32,12 +32,15 @@ config, certificates and media files to FILE: a tar archive (gzipped with
 --gzip or a FILE ending in .gz or .tgz) whose last entry, MANIFEST.json,
 lists every file with its SHA-256. FILE is written beside itself as
 FILE.partial, verified, then renamed; an existing FILE is never
-overwritten. Progress goes to standard error on a terminal.
+overwritten, and FILE must be outside the data folder. Progress goes to standard error on a terminal.
 Restore it with: hearth restore --dir NEWDIR --from FILE`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
 				return errors.New("--out FILE is required")
+			}
+			if err := outsideDataDir(env.dir, out); err != nil {
+				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
@@ -58,6 +61,30 @@ Restore it with: hearth restore --dir NEWDIR --from FILE`,
 	cmd.Flags().StringVar(&out, "out", "", "the archive file to write (must not exist)")
 	cmd.Flags().BoolVar(&gz, "gzip", false, "compress the archive with gzip")
 	return cmd
+}
+
+// outsideDataDir refuses an archive inside the data folder: the next
+// backup would copy it (and this one its own partial file).
+func outsideDataDir(dir, out string) error {
+	if dir == "" {
+		d, err := defaultServerDir()
+		if err != nil {
+			return err
+		}
+		dir = d
+	}
+	absDir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	absOut, err := filepath.Abs(out)
+	if err != nil {
+		return err
+	}
+	if rel, err := filepath.Rel(absDir, absOut); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return fmt.Errorf("--out %s is inside the data folder %s: write the archive elsewhere", out, dir)
+	}
+	return nil
 }
 
 // writeBackup streams the server's archive into out.partial, verifies it

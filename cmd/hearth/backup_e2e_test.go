@@ -122,6 +122,10 @@ func TestBackupRestoreUnderLoadE2E(t *testing.T) {
 		return nil
 	})
 	archive := filepath.Join(t.TempDir(), "hearth-backup.tar.gz")
+	if r := hearth(t, nil, "", "admin", "--dir", n.dir, "backup", "--out", filepath.Join(n.dir, "b.tar")); r.code == 0 ||
+		!strings.Contains(r.stderr, "inside the data folder") {
+		t.Fatalf("a backup into the data folder: exit %d, %s", r.code, r.stderr)
+	}
 	began := time.Now()
 	out := mustHearth(t, "", "admin", "--dir", n.dir, "backup", "--out", archive)
 	kv := keyValues(out)
