@@ -32,6 +32,7 @@ const (
 	lockFile       = "hearth.lock"
 	addrFile       = "serve.addr"     // the bound address while serving
 	resetKeyFile   = "quic-reset.key" // QUIC stateless-reset key, 32 bytes, 0600, made by serve
+	mediaDir       = "media"          // media files (homeserver/mediastore's default, beside the database)
 )
 
 // Defaults for a server started without configuration.
@@ -55,6 +56,9 @@ type serverConfig struct {
 	Origin   []string     `json:"allowed_origins"` // browser origins allowed besides the server's host
 	// Federation tunes server-to-server traffic; absent: the defaults.
 	Federation *federationConfig `json:"federation,omitempty"`
+	// Metrics is the HOST:PORT (or PORT: on 127.0.0.1) of the Prometheus
+	// /metrics listener; empty: none. `serve --metrics` overrides it.
+	Metrics string `json:"metrics,omitempty"`
 	// PasswordHash sets the argon2id cost of new password hashes; absent:
 	// the defaults (19 MiB, 2 passes). A TEST/BENCH SETTING: a lower cost
 	// weakens every hash stored while it is set (docs/benchmarks.md uses

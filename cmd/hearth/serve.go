@@ -20,7 +20,9 @@ import (
 
 	"hearth/homeserver"
 	"hearth/homeserver/admin"
+	"hearth/homeserver/backup"
 	"hearth/homeserver/certs"
+	"hearth/homeserver/metrics"
 	"hearth/homeserver/transport"
 	"hearth/keys/serverkey"
 	"hearth/storage"
@@ -42,7 +44,7 @@ var (
 const shutdownGrace = 10 * time.Second
 
 func newServeCmd() *cobra.Command {
-	var dir, listen, level, format, pprofAddr string
+	var dir, listen, level, format, pprofAddr, metricsFlag string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the homeserver",
@@ -96,7 +98,7 @@ RELOADING=1 and STOPPING=1 through $NOTIFY_SOCKET.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return runServer(ctx, dir, listen, log, logLevel{v: &lv, fixed: cmd.Flags().Changed("log-level")})
+			return runServer(ctx, dir, listen, metricsFlag, log, logLevel{v: &lv, fixed: cmd.Flags().Changed("log-level")})
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "data folder (default $HEARTH_DIR, $XDG_DATA_HOME/hearth or ~/.local/share/hearth)")
@@ -104,12 +106,13 @@ RELOADING=1 and STOPPING=1 through $NOTIFY_SOCKET.`,
 	cmd.Flags().StringVar(&level, "log-level", "info", "log level: debug, info, warn or error (default: log_level in config.json, else info)")
 	cmd.Flags().StringVar(&format, "log-format", "text", "log format: text or json (one JSON object per line)")
 	cmd.Flags().StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this loopback HOST:PORT (profiling under load)")
+	cmd.Flags().StringVar(&metricsFlag, "metrics", "", "serve Prometheus /metrics on this HOST:PORT (a bare PORT: 127.0.0.1), a listener of its own; overrides config \"metrics\"")
 	return cmd
 }
 
 // runServer wires storage, homeserver, certificates, transport and the
 // admin socket together and serves until ctx ends or a listener fails.
-func runServer(ctx context.Context, dir, listen string, log *slog.Logger, level logLevel) error {
+func runServer(ctx context.Context, dir, listen, metricsFlag string, log *slog.Logger, level logLevel) error {
 	// SIGHUP is caught from the start: its default would end the process.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -119,6 +122,13 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger, level 
 		return err
 	}
 	level.apply(cfg)
+	if metricsFlag != "" {
+		cfg.Metrics = metricsFlag
+	}
+	maddr, err := metricsAddr(cfg.Metrics)
+	if err != nil {
+		return err
+	}
 	if listen != "" {
 		cfg.Listen = listen
 		if err := cfg.validate(); err != nil {
@@ -138,7 +148,8 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger, level 
 	if err != nil {
 		return fmt.Errorf("signing key: %w", err)
 	}
-	db, err := storage.Open(filepath.Join(dir, databaseFile), storage.Options{Log: log.With("component", "storage")})
+	reg := metrics.NewRegistry()
+	db, err := storage.Open(filepath.Join(dir, databaseFile), storage.Options{Log: log.With("component", "storage"), Observer: metrics.NewWriter(reg)})
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
@@ -186,7 +197,20 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger, level 
 		ln.Close()
 		return err
 	}
-	adm := admin.NewSocketServer(hs, log.With("component", "admin"))
+	bk := backup.New(backup.Config{Dir: dir, Database: databaseFile, MediaDir: mediaDir,
+		Skip: []string{lockFile, addrFile, admin.SocketFile}, Domain: cfg.Domain, Version: version},
+		backup.Deps{DB: db, Media: hs.MediaStore(), Log: log.With("component", "backup")})
+	adm := admin.NewSocketServer(statusOps{hs, tr}, log.With("component", "admin"), admin.WithBackup(bk))
+	if maddr != "" {
+		reg.MustRegister(metrics.NewCollector(metricsSources(hs, db, tr)))
+		stopMetrics, err := startMetrics(maddr, reg, log)
+		if err != nil {
+			adminLn.Close()
+			ln.Close()
+			return err
+		}
+		defer stopMetrics()
+	}
 
 	errc := make(chan error, 3)
 	go func() { errc <- tr.ServeQUIC(pc) }()

@@ -18,6 +18,7 @@
 //	PUT    /v1/users/{name}/password {password} -> 204
 //	GET    /v1/users/{name}/devices       -> []DeviceInfo
 //	DELETE /v1/users/{name}/devices/{id}  -> 204 (revoke)
+//	POST   /v1/backup                     -> the backup archive (tar), streamed
 //
 // Passwords travel as base64 JSON bytes and are cleared after use.
 package admin

@@ -104,14 +104,19 @@ type SocketServer struct {
 
 	mu sync.Mutex
 	ln net.Listener // set by Serve
+
+	backup Backuper // nil: no backups (WithBackup)
 }
 
 // NewSocketServer returns a server for ops; log may be nil.
-func NewSocketServer(ops Ops, log *slog.Logger) *SocketServer {
+func NewSocketServer(ops Ops, log *slog.Logger, opts ...SocketOption) *SocketServer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &SocketServer{ops: ops, log: log}
+	for _, o := range opts {
+		o(s)
+	}
 	s.srv = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -214,6 +219,7 @@ func (s *SocketServer) routes() http.Handler {
 	mux.HandleFunc("DELETE /v1/users/{name}/devices/{id}", func(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, http.StatusNoContent, nil, s.ops.DeviceRevoke(r.Context(), r.PathValue("name"), r.PathValue("id")))
 	})
+	mux.HandleFunc("POST /v1/backup", s.serveBackup)
 	s.federationRoutes(mux)
 	s.inviteRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

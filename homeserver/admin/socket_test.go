@@ -124,14 +124,14 @@ func (m *memOps) Status(ctx context.Context) (Status, error) {
 }
 
 // startSocket serves ops on DIR/admin.sock and returns the socket path.
-func startSocket(t *testing.T, ops Ops) (string, *SocketServer) {
+func startSocket(t *testing.T, ops Ops, opts ...SocketOption) (string, *SocketServer) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), SocketFile)
 	ln, err := Listen(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewSocketServer(ops, nil)
+	s := NewSocketServer(ops, nil, opts...)
 	done := make(chan struct{})
 	go func() {
 		if err := s.Serve(ln); err != nil {
