@@ -22,6 +22,11 @@ const (
 type Conn struct {
 	rwc      io.ReadWriteCloser
 	protocol string
+
+	handshake int  // round trips the dial waited for (HandshakeRoundTrips)
+	resumed   bool // TLS session resumed
+	used0RTT  bool // QUIC 0-RTT accepted
+	raced     bool // the WebSocket was dialled beside a slow WebTransport
 }
 
 var _ io.ReadWriteCloser = (*Conn)(nil)
@@ -34,6 +39,19 @@ func (c *Conn) Close() error { return c.rwc.Close() }
 
 // Protocol is ProtocolWebTransport or ProtocolWebSocket.
 func (c *Conn) Protocol() string { return c.protocol }
+
+// HandshakeRoundTrips is the number of round trips the winning dial waited
+// for before the stream could carry a frame: 2 for WebTransport (QUIC
+// handshake, CONNECT), 3 for the WebSocket (TCP, TLS, HTTP upgrade).
+// client/session counts requests from there.
+func (c *Conn) HandshakeRoundTrips() int { return c.handshake }
+
+// Resumed reports whether the TLS handshake resumed an earlier session.
+func (c *Conn) Resumed() bool { return c.resumed }
+
+// Raced reports whether the WebSocket was dialled because WebTransport had
+// not connected within DialOptions.RaceDelay.
+func (c *Conn) Raced() bool { return c.raced }
 
 // ErrNoDatagrams is returned by the datagram methods of a WebSocket Conn.
 var ErrNoDatagrams = errors.New("transport: datagrams need WebTransport; this connection is a WebSocket")
