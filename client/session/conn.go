@@ -27,7 +27,7 @@ type Conn struct {
 	mu      sync.Mutex
 	nextID  uint64
 	pending map[uint64]pendingReq
-	level   int // depth of the deepest response received (meter.go)
+	level   int   // depth of the deepest response received (meter.go)
 	err     error // why the connection ended, once it has
 	pushes  []*wire.ServerFrame
 	pushed  chan struct{} // signalled (non-blocking) when pushes grows or the conn ends

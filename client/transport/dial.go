@@ -52,8 +52,8 @@ type DialOptions struct {
 	// DefaultRaceDelay; negative: the WebSocket only after WebTransport
 	// failed or QUICTimeout passed.
 	RaceDelay time.Duration
-	MaxFrame         int           // largest frame accepted from the server; 0: wire.DefaultMaxFrame
-	Sockets          *SocketPool   // share UDP sockets with other sessions; nil: one socket per session
+	MaxFrame  int         // largest frame accepted from the server; 0: wire.DefaultMaxFrame
+	Sockets   *SocketPool // share UDP sockets with other sessions; nil: one socket per session
 
 	wsPingPeriod, wsPingTimeout time.Duration // tests shorten them
 	memo                        *fallbackMemo // tests use their own
