@@ -273,3 +273,76 @@ func TestBackoffGrowsWithJitter(t *testing.T) {
 		}
 	}
 }
+
+// TestHelloAndSyncPipelinedAndCounted: the Sync is written right behind
+// the Hello, before the Hello's answer (one round trip to connect), and
+// the meter counts one round trip for both and a second one for a request
+// made once connected.
+func TestHelloAndSyncPipelinedAndCounted(t *testing.T) {
+	peers := make(chan *peer)
+	m := &Meter{}
+	tok := &memTokens{access: "tok", refresh: "r", exp: time.Now().Add(time.Hour)}
+	s := Start(context.Background(), Config{Dial: pipeDialer(peers), Tokens: tok, Handler: &seqHandler{}, Meter: m})
+	defer s.Close()
+	p := <-peers
+	hello := p.read(t)
+	sync := p.read(t) // read before anything was answered
+	if hello.GetHello() == nil || sync.GetSync() == nil {
+		t.Fatalf("first frames %v, %v: want Hello then Sync", hello, sync)
+	}
+	p.write(t, &wire.ServerFrame{Id: hello.GetId(), Body: &wire.ServerFrame_HelloOk{HelloOk: &wire.HelloOK{DeviceId: "D1"}}})
+	p.write(t, &wire.ServerFrame{Id: sync.GetId(), Body: &wire.ServerFrame_SyncOk{SyncOk: &wire.SyncOK{}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Call(ctx, "client.Ping", &wire.ClientFrame{Body: &wire.ClientFrame_Ping{Ping: &wire.Ping{}}})
+		done <- err
+	}()
+	ping := p.read(t)
+	p.write(t, &wire.ServerFrame{Id: ping.GetId(), Body: &wire.ServerFrame_Pong{Pong: &wire.Pong{}}})
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	st := m.Stats()
+	want := map[string]int{"client.Hello": 1, "client.Sync": 1, "client.Ping": 2}
+	for op, rt := range want {
+		if got := st.Ops[op]; got.Count != 1 || got.RoundTrip != rt {
+			t.Errorf("%s: %+v, want 1 answer at round trip %d", op, got, rt)
+		}
+	}
+	if st.RoundTrips != 2 || st.Requests != 3 || len(st.Connections) != 1 {
+		t.Errorf("stats %+v, want 2 round trips, 3 requests, 1 connection", st)
+	}
+}
+
+// TestSyncRefusedBehindRefusedHello: a Hello refused as unauthenticated
+// takes the pipelined Sync with it; after a Refresh both go again.
+func TestSyncRefusedBehindRefusedHello(t *testing.T) {
+	peers := make(chan *peer)
+	tok := &memTokens{access: "old", refresh: "r1", exp: time.Now().Add(time.Hour)}
+	s := Start(context.Background(), Config{Dial: pipeDialer(peers), Tokens: tok, Handler: &seqHandler{}, Meter: &Meter{}})
+	defer s.Close()
+	p := <-peers
+	hello, sync := p.read(t), p.read(t)
+	unauth := &wire.ErrorInfo{Code: wire.Code_CODE_UNAUTHENTICATED}
+	p.write(t, &wire.ServerFrame{Id: hello.GetId(), Body: &wire.ServerFrame_Error{Error: unauth}})
+	p.write(t, &wire.ServerFrame{Id: sync.GetId(), Body: &wire.ServerFrame_Error{Error: unauth}})
+	ref := p.read(t)
+	if ref.GetRefresh().GetRefreshToken() != "r1" {
+		t.Fatalf("after the refused Hello: %v, want Refresh", ref)
+	}
+	p.write(t, &wire.ServerFrame{Id: ref.GetId(), Body: &wire.ServerFrame_RefreshOk{RefreshOk: &wire.RefreshOK{
+		AccessToken: "new", RefreshToken: "r2", AccessExpiresMs: time.Now().Add(time.Hour).UnixMilli()}}})
+	hello, sync = p.read(t), p.read(t)
+	if hello.GetHello().GetAccessToken() != "new" || sync.GetSync() == nil {
+		t.Fatalf("after the refresh: %v, %v; want Hello with the new token, then Sync", hello, sync)
+	}
+	p.write(t, &wire.ServerFrame{Id: hello.GetId(), Body: &wire.ServerFrame_HelloOk{HelloOk: &wire.HelloOK{DeviceId: "D1"}}})
+	p.write(t, &wire.ServerFrame{Id: sync.GetId(), Body: &wire.ServerFrame_SyncOk{SyncOk: &wire.SyncOK{}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := s.Live(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -48,9 +48,10 @@ type DialOptions struct {
 	WebTransportOnly bool
 	QUICTimeout      time.Duration // WebTransport attempt before falling back; 0: DefaultQUICTimeout
 	// RaceDelay is how long Dial gives WebTransport alone before it
-	// starts the WebSocket beside it (the first to connect wins); 0:
-	// DefaultRaceDelay; negative: the WebSocket only after WebTransport
-	// failed or QUICTimeout passed.
+	// starts the WebSocket beside it (the first to connect wins), unless
+	// the QUIC handshake completed by then (UDP works: the WebSocket is
+	// dialled only if WebTransport fails); 0: DefaultRaceDelay; negative:
+	// the WebSocket only after WebTransport failed or QUICTimeout passed.
 	RaceDelay time.Duration
 	MaxFrame  int         // largest frame accepted from the server; 0: wire.DefaultMaxFrame
 	Sockets   *SocketPool // share UDP sockets with other sessions; nil: one socket per session
@@ -101,7 +102,7 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (io.ReadWriteClose
 	if opts.WebTransportOnly && !opts.ForceWebSocket {
 		qctx, cancel := context.WithTimeout(ctx, opts.QUICTimeout)
 		defer cancel()
-		c, err := dialWebTransport(qctx, addr, opts)
+		c, err := dialWebTransport(qctx, addr, opts, nil)
 		if err != nil {
 			return nil, fmt.Errorf("transport: dial %s: webtransport: %w", addr, err)
 		}
@@ -122,7 +123,7 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (io.ReadWriteClose
 		}
 		wsErr = fmt.Errorf("websocket: %w", err)
 		qctx, cancel := context.WithTimeout(ctx, opts.QUICTimeout)
-		wc, err := dialWebTransport(qctx, addr, opts)
+		wc, err := dialWebTransport(qctx, addr, opts, nil)
 		cancel()
 		if err == nil {
 			opts.memo.forget(addr)
@@ -167,13 +168,33 @@ func quicConfig() *quic.Config {
 	}
 }
 
-func dialWebTransport(ctx context.Context, addr string, opts DialOptions) (*Conn, error) {
+// dialWebTransport dials the WebTransport session and its control stream.
+// answered, if not nil, is closed once the QUIC handshake completed (the
+// server answers over UDP), before the CONNECT.
+func dialWebTransport(ctx context.Context, addr string, opts DialOptions, answered chan<- struct{}) (*Conn, error) {
 	tr := &webtransport.Transport{
 		TLSClientConfig: opts.tlsConfig(http3.NextProtoH3),
 		QUICConfig:      quicConfig(),
 	}
+	dial := quic.DialAddrEarly
 	if opts.Sockets != nil {
-		tr.DialAddr = opts.Sockets.dial
+		dial = opts.Sockets.dial
+	}
+	tr.DialAddr = dial
+	if answered != nil {
+		tr.DialAddr = func(ctx context.Context, addr string, tlsConf *tls.Config, conf *quic.Config) (*quic.Conn, error) {
+			qc, err := dial(ctx, addr, tlsConf, conf)
+			if err == nil {
+				go func() {
+					select {
+					case <-qc.HandshakeComplete():
+						close(answered)
+					case <-qc.Context().Done():
+					}
+				}()
+			}
+			return qc, err
+		}
 	}
 	_, sess, err := tr.Dial(ctx, "https://"+addr+pathWebTransport, nil)
 	if err != nil {

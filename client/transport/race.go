@@ -14,17 +14,18 @@ type dialResult struct {
 	ws  bool
 }
 
-// race dials WebTransport and, once it has not connected within
-// opts.RaceDelay (or as soon as it failed), the WebSocket beside it; the
-// first to connect wins. A WebSocket win while WebTransport is still
+// race dials WebTransport and, once its QUIC handshake has not completed
+// within opts.RaceDelay (or as soon as it failed), the WebSocket beside
+// it; the first to connect wins. A WebSocket win while WebTransport is still
 // trying does not stop that attempt: it runs on (at most QUICTimeout) so
 // that its failure is remembered (memo.go) and the next dials go to the
 // WebSocket at once; if it connects after all, it is closed.
 func race(ctx context.Context, addr string, opts DialOptions) (*Conn, error) {
 	results := make(chan dialResult, 2)
+	answered := make(chan struct{})
 	qctx, qcancel := context.WithTimeout(ctx, opts.QUICTimeout)
 	go func() {
-		c, err := dialWebTransport(qctx, addr, opts)
+		c, err := dialWebTransport(qctx, addr, opts, answered)
 		qcancel()
 		results <- dialResult{c: c, err: err}
 	}()
@@ -48,6 +49,8 @@ func race(ctx context.Context, addr string, opts DialOptions) (*Conn, error) {
 	wtDone := false
 	for !wtDone || !wsDone(wsStarted, wsErr) {
 		select {
+		case <-answered: // UDP works: no race
+			answered, timer = nil, nil
 		case <-timer:
 			timer = nil
 			if !wsStarted {
