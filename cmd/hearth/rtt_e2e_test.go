@@ -35,7 +35,7 @@ func (p *profile) mustStats(t *testing.T, stdin string, args ...string) chatStat
 		t.Fatalf("chat %v: exit %d\nstdout: %s\nstderr: %s", args, r.code, r.stdout, r.stderr)
 	}
 	s := statsOf(t, r.stderr)
-	t.Logf("chat %s: %s", args[0], statsSummary(s))
+	t.Logf("%s: %s", s.Command, statsSummary(s))
 	return s
 }
 
@@ -51,6 +51,52 @@ func statsSummary(s chatStats) string {
 	return b.String()
 }
 
+// mustStatsEnv is mustStats with env added to the binary's environment.
+func (p *profile) mustStatsEnv(t *testing.T, env []string, args ...string) chatStats {
+	t.Helper()
+	r := hearth(t, env, "", append([]string{"chat", "--profile", p.dir, "--stats"}, args...)...)
+	if r.code != 0 {
+		t.Fatalf("chat %v: exit %d\nstdout: %s\nstderr: %s", args, r.code, r.stdout, r.stderr)
+	}
+	s := statsOf(t, r.stderr)
+	t.Logf("%s %v %v: %s", s.Command, args[:len(args)-3], env, statsSummary(s))
+	return s
+}
+
+// checkReturningSend asserts the round trips of a `chat send` by a device
+// that is logged in and in the conversation already, from the counters:
+// one connection; its handshake (2 WebTransport, 3 WebSocket); Hello and
+// Sync answered together one round trip later (pipelined); then the
+// check of the peer's device list and the Send, one round trip each.
+func checkReturningSend(t *testing.T, s chatStats, protocol string, raced bool) {
+	t.Helper()
+	if len(s.Connections) != 1 {
+		t.Fatalf("send used %d connections, want 1: %s", len(s.Connections), statsSummary(s))
+	}
+	c := s.Connections[0]
+	if c.Protocol != protocol || c.Raced != raced {
+		t.Errorf("send over %s (raced %v), want %s (raced %v)", c.Protocol, c.Raced, protocol, raced)
+	}
+	hs := map[string]int{"webtransport": 2, "websocket": 3}[protocol]
+	want := map[string]int{"client.Hello": hs + 1, "client.Sync": hs + 1, "client.FetchDeviceLists": hs + 2, "client.Send": hs + 3}
+	for op, rt := range want {
+		if o := s.Ops[op]; o.Count != 1 || o.RoundTrip != rt {
+			t.Errorf("%s: %d answers, first at round trip %d; want 1 at %d", op, o.Count, o.RoundTrip, rt)
+		}
+	}
+	if c.Handshake != hs || s.RoundTrips != hs+3 {
+		t.Errorf("handshake %d, %d round trips in all; want %d and %d", c.Handshake, s.RoundTrips, hs, hs+3)
+	}
+}
+
+// TestRoundTripsThroughImpairedLink: the round trips of login and of
+// `chat send` through the relay at 5 % loss and RTT 200 ms, asserted from
+// the --stats counters (loss and delay change the time, not the count):
+// a returning device's send costs its transport's handshake + 3 (Hello
+// with Sync, the device-list check, the Send). With UDP blocked (every
+// datagram dropped) auto mode races the WebSocket instead of waiting out
+// the QUIC timeout; --transport and HEARTH_TRANSPORT force one. Bob
+// receives every message once, in order.
 func TestRoundTripsThroughImpairedLink(t *testing.T) {
 	skipShort(t)
 	dir := filepath.Join(t.TempDir(), "data")
@@ -65,10 +111,36 @@ func TestRoundTripsThroughImpairedLink(t *testing.T) {
 	bob.must(t, password("bob"), bob.loginArgs(n)...)
 	lossy := impair.Config{Loss: 0.05, Delay: 100 * time.Millisecond, Seed: 18}
 	relay.set(t, lossy, lossy)
-	alice.mustStats(t, password("alice"), alice.loginArgs(&chatNet{ca: n.ca, srv: &server{addr: relay.addr}})...)
-	alice.mustStats(t, "", "send", bobAddr, "first")
-	alice.mustStats(t, "", "send", bobAddr, "second")
-	alice.mustStats(t, "", "send", bobAddr, "third")
+
+	login := alice.mustStats(t, password("alice"), append([]string{"--transport", "webtransport"}, alice.loginArgs(&chatNet{ca: n.ca, srv: &server{addr: relay.addr}})...)...)
+	if o := login.Ops["client.Login"]; o.Count != 1 || o.RoundTrip != 3 {
+		t.Errorf("Login answered %d times, first at round trip %d; want once at 3 (handshake 2 + 1)", o.Count, o.RoundTrip)
+	}
+	var want []string
+	send := func(args []string, env []string, text string) chatStats {
+		want = append(want, aliceAddr+":"+text)
+		return alice.mustStatsEnv(t, env, append(args, "send", bobAddr, text)...)
+	}
+	first := send(nil, nil, "first") // creates the conversation: more round trips, logged
+	if first.Ops["client.Send"].Count != 1 {
+		t.Errorf("first send: %s", statsSummary(first))
+	}
+	checkReturningSend(t, send([]string{"--transport", "webtransport"}, nil, "returning"), "webtransport", false)
+	checkReturningSend(t, send([]string{"--transport", "websocket"}, nil, "forced websocket"), "websocket", false)
+	checkReturningSend(t, send(nil, []string{"HEARTH_TRANSPORT=websocket"}, "websocket from env"), "websocket", false)
+
+	blocked := impair.Config{Loss: 1}
+	relay.set(t, blocked, lossy)
+	tcp0 := relay.tcp.Stats().Flows
+	checkReturningSend(t, send(nil, nil, "udp blocked"), "websocket", true)
+	if got := relay.tcp.Stats().Flows - tcp0; got != 1 {
+		t.Errorf("UDP blocked: %d TCP connections, want 1", got)
+	}
+	r := alice.chat(t, "", "--transport", "carrier-pigeon", "send", bobAddr, "never")
+	if r.code == 0 || !strings.Contains(r.stderr, "unknown transport") {
+		t.Errorf("--transport carrier-pigeon: exit %d, stderr %q", r.code, r.stderr)
+	}
+
 	relay.set(t, impair.Config{}, impair.Config{})
-	expectRecv(t, bob, aliceAddr+":first", aliceAddr+":second", aliceAddr+":third")
+	expectRecv(t, bob, want...)
 }
