@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -150,7 +151,7 @@ func TestImpairedFollowThroughBlackoutsAndRebinding(t *testing.T) {
 	alice.must(t, password("alice"), alice.loginArgs(&chatNet{ca: n.ca, srv: &server{addr: relay.addr}})...)
 	bob.must(t, password("bob"), bob.loginArgs(n)...)
 	bob.must(t, "", "send", aliceAddr, "hello over a clean link")
-	f := follow(t, alice)
+	f := followArgs(t, alice, "--stats")
 	if m := f.next(t); m.Text != "hello over a clean link" {
 		t.Fatalf("first message %+v", m)
 	}
@@ -203,6 +204,19 @@ func TestImpairedFollowThroughBlackoutsAndRebinding(t *testing.T) {
 	if m := f.next(t); m.Text != "after" {
 		t.Fatalf("after the impairment alice printed %+v, want \"after\" (a repeat?)", m)
 	}
+	// The session lived through the blackouts and the rebindings: one
+	// connection, authenticated once (the counters, printed on SIGTERM).
+	f.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-f.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("recv --follow did not end on SIGTERM")
+	}
+	st := statsOf(t, f.stderr.String())
+	if len(st.Connections) != 1 || st.Connections[0].Protocol != "webtransport" || st.Ops["client.Hello"].Count != 1 {
+		t.Errorf("recv --follow: want one WebTransport connection and one Hello; %s", statsSummary(st))
+	}
+	t.Logf("recv --follow: %s", statsSummary(st))
 	slices.Sort(latencies)
 	t.Logf("%d messages followed; from bob's send returning to alice's line: p50 %v, max %v; %d rebinds, %d new UDP flows, %d TCP connections; down %d datagrams, %d lost, %d blackholed",
 		sends, latencies[len(latencies)/2].Round(time.Millisecond), latencies[len(latencies)-1].Round(time.Millisecond),
