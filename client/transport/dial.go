@@ -134,8 +134,17 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (io.ReadWriteClose
 	return race(ctx, addr, opts) // race.go
 }
 
+// sessionCache keeps TLS session tickets for the process, so that a
+// reconnect (after a blackout, a lost connection) resumes the TLS session:
+// no certificate chain in the server's flight (fewer packets to lose) and
+// no signature to verify. It does not save a round trip (see
+// docs/transport.md, "Round trips"). Not persisted: a new process makes a
+// full handshake.
+var sessionCache = tls.NewLRUClientSessionCache(64)
+
 func (o DialOptions) tlsConfig(protos ...string) *tls.Config {
-	return &tls.Config{RootCAs: o.RootCAs, ServerName: o.ServerName, MinVersion: tls.VersionTLS13, NextProtos: protos}
+	return &tls.Config{RootCAs: o.RootCAs, ServerName: o.ServerName, MinVersion: tls.VersionTLS13, NextProtos: protos,
+		ClientSessionCache: sessionCache}
 }
 
 // Flow-control windows and timers for a client: small windows (one chat
@@ -211,7 +220,7 @@ func dialWebTransport(ctx context.Context, addr string, opts DialOptions, answer
 	// trip for the handshake, one for the CONNECT; 0-RTT cannot shorten it.
 	st := sess.SessionState().ConnectionState
 	return &Conn{rwc: &wtConn{sess: sess, str: str}, protocol: ProtocolWebTransport,
-		handshake: 2, resumed: st.TLS.DidResume, used0RTT: st.Used0RTT}, nil
+		handshake: 2, resumed: st.TLS.DidResume}, nil
 }
 
 // wsSlack is the frame's varint length prefix a message carries beyond MaxFrame.

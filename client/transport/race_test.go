@@ -60,4 +60,15 @@ func TestDialWebTransportWinsRace(t *testing.T) {
 	}
 	ping(t, c, 1)
 	waitSessions(t, ts.srv, 1)
+	// A second dial in the process resumes the TLS session (same handshake
+	// round trips: resumption saves the certificate, not a round trip).
+	c2, err := Dial(testCtx(t), ts.addr, DialOptions{RootCAs: ts.roots, memo: &fallbackMemo{now: time.Now}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if conn2 := c2.(*Conn); !conn2.Resumed() || conn2.HandshakeRoundTrips() != 2 {
+		t.Errorf("second dial: resumed=%v, handshake %d; want a resumed session, 2 round trips", conn2.Resumed(), conn2.HandshakeRoundTrips())
+	}
+	ping(t, c2, 2)
 }

@@ -24,8 +24,7 @@ type Conn struct {
 	protocol string
 
 	handshake int  // round trips the dial waited for (HandshakeRoundTrips)
-	resumed   bool // TLS session resumed
-	used0RTT  bool // QUIC 0-RTT accepted
+	resumed   bool // TLS session resumed (WebTransport; the WebSocket's is not visible through its library)
 	raced     bool // the WebSocket was dialled beside a slow WebTransport
 }
 
