@@ -41,6 +41,8 @@ type Config struct {
 	// ConnectWait bounds how long Receive waits to reach the server and
 	// how long it waits for progress while catching up (default 20s).
 	ConnectWait time.Duration
+	// Meter counts the session's round trips; nil: session.DefaultMeter.
+	Meter *session.Meter
 }
 
 // Client is one device's view of Hearth: its profile store and, once
@@ -175,6 +177,7 @@ func (c *Client) sessionConfig() (session.Config, error) {
 		MaxBackoff:      c.cfg.MaxBackoff,
 		OnRevokedListed: c.devs.onRevokedListed,
 		OnSignal:        c.signal,
+		Meter:           c.cfg.Meter,
 	}, nil
 }
 
