@@ -91,8 +91,8 @@ func TestImpairedSendsExactlyOnceInOrder(t *testing.T) {
 		{"loss 5%, RTT 200 ms", lossy, lossy, false},
 		{"loss 5%, RTT 200 ms, 2 s blackout every 6 s", blackouts, blackouts, false},
 		{"RTT 200 ms, NAT rebinding every 500 ms", rebinding, rebinding, false},
-		// UDP blocked: every datagram dropped, so each `chat send` waits
-		// out its QUIC attempt (3 s) and falls back to the WebSocket.
+		// UDP blocked: every datagram dropped, so each `chat send` dials
+		// the WebSocket 300 ms after its QUIC attempt started (raced).
 		{"UDP blocked, TCP RTT 200 ms, 5% loss as RTO, 2 s blackout every 6 s", impair.Config{Loss: 1}, blackouts, true},
 	} {
 		udp0, tcp0 := relay.udp.Stats(), relay.tcp.Stats()
@@ -102,7 +102,14 @@ func TestImpairedSendsExactlyOnceInOrder(t *testing.T) {
 		for i := range sends {
 			text := fmt.Sprintf("%s #%d", tc.name, i)
 			start := time.Now()
-			alice.must(t, "", "send", bobAddr, text)
+			if tc.onlyTCP {
+				_, st := alice.runStats(t, nil, "send", bobAddr, text)
+				if c := st.Connections; len(c) == 0 || c[0].Protocol != "websocket" || !c[0].Raced {
+					t.Errorf("%s: send #%d: %s; want the raced WebSocket", tc.name, i, statsSummary(st))
+				}
+			} else {
+				alice.must(t, "", "send", bobAddr, text)
+			}
 			durations = append(durations, time.Since(start))
 			want = append(want, aliceAddr+":"+text)
 		}
