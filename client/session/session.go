@@ -79,6 +79,7 @@ type Session struct {
 	cur       *Conn         // the live authenticated conn, nil while reconnecting
 	ready     chan struct{} // closed while cur != nil; replaced when it goes away
 	hello     *wire.HelloOK
+	early     *earlyAuth // Hello written, not answered yet (early.go)
 	head      uint64 // mailbox head announced by the last SyncOK
 	processed uint64 // last mailbox seq handled
 	progress  chan struct{}
@@ -277,6 +278,8 @@ func (s *Session) authenticate(ctx context.Context, c *Conn, datagrams bool) (he
 		}
 		refreshed = true
 	}
+	var ea *earlyAuth
+	defer func() { s.settleEarly(ea, err) }()
 	for {
 		waitHello, err := c.Start("client.Hello", &wire.ClientFrame{Body: &wire.ClientFrame_Hello{Hello: &wire.Hello{AccessToken: access, DatagramSignals: datagrams}}})
 		if err != nil {
@@ -285,6 +288,9 @@ func (s *Session) authenticate(ctx context.Context, c *Conn, datagrams bool) (he
 		after, waitSync, err := s.startSync(c)
 		if err != nil {
 			return nil, 0, 0, err
+		}
+		if ea == nil && !refreshed {
+			ea = s.publishEarly(c) // requests go out behind Hello and Sync
 		}
 		r, err := waitHello(ctx)
 		if err == nil {
@@ -298,6 +304,9 @@ func (s *Session) authenticate(ctx context.Context, c *Conn, datagrams bool) (he
 			}
 			return hello, after, r.GetSyncOk().GetHead(), nil
 		}
+		// Requests pipelined behind a refused Hello were refused too.
+		s.settleEarly(ea, err)
+		ea = nil
 		if refreshed || !wire.Is(err, wire.Code_CODE_UNAUTHENTICATED) {
 			return nil, 0, 0, err
 		}

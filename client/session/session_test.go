@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"sync"
@@ -344,5 +345,58 @@ func TestSyncRefusedBehindRefusedHello(t *testing.T) {
 	defer cancel()
 	if _, err := s.Live(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCallPipelinedBehindHello: a request made while the Hello is
+// unanswered is written behind Hello and Sync at once (the same round
+// trip); when the Hello is refused, the request fails with ErrDisconnected
+// (the server refused it unauthenticated) and is not taken for the
+// server's answer.
+func TestCallPipelinedBehindHello(t *testing.T) {
+	for _, refuse := range []bool{false, true} {
+		peers := make(chan *peer)
+		m := &Meter{}
+		tok := &memTokens{access: "tok", refresh: "r", exp: time.Now().Add(time.Hour)}
+		s := Start(context.Background(), Config{Dial: pipeDialer(peers), Tokens: tok, Handler: &seqHandler{}, Meter: m})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		p := <-peers
+		hello, sync := p.read(t), p.read(t)
+		type answer struct {
+			r   *wire.ServerFrame
+			err error
+		}
+		done := make(chan answer, 1)
+		go func() {
+			r, err := s.Call(ctx, "client.Ping", &wire.ClientFrame{Body: &wire.ClientFrame_Ping{Ping: &wire.Ping{}}})
+			done <- answer{r, err}
+		}()
+		ping := p.read(t) // before Hello or Sync were answered
+		if ping.GetPing() == nil {
+			t.Fatalf("third frame %v, want the Ping", ping)
+		}
+		if refuse {
+			unauth := &wire.ServerFrame_Error{Error: &wire.ErrorInfo{Code: wire.Code_CODE_UNAUTHENTICATED}}
+			for _, f := range []*wire.ClientFrame{hello, sync, ping} {
+				p.write(t, &wire.ServerFrame{Id: f.GetId(), Body: unauth})
+			}
+			a := <-done
+			if !errors.Is(a.err, ErrDisconnected) || wire.Is(a.err, wire.Code_CODE_UNAUTHENTICATED) {
+				t.Errorf("Ping behind a refused Hello: %v, want ErrDisconnected (not the refusal)", a.err)
+			}
+		} else {
+			p.write(t, &wire.ServerFrame{Id: hello.GetId(), Body: &wire.ServerFrame_HelloOk{HelloOk: &wire.HelloOK{DeviceId: "D1"}}})
+			p.write(t, &wire.ServerFrame{Id: sync.GetId(), Body: &wire.ServerFrame_SyncOk{SyncOk: &wire.SyncOK{}}})
+			p.write(t, &wire.ServerFrame{Id: ping.GetId(), Body: &wire.ServerFrame_Pong{Pong: &wire.Pong{}}})
+			a := <-done
+			if a.err != nil || a.r.GetPong() == nil {
+				t.Fatalf("pipelined Ping: %v, %v", a.r, a.err)
+			}
+			if o := m.Stats().Ops["client.Ping"]; o.RoundTrip != 1 {
+				t.Errorf("pipelined Ping answered at round trip %d, want 1 (with Hello and Sync)", o.RoundTrip)
+			}
+		}
+		cancel()
+		s.Close()
 	}
 }

@@ -78,9 +78,9 @@ func (p *profile) runStats(t *testing.T, env []string, args ...string) (result, 
 
 // checkReturningSend asserts the round trips of a `chat send` by a device
 // that is logged in and in the conversation already, from the counters:
-// one connection; its handshake (2 WebTransport, 3 WebSocket); Hello and
-// Sync answered together one round trip later (pipelined); then the
-// check of the peer's device list and the Send, one round trip each.
+// one connection; its handshake (2 WebTransport, 3 WebSocket); Hello, Sync
+// and the check of the peer's device list answered together one round
+// trip later (pipelined behind the Hello); then the Send.
 func checkReturningSend(t *testing.T, s chatStats, protocol string, raced bool) {
 	t.Helper()
 	if len(s.Connections) != 1 {
@@ -91,14 +91,14 @@ func checkReturningSend(t *testing.T, s chatStats, protocol string, raced bool) 
 		t.Errorf("send over %s (raced %v), want %s (raced %v)", c.Protocol, c.Raced, protocol, raced)
 	}
 	hs := map[string]int{"webtransport": 2, "websocket": 3}[protocol]
-	want := map[string]int{"client.Hello": hs + 1, "client.Sync": hs + 1, "client.FetchDeviceLists": hs + 2, "client.Send": hs + 3}
+	want := map[string]int{"client.Hello": hs + 1, "client.Sync": hs + 1, "client.FetchDeviceLists": hs + 1, "client.Send": hs + 2}
 	for op, rt := range want {
 		if o := s.Ops[op]; o.Count != 1 || o.RoundTrip != rt {
 			t.Errorf("%s: %d answers, first at round trip %d; want 1 at %d", op, o.Count, o.RoundTrip, rt)
 		}
 	}
-	if c.Handshake != hs || s.RoundTrips != hs+3 {
-		t.Errorf("handshake %d, %d round trips in all; want %d and %d", c.Handshake, s.RoundTrips, hs, hs+3)
+	if c.Handshake != hs || s.RoundTrips != hs+2 {
+		t.Errorf("handshake %d, %d round trips in all; want %d and %d", c.Handshake, s.RoundTrips, hs, hs+2)
 	}
 }
 
@@ -107,8 +107,8 @@ var impairMedia = flag.Bool("impair.media", false, "TestRoundTripsThroughImpaire
 // TestRoundTripsThroughImpairedLink: the round trips of login and of
 // `chat send` through the relay at 5 % loss and RTT 200 ms, asserted from
 // the --stats counters (loss and delay change the time, not the count):
-// a returning device's send costs its transport's handshake + 3 (Hello
-// with Sync, the device-list check, the Send). With UDP blocked (every
+// a returning device's send costs its transport's handshake + 2 (Hello
+// with Sync and the device-list check, then the Send). With UDP blocked (every
 // datagram dropped) auto mode races the WebSocket instead of waiting out
 // the QUIC timeout; --transport and HEARTH_TRANSPORT force one. Bob
 // receives every message once, in order. With -impair.media a 400 KiB file
