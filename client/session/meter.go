@@ -58,14 +58,23 @@ type Stats struct {
 	Requests    int                `json:"requests"`
 	Connections []ConnTrips        `json:"connections"`
 	Ops         map[string]OpTrips `json:"ops"`
+	// Unlisted counts the connections beyond the first maxConnRecords,
+	// which a long-lived process makes as it reconnects: they are counted
+	// in Ops but neither listed nor summed in RoundTrips and Requests.
+	Unlisted int `json:"connections_unlisted,omitempty"`
 }
+
+// maxConnRecords bounds the connections a Meter lists, so that a process
+// that runs for days (recv --follow, bench) does not grow with them.
+const maxConnRecords = 64
 
 // Meter collects the round trips of the Conns attached to it. It is safe
 // for concurrent use; the zero value is ready.
 type Meter struct {
-	mu    sync.Mutex
-	conns []*ConnTrips
-	ops   map[string]OpTrips
+	mu       sync.Mutex
+	conns    []*ConnTrips
+	unlisted int
+	ops      map[string]OpTrips
 }
 
 // DefaultMeter is the process-wide meter every NewConn attaches to (the
@@ -83,7 +92,11 @@ func (m *Meter) attach(rw any) *ConnTrips {
 		ct.Raced, ct.Resumed = f.Raced(), f.Resumed()
 	}
 	m.mu.Lock()
-	m.conns = append(m.conns, ct)
+	if len(m.conns) < maxConnRecords {
+		m.conns = append(m.conns, ct)
+	} else {
+		m.unlisted++
+	}
 	m.mu.Unlock()
 	return ct
 }
@@ -115,7 +128,7 @@ func (m *Meter) answered(ct *ConnTrips, op string, depth int) {
 func (m *Meter) Stats() Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s := Stats{Connections: []ConnTrips{}, Ops: make(map[string]OpTrips, len(m.ops))}
+	s := Stats{Connections: []ConnTrips{}, Ops: make(map[string]OpTrips, len(m.ops)), Unlisted: m.unlisted}
 	for _, ct := range m.conns {
 		s.Connections = append(s.Connections, *ct)
 		s.RoundTrips += ct.RoundTrips

@@ -400,3 +400,18 @@ func TestCallPipelinedBehindHello(t *testing.T) {
 		s.Close()
 	}
 }
+
+// TestMeterListsBoundedConnections: a process that reconnects for days
+// keeps a bounded list of connections in its meter.
+func TestMeterListsBoundedConnections(t *testing.T) {
+	m := &Meter{}
+	for range maxConnRecords + 5 {
+		ct := m.attach(nil)
+		m.started(ct)
+		m.answered(ct, "client.Ping", 1)
+	}
+	st := m.Stats()
+	if len(st.Connections) != maxConnRecords || st.Unlisted != 5 || st.Ops["client.Ping"].Count != maxConnRecords+5 {
+		t.Errorf("%d listed, %d unlisted, %+v; want %d, 5, %d pings", len(st.Connections), st.Unlisted, st.Ops["client.Ping"], maxConnRecords, maxConnRecords+5)
+	}
+}
