@@ -80,8 +80,8 @@ type Session struct {
 	ready     chan struct{} // closed while cur != nil; replaced when it goes away
 	hello     *wire.HelloOK
 	early     *earlyAuth // Hello written, not answered yet (early.go)
-	head      uint64 // mailbox head announced by the last SyncOK
-	processed uint64 // last mailbox seq handled
+	head      uint64     // mailbox head announced by the last SyncOK
+	processed uint64     // last mailbox seq handled
 	progress  chan struct{}
 	fatal     error
 
