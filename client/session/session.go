@@ -234,6 +234,9 @@ func (s *Session) connectOnce(ctx context.Context, connected func()) error {
 	s.bump()
 	connected()
 	s.log.Debug("connected", "device", hello.GetDeviceId(), "after", after, "head", s.head)
+	if r, ok := rw.(quicRetrier); ok && r.RetryQUICAfter() > 0 {
+		go s.backToQUIC(ctx, c, r.RetryQUICAfter()) // backtoquic.go
+	}
 	s.revokedListed(hello.GetRevokedListed())
 
 	err = s.servePushes(ctx, c)

@@ -415,3 +415,52 @@ func TestMeterListsBoundedConnections(t *testing.T) {
 		t.Errorf("%d listed, %d unlisted, %+v; want %d, 5, %d pings", len(st.Connections), st.Unlisted, st.Ops["client.Ping"], maxConnRecords, maxConnRecords+5)
 	}
 }
+
+// retryConn is a pipe end that says it is a WebSocket fallback.
+type retryConn struct {
+	net.Conn
+	after time.Duration
+}
+
+func (r retryConn) RetryQUICAfter() time.Duration { return r.after }
+
+// TestFallbackConnectionLeftForQUIC: a connection the transport marks as a
+// fallback is ended once its retry period passed and no request waits,
+// and the session dials again (where the transport tries WebTransport
+// first); a connection without the mark is kept.
+func TestFallbackConnectionLeftForQUIC(t *testing.T) {
+	for _, fallback := range []bool{true, false} {
+		peers := make(chan *peer)
+		dial := func(ctx context.Context) (io.ReadWriteCloser, error) {
+			a, b := net.Pipe()
+			select {
+			case peers <- newPeer(b):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			if fallback {
+				return retryConn{a, 50 * time.Millisecond}, nil
+			}
+			return a, nil
+		}
+		tok := &memTokens{access: "tok", refresh: "r", exp: time.Now().Add(time.Hour)}
+		s := Start(context.Background(), Config{Dial: dial, Tokens: tok, Meter: &Meter{}, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond})
+		p := <-peers
+		hello := p.read(t)
+		p.write(t, &wire.ServerFrame{Id: hello.GetId(), Body: &wire.ServerFrame_HelloOk{HelloOk: &wire.HelloOK{DeviceId: "D1"}}})
+		select {
+		case p2 := <-peers:
+			if !fallback {
+				t.Fatal("a connection that is no fallback was ended")
+			}
+			if f := p2.read(t); f.GetHello() == nil {
+				t.Fatalf("after leaving the fallback: %v, want a new Hello", f)
+			}
+		case <-time.After(500 * time.Millisecond): // 10× the retry period
+			if fallback {
+				t.Fatal("the fallback connection was kept")
+			}
+		}
+		s.Close()
+	}
+}

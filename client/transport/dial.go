@@ -35,6 +35,10 @@ const DefaultQUICTimeout = 3 * time.Second
 // it wins before the WebSocket starts).
 const DefaultRaceDelay = 300 * time.Millisecond
 
+// retryMargin is added to the fallback memo's expiry in
+// Conn.RetryQUICAfter, so that the redial comes after it.
+const retryMargin = 10 * time.Second
+
 // DialOptions configure Dial. The zero value trusts the system roots and
 // tries WebTransport first.
 type DialOptions struct {
@@ -119,6 +123,7 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (io.ReadWriteClose
 	if opts.memo.blocked(addr) {
 		c, err := dialWebSocket(ctx, addr, opts)
 		if err == nil {
+			c.retryQUIC = opts.memo.remaining(addr) + retryMargin
 			return c, nil
 		}
 		wsErr = fmt.Errorf("websocket: %w", err)

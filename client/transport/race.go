@@ -66,7 +66,9 @@ func race(ctx context.Context, addr string, opts DialOptions) (*Conn, error) {
 				}
 				return r.c, nil
 			case r.err == nil: // the WebSocket won
-				r.c.raced = true
+				// The memo is written now (WebTransport failed) or once
+				// the attempt still running fails (at most QUICTimeout).
+				r.c.raced, r.c.retryQUIC = true, quicBlockedFor+opts.QUICTimeout+retryMargin
 				if wtDone {
 					if ctx.Err() == nil {
 						opts.memo.remember(addr)

@@ -23,6 +23,9 @@ func TestDialRacesWebSocketWhenUDPBlocked(t *testing.T) {
 	if conn.Protocol() != ProtocolWebSocket || !conn.Raced() {
 		t.Fatalf("protocol %s raced=%v, want the raced websocket", conn.Protocol(), conn.Raced())
 	}
+	if r := conn.RetryQUICAfter(); r < quicBlockedFor {
+		t.Errorf("RetryQUICAfter %v, want at least the memo's %v", r, quicBlockedFor)
+	}
 	if conn.HandshakeRoundTrips() != 3 {
 		t.Errorf("websocket handshake round trips = %d, want 3 (TCP, TLS, upgrade)", conn.HandshakeRoundTrips())
 	}
@@ -52,7 +55,7 @@ func TestDialWebTransportWinsRace(t *testing.T) {
 	}
 	defer c.Close()
 	conn := c.(*Conn)
-	if conn.Protocol() != ProtocolWebTransport || conn.Raced() {
+	if conn.Protocol() != ProtocolWebTransport || conn.Raced() || conn.RetryQUICAfter() != 0 {
 		t.Fatalf("protocol %s raced=%v, want webtransport", conn.Protocol(), conn.Raced())
 	}
 	if conn.HandshakeRoundTrips() != 2 {

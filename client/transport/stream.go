@@ -26,6 +26,9 @@ type Conn struct {
 	handshake int  // round trips the dial waited for (HandshakeRoundTrips)
 	resumed   bool // TLS session resumed (WebTransport; the WebSocket's is not visible through its library)
 	raced     bool // the WebSocket was dialled beside a slow WebTransport
+	// retryQUIC: a WebSocket chosen because WebTransport failed or was
+	// slow (not forced) is worth leaving for WebTransport after this long.
+	retryQUIC time.Duration
 }
 
 var _ io.ReadWriteCloser = (*Conn)(nil)
@@ -51,6 +54,13 @@ func (c *Conn) Resumed() bool { return c.resumed }
 // Raced reports whether the WebSocket was dialled because WebTransport had
 // not connected within DialOptions.RaceDelay.
 func (c *Conn) Raced() bool { return c.raced }
+
+// RetryQUICAfter is, for a WebSocket that Dial chose because WebTransport
+// failed or was slow (not one forced by ForceWebSocket), how long after
+// the dial a new Dial will try WebTransport first again (the fallback memo
+// has expired by then); 0 otherwise. A long-lived session uses it to move
+// back to QUIC (client/session).
+func (c *Conn) RetryQUICAfter() time.Duration { return c.retryQUIC }
 
 // ErrNoDatagrams is returned by the datagram methods of a WebSocket Conn.
 var ErrNoDatagrams = errors.New("transport: datagrams need WebTransport; this connection is a WebSocket")
