@@ -45,6 +45,8 @@ type Config struct {
 	// not mark the user online nor ending offline, and the server pushes
 	// them no presence (one-shot commands; `recv --follow` is not one).
 	Passive bool
+	// Meter counts the session's round trips; nil: session.DefaultMeter.
+	Meter *session.Meter
 }
 
 // Client is one device's view of Hearth: its profile store and, once
@@ -181,6 +183,7 @@ func (c *Client) sessionConfig() (session.Config, error) {
 		OnRevokedListed: c.devs.onRevokedListed,
 		OnSignal:        c.signal,
 		Passive:         c.cfg.Passive,
+		Meter:           c.cfg.Meter,
 	}, nil
 }
 

@@ -27,8 +27,10 @@ var newGroupEngine = mlsgroup.New
 
 // chatEnv is what every chat subcommand shares.
 type chatEnv struct {
-	profile string
-	verbose bool
+	profile   string
+	verbose   bool
+	stats     bool   // print the round-trip counters at the end (chat_stats.go)
+	transport string // auto, webtransport or websocket (chat_stats.go)
 	// connectWait, if set, bounds how long recv waits to reach the server.
 	connectWait time.Duration
 	// active: the session changes the user's presence (recv --follow);
@@ -44,10 +46,12 @@ func newChatCmd() *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVar(&env.profile, "profile", "", "profile folder of this device (required)")
 	cmd.PersistentFlags().BoolVar(&env.verbose, "verbose", false, "log protocol events to stderr")
+	env.registerNetFlags(cmd) // chat_stats.go
 	cmd.AddCommand(newChatLoginCmd(env), newChatDeviceCmd(env), newChatSendCmd(env), newChatRecvCmd(env), newChatHistoryCmd(env), newChatGroupCmd(env),
 		newChatMediaCmd(env), newChatOutboxCmd(env))
 	cmd.AddCommand(newChatTypingCmd(env), newChatPresenceCmd(env))
 	cmd.AddCommand(newChatSettingsCmd(env))
+	env.wrapStats(cmd)
 	return cmd
 }
 
@@ -60,13 +64,21 @@ func (e *chatEnv) open() (*client.Client, error) {
 	if e.verbose {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return client.Open(client.Config{Profile: e.profile, Dial: dialServer, Logger: log, Groups: newGroupEngine(), ConnectWait: e.connectWait,
+	dial, err := e.dialer()
+	if err != nil {
+		return nil, err
+	}
+	return client.Open(client.Config{Profile: e.profile, Dial: dial, Logger: log, Groups: newGroupEngine(), ConnectWait: e.connectWait,
 		Passive: !e.active})
 }
 
 // dialServer connects to addr trusting the CA certificate in caPath.
 func dialServer(ctx context.Context, addr, caPath string) (io.ReadWriteCloser, error) {
-	opts := transport.DialOptions{}
+	return dialServerWith(ctx, addr, caPath, transport.DialOptions{})
+}
+
+// dialServerWith is dialServer with opts (the transport choice).
+func dialServerWith(ctx context.Context, addr, caPath string, opts transport.DialOptions) (io.ReadWriteCloser, error) {
 	if caPath != "" {
 		pem, err := os.ReadFile(caPath)
 		if err != nil {
