@@ -51,6 +51,11 @@ type Config struct {
 	Version           string // reported by Status; default "dev"
 	Federation        FederationConfig
 	Media             MediaConfig
+	// KeyDir is the folder of the server's private keys, each a 0600
+	// file: signing.key (access tokens) and federation.key (federation;
+	// FederationConfig.KeyDir defaults to it). Key rotation replaces them;
+	// empty: the keys given in Deps are used and rotation is refused.
+	KeyDir string
 }
 
 // MediaConfig bounds media uploads (homeserver/mediastore).

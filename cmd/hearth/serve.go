@@ -22,7 +22,6 @@ import (
 	"hearth/homeserver/admin"
 	"hearth/homeserver/certs"
 	"hearth/homeserver/transport"
-	"hearth/keys/serverkey"
 	"hearth/storage"
 )
 
@@ -120,11 +119,13 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger) error 
 		return fmt.Errorf("open database: %w", err)
 	}
 	defer db.Close()
-	skey, err := serverkey.FromSeed(key.Seed())
+	skey, err := readFederationKey(dir, key)
 	if err != nil {
-		return fmt.Errorf("signing key: %w", err)
+		return err
 	}
-	hs, err := homeserver.New(cfg.homeserverConfig(version), homeserver.Deps{DB: db, SigningKey: key, ServerKey: skey, Log: log.With("component", "homeserver")})
+	hcfg := cfg.homeserverConfig(version)
+	hcfg.KeyDir = dir
+	hs, err := homeserver.New(hcfg, homeserver.Deps{DB: db, SigningKey: key, ServerKey: skey, Log: log.With("component", "homeserver")})
 	if err != nil {
 		return fmt.Errorf("start homeserver: %w", err)
 	}
