@@ -251,6 +251,52 @@ func (s *Store) idleCheck() {
 	s.timer.Reset(wantPoll)
 }
 
+// Path is the profile's bbolt file.
+func (s *Store) Path() string { return s.path }
+
+// Compact rewrites the profile file with only its live records: bbolt
+// leaves deleted and overwritten values in free pages of the file, and a
+// secret that must not stay on the device (a recovery key after the first
+// login, plaintext after `chat profile encrypt`) is gone from the disk
+// file only once they are dropped. Another process opening the profile
+// meanwhile waits for the store's lock as usual.
+func (s *Store) Compact() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.refs > 0 {
+		s.cond.Wait()
+	}
+	if s.db == nil {
+		if err := s.openLocked(); err != nil {
+			return err
+		}
+	}
+	tmp := s.path + ".compact"
+	os.Remove(tmp)
+	dst, err := bolt.Open(tmp, 0o600, nil)
+	if err != nil {
+		return fmt.Errorf("store: compact: %w", err)
+	}
+	if err := bolt.Compact(dst, s.db, 0); err != nil {
+		dst.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("store: compact: %w", err)
+	}
+	if err := dst.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("store: compact: %w", err)
+	}
+	if err := os.Rename(tmp, s.path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("store: compact: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(s.path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return s.closeLocked() // the next transaction opens the new file
+}
+
 // Tx is one transaction; see Update and View.
 type Tx struct {
 	tx *bolt.Tx
