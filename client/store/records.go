@@ -40,14 +40,14 @@ func (t *Tx) PutAccount(a Account) error {
 
 // Key names in the keys bucket.
 const (
-	KeyIdentity  = "identity"    // the user's identity signing key (Ed25519 seed); never the recovery key
+	KeyIdentity = "identity" // the user's identity signing key (Ed25519 seed); never the recovery key
 	// KeyRecoveryPending holds a first device's recovery key text only
 	// until its login finished (so an interrupted login can show it
 	// again); activation deletes it (docs/decisions/0008-device-secrets.md).
 	KeyRecoveryPending = "recovery-pending"
-	KeySignature = "signature"   // this device's MLS signature private key
-	KeyLink      = "link"        // this device's X25519 link private key
-	keyPkgPrefix = "keypackage/" // + KeyPackage reference
+	KeySignature       = "signature"   // this device's MLS signature private key
+	KeyLink            = "link"        // this device's X25519 link private key
+	keyPkgPrefix       = "keypackage/" // + KeyPackage reference
 )
 
 // Key returns the secret stored under name, or ErrNotFound.
