@@ -31,6 +31,12 @@ type chatEnv struct {
 	verbose bool
 	// connectWait, if set, bounds how long recv waits to reach the server.
 	connectWait time.Duration
+	// The profile passphrase comes from standard input with
+	// passphraseStdin (after the password when loginPassword), else from
+	// $HEARTH_PASSPHRASE_FILE (chat_profile.go); noPassphrase opens the
+	// profile without one.
+	passphraseStdin, loginPassword, noPassphrase bool
+	stdin                                        []string // standard input's lines, once read
 }
 
 func newChatCmd() *cobra.Command {
@@ -41,8 +47,10 @@ func newChatCmd() *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVar(&env.profile, "profile", "", "profile folder of this device (required)")
 	cmd.PersistentFlags().BoolVar(&env.verbose, "verbose", false, "log protocol events to stderr")
+	cmd.PersistentFlags().BoolVar(&env.passphraseStdin, "passphrase-stdin", false,
+		"read the profile passphrase from standard input (an encrypted profile; with login --password-stdin: the line after the password); else $"+passphraseFileEnv)
 	cmd.AddCommand(newChatLoginCmd(env), newChatDeviceCmd(env), newChatSendCmd(env), newChatRecvCmd(env), newChatHistoryCmd(env), newChatGroupCmd(env),
-		newChatMediaCmd(env), newChatOutboxCmd(env))
+		newChatMediaCmd(env), newChatOutboxCmd(env), newChatProfileCmd(env))
 	cmd.AddCommand(newChatTypingCmd(env), newChatPresenceCmd(env))
 	return cmd
 }
@@ -56,7 +64,15 @@ func (e *chatEnv) open() (*client.Client, error) {
 	if e.verbose {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return client.Open(client.Config{Profile: e.profile, Dial: dialServer, Logger: log, Groups: newGroupEngine(), ConnectWait: e.connectWait})
+	var pass []byte
+	if !e.noPassphrase {
+		var err error
+		if pass, err = e.passphrase(os.Stdin); err != nil {
+			return nil, err
+		}
+	}
+	return client.Open(client.Config{Profile: e.profile, Dial: dialServer, Logger: log, Groups: newGroupEngine(), ConnectWait: e.connectWait,
+		Passphrase: pass})
 }
 
 // dialServer connects to addr trusting the CA certificate in caPath.
