@@ -8,9 +8,9 @@ import (
 	"errors"
 	"fmt"
 
+	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/chacha20poly1305"
-	bolt "go.etcd.io/bbolt"
 )
 
 // Encryption at rest (docs/security.md, "Client secrets at rest"). With a
