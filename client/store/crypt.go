@@ -249,3 +249,16 @@ func (s *Store) Encrypted() bool {
 	defer s.mu.Unlock()
 	return s.sealer != nil
 }
+
+// lockedElsewhere refuses a transaction of a store opened without a key on
+// a profile another process has encrypted since: its writes would be
+// plaintext among sealed values.
+func lockedElsewhere(tx *bolt.Tx, sl *sealer) error {
+	if sl != nil {
+		return nil
+	}
+	if b := tx.Bucket(bCrypt); b != nil && b.Get(kKDF) != nil {
+		return ErrLocked
+	}
+	return nil
+}

@@ -177,9 +177,17 @@ func TestEncryptExistingProfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	other, err := Open(dir, time.Second) // another process, opened before the encryption
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
 	pass := []byte("a long passphrase")
 	if err := s.Encrypt(pass); err != nil {
 		t.Fatal(err)
+	}
+	if err := other.Update(func(tx *Tx) error { return tx.PutMeta("late", []byte("plaintext")) }); !errors.Is(err, ErrLocked) {
+		t.Fatalf("a store opened before the encryption wrote: %v", err)
 	}
 	checkProfile(t, s, secret)
 	if err := s.Encrypt(pass); !errors.Is(err, ErrEncrypted) {

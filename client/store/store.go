@@ -107,7 +107,7 @@ func OpenWith(dir string, timeout time.Duration, opts Options) (*Store, error) {
 	path := filepath.Join(dir, FileName)
 	s := &Store{path: path, wantPath: path + ".want", timeout: timeout, idle: IdleRelease}
 	s.cond = sync.NewCond(&s.mu)
-	err := s.Update(func(t *Tx) error {
+	err := s.update(func(t *Tx) error {
 		for _, b := range [][]byte{bAccount, bKeys, bGroups, bTrees, bOutbox, bOutIDs, bHistory, bSync, bCrypt} {
 			if _, err := t.tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("store: create buckets: %w", err)
@@ -125,7 +125,7 @@ func OpenWith(dir string, timeout time.Duration, opts Options) (*Store, error) {
 			return indexOutbox(t)
 		}
 		return nil
-	})
+	}, false)
 	if err != nil {
 		return nil, err
 	}
@@ -326,13 +326,25 @@ type Tx struct {
 
 // Update runs fn in one read-write transaction. Its changes become durable
 // (fsynced) together when fn returns nil, and are discarded otherwise.
-func (s *Store) Update(fn func(*Tx) error) error {
+func (s *Store) Update(fn func(*Tx) error) error { return s.update(fn, true) }
+
+// update is Update; the transaction that opens the store (and reads the
+// key derivation record) runs without the check for an encryption made
+// by another process.
+func (s *Store) update(fn func(*Tx) error, check bool) error {
 	db, sl, err := s.acquire()
 	if err != nil {
 		return err
 	}
 	defer s.release()
-	return db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx, s: sl}) })
+	return db.Update(func(tx *bolt.Tx) error {
+		if check {
+			if err := lockedElsewhere(tx, sl); err != nil {
+				return err
+			}
+		}
+		return fn(&Tx{tx: tx, s: sl})
+	})
 }
 
 // View runs fn in a read-only transaction. fn must not call write methods.
@@ -342,7 +354,12 @@ func (s *Store) View(fn func(*Tx) error) error {
 		return err
 	}
 	defer s.release()
-	return db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx, s: sl}) })
+	return db.View(func(tx *bolt.Tx) error {
+		if err := lockedElsewhere(tx, sl); err != nil {
+			return err
+		}
+		return fn(&Tx{tx: tx, s: sl})
+	})
 }
 
 func u64key(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }

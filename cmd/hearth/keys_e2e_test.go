@@ -42,7 +42,22 @@ func TestKeyRotationCommands(t *testing.T) {
 	skipShort(t)
 	dir := filepath.Join(t.TempDir(), "data")
 	mustHearth(t, "", "init", "--dir", dir, "--listen", "127.0.0.1:0")
+	// A folder of an older version has no federation.key: its federation
+	// key was signing.key's, and stays the same key, now in its own file.
+	if err := os.Remove(filepath.Join(dir, fedKeyFile)); err != nil {
+		t.Fatal(err)
+	}
 	s := startServe(t, dir, nil, "--dir", dir)
+	legacy, err := readSigningKey(filepath.Join(dir, signingKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := mustHearth(t, "", "admin", "--dir", dir, "federation", "list", "--json"); !strings.Contains(out, string(serverkey.IDOf(legacy.Public().(ed25519.PublicKey)))) {
+		t.Fatalf("after the upgrade the federation key changed: %s", out)
+	}
+	if k, err := serverkey.ReadFile(filepath.Join(dir, fedKeyFile)); err != nil || k == nil || !bytes.Equal(k.PrivateKey().Seed(), legacy.Seed()) {
+		t.Fatalf("federation.key after the upgrade: %v", err)
+	}
 	mustHearth(t, "pw of alice\n", "admin", "--dir", dir, "user", "add", "alice", "--password-stdin")
 	ok, e := s.login(t, "alice", "pw of alice", false)
 	if ok == nil {
@@ -56,10 +71,7 @@ func TestKeyRotationCommands(t *testing.T) {
 		}
 		return b
 	}
-	oldToken, err := readSigningKey(filepath.Join(dir, signingKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
+	oldToken := legacy
 	fedBefore := read(fedKeyFile)
 	hello := func(tok string) wire.Code {
 		t.Helper()
