@@ -74,6 +74,11 @@ func (t *Tx) RotateTokenKey(old, next *FedServerKey, retireUntilMs int64) error 
 	return wrap(op, t.rotateKey("token_keys", old, next, retireUntilMs))
 }
 
+// ErrCheckpointBusy is MoveFedKeySeeds' report that the seeds were moved
+// and wiped but a reader kept the WAL from being truncated: a copy may stay
+// in hearth.db-wal until SQLite's next checkpoint overwrites it.
+var ErrCheckpointBusy = errors.New("WAL checkpoint was blocked by a reader")
+
 // MoveFedKeySeeds moves private federation key seeds out of the database,
 // where versions before 0011 kept the current key's seed: keep is called
 // with each stored seed (it writes the seed to a 0600 file and syncs it),
@@ -134,7 +139,7 @@ func (db *DB) MoveFedKeySeeds(ctx context.Context, keep func(keyID string, seed 
 		return 0, wrap(op, err)
 	}
 	if busy != 0 {
-		return len(seeds), wrap(op, errors.New("WAL checkpoint was blocked by a reader; a copy may remain in the WAL until the next checkpoint"))
+		return len(seeds), fmt.Errorf("%s: %w", op, ErrCheckpointBusy)
 	}
 	return len(seeds), nil
 }

@@ -3,6 +3,7 @@ package fedlink
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -80,7 +81,9 @@ func (f *Peers) keyFromDir(ctx context.Context, dir string, start *serverkey.Key
 		}
 		return serverkey.WriteKeyFile(path, k.MarshalPEM())
 	})
-	if err != nil {
+	if errors.Is(err, storage.ErrCheckpointBusy) {
+		f.log.Warn("federation: the old key seed may stay in the WAL until the next checkpoint", "err", err)
+	} else if err != nil {
 		return nil, fmt.Errorf("homeserver: move federation key out of the database: %w", err)
 	}
 	if moved > 0 {
