@@ -17,6 +17,7 @@ import (
 	"hearth/federation/fedwire"
 	"hearth/homeserver/wire"
 	"hearth/keys/serverkey"
+	"hearth/storage"
 )
 
 // TestFederationKeyRotation: after a rotates its signing key, traffic
@@ -345,5 +346,56 @@ func TestFederationKeySeedMigration(t *testing.T) {
 	a.restart()
 	if got := a.s.fed.Peers.SigningKey().ID(); got != legacy.ID() {
 		t.Fatalf("after a restart signs with %s, want %s", got, legacy.ID())
+	}
+}
+
+// TestFederationKeyRotationInterrupted: a rotation that stopped after
+// writing federation.key.next is finished at the next start when the
+// database committed it (the new key signs, the file is renamed), and
+// undone when it did not (the old key signs, the stray file is removed).
+func TestFederationKeyRotationInterrupted(t *testing.T) {
+	a := newFedNode(t, "a.example")
+	next := filepath.Join(a.dir, "federation.key.next")
+	writeNext := func() *serverkey.Key {
+		t.Helper()
+		k, _ := serverkey.Generate(rand.Reader)
+		if err := serverkey.WriteKeyFile(next, k.MarshalPEM()); err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	// Not committed: the database still names the old key.
+	a.stop()
+	writeNext()
+	a.start()
+	if got := a.s.fed.Peers.SigningKey().ID(); got != a.skey.ID() {
+		t.Fatalf("uncommitted rotation: signs with %s, want %s", got, a.skey.ID())
+	}
+	if _, err := os.Stat(next); !os.IsNotExist(err) {
+		t.Fatalf("stray federation.key.next kept: %v", err)
+	}
+	// Committed: the database names the new key, the rename did not happen.
+	a.stop()
+	nk := writeNext()
+	db, err := storage.Open(filepath.Join(a.dir, "hearth.db"), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UnixMilli()
+	err = db.Write(context.Background(), func(tx *storage.Tx) error {
+		return tx.RotateFedServerKey(&storage.FedServerKey{ID: string(a.skey.ID()), Public: a.skey.Public()},
+			&storage.FedServerKey{ID: string(nk.ID()), Public: nk.Public(), ValidFromMs: now}, now)
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.start()
+	if got := a.s.fed.Peers.SigningKey().ID(); got != nk.ID() {
+		t.Fatalf("committed rotation: signs with %s, want %s", got, nk.ID())
+	}
+	checkKeyFiles(t, a, string(nk.ID()))
+	if _, err := os.Stat(next); !os.IsNotExist(err) {
+		t.Fatalf("federation.key.next kept after finishing: %v", err)
 	}
 }

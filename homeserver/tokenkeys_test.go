@@ -3,6 +3,9 @@ package homeserver
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"testing"
@@ -112,5 +115,42 @@ func TestTokenKeyRotation(t *testing.T) {
 	defer db.Close()
 	if _, err := New(h.cfg, Deps{DB: db, SigningKey: oldKey, Now: h.clock.Now}); err == nil {
 		t.Fatal("server started with a retired token key")
+	}
+}
+
+// TestTokenKeyRotationInterrupted: a token key rotation that stopped after
+// the database commit but before signing.key.next was renamed is finished
+// at the next start, although the server is given the old signing.key.
+func TestTokenKeyRotationInterrupted(t *testing.T) {
+	keyDir := t.TempDir()
+	h := newHarness(t, Config{KeyDir: keyDir})
+	h.stop()
+	_, next, _ := ed25519.GenerateKey(rand.Reader)
+	der, err := x509.MarshalPKCS8PrivateKey(next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(keyDir, nextTokenKeyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err := storage.Open(h.path, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := h.clock.Now().UnixMilli()
+	err = db.Write(context.Background(), func(tx *storage.Tx) error {
+		return tx.RotateTokenKey(&storage.FedServerKey{ID: tokenKeyID(h.key), Public: h.key.Public().(ed25519.PublicKey)},
+			&storage.FedServerKey{ID: tokenKeyID(next), Public: next.Public().(ed25519.PublicKey), ValidFromMs: now}, now)
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.start() // with the old key, as cmd/hearth would read the old signing.key
+	if got := tokenKeyID(h.s.auth.signingKey()); got != tokenKeyID(next) {
+		t.Fatalf("signs tokens with %s, want the committed %s", got, tokenKeyID(next))
+	}
+	if k, err := readTokenKeyFile(filepath.Join(keyDir, TokenKeyFile)); err != nil || tokenKeyID(k) != tokenKeyID(next) {
+		t.Fatalf("signing.key after finishing: %v", err)
 	}
 }
