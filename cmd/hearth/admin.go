@@ -91,7 +91,7 @@ func newAdminCmd() *cobra.Command {
 			func(ctx context.Context, c *admin.Client, n string) error { return c.UserDelete(ctx, n) }))
 	device := &cobra.Command{Use: "device", Short: "Manage an account's devices"}
 	device.AddCommand(newAdminDeviceListCmd(env), newAdminDeviceRevokeCmd(env))
-	cmd.AddCommand(user, device, newAdminStatusCmd(env), newAdminFederationCmd(env), newAdminInviteCmd(env), newAdminBackupCmd(env))
+	cmd.AddCommand(user, device, newAdminStatusCmd(env), newAdminFederationCmd(env), newAdminInviteCmd(env), newAdminBackupCmd(env), newAdminTokenKeyCmd(env))
 	return cmd
 }
 
