@@ -15,23 +15,34 @@ import (
 	"hearth/homeserver/certs"
 )
 
-// sendFile holds `chat send`'s --file and --type flags.
+// sendFile holds `chat send`'s --file, --type and --stdin flags.
 type sendFile struct {
 	path, mime string
+	stdin      bool
 }
 
 func (f *sendFile) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.path, "file", "", "send this file (encrypted, then uploaded) instead of a text")
 	cmd.Flags().StringVar(&f.mime, "type", "", "MIME type of --file (default: guessed from its name)")
+	cmd.Flags().BoolVar(&f.stdin, "stdin", false, `read the text from standard input (as TEXT "-" does)`)
 }
 
 // args checks the positional arguments: USER TEXT, or USER with --file.
 func (f *sendFile) args(cmd *cobra.Command, args []string) error {
 	if f.path != "" {
+		if f.stdin {
+			return errors.New("--stdin and --file do not go together")
+		}
 		return cobra.ExactArgs(1)(cmd, args)
 	}
 	if f.mime != "" {
 		return errors.New("--type goes with --file")
+	}
+	if f.stdin {
+		if len(args) == 2 && args[1] != "-" {
+			return errors.New("--stdin reads the text: give no TEXT argument")
+		}
+		return cobra.RangeArgs(1, 2)(cmd, args)
 	}
 	return cobra.ExactArgs(2)(cmd, args)
 }

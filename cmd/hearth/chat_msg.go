@@ -27,7 +27,7 @@ func newChatSendCmd(env *chatEnv) *cobra.Command {
 	var timeout time.Duration
 	var file sendFile // chat_media.go
 	cmd := &cobra.Command{
-		Use:   "send USER@DOMAIN (TEXT | --file PATH [--type MIME])",
+		Use:   "send USER@DOMAIN (TEXT | - | --stdin | --file PATH [--type MIME])",
 		Short: "Send TEXT to USER; exits 0 once the server durably accepted it",
 		Long: `Queue TEXT for USER (or a group id) and send it, after what was queued
 earlier to the same conversation; other conversations never hold it back.
@@ -37,6 +37,9 @@ refused by policy) exits non-zero naming the recipient and the reason, and
 stays in the outbox marked failed ("chat outbox list", "retry", "drop").
 If --timeout passes first it exits non-zero and the message stays queued:
 a later send, recv or "outbox retry" delivers it, exactly once.
+TEXT "-" or --stdin reads the text from standard input (UTF-8, up to the
+server's message limit less encryption overhead: about 248 KiB; one trailing
+newline is dropped). An empty or whitespace-only text is refused.
 With --file, the file is encrypted and uploaded first, then the message
 referring to it is sent the same way.`,
 		Args: file.args,
@@ -51,7 +54,16 @@ referring to it is sent the same way.`,
 				return err
 			}
 			defer c.Close()
-			id, err := c.Queue(args[0], args[1])
+			text := ""
+			if len(args) > 1 {
+				text = args[1]
+			}
+			if file.stdin || text == "-" {
+				if text, err = readText(cmd.InOrStdin()); err != nil {
+					return err
+				}
+			}
+			id, err := c.Queue(args[0], text)
 			if err != nil {
 				return fmt.Errorf("not sent to %s: %w", args[0], err)
 			}
@@ -65,8 +77,53 @@ referring to it is sent the same way.`,
 	return cmd
 }
 
-// minConnectWait is the least time recv gives the server to answer.
+// readText reads a message text from r: at most client.MaxBodyBytes (a
+// longer one is refused whole), without one trailing newline.
+func readText(r io.Reader) (string, error) {
+	b, err := io.ReadAll(io.LimitReader(r, client.MaxBodyBytes+1))
+	if err != nil {
+		return "", fmt.Errorf("read the text from standard input: %w", err)
+	}
+	if len(b) > client.MaxBodyBytes {
+		return "", fmt.Errorf("the text on standard input is over %d bytes; send it as a file (--file)", client.MaxBodyBytes)
+	}
+	s := string(b)
+	if t, ok := strings.CutSuffix(s, "\n"); ok {
+		s = strings.TrimSuffix(t, "\r")
+	}
+	return s, nil
+}
+
+// minConnectWait is the least time recv gives a connected server to make
+// progress while catching up.
 const minConnectWait = 5 * time.Second
+
+// reachWait is the least time recv gives the server to be reached.
+const reachWait = time.Second
+
+// reach waits up to d for the session with the server. If the server
+// cannot be reached it says so, and how many messages stay queued.
+func reach(ctx context.Context, c *client.Client, d time.Duration) error {
+	rctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	err := c.Connect(rctx)
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+		return err
+	}
+	msg := fmt.Sprintf("could not reach the server within %v; nothing received", d)
+	if n, _ := queued(c); n > 0 {
+		msg += fmt.Sprintf("; %s not sent yet, still queued (chat outbox list)", plural(n, "message"))
+	}
+	return errors.New(msg)
+}
+
+// plural is "1 message", "2 messages".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
 
 // queued counts the outbox items that are waiting to be sent (not failed).
 func queued(c *client.Client) (int, error) {
@@ -93,8 +150,8 @@ and acknowledge them. Exits after --timeout of silence unless --follow.`,
 			ctx, cancel := signalContext(cmd.Context())
 			defer cancel()
 			if !follow {
-				// An unreachable server is silence too: give up after
-				// --timeout, but not before a slow link had a fair try.
+				// Once connected, catching up may take longer than
+				// --timeout as long as it makes progress.
 				env.connectWait = max(timeout, minConnectWait)
 			}
 			c, err := env.open()
@@ -102,6 +159,13 @@ and acknowledge them. Exits after --timeout of silence unless --follow.`,
 				return err
 			}
 			defer c.Close()
+			if !follow {
+				// A server that cannot be reached is silence: the whole
+				// command ends within --timeout (at least reachWait).
+				if err := reach(ctx, c, max(timeout, reachWait)); err != nil {
+					return err
+				}
+			}
 			// Flush also catches up and commits the leave requests of
 			// groups this device administers, so it runs even when
 			// nothing is queued.
@@ -111,7 +175,7 @@ and acknowledge them. Exits after --timeout of silence unless --follow.`,
 			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 				return err
 			} else if n, _ := queued(c); err != nil && n > 0 {
-				fmt.Fprintf(cmd.ErrOrStderr(), "hearth: warning: %d queued message(s) not sent yet; they stay queued (chat outbox list)\n", n)
+				fmt.Fprintf(cmd.ErrOrStderr(), "hearth: warning: %s not sent yet, still queued (chat outbox list)\n", plural(n, "queued message"))
 			}
 			quiet := timeout
 			if follow {
