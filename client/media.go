@@ -8,6 +8,8 @@ import (
 	"mime"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"hearth/client/store"
 	"hearth/client/transfer"
@@ -57,6 +59,9 @@ func (c *Client) QueueFile(ctx context.Context, to, path, mimeType string) (stri
 			mimeType = "application/octet-stream"
 		}
 	}
+	if mimeType, err = compactType(mimeType); err != nil {
+		return "", wire.E(op, wire.Code_CODE_BAD_REQUEST, err)
+	}
 	ref := &store.MediaRef{Type: mimeType, Name: filepath.Base(path)}
 	if err := checkMediaMeta(ref); err != nil {
 		return "", wire.E(op, wire.Code_CODE_BAD_REQUEST, err)
@@ -81,7 +86,7 @@ func (c *Client) QueueFile(ctx context.Context, to, path, mimeType string) (stri
 		return "", fmt.Errorf("%s: %w", op, err)
 	}
 	defer up.Close()
-	ref.Key, ref.SHA256, ref.Size = up.Key(), up.SHA256(), up.PlainSize()
+	ref.Key, ref.SHA256, ref.PlainSHA256, ref.Size = up.Key(), up.SHA256(), up.PlainSHA256(), up.PlainSize()
 	if u, err := identity.ParseUser(a.User); err == nil {
 		ref.Server = u.Domain // receivers on other servers fetch it from here
 	}
@@ -134,4 +139,32 @@ func (c *Client) FetchMedia(ctx context.Context, ref store.MediaRef, w io.Writer
 		return wire.E("client.FetchMedia", wire.Code_CODE_BAD_REQUEST, err)
 	}
 	return c.media.Fetch(ctx, ref, w)
+}
+
+// compactType checks a MIME type and writes it without spaces
+// ("text/plain;charset=utf-8"), the form media references carry (what
+// mime.TypeByExtension returns for .txt or .html has a space).
+func compactType(t string) (string, error) {
+	base, params, err := mime.ParseMediaType(t)
+	if err != nil {
+		return "", fmt.Errorf("bad MIME type %q: %w", t, err)
+	}
+	if !strings.Contains(base, "/") {
+		return "", fmt.Errorf("bad MIME type %q: want TYPE/SUBTYPE", t)
+	}
+	keys := make([]string, 0, len(params))
+	for k := range params {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	b.WriteString(base)
+	for _, k := range keys {
+		v := params[k]
+		if v == "" || strings.ContainsAny(v, " \t;\"\\") {
+			return "", fmt.Errorf("bad MIME type %q: parameter %s", t, k)
+		}
+		b.WriteString(";" + k + "=" + v)
+	}
+	return b.String(), nil
 }

@@ -111,6 +111,9 @@ check it against the SHA-256 in the message, decrypt it and write it to FILE
 				kv(w, "name", ref.Name)
 				kv(w, "type", ref.Type)
 				kv(w, "size", strconv.FormatInt(ref.Size, 10))
+				if ref.PlainSHA256 != "" {
+					kv(w, "sha256", ref.PlainSHA256)
+				}
 				return nil
 			})
 		},
@@ -126,15 +129,31 @@ func fetchToFile(ctx context.Context, c *client.Client, ref store.MediaRef, path
 	return certs.WriteFileFrom(path, 0o600, func(w io.Writer) error { return c.FetchMedia(ctx, ref, w) })
 }
 
-// shownMessage is a message as recv/history print it: the media
-// reference without its key (media get finds the key by message id).
-func shownMessage(m store.Message) store.Message {
-	if m.Media != nil {
-		ref := *m.Media
-		ref.Key = ""
-		m.Media = &ref
+// shownMedia is a media reference as recv/history --json print it: the
+// SHA-256 of the file (what sha256sum prints; empty when the sender did
+// not send it) and of its ciphertext, never the key (media get finds the
+// key by message id).
+type shownMedia struct {
+	ID               string `json:"id"`
+	SHA256           string `json:"sha256,omitempty"`
+	CiphertextSHA256 string `json:"ciphertext_sha256"`
+	Size             int64  `json:"size"`
+	Type             string `json:"type"`
+	Name             string `json:"name"`
+}
+
+// shown is a message as recv/history --json print it.
+type shown struct {
+	store.Message
+	Media *shownMedia `json:"media,omitempty"`
+}
+
+func shownMessage(m store.Message) shown {
+	s := shown{Message: m}
+	if r := m.Media; r != nil {
+		s.Media = &shownMedia{ID: r.ID, SHA256: r.PlainSHA256, CiphertextSHA256: r.SHA256, Size: r.Size, Type: r.Type, Name: r.Name}
 	}
-	return m
+	return s
 }
 
 // mediaText is the plain-text line of a media message.

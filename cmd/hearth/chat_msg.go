@@ -199,7 +199,7 @@ and acknowledge them. Exits after --timeout of silence unless --follow.`,
 	f.BoolVar(&follow, "follow", false, "keep printing until interrupted")
 	f.BoolVar(&signals, "signals", false, `also print typing and presence as they arrive (JSON: "event":"typing"|"presence", "user", "conversation", "typing", "state")`)
 	f.DurationVar(&timeout, "timeout", 2*time.Second, "exit after this long without a new message")
-	f.BoolVar(&asJSON, "json", false, `one JSON object per line: {"id","conversation","from","text","sent_at","seq"} plus "event","user" for group changes and "media" {"id","sha256","size","type","name"} for files`)
+	f.BoolVar(&asJSON, "json", false, `one JSON object per line: {"id","conversation","from","text","sent_at","seq"} plus "event","user" for group changes and "media" {"id","sha256" (of the file, as sha256sum prints it),"ciphertext_sha256","size","type","name"} for files`)
 	return cmd
 }
 
