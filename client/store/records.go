@@ -195,8 +195,8 @@ type MediaRef struct {
 	// prints), hex; empty in references from before it was sent.
 	PlainSHA256 string `json:"plain_sha256,omitempty"`
 	Size        int64  `json:"size"` // plaintext bytes
-	Type   string `json:"type"`   // MIME type, e.g. "image/png"
-	Name   string `json:"name"`   // file name, without folders
+	Type        string `json:"type"` // MIME type, e.g. "image/png"
+	Name        string `json:"name"` // file name, without folders
 	// Server is the domain of the server holding the file (the uploader's);
 	// empty in references from before media crossed servers: the reader's own.
 	Server string `json:"server,omitempty"`
