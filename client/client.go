@@ -21,6 +21,7 @@ import (
 	"hearth/client/session"
 	"hearth/client/store"
 	"hearth/client/transfer"
+	"hearth/keys/identity"
 )
 
 // DialFunc opens a control stream to addr (HOST:PORT) trusting the CA in
@@ -75,6 +76,14 @@ type Client struct {
 
 // ErrNotLoggedIn is returned when the profile has no account yet.
 var ErrNotLoggedIn = account.ErrNotLoggedIn
+
+// ErrSessionEnded is wrapped when the server refused this device for good
+// (revoked, account disabled or deleted, login no longer valid).
+var ErrSessionEnded = session.ErrEnded
+
+// ErrIdentityChanged is wrapped when a user's device list is signed by
+// another identity key than the one this device pinned (Trust accepts it).
+var ErrIdentityChanged = identity.ErrIdentityChanged
 
 // Open opens the profile store. Several runs (processes) may use one
 // profile at once; the store serializes their transactions.

@@ -57,6 +57,8 @@ type Store struct {
 	lastEnd  time.Time
 	lastWant time.Time // last look for the want file
 	opens    int       // how often the file was opened (tests, benchmarks)
+	damaged  error     // the file is damaged (damage.go): every transaction fails with it
+	file     *os.File  // db's file (markDamaged closes it)
 }
 
 // Timing of the shared-file protocol (doc.go).
@@ -130,7 +132,7 @@ func (s *Store) closeLocked() error {
 		return nil
 	}
 	err := s.db.Close()
-	s.db = nil
+	s.db, s.file = nil, nil
 	if err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
@@ -142,6 +144,9 @@ func (s *Store) closeLocked() error {
 func (s *Store) acquire() (*bolt.DB, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.damaged != nil {
+		return nil, s.damaged
+	}
 	// While yielding, transactions still start on the open file (one may be
 	// nested in another); the file is closed the moment none runs.
 	if s.db == nil {
@@ -161,14 +166,18 @@ func (s *Store) openLocked() error {
 	}
 	deadline := time.Now().Add(s.timeout)
 	for {
-		db, err := bolt.Open(s.path, 0o600, &bolt.Options{Timeout: time.Nanosecond}) // one flock attempt
+		db, f, err := openBolt(s.path, bolt.Options{Timeout: time.Nanosecond}) // one flock attempt
 		if err == nil {
-			s.db = db
+			s.db, s.file = db, f
 			s.opens++
 			os.Remove(s.wantPath) // served; other waiters mark it again
 			return nil
 		}
 		if !errors.Is(err, bolt.ErrTimeout) {
+			if err = openError(s.path, err); errors.Is(err, ErrDamaged) {
+				s.damaged = err
+				return err
+			}
 			return fmt.Errorf("store: open: %w", err)
 		}
 		if time.Now().After(deadline) {
@@ -264,7 +273,9 @@ func (s *Store) Update(fn func(*Tx) error) error {
 		return err
 	}
 	defer s.release()
-	return db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+	return s.markDamaged(guarded(s.path, func() error {
+		return db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+	}))
 }
 
 // View runs fn in a read-only transaction. fn must not call write methods.
@@ -274,7 +285,9 @@ func (s *Store) View(fn func(*Tx) error) error {
 		return err
 	}
 	defer s.release()
-	return db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+	return s.markDamaged(guarded(s.path, func() error {
+		return db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+	}))
 }
 
 func u64key(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }

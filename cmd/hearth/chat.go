@@ -42,7 +42,7 @@ func newChatCmd() *cobra.Command {
 	cmd.PersistentFlags().StringVar(&env.profile, "profile", "", "profile folder of this device (required)")
 	cmd.PersistentFlags().BoolVar(&env.verbose, "verbose", false, "log protocol events to stderr")
 	cmd.AddCommand(newChatLoginCmd(env), newChatDeviceCmd(env), newChatSendCmd(env), newChatRecvCmd(env), newChatHistoryCmd(env), newChatGroupCmd(env),
-		newChatMediaCmd(env), newChatOutboxCmd(env))
+		newChatMediaCmd(env), newChatOutboxCmd(env), newChatDoctorCmd(env))
 	cmd.AddCommand(newChatTypingCmd(env), newChatPresenceCmd(env))
 	return cmd
 }
