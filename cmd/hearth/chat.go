@@ -43,7 +43,7 @@ func newChatCmd() *cobra.Command {
 	cmd.PersistentFlags().BoolVar(&env.verbose, "verbose", false, "log protocol events to stderr")
 	cmd.AddCommand(newChatLoginCmd(env), newChatDeviceCmd(env), newChatSendCmd(env), newChatRecvCmd(env), newChatHistoryCmd(env), newChatGroupCmd(env),
 		newChatMediaCmd(env), newChatOutboxCmd(env), newChatDoctorCmd(env))
-	cmd.AddCommand(newChatTypingCmd(env), newChatPresenceCmd(env))
+	cmd.AddCommand(newChatTypingCmd(env), newChatPresenceCmd(env), newChatSafetyCmd(env), newChatTrustCmd(env))
 	return cmd
 }
 
