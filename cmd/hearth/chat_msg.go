@@ -274,6 +274,11 @@ func flushSent(w io.Writer, ctx context.Context, c *client.Client, to, id string
 			to, timeout, lastTry(c, id), id)
 	case errors.Is(err, context.Canceled):
 		return fmt.Errorf("interrupted; message %s to %s stays queued and is sent by the next send, recv or outbox retry", id, to)
+	case errors.Is(err, client.ErrSessionEnded):
+		// This device can never send it (revoked, account disabled or
+		// deleted): it does not stay queued.
+		c.DropOutbox(id)
+		return err
 	case errors.Is(err, client.ErrIdentityChanged):
 		return fmt.Errorf("not sent to %s: %s (message %s is kept as failed: after trusting, chat outbox retry %s)", to, identityChangedText(err), id, id)
 	case errors.Is(err, client.ErrNotDelivered):
