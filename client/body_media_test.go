@@ -114,3 +114,17 @@ func TestCompactType(t *testing.T) {
 		}
 	}
 }
+
+// TestGuessType: common files get their type from the name alone, also
+// where the system has no MIME table, and every guess is sendable.
+func TestGuessType(t *testing.T) {
+	for name, prefix := range map[string]string{
+		"notes.txt": "text/plain", "page.html": "text/html", "README.md": "text/markdown", "a.CSV": "text/csv",
+		"report.pdf": "application/pdf", "photo.JPG": "image/jpeg", "x.unknownext": "application/octet-stream",
+	} {
+		got, err := compactType(guessType(name))
+		if err != nil || !strings.HasPrefix(got, prefix) {
+			t.Errorf("%s: type %q, %v; want %s…", name, got, err, prefix)
+		}
+	}
+}

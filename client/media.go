@@ -55,9 +55,7 @@ func (c *Client) QueueFile(ctx context.Context, to, path, mimeType string) (stri
 		return "", err
 	}
 	if mimeType == "" {
-		if mimeType = mime.TypeByExtension(filepath.Ext(path)); mimeType == "" {
-			mimeType = "application/octet-stream"
-		}
+		mimeType = guessType(path)
 	}
 	if mimeType, err = compactType(mimeType); err != nil {
 		return "", wire.E(op, wire.Code_CODE_BAD_REQUEST, err)
@@ -167,4 +165,28 @@ func compactType(t string) (string, error) {
 		b.WriteString(";" + k + "=" + v)
 	}
 	return b.String(), nil
+}
+
+// commonTypes are types of common files that systems without a MIME
+// table (/etc/mime.types) would not know; mime.TypeByExtension comes first.
+var commonTypes = map[string]string{
+	".txt": "text/plain;charset=utf-8", ".text": "text/plain;charset=utf-8", ".log": "text/plain;charset=utf-8",
+	".md": "text/markdown;charset=utf-8", ".csv": "text/csv;charset=utf-8", ".ics": "text/calendar",
+	".zip": "application/zip", ".gz": "application/gzip", ".tar": "application/x-tar",
+	".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".wav": "audio/wav", ".mp4": "video/mp4", ".webm": "video/webm",
+	".odt": "application/vnd.oasis.opendocument.text", ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+	".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+// guessType is the MIME type of a file by its name's extension,
+// application/octet-stream when it is not known.
+func guessType(path string) string {
+	ext := strings.ToLower(filepath.Ext(path))
+	if t := mime.TypeByExtension(ext); t != "" {
+		return t
+	}
+	if t, ok := commonTypes[ext]; ok {
+		return t
+	}
+	return "application/octet-stream"
 }

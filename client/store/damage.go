@@ -3,11 +3,13 @@ package store
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -41,12 +43,16 @@ func DamagedFile(err error) (string, bool) {
 	return "", false
 }
 
-// openError turns what bolt.Open says about a bad file into a damage error.
+// openError turns what bolt.Open says about a bad file into a damage
+// error: anything but a timeout or a system call's failure (permissions,
+// disk) is about the file's content.
 func openError(path string, err error) error {
-	if errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrChecksum) || errors.Is(err, berrors.ErrVersionMismatch) {
-		return &damagedError{path: path, detail: err.Error()}
+	var pathErr *fs.PathError
+	var errno syscall.Errno
+	if errors.Is(err, berrors.ErrTimeout) || errors.As(err, &pathErr) || errors.As(err, &errno) {
+		return err
 	}
-	return err
+	return &damagedError{path: path, detail: err.Error()}
 }
 
 // guarded runs fn and turns a panic or memory fault raised inside bbolt

@@ -118,6 +118,9 @@ func Open(dir string, timeout time.Duration) (*Store, error) {
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.damaged != nil {
+		return nil // the file is closed already; a transaction stuck in bbolt would never end
+	}
 	for s.refs > 0 {
 		s.cond.Wait()
 	}

@@ -186,9 +186,10 @@ and acknowledge them. Exits after --timeout of silence unless --follow.`,
 			if signals {
 				lw := &lineWriter{w: out}
 				out = lw
-				c.OnSignal(func(s client.Signal) { printSignal(lw, s, asJSON) })
+				c.OnSignal(func(s client.Signal) { printSignal(lw, s, asJSON, c.GroupName) })
 			}
-			err = c.Receive(ctx, quiet, func(m store.Message) error { return printMessage(out, m, asJSON) })
+			names := newEventNames(c)
+			err = c.Receive(ctx, quiet, func(m store.Message) error { return printMessage(out, m, asJSON, names) })
 			if follow && errors.Is(err, context.Canceled) {
 				return nil // interrupted
 			}
@@ -226,8 +227,9 @@ func newChatHistoryCmd(env *chatEnv) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			names := newEventNames(c)
 			for _, m := range msgs {
-				if err := printMessage(cmd.OutOrStdout(), m, asJSON); err != nil {
+				if err := printMessage(cmd.OutOrStdout(), m, asJSON, names); err != nil {
 					return err
 				}
 			}
@@ -239,7 +241,7 @@ func newChatHistoryCmd(env *chatEnv) *cobra.Command {
 	return cmd
 }
 
-func printMessage(w io.Writer, m store.Message, asJSON bool) error {
+func printMessage(w io.Writer, m store.Message, asJSON bool, names *eventNames) error {
 	if asJSON {
 		b, err := json.Marshal(shownMessage(m))
 		if err != nil {
@@ -249,7 +251,11 @@ func printMessage(w io.Writer, m store.Message, asJSON bool) error {
 		return err
 	}
 	if m.Event != "" {
-		_, err := fmt.Fprintf(w, "%s #%d %s: [%s] %s %s\n", m.SentAt.Format(time.RFC3339), m.Seq, m.From, m.Event, m.User, m.Text)
+		text := names.eventText(m)
+		if text == "" {
+			return nil
+		}
+		_, err := fmt.Fprintf(w, "%s #%d * %s\n", m.SentAt.Format(time.RFC3339), m.Seq, text)
 		return err
 	}
 	text := m.Text
