@@ -65,9 +65,9 @@ func TestChatSendStdinAndFiles(t *testing.T) {
 	}
 
 	type recvMsg struct {
-		ID    string            `json:"id"`
-		Text  string            `json:"text"`
-		Raw   struct {
+		ID   string `json:"id"`
+		Text string `json:"text"`
+		Raw  struct {
 			SHA256     string `json:"sha256"`
 			Ciphertext string `json:"ciphertext_sha256"`
 			Type       string `json:"type"`
