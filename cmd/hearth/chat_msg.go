@@ -274,6 +274,7 @@ func flushSent(w io.Writer, ctx context.Context, c *client.Client, to, id string
 	switch {
 	case err == nil:
 		kv(w, "id", id)
+		flushControls(ctx, c)
 		return nil
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("not sent to %s within %v%s; message %s stays queued and is sent by the next send, recv or outbox retry",
@@ -291,6 +292,28 @@ func flushSent(w io.Writer, ctx context.Context, c *client.Client, to, id string
 		return fmt.Errorf("not sent to %s: %s (message %s is kept as failed: chat outbox retry|drop %s)", to, reason(err), id, id)
 	}
 	return err
+}
+
+// flushControls sends the group control messages queued meanwhile (a
+// group description forwarded to a device this send's commit added), so
+// that they do not wait for the next send or recv; what does not go out
+// within a few seconds stays queued.
+func flushControls(ctx context.Context, c *client.Client) {
+	items, err := c.Outbox()
+	if err != nil {
+		return
+	}
+	last := ""
+	for _, it := range items {
+		if it.Control != nil && it.Failed == "" {
+			last = it.ID
+		}
+	}
+	if last != "" {
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		c.Flush(fctx, last)
+	}
 }
 
 // lastTry is the reason of the message's last failed try, if any.

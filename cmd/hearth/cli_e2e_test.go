@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The tests of this file drive what a daily user meets (issue 14, "The
@@ -99,6 +102,10 @@ func TestChatSendStdinAndFiles(t *testing.T) {
 	}
 	if got != 3 {
 		t.Errorf("bob got %d of the 200 KiB text and the two files", got)
+	}
+	// The server started without users: it said what to do next.
+	if log := n.srv.log(); !strings.Contains(log, "Next steps") || !strings.Contains(log, "user add alice --password-stdin") {
+		t.Errorf("serve on first run printed no next steps:\n%s", log)
 	}
 	if strings.Contains(n.srv.log(), "level=ERROR") {
 		t.Errorf("server logged an ERROR:\n%s", n.srv.log())
@@ -272,5 +279,72 @@ func TestChatErrorsForPeople(t *testing.T) {
 	// deleted accounts' devices leave a federation ERROR of their own.)
 	if strings.Contains(n.srv.log(), `level=ERROR msg="request failed"`) {
 		t.Errorf("server logged a request failure:\n%s", n.srv.log())
+	}
+}
+
+// TestChatGroupEventsReadLikeChat: recv's text form tells group changes
+// as a chat app does, with the group's name; typing in a group names the
+// group; a device its user links later (added by any member's commit)
+// knows the group's name and admins.
+func TestChatGroupEventsReadLikeChat(t *testing.T) {
+	skipShort(t)
+	n := newChatNet(t, "alice", "bob", "carol")
+	alice, bob, carol := newProfile(t, "alice"), newProfile(t, "bob"), newProfile(t, "carol")
+	var bobKey string
+	for _, p := range []*profile{alice, bob, carol} {
+		out := p.must(t, password(p.user), p.loginArgs(n)...)
+		if p == bob {
+			bobKey = keyValues(out)["recovery-key"]
+		}
+		p.must(t, "", "recv", "--timeout", "1s") // publishes KeyPackages
+	}
+	out := strings.Split(strings.TrimSpace(alice.must(t, "", "group", "create", "Team", "--members", bobAddr)), "\n")
+	id := out[len(out)-1]
+	alice.must(t, "", "group", "add", id, "carol@localhost")
+	alice.must(t, "", "group", "promote", id, bobAddr)
+	text := bob.must(t, "", "recv", "--timeout", "1s")
+	for _, want := range []string{"* alice created the group Team\n", "* alice added carol\n", "* alice made you an admin\n"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("bob's recv lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, id) || strings.Contains(text, "[") {
+		t.Errorf("bob's recv shows ids or raw events:\n%s", text)
+	}
+	if text := carol.must(t, "", "recv", "--timeout", "1s"); !strings.Contains(text, "* alice added you to the group Team\n") {
+		t.Errorf("carol's recv:\n%s", text)
+	}
+	carol.must(t, "", "group", "leave", id)
+	if text := alice.must(t, "", "recv", "--timeout", "1s"); !strings.Contains(text, "* carol left the group Team\n") {
+		t.Errorf("alice's recv after carol left:\n%s", text)
+	}
+
+	// Typing in the group names it.
+	follow := exec.Command(hearthBin, "chat", "--profile", bob.dir, "recv", "--signals", "--timeout", "2500ms")
+	var fout strings.Builder
+	follow.Stdout = &fout
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // recv is connected and listening
+	alice.must(t, "", "typing", id)
+	follow.Wait()
+	if !strings.Contains(fout.String(), "* alice@localhost is typing in the group Team\n") {
+		t.Errorf("bob's recv --signals:\n%s", fout.String())
+	}
+
+	// Bob links a laptop; alice's next send adds it and forwards the
+	// group's description.
+	keyFile := filepath.Join(t.TempDir(), "bob.rk")
+	os.WriteFile(keyFile, []byte(bobKey), 0o600)
+	laptop := newProfile(t, "bob")
+	laptop.must(t, password("bob"), laptop.loginArgs(n, "--recovery-key-file", keyFile)...)
+	alice.must(t, "", "send", id, "welcome, laptop")
+	text = laptop.must(t, "", "recv", "--timeout", "1s")
+	if !strings.Contains(text, "alice@localhost: welcome, laptop") {
+		t.Errorf("laptop's recv:\n%s", text)
+	}
+	if gi := groupInfo(t, laptop, id); gi.Name != "Team" || !slices.Equal(gi.Admins, []string{aliceAddr, bobAddr}) {
+		t.Errorf("the laptop sees %+v", gi)
 	}
 }
