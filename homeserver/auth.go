@@ -204,6 +204,16 @@ func (s *authority) localName(user string) (string, bool) {
 	return u.Local, true
 }
 
+// userGone reports whether the local user sub (user@domain) does not exist.
+func (s *authority) userGone(ctx context.Context, sub string) bool {
+	name, ok := s.localName(sub)
+	if !ok {
+		return false
+	}
+	err := s.db.Read(ctx, func(tx *storage.Tx) error { _, err := tx.UserByName(name); return err })
+	return errors.Is(err, storage.ErrNotFound)
+}
+
 // checkAccessToken verifies a token and returns its device, which must be
 // live (not revoked, user not disabled, token not older than a chain
 // revocation).
@@ -230,6 +240,11 @@ func (s *authority) checkAccessToken(ctx context.Context, tok string) (*storage.
 		return err
 	})
 	if errors.Is(err, storage.ErrNotFound) {
+		if s.userGone(ctx, c.Sub) {
+			// The token is genuine (signed by this server), so its holder
+			// may learn that its account no longer exists.
+			return nil, wire.Errorf(op, wire.Code_CODE_USER_DISABLED, "account deleted")
+		}
 		return nil, wire.Errorf(op, wire.Code_CODE_UNAUTHENTICATED, "unknown device")
 	}
 	if err != nil {

@@ -161,7 +161,7 @@ func (s *Session) run(ctx context.Context) {
 		}
 		if isFatal(err) {
 			s.log.Warn("session ended", "err", err)
-			s.stop(fmt.Errorf("%w: %w (this profile's device can no longer connect; log in with a new --profile)", ErrEnded, err))
+			s.stop(fmt.Errorf("%w: %w", ErrEnded, err))
 			return
 		}
 		s.log.Debug("connection lost", "err", err, "attempt", attempt)

@@ -205,9 +205,12 @@ type MediaRef struct {
 	ID     string `json:"id"`     // the server's media id
 	Key    string `json:"key"`    // keys/media key, base64url
 	SHA256 string `json:"sha256"` // of the ciphertext, hex
-	Size   int64  `json:"size"`   // plaintext bytes
-	Type   string `json:"type"`   // MIME type, e.g. "image/png"
-	Name   string `json:"name"`   // file name, without folders
+	// PlainSHA256 is the SHA-256 of the file itself (what sha256sum
+	// prints), hex; empty in references from before it was sent.
+	PlainSHA256 string `json:"plain_sha256,omitempty"`
+	Size        int64  `json:"size"` // plaintext bytes
+	Type        string `json:"type"` // MIME type, e.g. "image/png"
+	Name        string `json:"name"` // file name, without folders
 	// Server is the domain of the server holding the file (the uploader's);
 	// empty in references from before media crossed servers: the reader's own.
 	Server string `json:"server,omitempty"`

@@ -58,6 +58,8 @@ type Store struct {
 	lastWant time.Time // last look for the want file
 	opens    int       // how often the file was opened (tests, benchmarks)
 	sealer   *sealer   // encrypts record values; nil: a profile without passphrase (crypt.go)
+	damaged  error     // the file is damaged (damage.go): every transaction fails with it
+	file     *os.File  // db's file (markDamaged closes it)
 }
 
 // Options are how a profile is opened.
@@ -137,6 +139,9 @@ func OpenWith(dir string, timeout time.Duration, opts Options) (*Store, error) {
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.damaged != nil {
+		return nil // the file is closed already; a transaction stuck in bbolt would never end
+	}
 	for s.refs > 0 {
 		s.cond.Wait()
 	}
@@ -151,7 +156,7 @@ func (s *Store) closeLocked() error {
 		return nil
 	}
 	err := s.db.Close()
-	s.db = nil
+	s.db, s.file = nil, nil
 	if err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
@@ -163,6 +168,9 @@ func (s *Store) closeLocked() error {
 func (s *Store) acquire() (*bolt.DB, *sealer, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.damaged != nil {
+		return nil, nil, s.damaged
+	}
 	// While yielding, transactions still start on the open file (one may be
 	// nested in another); the file is closed the moment none runs.
 	if s.db == nil {
@@ -182,14 +190,18 @@ func (s *Store) openLocked() error {
 	}
 	deadline := time.Now().Add(s.timeout)
 	for {
-		db, err := bolt.Open(s.path, 0o600, &bolt.Options{Timeout: time.Nanosecond}) // one flock attempt
+		db, f, err := openBolt(s.path, bolt.Options{Timeout: time.Nanosecond}) // one flock attempt
 		if err == nil {
-			s.db = db
+			s.db, s.file = db, f
 			s.opens++
 			os.Remove(s.wantPath) // served; other waiters mark it again
 			return nil
 		}
 		if !errors.Is(err, bolt.ErrTimeout) {
+			if err = openError(s.path, err); errors.Is(err, ErrDamaged) {
+				s.damaged = err
+				return err
+			}
 			return fmt.Errorf("store: open: %w", err)
 		}
 		if time.Now().After(deadline) {
@@ -337,14 +349,16 @@ func (s *Store) update(fn func(*Tx) error, check bool) error {
 		return err
 	}
 	defer s.release()
-	return db.Update(func(tx *bolt.Tx) error {
-		if check {
-			if err := lockedElsewhere(tx, sl); err != nil {
-				return err
+	return s.markDamaged(guarded(s.path, func() error {
+		return db.Update(func(tx *bolt.Tx) error {
+			if check {
+				if err := lockedElsewhere(tx, sl); err != nil {
+					return err
+				}
 			}
-		}
-		return fn(&Tx{tx: tx, s: sl})
-	})
+			return fn(&Tx{tx: tx, s: sl})
+		})
+	}))
 }
 
 // View runs fn in a read-only transaction. fn must not call write methods.
@@ -354,12 +368,14 @@ func (s *Store) View(fn func(*Tx) error) error {
 		return err
 	}
 	defer s.release()
-	return db.View(func(tx *bolt.Tx) error {
-		if err := lockedElsewhere(tx, sl); err != nil {
-			return err
-		}
-		return fn(&Tx{tx: tx, s: sl})
-	})
+	return s.markDamaged(guarded(s.path, func() error {
+		return db.View(func(tx *bolt.Tx) error {
+			if err := lockedElsewhere(tx, sl); err != nil {
+				return err
+			}
+			return fn(&Tx{tx: tx, s: sl})
+		})
+	}))
 }
 
 func u64key(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }

@@ -273,8 +273,8 @@ func newAdminStatusCmd(env *adminEnv) *cobra.Command {
 				if asJSON {
 					return writeJSONOut(cmd.OutOrStdout(), st)
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "domain:   %s\nversion:  %s\nstarted:  %s\nusers:    %d\nonline:   %d sessions\n",
-					st.Domain, st.Version, fmtMs(st.StartedMs), st.Users, st.OnlineSessions)
+				fmt.Fprintf(cmd.OutOrStdout(), "domain:   %s\nversion:  %s\nstarted:  %s\nusers:    %d\nonline:   %s\n",
+					st.Domain, st.Version, fmtMs(st.StartedMs), st.Users, plural(int(st.OnlineSessions), "session"))
 				printStatusFigures(cmd.OutOrStdout(), st)
 				return nil
 			})

@@ -56,8 +56,8 @@ func newChatCmd() *cobra.Command {
 	cmd.PersistentFlags().BoolVar(&env.passphraseStdin, "passphrase-stdin", false,
 		"read the profile passphrase from standard input (an encrypted profile; with login --password-stdin: the line after the password); else $"+passphraseFileEnv)
 	cmd.AddCommand(newChatLoginCmd(env), newChatDeviceCmd(env), newChatSendCmd(env), newChatRecvCmd(env), newChatHistoryCmd(env), newChatGroupCmd(env),
-		newChatMediaCmd(env), newChatOutboxCmd(env), newChatProfileCmd(env))
-	cmd.AddCommand(newChatTypingCmd(env), newChatPresenceCmd(env))
+		newChatMediaCmd(env), newChatOutboxCmd(env), newChatProfileCmd(env), newChatDoctorCmd(env))
+	cmd.AddCommand(newChatTypingCmd(env), newChatPresenceCmd(env), newChatSafetyCmd(env), newChatTrustCmd(env))
 	cmd.AddCommand(newChatSettingsCmd(env))
 	env.wrapStats(cmd)
 	return cmd

@@ -72,7 +72,7 @@ func (l *lineWriter) Write(p []byte) (int, error) {
 // printSignal prints one typing or presence push: JSON objects carry
 // "event" ("typing" or "presence"), "user", and "conversation" and
 // "typing", or "state" and "last_active".
-func printSignal(w io.Writer, s client.Signal, asJSON bool) {
+func printSignal(w io.Writer, s client.Signal, asJSON bool, groupName func(string) (string, bool)) {
 	if asJSON {
 		obj := map[string]any{"event": s.Event, "user": s.User}
 		if s.Event == "typing" {
@@ -92,7 +92,12 @@ func printSignal(w io.Writer, s client.Signal, asJSON bool) {
 		if !s.Typing {
 			what = "stopped typing"
 		}
-		fmt.Fprintf(w, "* %s %s in %s\n", s.User, what, s.Conversation)
+		// A group is named; a direct conversation is the one with s.User.
+		if name, ok := groupName(s.Conversation); ok {
+			fmt.Fprintf(w, "* %s %s in the group %s\n", s.User, what, name)
+		} else {
+			fmt.Fprintf(w, "* %s %s\n", s.User, what)
+		}
 		return
 	}
 	fmt.Fprintf(w, "* %s is %s\n", s.User, s.State)

@@ -231,6 +231,10 @@ func runServer(ctx context.Context, dir, listen, metricsFlag string, log *slog.L
 	defer os.Remove(addrPath)
 	log.Info("hearth serving", "domain", cfg.Domain, "quic", "udp://"+pc.LocalAddr().String(), "https", "https://"+bound,
 		"webtransport", "https://"+bound+transport.PathWebTransport, "ca", caPath, "admin", sockPath, "version", version)
+	var users int
+	if err := db.Read(ctx, func(tx *storage.Tx) (err error) { users, err = tx.CountUsers(); return }); err == nil && users == 0 {
+		fmt.Fprint(os.Stderr, nextSteps(dir, cfg.Domain, bound, caPath))
+	}
 
 	if err := sdNotify("READY=1\nSTATUS=serving " + cfg.Domain + " on " + bound); err != nil {
 		log.Warn("cannot notify the service manager", "err", err)
@@ -381,4 +385,17 @@ func lockDir(dir string) (unlock func(), err error) {
 	f.Truncate(0)
 	fmt.Fprintf(f, "%d\n", os.Getpid())
 	return func() { f.Close() }, nil
+}
+
+// nextSteps is what a server without users prints after it started: how
+// to add a user and log in.
+func nextSteps(dir, domain, addr, caPath string) string {
+	return fmt.Sprintf(`
+Hearth is running for %[2]s. Next steps, in another terminal:
+  1. add a user:  echo 'alice password' | hearth admin --dir %[1]s user add alice --password-stdin
+  2. log in:      echo 'alice password' | hearth chat --profile ./alice login alice@%[2]s --server %[3]s --ca %[4]s --password-stdin
+  3. chat:        hearth chat --profile ./alice send bob@%[2]s 'Hi!'   (once bob exists and logged in too)
+Stop the server with Ctrl-C.
+
+`, dir, domain, addr, caPath)
 }
