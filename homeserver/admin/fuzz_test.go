@@ -18,7 +18,7 @@ func FuzzSocketRequest(f *testing.F) {
 	f.Add("DELETE", "/v1/users/a/devices/D1", []byte(nil))
 	f.Add("POST", "/v1/users", []byte(`{"name":1}`))
 	f.Add("GET", "/v1/users/%2e%2e/devices", []byte(nil))
-	h := NewSocketServer(newMemOps(), nil).routes()
+	h := NewSocketServer(newMemOps(), nil, nil).routes()
 	f.Fuzz(func(t *testing.T, method, path string, body []byte) {
 		req, err := http.NewRequest(method, "http://admin"+path, bytes.NewReader(body))
 		if err != nil {

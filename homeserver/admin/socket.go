@@ -98,22 +98,28 @@ func (l *socketListener) Close() error {
 
 // SocketServer serves Ops as JSON over HTTP on the admin socket.
 type SocketServer struct {
-	ops Ops
-	log *slog.Logger
-	srv *http.Server
+	ops   Ops
+	audit AuditLog // nil: nothing recorded
+	log   *slog.Logger
+	srv   *http.Server
 
 	mu sync.Mutex
 	ln net.Listener // set by Serve
 }
 
-// NewSocketServer returns a server for ops; log may be nil.
-func NewSocketServer(ops Ops, log *slog.Logger) *SocketServer {
+// NewSocketServer returns a server for ops that records every request that
+// changes something (all but GET) in audit as done by ActorLocal; audit and
+// log may be nil.
+func NewSocketServer(ops Ops, audit AuditLog, log *slog.Logger) *SocketServer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &SocketServer{ops: ops, log: log}
+	s := &SocketServer{ops: ops, audit: audit, log: log}
+	a := &auditor{mux: s.routes(), log: audit, via: ViaSocket, now: time.Now, lg: log}
 	s.srv = &http.Server{
-		Handler:           s.routes(),
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			a.serve(w, r, ActorLocal, r.Method != http.MethodGet)
+		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		MaxHeaderBytes:    16 << 10,
@@ -171,7 +177,7 @@ type (
 	}
 )
 
-func (s *SocketServer) routes() http.Handler {
+func (s *SocketServer) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		st, err := s.ops.Status(r.Context())
@@ -187,6 +193,7 @@ func (s *SocketServer) routes() http.Handler {
 			return
 		}
 		defer clear(req.Password)
+		noteTarget(r, "name", req.Name)
 		u, err := s.ops.UserAdd(r.Context(), req.Name, req.Password, req.Admin)
 		s.reply(w, http.StatusCreated, u, err)
 	})
@@ -216,6 +223,7 @@ func (s *SocketServer) routes() http.Handler {
 	})
 	s.federationRoutes(mux)
 	s.inviteRoutes(mux)
+	s.auditRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, s.log, wire.Errorf("admin", wire.Code_CODE_NOT_FOUND, "no admin operation %s %s", r.Method, r.URL.Path))
 	})
