@@ -48,6 +48,7 @@ func newChatCmd() *cobra.Command {
 		newChatMediaCmd(env), newChatOutboxCmd(env))
 	cmd.AddCommand(newChatTypingCmd(env), newChatPresenceCmd(env))
 	cmd.AddCommand(newChatSettingsCmd(env))
+	cmd.AddCommand(newChatTokenCmd(env))
 	return cmd
 }
 

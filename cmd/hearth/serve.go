@@ -140,6 +140,7 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger) error 
 	tr, err := transport.New(cfg.transportConfig(), transport.Deps{
 		Streams: hs, History: hs, Media: hs, TLS: tlsConf, Log: log.With("component", "transport"), Federation: hs.FederationHandler(),
 		ResetKey: resetKey,
+		Admin:    admin.NewRESTHandler(hs, hs, hs, log.With("component", "admin", "via", "rest")),
 		Health: func(ctx context.Context) (transport.Health, error) {
 			st, err := hs.Status(ctx)
 			return transport.Health{Domain: st.Domain, Version: st.Version, StartedMs: st.StartedMs, OnlineSessions: st.OnlineSessions}, err
@@ -159,7 +160,7 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger) error 
 		ln.Close()
 		return err
 	}
-	adm := admin.NewSocketServer(hs, log.With("component", "admin"))
+	adm := admin.NewSocketServer(hs, hs, log.With("component", "admin"))
 
 	errc := make(chan error, 3)
 	go func() { errc <- tr.ServeQUIC(pc) }()

@@ -20,6 +20,8 @@ const (
 	PathWebSocket    = "/hearth/v1/ws"
 	PathMessages     = "/hearth/v1/messages"
 	PathHealth       = "/healthz"
+	// PathAdmin is the prefix of the remote admin routes (Deps.Admin).
+	PathAdmin = "/hearth/v1/admin/"
 )
 
 // StreamServer serves one client control stream until it ends; it closes rwc.
@@ -108,6 +110,9 @@ type Deps struct {
 	// Federation serves /hearth/federation/ and /.well-known/hearth/ (the
 	// server-to-server endpoints, docs/federation.md); nil: not served.
 	Federation http.Handler
+	// Admin serves PathAdmin: the admin routes for admin-role users'
+	// access tokens (homeserver/admin.NewRESTHandler); nil: not served.
+	Admin http.Handler
 	// ResetKey derives QUIC stateless reset tokens. Kept across restarts
 	// (cmd/hearth stores it in the data folder), it lets a restarted
 	// server answer packets of connections it lost with a stateless
