@@ -33,9 +33,11 @@ var version = "dev"
 
 // The homeserver is what the transport and the admin socket serve.
 var (
-	_ transport.StreamServer  = (*homeserver.Server)(nil)
-	_ transport.HistoryServer = (*homeserver.Server)(nil)
-	_ admin.Ops               = (*homeserver.Server)(nil)
+	_ transport.StreamServer       = (*homeserver.Server)(nil)
+	_ transport.HistoryServer      = (*homeserver.Server)(nil)
+	_ admin.Ops                    = (*homeserver.Server)(nil)
+	_ transport.TokenServer        = (*homeserver.Server)(nil)
+	_ transport.ConversationLister = (*homeserver.Server)(nil)
 )
 
 // shutdownGrace is how long sessions get to end after SIGINT/SIGTERM.
@@ -138,7 +140,7 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger) error 
 		return err
 	}
 	tr, err := transport.New(cfg.transportConfig(), transport.Deps{
-		Streams: hs, History: hs, Media: hs, TLS: tlsConf, Log: log.With("component", "transport"), Federation: hs.FederationHandler(),
+		Streams: hs, History: hs, Media: hs, Tokens: hs, Conversations: hs, TLS: tlsConf, Log: log.With("component", "transport"), Federation: hs.FederationHandler(),
 		ResetKey: resetKey,
 		Admin:    admin.NewRESTHandler(hs, hs, hs, log.With("component", "admin", "via", "rest")),
 		Health: func(ctx context.Context) (transport.Health, error) {

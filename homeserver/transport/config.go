@@ -104,9 +104,13 @@ type Deps struct {
 	Streams StreamServer  // required
 	History HistoryServer // nil: GET /hearth/v1/messages answers 503
 	Media   MediaSource   // nil: GET /hearth/v1/media/ID answers 503
-	Health  HealthFunc    // nil: /healthz reports only the status
-	TLS     *tls.Config   // required; certificates (e.g. certs.Manager.TLSConfig); ALPN is set here
-	Log     *slog.Logger  // nil: discard
+	// Tokens serves POST /hearth/v1/token/refresh; nil: it answers 503.
+	Tokens TokenServer
+	// Conversations serves GET /hearth/v1/conversations; nil: it answers 503.
+	Conversations ConversationLister
+	Health        HealthFunc   // nil: /healthz reports only the status
+	TLS           *tls.Config  // required; certificates (e.g. certs.Manager.TLSConfig); ALPN is set here
+	Log           *slog.Logger // nil: discard
 	// Federation serves /hearth/federation/ and /.well-known/hearth/ (the
 	// server-to-server endpoints, docs/federation.md); nil: not served.
 	Federation http.Handler
