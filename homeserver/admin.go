@@ -28,6 +28,7 @@ type Admin struct {
 	reg     *registry
 	dir     *keydir.Directory
 	fed     *fedlink.Link // nil: federation off
+	refused *limiters     // remote admin requests refused per device (admin_remote.go)
 }
 
 var (

@@ -43,14 +43,25 @@ func (s *Admin) AuthorizeAdmin(ctx context.Context, accessToken string) (string,
 		return "", internal(op, err)
 	}
 	actor := s.userAddress(u.Name) + "/" + d.ID
-	switch {
-	case d.Status != storage.DeviceActive:
-		return actor, wire.Errorf(op, wire.Code_CODE_PENDING_APPROVAL, "device %s waits for approval", d.ID)
-	case !u.Admin:
-		return actor, wire.Errorf(op, wire.Code_CODE_FORBIDDEN, "%s does not have the admin role (an admin can grant it: hearth admin user role %s admin)", s.userAddress(u.Name), u.Name)
+	if d.Status == storage.DeviceActive && u.Admin {
+		return actor, nil
 	}
-	return actor, nil
+	// Refusals are audited; past a device's budget they are answered
+	// without an actor, so not written: no user can fill the log.
+	if err := s.refused.check(op, "admin-refused:"+d.ID, s.now(), refusedRate, refusedBurst); err != nil {
+		return "", err
+	}
+	if d.Status != storage.DeviceActive {
+		return actor, wire.Errorf(op, wire.Code_CODE_PENDING_APPROVAL, "device %s waits for approval", d.ID)
+	}
+	return actor, wire.Errorf(op, wire.Code_CODE_FORBIDDEN, "%s does not have the admin role (an admin can grant it: hearth admin user role %s admin)", s.userAddress(u.Name), u.Name)
 }
+
+// Budget of audited remote admin refusals per device: a burst, then one a minute.
+const (
+	refusedBurst = 20
+	refusedRate  = 1.0 / 60
+)
 
 // AuditRecord appends an entry to the admin audit log.
 func (s *Admin) AuditRecord(ctx context.Context, e admin.AuditEntry) error {
