@@ -145,4 +145,11 @@ func TestAdminRemoteRolesAudit(t *testing.T) {
 	if r := remote(root, "", "audit", "--limit", "1", "--json"); r.code != 0 || !strings.Contains(r.stdout, `"name=root role=admin"`) {
 		t.Errorf("remote audit: %+v", r)
 	}
+	// Clear errors: no server there; --dir with --profile.
+	if r := hearth(t, nil, "", "admin", "--server", "127.0.0.1:1", "--profile", root.dir, "status"); r.code != 1 || !strings.Contains(r.stderr, "cannot reach the server at 127.0.0.1:1") {
+		t.Errorf("unreachable server: %+v", r)
+	}
+	if r := hearth(t, nil, "", "admin", "--dir", n.dir, "--profile", root.dir, "status"); r.code != 1 || !strings.Contains(r.stderr, "exclude each other") {
+		t.Errorf("--dir and --profile: %+v", r)
+	}
 }

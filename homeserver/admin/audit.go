@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"hearth/homeserver/wire"
 )
@@ -90,11 +92,30 @@ func (a *auditor) serve(w http.ResponseWriter, r *http.Request, actor string, re
 // write stores e under a context that outlives the request: an admin who
 // hangs up after the action is still recorded.
 func (a *auditor) write(ctx context.Context, e AuditEntry) {
+	e.Actor, e.Remote, e.Action, e.Target = printable(e.Actor), printable(e.Remote), printable(e.Action), printable(e.Target)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := a.log.AuditRecord(ctx, e); err != nil {
 		a.lg.Error("cannot write the admin audit log", "action", e.Action, "actor", e.Actor, "err", err)
 	}
+}
+
+// maxAuditField bounds each text field of an audit entry.
+const maxAuditField = 512
+
+// printable is s cut to maxAuditField bytes with every non-printable rune
+// (terminal escapes in a path a refused user sent, say) replaced by '?',
+// so that `hearth admin audit` shows what happened and nothing else.
+func printable(s string) string {
+	if len(s) > maxAuditField {
+		s = strings.ToValidUTF8(s[:maxAuditField], "") + "…"
+	}
+	return strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return '?'
+		}
+		return r
+	}, s)
 }
 
 // patternValues returns "name=value" for each wildcard of the matched

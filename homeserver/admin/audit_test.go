@@ -170,3 +170,19 @@ func TestDialRESTBadAddress(t *testing.T) {
 		t.Error("DialREST accepted an address without a port")
 	}
 }
+
+func TestPrintable(t *testing.T) {
+	for in, want := range map[string]string{
+		"POST /v1/users/alice/disable": "POST /v1/users/alice/disable",
+		"name=\x1b[2Jx\n":              "name=?[2Jx?",
+		"name=zoë":                     "name=zoë",
+		"bad\xffutf8":                  "bad?utf8",
+	} {
+		if got := printable(in); got != want {
+			t.Errorf("printable(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := printable(strings.Repeat("a", 2000)); len(got) > maxAuditField+len("…") {
+		t.Errorf("a long field kept %d bytes", len(got))
+	}
+}

@@ -106,6 +106,9 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any) e
 		if c.path != "" && (errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, fs.ErrNotExist)) {
 			return &NotRunningError{Path: c.path, Err: err}
 		}
+		if c.path == "" {
+			return fmt.Errorf("cannot reach the server at %s: %w", req.URL.Host, errors.Unwrap(err))
+		}
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	defer rsp.Body.Close()
