@@ -109,6 +109,30 @@ func TestOpenAPI(t *testing.T) {
 	if !strings.HasPrefix(doc.OpenAPI, "3.") || doc.Info.Title == "" || doc.Info.Version == "" {
 		t.Fatalf("docs/openapi.json: not an OpenAPI 3 document: openapi %q, info %+v", doc.OpenAPI, doc.Info)
 	}
+	// Every $ref points into the document.
+	var whole any
+	if err := json.Unmarshal(b, &whole); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if ref, ok := x.(string); ok && k == "$ref" {
+					if !resolves(whole, ref) {
+						t.Errorf("docs/openapi.json: $ref %q resolves to nothing", ref)
+					}
+				}
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(whole)
 	methods := []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 	wildcard := regexp.MustCompile(`\{([^}]+)\}`)
 	documented := map[string]bool{}
@@ -164,4 +188,22 @@ func TestOpenAPI(t *testing.T) {
 			t.Errorf("docs/openapi.json describes %s, which the server does not serve", r)
 		}
 	}
+}
+
+// resolves reports whether ref ("#/a/b") names a value inside doc.
+func resolves(doc any, ref string) bool {
+	path, ok := strings.CutPrefix(ref, "#/")
+	if !ok {
+		return false
+	}
+	for _, k := range strings.Split(path, "/") {
+		m, ok := doc.(map[string]any)
+		if !ok {
+			return false
+		}
+		if doc, ok = m[k]; !ok {
+			return false
+		}
+	}
+	return true
 }
