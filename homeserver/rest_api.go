@@ -9,17 +9,30 @@ import (
 )
 
 // RefreshTokens trades a refresh token for a new access and refresh token
-// (REST POST /hearth/v1/token/refresh), as the Refresh request of the
-// control stream does: the old refresh token stops working, and presenting
-// it again revokes the whole chain.
-func (s *Server) RefreshTokens(ctx context.Context, refreshToken string) (*wire.RefreshOK, error) {
+// (REST POST /hearth/v1/token/refresh) for the client at remote
+// ("host:port"), as the Refresh request of the control stream does: the
+// old refresh token stops working, and presenting it again revokes the
+// whole chain. Attempts per client address are limited (as logins are):
+// each costs a write transaction.
+func (s *Server) RefreshTokens(ctx context.Context, remote, refreshToken string) (*wire.RefreshOK, error) {
 	const op = "homeserver.RefreshTokens"
+	if addr := clientAddr(remote); perAddrLimited(addr) {
+		if err := s.auth.limits.check(op, "refresh-addr:"+addr, s.now(), refreshPerAddrPerSec, refreshPerAddrBurst); err != nil {
+			return nil, err
+		}
+	}
 	ok, err := s.auth.rotateRefresh(ctx, refreshToken)
 	if err != nil {
 		return nil, wire.E(op, err)
 	}
 	return ok, nil
 }
+
+// REST token refreshes per client address: a burst, then one a second.
+const (
+	refreshPerAddrBurst  = 20
+	refreshPerAddrPerSec = 1.0
+)
 
 // Conversations lists the conversations of the user of an active device,
 // for the bearer of its access token (REST GET /hearth/v1/conversations),

@@ -17,9 +17,10 @@ const (
 	PathConversations = "/hearth/v1/conversations"
 )
 
-// TokenServer trades a refresh token for a new token pair.
+// TokenServer trades a refresh token for a new token pair for the client
+// at remote (its "host:port", for per-address limits).
 type TokenServer interface {
-	RefreshTokens(ctx context.Context, refreshToken string) (*wire.RefreshOK, error)
+	RefreshTokens(ctx context.Context, remote, refreshToken string) (*wire.RefreshOK, error)
 }
 
 // ConversationLister lists the conversations of the bearer's user.
@@ -86,7 +87,7 @@ func (s *Server) serveTokenRefresh(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, s.log, err)
 		return
 	}
-	ok, err := s.deps.Tokens.RefreshTokens(r.Context(), tok)
+	ok, err := s.deps.Tokens.RefreshTokens(r.Context(), r.RemoteAddr, tok)
 	if err != nil {
 		wire.WriteError(w, s.log, err)
 		return
