@@ -28,6 +28,7 @@ type Admin struct {
 	reg     *registry
 	dir     *keydir.Directory
 	fed     *fedlink.Link // nil: federation off
+	ctr     *counters     // the session layer's totals (stats.go)
 	refused *limiters     // remote admin requests refused per device (admin_remote.go)
 }
 
@@ -234,11 +235,23 @@ func (s *Admin) DeviceRevoke(ctx context.Context, name, deviceID string) error {
 func (s *Admin) Status(ctx context.Context) (admin.Status, error) {
 	const op = "homeserver.Status"
 	var n int
-	if err := s.db.Read(ctx, func(tx *storage.Tx) (err error) { n, err = tx.CountUsers(); return err }); err != nil {
+	var fig storage.Figures
+	if err := s.db.Read(ctx, func(tx *storage.Tx) (err error) {
+		if n, err = tx.CountUsers(); err != nil {
+			return err
+		}
+		fig, err = tx.Figures()
+		return err
+	}); err != nil {
 		return admin.Status{}, internal(op, err)
 	}
 	online := s.reg.online() // authenticated streams
-	return admin.Status{Domain: s.cfg.Domain, Version: s.cfg.Version, StartedMs: s.started.UnixMilli(), Users: n, OnlineSessions: online}, nil
+	st := s.ctr.stats()
+	batches, requests := s.db.WriteStats()
+	return admin.Status{Domain: s.cfg.Domain, Version: s.cfg.Version, StartedMs: s.started.UnixMilli(), Users: n, OnlineSessions: online,
+		MessagesAccepted: st.Accepted, MessagesDelivered: st.Delivered, MailboxBacklog: fig.MailboxBacklog,
+		FederationQueue: fig.FederationQueue, MediaBytes: fig.MediaBytes, MediaFiles: fig.MediaFiles,
+		WriterBatches: batches, WriterRequests: requests, Refused: st.Refused}, nil
 }
 
 // InviteCreate issues a random invite code good for uses accounts until

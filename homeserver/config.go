@@ -130,10 +130,7 @@ func (c Config) withDefaults() Config {
 	defInt(&c.DeliveryWindow, 256)
 	defInt(&c.MaxKeyPackages, 500)
 	defInt(&c.MaxDevices, 100)
-	defInt(&c.RateLimit.Burst, 100)
-	if c.RateLimit.PerSecond <= 0 {
-		c.RateLimit.PerSecond = 50
-	}
+	c.RateLimit = c.RateLimit.withDefaults()
 	if c.EpochWindow == 0 {
 		c.EpochWindow = 2
 	}

@@ -44,6 +44,8 @@ type Server struct {
 	mediaSt *mediastore.Store // media files and uploads (homeserver/mediastore)
 	// datagramPushes counts signals sent as datagrams (datagram.go).
 	datagramPushes atomic.Uint64
+	// sendRate is the per-device Send limit: cfg.RateLimit until a Reload.
+	sendRate atomic.Pointer[RateLimit]
 
 	reg *registry // live streams and sessions (registry.go)
 
@@ -97,6 +99,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		reg:    newRegistry(),
 		stop:   make(chan struct{}),
 	}
+	s.sendRate.Store(&s.cfg.RateLimit)
 	s.dlv = delivery.New(delivery.Config{Window: cfg.DeliveryWindow}, deps.DB, deps.Router, deps.Log)
 	s.warnSmallCommitLimit()
 	var err error
@@ -110,7 +113,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s.Admin = &Admin{cfg: cfg, db: deps.DB, log: deps.Log, now: deps.Now, rand: s.rand, started: deps.Now(),
-		auth: s.auth, reg: s.reg, dir: s.dir, fed: s.fed, refused: newLimiters()}
+		auth: s.auth, reg: s.reg, dir: s.dir, fed: s.fed, ctr: &counters{}, refused: newLimiters()}
 	if cfg.RetentionInterval > 0 {
 		s.wg.Add(1)
 		go s.retentionLoop()

@@ -187,7 +187,9 @@ func (ss *session) write(f *wire.ServerFrame) {
 // writeError answers request id with err. Internal errors are logged here,
 // once, and reach the client without detail.
 func (ss *session) writeError(id uint64, err error) {
-	if wire.KindOf(err) == wire.Code_CODE_INTERNAL {
+	kind := wire.KindOf(err)
+	ss.s.ctr.refuse(kind)
+	if kind == wire.Code_CODE_INTERNAL {
 		ss.s.log.Error("request failed", "err", err, "remote", ss.remote, "device", ss.deviceID)
 	}
 	ss.write(&wire.ServerFrame{Id: id, Body: &wire.ServerFrame_Error{Error: wire.ToProto(err)}})

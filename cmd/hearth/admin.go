@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -98,7 +100,8 @@ func newAdminCmd() *cobra.Command {
 		newAdminUserRoleCmd(env))
 	device := &cobra.Command{Use: "device", Short: "Manage an account's devices"}
 	device.AddCommand(newAdminDeviceListCmd(env), newAdminDeviceRevokeCmd(env))
-	cmd.AddCommand(user, device, newAdminStatusCmd(env), newAdminFederationCmd(env), newAdminInviteCmd(env), newAdminAuditCmd(env))
+	cmd.AddCommand(user, device, newAdminStatusCmd(env), newAdminFederationCmd(env), newAdminInviteCmd(env), newAdminBackupCmd(env),
+		newAdminAuditCmd(env))
 	return cmd
 }
 
@@ -282,6 +285,7 @@ func newAdminStatusCmd(env *adminEnv) *cobra.Command {
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "domain:   %s\nversion:  %s\nstarted:  %s\nusers:    %d\nonline:   %d sessions\n",
 					st.Domain, st.Version, fmtMs(st.StartedMs), st.Users, st.OnlineSessions)
+				printStatusFigures(cmd.OutOrStdout(), st)
 				return nil
 			})
 		},
@@ -308,4 +312,29 @@ func writeJSONOut(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// printStatusFigures prints the figures /metrics also has, one per line.
+func printStatusFigures(w io.Writer, st admin.Status) {
+	if len(st.SessionsByTransport) > 0 {
+		var parts []string
+		for _, k := range slices.Sorted(maps.Keys(st.SessionsByTransport)) {
+			parts = append(parts, fmt.Sprintf("%s %d", k, st.SessionsByTransport[k]))
+		}
+		fmt.Fprintf(w, "streams:  %s\n", strings.Join(parts, ", "))
+	}
+	perTx := 0.0
+	if st.WriterBatches > 0 {
+		perTx = float64(st.WriterRequests) / float64(st.WriterBatches)
+	}
+	fmt.Fprintf(w, "accepted: %d messages\ndelivered: %d entries\nbacklog:  %d entries not acknowledged\nfederation: %d envelopes queued\nmedia:    %d files, %d bytes\nwriter:   %d transactions, %d requests (%.1f per transaction)\n",
+		st.MessagesAccepted, st.MessagesDelivered, st.MailboxBacklog, st.FederationQueue, st.MediaFiles, st.MediaBytes,
+		st.WriterBatches, st.WriterRequests, perTx)
+	if len(st.Refused) > 0 {
+		var parts []string
+		for _, k := range slices.Sorted(maps.Keys(st.Refused)) {
+			parts = append(parts, fmt.Sprintf("%s %d", strings.TrimPrefix(k, "CODE_"), st.Refused[k]))
+		}
+		fmt.Fprintf(w, "refused:  %s\n", strings.Join(parts, ", "))
+	}
 }

@@ -145,6 +145,15 @@ func TestAdminRemoteRolesAudit(t *testing.T) {
 	if r := remote(root, "", "audit", "--limit", "1", "--json"); r.code != 0 || !strings.Contains(r.stdout, `"name=root role=admin"`) {
 		t.Errorf("remote audit: %+v", r)
 	}
+	// Backups stay on the server's host: the CLI and the endpoint say so.
+	if r := remote(root, "", "backup", "--out", t.TempDir()+"/b.tar"); r.code != 1 || !strings.Contains(r.stderr, "local admin socket only") {
+		t.Errorf("remote backup: %+v", r)
+	}
+	req, _ = http.NewRequest("POST", "https://"+n.srv.addr+"/hearth/v1/admin/backup", nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(root.must(t, "", "token")))
+	if rsp, body := n.srv.do(t, req); rsp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "local admin socket only") {
+		t.Errorf("POST backup over REST: %s %s", rsp.Status, body)
+	}
 	// Clear errors: no server there; --dir with --profile.
 	if r := hearth(t, nil, "", "admin", "--server", "127.0.0.1:1", "--profile", root.dir, "status"); r.code != 1 || !strings.Contains(r.stderr, "cannot reach the server at 127.0.0.1:1") {
 		t.Errorf("unreachable server: %+v", r)

@@ -233,3 +233,8 @@ func (c *Client) AuditList(ctx context.Context, limit int) ([]AuditEntry, error)
 	err := c.do(ctx, "admin.AuditList", http.MethodGet, "/v1/audit?limit="+url.QueryEscape(strconv.Itoa(limit)), nil, &out)
 	return out, err
 }
+
+// WithAudit records the socket's changing requests in l (as ActorLocal).
+func WithAudit(l AuditLog) SocketOption {
+	return func(s *SocketServer) { s.audit = l }
+}

@@ -18,6 +18,7 @@
 //	PUT    /v1/users/{name}/password {password} -> 204
 //	GET    /v1/users/{name}/devices       -> []DeviceInfo
 //	DELETE /v1/users/{name}/devices/{id}  -> 204 (revoke)
+//	POST   /v1/backup                     -> the backup archive (tar), streamed (socket only)
 //	PUT    /v1/users/{name}/role {role}   -> 204 (role "admin" or "user")
 //	GET    /v1/audit?limit=N              -> []AuditEntry, newest first
 //

@@ -22,7 +22,7 @@ func FuzzSocketRequest(f *testing.F) {
 	f.Add("PUT", "/v1/users/a/role", []byte(`{"role":"root"}`))
 	f.Add("GET", "/v1/audit?limit=-1", []byte(nil))
 	f.Add("GET", "/v1/audit?limit=99999999999999999999", []byte(nil))
-	h := NewSocketServer(newMemOps(), nil, nil).routes()
+	h := NewSocketServer(newMemOps(), nil).routes()
 	f.Fuzz(func(t *testing.T, method, path string, body []byte) {
 		req, err := http.NewRequest(method, "http://admin"+path, bytes.NewReader(body))
 		if err != nil {

@@ -50,6 +50,21 @@ type Status struct {
 	StartedMs      int64  `json:"started_ms"`
 	Users          int    `json:"users"`
 	OnlineSessions int    `json:"online_sessions"`
+
+	// The figures /metrics also has (docs/operations.md, "Monitoring").
+	// SessionsByTransport counts open client streams by transport
+	// ("webtransport", "websocket"); set by the process that runs the
+	// transport.
+	SessionsByTransport map[string]int    `json:"sessions_by_transport,omitempty"`
+	MessagesAccepted    uint64            `json:"messages_accepted"`  // since start
+	MessagesDelivered   uint64            `json:"messages_delivered"` // mailbox entries pushed, since start
+	MailboxBacklog      int64             `json:"mailbox_backlog"`    // entries not yet acknowledged
+	FederationQueue     int64             `json:"federation_queue"`   // envelopes waiting for peers
+	MediaBytes          int64             `json:"media_bytes"`        // complete media stored
+	MediaFiles          int64             `json:"media_files"`
+	WriterBatches       uint64            `json:"writer_batches"`    // transactions committed, since start
+	WriterRequests      uint64            `json:"writer_requests"`   // write requests they carried
+	Refused             map[string]uint64 `json:"refused,omitempty"` // error answers by code, since start
 }
 
 // FederationOps is what the admin socket serves for federation. It is a

@@ -64,6 +64,12 @@ func NewRESTHandler(ops Ops, authz Authorizer, audit AuditLog, log *slog.Logger)
 			a.refuse(w, r, actor, rest, err)
 			return
 		}
+		if rest == "/backup" {
+			// A backup is the whole data folder: it is taken on the server's
+			// host, where it is written (and has no request time limit).
+			a.refuse(w, r, actor, rest, wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "backups are taken over the local admin socket only: hearth admin --dir DIR backup on the server's host"))
+			return
+		}
 		r2 := r.Clone(r.Context())
 		r2.URL.Path = "/v1" + rest
 		r2.URL.RawPath = ""

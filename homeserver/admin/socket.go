@@ -105,17 +105,22 @@ type SocketServer struct {
 
 	mu sync.Mutex
 	ln net.Listener // set by Serve
+
+	backup Backuper // nil: no backups (WithBackup)
 }
 
-// NewSocketServer returns a server for ops that records every request that
-// changes something (all but GET) in audit as done by ActorLocal; audit and
-// log may be nil.
-func NewSocketServer(ops Ops, audit AuditLog, log *slog.Logger) *SocketServer {
+// NewSocketServer returns a server for ops; log may be nil. With
+// WithAudit it records every request that changes something (all but GET)
+// as done by ActorLocal.
+func NewSocketServer(ops Ops, log *slog.Logger, opts ...SocketOption) *SocketServer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &SocketServer{ops: ops, audit: audit, log: log}
-	a := &auditor{mux: s.routes(), log: audit, via: ViaSocket, now: time.Now, lg: log}
+	s := &SocketServer{ops: ops, log: log}
+	for _, o := range opts {
+		o(s)
+	}
+	a := &auditor{mux: s.routes(), log: s.audit, via: ViaSocket, now: time.Now, lg: log}
 	s.srv = &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			a.serve(w, r, ActorLocal, r.Method != http.MethodGet)
@@ -221,6 +226,7 @@ func (s *SocketServer) routes() *http.ServeMux {
 	mux.HandleFunc("DELETE /v1/users/{name}/devices/{id}", func(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, http.StatusNoContent, nil, s.ops.DeviceRevoke(r.Context(), r.PathValue("name"), r.PathValue("id")))
 	})
+	mux.HandleFunc("POST /v1/backup", s.serveBackup)
 	s.federationRoutes(mux)
 	s.inviteRoutes(mux)
 	s.auditRoutes(mux)

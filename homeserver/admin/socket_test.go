@@ -153,18 +153,17 @@ func (m *memOps) AuditList(ctx context.Context, limit int) ([]AuditEntry, error)
 }
 
 // startSocket serves ops on DIR/admin.sock and returns the socket path.
-func startSocket(t *testing.T, ops Ops) (string, *SocketServer) {
+func startSocket(t *testing.T, ops Ops, opts ...SocketOption) (string, *SocketServer) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), SocketFile)
 	ln, err := Listen(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var al AuditLog
 	if a, ok := ops.(AuditLog); ok {
-		al = a
+		opts = append(opts, WithAudit(a))
 	}
-	s := NewSocketServer(ops, al, nil)
+	s := NewSocketServer(ops, nil, opts...)
 	done := make(chan struct{})
 	go func() {
 		if err := s.Serve(ln); err != nil {

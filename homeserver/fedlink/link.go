@@ -3,6 +3,7 @@ package fedlink
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -54,6 +55,10 @@ type Config struct {
 	// roots) for discovery and for federation connections to discovered
 	// peers.
 	DiscoveryCAPEM []byte
+	// DiscoveryRoots, when DiscoveryCAPEM is empty, verifies discovery
+	// and discovered peers (the system roots plus the operator's extra
+	// roots, federation.extra_roots); nil: the system roots.
+	DiscoveryRoots *x509.CertPool
 	// KeyRefreshInterval is how long a key id that a re-fetch of a peer's
 	// key document did not find is refused without another fetch.
 	// Default 30s.
@@ -260,18 +265,31 @@ func LoadPolicy(ctx context.Context, db *storage.DB) (*federation.Policy, error)
 	return federation.NewPolicy(mode, pol.Allow, pol.Deny), nil
 }
 
+// inboundRate is the per-origin inbound limit with its defaults: 50 per
+// second, burst 200.
+func inboundRate(rate, burst float64) (float64, float64) {
+	if rate <= 0 {
+		rate = 50
+	}
+	if burst <= 0 {
+		burst = 200
+	}
+	return rate, burst
+}
+
+// SetInboundRate changes the per-origin inbound limit (Config.RatePerSecond,
+// RateBurst; zero: the defaults) of the running link.
+func (f *Link) SetInboundRate(rate, burst float64) {
+	f.lim.SetRate(inboundRate(rate, burst))
+}
+
 // New loads the signing keys and pinned peers, and wakes the sender loop
 // of every destination with a backlog.
 func New(domain string, cfg Config, deps Deps) (*Link, error) {
 	if cfg.SendWait <= 0 {
 		cfg.SendWait = 5 * time.Second
 	}
-	if cfg.RatePerSecond <= 0 {
-		cfg.RatePerSecond = 50
-	}
-	if cfg.RateBurst <= 0 {
-		cfg.RateBurst = 200
-	}
+	cfg.RatePerSecond, cfg.RateBurst = inboundRate(cfg.RatePerSecond, cfg.RateBurst)
 	if cfg.KeyRefreshInterval <= 0 {
 		cfg.KeyRefreshInterval = 30 * time.Second
 	}
