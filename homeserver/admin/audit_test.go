@@ -186,3 +186,13 @@ func TestPrintable(t *testing.T) {
 		t.Errorf("a long field kept %d bytes", len(got))
 	}
 }
+
+// TestStatusRecorderUnwraps: routes behind the audit recorder still reach
+// the connection (the backup route clears its deadlines and streams).
+func TestStatusRecorderUnwraps(t *testing.T) {
+	w := httptest.NewRecorder()
+	rec := &statusRecorder{ResponseWriter: w}
+	if err := http.NewResponseController(rec).Flush(); err != nil || !w.Flushed {
+		t.Fatalf("Flush through the recorder: %v", err)
+	}
+}
