@@ -45,6 +45,12 @@ type Config struct {
 	// not mark the user online nor ending offline, and the server pushes
 	// them no presence (one-shot commands; `recv --follow` is not one).
 	Passive bool
+	// Meter counts the session's round trips; nil: session.DefaultMeter.
+	Meter *session.Meter
+	// Passphrase unlocks an encrypted profile, or encrypts a new one
+	// (client/store, docs/security.md). Empty: the profile must not be
+	// encrypted.
+	Passphrase []byte
 }
 
 // Client is one device's view of Hearth: its profile store and, once
@@ -99,7 +105,7 @@ func Open(cfg Config) (*Client, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	st, err := store.Open(cfg.Profile, 10*time.Second)
+	st, err := store.OpenWith(cfg.Profile, 10*time.Second, store.Options{Passphrase: cfg.Passphrase})
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
@@ -181,6 +187,7 @@ func (c *Client) sessionConfig() (session.Config, error) {
 		OnRevokedListed: c.devs.onRevokedListed,
 		OnSignal:        c.signal,
 		Passive:         c.cfg.Passive,
+		Meter:           c.cfg.Meter,
 	}, nil
 }
 

@@ -23,6 +23,7 @@ func (c *Client) Flush(ctx context.Context, until string) error {
 	if err := c.kp.ensure(ctx); err != nil {
 		return err
 	}
+	defer c.sealer.prewarm(ctx)() // roster checks in the connection's first round trip
 	if err := s.CaughtUp(ctx); err != nil {
 		return err
 	}

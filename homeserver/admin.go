@@ -36,6 +36,7 @@ var (
 	_ admin.Ops              = (*Admin)(nil)
 	_ admin.InviteOps        = (*Admin)(nil)
 	_ admin.FederationKeyOps = (*Admin)(nil)
+	_ admin.TokenKeyOps      = (*Admin)(nil)
 )
 
 func (s *Admin) nowMs() int64                   { return s.now().UnixMilli() }
@@ -355,4 +356,10 @@ func (s *Admin) FederationKeyRotate(ctx context.Context, grace time.Duration) (a
 		return admin.KeyRotation{}, errFedOff
 	}
 	return s.fed.Peers.RotateKey(ctx, grace)
+}
+
+// TokenKeyRotate makes a new access-token signing key current; tokens the
+// old one signed are accepted until now+grace.
+func (s *Admin) TokenKeyRotate(ctx context.Context, grace time.Duration) (admin.KeyRotation, error) {
+	return s.auth.rotateTokenKey(ctx, grace)
 }

@@ -1,6 +1,6 @@
 package storage
 
-// AuditEntry is one row of the admin audit log (migration 0012).
+// AuditEntry is one row of the admin audit log (migration 0013).
 type AuditEntry struct {
 	ID     int64
 	AtMs   int64

@@ -43,7 +43,7 @@ func (t *Tx) AddHistory(m Message) (bool, error) {
 	}
 	k := u64key(m.Seq)
 	var old Message
-	switch err := getJSON(conv, k, &old); err {
+	switch err := t.getJSON(conv, k, &old); err {
 	case nil:
 		if old.ID != m.ID {
 			return false, fmt.Errorf("store: conversation %s seq %d holds message %s, not %s", m.Conversation, m.Seq, old.ID, m.ID)
@@ -53,7 +53,7 @@ func (t *Tx) AddHistory(m Message) (bool, error) {
 	default:
 		return false, err
 	}
-	return true, putJSON(conv, k, m)
+	return true, t.putJSON(conv, k, m)
 }
 
 // History returns a conversation's messages in conversation order. With
@@ -67,7 +67,7 @@ func (t *Tx) History(conv string, limit int) ([]Message, error) {
 	c := b.Cursor()
 	for k, _ := c.Last(); k != nil && (limit <= 0 || len(out) < limit); k, _ = c.Prev() {
 		var m Message
-		if err := getJSON(b, k, &m); err != nil {
+		if err := t.getJSON(b, k, &m); err != nil {
 			return nil, err
 		}
 		out = append(out, m)
@@ -98,7 +98,7 @@ func (t *Tx) AddInbox(m Message) error {
 	if err != nil {
 		return err
 	}
-	return putJSON(b, u64key(seq), m)
+	return t.putJSON(b, u64key(seq), m)
 }
 
 // InboxEntry is a queued received message and its position.
@@ -117,7 +117,7 @@ func (t *Tx) Inbox(max int) ([]InboxEntry, error) {
 	c := b.Cursor()
 	for k, _ := c.First(); k != nil && (max <= 0 || len(out) < max); k, _ = c.Next() {
 		var e InboxEntry
-		if err := getJSON(b, k, &e.Message); err != nil {
+		if err := t.getJSON(b, k, &e.Message); err != nil {
 			return nil, err
 		}
 		e.Pos = be64(k)

@@ -100,7 +100,7 @@ func newAdminCmd() *cobra.Command {
 		newAdminUserRoleCmd(env))
 	device := &cobra.Command{Use: "device", Short: "Manage an account's devices"}
 	device.AddCommand(newAdminDeviceListCmd(env), newAdminDeviceRevokeCmd(env))
-	cmd.AddCommand(user, device, newAdminStatusCmd(env), newAdminFederationCmd(env), newAdminInviteCmd(env), newAdminBackupCmd(env),
+	cmd.AddCommand(user, device, newAdminStatusCmd(env), newAdminFederationCmd(env), newAdminInviteCmd(env), newAdminBackupCmd(env), newAdminTokenKeyCmd(env),
 		newAdminAuditCmd(env))
 	return cmd
 }

@@ -34,7 +34,8 @@ first, with the password read from standard input, and this is its first device.
 			if server == "" {
 				return errors.New("--server HOST:PORT is required")
 			}
-			pw, err := readSecret(cmd.InOrStdin())
+			env.loginPassword = true
+			pw, err := env.password(cmd.InOrStdin())
 			if err != nil {
 				return fmt.Errorf("read password: %w", err)
 			}

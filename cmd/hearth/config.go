@@ -22,12 +22,14 @@ import (
 	"hearth/homeserver/certs"
 	"hearth/homeserver/certs/acmecert"
 	"hearth/homeserver/transport"
+	"hearth/keys/serverkey"
 )
 
 // Files of a server data folder.
 const (
 	configFile     = "config.json"
-	signingKeyFile = "signing.key" // Ed25519, PKCS#8 PEM, 0600
+	signingKeyFile = "signing.key"    // access tokens: Ed25519, PKCS#8 PEM, 0600 (homeserver.TokenKeyFile)
+	fedKeyFile     = "federation.key" // federation: Ed25519 seed PEM, 0600 (fedlink.FederationKeyFile)
 	databaseFile   = "hearth.db"
 	lockFile       = "hearth.lock"
 	addrFile       = "serve.addr"     // the bound address while serving
@@ -155,6 +157,10 @@ type federationConfig struct {
 	// document may then name a loopback federation address. Never set it
 	// on a server of a real domain.
 	TestHosts map[string]string `json:"test_hosts,omitempty"`
+	// KeyValidity: the validity window published for the current federation
+	// key; peers fetch the key document again when it ends, so they learn
+	// of a rotation within it. Default 1m.
+	KeyValidity duration `json:"key_validity,omitempty"`
 }
 
 func (f *federationConfig) validate() error {
@@ -325,6 +331,7 @@ func (c serverConfig) federationConfig() homeserver.FederationConfig {
 		RatePerSecond:      f.RatePerSecond,
 		RateBurst:          f.RateBurst,
 		KeyRefreshInterval: time.Duration(f.KeyRefreshInterval),
+		KeyValidity:        time.Duration(f.KeyValidity),
 		Outbound: federation.OutboundConfig{
 			Backoff: federation.Backoff{Base: time.Duration(f.BackoffBase), Max: time.Duration(f.BackoffMax)},
 			Expiry:  time.Duration(f.Expiry),
@@ -399,6 +406,31 @@ func createSigningKey(path string) error {
 		return err
 	}
 	return certs.WriteFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+}
+
+// createFederationKey writes a new federation key to path unless a key is
+// there already.
+func createFederationKey(path string) error {
+	if k, err := serverkey.ReadFile(path); k != nil || err != nil {
+		return err
+	}
+	k, err := serverkey.Generate(rand.Reader)
+	if err != nil {
+		return err
+	}
+	return serverkey.WriteKeyFile(path, k.MarshalPEM())
+}
+
+// readFederationKey is the federation key a server starts with: DIR/
+// federation.key, or, in a folder made before federation keys had their
+// own file, the access-token key's seed (the federation key such a server
+// has always published); the homeserver then writes it to federation.key.
+func readFederationKey(dir string, tokenKey ed25519.PrivateKey) (*serverkey.Key, error) {
+	k, err := serverkey.ReadFile(filepath.Join(dir, fedKeyFile))
+	if err != nil || k != nil {
+		return k, err
+	}
+	return serverkey.FromSeed(tokenKey.Seed())
 }
 
 func readSigningKey(path string) (ed25519.PrivateKey, error) {

@@ -24,7 +24,6 @@ import (
 	"hearth/homeserver/certs"
 	"hearth/homeserver/metrics"
 	"hearth/homeserver/transport"
-	"hearth/keys/serverkey"
 	"hearth/storage"
 )
 
@@ -156,14 +155,15 @@ func runServer(ctx context.Context, dir, listen, metricsFlag string, log *slog.L
 		return fmt.Errorf("open database: %w", err)
 	}
 	defer db.Close()
-	skey, err := serverkey.FromSeed(key.Seed())
+	skey, err := readFederationKey(dir, key)
 	if err != nil {
-		return fmt.Errorf("signing key: %w", err)
+		return err
 	}
 	hcfg := cfg.homeserverConfig(version)
 	if err := discoveryConfig(cfg, dir, &hcfg.Federation, log); err != nil {
 		return err
 	}
+	hcfg.KeyDir = dir
 	hs, err := homeserver.New(hcfg, homeserver.Deps{DB: db, SigningKey: key, ServerKey: skey, Log: log.With("component", "homeserver")})
 	if err != nil {
 		return fmt.Errorf("start homeserver: %w", err)

@@ -69,6 +69,19 @@ func (s *SocketServer) federationRoutes(mux *http.ServeMux) {
 		rot, err := k.FederationKeyRotate(r.Context(), time.Duration(req.GraceMs)*time.Millisecond)
 		s.reply(w, http.StatusOK, rot, err)
 	})
+	mux.HandleFunc("POST /v1/tokens/keys/rotate", func(w http.ResponseWriter, r *http.Request) {
+		var req keyRotateRequest
+		if !s.decode(w, r, &req) {
+			return
+		}
+		k, ok := s.ops.(TokenKeyOps)
+		if !ok {
+			wire.WriteError(w, s.log, wire.Errorf("admin", wire.Code_CODE_UNAVAILABLE, "this server cannot rotate token keys"))
+			return
+		}
+		rot, err := k.TokenKeyRotate(r.Context(), time.Duration(req.GraceMs)*time.Millisecond)
+		s.reply(w, http.StatusOK, rot, err)
+	})
 	mux.HandleFunc("POST /v1/federation/policy", func(w http.ResponseWriter, r *http.Request) {
 		var req policyRequest
 		if !s.decode(w, r, &req) {
@@ -105,5 +118,13 @@ func (c *Client) FederationPolicy(ctx context.Context, op, value string) error {
 func (c *Client) FederationKeyRotate(ctx context.Context, grace time.Duration) (KeyRotation, error) {
 	var k KeyRotation
 	err := c.do(ctx, "admin.FederationKeyRotate", http.MethodPost, "/v1/federation/keys/rotate", keyRotateRequest{grace.Milliseconds()}, &k)
+	return k, err
+}
+
+// TokenKeyRotate makes a new access-token signing key current; tokens the
+// old one signed are accepted until now+grace.
+func (c *Client) TokenKeyRotate(ctx context.Context, grace time.Duration) (KeyRotation, error) {
+	var k KeyRotation
+	err := c.do(ctx, "admin.TokenKeyRotate", http.MethodPost, "/v1/tokens/keys/rotate", keyRotateRequest{grace.Milliseconds()}, &k)
 	return k, err
 }

@@ -81,7 +81,13 @@ type FederationKeyOps interface {
 	FederationKeyRotate(ctx context.Context, grace time.Duration) (KeyRotation, error)
 }
 
-// KeyRotation is `hearth admin federation key rotate`.
+// TokenKeyOps rotates the access-token signing key.
+type TokenKeyOps interface {
+	TokenKeyRotate(ctx context.Context, grace time.Duration) (KeyRotation, error)
+}
+
+// KeyRotation is `hearth admin federation key rotate` and `hearth admin
+// token-key rotate`.
 type KeyRotation struct {
 	Current        string `json:"current"`          // id of the new signing key
 	Retired        string `json:"retired"`          // id of the key it replaced
