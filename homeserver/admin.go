@@ -29,6 +29,7 @@ type Admin struct {
 	dir     *keydir.Directory
 	fed     *fedlink.Link // nil: federation off
 	ctr     *counters     // the session layer's totals (stats.go)
+	refused *limiters     // remote admin requests refused per device (admin_remote.go)
 }
 
 var (

@@ -272,3 +272,18 @@ func Retryable(err error) bool {
 	var we *wire.Error
 	return errors.As(err, &we) && wire.Retryable(we.Kind)
 }
+
+// RefreshToken trades the refresh token for a new token pair over the live
+// connection (waiting for one) and returns the new access token. Scripts
+// use it for a freshly issued token (`hearth chat token`).
+func (s *Session) RefreshToken(ctx context.Context) (string, error) {
+	c, err := s.Live(ctx)
+	if err != nil {
+		return "", fmt.Errorf("client.Refresh: %w", err)
+	}
+	access, _, _, err := s.cfg.Tokens.Tokens()
+	if err != nil {
+		return "", fmt.Errorf("client: read tokens: %w", err)
+	}
+	return s.refresh(ctx, c, access)
+}

@@ -25,7 +25,9 @@ func init() { subcommands = append(subcommands, newAdminCmd) }
 
 // adminEnv is shared by the admin subcommands.
 type adminEnv struct {
-	dir string
+	dir     string
+	server  string // remote administration: HOST:PORT (admin_remote.go)
+	profile string // remote administration: the admin's chat profile
 }
 
 // ops connects to the running server's admin socket.
@@ -41,8 +43,12 @@ func (e *adminEnv) ops() (*admin.Client, error) {
 	return admin.Dial(filepath.Join(dir, admin.SocketFile))
 }
 
-// run calls f with a connected client and turns its errors into plain messages.
+// run calls f with a connected client (the admin socket, or the REST
+// endpoints with --server/--profile) and turns its errors into plain messages.
 func (e *adminEnv) run(cmd *cobra.Command, f func(ctx context.Context, c *admin.Client) error) error {
+	if e.server != "" || e.profile != "" {
+		return e.runRemote(cmd, f)
+	}
 	c, err := e.ops()
 	if err != nil {
 		return err
@@ -78,9 +84,11 @@ func newAdminCmd() *cobra.Command {
 	env := &adminEnv{}
 	cmd := &cobra.Command{
 		Use:   "admin",
-		Short: "Administer the running homeserver through its admin socket",
+		Short: "Administer the running homeserver through its admin socket, or remotely as an admin user",
 	}
 	cmd.PersistentFlags().StringVar(&env.dir, "dir", "", "server data folder (default $HEARTH_DIR, $XDG_DATA_HOME/hearth or ~/.local/share/hearth)")
+	cmd.PersistentFlags().StringVar(&env.server, "server", "", "administer the server at HOST:PORT over HTTPS as the admin user of --profile (default: the profile's server)")
+	cmd.PersistentFlags().StringVar(&env.profile, "profile", "", "chat profile of an admin-role user's device, for --server")
 	user := &cobra.Command{Use: "user", Short: "Manage accounts"}
 	user.AddCommand(newAdminUserAddCmd(env), newAdminUserListCmd(env), newAdminUserPasswdCmd(env),
 		newAdminUserSimpleCmd(env, "disable", "Disable an account and close its sessions",
@@ -88,10 +96,12 @@ func newAdminCmd() *cobra.Command {
 		newAdminUserSimpleCmd(env, "enable", "Enable a disabled account",
 			func(ctx context.Context, c *admin.Client, n string) error { return c.UserSetDisabled(ctx, n, false) }),
 		newAdminUserSimpleCmd(env, "delete", "Delete an account",
-			func(ctx context.Context, c *admin.Client, n string) error { return c.UserDelete(ctx, n) }))
+			func(ctx context.Context, c *admin.Client, n string) error { return c.UserDelete(ctx, n) }),
+		newAdminUserRoleCmd(env))
 	device := &cobra.Command{Use: "device", Short: "Manage an account's devices"}
 	device.AddCommand(newAdminDeviceListCmd(env), newAdminDeviceRevokeCmd(env))
-	cmd.AddCommand(user, device, newAdminStatusCmd(env), newAdminFederationCmd(env), newAdminInviteCmd(env), newAdminBackupCmd(env), newAdminTokenKeyCmd(env))
+	cmd.AddCommand(user, device, newAdminStatusCmd(env), newAdminFederationCmd(env), newAdminInviteCmd(env), newAdminBackupCmd(env), newAdminTokenKeyCmd(env),
+		newAdminAuditCmd(env))
 	return cmd
 }
 

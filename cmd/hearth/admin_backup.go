@@ -36,6 +36,9 @@ overwritten, and FILE must be outside the data folder. Progress goes to standard
 Restore it with: hearth restore --dir NEWDIR --from FILE`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if env.server != "" || env.profile != "" {
+				return errors.New("backup runs over the local admin socket only: run hearth admin --dir DIR backup on the server's host")
+			}
 			if out == "" {
 				return errors.New("--out FILE is required")
 			}

@@ -59,6 +59,7 @@ func newChatCmd() *cobra.Command {
 		newChatMediaCmd(env), newChatOutboxCmd(env), newChatProfileCmd(env), newChatDoctorCmd(env))
 	cmd.AddCommand(newChatTypingCmd(env), newChatPresenceCmd(env), newChatSafetyCmd(env), newChatTrustCmd(env))
 	cmd.AddCommand(newChatSettingsCmd(env))
+	cmd.AddCommand(newChatTokenCmd(env))
 	env.wrapStats(cmd)
 	return cmd
 }

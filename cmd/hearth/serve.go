@@ -34,9 +34,11 @@ var version = "dev"
 
 // The homeserver is what the transport and the admin socket serve.
 var (
-	_ transport.StreamServer  = (*homeserver.Server)(nil)
-	_ transport.HistoryServer = (*homeserver.Server)(nil)
-	_ admin.Ops               = (*homeserver.Server)(nil)
+	_ transport.StreamServer       = (*homeserver.Server)(nil)
+	_ transport.HistoryServer      = (*homeserver.Server)(nil)
+	_ admin.Ops                    = (*homeserver.Server)(nil)
+	_ transport.TokenServer        = (*homeserver.Server)(nil)
+	_ transport.ConversationLister = (*homeserver.Server)(nil)
 )
 
 // shutdownGrace is how long sessions get to end after SIGINT/SIGTERM.
@@ -175,9 +177,14 @@ func runServer(ctx context.Context, dir, listen, metricsFlag string, log *slog.L
 	if err != nil {
 		return err
 	}
+	// The admin operations, over the socket and remotely, report the
+	// transport's sessions in their status: ops.tr is set once tr exists,
+	// before anything is served.
+	ops := &statusOps{Server: hs}
 	tr, err := transport.New(cfg.transportConfig(), transport.Deps{
-		Streams: hs, History: hs, Media: hs, TLS: tlsConf, Log: log.With("component", "transport"), Federation: hs.FederationHandler(),
+		Streams: hs, History: hs, Media: hs, Tokens: hs, Conversations: hs, TLS: tlsConf, Log: log.With("component", "transport"), Federation: hs.FederationHandler(),
 		ResetKey: resetKey,
+		Admin:    admin.NewRESTHandler(ops, hs, hs, log.With("component", "admin", "via", "rest")),
 		Health: func(ctx context.Context) (transport.Health, error) {
 			st, err := hs.Status(ctx)
 			return transport.Health{Domain: st.Domain, Version: st.Version, StartedMs: st.StartedMs, OnlineSessions: st.OnlineSessions}, err
@@ -186,6 +193,7 @@ func runServer(ctx context.Context, dir, listen, metricsFlag string, log *slog.L
 	if err != nil {
 		return err
 	}
+	ops.tr = tr
 	pc, ln, err := transport.Listen(cfg.Listen)
 	if err != nil {
 		return err
@@ -200,7 +208,7 @@ func runServer(ctx context.Context, dir, listen, metricsFlag string, log *slog.L
 	bk := backup.New(backup.Config{Dir: dir, Database: databaseFile, MediaDir: mediaDir,
 		Skip: []string{lockFile, addrFile, admin.SocketFile}, Domain: cfg.Domain, Version: version},
 		backup.Deps{DB: db, Media: hs.MediaStore(), Log: log.With("component", "backup")})
-	adm := admin.NewSocketServer(statusOps{hs, tr}, log.With("component", "admin"), admin.WithBackup(bk))
+	adm := admin.NewSocketServer(ops, log.With("component", "admin"), admin.WithBackup(bk), admin.WithAudit(hs))
 	if maddr != "" {
 		reg.MustRegister(metrics.NewCollector(metricsSources(hs, db, tr)))
 		stopMetrics, err := startMetrics(maddr, reg, log)

@@ -50,6 +50,7 @@ func (s *SocketServer) federationRoutes(mux *http.ServeMux) {
 		if !s.decode(w, r, &req) {
 			return
 		}
+		noteTarget(r, "domain", req.Domain)
 		if f := fops(w); f != nil {
 			p, err := f.FederationPeerAdd(r.Context(), req.Domain, req.Address, req.CAPEM)
 			s.reply(w, http.StatusCreated, p, err)
@@ -86,6 +87,7 @@ func (s *SocketServer) federationRoutes(mux *http.ServeMux) {
 		if !s.decode(w, r, &req) {
 			return
 		}
+		noteTarget(r, req.Op, req.Value)
 		if f := fops(w); f != nil {
 			s.reply(w, http.StatusNoContent, nil, f.FederationPolicy(r.Context(), req.Op, req.Value))
 		}

@@ -17,6 +17,10 @@ type Ops interface {
 	DeviceList(ctx context.Context, name string) ([]DeviceInfo, error)
 	DeviceRevoke(ctx context.Context, name, deviceID string) error
 	Status(ctx context.Context) (Status, error)
+	// UserSetRole gives (admin true) or takes the admin role.
+	UserSetRole(ctx context.Context, name string, admin bool) error
+	// AuditList returns the newest limit entries of the audit log, newest first.
+	AuditList(ctx context.Context, limit int) ([]AuditEntry, error)
 }
 
 // UserInfo describes one account.

@@ -109,6 +109,11 @@ func (s *Server) routes(h3 bool) http.Handler {
 	mux.HandleFunc("GET "+PathMessages, s.serveMessages)
 	mux.HandleFunc("GET "+PathMedia+"{id}", s.serveMedia)
 	mux.HandleFunc("GET "+PathHealth, s.serveHealth)
+	mux.HandleFunc("POST "+PathTokenRefresh, s.serveTokenRefresh)
+	mux.HandleFunc("GET "+PathConversations, s.serveConversations)
+	if s.deps.Admin != nil {
+		mux.Handle(PathAdmin, s.deps.Admin)
+	}
 	if s.deps.Federation != nil {
 		mux.Handle("/hearth/federation/", s.deps.Federation)
 		mux.Handle("/.well-known/hearth/", s.deps.Federation)
