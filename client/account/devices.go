@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"hearth/client/session"
@@ -168,25 +169,12 @@ func (m *Manager) putIdentity(ik *identity.Signer) error {
 // signs a new device list with the device on it and seals the identity
 // material to the device's link key.
 func (m *Manager) Approve(ctx context.Context, code string) (deviceID string, err error) {
-	const op = "client.Approve"
-	token, fp, err := identity.ParseLinkCode(code)
-	if err != nil {
-		return "", wire.E(op, wire.Code_CODE_BAD_REQUEST, err)
-	}
-	ik, a, err := m.identityKey()
-	if err != nil {
-		return "", err
-	}
-	r, err := m.cfg.CallIdempotent(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_PendingDevice{PendingDevice: &wire.PendingDevice{LinkCode: token}}})
-	if err != nil {
-		return "", err
-	}
-	return m.approvePending(ctx, r.GetPendingDevice(), ik, a, fp)
+	return m.ApproveConfirm(ctx, code, nil)
 }
 
 // approvePending lists the pending device described by info and seals the
 // identity material to its link key, once the key matches fingerprint fp.
-func (m *Manager) approvePending(ctx context.Context, info *wire.PendingDeviceInfo, ik *identity.Signer, a store.Account, fp string) (string, error) {
+func (m *Manager) approvePending(ctx context.Context, info *wire.PendingDeviceInfo, ik *identity.Signer, a store.Account, fp string, confirm func(PendingDevice) error) (string, error) {
 	const op = "client.Approve"
 	linkPub, err := identity.ParseLinkPublicKey(info.GetLinkPublicKey())
 	if err != nil {
@@ -203,6 +191,12 @@ func (m *Manager) approvePending(ctx context.Context, info *wire.PendingDeviceIn
 	dev, err := identity.ParseDevice(a.User + "/" + info.GetDeviceId())
 	if err != nil {
 		return "", wire.E(op, wire.Code_CODE_BAD_REQUEST, err)
+	}
+	if confirm != nil {
+		if err := confirm(PendingDevice{ID: dev.Device, Name: info.GetName(), LinkFingerprint: strings.ToUpper(fp),
+			Fingerprint: KeyFingerprint(info.GetSignatureKey())}); err != nil {
+			return "", fmt.Errorf("%s: %w", op, err)
+		}
 	}
 	cur, err := m.cfg.Dir.Fetch(ctx, nil, user)
 	if err != nil {
