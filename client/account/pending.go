@@ -55,6 +55,23 @@ func (m *Manager) Fingerprint() (string, error) {
 // (when confirm is not nil): it runs after the device's link key was
 // checked against the code, and an error from it approves nothing.
 func (m *Manager) ApproveConfirm(ctx context.Context, code string, confirm func(PendingDevice) error) (deviceID string, err error) {
+	return m.ApproveWith(ctx, code, ApproveOptions{Confirm: confirm})
+}
+
+// ApproveOptions are the optional steps of ApproveWith.
+type ApproveOptions struct {
+	// Confirm, when set, is shown the pending device once its link key
+	// matched the code; an error approves nothing.
+	Confirm func(PendingDevice) error
+	// History, when set, runs after Confirm and returns the reference to
+	// an archive for the new device, sealed with the identity key to the
+	// device's link key (identity.Bundle.History); an error approves
+	// nothing.
+	History func(ctx context.Context, dev PendingDevice) ([]byte, error)
+}
+
+// ApproveWith approves a pending device as Approve does, with opts.
+func (m *Manager) ApproveWith(ctx context.Context, code string, opts ApproveOptions) (deviceID string, err error) {
 	const op = "client.Approve"
 	token, fp, err := identity.ParseLinkCode(code)
 	if err != nil {
@@ -68,5 +85,5 @@ func (m *Manager) ApproveConfirm(ctx context.Context, code string, confirm func(
 	if err != nil {
 		return "", err
 	}
-	return m.approvePending(ctx, r.GetPendingDevice(), ik, a, fp, confirm)
+	return m.approvePending(ctx, r.GetPendingDevice(), ik, a, fp, opts)
 }

@@ -90,6 +90,7 @@ first, with the password read from standard input, and this is its first device.
 				fmt.Fprintf(cmd.ErrOrStderr(), "hearth: waiting for approval; on a device already logged in as %s run\n"+
 					"    hearth chat --profile PDIR device approve %s\n"+
 					"(or log in here with --recovery-key-file FILE)\n", res.User, res.LinkCode)
+				c.OnHistoryProgress(func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), "hearth: "+s) })
 				wctx, wcancel := timeoutContext(ctx, wait)
 				defer wcancel()
 				if err := c.WaitApproval(wctx, time.Second); err != nil {
