@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"hearth/client/account"
+	"hearth/client/convstate"
 	"hearth/client/store"
 	"hearth/homeserver/wire"
 	"hearth/keys/identity"
@@ -42,6 +44,24 @@ type historyHeader struct {
 	Since         time.Time `json:"since"`
 	Conversations int       `json:"conversations"`
 	Messages      int       `json:"messages"`
+	// Directs lists the 1:1 conversations of the archive by peer, so that
+	// `history USER` finds them on the new device before it received
+	// anything (importedDirects).
+	Directs map[string][]string `json:"directs,omitempty"`
+}
+
+// importedDirectName is the meta record of the 1:1 conversations with user
+// that an imported archive holds.
+func importedDirectName(user string) string { return "history-direct/" + user }
+
+// importedDirects returns the 1:1 conversations with user that imported
+// archives hold (see History).
+func importedDirects(tx *store.Tx, user string) []string {
+	var ids []string
+	if raw := tx.Meta(importedDirectName(user)); raw != nil {
+		json.Unmarshal(raw, &ids)
+	}
+	return ids
 }
 
 // HistoryOptions choose what an approval sends the new device.
@@ -91,6 +111,12 @@ func writeHistoryArchive(st *store.Store, user string, since time.Time, w io.Wri
 			}
 			if len(msgs) > n {
 				h.Conversations++
+				if cv, err := convstate.Get(tx, conv); err == nil && !cv.Group && len(cv.Peers) == 1 {
+					if h.Directs == nil {
+						h.Directs = map[string][]string{}
+					}
+					h.Directs[cv.Peers[0]] = append(h.Directs[cv.Peers[0]], conv)
+				}
 			}
 		}
 		return nil
@@ -294,6 +320,22 @@ func (c *Client) importHistory(ctx context.Context, rawRef []byte) error {
 	})
 	if err == nil {
 		err = flush()
+	}
+	if err == nil {
+		err = c.st.Update(func(tx *store.Tx) error {
+			for user, ids := range h.Directs {
+				if _, err := identity.ParseUser(user); err != nil || len(ids) == 0 {
+					return fmt.Errorf("history archive: bad 1:1 conversations of %q", user)
+				}
+				ids = append(importedDirects(tx, user), ids...)
+				slices.Sort(ids)
+				raw, _ := json.Marshal(slices.Compact(ids))
+				if err := tx.PutMeta(importedDirectName(user), raw); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)

@@ -44,13 +44,14 @@ type Config struct {
 	// whether this device is active.
 	Approved func(ctx context.Context, device string)
 	Revoked  func(ctx context.Context, active bool)
+	Rand     io.Reader
+	Now      func() time.Time
+	Log      *slog.Logger
+
 	// ImportHistory, when set, imports the archive an approving device
 	// referred to in the approval (identity.Bundle.History), once this
 	// device is active and before WaitApproval returns.
 	ImportHistory func(ctx context.Context, ref []byte) error
-	Rand     io.Reader
-	Now      func() time.Time
-	Log      *slog.Logger
 }
 
 // Manager logs this profile's device in and manages the user's devices.

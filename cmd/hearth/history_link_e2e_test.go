@@ -65,10 +65,10 @@ func TestChatHistoryOnNewDevice(t *testing.T) {
 	}
 
 	// Before receiving anything live, the new device holds the history
-	// of both conversations by id, as bob's first device had it.
-	for _, h := range [][]chatMsg{histAlice, histCarol} {
-		got := parseMsgs(t, bob2.must(t, "", "history", h[0].Conversation, "--json"))
-		sameMessages(t, got, h)
+	// of both conversations, by id and by peer, as bob's first device had it.
+	for peer, h := range map[string][]chatMsg{aliceAt: histAlice, carolAt: histCarol} {
+		sameMessages(t, parseMsgs(t, bob2.must(t, "", "history", h[0].Conversation, "--json")), h)
+		sameMessages(t, parseMsgs(t, bob2.must(t, "", "history", peer, "--json")), h)
 	}
 
 	// Live messages continue after the imported ones, and by address.
