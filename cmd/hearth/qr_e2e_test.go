@@ -146,3 +146,45 @@ func TestChatQRLink(t *testing.T) {
 		t.Errorf("--no-qr drew a QR code:\n%s", stderr3.String())
 	}
 }
+
+// TestChatApproveAsksOnTerminal: on a terminal (a pty made by script(1)),
+// `device approve` shows the device and asks; "n" approves nothing and
+// the device stays pending, "y" links it.
+func TestChatApproveAsksOnTerminal(t *testing.T) {
+	skipShort(t)
+	scriptBin, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("script(1) (util-linux) is needed to run approve on a pty")
+	}
+	n := newChatNet(t, "alice")
+	a1, a2 := newProfile(t, "alice"), newProfile(t, "alice")
+	a1.must(t, password("alice"), a1.loginArgs(n)...)
+	onPTY := func(answer, code string) (string, error) {
+		shell := "'" + hearthBin + "' chat --profile '" + a1.dir + "' device approve " + code + " --no-history"
+		cmd := exec.Command(scriptBin, "-qec", shell, "/dev/null")
+		cmd.Stdin = strings.NewReader(answer)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	_, err = linkProfile(a2, 60*time.Second, func(code string) error {
+		out, err := onPTY("n\n", code)
+		if err == nil || !strings.Contains(out, "[y/N]") || !strings.Contains(out, "fingerprint: ") || !strings.Contains(out, "not approved (answered no)") {
+			t.Errorf("answer n: %v\n%s", err, out)
+		}
+		for _, d := range devices(t, a1) {
+			if !d.This && d.Status != "pending" {
+				t.Errorf("after answer n: %+v", d)
+			}
+		}
+		if out, err := onPTY("y\n", code); err != nil || !strings.Contains(out, "approved: ") {
+			t.Errorf("answer y: %v\n%s", err, out)
+		}
+		return nil
+	}, a2.loginArgs(n)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if devs := devices(t, a2); len(devs) != 2 || !devs[0].Listed || !devs[1].Listed {
+		t.Errorf("devices: %+v", devs)
+	}
+}
