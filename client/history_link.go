@@ -86,6 +86,24 @@ func (c *Client) ApproveWithHistory(ctx context.Context, code string, confirm fu
 // (new) device reports to, during WaitApproval.
 func (c *Client) OnHistoryProgress(fn func(string)) { c.historyProgress = fn }
 
+// percent turns byte counts into lines "PREFIX N%" for fn, one per 10%
+// step; nil when fn is.
+func percent(fn func(string), prefix string) func(done, total int64) {
+	if fn == nil {
+		return nil
+	}
+	last := int64(-1)
+	return func(done, total int64) {
+		if total <= 0 {
+			return
+		}
+		if p := done * 100 / total / 10 * 10; p > last {
+			last = p
+			fn(fmt.Sprintf("%s %d%% (%d of %d bytes)", prefix, p, done, total))
+		}
+	}
+}
+
 func say(fn func(string), format string, a ...any) {
 	if fn != nil {
 		fn(fmt.Sprintf(format, a...))
@@ -260,7 +278,7 @@ func (c *Client) exportHistory(ctx context.Context, opts HistoryOptions) ([]byte
 		ref.Server = u.Domain
 	}
 	say(opts.Progress, "history: uploading %d bytes", ref.Size)
-	if ref.ID, err = up.Send(ctx); err != nil {
+	if ref.ID, err = up.SendProgress(ctx, percent(opts.Progress, "history: uploaded")); err != nil {
 		return nil, fmt.Errorf("history archive upload: %w", err)
 	}
 	if err := c.st.Update(up.Forget); err != nil {
@@ -288,7 +306,7 @@ func (c *Client) importHistory(ctx context.Context, rawRef []byte) error {
 	}
 	say(c.historyProgress, "history: downloading %d bytes", ref.Size)
 	var buf bytes.Buffer
-	if err := c.media.Fetch(ctx, ref, &buf); err != nil {
+	if err := c.media.FetchProgress(ctx, ref, &buf, percent(c.historyProgress, "history: downloaded")); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	var batch []store.Message

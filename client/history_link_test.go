@@ -107,3 +107,20 @@ func FuzzReadHistoryArchive(f *testing.F) {
 		}
 	})
 }
+
+// TestPercent: one line per 10% step, none for nothing or a zero total.
+func TestPercent(t *testing.T) {
+	var lines []string
+	p := percent(func(s string) { lines = append(lines, s) }, "up")
+	for _, d := range []int64{0, 5, 9, 10, 55, 99, 100, 100} {
+		p(d, 100)
+	}
+	p(1, 0)
+	want := []string{"up 0% (0 of 100 bytes)", "up 10% (10 of 100 bytes)", "up 50% (55 of 100 bytes)", "up 90% (99 of 100 bytes)", "up 100% (100 of 100 bytes)"}
+	if strings.Join(lines, "|") != strings.Join(want, "|") {
+		t.Errorf("lines %q, want %q", lines, want)
+	}
+	if percent(nil, "x") != nil {
+		t.Error("percent(nil) is not nil")
+	}
+}

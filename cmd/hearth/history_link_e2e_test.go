@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -49,19 +51,16 @@ func TestChatHistoryOnNewDevice(t *testing.T) {
 	}
 
 	bob2 := newProfile(t, "bob")
-	var approveErr string
-	if _, err := linkProfile(bob2, 60*time.Second, func(code string) error {
-		r := bob.chat(t, "", "device", "approve", code, "--history-days", "30")
-		if r.code != 0 || !strings.Contains(r.stdout, "approved: ") {
-			t.Errorf("approve: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
-		}
-		approveErr = r.stderr
-		return nil
-	}, bobLogin...); err != nil {
-		t.Fatal(err)
+	code, wait := startPendingLogin(t, bob2, bobLogin...)
+	r := bob.chat(t, "", "device", "approve", code, "--history-days", "30")
+	if r.code != 0 || !strings.Contains(r.stdout, "approved: ") {
+		t.Errorf("approve: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	if !strings.Contains(approveErr, "history: 4 messages of 2 conversations") || !strings.Contains(approveErr, "history: uploaded") {
-		t.Errorf("approve did not report the history it sent: %q", approveErr)
+	if !strings.Contains(r.stderr, "history: 4 messages of 2 conversations") || !strings.Contains(r.stderr, "history: uploaded 100%") {
+		t.Errorf("approve did not report the history it sent: %q", r.stderr)
+	}
+	if loginErr := wait(); !strings.Contains(loginErr, "history: downloaded 100%") || !strings.Contains(loginErr, "history: imported 4 messages of 2 conversations") {
+		t.Errorf("the new device did not report the history it imported: %q", loginErr)
 	}
 
 	// Before receiving anything live, the new device holds the history
@@ -114,5 +113,58 @@ func sameMessages(t *testing.T, got, want []chatMsg) {
 		if got[i] != want[i] {
 			t.Errorf("history[%d] = %+v, want %+v", i, got[i], want[i])
 		}
+	}
+}
+
+// startPendingLogin starts `chat login` of p as a pending device and
+// returns its link code, and a wait that returns the login's stderr once it
+// ended with status: active (it fails the test otherwise).
+func startPendingLogin(t *testing.T, p *profile, loginArgs ...string) (string, func() string) {
+	t.Helper()
+	cmd := exec.Command(hearthBin, append([]string{"chat", "--profile", p.dir}, loginArgs...)...)
+	cmd.Stdin = strings.NewReader(password(p.user))
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stdout)
+	var code string
+	var out []string
+	for code == "" && lines.Scan() {
+		out = append(out, lines.Text())
+		if v, ok := strings.CutPrefix(lines.Text(), "link-code: "); ok {
+			code = v
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		for lines.Scan() {
+			out = append(out, lines.Text())
+		}
+		done <- cmd.Wait()
+	}()
+	if code == "" {
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("pending login printed no link-code: %q\n%s", out, stderr.String())
+	}
+	return code, func() string {
+		t.Helper()
+		select {
+		case err := <-done:
+			if err != nil || keyValues(strings.Join(out, "\n"))["status"] != "active" {
+				t.Fatalf("pending login: %v, %q\n%s", err, out, stderr.String())
+			}
+		case <-time.After(60 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			t.Fatalf("pending login did not finish after approval:\n%s", stderr.String())
+		}
+		return stderr.String()
 	}
 }
