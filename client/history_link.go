@@ -104,6 +104,14 @@ func percent(fn func(string), prefix string) func(done, total int64) {
 	}
 }
 
+// plural is "1 message", "2 messages".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
 func say(fn func(string), format string, a ...any) {
 	if fn != nil {
 		fn(fmt.Sprintf(format, a...))
@@ -111,48 +119,58 @@ func say(fn func(string), format string, a ...any) {
 }
 
 // writeHistoryArchive writes the archive of the messages since since
-// (all when zero) of every conversation in the store to w.
+// (all when zero) of every conversation in the store to w. It reads the
+// store twice in one transaction (to count for the header, then to write),
+// holding one conversation in memory at a time.
 func writeHistoryArchive(st *store.Store, user string, since time.Time, w io.Writer) (historyHeader, error) {
 	h := historyHeader{Format: historyFormat, User: user, Since: since}
-	var msgs []store.Message
+	keep := func(m store.Message) bool { return since.IsZero() || m.SentAt.IsZero() || !m.SentAt.Before(since) }
 	err := st.View(func(tx *store.Tx) error {
-		for _, conv := range tx.HistoryConversations() {
+		convs := tx.HistoryConversations()
+		for _, conv := range convs {
 			hist, err := tx.History(conv, 0)
 			if err != nil {
 				return err
 			}
-			n := len(msgs)
+			n := 0
 			for _, m := range hist {
-				if since.IsZero() || m.SentAt.IsZero() || !m.SentAt.Before(since) {
-					msgs = append(msgs, m)
+				if keep(m) {
+					n++
 				}
 			}
-			if len(msgs) > n {
-				h.Conversations++
-				if cv, err := convstate.Get(tx, conv); err == nil && !cv.Group && len(cv.Peers) == 1 {
-					if h.Directs == nil {
-						h.Directs = map[string][]string{}
-					}
-					h.Directs[cv.Peers[0]] = append(h.Directs[cv.Peers[0]], conv)
+			if n == 0 {
+				continue
+			}
+			h.Messages += n
+			h.Conversations++
+			if cv, err := convstate.Get(tx, conv); err == nil && !cv.Group && len(cv.Peers) == 1 {
+				if h.Directs == nil {
+					h.Directs = map[string][]string{}
+				}
+				h.Directs[cv.Peers[0]] = append(h.Directs[cv.Peers[0]], conv)
+			}
+		}
+		enc := json.NewEncoder(w)
+		if err := enc.Encode(h); err != nil {
+			return err
+		}
+		for _, conv := range convs {
+			hist, err := tx.History(conv, 0)
+			if err != nil {
+				return err
+			}
+			for _, m := range hist {
+				if !keep(m) {
+					continue
+				}
+				if err := enc.Encode(m); err != nil {
+					return err
 				}
 			}
 		}
 		return nil
 	})
-	if err != nil {
-		return h, err
-	}
-	h.Messages = len(msgs)
-	enc := json.NewEncoder(w)
-	if err := enc.Encode(h); err != nil {
-		return h, err
-	}
-	for _, m := range msgs {
-		if err := enc.Encode(m); err != nil {
-			return h, err
-		}
-	}
-	return h, nil
+	return h, err
 }
 
 // readHistoryArchive decodes an archive of user's history from r and
@@ -263,7 +281,7 @@ func (c *Client) exportHistory(ctx context.Context, opts HistoryOptions) ([]byte
 	if err != nil {
 		return nil, fmt.Errorf("history archive: %w", err)
 	}
-	say(opts.Progress, "history: %d messages of %d conversations; encrypting", h.Messages, h.Conversations)
+	say(opts.Progress, "history: %s of %s; encrypting", plural(h.Messages, "message"), plural(h.Conversations, "conversation"))
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	up, err := c.media.Prepare(plain, "media-upload/history-"+hex.EncodeToString(rnd[:]))
@@ -305,10 +323,15 @@ func (c *Client) importHistory(ctx context.Context, rawRef []byte) error {
 		return err
 	}
 	say(c.historyProgress, "history: downloading %d bytes", ref.Size)
-	var buf bytes.Buffer
-	if err := c.media.FetchProgress(ctx, ref, &buf, percent(c.historyProgress, "history: downloaded")); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
+	// The archive is read as it is decrypted, which starts only once the
+	// whole ciphertext matched its hash (transfer.Fetch), in constant memory.
+	pr, pw := io.Pipe()
+	fetched := make(chan error, 1)
+	go func() {
+		err := c.media.FetchProgress(ctx, ref, pw, percent(c.historyProgress, "history: downloaded"))
+		pw.CloseWithError(err)
+		fetched <- err
+	}()
 	var batch []store.Message
 	added := 0
 	flush := func() error {
@@ -327,7 +350,7 @@ func (c *Client) importHistory(ctx context.Context, rawRef []byte) error {
 		batch = batch[:0]
 		return err
 	}
-	h, err := readHistoryArchive(&buf, a.User, func(m store.Message) error {
+	h, err := readHistoryArchive(pr, a.User, func(m store.Message) error {
 		if batch = append(batch, m); len(batch) >= historyBatch {
 			if err := flush(); err != nil {
 				return err
@@ -338,6 +361,10 @@ func (c *Client) importHistory(ctx context.Context, rawRef []byte) error {
 	})
 	if err == nil {
 		err = flush()
+	}
+	pr.CloseWithError(errors.New("history archive: import ended")) // a fetch still writing ends
+	if ferr := <-fetched; err == nil && ferr != nil {
+		err = ferr
 	}
 	if err == nil {
 		err = c.st.Update(func(tx *store.Tx) error {
@@ -358,6 +385,6 @@ func (c *Client) importHistory(ctx context.Context, rawRef []byte) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	say(c.historyProgress, "history: imported %d messages of %d conversations", added, h.Conversations)
+	say(c.historyProgress, "history: imported %s of %s", plural(added, "message"), plural(h.Conversations, "conversation"))
 	return nil
 }
