@@ -33,7 +33,8 @@ carries the fingerprint of the device's key, which is checked.
 Unless --no-history, the new device also gets this device's history of
 the last --history-days days (0: all): an archive encrypted like a file
 sent, uploaded, and its key sealed into the approval for that device only;
-it imports it before its login reports "status: active".`,
+it imports it before its login reports "status: active". A large
+history may need a longer --timeout (the export and upload count in it).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ask := !yes && isTerminal(cmd.InOrStdin())
