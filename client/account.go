@@ -60,3 +60,17 @@ func (c *Client) EncryptProfile(passphrase []byte) error {
 	}
 	return nil
 }
+
+// PendingDevice is a device waiting for approval, as ApproveConfirm shows it.
+type PendingDevice = account.PendingDevice
+
+// ApproveConfirm is Approve that first passes the pending device (its
+// name and key fingerprint, after the code's link key was checked) to
+// confirm; an error from confirm approves nothing.
+func (c *Client) ApproveConfirm(ctx context.Context, code string, confirm func(PendingDevice) error) (deviceID string, err error) {
+	return c.acct.ApproveConfirm(ctx, code, confirm)
+}
+
+// Fingerprint is this device's signature key fingerprint
+// (account.KeyFingerprint), which an approving device shows too.
+func (c *Client) Fingerprint() (string, error) { return c.acct.Fingerprint() }

@@ -60,6 +60,9 @@ type Client struct {
 	cfg Config
 	st  *store.Store
 	log *slog.Logger
+	// historyProgress is told how importing a history archive goes
+	// (OnHistoryProgress).
+	historyProgress func(string)
 
 	link *link // the session with the homeserver
 	// mls is cfg.Groups with parsed groups kept between messages in
@@ -129,7 +132,7 @@ func Open(cfg Config) (*Client, error) {
 	c.acct = account.New(account.Config{Store: st, Dial: cfg.Dial, Call: c.link.call, CallIdempotent: c.link.callIdempotent,
 		Dir: c.dir, ResetSession: c.link.reset, Activated: func(ctx context.Context) error { return c.devs.afterActivation(ctx) },
 		Approved: func(ctx context.Context, d string) { c.devs.afterApproval(ctx, d) }, Revoked: func(ctx context.Context, active bool) { c.devs.afterRevoke(ctx, active) },
-		Rand: cfg.Rand, Now: cfg.Now, Log: cfg.Logger})
+		Rand: cfg.Rand, Now: cfg.Now, Log: cfg.Logger, ImportHistory: func(ctx context.Context, ref []byte) error { return c.importHistory(ctx, ref) }})
 	c.kp = &keyPackages{e2ee: cfg.Groups != nil, st: st, mls: c.mls, self: c.acct.Self, call: c.link.call}
 	c.rosters = roster.New(roster.Config{Store: st, States: c.states, Dir: c.dir, Self: c.acct.Self, Call: c.link.call, NewID: c.newID,
 		Added: func(tx *store.Tx, conv string) error { return c.groups.forwardMeta(tx, conv) }, Log: cfg.Logger, Now: cfg.Now})

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"hearth/client/convstate"
@@ -168,6 +169,11 @@ func (c *Client) History(target string, limit int) ([]store.Message, error) {
 	var out []store.Message
 	err := c.st.View(func(tx *store.Tx) error {
 		convs := convstate.Directs(tx, target)
+		for _, id := range importedDirects(tx, target) { // from a history archive (history_link.go)
+			if !slices.Contains(convs, id) {
+				convs = append([]string{id}, convs...)
+			}
+		}
 		if len(convs) == 0 {
 			conv, ok := convstate.For(tx, target)
 			if !ok {

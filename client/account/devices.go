@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"hearth/client/session"
@@ -86,7 +87,15 @@ func (m *Manager) acceptApproval(ctx context.Context, a store.Account, sealed []
 			return err
 		}
 	}
-	return m.activate(ctx)
+	if err := m.activate(ctx); err != nil {
+		return err
+	}
+	if len(b.History) > 0 && m.cfg.ImportHistory != nil {
+		if err := m.cfg.ImportHistory(ctx, b.History); err != nil {
+			return fmt.Errorf("this device is approved and active, but the history the approving device sent could not be imported: %w", err)
+		}
+	}
+	return nil
 }
 
 // fixOwnEntry publishes a successor of l in which this device has its own key.
@@ -179,25 +188,12 @@ func (m *Manager) putIdentity(ik *identity.Signer) error {
 // signs a new device list with the device on it and seals the identity
 // material to the device's link key.
 func (m *Manager) Approve(ctx context.Context, code string) (deviceID string, err error) {
-	const op = "client.Approve"
-	token, fp, err := identity.ParseLinkCode(code)
-	if err != nil {
-		return "", wire.E(op, wire.Code_CODE_BAD_REQUEST, err)
-	}
-	ik, a, err := m.identityKey()
-	if err != nil {
-		return "", err
-	}
-	r, err := m.cfg.CallIdempotent(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_PendingDevice{PendingDevice: &wire.PendingDevice{LinkCode: token}}})
-	if err != nil {
-		return "", err
-	}
-	return m.approvePending(ctx, r.GetPendingDevice(), ik, a, fp)
+	return m.ApproveWith(ctx, code, ApproveOptions{})
 }
 
 // approvePending lists the pending device described by info and seals the
 // identity material to its link key, once the key matches fingerprint fp.
-func (m *Manager) approvePending(ctx context.Context, info *wire.PendingDeviceInfo, ik *identity.Signer, a store.Account, fp string) (string, error) {
+func (m *Manager) approvePending(ctx context.Context, info *wire.PendingDeviceInfo, ik *identity.Signer, a store.Account, fp string, opts ApproveOptions) (string, error) {
 	const op = "client.Approve"
 	linkPub, err := identity.ParseLinkPublicKey(info.GetLinkPublicKey())
 	if err != nil {
@@ -215,6 +211,19 @@ func (m *Manager) approvePending(ctx context.Context, info *wire.PendingDeviceIn
 	if err != nil {
 		return "", wire.E(op, wire.Code_CODE_BAD_REQUEST, err)
 	}
+	pd := PendingDevice{ID: dev.Device, Name: info.GetName(), LinkFingerprint: strings.ToUpper(fp),
+		Fingerprint: KeyFingerprint(info.GetSignatureKey())}
+	if opts.Confirm != nil {
+		if err := opts.Confirm(pd); err != nil {
+			return "", fmt.Errorf("%s: %w", op, err)
+		}
+	}
+	var history []byte
+	if opts.History != nil {
+		if history, err = opts.History(ctx, pd); err != nil {
+			return "", fmt.Errorf("%s: history for the new device: %w", op, err)
+		}
+	}
 	cur, err := m.cfg.Dir.Fetch(ctx, nil, user)
 	if err != nil {
 		return "", err
@@ -224,7 +233,7 @@ func (m *Manager) approvePending(ctx context.Context, info *wire.PendingDeviceIn
 	if err != nil {
 		return "", wire.E(op, wire.Code_CODE_BAD_REQUEST, err)
 	}
-	sealed, err := identity.SealBundle(linkPub, dev, &identity.Bundle{User: user, Identity: ik})
+	sealed, err := identity.SealBundle(linkPub, dev, &identity.Bundle{User: user, Identity: ik, History: history})
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", op, err)
 	}

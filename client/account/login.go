@@ -47,6 +47,11 @@ type Config struct {
 	Rand     io.Reader
 	Now      func() time.Time
 	Log      *slog.Logger
+
+	// ImportHistory, when set, imports the archive an approving device
+	// referred to in the approval (identity.Bundle.History), once this
+	// device is active and before WaitApproval returns.
+	ImportHistory func(ctx context.Context, ref []byte) error
 }
 
 // Manager logs this profile's device in and manages the user's devices.

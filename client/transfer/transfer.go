@@ -152,6 +152,12 @@ func (t *Transfer) uploadStatus(ctx context.Context, uploadID string) (*wire.Ser
 // Nothing reaches w unless the whole ciphertext matched the hash; the
 // ciphertext is held in a temporary file in Dir meanwhile.
 func (t *Transfer) Fetch(ctx context.Context, ref store.MediaRef, w io.Writer) error {
+	return t.FetchProgress(ctx, ref, w, nil)
+}
+
+// FetchProgress is Fetch that tells progress, when not nil, the
+// ciphertext bytes downloaded so far and their total.
+func (t *Transfer) FetchProgress(ctx context.Context, ref store.MediaRef, w io.Writer, progress func(done, total int64)) error {
 	const op = "client.FetchMedia"
 	key, err := media.ParseKey(ref.Key)
 	if err != nil {
@@ -165,7 +171,11 @@ func (t *Transfer) Fetch(ctx context.Context, ref store.MediaRef, w io.Writer) e
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
 	hw := media.NewHashWriter(tmp)
-	if err := t.download(ctx, ref.ID, ref.Server, want, hw); err != nil {
+	var dst io.Writer = hw
+	if progress != nil {
+		dst = &progressWriter{w: hw, total: want, fn: progress}
+	}
+	if err := t.download(ctx, ref.ID, ref.Server, want, dst); err != nil {
 		return err
 	}
 	if sum := hw.Sum(); hex.EncodeToString(sum[:]) != ref.SHA256 {
@@ -219,4 +229,36 @@ func (t *Transfer) download(ctx context.Context, mediaID, server string, want in
 		}
 	}
 	return nil
+}
+
+// progressWriter tells fn the bytes written through it so far.
+type progressWriter struct {
+	w     io.Writer
+	done  int64
+	total int64
+	fn    func(done, total int64)
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.done += int64(n)
+	p.fn(p.done, p.total)
+	return n, err
+}
+
+// progressReaderAt tells fn the furthest offset read through it.
+type progressReaderAt struct {
+	r     io.ReaderAt
+	done  int64
+	total int64
+	fn    func(done, total int64)
+}
+
+func (p *progressReaderAt) ReadAt(b []byte, off int64) (int, error) {
+	n, err := p.r.ReadAt(b, off)
+	if end := off + int64(n); end > p.done {
+		p.done = end
+		p.fn(p.done, p.total)
+	}
+	return n, err
 }

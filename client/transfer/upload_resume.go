@@ -217,8 +217,16 @@ func hashFile(src *os.File) (string, error) {
 // Send uploads the ciphertext, going on from what the server holds of an
 // earlier run's upload, and returns the media id. An upload that failed
 // for a reason a retry would not fix is forgotten.
-func (u *Upload) Send(ctx context.Context) (string, error) {
-	id, err := u.t.upload(ctx, u.f, u.s, u.p.UploadID, func(id string) error {
+func (u *Upload) Send(ctx context.Context) (string, error) { return u.SendProgress(ctx, nil) }
+
+// SendProgress is Send that tells progress, when not nil, the ciphertext
+// bytes sent so far and their total.
+func (u *Upload) SendProgress(ctx context.Context, progress func(done, total int64)) (string, error) {
+	var f io.ReaderAt = u.f
+	if progress != nil {
+		f = &progressReaderAt{r: u.f, total: u.s.Size, fn: progress}
+	}
+	id, err := u.t.upload(ctx, f, u.s, u.p.UploadID, func(id string) error {
 		u.p.UploadID = id
 		return u.t.savePending(u.name, u.p)
 	})

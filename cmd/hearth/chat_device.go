@@ -17,13 +17,55 @@ func newChatDeviceCmd(env *chatEnv) *cobra.Command {
 	var timeout time.Duration
 	cmd.PersistentFlags().DurationVar(&timeout, "timeout", 30*time.Second, "give up after this long")
 
+	var yes, noHistory bool
+	var historyDays int
 	approve := &cobra.Command{
-		Use:   "approve CODE",
+		Use:   "approve CODE|QR-TEXT|FILE.png",
 		Short: "Approve a pending device by the link code it shows",
-		Args:  cobra.ExactArgs(1),
+		Long: `Approve a pending device of this user. The argument is the link code the
+new device prints, the text of its QR code (hearth-link:USER:CODE, pasted)
+or the path of a PNG image of the QR code (login --qr-png, a screenshot).
+The device's name and key fingerprint are shown first; on a terminal the
+command asks for confirmation (--yes skips it; the answer may take up to
+5 minutes beyond --timeout). When standard input is not a terminal the
+device is approved without asking, as scripts expect: the code itself
+carries the fingerprint of the device's key, which is checked.
+Unless --no-history, the new device also gets this device's history of
+the last --history-days days (0: all): an archive encrypted like a file
+sent, uploaded, and its key sealed into the approval for that device only;
+it imports it before its login reports "status: active". A large
+history may need a longer --timeout (the export and upload count in it).`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return env.withClient(cmd, timeout, func(ctx context.Context, c *client.Client) error {
-				id, err := c.Approve(ctx, args[0])
+			ask := !yes && isTerminal(cmd.InOrStdin())
+			t := timeout
+			if ask && t > 0 {
+				t += 5 * time.Minute
+			}
+			return env.withClient(cmd, t, func(ctx context.Context, c *client.Client) error {
+				a, err := c.Account()
+				if err != nil {
+					return err
+				}
+				code, err := linkCodeArg(args[0], a.User)
+				if err != nil {
+					return err
+				}
+				var hist *client.HistoryOptions
+				if !noHistory {
+					if historyDays < 0 {
+						return fmt.Errorf("--history-days %d: want 0 (all) or more", historyDays)
+					}
+					hist = &client.HistoryOptions{Days: historyDays, Progress: func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), "hearth: "+s) }}
+				}
+				id, err := c.ApproveWithHistory(ctx, code, func(p client.PendingDevice) error {
+					w := cmd.ErrOrStderr()
+					fmt.Fprintf(w, "new device:  %s (%q)\nfingerprint: %s\n", p.ID, p.Name, p.Fingerprint)
+					if !ask {
+						return nil
+					}
+					return askYes(ctx, cmd.InOrStdin(), w, "Does the new device show this fingerprint, and approve it?")
+				}, hist)
 				if err == nil {
 					kv(cmd.OutOrStdout(), "approved", id)
 				}
@@ -31,6 +73,9 @@ func newChatDeviceCmd(env *chatEnv) *cobra.Command {
 			})
 		},
 	}
+	approve.Flags().BoolVar(&yes, "yes", false, "approve without asking for confirmation")
+	approve.Flags().BoolVar(&noHistory, "no-history", false, "do not send the new device this device's history")
+	approve.Flags().IntVar(&historyDays, "history-days", 90, "send the history of the last N days (0: all)")
 	var asJSON bool
 	list := &cobra.Command{
 		Use:   "list",

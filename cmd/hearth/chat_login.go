@@ -16,7 +16,8 @@ import (
 
 func newChatLoginCmd(env *chatEnv) *cobra.Command {
 	var server, ca, recoveryFile, name, invite string
-	var pwStdin bool
+	var pwStdin, noQR bool
+	var qrPNG string
 	var wait time.Duration
 	cmd := &cobra.Command{
 		Use:   "login USER@DOMAIN --server HOST:PORT --ca DIR/ca.pem --password-stdin [--recovery-key-file F] [--invite CODE]",
@@ -25,6 +26,10 @@ func newChatLoginCmd(env *chatEnv) *cobra.Command {
 and prints "recovery-key: ..." once: keep it safe. Any later device prints
 "link-code: CODE" and waits until an existing device runs
 "hearth chat device approve CODE", or approves itself with --recovery-key-file.
+A waiting device also draws the link code as a QR code (on standard
+output when it is a terminal, else on standard error; --no-qr to skip,
+--qr-png FILE to write it as an image) and prints its key fingerprint,
+which the approving device shows before it approves.
 With --invite CODE (from "hearth admin invite create") the account is created
 first, with the password read from standard input, and this is its first device.`,
 		Args: cobra.ExactArgs(1),
@@ -73,10 +78,19 @@ first, with the password read from standard input, and this is its first device.
 				return err
 			}
 			if res.LinkCode != "" {
+				if qrPNG != "" { // before the code is shown: a script that read it finds the file
+					if err := writeQRPNG(qrPNG, linkQRText(res.User, res.LinkCode)); err != nil {
+						return err
+					}
+				}
 				kv(out, "link-code", res.LinkCode)
+				if err := showLinkQR(cmd, c, res, noQR); err != nil {
+					return err
+				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "hearth: waiting for approval; on a device already logged in as %s run\n"+
 					"    hearth chat --profile PDIR device approve %s\n"+
 					"(or log in here with --recovery-key-file FILE)\n", res.User, res.LinkCode)
+				c.OnHistoryProgress(func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), "hearth: "+s) })
 				wctx, wcancel := timeoutContext(ctx, wait)
 				defer wcancel()
 				if err := c.WaitApproval(wctx, time.Second); err != nil {
@@ -103,6 +117,8 @@ first, with the password read from standard input, and this is its first device.
 	f.StringVar(&recoveryFile, "recovery-key-file", "", "approve this device with the user's recovery key read from this file")
 	f.StringVar(&name, "device-name", "", "name shown in device lists (default: host name)")
 	f.StringVar(&invite, "invite", "", "create the account USER with this invite code, then log in as its first device")
+	f.BoolVar(&noQR, "no-qr", false, "do not draw the link code as a QR code")
+	f.StringVar(&qrPNG, "qr-png", "", "also write the link code's QR code to this PNG file (for \"device approve FILE\")")
 	f.DurationVar(&wait, "approval-timeout", 0, "give up waiting for approval after this long (0: wait until interrupted)")
 	return cmd
 }
@@ -118,4 +134,30 @@ func readSecret(r io.Reader) (string, error) {
 		return "", errors.New("empty")
 	}
 	return s, nil
+}
+
+// showLinkQR draws the pending device's link QR code (on stdout when it
+// is a terminal, else on stderr, so that scripts reading stdout get only
+// key: value lines) and prints this device's fingerprint for the user to
+// compare on the approving device.
+func showLinkQR(cmd *cobra.Command, c *client.Client, res client.LoginResult, noQR bool) error {
+	text := linkQRText(res.User, res.LinkCode)
+	stderr := cmd.ErrOrStderr()
+	if !noQR {
+		w := stderr
+		if isTerminal(cmd.OutOrStdout()) {
+			w = cmd.OutOrStdout()
+		}
+		bits, err := qrBits(text)
+		if err != nil {
+			return err
+		}
+		if err := writeHalfBlocks(w, bits); err != nil {
+			return fmt.Errorf("draw qr code: %w", err)
+		}
+	}
+	if fp, err := c.Fingerprint(); err == nil {
+		fmt.Fprintf(stderr, "hearth: this device's fingerprint is %s (the approving device shows it too)\n", fp)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"bytes"
 	"crypto/ecdh"
 	"crypto/hpke"
 	"crypto/sha256"
@@ -25,6 +26,11 @@ const (
 	fingerprintLen = 8 // base32 characters: 40 bits
 	maxTokenLen    = 32
 	bundleFormat   = 2 // carries the identity signing key; 1 carried the recovery secret
+	// bundleFormatHistory is bundleFormat followed by the History
+	// reference; sealed only when there is one, so that a bundle without
+	// history still opens on a device of an older version.
+	bundleFormatHistory = 3
+	maxBundleHistory    = 4096
 )
 
 // LinkPublicKey is a pending device's X25519 link public key.
@@ -152,6 +158,10 @@ func checkToken(token string) error {
 type Bundle struct {
 	User     UserAddress
 	Identity *Signer
+	// History, when set, is the approving device's reference to the
+	// encrypted archive of the user's conversations (its media id and
+	// key; client/history.go), for the new device only.
+	History []byte
 }
 
 func linkInfo(device DeviceAddress) []byte {
@@ -177,8 +187,15 @@ func SealBundle(linkPub LinkPublicKey, device DeviceAddress, b *Bundle) ([]byte,
 	if err != nil {
 		return nil, fmt.Errorf("%w: link key: %v", ErrKey, err)
 	}
+	if len(b.History) > maxBundleHistory {
+		return nil, fmt.Errorf("%w: history reference of %d bytes (at most %d)", ErrBundle, len(b.History), maxBundleHistory)
+	}
 	w := codec.NewWriter(nil)
-	w.Uint8(bundleFormat)
+	if len(b.History) > 0 {
+		w.Uint8(bundleFormatHistory)
+	} else {
+		w.Uint8(bundleFormat)
+	}
 	w.Opaque([]byte(b.User.String()))
 	if b.Identity == nil {
 		return nil, fmt.Errorf("%w: no identity key", ErrBundle)
@@ -186,6 +203,9 @@ func SealBundle(linkPub LinkPublicKey, device DeviceAddress, b *Bundle) ([]byte,
 	seed := b.Identity.Seed()
 	defer clear(seed)
 	w.Opaque(seed)
+	if len(b.History) > 0 {
+		w.Opaque(b.History)
+	}
 	pt := w.Bytes()
 	defer clear(pt)
 	sealed, err := hpke.Seal(pk, kdf, aead, linkInfo(device), pt)
@@ -211,6 +231,14 @@ func OpenBundle(linkPriv *LinkPrivateKey, device DeviceAddress, sealed []byte) (
 	defer clear(pt)
 	r := codec.NewReader(pt)
 	format, user, secret := r.Uint8(), string(r.Opaque()), r.Opaque()
+	var history []byte
+	if format == bundleFormatHistory {
+		history = bytes.Clone(r.Opaque())
+		format = bundleFormat
+		if len(history) == 0 || len(history) > maxBundleHistory {
+			return nil, fmt.Errorf("%w: malformed history reference", ErrBundle)
+		}
+	}
 	if err := r.Done(); err != nil || (format != bundleFormat && format != 1) || len(secret) != 32 {
 		return nil, fmt.Errorf("%w: malformed contents", ErrBundle)
 	}
@@ -218,7 +246,7 @@ func OpenBundle(linkPriv *LinkPrivateKey, device DeviceAddress, sealed []byte) (
 	if err != nil || u != device.User {
 		return nil, fmt.Errorf("%w: bundle is for %q, not %v", ErrBundle, user, device.User)
 	}
-	b := &Bundle{User: u}
+	b := &Bundle{User: u, History: history}
 	if format == 1 { // from a device of an older version: the recovery secret
 		var rk RecoveryKey
 		copy(rk.secret[:], secret)

@@ -90,6 +90,31 @@ func TestSealOpenBundle(t *testing.T) {
 	}
 }
 
+// TestSealOpenBundleHistory: a bundle with a history reference opens with
+// it (format 3); without one it is the format-2 bundle older devices open;
+// an oversized reference is refused when sealing.
+func TestSealOpenBundleHistory(t *testing.T) {
+	priv, _ := GenerateLinkKey(&detRand{})
+	rk, _ := NewRecoveryKey(&detRand{ctr: 3})
+	dev, _ := ParseDevice("alice@a.example/NEWPHONE")
+	ref := []byte(`{"id":"M1","key":"k"}`)
+	sealed, err := SealBundle(priv.Public(), dev, &Bundle{User: dev.User, Identity: rk.Signer(), History: ref})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := OpenBundle(priv, dev, sealed)
+	if err != nil || string(got.History) != string(ref) || !got.Identity.Public().Equal(rk.Signer().Public()) {
+		t.Fatalf("opened %+v, %v", got, err)
+	}
+	plain, _ := SealBundle(priv.Public(), dev, &Bundle{User: dev.User, Identity: rk.Signer()})
+	if got, err := OpenBundle(priv, dev, plain); err != nil || got.History != nil {
+		t.Fatalf("bundle without history: %+v, %v", got, err)
+	}
+	if _, err := SealBundle(priv.Public(), dev, &Bundle{User: dev.User, Identity: rk.Signer(), History: make([]byte, maxBundleHistory+1)}); !errors.Is(err, ErrBundle) {
+		t.Fatalf("oversized history reference sealed: %v", err)
+	}
+}
+
 func FuzzParseLinkCode(f *testing.F) {
 	f.Add("K7Q2ZX-ABCDEFGH")
 	f.Add(" abcd-22222222 ")
@@ -136,6 +161,8 @@ func FuzzOpenBundle(f *testing.F) {
 	dev, _ := ParseDevice("alice@a.example/NEWPHONE")
 	sealed, _ := SealBundle(priv.Public(), dev, &Bundle{User: dev.User, Identity: rk.Signer()})
 	f.Add(sealed)
+	withHistory, _ := SealBundle(priv.Public(), dev, &Bundle{User: dev.User, Identity: rk.Signer(), History: []byte("ref")})
+	f.Add(withHistory)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := OpenBundle(priv, dev, data)
 		if err == nil && b.User != dev.User {
