@@ -112,6 +112,16 @@ func (r *receiver) applyCommit(ctx context.Context, tx *store.Tx, conv string, g
 	if err := putGroupMeta(tx, conv, meta); err != nil {
 		return err
 	}
+	added := slices.DeleteFunc(slices.Clone(after), func(d string) bool { return slices.Contains(before, d) })
+	if !rcv.ExtChanged && adminSyncDue(meta, added, self.Address) {
+		id, err := r.newID()
+		if err != nil {
+			return err
+		}
+		if err := queueAdminSync(tx, conv, id, r.now()); err != nil {
+			return err
+		}
+	}
 	if err := r.rosters.UpdatePeers(tx, conv, after, self); err != nil {
 		return err
 	}

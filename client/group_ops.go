@@ -325,6 +325,9 @@ func (gp *Groups) groupCommit(ctx context.Context, conv string, checkRoster bool
 func isRedo(err error) bool { return err == convstate.ErrRedo }
 
 func (gp *Groups) tryGroupCommit(ctx context.Context, conv string, self e2ee.Self, checkRoster bool, plan func(e2ee.Group, groupMeta, e2ee.Self) (commitPlan, error)) error {
+	if err := gp.inStep(ctx, conv); err != nil {
+		return err
+	}
 	if err := gp.rosters.Settle(ctx, conv, checkRoster); err != nil {
 		return err
 	}
