@@ -104,3 +104,36 @@ func aliceTwoDevicesAndBob(t *testing.T) (ts *client.TestServer, a1, b1 *dev, se
 	a2.recv(A + ":hello bob")
 	return ts, a1, b1, res.DeviceID
 }
+
+// TestApproveAndRevokeAfterAdminRevoke: an admin revoked a device of
+// alice's that is still on her signed list (none of her devices has
+// dropped it yet). Approving a new device and revoking another one from
+// a1 sign a new list; the server refuses a list that names a revoked
+// device, so both drop the devices the server lists as revoked (the churn
+// test's "device list names device … that is not active").
+func TestApproveAndRevokeAfterAdminRevoke(t *testing.T) {
+	ts, a1, b1, victim := aliceTwoDevicesAndBob(t)
+	const pw = "correct horse battery"
+	a1.c.HoldRevokedDrop()
+	ts.AdminRevoke(t, "alice", victim)
+
+	a3 := newDev(t, ts, a1.user)
+	a3.link(pw, a1)
+	a4 := newDev(t, ts, a1.user)
+	a4.link(pw, a1)
+	ts.AdminRevoke(t, "alice", deviceID(a3))
+	if err := a1.c.Revoke(ctx30(t), deviceID(a4)); err != nil {
+		t.Fatalf("revoke with an admin-revoked device on the list: %v", err)
+	}
+	devs, err := a1.c.Devices(ctx30(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range devs {
+		if want := d.ID == deviceID(a1); d.Listed != want {
+			t.Fatalf("device %s (%s) listed %v, want %v", d.ID, d.Status, d.Listed, want)
+		}
+	}
+	a1.send(b1.user, "still fine")
+	b1.recv(a1.user + ":still fine")
+}
