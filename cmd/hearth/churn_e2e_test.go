@@ -601,6 +601,12 @@ func (c *churn) groupOp() {
 		}
 		if c.groupCmd(d, "leave", cv.id) {
 			cv.members[u] = false
+			// A leave is a request that an admin's device commits at its
+			// next flush (docs/groups.md): run one, so that the model's
+			// membership is the hub's from now on.
+			if a, ok := pick(c.rng, cv.creator.active()); ok {
+				c.recv(a)
+			}
 		}
 		c.logf("group leave %s by %s", cv.name, d.name)
 	}
