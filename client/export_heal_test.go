@@ -1,10 +1,12 @@
 package client
 
 import (
+	"context"
 	"testing"
 
 	"hearth/client/convstate"
 	"hearth/client/store"
+	"hearth/keys/identity"
 )
 
 // Heal test hooks for package client_test.
@@ -61,4 +63,26 @@ func (c *Client) Gone(t *testing.T, conv string) bool {
 	var gone bool
 	c.st.View(func(tx *store.Tx) error { gone = tx.Meta(goneName(conv)) != nil; return nil })
 	return gone
+}
+
+// PublishListWithout publishes this user's signed device list without
+// the devices ids and nothing else: the conversations keep them until a
+// member's roster check removes them.
+func (c *Client) PublishListWithout(t *testing.T, ids ...string) {
+	t.Helper()
+	if _, err := c.acct.DropRevoked(context.Background(), ids); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// FetchList fetches and pins user's signed device list now.
+func (c *Client) FetchList(t *testing.T, user string) {
+	t.Helper()
+	u, err := identity.ParseUser(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.dir.Fetch(context.Background(), nil, u); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"hearth/client/session"
 	"hearth/client/store"
 	"hearth/homeserver/wire"
+	"hearth/keys/identity"
 )
 
 // healer brings conversations this device cannot follow back in step
@@ -243,6 +244,14 @@ func (h *healer) heal(ctx context.Context, conv string) error {
 			continue // another commit came first: rejoin from the newer GroupInfo
 		case session.Retryable(err) && !wire.Is(err, wire.Code_CODE_STALE_EPOCH):
 			return err
+		case errors.Is(err, identity.ErrUnknownDevice):
+			// A leaf of the hub's tree is a device no longer on its
+			// user's list: revoked, and not yet removed by a member's
+			// roster check (a rejoin checks every leaf strictly). Not this
+			// device's fault, and it passes once any member sends: not
+			// counted towards giving up; tried again later.
+			h.log.Info("rejoin waits for a revoked device to leave the conversation", "conversation", conv, "err", err)
+			return wire.Errorf(op, wire.Code_CODE_UNAVAILABLE, "rejoining conversation %s waits for a member to remove a revoked device: %v", conv, err)
 		default:
 			return h.failed(conv, o, err)
 		}
