@@ -57,3 +57,8 @@ func (c *Client) HoldRevokedDrop() {
 	c.devs.dropping = true
 	c.devs.mu.Unlock()
 }
+
+// Reconcile runs the roster check of conv once (roster.Reconcile).
+func (c *Client) Reconcile(ctx context.Context, conv string) error {
+	return c.rosters.Reconcile(ctx, conv)
+}

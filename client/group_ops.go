@@ -373,8 +373,8 @@ func (gp *Groups) tryGroupCommit(ctx context.Context, conv string, self e2ee.Sel
 		if err != nil {
 			return err
 		}
-		if g.Epoch() != epoch {
-			return convstate.ErrRedo
+		if g.Epoch() != epoch || tx.Meta(convstate.CommitName(conv)) != nil {
+			return convstate.ErrRedo // moved on, or another commit of this process is pending
 		}
 		ac := e2ee.AdminCommit{KeyPackages: kps, Remove: p.remove, SetAdminKey: p.rotate, NewAdminKey: newPub}
 		if meta.AdminSeed != nil {

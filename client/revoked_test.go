@@ -1,10 +1,13 @@
 package client_test
 
 import (
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"hearth/client"
+	"hearth/client/convstate"
 	"hearth/client/mlsgroup"
 )
 
@@ -136,4 +139,40 @@ func TestApproveAndRevokeAfterAdminRevoke(t *testing.T) {
 	}
 	a1.send(b1.user, "still fine")
 	b1.recv(a1.user + ":still fine")
+}
+
+// TestConcurrentReconciles: several roster checks of one conversation run
+// at once in one process (a send's, and the background drop of a revoked
+// device's). One commits; the others settle that commit and find nothing
+// left to do. None may fail with "a commit is already pending" (the long
+// churn run lost a message that way: it was kept as failed).
+func TestConcurrentReconciles(t *testing.T) {
+	ts, a1, b1, _ := aliceTwoDevicesAndBob(t)
+	const pw = "correct horse battery"
+	conv := ""
+	for _, m := range b1.drain() {
+		conv = m.Conversation
+	}
+	for round := 0; round < 6; round++ {
+		a1.send(b1.user, fmt.Sprint("round ", round))
+		msgs := b1.drain()
+		if len(msgs) > 0 {
+			conv = msgs[len(msgs)-1].Conversation
+		}
+		nb := newDev(t, ts, b1.user)
+		nb.link(pw, b1)
+		nb.drain()
+		b1.c.PublishListWithout(t, deviceID(nb)) // a device a1's checks must remove
+		errs := make(chan error, 8)
+		for i := 0; i < cap(errs); i++ {
+			go func() { errs <- a1.c.Reconcile(ctx30(t), conv) }()
+		}
+		for i := 0; i < cap(errs); i++ {
+			if err := <-errs; err != nil && !errors.Is(err, convstate.ErrRedo) {
+				t.Fatalf("round %d: concurrent reconcile: %v", round, err)
+			}
+		}
+	}
+	a1.send(b1.user, "after")
+	b1.recv(a1.user + ":after")
 }
