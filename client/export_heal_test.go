@@ -2,7 +2,9 @@ package client
 
 import (
 	"context"
+	"encoding/binary"
 	"testing"
+	"time"
 
 	"hearth/client/convstate"
 	"hearth/client/store"
@@ -83,6 +85,24 @@ func (c *Client) FetchList(t *testing.T, user string) {
 		t.Fatal(err)
 	}
 	if _, err := c.dir.Fetch(context.Background(), nil, u); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// SetDomainUnreachable records domain as unreachable until until (in the
+// store, as a failed fetch does), or clears that with a zero until: list
+// fetches for its users fail at once meanwhile.
+func (c *Client) SetDomainUnreachable(t *testing.T, domain string, until time.Time) {
+	t.Helper()
+	err := c.st.Update(func(tx *store.Tx) error {
+		if until.IsZero() {
+			return tx.DeleteMeta("unreachable/" + domain)
+		}
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], uint64(until.UnixMilli()))
+		return tx.PutMeta("unreachable/"+domain, b[:])
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 }

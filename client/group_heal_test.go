@@ -3,6 +3,7 @@ package client_test
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"hearth/client"
 	"hearth/client/store"
@@ -151,5 +152,51 @@ func TestGroupAdminDeviceSharesKeyOnCommit(t *testing.T) {
 	ann3.drain()
 	if !ann3.info(gid).Admin {
 		t.Fatal("ann3 does not hold the admin key")
+	}
+}
+
+// TestCommitCheckWaitsForUnfetchedList: cat (not an admin) removes ben2,
+// which ben's list no longer names, in an ordinary commit. ann checks that
+// removal against ben's list and cannot fetch it (its server unreachable a
+// moment ago; the churn test's long run hit this right after a server
+// restart). ann used to refuse the commit, fall out of step and lose what
+// followed; she now processes it again once the list can be fetched.
+func TestCommitCheckWaitsForUnfetchedList(t *testing.T) {
+	ts := client.NewTestServer(t, "a.example")
+	us := groupUsers(t, ts, "ann", "ben", "cat")
+	ann, ben, cat := us[0], us[1], us[2]
+	ben2 := newDev(t, ts, ben.user)
+	ben2.link(groupPW, ben)
+	gid, err := ann.c.Groups().Create(ctx30(t), "unfetched", []string{ben.user, cat.user})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*dev{ann, ben, ben2, cat} {
+		d.drain()
+	}
+	logs := countLogs(ann)
+	ann.c.SetDomainUnreachable(t, "a.example", time.Now().Add(time.Hour))
+	ben.c.PublishListWithout(t, deviceID(ben2))
+	cat.send(gid, "from cat") // cat's roster check removes ben2 first
+	if gi := cat.info(gid); slices.Contains(gi.Devices, ben2.c.Self(t).Address) {
+		t.Fatalf("cat did not remove ben2: %q", gi.Devices)
+	}
+	// ann's live session gets the commit while ben's list cannot be fetched.
+	for deadline := time.Now().Add(10 * time.Second); logs.count("a commit cannot be checked yet")+logs.count("refusing a commit") == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("ann did not process cat's commit")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ann.c.SetDomainUnreachable(t, "a.example", time.Time{})
+	got := ann.drain()
+	if ev := eventsNamed(got, "commit_refused"); len(ev) > 0 {
+		t.Fatalf("ann refused the commit: %+v", ev)
+	}
+	if txt := textsOf(got); !slices.Equal(txt, []string{"from cat"}) {
+		t.Fatalf("ann got %q (%+v)", txt, got)
+	}
+	if a, c := ann.info(gid), cat.info(gid); a.EpochAuthenticator != c.EpochAuthenticator {
+		t.Fatalf("ann and cat in different epochs: %d, %d", a.Epoch, c.Epoch)
 	}
 }
