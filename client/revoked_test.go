@@ -176,3 +176,26 @@ func TestConcurrentReconciles(t *testing.T) {
 	a1.send(b1.user, "after")
 	b1.recv(a1.user + ":after")
 }
+
+// TestUserWithSilentDeviceStaysReachable: ben approves a device that never
+// goes on to publish KeyPackages (its owner stopped it before it did; the
+// churn test's long run made one when the approval's answer was lost and
+// the new device was given up). Claiming ben's KeyPackages must leave that
+// device out, not fail for the whole user: cat can still start a 1:1 with
+// ben, and ben's first device reads it.
+func TestUserWithSilentDeviceStaysReachable(t *testing.T) {
+	ts := client.NewTestServer(t, "a.example")
+	us := groupUsers(t, ts, "ben", "cat")
+	ben, cat := us[0], us[1]
+	silent := newDev(t, ts, ben.user)
+	res := silent.login(groupPW)
+	if res.LinkCode == "" {
+		t.Fatalf("second device not pending: %+v", res)
+	}
+	if _, err := ben.c.Approve(ctx30(t), res.LinkCode); err != nil {
+		t.Fatal(err)
+	}
+	// silent never waits for its approval: no KeyPackages, ever.
+	cat.send(ben.user, "hello ben")
+	ben.recv(cat.user + ":hello ben")
+}
