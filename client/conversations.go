@@ -162,22 +162,8 @@ func (sl *sealer) joinExisting(ctx context.Context, peer string) (string, error)
 // (decision 0006) and the item is sealed for it. "" means name is no
 // conversation this user is in: it is taken for a user.
 func (sl *sealer) joinNamed(ctx context.Context, name string) (string, error) {
-	r, err := sl.callIdempotent(ctx, "client.GetConversation", &wire.ClientFrame{Body: &wire.ClientFrame_GetConversation{GetConversation: &wire.GetConversation{ConversationId: name}}})
-	if err != nil {
-		if session.Retryable(err) {
-			return "", err
-		}
-		return "", nil // not a conversation (or not one of this user's)
-	}
-	if r.GetConversation().GetConversationId() != name {
-		return "", nil
-	}
-	if err := sl.st.Update(func(tx *store.Tx) error {
-		return convstate.MarkOutOfStep(tx, name, "this device has not been added to the conversation yet")
-	}); err != nil {
-		return "", err
-	}
-	if err := sl.heal.heal(ctx, name); err != nil {
+	joined, err := sl.heal.joinNew(ctx, name)
+	if err != nil || !joined {
 		return "", err
 	}
 	return name, nil

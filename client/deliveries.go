@@ -30,6 +30,8 @@ type receiver struct {
 	dir     *directory.Directory
 	rosters *roster.Roster
 	self    func() (e2ee.Self, error)
+	newID   func() (string, error)
+	now     func() time.Time
 	log     *slog.Logger
 }
 

@@ -26,6 +26,9 @@ type deviceSync struct {
 	rosters *roster.Roster
 	kp      *keyPackages
 	log     *slog.Logger
+	// added runs once a just-approved device is in conv: an admin's
+	// device shares the admin key with its user's new device.
+	added func(ctx context.Context, conv, device string) error
 
 	// Background work close waits for (onRevokedListed).
 	mu       sync.Mutex
@@ -101,7 +104,13 @@ func (ds *deviceSync) addToConversations(ctx context.Context, device string) err
 				return err
 			}
 			in, merr := ds.rosters.IsMember(conv, device)
-			if merr != nil || in {
+			if merr != nil {
+				break
+			}
+			if in {
+				if err := ds.added(ctx, conv, device); err != nil {
+					ds.log.Warn("admin key not yet shared with a new device", "conversation", conv, "device", device, "err", err)
+				}
 				break
 			}
 			select {

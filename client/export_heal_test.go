@@ -1,10 +1,14 @@
 package client
 
 import (
+	"context"
+	"encoding/binary"
 	"testing"
+	"time"
 
 	"hearth/client/convstate"
 	"hearth/client/store"
+	"hearth/keys/identity"
 )
 
 // Heal test hooks for package client_test.
@@ -61,4 +65,44 @@ func (c *Client) Gone(t *testing.T, conv string) bool {
 	var gone bool
 	c.st.View(func(tx *store.Tx) error { gone = tx.Meta(goneName(conv)) != nil; return nil })
 	return gone
+}
+
+// PublishListWithout publishes this user's signed device list without
+// the devices ids and nothing else: the conversations keep them until a
+// member's roster check removes them.
+func (c *Client) PublishListWithout(t *testing.T, ids ...string) {
+	t.Helper()
+	if _, err := c.acct.DropRevoked(context.Background(), ids); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// FetchList fetches and pins user's signed device list now.
+func (c *Client) FetchList(t *testing.T, user string) {
+	t.Helper()
+	u, err := identity.ParseUser(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.dir.Fetch(context.Background(), nil, u); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// SetDomainUnreachable records domain as unreachable until until (in the
+// store, as a failed fetch does), or clears that with a zero until: list
+// fetches for its users fail at once meanwhile.
+func (c *Client) SetDomainUnreachable(t *testing.T, domain string, until time.Time) {
+	t.Helper()
+	err := c.st.Update(func(tx *store.Tx) error {
+		if until.IsZero() {
+			return tx.DeleteMeta("unreachable/" + domain)
+		}
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], uint64(until.UnixMilli()))
+		return tx.PutMeta("unreachable/"+domain, b[:])
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

@@ -48,3 +48,17 @@ func (ts *testServer) RosterHas(t testing.TB, user, deviceID string) bool {
 	}
 	return found
 }
+
+// HoldRevokedDrop keeps this client from dropping admin-revoked devices
+// from its user's signed list in the background (as if the drop had not
+// run yet), so a test can act before it.
+func (c *Client) HoldRevokedDrop() {
+	c.devs.mu.Lock()
+	c.devs.dropping = true
+	c.devs.mu.Unlock()
+}
+
+// Reconcile runs the roster check of conv once (roster.Reconcile).
+func (c *Client) Reconcile(ctx context.Context, conv string) error {
+	return c.rosters.Reconcile(ctx, conv)
+}

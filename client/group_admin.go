@@ -67,6 +67,9 @@ func (gp *Groups) requireAdmin(ctx context.Context, conv, member string) error {
 	if _, err := gp.groupReady(ctx); err != nil {
 		return err
 	}
+	if err := gp.inStep(ctx, conv); err != nil {
+		return err
+	}
 	self, err := gp.acct.Self()
 	if err != nil {
 		return err
@@ -92,6 +95,9 @@ func (gp *Groups) requireAdmin(ctx context.Context, conv, member string) error {
 // forgets the group once the request is accepted by the hub.
 func (gp *Groups) Leave(ctx context.Context, conv string) error {
 	if _, err := gp.groupReady(ctx); err != nil {
+		return err
+	}
+	if err := gp.inStep(ctx, conv); err != nil {
 		return err
 	}
 	self, err := gp.acct.Self()

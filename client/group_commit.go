@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"hearth/client/convstate"
 	"hearth/client/e2ee"
@@ -22,11 +23,21 @@ func notAdmin(conv string) error {
 // commit breaks the group's admin rule; this device stays at its epoch.
 var ErrCommitRefused = errors.New("client: commit refused: roster change without a valid admin signature")
 
-// checkCommit applies decision 0003's rule to a processed commit.
-func (r *receiver) checkCommit(ctx context.Context, tx *store.Tx, conv string, before []string, rcv e2ee.Received) error {
+// recheckCommitFor is how long after the hub accepted a commit a device
+// whose admin check failed only because a device list could not be
+// fetched processes that commit again later instead of refusing it.
+const recheckCommitFor = 2 * time.Minute
+
+// checkCommit applies decision 0003's rule to a processed commit. A
+// commit refused only because the list of a removed device's user could
+// not be fetched (its server down a moment) is, while recent, a local
+// failure: the delivery is processed again later, not refused (refusing
+// puts this device out of step and loses the epoch's messages).
+func (r *receiver) checkCommit(ctx context.Context, tx *store.Tx, conv string, before []string, rcv e2ee.Received, at time.Time) error {
 	if rcv.AdminKeyBefore == nil {
 		return nil // no admin key: a 1:1 conversation
 	}
+	var unfetched error
 	revoked := func(dev string) bool {
 		da, err := identity.ParseDevice(dev)
 		if err != nil {
@@ -34,6 +45,9 @@ func (r *receiver) checkCommit(ctx context.Context, tx *store.Tx, conv string, b
 		}
 		l, err := r.dir.Fetch(ctx, tx, da.User)
 		if err != nil {
+			if !wire.Is(err, wire.Code_CODE_BAD_SIGNATURE) && !wire.Is(err, wire.Code_CODE_NOT_FOUND) {
+				unfetched = err
+			}
 			return false
 		}
 		for _, d := range l.Devices {
@@ -49,6 +63,9 @@ func (r *receiver) checkCommit(ctx context.Context, tx *store.Tx, conv string, b
 	}
 	ros := groupauth.Roster{Members: before, Committer: rcv.Sender, Revoked: revoked}
 	if err := groupauth.Check(rcv.AdminKeyBefore, conv, rcv.EpochBefore, ros, ch, rcv.AuthenticatedData); err != nil {
+		if unfetched != nil && r.now().Sub(at) < recheckCommitFor {
+			return fmt.Errorf("client: checking a commit's removals (processed again later): %w", unfetched)
+		}
 		return fmt.Errorf("%w: %w", ErrCommitRefused, err)
 	}
 	return nil
@@ -58,7 +75,11 @@ func (r *receiver) checkCommit(ctx context.Context, tx *store.Tx, conv string, b
 // the membership changes as events. A refused commit leaves the state as
 // it was and is reported.
 func (r *receiver) applyCommit(ctx context.Context, tx *store.Tx, conv string, g e2ee.Group, before []string, rcv e2ee.Received, at store.Message) error {
-	if err := r.checkCommit(ctx, tx, conv, before, rcv); err != nil {
+	if err := r.checkCommit(ctx, tx, conv, before, rcv, at.SentAt); err != nil {
+		if !errors.Is(err, ErrCommitRefused) {
+			r.log.Info("a commit cannot be checked yet; it is processed again later", "conversation", conv, "err", err)
+			return err
+		}
 		r.log.Warn("refusing a commit", "conversation", conv, "sender", rcv.Sender, "err", err)
 		ev := at
 		ev.Event, ev.User, ev.Text = "commit_refused", convstate.UserOf(rcv.Sender), err.Error()
@@ -111,6 +132,16 @@ func (r *receiver) applyCommit(ctx context.Context, tx *store.Tx, conv string, g
 	}
 	if err := putGroupMeta(tx, conv, meta); err != nil {
 		return err
+	}
+	added := slices.DeleteFunc(slices.Clone(after), func(d string) bool { return slices.Contains(before, d) })
+	if !rcv.ExtChanged && adminSyncDue(meta, added, self.Address) {
+		id, err := r.newID()
+		if err != nil {
+			return err
+		}
+		if err := queueAdminSync(tx, conv, id, r.now()); err != nil {
+			return err
+		}
 	}
 	if err := r.rosters.UpdatePeers(tx, conv, after, self); err != nil {
 		return err

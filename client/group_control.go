@@ -1,11 +1,13 @@
 package client
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"hearth/client/convstate"
 	"hearth/client/e2ee"
@@ -284,4 +286,60 @@ func goneName(conv string) string { return "gone/" + conv }
 
 func notMemberAnymore(conv string) error {
 	return wire.Errorf("client.Group", wire.Code_CODE_NOT_MEMBER, "you are no longer a member of group %s (not a member: removed, or left)", conv)
+}
+
+// adminSyncDue reports whether this device, seeing added join conv,
+// should send a meta message: it holds the admin key and one of added
+// (not this device) is a device of an admin user. An admin's new device
+// gets the admin key only sealed in a meta message, so without one it
+// could not act as admin until an admin's next group change.
+func adminSyncDue(meta groupMeta, added []string, self string) bool {
+	if meta.AdminSeed == nil {
+		return false
+	}
+	return slices.ContainsFunc(added, func(d string) bool {
+		return d != self && slices.Contains(meta.Admins, convstate.UserOf(d))
+	})
+}
+
+// queueAdminSync queues a meta "sync" control message for conv (sent by
+// the next flush: every send and recv) unless one is queued already.
+func queueAdminSync(tx *store.Tx, conv, id string, now time.Time) error {
+	items, err := tx.Outbox()
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		var ctl control
+		if it.Conversation == conv && it.Failed == "" && it.Control != nil &&
+			json.Unmarshal(it.Control, &ctl) == nil && ctl.Type == ctlMeta && ctl.Op == "sync" {
+			return nil
+		}
+	}
+	raw, err := json.Marshal(control{Type: ctlMeta, Op: "sync"})
+	if err != nil {
+		return err
+	}
+	_, err = tx.AddOutbox(store.OutboxItem{ID: id, To: conv, Conversation: conv, Control: raw, Created: now.UTC()})
+	return err
+}
+
+// shareAdminKey sends a meta message to conv when device, just added to
+// it by this device, is a device of an admin user and this device holds
+// the admin key (adminSyncDue).
+func (gp *Groups) shareAdminKey(ctx context.Context, conv, device string) error {
+	self, err := gp.acct.Self()
+	if err != nil {
+		return err
+	}
+	var due bool
+	gp.st.View(func(tx *store.Tx) error {
+		meta, _, err := getGroupMeta(tx, conv)
+		due = err == nil && adminSyncDue(meta, []string{device}, self.Address)
+		return nil
+	})
+	if !due {
+		return nil
+	}
+	return gp.sendControl(ctx, conv, control{Type: ctlMeta, Op: "sync"})
 }

@@ -325,6 +325,9 @@ func (gp *Groups) groupCommit(ctx context.Context, conv string, checkRoster bool
 func isRedo(err error) bool { return err == convstate.ErrRedo }
 
 func (gp *Groups) tryGroupCommit(ctx context.Context, conv string, self e2ee.Self, checkRoster bool, plan func(e2ee.Group, groupMeta, e2ee.Self) (commitPlan, error)) error {
+	if err := gp.inStep(ctx, conv); err != nil {
+		return err
+	}
 	if err := gp.rosters.Settle(ctx, conv, checkRoster); err != nil {
 		return err
 	}
@@ -370,8 +373,8 @@ func (gp *Groups) tryGroupCommit(ctx context.Context, conv string, self e2ee.Sel
 		if err != nil {
 			return err
 		}
-		if g.Epoch() != epoch {
-			return convstate.ErrRedo
+		if g.Epoch() != epoch || tx.Meta(convstate.CommitName(conv)) != nil {
+			return convstate.ErrRedo // moved on, or another commit of this process is pending
 		}
 		ac := e2ee.AdminCommit{KeyPackages: kps, Remove: p.remove, SetAdminKey: p.rotate, NewAdminKey: newPub}
 		if meta.AdminSeed != nil {

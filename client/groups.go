@@ -32,6 +32,10 @@ type Groups struct {
 	session func(ctx context.Context) (*session.Session, error)
 	// ensureKeyPackages publishes KeyPackages when few are left.
 	ensureKeyPackages func(ctx context.Context) error
+	// inStep heals a conversation this device is out of step with, or
+	// joins one its user is in but this device not yet, before an
+	// operation on it (healer.prepare).
+	inStep func(ctx context.Context, conv string) error
 	// enqueue puts a control message in the outbox; flush sends it.
 	enqueue        func(op, to string, it store.OutboxItem, also func(*store.Tx) error) (string, error)
 	flush          func(ctx context.Context, until string) error

@@ -16,6 +16,7 @@ import (
 	"hearth/client/session"
 	"hearth/client/store"
 	"hearth/homeserver/wire"
+	"hearth/keys/identity"
 )
 
 // healer brings conversations this device cannot follow back in step
@@ -62,6 +63,51 @@ func (h *healer) ensure(ctx context.Context, conv string) error {
 		return nil
 	}
 	return h.heal(ctx, conv)
+}
+
+// prepare brings conv in step before a group operation (add, remove,
+// roles, leave), as the sealer does before a send: a conversation out of
+// step is healed, and one this device holds no state of but whose hub
+// lists its user (a new device not added yet) is joined. A conversation
+// the hub does not list this user in is left to the operation, which
+// reports it as unknown.
+func (h *healer) prepare(ctx context.Context, conv string) error {
+	var held bool
+	if err := h.st.View(func(tx *store.Tx) error {
+		_, err := convstate.Get(tx, conv)
+		held = err == nil || tx.Meta(goneName(conv)) != nil
+		return nil
+	}); err != nil {
+		return err
+	}
+	if held {
+		return h.ensure(ctx, conv)
+	}
+	_, err := h.joinNew(ctx, conv)
+	return err
+}
+
+// joinNew joins conv by external commit when the hub has it and lists
+// this user but this device holds no state of it: another device of the
+// user is in it and has not added this one yet (decision 0006). false
+// means the hub has no such conversation for this user.
+func (h *healer) joinNew(ctx context.Context, conv string) (bool, error) {
+	r, err := h.callIdempotent(ctx, "client.GetConversation", &wire.ClientFrame{Body: &wire.ClientFrame_GetConversation{GetConversation: &wire.GetConversation{ConversationId: conv}}})
+	if err != nil {
+		if session.Retryable(err) {
+			return false, err
+		}
+		return false, nil // not a conversation (or not one of this user's)
+	}
+	if r.GetConversation().GetConversationId() != conv {
+		return false, nil
+	}
+	if err := h.st.Update(func(tx *store.Tx) error {
+		return convstate.MarkOutOfStep(tx, conv, "this device has not been added to the conversation yet")
+	}); err != nil {
+		return false, err
+	}
+	return true, h.heal(ctx, conv)
 }
 
 // healAgain is how long a run waits before trying again to heal a
@@ -198,6 +244,14 @@ func (h *healer) heal(ctx context.Context, conv string) error {
 			continue // another commit came first: rejoin from the newer GroupInfo
 		case session.Retryable(err) && !wire.Is(err, wire.Code_CODE_STALE_EPOCH):
 			return err
+		case errors.Is(err, identity.ErrUnknownDevice):
+			// A leaf of the hub's tree is a device no longer on its
+			// user's list: revoked, and not yet removed by a member's
+			// roster check (a rejoin checks every leaf strictly). Not this
+			// device's fault, and it passes once any member sends: not
+			// counted towards giving up; tried again later.
+			h.log.Info("rejoin waits for a revoked device to leave the conversation", "conversation", conv, "err", err)
+			return wire.Errorf(op, wire.Code_CODE_UNAVAILABLE, "rejoining conversation %s waits for a member to remove a revoked device: %v", conv, err)
 		default:
 			return h.failed(conv, o, err)
 		}

@@ -283,3 +283,57 @@ func TestHealBoundedTries(t *testing.T) {
 		t.Fatalf("ben got %q", got)
 	}
 }
+
+// TestHealWaitsForRevokedMember: ben's state is stale, and the hub's tree
+// still holds cat2, which cat's list no longer names (no member has run a
+// roster check since). A rejoin checks every leaf strictly, so ben cannot
+// rejoin yet; that is not counted towards giving up, however often ben
+// tries. Once a member's send removes cat2, ben rejoins and talks again.
+func TestHealWaitsForRevokedMember(t *testing.T) {
+	ts := client.NewTestServer(t, "a.example")
+	us := groupUsers(t, ts, "ann", "ben", "cat", "dan")
+	ann, ben, cat, dan := us[0], us[1], us[2], us[3]
+	cat2 := newDev(t, ts, cat.user)
+	cat2.link(groupPW, cat)
+	gid, err := ann.c.Groups().Create(ctx30(t), "revoked member", []string{ben.user, cat.user})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*dev{ben, cat, cat2} {
+		d.drain()
+	}
+	old := ben.c.GroupState(t, gid)
+	if err := ann.c.Groups().AddMembers(ctx30(t), gid, []string{dan.user}); err != nil {
+		t.Fatal(err)
+	}
+	ben.drain()
+	ben.c.RestoreGroupState(t, gid, old)
+	cat.c.PublishListWithout(t, deviceID(cat2))
+	ben.c.FetchList(t, cat.user) // ben knows cat's new list
+	ann.send(gid, "ben cannot read this yet")
+
+	for i := 0; i < 7; i++ {
+		if i > 0 {
+			ben.c.MarkOutOfStep(t, gid, "test: try again")
+		}
+		ben.drain()
+	}
+	o, out := ben.c.OutOfStep(t, gid)
+	if !out || o.Tries != 0 {
+		t.Fatalf("after 7 heals blocked by a revoked member: out of step %v, %+v (want not counted)", out, o)
+	}
+	cat.send(gid, "from cat") // cat's roster check removes cat2
+	got := ben.drain()
+	if _, out := ben.c.OutOfStep(t, gid); out {
+		t.Fatal("still out of step once cat2 was removed")
+	}
+	if len(eventsNamed(got, "rejoin_failed")) > 0 {
+		t.Fatalf("ben gave up: %+v", got)
+	}
+	ben.send(gid, "ben is back")
+	for _, d := range []*dev{ann, cat, dan} {
+		if txt := textsOf(d.drain()); !slices.Contains(txt, "ben is back") {
+			t.Fatalf("%s got %q", d.user, txt)
+		}
+	}
+}

@@ -224,26 +224,35 @@ func (m *Manager) approvePending(ctx context.Context, info *wire.PendingDeviceIn
 			return "", fmt.Errorf("%s: history for the new device: %w", op, err)
 		}
 	}
-	cur, err := m.cfg.Dir.Fetch(ctx, nil, user)
-	if err != nil {
-		return "", err
-	}
-	now := m.cfg.Now().UnixMilli()
-	next, err := cur.WithDevice(identity.Device{DeviceID: dev.Device, SignatureKey: info.GetSignatureKey(), Name: info.GetName(), AddedMs: now}, now)
-	if err != nil {
-		return "", wire.E(op, wire.Code_CODE_BAD_REQUEST, err)
-	}
 	sealed, err := identity.SealBundle(linkPub, dev, &identity.Bundle{User: user, Identity: ik, History: history})
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", op, err)
 	}
-	err = m.publishList(ctx, op, ik, next, func(sl *wire.SignedDeviceList) *wire.ClientFrame {
-		return &wire.ClientFrame{Body: &wire.ClientFrame_ApproveDevice{ApproveDevice: &wire.ApproveDevice{
-			DeviceId: dev.Device, DeviceList: sl, SealedBundle: sealed,
-		}}}
-	})
-	if err != nil {
-		return "", err
+	for try := 0; ; try++ {
+		cur, err := m.cfg.Dir.Fetch(ctx, nil, user)
+		if err != nil {
+			return "", err
+		}
+		now := m.cfg.Now().UnixMilli()
+		if cur, err = m.withoutServerRevoked(ctx, cur, now); err != nil {
+			return "", err
+		}
+		next, err := cur.WithDevice(identity.Device{DeviceID: dev.Device, SignatureKey: info.GetSignatureKey(), Name: info.GetName(), AddedMs: now}, now)
+		if err != nil {
+			return "", wire.E(op, wire.Code_CODE_BAD_REQUEST, err)
+		}
+		err = m.publishList(ctx, op, ik, next, func(sl *wire.SignedDeviceList) *wire.ClientFrame {
+			return &wire.ClientFrame{Body: &wire.ClientFrame_ApproveDevice{ApproveDevice: &wire.ApproveDevice{
+				DeviceId: dev.Device, DeviceList: sl, SealedBundle: sealed,
+			}}}
+		})
+		if wire.Is(err, wire.Code_CODE_VERSION) && try < 2 {
+			continue // another device published a list meanwhile (say, dropping a revoked one): start from it
+		}
+		if err != nil {
+			return "", err
+		}
+		break
 	}
 	m.cfg.Approved(ctx, dev.String())
 	return dev.Device, nil
@@ -305,6 +314,30 @@ func statusText(s wire.DeviceStatus) string {
 	return "unknown"
 }
 
+// withoutServerRevoked drops from l the devices the server lists as
+// revoked: an admin's revoke, which the server cannot sign into the list
+// (the user's devices drop them when they learn of it, DropRevoked). The
+// server refuses a new list that still names one, so an approval or a
+// revoke made before that drop would fail ("device list names device …
+// that is not active"; the churn test hit it).
+func (m *Manager) withoutServerRevoked(ctx context.Context, l *identity.DeviceList, nowMs int64) (*identity.DeviceList, error) {
+	r, err := m.cfg.CallIdempotent(ctx, "client.ListDevices", &wire.ClientFrame{Body: &wire.ClientFrame_ListDevices{ListDevices: &wire.ListDevices{}}})
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range r.GetDevices().GetDevices() {
+		if d.GetStatus() != wire.DeviceStatus_DEVICE_STATUS_REVOKED {
+			continue
+		}
+		if _, listed := l.Lookup(d.GetDeviceId()); listed {
+			if l, err = l.WithoutDevice(d.GetDeviceId(), nowMs); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return l, nil
+}
+
 // Revoke revokes one of the user's devices with a new signed list without it.
 func (m *Manager) Revoke(ctx context.Context, deviceID string) error {
 	const op = "client.Revoke"
@@ -325,9 +358,13 @@ func (m *Manager) Revoke(ctx context.Context, deviceID string) error {
 	}
 	req := &wire.RevokeDevice{DeviceId: deviceID}
 	if _, listed := cur.Lookup(deviceID); listed {
-		next, err := cur.WithoutDevice(deviceID, m.cfg.Now().UnixMilli())
+		now := m.cfg.Now().UnixMilli()
+		next, err := cur.WithoutDevice(deviceID, now)
 		if err != nil {
 			return fmt.Errorf("%s: %w", op, err)
+		}
+		if next, err = m.withoutServerRevoked(ctx, next, now); err != nil {
+			return err
 		}
 		list, sig, err := next.Sign(ik)
 		if err != nil {

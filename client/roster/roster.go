@@ -175,6 +175,12 @@ func (r *Roster) Reconcile(ctx context.Context, conv string) error {
 	}
 	var req *wire.Send
 	err = r.cfg.Store.Update(func(tx *store.Tx) error {
+		if tx.Meta(convstate.CommitName(conv)) != nil {
+			// Another reconcile of this conversation in this process (a
+			// background drop of revoked devices, say) committed since
+			// the look above: settle that one first.
+			return convstate.ErrRedo
+		}
 		g, err := r.cfg.States.Load(tx, conv, self, r.cfg.Dir.Members(ctx, tx))
 		if err != nil {
 			return err

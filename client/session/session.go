@@ -154,7 +154,22 @@ func (s *Session) run(ctx context.Context) {
 	defer close(s.done)
 	attempt := 0
 	for {
-		err := s.connectOnce(ctx, func() { attempt = 0 })
+		s.mu.Lock()
+		before := s.processed
+		s.mu.Unlock()
+		var up time.Time
+		err := s.connectOnce(ctx, func() { up = s.cfg.Now() })
+		// A connection that was up a while, or that processed deliveries,
+		// starts the delays again from the shortest. One lost at once
+		// without progress (a delivery whose processing keeps failing,
+		// say, while another server is unreachable) keeps growing them:
+		// reconnecting every MinBackoff would go on for as long.
+		s.mu.Lock()
+		progressed := s.processed > before
+		s.mu.Unlock()
+		if progressed || (!up.IsZero() && s.cfg.Now().Sub(up) >= stableConnection) {
+			attempt = 0
+		}
 		if ctx.Err() != nil {
 			s.stop(fmt.Errorf("%w: closed", ErrEnded))
 			return
@@ -183,6 +198,10 @@ func (s *Session) stop(err error) {
 	s.mu.Unlock()
 	s.bump()
 }
+
+// stableConnection is how long a connection must have lasted for the
+// next reconnect to start from the shortest delay again.
+const stableConnection = 2 * time.Second
 
 // Backoff is an exponential delay with equal jitter: half fixed, half random.
 func (s *Session) Backoff(attempt int) time.Duration {

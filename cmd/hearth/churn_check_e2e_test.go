@@ -182,7 +182,22 @@ func linkProfile(p *profile, limit time.Duration, approve func(code string) erro
 	select {
 	case code := <-codes:
 		if err := approve(code); err != nil {
-			return fail("%v", err)
+			// The approval may have taken effect with its answer lost (a
+			// dropped connection): the pending login, which ends active
+			// once approved, tells.
+			select {
+			case werr := <-done:
+				if werr != nil {
+					return "", fmt.Errorf("%v; pending login: %v; stderr: %s", err, werr, firstLine(stderr.String()))
+				}
+				kv := keyValues(strings.Join(rest, "\n"))
+				if kv["status"] != "active" || kv["device"] == "" {
+					return "", fmt.Errorf("%v; linked device output %q", err, rest)
+				}
+				return kv["device"], nil
+			case <-time.After(15 * time.Second):
+				return fail("%v", err)
+			}
 		}
 	case err := <-done:
 		return "", fmt.Errorf("pending login printed no link-code (%v): %q; stderr: %s", err, rest, firstLine(stderr.String()))

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -600,6 +601,12 @@ func (c *churn) groupOp() {
 		}
 		if c.groupCmd(d, "leave", cv.id) {
 			cv.members[u] = false
+			// A leave is a request that an admin's device commits at its
+			// next flush (docs/groups.md): run one, so that the model's
+			// membership is the hub's from now on.
+			if a, ok := pick(c.rng, cv.creator.active()); ok {
+				c.recv(a)
+			}
 		}
 		c.logf("group leave %s by %s", cv.name, d.name)
 	}
@@ -630,6 +637,12 @@ func (c *churn) linkOp() {
 	u, ok := pick(c.rng, us)
 	if !ok {
 		return
+	}
+	// Linking needs the user's server (a login and an approval while it
+	// is down fail, as they should): wait out an outage, whose restart is
+	// due within 3 s.
+	for until := time.Now().Add(10 * time.Second); c.isDown(u.srv) && time.Now().Before(until); {
+		time.Sleep(100 * time.Millisecond)
 	}
 	approver, _ := pick(c.rng, u.active())
 	d := c.newDev(u)
@@ -708,10 +721,36 @@ func (c *churn) revoke(byAdmin bool) {
 	if !ok || r.code != 0 {
 		c.noteFail("device revoke", r)
 		c.logf("revoke %s by %s FAILED exit %d: %s", victim.name, by.name, r.code, firstLine(r.stderr))
+		// The server may have revoked it all the same (its answer lost to
+		// a server kill, or the command ended after the call): ask.
+		if c.revokedOnServer(by, victim) {
+			victim.revoked = true
+			c.logf("revoke %s: the server lists it as revoked all the same", victim.name)
+		}
 		return
 	}
 	victim.revoked = true
 	c.logf("revoke %s (%s) by %s", victim.name, victim.id, by.name)
+}
+
+// revokedOnServer reports whether by's server lists victim as revoked
+// (`device list --json` on by, a few tries while a server is down). An
+// unanswered question counts as not revoked, as before.
+func (c *churn) revokedOnServer(by, victim *cdev) bool {
+	for try := 0; try < 3; try++ {
+		r, ok := c.runChat(by, 0, 20*time.Second, "", "device", "list", "--json")
+		if ok && r.code == 0 {
+			for _, line := range strings.Split(r.stdout, "\n") {
+				var d struct{ Device, Status string }
+				if json.Unmarshal([]byte(line), &d) == nil && d.Device == victim.id {
+					return d.Status == "revoked"
+				}
+			}
+			return false
+		}
+		time.Sleep(2 * time.Second)
+	}
+	return false
 }
 
 // typoOp sends to a user that does not exist: refused, and no harm done.

@@ -270,10 +270,16 @@ func (h *Hub) verifyCommit(op string, tx *storage.Tx, pg *mls.PublicGroup, in *I
 				m.AddDevices, m.RemoveDevices, d.adds, d.removes)
 		}
 	}
-	if len(m.GroupInfo) > 0 {
-		if err := next.VerifyGroupInfo(m.GroupInfo); err != nil {
-			return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "the group info does not describe the commit's epoch: %v", err)
-		}
+	// Every commit carries the GroupInfo of its epoch (Hearth clients
+	// always send one): the hub then always holds a GroupInfo that
+	// matches its state, from which a member that cannot process a commit
+	// (say, one whose encrypted path secrets are garbage, which the hub
+	// cannot check without the members' keys) rejoins (decision 0006).
+	if len(m.GroupInfo) == 0 {
+		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "a commit must carry the GroupInfo of the epoch it starts")
+	}
+	if err := next.VerifyGroupInfo(m.GroupInfo); err != nil {
+		return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "the group info does not describe the commit's epoch: %v", err)
 	}
 	return d, nil
 }

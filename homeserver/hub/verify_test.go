@@ -387,8 +387,14 @@ func TestHubVerifiesCommits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	a2gi, err := a2g.GroupInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.refused("a commit without a GroupInfo", a2.id(), &wire.Send{Kind: wire.MessageKind_MESSAGE_KIND_COMMIT, Epoch: 2, Payload: a2commit,
+		AddDevices: []string{a2.id()}}, wire.Code_CODE_BAD_REQUEST)
 	if _, err := w.send(a2.id(), &wire.Send{Kind: wire.MessageKind_MESSAGE_KIND_COMMIT, Epoch: 2, Payload: a2commit,
-		AddDevices: []string{a2.id()}}); err != nil {
+		AddDevices: []string{a2.id()}, GroupInfo: a2gi}); err != nil {
 		t.Fatalf("external join by ann's second device: %v", err)
 	}
 	a2.g = a2g
@@ -408,7 +414,11 @@ func TestHubVerifiesCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := w.snap()
-	if _, err := w.send(b1.id(), &wire.Send{Kind: wire.MessageKind_MESSAGE_KIND_COMMIT, Epoch: 3, Payload: rcommit}); err != nil {
+	b1gi, err := b1new.GroupInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.send(b1.id(), &wire.Send{Kind: wire.MessageKind_MESSAGE_KIND_COMMIT, Epoch: 3, Payload: rcommit, GroupInfo: b1gi}); err != nil {
 		t.Fatalf("resync refused: %v", err)
 	}
 	b1.g = nil

@@ -175,6 +175,7 @@ func (s *Directory) claimForUser(op string, tx *storage.Tx, local string, exclud
 	if err != nil {
 		return err
 	}
+	claimed, empty := 0, ""
 	for _, ld := range l.Devices {
 		addr := s.deviceAddress(local, ld.DeviceID)
 		if exclude[addr] {
@@ -198,11 +199,20 @@ func (s *Directory) claimForUser(op string, tx *storage.Tx, local string, exclud
 		}
 		pkg, last, err := tx.ClaimKeyPackage(ld.DeviceID)
 		if errors.Is(err, storage.ErrNotFound) {
-			return wire.Errorf(op, wire.Code_CODE_NO_KEY_PACKAGES, "device %s has no key packages", addr)
+			// A device with none (approved, but it never published any:
+			// its owner stopped it before it did) is left out; it joins
+			// conversations once it publishes. It must not make its user,
+			// and every other user of the claim, unreachable.
+			empty = addr
+			continue
 		} else if err != nil {
 			return err
 		}
+		claimed++
 		res.Packages = append(res.Packages, &wire.ClaimedKeyPackage{User: s.userAddress(local), DeviceId: ld.DeviceID, KeyPackage: pkg, LastResort: last})
+	}
+	if claimed == 0 && empty != "" {
+		return wire.Errorf(op, wire.Code_CODE_NO_KEY_PACKAGES, "device %s has no key packages", empty)
 	}
 	return nil
 }
