@@ -83,6 +83,9 @@ type Client struct {
 	out     *outbox.Sender       // sends the outbox
 	media   *transfer.Transfer   // file uploads and downloads
 
+	ticketsOnce sync.Once
+	tickets     *ticketCache // TLS session tickets in the profile (tickets.go)
+
 	mu       sync.Mutex
 	onSignal func(Signal)            // typing and presence pushes (signals.go)
 	seen     map[string]presenceSeen // the last presence passed on per user (signals.go)

@@ -60,6 +60,11 @@ type session struct {
 	authBusy   atomic.Bool // a Hello, Login or Refresh is being verified
 	afterReply func()      // set by a handler to run once its answer is written
 
+	// early: the stream may carry 0-RTT data until its handshake
+	// completes (early.go); nil then, and for other streams. Only the
+	// reader goroutine uses it.
+	early earlyConn
+
 	endOnce sync.Once
 	pushMu  sync.Mutex
 	push    *delivery.Pusher // the running Sync, if any
@@ -78,6 +83,9 @@ func (s *Server) ServeStream(ctx context.Context, rwc io.ReadWriteCloser, remote
 		cancel:  cancel,
 		replies: delivery.NewQueue(maxPipelined),
 		eph:     delivery.NewQueue(ephemeralQ),
+	}
+	if ec, ok := rwc.(earlyConn); ok {
+		ss.early = ec
 	}
 	if !s.reg.addStream(ss) {
 		ss.end(wire.Code_CODE_UNAVAILABLE, "server shutting down")
@@ -104,9 +112,10 @@ func (s *Server) ServeStream(ctx context.Context, rwc io.ReadWriteCloser, remote
 			ss.writeError(0, wire.Errorf("homeserver.ServeStream", wire.Code_CODE_BAD_REQUEST, "undecodable frame"))
 			continue
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || !ss.awaitHandshake(f) {
 			return
 		}
+		ss.noteEarly()
 		ss.handle(f)
 	}
 }

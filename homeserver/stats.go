@@ -14,6 +14,9 @@ type counters struct {
 	accepted  atomic.Uint64
 	delivered atomic.Uint64
 	refused   [maxCode]atomic.Uint64 // by wire code
+	// 0-RTT (early.go): requests acted upon before their connection's
+	// handshake completed, and requests held until it did.
+	earlyServed, earlyHeld atomic.Uint64
 }
 
 // maxCode bounds the wire codes counted; a later code counts as INTERNAL.
@@ -37,13 +40,19 @@ type Stats struct {
 	// Refused counts error answers on client sessions by wire code name
 	// (CODE_RATE_LIMITED, CODE_BAD_REQUEST, …); codes never sent are absent.
 	Refused map[string]uint64
+	// EarlyServed counts requests acted upon before their native QUIC
+	// connection's handshake completed (0-RTT data, replay-safe ones
+	// only); EarlyHeld counts requests that arrived then and were held
+	// until it completed.
+	EarlyServed, EarlyHeld uint64
 }
 
 // Stats returns the running totals.
 func (s *Server) Stats() Stats { return s.ctr.stats() }
 
 func (c *counters) stats() Stats {
-	st := Stats{Accepted: c.accepted.Load(), Delivered: c.delivered.Load(), Refused: map[string]uint64{}}
+	st := Stats{Accepted: c.accepted.Load(), Delivered: c.delivered.Load(), Refused: map[string]uint64{},
+		EarlyServed: c.earlyServed.Load(), EarlyHeld: c.earlyHeld.Load()}
 	for i := range c.refused {
 		if n := c.refused[i].Load(); n > 0 {
 			st.Refused[wire.Code(i).String()] = n

@@ -24,10 +24,15 @@ type Conn struct {
 	meter *Meter
 	trips *ConnTrips
 
+	// early0: a 0-RTT connection (handshake 0) whose attempt has not
+	// settled by the first answer; readLoop then reads its final facts.
+	early0 bool
+
 	mu      sync.Mutex
 	nextID  uint64
 	pending map[uint64]pendingReq
 	level   int   // depth of the deepest response received (meter.go)
+	extra   int   // a settled 0-RTT connection's handshake: added to depth-1 requests
 	err     error // why the connection ended, once it has
 	pushes  []*wire.ServerFrame
 	pushed  chan struct{} // signalled (non-blocking) when pushes grows or the conn ends
@@ -62,6 +67,9 @@ func NewConnMeter(rw io.ReadWriteCloser, maxFrame int, m *Meter) *Conn {
 		pushed:  make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
+	if _, ok := rw.(earlyFacts); ok && trips.Handshake == 0 {
+		c.early0 = true
+	}
 	go c.readLoop(wire.NewFrameReader(rw, maxFrame))
 	return c
 }
@@ -85,10 +93,25 @@ func (c *Conn) readLoop(fr *wire.FrameReader) {
 			c.signal()
 			continue
 		}
+		if c.early0 {
+			// The first answer comes after the 0-RTT attempt settled.
+			// Requests written before any answer waited for the
+			// handshake the connection finally needed.
+			c.early0 = false
+			c.meter.settled(c.trips, c.rw)
+			if h, ok := c.rw.(handshaker); ok {
+				c.mu.Lock()
+				c.extra = h.HandshakeRoundTrips()
+				c.mu.Unlock()
+			}
+		}
 		c.mu.Lock()
 		p, ok := c.pending[f.GetId()]
 		delete(c.pending, f.GetId())
 		if ok {
+			if p.depth == 1 {
+				p.depth += c.extra
+			}
 			c.level = max(c.level, p.depth)
 		}
 		c.mu.Unlock()

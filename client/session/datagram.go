@@ -16,13 +16,13 @@ import (
 // datagramReader is what a WebTransport control stream
 // (client/transport.Conn) offers beside the stream.
 type datagramReader interface {
-	Protocol() string // "webtransport" or "websocket"
+	Protocol() string // "quic", "webtransport" or "websocket"
 	ReceiveDatagram(ctx context.Context) ([]byte, error)
 }
 
 // datagramsOf returns rw's datagram side, or nil when it has none.
 func datagramsOf(rw any) datagramReader {
-	if dr, ok := rw.(datagramReader); ok && dr.Protocol() == "webtransport" {
+	if dr, ok := rw.(datagramReader); ok && (dr.Protocol() == "webtransport" || dr.Protocol() == "quic") {
 		return dr
 	}
 	return nil

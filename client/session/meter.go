@@ -28,6 +28,17 @@ type dialFacts interface {
 	Resumed() bool // TLS session resumption
 }
 
+// earlyFacts is what a native QUIC connection tells about 0-RTT: whether
+// its first frames went out in 0-RTT data and were accepted, or were
+// rejected and sent again after the handshake. Such a connection reports
+// a handshake of 0 round trips, and 1 (QUIC) or 3 (it moved to the
+// WebSocket) once its 0-RTT attempt settled; the requests written before
+// then cost that much more (Conn.readLoop).
+type earlyFacts interface {
+	EarlyData() bool
+	EarlyRejected() bool
+}
+
 // OpTrips is what a Meter knows about one operation (the op name of Call).
 type OpTrips struct {
 	Count int `json:"count"` // responses received
@@ -44,6 +55,10 @@ type ConnTrips struct {
 	Handshake int    `json:"handshake_round_trips"`
 	Raced     bool   `json:"raced,omitempty"`
 	Resumed   bool   `json:"tls_resumed,omitempty"`
+	// EarlyData: the first frames rode in 0-RTT data, accepted by the
+	// server; EarlyRejected: the server rejected them (sent again).
+	EarlyData     bool `json:"early_data,omitempty"`
+	EarlyRejected bool `json:"early_data_rejected,omitempty"`
 	// RoundTrips is the deepest response received on it: the round trips
 	// its user waited for, the handshake included.
 	RoundTrips int `json:"round_trips"`
@@ -88,9 +103,7 @@ func (m *Meter) attach(rw any) *ConnTrips {
 		ct.Protocol, ct.Handshake = h.Protocol(), h.HandshakeRoundTrips()
 		ct.RoundTrips = ct.Handshake
 	}
-	if f, ok := rw.(dialFacts); ok {
-		ct.Raced, ct.Resumed = f.Raced(), f.Resumed()
-	}
+	readFacts(ct, rw)
 	m.mu.Lock()
 	if len(m.conns) < maxConnRecords {
 		m.conns = append(m.conns, ct)
@@ -99,6 +112,31 @@ func (m *Meter) attach(rw any) *ConnTrips {
 	}
 	m.mu.Unlock()
 	return ct
+}
+
+// readFacts copies what rw tells about its dial into ct.
+func readFacts(ct *ConnTrips, rw any) {
+	if f, ok := rw.(dialFacts); ok {
+		ct.Raced, ct.Resumed = f.Raced(), f.Resumed()
+	}
+	if f, ok := rw.(earlyFacts); ok {
+		ct.EarlyData, ct.EarlyRejected = f.EarlyData(), f.EarlyRejected()
+	}
+}
+
+// settled records the facts of a 0-RTT connection once its attempt
+// settled (protocol and handshake may have changed).
+func (m *Meter) settled(ct *ConnTrips, rw any) {
+	h, ok := rw.(handshaker)
+	if !ok {
+		return
+	}
+	protocol, hs := h.Protocol(), h.HandshakeRoundTrips()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ct.Protocol, ct.Handshake = protocol, hs
+	ct.RoundTrips = max(ct.RoundTrips, hs)
+	readFacts(ct, rw)
 }
 
 func (m *Meter) started(ct *ConnTrips) {

@@ -59,6 +59,14 @@ type DialOptions struct {
 	RaceDelay time.Duration
 	MaxFrame  int         // largest frame accepted from the server; 0: wire.DefaultMaxFrame
 	Sockets   *SocketPool // share UDP sockets with other sessions; nil: one socket per session
+	// QUICOnly dials native QUIC (NextProtoHearth) and nothing else, like
+	// WebTransportOnly for WebTransport.
+	QUICOnly bool
+	// SessionCache keeps the TLS session tickets of native QUIC
+	// connections; a returning client's first frames then ride in 0-RTT.
+	// A CLI persists it in the profile (each command is a new process);
+	// nil: a cache for the process.
+	SessionCache tls.ClientSessionCache
 
 	wsPingPeriod, wsPingTimeout time.Duration // tests shorten them
 	memo                        *fallbackMemo // tests use their own
@@ -66,17 +74,21 @@ type DialOptions struct {
 
 // Dial connects to the homeserver at addr (HOST:PORT) and returns the
 // control stream, a *Conn. The caller writes the first frame (Login or
-// Hello) at once: the server sees a WebTransport stream only when data
-// arrives on it. Closing the stream ends the session.
+// Hello) at once: the server sees a QUIC stream only when data arrives on
+// it. Closing the stream ends the session.
 //
-// WebTransport goes first; when it has not connected within RaceDelay,
-// the WebSocket is dialled beside it and the first to connect wins (the
-// other is cancelled), so a network that drops UDP costs RaceDelay plus
-// the WebSocket's handshake, not QUICTimeout.
+// QUIC goes first: native QUIC (NextProtoHearth, native.go), or
+// WebTransport when the server does not speak it (an older server refuses
+// the ALPN; remembered for five minutes). When QUIC has not connected
+// within RaceDelay, the WebSocket is dialled beside it and the first to
+// connect wins (the other is cancelled), so a network that drops UDP costs
+// RaceDelay plus the WebSocket's handshake, not QUICTimeout. A native dial
+// with 0-RTT returns at once and races the WebSocket behind the stream
+// (nativeConn.settle).
 //
-// After WebTransport failed and the WebSocket worked for addr, Dials in the
-// next five minutes use the WebSocket at once (WebTransport only if the
-// WebSocket fails), so reconnecting on a UDP-blocking network is quick.
+// After QUIC failed and the WebSocket worked for addr, Dials in the next
+// five minutes use the WebSocket at once (QUIC only if the WebSocket
+// fails), so reconnecting on a UDP-blocking network is quick.
 func Dial(ctx context.Context, addr string, opts DialOptions) (io.ReadWriteCloser, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -103,6 +115,15 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (io.ReadWriteClose
 	if opts.RaceDelay == 0 {
 		opts.RaceDelay = DefaultRaceDelay
 	}
+	if opts.QUICOnly && !opts.ForceWebSocket {
+		qctx, cancel := context.WithTimeout(ctx, opts.QUICTimeout)
+		defer cancel()
+		c, err := dialNative(qctx, addr, opts, nil, nil)
+		if err != nil {
+			return nil, fmt.Errorf("transport: dial %s: quic: %w", addr, err)
+		}
+		return c, nil
+	}
 	if opts.WebTransportOnly && !opts.ForceWebSocket {
 		qctx, cancel := context.WithTimeout(ctx, opts.QUICTimeout)
 		defer cancel()
@@ -128,24 +149,43 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (io.ReadWriteClose
 		}
 		wsErr = fmt.Errorf("websocket: %w", err)
 		qctx, cancel := context.WithTimeout(ctx, opts.QUICTimeout)
-		wc, err := dialWebTransport(qctx, addr, opts, nil)
+		wc, err := dialQUIC(qctx, addr, opts, nil, nil)
 		cancel()
 		if err == nil {
 			opts.memo.forget(addr)
 			return wc, nil
 		}
-		return nil, fmt.Errorf("transport: dial %s: %w", addr, errors.Join(wsErr, fmt.Errorf("webtransport: %w", err)))
+		return nil, fmt.Errorf("transport: dial %s: %w", addr, errors.Join(wsErr, err))
 	}
 	return race(ctx, addr, opts) // race.go
 }
 
-// sessionCache keeps TLS session tickets for the process, so that a
-// reconnect (after a blackout, a lost connection) resumes the TLS session:
-// no certificate chain in the server's flight (fewer packets to lose) and
-// no signature to verify. It does not save a round trip (see
-// docs/transport.md, "Round trips"). Not persisted: a new process makes a
-// full handshake.
-var sessionCache = tls.NewLRUClientSessionCache(64)
+// sessionCache keeps WebTransport's TLS session tickets for the process,
+// so that a reconnect (after a blackout, a lost connection) resumes the
+// TLS session: no certificate chain in the server's flight (fewer packets
+// to lose) and no signature to verify. It does not save a round trip
+// (webtransport-go waits for the handshake; see docs/transport.md, "Round
+// trips"). Native QUIC has its own (DialOptions.SessionCache).
+var sessionCache tls.ClientSessionCache = noEarlyData{tls.NewLRUClientSessionCache(64)}
+
+// noEarlyData is a session cache whose tickets are never offered for
+// 0-RTT. The server issues every QUIC ticket with 0-RTT permission
+// (quic-go decides per listener, not per ALPN) but accepts 0-RTT only on
+// native QUIC connections, and webtransport-go cannot recover from a
+// rejected 0-RTT attempt (it would wait for the SETTINGS until its timeout).
+type noEarlyData struct{ tls.ClientSessionCache }
+
+func (c noEarlyData) Put(key string, cs *tls.ClientSessionState) {
+	if cs != nil {
+		if ticket, state, err := cs.ResumptionState(); err == nil && state != nil && state.EarlyData {
+			state.EarlyData = false
+			if ns, err := tls.NewResumptionState(ticket, state); err == nil {
+				cs = ns
+			}
+		}
+	}
+	c.ClientSessionCache.Put(key, cs)
+}
 
 func (o DialOptions) tlsConfig(protos ...string) *tls.Config {
 	return &tls.Config{RootCAs: o.RootCAs, ServerName: o.ServerName, MinVersion: tls.VersionTLS13, NextProtos: protos,
@@ -180,6 +220,35 @@ func quicConfig() *quic.Config {
 		EnableDatagrams:                  true,
 		EnableStreamResetPartialDelivery: true,
 	}
+}
+
+// dialQUIC dials native QUIC, or WebTransport where the server refused
+// native QUIC's ALPN (remembered for addr), or right away where that is
+// remembered. fallback is native QUIC's WebSocket race for a 0-RTT dial
+// (dialNative); answered as for dialWebTransport.
+func dialQUIC(ctx context.Context, addr string, opts DialOptions, answered chan<- struct{}, fallback func(context.Context) (*Conn, error)) (*Conn, error) {
+	if !opts.memo.noNative(addr) {
+		c, err := dialNative(ctx, addr, opts, answered, fallback)
+		if err == nil {
+			return c, nil
+		}
+		if !alpnRefused(err) {
+			return nil, fmt.Errorf("quic: %w", err)
+		}
+		opts.memo.rememberNoNative(addr)
+	}
+	c, err := dialWebTransport(ctx, addr, opts, answered)
+	if err != nil {
+		return nil, fmt.Errorf("webtransport: %w", err)
+	}
+	return c, nil
+}
+
+// alpnRefused reports whether err is a server's TLS no_application_protocol
+// alert: it does not speak native QUIC (NextProtoHearth).
+func alpnRefused(err error) bool {
+	var te *quic.TransportError
+	return errors.As(err, &te) && te.ErrorCode == quic.TransportErrorCode(0x100+120)
 }
 
 // dialWebTransport dials the WebTransport session and its control stream.

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -51,7 +52,8 @@ type testServer struct {
 	srv     *server.Server
 	addr    string
 	roots   *x509.CertPool
-	unblock func() // starts serving QUIC on a server started with blockUDP
+	tls     *tls.Config // the server's certificates (native_test.go)
+	unblock func()      // starts serving QUIC on a server started with blockUDP
 }
 
 // startServer runs the real homeserver transport on 127.0.0.1:0; with
@@ -63,7 +65,8 @@ func startServer(t *testing.T, streams server.StreamServer, blockUDP bool) *test
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{}, server.Deps{Streams: streams, TLS: m.TLSConfig(), Log: slog.New(slog.DiscardHandler)})
+	tc := m.TLSConfig()
+	srv, err := server.New(server.Config{}, server.Deps{Streams: streams, TLS: tc, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +85,7 @@ func startServer(t *testing.T, streams server.StreamServer, blockUDP bool) *test
 		wg.Wait()
 		pc.Close()
 	})
-	return &testServer{srv: srv, addr: ln.Addr().String(), roots: roots, unblock: serveQUIC}
+	return &testServer{srv: srv, addr: ln.Addr().String(), roots: roots, tls: tc, unblock: serveQUIC}
 }
 
 func testCtx(t *testing.T) context.Context {
@@ -119,15 +122,21 @@ func waitSessions(t *testing.T, s *server.Server, n int) {
 func TestDialProtocols(t *testing.T) {
 	ts := startServer(t, pingServer{}, false)
 	for _, tc := range []struct {
-		force bool
-		want  string
-	}{{false, ProtocolWebTransport}, {true, ProtocolWebSocket}} {
-		c, err := Dial(testCtx(t), ts.addr, DialOptions{RootCAs: ts.roots, ForceWebSocket: tc.force})
+		opts DialOptions
+		want string
+	}{
+		{DialOptions{}, ProtocolQUIC},
+		{DialOptions{QUICOnly: true}, ProtocolQUIC},
+		{DialOptions{WebTransportOnly: true}, ProtocolWebTransport},
+		{DialOptions{ForceWebSocket: true}, ProtocolWebSocket},
+	} {
+		tc.opts.RootCAs = ts.roots
+		c, err := Dial(testCtx(t), ts.addr, tc.opts)
 		if err != nil {
-			t.Fatalf("Dial force=%v: %v", tc.force, err)
+			t.Fatalf("Dial %s: %v", tc.want, err)
 		}
 		if p := c.(*Conn).Protocol(); p != tc.want {
-			t.Errorf("force=%v: protocol %s, want %s", tc.force, p, tc.want)
+			t.Errorf("%+v: protocol %s, want %s", tc.opts, p, tc.want)
 		}
 		ping(t, c, 1)
 		ping(t, c, 2)
@@ -158,7 +167,7 @@ func TestDialRefusesUntrustedServer(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("Dial without the server's CA: %v", err)
 	}
-	if !strings.Contains(err.Error(), "webtransport") || !strings.Contains(err.Error(), "websocket") {
+	if !strings.Contains(err.Error(), "quic") || !strings.Contains(err.Error(), "websocket") {
 		t.Errorf("error does not report both attempts: %v", err)
 	}
 	if _, err := Dial(testCtx(t), "no-port", DialOptions{}); err == nil {
@@ -192,7 +201,7 @@ func TestSocketPoolSharesSockets(t *testing.T) {
 		if err != nil {
 			t.Fatalf("dial %d: %v", i, err)
 		}
-		if c.(*Conn).Protocol() != ProtocolWebTransport {
+		if c.(*Conn).Protocol() != ProtocolQUIC {
 			t.Fatalf("dial %d fell back to %s", i, c.(*Conn).Protocol())
 		}
 		conns = append(conns, c)
@@ -205,7 +214,7 @@ func TestSocketPoolSharesSockets(t *testing.T) {
 	}
 	locals := map[string]bool{}
 	for _, c := range conns {
-		locals[c.(*Conn).rwc.(*wtConn).sess.LocalAddr().String()] = true
+		locals[c.(*Conn).rwc.(*nativeConn).qc.LocalAddr().String()] = true
 	}
 	if len(locals) != 2 {
 		t.Errorf("sessions on %d local addresses, want 2", len(locals))
@@ -404,12 +413,12 @@ func TestDialRemembersBlockedQUIC(t *testing.T) {
 	if p := protocol(); p != ProtocolWebSocket {
 		t.Errorf("within %v of the fallback: %s, want the remembered websocket", quicBlockedFor, p)
 	}
-	// Later WebTransport is tried again, and success clears the memo.
+	// Later QUIC is tried again, and success clears the memo.
 	now = now.Add(quicBlockedFor)
-	if p := protocol(); p != ProtocolWebTransport {
-		t.Errorf("after %v: %s, want webtransport again", quicBlockedFor, p)
+	if p := protocol(); p != ProtocolQUIC {
+		t.Errorf("after %v: %s, want quic again", quicBlockedFor, p)
 	}
 	if memo.blocked(ts.addr) {
-		t.Error("memo kept an address where WebTransport works")
+		t.Error("memo kept an address where QUIC works")
 	}
 }

@@ -18,6 +18,9 @@ type fallbackMemo struct {
 
 	mu    sync.Mutex
 	until map[string]time.Time
+	// noNativeUntil: addresses whose server refused native QUIC's ALPN
+	// (an older server): WebTransport goes first there until then.
+	noNativeUntil map[string]time.Time
 }
 
 var defaultMemo = &fallbackMemo{now: time.Now}
@@ -56,4 +59,26 @@ func (m *fallbackMemo) forget(addr string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.until, addr)
+}
+
+// noNative reports whether addr is remembered as not speaking native QUIC.
+func (m *fallbackMemo) noNative(addr string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.noNativeUntil[addr]
+	if ok && !m.now().Before(t) {
+		delete(m.noNativeUntil, addr)
+		return false
+	}
+	return ok
+}
+
+// rememberNoNative records that addr refused native QUIC's ALPN.
+func (m *fallbackMemo) rememberNoNative(addr string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.noNativeUntil == nil {
+		m.noNativeUntil = make(map[string]time.Time)
+	}
+	m.noNativeUntil[addr] = m.now().Add(quicBlockedFor)
 }

@@ -14,18 +14,22 @@ type dialResult struct {
 	ws  bool
 }
 
-// race dials WebTransport and, once its QUIC handshake has not completed
-// within opts.RaceDelay (or as soon as it failed), the WebSocket beside
-// it; the first to connect wins. A WebSocket win while WebTransport is still
-// trying does not stop that attempt: it runs on (at most QUICTimeout) so
-// that its failure is remembered (memo.go) and the next dials go to the
-// WebSocket at once; if it connects after all, it is closed.
+// race dials QUIC (dialQUIC: native, else WebTransport) and, once its
+// QUIC handshake has not completed within opts.RaceDelay (or as soon as it
+// failed), the WebSocket beside it; the first to connect wins. A WebSocket
+// win while QUIC is still trying does not stop that attempt: it runs on
+// (at most QUICTimeout) so that its failure is remembered (memo.go) and
+// the next dials go to the WebSocket at once; if it connects after all, it
+// is closed. A native 0-RTT dial wins at once and runs this race behind
+// its stream instead (nativeConn.settle).
 func race(ctx context.Context, addr string, opts DialOptions) (*Conn, error) {
 	results := make(chan dialResult, 2)
 	answered := make(chan struct{})
 	qctx, qcancel := context.WithTimeout(ctx, opts.QUICTimeout)
 	go func() {
-		c, err := dialWebTransport(qctx, addr, opts, answered)
+		c, err := dialQUIC(qctx, addr, opts, answered, func(ctx context.Context) (*Conn, error) {
+			return dialWebSocket(ctx, addr, opts)
+		})
 		qcancel()
 		results <- dialResult{c: c, err: err}
 	}()
@@ -80,7 +84,7 @@ func race(ctx context.Context, addr string, opts DialOptions) (*Conn, error) {
 			case r.ws:
 				wsErr = fmt.Errorf("websocket: %w", r.err)
 			default:
-				wtDone, wtErr = true, fmt.Errorf("webtransport: %w", r.err)
+				wtDone, wtErr = true, r.err
 				if ctx.Err() != nil {
 					return nil, fmt.Errorf("transport: dial %s: %w", addr, r.err)
 				}

@@ -45,11 +45,14 @@ func TestDialRacesWebSocketWhenUDPBlocked(t *testing.T) {
 	}
 }
 
-// TestDialWebTransportWinsRace: with QUIC answering, auto mode connects
-// over WebTransport in two round trips and never keeps a WebSocket.
+// TestDialWebTransportWinsRace: with QUIC answering, WebTransport connects
+// in two round trips and never keeps a WebSocket (auto mode prefers native
+// QUIC: TestNativeZeroRTT).
 func TestDialWebTransportWinsRace(t *testing.T) {
 	ts := startServer(t, pingServer{}, false)
-	c, err := Dial(testCtx(t), ts.addr, DialOptions{RootCAs: ts.roots, RaceDelay: time.Second, memo: &fallbackMemo{now: time.Now}})
+	memo := &fallbackMemo{now: time.Now}
+	memo.rememberNoNative(ts.addr) // as with a server without native QUIC
+	c, err := Dial(testCtx(t), ts.addr, DialOptions{RootCAs: ts.roots, RaceDelay: time.Second, memo: memo})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +68,7 @@ func TestDialWebTransportWinsRace(t *testing.T) {
 	waitSessions(t, ts.srv, 1)
 	// A second dial in the process resumes the TLS session (same handshake
 	// round trips: resumption saves the certificate, not a round trip).
-	c2, err := Dial(testCtx(t), ts.addr, DialOptions{RootCAs: ts.roots, memo: &fallbackMemo{now: time.Now}})
+	c2, err := Dial(testCtx(t), ts.addr, DialOptions{RootCAs: ts.roots, memo: memo})
 	if err != nil {
 		t.Fatal(err)
 	}

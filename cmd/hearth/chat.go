@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -30,7 +32,10 @@ type chatEnv struct {
 	profile   string
 	verbose   bool
 	stats     bool   // print the round-trip counters at the end (chat_stats.go)
-	transport string // auto, webtransport or websocket (chat_stats.go)
+	transport string // auto, quic, webtransport or websocket (chat_stats.go)
+	// tickets is the open profile's TLS session cache (native QUIC's
+	// 0-RTT), set once the client is open; dials read it.
+	tickets atomic.Pointer[tls.ClientSessionCache]
 	// connectWait, if set, bounds how long recv waits to reach the server.
 	connectWait time.Duration
 	// active: the session changes the user's presence (recv --follow);
@@ -84,8 +89,14 @@ func (e *chatEnv) open() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return client.Open(client.Config{Profile: e.profile, Dial: dial, Logger: log, Groups: newGroupEngine(), ConnectWait: e.connectWait,
+	c, err := client.Open(client.Config{Profile: e.profile, Dial: dial, Logger: log, Groups: newGroupEngine(), ConnectWait: e.connectWait,
 		Passive: !e.active, Passphrase: pass})
+	if err != nil {
+		return nil, err
+	}
+	tc := c.TLSSessionCache()
+	e.tickets.Store(&tc)
+	return c, nil
 }
 
 // dialServer connects to addr trusting the CA certificate in caPath.

@@ -17,6 +17,7 @@ import (
 // Transport choices of `chat --transport` and HEARTH_TRANSPORT.
 const (
 	transportAuto         = "auto"
+	transportQUIC         = "quic"
 	transportWebTransport = "webtransport"
 	transportWebSocket    = "websocket"
 	envTransport          = "HEARTH_TRANSPORT"
@@ -29,7 +30,7 @@ const statsPrefix = "hearth stats: "
 // registerNetFlags adds --transport and --stats to the chat command.
 func (e *chatEnv) registerNetFlags(cmd *cobra.Command) {
 	cmd.PersistentFlags().StringVar(&e.transport, "transport", "",
-		"auto (WebTransport, the WebSocket raced after 300 ms), webtransport or websocket; default $"+envTransport+", else auto")
+		"auto (native QUIC, else WebTransport; the WebSocket raced after 300 ms), quic, webtransport or websocket; default $"+envTransport+", else auto")
 	cmd.PersistentFlags().BoolVar(&e.stats, "stats", false,
 		`at the end, write one line "`+statsPrefix+`{json}" to stderr: connections, transport, round trips per operation`)
 }
@@ -43,12 +44,14 @@ func (e *chatEnv) dialOptions() (transport.DialOptions, error) {
 	switch choice {
 	case "", transportAuto:
 		return transport.DialOptions{}, nil
+	case transportQUIC:
+		return transport.DialOptions{QUICOnly: true}, nil
 	case transportWebTransport:
 		return transport.DialOptions{WebTransportOnly: true}, nil
 	case transportWebSocket:
 		return transport.DialOptions{ForceWebSocket: true}, nil
 	}
-	return transport.DialOptions{}, fmt.Errorf("unknown transport %q (--transport or $%s): want auto, webtransport or websocket", choice, envTransport)
+	return transport.DialOptions{}, fmt.Errorf("unknown transport %q (--transport or $%s): want auto, quic, webtransport or websocket", choice, envTransport)
 }
 
 // dialer returns the client's dial function for the chosen transport.
@@ -58,7 +61,11 @@ func (e *chatEnv) dialer() (client.DialFunc, error) {
 		return nil, err
 	}
 	return func(ctx context.Context, addr, caPath string) (io.ReadWriteCloser, error) {
-		return dialServerWith(ctx, addr, caPath, opts)
+		o := opts
+		if tc := e.tickets.Load(); tc != nil {
+			o.SessionCache = *tc
+		}
+		return dialServerWith(ctx, addr, caPath, o)
 	}, nil
 }
 

@@ -123,6 +123,8 @@ type Deps struct {
 	// reset, so clients redial at once instead of waiting for their idle
 	// timeout. nil: no stateless resets.
 	ResetKey *quic.StatelessResetKey
+	// Now is the clock of session tickets' ages (EarlyDataMaxAge); nil: time.Now.
+	Now func() time.Time
 }
 
 func (d Deps) validate() (Deps, error) {
@@ -134,6 +136,9 @@ func (d Deps) validate() (Deps, error) {
 	}
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
 	}
 	return d, nil
 }

@@ -20,7 +20,8 @@ import (
 	"hearth/homeserver/wire"
 )
 
-// Server serves the client endpoints over QUIC (HTTP/3, WebTransport) and
+// Server serves the client endpoints over QUIC (HTTP/3, WebTransport,
+// native QUIC) and
 // TCP (HTTPS, WebSocket).
 type Server struct {
 	cfg  Config
@@ -64,9 +65,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s := &Server{cfg: cfg, deps: deps, log: deps.Log, sessions: make(map[io.Closer]struct{}), byKind: map[string]int{}, quicDone: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
+	qconf := QUICConfig(cfg)
+	qconf.Allow0RTT = true // only NextProtoHearth tickets permit it (quicTLSConfig)
 	h3 := &http3.Server{
-		TLSConfig:      http3.ConfigureTLSConfig(tlsWithProtos(deps.TLS)),
-		QUICConfig:     QUICConfig(cfg),
+		TLSConfig:      quicTLSConfig(deps.TLS, deps.Now),
+		QUICConfig:     qconf,
 		MaxHeaderBytes: cfg.MaxHeaderBytes,
 		Logger:         deps.Log,
 	}
@@ -158,7 +161,8 @@ func (s *Server) withAltSvc(h http.Handler) http.Handler {
 	})
 }
 
-// ServeQUIC serves HTTP/3 and WebTransport on pc until Shutdown or Close;
+// ServeQUIC serves HTTP/3, WebTransport and native QUIC (NextProtoHearth,
+// native.go) on pc until Shutdown or Close;
 // then it returns nil. The caller keeps ownership of pc and closes it after.
 // The QUIC transport on pc carries Deps.ResetKey (stateless resets).
 func (s *Server) ServeQUIC(pc net.PacketConn) error {
@@ -191,6 +195,10 @@ func (s *Server) ServeQUIC(pc net.PacketConn) error {
 				return nil
 			}
 			return fmt.Errorf("transport: serve QUIC: %w", err)
+		}
+		if conn.ConnectionState().TLS.NegotiatedProtocol == NextProtoHearth {
+			go s.serveNative(conn) // native.go
+			continue
 		}
 		go func() {
 			if err := s.wt.ServeQUICConn(conn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -250,7 +258,8 @@ func (s *Server) serveSession(ctx context.Context, rwc io.ReadWriteCloser, remot
 func (s *Server) SessionsByTransport() map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return map[string]int{TransportWebTransport: s.byKind[TransportWebTransport], TransportWebSocket: s.byKind[TransportWebSocket]}
+	return map[string]int{TransportWebTransport: s.byKind[TransportWebTransport], TransportWebSocket: s.byKind[TransportWebSocket],
+		TransportQUIC: s.byKind[TransportQUIC]}
 }
 
 // Sessions returns the number of control streams being served.

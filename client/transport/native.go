@@ -1,0 +1,372 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// NextProtoHearth is the ALPN of Hearth's native QUIC transport (the
+// server's homeserver/transport.NextProtoHearth): the wire frames go
+// directly on the QUIC connection's first bidirectional stream, with no
+// HTTP/3 or WebTransport in between, so nothing waits for a CONNECT.
+const NextProtoHearth = "hearth/1"
+
+// nativeSessionCache keeps the process's TLS session tickets for native
+// QUIC when DialOptions.SessionCache is nil. Tickets of native connections
+// permit 0-RTT, those of WebTransport connections do not, so the two
+// transports keep separate caches.
+var nativeSessionCache = tls.NewLRUClientSessionCache(64)
+
+// dialNative dials a native QUIC connection and opens its control stream.
+//
+// With a session ticket that permits 0-RTT (a returning device), the
+// connection is returned at once, before the handshake completed: what is
+// written first goes out as 0-RTT data in the first flight, so Hello, Sync
+// and the requests pipelined behind them are answered one round trip after
+// the dial started. The server acts only on replay-safe requests before
+// the handshake completed (homeserver, early.go). Until the connection is
+// settled (settle) the bytes written are recorded: when the server rejects
+// 0-RTT they are written again on the 1-RTT stream; when fallback is set
+// and the handshake has not completed within RaceDelay, the WebSocket is
+// dialled beside it and, if it connects first, the stream moves there and
+// the record is written on it. Either way the server acted on them at most
+// once: it cannot complete a handshake the client never completed.
+//
+// Without such a ticket the dial returns when the handshake completed
+// (one round trip). answered, if not nil, is closed once it did.
+func dialNative(ctx context.Context, addr string, opts DialOptions, answered chan<- struct{}, fallback func(context.Context) (*Conn, error)) (*Conn, error) {
+	cache := opts.SessionCache
+	if cache == nil {
+		cache = nativeSessionCache
+	}
+	tlsConf := &tls.Config{RootCAs: opts.RootCAs, ServerName: opts.ServerName, MinVersion: tls.VersionTLS13,
+		NextProtos: []string{NextProtoHearth}, ClientSessionCache: cache}
+	dial := quic.DialAddrEarly
+	if opts.Sockets != nil {
+		dial = opts.Sockets.dial
+	}
+	qc, err := dial(ctx, addr, tlsConf, quicConfig())
+	if err != nil {
+		return nil, err
+	}
+	str, err := qc.OpenStream()
+	if err != nil {
+		qc.CloseWithError(0, "")
+		return nil, fmt.Errorf("open control stream: %w", err)
+	}
+	if answered != nil {
+		go func() {
+			select {
+			case <-qc.HandshakeComplete():
+				close(answered)
+			case <-qc.Context().Done():
+			}
+		}()
+	}
+	nc := &nativeConn{qc: qc, str: str, settled: make(chan struct{})}
+	c := &Conn{rwc: nc, protocol: ProtocolQUIC, handshake: 1}
+	select {
+	case <-qc.HandshakeComplete():
+		close(nc.settled)
+		c.resumed = qc.ConnectionState().TLS.DidResume
+		return c, nil
+	default:
+	}
+	// 0-RTT: the first flight carries what the caller writes now.
+	nc.early, nc.owner = true, c
+	c.handshake, c.resumed, c.earlyData = 0, true, true
+	go nc.settle(addr, opts, fallback)
+	return c, nil
+}
+
+// wsFallbackTimeout bounds the WebSocket dial a 0-RTT stream races.
+const wsFallbackTimeout = 10 * time.Second
+
+// nativeConn is a native QUIC control stream; while early (0-RTT, not
+// settled) it may move to a new stream or to the WebSocket (dialNative).
+//
+// Closing follows the WebTransport rule (wtConn): FIN, read to the
+// server's FIN (at most lingerTimeout), then close the connection.
+type nativeConn struct {
+	qc      *quic.Conn
+	owner   *Conn         // set while early: settle updates its facts
+	settled chan struct{} // closed once the stream is final
+
+	mu    sync.Mutex
+	str   *quic.Stream
+	ws    *Conn // the WebSocket the stream moved to, if it did
+	early bool  // recording writes in rec
+	rec   []byte
+	fail  error // settling failed: the connection is dead
+
+	readEOF atomic.Bool
+	closing atomic.Bool // Close was called: settling stops
+	once    sync.Once
+}
+
+var _ io.ReadWriteCloser = (*nativeConn)(nil)
+
+// current returns what to read and write now and whether it may still move.
+func (c *nativeConn) current() (io.ReadWriter, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ws != nil {
+		return c.ws, false
+	}
+	return c.str, c.early
+}
+
+func (c *nativeConn) Read(p []byte) (int, error) {
+	for {
+		r, early := c.current()
+		n, err := r.Read(p)
+		if err != nil && n == 0 && early {
+			<-c.settled
+			if c.failed() == nil {
+				continue // on the stream it settled on
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			c.readEOF.Store(true)
+		}
+		return n, err
+	}
+}
+
+func (c *nativeConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	if !c.early {
+		var w io.Writer = c.str
+		if c.ws != nil {
+			w = c.ws
+		}
+		c.mu.Unlock()
+		return w.Write(p)
+	}
+	c.rec = append(c.rec, p...)
+	str := c.str
+	c.mu.Unlock()
+	if _, err := str.Write(p); err != nil {
+		// Rejected 0-RTT, or the stream given up for the WebSocket:
+		// settle writes the record, p included, where the stream goes.
+		<-c.settled
+		if ferr := c.failed(); ferr != nil {
+			return 0, ferr
+		}
+	}
+	return len(p), nil
+}
+
+func (c *nativeConn) failed() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.fail
+}
+
+// SendDatagram sends b as one QUIC datagram.
+func (c *nativeConn) SendDatagram(b []byte) error {
+	if ws := c.moved(); ws != nil {
+		return ErrNoDatagrams
+	}
+	return c.qc.SendDatagram(b)
+}
+
+// ReceiveDatagram returns the next datagram from the server.
+func (c *nativeConn) ReceiveDatagram(ctx context.Context) ([]byte, error) {
+	if ws := c.moved(); ws != nil {
+		return nil, ErrNoDatagrams
+	}
+	return c.qc.ReceiveDatagram(ctx)
+}
+
+func (c *nativeConn) moved() *Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ws
+}
+
+func (c *nativeConn) Close() error {
+	c.once.Do(func() {
+		c.closing.Store(true)
+		<-c.settledOrNow()
+		if ws := c.moved(); ws != nil {
+			ws.Close()
+			return
+		}
+		c.mu.Lock()
+		str := c.str
+		c.mu.Unlock()
+		str.Close()
+		if !c.readEOF.Load() && c.failed() == nil {
+			// Waits here, not in the background: a client often exits right after.
+			str.SetReadDeadline(time.Now().Add(lingerTimeout))
+			io.Copy(io.Discard, str)
+		}
+		c.qc.CloseWithError(0, "")
+	})
+	return nil
+}
+
+// settledOrNow lets Close go on at once when the stream has not settled:
+// closing the connection then ends the settling.
+func (c *nativeConn) settledOrNow() <-chan struct{} {
+	select {
+	case <-c.settled:
+		return c.settled
+	default:
+	}
+	c.qc.CloseWithError(0, "")
+	return c.settled
+}
+
+// settle waits for the 0-RTT connection's handshake and makes the stream
+// final: the same stream when the server accepted 0-RTT; a new stream
+// with the record written on it when it rejected it; or, with a fallback,
+// the WebSocket when the handshake has not completed within RaceDelay and
+// the WebSocket connected first. Without a fallback, or when both fail, a
+// handshake that has not completed within QUICTimeout fails the stream.
+func (c *nativeConn) settle(addr string, opts DialOptions, fallback func(context.Context) (*Conn, error)) {
+	defer close(c.settled)
+	giveUp := time.NewTimer(opts.QUICTimeout)
+	defer giveUp.Stop()
+	var race <-chan time.Time
+	if fallback != nil && opts.RaceDelay > 0 {
+		t := time.NewTimer(opts.RaceDelay)
+		defer t.Stop()
+		race = t.C
+	}
+	// The caller's dial context has ended by now: the WebSocket gets a
+	// bound of its own.
+	wsCtx, wsCancel := context.WithTimeout(context.Background(), wsFallbackTimeout)
+	defer wsCancel()
+	wsDone := make(chan dialResult, 1)
+	wsStarted, quicDead := false, false
+	var quicErr, wsErr error
+	startWS := func() {
+		if wsStarted || fallback == nil {
+			return
+		}
+		wsStarted = true
+		go func() {
+			ws, err := fallback(wsCtx)
+			wsDone <- dialResult{c: ws, err: err, ws: true}
+		}()
+	}
+	hs, dead := c.qc.HandshakeComplete(), c.qc.Context().Done()
+	for {
+		select {
+		case <-hs:
+			if wsStarted {
+				wsCancel()
+				go closeLate(wsDone)
+			}
+			if err := c.afterHandshake(); err != nil {
+				c.setFail(err)
+			}
+			return
+		case <-dead:
+			hs, dead, race, quicDead = nil, nil, nil, true
+			quicErr = context.Cause(c.qc.Context())
+			if c.closing.Load() {
+				c.setFail(net.ErrClosed)
+				return
+			}
+			startWS()
+		case <-race:
+			race = nil
+			startWS()
+		case <-giveUp.C:
+			quicDead, quicErr = true, fmt.Errorf("QUIC handshake not completed within %v", opts.QUICTimeout)
+			c.qc.CloseWithError(0, "handshake timed out") // ends the 0-RTT stream's reads and writes
+			hs, dead, race = nil, nil, nil
+			startWS()
+		case r := <-wsDone:
+			if r.err != nil {
+				wsErr = r.err
+				if quicDead {
+					c.setFail(fmt.Errorf("%w: quic: %w; websocket: %w", io.ErrUnexpectedEOF, quicErr, wsErr))
+					return
+				}
+				continue
+			}
+			c.moveTo(r.c, addr, opts)
+			return
+		}
+		if quicDead && !wsStarted {
+			c.setFail(fmt.Errorf("%w: quic: %w", io.ErrUnexpectedEOF, quicErr))
+			return
+		}
+	}
+}
+
+// afterHandshake settles on QUIC once the handshake completed: nothing to
+// do when the server accepted 0-RTT; after a rejection the record is
+// written again on the connection's new stream.
+func (c *nativeConn) afterHandshake() error {
+	st := c.qc.ConnectionState()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.early = false
+	rec := c.rec
+	c.rec = nil
+	if st.Used0RTT {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), lingerTimeout)
+	defer cancel()
+	qc, err := c.qc.NextConnection(ctx)
+	if err != nil {
+		return fmt.Errorf("0-RTT rejected: %w", err)
+	}
+	str, err := qc.OpenStream()
+	if err != nil {
+		return fmt.Errorf("0-RTT rejected: open control stream: %w", err)
+	}
+	if _, err := str.Write(rec); err != nil {
+		return fmt.Errorf("0-RTT rejected: resend: %w", err)
+	}
+	c.str = str
+	c.owner.settle(ProtocolQUIC, 1, false, true)
+	return nil
+}
+
+// moveTo makes the WebSocket ws the stream: the QUIC connection is closed
+// (it never completed its handshake, so the server acted on none of the
+// 0-RTT requests it may have held, and those it served are replay-safe)
+// and the record is written on ws.
+func (c *nativeConn) moveTo(ws *Conn, addr string, opts DialOptions) {
+	c.qc.CloseWithError(0, "moved to the WebSocket")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.early = false
+	rec := c.rec
+	c.rec = nil
+	if _, err := ws.Write(rec); err != nil {
+		ws.Close()
+		c.fail = fmt.Errorf("%w: resend on the WebSocket: %w", io.ErrUnexpectedEOF, err)
+		return
+	}
+	c.ws = ws
+	if opts.memo != nil {
+		opts.memo.remember(addr)
+	}
+	c.owner.settle(ProtocolWebSocket, ws.HandshakeRoundTrips(), true, false)
+	c.owner.setRetryQUIC(quicBlockedFor + retryMargin)
+}
+
+func (c *nativeConn) setFail(err error) {
+	c.mu.Lock()
+	c.fail = err
+	c.early = false
+	c.mu.Unlock()
+	c.qc.CloseWithError(0, "")
+}
