@@ -194,7 +194,6 @@ func mailboxHead(t *testing.T, h *harness, c *client) uint64 {
 	return head
 }
 
-
 // recorder is a UDP relay on loopback that can record the datagrams a
 // client sends (an on-path attacker's capture).
 type recorder struct {
