@@ -8,14 +8,14 @@ import (
 	"hearth/client/mlsgroup"
 )
 
-// TestSignalsOverDatagrams: bob's device is connected over WebTransport,
-// so typing and presence reach it as datagrams; over the WebSocket
+// TestSignalsOverDatagrams: bob's device is connected over native QUIC
+// (auto mode), so typing and presence reach it as datagrams; over the WebSocket
 // fallback they come on the stream. Either way OnSignal gets them.
 func TestSignalsOverDatagrams(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		websocket bool
-	}{{"webtransport", false}, {"websocket", true}} {
+	}{{"quic", false}, {"websocket", true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := client.NewTestServer(t, "a.example")
 			const pw = "correct horse battery"

@@ -12,7 +12,7 @@ import (
 // TestWarmSendOneRoundTrip: on an open session, a send to a conversation
 // whose roster was checked within its freshness window costs one round
 // trip (the Send and its acceptance), counted by the session's meter over
-// real WebTransport.
+// real native QUIC.
 func TestWarmSendOneRoundTrip(t *testing.T) {
 	ts := client.NewTestServer(t, "a.example")
 	const pw = "correct horse battery"
@@ -39,8 +39,8 @@ func TestWarmSendOneRoundTrip(t *testing.T) {
 	}
 	last := len(after.Connections) - 1
 	cb, ca := before.Connections[last], after.Connections[last]
-	if ca.Protocol != "webtransport" {
-		t.Errorf("session over %q, want webtransport", ca.Protocol)
+	if ca.Protocol != "quic" {
+		t.Errorf("session over %q, want native quic", ca.Protocol)
 	}
 	if d := ca.RoundTrips - cb.RoundTrips; d != 1 {
 		t.Errorf("warm send cost %d round trips (%d → %d, requests %d → %d), want 1", d, cb.RoundTrips, ca.RoundTrips, cb.Requests, ca.Requests)

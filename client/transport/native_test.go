@@ -279,3 +279,45 @@ func newTestRelay(t *testing.T, upstream string) *testRelay {
 	})
 	return r
 }
+
+// TestNativeOldTicketNoZeroRTT: the server refuses 0-RTT with a ticket
+// older than EarlyDataMaxAge (the session still resumes), so a replay can
+// never come after the dedup records of what it carries are gone.
+func TestNativeOldTicketNoZeroRTT(t *testing.T) {
+	m, roots, err := certs.Local(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var now atomic.Int64
+	now.Store(time.Now().UnixMilli())
+	srv, err := server.New(server.Config{}, server.Deps{Streams: pingServer{}, TLS: m.TLSConfig(), Log: slog.New(slog.DiscardHandler),
+		Now: func() time.Time { return time.UnixMilli(now.Load()) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { srv.ServeQUIC(pc) })
+	t.Cleanup(func() { srv.Close(); wg.Wait(); pc.Close() })
+	opts := DialOptions{RootCAs: roots, SessionCache: tls.NewLRUClientSessionCache(4), QUICOnly: true}
+	dial := func() *Conn {
+		t.Helper()
+		c, err := Dial(testCtx(t), pc.LocalAddr().String(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ping(t, c, 1)
+		return c.(*Conn)
+	}
+	dial().Close()
+	now.Add((server.EarlyDataMaxAge + time.Minute).Milliseconds())
+	c := dial()
+	defer c.Close()
+	if !c.EarlyRejected() || c.EarlyData() || !c.Resumed() {
+		t.Errorf("ticket older than %v: rejected %v, early %v, resumed %v; want 0-RTT rejected on a resumed session",
+			server.EarlyDataMaxAge, c.EarlyRejected(), c.EarlyData(), c.Resumed())
+	}
+}
