@@ -26,8 +26,11 @@ const (
 	envIdleAddr  = "HEARTH_IDLE_CLIENT_ADDR"
 	envIdleCA    = "HEARTH_IDLE_CLIENT_CA"
 	envIdleCount = "HEARTH_IDLE_CLIENT_N"
-	envIdleWS    = "HEARTH_IDLE_CLIENT_WS"
+	envIdleMode  = "HEARTH_IDLE_CLIENT_MODE" // idleModes
 )
+
+// The transports the idle sessions use.
+var idleModes = []string{TransportQUIC, TransportWebTransport, TransportWebSocket}
 
 func TestMain(m *testing.M) {
 	if addr := os.Getenv(envIdleAddr); addr != "" {
@@ -60,7 +63,17 @@ func idleClients(addr string) error {
 	roots.AddCert(ca)
 	pool := ctransport.NewSocketPool(200)
 	defer pool.Close()
-	opts := ctransport.DialOptions{RootCAs: roots, Sockets: pool, ForceWebSocket: os.Getenv(envIdleWS) != ""}
+	opts := ctransport.DialOptions{RootCAs: roots, Sockets: pool}
+	switch mode := os.Getenv(envIdleMode); mode {
+	case TransportQUIC:
+		opts.QUICOnly = true
+	case TransportWebTransport:
+		opts.WebTransportOnly = true
+	case TransportWebSocket:
+		opts.ForceWebSocket = true
+	default:
+		return fmt.Errorf("unknown transport %q", mode)
+	}
 	var conns []io.Closer
 	for i := range n {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -107,40 +120,62 @@ func heapInUse() uint64 {
 
 // BenchmarkIdleSessionMemory reports the server's memory per idle session
 // (heap and goroutine stacks, transport only: the StreamServer here just
-// reads) for WebTransport and WebSocket. Run with -benchtime=1x;
+// reads) and its goroutines per session, for native QUIC, WebTransport and
+// the WebSocket. Run with -benchtime=1x on an idle machine;
 // HEARTH_IDLE_SESSIONS sets the number of sessions (default 500).
 func BenchmarkIdleSessionMemory(b *testing.B) {
-	for _, ws := range []bool{false, true} {
-		name := "webtransport"
-		if ws {
-			name = "websocket"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, mode := range idleModes {
+		b.Run(mode, func(b *testing.B) {
 			n := 500
 			if v, err := strconv.Atoi(os.Getenv("HEARTH_IDLE_SESSIONS")); err == nil && v > 0 {
 				n = v // e.g. 2000; the default keeps the benchmark short
 			}
 			for b.Loop() {
 				ts := startServer(b, Config{}, idleStreams{})
-				b.ReportMetric(measureIdle(b, ts, n, ws), "B/session")
+				bytes, goroutines := measureIdle(b, ts, n, mode)
+				b.ReportMetric(bytes, "B/session")
+				b.ReportMetric(goroutines, "goroutines/session")
 				ts.Close()
 			}
 		})
 	}
 }
 
-func measureIdle(b *testing.B, ts *testServer, n int, ws bool) float64 {
+// TestIdleSessionGoroutines counts the server's goroutines per idle
+// session (20 sessions from a child process): a native QUIC session needs
+// far fewer than a WebTransport one, whose HTTP/3 and WebTransport layers
+// park goroutines of their own (docs/transport.md). Bytes per session need
+// an idle machine: BenchmarkIdleSessionMemory.
+func TestIdleSessionGoroutines(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a child process with 60 sessions (≈ 2 s)")
+	}
+	per := map[string]float64{}
+	for _, mode := range idleModes {
+		ts := startServer(t, Config{}, idleStreams{})
+		_, per[mode] = measureIdle(t, ts, 20, mode)
+		ts.Close()
+	}
+	t.Logf("server goroutines per idle session: quic %.2f, webtransport %.2f, websocket %.2f",
+		per[TransportQUIC], per[TransportWebTransport], per[TransportWebSocket])
+	if per[TransportQUIC] > 4 || per[TransportQUIC] >= per[TransportWebTransport]/2 {
+		t.Errorf("native QUIC: %.2f goroutines per session, want at most 4 and under half of WebTransport's %.2f",
+			per[TransportQUIC], per[TransportWebTransport])
+	}
+}
+
+// measureIdle opens n idle sessions over mode from a child process and
+// returns the server's growth per session in heap+stack bytes and in
+// goroutines.
+func measureIdle(b testing.TB, ts *testServer, n int, mode string) (float64, float64) {
 	b.Helper()
 	if os.Getenv("HEARTH_IDLE_HEAP_PROFILE") != "" {
 		runtime.MemProfileRate = 1 // every allocation, so that small per-session items are attributed
 		defer func() { runtime.MemProfileRate = 512 << 10 }()
 	}
-	before := heapInUse()
+	before, g0 := heapInUse(), runtime.NumGoroutine()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envIdleAddr+"="+ts.addr, envIdleCA+"="+ts.caPath, envIdleCount+"="+strconv.Itoa(n))
-	if ws {
-		cmd.Env = append(cmd.Env, envIdleWS+"=1")
-	}
+	cmd.Env = append(os.Environ(), envIdleAddr+"="+ts.addr, envIdleCA+"="+ts.caPath, envIdleCount+"="+strconv.Itoa(n), envIdleMode+"="+mode)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
@@ -152,10 +187,10 @@ func measureIdle(b *testing.B, ts *testServer, n int, ws bool) float64 {
 	if err != nil || line != "ready\n" {
 		b.Fatalf("client process: %q, %v", line, err)
 	}
-	for ts.Sessions() != n {
+	for ts.Sessions() != n || ts.SessionsByTransport()[mode] != n {
 		time.Sleep(10 * time.Millisecond)
 	}
-	after := heapInUse()
+	after, g1 := heapInUse(), runtime.NumGoroutine()
 	if p := os.Getenv("HEARTH_IDLE_HEAP_PROFILE"); p != "" {
 		f, err := os.Create(p)
 		if err == nil {
@@ -169,5 +204,5 @@ func measureIdle(b *testing.B, ts *testServer, n int, ws bool) float64 {
 		runtime.ReadMemStats(&ms)
 		b.Logf("heap in use %d, stacks %d, goroutines %d", ms.HeapInuse, ms.StackInuse, runtime.NumGoroutine())
 	}
-	return float64(int64(after)-int64(before)) / float64(n)
+	return float64(int64(after)-int64(before)) / float64(n), float64(g1-g0) / float64(n)
 }
