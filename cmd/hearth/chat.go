@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +18,8 @@ import (
 
 	"hearth/client"
 	"hearth/client/mlsgroup"
+	"hearth/client/oskeyring"
+	"hearth/client/store"
 	"hearth/client/transport"
 )
 
@@ -89,8 +92,17 @@ func (e *chatEnv) open() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Without a passphrase, the OS keyring (where one is reachable) keeps
+	// a new profile's key and opens a profile encrypted that way.
+	var kr store.Keyring
+	if len(pass) == 0 && !e.noPassphrase && oskeyring.Available() {
+		kr = oskeyring.Keyring{}
+	}
 	c, err := client.Open(client.Config{Profile: e.profile, Dial: dial, Logger: log, Groups: newGroupEngine(), ConnectWait: e.connectWait,
-		Passive: !e.active, Passphrase: pass})
+		Passive: !e.active, Passphrase: pass, Keyring: kr})
+	if errors.Is(err, store.ErrKeyringRefused) {
+		return nil, fmt.Errorf("%w; to create the profile without the keyring, set %s=off (unencrypted) or give a passphrase (--passphrase-stdin)", err, oskeyring.EnvSwitch)
+	}
 	if err != nil {
 		return nil, err
 	}
