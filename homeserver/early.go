@@ -8,7 +8,7 @@ import "hearth/homeserver/wire"
 // them to the server, which cannot tell a replay from the original until
 // the handshake completes (it never does for a replay: the attacker lacks
 // the keys). So until then a session acts only on requests whose repetition
-// changes nothing (replaySafe), and holds anything else, and every frame
+// changes nothing (wire.ReplaySafe), and holds anything else, and every frame
 // behind it, until the handshake completed (docs/transport.md, "0-RTT").
 
 // earlyConn is a control stream whose first frames may be 0-RTT data
@@ -17,28 +17,12 @@ type earlyConn interface {
 	HandshakeComplete() <-chan struct{}
 }
 
-// replaySafe reports whether f may be acted upon before the handshake
-// completed: reads, cumulative acknowledgements, the authentication (it
-// opens a session that dies with the unfinished handshake), and Send,
-// which the server deduplicates on (sender device, message id), so a
-// replay returns the first result and stores nothing.
-func replaySafe(f *wire.ClientFrame) bool {
-	switch f.Body.(type) {
-	case *wire.ClientFrame_Hello, *wire.ClientFrame_Ping, *wire.ClientFrame_Sync, *wire.ClientFrame_Ack, *wire.ClientFrame_Send,
-		*wire.ClientFrame_FetchDeviceList, *wire.ClientFrame_FetchDeviceLists, *wire.ClientFrame_GetConversation,
-		*wire.ClientFrame_ListConversations, *wire.ClientFrame_GetPresence, *wire.ClientFrame_ListDevices,
-		*wire.ClientFrame_DownloadMedia:
-		return true
-	}
-	return false
-}
-
 // awaitHandshake holds f, when it is not replay-safe, until the stream's
 // handshake completed; false means the session ended first (f is dropped
 // with it: the client never learns of an answer and sends it again on its
 // next connection).
 func (ss *session) awaitHandshake(f *wire.ClientFrame) bool {
-	if ss.early == nil || replaySafe(f) {
+	if ss.early == nil || wire.ReplaySafe(f) {
 		return true
 	}
 	select {

@@ -27,6 +27,9 @@ type Conn struct {
 	// early0: a 0-RTT connection (handshake 0) whose attempt has not
 	// settled by the first answer; readLoop then reads its final facts.
 	early0 bool
+	// settled: a 0-RTT connection's attempt settled (handshake completed,
+	// or moved to the WebSocket); nil for other connections.
+	settled <-chan struct{}
 
 	mu      sync.Mutex
 	nextID  uint64
@@ -67,11 +70,39 @@ func NewConnMeter(rw io.ReadWriteCloser, maxFrame int, m *Meter) *Conn {
 		pushed:  make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
-	if _, ok := rw.(earlyFacts); ok && trips.Handshake == 0 {
-		c.early0 = true
+	if es, ok := rw.(earlySettler); ok && trips.Handshake == 0 {
+		c.early0, c.settled = true, es.Settled()
+		go c.afterSettle()
 	}
 	go c.readLoop(wire.NewFrameReader(rw, maxFrame))
 	return c
+}
+
+// earlySettler is a 0-RTT connection (client/transport's *Conn) that says
+// when its attempt settled.
+type earlySettler interface {
+	Settled() <-chan struct{}
+}
+
+// afterSettle counts the handshake's completion as an answer: a request
+// written after it waited for that round trip (1; 3 when the connection
+// moved to the WebSocket), though no response had arrived yet.
+func (c *Conn) afterSettle() {
+	select {
+	case <-c.settled:
+		c.raiseToSettled()
+	case <-c.done:
+	}
+}
+
+func (c *Conn) raiseToSettled() {
+	hs := 1
+	if h, ok := c.rw.(handshaker); ok {
+		hs = max(hs, h.HandshakeRoundTrips())
+	}
+	c.mu.Lock()
+	c.level = max(c.level, hs)
+	c.mu.Unlock()
 }
 
 func (c *Conn) readLoop(fr *wire.FrameReader) {
@@ -171,6 +202,15 @@ func (c *Conn) Call(ctx context.Context, op string, f *wire.ClientFrame) (*wire.
 // response. Requests started one after another are written in that order,
 // so several can be in flight (pipelined Sends keep their order at the hub).
 func (c *Conn) Start(op string, f *wire.ClientFrame) (func(context.Context) (*wire.ServerFrame, error), error) {
+	if c.settled != nil && !wire.ReplaySafe(f) {
+		// Not for 0-RTT data: written once the handshake settled (the
+		// server would hold it until then anyway).
+		select {
+		case <-c.settled:
+			c.raiseToSettled()
+		case <-c.done:
+		}
+	}
 	ch := make(chan *wire.ServerFrame, 1)
 	c.mu.Lock()
 	if c.err != nil {

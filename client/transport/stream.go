@@ -105,6 +105,18 @@ func (c *Conn) EarlyData() bool {
 	return c.earlyData && !c.rejected
 }
 
+// Settled is closed once the connection is final: at once for every dial
+// but native QUIC with 0-RTT, whose first bytes may still be written again
+// (0-RTT rejected) or move to the WebSocket until its handshake completed.
+func (c *Conn) Settled() <-chan struct{} {
+	if nc, ok := c.rwc.(*nativeConn); ok {
+		return nc.settled
+	}
+	return closedChan
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
 // EarlyRejected reports whether the server rejected the 0-RTT data (an
 // expired or unknown ticket): it was sent again after the handshake.
 func (c *Conn) EarlyRejected() bool {
