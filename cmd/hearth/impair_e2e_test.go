@@ -220,8 +220,8 @@ func TestImpairedFollowThroughBlackoutsAndRebinding(t *testing.T) {
 		t.Fatal("recv --follow did not end on SIGTERM")
 	}
 	st := statsOf(t, f.stderr.String())
-	if len(st.Connections) != 1 || st.Connections[0].Protocol != "webtransport" || st.Ops["client.Hello"].Count != 1 {
-		t.Errorf("recv --follow: want one WebTransport connection and one Hello; %s", statsSummary(st))
+	if len(st.Connections) != 1 || st.Connections[0].Protocol != "quic" || st.Ops["client.Hello"].Count != 1 {
+		t.Errorf("recv --follow: want one native QUIC connection and one Hello; %s", statsSummary(st))
 	}
 	t.Logf("recv --follow: %s", statsSummary(st))
 	slices.Sort(latencies)
