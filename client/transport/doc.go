@@ -2,10 +2,13 @@
 // returns the control stream as an io.ReadWriteCloser carrying the
 // length-delimited frames of hearth/homeserver/wire.
 //
-// Dial tries WebTransport over HTTP/3 first (https://HOST:PORT/hearth/v1,
-// the session's first bidirectional stream) and falls back to a WebSocket
-// over TLS (wss://HOST:PORT/hearth/v1/ws) when QUIC fails or does not
-// answer within DialOptions.QUICTimeout, as on networks that block UDP.
+// Dial tries native QUIC first (ALPN NextProtoHearth: the frames on the
+// connection's first bidirectional stream, in 0-RTT data when a session
+// ticket is at hand), WebTransport over HTTP/3 where the server does not
+// speak it (https://HOST:PORT/hearth/v1, the session's first bidirectional
+// stream), and races a WebSocket over TLS (wss://HOST:PORT/hearth/v1/ws)
+// when QUIC fails or does not answer within DialOptions.RaceDelay, as on
+// networks that block UDP.
 //
 // The server learns of the control stream only when data arrives on it, so
 // the client protocol always speaks first: the first frame (Login or Hello)

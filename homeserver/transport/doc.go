@@ -2,6 +2,12 @@
 // sockets itself: the caller hands it a UDP net.PacketConn and a TCP
 // net.Listener (normally on the same port number) and it serves
 //
+//   - native QUIC for native clients (ALPN NextProtoHearth, "hearth/1",
+//     native.go): the connection's first bidirectional stream is the
+//     control stream, with no HTTP/3 layer; returning clients send their
+//     first frames in 0-RTT data, and the stream implements EarlyConn so
+//     that the StreamServer acts only on replay-safe requests until the
+//     handshake completed;
 //   - WebTransport over HTTP/3 (QUIC) at https://HOST:PORT/hearth/v1: each
 //     session's first bidirectional stream is the control stream, handed to
 //     StreamServer.ServeStream as an io.ReadWriteCloser;
