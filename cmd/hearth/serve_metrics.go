@@ -62,7 +62,8 @@ func metricsSources(hs *homeserver.Server, db *storage.DB, tr *transport.Server)
 		Counters: func() metrics.Counters {
 			st := hs.Stats()
 			b, r := db.WriteStats()
-			return metrics.Counters{Accepted: st.Accepted, Delivered: st.Delivered, Refused: st.Refused, WriterBatches: b, WriterRequests: r}
+			return metrics.Counters{Accepted: st.Accepted, Delivered: st.Delivered, Refused: st.Refused, WriterBatches: b, WriterRequests: r,
+				EarlyServed: st.EarlyServed, EarlyHeld: st.EarlyHeld}
 		},
 		Sessions: tr.SessionsByTransport,
 		Figures: func(ctx context.Context) (metrics.Figures, error) {

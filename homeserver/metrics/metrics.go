@@ -16,6 +16,10 @@ type Counters struct {
 	Refused             map[string]uint64 // by wire code name
 	WriterBatches       uint64            // transactions committed
 	WriterRequests      uint64            // write requests they carried
+	// EarlyServed and EarlyHeld: requests acted upon before their native
+	// QUIC connection's handshake completed (0-RTT data, replay-safe
+	// ones), and requests held until it did.
+	EarlyServed, EarlyHeld uint64
 }
 
 // Figures are totals read from the database at scrape time.
@@ -48,6 +52,7 @@ var (
 	descAccepted  = prometheus.NewDesc("hearth_messages_accepted_total", "Sends of local devices committed by this server as the conversation's hub.", nil, nil)
 	descDelivered = prometheus.NewDesc("hearth_messages_delivered_total", "Mailbox entries pushed to local devices' sessions.", nil, nil)
 	descRefused   = prometheus.NewDesc("hearth_requests_refused_total", "Error answers on client sessions by wire code.", []string{"code"}, nil)
+	descEarly     = prometheus.NewDesc("hearth_early_requests_total", "Requests that came in QUIC 0-RTT data: served before the handshake completed (replay-safe) or held until it did.", []string{"outcome"}, nil)
 	descBatches   = prometheus.NewDesc("hearth_storage_transactions_total", "Write transactions (group commits) committed.", nil, nil)
 	descRequests  = prometheus.NewDesc("hearth_storage_write_requests_total", "Write requests carried by the committed transactions.", nil, nil)
 	descBacklog   = prometheus.NewDesc("hearth_mailbox_backlog", "Mailbox entries not yet acknowledged by their device.", nil, nil)
@@ -75,7 +80,7 @@ func NewCollector(src Sources) *Collector {
 
 // Describe sends every metric's description.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSessions, descAccepted, descDelivered, descRefused, descBatches, descRequests,
+	for _, d := range []*prometheus.Desc{descSessions, descAccepted, descDelivered, descRefused, descEarly, descBatches, descRequests,
 		descBacklog, descFedQueue, descPeerQueue, descPeerFails, descPeerWait, descMedia, descMediaN, descScrapeErr} {
 		ch <- d
 	}
@@ -103,6 +108,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		for code, n := range k.Refused {
 			counter(descRefused, n, code)
 		}
+		counter(descEarly, k.EarlyServed, "served")
+		counter(descEarly, k.EarlyHeld, "held")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()

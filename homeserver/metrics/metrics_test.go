@@ -23,7 +23,8 @@ func TestCollectorReadsSources(t *testing.T) {
 	now := time.UnixMilli(10_000)
 	reg.MustRegister(NewCollector(Sources{
 		Counters: func() Counters {
-			return Counters{Accepted: 5, Delivered: 7, Refused: map[string]uint64{"CODE_RATE_LIMITED": 2}, WriterBatches: 3, WriterRequests: 9}
+			return Counters{Accepted: 5, Delivered: 7, Refused: map[string]uint64{"CODE_RATE_LIMITED": 2}, WriterBatches: 3, WriterRequests: 9,
+				EarlyServed: 11, EarlyHeld: 1}
 		},
 		Sessions: func() map[string]int { return map[string]int{"webtransport": 2, "websocket": 1} },
 		Figures: func(context.Context) (Figures, error) {
@@ -64,6 +65,8 @@ func TestCollectorReadsSources(t *testing.T) {
 	want["hearth_sessions,transport=webtransport"] = 2
 	want["hearth_sessions,transport=websocket"] = 1
 	want["hearth_requests_refused_total,code=CODE_RATE_LIMITED"] = 2
+	want["hearth_early_requests_total,outcome=served"] = 11
+	want["hearth_early_requests_total,outcome=held"] = 1
 	want["hearth_federation_peer_queue_depth,peer=b.example"] = 6
 	want["hearth_federation_peer_failed_attempts,peer=b.example"] = 2
 	want["hearth_federation_peer_backoff_seconds,peer=b.example"] = 2.5
