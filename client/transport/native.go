@@ -101,6 +101,11 @@ type nativeConn struct {
 	owner   *Conn         // set while early: settle updates its facts
 	settled chan struct{} // closed once the stream is final
 
+	// wmu orders writes around a move: what was recorded is written on
+	// the new stream or the WebSocket before anything written later.
+	wmu sync.Mutex
+	// mu guards the fields below; it is never held across network I/O,
+	// so that reads go on while the record is written again.
 	mu    sync.Mutex
 	str   *quic.Stream
 	ws    *Conn // the WebSocket the stream moved to, if it did
@@ -143,24 +148,34 @@ func (c *nativeConn) Read(p []byte) (int, error) {
 }
 
 func (c *nativeConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
 	c.mu.Lock()
-	if !c.early {
-		var w io.Writer = c.str
-		if c.ws != nil {
-			w = c.ws
-		}
-		c.mu.Unlock()
-		return w.Write(p)
+	early, str, ws := c.early, c.str, c.ws
+	if early {
+		c.rec = append(c.rec, p...)
 	}
-	c.rec = append(c.rec, p...)
-	str := c.str
 	c.mu.Unlock()
-	if _, err := str.Write(p); err != nil {
+	if !early {
+		defer c.wmu.Unlock()
+		if ws != nil {
+			return ws.Write(p)
+		}
+		return str.Write(p)
+	}
+	_, err := str.Write(p)
+	c.wmu.Unlock()
+	if err != nil {
 		// Rejected 0-RTT, or the stream given up for the WebSocket:
 		// settle writes the record, p included, where the stream goes.
 		<-c.settled
-		if ferr := c.failed(); ferr != nil {
+		c.mu.Lock()
+		moved, ferr := c.ws != nil || c.str != str, c.fail
+		c.mu.Unlock()
+		if ferr != nil {
 			return 0, ferr
+		}
+		if !moved {
+			return 0, err // the connection failed after its 0-RTT was accepted
 		}
 	}
 	return len(p), nil
@@ -312,15 +327,20 @@ func (c *nativeConn) settle(addr string, opts DialOptions, fallback func(context
 // do when the server accepted 0-RTT; after a rejection the record is
 // written again on the connection's new stream.
 func (c *nativeConn) afterHandshake() error {
-	st := c.qc.ConnectionState()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.early = false
-	rec := c.rec
-	c.rec = nil
-	if st.Used0RTT {
+	if c.qc.ConnectionState().Used0RTT {
+		c.mu.Lock()
+		c.early, c.rec = false, nil
+		c.mu.Unlock()
 		return nil
 	}
+	// Rejected: the old stream's writes fail (Err0RTTRejected), which
+	// releases wmu; later writes wait until the record went out again.
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.mu.Lock()
+	rec := c.rec
+	c.rec = nil
+	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), lingerTimeout)
 	defer cancel()
 	qc, err := c.qc.NextConnection(ctx)
@@ -334,7 +354,9 @@ func (c *nativeConn) afterHandshake() error {
 	if _, err := str.Write(rec); err != nil {
 		return fmt.Errorf("0-RTT rejected: resend: %w", err)
 	}
-	c.str = str
+	c.mu.Lock()
+	c.str, c.early = str, false
+	c.mu.Unlock()
 	c.owner.settle(ProtocolQUIC, 1, false, true)
 	return nil
 }
@@ -344,18 +366,23 @@ func (c *nativeConn) afterHandshake() error {
 // 0-RTT requests it may have held, and those it served are replay-safe)
 // and the record is written on ws.
 func (c *nativeConn) moveTo(ws *Conn, addr string, opts DialOptions) {
-	c.qc.CloseWithError(0, "moved to the WebSocket")
+	c.qc.CloseWithError(0, "moved to the WebSocket") // fails the writes on the QUIC stream, releasing wmu
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.early = false
 	rec := c.rec
 	c.rec = nil
-	if _, err := ws.Write(rec); err != nil {
+	c.mu.Unlock()
+	if len(rec) == 0 {
+		// nothing to write again
+	} else if _, err := ws.Write(rec); err != nil {
 		ws.Close()
-		c.fail = fmt.Errorf("%w: resend on the WebSocket: %w", io.ErrUnexpectedEOF, err)
+		c.setFail(fmt.Errorf("%w: resend on the WebSocket: %w", io.ErrUnexpectedEOF, err))
 		return
 	}
-	c.ws = ws
+	c.mu.Lock()
+	c.ws, c.early = ws, false
+	c.mu.Unlock()
 	if opts.memo != nil {
 		opts.memo.remember(addr)
 	}
