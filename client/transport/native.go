@@ -305,19 +305,19 @@ func (c *nativeConn) settle(addr string, opts DialOptions, fallback func(context
 			hs, dead, race = nil, nil, nil
 			startWS()
 		case r := <-wsDone:
-			if r.err != nil {
-				wsErr = r.err
-				if quicDead {
-					c.setFail(fmt.Errorf("%w: quic: %w; websocket: %w", io.ErrUnexpectedEOF, quicErr, wsErr))
-					return
-				}
-				continue
+			if r.err == nil {
+				c.moveTo(r.c, addr, opts)
+				return
 			}
-			c.moveTo(r.c, addr, opts)
-			return
+			wsErr = r.err
 		}
-		if quicDead && !wsStarted {
+		switch {
+		case !quicDead:
+		case !wsStarted:
 			c.setFail(fmt.Errorf("%w: quic: %w", io.ErrUnexpectedEOF, quicErr))
+			return
+		case wsErr != nil:
+			c.setFail(fmt.Errorf("%w: quic: %w; websocket: %w", io.ErrUnexpectedEOF, quicErr, wsErr))
 			return
 		}
 	}

@@ -17,6 +17,7 @@ import (
 
 	"hearth/homeserver/certs"
 	server "hearth/homeserver/transport"
+	"hearth/homeserver/wire"
 )
 
 // TestNativeZeroRTT: auto mode dials native QUIC; the first connection
@@ -319,5 +320,45 @@ func TestNativeOldTicketNoZeroRTT(t *testing.T) {
 	if !c.EarlyRejected() || c.EarlyData() || !c.Resumed() {
 		t.Errorf("ticket older than %v: rejected %v, early %v, resumed %v; want 0-RTT rejected on a resumed session",
 			server.EarlyDataMaxAge, c.EarlyRejected(), c.EarlyData(), c.Resumed())
+	}
+}
+
+// TestNativeZeroRTTServerGone: a returning client whose server is gone
+// (no QUIC answer, the WebSocket refused) sees its 0-RTT stream fail
+// within QUICTimeout, as a dial would, instead of waiting for ever.
+func TestNativeZeroRTTServerGone(t *testing.T) {
+	ts := startServer(t, pingServer{}, false)
+	relay := newTestRelay(t, ts.addr)
+	opts := DialOptions{RootCAs: ts.roots, ServerName: "127.0.0.1", SessionCache: tls.NewLRUClientSessionCache(4),
+		RaceDelay: 50 * time.Millisecond, QUICTimeout: time.Second, memo: &fallbackMemo{now: time.Now}}
+	c, err := Dial(testCtx(t), relay.addr, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ping(t, c, 1)
+	c.Close()
+	ts.srv.Close()
+	relay.dropUDP.Store(true) // and the relay's TCP side finds no server
+
+	c, err = Dial(testCtx(t), relay.addr, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.(*Conn).HandshakeRoundTrips() != 0 {
+		t.Fatal("no 0-RTT attempt")
+	}
+	start := time.Now()
+	wire.NewFrameWriter(c, 0).WriteMessage(&wire.ClientFrame{Id: 1, Body: &wire.ClientFrame_Ping{Ping: &wire.Ping{}}})
+	done := make(chan error, 1)
+	go func() { _, err := c.Read(make([]byte, 16)); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("read from a gone server succeeded")
+		}
+		t.Logf("failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the 0-RTT stream to a gone server still waits after 5 s")
 	}
 }
