@@ -280,7 +280,7 @@ func (c *nativeConn) settle(addr string, opts DialOptions, fallback func(context
 	for {
 		select {
 		case <-hs:
-			if wsStarted {
+			if wsStarted && wsErr == nil { // the WebSocket dial is still out
 				wsCancel()
 				go closeLate(wsDone)
 			}
