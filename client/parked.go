@@ -117,8 +117,6 @@ func (r *receiver) park(tx *store.Tx, d *wire.Delivery, why error) error {
 	conv := d.GetConversationId()
 	if !isParked(tx, conv) {
 		now := r.now()
-		r.log.Info("a delivery cannot be processed yet; its conversation is parked, the others go on",
-			"conversation", conv, "seq", d.GetSeq(), "err", why)
 		p := parkRecord{SinceMs: now.UnixMilli(), LastMs: now.UnixMilli(), NextMs: now.Add(parkRetryMin).UnixMilli(), Reason: why.Error()}
 		if err := putPark(tx, conv, p); err != nil {
 			return err
@@ -153,6 +151,12 @@ func (r *receiver) handleAll(ctx context.Context, ds []*wire.Delivery) error {
 		})
 		var w *listWait
 		if !errors.As(err, &w) || w.conv == "" || parking[w.conv] != nil {
+			if err == nil {
+				for conv, why := range parking { // logged once the parking is stored
+					r.log.Info("a delivery cannot be processed yet; its conversation is parked, the others go on",
+						"conversation", conv, "err", why)
+				}
+			}
 			return err
 		}
 		parking[w.conv] = w.err
