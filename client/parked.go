@@ -331,12 +331,27 @@ func (r *receiver) waitParked(ctx context.Context, conv string) error {
 	return nil
 }
 
-// inStep is Groups.inStep: a parked group is retried first (a group
-// operation commits, and must not commit on an epoch the hub has left),
-// then healed if it is out of step.
+// inStep is Groups.inStep: a group operation commits, and must not commit
+// on an epoch the hub has left, so a parked group is waited for (retried
+// once a parkRetryMin, until ctx ends), then healed if it is out of step.
 func (c *Client) inStep(ctx context.Context, conv string) error {
-	if err := c.recv.waitParked(ctx, conv); err != nil {
-		return err
+	for {
+		err := c.recv.waitParked(ctx, conv)
+		if err == nil {
+			break
+		}
+		var parked bool
+		c.st.View(func(tx *store.Tx) error { parked = isParked(tx, conv); return nil })
+		if !parked {
+			return err
+		}
+		t := time.NewTimer(parkRetryMin)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w: %w", err, ctx.Err())
+		case <-t.C:
+		}
 	}
 	return c.heal.prepare(ctx, conv)
 }

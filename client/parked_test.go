@@ -17,8 +17,8 @@ import (
 // a1 and a2 to A; b.example goes down; cat sends b1 to B. ann's check of
 // the removal needs ben's list, which cannot be fetched: A's commit and
 // a1, a2 are parked, and B goes on at once: ann reads b1 and sends b2 to
-// cat while A waits, and a send to A waits (it is neither sent in the old
-// epoch nor spun on). ann's client is then closed (as a killed process:
+// cat while A waits; a group operation on A and a send to A wait (nothing
+// is committed or sent in the old epoch, nothing is spun on). ann's client is then closed (as a killed process:
 // the mailbox was acknowledged past the parked deliveries, so only the
 // profile holds them); b.example comes back, a new run of ann's profile
 // applies A's commit, a1 and a2 in order, once, and sends ann's queued
@@ -26,8 +26,8 @@ import (
 func TestParkedConversationDoesNotBlockOthers(t *testing.T) {
 	srvs := client.NewFedTestServers(t, "a.example", "b.example")
 	a, b := srvs[0], srvs[1]
-	us := groupUsers(t, a, "ann", "cat")
-	ann, cat := us[0], us[1]
+	us := groupUsers(t, a, "ann", "cat", "dan")
+	ann, cat, dan := us[0], us[1], us[2]
 	ben := groupUsers(t, b, "ben")[0]
 	ben2 := newDev(t, b, ben.user)
 	ben2.link(groupPW, ben)
@@ -69,6 +69,18 @@ func TestParkedConversationDoesNotBlockOthers(t *testing.T) {
 		t.Fatalf("cat got %q, want b2", txt)
 	}
 
+	// A group operation on A (ann is its admin) waits for it within its
+	// time, and commits nothing on the epoch ann holds.
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	err = ann.c.Groups().AddMembers(ctx, gid, []string{dan.user})
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("adding to the parked group returned %v, want to wait until its timeout", err)
+	}
+	if n := ann.c.Parked(t, gid); n != 3 {
+		t.Fatalf("%d deliveries of A parked after the add, want 3", n)
+	}
+
 	// A send to A itself waits within its timeout: it is neither sealed in
 	// the epoch ann holds (the hub has moved on) nor spun on.
 	id, err := ann.c.Queue(gid, "from ann")
@@ -76,7 +88,7 @@ func TestParkedConversationDoesNotBlockOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	launches, retries := ann.c.Launches(), logs.count("parked conversation still waits")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel = context.WithTimeout(context.Background(), 2*time.Second)
 	err = ann.c.Flush(ctx, id)
 	cancel()
 	if !errors.Is(err, context.DeadlineExceeded) {
