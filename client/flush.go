@@ -27,7 +27,7 @@ func (c *Client) Flush(ctx context.Context, until string) error {
 	if err := s.CaughtUp(ctx); err != nil {
 		return err
 	}
-	if _, err := c.recv.retryParked(ctx, "", false); err != nil {
+	if _, err := c.recv.retryParked(ctx, "", true); err != nil { // each Flush tries (at most once a second)
 		c.log.Warn("retrying parked conversations", "err", err)
 	}
 	if ctx.Value(leavesKey{}) == nil {

@@ -24,8 +24,9 @@ import (
 // deliveries behind it (to keep the conversation's order), in the same
 // transaction as the mailbox position, so the mailbox is acknowledged past
 // it and the other conversations go on at once. The parked conversation
-// is retried (retryParked) by Flush, by Receive once caught up (on a timer
-// while it waits for more) and by a send to it, and its deliveries are
+// is retried (retryParked) by every Flush, by Receive once caught up (then
+// on a timer while it waits for more) and by a send to it, each at most
+// once a parkRetryMin, and its deliveries are
 // applied in order once the list can be fetched. A commit still unchecked
 // recheckCommitFor after the hub accepted it is refused as before
 // (checkCommit), and healing takes over. While parked, nothing is
@@ -96,11 +97,14 @@ func putPark(tx *store.Tx, conv string, p parkRecord) error {
 // isParked reports whether conv has parked deliveries.
 func isParked(tx *store.Tx, conv string) bool { return tx.Meta(parkedName(conv)) != nil }
 
+// errParked is wrapped by heldErr.
+var errParked = errors.New("parked until the list can be fetched")
+
 // heldErr is the error for a send or commit to a parked conversation:
 // retryable, so the outbox backs off and tries again.
 func heldErr(conv string) error {
-	return wire.Errorf("client.Send", wire.Code_CODE_UNAVAILABLE,
-		"conversation %s waits for a commit or message that cannot be checked yet (a device list could not be fetched)", conv)
+	return wire.E("client.Send", wire.Code_CODE_UNAVAILABLE, errParked,
+		fmt.Sprintf("conversation %s waits for a commit or message that cannot be checked yet (a device list could not be fetched)", conv))
 }
 
 // held is roster.Config.Held: no commit to a parked conversation.

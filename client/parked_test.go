@@ -69,6 +69,25 @@ func TestParkedConversationDoesNotBlockOthers(t *testing.T) {
 		t.Fatalf("cat got %q, want b2", txt)
 	}
 
+	// Approving a new device of ann's adds it to B and leaves A (parked) to
+	// the roster check of a later send, instead of waiting on A.
+	ann2 := newDev(t, a, ann.user)
+	ann2.link(groupPW, ann)
+	if n := logs.count("new device not yet added to a parked conversation"); n != 1 {
+		t.Fatalf("the approval skipped a parked conversation %d times, want once", n)
+	}
+	cat.drain() // the commit adding ann2 to B, before cat sends to B
+	cat.send(ann.user, "b3")
+	if got := ann2.drain(); !slices.Contains(textsOf(got), "b3") {
+		t.Fatalf("ann's new device got %+v, want b3 (logs %v)", got, logs.n)
+	}
+	if txt := textsOf(ann.drain()); !slices.Equal(txt, []string{"b3"}) {
+		t.Fatalf("ann got %q, want b3", txt)
+	}
+	if n := ann.c.Parked(t, gid); n != 3 {
+		t.Fatalf("%d deliveries of A parked after the approval, want 3", n)
+	}
+
 	// A group operation on A (ann is its admin) waits for it within its
 	// time, and commits nothing on the epoch ann holds.
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)

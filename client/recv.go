@@ -66,6 +66,7 @@ func (c *Client) Receive(ctx context.Context, quiet time.Duration, print func(st
 func (c *Client) receiveLoop(ctx context.Context, s *session.Session, quiet time.Duration, print func(store.Message) error) error {
 	last, progressed := time.Now(), time.Now()
 	tried := map[string]time.Time{} // heals tried by this run
+	soon := true                    // this run's first retry of parked conversations: now
 	for {
 		prog, connected, behind := s.Progress()
 		var parkedNext time.Time // the next retry of a parked conversation
@@ -73,7 +74,8 @@ func (c *Client) receiveLoop(ctx context.Context, s *session.Session, quiet time
 			// Caught up: apply parked conversations whose lists can be
 			// fetched now (parked.go), rejoin what this device could not
 			// follow and report what it could not decrypt (decision 0006).
-			next, err := c.recv.retryParked(ctx, "", false)
+			next, err := c.recv.retryParked(ctx, "", soon)
+			soon = false
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
