@@ -35,7 +35,7 @@ const (
 	// historyStallDefault: an attempt that makes no progress this long
 	// fails (and is tried again later), so that a server that went away
 	// mid-import does not hold the command until its timeout.
-	historyStallDefault = 10 * time.Second
+	historyStallDefault = 30 * time.Second
 	// historyBackoffMin and historyBackoffMax bound the wait between
 	// attempts; it doubles with each attempt.
 	historyBackoffMin = 5 * time.Second

@@ -93,7 +93,18 @@ first, with the password read from standard input, and this is its first device.
 				c.OnHistoryProgress(func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), "hearth: "+s) })
 				wctx, wcancel := timeoutContext(ctx, wait)
 				defer wcancel()
-				if err := c.WaitApproval(wctx, time.Second); err != nil {
+				err := c.WaitApproval(wctx, time.Second)
+				if errors.Is(err, client.ErrHistoryPending) {
+					// Active: the history import failed and is kept for
+					// the next command (or given up, which it says).
+					kv(out, "status", "active")
+					if _, pending := c.PendingHistory(); pending {
+						kv(out, "history", "pending")
+					}
+					tellHistoryResult(cmd.ErrOrStderr(), c, err)
+					return nil
+				}
+				if err != nil {
 					if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 						return withdrawPending(ctx, c, res.DeviceID, wait)
 					}
