@@ -29,7 +29,12 @@ and prints "recovery-key: ..." once: keep it safe. Any later device prints
 A waiting device also draws the link code as a QR code (on standard
 output when it is a terminal, else on standard error; --no-qr to skip,
 --qr-png FILE to write it as an image) and prints its key fingerprint,
-which the approving device shows before it approves.
+which the approving device shows before it approves. With
+--approval-timeout, a device nobody approved in time is removed from the
+server and the profile logged out, so the same login starts afresh.
+A device approved with history imports it before "status: active"; if
+that fails it prints "history: pending" and the next send, recv or
+history tries again.
 With --invite CODE (from "hearth admin invite create") the account is created
 first, with the password read from standard input, and this is its first device.`,
 		Args: cobra.ExactArgs(1),
