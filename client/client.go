@@ -56,6 +56,10 @@ type Config struct {
 	// no progress this long (default 30s: one 256 KiB range of a download
 	// on an 8.5 KB/s link); it is tried again later.
 	HistoryStall time.Duration
+	// Keyring, when set and no Passphrase is given, opens a profile whose
+	// key is kept in the OS keyring and encrypts a new profile with a
+	// random key kept there (client/oskeyring).
+	Keyring store.Keyring
 }
 
 // Client is one device's view of Hearth: its profile store and, once
@@ -121,7 +125,7 @@ func Open(cfg Config) (*Client, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	st, err := store.OpenWith(cfg.Profile, 10*time.Second, store.Options{Passphrase: cfg.Passphrase})
+	st, err := store.OpenWith(cfg.Profile, 10*time.Second, store.Options{Passphrase: cfg.Passphrase, Keyring: cfg.Keyring})
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
