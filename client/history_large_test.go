@@ -81,6 +81,9 @@ func TestHistoryLargeGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if gi := (&dev{t: t, c: clients[0], user: users[0]}).info(gid); len(gi.Devices) != n || len(gi.Members) != n {
+		t.Fatalf("the group has %d devices, want %d", len(gi.Devices), n)
+	}
 	logf("group of %d created", n)
 	flush := func(d *dev, text string) {
 		t.Helper()
@@ -145,6 +148,9 @@ func TestHistoryLargeGroup(t *testing.T) {
 	until(a2, "after the link, from bob")
 	flush(a2, "from alice's new device")
 	until(bob, "from alice's new device")
+	if gi := a2.info(gid); len(gi.Devices) != n+1 || gi.Name != "large" {
+		t.Errorf("the new device sees the group %q with %d devices, want large with %d", gi.Name, len(gi.Devices), n+1)
+	}
 	logf("the new device follows the group")
 	if got := a2.historyIDs(gid); len(got) <= len(want) || !slices.Equal(got[:len(want)], want) {
 		t.Errorf("the new device's history after the link does not start with the imported one: %v", got)
