@@ -151,6 +151,35 @@ func (c *Client) ResumeHistory(ctx context.Context) (tried bool, err error) {
 	return true, c.importPending(ctx)
 }
 
+// followRetryMin is the least wait between two attempts of FollowHistory
+// (a record whose next attempt did not move, say after a store error).
+const followRetryMin = time.Second
+
+// FollowHistory retries a pending history import (PendingHistory) each
+// time it is due, sleeping in between (no polling), until no import is
+// pending (imported or given up) or ctx ends. each, when set, is told
+// every attempt's outcome (ResumeHistory's error).
+func (c *Client) FollowHistory(ctx context.Context, each func(error)) {
+	var least time.Duration
+	for {
+		p, ok, err := c.loadPending()
+		if err != nil || !ok {
+			return
+		}
+		t := time.NewTimer(max(p.NextAt.Sub(c.cfg.Now()), least))
+		least = followRetryMin
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if tried, err := c.ResumeHistory(ctx); tried && each != nil {
+			each(err)
+		}
+	}
+}
+
 // importPending makes one attempt at the pending archive and records its
 // outcome: done (the record goes), given up (expired or unusable: the
 // record goes), or to be tried again after historyBackoff.

@@ -64,9 +64,10 @@ func (c frozenConn) Read(b []byte) (int, error) {
 // new device as its history download starts. The attempt ends after the
 // stall time; the device is active, WaitApproval says the history is
 // pending, and the record counts the attempt, its cause and the backoff.
-// Before the backoff passed ResumeHistory does not try; after it, with
-// the server answering again, it imports the archive, which ends the
-// record; the history is the approver's, each message once.
+// Before the backoff passed neither ResumeHistory nor FollowHistory
+// tries; after it, with the server answering again, FollowHistory imports
+// the archive, which ends the record, and returns; the history is the
+// approver's, each message once.
 func TestHistoryImportStalledThenResumed(t *testing.T) {
 	ts := client.NewTestServer(t, "a.example")
 	const pw = "correct horse battery"
@@ -134,9 +135,19 @@ func TestHistoryImportStalledThenResumed(t *testing.T) {
 	}
 	fz.unfreeze()
 	c.OnHistoryProgress(func(s string) { mu.Lock(); progress = append(progress, s); mu.Unlock() })
+	// FollowHistory sleeps until the attempt is due: within 200 ms it
+	// tries nothing; once the backoff passed it imports and returns.
+	var outcomes []error
+	short, cancel := context.WithTimeout(ctx30(t), 200*time.Millisecond)
+	c.FollowHistory(short, func(err error) { outcomes = append(outcomes, err) })
+	cancel()
+	if len(outcomes) != 0 {
+		t.Fatalf("FollowHistory tried before the backoff passed: %v", outcomes)
+	}
 	skew.Store(int64(6 * time.Second))
-	if tried, err := c.ResumeHistory(ctx30(t)); !tried || err != nil {
-		t.Fatalf("ResumeHistory after the backoff: tried %v, %v", tried, err)
+	c.FollowHistory(ctx30(t), func(err error) { outcomes = append(outcomes, err) })
+	if len(outcomes) != 1 || outcomes[0] != nil {
+		t.Fatalf("FollowHistory after the backoff: outcomes %v", outcomes)
 	}
 	if got := a2.historyIDs(B); !slices.Equal(got, want) {
 		t.Errorf("history after the retry %v, want %v", got, want)

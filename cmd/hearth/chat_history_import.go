@@ -19,9 +19,6 @@ import (
 // tries a pending import (history itself reads only the profile).
 const historyReach = 2 * time.Second
 
-// minFollowRetry is the least wait between two attempts of `recv --follow`.
-const minFollowRetry = 5 * time.Second
-
 // resumeHistory tries the pending history import of c if it is due,
 // telling w what happens. Nothing is printed when no import is pending or
 // none is due, unless always.
@@ -72,25 +69,14 @@ func tellPending(w io.Writer, p client.HistoryImport) {
 		last, p.NextAt.Local().Format("15:04:05"), p.Expires.Local().Format("2006-01-02"))
 }
 
-// followHistory retries a pending import while `recv --follow` runs: it
-// sleeps until the next attempt is due, never polls.
+// followHistory retries a pending import while `recv --follow` runs,
+// when it is due (client.FollowHistory sleeps in between, never polls).
 func followHistory(ctx context.Context, w io.Writer, c *client.Client) {
-	var least time.Duration // after an attempt, at least minFollowRetry (a record that did not move)
-	for {
-		p, ok := c.PendingHistory()
-		if !ok {
-			return
-		}
-		t := time.NewTimer(max(time.Until(p.NextAt), least))
-		least = minFollowRetry
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		resumeHistory(ctx, w, c, false)
+	if _, ok := c.PendingHistory(); !ok {
+		return
 	}
+	c.OnHistoryProgress(func(s string) { fmt.Fprintln(w, "hearth: "+s) })
+	c.FollowHistory(ctx, func(err error) { tellHistoryResult(w, c, err) })
 }
 
 // historyReachable reports whether c reaches its server within
