@@ -62,11 +62,14 @@ func tellHistoryResult(w io.Writer, c *client.Client, err error) {
 func tellPending(w io.Writer, p client.HistoryImport) {
 	last := ""
 	if p.LastError != "" {
-		last = fmt.Sprintf(" (last try: %s, %s)", plainError(errors.New(p.LastError)), plural(p.Attempts, "try"))
+		last = fmt.Sprintf(" (last try: %s; %s)", plainError(errors.New(p.LastError)), plural(p.Attempts, "attempt"))
+	}
+	when := ""
+	if time.Now().Before(p.NextAt) {
+		when = " from " + p.NextAt.Local().Format("15:04:05")
 	}
 	fmt.Fprintf(w, "hearth: history: the messages from before this device's link are not imported yet%s; "+
-		"the next send, recv or history tries again from %s (until %s)\n",
-		last, p.NextAt.Local().Format("15:04:05"), p.Expires.Local().Format("2006-01-02"))
+		"the next send, recv or history tries again%s (until %s)\n", last, when, p.Expires.Local().Format("2006-01-02"))
 }
 
 // followHistory retries a pending import while `recv --follow` runs,

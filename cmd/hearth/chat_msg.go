@@ -72,7 +72,9 @@ referring to it is sent the same way.`,
 			if err := flushSent(cmd.OutOrStdout(), tctx, c, args[0], id, timeout); err != nil {
 				return err
 			}
-			resumeHistory(tctx, cmd.ErrOrStderr(), c, false)
+			// After the message: an import bounded by its own stall
+			// time, not by --timeout, so that a large one can finish.
+			resumeHistory(ctx, cmd.ErrOrStderr(), c, false)
 			return nil
 		},
 	}
