@@ -13,6 +13,7 @@ import (
 
 	"hearth/client"
 	"hearth/client/mlsgroup"
+	"hearth/homeserver"
 )
 
 // freezer holds the reads of the connections it wraps while frozen, as a
@@ -163,5 +164,48 @@ func TestHistoryImportStalledThenResumed(t *testing.T) {
 	if j := strings.Join(progress, "|"); !strings.Contains(j, "history: importing the history the approving device sent (attempt 2)") ||
 		!strings.Contains(j, "history: imported 2 messages of 1 conversation") {
 		t.Errorf("progress %q", progress)
+	}
+}
+
+// TestHistoryArchiveOverMediaLimit: an archive larger than the server's
+// media limit makes the approval fail with its size and what to do
+// (approved nothing: the device stays pending); --no-history's approval
+// (nil options) then works.
+func TestHistoryArchiveOverMediaLimit(t *testing.T) {
+	ts := client.NewTestServerMedia(t, "a.example", homeserver.MediaConfig{MaxBytes: 100_000})
+	const pw = "correct horse battery"
+	A, B := ts.AddUser(t, "alice", pw), ts.AddUser(t, "bob", pw)
+	a1, b1 := newDev(t, ts, A), newDev(t, ts, B)
+	a1.login(pw)
+	b1.login(pw)
+	for i := range 3 {
+		a1.send(B, strings.Repeat("a long message to keep. ", 2000)+string(rune('a'+i)))
+	}
+	a2 := newDev(t, ts, A)
+	res := a2.login(pw)
+	_, err := a1.c.ApproveWithHistory(ctx30(t), res.LinkCode, nil, &client.HistoryOptions{Days: 90})
+	if err == nil || !strings.Contains(err.Error(), "the history archive (3 messages of 1 conversation,") ||
+		!strings.Contains(err.Error(), "over the server's media limit") || !strings.Contains(err.Error(), "--no-history") {
+		t.Fatalf("approval with an archive over the limit: %v", err)
+	}
+	devs, err := a1.c.Devices(ctx30(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range devs {
+		if d.ID == res.DeviceID && d.Status != "pending" {
+			t.Fatalf("the refused approval left the device %s", d.Status)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- a2.c.WaitApproval(ctx30(t), 10*time.Millisecond) }()
+	if _, err := a1.c.ApproveWithHistory(ctx30(t), res.LinkCode, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := a2.c.PendingHistory(); ok {
+		t.Error("a device approved without history has an import pending")
 	}
 }
