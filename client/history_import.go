@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"hearth/client/account"
+	"hearth/client/session"
 	"hearth/client/store"
 	"hearth/client/transfer"
 	"hearth/homeserver/wire"
@@ -232,6 +233,12 @@ func plainCause(err error) string {
 		return "interrupted"
 	case errors.Is(err, context.DeadlineExceeded):
 		return "the command's time ran out"
+	case errors.Is(err, session.ErrDisconnected):
+		return "the connection to the server was lost"
+	case wire.Is(err, wire.Code_CODE_INTERNAL):
+		return "the server could not serve it (internal error)"
+	case wire.Is(err, wire.Code_CODE_UNAVAILABLE):
+		return "the server is unavailable"
 	}
 	return err.Error()
 }
