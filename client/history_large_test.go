@@ -27,6 +27,9 @@ import (
 //
 //	HEARTH_GROUP_BENCH_N=1024 go test ./client -run TestHistoryLargeGroup -timeout 60m -v
 func TestHistoryLargeGroup(t *testing.T) {
+	if testing.Short() {
+		t.Skip("over 2 s: not in the -short loop")
+	}
 	n := 16
 	if v, err := strconv.Atoi(os.Getenv("HEARTH_GROUP_BENCH_N")); err == nil && v > 2 {
 		n = v
