@@ -192,7 +192,11 @@ func (c *Client) importPending(ctx context.Context) error {
 	now := c.cfg.Now()
 	if now.After(p.Approved.Add(historyKeep)) {
 		c.dropPending()
-		return fmt.Errorf("%w (approved %s; last try: %s)", ErrHistoryExpired, p.Approved.Format(time.RFC3339), p.LastError)
+		last := ""
+		if p.LastError != "" {
+			last = "; last try: " + p.LastError
+		}
+		return fmt.Errorf("%w (approved %s%s)", ErrHistoryExpired, p.Approved.Format(time.RFC3339), last)
 	}
 	// Counted before it runs: an attempt cut off by a kill waits its
 	// backoff too, and a concurrent command does not start another.
