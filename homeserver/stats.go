@@ -3,6 +3,9 @@ package homeserver
 import (
 	"context"
 	"sync/atomic"
+	"time"
+
+	"hearth/homeserver/admin"
 
 	"hearth/homeserver/wire"
 	"hearth/storage"
@@ -14,6 +17,28 @@ type counters struct {
 	accepted  atomic.Uint64
 	delivered atomic.Uint64
 	refused   [maxCode]atomic.Uint64 // by wire code
+
+	// A message's stages through the server (admin.Status.SendStages).
+	receiveToCommit, commitToAck, commitToPush, receiveToPushRead admin.LatencyRecorder
+}
+
+// pushLatency is delivery.Config.PushLatency.
+func (c *counters) pushLatency(handed bool, d time.Duration) {
+	if handed {
+		c.commitToPush.Observe(d)
+	} else {
+		c.receiveToPushRead.Observe(d)
+	}
+}
+
+// stages returns the stage histograms since start.
+func (c *counters) stages() map[string]admin.Histogram {
+	return map[string]admin.Histogram{
+		admin.StageReceiveToCommit:   c.receiveToCommit.Snapshot(),
+		admin.StageCommitToAck:       c.commitToAck.Snapshot(),
+		admin.StageCommitToPush:      c.commitToPush.Snapshot(),
+		admin.StageReceiveToPushRead: c.receiveToPushRead.Snapshot(),
+	}
 }
 
 // maxCode bounds the wire codes counted; a later code counts as INTERNAL.
