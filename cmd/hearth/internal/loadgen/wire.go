@@ -168,7 +168,9 @@ func (f *Fleet) prepareWire(d *Device, rec *recorder) (*wireDev, error) {
 	}
 	w := &wireDev{dev: d, h: newWireHandler(rec, seq),
 		tok: &memTokens{now: f.cfg.Now, access: acct.AccessToken, expires: acct.AccessExpires, refresh: acct.RefreshToken}}
-	w.dial = func(ctx context.Context) (io.ReadWriteCloser, error) { return f.cfg.Dial(ctx, acct.Server, acct.CAPath) }
+	w.dial = func(ctx context.Context) (io.ReadWriteCloser, error) {
+		return f.cfg.Dial(ctx, acct.Server, acct.CAPath)
+	}
 	return w, nil
 }
 
