@@ -26,7 +26,7 @@ func TestBenchWire(t *testing.T) {
 	if sent < 10 || acked != sent || delivered != acked {
 		t.Errorf("pairs: sent %v acked %v delivered %v: want about 20 sent, all acknowledged and delivered", sent, acked, delivered)
 	}
-	for _, f := range []string{"lost", "duplicates", "out_of_order", "foreign", "unacked"} {
+	for _, f := range []string{"lost", "duplicates", "out_of_order", "foreign", "unacked", "send_errors"} {
 		if n := num(t, rep, f); n != 0 {
 			t.Errorf("pairs: %s = %v, want 0", f, n)
 		}

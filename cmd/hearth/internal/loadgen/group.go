@@ -93,6 +93,9 @@ func Group(ctx context.Context, f *Fleet, p GroupParams) (*Report, error) {
 	f.awaitGroup(sctx, senders, devs, recs)
 	progress()
 	f.finishGroup(r, senders, devs, recs, srv, self, start, sendersDone)
+	if p.Wire {
+		r.wireCPUNote()
+	}
 	if n := recvErrs.Load(); n > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("%d receive loops failed and were restarted", n))
 	}

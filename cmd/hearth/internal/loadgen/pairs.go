@@ -106,6 +106,9 @@ func (f *Fleet) traffic(ctx context.Context, pairs [][2]*Device, p PairsParams, 
 	f.awaitDeliveries(sctx, senders, rec)
 	progress()
 	f.finish(r, senders, rec, srv, self, start, sendersDone)
+	if p.Wire {
+		r.wireCPUNote()
+	}
 	if n := recvErrs.Load(); n > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("%d receive loops failed and were restarted (see --verbose)", n))
 	}

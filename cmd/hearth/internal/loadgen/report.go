@@ -73,6 +73,15 @@ func (r *Report) cpuPerMessage() {
 	r.CPUPerMessage = c
 }
 
+// wireCPUNote warns when the load generator's CPU per message was not
+// well below the server's: then it, not the server, may set the pace.
+func (r *Report) wireCPUNote() {
+	if c := r.CPUPerMessage; c != nil && c.ServerMs > 0 && c.BenchMs > c.ServerMs/2 {
+		r.Notes = append(r.Notes, fmt.Sprintf("the load generator used %.3f ms of CPU per message, more than half the server's %.3f ms: "+
+			"on a shared machine it may set the pace, not the server", c.BenchMs, c.ServerMs))
+	}
+}
+
 // BacklogFigures are the backlog workload's results.
 type BacklogFigures struct {
 	Messages      int        `json:"messages"`
