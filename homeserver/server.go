@@ -100,7 +100,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		stop:   make(chan struct{}),
 	}
 	s.sendRate.Store(&s.cfg.RateLimit)
-	ctr := &counters{}
+	ctr := &counters{writer: deps.Writer}
 	s.dlv = delivery.New(delivery.Config{Window: cfg.DeliveryWindow, Now: deps.Now, PushLatency: ctr.pushLatency}, deps.DB, deps.Router, deps.Log)
 	s.warnSmallCommitLimit()
 	var err error

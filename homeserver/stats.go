@@ -20,6 +20,7 @@ type counters struct {
 
 	// A message's stages through the server (admin.Status.SendStages).
 	receiveToCommit, commitToAck, commitToPush, receiveToPushRead admin.LatencyRecorder
+	writer                                                        *admin.WriterStages // nil: not timed
 }
 
 // pushLatency is delivery.Config.PushLatency.
@@ -33,12 +34,17 @@ func (c *counters) pushLatency(handed bool, d time.Duration) {
 
 // stages returns the stage histograms since start.
 func (c *counters) stages() map[string]admin.Histogram {
-	return map[string]admin.Histogram{
+	m := map[string]admin.Histogram{
 		admin.StageReceiveToCommit:   c.receiveToCommit.Snapshot(),
 		admin.StageCommitToAck:       c.commitToAck.Snapshot(),
 		admin.StageCommitToPush:      c.commitToPush.Snapshot(),
 		admin.StageReceiveToPushRead: c.receiveToPushRead.Snapshot(),
 	}
+	if c.writer != nil {
+		m[admin.StageWriterTransaction] = c.writer.Transaction.Snapshot()
+		m[admin.StageWriterFsync] = c.writer.Fsync.Snapshot()
+	}
+	return m
 }
 
 // maxCode bounds the wire codes counted; a later code counts as INTERNAL.

@@ -43,6 +43,9 @@ func TestBenchWire(t *testing.T) {
 	if p, mx := num(t, rep, "server_stages.receive_to_commit.p50_ms"), num(t, rep, "server_stages.receive_to_commit.max_ms"); p <= 0 || mx < p {
 		t.Errorf("pairs: receive→commit p50 %v max %v", p, mx)
 	}
+	if n := num(t, rep, "server_stages.writer_fsync.count"); n <= 0 {
+		t.Errorf("pairs: %v writer transactions timed, want some", n)
+	}
 	if s, b := num(t, rep, "cpu_per_message.server_ms"), num(t, rep, "cpu_per_message.bench_ms"); s < 0 || b <= 0 {
 		t.Errorf("pairs: CPU per message server %v bench %v", s, b)
 	}

@@ -97,3 +97,17 @@ func (o statusOps) Status(ctx context.Context) (admin.Status, error) {
 	}
 	return st, err
 }
+
+// commitObservers tells every observer of the storage writer.
+type commitObservers []storage.CommitObserver
+
+func (o commitObservers) ObserveCommit(requests int, total, commit time.Duration) {
+	for _, x := range o {
+		x.ObserveCommit(requests, total, commit)
+	}
+}
+
+var (
+	_ storage.CommitObserver = commitObservers(nil)
+	_ storage.CommitObserver = (*admin.WriterStages)(nil)
+)

@@ -132,3 +132,17 @@ func (l *LatencyRecorder) Snapshot() Histogram {
 	h.Counts = h.Counts[:last+1] // trailing empty buckets are left out
 	return h
 }
+
+// WriterStages times the storage writer's batches (it implements
+// storage.CommitObserver; cmd/hearth wires it): Transaction is BEGIN to
+// the end of COMMIT, Fsync the COMMIT alone (with synchronous=FULL, the
+// WAL write and its fsync). One value per batch, not per message.
+type WriterStages struct {
+	Transaction, Fsync LatencyRecorder
+}
+
+// ObserveCommit records one committed batch.
+func (w *WriterStages) ObserveCommit(_ int, total, commit time.Duration) {
+	w.Transaction.Observe(total)
+	w.Fsync.Observe(commit)
+}

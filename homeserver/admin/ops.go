@@ -88,6 +88,11 @@ const (
 	// precision) → the Delivery written, for entries read back from the
 	// mailbox (a session that was behind, a backlog, a reconnect).
 	StageReceiveToPushRead = "receive_to_push_read"
+	// StageWriterTransaction and StageWriterFsync time the writer's
+	// batches (WriterStages): one value per transaction, which carries
+	// the writes of many Sends (group commit).
+	StageWriterTransaction = "writer_transaction"
+	StageWriterFsync       = "writer_fsync"
 )
 
 // FederationOps is what the admin socket serves for federation. It is a
