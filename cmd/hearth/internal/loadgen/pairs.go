@@ -228,7 +228,9 @@ func (f *Fleet) reportStages(r *Report) {
 	if err != nil {
 		r.Notes = append(r.Notes, "server stages: "+err.Error())
 	}
-	r.Stages = st
+	if len(st) > 0 {
+		r.Stages = st
+	}
 }
 
 // finish computes counts, loss, rates and latencies into r.

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -51,11 +52,18 @@ func (f *Fleet) stageReport() (map[string]Latency, error) {
 	}
 	before := f.stageMark
 	f.stageMark = nil
+	for name, h := range now {
+		if h.Count() < before[name].Count() { // the server restarted: its histograms began again
+			before = nil
+			err = errors.New("the server restarted during the run: its stages cover the time since")
+			break
+		}
+	}
 	out := map[string]Latency{}
 	for name, h := range now {
 		out[name] = histLatency(h.Sub(before[name]))
 	}
-	return out, nil
+	return out, err
 }
 
 // histLatency summarizes a histogram like Summarize does a sample.
