@@ -68,13 +68,16 @@ type Stats struct {
 	// Refused counts error answers on client sessions by wire code name
 	// (CODE_RATE_LIMITED, CODE_BAD_REQUEST, …); codes never sent are absent.
 	Refused map[string]uint64
+	// Stages are the latency histograms of a message's stages through
+	// the server (admin.StageReceiveToCommit, …).
+	Stages map[string]admin.Histogram
 }
 
 // Stats returns the running totals.
 func (s *Server) Stats() Stats { return s.ctr.stats() }
 
 func (c *counters) stats() Stats {
-	st := Stats{Accepted: c.accepted.Load(), Delivered: c.delivered.Load(), Refused: map[string]uint64{}}
+	st := Stats{Accepted: c.accepted.Load(), Delivered: c.delivered.Load(), Refused: map[string]uint64{}, Stages: c.stages()}
 	for i := range c.refused {
 		if n := c.refused[i].Load(); n > 0 {
 			st.Refused[wire.Code(i).String()] = n
