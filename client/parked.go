@@ -17,19 +17,19 @@ import (
 
 // Parking: a delivery that cannot be processed yet because a device list
 // could not be fetched (its user's server down a moment: a commit's
-// removal that the admin rule must check, a member a commit adds, a
-// sender not on the list this device holds) must not hold the whole
-// mailbox (issue 17: no head-of-line blocking across conversations). It
-// is parked instead: stored in the profile with its conversation's later
-// deliveries behind it (to keep the conversation's order), in the same
-// transaction as the mailbox position, so the mailbox is acknowledged past
-// it and the other conversations go on at once. The parked conversation
-// is retried (retryParked) by every Flush, by Receive once caught up (then
-// on a timer while it waits for more) and by a send to it, each at most
-// once a parkRetryMin, and its deliveries are
-// applied in order once the list can be fetched. A commit still unchecked
-// recheckCommitFor after the hub accepted it is refused as before
-// (checkCommit), and healing takes over. While parked, nothing is
+// removal that the admin rule must check, a member a commit or Welcome
+// adds, a sender not on the list this device holds) must not hold the
+// whole mailbox (issue 17: no head-of-line blocking across
+// conversations). It is parked instead: stored in the profile with its
+// conversation's later deliveries behind it (to keep the conversation's
+// order), in the same transaction as the mailbox position, so the mailbox
+// is acknowledged past it and the other conversations go on at once. The
+// parked conversation is retried (retryParked) by every Flush, by Receive
+// once caught up (then on a timer while it waits for more) and by a send
+// or group operation on it, never more than once a parkRetryMin, and its
+// deliveries are applied in order once the list can be fetched. A commit
+// still unchecked recheckCommitFor after the hub accepted it is refused as
+// before (checkCommit), and healing takes over. While parked, nothing is
 // encrypted or committed for the conversation: its epoch may already be
 // behind the hub's.
 
