@@ -502,6 +502,11 @@ func (c *churn) checkProcesses() {
 			c.violate("command did not end", "%s did not end within 5 s of SIGINT", p.name)
 		}
 	}
+	// This test's processes name its folders (servers' --dir, profiles'
+	// --profile), all under its temporary folder; other end-to-end tests
+	// run side by side with it (parallelE2E) and have processes of their
+	// own.
+	mine := filepath.Dir(c.t.TempDir()) + string(filepath.Separator)
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -509,8 +514,10 @@ func (c *churn) checkProcesses() {
 			continue
 		}
 		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && exe == hearthBin {
-			cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-			c.violate("process left running", "pid %d: %s", pid, strings.ReplaceAll(string(cmdline), "\x00", " "))
+			raw, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+			if cmdline := strings.ReplaceAll(string(raw), "\x00", " "); strings.Contains(cmdline, mine) {
+				c.violate("process left running", "pid %d: %s", pid, cmdline)
+			}
 		}
 	}
 }
