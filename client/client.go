@@ -174,6 +174,9 @@ func (c *Client) newSender(seal func(context.Context, store.OutboxItem) (store.O
 func (c *Client) Close() error {
 	c.devs.close() // background work still uses the session
 	c.link.reset()
+	if c.tickets != nil {
+		c.tickets.flush(2 * time.Second) // the next command's 0-RTT
+	}
 	return c.st.Close()
 }
 

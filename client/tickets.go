@@ -32,12 +32,22 @@ const ticketEarlyMaxAge = 12 * time.Hour
 const maxTicketRecord = 16 << 10
 
 // ticketCache is a tls.ClientSessionCache kept in the profile store.
+//
+// quic-go calls Get and Put on a connection's own goroutine, in the middle
+// of its handshake: they must not wait for the profile store, whose
+// transactions another process of the same profile may hold and whose
+// writes fsync. So the profile's tickets are read once, when the cache is
+// made, and Put writes them on a goroutine of its own; Client.Close waits
+// a moment for that write so that the next command finds the ticket.
 type ticketCache struct {
 	st  *store.Store
 	now func() time.Time
 
-	mu  sync.Mutex
-	mem map[string]*tls.ClientSessionState
+	mu      sync.Mutex
+	mem     map[string]*tls.ClientSessionState
+	pending map[string][]byte // records to write; nil: delete
+	writing bool
+	idle    *sync.Cond // signalled when nothing is pending
 }
 
 var _ tls.ClientSessionCache = (*ticketCache)(nil)
@@ -45,50 +55,97 @@ var _ tls.ClientSessionCache = (*ticketCache)(nil)
 // TLSSessionCache returns the profile's cache of TLS session tickets, for
 // client/transport.DialOptions.SessionCache (native QUIC, 0-RTT).
 func (c *Client) TLSSessionCache() tls.ClientSessionCache {
-	c.ticketsOnce.Do(func() {
-		c.tickets = &ticketCache{st: c.st, now: c.cfg.Now, mem: map[string]*tls.ClientSessionState{}}
-	})
+	c.ticketsOnce.Do(func() { c.tickets = newTicketCache(c.st, c.cfg.Now) })
 	return c.tickets
+}
+
+// newTicketCache loads the tickets stored in st; one that cannot be read
+// is no ticket (the next connection makes a full handshake).
+func newTicketCache(st *store.Store, now func() time.Time) *ticketCache {
+	tc := &ticketCache{st: st, now: now, mem: map[string]*tls.ClientSessionState{}, pending: map[string][]byte{}}
+	tc.idle = sync.NewCond(&tc.mu)
+	st.View(func(tx *store.Tx) error {
+		for _, name := range tx.KeyNames(ticketPrefix) {
+			rec, err := tx.Key(name)
+			if err != nil {
+				continue
+			}
+			if cs, err := decodeTicket(rec, now()); err == nil {
+				tc.mem[name[len(ticketPrefix):]] = cs
+			}
+		}
+		return nil
+	})
+	return tc
 }
 
 func (tc *ticketCache) Get(key string) (*tls.ClientSessionState, bool) {
 	tc.mu.Lock()
 	defer tc.mu.Unlock()
-	if cs, ok := tc.mem[key]; ok {
-		return cs, cs != nil
-	}
-	var rec []byte
-	err := tc.st.View(func(tx *store.Tx) error {
-		b, err := tx.Key(ticketPrefix + key)
-		rec = append([]byte(nil), b...) // b lives only as long as the transaction
-		return err
-	})
-	if err != nil {
-		return nil, false // none stored (or unreadable): a full handshake
-	}
-	cs, err := decodeTicket(rec, tc.now())
-	if err != nil {
-		return nil, false
-	}
-	tc.mem[key] = cs
-	return cs, true
+	cs := tc.mem[key]
+	return cs, cs != nil
 }
 
 func (tc *ticketCache) Put(key string, cs *tls.ClientSessionState) {
+	var rec []byte
+	if cs != nil {
+		var err error
+		if rec, err = encodeTicket(cs, tc.now()); err != nil {
+			return
+		}
+	}
 	tc.mu.Lock()
 	defer tc.mu.Unlock()
 	tc.mem[key] = cs
-	if cs == nil {
-		tc.st.Update(func(tx *store.Tx) error { return tx.DeleteKey(ticketPrefix + key) })
-		return
+	tc.pending[key] = rec
+	if !tc.writing {
+		tc.writing = true
+		go tc.write()
 	}
-	rec, err := encodeTicket(cs, tc.now())
-	if err != nil {
-		return
+}
+
+// write stores the pending records until none is left. A ticket that
+// cannot be stored costs the next process its 0-RTT, nothing else.
+func (tc *ticketCache) write() {
+	tc.mu.Lock()
+	for len(tc.pending) > 0 {
+		batch := tc.pending
+		tc.pending = map[string][]byte{}
+		tc.mu.Unlock()
+		tc.st.Update(func(tx *store.Tx) error {
+			for key, rec := range batch {
+				if rec == nil {
+					tx.DeleteKey(ticketPrefix + key)
+				} else if err := tx.PutKey(ticketPrefix+key, rec); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		tc.mu.Lock()
 	}
-	// A ticket that cannot be stored costs the next process its 0-RTT,
-	// nothing else.
-	tc.st.Update(func(tx *store.Tx) error { return tx.PutKey(ticketPrefix+key, rec) })
+	tc.writing = false
+	tc.idle.Broadcast()
+	tc.mu.Unlock()
+}
+
+// flush waits until the pending tickets are stored, at most d.
+func (tc *ticketCache) flush(d time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		tc.mu.Lock()
+		for tc.writing {
+			tc.idle.Wait()
+		}
+		tc.mu.Unlock()
+		close(done)
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
 }
 
 // A ticket record: "HT1", the time it was stored (8 bytes, Unix ms, big

@@ -62,14 +62,15 @@ func TestTicketCachePersists(t *testing.T) {
 	}
 	defer st.Close()
 	now := time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC)
-	first := &ticketCache{st: st, now: func() time.Time { return now }, mem: map[string]*tls.ClientSessionState{}}
+	first := newTicketCache(st, func() time.Time { return now })
 	cli := func(cache tls.ClientSessionCache) *tls.Config {
 		return &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13, ClientSessionCache: cache}
 	}
 	if handshake(t, srvConf, cli(first)) {
 		t.Fatal("the first handshake resumed")
 	}
-	next := &ticketCache{st: st, now: func() time.Time { return now }, mem: map[string]*tls.ClientSessionState{}}
+	first.flush(5 * time.Second)
+	next := newTicketCache(st, func() time.Time { return now })
 	if _, ok := next.Get("127.0.0.1"); !ok {
 		t.Fatal("the ticket did not reach the profile")
 	}

@@ -101,6 +101,17 @@ func (t *Tx) KeyPackageRefs() [][]byte {
 	return refs
 }
 
+// KeyNames returns the names of the secrets stored under prefix.
+func (t *Tx) KeyNames(prefix string) []string {
+	var names []string
+	c := t.tx.Bucket(bKeys).Cursor()
+	p := []byte(prefix)
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+		names = append(names, string(k))
+	}
+	return names
+}
+
 // Group returns the serialized MLS state of a conversation, or ErrNotFound.
 func (t *Tx) Group(conv string) ([]byte, error) {
 	v, err := t.get(t.tx.Bucket(bGroups), []byte(conv))
