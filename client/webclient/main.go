@@ -1,0 +1,198 @@
+//go:build js && wasm
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"syscall/js"
+	"time"
+
+	"hearth/client"
+	"hearth/client/mlsgroup"
+	"hearth/client/store"
+	"hearth/client/transport"
+)
+
+// profileName is the IndexedDB database holding this origin's profile.
+const profileName = "hearth-profile"
+
+// web is the worker's state: one profile, one client.
+type web struct {
+	host string // the page's HOST:PORT, the homeserver
+	c    *client.Client
+	log  *slog.Logger
+
+	mu        sync.Mutex
+	receiving bool
+}
+
+func main() {
+	w := &web{host: js.Global().Get("location").Get("host").String(), log: newPageLog(slog.LevelInfo)}
+	c, err := client.Open(client.Config{
+		Profile: profileName,
+		Dial: func(ctx context.Context, addr, _ string) (io.ReadWriteCloser, error) {
+			return transport.DialBrowser(ctx, addr, 0)
+		},
+		Groups: mlsgroup.New(),
+		Logger: w.log,
+	})
+	handler := js.FuncOf(func(_ js.Value, args []js.Value) any {
+		if len(args) == 1 {
+			go w.handle(args[0])
+		}
+		return nil
+	})
+	js.Global().Set("hearthHandle", handler)
+	if err != nil {
+		post("error", map[string]any{"op": "open", "message": err.Error()})
+	} else {
+		w.c = c
+		w.start()
+	}
+	js.Global().Call("hearthReady")
+	select {} // the worker lives as long as the page
+}
+
+// post sends one event to the page.
+func post(ev string, fields map[string]any) {
+	m := map[string]any{"ev": ev}
+	for k, v := range fields {
+		m[k] = v
+	}
+	js.Global().Call("postMessage", js.ValueOf(m))
+}
+
+func fail(op string, err error) {
+	post("error", map[string]any{"op": op, "message": err.Error()})
+}
+
+// start tells the page the profile's account and, for an active device,
+// starts receiving.
+func (w *web) start() {
+	a, err := w.c.Account()
+	if errors.Is(err, client.ErrNotLoggedIn) || errors.Is(err, store.ErrNotFound) {
+		post("account", map[string]any{"user": "", "device": "", "active": false})
+		return
+	}
+	if err != nil {
+		fail("open", err)
+		return
+	}
+	post("account", map[string]any{"user": a.User, "device": a.DeviceID, "active": a.Active})
+	if a.Active {
+		go w.receive()
+	}
+}
+
+func str(v js.Value, k string) string {
+	if f := v.Get(k); f.Type() == js.TypeString {
+		return f.String()
+	}
+	return ""
+}
+
+func (w *web) handle(msg js.Value) {
+	if msg.Type() != js.TypeObject {
+		return
+	}
+	op := str(msg, "op")
+	if w.c == nil {
+		fail(op, errors.New("the profile could not be opened"))
+		return
+	}
+	switch op {
+	case "login":
+		w.login(str(msg, "user"), str(msg, "password"), str(msg, "device_name"))
+	case "send":
+		w.send(str(msg, "to"), str(msg, "text"))
+	default:
+		fail(op, fmt.Errorf("unknown operation %q", op))
+	}
+}
+
+func (w *web) login(user, password, name string) {
+	if user == "" || password == "" {
+		fail("login", errors.New("user and password are required"))
+		return
+	}
+	if name == "" {
+		name = "browser"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	res, err := w.c.Login(ctx, client.LoginParams{User: user, Password: password, Server: w.host, DeviceName: name})
+	cancel()
+	if res.RecoveryKey != "" {
+		post("recovery_key", map[string]any{"key": res.RecoveryKey})
+	}
+	if err != nil {
+		fail("login", err)
+		return
+	}
+	if res.LinkCode != "" {
+		fp, _ := w.c.Fingerprint()
+		post("link_code", map[string]any{"user": res.User, "device": res.DeviceID, "code": res.LinkCode, "fingerprint": fp})
+		// Waits as `hearth chat login` does, until another device approves.
+		if err := w.c.WaitApproval(context.Background(), time.Second); err != nil {
+			fail("login", fmt.Errorf("waiting for approval: %w", err))
+			return
+		}
+	}
+	post("active", map[string]any{"user": res.User, "device": res.DeviceID})
+	go w.receive()
+}
+
+// sendTimeout bounds one send; the text stays queued after it (a later
+// send or the receive loop's flush sends it, exactly once).
+const sendTimeout = 30 * time.Second
+
+func (w *web) send(to, text string) {
+	id, err := w.c.Queue(to, text)
+	if err != nil {
+		fail("send", fmt.Errorf("not sent to %s: %w", to, err))
+		return
+	}
+	post("message", map[string]any{"id": id, "conversation": to, "from": "", "text": text,
+		"sent_ms": float64(time.Now().UnixMilli()), "outgoing": true})
+	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
+	defer cancel()
+	if err := w.c.Flush(ctx, id); err != nil {
+		fail("send", fmt.Errorf("message to %s not sent yet: %w", to, err))
+		return
+	}
+	post("sent", map[string]any{"id": id, "to": to})
+}
+
+// receive passes every received message to the page, reconnecting after
+// an error, until the device is refused for good.
+func (w *web) receive() {
+	w.mu.Lock()
+	if w.receiving {
+		w.mu.Unlock()
+		return
+	}
+	w.receiving = true
+	w.mu.Unlock()
+	for {
+		err := w.c.Receive(context.Background(), 0, func(m store.Message) error {
+			if m.Event != "" || m.Media != nil {
+				return nil // group events and media are not shown yet
+			}
+			post("message", map[string]any{"id": m.ID, "conversation": m.Conversation, "from": m.From,
+				"text": m.Text, "sent_ms": float64(m.SentAt.UnixMilli()), "outgoing": false})
+			return nil
+		})
+		if errors.Is(err, client.ErrSessionEnded) {
+			fail("receive", err)
+			return
+		}
+		if err != nil {
+			fail("receive", err)
+		}
+		time.Sleep(2 * time.Second)
+	}
+}

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	cdpruntime "github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+// webShots is where TestWebClientLinkAndChat writes its screenshots.
+var webShots = flag.String("web.screenshots", "", "folder for the web client test's screenshots (default: testdata/screenshots of a temporary folder, printed)")
+
+// chromium finds Debian's chromium (or another Chrome) or skips the test:
+// .ci/run installs chromium, so CI never skips.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Skip("Chromium is not installed (apt-get install chromium): the web client's browser test cannot run")
+	return ""
+}
+
+// browser starts a headless Chromium with its own profile folder. The
+// development CA's certificate is not in the browser's trust store, so
+// certificate errors are ignored; the test's server is on loopback.
+func browser(t *testing.T, exe string) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("ignore-certificate-errors", true),
+		chromedp.Flag("no-sandbox", true), // CI runs as root
+		chromedp.WindowSize(1000, 700),
+	)
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(acancel)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil { // starts the browser
+		t.Fatalf("start chromium: %v", err)
+	}
+	// The page's console (where it writes the client's log) is shown
+	// when the test fails.
+	var mu sync.Mutex
+	var lines []string
+	if err := chromedp.Listen(ctx, func(ev any) {
+		switch e := ev.(type) {
+		case *cdpruntime.EventConsoleAPICalled:
+			var parts []string
+			for _, a := range e.Args {
+				parts = append(parts, strings.Trim(string(a.Value), `"`))
+			}
+			mu.Lock()
+			lines = append(lines, string(e.Type)+": "+strings.Join(parts, " "))
+			mu.Unlock()
+		case *cdpruntime.EventExceptionThrown:
+			mu.Lock()
+			lines = append(lines, "exception: "+e.ExceptionDetails.Text)
+			mu.Unlock()
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			mu.Lock()
+			t.Logf("page console:\n%s", strings.Join(lines, "\n"))
+			mu.Unlock()
+		}
+	})
+	return ctx
+}
+
+// run runs browser actions with a deadline, failing the test with what
+// the page shows on error.
+func run(t *testing.T, ctx context.Context, what string, d time.Duration, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	rctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	if err := chromedp.Do(rctx, actions...); err != nil {
+		t.Fatalf("%s: %v (page status %q, error %q)", what, err, text(ctx, "status"), text(ctx, "error"))
+	}
+}
+
+// text is the text of the element with id, or "" after 5 s.
+func text(ctx context.Context, id string) string {
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	s, _ := chromedp.Run(sctx, chromedp.TextContent(chromedp.ID(id)))
+	return s
+}
+
+// poll waits until the JavaScript expression is true.
+func poll(expr string, d time.Duration) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(d)))
+		return err
+	})
+}
+
+func screenshot(t *testing.T, ctx context.Context, dir, name string) {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(sctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", p)
+}
+
+// TestWebClientLinkAndChat is issue 15's first slice in real headless
+// Chromium: the page served by `hearth serve` logs in as a new device of
+// alice (the link code shown on the page), alice's CLI device approves it
+// with `hearth chat device approve`, the page sends bob (a CLI user) a
+// text that bob's `chat recv` gets, and bob's reply shows in the page's
+// conversation view. Screenshots of the three views go to -web.screenshots.
+func TestWebClientLinkAndChat(t *testing.T) {
+	skipShort(t)
+	exe := chromium(t)
+	n, a1, b1 := newMessagingNet(t)
+	shots := *webShots
+	if shots == "" {
+		shots = filepath.Join(t.TempDir(), "screenshots")
+	}
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx := browser(t, exe)
+	t.Cleanup(func() {
+		if t.Failed() {
+			n.srv.mu.Lock()
+			t.Logf("server log:\n%s", n.srv.stderr.String())
+			n.srv.mu.Unlock()
+		}
+	})
+	url := "https://" + n.srv.addr + "/"
+
+	run(t, ctx, "open the page", 30*time.Second,
+		chromedp.Navigate(url),
+		chromedp.WaitVisible(chromedp.ID("login-view")))
+	screenshot(t, ctx, shots, "web-login.png")
+	run(t, ctx, "log in", 10*time.Second,
+		chromedp.SendKeys(chromedp.ID("login-user"), aliceAddr),
+		chromedp.SendKeys(chromedp.ID("login-password"), strings.TrimSpace(password("alice"))),
+		chromedp.Click(chromedp.ID("login-submit")))
+	run(t, ctx, "link code", 30*time.Second, chromedp.WaitVisible(chromedp.ID("link-view")))
+	code, fp := text(ctx, "link-code"), text(ctx, "link-fingerprint")
+	if code == "" || fp == "" {
+		t.Fatalf("link view shows code %q, fingerprint %q", code, fp)
+	}
+	screenshot(t, ctx, shots, "web-link.png")
+
+	out := a1.must(t, "", "device", "approve", code)
+	if !strings.Contains(out, "approved: ") {
+		t.Fatalf("approve output %q", out)
+	}
+	run(t, ctx, "approved", 30*time.Second, chromedp.WaitVisible(chromedp.ID("chat-view")))
+
+	const hello, reply = "hello from the browser", "reply from the terminal"
+	run(t, ctx, "send", 10*time.Second,
+		chromedp.SendKeys(chromedp.ID("to"), bobAddr),
+		chromedp.SendKeys(chromedp.ID("text"), hello),
+		chromedp.Click(chromedp.ID("send")))
+	// "sent" appears once the server durably accepted it.
+	run(t, ctx, "sent", 30*time.Second,
+		poll(`[...document.querySelectorAll("#messages li.msg.out .meta")].some(e => e.textContent.endsWith("· sent"))`, 25*time.Second))
+	expectRecv(t, b1, aliceAddr+":"+hello)
+
+	b1.must(t, "", "send", aliceAddr, reply)
+	js := fmt.Sprintf(`[...document.querySelectorAll("#messages li.msg.in")].some(e => e.querySelector(".text").textContent === %q && e.querySelector(".meta").textContent.startsWith(%q))`, reply, bobAddr)
+	run(t, ctx, "reply shown", 30*time.Second, poll(js, 25*time.Second))
+	screenshot(t, ctx, shots, "web-chat.png")
+
+	// The CLI device sees the browser's message too (it is alice's other device).
+	msgs := parseMsgs(t, a1.must(t, "", "recv", "--json", "--timeout", "3s"))
+	if got := texts(msgs); !strings.Contains(strings.Join(got, "|"), bobAddr+":"+reply) {
+		t.Errorf("alice's CLI device got %q, want bob's reply", got)
+	}
+}

@@ -1,0 +1,150 @@
+// The Hearth page: views and forms. The client itself runs in a Web
+// Worker (worker.js); this script only shows what it reports.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const worker = new Worker("/web/worker.js");
+const state = { user: "", convs: new Map(), current: "" };
+
+function show(view) {
+  for (const v of ["login-view", "link-view", "chat-view"]) $(v).hidden = v !== view;
+}
+
+function status(text) {
+  $("status").textContent = text;
+}
+
+function error(text) {
+  const e = $("error");
+  e.textContent = text;
+  e.hidden = text === "";
+}
+
+function time(ms) {
+  return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+// peer is the conversation a message belongs to in the list: the other
+// user of a direct conversation, as typed or as the sender.
+function addMessage(m) {
+  const peer = m.outgoing ? m.conversation : m.from;
+  let c = state.convs.get(peer);
+  if (!c) {
+    c = { messages: [], unread: 0 };
+    state.convs.set(peer, c);
+  }
+  c.messages.push(m);
+  if (!state.current) state.current = peer;
+  if (peer !== state.current) c.unread++;
+  render();
+}
+
+function render() {
+  const list = $("conversations");
+  list.replaceChildren();
+  for (const [peer, c] of state.convs) {
+    const li = document.createElement("li");
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = peer + (c.unread ? " (" + c.unread + ")" : "");
+    b.className = peer === state.current ? "current" : "";
+    b.addEventListener("click", () => {
+      state.current = peer;
+      c.unread = 0;
+      $("to").value = peer;
+      render();
+    });
+    li.append(b);
+    list.append(li);
+  }
+  const ol = $("messages");
+  ol.replaceChildren();
+  const c = state.convs.get(state.current);
+  if (!c) return;
+  if ($("to").value === "") $("to").value = state.current;
+  for (const m of c.messages) {
+    const li = document.createElement("li");
+    li.className = "msg " + (m.outgoing ? "out" : "in");
+    li.dataset.id = m.id;
+    const meta = document.createElement("span");
+    meta.className = "meta";
+    meta.textContent = (m.outgoing ? "me" : m.from) + " · " + time(m.sent_ms) + (m.outgoing ? (m.sent ? " · sent" : " · sending") : "");
+    const text = document.createElement("span");
+    text.className = "text";
+    text.textContent = m.text;
+    li.append(meta, text);
+    ol.append(li);
+  }
+  ol.scrollTop = ol.scrollHeight;
+}
+
+worker.onmessage = (e) => {
+  const m = e.data;
+  switch (m.ev) {
+    case "account":
+      console.info("hearth: profile " + (m.user || "(none)") + (m.active ? " active" : ""));
+      state.user = m.user;
+      if (m.active) {
+        status(m.user + " · " + m.device);
+        show("chat-view");
+      } else {
+        status("Not logged in");
+        show("login-view");
+      }
+      break;
+    case "link_code":
+      status(m.user + " · " + m.device + " · waiting for approval");
+      $("link-user").textContent = m.user;
+      $("link-code").textContent = m.code;
+      $("link-fingerprint").textContent = m.fingerprint;
+      show("link-view");
+      break;
+    case "recovery_key":
+      $("recovery-key").textContent = m.key;
+      $("recovery-view").hidden = false;
+      break;
+    case "active":
+      state.user = m.user;
+      status(m.user + " · " + m.device);
+      error("");
+      show("chat-view");
+      $("to").focus();
+      break;
+    case "message":
+      addMessage(m);
+      break;
+    case "sent":
+      for (const c of state.convs.values())
+        for (const x of c.messages) if (x.id === m.id) x.sent = true;
+      render();
+      break;
+    case "log":
+      console.info("hearth: " + m.text.trimEnd());
+      break;
+    case "error":
+      error((m.op ? m.op + ": " : "") + m.message);
+      if (m.op === "login") $("login-submit").disabled = false;
+      break;
+  }
+};
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("login-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    error("");
+    $("login-submit").disabled = true;
+    status("Logging in…");
+    worker.postMessage({ op: "login", user: $("login-user").value.trim(), password: $("login-password").value, device_name: $("login-device").value.trim() });
+    $("login-password").value = "";
+  });
+  $("send-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const to = $("to").value.trim(), text = $("text").value;
+    if (to === "" || text.trim() === "") return;
+    error("");
+    state.current = to;
+    worker.postMessage({ op: "send", to, text });
+    $("text").value = "";
+    $("text").focus();
+  });
+});
