@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"hearth/client"
+	"hearth/client/convstate"
 	"hearth/client/mlsgroup"
 	"hearth/client/store"
 	"hearth/client/transport"
@@ -85,6 +86,7 @@ func (w *web) start() {
 	}
 	post("account", map[string]any{"user": a.User, "device": a.DeviceID, "active": a.Active})
 	if a.Active {
+		w.history(a.User)
 		go w.receive()
 	}
 }
@@ -156,7 +158,7 @@ func (w *web) send(to, text string) {
 		fail("send", fmt.Errorf("not sent to %s: %w", to, err))
 		return
 	}
-	post("message", map[string]any{"id": id, "conversation": to, "from": "", "text": text,
+	post("message", map[string]any{"id": id, "conversation": "", "peer": to, "from": "", "text": text,
 		"sent_ms": float64(time.Now().UnixMilli()), "outgoing": true})
 	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
 	defer cancel()
@@ -165,6 +167,47 @@ func (w *web) send(to, text string) {
 		return
 	}
 	post("sent", map[string]any{"id": id, "to": to})
+}
+
+// historyLimit is how many messages per conversation the page gets at start.
+const historyLimit = 200
+
+// history passes the page the stored messages of every conversation, oldest
+// first: what this browser sent and received before the page was reloaded.
+func (w *web) history(self string) {
+	err := w.c.Store().View(func(tx *store.Tx) error {
+		for _, conv := range tx.HistoryConversations() {
+			msgs, err := tx.History(conv, historyLimit)
+			if err != nil {
+				return err
+			}
+			peer := peerOf(tx, conv)
+			for _, m := range msgs {
+				if m.Event != "" || m.Media != nil {
+					continue
+				}
+				postMessage(m, peer, m.From == self)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		fail("history", err)
+	}
+}
+
+// peerOf is what the page lists a conversation as: the other user of a
+// 1:1, else the conversation id.
+func peerOf(tx *store.Tx, conv string) string {
+	if cv, err := convstate.Get(tx, conv); err == nil && !cv.Group && len(cv.Peers) == 1 {
+		return cv.Peers[0]
+	}
+	return conv
+}
+
+func postMessage(m store.Message, peer string, outgoing bool) {
+	post("message", map[string]any{"id": m.ID, "conversation": m.Conversation, "peer": peer, "from": m.From,
+		"text": m.Text, "sent_ms": float64(m.SentAt.UnixMilli()), "outgoing": outgoing, "sent": outgoing})
 }
 
 // receive passes every received message to the page, reconnecting after
@@ -182,8 +225,14 @@ func (w *web) receive() {
 			if m.Event != "" || m.Media != nil {
 				return nil // group events and media are not shown yet
 			}
-			post("message", map[string]any{"id": m.ID, "conversation": m.Conversation, "from": m.From,
-				"text": m.Text, "sent_ms": float64(m.SentAt.UnixMilli()), "outgoing": false})
+			peer := m.From
+			w.c.Store().View(func(tx *store.Tx) error {
+				if _, err := convstate.Get(tx, m.Conversation); err == nil {
+					peer = peerOf(tx, m.Conversation)
+				}
+				return nil
+			})
+			postMessage(m, peer, false)
 			return nil
 		})
 		if errors.Is(err, client.ErrSessionEnded) {

@@ -129,8 +129,9 @@ func screenshot(t *testing.T, ctx context.Context, dir, name string) {
 // Chromium: the page served by `hearth serve` logs in as a new device of
 // alice (the link code shown on the page), alice's CLI device approves it
 // with `hearth chat device approve`, the page sends bob (a CLI user) a
-// text that bob's `chat recv` gets, and bob's reply shows in the page's
-// conversation view. Screenshots of the three views go to -web.screenshots.
+// text that bob's `chat recv` gets, bob's reply shows in the page's
+// conversation view, and after a reload the page shows both again from
+// the browser's store (IndexedDB) without logging in. Screenshots of the three views go to -web.screenshots.
 func TestWebClientLinkAndChat(t *testing.T) {
 	skipShort(t)
 	exe := chromium(t)
@@ -187,6 +188,14 @@ func TestWebClientLinkAndChat(t *testing.T) {
 	js := fmt.Sprintf(`[...document.querySelectorAll("#messages li.msg.in")].some(e => e.querySelector(".text").textContent === %q && e.querySelector(".meta").textContent.startsWith(%q))`, reply, bobAddr)
 	run(t, ctx, "reply shown", 30*time.Second, poll(js, 25*time.Second))
 	screenshot(t, ctx, shots, "web-chat.png")
+
+	// A reload finds the profile in IndexedDB: no login, the conversation
+	// with both messages from the stored history.
+	both := fmt.Sprintf(`(() => { const t = [...document.querySelectorAll("#messages li.msg .text")].map(e => e.textContent); return t.length === 2 && t[0] === %q && t[1] === %q })()`, hello, reply)
+	run(t, ctx, "reload", 30*time.Second,
+		chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.ID("chat-view")),
+		poll(both, 25*time.Second))
 
 	// The CLI device sees the browser's message too (it is alice's other device).
 	msgs := parseMsgs(t, a1.must(t, "", "recv", "--json", "--timeout", "3s"))

@@ -4,7 +4,7 @@
 
 const $ = (id) => document.getElementById(id);
 const worker = new Worker("/web/worker.js");
-const state = { user: "", convs: new Map(), current: "" };
+const state = { user: "", convs: new Map(), current: "", seen: new Set() };
 
 function show(view) {
   for (const v of ["login-view", "link-view", "chat-view"]) $(v).hidden = v !== view;
@@ -24,10 +24,13 @@ function time(ms) {
   return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
 
-// peer is the conversation a message belongs to in the list: the other
-// user of a direct conversation, as typed or as the sender.
+// m.peer is the conversation a message belongs to in the list: the other
+// user of a direct conversation, else the conversation id. A message the
+// page has (stored history and the inbox both hold it) is shown once.
 function addMessage(m) {
-  const peer = m.outgoing ? m.conversation : m.from;
+  if (state.seen.has(m.id)) return;
+  state.seen.add(m.id);
+  const peer = m.peer;
   let c = state.convs.get(peer);
   if (!c) {
     c = { messages: [], unread: 0 };

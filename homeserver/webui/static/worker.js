@@ -11,7 +11,25 @@ self.onmessage = (e) => {
 self.hearthReady = () => {
   while (pending.length > 0) self.hearthHandle(pending.shift());
 };
-const go = new Go();
-WebAssembly.instantiateStreaming(fetch("/web/hearth.wasm"), go.importObject)
-  .then((r) => go.run(r.instance))
-  .catch((err) => postMessage({ ev: "error", op: "load", message: "the client did not start: " + err }));
+
+function start() {
+  const go = new Go();
+  return WebAssembly.instantiateStreaming(fetch("/web/hearth.wasm"), go.importObject)
+    .then((r) => go.run(r.instance))
+    .catch((err) => postMessage({ ev: "error", op: "load", message: "the client did not start: " + err }));
+}
+
+// One client per profile: the profile lives in IndexedDB and the client
+// keeps it in memory too, so a second tab must not open it meanwhile. The
+// lock is held as long as this worker lives (its tab is open).
+if (self.navigator.locks) {
+  self.navigator.locks.request("hearth-profile", { ifAvailable: true }, (lock) => {
+    if (!lock) {
+      postMessage({ ev: "error", op: "open", message: "Hearth is open in another tab of this browser: use that tab, or close it and reload this one" });
+      return null;
+    }
+    return start();
+  });
+} else {
+  start();
+}
