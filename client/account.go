@@ -37,6 +37,11 @@ func (c *Client) WaitApproval(ctx context.Context, every time.Duration) error {
 	return c.acct.WaitApproval(ctx, every)
 }
 
+// Withdraw removes this pending device from the server and logs the
+// profile out, so that the next Login starts afresh (a login that gave up
+// waiting for approval).
+func (c *Client) Withdraw(ctx context.Context) error { return c.acct.Withdraw(ctx) }
+
 // Approve approves a pending device of the same user from its link code
 // and adds it to this device's conversations.
 func (c *Client) Approve(ctx context.Context, code string) (deviceID string, err error) {
@@ -60,6 +65,20 @@ func (c *Client) EncryptProfile(passphrase []byte) error {
 	}
 	return nil
 }
+
+// EncryptProfileKeyring encrypts this unencrypted profile with a new
+// random key kept in kr, the OS keyring (store.EncryptKeyring); later
+// opens need Config.Keyring.
+func (c *Client) EncryptProfileKeyring(kr store.Keyring) error {
+	if err := c.st.EncryptKeyring(kr); err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	return nil
+}
+
+// ProfileProtection says how the profile is kept at rest: "none",
+// "passphrase" or "keyring".
+func (c *Client) ProfileProtection() string { return c.st.Protection() }
 
 // PendingDevice is a device waiting for approval, as ApproveConfirm shows it.
 type PendingDevice = account.PendingDevice

@@ -36,6 +36,9 @@ type Options struct {
 	// Passphrase unlocks an encrypted profile, or encrypts a new one
 	// (crypt.go). Empty: the profile must not be encrypted.
 	Passphrase []byte
+	// Keyring, without a Passphrase, opens a profile whose key is kept in
+	// a keyring (see the bbolt store's Options); the web client has none yet.
+	Keyring Keyring
 }
 
 // Open opens the profile called dir (the IndexedDB database name).
@@ -66,7 +69,7 @@ func OpenWith(dir string, timeout time.Duration, opts Options) (*Store, error) {
 				return fmt.Errorf("store: create buckets: %w", err)
 			}
 		}
-		sl, err := unlock(t, opts.Passphrase)
+		sl, err := unlock(t, opts.Passphrase, opts.Keyring)
 		if err != nil {
 			return err
 		}
