@@ -17,7 +17,10 @@ import (
 )
 
 // webShots is where TestWebClientLinkAndChat writes its screenshots.
-var webShots = flag.String("web.screenshots", "", "folder for the web client test's screenshots (default: testdata/screenshots of a temporary folder, printed)")
+// Without it they go to $HEARTH_TEST_ARTIFACTS/web, else to
+// hearth-test-artifacts/web in the system's temporary folder (kept after
+// the test, for CI to collect); the test logs the paths.
+var webShots = flag.String("web.screenshots", "", "folder for the web client test's screenshots (default: $HEARTH_TEST_ARTIFACTS/web or $TMPDIR/hearth-test-artifacts/web)")
 
 // chromium finds Debian's chromium (or another Chrome) or skips the test:
 // .ci/run installs chromium, so CI never skips.
@@ -138,7 +141,11 @@ func TestWebClientLinkAndChat(t *testing.T) {
 	n, a1, b1 := newMessagingNet(t)
 	shots := *webShots
 	if shots == "" {
-		shots = filepath.Join(t.TempDir(), "screenshots")
+		base := os.Getenv("HEARTH_TEST_ARTIFACTS")
+		if base == "" {
+			base = filepath.Join(os.TempDir(), "hearth-test-artifacts")
+		}
+		shots = filepath.Join(base, "web")
 	}
 	if err := os.MkdirAll(shots, 0o755); err != nil {
 		t.Fatal(err)
@@ -196,6 +203,15 @@ func TestWebClientLinkAndChat(t *testing.T) {
 		chromedp.Reload(),
 		chromedp.WaitVisible(chromedp.ID("chat-view")),
 		poll(both, 25*time.Second))
+
+	// A second tab of the same browser does not open the profile the
+	// first tab's client holds in memory.
+	tab2, cancel2 := chromedp.NewContext(ctx)
+	defer cancel2()
+	run(t, tab2, "second tab", 30*time.Second,
+		chromedp.Navigate(url),
+		chromedp.WaitVisible(chromedp.ID("error")),
+		poll(`document.getElementById("error").textContent.includes("open in another tab")`, 20*time.Second))
 
 	// The CLI device sees the browser's message too (it is alice's other device).
 	msgs := parseMsgs(t, a1.must(t, "", "recv", "--json", "--timeout", "3s"))
