@@ -15,8 +15,9 @@
 // Messages to the page (field "ev"):
 //
 //	{ev: "account", user, device, active}   the profile's account at start
-//	{ev: "link_code", user, device, code, fingerprint}
+//	{ev: "link_code", user, device, code, fingerprint, qr_svg}
 //	                                        pending: approve with this code
+//	                                        (qr_svg: its QR code, hearth-link:USER:CODE)
 //	{ev: "active", user, device}            approved (or the first device)
 //	{ev: "recovery_key", key}               the first device's recovery key
 //	{ev: "message", id, conversation, from, text, sent_ms, outgoing}

@@ -137,7 +137,11 @@ func (w *web) login(user, password, name string) {
 	}
 	if res.LinkCode != "" {
 		fp, _ := w.c.Fingerprint()
-		post("link_code", map[string]any{"user": res.User, "device": res.DeviceID, "code": res.LinkCode, "fingerprint": fp})
+		svg, err := qrSVG(linkQRText(res.User, res.LinkCode))
+		if err != nil {
+			w.log.Warn("link QR code", "err", err)
+		}
+		post("link_code", map[string]any{"user": res.User, "device": res.DeviceID, "code": res.LinkCode, "fingerprint": fp, "qr_svg": svg})
 		// Waits as `hearth chat login` does, until another device approves.
 		if err := w.c.WaitApproval(context.Background(), time.Second); err != nil {
 			fail("login", fmt.Errorf("waiting for approval: %w", err))

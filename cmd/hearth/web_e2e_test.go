@@ -130,8 +130,9 @@ func screenshot(t *testing.T, ctx context.Context, dir, name string) {
 
 // TestWebClientLinkAndChat is issue 15's first slice in real headless
 // Chromium: the page served by `hearth serve` logs in as a new device of
-// alice (the link code shown on the page), alice's CLI device approves it
-// with `hearth chat device approve`, the page sends bob (a CLI user) a
+// alice (the link code and its QR code shown on the page), alice's CLI
+// device approves it with `hearth chat device approve` reading a
+// screenshot of the QR code, the page sends bob (a CLI user) a
 // text that bob's `chat recv` gets, bob's reply shows in the page's
 // conversation view, and after a reload the page shows both again from
 // the browser's store (IndexedDB) without logging in. Screenshots of the three views go to -web.screenshots.
@@ -175,7 +176,19 @@ func TestWebClientLinkAndChat(t *testing.T) {
 	}
 	screenshot(t, ctx, shots, "web-link.png")
 
-	out := a1.must(t, "", "device", "approve", code)
+	// Alice approves by the QR code: a screenshot of the page's QR image,
+	// which `device approve FILE.png` reads (it holds hearth-link:USER:CODE).
+	qctx, qcancel := context.WithTimeout(ctx, 10*time.Second)
+	qr, err := chromedp.Run(qctx, chromedp.Screenshot(chromedp.ID("link-qr")))
+	qcancel()
+	if err != nil {
+		t.Fatalf("screenshot of the link QR code: %v", err)
+	}
+	qrFile := filepath.Join(t.TempDir(), "link-qr.png")
+	if err := os.WriteFile(qrFile, qr, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := a1.must(t, "", "device", "approve", qrFile)
 	if !strings.Contains(out, "approved: ") {
 		t.Fatalf("approve output %q", out)
 	}

@@ -100,6 +100,8 @@ worker.onmessage = (e) => {
       $("link-user").textContent = m.user;
       $("link-code").textContent = m.code;
       $("link-fingerprint").textContent = m.fingerprint;
+      if (m.qr_svg) $("link-qr").src = "data:image/svg+xml;base64," + btoa(m.qr_svg);
+      $("link-qr").hidden = !m.qr_svg;
       show("link-view");
       break;
     case "recovery_key":
