@@ -11,6 +11,7 @@
 //
 //	{op: "login", user, password, device_name}  log in as a new device
 //	{op: "send", to, text}                      queue and send a text
+//	{op: "logout"}                              end the session, delete the profile
 //
 // Messages to the page (field "ev"):
 //
@@ -22,6 +23,7 @@
 //	{ev: "recovery_key", key}               the first device's recovery key
 //	{ev: "message", id, conversation, from, text, sent_ms, outgoing}
 //	{ev: "sent", id, to}                    the server accepted a queued text
+//	{ev: "logged_out", user, device}        the profile is deleted (reload)
 //	{ev: "error", op, message}              an operation failed
 //
 // Build: go generate ./homeserver/webui (docs/decisions/0011-web-client-build.md).

@@ -30,6 +30,7 @@ type web struct {
 
 	mu        sync.Mutex
 	receiving bool
+	loggedOut bool // the profile is deleted: nothing runs any more
 }
 
 func main() {
@@ -103,6 +104,13 @@ func (w *web) handle(msg js.Value) {
 		return
 	}
 	op := str(msg, "op")
+	w.mu.Lock()
+	out := w.loggedOut
+	w.mu.Unlock()
+	if out {
+		fail(op, errors.New("logged out: reload the page"))
+		return
+	}
 	if w.c == nil {
 		fail(op, errors.New("the profile could not be opened"))
 		return
@@ -112,6 +120,8 @@ func (w *web) handle(msg js.Value) {
 		w.login(str(msg, "user"), str(msg, "password"), str(msg, "device_name"))
 	case "send":
 		w.send(str(msg, "to"), str(msg, "text"))
+	case "logout":
+		w.logout()
 	default:
 		fail(op, fmt.Errorf("unknown operation %q", op))
 	}
@@ -150,6 +160,22 @@ func (w *web) login(user, password, name string) {
 	}
 	post("active", map[string]any{"user": res.User, "device": res.DeviceID})
 	go w.receive()
+}
+
+// logout ends the session and deletes the profile from the browser. The
+// device stays on the user's signed list (a device cannot revoke itself)
+// until another device revokes it; the page says so.
+func (w *web) logout() {
+	a, _ := w.c.Account()
+	w.mu.Lock()
+	w.loggedOut = true
+	w.mu.Unlock()
+	w.c.Close()
+	if err := w.c.Store().Wipe(); err != nil {
+		fail("logout", err)
+		return
+	}
+	post("logged_out", map[string]any{"user": a.User, "device": a.DeviceID})
 }
 
 // sendTimeout bounds one send; the text stays queued after it (a later
@@ -239,6 +265,12 @@ func (w *web) receive() {
 			postMessage(m, peer, false)
 			return nil
 		})
+		w.mu.Lock()
+		out := w.loggedOut
+		w.mu.Unlock()
+		if out {
+			return
+		}
 		if errors.Is(err, client.ErrSessionEnded) {
 			fail("receive", err)
 			return

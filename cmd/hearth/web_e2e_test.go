@@ -134,8 +134,9 @@ func screenshot(t *testing.T, ctx context.Context, dir, name string) {
 // device approves it with `hearth chat device approve` reading a
 // screenshot of the QR code, the page sends bob (a CLI user) a
 // text that bob's `chat recv` gets, bob's reply shows in the page's
-// conversation view, and after a reload the page shows both again from
-// the browser's store (IndexedDB) without logging in. Screenshots of the three views go to -web.screenshots.
+// conversation view, after a reload the page shows both again from the
+// browser's store (IndexedDB) without logging in, a second tab is refused
+// the profile, and logging out deletes it (the next load asks to log in). Screenshots of the three views go to -web.screenshots.
 func TestWebClientLinkAndChat(t *testing.T) {
 	skipShort(t)
 	exe := chromium(t)
@@ -225,6 +226,14 @@ func TestWebClientLinkAndChat(t *testing.T) {
 		chromedp.Navigate(url),
 		chromedp.WaitVisible(chromedp.ID("error")),
 		poll(`document.getElementById("error").textContent.includes("open in another tab")`, 20*time.Second))
+
+	// Logging out deletes the browser's profile: a reload asks to log in.
+	run(t, ctx, "log out", 30*time.Second,
+		chromedp.Click(chromedp.ID("logout")),
+		chromedp.Click(chromedp.ID("logout-confirm")),
+		chromedp.WaitVisible(chromedp.ID("logged-out-view")),
+		chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.ID("login-view")))
 
 	// The CLI device sees the browser's message too (it is alice's other device).
 	msgs := parseMsgs(t, a1.must(t, "", "recv", "--json", "--timeout", "3s"))

@@ -7,7 +7,9 @@ const worker = new Worker("/web/worker.js");
 const state = { user: "", convs: new Map(), current: "", seen: new Set() };
 
 function show(view) {
-  for (const v of ["login-view", "link-view", "chat-view"]) $(v).hidden = v !== view;
+  for (const v of ["login-view", "link-view", "chat-view", "logged-out-view"]) $(v).hidden = v !== view;
+  $("logout").hidden = view !== "chat-view";
+  $("logout-confirm").hidden = true;
 }
 
 function status(text) {
@@ -123,6 +125,15 @@ worker.onmessage = (e) => {
         for (const x of c.messages) if (x.id === m.id) x.sent = true;
       render();
       break;
+    case "logged_out":
+      status("Logged out");
+      $("logged-out-device").textContent = m.device;
+      $("logged-out-revoke").textContent = m.device;
+      state.convs.clear();
+      state.seen.clear();
+      render();
+      show("logged-out-view");
+      break;
     case "log":
       console.info("hearth: " + m.text.trimEnd());
       break;
@@ -141,6 +152,15 @@ document.addEventListener("DOMContentLoaded", () => {
     status("Logging in…");
     worker.postMessage({ op: "login", user: $("login-user").value.trim(), password: $("login-password").value, device_name: $("login-device").value.trim() });
     $("login-password").value = "";
+  });
+  $("logout").addEventListener("click", () => {
+    $("logout").hidden = true;
+    $("logout-confirm").hidden = false;
+    $("logout-confirm").focus();
+  });
+  $("logout-confirm").addEventListener("click", () => {
+    $("logout-confirm").disabled = true;
+    worker.postMessage({ op: "logout" });
   });
   $("send-form").addEventListener("submit", (e) => {
     e.preventDefault();

@@ -21,15 +21,21 @@ function start() {
 
 // One client per profile: the profile lives in IndexedDB and the client
 // keeps it in memory too, so a second tab must not open it meanwhile. The
-// lock is held as long as this worker lives (its tab is open).
+// lock is held as long as this worker lives (its tab is open). A reload
+// waits a moment for the old page's worker to let it go.
+const lockWait = 3000;
 if (self.navigator.locks) {
-  self.navigator.locks.request("hearth-profile", { ifAvailable: true }, (lock) => {
-    if (!lock) {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), lockWait);
+  self.navigator.locks
+    .request("hearth-profile", { signal: ac.signal }, () => {
+      clearTimeout(timer);
+      return start();
+    })
+    .catch((err) => {
+      if (err.name !== "AbortError") throw err;
       postMessage({ ev: "error", op: "open", message: "Hearth is open in another tab of this browser: use that tab, or close it and reload this one" });
-      return null;
-    }
-    return start();
-  });
+    });
 } else {
   start();
 }
