@@ -12,6 +12,8 @@
 //	{op: "login", user, password, device_name}  log in as a new device
 //	{op: "send", to, text}                      queue and send a text
 //	{op: "logout"}                              end the session, delete the profile
+//	{op: "devices"}                             list the user's devices
+//	{op: "revoke", device}                      revoke another device of the user
 //
 // Messages to the page (field "ev"):
 //
@@ -24,6 +26,8 @@
 //	{ev: "message", id, conversation, from, text, sent_ms, outgoing}
 //	{ev: "sent", id, to}                    the server accepted a queued text
 //	{ev: "logged_out", user, device}        the profile is deleted (reload)
+//	{ev: "devices", devices: [{id, name, status, listed, this, created_ms, last_seen_ms}]}
+//	{ev: "revoked", device}                 a revoke went through
 //	{ev: "error", op, message}              an operation failed
 //
 // Build: go generate ./homeserver/webui (docs/decisions/0011-web-client-build.md).

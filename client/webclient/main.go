@@ -122,6 +122,10 @@ func (w *web) handle(msg js.Value) {
 		w.send(str(msg, "to"), str(msg, "text"))
 	case "logout":
 		w.logout()
+	case "devices":
+		w.devices()
+	case "revoke":
+		w.revoke(str(msg, "device"))
 	default:
 		fail(op, fmt.Errorf("unknown operation %q", op))
 	}
@@ -176,6 +180,43 @@ func (w *web) logout() {
 		return
 	}
 	post("logged_out", map[string]any{"user": a.User, "device": a.DeviceID})
+}
+
+// callTimeout bounds one request to the server made for the page.
+const callTimeout = 30 * time.Second
+
+// devices passes the page the user's devices.
+func (w *web) devices() {
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	ds, err := w.c.Devices(ctx)
+	if err != nil {
+		fail("devices", err)
+		return
+	}
+	list := make([]any, 0, len(ds))
+	for _, d := range ds {
+		list = append(list, map[string]any{"id": d.ID, "name": d.Name, "status": d.Status, "listed": d.Listed, "this": d.This,
+			"created_ms": float64(d.Created.UnixMilli()), "last_seen_ms": float64(d.LastSeen.UnixMilli())})
+	}
+	post("devices", map[string]any{"devices": list})
+}
+
+// revoke takes another device of the user off the signed list and out of
+// its conversations, then lists the devices again.
+func (w *web) revoke(id string) {
+	if id == "" {
+		fail("revoke", errors.New("no device given"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	if err := w.c.Revoke(ctx, id); err != nil {
+		fail("revoke", err)
+		return
+	}
+	post("revoked", map[string]any{"device": id})
+	w.devices()
 }
 
 // sendTimeout bounds one send; the text stays queued after it (a later

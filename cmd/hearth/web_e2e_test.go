@@ -218,6 +218,38 @@ func TestWebClientLinkAndChat(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("chat-view")),
 		poll(both, 25*time.Second))
 
+	// The CLI device sees bob's reply too (it is alice's other device).
+	msgs := parseMsgs(t, a1.must(t, "", "recv", "--json", "--timeout", "3s"))
+	if got := texts(msgs); !strings.Contains(strings.Join(got, "|"), bobAddr+":"+reply) {
+		t.Errorf("alice's CLI device got %q, want bob's reply", got)
+	}
+
+	// The device list shows both of alice's devices; the browser revokes
+	// the CLI device, which can then no longer send.
+	var a1dev string
+	for _, d := range devices(t, a1) {
+		if d.This {
+			a1dev = d.Device
+		}
+	}
+	if a1dev == "" {
+		t.Fatal("alice's CLI device is not in its own device list")
+	}
+	row := fmt.Sprintf(`#devices tr[data-device=%q]`, a1dev)
+	run(t, ctx, "devices", 30*time.Second,
+		chromedp.Click(chromedp.ID("devices-button")),
+		chromedp.WaitVisible(chromedp.CSS(row+" button.revoke")),
+		poll(`[...document.querySelectorAll("#devices tbody tr")].length === 2 && document.querySelector("#devices tbody").textContent.includes("(this browser)")`, 10*time.Second))
+	screenshot(t, ctx, shots, "web-devices.png")
+	run(t, ctx, "revoke", 30*time.Second,
+		chromedp.Click(chromedp.CSS(row+" button.revoke")),
+		poll(fmt.Sprintf(`(() => { const r = document.querySelector(%q); return r !== null && r.textContent.includes("revoked") && r.querySelector("button") === null })()`, row), 25*time.Second),
+		chromedp.Click(chromedp.ID("devices-close")),
+		chromedp.WaitVisible(chromedp.ID("chat-view")))
+	if r := a1.chat(t, "", "send", bobAddr, "from a revoked device", "--timeout", "5s"); r.code == 0 {
+		t.Errorf("the revoked CLI device could still send: %s", r.stdout)
+	}
+
 	// A second tab of the same browser does not open the profile the
 	// first tab's client holds in memory.
 	tab2, cancel2 := chromedp.NewContext(ctx)
@@ -235,9 +267,4 @@ func TestWebClientLinkAndChat(t *testing.T) {
 		chromedp.Reload(),
 		chromedp.WaitVisible(chromedp.ID("login-view")))
 
-	// The CLI device sees the browser's message too (it is alice's other device).
-	msgs := parseMsgs(t, a1.must(t, "", "recv", "--json", "--timeout", "3s"))
-	if got := texts(msgs); !strings.Contains(strings.Join(got, "|"), bobAddr+":"+reply) {
-		t.Errorf("alice's CLI device got %q, want bob's reply", got)
-	}
 }

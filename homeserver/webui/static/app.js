@@ -7,8 +7,9 @@ const worker = new Worker("/web/worker.js");
 const state = { user: "", convs: new Map(), current: "", seen: new Set() };
 
 function show(view) {
-  for (const v of ["login-view", "link-view", "chat-view", "logged-out-view"]) $(v).hidden = v !== view;
+  for (const v of ["login-view", "link-view", "chat-view", "devices-view", "logged-out-view"]) $(v).hidden = v !== view;
   $("logout").hidden = view !== "chat-view";
+  $("devices-button").hidden = view !== "chat-view";
   $("logout-confirm").hidden = true;
 }
 
@@ -83,6 +84,35 @@ function render() {
   ol.scrollTop = ol.scrollHeight;
 }
 
+function renderDevices(list) {
+  const body = $("devices").tBodies[0];
+  body.replaceChildren();
+  for (const d of list) {
+    const tr = document.createElement("tr");
+    tr.dataset.device = d.id;
+    const seen = d.last_seen_ms > 0 ? new Date(d.last_seen_ms).toLocaleString() : "";
+    for (const text of [d.id + (d.this ? " (this browser)" : ""), d.name, d.status + (d.listed ? "" : ", not on the signed list"), seen]) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      tr.append(td);
+    }
+    const td = document.createElement("td");
+    if (!d.this && d.status !== "revoked") {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "revoke";
+      b.textContent = "Revoke";
+      b.addEventListener("click", () => {
+        b.disabled = true;
+        worker.postMessage({ op: "revoke", device: d.id });
+      });
+      td.append(b);
+    }
+    tr.append(td);
+    body.append(tr);
+  }
+}
+
 worker.onmessage = (e) => {
   const m = e.data;
   switch (m.ev) {
@@ -125,6 +155,12 @@ worker.onmessage = (e) => {
         for (const x of c.messages) if (x.id === m.id) x.sent = true;
       render();
       break;
+    case "devices":
+      renderDevices(m.devices);
+      break;
+    case "revoked":
+      status(state.user + " · revoked " + m.device);
+      break;
     case "logged_out":
       status("Logged out");
       $("logged-out-device").textContent = m.device;
@@ -153,6 +189,13 @@ document.addEventListener("DOMContentLoaded", () => {
     worker.postMessage({ op: "login", user: $("login-user").value.trim(), password: $("login-password").value, device_name: $("login-device").value.trim() });
     $("login-password").value = "";
   });
+  $("devices-button").addEventListener("click", () => {
+    $("devices").tBodies[0].replaceChildren();
+    show("devices-view");
+    $("logout").hidden = false;
+    worker.postMessage({ op: "devices" });
+  });
+  $("devices-close").addEventListener("click", () => show("chat-view"));
   $("logout").addEventListener("click", () => {
     $("logout").hidden = true;
     $("logout-confirm").hidden = false;
