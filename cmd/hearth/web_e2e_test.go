@@ -207,7 +207,8 @@ func TestWebClientLinkAndChat(t *testing.T) {
 
 	b1.must(t, "", "send", aliceAddr, reply)
 	js := fmt.Sprintf(`[...document.querySelectorAll("#messages li.msg.in")].some(e => e.querySelector(".text").textContent === %q && e.querySelector(".meta").textContent.startsWith(%q))`, reply, bobAddr)
-	run(t, ctx, "reply shown", 30*time.Second, poll(js, 25*time.Second))
+	run(t, ctx, "reply shown", 30*time.Second, poll(js, 25*time.Second),
+		poll(fmt.Sprintf(`document.querySelector("#conversations .last").textContent === %q`, reply), 5*time.Second))
 	screenshot(t, ctx, shots, "web-chat.png")
 
 	// A reload finds the profile in IndexedDB: no login, the conversation

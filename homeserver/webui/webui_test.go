@@ -63,7 +63,8 @@ func TestBuildUpToDate(t *testing.T) {
 
 // TestWasmLeavesOutNativeTransports: the browser build links neither
 // quic-go nor bbolt nor a Go HTTP or TLS stack (the browser has its own),
-// which is what keeps it under the size bound.
+// which is what keeps it under the size bound, nor any server package but
+// the protocol (deps_test.go's rules, which see only native builds).
 func TestWasmLeavesOutNativeTransports(t *testing.T) {
 	cmd := exec.Command("go", "list", "-deps", wasmbuild.Package)
 	cmd.Env = append(cmd.Environ(), "GOOS=js", "GOARCH=wasm")
@@ -77,6 +78,12 @@ func TestWasmLeavesOutNativeTransports(t *testing.T) {
 			if strings.HasPrefix(d, banned) {
 				t.Errorf("the web client links %s", d)
 			}
+		}
+	}
+	for _, d := range deps {
+		server := strings.HasPrefix(d, "hearth/homeserver/") || d == "hearth/homeserver" || strings.HasPrefix(d, "hearth/storage") || strings.HasPrefix(d, "hearth/federation")
+		if server && d != "hearth/homeserver/wire" {
+			t.Errorf("the web client links server package %s", d)
 		}
 	}
 	for _, want := range []string{"hearth/client", "hearth/client/store", "hearth/client/transport", "syscall/js"} {

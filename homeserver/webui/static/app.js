@@ -52,7 +52,14 @@ function render() {
     const li = document.createElement("li");
     const b = document.createElement("button");
     b.type = "button";
-    b.textContent = peer + (c.unread ? " (" + c.unread + ")" : "");
+    const name = document.createElement("span");
+    name.className = "peer";
+    name.textContent = peer + (c.unread ? " (" + c.unread + ")" : "");
+    const last = document.createElement("span");
+    last.className = "last";
+    const m = c.messages[c.messages.length - 1];
+    last.textContent = m ? (m.outgoing ? "me: " : "") + m.text : "";
+    b.append(name, last);
     b.className = peer === state.current ? "current" : "";
     b.addEventListener("click", () => {
       state.current = peer;
