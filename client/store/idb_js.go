@@ -75,7 +75,10 @@ func openIDB(name string, timeout time.Duration) (*idb, []idbRecord, error) {
 	if !factory.Truthy() {
 		return nil, nil, errors.New("store: this browser has no IndexedDB (a private window may disable it)")
 	}
-	req := factory.Call("open", name, 1)
+	var req js.Value
+	if err := jsTry(func() { req = factory.Call("open", name, 1) }); err != nil {
+		return nil, nil, fmt.Errorf("store: open IndexedDB %q: %w", name, err)
+	}
 	upgrade := js.FuncOf(func(js.Value, []js.Value) any {
 		db := req.Get("result")
 		if !db.Get("objectStoreNames").Call("contains", FileName).Bool() {
@@ -90,10 +93,15 @@ func openIDB(name string, timeout time.Duration) (*idb, []idbRecord, error) {
 		return nil, nil, fmt.Errorf("store: open IndexedDB %q: %w", name, err)
 	}
 	d := &idb{db: req.Get("result"), timeout: timeout}
-	tx := d.db.Call("transaction", FileName, "readonly")
-	os := tx.Call("objectStore", FileName)
-	keysReq := os.Call("getAllKeys")
-	valsReq := os.Call("getAll")
+	var tx, keysReq, valsReq js.Value
+	if err := jsTry(func() {
+		tx = d.db.Call("transaction", FileName, "readonly")
+		os := tx.Call("objectStore", FileName)
+		keysReq = os.Call("getAllKeys")
+		valsReq = os.Call("getAll")
+	}); err != nil {
+		return nil, nil, fmt.Errorf("store: read IndexedDB %q: %w", name, err)
+	}
 	if err := await(tx, timeout, "complete"); err != nil {
 		return nil, nil, fmt.Errorf("store: read IndexedDB %q: %w", name, err)
 	}
@@ -116,12 +124,42 @@ func openIDB(name string, timeout time.Duration) (*idb, []idbRecord, error) {
 	return d, recs, nil
 }
 
+// jsTry runs fn, turning a JavaScript exception (which syscall/js raises
+// as a panic: a closed database, a store that is gone) into an error.
+func jsTry(fn func()) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	fn()
+	return nil
+}
+
 // write applies ops in one readwrite transaction with strict durability
 // (flushed to disk before it completes) and waits for it to complete.
 func (d *idb) write(ops []kvOp) error {
+	var tx js.Value
+	if err := jsTry(func() { tx = d.request(ops) }); err != nil {
+		return fmt.Errorf("write IndexedDB: %w", err)
+	}
+	if err := await(tx, d.timeout, "complete"); err != nil {
+		return fmt.Errorf("write IndexedDB: %w", err)
+	}
+	return nil
+}
+
+// request starts the transaction that applies ops; an exception aborts it.
+func (d *idb) request(ops []kvOp) js.Value {
 	opts := js.Global().Get("Object").New()
 	opts.Set("durability", "strict")
 	tx := d.db.Call("transaction", FileName, "readwrite", opts)
+	defer func() {
+		if r := recover(); r != nil {
+			jsTry(func() { tx.Call("abort") }) // none of the changes, not some
+			panic(r)
+		}
+	}()
 	os := tx.Call("objectStore", FileName)
 	keyRange := js.Global().Get("IDBKeyRange")
 	for _, op := range ops {
@@ -136,16 +174,18 @@ func (d *idb) write(ops []kvOp) error {
 			os.Call("put", v, op.Key)
 		}
 	}
-	if err := await(tx, d.timeout, "complete"); err != nil {
-		return fmt.Errorf("write IndexedDB: %w", err)
-	}
-	return nil
+	return tx
 }
 
 // wipe closes and deletes the database name.
 func (d *idb) wipe(name string) error {
-	d.db.Call("close")
-	req := js.Global().Get("indexedDB").Call("deleteDatabase", name)
+	var req js.Value
+	if err := jsTry(func() {
+		d.db.Call("close")
+		req = js.Global().Get("indexedDB").Call("deleteDatabase", name)
+	}); err != nil {
+		return fmt.Errorf("store: delete IndexedDB %q: %w", name, err)
+	}
 	if err := await(req, d.timeout, "success"); err != nil {
 		return fmt.Errorf("store: delete IndexedDB %q: %w", name, err)
 	}
