@@ -195,8 +195,23 @@ func (b *browserWS) Write(p []byte) (int, error) {
 	}
 	arr := js.Global().Get("Uint8Array").New(len(p))
 	js.CopyBytesToJS(arr, p)
-	b.ws.Call("send", arr)
+	if err := jsSend(b.ws, arr); err != nil {
+		b.end(err)
+		return 0, err
+	}
 	return len(p), nil
+}
+
+// jsSend sends one message; an exception (syscall/js raises it as a
+// panic) is an error.
+func jsSend(ws, msg js.Value) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("websocket send: %v", r)
+		}
+	}()
+	ws.Call("send", msg)
+	return nil
 }
 
 func (b *browserWS) Close() error {
