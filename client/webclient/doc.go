@@ -12,6 +12,7 @@
 //	{op: "login", user, password, device_name}  log in as a new device
 //	{op: "send", to, text}                      queue and send a text
 //	{op: "logout"}                              end the session, delete the profile
+//	{op: "typing", to, typing}                  tell to's conversation this user types
 //	{op: "devices"}                             list the user's devices
 //	{op: "revoke", device}                      revoke another device of the user
 //
@@ -28,6 +29,7 @@
 //	{ev: "logged_out", user, device}        the profile is deleted (reload)
 //	{ev: "devices", devices: [{id, name, status, listed, this, created_ms, last_seen_ms}]}
 //	{ev: "revoked", device}                 a revoke went through
+//	{ev: "typing", peer, user, typing}      someone types in a conversation
 //	{ev: "error", op, message}              an operation failed
 //
 // Build: go generate ./homeserver/webui (docs/decisions/0011-web-client-build.md).

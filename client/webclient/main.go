@@ -54,6 +54,7 @@ func main() {
 		post("error", map[string]any{"op": "open", "message": err.Error()})
 	} else {
 		w.c = c
+		c.OnSignal(w.signal)
 		w.start()
 	}
 	js.Global().Call("hearthReady")
@@ -122,6 +123,8 @@ func (w *web) handle(msg js.Value) {
 		w.send(str(msg, "to"), str(msg, "text"))
 	case "logout":
 		w.logout()
+	case "typing":
+		w.typing(str(msg, "to"), msg.Get("typing").Truthy())
 	case "devices":
 		w.devices()
 	case "revoke":
@@ -180,6 +183,38 @@ func (w *web) logout() {
 		return
 	}
 	post("logged_out", map[string]any{"user": a.User, "device": a.DeviceID})
+}
+
+// signal passes a typing push to the page, with the conversation as the
+// page lists it. It must not block the session: the store is read on a
+// goroutine of its own.
+func (w *web) signal(s client.Signal) {
+	if s.Event != "typing" {
+		return // presence is not shown yet
+	}
+	go func() {
+		peer := s.User
+		w.c.Store().View(func(tx *store.Tx) error {
+			if _, err := convstate.Get(tx, s.Conversation); err == nil {
+				peer = peerOf(tx, s.Conversation)
+			}
+			return nil
+		})
+		post("typing", map[string]any{"peer": peer, "user": s.User, "typing": s.Typing})
+	}()
+}
+
+// typing tells the conversation with to that this user types (or stopped).
+// Lossy by design: a failure is not shown.
+func (w *web) typing(to string, typing bool) {
+	if to == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := w.c.Typing(ctx, to, typing); err != nil {
+		w.log.Debug("typing not sent", "err", err)
+	}
 }
 
 // callTimeout bounds one request to the server made for the page.

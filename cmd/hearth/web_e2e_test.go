@@ -133,7 +133,7 @@ func screenshot(t *testing.T, ctx context.Context, dir, name string) {
 // alice (the link code and its QR code shown on the page), alice's CLI
 // device approves it with `hearth chat device approve` reading a
 // screenshot of the QR code, the page sends bob (a CLI user) a
-// text that bob's `chat recv` gets, bob's reply shows in the page's
+// text that bob's `chat recv` gets, bob's typing and his reply show in the page's
 // conversation view, after a reload the page shows both again from the
 // browser's store (IndexedDB) without logging in, a second tab is refused
 // the profile, and logging out deletes it (the next load asks to log in). Screenshots of the three views go to -web.screenshots.
@@ -204,6 +204,11 @@ func TestWebClientLinkAndChat(t *testing.T) {
 	run(t, ctx, "sent", 30*time.Second,
 		poll(`[...document.querySelectorAll("#messages li.msg.out .meta")].some(e => e.textContent.endsWith("· sent"))`, 25*time.Second))
 	expectRecv(t, b1, aliceAddr+":"+hello)
+
+	// Bob types: the page shows it in the conversation with him.
+	b1.must(t, "", "typing", aliceAddr)
+	run(t, ctx, "typing shown", 20*time.Second,
+		poll(fmt.Sprintf(`document.getElementById("typing").textContent === %q`, bobAddr+" is typing…"), 15*time.Second))
 
 	b1.must(t, "", "send", aliceAddr, reply)
 	js := fmt.Sprintf(`[...document.querySelectorAll("#messages li.msg.in")].some(e => e.querySelector(".text").textContent === %q && e.querySelector(".meta").textContent.startsWith(%q))`, reply, bobAddr)

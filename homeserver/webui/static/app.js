@@ -4,7 +4,12 @@
 
 const $ = (id) => document.getElementById(id);
 const worker = new Worker("/web/worker.js");
-const state = { user: "", convs: new Map(), current: "", seen: new Set() };
+const state = { user: "", convs: new Map(), current: "", seen: new Set(), typing: new Map(), typingSent: 0 };
+
+// typingShown is how long "… is typing" stays without a new signal.
+const typingShown = 6000;
+// typingEvery is how often the page repeats that this user types.
+const typingEvery = 3000;
 
 function show(view) {
   for (const v of ["login-view", "link-view", "chat-view", "devices-view", "logged-out-view"]) $(v).hidden = v !== view;
@@ -70,6 +75,9 @@ function render() {
     li.append(b);
     list.append(li);
   }
+  const now = Date.now();
+  const who = [...state.typing].filter(([, t]) => t.peer === state.current && t.until > now).map(([u]) => u);
+  $("typing").textContent = who.length ? who.join(", ") + (who.length > 1 ? " are" : " is") + " typing…" : "";
   const ol = $("messages");
   ol.replaceChildren();
   const c = state.convs.get(state.current);
@@ -162,6 +170,12 @@ worker.onmessage = (e) => {
         for (const x of c.messages) if (x.id === m.id) x.sent = true;
       render();
       break;
+    case "typing":
+      if (m.typing) state.typing.set(m.user, { peer: m.peer, until: Date.now() + typingShown });
+      else state.typing.delete(m.user);
+      render();
+      setTimeout(render, typingShown + 100);
+      break;
     case "devices":
       renderDevices(m.devices);
       break;
@@ -212,12 +226,19 @@ document.addEventListener("DOMContentLoaded", () => {
     $("logout-confirm").disabled = true;
     worker.postMessage({ op: "logout" });
   });
+  $("text").addEventListener("input", () => {
+    const to = $("to").value.trim();
+    if (to === "" || Date.now() - state.typingSent < typingEvery) return;
+    state.typingSent = Date.now();
+    worker.postMessage({ op: "typing", to, typing: true });
+  });
   $("send-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const to = $("to").value.trim(), text = $("text").value;
     if (to === "" || text.trim() === "") return;
     error("");
     state.current = to;
+    state.typingSent = 0;
     worker.postMessage({ op: "send", to, text });
     $("text").value = "";
     $("text").focus();
