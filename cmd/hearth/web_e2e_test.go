@@ -133,7 +133,8 @@ func screenshot(t *testing.T, ctx context.Context, dir, name string) {
 // alice (the link code and its QR code shown on the page), alice's CLI
 // device approves it with `hearth chat device approve` reading a
 // screenshot of the QR code, the page sends bob (a CLI user) a
-// text that bob's `chat recv` gets, bob's typing and his reply show in the page's
+// text that bob's `chat recv` gets, bob's typing and his reply show (and
+// alice's typing in the page reaches bob) in the page's
 // conversation view, after a reload the page shows both again from the
 // browser's store (IndexedDB) without logging in, a second tab is refused
 // the profile, and logging out deletes it (the next load asks to log in). Screenshots of the three views go to -web.screenshots.
@@ -216,9 +217,21 @@ func TestWebClientLinkAndChat(t *testing.T) {
 		poll(fmt.Sprintf(`document.querySelector("#conversations .last").textContent === %q`, reply), 5*time.Second))
 	screenshot(t, ctx, shots, "web-chat.png")
 
+	// Typing in the page reaches bob (`recv --follow --signals`).
+	const again = "still there?"
+	lines := followSignals(t, b1)
+	run(t, ctx, "send again", 10*time.Second,
+		chromedp.SendKeys(chromedp.ID("text"), again),
+		chromedp.Click(chromedp.ID("send")))
+	await(t, lines, "the browser's second message", func(m map[string]any) bool { return m["text"] == again })
+	run(t, ctx, "type", 10*time.Second, chromedp.SendKeys(chromedp.ID("text"), "x"))
+	await(t, lines, "alice typing", func(m map[string]any) bool {
+		return m["event"] == "typing" && m["user"] == aliceAddr && m["typing"] == true
+	})
+
 	// A reload finds the profile in IndexedDB: no login, the conversation
-	// with both messages from the stored history.
-	both := fmt.Sprintf(`(() => { const t = [...document.querySelectorAll("#messages li.msg .text")].map(e => e.textContent); return t.length === 2 && t[0] === %q && t[1] === %q })()`, hello, reply)
+	// with its messages from the stored history.
+	both := fmt.Sprintf(`(() => { const t = [...document.querySelectorAll("#messages li.msg .text")].map(e => e.textContent); return t.join("|") === %q })()`, hello+"|"+reply+"|"+again)
 	run(t, ctx, "reload", 30*time.Second,
 		chromedp.Reload(),
 		chromedp.WaitVisible(chromedp.ID("chat-view")),
