@@ -232,10 +232,13 @@ func TestWebClientLinkAndChat(t *testing.T) {
 	// A reload finds the profile in IndexedDB: no login, the conversation
 	// with its messages from the stored history.
 	both := fmt.Sprintf(`(() => { const t = [...document.querySelectorAll("#messages li.msg .text")].map(e => e.textContent); return t.join("|") === %q })()`, hello+"|"+reply+"|"+again)
+	start := time.Now()
 	run(t, ctx, "reload", 30*time.Second,
 		chromedp.Reload(),
 		chromedp.WaitVisible(chromedp.ID("chat-view")),
 		poll(both, 25*time.Second))
+	// Issue 15's target is 2 s on an idle machine; this run shares the CPU.
+	t.Logf("reload to the conversation view with its history: %v", time.Since(start).Round(time.Millisecond))
 
 	// The CLI device sees bob's reply too (it is alice's other device).
 	msgs := parseMsgs(t, a1.must(t, "", "recv", "--json", "--timeout", "3s"))
