@@ -22,6 +22,8 @@ var notInOpenAPI = map[string]string{
 	"/hearth/v1/admin/":    "the prefix of the admin routes, each listed from homeserver/admin",
 	"/hearth/federation/":  "server-to-server federation: docs/federation.md",
 	"/.well-known/hearth/": "server-to-server key discovery: docs/federation.md",
+	"GET /{$}":             "the web client's page (homeserver/webui): docs/transport.md",
+	"GET /web/":            "the web client's files (homeserver/webui): docs/transport.md",
 }
 
 // registeredRoutes reads the route patterns that the non-test Go files of

@@ -34,7 +34,9 @@
 //	client/e2ee       the MLS seam (Engine, Group) and the group cache;
 //	                  client/mlsgroup implements it on keys/mls
 //	client/transfer   encrypted media: resumable upload, checked download
-//	client/store      the profile's bbolt store
+//	client/store      the profile's bbolt store (IndexedDB in the browser)
+//	client/webclient  this library as WebAssembly in the browser's Web
+//	                  Worker (GOOS=js; homeserver/webui serves it)
 //
 // A message goes Queue (outbox.go) → outbox.Sender.Flush → sealer.seal
 // (roster.Reconcile, the group's Encrypt, stored with the new state) →

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/chacha20poly1305"
 )
@@ -150,7 +149,7 @@ func (s *sealer) open(k, v []byte) ([]byte, error) {
 
 // get returns a copy of the value of k in b, opened if the profile is
 // encrypted; nil if there is none.
-func (t *Tx) get(b *bolt.Bucket, k []byte) ([]byte, error) {
+func (t *Tx) get(b *kvBucket, k []byte) ([]byte, error) {
 	v := b.Get(k)
 	if v == nil {
 		return nil, nil
@@ -162,7 +161,7 @@ func (t *Tx) get(b *bolt.Bucket, k []byte) ([]byte, error) {
 }
 
 // put stores v under k in b, sealed if the profile is encrypted.
-func (t *Tx) put(b *bolt.Bucket, k, v []byte) error {
+func (t *Tx) put(b *kvBucket, k, v []byte) error {
 	if t.s != nil {
 		v = t.s.seal(k, v)
 	}
@@ -280,7 +279,7 @@ func sealAll(t *Tx, secret []byte, rec kdfRecord) (*sealer, error) {
 
 // sealBucket seals every value of b and of the buckets nested in it; in
 // the sync bucket the mailbox sequence stays plain (MailboxSeq).
-func sealBucket(s *sealer, b *bolt.Bucket, isSync bool) error {
+func sealBucket(s *sealer, b *kvBucket, isSync bool) error {
 	type kv struct{ k, v []byte }
 	var vals []kv
 	var nested [][]byte
@@ -368,7 +367,7 @@ func (s *Store) Encrypted() bool {
 // lockedElsewhere refuses a transaction of a store opened without a key on
 // a profile another process has encrypted since: its writes would be
 // plaintext among sealed values.
-func lockedElsewhere(tx *bolt.Tx, sl *sealer) error {
+func lockedElsewhere(tx *kvTx, sl *sealer) error {
 	if sl != nil {
 		return nil
 	}

@@ -1,5 +1,11 @@
 // Package store is the Hearth client's local store: one bbolt file in the
 // profile folder, holding everything a device must remember across runs.
+// In the browser (GOOS=js, the web client) the same records live in
+// IndexedDB instead: store_js.go keeps them in the in-memory tree of
+// memkv.go, which behaves as bbolt does, and writes each Update's changes
+// in one IndexedDB transaction before Update returns. The record code
+// (records.go, history.go, outbox.go, trees.go, crypt.go) is shared; the
+// sections below on files and processes are about bbolt.
 //
 // Buckets:
 //

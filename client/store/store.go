@@ -1,8 +1,8 @@
+//go:build !js
+
 package store
 
 import (
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -15,24 +15,6 @@ import (
 
 // FileName is the name of the bbolt file inside a profile folder.
 const FileName = "hearth.db"
-
-// ErrNotFound is returned when a record does not exist.
-var ErrNotFound = errors.New("store: not found")
-
-var (
-	bAccount = []byte("account")
-	bKeys    = []byte("keys")
-	bGroups  = []byte("groups")
-	bOutbox  = []byte("outbox")
-	bOutIDs  = []byte("outbox-ids")
-	// bOutQueues indexes the pending outbox items by send queue (queueKey).
-	bOutQueues = []byte("outbox-queues")
-	bHistory   = []byte("history")
-	bSync      = []byte("sync")
-
-	kAccount = []byte("account")
-	kMailbox = []byte("mailbox-seq")
-)
 
 // Store is a profile store. It is safe for concurrent use, also by
 // several processes (`hearth chat recv --follow` and `hearth chat send` on
@@ -335,12 +317,6 @@ func (s *Store) Compact() error {
 	return s.closeLocked() // the next transaction opens the new file
 }
 
-// Tx is one transaction; see Update and View.
-type Tx struct {
-	tx *bolt.Tx
-	s  *sealer // nil: values are stored as they are
-}
-
 // Update runs fn in one read-write transaction. Its changes become durable
 // (fsynced) together when fn returns nil, and are discarded otherwise.
 func (s *Store) Update(fn func(*Tx) error) error { return s.update(fn, true) }
@@ -381,36 +357,4 @@ func (s *Store) View(fn func(*Tx) error) error {
 			return fn(&Tx{tx: tx, s: sl})
 		})
 	}))
-}
-
-func u64key(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
-
-func (t *Tx) getJSON(b *bolt.Bucket, k []byte, v any) error {
-	raw, err := t.get(b, k)
-	if err != nil {
-		return err
-	}
-	if raw == nil {
-		return ErrNotFound
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return fmt.Errorf("store: corrupt record %q: %w", k, err)
-	}
-	return nil
-}
-
-func (t *Tx) putJSON(b *bolt.Bucket, k []byte, v any) error {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("store: encode %q: %w", k, err)
-	}
-	return t.put(b, k, raw)
-}
-
-// cloneBytes copies a value read from bbolt, which is valid only inside its transaction.
-func cloneBytes(b []byte) []byte {
-	if b == nil {
-		return nil
-	}
-	return append([]byte{}, b...)
 }

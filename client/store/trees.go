@@ -3,8 +3,6 @@ package store
 import (
 	"errors"
 	"fmt"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Ratchet trees stored apart from group states. An MLS state saved in
@@ -77,7 +75,7 @@ func (t *Tx) PutGroupSplit(conv string, state []byte, trees map[string][]byte) e
 
 // groupTrees is bucket bTrees: one nested bucket of trees per conversation.
 type groupTrees struct {
-	b *bolt.Bucket
+	b *kvBucket
 	t *Tx
 }
 
@@ -125,14 +123,14 @@ func (g groupTrees) delete(conv string) error {
 		return nil
 	}
 	err := g.b.DeleteBucket([]byte(conv))
-	if errors.Is(err, bolt.ErrBucketNotFound) {
+	if errors.Is(err, errBucketNotFound) {
 		return nil
 	}
 	return err
 }
 
 // bucket returns conv's bucket of trees, nil if it has none.
-func (g groupTrees) bucket(conv string) *bolt.Bucket {
+func (g groupTrees) bucket(conv string) *kvBucket {
 	if conv == "" {
 		return nil
 	}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"time"
 
 	"hearth/client/session"
@@ -168,12 +167,11 @@ func (t *Transfer) FetchProgress(ctx context.Context, ref store.MediaRef, w io.W
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	want := media.SealedSize(ref.Size)
-	tmp, err := os.CreateTemp(t.cfg.Dir, ".download-*")
+	tmp, cleanup, err := scratchFile(t.cfg.Dir, ".download-*")
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
+	defer cleanup()
 	hw := media.NewHashWriter(tmp)
 	var dst io.Writer = hw
 	if progress != nil {

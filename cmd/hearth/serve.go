@@ -24,6 +24,7 @@ import (
 	"hearth/homeserver/certs"
 	"hearth/homeserver/metrics"
 	"hearth/homeserver/transport"
+	"hearth/homeserver/webui"
 	"hearth/storage"
 )
 
@@ -183,7 +184,12 @@ func runServer(ctx context.Context, dir, listen, metricsFlag string, log *slog.L
 	// transport's sessions in their status: ops.tr is set once tr exists,
 	// before anything is served.
 	ops := &statusOps{Server: hs}
+	web, err := webui.New()
+	if err != nil {
+		return err
+	}
 	tr, err := transport.New(cfg.transportConfig(), transport.Deps{
+		Web:     web,
 		Streams: hs, History: hs, Media: hs, Tokens: hs, Conversations: hs, TLS: tlsConf, Log: log.With("component", "transport"), Federation: hs.FederationHandler(),
 		ResetKey: resetKey,
 		Admin:    admin.NewRESTHandler(ops, hs, hs, log.With("component", "admin", "via", "rest")),

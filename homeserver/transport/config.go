@@ -20,6 +20,9 @@ const (
 	PathWebSocket    = "/hearth/v1/ws"
 	PathMessages     = "/hearth/v1/messages"
 	PathHealth       = "/healthz"
+	// PathWeb is the prefix of the web client's files (Deps.Web); the
+	// page itself is at /.
+	PathWeb = "/web/"
 	// PathAdmin is the prefix of the remote admin routes (Deps.Admin).
 	PathAdmin = "/hearth/v1/admin/"
 )
@@ -125,6 +128,9 @@ type Deps struct {
 	ResetKey *quic.StatelessResetKey
 	// Now is the clock of session tickets' ages (EarlyDataMaxAge); nil: time.Now.
 	Now func() time.Time
+	// Web serves the web client: the page at / and its files under
+	// PathWeb (homeserver/webui); nil: not served.
+	Web http.Handler
 }
 
 func (d Deps) validate() (Deps, error) {

@@ -121,6 +121,10 @@ func (s *Server) routes(h3 bool) http.Handler {
 		mux.Handle("/hearth/federation/", s.deps.Federation)
 		mux.Handle("/.well-known/hearth/", s.deps.Federation)
 	}
+	if s.deps.Web != nil {
+		mux.Handle("GET /{$}", s.deps.Web)
+		mux.Handle("GET "+PathWeb, s.deps.Web)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, s.log, errNotFound)
 	})

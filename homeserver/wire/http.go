@@ -1,3 +1,8 @@
+// The HTTP form of errors is for servers and tools; the browser's client
+// (GOOS=js) has no use for it and does not carry net/http.
+
+//go:build !js
+
 package wire
 
 import (

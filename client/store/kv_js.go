@@ -1,0 +1,13 @@
+//go:build js
+
+package store
+
+import "errors"
+
+// In the browser the records live in the memkv.go tree, kept in IndexedDB.
+type (
+	kvTx     = memTx
+	kvBucket = memBucket
+)
+
+var errBucketNotFound = errors.New("store: bucket not found")

@@ -1,0 +1,64 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// ErrNotFound is returned when a record does not exist.
+var ErrNotFound = errors.New("store: not found")
+
+var (
+	bAccount = []byte("account")
+	bKeys    = []byte("keys")
+	bGroups  = []byte("groups")
+	bOutbox  = []byte("outbox")
+	bOutIDs  = []byte("outbox-ids")
+	// bOutQueues indexes the pending outbox items by send queue (queueKey).
+	bOutQueues = []byte("outbox-queues")
+	bHistory   = []byte("history")
+	bSync      = []byte("sync")
+
+	kAccount = []byte("account")
+	kMailbox = []byte("mailbox-seq")
+)
+
+// Tx is one transaction; see Update and View.
+type Tx struct {
+	tx *kvTx
+	s  *sealer // nil: values are stored as they are
+}
+
+func u64key(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
+
+func (t *Tx) getJSON(b *kvBucket, k []byte, v any) error {
+	raw, err := t.get(b, k)
+	if err != nil {
+		return err
+	}
+	if raw == nil {
+		return ErrNotFound
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("store: corrupt record %q: %w", k, err)
+	}
+	return nil
+}
+
+func (t *Tx) putJSON(b *kvBucket, k []byte, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("store: encode %q: %w", k, err)
+	}
+	return t.put(b, k, raw)
+}
+
+// cloneBytes copies a value read from bbolt, which is valid only inside its transaction.
+func cloneBytes(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append([]byte{}, b...)
+}
