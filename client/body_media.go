@@ -21,12 +21,18 @@ const (
 )
 
 // encodeItemBody is the body of an outbox item: its text, and the media
-// reference if it has one.
+// reference if it has one, with the sender's time.
+// A receipt or settings item has its body ready. The sender's time is
+// the time the item was queued.
 func encodeItemBody(it store.OutboxItem) ([]byte, error) {
-	if it.Media == nil {
-		return encodeBody(it.Text)
+	if it.Body != nil {
+		return it.Body, nil
 	}
-	return json.Marshal(body{V: 1, Text: it.Text, Media: it.Media})
+	b := body{V: 1, Text: it.Text, Media: it.Media}
+	if !it.Created.IsZero() {
+		b.TS = it.Created.UnixMilli()
+	}
+	return json.Marshal(b)
 }
 
 // checkMediaRef validates a media reference from a message body.

@@ -10,6 +10,7 @@ import (
 	mrand "math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"hearth/client/account"
@@ -71,6 +72,8 @@ type Client struct {
 
 	mu       sync.Mutex
 	onSignal func(Signal) // typing and presence pushes (signals.go)
+
+	rcptQueued atomic.Bool // a receipt waits in the outbox (receipts.go)
 }
 
 // ErrNotLoggedIn is returned when the profile has no account yet.
@@ -114,7 +117,8 @@ func Open(cfg Config) (*Client, error) {
 	c.rosters = roster.New(roster.Config{Store: st, States: c.states, Dir: c.dir, Self: c.acct.Self, Call: c.link.call, NewID: c.newID,
 		Log: cfg.Logger, Now: cfg.Now})
 	c.devs = &deviceSync{e2ee: cfg.Groups != nil, st: st, link: c.link, acct: c.acct, rosters: c.rosters, kp: c.kp, log: cfg.Logger}
-	c.recv = &receiver{st: st, states: c.states, mls: c.mls, dir: c.dir, rosters: c.rosters, self: c.acct.Self, log: cfg.Logger}
+	c.recv = &receiver{st: st, states: c.states, mls: c.mls, dir: c.dir, rosters: c.rosters, self: c.acct.Self, log: cfg.Logger,
+		rcpt: &receipts{newID: c.newID, now: cfg.Now}, queued: func() { c.rcptQueued.Store(true) }}
 	c.media = transfer.New(transfer.Config{Dir: cfg.Profile, Store: st, Call: c.link.call, CallIdempotent: c.link.callIdempotent,
 		Rand: cfg.Rand, Now: cfg.Now, Log: cfg.Logger})
 	c.groups = &Groups{e2ee: cfg.Groups != nil, st: st, states: c.states, mls: c.mls, dir: c.dir, rosters: c.rosters, acct: c.acct,

@@ -495,6 +495,10 @@ func (o *Sender) settle(rs []result) {
 			if err := o.cfg.ControlSent(r.it); err != nil {
 				rs[i].err = localRetry(err)
 			}
+		case r.it.Body != nil:
+			if err := o.bodySent(r.it); err != nil {
+				rs[i].err = localRetry(err)
+			}
 		default:
 			texts = append(texts, i)
 		}
@@ -507,8 +511,12 @@ func (o *Sender) settle(rs []result) {
 		err = o.cfg.Store.Update(func(tx *store.Tx) error {
 			for _, i := range texts {
 				r := rs[i]
+				server := time.UnixMilli(r.ok.GetServerTimeMs()).UTC()
 				m := store.Message{ID: r.it.ID, Conversation: r.req.GetConversationId(), From: user, Text: r.it.Text, Media: r.it.Media,
-					SentAt: time.UnixMilli(r.ok.GetServerTimeMs()).UTC(), Seq: r.ok.GetConversationSeq()}
+					SentAt: server, Seq: r.ok.GetConversationSeq(), Recipients: r.it.Recipients}
+				if !r.it.Created.IsZero() { // the sender's time, as the body carries it
+					m.SentAt, m.ServerTime = time.UnixMilli(r.it.Created.UnixMilli()).UTC(), &server
+				}
 				if _, err := tx.AddHistory(m); err != nil {
 					return err
 				}
@@ -524,6 +532,17 @@ func (o *Sender) settle(rs []result) {
 			rs[i].err = localRetry(err)
 		}
 	}
+}
+
+// bodySent finishes an accepted receipt or settings item: it leaves the
+// outbox and nothing enters history.
+func (o *Sender) bodySent(it store.OutboxItem) error {
+	return o.cfg.Store.Update(func(tx *store.Tx) error {
+		if err := tx.DeleteOutbox(it.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		return nil
+	})
 }
 
 // localRetry marks a local failure after the server accepted a message

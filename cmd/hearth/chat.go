@@ -44,6 +44,7 @@ func newChatCmd() *cobra.Command {
 	cmd.AddCommand(newChatLoginCmd(env), newChatDeviceCmd(env), newChatSendCmd(env), newChatRecvCmd(env), newChatHistoryCmd(env), newChatGroupCmd(env),
 		newChatMediaCmd(env), newChatOutboxCmd(env))
 	cmd.AddCommand(newChatTypingCmd(env), newChatPresenceCmd(env))
+	cmd.AddCommand(newChatReadCmd(env), newChatSettingsCmd(env))
 	return cmd
 }
 
