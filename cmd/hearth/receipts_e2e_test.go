@@ -59,7 +59,7 @@ func rcptHistory(t *testing.T, p *profile, target string) map[string]rcptMsg {
 // events and the texts of the messages it printed.
 func recvReceipts(t *testing.T, p *profile, args ...string) (evs []rcptEvent, texts []string) {
 	t.Helper()
-	out := p.must(t, "", append([]string{"recv", "--json", "--signals", "--timeout", "3s"}, args...)...)
+	out := p.must(t, "", append([]string{"recv", "--json", "--signals", "--timeout", "1500ms"}, args...)...)
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		if line == "" {
 			continue
@@ -198,7 +198,8 @@ func directReceipts(t *testing.T, a, b *profile, aAt, bAt string) {
 }
 
 // TestReceiptsDirectE2E: receipts in a 1:1 conversation on one server
-// and across two federated servers, with the real binary.
+// and (with -receipts.fed) across two federated servers, with the real
+// binary.
 func TestReceiptsDirectE2E(t *testing.T) {
 	skipShort(t)
 	t.Run("one server", func(t *testing.T) {
@@ -206,6 +207,7 @@ func TestReceiptsDirectE2E(t *testing.T) {
 		directReceipts(t, a1, b1, aliceAddr, bobAddr)
 	})
 	t.Run("two servers", func(t *testing.T) {
+		skipUnlessReceiptsFed(t)
 		a, b := newFedServer(t, "a.example"), newFedServer(t, "b.example")
 		a.admin(t, "", "federation", "peer", "add", "b.example", "--address", b.listen, "--ca", filepath.Join(b.dir, certs.CAFile))
 		b.admin(t, "", "federation", "peer", "add", "a.example", "--address", a.listen, "--ca", filepath.Join(a.dir, certs.CAFile))
