@@ -1,0 +1,109 @@
+package main
+
+import (
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestReceiptsOfflineAndKillE2E: bob is offline while alice sends; the
+// server is killed (SIGKILL) around bob's delivery receipt and his read
+// receipt, and bob reads while the server is down. Alice ends with every
+// message read, each delivery and each read reported exactly once.
+func TestReceiptsOfflineAndKillE2E(t *testing.T) {
+	skipShort(t)
+	n, a1, b1 := newMessagingNet(t)
+	seen := map[string]bool{}
+	first := sendID(t, a1, bobAddr, "before")
+	recvReceipts(t, b1)
+	evs, _ := recvReceipts(t, a1)
+	if got := receiptIDs(t, evs, "delivered", bobAddr, seen); !slices.Equal(got, []string{first}) {
+		t.Fatalf("delivery receipts %v, want [%s]", got, first)
+	}
+
+	// Bob offline: alice sends, the server dies and comes back.
+	ids := []string{first}
+	for _, text := range []string{"o1", "o2", "o3"} {
+		ids = append(ids, sendID(t, a1, bobAddr, text))
+	}
+	n.killAndRestart(t)
+	if _, texts := recvReceipts(t, b1); strings.Join(texts, ",") != "o1,o2,o3" {
+		t.Fatalf("bob received %v after the crash", texts)
+	}
+	n.killAndRestart(t)
+
+	// Bob reads while the server is down: the receipt stays queued.
+	n.srv.stop(t, syscall.SIGKILL)
+	if r := b1.chat(t, "", "read", aliceAddr, "--timeout", "2s"); r.code == 0 || !strings.Contains(r.stderr, "stays queued") {
+		t.Fatalf("read with the server down: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if out := b1.must(t, "", "outbox", "list"); !strings.Contains(out, "(receipt)") {
+		t.Fatalf("bob's outbox holds no receipt:\n%s", out)
+	}
+	n.srv = startServe(t, n.dir, nil, "--dir", n.dir)
+	b1.must(t, "", "recv", "--timeout", "1s") // sends what is queued
+	n.killAndRestart(t)
+
+	evs, _ = recvReceipts(t, a1)
+	if got := receiptIDs(t, evs, "delivered", bobAddr, seen); !slices.Equal(got, sorted(ids[1:]...)) {
+		t.Fatalf("delivery receipts %v, want %v (%+v)", got, sorted(ids[1:]...), evs)
+	}
+	if got := receiptIDs(t, evs, "read", bobAddr, seen); !slices.Equal(got, sorted(ids...)) {
+		t.Fatalf("read receipts %v, want %v (%+v)", got, sorted(ids...), evs)
+	}
+	for _, id := range ids {
+		checkStatus(t, a1, bobAddr, id, "read", []string{bobAddr}, []string{bobAddr})
+	}
+	// Nothing is reported again, and reading again sends nothing.
+	b1.must(t, "", "read", aliceAddr)
+	if evs, _ := recvReceipts(t, a1); len(evs) != 0 {
+		t.Fatalf("receipts after everything was read: %+v", evs)
+	}
+	if out := strings.TrimSpace(b1.must(t, "", "outbox", "list", "--json")); out != "" {
+		t.Fatalf("bob's outbox is not empty:\n%s", out)
+	}
+}
+
+// TestReceiptsOffE2E: bob turns read receipts off on one device (his
+// other device follows); then neither does alice see bob's reads nor bob
+// alice's, in their 1:1, while deliveries still show. Typing off sends
+// nothing.
+func TestReceiptsOffE2E(t *testing.T) {
+	skipShort(t)
+	n, a1, b1 := newMessagingNet(t)
+	b2 := newProfile(t, "bob")
+	linkDevice(t, n, b2, b1)
+	x1 := sendID(t, a1, bobAddr, "x1")
+	recvReceipts(t, b1)
+
+	if out := keyValues(b1.must(t, "", "settings", "read-receipts", "off")); out["read-receipts"] != "off" {
+		t.Fatalf("settings read-receipts off printed %v", out)
+	}
+	b1.must(t, "", "settings", "typing", "off")
+	b2.must(t, "", "recv", "--timeout", "1500ms")
+	if set := keyValues(b2.must(t, "", "settings")); set["read-receipts"] != "off" || set["typing"] != "off" {
+		t.Fatalf("bob's other device has settings %v, want read-receipts and typing off", set)
+	}
+	if set := keyValues(a1.must(t, "", "settings")); set["read-receipts"] != "on" || set["typing"] != "on" {
+		t.Fatalf("alice's settings %v, want the defaults", set)
+	}
+
+	// Bob reads: alice sees delivery only.
+	b1.must(t, "", "read", aliceAddr)
+	recvReceipts(t, a1)
+	checkStatus(t, a1, bobAddr, x1, "delivered", []string{bobAddr}, nil)
+
+	// Alice reads bob's message: bob does not see it, on either device.
+	y1 := sendID(t, b1, aliceAddr, "y1")
+	recvReceipts(t, a1)
+	a1.must(t, "", "read", bobAddr)
+	for _, p := range []*profile{b1, b2} {
+		recvReceipts(t, p)
+		checkStatus(t, p, aliceAddr, y1, "delivered", []string{aliceAddr}, nil)
+	}
+
+	if r := b2.chat(t, "", "typing", aliceAddr); r.code != 0 || !strings.Contains(r.stderr, "typing indicators are off") {
+		t.Fatalf("typing with typing off: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
