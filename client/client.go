@@ -42,6 +42,9 @@ type Config struct {
 	// ConnectWait bounds how long Receive waits to reach the server and
 	// how long it waits for progress while catching up (default 20s).
 	ConnectWait time.Duration
+	// NoDeliveryReceipts stops this device from sending delivery receipts
+	// (for benchmarks that measure what receipts cost).
+	NoDeliveryReceipts bool
 }
 
 // Client is one device's view of Hearth: its profile store and, once
@@ -118,7 +121,7 @@ func Open(cfg Config) (*Client, error) {
 		Log: cfg.Logger, Now: cfg.Now})
 	c.devs = &deviceSync{e2ee: cfg.Groups != nil, st: st, link: c.link, acct: c.acct, rosters: c.rosters, kp: c.kp, log: cfg.Logger}
 	c.recv = &receiver{st: st, states: c.states, mls: c.mls, dir: c.dir, rosters: c.rosters, self: c.acct.Self, log: cfg.Logger,
-		rcpt: &receipts{newID: c.newID, now: cfg.Now}, queued: func() { c.rcptQueued.Store(true) }}
+		rcpt: &receipts{newID: c.newID, now: cfg.Now}, queued: func() { c.rcptQueued.Store(true) }, noDelivered: cfg.NoDeliveryReceipts}
 	c.media = transfer.New(transfer.Config{Dir: cfg.Profile, Store: st, Call: c.link.call, CallIdempotent: c.link.callIdempotent,
 		Rand: cfg.Rand, Now: cfg.Now, Log: cfg.Logger})
 	c.groups = &Groups{e2ee: cfg.Groups != nil, st: st, states: c.states, mls: c.mls, dir: c.dir, rosters: c.rosters, acct: c.acct,

@@ -33,7 +33,9 @@ type receiver struct {
 	// queued is told that a receipt was put in the outbox, for Receive
 	// to send it soon.
 	queued func()
-	log    *slog.Logger
+	// noDelivered: no delivery receipts (Config.NoDeliveryReceipts).
+	noDelivered bool
+	log         *slog.Logger
 }
 
 var (
@@ -73,6 +75,9 @@ func (r *receiver) HandleDeliveries(ctx context.Context, ds []*wire.Delivery) er
 // receiptDelivered queues one delivery receipt per conversation that
 // received messages of other users in this run.
 func (r *receiver) receiptDelivered(tx *store.Tx, self e2ee.Self, got map[string]uint64) error {
+	if r.noDelivered {
+		return nil
+	}
 	me := convstate.UserOf(self.Address)
 	for conv, seq := range got {
 		if tx.Meta(goneName(conv)) != nil {
