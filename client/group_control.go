@@ -197,6 +197,11 @@ func (r *receiver) applyControl(tx *store.Tx, conv string, g e2ee.Group, self e2
 		}
 	}
 	meta.Name, meta.Description, meta.Admins = ctl.Name, ctl.Description, slices.Clone(ctl.Admins)
+	if ok, err := adoptSettingsGroup(tx, conv, ctl.Name, g.Members(), convstate.UserOf(self.Address)); err != nil {
+		return nil, err
+	} else if ok {
+		evs = nil // the settings group is no conversation to show
+	}
 	if sealed, ok := ctl.Keys[self.Address]; ok {
 		seed, err := g.OpenSealed(adminKeyLabel, []byte(conv), sealed)
 		if err == nil && len(seed) == ed25519.SeedSize && string(ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)) == string(g.AdminKey()) {

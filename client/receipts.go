@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"hearth/client/convstate"
@@ -26,10 +27,13 @@ const (
 	ReceiptRead      = "read"
 )
 
-// receiptBody is the receipt inside a message body.
+// receiptBody is the receipt inside a message body. Conv is set only in
+// the settings group: this user's read of conversation Conv, for its
+// other devices, when read receipts are off in that 1:1 conversation.
 type receiptBody struct {
 	Kind string `json:"kind"`
 	UpTo uint64 `json:"up_to"`
+	Conv string `json:"conv,omitempty"`
 }
 
 // check validates a received receipt.
@@ -40,8 +44,14 @@ func (r *receiptBody) check() error {
 	if r.UpTo == 0 || r.UpTo > maxSeq {
 		return fmt.Errorf("receipt: up_to %d out of range", r.UpTo)
 	}
+	if r.Conv != "" && (len(r.Conv) > maxConvID || !printable(r.Conv) || !strings.Contains(r.Conv, "@")) {
+		return fmt.Errorf("receipt: bad conversation id")
+	}
 	return nil
 }
+
+// maxConvID bounds a conversation id in a receipt.
+const maxConvID = 300
 
 // maxSeq bounds a sequence number in a receipt (2^53, exact in JSON
 // numbers everywhere).
@@ -124,14 +134,20 @@ func (r *receipts) queue(tx *store.Tx, conv, me, kind string, upTo uint64) (bool
 	if err := saveReceipts(tx, conv, st); err != nil {
 		return false, err
 	}
+	rc, to, pending := receiptBody{Kind: kind, UpTo: upTo}, conv, pendingReceiptName(conv, kind)
 	if kind == ReceiptRead && !readReceiptsOn(tx) && isDirect(tx, conv) {
-		return false, nil
+		// Not to the sender; to this user's other devices only, through
+		// the settings group (when there is one yet).
+		if to = string(tx.Meta(settingsConvName)); to == "" {
+			return false, nil
+		}
+		rc.Conv, pending = conv, pendingReceiptName(to, kind+">"+conv)
 	}
-	body, err := json.Marshal(body{V: 1, TS: r.now().UnixMilli(), Rcpt: &receiptBody{Kind: kind, UpTo: upTo}})
+	body, err := json.Marshal(body{V: 1, TS: r.now().UnixMilli(), Rcpt: &rc})
 	if err != nil {
 		return false, err
 	}
-	if id := tx.Meta(pendingReceiptName(conv, kind)); id != nil {
+	if id := tx.Meta(pending); id != nil {
 		it, err := tx.OutboxItem(string(id))
 		if err == nil && it.Payload == nil && it.Failed == "" {
 			it.Body = body
@@ -142,10 +158,10 @@ func (r *receipts) queue(tx *store.Tx, conv, me, kind string, upTo uint64) (bool
 	if err != nil {
 		return false, err
 	}
-	if _, err := tx.AddOutbox(store.OutboxItem{ID: id, Conversation: conv, Body: body, Created: r.now().UTC()}); err != nil {
+	if _, err := tx.AddOutbox(store.OutboxItem{ID: id, Conversation: to, Body: body, Created: r.now().UTC()}); err != nil {
 		return false, err
 	}
-	return true, tx.PutMeta(pendingReceiptName(conv, kind), []byte(id))
+	return true, tx.PutMeta(pending, []byte(id))
 }
 
 // apply records a receipt of reader's user (from) and returns the
@@ -154,6 +170,12 @@ func (r *receipts) queue(tx *store.Tx, conv, me, kind string, upTo uint64) (bool
 // read receipts off (as in WhatsApp: who does not send them does not see
 // them).
 func (r *receipts) apply(tx *store.Tx, conv, me, from string, rc receiptBody) (*store.Message, error) {
+	if rc.Conv != "" {
+		if from != me {
+			return nil, nil // only this user's devices speak for this user's reads
+		}
+		conv, rc.Conv = rc.Conv, ""
+	}
 	if rc.Kind == ReceiptRead && from != me && !readReceiptsOn(tx) && isDirect(tx, conv) {
 		rc.Kind = ReceiptDelivered // what a read receipt says about delivery still holds
 	}

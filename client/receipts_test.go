@@ -149,7 +149,7 @@ func TestReceiptQueueMerges(t *testing.T) {
 	}
 	queue("d@x", ReceiptDelivered, 3)
 	queue("d@x", ReceiptDelivered, 5)
-	if got := outboxReceipts(t, st); !slices.Equal(got, []receiptBody{{ReceiptDelivered, 5}}) {
+	if got := outboxReceipts(t, st); !slices.Equal(got, []receiptBody{{Kind: ReceiptDelivered, UpTo: 5}}) {
 		t.Fatalf("outbox %+v, want one delivery receipt up to 5", got)
 	}
 	if queue("d@x", ReceiptDelivered, 4) {
@@ -162,7 +162,7 @@ func TestReceiptQueueMerges(t *testing.T) {
 	})
 	queue("d@x", ReceiptDelivered, 7)
 	queue("d@x", ReceiptRead, 6)
-	want := []receiptBody{{ReceiptDelivered, 5}, {ReceiptDelivered, 7}, {ReceiptRead, 6}}
+	want := []receiptBody{{Kind: ReceiptDelivered, UpTo: 5}, {Kind: ReceiptDelivered, UpTo: 7}, {Kind: ReceiptRead, UpTo: 6}}
 	if got := outboxReceipts(t, st); !slices.Equal(got, want) {
 		t.Fatalf("outbox %+v, want %+v", got, want)
 	}
@@ -206,7 +206,7 @@ func TestReceiptApplyAndStatus(t *testing.T) {
 	apply := func(conv, from, kind string, upTo uint64) *store.Message {
 		var ev *store.Message
 		if err := st.Update(func(tx *store.Tx) (err error) {
-			ev, err = r.apply(tx, conv, "a@x", from, receiptBody{kind, upTo})
+			ev, err = r.apply(tx, conv, "a@x", from, receiptBody{Kind: kind, UpTo: upTo})
 			return
 		}); err != nil {
 			t.Fatal(err)
@@ -318,4 +318,59 @@ func FuzzDecodeReceiptBody(f *testing.F) {
 			t.Fatalf("re-encoding changed %+v into %+v", m, m2)
 		}
 	})
+}
+
+// TestReceiptReadSyncWhenOff: with read receipts off, a read in a direct
+// conversation goes to this user's settings group only (with the
+// conversation named), and only this user's devices may apply such a
+// receipt.
+func TestReceiptReadSyncWhenOff(t *testing.T) {
+	st, r := receiptStore(t)
+	err := st.Update(func(tx *store.Tx) error {
+		if err := tx.PutMeta(settingsConvName, []byte("s@x")); err != nil {
+			return err
+		}
+		if err := saveSettings(tx, map[string]setting{"read-receipts": {Value: "off", At: 1}}); err != nil {
+			return err
+		}
+		_, err := tx.AddHistory(store.Message{ID: "b1", Conversation: "d@x", From: "b@x", Seq: 1})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Update(func(tx *store.Tx) error {
+		if q, err := r.queue(tx, "d@x", "a@x", ReceiptRead, 1); !q || err != nil {
+			t.Fatalf("read not queued for this user's devices: %v %v", q, err)
+		}
+		return nil
+	})
+	st.View(func(tx *store.Tx) error {
+		items, _ := tx.Outbox()
+		if len(items) != 1 || items[0].Conversation != "s@x" {
+			t.Fatalf("outbox %+v, want one item to the settings group", items)
+		}
+		b, err := decodeFull(items[0].Body)
+		if err != nil || b.Rcpt == nil || b.Rcpt.Conv != "d@x" || b.Rcpt.Kind != ReceiptRead {
+			t.Fatalf("settings group receipt %s: %v", items[0].Body, err)
+		}
+		return nil
+	})
+	apply := func(from string) *store.Message {
+		var ev *store.Message
+		st.Update(func(tx *store.Tx) (err error) {
+			ev, err = r.apply(tx, "s@x", "a@x", from, receiptBody{Kind: ReceiptRead, UpTo: 1, Conv: "d@x"})
+			return err
+		})
+		return ev
+	}
+	st.Update(func(tx *store.Tx) error { // as on another device of a@x, which has not read it
+		return saveReceipts(tx, "d@x", receiptState{})
+	})
+	if ev := apply("b@x"); ev != nil {
+		t.Fatalf("another user's receipt for a named conversation applied: %+v", ev)
+	}
+	if ev := apply("a@x"); ev == nil || ev.Conversation != "d@x" || !slices.Equal(ev.MessageIDs, []string{"b1"}) {
+		t.Fatalf("own read of d@x gave %+v", ev)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 
+	"hearth/client/convstate"
 	"hearth/client/store"
 	"hearth/homeserver/wire"
 )
@@ -203,8 +204,14 @@ func (c *Client) SetSetting(ctx context.Context, name, value string) error {
 			return err
 		}
 	}
+	return c.sendSettings(ctx, op, conv)
+}
+
+// sendSettings sends the full set of this device's settings to the
+// settings group conv and waits until the hub accepted it.
+func (c *Client) sendSettings(ctx context.Context, op, conv string) error {
 	var msg []byte
-	err = c.st.View(func(tx *store.Tx) (err error) {
+	err := c.st.View(func(tx *store.Tx) (err error) {
 		msg, err = json.Marshal(body{V: 1, TS: c.cfg.Now().UnixMilli(), Set: loadSettings(tx)})
 		return err
 	})
@@ -219,6 +226,38 @@ func (c *Client) SetSetting(ctx context.Context, name, value string) error {
 		return fmt.Errorf("%s: %w (it stays queued): %w", op, ErrSettingNotSynced, err)
 	}
 	return nil
+}
+
+// settingsAfterApproval sends the settings again once a device this device
+// approved was added to the settings group, so that it starts with them.
+func (c *Client) settingsAfterApproval(ctx context.Context) {
+	var conv string
+	var n int
+	c.st.View(func(tx *store.Tx) error {
+		conv, n = string(tx.Meta(settingsConvName)), len(loadSettings(tx))
+		return nil
+	})
+	if conv == "" || n == 0 {
+		return
+	}
+	sctx, cancel := context.WithTimeout(ctx, addApprovedWait)
+	defer cancel()
+	if err := c.sendSettings(sctx, "client.Approve", conv); err != nil {
+		c.log.Warn("settings not yet sent to the new device", "err", err)
+	}
+}
+
+// adoptSettingsGroup records conv as the settings group when it is one:
+// named so, with only this user's devices as members. Of two, the
+// smaller id wins, as in applySettings.
+func adoptSettingsGroup(tx *store.Tx, conv, name string, members []string, me string) (bool, error) {
+	if name != settingsGroupName || len(convstate.PeersOf(members, me)) > 0 {
+		return false, nil
+	}
+	if cur := tx.Meta(settingsConvName); cur == nil || conv < string(cur) {
+		return true, tx.PutMeta(settingsConvName, []byte(conv))
+	}
+	return true, nil
 }
 
 // isSettingsGroup reports whether conv is this user's settings group.

@@ -65,34 +65,49 @@ func TestReceiptsOfflineAndKillE2E(t *testing.T) {
 	}
 }
 
-// TestReceiptsOffE2E: bob turns read receipts off on one device (his
-// other device follows); then neither does alice see bob's reads nor bob
-// alice's, in their 1:1, while deliveries still show. Typing off sends
-// nothing.
+// TestReceiptsOffE2E: bob turns read receipts off, then links a second
+// device, which starts with his settings, and turns typing off there,
+// which reaches the first. Then neither does alice see bob's reads nor bob
+// alice's, in their 1:1, while deliveries still show; bob's read on one
+// device is a read on the other. Typing off sends nothing.
 func TestReceiptsOffE2E(t *testing.T) {
 	skipShort(t)
 	n, a1, b1 := newMessagingNet(t)
-	b2 := newProfile(t, "bob")
-	linkDevice(t, n, b2, b1)
 	x1 := sendID(t, a1, bobAddr, "x1")
 	recvReceipts(t, b1)
-
 	if out := keyValues(b1.must(t, "", "settings", "read-receipts", "off")); out["read-receipts"] != "off" {
 		t.Fatalf("settings read-receipts off printed %v", out)
 	}
-	b1.must(t, "", "settings", "typing", "off")
+	b2 := newProfile(t, "bob")
+	linkDevice(t, n, b2, b1)
 	b2.must(t, "", "recv", "--timeout", "1500ms")
-	if set := keyValues(b2.must(t, "", "settings")); set["read-receipts"] != "off" || set["typing"] != "off" {
-		t.Fatalf("bob's other device has settings %v, want read-receipts and typing off", set)
+	if set := keyValues(b2.must(t, "", "settings")); set["read-receipts"] != "off" || set["typing"] != "on" {
+		t.Fatalf("bob's new device has settings %v, want read-receipts off", set)
+	}
+	b2.must(t, "", "settings", "typing", "off")
+	if _, texts := recvReceipts(t, b1); len(texts) != 0 {
+		t.Fatalf("bob's settings printed messages %v", texts)
+	}
+	if set := keyValues(b1.must(t, "", "settings")); set["read-receipts"] != "off" || set["typing"] != "off" {
+		t.Fatalf("bob's first device has settings %v, want both off", set)
 	}
 	if set := keyValues(a1.must(t, "", "settings")); set["read-receipts"] != "on" || set["typing"] != "on" {
 		t.Fatalf("alice's settings %v, want the defaults", set)
 	}
 
-	// Bob reads: alice sees delivery only.
+	// Bob reads: alice sees delivery only; bob's other device (which has
+	// x2, sent after it was linked) learns it.
+	x2 := sendID(t, a1, bobAddr, "x2")
+	recvReceipts(t, b2)
+	recvReceipts(t, b1)
 	b1.must(t, "", "read", aliceAddr)
 	recvReceipts(t, a1)
 	checkStatus(t, a1, bobAddr, x1, "delivered", []string{bobAddr}, nil)
+	checkStatus(t, a1, bobAddr, x2, "delivered", []string{bobAddr}, nil)
+	evs, _ := recvReceipts(t, b2)
+	if got := receiptIDs(t, evs, "read", bobAddr, map[string]bool{}); !slices.Equal(got, []string{x2}) {
+		t.Fatalf("bob's other device saw his reads of %v (%+v), want [%s]", got, evs, x2)
+	}
 
 	// Alice reads bob's message: bob does not see it, on either device.
 	y1 := sendID(t, b1, aliceAddr, "y1")
@@ -103,7 +118,7 @@ func TestReceiptsOffE2E(t *testing.T) {
 		checkStatus(t, p, aliceAddr, y1, "delivered", []string{aliceAddr}, nil)
 	}
 
-	if r := b2.chat(t, "", "typing", aliceAddr); r.code != 0 || !strings.Contains(r.stderr, "typing indicators are off") {
+	if r := b1.chat(t, "", "typing", aliceAddr); r.code != 0 || !strings.Contains(r.stderr, "typing indicators are off") {
 		t.Fatalf("typing with typing off: exit %d, stderr %q", r.code, r.stderr)
 	}
 }

@@ -55,11 +55,17 @@ func rcptHistory(t *testing.T, p *profile, target string) map[string]rcptMsg {
 	return out
 }
 
+// recvQuiet is recv's --timeout in the receipt tests: what the other side
+// sent is on the server when its command returns, so a second of silence
+// after catching up means nothing more is coming (federated tests wait
+// longer: receipts cross servers after the command returns).
+var recvQuiet = "1s"
+
 // recvReceipts runs recv --json --signals on p and returns the receipt
 // events and the texts of the messages it printed.
 func recvReceipts(t *testing.T, p *profile, args ...string) (evs []rcptEvent, texts []string) {
 	t.Helper()
-	out := p.must(t, "", append([]string{"recv", "--json", "--signals", "--timeout", "1500ms"}, args...)...)
+	out := p.must(t, "", append([]string{"recv", "--json", "--signals", "--timeout", recvQuiet}, args...)...)
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		if line == "" {
 			continue

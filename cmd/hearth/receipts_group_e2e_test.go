@@ -19,6 +19,9 @@ func skipUnlessReceiptsFed(t *testing.T) {
 	if !*receiptsFed {
 		t.Skip("federated receipt test: run with -receipts.fed")
 	}
+	old := recvQuiet
+	recvQuiet = "2s"
+	t.Cleanup(func() { recvQuiet = old })
 }
 
 // newFederation starts servers for domains, each peered with every other.
