@@ -83,11 +83,11 @@ func (r *receiver) receiptDelivered(tx *store.Tx, self e2ee.Self, got map[string
 		if tx.Meta(goneName(conv)) != nil {
 			continue
 		}
-		queued, err := r.rcpt.queue(tx, conv, me, ReceiptDelivered, seq)
+		id, err := r.rcpt.queue(tx, conv, me, ReceiptDelivered, seq)
 		if err != nil {
 			return err
 		}
-		if queued && r.queued != nil {
+		if id != "" && r.queued != nil {
 			r.queued()
 		}
 	}

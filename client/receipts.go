@@ -120,48 +120,49 @@ type receipts struct {
 
 // queue records that this device's user holds (or read) conv's messages
 // up to upTo and puts a receipt saying so in the outbox, merged into the
-// receipt of that kind still waiting there, if any. It reports whether a
-// receipt was queued. Read receipts of a direct conversation are not sent
-// while this user turned them off (the mark still moves).
-func (r *receipts) queue(tx *store.Tx, conv, me, kind string, upTo uint64) (bool, error) {
+// receipt of that kind still waiting there, if any. It returns the id of
+// the outbox item that carries it ("" when nothing was queued). Read
+// receipts of a direct conversation are not sent to the other side while
+// this user turned them off (the mark still moves).
+func (r *receipts) queue(tx *store.Tx, conv, me, kind string, upTo uint64) (string, error) {
 	st, err := loadReceipts(tx, conv)
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	if _, moved := st.advance(me, kind, upTo); !moved {
-		return false, nil
+		return "", nil
 	}
 	if err := saveReceipts(tx, conv, st); err != nil {
-		return false, err
+		return "", err
 	}
 	rc, to, pending := receiptBody{Kind: kind, UpTo: upTo}, conv, pendingReceiptName(conv, kind)
 	if kind == ReceiptRead && !readReceiptsOn(tx) && isDirect(tx, conv) {
 		// Not to the sender; to this user's other devices only, through
 		// the settings group (when there is one yet).
 		if to = string(tx.Meta(settingsConvName)); to == "" {
-			return false, nil
+			return "", nil
 		}
 		rc.Conv, pending = conv, pendingReceiptName(to, kind+">"+conv)
 	}
 	body, err := json.Marshal(body{V: 1, TS: r.now().UnixMilli(), Rcpt: &rc})
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	if id := tx.Meta(pending); id != nil {
 		it, err := tx.OutboxItem(string(id))
 		if err == nil && it.Payload == nil && it.Failed == "" {
 			it.Body = body
-			return true, tx.UpdateOutbox(it)
+			return it.ID, tx.UpdateOutbox(it)
 		}
 	}
 	id, err := r.newID()
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	if _, err := tx.AddOutbox(store.OutboxItem{ID: id, Conversation: to, Body: body, Created: r.now().UTC()}); err != nil {
-		return false, err
+		return "", err
 	}
-	return true, tx.PutMeta(pending, []byte(id))
+	return id, tx.PutMeta(pending, []byte(id))
 }
 
 // apply records a receipt of reader's user (from) and returns the
@@ -259,17 +260,27 @@ func withStatus(tx *store.Tx, me string, msgs []store.Message) ([]store.Message,
 	return msgs, nil
 }
 
+// ReadMark is what MarkRead did: the conversation, the sequence read up
+// to (0: nothing to read), and the outbox item carrying the receipt (""
+// when there is nothing to send: read already, or no one to tell).
+type ReadMark struct {
+	Conversation string
+	Seq          uint64
+	ReceiptID    string
+}
+
 // MarkRead marks the messages of a conversation (target: a user address
 // or a conversation id) read up to the message with id upTo (the last
 // message when empty): this user's other devices learn it, and the
-// senders too unless read receipts are off in a direct conversation. It
-// returns the conversation and the sequence read up to (0: nothing to
-// read); the receipt is sent by the next Flush.
-func (c *Client) MarkRead(target, upTo string) (string, uint64, error) {
+// senders too unless read receipts are off in a direct conversation. The
+// receipt is sent by the next Flush (Flush(ctx, mark.ReceiptID) waits for
+// it).
+func (c *Client) MarkRead(target, upTo string) (ReadMark, error) {
 	const op = "client.MarkRead"
+	var mark ReadMark
 	me, err := c.user()
 	if err != nil {
-		return "", 0, err
+		return mark, err
 	}
 	var seq uint64
 	var conv string
@@ -283,7 +294,14 @@ func (c *Client) MarkRead(target, upTo string) (string, uint64, error) {
 				return wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no conversation with %s on this device", target)
 			}
 		}
-		h, err := tx.History(conv, 0)
+		if tx.Meta(goneName(conv)) != nil {
+			return notMemberAnymore(conv)
+		}
+		limit := 1 // the last message
+		if upTo != "" {
+			limit = 0
+		}
+		h, err := tx.History(conv, limit)
 		if err != nil {
 			return err
 		}
@@ -298,13 +316,15 @@ func (c *Client) MarkRead(target, upTo string) (string, uint64, error) {
 		if seq == 0 {
 			return nil // nothing to read yet
 		}
-		q, err := c.recv.rcpt.queue(tx, conv, me, ReceiptRead, seq)
-		if q {
+		id, err := c.recv.rcpt.queue(tx, conv, me, ReceiptRead, seq)
+		if id != "" {
 			c.rcptQueued.Store(true)
 		}
+		mark.ReceiptID = id
 		return err
 	})
-	return conv, seq, err
+	mark.Conversation, mark.Seq = conv, seq
+	return mark, err
 }
 
 // markReadSeq marks conv read up to seq (for `recv --mark-read`).
@@ -314,8 +334,8 @@ func (c *Client) markReadSeq(conv string, seq uint64) error {
 		return err
 	}
 	return c.st.Update(func(tx *store.Tx) error {
-		q, err := c.recv.rcpt.queue(tx, conv, me, ReceiptRead, seq)
-		if q {
+		id, err := c.recv.rcpt.queue(tx, conv, me, ReceiptRead, seq)
+		if id != "" {
 			c.rcptQueued.Store(true)
 		}
 		return err

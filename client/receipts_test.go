@@ -141,11 +141,11 @@ func outboxReceipts(t *testing.T, st *store.Store) []receiptBody {
 func TestReceiptQueueMerges(t *testing.T) {
 	st, r := receiptStore(t)
 	queue := func(conv, kind string, seq uint64) bool {
-		var q bool
-		if err := st.Update(func(tx *store.Tx) (err error) { q, err = r.queue(tx, conv, "a@x", kind, seq); return }); err != nil {
+		var id string
+		if err := st.Update(func(tx *store.Tx) (err error) { id, err = r.queue(tx, conv, "a@x", kind, seq); return }); err != nil {
 			t.Fatal(err)
 		}
-		return q
+		return id != ""
 	}
 	queue("d@x", ReceiptDelivered, 3)
 	queue("d@x", ReceiptDelivered, 5)
@@ -340,8 +340,8 @@ func TestReceiptReadSyncWhenOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Update(func(tx *store.Tx) error {
-		if q, err := r.queue(tx, "d@x", "a@x", ReceiptRead, 1); !q || err != nil {
-			t.Fatalf("read not queued for this user's devices: %v %v", q, err)
+		if id, err := r.queue(tx, "d@x", "a@x", ReceiptRead, 1); id == "" || err != nil {
+			t.Fatalf("read not queued for this user's devices: %q %v", id, err)
 		}
 		return nil
 	})

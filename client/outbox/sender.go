@@ -551,8 +551,15 @@ func localRetry(err error) error {
 	return wire.E("client.Flush", wire.Code_CODE_UNAVAILABLE, "recording a sent message", err)
 }
 
-// failItem marks an item failed for good, with the reason.
+// failItem marks an item failed for good, with the reason. A receipt or
+// settings item refused for good (this device left the conversation) is
+// dropped instead: there is nothing for the user to retry, and a newer
+// one supersedes it anyway.
 func (o *Sender) failItem(it store.OutboxItem, reason error) error {
+	if it.Body != nil {
+		o.cfg.Log.Info("receipt or settings not sent, dropped", "id", it.ID, "conversation", it.Conversation, "err", reason)
+		return o.bodySent(it)
+	}
 	o.cfg.Log.Warn("message not delivered", "id", it.ID, "err", reason)
 	return o.update(it.ID, func(cur *store.OutboxItem) { cur.Failed = reason.Error() })
 }

@@ -28,26 +28,28 @@ func newChatReadCmd(env *chatEnv) *cobra.Command {
 so do the senders, unless read receipts are off in a 1:1 conversation
 ("chat settings read-receipts"). Prints "conversation: ID" and "read-up-to:
 SEQ" (the conversation sequence; 0 when there is nothing to read) and exits 0
-once the receipt was sent; after --timeout the receipt stays queued and the
-next send or recv sends it.`,
+once the receipt was sent (at once when there is nothing new to tell); after
+--timeout the receipt stays queued and the next send or recv sends it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return env.withClient(cmd, 0, func(ctx context.Context, c *client.Client) error {
-				conv, seq, err := c.MarkRead(args[0], upTo)
+				mark, err := c.MarkRead(args[0], upTo)
 				if err != nil {
 					return err
 				}
-				tctx, cancel := timeoutContext(ctx, timeout)
-				defer cancel()
-				if err := c.Flush(tctx, ""); err != nil {
-					if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-						return fmt.Errorf("marked read on this device; the receipt was not sent within %v and stays queued (sent by the next send or recv)", timeout)
+				if mark.ReceiptID != "" {
+					tctx, cancel := timeoutContext(ctx, timeout)
+					defer cancel()
+					if err := c.Flush(tctx, mark.ReceiptID); err != nil {
+						if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+							return fmt.Errorf("marked read on this device; the receipt was not sent within %v and stays queued (sent by the next send or recv)", timeout)
+						}
+						return fmt.Errorf("marked read on this device; the receipt was not sent: %w", err)
 					}
-					return err
 				}
 				w := cmd.OutOrStdout()
-				kv(w, "conversation", conv)
-				kv(w, "read-up-to", fmt.Sprint(seq))
+				kv(w, "conversation", mark.Conversation)
+				kv(w, "read-up-to", fmt.Sprint(mark.Seq))
 				return nil
 			})
 		},
