@@ -534,31 +534,17 @@ func (o *Sender) settle(rs []result) {
 	}
 }
 
-// bodySent finishes an accepted receipt or settings item: it leaves the
-// outbox and nothing enters history.
-func (o *Sender) bodySent(it store.OutboxItem) error {
-	return o.cfg.Store.Update(func(tx *store.Tx) error {
-		if err := tx.DeleteOutbox(it.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		return nil
-	})
-}
-
 // localRetry marks a local failure after the server accepted a message
 // as retryable: the item is sent again and deduplicated.
 func localRetry(err error) error {
 	return wire.E("client.Flush", wire.Code_CODE_UNAVAILABLE, "recording a sent message", err)
 }
 
-// failItem marks an item failed for good, with the reason. A receipt or
-// settings item refused for good (this device left the conversation) is
-// dropped instead: there is nothing for the user to retry, and a newer
-// one supersedes it anyway.
+// failItem marks an item failed for good, with the reason (a receipt or
+// settings item is dropped instead: bodyFailed).
 func (o *Sender) failItem(it store.OutboxItem, reason error) error {
 	if it.Body != nil {
-		o.cfg.Log.Info("receipt or settings not sent, dropped", "id", it.ID, "conversation", it.Conversation, "err", reason)
-		return o.bodySent(it)
+		return o.bodyFailed(it, reason)
 	}
 	o.cfg.Log.Warn("message not delivered", "id", it.ID, "err", reason)
 	return o.update(it.ID, func(cur *store.OutboxItem) { cur.Failed = reason.Error() })
