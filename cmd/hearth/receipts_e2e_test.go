@@ -191,11 +191,25 @@ func directReceipts(t *testing.T, a, b *profile, aAt, bAt string) {
 	}
 	checkStatus(t, a, bAt, r3, "read", []string{bAt}, []string{bAt})
 
-	// Receipts never enter history, and the marks print as documented.
-	if n := sameHistory(t, []*profile{a, b}, []string{bAt, aAt}); n != 3 {
-		t.Fatalf("history has %d entries, want the 3 messages", n)
+	// recv --follow --signals prints receipts as they come.
+	events := followSignals(t, a)
+	r4 := sendID(t, a, bAt, "r4")
+	isReceipt := func(kind string) func(map[string]any) bool {
+		return func(m map[string]any) bool {
+			ids, _ := m["message_ids"].([]any)
+			return m["event"] == "receipt" && m["kind"] == kind && m["user"] == bAt && len(ids) == 1 && ids[0] == r4
+		}
 	}
-	for _, c := range []struct{ locale, mark string }{{"C.UTF-8", "r3 ✓✓ read"}, {"C", "r3 (read)"}} {
+	recvReceipts(t, b)
+	await(t, events, "delivery receipt of r4", isReceipt("delivered"))
+	b.must(t, "", "read", aAt)
+	await(t, events, "read receipt of r4", isReceipt("read"))
+
+	// Receipts never enter history, and the marks print as documented.
+	if n := sameHistory(t, []*profile{a, b}, []string{bAt, aAt}); n != 4 {
+		t.Fatalf("history has %d entries, want the 4 messages", n)
+	}
+	for _, c := range []struct{ locale, mark string }{{"C.UTF-8", "r4 ✓✓ read"}, {"C", "r4 (read)"}} {
 		r := hearth(t, []string{"LC_ALL=" + c.locale}, "", "chat", "--profile", a.dir, "history", bAt)
 		if r.code != 0 || !strings.Contains(r.stdout, c.mark) {
 			t.Fatalf("history under LC_ALL=%s: %q, want %q", c.locale, r.stdout, c.mark)
