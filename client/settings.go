@@ -190,6 +190,20 @@ func (c *Client) SetSetting(ctx context.Context, name, value string) error {
 	if conv == "" {
 		id, err := c.groups.Create(ctx, settingsGroupName, nil)
 		if err != nil {
+			// Registered at the hub but not finished (say, the control
+			// message is still queued): keep it rather than make another.
+			var registered bool
+			if id != "" {
+				c.st.View(func(tx *store.Tx) error { registered = tx.Meta(convstate.RegisteredName(id)) != nil; return nil })
+			}
+			if registered {
+				c.st.Update(func(tx *store.Tx) error {
+					if tx.Meta(settingsConvName) == nil {
+						return tx.PutMeta(settingsConvName, []byte(id))
+					}
+					return nil
+				})
+			}
 			return fmt.Errorf("%s: %w: creating the settings group: %w", op, ErrSettingNotSynced, err)
 		}
 		conv = id
