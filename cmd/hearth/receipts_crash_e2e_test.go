@@ -121,4 +121,13 @@ func TestReceiptsOffE2E(t *testing.T) {
 	if r := b1.chat(t, "", "typing", aliceAddr); r.code != 0 || !strings.Contains(r.stderr, "typing indicators are off") {
 		t.Fatalf("typing with typing off: exit %d, stderr %q", r.code, r.stderr)
 	}
+	// Bad input is refused and changes nothing.
+	for _, args := range [][]string{{"settings", "typing", "maybe"}, {"settings", "colour", "on"}, {"read", "nobody@localhost"}, {"read", aliceAddr, "--up-to", "nosuchid"}} {
+		if r := b1.chat(t, "", args...); r.code == 0 || r.stderr == "" {
+			t.Fatalf("%v: exit %d, stderr %q", args, r.code, r.stderr)
+		}
+	}
+	if set := keyValues(b1.must(t, "", "settings")); set["read-receipts"] != "off" || set["typing"] != "off" {
+		t.Fatalf("settings after bad input %v", set)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -90,6 +91,9 @@ func settingCmd(name, long string) func(env *chatEnv) *cobra.Command {
 			Args:      cobra.ExactArgs(1),
 			ValidArgs: values,
 			RunE: func(cmd *cobra.Command, args []string) error {
+				if !slices.Contains(values, args[0]) {
+					return fmt.Errorf("%s must be %s, not %q", name, strings.Join(values, " or "), args[0])
+				}
 				return env.withClient(cmd, timeout, func(ctx context.Context, c *client.Client) error {
 					if err := c.SetSetting(ctx, name, args[0]); err != nil {
 						return err
