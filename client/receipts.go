@@ -148,6 +148,11 @@ func (r *receipts) queue(tx *store.Tx, conv, me, kind string, upTo uint64) (stri
 	if err != nil {
 		return "", err
 	}
+	if kind == ReceiptRead && rc.Conv == "" {
+		if err := dropCoveredDelivery(tx, conv, upTo); err != nil {
+			return "", err
+		}
+	}
 	if id := tx.Meta(pending); id != nil {
 		it, err := tx.OutboxItem(string(id))
 		if err == nil && it.Payload == nil && it.Failed == "" {
@@ -163,6 +168,29 @@ func (r *receipts) queue(tx *store.Tx, conv, me, kind string, upTo uint64) (stri
 		return "", err
 	}
 	return id, tx.PutMeta(pending, []byte(id))
+}
+
+// dropCoveredDelivery removes the delivery receipt waiting (not yet
+// encrypted) in conv's outbox if a read receipt up to upTo covers it: a
+// read implies delivery, so `recv --mark-read` costs one receipt, not two.
+func dropCoveredDelivery(tx *store.Tx, conv string, upTo uint64) error {
+	name := pendingReceiptName(conv, ReceiptDelivered)
+	id := tx.Meta(name)
+	if id == nil {
+		return nil
+	}
+	it, err := tx.OutboxItem(string(id))
+	if err != nil || it.Payload != nil || it.Failed != "" {
+		return nil // sent, or on its way: leave it
+	}
+	b, err := decodeFull(it.Body)
+	if err != nil || b.Rcpt == nil || b.Rcpt.UpTo > upTo {
+		return nil
+	}
+	if err := tx.DeleteOutbox(it.ID); err != nil {
+		return err
+	}
+	return tx.DeleteMeta(name)
 }
 
 // apply records a receipt of reader's user (from) and returns the

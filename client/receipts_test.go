@@ -166,6 +166,12 @@ func TestReceiptQueueMerges(t *testing.T) {
 	if got := outboxReceipts(t, st); !slices.Equal(got, want) {
 		t.Fatalf("outbox %+v, want %+v", got, want)
 	}
+	// A read that covers the waiting delivery receipt replaces it.
+	queue("d@x", ReceiptRead, 7)
+	want = []receiptBody{{Kind: ReceiptDelivered, UpTo: 5}, {Kind: ReceiptRead, UpTo: 7}}
+	if got := outboxReceipts(t, st); !slices.Equal(got, want) {
+		t.Fatalf("outbox %+v, want %+v (the delivery up to 7 covered by the read)", got, want)
+	}
 	st.Update(func(tx *store.Tx) error {
 		return saveSettings(tx, map[string]setting{"read-receipts": {Value: "off", At: 1}})
 	})
