@@ -3,11 +3,26 @@
 #   ./install.sh                      installs to $PREFIX/bin; PREFIX defaults to
 #                                     /usr/local when writable, else ~/.local
 #   PREFIX=$HOME/.local ./install.sh
+#   ./install.sh --systemd [OPTIONS]  also writes a systemd unit with
+#                                     `hearth install-service OPTIONS` (e.g.
+#                                     --dir, --user, --unit-dir, --dry-run)
 # Needs Go 1.26 or newer and a C compiler (SQLite is built with cgo).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 die() { echo "install.sh: $*" >&2; exit 1; }
+
+systemd=0
+service_args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --systemd) systemd=1 ;;
+    *)
+      [ "$systemd" = 1 ] || die "unknown option $1 (options: --systemd [hearth install-service options])"
+      service_args+=("$1") ;;
+  esac
+  shift
+done
 
 if ! command -v go >/dev/null 2>&1; then
   if [ -x /usr/local/go/bin/go ]; then
@@ -44,6 +59,10 @@ echo "install.sh: building hearth with $goversion and $cc ..."
 CGO_ENABLED=1 CC="$cc" go build -o "$prefix/bin/hearth.tmp" ./cmd/hearth
 mv "$prefix/bin/hearth.tmp" "$prefix/bin/hearth"
 echo "installed $prefix/bin/hearth"
+if [ "$systemd" = 1 ]; then
+  "$prefix/bin/hearth" install-service --binary "$prefix/bin/hearth" ${service_args[@]+"${service_args[@]}"} ||
+    die "writing the systemd unit failed"
+fi
 case ":$PATH:" in
   *":$prefix/bin:"*) ;;
   *) echo "note: $prefix/bin is not on your PATH; add it (export PATH=\"$prefix/bin:\$PATH\") or run $prefix/bin/hearth" ;;

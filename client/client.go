@@ -45,6 +45,10 @@ type Config struct {
 	// NoDeliveryReceipts stops this device from sending delivery receipts
 	// (for benchmarks that measure what receipts cost).
 	NoDeliveryReceipts bool
+	// Passive sessions do not change the user's presence: connecting does
+	// not mark the user online nor ending offline, and the server pushes
+	// them no presence (one-shot commands; `recv --follow` is not one).
+	Passive bool
 }
 
 // Client is one device's view of Hearth: its profile store and, once
@@ -74,7 +78,8 @@ type Client struct {
 	media   *transfer.Transfer   // file uploads and downloads
 
 	mu       sync.Mutex
-	onSignal func(Signal) // typing and presence pushes (signals.go)
+	onSignal func(Signal)            // typing and presence pushes (signals.go)
+	seen     map[string]presenceSeen // the last presence passed on per user (signals.go)
 
 	rcptQueued atomic.Bool // a receipt waits in the outbox (receipts.go)
 }
@@ -182,6 +187,7 @@ func (c *Client) sessionConfig() (session.Config, error) {
 		MaxBackoff:      c.cfg.MaxBackoff,
 		OnRevokedListed: c.devs.onRevokedListed,
 		OnSignal:        c.signal,
+		Passive:         c.cfg.Passive,
 	}, nil
 }
 

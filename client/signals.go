@@ -60,8 +60,8 @@ func (c *Client) signal(f *wire.ServerFrame) {
 	switch b := f.GetBody().(type) {
 	case *wire.ServerFrame_Typing:
 		fn(Signal{Event: "typing", Conversation: b.Typing.GetConversationId(), User: b.Typing.GetUser(), Typing: b.Typing.GetTyping()})
-	case *wire.ServerFrame_Presence:
-		fn(Signal{Event: "presence", User: b.Presence.GetUser(), State: presenceName(b.Presence.GetState()), LastActiveMs: b.Presence.GetLastActiveMs()})
+	case *wire.ServerFrame_Presence, *wire.ServerFrame_PresenceList:
+		c.presenceSignals(fn, f) // presence.go
 	}
 }
 
@@ -98,8 +98,10 @@ func (c *Client) Typing(ctx context.Context, target string, typing bool) error {
 }
 
 // SetPresence sets this user's presence ("online", "away" or "offline")
-// for the users it shares a conversation with. A session going online
-// sets "online" by itself, and the last one going away sets "offline".
+// for the users it shares a conversation with. An active session (not
+// Passive) going online sets "online" by itself, and the last one going
+// away sets "offline"; set from a passive session while no active one is
+// connected, "online" or "away" lasts the server's lease (docs/presence.md).
 func (c *Client) SetPresence(ctx context.Context, state string) error {
 	const op = "client.SetPresence"
 	st, ok := wire.PresenceState_value["PRESENCE_STATE_"+strings.ToUpper(state)]

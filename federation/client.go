@@ -25,7 +25,10 @@ import (
 type Peer struct {
 	Domain  string
 	Address string // HOST:PORT of its federation endpoints
-	CAPEM   []byte // pinned CA (development, tests); nil: system roots
+	CAPEM   []byte // pinned CA (development, tests); nil: Roots
+	// Roots verifies the peer when CAPEM is empty (the system roots plus
+	// the operator's extra roots); nil: the system roots.
+	Roots *x509.CertPool
 	// PublicOnly (a discovered peer) dials only public addresses of the
 	// host: a name that resolves to loopback, private or link-local
 	// addresses is refused.
@@ -83,6 +86,8 @@ func newTransport(p Peer) (*http3.Transport, error) {
 			return nil, fmt.Errorf("federation: CA of %s: no certificate in PEM", p.Domain)
 		}
 		conf.RootCAs = pool
+	} else if p.Roots != nil {
+		conf.RootCAs = p.Roots
 	}
 	tr := &http3.Transport{TLSClientConfig: conf, QUICConfig: &quic.Config{
 		HandshakeIdleTimeout: 2 * time.Second, MaxIdleTimeout: 30 * time.Second, KeepAlivePeriod: 10 * time.Second}}
@@ -119,7 +124,7 @@ func (c *Client) transport(ctx context.Context, domain string) (*rt, error) {
 	if c.rts == nil {
 		c.rts = map[string]*rt{}
 	}
-	if r, ok := c.rts[domain]; ok && r.peer.Address == p.Address && bytes.Equal(r.peer.CAPEM, p.CAPEM) {
+	if r, ok := c.rts[domain]; ok && r.peer.Address == p.Address && bytes.Equal(r.peer.CAPEM, p.CAPEM) && r.peer.Roots == p.Roots {
 		return r, nil
 	} else if ok {
 		r.tr.Close()

@@ -99,6 +99,15 @@ type bucket struct {
 	last   time.Time
 }
 
+// SetRate changes the rate and burst for every origin from now on (a
+// configuration reload); tokens already in a bucket above the new burst
+// are cut to it on the next Take.
+func (r *RateLimiter) SetRate(rate, burst float64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.Rate, r.Burst = rate, burst
+}
+
 // Take spends n tokens for origin; when there are not enough it returns
 // false and how long until there will be.
 func (r *RateLimiter) Take(origin string, n float64) (bool, time.Duration) {

@@ -89,6 +89,7 @@ func (ss *session) hello(m *wire.Hello) (*wire.ServerFrame, error) {
 	if err != nil {
 		return nil, internal(op, err)
 	}
+	ss.passive = m.GetPassive()
 	if err := ss.authenticate(d); err != nil {
 		return nil, err
 	}
@@ -129,6 +130,7 @@ func (ss *session) login(m *wire.Login) (*wire.ServerFrame, error) {
 	if err != nil {
 		return nil, wire.E(op, err)
 	}
+	ss.passive = m.GetPassive()
 	if err := ss.authenticate(res.device); err != nil {
 		return nil, err
 	}

@@ -51,6 +51,20 @@ type Config struct {
 	Version           string // reported by Status; default "dev"
 	Federation        FederationConfig
 	Media             MediaConfig
+	Presence          PresenceConfig
+}
+
+// PresenceConfig times presence (docs/presence.md, presence_loop.go).
+type PresenceConfig struct {
+	// Refresh is how often the server repeats its users' ONLINE and AWAY
+	// states to the servers sharing a conversation with them and turns
+	// lapsed states OFFLINE. A remote state lapses 3 × its server's
+	// Refresh after it last arrived. Default 60s; < 0: no loop (tests).
+	Refresh time.Duration
+	// Lease is how long an ONLINE or AWAY state set while no active
+	// session holds the user (a one-shot `chat presence online`) lasts.
+	// Default 5m.
+	Lease time.Duration
 }
 
 // MediaConfig bounds media uploads (homeserver/mediastore).
@@ -102,6 +116,8 @@ func (c Config) withDefaults() Config {
 	def(&c.Retention, 7*24*time.Hour)
 	def(&c.RetentionInterval, time.Minute)
 	def(&c.AuthTimeout, 10*time.Second)
+	def(&c.Presence.Refresh, time.Minute)
+	def(&c.Presence.Lease, 5*time.Minute)
 	defInt := func(d *int, v int) {
 		if *d <= 0 {
 			*d = v
@@ -114,10 +130,7 @@ func (c Config) withDefaults() Config {
 	defInt(&c.DeliveryWindow, 256)
 	defInt(&c.MaxKeyPackages, 500)
 	defInt(&c.MaxDevices, 100)
-	defInt(&c.RateLimit.Burst, 100)
-	if c.RateLimit.PerSecond <= 0 {
-		c.RateLimit.PerSecond = 50
-	}
+	c.RateLimit = c.RateLimit.withDefaults()
 	if c.EpochWindow == 0 {
 		c.EpochWindow = 2
 	}

@@ -126,5 +126,16 @@
 // held (closeSessions collects its victims under registry.mu and ends them
 // after releasing it). The one order: delivery.LocalRouter.mu before
 // Pusher.mu (Notify calls the pushers' kick under it; a pusher
-// unsubscribes only after releasing its own lock).
+// unsubscribes only after releasing its own lock). Server.presMu, which
+// orders this server's users' presence changes (presence_local.go), is
+// taken with no other lock held and before registry.mu, MemoryPresence.mu
+// and the sessions' delivery.Queue.mu.
+//
+// # Presence
+//
+// docs/presence.md: passive sessions (Hello.passive) leave the user's
+// presence alone; GetPresence and PresenceSettings (presence_query.go)
+// answer presence and last seen under each user's last-seen setting; the
+// presence loop (presence_loop.go) repeats local states to other servers
+// and lapses remote ones that are no longer repeated.
 package homeserver

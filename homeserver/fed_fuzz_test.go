@@ -51,6 +51,8 @@ func FuzzFederationApply(f *testing.F) {
 	seed(&fedwire.Envelope{Id: "s1", Kind: fedwire.EnvelopeKind_ENVELOPE_KIND_SUBMIT, ConversationId: "c@a.example",
 		Sender: "bob@b.example/D", MessageId: "m3", MessageKind: app, Payload: []byte("p")})
 	seed(&fedwire.Envelope{Id: "l1", Kind: fedwire.EnvelopeKind_ENVELOPE_KIND_DEVICE_LIST, Sender: "bob@b.example", DeviceListVersion: 3})
+	seed(&fedwire.Envelope{Id: "p1", Kind: fedwire.EnvelopeKind_ENVELOPE_KIND_PRESENCE, Sender: "bob@b.example", Presence: 1,
+		LastActiveMs: now, PresenceTtlMs: 4294967295, Recipients: []string{"alice@a.example"}})
 	seed(&fedwire.Envelope{Id: "r1", Kind: fedwire.EnvelopeKind_ENVELOPE_KIND_SUBMIT_RESULT, ConversationId: "c@b.example",
 		Sender: alice.addr(), InReplyTo: "nope"})
 	h := a.s.FederationHandler()

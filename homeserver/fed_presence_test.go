@@ -13,11 +13,23 @@ func presenceFrame(st wire.PresenceState) *wire.ClientFrame {
 	return &wire.ClientFrame{Body: &wire.ClientFrame_SetPresence{SetPresence: &wire.SetPresence{State: st}}}
 }
 
-// presenceOf matches a push telling user's state (any state: st 0).
+// presenceOf matches a push telling user's state (any state: st 0), on
+// its own or in the list of contacts' presence a session gets when it
+// connects.
 func presenceOf(user string, st wire.PresenceState) func(*wire.ServerFrame) bool {
-	return func(f *wire.ServerFrame) bool {
-		ev := f.GetPresence()
+	match := func(ev *wire.PresenceEvent) bool {
 		return ev != nil && ev.GetUser() == user && (st == 0 || ev.GetState() == st)
+	}
+	return func(f *wire.ServerFrame) bool {
+		if match(f.GetPresence()) {
+			return true
+		}
+		for _, ev := range f.GetPresenceList().GetPresence() {
+			if match(ev) {
+				return true
+			}
+		}
+		return false
 	}
 }
 

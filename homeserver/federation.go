@@ -9,6 +9,7 @@ import (
 	"hearth/homeserver/keydir"
 	"hearth/homeserver/wire"
 	"hearth/keys/serverkey"
+	"hearth/storage"
 )
 
 // FederationConfig tunes server-to-server traffic (docs/federation.md).
@@ -17,6 +18,7 @@ type FederationConfig = fedlink.Config
 var (
 	_ fedlink.Sessions  = sessionPusher{}
 	_ fedlink.Directory = (*keydir.Directory)(nil)
+	_ fedlink.Presence  = presenceLink{}
 )
 
 // wireHubAndFederation builds the hub and the key directory and, with a
@@ -43,7 +45,7 @@ func (s *Server) wireHubAndFederation(key *serverkey.Key) error {
 	fcfg := cfg.Federation
 	fcfg.MaxMediaChunk = cfg.Media.MaxChunkBytes
 	s.fed, err = fedlink.New(cfg.Domain, fcfg, fedlink.Deps{DB: s.db, Key: key, Hub: s.hub, Policy: pol,
-		Notifier: s.router, Sessions: sessionPusher{s}, Dir: s.dir, Presence: s.presence, Media: s.mediaSt,
+		Notifier: s.router, Sessions: sessionPusher{s}, Dir: s.dir, Presence: presenceLink{s}, Media: s.mediaSt,
 		Log: s.log, Now: s.now, Rand: s.rand})
 	return err
 }
@@ -57,10 +59,25 @@ func (p sessionPusher) PushDevices(ids []string, ev *wire.ServerFrame) {
 	}
 }
 
-func (p sessionPusher) PushActiveUsers(ids []int64, ev *wire.ServerFrame) {
+func (p sessionPusher) PushPresence(ids []int64, ev *wire.PresenceEvent) {
+	var hiding map[int64]bool
+	if ev.GetLastActiveMs() != 0 {
+		err := p.s.db.Read(context.Background(), func(tx *storage.Tx) (err error) { hiding, err = tx.HidingLastSeen(ids); return err })
+		if err != nil {
+			p.s.log.Warn("presence: readers' settings", "err", err)
+			return
+		}
+	}
+	full := &wire.ServerFrame{Body: &wire.ServerFrame_Presence{Presence: ev}}
+	hidden := &wire.ServerFrame{Body: &wire.ServerFrame_Presence{Presence: &wire.PresenceEvent{User: ev.User, State: ev.State}}}
 	for _, o := range p.s.reg.sessionsOfUsers(ids) {
-		if o.status.Load() == int32(wire.DeviceStatus_DEVICE_STATUS_ACTIVE) {
-			o.pushEphemeral(ev)
+		if o.passive || o.status.Load() != int32(wire.DeviceStatus_DEVICE_STATUS_ACTIVE) {
+			continue
+		}
+		if hiding[o.userID] {
+			o.pushEphemeral(hidden)
+		} else {
+			o.pushEphemeral(full)
 		}
 	}
 }

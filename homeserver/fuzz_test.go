@@ -31,7 +31,11 @@ func FuzzServeStream(f *testing.F) {
 		append(append([]byte(nil), login...), frameBytes(f, &wire.ClientFrame{Id: 2, Body: &wire.ClientFrame_Send{Send: &wire.Send{
 			ConversationId: "f@" + testDomain, MessageId: "m", Kind: wire.MessageKind_MESSAGE_KIND_COMMIT, Payload: []byte("p")}}})...),
 		append(append([]byte(nil), login...), frameBytes(f, &wire.ClientFrame{Id: 2, Body: &wire.ClientFrame_Sync{Sync: &wire.Sync{}}})...),
-		frameBytes(f, &wire.ClientFrame{Id: 1, Body: &wire.ClientFrame_Hello{Hello: &wire.Hello{AccessToken: "eyJ.eyJ.sig"}}}),
+		frameBytes(f, &wire.ClientFrame{Id: 1, Body: &wire.ClientFrame_Hello{Hello: &wire.Hello{AccessToken: "eyJ.eyJ.sig", Passive: true}}}),
+		append(append([]byte(nil), login...), frameBytes(f, &wire.ClientFrame{Id: 2, Body: &wire.ClientFrame_GetPresence{GetPresence: &wire.GetPresence{
+			Users: []string{"fuzz@" + testDomain, "x@other.example", "bad"}}}})...),
+		append(append([]byte(nil), login...), frameBytes(f, &wire.ClientFrame{Id: 2, Body: &wire.ClientFrame_PresenceSettings{PresenceSettings: &wire.PresenceSettings{
+			LastSeen: wire.LastSeenVisibility_LAST_SEEN_NOBODY}}})...),
 	}
 	for _, s := range seeds {
 		f.Add(s)

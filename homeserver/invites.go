@@ -134,6 +134,7 @@ func (ss *session) register(m *wire.Register) (*wire.ServerFrame, error) {
 	if err != nil {
 		return nil, wire.E(op, err)
 	}
+	ss.passive = m.GetPassive()
 	if err := ss.authenticate(res.device); err != nil {
 		return nil, err
 	}

@@ -139,13 +139,11 @@ func TestTypingAndPresence(t *testing.T) {
 			break
 		}
 	}
-	// Alice comes back: she is told bob is online; bob hears she is.
+	// Alice comes back: she is told bob is online (her contacts' list);
+	// bob hears she is.
 	a2 := h.connect()
 	a2.hello(alice.access)
-	for {
-		if p := a2.push().GetPresence(); p != nil && p.User == "bob@"+testDomain && p.State == wire.PresenceState_PRESENCE_STATE_ONLINE {
-			break
-		}
+	for bobOnline := presenceOf("bob@"+testDomain, wire.PresenceState_PRESENCE_STATE_ONLINE); !bobOnline(a2.push()); {
 	}
 	for {
 		if p := bob.push().GetPresence(); p != nil && p.User == "alice@"+testDomain && p.State == wire.PresenceState_PRESENCE_STATE_ONLINE {

@@ -23,6 +23,7 @@ func (b *bucket) take(now time.Time, rate float64, burst int) (bool, time.Durati
 	} else if el := now.Sub(b.last).Seconds(); el > 0 {
 		b.tokens = math.Min(float64(burst), b.tokens+el*rate)
 	}
+	b.tokens = math.Min(float64(burst), b.tokens) // a burst lowered by Server.Reload holds at once
 	b.last = now
 	if b.tokens >= 1 {
 		b.tokens--

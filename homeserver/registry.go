@@ -104,6 +104,19 @@ func (r *registry) unregister(ss *session) (lastOfUser bool) {
 	return false
 }
 
+// presenceHeld reports whether the user has a live session that holds
+// its presence (an active session that went online, not a passive one).
+func (r *registry) presenceHeld(userID int64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for ss := range r.byUser[userID] {
+		if ss.presenceOn.Load() {
+			return true
+		}
+	}
+	return false
+}
+
 // sessionsOfDevices returns the live sessions of the given devices.
 func (r *registry) sessionsOfDevices(ids []string) []*session {
 	r.mu.Lock()

@@ -39,7 +39,8 @@ func (ss *session) send(id uint64, m *wire.Send) {
 		ss.writeError(id, internal(op, err))
 		return
 	}
-	if ok, wait := ss.s.limits.allow("send:"+ss.deviceID, ss.s.now(), ss.s.cfg.RateLimit.PerSecond, ss.s.cfg.RateLimit.Burst); !ok {
+	rl := ss.s.sendRate.Load() // reloadable (Server.Reload)
+	if ok, wait := ss.s.limits.allow("send:"+ss.deviceID, ss.s.now(), rl.PerSecond, rl.Burst); !ok {
 		ss.writeError(id, &wire.Error{Op: op, Kind: wire.Code_CODE_RATE_LIMITED, Msg: "sending too fast", RetryAfter: max(wait.Milliseconds(), 1)})
 		return
 	}

@@ -32,6 +32,7 @@ type Server struct {
 	router   Router
 	dlv      *delivery.Engine // pushes mailboxes to sessions (homeserver/delivery)
 	presence Presence
+	presMu   sync.Mutex // orders this server's users' presence changes (presence_local.go)
 	limits   *limiters
 	auth     *authority // passwords, tokens, devices' credentials (auth.go)
 	// Admin holds the admin operations (admin.go); embedded, so that the
@@ -43,6 +44,8 @@ type Server struct {
 	mediaSt *mediastore.Store // media files and uploads (homeserver/mediastore)
 	// datagramPushes counts signals sent as datagrams (datagram.go).
 	datagramPushes atomic.Uint64
+	// sendRate is the per-device Send limit: cfg.RateLimit until a Reload.
+	sendRate atomic.Pointer[RateLimit]
 
 	reg *registry // live streams and sessions (registry.go)
 
@@ -96,6 +99,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		reg:    newRegistry(),
 		stop:   make(chan struct{}),
 	}
+	s.sendRate.Store(&s.cfg.RateLimit)
 	s.dlv = delivery.New(delivery.Config{Window: cfg.DeliveryWindow}, deps.DB, deps.Router, deps.Log)
 	s.warnSmallCommitLimit()
 	var err error
@@ -113,6 +117,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if cfg.RetentionInterval > 0 {
 		s.wg.Add(1)
 		go s.retentionLoop()
+	}
+	if cfg.Presence.Refresh > 0 {
+		s.wg.Add(1)
+		go s.presenceLoop()
 	}
 	if cfg.Media.JanitorEvery > 0 {
 		s.wg.Add(1)

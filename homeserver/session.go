@@ -46,6 +46,11 @@ type session struct {
 	userName string
 	userID   int64
 	status   atomic.Int32 // wire.DeviceStatus; 0 before authentication
+	// passive: the session does not change the user's presence
+	// (Hello.passive), set before authentication; presenceOn: it holds
+	// the user ONLINE (presence_local.go).
+	passive    bool
+	presenceOn atomic.Bool
 
 	replies    *delivery.Queue // completions of pipelined requests, in request order
 	eph        *delivery.Queue // lossy pushes (typing, presence)
@@ -112,7 +117,8 @@ func (ss *session) finish() {
 	ss.rwc.Close()
 	ss.stopPush()
 	ss.replies.Wait() // the reader queued the last one
-	if ss.deviceID != "" && ss.s.reg.unregister(ss) {
+	if ss.deviceID != "" {
+		ss.s.reg.unregister(ss)
 		ss.s.userOffline(ss)
 	}
 }
@@ -151,6 +157,19 @@ func (ss *session) pushEphemeral(f *wire.ServerFrame) {
 			return
 		}
 		if ss.sendDatagram(f) {
+			return
+		}
+		if err := ss.fw.WriteMessage(f); err != nil {
+			ss.ephBroken.Store(true)
+		}
+	})
+}
+
+// pushOnStream queues a lossy push like pushEphemeral, always on the
+// stream.
+func (ss *session) pushOnStream(f *wire.ServerFrame) {
+	ss.eph.TryPush(func() {
+		if ss.ctx.Err() != nil || ss.ephBroken.Load() {
 			return
 		}
 		if err := ss.fw.WriteMessage(f); err != nil {
@@ -235,6 +254,10 @@ func (ss *session) handle(f *wire.ClientFrame) {
 		resp, err = ss.typing(b.Typing)
 	case *wire.ClientFrame_SetPresence:
 		resp, err = ss.setPresence(b.SetPresence)
+	case *wire.ClientFrame_GetPresence:
+		resp, err = ss.getPresence(b.GetPresence)
+	case *wire.ClientFrame_PresenceSettings:
+		resp, err = ss.presenceSettings(b.PresenceSettings)
 	case *wire.ClientFrame_UploadMedia:
 		resp, err = uploadMedia(ss.ctx, ss.s.mediaSt, ss.userID, ss.deviceID, b.UploadMedia) // media.go
 	case *wire.ClientFrame_DownloadMedia:

@@ -221,6 +221,7 @@ func (m *Manager) loginRequest(ctx context.Context, p LoginParams, link *identit
 	r, err := cn.Call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_Login{Login: &wire.Login{
 		User: p.User, Password: p.Password, DeviceName: p.DeviceName,
 		LinkPublicKey: link.Public().Bytes(), SignatureKey: sig.Public().(ed25519.PublicKey),
+		Passive: true, // logging in does not change the user's presence
 	}}})
 	if err != nil {
 		return nil, err
@@ -371,6 +372,7 @@ func (m *Manager) registerRequest(ctx context.Context, p LoginParams, link *iden
 	r, err := cn.Call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_Register{Register: &wire.Register{
 		InviteCode: p.InviteCode, User: p.User, Password: p.Password, DeviceName: p.DeviceName,
 		LinkPublicKey: link.Public().Bytes(), SignatureKey: sig.Public().(ed25519.PublicKey),
+		Passive: true,
 	}}})
 	if err != nil {
 		return nil, err

@@ -48,7 +48,7 @@ func (s *Session) signalDatagram(b []byte) {
 		return
 	}
 	switch f.GetBody().(type) {
-	case *wire.ServerFrame_Typing, *wire.ServerFrame_Presence:
+	case *wire.ServerFrame_Typing, *wire.ServerFrame_Presence, *wire.ServerFrame_PresenceList:
 		s.datagramSignals.Add(1)
 		if s.cfg.OnSignal != nil {
 			s.cfg.OnSignal(&f)

@@ -9,11 +9,14 @@ import (
 )
 
 // FuzzSignalDatagram: datagrams come from the network; decoding one must
-// never panic, and only typing and presence pushes reach OnSignal.
+// never panic, and only typing and presence pushes (one, or a list)
+// reach OnSignal.
 func FuzzSignalDatagram(f *testing.F) {
 	for _, fr := range []*wire.ServerFrame{
 		{Body: &wire.ServerFrame_Typing{Typing: &wire.TypingEvent{ConversationId: "c@a.example", User: "alice@a.example", Typing: true}}},
 		{Body: &wire.ServerFrame_Presence{Presence: &wire.PresenceEvent{User: "bob@b.example", State: wire.PresenceState_PRESENCE_STATE_AWAY}}},
+		{Body: &wire.ServerFrame_PresenceList{PresenceList: &wire.PresenceList{Presence: []*wire.PresenceEvent{
+			{User: "bob@b.example", State: wire.PresenceState_PRESENCE_STATE_OFFLINE, LastActiveMs: 5}}}}},
 		{Body: &wire.ServerFrame_Delivery{Delivery: &wire.Delivery{Seq: 1}}},
 		{Id: 7, Body: &wire.ServerFrame_Typing{Typing: &wire.TypingEvent{}}},
 	} {
@@ -28,7 +31,7 @@ func FuzzSignalDatagram(f *testing.F) {
 		if got == nil {
 			return
 		}
-		if got.GetId() != 0 || (got.GetTyping() == nil && got.GetPresence() == nil) {
+		if got.GetId() != 0 || (got.GetTyping() == nil && got.GetPresence() == nil && got.GetPresenceList() == nil) {
 			t.Fatalf("OnSignal got %v", got)
 		}
 	})

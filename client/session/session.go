@@ -63,6 +63,9 @@ type Config struct {
 	OnRevokedListed func(deviceIDs []string)
 	// OnSignal receives typing and presence pushes. It must not block.
 	OnSignal func(*wire.ServerFrame)
+	// Passive sessions do not change the user's presence (Hello.passive):
+	// one-shot commands. The server pushes them no presence.
+	Passive bool
 }
 
 // Session keeps one authenticated control stream to the homeserver up:
@@ -273,7 +276,7 @@ func (s *Session) authenticate(ctx context.Context, c *Conn, datagrams bool) (*w
 		refreshed = true
 	}
 	for {
-		r, err := c.Call(ctx, "client.Hello", &wire.ClientFrame{Body: &wire.ClientFrame_Hello{Hello: &wire.Hello{AccessToken: access, DatagramSignals: datagrams}}})
+		r, err := c.Call(ctx, "client.Hello", &wire.ClientFrame{Body: &wire.ClientFrame_Hello{Hello: &wire.Hello{AccessToken: access, DatagramSignals: datagrams, Passive: s.cfg.Passive}}})
 		if err == nil {
 			return r.GetHelloOk(), nil
 		}

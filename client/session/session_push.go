@@ -39,7 +39,7 @@ func (s *Session) servePushes(ctx context.Context, c *Conn) error {
 			return wire.E("client.Session", b.Closed.GetCode(), b.Closed.GetMessage())
 		case *wire.ServerFrame_DevicesChanged:
 			s.revokedListed(b.DevicesChanged.GetRevokedListed())
-		case *wire.ServerFrame_Typing, *wire.ServerFrame_Presence:
+		case *wire.ServerFrame_Typing, *wire.ServerFrame_Presence, *wire.ServerFrame_PresenceList:
 			if s.cfg.OnSignal != nil {
 				s.cfg.OnSignal(f)
 			}

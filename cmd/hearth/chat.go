@@ -31,6 +31,9 @@ type chatEnv struct {
 	verbose bool
 	// connectWait, if set, bounds how long recv waits to reach the server.
 	connectWait time.Duration
+	// active: the session changes the user's presence (recv --follow);
+	// other commands are one-shot and passive (docs/presence.md).
+	active bool
 }
 
 func newChatCmd() *cobra.Command {
@@ -57,7 +60,8 @@ func (e *chatEnv) open() (*client.Client, error) {
 	if e.verbose {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return client.Open(client.Config{Profile: e.profile, Dial: dialServer, Logger: log, Groups: newGroupEngine(), ConnectWait: e.connectWait})
+	return client.Open(client.Config{Profile: e.profile, Dial: dialServer, Logger: log, Groups: newGroupEngine(), ConnectWait: e.connectWait,
+		Passive: !e.active})
 }
 
 // dialServer connects to addr trusting the CA certificate in caPath.

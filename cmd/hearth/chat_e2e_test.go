@@ -372,7 +372,7 @@ func sameHistory(t *testing.T, profiles []*profile, peers []string) int {
 // TestChatTwoUsersE2E: alice and bob exchange messages online and
 // offline, through a server restart, with the real binary.
 func TestChatTwoUsersE2E(t *testing.T) {
-	skipShort(t)
+	parallelE2E(t)
 	n, a1, b1 := newMessagingNet(t)
 	a1.must(t, "", "send", bobAddr, "hello bob")
 	expectRecv(t, b1, aliceAddr+":hello bob")
@@ -427,7 +427,7 @@ func TestChatTwoUsersE2E(t *testing.T) {
 // device sees every message exactly once, in conversation order, and
 // alice's other device receives what she sends.
 func TestChatMessagingE2E(t *testing.T) {
-	skipShort(t)
+	parallelE2E(t)
 	n, a1, b1 := newMessagingNet(t)
 	a2 := newProfile(t, "alice")
 	linkDevice(t, n, a2, a1)

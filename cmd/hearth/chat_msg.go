@@ -97,6 +97,7 @@ and acknowledge them. Exits after --timeout of silence unless --follow.`,
 				// --timeout, but not before a slow link had a fair try.
 				env.connectWait = max(timeout, minConnectWait)
 			}
+			env.active = follow // only a following recv makes the user online
 			c, err := env.open()
 			if err != nil {
 				return err
@@ -132,6 +133,9 @@ and acknowledge them. Exits after --timeout of silence unless --follow.`,
 						printSignal(lw, s, asJSON)
 					}
 				})
+				if follow {
+					go c.RefreshPresenceEvery(ctx, presenceRefresh)
+				}
 			}
 			err = c.Receive(ctx, quiet, func(m store.Message) error {
 				if err := printMessage(out, m, asJSON); err != nil {

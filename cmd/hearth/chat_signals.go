@@ -44,8 +44,13 @@ func newChatPresenceCmd(env *chatEnv) *cobra.Command {
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "presence online|away|offline",
-		Short: "Set your presence for the users you share a conversation with",
-		Args:  cobra.ExactArgs(1),
+		Short: "Set your presence for the users you share a conversation with (get: ask others')",
+		Long: `Set your presence for the users you share a conversation with. Other
+commands do not change it, except recv --follow, which makes you online
+while it runs. Set by this command while no recv --follow of yours runs,
+online or away lasts 5 minutes (the server's presence.lease), then you are
+offline. "presence get USER@DOMAIN..." asks the presence of users.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return env.withClient(cmd, timeout, func(ctx context.Context, c *client.Client) error {
 				return c.SetPresence(ctx, args[0])
@@ -53,6 +58,7 @@ func newChatPresenceCmd(env *chatEnv) *cobra.Command {
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 15*time.Second, "give up after this long")
+	cmd.AddCommand(newChatPresenceGetCmd(env)) // chat_presence.go
 	return cmd
 }
 

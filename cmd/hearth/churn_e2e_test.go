@@ -44,7 +44,7 @@ var churnKinds = []string{
 // when it was sent; every member device at the end can send and be read
 // by the others; no command hangs and no process spins.
 func TestChurn(t *testing.T) {
-	skipShort(t)
+	parallelE2E(t)
 	seed := *churnSeed
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano()) % 1_000_000

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"hearth/federation"
 	"hearth/homeserver"
 	"hearth/homeserver/certs"
+	"hearth/homeserver/certs/acmecert"
 	"hearth/homeserver/transport"
 )
 
@@ -58,6 +60,52 @@ type serverConfig struct {
 	// weakens every hash stored while it is set (docs/benchmarks.md uses
 	// it to log in 10,000 bench users).
 	PasswordHash *passwordHashConfig `json:"password_hash,omitempty"`
+	// Presence times presence (docs/presence.md); absent: the defaults.
+	Presence *presenceConfig `json:"presence,omitempty"`
+	// ACME, when present, gets the certificate for Domain from an ACME
+	// CA (Let's Encrypt by default) and renews it; instead of the files
+	// and of the development CA.
+	ACME *acmeConfig `json:"acme,omitempty"`
+	// LogLevel is the level of `hearth serve` when --log-level is not
+	// given: debug, info, warn or error; reloaded on SIGHUP.
+	LogLevel string `json:"log_level,omitempty"`
+}
+
+// presenceConfig is the "presence" section of config.json.
+type presenceConfig struct {
+	// Refresh: how often this server repeats its users' online and away
+	// states to other servers (which drop them 3 × refresh after the last
+	// one) and expires lapsed states; default 1m.
+	Refresh duration `json:"refresh,omitempty"`
+	// Lease: how long online or away set by a one-shot command lasts while
+	// no `recv --follow` of the user runs; default 5m.
+	Lease duration `json:"lease,omitempty"`
+}
+
+// acmeConfig is the "acme" section of config.json.
+type acmeConfig struct {
+	Directory string `json:"directory,omitempty"` // ACME directory URL; default Let's Encrypt
+	Email     string `json:"email,omitempty"`     // account contact (expiry notices)
+	Profile   string `json:"profile,omitempty"`   // issuance profile offered by the CA; default its default
+	// CAFile is a PEM file of roots trusted for the directory's HTTPS
+	// besides the system roots (a private CA; Pebble in tests).
+	CAFile string `json:"ca_file,omitempty"`
+}
+
+func (a *acmeConfig) validate(domain string) error {
+	if a == nil {
+		return nil
+	}
+	if a.Directory != "" && !strings.HasPrefix(a.Directory, "https://") {
+		return fmt.Errorf("acme.directory %q: want an https:// URL", a.Directory)
+	}
+	if local, host, ok := strings.Cut(a.Email, "@"); a.Email != "" && (!ok || local == "" || !strings.Contains(host, ".") || strings.ContainsAny(a.Email, " \t\r\n,<>")) {
+		return fmt.Errorf("acme.email %q: want an address such as ops@example.org", a.Email)
+	}
+	if err := acmecert.CheckDomain(domain); err != nil {
+		return fmt.Errorf("acme: domain %q cannot get a public certificate: want the server's DNS name such as chat.example.org", domain)
+	}
+	return nil
 }
 
 // passwordHashConfig is the "password_hash" section of config.json. Zero
@@ -93,6 +141,30 @@ type federationConfig struct {
 	RateBurst     float64  `json:"rate_burst,omitempty"`      // default 200
 	// KeyRefreshInterval: least time between two re-fetches of a peer's key document; default 30s.
 	KeyRefreshInterval duration `json:"key_refresh_interval,omitempty"`
+	// ExtraRoots is a PEM file of CAs trusted besides the system roots
+	// for discovery (https://DOMAIN/.well-known/hearth/server) and for
+	// discovered peers; relative to the data folder.
+	ExtraRoots string `json:"extra_roots,omitempty"`
+	// TestHosts is a TEST SETTING: discovery resolves these names (.test
+	// and .example included) to loopback, fetching the key document of
+	// NAME from the HOST:PORT given, and no other name; a discovered
+	// document may then name a loopback federation address. Never set it
+	// on a server of a real domain.
+	TestHosts map[string]string `json:"test_hosts,omitempty"`
+}
+
+func (f *federationConfig) validate() error {
+	if f == nil {
+		return nil
+	}
+	for name, addr := range f.TestHosts {
+		host, _, err := net.SplitHostPort(addr)
+		ip := net.ParseIP(host)
+		if err != nil || ip == nil || !ip.IsLoopback() {
+			return fmt.Errorf("federation.test_hosts[%q] = %q: want a loopback IP:PORT", name, addr)
+		}
+	}
+	return nil
 }
 
 type serverLimits struct {
@@ -169,6 +241,21 @@ func (c serverConfig) validate() error {
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		return errors.New("tls_cert_file and tls_key_file go together")
 	}
+	if c.LogLevel != "" {
+		var lv slog.Level
+		if err := lv.UnmarshalText([]byte(c.LogLevel)); err != nil {
+			return fmt.Errorf("log_level %q: want debug, info, warn or error", c.LogLevel)
+		}
+	}
+	if c.ACME != nil && c.CertFile != "" {
+		return errors.New("acme and tls_cert_file exclude each other: choose where the certificate comes from")
+	}
+	if err := c.ACME.validate(c.Domain); err != nil {
+		return err
+	}
+	if err := c.Federation.validate(); err != nil {
+		return err
+	}
 	l := c.Limits
 	if l.MaxFrameBytes < 0 || l.MaxMessageBytes < 0 || l.Retention < 0 || l.SendPerSecond < 0 ||
 		l.SendBurst < 0 || l.MaxMembers < 0 || l.MaxConnections < 0 || l.MaxStreams < 0 || l.HistoryMaxLimit < 0 || l.MaxMediaBytes < 0 {
@@ -182,6 +269,9 @@ func (c serverConfig) validate() error {
 	}
 	if l.MaxCommitBytes > 0 && l.MaxCommitBytes < l.MaxMessageBytes {
 		return errors.New("limits: max_commit_bytes is below max_message_bytes")
+	}
+	if p := c.Presence; p != nil && (p.Refresh < 0 || p.Lease < 0 || (p.Refresh > 0 && p.Refresh < duration(100*time.Millisecond))) {
+		return errors.New("presence: refresh must be 0 (default) or at least 100ms, lease not negative")
 	}
 	return c.PasswordHash.validate()
 }
@@ -199,9 +289,17 @@ func (c serverConfig) homeserverConfig(version string) homeserver.Config {
 		Version:         version,
 		Federation:      c.federationConfig(),
 		Password:        c.passwordParams(),
+		Presence:        c.presenceConfig(),
 		Media: homeserver.MediaConfig{MaxBytes: c.Limits.MaxMediaBytes, Quota: c.Limits.MediaQuotaBytes,
 			Retention: time.Duration(c.Limits.MediaRetention)},
 	}
+}
+
+func (c serverConfig) presenceConfig() homeserver.PresenceConfig {
+	if c.Presence == nil {
+		return homeserver.PresenceConfig{}
+	}
+	return homeserver.PresenceConfig{Refresh: time.Duration(c.Presence.Refresh), Lease: time.Duration(c.Presence.Lease)}
 }
 
 func (c serverConfig) passwordParams() homeserver.PasswordParams {

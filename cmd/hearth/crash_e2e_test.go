@@ -82,7 +82,7 @@ func (n *chatNet) killAndRestart(t *testing.T) {
 // `recv --follow` through the crashes; afterwards each holds every
 // acknowledged message exactly once, in send order, and nothing twice.
 func TestCrashKillDuringSends(t *testing.T) {
-	skipShort(t)
+	parallelE2E(t)
 	start := time.Now()
 	n, a1, b1 := newMessagingNet(t)
 	a2 := newProfile(t, "alice")

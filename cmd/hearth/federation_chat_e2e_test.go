@@ -56,7 +56,7 @@ func openClient(t *testing.T, p *profile) *client.Client {
 // bob@b.example and carol@c.example; each sends, and every member ends
 // with the same history.
 func TestFederationGroupChatE2E(t *testing.T) {
-	skipShort(t)
+	parallelE2E(t)
 	servers := []*fedServer{newFedServer(t, "a.example"), newFedServer(t, "b.example"), newFedServer(t, "c.example")}
 	for _, x := range servers {
 		for _, y := range servers {

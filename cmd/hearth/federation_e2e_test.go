@@ -348,7 +348,7 @@ func awaitSetback(t *testing.T, devices []*e2eDevice, before int64, outage strin
 // message is at every device exactly once, in the hub's order, and all
 // devices hold the same history.
 func TestFederationE2E(t *testing.T) {
-	skipShort(t)
+	parallelE2E(t)
 	a, b, c := newFedServer(t, "a.example"), newFedServer(t, "b.example"), newFedServer(t, "c.example")
 	servers := []*fedServer{a, b, c}
 	for _, x := range servers {

@@ -32,7 +32,7 @@ func pairHistory(t *testing.T, p *profile, peer string) []string {
 // the admin CLI and a->b, a->c traffic goes on with no admin action on b
 // or c.
 func TestFederationPairsChatE2E(t *testing.T) {
-	skipShort(t)
+	parallelE2E(t)
 	servers := []*fedServer{newFedServer(t, "a.example"), newFedServer(t, "b.example"), newFedServer(t, "c.example")}
 	for _, x := range servers {
 		for _, y := range servers {

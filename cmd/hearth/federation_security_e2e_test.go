@@ -239,7 +239,7 @@ func recvUntil(t *testing.T, p *profile, from, text string) []chatMsg {
 // `hearth chat device approve`; alice's next message reaches both of
 // bob's devices, and the new device can answer through the hub.
 func TestFederationRemoteNewDeviceE2E(t *testing.T) {
-	skipShort(t)
+	parallelE2E(t)
 	a, b := newFedServer(t, "a.example"), newFedServer(t, "b.example")
 	pinPair(t, a, b)
 	mustHearth(t, password("alice"), "admin", "--dir", a.dir, "user", "add", "alice", "--password-stdin")

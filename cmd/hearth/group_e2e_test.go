@@ -60,7 +60,7 @@ func groupInfo(t *testing.T, p *profile, id string) groupInfoJSON {
 // membership events, a non-admin refused, add, rename, promote, remove by
 // the promoted admin, demote, leave, info, and clear errors.
 func TestGroupCLI(t *testing.T) {
-	skipShort(t)
+	parallelE2E(t)
 	n, alice, bob := newMessagingNet(t)
 	for _, u := range []string{"carol", "dave"} {
 		mustHearth(t, password(u), "admin", "--dir", n.dir, "user", "add", u, "--password-stdin")

@@ -23,7 +23,7 @@ import (
 // device that is no longer on its user's signed list as revoked, as
 // clients do. Everyone receives her message.
 func TestFederationGroupRevokedRemoteDevice(t *testing.T) {
-	skipShort(t)
+	parallelE2E(t)
 	a, b := newFedServer(t, "a.example"), newFedServer(t, "b.example")
 	pinPair(t, a, b)
 	const aliceAt, bobAt, carolAt = "alice@a.example", "bob@b.example", "carol@a.example"

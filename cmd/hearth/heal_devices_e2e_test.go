@@ -45,7 +45,7 @@ func newHealNet(t *testing.T) (n *chatNet, a1, b1 *profile, recoveryKey string) 
 // processed although alice's current list no longer has it), and the
 // conversation goes on both ways; bob's outbox is not wedged.
 func TestHealRevokedDeviceBeforePeerSync(t *testing.T) {
-	skipShort(t)
+	parallelE2E(t)
 	n, a1, b1, rk := newHealNet(t)
 	a1.must(t, "", "send", bobAddr, "m1")
 	expectRecv(t, b1, aliceAddr+":m1")
@@ -85,7 +85,7 @@ func TestHealRevokedDeviceBeforePeerSync(t *testing.T) {
 // conversation before another device of its user has added it. The
 // message is not refused for good: it arrives.
 func TestHealNewDeviceEarlySend(t *testing.T) {
-	skipShort(t)
+	parallelE2E(t)
 	n, a1, b1, rk := newHealNet(t)
 	out := strings.Split(strings.TrimSpace(a1.must(t, "", "group", "create", "team", "--members", bobAddr)), "\n")
 	id := out[len(out)-1]
@@ -159,7 +159,7 @@ func copyDir(t *testing.T, from, to string) {
 // by itself, reports how many messages it could not decrypt, and sends
 // and receives again.
 func TestHealRestoredBackup(t *testing.T) {
-	skipShort(t)
+	parallelE2E(t)
 	n, a1, b1, rk := newHealNet(t)
 	a1.must(t, "", "send", bobAddr, "m1")
 	expectRecv(t, b1, aliceAddr+":m1")

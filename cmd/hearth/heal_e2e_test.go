@@ -82,7 +82,7 @@ func outbox(t *testing.T, p *profile) []outboxLine {
 // 0), the message must be kept as failed (not lost), and later commands on
 // u3's profile must end on their own.
 func TestRemovedMemberSendFails(t *testing.T) {
-	skipShort(t)
+	parallelE2E(t)
 	n := newChatNet(t, "u1", "u2", "u3")
 	ps := map[string]*profile{}
 	for _, u := range []string{"u1", "u2", "u3"} {

@@ -62,7 +62,7 @@ func (p *relayPair) set(t *testing.T, udp, tcp impair.Config) {
 var impairSends = flag.Int("impair.sends", 5, "chat sends per network in TestImpairedSendsExactlyOnceInOrder")
 
 func TestImpairedSendsExactlyOnceInOrder(t *testing.T) {
-	skipShort(t)
+	parallelE2E(t)
 	dir := filepath.Join(t.TempDir(), "data")
 	mustHearth(t, "", "init", "--dir", dir, "--domain", "localhost", "--listen", "127.0.0.1:0")
 	n := &chatNet{dir: dir, ca: filepath.Join(dir, "ca.pem")}
@@ -137,7 +137,7 @@ func since(now, then impair.Stats) impair.Stats {
 //
 //	go test -run TestImpairedFollowThroughBlackoutsAndRebinding -v ./cmd/hearth
 func TestImpairedFollowThroughBlackoutsAndRebinding(t *testing.T) {
-	skipShort(t)
+	parallelE2E(t)
 	dir := filepath.Join(t.TempDir(), "data")
 	mustHearth(t, "", "init", "--dir", dir, "--domain", "localhost", "--listen", "127.0.0.1:0")
 	n := &chatNet{dir: dir, ca: filepath.Join(dir, "ca.pem")}

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"hearth/homeserver/certs"
+	"hearth/homeserver/certs/acmecert"
 	"hearth/storage"
 )
 
@@ -19,6 +21,8 @@ func init() { subcommands = append(subcommands, newInitCmd) }
 
 func newInitCmd() *cobra.Command {
 	var dir, domain, listen string
+	var useACME bool
+	var acmeCfg acmeConfig
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create a homeserver data folder: config, signing key, CA and TLS certificate, database",
@@ -26,7 +30,13 @@ func newInitCmd() *cobra.Command {
 signing key (signing.key), a development CA (ca.pem, ca.key) with a TLS
 certificate for the listen address (leaf.pem), and the SQLite database.
 Clients trust the server with --ca DIR/ca.pem. An initialized folder is
-never overwritten.`,
+never overwritten.
+
+With --acme the server gets a real certificate for --domain from an ACME
+certificate authority (Let's Encrypt unless --acme-directory says
+otherwise) when it first serves, and renews it by itself: the domain must
+resolve to this server and port 443 (TCP) must reach it, for the CA
+validates with TLS-ALPN-01 there. Clients then need no --ca.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dir == "" {
@@ -36,8 +46,36 @@ never overwritten.`,
 				}
 				dir = d
 			}
-			if err := initServerDir(dir, domain, listen); err != nil {
+			cfg := newServerConfig(domain, listen)
+			if useACME {
+				if acmeCfg.CAFile != "" {
+					abs, err := filepath.Abs(acmeCfg.CAFile)
+					if err != nil {
+						return err
+					}
+					if _, err := systemPlus(abs); err != nil {
+						return fmt.Errorf("--acme-ca: %w", err)
+					}
+					acmeCfg.CAFile = abs
+				}
+				cfg.ACME = &acmeCfg
+			} else if acmeCfg != (acmeConfig{}) {
+				return errors.New("--acme-directory, --acme-email, --acme-profile and --acme-ca need --acme")
+			}
+			if err := initServerConfig(dir, cfg); err != nil {
 				return err
+			}
+			if useACME {
+				directory := acmeCfg.Directory
+				if directory == "" {
+					directory = acmecert.LetsEncrypt
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "initialized %s for %s (listen %s)\ncertificate: from the ACME directory %s when hearth serve starts (TLS-ALPN-01 on port 443 of %s)\n",
+					dir, domain, listen, directory, domain)
+				if _, port, _ := net.SplitHostPort(listen); port != "443" {
+					fmt.Fprintf(cmd.OutOrStdout(), "note: the CA connects to port 443 and discovery fetches https://%s/; listen is %s, so forward TCP port 443 to it (or use --listen 0.0.0.0:443)\n", domain, listen)
+				}
+				return nil
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "initialized %s for %s (listen %s)\nclients trust it with --ca %s\n",
 				dir, domain, listen, filepath.Join(dir, certs.CAFile))
@@ -47,6 +85,11 @@ never overwritten.`,
 	cmd.Flags().StringVar(&dir, "dir", "", "data folder (default $HEARTH_DIR, $XDG_DATA_HOME/hearth or ~/.local/share/hearth)")
 	cmd.Flags().StringVar(&domain, "domain", defaultDomain, "the server's domain: users are NAME@DOMAIN")
 	cmd.Flags().StringVar(&listen, "listen", defaultListen, "HOST:PORT for QUIC (UDP) and HTTPS (TCP); port 0 picks one")
+	cmd.Flags().BoolVar(&useACME, "acme", false, "get and renew the TLS certificate for --domain by ACME (Let's Encrypt by default)")
+	cmd.Flags().StringVar(&acmeCfg.Directory, "acme-directory", "", "ACME directory URL of another CA (default Let's Encrypt)")
+	cmd.Flags().StringVar(&acmeCfg.Email, "acme-email", "", "contact address for the ACME account (expiry notices)")
+	cmd.Flags().StringVar(&acmeCfg.Profile, "acme-profile", "", "issuance profile offered by the CA, e.g. shortlived")
+	cmd.Flags().StringVar(&acmeCfg.CAFile, "acme-ca", "", "PEM file of roots trusted for the ACME directory's HTTPS besides the system roots (private CA, tests)")
 	return cmd
 }
 
@@ -54,7 +97,11 @@ never overwritten.`,
 // written last: its presence marks a finished init, and an interrupted init
 // can simply be run again (existing keys and the CA are kept).
 func initServerDir(dir, domain, listen string) error {
-	cfg := newServerConfig(domain, listen)
+	return initServerConfig(dir, newServerConfig(domain, listen))
+}
+
+// initServerConfig is initServerDir with a prepared configuration.
+func initServerConfig(dir string, cfg serverConfig) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ import (
 // writes a byte-identical file on both of bob's devices, also after a
 // server restart; unknown or text messages are refused.
 func TestChatMediaE2E(t *testing.T) {
-	skipShort(t)
+	parallelE2E(t)
 	n, a1, b1 := newMessagingNet(t)
 	b2 := newProfile(t, "bob")
 	linkDevice(t, n, b2, b1)

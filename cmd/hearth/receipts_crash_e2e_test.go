@@ -12,7 +12,7 @@ import (
 // receipt, and bob reads while the server is down. Alice ends with every
 // message read, each delivery and each read reported exactly once.
 func TestReceiptsOfflineAndKillE2E(t *testing.T) {
-	skipShort(t)
+	parallelE2E(t)
 	n, a1, b1 := newMessagingNet(t)
 	seen := map[string]bool{}
 	first := sendID(t, a1, bobAddr, "before")
@@ -71,7 +71,7 @@ func TestReceiptsOfflineAndKillE2E(t *testing.T) {
 // alice's, in their 1:1, while deliveries still show; bob's read on one
 // device is a read on the other. Typing off sends nothing.
 func TestReceiptsOffE2E(t *testing.T) {
-	skipShort(t)
+	parallelE2E(t)
 	n, a1, b1 := newMessagingNet(t)
 	x1 := sendID(t, a1, bobAddr, "x1")
 	recvReceipts(t, b1)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"hearth/homeserver/certs"
@@ -59,13 +60,21 @@ func rcptHistory(t *testing.T, p *profile, target string) map[string]rcptMsg {
 // sent is on the server when its command returns, so a second of silence
 // after catching up means nothing more is coming (federated tests wait
 // longer: receipts cross servers after the command returns).
-var recvQuiet = "1s"
+func recvQuiet(t *testing.T) string {
+	if _, slow := slowRecv.Load(t.Name()); slow {
+		return "2s"
+	}
+	return "1s"
+}
+
+// slowRecv holds the names of the (federated) tests whose recv waits 2 s.
+var slowRecv sync.Map
 
 // recvReceipts runs recv --json --signals on p and returns the receipt
 // events and the texts of the messages it printed.
 func recvReceipts(t *testing.T, p *profile, args ...string) (evs []rcptEvent, texts []string) {
 	t.Helper()
-	out := p.must(t, "", append([]string{"recv", "--json", "--signals", "--timeout", recvQuiet}, args...)...)
+	out := p.must(t, "", append([]string{"recv", "--json", "--signals", "--timeout", recvQuiet(t)}, args...)...)
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		if line == "" {
 			continue
@@ -221,7 +230,7 @@ func directReceipts(t *testing.T, a, b *profile, aAt, bAt string) {
 // and (with -receipts.fed) across two federated servers, with the real
 // binary.
 func TestReceiptsDirectE2E(t *testing.T) {
-	skipShort(t)
+	parallelE2E(t)
 	t.Run("one server", func(t *testing.T) {
 		_, a1, b1 := newMessagingNet(t)
 		directReceipts(t, a1, b1, aliceAddr, bobAddr)

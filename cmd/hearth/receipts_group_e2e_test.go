@@ -19,9 +19,7 @@ func skipUnlessReceiptsFed(t *testing.T) {
 	if !*receiptsFed {
 		t.Skip("federated receipt test: run with -receipts.fed")
 	}
-	old := recvQuiet
-	recvQuiet = "2s"
-	t.Cleanup(func() { recvQuiet = old })
+	slowRecv.Store(t.Name(), true)
 }
 
 // newFederation starts servers for domains, each peered with every other.
@@ -56,7 +54,7 @@ func fedUser(t *testing.T, s *fedServer, name string) *profile {
 // alice's devices alike; erin, with read receipts off, still sends them in
 // the group; a read on one of alice's devices is read on the other too.
 func TestReceiptsGroupE2E(t *testing.T) {
-	skipShort(t)
+	parallelE2E(t)
 	skipUnlessReceiptsFed(t)
 	servers := newFederation(t, "a.example", "b.example", "c.example")
 	a, b, c := servers[0], servers[1], servers[2]

@@ -42,21 +42,38 @@ var (
 const shutdownGrace = 10 * time.Second
 
 func newServeCmd() *cobra.Command {
-	var dir, listen, level, pprofAddr string
+	var dir, listen, level, format, pprofAddr string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the homeserver",
 		Long: `serve runs the homeserver from its data folder until SIGINT or SIGTERM.
 Without --dir it uses the default folder and, on first run, initializes it
 for domain "localhost" listening on 127.0.0.1:7443. While running, the
-bound address is in DIR/serve.addr and the admin socket at DIR/admin.sock.`,
+bound address is in DIR/serve.addr and the admin socket at DIR/admin.sock.
+
+SIGHUP reloads config.json without dropping sessions: the send limits
+(limits.send_per_second, limits.send_burst), the inbound federation limits
+(federation.rate_per_second, federation.rate_burst) and log_level (unless
+--log-level is given) take effect at once; other changes are reported and
+wait for a restart. A configuration that does not load is refused and the
+running one stays. Under systemd (Type=notify) serve reports READY=1,
+RELOADING=1 and STOPPING=1 through $NOTIFY_SOCKET.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var lv slog.Level
+			var lv slog.LevelVar
 			if err := lv.UnmarshalText([]byte(level)); err != nil {
 				return fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 			}
-			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lv}))
+			var h slog.Handler
+			switch format {
+			case "text":
+				h = slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: &lv})
+			case "json":
+				h = slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: &lv})
+			default:
+				return fmt.Errorf("--log-format %q: want text or json", format)
+			}
+			log := slog.New(h)
 			if dir == "" {
 				d, err := defaultServerDir()
 				if err != nil {
@@ -79,23 +96,29 @@ bound address is in DIR/serve.addr and the admin socket at DIR/admin.sock.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return runServer(ctx, dir, listen, log)
+			return runServer(ctx, dir, listen, log, logLevel{v: &lv, fixed: cmd.Flags().Changed("log-level")})
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "data folder (default $HEARTH_DIR, $XDG_DATA_HOME/hearth or ~/.local/share/hearth)")
 	cmd.Flags().StringVar(&listen, "listen", "", "HOST:PORT overriding the configured listen address; port 0 picks one")
-	cmd.Flags().StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.Flags().StringVar(&level, "log-level", "info", "log level: debug, info, warn or error (default: log_level in config.json, else info)")
+	cmd.Flags().StringVar(&format, "log-format", "text", "log format: text or json (one JSON object per line)")
 	cmd.Flags().StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this loopback HOST:PORT (profiling under load)")
 	return cmd
 }
 
 // runServer wires storage, homeserver, certificates, transport and the
 // admin socket together and serves until ctx ends or a listener fails.
-func runServer(ctx context.Context, dir, listen string, log *slog.Logger) error {
+func runServer(ctx context.Context, dir, listen string, log *slog.Logger, level logLevel) error {
+	// SIGHUP is caught from the start: its default would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	cfg, err := loadServerConfig(dir)
 	if err != nil {
 		return err
 	}
+	level.apply(cfg)
 	if listen != "" {
 		cfg.Listen = listen
 		if err := cfg.validate(); err != nil {
@@ -124,12 +147,16 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger) error 
 	if err != nil {
 		return fmt.Errorf("signing key: %w", err)
 	}
-	hs, err := homeserver.New(cfg.homeserverConfig(version), homeserver.Deps{DB: db, SigningKey: key, ServerKey: skey, Log: log.With("component", "homeserver")})
+	hcfg := cfg.homeserverConfig(version)
+	if err := discoveryConfig(cfg, dir, &hcfg.Federation, log); err != nil {
+		return err
+	}
+	hs, err := homeserver.New(hcfg, homeserver.Deps{DB: db, SigningKey: key, ServerKey: skey, Log: log.With("component", "homeserver")})
 	if err != nil {
 		return fmt.Errorf("start homeserver: %w", err)
 	}
 	defer hs.Close()
-	tlsConf, caPath, err := serverTLS(cfg, dir, log)
+	tlsConf, caPath, runCerts, err := serverTLS(cfg, dir, log)
 	if err != nil {
 		return err
 	}
@@ -165,13 +192,15 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger) error 
 	go func() { errc <- tr.ServeQUIC(pc) }()
 	go func() { errc <- tr.ServeTLS(ln) }()
 	go func() { errc <- adm.Serve(adminLn) }()
+	if runCerts != nil {
+		certCtx, stopCerts := context.WithCancel(ctx)
+		certsDone := make(chan struct{})
+		go func() { runCerts(certCtx); close(certsDone) }()
+		defer func() { stopCerts(); <-certsDone }()
+	}
 
 	bound := dialableAddr(ln.Addr())
-	if cfg.Federation != nil && cfg.Federation.Address != "" {
-		hs.SetFederationAddress(cfg.Federation.Address)
-	} else {
-		hs.SetFederationAddress(bound)
-	}
+	hs.SetFederationAddress(federationAddress(cfg, bound))
 	if err := certs.WriteFileAtomic(addrPath, []byte(bound+"\n"), 0o644); err != nil {
 		log.Warn("cannot record the bound address", "err", err)
 	}
@@ -179,13 +208,24 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger) error 
 	log.Info("hearth serving", "domain", cfg.Domain, "quic", "udp://"+pc.LocalAddr().String(), "https", "https://"+bound,
 		"webtransport", "https://"+bound+transport.PathWebTransport, "ca", caPath, "admin", sockPath, "version", version)
 
-	var serveErr error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down", "grace", shutdownGrace)
-	case serveErr = <-errc:
-		log.Error("listener failed, shutting down", "err", serveErr)
+	if err := sdNotify("READY=1\nSTATUS=serving " + cfg.Domain + " on " + bound); err != nil {
+		log.Warn("cannot notify the service manager", "err", err)
 	}
+
+	var serveErr error
+	for serving := true; serving; {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down", "grace", shutdownGrace)
+			serving = false
+		case serveErr = <-errc:
+			log.Error("listener failed, shutting down", "err", serveErr)
+			serving = false
+		case <-hup:
+			cfg = reloadServer(dir, listen, cfg, hs, level, log)
+		}
+	}
+	sdNotify("STOPPING=1")
 	return shutdownServer(hs, tr, adm, serveErr, log)
 }
 
@@ -215,10 +255,15 @@ func shutdownServer(hs *homeserver.Server, tr *transport.Server, adm *admin.Sock
 }
 
 // serverTLS returns the TLS configuration and the CA file clients need:
-// the operator's certificate files when configured (clients use their
-// system roots), else the development CA's self-renewing leaf.
-func serverTLS(cfg serverConfig, dir string, log *slog.Logger) (*tls.Config, string, error) {
+// a certificate from ACME when configured (run obtains and renews it once
+// the listeners are up), the operator's certificate files (clients use
+// their system roots), else the development CA's self-renewing leaf.
+func serverTLS(cfg serverConfig, dir string, log *slog.Logger) (conf *tls.Config, caPath string, run func(context.Context), err error) {
 	deps := certs.Deps{Log: log.With("component", "certs")}
+	if cfg.ACME != nil {
+		conf, run, err := acmeTLS(cfg, dir, log)
+		return conf, "none (ACME certificate)", run, err
+	}
 	if cfg.CertFile != "" {
 		abs := func(p string) string {
 			if filepath.IsAbs(p) {
@@ -228,15 +273,15 @@ func serverTLS(cfg serverConfig, dir string, log *slog.Logger) (*tls.Config, str
 		}
 		fs, err := certs.NewFileSource(abs(cfg.CertFile), abs(cfg.KeyFile), deps)
 		if err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
-		return fs.TLSConfig(), "none (public certificate)", nil
+		return fs.TLSConfig(), "none (public certificate)", nil, nil
 	}
 	cm, err := certs.NewManager(cfg.certsConfig(dir), deps)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
-	return cm.TLSConfig(), cm.CAPath(), nil
+	return cm.TLSConfig(), cm.CAPath(), nil, nil
 }
 
 // loadResetKey reads the QUIC stateless-reset key, creating it on first
@@ -263,6 +308,21 @@ func loadResetKey(path string) (*quic.StatelessResetKey, error) {
 	}
 	copy(k[:], b)
 	return &k, nil
+}
+
+// federationAddress is the HOST:PORT the key document publishes:
+// federation.address when set; for an ACME server DOMAIN:PORT, since a
+// public server is reached by its name (discovered peers refuse an IP
+// address, docs/federation.md "Discovery rules"); else the bound address.
+func federationAddress(cfg serverConfig, bound string) string {
+	switch {
+	case cfg.Federation != nil && cfg.Federation.Address != "":
+		return cfg.Federation.Address
+	case cfg.ACME != nil:
+		_, port, _ := net.SplitHostPort(bound)
+		return net.JoinHostPort(cfg.Domain, port)
+	}
+	return bound
 }
 
 // dialableAddr is addr with an unspecified IP (0.0.0.0, ::) replaced by

@@ -41,8 +41,31 @@ func skipShort(t *testing.T) {
 	}
 }
 
+// parallelE2E is skipShort for the long end-to-end tests that mostly wait
+// (on schedules, impaired links, federation retries): they run side by side,
+// e2eParallel at a time, after the others, so the package's wall time stays
+// well inside CI's budget. Each has its own servers, folders and ports.
+func parallelE2E(t *testing.T) {
+	t.Helper()
+	skipShort(t)
+	t.Parallel()
+}
+
+// e2eParallel is how many parallelE2E tests run at once unless -test.parallel
+// is given: they wait far more than they compute, so more than the default
+// (GOMAXPROCS) fit on a 2-core machine.
+const e2eParallel = 4
+
 func TestMain(m *testing.M) {
 	flag.Parse()
+	parallelSet := false
+	flag.Visit(func(f *flag.Flag) { parallelSet = parallelSet || f.Name == "test.parallel" })
+	if !parallelSet {
+		if err := flag.Set("test.parallel", fmt.Sprint(e2eParallel)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
 	if testing.Short() {
 		os.Exit(m.Run())
 	}

@@ -25,7 +25,8 @@ import (
 //	}
 //
 // (or a constructor of its own, for a setting that needs more than
-// `chat settings NAME VALUE`).
+// `chat settings NAME VALUE`, as settings_lastseen.go's last-seen, which
+// the server keeps).
 var settingsSubcommands = []func(env *chatEnv) *cobra.Command{
 	settingCmd("read-receipts", `Send and see read receipts (off: in 1:1 conversations you neither send
 read receipts nor see whether your messages were read; groups keep them)`),
@@ -35,43 +36,57 @@ read receipts nor see whether your messages were read; groups keep them)`),
 
 func newChatSettingsCmd(env *chatEnv) *cobra.Command {
 	var asJSON bool
+	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "settings [NAME VALUE]",
 		Short: "Print your settings, or change one (synced to your other devices)",
 		Long: `Without arguments, print every setting as "NAME: VALUE" lines (with --json,
-one object). A change is kept on this device at once and sent, end-to-end
+one object), last-seen included (asked of your server; left out, with a
+warning, when it cannot be reached within --timeout). A change of
+read-receipts or typing is kept on this device at once and sent, end-to-end
 encrypted, to your other devices through your settings group (a group of
-your own devices only, created by the first change).`,
+your own devices only, created by the first change); last-seen is kept by
+your server.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := env.open()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			if _, err := c.Account(); err != nil {
-				return err
-			}
-			set, err := c.Settings()
-			if err != nil {
-				return err
-			}
-			w := cmd.OutOrStdout()
-			if asJSON {
-				b, err := json.Marshal(set)
+			return env.withClient(cmd, 0, func(ctx context.Context, c *client.Client) error {
+				if _, err := c.Account(); err != nil {
+					return err
+				}
+				set, err := c.Settings()
 				if err != nil {
 					return err
 				}
-				_, err = fmt.Fprintln(w, string(b))
-				return err
-			}
-			for _, name := range client.SettingNames() {
-				kv(w, name, set[name])
-			}
-			return nil
+				lctx, cancel := timeoutContext(ctx, timeout)
+				defer cancel()
+				if v, err := c.LastSeen(lctx, ""); err == nil {
+					set["last-seen"] = v
+				} else {
+					fmt.Fprintf(cmd.ErrOrStderr(), "hearth: warning: last-seen not shown: %v\n", err)
+				}
+				w := cmd.OutOrStdout()
+				if asJSON {
+					b, err := json.Marshal(set)
+					if err != nil {
+						return err
+					}
+					_, err = fmt.Fprintln(w, string(b))
+					return err
+				}
+				names := make([]string, 0, len(set))
+				for name := range set {
+					names = append(names, name)
+				}
+				slices.Sort(names)
+				for _, name := range names {
+					kv(w, name, set[name])
+				}
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print the settings as one JSON object {"NAME":"VALUE",...}`)
+	cmd.Flags().DurationVar(&timeout, "timeout", 15*time.Second, "give up asking the server for last-seen after this long")
 	for _, sub := range settingsSubcommands {
 		cmd.AddCommand(sub(env))
 	}

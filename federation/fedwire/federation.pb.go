@@ -349,8 +349,13 @@ type Envelope struct {
 	Typing bool `protobuf:"varint,25,opt,name=typing,proto3" json:"typing,omitempty"`
 	// PRESENCE (sender = the user): a hearth.v1.PresenceState and when the
 	// user was last active.
-	Presence      uint32 `protobuf:"varint,26,opt,name=presence,proto3" json:"presence,omitempty"`
-	LastActiveMs  int64  `protobuf:"varint,27,opt,name=last_active_ms,json=lastActiveMs,proto3" json:"last_active_ms,omitempty"`
+	Presence     uint32 `protobuf:"varint,26,opt,name=presence,proto3" json:"presence,omitempty"`
+	LastActiveMs int64  `protobuf:"varint,27,opt,name=last_active_ms,json=lastActiveMs,proto3" json:"last_active_ms,omitempty"`
+	// PRESENCE: an ONLINE or AWAY state holds this long after it arrives
+	// unless a newer signal (the origin repeats its users' states
+	// periodically) renews it; then the receiver takes the user as OFFLINE.
+	// 0: the receiver's default. Bounds a crashed server's users' presence.
+	PresenceTtlMs uint32 `protobuf:"varint,28,opt,name=presence_ttl_ms,json=presenceTtlMs,proto3" json:"presence_ttl_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -574,6 +579,13 @@ func (x *Envelope) GetLastActiveMs() int64 {
 	return 0
 }
 
+func (x *Envelope) GetPresenceTtlMs() uint32 {
+	if x != nil {
+		return x.PresenceTtlMs
+	}
+	return 0
+}
+
 // TransactionResult answers a transaction envelope by envelope.
 type TransactionResult struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -768,6 +780,7 @@ type Query struct {
 	//	*Query_FetchDeviceList
 	//	*Query_ClaimKeyPackages
 	//	*Query_FetchMedia
+	//	*Query_GetPresence
 	Body          isQuery_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -865,6 +878,15 @@ func (x *Query) GetFetchMedia() *FetchMedia {
 	return nil
 }
 
+func (x *Query) GetGetPresence() *GetPresence {
+	if x != nil {
+		if x, ok := x.Body.(*Query_GetPresence); ok {
+			return x.GetPresence
+		}
+	}
+	return nil
+}
+
 type isQuery_Body interface {
 	isQuery_Body()
 }
@@ -881,11 +903,197 @@ type Query_FetchMedia struct {
 	FetchMedia *FetchMedia `protobuf:"bytes,12,opt,name=fetch_media,json=fetchMedia,proto3,oneof"`
 }
 
+type Query_GetPresence struct {
+	GetPresence *GetPresence `protobuf:"bytes,13,opt,name=get_presence,json=getPresence,proto3,oneof"`
+}
+
 func (*Query_FetchDeviceList) isQuery_Body() {}
 
 func (*Query_ClaimKeyPackages) isQuery_Body() {}
 
 func (*Query_FetchMedia) isQuery_Body() {}
+
+func (*Query_GetPresence) isQuery_Body() {}
+
+// GetPresence asks the presence of users of the destination for requester
+// (a user of the origin); the destination answers what its users'
+// last-seen settings allow the requester to see.
+type GetPresence struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Users     []string               `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	Requester string                 `protobuf:"bytes,2,opt,name=requester,proto3" json:"requester,omitempty"`
+	// The users asked that share a conversation hubbed at the origin with
+	// the requester (the origin holds those rosters; the destination holds
+	// only its own devices' part of them).
+	Vouched       []string `protobuf:"bytes,3,rep,name=vouched,proto3" json:"vouched,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPresence) Reset() {
+	*x = GetPresence{}
+	mi := &file_federation_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPresence) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPresence) ProtoMessage() {}
+
+func (x *GetPresence) ProtoReflect() protoreflect.Message {
+	mi := &file_federation_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPresence.ProtoReflect.Descriptor instead.
+func (*GetPresence) Descriptor() ([]byte, []int) {
+	return file_federation_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *GetPresence) GetUsers() []string {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *GetPresence) GetRequester() string {
+	if x != nil {
+		return x.Requester
+	}
+	return ""
+}
+
+func (x *GetPresence) GetVouched() []string {
+	if x != nil {
+		return x.Vouched
+	}
+	return nil
+}
+
+type PresenceResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Presence      []*PresenceInfo        `protobuf:"bytes,1,rep,name=presence,proto3" json:"presence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PresenceResult) Reset() {
+	*x = PresenceResult{}
+	mi := &file_federation_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PresenceResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PresenceResult) ProtoMessage() {}
+
+func (x *PresenceResult) ProtoReflect() protoreflect.Message {
+	mi := &file_federation_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PresenceResult.ProtoReflect.Descriptor instead.
+func (*PresenceResult) Descriptor() ([]byte, []int) {
+	return file_federation_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *PresenceResult) GetPresence() []*PresenceInfo {
+	if x != nil {
+		return x.Presence
+	}
+	return nil
+}
+
+type PresenceInfo struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	User         string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	State        uint32                 `protobuf:"varint,2,opt,name=state,proto3" json:"state,omitempty"`                                     // hearth.v1.PresenceState; 0: not allowed to know
+	LastActiveMs int64                  `protobuf:"varint,3,opt,name=last_active_ms,json=lastActiveMs,proto3" json:"last_active_ms,omitempty"` // 0: hidden by the user's setting
+	// The destination counts the requester as a contact of the user (they
+	// share a conversation it knows of), for the requester's own setting.
+	Contact       bool `protobuf:"varint,4,opt,name=contact,proto3" json:"contact,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PresenceInfo) Reset() {
+	*x = PresenceInfo{}
+	mi := &file_federation_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PresenceInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PresenceInfo) ProtoMessage() {}
+
+func (x *PresenceInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_federation_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PresenceInfo.ProtoReflect.Descriptor instead.
+func (*PresenceInfo) Descriptor() ([]byte, []int) {
+	return file_federation_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *PresenceInfo) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *PresenceInfo) GetState() uint32 {
+	if x != nil {
+		return x.State
+	}
+	return 0
+}
+
+func (x *PresenceInfo) GetLastActiveMs() int64 {
+	if x != nil {
+		return x.LastActiveMs
+	}
+	return 0
+}
+
+func (x *PresenceInfo) GetContact() bool {
+	if x != nil {
+		return x.Contact
+	}
+	return false
+}
 
 // FetchMedia reads a range of a complete media of the destination (its
 // ciphertext; the media id is the capability) for a device of the origin.
@@ -900,7 +1108,7 @@ type FetchMedia struct {
 
 func (x *FetchMedia) Reset() {
 	*x = FetchMedia{}
-	mi := &file_federation_proto_msgTypes[7]
+	mi := &file_federation_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -912,7 +1120,7 @@ func (x *FetchMedia) String() string {
 func (*FetchMedia) ProtoMessage() {}
 
 func (x *FetchMedia) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[7]
+	mi := &file_federation_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -925,7 +1133,7 @@ func (x *FetchMedia) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchMedia.ProtoReflect.Descriptor instead.
 func (*FetchMedia) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{7}
+	return file_federation_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *FetchMedia) GetMediaId() string {
@@ -958,7 +1166,7 @@ type FetchDeviceList struct {
 
 func (x *FetchDeviceList) Reset() {
 	*x = FetchDeviceList{}
-	mi := &file_federation_proto_msgTypes[8]
+	mi := &file_federation_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -970,7 +1178,7 @@ func (x *FetchDeviceList) String() string {
 func (*FetchDeviceList) ProtoMessage() {}
 
 func (x *FetchDeviceList) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[8]
+	mi := &file_federation_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -983,7 +1191,7 @@ func (x *FetchDeviceList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchDeviceList.ProtoReflect.Descriptor instead.
 func (*FetchDeviceList) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{8}
+	return file_federation_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *FetchDeviceList) GetUser() string {
@@ -1004,7 +1212,7 @@ type ClaimKeyPackages struct {
 
 func (x *ClaimKeyPackages) Reset() {
 	*x = ClaimKeyPackages{}
-	mi := &file_federation_proto_msgTypes[9]
+	mi := &file_federation_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1016,7 +1224,7 @@ func (x *ClaimKeyPackages) String() string {
 func (*ClaimKeyPackages) ProtoMessage() {}
 
 func (x *ClaimKeyPackages) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[9]
+	mi := &file_federation_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1029,7 +1237,7 @@ func (x *ClaimKeyPackages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimKeyPackages.ProtoReflect.Descriptor instead.
 func (*ClaimKeyPackages) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{9}
+	return file_federation_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ClaimKeyPackages) GetUsers() []string {
@@ -1062,6 +1270,7 @@ type QueryResult struct {
 	//	*QueryResult_DeviceList
 	//	*QueryResult_Claim
 	//	*QueryResult_Media
+	//	*QueryResult_Presence
 	Body          isQueryResult_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1069,7 +1278,7 @@ type QueryResult struct {
 
 func (x *QueryResult) Reset() {
 	*x = QueryResult{}
-	mi := &file_federation_proto_msgTypes[10]
+	mi := &file_federation_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1081,7 +1290,7 @@ func (x *QueryResult) String() string {
 func (*QueryResult) ProtoMessage() {}
 
 func (x *QueryResult) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[10]
+	mi := &file_federation_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1094,7 +1303,7 @@ func (x *QueryResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryResult.ProtoReflect.Descriptor instead.
 func (*QueryResult) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{10}
+	return file_federation_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *QueryResult) GetCode() Code {
@@ -1145,6 +1354,15 @@ func (x *QueryResult) GetMedia() *MediaChunk {
 	return nil
 }
 
+func (x *QueryResult) GetPresence() *PresenceResult {
+	if x != nil {
+		if x, ok := x.Body.(*QueryResult_Presence); ok {
+			return x.Presence
+		}
+	}
+	return nil
+}
+
 type isQueryResult_Body interface {
 	isQueryResult_Body()
 }
@@ -1161,11 +1379,17 @@ type QueryResult_Media struct {
 	Media *MediaChunk `protobuf:"bytes,12,opt,name=media,proto3,oneof"`
 }
 
+type QueryResult_Presence struct {
+	Presence *PresenceResult `protobuf:"bytes,13,opt,name=presence,proto3,oneof"`
+}
+
 func (*QueryResult_DeviceList) isQueryResult_Body() {}
 
 func (*QueryResult_Claim) isQueryResult_Body() {}
 
 func (*QueryResult_Media) isQueryResult_Body() {}
+
+func (*QueryResult_Presence) isQueryResult_Body() {}
 
 type MediaChunk struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1178,7 +1402,7 @@ type MediaChunk struct {
 
 func (x *MediaChunk) Reset() {
 	*x = MediaChunk{}
-	mi := &file_federation_proto_msgTypes[11]
+	mi := &file_federation_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1190,7 +1414,7 @@ func (x *MediaChunk) String() string {
 func (*MediaChunk) ProtoMessage() {}
 
 func (x *MediaChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[11]
+	mi := &file_federation_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1203,7 +1427,7 @@ func (x *MediaChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaChunk.ProtoReflect.Descriptor instead.
 func (*MediaChunk) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{11}
+	return file_federation_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *MediaChunk) GetData() []byte {
@@ -1239,7 +1463,7 @@ type DeviceListResult struct {
 
 func (x *DeviceListResult) Reset() {
 	*x = DeviceListResult{}
-	mi := &file_federation_proto_msgTypes[12]
+	mi := &file_federation_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1251,7 +1475,7 @@ func (x *DeviceListResult) String() string {
 func (*DeviceListResult) ProtoMessage() {}
 
 func (x *DeviceListResult) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[12]
+	mi := &file_federation_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1264,7 +1488,7 @@ func (x *DeviceListResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceListResult.ProtoReflect.Descriptor instead.
 func (*DeviceListResult) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{12}
+	return file_federation_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeviceListResult) GetUser() string {
@@ -1304,7 +1528,7 @@ type ClaimResult struct {
 
 func (x *ClaimResult) Reset() {
 	*x = ClaimResult{}
-	mi := &file_federation_proto_msgTypes[13]
+	mi := &file_federation_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1316,7 +1540,7 @@ func (x *ClaimResult) String() string {
 func (*ClaimResult) ProtoMessage() {}
 
 func (x *ClaimResult) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[13]
+	mi := &file_federation_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1329,7 +1553,7 @@ func (x *ClaimResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimResult.ProtoReflect.Descriptor instead.
 func (*ClaimResult) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{13}
+	return file_federation_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ClaimResult) GetPackages() []*ClaimedKeyPackage {
@@ -1351,7 +1575,7 @@ type ClaimedKeyPackage struct {
 
 func (x *ClaimedKeyPackage) Reset() {
 	*x = ClaimedKeyPackage{}
-	mi := &file_federation_proto_msgTypes[14]
+	mi := &file_federation_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1363,7 +1587,7 @@ func (x *ClaimedKeyPackage) String() string {
 func (*ClaimedKeyPackage) ProtoMessage() {}
 
 func (x *ClaimedKeyPackage) ProtoReflect() protoreflect.Message {
-	mi := &file_federation_proto_msgTypes[14]
+	mi := &file_federation_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1376,7 +1600,7 @@ func (x *ClaimedKeyPackage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimedKeyPackage.ProtoReflect.Descriptor instead.
 func (*ClaimedKeyPackage) Descriptor() ([]byte, []int) {
-	return file_federation_proto_rawDescGZIP(), []int{14}
+	return file_federation_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ClaimedKeyPackage) GetUser() string {
@@ -1421,7 +1645,7 @@ const file_federation_proto_rawDesc = "" +
 	"\vdestination\x18\x02 \x01(\tR\vdestination\x12\x15\n" +
 	"\x06txn_id\x18\x03 \x01(\tR\x05txnId\x12$\n" +
 	"\x0eorigin_time_ms\x18\x04 \x01(\x03R\foriginTimeMs\x12<\n" +
-	"\tenvelopes\x18\x05 \x03(\v2\x1e.hearth.federation.v1.EnvelopeR\tenvelopes\"\xba\a\n" +
+	"\tenvelopes\x18\x05 \x03(\v2\x1e.hearth.federation.v1.EnvelopeR\tenvelopes\"\xe2\a\n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x126\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\".hearth.federation.v1.EnvelopeKindR\x04kind\x12'\n" +
@@ -1457,7 +1681,8 @@ const file_federation_proto_rawDesc = "" +
 	"\rfailed_server\x18\x18 \x01(\tR\ffailedServer\x12\x16\n" +
 	"\x06typing\x18\x19 \x01(\bR\x06typing\x12\x1a\n" +
 	"\bpresence\x18\x1a \x01(\rR\bpresence\x12$\n" +
-	"\x0elast_active_ms\x18\x1b \x01(\x03R\flastActiveMs\"\x9d\x01\n" +
+	"\x0elast_active_ms\x18\x1b \x01(\x03R\flastActiveMs\x12&\n" +
+	"\x0fpresence_ttl_ms\x18\x1c \x01(\rR\rpresenceTtlMs\"\x9d\x01\n" +
 	"\x11TransactionResult\x12.\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x1a.hearth.federation.v1.CodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12>\n" +
@@ -1469,7 +1694,7 @@ const file_federation_proto_rawDesc = "" +
 	"\vSignedQuery\x12\x14\n" +
 	"\x05query\x18\x01 \x01(\fR\x05query\x12\x15\n" +
 	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x1c\n" +
-	"\tsignature\x18\x03 \x01(\fR\tsignature\"\xfc\x02\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\"\xc4\x03\n" +
 	"\x05Query\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12 \n" +
 	"\vdestination\x18\x02 \x01(\tR\vdestination\x12\x19\n" +
@@ -1479,8 +1704,20 @@ const file_federation_proto_rawDesc = "" +
 	" \x01(\v2%.hearth.federation.v1.FetchDeviceListH\x00R\x0ffetchDeviceList\x12V\n" +
 	"\x12claim_key_packages\x18\v \x01(\v2&.hearth.federation.v1.ClaimKeyPackagesH\x00R\x10claimKeyPackages\x12C\n" +
 	"\vfetch_media\x18\f \x01(\v2 .hearth.federation.v1.FetchMediaH\x00R\n" +
-	"fetchMediaB\x06\n" +
-	"\x04body\"W\n" +
+	"fetchMedia\x12F\n" +
+	"\fget_presence\x18\r \x01(\v2!.hearth.federation.v1.GetPresenceH\x00R\vgetPresenceB\x06\n" +
+	"\x04body\"[\n" +
+	"\vGetPresence\x12\x14\n" +
+	"\x05users\x18\x01 \x03(\tR\x05users\x12\x1c\n" +
+	"\trequester\x18\x02 \x01(\tR\trequester\x12\x18\n" +
+	"\avouched\x18\x03 \x03(\tR\avouched\"P\n" +
+	"\x0ePresenceResult\x12>\n" +
+	"\bpresence\x18\x01 \x03(\v2\".hearth.federation.v1.PresenceInfoR\bpresence\"x\n" +
+	"\fPresenceInfo\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\rR\x05state\x12$\n" +
+	"\x0elast_active_ms\x18\x03 \x01(\x03R\flastActiveMs\x12\x18\n" +
+	"\acontact\x18\x04 \x01(\bR\acontact\"W\n" +
 	"\n" +
 	"FetchMedia\x12\x19\n" +
 	"\bmedia_id\x18\x01 \x01(\tR\amediaId\x12\x16\n" +
@@ -1491,7 +1728,7 @@ const file_federation_proto_rawDesc = "" +
 	"\x10ClaimKeyPackages\x12\x14\n" +
 	"\x05users\x18\x01 \x03(\tR\x05users\x12'\n" +
 	"\x0fexclude_devices\x18\x02 \x03(\tR\x0eexcludeDevices\x12\x1c\n" +
-	"\trequester\x18\x03 \x01(\tR\trequester\"\x9f\x02\n" +
+	"\trequester\x18\x03 \x01(\tR\trequester\"\xe3\x02\n" +
 	"\vQueryResult\x12.\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x1a.hearth.federation.v1.CodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12I\n" +
@@ -1499,7 +1736,8 @@ const file_federation_proto_rawDesc = "" +
 	" \x01(\v2&.hearth.federation.v1.DeviceListResultH\x00R\n" +
 	"deviceList\x129\n" +
 	"\x05claim\x18\v \x01(\v2!.hearth.federation.v1.ClaimResultH\x00R\x05claim\x128\n" +
-	"\x05media\x18\f \x01(\v2 .hearth.federation.v1.MediaChunkH\x00R\x05mediaB\x06\n" +
+	"\x05media\x18\f \x01(\v2 .hearth.federation.v1.MediaChunkH\x00R\x05media\x12B\n" +
+	"\bpresence\x18\r \x01(\v2$.hearth.federation.v1.PresenceResultH\x00R\bpresenceB\x06\n" +
 	"\x04body\"W\n" +
 	"\n" +
 	"MediaChunk\x12\x12\n" +
@@ -1561,7 +1799,7 @@ func file_federation_proto_rawDescGZIP() []byte {
 }
 
 var file_federation_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_federation_proto_goTypes = []any{
 	(Code)(0),                 // 0: hearth.federation.v1.Code
 	(EnvelopeKind)(0),         // 1: hearth.federation.v1.EnvelopeKind
@@ -1572,14 +1810,17 @@ var file_federation_proto_goTypes = []any{
 	(*EnvelopeResult)(nil),    // 6: hearth.federation.v1.EnvelopeResult
 	(*SignedQuery)(nil),       // 7: hearth.federation.v1.SignedQuery
 	(*Query)(nil),             // 8: hearth.federation.v1.Query
-	(*FetchMedia)(nil),        // 9: hearth.federation.v1.FetchMedia
-	(*FetchDeviceList)(nil),   // 10: hearth.federation.v1.FetchDeviceList
-	(*ClaimKeyPackages)(nil),  // 11: hearth.federation.v1.ClaimKeyPackages
-	(*QueryResult)(nil),       // 12: hearth.federation.v1.QueryResult
-	(*MediaChunk)(nil),        // 13: hearth.federation.v1.MediaChunk
-	(*DeviceListResult)(nil),  // 14: hearth.federation.v1.DeviceListResult
-	(*ClaimResult)(nil),       // 15: hearth.federation.v1.ClaimResult
-	(*ClaimedKeyPackage)(nil), // 16: hearth.federation.v1.ClaimedKeyPackage
+	(*GetPresence)(nil),       // 9: hearth.federation.v1.GetPresence
+	(*PresenceResult)(nil),    // 10: hearth.federation.v1.PresenceResult
+	(*PresenceInfo)(nil),      // 11: hearth.federation.v1.PresenceInfo
+	(*FetchMedia)(nil),        // 12: hearth.federation.v1.FetchMedia
+	(*FetchDeviceList)(nil),   // 13: hearth.federation.v1.FetchDeviceList
+	(*ClaimKeyPackages)(nil),  // 14: hearth.federation.v1.ClaimKeyPackages
+	(*QueryResult)(nil),       // 15: hearth.federation.v1.QueryResult
+	(*MediaChunk)(nil),        // 16: hearth.federation.v1.MediaChunk
+	(*DeviceListResult)(nil),  // 17: hearth.federation.v1.DeviceListResult
+	(*ClaimResult)(nil),       // 18: hearth.federation.v1.ClaimResult
+	(*ClaimedKeyPackage)(nil), // 19: hearth.federation.v1.ClaimedKeyPackage
 }
 var file_federation_proto_depIdxs = []int32{
 	4,  // 0: hearth.federation.v1.Transaction.envelopes:type_name -> hearth.federation.v1.Envelope
@@ -1587,19 +1828,22 @@ var file_federation_proto_depIdxs = []int32{
 	0,  // 2: hearth.federation.v1.TransactionResult.code:type_name -> hearth.federation.v1.Code
 	6,  // 3: hearth.federation.v1.TransactionResult.results:type_name -> hearth.federation.v1.EnvelopeResult
 	0,  // 4: hearth.federation.v1.EnvelopeResult.code:type_name -> hearth.federation.v1.Code
-	10, // 5: hearth.federation.v1.Query.fetch_device_list:type_name -> hearth.federation.v1.FetchDeviceList
-	11, // 6: hearth.federation.v1.Query.claim_key_packages:type_name -> hearth.federation.v1.ClaimKeyPackages
-	9,  // 7: hearth.federation.v1.Query.fetch_media:type_name -> hearth.federation.v1.FetchMedia
-	0,  // 8: hearth.federation.v1.QueryResult.code:type_name -> hearth.federation.v1.Code
-	14, // 9: hearth.federation.v1.QueryResult.device_list:type_name -> hearth.federation.v1.DeviceListResult
-	15, // 10: hearth.federation.v1.QueryResult.claim:type_name -> hearth.federation.v1.ClaimResult
-	13, // 11: hearth.federation.v1.QueryResult.media:type_name -> hearth.federation.v1.MediaChunk
-	16, // 12: hearth.federation.v1.ClaimResult.packages:type_name -> hearth.federation.v1.ClaimedKeyPackage
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	13, // 5: hearth.federation.v1.Query.fetch_device_list:type_name -> hearth.federation.v1.FetchDeviceList
+	14, // 6: hearth.federation.v1.Query.claim_key_packages:type_name -> hearth.federation.v1.ClaimKeyPackages
+	12, // 7: hearth.federation.v1.Query.fetch_media:type_name -> hearth.federation.v1.FetchMedia
+	9,  // 8: hearth.federation.v1.Query.get_presence:type_name -> hearth.federation.v1.GetPresence
+	11, // 9: hearth.federation.v1.PresenceResult.presence:type_name -> hearth.federation.v1.PresenceInfo
+	0,  // 10: hearth.federation.v1.QueryResult.code:type_name -> hearth.federation.v1.Code
+	17, // 11: hearth.federation.v1.QueryResult.device_list:type_name -> hearth.federation.v1.DeviceListResult
+	18, // 12: hearth.federation.v1.QueryResult.claim:type_name -> hearth.federation.v1.ClaimResult
+	16, // 13: hearth.federation.v1.QueryResult.media:type_name -> hearth.federation.v1.MediaChunk
+	10, // 14: hearth.federation.v1.QueryResult.presence:type_name -> hearth.federation.v1.PresenceResult
+	19, // 15: hearth.federation.v1.ClaimResult.packages:type_name -> hearth.federation.v1.ClaimedKeyPackage
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_federation_proto_init() }
@@ -1611,11 +1855,13 @@ func file_federation_proto_init() {
 		(*Query_FetchDeviceList)(nil),
 		(*Query_ClaimKeyPackages)(nil),
 		(*Query_FetchMedia)(nil),
+		(*Query_GetPresence)(nil),
 	}
-	file_federation_proto_msgTypes[10].OneofWrappers = []any{
+	file_federation_proto_msgTypes[13].OneofWrappers = []any{
 		(*QueryResult_DeviceList)(nil),
 		(*QueryResult_Claim)(nil),
 		(*QueryResult_Media)(nil),
+		(*QueryResult_Presence)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1623,7 +1869,7 @@ func file_federation_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_federation_proto_rawDesc), len(file_federation_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   15,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,7 +1,7 @@
 // Package fedlink is the homeserver's federation: it joins the conversation
 // hub (homeserver/hub) and the local directory to the server-to-server
 // protocol of package federation. It knows sessions only through the small
-// interfaces it declares (Notifier, Sessions, Directory, PresenceSetter,
+// interfaces it declares (Notifier, Sessions, Directory, Presence,
 // MediaSource), never the homeserver itself.
 //
 // # Message flow (docs/federation.md)

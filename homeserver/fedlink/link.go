@@ -3,6 +3,7 @@ package fedlink
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -54,6 +55,10 @@ type Config struct {
 	// roots) for discovery and for federation connections to discovered
 	// peers.
 	DiscoveryCAPEM []byte
+	// DiscoveryRoots, when DiscoveryCAPEM is empty, verifies discovery
+	// and discovered peers (the system roots plus the operator's extra
+	// roots, federation.extra_roots); nil: the system roots.
+	DiscoveryRoots *x509.CertPool
 	// KeyRefreshInterval is how long a key id that a re-fetch of a peer's
 	// key document did not find is refused without another fetch.
 	// Default 30s.
@@ -88,8 +93,10 @@ type Notifier interface {
 type Sessions interface {
 	// PushDevices pushes ev to the sessions of the devices ids.
 	PushDevices(ids []string, ev *wire.ServerFrame)
-	// PushActiveUsers pushes ev to the active sessions of the users ids.
-	PushActiveUsers(ids []int64, ev *wire.ServerFrame)
+	// PushPresence pushes a presence to the active (not passive)
+	// sessions of the users ids, without its time to those who hide
+	// their own last seen.
+	PushPresence(ids []int64, ev *wire.PresenceEvent)
 }
 
 // Directory answers queries about this server's users' devices.
@@ -101,9 +108,25 @@ type Directory interface {
 	ClaimLocalFor(ctx context.Context, op string, users, excludeDevices []string, lastResortOnly bool) (*wire.ClaimResult, error)
 }
 
-// PresenceSetter records a remote user's presence.
-type PresenceSetter interface {
-	Set(user string, state wire.PresenceState, atMs int64)
+// Presence records the presence of users of other servers and answers
+// queries about this server's users' (homeserver's Presence and settings).
+type Presence interface {
+	// Set records user's state set at atMs, lapsing at untilMs (0:
+	// never); it reports whether the state or atMs changed.
+	Set(user string, state wire.PresenceState, atMs, untilMs int64) bool
+	Get(user string) (state wire.PresenceState, atMs int64)
+	// VisibleTo returns the presence of this server's users as reader, a
+	// user of another server, may see it (their last-seen settings);
+	// vouched are the users the reader's server says share a
+	// conversation it hubs with the reader.
+	VisibleTo(ctx context.Context, reader string, users, vouched []string) ([]PresenceAnswer, error)
+}
+
+// PresenceAnswer is a user's presence as a reader may see it, and whether
+// the reader counts as the user's contact.
+type PresenceAnswer struct {
+	Event   *wire.PresenceEvent
+	Contact bool
 }
 
 // MediaSource reads a range of a media file this server holds.
@@ -120,7 +143,7 @@ type Deps struct {
 	Notifier Notifier
 	Sessions Sessions
 	Dir      Directory
-	Presence PresenceSetter
+	Presence Presence
 	Media    MediaSource
 	Log      *slog.Logger
 	Now      func() time.Time
@@ -140,7 +163,7 @@ type base struct {
 	notifier Notifier
 	sessions Sessions
 	dir      Directory
-	presence PresenceSetter
+	presence Presence
 	media    MediaSource
 	policy   *federation.Policy
 	client   *federation.Client
@@ -242,18 +265,31 @@ func LoadPolicy(ctx context.Context, db *storage.DB) (*federation.Policy, error)
 	return federation.NewPolicy(mode, pol.Allow, pol.Deny), nil
 }
 
+// inboundRate is the per-origin inbound limit with its defaults: 50 per
+// second, burst 200.
+func inboundRate(rate, burst float64) (float64, float64) {
+	if rate <= 0 {
+		rate = 50
+	}
+	if burst <= 0 {
+		burst = 200
+	}
+	return rate, burst
+}
+
+// SetInboundRate changes the per-origin inbound limit (Config.RatePerSecond,
+// RateBurst; zero: the defaults) of the running link.
+func (f *Link) SetInboundRate(rate, burst float64) {
+	f.lim.SetRate(inboundRate(rate, burst))
+}
+
 // New loads the signing keys and pinned peers, and wakes the sender loop
 // of every destination with a backlog.
 func New(domain string, cfg Config, deps Deps) (*Link, error) {
 	if cfg.SendWait <= 0 {
 		cfg.SendWait = 5 * time.Second
 	}
-	if cfg.RatePerSecond <= 0 {
-		cfg.RatePerSecond = 50
-	}
-	if cfg.RateBurst <= 0 {
-		cfg.RateBurst = 200
-	}
+	cfg.RatePerSecond, cfg.RateBurst = inboundRate(cfg.RatePerSecond, cfg.RateBurst)
 	if cfg.KeyRefreshInterval <= 0 {
 		cfg.KeyRefreshInterval = 30 * time.Second
 	}

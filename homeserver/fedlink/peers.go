@@ -98,7 +98,7 @@ func (f *Peers) rediscoverStale(ctx context.Context, domain string) {
 // newDiscovery builds the bounded, cached discovery of cfg.
 func newDiscovery(cfg Config, now func() time.Time, log *slog.Logger) (*federation.Discovery, error) {
 	d := &federation.Discovery{Resolver: cfg.Resolver, Dial: cfg.DiscoveryDial, TestNames: cfg.DiscoverTestNames, TestAddresses: cfg.DiscoverTestAddresses,
-		Now: now, Log: log.With("component", "federation")}
+		Now: now, Log: log.With("component", "federation"), RootCAs: cfg.DiscoveryRoots}
 	if len(cfg.DiscoveryCAPEM) > 0 {
 		d.RootCAs = x509.NewCertPool()
 		if !d.RootCAs.AppendCertsFromPEM(cfg.DiscoveryCAPEM) {
@@ -117,7 +117,7 @@ func (f *Peers) discover(ctx context.Context, domain string) (*serverkey.Set, er
 		return nil, err
 	}
 	f.mu.Lock()
-	f.peers[domain] = federation.Peer{Domain: domain, Address: doc.Federation, CAPEM: f.cfg.DiscoveryCAPEM,
+	f.peers[domain] = federation.Peer{Domain: domain, Address: doc.Federation, CAPEM: f.cfg.DiscoveryCAPEM, Roots: f.cfg.DiscoveryRoots,
 		PublicOnly: !f.cfg.DiscoverTestAddresses}
 	f.keys[domain] = set
 	f.found[domain] = f.now()

@@ -2,6 +2,7 @@ package fedlink
 
 import (
 	"context"
+	"time"
 
 	"hearth/federation"
 	"hearth/federation/fedwire"
@@ -23,10 +24,18 @@ import (
 // as the last signal that arrived (signals are lossy); a session learns a
 // remote user's presence when it changes, and, once one arrived since this
 // server started, its last known state when the session connects.
+//
+// Each server repeats its users' ONLINE and AWAY states every refresh
+// (RefreshPresence, batched per destination) with a time to live
+// (presence_ttl_ms); a receiver holds such a state that long after it
+// last arrived, then takes the user as OFFLINE (Lapsed), so that the
+// users of a crashed or cut-off server do not stay online. A repetition
+// that changes nothing is relayed (it renews the state further on) but not
+// pushed to sessions again.
 
 // sendPresence sends a local user's presence to the servers sharing a
 // conversation with the user.
-func (f *Signals) SendPresence(userID int64, user string, st wire.PresenceState, atMs int64) {
+func (f *Signals) SendPresence(userID int64, user string, st wire.PresenceState, atMs int64, ttl time.Duration) {
 	var remote, hubs []string
 	err := f.db.Read(context.Background(), func(tx *storage.Tx) (err error) {
 		remote, hubs, err = tx.PresenceTargets(userID, f.domain)
@@ -36,20 +45,103 @@ func (f *Signals) SendPresence(userID int64, user string, st wire.PresenceState,
 		f.log.Warn("federation: presence targets", "err", err)
 		return
 	}
-	byDomain := usersByDomain(remote, "")
-	for d, users := range byDomain {
-		f.sendSignal(d, presenceEnvelope(user, st, atMs, users))
+	for d, env := range presenceEnvelopes(user, st, atMs, ttl, remote, hubs) {
+		f.sendSignal(d, env)
+	}
+}
+
+// presenceEnvelopes is a presence per destination: the servers of the
+// remote users named (as recipients) and the hubs.
+func presenceEnvelopes(user string, st wire.PresenceState, atMs int64, ttl time.Duration, remote, hubs []string) map[string]*fedwire.Envelope {
+	out := map[string]*fedwire.Envelope{}
+	for d, users := range usersByDomain(remote, "") {
+		out[d] = presenceEnvelope(user, st, atMs, ttl, users)
 	}
 	for _, h := range hubs {
-		if _, sent := byDomain[h]; !sent {
-			f.sendSignal(h, presenceEnvelope(user, st, atMs, nil))
+		if _, sent := out[h]; !sent {
+			out[h] = presenceEnvelope(user, st, atMs, ttl, nil)
+		}
+	}
+	return out
+}
+
+func presenceEnvelope(user string, st wire.PresenceState, atMs int64, ttl time.Duration, recipients []string) *fedwire.Envelope {
+	return &fedwire.Envelope{Id: newEnvelopeID("prs-"), Kind: fedwire.EnvelopeKind_ENVELOPE_KIND_PRESENCE,
+		Sender: user, Presence: uint32(st), LastActiveMs: atMs, Recipients: recipients, PresenceTtlMs: uint32(ttl.Milliseconds())}
+}
+
+// LocalPresence is a local user's present state, repeated to the servers
+// sharing a conversation with the user.
+type LocalPresence struct {
+	UserID int64
+	User   string
+	State  wire.PresenceState
+	AtMs   int64
+}
+
+// maxSignalBatch bounds the envelopes of one repetition transaction.
+const maxSignalBatch = 100
+
+// RefreshPresence repeats local users' states to the servers sharing a
+// conversation with them, in as few transactions as it can; it waits for
+// free signal flights (until ctx ends) rather than dropping repetitions.
+func (f *Signals) RefreshPresence(ctx context.Context, users []LocalPresence, ttl time.Duration) {
+	byDest := map[string][]*fedwire.Envelope{}
+	err := f.db.Read(ctx, func(tx *storage.Tx) error {
+		for _, u := range users {
+			remote, hubs, err := tx.PresenceTargets(u.UserID, f.domain)
+			if err != nil {
+				return err
+			}
+			for d, env := range presenceEnvelopes(u.User, u.State, u.AtMs, ttl, remote, hubs) {
+				byDest[d] = append(byDest[d], env)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		f.log.Warn("federation: presence refresh targets", "err", err)
+		return
+	}
+	for d, envs := range byDest {
+		for len(envs) > 0 {
+			n := min(len(envs), maxSignalBatch)
+			f.sendSignalsWait(ctx, d, envs[:n])
+			envs = envs[n:]
 		}
 	}
 }
 
-func presenceEnvelope(user string, st wire.PresenceState, atMs int64, recipients []string) *fedwire.Envelope {
-	return &fedwire.Envelope{Id: newEnvelopeID("prs-"), Kind: fedwire.EnvelopeKind_ENVELOPE_KIND_PRESENCE,
-		Sender: user, Presence: uint32(st), LastActiveMs: atMs, Recipients: recipients}
+// Lapsed tells the local users who were told user's presence that user,
+// whose state lapsed (its server stopped repeating it), is OFFLINE.
+func (f *Signals) Lapsed(user string, atMs int64) {
+	var ids []int64
+	f.peersMu.Lock()
+	for id, m := range f.peerOf {
+		if _, ok := m[user]; ok {
+			ids = append(ids, id)
+		}
+	}
+	f.peersMu.Unlock()
+	f.sessions.PushPresence(ids, &wire.PresenceEvent{User: user, State: wire.PresenceState_PRESENCE_STATE_OFFLINE, LastActiveMs: atMs})
+}
+
+// Remote presence TTL bounds: a state with no TTL holds defaultPresenceTTL;
+// a peer cannot make one hold longer than MaxPresenceTTL (exported for
+// tests and docs).
+const (
+	defaultPresenceTTL = 3 * time.Minute
+	minPresenceTTL     = time.Second
+	MaxPresenceTTL     = time.Hour
+)
+
+// presenceUntil is when a remote state that arrived now lapses.
+func (f *Signals) presenceUntil(env *fedwire.Envelope) int64 {
+	ttl := time.Duration(env.GetPresenceTtlMs()) * time.Millisecond
+	if ttl == 0 {
+		ttl = defaultPresenceTTL
+	}
+	return f.nowMs() + min(max(ttl, minPresenceTTL), MaxPresenceTTL).Milliseconds()
 }
 
 // usersByDomain groups user addresses by domain, leaving out except.
@@ -64,9 +156,9 @@ func usersByDomain(users []string, except string) map[string][]string {
 }
 
 // applyPresence pushes a remote user's presence to the local users it
-// concerns and, when it comes from the user's own server, relays it for
-// the conversations hubbed here.
-func (f *Signals) applyPresence(ctx context.Context, origin string, env *fedwire.Envelope) error {
+// concerns and, when it comes from the user's own server, adds what to
+// relay for the conversations hubbed here to relays (per destination).
+func (f *Signals) applyPresence(ctx context.Context, origin string, env *fedwire.Envelope, relays map[string][]*fedwire.Envelope) error {
 	const op = "homeserver.applyPresence"
 	if err := federation.CheckEnvelope(origin, f.domain, env); err != nil {
 		return err
@@ -120,12 +212,14 @@ func (f *Signals) applyPresence(ctx context.Context, origin string, env *fedwire
 			Msg: origin + " hubs no conversation of the recipients named; it may not tell the presence of " + user}
 	}
 	st := wire.PresenceState(env.GetPresence())
-	f.presence.Set(user, st, env.GetLastActiveMs())
+	changed := f.presence.Set(user, st, env.GetLastActiveMs(), f.presenceUntil(env))
 	f.notePeers(ids, user)
-	ev := &wire.ServerFrame{Body: &wire.ServerFrame_Presence{Presence: &wire.PresenceEvent{User: user, State: st, LastActiveMs: env.GetLastActiveMs()}}}
-	f.sessions.PushActiveUsers(ids, ev)
+	if changed {
+		f.sessions.PushPresence(ids, &wire.PresenceEvent{User: user, State: st, LastActiveMs: env.GetLastActiveMs()})
+	}
+	ttl := time.Duration(env.GetPresenceTtlMs()) * time.Millisecond
 	for d, users := range usersByDomain(relay, origin) {
-		f.sendSignal(d, presenceEnvelope(user, st, env.GetLastActiveMs(), users))
+		relays[d] = append(relays[d], presenceEnvelope(user, st, env.GetLastActiveMs(), ttl, users))
 	}
 	return nil
 }

@@ -151,6 +151,12 @@ func (f *Queries) Answer(ctx context.Context, q *fedwire.Query) *fedwire.QueryRe
 			out.Packages = append(out.Packages, &fedwire.ClaimedKeyPackage{User: p.User, DeviceId: p.DeviceId, KeyPackage: p.KeyPackage, LastResort: p.LastResort})
 		}
 		return &fedwire.QueryResult{Body: &fedwire.QueryResult_Claim{Claim: out}}
+	case *fedwire.Query_GetPresence:
+		res, err := f.answerPresence(ctx, q.Origin, b.GetPresence)
+		if err != nil {
+			return fail(err)
+		}
+		return res
 	case *fedwire.Query_FetchMedia:
 		res, err := f.answerFetchMedia(ctx, b.FetchMedia)
 		if err != nil {

@@ -66,6 +66,11 @@ func (f *Signals) RelayTyping(conv, sender string, typing bool, members []storag
 // dropped when maxSignalFlights are already in flight or the policy
 // refuses the destination.
 func (f *Signals) sendSignal(dest string, env *fedwire.Envelope) {
+	f.sendSignals(dest, []*fedwire.Envelope{env})
+}
+
+// sendSignals posts signals to dest in one transaction, as sendSignal.
+func (f *Signals) sendSignals(dest string, envs []*fedwire.Envelope) {
 	if !f.policy.Allowed(dest) {
 		return
 	}
@@ -74,35 +79,54 @@ func (f *Signals) sendSignal(dest string, env *fedwire.Envelope) {
 	default:
 		return
 	}
-	go func() {
-		defer func() { <-f.signals }()
-		ctx, cancel := context.WithTimeout(context.Background(), signalTimeout)
-		defer cancel()
-		txn := &fedwire.Transaction{Origin: f.domain, Destination: dest, TxnId: newEnvelopeID("sig-"),
-			OriginTimeMs: f.nowMs(), Envelopes: []*fedwire.Envelope{env}}
-		st, err := federation.SignSignals(f.pb.SigningKey(), txn)
-		if err == nil {
-			var res *fedwire.TransactionResult
-			if res, err = f.client.Signal(ctx, dest, st); err == nil && res.GetCode() != fedwire.Code_CODE_OK {
-				f.log.Debug("federation: signal refused", "destination", dest, "code", res.GetCode().String(), "message", res.GetMessage())
-			}
+	go f.postSignals(dest, envs)
+}
+
+// sendSignalsWait is sendSignals that waits for a free flight until ctx
+// ends instead of dropping the signals: presence repetitions to many
+// servers must not be dropped for being many.
+func (f *Signals) sendSignalsWait(ctx context.Context, dest string, envs []*fedwire.Envelope) {
+	if !f.policy.Allowed(dest) {
+		return
+	}
+	select {
+	case f.signals <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	go f.postSignals(dest, envs)
+}
+
+// postSignals posts one signal transaction and frees its flight.
+func (f *Signals) postSignals(dest string, envs []*fedwire.Envelope) {
+	defer func() { <-f.signals }()
+	ctx, cancel := context.WithTimeout(context.Background(), signalTimeout)
+	defer cancel()
+	txn := &fedwire.Transaction{Origin: f.domain, Destination: dest, TxnId: newEnvelopeID("sig-"),
+		OriginTimeMs: f.nowMs(), Envelopes: envs}
+	st, err := federation.SignSignals(f.pb.SigningKey(), txn)
+	if err == nil {
+		var res *fedwire.TransactionResult
+		if res, err = f.client.Signal(ctx, dest, st); err == nil && res.GetCode() != fedwire.Code_CODE_OK {
+			f.log.Debug("federation: signal refused", "destination", dest, "code", res.GetCode().String(), "message", res.GetMessage())
 		}
-		if err != nil {
-			f.log.Debug("federation: signal not sent", "destination", dest, "err", err)
-		}
-	}()
+	}
+	if err != nil {
+		f.log.Debug("federation: signal not sent", "destination", dest, "err", err)
+	}
 }
 
 // ApplySignals answers a verified transaction from PathSignal.
 func (f *Signals) ApplySignals(ctx context.Context, txn *fedwire.Transaction) *fedwire.TransactionResult {
 	f.out.Contact(txn.Origin)
 	res := &fedwire.TransactionResult{Code: fedwire.Code_CODE_OK}
+	relays := map[string][]*fedwire.Envelope{} // presence relayed on, per destination
 	for _, env := range txn.Envelopes {
 		r := &fedwire.EnvelopeResult{Id: env.GetId(), Code: fedwire.Code_CODE_OK}
 		var err error
 		switch env.GetKind() {
 		case fedwire.EnvelopeKind_ENVELOPE_KIND_PRESENCE:
-			err = f.applyPresence(ctx, txn.Origin, env)
+			err = f.applyPresence(ctx, txn.Origin, env, relays)
 		default:
 			err = f.applyTyping(ctx, txn.Origin, env)
 		}
@@ -110,6 +134,15 @@ func (f *Signals) ApplySignals(ctx context.Context, txn *fedwire.Transaction) *f
 			r.Code, r.Message = federation.KindOf(err), err.Error()
 		}
 		res.Results = append(res.Results, r)
+	}
+	// One transaction per destination for what a batch (a repetition of
+	// many users' states) makes this hub relay.
+	for d, envs := range relays {
+		for len(envs) > 0 {
+			n := min(len(envs), maxSignalBatch)
+			f.sendSignals(d, envs[:n])
+			envs = envs[n:]
+		}
 	}
 	return res
 }

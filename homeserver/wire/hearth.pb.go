@@ -344,6 +344,60 @@ func (PresenceState) EnumDescriptor() ([]byte, []int) {
 	return file_hearth_proto_rawDescGZIP(), []int{4}
 }
 
+// Who may see a user's last seen (and, beyond the user's contacts, their
+// presence). Contacts are the users sharing a conversation with the user.
+type LastSeenVisibility int32
+
+const (
+	LastSeenVisibility_LAST_SEEN_UNSPECIFIED LastSeenVisibility = 0
+	LastSeenVisibility_LAST_SEEN_EVERYONE    LastSeenVisibility = 1
+	LastSeenVisibility_LAST_SEEN_CONTACTS    LastSeenVisibility = 2
+	LastSeenVisibility_LAST_SEEN_NOBODY      LastSeenVisibility = 3
+)
+
+// Enum value maps for LastSeenVisibility.
+var (
+	LastSeenVisibility_name = map[int32]string{
+		0: "LAST_SEEN_UNSPECIFIED",
+		1: "LAST_SEEN_EVERYONE",
+		2: "LAST_SEEN_CONTACTS",
+		3: "LAST_SEEN_NOBODY",
+	}
+	LastSeenVisibility_value = map[string]int32{
+		"LAST_SEEN_UNSPECIFIED": 0,
+		"LAST_SEEN_EVERYONE":    1,
+		"LAST_SEEN_CONTACTS":    2,
+		"LAST_SEEN_NOBODY":      3,
+	}
+)
+
+func (x LastSeenVisibility) Enum() *LastSeenVisibility {
+	p := new(LastSeenVisibility)
+	*p = x
+	return p
+}
+
+func (x LastSeenVisibility) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LastSeenVisibility) Descriptor() protoreflect.EnumDescriptor {
+	return file_hearth_proto_enumTypes[5].Descriptor()
+}
+
+func (LastSeenVisibility) Type() protoreflect.EnumType {
+	return &file_hearth_proto_enumTypes[5]
+}
+
+func (x LastSeenVisibility) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LastSeenVisibility.Descriptor instead.
+func (LastSeenVisibility) EnumDescriptor() ([]byte, []int) {
+	return file_hearth_proto_rawDescGZIP(), []int{5}
+}
+
 type ErrorInfo struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Code          Code                   `protobuf:"varint,1,opt,name=code,proto3,enum=hearth.v1.Code" json:"code,omitempty"`
@@ -441,6 +495,8 @@ type ClientFrame struct {
 	//	*ClientFrame_ListConversations
 	//	*ClientFrame_Typing
 	//	*ClientFrame_SetPresence
+	//	*ClientFrame_GetPresence
+	//	*ClientFrame_PresenceSettings
 	//	*ClientFrame_UploadMedia
 	//	*ClientFrame_DownloadMedia
 	Body          isClientFrame_Body `protobuf_oneof:"body"`
@@ -708,6 +764,24 @@ func (x *ClientFrame) GetSetPresence() *SetPresence {
 	return nil
 }
 
+func (x *ClientFrame) GetGetPresence() *GetPresence {
+	if x != nil {
+		if x, ok := x.Body.(*ClientFrame_GetPresence); ok {
+			return x.GetPresence
+		}
+	}
+	return nil
+}
+
+func (x *ClientFrame) GetPresenceSettings() *PresenceSettings {
+	if x != nil {
+		if x, ok := x.Body.(*ClientFrame_PresenceSettings); ok {
+			return x.PresenceSettings
+		}
+	}
+	return nil
+}
+
 func (x *ClientFrame) GetUploadMedia() *UploadMedia {
 	if x != nil {
 		if x, ok := x.Body.(*ClientFrame_UploadMedia); ok {
@@ -826,6 +900,14 @@ type ClientFrame_SetPresence struct {
 	SetPresence *SetPresence `protobuf:"bytes,61,opt,name=set_presence,json=setPresence,proto3,oneof"`
 }
 
+type ClientFrame_GetPresence struct {
+	GetPresence *GetPresence `protobuf:"bytes,62,opt,name=get_presence,json=getPresence,proto3,oneof"` // answered by presence_list
+}
+
+type ClientFrame_PresenceSettings struct {
+	PresenceSettings *PresenceSettings `protobuf:"bytes,63,opt,name=presence_settings,json=presenceSettings,proto3,oneof"` // answered by presence_settings
+}
+
 type ClientFrame_UploadMedia struct {
 	UploadMedia *UploadMedia `protobuf:"bytes,70,opt,name=upload_media,json=uploadMedia,proto3,oneof"` // answered by upload_media
 }
@@ -882,6 +964,10 @@ func (*ClientFrame_Typing) isClientFrame_Body() {}
 
 func (*ClientFrame_SetPresence) isClientFrame_Body() {}
 
+func (*ClientFrame_GetPresence) isClientFrame_Body() {}
+
+func (*ClientFrame_PresenceSettings) isClientFrame_Body() {}
+
 func (*ClientFrame_UploadMedia) isClientFrame_Body() {}
 
 func (*ClientFrame_DownloadMedia) isClientFrame_Body() {}
@@ -911,6 +997,8 @@ type ServerFrame struct {
 	//	*ServerFrame_Closed
 	//	*ServerFrame_Typing
 	//	*ServerFrame_Presence
+	//	*ServerFrame_PresenceList
+	//	*ServerFrame_PresenceSettings
 	//	*ServerFrame_UploadMedia
 	//	*ServerFrame_MediaData
 	//	*ServerFrame_DevicesChanged
@@ -1143,6 +1231,24 @@ func (x *ServerFrame) GetPresence() *PresenceEvent {
 	return nil
 }
 
+func (x *ServerFrame) GetPresenceList() *PresenceList {
+	if x != nil {
+		if x, ok := x.Body.(*ServerFrame_PresenceList); ok {
+			return x.PresenceList
+		}
+	}
+	return nil
+}
+
+func (x *ServerFrame) GetPresenceSettings() *PresenceSettings {
+	if x != nil {
+		if x, ok := x.Body.(*ServerFrame_PresenceSettings); ok {
+			return x.PresenceSettings
+		}
+	}
+	return nil
+}
+
 func (x *ServerFrame) GetUploadMedia() *UploadMediaOK {
 	if x != nil {
 		if x, ok := x.Body.(*ServerFrame_UploadMedia); ok {
@@ -1255,6 +1361,16 @@ type ServerFrame_Presence struct {
 	Presence *PresenceEvent `protobuf:"bytes,61,opt,name=presence,proto3,oneof"`
 }
 
+type ServerFrame_PresenceList struct {
+	// An answer to GetPresence, or a push (id 0) of the contacts' presence
+	// when an active (not passive) session connects.
+	PresenceList *PresenceList `protobuf:"bytes,62,opt,name=presence_list,json=presenceList,proto3,oneof"`
+}
+
+type ServerFrame_PresenceSettings struct {
+	PresenceSettings *PresenceSettings `protobuf:"bytes,63,opt,name=presence_settings,json=presenceSettings,proto3,oneof"`
+}
+
 type ServerFrame_UploadMedia struct {
 	UploadMedia *UploadMediaOK `protobuf:"bytes,70,opt,name=upload_media,json=uploadMedia,proto3,oneof"`
 }
@@ -1306,6 +1422,10 @@ func (*ServerFrame_Closed) isServerFrame_Body() {}
 func (*ServerFrame_Typing) isServerFrame_Body() {}
 
 func (*ServerFrame_Presence) isServerFrame_Body() {}
+
+func (*ServerFrame_PresenceList) isServerFrame_Body() {}
+
+func (*ServerFrame_PresenceSettings) isServerFrame_Body() {}
 
 func (*ServerFrame_UploadMedia) isServerFrame_Body() {}
 
@@ -1483,8 +1603,13 @@ type Hello struct {
 	// The client reads typing and presence pushes from WebTransport
 	// datagrams: the server may send them there instead of on this stream.
 	DatagramSignals bool `protobuf:"varint,2,opt,name=datagram_signals,json=datagramSignals,proto3" json:"datagram_signals,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// A passive session (a one-shot command: send, history, device list…)
+	// does not change the user's presence: connecting does not mark the
+	// user online, ending does not mark it offline, and the server pushes it
+	// no presence. An explicit SetPresence still does (docs/presence.md).
+	Passive       bool `protobuf:"varint,7,opt,name=passive,proto3" json:"passive,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Hello) Reset() {
@@ -1527,6 +1652,13 @@ func (x *Hello) GetAccessToken() string {
 func (x *Hello) GetDatagramSignals() bool {
 	if x != nil {
 		return x.DatagramSignals
+	}
+	return false
+}
+
+func (x *Hello) GetPassive() bool {
+	if x != nil {
+		return x.Passive
 	}
 	return false
 }
@@ -1630,6 +1762,7 @@ type Login struct {
 	// approving device in PendingDeviceInfo.signature_key so that it can put
 	// the device on the signed list before the device has any KeyPackage.
 	SignatureKey  []byte `protobuf:"bytes,5,opt,name=signature_key,json=signatureKey,proto3" json:"signature_key,omitempty"`
+	Passive       bool   `protobuf:"varint,9,opt,name=passive,proto3" json:"passive,omitempty"` // as Hello.passive
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1699,6 +1832,13 @@ func (x *Login) GetSignatureKey() []byte {
 	return nil
 }
 
+func (x *Login) GetPassive() bool {
+	if x != nil {
+		return x.Passive
+	}
+	return false
+}
+
 // Register creates an account with an admin-issued invite code and logs in
 // its first device, atomically: one use of the code is consumed only if
 // the account is created. Answered with LoginOK (first_device true), or
@@ -1712,6 +1852,7 @@ type Register struct {
 	DeviceName    string                 `protobuf:"bytes,4,opt,name=device_name,json=deviceName,proto3" json:"device_name,omitempty"`
 	LinkPublicKey []byte                 `protobuf:"bytes,5,opt,name=link_public_key,json=linkPublicKey,proto3" json:"link_public_key,omitempty"`
 	SignatureKey  []byte                 `protobuf:"bytes,6,opt,name=signature_key,json=signatureKey,proto3" json:"signature_key,omitempty"`
+	Passive       bool                   `protobuf:"varint,9,opt,name=passive,proto3" json:"passive,omitempty"` // as Hello.passive
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1786,6 +1927,13 @@ func (x *Register) GetSignatureKey() []byte {
 		return x.SignatureKey
 	}
 	return nil
+}
+
+func (x *Register) GetPassive() bool {
+	if x != nil {
+		return x.Passive
+	}
+	return false
 }
 
 type LoginOK struct {
@@ -4073,6 +4221,13 @@ func (x *SetPresence) GetState() PresenceState {
 	return PresenceState_PRESENCE_STATE_UNSPECIFIED
 }
 
+// PresenceEvent is a user's presence. last_active_ms is when the state was
+// set; for OFFLINE and AWAY it is the user's last seen. It is 0 when the
+// user's last-seen setting (or the reader's own: a user who hides their
+// last seen sees nobody's) does not allow the reader to see it. In a
+// PresenceList answer, state UNSPECIFIED means the reader may not know the
+// user's presence (not a contact, and the user shares it with contacts
+// only), or the user's server could not be asked (see docs/presence.md).
 type PresenceEvent struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
@@ -4133,6 +4288,144 @@ func (x *PresenceEvent) GetLastActiveMs() int64 {
 	return 0
 }
 
+// GetPresence asks the presence and last seen of users (user@domain, at
+// most 100) of this server or of others; answered by PresenceList in the
+// order asked.
+type GetPresence struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Users         []string               `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPresence) Reset() {
+	*x = GetPresence{}
+	mi := &file_hearth_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPresence) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPresence) ProtoMessage() {}
+
+func (x *GetPresence) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPresence.ProtoReflect.Descriptor instead.
+func (*GetPresence) Descriptor() ([]byte, []int) {
+	return file_hearth_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *GetPresence) GetUsers() []string {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+type PresenceList struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Presence      []*PresenceEvent       `protobuf:"bytes,1,rep,name=presence,proto3" json:"presence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PresenceList) Reset() {
+	*x = PresenceList{}
+	mi := &file_hearth_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PresenceList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PresenceList) ProtoMessage() {}
+
+func (x *PresenceList) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PresenceList.ProtoReflect.Descriptor instead.
+func (*PresenceList) Descriptor() ([]byte, []int) {
+	return file_hearth_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *PresenceList) GetPresence() []*PresenceEvent {
+	if x != nil {
+		return x.Presence
+	}
+	return nil
+}
+
+// PresenceSettings sets the account's presence settings (UNSPECIFIED
+// fields are left as they are) and is answered with the settings now in
+// force; every device of the user sees the same (the server keeps them).
+type PresenceSettings struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	LastSeen      LastSeenVisibility     `protobuf:"varint,1,opt,name=last_seen,json=lastSeen,proto3,enum=hearth.v1.LastSeenVisibility" json:"last_seen,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PresenceSettings) Reset() {
+	*x = PresenceSettings{}
+	mi := &file_hearth_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PresenceSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PresenceSettings) ProtoMessage() {}
+
+func (x *PresenceSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_hearth_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PresenceSettings.ProtoReflect.Descriptor instead.
+func (*PresenceSettings) Descriptor() ([]byte, []int) {
+	return file_hearth_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *PresenceSettings) GetLastSeen() LastSeenVisibility {
+	if x != nil {
+		return x.LastSeen
+	}
+	return LastSeenVisibility_LAST_SEEN_UNSPECIFIED
+}
+
 // UploadMedia appends data at offset to an upload. An empty upload_id starts
 // a new upload of total_size bytes (offset must be 0); the answer carries
 // the upload_id to continue with. offset must equal the bytes the server
@@ -4158,7 +4451,7 @@ type UploadMedia struct {
 
 func (x *UploadMedia) Reset() {
 	*x = UploadMedia{}
-	mi := &file_hearth_proto_msgTypes[51]
+	mi := &file_hearth_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4170,7 +4463,7 @@ func (x *UploadMedia) String() string {
 func (*UploadMedia) ProtoMessage() {}
 
 func (x *UploadMedia) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[51]
+	mi := &file_hearth_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4183,7 +4476,7 @@ func (x *UploadMedia) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadMedia.ProtoReflect.Descriptor instead.
 func (*UploadMedia) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{51}
+	return file_hearth_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *UploadMedia) GetUploadId() string {
@@ -4234,7 +4527,7 @@ type UploadMediaOK struct {
 
 func (x *UploadMediaOK) Reset() {
 	*x = UploadMediaOK{}
-	mi := &file_hearth_proto_msgTypes[52]
+	mi := &file_hearth_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4246,7 +4539,7 @@ func (x *UploadMediaOK) String() string {
 func (*UploadMediaOK) ProtoMessage() {}
 
 func (x *UploadMediaOK) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[52]
+	mi := &file_hearth_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4259,7 +4552,7 @@ func (x *UploadMediaOK) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadMediaOK.ProtoReflect.Descriptor instead.
 func (*UploadMediaOK) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{52}
+	return file_hearth_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *UploadMediaOK) GetUploadId() string {
@@ -4316,7 +4609,7 @@ type DownloadMedia struct {
 
 func (x *DownloadMedia) Reset() {
 	*x = DownloadMedia{}
-	mi := &file_hearth_proto_msgTypes[53]
+	mi := &file_hearth_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4328,7 +4621,7 @@ func (x *DownloadMedia) String() string {
 func (*DownloadMedia) ProtoMessage() {}
 
 func (x *DownloadMedia) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[53]
+	mi := &file_hearth_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4341,7 +4634,7 @@ func (x *DownloadMedia) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadMedia.ProtoReflect.Descriptor instead.
 func (*DownloadMedia) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{53}
+	return file_hearth_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *DownloadMedia) GetMediaId() string {
@@ -4383,7 +4676,7 @@ type MediaData struct {
 
 func (x *MediaData) Reset() {
 	*x = MediaData{}
-	mi := &file_hearth_proto_msgTypes[54]
+	mi := &file_hearth_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4395,7 +4688,7 @@ func (x *MediaData) String() string {
 func (*MediaData) ProtoMessage() {}
 
 func (x *MediaData) ProtoReflect() protoreflect.Message {
-	mi := &file_hearth_proto_msgTypes[54]
+	mi := &file_hearth_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4408,7 +4701,7 @@ func (x *MediaData) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MediaData.ProtoReflect.Descriptor instead.
 func (*MediaData) Descriptor() ([]byte, []int) {
-	return file_hearth_proto_rawDescGZIP(), []int{54}
+	return file_hearth_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *MediaData) GetData() []byte {
@@ -4441,7 +4734,7 @@ const file_hearth_proto_rawDesc = "" +
 	"\x04code\x18\x01 \x01(\x0e2\x0f.hearth.v1.CodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1c\n" +
 	"\tretryable\x18\x03 \x01(\bR\tretryable\x12$\n" +
-	"\x0eretry_after_ms\x18\x04 \x01(\x04R\fretryAfterMs\"\xdf\f\n" +
+	"\x0eretry_after_ms\x18\x04 \x01(\x04R\fretryAfterMs\"\xe8\r\n" +
 	"\vClientFrame\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12(\n" +
 	"\x05hello\x18\n" +
@@ -4469,10 +4762,11 @@ const file_hearth_proto_rawDesc = "" +
 	"\x12list_conversations\x18- \x01(\v2\x1c.hearth.v1.ListConversationsH\x00R\x11listConversations\x12+\n" +
 	"\x06typing\x18< \x01(\v2\x11.hearth.v1.TypingH\x00R\x06typing\x12;\n" +
 	"\fset_presence\x18= \x01(\v2\x16.hearth.v1.SetPresenceH\x00R\vsetPresence\x12;\n" +
+	"\fget_presence\x18> \x01(\v2\x16.hearth.v1.GetPresenceH\x00R\vgetPresence\x12J\n" +
+	"\x11presence_settings\x18? \x01(\v2\x1b.hearth.v1.PresenceSettingsH\x00R\x10presenceSettings\x12;\n" +
 	"\fupload_media\x18F \x01(\v2\x16.hearth.v1.UploadMediaH\x00R\vuploadMedia\x12A\n" +
 	"\x0edownload_media\x18G \x01(\v2\x18.hearth.v1.DownloadMediaH\x00R\rdownloadMediaB\x06\n" +
-	"\x04body\"\x94\n" +
-	"\n" +
+	"\x04body\"\xa0\v\n" +
 	"\vServerFrame\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12,\n" +
 	"\x05error\x18\x02 \x01(\v2\x14.hearth.v1.ErrorInfoH\x00R\x05error\x12/\n" +
@@ -4497,7 +4791,9 @@ const file_hearth_proto_rawDesc = "" +
 	"\bdelivery\x182 \x01(\v2\x13.hearth.v1.DeliveryH\x00R\bdelivery\x122\n" +
 	"\x06closed\x183 \x01(\v2\x18.hearth.v1.SessionClosedH\x00R\x06closed\x120\n" +
 	"\x06typing\x18< \x01(\v2\x16.hearth.v1.TypingEventH\x00R\x06typing\x126\n" +
-	"\bpresence\x18= \x01(\v2\x18.hearth.v1.PresenceEventH\x00R\bpresence\x12=\n" +
+	"\bpresence\x18= \x01(\v2\x18.hearth.v1.PresenceEventH\x00R\bpresence\x12>\n" +
+	"\rpresence_list\x18> \x01(\v2\x17.hearth.v1.PresenceListH\x00R\fpresenceList\x12J\n" +
+	"\x11presence_settings\x18? \x01(\v2\x1b.hearth.v1.PresenceSettingsH\x00R\x10presenceSettings\x12=\n" +
 	"\fupload_media\x18F \x01(\v2\x18.hearth.v1.UploadMediaOKH\x00R\vuploadMedia\x125\n" +
 	"\n" +
 	"media_data\x18G \x01(\v2\x14.hearth.v1.MediaDataH\x00R\tmediaData\x12D\n" +
@@ -4508,24 +4804,26 @@ const file_hearth_proto_rawDesc = "" +
 	"\x05Empty\"\x06\n" +
 	"\x04Ping\",\n" +
 	"\x04Pong\x12$\n" +
-	"\x0eserver_time_ms\x18\x01 \x01(\x03R\fserverTimeMs\"U\n" +
+	"\x0eserver_time_ms\x18\x01 \x01(\x03R\fserverTimeMs\"o\n" +
 	"\x05Hello\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12)\n" +
-	"\x10datagram_signals\x18\x02 \x01(\bR\x0fdatagramSignals\"\xdb\x01\n" +
+	"\x10datagram_signals\x18\x02 \x01(\bR\x0fdatagramSignals\x12\x18\n" +
+	"\apassive\x18\a \x01(\bR\apassive\"\xdb\x01\n" +
 	"\aHelloOK\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12/\n" +
 	"\x06status\x18\x03 \x01(\x0e2\x17.hearth.v1.DeviceStatusR\x06status\x12$\n" +
 	"\x0eserver_time_ms\x18\x04 \x01(\x03R\fserverTimeMs\x12!\n" +
 	"\fmailbox_head\x18\x05 \x01(\x04R\vmailboxHead\x12%\n" +
-	"\x0erevoked_listed\x18\x06 \x03(\tR\rrevokedListed\"\xa5\x01\n" +
+	"\x0erevoked_listed\x18\x06 \x03(\tR\rrevokedListed\"\xbf\x01\n" +
 	"\x05Login\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x1f\n" +
 	"\vdevice_name\x18\x03 \x01(\tR\n" +
 	"deviceName\x12&\n" +
 	"\x0flink_public_key\x18\x04 \x01(\fR\rlinkPublicKey\x12#\n" +
-	"\rsignature_key\x18\x05 \x01(\fR\fsignatureKey\"\xc9\x01\n" +
+	"\rsignature_key\x18\x05 \x01(\fR\fsignatureKey\x12\x18\n" +
+	"\apassive\x18\t \x01(\bR\apassive\"\xe3\x01\n" +
 	"\bRegister\x12\x1f\n" +
 	"\vinvite_code\x18\x01 \x01(\tR\n" +
 	"inviteCode\x12\x12\n" +
@@ -4534,7 +4832,8 @@ const file_hearth_proto_rawDesc = "" +
 	"\vdevice_name\x18\x04 \x01(\tR\n" +
 	"deviceName\x12&\n" +
 	"\x0flink_public_key\x18\x05 \x01(\fR\rlinkPublicKey\x12#\n" +
-	"\rsignature_key\x18\x06 \x01(\fR\fsignatureKey\"\x9f\x02\n" +
+	"\rsignature_key\x18\x06 \x01(\fR\fsignatureKey\x12\x18\n" +
+	"\apassive\x18\t \x01(\bR\apassive\"\x9f\x02\n" +
 	"\aLoginOK\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12!\n" +
@@ -4704,7 +5003,13 @@ const file_hearth_proto_rawDesc = "" +
 	"\rPresenceEvent\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12.\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x18.hearth.v1.PresenceStateR\x05state\x12$\n" +
-	"\x0elast_active_ms\x18\x03 \x01(\x03R\flastActiveMs\"\x8b\x01\n" +
+	"\x0elast_active_ms\x18\x03 \x01(\x03R\flastActiveMs\"#\n" +
+	"\vGetPresence\x12\x14\n" +
+	"\x05users\x18\x01 \x03(\tR\x05users\"D\n" +
+	"\fPresenceList\x124\n" +
+	"\bpresence\x18\x01 \x03(\v2\x18.hearth.v1.PresenceEventR\bpresence\"N\n" +
+	"\x10PresenceSettings\x12:\n" +
+	"\tlast_seen\x18\x01 \x01(\x0e2\x1d.hearth.v1.LastSeenVisibilityR\blastSeen\"\x8b\x01\n" +
 	"\vUploadMedia\x12\x1b\n" +
 	"\tupload_id\x18\x01 \x01(\tR\buploadId\x12\x1d\n" +
 	"\n" +
@@ -4772,7 +5077,12 @@ const file_hearth_proto_rawDesc = "" +
 	"\x1aPRESENCE_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15PRESENCE_STATE_ONLINE\x10\x01\x12\x17\n" +
 	"\x13PRESENCE_STATE_AWAY\x10\x02\x12\x1a\n" +
-	"\x16PRESENCE_STATE_OFFLINE\x10\x03B\x18Z\x16hearth/homeserver/wireb\x06proto3"
+	"\x16PRESENCE_STATE_OFFLINE\x10\x03*u\n" +
+	"\x12LastSeenVisibility\x12\x19\n" +
+	"\x15LAST_SEEN_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12LAST_SEEN_EVERYONE\x10\x01\x12\x16\n" +
+	"\x12LAST_SEEN_CONTACTS\x10\x02\x12\x14\n" +
+	"\x10LAST_SEEN_NOBODY\x10\x03B\x18Z\x16hearth/homeserver/wireb\x06proto3"
 
 var (
 	file_hearth_proto_rawDescOnce sync.Once
@@ -4786,148 +5096,158 @@ func file_hearth_proto_rawDescGZIP() []byte {
 	return file_hearth_proto_rawDescData
 }
 
-var file_hearth_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_hearth_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
+var file_hearth_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_hearth_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
 var file_hearth_proto_goTypes = []any{
 	(Code)(0),                   // 0: hearth.v1.Code
 	(DeviceStatus)(0),           // 1: hearth.v1.DeviceStatus
 	(ConversationKind)(0),       // 2: hearth.v1.ConversationKind
 	(MessageKind)(0),            // 3: hearth.v1.MessageKind
 	(PresenceState)(0),          // 4: hearth.v1.PresenceState
-	(*ErrorInfo)(nil),           // 5: hearth.v1.ErrorInfo
-	(*ClientFrame)(nil),         // 6: hearth.v1.ClientFrame
-	(*ServerFrame)(nil),         // 7: hearth.v1.ServerFrame
-	(*DevicesChanged)(nil),      // 8: hearth.v1.DevicesChanged
-	(*Empty)(nil),               // 9: hearth.v1.Empty
-	(*Ping)(nil),                // 10: hearth.v1.Ping
-	(*Pong)(nil),                // 11: hearth.v1.Pong
-	(*Hello)(nil),               // 12: hearth.v1.Hello
-	(*HelloOK)(nil),             // 13: hearth.v1.HelloOK
-	(*Login)(nil),               // 14: hearth.v1.Login
-	(*Register)(nil),            // 15: hearth.v1.Register
-	(*LoginOK)(nil),             // 16: hearth.v1.LoginOK
-	(*Refresh)(nil),             // 17: hearth.v1.Refresh
-	(*RefreshOK)(nil),           // 18: hearth.v1.RefreshOK
-	(*PublishIdentity)(nil),     // 19: hearth.v1.PublishIdentity
-	(*SignedDeviceList)(nil),    // 20: hearth.v1.SignedDeviceList
-	(*PublishDeviceList)(nil),   // 21: hearth.v1.PublishDeviceList
-	(*PublishKeyPackages)(nil),  // 22: hearth.v1.PublishKeyPackages
-	(*FetchDeviceList)(nil),     // 23: hearth.v1.FetchDeviceList
-	(*DeviceListResult)(nil),    // 24: hearth.v1.DeviceListResult
-	(*FetchDeviceLists)(nil),    // 25: hearth.v1.FetchDeviceLists
-	(*DeviceListsResult)(nil),   // 26: hearth.v1.DeviceListsResult
-	(*MissingDeviceList)(nil),   // 27: hearth.v1.MissingDeviceList
-	(*ClaimKeyPackages)(nil),    // 28: hearth.v1.ClaimKeyPackages
-	(*ClaimResult)(nil),         // 29: hearth.v1.ClaimResult
-	(*ClaimedKeyPackage)(nil),   // 30: hearth.v1.ClaimedKeyPackage
-	(*PendingDevice)(nil),       // 31: hearth.v1.PendingDevice
-	(*PendingDeviceInfo)(nil),   // 32: hearth.v1.PendingDeviceInfo
-	(*ApproveDevice)(nil),       // 33: hearth.v1.ApproveDevice
-	(*FetchApproval)(nil),       // 34: hearth.v1.FetchApproval
-	(*ApprovalResult)(nil),      // 35: hearth.v1.ApprovalResult
-	(*ListDevices)(nil),         // 36: hearth.v1.ListDevices
-	(*DevicesResult)(nil),       // 37: hearth.v1.DevicesResult
-	(*DeviceInfo)(nil),          // 38: hearth.v1.DeviceInfo
-	(*RevokeDevice)(nil),        // 39: hearth.v1.RevokeDevice
-	(*CreateConversation)(nil),  // 40: hearth.v1.CreateConversation
-	(*ConversationInfo)(nil),    // 41: hearth.v1.ConversationInfo
-	(*GetConversation)(nil),     // 42: hearth.v1.GetConversation
-	(*ListConversations)(nil),   // 43: hearth.v1.ListConversations
-	(*ConversationsResult)(nil), // 44: hearth.v1.ConversationsResult
-	(*Send)(nil),                // 45: hearth.v1.Send
-	(*SendOK)(nil),              // 46: hearth.v1.SendOK
-	(*Sync)(nil),                // 47: hearth.v1.Sync
-	(*SyncOK)(nil),              // 48: hearth.v1.SyncOK
-	(*Ack)(nil),                 // 49: hearth.v1.Ack
-	(*Delivery)(nil),            // 50: hearth.v1.Delivery
-	(*SessionClosed)(nil),       // 51: hearth.v1.SessionClosed
-	(*Typing)(nil),              // 52: hearth.v1.Typing
-	(*TypingEvent)(nil),         // 53: hearth.v1.TypingEvent
-	(*SetPresence)(nil),         // 54: hearth.v1.SetPresence
-	(*PresenceEvent)(nil),       // 55: hearth.v1.PresenceEvent
-	(*UploadMedia)(nil),         // 56: hearth.v1.UploadMedia
-	(*UploadMediaOK)(nil),       // 57: hearth.v1.UploadMediaOK
-	(*DownloadMedia)(nil),       // 58: hearth.v1.DownloadMedia
-	(*MediaData)(nil),           // 59: hearth.v1.MediaData
+	(LastSeenVisibility)(0),     // 5: hearth.v1.LastSeenVisibility
+	(*ErrorInfo)(nil),           // 6: hearth.v1.ErrorInfo
+	(*ClientFrame)(nil),         // 7: hearth.v1.ClientFrame
+	(*ServerFrame)(nil),         // 8: hearth.v1.ServerFrame
+	(*DevicesChanged)(nil),      // 9: hearth.v1.DevicesChanged
+	(*Empty)(nil),               // 10: hearth.v1.Empty
+	(*Ping)(nil),                // 11: hearth.v1.Ping
+	(*Pong)(nil),                // 12: hearth.v1.Pong
+	(*Hello)(nil),               // 13: hearth.v1.Hello
+	(*HelloOK)(nil),             // 14: hearth.v1.HelloOK
+	(*Login)(nil),               // 15: hearth.v1.Login
+	(*Register)(nil),            // 16: hearth.v1.Register
+	(*LoginOK)(nil),             // 17: hearth.v1.LoginOK
+	(*Refresh)(nil),             // 18: hearth.v1.Refresh
+	(*RefreshOK)(nil),           // 19: hearth.v1.RefreshOK
+	(*PublishIdentity)(nil),     // 20: hearth.v1.PublishIdentity
+	(*SignedDeviceList)(nil),    // 21: hearth.v1.SignedDeviceList
+	(*PublishDeviceList)(nil),   // 22: hearth.v1.PublishDeviceList
+	(*PublishKeyPackages)(nil),  // 23: hearth.v1.PublishKeyPackages
+	(*FetchDeviceList)(nil),     // 24: hearth.v1.FetchDeviceList
+	(*DeviceListResult)(nil),    // 25: hearth.v1.DeviceListResult
+	(*FetchDeviceLists)(nil),    // 26: hearth.v1.FetchDeviceLists
+	(*DeviceListsResult)(nil),   // 27: hearth.v1.DeviceListsResult
+	(*MissingDeviceList)(nil),   // 28: hearth.v1.MissingDeviceList
+	(*ClaimKeyPackages)(nil),    // 29: hearth.v1.ClaimKeyPackages
+	(*ClaimResult)(nil),         // 30: hearth.v1.ClaimResult
+	(*ClaimedKeyPackage)(nil),   // 31: hearth.v1.ClaimedKeyPackage
+	(*PendingDevice)(nil),       // 32: hearth.v1.PendingDevice
+	(*PendingDeviceInfo)(nil),   // 33: hearth.v1.PendingDeviceInfo
+	(*ApproveDevice)(nil),       // 34: hearth.v1.ApproveDevice
+	(*FetchApproval)(nil),       // 35: hearth.v1.FetchApproval
+	(*ApprovalResult)(nil),      // 36: hearth.v1.ApprovalResult
+	(*ListDevices)(nil),         // 37: hearth.v1.ListDevices
+	(*DevicesResult)(nil),       // 38: hearth.v1.DevicesResult
+	(*DeviceInfo)(nil),          // 39: hearth.v1.DeviceInfo
+	(*RevokeDevice)(nil),        // 40: hearth.v1.RevokeDevice
+	(*CreateConversation)(nil),  // 41: hearth.v1.CreateConversation
+	(*ConversationInfo)(nil),    // 42: hearth.v1.ConversationInfo
+	(*GetConversation)(nil),     // 43: hearth.v1.GetConversation
+	(*ListConversations)(nil),   // 44: hearth.v1.ListConversations
+	(*ConversationsResult)(nil), // 45: hearth.v1.ConversationsResult
+	(*Send)(nil),                // 46: hearth.v1.Send
+	(*SendOK)(nil),              // 47: hearth.v1.SendOK
+	(*Sync)(nil),                // 48: hearth.v1.Sync
+	(*SyncOK)(nil),              // 49: hearth.v1.SyncOK
+	(*Ack)(nil),                 // 50: hearth.v1.Ack
+	(*Delivery)(nil),            // 51: hearth.v1.Delivery
+	(*SessionClosed)(nil),       // 52: hearth.v1.SessionClosed
+	(*Typing)(nil),              // 53: hearth.v1.Typing
+	(*TypingEvent)(nil),         // 54: hearth.v1.TypingEvent
+	(*SetPresence)(nil),         // 55: hearth.v1.SetPresence
+	(*PresenceEvent)(nil),       // 56: hearth.v1.PresenceEvent
+	(*GetPresence)(nil),         // 57: hearth.v1.GetPresence
+	(*PresenceList)(nil),        // 58: hearth.v1.PresenceList
+	(*PresenceSettings)(nil),    // 59: hearth.v1.PresenceSettings
+	(*UploadMedia)(nil),         // 60: hearth.v1.UploadMedia
+	(*UploadMediaOK)(nil),       // 61: hearth.v1.UploadMediaOK
+	(*DownloadMedia)(nil),       // 62: hearth.v1.DownloadMedia
+	(*MediaData)(nil),           // 63: hearth.v1.MediaData
 }
 var file_hearth_proto_depIdxs = []int32{
 	0,  // 0: hearth.v1.ErrorInfo.code:type_name -> hearth.v1.Code
-	12, // 1: hearth.v1.ClientFrame.hello:type_name -> hearth.v1.Hello
-	14, // 2: hearth.v1.ClientFrame.login:type_name -> hearth.v1.Login
-	17, // 3: hearth.v1.ClientFrame.refresh:type_name -> hearth.v1.Refresh
-	10, // 4: hearth.v1.ClientFrame.ping:type_name -> hearth.v1.Ping
-	15, // 5: hearth.v1.ClientFrame.register:type_name -> hearth.v1.Register
-	19, // 6: hearth.v1.ClientFrame.publish_identity:type_name -> hearth.v1.PublishIdentity
-	21, // 7: hearth.v1.ClientFrame.publish_device_list:type_name -> hearth.v1.PublishDeviceList
-	22, // 8: hearth.v1.ClientFrame.publish_key_packages:type_name -> hearth.v1.PublishKeyPackages
-	23, // 9: hearth.v1.ClientFrame.fetch_device_list:type_name -> hearth.v1.FetchDeviceList
-	28, // 10: hearth.v1.ClientFrame.claim_key_packages:type_name -> hearth.v1.ClaimKeyPackages
-	31, // 11: hearth.v1.ClientFrame.pending_device:type_name -> hearth.v1.PendingDevice
-	33, // 12: hearth.v1.ClientFrame.approve_device:type_name -> hearth.v1.ApproveDevice
-	34, // 13: hearth.v1.ClientFrame.fetch_approval:type_name -> hearth.v1.FetchApproval
-	36, // 14: hearth.v1.ClientFrame.list_devices:type_name -> hearth.v1.ListDevices
-	39, // 15: hearth.v1.ClientFrame.revoke_device:type_name -> hearth.v1.RevokeDevice
-	25, // 16: hearth.v1.ClientFrame.fetch_device_lists:type_name -> hearth.v1.FetchDeviceLists
-	40, // 17: hearth.v1.ClientFrame.create_conversation:type_name -> hearth.v1.CreateConversation
-	45, // 18: hearth.v1.ClientFrame.send:type_name -> hearth.v1.Send
-	47, // 19: hearth.v1.ClientFrame.sync:type_name -> hearth.v1.Sync
-	49, // 20: hearth.v1.ClientFrame.ack:type_name -> hearth.v1.Ack
-	42, // 21: hearth.v1.ClientFrame.get_conversation:type_name -> hearth.v1.GetConversation
-	43, // 22: hearth.v1.ClientFrame.list_conversations:type_name -> hearth.v1.ListConversations
-	52, // 23: hearth.v1.ClientFrame.typing:type_name -> hearth.v1.Typing
-	54, // 24: hearth.v1.ClientFrame.set_presence:type_name -> hearth.v1.SetPresence
-	56, // 25: hearth.v1.ClientFrame.upload_media:type_name -> hearth.v1.UploadMedia
-	58, // 26: hearth.v1.ClientFrame.download_media:type_name -> hearth.v1.DownloadMedia
-	5,  // 27: hearth.v1.ServerFrame.error:type_name -> hearth.v1.ErrorInfo
-	13, // 28: hearth.v1.ServerFrame.hello_ok:type_name -> hearth.v1.HelloOK
-	16, // 29: hearth.v1.ServerFrame.login_ok:type_name -> hearth.v1.LoginOK
-	18, // 30: hearth.v1.ServerFrame.refresh_ok:type_name -> hearth.v1.RefreshOK
-	11, // 31: hearth.v1.ServerFrame.pong:type_name -> hearth.v1.Pong
-	9,  // 32: hearth.v1.ServerFrame.ok:type_name -> hearth.v1.Empty
-	24, // 33: hearth.v1.ServerFrame.device_list:type_name -> hearth.v1.DeviceListResult
-	29, // 34: hearth.v1.ServerFrame.claim:type_name -> hearth.v1.ClaimResult
-	32, // 35: hearth.v1.ServerFrame.pending_device:type_name -> hearth.v1.PendingDeviceInfo
-	35, // 36: hearth.v1.ServerFrame.approval:type_name -> hearth.v1.ApprovalResult
-	37, // 37: hearth.v1.ServerFrame.devices:type_name -> hearth.v1.DevicesResult
-	26, // 38: hearth.v1.ServerFrame.device_lists:type_name -> hearth.v1.DeviceListsResult
-	41, // 39: hearth.v1.ServerFrame.conversation:type_name -> hearth.v1.ConversationInfo
-	46, // 40: hearth.v1.ServerFrame.send_ok:type_name -> hearth.v1.SendOK
-	48, // 41: hearth.v1.ServerFrame.sync_ok:type_name -> hearth.v1.SyncOK
-	44, // 42: hearth.v1.ServerFrame.conversations:type_name -> hearth.v1.ConversationsResult
-	50, // 43: hearth.v1.ServerFrame.delivery:type_name -> hearth.v1.Delivery
-	51, // 44: hearth.v1.ServerFrame.closed:type_name -> hearth.v1.SessionClosed
-	53, // 45: hearth.v1.ServerFrame.typing:type_name -> hearth.v1.TypingEvent
-	55, // 46: hearth.v1.ServerFrame.presence:type_name -> hearth.v1.PresenceEvent
-	57, // 47: hearth.v1.ServerFrame.upload_media:type_name -> hearth.v1.UploadMediaOK
-	59, // 48: hearth.v1.ServerFrame.media_data:type_name -> hearth.v1.MediaData
-	8,  // 49: hearth.v1.ServerFrame.devices_changed:type_name -> hearth.v1.DevicesChanged
-	1,  // 50: hearth.v1.HelloOK.status:type_name -> hearth.v1.DeviceStatus
-	1,  // 51: hearth.v1.LoginOK.status:type_name -> hearth.v1.DeviceStatus
-	20, // 52: hearth.v1.PublishIdentity.device_list:type_name -> hearth.v1.SignedDeviceList
-	20, // 53: hearth.v1.PublishDeviceList.device_list:type_name -> hearth.v1.SignedDeviceList
-	20, // 54: hearth.v1.DeviceListResult.device_list:type_name -> hearth.v1.SignedDeviceList
-	24, // 55: hearth.v1.DeviceListsResult.lists:type_name -> hearth.v1.DeviceListResult
-	27, // 56: hearth.v1.DeviceListsResult.missing:type_name -> hearth.v1.MissingDeviceList
-	0,  // 57: hearth.v1.MissingDeviceList.code:type_name -> hearth.v1.Code
-	30, // 58: hearth.v1.ClaimResult.packages:type_name -> hearth.v1.ClaimedKeyPackage
-	20, // 59: hearth.v1.ApproveDevice.device_list:type_name -> hearth.v1.SignedDeviceList
-	1,  // 60: hearth.v1.ApprovalResult.status:type_name -> hearth.v1.DeviceStatus
-	38, // 61: hearth.v1.DevicesResult.devices:type_name -> hearth.v1.DeviceInfo
-	1,  // 62: hearth.v1.DeviceInfo.status:type_name -> hearth.v1.DeviceStatus
-	20, // 63: hearth.v1.RevokeDevice.device_list:type_name -> hearth.v1.SignedDeviceList
-	2,  // 64: hearth.v1.CreateConversation.kind:type_name -> hearth.v1.ConversationKind
-	2,  // 65: hearth.v1.ConversationInfo.kind:type_name -> hearth.v1.ConversationKind
-	41, // 66: hearth.v1.ConversationsResult.conversations:type_name -> hearth.v1.ConversationInfo
-	3,  // 67: hearth.v1.Send.kind:type_name -> hearth.v1.MessageKind
-	3,  // 68: hearth.v1.Delivery.kind:type_name -> hearth.v1.MessageKind
-	0,  // 69: hearth.v1.SessionClosed.code:type_name -> hearth.v1.Code
-	4,  // 70: hearth.v1.SetPresence.state:type_name -> hearth.v1.PresenceState
-	4,  // 71: hearth.v1.PresenceEvent.state:type_name -> hearth.v1.PresenceState
-	72, // [72:72] is the sub-list for method output_type
-	72, // [72:72] is the sub-list for method input_type
-	72, // [72:72] is the sub-list for extension type_name
-	72, // [72:72] is the sub-list for extension extendee
-	0,  // [0:72] is the sub-list for field type_name
+	13, // 1: hearth.v1.ClientFrame.hello:type_name -> hearth.v1.Hello
+	15, // 2: hearth.v1.ClientFrame.login:type_name -> hearth.v1.Login
+	18, // 3: hearth.v1.ClientFrame.refresh:type_name -> hearth.v1.Refresh
+	11, // 4: hearth.v1.ClientFrame.ping:type_name -> hearth.v1.Ping
+	16, // 5: hearth.v1.ClientFrame.register:type_name -> hearth.v1.Register
+	20, // 6: hearth.v1.ClientFrame.publish_identity:type_name -> hearth.v1.PublishIdentity
+	22, // 7: hearth.v1.ClientFrame.publish_device_list:type_name -> hearth.v1.PublishDeviceList
+	23, // 8: hearth.v1.ClientFrame.publish_key_packages:type_name -> hearth.v1.PublishKeyPackages
+	24, // 9: hearth.v1.ClientFrame.fetch_device_list:type_name -> hearth.v1.FetchDeviceList
+	29, // 10: hearth.v1.ClientFrame.claim_key_packages:type_name -> hearth.v1.ClaimKeyPackages
+	32, // 11: hearth.v1.ClientFrame.pending_device:type_name -> hearth.v1.PendingDevice
+	34, // 12: hearth.v1.ClientFrame.approve_device:type_name -> hearth.v1.ApproveDevice
+	35, // 13: hearth.v1.ClientFrame.fetch_approval:type_name -> hearth.v1.FetchApproval
+	37, // 14: hearth.v1.ClientFrame.list_devices:type_name -> hearth.v1.ListDevices
+	40, // 15: hearth.v1.ClientFrame.revoke_device:type_name -> hearth.v1.RevokeDevice
+	26, // 16: hearth.v1.ClientFrame.fetch_device_lists:type_name -> hearth.v1.FetchDeviceLists
+	41, // 17: hearth.v1.ClientFrame.create_conversation:type_name -> hearth.v1.CreateConversation
+	46, // 18: hearth.v1.ClientFrame.send:type_name -> hearth.v1.Send
+	48, // 19: hearth.v1.ClientFrame.sync:type_name -> hearth.v1.Sync
+	50, // 20: hearth.v1.ClientFrame.ack:type_name -> hearth.v1.Ack
+	43, // 21: hearth.v1.ClientFrame.get_conversation:type_name -> hearth.v1.GetConversation
+	44, // 22: hearth.v1.ClientFrame.list_conversations:type_name -> hearth.v1.ListConversations
+	53, // 23: hearth.v1.ClientFrame.typing:type_name -> hearth.v1.Typing
+	55, // 24: hearth.v1.ClientFrame.set_presence:type_name -> hearth.v1.SetPresence
+	57, // 25: hearth.v1.ClientFrame.get_presence:type_name -> hearth.v1.GetPresence
+	59, // 26: hearth.v1.ClientFrame.presence_settings:type_name -> hearth.v1.PresenceSettings
+	60, // 27: hearth.v1.ClientFrame.upload_media:type_name -> hearth.v1.UploadMedia
+	62, // 28: hearth.v1.ClientFrame.download_media:type_name -> hearth.v1.DownloadMedia
+	6,  // 29: hearth.v1.ServerFrame.error:type_name -> hearth.v1.ErrorInfo
+	14, // 30: hearth.v1.ServerFrame.hello_ok:type_name -> hearth.v1.HelloOK
+	17, // 31: hearth.v1.ServerFrame.login_ok:type_name -> hearth.v1.LoginOK
+	19, // 32: hearth.v1.ServerFrame.refresh_ok:type_name -> hearth.v1.RefreshOK
+	12, // 33: hearth.v1.ServerFrame.pong:type_name -> hearth.v1.Pong
+	10, // 34: hearth.v1.ServerFrame.ok:type_name -> hearth.v1.Empty
+	25, // 35: hearth.v1.ServerFrame.device_list:type_name -> hearth.v1.DeviceListResult
+	30, // 36: hearth.v1.ServerFrame.claim:type_name -> hearth.v1.ClaimResult
+	33, // 37: hearth.v1.ServerFrame.pending_device:type_name -> hearth.v1.PendingDeviceInfo
+	36, // 38: hearth.v1.ServerFrame.approval:type_name -> hearth.v1.ApprovalResult
+	38, // 39: hearth.v1.ServerFrame.devices:type_name -> hearth.v1.DevicesResult
+	27, // 40: hearth.v1.ServerFrame.device_lists:type_name -> hearth.v1.DeviceListsResult
+	42, // 41: hearth.v1.ServerFrame.conversation:type_name -> hearth.v1.ConversationInfo
+	47, // 42: hearth.v1.ServerFrame.send_ok:type_name -> hearth.v1.SendOK
+	49, // 43: hearth.v1.ServerFrame.sync_ok:type_name -> hearth.v1.SyncOK
+	45, // 44: hearth.v1.ServerFrame.conversations:type_name -> hearth.v1.ConversationsResult
+	51, // 45: hearth.v1.ServerFrame.delivery:type_name -> hearth.v1.Delivery
+	52, // 46: hearth.v1.ServerFrame.closed:type_name -> hearth.v1.SessionClosed
+	54, // 47: hearth.v1.ServerFrame.typing:type_name -> hearth.v1.TypingEvent
+	56, // 48: hearth.v1.ServerFrame.presence:type_name -> hearth.v1.PresenceEvent
+	58, // 49: hearth.v1.ServerFrame.presence_list:type_name -> hearth.v1.PresenceList
+	59, // 50: hearth.v1.ServerFrame.presence_settings:type_name -> hearth.v1.PresenceSettings
+	61, // 51: hearth.v1.ServerFrame.upload_media:type_name -> hearth.v1.UploadMediaOK
+	63, // 52: hearth.v1.ServerFrame.media_data:type_name -> hearth.v1.MediaData
+	9,  // 53: hearth.v1.ServerFrame.devices_changed:type_name -> hearth.v1.DevicesChanged
+	1,  // 54: hearth.v1.HelloOK.status:type_name -> hearth.v1.DeviceStatus
+	1,  // 55: hearth.v1.LoginOK.status:type_name -> hearth.v1.DeviceStatus
+	21, // 56: hearth.v1.PublishIdentity.device_list:type_name -> hearth.v1.SignedDeviceList
+	21, // 57: hearth.v1.PublishDeviceList.device_list:type_name -> hearth.v1.SignedDeviceList
+	21, // 58: hearth.v1.DeviceListResult.device_list:type_name -> hearth.v1.SignedDeviceList
+	25, // 59: hearth.v1.DeviceListsResult.lists:type_name -> hearth.v1.DeviceListResult
+	28, // 60: hearth.v1.DeviceListsResult.missing:type_name -> hearth.v1.MissingDeviceList
+	0,  // 61: hearth.v1.MissingDeviceList.code:type_name -> hearth.v1.Code
+	31, // 62: hearth.v1.ClaimResult.packages:type_name -> hearth.v1.ClaimedKeyPackage
+	21, // 63: hearth.v1.ApproveDevice.device_list:type_name -> hearth.v1.SignedDeviceList
+	1,  // 64: hearth.v1.ApprovalResult.status:type_name -> hearth.v1.DeviceStatus
+	39, // 65: hearth.v1.DevicesResult.devices:type_name -> hearth.v1.DeviceInfo
+	1,  // 66: hearth.v1.DeviceInfo.status:type_name -> hearth.v1.DeviceStatus
+	21, // 67: hearth.v1.RevokeDevice.device_list:type_name -> hearth.v1.SignedDeviceList
+	2,  // 68: hearth.v1.CreateConversation.kind:type_name -> hearth.v1.ConversationKind
+	2,  // 69: hearth.v1.ConversationInfo.kind:type_name -> hearth.v1.ConversationKind
+	42, // 70: hearth.v1.ConversationsResult.conversations:type_name -> hearth.v1.ConversationInfo
+	3,  // 71: hearth.v1.Send.kind:type_name -> hearth.v1.MessageKind
+	3,  // 72: hearth.v1.Delivery.kind:type_name -> hearth.v1.MessageKind
+	0,  // 73: hearth.v1.SessionClosed.code:type_name -> hearth.v1.Code
+	4,  // 74: hearth.v1.SetPresence.state:type_name -> hearth.v1.PresenceState
+	4,  // 75: hearth.v1.PresenceEvent.state:type_name -> hearth.v1.PresenceState
+	56, // 76: hearth.v1.PresenceList.presence:type_name -> hearth.v1.PresenceEvent
+	5,  // 77: hearth.v1.PresenceSettings.last_seen:type_name -> hearth.v1.LastSeenVisibility
+	78, // [78:78] is the sub-list for method output_type
+	78, // [78:78] is the sub-list for method input_type
+	78, // [78:78] is the sub-list for extension type_name
+	78, // [78:78] is the sub-list for extension extendee
+	0,  // [0:78] is the sub-list for field type_name
 }
 
 func init() { file_hearth_proto_init() }
@@ -4960,6 +5280,8 @@ func file_hearth_proto_init() {
 		(*ClientFrame_ListConversations)(nil),
 		(*ClientFrame_Typing)(nil),
 		(*ClientFrame_SetPresence)(nil),
+		(*ClientFrame_GetPresence)(nil),
+		(*ClientFrame_PresenceSettings)(nil),
 		(*ClientFrame_UploadMedia)(nil),
 		(*ClientFrame_DownloadMedia)(nil),
 	}
@@ -4984,6 +5306,8 @@ func file_hearth_proto_init() {
 		(*ServerFrame_Closed)(nil),
 		(*ServerFrame_Typing)(nil),
 		(*ServerFrame_Presence)(nil),
+		(*ServerFrame_PresenceList)(nil),
+		(*ServerFrame_PresenceSettings)(nil),
 		(*ServerFrame_UploadMedia)(nil),
 		(*ServerFrame_MediaData)(nil),
 		(*ServerFrame_DevicesChanged)(nil),
@@ -4993,8 +5317,8 @@ func file_hearth_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hearth_proto_rawDesc), len(file_hearth_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   55,
+			NumEnums:      6,
+			NumMessages:   58,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
