@@ -21,9 +21,8 @@ const (
 )
 
 // encodeItemBody is the body of an outbox item: its text, and the media
-// reference if it has one, with the sender's time.
-// A receipt or settings item has its body ready. The sender's time is
-// the time the item was queued.
+// reference if it has one, with the sender's time (when the item was
+// queued). A receipt or settings item has its body ready.
 func encodeItemBody(it store.OutboxItem) ([]byte, error) {
 	if it.Body != nil {
 		return it.Body, nil
