@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds and installs the `hearth` binary.
-#   ./install.sh                      installs to $PREFIX/bin; PREFIX defaults to
-#                                     /usr/local when writable, else ~/.local
-#   PREFIX=$HOME/.local ./install.sh
+#   ./install.sh                      installs to /usr/local/bin when writable,
+#                                     else ~/.local/bin
+#   BINDIR=$HOME/bin ./install.sh     installs to that folder
+#   PREFIX=$HOME/.local ./install.sh  installs to $PREFIX/bin (BINDIR wins)
+# When the folder is not on PATH it prints the full path to run.
 #   ./install.sh --systemd [OPTIONS]  also writes a systemd unit with
 #                                     `hearth install-service OPTIONS` (e.g.
 #                                     --dir, --user, --unit-dir, --dry-run)
@@ -47,23 +49,28 @@ if ! command -v "$cc" >/dev/null 2>&1; then
   fi
 fi
 
-if [ -n "${PREFIX:-}" ]; then
-  prefix="$PREFIX"
+if [ -n "${BINDIR:-}" ]; then
+  bindir="$BINDIR"
+elif [ -n "${PREFIX:-}" ]; then
+  bindir="$PREFIX/bin"
 elif [ -w /usr/local/bin ] || { [ ! -e /usr/local/bin ] && [ -w /usr/local ]; }; then
-  prefix=/usr/local
+  bindir=/usr/local/bin
 else
-  prefix="$HOME/.local"
+  bindir="$HOME/.local/bin"
 fi
-mkdir -p "$prefix/bin" || die "cannot create $prefix/bin (set PREFIX to a folder you can write)"
+mkdir -p "$bindir" || die "cannot create $bindir (set BINDIR to a folder you can write)"
+bindir=$(cd "$bindir" && pwd)
 echo "install.sh: building hearth with $goversion and $cc ..."
-CGO_ENABLED=1 CC="$cc" go build -o "$prefix/bin/hearth.tmp" ./cmd/hearth
-mv "$prefix/bin/hearth.tmp" "$prefix/bin/hearth"
-echo "installed $prefix/bin/hearth"
+CGO_ENABLED=1 CC="$cc" go build -o "$bindir/hearth.tmp" ./cmd/hearth
+mv "$bindir/hearth.tmp" "$bindir/hearth"
+echo "installed $bindir/hearth"
 if [ "$systemd" = 1 ]; then
-  "$prefix/bin/hearth" install-service --binary "$prefix/bin/hearth" ${service_args[@]+"${service_args[@]}"} ||
+  "$bindir/hearth" install-service --binary "$bindir/hearth" ${service_args[@]+"${service_args[@]}"} ||
     die "writing the systemd unit failed"
 fi
 case ":$PATH:" in
-  *":$prefix/bin:"*) ;;
-  *) echo "note: $prefix/bin is not on your PATH; add it (export PATH=\"$prefix/bin:\$PATH\") or run $prefix/bin/hearth" ;;
+  *":$bindir:"*) ;;
+  *) echo "note: $bindir is not on your PATH, so run hearth by its full path:"
+     echo "    $bindir/hearth serve"
+     echo "  or add the folder to PATH: export PATH=\"$bindir:\$PATH\"" ;;
 esac

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"hearth/client/account"
@@ -49,4 +50,13 @@ func (c *Client) Devices(ctx context.Context) ([]Device, error) { return c.acct.
 // it, and removes it from this device's conversations.
 func (c *Client) Revoke(ctx context.Context, deviceID string) error {
 	return c.acct.Revoke(ctx, deviceID)
+}
+
+// EncryptProfile encrypts this unencrypted profile with a key derived
+// from passphrase (store.Encrypt); later opens need Config.Passphrase.
+func (c *Client) EncryptProfile(passphrase []byte) error {
+	if err := c.st.Encrypt(passphrase); err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	return nil
 }

@@ -42,8 +42,11 @@ func checkMediaRef(r *store.MediaRef) error {
 	if _, err := media.ParseKey(r.Key); err != nil {
 		return fmt.Errorf("media: %w", err)
 	}
-	if h, err := hex.DecodeString(r.SHA256); err != nil || len(h) != 32 || r.SHA256 != strings.ToLower(r.SHA256) {
+	if !sha256Hex(r.SHA256) {
 		return fmt.Errorf("media: sha256 must be 64 lowercase hex digits")
+	}
+	if r.PlainSHA256 != "" && !sha256Hex(r.PlainSHA256) {
+		return fmt.Errorf("media: plain_sha256 must be 64 lowercase hex digits")
 	}
 	if r.Server != "" {
 		if _, err := identity.ParseUser("x@" + r.Server); err != nil {
@@ -51,6 +54,12 @@ func checkMediaRef(r *store.MediaRef) error {
 		}
 	}
 	return checkMediaMeta(r)
+}
+
+// sha256Hex reports whether s is a SHA-256 in lowercase hex.
+func sha256Hex(s string) bool {
+	h, err := hex.DecodeString(s)
+	return err == nil && len(h) == 32 && s == strings.ToLower(s)
 }
 
 // checkMediaMeta validates what a reference says about the file itself.

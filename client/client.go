@@ -22,6 +22,7 @@ import (
 	"hearth/client/session"
 	"hearth/client/store"
 	"hearth/client/transfer"
+	"hearth/keys/identity"
 )
 
 // DialFunc opens a control stream to addr (HOST:PORT) trusting the CA in
@@ -49,6 +50,12 @@ type Config struct {
 	// not mark the user online nor ending offline, and the server pushes
 	// them no presence (one-shot commands; `recv --follow` is not one).
 	Passive bool
+	// Meter counts the session's round trips; nil: session.DefaultMeter.
+	Meter *session.Meter
+	// Passphrase unlocks an encrypted profile, or encrypts a new one
+	// (client/store, docs/security.md). Empty: the profile must not be
+	// encrypted.
+	Passphrase []byte
 }
 
 // Client is one device's view of Hearth: its profile store and, once
@@ -87,6 +94,14 @@ type Client struct {
 // ErrNotLoggedIn is returned when the profile has no account yet.
 var ErrNotLoggedIn = account.ErrNotLoggedIn
 
+// ErrSessionEnded is wrapped when the server refused this device for good
+// (revoked, account disabled or deleted, login no longer valid).
+var ErrSessionEnded = session.ErrEnded
+
+// ErrIdentityChanged is wrapped when a user's device list is signed by
+// another identity key than the one this device pinned (Trust accepts it).
+var ErrIdentityChanged = identity.ErrIdentityChanged
+
 // Open opens the profile store. Several runs (processes) may use one
 // profile at once; the store serializes their transactions.
 func Open(cfg Config) (*Client, error) {
@@ -105,7 +120,7 @@ func Open(cfg Config) (*Client, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	st, err := store.Open(cfg.Profile, 10*time.Second)
+	st, err := store.OpenWith(cfg.Profile, 10*time.Second, store.Options{Passphrase: cfg.Passphrase})
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
@@ -123,7 +138,7 @@ func Open(cfg Config) (*Client, error) {
 		Rand: cfg.Rand, Now: cfg.Now, Log: cfg.Logger})
 	c.kp = &keyPackages{e2ee: cfg.Groups != nil, st: st, mls: c.mls, self: c.acct.Self, call: c.link.call}
 	c.rosters = roster.New(roster.Config{Store: st, States: c.states, Dir: c.dir, Self: c.acct.Self, Call: c.link.call, NewID: c.newID,
-		Log: cfg.Logger, Now: cfg.Now})
+		Added: func(tx *store.Tx, conv string) error { return c.groups.forwardMeta(tx, conv) }, Log: cfg.Logger, Now: cfg.Now})
 	c.devs = &deviceSync{e2ee: cfg.Groups != nil, st: st, link: c.link, acct: c.acct, rosters: c.rosters, kp: c.kp, log: cfg.Logger}
 	c.recv = &receiver{st: st, states: c.states, mls: c.mls, dir: c.dir, rosters: c.rosters, self: c.acct.Self, log: cfg.Logger,
 		rcpt: &receipts{newID: c.newID, now: cfg.Now}, queued: func() { c.rcptQueued.Store(true) }, noDelivered: cfg.NoDeliveryReceipts}
@@ -188,6 +203,7 @@ func (c *Client) sessionConfig() (session.Config, error) {
 		OnRevokedListed: c.devs.onRevokedListed,
 		OnSignal:        c.signal,
 		Passive:         c.cfg.Passive,
+		Meter:           c.cfg.Meter,
 	}, nil
 }
 

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -294,7 +295,17 @@ type body struct {
 	Set map[string]setting `json:"set,omitempty"`
 }
 
-func encodeBody(text string) ([]byte, error) { return json.Marshal(body{V: 1, Text: text}) }
+// encodeBody encodes a text message body. HTML characters stay as they
+// are (json.Marshal would make each of <, > and & six bytes long).
+func encodeBody(text string) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(body{V: 1, Text: text}); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
 
 func encodeControlBody(ctl []byte) ([]byte, error) {
 	var c control

@@ -1,10 +1,12 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
 	"io"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -56,6 +58,14 @@ func TestLoginFirstDevicePublishesIdentity(t *testing.T) {
 	a, err := c.Account()
 	if err != nil || !a.Active || a.User != alice {
 		t.Fatalf("stored account = %+v, %v", a, err)
+	}
+	// The recovery key is shown once and kept nowhere on the device (not
+	// even in free pages of the profile file); the identity key is.
+	noRecoveryKey(t, c, res.RecoveryKey)
+	var ik []byte
+	c.st.View(func(tx *store.Tx) error { ik, _ = tx.Key(store.KeyIdentity); return nil })
+	if seed := rk.Signer().Seed(); string(ik) != string(seed) {
+		t.Fatal("the device does not hold the identity key")
 	}
 	if _, err := c.Login(testCtx(t), LoginParams{User: alice, Password: "x", Server: "pipe"}); err == nil ||
 		!strings.Contains(err.Error(), "already logged in") {
@@ -116,9 +126,11 @@ func TestLinkApproveListRevoke(t *testing.T) {
 	var k1, k2 []byte
 	d1.st.View(func(tx *store.Tx) error { k1, _ = tx.Key(store.KeyIdentity); return nil })
 	d2.st.View(func(tx *store.Tx) error { k2, _ = tx.Key(store.KeyIdentity); return nil })
-	if len(k1) == 0 || string(k1) != string(k2) {
-		t.Fatal("approved device did not receive the identity key material")
+	if len(k1) != ed25519.SeedSize || string(k1) != string(k2) {
+		t.Fatal("approved device did not receive the identity key")
 	}
+	noRecoveryKey(t, d1, r1.RecoveryKey)
+	noRecoveryKey(t, d2, r1.RecoveryKey)
 	devs, err = d2.Devices(testCtx(t))
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +200,7 @@ func TestFirstLoginResumesAfterFailedPublish(t *testing.T) {
 		t.Fatal("login with the network down after Login succeeded")
 	}
 	var stored []byte
-	c.st.View(func(tx *store.Tx) error { stored, _ = tx.Key(store.KeyIdentity); return nil })
+	c.st.View(func(tx *store.Tx) error { stored, _ = tx.Key(store.KeyRecoveryPending); return nil })
 	if len(stored) == 0 {
 		t.Fatal("recovery key not kept for the retry")
 	}
@@ -205,8 +217,54 @@ func TestFirstLoginResumesAfterFailedPublish(t *testing.T) {
 	if !res.Active || res.RecoveryKey != string(stored) {
 		t.Fatalf("resumed login = %+v, want active with the stored recovery key", res)
 	}
+	noRecoveryKey(t, c2, res.RecoveryKey)
 	ua, _ := identity.ParseUser(alice)
 	if _, err := c2.dir.Fetch(testCtx(t), nil, ua); err != nil {
 		t.Fatalf("identity not published: %v", err)
+	}
+}
+
+// noRecoveryKey fails unless c's profile file is free of the recovery key
+// text and has no pending recovery key record.
+func noRecoveryKey(t *testing.T, c *Client, text string) {
+	t.Helper()
+	if text == "" {
+		t.Fatal("no recovery key to look for")
+	}
+	if err := c.st.View(func(tx *store.Tx) error { _, err := tx.Key(store.KeyRecoveryPending); return err }); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("recovery key record: %v", err)
+	}
+	raw, err := os.ReadFile(c.st.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, []byte(text)) {
+		t.Fatal("the profile file holds the recovery key")
+	}
+}
+
+// TestLegacyRecoveryKeyReplaced: a profile of an older version holds the
+// recovery key text as its identity record; the first use of the identity
+// key replaces it with the identity key it derives, and the device keeps
+// working (it approves and revokes with it).
+func TestLegacyRecoveryKeyReplaced(t *testing.T) {
+	ts := newTestServer(t, "a.example", homeserverConfig())
+	alice := ts.addUser(t, "alice", "correct horse battery")
+	c := ts.client(t)
+	res := login(t, ts, c, alice, "correct horse battery")
+	rk, err := identity.ParseRecoveryKey(res.RecoveryKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.st.Update(func(tx *store.Tx) error { return tx.PutKey(store.KeyIdentity, []byte(rk.Text())) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.acct.DropRevoked(testCtx(t), []string{"NOSUCHDEVICE"}); err != nil {
+		t.Fatal(err)
+	}
+	var ik []byte
+	c.st.View(func(tx *store.Tx) error { ik, _ = tx.Key(store.KeyIdentity); return nil })
+	if string(ik) != string(rk.Signer().Seed()) {
+		t.Fatalf("identity record after first use: %d bytes, want the identity key seed", len(ik))
 	}
 }

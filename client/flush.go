@@ -23,6 +23,7 @@ func (c *Client) Flush(ctx context.Context, until string) error {
 	if err := c.kp.ensure(ctx); err != nil {
 		return err
 	}
+	defer c.sealer.prewarm(ctx)() // roster checks in the connection's first round trip
 	if err := s.CaughtUp(ctx); err != nil {
 		return err
 	}
@@ -36,3 +37,15 @@ func (c *Client) Flush(ctx context.Context, until string) error {
 
 // leavesKey marks a Flush made while committing leave requests.
 type leavesKey struct{}
+
+// Connect waits until this device's session with its server is connected
+// and authenticated, or ctx ends. Commands use it to tell "the server
+// cannot be reached" from "nothing arrived".
+func (c *Client) Connect(ctx context.Context) error {
+	s, err := c.link.session(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = s.Live(ctx)
+	return err
+}

@@ -74,6 +74,11 @@ type groupMeta struct {
 	Admins      []string `json:"admins"`
 	AdminSeed   []byte   `json:"admin_seed,omitempty"` // held only by admins' devices
 	Leaving     []string `json:"leaving,omitempty"`    // users who asked to leave
+	// Signed is the last admin-signed meta control message this device
+	// sent or accepted, as it was sent: a member that adds devices to the
+	// group (a user's new device) forwards it so that they learn the
+	// group's name and admins (forwardMeta).
+	Signed json.RawMessage `json:"signed,omitempty"`
 }
 
 func gmetaName(conv string) string { return "gmeta/" + conv }
@@ -112,6 +117,12 @@ func (gp *Groups) sealControl(tx *store.Tx, conv string, g e2ee.Group, self e2ee
 	if err != nil {
 		return nil, err
 	}
+	if ctl.Op == opForward {
+		if meta.Signed == nil {
+			return nil, fmt.Errorf("client: no signed group description of %s to forward", conv)
+		}
+		return meta.Signed, nil
+	}
 	if meta.AdminSeed == nil {
 		return nil, notAdmin(conv)
 	}
@@ -147,11 +158,40 @@ func (gp *Groups) sealControl(tx *store.Tx, conv string, g e2ee.Group, self e2ee
 	if err := out.sign(conv, meta.AdminSeed); err != nil {
 		return nil, err
 	}
-	meta.Name, meta.Description, meta.Admins = out.Name, out.Description, out.Admins
+	signed, err := json.Marshal(out)
+	if err != nil {
+		return nil, err
+	}
+	meta.Name, meta.Description, meta.Admins, meta.Signed = out.Name, out.Description, out.Admins, signed
 	if err := putGroupMeta(tx, conv, meta); err != nil {
 		return nil, err
 	}
-	return json.Marshal(out)
+	return signed, nil
+}
+
+// opForward marks an outbox control message that forwards the group's
+// last signed description unchanged (any member may send it).
+const opForward = "forward"
+
+// forwardMeta queues the group's last signed description for conv, after
+// this device's commit added devices to it: a device added because its
+// user's device list grew gets no description from an admin otherwise.
+// Members that have it already see no change.
+func (gp *Groups) forwardMeta(tx *store.Tx, conv string) error {
+	meta, isGroup, err := getGroupMeta(tx, conv)
+	if err != nil || !isGroup || meta.Signed == nil {
+		return err
+	}
+	raw, err := json.Marshal(control{Type: ctlMeta, Op: opForward})
+	if err != nil {
+		return err
+	}
+	id, err := gp.newID()
+	if err != nil {
+		return err
+	}
+	_, err = tx.AddOutbox(store.OutboxItem{ID: id, To: conv, Conversation: conv, Control: raw, Created: gp.now().UTC()})
+	return err
 }
 
 // applyControl applies a received control message in conversation order
@@ -183,6 +223,16 @@ func (r *receiver) applyControl(tx *store.Tx, conv string, g e2ee.Group, self e2
 		return nil, nil
 	}
 	var evs []store.Message
+	if first := meta.Name == "" && len(meta.Admins) == 0; first {
+		// The first description of the group this device sees: the group
+		// was just created (its first epoch), or this device was added.
+		if g.Epoch() <= 1 {
+			evs = append(evs, store.Message{Event: "created", User: convstate.UserOf(sender), Text: ctl.Name})
+		} else {
+			evs = append(evs, store.Message{Event: "joined", User: convstate.UserOf(self.Address), Text: ctl.Name})
+		}
+		meta.Name, meta.Admins = ctl.Name, slices.Clone(ctl.Admins)
+	}
 	if ctl.Name != meta.Name {
 		evs = append(evs, store.Message{Event: "renamed", Text: ctl.Name})
 	}
@@ -201,6 +251,9 @@ func (r *receiver) applyControl(tx *store.Tx, conv string, g e2ee.Group, self e2
 		return nil, err
 	} else if ok {
 		evs = nil // the settings group is no conversation to show
+	}
+	if signed, err := json.Marshal(ctl); err == nil {
+		meta.Signed = signed
 	}
 	if sealed, ok := ctl.Keys[self.Address]; ok {
 		seed, err := g.OpenSealed(adminKeyLabel, []byte(conv), sealed)

@@ -45,3 +45,17 @@ type Groups struct {
 
 // Groups returns this device's group operations.
 func (c *Client) Groups() *Groups { return c.groups }
+
+// GroupName returns the name of group conv as this device holds it ("",
+// false for a conversation that is not a group or has no name yet). It
+// reads only the profile store.
+func (c *Client) GroupName(conv string) (string, bool) {
+	var name string
+	c.st.View(func(tx *store.Tx) error {
+		if m, ok, err := getGroupMeta(tx, conv); err == nil && ok {
+			name = m.Name
+		}
+		return nil
+	})
+	return name, name != ""
+}

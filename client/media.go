@@ -8,6 +8,8 @@ import (
 	"mime"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"hearth/client/store"
 	"hearth/client/transfer"
@@ -53,9 +55,10 @@ func (c *Client) QueueFile(ctx context.Context, to, path, mimeType string) (stri
 		return "", err
 	}
 	if mimeType == "" {
-		if mimeType = mime.TypeByExtension(filepath.Ext(path)); mimeType == "" {
-			mimeType = "application/octet-stream"
-		}
+		mimeType = guessType(path)
+	}
+	if mimeType, err = compactType(mimeType); err != nil {
+		return "", wire.E(op, wire.Code_CODE_BAD_REQUEST, err)
 	}
 	ref := &store.MediaRef{Type: mimeType, Name: filepath.Base(path)}
 	if err := checkMediaMeta(ref); err != nil {
@@ -81,7 +84,7 @@ func (c *Client) QueueFile(ctx context.Context, to, path, mimeType string) (stri
 		return "", fmt.Errorf("%s: %w", op, err)
 	}
 	defer up.Close()
-	ref.Key, ref.SHA256, ref.Size = up.Key(), up.SHA256(), up.PlainSize()
+	ref.Key, ref.SHA256, ref.PlainSHA256, ref.Size = up.Key(), up.SHA256(), up.PlainSHA256(), up.PlainSize()
 	if u, err := identity.ParseUser(a.User); err == nil {
 		ref.Server = u.Domain // receivers on other servers fetch it from here
 	}
@@ -134,4 +137,56 @@ func (c *Client) FetchMedia(ctx context.Context, ref store.MediaRef, w io.Writer
 		return wire.E("client.FetchMedia", wire.Code_CODE_BAD_REQUEST, err)
 	}
 	return c.media.Fetch(ctx, ref, w)
+}
+
+// compactType checks a MIME type and writes it without spaces
+// ("text/plain;charset=utf-8"), the form media references carry (what
+// mime.TypeByExtension returns for .txt or .html has a space).
+func compactType(t string) (string, error) {
+	base, params, err := mime.ParseMediaType(t)
+	if err != nil {
+		return "", fmt.Errorf("bad MIME type %q: %w", t, err)
+	}
+	if !strings.Contains(base, "/") {
+		return "", fmt.Errorf("bad MIME type %q: want TYPE/SUBTYPE", t)
+	}
+	keys := make([]string, 0, len(params))
+	for k := range params {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	b.WriteString(base)
+	for _, k := range keys {
+		v := params[k]
+		if v == "" || strings.ContainsAny(v, " \t;\"\\") {
+			return "", fmt.Errorf("bad MIME type %q: parameter %s", t, k)
+		}
+		b.WriteString(";" + k + "=" + v)
+	}
+	return b.String(), nil
+}
+
+// commonTypes are types of common files that systems without a MIME
+// table (/etc/mime.types) would not know; mime.TypeByExtension comes first.
+var commonTypes = map[string]string{
+	".txt": "text/plain;charset=utf-8", ".text": "text/plain;charset=utf-8", ".log": "text/plain;charset=utf-8",
+	".md": "text/markdown;charset=utf-8", ".csv": "text/csv;charset=utf-8", ".ics": "text/calendar",
+	".zip": "application/zip", ".gz": "application/gzip", ".tar": "application/x-tar",
+	".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".wav": "audio/wav", ".mp4": "video/mp4", ".webm": "video/webm",
+	".odt": "application/vnd.oasis.opendocument.text", ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+	".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+// guessType is the MIME type of a file by its name's extension,
+// application/octet-stream when it is not known.
+func guessType(path string) string {
+	ext := strings.ToLower(filepath.Ext(path))
+	if t := mime.TypeByExtension(ext); t != "" {
+		return t
+	}
+	if t, ok := commonTypes[ext]; ok {
+		return t
+	}
+	return "application/octet-stream"
 }

@@ -3,6 +3,8 @@ package client
 import (
 	"errors"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 
 	"hearth/client/convstate"
 	"hearth/client/outbox"
@@ -23,11 +25,27 @@ func (c *Client) Queue(to, text string) (string, error) {
 	if c.cfg.Groups == nil {
 		return "", fmt.Errorf("%s: %w", op, ErrNoE2EE)
 	}
-	if to == "" || text == "" {
-		return "", wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "a recipient and a text are required")
+	if to == "" {
+		return "", wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "a recipient is required")
+	}
+	if strings.TrimSpace(text) == "" {
+		return "", wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "the text is empty")
+	}
+	if !utf8.ValidString(text) {
+		return "", wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "the text is not UTF-8")
+	}
+	if b, err := encodeBody(text); err != nil {
+		return "", fmt.Errorf("%s: %w", op, err)
+	} else if len(b) > MaxBodyBytes {
+		return "", wire.Errorf(op, wire.Code_CODE_TOO_LARGE, "the text is %d bytes encoded, over the limit of %d bytes (send it as a file: --file)", len(b), MaxBodyBytes)
 	}
 	return c.enqueue(op, to, store.OutboxItem{Text: text}, nil)
 }
+
+// MaxBodyBytes is the largest encoded message body Queue accepts: the
+// server's default limit on a message (256 KiB) less room for the MLS
+// framing, signature and padding around it.
+const MaxBodyBytes = 256<<10 - 8<<10
 
 // enqueue adds it (text or media; id, recipient and time are set here) to
 // the outbox for to, a user or conversation, and returns its message id.

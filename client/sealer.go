@@ -35,6 +35,7 @@ type sealer struct {
 	callIdempotent func(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error)
 	newID          func() (string, error)
 	log            *slog.Logger
+	warm           warming // roster checks started ahead (prewarm.go)
 }
 
 // seal makes sure the conversation exists and has every device of its
@@ -73,6 +74,9 @@ func (sl *sealer) sealIn(ctx context.Context, conv string, it store.OutboxItem) 
 		return it, notMemberAnymore(conv)
 	}
 	if err := sl.heal.ensure(ctx, conv); err != nil {
+		return it, err
+	}
+	if err := sl.waitWarm(ctx, conv); err != nil {
 		return it, err
 	}
 	for try := 0; !sl.rosters.Fresh(conv); try++ {

@@ -396,7 +396,7 @@ func (d *Discovery) fetch(ctx context.Context, domain string) (*KeyDocument, *se
 	if int64(len(b)) > d.MaxBytes {
 		return nil, nil, noServer(" (its key document is too large)", fmt.Errorf("over %d bytes", d.MaxBytes))
 	}
-	doc, set, err := ParseKeyDocument(b, domain)
+	doc, set, err := ParseKeyDocumentAt(b, domain, d.Now())
 	if err != nil {
 		return nil, nil, noServer(" (its key document is invalid)", err)
 	}

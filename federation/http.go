@@ -343,6 +343,11 @@ type KeyDocument struct {
 	Server     string      `json:"server"`
 	Federation string      `json:"federation"` // HOST:PORT of the federation endpoints
 	Keys       []KeyRecord `json:"keys"`
+	// PublishedMs is the publisher's clock when it served the document.
+	// With it, a receiver turns each key's valid_until_ms into a time on
+	// its own clock (fetch time + valid_until_ms − published_ms) after
+	// which it fetches the document again (serverkey.PublicKey.FreshUntil).
+	PublishedMs int64 `json:"published_ms,omitempty"`
 }
 
 // KeyRecord is one published verification key.
@@ -369,8 +374,22 @@ func NewKeyDocument(server, address string, keys ...serverkey.PublicKey) *KeyDoc
 	return d
 }
 
-// ParseKeyDocument decodes and checks a key document of server.
+// ParseKeyDocument decodes and checks a key document of server whose
+// fetch time is unknown (a stored copy): every key with a validity end is
+// stale, so that the first use fetches the document again.
 func ParseKeyDocument(b []byte, server string) (*KeyDocument, *serverkey.Set, error) {
+	return ParseKeyDocumentAt(b, server, time.Time{})
+}
+
+// staleKey is the FreshUntil of a key that must be re-fetched before use.
+var staleKey = time.Unix(0, 1)
+
+// ParseKeyDocumentAt decodes and checks a key document of server fetched
+// at fetched (this server's clock; zero: unknown). A key with a validity
+// end in a document with published_ms is fresh until fetched +
+// (valid_until_ms − published_ms): the window the publisher gave it,
+// measured on the receiver's clock so clock skew does not stretch it.
+func ParseKeyDocumentAt(b []byte, server string, fetched time.Time) (*KeyDocument, *serverkey.Set, error) {
 	d := &KeyDocument{}
 	if err := json.Unmarshal(b, d); err != nil {
 		return nil, nil, fmt.Errorf("federation: key document: %w", err)
@@ -393,6 +412,12 @@ func ParseKeyDocument(b []byte, server string) (*KeyDocument, *serverkey.Set, er
 		}
 		if r.ValidUntilMs != 0 {
 			pk.ValidUntil = time.UnixMilli(r.ValidUntilMs)
+			if d.PublishedMs > 0 {
+				pk.FreshUntil = staleKey
+				if !fetched.IsZero() {
+					pk.FreshUntil = fetched.Add(time.Duration(r.ValidUntilMs-d.PublishedMs) * time.Millisecond)
+				}
+			}
 		}
 		pks = append(pks, pk)
 	}

@@ -114,16 +114,55 @@ func TestHandler(t *testing.T) {
 	}
 }
 
+// TestKeyDocumentWindows: a key's published window becomes a time on the
+// receiver's clock, measured from when it fetched the document, whatever
+// the publisher's clock says; a stored copy (fetch time unknown) is stale;
+// a document without published_ms (an older server) gives no window.
+func TestKeyDocumentWindows(t *testing.T) {
+	k, _ := serverkey.Generate(rand.Reader)
+	pub := time.Unix(1_000_000, 0) // the publisher's clock, an hour behind
+	doc := NewKeyDocument("b.example", "h:1", serverkey.PublicKey{ID: k.ID(), Key: k.Public(), ValidUntil: pub.Add(time.Minute)})
+	doc.PublishedMs = pub.UnixMilli()
+	b, _ := json.Marshal(doc)
+	fetched := pub.Add(time.Hour)
+	_, set, err := ParseKeyDocumentAt(b, "b.example", fetched)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !set.Fresh(k.ID(), fetched.Add(59*time.Second)) || set.Fresh(k.ID(), fetched.Add(61*time.Second)) {
+		t.Fatalf("window %v, want a minute from the fetch", set.Keys()[0].FreshUntil)
+	}
+	if _, set, _ = ParseKeyDocument(b, "b.example"); set.Fresh(k.ID(), fetched) {
+		t.Fatal("a stored copy is fresh")
+	}
+	doc.PublishedMs = 0
+	b, _ = json.Marshal(doc)
+	if _, set, _ = ParseKeyDocument(b, "b.example"); !set.Fresh(k.ID(), fetched.Add(24*time.Hour)) {
+		t.Fatal("a document of an older server got a window")
+	}
+}
+
 func FuzzParseKeyDocument(f *testing.F) {
 	k, _ := serverkey.Generate(rand.Reader)
 	seed := NewKeyDocument("b.example", "h:1", serverkey.PublicKey{ID: k.ID(), Key: k.Public(), ValidUntil: time.Unix(1e9, 0)})
 	b, _ := json.Marshal(seed)
 	f.Add(b)
 	f.Add([]byte(`{"server":"b.example","keys":[{"id":"x","key":""}]}`))
+	seed.PublishedMs = 1e12
+	b, _ = json.Marshal(seed)
+	f.Add(b)
+	fetched := time.Unix(2e9, 0)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		doc, set, err := ParseKeyDocument(data, "b.example")
+		doc, set, err := ParseKeyDocumentAt(data, "b.example", fetched)
 		if err != nil {
 			return
+		}
+		for _, pk := range set.Keys() {
+			// A window is fetched + (valid_until − published), on the receiver's clock.
+			want := !pk.ValidUntil.IsZero() && doc.PublishedMs > 0
+			if got := !pk.FreshUntil.IsZero(); got != want {
+				t.Fatalf("key %s: FreshUntil %v with valid_until %v, published %d", pk.ID, pk.FreshUntil, pk.ValidUntil, doc.PublishedMs)
+			}
 		}
 		if doc.Server != "b.example" || len(set.Keys()) == 0 {
 			t.Fatalf("accepted %+v", doc)

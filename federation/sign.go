@@ -149,12 +149,15 @@ func (v *Verifier) check(ctx context.Context, op, label string, signed []byte, k
 		}
 		return &Error{Op: op, Kind: fedwire.Code_CODE_UNAVAILABLE, Msg: "origin keys unavailable; retry later", Err: err}
 	}
-	err = set.Verify(serverkey.ID(keyID), sent, label, signed, sig)
+	err = verifyFresh(set, serverkey.ID(keyID), sent, now, label, signed, sig)
 	var rerr error
-	if r, ok := v.Keys.(KeyRefresher); ok && errors.Is(err, serverkey.ErrUnknown) {
+	if r, ok := v.Keys.(KeyRefresher); ok && (errors.Is(err, serverkey.ErrUnknown) || errors.Is(err, serverkey.ErrExpired)) {
+		// An unknown key id (the origin rotated) or a key whose validity
+		// window ended (it may have been retired since): fetch the
+		// origin's document again and decide on what it says now.
 		var set2 *serverkey.Set
 		if set2, rerr = r.RefreshServerKeys(ctx, h.origin, keyID); rerr == nil {
-			err = set2.Verify(serverkey.ID(keyID), sent, label, signed, sig)
+			err = verifyFresh(set2, serverkey.ID(keyID), sent, now, label, signed, sig)
 		}
 	}
 	if err != nil {
@@ -170,6 +173,20 @@ func (v *Verifier) check(ctx context.Context, op, label string, signed []byte, k
 			msg += " (key refresh failed)"
 		}
 		return &Error{Op: op, Kind: fedwire.Code_CODE_BAD_SIGNATURE, Msg: msg, Err: rerr}
+	}
+	return nil
+}
+
+// verifyFresh checks the signature with a key valid at the origin time
+// sent and still fresh at now (serverkey.PublicKey.FreshUntil): a key
+// whose published window ended is not trusted until its document says
+// again that it is valid.
+func verifyFresh(set *serverkey.Set, id serverkey.ID, sent, now time.Time, label string, signed, sig []byte) error {
+	if err := set.Verify(id, sent, label, signed, sig); err != nil {
+		return err
+	}
+	if !set.Fresh(id, now) {
+		return fmt.Errorf("%w: %s: its published validity ended; keys must be fetched again", serverkey.ErrExpired, id)
 	}
 	return nil
 }

@@ -28,12 +28,15 @@ type Admin struct {
 	reg     *registry
 	dir     *keydir.Directory
 	fed     *fedlink.Link // nil: federation off
+	ctr     *counters     // the session layer's totals (stats.go)
+	refused *limiters     // remote admin requests refused per device (admin_remote.go)
 }
 
 var (
 	_ admin.Ops              = (*Admin)(nil)
 	_ admin.InviteOps        = (*Admin)(nil)
 	_ admin.FederationKeyOps = (*Admin)(nil)
+	_ admin.TokenKeyOps      = (*Admin)(nil)
 )
 
 func (s *Admin) nowMs() int64                   { return s.now().UnixMilli() }
@@ -233,11 +236,23 @@ func (s *Admin) DeviceRevoke(ctx context.Context, name, deviceID string) error {
 func (s *Admin) Status(ctx context.Context) (admin.Status, error) {
 	const op = "homeserver.Status"
 	var n int
-	if err := s.db.Read(ctx, func(tx *storage.Tx) (err error) { n, err = tx.CountUsers(); return err }); err != nil {
+	var fig storage.Figures
+	if err := s.db.Read(ctx, func(tx *storage.Tx) (err error) {
+		if n, err = tx.CountUsers(); err != nil {
+			return err
+		}
+		fig, err = tx.Figures()
+		return err
+	}); err != nil {
 		return admin.Status{}, internal(op, err)
 	}
 	online := s.reg.online() // authenticated streams
-	return admin.Status{Domain: s.cfg.Domain, Version: s.cfg.Version, StartedMs: s.started.UnixMilli(), Users: n, OnlineSessions: online}, nil
+	st := s.ctr.stats()
+	batches, requests := s.db.WriteStats()
+	return admin.Status{Domain: s.cfg.Domain, Version: s.cfg.Version, StartedMs: s.started.UnixMilli(), Users: n, OnlineSessions: online,
+		MessagesAccepted: st.Accepted, MessagesDelivered: st.Delivered, MailboxBacklog: fig.MailboxBacklog,
+		FederationQueue: fig.FederationQueue, MediaBytes: fig.MediaBytes, MediaFiles: fig.MediaFiles,
+		WriterBatches: batches, WriterRequests: requests, Refused: st.Refused}, nil
 }
 
 // InviteCreate issues a random invite code good for uses accounts until
@@ -341,4 +356,10 @@ func (s *Admin) FederationKeyRotate(ctx context.Context, grace time.Duration) (a
 		return admin.KeyRotation{}, errFedOff
 	}
 	return s.fed.Peers.RotateKey(ctx, grace)
+}
+
+// TokenKeyRotate makes a new access-token signing key current; tokens the
+// old one signed are accepted until now+grace.
+func (s *Admin) TokenKeyRotate(ctx context.Context, grace time.Duration) (admin.KeyRotation, error) {
+	return s.auth.rotateTokenKey(ctx, grace)
 }

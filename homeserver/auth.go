@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -164,8 +165,9 @@ func (ss *session) refresh(m *wire.Refresh) (*wire.ServerFrame, error) {
 type authority struct {
 	cfg    Config
 	db     *storage.DB
-	key    ed25519.PrivateKey
-	pub    ed25519.PublicKey
+	keysMu sync.RWMutex
+	keys   *tokenKeys // access-token signing keys (tokenkeys.go)
+	rotMu  sync.Mutex // one token key rotation at a time
 	log    *slog.Logger
 	now    func() time.Time
 	rand   io.Reader
@@ -177,7 +179,11 @@ type authority struct {
 
 func newAuthority(cfg Config, db *storage.DB, key ed25519.PrivateKey, log *slog.Logger, now func() time.Time, rand io.Reader,
 	limits *limiters, reg *registry) (*authority, error) {
-	a := &authority{cfg: cfg, db: db, key: key, pub: key.Public().(ed25519.PublicKey), log: log, now: now, rand: rand,
+	keys, err := loadTokenKeys(context.Background(), db, cfg.KeyDir, key)
+	if err != nil {
+		return nil, err
+	}
+	a := &authority{cfg: cfg, db: db, keys: keys, log: log, now: now, rand: rand,
 		limits: limits, reg: reg, hashes: newHashGate(cfg.Password.MaxConcurrent)}
 	dummy, err := a.hashPassword([]byte("not a password of anybody"))
 	if err != nil {
@@ -198,12 +204,29 @@ func (s *authority) localName(user string) (string, bool) {
 	return u.Local, true
 }
 
+// userGone reports whether the local user sub (user@domain) does not exist.
+func (s *authority) userGone(ctx context.Context, sub string) bool {
+	name, ok := s.localName(sub)
+	if !ok {
+		return false
+	}
+	err := s.db.Read(ctx, func(tx *storage.Tx) error { _, err := tx.UserByName(name); return err })
+	return errors.Is(err, storage.ErrNotFound)
+}
+
 // checkAccessToken verifies a token and returns its device, which must be
 // live (not revoked, user not disabled, token not older than a chain
 // revocation).
 func (s *authority) checkAccessToken(ctx context.Context, tok string) (*storage.Device, error) {
 	const op = "homeserver.checkAccessToken"
-	c, err := parseAccessToken(s.pub, s.cfg.Domain, s.now(), tok)
+	now := s.now()
+	var c *claims
+	var err error
+	for _, pub := range s.verifyKeys(now) {
+		if c, err = parseAccessToken(pub, s.cfg.Domain, now, tok); !errors.Is(err, errBadToken) {
+			break
+		}
+	}
 	if err != nil {
 		return nil, wire.Errorf(op, wire.Code_CODE_UNAUTHENTICATED, "%v", err)
 	}
@@ -217,6 +240,11 @@ func (s *authority) checkAccessToken(ctx context.Context, tok string) (*storage.
 		return err
 	})
 	if errors.Is(err, storage.ErrNotFound) {
+		if s.userGone(ctx, c.Sub) {
+			// The token is genuine (signed by this server), so its holder
+			// may learn that its account no longer exists.
+			return nil, wire.Errorf(op, wire.Code_CODE_USER_DISABLED, "account deleted")
+		}
 		return nil, wire.Errorf(op, wire.Code_CODE_UNAUTHENTICATED, "unknown device")
 	}
 	if err != nil {

@@ -52,6 +52,11 @@ type Config struct {
 	Federation        FederationConfig
 	Media             MediaConfig
 	Presence          PresenceConfig
+	// KeyDir is the folder of the server's private keys, each a 0600
+	// file: signing.key (access tokens) and federation.key (federation;
+	// FederationConfig.KeyDir defaults to it). Key rotation replaces them;
+	// empty: the keys given in Deps are used and rotation is refused.
+	KeyDir string
 }
 
 // PresenceConfig times presence (docs/presence.md, presence_loop.go).

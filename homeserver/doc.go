@@ -103,11 +103,14 @@
 // roster), so mailboxes and delivery work as for local ones. Remote
 // users' device lists and KeyPackages are fetched by signed queries.
 // Without a server key, remote devices and conversations answer
-// CODE_UNAVAILABLE. Deps.ServerKey signs until the first
-// FederationKeyRotate; after that the current key and the retired ones
-// (public half, valid_until) live in fed_server_keys (fedlink/keys.go), and a
-// peer's unknown key id makes the server re-fetch that peer's key
-// document (RefreshServerKeys, rate-limited). A DELIVER that expires
+// CODE_UNAVAILABLE. Private keys live in 0600 files of Config.KeyDir,
+// never in the database: Deps.ServerKey is the federation key until
+// KeyDir/federation.key exists (written at the first start); rotations
+// replace that file, and the public halves with their validity live in
+// fed_server_keys (fedlink/keys.go). A peer's unknown key id, or a key
+// whose published window ended, makes the server re-fetch that peer's key
+// document (RefreshServerKeys, rate-limited). Deps.SigningKey signs access
+// tokens; TokenKeyRotate replaces it (KeyDir/signing.key, tokenkeys.go). A DELIVER that expires
 // becomes a delivery-failed mailbox notice for the device that sent the
 // message, locally or through its server (fedlink/failed.go).
 //

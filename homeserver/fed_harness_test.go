@@ -58,6 +58,7 @@ func newFedNode(t testing.TB, domain string) *fedNode {
 		t.Fatal(err)
 	}
 	n := &fedNode{t: t, domain: domain, dir: t.TempDir(), key: key, skey: skey, cfg: fedTestConfig(domain), addr: "127.0.0.1:0"}
+	n.cfg.KeyDir = n.dir
 	n.start()
 	t.Cleanup(n.stop)
 	return n

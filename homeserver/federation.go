@@ -44,6 +44,9 @@ func (s *Server) wireHubAndFederation(key *serverkey.Key) error {
 	s.dir = keydir.New(kcfg, s.db, s.now, fedlink.DeviceListQueuer(cfg.Domain, s.now))
 	fcfg := cfg.Federation
 	fcfg.MaxMediaChunk = cfg.Media.MaxChunkBytes
+	if fcfg.KeyDir == "" {
+		fcfg.KeyDir = cfg.KeyDir
+	}
 	s.fed, err = fedlink.New(cfg.Domain, fcfg, fedlink.Deps{DB: s.db, Key: key, Hub: s.hub, Policy: pol,
 		Notifier: s.router, Sessions: sessionPusher{s}, Dir: s.dir, Presence: presenceLink{s}, Media: s.mediaSt,
 		Log: s.log, Now: s.now, Rand: s.rand})

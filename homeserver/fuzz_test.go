@@ -72,7 +72,7 @@ func frameBytes(t testing.TB, f *wire.ClientFrame) []byte {
 // network. It must never panic, and never accept what the key did not sign.
 func FuzzParseAccessToken(f *testing.F) {
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	h := &authority{cfg: Config{Domain: testDomain, AccessTokenTTL: time.Hour}, key: priv, pub: pub,
+	h := &authority{cfg: Config{Domain: testDomain, AccessTokenTTL: time.Hour}, keys: &tokenKeys{key: priv},
 		now: time.Now, rand: &lockedReader{r: rand.Reader}}
 	good, _, err := h.issueAccessToken("a@"+testDomain, "DEV")
 	if err != nil {

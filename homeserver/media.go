@@ -48,3 +48,6 @@ func downloadMedia(ctx context.Context, m *mediastore.Store, fed *fedlink.Link, 
 // uploads it removed. The janitor loop calls it; tests call it with their
 // clock.
 func (s *Server) RunMediaJanitor(ctx context.Context) (int, error) { return s.mediaSt.RunJanitor(ctx) }
+
+// MediaStore is the server's media files (for backups: homeserver/backup).
+func (s *Server) MediaStore() *mediastore.Store { return s.mediaSt }

@@ -61,6 +61,9 @@ func (ss *session) send(id uint64, m *wire.Send) {
 		}
 		ss.s.dlv.HandCommitted(res.Heads, res.WelcomeFrom, res.Log) // only now: nothing is pushed that is not durable
 		ss.s.wakeRemote(res)
+		if !res.Dup {
+			ss.s.ctr.accepted.Add(1)
+		}
 		ss.answer(id, res.Frame(), nil)
 	})
 }

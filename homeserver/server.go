@@ -113,7 +113,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s.Admin = &Admin{cfg: cfg, db: deps.DB, log: deps.Log, now: deps.Now, rand: s.rand, started: deps.Now(),
-		auth: s.auth, reg: s.reg, dir: s.dir, fed: s.fed}
+		auth: s.auth, reg: s.reg, dir: s.dir, fed: s.fed, ctr: &counters{}, refused: newLimiters()}
 	if cfg.RetentionInterval > 0 {
 		s.wg.Add(1)
 		go s.retentionLoop()

@@ -187,7 +187,14 @@ func (ss *session) write(f *wire.ServerFrame) {
 // writeError answers request id with err. Internal errors are logged here,
 // once, and reach the client without detail.
 func (ss *session) writeError(id uint64, err error) {
-	if wire.KindOf(err) == wire.Code_CODE_INTERNAL {
+	kind := wire.KindOf(err)
+	ss.s.ctr.refuse(kind)
+	switch {
+	case kind != wire.Code_CODE_INTERNAL:
+	case ss.ctx.Err() != nil || errors.Is(err, context.Canceled):
+		// The client went away mid-request: nothing failed on this side.
+		ss.s.log.Debug("request ended with its session", "err", err, "remote", ss.remote, "device", ss.deviceID)
+	default:
 		ss.s.log.Error("request failed", "err", err, "remote", ss.remote, "device", ss.deviceID)
 	}
 	ss.write(&wire.ServerFrame{Id: id, Body: &wire.ServerFrame_Error{Error: wire.ToProto(err)}})

@@ -14,8 +14,14 @@ import (
 // acknowledged is delivered twice.
 func (ss *session) sync(id uint64, m *wire.Sync) {
 	const op = "homeserver.Sync"
-	var head, acked uint64
-	err := ss.s.db.Read(ss.ctx, func(tx *storage.Tx) (err error) { head, acked, err = tx.MailboxState(ss.deviceID); return err })
+	var head, acked, last uint64
+	err := ss.s.db.Read(ss.ctx, func(tx *storage.Tx) (err error) {
+		if head, acked, err = tx.MailboxState(ss.deviceID); err != nil {
+			return err
+		}
+		last, err = tx.LastMailboxEntry(ss.deviceID)
+		return err
+	})
 	if err != nil {
 		ss.writeError(id, internal(op, err))
 		return
@@ -27,8 +33,18 @@ func (ss *session) sync(id uint64, m *wire.Sync) {
 	start := max(m.GetAfterSeq(), acked)
 	ss.stopPush() // a valid Sync replaces the running one
 	// Subscribed before the first read: no wake-up can be missed.
-	p := ss.s.dlv.NewPusher(ss.ctx, ss.deviceID, start, func(f *wire.ServerFrame) error { return ss.fw.WriteMessage(f) }, ss.cancel)
-	ss.answer(id, &wire.ServerFrame{Body: &wire.ServerFrame_SyncOk{SyncOk: &wire.SyncOK{Head: head}}}, nil)
+	p := ss.s.dlv.NewPusher(ss.ctx, ss.deviceID, start, func(f *wire.ServerFrame) error {
+		err := ss.fw.WriteMessage(f)
+		if err == nil && f.GetDelivery() != nil {
+			ss.s.ctr.delivered.Add(1)
+		}
+		return err
+	}, ss.cancel)
+	// The head announced is the last entry there is to push: after a
+	// restore the head counter sits past a gap that holds no entries
+	// (storage.SkipRestoredSequences), and a client waits until it has
+	// processed up to what is announced.
+	ss.answer(id, &wire.ServerFrame{Body: &wire.ServerFrame_SyncOk{SyncOk: &wire.SyncOK{Head: max(start, last)}}}, nil)
 	ss.pushMu.Lock()
 	ss.push = p
 	ss.pushMu.Unlock()

@@ -120,6 +120,6 @@ func (s *authority) issueAccessToken(userAddr, deviceID string) (string, time.Ti
 		return "", time.Time{}, err
 	}
 	signing := jwtHeaderB64 + "." + b64url.EncodeToString(body)
-	sig := ed25519.Sign(s.key, []byte(signing))
+	sig := ed25519.Sign(s.signingKey(), []byte(signing))
 	return signing + "." + b64url.EncodeToString(sig), exp, nil
 }

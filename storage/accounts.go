@@ -124,6 +124,11 @@ func (t *Tx) SetUserDisabled(id int64, disabled bool) error {
 	return wrap("storage.SetUserDisabled", affected(t.exec(`UPDATE users SET disabled = ? WHERE id = ?`, disabled, id)))
 }
 
+// SetUserAdmin gives or takes the admin role.
+func (t *Tx) SetUserAdmin(id int64, admin bool) error {
+	return wrap("storage.SetUserAdmin", affected(t.exec(`UPDATE users SET role = ? WHERE id = ?`, role(admin), id)))
+}
+
 // SetPassHash replaces a user's password hash.
 func (t *Tx) SetPassHash(id int64, hash string) error {
 	return wrap("storage.SetPassHash", affected(t.exec(`UPDATE users SET pass_hash = ? WHERE id = ?`, hash, id)))

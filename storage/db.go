@@ -33,6 +33,17 @@ type Options struct {
 	BusyTimeout time.Duration // SQLite busy_timeout; default 5s
 	MaxBatch    int           // most write requests grouped into one transaction; default 512
 	Log         *slog.Logger  // default: discard
+	// Observer, if not nil, is told about every committed batch.
+	Observer CommitObserver
+}
+
+// CommitObserver watches the writer (metrics). It is called on the
+// writer goroutine once per committed transaction and must be quick.
+type CommitObserver interface {
+	// ObserveCommit reports a committed batch: how many write requests
+	// it carried, the time from BEGIN to the end of COMMIT, and the
+	// COMMIT alone (with synchronous=FULL, the WAL write and its fsync).
+	ObserveCommit(requests int, total, commit time.Duration)
 }
 
 func (o Options) withDefaults() Options {

@@ -28,6 +28,14 @@
 // once and kept for the connection's life, so no query pays
 // sqlite3_prepare per transaction.
 //
+// Backups: DB.Snapshot copies the live database with SQLite's online
+// backup API inside one read transaction of a connection of its own (a
+// consistent copy; the writer is never blocked), and lists the media the
+// copy refers to. A restored copy is prepared with
+// Tx.SkipRestoredSequences and Tx.DropSingleUseKeyPackages (restore.go).
+// Monitoring: Options.Observer sees every committed batch; Tx.Figures
+// totals the mailbox backlog, federation queue and media.
+//
 // The queries are methods of Tx and use storage's own types; storage does
 // not know the wire protocol. Errors wrap ErrNotFound / ErrConflict for
 // callers to map.

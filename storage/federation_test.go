@@ -1,8 +1,10 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"os"
 	"testing"
 )
 
@@ -92,27 +94,99 @@ func TestFederationQueues(t *testing.T) {
 	}
 }
 
-// TestFedServerKeyRotation: a rotation retires the old key without its seed
-// and stores the new current one; a second key with the same id is refused.
+// TestFedServerKeyRotation: a rotation retires the old key and stores the
+// new current one (public halves only); a second key with the same id is
+// refused. Token keys rotate the same way in their own table.
 func TestFedServerKeyRotation(t *testing.T) {
 	db, _ := openTest(t)
-	old := &FedServerKey{ID: "k1", Public: []byte{1}, Seed: []byte{11}, ValidFromMs: 0}
-	next := &FedServerKey{ID: "k2", Public: []byte{2}, Seed: []byte{22}, ValidFromMs: 100}
+	old := &FedServerKey{ID: "k1", Public: []byte{1}, ValidFromMs: 0}
+	next := &FedServerKey{ID: "k2", Public: []byte{2}, ValidFromMs: 100}
 	mustWrite(t, db, func(tx *Tx) error { return tx.RotateFedServerKey(old, next, 150) })
 	var ks []*FedServerKey
 	mustWrite(t, db, func(tx *Tx) (err error) { ks, err = tx.FedServerKeys(); return err })
-	if len(ks) != 2 || ks[0].ID != "k1" || ks[0].Seed != nil || ks[0].ValidUntilMs != 150 ||
-		ks[1].ID != "k2" || string(ks[1].Seed) != string([]byte{22}) || ks[1].ValidUntilMs != 0 {
+	if len(ks) != 2 || ks[0].ID != "k1" || ks[0].ValidUntilMs != 150 || ks[1].ID != "k2" || ks[1].ValidUntilMs != 0 {
 		t.Fatalf("after rotation: %+v %+v", ks[0], ks[1])
 	}
-	third := &FedServerKey{ID: "k3", Public: []byte{3}, Seed: []byte{33}, ValidFromMs: 200}
+	third := &FedServerKey{ID: "k3", Public: []byte{3}, ValidFromMs: 200}
 	mustWrite(t, db, func(tx *Tx) error { return tx.RotateFedServerKey(ks[1], third, 260) })
 	mustWrite(t, db, func(tx *Tx) (err error) { ks, err = tx.FedServerKeys(); return err })
-	if len(ks) != 3 || ks[1].Seed != nil || ks[1].ValidUntilMs != 260 || ks[2].ID != "k3" {
+	if len(ks) != 3 || ks[1].ValidUntilMs != 260 || ks[2].ID != "k3" {
 		t.Fatalf("after second rotation: %+v", ks)
 	}
 	err := db.Write(context.Background(), func(tx *Tx) error { return tx.RotateFedServerKey(ks[2], ks[2], 300) })
 	if err == nil {
 		t.Fatal("rotation to the same key accepted")
+	}
+	mustWrite(t, db, func(tx *Tx) error { return tx.RotateTokenKey(old, next, 170) })
+	mustWrite(t, db, func(tx *Tx) (err error) { ks, err = tx.TokenKeys(); return err })
+	if len(ks) != 2 || ks[0].ID != "k1" || ks[0].ValidUntilMs != 170 || ks[1].ID != "k2" || ks[1].ValidUntilMs != 0 {
+		t.Fatalf("token keys: %+v", ks)
+	}
+}
+
+// TestMoveFedKeySeeds: a database written by a version that kept the
+// current federation key's seed in fed_server_keys (and dropped retired
+// seeds with a plain UPDATE) gets every stored seed handed out once, and
+// afterwards neither that seed nor a retired one is anywhere in the
+// database file or its WAL. A second run finds nothing to move.
+func TestMoveFedKeySeeds(t *testing.T) {
+	db, path := openTest(t)
+	ctx := context.Background()
+	seed := func(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
+	retired, current := seed(0xA7), seed(0xC3)
+	// The old layout: k1 had its seed until a rotation set it to NULL; k2 is current.
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`INSERT INTO fed_server_keys(key_id, public_key, seed, valid_from_ms, valid_until_ms) VALUES ('k1', x'01', ?, 0, 0)`, []any{retired}},
+		{`UPDATE fed_server_keys SET seed = NULL, valid_until_ms = 50 WHERE key_id = 'k1'`, nil},
+		{`INSERT INTO fed_server_keys(key_id, public_key, seed, valid_from_ms, valid_until_ms) VALUES ('k2', x'02', ?, 40, 0)`, []any{current}},
+	} {
+		if _, err := db.w.ExecContext(ctx, q.sql, q.args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	holds := func(b []byte) bool {
+		for _, f := range []string{path, path + "-wal"} {
+			raw, err := os.ReadFile(f)
+			if err != nil && !os.IsNotExist(err) {
+				t.Fatal(err)
+			}
+			if bytes.Contains(raw, b) {
+				return true
+			}
+		}
+		return false
+	}
+	if !holds(current) {
+		t.Fatal("test setup: the current seed is not in the files")
+	}
+	got := map[string][]byte{}
+	n, err := db.MoveFedKeySeeds(ctx, func(id string, s []byte) error { got[id] = s; return nil })
+	if err != nil || n != 1 || !bytes.Equal(got["k2"], current) || len(got) != 1 {
+		t.Fatalf("moved %d %v: %x", n, err, got)
+	}
+	if holds(current) || holds(retired) {
+		t.Fatal("a seed is still in hearth.db or its WAL")
+	}
+	var ks []*FedServerKey
+	mustWrite(t, db, func(tx *Tx) (err error) { ks, err = tx.FedServerKeys(); return err })
+	if len(ks) != 2 || ks[1].ID != "k2" || ks[0].ValidUntilMs != 50 {
+		t.Fatalf("keys after the move: %+v", ks)
+	}
+	if n, err := db.MoveFedKeySeeds(ctx, func(string, []byte) error { t.Error("moved again"); return nil }); n != 0 || err != nil {
+		t.Fatalf("second move: %d %v", n, err)
+	}
+	// A failing keep changes nothing.
+	if _, err := db.w.ExecContext(ctx, `UPDATE fed_server_keys SET seed = ? WHERE key_id = 'k2'`, current); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.MoveFedKeySeeds(ctx, func(string, []byte) error { return errors.New("disk full") }); err == nil {
+		t.Fatal("a failed keep was ignored")
+	}
+	var left int
+	if err := db.w.QueryRowContext(ctx, `SELECT count(*) FROM fed_server_keys WHERE seed IS NOT NULL`).Scan(&left); err != nil || left != 1 {
+		t.Fatalf("seed wiped although keeping it failed: %d %v", left, err)
 	}
 }

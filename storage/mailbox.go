@@ -67,6 +67,15 @@ func (t *Tx) MailboxState(deviceID string) (head, acked uint64, err error) {
 	return head, acked, wrap("storage.MailboxState", err)
 }
 
+// LastMailboxEntry is the sequence of the device's last mailbox entry (0:
+// none). It is below the head when entries were numbered past a gap that
+// holds none (SkipRestoredSequences) or the last ones were deleted.
+func (t *Tx) LastMailboxEntry(deviceID string) (uint64, error) {
+	var seq uint64
+	err := t.row(`SELECT COALESCE(MAX(seq), 0) FROM mailbox WHERE device_id = ?`, []any{deviceID}, &seq)
+	return seq, wrap("storage.LastMailboxEntry", err)
+}
+
 // Ack raises a device's cumulative ack to upTo (never lowers it).
 // ErrNotFound if upTo is beyond the head or the device has no mailbox.
 func (t *Tx) Ack(deviceID string, upTo uint64) error {

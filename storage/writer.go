@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync/atomic"
+	"time"
 )
 
 // writeReq is one caller's unit of work waiting for the writer.
@@ -104,6 +105,7 @@ func (db *DB) writer() {
 func (db *DB) runBatch(batch []*writeReq) {
 	errs := make([]error, len(batch))
 	ctx := context.Background()
+	began := time.Now()
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		for _, r := range batch {
@@ -143,7 +145,12 @@ func (db *DB) runBatch(batch []*writeReq) {
 			return
 		}
 	}
+	committing := time.Now()
 	err = tx.Commit()
+	if err == nil && db.opts.Observer != nil {
+		end := time.Now()
+		db.opts.Observer.ObserveCommit(ran, end.Sub(began), end.Sub(committing))
+	}
 	learn()
 	if err != nil {
 		db.opts.Log.Error("storage: commit failed", "err", err, "requests", len(batch))

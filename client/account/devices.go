@@ -71,10 +71,10 @@ func (m *Manager) acceptApproval(ctx context.Context, a store.Account, sealed []
 	if err != nil {
 		return err
 	}
-	if key, _ := m.cfg.Dir.IdentityKey(dev.User); !key.Equal(b.Recovery.Signer().Public()) {
+	if key, _ := m.cfg.Dir.IdentityKey(dev.User); !key.Equal(b.Identity.Public()) {
 		return wire.Errorf(op, wire.Code_CODE_BAD_SIGNATURE, "the approval's identity key does not sign %s's device list", dev.User)
 	}
-	if err := m.cfg.Store.Update(func(tx *store.Tx) error { return tx.PutKey(store.KeyIdentity, []byte(b.Recovery.Text())) }); err != nil {
+	if err := m.putIdentity(b.Identity); err != nil {
 		return err
 	}
 	mine := self.SignatureKey.Public().(ed25519.PublicKey)
@@ -82,7 +82,7 @@ func (m *Manager) acceptApproval(ctx context.Context, a store.Account, sealed []
 		// The list does not name this device with its own key (a server
 		// that swapped the key it relayed to the approver): fix the list
 		// with the identity key this device now holds.
-		if err := m.fixOwnEntry(ctx, b.Recovery, l, a, mine); err != nil {
+		if err := m.fixOwnEntry(ctx, b.Identity, l, a, mine); err != nil {
 			return err
 		}
 	}
@@ -90,7 +90,7 @@ func (m *Manager) acceptApproval(ctx context.Context, a store.Account, sealed []
 }
 
 // fixOwnEntry publishes a successor of l in which this device has its own key.
-func (m *Manager) fixOwnEntry(ctx context.Context, rk identity.RecoveryKey, l *identity.DeviceList, a store.Account, key []byte) error {
+func (m *Manager) fixOwnEntry(ctx context.Context, ik *identity.Signer, l *identity.DeviceList, a store.Account, key []byte) error {
 	const op = "client.PublishDeviceList"
 	now := m.cfg.Now().UnixMilli()
 	next := l
@@ -104,7 +104,7 @@ func (m *Manager) fixOwnEntry(ctx context.Context, rk identity.RecoveryKey, l *i
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	return m.publishList(ctx, op, rk.Signer(), next, func(sl *wire.SignedDeviceList) *wire.ClientFrame {
+	return m.publishList(ctx, op, ik, next, func(sl *wire.SignedDeviceList) *wire.ClientFrame {
 		return &wire.ClientFrame{Body: &wire.ClientFrame_PublishDeviceList{PublishDeviceList: &wire.PublishDeviceList{DeviceList: sl}}}
 	})
 }
@@ -119,25 +119,48 @@ func (m *Manager) publishList(ctx context.Context, op string, s *identity.Signer
 	return err
 }
 
-// recovery returns the user's recovery key held by this active device.
-func (m *Manager) recovery() (identity.RecoveryKey, store.Account, error) {
-	var text []byte
+// identityKey returns the user's identity signing key held by this
+// device. A profile of an older version that holds the recovery key text
+// instead gets it replaced by the identity key it derives (the recovery
+// key is never kept on a device; docs/decisions/0008-device-secrets.md).
+func (m *Manager) identityKey() (*identity.Signer, store.Account, error) {
+	var raw []byte
 	var a store.Account
 	err := m.cfg.Store.View(func(tx *store.Tx) (err error) {
 		if a, err = tx.Account(); err != nil {
 			return err
 		}
-		text, err = tx.Key(store.KeyIdentity)
+		raw, err = tx.Key(store.KeyIdentity)
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return identity.RecoveryKey{}, a, wire.Errorf("client", wire.Code_CODE_PENDING_APPROVAL, "this device holds no identity key (not approved yet)")
+		return nil, a, wire.Errorf("client", wire.Code_CODE_PENDING_APPROVAL, "this device holds no identity key (not approved yet)")
 	}
 	if err != nil {
-		return identity.RecoveryKey{}, a, err
+		return nil, a, err
 	}
-	rk, err := identity.ParseRecoveryKey(string(text))
-	return rk, a, err
+	defer clear(raw)
+	if len(raw) == ed25519.SeedSize {
+		ik, err := identity.SignerFromSeed(raw)
+		return ik, a, err
+	}
+	rk, err := identity.ParseRecoveryKey(string(raw))
+	if err != nil {
+		return nil, a, fmt.Errorf("client: stored identity key: %w", err)
+	}
+	ik := rk.Signer()
+	if err := m.putIdentity(ik); err != nil {
+		return nil, a, err
+	}
+	m.cfg.Log.Info("the recovery key stored by an older version was replaced by the identity key it derives")
+	return ik, a, nil
+}
+
+// putIdentity stores the identity signing key.
+func (m *Manager) putIdentity(ik *identity.Signer) error {
+	seed := ik.Seed()
+	defer clear(seed)
+	return m.cfg.Store.Update(func(tx *store.Tx) error { return tx.PutKey(store.KeyIdentity, seed) })
 }
 
 // Approve approves a pending device of the same user from its link code:
@@ -150,7 +173,7 @@ func (m *Manager) Approve(ctx context.Context, code string) (deviceID string, er
 	if err != nil {
 		return "", wire.E(op, wire.Code_CODE_BAD_REQUEST, err)
 	}
-	rk, a, err := m.recovery()
+	ik, a, err := m.identityKey()
 	if err != nil {
 		return "", err
 	}
@@ -158,12 +181,12 @@ func (m *Manager) Approve(ctx context.Context, code string) (deviceID string, er
 	if err != nil {
 		return "", err
 	}
-	return m.approvePending(ctx, r.GetPendingDevice(), rk, a, fp)
+	return m.approvePending(ctx, r.GetPendingDevice(), ik, a, fp)
 }
 
 // approvePending lists the pending device described by info and seals the
 // identity material to its link key, once the key matches fingerprint fp.
-func (m *Manager) approvePending(ctx context.Context, info *wire.PendingDeviceInfo, rk identity.RecoveryKey, a store.Account, fp string) (string, error) {
+func (m *Manager) approvePending(ctx context.Context, info *wire.PendingDeviceInfo, ik *identity.Signer, a store.Account, fp string) (string, error) {
 	const op = "client.Approve"
 	linkPub, err := identity.ParseLinkPublicKey(info.GetLinkPublicKey())
 	if err != nil {
@@ -190,11 +213,11 @@ func (m *Manager) approvePending(ctx context.Context, info *wire.PendingDeviceIn
 	if err != nil {
 		return "", wire.E(op, wire.Code_CODE_BAD_REQUEST, err)
 	}
-	sealed, err := identity.SealBundle(linkPub, dev, &identity.Bundle{User: user, Recovery: rk})
+	sealed, err := identity.SealBundle(linkPub, dev, &identity.Bundle{User: user, Identity: ik})
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", op, err)
 	}
-	err = m.publishList(ctx, op, rk.Signer(), next, func(sl *wire.SignedDeviceList) *wire.ClientFrame {
+	err = m.publishList(ctx, op, ik, next, func(sl *wire.SignedDeviceList) *wire.ClientFrame {
 		return &wire.ClientFrame{Body: &wire.ClientFrame_ApproveDevice{ApproveDevice: &wire.ApproveDevice{
 			DeviceId: dev.Device, DeviceList: sl, SealedBundle: sealed,
 		}}}
@@ -268,7 +291,7 @@ func (m *Manager) Revoke(ctx context.Context, deviceID string) error {
 	if err := identity.CheckDeviceID(deviceID); err != nil {
 		return wire.E(op, wire.Code_CODE_BAD_REQUEST, err)
 	}
-	rk, a, err := m.recovery()
+	ik, a, err := m.identityKey()
 	if err != nil {
 		return err
 	}
@@ -286,7 +309,7 @@ func (m *Manager) Revoke(ctx context.Context, deviceID string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", op, err)
 		}
-		list, sig, err := next.Sign(rk.Signer())
+		list, sig, err := next.Sign(ik)
 		if err != nil {
 			return fmt.Errorf("%s: %w", op, err)
 		}
@@ -304,7 +327,7 @@ func (m *Manager) Revoke(ctx context.Context, deviceID string) error {
 // (not approved yet) leaves it to the others and reports skipped.
 func (m *Manager) DropRevoked(ctx context.Context, ids []string) (skipped bool, err error) {
 	const op = "client.DropRevoked"
-	rk, a, err := m.recovery()
+	ik, a, err := m.identityKey()
 	if wire.Is(err, wire.Code_CODE_PENDING_APPROVAL) || (err == nil && !a.Active) {
 		return true, nil
 	}
@@ -333,7 +356,7 @@ func (m *Manager) DropRevoked(ctx context.Context, ids []string) (skipped bool, 
 		if !changed {
 			return false, nil // another device of the user did it
 		}
-		err = m.publishList(ctx, op, rk.Signer(), next, func(sl *wire.SignedDeviceList) *wire.ClientFrame {
+		err = m.publishList(ctx, op, ik, next, func(sl *wire.SignedDeviceList) *wire.ClientFrame {
 			return &wire.ClientFrame{Body: &wire.ClientFrame_PublishDeviceList{PublishDeviceList: &wire.PublishDeviceList{DeviceList: sl}}}
 		})
 		if wire.Is(err, wire.Code_CODE_VERSION) && try < 2 {
@@ -347,18 +370,32 @@ func (m *Manager) DropRevoked(ctx context.Context, ids []string) (skipped bool, 
 	}
 }
 
-// activate marks the device active and runs Activated.
+// activate marks the device active and runs Activated. A first device's
+// recovery key, kept only so that an interrupted login could show it
+// again, is deleted and the file compacted so no copy stays on disk.
 func (m *Manager) activate(ctx context.Context) error {
+	hadRecovery := false
 	err := m.cfg.Store.Update(func(tx *store.Tx) error {
 		a, err := tx.Account()
 		if err != nil {
 			return err
 		}
 		a.Active, a.LinkCode = true, ""
+		if _, err := tx.Key(store.KeyRecoveryPending); err == nil {
+			hadRecovery = true
+			if err := tx.DeleteKey(store.KeyRecoveryPending); err != nil {
+				return err
+			}
+		}
 		return tx.PutAccount(a)
 	})
 	if err != nil {
 		return err
+	}
+	if hadRecovery {
+		if err := m.cfg.Store.Compact(); err != nil {
+			return err
+		}
 	}
 	return m.cfg.Activated(ctx)
 }

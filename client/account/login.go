@@ -229,8 +229,9 @@ func (m *Manager) loginRequest(ctx context.Context, p LoginParams, link *identit
 	return r.GetLoginOk(), nil
 }
 
-// saveLogin stores the account with the device's keys (and the recovery
-// key, for a first device) in one transaction.
+// saveLogin stores the account with the device's keys (and, for a first
+// device, the identity key and, until activation, the recovery key) in one
+// transaction.
 func (m *Manager) saveLogin(acct store.Account, link *identity.LinkPrivateKey, sig ed25519.PrivateKey, rk *identity.RecoveryKey) error {
 	return m.cfg.Store.Update(func(tx *store.Tx) error {
 		if err := tx.PutKey(store.KeyLink, link.Bytes()); err != nil {
@@ -240,7 +241,13 @@ func (m *Manager) saveLogin(acct store.Account, link *identity.LinkPrivateKey, s
 			return err
 		}
 		if rk != nil {
-			if err := tx.PutKey(store.KeyIdentity, []byte(rk.Text())); err != nil {
+			// A first device: the identity key, and the recovery key only
+			// until the login finished and showed it (activate deletes it).
+			// bbolt keeps the value until the commit: not cleared here.
+			if err := tx.PutKey(store.KeyIdentity, rk.Signer().Seed()); err != nil {
+				return err
+			}
+			if err := tx.PutKey(store.KeyRecoveryPending, []byte(rk.Text())); err != nil {
 				return err
 			}
 		}
@@ -296,7 +303,7 @@ func (m *Manager) selfApprove(ctx context.Context, rk identity.RecoveryKey, sig 
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	if err := m.cfg.Store.Update(func(tx *store.Tx) error { return tx.PutKey(store.KeyIdentity, []byte(rk.Text())) }); err != nil {
+	if err := m.putIdentity(signer); err != nil {
 		return err
 	}
 	_, err = m.cfg.Call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_ApproveDevice{ApproveDevice: &wire.ApproveDevice{
@@ -333,9 +340,21 @@ func (m *Manager) resumePending(ctx context.Context, a store.Account, rk *identi
 func (m *Manager) resumeFirst(ctx context.Context, a store.Account, self e2ee.Self) (LoginResult, error) {
 	const op = "client.Login"
 	res := LoginResult{User: a.User, DeviceID: a.DeviceID}
-	rk, _, err := m.recovery()
+	var text []byte
+	err := m.cfg.Store.View(func(tx *store.Tx) (err error) { text, err = tx.Key(store.KeyRecoveryPending); return err })
+	if errors.Is(err, store.ErrNotFound) {
+		// Set up by an older version, which kept the recovery key under KeyIdentity.
+		err = m.cfg.Store.View(func(tx *store.Tx) (err error) { text, err = tx.Key(store.KeyIdentity); return err })
+	}
 	if err != nil {
 		return res, fmt.Errorf("%s: resuming the first device: %w", op, err)
+	}
+	rk, err := identity.ParseRecoveryKey(string(text))
+	if err != nil {
+		return res, fmt.Errorf("%s: resuming the first device: %w", op, err)
+	}
+	if err := m.putIdentity(rk.Signer()); err != nil {
+		return res, err
 	}
 	user, err := identity.ParseUser(a.User)
 	if err != nil {

@@ -30,8 +30,11 @@ type Config struct {
 	Self   func() (e2ee.Self, error)
 	Call   CallFunc
 	NewID  func() (string, error) // message ids of commits
-	Log    *slog.Logger
-	Now    func() time.Time
+	// Added, if set, runs in the transaction that merges this device's
+	// accepted commit adding devices to group conv.
+	Added func(tx *store.Tx, conv string) error
+	Log   *slog.Logger
+	Now   func() time.Time
 }
 
 // Roster keeps conversations' MLS rosters in line with their users'
@@ -102,6 +105,11 @@ func (r *Roster) FinishCommit(ctx context.Context, conv string, req *wire.Send) 
 			if cv, cerr := convstate.Get(tx, conv); cerr == nil && cv.Group {
 				if perr := r.UpdatePeers(tx, conv, g.Members(), self); perr != nil {
 					return perr
+				}
+				if len(req.GetAddDevices()) > 0 && r.cfg.Added != nil {
+					if aerr := r.cfg.Added(tx, conv); aerr != nil {
+						return aerr
+					}
 				}
 			}
 		} else {

@@ -21,23 +21,44 @@ type Conn struct {
 	rw io.ReadWriteCloser
 	fw *wire.FrameWriter
 
+	meter *Meter
+	trips *ConnTrips
+
 	mu      sync.Mutex
 	nextID  uint64
-	pending map[uint64]chan *wire.ServerFrame
+	pending map[uint64]pendingReq
+	level   int   // depth of the deepest response received (meter.go)
 	err     error // why the connection ended, once it has
 	pushes  []*wire.ServerFrame
 	pushed  chan struct{} // signalled (non-blocking) when pushes grows or the conn ends
 	done    chan struct{}
 }
 
+// pendingReq is a request waiting for its response.
+type pendingReq struct {
+	ch    chan *wire.ServerFrame
+	op    string
+	depth int // round trips its response completes (meter.go)
+}
+
 // NewConn starts reading frames from rw (at most maxFrame bytes each; 0:
 // the wire default). A Session makes one per connection; a request that
-// needs no session (Login) uses one directly.
+// needs no session (Login) uses one directly. Its round trips are counted
+// in DefaultMeter.
 func NewConn(rw io.ReadWriteCloser, maxFrame int) *Conn {
+	return NewConnMeter(rw, maxFrame, DefaultMeter)
+}
+
+// NewConnMeter is NewConn counting round trips in m.
+func NewConnMeter(rw io.ReadWriteCloser, maxFrame int, m *Meter) *Conn {
+	trips := m.attach(rw)
 	c := &Conn{
 		rw:      rw,
 		fw:      wire.NewFrameWriter(rw, maxFrame),
-		pending: make(map[uint64]chan *wire.ServerFrame),
+		meter:   m,
+		trips:   trips,
+		pending: make(map[uint64]pendingReq),
+		level:   trips.Handshake,
 		pushed:  make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
@@ -65,11 +86,15 @@ func (c *Conn) readLoop(fr *wire.FrameReader) {
 			continue
 		}
 		c.mu.Lock()
-		ch := c.pending[f.GetId()]
+		p, ok := c.pending[f.GetId()]
 		delete(c.pending, f.GetId())
+		if ok {
+			c.level = max(c.level, p.depth)
+		}
 		c.mu.Unlock()
-		if ch != nil {
-			ch <- f // buffered: never blocks
+		if ok {
+			c.meter.answered(c.trips, p.op, p.depth)
+			p.ch <- f // buffered: never blocks
 		}
 	}
 }
@@ -89,7 +114,7 @@ func (c *Conn) fail(err error) {
 		return
 	}
 	c.err = err
-	c.pending = map[uint64]chan *wire.ServerFrame{}
+	c.pending = map[uint64]pendingReq{}
 	c.mu.Unlock()
 	close(c.done)
 	c.rw.Close()
@@ -131,8 +156,9 @@ func (c *Conn) Start(op string, f *wire.ClientFrame) (func(context.Context) (*wi
 	}
 	c.nextID++
 	id := c.nextID
-	c.pending[id] = ch
+	c.pending[id] = pendingReq{ch: ch, op: op, depth: c.level + 1}
 	c.mu.Unlock()
+	c.meter.started(c.trips)
 	f.Id = id
 	if err := c.fw.WriteMessage(f); err != nil {
 		c.fail(fmt.Errorf("%w: %w", ErrDisconnected, err))

@@ -66,6 +66,8 @@ type Config struct {
 	// Passive sessions do not change the user's presence (Hello.passive):
 	// one-shot commands. The server pushes them no presence.
 	Passive bool
+	// Meter counts round trips (meter.go); nil: DefaultMeter.
+	Meter *Meter
 }
 
 // Session keeps one authenticated control stream to the homeserver up:
@@ -80,8 +82,9 @@ type Session struct {
 	cur       *Conn         // the live authenticated conn, nil while reconnecting
 	ready     chan struct{} // closed while cur != nil; replaced when it goes away
 	hello     *wire.HelloOK
-	head      uint64 // mailbox head announced by the last SyncOK
-	processed uint64 // last mailbox seq handled
+	early     *earlyAuth // Hello written, not answered yet (early.go)
+	head      uint64     // mailbox head announced by the last SyncOK
+	processed uint64     // last mailbox seq handled
 	progress  chan struct{}
 	fatal     error
 
@@ -107,6 +110,9 @@ func Start(ctx context.Context, cfg Config) *Session {
 	}
 	if cfg.MinBackoff <= 0 {
 		cfg.MinBackoff = 100 * time.Millisecond
+	}
+	if cfg.Meter == nil {
+		cfg.Meter = DefaultMeter
 	}
 	if cfg.MaxBackoff < cfg.MinBackoff {
 		cfg.MaxBackoff = max(10*time.Second, cfg.MinBackoff)
@@ -155,7 +161,7 @@ func (s *Session) run(ctx context.Context) {
 		}
 		if isFatal(err) {
 			s.log.Warn("session ended", "err", err)
-			s.stop(fmt.Errorf("%w: %w (this profile's device can no longer connect; log in with a new --profile)", ErrEnded, err))
+			s.stop(fmt.Errorf("%w: %w", ErrEnded, err))
 			return
 		}
 		s.log.Debug("connection lost", "err", err, "attempt", attempt)
@@ -204,7 +210,7 @@ func (s *Session) connectOnce(ctx context.Context, connected func()) error {
 	if err != nil {
 		return fmt.Errorf("dial: %w", err)
 	}
-	c := NewConn(rw, s.cfg.MaxFrame)
+	c := NewConnMeter(rw, s.cfg.MaxFrame, s.cfg.Meter)
 	defer c.Close()
 	go func() { // a write blocked on a stalled stream must not outlive Close
 		select {
@@ -214,7 +220,7 @@ func (s *Session) connectOnce(ctx context.Context, connected func()) error {
 		}
 	}()
 	dr := datagramsOf(rw)
-	hello, err := s.authenticate(ctx, c, dr != nil)
+	hello, after, head, err := s.authenticate(ctx, c, dr != nil)
 	if err != nil {
 		return err
 	}
@@ -222,10 +228,6 @@ func (s *Session) connectOnce(ctx context.Context, connected func()) error {
 		dctx, dcancel := context.WithCancel(ctx)
 		defer dcancel()
 		go s.readDatagrams(dctx, dr)
-	}
-	after, head, err := s.resync(ctx, c)
-	if err != nil {
-		return err
 	}
 	s.mu.Lock()
 	s.cur, s.hello = c, hello
@@ -235,6 +237,9 @@ func (s *Session) connectOnce(ctx context.Context, connected func()) error {
 	s.bump()
 	connected()
 	s.log.Debug("connected", "device", hello.GetDeviceId(), "after", after, "head", s.head)
+	if r, ok := rw.(quicRetrier); ok && r.RetryQUICAfter() > 0 {
+		go s.backToQUIC(ctx, c, r.RetryQUICAfter()) // backtoquic.go
+	}
 	s.revokedListed(hello.GetRevokedListed())
 
 	err = s.servePushes(ctx, c)
@@ -247,44 +252,77 @@ func (s *Session) connectOnce(ctx context.Context, connected func()) error {
 	return err
 }
 
-// resync asks for pushes after the last processed mailbox sequence. Without
-// a handler the session makes requests only and leaves the mailbox alone.
-func (s *Session) resync(ctx context.Context, c *Conn) (after, head uint64, err error) {
+// startSync writes a Sync asking for pushes after the last processed
+// mailbox sequence, without waiting for its answer. Without a handler the
+// session makes requests only and leaves the mailbox alone (wait is nil).
+func (s *Session) startSync(c *Conn) (after uint64, wait func(context.Context) (*wire.ServerFrame, error), err error) {
 	if s.cfg.Handler == nil {
-		return 0, 0, nil
+		return 0, nil, nil
 	}
 	if after, err = s.cfg.Handler.ProcessedSeq(); err != nil {
-		return 0, 0, fmt.Errorf("client: read mailbox position: %w", err)
+		return 0, nil, fmt.Errorf("client: read mailbox position: %w", err)
 	}
-	r, err := c.Call(ctx, "client.Sync", &wire.ClientFrame{Body: &wire.ClientFrame_Sync{Sync: &wire.Sync{AfterSeq: after}}})
-	if err != nil {
-		return 0, 0, err
-	}
-	return after, r.GetSyncOk().GetHead(), nil
+	wait, err = c.Start("client.Sync", &wire.ClientFrame{Body: &wire.ClientFrame_Sync{Sync: &wire.Sync{AfterSeq: after}}})
+	return after, wait, err
 }
 
-func (s *Session) authenticate(ctx context.Context, c *Conn, datagrams bool) (*wire.HelloOK, error) {
+// authenticate sends Hello (after a Refresh when the access token is known
+// to have expired) and, pipelined behind it without waiting for its answer,
+// the Sync: the server handles a stream's requests in order, so the Sync
+// runs authenticated, and connecting costs one round trip, not two. When
+// the Hello is refused as unauthenticated (the token expired early), the
+// Sync is refused too; both are sent again after a Refresh.
+func (s *Session) authenticate(ctx context.Context, c *Conn, datagrams bool) (hello *wire.HelloOK, after, head uint64, err error) {
 	access, exp, _, err := s.cfg.Tokens.Tokens()
 	if err != nil {
-		return nil, fmt.Errorf("client: read tokens: %w", err)
+		return nil, 0, 0, fmt.Errorf("client: read tokens: %w", err)
 	}
 	refreshed := false
 	if !exp.IsZero() && !s.cfg.Now().Add(30*time.Second).Before(exp) {
 		if access, err = s.refresh(ctx, c, access); err != nil {
-			return nil, err
+			return nil, 0, 0, err
 		}
 		refreshed = true
 	}
+	var ea *earlyAuth
+	defer func() { s.settleEarly(ea, err) }()
 	for {
-		r, err := c.Call(ctx, "client.Hello", &wire.ClientFrame{Body: &wire.ClientFrame_Hello{Hello: &wire.Hello{AccessToken: access, DatagramSignals: datagrams, Passive: s.cfg.Passive}}})
-		if err == nil {
-			return r.GetHelloOk(), nil
+		waitHello, err := c.Start("client.Hello", &wire.ClientFrame{Body: &wire.ClientFrame_Hello{Hello: &wire.Hello{AccessToken: access, DatagramSignals: datagrams, Passive: s.cfg.Passive}}})
+		if err != nil {
+			return nil, 0, 0, err
 		}
+		after, waitSync, err := s.startSync(c)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		if ea == nil && !refreshed {
+			ea = s.publishEarly(c) // requests go out behind Hello and Sync
+		}
+		r, err := waitHello(ctx)
+		if err == nil {
+			hello = r.GetHelloOk()
+			if waitSync == nil {
+				return hello, 0, 0, nil
+			}
+			r, err := waitSync(ctx)
+			if err != nil {
+				return nil, 0, 0, err
+			}
+			return hello, after, r.GetSyncOk().GetHead(), nil
+		}
+		// Requests pipelined behind a refused Hello were refused too.
+		s.settleEarly(ea, err)
+		ea = nil
 		if refreshed || !wire.Is(err, wire.Code_CODE_UNAUTHENTICATED) {
-			return nil, err
+			return nil, 0, 0, err
+		}
+		if waitSync != nil { // refused behind the Hello; answered before the Refresh
+			if _, serr := waitSync(ctx); serr == nil {
+				return nil, 0, 0, fmt.Errorf("client: Sync accepted after a refused Hello")
+			}
 		}
 		if access, err = s.refresh(ctx, c, access); err != nil {
-			return nil, err
+			return nil, 0, 0, err
 		}
 		refreshed = true
 	}

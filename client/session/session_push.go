@@ -143,12 +143,31 @@ func (s *Session) Live(ctx context.Context) (*Conn, error) {
 // Call sends one request on the live connection, waiting for one while the
 // session reconnects. A connection lost before the response returns an error
 // wrapping ErrDisconnected: the request may or may not have been applied.
+//
+// While a connection's Hello is written but not answered, the request is
+// written behind it at once (pipelined, early.go) instead of a round trip
+// later.
 func (s *Session) Call(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error) {
-	c, err := s.Live(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+	for {
+		s.mu.Lock()
+		c, ea, ready, fatal, prog := s.cur, s.early, s.ready, s.fatal, s.progress
+		s.mu.Unlock()
+		if fatal != nil {
+			return nil, fmt.Errorf("%s: %w", op, fatal)
+		}
+		if c != nil && c.Err() == nil {
+			return c.Call(ctx, op, f)
+		}
+		if ea != nil && ea.c.Err() == nil {
+			return s.callEarly(ctx, ea, op, f)
+		}
+		select {
+		case <-ready:
+		case <-prog:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%s: %w", op, ctx.Err())
+		}
 	}
-	return c.Call(ctx, op, f)
 }
 
 // CallNow is Call without waiting for a connection: with none up it fails
@@ -252,4 +271,19 @@ func Retryable(err error) bool {
 	}
 	var we *wire.Error
 	return errors.As(err, &we) && wire.Retryable(we.Kind)
+}
+
+// RefreshToken trades the refresh token for a new token pair over the live
+// connection (waiting for one) and returns the new access token. Scripts
+// use it for a freshly issued token (`hearth chat token`).
+func (s *Session) RefreshToken(ctx context.Context) (string, error) {
+	c, err := s.Live(ctx)
+	if err != nil {
+		return "", fmt.Errorf("client.Refresh: %w", err)
+	}
+	access, _, _, err := s.cfg.Tokens.Tokens()
+	if err != nil {
+		return "", fmt.Errorf("client: read tokens: %w", err)
+	}
+	return s.refresh(ctx, c, access)
 }

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"sync"
@@ -271,5 +272,195 @@ func TestBackoffGrowsWithJitter(t *testing.T) {
 		if d < want/2 || d > want {
 			t.Errorf("backoff(%d) = %v, want in [%v, %v]", attempt, d, want/2, want)
 		}
+	}
+}
+
+// TestHelloAndSyncPipelinedAndCounted: the Sync is written right behind
+// the Hello, before the Hello's answer (one round trip to connect), and
+// the meter counts one round trip for both and a second one for a request
+// made once connected.
+func TestHelloAndSyncPipelinedAndCounted(t *testing.T) {
+	peers := make(chan *peer)
+	m := &Meter{}
+	tok := &memTokens{access: "tok", refresh: "r", exp: time.Now().Add(time.Hour)}
+	s := Start(context.Background(), Config{Dial: pipeDialer(peers), Tokens: tok, Handler: &seqHandler{}, Meter: m})
+	defer s.Close()
+	p := <-peers
+	hello := p.read(t)
+	sync := p.read(t) // read before anything was answered
+	if hello.GetHello() == nil || sync.GetSync() == nil {
+		t.Fatalf("first frames %v, %v: want Hello then Sync", hello, sync)
+	}
+	p.write(t, &wire.ServerFrame{Id: hello.GetId(), Body: &wire.ServerFrame_HelloOk{HelloOk: &wire.HelloOK{DeviceId: "D1"}}})
+	p.write(t, &wire.ServerFrame{Id: sync.GetId(), Body: &wire.ServerFrame_SyncOk{SyncOk: &wire.SyncOK{}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Call(ctx, "client.Ping", &wire.ClientFrame{Body: &wire.ClientFrame_Ping{Ping: &wire.Ping{}}})
+		done <- err
+	}()
+	ping := p.read(t)
+	p.write(t, &wire.ServerFrame{Id: ping.GetId(), Body: &wire.ServerFrame_Pong{Pong: &wire.Pong{}}})
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	st := m.Stats()
+	want := map[string]int{"client.Hello": 1, "client.Sync": 1, "client.Ping": 2}
+	for op, rt := range want {
+		if got := st.Ops[op]; got.Count != 1 || got.RoundTrip != rt {
+			t.Errorf("%s: %+v, want 1 answer at round trip %d", op, got, rt)
+		}
+	}
+	if st.RoundTrips != 2 || st.Requests != 3 || len(st.Connections) != 1 {
+		t.Errorf("stats %+v, want 2 round trips, 3 requests, 1 connection", st)
+	}
+}
+
+// TestSyncRefusedBehindRefusedHello: a Hello refused as unauthenticated
+// takes the pipelined Sync with it; after a Refresh both go again.
+func TestSyncRefusedBehindRefusedHello(t *testing.T) {
+	peers := make(chan *peer)
+	tok := &memTokens{access: "old", refresh: "r1", exp: time.Now().Add(time.Hour)}
+	s := Start(context.Background(), Config{Dial: pipeDialer(peers), Tokens: tok, Handler: &seqHandler{}, Meter: &Meter{}})
+	defer s.Close()
+	p := <-peers
+	hello, sync := p.read(t), p.read(t)
+	unauth := &wire.ErrorInfo{Code: wire.Code_CODE_UNAUTHENTICATED}
+	p.write(t, &wire.ServerFrame{Id: hello.GetId(), Body: &wire.ServerFrame_Error{Error: unauth}})
+	p.write(t, &wire.ServerFrame{Id: sync.GetId(), Body: &wire.ServerFrame_Error{Error: unauth}})
+	ref := p.read(t)
+	if ref.GetRefresh().GetRefreshToken() != "r1" {
+		t.Fatalf("after the refused Hello: %v, want Refresh", ref)
+	}
+	p.write(t, &wire.ServerFrame{Id: ref.GetId(), Body: &wire.ServerFrame_RefreshOk{RefreshOk: &wire.RefreshOK{
+		AccessToken: "new", RefreshToken: "r2", AccessExpiresMs: time.Now().Add(time.Hour).UnixMilli()}}})
+	hello, sync = p.read(t), p.read(t)
+	if hello.GetHello().GetAccessToken() != "new" || sync.GetSync() == nil {
+		t.Fatalf("after the refresh: %v, %v; want Hello with the new token, then Sync", hello, sync)
+	}
+	p.write(t, &wire.ServerFrame{Id: hello.GetId(), Body: &wire.ServerFrame_HelloOk{HelloOk: &wire.HelloOK{DeviceId: "D1"}}})
+	p.write(t, &wire.ServerFrame{Id: sync.GetId(), Body: &wire.ServerFrame_SyncOk{SyncOk: &wire.SyncOK{}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := s.Live(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCallPipelinedBehindHello: a request made while the Hello is
+// unanswered is written behind Hello and Sync at once (the same round
+// trip); when the Hello is refused, the request fails with ErrDisconnected
+// (the server refused it unauthenticated) and is not taken for the
+// server's answer.
+func TestCallPipelinedBehindHello(t *testing.T) {
+	for _, refuse := range []bool{false, true} {
+		peers := make(chan *peer)
+		m := &Meter{}
+		tok := &memTokens{access: "tok", refresh: "r", exp: time.Now().Add(time.Hour)}
+		s := Start(context.Background(), Config{Dial: pipeDialer(peers), Tokens: tok, Handler: &seqHandler{}, Meter: m})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		p := <-peers
+		hello, sync := p.read(t), p.read(t)
+		type answer struct {
+			r   *wire.ServerFrame
+			err error
+		}
+		done := make(chan answer, 1)
+		go func() {
+			r, err := s.Call(ctx, "client.Ping", &wire.ClientFrame{Body: &wire.ClientFrame_Ping{Ping: &wire.Ping{}}})
+			done <- answer{r, err}
+		}()
+		ping := p.read(t) // before Hello or Sync were answered
+		if ping.GetPing() == nil {
+			t.Fatalf("third frame %v, want the Ping", ping)
+		}
+		if refuse {
+			unauth := &wire.ServerFrame_Error{Error: &wire.ErrorInfo{Code: wire.Code_CODE_UNAUTHENTICATED}}
+			for _, f := range []*wire.ClientFrame{hello, sync, ping} {
+				p.write(t, &wire.ServerFrame{Id: f.GetId(), Body: unauth})
+			}
+			a := <-done
+			if !errors.Is(a.err, ErrDisconnected) || wire.Is(a.err, wire.Code_CODE_UNAUTHENTICATED) {
+				t.Errorf("Ping behind a refused Hello: %v, want ErrDisconnected (not the refusal)", a.err)
+			}
+		} else {
+			p.write(t, &wire.ServerFrame{Id: hello.GetId(), Body: &wire.ServerFrame_HelloOk{HelloOk: &wire.HelloOK{DeviceId: "D1"}}})
+			p.write(t, &wire.ServerFrame{Id: sync.GetId(), Body: &wire.ServerFrame_SyncOk{SyncOk: &wire.SyncOK{}}})
+			p.write(t, &wire.ServerFrame{Id: ping.GetId(), Body: &wire.ServerFrame_Pong{Pong: &wire.Pong{}}})
+			a := <-done
+			if a.err != nil || a.r.GetPong() == nil {
+				t.Fatalf("pipelined Ping: %v, %v", a.r, a.err)
+			}
+			if o := m.Stats().Ops["client.Ping"]; o.RoundTrip != 1 {
+				t.Errorf("pipelined Ping answered at round trip %d, want 1 (with Hello and Sync)", o.RoundTrip)
+			}
+		}
+		cancel()
+		s.Close()
+	}
+}
+
+// TestMeterListsBoundedConnections: a process that reconnects for days
+// keeps a bounded list of connections in its meter.
+func TestMeterListsBoundedConnections(t *testing.T) {
+	m := &Meter{}
+	for range maxConnRecords + 5 {
+		ct := m.attach(nil)
+		m.started(ct)
+		m.answered(ct, "client.Ping", 1)
+	}
+	st := m.Stats()
+	if len(st.Connections) != maxConnRecords || st.Unlisted != 5 || st.Ops["client.Ping"].Count != maxConnRecords+5 {
+		t.Errorf("%d listed, %d unlisted, %+v; want %d, 5, %d pings", len(st.Connections), st.Unlisted, st.Ops["client.Ping"], maxConnRecords, maxConnRecords+5)
+	}
+}
+
+// retryConn is a pipe end that says it is a WebSocket fallback.
+type retryConn struct {
+	net.Conn
+	after time.Duration
+}
+
+func (r retryConn) RetryQUICAfter() time.Duration { return r.after }
+
+// TestFallbackConnectionLeftForQUIC: a connection the transport marks as a
+// fallback is ended once its retry period passed and no request waits,
+// and the session dials again (where the transport tries WebTransport
+// first); a connection without the mark is kept.
+func TestFallbackConnectionLeftForQUIC(t *testing.T) {
+	for _, fallback := range []bool{true, false} {
+		peers := make(chan *peer)
+		dial := func(ctx context.Context) (io.ReadWriteCloser, error) {
+			a, b := net.Pipe()
+			select {
+			case peers <- newPeer(b):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			if fallback {
+				return retryConn{a, 50 * time.Millisecond}, nil
+			}
+			return a, nil
+		}
+		tok := &memTokens{access: "tok", refresh: "r", exp: time.Now().Add(time.Hour)}
+		s := Start(context.Background(), Config{Dial: dial, Tokens: tok, Meter: &Meter{}, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond})
+		p := <-peers
+		hello := p.read(t)
+		p.write(t, &wire.ServerFrame{Id: hello.GetId(), Body: &wire.ServerFrame_HelloOk{HelloOk: &wire.HelloOK{DeviceId: "D1"}}})
+		select {
+		case p2 := <-peers:
+			if !fallback {
+				t.Fatal("a connection that is no fallback was ended")
+			}
+			if f := p2.read(t); f.GetHello() == nil {
+				t.Fatalf("after leaving the fallback: %v, want a new Hello", f)
+			}
+		case <-time.After(500 * time.Millisecond): // 10× the retry period
+			if fallback {
+				t.Fatal("the fallback connection was kept")
+			}
+		}
+		s.Close()
 	}
 }

@@ -14,6 +14,17 @@
 //	history  per conversation, messages keyed by conversation sequence
 //	sync     the last processed mailbox sequence and small client metadata
 //	inbox    received messages not yet printed by `hearth chat recv`
+//	crypt    the key derivation record of an encrypted profile
+//
+// # Encryption at rest
+//
+// A profile opened with a passphrase (OpenWith, Options.Passphrase) has
+// every record value of the buckets above sealed with XChaCha20-Poly1305
+// under a key derived with argon2id (crypt.go); bucket names and record
+// keys stay readable (docs/security.md lists what that shows). Without a
+// passphrase values are stored as they are. Encrypt converts a profile and
+// Compact rewrites the file so no deleted or replaced value stays in its
+// free pages.
 //
 // Every write is one bbolt transaction, which fsyncs before it returns.
 // Callers commit a state change before they send or acknowledge anything

@@ -63,7 +63,7 @@ func (t *Tx) AddHistory(m Message) (bool, error) {
 	}
 	k := u64key(m.Seq)
 	var old Message
-	switch err := getJSON(conv, k, &old); err {
+	switch err := t.getJSON(conv, k, &old); err {
 	case nil:
 		if old.ID != m.ID {
 			return false, fmt.Errorf("store: conversation %s seq %d holds message %s, not %s", m.Conversation, m.Seq, old.ID, m.ID)
@@ -73,7 +73,7 @@ func (t *Tx) AddHistory(m Message) (bool, error) {
 	default:
 		return false, err
 	}
-	return true, putJSON(conv, k, m)
+	return true, t.putJSON(conv, k, m)
 }
 
 // History returns a conversation's messages in conversation order. With
@@ -87,7 +87,7 @@ func (t *Tx) History(conv string, limit int) ([]Message, error) {
 	c := b.Cursor()
 	for k, _ := c.Last(); k != nil && (limit <= 0 || len(out) < limit); k, _ = c.Prev() {
 		var m Message
-		if err := getJSON(b, k, &m); err != nil {
+		if err := t.getJSON(b, k, &m); err != nil {
 			return nil, err
 		}
 		out = append(out, m)
@@ -118,7 +118,7 @@ func (t *Tx) AddInbox(m Message) error {
 	if err != nil {
 		return err
 	}
-	return putJSON(b, u64key(seq), m)
+	return t.putJSON(b, u64key(seq), m)
 }
 
 // InboxEntry is a queued received message and its position.
@@ -137,7 +137,7 @@ func (t *Tx) Inbox(max int) ([]InboxEntry, error) {
 	c := b.Cursor()
 	for k, _ := c.First(); k != nil && (max <= 0 || len(out) < max); k, _ = c.Next() {
 		var e InboxEntry
-		if err := getJSON(b, k, &e.Message); err != nil {
+		if err := t.getJSON(b, k, &e.Message); err != nil {
 			return nil, err
 		}
 		e.Pos = be64(k)
@@ -172,7 +172,7 @@ func (t *Tx) HistoryRange(conv string, after, upTo uint64) ([]Message, error) {
 	c := b.Cursor()
 	for k, _ := c.Seek(u64key(after + 1)); k != nil && be64(k) <= upTo; k, _ = c.Next() {
 		var m Message
-		if err := getJSON(b, k, &m); err != nil {
+		if err := t.getJSON(b, k, &m); err != nil {
 			return nil, err
 		}
 		out = append(out, m)

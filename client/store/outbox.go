@@ -82,7 +82,7 @@ func (t *Tx) AddOutbox(it OutboxItem) (OutboxItem, error) {
 		return it, fmt.Errorf("store: outbox sequence: %w", err)
 	}
 	it.Seq, it.Queue = seq, queueOf(it)
-	if err := putJSON(b, u64key(seq), it); err != nil {
+	if err := t.putJSON(b, u64key(seq), it); err != nil {
 		return it, err
 	}
 	if it.Failed == "" {
@@ -114,7 +114,7 @@ func (t *Tx) UpdateOutbox(it OutboxItem) error {
 			return err
 		}
 	}
-	return putJSON(t.tx.Bucket(bOutbox), u64key(it.Seq), it)
+	return t.putJSON(t.tx.Bucket(bOutbox), u64key(it.Seq), it)
 }
 
 // OutboxItem returns the item with message id id, or ErrNotFound.
@@ -124,7 +124,7 @@ func (t *Tx) OutboxItem(id string) (OutboxItem, error) {
 	if k == nil {
 		return it, ErrNotFound
 	}
-	err := getJSON(t.tx.Bucket(bOutbox), k, &it)
+	err := t.getJSON(t.tx.Bucket(bOutbox), k, &it)
 	return it, err
 }
 
@@ -137,7 +137,7 @@ func (t *Tx) DeleteOutbox(id string) error {
 	}
 	k = cloneBytes(k)
 	var it OutboxItem
-	if err := getJSON(t.tx.Bucket(bOutbox), k, &it); err != nil {
+	if err := t.getJSON(t.tx.Bucket(bOutbox), k, &it); err != nil {
 		return err
 	}
 	if err := t.tx.Bucket(bOutQueues).Delete(queueKey(it)); err != nil {
@@ -162,7 +162,7 @@ func (t *Tx) OutboxHeads() ([]OutboxItem, error) {
 		}
 		queue := cloneBytes(k[:len(k)-9])
 		var it OutboxItem
-		if err := getJSON(b, k[len(k)-8:], &it); err != nil {
+		if err := t.getJSON(b, k[len(k)-8:], &it); err != nil {
 			return out, err
 		}
 		out = append(out, it)
@@ -192,7 +192,7 @@ func (t *Tx) Outbox() ([]OutboxItem, error) {
 	var out []OutboxItem
 	err := t.tx.Bucket(bOutbox).ForEach(func(k, v []byte) error {
 		var it OutboxItem
-		if err := getJSON(t.tx.Bucket(bOutbox), k, &it); err != nil {
+		if err := t.getJSON(t.tx.Bucket(bOutbox), k, &it); err != nil {
 			return err
 		}
 		out = append(out, it)
@@ -209,7 +209,7 @@ func (t *Tx) PendingOutbox(max int) ([]OutboxItem, error) {
 	c := b.Cursor()
 	for k, _ := c.First(); k != nil && (max <= 0 || len(out) < max); k, _ = c.Next() {
 		var it OutboxItem
-		if err := getJSON(b, k, &it); err != nil {
+		if err := t.getJSON(b, k, &it); err != nil {
 			return out, err
 		}
 		if it.Failed == "" {

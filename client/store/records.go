@@ -26,7 +26,7 @@ type Account struct {
 // Account returns the stored account, or ErrNotFound.
 func (t *Tx) Account() (Account, error) {
 	var a Account
-	err := getJSON(t.tx.Bucket(bAccount), kAccount, &a)
+	err := t.getJSON(t.tx.Bucket(bAccount), kAccount, &a)
 	return a, err
 }
 
@@ -35,24 +35,31 @@ func (t *Tx) PutAccount(a Account) error {
 	if a.User == "" || a.DeviceID == "" {
 		return fmt.Errorf("store: account needs user and device id")
 	}
-	return putJSON(t.tx.Bucket(bAccount), kAccount, a)
+	return t.putJSON(t.tx.Bucket(bAccount), kAccount, a)
 }
 
 // Key names in the keys bucket.
 const (
-	KeyIdentity  = "identity"    // the user's recovery key text; the identity key derives from it
-	KeySignature = "signature"   // this device's MLS signature private key
-	KeyLink      = "link"        // this device's X25519 link private key
-	keyPkgPrefix = "keypackage/" // + KeyPackage reference
+	KeyIdentity = "identity" // the user's identity signing key (Ed25519 seed); never the recovery key
+	// KeyRecoveryPending holds a first device's recovery key text only
+	// until its login finished (so an interrupted login can show it
+	// again); activation deletes it (docs/decisions/0008-device-secrets.md).
+	KeyRecoveryPending = "recovery-pending"
+	KeySignature       = "signature"   // this device's MLS signature private key
+	KeyLink            = "link"        // this device's X25519 link private key
+	keyPkgPrefix       = "keypackage/" // + KeyPackage reference
 )
 
 // Key returns the secret stored under name, or ErrNotFound.
 func (t *Tx) Key(name string) ([]byte, error) {
-	v := t.tx.Bucket(bKeys).Get([]byte(name))
+	v, err := t.get(t.tx.Bucket(bKeys), []byte(name))
+	if err != nil {
+		return nil, err
+	}
 	if v == nil {
 		return nil, ErrNotFound
 	}
-	return cloneBytes(v), nil
+	return v, nil
 }
 
 // PutKey stores a secret under name, replacing any previous one.
@@ -60,7 +67,7 @@ func (t *Tx) PutKey(name string, secret []byte) error {
 	if name == "" || len(secret) == 0 {
 		return fmt.Errorf("store: key needs a name and a value")
 	}
-	return t.tx.Bucket(bKeys).Put([]byte(name), secret)
+	return t.put(t.tx.Bucket(bKeys), []byte(name), secret)
 }
 
 // DeleteKey removes the secret under name, if any.
@@ -93,11 +100,14 @@ func (t *Tx) KeyPackageRefs() [][]byte {
 
 // Group returns the serialized MLS state of a conversation, or ErrNotFound.
 func (t *Tx) Group(conv string) ([]byte, error) {
-	v := t.tx.Bucket(bGroups).Get([]byte(conv))
+	v, err := t.get(t.tx.Bucket(bGroups), []byte(conv))
+	if err != nil {
+		return nil, err
+	}
 	if v == nil {
 		return nil, ErrNotFound
 	}
-	return cloneBytes(v), nil
+	return v, nil
 }
 
 // PutGroup replaces the serialized MLS state of a conversation with a
@@ -107,10 +117,10 @@ func (t *Tx) PutGroup(conv string, state []byte) error {
 	if conv == "" || len(state) == 0 {
 		return fmt.Errorf("store: group needs a conversation and a state")
 	}
-	if err := t.tx.Bucket(bGroups).Put([]byte(conv), state); err != nil {
+	if err := t.put(t.tx.Bucket(bGroups), []byte(conv), state); err != nil {
 		return err
 	}
-	return treesOf(t.tx).delete(conv)
+	return treesOf(t).delete(conv)
 }
 
 // Conversations lists the conversations that have a group state, in id order.
@@ -143,12 +153,16 @@ func (t *Tx) SetMailboxSeq(seq uint64) error {
 
 // Meta returns a small named value from the sync bucket (nil if unset).
 func (t *Tx) Meta(name string) []byte {
-	return cloneBytes(t.tx.Bucket(bSync).Get([]byte("meta/" + name)))
+	v, err := t.get(t.tx.Bucket(bSync), []byte("meta/"+name))
+	if err != nil {
+		return nil // a value that does not open reads as unset
+	}
+	return v
 }
 
 // PutMeta stores a small named value in the sync bucket.
 func (t *Tx) PutMeta(name string, v []byte) error {
-	return t.tx.Bucket(bSync).Put([]byte("meta/"+name), v)
+	return t.put(t.tx.Bucket(bSync), []byte("meta/"+name), v)
 }
 
 func be64(b []byte) uint64 {
@@ -181,7 +195,7 @@ func (t *Tx) DeleteGroup(conv string) error {
 	if err := t.tx.Bucket(bGroups).Delete([]byte(conv)); err != nil {
 		return err
 	}
-	return treesOf(t.tx).delete(conv)
+	return treesOf(t).delete(conv)
 }
 
 // MediaRef is an encrypted file on the homeserver that a message refers
@@ -191,9 +205,12 @@ type MediaRef struct {
 	ID     string `json:"id"`     // the server's media id
 	Key    string `json:"key"`    // keys/media key, base64url
 	SHA256 string `json:"sha256"` // of the ciphertext, hex
-	Size   int64  `json:"size"`   // plaintext bytes
-	Type   string `json:"type"`   // MIME type, e.g. "image/png"
-	Name   string `json:"name"`   // file name, without folders
+	// PlainSHA256 is the SHA-256 of the file itself (what sha256sum
+	// prints), hex; empty in references from before it was sent.
+	PlainSHA256 string `json:"plain_sha256,omitempty"`
+	Size        int64  `json:"size"` // plaintext bytes
+	Type        string `json:"type"` // MIME type, e.g. "image/png"
+	Name        string `json:"name"` // file name, without folders
 	// Server is the domain of the server holding the file (the uploader's);
 	// empty in references from before media crossed servers: the reader's own.
 	Server string `json:"server,omitempty"`

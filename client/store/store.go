@@ -57,6 +57,16 @@ type Store struct {
 	lastEnd  time.Time
 	lastWant time.Time // last look for the want file
 	opens    int       // how often the file was opened (tests, benchmarks)
+	sealer   *sealer   // encrypts record values; nil: a profile without passphrase (crypt.go)
+	damaged  error     // the file is damaged (damage.go): every transaction fails with it
+	file     *os.File  // db's file (markDamaged closes it)
+}
+
+// Options are how a profile is opened.
+type Options struct {
+	// Passphrase unlocks an encrypted profile, or encrypts a new one
+	// (crypt.go). Empty: the profile must not be encrypted.
+	Passphrase []byte
 }
 
 // Timing of the shared-file protocol (doc.go).
@@ -82,6 +92,14 @@ const (
 // 0700) and the file (0600) if needed. A transaction waits up to timeout
 // for another process to release the file.
 func Open(dir string, timeout time.Duration) (*Store, error) {
+	return OpenWith(dir, timeout, Options{})
+}
+
+// OpenWith is Open with options. A wrong or missing passphrase for an
+// encrypted profile is ErrPassphrase or ErrLocked, a passphrase for an
+// unencrypted profile that holds an account is ErrNotEncrypted; the
+// profile is not changed then.
+func OpenWith(dir string, timeout time.Duration, opts Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: create profile folder: %w", err)
 	}
@@ -91,12 +109,17 @@ func Open(dir string, timeout time.Duration) (*Store, error) {
 	path := filepath.Join(dir, FileName)
 	s := &Store{path: path, wantPath: path + ".want", timeout: timeout, idle: IdleRelease}
 	s.cond = sync.NewCond(&s.mu)
-	err := s.Update(func(t *Tx) error {
-		for _, b := range [][]byte{bAccount, bKeys, bGroups, bTrees, bOutbox, bOutIDs, bHistory, bSync} {
+	err := s.update(func(t *Tx) error {
+		for _, b := range [][]byte{bAccount, bKeys, bGroups, bTrees, bOutbox, bOutIDs, bHistory, bSync, bCrypt} {
 			if _, err := t.tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("store: create buckets: %w", err)
 			}
 		}
+		sl, err := unlock(t, opts.Passphrase)
+		if err != nil {
+			return err
+		}
+		t.s, s.sealer = sl, sl
 		if t.tx.Bucket(bOutQueues) == nil {
 			if _, err := t.tx.CreateBucket(bOutQueues); err != nil {
 				return fmt.Errorf("store: create buckets: %w", err)
@@ -104,7 +127,7 @@ func Open(dir string, timeout time.Duration) (*Store, error) {
 			return indexOutbox(t)
 		}
 		return nil
-	})
+	}, false)
 	if err != nil {
 		return nil, err
 	}
@@ -116,6 +139,9 @@ func Open(dir string, timeout time.Duration) (*Store, error) {
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.damaged != nil {
+		return nil // the file is closed already; a transaction stuck in bbolt would never end
+	}
 	for s.refs > 0 {
 		s.cond.Wait()
 	}
@@ -130,7 +156,7 @@ func (s *Store) closeLocked() error {
 		return nil
 	}
 	err := s.db.Close()
-	s.db = nil
+	s.db, s.file = nil, nil
 	if err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
@@ -139,18 +165,21 @@ func (s *Store) closeLocked() error {
 
 // acquire returns the open file for one transaction, opening it (and
 // taking its lock) if needed.
-func (s *Store) acquire() (*bolt.DB, error) {
+func (s *Store) acquire() (*bolt.DB, *sealer, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.damaged != nil {
+		return nil, nil, s.damaged
+	}
 	// While yielding, transactions still start on the open file (one may be
 	// nested in another); the file is closed the moment none runs.
 	if s.db == nil {
 		if err := s.openLocked(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	s.refs++
-	return s.db, nil
+	return s.db, s.sealer, nil
 }
 
 // openLocked opens the file, trying every openRetry and marking the want
@@ -161,14 +190,18 @@ func (s *Store) openLocked() error {
 	}
 	deadline := time.Now().Add(s.timeout)
 	for {
-		db, err := bolt.Open(s.path, 0o600, &bolt.Options{Timeout: time.Nanosecond}) // one flock attempt
+		db, f, err := openBolt(s.path, bolt.Options{Timeout: time.Nanosecond}) // one flock attempt
 		if err == nil {
-			s.db = db
+			s.db, s.file = db, f
 			s.opens++
 			os.Remove(s.wantPath) // served; other waiters mark it again
 			return nil
 		}
 		if !errors.Is(err, bolt.ErrTimeout) {
+			if err = openError(s.path, err); errors.Is(err, ErrDamaged) {
+				s.damaged = err
+				return err
+			}
 			return fmt.Errorf("store: open: %w", err)
 		}
 		if time.Now().After(deadline) {
@@ -251,36 +284,107 @@ func (s *Store) idleCheck() {
 	s.timer.Reset(wantPoll)
 }
 
+// Path is the profile's bbolt file.
+func (s *Store) Path() string { return s.path }
+
+// Compact rewrites the profile file with only its live records: bbolt
+// leaves deleted and overwritten values in free pages of the file, and a
+// secret that must not stay on the device (a recovery key after the first
+// login, plaintext after `chat profile encrypt`) is gone from the disk
+// file only once they are dropped. Another process opening the profile
+// meanwhile waits for the store's lock as usual.
+func (s *Store) Compact() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.refs > 0 {
+		s.cond.Wait()
+	}
+	if s.db == nil {
+		if err := s.openLocked(); err != nil {
+			return err
+		}
+	}
+	tmp := s.path + ".compact"
+	os.Remove(tmp)
+	dst, err := bolt.Open(tmp, 0o600, nil)
+	if err != nil {
+		return fmt.Errorf("store: compact: %w", err)
+	}
+	if err := bolt.Compact(dst, s.db, 0); err != nil {
+		dst.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("store: compact: %w", err)
+	}
+	if err := dst.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("store: compact: %w", err)
+	}
+	if err := os.Rename(tmp, s.path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("store: compact: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(s.path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return s.closeLocked() // the next transaction opens the new file
+}
+
 // Tx is one transaction; see Update and View.
 type Tx struct {
 	tx *bolt.Tx
+	s  *sealer // nil: values are stored as they are
 }
 
 // Update runs fn in one read-write transaction. Its changes become durable
 // (fsynced) together when fn returns nil, and are discarded otherwise.
-func (s *Store) Update(fn func(*Tx) error) error {
-	db, err := s.acquire()
+func (s *Store) Update(fn func(*Tx) error) error { return s.update(fn, true) }
+
+// update is Update; the transaction that opens the store (and reads the
+// key derivation record) runs without the check for an encryption made
+// by another process.
+func (s *Store) update(fn func(*Tx) error, check bool) error {
+	db, sl, err := s.acquire()
 	if err != nil {
 		return err
 	}
 	defer s.release()
-	return db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+	return s.markDamaged(guarded(s.path, func() error {
+		return db.Update(func(tx *bolt.Tx) error {
+			if check {
+				if err := lockedElsewhere(tx, sl); err != nil {
+					return err
+				}
+			}
+			return fn(&Tx{tx: tx, s: sl})
+		})
+	}))
 }
 
 // View runs fn in a read-only transaction. fn must not call write methods.
 func (s *Store) View(fn func(*Tx) error) error {
-	db, err := s.acquire()
+	db, sl, err := s.acquire()
 	if err != nil {
 		return err
 	}
 	defer s.release()
-	return db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+	return s.markDamaged(guarded(s.path, func() error {
+		return db.View(func(tx *bolt.Tx) error {
+			if err := lockedElsewhere(tx, sl); err != nil {
+				return err
+			}
+			return fn(&Tx{tx: tx, s: sl})
+		})
+	}))
 }
 
 func u64key(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
 
-func getJSON(b *bolt.Bucket, k []byte, v any) error {
-	raw := b.Get(k)
+func (t *Tx) getJSON(b *bolt.Bucket, k []byte, v any) error {
+	raw, err := t.get(b, k)
+	if err != nil {
+		return err
+	}
 	if raw == nil {
 		return ErrNotFound
 	}
@@ -290,12 +394,12 @@ func getJSON(b *bolt.Bucket, k []byte, v any) error {
 	return nil
 }
 
-func putJSON(b *bolt.Bucket, k []byte, v any) error {
+func (t *Tx) putJSON(b *bolt.Bucket, k []byte, v any) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("store: encode %q: %w", k, err)
 	}
-	return b.Put(k, raw)
+	return t.put(b, k, raw)
 }
 
 // cloneBytes copies a value read from bbolt, which is valid only inside its transaction.

@@ -19,9 +19,13 @@ var bTrees = []byte("group-trees")
 
 // GroupTree returns the tree stored for conv under ref, or ErrNotFound.
 func (t *Tx) GroupTree(conv string, ref []byte) ([]byte, error) {
-	if b := treesOf(t.tx).bucket(conv); b != nil && len(ref) > 0 {
-		if v := b.Get(ref); v != nil {
-			return cloneBytes(v), nil
+	if b := treesOf(t).bucket(conv); b != nil && len(ref) > 0 {
+		v, err := t.get(b, ref)
+		if err != nil {
+			return nil, err
+		}
+		if v != nil {
+			return v, nil
 		}
 	}
 	return nil, ErrNotFound
@@ -30,7 +34,7 @@ func (t *Tx) GroupTree(conv string, ref []byte) ([]byte, error) {
 // GroupTreeRefs lists the references of conv's stored trees, in order.
 func (t *Tx) GroupTreeRefs(conv string) [][]byte {
 	var refs [][]byte
-	if b := treesOf(t.tx).bucket(conv); b != nil {
+	if b := treesOf(t).bucket(conv); b != nil {
 		b.ForEach(func(k, _ []byte) error {
 			refs = append(refs, cloneBytes(k))
 			return nil
@@ -42,7 +46,7 @@ func (t *Tx) GroupTreeRefs(conv string) [][]byte {
 // GroupTreeWrites returns how many trees were ever written for conv
 // (since it was last deleted).
 func (t *Tx) GroupTreeWrites(conv string) uint64 {
-	if b := treesOf(t.tx).bucket(conv); b != nil {
+	if b := treesOf(t).bucket(conv); b != nil {
 		return b.Sequence()
 	}
 	return 0
@@ -62,19 +66,22 @@ func (t *Tx) PutGroupSplit(conv string, state []byte, trees map[string][]byte) e
 			return fmt.Errorf("store: group %s: empty tree or tree reference", conv)
 		}
 	}
-	if err := t.tx.Bucket(bGroups).Put([]byte(conv), state); err != nil {
+	if err := t.put(t.tx.Bucket(bGroups), []byte(conv), state); err != nil {
 		return fmt.Errorf("store: group %s: %w", conv, err)
 	}
-	if err := treesOf(t.tx).sync(conv, trees); err != nil {
+	if err := treesOf(t).sync(conv, trees); err != nil {
 		return fmt.Errorf("store: group %s trees: %w", conv, err)
 	}
 	return nil
 }
 
 // groupTrees is bucket bTrees: one nested bucket of trees per conversation.
-type groupTrees struct{ b *bolt.Bucket }
+type groupTrees struct {
+	b *bolt.Bucket
+	t *Tx
+}
 
-func treesOf(tx *bolt.Tx) groupTrees { return groupTrees{tx.Bucket(bTrees)} }
+func treesOf(t *Tx) groupTrees { return groupTrees{t.tx.Bucket(bTrees), t} }
 
 // sync makes conv's stored trees exactly trees, writing only the absent
 // ones.
@@ -105,7 +112,7 @@ func (g groupTrees) sync(conv string, trees map[string][]byte) error {
 		if _, err := b.NextSequence(); err != nil {
 			return err
 		}
-		if err := b.Put([]byte(ref), tree); err != nil {
+		if err := g.t.put(b, []byte(ref), tree); err != nil {
 			return err
 		}
 	}

@@ -3,6 +3,7 @@ package transfer
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -173,12 +174,16 @@ func (t *Transfer) Fetch(ctx context.Context, ref store.MediaRef, w io.Writer) e
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	n, err := media.Decrypt(w, tmp, key)
+	plain := sha256.New()
+	n, err := media.Decrypt(io.MultiWriter(w, plain), tmp, key)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	if n != ref.Size {
 		return fmt.Errorf("%s: decrypted %d bytes, the message says %d", op, n, ref.Size)
+	}
+	if ref.PlainSHA256 != "" && hex.EncodeToString(plain.Sum(nil)) != ref.PlainSHA256 {
+		return fmt.Errorf("%s: the decrypted file does not match the message's SHA-256", op)
 	}
 	return nil
 }

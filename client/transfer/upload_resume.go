@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -31,7 +32,10 @@ type pendingUpload struct {
 	Size      int64  `json:"size"`
 	PlainSize int64  `json:"plain_size"`
 	SHA256    string `json:"sha256"` // of the ciphertext, hex
-	UploadID  string `json:"upload_id,omitempty"`
+	// PlainSHA256 is the SHA-256 of the file, hex (empty in records
+	// from before it was kept: Prepare hashes the file then).
+	PlainSHA256 string `json:"plain_sha256,omitempty"`
+	UploadID    string `json:"upload_id,omitempty"`
 }
 
 func (p *pendingUpload) sealed() (media.Sealed, error) {
@@ -114,10 +118,12 @@ func (t *Transfer) sealFile(src *os.File, name string) (*pendingUpload, *os.File
 		os.Remove(tmp.Name())
 		return nil, nil, err
 	}
-	sealed, err := media.Encrypt(tmp, src, key, t.cfg.Rand)
+	plain := sha256.New()
+	sealed, err := media.Encrypt(tmp, io.TeeReader(src, plain), key, t.cfg.Rand)
 	if err != nil {
 		return fail(err)
 	}
+	p.PlainSHA256 = hex.EncodeToString(plain.Sum(nil))
 	if err := tmp.Sync(); err != nil {
 		return fail(err)
 	}
@@ -180,13 +186,33 @@ func (t *Transfer) Prepare(src *os.File, name string) (*Upload, error) {
 		f.Close()
 		return nil, err
 	}
+	if p.PlainSHA256 == "" {
+		if p.PlainSHA256, err = hashFile(src); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
 	return &Upload{t: t, name: name, p: p, f: f, s: s}, nil
 }
 
-// Key, SHA256 and PlainSize describe the upload for a media reference.
-func (u *Upload) Key() string      { return u.p.Key }
-func (u *Upload) SHA256() string   { return u.p.SHA256 }
-func (u *Upload) PlainSize() int64 { return u.p.PlainSize }
+// Key, SHA256, PlainSHA256 and PlainSize describe the upload for a media
+// reference.
+func (u *Upload) Key() string         { return u.p.Key }
+func (u *Upload) SHA256() string      { return u.p.SHA256 }
+func (u *Upload) PlainSHA256() string { return u.p.PlainSHA256 }
+func (u *Upload) PlainSize() int64    { return u.p.PlainSize }
+
+// hashFile is the SHA-256 of src from its start, hex.
+func hashFile(src *os.File) (string, error) {
+	if _, err := src.Seek(0, io.SeekStart); err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, src); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
 
 // Send uploads the ciphertext, going on from what the server holds of an
 // earlier run's upload, and returns the media id. An upload that failed

@@ -385,7 +385,7 @@ func TestDialRemembersBlockedQUIC(t *testing.T) {
 	ts := startServer(t, pingServer{}, true)
 	now := time.Now()
 	memo := &fallbackMemo{now: func() time.Time { return now }}
-	opts := DialOptions{RootCAs: ts.roots, QUICTimeout: 300 * time.Millisecond, memo: memo}
+	opts := DialOptions{RootCAs: ts.roots, QUICTimeout: 300 * time.Millisecond, RaceDelay: -1, memo: memo}
 	protocol := func() string {
 		t.Helper()
 		c, err := Dial(testCtx(t), ts.addr, opts)

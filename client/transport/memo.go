@@ -34,6 +34,13 @@ func (m *fallbackMemo) blocked(addr string) bool {
 	return ok
 }
 
+// remaining is how long addr stays remembered (0: not).
+func (m *fallbackMemo) remaining(addr string) time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return max(0, m.until[addr].Sub(m.now()))
+}
+
 // remember records that QUIC failed for addr while the WebSocket worked.
 func (m *fallbackMemo) remember(addr string) {
 	m.mu.Lock()

@@ -22,6 +22,13 @@ const (
 type Conn struct {
 	rwc      io.ReadWriteCloser
 	protocol string
+
+	handshake int  // round trips the dial waited for (HandshakeRoundTrips)
+	resumed   bool // TLS session resumed (WebTransport; the WebSocket's is not visible through its library)
+	raced     bool // the WebSocket was dialled beside a slow WebTransport
+	// retryQUIC: a WebSocket chosen because WebTransport failed or was
+	// slow (not forced) is worth leaving for WebTransport after this long.
+	retryQUIC time.Duration
 }
 
 var _ io.ReadWriteCloser = (*Conn)(nil)
@@ -34,6 +41,26 @@ func (c *Conn) Close() error { return c.rwc.Close() }
 
 // Protocol is ProtocolWebTransport or ProtocolWebSocket.
 func (c *Conn) Protocol() string { return c.protocol }
+
+// HandshakeRoundTrips is the number of round trips the winning dial waited
+// for before the stream could carry a frame: 2 for WebTransport (QUIC
+// handshake, CONNECT), 3 for the WebSocket (TCP, TLS, HTTP upgrade).
+// client/session counts requests from there.
+func (c *Conn) HandshakeRoundTrips() int { return c.handshake }
+
+// Resumed reports whether the TLS handshake resumed an earlier session.
+func (c *Conn) Resumed() bool { return c.resumed }
+
+// Raced reports whether the WebSocket was dialled because WebTransport had
+// not connected within DialOptions.RaceDelay.
+func (c *Conn) Raced() bool { return c.raced }
+
+// RetryQUICAfter is, for a WebSocket that Dial chose because WebTransport
+// failed or was slow (not one forced by ForceWebSocket), how long after
+// the dial a new Dial will try WebTransport first again (the fallback memo
+// has expired by then); 0 otherwise. A long-lived session uses it to move
+// back to QUIC (client/session).
+func (c *Conn) RetryQUICAfter() time.Duration { return c.retryQUIC }
 
 // ErrNoDatagrams is returned by the datagram methods of a WebSocket Conn.
 var ErrNoDatagrams = errors.New("transport: datagrams need WebTransport; this connection is a WebSocket")

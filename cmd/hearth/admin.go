@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -23,7 +25,9 @@ func init() { subcommands = append(subcommands, newAdminCmd) }
 
 // adminEnv is shared by the admin subcommands.
 type adminEnv struct {
-	dir string
+	dir     string
+	server  string // remote administration: HOST:PORT (admin_remote.go)
+	profile string // remote administration: the admin's chat profile
 }
 
 // ops connects to the running server's admin socket.
@@ -39,8 +43,12 @@ func (e *adminEnv) ops() (*admin.Client, error) {
 	return admin.Dial(filepath.Join(dir, admin.SocketFile))
 }
 
-// run calls f with a connected client and turns its errors into plain messages.
+// run calls f with a connected client (the admin socket, or the REST
+// endpoints with --server/--profile) and turns its errors into plain messages.
 func (e *adminEnv) run(cmd *cobra.Command, f func(ctx context.Context, c *admin.Client) error) error {
+	if e.server != "" || e.profile != "" {
+		return e.runRemote(cmd, f)
+	}
 	c, err := e.ops()
 	if err != nil {
 		return err
@@ -76,9 +84,11 @@ func newAdminCmd() *cobra.Command {
 	env := &adminEnv{}
 	cmd := &cobra.Command{
 		Use:   "admin",
-		Short: "Administer the running homeserver through its admin socket",
+		Short: "Administer the running homeserver through its admin socket, or remotely as an admin user",
 	}
 	cmd.PersistentFlags().StringVar(&env.dir, "dir", "", "server data folder (default $HEARTH_DIR, $XDG_DATA_HOME/hearth or ~/.local/share/hearth)")
+	cmd.PersistentFlags().StringVar(&env.server, "server", "", "administer the server at HOST:PORT over HTTPS as the admin user of --profile (default: the profile's server)")
+	cmd.PersistentFlags().StringVar(&env.profile, "profile", "", "chat profile of an admin-role user's device, for --server")
 	user := &cobra.Command{Use: "user", Short: "Manage accounts"}
 	user.AddCommand(newAdminUserAddCmd(env), newAdminUserListCmd(env), newAdminUserPasswdCmd(env),
 		newAdminUserSimpleCmd(env, "disable", "Disable an account and close its sessions",
@@ -86,10 +96,12 @@ func newAdminCmd() *cobra.Command {
 		newAdminUserSimpleCmd(env, "enable", "Enable a disabled account",
 			func(ctx context.Context, c *admin.Client, n string) error { return c.UserSetDisabled(ctx, n, false) }),
 		newAdminUserSimpleCmd(env, "delete", "Delete an account",
-			func(ctx context.Context, c *admin.Client, n string) error { return c.UserDelete(ctx, n) }))
+			func(ctx context.Context, c *admin.Client, n string) error { return c.UserDelete(ctx, n) }),
+		newAdminUserRoleCmd(env))
 	device := &cobra.Command{Use: "device", Short: "Manage an account's devices"}
 	device.AddCommand(newAdminDeviceListCmd(env), newAdminDeviceRevokeCmd(env))
-	cmd.AddCommand(user, device, newAdminStatusCmd(env), newAdminFederationCmd(env), newAdminInviteCmd(env))
+	cmd.AddCommand(user, device, newAdminStatusCmd(env), newAdminFederationCmd(env), newAdminInviteCmd(env), newAdminBackupCmd(env), newAdminTokenKeyCmd(env),
+		newAdminAuditCmd(env))
 	return cmd
 }
 
@@ -271,8 +283,9 @@ func newAdminStatusCmd(env *adminEnv) *cobra.Command {
 				if asJSON {
 					return writeJSONOut(cmd.OutOrStdout(), st)
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "domain:   %s\nversion:  %s\nstarted:  %s\nusers:    %d\nonline:   %d sessions\n",
-					st.Domain, st.Version, fmtMs(st.StartedMs), st.Users, st.OnlineSessions)
+				fmt.Fprintf(cmd.OutOrStdout(), "domain:   %s\nversion:  %s\nstarted:  %s\nusers:    %d\nonline:   %s\n",
+					st.Domain, st.Version, fmtMs(st.StartedMs), st.Users, plural(int(st.OnlineSessions), "session"))
+				printStatusFigures(cmd.OutOrStdout(), st)
 				return nil
 			})
 		},
@@ -299,4 +312,29 @@ func writeJSONOut(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// printStatusFigures prints the figures /metrics also has, one per line.
+func printStatusFigures(w io.Writer, st admin.Status) {
+	if len(st.SessionsByTransport) > 0 {
+		var parts []string
+		for _, k := range slices.Sorted(maps.Keys(st.SessionsByTransport)) {
+			parts = append(parts, fmt.Sprintf("%s %d", k, st.SessionsByTransport[k]))
+		}
+		fmt.Fprintf(w, "streams:  %s\n", strings.Join(parts, ", "))
+	}
+	perTx := 0.0
+	if st.WriterBatches > 0 {
+		perTx = float64(st.WriterRequests) / float64(st.WriterBatches)
+	}
+	fmt.Fprintf(w, "accepted: %d messages\ndelivered: %d entries\nbacklog:  %d entries not acknowledged\nfederation: %d envelopes queued\nmedia:    %d files, %d bytes\nwriter:   %d transactions, %d requests (%.1f per transaction)\n",
+		st.MessagesAccepted, st.MessagesDelivered, st.MailboxBacklog, st.FederationQueue, st.MediaFiles, st.MediaBytes,
+		st.WriterBatches, st.WriterRequests, perTx)
+	if len(st.Refused) > 0 {
+		var parts []string
+		for _, k := range slices.Sorted(maps.Keys(st.Refused)) {
+			parts = append(parts, fmt.Sprintf("%s %d", strings.TrimPrefix(k, "CODE_"), st.Refused[k]))
+		}
+		fmt.Fprintf(w, "refused:  %s\n", strings.Join(parts, ", "))
+	}
 }

@@ -162,3 +162,27 @@ func newAdminFedKeyRotateCmd(env *adminEnv) *cobra.Command {
 	cmd.Flags().DurationVar(&grace, "grace", 10*time.Minute, "how long the retired key still counts as valid for what it signed")
 	return cmd
 }
+
+// newAdminTokenKeyCmd is `hearth admin token-key rotate` (docs/security.md).
+func newAdminTokenKeyCmd(env *adminEnv) *cobra.Command {
+	cmd := &cobra.Command{Use: "token-key", Short: "Manage the access-token signing key (signing.key)"}
+	var grace time.Duration
+	rotate := &cobra.Command{
+		Use:   "rotate [--grace DURATION]",
+		Short: "Make a new access-token signing key current; tokens the old one signed stay valid until now+grace",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return env.run(cmd, func(ctx context.Context, c *admin.Client) error {
+				k, err := c.TokenKeyRotate(ctx, grace)
+				if err == nil {
+					fmt.Fprintf(cmd.OutOrStdout(), "token key %s is current; %s retired, valid until %s\n",
+						k.Current, k.Retired, time.UnixMilli(k.RetiredUntilMs).UTC().Format(time.RFC3339))
+				}
+				return err
+			})
+		},
+	}
+	rotate.Flags().DurationVar(&grace, "grace", 15*time.Minute, "how long access tokens signed by the retired key stay valid (the access-token lifetime by default)")
+	cmd.AddCommand(rotate)
+	return cmd
+}

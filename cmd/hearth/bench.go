@@ -29,7 +29,8 @@ type benchEnv struct {
 	forceWS   bool
 	verbose   bool
 	cpuprof   string
-	receipts  bool // pairs: devices send delivery and read receipts
+	via       string // impairment relay spec (bench_via.go)
+	receipts  bool   // pairs: devices send delivery and read receipts
 }
 
 func newBenchCmd() *cobra.Command {
@@ -59,6 +60,7 @@ fsyncs do not stand in for the server's; the report says where they were.`,
 	f.BoolVar(&e.forceWS, "websocket", false, "use the WebSocket (TCP) transport instead of WebTransport (never a fallback: without it every session is WebTransport or the run fails)")
 	f.BoolVar(&e.verbose, "verbose", false, "log client events to stderr")
 	f.StringVar(&e.cpuprof, "cpuprofile", "", "write this process's CPU profile (the client side) to FILE")
+	f.StringVar(&e.via, "via", "", `reach the (loopback) server through an impairment relay, e.g. "loss=5%,rtt=200ms,blackout=2s/6s,seed=18" (keys: loss dup reorder delay rtt jitter blackout rebind rate seed udp=blocked; docs/benchmarks.md)`)
 	cmd.AddCommand(newBenchPairsCmd(e), newBenchBacklogCmd(e), newBenchIdleCmd(e), newBenchGroupCmd(e), newBenchFederationCmd(e))
 	return cmd
 }
@@ -72,6 +74,15 @@ func (e *benchEnv) run(cmd *cobra.Command, w func(ctx context.Context, f, remote
 		return err
 	}
 	defer e.target.adm.Close()
+	var via *benchVia
+	if e.via != "" {
+		v, err := startVia(e.via, &e.target)
+		if err != nil {
+			return err
+		}
+		defer v.close()
+		via = v
+	}
 	dir, cleanup, err := e.profileDir()
 	if err != nil {
 		return err
@@ -109,6 +120,9 @@ func (e *benchEnv) run(cmd *cobra.Command, w func(ctx context.Context, f, remote
 	rep.Params["profiles"] = dir
 	rep.Params["profiles_on_tmpfs"] = onTmpfs(dir)
 	rep.Transports = dialer.counts()
+	if via != nil {
+		via.report(rep)
+	}
 	if e.target.pid == 0 {
 		rep.Notes = append(rep.Notes, "server PID unknown (not local, or no --pid): no server CPU/RSS figures")
 	}

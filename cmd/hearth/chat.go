@@ -27,13 +27,21 @@ var newGroupEngine = mlsgroup.New
 
 // chatEnv is what every chat subcommand shares.
 type chatEnv struct {
-	profile string
-	verbose bool
+	profile   string
+	verbose   bool
+	stats     bool   // print the round-trip counters at the end (chat_stats.go)
+	transport string // auto, webtransport or websocket (chat_stats.go)
 	// connectWait, if set, bounds how long recv waits to reach the server.
 	connectWait time.Duration
 	// active: the session changes the user's presence (recv --follow);
 	// other commands are one-shot and passive (docs/presence.md).
 	active bool
+	// The profile passphrase comes from standard input with
+	// passphraseStdin (after the password when loginPassword), else from
+	// $HEARTH_PASSPHRASE_FILE (chat_profile.go); noPassphrase opens the
+	// profile without one.
+	passphraseStdin, loginPassword, noPassphrase bool
+	stdin                                        []string // standard input's lines, once read
 }
 
 func newChatCmd() *cobra.Command {
@@ -44,10 +52,15 @@ func newChatCmd() *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVar(&env.profile, "profile", "", "profile folder of this device (required)")
 	cmd.PersistentFlags().BoolVar(&env.verbose, "verbose", false, "log protocol events to stderr")
+	env.registerNetFlags(cmd) // chat_stats.go
+	cmd.PersistentFlags().BoolVar(&env.passphraseStdin, "passphrase-stdin", false,
+		"read the profile passphrase from standard input (an encrypted profile; with login --password-stdin: the line after the password); else $"+passphraseFileEnv)
 	cmd.AddCommand(newChatLoginCmd(env), newChatDeviceCmd(env), newChatSendCmd(env), newChatRecvCmd(env), newChatHistoryCmd(env), newChatGroupCmd(env),
-		newChatMediaCmd(env), newChatOutboxCmd(env))
-	cmd.AddCommand(newChatTypingCmd(env), newChatPresenceCmd(env))
+		newChatMediaCmd(env), newChatOutboxCmd(env), newChatProfileCmd(env), newChatDoctorCmd(env))
+	cmd.AddCommand(newChatTypingCmd(env), newChatPresenceCmd(env), newChatSafetyCmd(env), newChatTrustCmd(env))
 	cmd.AddCommand(newChatReadCmd(env), newChatSettingsCmd(env))
+	cmd.AddCommand(newChatTokenCmd(env))
+	env.wrapStats(cmd)
 	return cmd
 }
 
@@ -60,13 +73,28 @@ func (e *chatEnv) open() (*client.Client, error) {
 	if e.verbose {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return client.Open(client.Config{Profile: e.profile, Dial: dialServer, Logger: log, Groups: newGroupEngine(), ConnectWait: e.connectWait,
-		Passive: !e.active})
+	var pass []byte
+	if !e.noPassphrase {
+		var err error
+		if pass, err = e.passphrase(os.Stdin); err != nil {
+			return nil, err
+		}
+	}
+	dial, err := e.dialer()
+	if err != nil {
+		return nil, err
+	}
+	return client.Open(client.Config{Profile: e.profile, Dial: dial, Logger: log, Groups: newGroupEngine(), ConnectWait: e.connectWait,
+		Passive: !e.active, Passphrase: pass})
 }
 
 // dialServer connects to addr trusting the CA certificate in caPath.
 func dialServer(ctx context.Context, addr, caPath string) (io.ReadWriteCloser, error) {
-	opts := transport.DialOptions{}
+	return dialServerWith(ctx, addr, caPath, transport.DialOptions{})
+}
+
+// dialServerWith is dialServer with opts (the transport choice).
+func dialServerWith(ctx context.Context, addr, caPath string, opts transport.DialOptions) (io.ReadWriteCloser, error) {
 	if caPath != "" {
 		pem, err := os.ReadFile(caPath)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -33,7 +34,7 @@ func newChatDeviceCmd(env *chatEnv) *cobra.Command {
 	var asJSON bool
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "List this user's devices",
+		Short: "List this user's devices (* marks this one)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var devs []client.Device
@@ -45,6 +46,12 @@ func newChatDeviceCmd(env *chatEnv) *cobra.Command {
 				return err
 			}
 			out := cmd.OutOrStdout()
+			var tw *tabwriter.Writer
+			if !asJSON {
+				tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+				defer tw.Flush()
+				fmt.Fprintln(tw, "  DEVICE\tSTATUS\tLIST\tCREATED\tNAME")
+			}
 			for _, d := range devs {
 				if asJSON {
 					b, _ := json.Marshal(map[string]any{"device": d.ID, "name": d.Name, "status": d.Status,
@@ -60,7 +67,11 @@ func newChatDeviceCmd(env *chatEnv) *cobra.Command {
 				if d.Listed {
 					listed = "listed"
 				}
-				fmt.Fprintf(out, "%s %s\t%s\t%s\t%s\n", mark, d.ID, d.Status, listed, d.Name)
+				created := "-"
+				if !d.Created.IsZero() {
+					created = d.Created.UTC().Format("2006-01-02 15:04")
+				}
+				fmt.Fprintf(tw, "%s %s\t%s\t%s\t%s\t%s\n", mark, d.ID, d.Status, listed, created, d.Name)
 			}
 			return nil
 		},

@@ -459,14 +459,19 @@ type follower struct {
 	cmd   *exec.Cmd
 	lines chan chatMsg
 	done  chan error
+	// stderr is what the process wrote there; read it after done.
+	stderr *bytes.Buffer
 }
 
-func follow(t *testing.T, p *profile) *follower {
+func follow(t *testing.T, p *profile) *follower { return followArgs(t, p) }
+
+// followArgs is follow with chat flags added (e.g. --stats).
+func followArgs(t *testing.T, p *profile, chatFlags ...string) *follower {
 	t.Helper()
-	f := &follower{lines: make(chan chatMsg, 100), done: make(chan error, 1)}
-	f.cmd = exec.Command(hearthBin, "chat", "--profile", p.dir, "recv", "--follow", "--json")
-	var stderr bytes.Buffer
-	f.cmd.Stderr = &stderr
+	f := &follower{lines: make(chan chatMsg, 100), done: make(chan error, 1), stderr: &bytes.Buffer{}}
+	args := append(append([]string{"chat", "--profile", p.dir}, chatFlags...), "recv", "--follow", "--json")
+	f.cmd = exec.Command(hearthBin, args...)
+	f.cmd.Stderr = f.stderr
 	out, err := f.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -34,7 +35,8 @@ first, with the password read from standard input, and this is its first device.
 			if server == "" {
 				return errors.New("--server HOST:PORT is required")
 			}
-			pw, err := readSecret(cmd.InOrStdin())
+			env.loginPassword = true
+			pw, err := env.password(cmd.InOrStdin())
 			if err != nil {
 				return fmt.Errorf("read password: %w", err)
 			}
@@ -64,15 +66,29 @@ first, with the password read from standard input, and this is its first device.
 			}
 			if res.RecoveryKey != "" {
 				kv(out, "recovery-key", res.RecoveryKey)
+				fmt.Fprintln(cmd.ErrOrStderr(), "hearth: keep this recovery key offline (on paper or in a password manager); it is shown once. "+
+					"It approves new devices and restores the account when no other device is left.")
 			}
 			if err != nil {
 				return err
 			}
 			if res.LinkCode != "" {
 				kv(out, "link-code", res.LinkCode)
+				fmt.Fprintf(cmd.ErrOrStderr(), "hearth: waiting for approval; on a device already logged in as %s run\n"+
+					"    hearth chat --profile PDIR device approve %s\n"+
+					"(or log in here with --recovery-key-file FILE)\n", res.User, res.LinkCode)
 				wctx, wcancel := timeoutContext(ctx, wait)
 				defer wcancel()
 				if err := c.WaitApproval(wctx, time.Second); err != nil {
+					if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+						return fmt.Errorf("no device approved this one within %v; it stays pending as device %s. "+
+							"Run the same login again to wait once more, or remove it: \"hearth chat device revoke %s\" on an approved device",
+							wait, res.DeviceID, res.DeviceID)
+					}
+					if errors.Is(err, context.Canceled) {
+						return fmt.Errorf("interrupted while waiting for approval; device %s stays pending: run the same login again to wait once more, "+
+							"or remove it with \"hearth chat device revoke %s\" on an approved device", res.DeviceID, res.DeviceID)
+					}
 					return fmt.Errorf("waiting for approval: %w", err)
 				}
 			}

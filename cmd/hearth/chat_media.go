@@ -15,23 +15,34 @@ import (
 	"hearth/homeserver/certs"
 )
 
-// sendFile holds `chat send`'s --file and --type flags.
+// sendFile holds `chat send`'s --file, --type and --stdin flags.
 type sendFile struct {
 	path, mime string
+	stdin      bool
 }
 
 func (f *sendFile) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.path, "file", "", "send this file (encrypted, then uploaded) instead of a text")
 	cmd.Flags().StringVar(&f.mime, "type", "", "MIME type of --file (default: guessed from its name)")
+	cmd.Flags().BoolVar(&f.stdin, "stdin", false, `read the text from standard input (as TEXT "-" does)`)
 }
 
 // args checks the positional arguments: USER TEXT, or USER with --file.
 func (f *sendFile) args(cmd *cobra.Command, args []string) error {
 	if f.path != "" {
+		if f.stdin {
+			return errors.New("--stdin and --file do not go together")
+		}
 		return cobra.ExactArgs(1)(cmd, args)
 	}
 	if f.mime != "" {
 		return errors.New("--type goes with --file")
+	}
+	if f.stdin {
+		if len(args) == 2 && args[1] != "-" {
+			return errors.New("--stdin reads the text: give no TEXT argument")
+		}
+		return cobra.RangeArgs(1, 2)(cmd, args)
 	}
 	return cobra.ExactArgs(2)(cmd, args)
 }
@@ -100,6 +111,9 @@ check it against the SHA-256 in the message, decrypt it and write it to FILE
 				kv(w, "name", ref.Name)
 				kv(w, "type", ref.Type)
 				kv(w, "size", strconv.FormatInt(ref.Size, 10))
+				if ref.PlainSHA256 != "" {
+					kv(w, "sha256", ref.PlainSHA256)
+				}
 				return nil
 			})
 		},
@@ -115,15 +129,31 @@ func fetchToFile(ctx context.Context, c *client.Client, ref store.MediaRef, path
 	return certs.WriteFileFrom(path, 0o600, func(w io.Writer) error { return c.FetchMedia(ctx, ref, w) })
 }
 
-// shownMessage is a message as recv/history print it: the media
-// reference without its key (media get finds the key by message id).
-func shownMessage(m store.Message) store.Message {
-	if m.Media != nil {
-		ref := *m.Media
-		ref.Key = ""
-		m.Media = &ref
+// shownMedia is a media reference as recv/history --json print it: the
+// SHA-256 of the file (what sha256sum prints; empty when the sender did
+// not send it) and of its ciphertext, never the key (media get finds the
+// key by message id).
+type shownMedia struct {
+	ID               string `json:"id"`
+	SHA256           string `json:"sha256,omitempty"`
+	CiphertextSHA256 string `json:"ciphertext_sha256"`
+	Size             int64  `json:"size"`
+	Type             string `json:"type"`
+	Name             string `json:"name"`
+}
+
+// shown is a message as recv/history --json print it.
+type shown struct {
+	store.Message
+	Media *shownMedia `json:"media,omitempty"`
+}
+
+func shownMessage(m store.Message) shown {
+	s := shown{Message: m}
+	if r := m.Media; r != nil {
+		s.Media = &shownMedia{ID: r.ID, SHA256: r.PlainSHA256, CiphertextSHA256: r.SHA256, Size: r.Size, Type: r.Type, Name: r.Name}
 	}
-	return m
+	return s
 }
 
 // mediaText is the plain-text line of a media message.

@@ -27,7 +27,7 @@ func newChatSendCmd(env *chatEnv) *cobra.Command {
 	var timeout time.Duration
 	var file sendFile // chat_media.go
 	cmd := &cobra.Command{
-		Use:   "send USER@DOMAIN (TEXT | --file PATH [--type MIME])",
+		Use:   "send USER@DOMAIN (TEXT | - | --stdin | --file PATH [--type MIME])",
 		Short: "Send TEXT to USER; exits 0 once the server durably accepted it",
 		Long: `Queue TEXT for USER (or a group id) and send it, after what was queued
 earlier to the same conversation; other conversations never hold it back.
@@ -37,6 +37,9 @@ refused by policy) exits non-zero naming the recipient and the reason, and
 stays in the outbox marked failed ("chat outbox list", "retry", "drop").
 If --timeout passes first it exits non-zero and the message stays queued:
 a later send, recv or "outbox retry" delivers it, exactly once.
+TEXT "-" or --stdin reads the text from standard input (UTF-8, up to the
+server's message limit less encryption overhead: about 248 KiB; one trailing
+newline is dropped). An empty or whitespace-only text is refused.
 With --file, the file is encrypted and uploaded first, then the message
 referring to it is sent the same way.`,
 		Args: file.args,
@@ -51,7 +54,16 @@ referring to it is sent the same way.`,
 				return err
 			}
 			defer c.Close()
-			id, err := c.Queue(args[0], args[1])
+			text := ""
+			if len(args) > 1 {
+				text = args[1]
+			}
+			if file.stdin || text == "-" {
+				if text, err = readText(cmd.InOrStdin()); err != nil {
+					return err
+				}
+			}
+			id, err := c.Queue(args[0], text)
 			if err != nil {
 				return fmt.Errorf("not sent to %s: %w", args[0], err)
 			}
@@ -65,8 +77,53 @@ referring to it is sent the same way.`,
 	return cmd
 }
 
-// minConnectWait is the least time recv gives the server to answer.
+// readText reads a message text from r: at most client.MaxBodyBytes (a
+// longer one is refused whole), without one trailing newline.
+func readText(r io.Reader) (string, error) {
+	b, err := io.ReadAll(io.LimitReader(r, client.MaxBodyBytes+1))
+	if err != nil {
+		return "", fmt.Errorf("read the text from standard input: %w", err)
+	}
+	if len(b) > client.MaxBodyBytes {
+		return "", fmt.Errorf("the text on standard input is over %d bytes; send it as a file (--file)", client.MaxBodyBytes)
+	}
+	s := string(b)
+	if t, ok := strings.CutSuffix(s, "\n"); ok {
+		s = strings.TrimSuffix(t, "\r")
+	}
+	return s, nil
+}
+
+// minConnectWait is the least time recv gives a connected server to make
+// progress while catching up.
 const minConnectWait = 5 * time.Second
+
+// reachWait is the least time recv gives the server to be reached.
+const reachWait = time.Second
+
+// reach waits up to d for the session with the server. If the server
+// cannot be reached it says so, and how many messages stay queued.
+func reach(ctx context.Context, c *client.Client, d time.Duration) error {
+	rctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	err := c.Connect(rctx)
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+		return err
+	}
+	msg := fmt.Sprintf("could not reach the server within %v; nothing received", d)
+	if n, _ := queued(c); n > 0 {
+		msg += fmt.Sprintf("; %s not sent yet, still queued (chat outbox list)", plural(n, "message"))
+	}
+	return errors.New(msg)
+}
+
+// plural is "1 message", "2 messages".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
 
 // queued counts the outbox items that are waiting to be sent (not failed).
 func queued(c *client.Client) (int, error) {
@@ -93,8 +150,8 @@ and acknowledge them. Exits after --timeout of silence unless --follow.`,
 			ctx, cancel := signalContext(cmd.Context())
 			defer cancel()
 			if !follow {
-				// An unreachable server is silence too: give up after
-				// --timeout, but not before a slow link had a fair try.
+				// Once connected, catching up may take longer than
+				// --timeout as long as it makes progress.
 				env.connectWait = max(timeout, minConnectWait)
 			}
 			env.active = follow // only a following recv makes the user online
@@ -103,6 +160,13 @@ and acknowledge them. Exits after --timeout of silence unless --follow.`,
 				return err
 			}
 			defer c.Close()
+			if !follow {
+				// A server that cannot be reached is silence: the whole
+				// command ends within --timeout (at least reachWait).
+				if err := reach(ctx, c, max(timeout, reachWait)); err != nil {
+					return err
+				}
+			}
 			// Flush also catches up and commits the leave requests of
 			// groups this device administers, so it runs even when
 			// nothing is queued.
@@ -112,7 +176,7 @@ and acknowledge them. Exits after --timeout of silence unless --follow.`,
 			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 				return err
 			} else if n, _ := queued(c); err != nil && n > 0 {
-				fmt.Fprintf(cmd.ErrOrStderr(), "hearth: warning: %d queued message(s) not sent yet; they stay queued (chat outbox list)\n", n)
+				fmt.Fprintf(cmd.ErrOrStderr(), "hearth: warning: %s not sent yet, still queued (chat outbox list)\n", plural(n, "queued message"))
 			}
 			quiet := timeout
 			if follow {
@@ -130,15 +194,16 @@ and acknowledge them. Exits after --timeout of silence unless --follow.`,
 				typing := set["typing"] != "off" // off: others' typing is not shown either
 				c.OnSignal(func(s client.Signal) {
 					if s.Event != "typing" || typing {
-						printSignal(lw, s, asJSON)
+						printSignal(lw, s, asJSON, c.GroupName)
 					}
 				})
 				if follow {
 					go c.RefreshPresenceEvery(ctx, presenceRefresh)
 				}
 			}
+			names := newEventNames(c)
 			err = c.Receive(ctx, quiet, func(m store.Message) error {
-				if err := printMessage(out, m, asJSON); err != nil {
+				if err := printMessage(out, m, asJSON, names); err != nil {
 					return err
 				}
 				if markRead && m.Event == "" {
@@ -157,7 +222,7 @@ and acknowledge them. Exits after --timeout of silence unless --follow.`,
 	f.BoolVar(&signals, "signals", false, `also print typing, presence and receipts as they arrive (JSON: "event":"typing"|"presence"|"receipt", "user", "conversation", "typing", "state", "message_ids", "kind")`)
 	f.BoolVar(&markRead, "mark-read", false, "mark what is printed read (sends read receipts), for clients that display what recv prints")
 	f.DurationVar(&timeout, "timeout", 2*time.Second, "exit after this long without a new message")
-	f.BoolVar(&asJSON, "json", false, `one JSON object per line: {"id","conversation","from","text","sent_at","seq"} plus "server_time" (sent_at is the sender's time), "event","user" for group changes and "media" {"id","sha256","size","type","name"} for files`)
+	f.BoolVar(&asJSON, "json", false, `one JSON object per line: {"id","conversation","from","text","sent_at","seq"} plus "server_time" (sent_at is the sender's time), "event","user" for group changes and "media" {"id","sha256" (of the file, as sha256sum prints it),"ciphertext_sha256","size","type","name"} for files`)
 	return cmd
 }
 
@@ -184,8 +249,9 @@ func newChatHistoryCmd(env *chatEnv) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			names := newEventNames(c)
 			for _, m := range msgs {
-				if err := printMessage(cmd.OutOrStdout(), m, asJSON); err != nil {
+				if err := printMessage(cmd.OutOrStdout(), m, asJSON, names); err != nil {
 					return err
 				}
 			}
@@ -197,7 +263,7 @@ func newChatHistoryCmd(env *chatEnv) *cobra.Command {
 	return cmd
 }
 
-func printMessage(w io.Writer, m store.Message, asJSON bool) error {
+func printMessage(w io.Writer, m store.Message, asJSON bool, names *eventNames) error {
 	if asJSON {
 		b, err := json.Marshal(shownMessage(m))
 		if err != nil {
@@ -207,7 +273,11 @@ func printMessage(w io.Writer, m store.Message, asJSON bool) error {
 		return err
 	}
 	if m.Event != "" {
-		_, err := fmt.Fprintf(w, "%s #%d %s: [%s] %s %s\n", m.SentAt.Format(time.RFC3339), m.Seq, m.From, m.Event, m.User, m.Text)
+		text := names.eventText(m)
+		if text == "" {
+			return nil
+		}
+		_, err := fmt.Fprintf(w, "%s #%d * %s\n", m.SentAt.Format(time.RFC3339), m.Seq, text)
 		return err
 	}
 	text := m.Text
@@ -226,16 +296,46 @@ func flushSent(w io.Writer, ctx context.Context, c *client.Client, to, id string
 	switch {
 	case err == nil:
 		kv(w, "id", id)
+		flushControls(ctx, c)
 		return nil
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("not sent to %s within %v%s; message %s stays queued and is sent by the next send, recv or outbox retry",
 			to, timeout, lastTry(c, id), id)
 	case errors.Is(err, context.Canceled):
 		return fmt.Errorf("interrupted; message %s to %s stays queued and is sent by the next send, recv or outbox retry", id, to)
+	case errors.Is(err, client.ErrSessionEnded):
+		// This device can never send it (revoked, account disabled or
+		// deleted): it does not stay queued.
+		c.DropOutbox(id)
+		return err
+	case errors.Is(err, client.ErrIdentityChanged):
+		return fmt.Errorf("not sent to %s: %s (message %s is kept as failed: after trusting, chat outbox retry %s)", to, identityChangedText(err), id, id)
 	case errors.Is(err, client.ErrNotDelivered):
 		return fmt.Errorf("not sent to %s: %s (message %s is kept as failed: chat outbox retry|drop %s)", to, reason(err), id, id)
 	}
 	return err
+}
+
+// flushControls sends the group control messages queued meanwhile (a
+// group description forwarded to a device this send's commit added), so
+// that they do not wait for the next send or recv; what does not go out
+// within a few seconds stays queued.
+func flushControls(ctx context.Context, c *client.Client) {
+	items, err := c.Outbox()
+	if err != nil {
+		return
+	}
+	last := ""
+	for _, it := range items {
+		if it.Control != nil && it.Failed == "" {
+			last = it.ID
+		}
+	}
+	if last != "" {
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		c.Flush(fctx, last)
+	}
 }
 
 // lastTry is the reason of the message's last failed try, if any.

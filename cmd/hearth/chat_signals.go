@@ -79,7 +79,7 @@ func (l *lineWriter) Write(p []byte) (int, error) {
 // objects carry "event" ("typing", "presence" or "receipt"), "user", and
 // "conversation" and "typing", or "state" and "last_active", or
 // "conversation", "message_ids" and "kind".
-func printSignal(w io.Writer, s client.Signal, asJSON bool) {
+func printSignal(w io.Writer, s client.Signal, asJSON bool, groupName func(string) (string, bool)) {
 	if s.Event == "receipt" {
 		if asJSON {
 			b, _ := json.Marshal(printReceipt(s))
@@ -108,7 +108,12 @@ func printSignal(w io.Writer, s client.Signal, asJSON bool) {
 		if !s.Typing {
 			what = "stopped typing"
 		}
-		fmt.Fprintf(w, "* %s %s in %s\n", s.User, what, s.Conversation)
+		// A group is named; a direct conversation is the one with s.User.
+		if name, ok := groupName(s.Conversation); ok {
+			fmt.Fprintf(w, "* %s %s in the group %s\n", s.User, what, name)
+		} else {
+			fmt.Fprintf(w, "* %s %s\n", s.User, what)
+		}
 		return
 	}
 	fmt.Fprintf(w, "* %s is %s\n", s.User, s.State)

@@ -105,11 +105,7 @@ func TestFederationForgedCommitE2E(t *testing.T) {
 		t.Fatalf("the conversation at a: %+v", before)
 	}
 
-	priv, err := readSigningKey(filepath.Join(b.dir, signingKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bKey, err := serverkey.FromSeed(priv.Seed())
+	bKey, err := serverkey.ReadFile(filepath.Join(b.dir, fedKeyFile))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,16 +22,19 @@ import (
 	"hearth/homeserver/certs"
 	"hearth/homeserver/certs/acmecert"
 	"hearth/homeserver/transport"
+	"hearth/keys/serverkey"
 )
 
 // Files of a server data folder.
 const (
 	configFile     = "config.json"
-	signingKeyFile = "signing.key" // Ed25519, PKCS#8 PEM, 0600
+	signingKeyFile = "signing.key"    // access tokens: Ed25519, PKCS#8 PEM, 0600 (homeserver.TokenKeyFile)
+	fedKeyFile     = "federation.key" // federation: Ed25519 seed PEM, 0600 (fedlink.FederationKeyFile)
 	databaseFile   = "hearth.db"
 	lockFile       = "hearth.lock"
 	addrFile       = "serve.addr"     // the bound address while serving
 	resetKeyFile   = "quic-reset.key" // QUIC stateless-reset key, 32 bytes, 0600, made by serve
+	mediaDir       = "media"          // media files (homeserver/mediastore's default, beside the database)
 )
 
 // Defaults for a server started without configuration.
@@ -55,6 +58,9 @@ type serverConfig struct {
 	Origin   []string     `json:"allowed_origins"` // browser origins allowed besides the server's host
 	// Federation tunes server-to-server traffic; absent: the defaults.
 	Federation *federationConfig `json:"federation,omitempty"`
+	// Metrics is the HOST:PORT (or PORT: on 127.0.0.1) of the Prometheus
+	// /metrics listener; empty: none. `serve --metrics` overrides it.
+	Metrics string `json:"metrics,omitempty"`
 	// PasswordHash sets the argon2id cost of new password hashes; absent:
 	// the defaults (19 MiB, 2 passes). A TEST/BENCH SETTING: a lower cost
 	// weakens every hash stored while it is set (docs/benchmarks.md uses
@@ -151,6 +157,10 @@ type federationConfig struct {
 	// document may then name a loopback federation address. Never set it
 	// on a server of a real domain.
 	TestHosts map[string]string `json:"test_hosts,omitempty"`
+	// KeyValidity: the validity window published for the current federation
+	// key; peers fetch the key document again when it ends, so they learn
+	// of a rotation within it. Default 1m.
+	KeyValidity duration `json:"key_validity,omitempty"`
 }
 
 func (f *federationConfig) validate() error {
@@ -321,6 +331,7 @@ func (c serverConfig) federationConfig() homeserver.FederationConfig {
 		RatePerSecond:      f.RatePerSecond,
 		RateBurst:          f.RateBurst,
 		KeyRefreshInterval: time.Duration(f.KeyRefreshInterval),
+		KeyValidity:        time.Duration(f.KeyValidity),
 		Outbound: federation.OutboundConfig{
 			Backoff: federation.Backoff{Base: time.Duration(f.BackoffBase), Max: time.Duration(f.BackoffMax)},
 			Expiry:  time.Duration(f.Expiry),
@@ -395,6 +406,31 @@ func createSigningKey(path string) error {
 		return err
 	}
 	return certs.WriteFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+}
+
+// createFederationKey writes a new federation key to path unless a key is
+// there already.
+func createFederationKey(path string) error {
+	if k, err := serverkey.ReadFile(path); k != nil || err != nil {
+		return err
+	}
+	k, err := serverkey.Generate(rand.Reader)
+	if err != nil {
+		return err
+	}
+	return serverkey.WriteKeyFile(path, k.MarshalPEM())
+}
+
+// readFederationKey is the federation key a server starts with: DIR/
+// federation.key, or, in a folder made before federation keys had their
+// own file, the access-token key's seed (the federation key such a server
+// has always published); the homeserver then writes it to federation.key.
+func readFederationKey(dir string, tokenKey ed25519.PrivateKey) (*serverkey.Key, error) {
+	k, err := serverkey.ReadFile(filepath.Join(dir, fedKeyFile))
+	if err != nil || k != nil {
+		return k, err
+	}
+	return serverkey.FromSeed(tokenKey.Seed())
 }
 
 func readSigningKey(path string) (ed25519.PrivateKey, error) {

@@ -98,16 +98,12 @@ func TestFederationSecurityE2E(t *testing.T) {
 	}
 	bobDev := "bob@b.example/" + ok.DeviceId
 
-	priv, err := readSigningKey(filepath.Join(a.dir, signingKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	aKey, err := serverkey.FromSeed(priv.Seed())
+	aKey, err := serverkey.ReadFile(filepath.Join(a.dir, fedKeyFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := a.federation(t).KeyID; got != string(aKey.ID()) {
-		t.Fatalf("a signs with %s, its signing.key is %s", got, aKey.ID())
+		t.Fatalf("a signs with %s, its federation.key is %s", got, aKey.ID())
 	}
 	stranger, _ := serverkey.Generate(rand.Reader)
 	caPEM, err := os.ReadFile(filepath.Join(b.dir, certs.CAFile))

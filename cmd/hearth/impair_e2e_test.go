@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -90,8 +91,8 @@ func TestImpairedSendsExactlyOnceInOrder(t *testing.T) {
 		{"loss 5%, RTT 200 ms", lossy, lossy, false},
 		{"loss 5%, RTT 200 ms, 2 s blackout every 6 s", blackouts, blackouts, false},
 		{"RTT 200 ms, NAT rebinding every 500 ms", rebinding, rebinding, false},
-		// UDP blocked: every datagram dropped, so each `chat send` waits
-		// out its QUIC attempt (3 s) and falls back to the WebSocket.
+		// UDP blocked: every datagram dropped, so each `chat send` dials
+		// the WebSocket 300 ms after its QUIC attempt started (raced).
 		{"UDP blocked, TCP RTT 200 ms, 5% loss as RTO, 2 s blackout every 6 s", impair.Config{Loss: 1}, blackouts, true},
 	} {
 		udp0, tcp0 := relay.udp.Stats(), relay.tcp.Stats()
@@ -101,7 +102,14 @@ func TestImpairedSendsExactlyOnceInOrder(t *testing.T) {
 		for i := range sends {
 			text := fmt.Sprintf("%s #%d", tc.name, i)
 			start := time.Now()
-			alice.must(t, "", "send", bobAddr, text)
+			if tc.onlyTCP {
+				_, st := alice.runStats(t, nil, "send", bobAddr, text)
+				if c := st.Connections; len(c) == 0 || c[0].Protocol != "websocket" || !c[0].Raced {
+					t.Errorf("%s: send #%d: %s; want the raced WebSocket", tc.name, i, statsSummary(st))
+				}
+			} else {
+				alice.must(t, "", "send", bobAddr, text)
+			}
 			durations = append(durations, time.Since(start))
 			want = append(want, aliceAddr+":"+text)
 		}
@@ -150,7 +158,7 @@ func TestImpairedFollowThroughBlackoutsAndRebinding(t *testing.T) {
 	alice.must(t, password("alice"), alice.loginArgs(&chatNet{ca: n.ca, srv: &server{addr: relay.addr}})...)
 	bob.must(t, password("bob"), bob.loginArgs(n)...)
 	bob.must(t, "", "send", aliceAddr, "hello over a clean link")
-	f := follow(t, alice)
+	f := followArgs(t, alice, "--stats")
 	if m := f.next(t); m.Text != "hello over a clean link" {
 		t.Fatalf("first message %+v", m)
 	}
@@ -203,6 +211,19 @@ func TestImpairedFollowThroughBlackoutsAndRebinding(t *testing.T) {
 	if m := f.next(t); m.Text != "after" {
 		t.Fatalf("after the impairment alice printed %+v, want \"after\" (a repeat?)", m)
 	}
+	// The session lived through the blackouts and the rebindings: one
+	// connection, authenticated once (the counters, printed on SIGTERM).
+	f.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-f.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("recv --follow did not end on SIGTERM")
+	}
+	st := statsOf(t, f.stderr.String())
+	if len(st.Connections) != 1 || st.Connections[0].Protocol != "webtransport" || st.Ops["client.Hello"].Count != 1 {
+		t.Errorf("recv --follow: want one WebTransport connection and one Hello; %s", statsSummary(st))
+	}
+	t.Logf("recv --follow: %s", statsSummary(st))
 	slices.Sort(latencies)
 	t.Logf("%d messages followed; from bob's send returning to alice's line: p50 %v, max %v; %d rebinds, %d new UDP flows, %d TCP connections; down %d datagrams, %d lost, %d blackholed",
 		sends, latencies[len(latencies)/2].Round(time.Millisecond), latencies[len(latencies)-1].Round(time.Millisecond),

@@ -27,7 +27,8 @@ func newInitCmd() *cobra.Command {
 		Use:   "init",
 		Short: "Create a homeserver data folder: config, signing key, CA and TLS certificate, database",
 		Long: `init creates DIR (mode 0700) holding config.json, the server's Ed25519
-signing key (signing.key), a development CA (ca.pem, ca.key) with a TLS
+access-token signing key (signing.key) and federation key (federation.key),
+both mode 0600, a development CA (ca.pem, ca.key) with a TLS
 certificate for the listen address (leaf.pem), and the SQLite database.
 Clients trust the server with --ca DIR/ca.pem. An initialized folder is
 never overwritten.
@@ -122,6 +123,9 @@ func initServerConfig(dir string, cfg serverConfig) error {
 	}
 	if err := createSigningKey(filepath.Join(dir, signingKeyFile)); err != nil {
 		return fmt.Errorf("signing key: %w", err)
+	}
+	if err := createFederationKey(filepath.Join(dir, fedKeyFile)); err != nil {
+		return fmt.Errorf("federation key: %w", err)
 	}
 	if err := certs.Init(cfg.certsConfig(dir), certs.Deps{}); err != nil {
 		return err

@@ -43,7 +43,7 @@ func runInstall(t *testing.T, env ...string) (string, int) {
 	keep := []string{}
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
-		if name == "PATH" || name == "PREFIX" || name == "CC" {
+		if name == "PATH" || name == "PREFIX" || name == "BINDIR" || name == "CC" {
 			continue
 		}
 		keep = append(keep, kv)
@@ -57,8 +57,9 @@ func runInstall(t *testing.T, env ...string) (string, int) {
 	return string(out), cmd.ProcessState.ExitCode()
 }
 
-// TestInstallScript: install.sh builds a working hearth into PREFIX/bin,
-// and refuses with a clear message when the C compiler is missing or Go
+// TestInstallScript: install.sh builds a working hearth into PREFIX/bin or
+// BINDIR, prints the full path to run when that folder is not on PATH, and
+// refuses with a clear message when the C compiler is missing or Go
 // is too old.
 func TestInstallScript(t *testing.T) {
 	skipShort(t)
@@ -74,8 +75,22 @@ func TestInstallScript(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "installed "+bin) {
 		t.Fatalf("install.sh: exit %d\n%s", code, out)
 	}
-	if !strings.Contains(out, "not on your PATH") {
-		t.Errorf("install.sh did not say %s is not on PATH:\n%s", filepath.Dir(bin), out)
+	if !strings.Contains(out, "not on your PATH") || !strings.Contains(out, "    "+bin+" serve\n") {
+		t.Errorf("install.sh did not say %s is not on PATH and what to run:\n%s", filepath.Dir(bin), out)
+	}
+	// BINDIR names the folder itself and wins over PREFIX.
+	bindir := filepath.Join(t.TempDir(), "mybin")
+	out, code = runInstall(t, "PATH="+os.Getenv("PATH"), "PREFIX="+filepath.Join(t.TempDir(), "unused"), "BINDIR="+bindir)
+	if code != 0 || !strings.Contains(out, "installed "+filepath.Join(bindir, "hearth")) || !strings.Contains(out, "    "+filepath.Join(bindir, "hearth")+" serve\n") {
+		t.Fatalf("BINDIR=%s install.sh: exit %d\n%s", bindir, code, out)
+	}
+	if _, err := os.Stat(filepath.Join(bindir, "hearth")); err != nil {
+		t.Fatal(err)
+	}
+	// A folder on PATH needs no note.
+	out, code = runInstall(t, "PATH="+bindir+":"+os.Getenv("PATH"), "BINDIR="+bindir)
+	if code != 0 || strings.Contains(out, "not on your PATH") {
+		t.Errorf("install.sh into a folder on PATH: exit %d\n%s", code, out)
 	}
 	help, err := exec.Command(bin, "--help").CombinedOutput()
 	if err != nil || !strings.Contains(string(help), "Run the homeserver") {

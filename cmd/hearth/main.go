@@ -26,7 +26,7 @@ func newRoot() *cobra.Command {
 
 func main() {
 	if err := newRoot().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "hearth:", err)
+		fmt.Fprintln(os.Stderr, "hearth:", errorText(err, os.Args[1:]))
 		os.Exit(1)
 	}
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +13,9 @@ import (
 )
 
 // TestChatMediaE2E: alice sends a 1 MiB file to bob with the real binary;
-// bob's recv --json shows the media object (without the key), media get
+// bob's recv --json shows the media object (without the key; "sha256" is
+// the file's, as sha256sum prints it, "ciphertext_sha256" what the server
+// stores), media get
 // writes a byte-identical file on both of bob's devices, also after a
 // server restart; unknown or text messages are refused.
 func TestChatMediaE2E(t *testing.T) {
@@ -49,7 +53,8 @@ func TestChatMediaE2E(t *testing.T) {
 			t.Fatalf("%s received %s", p.dir, out)
 		}
 		if m.Media["name"] != "report.pdf" || m.Media["type"] != "application/pdf" || m.Media["size"] != float64(1<<20) ||
-			len(m.Media["sha256"].(string)) != 64 || m.Media["id"] == "" {
+			m.Media["sha256"] != fmt.Sprintf("%x", sha256.Sum256(file)) || len(m.Media["ciphertext_sha256"].(string)) != 64 ||
+			m.Media["ciphertext_sha256"] == m.Media["sha256"] || m.Media["id"] == "" {
 			t.Fatalf("media object %v", m.Media)
 		}
 		if k, ok := m.Media["key"]; ok && k != "" {
@@ -57,7 +62,7 @@ func TestChatMediaE2E(t *testing.T) {
 		}
 		dst := filepath.Join(t.TempDir(), "got.pdf")
 		kvs := keyValues(p.must(t, "", "media", "get", id, "--out", dst))
-		if kvs["file"] != dst || kvs["size"] != "1048576" {
+		if kvs["file"] != dst || kvs["size"] != "1048576" || kvs["sha256"] != m.Media["sha256"] {
 			t.Fatalf("media get printed %v", kvs)
 		}
 		got, err := os.ReadFile(dst)

@@ -206,17 +206,13 @@ func TestPresencePassiveAndLastSeen(t *testing.T) {
 }
 
 // signalPoster returns a function that posts one envelope to dest's
-// signal path as f, signed with f's signing key, and returns the
+// signal path as f, signed with f's federation key, and returns the
 // envelope's result code.
 func (f *fedServer) signalPoster(t *testing.T, dest *fedServer) func(*fedwire.Envelope) fedwire.Code {
 	t.Helper()
-	priv, err := readSigningKey(filepath.Join(f.dir, signingKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := serverkey.FromSeed(priv.Seed())
-	if err != nil {
-		t.Fatal(err)
+	key, err := serverkey.ReadFile(filepath.Join(f.dir, fedKeyFile))
+	if err != nil || key == nil {
+		t.Fatalf("federation key of %s: %v", f.domain, err)
 	}
 	caPEM, err := os.ReadFile(filepath.Join(dest.dir, certs.CAFile))
 	if err != nil {

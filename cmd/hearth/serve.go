@@ -20,9 +20,10 @@ import (
 
 	"hearth/homeserver"
 	"hearth/homeserver/admin"
+	"hearth/homeserver/backup"
 	"hearth/homeserver/certs"
+	"hearth/homeserver/metrics"
 	"hearth/homeserver/transport"
-	"hearth/keys/serverkey"
 	"hearth/storage"
 )
 
@@ -33,16 +34,18 @@ var version = "dev"
 
 // The homeserver is what the transport and the admin socket serve.
 var (
-	_ transport.StreamServer  = (*homeserver.Server)(nil)
-	_ transport.HistoryServer = (*homeserver.Server)(nil)
-	_ admin.Ops               = (*homeserver.Server)(nil)
+	_ transport.StreamServer       = (*homeserver.Server)(nil)
+	_ transport.HistoryServer      = (*homeserver.Server)(nil)
+	_ admin.Ops                    = (*homeserver.Server)(nil)
+	_ transport.TokenServer        = (*homeserver.Server)(nil)
+	_ transport.ConversationLister = (*homeserver.Server)(nil)
 )
 
 // shutdownGrace is how long sessions get to end after SIGINT/SIGTERM.
 const shutdownGrace = 10 * time.Second
 
 func newServeCmd() *cobra.Command {
-	var dir, listen, level, format, pprofAddr string
+	var dir, listen, level, format, pprofAddr, metricsFlag string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the homeserver",
@@ -96,7 +99,7 @@ RELOADING=1 and STOPPING=1 through $NOTIFY_SOCKET.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return runServer(ctx, dir, listen, log, logLevel{v: &lv, fixed: cmd.Flags().Changed("log-level")})
+			return runServer(ctx, dir, listen, metricsFlag, log, logLevel{v: &lv, fixed: cmd.Flags().Changed("log-level")})
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "data folder (default $HEARTH_DIR, $XDG_DATA_HOME/hearth or ~/.local/share/hearth)")
@@ -104,12 +107,13 @@ RELOADING=1 and STOPPING=1 through $NOTIFY_SOCKET.`,
 	cmd.Flags().StringVar(&level, "log-level", "info", "log level: debug, info, warn or error (default: log_level in config.json, else info)")
 	cmd.Flags().StringVar(&format, "log-format", "text", "log format: text or json (one JSON object per line)")
 	cmd.Flags().StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this loopback HOST:PORT (profiling under load)")
+	cmd.Flags().StringVar(&metricsFlag, "metrics", "", "serve Prometheus /metrics on this HOST:PORT (a bare PORT: 127.0.0.1), a listener of its own; overrides config \"metrics\"")
 	return cmd
 }
 
 // runServer wires storage, homeserver, certificates, transport and the
 // admin socket together and serves until ctx ends or a listener fails.
-func runServer(ctx context.Context, dir, listen string, log *slog.Logger, level logLevel) error {
+func runServer(ctx context.Context, dir, listen, metricsFlag string, log *slog.Logger, level logLevel) error {
 	// SIGHUP is caught from the start: its default would end the process.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -119,6 +123,13 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger, level 
 		return err
 	}
 	level.apply(cfg)
+	if metricsFlag != "" {
+		cfg.Metrics = metricsFlag
+	}
+	maddr, err := metricsAddr(cfg.Metrics)
+	if err != nil {
+		return err
+	}
 	if listen != "" {
 		cfg.Listen = listen
 		if err := cfg.validate(); err != nil {
@@ -138,19 +149,21 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger, level 
 	if err != nil {
 		return fmt.Errorf("signing key: %w", err)
 	}
-	db, err := storage.Open(filepath.Join(dir, databaseFile), storage.Options{Log: log.With("component", "storage")})
+	reg := metrics.NewRegistry()
+	db, err := storage.Open(filepath.Join(dir, databaseFile), storage.Options{Log: log.With("component", "storage"), Observer: metrics.NewWriter(reg)})
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
 	defer db.Close()
-	skey, err := serverkey.FromSeed(key.Seed())
+	skey, err := readFederationKey(dir, key)
 	if err != nil {
-		return fmt.Errorf("signing key: %w", err)
+		return err
 	}
 	hcfg := cfg.homeserverConfig(version)
 	if err := discoveryConfig(cfg, dir, &hcfg.Federation, log); err != nil {
 		return err
 	}
+	hcfg.KeyDir = dir
 	hs, err := homeserver.New(hcfg, homeserver.Deps{DB: db, SigningKey: key, ServerKey: skey, Log: log.With("component", "homeserver")})
 	if err != nil {
 		return fmt.Errorf("start homeserver: %w", err)
@@ -164,9 +177,14 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger, level 
 	if err != nil {
 		return err
 	}
+	// The admin operations, over the socket and remotely, report the
+	// transport's sessions in their status: ops.tr is set once tr exists,
+	// before anything is served.
+	ops := &statusOps{Server: hs}
 	tr, err := transport.New(cfg.transportConfig(), transport.Deps{
-		Streams: hs, History: hs, Media: hs, TLS: tlsConf, Log: log.With("component", "transport"), Federation: hs.FederationHandler(),
+		Streams: hs, History: hs, Media: hs, Tokens: hs, Conversations: hs, TLS: tlsConf, Log: log.With("component", "transport"), Federation: hs.FederationHandler(),
 		ResetKey: resetKey,
+		Admin:    admin.NewRESTHandler(ops, hs, hs, log.With("component", "admin", "via", "rest")),
 		Health: func(ctx context.Context) (transport.Health, error) {
 			st, err := hs.Status(ctx)
 			return transport.Health{Domain: st.Domain, Version: st.Version, StartedMs: st.StartedMs, OnlineSessions: st.OnlineSessions}, err
@@ -175,6 +193,7 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger, level 
 	if err != nil {
 		return err
 	}
+	ops.tr = tr
 	pc, ln, err := transport.Listen(cfg.Listen)
 	if err != nil {
 		return err
@@ -186,7 +205,20 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger, level 
 		ln.Close()
 		return err
 	}
-	adm := admin.NewSocketServer(hs, log.With("component", "admin"))
+	bk := backup.New(backup.Config{Dir: dir, Database: databaseFile, MediaDir: mediaDir,
+		Skip: []string{lockFile, addrFile, admin.SocketFile}, Domain: cfg.Domain, Version: version},
+		backup.Deps{DB: db, Media: hs.MediaStore(), Log: log.With("component", "backup")})
+	adm := admin.NewSocketServer(ops, log.With("component", "admin"), admin.WithBackup(bk), admin.WithAudit(hs))
+	if maddr != "" {
+		reg.MustRegister(metrics.NewCollector(metricsSources(hs, db, tr)))
+		stopMetrics, err := startMetrics(maddr, reg, log)
+		if err != nil {
+			adminLn.Close()
+			ln.Close()
+			return err
+		}
+		defer stopMetrics()
+	}
 
 	errc := make(chan error, 3)
 	go func() { errc <- tr.ServeQUIC(pc) }()
@@ -207,6 +239,10 @@ func runServer(ctx context.Context, dir, listen string, log *slog.Logger, level 
 	defer os.Remove(addrPath)
 	log.Info("hearth serving", "domain", cfg.Domain, "quic", "udp://"+pc.LocalAddr().String(), "https", "https://"+bound,
 		"webtransport", "https://"+bound+transport.PathWebTransport, "ca", caPath, "admin", sockPath, "version", version)
+	var users int
+	if err := db.Read(ctx, func(tx *storage.Tx) (err error) { users, err = tx.CountUsers(); return }); err == nil && users == 0 {
+		fmt.Fprint(os.Stderr, nextSteps(dir, cfg.Domain, bound, caPath))
+	}
 
 	if err := sdNotify("READY=1\nSTATUS=serving " + cfg.Domain + " on " + bound); err != nil {
 		log.Warn("cannot notify the service manager", "err", err)
@@ -357,4 +393,17 @@ func lockDir(dir string) (unlock func(), err error) {
 	f.Truncate(0)
 	fmt.Fprintf(f, "%d\n", os.Getpid())
 	return func() { f.Close() }, nil
+}
+
+// nextSteps is what a server without users prints after it started: how
+// to add a user and log in.
+func nextSteps(dir, domain, addr, caPath string) string {
+	return fmt.Sprintf(`
+Hearth is running for %[2]s. Next steps, in another terminal:
+  1. add a user:  echo 'alice password' | hearth admin --dir %[1]s user add alice --password-stdin
+  2. log in:      echo 'alice password' | hearth chat --profile ./alice login alice@%[2]s --server %[3]s --ca %[4]s --password-stdin
+  3. chat:        hearth chat --profile ./alice send bob@%[2]s 'Hi!'   (once bob exists and logged in too)
+Stop the server with Ctrl-C.
+
+`, dir, domain, addr, caPath)
 }

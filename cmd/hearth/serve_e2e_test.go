@@ -296,7 +296,7 @@ func TestServeInitAdminAndShutdown(t *testing.T) {
 	if !strings.Contains(out, filepath.Join(dir, "ca.pem")) {
 		t.Errorf("init output does not name the CA: %q", out)
 	}
-	for name, perm := range map[string]os.FileMode{".": 0o700, configFile: 0o600, signingKeyFile: 0o600,
+	for name, perm := range map[string]os.FileMode{".": 0o700, configFile: 0o600, signingKeyFile: 0o600, fedKeyFile: 0o600,
 		certs.CAKeyFile: 0o600, certs.LeafFile: 0o600, certs.CAFile: 0o644, databaseFile: 0o600} {
 		fi, err := os.Stat(filepath.Join(dir, name))
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,10 +31,13 @@ func (e *NotRunningError) Error() string {
 
 func (e *NotRunningError) Unwrap() error { return e.Err }
 
-// Client is the admin socket's client; it implements Ops.
+// Client is the admin client; it implements Ops. Dial makes one for the
+// local socket, DialREST one for the server's REST endpoints.
 type Client struct {
-	path string
-	hc   *http.Client
+	path  string // socket path; "" for REST
+	base  string // URL the routes' paths are appended to
+	token func(ctx context.Context) (string, error)
+	hc    *http.Client
 }
 
 var _ Ops = (*Client)(nil)
@@ -59,7 +63,7 @@ func Dial(path string) (*Client, error) {
 		},
 		MaxIdleConns: 1,
 	}
-	return &Client{path: path, hc: &http.Client{Transport: tr, Timeout: time.Minute}}, nil
+	return &Client{path: path, base: "http://admin", hc: &http.Client{Transport: tr, Timeout: time.Minute}}, nil
 }
 
 // Close releases idle connections.
@@ -80,17 +84,30 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any) e
 		defer clear(b) // may hold a password
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://admin"+path, body)
+	if c.path == "" {
+		path = strings.TrimPrefix(path, "/v1") // REST: PathREST+"/users" is the socket's /v1/users
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
+	}
+	if c.token != nil {
+		tok, err := c.token(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: access token: %w", op, err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	rsp, err := c.hc.Do(req)
 	if err != nil {
-		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, fs.ErrNotExist) {
+		if c.path != "" && (errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, fs.ErrNotExist)) {
 			return &NotRunningError{Path: c.path, Err: err}
+		}
+		if c.path == "" {
+			return fmt.Errorf("cannot reach the server at %s: %w", req.URL.Host, errors.Unwrap(err))
 		}
 		return fmt.Errorf("%s: %w", op, err)
 	}

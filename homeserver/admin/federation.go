@@ -50,6 +50,7 @@ func (s *SocketServer) federationRoutes(mux *http.ServeMux) {
 		if !s.decode(w, r, &req) {
 			return
 		}
+		noteTarget(r, "domain", req.Domain)
 		if f := fops(w); f != nil {
 			p, err := f.FederationPeerAdd(r.Context(), req.Domain, req.Address, req.CAPEM)
 			s.reply(w, http.StatusCreated, p, err)
@@ -68,11 +69,25 @@ func (s *SocketServer) federationRoutes(mux *http.ServeMux) {
 		rot, err := k.FederationKeyRotate(r.Context(), time.Duration(req.GraceMs)*time.Millisecond)
 		s.reply(w, http.StatusOK, rot, err)
 	})
+	mux.HandleFunc("POST /v1/tokens/keys/rotate", func(w http.ResponseWriter, r *http.Request) {
+		var req keyRotateRequest
+		if !s.decode(w, r, &req) {
+			return
+		}
+		k, ok := s.ops.(TokenKeyOps)
+		if !ok {
+			wire.WriteError(w, s.log, wire.Errorf("admin", wire.Code_CODE_UNAVAILABLE, "this server cannot rotate token keys"))
+			return
+		}
+		rot, err := k.TokenKeyRotate(r.Context(), time.Duration(req.GraceMs)*time.Millisecond)
+		s.reply(w, http.StatusOK, rot, err)
+	})
 	mux.HandleFunc("POST /v1/federation/policy", func(w http.ResponseWriter, r *http.Request) {
 		var req policyRequest
 		if !s.decode(w, r, &req) {
 			return
 		}
+		noteTarget(r, req.Op, req.Value)
 		if f := fops(w); f != nil {
 			s.reply(w, http.StatusNoContent, nil, f.FederationPolicy(r.Context(), req.Op, req.Value))
 		}
@@ -103,5 +118,13 @@ func (c *Client) FederationPolicy(ctx context.Context, op, value string) error {
 func (c *Client) FederationKeyRotate(ctx context.Context, grace time.Duration) (KeyRotation, error) {
 	var k KeyRotation
 	err := c.do(ctx, "admin.FederationKeyRotate", http.MethodPost, "/v1/federation/keys/rotate", keyRotateRequest{grace.Milliseconds()}, &k)
+	return k, err
+}
+
+// TokenKeyRotate makes a new access-token signing key current; tokens the
+// old one signed are accepted until now+grace.
+func (c *Client) TokenKeyRotate(ctx context.Context, grace time.Duration) (KeyRotation, error) {
+	var k KeyRotation
+	err := c.do(ctx, "admin.TokenKeyRotate", http.MethodPost, "/v1/tokens/keys/rotate", keyRotateRequest{grace.Milliseconds()}, &k)
 	return k, err
 }

@@ -18,6 +18,10 @@ func FuzzSocketRequest(f *testing.F) {
 	f.Add("DELETE", "/v1/users/a/devices/D1", []byte(nil))
 	f.Add("POST", "/v1/users", []byte(`{"name":1}`))
 	f.Add("GET", "/v1/users/%2e%2e/devices", []byte(nil))
+	f.Add("PUT", "/v1/users/a/role", []byte(`{"role":"admin"}`))
+	f.Add("PUT", "/v1/users/a/role", []byte(`{"role":"root"}`))
+	f.Add("GET", "/v1/audit?limit=-1", []byte(nil))
+	f.Add("GET", "/v1/audit?limit=99999999999999999999", []byte(nil))
 	h := NewSocketServer(newMemOps(), nil).routes()
 	f.Fuzz(func(t *testing.T, method, path string, body []byte) {
 		req, err := http.NewRequest(method, "http://admin"+path, bytes.NewReader(body))

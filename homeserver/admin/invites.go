@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"time"
 
 	"hearth/homeserver/wire"
@@ -84,6 +85,9 @@ func (s *SocketServer) inviteRoutes(mux *http.ServeMux) {
 		var req inviteRevokeRequest
 		if !s.decode(w, r, &req) {
 			return
+		}
+		if req.ID != 0 {
+			noteTarget(r, "id", strconv.FormatInt(req.ID, 10)) // never the code: it is a secret
 		}
 		if i := iops(w); i != nil {
 			s.reply(w, http.StatusNoContent, nil, i.InviteRevoke(r.Context(), req.Code, req.ID))

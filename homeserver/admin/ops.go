@@ -17,6 +17,10 @@ type Ops interface {
 	DeviceList(ctx context.Context, name string) ([]DeviceInfo, error)
 	DeviceRevoke(ctx context.Context, name, deviceID string) error
 	Status(ctx context.Context) (Status, error)
+	// UserSetRole gives (admin true) or takes the admin role.
+	UserSetRole(ctx context.Context, name string, admin bool) error
+	// AuditList returns the newest limit entries of the audit log, newest first.
+	AuditList(ctx context.Context, limit int) ([]AuditEntry, error)
 }
 
 // UserInfo describes one account.
@@ -46,6 +50,21 @@ type Status struct {
 	StartedMs      int64  `json:"started_ms"`
 	Users          int    `json:"users"`
 	OnlineSessions int    `json:"online_sessions"`
+
+	// The figures /metrics also has (docs/operations.md, "Monitoring").
+	// SessionsByTransport counts open client streams by transport
+	// ("webtransport", "websocket"); set by the process that runs the
+	// transport.
+	SessionsByTransport map[string]int    `json:"sessions_by_transport,omitempty"`
+	MessagesAccepted    uint64            `json:"messages_accepted"`  // since start
+	MessagesDelivered   uint64            `json:"messages_delivered"` // mailbox entries pushed, since start
+	MailboxBacklog      int64             `json:"mailbox_backlog"`    // entries not yet acknowledged
+	FederationQueue     int64             `json:"federation_queue"`   // envelopes waiting for peers
+	MediaBytes          int64             `json:"media_bytes"`        // complete media stored
+	MediaFiles          int64             `json:"media_files"`
+	WriterBatches       uint64            `json:"writer_batches"`    // transactions committed, since start
+	WriterRequests      uint64            `json:"writer_requests"`   // write requests they carried
+	Refused             map[string]uint64 `json:"refused,omitempty"` // error answers by code, since start
 }
 
 // FederationOps is what the admin socket serves for federation. It is a
@@ -62,7 +81,13 @@ type FederationKeyOps interface {
 	FederationKeyRotate(ctx context.Context, grace time.Duration) (KeyRotation, error)
 }
 
-// KeyRotation is `hearth admin federation key rotate`.
+// TokenKeyOps rotates the access-token signing key.
+type TokenKeyOps interface {
+	TokenKeyRotate(ctx context.Context, grace time.Duration) (KeyRotation, error)
+}
+
+// KeyRotation is `hearth admin federation key rotate` and `hearth admin
+// token-key rotate`.
 type KeyRotation struct {
 	Current        string `json:"current"`          // id of the new signing key
 	Retired        string `json:"retired"`          // id of the key it replaced

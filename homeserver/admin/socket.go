@@ -98,22 +98,33 @@ func (l *socketListener) Close() error {
 
 // SocketServer serves Ops as JSON over HTTP on the admin socket.
 type SocketServer struct {
-	ops Ops
-	log *slog.Logger
-	srv *http.Server
+	ops   Ops
+	audit AuditLog // nil: nothing recorded
+	log   *slog.Logger
+	srv   *http.Server
 
 	mu sync.Mutex
 	ln net.Listener // set by Serve
+
+	backup Backuper // nil: no backups (WithBackup)
 }
 
-// NewSocketServer returns a server for ops; log may be nil.
-func NewSocketServer(ops Ops, log *slog.Logger) *SocketServer {
+// NewSocketServer returns a server for ops; log may be nil. With
+// WithAudit it records every request that changes something (all but GET)
+// as done by ActorLocal.
+func NewSocketServer(ops Ops, log *slog.Logger, opts ...SocketOption) *SocketServer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &SocketServer{ops: ops, log: log}
+	for _, o := range opts {
+		o(s)
+	}
+	a := &auditor{mux: s.routes(), log: s.audit, via: ViaSocket, now: time.Now, lg: log}
 	s.srv = &http.Server{
-		Handler:           s.routes(),
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			a.serve(w, r, ActorLocal, r.Method != http.MethodGet)
+		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		MaxHeaderBytes:    16 << 10,
@@ -171,7 +182,7 @@ type (
 	}
 )
 
-func (s *SocketServer) routes() http.Handler {
+func (s *SocketServer) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		st, err := s.ops.Status(r.Context())
@@ -187,6 +198,7 @@ func (s *SocketServer) routes() http.Handler {
 			return
 		}
 		defer clear(req.Password)
+		noteTarget(r, "name", req.Name)
 		u, err := s.ops.UserAdd(r.Context(), req.Name, req.Password, req.Admin)
 		s.reply(w, http.StatusCreated, u, err)
 	})
@@ -214,8 +226,10 @@ func (s *SocketServer) routes() http.Handler {
 	mux.HandleFunc("DELETE /v1/users/{name}/devices/{id}", func(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, http.StatusNoContent, nil, s.ops.DeviceRevoke(r.Context(), r.PathValue("name"), r.PathValue("id")))
 	})
+	mux.HandleFunc("POST /v1/backup", s.serveBackup)
 	s.federationRoutes(mux)
 	s.inviteRoutes(mux)
+	s.auditRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, s.log, wire.Errorf("admin", wire.Code_CODE_NOT_FOUND, "no admin operation %s %s", r.Method, r.URL.Path))
 	})

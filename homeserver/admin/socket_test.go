@@ -22,6 +22,7 @@ type memOps struct {
 	users     map[string]*UserInfo
 	passwords map[string]string
 	devices   map[string][]DeviceInfo
+	audit     []AuditEntry
 }
 
 var _ Ops = (*memOps)(nil)
@@ -123,15 +124,46 @@ func (m *memOps) Status(ctx context.Context) (Status, error) {
 	return Status{Domain: "a.example", Users: len(m.users)}, nil
 }
 
+func (m *memOps) UserSetRole(ctx context.Context, name string, admin bool) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u, err := m.user("mem.UserSetRole", name)
+	if err == nil {
+		u.Admin = admin
+	}
+	return err
+}
+
+func (m *memOps) AuditRecord(ctx context.Context, e AuditEntry) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e.ID = int64(len(m.audit) + 1)
+	m.audit = append(m.audit, e)
+	return nil
+}
+
+func (m *memOps) AuditList(ctx context.Context, limit int) ([]AuditEntry, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []AuditEntry
+	for i := len(m.audit) - 1; i >= 0 && len(out) < limit; i-- {
+		out = append(out, m.audit[i])
+	}
+	return out, nil
+}
+
 // startSocket serves ops on DIR/admin.sock and returns the socket path.
-func startSocket(t *testing.T, ops Ops) (string, *SocketServer) {
+func startSocket(t *testing.T, ops Ops, opts ...SocketOption) (string, *SocketServer) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), SocketFile)
 	ln, err := Listen(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewSocketServer(ops, nil)
+	if a, ok := ops.(AuditLog); ok {
+		opts = append(opts, WithAudit(a))
+	}
+	s := NewSocketServer(ops, nil, opts...)
 	done := make(chan struct{})
 	go func() {
 		if err := s.Serve(ln); err != nil {

@@ -34,7 +34,10 @@
 // that cannot have a server is CODE_NOT_FOUND from discovery
 // (federation.Discovery, wired in peers.go with the injectable Resolver).
 //
-// Keys: the signing key rotates (RotateKey); retired keys stay published
-// with their end (keys.go). A peer's unknown key id makes the link
-// re-fetch that peer's key document, rate-limited (RefreshServerKeys).
+// Keys: the signing key rotates (RotateKey) and lives in
+// Config.KeyDir/federation.key (0600), never in the database; the current
+// key is published with a validity window of Config.KeyValidity and
+// retired keys with their end (keys.go). A peer's unknown key id, or a key
+// whose window ended, makes the link re-fetch that peer's key document,
+// rate-limited (RefreshServerKeys).
 package fedlink

@@ -3,7 +3,10 @@ package fedlink
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"hearth/federation"
@@ -13,37 +16,111 @@ import (
 	"hearth/storage"
 )
 
+// Files of the federation key in Config.KeyDir.
+const (
+	FederationKeyFile = "federation.key"      // the current key (serverkey PEM, 0600)
+	nextKeyFile       = "federation.key.next" // a rotation's new key until the database records it
+)
+
 // loadKeys picks the current signing key and the retired ones still
-// published: the stored current key after a rotation, else the key the
-// server was started with.
+// published. The database holds public keys only; the current private key
+// is KeyDir/federation.key (the key the server was started with until the
+// first rotation). A seed stored in the database by an older version is
+// moved to that file and wiped from the database first.
 func (f *Peers) loadKeys(ctx context.Context, start *serverkey.Key) error {
 	var rows []*storage.FedServerKey
 	if err := f.db.Read(ctx, func(tx *storage.Tx) (err error) { rows, err = tx.FedServerKeys(); return err }); err != nil {
 		return fmt.Errorf("homeserver: load federation keys: %w", err)
 	}
-	cur := serverkey.PublicKey{ID: start.ID(), Key: start.Public()}
-	key := start
+	var curRow *storage.FedServerKey
 	var retired []serverkey.PublicKey
 	for _, r := range rows {
-		pk := serverkey.PublicKey{ID: serverkey.ID(r.ID), Key: ed25519.PublicKey(r.Public), ValidFrom: time.UnixMilli(r.ValidFromMs)}
-		if r.ValidFromMs == 0 {
-			pk.ValidFrom = time.Time{}
+		pk := serverkey.PublicKey{ID: serverkey.ID(r.ID), Key: ed25519.PublicKey(r.Public)}
+		if r.ValidFromMs != 0 {
+			pk.ValidFrom = time.UnixMilli(r.ValidFromMs)
 		}
-		if r.ValidUntilMs != 0 || len(r.Seed) == 0 {
+		if r.ValidUntilMs != 0 {
 			pk.ValidUntil = time.UnixMilli(r.ValidUntilMs)
 			retired = append(retired, pk)
 			continue
 		}
-		k, err := serverkey.FromSeed(r.Seed)
-		if err != nil || k.ID() != pk.ID {
-			return fmt.Errorf("homeserver: stored federation key %s is damaged: %v", r.ID, err)
+		curRow = r
+	}
+	key := start
+	if dir := f.cfg.KeyDir; dir != "" {
+		var err error
+		if key, err = f.keyFromDir(ctx, dir, start, curRow); err != nil {
+			return err
 		}
-		key, cur = k, pk
+	} else if curRow != nil && string(start.ID()) != curRow.ID {
+		return fmt.Errorf("homeserver: the current federation key is %s, but the server was given %s and no key folder", curRow.ID, start.ID())
+	}
+	cur := serverkey.PublicKey{ID: key.ID(), Key: key.Public()}
+	if curRow != nil && curRow.ValidFromMs != 0 {
+		cur.ValidFrom = time.UnixMilli(curRow.ValidFromMs)
 	}
 	f.mu.Lock()
 	f.key, f.curPub, f.retired = key, cur, retired
 	f.mu.Unlock()
 	return nil
+}
+
+// keyFromDir returns the current private key from dir, after moving a
+// seed an older version kept in the database out to the file and
+// finishing a rotation interrupted between the database commit and the
+// rename of federation.key.next.
+func (f *Peers) keyFromDir(ctx context.Context, dir string, start *serverkey.Key, curRow *storage.FedServerKey) (*serverkey.Key, error) {
+	path := filepath.Join(dir, FederationKeyFile)
+	moved, err := f.db.MoveFedKeySeeds(ctx, func(id string, seed []byte) error {
+		if curRow == nil || id != curRow.ID {
+			return nil // a retired key's seed: only wiped
+		}
+		k, err := serverkey.FromSeed(seed)
+		if err != nil || string(k.ID()) != id {
+			return fmt.Errorf("stored seed of %s is damaged", id)
+		}
+		return serverkey.WriteKeyFile(path, k.MarshalPEM())
+	})
+	if errors.Is(err, storage.ErrCheckpointBusy) {
+		f.log.Warn("federation: the old key seed may stay in the WAL until the next checkpoint", "err", err)
+	} else if err != nil {
+		return nil, fmt.Errorf("homeserver: move federation key out of the database: %w", err)
+	}
+	if moved > 0 {
+		f.log.Info("federation: moved the private key out of the database", "file", path)
+	}
+	k, err := serverkey.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("homeserver: federation key: %w", err)
+	}
+	next, err := serverkey.ReadFile(filepath.Join(dir, nextKeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("homeserver: federation key: %w", err)
+	}
+	switch {
+	case curRow == nil && k == nil:
+		// First start with a key folder: the start key becomes the file.
+		if err := serverkey.WriteKeyFile(path, start.MarshalPEM()); err != nil {
+			return nil, err
+		}
+		k = start
+	case curRow == nil:
+	case k != nil && string(k.ID()) == curRow.ID:
+	case next != nil && string(next.ID()) == curRow.ID:
+		if err := os.Rename(filepath.Join(dir, nextKeyFile), path); err != nil {
+			return nil, fmt.Errorf("homeserver: finish federation key rotation: %w", err)
+		}
+		if err := serverkey.SyncDir(dir); err != nil {
+			return nil, err
+		}
+		k, next = next, nil
+	default:
+		return nil, fmt.Errorf("homeserver: %s does not hold the current federation key %s", path, curRow.ID)
+	}
+	if next != nil { // a rotation that did not commit
+		os.Remove(filepath.Join(dir, nextKeyFile))
+	}
+	return k, nil
 }
 
 // SigningKey is the key that signs outbound transactions and queries now.
@@ -53,13 +130,19 @@ func (f *Peers) SigningKey() *serverkey.Key {
 	return f.key
 }
 
-// keyDoc is this server's key document: the current key and every retired
-// key with the end of its validity.
+// keyDoc is this server's key document: the current key, valid for
+// KeyValidity from now (a window peers re-fetch when it ends), and every
+// retired key with the end of its validity.
 func (f *Peers) keyDoc() *federation.KeyDocument {
+	now := f.now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	pks := append([]serverkey.PublicKey{f.curPub}, f.retired...)
-	return federation.NewKeyDocument(f.domain, f.cfg.Address, pks...)
+	cur := f.curPub
+	cur.ValidUntil = now.Add(f.cfg.KeyValidity) // peers fetch again when it ends
+	pks := append([]serverkey.PublicKey{cur}, f.retired...)
+	d := federation.NewKeyDocument(f.domain, f.cfg.Address, pks...)
+	d.PublishedMs = now.UnixMilli()
+	return d
 }
 
 // RefreshServerKeys re-fetches domain's key document from its pinned
@@ -117,7 +200,7 @@ func (f *Peers) RefreshServerKeys(ctx context.Context, domain, keyID string) (*s
 	c.set, c.err = f.refreshKeys(ctx, domain, p, pinned)
 	f.mu.Lock()
 	delete(f.refreshing, domain)
-	if c.err == nil && c.set != nil && !hasKey(c.set, keyID) {
+	if c.err == nil && c.set != nil && (!hasKey(c.set, keyID) || !c.set.Fresh(serverkey.ID(keyID), f.now())) {
 		f.noteUnknownID(domain, keyID, now)
 	}
 	f.mu.Unlock()
@@ -192,7 +275,7 @@ func (f *Peers) refreshKeys(ctx context.Context, domain string, p federation.Pee
 	if err != nil {
 		return nil, fmt.Errorf("store keys of %s: %w", domain, err)
 	}
-	if err := f.cachePeer(sp); err != nil {
+	if err := f.cachePeer(sp, f.now()); err != nil {
 		return nil, err
 	}
 	f.log.Info("federation: refreshed peer keys", "domain", domain)
@@ -203,11 +286,17 @@ func (f *Peers) refreshKeys(ctx context.Context, domain string, p federation.Pee
 
 // RotateKey makes a new federation signing key current. The old
 // key stays published, valid until now+grace, so that what it signed stays
-// verifiable; its private half is dropped.
+// verifiable; its private half is deleted (federation.key is replaced).
+// Peers stop accepting it by now+max(grace, KeyValidity): the window they
+// were given for it as the current key ends by then at the latest.
 func (f *Peers) RotateKey(ctx context.Context, grace time.Duration) (admin.KeyRotation, error) {
 	const op = "homeserver.FederationKeyRotate"
 	if grace < 0 || grace > 30*24*time.Hour {
 		return admin.KeyRotation{}, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "grace %s is outside 0..720h", grace)
+	}
+	dir := f.cfg.KeyDir
+	if dir == "" {
+		return admin.KeyRotation{}, wire.Errorf(op, wire.Code_CODE_UNAVAILABLE, "this server has no key folder to keep a new key in")
 	}
 	next, err := serverkey.Generate(f.rand)
 	if err != nil {
@@ -224,8 +313,22 @@ func (f *Peers) RotateKey(ctx context.Context, grace time.Duration) (admin.KeyRo
 		old.ValidFromMs = oldPub.ValidFrom.UnixMilli()
 	}
 	until := now.Add(grace)
-	nk := &storage.FedServerKey{ID: string(next.ID()), Public: next.Public(), Seed: next.PrivateKey().Seed(), ValidFromMs: now.UnixMilli()}
+	// The new key reaches its file before the database names it current;
+	// a crash in between leaves federation.key.next, which the next start
+	// renames (committed) or deletes (not committed).
+	nextPath := filepath.Join(dir, nextKeyFile)
+	if err := serverkey.WriteKeyFile(nextPath, next.MarshalPEM()); err != nil {
+		return admin.KeyRotation{}, wire.Internal(op, err)
+	}
+	nk := &storage.FedServerKey{ID: string(next.ID()), Public: next.Public(), ValidFromMs: now.UnixMilli()}
 	if err := f.db.Write(ctx, func(tx *storage.Tx) error { return tx.RotateFedServerKey(old, nk, until.UnixMilli()) }); err != nil {
+		os.Remove(nextPath)
+		return admin.KeyRotation{}, wire.Internal(op, err)
+	}
+	if err := os.Rename(nextPath, filepath.Join(dir, FederationKeyFile)); err != nil {
+		return admin.KeyRotation{}, wire.Internal(op, err)
+	}
+	if err := serverkey.SyncDir(dir); err != nil {
 		return admin.KeyRotation{}, wire.Internal(op, err)
 	}
 	oldPub.ValidUntil = until

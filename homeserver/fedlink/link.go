@@ -59,6 +59,16 @@ type Config struct {
 	// and discovered peers (the system roots plus the operator's extra
 	// roots, federation.extra_roots); nil: the system roots.
 	DiscoveryRoots *x509.CertPool
+	// KeyValidity is the validity window this server publishes for its
+	// current key: the key document gives it valid_until_ms = now +
+	// KeyValidity, so a peer fetches the document again at least that
+	// often while it hears from this server, and learns of a rotation
+	// within that time. Default 1m.
+	KeyValidity time.Duration
+	// KeyDir is the folder of the private federation key (federation.key,
+	// mode 0600); the database holds only public keys. Empty: the key
+	// given at start is used and rotation is refused.
+	KeyDir string
 	// KeyRefreshInterval is how long a key id that a re-fetch of a peer's
 	// key document did not find is refused without another fetch.
 	// Default 30s.
@@ -308,6 +318,9 @@ func New(domain string, cfg Config, deps Deps) (*Link, error) {
 	if cfg.KeyRefreshGap <= 0 {
 		cfg.KeyRefreshGap = time.Second
 	}
+	if cfg.KeyValidity <= 0 {
+		cfg.KeyValidity = time.Minute
+	}
 	b := &base{domain: domain, cfg: cfg, db: deps.DB, hub: deps.Hub, log: deps.Log, now: deps.Now, rand: deps.Rand,
 		notifier: deps.Notifier, sessions: deps.Sessions, dir: deps.Dir, presence: deps.Presence, media: deps.Media,
 		policy: deps.Policy}
@@ -326,7 +339,9 @@ func New(domain string, cfg Config, deps Deps) (*Link, error) {
 		return nil, fmt.Errorf("homeserver/fedlink: load federation peers: %w", err)
 	}
 	for _, p := range peers {
-		if err := pb.cachePeer(p); err != nil {
+		// A stored document's fetch time is not kept: its keys are used
+		// after the next fetch (ParseKeyDocument marks them stale).
+		if err := pb.cachePeer(p, time.Time{}); err != nil {
 			b.log.Warn("federation: ignoring a stored peer", "domain", p.Domain, "err", err)
 		}
 	}

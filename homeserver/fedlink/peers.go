@@ -14,11 +14,11 @@ import (
 	"hearth/storage"
 )
 
-func (f *Peers) cachePeer(p *storage.FedPeer) error {
+func (f *Peers) cachePeer(p *storage.FedPeer, fetched time.Time) error {
 	var set *serverkey.Set
 	if len(p.KeysJSON) > 0 {
 		var err error
-		if _, set, err = federation.ParseKeyDocument(p.KeysJSON, p.Domain); err != nil {
+		if _, set, err = federation.ParseKeyDocumentAt(p.KeysJSON, p.Domain, fetched); err != nil {
 			return err
 		}
 	}

@@ -29,7 +29,7 @@ func (f *Peers) PeerAdd(ctx context.Context, domain, address string, caPEM []byt
 	if err := f.db.Write(ctx, func(tx *storage.Tx) error { return tx.PutFedPeer(sp) }); err != nil {
 		return admin.PeerInfo{}, wire.Internal(op, err)
 	}
-	if err := f.cachePeer(sp); err != nil {
+	if err := f.cachePeer(sp, f.now()); err != nil {
 		return admin.PeerInfo{}, wire.Internal(op, err)
 	}
 	f.client.Reset(domain)

@@ -45,9 +45,29 @@ func (h *Hub) ApplyDeliver(op string, tx *storage.Tx, d *Delivered, nowMs int64)
 	switch {
 	case d.Seq <= c.LastSeq:
 		return nil, nil // applied before
-	case d.PrevSeq != c.LastSeq:
-		return nil, wire.Errorf(op, wire.Code_CODE_UNAVAILABLE, "waiting for an earlier message of %s", convID)
+	case d.PrevSeq > c.LastSeq:
+		// A gap: wait for the earlier message, unless this server was
+		// restored from a backup and has not applied anything since: it
+		// lost what came after the backup, and the hub will not send it
+		// again. Its devices that received those messages keep them.
+		at, err := tx.RestoredFollowerSeq(convID)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return nil, err
+		}
+		if err != nil || at != c.LastSeq {
+			return nil, wire.Errorf(op, wire.Code_CODE_UNAVAILABLE, "waiting for an earlier message of %s", convID)
+		}
+		h.log.Warn("restored follower: skipping the messages lost with the restore", "conversation", convID, "from", c.LastSeq+1, "to", d.PrevSeq)
+		if err := tx.ForgetRestoredFollower(convID); err != nil {
+			return nil, err
+		}
 	}
+	// d.PrevSeq < c.LastSeq < d.Seq: the hub names as previous a message
+	// before one applied here. A hub sends to each server in order, so this
+	// only happens after the hub was restored from a backup: it forgot what
+	// it sent after the backup and moved its sequences past a gap
+	// (storage.SkipRestoredSequences). Waiting would wait for ever; the
+	// message is new, so it applies.
 	entry := &storage.LogEntry{ConvID: c.ID, Seq: d.Seq, Sender: d.Sender, MessageID: d.MessageID,
 		Kind: int(d.Kind), Epoch: d.Epoch, Payload: d.Payload, Welcome: d.Welcome, GroupInfo: d.GroupInfo,
 		CreatedMs: d.CreatedMs}

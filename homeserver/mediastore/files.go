@@ -195,6 +195,8 @@ func (m *Store) abandon(ctx context.Context, uploadID string) (bool, error) {
 func (m *Store) removeFiles(ctx context.Context, g storage.Media) error {
 	unlock := m.lock(g.UploadID)
 	defer unlock()
+	m.hold.RLock() // not while a backup holds the files (HoldFiles)
+	defer m.hold.RUnlock()
 	for _, p := range []string{m.partialPath(g.UploadID), m.completePath(g.MediaID)} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
@@ -217,3 +219,17 @@ func (m *Store) expire(ctx context.Context, beforeMs int64) (int64, error) {
 		}
 	}
 }
+
+// HoldFiles keeps every media file in place (the janitor waits before
+// removing any) until release is called: a backup copies the files of the
+// media its database snapshot lists.
+func (m *Store) HoldFiles() (release func()) {
+	m.hold.Lock()
+	return m.hold.Unlock
+}
+
+// CompletePath is the file of a complete media.
+func (m *Store) CompletePath(mediaID string) string { return m.completePath(mediaID) }
+
+// PartialPath is the file of an upload in progress.
+func (m *Store) PartialPath(uploadID string) string { return m.partialPath(uploadID) }

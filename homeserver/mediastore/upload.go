@@ -28,6 +28,7 @@ type Store struct {
 	dir  string
 	mu   sync.Mutex
 	busy map[string]*uploadLock // per upload id, while a request or the janitor works on it
+	hold sync.RWMutex           // read-held to remove files; HoldFiles write-holds it during a backup
 
 	// finishHook, when set (tests), runs in finish between hashing and
 	// fsyncing the file: it stands for a slow disk.

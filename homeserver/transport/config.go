@@ -20,6 +20,8 @@ const (
 	PathWebSocket    = "/hearth/v1/ws"
 	PathMessages     = "/hearth/v1/messages"
 	PathHealth       = "/healthz"
+	// PathAdmin is the prefix of the remote admin routes (Deps.Admin).
+	PathAdmin = "/hearth/v1/admin/"
 )
 
 // StreamServer serves one client control stream until it ends; it closes rwc.
@@ -102,12 +104,19 @@ type Deps struct {
 	Streams StreamServer  // required
 	History HistoryServer // nil: GET /hearth/v1/messages answers 503
 	Media   MediaSource   // nil: GET /hearth/v1/media/ID answers 503
-	Health  HealthFunc    // nil: /healthz reports only the status
-	TLS     *tls.Config   // required; certificates (e.g. certs.Manager.TLSConfig); ALPN is set here
-	Log     *slog.Logger  // nil: discard
+	// Tokens serves POST /hearth/v1/token/refresh; nil: it answers 503.
+	Tokens TokenServer
+	// Conversations serves GET /hearth/v1/conversations; nil: it answers 503.
+	Conversations ConversationLister
+	Health        HealthFunc   // nil: /healthz reports only the status
+	TLS           *tls.Config  // required; certificates (e.g. certs.Manager.TLSConfig); ALPN is set here
+	Log           *slog.Logger // nil: discard
 	// Federation serves /hearth/federation/ and /.well-known/hearth/ (the
 	// server-to-server endpoints, docs/federation.md); nil: not served.
 	Federation http.Handler
+	// Admin serves PathAdmin: the admin routes for admin-role users'
+	// access tokens (homeserver/admin.NewRESTHandler); nil: not served.
+	Admin http.Handler
 	// ResetKey derives QUIC stateless reset tokens. Kept across restarts
 	// (cmd/hearth stores it in the data folder), it lets a restarted
 	// server answer packets of connections it lost with a stateless

@@ -9,7 +9,9 @@
 //     same length-delimited frames in binary messages, for networks that
 //     block UDP;
 //   - REST over HTTPS: GET /hearth/v1/messages (history pages, bearer
-//     token) and GET /healthz.
+//     token), GET /hearth/v1/media/ID, GET /hearth/v1/conversations,
+//     POST /hearth/v1/token/refresh, GET /healthz, and Deps.Admin under
+//     /hearth/v1/admin/ (docs/openapi.json lists every route).
 //
 // Every HTTPS response advertises HTTP/3 with Alt-Svc. Wire error codes are
 // turned into HTTP statuses in one place (HTTPStatus, WriteError), which

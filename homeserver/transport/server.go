@@ -44,8 +44,15 @@ type Server struct {
 	mu       sync.Mutex
 	closing  bool
 	sessions map[io.Closer]struct{}
+	byKind   map[string]int // open sessions by transport (TransportWebTransport, TransportWebSocket)
 	active   sync.WaitGroup
 }
+
+// The transports SessionsByTransport counts.
+const (
+	TransportWebTransport = "webtransport"
+	TransportWebSocket    = "websocket"
+)
 
 // New builds a Server; it serves nothing until ServeQUIC / ServeTLS.
 func New(cfg Config, deps Deps) (*Server, error) {
@@ -54,7 +61,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	s := &Server{cfg: cfg, deps: deps, log: deps.Log, sessions: make(map[io.Closer]struct{}), quicDone: make(chan struct{})}
+	s := &Server{cfg: cfg, deps: deps, log: deps.Log, sessions: make(map[io.Closer]struct{}), byKind: map[string]int{}, quicDone: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
 	h3 := &http3.Server{
@@ -102,6 +109,11 @@ func (s *Server) routes(h3 bool) http.Handler {
 	mux.HandleFunc("GET "+PathMessages, s.serveMessages)
 	mux.HandleFunc("GET "+PathMedia+"{id}", s.serveMedia)
 	mux.HandleFunc("GET "+PathHealth, s.serveHealth)
+	mux.HandleFunc("POST "+PathTokenRefresh, s.serveTokenRefresh)
+	mux.HandleFunc("GET "+PathConversations, s.serveConversations)
+	if s.deps.Admin != nil {
+		mux.Handle(PathAdmin, s.deps.Admin)
+	}
 	if s.deps.Federation != nil {
 		mux.Handle("/hearth/federation/", s.deps.Federation)
 		mux.Handle("/.well-known/hearth/", s.deps.Federation)
@@ -207,7 +219,7 @@ func (s *Server) isClosing() bool {
 
 // serveSession runs one control stream under the server's context; it
 // registers rwc so that shutdown can close it.
-func (s *Server) serveSession(ctx context.Context, rwc io.ReadWriteCloser, remote string) {
+func (s *Server) serveSession(ctx context.Context, rwc io.ReadWriteCloser, remote, kind string) {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -215,11 +227,13 @@ func (s *Server) serveSession(ctx context.Context, rwc io.ReadWriteCloser, remot
 		return
 	}
 	s.sessions[rwc] = struct{}{}
+	s.byKind[kind]++
 	s.active.Add(1)
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
 		delete(s.sessions, rwc)
+		s.byKind[kind]--
 		s.mu.Unlock()
 		rwc.Close()
 		s.active.Done()
@@ -229,6 +243,14 @@ func (s *Server) serveSession(ctx context.Context, rwc io.ReadWriteCloser, remot
 	stop := context.AfterFunc(s.ctx, cancel)
 	defer stop()
 	s.deps.Streams.ServeStream(ctx, rwc, remote)
+}
+
+// SessionsByTransport returns the control streams being served by
+// transport; both transports are always present.
+func (s *Server) SessionsByTransport() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return map[string]int{TransportWebTransport: s.byKind[TransportWebTransport], TransportWebSocket: s.byKind[TransportWebSocket]}
 }
 
 // Sessions returns the number of control streams being served.

@@ -29,5 +29,5 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// goroutine and net/http's goroutine ends, with its request and
 	// response (BenchmarkIdleSessionMemory/websocket: 43.7 → 31.5 KB per
 	// idle session at 1,000; stacks 16.8 → 8.7 MB).
-	go s.serveSession(context.Background(), nc, r.RemoteAddr)
+	go s.serveSession(context.Background(), nc, r.RemoteAddr, TransportWebSocket)
 }

@@ -45,7 +45,7 @@ func (s *Server) serveWebTransport(w http.ResponseWriter, r *http.Request) {
 	// waits for the client's next frame on a shallow stack instead of
 	// below the whole http3 handler chain (≈ 8 KB less stack per idle
 	// session in BenchmarkIdleSessionMemory, 48.0 → 40.0 MB at 1,000).
-	go s.serveSession(sess.Context(), newWTConn(sess, str), sess.RemoteAddr().String())
+	go s.serveSession(sess.Context(), newWTConn(sess, str), sess.RemoteAddr().String(), TransportWebTransport)
 }
 
 // wtConn is a session's control stream as an io.ReadWriteCloser.

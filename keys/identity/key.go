@@ -55,6 +55,19 @@ func newSigner(seed []byte) *Signer {
 	return s
 }
 
+// SignerFromSeed returns the identity signer whose Ed25519 seed is seed
+// (what Seed returned).
+func SignerFromSeed(seed []byte) (*Signer, error) {
+	if len(seed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("%w: identity key seed is %d bytes, want %d", ErrKey, len(seed), ed25519.SeedSize)
+	}
+	return newSigner(seed), nil
+}
+
+// Seed returns a copy of the private key's 32-byte seed, for the device's
+// store and for sealing to a linked device. Callers clear it after use.
+func (s *Signer) Seed() []byte { return append([]byte(nil), s.priv.Seed()...) }
+
 // Public returns the identity public key.
 func (s *Signer) Public() PublicKey { return s.pub }
 

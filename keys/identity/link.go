@@ -24,7 +24,7 @@ const (
 	linkInfoLabel  = "hearth link v1"
 	fingerprintLen = 8 // base32 characters: 40 bits
 	maxTokenLen    = 32
-	bundleFormat   = 1
+	bundleFormat   = 2 // carries the identity signing key; 1 carried the recovery secret
 )
 
 // LinkPublicKey is a pending device's X25519 link public key.
@@ -147,10 +147,11 @@ func checkToken(token string) error {
 }
 
 // Bundle is what an approving device hands a new device: the user's
-// recovery secret, from which the identity key is derived.
+// identity signing key (never the recovery key, from which it derives;
+// docs/decisions/0008-device-secrets.md).
 type Bundle struct {
 	User     UserAddress
-	Recovery RecoveryKey
+	Identity *Signer
 }
 
 func linkInfo(device DeviceAddress) []byte {
@@ -179,7 +180,12 @@ func SealBundle(linkPub LinkPublicKey, device DeviceAddress, b *Bundle) ([]byte,
 	w := codec.NewWriter(nil)
 	w.Uint8(bundleFormat)
 	w.Opaque([]byte(b.User.String()))
-	w.Opaque(b.Recovery.secret[:])
+	if b.Identity == nil {
+		return nil, fmt.Errorf("%w: no identity key", ErrBundle)
+	}
+	seed := b.Identity.Seed()
+	defer clear(seed)
+	w.Opaque(seed)
 	pt := w.Bytes()
 	defer clear(pt)
 	sealed, err := hpke.Seal(pk, kdf, aead, linkInfo(device), pt)
@@ -205,7 +211,7 @@ func OpenBundle(linkPriv *LinkPrivateKey, device DeviceAddress, sealed []byte) (
 	defer clear(pt)
 	r := codec.NewReader(pt)
 	format, user, secret := r.Uint8(), string(r.Opaque()), r.Opaque()
-	if err := r.Done(); err != nil || format != bundleFormat || len(secret) != 32 {
+	if err := r.Done(); err != nil || (format != bundleFormat && format != 1) || len(secret) != 32 {
 		return nil, fmt.Errorf("%w: malformed contents", ErrBundle)
 	}
 	u, err := ParseUser(user)
@@ -213,6 +219,13 @@ func OpenBundle(linkPriv *LinkPrivateKey, device DeviceAddress, sealed []byte) (
 		return nil, fmt.Errorf("%w: bundle is for %q, not %v", ErrBundle, user, device.User)
 	}
 	b := &Bundle{User: u}
-	copy(b.Recovery.secret[:], secret)
+	if format == 1 { // from a device of an older version: the recovery secret
+		var rk RecoveryKey
+		copy(rk.secret[:], secret)
+		b.Identity = rk.Signer()
+		clear(rk.secret[:])
+		return b, nil
+	}
+	b.Identity = newSigner(secret)
 	return b, nil
 }

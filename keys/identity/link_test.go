@@ -58,7 +58,7 @@ func TestSealOpenBundle(t *testing.T) {
 	priv, _ := GenerateLinkKey(&detRand{})
 	rk, _ := NewRecoveryKey(&detRand{ctr: 3})
 	dev, _ := ParseDevice("alice@a.example/NEWPHONE")
-	b := &Bundle{User: dev.User, Recovery: rk}
+	b := &Bundle{User: dev.User, Identity: rk.Signer()}
 	sealed, err := SealBundle(priv.Public(), dev, b)
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +67,7 @@ func TestSealOpenBundle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.User != dev.User || !got.Recovery.Equal(rk) || !got.Recovery.Signer().Public().Equal(rk.Signer().Public()) {
+	if got.User != dev.User || !got.Identity.Public().Equal(rk.Signer().Public()) {
 		t.Fatal("opened bundle differs")
 	}
 	other, _ := GenerateLinkKey(&detRand{ctr: 50})
@@ -134,7 +134,7 @@ func FuzzOpenBundle(f *testing.F) {
 	priv, _ := GenerateLinkKey(&detRand{})
 	rk, _ := NewRecoveryKey(&detRand{ctr: 3})
 	dev, _ := ParseDevice("alice@a.example/NEWPHONE")
-	sealed, _ := SealBundle(priv.Public(), dev, &Bundle{User: dev.User, Recovery: rk})
+	sealed, _ := SealBundle(priv.Public(), dev, &Bundle{User: dev.User, Identity: rk.Signer()})
 	f.Add(sealed)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := OpenBundle(priv, dev, data)

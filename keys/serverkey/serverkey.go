@@ -8,6 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -127,6 +130,10 @@ type PublicKey struct {
 	Key        ed25519.PublicKey
 	ValidFrom  time.Time
 	ValidUntil time.Time // zero: no end
+	// FreshUntil is on the receiver's clock: until then the key may be
+	// used as published; after it the publisher's document must be
+	// fetched again (its validity window ended). Zero: no such bound.
+	FreshUntil time.Time
 }
 
 // ValidAt reports whether the key may have signed something at t.
@@ -161,6 +168,14 @@ func (s *Set) Keys() []PublicKey {
 	return out
 }
 
+// Fresh reports whether key id may be used at now (receiver's clock)
+// without fetching its document again: false for a key the set does not
+// hold or whose FreshUntil has passed.
+func (s *Set) Fresh(id ID, now time.Time) bool {
+	k, ok := s.keys[id]
+	return ok && (k.FreshUntil.IsZero() || !now.After(k.FreshUntil))
+}
+
 // Verify checks that key id signed label||msg and was valid at t.
 func (s *Set) Verify(id ID, t time.Time, label string, msg, sig []byte) error {
 	k, ok := s.keys[id]
@@ -174,4 +189,72 @@ func (s *Set) Verify(id ID, t time.Time, label string, msg, sig []byte) error {
 		return fmt.Errorf("%w: key id %s does not match its key", ErrKey, id)
 	}
 	return Verify(k.Key, label, msg, sig)
+}
+
+// WriteKeyFile writes a private key file: a temporary file with mode 0600
+// in the same folder, synced, then renamed over path, and the folder
+// synced, so that path holds either the old or the new key after a crash.
+func WriteKeyFile(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("serverkey: write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			os.Remove(tmp)
+		}
+	}()
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("serverkey: write %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("serverkey: write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("serverkey: write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("serverkey: write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("serverkey: write %s: %w", path, err)
+	}
+	ok = true
+	return SyncDir(dir)
+}
+
+// SyncDir makes a rename in dir durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("serverkey: sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("serverkey: sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// ReadFile reads a key written with MarshalPEM; a missing file is
+// (nil, nil).
+func ReadFile(path string) (*Key, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("serverkey: %w", err)
+	}
+	k, err := ParsePEM(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
 }

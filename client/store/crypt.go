@@ -1,0 +1,264 @@
+package store
+
+import (
+	"bytes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// Encryption at rest (docs/security.md, "Client secrets at rest"). With a
+// passphrase, every record value of the profile is sealed with
+// XChaCha20-Poly1305 under a key derived from it with argon2id; the record
+// key (its name in the file) is the additional data, so a value cannot be
+// moved to another record of the same bucket. Bucket names and record keys
+// stay readable: conversation ids, message sequence numbers, outbox message
+// ids and queue order, KeyPackage references, the number and size of
+// records. Not sealed: the outbox id index and queue index (message id →
+// sequence), the mailbox sequence, and the kdf record itself.
+
+// Errors of an encrypted profile.
+var (
+	ErrLocked       = errors.New("store: the profile is encrypted; give its passphrase (--passphrase-stdin or HEARTH_PASSPHRASE_FILE)")
+	ErrPassphrase   = errors.New("store: wrong passphrase for this profile")
+	ErrNotEncrypted = errors.New("store: the profile is not encrypted; encrypt it first (hearth chat profile encrypt)")
+	ErrEncrypted    = errors.New("store: the profile is already encrypted")
+)
+
+var (
+	bCrypt = []byte("crypt")
+	kKDF   = []byte("kdf")
+	// sealed are the buckets whose values are encrypted (nested buckets
+	// included).
+	sealed = [][]byte{bAccount, bKeys, bGroups, bTrees, bOutbox, bHistory, bInbox, bSync}
+)
+
+const (
+	sealVersion = 1
+	checkText   = "hearth profile key v1"
+)
+
+// KDFParams are the argon2id costs of a new profile key. They are stored
+// with the profile, so changing them affects only profiles encrypted later.
+var KDFParams = kdfRecord{Time: 2, MemoryKiB: 64 << 10, Threads: 2}
+
+// kdfRecord is crypt/kdf: how the key is derived, and a value sealed with
+// it that tells a wrong passphrase apart.
+type kdfRecord struct {
+	Alg       string `json:"alg"` // "argon2id"
+	Salt      []byte `json:"salt"`
+	Time      uint32 `json:"time"`
+	MemoryKiB uint32 `json:"memory_kib"`
+	Threads   uint8  `json:"threads"`
+	Check     []byte `json:"check"`
+}
+
+// sealer encrypts and decrypts record values.
+type sealer struct{ aead cipher.AEAD }
+
+func newSealer(pass []byte, r *kdfRecord) (*sealer, error) {
+	if r.Alg != "argon2id" || len(r.Salt) < 16 || r.Time == 0 || r.MemoryKiB < 8 || r.Threads == 0 || r.MemoryKiB > 4<<20 {
+		return nil, fmt.Errorf("store: unusable key derivation record %q", r.Alg)
+	}
+	key := argon2.IDKey(pass, r.Salt, r.Time, r.MemoryKiB, r.Threads, chacha20poly1305.KeySize)
+	defer clear(key)
+	aead, err := chacha20poly1305.NewX(key)
+	if err != nil {
+		return nil, err
+	}
+	return &sealer{aead: aead}, nil
+}
+
+func (s *sealer) seal(k, v []byte) []byte {
+	out := make([]byte, 1+chacha20poly1305.NonceSizeX, 1+chacha20poly1305.NonceSizeX+len(v)+s.aead.Overhead())
+	out[0] = sealVersion
+	if _, err := rand.Read(out[1:]); err != nil {
+		panic("store: randomness: " + err.Error())
+	}
+	return s.aead.Seal(out, out[1:], v, k)
+}
+
+func (s *sealer) open(k, v []byte) ([]byte, error) {
+	n := chacha20poly1305.NonceSizeX
+	if len(v) < 1+n+s.aead.Overhead() || v[0] != sealVersion {
+		return nil, fmt.Errorf("store: record %q is not sealed", k)
+	}
+	p, err := s.aead.Open(nil, v[1:1+n], v[1+n:], k)
+	if err != nil {
+		return nil, fmt.Errorf("store: record %q does not open with the profile key", k)
+	}
+	return p, nil
+}
+
+// get returns a copy of the value of k in b, opened if the profile is
+// encrypted; nil if there is none.
+func (t *Tx) get(b *bolt.Bucket, k []byte) ([]byte, error) {
+	v := b.Get(k)
+	if v == nil {
+		return nil, nil
+	}
+	if t.s == nil {
+		return cloneBytes(v), nil
+	}
+	return t.s.open(k, v)
+}
+
+// put stores v under k in b, sealed if the profile is encrypted.
+func (t *Tx) put(b *bolt.Bucket, k, v []byte) error {
+	if t.s != nil {
+		v = t.s.seal(k, v)
+	}
+	return b.Put(k, v)
+}
+
+// unlock reads the kdf record in the transaction that opens the store:
+// with it, pass must open its check value; without it, a passphrase is
+// accepted only for a profile that holds no account yet (a new one), which
+// is then encrypted.
+func unlock(t *Tx, pass []byte) (*sealer, error) {
+	b := t.tx.Bucket(bCrypt)
+	var rec *kdfRecord
+	if raw := b.Get(kKDF); raw != nil {
+		rec = &kdfRecord{}
+		if err := json.Unmarshal(raw, rec); err != nil {
+			return nil, fmt.Errorf("store: corrupt key derivation record: %w", err)
+		}
+	}
+	switch {
+	case rec == nil && len(pass) == 0:
+		return nil, nil
+	case rec == nil:
+		if t.tx.Bucket(bAccount).Get(kAccount) != nil {
+			return nil, ErrNotEncrypted
+		}
+		return encryptAll(t, pass)
+	case len(pass) == 0:
+		return nil, ErrLocked
+	}
+	s, err := newSealer(pass, rec)
+	if err != nil {
+		return nil, err
+	}
+	if p, err := s.open([]byte("check"), rec.Check); err != nil || string(p) != checkText {
+		return nil, ErrPassphrase
+	}
+	return s, nil
+}
+
+// encryptAll makes a key from pass, seals every value of the sealed
+// buckets and stores the kdf record, in the caller's transaction.
+func encryptAll(t *Tx, pass []byte) (*sealer, error) {
+	if len(pass) == 0 {
+		return nil, errors.New("store: an empty passphrase encrypts nothing")
+	}
+	rec := KDFParams
+	rec.Alg = "argon2id"
+	rec.Salt = make([]byte, 16)
+	if _, err := rand.Read(rec.Salt); err != nil {
+		return nil, err
+	}
+	s, err := newSealer(pass, &rec)
+	if err != nil {
+		return nil, err
+	}
+	rec.Check = s.seal([]byte("check"), []byte(checkText))
+	for _, name := range sealed {
+		if b := t.tx.Bucket(name); b != nil {
+			if err := sealBucket(s, b, bytes.Equal(name, bSync)); err != nil {
+				return nil, fmt.Errorf("store: encrypt %s: %w", name, err)
+			}
+		}
+	}
+	raw, err := json.Marshal(&rec)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.tx.Bucket(bCrypt).Put(kKDF, raw); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// sealBucket seals every value of b and of the buckets nested in it; in
+// the sync bucket the mailbox sequence stays plain (MailboxSeq).
+func sealBucket(s *sealer, b *bolt.Bucket, isSync bool) error {
+	type kv struct{ k, v []byte }
+	var vals []kv
+	var nested [][]byte
+	if err := b.ForEach(func(k, v []byte) error {
+		if b.Bucket(k) != nil {
+			nested = append(nested, cloneBytes(k))
+		} else if !(isSync && bytes.Equal(k, kMailbox)) {
+			vals = append(vals, kv{cloneBytes(k), s.seal(k, v)})
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, e := range vals {
+		if err := b.Put(e.k, e.v); err != nil {
+			return err
+		}
+	}
+	for _, k := range nested {
+		if err := sealBucket(s, b.Bucket(k), false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Encrypt encrypts an unencrypted profile with a key derived from pass:
+// every value is sealed in one transaction, then the file is compacted so
+// that no plaintext copy stays in its free pages. Run it while no other
+// process uses the profile.
+func (s *Store) Encrypt(pass []byte) error {
+	s.mu.Lock()
+	encrypted := s.sealer != nil
+	s.mu.Unlock()
+	if encrypted {
+		return ErrEncrypted
+	}
+	var sl *sealer
+	err := s.Update(func(t *Tx) error {
+		if t.tx.Bucket(bCrypt).Get(kKDF) != nil {
+			return ErrEncrypted
+		}
+		var err error
+		sl, err = encryptAll(t, pass)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.sealer = sl
+	s.mu.Unlock()
+	return s.Compact()
+}
+
+// Encrypted reports whether the profile's values are sealed.
+func (s *Store) Encrypted() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sealer != nil
+}
+
+// lockedElsewhere refuses a transaction of a store opened without a key on
+// a profile another process has encrypted since: its writes would be
+// plaintext among sealed values.
+func lockedElsewhere(tx *bolt.Tx, sl *sealer) error {
+	if sl != nil {
+		return nil
+	}
+	if b := tx.Bucket(bCrypt); b != nil && b.Get(kKDF) != nil {
+		return ErrLocked
+	}
+	return nil
+}

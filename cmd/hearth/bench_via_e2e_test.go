@@ -1,0 +1,48 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestBenchPairsVia: `hearth bench pairs --via SPEC` runs its fleet through
+// the impairment relay (loss and delay both ways): every message sent is
+// acknowledged and delivered exactly once, the report names the spec and
+// the upstream server, and the relay's counters show the loss applied. A
+// bad spec is refused before anything runs.
+func TestBenchPairsVia(t *testing.T) {
+	skipShort(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	mustHearth(t, "", "init", "--dir", dir, "--domain", "localhost", "--listen", "127.0.0.1:0")
+	startServe(t, dir, nil, "--dir", dir)
+
+	const spec = "loss=5%,rtt=100ms,seed=18"
+	rep := benchJSON(t, dir, "pairs", "--via", spec, "--users", "2", "--rate", "10", "--duration", "1s", "--size", "200")
+	sent, acked, delivered := num(t, rep, "sent"), num(t, rep, "acked"), num(t, rep, "delivered")
+	if sent < 5 || acked != sent || delivered != acked {
+		t.Errorf("sent %v acked %v delivered %v: want all acknowledged and delivered", sent, acked, delivered)
+	}
+	if l, d := num(t, rep, "lost"), num(t, rep, "duplicates"); l != 0 || d != 0 {
+		t.Errorf("lost %v duplicates %v, want 0", l, d)
+	}
+	params, _ := rep["params"].(map[string]any)
+	if params["via"] != spec || params["via_upstream"] == params["server"] {
+		t.Errorf("params %v: want via %q and the relay as server", params, spec)
+	}
+	notes, _ := rep["notes"].([]any)
+	found := false
+	for _, n := range notes {
+		if s, _ := n.(string); strings.HasPrefix(s, "via relay: UDP up ") && !strings.Contains(s, "up 0 datagrams") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no relay counters in the notes: %v", notes)
+	}
+
+	r := hearth(t, nil, "", "bench", "--dir", dir, "--via", "loss=lots", "pairs", "--users", "2", "--duration", "1s")
+	if r.code == 0 || !strings.Contains(r.stderr, "--via") {
+		t.Errorf("bad --via: exit %d, stderr %q", r.code, r.stderr)
+	}
+}

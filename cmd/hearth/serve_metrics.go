@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"hearth/homeserver"
+	"hearth/homeserver/admin"
+	"hearth/homeserver/metrics"
+	"hearth/homeserver/transport"
+	"hearth/storage"
+)
+
+// metricsAddr completes a --metrics value: a bare port ("9464" or
+// ":9464") listens on 127.0.0.1, never on every interface.
+func metricsAddr(v string) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	if !strings.Contains(v, ":") {
+		v = ":" + v
+	}
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return "", fmt.Errorf("--metrics %q: want HOST:PORT or PORT: %w", v, err)
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// startMetrics serves reg's /metrics on its own listener at addr until
+// the returned stop is called.
+func startMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler(reg))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+	go srv.Serve(ln)
+	log.Info("metrics listener", "addr", "http://"+ln.Addr().String()+"/metrics")
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}, nil
+}
+
+// metricsSources reads the homeserver, the database and the transport.
+func metricsSources(hs *homeserver.Server, db *storage.DB, tr *transport.Server) metrics.Sources {
+	return metrics.Sources{
+		Counters: func() metrics.Counters {
+			st := hs.Stats()
+			b, r := db.WriteStats()
+			return metrics.Counters{Accepted: st.Accepted, Delivered: st.Delivered, Refused: st.Refused, WriterBatches: b, WriterRequests: r}
+		},
+		Sessions: tr.SessionsByTransport,
+		Figures: func(ctx context.Context) (metrics.Figures, error) {
+			f, err := hs.Figures(ctx)
+			return metrics.Figures{MailboxBacklog: f.MailboxBacklog, FederationQueue: f.FederationQueue, MediaBytes: f.MediaBytes, MediaFiles: f.MediaFiles}, err
+		},
+		Peers: func(ctx context.Context) ([]metrics.Peer, error) {
+			fi, err := hs.FederationList(ctx)
+			if err != nil {
+				return nil, err
+			}
+			ps := make([]metrics.Peer, 0, len(fi.Peers))
+			for _, p := range fi.Peers {
+				ps = append(ps, metrics.Peer{Domain: p.Domain, QueueDepth: p.QueueDepth, Attempts: p.Attempts, NextAttemptMs: p.NextAttemptMs})
+			}
+			return ps, nil
+		},
+	}
+}
+
+// statusOps adds what the transport knows (sessions by transport) to the
+// homeserver's admin status; every other operation is the homeserver's.
+type statusOps struct {
+	*homeserver.Server
+	tr *transport.Server
+}
+
+func (o statusOps) Status(ctx context.Context) (admin.Status, error) {
+	st, err := o.Server.Status(ctx)
+	if err == nil {
+		st.SessionsByTransport = o.tr.SessionsByTransport()
+	}
+	return st, err
+}

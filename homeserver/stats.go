@@ -1,0 +1,60 @@
+package homeserver
+
+import (
+	"context"
+	"sync/atomic"
+
+	"hearth/homeserver/wire"
+	"hearth/storage"
+)
+
+// counters are the session layer's running totals: atomic adds on the hot
+// path, read by Stats (metrics, admin status).
+type counters struct {
+	accepted  atomic.Uint64
+	delivered atomic.Uint64
+	refused   [maxCode]atomic.Uint64 // by wire code
+}
+
+// maxCode bounds the wire codes counted; a later code counts as INTERNAL.
+const maxCode = 64
+
+func (c *counters) refuse(code wire.Code) {
+	if code < 0 || int(code) >= maxCode {
+		code = wire.Code_CODE_INTERNAL
+	}
+	c.refused[code].Add(1)
+}
+
+// Stats are the running totals since the server started.
+type Stats struct {
+	// Accepted counts sends of local devices that this server, as the
+	// conversation's hub, committed (a retry answered from its dedup
+	// record is not counted again).
+	Accepted uint64
+	// Delivered counts mailbox entries pushed to local devices' sessions.
+	Delivered uint64
+	// Refused counts error answers on client sessions by wire code name
+	// (CODE_RATE_LIMITED, CODE_BAD_REQUEST, …); codes never sent are absent.
+	Refused map[string]uint64
+}
+
+// Stats returns the running totals.
+func (s *Server) Stats() Stats { return s.ctr.stats() }
+
+func (c *counters) stats() Stats {
+	st := Stats{Accepted: c.accepted.Load(), Delivered: c.delivered.Load(), Refused: map[string]uint64{}}
+	for i := range c.refused {
+		if n := c.refused[i].Load(); n > 0 {
+			st.Refused[wire.Code(i).String()] = n
+		}
+	}
+	return st
+}
+
+// Figures computes the database totals monitoring shows (storage.Figures).
+func (s *Server) Figures(ctx context.Context) (storage.Figures, error) {
+	var f storage.Figures
+	err := s.db.Read(ctx, func(tx *storage.Tx) (err error) { f, err = tx.Figures(); return err })
+	return f, err
+}
