@@ -2,7 +2,6 @@ package client
 
 import (
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -31,7 +30,7 @@ func encodeItemBody(it store.OutboxItem) ([]byte, error) {
 	if !it.Created.IsZero() {
 		b.TS = it.Created.UnixMilli()
 	}
-	return json.Marshal(b)
+	return marshalBody(b)
 }
 
 // checkMediaRef validates a media reference from a message body.

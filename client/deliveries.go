@@ -297,11 +297,15 @@ type body struct {
 
 // encodeBody encodes a text message body. HTML characters stay as they
 // are (json.Marshal would make each of <, > and & six bytes long).
-func encodeBody(text string) ([]byte, error) {
+func encodeBody(text string) ([]byte, error) { return marshalBody(body{V: 1, Text: text}) }
+
+// marshalBody encodes a body without escaping <, > and & (six bytes each
+// otherwise, which would eat into the message size limit).
+func marshalBody(m body) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(body{V: 1, Text: text}); err != nil {
+	if err := enc.Encode(m); err != nil {
 		return nil, err
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
