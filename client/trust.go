@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"hearth/client/store"
 	"hearth/homeserver/wire"
 	"hearth/keys/identity"
 )
@@ -99,14 +98,9 @@ func (c *Client) safetyUsers(op, user string) (self, them identity.UserAddress, 
 // ownKey is this user's identity key, derived from the identity secret
 // an active device holds.
 func (c *Client) ownKey() (identity.PublicKey, error) {
-	var text []byte
-	err := c.st.View(func(tx *store.Tx) (err error) { text, err = tx.Key(store.KeyIdentity); return })
+	k, err := c.acct.IdentityPublic()
 	if err != nil {
 		return identity.PublicKey{}, fmt.Errorf("client.SafetyNumber: this device holds no identity key yet (is it approved?): %w", err)
 	}
-	rk, err := identity.ParseRecoveryKey(string(text))
-	if err != nil {
-		return identity.PublicKey{}, fmt.Errorf("client.SafetyNumber: stored identity key: %w", err)
-	}
-	return rk.Signer().Public(), nil
+	return k, nil
 }

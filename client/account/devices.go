@@ -156,6 +156,17 @@ func (m *Manager) identityKey() (*identity.Signer, store.Account, error) {
 	return ik, a, nil
 }
 
+// IdentityPublic returns the user's identity key, from the identity
+// signing key this device holds (store.ErrNotFound wrapped in a
+// PENDING_APPROVAL error while it holds none).
+func (m *Manager) IdentityPublic() (identity.PublicKey, error) {
+	ik, _, err := m.identityKey()
+	if err != nil {
+		return identity.PublicKey{}, err
+	}
+	return ik.Public(), nil
+}
+
 // putIdentity stores the identity signing key.
 func (m *Manager) putIdentity(ik *identity.Signer) error {
 	seed := ik.Seed()

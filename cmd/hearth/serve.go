@@ -241,7 +241,11 @@ func runServer(ctx context.Context, dir, listen, metricsFlag string, log *slog.L
 		"webtransport", "https://"+bound+transport.PathWebTransport, "ca", caPath, "admin", sockPath, "version", version)
 	var users int
 	if err := db.Read(ctx, func(tx *storage.Tx) (err error) { users, err = tx.CountUsers(); return }); err == nil && users == 0 {
-		fmt.Fprint(os.Stderr, nextSteps(dir, cfg.Domain, bound, caPath))
+		if _, isJSON := log.Handler().(*slog.JSONHandler); isJSON {
+			log.Info("no users yet: next steps", "text", nextSteps(dir, cfg.Domain, bound, caPath)) // every line stays JSON
+		} else {
+			fmt.Fprint(os.Stderr, nextSteps(dir, cfg.Domain, bound, caPath))
+		}
 	}
 
 	if err := sdNotify("READY=1\nSTATUS=serving " + cfg.Domain + " on " + bound); err != nil {
