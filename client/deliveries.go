@@ -32,7 +32,13 @@ type receiver struct {
 	self    func() (e2ee.Self, error)
 	newID   func() (string, error)
 	now     func() time.Time
-	log     *slog.Logger
+	rcpt    *receipts
+	// queued is told that a receipt was put in the outbox, for Receive
+	// to send it soon.
+	queued func()
+	// noDelivered: no delivery receipts (Config.NoDeliveryReceipts).
+	noDelivered bool
+	log         *slog.Logger
 }
 
 var (
@@ -59,17 +65,40 @@ func (r *receiver) HandleDeliveries(ctx context.Context, ds []*wire.Delivery) er
 		return err
 	}
 	return r.st.Update(func(tx *store.Tx) error {
+		got := map[string]uint64{} // conversation: last new message of another user
 		for _, d := range ds {
-			if err := r.handle(ctx, tx, self, d); err != nil {
+			if err := r.handle(ctx, tx, self, d, got); err != nil {
 				return err
 			}
 		}
-		return nil
+		return r.receiptDelivered(tx, self, got)
 	})
 }
 
+// receiptDelivered queues one delivery receipt per conversation that
+// received messages of other users in this run.
+func (r *receiver) receiptDelivered(tx *store.Tx, self e2ee.Self, got map[string]uint64) error {
+	if r.noDelivered {
+		return nil
+	}
+	me := convstate.UserOf(self.Address)
+	for conv, seq := range got {
+		if tx.Meta(goneName(conv)) != nil {
+			continue
+		}
+		id, err := r.rcpt.queue(tx, conv, me, ReceiptDelivered, seq)
+		if err != nil {
+			return err
+		}
+		if id != "" && r.queued != nil {
+			r.queued()
+		}
+	}
+	return nil
+}
+
 // handle processes one delivery in tx and records its mailbox sequence.
-func (r *receiver) handle(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wire.Delivery) error {
+func (r *receiver) handle(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wire.Delivery, got map[string]uint64) error {
 	if d.GetSeq() <= tx.MailboxSeq() {
 		return nil // processed before the last ack was lost
 	}
@@ -82,7 +111,7 @@ func (r *receiver) handle(ctx context.Context, tx *store.Tx, self e2ee.Self, d *
 	if d.GetSender() == self.Address {
 		return nil // our own message fanned back: already in history
 	}
-	err := r.apply(ctx, tx, self, d)
+	err := r.apply(ctx, tx, self, d, got)
 	var bad *badMessage
 	if errors.As(err, &bad) {
 		// A message that cannot be processed is skipped (and logged
@@ -132,7 +161,7 @@ func (b *badMessage) reason() string {
 	return b.err.Error()
 }
 
-func (r *receiver) apply(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wire.Delivery) error {
+func (r *receiver) apply(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wire.Delivery, got map[string]uint64) error {
 	conv := d.GetConversationId()
 	switch d.GetKind() {
 	case wire.MessageKind_MESSAGE_KIND_WELCOME:
@@ -206,13 +235,46 @@ func (r *receiver) apply(ctx context.Context, tx *store.Tx, self e2ee.Self, d *w
 		}
 		return addEvents(tx, at, evs)
 	}
+	me := convstate.UserOf(self.Address)
+	switch {
+	case bd.Rcpt != nil:
+		ev, err := r.rcpt.apply(tx, conv, me, at.From, *bd.Rcpt)
+		if err != nil || ev == nil {
+			return err
+		}
+		return tx.AddInbox(*ev)
+	case bd.Set != nil:
+		return applySettings(tx, conv, me, at.From, bd.Set, r.log)
+	}
 	m := at
 	m.Text, m.Media = text, bd.Media
+	if t, ok := senderTime(bd.TS); ok {
+		server := m.SentAt
+		m.SentAt, m.ServerTime = t, &server
+	}
+	if m.From == me {
+		m.Recipients = convstate.PeersOf(g.Members(), me) // sent by another device of this user
+	}
 	added, err := tx.AddHistory(m)
 	if err != nil || !added {
 		return err
 	}
+	if m.From != me {
+		got[conv] = max(got[conv], m.Seq)
+	}
 	return tx.AddInbox(m)
+}
+
+// maxSenderTime bounds the sender's time of a message (ms since 1970):
+// times JSON cannot print (after year 9999) are ignored.
+const maxSenderTime = 253402300799999
+
+// senderTime is the sender's time ts of a message, if it has a usable one.
+func senderTime(ts int64) (time.Time, bool) {
+	if ts <= 0 || ts > maxSenderTime {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ts).UTC(), true
 }
 
 // body is the plaintext of an application message. It is versioned so that
@@ -225,15 +287,27 @@ type body struct {
 	// Media refers to an encrypted file (body_media.go); Text is then its
 	// caption. Older clients ignore the field and show the caption.
 	Media *store.MediaRef `json:"media,omitempty"`
+	// TS is the sender's time (ms since 1970) when it queued the message;
+	// bodies without it still decode (SentAt is then the server's time).
+	TS int64 `json:"ts,omitempty"`
+	// Rcpt is a delivery or read receipt (receipts.go), sent instead of
+	// a text.
+	Rcpt *receiptBody `json:"rcpt,omitempty"`
+	// Set carries this user's settings to its other devices (settings.go).
+	Set map[string]setting `json:"set,omitempty"`
 }
 
 // encodeBody encodes a text message body. HTML characters stay as they
 // are (json.Marshal would make each of <, > and & six bytes long).
-func encodeBody(text string) ([]byte, error) {
+func encodeBody(text string) ([]byte, error) { return marshalBody(body{V: 1, Text: text}) }
+
+// marshalBody encodes a body without escaping <, > and & (six bytes each
+// otherwise, which would eat into the message size limit).
+func marshalBody(m body) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(body{V: 1, Text: text}); err != nil {
+	if err := enc.Encode(m); err != nil {
 		return nil, err
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
@@ -269,6 +343,21 @@ func decodeFull(b []byte) (body, error) {
 	}
 	if m.Media != nil {
 		if err := checkMediaRef(m.Media); err != nil {
+			return body{}, fmt.Errorf("message body: %w", err)
+		}
+	}
+	if m.Rcpt != nil || m.Set != nil {
+		if m.Text != "" || m.Ctl != nil || m.Media != nil || (m.Rcpt != nil && m.Set != nil) {
+			return body{}, fmt.Errorf("message body: a receipt or settings message carries nothing else")
+		}
+	}
+	if m.Rcpt != nil {
+		if err := m.Rcpt.check(); err != nil {
+			return body{}, fmt.Errorf("message body: %w", err)
+		}
+	}
+	if m.Set != nil {
+		if err := checkSettings(m.Set); err != nil {
 			return body{}, fmt.Errorf("message body: %w", err)
 		}
 	}

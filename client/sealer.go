@@ -111,6 +111,9 @@ func (sl *sealer) sealIn(ctx context.Context, conv string, it store.OutboxItem) 
 			it = cur // sealed meanwhile by another run: send those bytes
 			return nil
 		}
+		if cur.Body != nil {
+			pt, it.Body = cur.Body, cur.Body // a receipt merged with a newer one meanwhile
+		}
 		g, err := sl.states.Load(tx, conv, self, sl.dir.Members(ctx, tx))
 		if err != nil {
 			return err
@@ -133,6 +136,9 @@ func (sl *sealer) sealIn(ctx context.Context, conv string, it store.OutboxItem) 
 			return err
 		}
 		it.Conversation, it.Epoch = conv, g.Epoch()
+		if cur.Control == nil && cur.Body == nil {
+			it.Recipients = convstate.PeersOf(g.Members(), convstate.UserOf(self.Address))
+		}
 		if err := sl.states.Save(tx, conv, g); err != nil {
 			return err
 		}

@@ -495,6 +495,10 @@ func (o *Sender) settle(rs []result) {
 			if err := o.cfg.ControlSent(r.it); err != nil {
 				rs[i].err = localRetry(err)
 			}
+		case r.it.Body != nil:
+			if err := o.bodySent(r.it); err != nil {
+				rs[i].err = localRetry(err)
+			}
 		default:
 			texts = append(texts, i)
 		}
@@ -507,8 +511,12 @@ func (o *Sender) settle(rs []result) {
 		err = o.cfg.Store.Update(func(tx *store.Tx) error {
 			for _, i := range texts {
 				r := rs[i]
+				server := time.UnixMilli(r.ok.GetServerTimeMs()).UTC()
 				m := store.Message{ID: r.it.ID, Conversation: r.req.GetConversationId(), From: user, Text: r.it.Text, Media: r.it.Media,
-					SentAt: time.UnixMilli(r.ok.GetServerTimeMs()).UTC(), Seq: r.ok.GetConversationSeq()}
+					SentAt: server, Seq: r.ok.GetConversationSeq(), Recipients: r.it.Recipients}
+				if !r.it.Created.IsZero() { // the sender's time, as the body carries it
+					m.SentAt, m.ServerTime = time.UnixMilli(r.it.Created.UnixMilli()).UTC(), &server
+				}
 				if _, err := tx.AddHistory(m); err != nil {
 					return err
 				}
@@ -532,8 +540,12 @@ func localRetry(err error) error {
 	return wire.E("client.Flush", wire.Code_CODE_UNAVAILABLE, "recording a sent message", err)
 }
 
-// failItem marks an item failed for good, with the reason.
+// failItem marks an item failed for good, with the reason (a receipt or
+// settings item is dropped instead: bodyFailed).
 func (o *Sender) failItem(it store.OutboxItem, reason error) error {
+	if it.Body != nil {
+		return o.bodyFailed(it, reason)
+	}
 	o.cfg.Log.Warn("message not delivered", "id", it.ID, "err", reason)
 	return o.update(it.ID, func(cur *store.OutboxItem) { cur.Failed = reason.Error() })
 }

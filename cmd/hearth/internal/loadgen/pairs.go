@@ -45,7 +45,7 @@ func Pairs(ctx context.Context, f *Fleet, p PairsParams) (*Report, error) {
 		return nil, err
 	}
 	r := &Report{Workload: "pairs", Run: f.run, Machine: machine(),
-		Params: map[string]any{"users": p.Users, "rate": p.Rate, "duration": p.Duration.String(), "size": p.Size}}
+		Params: map[string]any{"users": p.Users, "rate": p.Rate, "duration": p.Duration.String(), "size": p.Size, "receipts": f.cfg.Receipts}}
 	t0 := f.cfg.Now()
 	devs, err := f.Add(ctx, p.Users)
 	if err != nil {
