@@ -185,11 +185,13 @@ func (f *Link) fanOutRemote(tx *storage.Tx, r *hub.Result, m *wire.Send) (map[st
 			Epoch: entry.Epoch, Payload: entry.Payload, ConversationSeq: entry.Seq, PrevConversationSeq: prev,
 			Recipients: rs, ServerTimeMs: entry.CreatedMs}
 		if m.Kind == wire.MessageKind_MESSAGE_KIND_COMMIT {
-			env.AddDevices, env.RemoveDevices = m.AddDevices, m.RemoveDevices
+			// Every commit's GroupInfo goes to every follower: it carries
+			// the ratchet tree a large group's Welcome omits, and it is
+			// what a device of the follower's users that fell out of step
+			// rejoins from (GetConversation is answered by the follower).
+			env.AddDevices, env.RemoveDevices, env.GroupInfo = m.AddDevices, m.RemoveDevices, m.GroupInfo
 			if len(adds[d]) > 0 {
-				// The GroupInfo goes with the Welcome: it carries the
-				// ratchet tree a large group's Welcome omits.
-				env.Welcome, env.GroupInfo = m.Welcome, m.GroupInfo
+				env.Welcome = m.Welcome
 			}
 		}
 		if err := f.enqueue(tx, d, env); err != nil {

@@ -105,7 +105,10 @@ func (h *Hub) ApplyDeliver(op string, tx *storage.Tx, d *Delivered, nowMs int64)
 			}
 		}
 	}
-	return heads, tx.AdvanceConversation(c.ID, epoch, nil, d.Seq, false)
+	// A commit's GroupInfo replaces the follower's copy (none: cleared, never
+	// left stale): a device here that fell out of step rejoins from it.
+	commit := d.Kind == wire.MessageKind_MESSAGE_KIND_COMMIT
+	return heads, tx.AdvanceConversation(c.ID, epoch, d.GroupInfo, d.Seq, commit)
 }
 
 // localDevice returns the active local device at addr; nil when it is not

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -108,5 +109,60 @@ func TestApplyDeliverAfterFollowerRestore(t *testing.T) {
 		return err
 	}); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("mark on a conversation hubbed here: %v", err)
+	}
+}
+
+// TestFollowerKeepsLatestGroupInfo: a follower's copy of a conversation
+// holds the GroupInfo of the last commit the hub delivered (what a device
+// of its users that fell out of step rejoins from, through GetConversation
+// answered here); application messages leave it, and a commit without one
+// clears it rather than leave a stale one.
+func TestFollowerKeepsLatestGroupInfo(t *testing.T) {
+	db, err := storage.Open(filepath.Join(t.TempDir(), "f.db"), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	h := New(Config{Domain: "b.example"})
+	conv, err := identity.ParseConversation("0dc7c9fa0e9f9cfdd352@a.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply := func(seq uint64, kind wire.MessageKind, gi string) {
+		t.Helper()
+		err := db.Write(context.Background(), func(tx *storage.Tx) error {
+			_, err := h.ApplyDeliver("test", tx, &Delivered{Conv: conv, Sender: "ann@a.example/A1", MessageID: fmt.Sprint("m", seq), Kind: kind,
+				Epoch: seq, Payload: []byte("ciphertext"), GroupInfo: []byte(gi), Seq: seq, PrevSeq: seq - 1, CreatedMs: 1}, 1)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("apply %d: %v", seq, err)
+		}
+	}
+	groupInfo := func() string {
+		t.Helper()
+		var c *storage.Conversation
+		if err := db.Read(context.Background(), func(tx *storage.Tx) (err error) { c, err = tx.Conversation(conv.String()); return err }); err != nil {
+			t.Fatal(err)
+		}
+		return string(c.GroupInfo)
+	}
+	commit, app := wire.MessageKind_MESSAGE_KIND_COMMIT, wire.MessageKind_MESSAGE_KIND_APPLICATION
+	apply(1, commit, "gi-1")
+	if got := groupInfo(); got != "gi-1" {
+		t.Fatalf("after a commit: GroupInfo %q, want gi-1", got)
+	}
+	apply(2, app, "")
+	apply(3, commit, "gi-3")
+	if got := groupInfo(); got != "gi-3" {
+		t.Fatalf("after a second commit: GroupInfo %q, want gi-3", got)
+	}
+	apply(4, app, "")
+	if got := groupInfo(); got != "gi-3" {
+		t.Fatalf("an application message changed the GroupInfo to %q", got)
+	}
+	apply(5, commit, "")
+	if got := groupInfo(); got != "" {
+		t.Fatalf("a commit without GroupInfo left %q", got)
 	}
 }
