@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"time"
 
@@ -262,14 +261,14 @@ func (c *Client) exportHistory(ctx context.Context, opts HistoryOptions) ([]byte
 	if opts.Days > 0 {
 		since = c.cfg.Now().Add(-time.Duration(opts.Days) * 24 * time.Hour)
 	}
-	// The plaintext archive exists only until it is encrypted (below), in
-	// the profile folder, which only this user can read.
-	plain, err := os.CreateTemp(c.cfg.Profile, ".history-*.tmp")
+	// The plaintext archive exists only until it is encrypted (below): in
+	// memory on Linux (never on a disk, which matters for an encrypted
+	// profile), elsewhere in the profile folder, which only this user reads.
+	plain, cleanup, err := plainTemp(c.cfg.Profile, "history")
 	if err != nil {
 		return nil, fmt.Errorf("history archive: %w", err)
 	}
-	defer os.Remove(plain.Name())
-	defer plain.Close()
+	defer cleanup()
 	bw := bufio.NewWriter(plain)
 	h, err := writeHistoryArchive(c.st, a.User, since, bw)
 	if err == nil {
@@ -285,7 +284,7 @@ func (c *Client) exportHistory(ctx context.Context, opts HistoryOptions) ([]byte
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	up, err := c.media.Prepare(plain, "media-upload/history-"+hex.EncodeToString(rnd[:]))
-	os.Remove(plain.Name())
+	cleanup()
 	if err != nil {
 		return nil, fmt.Errorf("history archive: %w", err)
 	}

@@ -2,6 +2,7 @@ package roster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -80,7 +81,7 @@ func (r *Roster) PendCommit(tx *store.Tx, conv string, epoch uint64, cm e2ee.Com
 // the group merges it or drops it.
 func (r *Roster) FinishCommit(ctx context.Context, conv string, req *wire.Send) error {
 	_, err := r.cfg.Call(ctx, "client.Commit", &wire.ClientFrame{Body: &wire.ClientFrame_Send{Send: req}})
-	if err != nil && session.Retryable(err) && !wire.Is(err, wire.Code_CODE_STALE_EPOCH) {
+	if outcomeUnknown(err) {
 		return err // unknown outcome: resend the same request later
 	}
 	self, serr := r.cfg.Self()
@@ -482,4 +483,23 @@ func (r *Roster) IsMember(conv, device string) (bool, error) {
 		})
 	})
 	return in, err
+}
+
+// outcomeUnknown tells whether a commit's Send may have been accepted by
+// the hub although no answer came: the connection dropped, or the call's
+// context ended while it waited (the request may have gone out: a device
+// approval that ran out of time did, and its device then skipped its own
+// accepted commit when it came back in its mailbox, and fell out of step).
+// The pending commit is then kept, to be sent again with the same message
+// id (the hub answers a repeat with the first result) or settled by the
+// next delivery of the conversation (settlePending); only a refusal drops it.
+func outcomeUnknown(err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return true
+	default:
+		return session.Retryable(err) && !wire.Is(err, wire.Code_CODE_STALE_EPOCH)
+	}
 }
