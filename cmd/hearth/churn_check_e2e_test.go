@@ -241,6 +241,19 @@ func parseHistory(out string) ([]histMsg, error) {
 // finalRound: every member device of every conversation sends a marker;
 // every other member device must then hold it (checked by checkHistories).
 func (c *churn) finalRound() {
+	// The final round checks sends on a quiet network: every server is up
+	// and no device still counts one as unreachable. A device-list fetch
+	// that failed during an outage is not asked again for 30 s (the
+	// directory's unreachable cache, kept in the profile), and a commit
+	// waiting on such a list holds that device's mailbox meanwhile, which
+	// delays its sends to every conversation (a known limit, docs/churn.md).
+	c.downMu.Lock()
+	quietAt := c.lastRestart.Add(unreachableQuiet)
+	c.downMu.Unlock()
+	if wait := time.Until(quietAt); wait > 0 {
+		c.logf("final round waits %v for the network to be quiet", wait.Round(time.Millisecond))
+		time.Sleep(wait)
+	}
 	c.step++
 	c.final = true
 	c.logf("final round")
@@ -600,3 +613,7 @@ func (c *churn) report() {
 	}
 	t.Error(b.String())
 }
+
+// unreachableQuiet is how long after the last server restart the final
+// round starts: client/directory's unreachableFor (30 s) and a margin.
+const unreachableQuiet = 32 * time.Second

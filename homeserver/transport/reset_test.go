@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,7 +41,7 @@ func TestStatelessResetAfterRestart(t *testing.T) {
 			switch {
 			case tc.wantReset && !errors.As(err, &reset):
 				t.Fatalf("client session ended with %v (%T), want a stateless reset", err, err)
-			case !tc.wantReset && !errors.As(err, &idle):
+			case !tc.wantReset && !errors.As(err, &idle) && !idleThroughHTTP3(err):
 				t.Fatalf("client session ended with %v (%T), want its idle timeout", err, err)
 			}
 		})
@@ -111,4 +112,12 @@ func restartAndWrite(t *testing.T, sameKey bool) error {
 	str.Write(bytes.Repeat([]byte("again "), 20))
 	_, err = str.Read(buf) // ends when the QUIC connection does, with its error
 	return err
+}
+
+// idleThroughHTTP3 tells whether err is the QUIC idle timeout as http3
+// reports it when the timeout ends the session while its datagram reader
+// waits (an *http3.Error carrying quic's "no recent network activity"),
+// which happens on a busy machine instead of the bare IdleTimeoutError.
+func idleThroughHTTP3(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "timeout: no recent network activity")
 }
