@@ -163,7 +163,7 @@ func Open(cfg Config) (*Client, error) {
 // newSender returns the outbox Sender, encrypting with seal.
 func (c *Client) newSender(seal func(context.Context, store.OutboxItem) (store.OutboxItem, error)) *outbox.Sender {
 	return outbox.New(outbox.Config{Store: c.st, Log: c.log, Seal: seal, Resolve: convstate.For,
-		ControlSent: c.groups.controlSent, StaleEpoch: c.rosters.Unsync, User: c.user, Refused: refusal, Now: c.cfg.Now})
+		ControlSent: c.groups.controlSent, StaleEpoch: c.rosters.Unsync, User: c.user, Refused: refusal, Gone: c.bodyGone, Now: c.cfg.Now})
 }
 
 // Close ends the session and closes the store.

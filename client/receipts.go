@@ -155,8 +155,10 @@ func (r *receipts) queue(tx *store.Tx, conv, me, kind string, upTo uint64) (stri
 	}
 	if id := tx.Meta(pending); id != nil {
 		it, err := tx.OutboxItem(string(id))
-		if err == nil && it.Payload == nil && it.Failed == "" {
-			it.Body = body
+		if err == nil && it.Payload == nil {
+			// Not encrypted yet (or kept after a failure, which the newer
+			// receipt replaces).
+			it.Body, it.Failed = body, ""
 			return it.ID, tx.UpdateOutbox(it)
 		}
 	}
@@ -180,7 +182,7 @@ func dropCoveredDelivery(tx *store.Tx, conv string, upTo uint64) error {
 		return nil
 	}
 	it, err := tx.OutboxItem(string(id))
-	if err != nil || it.Payload != nil || it.Failed != "" {
+	if err != nil || it.Payload != nil {
 		return nil // sent, or on its way: leave it
 	}
 	b, err := decodeFull(it.Body)

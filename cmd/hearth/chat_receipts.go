@@ -44,6 +44,9 @@ once the receipt was sent (at once when there is nothing new to tell); after
 						if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 							return fmt.Errorf("marked read on this device; the receipt was not sent within %v and stays queued (sent by the next send or recv)", timeout)
 						}
+						if errors.Is(err, client.ErrSendLater) {
+							return fmt.Errorf("marked read on this device; the receipt stays queued (sent by the next send or recv): %w", err)
+						}
 						return fmt.Errorf("marked read on this device; the receipt was not sent: %w", err)
 					}
 				}
