@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"strings"
 	"testing"
 
 	"hearth/client/store"
@@ -42,6 +44,43 @@ func TestStatusMark(t *testing.T) {
 		}
 		if got := statusMark(c.m, false); got != c.ascii {
 			t.Errorf("statusMark(%+v, ascii) = %q, want %q", c.m, got, c.ascii)
+		}
+	}
+}
+
+// TestShownStatusFields: history --json prints "status" with
+// "delivered_to" and "read_by" on this user's own messages, as lists even
+// when empty, and none of them on others' messages.
+func TestShownStatusFields(t *testing.T) {
+	for _, c := range []struct {
+		m    store.Message
+		want []string // substrings of the JSON
+		not  []string
+	}{
+		{store.Message{ID: "1", Status: "sent", Recipients: []string{"b@x"}},
+			[]string{`"status":"sent"`, `"delivered_to":[]`, `"read_by":[]`}, nil},
+		{store.Message{ID: "2", Status: "delivered", DeliveredTo: []string{"b@x"}},
+			[]string{`"status":"delivered"`, `"delivered_to":["b@x"]`, `"read_by":[]`}, nil},
+		{store.Message{ID: "3", Status: "read", DeliveredTo: []string{"b@x"}, ReadBy: []string{"b@x"}},
+			[]string{`"status":"read"`, `"delivered_to":["b@x"]`, `"read_by":["b@x"]`}, nil},
+		{store.Message{ID: "4", From: "b@x", Text: "hi"}, nil, []string{`"status"`, `"delivered_to"`, `"read_by"`}},
+	} {
+		b, err := json.Marshal(shownMessage(c.m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(string(b), w) {
+				t.Errorf("%s: no %s", b, w)
+			}
+		}
+		for _, n := range c.not {
+			if strings.Contains(string(b), n) {
+				t.Errorf("%s: has %s", b, n)
+			}
+		}
+		if strings.Count(string(b), `"delivered_to"`) > 1 || strings.Count(string(b), `"read_by"`) > 1 {
+			t.Errorf("%s: a field twice", b)
 		}
 	}
 }
