@@ -1,8 +1,11 @@
 package client
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -11,6 +14,7 @@ import (
 
 	"hearth/client/convstate"
 	"hearth/client/store"
+	"hearth/homeserver/wire"
 )
 
 func TestReceiptBodyDecode(t *testing.T) {
@@ -379,4 +383,56 @@ func TestReceiptReadSyncWhenOff(t *testing.T) {
 	if ev := apply("a@x"); ev == nil || ev.Conversation != "d@x" || !slices.Equal(ev.MessageIDs, []string{"b1"}) {
 		t.Fatalf("own read of d@x gave %+v", ev)
 	}
+}
+
+// TestBodyGone: a receipt that could not be encrypted is dropped only when
+// it can never be sent from this device; a failure that may pass (the
+// conversation out of step, not given up yet) keeps it.
+func TestBodyGone(t *testing.T) {
+	offline := func(context.Context, string, string) (io.ReadWriteCloser, error) {
+		return nil, errors.New("bodyGone reads only the store")
+	}
+	c, err := Open(Config{Profile: t.TempDir(), Dial: offline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const conv = "c1@a.example"
+	it := store.OutboxItem{ID: "r1", Conversation: conv, Body: []byte(`{"v":1}`)}
+	soft := wire.Errorf("client.Heal", wire.Code_CODE_FORBIDDEN, "rejoining failed")
+	update := func(f func(tx *store.Tx) error) {
+		t.Helper()
+		if err := c.st.Update(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(what string, err error, want bool) {
+		t.Helper()
+		if got := c.bodyGone(it, err); got != want {
+			t.Errorf("%s: bodyGone = %v, want %v", what, got, want)
+		}
+	}
+	check("no state of the conversation", soft, true)
+	update(func(tx *store.Tx) error {
+		return convstate.Remember(tx, convstate.Conversation{ID: conv, Peers: []string{"b@a.example"}})
+	})
+	check("a rejoin that failed", soft, false)
+	check("a local error", fmt.Errorf("disk trouble"), false)
+	check("not a member", notMemberAnymore(conv), true)
+	check("revoked", wire.E("test", wire.Code_CODE_DEVICE_REVOKED), true)
+	update(func(tx *store.Tx) error {
+		return convstate.PutOutOfStep(tx, conv, convstate.OutOfStep{Cause: "test", Tries: convstate.MaxHealTries - 1})
+	})
+	check("out of step, still rejoining", soft, false)
+	update(func(tx *store.Tx) error {
+		return convstate.PutOutOfStep(tx, conv, convstate.OutOfStep{Cause: "test", Tries: convstate.MaxHealTries})
+	})
+	check("out of step, rejoining given up", soft, true)
+	update(func(tx *store.Tx) error {
+		if err := convstate.ClearOutOfStep(tx, conv); err != nil {
+			return err
+		}
+		return tx.PutMeta(goneName(conv), []byte("left"))
+	})
+	check("left the conversation", soft, true)
 }
