@@ -61,6 +61,20 @@ func (c *Client) EncryptProfile(passphrase []byte) error {
 	return nil
 }
 
+// EncryptProfileKeyring encrypts this unencrypted profile with a new
+// random key kept in kr, the OS keyring (store.EncryptKeyring); later
+// opens need Config.Keyring.
+func (c *Client) EncryptProfileKeyring(kr store.Keyring) error {
+	if err := c.st.EncryptKeyring(kr); err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	return nil
+}
+
+// ProfileProtection says how the profile is kept at rest: "none",
+// "passphrase" or "keyring".
+func (c *Client) ProfileProtection() string { return c.st.Protection() }
+
 // PendingDevice is a device waiting for approval, as ApproveConfirm shows it.
 type PendingDevice = account.PendingDevice
 

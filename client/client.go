@@ -56,6 +56,10 @@ type Config struct {
 	// (client/store, docs/security.md). Empty: the profile must not be
 	// encrypted.
 	Passphrase []byte
+	// Keyring, when set and no Passphrase is given, opens a profile whose
+	// key is kept in the OS keyring and encrypts a new profile with a
+	// random key kept there (client/oskeyring).
+	Keyring store.Keyring
 }
 
 // Client is one device's view of Hearth: its profile store and, once
@@ -123,7 +127,7 @@ func Open(cfg Config) (*Client, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	st, err := store.OpenWith(cfg.Profile, 10*time.Second, store.Options{Passphrase: cfg.Passphrase})
+	st, err := store.OpenWith(cfg.Profile, 10*time.Second, store.Options{Passphrase: cfg.Passphrase, Keyring: cfg.Keyring})
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}

@@ -116,3 +116,73 @@ func drained(t *testing.T, n *fedNode) {
 		return busy == 0
 	})
 }
+
+// TestFederationGapAfterExpiry: DELIVERs a hub gave up on (expired while
+// the follower was down) leave a gap in what the follower holds; the next
+// DELIVER names the one before the gap as its previous, so the follower
+// applies it instead of waiting for ever for messages that will never
+// come, and the conversation goes on both ways.
+func TestFederationGapAfterExpiry(t *testing.T) {
+	a, c := newFedNode(t, "a.example"), newFedNode(t, "c.example")
+	a.stop()
+	a.cfg.Federation.Outbound.Expiry = 1500 * time.Millisecond
+	a.start()
+	pinAll(t, a, c)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("a:\n%s\nc:\n%s", a.logs.String(), c.logs.String())
+		}
+	})
+	_, alice := a.addUser("alice")
+	_, carol := c.addUser("carol")
+	alice.must(syncFrame(0))
+	carol.must(syncFrame(0))
+	const conv = "gap@a.example"
+	createFedConv(alice, conv)
+	alice.must(addCommit(conv, "add", 0, carol.addr()))
+	last := collect(t, carol, 1, fedWait)[0].Seq
+	alice.must(appMsg(conv, "before", 1, "x"))
+	if d := collect(t, carol, 1, fedWait)[0]; d.MessageId != "before" {
+		t.Fatalf("carol got %v", d)
+	} else {
+		last = d.Seq
+	}
+	drained(t, a)
+
+	c.stop()
+	alice.must(appMsg(conv, "lost-1", 1, "y"))
+	expectNotice(t, alice, conv, "lost-1", 3, "c.example")
+	alice.must(appMsg(conv, "lost-2", 1, "z"))
+	expectNotice(t, alice, conv, "lost-2", 4, "c.example")
+	drained(t, a)
+
+	// The hub keeps messages a long time again, and c is back.
+	a.stop()
+	a.cfg.Federation.Outbound.Expiry = time.Hour
+	a.start()
+	alice = a.resume(alice, 0)
+	c.start()
+	pinAll(t, a, c)
+	carol = c.resume(carol, last)
+	alice.must(appMsg(conv, "after-gap", 1, "w"))
+	if d := collect(t, carol, 1, fedWait)[0]; d.MessageId != "after-gap" || d.ConversationSeq != 5 {
+		t.Fatalf("carol got %v, want after-gap (seq 5)", d)
+	}
+	alice.must(appMsg(conv, "after-gap-2", 1, "v"))
+	if d := collect(t, carol, 1, fedWait)[0]; d.MessageId != "after-gap-2" || d.ConversationSeq != 6 {
+		t.Fatalf("carol got %v, want after-gap-2 (seq 6)", d)
+	}
+	if ok := sendRetry(t, carol, appMsg(conv, "carol-reply", 1, "u"), fedWait); ok.ConversationSeq != 7 {
+		t.Fatalf("carol's reply: %v", ok)
+	}
+	for {
+		d := collect(t, alice, 1, fedWait)[0]
+		if d.MessageId == "carol-reply" {
+			break
+		}
+		if d.MessageId != "after-gap" && d.MessageId != "after-gap-2" && d.MessageId != "lost-1" && d.MessageId != "lost-2" && d.MessageId != "before" {
+			t.Fatalf("alice got %v", d)
+		}
+	}
+	drained(t, a)
+}

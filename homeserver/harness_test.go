@@ -74,6 +74,9 @@ type harness struct {
 	s      *Server
 	// accounts made by firstDevice, by name
 	accounts map[string]*account
+	// from is the client address connect uses ("pipe" if empty: not
+	// loopback, so the per-address login limits apply).
+	from string
 }
 
 func newHarness(t testing.TB, cfg Config) *harness {
@@ -152,6 +155,9 @@ type client struct {
 
 func (h *harness) connect() *client {
 	h.t.Helper()
+	if h.from != "" {
+		return h.connectFrom(h.from)
+	}
 	return h.connectFrom("pipe")
 }
 

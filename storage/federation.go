@@ -3,6 +3,7 @@ package storage
 import (
 	"database/sql"
 	"errors"
+	"fmt"
 )
 
 // FedPeer is a pinned federation peer.
@@ -394,4 +395,51 @@ func (t *Tx) DeleteFederationRecords(cutoffMs int64, limit int) (int64, error) {
 		total += n
 	}
 	return total, nil
+}
+
+// SkipDeliver records that the DELIVER of seq in convID (whose previous
+// DELIVER to destination was prev) will never reach destination.
+func (t *Tx) SkipDeliver(convID, destination string, seq, prev uint64) error {
+	_, err := t.exec(`INSERT INTO fed_deliver_skipped(conv_id, destination, seq, prev) VALUES (?, ?, ?, ?)
+		ON CONFLICT(conv_id, destination, seq) DO UPDATE SET prev = excluded.prev`, convID, destination, seq, prev)
+	return wrap("storage.SkipDeliver", err)
+}
+
+// maxSkipChain bounds how many consecutive skipped DELIVERs DeliverPrev
+// follows (sequences only go down along the chain, so it cannot loop; the
+// bound keeps one call's cost finite whatever the table holds).
+const maxSkipChain = 1 << 16
+
+// DeliverPrev returns the DELIVER of convID that destination last got or
+// will get before one naming prev as its previous: prev itself, or, when
+// prev was skipped (SkipDeliver), the one before it, followed through
+// consecutive skips.
+func (t *Tx) DeliverPrev(convID, destination string, prev uint64) (uint64, error) {
+	const op = "storage.DeliverPrev"
+	for range maxSkipChain {
+		if prev == 0 {
+			return 0, nil
+		}
+		var before uint64
+		err := t.row(`SELECT prev FROM fed_deliver_skipped WHERE conv_id = ? AND destination = ? AND seq = ?`,
+			[]any{convID, destination, prev}, &before)
+		if errors.Is(err, ErrNotFound) {
+			return prev, nil
+		}
+		if err != nil {
+			return 0, wrap(op, err)
+		}
+		if before >= prev {
+			return 0, wrap(op, fmt.Errorf("skipped DELIVER %d of %s names a later one, %d, as previous", prev, convID, before))
+		}
+		prev = before
+	}
+	return prev, nil
+}
+
+// PruneSkippedDelivers forgets the skipped DELIVERs of convID to
+// destination below seq, once destination accepted seq.
+func (t *Tx) PruneSkippedDelivers(convID, destination string, seq uint64) error {
+	_, err := t.exec(`DELETE FROM fed_deliver_skipped WHERE conv_id = ? AND destination = ? AND seq < ?`, convID, destination, seq)
+	return wrap("storage.PruneSkippedDelivers", err)
 }

@@ -47,7 +47,14 @@ func (g *group) Process(msg []byte) (e2ee.Received, error) {
 		Plaintext:   r.Plaintext,
 	}
 	if r.Kind == mls.ContentCommit {
-		commitInfo(&rcv, r, before, g.g.Extensions(), epoch)
+		after := g.g.Extensions()
+		if r.SelfRemoved {
+			// The group stays at the old epoch; the commit's own view of
+			// the next one says whether it changed the extensions (an
+			// admin key rotated away from this removed device).
+			after = r.Extensions
+		}
+		commitInfo(&rcv, r, before, after, epoch)
 	}
 	return rcv, nil
 }

@@ -3,7 +3,10 @@ package store
 import (
 	"bytes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,7 +32,27 @@ var (
 	ErrPassphrase   = errors.New("store: wrong passphrase for this profile")
 	ErrNotEncrypted = errors.New("store: the profile is not encrypted; encrypt it first (hearth chat profile encrypt)")
 	ErrEncrypted    = errors.New("store: the profile is already encrypted")
+	// ErrKeyringLocked: the profile's key is in the OS keyring and this
+	// process cannot read it (no keyring session, or the item is gone).
+	ErrKeyringLocked = errors.New("store: the profile is encrypted with a key kept in the OS keyring, which this session cannot reach (log in to the desktop session that holds it, or set DBUS_SESSION_BUS_ADDRESS)")
 )
+
+// ErrKeyringRefused: a new profile's key could not be kept in the OS
+// keyring, so the profile was not created.
+var ErrKeyringRefused = errors.New("store: the OS keyring did not take the new profile's key")
+
+// Keyring keeps profile keys in the OS keyring (client/oskeyring). Get of
+// an id that is not there wraps ErrNoKey.
+type Keyring interface {
+	Get(id string) ([]byte, error)
+	Set(id string, key []byte) error
+}
+
+// ErrNoKey is a Keyring's answer for an id it does not hold.
+var ErrNoKey = errors.New("store: no such key in the keyring")
+
+// keyringKeySize is the size of a random profile key kept in a keyring.
+const keyringKeySize = 32
 
 var (
 	bCrypt = []byte("crypt")
@@ -51,7 +74,8 @@ var KDFParams = kdfRecord{Time: 2, MemoryKiB: 64 << 10, Threads: 2}
 // kdfRecord is crypt/kdf: how the key is derived, and a value sealed with
 // it that tells a wrong passphrase apart.
 type kdfRecord struct {
-	Alg       string `json:"alg"` // "argon2id"
+	Alg       string `json:"alg"` // "argon2id", or "keyring": a random key kept in the OS keyring under KeyID
+	KeyID     string `json:"key_id,omitempty"`
 	Salt      []byte `json:"salt"`
 	Time      uint32 `json:"time"`
 	MemoryKiB uint32 `json:"memory_kib"`
@@ -59,10 +83,38 @@ type kdfRecord struct {
 	Check     []byte `json:"check"`
 }
 
+// newKeyringSealer makes the sealer of a profile whose key is a random
+// secret kept in the OS keyring: no slow derivation is needed for a
+// uniformly random key, HKDF-SHA256 binds it to the profile's salt.
+func newKeyringSealer(secret []byte, r *kdfRecord) (*sealer, error) {
+	if len(r.Salt) < 16 || r.KeyID == "" {
+		return nil, errors.New("store: unusable keyring key record")
+	}
+	if len(secret) != keyringKeySize {
+		return nil, ErrPassphrase
+	}
+	key, err := hkdf.Key(sha256.New, secret, r.Salt, "hearth profile key v1", chacha20poly1305.KeySize)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(key)
+	aead, err := chacha20poly1305.NewX(key)
+	if err != nil {
+		return nil, err
+	}
+	return &sealer{aead: aead, kind: "keyring"}, nil
+}
+
 // sealer encrypts and decrypts record values.
-type sealer struct{ aead cipher.AEAD }
+type sealer struct {
+	aead cipher.AEAD
+	kind string // "passphrase" or "keyring"
+}
 
 func newSealer(pass []byte, r *kdfRecord) (*sealer, error) {
+	if r.Alg == "keyring" {
+		return newKeyringSealer(pass, r)
+	}
 	if r.Alg != "argon2id" || len(r.Salt) < 16 || r.Time == 0 || r.MemoryKiB < 8 || r.Threads == 0 || r.MemoryKiB > 4<<20 {
 		return nil, fmt.Errorf("store: unusable key derivation record %q", r.Alg)
 	}
@@ -72,7 +124,7 @@ func newSealer(pass []byte, r *kdfRecord) (*sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &sealer{aead: aead}, nil
+	return &sealer{aead: aead, kind: "passphrase"}, nil
 }
 
 func (s *sealer) seal(k, v []byte) []byte {
@@ -118,10 +170,12 @@ func (t *Tx) put(b *bolt.Bucket, k, v []byte) error {
 }
 
 // unlock reads the kdf record in the transaction that opens the store:
-// with it, pass must open its check value; without it, a passphrase is
-// accepted only for a profile that holds no account yet (a new one), which
-// is then encrypted.
-func unlock(t *Tx, pass []byte) (*sealer, error) {
+// with it, pass (or, for a keyring record, the key kr holds) must open its
+// check value; without it, a passphrase is accepted only for a profile
+// that holds no account yet (a new one), which is then encrypted. A new
+// profile opened without a passphrase but with a keyring is encrypted
+// with a random key kept there.
+func unlock(t *Tx, pass []byte, kr Keyring) (*sealer, error) {
 	b := t.tx.Bucket(bCrypt)
 	var rec *kdfRecord
 	if raw := b.Get(kKDF); raw != nil {
@@ -130,14 +184,27 @@ func unlock(t *Tx, pass []byte) (*sealer, error) {
 			return nil, fmt.Errorf("store: corrupt key derivation record: %w", err)
 		}
 	}
+	isNew := t.tx.Bucket(bAccount).Get(kAccount) == nil
 	switch {
+	case rec == nil && len(pass) == 0 && kr != nil && isNew:
+		return encryptAllKeyring(t, kr)
 	case rec == nil && len(pass) == 0:
 		return nil, nil
 	case rec == nil:
-		if t.tx.Bucket(bAccount).Get(kAccount) != nil {
+		if !isNew {
 			return nil, ErrNotEncrypted
 		}
 		return encryptAll(t, pass)
+	case rec.Alg == "keyring" && len(pass) == 0:
+		if kr == nil {
+			return nil, ErrKeyringLocked
+		}
+		key, err := kr.Get(rec.KeyID)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrKeyringLocked, err)
+		}
+		defer clear(key)
+		pass = key
 	case len(pass) == 0:
 		return nil, ErrLocked
 	}
@@ -151,6 +218,26 @@ func unlock(t *Tx, pass []byte) (*sealer, error) {
 	return s, nil
 }
 
+// encryptAllKeyring encrypts the profile with a new random key stored in
+// kr first (a key lost between the two leaves only an unused item in the
+// keyring; a profile is never sealed under a key the keyring did not take).
+func encryptAllKeyring(t *Tx, kr Keyring) (*sealer, error) {
+	key := make([]byte, keyringKeySize)
+	defer clear(key)
+	id := make([]byte, 16)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	if _, err := rand.Read(id); err != nil {
+		return nil, err
+	}
+	rec := kdfRecord{Alg: "keyring", KeyID: hex.EncodeToString(id)}
+	if err := kr.Set(rec.KeyID, key); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrKeyringRefused, err)
+	}
+	return sealAll(t, key, rec)
+}
+
 // encryptAll makes a key from pass, seals every value of the sealed
 // buckets and stores the kdf record, in the caller's transaction.
 func encryptAll(t *Tx, pass []byte) (*sealer, error) {
@@ -159,11 +246,17 @@ func encryptAll(t *Tx, pass []byte) (*sealer, error) {
 	}
 	rec := KDFParams
 	rec.Alg = "argon2id"
+	return sealAll(t, pass, rec)
+}
+
+// sealAll gives rec a salt and a check value made with secret, seals every
+// value of the sealed buckets and stores rec.
+func sealAll(t *Tx, secret []byte, rec kdfRecord) (*sealer, error) {
 	rec.Salt = make([]byte, 16)
 	if _, err := rand.Read(rec.Salt); err != nil {
 		return nil, err
 	}
-	s, err := newSealer(pass, &rec)
+	s, err := newSealer(secret, &rec)
 	if err != nil {
 		return nil, err
 	}
@@ -219,6 +312,16 @@ func sealBucket(s *sealer, b *bolt.Bucket, isSync bool) error {
 // that no plaintext copy stays in its free pages. Run it while no other
 // process uses the profile.
 func (s *Store) Encrypt(pass []byte) error {
+	return s.encrypt(func(t *Tx) (*sealer, error) { return encryptAll(t, pass) })
+}
+
+// EncryptKeyring is Encrypt with a new random key kept in kr (the OS
+// keyring) instead of a passphrase.
+func (s *Store) EncryptKeyring(kr Keyring) error {
+	return s.encrypt(func(t *Tx) (*sealer, error) { return encryptAllKeyring(t, kr) })
+}
+
+func (s *Store) encrypt(seal func(*Tx) (*sealer, error)) error {
 	s.mu.Lock()
 	encrypted := s.sealer != nil
 	s.mu.Unlock()
@@ -231,7 +334,7 @@ func (s *Store) Encrypt(pass []byte) error {
 			return ErrEncrypted
 		}
 		var err error
-		sl, err = encryptAll(t, pass)
+		sl, err = seal(t)
 		return err
 	})
 	if err != nil {
@@ -241,6 +344,18 @@ func (s *Store) Encrypt(pass []byte) error {
 	s.sealer = sl
 	s.mu.Unlock()
 	return s.Compact()
+}
+
+// Protection says how the profile is kept at rest: "none", "passphrase"
+// or "keyring".
+func (s *Store) Protection() string {
+	s.mu.Lock()
+	sl := s.sealer
+	s.mu.Unlock()
+	if sl == nil {
+		return "none"
+	}
+	return sl.kind
 }
 
 // Encrypted reports whether the profile's values are sealed.

@@ -67,6 +67,11 @@ type Options struct {
 	// Passphrase unlocks an encrypted profile, or encrypts a new one
 	// (crypt.go). Empty: the profile must not be encrypted.
 	Passphrase []byte
+	// Keyring, without a Passphrase, opens a profile whose key is kept in
+	// the OS keyring, and encrypts a new profile with a random key kept
+	// there. Nil: no keyring (a keyring-encrypted profile is
+	// ErrKeyringLocked).
+	Keyring Keyring
 }
 
 // Timing of the shared-file protocol (doc.go).
@@ -115,7 +120,7 @@ func OpenWith(dir string, timeout time.Duration, opts Options) (*Store, error) {
 				return fmt.Errorf("store: create buckets: %w", err)
 			}
 		}
-		sl, err := unlock(t, opts.Passphrase)
+		sl, err := unlock(t, opts.Passphrase, opts.Keyring)
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,8 @@ import (
 
 	"hearth/client"
 	"hearth/client/mlsgroup"
+	"hearth/client/oskeyring"
+	"hearth/client/store"
 	"hearth/client/transport"
 )
 
@@ -84,8 +87,18 @@ func (e *chatEnv) open() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return client.Open(client.Config{Profile: e.profile, Dial: dial, Logger: log, Groups: newGroupEngine(), ConnectWait: e.connectWait,
-		Passive: !e.active, Passphrase: pass})
+	// Without a passphrase, the OS keyring (where one is reachable) keeps
+	// a new profile's key and opens a profile encrypted that way.
+	var kr store.Keyring
+	if len(pass) == 0 && !e.noPassphrase && oskeyring.Available() {
+		kr = oskeyring.Keyring{}
+	}
+	c, err := client.Open(client.Config{Profile: e.profile, Dial: dial, Logger: log, Groups: newGroupEngine(), ConnectWait: e.connectWait,
+		Passive: !e.active, Passphrase: pass, Keyring: kr})
+	if errors.Is(err, store.ErrKeyringRefused) {
+		return nil, fmt.Errorf("%w; to create the profile without the keyring, set %s=off (unencrypted) or give a passphrase (--passphrase-stdin)", err, oskeyring.EnvSwitch)
+	}
+	return c, err
 }
 
 // dialServer connects to addr trusting the CA certificate in caPath.

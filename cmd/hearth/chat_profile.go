@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"hearth/client/oskeyring"
 )
 
 // passphraseFileEnv names a file holding the profile passphrase (its
@@ -81,28 +83,44 @@ func (e *chatEnv) passphrase(r io.Reader) ([]byte, error) {
 	return []byte(p), nil
 }
 
-// newChatProfileCmd is `hearth chat profile encrypt`.
+// newChatProfileCmd is `hearth chat profile encrypt|status`.
 func newChatProfileCmd(env *chatEnv) *cobra.Command {
 	cmd := &cobra.Command{Use: "profile", Short: "Manage this device's profile folder"}
-	cmd.AddCommand(&cobra.Command{
-		Use:   "encrypt (--passphrase-stdin | HEARTH_PASSPHRASE_FILE=FILE)",
-		Short: "Encrypt an unencrypted profile at rest with a key derived from a passphrase",
+	var useKeyring bool
+	encrypt := &cobra.Command{
+		Use:   "encrypt (--passphrase-stdin | HEARTH_PASSPHRASE_FILE=FILE | --keyring)",
+		Short: "Encrypt an unencrypted profile at rest with a passphrase or a key kept in the OS keyring",
 		Long: `encrypt seals every record of the profile with a key derived from the
-passphrase (argon2id) and rewrites the file so no plaintext copy stays in
-it. Afterwards every chat command needs the passphrase (--passphrase-stdin
-or HEARTH_PASSPHRASE_FILE). Run it while no other chat command uses the
-profile. A wrong passphrase later is refused and changes nothing.`,
+passphrase (argon2id), or with --keyring a random key kept in the OS
+keyring (Secret Service, Keychain, Credential Manager), and rewrites the
+file so no plaintext copy stays in it. Afterwards every chat command needs
+the passphrase (--passphrase-stdin or HEARTH_PASSPHRASE_FILE), or runs in a
+session that reaches the keyring. Run it while no other chat command uses
+the profile. A wrong passphrase later is refused and changes nothing.
+
+New profiles are encrypted with a key kept in the OS keyring by default
+where one is reachable (set HEARTH_KEYRING=off to turn that off).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if env.profile == "" {
 				return fmt.Errorf("--profile is required")
 			}
-			pass, err := env.passphrase(cmd.InOrStdin())
-			if err != nil {
-				return err
-			}
-			if len(pass) == 0 {
-				return errors.New("give the passphrase with --passphrase-stdin or " + passphraseFileEnv)
+			var pass []byte
+			if useKeyring {
+				if env.passphraseStdin || os.Getenv(passphraseFileEnv) != "" {
+					return errors.New("give either --keyring or a passphrase, not both")
+				}
+				if !oskeyring.Available() {
+					return fmt.Errorf("no OS keyring is reachable from this session (on Linux: a D-Bus session bus with a Secret Service, and %s not off)", oskeyring.EnvSwitch)
+				}
+			} else {
+				var err error
+				if pass, err = env.passphrase(cmd.InOrStdin()); err != nil {
+					return err
+				}
+				if len(pass) == 0 {
+					return errors.New("give the passphrase with --passphrase-stdin or " + passphraseFileEnv + ", or use --keyring")
+				}
 			}
 			env.noPassphrase = true // the profile is opened as it is: unencrypted
 			c, err := env.open()
@@ -110,12 +128,34 @@ profile. A wrong passphrase later is refused and changes nothing.`,
 				return err
 			}
 			defer c.Close()
-			if err := c.EncryptProfile(pass); err != nil {
+			if useKeyring {
+				err = c.EncryptProfileKeyring(oskeyring.Keyring{})
+			} else {
+				err = c.EncryptProfile(pass)
+			}
+			if err != nil {
 				return err
 			}
 			kv(cmd.OutOrStdout(), "profile", "encrypted")
+			kv(cmd.OutOrStdout(), "protection", c.ProfileProtection())
 			return nil
 		},
-	})
+	}
+	encrypt.Flags().BoolVar(&useKeyring, "keyring", false, "keep a random key in the OS keyring instead of using a passphrase")
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Show how the profile is kept at rest: none, passphrase or keyring",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := env.open()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			kv(cmd.OutOrStdout(), "protection", c.ProfileProtection())
+			return nil
+		},
+	}
+	cmd.AddCommand(encrypt, status)
 	return cmd
 }

@@ -36,19 +36,49 @@ func enqueue(tx *storage.Tx, dest string, env *fedwire.Envelope, nowMs int64) er
 
 // Batch implements federation.Queue.
 func (f *Link) Batch(ctx context.Context, dest string, limit int) ([]federation.Queued, error) {
-	var rows []*storage.OutEnvelope
-	if err := f.db.Read(ctx, func(tx *storage.Tx) (err error) { rows, err = tx.Outbox(dest, limit); return err }); err != nil {
+	var out []federation.Queued
+	err := f.db.Read(ctx, func(tx *storage.Tx) error {
+		rows, err := tx.Outbox(dest, limit)
+		if err != nil {
+			return err
+		}
+		out = make([]federation.Queued, 0, len(rows))
+		for _, r := range rows {
+			env := &fedwire.Envelope{}
+			if err := proto.Unmarshal(r.Envelope, env); err != nil {
+				return fmt.Errorf("queued envelope %d: %w", r.ID, err)
+			}
+			if inOrder(env) {
+				// A DELIVER before it that dest will never get (expired or
+				// refused for good) is not waited for: it names the one
+				// before the skipped ones.
+				if env.PrevConversationSeq, err = tx.DeliverPrev(env.ConversationId, dest, env.PrevConversationSeq); err != nil {
+					return err
+				}
+			}
+			out = append(out, federation.Queued{QueueID: r.ID, Envelope: env, CreatedMs: r.CreatedMs})
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	out := make([]federation.Queued, 0, len(rows))
-	for _, r := range rows {
-		env := &fedwire.Envelope{}
-		if err := proto.Unmarshal(r.Envelope, env); err != nil {
-			return nil, fmt.Errorf("queued envelope %d: %w", r.ID, err)
-		}
-		out = append(out, federation.Queued{QueueID: r.ID, Envelope: env, CreatedMs: r.CreatedMs})
-	}
 	return out, nil
+}
+
+// inOrder reports whether env is a DELIVER of the conversation order
+// (prev_conversation_seq applies), not a delivery-failed notice.
+func inOrder(env *fedwire.Envelope) bool {
+	return env.Kind == fedwire.EnvelopeKind_ENVELOPE_KIND_DELIVER && env.FailedServer == ""
+}
+
+// skipDeliver records that env, a DELIVER of the conversation order, will
+// never reach dest, so that the next one does not wait for it.
+func skipDeliver(tx *storage.Tx, dest string, env *fedwire.Envelope) error {
+	if !inOrder(env) {
+		return nil
+	}
+	return tx.SkipDeliver(env.ConversationId, dest, env.ConversationSeq, env.PrevConversationSeq)
 }
 
 // Finish implements federation.Queue: a SUBMIT refused for good tells its
@@ -61,9 +91,17 @@ func (f *Link) Finish(ctx context.Context, dest string, done []federation.Queued
 		for i, q := range done {
 			ids[i] = q.QueueID
 			r := results[i]
+			if r.Code == fedwire.Code_CODE_OK && inOrder(q.Envelope) {
+				if err := tx.PruneSkippedDelivers(q.Envelope.ConversationId, dest, q.Envelope.ConversationSeq); err != nil {
+					return err
+				}
+			}
 			if r.Code == fedwire.Code_CODE_OK || q.Envelope.Kind != fedwire.EnvelopeKind_ENVELOPE_KIND_SUBMIT {
 				if r.Code != fedwire.Code_CODE_OK {
 					f.log.Warn("federation: envelope refused by destination", "destination", dest, "envelope", q.Envelope.Id, "code", r.Code.String())
+					if err := skipDeliver(tx, dest, q.Envelope); err != nil {
+						return err
+					}
 				}
 				continue
 			}
@@ -96,6 +134,9 @@ func (f *Link) Expire(ctx context.Context, dest string, expired []federation.Que
 			f.log.Error("federation: envelope undeliverable, expired", "destination", dest, "kind", env.Kind.String(),
 				"envelope", env.Id, "conversation", env.ConversationId, "sender", env.Sender)
 			if env.Kind == fedwire.EnvelopeKind_ENVELOPE_KIND_DELIVER {
+				if err := skipDeliver(tx, dest, env); err != nil {
+					return err
+				}
 				if err := f.notifyFailed(tx, dest, env, a); err != nil {
 					return err
 				}

@@ -57,6 +57,10 @@ type Result struct {
 	Updated           []treemath.LeafIndex
 	// SelfRemoved: the commit removed this member; the group is inactive.
 	SelfRemoved bool
+	// Extensions are, for a processed commit, the GroupContext extensions
+	// of the epoch it starts (also when SelfRemoved, where the group's own
+	// state stays at the old epoch).
+	Extensions message.Extensions
 }
 
 type pendingCommit struct {

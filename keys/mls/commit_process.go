@@ -2,6 +2,7 @@ package mls
 
 import (
 	"fmt"
+	"slices"
 
 	"hearth/keys/mls/handshake"
 	"hearth/keys/mls/message"
@@ -21,6 +22,7 @@ func (g *Group) processCommit(a *message.AuthenticatedContent, res *Result) (*st
 		return nil, err
 	}
 	res.Removed, res.Updated, res.Epoch = pv.Removed, pv.Updated, pv.GroupContext.Epoch
+	res.Extensions = slices.Clone(pv.GroupContext.Extensions)
 	if pv.SelfRemoved {
 		res.SelfRemoved = true
 		for _, l := range pv.Added {
