@@ -37,6 +37,11 @@ func (c *Client) WaitApproval(ctx context.Context, every time.Duration) error {
 	return c.acct.WaitApproval(ctx, every)
 }
 
+// Withdraw removes this pending device from the server and logs the
+// profile out, so that the next Login starts afresh (a login that gave up
+// waiting for approval).
+func (c *Client) Withdraw(ctx context.Context) error { return c.acct.Withdraw(ctx) }
+
 // Approve approves a pending device of the same user from its link code
 // and adds it to this device's conversations.
 func (c *Client) Approve(ctx context.Context, code string) (deviceID string, err error) {

@@ -56,6 +56,10 @@ type Config struct {
 	// (client/store, docs/security.md). Empty: the profile must not be
 	// encrypted.
 	Passphrase []byte
+	// HistoryStall ends an attempt to import a history archive that made
+	// no progress this long (default 30s: one 256 KiB range of a download
+	// on an 8.5 KB/s link); it is tried again later.
+	HistoryStall time.Duration
 	// Keyring, when set and no Passphrase is given, opens a profile whose
 	// key is kept in the OS keyring and encrypts a new profile with a
 	// random key kept there (client/oskeyring).
@@ -142,7 +146,7 @@ func Open(cfg Config) (*Client, error) {
 	c.acct = account.New(account.Config{Store: st, Dial: cfg.Dial, Call: c.link.call, CallIdempotent: c.link.callIdempotent,
 		Dir: c.dir, ResetSession: c.link.reset, Activated: func(ctx context.Context) error { return c.devs.afterActivation(ctx) },
 		Approved: func(ctx context.Context, d string) { c.devs.afterApproval(ctx, d); c.settingsAfterApproval(ctx) }, Revoked: func(ctx context.Context, active bool) { c.devs.afterRevoke(ctx, active) },
-		Rand: cfg.Rand, Now: cfg.Now, Log: cfg.Logger, ImportHistory: func(ctx context.Context, ref []byte) error { return c.importHistory(ctx, ref) }})
+		Rand: cfg.Rand, Now: cfg.Now, Log: cfg.Logger, History: historyImporter{c}})
 	c.kp = &keyPackages{e2ee: cfg.Groups != nil, st: st, mls: c.mls, self: c.acct.Self, call: c.link.call}
 	c.rosters = roster.New(roster.Config{Store: st, States: c.states, Dir: c.dir, Self: c.acct.Self, Call: c.link.call, NewID: c.newID,
 		Added: func(tx *store.Tx, conv string) error { return c.groups.forwardMeta(tx, conv) }, Log: cfg.Logger, Now: cfg.Now})

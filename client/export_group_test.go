@@ -150,3 +150,38 @@ func NewTestServerLimits(t testing.TB, domain string, maxMembers, maxMessageByte
 	cfg.MaxMembers, cfg.MaxMessageBytes = maxMembers, maxMessageBytes
 	return newTestServer(t, domain, cfg)
 }
+
+// SignedMeta is the last admin-signed description of conv this device holds.
+func (c *Client) SignedMeta(t *testing.T, conv string) []byte {
+	t.Helper()
+	var out []byte
+	err := c.st.View(func(tx *store.Tx) error {
+		m, _, err := getGroupMeta(tx, conv)
+		out = append([]byte(nil), m.Signed...)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// ReplayMeta queues old, a signed description of conv seen earlier, to be
+// forwarded to the group, as a misbehaving member could replay it.
+func (c *Client) ReplayMeta(t *testing.T, conv string, old []byte) {
+	t.Helper()
+	err := c.st.Update(func(tx *store.Tx) error {
+		m, _, err := getGroupMeta(tx, conv)
+		if err != nil {
+			return err
+		}
+		m.Signed = old
+		if err := putGroupMeta(tx, conv, m); err != nil {
+			return err
+		}
+		return c.groups.forwardMeta(tx, conv)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -35,7 +35,11 @@ type control struct {
 	Description string            `json:"description,omitempty"`
 	Admins      []string          `json:"admins,omitempty"`
 	Keys        map[string][]byte `json:"keys,omitempty"` // device -> admin key seed sealed to its leaf
-	Sig         []byte            `json:"sig,omitempty"`
+	// Epoch is the MLS epoch the description was signed in (signed with
+	// it): a member holding a description of a later epoch ignores an
+	// older one replayed to it (any member may forward a signed one).
+	Epoch uint64 `json:"epoch,omitempty"`
+	Sig   []byte `json:"sig,omitempty"`
 	// Op and Arg (in the outbox only) say what the message changes; the
 	// full state it carries is taken when it is encrypted, so concurrent
 	// changes by several admins compose in conversation order.
@@ -81,6 +85,8 @@ type groupMeta struct {
 	// group (a user's new device) forwards it so that they learn the
 	// group's name and admins (forwardMeta).
 	Signed json.RawMessage `json:"signed,omitempty"`
+	// SignedEpoch is the epoch Signed was signed in.
+	SignedEpoch uint64 `json:"signed_epoch,omitempty"`
 }
 
 func gmetaName(conv string) string { return "gmeta/" + conv }
@@ -128,7 +134,7 @@ func (gp *Groups) sealControl(tx *store.Tx, conv string, g e2ee.Group, self e2ee
 	if meta.AdminSeed == nil {
 		return nil, notAdmin(conv)
 	}
-	out := control{Type: ctlMeta, Name: meta.Name, Description: meta.Description, Admins: slices.Clone(meta.Admins)}
+	out := control{Type: ctlMeta, Name: meta.Name, Description: meta.Description, Admins: slices.Clone(meta.Admins), Epoch: g.Epoch()}
 	switch ctl.Op {
 	case "rename":
 		out.Name = ctl.Arg
@@ -164,7 +170,7 @@ func (gp *Groups) sealControl(tx *store.Tx, conv string, g e2ee.Group, self e2ee
 	if err != nil {
 		return nil, err
 	}
-	meta.Name, meta.Description, meta.Admins, meta.Signed = out.Name, out.Description, out.Admins, signed
+	meta.Name, meta.Description, meta.Admins, meta.Signed, meta.SignedEpoch = out.Name, out.Description, out.Admins, signed, out.Epoch
 	if err := putGroupMeta(tx, conv, meta); err != nil {
 		return nil, err
 	}
@@ -224,8 +230,14 @@ func (r *receiver) applyControl(tx *store.Tx, conv string, g e2ee.Group, self e2
 		r.log.Warn("ignoring group control message not signed by the admin key", "conversation", conv, "sender", sender)
 		return nil, nil
 	}
+	first := meta.Name == "" && len(meta.Admins) == 0
+	if !first && ctl.Epoch < meta.SignedEpoch {
+		r.log.Warn("ignoring a group description older than the one held (replayed)", "conversation", conv, "sender", sender,
+			"epoch", ctl.Epoch, "held", meta.SignedEpoch)
+		return nil, nil
+	}
 	var evs []store.Message
-	if first := meta.Name == "" && len(meta.Admins) == 0; first {
+	if first {
 		// The first description of the group this device sees: the group
 		// was just created (its first epoch), or this device was added.
 		if g.Epoch() <= 1 {
@@ -255,7 +267,7 @@ func (r *receiver) applyControl(tx *store.Tx, conv string, g e2ee.Group, self e2
 		evs = nil // the settings group is no conversation to show
 	}
 	if signed, err := json.Marshal(ctl); err == nil {
-		meta.Signed = signed
+		meta.Signed, meta.SignedEpoch = signed, ctl.Epoch
 	}
 	if sealed, ok := ctl.Keys[self.Address]; ok {
 		seed, err := g.OpenSealed(adminKeyLabel, []byte(conv), sealed)

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"time"
 
 	"hearth/client/account"
@@ -34,6 +33,7 @@ const historyFormat = "hearth-history-v1"
 const (
 	maxHistoryLine = 2 << 20 // a 256 KiB text JSON-escaped, with room
 	historyBatch   = 500     // messages imported per transaction
+	historyStep    = 10000   // messages exported between progress lines
 	historyType    = "application/x-ndjson"
 )
 
@@ -120,22 +120,23 @@ func say(fn func(string), format string, a ...any) {
 // writeHistoryArchive writes the archive of the messages since since
 // (all when zero) of every conversation in the store to w. It reads the
 // store twice in one transaction (to count for the header, then to write),
-// holding one conversation in memory at a time.
-func writeHistoryArchive(st *store.Store, user string, since time.Time, w io.Writer) (historyHeader, error) {
+// one message at a time, so that a long history (a busy large group) is
+// never held in memory. progress, when set, is told every historyStep
+// messages written.
+func writeHistoryArchive(st *store.Store, user string, since time.Time, w io.Writer, progress func(string)) (historyHeader, error) {
 	h := historyHeader{Format: historyFormat, User: user, Since: since}
 	keep := func(m store.Message) bool { return since.IsZero() || m.SentAt.IsZero() || !m.SentAt.Before(since) }
 	err := st.View(func(tx *store.Tx) error {
 		convs := tx.HistoryConversations()
 		for _, conv := range convs {
-			hist, err := tx.History(conv, 0)
-			if err != nil {
-				return err
-			}
 			n := 0
-			for _, m := range hist {
+			if err := tx.EachHistory(conv, func(m store.Message) error {
 				if keep(m) {
 					n++
 				}
+				return nil
+			}); err != nil {
+				return err
 			}
 			if n == 0 {
 				continue
@@ -153,18 +154,18 @@ func writeHistoryArchive(st *store.Store, user string, since time.Time, w io.Wri
 		if err := enc.Encode(h); err != nil {
 			return err
 		}
+		written := 0
 		for _, conv := range convs {
-			hist, err := tx.History(conv, 0)
-			if err != nil {
-				return err
-			}
-			for _, m := range hist {
+			if err := tx.EachHistory(conv, func(m store.Message) error {
 				if !keep(m) {
-					continue
+					return nil
 				}
-				if err := enc.Encode(m); err != nil {
-					return err
+				if written++; written%historyStep == 0 {
+					say(progress, "history: exported %d of %d messages", written, h.Messages)
 				}
+				return enc.Encode(m)
+			}); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -216,7 +217,7 @@ func readHistoryArchive(r io.Reader, user string, fn func(store.Message) error) 
 			return h, fmt.Errorf("history archive holds more than the %d messages its header counts", h.Messages)
 		}
 		if err := fn(m); err != nil {
-			return h, err
+			return h, fnError{err}
 		}
 	}
 	if n != h.Messages {
@@ -224,6 +225,13 @@ func readHistoryArchive(r io.Reader, user string, fn func(store.Message) error) 
 	}
 	return h, nil
 }
+
+// fnError is an error of readHistoryArchive's fn, told apart from the
+// archive's own.
+type fnError struct{ err error }
+
+func (e fnError) Error() string { return e.err.Error() }
+func (e fnError) Unwrap() error { return e.err }
 
 // readLine reads one newline-terminated line of at most maxHistoryLine
 // bytes; io.EOF at a clean end.
@@ -270,7 +278,7 @@ func (c *Client) exportHistory(ctx context.Context, opts HistoryOptions) ([]byte
 	}
 	defer cleanup()
 	bw := bufio.NewWriter(plain)
-	h, err := writeHistoryArchive(c.st, a.User, since, bw)
+	h, err := writeHistoryArchive(c.st, a.User, since, bw, opts.Progress)
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -296,6 +304,11 @@ func (c *Client) exportHistory(ctx context.Context, opts HistoryOptions) ([]byte
 	}
 	say(opts.Progress, "history: uploading %d bytes", ref.Size)
 	if ref.ID, err = up.SendProgress(ctx, percent(opts.Progress, "history: uploaded")); err != nil {
+		if wire.Is(err, wire.Code_CODE_TOO_LARGE) || wire.Is(err, wire.Code_CODE_LIMIT) {
+			return nil, fmt.Errorf("the history archive (%s of %s, %d bytes) is refused by the server (%w); "+
+				"approve again with a smaller --history-days, or with --no-history", plural(h.Messages, "message"),
+				plural(h.Conversations, "conversation"), ref.Size, err)
+		}
 		return nil, fmt.Errorf("history archive upload: %w", err)
 	}
 	if err := c.st.Update(up.Forget); err != nil {
@@ -304,86 +317,4 @@ func (c *Client) exportHistory(ctx context.Context, opts HistoryOptions) ([]byte
 	up.Remove()
 	say(opts.Progress, "history: uploaded; its key goes to the new device only")
 	return json.Marshal(ref)
-}
-
-// importHistory downloads the archive rawRef refers to and adds its
-// messages to this device's history.
-func (c *Client) importHistory(ctx context.Context, rawRef []byte) error {
-	const op = "client.ImportHistory"
-	var ref store.MediaRef
-	if err := json.Unmarshal(rawRef, &ref); err != nil {
-		return wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "history reference: %v", err)
-	}
-	if err := checkMediaRef(&ref); err != nil {
-		return wire.E(op, wire.Code_CODE_BAD_REQUEST, err)
-	}
-	a, err := c.acct.Account()
-	if err != nil {
-		return err
-	}
-	say(c.historyProgress, "history: downloading %d bytes", ref.Size)
-	// The archive is read as it is decrypted, which starts only once the
-	// whole ciphertext matched its hash (transfer.Fetch), in constant memory.
-	pr, pw := io.Pipe()
-	fetched := make(chan error, 1)
-	go func() {
-		err := c.media.FetchProgress(ctx, ref, pw, percent(c.historyProgress, "history: downloaded"))
-		pw.CloseWithError(err)
-		fetched <- err
-	}()
-	var batch []store.Message
-	added := 0
-	flush := func() error {
-		err := c.st.Update(func(tx *store.Tx) error {
-			for _, m := range batch {
-				ok, err := tx.AddHistory(m)
-				if err != nil {
-					return err
-				}
-				if ok {
-					added++
-				}
-			}
-			return nil
-		})
-		batch = batch[:0]
-		return err
-	}
-	h, err := readHistoryArchive(pr, a.User, func(m store.Message) error {
-		if batch = append(batch, m); len(batch) >= historyBatch {
-			if err := flush(); err != nil {
-				return err
-			}
-			say(c.historyProgress, "history: imported %d messages", added)
-		}
-		return nil
-	})
-	if err == nil {
-		err = flush()
-	}
-	pr.CloseWithError(errors.New("history archive: import ended")) // a fetch still writing ends
-	if ferr := <-fetched; err == nil && ferr != nil {
-		err = ferr
-	}
-	if err == nil {
-		err = c.st.Update(func(tx *store.Tx) error {
-			for user, ids := range h.Directs {
-				if _, err := identity.ParseUser(user); err != nil || len(ids) == 0 {
-					return fmt.Errorf("history archive: bad 1:1 conversations of %q", user)
-				}
-				ids = append(importedDirects(tx, user), ids...)
-				slices.Sort(ids)
-				raw, _ := json.Marshal(slices.Compact(ids))
-				if err := tx.PutMeta(importedDirectName(user), raw); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	say(c.historyProgress, "history: imported %s of %s", plural(added, "message"), plural(h.Conversations, "conversation"))
-	return nil
 }

@@ -37,7 +37,7 @@ func TestHistoryArchiveRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	h, err := writeHistoryArchive(st, "alice@a.example", now.Add(-30*24*time.Hour), &buf)
+	h, err := writeHistoryArchive(st, "alice@a.example", now.Add(-30*24*time.Hour), &buf, nil)
 	if err != nil || h.Messages != 3 || h.Conversations != 2 {
 		t.Fatalf("header %+v, %v", h, err)
 	}
@@ -55,7 +55,7 @@ func TestHistoryArchiveRoundTrip(t *testing.T) {
 			t.Errorf("message %d = %+v, want %+v", i, m, w)
 		}
 	}
-	all, _ := writeHistoryArchive(st, "alice@a.example", time.Time{}, &bytes.Buffer{})
+	all, _ := writeHistoryArchive(st, "alice@a.example", time.Time{}, &bytes.Buffer{}, nil)
 	if all.Messages != 4 {
 		t.Errorf("days 0 exported %d messages, want all 4", all.Messages)
 	}

@@ -88,7 +88,11 @@ func (ss *session) directoryRequest(f *wire.ClientFrame) (resp *wire.ServerFrame
 		if resp, err = dir.RevokeDevice(ss.ctx, c, b.RevokeDevice); err != nil {
 			break
 		}
-		ss.s.log.Info("device revoked", "user", ss.userName, "device", target, "by", ss.deviceID)
+		if ss.status.Load() == int32(wire.DeviceStatus_DEVICE_STATUS_PENDING) {
+			ss.s.log.Info("pending device withdrawn", "user", ss.userName, "device", target)
+		} else {
+			ss.s.log.Info("device revoked", "user", ss.userName, "device", target, "by", ss.deviceID)
+		}
 		if target == ss.deviceID {
 			// Answer first, then end this very session.
 			ss.afterReply = func() { ss.s.reg.closeDevice(target, wire.Code_CODE_DEVICE_REVOKED, "device revoked") }

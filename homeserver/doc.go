@@ -63,9 +63,10 @@
 //
 // Before Hello/Login only Hello, Login and Refresh are served
 // (CODE_UNAUTHENTICATED otherwise). A pending device may only
-// FetchApproval, PublishKeyPackages, ListDevices, Ping, FetchDeviceList and
+// FetchApproval, PublishKeyPackages, ListDevices, Ping, FetchDeviceList,
 // ApproveDevice for itself (self-approval with the recovery key,
-// docs/decisions/0002). The device's Login.signature_key is kept and shown
+// docs/decisions/0002) and RevokeDevice for itself, which deletes it (a
+// login that gave up waiting for approval). The device's Login.signature_key is kept and shown
 // in PendingDeviceInfo; an approval must list exactly that key. The server
 // stores device lists only as signed by the user's identity key
 // (keys/identity) and never adds a device to one.

@@ -305,6 +305,10 @@ func (ss *session) gate(f *wire.ClientFrame) error {
 		case *wire.ClientFrame_FetchApproval, *wire.ClientFrame_PublishKeyPackages, *wire.ClientFrame_ListDevices, *wire.ClientFrame_Ping,
 			*wire.ClientFrame_FetchDeviceList, *wire.ClientFrame_ApproveDevice: // self-approval (docs/decisions/0002)
 			return nil
+		case *wire.ClientFrame_RevokeDevice: // withdrawing itself (a login that gave up waiting)
+			if b := f.Body.(*wire.ClientFrame_RevokeDevice); b.RevokeDevice.GetDeviceId() == ss.deviceID {
+				return nil
+			}
 		}
 		return wire.Errorf(op, wire.Code_CODE_PENDING_APPROVAL, "device waits for approval")
 	case wire.DeviceStatus_DEVICE_STATUS_REVOKED:

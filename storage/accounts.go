@@ -256,6 +256,14 @@ func (t *Tx) RevokeDevice(id string, nowMs int64) error {
 	return nil
 }
 
+// DeletePendingDevice deletes a device that is still pending (never
+// approved) with what hangs on it (tokens, key packages, mailbox: the
+// foreign keys cascade): a login that gave up waiting for approval leaves
+// no trace. ErrNotFound if the device is not pending.
+func (t *Tx) DeletePendingDevice(id string) error {
+	return wrap("storage.DeletePendingDevice", affected(t.exec(`DELETE FROM devices WHERE id = ? AND status = 1`, id)))
+}
+
 // TouchDevice records that the device was seen.
 func (t *Tx) TouchDevice(id string, nowMs int64) error {
 	_, err := t.exec(`UPDATE devices SET last_seen_ms = ? WHERE id = ?`, nowMs, id)

@@ -87,16 +87,25 @@ func (m *Manager) acceptApproval(ctx context.Context, a store.Account, sealed []
 			return err
 		}
 	}
-	if err := m.activate(ctx); err != nil {
+	keep := func(*store.Tx) error { return nil }
+	if len(b.History) > 0 && m.cfg.History != nil {
+		keep = func(tx *store.Tx) error { return m.cfg.History.Keep(tx, b.History) }
+	}
+	if err := m.activateWith(ctx, keep); err != nil {
 		return err
 	}
-	if len(b.History) > 0 && m.cfg.ImportHistory != nil {
-		if err := m.cfg.ImportHistory(ctx, b.History); err != nil {
-			return fmt.Errorf("this device is approved and active, but the history the approving device sent could not be imported: %w", err)
+	if len(b.History) > 0 && m.cfg.History != nil {
+		if err := m.cfg.History.Import(ctx); err != nil {
+			return fmt.Errorf("%w: %w", ErrHistoryPending, err)
 		}
 	}
 	return nil
 }
+
+// ErrHistoryPending is wrapped by WaitApproval when this device is
+// approved and active but the history the approving device sent is not
+// imported yet: the History keeps it for a later try.
+var ErrHistoryPending = errors.New("this device is approved and active, but the history the approving device sent is not imported yet")
 
 // fixOwnEntry publishes a successor of l in which this device has its own key.
 func (m *Manager) fixOwnEntry(ctx context.Context, ik *identity.Signer, l *identity.DeviceList, a store.Account, key []byte) error {
@@ -431,10 +440,19 @@ func (m *Manager) DropRevoked(ctx context.Context, ids []string) (skipped bool, 
 // recovery key, kept only so that an interrupted login could show it
 // again, is deleted and the file compacted so no copy stays on disk.
 func (m *Manager) activate(ctx context.Context) error {
+	return m.activateWith(ctx, func(*store.Tx) error { return nil })
+}
+
+// activateWith is activate that also runs keep in the transaction that
+// marks the device active.
+func (m *Manager) activateWith(ctx context.Context, keep func(*store.Tx) error) error {
 	hadRecovery := false
 	err := m.cfg.Store.Update(func(tx *store.Tx) error {
 		a, err := tx.Account()
 		if err != nil {
+			return err
+		}
+		if err := keep(tx); err != nil {
 			return err
 		}
 		a.Active, a.LinkCode = true, ""

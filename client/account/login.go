@@ -48,10 +48,18 @@ type Config struct {
 	Now      func() time.Time
 	Log      *slog.Logger
 
-	// ImportHistory, when set, imports the archive an approving device
-	// referred to in the approval (identity.Bundle.History), once this
-	// device is active and before WaitApproval returns.
-	ImportHistory func(ctx context.Context, ref []byte) error
+	// History, when set, takes the archive an approving device referred
+	// to in the approval (identity.Bundle.History).
+	History HistoryImporter
+}
+
+// HistoryImporter imports the history archive an approval refers to.
+type HistoryImporter interface {
+	// Keep records the reference in the transaction that activates this
+	// device, so that an import that fails or is cut off can be retried.
+	Keep(tx *store.Tx, ref []byte) error
+	// Import tries the kept import once, before WaitApproval returns.
+	Import(ctx context.Context) error
 }
 
 // Manager logs this profile's device in and manages the user's devices.

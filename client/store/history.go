@@ -1,9 +1,14 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
+
+// ErrSeqTaken is wrapped by AddHistory when the conversation holds another
+// message at the same seq.
+var ErrSeqTaken = errors.New("store: another message holds that seq")
 
 // Message is one chat message as this device holds it. The JSON field names
 // are those `hearth chat recv --json` and `history --json` print.
@@ -66,7 +71,7 @@ func (t *Tx) AddHistory(m Message) (bool, error) {
 	switch err := t.getJSON(conv, k, &old); err {
 	case nil:
 		if old.ID != m.ID {
-			return false, fmt.Errorf("store: conversation %s seq %d holds message %s, not %s", m.Conversation, m.Seq, old.ID, m.ID)
+			return false, fmt.Errorf("%w: conversation %s seq %d holds message %s, not %s", ErrSeqTaken, m.Conversation, m.Seq, old.ID, m.ID)
 		}
 		return false, nil
 	case ErrNotFound:
@@ -96,6 +101,27 @@ func (t *Tx) History(conv string, limit int) ([]Message, error) {
 		out[i], out[j] = out[j], out[i]
 	}
 	return out, nil
+}
+
+// EachHistory calls fn with a conversation's messages in conversation
+// order, one at a time (a long history is never held whole), until fn
+// returns an error, which it returns.
+func (t *Tx) EachHistory(conv string, fn func(Message) error) error {
+	b := t.tx.Bucket(bHistory).Bucket([]byte(conv))
+	if b == nil {
+		return nil
+	}
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		var m Message
+		if err := t.getJSON(b, k, &m); err != nil {
+			return err
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // HistoryConversations lists the conversations that have history.

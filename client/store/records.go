@@ -38,6 +38,9 @@ func (t *Tx) PutAccount(a Account) error {
 	return t.putJSON(t.tx.Bucket(bAccount), kAccount, a)
 }
 
+// DeleteAccount removes the stored account (a pending login withdrawn).
+func (t *Tx) DeleteAccount() error { return t.tx.Bucket(bAccount).Delete(kAccount) }
+
 // Key names in the keys bucket.
 const (
 	KeyIdentity = "identity" // the user's identity signing key (Ed25519 seed); never the recovery key

@@ -41,6 +41,10 @@ type Config struct {
 	Log                  *slog.Logger
 }
 
+// ErrCorrupt is wrapped when a downloaded media does not match its
+// reference (hash, size, decryption): fetching it again would not help.
+var ErrCorrupt = errors.New("media does not match its reference")
+
 // Transfer moves one device's encrypted media to and from its homeserver.
 type Transfer struct{ cfg Config }
 
@@ -179,21 +183,25 @@ func (t *Transfer) FetchProgress(ctx context.Context, ref store.MediaRef, w io.W
 		return err
 	}
 	if sum := hw.Sum(); hex.EncodeToString(sum[:]) != ref.SHA256 {
-		return fmt.Errorf("%s: downloaded file does not match the message's SHA-256", op)
+		return fmt.Errorf("%s: %w: downloaded file does not match the message's SHA-256", op, ErrCorrupt)
 	}
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	plain := sha256.New()
-	n, err := media.Decrypt(io.MultiWriter(w, plain), tmp, key)
+	pw := &errWriter{w: w}
+	n, err := media.Decrypt(io.MultiWriter(pw, plain), tmp, key)
+	if err != nil && pw.err == nil {
+		return fmt.Errorf("%s: %w: %w", op, ErrCorrupt, err)
+	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return fmt.Errorf("%s: %w", op, err) // w refused the data
 	}
 	if n != ref.Size {
-		return fmt.Errorf("%s: decrypted %d bytes, the message says %d", op, n, ref.Size)
+		return fmt.Errorf("%s: %w: decrypted %d bytes, the message says %d", op, ErrCorrupt, n, ref.Size)
 	}
 	if ref.PlainSHA256 != "" && hex.EncodeToString(plain.Sum(nil)) != ref.PlainSHA256 {
-		return fmt.Errorf("%s: the decrypted file does not match the message's SHA-256", op)
+		return fmt.Errorf("%s: %w: the decrypted file does not match the message's SHA-256", op, ErrCorrupt)
 	}
 	return nil
 }
@@ -215,7 +223,7 @@ func (t *Transfer) download(ctx context.Context, mediaID, server string, want in
 			return fmt.Errorf("%s: unexpected answer", op)
 		}
 		if d.GetTotalSize() != uint64(want) {
-			return fmt.Errorf("%s: the server holds %d bytes, the message says %d", op, d.GetTotalSize(), want)
+			return fmt.Errorf("%s: %w: the server holds %d bytes, the message says %d", op, ErrCorrupt, d.GetTotalSize(), want)
 		}
 		if len(d.GetData()) == 0 {
 			return fmt.Errorf("%s: the server's file ended at %d of %d bytes", op, off, want)
@@ -229,6 +237,21 @@ func (t *Transfer) download(ctx context.Context, mediaID, server string, want in
 		}
 	}
 	return nil
+}
+
+// errWriter remembers the error its writer returned, so that a failed
+// write is told apart from a decryption failure.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(b []byte) (int, error) {
+	n, err := e.w.Write(b)
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }
 
 // progressWriter tells fn the bytes written through it so far.

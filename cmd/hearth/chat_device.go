@@ -34,7 +34,9 @@ Unless --no-history, the new device also gets this device's history of
 the last --history-days days (0: all): an archive encrypted like a file
 sent, uploaded, and its key sealed into the approval for that device only;
 it imports it before its login reports "status: active". A large
-history may need a longer --timeout (the export and upload count in it).`,
+history may need a longer --timeout (the export and upload count in it).
+If the new device's import fails, it is still active; its next send,
+recv or history tries again, with backoff, until the archive expires.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ask := !yes && isTerminal(cmd.InOrStdin())

@@ -29,7 +29,12 @@ and prints "recovery-key: ..." once: keep it safe. Any later device prints
 A waiting device also draws the link code as a QR code (on standard
 output when it is a terminal, else on standard error; --no-qr to skip,
 --qr-png FILE to write it as an image) and prints its key fingerprint,
-which the approving device shows before it approves.
+which the approving device shows before it approves. With
+--approval-timeout, a device nobody approved in time is removed from the
+server and the profile logged out, so the same login starts afresh.
+A device approved with history imports it before "status: active"; if
+that fails it prints "history: pending" and the next send, recv or
+history tries again.
 With --invite CODE (from "hearth admin invite create") the account is created
 first, with the password read from standard input, and this is its first device.`,
 		Args: cobra.ExactArgs(1),
@@ -93,11 +98,20 @@ first, with the password read from standard input, and this is its first device.
 				c.OnHistoryProgress(func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), "hearth: "+s) })
 				wctx, wcancel := timeoutContext(ctx, wait)
 				defer wcancel()
-				if err := c.WaitApproval(wctx, time.Second); err != nil {
+				err := c.WaitApproval(wctx, time.Second)
+				if errors.Is(err, client.ErrHistoryPending) {
+					// Active: the history import failed and is kept for
+					// the next command (or given up, which it says).
+					kv(out, "status", "active")
+					if _, pending := c.PendingHistory(); pending {
+						kv(out, "history", "pending")
+					}
+					tellHistoryResult(cmd.ErrOrStderr(), c, err)
+					return nil
+				}
+				if err != nil {
 					if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-						return fmt.Errorf("no device approved this one within %v; it stays pending as device %s. "+
-							"Run the same login again to wait once more, or remove it: \"hearth chat device revoke %s\" on an approved device",
-							wait, res.DeviceID, res.DeviceID)
+						return withdrawPending(ctx, c, res.DeviceID, wait)
 					}
 					if errors.Is(err, context.Canceled) {
 						return fmt.Errorf("interrupted while waiting for approval; device %s stays pending: run the same login again to wait once more, "+
@@ -119,8 +133,27 @@ first, with the password read from standard input, and this is its first device.
 	f.StringVar(&invite, "invite", "", "create the account USER with this invite code, then log in as its first device")
 	f.BoolVar(&noQR, "no-qr", false, "do not draw the link code as a QR code")
 	f.StringVar(&qrPNG, "qr-png", "", "also write the link code's QR code to this PNG file (for \"device approve FILE\")")
-	f.DurationVar(&wait, "approval-timeout", 0, "give up waiting for approval after this long (0: wait until interrupted)")
+	f.DurationVar(&wait, "approval-timeout", 0, "give up waiting for approval after this long and remove the pending device (0: wait until interrupted)")
 	return cmd
+}
+
+// withdrawTimeout bounds the removal of a pending device whose wait for
+// approval timed out.
+const withdrawTimeout = 15 * time.Second
+
+// withdrawPending removes the pending device id after --approval-timeout
+// ran out, and returns the error the login ends with: what happened and
+// what to do next.
+func withdrawPending(ctx context.Context, c *client.Client, id string, wait time.Duration) error {
+	wctx, cancel := context.WithTimeout(ctx, withdrawTimeout)
+	defer cancel()
+	if err := c.Withdraw(wctx); err != nil {
+		return fmt.Errorf("no device approved this one within %v, and its pending device %s could not be removed (%s); "+
+			"it stays pending: run the same login again to wait once more, or remove it with \"hearth chat device revoke %s\" on an approved device",
+			wait, id, plainError(err), id)
+	}
+	return fmt.Errorf("no device approved this one within %v; its pending device %s was removed from the server and this profile logged out. "+
+		"Run the same login again to start over", wait, id)
 }
 
 // readSecret reads a secret from r (one line; trailing newline removed).

@@ -69,7 +69,13 @@ referring to it is sent the same way.`,
 			}
 			tctx, tcancel := timeoutContext(ctx, timeout)
 			defer tcancel()
-			return flushSent(cmd.OutOrStdout(), tctx, c, args[0], id, timeout)
+			if err := flushSent(cmd.OutOrStdout(), tctx, c, args[0], id, timeout); err != nil {
+				return err
+			}
+			// After the message: an import bounded by its own stall
+			// time, not by --timeout, so that a large one can finish.
+			resumeHistory(ctx, cmd.ErrOrStderr(), c, false)
+			return nil
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "give up (leaving the message queued) after this long")
@@ -182,6 +188,9 @@ and acknowledge them. Exits after --timeout of silence unless --follow.`,
 			if follow {
 				quiet = 0
 				go c.FlushEvery(ctx, 10*time.Second)
+				go followHistory(ctx, cmd.ErrOrStderr(), c)
+			} else {
+				resumeHistory(ctx, cmd.ErrOrStderr(), c, false)
 			}
 			out := io.Writer(cmd.OutOrStdout())
 			if signals {
@@ -244,6 +253,17 @@ func newChatHistoryCmd(env *chatEnv) *cobra.Command {
 			defer c.Close()
 			if _, err := c.Account(); err != nil {
 				return err
+			}
+			if p, ok := c.PendingHistory(); ok {
+				// The history from before this device's link is still to
+				// import: try it now if it is due and the server answers.
+				ctx, cancel := signalContext(cmd.Context())
+				defer cancel()
+				if !time.Now().Before(p.NextAt) && historyReachable(ctx, c) {
+					resumeHistory(ctx, cmd.ErrOrStderr(), c, true)
+				} else {
+					tellPending(cmd.ErrOrStderr(), p)
+				}
 			}
 			msgs, err := c.History(args[0], limit)
 			if err != nil {

@@ -247,21 +247,35 @@ func TestChatErrorsForPeople(t *testing.T) {
 	alice.must(t, "", "outbox", "retry", failed[0].ID)
 	expectRecv(t, erin2, "alice@localhost:are you still you?")
 
-	// A device that nobody approves in time stays pending and says how to
-	// remove it.
+	// A device that nobody approves in time is removed from the server
+	// and the profile logged out: the user's device list no longer shows
+	// it, and the same login on the same profile starts afresh.
 	pending := newProfile(t, "alice")
 	r = pending.chat(t, password("alice"), pending.loginArgs(n, "--approval-timeout", "1s")...)
 	dev, code := keyValues(r.stdout)["device"], keyValues(r.stdout)["link-code"]
-	if r.code == 0 || !strings.Contains(r.stderr, "device approve "+code) ||
-		!strings.Contains(r.stderr, "no device approved this one within 1s; it stays pending as device "+dev) ||
-		!strings.Contains(r.stderr, `"hearth chat device revoke `+dev+`"`) {
-		t.Errorf("approval timeout: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	if want := "hearth: no device approved this one within 1s; its pending device " + dev + " was removed from the server and this profile logged out. " +
+		"Run the same login again to start over\n"; r.code == 0 || dev == "" || !strings.Contains(r.stderr, "device approve "+code) || !strings.HasSuffix(r.stderr, want) {
+		t.Errorf("approval timeout: exit %d, stdout %q, stderr %q, want it to end with %q", r.code, r.stdout, r.stderr, want)
 	}
+	noGoChain(t, "approval timeout", r.stderr)
 	list := alice.must(t, "", "device", "list")
-	if lines := strings.Split(list, "\n"); !strings.Contains(lines[0], "DEVICE") || !strings.Contains(lines[0], "STATUS") || !strings.Contains(list, dev) {
-		t.Errorf("device list:\n%s", list)
+	if lines := strings.Split(list, "\n"); !strings.Contains(lines[0], "DEVICE") || !strings.Contains(lines[0], "STATUS") || strings.Contains(list, dev) {
+		t.Errorf("device list still shows the timed-out device %s:\n%s", dev, list)
 	}
-	alice.must(t, "", "device", "revoke", dev)
+	if r := alice.chat(t, "", "device", "approve", code, "--yes"); r.code == 0 {
+		t.Errorf("the removed device's code was approved: %q", r.stdout)
+	}
+	code2, wait := startPendingLogin(t, pending, pending.loginArgs(n)...)
+	if strings.HasPrefix(code2, strings.SplitN(code, "-", 2)[0]) {
+		t.Errorf("the fresh login shows the old link code %s", code2)
+	}
+	if r := alice.chat(t, "", "device", "approve", code2, "--no-history"); r.code != 0 {
+		t.Fatalf("approve the fresh login: exit %d\n%s", r.code, r.stderr)
+	}
+	wait()
+	if list := alice.must(t, "", "device", "list"); strings.Contains(list, dev) || strings.Count(list, " active ") < 2 {
+		t.Errorf("device list after the fresh login:\n%s", list)
+	}
 
 	// A revoked device's send fails before printing an id and queues nothing.
 	laptop := newProfile(t, "alice")

@@ -144,7 +144,9 @@ func (s *Directory) ListDevices(ctx context.Context, c Caller) (*wire.ServerFram
 
 // RevokeDevice revokes one of the caller's user's devices. When the device
 // is on the current signed list, the request must carry the successor
-// list without it (signed by the identity key, version grown).
+// list without it (signed by the identity key, version grown). A pending
+// device may only name itself: it is deleted, not kept as revoked (a login
+// that gave up waiting for approval withdraws its device).
 func (s *Directory) RevokeDevice(ctx context.Context, c Caller, m *wire.RevokeDevice) (*wire.ServerFrame, error) {
 	const op = "homeserver.RevokeDevice"
 	addr := s.userAddress(c.UserName)
@@ -158,6 +160,14 @@ func (s *Directory) RevokeDevice(ctx context.Context, c Caller, m *wire.RevokeDe
 		}
 		if d.Status == storage.DeviceRevoked {
 			return wire.Errorf(op, wire.Code_CODE_CONFLICT, "device already revoked")
+		}
+		if target == c.DeviceID && d.Status == storage.DevicePending {
+			// A pending device withdrawing itself (its login gave up
+			// waiting for approval): it was never on a list, so it goes.
+			return tx.DeletePendingDevice(target)
+		}
+		if !c.Active {
+			return wire.Errorf(op, wire.Code_CODE_PENDING_APPROVAL, "a pending device may only withdraw itself")
 		}
 		onList, err := listed(tx, c.UserID, target)
 		if err != nil {
