@@ -230,6 +230,9 @@ func (f *flush) launch() (done bool, derr error, next time.Time, err error) {
 				return nil
 			case err != nil:
 				return err
+			case it.Failed != "" && it.Body != nil: // kept by another Flush meanwhile
+				done, derr = true, fmt.Errorf("%w: %s", ErrSendLater, it.Failed)
+				return nil
 			case it.Failed != "":
 				done, derr = true, fmt.Errorf("%w: %s", ErrNotDelivered, it.Failed)
 				return nil
