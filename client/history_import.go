@@ -221,6 +221,13 @@ func (c *Client) importPending(ctx context.Context) error {
 	}
 	p.LastError = plainCause(err)
 	p.NextAt = c.cfg.Now().Add(historyBackoff(p.Attempts))
+	if ctx.Err() != nil {
+		// The command's own time ran out or it was interrupted: not a
+		// failure of the import, which goes on (from what is imported)
+		// with the next command, without a longer wait.
+		p.Attempts--
+		p.NextAt = c.cfg.Now()
+	}
 	if serr := c.savePending(p); serr != nil {
 		return errors.Join(err, serr)
 	}

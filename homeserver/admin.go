@@ -252,7 +252,7 @@ func (s *Admin) Status(ctx context.Context) (admin.Status, error) {
 	return admin.Status{Domain: s.cfg.Domain, Version: s.cfg.Version, StartedMs: s.started.UnixMilli(), Users: n, OnlineSessions: online,
 		MessagesAccepted: st.Accepted, MessagesDelivered: st.Delivered, MailboxBacklog: fig.MailboxBacklog,
 		FederationQueue: fig.FederationQueue, MediaBytes: fig.MediaBytes, MediaFiles: fig.MediaFiles,
-		WriterBatches: batches, WriterRequests: requests, Refused: st.Refused}, nil
+		WriterBatches: batches, WriterRequests: requests, Refused: st.Refused, SendStages: st.Stages}, nil
 }
 
 // InviteCreate issues a random invite code good for uses accounts until

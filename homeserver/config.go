@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"time"
 
+	"hearth/homeserver/admin"
 	"hearth/homeserver/mediastore"
 	"hearth/keys/serverkey"
 	"hearth/storage"
@@ -108,6 +109,9 @@ type Deps struct {
 	Presence Presence  // default: in-memory
 	// ServerKey signs federation transactions and queries; nil: no federation.
 	ServerKey *serverkey.Key
+	// Writer, when set, is the storage writer's batch timing (the DB's
+	// CommitObserver), reported with the send stages in the status.
+	Writer *admin.WriterStages
 }
 
 func (c Config) withDefaults() Config {

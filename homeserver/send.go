@@ -23,6 +23,7 @@ type sendResult struct {
 // the commit (pipelined: the next request is read meanwhile).
 func (ss *session) send(id uint64, m *wire.Send) {
 	const op = "homeserver.Send"
+	received := ss.s.now()
 	if err := ss.s.hub.ValidateSend(op, m); err != nil {
 		ss.writeError(id, err)
 		return
@@ -59,12 +60,15 @@ func (ss *session) send(id uint64, m *wire.Send) {
 			ss.writeError(id, internal(op, err))
 			return
 		}
+		committed := ss.s.now()
+		ss.s.ctr.receiveToCommit.Observe(committed.Sub(received))
 		ss.s.dlv.HandCommitted(res.Heads, res.WelcomeFrom, res.Log) // only now: nothing is pushed that is not durable
 		ss.s.wakeRemote(res)
 		if !res.Dup {
 			ss.s.ctr.accepted.Add(1)
 		}
 		ss.answer(id, res.Frame(), nil)
+		ss.s.ctr.commitToAck.Observe(ss.s.now().Sub(committed))
 	})
 }
 

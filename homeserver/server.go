@@ -100,7 +100,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		stop:   make(chan struct{}),
 	}
 	s.sendRate.Store(&s.cfg.RateLimit)
-	s.dlv = delivery.New(delivery.Config{Window: cfg.DeliveryWindow}, deps.DB, deps.Router, deps.Log)
+	ctr := &counters{writer: deps.Writer}
+	s.dlv = delivery.New(delivery.Config{Window: cfg.DeliveryWindow, Now: deps.Now, PushLatency: ctr.pushLatency}, deps.DB, deps.Router, deps.Log)
 	s.warnSmallCommitLimit()
 	var err error
 	if s.auth, err = newAuthority(cfg, deps.DB, deps.SigningKey, deps.Log, deps.Now, s.rand, s.limits, s.reg); err != nil {
@@ -113,7 +114,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s.Admin = &Admin{cfg: cfg, db: deps.DB, log: deps.Log, now: deps.Now, rand: s.rand, started: deps.Now(),
-		auth: s.auth, reg: s.reg, dir: s.dir, fed: s.fed, ctr: &counters{}, refused: newLimiters()}
+		auth: s.auth, reg: s.reg, dir: s.dir, fed: s.fed, ctr: ctr, refused: newLimiters()}
 	if cfg.RetentionInterval > 0 {
 		s.wg.Add(1)
 		go s.retentionLoop()

@@ -3,6 +3,9 @@ package homeserver
 import (
 	"context"
 	"sync/atomic"
+	"time"
+
+	"hearth/homeserver/admin"
 
 	"hearth/homeserver/wire"
 	"hearth/storage"
@@ -14,6 +17,34 @@ type counters struct {
 	accepted  atomic.Uint64
 	delivered atomic.Uint64
 	refused   [maxCode]atomic.Uint64 // by wire code
+
+	// A message's stages through the server (admin.Status.SendStages).
+	receiveToCommit, commitToAck, commitToPush, receiveToPushRead admin.LatencyRecorder
+	writer                                                        *admin.WriterStages // nil: not timed
+}
+
+// pushLatency is delivery.Config.PushLatency.
+func (c *counters) pushLatency(handed bool, d time.Duration) {
+	if handed {
+		c.commitToPush.Observe(d)
+	} else {
+		c.receiveToPushRead.Observe(d)
+	}
+}
+
+// stages returns the stage histograms since start.
+func (c *counters) stages() map[string]admin.Histogram {
+	m := map[string]admin.Histogram{
+		admin.StageReceiveToCommit:   c.receiveToCommit.Snapshot(),
+		admin.StageCommitToAck:       c.commitToAck.Snapshot(),
+		admin.StageCommitToPush:      c.commitToPush.Snapshot(),
+		admin.StageReceiveToPushRead: c.receiveToPushRead.Snapshot(),
+	}
+	if c.writer != nil {
+		m[admin.StageWriterTransaction] = c.writer.Transaction.Snapshot()
+		m[admin.StageWriterFsync] = c.writer.Fsync.Snapshot()
+	}
+	return m
 }
 
 // maxCode bounds the wire codes counted; a later code counts as INTERNAL.
@@ -37,13 +68,16 @@ type Stats struct {
 	// Refused counts error answers on client sessions by wire code name
 	// (CODE_RATE_LIMITED, CODE_BAD_REQUEST, …); codes never sent are absent.
 	Refused map[string]uint64
+	// Stages are the latency histograms of a message's stages through
+	// the server (admin.StageReceiveToCommit, …).
+	Stages map[string]admin.Histogram
 }
 
 // Stats returns the running totals.
 func (s *Server) Stats() Stats { return s.ctr.stats() }
 
 func (c *counters) stats() Stats {
-	st := Stats{Accepted: c.accepted.Load(), Delivered: c.delivered.Load(), Refused: map[string]uint64{}}
+	st := Stats{Accepted: c.accepted.Load(), Delivered: c.delivered.Load(), Refused: map[string]uint64{}, Stages: c.stages()}
 	for i := range c.refused {
 		if n := c.refused[i].Load(); n > 0 {
 			st.Refused[wire.Code(i).String()] = n

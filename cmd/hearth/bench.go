@@ -145,7 +145,7 @@ func (e *benchEnv) fleet(t *benchTarget, d *benchDialer, profiles string) (*load
 	}
 	return loadgen.NewFleet(loadgen.Config{Server: t.server, CAPath: t.ca, Domain: t.domain, Dial: d.dial,
 		Groups: newGroupEngine, Users: t, ProfileDir: profiles, Parallel: e.parallel, DialConcurrency: e.dialConc, ServerPID: t.pid,
-		Logger: log, Progress: os.Stderr, Receipts: e.receipts})
+		Logger: log, Progress: os.Stderr, Stages: t.stages, Receipts: e.receipts})
 }
 
 // profileDir returns the folder for the profiles and how to clean it up.
@@ -199,7 +199,14 @@ func newBenchPairsCmd(e *benchEnv) *cobra.Command {
 	}
 	pairsFlags(cmd, &p)
 	cmd.Flags().BoolVar(&e.receipts, "receipts", false, "devices send a delivery receipt for what they receive and mark it read (read receipts); compare a run with and without")
+	wireFlag(cmd, &p.Wire)
 	return cmd
+}
+
+// wireFlag adds --wire (server-only load: loadgen/wire.go).
+func wireFlag(cmd *cobra.Command, v *bool) {
+	cmd.Flags().BoolVar(v, "wire", false, "server-only load: set up with real clients and MLS, then speak the wire protocol "+
+		"directly (captured ciphertexts of the real size, fresh message ids; receivers ack without decrypting)")
 }
 
 func pairsFlags(cmd *cobra.Command, p *loadgen.PairsParams) {
@@ -230,6 +237,7 @@ func newBenchBacklogCmd(e *benchEnv) *cobra.Command {
 	cmd.Flags().IntVar(&p.Senders, "senders", 10, "users sending them")
 	cmd.Flags().IntVar(&p.Size, "size", 200, "plaintext bytes per message")
 	cmd.Flags().DurationVar(&p.Drain, "drain", 5*time.Minute, "longest wait for storing and for draining each")
+	wireFlag(cmd, &p.Wire)
 	return cmd
 }
 
@@ -249,6 +257,7 @@ func newBenchIdleCmd(e *benchEnv) *cobra.Command {
 	cmd.Flags().IntVar(&p.Sessions, "sessions", 100, "sessions to hold")
 	cmd.Flags().DurationVar(&p.Hold, "hold", 10*time.Second, "how long they are held while CPU is measured")
 	cmd.Flags().Float64Var(&p.Ramp, "ramp", loadgen.DefaultIdleRamp, "sessions reopened per second for the hold")
+	wireFlag(cmd, &p.Wire)
 	return cmd
 }
 
@@ -270,6 +279,7 @@ func newBenchGroupCmd(e *benchEnv) *cobra.Command {
 	cmd.Flags().DurationVar(&p.Duration, "duration", 10*time.Second, "sending time")
 	cmd.Flags().IntVar(&p.MsgSize, "msg-size", 200, "plaintext bytes per message")
 	cmd.Flags().DurationVar(&p.Drain, "drain", time.Minute, "longest wait for acks and deliveries after sending stops")
+	wireFlag(cmd, &p.Wire)
 	return cmd
 }
 

@@ -96,6 +96,12 @@ func (t *benchTarget) online(ctx context.Context) (int, error) {
 	return st.OnlineSessions, err
 }
 
+// stages reads the server's stage histograms from its admin status.
+func (t *benchTarget) stages(ctx context.Context) (map[string]admin.Histogram, error) {
+	st, err := t.adm.Status(ctx)
+	return st.SendStages, err
+}
+
 // benchDialer dials with shared UDP sockets and counts which protocol each
 // session got, so that a silent fallback to the WebSocket is reported.
 type benchDialer struct {

@@ -72,9 +72,10 @@ referring to it is sent the same way.`,
 			if err := flushSent(cmd.OutOrStdout(), tctx, c, args[0], id, timeout); err != nil {
 				return err
 			}
-			// After the message: an import bounded by its own stall
-			// time, not by --timeout, so that a large one can finish.
-			resumeHistory(ctx, cmd.ErrOrStderr(), c, false)
+			// After the message, in what is left of --timeout: an import
+			// cut off there goes on with the next command, from where it
+			// stopped (every command ends within its timeout).
+			resumeHistory(tctx, cmd.ErrOrStderr(), c, false)
 			return nil
 		},
 	}

@@ -150,7 +150,9 @@ func runServer(ctx context.Context, dir, listen, metricsFlag string, log *slog.L
 		return fmt.Errorf("signing key: %w", err)
 	}
 	reg := metrics.NewRegistry()
-	db, err := storage.Open(filepath.Join(dir, databaseFile), storage.Options{Log: log.With("component", "storage"), Observer: metrics.NewWriter(reg)})
+	writer := &admin.WriterStages{} // the writer's batch times in the admin status (send_stages)
+	db, err := storage.Open(filepath.Join(dir, databaseFile), storage.Options{Log: log.With("component", "storage"),
+		Observer: commitObservers{metrics.NewWriter(reg), writer}})
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
@@ -164,7 +166,7 @@ func runServer(ctx context.Context, dir, listen, metricsFlag string, log *slog.L
 		return err
 	}
 	hcfg.KeyDir = dir
-	hs, err := homeserver.New(hcfg, homeserver.Deps{DB: db, SigningKey: key, ServerKey: skey, Log: log.With("component", "homeserver")})
+	hs, err := homeserver.New(hcfg, homeserver.Deps{DB: db, SigningKey: key, ServerKey: skey, Log: log.With("component", "homeserver"), Writer: writer})
 	if err != nil {
 		return fmt.Errorf("start homeserver: %w", err)
 	}

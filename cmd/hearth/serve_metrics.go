@@ -65,6 +65,13 @@ func metricsSources(hs *homeserver.Server, db *storage.DB, tr *transport.Server)
 			return metrics.Counters{Accepted: st.Accepted, Delivered: st.Delivered, Refused: st.Refused, WriterBatches: b, WriterRequests: r}
 		},
 		Sessions: tr.SessionsByTransport,
+		Stages: func() map[string]metrics.Stage {
+			out := map[string]metrics.Stage{}
+			for name, h := range hs.Stats().Stages {
+				out[name] = promStage(h)
+			}
+			return out
+		},
 		Figures: func(ctx context.Context) (metrics.Figures, error) {
 			f, err := hs.Figures(ctx)
 			return metrics.Figures{MailboxBacklog: f.MailboxBacklog, FederationQueue: f.FederationQueue, MediaBytes: f.MediaBytes, MediaFiles: f.MediaFiles}, err
@@ -83,6 +90,25 @@ func metricsSources(hs *homeserver.Server, db *storage.DB, tr *transport.Server)
 	}
 }
 
+// promStage turns a stage histogram into Prometheus form, with fixed
+// bounds at the powers of two from 16 µs to 32 s (edges of the
+// histogram's own buckets, so each bound counts exactly the values below
+// it).
+func promStage(h admin.Histogram) metrics.Stage {
+	st := metrics.Stage{Count: h.Count(), Sum: float64(h.SumUs) / 1e6, Buckets: map[float64]uint64{}}
+	for e := 4; e <= 25; e++ {
+		bound := uint64(1) << e
+		var n uint64
+		for i, c := range h.Counts {
+			if lo, _ := admin.BucketBounds(i); lo < bound {
+				n += c
+			}
+		}
+		st.Buckets[float64(bound)/1e6] = n
+	}
+	return st
+}
+
 // statusOps adds what the transport knows (sessions by transport) to the
 // homeserver's admin status; every other operation is the homeserver's.
 type statusOps struct {
@@ -97,3 +123,17 @@ func (o statusOps) Status(ctx context.Context) (admin.Status, error) {
 	}
 	return st, err
 }
+
+// commitObservers tells every observer of the storage writer.
+type commitObservers []storage.CommitObserver
+
+func (o commitObservers) ObserveCommit(requests int, total, commit time.Duration) {
+	for _, x := range o {
+		x.ObserveCommit(requests, total, commit)
+	}
+}
+
+var (
+	_ storage.CommitObserver = commitObservers(nil)
+	_ storage.CommitObserver = (*admin.WriterStages)(nil)
+)

@@ -65,7 +65,35 @@ type Status struct {
 	WriterBatches       uint64            `json:"writer_batches"`    // transactions committed, since start
 	WriterRequests      uint64            `json:"writer_requests"`   // write requests they carried
 	Refused             map[string]uint64 `json:"refused,omitempty"` // error answers by code, since start
+	// SendStages are latency histograms of a message's way through the
+	// server, since start, by stage (StageReceiveToCommit, …); `hearth
+	// bench` reports an interval's from two readings.
+	SendStages map[string]Histogram `json:"send_stages,omitempty"`
 }
+
+// The stages of Status.SendStages.
+const (
+	// StageReceiveToCommit: a Send read from the client's stream → its
+	// transaction durably committed (validation, the writer's queue,
+	// the group commit and its fsync).
+	StageReceiveToCommit = "receive_to_commit"
+	// StageCommitToAck: committed → the SendOK written to the sender's
+	// stream (the session's reply queue, in request order).
+	StageCommitToAck = "commit_to_ack"
+	// StageCommitToPush: committed → the Delivery written to a
+	// recipient's stream, for entries handed to a caught-up session
+	// (no database read).
+	StageCommitToPush = "commit_to_push"
+	// StageReceiveToPushRead: accepted (the entry's time, millisecond
+	// precision) → the Delivery written, for entries read back from the
+	// mailbox (a session that was behind, a backlog, a reconnect).
+	StageReceiveToPushRead = "receive_to_push_read"
+	// StageWriterTransaction and StageWriterFsync time the writer's
+	// batches (WriterStages): one value per transaction, which carries
+	// the writes of many Sends (group commit).
+	StageWriterTransaction = "writer_transaction"
+	StageWriterFsync       = "writer_fsync"
+)
 
 // FederationOps is what the admin socket serves for federation. It is a
 // separate interface so that Ops stays as it was; the socket server uses

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"log/slog"
+	"time"
 
 	"hearth/storage"
 )
@@ -10,6 +11,13 @@ import (
 type Config struct {
 	// Window is how many pushed entries may wait for an Ack.
 	Window int
+	// Now is the clock of the push latencies (default time.Now).
+	Now func() time.Time
+	// PushLatency, when set, is told each Delivery written: handed (the
+	// entry was handed at its commit) with the time since the hand-off,
+	// else (read back from the mailbox) with the time since the entry's
+	// CreatedMs. It must be quick: it runs on the push path.
+	PushLatency func(handed bool, d time.Duration)
 }
 
 // Engine pushes mailboxes to sessions and tells them of new entries.
@@ -18,6 +26,8 @@ type Engine struct {
 	router Router
 	log    *slog.Logger
 	window int
+	now    func() time.Time
+	pushed func(handed bool, d time.Duration)
 }
 
 // New returns an Engine reading mailboxes from db and woken by router.
@@ -25,7 +35,10 @@ func New(cfg Config, db *storage.DB, router Router, log *slog.Logger) *Engine {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{db: db, router: router, log: log, window: max(cfg.Window, 1)}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Engine{db: db, router: router, log: log, window: max(cfg.Window, 1), now: cfg.Now, pushed: cfg.PushLatency}
 }
 
 // Router is the router the engine subscribes pushers to.

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"slices"
+	"time"
 
 	"hearth/storage"
 )
@@ -25,6 +26,7 @@ const (
 type handoff struct {
 	seq uint64
 	e   *storage.Entry
+	at  time.Time // when it was handed (Config.PushLatency)
 }
 
 // handoffs is a pusher's bounded set of hints in seq order (guarded by
@@ -37,7 +39,7 @@ type handoffs struct {
 func handoffSize(e *storage.Entry) int { return len(e.Payload) + len(e.GroupInfo) }
 
 // add keeps a hint; false if it was dropped because the set is full.
-func (h *handoffs) add(seq uint64, e *storage.Entry) bool {
+func (h *handoffs) add(seq uint64, e *storage.Entry, at time.Time) bool {
 	size := handoffSize(e)
 	if len(h.list) >= MaxHandoffs || h.bytes+size > MaxHandoffBytes {
 		return false
@@ -54,7 +56,7 @@ func (h *handoffs) add(seq uint64, e *storage.Entry) bool {
 	if found {
 		return true // the same entry twice: once is enough
 	}
-	h.list = slices.Insert(h.list, i, handoff{seq: seq, e: e})
+	h.list = slices.Insert(h.list, i, handoff{seq: seq, e: e, at: at})
 	h.bytes += size
 	return true
 }
@@ -104,11 +106,20 @@ func (p *Pusher) offer(seq uint64, e *storage.Entry) {
 		p.mu.Unlock()
 		return
 	}
-	if e == nil || !p.hints.add(seq, e) {
+	if e == nil || !p.hints.add(seq, e, p.handedAt()) {
 		p.stale = true // read the database on the next pass
 	}
 	p.mu.Unlock()
 	p.kick()
+}
+
+// handedAt is the hand-off time of an offered entry; zero when no one
+// measures push latency.
+func (p *Pusher) handedAt() time.Time {
+	if p.e.pushed == nil {
+		return time.Time{}
+	}
+	return p.e.now()
 }
 
 // wake is offer without an entry: something new is stored.

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"testing"
+	"time"
 
 	"hearth/storage"
 )
@@ -10,7 +11,7 @@ func TestHandoffsBounded(t *testing.T) {
 	var hs handoffs
 	small := &storage.Entry{Payload: []byte("x")}
 	for _, s := range []uint64{5, 3, 4, 3, 9} { // out of order, one twice
-		if !hs.add(s, small) {
+		if !hs.add(s, small, time.Time{}) {
 			t.Fatalf("add %d refused", s)
 		}
 	}
@@ -25,16 +26,16 @@ func TestHandoffsBounded(t *testing.T) {
 		t.Fatalf("after drop: %v, %d bytes", hs.list, hs.bytes)
 	}
 	for s := range uint64(MaxHandoffs) {
-		if !hs.add(s+1, small) {
+		if !hs.add(s+1, small, time.Time{}) {
 			t.Fatalf("add %d refused", s+1)
 		}
 	}
-	if hs.add(MaxHandoffs+1, small) {
+	if hs.add(MaxHandoffs+1, small, time.Time{}) {
 		t.Fatal("more than MaxHandoffs kept")
 	}
 	hs.dropThrough(^uint64(0))
 	big := &storage.Entry{Payload: make([]byte, MaxHandoffBytes/2), GroupInfo: make([]byte, 10)}
-	if !hs.add(1, big) || hs.add(2, big) {
+	if !hs.add(1, big, time.Time{}) || hs.add(2, big, time.Time{}) {
 		t.Fatal("byte bound not applied")
 	}
 	if got := hs.take(1, 1); len(got) != 1 || hs.bytes != 0 {

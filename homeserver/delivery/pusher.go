@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"hearth/homeserver/wire"
 	"hearth/storage"
@@ -162,6 +163,9 @@ func (p *Pusher) pushAvailable() bool {
 			if !p.write(d) {
 				return false
 			}
+			if p.e.pushed != nil {
+				p.e.pushed(true, p.e.now().Sub(h.at))
+			}
 		}
 		if !read {
 			if len(hs) == 0 {
@@ -182,6 +186,9 @@ func (p *Pusher) pushAvailable() bool {
 		for _, e := range es {
 			if !p.write(Delivery(e)) {
 				return false
+			}
+			if p.e.pushed != nil {
+				p.e.pushed(false, p.e.now().Sub(time.UnixMilli(e.CreatedMs)))
 			}
 		}
 		if len(es) == 0 && gapOnly {

@@ -31,12 +31,20 @@ type Peer struct {
 	NextAttemptMs int64 // 0: not backing off
 }
 
+// Stage is one stage's latency histogram since the server started.
+type Stage struct {
+	Count   uint64
+	Sum     float64            // seconds
+	Buckets map[float64]uint64 // upper bound in seconds -> values at or below it
+}
+
 // Sources are where the Collector reads; a nil function is skipped.
 type Sources struct {
 	Counters func() Counters
 	Sessions func() map[string]int // open client sessions by transport
 	Figures  func(ctx context.Context) (Figures, error)
 	Peers    func(ctx context.Context) ([]Peer, error)
+	Stages   func() map[string]Stage // a message's stages through the server, by name
 	Now      func() time.Time
 }
 
@@ -58,6 +66,7 @@ var (
 	descMedia     = prometheus.NewDesc("hearth_media_bytes", "Bytes of complete media stored.", nil, nil)
 	descMediaN    = prometheus.NewDesc("hearth_media_files", "Complete media stored.", nil, nil)
 	descScrapeErr = prometheus.NewDesc("hearth_scrape_errors", "Database reads that failed during this scrape (figures then missing).", nil, nil)
+	descStage     = prometheus.NewDesc("hearth_send_stage_seconds", "Latency of a message's stages through the server (receive_to_commit, commit_to_push, …).", []string{"stage"}, nil)
 )
 
 // Collector reads Sources at scrape time.
@@ -76,7 +85,7 @@ func NewCollector(src Sources) *Collector {
 // Describe sends every metric's description.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSessions, descAccepted, descDelivered, descRefused, descBatches, descRequests,
-		descBacklog, descFedQueue, descPeerQueue, descPeerFails, descPeerWait, descMedia, descMediaN, descScrapeErr} {
+		descBacklog, descFedQueue, descPeerQueue, descPeerFails, descPeerWait, descMedia, descMediaN, descScrapeErr, descStage} {
 		ch <- d
 	}
 }
@@ -102,6 +111,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descRequests, k.WriterRequests)
 		for code, n := range k.Refused {
 			counter(descRefused, n, code)
+		}
+	}
+	if c.src.Stages != nil {
+		for name, st := range c.src.Stages() {
+			ch <- prometheus.MustNewConstHistogram(descStage, st.Count, st.Sum, st.Buckets, name)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)

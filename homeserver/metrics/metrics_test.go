@@ -32,6 +32,9 @@ func TestCollectorReadsSources(t *testing.T) {
 		Peers: func(context.Context) ([]Peer, error) {
 			return []Peer{{Domain: "b.example", QueueDepth: 6, Attempts: 2, NextAttemptMs: 12_500}}, nil
 		},
+		Stages: func() map[string]Stage {
+			return map[string]Stage{"receive_to_commit": {Count: 3, Sum: 0.003, Buckets: map[float64]uint64{0.001: 2, 0.002: 3}}}
+		},
 		Now: func() time.Time { return now },
 	}))
 	w.ObserveCommit(4, 3*time.Millisecond, 2*time.Millisecond)
@@ -70,6 +73,7 @@ func TestCollectorReadsSources(t *testing.T) {
 	want["hearth_storage_batch_requests"] = 1
 	want["hearth_storage_fsync_seconds"] = 1
 	want["hearth_storage_commit_seconds"] = 1
+	want["hearth_send_stage_seconds,stage=receive_to_commit"] = 3
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s = %v, want %v", k, got[k], v)
@@ -101,6 +105,7 @@ func TestDashboardNamesMetrics(t *testing.T) {
 		Sessions: func() map[string]int { return map[string]int{"websocket": 0} },
 		Figures:  func(context.Context) (Figures, error) { return Figures{}, nil },
 		Peers:    func(context.Context) ([]Peer, error) { return []Peer{{Domain: "p"}}, nil },
+		Stages:   func() map[string]Stage { return map[string]Stage{"s": {}} },
 	}))
 	mfs, err := reg.Gather()
 	if err != nil {

@@ -15,6 +15,7 @@ type BacklogParams struct {
 	Senders  int           // users sending them (each queues its share, then one Flush)
 	Size     int           // plaintext bytes per message
 	Drain    time.Duration // longest wait for the store and for the drain each
+	Wire     bool          // server-only load after the set-up (wire.go)
 }
 
 // Backlog logs in Senders+1 users, takes the receiver offline, has the
@@ -29,7 +30,7 @@ func Backlog(ctx context.Context, f *Fleet, p BacklogParams) (*Report, error) {
 		p.Drain = 5 * time.Minute
 	}
 	r := &Report{Workload: "backlog", Run: f.run, Machine: machine(),
-		Params: map[string]any{"messages": p.Messages, "senders": p.Senders, "size": p.Size}}
+		Params: map[string]any{"messages": p.Messages, "senders": p.Senders, "size": p.Size, "wire": p.Wire}}
 	now := f.cfg.Now
 	t0 := now()
 	devs, err := f.Add(ctx, p.Senders+1)
@@ -55,6 +56,15 @@ func Backlog(ctx context.Context, f *Fleet, p BacklogParams) (*Report, error) {
 		return nil, err
 	}
 	offline()
+	var wr *wireDev
+	if p.Wire {
+		var ws []*wireDev
+		if wr, ws, err = f.wireBacklog(ctx, recvDev, senders, rec, p.Size); err != nil {
+			return nil, err
+		}
+		defer stopWire(ws)
+		wr.stop() // the receiver goes offline
+	}
 	if err := f.CloseDevice(recvDev); err != nil {
 		return nil, err
 	}
@@ -98,11 +108,19 @@ func Backlog(ctx context.Context, f *Fleet, p BacklogParams) (*Report, error) {
 
 	// Drain: the receiver comes back.
 	srv, self = f.watch()
-	if err := f.Open(recvDev); err != nil {
-		return nil, err
-	}
 	drainStart := now()
-	offline = online()
+	if wr != nil {
+		if err := f.startWire(ctx, wr, false); err != nil {
+			return nil, err
+		}
+		offline = wr.stop
+	} else {
+		if err := f.Open(recvDev); err != nil {
+			return nil, err
+		}
+		drainStart = now()
+		offline = online()
+	}
 	dctx, dcancel := context.WithTimeout(ctx, p.Drain)
 	progress = f.progress("backlog drain", drainStart, p.Drain, senders, []*recorder{rec}, srv, self)
 	f.awaitDeliveries(dctx, senders, rec)

@@ -35,6 +35,22 @@
 // transport; cmd/hearth fails a run in which any is not on the transport
 // asked for.
 //
+// # Wire mode
+//
+// With PairsParams.Wire (and the same field of Group, Backlog and Idle)
+// the set-up is unchanged, then every device's client is closed and a bare
+// client/session stream takes its place (wire.go): one real message per
+// conversation is sealed by a client and captured as the receiver's
+// session gets it; the senders replay that ciphertext with fresh message
+// ids (wireID, pipelined: wiresend.go), and receivers acknowledge without
+// decrypting and match arrivals by id (recorder.noteID). The server's CPU
+// per message is then the server's alone, and the bench's is reported
+// next to it (Report.CPUPerMessage).
+//
+// Config.Stages reads the server's stage histograms (admin status,
+// send_stages); the report gives each stage's latency over the measured
+// interval (stages.go).
+//
 // Server CPU and RSS come from /proc/PID when the server's PID is known;
 // the bench process's own CPU is reported next to it so that a reader can
 // tell which side was the bottleneck.

@@ -17,6 +17,7 @@ import (
 
 	"hearth/client"
 	"hearth/client/e2ee"
+	"hearth/homeserver/admin"
 )
 
 // Users creates accounts on the server under test. cmd/hearth implements
@@ -43,6 +44,9 @@ type Config struct {
 	Logger          *slog.Logger
 	Progress        io.Writer // progress lines; nil: none
 	Now             func() time.Time
+	// Stages reads the server's stage histograms (its admin status); nil:
+	// the report has no server stages.
+	Stages func(ctx context.Context) (map[string]admin.Histogram, error)
 	// Receipts makes the devices send delivery receipts and mark what
 	// they receive read (read receipts), as a chat app showing each
 	// message does; off, they send no receipts at all.
@@ -87,6 +91,9 @@ type Fleet struct {
 	Devices []*Device
 	dials   atomic.Int64  // dial attempts that failed and were retried
 	dialSem chan struct{} // one token per dial attempt in flight
+
+	stageMark map[string]admin.Histogram // server stages at the start of the measurement (stages.go)
+	stageErr  error
 }
 
 // NewFleet checks cfg and picks a run id.

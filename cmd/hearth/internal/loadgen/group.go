@@ -18,6 +18,7 @@ type GroupParams struct {
 	Duration time.Duration
 	MsgSize  int
 	Drain    time.Duration
+	Wire     bool // server-only load after the set-up (wire.go)
 }
 
 // Group creates one group of Size users (the first creates it with all
@@ -35,7 +36,7 @@ func Group(ctx context.Context, f *Fleet, p GroupParams) (*Report, error) {
 	}
 	now := f.cfg.Now
 	r := &Report{Workload: "group", Run: f.run, Machine: machine(), Params: map[string]any{"size": p.Size,
-		"senders": p.Senders, "rate": p.Rate, "duration": p.Duration.String(), "msg_size": p.MsgSize}}
+		"senders": p.Senders, "rate": p.Rate, "duration": p.Duration.String(), "msg_size": p.MsgSize, "wire": p.Wire}}
 	t0 := now()
 	devs, err := f.Add(ctx, p.Size)
 	if err != nil {
@@ -69,6 +70,15 @@ func Group(ctx context.Context, f *Fleet, p GroupParams) (*Report, error) {
 	}
 	r.Notes = append(r.Notes, fmt.Sprintf("group of %d created and joined by every member (first message received by all) in %.2fs",
 		p.Size, now().Sub(created).Seconds()))
+	if p.Wire {
+		stopRecv()
+		rwg.Wait()
+		ws, err := f.wireGroup(ctx, devs, conv, senders, recs, p.MsgSize)
+		if err != nil {
+			return nil, err
+		}
+		defer stopWire(ws)
+	}
 	r.Setup = now().Sub(t0).Seconds()
 
 	srv, self := f.watch()
@@ -83,6 +93,9 @@ func Group(ctx context.Context, f *Fleet, p GroupParams) (*Report, error) {
 	f.awaitGroup(sctx, senders, devs, recs)
 	progress()
 	f.finishGroup(r, senders, devs, recs, srv, self, start, sendersDone)
+	if p.Wire {
+		r.wireCPUNote()
+	}
 	if n := recvErrs.Load(); n > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("%d receive loops failed and were restarted", n))
 	}
@@ -175,6 +188,7 @@ func (f *Fleet) finishGroup(r *Report, senders []*sender, devs []*Device, recs [
 		r.Delivered += rec.delivered
 		r.Duplicates += rec.dups
 		r.Foreign += rec.foreign
+		r.OutOfOrder += rec.reordered
 		all = append(all, rec.lat...)
 		if rec.last.After(last) {
 			last = rec.last
@@ -223,6 +237,8 @@ func (f *Fleet) finishGroup(r *Report, senders []*sender, devs []*Device, recs [
 		}
 	}
 	r.Bench, _ = self.finish(end)
+	r.cpuPerMessage()
+	f.reportStages(r)
 	r.Machine.LoadEnd = loadavg()
 	r.DialRetries = f.DialRetries()
 }

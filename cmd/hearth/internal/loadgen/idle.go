@@ -24,6 +24,9 @@ type IdleParams struct {
 	// Online returns the server's count of online sessions (the admin
 	// status); nil: not checked.
 	Online func(ctx context.Context) (int, error)
+	// Wire holds bare wire sessions (client/session: Hello, Sync, acks)
+	// instead of full clients (wire.go).
+	Wire bool
 }
 
 // Idle logs in Sessions users, closes their sessions, measures the server's
@@ -42,7 +45,7 @@ func Idle(ctx context.Context, f *Fleet, p IdleParams) (*Report, error) {
 	}
 	now := f.cfg.Now
 	r := &Report{Workload: "idle", Run: f.run, Machine: machine(),
-		Params: map[string]any{"sessions": p.Sessions, "hold": p.Hold.String(), "ramp_per_second": p.Ramp}}
+		Params: map[string]any{"sessions": p.Sessions, "hold": p.Hold.String(), "ramp_per_second": p.Ramp, "wire": p.Wire}}
 	fig := &IdleFigures{Sessions: p.Sessions, OnlineSeen: -1, HoldSeconds: p.Hold.Seconds()}
 	r.Idle = fig
 	before, err := readProc(f.cfg.ServerPID, now())
@@ -55,8 +58,15 @@ func Idle(ctx context.Context, f *Fleet, p IdleParams) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, d := range devs {
-		if err := f.CloseDevice(d); err != nil {
+	rec := newRecorder(f.run, now)
+	ws := make([]*wireDev, len(devs))
+	defer func() { stopWire(ws) }()
+	for i, d := range devs {
+		if p.Wire {
+			if ws[i], err = f.prepareWire(d, rec); err != nil {
+				return nil, err
+			}
+		} else if err := f.CloseDevice(d); err != nil {
 			return nil, err
 		}
 	}
@@ -70,7 +80,6 @@ func Idle(ctx context.Context, f *Fleet, p IdleParams) (*Report, error) {
 	}
 	fig.RSSBaselineMB = mb(base.rssKB)
 
-	rec := newRecorder(f.run, now)
 	rctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var recvErrs atomic.Int64
@@ -81,11 +90,17 @@ func Idle(ctx context.Context, f *Fleet, p IdleParams) (*Report, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if err := f.Open(d); err != nil {
-			return nil, err
+		if p.Wire {
+			if err := f.startWire(ctx, ws[i], false); err != nil {
+				return nil, err
+			}
+		} else {
+			if err := f.Open(d); err != nil {
+				return nil, err
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); f.receiveLoop(rctx, d, rec, &recvErrs, 0) }()
 		}
-		wg.Add(1)
-		go func() { defer wg.Done(); f.receiveLoop(rctx, d, rec, &recvErrs, 0) }()
 		if (i+1)%1000 == 0 {
 			fmt.Fprintf(f.cfg.Progress, "idle: %d/%d sessions reopened (%.0fs)\n", i+1, len(devs), now().Sub(ramp0).Seconds())
 		}

@@ -24,6 +24,7 @@ type PairsParams struct {
 	Duration time.Duration // sending time
 	Size     int           // plaintext bytes per message (before MLS and framing)
 	Drain    time.Duration // after sending stops: how long to wait for acks and deliveries
+	Wire     bool          // server-only load after the set-up (wire.go)
 }
 
 func (p *PairsParams) check() error {
@@ -44,8 +45,12 @@ func Pairs(ctx context.Context, f *Fleet, p PairsParams) (*Report, error) {
 	if err := p.check(); err != nil {
 		return nil, err
 	}
+	if p.Wire && f.cfg.Receipts {
+		// Wire receivers ack without decrypting: no receipt would be sent.
+		return nil, errors.New("loadgen: receipts need the real clients: --receipts and --wire do not go together")
+	}
 	r := &Report{Workload: "pairs", Run: f.run, Machine: machine(),
-		Params: map[string]any{"users": p.Users, "rate": p.Rate, "duration": p.Duration.String(), "size": p.Size, "receipts": f.cfg.Receipts}}
+		Params: map[string]any{"users": p.Users, "rate": p.Rate, "duration": p.Duration.String(), "size": p.Size, "wire": p.Wire, "receipts": f.cfg.Receipts}}
 	t0 := f.cfg.Now()
 	devs, err := f.Add(ctx, p.Users)
 	if err != nil {
@@ -82,6 +87,15 @@ func (f *Fleet) traffic(ctx context.Context, pairs [][2]*Device, p PairsParams, 
 	if err := f.warmUp(ctx, senders, rec); err != nil {
 		return err
 	}
+	if p.Wire {
+		stopRecv()
+		rwg.Wait()
+		ws, err := f.wirePairs(ctx, pairs, senders, rec, p.Size)
+		if err != nil {
+			return err
+		}
+		defer stopWire(ws)
+	}
 	r.Setup = now().Sub(t0).Seconds()
 
 	srv, self := f.watch()
@@ -96,6 +110,9 @@ func (f *Fleet) traffic(ctx context.Context, pairs [][2]*Device, p PairsParams, 
 	f.awaitDeliveries(sctx, senders, rec)
 	progress()
 	f.finish(r, senders, rec, srv, self, start, sendersDone)
+	if p.Wire {
+		r.wireCPUNote()
+	}
 	if n := recvErrs.Load(); n > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("%d receive loops failed and were restarted (see --verbose)", n))
 	}
@@ -163,6 +180,7 @@ func (f *Fleet) awaitDeliveries(ctx context.Context, senders []*sender, rec *rec
 
 // watch starts sampling the server (when its PID is known) and this process.
 func (f *Fleet) watch() (srv, self *procWatch) {
+	f.markStages()
 	if f.cfg.ServerPID > 0 {
 		srv = watchProc(f.cfg.ServerPID, f.cfg.Now)
 	}
@@ -208,6 +226,17 @@ func (f *Fleet) progress(name string, start time.Time, total time.Duration, send
 	return func() { close(stop); <-done }
 }
 
+// reportStages puts the server's stage latencies into r.
+func (f *Fleet) reportStages(r *Report) {
+	st, err := f.stageReport()
+	if err != nil {
+		r.Notes = append(r.Notes, "server stages: "+err.Error())
+	}
+	if len(st) > 0 {
+		r.Stages = st
+	}
+}
+
 // finish computes counts, loss, rates and latencies into r.
 func (f *Fleet) finish(r *Report, senders []*sender, rec *recorder, srv, self *procWatch, start, sendersDone time.Time) {
 	end := f.cfg.Now()
@@ -226,7 +255,7 @@ func (f *Fleet) finish(r *Report, senders []*sender, rec *recorder, srv, self *p
 		s.mu.Unlock()
 	}
 	rec.mu.Lock()
-	r.Delivered, r.Duplicates, r.Foreign = rec.delivered, rec.dups, rec.foreign
+	r.Delivered, r.Duplicates, r.Foreign, r.OutOfOrder = rec.delivered, rec.dups, rec.foreign, rec.reordered
 	lat, last := slices.Clone(rec.lat), rec.last
 	rec.mu.Unlock()
 	r.Latency, r.AckLatency = Summarize(lat), Summarize(ackLat)
@@ -244,6 +273,8 @@ func (f *Fleet) finish(r *Report, senders []*sender, rec *recorder, srv, self *p
 		}
 	}
 	r.Bench, _ = self.finish(end)
+	r.cpuPerMessage()
+	f.reportStages(r)
 	r.Machine.LoadEnd = loadavg()
 	r.DialRetries = f.DialRetries()
 }

@@ -44,7 +44,9 @@ type recorder struct {
 	lat       []time.Duration
 	delivered int
 	dups      int
-	foreign   int // not from this run (or unparsable)
+	foreign   int            // not from this run (or unparsable)
+	reordered int            // arrived after a later message of the same sender
+	top       map[int]uint64 // highest sequence seen per sender
 	first     time.Time
 	last      time.Time
 	warm      map[int]chan struct{} // sender -> closed when its warm-up arrived
@@ -52,7 +54,7 @@ type recorder struct {
 }
 
 func newRecorder(run string, now func() time.Time) *recorder {
-	return &recorder{run: run, now: now, seen: map[key]time.Duration{}, warm: map[int]chan struct{}{}}
+	return &recorder{run: run, now: now, seen: map[key]time.Duration{}, warm: map[int]chan struct{}{}, top: map[int]uint64{}}
 }
 
 // warmSeen returns the channel closed when sender's warm-up arrives.
@@ -95,18 +97,49 @@ func (r *recorder) note(text string) {
 		r.foreign++
 		return
 	}
-	s, err1 := strconv.Atoi(f[2])
-	seq, err2 := strconv.ParseUint(f[3], 10, 64)
-	ns, err3 := strconv.ParseInt(f[4], 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil {
+	if !r.record(f[2], f[3], f[4], at) {
 		r.foreign++
-		return
+	}
+}
+
+// noteID records a wire-mode delivery by its message id (wireID); false
+// when id is not a bench message of this run (nothing is recorded).
+func (r *recorder) noteID(id string) bool {
+	at := r.now()
+	f := strings.SplitN(id, ".", 6)
+	if len(f) != 5 || f[0] != tagMsg || f[1] != r.run {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.record(f[2], f[3], f[4], at)
+}
+
+// noteForeign counts a delivery that is not a bench message.
+func (r *recorder) noteForeign() {
+	r.mu.Lock()
+	r.foreign++
+	r.mu.Unlock()
+}
+
+// record notes message seq of sender, due at ns (decimal fields), arrived
+// at at; false when a field does not parse. Called with r.mu held.
+func (r *recorder) record(sender, seqText, nsText string, at time.Time) bool {
+	s, err1 := strconv.Atoi(sender)
+	seq, err2 := strconv.ParseUint(seqText, 10, 64)
+	ns, err3 := strconv.ParseInt(nsText, 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || s < 0 || seq == 0 {
+		return false
 	}
 	k := key{s, seq}
 	if _, dup := r.seen[k]; dup {
 		r.dups++
-		return
+		return true
 	}
+	if seq < r.top[s] {
+		r.reordered++
+	}
+	r.top[s] = max(r.top[s], seq)
 	l := at.Sub(time.Unix(0, ns))
 	r.seen[k] = l
 	r.delivered++
@@ -118,6 +151,7 @@ func (r *recorder) note(text string) {
 	if r.onDeliver != nil {
 		r.onDeliver(k)
 	}
+	return true
 }
 
 // counts returns delivered and duplicates so far.

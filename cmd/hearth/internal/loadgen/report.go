@@ -20,10 +20,11 @@ type Report struct {
 	Sent       int     `json:"sent"`  // queued by the senders
 	Acked      int     `json:"acked"` // acknowledged by the server (SendOK)
 	Delivered  int     `json:"delivered"`
-	Lost       int     `json:"lost"`       // acknowledged, never delivered
-	Duplicates int     `json:"duplicates"` // delivered more than once
-	Unacked    int     `json:"unacked"`    // queued, not acknowledged when the run ended
-	Foreign    int     `json:"foreign"`    // received, not from this run
+	Lost       int     `json:"lost"`         // acknowledged, never delivered
+	Duplicates int     `json:"duplicates"`   // delivered more than once
+	Unacked    int     `json:"unacked"`      // queued, not acknowledged when the run ended
+	Foreign    int     `json:"foreign"`      // received, not from this run
+	OutOfOrder int     `json:"out_of_order"` // arrived after a later message of the same sender
 	SendErrors int     `json:"send_errors"`
 	SentRate   float64 `json:"sent_per_second"`
 	AckedRate  float64 `json:"acked_per_second"`
@@ -36,6 +37,12 @@ type Report struct {
 
 	Server *ProcStats `json:"server,omitempty"` // nil: server PID unknown
 	Bench  ProcStats  `json:"bench"`            // this process
+	// CPUPerMessage divides each process's CPU time over the measured
+	// interval by the messages delivered (nil: nothing delivered).
+	CPUPerMessage *CPUPerMessage `json:"cpu_per_message,omitempty"`
+	// Stages is the server's per-stage latency over the measured interval
+	// (homeserver send stages, read from its admin status); nil: not known.
+	Stages map[string]Latency `json:"server_stages,omitempty"`
 
 	Backlog *BacklogFigures `json:"backlog,omitempty"`
 	Idle    *IdleFigures    `json:"idle,omitempty"`
@@ -46,6 +53,33 @@ type Report struct {
 	// when a session is not on the transport asked for.
 	Transports map[string]int `json:"sessions_by_transport,omitempty"`
 	Notes      []string       `json:"notes,omitempty"`
+}
+
+// CPUPerMessage is CPU milliseconds per delivered message.
+type CPUPerMessage struct {
+	ServerMs float64 `json:"server_ms,omitempty"` // 0: server PID unknown
+	BenchMs  float64 `json:"bench_ms"`            // the load generator
+}
+
+// cpuPerMessage fills r.CPUPerMessage from its process figures.
+func (r *Report) cpuPerMessage() {
+	if r.Delivered <= 0 {
+		return
+	}
+	c := &CPUPerMessage{BenchMs: r.Bench.CPUSeconds * 1000 / float64(r.Delivered)}
+	if r.Server != nil {
+		c.ServerMs = r.Server.CPUSeconds * 1000 / float64(r.Delivered)
+	}
+	r.CPUPerMessage = c
+}
+
+// wireCPUNote warns when the load generator's CPU per message was not
+// well below the server's: then it, not the server, may set the pace.
+func (r *Report) wireCPUNote() {
+	if c := r.CPUPerMessage; c != nil && c.ServerMs > 0 && c.BenchMs > c.ServerMs/2 {
+		r.Notes = append(r.Notes, fmt.Sprintf("the load generator used %.3f ms of CPU per message, more than half the server's %.3f ms: "+
+			"on a shared machine it may set the pace, not the server", c.BenchMs, c.ServerMs))
+	}
 }
 
 // BacklogFigures are the backlog workload's results.
@@ -88,8 +122,8 @@ func (r *Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "machine  %d cpus  %s  %s  load %v -> %v\n", r.Machine.NumCPU, r.Machine.Model, r.Machine.GoVersion, r.Machine.LoadStart, r.Machine.LoadEnd)
 	fmt.Fprintf(w, "setup    %.1fs  measured %.2fs\n", r.Setup, r.Seconds)
 	if r.Sent > 0 || r.Delivered > 0 {
-		fmt.Fprintf(w, "messages sent %d  acked %d  delivered %d  lost %d  duplicates %d  unacked %d  send errors %d  foreign %d\n",
-			r.Sent, r.Acked, r.Delivered, r.Lost, r.Duplicates, r.Unacked, r.SendErrors, r.Foreign)
+		fmt.Fprintf(w, "messages sent %d  acked %d  delivered %d  lost %d  duplicates %d  out of order %d  unacked %d  send errors %d  foreign %d\n",
+			r.Sent, r.Acked, r.Delivered, r.Lost, r.Duplicates, r.OutOfOrder, r.Unacked, r.SendErrors, r.Foreign)
 		fmt.Fprintf(w, "rates    sent %.0f/s  acked %.0f/s  delivered %.0f/s\n", r.SentRate, r.AckedRate, r.DelivRate)
 		writeLatency(w, "latency ", r.Latency)
 		writeLatency(w, "ack lat.", r.AckLatency)
@@ -111,6 +145,10 @@ func (r *Report) WriteText(w io.Writer) {
 		writeProc(w, "server  ", *s)
 	}
 	writeProc(w, "bench   ", r.Bench)
+	if c := r.CPUPerMessage; c != nil {
+		fmt.Fprintf(w, "CPU per delivered message: server %.3f ms  bench %.3f ms\n", c.ServerMs, c.BenchMs)
+	}
+	writeStages(w, r.Stages)
 	fmt.Fprintf(w, "dial retries %d  sessions by transport %v\n", r.DialRetries, r.Transports)
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)

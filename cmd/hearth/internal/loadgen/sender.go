@@ -25,6 +25,8 @@ type sender struct {
 	ackLat []time.Duration
 	errs   int
 	wake   chan struct{}
+
+	w *wireOut // wire mode (wire.go): Sends of a captured ciphertext; nil: the client
 }
 
 func newSender(idx int, dev *Device, to, run string, size int, now func() time.Time) *sender {
@@ -35,6 +37,14 @@ func newSender(idx int, dev *Device, to, run string, size int, now func() time.T
 func (s *sender) queue(t time.Time) (string, bool) {
 	s.mu.Lock()
 	seq := uint64(len(s.sched)) + 1
+	if s.w != nil {
+		defer s.mu.Unlock()
+		id := wireID(s.run, s.idx, seq, t)
+		s.sched = append(s.sched, t)
+		s.ids = append(s.ids, id)
+		s.queueWireLocked(id)
+		return id, true
+	}
 	s.mu.Unlock()
 	id, err := s.dev.C.Queue(s.to, benchText(s.run, s.idx, seq, t, s.size))
 	s.mu.Lock()
@@ -50,6 +60,9 @@ func (s *sender) queue(t time.Time) (string, bool) {
 
 // flush sends everything queued so far and records the acknowledgements.
 func (s *sender) flush(ctx context.Context) bool {
+	if s.w != nil {
+		return s.flushWire(ctx)
+	}
 	s.mu.Lock()
 	n := uint64(len(s.ids))
 	if n == s.acked {

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestBenchWire drives `hearth bench pairs|group|backlog|idle --wire` with
+// tiny numbers against a real `hearth serve`: the conversations are set up
+// by real clients, then bare wire sessions send captured ciphertexts and
+// receivers match arrivals by message id alone (foreign = 0: every
+// delivery after the set-up was a bench message id). Every acknowledged
+// message arrives exactly once, in order, and the report has the server's
+// stage histograms and both processes' CPU per message.
+func TestBenchWire(t *testing.T) {
+	skipShort(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	mustHearth(t, "", "init", "--dir", dir, "--domain", "localhost", "--listen", "127.0.0.1:0")
+	startServe(t, dir, nil, "--dir", dir)
+
+	rep := benchJSON(t, dir, "pairs", "--wire", "--users", "2", "--rate", "20", "--duration", "1s", "--size", "200")
+	if w, _ := rep["params"].(map[string]any)["wire"].(bool); !w {
+		t.Errorf("pairs: params.wire is not true: %v", rep["params"])
+	}
+	sent, acked, delivered := num(t, rep, "sent"), num(t, rep, "acked"), num(t, rep, "delivered")
+	if sent < 10 || acked != sent || delivered != acked {
+		t.Errorf("pairs: sent %v acked %v delivered %v: want about 20 sent, all acknowledged and delivered", sent, acked, delivered)
+	}
+	for _, f := range []string{"lost", "duplicates", "out_of_order", "foreign", "unacked", "send_errors"} {
+		if n := num(t, rep, f); n != 0 {
+			t.Errorf("pairs: %s = %v, want 0", f, n)
+		}
+	}
+	if n := num(t, rep, "latency.count"); n != delivered {
+		t.Errorf("pairs: %v latencies for %v deliveries", n, delivered)
+	}
+	if n := num(t, rep, "server_stages.receive_to_commit.count"); n < acked {
+		t.Errorf("pairs: the server timed %v sends to their commit, want at least the %v acknowledged", n, acked)
+	}
+	if n := num(t, rep, "server_stages.commit_to_push.count") + num(t, rep, "server_stages.receive_to_push_read.count"); n < delivered {
+		t.Errorf("pairs: the server timed %v pushes, want at least the %v delivered", n, delivered)
+	}
+	if p, mx := num(t, rep, "server_stages.receive_to_commit.p50_ms"), num(t, rep, "server_stages.receive_to_commit.max_ms"); p <= 0 || mx < p {
+		t.Errorf("pairs: receive→commit p50 %v max %v", p, mx)
+	}
+	if n := num(t, rep, "server_stages.writer_fsync.count"); n <= 0 {
+		t.Errorf("pairs: %v writer transactions timed, want some", n)
+	}
+	if s, b := num(t, rep, "cpu_per_message.server_ms"), num(t, rep, "cpu_per_message.bench_ms"); s < 0 || b <= 0 {
+		t.Errorf("pairs: CPU per message server %v bench %v", s, b)
+	}
+
+	rep = benchJSON(t, dir, "group", "--wire", "--size", "3", "--senders", "2", "--rate", "20", "--duration", "1s")
+	acked, delivered = num(t, rep, "acked"), num(t, rep, "delivered")
+	if acked < 10 || delivered != 2*acked {
+		t.Errorf("group: acked %v delivered %v, want every message at both other members", acked, delivered)
+	}
+	for _, f := range []string{"lost", "duplicates", "out_of_order", "unacked"} {
+		if n := num(t, rep, f); n != 0 {
+			t.Errorf("group: %s = %v, want 0", f, n)
+		}
+	}
+	if n := num(t, rep, "fan_out_latency.count"); n != acked {
+		t.Errorf("group: %v fan-out latencies for %v messages", n, acked)
+	}
+
+	rep = benchJSON(t, dir, "backlog", "--wire", "--messages", "30", "--senders", "2")
+	if a, d := num(t, rep, "acked"), num(t, rep, "delivered"); a != 30 || d != 30 {
+		t.Errorf("backlog: acked %v delivered %v, want 30 and 30", a, d)
+	}
+	for _, f := range []string{"lost", "duplicates", "out_of_order", "foreign"} {
+		if n := num(t, rep, f); n != 0 {
+			t.Errorf("backlog: %s = %v, want 0", f, n)
+		}
+	}
+	if n := num(t, rep, "server_stages.receive_to_push_read.count"); n < 30 {
+		t.Errorf("backlog: %v pushes read back from the mailbox, want the 30 stored while offline", n)
+	}
+
+	rep = benchJSON(t, dir, "idle", "--wire", "--sessions", "3", "--hold", "1s", "--ramp", "50")
+	if n := num(t, rep, "idle.online_sessions_seen"); n != 3 {
+		t.Errorf("idle: server saw %v sessions online, want 3", n)
+	}
+
+	// Wire receivers send no receipts: --receipts with --wire is refused.
+	r := hearth(t, nil, "", "bench", "--dir", dir, "--profiles", filepath.Join(t.TempDir(), "profiles"),
+		"pairs", "--wire", "--receipts", "--users", "2", "--rate", "20", "--duration", "1s")
+	if r.code == 0 || !strings.Contains(r.stderr, "--receipts and --wire") {
+		t.Errorf("pairs --wire --receipts: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
