@@ -149,7 +149,7 @@ func Open(cfg Config) (*Client, error) {
 		Rand: cfg.Rand, Now: cfg.Now, Log: cfg.Logger, History: historyImporter{c}})
 	c.kp = &keyPackages{e2ee: cfg.Groups != nil, st: st, mls: c.mls, self: c.acct.Self, call: c.link.call}
 	c.rosters = roster.New(roster.Config{Store: st, States: c.states, Dir: c.dir, Self: c.acct.Self, Call: c.link.call, NewID: c.newID,
-		Added: func(tx *store.Tx, conv string) error { return c.groups.forwardMeta(tx, conv) }, Log: cfg.Logger, Now: cfg.Now})
+		Added: func(tx *store.Tx, conv string) error { return c.groups.forwardMeta(tx, conv) }, Held: held, Log: cfg.Logger, Now: cfg.Now})
 	c.devs = &deviceSync{e2ee: cfg.Groups != nil, st: st, link: c.link, acct: c.acct, rosters: c.rosters, kp: c.kp, log: cfg.Logger,
 		added: func(ctx context.Context, conv, device string) error { return c.groups.shareAdminKey(ctx, conv, device) }}
 	c.recv = &receiver{st: st, states: c.states, mls: c.mls, dir: c.dir, rosters: c.rosters, self: c.acct.Self,
@@ -160,10 +160,10 @@ func Open(cfg Config) (*Client, error) {
 	c.heal = &healer{st: st, states: c.states, mls: c.mls, dir: c.dir, rosters: c.rosters, acct: c.acct,
 		callIdempotent: c.link.callIdempotent, newID: c.newID, now: cfg.Now, log: cfg.Logger}
 	c.groups = &Groups{e2ee: cfg.Groups != nil, st: st, states: c.states, mls: c.mls, dir: c.dir, rosters: c.rosters, acct: c.acct,
-		session: c.link.session, ensureKeyPackages: c.kp.ensure, inStep: c.heal.prepare, enqueue: c.enqueue, flush: c.Flush,
+		session: c.link.session, ensureKeyPackages: c.kp.ensure, inStep: c.inStep, enqueue: c.enqueue, flush: c.Flush,
 		call: c.link.call, callIdempotent: c.link.callIdempotent, newID: c.newID, rand: cfg.Rand, now: cfg.Now, log: cfg.Logger}
 	c.sealer = &sealer{st: st, states: c.states, mls: c.mls, dir: c.dir, rosters: c.rosters, acct: c.acct, groups: c.groups,
-		heal: c.heal, call: c.link.call, callIdempotent: c.link.callIdempotent, newID: c.newID, log: cfg.Logger}
+		heal: c.heal, parked: c.recv.waitParked, call: c.link.call, callIdempotent: c.link.callIdempotent, newID: c.newID, log: cfg.Logger}
 	c.out = c.newSender(c.sealer.seal)
 	return c, nil
 }

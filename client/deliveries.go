@@ -58,25 +58,17 @@ func (r *receiver) HandleDelivery(ctx context.Context, d *wire.Delivery) error {
 	return r.HandleDeliveries(ctx, []*wire.Delivery{d})
 }
 
-// HandleDeliveries processes a run of deliveries in one store transaction.
+// HandleDeliveries processes a run of deliveries in one store
+// transaction; a conversation whose delivery must wait for a device list
+// is parked (parked.go).
 func (r *receiver) HandleDeliveries(ctx context.Context, ds []*wire.Delivery) error {
-	self, err := r.self()
-	if err != nil {
-		return err
-	}
-	return r.st.Update(func(tx *store.Tx) error {
-		got := map[string]uint64{} // conversation: last new message of another user
-		for _, d := range ds {
-			if err := r.handle(ctx, tx, self, d, got); err != nil {
-				return err
-			}
-		}
-		return r.receiptDelivered(tx, self, got)
-	})
+	return r.handleAll(ctx, ds)
 }
 
 // receiptDelivered queues one delivery receipt per conversation that
-// received messages of other users in this run.
+// received messages of other users in this transaction (got: the last
+// one's sequence per conversation), in that transaction: a crash loses
+// neither the messages nor their receipt.
 func (r *receiver) receiptDelivered(tx *store.Tx, self e2ee.Self, got map[string]uint64) error {
 	if r.noDelivered {
 		return nil
@@ -98,7 +90,11 @@ func (r *receiver) receiptDelivered(tx *store.Tx, self e2ee.Self, got map[string
 }
 
 // handle processes one delivery in tx and records its mailbox sequence.
-func (r *receiver) handle(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wire.Delivery, got map[string]uint64) error {
+// A delivery of a parked conversation, or of one in parking (whose
+// delivery in this run must wait), is parked behind the conversation's
+// earlier ones. got collects the messages that call for a delivery
+// receipt (apply).
+func (r *receiver) handle(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wire.Delivery, parking map[string]error, got map[string]uint64) error {
 	if d.GetSeq() <= tx.MailboxSeq() {
 		return nil // processed before the last ack was lost
 	}
@@ -111,6 +107,19 @@ func (r *receiver) handle(ctx context.Context, tx *store.Tx, self e2ee.Self, d *
 	if d.GetSender() == self.Address {
 		return nil // our own message fanned back: already in history
 	}
+	if conv := d.GetConversationId(); conv != "" {
+		if why := parking[conv]; why != nil || isParked(tx, conv) {
+			if why == nil {
+				why = errors.New("behind the conversation's parked deliveries")
+			}
+			return r.park(tx, d, why)
+		}
+	}
+	return r.process(ctx, tx, self, d, got)
+}
+
+// process applies one delivery in tx (a new one, or a parked one).
+func (r *receiver) process(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wire.Delivery, got map[string]uint64) error {
 	err := r.apply(ctx, tx, self, d, got)
 	var bad *badMessage
 	if errors.As(err, &bad) {
@@ -187,7 +196,7 @@ func (r *receiver) apply(ctx context.Context, tx *store.Tx, self e2ee.Self, d *w
 	before, epoch := g.Members(), g.Epoch()
 	rcv, err := g.Process(d.GetPayload())
 	if v.Transient != nil {
-		return fmt.Errorf("client: checking a member: %w", v.Transient)
+		return &listWait{conv: conv, err: fmt.Errorf("client: checking a member: %w", v.Transient)}
 	}
 	if err != nil {
 		return unfollowable(d, epoch, err)
@@ -205,7 +214,7 @@ func (r *receiver) apply(ctx context.Context, tx *store.Tx, self e2ee.Self, d *w
 		// user's list dropped it after the hub accepted this message (a
 		// message sent before the device was revoked, read late).
 		if ok, err := r.dir.ListedAt(ctx, tx, rcv.Sender, d.GetServerTimeMs()); err != nil {
-			return fmt.Errorf("client: checking a sender: %w", err)
+			return &listWait{conv: conv, err: fmt.Errorf("client: checking a sender: %w", err)}
 		} else if !ok {
 			return &badMessage{err: fmt.Errorf("sender %s is not on its user's device list", rcv.Sender),
 				why: "the sending device is not on its user's device list"}

@@ -100,6 +100,12 @@ func (ds *deviceSync) addToConversations(ctx context.Context, device string) err
 	for _, conv := range convs {
 		for {
 			err := ds.rosters.Reconcile(ctx, conv)
+			if errors.Is(err, errParked) {
+				// Parked (parked.go): the others go on; the device is
+				// added by the next send's roster check once it is applied.
+				ds.log.Info("new device not yet added to a parked conversation", "conversation", conv, "device", device)
+				break
+			}
 			if err != nil && !errors.Is(err, convstate.ErrRedo) && !session.Retryable(err) {
 				return err
 			}

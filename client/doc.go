@@ -13,7 +13,9 @@
 //	sealer            an outbox item's conversation (created, or joined by
 //	                  external commit) and its encryption (outbox Seal)
 //	receiver          the mailbox deliveries: Welcomes, commits, messages;
-//	                  marks conversations it cannot follow out of step
+//	                  marks conversations it cannot follow out of step;
+//	                  parks one whose delivery waits for a device list
+//	                  (parked.go), so the others go on
 //	healer            rejoins out-of-step conversations by external commit
 //	                  and reports what could not be decrypted (0006)
 //	deviceSync        conversations in step with the user's device changes

@@ -135,7 +135,7 @@ func (c *Client) Deliver(ctx context.Context, d *wire.Delivery) error {
 // SetLoggerForTest replaces the logger of the client, its receiver and its
 // group operations.
 func (c *Client) SetLoggerForTest(l *slog.Logger) {
-	c.log, c.recv.log, c.groups.log, c.heal.log = l, l, l, l
+	c.log, c.recv.log, c.groups.log, c.heal.log, c.devs.log = l, l, l, l, l
 }
 
 // NewTestServerMaxMembers is NewTestServer with a member limit.

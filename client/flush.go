@@ -27,6 +27,9 @@ func (c *Client) Flush(ctx context.Context, until string) error {
 	if err := s.CaughtUp(ctx); err != nil {
 		return err
 	}
+	if _, err := c.recv.retryParked(ctx, "", true); err != nil { // each Flush tries (at most once a second)
+		c.log.Warn("retrying parked conversations", "err", err)
+	}
 	if ctx.Value(leavesKey{}) == nil {
 		if err := c.groups.commitLeaves(context.WithValue(ctx, leavesKey{}, true)); err != nil {
 			c.log.Warn("committing leave requests", "err", err)

@@ -31,8 +31,9 @@ const recheckCommitFor = 2 * time.Minute
 // checkCommit applies decision 0003's rule to a processed commit. A
 // commit refused only because the list of a removed device's user could
 // not be fetched (its server down a moment) is, while recent, a local
-// failure: the delivery is processed again later, not refused (refusing
-// puts this device out of step and loses the epoch's messages).
+// failure: the delivery is parked and processed again later (parked.go),
+// not refused (refusing puts this device out of step and loses the
+// epoch's messages).
 func (r *receiver) checkCommit(ctx context.Context, tx *store.Tx, conv string, before []string, rcv e2ee.Received, at time.Time) error {
 	if rcv.AdminKeyBefore == nil {
 		return nil // no admin key: a 1:1 conversation
@@ -64,7 +65,7 @@ func (r *receiver) checkCommit(ctx context.Context, tx *store.Tx, conv string, b
 	ros := groupauth.Roster{Members: before, Committer: rcv.Sender, Revoked: revoked}
 	if err := groupauth.Check(rcv.AdminKeyBefore, conv, rcv.EpochBefore, ros, ch, rcv.AuthenticatedData); err != nil {
 		if unfetched != nil && r.now().Sub(at) < recheckCommitFor {
-			return fmt.Errorf("client: checking a commit's removals (processed again later): %w", unfetched)
+			return &listWait{conv: conv, err: fmt.Errorf("client: checking a commit's removals (processed again later): %w", unfetched)}
 		}
 		return fmt.Errorf("%w: %w", ErrCommitRefused, err)
 	}

@@ -160,7 +160,8 @@ func TestGroupAdminDeviceSharesKeyOnCommit(t *testing.T) {
 // removal against ben's list and cannot fetch it (its server unreachable a
 // moment ago; the churn test's long run hit this right after a server
 // restart). ann used to refuse the commit, fall out of step and lose what
-// followed; she now processes it again once the list can be fetched.
+// followed; she now parks it and processes it again once the list can be
+// fetched.
 func TestCommitCheckWaitsForUnfetchedList(t *testing.T) {
 	ts := client.NewTestServer(t, "a.example")
 	us := groupUsers(t, ts, "ann", "ben", "cat")
@@ -189,7 +190,13 @@ func TestCommitCheckWaitsForUnfetchedList(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	ann.c.SetDomainUnreachable(t, "a.example", time.Time{})
-	got := ann.drain()
+	var got []store.Message
+	for deadline := time.Now().Add(10 * time.Second); len(textsOf(got)) == 0; { // parked: applied at its retry
+		if time.Now().After(deadline) {
+			t.Fatalf("ann did not apply the commit once the list could be fetched (%d parked)", ann.c.Parked(t, gid))
+		}
+		got = append(got, ann.drain()...)
+	}
 	if ev := eventsNamed(got, "commit_refused"); len(ev) > 0 {
 		t.Fatalf("ann refused the commit: %+v", ev)
 	}

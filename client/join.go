@@ -27,7 +27,7 @@ func (r *receiver) join(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wi
 	v.CommitAt = d.GetServerTimeMs()
 	g, used, err := r.openWelcome(ctx, tx, self, d, v)
 	if v.Transient != nil {
-		return fmt.Errorf("client: checking a member: %w", v.Transient)
+		return &listWait{conv: conv, err: fmt.Errorf("client: checking a member: %w", v.Transient)}
 	}
 	if err != nil {
 		return &badMessage{err: err}

@@ -68,11 +68,23 @@ func (c *Client) receiveLoop(ctx context.Context, s *session.Session, quiet time
 	defer rf.finish(ctx, receiptFlushLimit)
 	last, progressed := time.Now(), time.Now()
 	tried := map[string]time.Time{} // heals tried by this run
+	soon := true                    // this run's first retry of parked conversations: now
 	for {
 		prog, connected, behind := s.Progress()
+		var parkedNext time.Time // the next retry of a parked conversation
 		if !behind && connected {
-			// Caught up: rejoin what this device could not follow and
-			// report what it could not decrypt (decision 0006).
+			// Caught up: apply parked conversations whose lists can be
+			// fetched now (parked.go), rejoin what this device could not
+			// follow and report what it could not decrypt (decision 0006).
+			next, err := c.recv.retryParked(ctx, "", soon)
+			soon = false
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				c.log.Warn("retrying parked conversations", "err", err)
+			}
+			parkedNext = next
 			if err := c.heal.catchUp(ctx, tried); err != nil && !session.Retryable(err) {
 				return err
 			}
@@ -98,6 +110,12 @@ func (c *Client) receiveLoop(ctx context.Context, s *session.Session, quiet time
 		case quiet > 0:
 			if wait = quiet - now.Sub(last); wait <= 0 {
 				return nil
+			}
+		}
+		if !behind && !parkedNext.IsZero() {
+			// Wake for the parked retry (not before a millisecond: no spin).
+			if p := max(parkedNext.Sub(now), time.Millisecond); wait <= 0 || p < wait {
+				wait = p
 			}
 		}
 		if err := waitProgress(ctx, s, prog, wait); err != nil {

@@ -36,6 +36,9 @@ type sealer struct {
 	newID          func() (string, error)
 	log            *slog.Logger
 	warm           warming // roster checks started ahead (prewarm.go)
+	// parked retries a parked conversation and fails (retryably) while it
+	// must still wait: nothing is encrypted in an epoch the hub has left.
+	parked func(ctx context.Context, conv string) error
 }
 
 // seal makes sure the conversation exists and has every device of its
@@ -72,6 +75,9 @@ func (sl *sealer) gone(conv string) bool {
 func (sl *sealer) sealIn(ctx context.Context, conv string, it store.OutboxItem) (store.OutboxItem, error) {
 	if sl.gone(conv) {
 		return it, notMemberAnymore(conv)
+	}
+	if err := sl.parked(ctx, conv); err != nil {
+		return it, err
 	}
 	if err := sl.heal.ensure(ctx, conv); err != nil {
 		return it, err
@@ -110,6 +116,9 @@ func (sl *sealer) sealIn(ctx context.Context, conv string, it store.OutboxItem) 
 		if cur.Payload != nil {
 			it = cur // sealed meanwhile by another run: send those bytes
 			return nil
+		}
+		if isParked(tx, conv) { // parked since the check above
+			return heldErr(conv)
 		}
 		if cur.Body != nil {
 			pt, it.Body = cur.Body, cur.Body // a receipt merged with a newer one meanwhile

@@ -27,6 +27,8 @@ type testServer struct {
 	domain string
 	db     *storage.DB
 	stop   func() // NewFedTestServers' servers: ends it (Stop)
+	// restart starts a NewFedTestServers server again (Restart).
+	restart func(t *testing.T)
 }
 
 func newTestServer(t testing.TB, domain string, cfg homeserver.Config) *testServer {
@@ -70,10 +72,11 @@ func (ts *testServer) dial(ctx context.Context, addr, caPath string) (io.ReadWri
 	a, b := net.Pipe()
 	ts.mu.Lock()
 	ts.conns = append(ts.conns, a)
+	srv, sctx := ts.srv, ts.ctx // a restarted server's (Restart)
 	ts.mu.Unlock()
 	// The test's devices are processes on the server's host: loopback,
 	// which the per-address login limits leave alone (as for `hearth bench`).
-	go ts.srv.ServeStream(ts.ctx, b, "127.0.0.1:0")
+	go srv.ServeStream(sctx, b, "127.0.0.1:0")
 	return a, nil
 }
 

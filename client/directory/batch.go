@@ -35,7 +35,7 @@ func (d *Directory) FetchMany(ctx context.Context, tx *store.Tx, users []identit
 	}
 	// Users of servers found unreachable a moment ago are not asked for:
 	// they are left out, as users the server could not answer for.
-	users = slices.DeleteFunc(slices.Clone(users), func(u identity.UserAddress) bool { return d.isUnreachable(tx, u) != nil })
+	users = slices.DeleteFunc(slices.Clone(users), func(u identity.UserAddress) bool { return d.isUnreachable(ctx, tx, u) != nil })
 	for chunk := range slices.Chunk(users, maxFetchLists) {
 		names := make([]string, len(chunk))
 		for i, u := range chunk {

@@ -108,7 +108,7 @@ func (d *Directory) Fetch(ctx context.Context, tx *store.Tx, user identity.UserA
 		// no waiting for a new connection.
 		call = d.cfg.CallNow
 	}
-	if err := d.isUnreachable(tx, user); err != nil {
+	if err := d.isUnreachable(ctx, tx, user); err != nil {
 		return nil, err
 	}
 	r, err := call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_FetchDeviceList{FetchDeviceList: &wire.FetchDeviceList{User: user.String()}}})

@@ -1,6 +1,7 @@
 package directory
 
 import (
+	"context"
 	"encoding/binary"
 	"sync"
 	"time"
@@ -48,9 +49,25 @@ func (d *Directory) markUnreachable(tx *store.Tx, domain string) {
 	_ = err // a memo: losing it costs one round trip
 }
 
+// askAnyway marks a context whose fetches ask the server even about a
+// domain found unreachable a moment ago (AskAnyway).
+type askAnyway struct{}
+
+// AskAnyway returns ctx with fetches that ignore the memo of unreachable
+// domains: for a retry that waits on exactly such a list (a delivery
+// parked until it can be fetched), where asking costs one round trip to
+// this device's server and a server that came back is seen at once. A
+// failed fetch marks the domain again.
+func AskAnyway(ctx context.Context) context.Context {
+	return context.WithValue(ctx, askAnyway{}, true)
+}
+
 // isUnreachable reports whether user's server was found unreachable
 // within unreachableFor, and if so the error to return instead of asking.
-func (d *Directory) isUnreachable(tx *store.Tx, user identity.UserAddress) error {
+func (d *Directory) isUnreachable(ctx context.Context, tx *store.Tx, user identity.UserAddress) error {
+	if ctx.Value(askAnyway{}) != nil {
+		return nil
+	}
 	domain := user.Domain
 	now := d.cfg.Now()
 	d.unreach.mu.Lock()

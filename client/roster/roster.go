@@ -36,6 +36,12 @@ type Config struct {
 	Added func(tx *store.Tx, conv string) error
 	Log   *slog.Logger
 	Now   func() time.Time
+
+	// Held, if set, refuses in tx a commit to conv: the conversation has
+	// deliveries not processed yet (parked until a device list can be
+	// fetched), and a commit on its current epoch would conflict with one
+	// the hub already accepted.
+	Held func(tx *store.Tx, conv string) error
 }
 
 // Roster keeps conversations' MLS rosters in line with their users'
@@ -62,6 +68,11 @@ func New(cfg Config) *Roster { return &Roster{cfg: cfg} }
 // PendCommit records the request carrying a pending commit, so that it is
 // resent under the same message id if the answer is lost.
 func (r *Roster) PendCommit(tx *store.Tx, conv string, epoch uint64, cm e2ee.Commit) (*wire.Send, error) {
+	if r.cfg.Held != nil {
+		if err := r.cfg.Held(tx, conv); err != nil {
+			return nil, err
+		}
+	}
 	id, err := r.cfg.NewID()
 	if err != nil {
 		return nil, err

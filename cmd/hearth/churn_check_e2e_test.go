@@ -241,19 +241,6 @@ func parseHistory(out string) ([]histMsg, error) {
 // finalRound: every member device of every conversation sends a marker;
 // every other member device must then hold it (checked by checkHistories).
 func (c *churn) finalRound() {
-	// The final round checks sends on a quiet network: every server is up
-	// and no device still counts one as unreachable. A device-list fetch
-	// that failed during an outage is not asked again for 30 s (the
-	// directory's unreachable cache, kept in the profile), and a commit
-	// waiting on such a list holds that device's mailbox meanwhile, which
-	// delays its sends to every conversation (a known limit, docs/churn.md).
-	c.downMu.Lock()
-	quietAt := c.lastRestart.Add(unreachableQuiet)
-	c.downMu.Unlock()
-	if wait := time.Until(quietAt); wait > 0 {
-		c.logf("final round waits %v for the network to be quiet", wait.Round(time.Millisecond))
-		time.Sleep(wait)
-	}
 	c.step++
 	c.final = true
 	c.logf("final round")
@@ -515,6 +502,11 @@ func (c *churn) checkProcesses() {
 			c.violate("command did not end", "%s did not end within 5 s of SIGINT", p.name)
 		}
 	}
+	// This test's processes name its folders (servers' --dir, profiles'
+	// --profile), all under its temporary folder; other end-to-end tests
+	// run side by side with it (parallelE2E) and have processes of their
+	// own.
+	mine := filepath.Dir(c.t.TempDir()) + string(filepath.Separator)
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -522,8 +514,10 @@ func (c *churn) checkProcesses() {
 			continue
 		}
 		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && exe == hearthBin {
-			cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-			c.violate("process left running", "pid %d: %s", pid, strings.ReplaceAll(string(cmdline), "\x00", " "))
+			raw, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+			if cmdline := strings.ReplaceAll(string(raw), "\x00", " "); strings.Contains(cmdline, mine) {
+				c.violate("process left running", "pid %d: %s", pid, cmdline)
+			}
 		}
 	}
 }
@@ -613,7 +607,3 @@ func (c *churn) report() {
 	}
 	t.Error(b.String())
 }
-
-// unreachableQuiet is how long after the last server restart the final
-// round starts: client/directory's unreachableFor (30 s) and a margin.
-const unreachableQuiet = 32 * time.Second

@@ -103,13 +103,11 @@ type churn struct {
 	ops     map[string]bool
 	servers []*fedServer
 	downMu  sync.Mutex
-	// lastRestart is when a killed server last came back (under downMu).
-	lastRestart time.Time
-	down        map[int]time.Time // server index -> restart time (downMu)
-	users       []*cuser
-	convs       []*conv
-	step        int
-	final       bool // the final round runs
+	down    map[int]time.Time // server index -> restart time (downMu)
+	users   []*cuser
+	convs   []*conv
+	step    int
+	final   bool // the final round runs
 
 	// memb serializes membership changes (write) against sends (read):
 	// the members of a conversation when a message was sent are known.
@@ -395,7 +393,6 @@ func (c *churn) restartDue(force bool) {
 		c.servers[i].start(c.t)
 		c.downMu.Lock()
 		delete(c.down, i)
-		c.lastRestart = time.Now()
 		c.downMu.Unlock()
 		c.logf("restart %s", c.servers[i].domain)
 	}
