@@ -2,7 +2,6 @@ package client
 
 import (
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -21,12 +20,17 @@ const (
 )
 
 // encodeItemBody is the body of an outbox item: its text, and the media
-// reference if it has one.
+// reference if it has one, with the sender's time (when the item was
+// queued). A receipt or settings item has its body ready.
 func encodeItemBody(it store.OutboxItem) ([]byte, error) {
-	if it.Media == nil {
-		return encodeBody(it.Text)
+	if it.Body != nil {
+		return it.Body, nil
 	}
-	return json.Marshal(body{V: 1, Text: it.Text, Media: it.Media})
+	b := body{V: 1, Text: it.Text, Media: it.Media}
+	if !it.Created.IsZero() {
+		b.TS = it.Created.UnixMilli()
+	}
+	return marshalBody(b)
 }
 
 // checkMediaRef validates a media reference from a message body.

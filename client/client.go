@@ -10,6 +10,7 @@ import (
 	mrand "math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"hearth/client/account"
@@ -42,6 +43,9 @@ type Config struct {
 	// ConnectWait bounds how long Receive waits to reach the server and
 	// how long it waits for progress while catching up (default 20s).
 	ConnectWait time.Duration
+	// NoDeliveryReceipts stops this device from sending delivery receipts
+	// (for benchmarks that measure what receipts cost).
+	NoDeliveryReceipts bool
 	// Passive sessions do not change the user's presence: connecting does
 	// not mark the user online nor ending offline, and the server pushes
 	// them no presence (one-shot commands; `recv --follow` is not one).
@@ -97,6 +101,8 @@ type Client struct {
 	mu       sync.Mutex
 	onSignal func(Signal)            // typing and presence pushes (signals.go)
 	seen     map[string]presenceSeen // the last presence passed on per user (signals.go)
+
+	rcptQueued atomic.Bool // a receipt waits in the outbox (receipts.go)
 }
 
 // ErrNotLoggedIn is returned when the profile has no account yet.
@@ -142,7 +148,7 @@ func Open(cfg Config) (*Client, error) {
 		Home: c.homeDomain, Now: cfg.Now})
 	c.acct = account.New(account.Config{Store: st, Dial: cfg.Dial, Call: c.link.call, CallIdempotent: c.link.callIdempotent,
 		Dir: c.dir, ResetSession: c.link.reset, Activated: func(ctx context.Context) error { return c.devs.afterActivation(ctx) },
-		Approved: func(ctx context.Context, d string) { c.devs.afterApproval(ctx, d) }, Revoked: func(ctx context.Context, active bool) { c.devs.afterRevoke(ctx, active) },
+		Approved: func(ctx context.Context, d string) { c.devs.afterApproval(ctx, d); c.settingsAfterApproval(ctx) }, Revoked: func(ctx context.Context, active bool) { c.devs.afterRevoke(ctx, active) },
 		Rand: cfg.Rand, Now: cfg.Now, Log: cfg.Logger, History: historyImporter{c}})
 	c.kp = &keyPackages{e2ee: cfg.Groups != nil, st: st, mls: c.mls, self: c.acct.Self, call: c.link.call}
 	c.rosters = roster.New(roster.Config{Store: st, States: c.states, Dir: c.dir, Self: c.acct.Self, Call: c.link.call, NewID: c.newID,
@@ -150,7 +156,8 @@ func Open(cfg Config) (*Client, error) {
 	c.devs = &deviceSync{e2ee: cfg.Groups != nil, st: st, link: c.link, acct: c.acct, rosters: c.rosters, kp: c.kp, log: cfg.Logger,
 		added: func(ctx context.Context, conv, device string) error { return c.groups.shareAdminKey(ctx, conv, device) }}
 	c.recv = &receiver{st: st, states: c.states, mls: c.mls, dir: c.dir, rosters: c.rosters, self: c.acct.Self,
-		newID: c.newID, now: cfg.Now, log: cfg.Logger}
+		newID: c.newID, now: cfg.Now, log: cfg.Logger,
+		rcpt: &receipts{newID: c.newID, now: cfg.Now}, queued: func() { c.rcptQueued.Store(true) }, noDelivered: cfg.NoDeliveryReceipts}
 	c.media = transfer.New(transfer.Config{Dir: cfg.Profile, Store: st, Call: c.link.call, CallIdempotent: c.link.callIdempotent,
 		Rand: cfg.Rand, Now: cfg.Now, Log: cfg.Logger})
 	c.heal = &healer{st: st, states: c.states, mls: c.mls, dir: c.dir, rosters: c.rosters, acct: c.acct,
@@ -167,7 +174,7 @@ func Open(cfg Config) (*Client, error) {
 // newSender returns the outbox Sender, encrypting with seal.
 func (c *Client) newSender(seal func(context.Context, store.OutboxItem) (store.OutboxItem, error)) *outbox.Sender {
 	return outbox.New(outbox.Config{Store: c.st, Log: c.log, Seal: seal, Resolve: convstate.For,
-		ControlSent: c.groups.controlSent, StaleEpoch: c.rosters.Unsync, User: c.user, Refused: refusal, Now: c.cfg.Now})
+		ControlSent: c.groups.controlSent, StaleEpoch: c.rosters.Unsync, User: c.user, Refused: refusal, Gone: c.bodyGone, Now: c.cfg.Now})
 }
 
 // Close ends the session and closes the store.

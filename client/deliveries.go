@@ -32,7 +32,13 @@ type receiver struct {
 	self    func() (e2ee.Self, error)
 	newID   func() (string, error)
 	now     func() time.Time
-	log     *slog.Logger
+	rcpt    *receipts
+	// queued is told that a receipt was put in the outbox, for Receive
+	// to send it soon.
+	queued func()
+	// noDelivered: no delivery receipts (Config.NoDeliveryReceipts).
+	noDelivered bool
+	log         *slog.Logger
 }
 
 var (
@@ -59,11 +65,36 @@ func (r *receiver) HandleDeliveries(ctx context.Context, ds []*wire.Delivery) er
 	return r.handleAll(ctx, ds)
 }
 
+// receiptDelivered queues one delivery receipt per conversation that
+// received messages of other users in this transaction (got: the last
+// one's sequence per conversation), in that transaction: a crash loses
+// neither the messages nor their receipt.
+func (r *receiver) receiptDelivered(tx *store.Tx, self e2ee.Self, got map[string]uint64) error {
+	if r.noDelivered {
+		return nil
+	}
+	me := convstate.UserOf(self.Address)
+	for conv, seq := range got {
+		if tx.Meta(goneName(conv)) != nil {
+			continue
+		}
+		id, err := r.rcpt.queue(tx, conv, me, ReceiptDelivered, seq)
+		if err != nil {
+			return err
+		}
+		if id != "" && r.queued != nil {
+			r.queued()
+		}
+	}
+	return nil
+}
+
 // handle processes one delivery in tx and records its mailbox sequence.
 // A delivery of a parked conversation, or of one in parking (whose
 // delivery in this run must wait), is parked behind the conversation's
-// earlier ones.
-func (r *receiver) handle(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wire.Delivery, parking map[string]error) error {
+// earlier ones. got collects the messages that call for a delivery
+// receipt (apply).
+func (r *receiver) handle(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wire.Delivery, parking map[string]error, got map[string]uint64) error {
 	if d.GetSeq() <= tx.MailboxSeq() {
 		return nil // processed before the last ack was lost
 	}
@@ -84,12 +115,12 @@ func (r *receiver) handle(ctx context.Context, tx *store.Tx, self e2ee.Self, d *
 			return r.park(tx, d, why)
 		}
 	}
-	return r.process(ctx, tx, self, d)
+	return r.process(ctx, tx, self, d, got)
 }
 
 // process applies one delivery in tx (a new one, or a parked one).
-func (r *receiver) process(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wire.Delivery) error {
-	err := r.apply(ctx, tx, self, d)
+func (r *receiver) process(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wire.Delivery, got map[string]uint64) error {
+	err := r.apply(ctx, tx, self, d, got)
 	var bad *badMessage
 	if errors.As(err, &bad) {
 		// A message that cannot be processed is skipped (and logged
@@ -139,7 +170,7 @@ func (b *badMessage) reason() string {
 	return b.err.Error()
 }
 
-func (r *receiver) apply(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wire.Delivery) error {
+func (r *receiver) apply(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wire.Delivery, got map[string]uint64) error {
 	conv := d.GetConversationId()
 	switch d.GetKind() {
 	case wire.MessageKind_MESSAGE_KIND_WELCOME:
@@ -213,13 +244,46 @@ func (r *receiver) apply(ctx context.Context, tx *store.Tx, self e2ee.Self, d *w
 		}
 		return addEvents(tx, at, evs)
 	}
+	me := convstate.UserOf(self.Address)
+	switch {
+	case bd.Rcpt != nil:
+		ev, err := r.rcpt.apply(tx, conv, me, at.From, *bd.Rcpt)
+		if err != nil || ev == nil {
+			return err
+		}
+		return tx.AddInbox(*ev)
+	case bd.Set != nil:
+		return applySettings(tx, conv, me, at.From, bd.Set, r.log)
+	}
 	m := at
 	m.Text, m.Media = text, bd.Media
+	if t, ok := senderTime(bd.TS); ok {
+		server := m.SentAt
+		m.SentAt, m.ServerTime = t, &server
+	}
+	if m.From == me {
+		m.Recipients = convstate.PeersOf(g.Members(), me) // sent by another device of this user
+	}
 	added, err := tx.AddHistory(m)
 	if err != nil || !added {
 		return err
 	}
+	if m.From != me {
+		got[conv] = max(got[conv], m.Seq)
+	}
 	return tx.AddInbox(m)
+}
+
+// maxSenderTime bounds the sender's time of a message (ms since 1970):
+// times JSON cannot print (after year 9999) are ignored.
+const maxSenderTime = 253402300799999
+
+// senderTime is the sender's time ts of a message, if it has a usable one.
+func senderTime(ts int64) (time.Time, bool) {
+	if ts <= 0 || ts > maxSenderTime {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ts).UTC(), true
 }
 
 // body is the plaintext of an application message. It is versioned so that
@@ -232,15 +296,27 @@ type body struct {
 	// Media refers to an encrypted file (body_media.go); Text is then its
 	// caption. Older clients ignore the field and show the caption.
 	Media *store.MediaRef `json:"media,omitempty"`
+	// TS is the sender's time (ms since 1970) when it queued the message;
+	// bodies without it still decode (SentAt is then the server's time).
+	TS int64 `json:"ts,omitempty"`
+	// Rcpt is a delivery or read receipt (receipts.go), sent instead of
+	// a text.
+	Rcpt *receiptBody `json:"rcpt,omitempty"`
+	// Set carries this user's settings to its other devices (settings.go).
+	Set map[string]setting `json:"set,omitempty"`
 }
 
 // encodeBody encodes a text message body. HTML characters stay as they
 // are (json.Marshal would make each of <, > and & six bytes long).
-func encodeBody(text string) ([]byte, error) {
+func encodeBody(text string) ([]byte, error) { return marshalBody(body{V: 1, Text: text}) }
+
+// marshalBody encodes a body without escaping <, > and & (six bytes each
+// otherwise, which would eat into the message size limit).
+func marshalBody(m body) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(body{V: 1, Text: text}); err != nil {
+	if err := enc.Encode(m); err != nil {
 		return nil, err
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
@@ -276,6 +352,21 @@ func decodeFull(b []byte) (body, error) {
 	}
 	if m.Media != nil {
 		if err := checkMediaRef(m.Media); err != nil {
+			return body{}, fmt.Errorf("message body: %w", err)
+		}
+	}
+	if m.Rcpt != nil || m.Set != nil {
+		if m.Text != "" || m.Ctl != nil || m.Media != nil || (m.Rcpt != nil && m.Set != nil) {
+			return body{}, fmt.Errorf("message body: a receipt or settings message carries nothing else")
+		}
+	}
+	if m.Rcpt != nil {
+		if err := m.Rcpt.check(); err != nil {
+			return body{}, fmt.Errorf("message body: %w", err)
+		}
+	}
+	if m.Set != nil {
+		if err := checkSettings(m.Set); err != nil {
 			return body{}, fmt.Errorf("message body: %w", err)
 		}
 	}

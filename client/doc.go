@@ -19,6 +19,11 @@
 //	healer            rejoins out-of-step conversations by external commit
 //	                  and reports what could not be decrypted (0006)
 //	deviceSync        conversations in step with the user's device changes
+//	receipts          delivery and read receipts: queued (merged) in the
+//	                  outbox with what causes them, applied to per-user
+//	                  marks; message state in History (docs/receipts.md)
+//	settings          the user's settings, synced through the settings
+//	                  group of its own devices
 //	keyPackages       this device's published KeyPackages
 //	link              the session, started on first use
 //

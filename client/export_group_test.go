@@ -123,7 +123,7 @@ func (c *Client) Deliver(ctx context.Context, d *wire.Delivery) error {
 		return err
 	}
 	return c.st.Update(func(tx *store.Tx) error {
-		err := c.recv.apply(ctx, tx, self, d)
+		err := c.recv.apply(ctx, tx, self, d, map[string]uint64{})
 		var bad *badMessage
 		if errors.As(err, &bad) {
 			return c.recv.noteBad(tx, d, bad)

@@ -153,6 +153,9 @@ func (r *receiver) applyCommit(ctx context.Context, tx *store.Tx, conv string, g
 // addEvents puts group events into the inbox (not into history, which
 // holds messages only), stamped with the delivery's id, sender and order.
 func addEvents(tx *store.Tx, at store.Message, evs []store.Message) error {
+	if isSettingsGroup(tx, at.Conversation) {
+		return nil // this user's settings group: nothing to show
+	}
 	for _, e := range evs {
 		m := at
 		m.Event, m.User, m.Text = e.Event, e.User, e.Text

@@ -261,6 +261,11 @@ func (r *receiver) applyControl(tx *store.Tx, conv string, g e2ee.Group, self e2
 		}
 	}
 	meta.Name, meta.Description, meta.Admins = ctl.Name, ctl.Description, slices.Clone(ctl.Admins)
+	if ok, err := adoptSettingsGroup(tx, conv, ctl.Name, g.Members(), convstate.UserOf(self.Address)); err != nil {
+		return nil, err
+	} else if ok {
+		evs = nil // the settings group is no conversation to show
+	}
 	if signed, err := json.Marshal(ctl); err == nil {
 		meta.Signed, meta.SignedEpoch = signed, ctl.Epoch
 	}

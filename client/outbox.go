@@ -17,6 +17,11 @@ import (
 // item stays in the outbox marked failed, with the reason.
 var ErrNotDelivered = outbox.ErrNotDelivered
 
+// ErrSendLater is wrapped when a receipt or settings item could not be
+// sent now for a reason that may pass; it stays in the outbox and the next
+// Flush tries it again.
+var ErrSendLater = outbox.ErrSendLater
+
 // Queue puts a text message to user (user@domain) or conversation in the
 // outbox and returns its message id. It is durable when Queue returns;
 // Flush sends it.
@@ -111,12 +116,46 @@ func refusal(it store.OutboxItem, err error) error {
 	return err
 }
 
+// bodyGone reports whether a receipt or settings item that could not be
+// encrypted (err, not retryable) can never be sent from this device
+// (outbox.Config.Gone): the device left or was removed from its
+// conversation, holds no state of it, gave up rejoining it (the user was
+// told), or was revoked or its user disabled. Any other failure (the
+// conversation out of step and not healed yet, a roster check or a key
+// fetch that failed, a local error) keeps the item for the next Flush.
+func (c *Client) bodyGone(it store.OutboxItem, err error) bool {
+	switch wire.KindOf(err) {
+	case wire.Code_CODE_NOT_MEMBER, wire.Code_CODE_DEVICE_REVOKED, wire.Code_CODE_USER_DISABLED:
+		return true
+	}
+	if it.Conversation == "" {
+		return false
+	}
+	gone := false
+	c.st.View(func(tx *store.Tx) error {
+		if tx.Meta(goneName(it.Conversation)) != nil {
+			gone = true
+			return nil
+		}
+		if _, err := convstate.Get(tx, it.Conversation); errors.Is(err, store.ErrNotFound) {
+			gone = true
+			return nil
+		}
+		o, out, err := convstate.GetOutOfStep(tx, it.Conversation)
+		gone = err == nil && out && o.Tries >= convstate.MaxHealTries
+		return nil
+	})
+	return gone
+}
+
 // OutboxState is what `chat outbox list` shows of an item: queued (not
 // sent yet), sending (encrypted and handed to the server, its answer not
 // recorded yet) or failed (refused for good; kept until retried or dropped).
+// A receipt or settings item that failed is queued: the next Flush tries
+// it again by itself.
 func OutboxState(it store.OutboxItem) string {
 	switch {
-	case it.Failed != "":
+	case it.Failed != "" && it.Body == nil:
 		return "failed"
 	case it.Payload != nil:
 		return "sending"

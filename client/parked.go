@@ -146,12 +146,13 @@ func (r *receiver) handleAll(ctx context.Context, ds []*wire.Delivery) error {
 	parking := map[string]error{}
 	for {
 		err := r.st.Update(func(tx *store.Tx) error {
+			got := map[string]uint64{} // delivery receipts due (receiptDelivered)
 			for _, d := range ds {
-				if err := r.handle(ctx, tx, self, d, parking); err != nil {
+				if err := r.handle(ctx, tx, self, d, parking, got); err != nil {
 					return err
 				}
 			}
-			return nil
+			return r.receiptDelivered(tx, self, got)
 		})
 		var w *listWait
 		if !errors.As(err, &w) || w.conv == "" || parking[w.conv] != nil {
@@ -243,6 +244,7 @@ func (r *receiver) unpark(ctx context.Context, conv string) error {
 		var applied int
 		err := r.st.Update(func(tx *store.Tx) error {
 			applied = 0
+			got := map[string]uint64{} // delivery receipts due for what is applied
 			p, ok, err := getPark(tx, conv)
 			if err != nil || !ok {
 				return err // unparked meanwhile (another run on this profile)
@@ -252,7 +254,10 @@ func (r *receiver) unpark(ctx context.Context, conv string) error {
 				if i == limit {
 					p.Tries++
 					p.LastMs, p.NextMs = r.now().UnixMilli(), r.now().Add(parkBackoff(p.Tries)).UnixMilli()
-					return putPark(tx, conv, p)
+					if err := putPark(tx, conv, p); err != nil {
+						return err
+					}
+					return r.receiptDelivered(tx, self, got)
 				}
 				key := parkQueuePref + conv + "/" + name
 				d := new(wire.Delivery)
@@ -262,7 +267,7 @@ func (r *receiver) unpark(ctx context.Context, conv string) error {
 					if err := convstate.AddUndecryptable(tx, conv, "a parked delivery was damaged in the profile"); err != nil {
 						return err
 					}
-				} else if err := r.process(ctx, tx, self, d); err != nil {
+				} else if err := r.process(ctx, tx, self, d, got); err != nil {
 					var w *listWait
 					if errors.As(err, &w) {
 						return &stopAt{i: i, why: err}
@@ -274,7 +279,10 @@ func (r *receiver) unpark(ctx context.Context, conv string) error {
 				}
 				applied++
 			}
-			return tx.DeleteMeta(parkedName(conv))
+			if err := tx.DeleteMeta(parkedName(conv)); err != nil {
+				return err
+			}
+			return r.receiptDelivered(tx, self, got)
 		})
 		var st *stopAt
 		switch {

@@ -168,4 +168,14 @@ func TestParkedConversationDoesNotBlockOthers(t *testing.T) {
 	if txt := textsOf(h); !slices.Equal(txt, []string{"a1", "a2", "from ann"}) {
 		t.Fatalf("ann's history of A: %q, want a1, a2, from ann", txt)
 	}
+	// The parked messages, once applied, got ann's delivery receipt.
+	ch, err := cat.c.History(gid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ch {
+		if (m.Text == "a1" || m.Text == "a2") && !slices.Contains(m.DeliveredTo, ann.user) {
+			t.Fatalf("cat's %s shows delivered to %q, want ann among them", m.Text, m.DeliveredTo)
+		}
+	}
 }

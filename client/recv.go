@@ -64,6 +64,8 @@ func (c *Client) Receive(ctx context.Context, quiet time.Duration, print func(st
 // receiveLoop prints what arrives until quiet after catching up, a stall
 // while catching up, or the end of ctx or the session.
 func (c *Client) receiveLoop(ctx context.Context, s *session.Session, quiet time.Duration, print func(store.Message) error) error {
+	rf := &receiptFlusher{c: c}
+	defer rf.finish(ctx, receiptFlushLimit)
 	last, progressed := time.Now(), time.Now()
 	tried := map[string]time.Time{} // heals tried by this run
 	soon := true                    // this run's first retry of parked conversations: now
@@ -91,6 +93,7 @@ func (c *Client) receiveLoop(ctx context.Context, s *session.Session, quiet time
 		if err != nil {
 			return err
 		}
+		rf.kick(ctx) // receipts of what arrived (and of what print marked read)
 		now := time.Now()
 		if n > 0 || behind {
 			last = now // quiet counts from the last print once caught up
@@ -144,6 +147,9 @@ func waitProgress(ctx context.Context, s *session.Session, prog <-chan struct{},
 	return nil
 }
 
+// receiptFlushLimit bounds the last flush of receipts when Receive ends.
+const receiptFlushLimit = 10 * time.Second
+
 // drainInbox prints queued messages, 100 at a time until the inbox is
 // empty, and removes each batch of printed ones in one transaction. A crash
 // between printing and removing prints that batch again (at least once).
@@ -158,6 +164,11 @@ func (c *Client) drainInbox(print func(store.Message) error) (int, error) {
 		var printed uint64
 		var perr error
 		for _, e := range entries {
+			if e.Event == "receipt" {
+				c.receiptEvent(e.Message) // to OnSignal, not print
+				printed = e.Pos
+				continue
+			}
 			if perr = print(e.Message); perr != nil {
 				break
 			}
@@ -206,7 +217,12 @@ func (c *Client) History(target string, limit int) ([]store.Message, error) {
 			}
 			out = append(out, h...)
 		}
-		return nil
+		me, err := tx.Account()
+		if err != nil {
+			return nil // not logged in: no messages of this user's
+		}
+		out, err = withStatus(tx, me.User, out)
+		return err
 	})
 	return out, err
 }

@@ -120,6 +120,9 @@ func (sl *sealer) sealIn(ctx context.Context, conv string, it store.OutboxItem) 
 		if isParked(tx, conv) { // parked since the check above
 			return heldErr(conv)
 		}
+		if cur.Body != nil {
+			pt, it.Body = cur.Body, cur.Body // a receipt merged with a newer one meanwhile
+		}
 		g, err := sl.states.Load(tx, conv, self, sl.dir.Members(ctx, tx))
 		if err != nil {
 			return err
@@ -142,6 +145,9 @@ func (sl *sealer) sealIn(ctx context.Context, conv string, it store.OutboxItem) 
 			return err
 		}
 		it.Conversation, it.Epoch = conv, g.Epoch()
+		if cur.Control == nil && cur.Body == nil {
+			it.Recipients = convstate.PeersOf(g.Members(), convstate.UserOf(self.Address))
+		}
 		if err := sl.states.Save(tx, conv, g); err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"hearth/client/convstate"
@@ -13,19 +14,35 @@ import (
 // conversation, a contact's presence. The server sends them only to
 // sessions online at that moment and drops them for slow ones.
 
-// Signal is one typing or presence push.
+// Signal is one typing or presence push, or a receipt event.
 type Signal struct {
-	Event        string // "typing" or "presence"
-	Conversation string // typing: the conversation id
+	Event        string // "typing", "presence" or "receipt"
+	Conversation string // typing, receipt: the conversation id
 	User         string // who: user@domain
 	Typing       bool   // typing: started (true) or stopped
 	State        string // presence: "online", "away" or "offline"
 	LastActiveMs int64  // presence: when the user was last active
+	// Receipt: "delivered" or "read", and the messages it newly covers
+	// (every message of other users up to it in the conversation).
+	Kind       string
+	MessageIDs []string
+}
+
+// receiptEvent hands a stored receipt event to the OnSignal function
+// (receipt events reach Receive through the inbox, after the receipt was
+// stored; without an OnSignal function they are dropped).
+func (c *Client) receiptEvent(m store.Message) {
+	c.mu.Lock()
+	fn := c.onSignal
+	c.mu.Unlock()
+	if fn != nil {
+		fn(Signal{Event: "receipt", Conversation: m.Conversation, User: m.User, Kind: m.Kind, MessageIDs: m.MessageIDs})
+	}
 }
 
 // OnSignal sets the function that receives typing and presence pushes
-// (nil: they are dropped). It runs on the session's goroutine and must
-// not block.
+// and receipt events (nil: they are dropped). It runs on the session's
+// goroutine (receipts: Receive's) and must not block.
 func (c *Client) OnSignal(f func(Signal)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -52,18 +69,29 @@ func presenceName(s wire.PresenceState) string {
 	return strings.ToLower(strings.TrimPrefix(s.String(), "PRESENCE_STATE_"))
 }
 
+// ErrTypingOff is returned by Typing while this user has typing
+// indicators off (`chat settings typing off`): nothing is sent.
+var ErrTypingOff = errors.New("typing indicators are off (chat settings typing on)")
+
 // Typing tells the members of a conversation (target: a user address or
 // a conversation id this device knows) who are online that this user
 // started (true) or stopped typing. It is rate-limited by the server.
 func (c *Client) Typing(ctx context.Context, target string, typing bool) error {
 	const op = "client.Typing"
 	var conv string
-	var ok bool
-	if err := c.st.View(func(tx *store.Tx) error { conv, ok = convstate.For(tx, target); return nil }); err != nil {
+	var ok, off bool
+	if err := c.st.View(func(tx *store.Tx) error {
+		conv, ok = convstate.For(tx, target)
+		off = settingIn(tx, "typing") == "off"
+		return nil
+	}); err != nil {
 		return err
 	}
 	if !ok {
 		return wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no conversation with %s on this device", target)
+	}
+	if off {
+		return ErrTypingOff
 	}
 	_, err := c.link.call(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_Typing{Typing: &wire.Typing{ConversationId: conv, Typing: typing}}})
 	return err

@@ -21,6 +21,12 @@ import (
 // item stays in the outbox marked failed, with the reason.
 var ErrNotDelivered = errors.New("client: message refused by the server")
 
+// ErrSendLater is wrapped when a receipt or settings item could not be
+// encrypted for a reason that may pass (its conversation out of step, a
+// roster check that failed): the item stays in the outbox and every later
+// Flush tries it again.
+var ErrSendLater = errors.New("client: not sent now; kept in the outbox and tried again by the next flush")
+
 // maxInFlight is how many outbox items (of as many conversations) Flush
 // keeps in flight on one connection (the server queues up to 128 Sends per
 // session).
@@ -51,6 +57,12 @@ type Config struct {
 	// Refused turns the refusal for good of it into the reason kept and
 	// returned (nil: err as it is).
 	Refused func(it store.OutboxItem, err error) error
+	// Gone reports whether a receipt or settings item that could not be
+	// encrypted (err, not retryable) can never be sent from this device:
+	// it left the conversation, holds no state of it, gave up rejoining
+	// it, or may send nothing at all any more. Such an item is dropped;
+	// any other is kept (failed until the next Flush). Nil: none is gone.
+	Gone func(it store.OutboxItem, err error) bool
 	// Now is the clock of the backoffs (time.Now when nil).
 	Now func() time.Time
 }
@@ -119,6 +131,9 @@ func (o *Sender) Launches() int {
 // message to a user (a Welcome may be on its way) and after a stale-epoch
 // refusal.
 func (o *Sender) Flush(ctx context.Context, s *session.Session, until string) error {
+	if err := o.retryBodies(); err != nil {
+		return err
+	}
 	fctx, cancel := context.WithCancel(ctx)
 	f := &flush{o: o, s: s, until: until, ctx: fctx, results: make(chan result, maxInFlight),
 		inflight: map[string]bool{}, tries: map[string]int{}}
@@ -150,11 +165,12 @@ type flush struct {
 
 // result is the outcome of one item's try.
 type result struct {
-	queue string
-	it    store.OutboxItem
-	req   *wire.Send
-	ok    *wire.SendOK
-	err   error
+	queue   string
+	it      store.OutboxItem
+	req     *wire.Send
+	ok      *wire.SendOK
+	err     error
+	refused bool // err is the server's answer to the Send
 }
 
 // run is Flush's loop: start the heads of the queues that are ready, then
@@ -214,6 +230,9 @@ func (f *flush) launch() (done bool, derr error, next time.Time, err error) {
 				return nil
 			case err != nil:
 				return err
+			case it.Failed != "" && it.Body != nil: // kept by another Flush meanwhile
+				done, derr = true, fmt.Errorf("%w: %s", ErrSendLater, it.Failed)
+				return nil
 			case it.Failed != "":
 				done, derr = true, fmt.Errorf("%w: %s", ErrNotDelivered, it.Failed)
 				return nil
@@ -313,6 +332,7 @@ func (f *flush) try(key string, it store.OutboxItem) result {
 		return r
 	}
 	ans, err := wait(f.ctx)
+	r.refused = err != nil && !errors.Is(err, session.ErrDisconnected)
 	switch {
 	case wire.Is(err, wire.Code_CODE_STALE_EPOCH):
 		// Encrypted for an epoch the hub has left: catch up, then
@@ -438,13 +458,17 @@ func (f *flush) outcome(r result) (done bool, err error) {
 		if o.cfg.Refused != nil {
 			rerr = o.cfg.Refused(r.it, rerr)
 		}
-		if ferr := o.failItem(r.it, rerr); ferr != nil {
+		kept, ferr := o.failItem(r, rerr)
+		if ferr != nil {
 			return true, ferr
 		}
-		if r.it.ID == f.until {
-			return true, fmt.Errorf("%w: %w", ErrNotDelivered, rerr)
+		switch {
+		case r.it.ID != f.until:
+			return false, nil
+		case kept:
+			return true, fmt.Errorf("%w: %w", ErrSendLater, rerr)
 		}
-		return false, nil
+		return true, fmt.Errorf("%w: %w", ErrNotDelivered, rerr)
 	}
 	o.cfg.Log.Debug("send failed, retrying", "id", r.it.ID, "queue", r.queue, "err", rerr)
 	wait := f.s.Backoff(0)
@@ -495,6 +519,10 @@ func (o *Sender) settle(rs []result) {
 			if err := o.cfg.ControlSent(r.it); err != nil {
 				rs[i].err = localRetry(err)
 			}
+		case r.it.Body != nil:
+			if err := o.bodySent(r.it); err != nil {
+				rs[i].err = localRetry(err)
+			}
 		default:
 			texts = append(texts, i)
 		}
@@ -507,8 +535,12 @@ func (o *Sender) settle(rs []result) {
 		err = o.cfg.Store.Update(func(tx *store.Tx) error {
 			for _, i := range texts {
 				r := rs[i]
+				server := time.UnixMilli(r.ok.GetServerTimeMs()).UTC()
 				m := store.Message{ID: r.it.ID, Conversation: r.req.GetConversationId(), From: user, Text: r.it.Text, Media: r.it.Media,
-					SentAt: time.UnixMilli(r.ok.GetServerTimeMs()).UTC(), Seq: r.ok.GetConversationSeq()}
+					SentAt: server, Seq: r.ok.GetConversationSeq(), Recipients: r.it.Recipients}
+				if !r.it.Created.IsZero() { // the sender's time, as the body carries it
+					m.SentAt, m.ServerTime = time.UnixMilli(r.it.Created.UnixMilli()).UTC(), &server
+				}
 				if _, err := tx.AddHistory(m); err != nil {
 					return err
 				}
@@ -532,10 +564,23 @@ func localRetry(err error) error {
 	return wire.E("client.Flush", wire.Code_CODE_UNAVAILABLE, "recording a sent message", err)
 }
 
-// failItem marks an item failed for good, with the reason.
-func (o *Sender) failItem(it store.OutboxItem, reason error) error {
+// failItem marks the item of r failed, with the reason. A receipt or
+// settings item is dropped instead when it can never be sent (bodyFailed),
+// and otherwise kept for the next Flush (kept).
+func (o *Sender) failItem(r result, reason error) (kept bool, err error) {
+	it := r.it
+	if it.Body != nil {
+		if r.refused || (o.cfg.Gone != nil && o.cfg.Gone(it, reason)) {
+			return false, o.bodyFailed(it, reason)
+		}
+		o.cfg.Log.Warn("receipt or settings not sent now, kept for the next flush", "id", it.ID, "conversation", it.Conversation, "err", reason)
+		return true, o.update(it.ID, func(cur *store.OutboxItem) {
+			cur.Attempts++
+			cur.LastError, cur.Failed = reason.Error(), reason.Error()
+		})
+	}
 	o.cfg.Log.Warn("message not delivered", "id", it.ID, "err", reason)
-	return o.update(it.ID, func(cur *store.OutboxItem) { cur.Failed = reason.Error() })
+	return false, o.update(it.ID, func(cur *store.OutboxItem) { cur.Failed = reason.Error() })
 }
 
 // noteAttempt records a retryable failure on the item (outbox list).

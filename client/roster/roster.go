@@ -54,6 +54,12 @@ type Roster struct {
 	// users' signed device lists (one list fetch per member user), so
 	// that a send to a big group does not refetch them all every time.
 	synced map[string]time.Time
+	// reconciling holds a *sync.Mutex per conversation: one Reconcile of
+	// a conversation at a time in this process (a send's, a receipt's in
+	// the background, reconcileAll's), so that two never build commits for
+	// the same epoch and the second fails with "a commit is already
+	// pending"; the second finds the first's outcome instead.
+	reconciling sync.Map
 }
 
 // New returns a Roster.
@@ -136,6 +142,9 @@ func (r *Roster) FinishCommit(ctx context.Context, conv string, req *wire.Send) 
 // lists of its users: devices added since are added, devices no longer
 // listed (revoked) are removed, in one commit accepted by the hub.
 func (r *Roster) Reconcile(ctx context.Context, conv string) error {
+	mu, _ := r.reconciling.LoadOrStore(conv, new(sync.Mutex))
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
 	self, err := r.cfg.Self()
 	if err != nil {
 		return err

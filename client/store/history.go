@@ -31,6 +31,26 @@ type Message struct {
 	Reason string `json:"reason,omitempty"`
 	// Media is the file a media message refers to (nil for text).
 	Media *MediaRef `json:"media,omitempty"`
+	// SentAt is the sender's own time when the message carries it (inside
+	// the encrypted content); ServerTime is when the hub accepted it. For a
+	// message without the sender's time, SentAt is the server's time and
+	// ServerTime is nil.
+	ServerTime *time.Time `json:"server_time,omitempty"`
+	// Recipients are the other users of the conversation when the message
+	// was sent (set on the sender's devices): the "m" of "read by n of m".
+	Recipients []string `json:"recipients,omitempty"`
+	// Status, DeliveredTo and ReadBy are the receipt state of a message
+	// this user sent, filled in by the client when it reads history (never
+	// stored): "sent", "delivered" (every recipient) or "read" (every
+	// recipient), and the users it reached and was read by.
+	Status      string   `json:"status,omitempty"`
+	DeliveredTo []string `json:"delivered_to,omitempty"`
+	ReadBy      []string `json:"read_by,omitempty"`
+	// MessageIDs and Kind describe a receipt event (Event "receipt",
+	// User the reader): the messages it newly covers, "delivered" or
+	// "read". Receipt events pass through the inbox only, never history.
+	MessageIDs []string `json:"message_ids,omitempty"`
+	Kind       string   `json:"kind,omitempty"`
 }
 
 var bInbox = []byte("inbox")
@@ -165,4 +185,23 @@ func (t *Tx) DeleteInbox(pos uint64) error {
 		}
 	}
 	return nil
+}
+
+// HistoryRange returns the messages of a conversation with after < seq <=
+// upTo, in conversation order.
+func (t *Tx) HistoryRange(conv string, after, upTo uint64) ([]Message, error) {
+	b := t.tx.Bucket(bHistory).Bucket([]byte(conv))
+	if b == nil || upTo <= after {
+		return nil, nil
+	}
+	var out []Message
+	c := b.Cursor()
+	for k, _ := c.Seek(u64key(after + 1)); k != nil && be64(k) <= upTo; k, _ = c.Next() {
+		var m Message
+		if err := t.getJSON(b, k, &m); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }

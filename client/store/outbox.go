@@ -24,6 +24,12 @@ type OutboxItem struct {
 	Payload []byte    `json:"payload,omitempty"` // encoded send request, once encrypted
 	Epoch   uint64    `json:"epoch,omitempty"`
 	Created time.Time `json:"created"`
+	// Body is a ready plaintext (client-defined encoding: a receipt or a
+	// settings message) sent instead of Text; it never enters history.
+	Body []byte `json:"body,omitempty"`
+	// Recipients are the other users of the conversation when the item
+	// was encrypted (kept with the message in history).
+	Recipients []string `json:"recipients,omitempty"`
 	// Attempts counts the sends that failed retryably, LastError is the
 	// reason of the last one (shown by `chat outbox list`).
 	Attempts  int    `json:"attempts,omitempty"`

@@ -30,6 +30,7 @@ type benchEnv struct {
 	verbose   bool
 	cpuprof   string
 	via       string // impairment relay spec (bench_via.go)
+	receipts  bool   // pairs: devices send delivery and read receipts
 }
 
 func newBenchCmd() *cobra.Command {
@@ -144,7 +145,7 @@ func (e *benchEnv) fleet(t *benchTarget, d *benchDialer, profiles string) (*load
 	}
 	return loadgen.NewFleet(loadgen.Config{Server: t.server, CAPath: t.ca, Domain: t.domain, Dial: d.dial,
 		Groups: newGroupEngine, Users: t, ProfileDir: profiles, Parallel: e.parallel, DialConcurrency: e.dialConc, ServerPID: t.pid,
-		Logger: log, Progress: os.Stderr, Stages: t.stages})
+		Logger: log, Progress: os.Stderr, Stages: t.stages, Receipts: e.receipts})
 }
 
 // profileDir returns the folder for the profiles and how to clean it up.
@@ -197,6 +198,7 @@ func newBenchPairsCmd(e *benchEnv) *cobra.Command {
 		},
 	}
 	pairsFlags(cmd, &p)
+	cmd.Flags().BoolVar(&e.receipts, "receipts", false, "devices send a delivery receipt for what they receive and mark it read (read receipts); compare a run with and without")
 	wireFlag(cmd, &p.Wire)
 	return cmd
 }

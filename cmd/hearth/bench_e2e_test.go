@@ -70,6 +70,16 @@ func TestBenchPairsAndBacklog(t *testing.T) {
 		t.Error("pairs: the server's PID was not found from hearth.lock")
 	}
 
+	// With receipts: every device acknowledges and reads what it gets;
+	// the messages still arrive exactly once.
+	rep = benchJSON(t, dir, "pairs", "--users", "2", "--rate", "20", "--duration", "1s", "--receipts")
+	if a, d := num(t, rep, "acked"), num(t, rep, "delivered"); a < 10 || d != a || num(t, rep, "lost") != 0 || num(t, rep, "duplicates") != 0 {
+		t.Errorf("pairs --receipts: acked %v delivered %v lost %v duplicates %v", a, d, num(t, rep, "lost"), num(t, rep, "duplicates"))
+	}
+	if p, _ := rep["params"].(map[string]any); p["receipts"] != true {
+		t.Errorf("pairs --receipts: params %v do not say receipts", rep["params"])
+	}
+
 	rep = benchJSON(t, dir, "backlog", "--messages", "30", "--senders", "2")
 	if a, d := num(t, rep, "acked"), num(t, rep, "delivered"); a != 30 || d != 30 {
 		t.Errorf("backlog: acked %v delivered %v, want 30 and 30", a, d)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -80,5 +81,12 @@ func TestBenchWire(t *testing.T) {
 	rep = benchJSON(t, dir, "idle", "--wire", "--sessions", "3", "--hold", "1s", "--ramp", "50")
 	if n := num(t, rep, "idle.online_sessions_seen"); n != 3 {
 		t.Errorf("idle: server saw %v sessions online, want 3", n)
+	}
+
+	// Wire receivers send no receipts: --receipts with --wire is refused.
+	r := hearth(t, nil, "", "bench", "--dir", dir, "--profiles", filepath.Join(t.TempDir(), "profiles"),
+		"pairs", "--wire", "--receipts", "--users", "2", "--rate", "20", "--duration", "1s")
+	if r.code == 0 || !strings.Contains(r.stderr, "--receipts and --wire") {
+		t.Errorf("pairs --wire --receipts: exit %d, stderr %q", r.code, r.stderr)
 	}
 }

@@ -66,7 +66,7 @@ func newChatCmd() *cobra.Command {
 	cmd.AddCommand(newChatLoginCmd(env), newChatDeviceCmd(env), newChatSendCmd(env), newChatRecvCmd(env), newChatHistoryCmd(env), newChatGroupCmd(env),
 		newChatMediaCmd(env), newChatOutboxCmd(env), newChatProfileCmd(env), newChatDoctorCmd(env))
 	cmd.AddCommand(newChatTypingCmd(env), newChatPresenceCmd(env), newChatSafetyCmd(env), newChatTrustCmd(env))
-	cmd.AddCommand(newChatSettingsCmd(env))
+	cmd.AddCommand(newChatReadCmd(env), newChatSettingsCmd(env))
 	cmd.AddCommand(newChatTokenCmd(env))
 	env.wrapStats(cmd)
 	return cmd

@@ -23,6 +23,8 @@ type chatNet struct {
 	dir string
 	srv *server
 	ca  string
+	// domain is the server's domain ("" means localhost).
+	domain string
 }
 
 func newChatNet(t *testing.T, users ...string) *chatNet {
@@ -70,7 +72,11 @@ func (p *profile) must(t *testing.T, stdin string, args ...string) string {
 
 // loginArgs are the arguments of `chat login` for p on n.
 func (p *profile) loginArgs(n *chatNet, extra ...string) []string {
-	return append([]string{"login", p.user + "@localhost", "--server", n.srv.addr, "--ca", n.ca, "--password-stdin"}, extra...)
+	domain := n.domain
+	if domain == "" {
+		domain = "localhost"
+	}
+	return append([]string{"login", p.user + "@" + domain, "--server", n.srv.addr, "--ca", n.ca, "--password-stdin"}, extra...)
 }
 
 // password is the stdin that logs user in (and creates it).

@@ -142,14 +142,22 @@ type shownMedia struct {
 	Name             string `json:"name"`
 }
 
-// shown is a message as recv/history --json print it.
+// shown is a message as recv/history --json print it. A message with a
+// receipt status (one this user sent, in history) always has
+// "delivered_to" and "read_by", empty lists included.
 type shown struct {
 	store.Message
-	Media *shownMedia `json:"media,omitempty"`
+	Media       *shownMedia `json:"media,omitempty"`
+	DeliveredTo *[]string   `json:"delivered_to,omitempty"`
+	ReadBy      *[]string   `json:"read_by,omitempty"`
 }
 
 func shownMessage(m store.Message) shown {
 	s := shown{Message: m}
+	if m.Status != "" {
+		d, r := append([]string{}, m.DeliveredTo...), append([]string{}, m.ReadBy...)
+		s.DeliveredTo, s.ReadBy = &d, &r
+	}
 	if r := m.Media; r != nil {
 		s.Media = &shownMedia{ID: r.ID, SHA256: r.PlainSHA256, CiphertextSHA256: r.SHA256, Size: r.Size, Type: r.Type, Name: r.Name}
 	}

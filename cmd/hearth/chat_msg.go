@@ -137,7 +137,7 @@ func queued(c *client.Client) (int, error) {
 	items, err := c.Outbox()
 	n := 0
 	for _, it := range items {
-		if it.Failed == "" {
+		if it.Failed == "" && it.Body == nil { // receipts and settings are not messages
 			n++
 		}
 	}
@@ -145,7 +145,7 @@ func queued(c *client.Client) (int, error) {
 }
 
 func newChatRecvCmd(env *chatEnv) *cobra.Command {
-	var follow, asJSON, signals bool
+	var follow, asJSON, signals, markRead bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "recv [--follow] [--timeout DURATION] [--json]",
@@ -197,13 +197,30 @@ and acknowledge them. Exits after --timeout of silence unless --follow.`,
 			if signals {
 				lw := &lineWriter{w: out}
 				out = lw
-				c.OnSignal(func(s client.Signal) { printSignal(lw, s, asJSON, c.GroupName) })
+				set, err := c.Settings()
+				if err != nil {
+					return err
+				}
+				typing := set["typing"] != "off" // off: others' typing is not shown either
+				c.OnSignal(func(s client.Signal) {
+					if s.Event != "typing" || typing {
+						printSignal(lw, s, asJSON, c.GroupName)
+					}
+				})
 				if follow {
 					go c.RefreshPresenceEvery(ctx, presenceRefresh)
 				}
 			}
 			names := newEventNames(c)
-			err = c.Receive(ctx, quiet, func(m store.Message) error { return printMessage(out, m, asJSON, names) })
+			err = c.Receive(ctx, quiet, func(m store.Message) error {
+				if err := printMessage(out, m, asJSON, names); err != nil {
+					return err
+				}
+				if markRead && m.Event == "" {
+					return c.MarkReadMessage(m)
+				}
+				return nil
+			})
 			if follow && errors.Is(err, context.Canceled) {
 				return nil // interrupted
 			}
@@ -212,9 +229,10 @@ and acknowledge them. Exits after --timeout of silence unless --follow.`,
 	}
 	f := cmd.Flags()
 	f.BoolVar(&follow, "follow", false, "keep printing until interrupted")
-	f.BoolVar(&signals, "signals", false, `also print typing and presence as they arrive (JSON: "event":"typing"|"presence", "user", "conversation", "typing", "state")`)
+	f.BoolVar(&signals, "signals", false, `also print typing, presence and receipts as they arrive (JSON: "event":"typing"|"presence"|"receipt", "user", "conversation", "typing", "state", "message_ids", "kind")`)
+	f.BoolVar(&markRead, "mark-read", false, "mark what is printed read (sends read receipts), for clients that display what recv prints")
 	f.DurationVar(&timeout, "timeout", 2*time.Second, "exit after this long without a new message")
-	f.BoolVar(&asJSON, "json", false, `one JSON object per line: {"id","conversation","from","text","sent_at","seq"} plus "event","user" for group changes and "media" {"id","sha256" (of the file, as sha256sum prints it),"ciphertext_sha256","size","type","name"} for files`)
+	f.BoolVar(&asJSON, "json", false, `one JSON object per line: {"id","conversation","from","text","sent_at","seq"} plus "server_time" (sent_at is the sender's time), "event","user" for group changes and "media" {"id","sha256" (of the file, as sha256sum prints it),"ciphertext_sha256","size","type","name"} for files`)
 	return cmd
 }
 
@@ -261,7 +279,7 @@ func newChatHistoryCmd(env *chatEnv) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per line")
+	cmd.Flags().BoolVar(&asJSON, "json", false, `one JSON object per line, as recv --json prints, plus "status" ("sent"|"delivered"|"read"), "delivered_to", "read_by" and "recipients" on your own messages`)
 	cmd.Flags().IntVar(&limit, "limit", 0, "print only the last N messages (0: all)")
 	return cmd
 }
@@ -287,7 +305,7 @@ func printMessage(w io.Writer, m store.Message, asJSON bool, names *eventNames) 
 	if m.Media != nil {
 		text = mediaText(m)
 	}
-	_, err := fmt.Fprintf(w, "%s #%d %s: %s\n", m.SentAt.Format(time.RFC3339), m.Seq, m.From, text)
+	_, err := fmt.Fprintf(w, "%s #%d %s: %s%s\n", m.SentAt.Format(time.RFC3339), m.Seq, m.From, text, statusMark(m, isUTF8))
 	return err
 }
 

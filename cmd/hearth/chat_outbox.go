@@ -51,6 +51,9 @@ func shownOutbox(it store.OutboxItem) shownOutboxItem {
 	if it.Control != nil {
 		o.Text = "(group change)"
 	}
+	if k := client.OutboxBodyKind(it); k != "" {
+		o.Text = "(" + k + ")"
+	}
 	return o
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -25,7 +26,12 @@ func newChatTypingCmd(env *chatEnv) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return env.withClient(cmd, timeout, func(ctx context.Context, c *client.Client) error {
-				return c.Typing(ctx, args[0], !stop)
+				err := c.Typing(ctx, args[0], !stop)
+				if errors.Is(err, client.ErrTypingOff) {
+					fmt.Fprintln(cmd.ErrOrStderr(), "hearth:", err, "- nothing sent")
+					return nil
+				}
+				return err
 			})
 		},
 	}
@@ -69,10 +75,20 @@ func (l *lineWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// printSignal prints one typing or presence push: JSON objects carry
-// "event" ("typing" or "presence"), "user", and "conversation" and
-// "typing", or "state" and "last_active".
+// printSignal prints one typing or presence push or receipt event: JSON
+// objects carry "event" ("typing", "presence" or "receipt"), "user", and
+// "conversation" and "typing", or "state" and "last_active", or
+// "conversation", "message_ids" and "kind".
 func printSignal(w io.Writer, s client.Signal, asJSON bool, groupName func(string) (string, bool)) {
+	if s.Event == "receipt" {
+		if asJSON {
+			b, _ := json.Marshal(printReceipt(s))
+			fmt.Fprintln(w, string(b))
+		} else {
+			fmt.Fprintf(w, "* %s: %s %d message(s) in %s\n", s.User, s.Kind, len(s.MessageIDs), s.Conversation)
+		}
+		return
+	}
 	if asJSON {
 		obj := map[string]any{"event": s.Event, "user": s.User}
 		if s.Event == "typing" {

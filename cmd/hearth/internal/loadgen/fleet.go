@@ -47,6 +47,10 @@ type Config struct {
 	// Stages reads the server's stage histograms (its admin status); nil:
 	// the report has no server stages.
 	Stages func(ctx context.Context) (map[string]admin.Histogram, error)
+	// Receipts makes the devices send delivery receipts and mark what
+	// they receive read (read receipts), as a chat app showing each
+	// message does; off, they send no receipts at all.
+	Receipts bool
 }
 
 func (c *Config) defaults() error {
@@ -215,7 +219,8 @@ func (f *Fleet) Open(d *Device) error {
 		return fmt.Errorf("loadgen: %w", err)
 	}
 	c, err := client.Open(client.Config{Profile: d.Profile, Dial: f.cfg.Dial, Groups: f.cfg.Groups(),
-		Logger: f.cfg.Logger, Now: f.cfg.Now, MinBackoff: 50 * time.Millisecond, MaxBackoff: 3 * time.Second})
+		Logger: f.cfg.Logger, Now: f.cfg.Now, MinBackoff: 50 * time.Millisecond, MaxBackoff: 3 * time.Second,
+		NoDeliveryReceipts: !f.cfg.Receipts})
 	if err != nil {
 		return fmt.Errorf("loadgen: open profile %s: %w", d.Profile, err)
 	}

@@ -45,8 +45,12 @@ func Pairs(ctx context.Context, f *Fleet, p PairsParams) (*Report, error) {
 	if err := p.check(); err != nil {
 		return nil, err
 	}
+	if p.Wire && f.cfg.Receipts {
+		// Wire receivers ack without decrypting: no receipt would be sent.
+		return nil, errors.New("loadgen: receipts need the real clients: --receipts and --wire do not go together")
+	}
 	r := &Report{Workload: "pairs", Run: f.run, Machine: machine(),
-		Params: map[string]any{"users": p.Users, "rate": p.Rate, "duration": p.Duration.String(), "size": p.Size, "wire": p.Wire}}
+		Params: map[string]any{"users": p.Users, "rate": p.Rate, "duration": p.Duration.String(), "size": p.Size, "wire": p.Wire, "receipts": f.cfg.Receipts}}
 	t0 := f.cfg.Now()
 	devs, err := f.Add(ctx, p.Users)
 	if err != nil {

@@ -184,7 +184,13 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 // much silence and is called again.
 func (f *Fleet) receiveLoop(ctx context.Context, d *Device, rec *recorder, errs *atomic.Int64, quiet time.Duration) {
 	for ctx.Err() == nil {
-		err := d.C.Receive(ctx, quiet, func(m store.Message) error { rec.note(m.Text); return nil })
+		err := d.C.Receive(ctx, quiet, func(m store.Message) error {
+			rec.note(m.Text)
+			if f.cfg.Receipts {
+				return d.C.MarkReadMessage(m) // shown, so read
+			}
+			return nil
+		})
 		if ctx.Err() != nil {
 			return
 		}

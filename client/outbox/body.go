@@ -1,0 +1,65 @@
+package outbox
+
+import (
+	"errors"
+
+	"hearth/client/store"
+)
+
+// Items with a ready Body (receipts, settings) are sent like messages but
+// never enter history.
+
+// bodySent finishes an accepted receipt or settings item: it leaves the
+// outbox and nothing enters history.
+func (o *Sender) bodySent(it store.OutboxItem) error {
+	return o.cfg.Store.Update(func(tx *store.Tx) error {
+		if err := tx.DeleteOutbox(it.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		return nil
+	})
+}
+
+// bodyFailed drops a receipt or settings item that can never be sent:
+// the server refused it for good (it answered the Send with an error that
+// is not retryable), or this device can no longer send in its
+// conversation (Config.Gone). There is nothing for the user to retry, and
+// a newer one would supersede it anyway.
+func (o *Sender) bodyFailed(it store.OutboxItem, reason error) error {
+	o.cfg.Log.Warn("receipt or settings not sent, dropped", "id", it.ID, "conversation", it.Conversation, "err", reason)
+	return o.bodySent(it)
+}
+
+// retryBodies clears the failed mark of the receipt and settings items a
+// previous Flush kept (failItem): each Flush tries them again, while a
+// failed text waits for the user.
+func (o *Sender) retryBodies() error {
+	var failed []string
+	err := o.cfg.Store.View(func(tx *store.Tx) error {
+		items, err := tx.Outbox()
+		for _, it := range items {
+			if it.Body != nil && it.Failed != "" {
+				failed = append(failed, it.ID)
+			}
+		}
+		return err
+	})
+	if err != nil || len(failed) == 0 {
+		return err
+	}
+	return o.cfg.Store.Update(func(tx *store.Tx) error {
+		for _, id := range failed {
+			cur, err := tx.OutboxItem(id)
+			if errors.Is(err, store.ErrNotFound) {
+				continue // finished by another run meanwhile
+			} else if err != nil {
+				return err
+			}
+			cur.Failed = ""
+			if err := tx.UpdateOutbox(cur); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
