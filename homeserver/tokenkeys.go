@@ -60,7 +60,7 @@ func loadTokenKeys(ctx context.Context, db *storage.DB, keyDir string, key ed255
 	var next ed25519.PrivateKey
 	if keyDir != "" {
 		var err error
-		if next, err = readTokenKeyFile(nextPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if next, err = serverkey.ReadPKCS8File(nextPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
 	}
@@ -90,27 +90,6 @@ func loadTokenKeys(ctx context.Context, db *storage.DB, keyDir string, key ed255
 
 func tokenKeyID(k ed25519.PrivateKey) string {
 	return string(serverkey.IDOf(k.Public().(ed25519.PublicKey)))
-}
-
-// readTokenKeyFile reads a PKCS#8 PEM Ed25519 key.
-func readTokenKeyFile(path string) (ed25519.PrivateKey, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil || blk.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("%s: no PEM PRIVATE KEY block", path)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	priv, ok := k.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("%s: not an Ed25519 key", path)
-	}
-	return priv, nil
 }
 
 // signingKey is the current token key.

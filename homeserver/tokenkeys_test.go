@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"hearth/homeserver/wire"
+	"hearth/keys/serverkey"
 	"hearth/storage"
 )
 
@@ -61,7 +62,7 @@ func TestTokenKeyRotation(t *testing.T) {
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("signing.key: %v %v", st, err)
 	}
-	newKey, err := readTokenKeyFile(path)
+	newKey, err := serverkey.ReadPKCS8File(path)
 	if err != nil || tokenKeyID(newKey) != rot.Current {
 		t.Fatalf("signing.key holds %v (%v), want %s", newKey, err, rot.Current)
 	}
@@ -150,7 +151,7 @@ func TestTokenKeyRotationInterrupted(t *testing.T) {
 	if got := tokenKeyID(h.s.auth.signingKey()); got != tokenKeyID(next) {
 		t.Fatalf("signs tokens with %s, want the committed %s", got, tokenKeyID(next))
 	}
-	if k, err := readTokenKeyFile(filepath.Join(keyDir, TokenKeyFile)); err != nil || tokenKeyID(k) != tokenKeyID(next) {
+	if k, err := serverkey.ReadPKCS8File(filepath.Join(keyDir, TokenKeyFile)); err != nil || tokenKeyID(k) != tokenKeyID(next) {
 		t.Fatalf("signing.key after finishing: %v", err)
 	}
 }

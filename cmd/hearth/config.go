@@ -394,7 +394,7 @@ func defaultServerDir() (string, error) {
 // createSigningKey writes a new Ed25519 key unless one exists.
 func createSigningKey(path string) error {
 	if _, err := os.Stat(path); err == nil {
-		_, err := readSigningKey(path)
+		_, err := serverkey.ReadPKCS8File(path)
 		return err
 	}
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -431,24 +431,4 @@ func readFederationKey(dir string, tokenKey ed25519.PrivateKey) (*serverkey.Key,
 		return k, err
 	}
 	return serverkey.FromSeed(tokenKey.Seed())
-}
-
-func readSigningKey(path string) (ed25519.PrivateKey, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil || blk.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("%s: no PEM PRIVATE KEY block", path)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	priv, ok := k.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("%s: not an Ed25519 key", path)
-	}
-	return priv, nil
 }

@@ -48,7 +48,7 @@ func TestKeyRotationCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := startServe(t, dir, nil, "--dir", dir)
-	legacy, err := readSigningKey(filepath.Join(dir, signingKeyFile))
+	legacy, err := serverkey.ReadPKCS8File(filepath.Join(dir, signingKeyFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestKeyRotationCommands(t *testing.T) {
 	if m == nil || m[2] != string(serverkey.IDOf(oldToken.Public().(ed25519.PublicKey))) {
 		t.Fatalf("token-key rotate printed %q", out)
 	}
-	newToken, err := readSigningKey(filepath.Join(dir, signingKeyFile))
+	newToken, err := serverkey.ReadPKCS8File(filepath.Join(dir, signingKeyFile))
 	if err != nil || string(serverkey.IDOf(newToken.Public().(ed25519.PublicKey))) != m[1] {
 		t.Fatalf("signing.key after rotation: %v", err)
 	}
