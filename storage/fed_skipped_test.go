@@ -9,6 +9,9 @@ func TestDeliverPrev(t *testing.T) {
 	db, _ := openTest(t)
 	const conv, dest = "c@a.example", "b.example"
 	mustWrite(t, db, func(tx *Tx) error {
+		if has, err := tx.HasSkippedDelivers(dest); err != nil || has {
+			t.Errorf("HasSkippedDelivers before any skip: %v, %v", has, err)
+		}
 		for _, s := range [][2]uint64{{5, 2}, {6, 5}, {9, 6}} {
 			if err := tx.SkipDeliver(conv, dest, s[0], s[1]); err != nil {
 				return err
@@ -30,8 +33,16 @@ func TestDeliverPrev(t *testing.T) {
 				t.Errorf("DeliverPrev(%s, %s, %d) = %d, %v; want %d", c.conv, c.dest, c.prev, got, err, c.want)
 			}
 		}
+		for d, want := range map[string]bool{dest: true, "other.example": true, "none.example": false} {
+			if has, err := tx.HasSkippedDelivers(d); err != nil || has != want {
+				t.Errorf("HasSkippedDelivers(%s) = %v, %v; want %v", d, has, err, want)
+			}
+		}
 		if err := tx.PruneSkippedDelivers(conv, dest, 10); err != nil {
 			return err
+		}
+		if has, err := tx.HasSkippedDelivers(dest); err != nil || has {
+			t.Errorf("HasSkippedDelivers after pruning: %v, %v", has, err)
 		}
 		if got, err := tx.DeliverPrev(conv, dest, 9); err != nil || got != 9 {
 			t.Errorf("after pruning: %d, %v", got, err)

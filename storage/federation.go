@@ -437,6 +437,15 @@ func (t *Tx) DeliverPrev(convID, destination string, prev uint64) (uint64, error
 	return prev, nil
 }
 
+// HasSkippedDelivers reports whether any DELIVER to destination was
+// skipped and not yet pruned: the senders' hot path asks once per batch
+// before looking up each envelope.
+func (t *Tx) HasSkippedDelivers(destination string) (bool, error) {
+	var n int
+	err := t.row(`SELECT EXISTS(SELECT 1 FROM fed_deliver_skipped WHERE destination = ?)`, []any{destination}, &n)
+	return n != 0, wrap("storage.HasSkippedDelivers", err)
+}
+
 // PruneSkippedDelivers forgets the skipped DELIVERs of convID to
 // destination below seq, once destination accepted seq.
 func (t *Tx) PruneSkippedDelivers(convID, destination string, seq uint64) error {

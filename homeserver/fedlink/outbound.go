@@ -42,13 +42,17 @@ func (f *Link) Batch(ctx context.Context, dest string, limit int) ([]federation.
 		if err != nil {
 			return err
 		}
+		skipped, err := tx.HasSkippedDelivers(dest)
+		if err != nil {
+			return err
+		}
 		out = make([]federation.Queued, 0, len(rows))
 		for _, r := range rows {
 			env := &fedwire.Envelope{}
 			if err := proto.Unmarshal(r.Envelope, env); err != nil {
 				return fmt.Errorf("queued envelope %d: %w", r.ID, err)
 			}
-			if inOrder(env) {
+			if skipped && inOrder(env) {
 				// A DELIVER before it that dest will never get (expired or
 				// refused for good) is not waited for: it names the one
 				// before the skipped ones.
@@ -87,11 +91,15 @@ func (f *Link) Finish(ctx context.Context, dest string, done []federation.Queued
 	a := &applied{}
 	err := f.db.Write(ctx, func(tx *storage.Tx) error {
 		a.resolved = nil
+		skipped, err := tx.HasSkippedDelivers(dest)
+		if err != nil {
+			return err
+		}
 		ids := make([]int64, len(done))
 		for i, q := range done {
 			ids[i] = q.QueueID
 			r := results[i]
-			if r.Code == fedwire.Code_CODE_OK && inOrder(q.Envelope) {
+			if skipped && r.Code == fedwire.Code_CODE_OK && inOrder(q.Envelope) {
 				if err := tx.PruneSkippedDelivers(q.Envelope.ConversationId, dest, q.Envelope.ConversationSeq); err != nil {
 					return err
 				}
