@@ -146,6 +146,19 @@ func TestHistoryImportStalledThenResumed(t *testing.T) {
 		t.Fatalf("FollowHistory tried before the backoff passed: %v", outcomes)
 	}
 	skew.Store(int64(6 * time.Second))
+	// An attempt cut off by the command's own deadline or Ctrl-C is not a
+	// failed attempt: no longer wait, due again at once.
+	fz.freeze()
+	cut, cutNow := context.WithTimeout(ctx30(t), 100*time.Millisecond) // under the 300 ms stall time
+	tried, err := c.ResumeHistory(cut)
+	cutNow()
+	fz.unfreeze()
+	if !tried || err == nil {
+		t.Fatalf("ResumeHistory cut off by its deadline: tried %v, %v", tried, err)
+	}
+	if p, ok := c.PendingHistory(); !ok || p.Attempts != 1 || p.NextAt.After(now()) || p.LastError != "the command's time ran out" {
+		t.Fatalf("an attempt cut off by the command counted as a failure: %+v (%v)", p, ok)
+	}
 	c.FollowHistory(ctx30(t), func(err error) { outcomes = append(outcomes, err) })
 	if len(outcomes) != 1 || outcomes[0] != nil {
 		t.Fatalf("FollowHistory after the backoff: outcomes %v", outcomes)
