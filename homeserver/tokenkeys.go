@@ -60,7 +60,7 @@ func loadTokenKeys(ctx context.Context, db *storage.DB, keyDir string, key ed255
 	var next ed25519.PrivateKey
 	if keyDir != "" {
 		var err error
-		if next, err = serverkey.ReadPKCS8File(nextPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if next, err = ReadTokenKeyFile(nextPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
 	}
@@ -167,4 +167,26 @@ func (s *authority) rotateTokenKey(ctx context.Context, grace time.Duration) (ad
 	s.keysMu.Unlock()
 	s.log.Info("access-token signing key rotated", "new_key", nk.ID, "retired_key", old.ID, "valid_until", until.UTC())
 	return admin.KeyRotation{Current: nk.ID, Retired: old.ID, RetiredUntilMs: until.UnixMilli()}, nil
+}
+
+// ReadTokenKeyFile reads an access-token signing key: an Ed25519 private
+// key in a PKCS#8 PEM file (a "PRIVATE KEY" block).
+func ReadTokenKeyFile(path string) (ed25519.PrivateKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != "PRIVATE KEY" {
+		return nil, fmt.Errorf("%s: no PEM PRIVATE KEY block", path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	priv, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("%s: not an Ed25519 key", path)
+	}
+	return priv, nil
 }

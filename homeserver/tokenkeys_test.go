@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"hearth/homeserver/wire"
-	"hearth/keys/serverkey"
 	"hearth/storage"
 )
 
@@ -62,7 +61,7 @@ func TestTokenKeyRotation(t *testing.T) {
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("signing.key: %v %v", st, err)
 	}
-	newKey, err := serverkey.ReadPKCS8File(path)
+	newKey, err := ReadTokenKeyFile(path)
 	if err != nil || tokenKeyID(newKey) != rot.Current {
 		t.Fatalf("signing.key holds %v (%v), want %s", newKey, err, rot.Current)
 	}
@@ -151,7 +150,7 @@ func TestTokenKeyRotationInterrupted(t *testing.T) {
 	if got := tokenKeyID(h.s.auth.signingKey()); got != tokenKeyID(next) {
 		t.Fatalf("signs tokens with %s, want the committed %s", got, tokenKeyID(next))
 	}
-	if k, err := serverkey.ReadPKCS8File(filepath.Join(keyDir, TokenKeyFile)); err != nil || tokenKeyID(k) != tokenKeyID(next) {
+	if k, err := ReadTokenKeyFile(filepath.Join(keyDir, TokenKeyFile)); err != nil || tokenKeyID(k) != tokenKeyID(next) {
 		t.Fatalf("signing.key after finishing: %v", err)
 	}
 }

@@ -394,7 +394,7 @@ func defaultServerDir() (string, error) {
 // createSigningKey writes a new Ed25519 key unless one exists.
 func createSigningKey(path string) error {
 	if _, err := os.Stat(path); err == nil {
-		_, err := serverkey.ReadPKCS8File(path)
+		_, err := homeserver.ReadTokenKeyFile(path)
 		return err
 	}
 	_, priv, err := ed25519.GenerateKey(rand.Reader)

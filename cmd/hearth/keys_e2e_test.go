@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"hearth/homeserver"
 	"hearth/homeserver/wire"
 	"hearth/keys/serverkey"
 )
@@ -48,7 +49,7 @@ func TestKeyRotationCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := startServe(t, dir, nil, "--dir", dir)
-	legacy, err := serverkey.ReadPKCS8File(filepath.Join(dir, signingKeyFile))
+	legacy, err := homeserver.ReadTokenKeyFile(filepath.Join(dir, signingKeyFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +92,7 @@ func TestKeyRotationCommands(t *testing.T) {
 	if m == nil || m[2] != string(serverkey.IDOf(oldToken.Public().(ed25519.PublicKey))) {
 		t.Fatalf("token-key rotate printed %q", out)
 	}
-	newToken, err := serverkey.ReadPKCS8File(filepath.Join(dir, signingKeyFile))
+	newToken, err := homeserver.ReadTokenKeyFile(filepath.Join(dir, signingKeyFile))
 	if err != nil || string(serverkey.IDOf(newToken.Public().(ed25519.PublicKey))) != m[1] {
 		t.Fatalf("signing.key after rotation: %v", err)
 	}

@@ -25,7 +25,6 @@ import (
 	"hearth/homeserver/metrics"
 	"hearth/homeserver/transport"
 	"hearth/homeserver/webui"
-	"hearth/keys/serverkey"
 	"hearth/storage"
 )
 
@@ -147,7 +146,7 @@ func runServer(ctx context.Context, dir, listen, metricsFlag string, log *slog.L
 	addrPath := filepath.Join(dir, addrFile)
 	os.Remove(addrPath)
 
-	key, err := serverkey.ReadPKCS8File(filepath.Join(dir, signingKeyFile))
+	key, err := homeserver.ReadTokenKeyFile(filepath.Join(dir, signingKeyFile))
 	if err != nil {
 		return fmt.Errorf("signing key: %w", err)
 	}
