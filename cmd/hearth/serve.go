@@ -274,8 +274,20 @@ func runServer(ctx context.Context, dir, listen, metricsFlag string, log *slog.L
 		}
 	}
 	sdNotify("STOPPING=1")
+	// A backstop: the server ends on SIGINT/SIGTERM even if some part of
+	// the shutdown hangs (seen under load with a stream that never ended).
+	// Nothing acknowledged is lost: every acknowledged write is committed.
+	// The timer is never stopped: the process exits when serve returns.
+	time.AfterFunc(shutdownLimit, func() {
+		log.Error("shutdown did not finish in time; exiting without waiting further", "limit", shutdownLimit)
+		os.Exit(1)
+	})
 	return shutdownServer(hs, tr, adm, serveErr, log)
 }
+
+// shutdownLimit bounds the whole shutdown (shutdownServer, then the
+// deferred closes of the database and the lock) after a signal.
+const shutdownLimit = 3*shutdownGrace + 5*time.Second
 
 // shutdownServer ends sessions first: the homeserver tells every client it
 // is going away (SessionClosed, UNAVAILABLE) and closes its stream, then the
