@@ -27,6 +27,7 @@ type benchEnv struct {
 	perSocket int
 	dialConc  int
 	forceWS   bool
+	transport string // --transport: auto, quic, webtransport (default), websocket
 	verbose   bool
 	cpuprof   string
 	via       string // impairment relay spec (bench_via.go)
@@ -55,13 +56,16 @@ fsyncs do not stand in for the server's; the report says where they were.`,
 	f.StringVar(&e.profiles, "profiles", "", "folder for the simulated devices' profiles (default: a new folder in /dev/shm, else the temp folder)")
 	f.BoolVar(&e.keep, "keep-profiles", false, "keep the profiles folder after the run")
 	f.IntVar(&e.parallel, "parallel", 8, "concurrent logins and warm-ups during setup")
-	f.IntVar(&e.perSocket, "per-socket", 64, "QUIC connections sharing one UDP socket")
+	f.IntVar(&e.perSocket, "per-socket", 64, "QUIC connections sharing one UDP socket; 1: a socket per connection, as `hearth chat` dials "+
+		"(the default with --via rebind=…: connections sharing a socket follow only two or three NAT rebindings, docs/benchmarks.md)")
 	f.IntVar(&e.dialConc, "dial-concurrency", 32, "dial attempts in flight at most (failed dials are retried with backoff)")
-	f.BoolVar(&e.forceWS, "websocket", false, "use the WebSocket (TCP) transport instead of WebTransport (never a fallback: without it every session is WebTransport or the run fails)")
+	f.BoolVar(&e.forceWS, "websocket", false, "use the WebSocket (TCP) transport instead of WebTransport; the same as --transport websocket")
+	f.StringVar(&e.transport, "transport", "", "the devices' transport: webtransport (default), quic (native QUIC, ALPN hearth/1, 0-RTT), websocket, "+
+		"or auto (as `hearth chat`: native QUIC, the WebSocket raced after 300 ms); never a fallback but with auto: a session on another transport fails the run")
 	f.BoolVar(&e.verbose, "verbose", false, "log client events to stderr")
 	f.StringVar(&e.cpuprof, "cpuprofile", "", "write this process's CPU profile (the client side) to FILE")
 	f.StringVar(&e.via, "via", "", `reach the (loopback) server through an impairment relay, e.g. "loss=5%,rtt=200ms,blackout=2s/6s,seed=18" (keys: loss dup reorder delay rtt jitter blackout rebind rate seed udp=blocked; docs/benchmarks.md)`)
-	cmd.AddCommand(newBenchPairsCmd(e), newBenchBacklogCmd(e), newBenchIdleCmd(e), newBenchGroupCmd(e), newBenchFederationCmd(e))
+	cmd.AddCommand(newBenchPairsCmd(e), newBenchBacklogCmd(e), newBenchIdleCmd(e), newBenchGroupCmd(e), newBenchFederationCmd(e), newBenchMediaCmd(e))
 	return cmd
 }
 
@@ -70,6 +74,10 @@ fsyncs do not stand in for the server's; the report says where they were.`,
 func (e *benchEnv) run(cmd *cobra.Command, w func(ctx context.Context, f, remote *loadgen.Fleet) (*loadgen.Report, error)) error {
 	ctx, cancel := signalContext(cmd.Context())
 	defer cancel()
+	choice, err := benchTransport(e.transport, e.forceWS)
+	if err != nil {
+		return err
+	}
 	if err := e.target.resolve(ctx); err != nil {
 		return err
 	}
@@ -88,7 +96,11 @@ func (e *benchEnv) run(cmd *cobra.Command, w func(ctx context.Context, f, remote
 		return err
 	}
 	defer cleanup()
-	dialer := newBenchDialer(e.perSocket, e.forceWS)
+	perSocket := e.perSocket
+	if via != nil && via.rebinds && !cmd.Flags().Changed("per-socket") {
+		perSocket = 1 // see newBenchDialer: shared sockets do not survive many rebindings
+	}
+	dialer := newBenchDialer(perSocket, choice)
 	fleet, err := e.fleet(&e.target, dialer, filepath.Join(dir, "home"))
 	if err != nil {
 		return err
@@ -117,6 +129,8 @@ func (e *benchEnv) run(cmd *cobra.Command, w func(ctx context.Context, f, remote
 		return err
 	}
 	rep.Params["server"] = e.target.server
+	rep.Params["transport"] = choice
+	rep.Params["per_socket"] = perSocket
 	rep.Params["profiles"] = dir
 	rep.Params["profiles_on_tmpfs"] = onTmpfs(dir)
 	rep.Transports = dialer.counts()
@@ -302,5 +316,23 @@ func newBenchFederationCmd(e *benchEnv) *cobra.Command {
 	cmd.Flags().StringVar(&e.remote.dir, "remote-dir", "", "data folder of the second server")
 	cmd.Flags().StringVar(&e.remote.server, "remote-server", "", "HOST:PORT of the second server (default: its serve.addr)")
 	cmd.Flags().StringVar(&e.remote.ca, "remote-ca", "", "CA of the second server (default: its ca.pem)")
+	return cmd
+}
+
+func newBenchMediaCmd(e *benchEnv) *cobra.Command {
+	var p loadgen.MediaParams
+	cmd := &cobra.Command{
+		Use:   "media",
+		Short: "upload and download throughput: one user sends --files files of --file-size bytes, the other downloads each",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return e.run(cmd, func(ctx context.Context, f, _ *loadgen.Fleet) (*loadgen.Report, error) {
+				return loadgen.Media(ctx, f, p)
+			})
+		},
+	}
+	cmd.Flags().Int64Var(&p.Size, "file-size", 4<<20, "plaintext bytes per file")
+	cmd.Flags().IntVar(&p.Files, "files", 3, "files sent one after the other")
+	cmd.Flags().DurationVar(&p.Timeout, "timeout", 5*time.Minute, "longest one file may take (upload, delivery, download)")
 	return cmd
 }

@@ -45,27 +45,45 @@ func TestBenchIdleTransport(t *testing.T) {
 }
 
 // TestBenchCheckTransport: a run with any session on another transport
-// than the one asked for fails, naming the counts.
+// than the one asked for fails, naming the counts; auto accepts any mix.
+// --transport and --websocket resolve to one choice, webtransport by
+// default; a contradiction or an unknown name is refused.
 func TestBenchCheckTransport(t *testing.T) {
-	skipShort(t)
 	for _, tc := range []struct {
-		forceWS bool
-		counts  map[string]int
-		fail    bool
+		choice string
+		counts map[string]int
+		fail   bool
 	}{
-		{false, map[string]int{"webtransport": 10}, false},
-		{false, map[string]int{"webtransport": 9, "websocket": 1}, true},
-		{true, map[string]int{"websocket": 10}, false},
-		{true, map[string]int{"websocket": 10, "webtransport": 1}, true},
+		{"webtransport", map[string]int{"webtransport": 10}, false},
+		{"webtransport", map[string]int{"webtransport": 9, "websocket": 1}, true},
+		{"websocket", map[string]int{"websocket": 10}, false},
+		{"websocket", map[string]int{"websocket": 10, "webtransport": 1}, true},
+		{"quic", map[string]int{"quic": 10}, false},
+		{"quic", map[string]int{"quic": 9, "webtransport": 1}, true},
+		{"auto", map[string]int{"quic": 9, "websocket": 1}, false},
 	} {
-		d := newBenchDialer(64, tc.forceWS)
+		d := newBenchDialer(64, tc.choice)
 		d.protocols = tc.counts
 		err := d.checkTransport()
 		if (err != nil) != tc.fail {
-			t.Errorf("forceWS %v, %v: error %v, want failure %v", tc.forceWS, tc.counts, err, tc.fail)
+			t.Errorf("%s, %v: error %v, want failure %v", tc.choice, tc.counts, err, tc.fail)
 		}
 		if err != nil && !strings.Contains(err.Error(), "not the requested") {
 			t.Errorf("error %q does not say what was requested", err)
+		}
+	}
+	for _, tc := range []struct {
+		flag    string
+		forceWS bool
+		want    string // "" : refused
+	}{
+		{"", false, "webtransport"}, {"", true, "websocket"}, {"websocket", true, "websocket"},
+		{"quic", false, "quic"}, {"auto", false, "auto"}, {"webtransport", false, "webtransport"},
+		{"quic", true, ""}, {"carrier-pigeon", false, ""},
+	} {
+		got, err := benchTransport(tc.flag, tc.forceWS)
+		if got != tc.want || (err != nil) != (tc.want == "") {
+			t.Errorf("--transport %q --websocket=%v: %q, %v; want %q", tc.flag, tc.forceWS, got, err, tc.want)
 		}
 	}
 }

@@ -106,15 +106,46 @@ func (t *benchTarget) stages(ctx context.Context) (map[string]admin.Histogram, e
 // session got, so that a silent fallback to the WebSocket is reported.
 type benchDialer struct {
 	pool      *transport.SocketPool
-	forceWS   bool
+	choice    string // a transport choice of `chat --transport`: auto, quic, webtransport, websocket
 	mu        sync.Mutex
 	roots     map[string]*x509.CertPool
 	protocols map[string]int
 }
 
-func newBenchDialer(perSocket int, forceWS bool) *benchDialer {
-	return &benchDialer{pool: transport.NewSocketPool(perSocket), forceWS: forceWS,
-		roots: map[string]*x509.CertPool{}, protocols: map[string]int{}}
+// newBenchDialer returns a dialer for choice (benchTransport checked it)
+// that puts perSocket QUIC connections on each UDP socket. With perSocket
+// 1 each connection gets a socket of its own the way `hearth chat` dials
+// (quic-go's single-use dial, zero-length connection IDs), the only way a
+// connection follows every NAT rebinding: connections sharing a socket
+// carry connection IDs, and quic-go's server (v0.64) spends one of the
+// client's IDs on each migration and never gives it back, so it follows
+// such a connection through at most two or three address changes
+// (quic-go issue 5814), then sends to the dead address until the idle
+// timeout.
+func newBenchDialer(perSocket int, choice string) *benchDialer {
+	d := &benchDialer{choice: choice, roots: map[string]*x509.CertPool{}, protocols: map[string]int{}}
+	if perSocket > 1 {
+		d.pool = transport.NewSocketPool(perSocket)
+	}
+	return d
+}
+
+// benchTransport resolves `bench --transport` and the older `--websocket`
+// to one choice; the default is WebTransport, what earlier figures used.
+func benchTransport(choice string, forceWS bool) (string, error) {
+	switch {
+	case forceWS && choice != "" && choice != transportWebSocket:
+		return "", fmt.Errorf("--websocket and --transport %s contradict each other", choice)
+	case forceWS:
+		return transportWebSocket, nil
+	case choice == "":
+		return transportWebTransport, nil
+	}
+	switch choice {
+	case transportAuto, transportQUIC, transportWebTransport, transportWebSocket:
+		return choice, nil
+	}
+	return "", fmt.Errorf("unknown --transport %q: want auto, quic, webtransport or websocket", choice)
 }
 
 var _ client.DialFunc = (*benchDialer)(nil).dial
@@ -124,10 +155,22 @@ func (d *benchDialer) dial(ctx context.Context, addr, caPath string) (io.ReadWri
 	if err != nil {
 		return nil, err
 	}
-	// Never a silent fallback: a WebTransport dial that fails is retried
-	// by the fleet (dial_retries), not replaced by a WebSocket session.
-	c, err := transport.Dial(ctx, addr, transport.DialOptions{RootCAs: roots, Sockets: d.pool,
-		ForceWebSocket: d.forceWS, WebTransportOnly: !d.forceWS, QUICTimeout: 10 * time.Second})
+	// Never a silent fallback (but with auto): a QUIC dial that fails is
+	// retried by the fleet (dial_retries), not replaced by a WebSocket
+	// session.
+	opts := transport.DialOptions{RootCAs: roots, QUICTimeout: 10 * time.Second}
+	if d.pool != nil { // a nil *SocketPool in the interface would not be nil
+		opts.Sockets = d.pool
+	}
+	switch d.choice {
+	case transportQUIC:
+		opts.QUICOnly = true
+	case transportWebTransport:
+		opts.WebTransportOnly = true
+	case transportWebSocket:
+		opts.ForceWebSocket = true
+	}
+	c, err := transport.Dial(ctx, addr, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -166,10 +209,12 @@ func (d *benchDialer) counts() map[string]int {
 
 // checkTransport returns an error when any session used another transport
 // than the one asked for: figures of a mixed run would be mislabelled.
+// With auto any mix is what was asked for (the report counts them).
 func (d *benchDialer) checkTransport() error {
-	want := transport.ProtocolWebTransport
-	if d.forceWS {
-		want = transport.ProtocolWebSocket
+	want := map[string]string{transportQUIC: transport.ProtocolQUIC, transportWebTransport: transport.ProtocolWebTransport,
+		transportWebSocket: transport.ProtocolWebSocket}[d.choice]
+	if want == "" {
+		return nil
 	}
 	counts := d.counts()
 	for p, n := range counts {

@@ -15,6 +15,7 @@ import (
 type benchVia struct {
 	spec     string
 	upstream string
+	rebinds  bool // the spec changes the client's port (rebind=)
 	udp      *impair.UDP
 	tcp      *impair.TCP
 }
@@ -31,7 +32,7 @@ func startVia(spec string, t *benchTarget) (*benchVia, error) {
 		return nil, fmt.Errorf("--via: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	v := &benchVia{spec: spec, upstream: t.server}
+	v := &benchVia{spec: spec, upstream: t.server, rebinds: udpCfg.Rebind > 0}
 	if v.udp, err = impair.NewUDP(u, t.server, udpCfg, log); err != nil {
 		u.Close()
 		l.Close()
@@ -51,6 +52,7 @@ func (v *benchVia) report(rep *loadgen.Report) {
 	rep.Params["via"] = v.spec
 	rep.Params["via_upstream"] = v.upstream
 	u, c := v.udp.Stats(), v.tcp.Stats()
+	rep.Params["via_flows"], rep.Params["via_rebinds"], rep.Params["via_tcp_connections"] = u.Flows, u.Rebinds, c.Flows
 	rep.Notes = append(rep.Notes, fmt.Sprintf("via relay: UDP up %d datagrams (%d lost, %d blackholed), down %d (%d lost, %d blackholed), %d flows, %d rebinds; %d TCP connections",
 		u.Up.PacketsIn, u.Up.Dropped, u.Up.Blackholed, u.Down.PacketsIn, u.Down.Dropped, u.Down.Blackholed, u.Flows, u.Rebinds, c.Flows))
 }

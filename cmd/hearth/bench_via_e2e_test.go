@@ -46,3 +46,40 @@ func TestBenchPairsVia(t *testing.T) {
 		t.Errorf("bad --via: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestBenchViaRebinding: `bench pairs --via 'rtt=40ms,rebind=300ms'`
+// (the client's port changes every 300 ms) sets up and delivers every
+// message exactly once over the sessions it opened first: none is lost and
+// dialled again although each lives through many rebindings. Sessions
+// sharing a UDP socket (the bench's pool before it gave each session its
+// own socket under rebind=) carry connection IDs, and quic-go's server
+// follows such a connection through two or three address changes only:
+// the logins timed out ("no recent network activity").
+func TestBenchViaRebinding(t *testing.T) {
+	parallelE2E(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	mustHearth(t, "", "init", "--dir", dir, "--domain", "localhost", "--listen", "127.0.0.1:0")
+	startServe(t, dir, nil, "--dir", dir)
+
+	const users = 2
+	rep := benchJSON(t, dir, "--via", "rtt=40ms,rebind=300ms,seed=18", "pairs", "--users", "2", "--rate", "4", "--duration", "3s", "--drain", "20s")
+	sent, acked, delivered := num(t, rep, "sent"), num(t, rep, "acked"), num(t, rep, "delivered")
+	if sent < 8 || acked != sent || delivered != acked {
+		t.Errorf("sent %v acked %v delivered %v: want all acknowledged and delivered", sent, acked, delivered)
+	}
+	if l, d := num(t, rep, "lost"), num(t, rep, "duplicates"); l != 0 || d != 0 {
+		t.Errorf("lost %v duplicates %v, want 0", l, d)
+	}
+	params, _ := rep["params"].(map[string]any)
+	sessions := 0.0
+	for _, n := range rep["sessions_by_transport"].(map[string]any) {
+		sessions += n.(float64)
+	}
+	rebinds := num(t, rep, "params.via_rebinds")
+	// Each device opens 3 sessions (login, its client, its receiver) and
+	// keeps them; a session lost to a rebinding would be dialled again.
+	if params["per_socket"] != 1.0 || sessions > 3*users || rebinds < 5*sessions {
+		t.Errorf("per_socket %v, %v sessions, %v rebinds: want 1 socket per session, at most %d sessions living through ≥ 5 rebindings each",
+			params["per_socket"], sessions, rebinds, 3*users)
+	}
+}

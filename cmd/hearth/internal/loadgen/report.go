@@ -46,6 +46,7 @@ type Report struct {
 
 	Backlog *BacklogFigures `json:"backlog,omitempty"`
 	Idle    *IdleFigures    `json:"idle,omitempty"`
+	Media   *MediaFigures   `json:"media,omitempty"`
 
 	DialRetries int64 `json:"dial_retries"`
 	// Transports counts the sessions opened by transport ("webtransport",
@@ -141,6 +142,12 @@ func (r *Report) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "         %.1f KB per session (vs before setup), %.1f KB (vs baseline); CPU %.1f µs per session-second\n",
 			i.KBPerSession, i.KBPerSessionBase, i.CPUPerSessionUs)
 	}
+	if m := r.Media; m != nil {
+		fmt.Fprintf(w, "media    %d files of %d bytes (%d encrypted): upload %.2f MB/s, download %.2f MB/s\n",
+			m.Files, m.FileBytes, m.SealedBytes, m.UploadMBps, m.DownloadMBps)
+		writeSeconds(w, "upload  ", m.Upload)
+		writeSeconds(w, "download", m.Download)
+	}
 	if s := r.Server; s != nil {
 		writeProc(w, "server  ", *s)
 	}
@@ -158,6 +165,10 @@ func (r *Report) WriteText(w io.Writer) {
 func writeLatency(w io.Writer, name string, l Latency) {
 	fmt.Fprintf(w, "%s p50 %.2fms  p90 %.2fms  p99 %.2fms  p99.9 %.2fms  max %.2fms  (n=%d)\n",
 		name, l.P50, l.P90, l.P99, l.P999, l.Max, l.Count)
+}
+
+func writeSeconds(w io.Writer, name string, l Latency) {
+	fmt.Fprintf(w, "%s p50 %.2fs  max %.2fs  (n=%d)\n", name, l.P50/1000, l.Max/1000, l.Count)
 }
 
 func writeProc(w io.Writer, name string, p ProcStats) {
