@@ -83,3 +83,36 @@ func TestBenchViaRebinding(t *testing.T) {
 			params["per_socket"], sessions, rebinds, 3*users)
 	}
 }
+
+// TestBenchMedia: `bench media` sends a file from one device to the other
+// through the relay (2 % loss, RTT 20 ms) over native QUIC; the other
+// downloads it and it matches byte for byte; the report has both
+// throughputs. A bad size is refused.
+func TestBenchMedia(t *testing.T) {
+	parallelE2E(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	mustHearth(t, "", "init", "--dir", dir, "--domain", "localhost", "--listen", "127.0.0.1:0")
+	startServe(t, dir, nil, "--dir", dir)
+
+	rep := benchJSON(t, dir, "--transport", "quic", "--via", "loss=2%,rtt=20ms,seed=18", "media", "--file-size", "300000", "--files", "2")
+	if f, d, e := num(t, rep, "media.files"), num(t, rep, "delivered"), num(t, rep, "send_errors"); f != 2 || d != 2 || e != 0 {
+		t.Errorf("media files %v, delivered %v, errors %v; want 2, 2, 0", f, d, e)
+	}
+	if s := num(t, rep, "media.sealed_bytes"); s <= 300000 {
+		t.Errorf("sealed bytes %v, want more than the plaintext", s)
+	}
+	if u, d := num(t, rep, "media.upload_mb_per_second"), num(t, rep, "media.download_mb_per_second"); u <= 0 || d <= 0 {
+		t.Errorf("throughput up %v, down %v MB/s", u, d)
+	}
+	if n := num(t, rep, "media.upload.count"); n != 2 {
+		t.Errorf("%v upload timings, want 2", n)
+	}
+	tr, _ := rep["sessions_by_transport"].(map[string]any)
+	if len(tr) != 1 || tr["quic"] == nil {
+		t.Errorf("sessions by transport %v, want native QUIC only", tr)
+	}
+	r := hearth(t, nil, "", "bench", "--dir", dir, "media", "--file-size", "0")
+	if r.code == 0 || !strings.Contains(r.stderr, "file size") {
+		t.Errorf("--file-size 0: exit %d, stderr %q", r.code, r.stderr)
+	}
+}

@@ -122,7 +122,7 @@ func (r *Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "workload %s  run %s  params %v\n", r.Workload, r.Run, r.Params)
 	fmt.Fprintf(w, "machine  %d cpus  %s  %s  load %v -> %v\n", r.Machine.NumCPU, r.Machine.Model, r.Machine.GoVersion, r.Machine.LoadStart, r.Machine.LoadEnd)
 	fmt.Fprintf(w, "setup    %.1fs  measured %.2fs\n", r.Setup, r.Seconds)
-	if r.Sent > 0 || r.Delivered > 0 {
+	if r.Media == nil && (r.Sent > 0 || r.Delivered > 0) {
 		fmt.Fprintf(w, "messages sent %d  acked %d  delivered %d  lost %d  duplicates %d  out of order %d  unacked %d  send errors %d  foreign %d\n",
 			r.Sent, r.Acked, r.Delivered, r.Lost, r.Duplicates, r.OutOfOrder, r.Unacked, r.SendErrors, r.Foreign)
 		fmt.Fprintf(w, "rates    sent %.0f/s  acked %.0f/s  delivered %.0f/s\n", r.SentRate, r.AckedRate, r.DelivRate)
@@ -143,8 +143,8 @@ func (r *Report) WriteText(w io.Writer) {
 			i.KBPerSession, i.KBPerSessionBase, i.CPUPerSessionUs)
 	}
 	if m := r.Media; m != nil {
-		fmt.Fprintf(w, "media    %d files of %d bytes (%d encrypted): upload %.2f MB/s, download %.2f MB/s\n",
-			m.Files, m.FileBytes, m.SealedBytes, m.UploadMBps, m.DownloadMBps)
+		fmt.Fprintf(w, "media    %d of %d files of %d bytes (%d encrypted) moved intact: upload %.2f MB/s, download %.2f MB/s\n",
+			m.Files, r.Sent+r.SendErrors, m.FileBytes, m.SealedBytes, m.UploadMBps, m.DownloadMBps)
 		writeSeconds(w, "upload  ", m.Upload)
 		writeSeconds(w, "download", m.Download)
 	}
