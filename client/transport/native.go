@@ -99,7 +99,7 @@ const wsFallbackTimeout = 10 * time.Second
 // Closing follows the WebTransport rule (wtConn): FIN, read to the
 // server's FIN (at most lingerTimeout), then close the connection.
 type nativeConn struct {
-	qc      *quic.Conn
+	qc      *quic.Conn    // guarded by mu once the dial returned (adopt replaces it)
 	owner   *Conn         // set while early: settle updates its facts
 	settled chan struct{} // closed once the stream is final
 
@@ -194,15 +194,33 @@ func (c *nativeConn) SendDatagram(b []byte) error {
 	if ws := c.moved(); ws != nil {
 		return ErrNoDatagrams
 	}
-	return c.qc.SendDatagram(b)
+	return c.conn().SendDatagram(b)
 }
 
 // ReceiveDatagram returns the next datagram from the server.
+// After a redial (adopt) it goes on on the new connection.
 func (c *nativeConn) ReceiveDatagram(ctx context.Context) ([]byte, error) {
-	if ws := c.moved(); ws != nil {
-		return nil, ErrNoDatagrams
+	for {
+		if ws := c.moved(); ws != nil {
+			return nil, ErrNoDatagrams
+		}
+		qc := c.conn()
+		b, err := qc.ReceiveDatagram(ctx)
+		if err != nil && ctx.Err() == nil {
+			<-c.settled
+			if c.conn() != qc && c.failed() == nil {
+				continue
+			}
+		}
+		return b, err
 	}
-	return c.qc.ReceiveDatagram(ctx)
+}
+
+// conn is the QUIC connection the stream is on now (adopt may change it).
+func (c *nativeConn) conn() *quic.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.qc
 }
 
 func (c *nativeConn) moved() *Conn {
@@ -228,7 +246,7 @@ func (c *nativeConn) Close() error {
 			str.SetReadDeadline(time.Now().Add(lingerTimeout))
 			io.Copy(io.Discard, str)
 		}
-		c.qc.CloseWithError(0, "")
+		c.conn().CloseWithError(0, "")
 	})
 	return nil
 }
@@ -241,7 +259,7 @@ func (c *nativeConn) settledOrNow() <-chan struct{} {
 		return c.settled
 	default:
 	}
-	c.qc.CloseWithError(0, "")
+	c.conn().CloseWithError(0, "")
 	return c.settled
 }
 
@@ -249,14 +267,23 @@ func (c *nativeConn) settledOrNow() <-chan struct{} {
 // final: the same stream when the server accepted 0-RTT; a new stream
 // with the record written on it when it rejected it; or, with a fallback,
 // the WebSocket when the handshake has not completed within RaceDelay and
-// the WebSocket connected first. Without a fallback, or when both fail, a
-// handshake that has not completed within QUICTimeout fails the stream.
+// the WebSocket connected first. Without a fallback (QUICOnly) a handshake
+// that failed or has not completed within QUICTimeout is dialled again,
+// without 0-RTT, and the record written there (adopt): a handshake can
+// fail where a later one works (the client's port changed during it, and
+// the server answers handshake packets at the first address). When that
+// fails too, the stream fails.
 func (c *nativeConn) settle(addr string, opts DialOptions, fallback func(context.Context) (*Conn, error)) {
 	defer close(c.settled)
 	giveUp := time.NewTimer(opts.QUICTimeout)
 	defer giveUp.Stop()
+	redial := fallback == nil
+	fbName := "websocket"
+	if redial {
+		fallback, fbName = c.redialer(addr, opts), "quic again"
+	}
 	var race <-chan time.Time
-	if fallback != nil && opts.RaceDelay > 0 {
+	if !redial && opts.RaceDelay > 0 {
 		t := time.NewTimer(opts.RaceDelay)
 		defer t.Stop()
 		race = t.C
@@ -308,7 +335,11 @@ func (c *nativeConn) settle(addr string, opts DialOptions, fallback func(context
 			startWS()
 		case r := <-wsDone:
 			if r.err == nil {
-				c.moveTo(r.c, addr, opts)
+				if redial {
+					c.adopt(r.c)
+				} else {
+					c.moveTo(r.c, addr, opts)
+				}
 				return
 			}
 			wsErr = r.err
@@ -319,7 +350,7 @@ func (c *nativeConn) settle(addr string, opts DialOptions, fallback func(context
 			c.setFail(fmt.Errorf("%w: quic: %w", io.ErrUnexpectedEOF, quicErr))
 			return
 		case wsErr != nil:
-			c.setFail(fmt.Errorf("%w: quic: %w; websocket: %w", io.ErrUnexpectedEOF, quicErr, wsErr))
+			c.setFail(fmt.Errorf("%w: quic: %w; %s: %w", io.ErrUnexpectedEOF, quicErr, fbName, wsErr))
 			return
 		}
 	}
@@ -392,10 +423,64 @@ func (c *nativeConn) moveTo(ws *Conn, addr string, opts DialOptions) {
 	c.owner.setRetryQUIC(quicBlockedFor + retryMargin)
 }
 
+// redialer returns settle's fallback for QUICOnly: a native dial without
+// 0-RTT (no session ticket), which returns once its handshake completed,
+// within QUICTimeout.
+func (c *nativeConn) redialer(addr string, opts DialOptions) func(context.Context) (*Conn, error) {
+	return func(ctx context.Context) (*Conn, error) {
+		ctx, cancel := context.WithTimeout(ctx, opts.QUICTimeout)
+		defer cancel()
+		o := opts
+		o.SessionCache = noTickets{}
+		return dialNative(ctx, addr, o, nil, nil)
+	}
+}
+
+// adopt makes the stream of n, a native connection dialled again after
+// the 0-RTT connection's handshake failed, the stream: the record is
+// written there, and reads, writes and datagrams go there. The failed
+// connection never completed its handshake, so the server acted on none
+// of the requests it may have held but the replay-safe ones.
+func (c *nativeConn) adopt(n *Conn) {
+	nn, ok := n.rwc.(*nativeConn)
+	if !ok || c.closing.Load() {
+		n.Close()
+		c.setFail(net.ErrClosed)
+		return
+	}
+	c.qc.CloseWithError(0, "handshake failed; dialled again") // fails writes on the old stream, releasing wmu
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.mu.Lock()
+	rec := c.rec
+	c.rec = nil
+	c.mu.Unlock()
+	if len(rec) > 0 {
+		if _, err := nn.str.Write(rec); err != nil {
+			n.Close()
+			c.setFail(fmt.Errorf("%w: resend after dialling again: %w", io.ErrUnexpectedEOF, err))
+			return
+		}
+	}
+	c.mu.Lock()
+	c.qc, c.str, c.early = nn.qc, nn.str, false
+	c.mu.Unlock()
+	// Its 0-RTT data was not used: counted like a rejection.
+	c.owner.settle(ProtocolQUIC, 1, false, true)
+}
+
+// noTickets is a session cache that holds nothing: a dial with it makes a
+// full handshake (no 0-RTT).
+type noTickets struct{}
+
+func (noTickets) Get(string) (*tls.ClientSessionState, bool) { return nil, false }
+func (noTickets) Put(string, *tls.ClientSessionState)        {}
+
 func (c *nativeConn) setFail(err error) {
 	c.mu.Lock()
 	c.fail = err
 	c.early = false
+	qc := c.qc
 	c.mu.Unlock()
-	c.qc.CloseWithError(0, "")
+	qc.CloseWithError(0, "")
 }

@@ -362,3 +362,41 @@ func TestNativeZeroRTTServerGone(t *testing.T) {
 		t.Fatal("the 0-RTT stream to a gone server still waits after 5 s")
 	}
 }
+
+// TestNativeZeroRTTDialsAgain: with QUICOnly (no WebSocket to move to), a
+// 0-RTT connection whose handshake does not complete within QUICTimeout
+// (here: UDP dropped, then back) is dialled again without 0-RTT and what
+// was written goes there: the ping is answered once, on a native QUIC
+// connection with a full handshake.
+func TestNativeZeroRTTDialsAgain(t *testing.T) {
+	ts := startServer(t, pingServer{}, false)
+	relay := newTestRelay(t, ts.addr)
+	opts := DialOptions{RootCAs: ts.roots, ServerName: "127.0.0.1", SessionCache: tls.NewLRUClientSessionCache(4),
+		QUICOnly: true, QUICTimeout: 2 * time.Second, memo: &fallbackMemo{now: time.Now}}
+	c, err := Dial(testCtx(t), relay.addr, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ping(t, c, 1)
+	c.Close()
+
+	relay.dropUDP.Store(true)
+	c, err = Dial(testCtx(t), relay.addr, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	conn := c.(*Conn)
+	if conn.HandshakeRoundTrips() != 0 {
+		t.Fatalf("handshake %d, want a 0-RTT attempt", conn.HandshakeRoundTrips())
+	}
+	// Back after the first handshake was given up (QUICTimeout), while
+	// the second one retries its first packet.
+	time.AfterFunc(opts.QUICTimeout+300*time.Millisecond, func() { relay.dropUDP.Store(false) })
+	ping(t, c, 2)
+	ping(t, c, 3)
+	if conn.Protocol() != ProtocolQUIC || conn.HandshakeRoundTrips() != 1 || !conn.EarlyRejected() || conn.Raced() {
+		t.Errorf("after dialling again: %s handshake %d rejected %v raced %v; want quic, 1, true, false",
+			conn.Protocol(), conn.HandshakeRoundTrips(), conn.EarlyRejected(), conn.Raced())
+	}
+}
