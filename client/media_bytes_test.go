@@ -1,0 +1,60 @@
+package client_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"testing"
+
+	"hearth/client"
+	"hearth/homeserver/wire"
+)
+
+// TestQueueBytes: a file handed over as bytes (the web client's upload)
+// reaches bob with its name, guessed type and SHA-256, and fetches
+// byte-identical; a bad name or recipient is refused and queues nothing.
+func TestQueueBytes(t *testing.T) {
+	ts := client.NewTestServer(t, "a.example")
+	const pw = "correct horse battery"
+	A, B := ts.AddUser(t, "alice", pw), ts.AddUser(t, "bob", pw)
+	alice, bob := newDev(t, ts, A), newDev(t, ts, B)
+	alice.login(pw)
+	bob.login(pw)
+
+	file := make([]byte, 600<<10+7)
+	rand.Read(file)
+	id, err := alice.c.QueueBytes(ctx30(t), B, "photo.png", "", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.c.Flush(ctx30(t), id); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(file)
+	got := receiveAll(t, bob)
+	if len(got) != 1 || got[0].ID != id || got[0].Media == nil {
+		t.Fatalf("bob received %+v", got)
+	}
+	ref := *got[0].Media
+	if ref.Name != "photo.png" || ref.Type != "image/png" || ref.Size != int64(len(file)) || ref.PlainSHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("reference %+v", ref)
+	}
+	var out bytes.Buffer
+	if err := bob.c.FetchMedia(ctx30(t), ref, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Bytes(), file) {
+		t.Fatal("fetched file differs")
+	}
+	for _, c := range []struct{ to, name string }{{B, "a/b.png"}, {B, ""}, {"", "x.png"}, {"nobody", "x.png"}} {
+		if _, err := alice.c.QueueBytes(ctx30(t), c.to, c.name, "", file); err == nil {
+			t.Errorf("to %q name %q: accepted", c.to, c.name)
+		} else if c.to != "nobody" && !wire.Is(err, wire.Code_CODE_BAD_REQUEST) {
+			t.Errorf("to %q name %q: %v, want a bad request", c.to, c.name, err)
+		}
+	}
+	if out, err := alice.c.Outbox(); err != nil || len(out) != 0 {
+		t.Fatalf("outbox after refusals: %d items, %v", len(out), err)
+	}
+}
