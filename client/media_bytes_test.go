@@ -24,7 +24,7 @@ func TestQueueBytes(t *testing.T) {
 
 	file := make([]byte, 600<<10+7)
 	rand.Read(file)
-	id, err := alice.c.QueueBytes(ctx30(t), B, "photo.png", "", file)
+	id, sent, err := alice.c.QueueBytes(ctx30(t), B, "photo.png", "", file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,6 +37,9 @@ func TestQueueBytes(t *testing.T) {
 		t.Fatalf("bob received %+v", got)
 	}
 	ref := *got[0].Media
+	if ref != sent {
+		t.Fatalf("received reference %+v, sent %+v", ref, sent)
+	}
 	if ref.Name != "photo.png" || ref.Type != "image/png" || ref.Size != int64(len(file)) || ref.PlainSHA256 != hex.EncodeToString(sum[:]) {
 		t.Fatalf("reference %+v", ref)
 	}
@@ -48,7 +51,7 @@ func TestQueueBytes(t *testing.T) {
 		t.Fatal("fetched file differs")
 	}
 	for _, c := range []struct{ to, name string }{{B, "a/b.png"}, {B, ""}, {"", "x.png"}, {"nobody", "x.png"}} {
-		if _, err := alice.c.QueueBytes(ctx30(t), c.to, c.name, "", file); err == nil {
+		if _, _, err := alice.c.QueueBytes(ctx30(t), c.to, c.name, "", file); err == nil {
 			t.Errorf("to %q name %q: accepted", c.to, c.name)
 		} else if c.to != "nobody" && !wire.Is(err, wire.Code_CODE_BAD_REQUEST) {
 			t.Errorf("to %q name %q: %v, want a bad request", c.to, c.name, err)
