@@ -31,7 +31,7 @@ func pngFile(t *testing.T, name string, w, h int) (string, []byte) {
 	img := image.NewNRGBA(image.Rect(0, 0, w, h))
 	for x := range w {
 		for y := range h {
-			img.Set(x, y, color.NRGBA{R: uint8(40 * x), G: uint8(60 * y), B: 200, A: 255})
+			img.Set(x, y, color.NRGBA{R: uint8(2 * x), G: uint8(3 * y), B: 200, A: 255})
 		}
 	}
 	var b bytes.Buffer
@@ -92,7 +92,7 @@ func webPresenceAndReceipts(t *testing.T, ctx context.Context, b1 *profile, line
 // and fetches byte-identical; an image bob sends shows inline in the page
 // (decoded from its blob: URL).
 func webFiles(t *testing.T, ctx context.Context, b1 *profile, lines <-chan map[string]any) {
-	up, upBytes := pngFile(t, "from-browser.png", 6, 4)
+	up, upBytes := pngFile(t, "from-browser.png", 96, 64)
 	run(t, ctx, "send a file", 10*time.Second, chromedp.SetUploadFiles(chromedp.ID("file"), []string{up}))
 	m := await(t, lines, "the browser's image", func(m map[string]any) bool {
 		md, ok := m["media"].(map[string]any)
@@ -109,12 +109,12 @@ func webFiles(t *testing.T, ctx context.Context, b1 *profile, lines <-chan map[s
 	}
 	// The page shows its own image too, and ✓ once sent.
 	run(t, ctx, "own image shown", 30*time.Second,
-		poll(`[...document.querySelectorAll("#messages li.msg.out .file img")].some(i => i.complete && i.naturalWidth === 6)`, 25*time.Second))
+		poll(`[...document.querySelectorAll("#messages li.msg.out .file img")].some(i => i.complete && i.naturalWidth === 96)`, 25*time.Second))
 
-	down, _ := pngFile(t, "from-terminal.png", 7, 5)
+	down, _ := pngFile(t, "from-terminal.png", 120, 80)
 	b1.must(t, "", "send", aliceAddr, "--file", down)
 	run(t, ctx, "bob's image shown", 30*time.Second,
-		poll(`[...document.querySelectorAll("#messages li.msg.in .file img")].some(i => i.complete && i.naturalWidth === 7 && i.src.startsWith("blob:"))`, 25*time.Second))
+		poll(`[...document.querySelectorAll("#messages li.msg.in .file img")].some(i => i.complete && i.naturalWidth === 120 && i.src.startsWith("blob:"))`, 25*time.Second))
 }
 
 // webGroup: the page creates a group with bob, adds carol from the

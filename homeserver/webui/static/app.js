@@ -247,7 +247,7 @@ function render() {
     const last = document.createElement("span");
     last.className = "last";
     const m = c.messages[c.messages.length - 1];
-    if (m) last.textContent = m.event ? eventText(m) : (m.outgoing ? "me: " : "") + (m.media ? "📎 " + m.media.name : m.text);
+    if (m) last.textContent = m.event ? eventText(m) : (m.outgoing ? "me: " : "") + (m.media ? "file: " + m.media.name : m.text);
     b.append(last);
     b.className = peer === state.current ? "current" : "";
     b.dataset.peer = peer;
