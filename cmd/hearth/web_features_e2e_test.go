@@ -145,7 +145,6 @@ func webGroup(t *testing.T, ctx context.Context, n *chatNet, b1 *profile, lines 
 		chromedp.SendKeys(chromedp.ID("group-add-user"), carolAddr),
 		chromedp.Click(chromedp.ID("group-add")),
 		members(aliceAddr, bobAddr, carolAddr))
-	screenshot(t, ctx, webShotsDir(t), "web-group.png")
 
 	const fromPage, fromBob, fromCarol = "hello team, from the browser", "bob to the team", "carol to the team"
 	run(t, ctx, "send to the group", 10*time.Second,
@@ -172,6 +171,7 @@ func webGroup(t *testing.T, ctx context.Context, n *chatNet, b1 *profile, lines 
 	run(t, ctx, "group replies shown", 30*time.Second,
 		poll(fmt.Sprintf(`(() => { const t = [...document.querySelectorAll("#messages li.msg.in")].map(e => e.querySelector(".meta").textContent.split(" · ")[0] + ":" + e.querySelector(".text").textContent); return t.includes(%q) && t.includes(%q) })()`,
 			bobAddr+":"+fromBob, carolAddr+":"+fromCarol), 25*time.Second))
+	screenshot(t, ctx, webShotsDir(t), "web-group.png")
 
 	run(t, ctx, "remove bob", 60*time.Second,
 		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#group-members-list li[data-user=%q] button.remove`, bobAddr))),

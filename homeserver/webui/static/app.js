@@ -68,6 +68,7 @@ function addMessage(m) {
   if (m.title) c.title = m.title;
   if (m.conversation) c.id = m.conversation;
   c.messages.push(m);
+  state.typing.delete(m.from); // a message ends its sender's typing
   if (!state.current) state.current = m.peer;
   if (m.peer !== state.current && !m.outgoing && !m.event) c.unread++;
   render();
@@ -123,8 +124,14 @@ function fileView(m) {
   if (f.type.startsWith("image/") && f.size <= inlineImage) {
     if (url) {
       const img = document.createElement("img");
-      img.src = url;
       img.alt = f.name;
+      // Keep the newest message in view once the image has its height
+      // (unless the reader scrolled up).
+      img.addEventListener("load", () => {
+        const ol = $("messages");
+        if (ol.scrollHeight - ol.scrollTop - ol.clientHeight <= img.height + 64) ol.scrollTop = ol.scrollHeight;
+      });
+      img.src = url;
       box.append(img);
     } else if (!state.fetching.has(m.id) && !state.failed.has(m.id)) {
       fetchFile(m.id, false);
