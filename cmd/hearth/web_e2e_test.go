@@ -244,8 +244,8 @@ func TestWebClientLinkAndChat(t *testing.T) {
 	screenshot(t, ctx, shots, "web-chat.png")
 	webPhone(t, ctx)
 	// Groups, and unread counts in the conversations list.
-	webGroup(t, ctx, n, b1, lines)
-	webUnread(t, ctx, b1)
+	group := webGroup(t, ctx, n, b1, lines)
+	webUnread(t, ctx, b1, group)
 
 	// A reload finds the profile in IndexedDB: no login, the conversation
 	// with its messages from the stored history.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"hearth/keys/testutil"
 )
@@ -120,7 +121,7 @@ func webFiles(t *testing.T, ctx context.Context, b1 *profile, lines <-chan map[s
 // webGroup: the page creates a group with bob, adds carol from the
 // members panel, and the three exchange messages both ways; the page
 // then removes bob, and carol's view of the group loses him.
-func webGroup(t *testing.T, ctx context.Context, n *chatNet, b1 *profile, lines <-chan map[string]any) {
+func webGroup(t *testing.T, ctx context.Context, n *chatNet, b1 *profile, lines <-chan map[string]any) (group string) {
 	mustHearth(t, password("carol"), "admin", "--dir", n.dir, "user", "add", "carol", "--password-stdin")
 	carol := newProfile(t, "carol")
 	carol.must(t, password("carol"), carol.loginArgs(n)...)
@@ -132,7 +133,7 @@ func webGroup(t *testing.T, ctx context.Context, n *chatNet, b1 *profile, lines 
 		chromedp.SendKeys(chromedp.ID("group-members"), bobAddr),
 		chromedp.Click(chromedp.ID("group-create")),
 		poll(`document.getElementById("conv-title").textContent === "hearth team"`, 50*time.Second))
-	group := evalString(t, ctx, `document.querySelector("#conversations button[aria-current]").dataset.peer`)
+	group = evalString(t, ctx, `document.querySelector("#conversations button[aria-current]").dataset.peer`)
 	if !strings.HasSuffix(group, "@localhost") {
 		t.Fatalf("the new group's id is %q", group)
 	}
@@ -171,6 +172,7 @@ func webGroup(t *testing.T, ctx context.Context, n *chatNet, b1 *profile, lines 
 	run(t, ctx, "group replies shown", 30*time.Second,
 		poll(fmt.Sprintf(`(() => { const t = [...document.querySelectorAll("#messages li.msg.in")].map(e => e.querySelector(".meta").textContent.split(" · ")[0] + ":" + e.querySelector(".text").textContent); return t.includes(%q) && t.includes(%q) })()`,
 			bobAddr+":"+fromBob, carolAddr+":"+fromCarol), 25*time.Second))
+	evalString(t, ctx, `(window.scrollTo(0, 0), "")`)
 	screenshot(t, ctx, webShotsDir(t), "web-group.png")
 
 	run(t, ctx, "remove bob", 60*time.Second,
@@ -184,19 +186,32 @@ func webGroup(t *testing.T, ctx context.Context, n *chatNet, b1 *profile, lines 
 		}
 		return nil
 	})
+	return group
 }
 
 // webUnread: a message to a conversation not open shows as an unread
-// count and last message in the list; opening it clears the count.
-func webUnread(t *testing.T, ctx context.Context, b1 *profile) {
+// count and last message in the list, which puts it first; opening it from
+// the keyboard (the arrow keys in the list) clears the count.
+func webUnread(t *testing.T, ctx context.Context, b1 *profile, group string) {
 	const unread = "while you were in the group"
 	b1.must(t, "", "send", aliceAddr, unread)
 	entry := fmt.Sprintf(`document.querySelector('#conversations button[data-peer=%q]')`, bobAddr)
 	run(t, ctx, "unread count", 30*time.Second,
 		poll(fmt.Sprintf(`(() => { const b = %s; return b !== null && b.querySelector(".unread") !== null && b.querySelector(".unread").textContent === "1" && b.querySelector(".last").textContent === %q })()`, entry, unread), 25*time.Second))
+	// Escape closes the members panel (and gives the focus to its button).
+	run(t, ctx, "close the members panel", 10*time.Second,
+		chromedp.KeyEvent(kb.Escape),
+		poll(`document.getElementById("group-panel").hidden && document.activeElement.id === "group-manage"`, 5*time.Second))
+	evalString(t, ctx, `(window.scrollTo(0, 0), "")`)
 	screenshot(t, ctx, webShotsDir(t), "web-conversations.png")
-	openConversation(t, ctx, bobAddr)
-	run(t, ctx, "unread cleared", 10*time.Second,
+	order := evalString(t, ctx, `[...document.querySelectorAll("#conversations button")].map(b => b.dataset.peer).join(",")`)
+	if order != bobAddr+","+group {
+		t.Fatalf("conversations listed as %s, want the newest (bob's) first, then the group", order)
+	}
+	run(t, ctx, "open bob's conversation by keyboard", 20*time.Second,
+		chromedp.Focus(chromedp.CSS(fmt.Sprintf(`#conversations button[data-peer=%q]`, group))),
+		chromedp.KeyEvent(kb.ArrowUp),
+		poll(fmt.Sprintf(`document.activeElement.dataset.peer === %q && document.getElementById("conv-title").textContent === %q`, bobAddr, bobAddr), 10*time.Second),
 		poll(fmt.Sprintf(`%s.querySelector(".unread") === null`, entry), 5*time.Second))
 }
 

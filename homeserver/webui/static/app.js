@@ -50,7 +50,7 @@ function time(ms) {
 function conv(peer) {
   let c = state.convs.get(peer);
   if (!c) {
-    c = { messages: [], unread: 0, title: "", id: "", group: null, readSent: "" };
+    c = { messages: [], unread: 0, title: "", id: "", group: null, readSent: "", created: Date.now() };
     state.convs.set(peer, c);
   }
   return c;
@@ -211,6 +211,7 @@ function renderHead(c) {
   $("presence").textContent = p;
   if (!c.group) return;
   const ul = $("group-members-list");
+  const focused = ul.contains(document.activeElement) ? document.activeElement.closest("li").dataset.user : undefined;
   ul.replaceChildren();
   for (const u of c.group.members) {
     const li = document.createElement("li");
@@ -229,14 +230,19 @@ function renderHead(c) {
       li.append(b);
     }
     ul.append(li);
+    if (u === focused && li.querySelector("button")) li.querySelector("button").focus();
   }
   $("group-add-form").hidden = !c.group.admin;
 }
 
 function render() {
   const list = $("conversations");
+  // The list is drawn anew: the keyboard focus stays on its entry.
+  const focused = list.contains(document.activeElement) ? document.activeElement.dataset.peer : undefined;
   list.replaceChildren();
-  for (const [peer, c] of state.convs) {
+  // The conversation with the newest message first.
+  const newest = (c) => (c.messages.length ? c.messages[c.messages.length - 1].sent_ms : c.created || 0);
+  for (const [peer, c] of [...state.convs].sort((a, b) => newest(b[1]) - newest(a[1]))) {
     const li = document.createElement("li");
     const b = document.createElement("button");
     b.type = "button";
@@ -262,6 +268,7 @@ function render() {
     b.addEventListener("click", () => selectConversation(peer));
     li.append(b);
     list.append(li);
+    if (peer === focused) b.focus();
   }
   const now = Date.now();
   const who = [...state.typing].filter(([, t]) => t.peer === state.current && t.until > now).map(([u]) => u);
@@ -550,10 +557,20 @@ document.addEventListener("DOMContentLoaded", () => {
     if (i < 0) return;
     e.preventDefault();
     const next = bs[Math.max(0, Math.min(bs.length - 1, i + (e.key === "ArrowDown" ? 1 : -1)))];
+    next.focus();
     selectConversation(next.dataset.peer);
-    $("conversations").querySelector('button[data-peer="' + CSS.escape(next.dataset.peer) + '"]').focus();
   });
   document.addEventListener("visibilitychange", render);
+  // Escape closes the new-group form and the members panel.
+  document.addEventListener("keydown", (e) => {
+    if (e.key !== "Escape") return;
+    for (const [panel, button] of [["group-form", "new-group"], ["group-panel", "group-manage"]]) {
+      if ($(panel).hidden) continue;
+      $(panel).hidden = true;
+      $(button).setAttribute("aria-expanded", "false");
+      $(button).focus();
+    }
+  });
   $("send-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const to = $("to").value.trim(), text = $("text").value;
