@@ -61,3 +61,28 @@ func TestQueueBytes(t *testing.T) {
 		t.Fatalf("outbox after refusals: %d items, %v", len(out), err)
 	}
 }
+
+// TestGroupList: a group is listed with its name on the creator's and the
+// member's devices before any message; the settings group is not.
+func TestGroupList(t *testing.T) {
+	ts := client.NewTestServer(t, "a.example")
+	us := groupUsers(t, ts, "al", "bo")
+	al, bo := us[0], us[1]
+	gid, err := al.c.Groups().Create(ctx30(t), "book club", []string{bo.user})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bo.drain()
+	if err := al.c.SetSetting(ctx30(t), "read-receipts", "off"); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*dev{al, bo} {
+		got, err := d.c.GroupList()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0] != (client.GroupEntry{ID: gid, Name: "book club"}) {
+			t.Fatalf("%s lists groups %+v, want only %s (book club)", d.user, got, gid)
+		}
+	}
+}

@@ -46,6 +46,8 @@
 //	                                        receipts moved these messages' state
 //	{ev: "receipt", conversation, user, kind, ids}
 //	                                        a receipt event (before its "status")
+//	{ev: "conversation", peer, title}       a group this device is in (at start,
+//	                                        after the stored messages)
 //	{ev: "presence", user, state, last_active_ms}
 //	{ev: "file", id, name, type, data}      a fetched file (data: a Uint8Array)
 //	{ev: "group", id, name, members, admins, admin}

@@ -260,3 +260,16 @@ func (w *web) groupInfo(conv string) {
 	}
 	post("group", map[string]any{"id": gi.ID, "name": gi.Name, "members": anys(gi.Members), "admins": anys(gi.Admins), "admin": gi.Admin})
 }
+
+// groups lists the groups this device is in for the page, those without
+// messages too (a group just created, or joined).
+func (w *web) groups() {
+	gs, err := w.c.GroupList()
+	if err != nil {
+		fail("history", err)
+		return
+	}
+	for _, g := range gs {
+		post("conversation", map[string]any{"peer": g.ID, "title": g.Name})
+	}
+}

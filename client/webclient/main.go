@@ -329,6 +329,7 @@ func (w *web) history(self string) {
 			w.postMessage(m, peer, m.From == self)
 		}
 	}
+	w.groups()
 }
 
 // peerOf is what the page lists a conversation as: the other user of a

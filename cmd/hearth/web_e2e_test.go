@@ -254,7 +254,8 @@ func TestWebClientLinkAndChat(t *testing.T) {
 	start := time.Now()
 	run(t, ctx, "reload", 30*time.Second,
 		chromedp.Reload(),
-		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#conversations button[data-peer=%q]`, bobAddr))))
+		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#conversations button[data-peer=%q]`, bobAddr))),
+		poll(fmt.Sprintf(`(() => { const b = document.querySelector('#conversations button[data-peer=%q] .peer'); return b !== null && b.textContent === "hearth team" })()`, group), 10*time.Second))
 	t.Logf("reload to the conversation list: %v", time.Since(start).Round(time.Millisecond))
 	openConversation(t, ctx, bobAddr)
 	run(t, ctx, "history after reload", 30*time.Second, poll(both, 25*time.Second))

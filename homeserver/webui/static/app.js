@@ -397,6 +397,10 @@ worker.onmessage = (e) => {
       }
       render();
       break;
+    case "conversation":
+      conv(m.peer).title = m.title;
+      render();
+      break;
     case "presence":
       state.presence.set(m.user, { state: m.state, last_active_ms: m.last_active_ms });
       render();
