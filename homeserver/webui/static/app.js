@@ -103,11 +103,14 @@ function size(n) {
 function eventText(m) {
   const who = m.user || m.from;
   switch (m.event) {
+    case "created": return who + " created the group" + (m.text ? " " + m.text : "");
+    case "joined": return (who === state.user ? "you were added to the group" : who + " joined the group") + (m.text ? " " + m.text : "");
     case "member_added": return who + " was added";
     case "member_removed": return who + " was removed";
     case "renamed": return "renamed to " + m.text;
     case "promoted": return who + " is an admin";
     case "demoted": return who + " is no longer an admin";
+    case "leaving": return who + " is leaving";
     case "left": return who + " left";
     case "removed": return "you were removed from this group";
     default: return m.event.replaceAll("_", " ") + (who ? " (" + who + ")" : "");
