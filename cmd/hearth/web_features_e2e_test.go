@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
@@ -58,11 +59,24 @@ func evalString(t *testing.T, ctx context.Context, expr string) string {
 	return s
 }
 
+// clickJS clicks the element sel selects once there is one. The page
+// draws its lists anew on every event, so a node looked up first and
+// clicked next may be gone meanwhile; this looks it up and clicks it in
+// one step.
+func clickJS(sel string, d time.Duration) chromedp.Action[chromedp.Void] {
+	return poll(fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (e === null) return false; e.click(); return true })()`, sel), d)
+}
+
+// focusJS is clickJS for the keyboard focus.
+func focusJS(sel string, d time.Duration) chromedp.Action[chromedp.Void] {
+	return poll(fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (e === null) return false; e.focus(); return document.activeElement === e })()`, sel), d)
+}
+
 // openConversation clicks peer's entry in the conversations list.
 func openConversation(t *testing.T, ctx context.Context, peer string) {
 	t.Helper()
 	run(t, ctx, "open "+peer, 20*time.Second,
-		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#conversations button[data-peer=%q]`, peer))),
+		clickJS(fmt.Sprintf(`#conversations button[data-peer=%q]`, peer), 10*time.Second),
 		poll(fmt.Sprintf(`document.getElementById("conv-title").textContent !== "" && document.querySelector("#conversations button[aria-current]").dataset.peer === %q`, peer), 10*time.Second))
 }
 
@@ -91,7 +105,7 @@ func webPresenceAndReceipts(t *testing.T, ctx context.Context, b1 *profile, line
 
 // webFiles: the page sends an image that bob receives with its SHA-256
 // and fetches byte-identical; an image bob sends shows inline in the page
-// (decoded from its blob: URL).
+// (decoded from its blob: URL) and its download button saves it.
 func webFiles(t *testing.T, ctx context.Context, b1 *profile, lines <-chan map[string]any) {
 	up, upBytes := pngFile(t, "from-browser.png", 96, 64)
 	run(t, ctx, "send a file", 10*time.Second, chromedp.SetUploadFiles(chromedp.ID("file"), []string{up}))
@@ -112,10 +126,27 @@ func webFiles(t *testing.T, ctx context.Context, b1 *profile, lines <-chan map[s
 	run(t, ctx, "own image shown", 30*time.Second,
 		poll(`[...document.querySelectorAll("#messages li.msg.out .file img")].some(i => i.complete && i.naturalWidth === 96)`, 25*time.Second))
 
-	down, _ := pngFile(t, "from-terminal.png", 120, 80)
+	down, downBytes := pngFile(t, "from-terminal.png", 120, 80)
 	b1.must(t, "", "send", aliceAddr, "--file", down)
 	run(t, ctx, "bob's image shown", 30*time.Second,
 		poll(`[...document.querySelectorAll("#messages li.msg.in .file img")].some(i => i.complete && i.naturalWidth === 120 && i.src.startsWith("blob:"))`, 25*time.Second))
+
+	// Its download button saves the decrypted file.
+	saved := t.TempDir()
+	run(t, ctx, "download", 20*time.Second,
+		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
+				Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllow, DownloadPath: saved})
+			return err
+		}),
+		clickJS(`#messages li.msg.in .file button.download`, 10*time.Second))
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		got, err := os.ReadFile(filepath.Join(saved, "from-terminal.png"))
+		if err != nil || !bytes.Equal(got, downBytes) {
+			return fmt.Errorf("downloaded file: %d bytes, %v", len(got), err)
+		}
+		return nil
+	})
 }
 
 // webGroup: the page creates a group with bob, adds carol from the
@@ -176,7 +207,7 @@ func webGroup(t *testing.T, ctx context.Context, n *chatNet, b1 *profile, lines 
 	screenshot(t, ctx, webShotsDir(t), "web-group.png")
 
 	run(t, ctx, "remove bob", 60*time.Second,
-		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#group-members-list li[data-user=%q] button.remove`, bobAddr))),
+		clickJS(fmt.Sprintf(`#group-members-list li[data-user=%q] button.remove`, bobAddr), 10*time.Second),
 		members(aliceAddr, carolAddr))
 	testutil.WaitFor(t, 30*time.Second, func() error {
 		carol.must(t, "", "recv", "--timeout", "1s")
@@ -209,7 +240,7 @@ func webUnread(t *testing.T, ctx context.Context, b1 *profile, group string) {
 		t.Fatalf("conversations listed as %s, want the newest (bob's) first, then the group", order)
 	}
 	run(t, ctx, "open bob's conversation by keyboard", 20*time.Second,
-		chromedp.Focus(chromedp.CSS(fmt.Sprintf(`#conversations button[data-peer=%q]`, group))),
+		focusJS(fmt.Sprintf(`#conversations button[data-peer=%q]`, group), 10*time.Second),
 		chromedp.KeyEvent(kb.ArrowUp),
 		poll(fmt.Sprintf(`document.activeElement.dataset.peer === %q && document.getElementById("conv-title").textContent === %q`, bobAddr, bobAddr), 10*time.Second),
 		poll(fmt.Sprintf(`%s.querySelector(".unread") === null`, entry), 5*time.Second))

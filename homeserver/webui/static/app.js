@@ -406,7 +406,7 @@ worker.onmessage = (e) => {
       break;
     case "presence":
       state.presence.set(m.user, { state: m.state, last_active_ms: m.last_active_ms });
-      render();
+      if (m.user === state.current) render();
       break;
     case "file": {
       state.fetching.delete(m.id);
