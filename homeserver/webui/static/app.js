@@ -214,6 +214,9 @@ function renderHead(c) {
   $("presence").textContent = p;
   if (!c.group) return;
   const ul = $("group-members-list");
+  const sig = JSON.stringify([c.group, state.user]);
+  if (sig === state.memberSig) return;
+  state.memberSig = sig;
   const focused = ul.contains(document.activeElement) ? document.activeElement.closest("li").dataset.user : undefined;
   ul.replaceChildren();
   for (const u of c.group.members) {
@@ -238,14 +241,36 @@ function renderHead(c) {
   $("group-add-form").hidden = !c.group.admin;
 }
 
+// lastText is what the conversations list shows of a conversation's last message.
+function lastText(c) {
+  const m = c.messages[c.messages.length - 1];
+  if (!m) return "";
+  return m.event ? eventText(m) : (m.outgoing ? "me: " : "") + (m.media ? "file: " + m.media.name : m.text);
+}
+
+// render shows the state. The lists are drawn anew only when what they
+// show changed (a click or the scroll position is not lost to an event
+// that changes nothing there).
 function render() {
+  renderList();
+  const now = Date.now();
+  const who = [...state.typing].filter(([, t]) => t.peer === state.current && t.until > now).map(([u]) => u);
+  $("typing").textContent = who.length ? who.join(", ") + (who.length > 1 ? " are" : " is") + " typing…" : "";
+  renderMessages();
+}
+
+function renderList() {
   const list = $("conversations");
-  // The list is drawn anew: the keyboard focus stays on its entry.
-  const focused = list.contains(document.activeElement) ? document.activeElement.dataset.peer : undefined;
-  list.replaceChildren();
   // The conversation with the newest message first.
   const newest = (c) => (c.messages.length ? c.messages[c.messages.length - 1].sent_ms : c.created || 0);
-  for (const [peer, c] of [...state.convs].sort((a, b) => newest(b[1]) - newest(a[1]))) {
+  const entries = [...state.convs].sort((a, b) => newest(b[1]) - newest(a[1]));
+  const sig = JSON.stringify(entries.map(([peer, c]) => [peer, c.title, c.unread, lastText(c), peer === state.current]));
+  if (sig === state.listSig) return;
+  state.listSig = sig;
+  // The keyboard focus stays on its entry.
+  const focused = list.contains(document.activeElement) ? document.activeElement.dataset.peer : undefined;
+  list.replaceChildren();
+  for (const [peer, c] of entries) {
     const li = document.createElement("li");
     const b = document.createElement("button");
     b.type = "button";
@@ -262,8 +287,7 @@ function render() {
     }
     const last = document.createElement("span");
     last.className = "last";
-    const m = c.messages[c.messages.length - 1];
-    if (m) last.textContent = m.event ? eventText(m) : (m.outgoing ? "me: " : "") + (m.media ? "file: " + m.media.name : m.text);
+    last.textContent = lastText(c);
     b.append(last);
     b.className = peer === state.current ? "current" : "";
     b.dataset.peer = peer;
@@ -273,18 +297,29 @@ function render() {
     list.append(li);
     if (peer === focused) b.focus();
   }
-  const now = Date.now();
-  const who = [...state.typing].filter(([, t]) => t.peer === state.current && t.until > now).map(([u]) => u);
-  $("typing").textContent = who.length ? who.join(", ") + (who.length > 1 ? " are" : " is") + " typing…" : "";
+}
+
+function renderMessages() {
   const ol = $("messages");
-  ol.replaceChildren();
   const c = state.convs.get(state.current);
   if (!c) {
+    ol.replaceChildren();
+    state.msgSig = "";
     renderHead({});
     return;
   }
   renderHead(c);
   if ($("to").value === "") $("to").value = state.current;
+  const sig = state.current + JSON.stringify(c.messages.map((m) => [m.id, m.outgoing ? statusMark(m) : "", state.files.has(m.id), state.failed.has(m.id)]));
+  if (sig !== state.msgSig) {
+    state.msgSig = sig;
+    drawMessages(ol, c);
+  }
+  markRead(c);
+}
+
+function drawMessages(ol, c) {
+  ol.replaceChildren();
   for (const m of c.messages) {
     const li = document.createElement("li");
     li.dataset.id = m.id;
@@ -315,7 +350,6 @@ function render() {
     ol.append(li);
   }
   ol.scrollTop = ol.scrollHeight;
-  markRead(c);
 }
 
 function renderDevices(list) {
@@ -418,6 +452,7 @@ worker.onmessage = (e) => {
       break;
     }
     case "group": {
+      state.memberSig = ""; // drawn anew: a refused removal's button comes back
       const c = conv(m.id);
       c.group = m;
       c.title = m.name;
