@@ -86,3 +86,44 @@ func TestGroupList(t *testing.T) {
 		}
 	}
 }
+
+// TestUnread: the messages of others past this user's read mark are
+// unread; marking read on another device of the user clears them here.
+func TestUnread(t *testing.T) {
+	ts := client.NewTestServer(t, "a.example")
+	const pw = "correct horse battery"
+	A, B := ts.AddUser(t, "alice", pw), ts.AddUser(t, "bob", pw)
+	a1, bob := newDev(t, ts, A), newDev(t, ts, B)
+	a1.login(pw)
+	bob.login(pw)
+	a2 := newDev(t, ts, A)
+	a2.link(pw, a1)
+	a1.send(B, "hi bob")
+	receiveAll(t, bob)
+	bob.send(A, "one")
+	bob.send(A, "two")
+	got := receiveAll(t, a1)
+	receiveAll(t, a2)
+	if len(got) == 0 {
+		t.Fatal("alice received nothing")
+	}
+	conv := got[len(got)-1].Conversation
+	for _, d := range []*dev{a1, a2} {
+		if n, err := d.c.Unread(conv); err != nil || n != 2 {
+			t.Fatalf("unread on %s: %d, %v; want 2 (alice's own message is not unread)", d.user, n, err)
+		}
+	}
+	mark, err := a1.c.MarkRead(conv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a1.c.Flush(ctx30(t), mark.ReceiptID); err != nil {
+		t.Fatal(err)
+	}
+	receiveAll(t, a2)
+	for _, d := range []*dev{a1, a2} {
+		if n, err := d.c.Unread(conv); err != nil || n != 0 {
+			t.Fatalf("unread on %s after reading on alice's first device: %d, %v", d.user, n, err)
+		}
+	}
+}

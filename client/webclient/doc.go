@@ -36,16 +36,19 @@
 //	{ev: "recovery_key", key}               the first device's recovery key
 //	{ev: "message", id, conversation, peer, title, from, text, sent_ms, outgoing,
 //	 status, recipients, delivered_to, read_by, media: {name, type, size, sha256},
-//	 event, user, ref}                      a message of history or the inbox, or
+//	 event, user, ref, history}             a message of history or the inbox, or
 //	                                        a group event (event: member_added, …);
 //	                                        peer: the list entry (the other user of
 //	                                        a 1:1, else the conversation id), title:
 //	                                        a group's name; status (this user's
-//	                                        messages): sent, delivered or read
+//	                                        messages): sent, delivered or read;
+//	                                        history: from the store, at start
 //	{ev: "status", messages: [{id, status, recipients, delivered_to, read_by}]}
 //	                                        receipts moved these messages' state
 //	{ev: "receipt", conversation, user, kind, ids}
 //	                                        a receipt event (before its "status")
+//	{ev: "unread", peer, count}             at start: messages past this user's
+//	                                        read mark (read on any of its devices)
 //	{ev: "conversation", peer, title}       a group this device is in (at start,
 //	                                        after the stored messages)
 //	{ev: "presence", user, state, last_active_ms}

@@ -313,6 +313,7 @@ const historyLimit = 200
 func (w *web) history(self string) {
 	var convs []string
 	w.c.Store().View(func(tx *store.Tx) error { convs = tx.HistoryConversations(); return nil })
+	unread := map[string]int{} // by the page's list entry (peer)
 	for _, conv := range convs {
 		// Client.History fills in the receipt state of this user's messages.
 		msgs, err := w.c.History(conv, historyLimit)
@@ -326,8 +327,16 @@ func (w *web) history(self string) {
 			if m.Conversation != conv {
 				continue // another conversation with the same user: listed on its own
 			}
-			w.postMessage(m, peer, m.From == self)
+			f := w.messageFields(m, peer, m.From == self)
+			f["history"] = true
+			post("message", f)
 		}
+		if n, err := w.c.Unread(conv); err == nil {
+			unread[peer] += n
+		}
+	}
+	for peer, n := range unread {
+		post("unread", map[string]any{"peer": peer, "count": n})
 	}
 	w.groups()
 }

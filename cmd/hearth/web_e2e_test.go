@@ -244,8 +244,13 @@ func TestWebClientLinkAndChat(t *testing.T) {
 	screenshot(t, ctx, shots, "web-chat.png")
 	webPhone(t, ctx)
 	// Groups, and unread counts in the conversations list.
-	group := webGroup(t, ctx, n, b1, lines)
+	group, carol := webGroup(t, ctx, n, b1, lines)
 	webUnread(t, ctx, b1, group)
+	// A group message while bob's conversation is open stays unread, also
+	// after the reload below.
+	carol.must(t, "", "send", group, "unread across a reload")
+	groupUnread := fmt.Sprintf(`(() => { const u = document.querySelector('#conversations button[data-peer=%q] .unread'); return u !== null && u.textContent === "1" })()`, group)
+	run(t, ctx, "group unread", 30*time.Second, poll(groupUnread, 25*time.Second))
 
 	// A reload finds the profile in IndexedDB: no login, the conversation
 	// with its messages from the stored history.
@@ -255,7 +260,9 @@ func TestWebClientLinkAndChat(t *testing.T) {
 	run(t, ctx, "reload", 30*time.Second,
 		chromedp.Reload(),
 		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#conversations button[data-peer=%q]`, bobAddr))),
-		poll(fmt.Sprintf(`(() => { const b = document.querySelector('#conversations button[data-peer=%q] .peer'); return b !== null && b.textContent === "hearth team" })()`, group), 10*time.Second))
+		poll(fmt.Sprintf(`(() => { const b = document.querySelector('#conversations button[data-peer=%q] .peer'); return b !== null && b.textContent === "hearth team" })()`, group), 10*time.Second),
+		// No conversation is open at start; the list says what is unread.
+		poll(groupUnread+` && document.getElementById("conv-title").textContent === ""`, 10*time.Second))
 	t.Logf("reload to the conversation list: %v", time.Since(start).Round(time.Millisecond))
 	openConversation(t, ctx, bobAddr)
 	run(t, ctx, "history after reload", 30*time.Second, poll(both, 25*time.Second))

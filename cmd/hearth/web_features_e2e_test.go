@@ -152,9 +152,9 @@ func webFiles(t *testing.T, ctx context.Context, b1 *profile, lines <-chan map[s
 // webGroup: the page creates a group with bob, adds carol from the
 // members panel, and the three exchange messages both ways; the page
 // then removes bob, and carol's view of the group loses him.
-func webGroup(t *testing.T, ctx context.Context, n *chatNet, b1 *profile, lines <-chan map[string]any) (group string) {
+func webGroup(t *testing.T, ctx context.Context, n *chatNet, b1 *profile, lines <-chan map[string]any) (group string, carol *profile) {
 	mustHearth(t, password("carol"), "admin", "--dir", n.dir, "user", "add", "carol", "--password-stdin")
-	carol := newProfile(t, "carol")
+	carol = newProfile(t, "carol")
 	carol.must(t, password("carol"), carol.loginArgs(n)...)
 	const carolAddr = "carol@localhost"
 
@@ -217,7 +217,7 @@ func webGroup(t *testing.T, ctx context.Context, n *chatNet, b1 *profile, lines 
 		}
 		return nil
 	})
-	return group
+	return group, carol
 }
 
 // webUnread: a message to a conversation not open shows as an unread

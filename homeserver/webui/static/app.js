@@ -69,8 +69,10 @@ function addMessage(m) {
   if (m.conversation) c.id = m.conversation;
   c.messages.push(m);
   state.typing.delete(m.from); // a message ends its sender's typing
-  if (!state.current) state.current = m.peer;
-  if (m.peer !== state.current && !m.outgoing && !m.event) c.unread++;
+  // At start no conversation is open (the list shows what is unread); a
+  // message that arrives then opens its conversation.
+  if (!state.current && !m.history) state.current = m.peer;
+  if (!m.history && m.peer !== state.current && !m.outgoing && !m.event) c.unread++;
   render();
 }
 
@@ -432,6 +434,12 @@ worker.onmessage = (e) => {
         const x = findMessage(u.id);
         if (x) Object.assign(x, { sent: true, status: u.status, recipients: u.recipients, delivered_to: u.delivered_to, read_by: u.read_by });
       }
+      render();
+      break;
+    case "unread":
+      // At start: what this user has not read on any device (the page
+      // counts on from there).
+      if (m.peer !== state.current) conv(m.peer).unread = m.count;
       render();
       break;
     case "conversation":
