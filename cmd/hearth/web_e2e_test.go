@@ -37,8 +37,9 @@ func chromium(t *testing.T) string {
 
 // browser starts a headless Chromium with its own profile folder. The
 // development CA's certificate is not in the browser's trust store, so
-// certificate errors are ignored; the test's server is on loopback.
-func browser(t *testing.T, exe string) context.Context {
+// certificate errors are ignored; the test's server is on loopback. extra
+// adds allocator options (Chromium flags).
+func browser(t *testing.T, exe string, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe),
@@ -47,6 +48,7 @@ func browser(t *testing.T, exe string) context.Context {
 		chromedp.Flag("no-sandbox", true), // CI runs as root
 		chromedp.WindowSize(1000, 700),
 	)
+	opts = append(opts, extra...)
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(acancel)
 	ctx, cancel := chromedp.NewContext(actx)

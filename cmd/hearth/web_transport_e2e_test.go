@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"hearth/homeserver/admin"
+)
+
+// serverStatus is `hearth admin status --json` of the server in dir.
+func serverStatus(t *testing.T, dir string) admin.Status {
+	t.Helper()
+	var st admin.Status
+	if err := json.Unmarshal([]byte(mustHearth(t, "", "admin", "--dir", dir, "status", "--json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// awaitBrowserTransport waits until the server in dir serves exactly one
+// control stream over transport (the browser's; CLI commands use native
+// QUIC) and none over the other browser transport.
+func awaitBrowserTransport(t *testing.T, dir, transport string) {
+	t.Helper()
+	other := "websocket"
+	if transport == other {
+		other = "webtransport"
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	var st admin.Status
+	for time.Now().Before(deadline) {
+		st = serverStatus(t, dir)
+		if st.SessionsByTransport[transport] == 1 && st.SessionsByTransport[other] == 0 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond) // polls another process's state
+	}
+	t.Fatalf("the browser's session is not on %s: the server serves %v", transport, st.SessionsByTransport)
+}
+
+// browserFirstLogin opens the page at url and logs in as user (password
+// password(name)) with no other device: the browser becomes the first
+// device, active at once, its recovery key shown.
+func browserFirstLogin(t *testing.T, ctx context.Context, url, user, name string) {
+	t.Helper()
+	run(t, ctx, "open the page", 30*time.Second,
+		chromedp.Navigate(url),
+		chromedp.WaitVisible(chromedp.ID("login-view")))
+	run(t, ctx, "log in", 30*time.Second,
+		chromedp.SendKeys(chromedp.ID("login-user"), user),
+		chromedp.SendKeys(chromedp.ID("login-password"), strings.TrimSpace(password(name))),
+		chromedp.Click(chromedp.ID("login-submit")),
+		chromedp.WaitVisible(chromedp.ID("chat-view")),
+		chromedp.WaitVisible(chromedp.ID("recovery-key")))
+}
+
+// pageSend sends text to peer from the page and waits for "sent".
+func pageSend(t *testing.T, ctx context.Context, peer, text string) {
+	t.Helper()
+	run(t, ctx, "send", 30*time.Second,
+		chromedp.Clear(chromedp.ID("to")),
+		chromedp.SendKeys(chromedp.ID("to"), peer),
+		chromedp.SendKeys(chromedp.ID("text"), text),
+		chromedp.Click(chromedp.ID("send")),
+		poll(fmt.Sprintf(`[...document.querySelectorAll("#messages li.msg.out")].some(e => e.querySelector(".text").textContent === %q && e.querySelector(".meta").textContent.endsWith("· sent"))`, text), 25*time.Second))
+}
+
+// awaitPageMessage waits until the page shows text received from from.
+func awaitPageMessage(t *testing.T, ctx context.Context, from, text string) {
+	t.Helper()
+	js := fmt.Sprintf(`[...document.querySelectorAll("#messages li.msg.in")].some(e => e.querySelector(".text").textContent === %q && e.querySelector(".meta").textContent.startsWith(%q))`, text, from)
+	run(t, ctx, "message from "+from+" shown", 40*time.Second, poll(js, 35*time.Second))
+}
+
+// udpBlockedPath is a network path to the server at target that carries
+// TCP but drops UDP, as some firewalls do: a TCP relay on a port of its
+// own, with a UDP socket on the same port that reads nothing (so the
+// browser's QUIC packets get no answer, not even a port-unreachable).
+// It returns the path's HOST:PORT.
+func udpBlockedPath(t *testing.T, target string) string {
+	t.Helper()
+	var ln net.Listener
+	var pc net.PacketConn
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := net.ListenPacket("udp", l.Addr().String())
+		if err == nil {
+			ln, pc = l, p
+			break
+		}
+		l.Close()
+	}
+	if ln == nil {
+		t.Fatal("no port free for both TCP and UDP")
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		pc.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, s)
+			mu.Unlock()
+			go func() { io.Copy(s, c); s.Close() }()
+			go func() { io.Copy(c, s); c.Close() }()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestWebClientWebSocketFallback: a browser whose WebTransport cannot
+// connect (its UDP packets to the server are dropped on the way, as on
+// networks that block UDP) still logs in and chats, over the WebSocket
+// the page races beside WebTransport: the server serves the browser's
+// session on the WebSocket and none on WebTransport, and a CLI user on
+// the same server exchanges messages with the page. (Chromium's
+// --disable-quic does not stop WebTransport, hence the blocked path;
+// HTTP/3 is off so that the page's own loads cannot take the server's
+// Alt-Svc around the block.)
+func TestWebClientWebSocketFallback(t *testing.T) {
+	skipShort(t)
+	exe := chromium(t)
+	n, _, b1 := newMessagingNet(t)
+	mustHearth(t, password("carol"), "admin", "--dir", n.dir, "user", "add", "carol", "--password-stdin")
+	path := udpBlockedPath(t, n.srv.addr)
+	ctx := browser(t, exe, chromedp.Flag("disable-quic", true))
+	t.Cleanup(func() {
+		if t.Failed() {
+			n.srv.mu.Lock()
+			t.Logf("server log:\n%s", n.srv.stderr.String())
+			n.srv.mu.Unlock()
+		}
+	})
+	const carol = "carol@localhost"
+	browserFirstLogin(t, ctx, "https://"+path+"/", carol, "carol")
+	awaitBrowserTransport(t, n.dir, "websocket")
+
+	pageSend(t, ctx, bobAddr, "over the websocket")
+	expectRecv(t, b1, carol+":over the websocket")
+	b1.must(t, "", "send", carol, "back over the websocket")
+	awaitPageMessage(t, ctx, bobAddr, "back over the websocket")
+	awaitBrowserTransport(t, n.dir, "websocket")
+}
+
+// TestWebClientSecondServer: the browser user, on a.example, exchanges
+// messages with bob, a CLI user on b.example, a second `hearth serve`
+// federated with the first. The browser reaches only its own server
+// (https://127.0.0.1:PORT of a.example); the servers find each other by
+// their static peer table (pinned to loopback), so no name resolves
+// outside the test.
+func TestWebClientSecondServer(t *testing.T) {
+	skipShort(t)
+	exe := chromium(t)
+	a, b, _, bob := fedPair(t)
+	mustHearth(t, password("dora"), "admin", "--dir", a.dir, "user", "add", "dora", "--password-stdin")
+	ctx := browser(t, exe)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, s := range []*fedServer{a, b} {
+				s.srv.mu.Lock()
+				t.Logf("%s log:\n%s", s.domain, s.srv.stderr.String())
+				s.srv.mu.Unlock()
+			}
+		}
+	})
+	const dora, bobAt = "dora@a.example", "bob@b.example"
+	browserFirstLogin(t, ctx, "https://"+a.srv.addr+"/", dora, "dora")
+	awaitBrowserTransport(t, a.dir, "webtransport")
+
+	pageSend(t, ctx, bobAt, "hello from the browser on a")
+	expectRecvContains(t, bob, "hello from the browser on a")
+	bob.must(t, "", "send", dora, "hello from the terminal on b")
+	awaitPageMessage(t, ctx, bobAt, "hello from the terminal on b")
+	run(t, ctx, "conversation listed", 10*time.Second,
+		poll(`document.querySelector("#conversations .last") !== null && document.querySelector("#conversations .last").textContent === "hello from the terminal on b"`, 5*time.Second))
+}
