@@ -115,6 +115,23 @@ func poll(expr string, d time.Duration) chromedp.Action[chromedp.Void] {
 	})
 }
 
+// webShotsDir is the folder for screenshots (-web.screenshots), made.
+func webShotsDir(t *testing.T) string {
+	t.Helper()
+	shots := *webShots
+	if shots == "" {
+		base := os.Getenv("HEARTH_TEST_ARTIFACTS")
+		if base == "" {
+			base = filepath.Join(os.TempDir(), "hearth-test-artifacts")
+		}
+		shots = filepath.Join(base, "web")
+	}
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return shots
+}
+
 func screenshot(t *testing.T, ctx context.Context, dir, name string) {
 	t.Helper()
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -144,17 +161,7 @@ func TestWebClientLinkAndChat(t *testing.T) {
 	skipShort(t)
 	exe := chromium(t)
 	n, a1, b1 := newMessagingNet(t)
-	shots := *webShots
-	if shots == "" {
-		base := os.Getenv("HEARTH_TEST_ARTIFACTS")
-		if base == "" {
-			base = filepath.Join(os.TempDir(), "hearth-test-artifacts")
-		}
-		shots = filepath.Join(base, "web")
-	}
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	shots := webShotsDir(t)
 	ctx := browser(t, exe)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -197,6 +204,8 @@ func TestWebClientLinkAndChat(t *testing.T) {
 		t.Fatalf("approve output %q", out)
 	}
 	run(t, ctx, "approved", 30*time.Second, chromedp.WaitVisible(chromedp.ID("chat-view")))
+	// The browser's session is WebTransport (the CLI's are native QUIC).
+	awaitBrowserTransport(t, n.dir, "webtransport")
 
 	const hello, reply = "hello from the browser", "reply from the terminal"
 	run(t, ctx, "send", 10*time.Second,
@@ -212,6 +221,11 @@ func TestWebClientLinkAndChat(t *testing.T) {
 	b1.must(t, "", "typing", aliceAddr)
 	run(t, ctx, "typing shown", 20*time.Second,
 		poll(fmt.Sprintf(`document.getElementById("typing").textContent === %q`, bobAddr+" is typing…"), 15*time.Second))
+	// It came as a datagram: the browser asked for them (only its session
+	// is open), and the server sent the push as one.
+	if st := serverStatus(t, n.dir); st.SignalDatagrams == 0 {
+		t.Errorf("the typing push reached the page but the server sent no datagram (status %+v)", st.SessionsByTransport)
+	}
 
 	b1.must(t, "", "send", aliceAddr, reply)
 	js := fmt.Sprintf(`[...document.querySelectorAll("#messages li.msg.in")].some(e => e.querySelector(".text").textContent === %q && e.querySelector(".meta").textContent.startsWith(%q))`, reply, bobAddr)

@@ -2,10 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +19,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"hearth/homeserver/admin"
+	"hearth/homeserver/certs"
 )
 
 // serverStatus is `hearth admin status --json` of the server in dir.
@@ -195,6 +201,7 @@ func TestWebClientSecondServer(t *testing.T) {
 	const dora, bobAt = "dora@a.example", "bob@b.example"
 	browserFirstLogin(t, ctx, "https://"+a.srv.addr+"/", dora, "dora")
 	awaitBrowserTransport(t, a.dir, "webtransport")
+	checkCertificateHashes(t, ctx)
 
 	pageSend(t, ctx, bobAt, "hello from the browser on a")
 	expectRecvContains(t, bob, "hello from the browser on a")
@@ -202,4 +209,71 @@ func TestWebClientSecondServer(t *testing.T) {
 	awaitPageMessage(t, ctx, bobAt, "hello from the terminal on b")
 	run(t, ctx, "conversation listed", 10*time.Second,
 		poll(`document.querySelector("#conversations .last") !== null && document.querySelector("#conversations .last").textContent === "hello from the terminal on b"`, 5*time.Second))
+
+	// The page links to how to trust the development CA, which names the
+	// CA's fingerprint and serves the same file as DIR/ca.pem.
+	caPEM, err := os.ReadFile(filepath.Join(a.dir, certs.CAFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(caPEM)
+	if blk == nil {
+		t.Fatal("ca.pem holds no PEM block")
+	}
+	sum := sha256.Sum256(blk.Bytes)
+	fp := strings.ToUpper(hex.EncodeToString(sum[:]))
+	var colons []string
+	for i := 0; i < len(fp); i += 2 {
+		colons = append(colons, fp[i:i+2])
+	}
+	run(t, ctx, "CA notice", 10*time.Second,
+		chromedp.WaitVisible(chromedp.ID("devca")),
+		poll(`document.getElementById("devca-link").getAttribute("href") === "/web/ca.html"`, 5*time.Second))
+	run(t, ctx, "CA page", 30*time.Second,
+		chromedp.Navigate("https://"+a.srv.addr+"/web/ca.html"),
+		chromedp.WaitVisible(chromedp.ID("ca-page")),
+		poll(fmt.Sprintf(`document.body.textContent.includes(%q) && document.body.textContent.includes("certutil -d sql:$HOME/.pki/nssdb")`, strings.Join(colons, ":")), 20*time.Second))
+	screenshot(t, ctx, webShotsDir(t), "web-ca.png")
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	served, err := chromedp.Run(cctx, chromedp.Evaluate[string](`fetch("/web/ca.pem").then(r => r.text())`, chromedp.EvalAwaitPromise))
+	if err != nil || served != string(caPEM) {
+		t.Errorf("/web/ca.pem = %q (%v), want the server's ca.pem", served, err)
+	}
+}
+
+// checkCertificateHashes: WebTransport reaches a development-CA server
+// only through serverCertificateHashes (Chromium's
+// --ignore-certificate-errors does not cover WebTransport): from the page,
+// a session with the hash from /web/certificates.json opens, and one with
+// a wrong hash or none fails. So the page's working WebTransport session
+// is the hash path at work.
+func checkCertificateHashes(t *testing.T, ctx context.Context) {
+	t.Helper()
+	const js = `(async () => {
+	  const c = await (await fetch("/web/certificates.json", { cache: "no-store" })).json();
+	  const bytes = (hex) => new Uint8Array(hex.match(/../g).map((x) => parseInt(x, 16)));
+	  const open = async (opts) => {
+	    try {
+	      const wt = new WebTransport("https://" + location.host + "/hearth/v1", opts);
+	      await wt.ready;
+	      wt.close();
+	      return "open";
+	    } catch (e) {
+	      return "failed";
+	    }
+	  };
+	  const hash = (h) => ({ serverCertificateHashes: [{ algorithm: "sha-256", value: bytes(h) }] });
+	  return [c.development_ca, c.webtransport_hashes.length, await open(hash(c.webtransport_hashes[0])),
+	    await open(hash("00".repeat(32))), await open({})].join(" ");
+	})()`
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	got, err := chromedp.Run(cctx, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("WebTransport from the page: %v", err)
+	}
+	if want := "true 1 open failed failed"; got != want {
+		t.Fatalf("development CA, hashes, WebTransport with the published hash, a wrong one, none = %q, want %q", got, want)
+	}
 }
