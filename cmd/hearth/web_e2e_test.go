@@ -41,6 +41,14 @@ func chromium(t *testing.T) string {
 // adds allocator options (Chromium flags).
 func browser(t *testing.T, exe string, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
+	ctx, _ := browserCancel(t, exe, extra...)
+	return ctx
+}
+
+// browserCancel is browser with the function that stops it (also called
+// at the test's end).
+func browserCancel(t *testing.T, exe string, extra ...chromedp.ExecAllocatorOption) (context.Context, context.CancelFunc) {
+	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe),
 		chromedp.UserDataDir(t.TempDir()),
@@ -53,6 +61,7 @@ func browser(t *testing.T, exe string, extra ...chromedp.ExecAllocatorOption) co
 	t.Cleanup(acancel)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(cancel)
+	stop := func() { cancel(); acancel() }
 	if err := chromedp.Do(ctx); err != nil { // starts the browser
 		t.Fatalf("start chromium: %v", err)
 	}
@@ -85,7 +94,7 @@ func browser(t *testing.T, exe string, extra ...chromedp.ExecAllocatorOption) co
 			mu.Unlock()
 		}
 	})
-	return ctx
+	return ctx, stop
 }
 
 // run runs browser actions with a deadline, failing the test with what

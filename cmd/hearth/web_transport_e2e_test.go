@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	cdpruntime "github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 
 	"hearth/homeserver/admin"
@@ -55,12 +57,16 @@ func awaitBrowserTransport(t *testing.T, dir, transport string) {
 
 // browserFirstLogin opens the page at url and logs in as user (password
 // password(name)) with no other device: the browser becomes the first
-// device, active at once, its recovery key shown.
-func browserFirstLogin(t *testing.T, ctx context.Context, url, user, name string) {
+// device, active at once, its recovery key shown. beforeLogin run once
+// the login form shows.
+func browserFirstLogin(t *testing.T, ctx context.Context, url, user, name string, beforeLogin ...func()) {
 	t.Helper()
 	run(t, ctx, "open the page", 30*time.Second,
 		chromedp.Navigate(url),
 		chromedp.WaitVisible(chromedp.ID("login-view")))
+	for _, f := range beforeLogin {
+		f()
+	}
 	run(t, ctx, "log in", 30*time.Second,
 		chromedp.SendKeys(chromedp.ID("login-user"), user),
 		chromedp.SendKeys(chromedp.ID("login-password"), strings.TrimSpace(password(name))),
@@ -151,14 +157,16 @@ func udpBlockedPath(t *testing.T, target string) string {
 // the same server exchanges messages with the page. (Chromium's
 // --disable-quic does not stop WebTransport, hence the blocked path;
 // HTTP/3 is off so that the page's own loads cannot take the server's
-// Alt-Svc around the block.)
+// Alt-Svc around the block.) Then a browser without WebTransport (deleted
+// from the worker's global scope before the login dials) does the same
+// on the server's own address, where UDP works.
 func TestWebClientWebSocketFallback(t *testing.T) {
 	skipShort(t)
 	exe := chromium(t)
 	n, _, b1 := newMessagingNet(t)
 	mustHearth(t, password("carol"), "admin", "--dir", n.dir, "user", "add", "carol", "--password-stdin")
 	path := udpBlockedPath(t, n.srv.addr)
-	ctx := browser(t, exe, chromedp.Flag("disable-quic", true))
+	ctx, cancelBrowser := browserCancel(t, exe, chromedp.Flag("disable-quic", true))
 	t.Cleanup(func() {
 		if t.Failed() {
 			n.srv.mu.Lock()
@@ -175,6 +183,68 @@ func TestWebClientWebSocketFallback(t *testing.T) {
 	b1.must(t, "", "send", carol, "back over the websocket")
 	awaitPageMessage(t, ctx, bobAddr, "back over the websocket")
 	awaitBrowserTransport(t, n.dir, "websocket")
+	cancelBrowser()
+
+	// A browser without WebTransport at all (the worker's global deleted
+	// before its script runs) goes straight to the WebSocket, on the
+	// server's own address (UDP open).
+	mustHearth(t, password("dave"), "admin", "--dir", n.dir, "user", "add", "dave", "--password-stdin")
+	ctx2, _ := browserCancel(t, exe)
+	const dave = "dave@localhost"
+	browserFirstLogin(t, ctx2, "https://"+n.srv.addr+"/", dave, "dave", func() { hideWebTransport(t, ctx2) })
+	awaitBrowserTransport(t, n.dir, "websocket")
+	pageSend(t, ctx2, bobAddr, "no webtransport here")
+	expectRecv(t, b1, dave+":no webtransport here")
+	b1.must(t, "", "send", dave, "fine by me")
+	awaitPageMessage(t, ctx2, bobAddr, "fine by me")
+	cctx, cancel := context.WithTimeout(ctx2, 10*time.Second)
+	defer cancel()
+	if got, err := chromedp.Run(cctx, chromedp.Evaluate[string](`typeof WebTransport`)); err != nil || got != "function" {
+		t.Errorf("the page's own WebTransport is %q (%v): only the worker's was to be hidden", got, err)
+	}
+}
+
+// hideWebTransport deletes WebTransport from the global scope of the
+// page's worker (attached to through CDP), as in a browser without it.
+// The worker dials only for a login or a logged-in profile, so a page
+// showing its login form has not dialled yet.
+func hideWebTransport(t *testing.T, ctx context.Context) {
+	t.Helper()
+	var id target.ID
+	deadline := time.Now().Add(20 * time.Second)
+	for id == "" && time.Now().Before(deadline) {
+		ts, err := chromedp.Targets(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ti := range ts {
+			if strings.Contains(ti.Type, "worker") && strings.HasSuffix(ti.URL, "/web/worker.js") {
+				id = ti.TargetID
+			}
+		}
+		if id == "" {
+			time.Sleep(50 * time.Millisecond) // polls the browser's target list
+		}
+	}
+	if id == "" {
+		t.Fatal("the page's worker is not among the browser's targets")
+	}
+	wctx, cancel := chromedp.NewContext(ctx, chromedp.WithTargetID(id))
+	defer cancel()
+	ectx, ecancel := context.WithTimeout(wctx, 10*time.Second)
+	defer ecancel()
+	if err := chromedp.Do(ectx, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		r, err := chromedp.Call(ctx, cdpruntime.Evaluate, cdpruntime.EvaluateParams{Expression: `delete self.WebTransport; typeof self.WebTransport`})
+		if err != nil {
+			return err
+		}
+		if r.ExceptionDetails != nil || string(r.Result.Value) != `"undefined"` {
+			return fmt.Errorf("the worker still has WebTransport: %s", r.Result.Value)
+		}
+		return nil
+	})); err != nil {
+		t.Fatalf("hide WebTransport in the worker: %v", err)
+	}
 }
 
 // TestWebClientSecondServer: the browser user, on a.example, exchanges
