@@ -40,6 +40,10 @@ type browserWT struct {
 	cur    []byte      // the rest of the chunk Read is taking from
 	dgrams chan []byte // datagrams received, dropped when it is full
 	closed chan struct{}
+	// ended is cancelled once the session is closed: a Write still
+	// waiting for the browser returns then.
+	ended  context.Context
+	cancel context.CancelFunc
 
 	wmu       sync.Mutex // one Write at a time, in order
 	closeOnce sync.Once
@@ -104,6 +108,7 @@ func dialBrowserWT(ctx context.Context, addr string, hashes [][]byte) (*Conn, er
 		dgrams: make(chan []byte, dgramQueue),
 		closed: make(chan struct{}),
 	}
+	b.ended, b.cancel = context.WithCancel(context.Background())
 	go b.pump()
 	if d := wt.Get("datagrams"); d.Truthy() {
 		b.dgw = d.Get("writable").Call("getWriter")
@@ -181,7 +186,7 @@ func (b *browserWT) Write(p []byte) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("webtransport: %w", err)
 	}
-	if _, err := awaitJS(context.Background(), pr); err != nil {
+	if _, err := awaitJS(b.ended, pr); err != nil {
 		return 0, fmt.Errorf("webtransport: write: %w", err)
 	}
 	return len(p), nil
@@ -190,15 +195,15 @@ func (b *browserWT) Write(p []byte) (int, error) {
 // Close sends FIN, reads and discards what the server still sends until
 // its FIN (at most wtLinger), then closes the session: the client, and
 // only the client, closes it, after the server's FIN (see
-// homeserver/transport), so no frame in flight is lost.
+// homeserver/transport), so no frame in flight is lost. A Write waiting
+// on a stalled stream does not hold Close up: the FIN queues behind it,
+// and closing the session ends it.
 func (b *browserWT) Close() error {
 	b.closeOnce.Do(func() {
 		close(b.closed)
-		b.wmu.Lock()
 		if p, err := jsCallValue(b.writer, "close"); err == nil {
 			quiet(p)
 		}
-		b.wmu.Unlock()
 		t := time.NewTimer(wtLinger)
 		defer t.Stop()
 	drain:
@@ -213,6 +218,11 @@ func (b *browserWT) Close() error {
 			}
 		}
 		jsCall(b.wt, "close", js.ValueOf(map[string]any{"closeCode": 0, "reason": ""}))
+		b.cancel()
+		go func() { // the pump ends once the closed session fails its read
+			for range b.chunks {
+			}
+		}()
 	})
 	return nil
 }
