@@ -183,7 +183,8 @@ func TestWebClientLinkAndChat(t *testing.T) {
 
 	run(t, ctx, "open the page", 30*time.Second,
 		chromedp.Navigate(url),
-		chromedp.WaitVisible(chromedp.ID("login-view")))
+		chromedp.WaitVisible(chromedp.ID("login-view")),
+		chromedp.WaitVisible(chromedp.ID("devca"))) // the development CA: how to trust it
 	screenshot(t, ctx, shots, "web-login.png")
 	run(t, ctx, "log in", 10*time.Second,
 		chromedp.SendKeys(chromedp.ID("login-user"), aliceAddr),

@@ -269,7 +269,12 @@ func TestWebClientSecondServer(t *testing.T) {
 		}
 	})
 	const dora, bobAt = "dora@a.example", "bob@b.example"
-	browserFirstLogin(t, ctx, "https://"+a.srv.addr+"/", dora, "dora")
+	// The login form links to how to trust the development CA.
+	browserFirstLogin(t, ctx, "https://"+a.srv.addr+"/", dora, "dora", func() {
+		run(t, ctx, "CA notice", 10*time.Second,
+			chromedp.WaitVisible(chromedp.ID("devca")),
+			poll(`document.getElementById("devca-link").getAttribute("href") === "/web/ca.html"`, 5*time.Second))
+	})
 	awaitBrowserTransport(t, a.dir, "webtransport")
 	checkCertificateHashes(t, ctx)
 
@@ -280,8 +285,8 @@ func TestWebClientSecondServer(t *testing.T) {
 	run(t, ctx, "conversation listed", 10*time.Second,
 		poll(`document.querySelector("#conversations .last") !== null && document.querySelector("#conversations .last").textContent === "hello from the terminal on b"`, 5*time.Second))
 
-	// The page links to how to trust the development CA, which names the
-	// CA's fingerprint and serves the same file as DIR/ca.pem.
+	// The page on how to trust the development CA names the CA's
+	// fingerprint and serves the same file as DIR/ca.pem.
 	caPEM, err := os.ReadFile(filepath.Join(a.dir, certs.CAFile))
 	if err != nil {
 		t.Fatal(err)
@@ -296,9 +301,6 @@ func TestWebClientSecondServer(t *testing.T) {
 	for i := 0; i < len(fp); i += 2 {
 		colons = append(colons, fp[i:i+2])
 	}
-	run(t, ctx, "CA notice", 10*time.Second,
-		chromedp.WaitVisible(chromedp.ID("devca")),
-		poll(`document.getElementById("devca-link").getAttribute("href") === "/web/ca.html"`, 5*time.Second))
 	run(t, ctx, "CA page", 30*time.Second,
 		chromedp.Navigate("https://"+a.srv.addr+"/web/ca.html"),
 		chromedp.WaitVisible(chromedp.ID("ca-page")),
