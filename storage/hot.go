@@ -16,6 +16,8 @@ const (
 	qEntries      = entrySelect + ` AND m.device_id = ? AND m.seq > ? ORDER BY m.seq LIMIT ?`
 
 	qConversation     = `SELECT ` + convCols + ` FROM conversations WHERE id = ?`
+	qConversationMeta = `SELECT id, kind, creator, epoch, last_seq, created_ms FROM conversations WHERE id = ?`
+	qMembers          = `SELECT address, COALESCE(device_id, '') FROM conversation_members WHERE conv_id = ? ORDER BY address`
 	qIsMember         = `SELECT COUNT(*) FROM conversation_members WHERE conv_id = ? AND address = ?`
 	qCountMembers     = `SELECT COUNT(*) FROM conversation_members WHERE conv_id = ?`
 	qAdvance          = `UPDATE conversations SET epoch = ?, last_seq = ? WHERE id = ?`
@@ -28,5 +30,5 @@ const (
 var hotQueries = []string{
 	qFanOutHead, qFanOutHeadWelcome, qFanOutInsert, qFanOutInsertWelcome,
 	qAck, qMailboxState, qEntries,
-	qConversation, qIsMember, qCountMembers, qAdvance, qAdvanceGroupInfo, qAppendLog, qSendRecord, qInsertSendRecord,
+	qConversation, qConversationMeta, qMembers, qIsMember, qCountMembers, qAdvance, qAdvanceGroupInfo, qAppendLog, qSendRecord, qInsertSendRecord,
 }

@@ -71,21 +71,34 @@ func (h *Hub) Accept(op string, tx *storage.Tx, in *Input) (*Result, error) {
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return nil, err
 	}
-	c, err := tx.Conversation(m.ConversationId)
+	// Only a commit needs the GroupInfo (checkGroupAuth); the others do
+	// not read its blob.
+	conversation := tx.ConversationMeta
+	if m.Kind == wire.MessageKind_MESSAGE_KIND_COMMIT {
+		conversation = tx.Conversation
+	}
+	c, err := conversation(m.ConversationId)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no conversation %s", m.ConversationId)
 	} else if err != nil {
 		return nil, err
 	}
 	res.Conv = c
-	member, err := tx.IsMember(c.ID, sender)
-	if err != nil {
-		return nil, err
-	}
+	var member bool
 	if h.cfg.Federated {
+		// The roster as it was, for the other servers (fedlink); the
+		// sender's membership is read from it (one query, not two).
 		if res.Before, err = tx.Members(c.ID); err != nil {
 			return nil, err
 		}
+		for _, mb := range res.Before {
+			if mb.Address == sender {
+				member = true
+				break
+			}
+		}
+	} else if member, err = tx.IsMember(c.ID, sender); err != nil {
+		return nil, err
 	}
 	entry := &storage.LogEntry{ConvID: c.ID, Seq: c.LastSeq + 1, Sender: sender, MessageID: m.MessageId,
 		Kind: int(m.Kind), Epoch: m.Epoch, Payload: m.Payload, CreatedMs: in.NowMs}
