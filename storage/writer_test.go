@@ -106,3 +106,30 @@ func TestWriterCommitDelay(t *testing.T) {
 		t.Fatalf("%d users committed, want 26", users)
 	}
 }
+
+// TestClaimSendRecord: the claim writes the dedup record when there is
+// none and reports false, changing nothing, when there is one.
+func TestClaimSendRecord(t *testing.T) {
+	db, _ := openTest(t)
+	rec := &SendRecord{Sender: "a@x/D1", MessageID: "m1", ConvID: "c@x", ConvSeq: 7, Epoch: 2, CreatedMs: 1000}
+	var first, second bool
+	mustWrite(t, db, func(tx *Tx) (err error) {
+		if first, err = tx.ClaimSendRecord(rec); err != nil {
+			return err
+		}
+		other := *rec
+		other.ConvSeq, other.CreatedMs = 9, 2000
+		second, err = tx.ClaimSendRecord(&other)
+		return err
+	})
+	if !first || second {
+		t.Fatalf("claims: first %v second %v, want true then false", first, second)
+	}
+	var got *SendRecord
+	if err := db.Read(context.Background(), func(tx *Tx) (err error) { got, err = tx.SendRecord("a@x/D1", "m1"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if *got != *rec {
+		t.Fatalf("record %+v, want the first claim %+v", got, rec)
+	}
+}
