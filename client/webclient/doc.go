@@ -4,7 +4,8 @@
 // (hearth/client) compiled to WebAssembly and run in a Web Worker of the page
 // every homeserver serves at / (homeserver/webui). The page and the worker
 // talk by postMessage; the worker owns the profile (IndexedDB, through
-// client/store) and the session (the browser's WebSocket, through
+// client/store) and the session (the browser's WebTransport, or its
+// WebSocket where WebTransport fails, through
 // client/transport.DialBrowser), so the page never blocks on either.
 //
 // Messages from the page (field "op"):

@@ -37,8 +37,17 @@ func chromium(t *testing.T) string {
 
 // browser starts a headless Chromium with its own profile folder. The
 // development CA's certificate is not in the browser's trust store, so
-// certificate errors are ignored; the test's server is on loopback.
-func browser(t *testing.T, exe string) context.Context {
+// certificate errors are ignored; the test's server is on loopback. extra
+// adds allocator options (Chromium flags).
+func browser(t *testing.T, exe string, extra ...chromedp.ExecAllocatorOption) context.Context {
+	t.Helper()
+	ctx, _ := browserCancel(t, exe, extra...)
+	return ctx
+}
+
+// browserCancel is browser with the function that stops it (also called
+// at the test's end).
+func browserCancel(t *testing.T, exe string, extra ...chromedp.ExecAllocatorOption) (context.Context, context.CancelFunc) {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe),
@@ -47,10 +56,12 @@ func browser(t *testing.T, exe string) context.Context {
 		chromedp.Flag("no-sandbox", true), // CI runs as root
 		chromedp.WindowSize(1000, 700),
 	)
+	opts = append(opts, extra...)
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(acancel)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(cancel)
+	stop := func() { cancel(); acancel() }
 	if err := chromedp.Do(ctx); err != nil { // starts the browser
 		t.Fatalf("start chromium: %v", err)
 	}
@@ -83,7 +94,7 @@ func browser(t *testing.T, exe string) context.Context {
 			mu.Unlock()
 		}
 	})
-	return ctx
+	return ctx, stop
 }
 
 // run runs browser actions with a deadline, failing the test with what
@@ -111,6 +122,23 @@ func poll(expr string, d time.Duration) chromedp.Action[chromedp.Void] {
 		_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(d)))
 		return err
 	})
+}
+
+// webShotsDir is the folder for screenshots (-web.screenshots), made.
+func webShotsDir(t *testing.T) string {
+	t.Helper()
+	shots := *webShots
+	if shots == "" {
+		base := os.Getenv("HEARTH_TEST_ARTIFACTS")
+		if base == "" {
+			base = filepath.Join(os.TempDir(), "hearth-test-artifacts")
+		}
+		shots = filepath.Join(base, "web")
+	}
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return shots
 }
 
 func screenshot(t *testing.T, ctx context.Context, dir, name string) {
@@ -142,17 +170,7 @@ func TestWebClientLinkAndChat(t *testing.T) {
 	skipShort(t)
 	exe := chromium(t)
 	n, a1, b1 := newMessagingNet(t)
-	shots := *webShots
-	if shots == "" {
-		base := os.Getenv("HEARTH_TEST_ARTIFACTS")
-		if base == "" {
-			base = filepath.Join(os.TempDir(), "hearth-test-artifacts")
-		}
-		shots = filepath.Join(base, "web")
-	}
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	shots := webShotsDir(t)
 	ctx := browser(t, exe)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -165,7 +183,8 @@ func TestWebClientLinkAndChat(t *testing.T) {
 
 	run(t, ctx, "open the page", 30*time.Second,
 		chromedp.Navigate(url),
-		chromedp.WaitVisible(chromedp.ID("login-view")))
+		chromedp.WaitVisible(chromedp.ID("login-view")),
+		chromedp.WaitVisible(chromedp.ID("devca"))) // the development CA: how to trust it
 	screenshot(t, ctx, shots, "web-login.png")
 	run(t, ctx, "log in", 10*time.Second,
 		chromedp.SendKeys(chromedp.ID("login-user"), aliceAddr),
@@ -195,6 +214,8 @@ func TestWebClientLinkAndChat(t *testing.T) {
 		t.Fatalf("approve output %q", out)
 	}
 	run(t, ctx, "approved", 30*time.Second, chromedp.WaitVisible(chromedp.ID("chat-view")))
+	// The browser's session is WebTransport (the CLI's are native QUIC).
+	awaitBrowserTransport(t, n.dir, "webtransport")
 
 	const hello, reply = "hello from the browser", "reply from the terminal"
 	run(t, ctx, "send", 10*time.Second,
@@ -210,6 +231,11 @@ func TestWebClientLinkAndChat(t *testing.T) {
 	b1.must(t, "", "typing", aliceAddr)
 	run(t, ctx, "typing shown", 20*time.Second,
 		poll(fmt.Sprintf(`document.getElementById("typing").textContent === %q`, bobAddr+" is typing…"), 15*time.Second))
+	// It came as a datagram: the browser asked for them (only its session
+	// is open), and the server sent the push as one.
+	if st := serverStatus(t, n.dir); st.SignalDatagrams == 0 {
+		t.Errorf("the typing push reached the page but the server sent no datagram (status %+v)", st.SessionsByTransport)
+	}
 
 	b1.must(t, "", "send", aliceAddr, reply)
 	js := fmt.Sprintf(`[...document.querySelectorAll("#messages li.msg.in")].some(e => e.querySelector(".text").textContent === %q && e.querySelector(".meta").textContent.startsWith(%q))`, reply, bobAddr)

@@ -244,3 +244,12 @@ document.addEventListener("DOMContentLoaded", () => {
     $("text").focus();
   });
 });
+
+// A server on its development CA says so (certificates.json): the page
+// links to how to trust it.
+fetch("/web/certificates.json", { cache: "no-store" })
+  .then((r) => (r.ok ? r.json() : null))
+  .then((c) => {
+    if (c && c.development_ca) $("devca").hidden = false;
+  })
+  .catch(() => {});
