@@ -34,7 +34,8 @@ func (ss *session) send(id uint64, m *wire.Send) {
 	// in the writer's transaction (hub.Accept reads it first), so that a
 	// local Send costs no read transaction of its own; read here only
 	// where the writer would not see it first: before a refusal for
-	// rate, and for a conversation hubbed elsewhere.
+	// rate, for a conversation hubbed elsewhere, and for a commit or
+	// proposal (rare; their device lists are fetched before the writer).
 	res := &sendResult{Result: &hub.Result{Dup: true}}
 	dedup := func() bool {
 		err := ss.s.db.Read(ss.ctx, func(tx *storage.Tx) (err error) { res.Rec, err = tx.SendRecord(sender, m.MessageId); return err })
@@ -59,6 +60,9 @@ func (ss *session) send(id uint64, m *wire.Send) {
 			ss.sendRemote(id, m, sender, conv.Hub())
 		}
 		return
+	}
+	if m.Kind != wire.MessageKind_MESSAGE_KIND_APPLICATION && dedup() {
+		return // a retried commit or proposal: no device lists fetched for it
 	}
 	in := &hub.Input{Send: m, Sender: from, DeviceID: ss.deviceID, NowMs: ss.s.nowMs()}
 	if err := ss.s.fetchLists(ss.ctx, op, in); err != nil {
