@@ -152,7 +152,8 @@ func (m *Maker) Begin(ctx context.Context) (*Snapshot, error) {
 	for _, u := range info.Uploads {
 		done := &planned{name: path.Join(m.cfg.MediaDir, "complete", u.MediaID), src: m.deps.Media.CompletePath(u.MediaID), mode: 0o600}
 		part := planned{name: path.Join(m.cfg.MediaDir, "partial", u.UploadID), src: m.deps.Media.PartialPath(u.UploadID), mode: 0o600, alt: done}
-		if _, err := os.Stat(part.src); err != nil {
+		// An upload in parts (a folder) is not archived: it restarts.
+		if fi, err := os.Stat(part.src); err != nil || fi.IsDir() {
 			if _, err := os.Stat(done.src); err != nil {
 				continue // not started on disk, or abandoned: it restarts from zero
 			}

@@ -197,8 +197,9 @@ func (m *Store) removeFiles(ctx context.Context, g storage.Media) error {
 	defer unlock()
 	m.hold.RLock() // not while a backup holds the files (HoldFiles)
 	defer m.hold.RUnlock()
-	for _, p := range []string{m.partialPath(g.UploadID), m.completePath(g.MediaID)} {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+	// partial/UPLOAD_ID is a folder for an upload in parts (parts.go).
+	for _, p := range []string{m.partialPath(g.UploadID), m.partialPath(g.UploadID) + ".join", m.completePath(g.MediaID)} {
+		if err := os.RemoveAll(p); err != nil {
 			return err
 		}
 	}

@@ -150,6 +150,12 @@ func (m *Store) Start(ctx context.Context, userID int64, deviceID string, r *wir
 	}
 	unlock := m.lock(uploadID)
 	defer unlock()
+	if r.GetParts() {
+		if err := os.Mkdir(m.partialPath(uploadID), 0o700); err != nil {
+			return nil, wire.E(op, wire.Code_CODE_INTERNAL, err) // the janitor removes the row
+		}
+		return m.appendParts(ctx, row, r) // parts.go
+	}
 	f, err := os.OpenFile(m.partialPath(uploadID), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, wire.E(op, wire.Code_CODE_INTERNAL, err) // the janitor removes the row
@@ -182,6 +188,9 @@ func (m *Store) Append(ctx context.Context, deviceID string, r *wire.UploadMedia
 			return nil, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "upload already complete")
 		}
 		return completeOK(row), nil
+	}
+	if m.inParts(row.UploadID) {
+		return m.appendParts(ctx, row, r) // parts.go
 	}
 	received, err := m.received(row)
 	if err != nil {

@@ -4438,6 +4438,16 @@ func (x *PresenceSettings) GetLastSeen() LastSeenVisibility {
 // server's limit, or data over the per-request limit), CODE_LIMIT (too many
 // uploads in progress, or the user's quota), CODE_NOT_FOUND (unknown or
 // expired upload_id, or one of another device).
+//
+// Parts: a new upload started with parts set is held as consecutive parts
+// of UploadMediaOK.part_size bytes (the last one shorter), which may be
+// sent in any order and at once over several connections of the device
+// (client/transfer sends large files so). Within a part data goes in
+// sequence: offset must equal the part's start plus part_received of that
+// part, and data must not cross the part's end, else CODE_BAD_REQUEST and
+// nothing changes. received is then the sum of part_received; final needs
+// every part complete. A server that does not know parts answers no
+// part_size: the upload is sequential.
 type UploadMedia struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UploadId      string                 `protobuf:"bytes,1,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
@@ -4445,6 +4455,7 @@ type UploadMedia struct {
 	Offset        uint64                 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
 	Data          []byte                 `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"` // at most 256 KiB (less if the frame limit is small)
 	Final         bool                   `protobuf:"varint,5,opt,name=final,proto3" json:"final,omitempty"`
+	Parts         bool                   `protobuf:"varint,6,opt,name=parts,proto3" json:"parts,omitempty"` // on start: the upload is held in parts (above)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4514,6 +4525,13 @@ func (x *UploadMedia) GetFinal() bool {
 	return false
 }
 
+func (x *UploadMedia) GetParts() bool {
+	if x != nil {
+		return x.Parts
+	}
+	return false
+}
+
 type UploadMediaOK struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UploadId      string                 `protobuf:"bytes,1,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
@@ -4521,6 +4539,8 @@ type UploadMediaOK struct {
 	MediaId       string                 `protobuf:"bytes,3,opt,name=media_id,json=mediaId,proto3" json:"media_id,omitempty"` // once complete: >= 128 random bits, base64url
 	Sha256        []byte                 `protobuf:"bytes,4,opt,name=sha256,proto3" json:"sha256,omitempty"`                  // once complete: of the bytes the server holds
 	TotalSize     uint64                 `protobuf:"varint,5,opt,name=total_size,json=totalSize,proto3" json:"total_size,omitempty"`
+	PartSize      uint64                 `protobuf:"varint,6,opt,name=part_size,json=partSize,proto3" json:"part_size,omitempty"`                    // an upload in parts: bytes per part
+	PartReceived  []uint64               `protobuf:"varint,7,rep,packed,name=part_received,json=partReceived,proto3" json:"part_received,omitempty"` // an upload in parts: bytes held of each part
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4588,6 +4608,20 @@ func (x *UploadMediaOK) GetTotalSize() uint64 {
 		return x.TotalSize
 	}
 	return 0
+}
+
+func (x *UploadMediaOK) GetPartSize() uint64 {
+	if x != nil {
+		return x.PartSize
+	}
+	return 0
+}
+
+func (x *UploadMediaOK) GetPartReceived() []uint64 {
+	if x != nil {
+		return x.PartReceived
+	}
+	return nil
 }
 
 // DownloadMedia reads length bytes (0 or more than the limit: up to 256 KiB)
@@ -5009,21 +5043,24 @@ const file_hearth_proto_rawDesc = "" +
 	"\fPresenceList\x124\n" +
 	"\bpresence\x18\x01 \x03(\v2\x18.hearth.v1.PresenceEventR\bpresence\"N\n" +
 	"\x10PresenceSettings\x12:\n" +
-	"\tlast_seen\x18\x01 \x01(\x0e2\x1d.hearth.v1.LastSeenVisibilityR\blastSeen\"\x8b\x01\n" +
+	"\tlast_seen\x18\x01 \x01(\x0e2\x1d.hearth.v1.LastSeenVisibilityR\blastSeen\"\xa1\x01\n" +
 	"\vUploadMedia\x12\x1b\n" +
 	"\tupload_id\x18\x01 \x01(\tR\buploadId\x12\x1d\n" +
 	"\n" +
 	"total_size\x18\x02 \x01(\x04R\ttotalSize\x12\x16\n" +
 	"\x06offset\x18\x03 \x01(\x04R\x06offset\x12\x12\n" +
 	"\x04data\x18\x04 \x01(\fR\x04data\x12\x14\n" +
-	"\x05final\x18\x05 \x01(\bR\x05final\"\x9a\x01\n" +
+	"\x05final\x18\x05 \x01(\bR\x05final\x12\x14\n" +
+	"\x05parts\x18\x06 \x01(\bR\x05parts\"\xdc\x01\n" +
 	"\rUploadMediaOK\x12\x1b\n" +
 	"\tupload_id\x18\x01 \x01(\tR\buploadId\x12\x1a\n" +
 	"\breceived\x18\x02 \x01(\x04R\breceived\x12\x19\n" +
 	"\bmedia_id\x18\x03 \x01(\tR\amediaId\x12\x16\n" +
 	"\x06sha256\x18\x04 \x01(\fR\x06sha256\x12\x1d\n" +
 	"\n" +
-	"total_size\x18\x05 \x01(\x04R\ttotalSize\"r\n" +
+	"total_size\x18\x05 \x01(\x04R\ttotalSize\x12\x1b\n" +
+	"\tpart_size\x18\x06 \x01(\x04R\bpartSize\x12#\n" +
+	"\rpart_received\x18\a \x03(\x04R\fpartReceived\"r\n" +
 	"\rDownloadMedia\x12\x19\n" +
 	"\bmedia_id\x18\x01 \x01(\tR\amediaId\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x16\n" +
