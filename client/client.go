@@ -64,6 +64,12 @@ type Config struct {
 	// key is kept in the OS keyring and encrypts a new profile with a
 	// random key kept there (client/oskeyring).
 	Keyring store.Keyring
+	// MediaConnections is the most connections to the homeserver one file
+	// transfer of 1 MiB or more uses at once, this device's session
+	// included (client/transfer, parallel.go): each has its own congestion
+	// window, which on a lossy link multiplies the throughput. 0: 4; 1:
+	// the session's only.
+	MediaConnections int
 }
 
 // Client is one device's view of Hearth: its profile store and, once
@@ -158,8 +164,11 @@ func Open(cfg Config) (*Client, error) {
 	c.recv = &receiver{st: st, states: c.states, mls: c.mls, dir: c.dir, rosters: c.rosters, self: c.acct.Self,
 		newID: c.newID, now: cfg.Now, log: cfg.Logger,
 		rcpt: &receipts{newID: c.newID, now: cfg.Now}, queued: func() { c.rcptQueued.Store(true) }, noDelivered: cfg.NoDeliveryReceipts}
+	if cfg.MediaConnections == 0 {
+		cfg.MediaConnections = DefaultMediaConnections
+	}
 	c.media = transfer.New(transfer.Config{Dir: cfg.Profile, Store: st, Call: c.link.call, CallIdempotent: c.link.callIdempotent,
-		Rand: cfg.Rand, Now: cfg.Now, Log: cfg.Logger})
+		Rand: cfg.Rand, Now: cfg.Now, Log: cfg.Logger, OpenLane: c.openMediaLane, Connections: cfg.MediaConnections})
 	c.heal = &healer{st: st, states: c.states, mls: c.mls, dir: c.dir, rosters: c.rosters, acct: c.acct,
 		callIdempotent: c.link.callIdempotent, newID: c.newID, now: cfg.Now, log: cfg.Logger}
 	c.groups = &Groups{e2ee: cfg.Groups != nil, st: st, states: c.states, mls: c.mls, dir: c.dir, rosters: c.rosters, acct: c.acct,

@@ -29,12 +29,16 @@ type cutAfter struct {
 	moved          atomic.Int64 // since arming, in the cut direction
 	laterW, laterR atomic.Int64 // on connections dialled after the cut
 	laterConns     atomic.Int32
+	armedConns     atomic.Int32 // connections dialled while armed
 }
 
 func (c *cutAfter) Dial(ctx context.Context, addr, ca string) (io.ReadWriteCloser, error) {
 	rwc, err := c.dial(ctx, addr, ca)
 	if err != nil {
 		return nil, err
+	}
+	if c.armed.Load() {
+		c.armedConns.Add(1)
 	}
 	later := c.cut.Load()
 	if later {

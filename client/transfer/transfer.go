@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"hearth/client/session"
@@ -38,6 +39,14 @@ type Config struct {
 	Rand                 io.Reader // media keys and nonces
 	Now                  func() time.Time
 	Log                  *slog.Logger
+	// OpenLane opens one more connection of the device for a transfer
+	// (parallel.go); nil: transfers use the session's only.
+	OpenLane func(ctx context.Context) (Lane, error)
+	// Connections is the most connections one transfer of at least
+	// ParallelMin ciphertext bytes uses, the session's included; 1 or
+	// less: one.
+	Connections int
+	ParallelMin int64 // default DefaultParallelMin
 }
 
 // ErrCorrupt is wrapped when a downloaded media does not match its
@@ -51,6 +60,9 @@ type Transfer struct{ cfg Config }
 func New(cfg Config) *Transfer {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ParallelMin <= 0 {
+		cfg.ParallelMin = DefaultParallelMin
 	}
 	return &Transfer{cfg: cfg}
 }
@@ -80,14 +92,18 @@ func (t *Transfer) upload(ctx context.Context, f io.ReaderAt, sealed media.Seale
 			if id := r.GetUploadMedia().GetMediaId(); id != "" {
 				return checkUploaded(r.GetUploadMedia(), sealed)
 			}
+			if r.GetUploadMedia().GetPartSize() > 0 {
+				return t.uploadParts(ctx, f, sealed, r.GetUploadMedia()) // parallel.go
+			}
 		}
 	}
+	parts := uploadID == "" && t.parallel(sealed.Size) > 1
 	for {
 		var req *wire.UploadMedia
 		if uploadID == "" {
 			// Start without data: a refusal (size, quota) then costs
 			// nothing, and a later TOO_LARGE can only be about the chunk.
-			req = &wire.UploadMedia{TotalSize: total}
+			req = &wire.UploadMedia{TotalSize: total, Parts: parts}
 		} else {
 			n := min(uint64(len(buf)), total-off)
 			if _, err := f.ReadAt(buf[:n], int64(off)); err != nil && !(errors.Is(err, io.EOF) && n == 0) {
@@ -124,6 +140,9 @@ func (t *Transfer) upload(ctx context.Context, f io.ReaderAt, sealed media.Seale
 		uploadID, off = up.GetUploadId(), up.GetReceived()
 		if up.GetMediaId() != "" {
 			return checkUploaded(up, sealed)
+		}
+		if up.GetPartSize() > 0 {
+			return t.uploadParts(ctx, f, sealed, up) // parallel.go
 		}
 		if off > total {
 			return "", fmt.Errorf("%s: the server holds %d of %d bytes", op, off, total)
@@ -209,6 +228,9 @@ func (t *Transfer) FetchProgress(ctx context.Context, ref store.MediaRef, w io.W
 // server is fetched through this device's server.
 func (t *Transfer) download(ctx context.Context, mediaID, server string, want int64, w io.Writer) error {
 	const op = "client.download"
+	if n := t.parallel(want); n > 1 {
+		return t.downloadParallel(ctx, mediaID, server, want, w, n) // parallel.go
+	}
 	var off int64
 	for off < want {
 		r, err := t.cfg.CallIdempotent(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_DownloadMedia{
@@ -267,17 +289,32 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// progressReaderAt tells fn the furthest offset read through it.
+// progressReaderAt tells fn the furthest offset read through it, or,
+// once counting (an upload in parts), the bytes read (at most total).
 type progressReaderAt struct {
-	r     io.ReaderAt
-	done  int64
-	total int64
-	fn    func(done, total int64)
+	r        io.ReaderAt
+	mu       sync.Mutex
+	done     int64
+	total    int64
+	counting bool
+	fn       func(done, total int64)
+}
+
+// countFrom makes p count bytes read from now on, from done.
+func (p *progressReaderAt) countFrom(done int64) {
+	p.mu.Lock()
+	p.counting, p.done = true, done
+	p.mu.Unlock()
 }
 
 func (p *progressReaderAt) ReadAt(b []byte, off int64) (int, error) {
 	n, err := p.r.ReadAt(b, off)
-	if end := off + int64(n); end > p.done {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.counting {
+		p.done = min(p.done+int64(n), p.total)
+		p.fn(p.done, p.total)
+	} else if end := off + int64(n); end > p.done {
 		p.done = end
 		p.fn(p.done, p.total)
 	}
