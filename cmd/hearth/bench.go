@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"hearth/client"
 	"hearth/cmd/hearth/internal/loadgen"
 )
 
@@ -32,6 +33,8 @@ type benchEnv struct {
 	cpuprof   string
 	via       string // impairment relay spec (bench_via.go)
 	receipts  bool   // pairs: devices send delivery and read receipts
+	// mediaConns is client.Config.MediaConnections (media: --connections).
+	mediaConns int
 }
 
 func newBenchCmd() *cobra.Command {
@@ -159,7 +162,7 @@ func (e *benchEnv) fleet(t *benchTarget, d *benchDialer, profiles string) (*load
 	}
 	return loadgen.NewFleet(loadgen.Config{Server: t.server, CAPath: t.ca, Domain: t.domain, Dial: d.dial,
 		Groups: newGroupEngine, Users: t, ProfileDir: profiles, Parallel: e.parallel, DialConcurrency: e.dialConc, ServerPID: t.pid,
-		Logger: log, Progress: os.Stderr, Stages: t.stages, Receipts: e.receipts})
+		Logger: log, Progress: os.Stderr, Stages: t.stages, Receipts: e.receipts, MediaConnections: e.mediaConns})
 }
 
 // profileDir returns the folder for the profiles and how to clean it up.
@@ -326,11 +329,17 @@ func newBenchMediaCmd(e *benchEnv) *cobra.Command {
 		Short: "upload and download throughput: one user sends --files files of --file-size bytes, the other downloads each",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if e.mediaConns < 1 {
+				return fmt.Errorf("--connections must be at least 1")
+			}
+			p.Connections = e.mediaConns
 			return e.run(cmd, func(ctx context.Context, f, _ *loadgen.Fleet) (*loadgen.Report, error) {
 				return loadgen.Media(ctx, f, p)
 			})
 		},
 	}
+	cmd.Flags().IntVar(&e.mediaConns, "connections", client.DefaultMediaConnections,
+		"connections of a device one file of 1 MiB or more moves over at once (1: the session's only)")
 	cmd.Flags().Int64Var(&p.Size, "file-size", 4<<20, "plaintext bytes per file")
 	cmd.Flags().IntVar(&p.Files, "files", 3, "files sent one after the other")
 	cmd.Flags().DurationVar(&p.Timeout, "timeout", 5*time.Minute, "longest one file may take (upload, delivery, download)")

@@ -50,6 +50,8 @@ type chatEnv struct {
 	// profile without one.
 	passphraseStdin, loginPassword, noPassphrase bool
 	stdin                                        []string // standard input's lines, once read
+	// mediaConns is client.Config.MediaConnections (--media-connections).
+	mediaConns int
 }
 
 func newChatCmd() *cobra.Command {
@@ -60,6 +62,8 @@ func newChatCmd() *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVar(&env.profile, "profile", "", "profile folder of this device (required)")
 	cmd.PersistentFlags().BoolVar(&env.verbose, "verbose", false, "log protocol events to stderr")
+	cmd.PersistentFlags().IntVar(&env.mediaConns, "media-connections", client.DefaultMediaConnections,
+		"connections one file of 1 MiB or more is sent or fetched over at once (1: one; more help on lossy links)")
 	env.registerNetFlags(cmd) // chat_stats.go
 	cmd.PersistentFlags().BoolVar(&env.passphraseStdin, "passphrase-stdin", false,
 		"read the profile passphrase from standard input (an encrypted profile; with login --password-stdin: the line after the password); else $"+passphraseFileEnv)
@@ -99,7 +103,7 @@ func (e *chatEnv) open() (*client.Client, error) {
 		kr = oskeyring.Keyring{}
 	}
 	c, err := client.Open(client.Config{Profile: e.profile, Dial: dial, Logger: log, Groups: newGroupEngine(), ConnectWait: e.connectWait,
-		Passive: !e.active, Passphrase: pass, Keyring: kr})
+		Passive: !e.active, Passphrase: pass, Keyring: kr, MediaConnections: max(e.mediaConns, 1)})
 	if errors.Is(err, store.ErrKeyringRefused) {
 		return nil, fmt.Errorf("%w; to create the profile without the keyring, set %s=off (unencrypted) or give a passphrase (--passphrase-stdin)", err, oskeyring.EnvSwitch)
 	}

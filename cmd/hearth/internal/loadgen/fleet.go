@@ -51,6 +51,9 @@ type Config struct {
 	// they receive read (read receipts), as a chat app showing each
 	// message does; off, they send no receipts at all.
 	Receipts bool
+	// MediaConnections is the devices' client.Config.MediaConnections
+	// (0: the client's default).
+	MediaConnections int
 }
 
 func (c *Config) defaults() error {
@@ -220,7 +223,7 @@ func (f *Fleet) Open(d *Device) error {
 	}
 	c, err := client.Open(client.Config{Profile: d.Profile, Dial: f.cfg.Dial, Groups: f.cfg.Groups(),
 		Logger: f.cfg.Logger, Now: f.cfg.Now, MinBackoff: 50 * time.Millisecond, MaxBackoff: 3 * time.Second,
-		NoDeliveryReceipts: !f.cfg.Receipts})
+		NoDeliveryReceipts: !f.cfg.Receipts, MediaConnections: f.cfg.MediaConnections})
 	if err != nil {
 		return fmt.Errorf("loadgen: open profile %s: %w", d.Profile, err)
 	}

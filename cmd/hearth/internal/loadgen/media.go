@@ -20,6 +20,9 @@ type MediaParams struct {
 	Size    int64         // plaintext bytes per file
 	Files   int           // files sent one after the other
 	Timeout time.Duration // longest one file may take (upload, delivery of its message, download)
+	// Connections is what the fleet's devices use per file
+	// (Config.MediaConnections), for the report only.
+	Connections int
 }
 
 // MediaFigures are the media workload's results. Throughput is the
@@ -47,7 +50,7 @@ func Media(ctx context.Context, f *Fleet, p MediaParams) (*Report, error) {
 	}
 	now := f.cfg.Now
 	r := &Report{Workload: "media", Run: f.run, Machine: machine(),
-		Params: map[string]any{"file_size": p.Size, "files": p.Files, "timeout": p.Timeout.String()}}
+		Params: map[string]any{"file_size": p.Size, "files": p.Files, "timeout": p.Timeout.String(), "connections": p.Connections}}
 	fig := &MediaFigures{FileBytes: p.Size, SealedBytes: media.SealedSize(p.Size)}
 	r.Media = fig
 	t0 := now()
