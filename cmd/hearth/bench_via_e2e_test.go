@@ -87,7 +87,9 @@ func TestBenchViaRebinding(t *testing.T) {
 // TestBenchMedia: `bench media` sends a file from one device to the other
 // through the relay (2 % loss, RTT 20 ms) over native QUIC; the other
 // downloads it and it matches byte for byte; the report has both
-// throughputs. A bad size is refused.
+// throughputs. A file of 1.2 MB with --connections 3 goes over 3
+// connections of each device (the report counts their sessions). A bad
+// size and a bad number of connections are refused.
 func TestBenchMedia(t *testing.T) {
 	parallelE2E(t)
 	dir := filepath.Join(t.TempDir(), "data")
@@ -114,5 +116,24 @@ func TestBenchMedia(t *testing.T) {
 	r := hearth(t, nil, "", "bench", "--dir", dir, "media", "--file-size", "0")
 	if r.code == 0 || !strings.Contains(r.stderr, "file size") {
 		t.Errorf("--file-size 0: exit %d, stderr %q", r.code, r.stderr)
+	}
+
+	// A file over the 1 MiB threshold goes over --connections connections
+	// of each device: the extra sessions show in the report.
+	one := num(t, rep, "sessions_by_transport.quic")
+	par := benchJSON(t, dir, "--transport", "quic", "--via", "loss=2%,rtt=20ms,seed=18", "media", "--file-size", "1200000", "--files", "1", "--connections", "3")
+	if f, e := num(t, par, "media.files"), num(t, par, "send_errors"); f != 1 || e != 0 {
+		t.Errorf("--connections 3: media files %v, errors %v; want 1, 0", f, e)
+	}
+	if c := num(t, par, "params.connections"); c != 3 {
+		t.Errorf("params.connections %v, want 3", c)
+	}
+	// 2 extra sessions for the upload and 2 for the download.
+	if n := num(t, par, "sessions_by_transport.quic"); n < one+4 {
+		t.Errorf("--connections 3 opened %v sessions, 1 file of 300 kB per run took %v: want 4 more at least", n, one)
+	}
+	r = hearth(t, nil, "", "bench", "--dir", dir, "media", "--connections", "0")
+	if r.code == 0 || !strings.Contains(r.stderr, "--connections") {
+		t.Errorf("--connections 0: exit %d, stderr %q", r.code, r.stderr)
 	}
 }

@@ -30,6 +30,16 @@
 //	DownloadMedia{media_id,offset,length} ->
 //	                                      <- MediaData{data,total_size}
 //
+// An upload in parts (files of 1 MiB or more, over several connections of
+// the device at once):
+//
+//	UploadMedia{total_size,parts}        -> start
+//	                                      <- UploadMediaOK{upload_id,part_size,part_received}
+//	UploadMedia{upload_id,offset,data}   -> ... on any connection, any part;
+//	                                         offset = part start + part_received
+//	UploadMedia{upload_id,offset=total_size,final} ->
+//	                                      <- UploadMediaOK{media_id,sha256} once durable
+//
 // Lossy signals (pushes only to sessions online at that moment; a slow
 // session's are dropped):
 //
