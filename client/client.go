@@ -103,6 +103,11 @@ type Client struct {
 	seen     map[string]presenceSeen // the last presence passed on per user (signals.go)
 
 	rcptQueued atomic.Bool // a receipt waits in the outbox (receipts.go)
+
+	inboxMu sync.Mutex // one drainInbox at a time
+	// printed is the inbox position up to which this process printed;
+	// removing those entries is put off to the next store write (recv.go).
+	printed uint64
 }
 
 // ErrNotLoggedIn is returned when the profile has no account yet.

@@ -76,3 +76,11 @@ func NewBenchServer(tb testing.TB, domain string) *TestServer {
 	cfg.RateLimit.PerSecond, cfg.RateLimit.Burst = 1e9, 1e9
 	return newTestServer(tb, domain, cfg)
 }
+
+// StoreCommits returns how many read-write transactions the device's
+// store committed (each one fsync'd commit; benchmarks count them).
+func (c *Client) StoreCommits() uint64 { return c.st.Commits() }
+
+// DrainInbox prints what the inbox holds past what this Client printed
+// (Receive's first step).
+func (c *Client) DrainInbox(print func(store.Message) error) (int, error) { return c.drainInbox(print) }

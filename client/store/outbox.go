@@ -152,20 +152,30 @@ func (t *Tx) DeleteOutbox(id string) error {
 // OutboxHeads returns the oldest item not marked failed of every send
 // queue, in queue order (not send order). It reads one index entry and one
 // item per queue, however long the queues are.
-func (t *Tx) OutboxHeads() ([]OutboxItem, error) {
+func (t *Tx) OutboxHeads() ([]OutboxItem, error) { return t.OutboxHeadsSkipping(nil) }
+
+// OutboxHeadsSkipping is OutboxHeads reading past the items for which
+// skip (if not nil) reports true: such an item is not a queue's head, the
+// next one is.
+func (t *Tx) OutboxHeadsSkipping(skip func(id string) bool) ([]OutboxItem, error) {
 	var out []OutboxItem
 	b := t.tx.Bucket(bOutbox)
 	c := t.tx.Bucket(bOutQueues).Cursor()
+	var queue []byte // the queue whose head was found: skip to its end
 	for k, _ := c.First(); k != nil; {
 		if len(k) < 9 || k[len(k)-9] != 0 {
 			return out, fmt.Errorf("store: corrupt outbox queue key %q", k)
 		}
-		queue := cloneBytes(k[:len(k)-9])
 		var it OutboxItem
 		if err := t.getJSON(b, k[len(k)-8:], &it); err != nil {
 			return out, err
 		}
+		if skip != nil && skip(it.ID) {
+			k, _ = c.Next()
+			continue
+		}
 		out = append(out, it)
+		queue = append(queue[:0], k[:len(k)-9]...)
 		k, _ = c.Seek(append(queue, 1)) // past this queue's entries
 	}
 	return out, nil
