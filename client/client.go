@@ -171,7 +171,7 @@ func Open(cfg Config) (*Client, error) {
 		session: c.link.session, ensureKeyPackages: c.kp.ensure, inStep: c.inStep, enqueue: c.enqueue, flush: c.Flush,
 		call: c.link.call, callIdempotent: c.link.callIdempotent, newID: c.newID, rand: cfg.Rand, now: cfg.Now, log: cfg.Logger}
 	c.sealer = &sealer{st: st, states: c.states, mls: c.mls, dir: c.dir, rosters: c.rosters, acct: c.acct, groups: c.groups,
-		heal: c.heal, parked: c.recv.waitParked, call: c.link.call, callIdempotent: c.link.callIdempotent, newID: c.newID, log: cfg.Logger}
+		heal: c.heal, parked: c.recv.waitParked, live: c.link.caughtUp, call: c.link.call, callIdempotent: c.link.callIdempotent, newID: c.newID, log: cfg.Logger}
 	c.out = c.newSender(c.sealer.seal)
 	return c, nil
 }

@@ -56,8 +56,10 @@ func (c *Client) GroupCacheStats() (hits, misses int) { return c.gcache.Stats() 
 type SealFunc = func(context.Context, store.OutboxItem) (store.OutboxItem, error)
 
 // WrapSeal makes every Flush encrypt through wrap, which gets the real
-// seal as next: a test makes one conversation's items fail or hang.
+// seal as next: a test makes one conversation's items fail or hang. Items
+// are no longer encrypted when queued (sealQueued).
 func (c *Client) WrapSeal(wrap func(ctx context.Context, it store.OutboxItem, next SealFunc) (store.OutboxItem, error)) {
+	c.sealer.live = nil // no encryption when queued: every item goes through wrap
 	c.out = c.newSender(func(ctx context.Context, it store.OutboxItem) (store.OutboxItem, error) {
 		return wrap(ctx, it, c.sealer.seal)
 	})

@@ -39,8 +39,8 @@ func TestSentSettledLaterSurvivesACrash(t *testing.T) {
 
 	before := alice.c.StoreCommits()
 	alice.send(bob.user, "settled later")
-	if n := alice.c.StoreCommits() - before; n != 2 {
-		t.Errorf("queue and send took %d commits, want 2 (queue; seal) with the settling put off", n)
+	if n := alice.c.StoreCommits() - before; n != 1 {
+		t.Errorf("queue and send took %d commits, want 1 (queued and sealed together, the settling put off)", n)
 	}
 	if !alice.c.Store().Pending() {
 		t.Fatal("the settling of the sent message is not put off")
@@ -132,5 +132,41 @@ func TestPrintedRemovedLater(t *testing.T) {
 	}
 	if got := drain(reopen(t, ts, bob)); len(got) != 0 {
 		t.Fatalf("after Close printed %q again", got)
+	}
+}
+
+// TestQueueSealsWhenNothingWaits: a message queued on a device whose
+// session is caught up, to a conversation whose roster is fresh and whose
+// queue is empty, is encrypted in the transaction that queues it (one
+// commit); one queued behind it waits for Flush, so the messages are
+// encrypted and arrive in their order.
+func TestQueueSealsWhenNothingWaits(t *testing.T) {
+	ts := client.NewTestServer(t, "a.example")
+	us := groupUsers(t, ts, "alice", "bob")
+	alice, bob := us[0], us[1]
+	alice.send(bob.user, "first")
+	bob.recv(alice.user + ":first")
+
+	before := alice.c.StoreCommits()
+	a := alice.queue(bob.user, "a")
+	if n := alice.c.StoreCommits() - before; n != 1 {
+		t.Fatalf("Queue took %d commits", n)
+	}
+	if it := outboxItem(t, alice, a); it.Payload == nil {
+		t.Fatalf("not sealed when queued: %+v", it)
+	}
+	b := alice.queue(bob.user, "b")
+	if it := outboxItem(t, alice, b); it.Payload != nil {
+		t.Fatal("sealed when queued behind a waiting item")
+	}
+	if got := client.OutboxState(outboxItem(t, alice, a)); got != "sending" {
+		t.Fatalf("outbox state of the sealed item: %s", got)
+	}
+	if err := alice.c.Flush(ctx30(t), b); err != nil {
+		t.Fatal(err)
+	}
+	bob.recv(alice.user+":a", alice.user+":b")
+	if got := historyTexts(t, alice, bob.user); strings.Join(got, ",") != "first,a,b" {
+		t.Fatalf("alice's history %q", got)
 	}
 }

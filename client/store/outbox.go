@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
 	"time"
 )
@@ -147,6 +148,19 @@ func (t *Tx) DeleteOutbox(id string) error {
 		return err
 	}
 	return ids.Delete([]byte(id))
+}
+
+// OutboxQueueOnly reports whether it, an item added in this transaction,
+// is the only item not marked failed in its send queue.
+func (t *Tx) OutboxQueueOnly(it OutboxItem) bool {
+	prefix := append([]byte(queueOf(it)), 0)
+	c := t.tx.Bucket(bOutQueues).Cursor()
+	k, _ := c.Seek(prefix)
+	if k == nil || !bytes.Equal(k, queueKey(it)) {
+		return false // an earlier item comes first (or it is not indexed)
+	}
+	k, _ = c.Next()
+	return k == nil || !bytes.HasPrefix(k, prefix)
 }
 
 // OutboxHeads returns the oldest item not marked failed of every send
