@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"fmt"
+	"syscall"
 	"testing"
 	"time"
 
@@ -92,12 +93,13 @@ func benchReceive(b *testing.B, c *client.Client, n int) {
 // accepted it (encrypt, store, Send, SendOK, history), one at a time.
 func BenchmarkSendMessage(b *testing.B) {
 	_, alice, _, bob := benchPair(b)
-	before := alice.StoreCommits()
+	before, cpu := alice.StoreCommits(), cpuTime(b)
 	b.ResetTimer()
 	for range b.N {
 		benchSend(b, alice, bob, 1)
 	}
 	b.StopTimer()
+	reportCPU(b, cpu)
 	reportFsyncs(b, alice, before, "send")
 }
 
@@ -137,11 +139,27 @@ func BenchmarkReceiveMessage(b *testing.B) {
 	bobAcct, _ := bob.Account()
 	bob.Close() // offline while the backlog builds up
 	benchSend(b, alice, bobAcct.User, b.N)
-	before := bob.StoreCommits()
+	before, cpu := bob.StoreCommits(), cpuTime(b)
 	b.ResetTimer()
 	benchReceive(b, bob, b.N)
 	b.StopTimer()
+	reportCPU(b, cpu)
 	reportFsyncs(b, bob, before, "recv")
+}
+
+// cpuTime returns the CPU time (user and system) this process used so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the process's CPU time since before per op, in
+// microseconds: both clients and the in-process server.
+func reportCPU(b *testing.B, before time.Duration) {
+	b.ReportMetric(float64((cpuTime(b)-before).Microseconds())/float64(b.N), "cpu-µs/op")
 }
 
 // reportFsyncs reports the store commits of c since before per message
@@ -159,7 +177,9 @@ func reportFsyncs(b *testing.B, c *client.Client, before uint64, name string) {
 // stores, acknowledges and prints it; the next message goes when bob
 // printed this one. ns/op is the wall time per message of both clients and
 // the in-process server; send- and recv-fsyncs/op count each client's
-// store commits (the durable transactions per message on each side).
+// store commits (the durable transactions per message on each side);
+// cpu-µs/op is the CPU time of the whole process (both clients and the
+// server) per message.
 //
 //	go test ./client -run '^$' -bench MessageRoundTrip -benchmem -benchtime 300x
 func BenchmarkMessageRoundTrip(b *testing.B) {
@@ -197,12 +217,14 @@ func BenchmarkMessageRoundTrip(b *testing.B) {
 	benchSend(b, alice, ba.User, 1) // Receive is running and caught up
 	wait()
 	sendBefore, recvBefore := alice.StoreCommits(), bob.StoreCommits()
+	cpu := cpuTime(b)
 	b.ResetTimer()
 	for range b.N {
 		benchSend(b, alice, ba.User, 1)
 		wait()
 	}
 	b.StopTimer()
+	reportCPU(b, cpu)
 	reportFsyncs(b, alice, sendBefore, "send")
 	reportFsyncs(b, bob, recvBefore, "recv")
 }

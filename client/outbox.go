@@ -154,7 +154,7 @@ func (c *Client) bodyGone(it store.OutboxItem, err error) bool {
 }
 
 // OutboxState is what `chat outbox list` shows of an item: queued (not
-// sent yet), sending (encrypted and handed to the server, its answer not
+// sent yet), sending (encrypted, handed to the server or about to be, its answer not
 // recorded yet) or failed (refused for good; kept until retried or dropped).
 // A receipt or settings item that failed is queued: the next Flush tries
 // it again by itself.
