@@ -27,6 +27,7 @@ type benchEnv struct {
 	perSocket int
 	dialConc  int
 	forceWS   bool
+	quic      bool // native QUIC (ALPN hearth) only
 	verbose   bool
 	cpuprof   string
 	via       string // impairment relay spec (bench_via.go)
@@ -58,6 +59,7 @@ fsyncs do not stand in for the server's; the report says where they were.`,
 	f.IntVar(&e.perSocket, "per-socket", 64, "QUIC connections sharing one UDP socket")
 	f.IntVar(&e.dialConc, "dial-concurrency", 32, "dial attempts in flight at most (failed dials are retried with backoff)")
 	f.BoolVar(&e.forceWS, "websocket", false, "use the WebSocket (TCP) transport instead of WebTransport (never a fallback: without it every session is WebTransport or the run fails)")
+	f.BoolVar(&e.quic, "quic", false, "use native QUIC (the Hearth ALPN, as the CLI does) instead of WebTransport (never a fallback: every session is native QUIC or the run fails)")
 	f.BoolVar(&e.verbose, "verbose", false, "log client events to stderr")
 	f.StringVar(&e.cpuprof, "cpuprofile", "", "write this process's CPU profile (the client side) to FILE")
 	f.StringVar(&e.via, "via", "", `reach the (loopback) server through an impairment relay, e.g. "loss=5%,rtt=200ms,blackout=2s/6s,seed=18" (keys: loss dup reorder delay rtt jitter blackout rebind rate seed udp=blocked; docs/benchmarks.md)`)
@@ -88,7 +90,10 @@ func (e *benchEnv) run(cmd *cobra.Command, w func(ctx context.Context, f, remote
 		return err
 	}
 	defer cleanup()
-	dialer := newBenchDialer(e.perSocket, e.forceWS)
+	if e.quic && e.forceWS {
+		return errors.New("bench: --quic and --websocket exclude each other")
+	}
+	dialer := newBenchDialer(e.perSocket, e.forceWS, e.quic)
 	fleet, err := e.fleet(&e.target, dialer, filepath.Join(dir, "home"))
 	if err != nil {
 		return err
@@ -243,6 +248,7 @@ func newBenchBacklogCmd(e *benchEnv) *cobra.Command {
 
 func newBenchIdleCmd(e *benchEnv) *cobra.Command {
 	var p loadgen.IdleParams
+	var serverPprof string
 	cmd := &cobra.Command{
 		Use:   "idle",
 		Short: "hold N idle sessions and measure the server's RSS and CPU per session",
@@ -250,10 +256,14 @@ func newBenchIdleCmd(e *benchEnv) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return e.run(cmd, func(ctx context.Context, f, _ *loadgen.Fleet) (*loadgen.Report, error) {
 				p.Online = e.target.online
+				if serverPprof != "" {
+					p.Memory = func(ctx context.Context) (loadgen.MemSample, error) { return loadgen.FetchMemory(ctx, serverPprof) }
+				}
 				return loadgen.Idle(ctx, f, p)
 			})
 		},
 	}
+	cmd.Flags().StringVar(&serverPprof, "server-pprof", "", "the server's --pprof address (127.0.0.1:PORT): before the baseline and the held readings it collects garbage and returns freed memory to the OS, and the report adds RSS, heap, stacks and goroutines per session from those readings (after_free)")
 	cmd.Flags().IntVar(&p.Sessions, "sessions", 100, "sessions to hold")
 	cmd.Flags().DurationVar(&p.Hold, "hold", 10*time.Second, "how long they are held while CPU is measured")
 	cmd.Flags().Float64Var(&p.Ramp, "ramp", loadgen.DefaultIdleRamp, "sessions reopened per second for the hold")

@@ -107,13 +107,14 @@ func (t *benchTarget) stages(ctx context.Context) (map[string]admin.Histogram, e
 type benchDialer struct {
 	pool      *transport.SocketPool
 	forceWS   bool
+	quicOnly  bool // native QUIC (NextProtoHearth) only
 	mu        sync.Mutex
 	roots     map[string]*x509.CertPool
 	protocols map[string]int
 }
 
-func newBenchDialer(perSocket int, forceWS bool) *benchDialer {
-	return &benchDialer{pool: transport.NewSocketPool(perSocket), forceWS: forceWS,
+func newBenchDialer(perSocket int, forceWS, quicOnly bool) *benchDialer {
+	return &benchDialer{pool: transport.NewSocketPool(perSocket), forceWS: forceWS, quicOnly: quicOnly,
 		roots: map[string]*x509.CertPool{}, protocols: map[string]int{}}
 }
 
@@ -127,7 +128,7 @@ func (d *benchDialer) dial(ctx context.Context, addr, caPath string) (io.ReadWri
 	// Never a silent fallback: a WebTransport dial that fails is retried
 	// by the fleet (dial_retries), not replaced by a WebSocket session.
 	c, err := transport.Dial(ctx, addr, transport.DialOptions{RootCAs: roots, Sockets: d.pool,
-		ForceWebSocket: d.forceWS, WebTransportOnly: !d.forceWS, QUICTimeout: 10 * time.Second})
+		ForceWebSocket: d.forceWS, WebTransportOnly: !d.forceWS && !d.quicOnly, QUICOnly: d.quicOnly, QUICTimeout: 10 * time.Second})
 	if err != nil {
 		return nil, err
 	}
@@ -168,8 +169,11 @@ func (d *benchDialer) counts() map[string]int {
 // than the one asked for: figures of a mixed run would be mislabelled.
 func (d *benchDialer) checkTransport() error {
 	want := transport.ProtocolWebTransport
-	if d.forceWS {
+	switch {
+	case d.forceWS:
 		want = transport.ProtocolWebSocket
+	case d.quicOnly:
+		want = transport.ProtocolQUIC
 	}
 	counts := d.counts()
 	for p, n := range counts {
