@@ -3,11 +3,17 @@ package store
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // laterWrites holds the writes put off by Later until the next Update,
 // and counts committed read-write transactions.
 type laterWrites struct {
+	// writing counts the Updates running: a View called inside one (same
+	// goroutine) must not start an Update of its own, which would wait
+	// for the first forever (see View).
+	writing atomic.Int32
+
 	mu      sync.Mutex
 	keys    []string // in the order first queued
 	fns     map[string]laterWrite
@@ -42,6 +48,11 @@ func (s *Store) Later(key string, write func(*Tx) error, done func()) {
 	}
 	l.fns[key] = laterWrite{write: write, done: done}
 }
+
+// viewWrites reports whether a View should commit the pending writes
+// first: some are pending and no Update runs (one that runs may be the
+// caller's own; the View then reads without them, as a Peek).
+func (s *Store) viewWrites() bool { return s.later.writing.Load() == 0 && s.Pending() }
 
 // Pending reports whether writes put off by Later wait for an Update.
 func (s *Store) Pending() bool {

@@ -50,6 +50,20 @@ func TestLaterRidesOnTheNextUpdate(t *testing.T) {
 		t.Fatalf("View read a=%q, pending %v", v, s.Pending())
 	}
 
+	// A View inside an Update (the same goroutine) reads as a Peek
+	// instead of waiting for that Update forever.
+	s.Later("a", put("a", "nested"), nil)
+	err := s.Update(func(*Tx) error {
+		s.Later("n", put("n", "1"), nil)
+		return s.View(func(tx *Tx) error { return nil })
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := get(s.View, "a"); v != "nested" || s.Pending() {
+		t.Fatalf("a=%q pending %v after the nested View", v, s.Pending())
+	}
+
 	// A failed Update rolls the put-off write back and keeps it; a newer
 	// write of the same key replaces it.
 	s.Later("a", put("a", "old"), nil)
@@ -57,7 +71,7 @@ func TestLaterRidesOnTheNextUpdate(t *testing.T) {
 	if err := s.Update(func(*Tx) error { return boom }); !errors.Is(err, boom) {
 		t.Fatalf("failed Update: %v", err)
 	}
-	if v := get(s.Peek, "a"); v != "viewed" || !s.Pending() {
+	if v := get(s.Peek, "a"); v != "nested" || !s.Pending() {
 		t.Fatalf("after a failed Update: a=%q pending %v, want the old value and still pending", v, s.Pending())
 	}
 	s.Later("a", put("a", "new"), nil)

@@ -332,6 +332,8 @@ func (s *Store) update(fn func(*Tx) error, check bool) error {
 		return err
 	}
 	defer s.release()
+	s.later.writing.Add(1)
+	defer s.later.writing.Add(-1)
 	keys, fns := s.later.take()
 	err = s.markDamaged(guarded(s.path, func() error {
 		return db.Update(func(tx *bolt.Tx) error {
@@ -353,9 +355,10 @@ func (s *Store) update(fn func(*Tx) error, check bool) error {
 
 // View runs fn in a read-only transaction. fn must not call write methods.
 // Writes put off by Later are committed first (fn then runs in that
-// read-write transaction), so fn sees them.
+// read-write transaction), so fn sees them, unless an Update runs (it may
+// be the caller's own: fn then reads as a Peek does).
 func (s *Store) View(fn func(*Tx) error) error {
-	if s.Pending() {
+	if s.viewWrites() {
 		return s.Update(fn)
 	}
 	return s.Peek(fn)

@@ -108,6 +108,8 @@ func (s *Store) update(fn func(*Tx) error, check bool) error {
 	s.mu.Lock()
 	sl := s.sealer
 	s.mu.Unlock()
+	s.later.writing.Add(1)
+	defer s.later.writing.Add(-1)
 	keys, fns := s.later.take()
 	err := s.db.update(func(tx *memTx) error {
 		if check {
@@ -141,9 +143,10 @@ func (s *Store) update(fn func(*Tx) error, check bool) error {
 
 // View runs fn in a read-only transaction. It waits while another Update
 // writes its changes, so it never sees a change not yet stored. Writes
-// put off by Later are committed first (fn then runs in that Update).
+// put off by Later are committed first (fn then runs in that Update),
+// unless an Update runs (it may be the caller's own).
 func (s *Store) View(fn func(*Tx) error) error {
-	if s.Pending() {
+	if s.viewWrites() {
 		return s.Update(fn)
 	}
 	return s.Peek(fn)
