@@ -1,12 +1,14 @@
 package client_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"hearth/client"
+	"hearth/client/mlsgroup"
 	"hearth/client/store"
 )
 
@@ -168,5 +170,49 @@ func TestQueueSealsWhenNothingWaits(t *testing.T) {
 	bob.recv(alice.user+":a", alice.user+":b")
 	if got := historyTexts(t, alice, bob.user); strings.Join(got, ",") != "first,a,b" {
 		t.Fatalf("alice's history %q", got)
+	}
+}
+
+// TestIdleReceiverWritesPutOff: a receiver that gets nothing more commits
+// what it put off (the printed messages' removal) about a second after
+// the last batch, instead of keeping it until the next delivery.
+func TestIdleReceiverWritesPutOff(t *testing.T) {
+	ts := client.NewTestServer(t, "a.example")
+	alice := groupUsers(t, ts, "alice")[0]
+	// No delivery receipts: their sending would commit what was put off.
+	prof := t.TempDir()
+	c, err := client.Open(client.Config{Profile: prof, Dial: ts.Dial(), Groups: mlsgroup.New(),
+		MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond, NoDeliveryReceipts: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	bob := &dev{t: t, c: c, user: ts.AddUser(t, "bob", groupPW), profile: prof}
+	bob.login(groupPW)
+	bob.drain()
+	ctx, cancel := context.WithCancel(context.Background())
+	printed := make(chan struct{}, 4)
+	done := make(chan error, 1)
+	go func() {
+		done <- bob.c.Receive(ctx, 0, func(m store.Message) error {
+			if m.Event == "" {
+				printed <- struct{}{}
+			}
+			return nil
+		})
+	}()
+	defer func() { cancel(); <-done }()
+	alice.send(bob.user, "hi")
+	select {
+	case <-printed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing printed")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for bob.c.Store().Pending() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if bob.c.Store().Pending() {
+		t.Fatal("the removal of the printed message is still put off 5 s after the last delivery")
 	}
 }

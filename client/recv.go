@@ -123,11 +123,22 @@ func (c *Client) receiveLoop(ctx context.Context, s *session.Session, quiet time
 				wait = p
 			}
 		}
+		pending := c.st.Pending()
+		if pending && (wait <= 0 || laterWriteIdle < wait) {
+			wait = laterWriteIdle
+		}
 		if err := waitProgress(ctx, s, prog, wait); err != nil {
 			return err
 		}
 		if next, _, _ := s.Progress(); next != prog {
 			progressed = time.Now()
+		} else if pending {
+			// Nothing arrived to carry what drainInbox (or a settled
+			// send) put off: commit it now, so that an idle device
+			// (a browser tab that is closed next) does not keep it.
+			if err := c.st.WriteLater(); err != nil {
+				c.log.Warn("writing put-off changes", "err", err)
+			}
 		}
 	}
 }
@@ -151,6 +162,11 @@ func waitProgress(ctx context.Context, s *session.Session, prog <-chan struct{},
 	}
 	return nil
 }
+
+// laterWriteIdle is how long Receive leaves writes put off by the store
+// (printed inbox entries, settled sends) for the next batch of deliveries
+// to carry, before it commits them on their own.
+const laterWriteIdle = time.Second
 
 // receiptFlushLimit bounds the last flush of receipts when Receive ends.
 const receiptFlushLimit = 10 * time.Second
