@@ -84,8 +84,8 @@
 //     mailbox sequence are stored in one transaction before the Ack (one
 //     per run of deliveries pushed together); a delivery pushed again after
 //     a lost Ack is recognised by its sequence. Removing printed messages
-//     from the inbox is put off to the next write (a crash prints them
-//     again: at least once).
+//     from the inbox is put off to the next write, or a second without
+//     deliveries (a crash prints them again: at least once).
 //
 // # Trust
 //
