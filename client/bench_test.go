@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"fmt"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,10 +19,17 @@ import (
 //	TMPDIR=/dev/shm go test ./client -run '^$' -bench 'Send|Receive' -benchtime 500x
 
 func benchDev(b *testing.B, ts *client.TestServer, name string) *client.Client {
+	return benchDevWith(b, ts, name, client.Config{})
+}
+
+// benchDevWith is benchDev with cfg's options (profile, dial and groups
+// are set here).
+func benchDevWith(b *testing.B, ts *client.TestServer, name string, cfg client.Config) *client.Client {
 	b.Helper()
 	user := ts.AddUser(b, name, "pw-bench")
-	c, err := client.Open(client.Config{Profile: b.TempDir(), Dial: ts.Dial(), Groups: mlsgroup.New(),
-		MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+	cfg.Profile, cfg.Dial, cfg.Groups = b.TempDir(), ts.Dial(), mlsgroup.New()
+	cfg.MinBackoff, cfg.MaxBackoff = time.Millisecond, 20*time.Millisecond
+	c, err := client.Open(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -85,10 +93,14 @@ func benchReceive(b *testing.B, c *client.Client, n int) {
 // accepted it (encrypt, store, Send, SendOK, history), one at a time.
 func BenchmarkSendMessage(b *testing.B) {
 	_, alice, _, bob := benchPair(b)
+	before, cpu := alice.StoreCommits(), cpuTime(b)
 	b.ResetTimer()
 	for range b.N {
 		benchSend(b, alice, bob, 1)
 	}
+	b.StopTimer()
+	reportCPU(b, cpu)
+	reportFsyncs(b, alice, before, "send")
 }
 
 // BenchmarkSendPipelined: b.N messages queued round robin to 8 users (8
@@ -127,6 +139,92 @@ func BenchmarkReceiveMessage(b *testing.B) {
 	bobAcct, _ := bob.Account()
 	bob.Close() // offline while the backlog builds up
 	benchSend(b, alice, bobAcct.User, b.N)
+	before, cpu := bob.StoreCommits(), cpuTime(b)
 	b.ResetTimer()
 	benchReceive(b, bob, b.N)
+	b.StopTimer()
+	reportCPU(b, cpu)
+	reportFsyncs(b, bob, before, "recv")
+}
+
+// cpuTime returns the CPU time (user and system) this process used so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the process's CPU time since before per op, in
+// microseconds: both clients and the in-process server.
+func reportCPU(b *testing.B, before time.Duration) {
+	b.ReportMetric(float64((cpuTime(b)-before).Microseconds())/float64(b.N), "cpu-µs/op")
+}
+
+// reportFsyncs reports the store commits of c since before per message
+// as name-commits/op and name-fsyncs/op (bbolt syncs twice per commit: the
+// data pages, then the meta page).
+func reportFsyncs(b *testing.B, c *client.Client, before uint64, name string) {
+	n := float64(c.StoreCommits() - before)
+	b.ReportMetric(n/float64(b.N), name+"-commits/op")
+	b.ReportMetric(2*n/float64(b.N), name+"-fsyncs/op")
+}
+
+// BenchmarkMessageRoundTrip: one message at a time from alice to bob, as
+// `hearth bench pairs` runs them (no delivery receipts): alice queues and
+// flushes it until the hub accepted it, bob's running Receive decrypts,
+// stores, acknowledges and prints it; the next message goes when bob
+// printed this one. ns/op is the wall time per message of both clients and
+// the in-process server; send- and recv-fsyncs/op count each client's
+// store commits (the durable transactions per message on each side);
+// cpu-µs/op is the CPU time of the whole process (both clients and the
+// server) per message.
+//
+//	go test ./client -run '^$' -bench MessageRoundTrip -benchmem -benchtime 300x
+func BenchmarkMessageRoundTrip(b *testing.B) {
+	ts := client.NewBenchServer(b, "a.example")
+	cfg := client.Config{NoDeliveryReceipts: true}
+	alice, bob := benchDevWith(b, ts, "alice", cfg), benchDevWith(b, ts, "bob", cfg)
+	ba, _ := bob.Account()
+	benchSend(b, alice, ba.User, 1)
+	benchReceive(b, bob, 1)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	printed := make(chan struct{}, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- bob.Receive(ctx, 0, func(m store.Message) error {
+			if m.Event == "" {
+				printed <- struct{}{}
+			}
+			return nil
+		})
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	wait := func() {
+		select {
+		case <-printed:
+		case err := <-done:
+			b.Fatalf("Receive ended: %v", err)
+		case <-time.After(time.Minute):
+			b.Fatal("bob printed nothing for a minute")
+		}
+	}
+	benchSend(b, alice, ba.User, 1) // Receive is running and caught up
+	wait()
+	sendBefore, recvBefore := alice.StoreCommits(), bob.StoreCommits()
+	cpu := cpuTime(b)
+	b.ResetTimer()
+	for range b.N {
+		benchSend(b, alice, ba.User, 1)
+		wait()
+	}
+	b.StopTimer()
+	reportCPU(b, cpu)
+	reportFsyncs(b, alice, sendBefore, "send")
+	reportFsyncs(b, bob, recvBefore, "recv")
 }

@@ -109,6 +109,11 @@ type Client struct {
 	seen     map[string]presenceSeen // the last presence passed on per user (signals.go)
 
 	rcptQueued atomic.Bool // a receipt waits in the outbox (receipts.go)
+
+	inboxMu sync.Mutex // one drainInbox at a time
+	// printed is the inbox position up to which this process printed;
+	// removing those entries is put off to the next store write (recv.go).
+	printed uint64
 }
 
 // ErrNotLoggedIn is returned when the profile has no account yet.
@@ -175,7 +180,7 @@ func Open(cfg Config) (*Client, error) {
 		session: c.link.session, ensureKeyPackages: c.kp.ensure, inStep: c.inStep, enqueue: c.enqueue, flush: c.Flush,
 		call: c.link.call, callIdempotent: c.link.callIdempotent, newID: c.newID, rand: cfg.Rand, now: cfg.Now, log: cfg.Logger}
 	c.sealer = &sealer{st: st, states: c.states, mls: c.mls, dir: c.dir, rosters: c.rosters, acct: c.acct, groups: c.groups,
-		heal: c.heal, parked: c.recv.waitParked, call: c.link.call, callIdempotent: c.link.callIdempotent, newID: c.newID, log: cfg.Logger}
+		heal: c.heal, parked: c.recv.waitParked, live: c.link.caughtUp, call: c.link.call, callIdempotent: c.link.callIdempotent, newID: c.newID, log: cfg.Logger}
 	c.out = c.newSender(c.sealer.seal)
 	return c, nil
 }

@@ -71,13 +71,21 @@
 //     once; the ciphertext, the request and the advanced group state are
 //     stored in one transaction, and every retry sends those same bytes
 //     under the same message id, so the server's deduplication makes a retry
-//     after a lost SendOK harmless. SendOK moves it to history.
+//     after a lost SendOK harmless. When nothing must be waited for (the
+//     session is caught up, the roster fresh, the conversation in step and
+//     its queue empty) the encryption is in the transaction that queues it
+//     (sealQueued): one commit per message sent. SendOK moves it to
+//     history; that write is put off to the store's next one (Store.Later),
+//     since losing it in a crash only sends the same bytes again.
 //   - A commit (adding or removing devices) is stored with the group state
 //     holding it as pending; it is merged when the hub accepts it and
 //     dropped when the hub refuses it as stale.
 //   - A delivery's effects (group state, history, inbox for `recv`) and its
-//     mailbox sequence are stored in one transaction before the Ack; a
-//     delivery pushed again after a lost Ack is recognised by its sequence.
+//     mailbox sequence are stored in one transaction before the Ack (one
+//     per run of deliveries pushed together); a delivery pushed again after
+//     a lost Ack is recognised by its sequence. Removing printed messages
+//     from the inbox is put off to the next write, or a second without
+//     deliveries (a crash prints them again: at least once).
 //
 // # Trust
 //

@@ -56,8 +56,10 @@ func (c *Client) GroupCacheStats() (hits, misses int) { return c.gcache.Stats() 
 type SealFunc = func(context.Context, store.OutboxItem) (store.OutboxItem, error)
 
 // WrapSeal makes every Flush encrypt through wrap, which gets the real
-// seal as next: a test makes one conversation's items fail or hang.
+// seal as next: a test makes one conversation's items fail or hang. Items
+// are no longer encrypted when queued (sealQueued).
 func (c *Client) WrapSeal(wrap func(ctx context.Context, it store.OutboxItem, next SealFunc) (store.OutboxItem, error)) {
+	c.sealer.live = nil // no encryption when queued: every item goes through wrap
 	c.out = c.newSender(func(ctx context.Context, it store.OutboxItem) (store.OutboxItem, error) {
 		return wrap(ctx, it, c.sealer.seal)
 	})
@@ -76,3 +78,11 @@ func NewBenchServer(tb testing.TB, domain string) *TestServer {
 	cfg.RateLimit.PerSecond, cfg.RateLimit.Burst = 1e9, 1e9
 	return newTestServer(tb, domain, cfg)
 }
+
+// StoreCommits returns how many read-write transactions the device's
+// store committed (each one fsync'd commit; benchmarks count them).
+func (c *Client) StoreCommits() uint64 { return c.st.Commits() }
+
+// DrainInbox prints what the inbox holds past what this Client printed
+// (Receive's first step).
+func (c *Client) DrainInbox(print func(store.Message) error) (int, error) { return c.drainInbox(print) }

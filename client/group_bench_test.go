@@ -11,36 +11,15 @@ import (
 	"time"
 
 	"hearth/client"
+	"hearth/client/e2ee"
 	"hearth/client/mlsgroup"
 	"hearth/client/store"
 )
 
-// BenchmarkGroupFanout1024: a group of 1,024 member devices (1,024 users
-// with one device each, all on one in-process server, real MLS, real
-// SQLite), every device online and receiving; one op = one message from
-// the creator until the last device has decrypted it. It reports
-// ms-to-last-device. HEARTH_GROUP_BENCH_N changes the size.
-// Setup (logins, four commits of 256 adds, 1,023 Welcomes) takes
-// minutes: run with -benchtime 1x.
-func BenchmarkGroupFanout1024(b *testing.B) {
-	n := 1024
-	// Setup takes minutes at n = 1,024: each step is also written to
-	// stderr as it ends (b.Logf shows only when the benchmark is over).
-	logf := func(format string, args ...any) {
-		b.Helper()
-		b.Logf(format, args...)
-		fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
-	}
-	if v, err := strconv.Atoi(os.Getenv("HEARTH_GROUP_BENCH_N")); err == nil && v > 1 {
-		n = v
-	}
-	// The default suite (0xF001, ML-KEM-768+X25519) under the default
-	// server limits: the creator adds 256 users per commit, Welcomes
-	// carry no ratchet tree and each joiner takes it from the GroupInfo
-	// delivered with its Welcome (docs/decisions/0004-large-groups.md).
-	eng := mlsgroup.New
-	ts := client.NewTestServerMaxMembers(b, "a.example", n)
-	start := time.Now()
+// groupBenchDevices logs in n users with one device each (4 at a time)
+// and has each publish its KeyPackages; the devices stay connected.
+func groupBenchDevices(b *testing.B, ts *client.TestServer, eng func() e2ee.Engine, n int) []*client.Client {
+	b.Helper()
 	devs := make([]*client.Client, n)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 4)
@@ -77,6 +56,78 @@ func BenchmarkGroupFanout1024(b *testing.B) {
 	for err := range errs {
 		b.Fatal(err)
 	}
+	return devs
+}
+
+// groupBenchN is HEARTH_GROUP_BENCH_N, or def.
+func groupBenchN(def int) int {
+	if v, err := strconv.Atoi(os.Getenv("HEARTH_GROUP_BENCH_N")); err == nil && v > 1 {
+		return v
+	}
+	return def
+}
+
+// BenchmarkGroupCreate1024: the creator's time alone to create a group of
+// 1,024 users (one device each): fetching the members' device lists and
+// KeyPackages, the commits of up to 256 adds, the hub's verification of
+// each, the Welcomes. The other devices published their KeyPackages and
+// are offline (closed), so that their processing of Welcomes and commits
+// does not share the two cores with the creator as in
+// BenchmarkGroupFanout1024. One op = one group created (b.N groups of the
+// same members: KeyPackages run out into the last-resort ones).
+// HEARTH_GROUP_BENCH_N changes the size; the setup (logins) takes about
+// 30 s at 1,024:
+//
+//	go test ./client -run '^$' -bench GroupCreate1024 -benchtime 1x -timeout 20m
+func BenchmarkGroupCreate1024(b *testing.B) {
+	n := groupBenchN(1024)
+	ts := client.NewTestServerMaxMembers(b, "a.example", n)
+	start := time.Now()
+	devs := groupBenchDevices(b, ts, mlsgroup.New, n)
+	for _, c := range devs[1:] {
+		c.Close() // offline: their deliveries wait in their mailboxes
+	}
+	fmt.Fprintf(os.Stderr, "bench: %d devices logged in with KeyPackages in %v\n", n, time.Since(start))
+	var members []string
+	for i := 1; i < n; i++ {
+		members = append(members, fmt.Sprintf("m%04d@a.example", i))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	b.ResetTimer()
+	for i := range b.N {
+		t0 := time.Now()
+		if _, err := devs[0].Groups().Create(ctx, fmt.Sprint("big ", i), members); err != nil {
+			b.Fatal(err)
+		}
+		fmt.Fprintf(os.Stderr, "bench: group %d of %d members created in %v\n", i, n, time.Since(t0))
+	}
+}
+
+// BenchmarkGroupFanout1024: a group of 1,024 member devices (1,024 users
+// with one device each, all on one in-process server, real MLS, real
+// SQLite), every device online and receiving; one op = one message from
+// the creator until the last device has decrypted it. It reports
+// ms-to-last-device. HEARTH_GROUP_BENCH_N changes the size.
+// Setup (logins, four commits of 256 adds, 1,023 Welcomes) takes
+// minutes: run with -benchtime 1x.
+func BenchmarkGroupFanout1024(b *testing.B) {
+	n := groupBenchN(1024)
+	// Setup takes minutes at n = 1,024: each step is also written to
+	// stderr as it ends (b.Logf shows only when the benchmark is over).
+	logf := func(format string, args ...any) {
+		b.Helper()
+		b.Logf(format, args...)
+		fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+	}
+	// The default suite (0xF001, ML-KEM-768+X25519) under the default
+	// server limits: the creator adds 256 users per commit, Welcomes
+	// carry no ratchet tree and each joiner takes it from the GroupInfo
+	// delivered with its Welcome (docs/decisions/0004-large-groups.md).
+	eng := mlsgroup.New
+	ts := client.NewTestServerMaxMembers(b, "a.example", n)
+	start := time.Now()
+	devs := groupBenchDevices(b, ts, eng, n)
 	logf("%d devices logged in with KeyPackages in %v", n, time.Since(start))
 	var members []string
 	for i := 1; i < n; i++ {

@@ -40,6 +40,19 @@ func (l *link) session(ctx context.Context) (*session.Session, error) {
 	return l.sess, nil
 }
 
+// caughtUp reports whether the session runs, is connected and has
+// processed everything the server announced; it starts nothing.
+func (l *link) caughtUp() bool {
+	l.mu.Lock()
+	s := l.sess
+	l.mu.Unlock()
+	if s == nil || s.Err() != nil {
+		return false
+	}
+	_, connected, behind := s.Progress()
+	return connected && !behind
+}
+
 // call sends one request over the session.
 func (l *link) call(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error) {
 	s, err := l.session(ctx)

@@ -54,7 +54,8 @@ const MaxBodyBytes = 256<<10 - 8<<10
 
 // enqueue adds it (text or media; id, recipient and time are set here) to
 // the outbox for to, a user or conversation, and returns its message id.
-// also, if not nil, runs in the same store transaction.
+// also, if not nil, runs in the same store transaction, and so does the
+// encryption when it needs nothing Flush would wait for (sealQueued).
 func (c *Client) enqueue(op, to string, it store.OutboxItem, also func(*store.Tx) error) (string, error) {
 	if c.cfg.Groups == nil {
 		return "", fmt.Errorf("%s: %w", op, ErrNoE2EE)
@@ -76,13 +77,17 @@ func (c *Client) enqueue(op, to string, it store.OutboxItem, also func(*store.Tx
 		if it.Conversation, it.To, err = resolveRecipient(tx, op, to, a.User); err != nil {
 			return err
 		}
-		if _, err := tx.AddOutbox(it); err != nil {
+		added, err := tx.AddOutbox(it)
+		if err != nil {
 			return err
 		}
 		if also != nil {
-			return also(tx)
+			if err := also(tx); err != nil {
+				return err
+			}
 		}
-		return nil
+		_, err = c.sealer.sealQueued(tx, added) // encrypted now if nothing must be waited for
+		return err
 	})
 	return id, err
 }
@@ -149,7 +154,7 @@ func (c *Client) bodyGone(it store.OutboxItem, err error) bool {
 }
 
 // OutboxState is what `chat outbox list` shows of an item: queued (not
-// sent yet), sending (encrypted and handed to the server, its answer not
+// sent yet), sending (encrypted, handed to the server or about to be, its answer not
 // recorded yet) or failed (refused for good; kept until retried or dropped).
 // A receipt or settings item that failed is queued: the next Flush tries
 // it again by itself.

@@ -66,6 +66,11 @@ func (c *Client) Receive(ctx context.Context, quiet time.Duration, print func(st
 func (c *Client) receiveLoop(ctx context.Context, s *session.Session, quiet time.Duration, print func(store.Message) error) error {
 	rf := &receiptFlusher{c: c}
 	defer rf.finish(ctx, receiptFlushLimit)
+	defer func() {
+		if err := c.st.WriteLater(); err != nil { // what drainInbox put off
+			c.log.Warn("removing printed messages from the inbox", "err", err)
+		}
+	}()
 	last, progressed := time.Now(), time.Now()
 	tried := map[string]time.Time{} // heals tried by this run
 	soon := true                    // this run's first retry of parked conversations: now
@@ -118,11 +123,22 @@ func (c *Client) receiveLoop(ctx context.Context, s *session.Session, quiet time
 				wait = p
 			}
 		}
+		pending := c.st.Pending()
+		if pending && (wait <= 0 || laterWriteIdle < wait) {
+			wait = laterWriteIdle
+		}
 		if err := waitProgress(ctx, s, prog, wait); err != nil {
 			return err
 		}
 		if next, _, _ := s.Progress(); next != prog {
 			progressed = time.Now()
+		} else if pending {
+			// Nothing arrived to carry what drainInbox (or a settled
+			// send) put off: commit it now, so that an idle device
+			// (a browser tab that is closed next) does not keep it.
+			if err := c.st.WriteLater(); err != nil {
+				c.log.Warn("writing put-off changes", "err", err)
+			}
 		}
 	}
 }
@@ -147,18 +163,28 @@ func waitProgress(ctx context.Context, s *session.Session, prog <-chan struct{},
 	return nil
 }
 
+// laterWriteIdle is how long Receive leaves writes put off by the store
+// (printed inbox entries, settled sends) for the next batch of deliveries
+// to carry, before it commits them on their own.
+const laterWriteIdle = time.Second
+
 // receiptFlushLimit bounds the last flush of receipts when Receive ends.
 const receiptFlushLimit = 10 * time.Second
 
 // drainInbox prints queued messages, 100 at a time until the inbox is
-// empty, and removes each batch of printed ones in one transaction. A crash
-// between printing and removing prints that batch again (at least once).
+// empty. Removing the printed ones is put off to the store's next write
+// (Store.Later: the transaction of the next received batch, or the end of
+// Receive), which saves a commit per batch; this process reads on after
+// the last position it printed meanwhile. A crash before the removal is
+// committed prints those messages again (at least once).
 func (c *Client) drainInbox(print func(store.Message) error) (int, error) {
 	const batch = 100
+	c.inboxMu.Lock()
+	defer c.inboxMu.Unlock()
 	total := 0
 	for {
 		var entries []store.InboxEntry
-		if err := c.st.View(func(tx *store.Tx) (err error) { entries, err = tx.Inbox(batch); return }); err != nil {
+		if err := c.st.Peek(func(tx *store.Tx) (err error) { entries, err = tx.InboxAfter(c.printed, batch); return }); err != nil {
 			return total, err
 		}
 		var printed uint64
@@ -176,9 +202,8 @@ func (c *Client) drainInbox(print func(store.Message) error) (int, error) {
 			total++
 		}
 		if printed > 0 {
-			if err := c.st.Update(func(tx *store.Tx) error { return tx.DeleteInbox(printed) }); err != nil {
-				return total, err
-			}
+			c.printed = printed
+			c.st.Later("inbox-printed", func(tx *store.Tx) error { return tx.DeleteInbox(printed) }, nil)
 		}
 		if perr != nil {
 			return total, perr

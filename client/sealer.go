@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -36,6 +37,9 @@ type sealer struct {
 	newID          func() (string, error)
 	log            *slog.Logger
 	warm           warming // roster checks started ahead (prewarm.go)
+	// live reports whether the session is connected and has processed
+	// everything the server announced (sealQueued).
+	live func() bool
 	// parked retries a parked conversation and fails (retryably) while it
 	// must still wait: nothing is encrypted in an epoch the hub has left.
 	parked func(ctx context.Context, conv string) error
@@ -67,7 +71,7 @@ func (sl *sealer) seal(ctx context.Context, it store.OutboxItem) (store.OutboxIt
 // gone reports whether this device was removed from conv or left it.
 func (sl *sealer) gone(conv string) bool {
 	gone := false
-	sl.st.View(func(tx *store.Tx) error { gone = tx.Meta(goneName(conv)) != nil; return nil })
+	sl.st.Peek(func(tx *store.Tx) error { gone = tx.Meta(goneName(conv)) != nil; return nil })
 	return gone
 }
 
@@ -127,39 +131,121 @@ func (sl *sealer) sealIn(ctx context.Context, conv string, it store.OutboxItem) 
 		if err != nil {
 			return err
 		}
-		if cur.Control != nil {
-			ctl, err := sl.groups.sealControl(tx, conv, g, self, cur.Control)
-			if err != nil {
-				return err
-			}
-			if pt, err = encodeControlBody(ctl); err != nil {
-				return err
-			}
-		}
-		ct, err := g.Encrypt(pt)
-		if err != nil {
-			return fmt.Errorf("client: encrypt: %w", err)
-		}
-		req := &wire.Send{ConversationId: conv, MessageId: it.ID, Kind: wire.MessageKind_MESSAGE_KIND_APPLICATION, Epoch: g.Epoch(), Payload: ct}
-		if it.Payload, err = proto.Marshal(req); err != nil {
+		if it, err = sl.encryptIn(tx, conv, self, g, cur, it, pt); err != nil {
 			return err
 		}
-		it.Conversation, it.Epoch = conv, g.Epoch()
-		if cur.Control == nil && cur.Body == nil {
-			it.Recipients = convstate.PeersOf(g.Members(), convstate.UserOf(self.Address))
-		}
-		if err := sl.states.Save(tx, conv, g); err != nil {
-			return err
-		}
-		return tx.UpdateOutbox(it)
+		return sl.storeSealed(tx, conv, g, it)
 	})
 	return it, err
 }
 
+// encryptIn encrypts the plaintext pt of it (cur as stored; a control
+// item is sealed here) with g, conv's group loaded in tx, and returns it
+// with the request; storeSealed writes them. encryptIn writes nothing.
+func (sl *sealer) encryptIn(tx *store.Tx, conv string, self e2ee.Self, g e2ee.Group, cur, it store.OutboxItem, pt []byte) (store.OutboxItem, error) {
+	if cur.Control != nil {
+		ctl, err := sl.groups.sealControl(tx, conv, g, self, cur.Control)
+		if err != nil {
+			return it, err
+		}
+		if pt, err = encodeControlBody(ctl); err != nil {
+			return it, err
+		}
+	}
+	ct, err := g.Encrypt(pt)
+	if err != nil {
+		return it, fmt.Errorf("client: encrypt: %w", err)
+	}
+	req := &wire.Send{ConversationId: conv, MessageId: it.ID, Kind: wire.MessageKind_MESSAGE_KIND_APPLICATION, Epoch: g.Epoch(), Payload: ct}
+	if it.Payload, err = proto.Marshal(req); err != nil {
+		return it, err
+	}
+	it.Conversation, it.Epoch = conv, g.Epoch()
+	if cur.Control == nil && cur.Body == nil {
+		it.Recipients = convstate.PeersOf(g.Members(), convstate.UserOf(self.Address))
+	}
+	return it, nil
+}
+
+// storeSealed stores the sealed item it with g, the group state its
+// encryption advanced, in one transaction.
+func (sl *sealer) storeSealed(tx *store.Tx, conv string, g e2ee.Group, it store.OutboxItem) error {
+	if err := sl.states.Save(tx, conv, g); err != nil {
+		return err
+	}
+	return tx.UpdateOutbox(it)
+}
+
+// sealQueued encrypts a text or media item in tx, the transaction that
+// queues it, when that needs nothing that Flush would first wait for or
+// fetch: this device's session is connected and caught up (so the epoch
+// and roster are current), the conversation's roster was checked within
+// its window, it is not parked, out of step or left, every other user of
+// it has a device, and no earlier item waits in its send queue (so the
+// messages are encrypted in their order). The item is then stored sealed,
+// with the advanced group state: queueing and encrypting cost one commit
+// instead of two. Otherwise it stays as it is (sealed by Flush); an error
+// is returned only for a failed write (tx must then be discarded).
+func (sl *sealer) sealQueued(tx *store.Tx, it store.OutboxItem) (store.OutboxItem, error) {
+	conv := it.Conversation
+	if conv == "" || it.Control != nil || it.Body != nil || sl.live == nil || !sl.live() || !tx.OutboxQueueOnly(it) {
+		return it, nil
+	}
+	if tx.Meta(goneName(conv)) != nil || isParked(tx, conv) || !sl.rosters.FreshIn(tx, conv) {
+		return it, nil
+	}
+	if _, out, err := convstate.GetOutOfStep(tx, conv); err != nil || out {
+		return it, nil
+	}
+	sl.warm.mu.Lock()
+	warming := sl.warm.busy[conv] != nil
+	sl.warm.mu.Unlock()
+	if warming {
+		return it, nil
+	}
+	self, err := sl.acct.Self()
+	if err != nil {
+		return it, nil
+	}
+	pt, err := encodeItemBody(it)
+	if err != nil {
+		return it, nil
+	}
+	meta, err := convstate.Get(tx, conv)
+	if err != nil {
+		return it, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), sealQueuedLimit)
+	defer cancel()
+	g, err := sl.states.Load(tx, conv, self, sl.dir.Members(ctx, tx))
+	if err != nil {
+		return it, nil
+	}
+	have := convstate.PeersOf(g.Members(), convstate.UserOf(self.Address))
+	for _, p := range meta.Peers {
+		if !slices.Contains(have, p) {
+			sl.states.Cache.Release(g)
+			return it, nil // Flush says why (checkReachable)
+		}
+	}
+	sealed, err := sl.encryptIn(tx, conv, self, g, it, it, pt)
+	if err != nil {
+		return it, nil // Flush encrypts it, and reports what fails
+	}
+	if err := sl.storeSealed(tx, conv, g, sealed); err != nil {
+		return it, err
+	}
+	return sealed, nil
+}
+
+// sealQueuedLimit bounds what sealQueued's group load may ask the
+// directory (nothing, for an encryption).
+const sealQueuedLimit = 5 * time.Second
+
 // checkReachable refuses to encrypt for a conversation in which some other
 // user has no device at all: nobody there could ever read the message.
 func (sl *sealer) checkReachable(conv string, self e2ee.Self) error {
-	return sl.st.View(func(tx *store.Tx) error {
+	return sl.st.Peek(func(tx *store.Tx) error { // (nothing put off by Store.Later is read)
 		meta, err := convstate.Get(tx, conv)
 		if err != nil {
 			return err

@@ -1,12 +1,14 @@
 package account
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"hearth/client/directory"
@@ -63,7 +65,13 @@ type HistoryImporter interface {
 }
 
 // Manager logs this profile's device in and manages the user's devices.
-type Manager struct{ cfg Config }
+type Manager struct {
+	cfg Config
+
+	mu   sync.Mutex
+	self e2ee.Self // the last Self, for its stored seed (selfSeed)
+	seed []byte
+}
 
 // New returns a Manager.
 func New(cfg Config) *Manager { return &Manager{cfg: cfg} }
@@ -71,17 +79,30 @@ func New(cfg Config) *Manager { return &Manager{cfg: cfg} }
 // Account returns the profile's account.
 func (m *Manager) Account() (store.Account, error) {
 	var a store.Account
-	err := m.cfg.Store.View(func(tx *store.Tx) (err error) { a, err = tx.Account(); return })
+	// A Peek: nothing put off by Store.Later changes the account.
+	err := m.cfg.Store.Peek(func(tx *store.Tx) (err error) { a, err = tx.Account(); return })
 	if errors.Is(err, store.ErrNotFound) {
 		return a, ErrNotLoggedIn
 	}
 	return a, err
 }
 
+// selfFor returns the member address with the signature key of seed,
+// deriving the key (a scalar multiplication) only when the seed changed.
+func (m *Manager) selfFor(addr string, seed []byte) e2ee.Self {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.self.Address != addr || !bytes.Equal(m.seed, seed) {
+		m.self = e2ee.Self{Address: addr, SignatureKey: ed25519.NewKeyFromSeed(seed)}
+		m.seed = bytes.Clone(seed)
+	}
+	return m.self
+}
+
 // Self returns this device as an MLS member.
 func (m *Manager) Self() (e2ee.Self, error) {
 	var s e2ee.Self
-	err := m.cfg.Store.View(func(tx *store.Tx) error {
+	err := m.cfg.Store.Peek(func(tx *store.Tx) error {
 		a, err := tx.Account()
 		if err != nil {
 			return err
@@ -93,7 +114,7 @@ func (m *Manager) Self() (e2ee.Self, error) {
 		if len(seed) != ed25519.SeedSize {
 			return errors.New("stored signature key has the wrong size")
 		}
-		s = e2ee.Self{Address: a.User + "/" + a.DeviceID, SignatureKey: ed25519.NewKeyFromSeed(seed)}
+		s = m.selfFor(a.User+"/"+a.DeviceID, seed)
 		return nil
 	})
 	if err != nil {

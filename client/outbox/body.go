@@ -9,15 +9,10 @@ import (
 // Items with a ready Body (receipts, settings) are sent like messages but
 // never enter history.
 
-// bodySent finishes an accepted receipt or settings item: it leaves the
-// outbox and nothing enters history.
-func (o *Sender) bodySent(it store.OutboxItem) error {
-	return o.cfg.Store.Update(func(tx *store.Tx) error {
-		if err := tx.DeleteOutbox(it.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		return nil
-	})
+// dropBody removes a receipt or settings item from the outbox (dropped:
+// nothing enters history).
+func (o *Sender) dropBody(it store.OutboxItem) error {
+	return o.cfg.Store.Update(func(tx *store.Tx) error { return deleteSent(tx, it.ID) })
 }
 
 // bodyFailed drops a receipt or settings item that can never be sent:
@@ -27,7 +22,7 @@ func (o *Sender) bodySent(it store.OutboxItem) error {
 // a newer one would supersede it anyway.
 func (o *Sender) bodyFailed(it store.OutboxItem, reason error) error {
 	o.cfg.Log.Warn("receipt or settings not sent, dropped", "id", it.ID, "conversation", it.Conversation, "err", reason)
-	return o.bodySent(it)
+	return o.dropBody(it)
 }
 
 // retryBodies clears the failed mark of the receipt and settings items a
@@ -35,7 +30,7 @@ func (o *Sender) bodyFailed(it store.OutboxItem, reason error) error {
 // failed text waits for the user.
 func (o *Sender) retryBodies() error {
 	var failed []string
-	err := o.cfg.Store.View(func(tx *store.Tx) error {
+	err := o.cfg.Store.Peek(func(tx *store.Tx) error { // (what settle put off: never failed items)
 		items, err := tx.Outbox()
 		for _, it := range items {
 			if it.Body != nil && it.Failed != "" {

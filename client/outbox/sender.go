@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -75,6 +76,10 @@ type Sender struct {
 	maxFlight int                // the most Sends in flight at once
 	backoff   map[string]backoff // per send queue, kept across Flushes
 	launches  int                // items started (tests: no busy loop)
+	// settling holds the items accepted by the server whose removal from
+	// the outbox (and entry in history) is put off to the store's next
+	// write (settle): Flush reads past them.
+	settling map[string]bool
 }
 
 // backoff is a queue's wait after a retryable failure.
@@ -88,7 +93,7 @@ func New(cfg Config) *Sender {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Sender{cfg: cfg, backoff: map[string]backoff{}}
+	return &Sender{cfg: cfg, backoff: map[string]backoff{}, settling: map[string]bool{}}
 }
 
 // MaxInFlight returns the most Sends that were in flight at once.
@@ -221,11 +226,13 @@ func (f *flush) launch() (done bool, derr error, next time.Time, err error) {
 	var heads []store.OutboxItem
 	var keys []string
 	untilKey := ""
-	err = o.cfg.Store.View(func(tx *store.Tx) error {
+	settling := o.settled()
+	// A Peek: the items whose settling is put off are skipped here.
+	err = o.cfg.Store.Peek(func(tx *store.Tx) error {
 		if f.until != "" {
 			it, err := tx.OutboxItem(f.until)
 			switch {
-			case errors.Is(err, store.ErrNotFound):
+			case errors.Is(err, store.ErrNotFound) || (err == nil && settling[f.until]):
 				done = true // sent (by another run on this profile) or dropped
 				return nil
 			case err != nil:
@@ -239,7 +246,7 @@ func (f *flush) launch() (done bool, derr error, next time.Time, err error) {
 			}
 			untilKey = o.key(tx, it)
 		}
-		all, err := tx.OutboxHeads()
+		all, err := tx.OutboxHeadsSkipping(func(id string) bool { return settling[id] })
 		if err != nil {
 			return err
 		}
@@ -288,6 +295,31 @@ func (f *flush) launch() (done bool, derr error, next time.Time, err error) {
 		go func() { f.results <- f.try(k, it) }()
 	}
 	return false, nil, next, nil
+}
+
+// settled returns a copy of the items whose settling is put off.
+func (o *Sender) settled() map[string]bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.settling) == 0 {
+		return nil
+	}
+	return maps.Clone(o.settling)
+}
+
+// settleLater puts off write, the settling of the accepted item id, to the
+// store's next write (Store.Later): lost in a crash, the item is sent again
+// under its id, the server answers as the first time, and it is settled
+// then. Until it is written, Flush reads past the item.
+func (o *Sender) settleLater(id string, write func(*store.Tx) error) {
+	o.mu.Lock()
+	o.settling[id] = true
+	o.mu.Unlock()
+	o.cfg.Store.Later("outbox-sent/"+id, write, func() {
+		o.mu.Lock()
+		delete(o.settling, id)
+		o.mu.Unlock()
+	})
 }
 
 // key is the send queue an item belongs to: its conversation, or the one
@@ -382,7 +414,7 @@ func (o *Sender) firstContact(it store.OutboxItem) bool {
 		return false
 	}
 	known := false
-	o.cfg.Store.View(func(tx *store.Tx) error { _, known = o.cfg.Resolve(tx, it.To); return nil })
+	o.cfg.Store.Peek(func(tx *store.Tx) error { _, known = o.cfg.Resolve(tx, it.To); return nil })
 	return !known
 }
 
@@ -507,7 +539,9 @@ func (o *Sender) gone(id string) bool {
 }
 
 // settle records the accepted results: text and media messages move to
-// history in one transaction, control items are recorded on their own. A
+// history, control items are recorded on their own. Moving an item to
+// history, and removing a receipt or settings item, is put off to the
+// store's next write (settleLater), which saves a commit per message. A
 // result whose recording fails gets that error (local and retryable: the
 // item is sent again under its id, and the server's answer repeats).
 func (o *Sender) settle(rs []result) {
@@ -520,9 +554,7 @@ func (o *Sender) settle(rs []result) {
 				rs[i].err = localRetry(err)
 			}
 		case r.it.Body != nil:
-			if err := o.bodySent(r.it); err != nil {
-				rs[i].err = localRetry(err)
-			}
+			o.settleLater(r.it.ID, func(tx *store.Tx) error { return deleteSent(tx, r.it.ID) })
 		default:
 			texts = append(texts, i)
 		}
@@ -531,31 +563,36 @@ func (o *Sender) settle(rs []result) {
 		return
 	}
 	user, err := o.cfg.User()
-	if err == nil {
-		err = o.cfg.Store.Update(func(tx *store.Tx) error {
-			for _, i := range texts {
-				r := rs[i]
-				server := time.UnixMilli(r.ok.GetServerTimeMs()).UTC()
-				m := store.Message{ID: r.it.ID, Conversation: r.req.GetConversationId(), From: user, Text: r.it.Text, Media: r.it.Media,
-					SentAt: server, Seq: r.ok.GetConversationSeq(), Recipients: r.it.Recipients}
-				if !r.it.Created.IsZero() { // the sender's time, as the body carries it
-					m.SentAt, m.ServerTime = time.UnixMilli(r.it.Created.UnixMilli()).UTC(), &server
-				}
-				if _, err := tx.AddHistory(m); err != nil {
-					return err
-				}
-				if err := tx.DeleteOutbox(r.it.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
-					return err // (not found: another run on this profile finished it)
-				}
-			}
-			return nil
-		})
-	}
 	if err != nil {
 		for _, i := range texts {
 			rs[i].err = localRetry(err)
 		}
+		return
 	}
+	for _, i := range texts {
+		r := rs[i]
+		server := time.UnixMilli(r.ok.GetServerTimeMs()).UTC()
+		m := store.Message{ID: r.it.ID, Conversation: r.req.GetConversationId(), From: user, Text: r.it.Text, Media: r.it.Media,
+			SentAt: server, Seq: r.ok.GetConversationSeq(), Recipients: r.it.Recipients}
+		if !r.it.Created.IsZero() { // the sender's time, as the body carries it
+			m.SentAt, m.ServerTime = time.UnixMilli(r.it.Created.UnixMilli()).UTC(), &server
+		}
+		o.settleLater(r.it.ID, func(tx *store.Tx) error {
+			if _, err := tx.AddHistory(m); err != nil {
+				return err
+			}
+			return deleteSent(tx, m.ID)
+		})
+	}
+}
+
+// deleteSent removes a sent item from the outbox; one that is not there
+// any more was finished by another run on this profile.
+func deleteSent(tx *store.Tx, id string) error {
+	if err := tx.DeleteOutbox(id); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return nil
 }
 
 // localRetry marks a local failure after the server accepted a message

@@ -425,26 +425,28 @@ const directSyncEvery = 10 * time.Second
 // Fresh reports whether conv was checked by this client within
 // its window and has no commit pending.
 func (r *Roster) Fresh(conv string) bool {
+	fresh := false
+	r.cfg.Store.Peek(func(tx *store.Tx) error { fresh = r.FreshIn(tx, conv); return nil })
+	return fresh
+}
+
+// FreshIn is Fresh reading the conversation in tx.
+func (r *Roster) FreshIn(tx *store.Tx, conv string) bool {
 	r.mu.Lock()
 	at, ok := r.synced[conv]
 	r.mu.Unlock()
 	if !ok {
 		return false
 	}
-	fresh := false
-	r.cfg.Store.View(func(tx *store.Tx) error {
-		cv, err := convstate.Get(tx, conv)
-		if err != nil || tx.Meta(convstate.CommitName(conv)) != nil {
-			return nil
-		}
-		window := directSyncEvery
-		if cv.Group {
-			window = groupSyncEvery
-		}
-		fresh = r.cfg.Now().Sub(at) <= window
-		return nil
-	})
-	return fresh
+	cv, err := convstate.Get(tx, conv)
+	if err != nil || tx.Meta(convstate.CommitName(conv)) != nil {
+		return false
+	}
+	window := directSyncEvery
+	if cv.Group {
+		window = groupSyncEvery
+	}
+	return r.cfg.Now().Sub(at) <= window
 }
 
 func (r *Roster) MarkSynced(conv string) {

@@ -154,14 +154,17 @@ type InboxEntry struct {
 }
 
 // Inbox returns up to max queued messages (all if max <= 0), oldest first.
-func (t *Tx) Inbox(max int) ([]InboxEntry, error) {
+func (t *Tx) Inbox(max int) ([]InboxEntry, error) { return t.InboxAfter(0, max) }
+
+// InboxAfter is Inbox for the messages queued at positions after pos.
+func (t *Tx) InboxAfter(pos uint64, max int) ([]InboxEntry, error) {
 	b := t.tx.Bucket(bInbox)
 	if b == nil {
 		return nil, nil
 	}
 	var out []InboxEntry
 	c := b.Cursor()
-	for k, _ := c.First(); k != nil && (max <= 0 || len(out) < max); k, _ = c.Next() {
+	for k, _ := c.Seek(u64key(pos + 1)); k != nil && (max <= 0 || len(out) < max); k, _ = c.Next() {
 		var e InboxEntry
 		if err := t.getJSON(b, k, &e.Message); err != nil {
 			return nil, err

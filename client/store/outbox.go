@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
 	"time"
 )
@@ -149,23 +150,46 @@ func (t *Tx) DeleteOutbox(id string) error {
 	return ids.Delete([]byte(id))
 }
 
+// OutboxQueueOnly reports whether it, an item added in this transaction,
+// is the only item not marked failed in its send queue.
+func (t *Tx) OutboxQueueOnly(it OutboxItem) bool {
+	prefix := append([]byte(queueOf(it)), 0)
+	c := t.tx.Bucket(bOutQueues).Cursor()
+	k, _ := c.Seek(prefix)
+	if k == nil || !bytes.Equal(k, queueKey(it)) {
+		return false // an earlier item comes first (or it is not indexed)
+	}
+	k, _ = c.Next()
+	return k == nil || !bytes.HasPrefix(k, prefix)
+}
+
 // OutboxHeads returns the oldest item not marked failed of every send
 // queue, in queue order (not send order). It reads one index entry and one
 // item per queue, however long the queues are.
-func (t *Tx) OutboxHeads() ([]OutboxItem, error) {
+func (t *Tx) OutboxHeads() ([]OutboxItem, error) { return t.OutboxHeadsSkipping(nil) }
+
+// OutboxHeadsSkipping is OutboxHeads reading past the items for which
+// skip (if not nil) reports true: such an item is not a queue's head, the
+// next one is.
+func (t *Tx) OutboxHeadsSkipping(skip func(id string) bool) ([]OutboxItem, error) {
 	var out []OutboxItem
 	b := t.tx.Bucket(bOutbox)
 	c := t.tx.Bucket(bOutQueues).Cursor()
+	var queue []byte // the queue whose head was found: skip to its end
 	for k, _ := c.First(); k != nil; {
 		if len(k) < 9 || k[len(k)-9] != 0 {
 			return out, fmt.Errorf("store: corrupt outbox queue key %q", k)
 		}
-		queue := cloneBytes(k[:len(k)-9])
 		var it OutboxItem
 		if err := t.getJSON(b, k[len(k)-8:], &it); err != nil {
 			return out, err
 		}
+		if skip != nil && skip(it.ID) {
+			k, _ = c.Next()
+			continue
+		}
 		out = append(out, it)
+		queue = append(queue[:0], k[:len(k)-9]...)
 		k, _ = c.Seek(append(queue, 1)) // past this queue's entries
 	}
 	return out, nil

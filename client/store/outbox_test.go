@@ -86,3 +86,46 @@ func TestOutboxHeads(t *testing.T) {
 		t.Fatalf("heads after reindexing = %s, want %s", got, want)
 	}
 }
+
+// TestOutboxHeadsSkipping: a skipped item is not its queue's head, the
+// next one is; a queue whose items are all skipped has no head.
+func TestOutboxHeadsSkipping(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer s.Close()
+	err := s.Update(func(tx *Tx) error {
+		for _, it := range []OutboxItem{{ID: "a1", Conversation: "a"}, {ID: "b1", Conversation: "b"},
+			{ID: "a2", Conversation: "a"}, {ID: "a3", Conversation: "a"}, {ID: "c1", Conversation: "c"}} {
+			if _, err := tx.AddOutbox(it); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		skip []string
+		want string
+	}{
+		{nil, "a:a1,b:b1,c:c1"},
+		{[]string{"a1"}, "a:a2,b:b1,c:c1"},
+		{[]string{"a1", "a2", "c1"}, "a:a3,b:b1"},
+		{[]string{"a1", "a2", "a3", "b1"}, "c:c1"},
+	} {
+		var got []string
+		err := s.Peek(func(tx *Tx) error {
+			items, err := tx.OutboxHeadsSkipping(func(id string) bool { return strings.Contains(strings.Join(tc.skip, ","), id) })
+			for _, it := range items {
+				got = append(got, it.SendQueue()+":"+it.ID)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := strings.Join(got, ","); g != tc.want {
+			t.Errorf("skipping %v: heads %s, want %s", tc.skip, g, tc.want)
+		}
+	}
+}

@@ -42,6 +42,7 @@ type Store struct {
 	sealer   *sealer   // encrypts record values; nil: a profile without passphrase (crypt.go)
 	damaged  error     // the file is damaged (damage.go): every transaction fails with it
 	file     *os.File  // db's file (markDamaged closes it)
+	later    laterWrites
 }
 
 // Options are how a profile is opened.
@@ -124,6 +125,7 @@ func OpenWith(dir string, timeout time.Duration, opts Options) (*Store, error) {
 // Close releases the file once the transactions running have finished. The
 // Store stays usable: a later transaction opens the file again.
 func (s *Store) Close() error {
+	werr := s.WriteLater()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.damaged != nil {
@@ -132,7 +134,7 @@ func (s *Store) Close() error {
 	for s.refs > 0 {
 		s.cond.Wait()
 	}
-	return s.closeLocked()
+	return errors.Join(werr, s.closeLocked())
 }
 
 func (s *Store) closeLocked() error {
@@ -330,20 +332,42 @@ func (s *Store) update(fn func(*Tx) error, check bool) error {
 		return err
 	}
 	defer s.release()
-	return s.markDamaged(guarded(s.path, func() error {
+	s.later.writing.Add(1)
+	defer s.later.writing.Add(-1)
+	keys, fns := s.later.take()
+	err = s.markDamaged(guarded(s.path, func() error {
 		return db.Update(func(tx *bolt.Tx) error {
 			if check {
 				if err := lockedElsewhere(tx, sl); err != nil {
 					return err
 				}
 			}
-			return fn(&Tx{tx: tx, s: sl})
+			t := &Tx{tx: tx, s: sl}
+			if err := runLater(t, keys, fns); err != nil {
+				return err
+			}
+			return fn(t)
 		})
 	}))
+	s.later.settle(err == nil, keys, fns)
+	return err
 }
 
 // View runs fn in a read-only transaction. fn must not call write methods.
+// Writes put off by Later are committed first (fn then runs in that
+// read-write transaction), so fn sees them, unless an Update runs (it may
+// be the caller's own: fn then reads as a Peek does).
 func (s *Store) View(fn func(*Tx) error) error {
+	if s.viewWrites() {
+		return s.Update(fn)
+	}
+	return s.Peek(fn)
+}
+
+// Peek is View without the writes put off by Later: for readers that
+// keep their own account of what they put off (they must not read what
+// those writes change, or must know it is not there yet).
+func (s *Store) Peek(fn func(*Tx) error) error {
 	db, sl, err := s.acquire()
 	if err != nil {
 		return err

@@ -29,6 +29,7 @@ type Store struct {
 	cond       *sync.Cond // signalled when a commit ends
 	committing bool       // an Update's changes are being written: readers wait
 	sealer     *sealer
+	later      laterWrites
 }
 
 // Options are how a profile is opened.
@@ -107,9 +108,10 @@ var openPersister = func(name string, timeout time.Duration) (persister, []idbRe
 
 // Close waits for a running Update. The Store stays usable.
 func (s *Store) Close() error {
+	err := s.WriteLater()
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	return nil
+	return err
 }
 
 // Path names the profile's database.
@@ -129,13 +131,20 @@ func (s *Store) update(fn func(*Tx) error, check bool) error {
 	s.mu.Lock()
 	sl := s.sealer
 	s.mu.Unlock()
-	return s.db.update(func(tx *memTx) error {
+	s.later.writing.Add(1)
+	defer s.later.writing.Add(-1)
+	keys, fns := s.later.take()
+	err := s.db.update(func(tx *memTx) error {
 		if check {
 			if err := lockedElsewhere(tx, sl); err != nil {
 				return err
 			}
 		}
-		return fn(&Tx{tx: tx, s: sl})
+		t := &Tx{tx: tx, s: sl}
+		if err := runLater(t, keys, fns); err != nil {
+			return err
+		}
+		return fn(t)
 	}, func(ops []kvOp) error {
 		s.mu.Lock()
 		s.committing = true
@@ -151,11 +160,23 @@ func (s *Store) update(fn func(*Tx) error, check bool) error {
 		}
 		return nil
 	})
+	s.later.settle(err == nil, keys, fns)
+	return err
 }
 
 // View runs fn in a read-only transaction. It waits while another Update
-// writes its changes, so it never sees a change not yet stored.
+// writes its changes, so it never sees a change not yet stored. Writes
+// put off by Later are committed first (fn then runs in that Update),
+// unless an Update runs (it may be the caller's own).
 func (s *Store) View(fn func(*Tx) error) error {
+	if s.viewWrites() {
+		return s.Update(fn)
+	}
+	return s.Peek(fn)
+}
+
+// Peek is View without the writes put off by Later (see the bbolt Store).
+func (s *Store) Peek(fn func(*Tx) error) error {
 	s.mu.Lock()
 	for s.committing {
 		s.cond.Wait()

@@ -29,6 +29,7 @@ type benchEnv struct {
 	dialConc  int
 	forceWS   bool
 	transport string // --transport: auto, quic, webtransport (default), websocket
+	quic      bool   // --quic: the same as --transport quic
 	verbose   bool
 	cpuprof   string
 	via       string // impairment relay spec (bench_via.go)
@@ -63,6 +64,7 @@ fsyncs do not stand in for the server's; the report says where they were.`,
 		"(the default with --via rebind=…: connections sharing a socket follow only two or three NAT rebindings, docs/benchmarks.md)")
 	f.IntVar(&e.dialConc, "dial-concurrency", 32, "dial attempts in flight at most (failed dials are retried with backoff)")
 	f.BoolVar(&e.forceWS, "websocket", false, "use the WebSocket (TCP) transport instead of WebTransport; the same as --transport websocket")
+	f.BoolVar(&e.quic, "quic", false, "use native QUIC (the Hearth ALPN, as the CLI does) instead of WebTransport; the same as --transport quic")
 	f.StringVar(&e.transport, "transport", "", "the devices' transport: webtransport (default), quic (native QUIC, ALPN hearth/1, 0-RTT), websocket, "+
 		"or auto (as `hearth chat`: native QUIC, the WebSocket raced after 300 ms); never a fallback but with auto: a session on another transport fails the run")
 	f.BoolVar(&e.verbose, "verbose", false, "log client events to stderr")
@@ -77,6 +79,12 @@ fsyncs do not stand in for the server's; the report says where they were.`,
 func (e *benchEnv) run(cmd *cobra.Command, w func(ctx context.Context, f, remote *loadgen.Fleet) (*loadgen.Report, error)) error {
 	ctx, cancel := signalContext(cmd.Context())
 	defer cancel()
+	if e.quic {
+		if e.transport != "" && e.transport != transportQUIC {
+			return fmt.Errorf("bench: --quic and --transport %s contradict each other", e.transport)
+		}
+		e.transport = transportQUIC
+	}
 	choice, err := benchTransport(e.transport, e.forceWS)
 	if err != nil {
 		return err
@@ -260,6 +268,7 @@ func newBenchBacklogCmd(e *benchEnv) *cobra.Command {
 
 func newBenchIdleCmd(e *benchEnv) *cobra.Command {
 	var p loadgen.IdleParams
+	var serverPprof string
 	cmd := &cobra.Command{
 		Use:   "idle",
 		Short: "hold N idle sessions and measure the server's RSS and CPU per session",
@@ -267,10 +276,14 @@ func newBenchIdleCmd(e *benchEnv) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return e.run(cmd, func(ctx context.Context, f, _ *loadgen.Fleet) (*loadgen.Report, error) {
 				p.Online = e.target.online
+				if serverPprof != "" {
+					p.Memory = func(ctx context.Context) (loadgen.MemSample, error) { return loadgen.FetchMemory(ctx, serverPprof) }
+				}
 				return loadgen.Idle(ctx, f, p)
 			})
 		},
 	}
+	cmd.Flags().StringVar(&serverPprof, "server-pprof", "", "the server's --pprof address (127.0.0.1:PORT): before the baseline and the held readings it collects garbage and returns freed memory to the OS, and the report adds RSS, heap, stacks and goroutines per session from those readings (after_free)")
 	cmd.Flags().IntVar(&p.Sessions, "sessions", 100, "sessions to hold")
 	cmd.Flags().DurationVar(&p.Hold, "hold", 10*time.Second, "how long they are held while CPU is measured")
 	cmd.Flags().Float64Var(&p.Ramp, "ramp", loadgen.DefaultIdleRamp, "sessions reopened per second for the hold")

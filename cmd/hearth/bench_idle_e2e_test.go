@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -9,8 +10,8 @@ import (
 )
 
 // TestBenchIdleTransport drives `hearth bench idle` against a real
-// `hearth serve`, once on WebTransport (the default) and once with
-// --websocket: every session (logins and the reopened ones) is on the
+// `hearth serve`, once on WebTransport (the default), once with
+// --websocket and once with --quic (native QUIC): every session (logins and the reopened ones) is on the
 // transport asked for, and the server saw all of them online.
 func TestBenchIdleTransport(t *testing.T) {
 	skipShort(t)
@@ -22,6 +23,7 @@ func TestBenchIdleTransport(t *testing.T) {
 	}{
 		{"", transport.ProtocolWebTransport, transport.ProtocolWebSocket},
 		{"--websocket", transport.ProtocolWebSocket, transport.ProtocolWebTransport},
+		{"--quic", transport.ProtocolQUIC, transport.ProtocolWebTransport},
 	} {
 		args := []string{"idle", "--sessions", "3", "--hold", "1s", "--ramp", "20"}
 		if tc.flag != "" {
@@ -85,5 +87,33 @@ func TestBenchCheckTransport(t *testing.T) {
 		if got != tc.want || (err != nil) != (tc.want == "") {
 			t.Errorf("--transport %q --websocket=%v: %q, %v; want %q", tc.flag, tc.forceWS, got, err, tc.want)
 		}
+	}
+}
+
+// TestBenchIdleServerMemory: with --server-pprof, `hearth bench idle`
+// reads the server's memory after a GC that returned freed memory to the
+// OS, at the baseline and while it holds the sessions, and reports RSS,
+// heap, stacks and goroutines per session; held sessions cost goroutines
+// and heap.
+func TestBenchIdleServerMemory(t *testing.T) {
+	skipShort(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	mustHearth(t, "", "init", "--dir", dir, "--domain", "localhost", "--listen", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pprofAddr := ln.Addr().String()
+	ln.Close()
+	startServe(t, dir, nil, "--dir", dir, "--pprof", pprofAddr)
+	rep := benchJSON(t, dir, "--quic", "idle", "--sessions", "20", "--hold", "1s", "--ramp", "100", "--wire", "--server-pprof", pprofAddr)
+	for _, k := range []string{"rss_bytes_per_session", "server_rss_baseline_mb", "server_rss_held_mb"} {
+		num(t, rep, "idle.after_free."+k)
+	}
+	if g := num(t, rep, "idle.after_free.goroutines_per_session"); g < 1 {
+		t.Errorf("%.2f goroutines per held session, want at least 1", g)
+	}
+	if h := num(t, rep, "idle.after_free.heap_inuse_bytes_per_session"); h <= 0 {
+		t.Errorf("%.0f heap bytes per held session, want more than 0", h)
 	}
 }

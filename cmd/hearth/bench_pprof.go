@@ -2,14 +2,19 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime"
+	"runtime/debug"
 	rpprof "runtime/pprof"
 	"time"
+
+	"hearth/cmd/hearth/internal/loadgen"
 )
 
 // startCPUProfile writes this process's CPU profile to path until the
@@ -24,6 +29,20 @@ func startCPUProfile(path string) (stop func(), err error) {
 		return nil, fmt.Errorf("--cpuprofile: %w", err)
 	}
 	return func() { rpprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// serveMemory collects garbage, returns the freed memory to the OS
+// (debug.FreeOSMemory: the process's RSS then follows what is live) and
+// answers the live heap, stacks and goroutines (loadgen.MemSample):
+// `hearth bench idle --server-pprof` takes a sample before and while it
+// holds its sessions.
+func serveMemory(w http.ResponseWriter, _ *http.Request) {
+	debug.FreeOSMemory() // runs a GC first
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(loadgen.MemSample{HeapInuse: ms.HeapInuse, StackInuse: ms.StackInuse,
+		Goroutines: runtime.NumGoroutine()})
 }
 
 // startPprof serves net/http/pprof on addr, which must be a loopback
@@ -48,6 +67,7 @@ func startPprof(addr string, log *slog.Logger) (stop func(), err error) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc(loadgen.MemoryPath, serveMemory)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	log.Info("pprof debug listener", "addr", ln.Addr().String())

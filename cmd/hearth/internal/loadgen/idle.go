@@ -2,8 +2,11 @@ package loadgen
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +30,59 @@ type IdleParams struct {
 	// Wire holds bare wire sessions (client/session: Hello, Sync, acks)
 	// instead of full clients (wire.go).
 	Wire bool
+	// Memory, when set, makes the server collect garbage and return the
+	// freed memory to the OS, and answers its live memory (the server's
+	// pprof listener, MemoryPath). Idle calls it before each RSS reading of
+	// the baseline and the hold, so that the RSS figures per session are
+	// not the login phase's heap kept by the runtime.
+	Memory func(ctx context.Context) (MemSample, error)
+}
+
+// MemoryPath is where a server's pprof listener answers a MemSample
+// (`hearth serve --pprof`), after a GC and returning freed memory to the OS.
+const MemoryPath = "/debug/hearth/memory"
+
+// MemSample is a server's live memory.
+type MemSample struct {
+	HeapInuse  uint64 `json:"heap_inuse_bytes"`
+	StackInuse uint64 `json:"stack_inuse_bytes"`
+	Goroutines int    `json:"goroutines"`
+}
+
+// FetchMemory asks the pprof listener at addr (HOST:PORT, loopback) for
+// a MemSample.
+func FetchMemory(ctx context.Context, addr string) (MemSample, error) {
+	var m MemSample
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+MemoryPath, nil)
+	if err != nil {
+		return m, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return m, fmt.Errorf("loadgen: server memory: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return m, fmt.Errorf("loadgen: server memory: %s (is the server's --pprof listener at %s?)", resp.Status, addr)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&m); err != nil {
+		return m, fmt.Errorf("loadgen: server memory: %w", err)
+	}
+	return m, nil
+}
+
+// memThenRSS samples the server's memory (if p.Memory is set) and then
+// its RSS.
+func memThenRSS(ctx context.Context, p IdleParams, pid int, now time.Time) (MemSample, procSample, error) {
+	var m MemSample
+	if p.Memory != nil {
+		var err error
+		if m, err = p.Memory(ctx); err != nil {
+			return m, procSample{}, err
+		}
+	}
+	ps, err := readProc(pid, now)
+	return m, ps, err
 }
 
 // Idle logs in Sessions users, closes their sessions, measures the server's
@@ -74,7 +130,7 @@ func Idle(ctx context.Context, f *Fleet, p IdleParams) (*Report, error) {
 		return nil, err
 	}
 	sleepCtx(ctx, 2*time.Second)
-	base, err := readProc(f.cfg.ServerPID, now())
+	baseMem, base, err := memThenRSS(ctx, p, f.cfg.ServerPID, now())
 	if err != nil {
 		return nil, err
 	}
@@ -114,6 +170,18 @@ func Idle(ctx context.Context, f *Fleet, p IdleParams) (*Report, error) {
 	srv, self := f.watch()
 	sleepCtx(ctx, p.Hold)
 	f.finish(r, nil, rec, srv, self, now().Add(-p.Hold), now())
+	if p.Memory != nil && ctx.Err() == nil {
+		heldMem, held, err := memThenRSS(ctx, p, f.cfg.ServerPID, now())
+		if err != nil {
+			return nil, err
+		}
+		n := float64(p.Sessions)
+		fig.Freed = &IdleFreed{RSSBaselineMB: mb(base.rssKB), RSSHeldMB: mb(held.rssKB),
+			RSSBytesPerSession:   float64(held.rssKB-base.rssKB) * 1024 / n,
+			HeapBytesPerSession:  (float64(heldMem.HeapInuse) - float64(baseMem.HeapInuse)) / n,
+			StackBytesPerSession: (float64(heldMem.StackInuse) - float64(baseMem.StackInuse)) / n,
+			GoroutinesPerSession: float64(heldMem.Goroutines-baseMem.Goroutines) / n}
+	}
 	if r.Server != nil {
 		fig.RSSHeldMB = r.Server.RSSEndMB
 		fig.KBPerSession = (r.Server.RSSEndMB - fig.RSSBeforeSetupMB) * 1024 / float64(p.Sessions)

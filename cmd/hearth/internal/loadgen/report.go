@@ -108,6 +108,21 @@ type IdleFigures struct {
 	CPUPerSessionUs  float64 `json:"server_cpu_us_per_session_second"` // while held
 	HoldSeconds      float64 `json:"hold_seconds"`
 	RampSeconds      float64 `json:"reopen_seconds"` // reopening every session at the ramp
+	// Freed are the figures taken after the server collected garbage and
+	// returned freed memory to the OS (IdleParams.Memory); nil without it.
+	Freed *IdleFreed `json:"after_free,omitempty"`
+}
+
+// IdleFreed is the server's memory at the baseline (sessions closed) and
+// while the sessions are held, each read after a GC that returned the
+// freed memory to the OS; per session: (held − baseline) / sessions.
+type IdleFreed struct {
+	RSSBaselineMB        float64 `json:"server_rss_baseline_mb"`
+	RSSHeldMB            float64 `json:"server_rss_held_mb"`
+	RSSBytesPerSession   float64 `json:"rss_bytes_per_session"`
+	HeapBytesPerSession  float64 `json:"heap_inuse_bytes_per_session"`
+	StackBytesPerSession float64 `json:"stack_inuse_bytes_per_session"`
+	GoroutinesPerSession float64 `json:"goroutines_per_session"`
 }
 
 // WriteJSON writes r as one JSON object.
@@ -141,6 +156,10 @@ func (r *Report) WriteText(w io.Writer) {
 			i.Sessions, i.OnlineSeen, i.RSSBeforeSetupMB, i.RSSBaselineMB, i.RSSHeldMB)
 		fmt.Fprintf(w, "         %.1f KB per session (vs before setup), %.1f KB (vs baseline); CPU %.1f µs per session-second\n",
 			i.KBPerSession, i.KBPerSessionBase, i.CPUPerSessionUs)
+		if f := i.Freed; f != nil {
+			fmt.Fprintf(w, "         after GC and returning freed memory: RSS %.1f MB baseline, %.1f MB held: %.1f KB per session (heap %.1f KB, stacks %.1f KB, %.1f goroutines)\n",
+				f.RSSBaselineMB, f.RSSHeldMB, f.RSSBytesPerSession/1024, f.HeapBytesPerSession/1024, f.StackBytesPerSession/1024, f.GoroutinesPerSession)
+		}
 	}
 	if m := r.Media; m != nil {
 		fmt.Fprintf(w, "media    %d of %d files of %d bytes (%d encrypted) moved intact: upload %.2f MB/s, download %.2f MB/s\n",
