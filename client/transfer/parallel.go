@@ -186,11 +186,20 @@ func (t *Transfer) uploadPart(ctx context.Context, l Lane, f io.ReaderAt, id str
 				buf = buf[:len(buf)/2]
 				continue
 			}
-			if !errors.Is(err, session.ErrDisconnected) || ctx.Err() != nil {
+			// A refused offset may be a stale view: a request of an
+			// earlier run (or connection) the server took after it told
+			// where the part stood. Go on from where it stands now, unless
+			// that is where this request was.
+			stale := wire.Is(err, wire.Code_CODE_BAD_REQUEST)
+			if !stale && !errors.Is(err, session.ErrDisconnected) || ctx.Err() != nil {
 				return err
 			}
+			refused := err
 			if r, err = l.CallIdempotent(ctx, op, &wire.ClientFrame{Body: &wire.ClientFrame_UploadMedia{UploadMedia: &wire.UploadMedia{UploadId: id}}}); err != nil {
 				return err
+			}
+			if held := r.GetUploadMedia().GetPartReceived(); stale && (len(held) != nparts || start+held[i] == off) {
+				return refused
 			}
 			t.cfg.Log.Debug("upload part resumed", "part", i)
 		}
