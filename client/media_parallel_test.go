@@ -3,6 +3,7 @@ package client_test
 import (
 	"bytes"
 	"crypto/rand"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -90,6 +91,49 @@ func TestMediaParallelConnections(t *testing.T) {
 			}
 			if r := down.laterR.Load(); r >= sealed-chunk {
 				t.Errorf("after the cut the download read %d bytes of %d: it started again instead of resuming", r, sealed)
+			}
+		})
+	}
+}
+
+// TestMediaSmallFileOneConnection: a file under the 1 MiB threshold, and
+// any file with MediaConnections 1, moves over the session's connection
+// only: no other connection is dialled for it.
+func TestMediaSmallFileOneConnection(t *testing.T) {
+	ts := client.NewTestServer(t, "a.example")
+	const pw = "correct horse battery"
+	B := ts.AddUser(t, "bob", pw)
+	newDev(t, ts, B).login(pw)
+	for i, tc := range []struct {
+		name  string
+		size  int
+		conns int
+	}{{"900 KiB", 900 << 10, 4}, {"2 MiB, MediaConnections 1", 2 << 20, 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			A := ts.AddUser(t, fmt.Sprintf("alice%d", i), pw)
+			c := &cutAfter{dial: ts.Dial(), limit: 1 << 62}
+			prof := t.TempDir()
+			cl, err := client.Open(client.Config{Profile: prof, Dial: c.Dial, Groups: mlsgroup.New(),
+				MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond, MediaConnections: tc.conns})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { cl.Close() })
+			alice := &dev{t: t, c: cl, user: A, profile: prof}
+			alice.login(pw)
+			alice.send(B, "hello") // the session is up before counting
+			file := make([]byte, tc.size)
+			rand.Read(file)
+			path := filepath.Join(t.TempDir(), "small.bin")
+			if err := os.WriteFile(path, file, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c.armed.Store(true)
+			if _, err := alice.c.SendFile(ctx30(t), B, path, ""); err != nil {
+				t.Fatal(err)
+			}
+			if n := c.armedConns.Load(); n != 0 {
+				t.Errorf("the upload dialled %d more connections, want none", n)
 			}
 		})
 	}
