@@ -13,20 +13,36 @@ import (
 	"hearth/storage"
 )
 
-// PartSize is the size of each part of an upload in parts
-// (wire.UploadMedia.parts); the last part is shorter. It is fixed: an
-// upload's parts follow from its total size alone, so nothing beyond the
-// folder partial/UPLOAD_ID (one file per part, named by its index, its
-// size what the part holds) records them.
-const PartSize = 1 << 20
+// An upload in parts (wire.UploadMedia.parts) is cut into parts of
+// PartSizeFor(total) bytes, the last one shorter: 256 KiB (one request of
+// data at the default limit) up to 16 MiB, then larger so that there are
+// at most maxParts. The parts follow from the total size alone, so nothing
+// beyond the folder partial/UPLOAD_ID (one file per part, named by its
+// index, its size what the part holds) records them.
+const (
+	minPartSize = 256 << 10
+	maxParts    = 64
+	partAlign   = 64 << 10
+)
+
+// PartSizeFor is the part size of an upload in parts of total bytes.
+func PartSizeFor(total uint64) uint64 {
+	ps := (total + maxParts - 1) / maxParts
+	ps = (ps + partAlign - 1) / partAlign * partAlign
+	return max(ps, minPartSize)
+}
 
 // numParts is how many parts an upload of total bytes has.
-func numParts(total uint64) int { return int((total + PartSize - 1) / PartSize) }
+func numParts(total uint64) int {
+	ps := PartSizeFor(total)
+	return int((total + ps - 1) / ps)
+}
 
 // partRange is where part i of an upload of total bytes starts and ends.
 func partRange(total uint64, i int) (start, end uint64) {
-	start = uint64(i) * PartSize
-	return start, min(start+PartSize, total)
+	ps := PartSizeFor(total)
+	start = uint64(i) * ps
+	return start, min(start+ps, total)
 }
 
 // inParts reports whether an upload is held in parts (its partial path is
@@ -63,7 +79,7 @@ func partsOK(row *storage.Media, held []uint64) *wire.UploadMediaOK {
 		sum += h
 	}
 	return &wire.UploadMediaOK{UploadId: row.UploadID, Received: sum, TotalSize: uint64(row.TotalSize),
-		PartSize: PartSize, PartReceived: held}
+		PartSize: PartSizeFor(uint64(row.TotalSize)), PartReceived: held}
 }
 
 // checkPartData validates r's data and final flag against what the parts
@@ -79,7 +95,7 @@ func (m *Store) checkPartData(r *wire.UploadMedia, held []uint64, total uint64) 
 		if off >= total {
 			return 0, wire.Errorf(op, wire.Code_CODE_BAD_REQUEST, "offset %d is past total_size %d", off, total)
 		}
-		part = int(off / PartSize)
+		part = int(off / PartSizeFor(total))
 		start, end := partRange(total, part)
 		switch {
 		case off != start+held[part]:

@@ -38,9 +38,9 @@ func FuzzUploadInParts(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(uint32(100), []byte{0, 0, 0, 100, 1})
-	f.Add(uint32(PartSize+10), []byte{1, 0, 0, 10, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0, 0, 1})
-	f.Add(uint32(2*PartSize+7), []byte{2, 0, 0, 7, 0, 0, 0, 0xff, 0xff, 0, 1, 0, 0xff, 0xff, 0, 0, 0, 0, 0, 1})
-	f.Add(uint32(PartSize+10), []byte{0, 5, 0, 10, 0, 1, 0xff, 0, 10, 0, 1, 0, 0, 11, 0, 0, 0, 0, 0, 1})
+	f.Add(uint32(minPartSize+10), []byte{1, 0, 0, 10, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0, 0, 1})
+	f.Add(uint32(2*minPartSize+7), []byte{2, 0, 0, 7, 0, 0, 0, 0xff, 0xff, 0, 1, 0, 0xff, 0xff, 0, 0, 0, 0, 0, 1})
+	f.Add(uint32(minPartSize+10), []byte{0, 5, 0, 10, 0, 1, 0xff, 0, 10, 0, 1, 0, 0, 11, 0, 0, 0, 0, 0, 1})
 	f.Fuzz(func(t *testing.T, total32 uint32, ops []byte) {
 		total := uint64(total32)
 		if total == 0 || total > uint64(cfg.MaxBytes) || len(ops) > 200 {
@@ -65,7 +65,7 @@ func FuzzUploadInParts(f *testing.F) {
 			case n == 0:
 				ok = off == total
 			default:
-				part = int(min(off/PartSize, uint64(len(held)-1)))
+				part = int(min(off/PartSizeFor(total), uint64(len(held)-1)))
 				s, e := partRange(total, part)
 				ok = off < total && off == s+held[part] && uint64(n) <= maxChunk && off+uint64(n) <= e
 			}
