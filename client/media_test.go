@@ -78,8 +78,10 @@ func TestSendFile(t *testing.T) {
 	A, B := ts.AddUser(t, "alice", pw), ts.AddUser(t, "bob", pw)
 	cut := &cutOnce{dial: ts.Dial(), after: 700 << 10}
 	prof := t.TempDir()
+	// One connection: the sequential upload's resume (several connections:
+	// TestMediaParallelConnections).
 	ac, err := client.Open(client.Config{Profile: prof, Dial: cut.Dial, Groups: mlsgroup.New(),
-		MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+		MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond, MediaConnections: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
