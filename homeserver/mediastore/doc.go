@@ -45,6 +45,17 @@
 // answer CODE_NOT_FOUND; the janitor then removes the file through the
 // row's gone record.
 //
+// # Uploads in parts
+//
+// An upload started with wire.UploadMedia.parts (parts.go) keeps its
+// bytes in the folder partial/UPLOAD_ID, one file per part (PartSizeFor),
+// so that a device may send the parts at once over several connections;
+// each part's received is its file's size. The final request joins the
+// parts into complete/MEDIA_ID (through partial/UPLOAD_ID.join, renamed),
+// removes the folder, then completes as above: after a crash the folder
+// is still there (joined again) or the complete file is (the folder is
+// removed again), and the repeated final request finishes.
+//
 // Complete media are deleted Config.Retention after they completed
 // (the janitor; default 30 days), so a user's quota counts what the server
 // still holds. A message that refers to an expired media still decrypts;
