@@ -76,3 +76,7 @@ func NewBenchServer(tb testing.TB, domain string) *TestServer {
 	cfg.RateLimit.PerSecond, cfg.RateLimit.Burst = 1e9, 1e9
 	return newTestServer(tb, domain, cfg)
 }
+
+// Accepted counts the Sends the server accepted as a hub (every stored
+// and fanned-out message, receipts included).
+func (ts *testServer) Accepted() uint64 { return ts.srv.Stats().Accepted }
