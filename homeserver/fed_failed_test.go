@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"hearth/federation"
+	"hearth/federation/fedwire"
 	"hearth/homeserver/wire"
 )
 
@@ -183,6 +185,66 @@ func TestFederationGapAfterExpiry(t *testing.T) {
 		if d.MessageId != "after-gap" && d.MessageId != "after-gap-2" && d.MessageId != "lost-1" && d.MessageId != "lost-2" && d.MessageId != "before" {
 			t.Fatalf("alice got %v", d)
 		}
+	}
+	drained(t, a)
+}
+
+// TestFederationDeliverRefusedForGood: a DELIVER its destination refuses
+// for good (here: the answer is handed to the queue as the sender loop
+// would) is never silent: the device that sent the message gets a
+// delivery-failed notice naming the server, and the next DELIVER of the
+// conversation names the one before the refused one as previous, so the
+// destination does not wait for the refused one for ever.
+func TestFederationDeliverRefusedForGood(t *testing.T) {
+	a, c := newFedNode(t, "a.example"), newFedNode(t, "c.example")
+	pinAll(t, a, c)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("a:\n%s\nc:\n%s", a.logs.String(), c.logs.String())
+		}
+	})
+	_, alice := a.addUser("alice")
+	_, carol := c.addUser("carol")
+	alice.must(syncFrame(0))
+	carol.must(syncFrame(0))
+	const conv = "refused@a.example"
+	createFedConv(alice, conv)
+	alice.must(addCommit(conv, "add", 0, carol.addr()))
+	collect(t, carol, 1, fedWait)
+	alice.must(appMsg(conv, "before", 1, "x"))
+	last := collect(t, carol, 1, fedWait)[0].Seq
+	drained(t, a)
+
+	// c is down, so the DELIVER of "refused" stays queued; then the answer
+	// that would have come back is handed to the queue.
+	c.stop()
+	alice.must(appMsg(conv, "refused", 1, "y"))
+	var q federation.Queued
+	waitFor(t, fedWait, func() bool {
+		qs, err := a.s.fed.Batch(t.Context(), "c.example", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range qs {
+			if x.Envelope.MessageId == "refused" && x.Envelope.Kind == fedwire.EnvelopeKind_ENVELOPE_KIND_DELIVER {
+				q = x
+				return true
+			}
+		}
+		return false
+	})
+	res := []*fedwire.EnvelopeResult{{Id: q.Envelope.Id, Code: fedwire.Code_CODE_FORBIDDEN, Message: "refused for this test"}}
+	if err := a.s.fed.Finish(t.Context(), "c.example", []federation.Queued{q}, res); err != nil {
+		t.Fatal(err)
+	}
+	expectNotice(t, alice, conv, "refused", 3, "c.example")
+
+	c.start()
+	pinAll(t, a, c)
+	carol = c.resume(carol, last)
+	alice.must(appMsg(conv, "after", 1, "z"))
+	if d := collect(t, carol, 1, fedWait)[0]; d.MessageId != "after" || d.ConversationSeq != 4 {
+		t.Fatalf("carol got %v, want after (seq 4)", d)
 	}
 	drained(t, a)
 }

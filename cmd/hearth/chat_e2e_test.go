@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	mathrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -307,12 +309,16 @@ func expectRecv(t *testing.T, p *profile, want ...string) []chatMsg {
 // the server keeps its address across restarts.
 func freePort(t *testing.T) string {
 	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	// Below the kernel's ephemeral range: a server restarted on this port
+	// must not find it taken by some client's socket bound to port 0
+	// meanwhile ("address already in use" on restart).
+	lo := ephemeralLow() - 1
+	for range 200 {
+		addr := fmt.Sprintf("127.0.0.1:%d", fixedPortMin+mathrand.IntN(lo-fixedPortMin))
+		l, err := net.Listen("tcp", addr)
 		if err != nil {
-			t.Fatal(err)
+			continue
 		}
-		addr := l.Addr().String()
 		l.Close()
 		if u, err := net.ListenPacket("udp", addr); err == nil {
 			u.Close()
@@ -321,6 +327,27 @@ func freePort(t *testing.T) string {
 	}
 	t.Fatal("no free port")
 	return ""
+}
+
+// fixedPortMin is the lowest port freePort picks.
+const fixedPortMin = 10000
+
+// ephemeralLow is the first port of the kernel's ephemeral range (the
+// ports that binding port 0 hands out); Linux's default when unknown.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil || n <= fixedPortMin+1000 {
+		return 32768
+	}
+	return n
 }
 
 // newMessagingNet starts a server on a fixed port (so that profiles keep a

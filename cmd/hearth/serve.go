@@ -6,12 +6,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -279,10 +281,20 @@ func runServer(ctx context.Context, dir, listen, metricsFlag string, log *slog.L
 	// Nothing acknowledged is lost: every acknowledged write is committed.
 	// The timer is never stopped: the process exits when serve returns.
 	time.AfterFunc(shutdownLimit, func() {
-		log.Error("shutdown did not finish in time; exiting without waiting further", "limit", shutdownLimit)
+		log.Error("shutdown did not finish in time; exiting without waiting further (goroutine stacks follow on stderr)", "limit", shutdownLimit)
+		dumpGoroutines(os.Stderr)
 		os.Exit(1)
 	})
 	return shutdownServer(hs, tr, adm, serveErr, log)
+}
+
+// dumpGoroutines writes every goroutine's stack to w, as SIGQUIT would,
+// so that a shutdown that hangs says where. Stacks hold no message
+// contents or keys: only function names, file lines and pointer values.
+func dumpGoroutines(w io.Writer) {
+	if p := pprof.Lookup("goroutine"); p != nil {
+		p.WriteTo(w, 2)
+	}
 }
 
 // shutdownLimit bounds the whole shutdown (shutdownServer, then the

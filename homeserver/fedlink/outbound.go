@@ -86,7 +86,9 @@ func skipDeliver(tx *storage.Tx, dest string, env *fedwire.Envelope) error {
 }
 
 // Finish implements federation.Queue: a SUBMIT refused for good tells its
-// waiting device.
+// waiting device; a DELIVER refused for good becomes a delivery-failed
+// notice for the device that sent the message, and later DELIVERs of its
+// conversation name the one before it as previous (skipDeliver).
 func (f *Link) Finish(ctx context.Context, dest string, done []federation.Queued, results []*fedwire.EnvelopeResult) error {
 	a := &applied{}
 	err := f.db.Write(ctx, func(tx *storage.Tx) error {
@@ -106,9 +108,18 @@ func (f *Link) Finish(ctx context.Context, dest string, done []federation.Queued
 			}
 			if r.Code == fedwire.Code_CODE_OK || q.Envelope.Kind != fedwire.EnvelopeKind_ENVELOPE_KIND_SUBMIT {
 				if r.Code != fedwire.Code_CODE_OK {
-					f.log.Warn("federation: envelope refused by destination", "destination", dest, "envelope", q.Envelope.Id, "code", r.Code.String())
+					f.log.Warn("federation: envelope refused by destination", "destination", dest, "envelope", q.Envelope.Id,
+						"kind", q.Envelope.Kind.String(), "conversation", q.Envelope.ConversationId, "code", r.Code.String())
 					if err := skipDeliver(tx, dest, q.Envelope); err != nil {
 						return err
+					}
+					// A DELIVER refused for good never reaches dest's
+					// members: tell the device that sent the message, as
+					// for one that expired.
+					if q.Envelope.Kind == fedwire.EnvelopeKind_ENVELOPE_KIND_DELIVER {
+						if err := f.notifyFailed(tx, dest, q.Envelope, a); err != nil {
+							return err
+						}
 					}
 				}
 				continue
