@@ -7,12 +7,14 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"hearth/client"
 	"hearth/client/mlsgroup"
 	"hearth/client/store"
+	"hearth/homeserver/wire"
 )
 
 // receiptDev is a logged-in device of a new user whose receipts wait
@@ -180,5 +182,46 @@ func TestReceiptsCoalesced(t *testing.T) {
 	}
 	if ts.Accepted() != before+1 {
 		t.Fatalf("the read receipt was not accepted by the server")
+	}
+}
+
+// TestReceiptFlusherBacksOff: a receipt that keeps failing retryably
+// while its device receives is tried again after a growing wait, not in
+// a loop, and is sent once the failure passes.
+func TestReceiptFlusherBacksOff(t *testing.T) {
+	ts := client.NewTestServer(t, "a.example")
+	alice := receiptDev(t, ts, "alice", time.Second)
+	bob := receiptDev(t, ts, "bob", 50*time.Millisecond)
+	alice.send(bob.user, "hello")
+	bob.recv(alice.user + ":hello")
+
+	var failing atomic.Bool
+	var tries atomic.Int64
+	failing.Store(true)
+	bob.c.WrapSeal(func(ctx context.Context, it store.OutboxItem, next client.SealFunc) (store.OutboxItem, error) {
+		if it.Body != nil && failing.Load() {
+			tries.Add(1)
+			return it, wire.Errorf("test", wire.Code_CODE_UNAVAILABLE, "not now")
+		}
+		return next(ctx, it)
+	})
+	printed, stop := receiving(bob, true)
+	defer stop()
+	alice.send(bob.user, "again")
+	waitUntil(t, "bob to print the message", 20*time.Second, func() bool { return printed() == 1 })
+	waitUntil(t, "bob's receipt to be tried", 20*time.Second, func() bool { return tries.Load() > 0 })
+	time.Sleep(2 * time.Second)
+	// Each flush tries a failing queue at most three times; the flushes
+	// come 0.1, 0.2, 0.4, 0.8 s … apart: about 15 tries in 2 s, where
+	// flushing again at once would make about a hundred.
+	if n := tries.Load(); n > 30 {
+		t.Fatalf("a failing receipt was tried %d times in 2 s", n)
+	}
+	failing.Store(false)
+	base := ts.Accepted()
+	waitUntil(t, "bob's receipt to be sent once the failure passed", 20*time.Second, func() bool { return ts.Accepted() > base })
+	alice.recv()
+	if st := statusOf(t, alice, bob.user, "again"); st != "read" {
+		t.Fatalf("alice's message shows %q, want read", st)
 	}
 }

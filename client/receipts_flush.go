@@ -158,15 +158,25 @@ func (f *receiptFlusher) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if err != nil {
-			c.log.Debug("sending receipts", "err", err)
+		// A receipt still due was not sent (an error, or one left for a
+		// later flush after its tries): try again after a growing wait,
+		// not at once. What was queued meanwhile waits its window.
+		due, ok = c.receiptsDue()
+		switch {
+		case ok && !due.After(c.cfg.Now()):
+			if err != nil {
+				c.log.Debug("sending receipts", "err", err)
+			}
 			retry = min(max(2*retry, c.cfg.ReceiptWindow, 100*time.Millisecond), receiptRetryMax)
 			timer.Reset(retry)
 			armed = true
-			continue
+		case ok:
+			retry = 0
+			timer.Reset(due.Sub(c.cfg.Now()))
+			armed = true
+		default:
+			retry = 0
 		}
-		retry = 0
-		f.poke() // what was queued meanwhile
 	}
 }
 
