@@ -108,6 +108,7 @@ type Client struct {
 
 	rcptKick    chan struct{} // a receipt was queued (receipts_flush.go)
 	rcptHolding atomic.Int32  // running Receives, which send held receipts
+	rcptNew     atomic.Bool   // this process queued a receipt (sent on Close)
 }
 
 // ErrNotLoggedIn is returned when the profile has no account yet.
@@ -186,8 +187,11 @@ func (c *Client) newSender(seal func(context.Context, store.OutboxItem) (store.O
 		Hold: c.receiptHold, Now: c.cfg.Now})
 }
 
-// Close ends the session and closes the store.
+// Close sends the receipts this process queued that still wait (within
+// 2 s, only while connected; receipts_flush.go), ends the session and
+// closes the store.
 func (c *Client) Close() error {
+	c.sendReceiptsOnClose()
 	c.devs.close() // background work still uses the session
 	c.link.reset()
 	if c.tickets != nil {

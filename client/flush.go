@@ -47,7 +47,7 @@ func (c *Client) flush(ctx context.Context, until string, held bool) error {
 		}
 	}
 	if held {
-		return c.out.FlushHeld(ctx, s)
+		return c.out.FlushHeld(ctx, s, nil)
 	}
 	return c.out.Flush(ctx, s, until)
 }

@@ -225,3 +225,55 @@ func TestReceiptFlusherBacksOff(t *testing.T) {
 		t.Fatalf("alice's message shows %q, want read", st)
 	}
 }
+
+// TestReceiptsSentOnClose: a one-shot run that catches up on a message
+// while it sends its own (its flush ends with its message, before the
+// delivery receipt it queued) sends that receipt when it closes the
+// client, so the sender sees the message delivered without another run.
+func TestReceiptsSentOnClose(t *testing.T) {
+	ts := client.NewTestServer(t, "a.example")
+	alice := receiptDev(t, ts, "alice", time.Second)
+	prof := t.TempDir()
+	open := func() *client.Client {
+		c, err := client.Open(client.Config{Profile: prof, Dial: ts.Dial(), Groups: mlsgroup.New(),
+			MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	bob := &dev{t: t, c: open(), user: ts.AddUser(t, "bob", groupPW), profile: prof}
+	bob.login(groupPW)
+	bob.drain()
+	alice.send(bob.user, "x")
+	bob.recv(alice.user + ":x")
+	alice.recv()
+
+	// As `chat send` in a new process: y arrives while z is sent.
+	if err := bob.c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	alice.send(bob.user, "y")
+	bob.c = open()
+	bob.send(alice.user, "z")
+	base := ts.Accepted()
+	if n := len(bodyItems(t, bob)); n != 1 {
+		t.Fatalf("bob's outbox holds %d receipts after sending z, want the delivery receipt of y", n)
+	}
+	if err := bob.c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := ts.Accepted() - base; got != 1 {
+		t.Fatalf("closing bob's client sent %d messages, want 1 (the delivery receipt of y)", got)
+	}
+	c := open()
+	defer c.Close()
+	items, err := c.Outbox()
+	if err != nil || len(items) != 0 {
+		t.Fatalf("bob's outbox after close: %+v %v", items, err)
+	}
+	alice.recv(bob.user + ":z")
+	if st := statusOf(t, alice, bob.user, "y"); st != "delivered" {
+		t.Fatalf("alice's y shows %q, want delivered", st)
+	}
+}

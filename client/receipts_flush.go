@@ -41,8 +41,10 @@ const rcptQueuePrefix = "rcpt/"
 
 func rcptQueue(conv string) string { return rcptQueuePrefix + conv }
 
-// receiptQueued wakes the receipt flusher of a running Receive.
+// receiptQueued wakes the receipt flusher of a running Receive, and
+// notes for Close that this process queued a receipt.
 func (c *Client) receiptQueued() {
+	c.rcptNew.Store(true)
 	select {
 	case c.rcptKick <- struct{}{}:
 	default:
@@ -78,7 +80,7 @@ func (c *Client) receiptsDue() (time.Time, bool) {
 			return err
 		}
 		for _, it := range heads {
-			if !strings.HasPrefix(it.SendQueue(), rcptQueuePrefix) {
+			if !isReceiptQueued(it) {
 				continue
 			}
 			d := c.receiptHold(it)
@@ -206,4 +208,37 @@ func (f *receiptFlusher) finish(ctx context.Context, limit time.Duration) {
 	if err := c.flushHeld(fctx); err != nil {
 		c.log.Debug("sending receipts", "err", err)
 	}
+}
+
+// sendReceiptsOnClose sends, within receiptInterruptLimit, the receipts
+// still waiting when a Client that queued some is closed (a one-shot
+// command whose own flush ended with its message, before the delivery
+// receipts of what it caught up on): only while connected, and only
+// receipts. What is not sent stays queued for the next run.
+func (c *Client) sendReceiptsOnClose() {
+	if !c.rcptNew.Load() || c.cfg.Groups == nil {
+		return
+	}
+	c.link.mu.Lock()
+	s := c.link.sess
+	c.link.mu.Unlock()
+	if s == nil || s.Err() != nil {
+		return
+	}
+	if _, connected, _ := s.Progress(); !connected {
+		return
+	}
+	if _, ok := c.receiptsDue(); !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), receiptInterruptLimit)
+	defer cancel()
+	if err := c.out.FlushHeld(ctx, s, isReceiptQueued); err != nil {
+		c.log.Debug("sending receipts on close", "err", err)
+	}
+}
+
+// isReceiptQueued reports whether it is in a receipts send queue.
+func isReceiptQueued(it store.OutboxItem) bool {
+	return strings.HasPrefix(it.SendQueue(), rcptQueuePrefix)
 }

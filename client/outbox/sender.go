@@ -140,21 +140,22 @@ func (o *Sender) Launches() int {
 // Items that Config.Hold holds are left for a later Flush, unless until
 // is one of them: then every held item goes, as with FlushHeld.
 func (o *Sender) Flush(ctx context.Context, s *session.Session, until string) error {
-	return o.flush(ctx, s, until, false)
+	return o.flush(ctx, s, until, false, nil)
 }
 
 // FlushHeld is Flush (with until empty) that also sends the items
 // Config.Hold holds: a receiver that stops sends its receipts at once.
-func (o *Sender) FlushHeld(ctx context.Context, s *session.Session) error {
-	return o.flush(ctx, s, "", true)
+// With only set, it sends only the items only accepts.
+func (o *Sender) FlushHeld(ctx context.Context, s *session.Session, only func(store.OutboxItem) bool) error {
+	return o.flush(ctx, s, "", true, only)
 }
 
-func (o *Sender) flush(ctx context.Context, s *session.Session, until string, release bool) error {
+func (o *Sender) flush(ctx context.Context, s *session.Session, until string, release bool, only func(store.OutboxItem) bool) error {
 	if err := o.retryBodies(); err != nil {
 		return err
 	}
 	fctx, cancel := context.WithCancel(ctx)
-	f := &flush{o: o, s: s, until: until, release: release, ctx: fctx, results: make(chan result, maxInFlight),
+	f := &flush{o: o, s: s, until: until, release: release, only: only, ctx: fctx, results: make(chan result, maxInFlight),
 		inflight: map[string]bool{}, tries: map[string]int{}}
 	err := f.run(ctx)
 	cancel()
@@ -167,8 +168,9 @@ type flush struct {
 	o       *Sender
 	s       *session.Session
 	until   string
-	release bool            // held items go too (Config.Hold)
-	ctx     context.Context // ended when Flush returns
+	release bool                        // held items go too (Config.Hold)
+	only    func(store.OutboxItem) bool // if set, the items to send (the others stay)
+	ctx     context.Context             // ended when Flush returns
 	results chan result
 
 	inflight map[string]bool // queues (and store queues) with an item in flight
@@ -272,6 +274,9 @@ func (f *flush) launch() (done bool, derr error, next time.Time, err error) {
 		for _, it := range all {
 			if !f.release && o.held(it, now) {
 				continue // its window is still open; the rest of its conversation goes
+			}
+			if f.only != nil && !f.only(it) {
+				continue
 			}
 			// A user's queue and the conversation it created are one.
 			if k := o.key(tx, it); !seen[k] {
