@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -47,8 +49,10 @@ type listWait struct {
 	err  error
 }
 
-func (w *listWait) Error() string {
-	return fmt.Sprintf("conversation %s waits for a device list: %v", w.conv, w.err)
+func (w *listWait) Error() string { return w.prefix() + w.err.Error() }
+
+func (w *listWait) prefix() string {
+	return fmt.Sprintf("conversation %s waits for a device list: ", w.conv)
 }
 
 func (w *listWait) Unwrap() error { return w.err }
@@ -366,4 +370,34 @@ func (c *Client) inStep(ctx context.Context, conv string) error {
 		}
 	}
 	return c.heal.prepare(ctx, conv)
+}
+
+// ParkedConversation is a conversation whose deliveries wait for a device
+// list that could not be fetched (see parking above): they are held in
+// the profile, not lost, and applied once the list can be fetched.
+type ParkedConversation struct {
+	Conversation string
+	Since        time.Time // parked since
+	Held         int       // deliveries held
+	Tries        int       // retries that failed
+	NextTry      time.Time
+	Reason       string // the last failure, without content
+}
+
+// ParkedConversations lists the parked conversations, oldest first.
+func (c *Client) ParkedConversations() ([]ParkedConversation, error) {
+	var out []ParkedConversation
+	err := c.st.View(func(tx *store.Tx) error {
+		for _, conv := range tx.MetaNames(parkedPrefix) {
+			p, ok, err := getPark(tx, conv)
+			if err != nil || !ok {
+				return err
+			}
+			out = append(out, ParkedConversation{Conversation: conv, Since: time.UnixMilli(p.SinceMs), Tries: p.Tries,
+				NextTry: time.UnixMilli(p.NextMs), Reason: strings.TrimPrefix(p.Reason, (&listWait{conv: conv}).prefix()), Held: len(tx.MetaNames(parkQueuePref + conv + "/"))})
+		}
+		return nil
+	})
+	slices.SortFunc(out, func(a, b ParkedConversation) int { return a.Since.Compare(b.Since) })
+	return out, err
 }

@@ -2,6 +2,7 @@ package homeserver
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -70,5 +71,59 @@ func TestAckWithoutID(t *testing.T) {
 	}
 	if e := f.GetError(); e.GetCode() != wire.Code_CODE_BAD_REQUEST {
 		t.Fatalf("ping without id: got %v", f)
+	}
+}
+
+// TestAckMovesWindowBeforeCommit: the delivery window moves as soon as an
+// Ack is read, not after its commit, so that a draining receiver does not
+// wait for an fsync per window; the Ack is still durable (and answered)
+// only after its commit. Here the writer is held by another write while
+// the Ack arrives: the next entries come anyway, the answer does not.
+func TestAckMovesWindowBeforeCommit(t *testing.T) {
+	h := newHarness(t, Config{DeliveryWindow: 4})
+	alice, bob := twoUsers(t, h)
+	bob.conn.Close()
+	for i := 0; i < 8; i++ {
+		alice.must(appMsg(conv, fmt.Sprint("m", i), 1, fmt.Sprint("msg ", i)))
+	}
+	b := h.connect()
+	b.hello(bob.access)
+	b.must(syncFrame(0))
+	got := b.deliveries(4)
+	b.noDelivery() // the window is full
+
+	release := make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(free) // before the harness closes the server, also on failure
+	held := make(chan struct{})
+	go h.db.Write(t.Context(), func(*storage.Tx) error { close(held); <-release; return nil })
+	<-held
+	answer := b.start(ackFrame(got[3].Seq)) // with an id: answered after the commit
+	next := b.deliveries(4)                 // while the writer is still held
+	if next[0].Seq != got[3].Seq+1 || next[3].Seq != got[3].Seq+4 {
+		t.Fatalf("after the ack of %d: seqs %d..%d", got[3].Seq, next[0].Seq, next[3].Seq)
+	}
+	var acked uint64
+	if err := h.db.Read(t.Context(), func(tx *storage.Tx) (err error) { _, acked, err = tx.MailboxState(bob.device); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if acked != 0 {
+		t.Fatalf("stored ack %d before its commit could run", acked)
+	}
+	select {
+	case f := <-answer:
+		t.Fatalf("the Ack was answered before its commit: %v", f)
+	case <-time.After(50 * time.Millisecond):
+	}
+	free()
+	if f := b.await(answer); f.GetOk() == nil {
+		t.Fatalf("ack answer: %v", f)
+	}
+	if err := h.db.Read(t.Context(), func(tx *storage.Tx) (err error) { _, acked, err = tx.MailboxState(bob.device); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if acked != got[3].Seq {
+		t.Fatalf("stored ack %d after the commit, want %d", acked, got[3].Seq)
 	}
 }

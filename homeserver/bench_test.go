@@ -187,3 +187,45 @@ func BenchmarkSendParallel(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 	b.ReportMetric(float64(r1-r0)/float64(max(b1-b0, 1)), "reqs/tx")
 }
+
+// BenchmarkBacklogDrain: b.N messages wait in bob's mailbox (stored before
+// the timer starts); bob syncs and acknowledges every 64 deliveries as the
+// client library does (id 0, not awaited); one op = one message of the
+// drain pushed to bob.
+func BenchmarkBacklogDrain(b *testing.B) {
+	h := newHarness(b, Config{RateLimit: RateLimit{PerSecond: 1e9, Burst: 1 << 30}})
+	h.from = "127.0.0.1:7" // loopback: many logins from one address are not throttled
+	alice, _ := h.firstDevice("alice")
+	bob, _ := h.firstDevice("bob")
+	createConv(alice, conv)
+	alice.must(commit(conv, "c0", 0, []string{bob.addr()}, nil))
+	inflight := make([]<-chan *wire.ServerFrame, 0, 64)
+	for i := 0; i < b.N; i++ {
+		inflight = append(inflight, alice.start(appMsg(conv, fmt.Sprint("m", i), 1, "payload of a chat message")))
+		if len(inflight) == cap(inflight) || i == b.N-1 {
+			for _, ch := range inflight {
+				if r := alice.await(ch); r.GetSendOk() == nil {
+					b.Fatalf("send: %v", r)
+				}
+			}
+			inflight = inflight[:0]
+		}
+	}
+	b.ResetTimer()
+	bob.must(syncFrame(0))
+	bob.deliveries(1) // the welcome
+	for i := 0; i < b.N; i++ {
+		d := bob.push().GetDelivery()
+		if d == nil {
+			i--
+			continue
+		}
+		if i%64 == 63 || i == b.N-1 {
+			if err := bob.fw.WriteMessage(ackFrame(d.Seq)); err != nil { // id 0: no answer
+				b.Fatal(err)
+			}
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}

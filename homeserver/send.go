@@ -30,24 +30,39 @@ func (ss *session) send(id uint64, m *wire.Send) {
 	}
 	from := identity.DeviceAddress{User: ss.s.user(ss.userName), Device: ss.deviceID}
 	sender := from.String()
-	// A retry of an accepted message is answered from its dedup record.
+	// A retry of an accepted message is answered from its dedup record:
+	// in the writer's transaction (hub.Accept reads it first), so that a
+	// local Send costs no read transaction of its own; read here only
+	// where the writer would not see it first: before a refusal for
+	// rate, for a conversation hubbed elsewhere, and for a commit or
+	// proposal (rare; their device lists are fetched before the writer).
 	res := &sendResult{Result: &hub.Result{Dup: true}}
-	err := ss.s.db.Read(ss.ctx, func(tx *storage.Tx) (err error) { res.Rec, err = tx.SendRecord(sender, m.MessageId); return err })
-	if err == nil {
-		ss.later(func() { ss.answer(id, res.Frame(), nil) })
-		return
-	} else if !errors.Is(err, storage.ErrNotFound) {
-		ss.writeError(id, internal(op, err))
-		return
+	dedup := func() bool {
+		err := ss.s.db.Read(ss.ctx, func(tx *storage.Tx) (err error) { res.Rec, err = tx.SendRecord(sender, m.MessageId); return err })
+		if err == nil {
+			ss.later(func() { ss.answer(id, res.Frame(), nil) })
+			return true
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			ss.writeError(id, internal(op, err))
+			return true
+		}
+		return false
 	}
 	rl := ss.s.sendRate.Load() // reloadable (Server.Reload)
 	if ok, wait := ss.s.limits.allow("send:"+ss.deviceID, ss.s.now(), rl.PerSecond, rl.Burst); !ok {
-		ss.writeError(id, &wire.Error{Op: op, Kind: wire.Code_CODE_RATE_LIMITED, Msg: "sending too fast", RetryAfter: max(wait.Milliseconds(), 1)})
+		if !dedup() {
+			ss.writeError(id, &wire.Error{Op: op, Kind: wire.Code_CODE_RATE_LIMITED, Msg: "sending too fast", RetryAfter: max(wait.Milliseconds(), 1)})
+		}
 		return
 	}
 	if conv, _ := identity.ParseConversation(m.ConversationId); conv.Hub() != ss.s.cfg.Domain && ss.s.fed != nil {
-		ss.sendRemote(id, m, sender, conv.Hub())
+		if !dedup() {
+			ss.sendRemote(id, m, sender, conv.Hub())
+		}
 		return
+	}
+	if m.Kind != wire.MessageKind_MESSAGE_KIND_APPLICATION && dedup() {
+		return // a retried commit or proposal: no device lists fetched for it
 	}
 	in := &hub.Input{Send: m, Sender: from, DeviceID: ss.deviceID, NowMs: ss.s.nowMs()}
 	if err := ss.s.fetchLists(ss.ctx, op, in); err != nil {

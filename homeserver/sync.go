@@ -51,12 +51,17 @@ func (ss *session) sync(id uint64, m *wire.Sync) {
 	p.Start() // pushes run on a goroutine only while there is something to push (homeserver/delivery)
 }
 
-// ack records a cumulative acknowledgement durably, then answers and lets
-// the pusher move its window.
+// ack records a cumulative acknowledgement durably, then answers. The
+// pusher's window moves as soon as the Ack is read (up to what it pushed:
+// Pusher.AckReceived), so a draining receiver does not wait for each
+// ack's fsync; a reconnect resumes from the durable ack.
 func (ss *session) ack(id uint64, m *wire.Ack) {
 	const op = "homeserver.Ack"
 	up := m.GetUpToSeq()
 	wait := ss.s.db.Submit(ss.ctx, func(tx *storage.Tx) error { return tx.Ack(ss.deviceID, up) })
+	if p := ss.currentPush(); p != nil {
+		p.AckReceived(up) // the window moves now; the durable ack follows
+	}
 	ss.later(func() {
 		err := wait()
 		if errors.Is(err, storage.ErrNotFound) {

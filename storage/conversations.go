@@ -103,6 +103,18 @@ func (t *Tx) Conversation(id string) (*Conversation, error) {
 	return c, nil
 }
 
+// ConversationMeta returns one conversation without its GroupInfo (nil):
+// what an application message or proposal needs, without reading the
+// GroupInfo blob (the ratchet tree) on every Send.
+func (t *Tx) ConversationMeta(id string) (*Conversation, error) {
+	c := &Conversation{}
+	err := t.row(qConversationMeta, []any{id}, &c.ID, &c.Kind, &c.Creator, &c.Epoch, &c.LastSeq, &c.CreatedMs)
+	if err != nil {
+		return nil, wrap("storage.ConversationMeta", err)
+	}
+	return c, nil
+}
+
 // ConversationsOfDevice lists the conversations a local device is a member of.
 func (t *Tx) ConversationsOfDevice(deviceID string) ([]*Conversation, error) {
 	rows, err := t.query(`SELECT `+convCols+` FROM conversations WHERE id IN
@@ -147,7 +159,7 @@ func (t *Tx) ConversationsOfUser(userID int64) ([]*Conversation, error) {
 
 // Members returns a conversation's roster ordered by address.
 func (t *Tx) Members(convID string) ([]Member, error) {
-	rows, err := t.query(`SELECT address, COALESCE(device_id, '') FROM conversation_members WHERE conv_id = ? ORDER BY address`, convID)
+	rows, err := t.query(qMembers, convID)
 	if err != nil {
 		return nil, wrap("storage.Members", err)
 	}
@@ -263,6 +275,20 @@ func (t *Tx) InsertSendRecord(r *SendRecord) error {
 		return wrap("storage.InsertSendRecord", ErrConflict)
 	}
 	return wrap("storage.InsertSendRecord", err)
+}
+
+// ClaimSendRecord stores the dedup record of a message about to be
+// accepted, in one statement with the dedup check: false (nothing
+// written) when (sender, message id) has a record already. A caller that
+// then refuses the message must roll the claim back with the rest of its
+// work (its savepoint).
+func (t *Tx) ClaimSendRecord(r *SendRecord) (bool, error) {
+	res, err := t.exec(qClaimSendRecord, r.Sender, r.MessageID, r.ConvID, r.ConvSeq, r.Epoch, r.CreatedMs)
+	if err != nil {
+		return false, wrap("storage.ClaimSendRecord", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, wrap("storage.ClaimSendRecord", err)
 }
 
 // PublicState returns the stored public MLS state of a conversation

@@ -32,7 +32,13 @@ type Options struct {
 	ReadConns   int           // read pool size; default 4
 	BusyTimeout time.Duration // SQLite busy_timeout; default 5s
 	MaxBatch    int           // most write requests grouped into one transaction; default 512
-	Log         *slog.Logger  // default: discard
+	// CommitDelay is how long the writer waits for more requests before
+	// it begins a transaction, when the previous one carried more than one
+	// (several callers are writing: waiting lets one commit and its fsync
+	// serve more of them). A lone writer never waits. Default 500µs;
+	// negative: never wait.
+	CommitDelay time.Duration
+	Log         *slog.Logger // default: discard
 	// Observer, if not nil, is told about every committed batch.
 	Observer CommitObserver
 }
@@ -55,6 +61,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 512
+	}
+	if o.CommitDelay == 0 {
+		o.CommitDelay = 500 * time.Microsecond
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)

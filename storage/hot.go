@@ -16,6 +16,8 @@ const (
 	qEntries      = entrySelect + ` AND m.device_id = ? AND m.seq > ? ORDER BY m.seq LIMIT ?`
 
 	qConversation     = `SELECT ` + convCols + ` FROM conversations WHERE id = ?`
+	qConversationMeta = `SELECT id, kind, creator, epoch, last_seq, created_ms FROM conversations WHERE id = ?`
+	qMembers          = `SELECT address, COALESCE(device_id, '') FROM conversation_members WHERE conv_id = ? ORDER BY address`
 	qIsMember         = `SELECT COUNT(*) FROM conversation_members WHERE conv_id = ? AND address = ?`
 	qCountMembers     = `SELECT COUNT(*) FROM conversation_members WHERE conv_id = ?`
 	qAdvance          = `UPDATE conversations SET epoch = ?, last_seq = ? WHERE id = ?`
@@ -23,10 +25,11 @@ const (
 	qAppendLog        = `INSERT INTO conversation_log(conv_id, seq, sender, message_id, kind, epoch, payload, welcome, group_info, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qSendRecord       = `SELECT conv_id, conv_seq, epoch, created_ms FROM sends WHERE sender = ? AND message_id = ?`
 	qInsertSendRecord = `INSERT INTO sends(sender, message_id, conv_id, conv_seq, epoch, created_ms) VALUES (?, ?, ?, ?, ?, ?)`
+	qClaimSendRecord  = qInsertSendRecord + ` ON CONFLICT(sender, message_id) DO NOTHING`
 )
 
 var hotQueries = []string{
 	qFanOutHead, qFanOutHeadWelcome, qFanOutInsert, qFanOutInsertWelcome,
 	qAck, qMailboxState, qEntries,
-	qConversation, qIsMember, qCountMembers, qAdvance, qAdvanceGroupInfo, qAppendLog, qSendRecord, qInsertSendRecord,
+	qConversation, qConversationMeta, qMembers, qIsMember, qCountMembers, qAdvance, qAdvanceGroupInfo, qAppendLog, qSendRecord, qInsertSendRecord, qClaimSendRecord,
 }

@@ -3,8 +3,6 @@ package store
 import (
 	"bytes"
 	"errors"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -55,8 +53,7 @@ func TestKeyringProfile(t *testing.T) {
 	}
 	fillProfile(t, s, secret)
 	s.Close()
-	path := filepath.Join(dir, FileName)
-	raw, _ := os.ReadFile(path)
+	raw := rawProfile(t, dir)
 	if bytes.Contains(raw, []byte(secret)) {
 		t.Fatal("the keyring-encrypted profile file holds a secret in plaintext")
 	}
@@ -68,7 +65,7 @@ func TestKeyringProfile(t *testing.T) {
 			t.Fatal("the profile does not name its keyring item")
 		}
 	}
-	before := fileSum(t, path)
+	before := profileSum(t, dir)
 	lost := &memKeyring{keys: map[string][]byte{}}
 	for name, tc := range map[string]struct {
 		opts Options
@@ -84,7 +81,7 @@ func TestKeyringProfile(t *testing.T) {
 			t.Errorf("%s: %v, want %v", name, err, tc.want)
 		}
 	}
-	if fileSum(t, path) != before {
+	if profileSum(t, dir) != before {
 		t.Fatal("a refused open changed the profile")
 	}
 	s, err = OpenWith(dir, time.Second, Options{Keyring: kr})
@@ -127,8 +124,7 @@ func TestKeyringLeavesPlainProfiles(t *testing.T) {
 		t.Fatalf("second encrypt: %v", err)
 	}
 	s.Close()
-	path := filepath.Join(dir, FileName)
-	if raw, _ := os.ReadFile(path); bytes.Contains(raw, []byte(secret)) {
+	if raw := rawProfile(t, dir); bytes.Contains(raw, []byte(secret)) {
 		t.Fatal("plaintext left in the profile file after encrypting")
 	}
 	s, err = OpenWith(dir, time.Second, Options{Keyring: kr})

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -86,13 +84,10 @@ func checkProfile(t *testing.T, s *Store, secret string) {
 	}
 }
 
-func fileSum(t *testing.T, path string) [32]byte {
+// profileSum is the SHA-256 of what the profile stores (rawProfile).
+func profileSum(t *testing.T, dir string) [32]byte {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sha256.Sum256(b)
+	return sha256.Sum256(rawProfile(t, dir))
 }
 
 // TestEncryptedProfile: a new profile opened with a passphrase keeps no
@@ -113,12 +108,11 @@ func TestEncryptedProfile(t *testing.T) {
 	fillProfile(t, s, secret)
 	checkProfile(t, s, secret)
 	s.Close()
-	path := filepath.Join(dir, FileName)
-	raw, _ := os.ReadFile(path)
+	raw := rawProfile(t, dir)
 	if bytes.Contains(raw, []byte(secret)) {
 		t.Fatal("the encrypted profile file holds a secret in plaintext")
 	}
-	before := fileSum(t, path)
+	before := profileSum(t, dir)
 	for name, tc := range map[string]struct {
 		pass []byte
 		want error
@@ -127,7 +121,7 @@ func TestEncryptedProfile(t *testing.T) {
 			t.Errorf("%s: %v, want %v", name, err, tc.want)
 		}
 	}
-	if fileSum(t, path) != before {
+	if profileSum(t, dir) != before {
 		t.Fatal("a refused open changed the profile")
 	}
 	s, err = OpenWith(dir, time.Second, Options{Passphrase: pass})
@@ -162,39 +156,43 @@ func TestEncryptExistingProfile(t *testing.T) {
 	}
 	fillProfile(t, s, secret)
 	s.Close()
-	path := filepath.Join(dir, FileName)
-	if raw, _ := os.ReadFile(path); !bytes.Contains(raw, []byte(secret)) {
+	if raw := rawProfile(t, dir); !bytes.Contains(raw, []byte(secret)) {
 		t.Fatal("test setup: the plain profile does not hold the secret")
 	}
-	before := fileSum(t, path)
+	before := profileSum(t, dir)
 	if _, err := OpenWith(dir, time.Second, Options{Passphrase: []byte("p")}); !errors.Is(err, ErrNotEncrypted) {
 		t.Fatalf("passphrase for a plain profile: %v", err)
 	}
-	if fileSum(t, path) != before {
+	if profileSum(t, dir) != before {
 		t.Fatal("a refused open changed the profile")
 	}
 	s, err = Open(dir, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := Open(dir, time.Second) // another process, opened before the encryption
-	if err != nil {
-		t.Fatal(err)
+	var other *Store
+	if sharedProfiles {
+		other, err = Open(dir, time.Second) // another process, opened before the encryption
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
 	}
-	defer other.Close()
 	pass := []byte("a long passphrase")
 	if err := s.Encrypt(pass); err != nil {
 		t.Fatal(err)
 	}
-	if err := other.Update(func(tx *Tx) error { return tx.PutMeta("late", []byte("plaintext")) }); !errors.Is(err, ErrLocked) {
-		t.Fatalf("a store opened before the encryption wrote: %v", err)
+	if other != nil {
+		if err := other.Update(func(tx *Tx) error { return tx.PutMeta("late", []byte("plaintext")) }); !errors.Is(err, ErrLocked) {
+			t.Fatalf("a store opened before the encryption wrote: %v", err)
+		}
 	}
 	checkProfile(t, s, secret)
 	if err := s.Encrypt(pass); !errors.Is(err, ErrEncrypted) {
 		t.Fatalf("second encrypt: %v", err)
 	}
 	s.Close()
-	if raw, _ := os.ReadFile(path); bytes.Contains(raw, []byte(secret)) {
+	if raw := rawProfile(t, dir); bytes.Contains(raw, []byte(secret)) {
 		t.Fatal("plaintext left in the profile file after encrypting")
 	}
 	if _, err := Open(dir, time.Second); !errors.Is(err, ErrLocked) {

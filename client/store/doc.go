@@ -7,6 +7,14 @@
 // (records.go, history.go, outbox.go, trees.go, crypt.go) is shared; the
 // sections below on files and processes are about bbolt.
 //
+// One test suite, two stores: the record tests (store_test.go,
+// outbox_test.go, trees_test.go, crypt*_test.go) run on bbolt, and again
+// with GOOS=js in Node.js on the browser's store, IndexedDB there being a
+// Go fake (store_js_test.go); TestStoreSuiteOnBrowserStore runs that
+// second pass. Tests of bbolt's file and of several processes on one
+// profile are native only. TestMemKVMatchesBolt compares the two trees
+// operation by operation.
+//
 // Buckets:
 //
 //	account  the device's login: user, device id, server address, CA path, tokens

@@ -1,3 +1,5 @@
+//go:build !js
+
 package store
 
 import (
@@ -242,5 +244,51 @@ func TestPendingOutbox(t *testing.T) {
 		if g := fmt.Sprint(strings.Join(got, ",")); g != c.want {
 			t.Errorf("PendingOutbox(%d) = %s, want %s", c.max, g, c.want)
 		}
+	}
+}
+
+// TestTwoStoresShareAProfile: two Stores on one profile folder (as two
+// processes) see each other's commits and wait for each other. (The
+// browser's store is one per profile: a Web Lock keeps a second tab out.)
+func TestTwoStoresShareAProfile(t *testing.T) {
+	dir := t.TempDir()
+	a, b := open(t, dir), open(t, dir) // as two processes would
+	defer a.Close()
+	defer b.Close()
+	for i := uint64(1); i <= 4; i++ {
+		s := a
+		if i%2 == 0 {
+			s = b
+		}
+		if err := s.Update(func(tx *Tx) error { return tx.SetMailboxSeq(i) }); err != nil {
+			t.Fatalf("update %d: %v", i, err)
+		}
+	}
+	// Each sees what the other committed.
+	for _, s := range []*Store{a, b} {
+		s.View(func(tx *Tx) error {
+			if got := tx.MailboxSeq(); got != 4 {
+				t.Errorf("seq = %d, want 4", got)
+			}
+			return nil
+		})
+	}
+	// While one holds a transaction open, the other waits; past its timeout it says so.
+	short, err := Open(dir, time.Second) // a and b may hold the file until they see the want file
+	if err != nil {
+		t.Fatal(err)
+	}
+	short.timeout = 50 * time.Millisecond
+	release := make(chan struct{})
+	held := make(chan struct{})
+	go a.Update(func(tx *Tx) error { close(held); <-release; return nil })
+	<-held
+	err = short.View(func(tx *Tx) error { return nil })
+	close(release)
+	if err == nil || !strings.Contains(err.Error(), "busy") {
+		t.Fatalf("view while another store holds the file = %v, want busy error", err)
+	}
+	if err := b.View(func(tx *Tx) error { return nil }); err != nil {
+		t.Fatalf("after release: %v", err)
 	}
 }

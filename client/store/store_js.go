@@ -20,7 +20,7 @@ const FileName = "records"
 // Store is a profile store in IndexedDB.
 type Store struct {
 	name string
-	idb  *idb // idb_js.go
+	idb  persister // IndexedDB (idb_js.go)
 
 	wmu sync.Mutex // one Update at a time, held until its changes are in IndexedDB
 	db  *memDB
@@ -51,7 +51,7 @@ func OpenWith(dir string, timeout time.Duration, opts Options) (*Store, error) {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	d, recs, err := openIDB(dir, timeout)
+	d, recs, err := openPersister(dir, timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +64,7 @@ func OpenWith(dir string, timeout time.Duration, opts Options) (*Store, error) {
 	s := &Store{name: dir, idb: d, db: db}
 	s.cond = sync.NewCond(&s.mu)
 	err = s.update(func(t *Tx) error {
-		for _, b := range [][]byte{bAccount, bKeys, bGroups, bTrees, bOutbox, bOutIDs, bOutQueues, bHistory, bSync, bCrypt} {
+		for _, b := range [][]byte{bAccount, bKeys, bGroups, bTrees, bOutbox, bOutIDs, bHistory, bSync, bCrypt} {
 			if _, err := t.tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("store: create buckets: %w", err)
 			}
@@ -74,12 +74,35 @@ func OpenWith(dir string, timeout time.Duration, opts Options) (*Store, error) {
 			return err
 		}
 		t.s, s.sealer = sl, sl
+		if t.tx.Bucket(bOutQueues) == nil { // as the bbolt store: (re)build the queue index
+			if _, err := t.tx.CreateBucket(bOutQueues); err != nil {
+				return fmt.Errorf("store: create buckets: %w", err)
+			}
+			return indexOutbox(t)
+		}
 		return nil
 	}, false)
 	if err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// persister keeps the records of one profile: IndexedDB in the browser
+// (idb_js.go). The store's tests run under GOOS=js in Node.js, which has
+// no IndexedDB, with a Go fake of it (store_js_test.go).
+type persister interface {
+	write(ops []kvOp) error // all of ops, durably, or none
+	wipe(name string) error // delete the profile
+}
+
+// openPersister opens the profile name's records and reads them all.
+var openPersister = func(name string, timeout time.Duration) (persister, []idbRecord, error) {
+	d, recs, err := openIDB(name, timeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	return d, recs, nil
 }
 
 // Close waits for a running Update. The Store stays usable.

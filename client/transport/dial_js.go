@@ -9,25 +9,46 @@ import (
 	"io"
 	"sync"
 	"syscall/js"
+	"time"
 
 	"hearth/homeserver/wire"
 )
 
 // In the browser (GOOS=js) the client reaches its homeserver through the
-// browser's own WebSocket API (syscall/js, not a Go WebSocket library, so
-// that the WebAssembly carries no net/http nor crypto/tls): the browser
+// browser's own APIs (syscall/js, not Go libraries, so that the
+// WebAssembly carries no net/http nor crypto/tls): WebTransport first
+// (webtransport_js.go), the WebSocket beside it when WebTransport has not
+// connected within browserRaceDelay or as soon as it failed. The browser
 // does TLS, trusts certificates itself and answers the server's pings.
-// WebTransport through the browser's API is not wired yet.
 
 const pathWebSocket = "/hearth/v1/ws"
 
 // wsSlack is the frame's varint length prefix a message carries beyond MaxFrame.
 const wsSlack = 16
 
+// browserRaceDelay is how long DialBrowser gives WebTransport alone before
+// it also dials the WebSocket (the first to connect wins). The browser
+// does not say when the QUIC handshake completed, so this is longer than
+// the native client's DefaultRaceDelay: a busy page must not lose
+// WebTransport to the WebSocket on a network where UDP works.
+const browserRaceDelay = 500 * time.Millisecond
+
+// browserWTTimeout bounds the WebTransport attempt.
+const browserWTTimeout = 3 * time.Second
+
+// browserMemo remembers servers where WebTransport failed and the
+// WebSocket worked, for the worker's life (memo.go).
+var browserMemo = &fallbackMemo{now: time.Now}
+
 // DialBrowser connects to the homeserver at addr (HOST:PORT, usually the
-// page's own location.host) with the browser's WebSocket and returns the
-// control stream, a *Conn. maxFrame bounds frames from the server
-// (0: wire.DefaultMaxFrame): a longer message closes the connection.
+// page's own location.host) and returns the control stream, a *Conn:
+// WebTransport, with the WebSocket raced beside it after
+// browserRaceDelay (or at once when WebTransport fails or the browser has
+// none). After WebTransport failed and the WebSocket worked there, dials
+// in the next five minutes use the WebSocket at once, and the Conn's
+// RetryQUICAfter tells the session when to try WebTransport again.
+// maxFrame bounds frames from the server (0: wire.DefaultMaxFrame): a
+// longer message closes the connection.
 func DialBrowser(ctx context.Context, addr string, maxFrame int) (io.ReadWriteCloser, error) {
 	if addr == "" {
 		return nil, errors.New("transport: dial: no server address")
@@ -35,9 +56,144 @@ func DialBrowser(ctx context.Context, addr string, maxFrame int) (io.ReadWriteCl
 	if maxFrame <= 0 {
 		maxFrame = wire.DefaultMaxFrame
 	}
+	if !js.Global().Get("WebTransport").Truthy() {
+		c, err := dialBrowserWS(ctx, addr, maxFrame)
+		if err != nil {
+			return nil, fmt.Errorf("transport: dial %s: websocket (this browser has no WebTransport): %w", addr, err)
+		}
+		return c, nil
+	}
+	if browserMemo.blocked(addr) {
+		c, err := dialBrowserWS(ctx, addr, maxFrame)
+		if err == nil {
+			c.retryQUIC = browserMemo.remaining(addr) + retryMargin
+			return c, nil
+		}
+		wc, werr := dialBrowserWTHashes(ctx, addr)
+		if werr == nil {
+			browserMemo.forget(addr)
+			return wc, nil
+		}
+		return nil, fmt.Errorf("transport: dial %s: %w", addr, errors.Join(fmt.Errorf("websocket: %w", err), werr))
+	}
+	return browserRace(ctx, addr, maxFrame)
+}
+
+// retryMargin is added to the memo's expiry in Conn.RetryQUICAfter, so
+// that the redial comes after it.
+const retryMargin = 10 * time.Second
+
+// dialBrowserWTHashes reads the server's published leaf hashes and dials
+// WebTransport (within browserWTTimeout).
+func dialBrowserWTHashes(ctx context.Context, addr string) (*Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, browserWTTimeout)
+	defer cancel()
+	c, err := dialBrowserWT(ctx, addr, certHashes(ctx, addr))
+	if err != nil {
+		return nil, fmt.Errorf("webtransport: %w", err)
+	}
+	return c, nil
+}
+
+type browserResult struct {
+	c   *Conn
+	err error
+	ws  bool
+}
+
+// browserRace is race (race.go) for the browser.
+func browserRace(ctx context.Context, addr string, maxFrame int) (*Conn, error) {
+	results := make(chan browserResult, 2)
+	go func() {
+		c, err := dialBrowserWTHashes(ctx, addr)
+		results <- browserResult{c: c, err: err}
+	}()
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	wsStarted := false
+	startWS := func() {
+		wsStarted = true
+		go func() {
+			c, err := dialBrowserWS(wctx, addr, maxFrame)
+			if err != nil {
+				err = fmt.Errorf("websocket: %w", err)
+			}
+			results <- browserResult{c: c, err: err, ws: true}
+		}()
+	}
+	timer := time.NewTimer(browserRaceDelay)
+	defer timer.Stop()
+	var wtErr, wsErr error
+	wtDone, wsDone := false, false
+	for !wtDone || !wsDone {
+		select {
+		case <-timer.C:
+			if !wsStarted {
+				startWS()
+			}
+		case r := <-results:
+			switch {
+			case r.err == nil && !r.ws:
+				browserMemo.forget(addr)
+				if wsStarted && !wsDone {
+					wcancel()
+					go closeLateBrowser(results)
+				}
+				return r.c, nil
+			case r.err == nil: // the WebSocket won
+				r.c.raced, r.c.retryQUIC = true, quicBlockedFor+browserWTTimeout+retryMargin
+				if wtDone {
+					if ctx.Err() == nil {
+						browserMemo.remember(addr)
+					}
+				} else {
+					go settleBrowserWT(ctx, results, addr)
+				}
+				return r.c, nil
+			case r.ws:
+				wsDone, wsErr = true, r.err
+			default:
+				wtDone, wtErr = true, r.err
+				if ctx.Err() != nil {
+					return nil, fmt.Errorf("transport: dial %s: %w", addr, r.err)
+				}
+				if !wsStarted {
+					startWS()
+				}
+			}
+		}
+	}
+	return nil, fmt.Errorf("transport: dial %s: %w", addr, errors.Join(wtErr, wsErr))
+}
+
+// settleBrowserWT waits for the WebTransport attempt that lost the race:
+// its failure is remembered, a late success closed.
+func settleBrowserWT(ctx context.Context, results <-chan browserResult, addr string) {
+	for r := range results {
+		if r.ws {
+			continue
+		}
+		if r.err == nil {
+			r.c.Close()
+		} else if ctx.Err() == nil {
+			browserMemo.remember(addr)
+		}
+		return
+	}
+}
+
+// closeLateBrowser closes the WebSocket that lost the race if it connected anyway.
+func closeLateBrowser(results <-chan browserResult) {
+	if r := <-results; r.err == nil {
+		r.c.Close()
+	}
+}
+
+// dialBrowserWS dials the WebSocket at wss://addr/hearth/v1/ws.
+func dialBrowserWS(ctx context.Context, addr string, maxFrame int) (*Conn, error) {
 	b := &browserWS{limit: maxFrame + wsSlack, wake: make(chan struct{}, 1)}
 	if err := b.open(ctx, "wss://"+addr+pathWebSocket); err != nil {
-		return nil, fmt.Errorf("transport: dial %s: websocket: %w", addr, err)
+		return nil, err
 	}
 	return &Conn{rwc: b, protocol: ProtocolWebSocket, handshake: 3}, nil
 }
@@ -232,11 +388,21 @@ func (b *browserWS) release() {
 	b.fns = nil
 }
 
-// SendDatagram: the browser's WebSocket carries no datagrams.
-func (c *Conn) SendDatagram([]byte) error { return ErrNoDatagrams }
+// SendDatagram sends b as one unreliable datagram (WebTransport only).
+func (c *Conn) SendDatagram(b []byte) error {
+	if wt, ok := c.rwc.(*browserWT); ok {
+		return wt.sendDatagram(b)
+	}
+	return ErrNoDatagrams
+}
 
-// ReceiveDatagram: the browser's WebSocket carries no datagrams.
-func (c *Conn) ReceiveDatagram(context.Context) ([]byte, error) { return nil, ErrNoDatagrams }
+// ReceiveDatagram returns the next datagram from the server (WebTransport only).
+func (c *Conn) ReceiveDatagram(ctx context.Context) ([]byte, error) {
+	if wt, ok := c.rwc.(*browserWT); ok {
+		return wt.receiveDatagram(ctx)
+	}
+	return nil, ErrNoDatagrams
+}
 
 // nativeSettled: the browser has no native QUIC (Settled is closed at once).
 func (c *Conn) nativeSettled() <-chan struct{} { return nil }

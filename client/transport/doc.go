@@ -14,6 +14,13 @@
 // the client protocol always speaks first: the first frame (Login or Hello)
 // is written right after Dial returns.
 //
+// In the browser (GOOS=js, the web client) DialBrowser does the same with
+// the browser's own WebTransport and WebSocket through syscall/js: the
+// WebTransport session at /hearth/v1 with the leaf's hash from
+// PathCertificates (serverCertificateHashes, for a server on its
+// development CA), the WebSocket raced beside it (dial_js.go,
+// webtransport_js.go).
+//
 // Many sessions in one process (load tests, bots) can share UDP sockets
 // through a SocketPool: each socket carries up to N QUIC connections.
 //

@@ -129,6 +129,22 @@ func (w *web) handle(msg js.Value) {
 		w.devices()
 	case "revoke":
 		w.revoke(str(msg, "device"))
+	case "read":
+		w.markRead(str(msg, "conversation"), str(msg, "id"))
+	case "presence":
+		w.presence(strs(msg, "users"))
+	case "send_file":
+		w.sendFile(str(msg, "to"), str(msg, "name"), str(msg, "type"), msg.Get("data"), str(msg, "ref"))
+	case "fetch":
+		w.fetch(str(msg, "id"))
+	case "group_create":
+		w.groupCreate(str(msg, "name"), strs(msg, "members"))
+	case "group_add":
+		w.groupMembers(op, str(msg, "conversation"), strs(msg, "users"), true)
+	case "group_remove":
+		w.groupMembers(op, str(msg, "conversation"), strs(msg, "users"), false)
+	case "group_info":
+		w.groupInfo(str(msg, "conversation"))
 	default:
 		fail(op, fmt.Errorf("unknown operation %q", op))
 	}
@@ -189,8 +205,16 @@ func (w *web) logout() {
 // page lists it. It must not block the session: the store is read on a
 // goroutine of its own.
 func (w *web) signal(s client.Signal) {
-	if s.Event != "typing" {
-		return // presence is not shown yet
+	switch s.Event {
+	case "presence":
+		postPresence(s.User, s.State, s.LastActiveMs)
+		return
+	case "receipt":
+		go w.receipt(s)
+		return
+	case "typing":
+	default:
+		return
 	}
 	go func() {
 		peer := s.User
@@ -266,10 +290,16 @@ func (w *web) send(to, text string) {
 	}
 	post("message", map[string]any{"id": id, "conversation": "", "peer": to, "from": "", "text": text,
 		"sent_ms": float64(time.Now().UnixMilli()), "outgoing": true})
+	w.flush("send", to, id)
+}
+
+// flush sends the queued message id and tells the page it is sent, with
+// its receipt state.
+func (w *web) flush(op, to, id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
 	defer cancel()
 	if err := w.c.Flush(ctx, id); err != nil {
-		fail("send", fmt.Errorf("message to %s not sent yet: %w", to, err))
+		fail(op, fmt.Errorf("message to %s not sent yet: %w", to, err))
 		return
 	}
 	post("sent", map[string]any{"id": id, "to": to})
@@ -281,25 +311,34 @@ const historyLimit = 200
 // history passes the page the stored messages of every conversation, oldest
 // first: what this browser sent and received before the page was reloaded.
 func (w *web) history(self string) {
-	err := w.c.Store().View(func(tx *store.Tx) error {
-		for _, conv := range tx.HistoryConversations() {
-			msgs, err := tx.History(conv, historyLimit)
-			if err != nil {
-				return err
-			}
-			peer := peerOf(tx, conv)
-			for _, m := range msgs {
-				if m.Event != "" || m.Media != nil {
-					continue
-				}
-				postMessage(m, peer, m.From == self)
-			}
+	var convs []string
+	w.c.Store().View(func(tx *store.Tx) error { convs = tx.HistoryConversations(); return nil })
+	unread := map[string]int{} // by the page's list entry (peer)
+	for _, conv := range convs {
+		// Client.History fills in the receipt state of this user's messages.
+		msgs, err := w.c.History(conv, historyLimit)
+		if err != nil {
+			fail("history", err)
+			return
 		}
-		return nil
-	})
-	if err != nil {
-		fail("history", err)
+		var peer string
+		w.c.Store().View(func(tx *store.Tx) error { peer = peerOf(tx, conv); return nil })
+		for _, m := range msgs {
+			if m.Conversation != conv {
+				continue // another conversation with the same user: listed on its own
+			}
+			f := w.messageFields(m, peer, m.From == self)
+			f["history"] = true
+			post("message", f)
+		}
+		if n, err := w.c.Unread(conv); err == nil {
+			unread[peer] += n
+		}
 	}
+	for peer, n := range unread {
+		post("unread", map[string]any{"peer": peer, "count": n})
+	}
+	w.groups()
 }
 
 // peerOf is what the page lists a conversation as: the other user of a
@@ -311,9 +350,10 @@ func peerOf(tx *store.Tx, conv string) string {
 	return conv
 }
 
-func postMessage(m store.Message, peer string, outgoing bool) {
-	post("message", map[string]any{"id": m.ID, "conversation": m.Conversation, "peer": peer, "from": m.From,
-		"text": m.Text, "sent_ms": float64(m.SentAt.UnixMilli()), "outgoing": outgoing, "sent": outgoing})
+// postMessage passes the page one message (or group event) of history or
+// the inbox; see messageFields.
+func (w *web) postMessage(m store.Message, peer string, outgoing bool) {
+	post("message", w.messageFields(m, peer, outgoing))
 }
 
 // receive passes every received message to the page, reconnecting after
@@ -328,8 +368,8 @@ func (w *web) receive() {
 	w.mu.Unlock()
 	for {
 		err := w.c.Receive(context.Background(), 0, func(m store.Message) error {
-			if m.Event != "" || m.Media != nil {
-				return nil // group events and media are not shown yet
+			if m.Event == "undecryptable" || m.Event == "commit_refused" {
+				w.log.Warn("conversation event", "conversation", m.Conversation, "event", m.Event, "reason", m.Reason)
 			}
 			peer := m.From
 			w.c.Store().View(func(tx *store.Tx) error {
@@ -338,7 +378,9 @@ func (w *web) receive() {
 				}
 				return nil
 			})
-			postMessage(m, peer, false)
+			w.postMessage(m, peer, m.From == w.self())
+			// Shown is read when the page has it on screen: the page says
+			// so with {op: "read"} (as `recv --mark-read` for a terminal).
 			return nil
 		})
 		w.mu.Lock()

@@ -89,3 +89,20 @@ func historyReachable(ctx context.Context, c *client.Client) bool {
 	defer cancel()
 	return c.Connect(rctx) == nil
 }
+
+// tellParked says which conversations hold deliveries back because a
+// device list could not be fetched: they are kept, not lost, and come
+// once the list can be checked (client.ParkedConversations).
+func tellParked(w io.Writer, c *client.Client, names *eventNames) {
+	ps, err := c.ParkedConversations()
+	if err != nil {
+		fmt.Fprintf(w, "hearth: warning: %s\n", plainError(err))
+		return
+	}
+	for _, p := range ps {
+		fmt.Fprintf(w, "hearth: %s: %s held since %s, waiting for a device list that cannot be fetched yet (%s); "+
+			"they are kept and shown once it can be checked (tried again from %s)\n",
+			names.conversation(p.Conversation), plural(p.Held, "update"), p.Since.Local().Format("15:04:05"),
+			plainError(errors.New(p.Reason)), p.NextTry.Local().Format("15:04:05"))
+	}
+}

@@ -224,6 +224,9 @@ and acknowledge them. Exits after --timeout of silence unless --follow.`,
 			if follow && errors.Is(err, context.Canceled) {
 				return nil // interrupted
 			}
+			if err == nil {
+				tellParked(cmd.ErrOrStderr(), c, names)
+			}
 			return err
 		},
 	}

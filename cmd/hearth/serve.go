@@ -174,7 +174,7 @@ func runServer(ctx context.Context, dir, listen, metricsFlag string, log *slog.L
 		return fmt.Errorf("start homeserver: %w", err)
 	}
 	defer hs.Close()
-	tlsConf, caPath, runCerts, err := serverTLS(cfg, dir, log)
+	tlsConf, caPath, runCerts, devCA, err := serverTLS(cfg, dir, log)
 	if err != nil {
 		return err
 	}
@@ -186,7 +186,11 @@ func runServer(ctx context.Context, dir, listen, metricsFlag string, log *slog.L
 	// transport's sessions in their status: ops.tr is set once tr exists,
 	// before anything is served.
 	ops := &statusOps{Server: hs}
-	web, err := webui.New()
+	webCfg := webui.Config{Domain: cfg.Domain}
+	if devCA != nil {
+		webCfg.DevCA, webCfg.CAFile = devCA, caPath
+	}
+	web, err := webui.New(webCfg)
 	if err != nil {
 		return err
 	}
@@ -329,12 +333,14 @@ func shutdownServer(hs *homeserver.Server, tr *transport.Server, adm *admin.Sock
 // serverTLS returns the TLS configuration and the CA file clients need:
 // a certificate from ACME when configured (run obtains and renews it once
 // the listeners are up), the operator's certificate files (clients use
-// their system roots), else the development CA's self-renewing leaf.
-func serverTLS(cfg serverConfig, dir string, log *slog.Logger) (conf *tls.Config, caPath string, run func(context.Context), err error) {
+// their system roots), else the development CA's self-renewing leaf (dev
+// is then its manager, for the web client's CA page and WebTransport
+// certificate hashes).
+func serverTLS(cfg serverConfig, dir string, log *slog.Logger) (conf *tls.Config, caPath string, run func(context.Context), dev *certs.Manager, err error) {
 	deps := certs.Deps{Log: log.With("component", "certs")}
 	if cfg.ACME != nil {
 		conf, run, err := acmeTLS(cfg, dir, log)
-		return conf, "none (ACME certificate)", run, err
+		return conf, "none (ACME certificate)", run, nil, err
 	}
 	if cfg.CertFile != "" {
 		abs := func(p string) string {
@@ -345,15 +351,15 @@ func serverTLS(cfg serverConfig, dir string, log *slog.Logger) (conf *tls.Config
 		}
 		fs, err := certs.NewFileSource(abs(cfg.CertFile), abs(cfg.KeyFile), deps)
 		if err != nil {
-			return nil, "", nil, err
+			return nil, "", nil, nil, err
 		}
-		return fs.TLSConfig(), "none (public certificate)", nil, nil
+		return fs.TLSConfig(), "none (public certificate)", nil, nil, nil
 	}
 	cm, err := certs.NewManager(cfg.certsConfig(dir), deps)
 	if err != nil {
-		return nil, "", nil, err
+		return nil, "", nil, nil, err
 	}
-	return cm.TLSConfig(), cm.CAPath(), nil, nil
+	return cm.TLSConfig(), cm.CAPath(), nil, cm, nil
 }
 
 // loadResetKey reads the QUIC stateless-reset key, creating it on first

@@ -493,6 +493,13 @@ func TestServeWithOperatorCertificate(t *testing.T) {
 	if rsp, _ := s.httpsGet(t, "/healthz"); rsp.StatusCode != 200 {
 		t.Errorf("healthz with the operator's CA: %d", rsp.StatusCode)
 	}
+	// The web client has nothing to trust and no leaf to pin by hash.
+	if rsp, body := s.httpsGet(t, "/web/certificates.json"); rsp.StatusCode != 200 || strings.TrimSpace(string(body)) != `{"development_ca":false,"webtransport_hashes":[]}` {
+		t.Errorf("certificates.json with the operator's certificate: %d %s", rsp.StatusCode, body)
+	}
+	if rsp, _ := s.httpsGet(t, "/web/ca.html"); rsp.StatusCode != http.StatusNotFound {
+		t.Errorf("the development CA's page with the operator's certificate: %d, want 404", rsp.StatusCode)
+	}
 	pool, _ := certs.LoadCAPool(filepath.Join(dir, certs.CAFile))
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	if _, err := c.Get("https://" + s.addr + "/healthz"); err == nil {

@@ -121,6 +121,7 @@ func (o statusOps) Status(ctx context.Context) (admin.Status, error) {
 	st, err := o.Server.Status(ctx)
 	if err == nil {
 		st.SessionsByTransport = o.tr.SessionsByTransport()
+		st.SignalDatagrams = o.Server.DatagramPushes()
 	}
 	return st, err
 }

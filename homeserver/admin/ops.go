@@ -69,6 +69,10 @@ type Status struct {
 	// server, since start, by stage (StageReceiveToCommit, …); `hearth
 	// bench` reports an interval's from two readings.
 	SendStages map[string]Histogram `json:"send_stages,omitempty"`
+	// SignalDatagrams counts typing and presence pushes sent as QUIC or
+	// WebTransport datagrams since start; set by the process that runs
+	// the transport, with SessionsByTransport.
+	SignalDatagrams uint64 `json:"signal_datagrams"`
 }
 
 // The stages of Status.SendStages.

@@ -191,5 +191,8 @@ func (m *Manager) Leaf() (*x509.Certificate, error) {
 	return c.Leaf, nil
 }
 
+// CA is the development CA's certificate (what clients trust).
+func (m *Manager) CA() *x509.Certificate { return m.ca.cert }
+
 // CAPath is the CA certificate file clients pass with --ca.
 func (m *Manager) CAPath() string { return filepath.Join(m.cfg.Dir, CAFile) }

@@ -10,7 +10,7 @@ import (
 	"hearth/storage"
 )
 
-const pushBatch = 64 // mailbox entries read per query
+const pushBatch = 256 // mailbox entries read per query at most (a whole default window)
 
 // pusher pushes one device's mailbox to one session in seq order, with at
 // most DeliveryWindow entries unacknowledged. It runs on a goroutine only
@@ -91,6 +91,15 @@ func (p *Pusher) Ack(up uint64) {
 		}
 	}
 	p.kick() // the window moved
+}
+
+// AckReceived moves the window for an Ack just read, before it is
+// durable: up to up, but never past what this pusher wrote (an ack beyond
+// it moves the window only once durable, through Ack). The window is flow
+// control; what a reconnect resumes from is the durable ack, so a
+// receiver's next entries need not wait for its previous ack's fsync.
+func (p *Pusher) AckReceived(up uint64) {
+	p.Ack(min(up, p.pushed.Load()))
 }
 
 // Reads is how many times the pusher read the mailbox (tests and

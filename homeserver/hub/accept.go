@@ -2,6 +2,7 @@ package hub
 
 import (
 	"errors"
+	"fmt"
 	"unicode/utf8"
 
 	"hearth/homeserver/wire"
@@ -59,48 +60,80 @@ func (h *Hub) ValidateSend(op string, m *wire.Send) error {
 
 // Accept is the whole of one Send inside the writer's transaction: dedup
 // record, log append, roster change (AcceptCommit), every recipient's
-// mailbox entry. Its errors are *wire.Error refusals or storage failures.
+// mailbox entry. Its errors are *wire.Error refusals or storage failures;
+// the caller rolls back what it wrote on an error (the writer's savepoint
+// per request, or Tx.Savepoint), the dedup record included.
 func (h *Hub) Accept(op string, tx *storage.Tx, in *Input) (*Result, error) {
 	m := in.Send
 	sender := in.Sender.String()
 	res := &Result{}
-	rec, err := tx.SendRecord(sender, m.MessageId)
-	if err == nil {
+	dup := func() (*Result, error) {
+		rec, err := tx.SendRecord(sender, m.MessageId)
+		if err != nil {
+			return nil, err
+		}
 		res.Rec, res.Dup = rec, true
 		return res, nil
-	} else if !errors.Is(err, storage.ErrNotFound) {
-		return nil, err
 	}
-	c, err := tx.Conversation(m.ConversationId)
+	// Only a commit needs the GroupInfo (checkGroupAuth); the others do
+	// not read its blob.
+	conversation := tx.ConversationMeta
+	if m.Kind == wire.MessageKind_MESSAGE_KIND_COMMIT {
+		conversation = tx.Conversation
+	}
+	c, err := conversation(m.ConversationId)
 	if errors.Is(err, storage.ErrNotFound) {
+		if r, err := dup(); err == nil || !errors.Is(err, storage.ErrNotFound) {
+			return r, err // a retry of a message accepted before the conversation went
+		}
 		return nil, wire.Errorf(op, wire.Code_CODE_NOT_FOUND, "no conversation %s", m.ConversationId)
 	} else if err != nil {
 		return nil, err
 	}
 	res.Conv = c
-	member, err := tx.IsMember(c.ID, sender)
-	if err != nil {
-		return nil, err
+	// The dedup record is claimed first, in the statement that checks for
+	// it: a retry is answered from the record found, a refusal below rolls
+	// the claim back with everything else.
+	newEpoch := c.Epoch
+	if m.Kind == wire.MessageKind_MESSAGE_KIND_COMMIT {
+		newEpoch = c.Epoch + 1
 	}
+	rec := &storage.SendRecord{Sender: sender, MessageID: m.MessageId, ConvID: c.ID, ConvSeq: c.LastSeq + 1, Epoch: newEpoch, CreatedMs: in.NowMs}
+	if claimed, err := tx.ClaimSendRecord(rec); err != nil {
+		return nil, err
+	} else if !claimed {
+		return dup()
+	}
+	var member bool
 	if h.cfg.Federated {
+		// The roster as it was, for the other servers (fedlink); the
+		// sender's membership is read from it (one query, not two).
 		if res.Before, err = tx.Members(c.ID); err != nil {
 			return nil, err
 		}
+		for _, mb := range res.Before {
+			if mb.Address == sender {
+				member = true
+				break
+			}
+		}
+	} else if member, err = tx.IsMember(c.ID, sender); err != nil {
+		return nil, err
 	}
 	entry := &storage.LogEntry{ConvID: c.ID, Seq: c.LastSeq + 1, Sender: sender, MessageID: m.MessageId,
 		Kind: int(m.Kind), Epoch: m.Epoch, Payload: m.Payload, CreatedMs: in.NowMs}
-	newEpoch := c.Epoch
 	if m.Kind == wire.MessageKind_MESSAGE_KIND_COMMIT {
 		if err := h.AcceptCommit(op, tx, c, in, member, entry, res); err != nil {
 			return nil, err
 		}
-		newEpoch = c.Epoch + 1
 	} else if err := h.acceptMessage(op, tx, c, in, member, entry, res); err != nil {
 		return nil, err
 	}
-	res.Log = entry
-	res.Rec = &storage.SendRecord{Sender: sender, MessageID: m.MessageId, ConvID: c.ID, ConvSeq: entry.Seq, Epoch: newEpoch, CreatedMs: in.NowMs}
-	return res, tx.InsertSendRecord(res.Rec)
+	if entry.Seq != rec.ConvSeq {
+		return nil, fmt.Errorf("hub: message %s logged at %d, its dedup record says %d", m.MessageId, entry.Seq, rec.ConvSeq)
+	}
+	res.Log, res.Rec = entry, rec
+	return res, nil
 }
 
 // acceptMessage accepts an application message from the current epoch back

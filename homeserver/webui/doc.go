@@ -11,8 +11,16 @@
 //
 // Every answer carries a Content-Security-Policy that allows scripts only
 // from this origin (no inline script, no eval; 'wasm-unsafe-eval' lets the
-// worker compile the WebAssembly), connections only to this origin (the
-// WebSocket to /hearth/v1/ws), and no framing. Files are revalidated with
+// worker compile the WebAssembly), connections only to this origin
+// (WebTransport to /hearth/v1, the WebSocket to /hearth/v1/ws), and no
+// framing.
+//
+// Certificates (certs.go, decision 0012): /web/certificates.json tells the
+// worker the SHA-256 of the leaf served now when the server runs on its
+// development CA (for WebTransport's serverCertificateHashes), and
+// /web/ca.html (no script) explains how to trust that CA, whose
+// certificate is at /web/ca.pem; the page links to it. With a public
+// certificate the list is empty and the CA page and file do not exist. Files are revalidated with
 // their ETag (a hash of their content) on every load, so a new build is
 // picked up at once and an unchanged one costs a 304.
 //

@@ -58,6 +58,7 @@ type asset struct {
 // Handler serves the page and its files.
 type Handler struct {
 	assets map[string]*asset // by URL path
+	certs  *certPages
 
 	once  sync.Once
 	plain []byte // the WebAssembly decompressed, for browsers without br
@@ -70,12 +71,17 @@ var _ http.Handler = (*Handler)(nil)
 // wasmPath is where the page's worker fetches the client.
 const wasmPath = "/web/hearth.wasm"
 
-// New loads the embedded files.
-func New() (*Handler, error) {
-	h := &Handler{assets: map[string]*asset{}}
+// New loads the embedded files; cfg says what the page tells about the
+// server's certificates (certs.go).
+func New(cfg Config) (*Handler, error) {
+	cp, err := newCertPages(cfg)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{assets: map[string]*asset{}, certs: cp}
 	types := map[string]string{".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
 		".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
-	err := fs.WalkDir(static, "static", func(p string, d fs.DirEntry, err error) error {
+	err = fs.WalkDir(static, "static", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -158,8 +164,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("Referrer-Policy", "no-referrer")
 	hd.Set("Cross-Origin-Opener-Policy", "same-origin")
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		http.NotFound(w, r)
+		return
+	}
+	if h.certs.serve(w, r) {
+		return
+	}
 	a := h.assets[r.URL.Path]
-	if a == nil || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
+	if a == nil {
 		http.NotFound(w, r)
 		return
 	}

@@ -120,7 +120,7 @@ func body(t *testing.T, r *http.Response) []byte {
 // TestServePage: the page and its files come with the CSP, the right
 // types and validators; the page has no inline script or style.
 func TestServePage(t *testing.T) {
-	h, err := New()
+	h, err := New(Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestServePage(t *testing.T) {
 // TestServeWasm: brotli to browsers that accept it, else gzip, else plain;
 // always the same WebAssembly, with a validator per encoding.
 func TestServeWasm(t *testing.T) {
-	h, err := New()
+	h, err := New(Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
