@@ -46,6 +46,10 @@ type Config struct {
 	// NoDeliveryReceipts stops this device from sending delivery receipts
 	// (for benchmarks that measure what receipts cost).
 	NoDeliveryReceipts bool
+	// ReceiptWindow is how long a receipt queued while Receive runs waits
+	// for more of its kind and conversation to fold into it before it is
+	// sent (docs/receipts.md): default 1s; negative: no wait.
+	ReceiptWindow time.Duration
 	// Passive sessions do not change the user's presence: connecting does
 	// not mark the user online nor ending offline, and the server pushes
 	// them no presence (one-shot commands; `recv --follow` is not one).
@@ -108,7 +112,9 @@ type Client struct {
 	onSignal func(Signal)            // typing and presence pushes (signals.go)
 	seen     map[string]presenceSeen // the last presence passed on per user (signals.go)
 
-	rcptQueued atomic.Bool // a receipt waits in the outbox (receipts.go)
+	rcptKick    chan struct{} // a receipt was queued (receipts_flush.go)
+	rcptHolding atomic.Int32  // running Receives, which send held receipts
+	rcptNew     atomic.Bool   // this process queued a receipt (sent on Close)
 
 	inboxMu sync.Mutex // one drainInbox at a time
 	// printed is the inbox position up to which this process printed;
@@ -142,6 +148,9 @@ func Open(cfg Config) (*Client, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.ReceiptWindow == 0 {
+		cfg.ReceiptWindow = defaultReceiptWindow
+	}
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
@@ -149,7 +158,7 @@ func Open(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
-	c := &Client{cfg: cfg, st: st, log: cfg.Logger, gcache: e2ee.NewCache()}
+	c := &Client{cfg: cfg, st: st, log: cfg.Logger, gcache: e2ee.NewCache(), rcptKick: make(chan struct{}, 1)}
 	if cfg.Groups != nil {
 		c.mls = c.gcache.Wrap(cfg.Groups)
 	}
@@ -168,7 +177,7 @@ func Open(cfg Config) (*Client, error) {
 		added: func(ctx context.Context, conv, device string) error { return c.groups.shareAdminKey(ctx, conv, device) }}
 	c.recv = &receiver{st: st, states: c.states, mls: c.mls, dir: c.dir, rosters: c.rosters, self: c.acct.Self,
 		newID: c.newID, now: cfg.Now, log: cfg.Logger,
-		rcpt: &receipts{newID: c.newID, now: cfg.Now}, queued: func() { c.rcptQueued.Store(true) }, noDelivered: cfg.NoDeliveryReceipts}
+		rcpt: &receipts{newID: c.newID, now: cfg.Now}, queued: c.receiptQueued, noDelivered: cfg.NoDeliveryReceipts}
 	if cfg.MediaConnections == 0 {
 		cfg.MediaConnections = DefaultMediaConnections
 	}
@@ -188,11 +197,15 @@ func Open(cfg Config) (*Client, error) {
 // newSender returns the outbox Sender, encrypting with seal.
 func (c *Client) newSender(seal func(context.Context, store.OutboxItem) (store.OutboxItem, error)) *outbox.Sender {
 	return outbox.New(outbox.Config{Store: c.st, Log: c.log, Seal: seal, Resolve: convstate.For,
-		ControlSent: c.groups.controlSent, StaleEpoch: c.rosters.Unsync, User: c.user, Refused: refusal, Gone: c.bodyGone, Now: c.cfg.Now})
+		ControlSent: c.groups.controlSent, StaleEpoch: c.rosters.Unsync, User: c.user, Refused: refusal, Gone: c.bodyGone,
+		Hold: c.receiptHold, Now: c.cfg.Now})
 }
 
-// Close ends the session and closes the store.
+// Close sends the receipts this process queued that still wait (within
+// 2 s, only while connected; receipts_flush.go), ends the session and
+// closes the store.
 func (c *Client) Close() error {
+	c.sendReceiptsOnClose()
 	c.devs.close() // background work still uses the session
 	c.link.reset()
 	if c.tickets != nil {

@@ -21,7 +21,9 @@
 //	deviceSync        conversations in step with the user's device changes
 //	receipts          delivery and read receipts: queued (merged) in the
 //	                  outbox with what causes them, applied to per-user
-//	                  marks; message state in History (docs/receipts.md)
+//	                  marks; message state in History (docs/receipts.md);
+//	                  while Receive runs they wait a coalescing window in
+//	                  their own send queue (receipts_flush.go)
 //	settings          the user's settings, synced through the settings
 //	                  group of its own devices
 //	keyPackages       this device's published KeyPackages

@@ -86,3 +86,7 @@ func (c *Client) StoreCommits() uint64 { return c.st.Commits() }
 // DrainInbox prints what the inbox holds past what this Client printed
 // (Receive's first step).
 func (c *Client) DrainInbox(print func(store.Message) error) (int, error) { return c.drainInbox(print) }
+
+// Accepted counts the Sends the server accepted as a hub (every stored
+// and fanned-out message, receipts included).
+func (ts *testServer) Accepted() uint64 { return ts.srv.Stats().Accepted }

@@ -11,8 +11,19 @@ import (
 // until nothing can be sent now; see outbox.Sender.Flush and "Order of
 // sending" in doc.go. It returns ctx's error if it runs out of time.
 // Before sending it commits the leave requests of groups where this device
-// is an admin (commitLeaves).
+// is an admin (commitLeaves). Receipts in their coalescing window while a
+// Receive runs (receipts_flush.go) are left for it, unless until is one.
 func (c *Client) Flush(ctx context.Context, until string) error {
+	return c.flush(ctx, until, false)
+}
+
+// flushHeld is Flush (until empty) that sends the receipts waiting in
+// their coalescing window too.
+func (c *Client) flushHeld(ctx context.Context) error {
+	return c.flush(ctx, "", true)
+}
+
+func (c *Client) flush(ctx context.Context, until string, held bool) error {
 	if c.cfg.Groups == nil {
 		return fmt.Errorf("client.Flush: %w", ErrNoE2EE)
 	}
@@ -34,6 +45,9 @@ func (c *Client) Flush(ctx context.Context, until string) error {
 		if err := c.groups.commitLeaves(context.WithValue(ctx, leavesKey{}, true)); err != nil {
 			c.log.Warn("committing leave requests", "err", err)
 		}
+	}
+	if held {
+		return c.out.FlushHeld(ctx, s, nil)
 	}
 	return c.out.Flush(ctx, s, until)
 }

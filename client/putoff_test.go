@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +39,7 @@ func TestSentSettledLaterSurvivesACrash(t *testing.T) {
 	alice, bob := us[0], us[1]
 	alice.send(bob.user, "first")
 	bob.recv(alice.user + ":first")
+	deliveredTo(t, alice, bob.user, "first") // bob's receipt is in: no delivery lands in the count below
 
 	before := alice.c.StoreCommits()
 	alice.send(bob.user, "settled later")
@@ -148,6 +150,7 @@ func TestQueueSealsWhenNothingWaits(t *testing.T) {
 	alice, bob := us[0], us[1]
 	alice.send(bob.user, "first")
 	bob.recv(alice.user + ":first")
+	deliveredTo(t, alice, bob.user, "first") // bob's receipt is in: no delivery lands in the count below
 
 	before := alice.c.StoreCommits()
 	a := alice.queue(bob.user, "a")
@@ -214,5 +217,27 @@ func TestIdleReceiverWritesPutOff(t *testing.T) {
 	}
 	if bob.c.Store().Pending() {
 		t.Fatal("the removal of the printed message is still put off 5 s after the last delivery")
+	}
+}
+
+// deliveredTo waits until d's history of its conversation with peer shows
+// its message text as delivered to peer: the receipt was processed.
+func deliveredTo(t *testing.T, d *dev, peer, text string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		h, err := d.c.History(peer, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range h {
+			if m.Text == text && slices.Contains(m.DeliveredTo, peer) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %q not shown delivered to %s: %+v", d.user, text, peer, h)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -1,7 +1,6 @@
 package client
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -166,7 +165,8 @@ func (r *receipts) queue(tx *store.Tx, conv, me, kind string, upTo uint64) (stri
 	if err != nil {
 		return "", err
 	}
-	if _, err := tx.AddOutbox(store.OutboxItem{ID: id, Conversation: to, Body: body, Created: r.now().UTC()}); err != nil {
+	it := store.OutboxItem{ID: id, Conversation: to, Queue: rcptQueue(to), Body: body, Created: r.now().UTC()}
+	if _, err := tx.AddOutbox(it); err != nil {
 		return "", err
 	}
 	return id, tx.PutMeta(pending, []byte(id))
@@ -347,13 +347,13 @@ func (c *Client) MarkRead(target, upTo string) (ReadMark, error) {
 			return nil // nothing to read yet
 		}
 		id, err := c.recv.rcpt.queue(tx, conv, me, ReceiptRead, seq)
-		if id != "" {
-			c.rcptQueued.Store(true)
-		}
 		mark.ReceiptID = id
 		return err
 	})
 	mark.Conversation, mark.Seq = conv, seq
+	if err == nil && mark.ReceiptID != "" {
+		c.receiptQueued()
+	}
 	return mark, err
 }
 
@@ -363,13 +363,15 @@ func (c *Client) markReadSeq(conv string, seq uint64) error {
 	if err != nil {
 		return err
 	}
-	return c.st.Update(func(tx *store.Tx) error {
-		id, err := c.recv.rcpt.queue(tx, conv, me, ReceiptRead, seq)
-		if id != "" {
-			c.rcptQueued.Store(true)
-		}
+	var id string
+	err = c.st.Update(func(tx *store.Tx) (err error) {
+		id, err = c.recv.rcpt.queue(tx, conv, me, ReceiptRead, seq)
 		return err
 	})
+	if err == nil && id != "" {
+		c.receiptQueued()
+	}
+	return err
 }
 
 // MarkReadMessage marks m's conversation read up to m (a message Receive
@@ -379,55 +381,6 @@ func (c *Client) MarkReadMessage(m store.Message) error {
 		return nil
 	}
 	return c.markReadSeq(m.Conversation, m.Seq)
-}
-
-// receiptFlusher sends the receipts Receive queues while it runs: at
-// most one Flush in the background, started when a receipt was queued,
-// and a last one when Receive ends.
-type receiptFlusher struct {
-	c    *Client
-	done chan struct{} // of the running flush; nil when none
-}
-
-// kick starts a flush if a receipt is waiting and none is running.
-func (f *receiptFlusher) kick(ctx context.Context) {
-	if f.done != nil {
-		select {
-		case <-f.done:
-			f.done = nil
-		default:
-			return // the flag stays set: the next kick sends it
-		}
-	}
-	if !f.c.rcptQueued.Swap(false) {
-		return
-	}
-	f.done = make(chan struct{})
-	go func(done chan struct{}) {
-		defer close(done)
-		fctx, cancel := context.WithTimeout(ctx, flushEveryLimit)
-		defer cancel()
-		if err := f.c.Flush(fctx, ""); err != nil && ctx.Err() == nil {
-			f.c.log.Debug("sending receipts", "err", err)
-		}
-	}(f.done)
-}
-
-// finish waits for the running flush and sends what is still waiting,
-// within limit; what cannot be sent stays queued for the next run.
-func (f *receiptFlusher) finish(ctx context.Context, limit time.Duration) {
-	if f.done != nil {
-		<-f.done
-		f.done = nil
-	}
-	if ctx.Err() != nil || !f.c.rcptQueued.Swap(false) {
-		return
-	}
-	fctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	if err := f.c.Flush(fctx, ""); err != nil {
-		f.c.log.Debug("sending receipts", "err", err)
-	}
 }
 
 // OutboxBodyKind names what an outbox item with a ready body carries:

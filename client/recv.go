@@ -64,7 +64,7 @@ func (c *Client) Receive(ctx context.Context, quiet time.Duration, print func(st
 // receiveLoop prints what arrives until quiet after catching up, a stall
 // while catching up, or the end of ctx or the session.
 func (c *Client) receiveLoop(ctx context.Context, s *session.Session, quiet time.Duration, print func(store.Message) error) error {
-	rf := &receiptFlusher{c: c}
+	rf := c.startReceiptFlusher(ctx)
 	defer rf.finish(ctx, receiptFlushLimit)
 	defer func() {
 		if err := c.st.WriteLater(); err != nil { // what drainInbox put off
@@ -98,7 +98,7 @@ func (c *Client) receiveLoop(ctx context.Context, s *session.Session, quiet time
 		if err != nil {
 			return err
 		}
-		rf.kick(ctx) // receipts of what arrived (and of what print marked read)
+		rf.poke() // receipts of what arrived (and of what print marked read)
 		now := time.Now()
 		if n > 0 || behind {
 			last = now // quiet counts from the last print once caught up

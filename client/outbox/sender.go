@@ -64,6 +64,12 @@ type Config struct {
 	// it, or may send nothing at all any more. Such an item is dropped;
 	// any other is kept (failed until the next Flush). Nil: none is gone.
 	Gone func(it store.OutboxItem, err error) bool
+	// Hold reports until when an item waits before it is sent (a receipt
+	// in its coalescing window); the zero time: it does not wait. A Flush
+	// leaves such an item where it is, does not wait for it, and sends the
+	// items behind it in other send queues; FlushHeld, or a Flush waiting
+	// for it (until), sends every held item at once. Nil: none waits.
+	Hold func(it store.OutboxItem) time.Time
 	// Now is the clock of the backoffs (time.Now when nil).
 	Now func() time.Time
 }
@@ -135,12 +141,26 @@ func (o *Sender) Launches() int {
 // known; the mailbox head is asked for again (Resync) before a first
 // message to a user (a Welcome may be on its way) and after a stale-epoch
 // refusal.
+//
+// Items that Config.Hold holds are left for a later Flush, unless until
+// is one of them: then every held item goes, as with FlushHeld.
 func (o *Sender) Flush(ctx context.Context, s *session.Session, until string) error {
+	return o.flush(ctx, s, until, false, nil)
+}
+
+// FlushHeld is Flush (with until empty) that also sends the items
+// Config.Hold holds: a receiver that stops sends its receipts at once.
+// With only set, it sends only the items only accepts.
+func (o *Sender) FlushHeld(ctx context.Context, s *session.Session, only func(store.OutboxItem) bool) error {
+	return o.flush(ctx, s, "", true, only)
+}
+
+func (o *Sender) flush(ctx context.Context, s *session.Session, until string, release bool, only func(store.OutboxItem) bool) error {
 	if err := o.retryBodies(); err != nil {
 		return err
 	}
 	fctx, cancel := context.WithCancel(ctx)
-	f := &flush{o: o, s: s, until: until, ctx: fctx, results: make(chan result, maxInFlight),
+	f := &flush{o: o, s: s, until: until, release: release, only: only, ctx: fctx, results: make(chan result, maxInFlight),
 		inflight: map[string]bool{}, tries: map[string]int{}}
 	err := f.run(ctx)
 	cancel()
@@ -153,7 +173,9 @@ type flush struct {
 	o       *Sender
 	s       *session.Session
 	until   string
-	ctx     context.Context // ended when Flush returns
+	release bool                        // held items go too (Config.Hold)
+	only    func(store.OutboxItem) bool // if set, the items to send (the others stay)
+	ctx     context.Context             // ended when Flush returns
 	results chan result
 
 	inflight map[string]bool // queues (and store queues) with an item in flight
@@ -245,6 +267,9 @@ func (f *flush) launch() (done bool, derr error, next time.Time, err error) {
 				return nil
 			}
 			untilKey = o.key(tx, it)
+			if o.held(it, o.cfg.Now()) {
+				f.release = true // waiting for a held item: send them all
+			}
 		}
 		all, err := tx.OutboxHeadsSkipping(func(id string) bool { return settling[id] })
 		if err != nil {
@@ -252,7 +277,14 @@ func (f *flush) launch() (done bool, derr error, next time.Time, err error) {
 		}
 		slices.SortFunc(all, func(a, b store.OutboxItem) int { return cmp.Compare(a.Seq, b.Seq) })
 		seen := map[string]bool{}
+		now := o.cfg.Now()
 		for _, it := range all {
+			if !f.release && o.held(it, now) {
+				continue // its window is still open; the rest of its conversation goes
+			}
+			if f.only != nil && !f.only(it) {
+				continue
+			}
 			// A user's queue and the conversation it created are one.
 			if k := o.key(tx, it); !seen[k] {
 				seen[k] = true
@@ -320,6 +352,15 @@ func (o *Sender) settleLater(id string, write func(*store.Tx) error) {
 		delete(o.settling, id)
 		o.mu.Unlock()
 	})
+}
+
+// held reports whether it waits at now (Config.Hold).
+func (o *Sender) held(it store.OutboxItem, now time.Time) bool {
+	if o.cfg.Hold == nil {
+		return false
+	}
+	until := o.cfg.Hold(it)
+	return !until.IsZero() && now.Before(until)
 }
 
 // key is the send queue an item belongs to: its conversation, or the one

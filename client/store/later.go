@@ -1,21 +1,27 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
+	"runtime"
+	"strconv"
 	"sync"
-	"sync/atomic"
 )
 
 // laterWrites holds the writes put off by Later until the next Update,
 // and counts committed read-write transactions.
 type laterWrites struct {
-	// writing counts the Updates running: a View called inside one (same
-	// goroutine) must not start an Update of its own, which would wait
-	// for the first forever (see View).
-	writing atomic.Int32
+	// updating holds the goroutines inside an Update (running or waiting
+	// for the store's write lock), by goroutine id: a View called inside
+	// one (the same goroutine) must not start an Update of its own, which
+	// would wait for the first forever (see View); a View on any other
+	// goroutine does, and so reads what was put off.
+	updMu    sync.Mutex
+	updating map[uint64]int
 
 	mu      sync.Mutex
 	keys    []string // in the order first queued
+	taken   int      // writes taken by an Update that has not ended yet
 	fns     map[string]laterWrite
 	commits uint64
 }
@@ -50,9 +56,58 @@ func (s *Store) Later(key string, write func(*Tx) error, done func()) {
 }
 
 // viewWrites reports whether a View should commit the pending writes
-// first: some are pending and no Update runs (one that runs may be the
-// caller's own; the View then reads without them, as a Peek).
-func (s *Store) viewWrites() bool { return s.later.writing.Load() == 0 && s.Pending() }
+// first: some are pending and the View is not inside an Update of its own
+// goroutine (it then reads without them, as a Peek).
+func (s *Store) viewWrites() bool { return s.later.unsettled() && !s.later.inUpdate(goid()) }
+
+// unsettled reports whether writes are put off, or taken by an Update
+// that has not committed them yet (a View then waits for it by running
+// an Update of its own).
+func (l *laterWrites) unsettled() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.keys) > 0 || l.taken > 0
+}
+
+// enterUpdate records that goroutine g entered an Update; the returned
+// function records that it left.
+func (l *laterWrites) enterUpdate() (leave func()) {
+	g := goid()
+	l.updMu.Lock()
+	if l.updating == nil {
+		l.updating = map[uint64]int{}
+	}
+	l.updating[g]++
+	l.updMu.Unlock()
+	return func() {
+		l.updMu.Lock()
+		if l.updating[g]--; l.updating[g] <= 0 {
+			delete(l.updating, g)
+		}
+		l.updMu.Unlock()
+	}
+}
+
+func (l *laterWrites) inUpdate(g uint64) bool {
+	l.updMu.Lock()
+	defer l.updMu.Unlock()
+	return l.updating[g] > 0
+}
+
+// goid is the calling goroutine's id, read from the first line of its
+// stack trace ("goroutine 18 [running]:"). Go offers no other way; it is
+// used only to tell a View nested in its own goroutine's Update from one
+// on another goroutine, which must see the writes put off.
+func goid() uint64 {
+	var b [64]byte
+	n := runtime.Stack(b[:], false)
+	f := bytes.Fields(b[:n])
+	if len(f) < 2 {
+		return 0
+	}
+	id, _ := strconv.ParseUint(string(f[1]), 10, 64)
+	return id
+}
 
 // Pending reports whether writes put off by Later wait for an Update.
 func (s *Store) Pending() bool {
@@ -84,6 +139,7 @@ func (l *laterWrites) take() (keys []string, fns map[string]laterWrite) {
 	defer l.mu.Unlock()
 	keys, fns = l.keys, l.fns
 	l.keys, l.fns = nil, nil
+	l.taken += len(keys)
 	return keys, fns
 }
 
@@ -102,6 +158,7 @@ func runLater(tx *Tx, keys []string, fns map[string]laterWrite) error {
 // newer write of the same key, which replaces them).
 func (l *laterWrites) settle(committed bool, keys []string, fns map[string]laterWrite) {
 	l.mu.Lock()
+	l.taken -= len(keys)
 	if committed {
 		l.commits++
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 // TestLaterRidesOnTheNextUpdate: a write put off by Later costs no commit
@@ -105,5 +106,40 @@ func TestLaterRidesOnTheNextUpdate(t *testing.T) {
 	defer s2.Close()
 	if d, e := get(s2.View, "d"), get(s2.View, "e"); d != "closed" || e != "" {
 		t.Fatalf("after reopening: d=%q e=%q, want closed and nothing", d, e)
+	}
+}
+
+// TestViewBesideAnUpdateSeesPutOffWrites: a View on one goroutine while
+// another goroutine's Update runs (one that took the put-off writes, or
+// one that did not) reads them: it waits for that Update rather than read
+// as a Peek, which only a View nested in its own goroutine's Update does.
+func TestViewBesideAnUpdateSeesPutOffWrites(t *testing.T) {
+	s := open(t, t.TempDir())
+	for _, takes := range []bool{true, false} {
+		release, inside := make(chan struct{}), make(chan struct{})
+		if takes {
+			s.Later("k", func(tx *Tx) error { return tx.PutMeta("k", []byte("taken")) }, nil)
+		}
+		errc := make(chan error, 1)
+		go func() {
+			errc <- s.Update(func(*Tx) error { close(inside); <-release; return nil })
+		}()
+		<-inside
+		want := "taken"
+		if !takes {
+			s.Later("k", func(tx *Tx) error { return tx.PutMeta("k", []byte("pending")) }, nil)
+			want = "pending"
+		}
+		time.AfterFunc(50*time.Millisecond, func() { close(release) })
+		var got []byte
+		if err := s.View(func(tx *Tx) error { got = tx.Meta("k"); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != want {
+			t.Fatalf("View beside an Update read %q, want %q", got, want)
+		}
 	}
 }

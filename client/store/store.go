@@ -332,8 +332,7 @@ func (s *Store) update(fn func(*Tx) error, check bool) error {
 		return err
 	}
 	defer s.release()
-	s.later.writing.Add(1)
-	defer s.later.writing.Add(-1)
+	defer s.later.enterUpdate()()
 	keys, fns := s.later.take()
 	err = s.markDamaged(guarded(s.path, func() error {
 		return db.Update(func(tx *bolt.Tx) error {

@@ -131,8 +131,7 @@ func (s *Store) update(fn func(*Tx) error, check bool) error {
 	s.mu.Lock()
 	sl := s.sealer
 	s.mu.Unlock()
-	s.later.writing.Add(1)
-	defer s.later.writing.Add(-1)
+	defer s.later.enterUpdate()()
 	keys, fns := s.later.take()
 	err := s.db.update(func(tx *memTx) error {
 		if check {
