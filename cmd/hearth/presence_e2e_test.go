@@ -26,10 +26,10 @@ type signalWatch struct {
 	lines chan map[string]any
 }
 
-func watchSignals(t *testing.T, p *profile) *signalWatch {
+func watchSignals(t *testing.T, p *profile, extra ...string) *signalWatch {
 	t.Helper()
-	w := &signalWatch{cmd: exec.Command(hearthBin, "chat", "--profile", p.dir, "recv", "--follow", "--json", "--signals"),
-		lines: make(chan map[string]any, 100)}
+	args := append([]string{"chat", "--profile", p.dir, "recv", "--follow", "--json", "--signals"}, extra...)
+	w := &signalWatch{cmd: exec.Command(hearthBin, args...), lines: make(chan map[string]any, 100)}
 	out, err := w.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
