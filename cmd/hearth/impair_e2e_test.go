@@ -112,9 +112,24 @@ func TestImpairedSendsExactlyOnceInOrder(t *testing.T) {
 			network{"RTT 100 ms, 2 s blackout every 6 s", dark, dark, false},
 			network{"RTT 40 ms, new client port every 2 s", moving, moving, false})
 	}
-	for _, tc := range networks {
+	for k, tc := range networks {
 		udp0, tcp0 := relay.udp.Stats(), relay.tcp.Stats()
 		relay.set(t, tc.udp, tc.tcp)
+		logins := ""
+		if *impairAll {
+			// The "login (2 users)": two new users' first devices
+			// log in through this network, one after the other.
+			users := []string{fmt.Sprintf("la%d", k), fmt.Sprintf("lb%d", k)}
+			for _, u := range users {
+				mustHearth(t, password(u), "admin", "--dir", dir, "user", "add", u, "--password-stdin")
+			}
+			start := time.Now()
+			for _, u := range users {
+				p := newProfile(t, u)
+				p.must(t, password(u), p.loginArgs(&chatNet{ca: n.ca, srv: &server{addr: relay.addr}})...)
+			}
+			logins = fmt.Sprintf("login (2 users) %v; ", time.Since(start).Round(time.Millisecond))
+		}
 		var durations []time.Duration
 		var want []string
 		for i := range sends {
@@ -138,8 +153,8 @@ func TestImpairedSendsExactlyOnceInOrder(t *testing.T) {
 			t.Errorf("%s: %d TCP connections for %d sends: not all over the WebSocket", tc.name, tcpConns, sends)
 		}
 		slices.Sort(durations)
-		t.Logf("%s: %d sends, p50 %v, max %v; UDP up %d datagrams, %d lost, %d blackholed; down %d, %d lost, %d blackholed; %d UDP flows, %d rebinds, %d TCP connections",
-			tc.name, sends, durations[len(durations)/2].Round(time.Millisecond), durations[len(durations)-1].Round(time.Millisecond),
+		t.Logf("%s: %s%d sends, p50 %v, max %v; UDP up %d datagrams, %d lost, %d blackholed; down %d, %d lost, %d blackholed; %d UDP flows, %d rebinds, %d TCP connections",
+			tc.name, logins, sends, durations[len(durations)/2].Round(time.Millisecond), durations[len(durations)-1].Round(time.Millisecond),
 			u.Up.PacketsIn, u.Up.Dropped, u.Up.Blackholed, u.Down.PacketsIn, u.Down.Dropped, u.Down.Blackholed, u.Flows, u.Rebinds, tcpConns)
 	}
 	if got := sameHistory(t, []*profile{alice, bob}, []string{bobAddr, aliceAddr}); got != 1+len(networks)*sends {
