@@ -100,6 +100,17 @@ func keyValues(out string) map[string]string {
 // the old one, and the new device's login finishes.
 func linkDevice(t *testing.T, n *chatNet, p, approver *profile) {
 	t.Helper()
+	linkDeviceBy(t, n, p, func(code string) {
+		if out := approver.must(t, "", "device", "approve", code); !strings.Contains(out, "approved: ") {
+			t.Errorf("approve output %q", out)
+		}
+	})
+}
+
+// linkDeviceBy is linkDevice with the approval done by approve, given the
+// link code the new device printed.
+func linkDeviceBy(t *testing.T, n *chatNet, p *profile, approve func(code string)) {
+	t.Helper()
 	cmd := exec.Command(hearthBin, append([]string{"chat", "--profile", p.dir}, p.loginArgs(n)...)...)
 	cmd.Stdin = strings.NewReader(password(p.user))
 	var stderr bytes.Buffer
@@ -134,10 +145,7 @@ func linkDevice(t *testing.T, n *chatNet, p, approver *profile) {
 		}
 		done <- cmd.Wait()
 	}()
-	out := approver.must(t, "", "device", "approve", code)
-	if !strings.Contains(out, "approved: ") {
-		t.Errorf("approve output %q", out)
-	}
+	approve(code)
 	select {
 	case err := <-done:
 		if err != nil {

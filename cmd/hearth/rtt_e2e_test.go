@@ -159,6 +159,13 @@ func TestRoundTripsThroughImpairedLink(t *testing.T) {
 	checkReturningSend(t, send([]string{"--transport", "webtransport"}, nil, "returning"), "webtransport", false)
 	checkReturningSend(t, send(nil, []string{"HEARTH_TRANSPORT=websocket"}, "websocket from env"), "websocket", false)
 
+	// Approving a new device (linked through the same network): counted,
+	// and asserted.
+	alice2 := newProfile(t, "alice")
+	linkDeviceBy(t, &chatNet{ca: n.ca, srv: &server{addr: relay.addr}}, alice2, func(code string) {
+		checkApproval(t, alice.mustStats(t, "", "device", "approve", code, "--yes", "--no-history"))
+	})
+
 	// UDP blocked: auto mode writes the first frames in 0-RTT data (the
 	// profile has a ticket), races the WebSocket after 300 ms without a
 	// handshake, and moves the stream there.
@@ -215,4 +222,32 @@ func TestRoundTripsThroughImpairedLink(t *testing.T) {
 	if msgs := parseMsgs(t, bob.must(t, "", "recv", "--json", "--timeout", "3s")); len(msgs) != 1 || msgs[0].ID != id {
 		t.Errorf("bob received %+v, want the media message %s once", msgs, id)
 	}
+}
+
+// checkApproval asserts the round trips of `chat device approve` by a
+// returning device over native QUIC (0-RTT): Hello with Sync in the first
+// flight (round trip 1), the approval itself (the pending device, the
+// user's list, the new signed list) done by round trip 5, then one commit
+// that adds the new device to the conversation. Between the two, the
+// approver polls (a device-list check and a KeyPackage claim a round) until
+// the new device, told it is approved, has published its KeyPackages: that
+// number depends on time, not on the protocol, and is only logged.
+func checkApproval(t *testing.T, s chatStats) {
+	t.Helper()
+	if len(s.Connections) != 1 || s.Connections[0].Protocol != "quic" || !s.Connections[0].EarlyData {
+		t.Errorf("approval connections: %s; want one native QUIC connection with 0-RTT", statsSummary(s))
+	}
+	for op, rt := range map[string]int{"client.Hello": 1, "client.Sync": 1} {
+		if o := s.Ops[op]; o.Count != 1 || o.RoundTrip != rt {
+			t.Errorf("approval: %s %d answers, first at round trip %d; want 1 at %d", op, o.Count, o.RoundTrip, rt)
+		}
+	}
+	if o := s.Ops["client.Approve"]; o.Count < 1 || o.MaxRoundTrip > 5 {
+		t.Errorf("approval: client.Approve %d answers, last at round trip %d; want done by 5", o.Count, o.MaxRoundTrip)
+	}
+	if o := s.Ops["client.Commit"]; o.Count != 1 {
+		t.Errorf("approval: %d commits, want 1 (the new device added to the conversation)", o.Count)
+	}
+	polls := s.Ops["client.ClaimKeyPackages"].Count
+	t.Logf("approval: %d round trips in all, %d of them polls for the new device's KeyPackages", s.RoundTrips, polls)
 }
