@@ -10,14 +10,17 @@ import (
 	"hearth/homeserver/certs"
 )
 
-// receiptsFed runs the federated receipt tests (about a minute more):
-// TestReceiptsDirectE2E's two-server case and TestReceiptsGroupE2E.
-var receiptsFed = flag.Bool("receipts.fed", false, "also run the federated receipt tests (two-server 1:1, three-server group of five)")
+// receiptsFed runs the federated receipt tests: TestReceiptsDirectE2E's
+// two-server case and TestReceiptsGroupE2E (about 25 s and 50 s, in
+// parallel with the other end-to-end tests). On by default since the
+// receipt window made them quick enough for every run; -receipts.fed=false
+// leaves them out of a quick local loop.
+var receiptsFed = flag.Bool("receipts.fed", true, "run the federated receipt tests (two-server 1:1, three-server group of five); false leaves them out")
 
 func skipUnlessReceiptsFed(t *testing.T) {
 	t.Helper()
 	if !*receiptsFed {
-		t.Skip("federated receipt test: run with -receipts.fed")
+		t.Skip("federated receipt test: left out with -receipts.fed=false")
 	}
 	slowRecv.Store(t.Name(), true)
 }
