@@ -95,98 +95,14 @@ func dialBrowserWTHashes(ctx context.Context, addr string) (*Conn, error) {
 	return c, nil
 }
 
-type browserResult struct {
-	c   *Conn
-	err error
-	ws  bool
-}
-
-// browserRace is race (race.go) for the browser.
+// browserRace is race (race.go) for the browser: WebTransport alone for
+// browserRaceDelay, then the WebSocket beside it (raceDial).
 func browserRace(ctx context.Context, addr string, maxFrame int) (*Conn, error) {
-	results := make(chan browserResult, 2)
-	go func() {
-		c, err := dialBrowserWTHashes(ctx, addr)
-		results <- browserResult{c: c, err: err}
-	}()
-	wctx, wcancel := context.WithCancel(ctx)
-	defer wcancel()
-	wsStarted := false
-	startWS := func() {
-		wsStarted = true
-		go func() {
-			c, err := dialBrowserWS(wctx, addr, maxFrame)
-			if err != nil {
-				err = fmt.Errorf("websocket: %w", err)
-			}
-			results <- browserResult{c: c, err: err, ws: true}
-		}()
-	}
-	timer := time.NewTimer(browserRaceDelay)
-	defer timer.Stop()
-	var wtErr, wsErr error
-	wtDone, wsDone := false, false
-	for !wtDone || !wsDone {
-		select {
-		case <-timer.C:
-			if !wsStarted {
-				startWS()
-			}
-		case r := <-results:
-			switch {
-			case r.err == nil && !r.ws:
-				browserMemo.forget(addr)
-				if wsStarted && !wsDone {
-					wcancel()
-					go closeLateBrowser(results)
-				}
-				return r.c, nil
-			case r.err == nil: // the WebSocket won
-				r.c.raced, r.c.retryQUIC = true, quicBlockedFor+browserWTTimeout+retryMargin
-				if wtDone {
-					if ctx.Err() == nil {
-						browserMemo.remember(addr)
-					}
-				} else {
-					go settleBrowserWT(ctx, results, addr)
-				}
-				return r.c, nil
-			case r.ws:
-				wsDone, wsErr = true, r.err
-			default:
-				wtDone, wtErr = true, r.err
-				if ctx.Err() != nil {
-					return nil, fmt.Errorf("transport: dial %s: %w", addr, r.err)
-				}
-				if !wsStarted {
-					startWS()
-				}
-			}
-		}
-	}
-	return nil, fmt.Errorf("transport: dial %s: %w", addr, errors.Join(wtErr, wsErr))
-}
-
-// settleBrowserWT waits for the WebTransport attempt that lost the race:
-// its failure is remembered, a late success closed.
-func settleBrowserWT(ctx context.Context, results <-chan browserResult, addr string) {
-	for r := range results {
-		if r.ws {
-			continue
-		}
-		if r.err == nil {
-			r.c.Close()
-		} else if ctx.Err() == nil {
-			browserMemo.remember(addr)
-		}
-		return
-	}
-}
-
-// closeLateBrowser closes the WebSocket that lost the race if it connected anyway.
-func closeLateBrowser(results <-chan browserResult) {
-	if r := <-results; r.err == nil {
-		r.c.Close()
-	}
+	return raceDial(ctx, addr, racers{
+		quic:  func(ctx context.Context, _ chan<- struct{}) (*Conn, error) { return dialBrowserWTHashes(ctx, addr) },
+		ws:    func(ctx context.Context) (*Conn, error) { return dialBrowserWS(ctx, addr, maxFrame) },
+		delay: browserRaceDelay, quicTimeout: browserWTTimeout, memo: browserMemo,
+	})
 }
 
 // dialBrowserWS dials the WebSocket at wss://addr/hearth/v1/ws.
