@@ -23,6 +23,26 @@ type relayPair struct {
 	addr string
 }
 
+// newImpairedNet starts a server with users alice and bob and the relay
+// in front of it (no impairment yet); relay.addr is the address to dial
+// through it (n.via).
+func newImpairedNet(t *testing.T) (*chatNet, *relayPair) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "data")
+	mustHearth(t, "", "init", "--dir", dir, "--domain", "localhost", "--listen", "127.0.0.1:0")
+	n := &chatNet{dir: dir, ca: filepath.Join(dir, "ca.pem")}
+	n.srv = startServe(t, dir, nil, "--dir", dir)
+	for _, u := range []string{"alice", "bob"} {
+		mustHearth(t, password(u), "admin", "--dir", dir, "user", "add", u, "--password-stdin")
+	}
+	return n, newRelayPair(t, n.srv.addr)
+}
+
+// via is n reached through relay.
+func (n *chatNet) via(relay *relayPair) *chatNet {
+	return &chatNet{ca: n.ca, srv: &server{addr: relay.addr}}
+}
+
 func newRelayPair(t *testing.T, upstream string) *relayPair {
 	t.Helper()
 	u, l, err := impair.ListenPair("127.0.0.1")
@@ -70,16 +90,9 @@ var impairAll = flag.Bool("impair.all", false, "TestImpairedSendsExactlyOnceInOr
 
 func TestImpairedSendsExactlyOnceInOrder(t *testing.T) {
 	parallelE2E(t)
-	dir := filepath.Join(t.TempDir(), "data")
-	mustHearth(t, "", "init", "--dir", dir, "--domain", "localhost", "--listen", "127.0.0.1:0")
-	n := &chatNet{dir: dir, ca: filepath.Join(dir, "ca.pem")}
-	n.srv = startServe(t, dir, nil, "--dir", dir)
-	for _, u := range []string{"alice", "bob"} {
-		mustHearth(t, password(u), "admin", "--dir", dir, "user", "add", u, "--password-stdin")
-	}
-	relay := newRelayPair(t, n.srv.addr)
+	n, relay := newImpairedNet(t)
 	alice, bob := newProfile(t, "alice"), newProfile(t, "bob")
-	alice.must(t, password("alice"), alice.loginArgs(&chatNet{ca: n.ca, srv: &server{addr: relay.addr}})...)
+	alice.must(t, password("alice"), alice.loginArgs(n.via(relay))...)
 	bob.must(t, password("bob"), bob.loginArgs(n)...)
 	alice.must(t, "", "send", bobAddr, "hello over a clean link")
 	expectRecv(t, bob, aliceAddr+":hello over a clean link")
@@ -121,12 +134,12 @@ func TestImpairedSendsExactlyOnceInOrder(t *testing.T) {
 			// log in through this network, one after the other.
 			users := []string{fmt.Sprintf("la%d", k), fmt.Sprintf("lb%d", k)}
 			for _, u := range users {
-				mustHearth(t, password(u), "admin", "--dir", dir, "user", "add", u, "--password-stdin")
+				mustHearth(t, password(u), "admin", "--dir", n.dir, "user", "add", u, "--password-stdin")
 			}
 			start := time.Now()
 			for _, u := range users {
 				p := newProfile(t, u)
-				p.must(t, password(u), p.loginArgs(&chatNet{ca: n.ca, srv: &server{addr: relay.addr}})...)
+				p.must(t, password(u), p.loginArgs(n.via(relay))...)
 			}
 			logins = fmt.Sprintf("login (2 users) %v; ", time.Since(start).Round(time.Millisecond))
 		}
@@ -179,16 +192,9 @@ func since(now, then impair.Stats) impair.Stats {
 //	go test -run TestImpairedFollowThroughBlackoutsAndRebinding -v ./cmd/hearth
 func TestImpairedFollowThroughBlackoutsAndRebinding(t *testing.T) {
 	parallelE2E(t)
-	dir := filepath.Join(t.TempDir(), "data")
-	mustHearth(t, "", "init", "--dir", dir, "--domain", "localhost", "--listen", "127.0.0.1:0")
-	n := &chatNet{dir: dir, ca: filepath.Join(dir, "ca.pem")}
-	n.srv = startServe(t, dir, nil, "--dir", dir)
-	for _, u := range []string{"alice", "bob"} {
-		mustHearth(t, password(u), "admin", "--dir", dir, "user", "add", u, "--password-stdin")
-	}
-	relay := newRelayPair(t, n.srv.addr)
+	n, relay := newImpairedNet(t)
 	alice, bob := newProfile(t, "alice"), newProfile(t, "bob")
-	alice.must(t, password("alice"), alice.loginArgs(&chatNet{ca: n.ca, srv: &server{addr: relay.addr}})...)
+	alice.must(t, password("alice"), alice.loginArgs(n.via(relay))...)
 	bob.must(t, password("bob"), bob.loginArgs(n)...)
 	bob.must(t, "", "send", aliceAddr, "hello over a clean link")
 	f := followArgs(t, alice, "--stats")
@@ -277,16 +283,9 @@ var impairRefresh = flag.Duration("impair.refresh", 2*time.Second, "TestPresence
 // alice's next presence refresh prints bob online.
 func TestPresenceConvergesAfterLoss(t *testing.T) {
 	parallelE2E(t)
-	dir := filepath.Join(t.TempDir(), "data")
-	mustHearth(t, "", "init", "--dir", dir, "--domain", "localhost", "--listen", "127.0.0.1:0")
-	n := &chatNet{dir: dir, ca: filepath.Join(dir, "ca.pem")}
-	n.srv = startServe(t, dir, nil, "--dir", dir)
-	for _, u := range []string{"alice", "bob"} {
-		mustHearth(t, password(u), "admin", "--dir", dir, "user", "add", u, "--password-stdin")
-	}
-	relay := newRelayPair(t, n.srv.addr)
+	n, relay := newImpairedNet(t)
 	alice, bob := newProfile(t, "alice"), newProfile(t, "bob")
-	alice.must(t, password("alice"), alice.loginArgs(&chatNet{ca: n.ca, srv: &server{addr: relay.addr}})...)
+	alice.must(t, password("alice"), alice.loginArgs(n.via(relay))...)
 	bob.must(t, password("bob"), bob.loginArgs(n)...)
 	alice.must(t, "", "send", bobAddr, "hello")
 	expectRecv(t, bob, aliceAddr+":hello") // they share a conversation: each sees the other's presence

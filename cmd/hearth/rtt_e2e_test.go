@@ -126,20 +126,13 @@ var impairMedia = flag.Bool("impair.media", false, "TestRoundTripsThroughImpaire
 //	go test -run TestRoundTripsThroughImpairedLink -impair.media -v ./cmd/hearth
 func TestRoundTripsThroughImpairedLink(t *testing.T) {
 	skipShort(t)
-	dir := filepath.Join(t.TempDir(), "data")
-	mustHearth(t, "", "init", "--dir", dir, "--domain", "localhost", "--listen", "127.0.0.1:0")
-	n := &chatNet{dir: dir, ca: filepath.Join(dir, "ca.pem")}
-	n.srv = startServe(t, dir, nil, "--dir", dir)
-	for _, u := range []string{"alice", "bob"} {
-		mustHearth(t, password(u), "admin", "--dir", dir, "user", "add", u, "--password-stdin")
-	}
-	relay := newRelayPair(t, n.srv.addr)
+	n, relay := newImpairedNet(t)
 	alice, bob := newProfile(t, "alice"), newProfile(t, "bob")
 	bob.must(t, password("bob"), bob.loginArgs(n)...)
 	lossy := impair.Config{Loss: 0.05, Delay: 100 * time.Millisecond, Seed: 18}
 	relay.set(t, lossy, lossy)
 
-	login := alice.mustStats(t, password("alice"), append([]string{"--transport", "webtransport"}, alice.loginArgs(&chatNet{ca: n.ca, srv: &server{addr: relay.addr}})...)...)
+	login := alice.mustStats(t, password("alice"), append([]string{"--transport", "webtransport"}, alice.loginArgs(n.via(relay))...)...)
 	if o := login.Ops["client.Login"]; o.Count != 1 || o.RoundTrip != 3 {
 		t.Errorf("Login answered %d times, first at round trip %d; want once at 3 (handshake 2 + 1)", o.Count, o.RoundTrip)
 	}
@@ -162,7 +155,7 @@ func TestRoundTripsThroughImpairedLink(t *testing.T) {
 	// Approving a new device (linked through the same network): counted,
 	// and asserted.
 	alice2 := newProfile(t, "alice")
-	linkDeviceBy(t, &chatNet{ca: n.ca, srv: &server{addr: relay.addr}}, alice2, func(code string) {
+	linkDeviceBy(t, n.via(relay), alice2, func(code string) {
 		checkApproval(t, alice.mustStats(t, "", "device", "approve", code, "--yes", "--no-history"))
 	})
 
