@@ -133,6 +133,19 @@ func BenchmarkSendDelivery(b *testing.B) {
 	<-done
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 	b.ReportMetric(float64(h.pushReads(bob.device))/float64(b.N), "reads/msg") // the pusher's mailbox reads
+	reportWrites(b, h, alice.device, bob.device)
+}
+
+// reportWrites reports the stream writes of the devices' sessions per
+// frame they carried (1: no coalescing) and per message.
+func reportWrites(b *testing.B, h *harness, devices ...string) {
+	var writes, frames uint64
+	for _, ss := range h.s.reg.sessionsOfDevices(devices) {
+		writes += ss.fw.writes.Load()
+		frames += ss.fw.frames.Load()
+	}
+	b.ReportMetric(float64(writes)/float64(max(frames, 1)), "writes/frame")
+	b.ReportMetric(float64(writes)/float64(b.N), "writes/msg")
 }
 
 // BenchmarkSendParallel: 16 senders, each in its own two-device
@@ -186,6 +199,11 @@ func BenchmarkSendParallel(b *testing.B) {
 	b1, r1 := h.db.WriteStats()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 	b.ReportMetric(float64(r1-r0)/float64(max(b1-b0, 1)), "reqs/tx")
+	devs := make([]string, len(cs))
+	for i, c := range cs {
+		devs[i] = c.device
+	}
+	reportWrites(b, h, devs...)
 }
 
 // BenchmarkBacklogDrain: b.N messages wait in bob's mailbox (stored before
@@ -228,4 +246,5 @@ func BenchmarkBacklogDrain(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	reportWrites(b, h, bob.device)
 }

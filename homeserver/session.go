@@ -35,7 +35,7 @@ type session struct {
 	remote string
 	addr   string // clientAddr(remote): the key of per-address limits
 	fr     *wire.FrameReader
-	fw     *wire.FrameWriter
+	fw     *frameWriter // coalesces the frames of the reply queue, the pusher and ephemeral pushes
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -78,7 +78,7 @@ func (s *Server) ServeStream(ctx context.Context, rwc io.ReadWriteCloser, remote
 	ss := &session{
 		s: s, rwc: rwc, remote: remote, addr: clientAddr(remote),
 		fr:      wire.NewFrameReader(rwc, s.cfg.MaxFrame),
-		fw:      wire.NewFrameWriter(rwc, s.cfg.MaxFrame),
+		fw:      newFrameWriter(rwc, s.cfg.MaxFrame),
 		ctx:     ctx,
 		cancel:  cancel,
 		replies: delivery.NewQueue(maxPipelined),
@@ -140,6 +140,7 @@ func (ss *session) end(code wire.Code, msg string) {
 		go func() {
 			defer close(done)
 			ss.fw.WriteMessage(&wire.ServerFrame{Body: &wire.ServerFrame_Closed{Closed: &wire.SessionClosed{Code: code, Message: msg}}})
+			ss.fw.drain() // left, not only queued behind a write in progress
 		}()
 		t := time.NewTimer(closeGrace)
 		select {

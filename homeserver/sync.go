@@ -33,10 +33,10 @@ func (ss *session) sync(id uint64, m *wire.Sync) {
 	start := max(m.GetAfterSeq(), acked)
 	ss.stopPush() // a valid Sync replaces the running one
 	// Subscribed before the first read: no wake-up can be missed.
-	p := ss.s.dlv.NewPusher(ss.ctx, ss.deviceID, start, func(f *wire.ServerFrame) error {
-		err := ss.fw.WriteMessage(f)
-		if err == nil && f.GetDelivery() != nil {
-			ss.s.ctr.delivered.Add(1)
+	p := ss.s.dlv.NewPusher(ss.ctx, ss.deviceID, start, func(fs []*wire.ServerFrame) error {
+		err := ss.fw.write(fs...)
+		if err == nil {
+			ss.s.ctr.delivered.Add(uint64(len(fs)))
 		}
 		return err
 	}, ss.cancel)

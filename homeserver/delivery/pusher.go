@@ -19,7 +19,7 @@ const pushBatch = 256 // mailbox entries read per query at most (a whole default
 type Pusher struct {
 	e      *Engine
 	device string
-	write1 func(*wire.ServerFrame) error
+	writeN func([]*wire.ServerFrame) error // writes a batch of frames in order
 	fail   func()
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -41,11 +41,13 @@ type Pusher struct {
 
 // NewPusher subscribes to the device's notifications (before the first
 // read, so that no wake-up is missed) without pushing yet: Start does. It
-// pushes entries after start with write; fail ends the session when the
-// stream or the database fails. ctx is the session's.
-func (e *Engine) NewPusher(ctx context.Context, device string, start uint64, write func(*wire.ServerFrame) error, fail func()) *Pusher {
+// pushes entries after start with write, which writes a batch of
+// Delivery frames in order (the batch is the entries ready at one pass:
+// write them together); fail ends the session when the stream or the
+// database fails. ctx is the session's.
+func (e *Engine) NewPusher(ctx context.Context, device string, start uint64, write func([]*wire.ServerFrame) error, fail func()) *Pusher {
 	ctx, cancel := context.WithCancel(ctx)
-	p := &Pusher{e: e, device: device, write1: write, fail: fail, ctx: ctx, cancel: cancel, cursor: start, stale: true}
+	p := &Pusher{e: e, device: device, writeN: write, fail: fail, ctx: ctx, cancel: cancel, cursor: start, stale: true}
 	p.pushed.Store(start)
 	p.acked.Store(start)
 	if er, ok := e.router.(EntrySubscriber); ok {
@@ -82,11 +84,16 @@ func (p *Pusher) Start() {
 }
 
 // Ack moves the window to up (a durable cumulative acknowledgement) and
-// asks for a pass.
+// asks for a pass if it moved. An Ack read moves the window at once
+// (AckReceived), so its durable completion usually finds it moved and
+// costs no pass.
 func (p *Pusher) Ack(up uint64) {
 	for {
 		cur := p.acked.Load()
-		if up <= cur || p.acked.CompareAndSwap(cur, up) {
+		if up <= cur {
+			return // the window did not move: nothing new may be pushed
+		}
+		if p.acked.CompareAndSwap(cur, up) {
 			break
 		}
 	}
@@ -166,14 +173,21 @@ func (p *Pusher) pushAvailable() bool {
 		}
 		n := int(min(window-inflight, pushBatch))
 		hs, read, gapOnly := p.next(n)
-		for _, h := range hs {
-			d := Delivery(h.e)
-			d.Seq = h.seq
-			if !p.write(d) {
+		if len(hs) > 0 {
+			fs := make([]*wire.ServerFrame, len(hs))
+			for i, h := range hs {
+				d := Delivery(h.e)
+				d.Seq = h.seq
+				fs[i] = deliveryFrame(d)
+			}
+			if !p.write(fs) {
 				return false
 			}
 			if p.e.pushed != nil {
-				p.e.pushed(true, p.e.now().Sub(h.at))
+				now := p.e.now()
+				for _, h := range hs {
+					p.e.pushed(true, now.Sub(h.at))
+				}
 			}
 		}
 		if !read {
@@ -192,12 +206,19 @@ func (p *Pusher) pushAvailable() bool {
 			}
 			return false
 		}
-		for _, e := range es {
-			if !p.write(Delivery(e)) {
+		if len(es) > 0 {
+			fs := make([]*wire.ServerFrame, len(es))
+			for i, e := range es {
+				fs[i] = deliveryFrame(Delivery(e))
+			}
+			if !p.write(fs) {
 				return false
 			}
 			if p.e.pushed != nil {
-				p.e.pushed(false, p.e.now().Sub(time.UnixMilli(e.CreatedMs)))
+				now := p.e.now()
+				for _, e := range es {
+					p.e.pushed(false, now.Sub(time.UnixMilli(e.CreatedMs)))
+				}
 			}
 		}
 		if len(es) == 0 && gapOnly {
@@ -210,13 +231,19 @@ func (p *Pusher) pushAvailable() bool {
 	}
 }
 
-// write pushes one delivery and moves the cursor past it.
-func (p *Pusher) write(d *wire.Delivery) bool {
-	if err := p.write1(&wire.ServerFrame{Body: &wire.ServerFrame_Delivery{Delivery: d}}); err != nil {
+// write pushes a batch of deliveries in seq order, in one call of the
+// session's writer (one stream write when nothing else is being
+// written), and moves the cursor past them.
+func (p *Pusher) write(fs []*wire.ServerFrame) bool {
+	if err := p.writeN(fs); err != nil {
 		p.fail()
 		return false
 	}
-	p.cursor = d.Seq
+	p.cursor = fs[len(fs)-1].GetDelivery().Seq
 	p.pushed.Store(p.cursor)
 	return true
+}
+
+func deliveryFrame(d *wire.Delivery) *wire.ServerFrame {
+	return &wire.ServerFrame{Body: &wire.ServerFrame_Delivery{Delivery: d}}
 }
