@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -262,4 +263,29 @@ func TestHandoffNothingBeforeCommit(t *testing.T) {
 	}
 	checkStored(t, h, bob, conv, []*wire.Delivery{d})
 	bob.noDelivery()
+}
+
+// TestAckOfPushedStartsNoPass: an Ack of what was pushed, read and then
+// durable, starts no push pass (no goroutine for nothing); the next
+// message is still pushed, and a full window still resumes on an Ack
+// (TestHandoffWindowFullFallsBack).
+func TestAckOfPushedStartsNoPass(t *testing.T) {
+	h := newHarness(t, Config{RateLimit: noLimit})
+	alice, bob := twoUsers(t, h)
+	bob.must(syncFrame(0))
+	bob.deliveries(1)
+	sendAll(t, alice, "a", 5)
+	got := bob.deliveries(5)
+	contiguous(t, got, 2)
+	p := h.s.reg.sessionsOfDevices([]string{bob.device})[0].currentPush()
+	waitFor(t, 5*time.Second, func() bool { return !p.Running() })
+	before := p.Passes()
+	bob.must(ackFrame(got[len(got)-1].Seq)) // answered once durable: both the read and the durable ack are done
+	if after := p.Passes(); after != before {
+		t.Fatalf("an Ack of everything pushed ran %d push passes", after-before)
+	}
+	alice.must(appMsg(conv, "b", 1, "after the ack"))
+	if d := bob.deliveries(1)[0]; d.Seq != got[len(got)-1].Seq+1 {
+		t.Fatalf("next delivery seq %d", d.Seq)
+	}
 }

@@ -27,6 +27,7 @@ type Pusher struct {
 	pushed atomic.Uint64 // highest seq written to the stream
 	acked  atomic.Uint64 // highest seq acknowledged (durably)
 	reads  atomic.Uint64 // database reads (tests and benchmarks count them)
+	passes atomic.Uint64 // push passes run (tests count them)
 	cursor uint64        // used only by the running pass
 
 	mu      sync.Mutex
@@ -34,9 +35,12 @@ type Pusher struct {
 	stale   bool     // entries may be stored that are not in hints: read
 	started bool     // kicks before start only mark work (SyncOK goes first)
 	running bool
-	again   bool // work arrived: run (another) pass
-	stopped bool
-	wg      sync.WaitGroup
+	// windowFull: the last pass stopped at the window; an Ack must
+	// start the next one.
+	windowFull bool
+	again      bool // work arrived: run (another) pass
+	stopped    bool
+	wg         sync.WaitGroup
 }
 
 // NewPusher subscribes to the device's notifications (before the first
@@ -97,7 +101,7 @@ func (p *Pusher) Ack(up uint64) {
 			break
 		}
 	}
-	p.kick() // the window moved
+	p.kickIfWaiting() // the window moved
 }
 
 // AckReceived moves the window for an Ack just read, before it is
@@ -112,6 +116,16 @@ func (p *Pusher) AckReceived(up uint64) {
 // Reads is how many times the pusher read the mailbox (tests and
 // benchmarks count them).
 func (p *Pusher) Reads() uint64 { return p.reads.Load() }
+
+// Passes is how many push passes ran (tests).
+func (p *Pusher) Passes() uint64 { return p.passes.Load() }
+
+// Running reports whether a pass is running or asked for (tests).
+func (p *Pusher) Running() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.running
+}
 
 // kick asks for a pass; it never blocks.
 func (p *Pusher) kick() {
@@ -129,6 +143,21 @@ func (p *Pusher) kick() {
 	go p.run()
 }
 
+// kickIfWaiting is kick for a moved window: it asks for a pass only if
+// one may push something now. A pass that stopped at a full window, or
+// entries handed or stored since, need one; a caught-up pusher (an Ack of
+// what was pushed, the usual case) does not start a goroutine for
+// nothing. A running pass is asked for another round in any case: it may
+// be about to stop at the window that just moved.
+func (p *Pusher) kickIfWaiting() {
+	p.mu.Lock()
+	idle := !p.running && !p.windowFull && !p.stale && len(p.hints.list) == 0
+	p.mu.Unlock()
+	if !idle {
+		p.kick()
+	}
+}
+
 func (p *Pusher) run() {
 	defer p.wg.Done()
 	for {
@@ -139,7 +168,9 @@ func (p *Pusher) run() {
 			return
 		}
 		p.again = false
+		p.windowFull = false
 		p.mu.Unlock()
+		p.passes.Add(1)
 		if !p.pushAvailable() {
 			p.mu.Lock()
 			p.running = false
@@ -169,6 +200,9 @@ func (p *Pusher) pushAvailable() bool {
 		p.cursor = max(p.cursor, p.acked.Load())
 		inflight := p.cursor - min(p.cursor, p.acked.Load())
 		if inflight >= window {
+			p.mu.Lock()
+			p.windowFull = true
+			p.mu.Unlock()
 			return true // an Ack kicks the next pass
 		}
 		n := int(min(window-inflight, pushBatch))
