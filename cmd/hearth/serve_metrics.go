@@ -122,6 +122,8 @@ func (o statusOps) Status(ctx context.Context) (admin.Status, error) {
 	if err == nil {
 		st.SessionsByTransport = o.tr.SessionsByTransport()
 		st.SignalDatagrams = o.Server.DatagramPushes()
+		pk := o.tr.QUICPackets()
+		st.QUICPacketsSent, st.QUICPacketsReceived = pk.Sent, pk.Received
 	}
 	return st, err
 }

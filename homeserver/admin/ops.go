@@ -73,6 +73,12 @@ type Status struct {
 	// WebTransport datagrams since start; set by the process that runs
 	// the transport, with SessionsByTransport.
 	SignalDatagrams uint64 `json:"signal_datagrams"`
+	// QUICPacketsSent and QUICPacketsReceived count the QUIC packets of
+	// every connection since start (client sessions, REST over HTTP/3,
+	// federation); set by the process that runs the transport. `hearth
+	// bench` figures packets per message from two readings.
+	QUICPacketsSent     uint64 `json:"quic_packets_sent"`
+	QUICPacketsReceived uint64 `json:"quic_packets_received"`
 }
 
 // The stages of Status.SendStages.

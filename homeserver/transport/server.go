@@ -42,6 +42,8 @@ type Server struct {
 
 	altSvc atomic.Pointer[string] // Alt-Svc header value once QUIC is served
 
+	packets packetCounter // QUICPackets
+
 	mu       sync.Mutex
 	closing  bool
 	sessions map[io.Closer]struct{}
@@ -200,6 +202,7 @@ func (s *Server) ServeQUIC(pc net.PacketConn) error {
 			}
 			return fmt.Errorf("transport: serve QUIC: %w", err)
 		}
+		s.packets.track(conn)
 		if conn.ConnectionState().TLS.NegotiatedProtocol == NextProtoHearth {
 			go s.serveNative(conn) // native.go
 			continue
