@@ -83,7 +83,28 @@ func (fw *frameWriter) write(fs ...*wire.ServerFrame) error {
 		return nil
 	}
 	fw.flushing = true
-	for fw.pending != nil && fw.err == nil {
+	err := fw.flushLocked(callerRounds)
+	fw.mu.Unlock()
+	return err
+}
+
+// callerRounds is how many stream writes a caller that found no write in
+// progress makes at most: its own frames, then what others added
+// meanwhile. If frames are still waiting after that, a goroutine writes
+// them, so that a pusher or reply queue is not kept writing others'
+// frames for as long as they keep coming.
+const callerRounds = 2
+
+// flushLocked writes the pending frames, in at most rounds stream writes
+// (0: until none are left); if frames are left, a goroutine takes over
+// the flush. It is called, and returns, with mu held and flushing set
+// by the caller; it clears flushing when it is done.
+func (fw *frameWriter) flushLocked(rounds int) error {
+	for n := 0; fw.pending != nil && fw.err == nil; n++ {
+		if rounds > 0 && n == rounds {
+			go fw.carryOn() // flushing stays set: the goroutine owns the flush
+			return nil
+		}
 		p := fw.pending
 		fw.pending = nil
 		fw.room.Broadcast()
@@ -102,9 +123,14 @@ func (fw *frameWriter) write(fs ...*wire.ServerFrame) error {
 		fw.pending = nil
 	}
 	fw.room.Broadcast()
-	err := fw.err
+	return fw.err
+}
+
+// carryOn finishes a flush a caller left after callerRounds.
+func (fw *frameWriter) carryOn() {
+	fw.mu.Lock()
+	fw.flushLocked(0)
 	fw.mu.Unlock()
-	return err
 }
 
 // drain waits until the frames written so far have left (or the stream

@@ -234,3 +234,48 @@ func TestFrameWriterConcurrent(t *testing.T) {
 	}
 	t.Logf("%d frames in %d stream writes", len(fs), w.count())
 }
+
+// A caller that found no write in progress makes at most callerRounds
+// stream writes; frames still added after that are written by a
+// goroutine, so the caller (a pusher, a reply queue) is not kept busy
+// writing other goroutines' frames.
+func TestFrameWriterCallerHandsOver(t *testing.T) {
+	w := &gatedWriter{gate: make(chan struct{}), in: make(chan struct{}, 100)}
+	fw := newFrameWriter(w, 0)
+	done := make(chan error, 1)
+	go func() { done <- fw.WriteMessage(pong(1)) }()
+	id := uint64(1)
+	for range callerRounds {
+		<-w.in // a write of the caller is in progress: add a frame for the next one
+		id++
+		if err := fw.WriteMessage(pong(id)); err != nil {
+			t.Fatal(err)
+		}
+		w.gate <- struct{}{}
+	}
+	// The caller made its callerRounds writes: it returns with a frame
+	// still waiting, which another goroutine writes.
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the caller is still writing frames others added after its own")
+	}
+	if got := w.count(); got != callerRounds {
+		t.Fatalf("%d writes when the caller returned, want %d", got, callerRounds)
+	}
+	<-w.in
+	w.gate <- struct{}{}
+	fw.drain()
+	fs := w.frames(t)
+	if len(fs) != int(id) {
+		t.Fatalf("%d frames written, want %d", len(fs), id)
+	}
+	for i, f := range fs {
+		if f.Id != uint64(i+1) {
+			t.Fatalf("frame %d has id %d", i, f.Id)
+		}
+	}
+}
