@@ -28,8 +28,8 @@ const (
 	qClaimSendRecord  = qInsertSendRecord + ` ON CONFLICT(sender, message_id) DO NOTHING`
 )
 
-var hotQueries = []string{
+var hotQueries = append([]string{
 	qFanOutHead, qFanOutHeadWelcome, qFanOutInsert, qFanOutInsertWelcome,
 	qAck, qMailboxState, qEntries,
 	qConversation, qConversationMeta, qMembers, qIsMember, qCountMembers, qAdvance, qAdvanceGroupInfo, qAppendLog, qSendRecord, qInsertSendRecord, qClaimSendRecord,
-}
+}, qAckRows...)

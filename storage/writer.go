@@ -12,7 +12,8 @@ import (
 // writeReq is one caller's unit of work waiting for the writer.
 type writeReq struct {
 	ctx  context.Context
-	fn   func(*Tx) error
+	fn   func(*Tx) error // nil for an ack (SubmitAck)
+	ack  ackReq
 	done chan error
 }
 
@@ -49,7 +50,11 @@ func (db *DB) Write(ctx context.Context, fn func(*Tx) error) error {
 // goroutine run in that order (in the same or later transactions), which
 // lets a caller pipeline writes without waiting for each commit.
 func (db *DB) Submit(ctx context.Context, fn func(*Tx) error) (wait func() error) {
-	req := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	return db.submit(&writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)})
+}
+
+func (db *DB) submit(req *writeReq) (wait func() error) {
+	ctx := req.ctx
 	db.closeMu.RLock()
 	if db.closed {
 		db.closeMu.RUnlock()
@@ -71,6 +76,8 @@ func (db *DB) Submit(ctx context.Context, fn func(*Tx) error) (wait func() error
 // previous transaction carried several requests, it first waits up to
 // CommitDelay for more (group commit under load: fewer transactions, so
 // fewer fsyncs and less CPU per request; a lone caller does not wait).
+// A batch of acks alone waits up to AckDelay for another request to share
+// its transaction (waitBesideAcks).
 func (db *DB) writer() {
 	defer close(db.done)
 	batch := make([]*writeReq, 0, db.opts.MaxBatch)
@@ -79,6 +86,8 @@ func (db *DB) writer() {
 		linger = time.NewTimer(time.Hour)
 		linger.Stop()
 	}
+	ackWait := time.NewTimer(time.Hour)
+	ackWait.Stop()
 	busy := false // the previous transaction carried more than one request
 	for {
 		select {
@@ -97,7 +106,9 @@ func (db *DB) writer() {
 			}
 		}
 		batch = db.fill(batch)
-		if busy && linger != nil && len(batch) < db.opts.MaxBatch {
+		if onlyAcks(batch) && db.opts.AckDelay > 0 {
+			batch = db.waitBesideAcks(batch, ackWait)
+		} else if busy && linger != nil && len(batch) < db.opts.MaxBatch {
 			linger.Reset(db.opts.CommitDelay)
 		wait:
 			for len(batch) < db.opts.MaxBatch {
@@ -156,24 +167,35 @@ func (db *DB) runBatch(batch []*writeReq) {
 			}
 		}
 	}
+	abort := func(broken error) {
+		// The transaction itself is unusable: nothing in it commits.
+		tx.Rollback()
+		learn()
+		db.opts.Log.Error("storage: write batch aborted", "err", broken)
+		for _, r := range batch {
+			r.done <- fmt.Errorf("storage.Write: %w", broken)
+		}
+	}
+	var acks []int // indexes of the acks in batch, applied after the rest
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			errs[i] = err
 			continue
 		}
+		ran++
+		if r.fn == nil {
+			acks = append(acks, i)
+			continue
+		}
 		ferr, broken := db.runOne(shared, r)
 		errs[i] = ferr
-		ran++
 		if broken != nil {
-			// The transaction itself is unusable: nothing in it commits.
-			tx.Rollback()
-			learn()
-			db.opts.Log.Error("storage: write batch aborted", "err", broken)
-			for _, r := range batch {
-				r.done <- fmt.Errorf("storage.Write: %w", broken)
-			}
+			abort(broken)
 			return
 		}
+	}
+	if len(acks) > 0 {
+		db.applyAcks(shared, batch, acks, errs)
 	}
 	committing := time.Now()
 	err = tx.Commit()
