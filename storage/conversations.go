@@ -115,6 +115,50 @@ func (t *Tx) ConversationMeta(id string) (*Conversation, error) {
 	return c, nil
 }
 
+// ConversationForSend returns what a Send other than a commit needs, in
+// one statement: the conversation without its GroupInfo (as
+// ConversationMeta), whether sender is on its roster and, with remote set,
+// the members that have no device here (on other servers: the DELIVERs
+// go to them) together with the sender's own row. ErrNotFound if there
+// is no such conversation.
+func (t *Tx) ConversationForSend(id, sender string, remote bool) (c *Conversation, member bool, others []Member, err error) {
+	const op = "storage.ConversationForSend"
+	q := qConversationForSend
+	if remote {
+		q = qConversationForSendRemote
+	}
+	rows, err := t.query(q, id, sender)
+	if err != nil {
+		return nil, false, nil, wrap(op, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var m Member
+		if c == nil {
+			c = &Conversation{}
+		}
+		if err := rows.Scan(&c.ID, &c.Kind, &c.Creator, &c.Epoch, &c.LastSeq, &c.CreatedMs, &m.Address, &m.DeviceID); err != nil {
+			return nil, false, nil, wrap(op, err)
+		}
+		if m.Address == "" {
+			continue // no member matched: the conversation row alone
+		}
+		if m.Address == sender {
+			member = true
+		}
+		if remote {
+			others = append(others, m)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, nil, wrap(op, err)
+	}
+	if c == nil {
+		return nil, false, nil, wrap(op, ErrNotFound)
+	}
+	return c, member, others, nil
+}
+
 // ConversationsOfDevice lists the conversations a local device is a member of.
 func (t *Tx) ConversationsOfDevice(deviceID string) ([]*Conversation, error) {
 	rows, err := t.query(`SELECT `+convCols+` FROM conversations WHERE id IN

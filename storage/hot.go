@@ -1,5 +1,10 @@
 package storage
 
+import (
+	"fmt"
+	"strings"
+)
+
 // Hot-path queries, prepared once at Open (see prepareHot). Everything on
 // the path of Send, fan-out, delivery and ack is here.
 const (
@@ -17,19 +22,41 @@ const (
 
 	qConversation     = `SELECT ` + convCols + ` FROM conversations WHERE id = ?`
 	qConversationMeta = `SELECT id, kind, creator, epoch, last_seq, created_ms FROM conversations WHERE id = ?`
-	qMembers          = `SELECT address, COALESCE(device_id, '') FROM conversation_members WHERE conv_id = ? ORDER BY address`
-	qIsMember         = `SELECT COUNT(*) FROM conversation_members WHERE conv_id = ? AND address = ?`
-	qCountMembers     = `SELECT COUNT(*) FROM conversation_members WHERE conv_id = ?`
-	qAdvance          = `UPDATE conversations SET epoch = ?, last_seq = ? WHERE id = ?`
-	qAdvanceGroupInfo = `UPDATE conversations SET epoch = ?, group_info = ?, last_seq = ? WHERE id = ?`
-	qAppendLog        = `INSERT INTO conversation_log(conv_id, seq, sender, message_id, kind, epoch, payload, welcome, group_info, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	qSendRecord       = `SELECT conv_id, conv_seq, epoch, created_ms FROM sends WHERE sender = ? AND message_id = ?`
-	qInsertSendRecord = `INSERT INTO sends(sender, message_id, conv_id, conv_seq, epoch, created_ms) VALUES (?, ?, ?, ?, ?, ?)`
-	qClaimSendRecord  = qInsertSendRecord + ` ON CONFLICT(sender, message_id) DO NOTHING`
+	convForSend       = `SELECT c.id, c.kind, c.creator, c.epoch, c.last_seq, c.created_ms, coalesce(m.address, ''), coalesce(m.device_id, '')
+		FROM conversations c LEFT JOIN conversation_members m ON m.conv_id = c.id AND `
+	qConversationForSend       = convForSend + `m.address = ?2 WHERE c.id = ?1`
+	qConversationForSendRemote = convForSend + `(m.address = ?2 OR m.device_id IS NULL) WHERE c.id = ?1`
+	qMembers                   = `SELECT address, COALESCE(device_id, '') FROM conversation_members WHERE conv_id = ? ORDER BY address`
+	qIsMember                  = `SELECT COUNT(*) FROM conversation_members WHERE conv_id = ? AND address = ?`
+	qCountMembers              = `SELECT COUNT(*) FROM conversation_members WHERE conv_id = ?`
+	qAdvance                   = `UPDATE conversations SET epoch = ?, last_seq = ? WHERE id = ?`
+	qAdvanceGroupInfo          = `UPDATE conversations SET epoch = ?, group_info = ?, last_seq = ? WHERE id = ?`
+	qAppendLog                 = `INSERT INTO conversation_log(conv_id, seq, sender, message_id, kind, epoch, payload, welcome, group_info, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qSendRecord                = `SELECT conv_id, conv_seq, epoch, created_ms FROM sends WHERE sender = ? AND message_id = ?`
+	qInsertSendRecord          = `INSERT INTO sends(sender, message_id, conv_id, conv_seq, epoch, created_ms) VALUES (?, ?, ?, ?, ?, ?)`
+	qClaimSendRecord           = qInsertSendRecord + ` ON CONFLICT(sender, message_id) DO NOTHING`
 )
+
+// qFanOutRows[n-1] inserts n mailbox rows of one log entry: ?1 conv_id,
+// ?2 conv_seq, ?3 welcome, ?4 created_ms, then device_id and seq per row.
+var qFanOutRows = func() []string {
+	qs := make([]string, 8)
+	for n := range qs {
+		var b strings.Builder
+		b.WriteString(`INSERT INTO mailbox(device_id, seq, conv_id, conv_seq, welcome, created_ms) VALUES `)
+		for i := range n + 1 {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "(?%d, ?%d, ?1, ?2, ?3, ?4)", 5+2*i, 6+2*i)
+		}
+		qs[n] = b.String()
+	}
+	return qs
+}()
 
 var hotQueries = append([]string{
 	qFanOutHead, qFanOutHeadWelcome, qFanOutInsert, qFanOutInsertWelcome,
 	qAck, qMailboxState, qEntries,
-	qConversation, qConversationMeta, qMembers, qIsMember, qCountMembers, qAdvance, qAdvanceGroupInfo, qAppendLog, qSendRecord, qInsertSendRecord, qClaimSendRecord,
-}, qAckRows...)
+	qConversation, qConversationMeta, qConversationForSend, qConversationForSendRemote, qMembers, qIsMember, qCountMembers, qAdvance, qAdvanceGroupInfo, qAppendLog, qSendRecord, qInsertSendRecord, qClaimSendRecord,
+}, append(qAckRows, qFanOutRows...)...)

@@ -29,7 +29,9 @@ type Entry struct {
 
 // FanOut appends log entry (convID, convSeq) to the mailbox of every local
 // member device except excludeDevice, in two statements whatever the
-// roster size, and returns the new heads. With welcome set, it appends the
+// roster size (the heads moved, then the rows: from the heads up to
+// len(qFanOutRows) recipients, from the roster again beyond), and
+// returns the new heads. With welcome set, it appends the
 // entry's welcome to the devices added at epoch addedEpoch instead.
 func (t *Tx) FanOut(convID string, convSeq uint64, excludeDevice string, welcome bool, addedEpoch uint64, nowMs int64) ([]Head, error) {
 	const op = "storage.FanOut"
@@ -57,7 +59,18 @@ func (t *Tx) FanOut(convID string, convSeq uint64, excludeDevice string, welcome
 	if len(heads) == 0 {
 		return nil, nil
 	}
-	_, err = t.exec(qInsert, convID, excludeDevice, addedEpoch, convSeq, nowMs)
+	if len(heads) > len(qFanOutRows) {
+		_, err = t.exec(qInsert, convID, excludeDevice, addedEpoch, convSeq, nowMs)
+		return heads, wrap(op, err)
+	}
+	// A few recipients (1:1, small groups): their rows are known from the
+	// heads, no need to look the roster up again.
+	rowArgs := make([]any, 4, 4+2*len(heads))
+	rowArgs[0], rowArgs[1], rowArgs[2], rowArgs[3] = convID, convSeq, welcome, nowMs
+	for _, h := range heads {
+		rowArgs = append(rowArgs, h.DeviceID, h.Seq)
+	}
+	_, err = t.exec(qFanOutRows[len(heads)-1], rowArgs...)
 	return heads, wrap(op, err)
 }
 
