@@ -1,5 +1,10 @@
 package storage
 
+import (
+	"database/sql"
+	"strings"
+)
+
 // Conversation is one MLS group hosted by this hub.
 type Conversation struct {
 	ID        string
@@ -116,45 +121,26 @@ func (t *Tx) ConversationMeta(id string) (*Conversation, error) {
 }
 
 // ConversationForSend returns what a Send other than a commit needs, in
-// one statement: the conversation without its GroupInfo (as
+// one single-row statement: the conversation without its GroupInfo (as
 // ConversationMeta), whether sender is on its roster and, with remote set,
 // the members that have no device here (on other servers: the DELIVERs
-// go to them) together with the sender's own row. ErrNotFound if there
-// is no such conversation.
+// go to them). ErrNotFound if there is no such conversation.
 func (t *Tx) ConversationForSend(id, sender string, remote bool) (c *Conversation, member bool, others []Member, err error) {
 	const op = "storage.ConversationForSend"
-	q := qConversationForSend
+	c = &Conversation{}
+	var addrs sql.NullString
 	if remote {
-		q = qConversationForSendRemote
+		err = t.row(qConversationForSendRemote, []any{id, sender}, &c.ID, &c.Kind, &c.Creator, &c.Epoch, &c.LastSeq, &c.CreatedMs, &member, &addrs)
+	} else {
+		err = t.row(qConversationForSend, []any{id, sender}, &c.ID, &c.Kind, &c.Creator, &c.Epoch, &c.LastSeq, &c.CreatedMs, &member)
 	}
-	rows, err := t.query(q, id, sender)
 	if err != nil {
 		return nil, false, nil, wrap(op, err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var m Member
-		if c == nil {
-			c = &Conversation{}
+	if addrs.Valid {
+		for a := range strings.SplitSeq(addrs.String, "\n") {
+			others = append(others, Member{Address: a})
 		}
-		if err := rows.Scan(&c.ID, &c.Kind, &c.Creator, &c.Epoch, &c.LastSeq, &c.CreatedMs, &m.Address, &m.DeviceID); err != nil {
-			return nil, false, nil, wrap(op, err)
-		}
-		if m.Address == "" {
-			continue // no member matched: the conversation row alone
-		}
-		if m.Address == sender {
-			member = true
-		}
-		if remote {
-			others = append(others, m)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, false, nil, wrap(op, err)
-	}
-	if c == nil {
-		return nil, false, nil, wrap(op, ErrNotFound)
 	}
 	return c, member, others, nil
 }

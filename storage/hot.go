@@ -22,19 +22,19 @@ const (
 
 	qConversation     = `SELECT ` + convCols + ` FROM conversations WHERE id = ?`
 	qConversationMeta = `SELECT id, kind, creator, epoch, last_seq, created_ms FROM conversations WHERE id = ?`
-	convForSend       = `SELECT c.id, c.kind, c.creator, c.epoch, c.last_seq, c.created_ms, coalesce(m.address, ''), coalesce(m.device_id, '')
-		FROM conversations c LEFT JOIN conversation_members m ON m.conv_id = c.id AND `
-	qConversationForSend       = convForSend + `m.address = ?2 WHERE c.id = ?1`
-	qConversationForSendRemote = convForSend + `(m.address = ?2 OR m.device_id IS NULL) WHERE c.id = ?1`
-	qMembers                   = `SELECT address, COALESCE(device_id, '') FROM conversation_members WHERE conv_id = ? ORDER BY address`
-	qIsMember                  = `SELECT COUNT(*) FROM conversation_members WHERE conv_id = ? AND address = ?`
-	qCountMembers              = `SELECT COUNT(*) FROM conversation_members WHERE conv_id = ?`
-	qAdvance                   = `UPDATE conversations SET epoch = ?, last_seq = ? WHERE id = ?`
-	qAdvanceGroupInfo          = `UPDATE conversations SET epoch = ?, group_info = ?, last_seq = ? WHERE id = ?`
-	qAppendLog                 = `INSERT INTO conversation_log(conv_id, seq, sender, message_id, kind, epoch, payload, welcome, group_info, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	qSendRecord                = `SELECT conv_id, conv_seq, epoch, created_ms FROM sends WHERE sender = ? AND message_id = ?`
-	qInsertSendRecord          = `INSERT INTO sends(sender, message_id, conv_id, conv_seq, epoch, created_ms) VALUES (?, ?, ?, ?, ?, ?)`
-	qClaimSendRecord           = qInsertSendRecord + ` ON CONFLICT(sender, message_id) DO NOTHING`
+	// A LEFT JOIN of the roster costs several times these subqueries.
+	qConversationForSend       = `SELECT id, kind, creator, epoch, last_seq, created_ms, EXISTS (SELECT 1 FROM conversation_members WHERE conv_id = ?1 AND address = ?2) FROM conversations WHERE id = ?1`
+	qConversationForSendRemote = `SELECT id, kind, creator, epoch, last_seq, created_ms, EXISTS (SELECT 1 FROM conversation_members WHERE conv_id = ?1 AND address = ?2),
+		(SELECT group_concat(address, char(10)) FROM conversation_members WHERE conv_id = ?1 AND device_id IS NULL) FROM conversations WHERE id = ?1`
+	qMembers          = `SELECT address, COALESCE(device_id, '') FROM conversation_members WHERE conv_id = ? ORDER BY address`
+	qIsMember         = `SELECT COUNT(*) FROM conversation_members WHERE conv_id = ? AND address = ?`
+	qCountMembers     = `SELECT COUNT(*) FROM conversation_members WHERE conv_id = ?`
+	qAdvance          = `UPDATE conversations SET epoch = ?, last_seq = ? WHERE id = ?`
+	qAdvanceGroupInfo = `UPDATE conversations SET epoch = ?, group_info = ?, last_seq = ? WHERE id = ?`
+	qAppendLog        = `INSERT INTO conversation_log(conv_id, seq, sender, message_id, kind, epoch, payload, welcome, group_info, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qSendRecord       = `SELECT conv_id, conv_seq, epoch, created_ms FROM sends WHERE sender = ? AND message_id = ?`
+	qInsertSendRecord = `INSERT INTO sends(sender, message_id, conv_id, conv_seq, epoch, created_ms) VALUES (?, ?, ?, ?, ?, ?)`
+	qClaimSendRecord  = qInsertSendRecord + ` ON CONFLICT(sender, message_id) DO NOTHING`
 )
 
 // qFanOutRows[n-1] inserts n mailbox rows of one log entry: ?1 conv_id,

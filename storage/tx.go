@@ -54,7 +54,15 @@ func (t *Tx) closeStmts() {
 	t.stmts = nil
 }
 
+// count counts a statement run by the writer (WriteStatements).
+func (t *Tx) count() {
+	if t.write {
+		t.db.stats.statements.Add(1)
+	}
+}
+
 func (t *Tx) exec(query string, args ...any) (sql.Result, error) {
+	t.count()
 	s, err := t.prep(query)
 	if err != nil {
 		return nil, err
@@ -63,6 +71,7 @@ func (t *Tx) exec(query string, args ...any) (sql.Result, error) {
 }
 
 func (t *Tx) query(query string, args ...any) (*sql.Rows, error) {
+	t.count()
 	s, err := t.prep(query)
 	if err != nil {
 		return nil, err
@@ -72,6 +81,7 @@ func (t *Tx) query(query string, args ...any) (*sql.Rows, error) {
 
 // row runs a single-row query; sql.ErrNoRows becomes ErrNotFound.
 func (t *Tx) row(query string, args []any, dest ...any) error {
+	t.count()
 	s, err := t.prep(query)
 	if err != nil {
 		return err

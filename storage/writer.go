@@ -18,8 +18,9 @@ type writeReq struct {
 }
 
 type writeStats struct {
-	batches  atomic.Uint64
-	requests atomic.Uint64
+	batches    atomic.Uint64
+	requests   atomic.Uint64
+	statements atomic.Uint64 // run by the writer, BEGIN and COMMIT not counted
 }
 
 // WriteStats reports how many transactions the writer committed and how
@@ -27,6 +28,11 @@ type writeStats struct {
 func (db *DB) WriteStats() (batches, requests uint64) {
 	return db.stats.batches.Load(), db.stats.requests.Load()
 }
+
+// WriteStatements reports how many SQL statements the writer has run
+// (queries, savepoints and acks; not BEGIN and COMMIT), committed or not:
+// with WriteStats, the statements per request or per transaction.
+func (db *DB) WriteStatements() uint64 { return db.stats.statements.Load() }
 
 // Write runs fn inside the writer's transaction and returns after that
 // transaction has committed (fsynced: synchronous=FULL) or failed.

@@ -79,7 +79,7 @@ type Result struct {
 	// Before is the roster as it was (Config.Federated only): the other
 	// servers a message goes to are read from it. For a commit it is the
 	// whole roster; for any other message the members without a device
-	// here (on other servers) and the sender.
+	// here (on other servers), addresses only.
 	Before []storage.Member
 }
 
