@@ -104,6 +104,7 @@ type DB struct {
 	closeMu sync.RWMutex // held for reading while submitting, for writing by Close
 	closed  bool
 	stats   writeStats
+	pend    pendingRows // the writer's, reused by every transaction
 }
 
 // Open opens (creating if needed) the database at path, applies pending

@@ -1,10 +1,5 @@
 package storage
 
-import (
-	"fmt"
-	"strings"
-)
-
 // Hot-path queries, prepared once at Open (see prepareHot). Everything on
 // the path of Send, fan-out, delivery and ack is here.
 const (
@@ -37,26 +32,8 @@ const (
 	qClaimSendRecord  = qInsertSendRecord + ` ON CONFLICT(sender, message_id) DO NOTHING`
 )
 
-// qFanOutRows[n-1] inserts n mailbox rows of one log entry: ?1 conv_id,
-// ?2 conv_seq, ?3 welcome, ?4 created_ms, then device_id and seq per row.
-var qFanOutRows = func() []string {
-	qs := make([]string, 8)
-	for n := range qs {
-		var b strings.Builder
-		b.WriteString(`INSERT INTO mailbox(device_id, seq, conv_id, conv_seq, welcome, created_ms) VALUES `)
-		for i := range n + 1 {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			fmt.Fprintf(&b, "(?%d, ?%d, ?1, ?2, ?3, ?4)", 5+2*i, 6+2*i)
-		}
-		qs[n] = b.String()
-	}
-	return qs
-}()
-
 var hotQueries = append([]string{
 	qFanOutHead, qFanOutHeadWelcome, qFanOutInsert, qFanOutInsertWelcome,
 	qAck, qMailboxState, qEntries,
 	qConversation, qConversationMeta, qConversationForSend, qConversationForSendRemote, qMembers, qIsMember, qCountMembers, qAdvance, qAdvanceGroupInfo, qAppendLog, qSendRecord, qInsertSendRecord, qClaimSendRecord,
-}, append(qAckRows, qFanOutRows...)...)
+}, append(qAckRows, qMailboxRows...)...)

@@ -28,10 +28,10 @@ type Entry struct {
 }
 
 // FanOut appends log entry (convID, convSeq) to the mailbox of every local
-// member device except excludeDevice, in two statements whatever the
-// roster size (the heads moved, then the rows: from the heads up to
-// len(qFanOutRows) recipients, from the roster again beyond), and
-// returns the new heads. With welcome set, it appends the
+// member device except excludeDevice and returns the new heads. It moves
+// the heads in one statement; the rows of up to maxRowsPerInsert
+// recipients are inserted by the writer with the rest of its transaction's
+// (pending.go), more in one statement of their own. With welcome set, it appends the
 // entry's welcome to the devices added at epoch addedEpoch instead.
 func (t *Tx) FanOut(convID string, convSeq uint64, excludeDevice string, welcome bool, addedEpoch uint64, nowMs int64) ([]Head, error) {
 	const op = "storage.FanOut"
@@ -59,18 +59,21 @@ func (t *Tx) FanOut(convID string, convSeq uint64, excludeDevice string, welcome
 	if len(heads) == 0 {
 		return nil, nil
 	}
-	if len(heads) > len(qFanOutRows) {
+	if len(heads) > maxRowsPerInsert {
 		_, err = t.exec(qInsert, convID, excludeDevice, addedEpoch, convSeq, nowMs)
 		return heads, wrap(op, err)
 	}
-	// A few recipients (1:1, small groups): their rows are known from the
-	// heads, no need to look the roster up again.
-	rowArgs := make([]any, 4, 4+2*len(heads))
-	rowArgs[0], rowArgs[1], rowArgs[2], rowArgs[3] = convID, convSeq, welcome, nowMs
-	for _, h := range heads {
-		rowArgs = append(rowArgs, h.DeviceID, h.Seq)
+	// The rows are known from the heads: no need to look the roster up
+	// again. The writer inserts them with the other requests' (pending.go).
+	rs := make([]mailboxRow, len(heads))
+	for i, h := range heads {
+		rs[i] = mailboxRow{device: h.DeviceID, seq: h.Seq, conv: convID, convSeq: convSeq, welcome: welcome, createdMs: nowMs}
 	}
-	_, err = t.exec(qFanOutRows[len(heads)-1], rowArgs...)
+	if t.pend != nil && t.pend.nested == 0 {
+		t.pend.rows = append(t.pend.rows, rs...)
+		return heads, nil
+	}
+	_, err = t.insertRows(rs, nil)
 	return heads, wrap(op, err)
 }
 

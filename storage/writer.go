@@ -165,7 +165,8 @@ func (db *DB) runBatch(batch []*writeReq) {
 	// Commit/Rollback; queries the pool had not cached are learned after
 	// it ends and before anyone is answered, so that a caller's next
 	// write finds them.
-	shared := &Tx{ctx: ctx, tx: tx, db: db, write: true, stmts: map[string]*sql.Stmt{}, missed: new([]string)}
+	shared := &Tx{ctx: ctx, tx: tx, db: db, write: true, stmts: map[string]*sql.Stmt{}, missed: new([]string), pend: &db.pend}
+	db.pend.rows, db.pend.mark, db.pend.carried = db.pend.rows[:0], 0, db.pend.carried[:0]
 	learn := func() {
 		if len(*shared.missed) > 0 {
 			if err := db.wstmts.learn(ctx, *shared.missed); err != nil {
@@ -200,6 +201,10 @@ func (db *DB) runBatch(batch []*writeReq) {
 			return
 		}
 	}
+	if err := shared.flush(); err != nil {
+		abort(err)
+		return
+	}
 	if len(acks) > 0 {
 		db.applyAcks(shared, batch, acks, errs)
 	}
@@ -228,19 +233,22 @@ func (db *DB) runBatch(batch []*writeReq) {
 // second error when the savepoint machinery failed (the transaction is
 // then broken and the whole batch must be rolled back).
 func (db *DB) runOne(shared *Tx, r *writeReq) (ferr, broken error) {
-	if _, err := shared.exec("SAVEPOINT req"); err != nil {
+	if _, err := shared.exec(stmtSavepoint); err != nil {
 		return nil, fmt.Errorf("savepoint: %w", err)
 	}
+	shared.pend.begin()
 	t := *shared // each request its own Tx value (fn must not keep it), same statements
 	ferr = callSafe(&t, r.fn)
 	if ferr != nil {
-		if _, err := shared.exec("ROLLBACK TO req"); err != nil {
+		if _, err := shared.exec(stmtRollbackTo); err != nil {
 			return ferr, fmt.Errorf("rollback to savepoint: %w", err)
 		}
+		shared.pend.rollback()
 	}
-	if _, err := shared.exec("RELEASE req"); err != nil {
+	if _, err := shared.exec(stmtRelease); err != nil {
 		return ferr, fmt.Errorf("release savepoint: %w", err)
 	}
+	shared.pend.release()
 	return ferr, nil
 }
 
