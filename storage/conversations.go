@@ -2,6 +2,8 @@ package storage
 
 import (
 	"database/sql"
+	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -120,29 +122,52 @@ func (t *Tx) ConversationMeta(id string) (*Conversation, error) {
 	return c, nil
 }
 
-// ConversationForSend returns what a Send other than a commit needs, in
-// one single-row statement: the conversation without its GroupInfo (as
-// ConversationMeta), whether sender is on its roster and, with remote set,
-// the members that have no device here (on other servers: the DELIVERs
-// go to them). ErrNotFound if there is no such conversation.
-func (t *Tx) ConversationForSend(id, sender string, remote bool) (c *Conversation, member bool, others []Member, err error) {
+// SendView is what a Send other than a commit reads of its conversation
+// (ConversationForSend).
+type SendView struct {
+	Conv   *Conversation // without its GroupInfo (as ConversationMeta)
+	Member bool          // the sender is on the roster
+	// Remote are the members without a device here (on other servers:
+	// the DELIVERs go to them), addresses only; read when asked for.
+	Remote []Member
+	// Recipients are the local member devices but the sender's own, with
+	// their mailbox heads as they are now; FanOutTo moves them.
+	Recipients []Head
+}
+
+// ConversationForSend reads what a Send other than a commit needs in one
+// single-row statement: the conversation, whether sender is on its roster,
+// the devices here that get the message (all local members but
+// senderDevice) with their mailbox heads and, with remote set, the
+// members on other servers. ErrNotFound if there is no such conversation.
+func (t *Tx) ConversationForSend(id, sender, senderDevice string, remote bool) (*SendView, error) {
 	const op = "storage.ConversationForSend"
-	c = &Conversation{}
-	var addrs sql.NullString
-	if remote {
-		err = t.row(qConversationForSendRemote, []any{id, sender}, &c.ID, &c.Kind, &c.Creator, &c.Epoch, &c.LastSeq, &c.CreatedMs, &member, &addrs)
-	} else {
-		err = t.row(qConversationForSend, []any{id, sender}, &c.ID, &c.Kind, &c.Creator, &c.Epoch, &c.LastSeq, &c.CreatedMs, &member)
-	}
+	v := &SendView{Conv: &Conversation{}}
+	c := v.Conv
+	var addrs, recips sql.NullString
+	err := t.row(qConversationForSend, []any{id, sender, senderDevice, remote},
+		&c.ID, &c.Kind, &c.Creator, &c.Epoch, &c.LastSeq, &c.CreatedMs, &v.Member, &addrs, &recips)
 	if err != nil {
-		return nil, false, nil, wrap(op, err)
+		return nil, wrap(op, err)
 	}
 	if addrs.Valid {
 		for a := range strings.SplitSeq(addrs.String, "\n") {
-			others = append(others, Member{Address: a})
+			v.Remote = append(v.Remote, Member{Address: a})
 		}
 	}
-	return c, member, others, nil
+	if recips.Valid {
+		// "DEVICE HEAD" lines: device ids have neither spaces nor newlines
+		// (identity.CheckDeviceID).
+		for line := range strings.SplitSeq(recips.String, "\n") {
+			dev, head, ok := strings.Cut(line, " ")
+			n, err := strconv.ParseUint(head, 10, 64)
+			if !ok || err != nil {
+				return nil, fmt.Errorf("%s: recipient %q: %v", op, line, err)
+			}
+			v.Recipients = append(v.Recipients, Head{DeviceID: dev, Seq: n})
+		}
+	}
+	return v, nil
 }
 
 // ConversationsOfDevice lists the conversations a local device is a member of.

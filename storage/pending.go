@@ -78,7 +78,7 @@ var qMailboxRows = func() []string {
 var deferSafe = func() map[string]bool {
 	m := map[string]bool{
 		qFanOutHead: true, qFanOutHeadWelcome: true,
-		qConversation: true, qConversationMeta: true, qConversationForSend: true, qConversationForSendRemote: true,
+		qConversation: true, qConversationMeta: true, qConversationForSend: true, qFanOutHeadsAll: true,
 		qMembers: true, qIsMember: true, qCountMembers: true, qAdvance: true, qAdvanceGroupInfo: true,
 		qAppendLog: true, qSendRecord: true, qInsertSendRecord: true, qClaimSendRecord: true,
 		qAck: true, qMailboxState: true,
@@ -88,6 +88,9 @@ var deferSafe = func() map[string]bool {
 		m[q] = true
 	}
 	for _, q := range qMailboxRows {
+		m[q] = true
+	}
+	for _, q := range qFanOutHeads {
 		m[q] = true
 	}
 	return m

@@ -81,14 +81,15 @@ func (h *Hub) Accept(op string, tx *storage.Tx, in *Input) (*Result, error) {
 	// (federated) the members on other servers in one statement.
 	var (
 		c      *storage.Conversation
+		view   *storage.SendView
 		member bool
 		err    error
 	)
 	commit := m.Kind == wire.MessageKind_MESSAGE_KIND_COMMIT
 	if commit {
 		c, err = tx.Conversation(m.ConversationId)
-	} else {
-		c, member, res.Before, err = tx.ConversationForSend(m.ConversationId, sender, h.cfg.Federated)
+	} else if view, err = tx.ConversationForSend(m.ConversationId, sender, in.DeviceID, h.cfg.Federated); err == nil {
+		c, member, res.Before = view.Conv, view.Member, view.Remote
 	}
 	if errors.Is(err, storage.ErrNotFound) {
 		if r, err := dup(); err == nil || !errors.Is(err, storage.ErrNotFound) {
@@ -135,7 +136,7 @@ func (h *Hub) Accept(op string, tx *storage.Tx, in *Input) (*Result, error) {
 		if err := h.AcceptCommit(op, tx, c, in, member, entry, res); err != nil {
 			return nil, err
 		}
-	} else if err := h.acceptMessage(op, tx, c, in, member, entry, res); err != nil {
+	} else if err := h.acceptMessage(op, tx, c, in, member, view.Recipients, entry, res); err != nil {
 		return nil, err
 	}
 	if entry.Seq != rec.ConvSeq {
@@ -146,9 +147,10 @@ func (h *Hub) Accept(op string, tx *storage.Tx, in *Input) (*Result, error) {
 }
 
 // acceptMessage accepts an application message from the current epoch back
-// to EpochWindow epochs, or a proposal of the current epoch.
+// to EpochWindow epochs, or a proposal of the current epoch, for recips
+// (storage.SendView.Recipients).
 func (h *Hub) acceptMessage(op string, tx *storage.Tx, c *storage.Conversation, in *Input, member bool,
-	entry *storage.LogEntry, res *Result) error {
+	recips []storage.Head, entry *storage.LogEntry, res *Result) error {
 	m := in.Send
 	if !member {
 		return wire.Errorf(op, wire.Code_CODE_NOT_MEMBER, "not a member of %s", c.ID)
@@ -179,7 +181,7 @@ func (h *Hub) acceptMessage(op string, tx *storage.Tx, c *storage.Conversation, 
 		return err
 	}
 	var err error
-	if res.Heads, err = tx.FanOut(c.ID, entry.Seq, in.DeviceID, false, 0, in.NowMs); err != nil {
+	if res.Heads, err = tx.FanOutTo(c.ID, entry.Seq, in.DeviceID, recips, in.NowMs); err != nil {
 		return err
 	}
 	res.WelcomeFrom = len(res.Heads)
