@@ -95,6 +95,7 @@ func BenchmarkSendDelivery(b *testing.B) {
 	alice.must(commit(conv, "c0", 0, []string{bob.addr()}, nil))
 	bob.must(syncFrame(0))
 	bob.deliveries(1)
+	w0 := writerCounts(h)
 	b.ResetTimer()
 	done := make(chan error, 1)
 	go func() {
@@ -131,9 +132,11 @@ func BenchmarkSendDelivery(b *testing.B) {
 		b.Fatal(err)
 	}
 	<-done
+	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 	b.ReportMetric(float64(h.pushReads(bob.device))/float64(b.N), "reads/msg") // the pusher's mailbox reads
 	reportWrites(b, h, alice.device, bob.device)
+	writerCounts(h).sub(w0).report(b)
 }
 
 // reportWrites reports the stream writes of the devices' sessions per
@@ -146,6 +149,27 @@ func reportWrites(b *testing.B, h *harness, devices ...string) {
 	}
 	b.ReportMetric(float64(writes)/float64(max(frames, 1)), "writes/frame")
 	b.ReportMetric(float64(writes)/float64(b.N), "writes/msg")
+}
+
+// writerStats are the storage writer's counters (DB.WriteStats,
+// DB.WriteStatements).
+type writerStats struct{ txs, reqs, stmts uint64 }
+
+func writerCounts(h *harness) writerStats {
+	b, r := h.db.WriteStats()
+	return writerStats{b, r, h.db.WriteStatements()}
+}
+
+func (w writerStats) sub(o writerStats) writerStats {
+	return writerStats{w.txs - o.txs, w.reqs - o.reqs, w.stmts - o.stmts}
+}
+
+// report adds the writer's transactions and statements per message (the
+// acks of the test's receivers included) and requests per transaction.
+func (w writerStats) report(b *testing.B) {
+	b.ReportMetric(float64(w.txs)/float64(b.N), "tx/msg")
+	b.ReportMetric(float64(w.stmts)/float64(b.N), "stmts/msg")
+	b.ReportMetric(float64(w.reqs)/float64(max(w.txs, 1)), "reqs/tx")
 }
 
 // BenchmarkSendParallel: 16 senders, each in its own two-device
@@ -164,7 +188,7 @@ func BenchmarkSendParallel(b *testing.B) {
 		c.must(commit(id, "add", 0, []string{peer.addr()}, nil))
 		cs[i] = c
 	}
-	b0, r0 := h.db.WriteStats()
+	w0 := writerCounts(h)
 	b.ResetTimer()
 	errs := make(chan error, senders)
 	for i, c := range cs {
@@ -196,9 +220,8 @@ func BenchmarkSendParallel(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	b1, r1 := h.db.WriteStats()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-	b.ReportMetric(float64(r1-r0)/float64(max(b1-b0, 1)), "reqs/tx")
+	writerCounts(h).sub(w0).report(b)
 	devs := make([]string, len(cs))
 	for i, c := range cs {
 		devs[i] = c.device

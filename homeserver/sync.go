@@ -58,7 +58,7 @@ func (ss *session) sync(id uint64, m *wire.Sync) {
 func (ss *session) ack(id uint64, m *wire.Ack) {
 	const op = "homeserver.Ack"
 	up := m.GetUpToSeq()
-	wait := ss.s.db.Submit(ss.ctx, func(tx *storage.Tx) error { return tx.Ack(ss.deviceID, up) })
+	wait := ss.s.db.SubmitAck(ss.ctx, ss.deviceID, up)
 	if p := ss.currentPush(); p != nil {
 		p.AckReceived(up) // the window moves now; the durable ack follows
 	}

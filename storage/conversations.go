@@ -1,5 +1,12 @@
 package storage
 
+import (
+	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
 // Conversation is one MLS group hosted by this hub.
 type Conversation struct {
 	ID        string
@@ -113,6 +120,54 @@ func (t *Tx) ConversationMeta(id string) (*Conversation, error) {
 		return nil, wrap("storage.ConversationMeta", err)
 	}
 	return c, nil
+}
+
+// SendView is what a Send other than a commit reads of its conversation
+// (ConversationForSend).
+type SendView struct {
+	Conv   *Conversation // without its GroupInfo (as ConversationMeta)
+	Member bool          // the sender is on the roster
+	// Remote are the members without a device here (on other servers:
+	// the DELIVERs go to them), addresses only; read when asked for.
+	Remote []Member
+	// Recipients are the local member devices but the sender's own, with
+	// their mailbox heads as they are now; FanOutTo moves them.
+	Recipients []Head
+}
+
+// ConversationForSend reads what a Send other than a commit needs in one
+// single-row statement: the conversation, whether sender is on its roster,
+// the devices here that get the message (all local members but
+// senderDevice) with their mailbox heads and, with remote set, the
+// members on other servers. ErrNotFound if there is no such conversation.
+func (t *Tx) ConversationForSend(id, sender, senderDevice string, remote bool) (*SendView, error) {
+	const op = "storage.ConversationForSend"
+	v := &SendView{Conv: &Conversation{}}
+	c := v.Conv
+	var addrs, recips sql.NullString
+	err := t.row(qConversationForSend, []any{id, sender, senderDevice, remote},
+		&c.ID, &c.Kind, &c.Creator, &c.Epoch, &c.LastSeq, &c.CreatedMs, &v.Member, &addrs, &recips)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	if addrs.Valid {
+		for a := range strings.SplitSeq(addrs.String, "\n") {
+			v.Remote = append(v.Remote, Member{Address: a})
+		}
+	}
+	if recips.Valid {
+		// "DEVICE HEAD" lines: device ids have neither spaces nor newlines
+		// (identity.CheckDeviceID).
+		for line := range strings.SplitSeq(recips.String, "\n") {
+			dev, head, ok := strings.Cut(line, " ")
+			n, err := strconv.ParseUint(head, 10, 64)
+			if !ok || err != nil {
+				return nil, fmt.Errorf("%s: recipient %q: %v", op, line, err)
+			}
+			v.Recipients = append(v.Recipients, Head{DeviceID: dev, Seq: n})
+		}
+	}
+	return v, nil
 }
 
 // ConversationsOfDevice lists the conversations a local device is a member of.

@@ -38,7 +38,13 @@ type Options struct {
 	// serve more of them). A lone writer never waits. Default 500µs;
 	// negative: never wait.
 	CommitDelay time.Duration
-	Log         *slog.Logger // default: discard
+	// AckDelay is how long a transaction of acks alone (SubmitAck) waits
+	// for another request to share its commit: an ack's durability may
+	// wait (the delivery window moves when the ack is read, and a lost
+	// ack only means entries pushed again), a commit and its fsync per
+	// ack would cost more than the ack. Default 5ms; negative: never wait.
+	AckDelay time.Duration
+	Log      *slog.Logger // default: discard
 	// Observer, if not nil, is told about every committed batch.
 	Observer CommitObserver
 }
@@ -64,6 +70,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.CommitDelay == 0 {
 		o.CommitDelay = 500 * time.Microsecond
+	}
+	if o.AckDelay == 0 {
+		o.AckDelay = 5 * time.Millisecond
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -95,6 +104,7 @@ type DB struct {
 	closeMu sync.RWMutex // held for reading while submitting, for writing by Close
 	closed  bool
 	stats   writeStats
+	pend    pendingRows // the writer's, reused by every transaction
 }
 
 // Open opens (creating if needed) the database at path, applies pending

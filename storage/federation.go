@@ -346,8 +346,17 @@ func (t *Tx) SwapConvDest(convID, destination string, seq uint64) (prev uint64, 
 // Savepoint runs fn in a nested savepoint: when fn fails only its changes
 // are undone and the rest of the request goes on.
 func (t *Tx) Savepoint(fn func() error) error {
+	// Pending mailbox rows go in before, and none wait inside: the
+	// rollback below must not undo rows it does not know of.
+	if err := t.flush(); err != nil {
+		return wrap("storage.Savepoint", err)
+	}
 	if _, err := t.tx.ExecContext(t.ctx, `SAVEPOINT inner`); err != nil {
 		return wrap("storage.Savepoint", err)
+	}
+	if t.pend != nil {
+		t.pend.nested++
+		defer func() { t.pend.nested-- }()
 	}
 	if ferr := fn(); ferr != nil {
 		if _, err := t.tx.ExecContext(t.ctx, `ROLLBACK TO inner`); err != nil {

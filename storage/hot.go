@@ -1,5 +1,10 @@
 package storage
 
+import (
+	"slices"
+	"strings"
+)
+
 // Hot-path queries, prepared once at Open (see prepareHot). Everything on
 // the path of Send, fan-out, delivery and ack is here.
 const (
@@ -11,12 +16,22 @@ const (
 	qFanOutInsert        = `INSERT INTO mailbox(device_id, seq, conv_id, conv_seq, welcome, created_ms) SELECT device_id, head, ?1, ?4, 0, ?5 FROM mailbox_state WHERE device_id IN (` + fanOutMembers + `)` // ?3 unused here: NULL
 	qFanOutInsertWelcome = `INSERT INTO mailbox(device_id, seq, conv_id, conv_seq, welcome, created_ms) SELECT device_id, head, ?1, ?4, 1, ?5 FROM mailbox_state WHERE device_id IN (` + fanOutWelcomeMembers + `)`
 
+	qFanOutHeadsAll = `UPDATE mailbox_state SET head = head + 1 WHERE device_id IN (` + fanOutMembers + `)`
+
 	qAck          = `UPDATE mailbox_state SET acked = MAX(acked, ?1) WHERE device_id = ?2 AND ?1 <= head`
 	qMailboxState = `SELECT head, acked FROM mailbox_state WHERE device_id = ?`
 	qEntries      = entrySelect + ` AND m.device_id = ? AND m.seq > ? ORDER BY m.seq LIMIT ?`
 
 	qConversation     = `SELECT ` + convCols + ` FROM conversations WHERE id = ?`
 	qConversationMeta = `SELECT id, kind, creator, epoch, last_seq, created_ms FROM conversations WHERE id = ?`
+	// Subqueries, not joins: a LEFT JOIN of the roster, or a join of it
+	// with mailbox_state, costs several times as much.
+	qConversationForSend = `SELECT id, kind, creator, epoch, last_seq, created_ms,
+		EXISTS (SELECT 1 FROM conversation_members WHERE conv_id = ?1 AND address = ?2),
+		CASE WHEN ?4 THEN (SELECT group_concat(address, char(10)) FROM conversation_members WHERE conv_id = ?1 AND device_id IS NULL) END,
+		(SELECT group_concat(m.device_id || ' ' || (SELECT head FROM mailbox_state s WHERE s.device_id = m.device_id), char(10))
+			FROM conversation_members m WHERE m.conv_id = ?1 AND m.device_id IS NOT NULL AND m.device_id <> ?3)
+		FROM conversations WHERE id = ?1`
 	qMembers          = `SELECT address, COALESCE(device_id, '') FROM conversation_members WHERE conv_id = ? ORDER BY address`
 	qIsMember         = `SELECT COUNT(*) FROM conversation_members WHERE conv_id = ? AND address = ?`
 	qCountMembers     = `SELECT COUNT(*) FROM conversation_members WHERE conv_id = ?`
@@ -28,8 +43,17 @@ const (
 	qClaimSendRecord  = qInsertSendRecord + ` ON CONFLICT(sender, message_id) DO NOTHING`
 )
 
-var hotQueries = []string{
-	qFanOutHead, qFanOutHeadWelcome, qFanOutInsert, qFanOutInsertWelcome,
+// qFanOutHeads[n-1] moves the heads of n devices by one (FanOutTo).
+var qFanOutHeads = func() []string {
+	qs := make([]string, 8)
+	for n := range qs {
+		qs[n] = `UPDATE mailbox_state SET head = head + 1 WHERE device_id IN (` + strings.TrimSuffix(strings.Repeat("?, ", n+1), ", ") + `)`
+	}
+	return qs
+}()
+
+var hotQueries = append([]string{
+	qFanOutHead, qFanOutHeadWelcome, qFanOutInsert, qFanOutInsertWelcome, qFanOutHeadsAll,
 	qAck, qMailboxState, qEntries,
-	qConversation, qConversationMeta, qMembers, qIsMember, qCountMembers, qAdvance, qAdvanceGroupInfo, qAppendLog, qSendRecord, qInsertSendRecord, qClaimSendRecord,
-}
+	qConversation, qConversationMeta, qConversationForSend, qMembers, qIsMember, qCountMembers, qAdvance, qAdvanceGroupInfo, qAppendLog, qSendRecord, qInsertSendRecord, qClaimSendRecord,
+}, slices.Concat(qAckRows, qMailboxRows, qFanOutHeads)...)

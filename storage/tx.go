@@ -20,6 +20,7 @@ type Tx struct {
 	// missed lists the queries prepared in this transaction because the
 	// pool had not cached them yet; they are learned after it ends.
 	missed *[]string
+	pend   *pendingRows // the writer's mailbox rows not inserted yet; nil in a read
 }
 
 // Context returns the context queries run under.
@@ -54,7 +55,23 @@ func (t *Tx) closeStmts() {
 	t.stmts = nil
 }
 
+// count counts a statement run by the writer (WriteStatements).
+func (t *Tx) count() {
+	if t.write {
+		t.db.stats.statements.Add(1)
+	}
+}
+
 func (t *Tx) exec(query string, args ...any) (sql.Result, error) {
+	if err := t.beforeStmt(query); err != nil {
+		return nil, err
+	}
+	return t.execNow(query, args...)
+}
+
+// execNow runs a statement without inserting pending rows first.
+func (t *Tx) execNow(query string, args ...any) (sql.Result, error) {
+	t.count()
 	s, err := t.prep(query)
 	if err != nil {
 		return nil, err
@@ -63,6 +80,10 @@ func (t *Tx) exec(query string, args ...any) (sql.Result, error) {
 }
 
 func (t *Tx) query(query string, args ...any) (*sql.Rows, error) {
+	if err := t.beforeStmt(query); err != nil {
+		return nil, err
+	}
+	t.count()
 	s, err := t.prep(query)
 	if err != nil {
 		return nil, err
@@ -72,6 +93,10 @@ func (t *Tx) query(query string, args ...any) (*sql.Rows, error) {
 
 // row runs a single-row query; sql.ErrNoRows becomes ErrNotFound.
 func (t *Tx) row(query string, args []any, dest ...any) error {
+	if err := t.beforeStmt(query); err != nil {
+		return err
+	}
+	t.count()
 	s, err := t.prep(query)
 	if err != nil {
 		return err

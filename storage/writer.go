@@ -12,13 +12,15 @@ import (
 // writeReq is one caller's unit of work waiting for the writer.
 type writeReq struct {
 	ctx  context.Context
-	fn   func(*Tx) error
+	fn   func(*Tx) error // nil for an ack (SubmitAck)
+	ack  ackReq
 	done chan error
 }
 
 type writeStats struct {
-	batches  atomic.Uint64
-	requests atomic.Uint64
+	batches    atomic.Uint64
+	requests   atomic.Uint64
+	statements atomic.Uint64 // run by the writer, BEGIN and COMMIT not counted
 }
 
 // WriteStats reports how many transactions the writer committed and how
@@ -26,6 +28,11 @@ type writeStats struct {
 func (db *DB) WriteStats() (batches, requests uint64) {
 	return db.stats.batches.Load(), db.stats.requests.Load()
 }
+
+// WriteStatements reports how many SQL statements the writer has run
+// (queries, savepoints and acks; not BEGIN and COMMIT), committed or not:
+// with WriteStats, the statements per request or per transaction.
+func (db *DB) WriteStatements() uint64 { return db.stats.statements.Load() }
 
 // Write runs fn inside the writer's transaction and returns after that
 // transaction has committed (fsynced: synchronous=FULL) or failed.
@@ -49,7 +56,11 @@ func (db *DB) Write(ctx context.Context, fn func(*Tx) error) error {
 // goroutine run in that order (in the same or later transactions), which
 // lets a caller pipeline writes without waiting for each commit.
 func (db *DB) Submit(ctx context.Context, fn func(*Tx) error) (wait func() error) {
-	req := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	return db.submit(&writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)})
+}
+
+func (db *DB) submit(req *writeReq) (wait func() error) {
+	ctx := req.ctx
 	db.closeMu.RLock()
 	if db.closed {
 		db.closeMu.RUnlock()
@@ -71,6 +82,8 @@ func (db *DB) Submit(ctx context.Context, fn func(*Tx) error) (wait func() error
 // previous transaction carried several requests, it first waits up to
 // CommitDelay for more (group commit under load: fewer transactions, so
 // fewer fsyncs and less CPU per request; a lone caller does not wait).
+// A batch of acks alone waits up to AckDelay for another request to share
+// its transaction (waitBesideAcks).
 func (db *DB) writer() {
 	defer close(db.done)
 	batch := make([]*writeReq, 0, db.opts.MaxBatch)
@@ -79,6 +92,8 @@ func (db *DB) writer() {
 		linger = time.NewTimer(time.Hour)
 		linger.Stop()
 	}
+	ackWait := time.NewTimer(time.Hour)
+	ackWait.Stop()
 	busy := false // the previous transaction carried more than one request
 	for {
 		select {
@@ -97,7 +112,9 @@ func (db *DB) writer() {
 			}
 		}
 		batch = db.fill(batch)
-		if busy && linger != nil && len(batch) < db.opts.MaxBatch {
+		if onlyAcks(batch) && db.opts.AckDelay > 0 {
+			batch = db.waitBesideAcks(batch, ackWait)
+		} else if busy && linger != nil && len(batch) < db.opts.MaxBatch {
 			linger.Reset(db.opts.CommitDelay)
 		wait:
 			for len(batch) < db.opts.MaxBatch {
@@ -148,7 +165,8 @@ func (db *DB) runBatch(batch []*writeReq) {
 	// Commit/Rollback; queries the pool had not cached are learned after
 	// it ends and before anyone is answered, so that a caller's next
 	// write finds them.
-	shared := &Tx{ctx: ctx, tx: tx, db: db, write: true, stmts: map[string]*sql.Stmt{}, missed: new([]string)}
+	shared := &Tx{ctx: ctx, tx: tx, db: db, write: true, stmts: map[string]*sql.Stmt{}, missed: new([]string), pend: &db.pend}
+	db.pend.rows, db.pend.mark, db.pend.carried, db.pend.nested = db.pend.rows[:0], 0, db.pend.carried[:0], 0
 	learn := func() {
 		if len(*shared.missed) > 0 {
 			if err := db.wstmts.learn(ctx, *shared.missed); err != nil {
@@ -156,24 +174,39 @@ func (db *DB) runBatch(batch []*writeReq) {
 			}
 		}
 	}
+	abort := func(broken error) {
+		// The transaction itself is unusable: nothing in it commits.
+		tx.Rollback()
+		learn()
+		db.opts.Log.Error("storage: write batch aborted", "err", broken)
+		for _, r := range batch {
+			r.done <- fmt.Errorf("storage.Write: %w", broken)
+		}
+	}
+	var acks []int // indexes of the acks in batch, applied after the rest
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			errs[i] = err
 			continue
 		}
+		ran++
+		if r.fn == nil {
+			acks = append(acks, i)
+			continue
+		}
 		ferr, broken := db.runOne(shared, r)
 		errs[i] = ferr
-		ran++
 		if broken != nil {
-			// The transaction itself is unusable: nothing in it commits.
-			tx.Rollback()
-			learn()
-			db.opts.Log.Error("storage: write batch aborted", "err", broken)
-			for _, r := range batch {
-				r.done <- fmt.Errorf("storage.Write: %w", broken)
-			}
+			abort(broken)
 			return
 		}
+	}
+	if err := shared.flush(); err != nil {
+		abort(err)
+		return
+	}
+	if len(acks) > 0 {
+		db.applyAcks(shared, batch, acks, errs)
 	}
 	committing := time.Now()
 	err = tx.Commit()
@@ -200,19 +233,22 @@ func (db *DB) runBatch(batch []*writeReq) {
 // second error when the savepoint machinery failed (the transaction is
 // then broken and the whole batch must be rolled back).
 func (db *DB) runOne(shared *Tx, r *writeReq) (ferr, broken error) {
-	if _, err := shared.exec("SAVEPOINT req"); err != nil {
+	if _, err := shared.exec(stmtSavepoint); err != nil {
 		return nil, fmt.Errorf("savepoint: %w", err)
 	}
+	shared.pend.begin()
 	t := *shared // each request its own Tx value (fn must not keep it), same statements
 	ferr = callSafe(&t, r.fn)
 	if ferr != nil {
-		if _, err := shared.exec("ROLLBACK TO req"); err != nil {
+		if _, err := shared.exec(stmtRollbackTo); err != nil {
 			return ferr, fmt.Errorf("rollback to savepoint: %w", err)
 		}
+		shared.pend.rollback()
 	}
-	if _, err := shared.exec("RELEASE req"); err != nil {
+	if _, err := shared.exec(stmtRelease); err != nil {
 		return ferr, fmt.Errorf("release savepoint: %w", err)
 	}
+	shared.pend.release()
 	return ferr, nil
 }
 

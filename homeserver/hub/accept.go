@@ -75,13 +75,22 @@ func (h *Hub) Accept(op string, tx *storage.Tx, in *Input) (*Result, error) {
 		res.Rec, res.Dup = rec, true
 		return res, nil
 	}
-	// Only a commit needs the GroupInfo (checkGroupAuth); the others do
-	// not read its blob.
-	conversation := tx.ConversationMeta
-	if m.Kind == wire.MessageKind_MESSAGE_KIND_COMMIT {
-		conversation = tx.Conversation
+	// A commit reads the conversation with its GroupInfo (checkGroupAuth)
+	// and, when federated, the roster as it was; any other Send reads the
+	// conversation without the GroupInfo blob, the sender's membership and
+	// (federated) the members on other servers in one statement.
+	var (
+		c      *storage.Conversation
+		view   *storage.SendView
+		member bool
+		err    error
+	)
+	commit := m.Kind == wire.MessageKind_MESSAGE_KIND_COMMIT
+	if commit {
+		c, err = tx.Conversation(m.ConversationId)
+	} else if view, err = tx.ConversationForSend(m.ConversationId, sender, in.DeviceID, h.cfg.Federated); err == nil {
+		c, member, res.Before = view.Conv, view.Member, view.Remote
 	}
-	c, err := conversation(m.ConversationId)
 	if errors.Is(err, storage.ErrNotFound) {
 		if r, err := dup(); err == nil || !errors.Is(err, storage.ErrNotFound) {
 			return r, err // a retry of a message accepted before the conversation went
@@ -95,7 +104,7 @@ func (h *Hub) Accept(op string, tx *storage.Tx, in *Input) (*Result, error) {
 	// it: a retry is answered from the record found, a refusal below rolls
 	// the claim back with everything else.
 	newEpoch := c.Epoch
-	if m.Kind == wire.MessageKind_MESSAGE_KIND_COMMIT {
+	if commit {
 		newEpoch = c.Epoch + 1
 	}
 	rec := &storage.SendRecord{Sender: sender, MessageID: m.MessageId, ConvID: c.ID, ConvSeq: c.LastSeq + 1, Epoch: newEpoch, CreatedMs: in.NowMs}
@@ -104,29 +113,30 @@ func (h *Hub) Accept(op string, tx *storage.Tx, in *Input) (*Result, error) {
 	} else if !claimed {
 		return dup()
 	}
-	var member bool
-	if h.cfg.Federated {
-		// The roster as it was, for the other servers (fedlink); the
-		// sender's membership is read from it (one query, not two).
-		if res.Before, err = tx.Members(c.ID); err != nil {
+	if commit {
+		if h.cfg.Federated {
+			// The roster as it was, for the other servers (fedlink); the
+			// sender's membership is read from it (one query, not two).
+			if res.Before, err = tx.Members(c.ID); err != nil {
+				return nil, err
+			}
+			for _, mb := range res.Before {
+				if mb.Address == sender {
+					member = true
+					break
+				}
+			}
+		} else if member, err = tx.IsMember(c.ID, sender); err != nil {
 			return nil, err
 		}
-		for _, mb := range res.Before {
-			if mb.Address == sender {
-				member = true
-				break
-			}
-		}
-	} else if member, err = tx.IsMember(c.ID, sender); err != nil {
-		return nil, err
 	}
 	entry := &storage.LogEntry{ConvID: c.ID, Seq: c.LastSeq + 1, Sender: sender, MessageID: m.MessageId,
 		Kind: int(m.Kind), Epoch: m.Epoch, Payload: m.Payload, CreatedMs: in.NowMs}
-	if m.Kind == wire.MessageKind_MESSAGE_KIND_COMMIT {
+	if commit {
 		if err := h.AcceptCommit(op, tx, c, in, member, entry, res); err != nil {
 			return nil, err
 		}
-	} else if err := h.acceptMessage(op, tx, c, in, member, entry, res); err != nil {
+	} else if err := h.acceptMessage(op, tx, c, in, member, view.Recipients, entry, res); err != nil {
 		return nil, err
 	}
 	if entry.Seq != rec.ConvSeq {
@@ -137,9 +147,10 @@ func (h *Hub) Accept(op string, tx *storage.Tx, in *Input) (*Result, error) {
 }
 
 // acceptMessage accepts an application message from the current epoch back
-// to EpochWindow epochs, or a proposal of the current epoch.
+// to EpochWindow epochs, or a proposal of the current epoch, for recips
+// (storage.SendView.Recipients).
 func (h *Hub) acceptMessage(op string, tx *storage.Tx, c *storage.Conversation, in *Input, member bool,
-	entry *storage.LogEntry, res *Result) error {
+	recips []storage.Head, entry *storage.LogEntry, res *Result) error {
 	m := in.Send
 	if !member {
 		return wire.Errorf(op, wire.Code_CODE_NOT_MEMBER, "not a member of %s", c.ID)
@@ -170,7 +181,7 @@ func (h *Hub) acceptMessage(op string, tx *storage.Tx, c *storage.Conversation, 
 		return err
 	}
 	var err error
-	if res.Heads, err = tx.FanOut(c.ID, entry.Seq, in.DeviceID, false, 0, in.NowMs); err != nil {
+	if res.Heads, err = tx.FanOutTo(c.ID, entry.Seq, in.DeviceID, recips, in.NowMs); err != nil {
 		return err
 	}
 	res.WelcomeFrom = len(res.Heads)

@@ -77,7 +77,9 @@ type Result struct {
 	Log         *storage.LogEntry     // the logged message
 	Conv        *storage.Conversation // the conversation as it was
 	// Before is the roster as it was (Config.Federated only): the other
-	// servers a message goes to are read from it.
+	// servers a message goes to are read from it. For a commit it is the
+	// whole roster; for any other message the members without a device
+	// here (on other servers), addresses only.
 	Before []storage.Member
 }
 

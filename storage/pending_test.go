@@ -1,0 +1,131 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestPendingRowsInOneTransaction: the mailbox rows of three Sends that
+// share a transaction are inserted together, and what each sees and
+// leaves is as if each had inserted its own: B reads the mailbox after
+// its fan-out (so A's and its own rows go in first), then fails; its
+// rollback takes its own row and head, while A's row, inserted inside
+// B's savepoint, is inserted again; C takes the mailbox sequence B gave
+// back. A request that reads nothing of the mailbox leaves its rows to
+// the end of the transaction: three Sends, one multi-row insert.
+func TestPendingRowsInOneTransaction(t *testing.T) {
+	db, _ := openTest(t)
+	ids := fixture(t, db, "c", 2)
+	ctx := context.Background()
+	errB := errors.New("B refused")
+	release := make(chan struct{})
+	blocker := db.Submit(ctx, func(tx *Tx) error { <-release; return nil })
+	time.Sleep(20 * time.Millisecond) // the blocker runs: A, B and C queue for the next transaction
+	waits := []func() error{db.Submit(ctx, func(tx *Tx) error { _, err := appendMsg(tx, "c@x", ids[0], 1, "A"); return err })}
+	waits = append(waits, db.Submit(ctx, func(tx *Tx) error {
+		if _, err := appendMsg(tx, "c@x", ids[0], 2, "B"); err != nil {
+			return err
+		}
+		es, err := tx.Entries(ids[1], 0, 10)
+		if err != nil {
+			return err
+		}
+		if len(es) != 2 || string(es[0].Payload) != "A" || string(es[1].Payload) != "B" || es[1].Seq != 2 {
+			return fmt.Errorf("B sees %d entries: %+v", len(es), es)
+		}
+		return errB
+	}))
+	waits = append(waits, db.Submit(ctx, func(tx *Tx) error { _, err := appendMsg(tx, "c@x", ids[0], 3, "C"); return err }))
+	close(release)
+	if err := blocker(); err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range waits {
+		if err := w(); i == 1 {
+			if !errors.Is(err, errB) {
+				t.Fatalf("B: %v", err)
+			}
+		} else if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	err := db.Read(ctx, func(tx *Tx) error {
+		es, err := tx.Entries(ids[1], 0, 10)
+		if err != nil {
+			return err
+		}
+		if len(es) != 2 || es[0].Seq != 1 || string(es[0].Payload) != "A" || es[1].Seq != 2 || es[1].ConvSeq != 3 || string(es[1].Payload) != "C" {
+			return fmt.Errorf("after A, refused B, C: %d entries %+v", len(es), es)
+		}
+		head, _, err := tx.MailboxState(ids[1])
+		if err != nil || head != 2 {
+			return fmt.Errorf("head %d (%v), want 2", head, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A fresh conversation: two Sends, nothing reads the mailbox.
+	ids = fixture(t, db, "d", 2)
+	fixtureMsg := func(tx *Tx, seq uint64) error { _, err := appendMsg(tx, "d@x", ids[0], seq, "x"); return err }
+	release = make(chan struct{})
+	blocker = db.Submit(ctx, func(tx *Tx) error { <-release; return nil })
+	time.Sleep(20 * time.Millisecond)
+	s0 := db.WriteStatements()
+	w1 := db.Submit(ctx, func(tx *Tx) error { return fixtureMsg(tx, 1) })
+	w2 := db.Submit(ctx, func(tx *Tx) error { return fixtureMsg(tx, 2) })
+	close(release)
+	for _, w := range []func() error{blocker, w1, w2} {
+		if err := w(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The blocker's RELEASE; per Send: savepoint, log, advance, heads,
+	// release; one insert of both rows.
+	if n := db.WriteStatements() - s0; n != 1+2*5+1 {
+		t.Errorf("two Sends in one transaction ran %d statements, want 12", n)
+	}
+	db.Read(ctx, func(tx *Tx) error {
+		if es, err := tx.Entries(ids[1], 0, 10); err != nil || len(es) != 2 || es[1].Seq != 2 {
+			t.Errorf("entries %+v (%v)", es, err)
+		}
+		return nil
+	})
+}
+
+// TestPendingRowsNestedSavepoint: rows fanned out before a nested
+// savepoint stay when it rolls back; the rows fanned out inside it go
+// with it.
+func TestPendingRowsNestedSavepoint(t *testing.T) {
+	db, _ := openTest(t)
+	ids := fixture(t, db, "c", 2)
+	inner := errors.New("inner refused")
+	mustWrite(t, db, func(tx *Tx) error {
+		if _, err := appendMsg(tx, "c@x", ids[0], 1, "outer"); err != nil {
+			return err
+		}
+		err := tx.Savepoint(func() error {
+			if _, err := appendMsg(tx, "c@x", ids[0], 2, "inner"); err != nil {
+				return err
+			}
+			return inner
+		})
+		if !errors.Is(err, inner) {
+			return fmt.Errorf("savepoint: %v", err)
+		}
+		_, err = appendMsg(tx, "c@x", ids[0], 3, "after")
+		return err
+	})
+	db.Read(context.Background(), func(tx *Tx) error {
+		es, err := tx.Entries(ids[1], 0, 10)
+		if err != nil || len(es) != 2 || string(es[0].Payload) != "outer" || string(es[1].Payload) != "after" || es[1].Seq != 2 {
+			t.Fatalf("entries %+v (%v)", es, err)
+		}
+		return nil
+	})
+}
