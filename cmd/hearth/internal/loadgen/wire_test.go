@@ -17,12 +17,12 @@ func TestRecorderNoteID(t *testing.T) {
 	now := t0.Add(3 * time.Millisecond)
 	r := newRecorder("run1", func() time.Time { return now })
 	for _, id := range []string{wireID("run1", 4, 2, t0), wireID("run1", 4, 1, t0), wireID("run1", 4, 2, t0)} {
-		if !r.noteID(id) {
+		if !r.noteID(id, 0) {
 			t.Fatalf("%q not taken for a bench id", id)
 		}
 	}
 	for _, id := range []string{wireID("run2", 4, 3, t0), "0123456789abcdef0123456789abcdef", "hb1.run1.4.3", "hb1.run1.4.3.5.6", "hb1.run1.x.3.5", "hb1.run1.4.0.5"} {
-		if r.noteID(id) {
+		if r.noteID(id, 0) {
 			t.Errorf("%q taken for a bench id of run1", id)
 		}
 	}
@@ -79,7 +79,7 @@ func FuzzRecorderNoteID(f *testing.F) {
 	f.Add("0123456789abcdef0123456789abcdef")
 	f.Fuzz(func(t *testing.T, id string) {
 		r := newRecorder("run1", time.Now)
-		a, b := r.noteID(id), r.noteID(id)
+		a, b := r.noteID(id, 0), r.noteID(id, 0)
 		d, dup := r.counts()
 		if a != b || (a && (d != 1 || dup != 1)) || (!a && d+dup != 0) {
 			t.Errorf("%q noted twice: taken %v/%v delivered %d dups %d", id, a, b, d, dup)
