@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -260,6 +261,9 @@ func (f *Fleet) finishGroup(r *Report, senders []*sender, devs []*Device, recs [
 	}
 	c := Summarize(fan)
 	r.FanOut = &c
+	if n := slowestNote(recs); n != "" {
+		r.Notes = append(r.Notes, n)
+	}
 	if len(fromSrv) > 0 {
 		sl := Summarize(fromSrv)
 		var fs []time.Duration
@@ -284,4 +288,32 @@ func (f *Fleet) finishGroup(r *Report, senders []*sender, devs []*Device, recs [
 	f.reportStages(r)
 	r.Machine.LoadEnd = loadavg()
 	r.DialRetries = f.DialRetries()
+}
+
+// slowestNote names the member whose deliveries were latest (by their
+// median) next to the median member: one slow member sets the fan-out
+// complete figure alone. Empty with fewer than 3 members.
+func slowestNote(recs []*recorder) string {
+	type med struct {
+		i    int
+		p50  time.Duration
+		p99  time.Duration
+		seen int
+	}
+	var meds []med
+	for i, rec := range recs {
+		rec.mu.Lock()
+		l := Summarize(slices.Clone(rec.lat))
+		rec.mu.Unlock()
+		if l.Count > 0 {
+			meds = append(meds, med{i, l.p(0.5), l.p(0.99), l.Count})
+		}
+	}
+	if len(meds) < 3 {
+		return ""
+	}
+	slices.SortFunc(meds, func(a, b med) int { return cmp.Compare(a.p50, b.p50) })
+	mid, last := meds[len(meds)/2], meds[len(meds)-1]
+	return fmt.Sprintf("slowest member: %d (p50 %.1f ms, p99 %.1f ms over %d deliveries); the median member's p50 %.1f ms",
+		last.i, ms(last.p50), ms(last.p99), last.seen, ms(mid.p50))
 }

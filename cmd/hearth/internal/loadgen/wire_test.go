@@ -86,3 +86,62 @@ func FuzzRecorderNoteID(f *testing.F) {
 		}
 	})
 }
+
+// TestWireSetupHandler: while its group is set up, a wire member
+// acknowledges Welcome, commits and other application messages without
+// recording anything (counted by kind), hands over the one message
+// expected (whether it came before or after expect), and records from
+// then on; a bench id during the set-up is not recorded either.
+func TestWireSetupHandler(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	app, commit, welcome := wire.MessageKind_MESSAGE_KIND_APPLICATION, wire.MessageKind_MESSAGE_KIND_COMMIT, wire.MessageKind_MESSAGE_KIND_WELCOME
+	for _, early := range []bool{false, true} {
+		rec := newRecorder("run1", func() time.Time { return t0.Add(7 * time.Millisecond) })
+		h := newWireHandler(rec, 0)
+		h.setup = newWireSetup()
+		var got <-chan captured
+		if !early {
+			got = h.expect("cap")
+		}
+		ds := []*wire.Delivery{
+			{Seq: 1, Kind: welcome, GroupInfo: []byte("gi")},
+			{Seq: 2, Kind: commit},
+			{Seq: 3, Kind: app, MessageId: "state", Payload: []byte("meta")},
+			{Seq: 4, Kind: app, MessageId: wireID("run1", 0, 1, t0)}, // not yet measured
+			{Seq: 5, Kind: app, MessageId: "cap", ConversationId: "g@a", Epoch: 5, Payload: []byte("ct")},
+		}
+		if err := h.HandleDeliveries(context.Background(), ds); err != nil {
+			t.Fatal(err)
+		}
+		if early {
+			got = h.expect("cap")
+		}
+		select {
+		case c, ok := <-got:
+			if !ok || c.conv != "g@a" || c.epoch != 5 || string(c.payload) != "ct" {
+				t.Errorf("early %v: captured %+v (ok %v)", early, c, ok)
+			}
+		default:
+			t.Fatalf("early %v: the expected message was not handed over", early)
+		}
+		if w, c, a, o := h.joinedCounts(); w != 1 || c != 1 || a != 3 || o != 0 {
+			t.Errorf("early %v: set-up counts welcomes %d commits %d apps %d other %d, want 1 1 3 0", early, w, c, a, o)
+		}
+		if d, _ := rec.counts(); d != 0 || rec.foreign != 0 {
+			t.Errorf("early %v: recorded %d deliveries, %d foreign during the set-up, want none", early, d, rec.foreign)
+		}
+		ds = []*wire.Delivery{
+			{Seq: 6, Kind: app, MessageId: wireID("run1", 0, 1, t0), ServerTimeMs: t0.UnixMilli() + 2},
+			{Seq: 7, Kind: commit},
+		}
+		if err := h.HandleDeliveries(context.Background(), ds); err != nil {
+			t.Fatal(err)
+		}
+		if d, _ := rec.counts(); d != 1 || rec.foreign != 1 {
+			t.Errorf("early %v: after the set-up delivered %d foreign %d, want 1 1", early, d, rec.foreign)
+		}
+		if l := rec.fromSrv[key{0, 1}]; l != 5*time.Millisecond || len(rec.srvLat) != 1 {
+			t.Errorf("early %v: from the server's acceptance %v (%d values), want 5ms", early, l, len(rec.srvLat))
+		}
+	}
+}
