@@ -16,10 +16,13 @@ import (
 // on. The creator's real client creates the group with all of them (the
 // client's commits of up to 256 adds, each verified by the hub, one
 // Welcome per member, the state message) and seals the one message the
-// senders replay. The server sees exactly what a real group's creation
-// sends it; what the members skip is their own work on the Welcome and
-// the later commits (parsing and verifying a tree of up to 1,024 leaves
-// each, on this one machine), which the hub never sees.
+// senders replay. The server gets exactly the roster, commits, Welcomes
+// and messages of a real group's creation. What the members skip is
+// their own work on the Welcome and the later commits (parsing and
+// verifying a tree of up to 1,024 leaves each, on this one machine) and
+// the reads a joining client makes for it (its members' signed device
+// lists, in batches of 256 users): set-up load on the server, not part
+// of a message's fan-out, which is what wire mode measures.
 
 // wireSetup is what a wire member's handler does while its group is set
 // up: Welcome, commits and the creator's messages are acknowledged
