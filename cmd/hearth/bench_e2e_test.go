@@ -39,7 +39,7 @@ func num(t *testing.T, rep map[string]any, path string) float64 {
 	return f
 }
 
-// TestBenchPairsAndBacklog drives `hearth bench pairs` and `backlog` with
+// TestBenchPairsAndBacklog drives `hearth bench pairs`, `group` and `backlog` with
 // tiny numbers against a real `hearth serve`: every acknowledged message is
 // delivered exactly once, and the JSON report has the figures.
 func TestBenchPairsAndBacklog(t *testing.T) {
@@ -78,6 +78,20 @@ func TestBenchPairsAndBacklog(t *testing.T) {
 	}
 	if p, _ := rep["params"].(map[string]any); p["receipts"] != true {
 		t.Errorf("pairs --receipts: params %v do not say receipts", rep["params"])
+	}
+
+	// A group of full clients: every member joins from its Welcome and
+	// decrypts every message of the two senders.
+	rep = benchJSON(t, dir, "group", "--size", "3", "--senders", "2", "--rate", "20", "--duration", "1s")
+	if a, d := num(t, rep, "acked"), num(t, rep, "delivered"); a < 10 || d != 2*a || num(t, rep, "lost") != 0 || num(t, rep, "duplicates") != 0 {
+		t.Errorf("group: acked %v delivered %v lost %v duplicates %v, want every message at both other members once",
+			a, d, num(t, rep, "lost"), num(t, rep, "duplicates"))
+	}
+	if n, a := num(t, rep, "fan_out_latency.count"), num(t, rep, "acked"); n != a {
+		t.Errorf("group: %v fan-out latencies for %v messages", n, a)
+	}
+	if _, ok := rep["fan_out_from_server"]; ok {
+		t.Error("group: full clients report fan_out_from_server, which only wire receivers measure")
 	}
 
 	rep = benchJSON(t, dir, "backlog", "--messages", "30", "--senders", "2")

@@ -1,14 +1,16 @@
 package main
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
 // TestBenchWire drives `hearth bench pairs|group|backlog|idle --wire` with
-// tiny numbers against a real `hearth serve`: the conversations are set up
-// by real clients, then bare wire sessions send captured ciphertexts and
+// small numbers against a real `hearth serve`: the conversations are set up
+// by real clients (a group's members but its creator only log in), then
+// bare wire sessions send captured ciphertexts and
 // receivers match arrivals by message id alone (foreign = 0: every
 // delivery after the set-up was a bench message id). Every acknowledged
 // message arrives exactly once, in order, and the report has the server's
@@ -51,18 +53,36 @@ func TestBenchWire(t *testing.T) {
 		t.Errorf("pairs: CPU per message server %v bench %v", s, b)
 	}
 
-	rep = benchJSON(t, dir, "group", "--wire", "--size", "3", "--senders", "2", "--rate", "20", "--duration", "1s")
+	// A group of 40: 39 members log in and go wire at once, the creator's
+	// client adds them all and seals the message the two senders replay;
+	// every acknowledged message must reach all 39 other members once.
+	const members = 40
+	rep = benchJSON(t, dir, "group", "--wire", "--size", fmt.Sprint(members), "--senders", "2", "--rate", "20", "--duration", "1s")
 	acked, delivered = num(t, rep, "acked"), num(t, rep, "delivered")
-	if acked < 10 || delivered != 2*acked {
-		t.Errorf("group: acked %v delivered %v, want every message at both other members", acked, delivered)
+	if acked < 10 || delivered != (members-1)*acked {
+		t.Errorf("group: acked %v delivered %v, want every message at all %d other members", acked, delivered, members-1)
 	}
-	for _, f := range []string{"lost", "duplicates", "out_of_order", "unacked"} {
+	for _, f := range []string{"lost", "duplicates", "out_of_order", "unacked", "foreign", "send_errors"} {
 		if n := num(t, rep, f); n != 0 {
 			t.Errorf("group: %s = %v, want 0", f, n)
 		}
 	}
-	if n := num(t, rep, "fan_out_latency.count"); n != acked {
-		t.Errorf("group: %v fan-out latencies for %v messages", n, acked)
+	for _, f := range []string{"fan_out_latency.count", "fan_out_from_server.count"} {
+		if n := num(t, rep, f); n != acked {
+			t.Errorf("group: %s %v for %v messages", f, n, acked)
+		}
+	}
+	if n := num(t, rep, "server_latency.count"); n != delivered {
+		t.Errorf("group: %v latencies from the server's acceptance for %v deliveries", n, delivered)
+	}
+	if p50, f50 := num(t, rep, "server_latency.p50_ms"), num(t, rep, "fan_out_from_server.p50_ms"); p50 <= 0 || f50 < p50 {
+		t.Errorf("group: from the server's acceptance: per delivery p50 %v ms, to the last member p50 %v ms", p50, f50)
+	}
+	if n := num(t, rep, "server_stages.commit_to_push.count") + num(t, rep, "server_stages.receive_to_push_read.count"); n < delivered {
+		t.Errorf("group: the server timed %v pushes, want at least the %v delivered", n, delivered)
+	}
+	if notes := fmt.Sprint(rep["notes"]); !strings.Contains(notes, fmt.Sprintf("all %d other members", members-1)) {
+		t.Errorf("group: notes do not say the set-up message reached every member: %s", notes)
 	}
 
 	rep = benchJSON(t, dir, "backlog", "--wire", "--messages", "30", "--senders", "2")

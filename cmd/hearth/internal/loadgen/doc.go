@@ -47,6 +47,15 @@
 // per message is then the server's alone, and the bench's is reported
 // next to it (Report.CPUPerMessage).
 //
+// A group in wire mode is set up without its members' clients
+// (groupwire.go): every member logs in (its client publishes its
+// KeyPackages), all but the creator go wire at once, and the creator's
+// client creates the group with all of them in its large commits; the
+// members acknowledge their Welcome and the later commits unprocessed.
+// The report then also gives the latencies from the server's acceptance
+// of each message (Delivery.server_time_ms): per delivery and to the
+// last member.
+//
 // Config.Stages reads the server's stage histograms (admin status,
 // send_stages); the report gives each stage's latency over the measured
 // interval (stages.go).

@@ -157,6 +157,12 @@ func (f *Fleet) dialOnce(ctx context.Context, dial client.DialFunc, addr, ca str
 // Add creates n users and logs one device in for each, at most
 // cfg.Parallel at a time. Devices are appended in index order.
 func (f *Fleet) Add(ctx context.Context, n int) ([]*Device, error) {
+	return f.addEach(ctx, n, nil)
+}
+
+// addEach is Add that runs then(i, d) right after device i (0..n-1) of
+// this call logged in, in the same parallel step (nil: nothing).
+func (f *Fleet) addEach(ctx context.Context, n int, then func(i int, d *Device) error) ([]*Device, error) {
 	base := len(f.Devices)
 	out := make([]*Device, n)
 	var (
@@ -174,6 +180,9 @@ func (f *Fleet) Add(ctx context.Context, n int) ([]*Device, error) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			d, err := f.login(ctx, base+i)
+			if err == nil && then != nil {
+				err = then(i, d)
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil && first == nil {

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,12 +22,17 @@ type GroupParams struct {
 	Wire     bool // server-only load after the set-up (wire.go)
 }
 
-// Group creates one group of Size users (the first creates it with all
-// others in one commit; every member joins from its Welcome), then Senders
-// of them send to it. Every acknowledged message must reach every other
-// member exactly once. Latency is per delivery (message × device); the
-// report's Notes also give the fan-out-complete latency (due time → the
-// last member has it).
+// Group creates one group of Size users, then Senders of them send to
+// it. Every acknowledged message must reach every other member exactly
+// once. Latency is per delivery (message × device); the report's FanOut
+// is the fan-out-complete latency (due time → the last member has it).
+//
+// With full clients the first member creates the group in commits of
+// claimChunk members, every member joins from its Welcome and processes
+// the later commits. With Wire the members but the creator log in and go
+// wire at once, and the creator adds them all in the client's large
+// commits (groupwire.go); the report then also has the latencies from the
+// server's acceptance of each message (ServerLatency, FanOutServer).
 func Group(ctx context.Context, f *Fleet, p GroupParams) (*Report, error) {
 	if p.Size < 2 || p.Senders < 1 || p.Senders > p.Size || p.Duration <= 0 || p.Rate < 0 {
 		return nil, errors.New("loadgen: group needs size ≥ 2, 1 ≤ senders ≤ size, a positive duration")
@@ -38,46 +44,41 @@ func Group(ctx context.Context, f *Fleet, p GroupParams) (*Report, error) {
 	r := &Report{Workload: "group", Run: f.run, Machine: machine(), Params: map[string]any{"size": p.Size,
 		"senders": p.Senders, "rate": p.Rate, "duration": p.Duration.String(), "msg_size": p.MsgSize, "wire": p.Wire}}
 	t0 := now()
-	devs, err := f.Add(ctx, p.Size)
-	if err != nil {
-		return nil, err
-	}
-	recs := make([]*recorder, len(devs))
-	rctx, stopRecv := context.WithCancel(ctx)
-	var rwg sync.WaitGroup
-	var recvErrs atomic.Int64
-	defer func() { stopRecv(); rwg.Wait() }()
-	for i, d := range devs {
+	recs := make([]*recorder, p.Size)
+	for i := range recs {
 		recs[i] = newRecorder(f.run, now)
-		rwg.Add(1)
-		go func() { defer rwg.Done(); f.receiveLoop(rctx, d, recs[i], &recvErrs, pairsQuiet) }()
 	}
-	var members []string
-	for _, d := range devs[1:] {
-		members = append(members, d.Address)
-	}
-	created := now()
-	conv, err := f.createGroup(ctx, devs[0], members)
-	if err != nil {
-		return nil, err
-	}
-	senders := make([]*sender, p.Senders)
-	for i := range senders {
-		senders[i] = newSender(i, devs[i], conv, f.run, p.MsgSize, now)
-	}
-	if err := f.groupWarm(ctx, senders[0], recs[1:]); err != nil {
-		return nil, err
-	}
-	r.Notes = append(r.Notes, fmt.Sprintf("group of %d created and joined by every member (first message received by all) in %.2fs",
-		p.Size, now().Sub(created).Seconds()))
+	var (
+		devs     []*Device
+		senders  = make([]*sender, p.Senders)
+		recvErrs atomic.Int64
+	)
 	if p.Wire {
-		stopRecv()
-		rwg.Wait()
-		ws, err := f.wireGroup(ctx, devs, conv, senders, recs, p.MsgSize)
+		ds, ws, conv, c, err := f.groupWire(ctx, p, r, recs)
 		if err != nil {
 			return nil, err
 		}
 		defer stopWire(ws)
+		devs = ds
+		for i := range senders {
+			senders[i] = newSender(i, devs[i], conv, f.run, p.MsgSize, now)
+			senders[i].w = newWireOut(ws[i], c)
+		}
+	} else {
+		ds, conv, stop, err := f.groupClients(ctx, p, r, recs, &recvErrs)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+		devs = ds
+		for i := range senders {
+			senders[i] = newSender(i, devs[i], conv, f.run, p.MsgSize, now)
+		}
+		warm := now()
+		if err := f.groupWarm(ctx, senders[0], recs[1:]); err != nil {
+			return nil, err
+		}
+		r.Notes = append(r.Notes, fmt.Sprintf("every member joined (first message received by all) %.2fs later", now().Sub(warm).Seconds()))
 	}
 	r.Setup = now().Sub(t0).Seconds()
 
@@ -100,6 +101,35 @@ func Group(ctx context.Context, f *Fleet, p GroupParams) (*Report, error) {
 		r.Notes = append(r.Notes, fmt.Sprintf("%d receive loops failed and were restarted", n))
 	}
 	return r, nil
+}
+
+// groupClients sets the group up with a full client on every member:
+// each receives (into recs) until stop is called.
+func (f *Fleet) groupClients(ctx context.Context, p GroupParams, r *Report, recs []*recorder, recvErrs *atomic.Int64) ([]*Device, string, func(), error) {
+	devs, err := f.Add(ctx, p.Size)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	rctx, stopRecv := context.WithCancel(ctx)
+	var rwg sync.WaitGroup
+	stop := func() { stopRecv(); rwg.Wait() }
+	for i, d := range devs {
+		rwg.Add(1)
+		go func() { defer rwg.Done(); f.receiveLoop(rctx, d, recs[i], recvErrs, pairsQuiet) }()
+	}
+	var members []string
+	for _, d := range devs[1:] {
+		members = append(members, d.Address)
+	}
+	created := f.cfg.Now()
+	conv, err := f.createGroup(ctx, devs[0], members)
+	if err != nil {
+		stop()
+		return nil, "", nil, err
+	}
+	r.Notes = append(r.Notes, fmt.Sprintf("group of %d created (commits of %d members) in %.2fs",
+		p.Size, claimChunk, f.cfg.Now().Sub(created).Seconds()))
+	return devs, conv, stop, nil
 }
 
 // claimChunk is how many users one CreateGroup or AddMembers call names.
@@ -180,8 +210,9 @@ func (f *Fleet) awaitGroup(ctx context.Context, senders []*sender, devs []*Devic
 
 // finishGroup fills r: counts over every (message, member) delivery.
 func (f *Fleet) finishGroup(r *Report, senders []*sender, devs []*Device, recs []*recorder, srv, self *procWatch, start, sendersDone time.Time) {
-	var all, ackLat []time.Duration
-	complete := map[key]time.Duration{} // message → latency to the last member
+	var all, ackLat, fromSrv []time.Duration
+	complete := map[key]time.Duration{}    // message → latency to the last member
+	completeSrv := map[key]time.Duration{} // the same from the server's acceptance
 	var last time.Time
 	for i, rec := range recs {
 		rec.mu.Lock()
@@ -190,6 +221,7 @@ func (f *Fleet) finishGroup(r *Report, senders []*sender, devs []*Device, recs [
 		r.Foreign += rec.foreign
 		r.OutOfOrder += rec.reordered
 		all = append(all, rec.lat...)
+		fromSrv = append(fromSrv, rec.srvLat...)
 		if rec.last.After(last) {
 			last = rec.last
 		}
@@ -207,6 +239,9 @@ func (f *Fleet) finishGroup(r *Report, senders []*sender, devs []*Device, recs [
 					r.Lost++
 				} else if l > complete[k] {
 					complete[k] = l
+				}
+				if l, ok := rec.fromSrv[k]; ok && l > completeSrv[k] {
+					completeSrv[k] = l
 				}
 			}
 			rec.mu.Unlock()
@@ -226,6 +261,18 @@ func (f *Fleet) finishGroup(r *Report, senders []*sender, devs []*Device, recs [
 	}
 	c := Summarize(fan)
 	r.FanOut = &c
+	if n := slowestNote(recs); n != "" {
+		r.Notes = append(r.Notes, n)
+	}
+	if len(fromSrv) > 0 {
+		sl := Summarize(fromSrv)
+		var fs []time.Duration
+		for _, l := range completeSrv {
+			fs = append(fs, l)
+		}
+		fc := Summarize(fs)
+		r.ServerLatency, r.FanOutServer = &sl, &fc
+	}
 	sendSpan := sendersDone.Sub(start)
 	span := max(sendSpan, last.Sub(start))
 	r.Seconds = span.Seconds()
@@ -241,4 +288,32 @@ func (f *Fleet) finishGroup(r *Report, senders []*sender, devs []*Device, recs [
 	f.reportStages(r)
 	r.Machine.LoadEnd = loadavg()
 	r.DialRetries = f.DialRetries()
+}
+
+// slowestNote names the member whose deliveries were latest (by their
+// median) next to the median member: one slow member sets the fan-out
+// complete figure alone. Empty with fewer than 3 members.
+func slowestNote(recs []*recorder) string {
+	type med struct {
+		i    int
+		p50  time.Duration
+		p99  time.Duration
+		seen int
+	}
+	var meds []med
+	for i, rec := range recs {
+		rec.mu.Lock()
+		l := Summarize(slices.Clone(rec.lat))
+		rec.mu.Unlock()
+		if l.Count > 0 {
+			meds = append(meds, med{i, l.p(0.5), l.p(0.99), l.Count})
+		}
+	}
+	if len(meds) < 3 {
+		return ""
+	}
+	slices.SortFunc(meds, func(a, b med) int { return cmp.Compare(a.p50, b.p50) })
+	mid, last := meds[len(meds)/2], meds[len(meds)-1]
+	return fmt.Sprintf("slowest member: %d (p50 %.1f ms, p99 %.1f ms over %d deliveries); the median member's p50 %.1f ms",
+		last.i, ms(last.p50), ms(last.p99), last.seen, ms(mid.p50))
 }

@@ -35,3 +35,39 @@ func TestFinishGroupCountsPerMember(t *testing.T) {
 		t.Errorf("%d latencies, want 3", r.Latency.Count)
 	}
 }
+
+// TestFinishGroupFromServer: with the server's acceptance time on each
+// delivery (wire mode), the report has the latencies from it: per
+// delivery, and per message to its last member.
+func TestFinishGroupFromServer(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	now := t0
+	clock := func() time.Time { return now }
+	f := &Fleet{cfg: Config{Now: clock}}
+	devs := []*Device{{Index: 0}, {Index: 1}, {Index: 2}}
+	s := newSender(0, devs[0], "conv", "run", 50, clock)
+	s.sched, s.ids, s.acked = []time.Time{t0, t0}, []string{"a", "b"}, 2
+	recs := []*recorder{newRecorder("run", clock), newRecorder("run", clock), newRecorder("run", clock)}
+	acc := t0.Add(4 * time.Millisecond).UnixMilli() // both accepted 4 ms after their due time
+	now = t0.Add(10 * time.Millisecond)
+	recs[1].noteID(wireID("run", 0, 1, t0), acc)
+	recs[2].noteID(wireID("run", 0, 2, t0), acc)
+	now = t0.Add(20 * time.Millisecond)
+	recs[2].noteID(wireID("run", 0, 1, t0), acc)
+	recs[1].noteID(wireID("run", 0, 2, t0), acc)
+	recs[1].noteID(wireID("run", 0, 2, t0), acc) // a duplicate adds no latency
+	var r Report
+	f.finishGroup(&r, []*sender{s}, devs, recs, nil, watchProc(0, clock), t0, now)
+	if r.Lost != 0 || r.Duplicates != 1 || r.Delivered != 4 {
+		t.Fatalf("lost %d dups %d delivered %d, want 0 1 4", r.Lost, r.Duplicates, r.Delivered)
+	}
+	if l := r.ServerLatency; l == nil || l.Count != 4 || l.P50 != 6 || l.Max != 16 {
+		t.Errorf("server latency %+v, want 4 deliveries of 6 and 16 ms", l)
+	}
+	if l := r.FanOutServer; l == nil || l.Count != 2 || l.P50 != 16 || l.Max != 16 {
+		t.Errorf("fan-out from the server %+v, want 2 messages of 16 ms", l)
+	}
+	if r.FanOut == nil || r.FanOut.Max != 20 {
+		t.Errorf("fan-out from the due time %+v, want 20 ms", r.FanOut)
+	}
+}

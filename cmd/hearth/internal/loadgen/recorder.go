@@ -39,9 +39,13 @@ type recorder struct {
 	run string
 	now func() time.Time
 
-	mu        sync.Mutex
-	seen      map[key]time.Duration // latency of each delivered message
-	lat       []time.Duration
+	mu   sync.Mutex
+	seen map[key]time.Duration // latency of each delivered message
+	lat  []time.Duration
+	// fromSrv and srvLat (wire mode): the server's acceptance of each
+	// message (Delivery.server_time_ms) → its arrival here.
+	fromSrv   map[key]time.Duration
+	srvLat    []time.Duration
 	delivered int
 	dups      int
 	foreign   int            // not from this run (or unparsable)
@@ -54,7 +58,8 @@ type recorder struct {
 }
 
 func newRecorder(run string, now func() time.Time) *recorder {
-	return &recorder{run: run, now: now, seen: map[key]time.Duration{}, warm: map[int]chan struct{}{}, top: map[int]uint64{}}
+	return &recorder{run: run, now: now, seen: map[key]time.Duration{}, fromSrv: map[key]time.Duration{},
+		warm: map[int]chan struct{}{}, top: map[int]uint64{}}
 }
 
 // warmSeen returns the channel closed when sender's warm-up arrives.
@@ -104,7 +109,9 @@ func (r *recorder) note(text string) {
 
 // noteID records a wire-mode delivery by its message id (wireID); false
 // when id is not a bench message of this run (nothing is recorded).
-func (r *recorder) noteID(id string) bool {
+// accepted is the server's time of acceptance (Delivery.server_time_ms,
+// milliseconds since the epoch, truncated); 0: not known.
+func (r *recorder) noteID(id string, accepted int64) bool {
 	at := r.now()
 	f := strings.SplitN(id, ".", 6)
 	if len(f) != 5 || f[0] != tagMsg || f[1] != r.run {
@@ -112,7 +119,18 @@ func (r *recorder) noteID(id string) bool {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.record(f[2], f[3], f[4], at)
+	dups := r.dups
+	if !r.record(f[2], f[3], f[4], at) {
+		return false
+	}
+	if accepted > 0 && r.dups == dups {
+		s, _ := strconv.Atoi(f[2])
+		seq, _ := strconv.ParseUint(f[3], 10, 64)
+		l := at.Sub(time.UnixMilli(accepted))
+		r.fromSrv[key{s, seq}] = l
+		r.srvLat = append(r.srvLat, l)
+	}
+	return true
 }
 
 // noteForeign counts a delivery that is not a bench message.

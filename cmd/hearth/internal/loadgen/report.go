@@ -34,6 +34,13 @@ type Report struct {
 	AckLatency Latency `json:"ack_latency"` // scheduled send → SendOK at the sender
 	// FanOut (group): scheduled send → the last member has the message.
 	FanOut *Latency `json:"fan_out_latency,omitempty"`
+	// ServerLatency and FanOutServer (wire mode, group): from the
+	// server's acceptance of a message (its Delivery.server_time_ms, in
+	// whole milliseconds: up to 1 ms more than the true figure) to each
+	// delivery, and to the last member's. They leave out the sender's
+	// queueing: what the server and the receivers' sessions take.
+	ServerLatency *Latency `json:"server_latency,omitempty"`
+	FanOutServer  *Latency `json:"fan_out_from_server,omitempty"`
 
 	Server *ProcStats `json:"server,omitempty"` // nil: server PID unknown
 	Bench  ProcStats  `json:"bench"`            // this process
@@ -145,6 +152,12 @@ func (r *Report) WriteText(w io.Writer) {
 		writeLatency(w, "ack lat.", r.AckLatency)
 		if r.FanOut != nil {
 			writeLatency(w, "fan-out ", *r.FanOut)
+		}
+		if r.ServerLatency != nil {
+			writeLatency(w, "srv→dev ", *r.ServerLatency)
+		}
+		if r.FanOutServer != nil {
+			writeLatency(w, "srv→last", *r.FanOutServer)
 		}
 	}
 	if b := r.Backlog; b != nil {

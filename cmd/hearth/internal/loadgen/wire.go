@@ -56,6 +56,8 @@ type wireHandler struct {
 	mu        sync.Mutex
 	processed uint64
 	armed     map[string]chan captured // sender user address -> its capture
+	setup     *wireSetup               // a group member joining without a client (groupwire.go); nil: none
+	joined    *wireSetup               // the set-up once it ended (its counts)
 }
 
 var _ session.BatchHandler = (*wireHandler)(nil)
@@ -92,7 +94,11 @@ func (h *wireHandler) HandleDeliveries(_ context.Context, ds []*wire.Delivery) e
 			continue // re-pushed after a reconnect
 		}
 		h.processed = d.GetSeq()
-		if d.GetKind() == wire.MessageKind_MESSAGE_KIND_APPLICATION && h.rec.noteID(d.GetMessageId()) {
+		if h.setup != nil {
+			h.setupDeliveryLocked(d)
+			continue
+		}
+		if d.GetKind() == wire.MessageKind_MESSAGE_KIND_APPLICATION && h.rec.noteID(d.GetMessageId(), d.GetServerTimeMs()) {
 			continue
 		}
 		user, _, _ := strings.Cut(d.GetSender(), "/")
@@ -310,32 +316,6 @@ func padText(h string, size int) string {
 		return h + strings.Repeat("x", pad)
 	}
 	return h
-}
-
-// wireGroup switches every member to the wire protocol: the members but
-// the first go wire, the first one's client sends the capture to the
-// group, then it goes wire too. Every sender replays that ciphertext.
-func (f *Fleet) wireGroup(ctx context.Context, devs []*Device, conv string, senders []*sender, recs []*recorder, size int) ([]*wireDev, error) {
-	ws := make([]*wireDev, len(devs))
-	err := f.each(ctx, len(devs)-1, func(i int) (err error) {
-		ws[i+1], err = f.goWire(ctx, devs[i+1], recs[i+1])
-		return err
-	})
-	var c captured
-	if err == nil {
-		c, err = f.capture(ctx, devs[0], conv, size, ws[1].h.arm(devs[0].Address))
-	}
-	if err == nil {
-		ws[0], err = f.goWire(ctx, devs[0], recs[0])
-	}
-	if err != nil {
-		stopWire(ws)
-		return nil, err
-	}
-	for i, s := range senders {
-		s.w = newWireOut(ws[i], c)
-	}
-	return ws, nil
 }
 
 // wireBacklog switches the receiver and the senders to the wire protocol:
