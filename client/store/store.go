@@ -179,7 +179,7 @@ func (s *Store) openLocked() error {
 	}
 	deadline := time.Now().Add(s.timeout)
 	for {
-		db, f, err := openBolt(s.path, bolt.Options{Timeout: time.Nanosecond}) // one flock attempt
+		db, f, err := openBolt(s.path, boltOptions(time.Nanosecond)) // one flock attempt
 		if err == nil {
 			s.db, s.file = db, f
 			s.opens++
@@ -199,6 +199,20 @@ func (s *Store) openLocked() error {
 		s.markWant()
 		time.Sleep(openRetry)
 	}
+}
+
+// boltOptions are the options every open of the profile file uses, with
+// a lock timeout: the freelist is a hash map (allocating from it and
+// freeing into it does not scan or re-sort an array of free pages).
+//
+// The freelist is still written at every commit (NoFreelistSync off),
+// although durability would allow leaving it out (bbolt rebuilds it from
+// the reachable pages on open): that rebuild walks the pages in goroutines
+// of bbolt's own, where a page check's panic on a damaged file cannot be
+// recovered (damage.go), so a damaged profile would crash the process
+// instead of being reported as ErrDamaged (TestDamagedStore/pages_garbage crashes that way).
+func boltOptions(timeout time.Duration) bolt.Options {
+	return bolt.Options{Timeout: timeout, FreelistType: bolt.FreelistMapType}
 }
 
 // markWant tells the process holding the file that this one waits for it.
