@@ -26,7 +26,7 @@ type Account struct {
 // Account returns the stored account, or ErrNotFound.
 func (t *Tx) Account() (Account, error) {
 	var a Account
-	err := t.getJSON(t.tx.Bucket(bAccount), kAccount, &a)
+	err := t.getRecord(t.tx.Bucket(bAccount), kAccount, &a)
 	return a, err
 }
 
@@ -35,7 +35,7 @@ func (t *Tx) PutAccount(a Account) error {
 	if a.User == "" || a.DeviceID == "" {
 		return fmt.Errorf("store: account needs user and device id")
 	}
-	return t.putJSON(t.tx.Bucket(bAccount), kAccount, a)
+	return t.putRecord(t.tx.Bucket(bAccount), kAccount, a)
 }
 
 // DeleteAccount removes the stored account (a pending login withdrawn).

@@ -2,7 +2,6 @@ package store
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 )
@@ -33,7 +32,7 @@ type Tx struct {
 
 func u64key(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
 
-func (t *Tx) getJSON(b *kvBucket, k []byte, v any) error {
+func (t *Tx) getRecord(b *kvBucket, k []byte, v any) error {
 	raw, err := t.get(b, k)
 	if err != nil {
 		return err
@@ -41,14 +40,14 @@ func (t *Tx) getJSON(b *kvBucket, k []byte, v any) error {
 	if raw == nil {
 		return ErrNotFound
 	}
-	if err := json.Unmarshal(raw, v); err != nil {
+	if err := decodeRecord(raw, v); err != nil {
 		return fmt.Errorf("store: corrupt record %q: %w", k, err)
 	}
 	return nil
 }
 
-func (t *Tx) putJSON(b *kvBucket, k []byte, v any) error {
-	raw, err := json.Marshal(v)
+func (t *Tx) putRecord(b *kvBucket, k []byte, v any) error {
+	raw, err := encodeRecord(v)
 	if err != nil {
 		return fmt.Errorf("store: encode %q: %w", k, err)
 	}
