@@ -25,8 +25,16 @@ type Account struct {
 
 // Account returns the stored account, or ErrNotFound.
 func (t *Tx) Account() (Account, error) {
+	if t.acct != nil {
+		if a, ok := t.acct.get(t.tx.ID()); ok {
+			return a, nil
+		}
+	}
 	var a Account
 	err := t.getRecord(t.tx.Bucket(bAccount), kAccount, &a)
+	if err == nil && t.acct != nil {
+		t.acct.put(t.tx.ID(), a)
+	}
 	return a, err
 }
 
@@ -35,11 +43,21 @@ func (t *Tx) PutAccount(a Account) error {
 	if a.User == "" || a.DeviceID == "" {
 		return fmt.Errorf("store: account needs user and device id")
 	}
+	t.acctWrote()
 	return t.putRecord(t.tx.Bucket(bAccount), kAccount, a)
 }
 
 // DeleteAccount removes the stored account (a pending login withdrawn).
-func (t *Tx) DeleteAccount() error { return t.tx.Bucket(bAccount).Delete(kAccount) }
+func (t *Tx) DeleteAccount() error {
+	t.acctWrote()
+	return t.tx.Bucket(bAccount).Delete(kAccount)
+}
+
+func (t *Tx) acctWrote() {
+	if t.acct != nil {
+		t.acct.wrote(t.tx.ID())
+	}
+}
 
 // Key names in the keys bucket.
 const (

@@ -43,6 +43,7 @@ type Store struct {
 	damaged  error     // the file is damaged (damage.go): every transaction fails with it
 	file     *os.File  // db's file (markDamaged closes it)
 	later    laterWrites
+	acct     acctCache // the decoded account (acctcache.go)
 }
 
 // Options are how a profile is opened.
@@ -183,6 +184,7 @@ func (s *Store) openLocked() error {
 		if err == nil {
 			s.db, s.file = db, f
 			s.opens++
+			s.acct.reset()        // another process may have changed the account
 			os.Remove(s.wantPath) // served; other waiters mark it again
 			return nil
 		}
@@ -348,14 +350,16 @@ func (s *Store) update(fn func(*Tx) error, check bool) error {
 	defer s.release()
 	defer s.later.enterUpdate()()
 	keys, fns := s.later.take()
+	txid := 0
 	err = s.markDamaged(guarded(s.path, func() error {
 		return db.Update(func(tx *bolt.Tx) error {
+			txid = tx.ID()
 			if check {
 				if err := lockedElsewhere(tx, sl); err != nil {
 					return err
 				}
 			}
-			t := &Tx{tx: tx, s: sl}
+			t := &Tx{tx: tx, s: sl, acct: &s.acct}
 			if err := runLater(t, keys, fns); err != nil {
 				return err
 			}
@@ -363,6 +367,9 @@ func (s *Store) update(fn func(*Tx) error, check bool) error {
 		})
 	}))
 	s.later.settle(err == nil, keys, fns)
+	if err != nil && txid != 0 {
+		s.acct.failed(txid)
+	}
 	return err
 }
 
@@ -391,7 +398,7 @@ func (s *Store) Peek(fn func(*Tx) error) error {
 			if err := lockedElsewhere(tx, sl); err != nil {
 				return err
 			}
-			return fn(&Tx{tx: tx, s: sl})
+			return fn(&Tx{tx: tx, s: sl, acct: &s.acct})
 		})
 	}))
 }

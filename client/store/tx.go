@@ -28,6 +28,9 @@ var (
 type Tx struct {
 	tx *kvTx
 	s  *sealer // nil: values are stored as they are
+	// acct caches the decoded account across transactions; nil: none
+	// (the browser's store, whose transactions have no ids).
+	acct *acctCache
 }
 
 func u64key(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
