@@ -26,14 +26,14 @@ type Account struct {
 // Account returns the stored account, or ErrNotFound.
 func (t *Tx) Account() (Account, error) {
 	if t.acct != nil {
-		if a, ok := t.acct.get(t.tx.ID()); ok {
+		if a, ok := t.acct.get(t.id); ok {
 			return a, nil
 		}
 	}
 	var a Account
 	err := t.getRecord(t.tx.Bucket(bAccount), kAccount, &a)
 	if err == nil && t.acct != nil {
-		t.acct.put(t.tx.ID(), a)
+		t.acct.put(t.id, a)
 	}
 	return a, err
 }
@@ -55,7 +55,7 @@ func (t *Tx) DeleteAccount() error {
 
 func (t *Tx) acctWrote() {
 	if t.acct != nil {
-		t.acct.wrote(t.tx.ID())
+		t.acct.wrote(t.id)
 	}
 }
 

@@ -359,7 +359,7 @@ func (s *Store) update(fn func(*Tx) error, check bool) error {
 					return err
 				}
 			}
-			t := &Tx{tx: tx, s: sl, acct: &s.acct}
+			t := &Tx{tx: tx, s: sl, acct: &s.acct, id: txid}
 			if err := runLater(t, keys, fns); err != nil {
 				return err
 			}
@@ -398,7 +398,7 @@ func (s *Store) Peek(fn func(*Tx) error) error {
 			if err := lockedElsewhere(tx, sl); err != nil {
 				return err
 			}
-			return fn(&Tx{tx: tx, s: sl, acct: &s.acct})
+			return fn(&Tx{tx: tx, s: sl, acct: &s.acct, id: tx.ID()})
 		})
 	}))
 }

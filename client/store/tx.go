@@ -31,6 +31,7 @@ type Tx struct {
 	// acct caches the decoded account across transactions; nil: none
 	// (the browser's store, whose transactions have no ids).
 	acct *acctCache
+	id   int // bbolt's transaction id, for acct
 }
 
 func u64key(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
