@@ -339,16 +339,15 @@ func (s *Store) Compact() error {
 // (fsynced) together when fn returns nil, and are discarded otherwise.
 func (s *Store) Update(fn func(*Tx) error) error { return s.update(fn, true) }
 
-// update is Update; the transaction that opens the store (and reads the
-// key derivation record) runs without the check for an encryption made
-// by another process.
-func (s *Store) update(fn func(*Tx) error, check bool) error {
+// updateTx runs update's transaction; the transaction that opens the
+// store (and reads the key derivation record) runs without the check for
+// an encryption made by another process.
+func (s *Store) updateTx(fn func(*Tx) error, check bool) error {
 	db, sl, err := s.acquire()
 	if err != nil {
 		return err
 	}
 	defer s.release()
-	defer s.later.enterUpdate()()
 	keys, fns := s.later.take()
 	txid := 0
 	err = s.markDamaged(guarded(s.path, func() error {
