@@ -329,6 +329,15 @@ func (f *flush) launch() (done bool, derr error, next time.Time, err error) {
 	return false, nil, next, nil
 }
 
+// Settling returns a test for the items accepted by the server whose
+// settling (removal from the outbox) is put off to the store's next
+// write: a reader that Peeks at the outbox reads past them, as Flush
+// does. It holds the items settling when it was called.
+func (o *Sender) Settling() func(id string) bool {
+	s := o.settled()
+	return func(id string) bool { return s[id] }
+}
+
 // settled returns a copy of the items whose settling is put off.
 func (o *Sender) settled() map[string]bool {
 	o.mu.Lock()
