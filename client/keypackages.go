@@ -87,7 +87,9 @@ func (k *keyPackages) ensure(ctx context.Context) error {
 		done = tx.Meta(metaKeyPackages) != nil
 		for _, ref := range tx.KeyPackageRefs() {
 			if tx.Meta(metaLastResort+string(ref)) == nil {
-				left++
+				if left++; left >= keyPackagesLow {
+					break // enough: this runs on every Flush
+				}
 			}
 		}
 		return nil
