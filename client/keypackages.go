@@ -85,13 +85,7 @@ func (k *keyPackages) ensure(ctx context.Context) error {
 	// would commit them in a transaction of their own.
 	k.st.Peek(func(tx *store.Tx) error {
 		done = tx.Meta(metaKeyPackages) != nil
-		for _, ref := range tx.KeyPackageRefs() {
-			if tx.Meta(metaLastResort+string(ref)) == nil {
-				if left++; left >= keyPackagesLow {
-					break // enough: this runs on every Flush
-				}
-			}
-		}
+		left = tx.CountKeyPackages(keyPackagesLow, func(ref []byte) bool { return tx.Meta(metaLastResort+string(ref)) == nil })
 		return nil
 	})
 	if done && left >= keyPackagesLow {

@@ -119,6 +119,21 @@ func (t *Tx) KeyPackageRefs() [][]byte {
 	return refs
 }
 
+// CountKeyPackages counts the stored KeyPackage private keys for which
+// counts (if not nil) reports true, up to max (all of them if max <= 0),
+// without copying their references: a check run on every Flush.
+func (t *Tx) CountKeyPackages(max int, counts func(ref []byte) bool) int {
+	n := 0
+	c := t.tx.Bucket(bKeys).Cursor()
+	p := []byte(keyPkgPrefix)
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p) && (max <= 0 || n < max); k, _ = c.Next() {
+		if counts == nil || counts(k[len(p):]) {
+			n++
+		}
+	}
+	return n
+}
+
 // KeyNames returns the names of the secrets stored under prefix.
 func (t *Tx) KeyNames(prefix string) []string {
 	var names []string
