@@ -71,8 +71,15 @@ const (
 	keyPkgPrefix       = "keypackage/" // + KeyPackage reference
 )
 
-// Key returns the secret stored under name, or ErrNotFound.
+// Key returns the secret stored under name, or ErrNotFound. The
+// signature key is kept in memory between transactions (reccache.go).
 func (t *Tx) Key(name string) ([]byte, error) {
+	sig := t.sigCache(name)
+	if sig != nil {
+		if v, ok := sig.get(t.id); ok {
+			return bytes.Clone(v), nil
+		}
+	}
 	v, err := t.get(t.tx.Bucket(bKeys), []byte(name))
 	if err != nil {
 		return nil, err
@@ -80,7 +87,18 @@ func (t *Tx) Key(name string) ([]byte, error) {
 	if v == nil {
 		return nil, ErrNotFound
 	}
+	if sig != nil {
+		sig.put(t.id, bytes.Clone(v))
+	}
 	return v, nil
+}
+
+// sigCache is the cache for the key name, if it has one.
+func (t *Tx) sigCache(name string) *recCache[[]byte] {
+	if name != KeySignature {
+		return nil
+	}
+	return t.sig
 }
 
 // PutKey stores a secret under name, replacing any previous one.
@@ -88,11 +106,19 @@ func (t *Tx) PutKey(name string, secret []byte) error {
 	if name == "" || len(secret) == 0 {
 		return fmt.Errorf("store: key needs a name and a value")
 	}
+	if c := t.sigCache(name); c != nil {
+		c.wrote(t.id)
+	}
 	return t.put(t.tx.Bucket(bKeys), []byte(name), secret)
 }
 
 // DeleteKey removes the secret under name, if any.
-func (t *Tx) DeleteKey(name string) error { return t.tx.Bucket(bKeys).Delete([]byte(name)) }
+func (t *Tx) DeleteKey(name string) error {
+	if c := t.sigCache(name); c != nil {
+		c.wrote(t.id)
+	}
+	return t.tx.Bucket(bKeys).Delete([]byte(name))
+}
 
 // PutKeyPackage stores the private part of a published KeyPackage by its reference.
 func (t *Tx) PutKeyPackage(ref, private []byte) error {

@@ -43,7 +43,8 @@ type Store struct {
 	damaged  error     // the file is damaged (damage.go): every transaction fails with it
 	file     *os.File  // db's file (markDamaged closes it)
 	later    laterWrites
-	acct     acctCache // the decoded account (acctcache.go)
+	acct     recCache[Account] // the decoded account (reccache.go)
+	sig      recCache[[]byte]  // the signature key (reccache.go)
 }
 
 // Options are how a profile is opened.
@@ -184,7 +185,8 @@ func (s *Store) openLocked() error {
 		if err == nil {
 			s.db, s.file = db, f
 			s.opens++
-			s.acct.reset()        // another process may have changed the account
+			s.acct.reset() // another process may have changed them
+			s.sig.reset()
 			os.Remove(s.wantPath) // served; other waiters mark it again
 			return nil
 		}
@@ -358,7 +360,7 @@ func (s *Store) updateTx(fn func(*Tx) error, check bool) error {
 					return err
 				}
 			}
-			t := &Tx{tx: tx, s: sl, acct: &s.acct, id: txid}
+			t := &Tx{tx: tx, s: sl, acct: &s.acct, sig: &s.sig, id: txid}
 			if err := runLater(t, keys, fns); err != nil {
 				return err
 			}
@@ -368,6 +370,7 @@ func (s *Store) updateTx(fn func(*Tx) error, check bool) error {
 	s.later.settle(err == nil, keys, fns)
 	if err != nil && txid != 0 {
 		s.acct.failed(txid)
+		s.sig.failed(txid)
 	}
 	return err
 }
@@ -397,7 +400,7 @@ func (s *Store) Peek(fn func(*Tx) error) error {
 			if err := lockedElsewhere(tx, sl); err != nil {
 				return err
 			}
-			return fn(&Tx{tx: tx, s: sl, acct: &s.acct, id: tx.ID()})
+			return fn(&Tx{tx: tx, s: sl, acct: &s.acct, sig: &s.sig, id: tx.ID()})
 		})
 	}))
 }

@@ -28,10 +28,12 @@ var (
 type Tx struct {
 	tx *kvTx
 	s  *sealer // nil: values are stored as they are
-	// acct caches the decoded account across transactions; nil: none
-	// (the browser's store, whose transactions have no ids).
-	acct *acctCache
-	id   int // bbolt's transaction id, for acct
+	// acct and sig cache the decoded account and the signature key
+	// across transactions (reccache.go); nil: none (the browser's store,
+	// whose transactions have no ids).
+	acct *recCache[Account]
+	sig  *recCache[[]byte]
+	id   int // bbolt's transaction id, for the caches
 }
 
 func u64key(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }

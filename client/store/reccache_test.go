@@ -108,7 +108,7 @@ func TestAccountCached(t *testing.T) {
 // A reader cannot be held open across a write in a test of the Store
 // itself: bbolt's writer may wait for it to grow the file.)
 func TestAccountCacheSnapshots(t *testing.T) {
-	var c acctCache
+	var c recCache[Account]
 	a := func(tok string) Account { return Account{AccessToken: tok} }
 	c.put(5, a("v5")) // a reader after commit 5
 	if got, ok := c.get(5); !ok || got.AccessToken != "v5" {
@@ -141,5 +141,62 @@ func TestAccountCacheSnapshots(t *testing.T) {
 	c.put(6, a("v6"))
 	if _, ok := c.get(7); ok {
 		t.Fatal("a reader at 6 decoded an account served at 7 after writer 7 wrote")
+	}
+}
+
+// TestSignatureKeyCached: the signature key is served from memory while
+// the file stays open, and PutKey, DeleteKey and failed writes are seen.
+func TestSignatureKeyCached(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer s.Close()
+	key := func() string {
+		t.Helper()
+		var k []byte
+		err := s.Peek(func(tx *Tx) (err error) { k, err = tx.Key(KeySignature); return })
+		if errors.Is(err, ErrNotFound) {
+			return "(none)"
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(k)
+	}
+	put := func(v string) error { return s.Update(func(tx *Tx) error { return tx.PutKey(KeySignature, []byte(v)) }) }
+	if err := put("k1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := key(); got != "k1" {
+		t.Fatalf("key %q, want k1", got)
+	}
+	if err := s.Update(func(tx *Tx) error { return tx.tx.Bucket(bKeys).Put([]byte(KeySignature), []byte("behind")) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := key(); got != "k1" {
+		t.Fatalf("key %q, want k1 from the cache", got)
+	}
+	if err := put("k2"); err != nil {
+		t.Fatal(err)
+	}
+	if got := key(); got != "k2" {
+		t.Fatalf("after PutKey: key %q, want k2", got)
+	}
+	boom := errors.New("boom")
+	if err := s.Update(func(tx *Tx) error { tx.PutKey(KeySignature, []byte("k3")); return boom }); !errors.Is(err, boom) {
+		t.Fatal(err)
+	}
+	if got := key(); got != "k2" {
+		t.Fatalf("after a failed write: key %q, want k2", got)
+	}
+	var k []byte
+	s.Peek(func(tx *Tx) (err error) { k, err = tx.Key(KeySignature); return })
+	k[0] = 'X' // a caller's copy: the cache keeps its own
+	if got := key(); got != "k2" {
+		t.Fatalf("after changing a returned key: %q, want k2", got)
+	}
+	if err := s.Update(func(tx *Tx) error { return tx.DeleteKey(KeySignature) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := key(); got != "(none)" {
+		t.Fatalf("after DeleteKey: key %q, want none", got)
 	}
 }
