@@ -161,7 +161,9 @@ func TestSignatureKeyCached(t *testing.T) {
 		}
 		return string(k)
 	}
-	put := func(v string) error { return s.Update(func(tx *Tx) error { return tx.PutKey(KeySignature, []byte(v)) }) }
+	put := func(v string) error {
+		return s.Update(func(tx *Tx) error { return tx.PutKey(KeySignature, []byte(v)) })
+	}
 	if err := put("k1"); err != nil {
 		t.Fatal(err)
 	}
