@@ -39,7 +39,7 @@ type Tx struct {
 func u64key(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
 
 func (t *Tx) getRecord(b *kvBucket, k []byte, v any) error {
-	raw, err := t.get(b, k)
+	raw, err := t.getShared(b, k)
 	if err != nil {
 		return err
 	}
