@@ -85,9 +85,9 @@ var updateFrame = runtime.FuncForPC(reflect.ValueOf((*Store).update).Pointer()).
 
 // nestedInUpdate reports whether the calling goroutine runs inside an
 // Update: whether update is on its stack. It walks the stack's program
-// counters (no symbolization of the frames below it, unlike a stack
-// trace), and only while an Update runs and writes are put off. Go gives
-// a goroutine no identity to compare instead. An Update of another Store
+// counters (much cheaper than formatting a stack trace, and done only
+// while an Update runs and writes are put off, not on every Update). Go
+// gives a goroutine no identity to compare instead. An Update of another Store
 // on the stack counts too (a View of one store inside an Update of
 // another then reads as a Peek while this one's Update runs).
 func nestedInUpdate() bool {
