@@ -34,7 +34,7 @@ func (c *Client) flush(ctx context.Context, until string, held bool) error {
 	if err := c.kp.ensure(ctx); err != nil {
 		return err
 	}
-	defer c.sealer.prewarm(ctx)() // roster checks in the connection's first round trip
+	defer c.sealer.prewarm(ctx, c.out.Settling())() // roster checks in the connection's first round trip
 	if err := s.CaughtUp(ctx); err != nil {
 		return err
 	}

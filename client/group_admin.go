@@ -158,7 +158,9 @@ func markLeavers(tx *store.Tx, conv string, pending bool) error {
 // users who asked to leave (rotating the admin key if one was an admin).
 func (gp *Groups) commitLeaves(ctx context.Context) error {
 	var convs []string
-	err := gp.st.View(func(tx *store.Tx) error {
+	// A Peek (every Flush comes here): metadata only, which no write put
+	// off by Store.Later touches (keyPackages.ensure).
+	err := gp.st.Peek(func(tx *store.Tx) error {
 		if raw := tx.Meta(leaversName); raw != nil {
 			return json.Unmarshal(raw, &convs)
 		}

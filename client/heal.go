@@ -49,7 +49,7 @@ const staleRetries = 3
 // one whose heal gave up.
 func (h *healer) ensure(ctx context.Context, conv string) error {
 	var gone, out bool
-	err := h.st.View(func(tx *store.Tx) (err error) {
+	err := h.st.Peek(func(tx *store.Tx) (err error) { // metadata only (keyPackages.ensure)
 		gone = tx.Meta(goneName(conv)) != nil
 		_, out, err = convstate.GetOutOfStep(tx, conv)
 		return err
@@ -120,7 +120,7 @@ const healAgain = time.Minute
 // returned after trying the others; refusals are recorded, not returned.
 func (h *healer) catchUp(ctx context.Context, tried map[string]time.Time) error {
 	var convs, counted []string
-	if err := h.st.View(func(tx *store.Tx) error {
+	if err := h.st.Peek(func(tx *store.Tx) error { // metadata only (keyPackages.ensure)
 		convs, counted = convstate.OutOfStepConversations(tx), convstate.UndecryptableConversations(tx)
 		return nil
 	}); err != nil || len(convs)+len(counted) == 0 {

@@ -79,13 +79,13 @@ const (
 func (k *keyPackages) ensure(ctx context.Context) error {
 	var done bool
 	left := 0
-	k.st.View(func(tx *store.Tx) error {
+	// A Peek (here and for the other reads of metadata, group states and
+	// keys on the send and receive paths): the writes put off by
+	// Store.Later touch only the outbox, history and inbox, and a View
+	// would commit them in a transaction of their own.
+	k.st.Peek(func(tx *store.Tx) error {
 		done = tx.Meta(metaKeyPackages) != nil
-		for _, ref := range tx.KeyPackageRefs() {
-			if tx.Meta(metaLastResort+string(ref)) == nil {
-				left++
-			}
-		}
+		left = tx.CountKeyPackages(keyPackagesLow, func(ref []byte) bool { return tx.Meta(metaLastResort+string(ref)) == nil })
 		return nil
 	})
 	if done && left >= keyPackagesLow {

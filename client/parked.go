@@ -183,7 +183,7 @@ func (r *receiver) retryParked(ctx context.Context, conv string, soon bool) (tim
 		next, last time.Time
 	}
 	var parked []due
-	err := r.st.View(func(tx *store.Tx) error {
+	err := r.st.Peek(func(tx *store.Tx) error { // metadata only (keyPackages.ensure)
 		for _, c := range tx.MetaNames(parkedPrefix) {
 			if conv != "" && c != conv {
 				continue
@@ -208,7 +208,7 @@ func (r *receiver) retryParked(ctx context.Context, conv string, soon bool) (tim
 			}
 			var rec parkRecord
 			var still bool
-			if err := r.st.View(func(tx *store.Tx) (err error) { rec, still, err = getPark(tx, p.conv); return }); err != nil {
+			if err := r.st.Peek(func(tx *store.Tx) (err error) { rec, still, err = getPark(tx, p.conv); return }); err != nil {
 				return time.Time{}, err
 			}
 			if !still {
@@ -333,14 +333,14 @@ func parkBackoff(tries int) time.Duration {
 // the send's timeout).
 func (r *receiver) waitParked(ctx context.Context, conv string) error {
 	var parked bool
-	r.st.View(func(tx *store.Tx) error { parked = isParked(tx, conv); return nil })
+	r.st.Peek(func(tx *store.Tx) error { parked = isParked(tx, conv); return nil })
 	if !parked {
 		return nil
 	}
 	if _, err := r.retryParked(ctx, conv, true); err != nil {
 		return err
 	}
-	r.st.View(func(tx *store.Tx) error { parked = isParked(tx, conv); return nil })
+	r.st.Peek(func(tx *store.Tx) error { parked = isParked(tx, conv); return nil })
 	if parked {
 		return heldErr(conv)
 	}

@@ -29,11 +29,13 @@ type warming struct {
 // done again by sealIn, with its errors. The returned function waits for
 // the checks it started (each ends with ctx at the latest); Flush calls it
 // before returning, so that none outlives the client.
-func (sl *sealer) prewarm(ctx context.Context) (wait func()) {
+func (sl *sealer) prewarm(ctx context.Context, settling func(id string) bool) (wait func()) {
 	var wg sync.WaitGroup
 	var convs []string
-	sl.st.View(func(tx *store.Tx) error {
-		heads, err := tx.OutboxHeads()
+	// A Peek, reading past the items whose settling is put off as Flush
+	// does (a View would commit it in a transaction of its own).
+	sl.st.Peek(func(tx *store.Tx) error {
+		heads, err := tx.OutboxHeadsSkipping(settling)
 		if err != nil {
 			return err
 		}

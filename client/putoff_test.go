@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -239,5 +240,59 @@ func deliveredTo(t *testing.T, d *dev, peer, text string) {
 			t.Fatalf("%s: %q not shown delivered to %s: %+v", d.user, text, peer, h)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRunningReceiveCommitsOncePerMessage: a running Receive commits once
+// per delivered message (the batch: message, mailbox position), the
+// printed entry's removal riding on the next one. The reads made on every
+// batch (KeyPackages, parked and out-of-step conversations, the receipts
+// timer) Peek, so they commit nothing of their own; as Views they
+// committed each removal on its own, two commits per message.
+func TestRunningReceiveCommitsOncePerMessage(t *testing.T) {
+	ts := client.NewTestServer(t, "a.example")
+	alice := groupUsers(t, ts, "alice")[0]
+	prof := t.TempDir()
+	c, err := client.Open(client.Config{Profile: prof, Dial: ts.Dial(), Groups: mlsgroup.New(),
+		MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond, NoDeliveryReceipts: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	bob := &dev{t: t, c: c, user: ts.AddUser(t, "bob", groupPW), profile: prof}
+	bob.login(groupPW)
+	bob.drain()
+	ctx, cancel := context.WithCancel(context.Background())
+	printed := make(chan struct{}, 16)
+	done := make(chan error, 1)
+	go func() {
+		done <- bob.c.Receive(ctx, 0, func(m store.Message) error {
+			if m.Event == "" {
+				printed <- struct{}{}
+			}
+			return nil
+		})
+	}()
+	defer func() { cancel(); <-done }()
+	wait := func() {
+		t.Helper()
+		select {
+		case <-printed:
+		case <-time.After(10 * time.Second):
+			t.Fatal("nothing printed")
+		}
+	}
+	alice.send(bob.user, "first") // the conversation is set up
+	wait()
+	const n = 6
+	before := bob.c.StoreCommits()
+	for i := range n {
+		alice.send(bob.user, fmt.Sprint("message ", i))
+		wait()
+	}
+	// One more than n: Receive commits what is put off on its own after
+	// a second without deliveries, which a slow machine may reach once.
+	if got := bob.c.StoreCommits() - before; got > n+1 {
+		t.Errorf("bob committed %d times for %d messages, want one commit per message", got, n)
 	}
 }

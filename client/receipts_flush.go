@@ -74,8 +74,12 @@ func isCoalesced(it store.OutboxItem) bool {
 func (c *Client) receiptsDue() (time.Time, bool) {
 	var due time.Time
 	found := false
-	c.st.View(func(tx *store.Tx) error {
-		heads, err := tx.OutboxHeads()
+	// A Peek reading past the receipts whose settling is put off, as
+	// Flush does: a View would commit that (and the printed inbox
+	// entries put off) in a transaction of their own, once per batch.
+	settling := c.out.Settling()
+	c.st.Peek(func(tx *store.Tx) error {
+		heads, err := tx.OutboxHeadsSkipping(settling)
 		if err != nil {
 			return err
 		}

@@ -1,7 +1,6 @@
 package convstate
 
 import (
-	"encoding/json"
 	"slices"
 	"strings"
 
@@ -44,11 +43,7 @@ var ErrRedo = wire.Errorf("client.Commit", wire.Code_CODE_STALE_EPOCH, "group ch
 // future sends go there, and the other one stays readable (Directs,
 // `history USER`).
 func Remember(tx *store.Tx, cv Conversation) error {
-	raw, err := json.Marshal(cv)
-	if err != nil {
-		return err
-	}
-	if err := tx.PutMeta(convName(cv.ID), raw); err != nil {
+	if err := tx.PutMeta(convName(cv.ID), encodeConversation(cv)); err != nil {
 		return err
 	}
 	if direct(cv) {
@@ -100,8 +95,7 @@ func Get(tx *store.Tx, id string) (Conversation, error) {
 	if raw == nil {
 		return cv, store.ErrNotFound
 	}
-	err := json.Unmarshal(raw, &cv)
-	return cv, err
+	return decodeConversation(raw)
 }
 
 // Forget deletes the record of conversation id, the peer's direct

@@ -160,7 +160,7 @@ func (o *Sender) flush(ctx context.Context, s *session.Session, until string, re
 		return err
 	}
 	fctx, cancel := context.WithCancel(ctx)
-	f := &flush{o: o, s: s, until: until, release: release, only: only, ctx: fctx, results: make(chan result, maxInFlight),
+	f := &flush{o: o, s: s, until: until, release: release, only: only, ctx: fctx, results: make(chan *result, maxInFlight),
 		inflight: map[string]bool{}, tries: map[string]int{}}
 	err := f.run(ctx)
 	cancel()
@@ -176,7 +176,7 @@ type flush struct {
 	release bool                        // held items go too (Config.Hold)
 	only    func(store.OutboxItem) bool // if set, the items to send (the others stay)
 	ctx     context.Context             // ended when Flush returns
-	results chan result
+	results chan *result                // by pointer: a buffer of maxInFlight results would be ~11 KB per Flush
 
 	inflight map[string]bool // queues (and store queues) with an item in flight
 	finished bool            // until was accepted or failed
@@ -231,7 +231,7 @@ func (f *flush) wait(ctx context.Context, next time.Time) error {
 	}
 	select {
 	case r := <-f.results:
-		return f.collect(r)
+		return f.collect(*r)
 	case <-timer:
 		return nil
 	case <-ctx.Done():
@@ -324,9 +324,18 @@ func (f *flush) launch() (done bool, derr error, next time.Time, err error) {
 		o.launches++
 		f.n++
 		o.maxFlight = max(o.maxFlight, f.n)
-		go func() { f.results <- f.try(k, it) }()
+		go func() { r := f.try(k, it); f.results <- &r }()
 	}
 	return false, nil, next, nil
+}
+
+// Settling returns a test for the items accepted by the server whose
+// settling (removal from the outbox) is put off to the store's next
+// write: a reader that Peeks at the outbox reads past them, as Flush
+// does. It holds the items settling when it was called.
+func (o *Sender) Settling() func(id string) bool {
+	s := o.settled()
+	return func(id string) bool { return s[id] }
 }
 
 // settled returns a copy of the items whose settling is put off.
@@ -466,7 +475,7 @@ func (f *flush) collect(r result) error {
 	for more := true; more; {
 		select {
 		case r := <-f.results:
-			rs = append(rs, r)
+			rs = append(rs, *r)
 		default:
 			more = false
 		}
@@ -500,8 +509,8 @@ func (f *flush) drain() {
 	for f.n > 0 {
 		select {
 		case r := <-f.results:
-			f.landed([]result{r})
-			rs = append(rs, r)
+			f.landed([]result{*r})
+			rs = append(rs, *r)
 		case <-t.C:
 			f.o.cfg.Log.Warn("outbox: items still in flight after Flush", "n", f.n)
 			f.o.settle(rs)

@@ -160,6 +160,16 @@ func (t *Tx) get(b *kvBucket, k []byte) ([]byte, error) {
 	return t.s.open(k, v)
 }
 
+// getShared is get for a reader that copies what it keeps (a record
+// decoder): the value of an unencrypted profile is bbolt's own, valid
+// only inside the transaction and never to be changed.
+func (t *Tx) getShared(b *kvBucket, k []byte) ([]byte, error) {
+	if t.s == nil {
+		return b.Get(k), nil
+	}
+	return t.get(b, k)
+}
+
 // put stores v under k in b, sealed if the profile is encrypted.
 func (t *Tx) put(b *kvBucket, k, v []byte) error {
 	if t.s != nil {

@@ -30,6 +30,19 @@
 //	inbox    received messages not yet printed by `hearth chat recv`
 //	crypt    the key derivation record of an encrypted profile
 //
+// # Records
+//
+// The records written for every message (outbox items, history and inbox
+// messages) are stored in a compact binary form (binrec.go) that starts
+// with a marker byte no JSON text starts with; the others are JSON.
+// Records written as JSON by earlier versions read as before and are
+// rewritten in binary when next written. The decoded account and this
+// device's signature key are kept in memory between transactions
+// (reccache.go), tied to bbolt's transaction ids so that a transaction
+// never sees a record another snapshot decoded, and dropped when the file
+// is opened again (another process may have written them) and when a
+// write fails.
+//
 // # Encryption at rest
 //
 // A profile opened with a passphrase (OpenWith, Options.Passphrase) has

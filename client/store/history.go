@@ -68,7 +68,7 @@ func (t *Tx) AddHistory(m Message) (bool, error) {
 	}
 	k := u64key(m.Seq)
 	var old Message
-	switch err := t.getJSON(conv, k, &old); err {
+	switch err := t.getRecord(conv, k, &old); err {
 	case nil:
 		if old.ID != m.ID {
 			return false, fmt.Errorf("%w: conversation %s seq %d holds message %s, not %s", ErrSeqTaken, m.Conversation, m.Seq, old.ID, m.ID)
@@ -78,7 +78,7 @@ func (t *Tx) AddHistory(m Message) (bool, error) {
 	default:
 		return false, err
 	}
-	return true, t.putJSON(conv, k, m)
+	return true, t.putRecord(conv, k, m)
 }
 
 // History returns a conversation's messages in conversation order. With
@@ -92,7 +92,7 @@ func (t *Tx) History(conv string, limit int) ([]Message, error) {
 	c := b.Cursor()
 	for k, _ := c.Last(); k != nil && (limit <= 0 || len(out) < limit); k, _ = c.Prev() {
 		var m Message
-		if err := t.getJSON(b, k, &m); err != nil {
+		if err := t.getRecord(b, k, &m); err != nil {
 			return nil, err
 		}
 		out = append(out, m)
@@ -114,7 +114,7 @@ func (t *Tx) EachHistory(conv string, fn func(Message) error) error {
 	c := b.Cursor()
 	for k, _ := c.First(); k != nil; k, _ = c.Next() {
 		var m Message
-		if err := t.getJSON(b, k, &m); err != nil {
+		if err := t.getRecord(b, k, &m); err != nil {
 			return err
 		}
 		if err := fn(m); err != nil {
@@ -144,7 +144,7 @@ func (t *Tx) AddInbox(m Message) error {
 	if err != nil {
 		return err
 	}
-	return t.putJSON(b, u64key(seq), m)
+	return t.putRecord(b, u64key(seq), m)
 }
 
 // InboxEntry is a queued received message and its position.
@@ -166,7 +166,7 @@ func (t *Tx) InboxAfter(pos uint64, max int) ([]InboxEntry, error) {
 	c := b.Cursor()
 	for k, _ := c.Seek(u64key(pos + 1)); k != nil && (max <= 0 || len(out) < max); k, _ = c.Next() {
 		var e InboxEntry
-		if err := t.getJSON(b, k, &e.Message); err != nil {
+		if err := t.getRecord(b, k, &e.Message); err != nil {
 			return nil, err
 		}
 		e.Pos = be64(k)
@@ -201,7 +201,7 @@ func (t *Tx) HistoryRange(conv string, after, upTo uint64) ([]Message, error) {
 	c := b.Cursor()
 	for k, _ := c.Seek(u64key(after + 1)); k != nil && be64(k) <= upTo; k, _ = c.Next() {
 		var m Message
-		if err := t.getJSON(b, k, &m); err != nil {
+		if err := t.getRecord(b, k, &m); err != nil {
 			return nil, err
 		}
 		out = append(out, m)

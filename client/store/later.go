@@ -1,23 +1,22 @@
 package store
 
 import (
-	"bytes"
 	"fmt"
+	"reflect"
 	"runtime"
-	"strconv"
 	"sync"
+	"sync/atomic"
 )
 
 // laterWrites holds the writes put off by Later until the next Update,
 // and counts committed read-write transactions.
 type laterWrites struct {
-	// updating holds the goroutines inside an Update (running or waiting
-	// for the store's write lock), by goroutine id: a View called inside
-	// one (the same goroutine) must not start an Update of its own, which
-	// would wait for the first forever (see View); a View on any other
-	// goroutine does, and so reads what was put off.
-	updMu    sync.Mutex
-	updating map[uint64]int
+	// updating counts the Updates running (or waiting for the write
+	// lock). While one runs, a View checks whether it is called inside an
+	// Update of its own goroutine (nestedInUpdate): it must not start an
+	// Update then, which would wait for the first forever (see View); a
+	// View on any other goroutine does, and so reads what was put off.
+	updating atomic.Int32
 
 	mu      sync.Mutex
 	keys    []string // in the order first queued
@@ -58,7 +57,9 @@ func (s *Store) Later(key string, write func(*Tx) error, done func()) {
 // viewWrites reports whether a View should commit the pending writes
 // first: some are pending and the View is not inside an Update of its own
 // goroutine (it then reads without them, as a Peek).
-func (s *Store) viewWrites() bool { return s.later.unsettled() && !s.later.inUpdate(goid()) }
+func (s *Store) viewWrites() bool {
+	return s.later.unsettled() && !(s.later.updating.Load() > 0 && nestedInUpdate())
+}
 
 // unsettled reports whether writes are put off, or taken by an Update
 // that has not committed them yet (a View then waits for it by running
@@ -69,44 +70,45 @@ func (l *laterWrites) unsettled() bool {
 	return len(l.keys) > 0 || l.taken > 0
 }
 
-// enterUpdate records that goroutine g entered an Update; the returned
-// function records that it left.
-func (l *laterWrites) enterUpdate() (leave func()) {
-	g := goid()
-	l.updMu.Lock()
-	if l.updating == nil {
-		l.updating = map[uint64]int{}
-	}
-	l.updating[g]++
-	l.updMu.Unlock()
-	return func() {
-		l.updMu.Lock()
-		if l.updating[g]--; l.updating[g] <= 0 {
-			delete(l.updating, g)
+// update is Update (with check: see updateTx). Its frame on a goroutine's
+// stack is what tells a View nested in it (nestedInUpdate).
+//
+//go:noinline
+func (s *Store) update(fn func(*Tx) error, check bool) error {
+	s.later.updating.Add(1)
+	defer s.later.updating.Add(-1)
+	return s.updateTx(fn, check)
+}
+
+// updateFrame is the name of update's function in stack traces.
+var updateFrame = runtime.FuncForPC(reflect.ValueOf((*Store).update).Pointer()).Name()
+
+// nestedInUpdate reports whether the calling goroutine runs inside an
+// Update: whether update is on its stack. It walks the stack's program
+// counters (much cheaper than formatting a stack trace, and done only
+// while an Update runs and writes are put off, not on every Update). Go
+// gives a goroutine no identity to compare instead. An Update of another Store
+// on the stack counts too (a View of one store inside an Update of
+// another then reads as a Peek while this one's Update runs).
+func nestedInUpdate() bool {
+	pcs := make([]uintptr, 64)
+	for {
+		n := runtime.Callers(2, pcs)
+		frames := runtime.CallersFrames(pcs[:n])
+		for {
+			f, more := frames.Next()
+			if f.Function == updateFrame {
+				return true
+			}
+			if !more {
+				break
+			}
 		}
-		l.updMu.Unlock()
+		if n < len(pcs) || len(pcs) >= 1<<16 {
+			return false
+		}
+		pcs = make([]uintptr, 2*len(pcs)) // a deeper stack: look at all of it
 	}
-}
-
-func (l *laterWrites) inUpdate(g uint64) bool {
-	l.updMu.Lock()
-	defer l.updMu.Unlock()
-	return l.updating[g] > 0
-}
-
-// goid is the calling goroutine's id, read from the first line of its
-// stack trace ("goroutine 18 [running]:"). Go offers no other way; it is
-// used only to tell a View nested in its own goroutine's Update from one
-// on another goroutine, which must see the writes put off.
-func goid() uint64 {
-	var b [64]byte
-	n := runtime.Stack(b[:], false)
-	f := bytes.Fields(b[:n])
-	if len(f) < 2 {
-		return 0
-	}
-	id, _ := strconv.ParseUint(string(f[1]), 10, 64)
-	return id
 }
 
 // Pending reports whether writes put off by Later wait for an Update.

@@ -64,6 +64,22 @@ func TestLaterRidesOnTheNextUpdate(t *testing.T) {
 	if v := get(s.View, "a"); v != "nested" || s.Pending() {
 		t.Fatalf("a=%q pending %v after the nested View", v, s.Pending())
 	}
+	// Also far down the stack: the Update's frame is looked for in all
+	// of it.
+	var deep func(n int) error
+	deep = func(n int) error {
+		if n == 0 {
+			return s.View(func(tx *Tx) error { return nil })
+		}
+		return deep(n - 1)
+	}
+	err = s.Update(func(*Tx) error {
+		s.Later("n", put("n", "2"), nil)
+		return deep(300)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	// A failed Update rolls the put-off write back and keeps it; a newer
 	// write of the same key replaces it.

@@ -83,7 +83,7 @@ func (t *Tx) AddOutbox(it OutboxItem) (OutboxItem, error) {
 		return it, fmt.Errorf("store: outbox sequence: %w", err)
 	}
 	it.Seq, it.Queue = seq, queueOf(it)
-	if err := t.putJSON(b, u64key(seq), it); err != nil {
+	if err := t.putRecord(b, u64key(seq), it); err != nil {
 		return it, err
 	}
 	if it.Failed == "" {
@@ -115,7 +115,7 @@ func (t *Tx) UpdateOutbox(it OutboxItem) error {
 			return err
 		}
 	}
-	return t.putJSON(t.tx.Bucket(bOutbox), u64key(it.Seq), it)
+	return t.putRecord(t.tx.Bucket(bOutbox), u64key(it.Seq), it)
 }
 
 // OutboxItem returns the item with message id id, or ErrNotFound.
@@ -125,7 +125,7 @@ func (t *Tx) OutboxItem(id string) (OutboxItem, error) {
 	if k == nil {
 		return it, ErrNotFound
 	}
-	err := t.getJSON(t.tx.Bucket(bOutbox), k, &it)
+	err := t.getRecord(t.tx.Bucket(bOutbox), k, &it)
 	return it, err
 }
 
@@ -138,7 +138,7 @@ func (t *Tx) DeleteOutbox(id string) error {
 	}
 	k = cloneBytes(k)
 	var it OutboxItem
-	if err := t.getJSON(t.tx.Bucket(bOutbox), k, &it); err != nil {
+	if err := t.getRecord(t.tx.Bucket(bOutbox), k, &it); err != nil {
 		return err
 	}
 	if err := t.tx.Bucket(bOutQueues).Delete(queueKey(it)); err != nil {
@@ -181,7 +181,7 @@ func (t *Tx) OutboxHeadsSkipping(skip func(id string) bool) ([]OutboxItem, error
 			return out, fmt.Errorf("store: corrupt outbox queue key %q", k)
 		}
 		var it OutboxItem
-		if err := t.getJSON(b, k[len(k)-8:], &it); err != nil {
+		if err := t.getRecord(b, k[len(k)-8:], &it); err != nil {
 			return out, err
 		}
 		if skip != nil && skip(it.ID) {
@@ -216,7 +216,7 @@ func (t *Tx) Outbox() ([]OutboxItem, error) {
 	var out []OutboxItem
 	err := t.tx.Bucket(bOutbox).ForEach(func(k, v []byte) error {
 		var it OutboxItem
-		if err := t.getJSON(t.tx.Bucket(bOutbox), k, &it); err != nil {
+		if err := t.getRecord(t.tx.Bucket(bOutbox), k, &it); err != nil {
 			return err
 		}
 		out = append(out, it)
@@ -233,7 +233,7 @@ func (t *Tx) PendingOutbox(max int) ([]OutboxItem, error) {
 	c := b.Cursor()
 	for k, _ := c.First(); k != nil && (max <= 0 || len(out) < max); k, _ = c.Next() {
 		var it OutboxItem
-		if err := t.getJSON(b, k, &it); err != nil {
+		if err := t.getRecord(b, k, &it); err != nil {
 			return out, err
 		}
 		if it.Failed == "" {

@@ -25,8 +25,16 @@ type Account struct {
 
 // Account returns the stored account, or ErrNotFound.
 func (t *Tx) Account() (Account, error) {
+	if t.acct != nil {
+		if a, ok := t.acct.get(t.id); ok {
+			return a, nil
+		}
+	}
 	var a Account
-	err := t.getJSON(t.tx.Bucket(bAccount), kAccount, &a)
+	err := t.getRecord(t.tx.Bucket(bAccount), kAccount, &a)
+	if err == nil && t.acct != nil {
+		t.acct.put(t.id, a)
+	}
 	return a, err
 }
 
@@ -35,11 +43,21 @@ func (t *Tx) PutAccount(a Account) error {
 	if a.User == "" || a.DeviceID == "" {
 		return fmt.Errorf("store: account needs user and device id")
 	}
-	return t.putJSON(t.tx.Bucket(bAccount), kAccount, a)
+	t.acctWrote()
+	return t.putRecord(t.tx.Bucket(bAccount), kAccount, a)
 }
 
 // DeleteAccount removes the stored account (a pending login withdrawn).
-func (t *Tx) DeleteAccount() error { return t.tx.Bucket(bAccount).Delete(kAccount) }
+func (t *Tx) DeleteAccount() error {
+	t.acctWrote()
+	return t.tx.Bucket(bAccount).Delete(kAccount)
+}
+
+func (t *Tx) acctWrote() {
+	if t.acct != nil {
+		t.acct.wrote(t.id)
+	}
+}
 
 // Key names in the keys bucket.
 const (
@@ -53,8 +71,15 @@ const (
 	keyPkgPrefix       = "keypackage/" // + KeyPackage reference
 )
 
-// Key returns the secret stored under name, or ErrNotFound.
+// Key returns the secret stored under name, or ErrNotFound. The
+// signature key is kept in memory between transactions (reccache.go).
 func (t *Tx) Key(name string) ([]byte, error) {
+	sig := t.sigCache(name)
+	if sig != nil {
+		if v, ok := sig.get(t.id); ok {
+			return bytes.Clone(v), nil
+		}
+	}
 	v, err := t.get(t.tx.Bucket(bKeys), []byte(name))
 	if err != nil {
 		return nil, err
@@ -62,7 +87,18 @@ func (t *Tx) Key(name string) ([]byte, error) {
 	if v == nil {
 		return nil, ErrNotFound
 	}
+	if sig != nil {
+		sig.put(t.id, bytes.Clone(v))
+	}
 	return v, nil
+}
+
+// sigCache is the cache for the key name, if it has one.
+func (t *Tx) sigCache(name string) *recCache[[]byte] {
+	if name != KeySignature {
+		return nil
+	}
+	return t.sig
 }
 
 // PutKey stores a secret under name, replacing any previous one.
@@ -70,11 +106,19 @@ func (t *Tx) PutKey(name string, secret []byte) error {
 	if name == "" || len(secret) == 0 {
 		return fmt.Errorf("store: key needs a name and a value")
 	}
+	if c := t.sigCache(name); c != nil {
+		c.wrote(t.id)
+	}
 	return t.put(t.tx.Bucket(bKeys), []byte(name), secret)
 }
 
 // DeleteKey removes the secret under name, if any.
-func (t *Tx) DeleteKey(name string) error { return t.tx.Bucket(bKeys).Delete([]byte(name)) }
+func (t *Tx) DeleteKey(name string) error {
+	if c := t.sigCache(name); c != nil {
+		c.wrote(t.id)
+	}
+	return t.tx.Bucket(bKeys).Delete([]byte(name))
+}
 
 // PutKeyPackage stores the private part of a published KeyPackage by its reference.
 func (t *Tx) PutKeyPackage(ref, private []byte) error {
@@ -99,6 +143,21 @@ func (t *Tx) KeyPackageRefs() [][]byte {
 		refs = append(refs, cloneBytes(k[len(p):]))
 	}
 	return refs
+}
+
+// CountKeyPackages counts the stored KeyPackage private keys for which
+// counts (if not nil) reports true, up to max (all of them if max <= 0),
+// without copying their references: a check run on every Flush.
+func (t *Tx) CountKeyPackages(max int, counts func(ref []byte) bool) int {
+	n := 0
+	c := t.tx.Bucket(bKeys).Cursor()
+	p := []byte(keyPkgPrefix)
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p) && (max <= 0 || n < max); k, _ = c.Next() {
+		if counts == nil || counts(k[len(p):]) {
+			n++
+		}
+	}
+	return n
 }
 
 // KeyNames returns the names of the secrets stored under prefix.

@@ -43,6 +43,8 @@ type Store struct {
 	damaged  error     // the file is damaged (damage.go): every transaction fails with it
 	file     *os.File  // db's file (markDamaged closes it)
 	later    laterWrites
+	acct     recCache[Account] // the decoded account (reccache.go)
+	sig      recCache[[]byte]  // the signature key (reccache.go)
 }
 
 // Options are how a profile is opened.
@@ -179,10 +181,12 @@ func (s *Store) openLocked() error {
 	}
 	deadline := time.Now().Add(s.timeout)
 	for {
-		db, f, err := openBolt(s.path, bolt.Options{Timeout: time.Nanosecond}) // one flock attempt
+		db, f, err := openBolt(s.path, boltOptions(time.Nanosecond)) // one flock attempt
 		if err == nil {
 			s.db, s.file = db, f
 			s.opens++
+			s.acct.reset() // another process may have changed them
+			s.sig.reset()
 			os.Remove(s.wantPath) // served; other waiters mark it again
 			return nil
 		}
@@ -199,6 +203,20 @@ func (s *Store) openLocked() error {
 		s.markWant()
 		time.Sleep(openRetry)
 	}
+}
+
+// boltOptions are the options every open of the profile file uses, with
+// a lock timeout: the freelist is a hash map (allocating from it and
+// freeing into it does not scan or re-sort an array of free pages).
+//
+// The freelist is still written at every commit (NoFreelistSync off),
+// although durability would allow leaving it out (bbolt rebuilds it from
+// the reachable pages on open): that rebuild walks the pages in goroutines
+// of bbolt's own, where a page check's panic on a damaged file cannot be
+// recovered (damage.go), so a damaged profile would crash the process
+// instead of being reported as ErrDamaged (TestDamagedStore/pages_garbage crashes that way).
+func boltOptions(timeout time.Duration) bolt.Options {
+	return bolt.Options{Timeout: timeout, FreelistType: bolt.FreelistMapType}
 }
 
 // markWant tells the process holding the file that this one waits for it.
@@ -323,25 +341,26 @@ func (s *Store) Compact() error {
 // (fsynced) together when fn returns nil, and are discarded otherwise.
 func (s *Store) Update(fn func(*Tx) error) error { return s.update(fn, true) }
 
-// update is Update; the transaction that opens the store (and reads the
-// key derivation record) runs without the check for an encryption made
-// by another process.
-func (s *Store) update(fn func(*Tx) error, check bool) error {
+// updateTx runs update's transaction; the transaction that opens the
+// store (and reads the key derivation record) runs without the check for
+// an encryption made by another process.
+func (s *Store) updateTx(fn func(*Tx) error, check bool) error {
 	db, sl, err := s.acquire()
 	if err != nil {
 		return err
 	}
 	defer s.release()
-	defer s.later.enterUpdate()()
 	keys, fns := s.later.take()
+	txid := 0
 	err = s.markDamaged(guarded(s.path, func() error {
 		return db.Update(func(tx *bolt.Tx) error {
+			txid = tx.ID()
 			if check {
 				if err := lockedElsewhere(tx, sl); err != nil {
 					return err
 				}
 			}
-			t := &Tx{tx: tx, s: sl}
+			t := &Tx{tx: tx, s: sl, acct: &s.acct, sig: &s.sig, id: txid}
 			if err := runLater(t, keys, fns); err != nil {
 				return err
 			}
@@ -349,6 +368,10 @@ func (s *Store) update(fn func(*Tx) error, check bool) error {
 		})
 	}))
 	s.later.settle(err == nil, keys, fns)
+	if err != nil && txid != 0 {
+		s.acct.failed(txid)
+		s.sig.failed(txid)
+	}
 	return err
 }
 
@@ -377,7 +400,7 @@ func (s *Store) Peek(fn func(*Tx) error) error {
 			if err := lockedElsewhere(tx, sl); err != nil {
 				return err
 			}
-			return fn(&Tx{tx: tx, s: sl})
+			return fn(&Tx{tx: tx, s: sl, acct: &s.acct, sig: &s.sig, id: tx.ID()})
 		})
 	}))
 }

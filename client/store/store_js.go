@@ -125,13 +125,12 @@ func (s *Store) Compact() error { return nil }
 // returns nil, and discarded otherwise.
 func (s *Store) Update(fn func(*Tx) error) error { return s.update(fn, true) }
 
-func (s *Store) update(fn func(*Tx) error, check bool) error {
+func (s *Store) updateTx(fn func(*Tx) error, check bool) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.mu.Lock()
 	sl := s.sealer
 	s.mu.Unlock()
-	defer s.later.enterUpdate()()
 	keys, fns := s.later.take()
 	err := s.db.update(func(tx *memTx) error {
 		if check {

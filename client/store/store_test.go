@@ -258,3 +258,32 @@ func TestInboxQueue(t *testing.T) {
 		t.Fatalf("inbox after delete = %+v", rest)
 	}
 }
+
+func TestCountKeyPackages(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer s.Close()
+	err := s.Update(func(tx *Tx) error {
+		for _, ref := range []string{"a", "b", "c", "d"} {
+			if err := tx.PutKeyPackage([]byte(ref), []byte("priv-"+ref)); err != nil {
+				return err
+			}
+		}
+		return tx.PutKey(KeySignature, []byte("sig")) // not a KeyPackage
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Peek(func(tx *Tx) error {
+		notB := func(ref []byte) bool { return string(ref) != "b" }
+		for _, c := range []struct {
+			max    int
+			counts func([]byte) bool
+			want   int
+		}{{0, nil, 4}, {2, nil, 2}, {0, notB, 3}, {3, notB, 3}, {9, notB, 3}} {
+			if got := tx.CountKeyPackages(c.max, c.counts); got != c.want {
+				t.Errorf("CountKeyPackages(%d, filter %v) = %d, want %d", c.max, c.counts != nil, got, c.want)
+			}
+		}
+		return nil
+	})
+}

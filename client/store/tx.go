@@ -2,7 +2,6 @@ package store
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 )
@@ -29,26 +28,32 @@ var (
 type Tx struct {
 	tx *kvTx
 	s  *sealer // nil: values are stored as they are
+	// acct and sig cache the decoded account and the signature key
+	// across transactions (reccache.go); nil: none (the browser's store,
+	// whose transactions have no ids).
+	acct *recCache[Account]
+	sig  *recCache[[]byte]
+	id   int // bbolt's transaction id, for the caches
 }
 
 func u64key(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
 
-func (t *Tx) getJSON(b *kvBucket, k []byte, v any) error {
-	raw, err := t.get(b, k)
+func (t *Tx) getRecord(b *kvBucket, k []byte, v any) error {
+	raw, err := t.getShared(b, k)
 	if err != nil {
 		return err
 	}
 	if raw == nil {
 		return ErrNotFound
 	}
-	if err := json.Unmarshal(raw, v); err != nil {
+	if err := decodeRecord(raw, v); err != nil {
 		return fmt.Errorf("store: corrupt record %q: %w", k, err)
 	}
 	return nil
 }
 
-func (t *Tx) putJSON(b *kvBucket, k []byte, v any) error {
-	raw, err := json.Marshal(v)
+func (t *Tx) putRecord(b *kvBucket, k []byte, v any) error {
+	raw, err := encodeRecord(v)
 	if err != nil {
 		return fmt.Errorf("store: encode %q: %w", k, err)
 	}
