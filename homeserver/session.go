@@ -104,6 +104,7 @@ func (s *Server) ServeStream(ctx context.Context, rwc io.ReadWriteCloser, remote
 			if errors.Is(err, wire.ErrFrameTooLarge) {
 				// The stream is out of sync: say why, then end it.
 				ss.writeError(0, wire.Errorf("homeserver.ServeStream", wire.Code_CODE_TOO_LARGE, "frame over %d bytes", s.cfg.MaxFrame))
+				ss.drainFor(closeGrace) // it may wait behind a write in progress
 			}
 			return
 		}
@@ -129,6 +130,20 @@ func (ss *session) finish() {
 	if ss.deviceID != "" {
 		ss.s.reg.unregister(ss)
 		ss.s.userOffline(ss)
+	}
+}
+
+// drainFor waits up to d for the frames written so far to leave: a frame
+// that found a write in progress is only queued, and the stream is about
+// to be closed.
+func (ss *session) drainFor(d time.Duration) {
+	done := make(chan struct{})
+	go func() { defer close(done); ss.fw.drain() }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
 	}
 }
 

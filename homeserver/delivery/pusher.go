@@ -268,13 +268,19 @@ func (p *Pusher) pushAvailable() bool {
 // write pushes a batch of deliveries in seq order, in one call of the
 // session's writer (one stream write when nothing else is being
 // written), and moves the cursor past them.
+//
+// pushed moves before the write: the session's writer may carry other
+// frames after these in the same call (a reply the client answers with an
+// Ack of these), and an Ack read before pushed moved would not move the
+// window (AckReceived).
 func (p *Pusher) write(fs []*wire.ServerFrame) bool {
+	last := fs[len(fs)-1].GetDelivery().Seq
+	p.pushed.Store(last)
 	if err := p.writeN(fs); err != nil {
 		p.fail()
 		return false
 	}
-	p.cursor = fs[len(fs)-1].GetDelivery().Seq
-	p.pushed.Store(p.cursor)
+	p.cursor = last
 	return true
 }
 
