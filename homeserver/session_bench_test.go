@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"testing"
 	"time"
 
@@ -21,7 +23,11 @@ func BenchmarkIdleSessionState(b *testing.B) {
 	for b.Loop() {
 		h := newHarness(b, Config{AuthTimeout: -1})
 		tokens := make([]string, n)
+		// Each device from its own loopback address, so that the
+		// per-address login and Hello limits leave them all through.
+		addr := func(i int) string { return fmt.Sprintf("127.1.%d.%d:9", i/256, i%256) }
 		for i := range n {
+			h.from = addr(i)
 			c, _ := h.firstDevice(fmt.Sprint("m", i))
 			tokens[i] = c.access
 			c.conn.Close()
@@ -32,7 +38,7 @@ func BenchmarkIdleSessionState(b *testing.B) {
 		for i := range n {
 			srv, cli := net.Pipe()
 			conns[i] = cli
-			go h.s.ServeStream(context.Background(), srv, "pipe")
+			go h.s.ServeStream(context.Background(), srv, addr(i))
 			go func() {
 				buf := make([]byte, 512)
 				for {
@@ -48,6 +54,12 @@ func BenchmarkIdleSessionState(b *testing.B) {
 		waitOnline(b, h.s, n)
 		time.Sleep(200 * time.Millisecond) // the Sync answers and first (empty) push passes finish
 		heap1, stack1, g1 := liveMemory()
+		if p := os.Getenv("HEARTH_IDLE_HEAP_PROFILE"); p != "" { // with -memprofilerate 512 or so
+			if f, err := os.Create(p); err == nil {
+				pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}
 		b.ReportMetric(float64(heap1-heap0)/n, "heap-B/session")
 		b.ReportMetric(float64(stack1-stack0)/n, "stack-B/session")
 		b.ReportMetric(float64(g1-g0)/n, "goroutines/session")
