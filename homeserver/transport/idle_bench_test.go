@@ -107,20 +107,22 @@ func idleClients(addr string) error {
 // It counts the sessions whose handshake completed: a native QUIC client
 // with a session ticket writes its first frame as 0-RTT data, so a session
 // is served while its TLS handshake (and that handshake's goroutine and
-// buffers) is still in flight.
-type idleStreams struct{ confirmed atomic.Int64 }
+// buffers) is still in flight. With grow set, each session first uses
+// 16 KiB of stack, as a homeserver session does answering a Login, before
+// it waits.
+type idleStreams struct {
+	confirmed atomic.Int64
+	grow      bool
+}
 
+// ServeStream keeps its own frame small, as homeserver.ServeStream does:
+// the reader waits below it.
 func (is *idleStreams) ServeStream(ctx context.Context, rwc io.ReadWriteCloser, remote string) {
 	defer rwc.Close()
-	if ec, ok := rwc.(EarlyConn); ok {
-		select {
-		case <-ec.HandshakeComplete():
-		case <-ctx.Done():
-			return
-		}
+	fr := is.start(ctx, rwc)
+	if fr == nil {
+		return
 	}
-	is.confirmed.Add(1)
-	fr := wire.NewFrameReader(rwc, 0)
 	for {
 		if _, err := fr.ReadFrame(); err != nil {
 			return
@@ -128,12 +130,42 @@ func (is *idleStreams) ServeStream(ctx context.Context, rwc io.ReadWriteCloser, 
 	}
 }
 
-// inUse returns the heap and stack bytes in use after two collections
+//go:noinline
+func (is *idleStreams) start(ctx context.Context, rwc io.ReadWriteCloser) *wire.FrameReader {
+	if ec, ok := rwc.(EarlyConn); ok {
+		select {
+		case <-ec.HandshakeComplete():
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	if is.grow {
+		useStack(16)
+	}
+	is.confirmed.Add(1)
+	return wire.NewFrameReader(rwc, 0)
+}
+
+// useStack uses about n KiB of stack.
+//
+//go:noinline
+func useStack(n int) byte {
+	var b [1 << 10]byte
+	b[n%len(b)] = byte(n)
+	if n <= 1 {
+		return b[0]
+	}
+	return useStack(n-1) + b[(n*7)%len(b)]
+}
+
+// inUse returns the heap and stack bytes in use after four collections
 // (the second frees what the first found unreachable only through
-// finalizers) and the number of goroutines.
+// finalizers; each halves a stack that is less than a quarter used, so a
+// 32 KiB one is back at 4 KiB after three) and the number of goroutines.
 func inUse() (heap, stacks uint64, goroutines int) {
-	runtime.GC()
-	runtime.GC()
+	for range 4 {
+		runtime.GC()
+	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.HeapInuse, ms.StackInuse, runtime.NumGoroutine()
@@ -196,6 +228,29 @@ func TestIdleSessionGoroutines(t *testing.T) {
 	}
 	if per[TransportWebSocket] > 1 {
 		t.Errorf("WebSocket: %.2f goroutines per session, want at most 1", per[TransportWebSocket])
+	}
+}
+
+// TestIdleSessionStacks: an idle native QUIC session whose reader once
+// used 16 KiB of stack (as answering a Login does) costs the server at
+// most 4 KiB of stack per goroutine once collections have shrunk it. The
+// runtime halves a parked goroutine's stack only while less than a
+// quarter of it is in use, counting 800 bytes of guard, so the reader
+// must wait under 1,248 bytes deep to get back to 4 KiB: quic-go's read
+// takes about 540 of them, serveSession, the StreamServer's loop and
+// wire.FrameReader the rest. A frame more beneath the wait leaves every
+// idle reader at 8 KiB, which this test catches (200 sessions from a
+// child process).
+func TestIdleSessionStacks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a child process with 200 sessions")
+	}
+	is := &idleStreams{grow: true}
+	ts := startServer(t, Config{}, is)
+	m := measureIdle(t, ts, is, 200, TransportQUIC)
+	t.Logf("per idle native session: %.0f B of stack, %.2f goroutines", m.stacks, m.goroutines)
+	if limit := 3*4096 + 2048.0; m.stacks > limit {
+		t.Errorf("%.0f B of stack per idle native session, want at most %.0f (3 goroutines of 4 KiB)", m.stacks, limit)
 	}
 }
 
