@@ -14,14 +14,14 @@ type registry struct {
 	closed   bool
 	live     map[*session]struct{} // every live stream, authenticated or not
 	sessions map[*session]struct{} // authenticated ones
-	byDevice map[string]map[*session]struct{}
-	byUser   map[int64]map[*session]struct{} // by user id
-	streams  sync.WaitGroup                  // live ServeStream calls
+	byDevice map[string]sessionList
+	byUser   map[int64]sessionList // by user id
+	streams  sync.WaitGroup        // live ServeStream calls
 }
 
 func newRegistry() *registry {
 	return &registry{live: map[*session]struct{}{}, sessions: map[*session]struct{}{},
-		byDevice: map[string]map[*session]struct{}{}, byUser: map[int64]map[*session]struct{}{}}
+		byDevice: map[string]sessionList{}, byUser: map[int64]sessionList{}}
 }
 
 // close refuses new streams from now on; false if it was closed before.
@@ -72,14 +72,8 @@ func (r *registry) register(ss *session, d *storage.Device) error {
 	}
 	ss.deviceID, ss.userName, ss.userID = d.ID, d.UserName, d.UserID
 	r.sessions[ss] = struct{}{}
-	if r.byDevice[ss.deviceID] == nil {
-		r.byDevice[ss.deviceID] = map[*session]struct{}{}
-	}
-	r.byDevice[ss.deviceID][ss] = struct{}{}
-	if r.byUser[ss.userID] == nil {
-		r.byUser[ss.userID] = map[*session]struct{}{}
-	}
-	r.byUser[ss.userID][ss] = struct{}{}
+	r.byDevice[ss.deviceID] = append(r.byDevice[ss.deviceID], ss)
+	r.byUser[ss.userID] = append(r.byUser[ss.userID], ss)
 	return nil
 }
 
@@ -92,16 +86,17 @@ func (r *registry) unregister(ss *session) (lastOfUser bool) {
 		return false
 	}
 	delete(r.sessions, ss)
-	delete(r.byDevice[ss.deviceID], ss)
-	if len(r.byDevice[ss.deviceID]) == 0 {
+	if l := r.byDevice[ss.deviceID].without(ss); len(l) == 0 {
 		delete(r.byDevice, ss.deviceID)
+	} else {
+		r.byDevice[ss.deviceID] = l
 	}
-	delete(r.byUser[ss.userID], ss)
-	if len(r.byUser[ss.userID]) == 0 {
-		delete(r.byUser, ss.userID)
-		return true
+	if l := r.byUser[ss.userID].without(ss); len(l) > 0 {
+		r.byUser[ss.userID] = l
+		return false
 	}
-	return false
+	delete(r.byUser, ss.userID)
+	return true
 }
 
 // presenceHeld reports whether the user has a live session that holds
@@ -109,7 +104,7 @@ func (r *registry) unregister(ss *session) (lastOfUser bool) {
 func (r *registry) presenceHeld(userID int64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for ss := range r.byUser[userID] {
+	for _, ss := range r.byUser[userID] {
 		if ss.presenceOn.Load() {
 			return true
 		}
@@ -123,9 +118,7 @@ func (r *registry) sessionsOfDevices(ids []string) []*session {
 	defer r.mu.Unlock()
 	var out []*session
 	for _, id := range ids {
-		for ss := range r.byDevice[id] {
-			out = append(out, ss)
-		}
+		out = append(out, r.byDevice[id]...)
 	}
 	return out
 }
@@ -136,9 +129,7 @@ func (r *registry) sessionsOfUsers(ids []int64) []*session {
 	defer r.mu.Unlock()
 	var out []*session
 	for _, n := range ids {
-		for ss := range r.byUser[n] {
-			out = append(out, ss)
-		}
+		out = append(out, r.byUser[n]...)
 	}
 	return out
 }
@@ -171,4 +162,21 @@ func (r *registry) closeDevice(deviceID string, code wire.Code, msg string) {
 
 func (r *registry) closeUser(userID int64, code wire.Code, msg string) {
 	r.closeSessions(func(ss *session) bool { return ss.userID == userID }, code, msg)
+}
+
+// sessionList holds the live sessions of one device or one user: nearly
+// always one, so a slice (one 8-byte allocation per idle session) rather
+// than a set (a map of its own, ≈ 130 bytes).
+type sessionList []*session
+
+// without returns l less ss, in l's own array.
+func (l sessionList) without(ss *session) sessionList {
+	for i, x := range l {
+		if x == ss {
+			l[i] = l[len(l)-1]
+			l[len(l)-1] = nil
+			return l[:len(l)-1]
+		}
+	}
+	return l
 }

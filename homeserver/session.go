@@ -65,15 +65,45 @@ type session struct {
 	// reader goroutine uses it.
 	early earlyConn
 
-	endOnce sync.Once
-	pushMu  sync.Mutex
-	push    *delivery.Pusher // the running Sync, if any
+	stopWatch func() bool // stops closing rwc when ctx ends (newSession)
+	endOnce   sync.Once
+	pushMu    sync.Mutex
+	push      *delivery.Pusher // the running Sync, if any
 }
 
 // ServeStream serves one client control stream until it ends (EOF, an
 // unrecoverable framing error, ctx done, the session being closed by the
 // server) and closes rwc.
+//
+// An idle session's goroutine waits in the frame reader below this loop,
+// so the loop keeps its own stack frame small and calls out for the rest
+// (newSession, dispatch, readFailed): the runtime shrinks a goroutine's
+// stack only while less than a quarter of it is in use, so a reader that
+// waits deep in a large frame keeps 8 KiB of stack once a login grew it,
+// where a shallow one gets back to 4 KiB (docs/transport.md, "Memory").
 func (s *Server) ServeStream(ctx context.Context, rwc io.ReadWriteCloser, remote string) {
+	ss := s.newSession(ctx, rwc, remote)
+	if ss == nil {
+		return
+	}
+	defer ss.close()
+	for {
+		b, err := ss.fr.ReadFrame()
+		if err != nil {
+			ss.readFailed(err)
+			return
+		}
+		if !ss.dispatch(b) {
+			return
+		}
+	}
+}
+
+// newSession registers a session for rwc and starts its watchers; nil
+// when the server is shutting down (the stream has been ended then).
+//
+//go:noinline
+func (s *Server) newSession(ctx context.Context, rwc io.ReadWriteCloser, remote string) *session {
 	ctx, cancel := context.WithCancel(ctx)
 	ss := &session{
 		s: s, rwc: rwc, remote: remote, addr: clientAddr(remote),
@@ -89,36 +119,50 @@ func (s *Server) ServeStream(ctx context.Context, rwc io.ReadWriteCloser, remote
 	}
 	if !s.reg.addStream(ss) {
 		ss.end(wire.Code_CODE_UNAVAILABLE, "server shutting down")
-		return
+		return nil
 	}
-	defer s.reg.removeStream(ss)
 	if s.cfg.AuthTimeout > 0 {
 		go ss.watchAuth(s.cfg.AuthTimeout)
 	}
-	stopWatch := context.AfterFunc(ctx, func() { rwc.Close() })
-	defer stopWatch()
-	defer ss.finish()
-	for {
-		b, err := ss.fr.ReadFrame()
-		if err != nil {
-			if errors.Is(err, wire.ErrFrameTooLarge) {
-				// The stream is out of sync: say why, then end it.
-				ss.writeError(0, wire.Errorf("homeserver.ServeStream", wire.Code_CODE_TOO_LARGE, "frame over %d bytes", s.cfg.MaxFrame))
-				ss.drainFor(closeGrace) // it may wait behind a write in progress
-			}
-			return
-		}
-		f := &wire.ClientFrame{}
-		if err := proto.Unmarshal(b, f); err != nil {
-			ss.writeError(0, wire.Errorf("homeserver.ServeStream", wire.Code_CODE_BAD_REQUEST, "undecodable frame"))
-			continue
-		}
-		if ctx.Err() != nil || !ss.awaitHandshake(f) {
-			return
-		}
-		ss.noteEarly()
-		ss.handle(f)
+	ss.stopWatch = context.AfterFunc(ctx, func() { rwc.Close() })
+	return ss
+}
+
+// close tears the session down once its reader stopped and unregisters it.
+//
+//go:noinline
+func (ss *session) close() {
+	ss.finish()
+	ss.stopWatch()
+	ss.s.reg.removeStream(ss)
+}
+
+// readFailed answers a frame over the limit before the stream ends: it is
+// out of sync then.
+//
+//go:noinline
+func (ss *session) readFailed(err error) {
+	if errors.Is(err, wire.ErrFrameTooLarge) {
+		ss.writeError(0, wire.Errorf("homeserver.ServeStream", wire.Code_CODE_TOO_LARGE, "frame over %d bytes", ss.s.cfg.MaxFrame))
+		ss.drainFor(closeGrace) // it may wait behind a write in progress
 	}
+}
+
+// dispatch decodes and handles one frame; false ends the session.
+//
+//go:noinline
+func (ss *session) dispatch(b []byte) bool {
+	f := &wire.ClientFrame{}
+	if err := proto.Unmarshal(b, f); err != nil {
+		ss.writeError(0, wire.Errorf("homeserver.ServeStream", wire.Code_CODE_BAD_REQUEST, "undecodable frame"))
+		return true
+	}
+	if ss.ctx.Err() != nil || !ss.awaitHandshake(f) {
+		return false
+	}
+	ss.noteEarly()
+	ss.handle(f)
+	return true
 }
 
 // finish tears the session down once the reader stopped.

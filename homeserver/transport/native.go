@@ -43,6 +43,10 @@ type EarlyConn interface {
 // first bidirectional stream is the control stream. The connection may
 // still be in its handshake (0-RTT): the StreamServer sees that through
 // EarlyConn.
+//
+// The session runs on a goroutine of its own, started once the stream is
+// there, so that its idle reader waits with this function's frame not
+// beneath it (server.go, serveSession).
 func (s *Server) serveNative(conn *quic.Conn) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.ReadHeaderTimeout)
 	str, err := conn.AcceptStream(ctx)
@@ -52,7 +56,7 @@ func (s *Server) serveNative(conn *quic.Conn) {
 		conn.CloseWithError(1, "no control stream")
 		return
 	}
-	s.serveSession(conn.Context(), &nativeConn{conn: conn, str: str}, conn.RemoteAddr().String(), TransportQUIC)
+	go s.serveSession(conn.Context(), &nativeConn{conn: conn, str: str}, conn.RemoteAddr().String(), TransportQUIC)
 }
 
 // nativeConn is a native QUIC connection's control stream. Closing it

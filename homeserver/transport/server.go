@@ -233,31 +233,59 @@ func (s *Server) isClosing() bool {
 }
 
 // serveSession runs one control stream under the server's context; it
-// registers rwc so that shutdown can close it.
+// registers rwc so that shutdown can close it. An idle session's reader
+// waits below this frame, so the bookkeeping is done in calls (track,
+// sessionContext) that keep it small (homeserver.ServeStream says why).
 func (s *Server) serveSession(ctx context.Context, rwc io.ReadWriteCloser, remote, kind string) {
+	if !s.track(rwc, kind) {
+		return
+	}
+	defer s.untrack(rwc, kind)
+	ctx, stop := s.sessionContext(ctx)
+	defer stop()
+	s.deps.Streams.ServeStream(ctx, rwc, remote)
+}
+
+// track registers a session; false (rwc closed) when the server is closing.
+//
+//go:noinline
+func (s *Server) track(rwc io.ReadWriteCloser, kind string) bool {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		rwc.Close()
-		return
+		return false
 	}
 	s.sessions[rwc] = struct{}{}
 	s.byKind[kind]++
 	s.active.Add(1)
 	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.sessions, rwc)
-		s.byKind[kind]--
-		s.mu.Unlock()
-		rwc.Close()
-		s.active.Done()
-	}()
+	return true
+}
+
+// untrack unregisters a session that ended and closes rwc.
+//
+//go:noinline
+func (s *Server) untrack(rwc io.ReadWriteCloser, kind string) {
+	s.mu.Lock()
+	delete(s.sessions, rwc)
+	s.byKind[kind]--
+	s.mu.Unlock()
+	rwc.Close()
+	s.active.Done()
+}
+
+// sessionContext returns ctx cancelled also when the server's context is;
+// stop releases it.
+//
+//go:noinline
+func (s *Server) sessionContext(ctx context.Context) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(s.ctx, cancel)
-	defer stop()
-	s.deps.Streams.ServeStream(ctx, rwc, remote)
+	unhook := context.AfterFunc(s.ctx, cancel)
+	return ctx, func() {
+		unhook()
+		cancel()
+	}
 }
 
 // SessionsByTransport returns the control streams being served by

@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -25,15 +24,16 @@ const DefaultMaxFrame = 8 << 20
 // FrameWriter) returns to the shared pool after a frame; a bigger one is
 // dropped after use so that one large frame does not pin megabytes.
 //
-// readBufSize is the FrameReader's bufio buffer. It only batches length
-// prefixes and small frames: a body larger than the buffer is read
-// straight into its own slice. An idle session waits inside a read on
-// that buffer, so it is the one buffer every idle session holds (16 KiB
-// before: ≈ 15 KB per idle session; docs/transport.md "Memory").
+// peekSize is the read buffer a FrameReader keeps inside itself: it reads
+// length prefixes and small frames (acks, pings), several per Read when
+// they arrive together, while the rest of a larger body is read straight
+// into that body's pooled buffer. An idle session waits inside a Read on
+// this array, so it is all the buffer an idle session holds (a 1 KiB
+// bufio.Reader before, 16 KiB before that; docs/transport.md "Memory").
 const (
-	frameChunk  = 64 << 10
-	keepBuf     = 256 << 10
-	readBufSize = 1 << 10
+	frameChunk = 64 << 10
+	keepBuf    = 256 << 10
+	peekSize   = 64
 )
 
 // ErrFrameTooLarge is returned when a frame's declared length exceeds the limit.
@@ -57,13 +57,18 @@ func putBuf(p *[]byte) {
 	bufPool.Put(p)
 }
 
-// FrameReader reads length-delimited frames from a byte stream. It holds a
-// small read buffer; frame bodies live in pooled buffers that go back to
-// the pool when the next frame is asked for.
+// FrameReader reads length-delimited frames from a byte stream. Between
+// frames it holds no buffer but a small array of its own; frame bodies
+// live in pooled buffers that go back to the pool when the next frame is
+// asked for.
 type FrameReader struct {
-	r   *bufio.Reader
+	r   io.Reader
 	max int
 	buf *[]byte // the last frame's body, from bufPool; nil between frames
+	// win holds the bytes read from r and not yet consumed, a part of peek.
+	win  []byte
+	err  error // from r, returned once win is consumed
+	peek [peekSize]byte
 }
 
 // NewFrameReader returns a reader refusing frames over max bytes (DefaultMaxFrame if max <= 0).
@@ -71,7 +76,7 @@ func NewFrameReader(r io.Reader, max int) *FrameReader {
 	if max <= 0 {
 		max = DefaultMaxFrame
 	}
-	return &FrameReader{r: bufio.NewReaderSize(r, readBufSize), max: max}
+	return &FrameReader{r: r, max: max}
 }
 
 // ReadFrame returns the next frame's bytes. The slice is valid until the next call.
@@ -80,9 +85,16 @@ func NewFrameReader(r io.Reader, max int) *FrameReader {
 func (fr *FrameReader) ReadFrame() ([]byte, error) {
 	putBuf(fr.buf) // the caller is done with the previous frame
 	fr.buf = nil
-	n, err := binary.ReadUvarint(fr.r)
+	var err error
+	if len(fr.win) == 0 {
+		err = fr.fill() // an idle session waits here, one call deep (homeserver.ServeStream)
+	}
+	var n uint64
+	if err == nil {
+		n, err = fr.readLength()
+	}
 	if err != nil {
-		if errors.Is(err, io.EOF) {
+		if err == io.EOF {
 			return nil, io.EOF
 		}
 		return nil, fmt.Errorf("wire: read frame length: %w", err)
@@ -90,8 +102,83 @@ func (fr *FrameReader) ReadFrame() ([]byte, error) {
 	if n > uint64(fr.max) {
 		return nil, fmt.Errorf("%w: %d > %d bytes", ErrFrameTooLarge, n, fr.max)
 	}
+	return fr.readFrameBody(int(n))
+}
+
+// readLength reads a frame's length prefix (an unsigned varint, as
+// binary.ReadUvarint): io.EOF before its first byte, io.ErrUnexpectedEOF
+// within it.
+func (fr *FrameReader) readLength() (uint64, error) {
+	var x uint64
+	var s uint
+	for i := range binary.MaxVarintLen64 {
+		if len(fr.win) == 0 {
+			if err := fr.fill(); err != nil {
+				if i > 0 && err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return 0, err
+			}
+		}
+		b := fr.win[0]
+		fr.win = fr.win[1:]
+		if b < 0x80 {
+			if i == binary.MaxVarintLen64-1 && b > 1 {
+				return 0, errOverflow
+			}
+			return x | uint64(b)<<s, nil
+		}
+		x |= uint64(b&0x7f) << s
+		s += 7
+	}
+	return 0, errOverflow
+}
+
+var errOverflow = errors.New("varint overflows a 64-bit integer")
+
+// fill reads into the reader's own small array; win is empty. This is
+// where an idle session waits, holding no other buffer.
+func (fr *FrameReader) fill() error {
+	if fr.err != nil {
+		return fr.err
+	}
+	for range 100 { // an io.Reader may return 0, nil; bufio.Reader gives up after 100 too
+		n, err := fr.r.Read(fr.peek[:])
+		if n > 0 {
+			fr.win, fr.err = fr.peek[:n], err
+			return nil
+		}
+		if err != nil {
+			fr.err = err
+			return err
+		}
+	}
+	fr.err = io.ErrNoProgress
+	return fr.err
+}
+
+// readFrameBody reads an n-byte body into a pooled buffer: the bytes
+// already read, then the rest straight from the stream.
+func (fr *FrameReader) readFrameBody(n int) ([]byte, error) {
 	p := getBuf()
-	b, err := readBody(fr.r, (*p)[:0], int(n))
+	b := (*p)[:0]
+	k := min(n, len(fr.win))
+	if k > cap(b) {
+		b = make([]byte, 0, min(n, frameChunk)) // k <= min(n, peekSize)
+	}
+	b = append(b, fr.win[:k]...)
+	fr.win = fr.win[k:]
+	var err error
+	if len(b) < n {
+		if fr.err != nil {
+			err = fr.err
+		} else {
+			b, err = readBody(fr.r, b, n)
+			if err != nil {
+				fr.err = err
+			}
+		}
+	}
 	*p = b
 	fr.buf = p
 	if err != nil {
