@@ -336,7 +336,10 @@ func TestSendFileResumesAcrossRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w := second.written.Load(); w > int64(len(file))-500<<10 {
+	// The first run's context ended while a chunk was being written: that
+	// write was abandoned with its connection (client/session.Conn), so the
+	// server holds the chunks stored before it, at least one of 256 KiB.
+	if w := second.written.Load(); w > int64(len(file))-200<<10 {
 		t.Fatalf("the second run wrote %d bytes for a %d-byte file: it did not resume", w, len(file))
 	}
 	got := receiveAll(t, b)
