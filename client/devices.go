@@ -51,7 +51,7 @@ func (ds *deviceSync) close() {
 // them out only once the device is active and on its user's signed list,
 // so the approving device claims them right after approving instead of
 // polling until this device, told it is approved, published them
-// (docs/transport.md, "Device approval").
+// (docs/transport.md, "Round trips").
 func (ds *deviceSync) whilePending(ctx context.Context) error {
 	if !ds.e2ee {
 		return nil
