@@ -187,9 +187,10 @@ func (c *Conn) fail(err error) {
 	c.pending = map[uint64]pendingReq{}
 	c.mu.Unlock()
 	close(c.done)
-	if d, ok := c.rw.(writeDeadliner); ok {
-		// A write blocked on the stream returns now, not once Close
-		// has finished (a QUIC stream's Close waits for the server).
+	if d, ok := c.rw.(writeDeadliner); ok && len(c.wslot) > 0 {
+		// A write in progress returns now, not once Close has finished:
+		// closing a QUIC stream does not end a Write blocked on flow
+		// control.
 		d.SetWriteDeadline(time.Now())
 	}
 	c.rw.Close()
@@ -244,6 +245,10 @@ func (c *Conn) Start(ctx context.Context, op string, f *wire.ClientFrame) (func(
 	}
 	if err := c.acquire(ctx, op); err != nil {
 		return nil, err
+	}
+	if err := ctx.Err(); err != nil { // nothing written: the connection stays up
+		<-c.wslot
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	ch := make(chan *wire.ServerFrame, 1)
 	c.mu.Lock()
