@@ -165,7 +165,7 @@ func TestRoundTripsThroughImpairedLink(t *testing.T) {
 	// alice's mailbox; `chat recv` gets it with Hello and Sync in the first
 	// flight.
 	bob.must(t, "", "send", aliceAddr, "while alice was away")
-	out, recv := alice.runStats(t, nil, "recv", "--json", "--timeout", "1s")
+	out, recv := alice.runStats(t, nil, "recv", "--json", "--timeout", "3s")
 	if msgs := parseMsgs(t, out.stdout); !slices.Contains(texts(msgs), bobAddr+":while alice was away") {
 		t.Errorf("alice's recv: %q, want bob's message", texts(msgs))
 	}
