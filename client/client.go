@@ -167,8 +167,9 @@ func Open(cfg Config) (*Client, error) {
 	c.dir = directory.New(directory.Config{Store: st, Call: c.link.callIdempotent, CallNow: c.link.callNow, Changed: func() { c.rosters.UnsyncAll() },
 		Home: c.homeDomain, Now: cfg.Now})
 	c.acct = account.New(account.Config{Store: st, Dial: cfg.Dial, Call: c.link.call, CallIdempotent: c.link.callIdempotent,
-		Dir: c.dir, ResetSession: c.link.reset, Activated: func(ctx context.Context) error { return c.devs.afterActivation(ctx) },
-		Approved: func(ctx context.Context, d string) { c.devs.afterApproval(ctx, d); c.settingsAfterApproval(ctx) }, Revoked: func(ctx context.Context, active bool) { c.devs.afterRevoke(ctx, active) },
+		Dir: c.dir, ResetSession: c.link.reset, Pending: func(ctx context.Context) error { return c.devs.whilePending(ctx) },
+		Activated: func(ctx context.Context) error { return c.devs.afterActivation(ctx) },
+		Approved:  func(ctx context.Context, d string) { c.devs.afterApproval(ctx, d); c.settingsAfterApproval(ctx) }, Revoked: func(ctx context.Context, active bool) { c.devs.afterRevoke(ctx, active) },
 		Rand: cfg.Rand, Now: cfg.Now, Log: cfg.Logger, History: historyImporter{c}})
 	c.kp = &keyPackages{e2ee: cfg.Groups != nil, st: st, mls: c.mls, self: c.acct.Self, call: c.link.call}
 	c.rosters = roster.New(roster.Config{Store: st, States: c.states, Dir: c.dir, Self: c.acct.Self, Call: c.link.call, NewID: c.newID,

@@ -15,7 +15,8 @@ import (
 )
 
 // deviceSync keeps this device's conversations in step with changes to
-// the user's devices: it publishes KeyPackages once this device is active,
+// the user's devices: it publishes KeyPackages while this device waits
+// for approval (tops them up once it is active),
 // adds a device it approved, and removes devices revoked here or listed
 // as revoked by the server (taking them off the signed list first).
 type deviceSync struct {
@@ -45,12 +46,25 @@ func (ds *deviceSync) close() {
 	ds.bg.Wait()
 }
 
+// whilePending runs while this device is pending, before it shows its
+// link code: it publishes its KeyPackages. The server keeps them and hands
+// them out only once the device is active and on its user's signed list,
+// so the approving device claims them right after approving instead of
+// polling until this device, told it is approved, published them
+// (docs/transport.md, "Round trips").
+func (ds *deviceSync) whilePending(ctx context.Context) error {
+	if !ds.e2ee {
+		return nil
+	}
+	return ds.kp.ensure(ctx)
+}
+
 // afterActivation runs once the account says this device is active: it
 // restarts the session so that it takes mailbox deliveries, and publishes
-// KeyPackages.
+// KeyPackages, or tops up those published while pending (whilePending).
 func (ds *deviceSync) afterActivation(ctx context.Context) error {
 	ds.link.reset()
-	return ds.kp.publish(ctx)
+	return ds.kp.ensure(ctx)
 }
 
 // afterApproval adds a device this device just approved to its

@@ -38,8 +38,13 @@ type Config struct {
 	// ResetSession ends the session: the next request authenticates
 	// afresh (the server treats a stream as pending until then).
 	ResetSession func()
-	// Activated runs once this device is active (first device, approved,
-	// or self-approved), after the account says so.
+	// Pending, when set, runs while this device waits for approval by
+	// another device, before Login shows its link code (and again when a
+	// resumed Login shows it again): the device publishes its KeyPackages
+	// then, so that the approving device can add it to its conversations
+	// as soon as it approved it. Activated runs once this device is active
+	// (first device, approved, or self-approved), after the account says so.
+	Pending   func(ctx context.Context) error
 	Activated func(ctx context.Context) error
 	// Approved is told a device this device just approved (Approve);
 	// Revoked runs after this device revoked one (Revoke), active saying
@@ -216,7 +221,7 @@ func (m *Manager) Login(ctx context.Context, p LoginParams) (LoginResult, error)
 		}
 		if rk == nil {
 			res.LinkCode = code
-			return res, nil
+			return res, m.pending(ctx)
 		}
 		if err := m.selfApprove(ctx, *rk, sig); err != nil {
 			return res, err
@@ -224,6 +229,18 @@ func (m *Manager) Login(ctx context.Context, p LoginParams) (LoginResult, error)
 		res.Active = true
 	}
 	return res, m.activate(ctx)
+}
+
+// pending runs Config.Pending for a device about to show its link code.
+// A failure leaves the device pending: Login run again resumes it.
+func (m *Manager) pending(ctx context.Context) error {
+	if m.cfg.Pending == nil {
+		return nil
+	}
+	if err := m.cfg.Pending(ctx); err != nil {
+		return fmt.Errorf("client.Login: device pending, link code not shown: %w", err)
+	}
+	return nil
 }
 
 // deviceKeys makes this device's link key and MLS signature key. They are
@@ -360,7 +377,7 @@ func (m *Manager) resumePending(ctx context.Context, a store.Account, rk *identi
 	}
 	if rk == nil {
 		res.LinkCode = a.LinkCode
-		return res, nil
+		return res, m.pending(ctx)
 	}
 	if err := m.selfApprove(ctx, *rk, self.SignatureKey); err != nil {
 		return res, err

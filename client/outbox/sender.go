@@ -408,7 +408,7 @@ func (f *flush) try(key string, it store.OutboxItem) result {
 		r.err = err
 		return r
 	}
-	wait, err := cn.Start("client.Send", &wire.ClientFrame{Body: &wire.ClientFrame_Send{Send: r.req}})
+	wait, err := cn.Start(f.ctx, "client.Send", &wire.ClientFrame{Body: &wire.ClientFrame_Send{Send: r.req}})
 	if err != nil {
 		r.err = err
 		return r

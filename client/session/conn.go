@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"hearth/homeserver/wire"
 )
@@ -17,9 +18,22 @@ var ErrDisconnected = errors.New("client: disconnected")
 // Conn multiplexes requests over one control stream: each request gets a
 // fresh frame id and waits for the response echoing it, so requests run
 // concurrently. Pushes (id 0) are queued in arrival order for one consumer.
+//
+// Writes honour their context: one that waits for another write to finish
+// gives up when its context ends; one whose context ends while its frame
+// is being written (the stream blocked by flow control) fails the
+// connection, since the frame may be half written (Conn.write).
 type Conn struct {
 	rw io.ReadWriteCloser
 	fw *wire.FrameWriter
+
+	// wslot is held by the one frame write in progress: a channel, so
+	// that waiting for it can end with a context.
+	wslot chan struct{}
+	// writing is the op of the write in progress (set by its holder of
+	// wslot, read by abandon); abandon is abandonWrite, bound once.
+	writing string
+	abandon func()
 
 	meter *Meter
 	trips *ConnTrips
@@ -69,7 +83,9 @@ func NewConnMeter(rw io.ReadWriteCloser, maxFrame int, m *Meter) *Conn {
 		level:   trips.Handshake,
 		pushed:  make(chan struct{}, 1),
 		done:    make(chan struct{}),
+		wslot:   make(chan struct{}, 1),
 	}
+	c.abandon = c.abandonWrite
 	if es, ok := rw.(earlySettler); ok && trips.Handshake == 0 {
 		c.early0, c.settled = true, es.Settled()
 		go c.afterSettle()
@@ -171,8 +187,20 @@ func (c *Conn) fail(err error) {
 	c.pending = map[uint64]pendingReq{}
 	c.mu.Unlock()
 	close(c.done)
+	if d, ok := c.rw.(writeDeadliner); ok && len(c.wslot) > 0 {
+		// A write in progress returns now, not once Close has finished:
+		// closing a QUIC stream does not end a Write blocked on flow
+		// control.
+		d.SetWriteDeadline(time.Now())
+	}
 	c.rw.Close()
 	c.signal()
+}
+
+// writeDeadliner is a stream whose blocked writes a deadline ends
+// (net.Conn, client/transport's *Conn).
+type writeDeadliner interface {
+	SetWriteDeadline(time.Time) error
 }
 
 // Close ends the connection.
@@ -189,9 +217,10 @@ func (c *Conn) Err() error {
 }
 
 // Call sends one request and waits for its response. A response carrying an
-// ErrorInfo becomes a *wire.Error with op.
+// ErrorInfo becomes a *wire.Error with op. It returns ctx's error, wrapped
+// with op, when ctx ends first, even while the request is being written.
 func (c *Conn) Call(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error) {
-	wait, err := c.Start(op, f)
+	wait, err := c.Start(ctx, op, f)
 	if err != nil {
 		return nil, err
 	}
@@ -201,7 +230,8 @@ func (c *Conn) Call(ctx context.Context, op string, f *wire.ClientFrame) (*wire.
 // Start sends one request and returns a function that waits for its
 // response. Requests started one after another are written in that order,
 // so several can be in flight (pipelined Sends keep their order at the hub).
-func (c *Conn) Start(op string, f *wire.ClientFrame) (func(context.Context) (*wire.ServerFrame, error), error) {
+// ctx bounds the writing (see Conn); the wait has its own.
+func (c *Conn) Start(ctx context.Context, op string, f *wire.ClientFrame) (func(context.Context) (*wire.ServerFrame, error), error) {
 	if c.settled != nil && !wire.ReplaySafe(f) {
 		// Not for 0-RTT data: written once the handshake settled (the
 		// server would hold it until then anyway).
@@ -209,12 +239,22 @@ func (c *Conn) Start(op string, f *wire.ClientFrame) (func(context.Context) (*wi
 		case <-c.settled:
 			c.raiseToSettled()
 		case <-c.done:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%s: %w", op, ctx.Err())
 		}
+	}
+	if err := c.acquire(ctx, op); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil { // nothing written: the connection stays up
+		<-c.wslot
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	ch := make(chan *wire.ServerFrame, 1)
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
+		<-c.wslot
 		return nil, fmt.Errorf("%s: %w", op, c.err)
 	}
 	c.nextID++
@@ -223,9 +263,11 @@ func (c *Conn) Start(op string, f *wire.ClientFrame) (func(context.Context) (*wi
 	c.mu.Unlock()
 	c.meter.started(c.trips)
 	f.Id = id
-	if err := c.fw.WriteMessage(f); err != nil {
-		c.fail(fmt.Errorf("%w: %w", ErrDisconnected, err))
-		return nil, fmt.Errorf("%s: %w", op, c.Err())
+	if err := c.write(ctx, op, f); err != nil {
+		c.mu.Lock()
+		delete(c.pending, id)
+		c.mu.Unlock()
+		return nil, err
 	}
 	return func(ctx context.Context) (*wire.ServerFrame, error) {
 		select {
@@ -253,16 +295,77 @@ func (c *Conn) Start(op string, f *wire.ClientFrame) (func(context.Context) (*wi
 	}, nil
 }
 
-// notify sends a frame that has no response (Ack).
-func (c *Conn) notify(f *wire.ClientFrame) error {
-	if err := c.Err(); err != nil {
+// notify sends a frame that has no response (Ack), honouring ctx as Start does.
+func (c *Conn) notify(ctx context.Context, op string, f *wire.ClientFrame) error {
+	if err := c.acquire(ctx, op); err != nil {
 		return err
 	}
-	if err := c.fw.WriteMessage(f); err != nil {
-		c.fail(fmt.Errorf("%w: %w", ErrDisconnected, err))
-		return c.Err()
+	if err := c.Err(); err != nil {
+		<-c.wslot
+		return fmt.Errorf("%s: %w", op, err)
 	}
-	return nil
+	return c.write(ctx, op, f)
+}
+
+// acquire takes the write slot, in turn behind the write in progress. A
+// request that gives up waiting has written nothing: the connection stays
+// usable.
+func (c *Conn) acquire(ctx context.Context, op string) error {
+	select {
+	case c.wslot <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case c.wslot <- struct{}{}:
+		return nil
+	case <-c.done:
+		return fmt.Errorf("%s: %w", op, c.Err())
+	case <-ctx.Done():
+		return fmt.Errorf("%s: %w", op, ctx.Err())
+	}
+}
+
+// write writes f as one frame and releases the write slot, which the
+// caller holds. While the frame is written, a watchdog on ctx
+// (context.AfterFunc, no goroutine unless ctx ends) stands ready to fail
+// the connection: the frame may then be half written, so nothing more can
+// be written after it, and failing the connection (its stream's write
+// deadline, then Close) is also what ends the blocked write. The write
+// then returns ctx's error. A context that ends just as its frame was
+// written whole fails the connection all the same.
+func (c *Conn) write(ctx context.Context, op string, f *wire.ClientFrame) error {
+	defer func() { <-c.wslot }()
+	if ctx.Done() == nil { // never ends: no watchdog
+		return c.writeErr(op, c.fw.WriteMessage(f))
+	}
+	if err := ctx.Err(); err != nil { // nothing written: the connection stays up
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	c.writing = op
+	stop := context.AfterFunc(ctx, c.abandon)
+	err := c.fw.WriteMessage(f)
+	if !stop() {
+		// The watchdog runs: the slot is released only once it has
+		// failed the connection, so that it cannot end a later write.
+		<-c.done
+		return fmt.Errorf("%s: %w", op, ctx.Err())
+	}
+	return c.writeErr(op, err)
+}
+
+// abandonWrite is the watchdog of a write whose context ended (write).
+func (c *Conn) abandonWrite() {
+	c.fail(fmt.Errorf("%w: %s abandoned while its frame was written (its context ended)", ErrDisconnected, c.writing))
+}
+
+// writeErr fails the connection when a frame could not be written.
+func (c *Conn) writeErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	c.fail(fmt.Errorf("%w: %w", ErrDisconnected, err))
+	return fmt.Errorf("%s: %w", op, c.Err())
 }
 
 // nextPush returns the oldest queued push, waiting for one. It returns the

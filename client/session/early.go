@@ -48,7 +48,7 @@ func (s *Session) settleEarly(ea *earlyAuth, err error) {
 // callEarly sends a request behind an unanswered Hello and returns its
 // answer once the Hello and Sync were accepted.
 func (s *Session) callEarly(ctx context.Context, ea *earlyAuth, op string, f *wire.ClientFrame) (*wire.ServerFrame, error) {
-	wait, err := ea.c.Start(op, f)
+	wait, err := ea.c.Start(ctx, op, f)
 	if err != nil {
 		return nil, err
 	}

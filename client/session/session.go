@@ -274,14 +274,14 @@ func (s *Session) connectOnce(ctx context.Context, connected func()) error {
 // startSync writes a Sync asking for pushes after the last processed
 // mailbox sequence, without waiting for its answer. Without a handler the
 // session makes requests only and leaves the mailbox alone (wait is nil).
-func (s *Session) startSync(c *Conn) (after uint64, wait func(context.Context) (*wire.ServerFrame, error), err error) {
+func (s *Session) startSync(ctx context.Context, c *Conn) (after uint64, wait func(context.Context) (*wire.ServerFrame, error), err error) {
 	if s.cfg.Handler == nil {
 		return 0, nil, nil
 	}
 	if after, err = s.cfg.Handler.ProcessedSeq(); err != nil {
 		return 0, nil, fmt.Errorf("client: read mailbox position: %w", err)
 	}
-	wait, err = c.Start("client.Sync", &wire.ClientFrame{Body: &wire.ClientFrame_Sync{Sync: &wire.Sync{AfterSeq: after}}})
+	wait, err = c.Start(ctx, "client.Sync", &wire.ClientFrame{Body: &wire.ClientFrame_Sync{Sync: &wire.Sync{AfterSeq: after}}})
 	return after, wait, err
 }
 
@@ -306,11 +306,11 @@ func (s *Session) authenticate(ctx context.Context, c *Conn, datagrams bool) (he
 	var ea *earlyAuth
 	defer func() { s.settleEarly(ea, err) }()
 	for {
-		waitHello, err := c.Start("client.Hello", &wire.ClientFrame{Body: &wire.ClientFrame_Hello{Hello: &wire.Hello{AccessToken: access, DatagramSignals: datagrams, Passive: s.cfg.Passive}}})
+		waitHello, err := c.Start(ctx, "client.Hello", &wire.ClientFrame{Body: &wire.ClientFrame_Hello{Hello: &wire.Hello{AccessToken: access, DatagramSignals: datagrams, Passive: s.cfg.Passive}}})
 		if err != nil {
 			return nil, 0, 0, err
 		}
-		after, waitSync, err := s.startSync(c)
+		after, waitSync, err := s.startSync(ctx, c)
 		if err != nil {
 			return nil, 0, 0, err
 		}

@@ -32,7 +32,7 @@ func (s *Session) servePushes(ctx context.Context, c *Conn) error {
 				return err
 			}
 			last := batch[len(batch)-1].GetSeq()
-			if err := c.notify(&wire.ClientFrame{Body: &wire.ClientFrame_Ack{Ack: &wire.Ack{UpToSeq: last}}}); err != nil {
+			if err := c.notify(ctx, "client.Ack", &wire.ClientFrame{Body: &wire.ClientFrame_Ack{Ack: &wire.Ack{UpToSeq: last}}}); err != nil {
 				return err
 			}
 		case *wire.ServerFrame_Closed:

@@ -183,6 +183,17 @@ func (c *nativeConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// SetWriteDeadline sets the write deadline of the stream written now.
+func (c *nativeConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	str, ws := c.str, c.ws
+	c.mu.Unlock()
+	if ws != nil {
+		return ws.SetWriteDeadline(t)
+	}
+	return str.SetWriteDeadline(t)
+}
+
 func (c *nativeConn) failed() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -57,6 +57,18 @@ func (c *Conn) Write(p []byte) (int, error) { return c.rwc.Write(p) }
 // Close ends the stream; see Dial for how a session ends cleanly.
 func (c *Conn) Close() error { return c.rwc.Close() }
 
+// SetWriteDeadline makes a Write blocked past t (flow control: the server
+// reads nothing) return an error, as net.Conn's does; a zero t clears it.
+// client/session uses it to end a write at once when its caller gives up.
+// A native QUIC stream that moves after the call (a rejected 0-RTT, the
+// WebSocket) leaves the deadline behind. ErrUnsupported in the browser.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	if d, ok := c.rwc.(interface{ SetWriteDeadline(time.Time) error }); ok {
+		return d.SetWriteDeadline(t)
+	}
+	return errors.ErrUnsupported
+}
+
 // Protocol is ProtocolQUIC, ProtocolWebTransport or ProtocolWebSocket.
 func (c *Conn) Protocol() string {
 	c.mu.Lock()

@@ -72,6 +72,8 @@ func (c *wtConn) Read(p []byte) (int, error) {
 
 func (c *wtConn) Write(p []byte) (int, error) { return c.str.Write(p) }
 
+func (c *wtConn) SetWriteDeadline(t time.Time) error { return c.str.SetWriteDeadline(t) }
+
 func (c *wtConn) Close() error {
 	c.once.Do(func() {
 		c.str.Close()

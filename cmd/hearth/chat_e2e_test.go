@@ -119,6 +119,7 @@ func linkDeviceBy(t *testing.T, n *chatNet, p *profile, approve func(code string
 	if err != nil {
 		t.Fatal(err)
 	}
+	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -139,6 +140,7 @@ func linkDeviceBy(t *testing.T, n *chatNet, p *profile, approve func(code string
 		cmd.Wait()
 		t.Fatalf("pending login printed no link-code: %q\n%s", rest, stderr.String())
 	}
+	t.Logf("pending login: link code shown after %v", time.Since(start).Round(time.Millisecond))
 	go func() {
 		for lines.Scan() {
 			rest = append(rest, lines.Text())

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -156,8 +157,19 @@ func TestRoundTripsThroughImpairedLink(t *testing.T) {
 	// and asserted.
 	alice2 := newProfile(t, "alice")
 	linkDeviceBy(t, n.via(relay), alice2, func(code string) {
-		checkApproval(t, alice.mustStats(t, "", "device", "approve", code, "--yes", "--no-history"))
+		_, s := alice.runStats(t, nil, "device", "approve", code, "--yes", "--no-history")
+		checkApproval(t, s)
 	})
+
+	// A returning device's reconnect and Sync: bob's message waits in
+	// alice's mailbox; `chat recv` gets it with Hello and Sync in the first
+	// flight.
+	bob.must(t, "", "send", aliceAddr, "while alice was away")
+	out, recv := alice.runStats(t, nil, "recv", "--json", "--timeout", "3s")
+	if msgs := parseMsgs(t, out.stdout); !slices.Contains(texts(msgs), bobAddr+":while alice was away") {
+		t.Errorf("alice's recv: %q, want bob's message", texts(msgs))
+	}
+	checkReturningRecv(t, recv)
 
 	// UDP blocked: auto mode writes the first frames in 0-RTT data (the
 	// profile has a ticket), races the WebSocket after 300 ms without a
@@ -220,11 +232,13 @@ func TestRoundTripsThroughImpairedLink(t *testing.T) {
 // checkApproval asserts the round trips of `chat device approve` by a
 // returning device over native QUIC (0-RTT): Hello with Sync in the first
 // flight (round trip 1), the approval itself (the pending device, the
-// user's list, the new signed list) done by round trip 5, then one commit
-// that adds the new device to the conversation. Between the two, the
-// approver polls (a device-list check and a KeyPackage claim a round) until
-// the new device, told it is approved, has published its KeyPackages: that
-// number depends on time, not on the protocol, and is only logged.
+// user's list, the new signed list) done by round trip 5, then the new
+// device added to the conversation: the device-list check (6), one claim
+// of the new device's KeyPackages (7), published by the device before it
+// showed its link code, and one commit (8). With the KeyPackages published
+// only once the new device learnt it was approved, the approver claimed
+// again every 200 ms until they were there: 14–16 round trips at this RTT,
+// 4–5 claims.
 func checkApproval(t *testing.T, s chatStats) {
 	t.Helper()
 	if len(s.Connections) != 1 || s.Connections[0].Protocol != "quic" || !s.Connections[0].EarlyData {
@@ -238,9 +252,47 @@ func checkApproval(t *testing.T, s chatStats) {
 	if o := s.Ops["client.Approve"]; o.Count < 1 || o.MaxRoundTrip > 5 {
 		t.Errorf("approval: client.Approve %d answers, last at round trip %d; want done by 5", o.Count, o.MaxRoundTrip)
 	}
+	if o := s.Ops["client.ClaimKeyPackages"]; o.Count != 1 {
+		t.Errorf("approval: %d KeyPackage claims, want 1 (the new device published them while pending): %s", o.Count, statsSummary(s))
+	}
 	if o := s.Ops["client.Commit"]; o.Count != 1 {
 		t.Errorf("approval: %d commits, want 1 (the new device added to the conversation)", o.Count)
 	}
-	polls := s.Ops["client.ClaimKeyPackages"].Count
-	t.Logf("approval: %d round trips in all, %d of them polls for the new device's KeyPackages", s.RoundTrips, polls)
+	if s.RoundTrips > approvalRoundTrips {
+		t.Errorf("approval: %d round trips, want at most %d: %s", s.RoundTrips, approvalRoundTrips, statsSummary(s))
+	}
+}
+
+// recvRoundTrips is what checkReturningRecv allows for `chat recv` of one message.
+const recvRoundTrips = 4
+
+// approvalRoundTrips is what checkApproval allows for `chat device approve`.
+const approvalRoundTrips = 8
+
+// checkReturningRecv asserts the round trips of `chat recv` by a device
+// that had a session before, over native QUIC with 0-RTT: one connection,
+// Hello and Sync answered together at round trip 1 (the Sync pipelined
+// behind the Hello, both in the first flight as 0-RTT data; a Sync that
+// waited for the Hello's answer would be at 2). For the one message
+// waiting, 4 in all were counted: the device-list check (2), the delivery
+// receipt's Send (3), a second Sync (4).
+func checkReturningRecv(t *testing.T, s chatStats) {
+	t.Helper()
+	if len(s.Connections) != 1 {
+		t.Fatalf("recv used %d connections, want 1: %s", len(s.Connections), statsSummary(s))
+	}
+	c := s.Connections[0]
+	if c.Protocol != "quic" || c.Handshake != 0 || !c.EarlyData || c.EarlyRejected || !c.Resumed {
+		t.Errorf("recv connection: %s handshake %d, early_data %v, rejected %v, tls_resumed %v; want native QUIC, accepted 0-RTT on a resumed session",
+			c.Protocol, c.Handshake, c.EarlyData, c.EarlyRejected, c.Resumed)
+	}
+	if o := s.Ops["client.Hello"]; o.Count != 1 || o.RoundTrip != 1 {
+		t.Errorf("recv: client.Hello %d answers, first at round trip %d; want 1 at 1", o.Count, o.RoundTrip)
+	}
+	if o := s.Ops["client.Sync"]; o.Count < 1 || o.RoundTrip != 1 {
+		t.Errorf("recv: client.Sync %d answers, first at round trip %d; want the first at 1", o.Count, o.RoundTrip)
+	}
+	if s.RoundTrips > recvRoundTrips {
+		t.Errorf("recv: %d round trips, want at most %d: %s", s.RoundTrips, recvRoundTrips, statsSummary(s))
+	}
 }

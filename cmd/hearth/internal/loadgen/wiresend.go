@@ -43,7 +43,7 @@ func (s *sender) startWireLocked() {
 			return
 		}
 		p := o.pend[o.nstarted]
-		wait, err := o.conn.Start("loadgen.Send", &wire.ClientFrame{Body: &wire.ClientFrame_Send{Send: &wire.Send{
+		wait, err := o.conn.Start(context.Background(), "loadgen.Send", &wire.ClientFrame{Body: &wire.ClientFrame_Send{Send: &wire.Send{
 			ConversationId: o.msg.conv, MessageId: p.id, Kind: wire.MessageKind_MESSAGE_KIND_APPLICATION,
 			Epoch: o.msg.epoch, Payload: o.msg.payload}}})
 		if err != nil {
