@@ -181,31 +181,7 @@ func TestQueueSealsWhenNothingWaits(t *testing.T) {
 // what it put off (the printed messages' removal) about a second after
 // the last batch, instead of keeping it until the next delivery.
 func TestIdleReceiverWritesPutOff(t *testing.T) {
-	ts := client.NewTestServer(t, "a.example")
-	alice := groupUsers(t, ts, "alice")[0]
-	// No delivery receipts: their sending would commit what was put off.
-	prof := t.TempDir()
-	c, err := client.Open(client.Config{Profile: prof, Dial: ts.Dial(), Groups: mlsgroup.New(),
-		MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond, NoDeliveryReceipts: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	bob := &dev{t: t, c: c, user: ts.AddUser(t, "bob", groupPW), profile: prof}
-	bob.login(groupPW)
-	bob.drain()
-	ctx, cancel := context.WithCancel(context.Background())
-	printed := make(chan struct{}, 4)
-	done := make(chan error, 1)
-	go func() {
-		done <- bob.c.Receive(ctx, 0, func(m store.Message) error {
-			if m.Event == "" {
-				printed <- struct{}{}
-			}
-			return nil
-		})
-	}()
-	defer func() { cancel(); <-done }()
+	alice, bob, printed := receivingWithoutReceipts(t)
 	alice.send(bob.user, "hi")
 	select {
 	case <-printed:
@@ -219,6 +195,38 @@ func TestIdleReceiverWritesPutOff(t *testing.T) {
 	if bob.c.Store().Pending() {
 		t.Fatal("the removal of the printed message is still put off 5 s after the last delivery")
 	}
+}
+
+// receivingWithoutReceipts sets up alice and bob, whose client sends no
+// delivery receipts (their sending would commit what was put off) and runs
+// Receive until the test ends; printed gets one value per message printed.
+func receivingWithoutReceipts(t *testing.T) (alice, bob *dev, printed chan struct{}) {
+	t.Helper()
+	ts := client.NewTestServer(t, "a.example")
+	alice = groupUsers(t, ts, "alice")[0]
+	prof := t.TempDir()
+	c, err := client.Open(client.Config{Profile: prof, Dial: ts.Dial(), Groups: mlsgroup.New(),
+		MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond, NoDeliveryReceipts: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	bob = &dev{t: t, c: c, user: ts.AddUser(t, "bob", groupPW), profile: prof}
+	bob.login(groupPW)
+	bob.drain()
+	ctx, cancel := context.WithCancel(context.Background())
+	printed = make(chan struct{}, 16)
+	done := make(chan error, 1)
+	go func() {
+		done <- bob.c.Receive(ctx, 0, func(m store.Message) error {
+			if m.Event == "" {
+				printed <- struct{}{}
+			}
+			return nil
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-done }) // runs before c.Close (cleanups run last first)
+	return alice, bob, printed
 }
 
 // deliveredTo waits until d's history of its conversation with peer shows
@@ -250,30 +258,7 @@ func deliveredTo(t *testing.T, d *dev, peer, text string) {
 // timer) Peek, so they commit nothing of their own; as Views they
 // committed each removal on its own, two commits per message.
 func TestRunningReceiveCommitsOncePerMessage(t *testing.T) {
-	ts := client.NewTestServer(t, "a.example")
-	alice := groupUsers(t, ts, "alice")[0]
-	prof := t.TempDir()
-	c, err := client.Open(client.Config{Profile: prof, Dial: ts.Dial(), Groups: mlsgroup.New(),
-		MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond, NoDeliveryReceipts: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	bob := &dev{t: t, c: c, user: ts.AddUser(t, "bob", groupPW), profile: prof}
-	bob.login(groupPW)
-	bob.drain()
-	ctx, cancel := context.WithCancel(context.Background())
-	printed := make(chan struct{}, 16)
-	done := make(chan error, 1)
-	go func() {
-		done <- bob.c.Receive(ctx, 0, func(m store.Message) error {
-			if m.Event == "" {
-				printed <- struct{}{}
-			}
-			return nil
-		})
-	}()
-	defer func() { cancel(); <-done }()
+	alice, bob, printed := receivingWithoutReceipts(t)
 	wait := func() {
 		t.Helper()
 		select {
