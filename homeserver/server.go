@@ -216,6 +216,11 @@ func (s *Server) RunRetention(ctx context.Context) (int64, error) {
 		func(tx *storage.Tx) (int64, error) { return tx.DeleteUnreferencedLog(cutoff, batch) },
 		func(tx *storage.Tx) (int64, error) { return tx.DeleteSendRecords(dedupCutoff, batch) },
 		func(tx *storage.Tx) (int64, error) { return tx.DeleteExpiredRefreshTokens(now.UnixMilli()) },
+		// A pending device whose tokens are all gone cannot come back; a
+		// day's grace covers a login that is still showing its link code.
+		func(tx *storage.Tx) (int64, error) {
+			return tx.DeleteAbandonedPendingDevices(now.Add(-24*time.Hour).UnixMilli(), batch)
+		},
 		// Inbound federation dedup outlives any sender's retries: 14 days
 		// (twice the default expiry) or the retention, whichever is longer.
 		func(tx *storage.Tx) (int64, error) {

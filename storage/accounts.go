@@ -264,6 +264,24 @@ func (t *Tx) DeletePendingDevice(id string) error {
 	return wrap("storage.DeletePendingDevice", affected(t.exec(`DELETE FROM devices WHERE id = ? AND status = 1`, id)))
 }
 
+// DeleteAbandonedPendingDevices deletes up to limit pending devices
+// created before cutoffMs that hold no refresh token any more: their
+// login gave up without withdrawing (the process was killed, the user
+// never came back) and, their tokens expired and swept, they can neither
+// resume nor fetch an approval. Their key packages, tokens and mailbox go
+// with them (the foreign keys cascade).
+func (t *Tx) DeleteAbandonedPendingDevices(cutoffMs int64, limit int) (int64, error) {
+	const op = "storage.DeleteAbandonedPendingDevices"
+	res, err := t.exec(`DELETE FROM devices WHERE id IN (
+		SELECT d.id FROM devices d WHERE d.status = 1 AND d.created_ms < ?
+		AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.device_id = d.id) LIMIT ?)`, cutoffMs, limit)
+	if err != nil {
+		return 0, wrap(op, err)
+	}
+	n, err := res.RowsAffected()
+	return n, wrap(op, err)
+}
+
 // TouchDevice records that the device was seen.
 func (t *Tx) TouchDevice(id string, nowMs int64) error {
 	_, err := t.exec(`UPDATE devices SET last_seen_ms = ? WHERE id = ?`, nowMs, id)
