@@ -143,8 +143,7 @@ func (ss *session) close() {
 //go:noinline
 func (ss *session) readFailed(err error) {
 	if errors.Is(err, wire.ErrFrameTooLarge) {
-		ss.writeError(0, wire.Errorf("homeserver.ServeStream", wire.Code_CODE_TOO_LARGE, "frame over %d bytes", ss.s.cfg.MaxFrame))
-		ss.drainFor(closeGrace) // it may wait behind a write in progress
+		ss.writeLast(ss.errorFrame(0, wire.Errorf("homeserver.ServeStream", wire.Code_CODE_TOO_LARGE, "frame over %d bytes", ss.s.cfg.MaxFrame)))
 	}
 }
 
@@ -177,13 +176,19 @@ func (ss *session) finish() {
 	}
 }
 
-// drainFor waits up to d for the frames written so far to leave: a frame
-// that found a write in progress is only queued, and the stream is about
-// to be closed.
-func (ss *session) drainFor(d time.Duration) {
+// writeLast writes f, the last frame before the stream is closed, and
+// waits up to closeGrace for it to leave: written by this call, or only
+// queued behind a write in progress (frameWriter), or held back by a
+// client that does not read; the caller closes the stream after it in
+// any case.
+func (ss *session) writeLast(f *wire.ServerFrame) {
 	done := make(chan struct{})
-	go func() { defer close(done); ss.fw.drain() }()
-	t := time.NewTimer(d)
+	go func() {
+		defer close(done)
+		ss.fw.WriteMessage(f)
+		ss.fw.drain() // left, not only queued behind a write in progress
+	}()
+	t := time.NewTimer(closeGrace)
 	defer t.Stop()
 	select {
 	case <-done:
@@ -195,18 +200,7 @@ func (ss *session) drainFor(d time.Duration) {
 // a moment to be written), then the stream is closed.
 func (ss *session) end(code wire.Code, msg string) {
 	ss.endOnce.Do(func() {
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			ss.fw.WriteMessage(&wire.ServerFrame{Body: &wire.ServerFrame_Closed{Closed: &wire.SessionClosed{Code: code, Message: msg}}})
-			ss.fw.drain() // left, not only queued behind a write in progress
-		}()
-		t := time.NewTimer(closeGrace)
-		select {
-		case <-done:
-		case <-t.C:
-		}
-		t.Stop()
+		ss.writeLast(&wire.ServerFrame{Body: &wire.ServerFrame_Closed{Closed: &wire.SessionClosed{Code: code, Message: msg}}})
 		ss.cancel()
 		ss.rwc.Close()
 	})
@@ -253,9 +247,13 @@ func (ss *session) write(f *wire.ServerFrame) {
 	}
 }
 
-// writeError answers request id with err. Internal errors are logged here,
-// once, and reach the client without detail.
-func (ss *session) writeError(id uint64, err error) {
+// writeError answers request id with err.
+func (ss *session) writeError(id uint64, err error) { ss.write(ss.errorFrame(id, err)) }
+
+// errorFrame is the answer to request id refused with err, counted.
+// Internal errors are logged here, once, and reach the client without
+// detail.
+func (ss *session) errorFrame(id uint64, err error) *wire.ServerFrame {
 	kind := wire.KindOf(err)
 	ss.s.ctr.refuse(kind)
 	switch {
@@ -266,7 +264,7 @@ func (ss *session) writeError(id uint64, err error) {
 	default:
 		ss.s.log.Error("request failed", "err", err, "remote", ss.remote, "device", ss.deviceID)
 	}
-	ss.write(&wire.ServerFrame{Id: id, Body: &wire.ServerFrame_Error{Error: wire.ToProto(err)}})
+	return &wire.ServerFrame{Id: id, Body: &wire.ServerFrame_Error{Error: wire.ToProto(err)}}
 }
 
 func (ss *session) answer(id uint64, resp *wire.ServerFrame, err error) {
