@@ -40,6 +40,11 @@ type LogEntry struct {
 	// when Welcome is set.
 	GroupInfo []byte
 	CreatedMs int64
+	// Refs is how many mailbox rows the caller is about to add for the
+	// entry with FanOutTo (which does not count them itself); FanOut,
+	// AppendMailbox and AppendMailboxNotice count theirs. Retention
+	// deletes an entry only once no mailbox row refers to it.
+	Refs int
 }
 
 // SendRecord is the first result of a (sender, message id): the dedup record.
@@ -306,7 +311,7 @@ func (t *Tx) AppendLog(e *LogEntry) error {
 		gi = e.GroupInfo
 	}
 	_, err := t.exec(qAppendLog, e.ConvID, e.Seq, e.Sender, e.MessageID, e.Kind, e.Epoch, e.Payload,
-		nullIfEmpty(e.Welcome), nullIfEmpty(gi), e.CreatedMs)
+		nullIfEmpty(e.Welcome), nullIfEmpty(gi), e.CreatedMs, e.Refs)
 	if isUnique(err) {
 		return wrap("storage.AppendLog", ErrConflict)
 	}

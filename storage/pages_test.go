@@ -22,7 +22,7 @@ func sendLikeHub(tx *Tx, conv, senderDev, msgID string, payload []byte, nowMs in
 		return fmt.Errorf("claim %s: %v %v", msgID, ok, err)
 	}
 	e := &LogEntry{ConvID: conv, Seq: seq, Sender: sender, MessageID: msgID, Kind: 1, Epoch: v.Conv.Epoch,
-		Payload: payload, CreatedMs: nowMs}
+		Payload: payload, CreatedMs: nowMs, Refs: len(v.Recipients)}
 	if err := tx.AppendLog(e); err != nil {
 		return err
 	}

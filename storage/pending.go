@@ -80,7 +80,7 @@ var deferSafe = func() map[string]bool {
 		qFanOutHead: true, qFanOutHeadWelcome: true,
 		qConversation: true, qConversationMeta: true, qConversationForSend: true, qFanOutHeadsAll: true,
 		qMembers: true, qIsMember: true, qCountMembers: true, qAdvance: true, qAdvanceGroupInfo: true,
-		qAppendLog: true, qSendRecord: true, qInsertSendRecord: true, qClaimSendRecord: true,
+		qAppendLog: true, qAddRefs: true, qSendRecord: true, qInsertSendRecord: true, qClaimSendRecord: true,
 		qAck: true, qMailboxState: true,
 		stmtSavepoint: true, stmtRelease: true, stmtRollbackTo: true,
 	}

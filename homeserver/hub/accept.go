@@ -177,6 +177,7 @@ func (h *Hub) acceptMessage(op string, tx *storage.Tx, c *storage.Conversation, 
 			}
 		}
 	}
+	entry.Refs = len(recips) // FanOutTo's rows
 	if err := tx.AppendLog(entry); err != nil {
 		return err
 	}
