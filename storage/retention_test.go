@@ -305,9 +305,9 @@ func BenchmarkLogRetentionPass(b *testing.B) {
 	})
 	b.Run("old", func(b *testing.B) {
 		mustWrite(b, db, func(tx *Tx) error {
-			_, err := tx.exec(`CREATE INDEX conversation_log_created ON conversation_log(created_ms)`)
+			_, err := tx.exec(`CREATE INDEX IF NOT EXISTS conversation_log_created ON conversation_log(created_ms)`)
 			if err == nil {
-				_, err = tx.exec(`CREATE INDEX mailbox_log ON mailbox(conv_id, conv_seq)`)
+				_, err = tx.exec(`CREATE INDEX IF NOT EXISTS mailbox_log ON mailbox(conv_id, conv_seq)`)
 			}
 			return err
 		})
