@@ -318,6 +318,25 @@ func (t *Tx) AppendLog(e *LogEntry) error {
 	return wrap("storage.AppendLog", err)
 }
 
+// QueueLog adds an accepted message to the hub's log like AppendLog, but
+// in the writer's transaction the entry waits to go in with the other
+// requests' in a few multi-row statements (pending.go), or before any
+// statement that could read the log. A duplicate (conversation, seq)
+// then fails the whole transaction, not the request: queue only an entry
+// whose sequence the request took from the conversation (last_seq + 1,
+// advanced in the same request).
+func (t *Tx) QueueLog(e *LogEntry) error {
+	if t.pend == nil || t.pend.nested > 0 {
+		return t.AppendLog(e)
+	}
+	q := *e
+	if len(q.Welcome) == 0 {
+		q.GroupInfo = nil
+	}
+	t.pend.logs = append(t.pend.logs, q)
+	return nil
+}
+
 // SendRecord returns the first result of (sender, messageID).
 func (t *Tx) SendRecord(sender, messageID string) (*SendRecord, error) {
 	r := &SendRecord{Sender: sender, MessageID: messageID}

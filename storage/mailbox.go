@@ -71,7 +71,24 @@ func (t *Tx) FanOut(convID string, convSeq uint64, excludeDevice string, welcome
 
 // addRefs counts n more mailbox rows referring to log entry (convID,
 // convSeq) (LogEntry.Refs); nothing when the entry is not in the log.
+// An entry the request queued (QueueLog) counts them before it goes in;
+// one an earlier request queued goes in first, so that a rollback of
+// this request takes the count back with the rows.
 func (t *Tx) addRefs(convID string, convSeq uint64, n int) error {
+	if p := t.pend; p != nil {
+		for i := range p.logs {
+			if e := &p.logs[i]; e.ConvID == convID && e.Seq == convSeq {
+				if i >= p.logMark {
+					e.Refs += n
+					return nil
+				}
+				if err := t.flush(); err != nil {
+					return err
+				}
+				break
+			}
+		}
+	}
 	_, err := t.exec(qAddRefs, n, convID, convSeq)
 	return err
 }

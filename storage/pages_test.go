@@ -23,7 +23,7 @@ func sendLikeHub(tx *Tx, conv, senderDev, msgID string, payload []byte, nowMs in
 	}
 	e := &LogEntry{ConvID: conv, Seq: seq, Sender: sender, MessageID: msgID, Kind: 1, Epoch: v.Conv.Epoch,
 		Payload: payload, CreatedMs: nowMs, Refs: len(v.Recipients)}
-	if err := tx.AppendLog(e); err != nil {
+	if err := tx.QueueLog(e); err != nil {
 		return err
 	}
 	if _, err := tx.FanOutTo(conv, seq, senderDev, v.Recipients, nowMs); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -129,4 +130,177 @@ func TestPendingRowsNestedSavepoint(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestPendingLogInOneTransaction: log entries queued by three Sends that
+// share a transaction go in together, and each request's rollback takes
+// its own with it: B reads the log after queueing its entry (so A's and
+// its own go in), then fails; A's entry, inserted inside B's savepoint,
+// waits again; C takes the sequence B gave back. A notice about A's
+// message counts on A's entry once, not again when the request that
+// added it fails. Sends that read nothing of the log leave their entries
+// to the end of the transaction: one multi-row insert.
+func TestPendingLogInOneTransaction(t *testing.T) {
+	db, _ := openTest(t)
+	ids := fixture(t, db, "c", 2)
+	ctx := context.Background()
+	errB := errors.New("B refused")
+	release := make(chan struct{})
+	blocker := db.Submit(ctx, func(tx *Tx) error { <-release; return nil })
+	time.Sleep(20 * time.Millisecond) // the blocker runs: the others queue for the next transaction
+	send := func(body string, then func(tx *Tx) error) func() error {
+		return db.Submit(ctx, func(tx *Tx) error {
+			if err := sendLikeHub(tx, "c@x", ids[0], body, []byte(body), 1); err != nil {
+				return err
+			}
+			return then(tx)
+		})
+	}
+	none := func(*Tx) error { return nil }
+	waits := []func() error{send("A", none), send("B", func(tx *Tx) error {
+		es, err := tx.Entries(ids[1], 0, 10)
+		if err != nil {
+			return err
+		}
+		if len(es) != 2 || string(es[0].Payload) != "A" || string(es[1].Payload) != "B" || es[1].ConvSeq != 2 {
+			return fmt.Errorf("B sees %d entries: %+v", len(es), es)
+		}
+		return errB
+	}), send("C", none), db.Submit(ctx, func(tx *Tx) error {
+		if _, err := tx.AppendMailboxNotice(ids[0], "c@x", 1, "A", "u@x/"+ids[0], "other", 1); err != nil {
+			return err
+		}
+		return errB
+	}), db.Submit(ctx, func(tx *Tx) error {
+		_, err := tx.AppendMailboxNotice(ids[0], "c@x", 1, "A", "u@x/"+ids[0], "other", 1)
+		return err
+	})}
+	close(release)
+	if err := blocker(); err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range waits {
+		if err := w(); i == 1 || i == 3 {
+			if !errors.Is(err, errB) {
+				t.Fatalf("request %d: %v", i, err)
+			}
+		} else if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	checkRefs(t, db)
+	err := db.Read(ctx, func(tx *Tx) error {
+		es, err := tx.Entries(ids[1], 0, 10)
+		if err != nil {
+			return err
+		}
+		if len(es) != 2 || es[0].ConvSeq != 1 || string(es[0].Payload) != "A" || es[1].ConvSeq != 2 || string(es[1].Payload) != "C" {
+			return fmt.Errorf("after A, refused B, C: %d entries %+v", len(es), es)
+		}
+		var refs int
+		if err := tx.row(`SELECT refs FROM conversation_log WHERE conv_id = 'c@x' AND seq = 1`, nil, &refs); err != nil || refs != 2 {
+			return fmt.Errorf("A's entry counts %d rows (%v), want 2: a delivery and one notice", refs, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Two Sends, nothing reads the mailbox or the log.
+	ids = fixture(t, db, "d", 2)
+	release = make(chan struct{})
+	blocker = db.Submit(ctx, func(tx *Tx) error { <-release; return nil })
+	time.Sleep(20 * time.Millisecond)
+	s0 := db.WriteStatements()
+	w1 := db.Submit(ctx, func(tx *Tx) error { return sendLikeHub(tx, "d@x", ids[0], "1", []byte("x"), 1) })
+	w2 := db.Submit(ctx, func(tx *Tx) error { return sendLikeHub(tx, "d@x", ids[0], "2", []byte("x"), 1) })
+	close(release)
+	for _, w := range []func() error{blocker, w1, w2} {
+		if err := w(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The blocker's RELEASE; per Send: savepoint, conversation, dedup
+	// claim, heads, advance, release; one insert of both log entries and
+	// one of both mailbox rows.
+	if n := db.WriteStatements() - s0; n != 1+2*6+2 {
+		t.Errorf("two Sends in one transaction ran %d statements, want 15", n)
+	}
+	checkRefs(t, db)
+	if got := logSeqs(t, db, "d@x"); !slices.Equal(got, []uint64{1, 2}) {
+		t.Fatalf("log %v", got)
+	}
+}
+
+// TestPendingLogNestedSavepoint: an entry queued inside a nested
+// savepoint goes in at once and goes with the savepoint's rollback; one
+// queued before it stays.
+func TestPendingLogNestedSavepoint(t *testing.T) {
+	db, _ := openTest(t)
+	ids := fixture(t, db, "c", 2)
+	inner := errors.New("inner refused")
+	mustWrite(t, db, func(tx *Tx) error {
+		if err := sendLikeHub(tx, "c@x", ids[0], "outer", []byte("outer"), 1); err != nil {
+			return err
+		}
+		err := tx.Savepoint(func() error {
+			if err := sendLikeHub(tx, "c@x", ids[0], "inner", []byte("inner"), 1); err != nil {
+				return err
+			}
+			if n := len(tx.pend.logs); n != 0 {
+				return fmt.Errorf("%d entries wait inside a nested savepoint", n)
+			}
+			return inner
+		})
+		if !errors.Is(err, inner) {
+			return fmt.Errorf("savepoint: %v", err)
+		}
+		return sendLikeHub(tx, "c@x", ids[0], "after", []byte("after"), 1)
+	})
+	checkRefs(t, db)
+	db.Read(context.Background(), func(tx *Tx) error {
+		es, err := tx.Entries(ids[1], 0, 10)
+		if err != nil || len(es) != 2 || string(es[0].Payload) != "outer" || string(es[1].Payload) != "after" || es[1].ConvSeq != 2 {
+			t.Fatalf("entries %+v (%v)", es, err)
+		}
+		return nil
+	})
+}
+
+// TestQueuedLogRefs: rows fanned out for a queued entry count on it,
+// whether the entry is the request's own (counted before it goes in) or
+// an earlier request's, whose count a failed request must not keep.
+func TestQueuedLogRefs(t *testing.T) {
+	db, _ := openTest(t)
+	ids := fixture(t, db, "c", 3)
+	ctx := context.Background()
+	fail := errors.New("refused")
+	release := make(chan struct{})
+	blocker := db.Submit(ctx, func(tx *Tx) error { <-release; return nil })
+	time.Sleep(20 * time.Millisecond)
+	w1 := db.Submit(ctx, func(tx *Tx) error {
+		if err := tx.QueueLog(&LogEntry{ConvID: "c@x", Seq: 1, Sender: "u@x/" + ids[0], MessageID: "m1", Kind: 1, Payload: []byte("x"), CreatedMs: 1}); err != nil {
+			return err
+		}
+		_, err := tx.FanOut("c@x", 1, ids[0], false, 0, 1) // the request's own entry: 2 rows
+		return err
+	})
+	w2 := db.Submit(ctx, func(tx *Tx) error {
+		if _, err := tx.FanOut("c@x", 1, ids[1], false, 0, 1); err != nil { // an earlier request's entry: 2 rows more
+			return err
+		}
+		return fail
+	})
+	close(release)
+	if err := blocker(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w1(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w2(); !errors.Is(err, fail) {
+		t.Fatal(err)
+	}
+	checkRefs(t, db)
 }
