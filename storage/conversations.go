@@ -112,6 +112,7 @@ func (t *Tx) Conversation(id string) (*Conversation, error) {
 	if err != nil {
 		return nil, wrap("storage.Conversation", err)
 	}
+	t.pend.advanced(c)
 	return c, nil
 }
 
@@ -124,6 +125,7 @@ func (t *Tx) ConversationMeta(id string) (*Conversation, error) {
 	if err != nil {
 		return nil, wrap("storage.ConversationMeta", err)
 	}
+	t.pend.advanced(c)
 	return c, nil
 }
 
@@ -155,6 +157,7 @@ func (t *Tx) ConversationForSend(id, sender, senderDevice string, remote bool) (
 	if err != nil {
 		return nil, wrap(op, err)
 	}
+	t.pend.advanced(c)
 	if addrs.Valid {
 		for a := range strings.SplitSeq(addrs.String, "\n") {
 			v.Remote = append(v.Remote, Member{Address: a})
@@ -296,8 +299,16 @@ func (t *Tx) RemoveMember(convID, address string) error {
 }
 
 // AdvanceConversation records a conversation's new epoch, group info and
-// last sequence.
+// last sequence. In the writer's transaction an advance without a group
+// info waits to go in with the other requests' (pending_advance.go); the
+// conversation as read in the transaction has it at once.
+// ErrNotFound if there is no such conversation (for one that waits: the
+// whole transaction fails; conversations are never deleted).
 func (t *Tx) AdvanceConversation(id string, epoch uint64, groupInfo []byte, lastSeq uint64, setGroupInfo bool) error {
+	if !setGroupInfo && t.pend != nil && t.pend.nested == 0 {
+		t.pend.queueAdvance(id, epoch, lastSeq)
+		return nil
+	}
 	if setGroupInfo {
 		return wrap("storage.AdvanceConversation", affected(t.exec(qAdvanceGroupInfo, epoch, nullIfEmpty(groupInfo), lastSeq, id)))
 	}

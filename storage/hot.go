@@ -57,4 +57,4 @@ var hotQueries = append([]string{
 	qFanOutHead, qFanOutHeadWelcome, qFanOutInsert, qFanOutInsertWelcome, qFanOutHeadsAll,
 	qAck, qMailboxState, qEntries,
 	qConversation, qConversationMeta, qConversationForSend, qMembers, qIsMember, qCountMembers, qAdvance, qAdvanceGroupInfo, qAppendLog, qAddRefs, qSendRecord, qInsertSendRecord, qClaimSendRecord,
-}, slices.Concat(qAckRows, qMailboxRows, qLogRows, qFanOutHeads)...)
+}, slices.Concat(qAckRows, qMailboxRows, qLogRows, qAdvanceRows, qFanOutHeads)...)

@@ -34,11 +34,16 @@ type pendingRows struct {
 	// current request's savepoint: its rollback undoes their insert too,
 	// so they wait again.
 	carried []mailboxRow
-	// The same for the log entries.
+	// The same for the log entries,
 	logs        []LogEntry
 	logMark     int
 	logsCarried []LogEntry
-	nested      int // inside Tx.Savepoint: FanOut and QueueLog insert at once
+	// and for the conversations' advances (pending_advance.go).
+	advs        []convAdvance
+	advMark     int
+	advsCarried []convAdvance
+	lastAdv     map[string]int // conversation -> index of its latest advance in advs, or higher
+	nested      int            // inside Tx.Savepoint: FanOut, QueueLog and AdvanceConversation write at once
 	args        []any
 }
 
@@ -47,12 +52,15 @@ func (p *pendingRows) reset() {
 	p.rows, p.mark, p.carried = p.rows[:0], 0, p.carried[:0]
 	clear(p.logs) // no payload kept past its transaction
 	p.logs, p.logMark, p.logsCarried, p.nested = p.logs[:0], 0, p.logsCarried[:0], 0
+	p.advs, p.advMark, p.advsCarried = p.advs[:0], 0, p.advsCarried[:0]
+	clear(p.lastAdv)
 }
 
 // begin is called when a request's savepoint opens.
 func (p *pendingRows) begin() {
 	p.mark, p.carried = len(p.rows), p.carried[:0]
 	p.logMark, p.logsCarried = len(p.logs), p.logsCarried[:0]
+	p.advMark, p.advsCarried = len(p.advs), p.advsCarried[:0]
 }
 
 // release is called when the request's savepoint is released: its rows
@@ -72,6 +80,15 @@ func (p *pendingRows) rollback() {
 	} else {
 		clear(p.logs[p.logMark:])
 		p.logs = p.logs[:p.logMark]
+	}
+	if len(p.advsCarried) > 0 {
+		p.advs = append(p.advs[:0], p.advsCarried...)
+		clear(p.lastAdv)
+		for i, a := range p.advs {
+			p.lastAdv[a.conv] = i
+		}
+	} else {
+		p.advs = p.advs[:p.advMark]
 	}
 	p.begin()
 }
@@ -102,14 +119,15 @@ var qLogRows = func() []string {
 
 // deferSafe are the statements that leave pending rows waiting: none of
 // them reads or writes the mailbox or the log entries waiting, or
-// deletes a device. (qAppendLog inserts another entry than those: its
+// deletes a device; those that read a conversation's epoch and last
+// sequence see its advance waiting (pendingRows.advanced). (qAppendLog inserts another entry than those: its
 // sequence is one the conversation has not given out; qAddRefs is not
 // run for a waiting entry: addRefs.)
 var deferSafe = func() map[string]bool {
 	m := map[string]bool{
 		qFanOutHead: true, qFanOutHeadWelcome: true,
 		qConversation: true, qConversationMeta: true, qConversationForSend: true, qFanOutHeadsAll: true,
-		qMembers: true, qIsMember: true, qCountMembers: true, qAdvance: true, qAdvanceGroupInfo: true,
+		qMembers: true, qIsMember: true, qCountMembers: true,
 		qAppendLog: true, qAddRefs: true, qSendRecord: true, qInsertSendRecord: true, qClaimSendRecord: true,
 		qAck: true, qMailboxState: true,
 		stmtSavepoint: true, stmtRelease: true, stmtRollbackTo: true,
@@ -121,6 +139,9 @@ var deferSafe = func() map[string]bool {
 		m[q] = true
 	}
 	for _, q := range qLogRows {
+		m[q] = true
+	}
+	for _, q := range qAdvanceRows {
 		m[q] = true
 	}
 	for _, q := range qFanOutHeads {
@@ -184,7 +205,7 @@ func (t *Tx) insertLogs(es []LogEntry, args []any) ([]any, error) {
 // is only for sequences the conversation has not given out.
 func (t *Tx) flush() error {
 	p := t.pend
-	if p == nil || len(p.rows)+len(p.logs) == 0 {
+	if p == nil || len(p.rows)+len(p.logs)+len(p.advs) == 0 {
 		return nil
 	}
 	var err error
@@ -203,6 +224,14 @@ func (t *Tx) flush() error {
 		p.carried = append(p.carried, p.rows[:p.mark]...)
 		p.rows, p.mark = p.rows[:0], 0
 	}
+	if len(p.advs) > 0 {
+		if err := t.updateAdvances(p.advs); err != nil {
+			return wrap("storage.flush: conversations", err)
+		}
+		p.advsCarried = append(p.advsCarried, p.advs[:p.advMark]...)
+		p.advs, p.advMark = p.advs[:0], 0
+		clear(p.lastAdv)
+	}
 	clear(p.args)
 	return nil
 }
@@ -210,7 +239,7 @@ func (t *Tx) flush() error {
 // beforeStmt inserts the pending rows before a statement that might see
 // the mailbox or the log without them.
 func (t *Tx) beforeStmt(query string) error {
-	if t.pend == nil || len(t.pend.rows)+len(t.pend.logs) == 0 || deferSafe[query] {
+	if t.pend == nil || len(t.pend.rows)+len(t.pend.logs)+len(t.pend.advs) == 0 || deferSafe[query] {
 		return nil
 	}
 	return t.flush()

@@ -86,11 +86,11 @@ func TestPendingRowsInOneTransaction(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The blocker's RELEASE; per Send: savepoint, log, advance, heads,
-	// the entry's references (FanOut counts them), release; one insert
-	// of both rows.
-	if n := db.WriteStatements() - s0; n != 1+2*6+1 {
-		t.Errorf("two Sends in one transaction ran %d statements, want 14", n)
+	// The blocker's RELEASE; per Send: savepoint, log, heads, the
+	// entry's references (FanOut counts them), release; one insert of
+	// both rows and one advance of the conversation.
+	if n := db.WriteStatements() - s0; n != 1+2*5+2 {
+		t.Errorf("two Sends in one transaction ran %d statements, want 13", n)
 	}
 	db.Read(ctx, func(tx *Tx) error {
 		if es, err := tx.Entries(ids[1], 0, 10); err != nil || len(es) != 2 || es[1].Seq != 2 {
@@ -222,10 +222,10 @@ func TestPendingLogInOneTransaction(t *testing.T) {
 		}
 	}
 	// The blocker's RELEASE; per Send: savepoint, conversation, dedup
-	// claim, heads, advance, release; one insert of both log entries and
-	// one of both mailbox rows.
-	if n := db.WriteStatements() - s0; n != 1+2*6+2 {
-		t.Errorf("two Sends in one transaction ran %d statements, want 15", n)
+	// claim, heads, release; one insert of both log entries, one of both
+	// mailbox rows and one advance of the conversation.
+	if n := db.WriteStatements() - s0; n != 1+2*5+3 {
+		t.Errorf("two Sends in one transaction ran %d statements, want 14", n)
 	}
 	checkRefs(t, db)
 	if got := logSeqs(t, db, "d@x"); !slices.Equal(got, []uint64{1, 2}) {
@@ -303,4 +303,87 @@ func TestQueuedLogRefs(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkRefs(t, db)
+}
+
+// TestPendingAdvance: conversations' advances wait in the writer, and
+// every read of a conversation in the transaction sees its latest; a
+// failed request's advance goes with its rollback (B, refused without a
+// flush inside it), so the next Send takes the sequence it gave back; the
+// transaction leaves each conversation at its last advance.
+func TestPendingAdvance(t *testing.T) {
+	db, _ := openTest(t)
+	c := fixture(t, db, "c", 2)
+	d := fixture(t, db, "d", 2)
+	ctx := context.Background()
+	errB := errors.New("B refused")
+	release := make(chan struct{})
+	blocker := db.Submit(ctx, func(tx *Tx) error { <-release; return nil })
+	time.Sleep(20 * time.Millisecond)
+	s0 := db.WriteStatements()
+	sub := func(conv string, dev, id string, err error) func() error {
+		return db.Submit(ctx, func(tx *Tx) error {
+			if e := sendLikeHub(tx, conv, dev, id, []byte(id), 1); e != nil {
+				return e
+			}
+			return err
+		})
+	}
+	waits := []func() error{sub("c@x", c[0], "A", nil), sub("c@x", c[0], "B", errB), sub("c@x", c[1], "C", nil),
+		sub("d@x", d[0], "D", nil), sub("c@x", c[0], "E", nil),
+		db.Submit(ctx, func(tx *Tx) error {
+			for _, tc := range []struct {
+				conv string
+				seq  uint64
+			}{{"c@x", 3}, {"d@x", 1}} {
+				v, err := tx.ConversationForSend(tc.conv, "u@x/x", "x", false)
+				if err != nil {
+					return err
+				}
+				m, err := tx.ConversationMeta(tc.conv)
+				if err != nil {
+					return err
+				}
+				full, err := tx.Conversation(tc.conv)
+				if err != nil {
+					return err
+				}
+				if v.Conv.LastSeq != tc.seq || m.LastSeq != tc.seq || full.LastSeq != tc.seq {
+					return fmt.Errorf("%s read at %d, %d, %d, want %d", tc.conv, v.Conv.LastSeq, m.LastSeq, full.LastSeq, tc.seq)
+				}
+			}
+			return nil
+		})}
+	close(release)
+	if err := blocker(); err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range waits {
+		if err := w(); i == 1 {
+			if !errors.Is(err, errB) {
+				t.Fatalf("B: %v", err)
+			}
+		} else if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	// The blocker's RELEASE; per Send 5 statements (B's rollback one
+	// more); the reader's savepoint, six reads and release; at the end
+	// the log entries, rows and advances of the two conversations: one
+	// statement each.
+	if n := db.WriteStatements() - s0; n != 1+5*5+1+8+3 {
+		t.Errorf("%d statements, want 38", n)
+	}
+	checkRefs(t, db)
+	db.Read(ctx, func(tx *Tx) error {
+		for conv, want := range map[string]uint64{"c@x": 3, "d@x": 1} {
+			if got, err := tx.Conversation(conv); err != nil || got.LastSeq != want {
+				t.Errorf("%s: %+v %v, want last seq %d", conv, got, err, want)
+			}
+		}
+		es, err := tx.Entries(c[1], 0, 10)
+		if err != nil || len(es) != 2 || string(es[0].Payload) != "A" || string(es[1].Payload) != "E" || es[1].ConvSeq != 3 {
+			t.Errorf("c1's entries %+v (%v)", es, err)
+		}
+		return nil
+	})
 }
