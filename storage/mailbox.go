@@ -226,8 +226,9 @@ func (t *Tx) DeleteAcked(cutoffMs int64, limit int) (int64, error) {
 // entries may be appended and still be deleted by the first retention
 // pass after they are old (DeleteUnreferencedLog): entries are logged in
 // the writer's order with times taken before, so two Sends can be
-// written in the other order than their times.
-const LogOrderSlack = 60_000
+// written in the other order than their times. A pass reads the entries
+// of this last stretch before the cut-off again in the next pass.
+const LogOrderSlack = 10_000
 
 // DeleteUnreferencedLog passes over up to limit log entries in log
 // order and deletes those created before cutoffMs that no mailbox row
