@@ -15,7 +15,8 @@ type mailboxRow struct {
 }
 
 // pendingRows are the mailbox rows the writer's requests have fanned out,
-// and the log entries they queued (Tx.QueueLog), but not inserted yet:
+// the log entries they queued (Tx.QueueLog) and their conversations'
+// advances (AdvanceConversation), not written yet:
 // the writer inserts all of a transaction's rows together, a few
 // multi-row statements per transaction instead of one per Send (flush).
 // Rows wait only while the statements run are known not to read or
@@ -120,9 +121,10 @@ var qLogRows = func() []string {
 // deferSafe are the statements that leave pending rows waiting: none of
 // them reads or writes the mailbox or the log entries waiting, or
 // deletes a device; those that read a conversation's epoch and last
-// sequence see its advance waiting (pendingRows.advanced). (qAppendLog inserts another entry than those: its
-// sequence is one the conversation has not given out; qAddRefs is not
-// run for a waiting entry: addRefs.)
+// sequence see its advance waiting (pendingRows.advanced). qAppendLog
+// inserts another entry than those (its sequence is one the
+// conversation has not given out); qAddRefs is not run for a waiting
+// entry (addRefs).
 var deferSafe = func() map[string]bool {
 	m := map[string]bool{
 		qFanOutHead: true, qFanOutHeadWelcome: true,
