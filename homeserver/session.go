@@ -53,7 +53,7 @@ type session struct {
 	presenceOn atomic.Bool
 
 	replies    *delivery.Queue // completions of pipelined requests, in request order
-	eph        *delivery.Queue // lossy pushes (typing, presence)
+	eph        atomic.Pointer[delivery.Queue] // lossy pushes (typing, presence); made at the first (ephQueue)
 	ephBroken  atomic.Bool
 	dgram      atomic.Pointer[datagramPort] // set at Hello when the client reads signals from datagrams
 	authTries  bucket
@@ -112,7 +112,6 @@ func (s *Server) newSession(ctx context.Context, rwc io.ReadWriteCloser, remote 
 		ctx:     ctx,
 		cancel:  cancel,
 		replies: delivery.NewQueue(maxPipelined),
-		eph:     delivery.NewQueue(ephemeralQ),
 	}
 	if ec, ok := rwc.(earlyConn); ok {
 		ss.early = ec
@@ -215,7 +214,7 @@ func (ss *session) later(f func()) { ss.replies.Push(f) }
 // (ephemeralQ waiting) or the stream broke. When the client reads signals
 // from datagrams, one that fits goes there instead (datagram.go).
 func (ss *session) pushEphemeral(f *wire.ServerFrame) {
-	ss.eph.TryPush(func() {
+	ss.ephQueue().TryPush(func() {
 		if ss.ctx.Err() != nil || ss.ephBroken.Load() {
 			return
 		}
@@ -231,7 +230,7 @@ func (ss *session) pushEphemeral(f *wire.ServerFrame) {
 // pushOnStream queues a lossy push like pushEphemeral, always on the
 // stream.
 func (ss *session) pushOnStream(f *wire.ServerFrame) {
-	ss.eph.TryPush(func() {
+	ss.ephQueue().TryPush(func() {
 		if ss.ctx.Err() != nil || ss.ephBroken.Load() {
 			return
 		}
@@ -239,6 +238,16 @@ func (ss *session) pushOnStream(f *wire.ServerFrame) {
 			ss.ephBroken.Store(true)
 		}
 	})
+}
+
+// ephQueue returns the session's queue of lossy pushes, made at the
+// first: most idle sessions never get one.
+func (ss *session) ephQueue() *delivery.Queue {
+	if q := ss.eph.Load(); q != nil {
+		return q
+	}
+	ss.eph.CompareAndSwap(nil, delivery.NewQueue(ephemeralQ))
+	return ss.eph.Load()
 }
 
 func (ss *session) write(f *wire.ServerFrame) {
