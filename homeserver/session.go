@@ -50,9 +50,10 @@ type session struct {
 	// (Hello.passive), set before authentication; presenceOn: it holds
 	// the user ONLINE (presence_local.go).
 	passive    bool
+	registered bool // in the registry's authenticated sessions; under its mu
 	presenceOn atomic.Bool
 
-	replies    *delivery.Queue // completions of pipelined requests, in request order
+	replies    *delivery.Queue // completions of pipelined requests, in request order; made at the first (later)
 	eph        atomic.Pointer[delivery.Queue] // lossy pushes (typing, presence); made at the first (ephQueue)
 	ephBroken  atomic.Bool
 	dgram      atomic.Pointer[datagramPort] // set at Hello when the client reads signals from datagrams
@@ -111,7 +112,6 @@ func (s *Server) newSession(ctx context.Context, rwc io.ReadWriteCloser, remote 
 		fw:      newFrameWriter(rwc, s.cfg.MaxFrame),
 		ctx:     ctx,
 		cancel:  cancel,
-		replies: delivery.NewQueue(maxPipelined),
 	}
 	if ec, ok := rwc.(earlyConn); ok {
 		ss.early = ec
@@ -168,7 +168,9 @@ func (ss *session) finish() {
 	ss.cancel()
 	ss.rwc.Close()
 	ss.stopPush()
-	ss.replies.Wait() // the reader queued the last one
+	if ss.replies != nil {
+		ss.replies.Wait() // the reader queued the last one
+	}
 	if ss.deviceID != "" {
 		ss.s.reg.unregister(ss)
 		ss.s.userOffline(ss)
@@ -207,8 +209,16 @@ func (ss *session) end(code wire.Code, msg string) {
 
 // later queues a completion, run after the earlier ones; it blocks when
 // maxPipelined are waiting, which stops reading from this client
-// (backpressure). Only the reader goroutine calls it.
-func (ss *session) later(f func()) { ss.replies.Push(f) }
+// (backpressure). Only the reader goroutine calls it, and finish, which
+// waits for the queue, runs on that goroutine too: the queue is made at
+// the first call, since a session that never sends or acknowledges
+// needs none.
+func (ss *session) later(f func()) {
+	if ss.replies == nil {
+		ss.replies = delivery.NewQueue(maxPipelined)
+	}
+	ss.replies.Push(f)
+}
 
 // pushEphemeral queues a lossy push, dropping it if the client is slow
 // (ephemeralQ waiting) or the stream broke. When the client reads signals
