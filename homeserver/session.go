@@ -53,7 +53,7 @@ type session struct {
 	registered bool // in the registry's authenticated sessions; under its mu
 	presenceOn atomic.Bool
 
-	replies    *delivery.Queue // completions of pipelined requests, in request order; made at the first (later)
+	replies    *delivery.Queue                // completions of pipelined requests, in request order; made at the first (later)
 	eph        atomic.Pointer[delivery.Queue] // lossy pushes (typing, presence); made at the first (ephQueue)
 	ephBroken  atomic.Bool
 	dgram      atomic.Pointer[datagramPort] // set at Hello when the client reads signals from datagrams
@@ -108,10 +108,10 @@ func (s *Server) newSession(ctx context.Context, rwc io.ReadWriteCloser, remote 
 	ctx, cancel := context.WithCancel(ctx)
 	ss := &session{
 		s: s, rwc: rwc, remote: remote, addr: clientAddr(remote),
-		fr:      wire.NewFrameReader(rwc, s.cfg.MaxFrame),
-		fw:      newFrameWriter(rwc, s.cfg.MaxFrame),
-		ctx:     ctx,
-		cancel:  cancel,
+		fr:     wire.NewFrameReader(rwc, s.cfg.MaxFrame),
+		fw:     newFrameWriter(rwc, s.cfg.MaxFrame),
+		ctx:    ctx,
+		cancel: cancel,
 	}
 	if ec, ok := rwc.(earlyConn); ok {
 		ss.early = ec
