@@ -13,14 +13,14 @@ type registry struct {
 	mu       sync.Mutex
 	closed   bool
 	live     map[*session]struct{} // every live stream, authenticated or not
-	sessions map[*session]struct{} // authenticated ones
+	authed   int                   // authenticated sessions (session.registered)
 	byDevice map[string]sessionList
 	byUser   map[int64]sessionList // by user id
 	streams  sync.WaitGroup        // live ServeStream calls
 }
 
 func newRegistry() *registry {
-	return &registry{live: map[*session]struct{}{}, sessions: map[*session]struct{}{},
+	return &registry{live: map[*session]struct{}{},
 		byDevice: map[string]sessionList{}, byUser: map[int64]sessionList{}}
 }
 
@@ -39,7 +39,7 @@ func (r *registry) close() bool {
 func (r *registry) online() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.sessions)
+	return r.authed
 }
 
 // addStream records a new stream; false if the server is closed.
@@ -71,7 +71,8 @@ func (r *registry) register(ss *session, d *storage.Device) error {
 		return wire.Errorf("homeserver.register", wire.Code_CODE_UNAVAILABLE, "server shutting down")
 	}
 	ss.deviceID, ss.userName, ss.userID = d.ID, d.UserName, d.UserID
-	r.sessions[ss] = struct{}{}
+	ss.registered = true
+	r.authed++
 	r.byDevice[ss.deviceID] = append(r.byDevice[ss.deviceID], ss)
 	r.byUser[ss.userID] = append(r.byUser[ss.userID], ss)
 	return nil
@@ -82,10 +83,11 @@ func (r *registry) register(ss *session, d *storage.Device) error {
 func (r *registry) unregister(ss *session) (lastOfUser bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, ok := r.sessions[ss]; !ok {
+	if !ss.registered {
 		return false
 	}
-	delete(r.sessions, ss)
+	ss.registered = false
+	r.authed--
 	if l := r.byDevice[ss.deviceID].without(ss); len(l) == 0 {
 		delete(r.byDevice, ss.deviceID)
 	} else {

@@ -50,10 +50,11 @@ type session struct {
 	// (Hello.passive), set before authentication; presenceOn: it holds
 	// the user ONLINE (presence_local.go).
 	passive    bool
+	registered bool // in the registry's authenticated sessions; under its mu
 	presenceOn atomic.Bool
 
-	replies    *delivery.Queue // completions of pipelined requests, in request order
-	eph        *delivery.Queue // lossy pushes (typing, presence)
+	replies    *delivery.Queue                // completions of pipelined requests, in request order; made at the first (later)
+	eph        atomic.Pointer[delivery.Queue] // lossy pushes (typing, presence); made at the first (ephQueue)
 	ephBroken  atomic.Bool
 	dgram      atomic.Pointer[datagramPort] // set at Hello when the client reads signals from datagrams
 	authTries  bucket
@@ -107,12 +108,10 @@ func (s *Server) newSession(ctx context.Context, rwc io.ReadWriteCloser, remote 
 	ctx, cancel := context.WithCancel(ctx)
 	ss := &session{
 		s: s, rwc: rwc, remote: remote, addr: clientAddr(remote),
-		fr:      wire.NewFrameReader(rwc, s.cfg.MaxFrame),
-		fw:      newFrameWriter(rwc, s.cfg.MaxFrame),
-		ctx:     ctx,
-		cancel:  cancel,
-		replies: delivery.NewQueue(maxPipelined),
-		eph:     delivery.NewQueue(ephemeralQ),
+		fr:     wire.NewFrameReader(rwc, s.cfg.MaxFrame),
+		fw:     newFrameWriter(rwc, s.cfg.MaxFrame),
+		ctx:    ctx,
+		cancel: cancel,
 	}
 	if ec, ok := rwc.(earlyConn); ok {
 		ss.early = ec
@@ -169,7 +168,9 @@ func (ss *session) finish() {
 	ss.cancel()
 	ss.rwc.Close()
 	ss.stopPush()
-	ss.replies.Wait() // the reader queued the last one
+	if ss.replies != nil {
+		ss.replies.Wait() // the reader queued the last one
+	}
 	if ss.deviceID != "" {
 		ss.s.reg.unregister(ss)
 		ss.s.userOffline(ss)
@@ -208,14 +209,22 @@ func (ss *session) end(code wire.Code, msg string) {
 
 // later queues a completion, run after the earlier ones; it blocks when
 // maxPipelined are waiting, which stops reading from this client
-// (backpressure). Only the reader goroutine calls it.
-func (ss *session) later(f func()) { ss.replies.Push(f) }
+// (backpressure). Only the reader goroutine calls it, and finish, which
+// waits for the queue, runs on that goroutine too: the queue is made at
+// the first call, since a session that never sends or acknowledges
+// needs none.
+func (ss *session) later(f func()) {
+	if ss.replies == nil {
+		ss.replies = delivery.NewQueue(maxPipelined)
+	}
+	ss.replies.Push(f)
+}
 
 // pushEphemeral queues a lossy push, dropping it if the client is slow
 // (ephemeralQ waiting) or the stream broke. When the client reads signals
 // from datagrams, one that fits goes there instead (datagram.go).
 func (ss *session) pushEphemeral(f *wire.ServerFrame) {
-	ss.eph.TryPush(func() {
+	ss.ephQueue().TryPush(func() {
 		if ss.ctx.Err() != nil || ss.ephBroken.Load() {
 			return
 		}
@@ -231,7 +240,7 @@ func (ss *session) pushEphemeral(f *wire.ServerFrame) {
 // pushOnStream queues a lossy push like pushEphemeral, always on the
 // stream.
 func (ss *session) pushOnStream(f *wire.ServerFrame) {
-	ss.eph.TryPush(func() {
+	ss.ephQueue().TryPush(func() {
 		if ss.ctx.Err() != nil || ss.ephBroken.Load() {
 			return
 		}
@@ -239,6 +248,16 @@ func (ss *session) pushOnStream(f *wire.ServerFrame) {
 			ss.ephBroken.Store(true)
 		}
 	})
+}
+
+// ephQueue returns the session's queue of lossy pushes, made at the
+// first: most idle sessions never get one.
+func (ss *session) ephQueue() *delivery.Queue {
+	if q := ss.eph.Load(); q != nil {
+		return q
+	}
+	ss.eph.CompareAndSwap(nil, delivery.NewQueue(ephemeralQ))
+	return ss.eph.Load()
 }
 
 func (ss *session) write(f *wire.ServerFrame) {

@@ -93,7 +93,7 @@ func TestBenchCheckTransport(t *testing.T) {
 // TestBenchIdleServerMemory: with --server-pprof, `hearth bench idle`
 // reads the server's memory after a GC that returned freed memory to the
 // OS, at the baseline and while it holds the sessions, and reports RSS,
-// heap, stacks and goroutines per session; held sessions cost goroutines
+// heap (in use and live), stacks and goroutines per session; held sessions cost goroutines
 // and heap.
 func TestBenchIdleServerMemory(t *testing.T) {
 	skipShort(t)
@@ -115,5 +115,8 @@ func TestBenchIdleServerMemory(t *testing.T) {
 	}
 	if h := num(t, rep, "idle.after_free.heap_inuse_bytes_per_session"); h <= 0 {
 		t.Errorf("%.0f heap bytes per held session, want more than 0", h)
+	}
+	if l := num(t, rep, "idle.after_free.heap_live_bytes_per_session"); l <= 0 {
+		t.Errorf("%.0f live heap bytes per held session, want more than 0", l)
 	}
 }

@@ -41,7 +41,7 @@ func serveMemory(w http.ResponseWriter, _ *http.Request) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(loadgen.MemSample{HeapInuse: ms.HeapInuse, StackInuse: ms.StackInuse,
+	json.NewEncoder(w).Encode(loadgen.MemSample{HeapInuse: ms.HeapInuse, HeapAlloc: ms.HeapAlloc, StackInuse: ms.StackInuse,
 		Goroutines: runtime.NumGoroutine()})
 }
 

@@ -21,8 +21,7 @@ type Pusher struct {
 	device string
 	writeN func([]*wire.ServerFrame) error // writes a batch of frames in order
 	fail   func()
-	ctx    context.Context
-	cancel context.CancelFunc
+	ctx    context.Context // the session's: reads end with it (Stop does not wait long for one)
 	unsub  func()
 	pushed atomic.Uint64 // highest seq written to the stream
 	acked  atomic.Uint64 // highest seq acknowledged (durably)
@@ -50,8 +49,7 @@ type Pusher struct {
 // write them together); fail ends the session when the stream or the
 // database fails. ctx is the session's.
 func (e *Engine) NewPusher(ctx context.Context, device string, start uint64, write func([]*wire.ServerFrame) error, fail func()) *Pusher {
-	ctx, cancel := context.WithCancel(ctx)
-	p := &Pusher{e: e, device: device, writeN: write, fail: fail, ctx: ctx, cancel: cancel, cursor: start, stale: true}
+	p := &Pusher{e: e, device: device, writeN: write, fail: fail, ctx: ctx, cursor: start, stale: true}
 	p.pushed.Store(start)
 	p.acked.Store(start)
 	if er, ok := e.router.(EntrySubscriber); ok {
@@ -63,7 +61,8 @@ func (e *Engine) NewPusher(ctx context.Context, device string, start uint64, wri
 		return p
 	}
 	wake, unsub := e.router.Subscribe(device)
-	p.unsub = unsub
+	ctx, cancel := context.WithCancel(ctx)
+	p.unsub = func() { cancel(); unsub() }
 	p.wg.Add(1)
 	go func() { // a Router without callbacks: one goroutine turns wake-ups into kicks
 		defer p.wg.Done()
@@ -185,9 +184,14 @@ func (p *Pusher) Stop() {
 	p.mu.Lock()
 	p.stopped = true
 	p.mu.Unlock()
-	p.cancel()
 	p.unsub()
 	p.wg.Wait()
+}
+
+func (p *Pusher) isStopped() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stopped
 }
 
 // pushAvailable writes what the window allows of what is stored: the
@@ -233,6 +237,9 @@ func (p *Pusher) pushAvailable() bool {
 		var es []*storage.Entry
 		err := p.e.db.Read(p.ctx, func(tx *storage.Tx) (err error) { es, err = tx.Entries(p.device, p.cursor, n); return err })
 		p.reads.Add(1)
+		if p.isStopped() {
+			return false // replaced by a new Sync meanwhile: it pushes from its own start
+		}
 		if err != nil {
 			if p.ctx.Err() == nil {
 				p.e.log.Error("delivery read failed", "device", p.device, "err", err)

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"slices"
 	"sync"
 
 	"hearth/storage"
@@ -52,7 +53,7 @@ type FuncRouter interface {
 type LocalRouter struct {
 	mu    sync.Mutex
 	subs  map[string]map[chan struct{}]struct{}
-	fsubs map[string]map[*localSub]struct{}
+	fsubs map[string][]*localSub // nearly always one per device: a slice, not a map each
 }
 
 // localSub is one callback subscriber: kick (SubscribeFunc) or hand
@@ -71,7 +72,7 @@ var (
 
 // NewLocalRouter returns an empty in-process router.
 func NewLocalRouter() *LocalRouter {
-	return &LocalRouter{subs: map[string]map[chan struct{}]struct{}{}, fsubs: map[string]map[*localSub]struct{}{}}
+	return &LocalRouter{subs: map[string]map[chan struct{}]struct{}{}, fsubs: map[string][]*localSub{}}
 }
 
 // Notify wakes every subscriber of the device without blocking.
@@ -88,7 +89,7 @@ func (r *LocalRouter) NotifyEntry(deviceID string, seq uint64, e *storage.Entry)
 		default:
 		}
 	}
-	for sub := range r.fsubs[deviceID] {
+	for _, sub := range r.fsubs[deviceID] {
 		if sub.hand == nil {
 			sub.kick()
 		} else if e == nil {
@@ -113,18 +114,21 @@ func (r *LocalRouter) SubscribeEntries(deviceID string, fn func(seq uint64, e *s
 
 func (r *LocalRouter) subscribe(deviceID string, sub *localSub) func() {
 	r.mu.Lock()
-	if r.fsubs[deviceID] == nil {
-		r.fsubs[deviceID] = map[*localSub]struct{}{}
-	}
-	r.fsubs[deviceID][sub] = struct{}{}
+	r.fsubs[deviceID] = append(r.fsubs[deviceID], sub)
 	r.mu.Unlock()
 	return func() {
 		r.mu.Lock()
-		delete(r.fsubs[deviceID], sub)
-		if len(r.fsubs[deviceID]) == 0 {
-			delete(r.fsubs, deviceID)
+		defer r.mu.Unlock()
+		old := r.fsubs[deviceID]
+		i := slices.Index(old, sub)
+		if i < 0 {
+			return
 		}
-		r.mu.Unlock()
+		if len(old) == 1 {
+			delete(r.fsubs, deviceID)
+			return
+		}
+		r.fsubs[deviceID] = slices.Delete(old, i, i+1) // in place: every reader holds mu
 	}
 }
 

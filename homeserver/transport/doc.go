@@ -41,7 +41,10 @@
 // Deps.ResetKey: stateless resets that a restarted server can still send
 // for its predecessor's connections (docs/transport.md).
 //
-// Shutdown(ctx) stops accepting, cancels the context every ServeStream runs
-// under (so the homeserver can tell sessions it is going away), waits for
-// them until ctx ends, then closes what is left.
+// Each ServeStream runs under a context of its own, derived from its
+// connection's (or session's) and cancelled when the stream ends; the
+// server keeps its cancel with the stream. Shutdown(ctx) stops accepting,
+// cancels every one of those contexts (so the homeserver can tell sessions
+// it is going away), waits for them until ctx ends, then closes what is
+// left.
 package transport

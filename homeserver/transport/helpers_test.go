@@ -176,6 +176,21 @@ func (ts *testServer) dialWT(t *testing.T, ctx context.Context) (*webtransport.S
 	return sess, str
 }
 
+// dialNative opens a native QUIC connection (NextProtoHearth) and its
+// control stream, writing first.
+func (ts *testServer) dialNative(t *testing.T, ctx context.Context) (*quic.Conn, *quic.Stream) {
+	t.Helper()
+	conn, err := quic.DialAddr(ctx, ts.addr, ts.tlsConfig(NextProtoHearth), &quic.Config{EnableDatagrams: true})
+	if err != nil {
+		t.Fatalf("native QUIC dial: %v", err)
+	}
+	str, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		t.Fatalf("open stream: %v", err)
+	}
+	return conn, str
+}
+
 // dialWS opens the WebSocket fallback as a byte stream.
 func (ts *testServer) dialWS(t *testing.T, ctx context.Context) (*websocket.Conn, net.Conn) {
 	t.Helper()

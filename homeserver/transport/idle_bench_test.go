@@ -162,17 +162,21 @@ func useStack(n int) byte {
 // (the second frees what the first found unreachable only through
 // finalizers; each halves a stack that is less than a quarter used, so a
 // 32 KiB one is back at 4 KiB after three) and the number of goroutines.
-func inUse() (heap, stacks uint64, goroutines int) {
+func inUse() (heap, live, stacks uint64, goroutines int) {
 	for range 4 {
 		runtime.GC()
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return ms.HeapInuse, ms.StackInuse, runtime.NumGoroutine()
+	return ms.HeapInuse, ms.HeapAlloc, ms.StackInuse, runtime.NumGoroutine()
 }
 
-// idleGrowth is the server's growth per idle session.
-type idleGrowth struct{ heap, stacks, goroutines float64 }
+// idleGrowth is the server's growth per idle session: heap is the heap
+// spans in use (what the RSS holds), live the objects in them; the rest
+// of heap is room in those spans that the objects of the sessions' set-up
+// (handshakes) left free, which depends on how often the collector ran
+// while sessions were opened (GOGC).
+type idleGrowth struct{ heap, live, stacks, goroutines float64 }
 
 // BenchmarkIdleSessionMemory reports the server's memory per idle session
 // (heap and goroutine stacks, transport only: the StreamServer here just
@@ -192,6 +196,7 @@ func BenchmarkIdleSessionMemory(b *testing.B) {
 				m := measureIdle(b, ts, is, n, mode)
 				b.ReportMetric(m.heap+m.stacks, "B/session")
 				b.ReportMetric(m.heap, "heapB/session")
+				b.ReportMetric(m.live, "liveB/session")
 				b.ReportMetric(m.stacks, "stackB/session")
 				b.ReportMetric(m.goroutines, "goroutines/session")
 				ts.Close()
@@ -263,7 +268,7 @@ func measureIdle(b testing.TB, ts *testServer, is *idleStreams, n int, mode stri
 		runtime.MemProfileRate = 4 << 10 // fine enough to attribute small per-session items, fast enough under load
 		defer func() { runtime.MemProfileRate = 512 << 10 }()
 	}
-	h0, s0, g0 := inUse()
+	h0, l0, s0, g0 := inUse()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envIdleAddr+"="+ts.addr, envIdleCA+"="+ts.caPath, envIdleCount+"="+strconv.Itoa(n), envIdleMode+"="+mode)
 	stdin, _ := cmd.StdinPipe()
@@ -284,7 +289,7 @@ func measureIdle(b testing.TB, ts *testServer, is *idleStreams, n int, mode stri
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	h1, s1, g1 := inUse()
+	h1, l1, s1, g1 := inUse()
 	if p := os.Getenv("HEARTH_IDLE_HEAP_PROFILE"); p != "" {
 		f, err := os.Create(p)
 		if err == nil {
@@ -299,5 +304,5 @@ func measureIdle(b testing.TB, ts *testServer, is *idleStreams, n int, mode stri
 		b.Logf("heap in use %d, stacks %d, goroutines %d", ms.HeapInuse, ms.StackInuse, runtime.NumGoroutine())
 	}
 	per := func(a, b uint64) float64 { return float64(int64(b)-int64(a)) / float64(n) }
-	return idleGrowth{heap: per(h0, h1), stacks: per(s0, s1), goroutines: float64(g1-g0) / float64(n)}
+	return idleGrowth{heap: per(h0, h1), live: per(l0, l1), stacks: per(s0, s1), goroutines: float64(g1-g0) / float64(n)}
 }

@@ -54,9 +54,10 @@ func (s *Server) serveNative(conn *quic.Conn) {
 	if err != nil {
 		s.log.Debug("native QUIC connection without control stream", "remote", conn.RemoteAddr(), "err", err)
 		conn.CloseWithError(1, "no control stream")
+		s.packets.ended(conn)
 		return
 	}
-	go s.serveSession(conn.Context(), &nativeConn{conn: conn, str: str}, conn.RemoteAddr().String(), TransportQUIC)
+	go s.serveSession(conn.Context(), &nativeConn{conn: conn, str: str, packets: &s.packets}, conn.RemoteAddr().String(), TransportQUIC)
 }
 
 // nativeConn is a native QUIC connection's control stream. Closing it
@@ -64,9 +65,10 @@ func (s *Server) serveNative(conn *quic.Conn) {
 // data, then the client closes the connection once it read that FIN (at
 // most lingerTimeout, then the server closes it).
 type nativeConn struct {
-	conn *quic.Conn
-	str  *quic.Stream
-	once sync.Once
+	conn    *quic.Conn
+	str     *quic.Stream
+	packets *packetCounter // counts conn until Close has closed it
+	once    sync.Once
 }
 
 var (
@@ -98,7 +100,8 @@ func (c *nativeConn) Close() error {
 		case <-c.conn.Context().Done():
 		case <-t.C:
 		}
-		c.conn.CloseWithError(0, "")
+		c.conn.CloseWithError(0, "") // returns once the connection is closed
+		c.packets.ended(c.conn)
 	})
 	return nil
 }

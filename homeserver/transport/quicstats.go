@@ -18,33 +18,47 @@ type PacketCounts struct {
 
 // packetCounter sums the packet counts of live and ended connections.
 type packetCounter struct {
-	mu    sync.Mutex
-	live  map[*quic.Conn]struct{}
-	ended PacketCounts
+	mu   sync.Mutex
+	live map[*quic.Conn]struct{}
+	done PacketCounts // of the connections that ended
 }
 
 // track counts c from now until it ends.
 func (p *packetCounter) track(c *quic.Conn) {
+	p.add(c)
+	context.AfterFunc(c.Context(), func() { p.ended(c) })
+}
+
+// add counts c from now until ended is called for it: for connections
+// whose end the caller sees (a native session's, nativeConn.Close), which
+// then need no hook on their context.
+func (p *packetCounter) add(c *quic.Conn) {
 	p.mu.Lock()
 	if p.live == nil {
 		p.live = map[*quic.Conn]struct{}{}
 	}
 	p.live[c] = struct{}{}
 	p.mu.Unlock()
-	context.AfterFunc(c.Context(), func() {
-		st := c.ConnectionStats()
-		p.mu.Lock()
-		delete(p.live, c)
-		p.ended.Sent += st.PacketsSent
-		p.ended.Received += st.PacketsReceived
-		p.mu.Unlock()
-	})
+}
+
+// ended moves c's final counts to the sum of ended connections; c must be
+// closed (its counts no longer move).
+func (p *packetCounter) ended(c *quic.Conn) {
+	st := c.ConnectionStats()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.live[c]; !ok {
+		return
+	}
+	delete(p.live, c)
+	p.done.Sent += st.PacketsSent
+	p.done.Received += st.PacketsReceived
 }
 
 func (p *packetCounter) counts() PacketCounts {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	n := p.ended
+	n := p.done
 	for c := range p.live {
 		st := c.ConnectionStats()
 		n.Sent += st.PacketsSent

@@ -28,7 +28,7 @@ type Server struct {
 	deps Deps
 	log  *slog.Logger
 
-	ctx    context.Context // every session runs under it; cancelled at shutdown
+	ctx    context.Context // REST and WebSocket requests run under it; cancelled at shutdown
 	cancel context.CancelFunc
 
 	wt    *webtransport.Server
@@ -44,9 +44,11 @@ type Server struct {
 
 	packets packetCounter // QUICPackets
 
-	mu       sync.Mutex
-	closing  bool
-	sessions map[io.Closer]struct{}
+	mu      sync.Mutex
+	closing bool
+	// sessions holds every session being served with the cancel of its
+	// context: Shutdown and Close cancel them all.
+	sessions map[io.Closer]context.CancelFunc
 	byKind   map[string]int // open sessions by transport (TransportWebTransport, TransportWebSocket)
 	active   sync.WaitGroup
 }
@@ -64,7 +66,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	s := &Server{cfg: cfg, deps: deps, log: deps.Log, sessions: make(map[io.Closer]struct{}), byKind: map[string]int{}, quicDone: make(chan struct{})}
+	s := &Server{cfg: cfg, deps: deps, log: deps.Log, sessions: make(map[io.Closer]context.CancelFunc), byKind: map[string]int{}, quicDone: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
 	qconf := QUICConfig(cfg)
@@ -202,11 +204,12 @@ func (s *Server) ServeQUIC(pc net.PacketConn) error {
 			}
 			return fmt.Errorf("transport: serve QUIC: %w", err)
 		}
-		s.packets.track(conn)
 		if conn.ConnectionState().TLS.NegotiatedProtocol == NextProtoHearth {
+			s.packets.add(conn)    // until nativeConn.Close: no hook on its context
 			go s.serveNative(conn) // native.go
 			continue
 		}
+		s.packets.track(conn)
 		go func() {
 			if err := s.wt.ServeQUICConn(conn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				s.log.Debug("QUIC connection ended", "remote", conn.RemoteAddr(), "err", err)
@@ -232,58 +235,62 @@ func (s *Server) isClosing() bool {
 	return s.closing
 }
 
-// serveSession runs one control stream under the server's context; it
-// registers rwc so that shutdown can close it. An idle session's reader
-// waits below this frame, so the bookkeeping is done in calls (track,
-// sessionContext) that keep it small (homeserver.ServeStream says why).
+// serveSession runs one control stream under a context of its own,
+// cancelled when ctx is, when the server shuts down (Shutdown and Close
+// cancel every tracked session's) and when the stream ends; it registers
+// rwc so that shutdown can close it. An idle session's reader waits below
+// this frame, so the bookkeeping is done in calls (track, untrack) that
+// keep it small (homeserver.ServeStream says why). The session's context
+// hangs off ctx alone: no hook on the server's context per session.
 func (s *Server) serveSession(ctx context.Context, rwc io.ReadWriteCloser, remote, kind string) {
-	if !s.track(rwc, kind) {
+	ctx, ok := s.track(ctx, rwc, kind)
+	if !ok {
 		return
 	}
 	defer s.untrack(rwc, kind)
-	ctx, stop := s.sessionContext(ctx)
-	defer stop()
 	s.deps.Streams.ServeStream(ctx, rwc, remote)
 }
 
-// track registers a session; false (rwc closed) when the server is closing.
+// track registers a session and returns its context; false (rwc
+// closed) when the server is closing.
 //
 //go:noinline
-func (s *Server) track(rwc io.ReadWriteCloser, kind string) bool {
+func (s *Server) track(ctx context.Context, rwc io.ReadWriteCloser, kind string) (context.Context, bool) {
+	ctx, cancel := context.WithCancel(ctx)
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
+		cancel()
 		rwc.Close()
-		return false
+		return nil, false
 	}
-	s.sessions[rwc] = struct{}{}
+	s.sessions[rwc] = cancel
 	s.byKind[kind]++
 	s.active.Add(1)
 	s.mu.Unlock()
-	return true
+	return ctx, true
 }
 
-// untrack unregisters a session that ended and closes rwc.
+// untrack unregisters a session that ended, cancels its context and
+// closes rwc.
 //
 //go:noinline
 func (s *Server) untrack(rwc io.ReadWriteCloser, kind string) {
 	s.mu.Lock()
+	cancel := s.sessions[rwc]
 	delete(s.sessions, rwc)
 	s.byKind[kind]--
 	s.mu.Unlock()
+	cancel()
 	rwc.Close()
 	s.active.Done()
 }
 
-// sessionContext returns ctx cancelled also when the server's context is;
-// stop releases it.
-//
-//go:noinline
-func (s *Server) sessionContext(ctx context.Context) (context.Context, func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	unhook := context.AfterFunc(s.ctx, cancel)
-	return ctx, func() {
-		unhook()
+// cancelSessions cancels the context of every session being served.
+func (s *Server) cancelSessions() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, cancel := range s.sessions {
 		cancel()
 	}
 }
@@ -317,6 +324,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	httpErr := s.https.Shutdown(ctx) // stops the TCP listener; upgraded WebSockets continue
 	s.cancel()
+	s.cancelSessions()
 	done := make(chan struct{})
 	go func() { s.active.Wait(); close(done) }()
 	var err error
@@ -344,6 +352,7 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	s.cancel()
+	s.cancelSessions()
 	// Connections first: a closed QUIC connection ends its sessions, so
 	// closing the streams below does not wait for peers.
 	errH := s.https.Close()

@@ -246,13 +246,16 @@ func TestOversizedRequestRefused(t *testing.T) {
 }
 
 func TestShutdownEndsSessions(t *testing.T) {
-	g := goodbyeStreams{started: make(chan struct{}, 2)}
+	g := goodbyeStreams{started: make(chan struct{}, 3)}
 	ts := startServer(t, Config{}, g)
 	ctx := testCtx(t)
 	sess, str := ts.dialWT(t, ctx)
 	str.Write([]byte{1})
 	_, nc := ts.dialWS(t, ctx)
 	nc.Write([]byte{1})
+	qconn, qstr := ts.dialNative(t, ctx)
+	qstr.Write([]byte{1})
+	<-g.started
 	<-g.started
 	<-g.started
 
@@ -262,7 +265,7 @@ func TestShutdownEndsSessions(t *testing.T) {
 		got  []byte
 		err  error
 	}
-	results := make(chan result, 2)
+	results := make(chan result, 3)
 	go func() {
 		got, err := io.ReadAll(str)
 		sess.CloseWithError(0, "")
@@ -273,10 +276,15 @@ func TestShutdownEndsSessions(t *testing.T) {
 		nc.Close()
 		results <- result{"websocket", got, err}
 	}()
+	go func() {
+		got, err := io.ReadAll(qstr)
+		qconn.CloseWithError(0, "")
+		results <- result{"quic", got, err}
+	}()
 	if err := ts.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	for range 2 {
+	for range 3 {
 		r := <-results
 		if string(r.got) != "bye" || r.err != nil {
 			t.Errorf("%s after shutdown: %q, %v; want the goodbye then EOF", r.name, r.got, r.err)

@@ -45,6 +45,7 @@ const MemoryPath = "/debug/hearth/memory"
 // MemSample is a server's live memory.
 type MemSample struct {
 	HeapInuse  uint64 `json:"heap_inuse_bytes"`
+	HeapAlloc  uint64 `json:"heap_alloc_bytes"` // the live objects in HeapInuse
 	StackInuse uint64 `json:"stack_inuse_bytes"`
 	Goroutines int    `json:"goroutines"`
 }
@@ -179,6 +180,7 @@ func Idle(ctx context.Context, f *Fleet, p IdleParams) (*Report, error) {
 		fig.Freed = &IdleFreed{RSSBaselineMB: mb(base.rssKB), RSSHeldMB: mb(held.rssKB),
 			RSSBytesPerSession:   float64(held.rssKB-base.rssKB) * 1024 / n,
 			HeapBytesPerSession:  (float64(heldMem.HeapInuse) - float64(baseMem.HeapInuse)) / n,
+			LiveBytesPerSession:  (float64(heldMem.HeapAlloc) - float64(baseMem.HeapAlloc)) / n,
 			StackBytesPerSession: (float64(heldMem.StackInuse) - float64(baseMem.StackInuse)) / n,
 			GoroutinesPerSession: float64(heldMem.Goroutines-baseMem.Goroutines) / n}
 	}
