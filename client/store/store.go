@@ -45,6 +45,10 @@ type Store struct {
 	later    laterWrites
 	acct     recCache[Account] // the decoded account (reccache.go)
 	sig      recCache[[]byte]  // the signature key (reccache.go)
+	// seen is the id of the newest transaction of this process that
+	// committed or read since the file was opened (0: none yet): the
+	// state the caches are read at without a transaction (Cached*).
+	seen int
 }
 
 // Options are how a profile is opened.
@@ -187,6 +191,7 @@ func (s *Store) openLocked() error {
 			s.opens++
 			s.acct.reset() // another process may have changed them
 			s.sig.reset()
+			s.seen = 0
 			os.Remove(s.wantPath) // served; other waiters mark it again
 			return nil
 		}
@@ -372,6 +377,9 @@ func (s *Store) updateTx(fn func(*Tx) error, check bool) error {
 		s.acct.failed(txid)
 		s.sig.failed(txid)
 	}
+	if err == nil {
+		s.saw(txid)
+	}
 	return err
 }
 
@@ -395,12 +403,18 @@ func (s *Store) Peek(fn func(*Tx) error) error {
 		return err
 	}
 	defer s.release()
-	return s.markDamaged(guarded(s.path, func() error {
+	txid := 0
+	err = s.markDamaged(guarded(s.path, func() error {
 		return db.View(func(tx *bolt.Tx) error {
+			txid = tx.ID()
 			if err := lockedElsewhere(tx, sl); err != nil {
 				return err
 			}
-			return fn(&Tx{tx: tx, s: sl, acct: &s.acct, sig: &s.sig, id: tx.ID()})
+			return fn(&Tx{tx: tx, s: sl, acct: &s.acct, sig: &s.sig, id: txid})
 		})
 	}))
+	if err == nil {
+		s.saw(txid)
+	}
+	return err
 }
