@@ -59,3 +59,7 @@ func (s *Store) CachedAccountKey() (a Account, sig []byte, ok bool) {
 	}
 	return a, bytes.Clone(sig), true
 }
+
+// Peeks returns how many read transactions this Store ran (Peek, and
+// View when it commits nothing first). Benchmarks count them per message.
+func (s *Store) Peeks() uint64 { return s.peeks.Load() }

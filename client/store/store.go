@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -48,7 +49,8 @@ type Store struct {
 	// seen is the id of the newest transaction of this process that
 	// committed or read since the file was opened (0: none yet): the
 	// state the caches are read at without a transaction (Cached*).
-	seen int
+	seen  int
+	peeks atomic.Uint64 // read transactions run (Peeks; benchmarks count them)
 }
 
 // Options are how a profile is opened.
@@ -403,6 +405,7 @@ func (s *Store) Peek(fn func(*Tx) error) error {
 		return err
 	}
 	defer s.release()
+	s.peeks.Add(1)
 	txid := 0
 	err = s.markDamaged(guarded(s.path, func() error {
 		return db.View(func(tx *bolt.Tx) error {

@@ -206,3 +206,6 @@ func (s *Store) CachedAccount() (Account, bool) { return Account{}, false }
 
 // CachedAccountKey reports no cached account and key (CachedAccount).
 func (s *Store) CachedAccountKey() (Account, []byte, bool) { return Account{}, nil, false }
+
+// Peeks returns 0: the browser's store does not count its reads.
+func (s *Store) Peeks() uint64 { return 0 }
