@@ -143,8 +143,9 @@ func TestPrintedRemovedLater(t *testing.T) {
 // TestQueueSealsWhenNothingWaits: a message queued on a device whose
 // session is caught up, to a conversation whose roster is fresh and whose
 // queue is empty, is encrypted in the transaction that queues it (one
-// commit); one queued behind it waits for Flush, so the messages are
-// encrypted and arrive in their order.
+// commit); so is one queued behind it, which is sealed (one behind an item
+// that waits to be encrypted is not: TestOutboxQueueSealed in
+// client/store), so the messages are encrypted and arrive in their order.
 func TestQueueSealsWhenNothingWaits(t *testing.T) {
 	ts := client.NewTestServer(t, "a.example")
 	us := groupUsers(t, ts, "alice", "bob")
@@ -162,8 +163,8 @@ func TestQueueSealsWhenNothingWaits(t *testing.T) {
 		t.Fatalf("not sealed when queued: %+v", it)
 	}
 	b := alice.queue(bob.user, "b")
-	if it := outboxItem(t, alice, b); it.Payload != nil {
-		t.Fatal("sealed when queued behind a waiting item")
+	if it := outboxItem(t, alice, b); it.Payload == nil {
+		t.Fatal("not sealed when queued behind a sealed item")
 	}
 	if got := client.OutboxState(outboxItem(t, alice, a)); got != "sending" {
 		t.Fatalf("outbox state of the sealed item: %s", got)
