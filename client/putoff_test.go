@@ -174,6 +174,12 @@ func TestQueueSealsWhenNothingWaits(t *testing.T) {
 	}
 	bob.recv(alice.user+":a", alice.user+":b")
 	if got := historyTexts(t, alice, bob.user); strings.Join(got, ",") != "first,a,b" {
+		items, err := alice.c.Outbox()
+		t.Logf("pending %v outbox %v", alice.c.Store().Pending(), err)
+		for _, it := range items {
+			t.Logf("item %s %q payload %v failed %q conv %q", it.ID, it.Text, it.Payload != nil, it.Failed, it.Conversation)
+		}
+		t.Logf("history again %q", historyTexts(t, alice, bob.user))
 		t.Fatalf("alice's history %q", got)
 	}
 }
