@@ -13,7 +13,7 @@ import (
 // each), the send loop's read of the outbox heads, and the retry of kept
 // receipts; the account and the signature key come from memory. A read
 // transaction is cheap but not free (a few microseconds of bookkeeping
-// and allocation), and every message sent made eight before.
+// and allocation), and every message sent made eleven before.
 func TestSendReads(t *testing.T) {
 	ts := client.NewTestServer(t, "a.example")
 	us := groupUsers(t, ts, "alice", "bob")
