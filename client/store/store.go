@@ -357,11 +357,17 @@ func (s *Store) updateTx(fn func(*Tx) error, check bool) error {
 		return err
 	}
 	defer s.release()
-	keys, fns := s.later.take()
+	var keys []string
+	var fns map[string]laterWrite
 	txid := 0
 	err = s.markDamaged(guarded(s.path, func() error {
 		return db.Update(func(tx *bolt.Tx) error {
 			txid = tx.ID()
+			// Taken under bbolt's write lock: a View that finds writes
+			// taken runs an Update, which then waits for this one to
+			// commit them (taken before the lock, another Update could
+			// take the lock first and read without them).
+			keys, fns = s.later.take()
 			if check {
 				if err := lockedElsewhere(tx, sl); err != nil {
 					return err
