@@ -217,6 +217,7 @@ func BenchmarkMessageRoundTrip(b *testing.B) {
 	benchSend(b, alice, ba.User, 1) // Receive is running and caught up
 	wait()
 	sendBefore, recvBefore := alice.StoreCommits(), bob.StoreCommits()
+	sendPeeks, recvPeeks := alice.StorePeeks(), bob.StorePeeks()
 	cpu := cpuTime(b)
 	b.ResetTimer()
 	for range b.N {
@@ -227,4 +228,6 @@ func BenchmarkMessageRoundTrip(b *testing.B) {
 	reportCPU(b, cpu)
 	reportFsyncs(b, alice, sendBefore, "send")
 	reportFsyncs(b, bob, recvBefore, "recv")
+	b.ReportMetric(float64(alice.StorePeeks()-sendPeeks)/float64(b.N), "send-peeks/op")
+	b.ReportMetric(float64(bob.StorePeeks()-recvPeeks)/float64(b.N), "recv-peeks/op")
 }

@@ -75,8 +75,9 @@
 //     under the same message id, so the server's deduplication makes a retry
 //     after a lost SendOK harmless. When nothing must be waited for (the
 //     session is caught up, the roster fresh, the conversation in step and
-//     its queue empty) the encryption is in the transaction that queues it
-//     (sealQueued): one commit per message sent. SendOK moves it to
+//     every earlier item of its queue encrypted) the encryption is in the
+//     transaction that queues it (sealQueued): one commit per message sent,
+//     also for a burst queued while the first is in flight. SendOK moves it to
 //     history; that write is put off to the store's next one (Store.Later),
 //     since losing it in a crash only sends the same bytes again.
 //   - A commit (adding or removing devices) is stored with the group state

@@ -83,6 +83,9 @@ func NewBenchServer(tb testing.TB, domain string) *TestServer {
 // store committed (each one fsync'd commit; benchmarks count them).
 func (c *Client) StoreCommits() uint64 { return c.st.Commits() }
 
+// StorePeeks returns how many read transactions the device's store ran.
+func (c *Client) StorePeeks() uint64 { return c.st.Peeks() }
+
 // DrainInbox prints what the inbox holds past what this Client printed
 // (Receive's first step).
 func (c *Client) DrainInbox(print func(store.Message) error) (int, error) { return c.drainInbox(print) }

@@ -3,6 +3,8 @@ package client
 import (
 	"context"
 	"fmt"
+
+	"hearth/client/store"
 )
 
 // Flush sends queued messages, each conversation in its order and none
@@ -31,25 +33,67 @@ func (c *Client) flush(ctx context.Context, until string, held bool) error {
 	if err != nil {
 		return err
 	}
-	if err := c.kp.ensure(ctx); err != nil {
+	// What the checks before sending read, in two read transactions
+	// (each is a few microseconds of bookkeeping, and every Flush makes
+	// them): KeyPackages left and the rosters to check ahead (prewarm),
+	// then, once caught up, the parked conversations and leave requests.
+	var needKP bool
+	var warm []string
+	if err := c.st.Peek(func(tx *store.Tx) error {
+		needKP, warm = c.kp.needIn(tx), c.sealer.toWarmIn(tx, c.out.Settling())
+		return nil
+	}); err != nil {
 		return err
 	}
-	defer c.sealer.prewarm(ctx, c.out.Settling())() // roster checks in the connection's first round trip
+	if err := c.kp.ensureIf(ctx, needKP); err != nil {
+		return err
+	}
+	defer c.sealer.warmUp(ctx, warm)() // roster checks in the connection's first round trip
 	if err := s.CaughtUp(ctx); err != nil {
 		return err
 	}
-	if _, err := c.recv.retryParked(ctx, "", true); err != nil { // each Flush tries (at most once a second)
-		c.log.Warn("retrying parked conversations", "err", err)
-	}
-	if ctx.Value(leavesKey{}) == nil {
-		if err := c.groups.commitLeaves(context.WithValue(ctx, leavesKey{}, true)); err != nil {
-			c.log.Warn("committing leave requests", "err", err)
-		}
-	}
+	c.retryParkedAndLeaves(ctx)
 	if held {
 		return c.out.FlushHeld(ctx, s, nil)
 	}
 	return c.out.Flush(ctx, s, until)
+}
+
+// retryParkedAndLeaves retries the parked conversations (each Flush
+// tries, at most once a second) and then commits the leave requests of
+// groups where this device is an admin, unless this Flush is made while
+// committing them. Failures are logged: the next Flush tries again.
+func (c *Client) retryParkedAndLeaves(ctx context.Context) {
+	leaves := ctx.Value(leavesKey{}) == nil
+	var parked []parkDue
+	var leavers []string
+	err := c.st.Peek(func(tx *store.Tx) (err error) {
+		if parked, err = parkedIn(tx, ""); err != nil || !leaves {
+			return err
+		}
+		leavers, err = leaversIn(tx)
+		return err
+	})
+	if err != nil {
+		c.log.Warn("reading parked conversations and leave requests", "err", err)
+		return
+	}
+	if _, err := c.recv.retryDue(ctx, parked, true); err != nil {
+		c.log.Warn("retrying parked conversations", "err", err)
+	}
+	if !leaves {
+		return
+	}
+	ctx = context.WithValue(ctx, leavesKey{}, true)
+	if len(parked) > 0 {
+		// What was unparked may hold leave requests: read them again.
+		err = c.groups.commitLeaves(ctx)
+	} else {
+		err = c.groups.commitLeavesOf(ctx, leavers)
+	}
+	if err != nil {
+		c.log.Warn("committing leave requests", "err", err)
+	}
 }
 
 // leavesKey marks a Flush made while committing leave requests.

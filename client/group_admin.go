@@ -160,15 +160,26 @@ func (gp *Groups) commitLeaves(ctx context.Context) error {
 	var convs []string
 	// A Peek (every Flush comes here): metadata only, which no write put
 	// off by Store.Later touches (keyPackages.ensure).
-	err := gp.st.Peek(func(tx *store.Tx) error {
-		if raw := tx.Meta(leaversName); raw != nil {
-			return json.Unmarshal(raw, &convs)
-		}
-		return nil
-	})
+	err := gp.st.Peek(func(tx *store.Tx) (err error) { convs, err = leaversIn(tx); return })
 	if err != nil {
 		return err
 	}
+	return gp.commitLeavesOf(ctx, convs)
+}
+
+// leaversIn reads, in tx, the groups with leave requests to commit.
+func leaversIn(tx *store.Tx) ([]string, error) {
+	var convs []string
+	if raw := tx.Meta(leaversName); raw != nil {
+		if err := json.Unmarshal(raw, &convs); err != nil {
+			return nil, err
+		}
+	}
+	return convs, nil
+}
+
+// commitLeavesOf is commitLeaves for the groups leaversIn read.
+func (gp *Groups) commitLeavesOf(ctx context.Context, convs []string) error {
 	for _, conv := range convs {
 		var leaving []string
 		var admin bool

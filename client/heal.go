@@ -121,10 +121,24 @@ const healAgain = time.Minute
 func (h *healer) catchUp(ctx context.Context, tried map[string]time.Time) error {
 	var convs, counted []string
 	if err := h.st.Peek(func(tx *store.Tx) error { // metadata only (keyPackages.ensure)
-		convs, counted = convstate.OutOfStepConversations(tx), convstate.UndecryptableConversations(tx)
+		convs, counted = toHealIn(tx)
 		return nil
-	}); err != nil || len(convs)+len(counted) == 0 {
+	}); err != nil {
 		return err
+	}
+	return h.catchUpOf(ctx, tried, convs, counted)
+}
+
+// toHealIn reads, in tx, the conversations out of step and those with
+// undecryptable deliveries to report (catchUp).
+func toHealIn(tx *store.Tx) (convs, counted []string) {
+	return convstate.OutOfStepConversations(tx), convstate.UndecryptableConversations(tx)
+}
+
+// catchUpOf is catchUp for the conversations toHealIn read.
+func (h *healer) catchUpOf(ctx context.Context, tried map[string]time.Time, convs, counted []string) error {
+	if len(convs)+len(counted) == 0 {
+		return nil
 	}
 	var first error
 	for _, conv := range convs {

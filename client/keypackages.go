@@ -77,18 +77,26 @@ const (
 // ensure publishes KeyPackages if an earlier run could not, or
 // when Welcomes used up most of them.
 func (k *keyPackages) ensure(ctx context.Context) error {
-	var done bool
-	left := 0
+	var need bool
 	// A Peek (here and for the other reads of metadata, group states and
 	// keys on the send and receive paths): the writes put off by
 	// Store.Later touch only the outbox, history and inbox, and a View
 	// would commit them in a transaction of their own.
-	k.st.Peek(func(tx *store.Tx) error {
-		done = tx.Meta(metaKeyPackages) != nil
-		left = tx.CountKeyPackages(keyPackagesLow, func(ref []byte) bool { return tx.Meta(metaLastResort+string(ref)) == nil })
-		return nil
-	})
-	if done && left >= keyPackagesLow {
+	k.st.Peek(func(tx *store.Tx) error { need = k.needIn(tx); return nil })
+	return k.ensureIf(ctx, need)
+}
+
+// needIn reports, reading tx, whether KeyPackages must be published
+// (ensure).
+func (k *keyPackages) needIn(tx *store.Tx) bool {
+	done := tx.Meta(metaKeyPackages) != nil
+	left := tx.CountKeyPackages(keyPackagesLow, func(ref []byte) bool { return tx.Meta(metaLastResort+string(ref)) == nil })
+	return !done || left < keyPackagesLow
+}
+
+// ensureIf is ensure after needIn said need.
+func (k *keyPackages) ensureIf(ctx context.Context, need bool) error {
+	if !need {
 		return nil
 	}
 	return k.publish(ctx)

@@ -178,26 +178,44 @@ func (r *receiver) handleAll(ctx context.Context, ds []*wire.Delivery) error {
 // parkRetryMin passed since the last (a send waits for the conversation:
 // sooner than the backoff, never more than once a parkRetryMin).
 func (r *receiver) retryParked(ctx context.Context, conv string, soon bool) (time.Time, error) {
-	type due struct {
-		conv       string
-		next, last time.Time
-	}
-	var parked []due
-	err := r.st.Peek(func(tx *store.Tx) error { // metadata only (keyPackages.ensure)
-		for _, c := range tx.MetaNames(parkedPrefix) {
-			if conv != "" && c != conv {
-				continue
-			}
-			p, _, err := getPark(tx, c)
-			if err != nil {
-				return err
-			}
-			parked = append(parked, due{c, time.UnixMilli(p.NextMs), time.UnixMilli(p.LastMs)})
-		}
-		return nil
+	var parked []parkDue
+	err := r.st.Peek(func(tx *store.Tx) (err error) { // metadata only (keyPackages.ensure)
+		parked, err = parkedIn(tx, conv)
+		return err
 	})
-	if err != nil || len(parked) == 0 {
+	if err != nil {
 		return time.Time{}, err
+	}
+	return r.retryDue(ctx, parked, soon)
+}
+
+// parkDue is a parked conversation and its retry times.
+type parkDue struct {
+	conv       string
+	next, last time.Time
+}
+
+// parkedIn lists, reading tx, the parked conversations (only conv when
+// it is not empty) for retryDue.
+func parkedIn(tx *store.Tx, conv string) ([]parkDue, error) {
+	var parked []parkDue
+	for _, c := range tx.MetaNames(parkedPrefix) {
+		if conv != "" && c != conv {
+			continue
+		}
+		p, _, err := getPark(tx, c)
+		if err != nil {
+			return nil, err
+		}
+		parked = append(parked, parkDue{c, time.UnixMilli(p.NextMs), time.UnixMilli(p.LastMs)})
+	}
+	return parked, nil
+}
+
+// retryDue is retryParked for the conversations parkedIn read.
+func (r *receiver) retryDue(ctx context.Context, parked []parkDue, soon bool) (time.Time, error) {
+	if len(parked) == 0 {
+		return time.Time{}, nil
 	}
 	var next time.Time
 	for _, p := range parked {

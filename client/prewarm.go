@@ -18,47 +18,52 @@ type warming struct {
 	busy map[string]chan struct{}
 }
 
-// prewarm starts, in the background, the roster check (the users' signed
-// device lists against the group) of the conversations whose queued
-// messages go next, before the session has caught up: the check's
-// device-list fetch is then written behind the connection's Hello and
-// Sync, in their round trip (session.Session.Call), instead of a round
-// trip after them. sealIn waits for a check in progress on its
-// conversation rather than starting a second one. Best effort: a check
-// that fails here (not connected yet, the conversation needs healing) is
-// done again by sealIn, with its errors. The returned function waits for
-// the checks it started (each ends with ctx at the latest); Flush calls it
-// before returning, so that none outlives the client.
-func (sl *sealer) prewarm(ctx context.Context, settling func(id string) bool) (wait func()) {
-	var wg sync.WaitGroup
+// Prewarming (Client.flush): warmUp starts, in the background, the
+// roster check (the users' signed device lists against the group) of the
+// conversations whose queued messages go next, before the session has
+// caught up: the check's device-list fetch is then written behind the
+// connection's Hello and Sync, in their round trip
+// (session.Session.Call), instead of a round trip after them. sealIn
+// waits for a check in progress on its conversation rather than starting
+// a second one. Best effort: a check that fails here (not connected yet,
+// the conversation needs healing) is done again by sealIn, with its
+// errors. The function warmUp returns waits for the checks it started
+// (each ends with ctx at the latest); Flush calls it before returning, so
+// that none outlives the client.
+
+// toWarmIn returns, reading tx, the conversations to check ahead: those
+// of the next queued messages (past the items settling) whose roster is
+// not fresh and that this device has not left.
+func (sl *sealer) toWarmIn(tx *store.Tx, settling func(id string) bool) []string {
+	heads, err := tx.OutboxHeadsSkipping(settling)
+	if err != nil {
+		return nil // best effort: sealIn checks again, with its errors
+	}
 	var convs []string
-	// A Peek, reading past the items whose settling is put off as Flush
-	// does (a View would commit it in a transaction of its own).
-	sl.st.Peek(func(tx *store.Tx) error {
-		heads, err := tx.OutboxHeadsSkipping(settling)
-		if err != nil {
-			return err
-		}
-		seen := map[string]bool{}
-		for _, it := range heads {
-			conv := it.Conversation
-			if conv == "" {
-				var ok bool
-				if conv, ok = convstate.For(tx, it.To); !ok {
-					continue // a first message creates its conversation when sealed
-				}
+	seen := map[string]bool{}
+	for _, it := range heads {
+		conv := it.Conversation
+		if conv == "" {
+			var ok bool
+			if conv, ok = convstate.For(tx, it.To); !ok {
+				continue // a first message creates its conversation when sealed
 			}
-			if it.Failed == "" && !seen[conv] && len(convs) < maxPrewarm {
-				seen[conv] = true
+		}
+		if it.Failed == "" && !seen[conv] && len(seen) < maxPrewarm {
+			seen[conv] = true
+			if tx.Meta(goneName(conv)) == nil && !sl.rosters.FreshIn(tx, conv) {
 				convs = append(convs, conv)
 			}
 		}
-		return nil
-	})
+	}
+	return convs
+}
+
+// warmUp starts the roster checks of convs (toWarmIn) that are not
+// running yet; the returned function waits for them.
+func (sl *sealer) warmUp(ctx context.Context, convs []string) (wait func()) {
+	var wg sync.WaitGroup
 	for _, conv := range convs {
-		if sl.gone(conv) || sl.rosters.Fresh(conv) {
-			continue
-		}
 		sl.warm.mu.Lock()
 		if sl.warm.busy == nil {
 			sl.warm.busy = map[string]chan struct{}{}

@@ -143,8 +143,9 @@ func TestPrintedRemovedLater(t *testing.T) {
 // TestQueueSealsWhenNothingWaits: a message queued on a device whose
 // session is caught up, to a conversation whose roster is fresh and whose
 // queue is empty, is encrypted in the transaction that queues it (one
-// commit); one queued behind it waits for Flush, so the messages are
-// encrypted and arrive in their order.
+// commit); so is one queued behind it, which is sealed (one behind an item
+// that waits to be encrypted is not: TestOutboxQueueSealed in
+// client/store), so the messages are encrypted and arrive in their order.
 func TestQueueSealsWhenNothingWaits(t *testing.T) {
 	ts := client.NewTestServer(t, "a.example")
 	us := groupUsers(t, ts, "alice", "bob")
@@ -162,8 +163,8 @@ func TestQueueSealsWhenNothingWaits(t *testing.T) {
 		t.Fatalf("not sealed when queued: %+v", it)
 	}
 	b := alice.queue(bob.user, "b")
-	if it := outboxItem(t, alice, b); it.Payload != nil {
-		t.Fatal("sealed when queued behind a waiting item")
+	if it := outboxItem(t, alice, b); it.Payload == nil {
+		t.Fatal("not sealed when queued behind a sealed item")
 	}
 	if got := client.OutboxState(outboxItem(t, alice, a)); got != "sending" {
 		t.Fatalf("outbox state of the sealed item: %s", got)
@@ -173,6 +174,12 @@ func TestQueueSealsWhenNothingWaits(t *testing.T) {
 	}
 	bob.recv(alice.user+":a", alice.user+":b")
 	if got := historyTexts(t, alice, bob.user); strings.Join(got, ",") != "first,a,b" {
+		items, err := alice.c.Outbox()
+		t.Logf("pending %v outbox %v", alice.c.Store().Pending(), err)
+		for _, it := range items {
+			t.Logf("item %s %q payload %v failed %q conv %q", it.ID, it.Text, it.Payload != nil, it.Failed, it.Conversation)
+		}
+		t.Logf("history again %q", historyTexts(t, alice, bob.user))
 		t.Fatalf("alice's history %q", got)
 	}
 }

@@ -90,7 +90,17 @@ func (c *Client) receiveLoop(ctx context.Context, s *session.Session, quiet time
 			// Caught up: apply parked conversations whose lists can be
 			// fetched now (parked.go), rejoin what this device could not
 			// follow and report what it could not decrypt (decision 0006).
-			next, err := c.recv.retryParked(ctx, "", soon)
+			// One read for both (every batch comes here).
+			var parked []parkDue
+			var outOfStep, undecryptable []string
+			if err := c.st.Peek(func(tx *store.Tx) (err error) {
+				parked, err = parkedIn(tx, "")
+				outOfStep, undecryptable = toHealIn(tx)
+				return err
+			}); err != nil {
+				return err
+			}
+			next, err := c.recv.retryDue(ctx, parked, soon)
 			soon = false
 			if err != nil {
 				if ctx.Err() != nil {
@@ -99,7 +109,12 @@ func (c *Client) receiveLoop(ctx context.Context, s *session.Session, quiet time
 				c.log.Warn("retrying parked conversations", "err", err)
 			}
 			parkedNext = next
-			if err := c.heal.catchUp(ctx, tried); err != nil && !session.Retryable(err) {
+			if len(parked) > 0 {
+				err = c.heal.catchUp(ctx, tried) // what was unparked may be out of step now: read again
+			} else {
+				err = c.heal.catchUpOf(ctx, tried, outOfStep, undecryptable)
+			}
+			if err != nil && !session.Retryable(err) {
 				return err
 			}
 		}

@@ -181,15 +181,25 @@ func (sl *sealer) storeSealed(tx *store.Tx, conv string, g e2ee.Group, it store.
 // fetch: this device's session is connected and caught up (so the epoch
 // and roster are current), the conversation's roster was checked within
 // its window, it is not parked, out of step or left, every other user of
-// it has a device, and no earlier item waits in its send queue (so the
-// messages are encrypted in their order). The item is then stored sealed,
-// with the advanced group state: queueing and encrypting cost one commit
-// instead of two. Otherwise it stays as it is (sealed by Flush); an error
-// is returned only for a failed write (tx must then be discarded).
+// it has a device, and no earlier item in its send queue waits to be
+// encrypted (the one before it, if any, is sealed: the messages are
+// encrypted in their order, also when several are queued while the first
+// is in flight). The item is then stored sealed, with the advanced group
+// state: queueing and encrypting cost one commit instead of two.
+// Otherwise it stays as it is (sealed by Flush); an error is returned only
+// for a failed write (tx must then be discarded).
+//
+// An item sealed behind another one that the hub then refuses as
+// encrypted for a stale epoch is refused the same way when its turn
+// comes, and encrypted again then (outbox.Sender.unseal), after the one
+// before it: the order the hub accepts them in is the queue's.
 func (sl *sealer) sealQueued(tx *store.Tx, it store.OutboxItem) (store.OutboxItem, error) {
 	conv := it.Conversation
-	if conv == "" || it.Control != nil || it.Body != nil || sl.live == nil || !sl.live() || !tx.OutboxQueueOnly(it) {
+	if conv == "" || it.Control != nil || it.Body != nil || sl.live == nil || !sl.live() {
 		return it, nil
+	}
+	if ok, err := tx.OutboxQueueSealed(it); err != nil || !ok {
+		return it, nil // Flush seals it (and reports a damaged record)
 	}
 	if tx.Meta(goneName(conv)) != nil || isParked(tx, conv) || !sl.rosters.FreshIn(tx, conv) {
 		return it, nil

@@ -83,6 +83,9 @@ func New(cfg Config) *Manager { return &Manager{cfg: cfg} }
 
 // Account returns the profile's account.
 func (m *Manager) Account() (store.Account, error) {
+	if a, ok := m.cfg.Store.CachedAccount(); ok {
+		return a, nil // what the Peek below would read
+	}
 	var a store.Account
 	// A Peek: nothing put off by Store.Later changes the account.
 	err := m.cfg.Store.Peek(func(tx *store.Tx) (err error) { a, err = tx.Account(); return })
@@ -106,6 +109,9 @@ func (m *Manager) selfFor(addr string, seed []byte) e2ee.Self {
 
 // Self returns this device as an MLS member.
 func (m *Manager) Self() (e2ee.Self, error) {
+	if a, seed, ok := m.cfg.Store.CachedAccountKey(); ok && len(seed) == ed25519.SeedSize {
+		return m.selfFor(a.User+"/"+a.DeviceID, seed), nil // what the Peek below would read
+	}
 	var s e2ee.Self
 	err := m.cfg.Store.Peek(func(tx *store.Tx) error {
 		a, err := tx.Account()

@@ -66,6 +66,7 @@ func (t *Tx) AddHistory(m Message) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("store: history bucket: %w", err)
 	}
+	appending(conv)
 	k := u64key(m.Seq)
 	var old Message
 	switch err := t.getRecord(conv, k, &old); err {
@@ -140,6 +141,7 @@ func (t *Tx) AddInbox(m Message) error {
 	if err != nil {
 		return fmt.Errorf("store: inbox bucket: %w", err)
 	}
+	appending(b)
 	seq, err := b.NextSequence()
 	if err != nil {
 		return err

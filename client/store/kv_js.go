@@ -11,3 +11,6 @@ type (
 )
 
 var errBucketNotFound = errors.New("store: bucket not found")
+
+// appending is a no-op in the browser: the memkv tree has no pages.
+func appending(*kvBucket) {}

@@ -150,17 +150,33 @@ func (t *Tx) DeleteOutbox(id string) error {
 	return ids.Delete([]byte(id))
 }
 
-// OutboxQueueOnly reports whether it, an item added in this transaction,
-// is the only item not marked failed in its send queue.
-func (t *Tx) OutboxQueueOnly(it OutboxItem) bool {
+// OutboxQueueSealed reports whether it, an item added in this
+// transaction, is the last item not marked failed in its send queue and
+// the one before it there, if any, is sealed (holds its payload). It
+// reads one item, however long the queue is.
+func (t *Tx) OutboxQueueSealed(it OutboxItem) (bool, error) {
 	prefix := append([]byte(queueOf(it)), 0)
 	c := t.tx.Bucket(bOutQueues).Cursor()
-	k, _ := c.Seek(prefix)
+	k, _ := c.Seek(queueKey(it))
 	if k == nil || !bytes.Equal(k, queueKey(it)) {
-		return false // an earlier item comes first (or it is not indexed)
+		return false, nil // not indexed
 	}
-	k, _ = c.Next()
-	return k == nil || !bytes.HasPrefix(k, prefix)
+	if k, _ := c.Next(); k != nil && bytes.HasPrefix(k, prefix) {
+		return false, nil // not the last
+	}
+	c.Seek(queueKey(it))
+	k, _ = c.Prev()
+	if k == nil || !bytes.HasPrefix(k, prefix) {
+		return true, nil // the only one
+	}
+	if len(k) != len(prefix)+8 {
+		return false, fmt.Errorf("store: corrupt outbox queue key %q", k)
+	}
+	var before OutboxItem
+	if err := t.getRecord(t.tx.Bucket(bOutbox), k[len(prefix):], &before); err != nil {
+		return false, err
+	}
+	return before.Payload != nil, nil
 }
 
 // OutboxHeads returns the oldest item not marked failed of every send

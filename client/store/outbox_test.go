@@ -129,3 +129,57 @@ func TestOutboxHeadsSkipping(t *testing.T) {
 		}
 	}
 }
+
+// TestOutboxQueueSealed: an item just added may be sealed at once when
+// it is the only one of its send queue, or when the one before it there
+// is sealed; not when that one waits to be sealed, nor when it is not the
+// last; failed items and other queues do not count.
+func TestOutboxQueueSealed(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer s.Close()
+	add := func(id, conv string, sealed, failed bool) OutboxItem {
+		t.Helper()
+		var it OutboxItem
+		if err := s.Update(func(tx *Tx) (err error) {
+			it, err = tx.AddOutbox(OutboxItem{ID: id, Conversation: conv, Text: id})
+			if err != nil {
+				return err
+			}
+			if sealed {
+				it.Payload = []byte("ciphertext")
+			}
+			if failed {
+				it.Failed = "refused"
+			}
+			return tx.UpdateOutbox(it)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return it
+	}
+	check := func(it OutboxItem, want bool) {
+		t.Helper()
+		var got bool
+		if err := s.Peek(func(tx *Tx) (err error) { got, err = tx.OutboxQueueSealed(it); return }); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("OutboxQueueSealed(%s) = %v, want %v", it.ID, got, want)
+		}
+	}
+	a1 := add("a1", "convA", false, false)
+	check(a1, true) // the only one
+	b1 := add("b1", "convB", true, false)
+	check(b1, true)
+	a2 := add("a2", "convA", false, false)
+	check(a2, false) // a1 waits to be sealed
+	check(a1, false) // not the last
+	b2 := add("b2", "convB", false, false)
+	check(b2, true) // b1 is sealed
+	b3 := add("b3", "convB", false, false)
+	check(b3, false) // b2 is not
+	c1 := add("c1", "convC", false, true)
+	c2 := add("c2", "convC", false, false)
+	check(c2, true) // c1 failed: out of the queue
+	check(c1, false)
+}

@@ -202,3 +202,104 @@ func TestSignatureKeyCached(t *testing.T) {
 		t.Fatalf("after DeleteKey: key %q, want none", got)
 	}
 }
+
+// TestCachedAccountKey: the account and signature key read without a
+// transaction are always what a Peek reads at that moment: never a
+// value written by a transaction that has not committed or that failed,
+// never one from before a commit of this process, and nothing at all
+// while the file is closed or after another process may have written it.
+func TestCachedAccountKey(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	defer s.Close()
+	cached := func() (string, bool) {
+		t.Helper()
+		a, ok := s.CachedAccount()
+		a2, sig, ok2 := s.CachedAccountKey()
+		if ok2 && (!ok || a2 != a) {
+			t.Fatalf("CachedAccountKey %v %v, CachedAccount %v %v", a2, ok2, a, ok)
+		}
+		if ok2 && string(sig) != "sig" {
+			t.Fatalf("cached signature key %q", sig)
+		}
+		if ok {
+			if peek := readAccount(t, s).AccessToken; peek != a.AccessToken {
+				t.Fatalf("cached token %q, a Peek reads %q", a.AccessToken, peek)
+			}
+		}
+		return a.AccessToken, ok
+	}
+	if err := s.Update(func(tx *Tx) error { return tx.PutKey(KeySignature, []byte("sig")) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := putAccount(s, "t1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := cached(); ok {
+		t.Fatal("an account served before any transaction decoded it")
+	}
+	readAccount(t, s)
+	s.Peek(func(tx *Tx) error { _, err := tx.Key(KeySignature); return err })
+	if tok, ok := cached(); !ok || tok != "t1" {
+		t.Fatalf("cached %q %v, want t1", tok, ok)
+	}
+	if _, sig, ok := s.CachedAccountKey(); !ok {
+		t.Fatal("the signature key was not cached")
+	} else {
+		sig[0] = 'X' // the caller's copy
+	}
+	if err := putAccount(s, "t2"); err != nil {
+		t.Fatal(err)
+	}
+	if tok, _ := cached(); tok == "t1" {
+		t.Fatal("the account from before a commit was served")
+	}
+	readAccount(t, s)
+	// Inside a write that changed it, and after the write failed, the
+	// uncommitted account is never served.
+	boom := errors.New("boom")
+	err := s.Update(func(tx *Tx) error {
+		if err := tx.PutAccount(Account{User: "alice@a.example", DeviceID: "D1", AccessToken: "t3"}); err != nil {
+			return err
+		}
+		if tok, ok := cached(); ok && tok != "t2" {
+			t.Errorf("during a write: cached %q, want t2 or nothing", tok)
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatal(err)
+	}
+	if tok, ok := cached(); ok && tok != "t2" {
+		t.Fatalf("after a failed write: cached %q", tok)
+	}
+	readAccount(t, s)
+	if tok, ok := cached(); !ok || tok != "t2" {
+		t.Fatalf("cached %q %v, want t2", tok, ok)
+	}
+	// Closed, then written by another process: nothing is served until
+	// this one reads it again.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := cached(); ok {
+		t.Fatal("an account served while the file is closed")
+	}
+	other := open(t, dir)
+	if err := putAccount(other, "t5"); err != nil {
+		t.Fatal(err)
+	}
+	other.Close()
+	if err := s.Peek(func(tx *Tx) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if tok, ok := cached(); ok {
+		t.Fatalf("after another process wrote: cached %q before any read", tok)
+	}
+	if got := readAccount(t, s).AccessToken; got != "t5" {
+		t.Fatalf("token %q, want t5", got)
+	}
+	if tok, ok := cached(); !ok || tok != "t5" {
+		t.Fatalf("cached %q %v, want t5", tok, ok)
+	}
+}

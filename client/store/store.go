@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -45,6 +46,11 @@ type Store struct {
 	later    laterWrites
 	acct     recCache[Account] // the decoded account (reccache.go)
 	sig      recCache[[]byte]  // the signature key (reccache.go)
+	// seen is the id of the newest transaction of this process that
+	// committed or read since the file was opened (0: none yet): the
+	// state the caches are read at without a transaction (Cached*).
+	seen  int
+	peeks atomic.Uint64 // read transactions run (Peeks; benchmarks count them)
 }
 
 // Options are how a profile is opened.
@@ -187,6 +193,7 @@ func (s *Store) openLocked() error {
 			s.opens++
 			s.acct.reset() // another process may have changed them
 			s.sig.reset()
+			s.seen = 0
 			os.Remove(s.wantPath) // served; other waiters mark it again
 			return nil
 		}
@@ -350,11 +357,17 @@ func (s *Store) updateTx(fn func(*Tx) error, check bool) error {
 		return err
 	}
 	defer s.release()
-	keys, fns := s.later.take()
+	var keys []string
+	var fns map[string]laterWrite
 	txid := 0
 	err = s.markDamaged(guarded(s.path, func() error {
 		return db.Update(func(tx *bolt.Tx) error {
 			txid = tx.ID()
+			// Taken under bbolt's write lock: a View that finds writes
+			// taken runs an Update, which then waits for this one to
+			// commit them (taken before the lock, another Update could
+			// take the lock first and read without them).
+			keys, fns = s.later.take()
 			if check {
 				if err := lockedElsewhere(tx, sl); err != nil {
 					return err
@@ -371,6 +384,9 @@ func (s *Store) updateTx(fn func(*Tx) error, check bool) error {
 	if err != nil && txid != 0 {
 		s.acct.failed(txid)
 		s.sig.failed(txid)
+	}
+	if err == nil {
+		s.saw(txid)
 	}
 	return err
 }
@@ -395,12 +411,19 @@ func (s *Store) Peek(fn func(*Tx) error) error {
 		return err
 	}
 	defer s.release()
-	return s.markDamaged(guarded(s.path, func() error {
+	s.peeks.Add(1)
+	txid := 0
+	err = s.markDamaged(guarded(s.path, func() error {
 		return db.View(func(tx *bolt.Tx) error {
+			txid = tx.ID()
 			if err := lockedElsewhere(tx, sl); err != nil {
 				return err
 			}
-			return fn(&Tx{tx: tx, s: sl, acct: &s.acct, sig: &s.sig, id: tx.ID()})
+			return fn(&Tx{tx: tx, s: sl, acct: &s.acct, sig: &s.sig, id: txid})
 		})
 	}))
+	if err == nil {
+		s.saw(txid)
+	}
+	return err
 }

@@ -199,3 +199,13 @@ func (s *Store) Wipe() error {
 	s.db = newMemDB()
 	return nil
 }
+
+// CachedAccount reports no cached account: the browser's store keeps
+// none between transactions (reccache.go).
+func (s *Store) CachedAccount() (Account, bool) { return Account{}, false }
+
+// CachedAccountKey reports no cached account and key (CachedAccount).
+func (s *Store) CachedAccountKey() (Account, []byte, bool) { return Account{}, nil, false }
+
+// Peeks returns 0: the browser's store does not count its reads.
+func (s *Store) Peeks() uint64 { return 0 }

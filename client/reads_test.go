@@ -1,0 +1,139 @@
+package client_test
+
+import (
+	"slices"
+	"testing"
+
+	"hearth/client"
+)
+
+// TestSendReads: a message queued and flushed on a connected device, in
+// a conversation in step, costs one commit and at most four read
+// transactions: the Flush's checks before and after catching up (one
+// each), the send loop's read of the outbox heads, and the retry of kept
+// receipts; the account and the signature key come from memory. A read
+// transaction is cheap but not free (a few microseconds of bookkeeping
+// and allocation), and every message sent made eleven before.
+func TestSendReads(t *testing.T) {
+	ts := client.NewTestServer(t, "a.example")
+	us := groupUsers(t, ts, "alice", "bob")
+	alice, bob := us[0], us[1]
+	alice.send(bob.user, "first")
+	bob.recv(alice.user + ":first")
+	deliveredTo(t, alice, bob.user, "first") // bob's receipt is in
+
+	commits, peeks := alice.c.StoreCommits(), alice.c.StorePeeks()
+	alice.send(bob.user, "second")
+	if n := alice.c.StoreCommits() - commits; n != 1 {
+		t.Errorf("queue and send took %d commits, want 1", n)
+	}
+	if n := alice.c.StorePeeks() - peeks; n > 4 {
+		t.Errorf("queue and send took %d read transactions, want at most 4", n)
+	}
+	bob.recv(alice.user + ":second")
+}
+
+// TestBurstSealedWhenQueued: messages queued one after the other on a
+// connected device, before any is sent, are each encrypted in the
+// transaction that queues it (the one before it in its queue is sealed),
+// so a burst costs one commit per message, not two; Flush sends them in
+// their order and bob reads them in it.
+func TestBurstSealedWhenQueued(t *testing.T) {
+	ts := client.NewTestServer(t, "a.example")
+	us := groupUsers(t, ts, "alice", "bob")
+	alice, bob := us[0], us[1]
+	alice.send(bob.user, "first")
+	bob.recv(alice.user + ":first")
+	deliveredTo(t, alice, bob.user, "first") // bob's receipt is in
+
+	commits := alice.c.StoreCommits()
+	texts := []string{"one", "two", "three"}
+	for _, text := range texts {
+		if _, err := alice.c.Queue(bob.user, text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := alice.c.StoreCommits() - commits; n != 3 {
+		t.Errorf("three Queues took %d commits, want 3", n)
+	}
+	items, err := alice.c.Outbox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 3 {
+		t.Fatalf("outbox %+v, want the three messages", items)
+	}
+	for i, it := range items {
+		if it.Text != texts[i] || it.Payload == nil {
+			t.Errorf("outbox item %d: %q sealed %v, want %q sealed", i, it.Text, it.Payload != nil, texts[i])
+		}
+	}
+	if err := alice.c.Flush(ctx30(t), ""); err != nil {
+		t.Fatal(err)
+	}
+	bob.recv(alice.user+":one", alice.user+":two", alice.user+":three")
+}
+
+// TestBurstSealedThenStale: a burst sealed when queued, all for an epoch
+// that commits of another admin then leave behind by more than the hub's
+// window (EpochWindow, 2) before any is sent: the hub refuses each as
+// stale in its turn, each is encrypted again, and every member, those
+// added meanwhile included, reads the burst once, in its order.
+func TestBurstSealedThenStale(t *testing.T) {
+	if testing.Short() {
+		t.Skip("over 2 s: not in the -short loop")
+	}
+	ts := client.NewTestServer(t, "a.example")
+	us := groupUsers(t, ts, "alice", "bob", "cat", "dan", "eve", "fay")
+	alice, bob, cat := us[0], us[1], us[2]
+	gid, err := alice.c.Groups().Create(ctx30(t), "g", []string{bob.user, cat.user})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.c.Groups().Promote(ctx30(t), gid, bob.user); err != nil {
+		t.Fatal(err)
+	}
+	alice.send(gid, "hello")
+	bob.drain()
+	cat.drain()
+	alice.drain()
+
+	texts := []string{"one", "two", "three"}
+	for _, text := range texts {
+		if _, err := alice.c.Queue(gid, text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	items, err := alice.c.Outbox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, it := range items {
+		if it.Payload == nil {
+			t.Fatalf("outbox item %d (%q) not sealed when queued", i, it.Text)
+		}
+	}
+	for _, d := range us[3:] { // three commits
+		if err := bob.c.Groups().AddMembers(ctx30(t), gid, []string{d.user}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	launches := alice.c.Launches()
+	if err := alice.c.Flush(ctx30(t), ""); err != nil {
+		t.Fatal(err)
+	}
+	if n := alice.c.Launches() - launches; n != 2*len(texts) {
+		t.Errorf("%d sends, want %d: each refused as stale once, then sent", n, 2*len(texts))
+	}
+	for _, d := range us[1:] {
+		var got []string
+		for _, m := range d.drain() {
+			if m.Event == "" {
+				got = append(got, m.Text)
+			}
+		}
+		if !slices.Equal(got, texts) {
+			t.Errorf("%s read %q, want %q", d.user, got, texts)
+		}
+	}
+}
