@@ -58,6 +58,7 @@ func (ss *session) sync(id uint64, m *wire.Sync) {
 func (ss *session) ack(id uint64, m *wire.Ack) {
 	const op = "homeserver.Ack"
 	up := m.GetUpToSeq()
+	ss.s.ctr.acks.Add(1)
 	wait := ss.s.db.SubmitAck(ss.ctx, ss.deviceID, up)
 	if p := ss.currentPush(); p != nil {
 		p.AckReceived(up) // the window moves now; the durable ack follows
