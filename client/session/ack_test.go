@@ -242,3 +242,27 @@ func TestAckWithoutDelay(t *testing.T) {
 		t.Fatalf("frame %v, want Ack up to 2", f)
 	}
 }
+
+// A Sync (Resync) carries the owed Ack in front of it, so the server
+// records the device's position before it restarts pushes.
+func TestAckRidesWithSync(t *testing.T) {
+	r := startAckRig(t, time.Minute)
+	r.deliver(t, 1, 5)
+	before := r.writes.Load()
+	done := make(chan error, 1)
+	go func() { done <- r.s.Sync(context.Background()) }()
+	if f := r.p.read(t); f.GetAck().GetUpToSeq() != 5 {
+		t.Fatalf("frame %v, want the owed Ack up to 5", f)
+	}
+	f := r.p.read(t)
+	if f.GetSync().GetAfterSeq() != 5 {
+		t.Fatalf("frame %v, want Sync after 5 behind the Ack", f)
+	}
+	if w := r.writes.Load() - before; w != 1 {
+		t.Errorf("Ack and Sync took %d writes, want 1", w)
+	}
+	r.p.write(t, &wire.ServerFrame{Id: f.GetId(), Body: &wire.ServerFrame_SyncOk{SyncOk: &wire.SyncOK{Head: 5}}})
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
