@@ -49,12 +49,13 @@ const closeFlush = time.Second
 type acker struct {
 	delay time.Duration // <= 0: every Ack at once
 
-	mu    sync.Mutex
-	owed  uint64 // highest processed seq not yet written in an Ack; 0: none
-	count int    // entries processed since the last Ack written
-	conn  *Conn  // the authenticated connection Acks go on; nil: none
-	timer *time.Timer
-	armed bool // timer runs for the owed Ack
+	mu      sync.Mutex
+	owed    uint64 // highest processed seq not yet written in an Ack; 0: none
+	count   int    // entries processed since the last Ack written
+	writing int    // Acks taken and being written (take, then written)
+	conn    *Conn  // the authenticated connection Acks go on; nil: none
+	timer   *time.Timer
+	armed   bool // timer runs for the owed Ack
 }
 
 // owe records that the entries up to seq (n of them) were durably
@@ -94,13 +95,13 @@ func (a *acker) fire() {
 	c := a.conn
 	a.mu.Unlock()
 	if c != nil {
-		c.writeAck(context.Background()) // an error fails c; the Ack stays owed (restore)
+		c.writeAck(context.Background()) // an error fails c; the Ack stays owed (written)
 	}
 }
 
 // take returns the owed Ack for a write on c (0: none, or c is not the
-// connection Acks go on) and clears it; the caller writes it, or gives it
-// back with restore.
+// connection Acks go on) and clears it; the caller writes it, then calls
+// written.
 func (a *acker) take(c *Conn) uint64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -109,6 +110,7 @@ func (a *acker) take(c *Conn) uint64 {
 	}
 	seq := a.owed
 	a.owed, a.count = 0, 0
+	a.writing++
 	if a.armed {
 		a.armed = false
 		a.timer.Stop()
@@ -116,11 +118,14 @@ func (a *acker) take(c *Conn) uint64 {
 	return seq
 }
 
-// restore gives back an Ack whose write failed: it is owed on the next
-// connection.
-func (a *acker) restore(seq uint64) {
+// written ends the write of an Ack take returned; one that failed is
+// owed again, on the next connection.
+func (a *acker) written(seq uint64, err error) {
 	a.mu.Lock()
-	a.owed = max(a.owed, seq)
+	a.writing--
+	if err != nil {
+		a.owed = max(a.owed, seq)
+	}
 	a.mu.Unlock()
 }
 
@@ -150,11 +155,15 @@ func (a *acker) detach(c *Conn) {
 
 // flush writes the owed Ack on c at once, waiting at most closeFlush:
 // the session is closing.
+//
+// An Ack another goroutine took is being written under the write slot,
+// which writeAck waits for: a closer that flushes before closing c never
+// cuts that write short.
 func (a *acker) flush(c *Conn) {
 	a.mu.Lock()
-	owes := a.conn == c && a.owed > 0
+	busy := a.conn == c && (a.owed > 0 || a.writing > 0)
 	a.mu.Unlock()
-	if !owes {
+	if !busy {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), closeFlush)

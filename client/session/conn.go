@@ -325,9 +325,7 @@ func (c *Conn) writeAck(ctx context.Context) error {
 		return nil
 	}
 	err := c.write(ctx, op, ackFrame(seq))
-	if err != nil {
-		c.acks.restore(seq)
-	}
+	c.acks.written(seq, err)
 	return err
 }
 
@@ -398,9 +396,7 @@ func (c *Conn) writeFrame(f *wire.ClientFrame) error {
 		return c.fw.WriteMessage(f)
 	}
 	err := c.writeWithAck(seq, f)
-	if err != nil {
-		c.acks.restore(seq)
-	}
+	c.acks.written(seq, err)
 	return err
 }
 
