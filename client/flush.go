@@ -57,9 +57,11 @@ type leavesKey struct{}
 
 // Connect waits until this device's session with its server is connected
 // and authenticated, or ctx ends. Commands use it to tell "the server
-// cannot be reached" from "nothing arrived".
+// cannot be reached" from "nothing arrived". When Connect started the
+// session, the next Receive catches up to the mailbox head the server
+// announced as it connected, and asks for none of its own.
 func (c *Client) Connect(ctx context.Context) error {
-	s, err := c.link.session(ctx)
+	s, err := c.link.connect(ctx)
 	if err != nil {
 		return err
 	}

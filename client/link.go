@@ -20,6 +20,10 @@ type link struct {
 
 	mu   sync.Mutex
 	sess *session.Session
+	// headUnclaimed: Connect started the running session, and the mailbox
+	// head its first connection learned (from the Sync sent with the
+	// Hello) has not been claimed by a Receive yet (claimHead).
+	headUnclaimed bool
 }
 
 // session returns the running session, starting it on first use.
@@ -38,6 +42,35 @@ func (l *link) session(ctx context.Context) (*session.Session, error) {
 	}
 	l.sess = session.Start(context.WithoutCancel(ctx), cfg)
 	return l.sess, nil
+}
+
+// connect is session for Client.Connect: a session it starts leaves its
+// first head for the next Receive to claim.
+func (l *link) connect(ctx context.Context) (*session.Session, error) {
+	l.mu.Lock()
+	started := l.sess == nil
+	l.mu.Unlock()
+	s, err := l.session(ctx)
+	if err == nil && started {
+		l.mu.Lock()
+		l.headUnclaimed = l.sess == s
+		l.mu.Unlock()
+	}
+	return s, err
+}
+
+// claimHead reports, once per session Connect started, that s is that
+// session and no Receive has claimed its first head yet: the connection's
+// own Sync, sent with the Hello after Connect was called, gives that
+// Receive the mailbox head without a Sync of its own.
+func (l *link) claimHead(s *session.Session) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sess != s || !l.headUnclaimed {
+		return false
+	}
+	l.headUnclaimed = false
+	return true
 }
 
 // caughtUp reports whether the session runs, is connected and has

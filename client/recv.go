@@ -46,10 +46,19 @@ func (c *Client) Receive(ctx context.Context, quiet time.Duration, print func(st
 	if err := c.kp.ensure(ctx); err != nil {
 		c.log.Warn("publishing KeyPackages failed", "err", err)
 	}
+	// Learn the server's current mailbox head. The first Receive after a
+	// Connect that started the session takes it from that connection's own
+	// Sync, sent with the Hello (session.authenticate): waiting for the
+	// connection saves a round trip. Otherwise the session's head may be
+	// from long ago: ask again.
+	learnHead := s.Sync
+	if c.link.claimHead(s) {
+		learnHead = func(ctx context.Context) error { _, err := s.Live(ctx); return err }
+	}
 	cctx, cancel := context.WithTimeout(ctx, c.cfg.ConnectWait)
-	err = s.Sync(cctx)
+	err = learnHead(cctx)
 	for err != nil && cctx.Err() == nil && session.Retryable(err) {
-		err = s.Sync(cctx)
+		err = learnHead(cctx)
 	}
 	cancel()
 	if err != nil {

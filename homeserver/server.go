@@ -211,31 +211,42 @@ func (s *Server) RunRetention(ctx context.Context) (int64, error) {
 	cutoff := now.Add(-s.cfg.Retention).UnixMilli()
 	dedupCutoff := now.Add(-max(s.cfg.Retention, 24*time.Hour)).UnixMilli()
 	var total int64
-	steps := []func(*storage.Tx) (int64, error){
-		func(tx *storage.Tx) (int64, error) { return tx.DeleteAcked(cutoff, batch) },
-		func(tx *storage.Tx) (int64, error) { return tx.DeleteUnreferencedLog(cutoff, batch) },
-		func(tx *storage.Tx) (int64, error) { return tx.DeleteSendRecords(dedupCutoff, batch) },
-		func(tx *storage.Tx) (int64, error) { return tx.DeleteExpiredRefreshTokens(now.UnixMilli()) },
+	// Each step deletes up to batch rows per transaction and says whether
+	// more are left.
+	upTo := func(f func(*storage.Tx) (int64, error)) func(*storage.Tx) (int64, bool, error) {
+		return func(tx *storage.Tx) (int64, bool, error) { n, err := f(tx); return n, n == batch, err }
+	}
+	var logNext int64 // where the log's pass continues
+	steps := []func(*storage.Tx) (int64, bool, error){
+		upTo(func(tx *storage.Tx) (int64, error) { return tx.DeleteAcked(cutoff, batch) }),
+		func(tx *storage.Tx) (int64, bool, error) {
+			n, next, err := tx.DeleteUnreferencedLog(cutoff, logNext, batch)
+			logNext = next
+			return n, next != 0, err
+		},
+		upTo(func(tx *storage.Tx) (int64, error) { return tx.DeleteSendRecords(dedupCutoff, batch) }),
+		upTo(func(tx *storage.Tx) (int64, error) { return tx.DeleteExpiredRefreshTokens(now.UnixMilli()) }),
 		// A pending device whose tokens are all gone cannot come back; a
 		// day's grace covers a login that is still showing its link code.
-		func(tx *storage.Tx) (int64, error) {
+		upTo(func(tx *storage.Tx) (int64, error) {
 			return tx.DeleteAbandonedPendingDevices(now.Add(-24*time.Hour).UnixMilli(), batch)
-		},
+		}),
 		// Inbound federation dedup outlives any sender's retries: 14 days
 		// (twice the default expiry) or the retention, whichever is longer.
-		func(tx *storage.Tx) (int64, error) {
+		upTo(func(tx *storage.Tx) (int64, error) {
 			return tx.DeleteFederationRecords(now.Add(-max(s.cfg.Retention, 14*24*time.Hour)).UnixMilli(), batch)
-		},
+		}),
 	}
 	for _, step := range steps {
 		for {
 			var n int64
-			err := s.db.Write(ctx, func(tx *storage.Tx) (err error) { n, err = step(tx); return err })
+			var more bool
+			err := s.db.Write(ctx, func(tx *storage.Tx) (err error) { n, more, err = step(tx); return err })
 			if err != nil {
 				return total, fmt.Errorf("homeserver.RunRetention: %w", err)
 			}
 			total += n
-			if n < batch {
+			if !more {
 				break
 			}
 			select {

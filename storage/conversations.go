@@ -40,6 +40,11 @@ type LogEntry struct {
 	// when Welcome is set.
 	GroupInfo []byte
 	CreatedMs int64
+	// Refs is how many mailbox rows the caller is about to add for the
+	// entry with FanOutTo (which does not count them itself); FanOut,
+	// AppendMailbox and AppendMailboxNotice count theirs. Retention
+	// deletes an entry only once no mailbox row refers to it.
+	Refs int
 }
 
 // SendRecord is the first result of a (sender, message id): the dedup record.
@@ -107,6 +112,7 @@ func (t *Tx) Conversation(id string) (*Conversation, error) {
 	if err != nil {
 		return nil, wrap("storage.Conversation", err)
 	}
+	t.pend.advanced(c)
 	return c, nil
 }
 
@@ -119,6 +125,7 @@ func (t *Tx) ConversationMeta(id string) (*Conversation, error) {
 	if err != nil {
 		return nil, wrap("storage.ConversationMeta", err)
 	}
+	t.pend.advanced(c)
 	return c, nil
 }
 
@@ -150,6 +157,7 @@ func (t *Tx) ConversationForSend(id, sender, senderDevice string, remote bool) (
 	if err != nil {
 		return nil, wrap(op, err)
 	}
+	t.pend.advanced(c)
 	if addrs.Valid {
 		for a := range strings.SplitSeq(addrs.String, "\n") {
 			v.Remote = append(v.Remote, Member{Address: a})
@@ -291,8 +299,16 @@ func (t *Tx) RemoveMember(convID, address string) error {
 }
 
 // AdvanceConversation records a conversation's new epoch, group info and
-// last sequence.
+// last sequence. In the writer's transaction an advance without a group
+// info waits to go in with the other requests' (pending_advance.go); the
+// conversation as read in the transaction has it at once.
+// ErrNotFound if there is no such conversation (for one that waits: the
+// whole transaction fails; conversations are never deleted).
 func (t *Tx) AdvanceConversation(id string, epoch uint64, groupInfo []byte, lastSeq uint64, setGroupInfo bool) error {
+	if !setGroupInfo && t.pend != nil && t.pend.nested == 0 {
+		t.pend.queueAdvance(id, epoch, lastSeq)
+		return nil
+	}
 	if setGroupInfo {
 		return wrap("storage.AdvanceConversation", affected(t.exec(qAdvanceGroupInfo, epoch, nullIfEmpty(groupInfo), lastSeq, id)))
 	}
@@ -306,11 +322,30 @@ func (t *Tx) AppendLog(e *LogEntry) error {
 		gi = e.GroupInfo
 	}
 	_, err := t.exec(qAppendLog, e.ConvID, e.Seq, e.Sender, e.MessageID, e.Kind, e.Epoch, e.Payload,
-		nullIfEmpty(e.Welcome), nullIfEmpty(gi), e.CreatedMs)
+		nullIfEmpty(e.Welcome), nullIfEmpty(gi), e.CreatedMs, e.Refs)
 	if isUnique(err) {
 		return wrap("storage.AppendLog", ErrConflict)
 	}
 	return wrap("storage.AppendLog", err)
+}
+
+// QueueLog adds an accepted message to the hub's log like AppendLog, but
+// in the writer's transaction the entry waits to go in with the other
+// requests' in a few multi-row statements (pending.go), or before any
+// statement that could read the log. A duplicate (conversation, seq)
+// then fails the whole transaction, not the request: queue only an entry
+// whose sequence the request took from the conversation (last_seq + 1,
+// advanced in the same request).
+func (t *Tx) QueueLog(e *LogEntry) error {
+	if t.pend == nil || t.pend.nested > 0 {
+		return t.AppendLog(e)
+	}
+	q := *e
+	if len(q.Welcome) == 0 {
+		q.GroupInfo = nil
+	}
+	t.pend.logs = append(t.pend.logs, q)
+	return nil
 }
 
 // SendRecord returns the first result of (sender, messageID).

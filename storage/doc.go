@@ -26,11 +26,12 @@
 // requests (per device the highest), and a transaction of acks alone
 // waits up to Options.AckDelay (5ms) for another request to share its
 // commit (acks.go). Mailbox rows that Tx.FanOut computes from the heads
-// it moved wait in the writer (pending.go) and go in with the rest of the
-// transaction's in a few multi-row INSERTs: before any statement that
-// could see the mailbox without them, before a nested Tx.Savepoint and at
-// the end of the batch; a request's rollback keeps the rows of the
-// requests before it. DB.WriteStatements counts the writer's statements.
+// it moved, and log entries queued with Tx.QueueLog, wait in the writer
+// (pending.go) and go in with the rest of the transaction's in a few
+// multi-row INSERTs: before any statement that could see the mailbox or
+// the log without them, before a nested Tx.Savepoint and at the end of
+// the batch; a request's rollback keeps the rows of the requests before
+// it. DB.WriteStatements counts the writer's statements.
 //
 // Reads: DB.Read runs a function in a read-only (query_only) transaction on
 // a separate pool of connections, a consistent WAL snapshot that never

@@ -280,9 +280,11 @@ func (t *Tx) AppendMailbox(deviceID, convID string, convSeq uint64, welcome bool
 	if welcome {
 		w = 1
 	}
-	_, err := t.exec(`INSERT INTO mailbox(device_id, seq, conv_id, conv_seq, welcome, created_ms) VALUES (?, ?, ?, ?, ?, ?)`,
-		deviceID, h.Seq, convID, convSeq, w, nowMs)
-	return h, wrap(op, err)
+	if _, err := t.exec(`INSERT INTO mailbox(device_id, seq, conv_id, conv_seq, welcome, created_ms) VALUES (?, ?, ?, ?, ?, ?)`,
+		deviceID, h.Seq, convID, convSeq, w, nowMs); err != nil {
+		return h, wrap(op, err)
+	}
+	return h, wrap(op, t.addRefs(convID, convSeq, 1))
 }
 
 // AppendMailboxNotice appends to device deviceID's mailbox the notice that
@@ -298,9 +300,13 @@ func (t *Tx) AppendMailboxNotice(deviceID, convID string, convSeq uint64, msgID,
 	if err := t.row(`UPDATE mailbox_state SET head = head + 1 WHERE device_id = ? RETURNING head`, []any{deviceID}, &h.Seq); err != nil {
 		return h, wrap(op, err)
 	}
-	_, err := t.exec(`INSERT INTO mailbox(device_id, seq, conv_id, conv_seq, welcome, created_ms, failed_server, failed_message_id, failed_sender)
-		VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?)`, deviceID, h.Seq, convID, convSeq, nowMs, failedServer, msgID, sender)
-	return h, wrap(op, err)
+	if _, err := t.exec(`INSERT INTO mailbox(device_id, seq, conv_id, conv_seq, welcome, created_ms, failed_server, failed_message_id, failed_sender)
+		VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?)`, deviceID, h.Seq, convID, convSeq, nowMs, failedServer, msgID, sender); err != nil {
+		return h, wrap(op, err)
+	}
+	// The notice reads the entry's kind and epoch: it keeps the entry as
+	// a delivery does.
+	return h, wrap(op, t.addRefs(convID, convSeq, 1))
 }
 
 // RemoteDomainsOfUser lists the other domains that have a device in a

@@ -37,7 +37,8 @@ const (
 	qCountMembers     = `SELECT COUNT(*) FROM conversation_members WHERE conv_id = ?`
 	qAdvance          = `UPDATE conversations SET epoch = ?, last_seq = ? WHERE id = ?`
 	qAdvanceGroupInfo = `UPDATE conversations SET epoch = ?, group_info = ?, last_seq = ? WHERE id = ?`
-	qAppendLog        = `INSERT INTO conversation_log(conv_id, seq, sender, message_id, kind, epoch, payload, welcome, group_info, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qAppendLog        = `INSERT INTO conversation_log(conv_id, seq, sender, message_id, kind, epoch, payload, welcome, group_info, created_ms, refs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qAddRefs          = `UPDATE conversation_log SET refs = refs + ?1 WHERE conv_id = ?2 AND seq = ?3`
 	qSendRecord       = `SELECT conv_id, conv_seq, epoch, created_ms FROM sends WHERE sender = ? AND message_id = ?`
 	qInsertSendRecord = `INSERT INTO sends(sender, message_id, conv_id, conv_seq, epoch, created_ms) VALUES (?, ?, ?, ?, ?, ?)`
 	qClaimSendRecord  = qInsertSendRecord + ` ON CONFLICT(sender, message_id) DO NOTHING`
@@ -55,5 +56,5 @@ var qFanOutHeads = func() []string {
 var hotQueries = append([]string{
 	qFanOutHead, qFanOutHeadWelcome, qFanOutInsert, qFanOutInsertWelcome, qFanOutHeadsAll,
 	qAck, qMailboxState, qEntries,
-	qConversation, qConversationMeta, qConversationForSend, qMembers, qIsMember, qCountMembers, qAdvance, qAdvanceGroupInfo, qAppendLog, qSendRecord, qInsertSendRecord, qClaimSendRecord,
-}, slices.Concat(qAckRows, qMailboxRows, qFanOutHeads)...)
+	qConversation, qConversationMeta, qConversationForSend, qMembers, qIsMember, qCountMembers, qAdvance, qAdvanceGroupInfo, qAppendLog, qAddRefs, qSendRecord, qInsertSendRecord, qClaimSendRecord,
+}, slices.Concat(qAckRows, qMailboxRows, qLogRows, qAdvanceRows, qFanOutHeads)...)

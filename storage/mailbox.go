@@ -63,14 +63,43 @@ func (t *Tx) FanOut(convID string, convSeq uint64, excludeDevice string, welcome
 	if len(heads) == 0 {
 		return nil, nil
 	}
-	return heads, wrap(op, t.queueRows(heads, convID, convSeq, excludeDevice, welcome, addedEpoch, nowMs, qInsert))
+	if err := t.queueRows(heads, convID, convSeq, excludeDevice, welcome, addedEpoch, nowMs, qInsert); err != nil {
+		return nil, wrap(op, err)
+	}
+	return heads, wrap(op, t.addRefs(convID, convSeq, len(heads)))
+}
+
+// addRefs counts n more mailbox rows referring to log entry (convID,
+// convSeq) (LogEntry.Refs); nothing when the entry is not in the log.
+// An entry the request queued (QueueLog) counts them before it goes in;
+// one an earlier request queued goes in first, so that a rollback of
+// this request takes the count back with the rows.
+func (t *Tx) addRefs(convID string, convSeq uint64, n int) error {
+	if p := t.pend; p != nil {
+		for i := range p.logs {
+			if e := &p.logs[i]; e.ConvID == convID && e.Seq == convSeq {
+				if i >= p.logMark {
+					e.Refs += n
+					return nil
+				}
+				if err := t.flush(); err != nil {
+					return err
+				}
+				break
+			}
+		}
+	}
+	_, err := t.exec(qAddRefs, n, convID, convSeq)
+	return err
 }
 
 // FanOutTo appends log entry (convID, convSeq) to the mailboxes of recips:
 // the devices ConversationForSend returned (every local member but
 // excludeDevice) with their heads as they were then; nothing may have
 // moved them since. It returns the new heads. It costs less than FanOut:
-// the heads move in a statement that returns nothing.
+// the heads move in a statement that returns nothing, and the entry's
+// reference count is not updated: the caller logged it with Refs =
+// len(recips).
 func (t *Tx) FanOutTo(convID string, convSeq uint64, excludeDevice string, recips []Head, nowMs int64) ([]Head, error) {
 	const op = "storage.FanOutTo"
 	if len(recips) == 0 {
@@ -193,13 +222,81 @@ func (t *Tx) DeleteAcked(cutoffMs int64, limit int) (int64, error) {
 	return rowsAffected("storage.DeleteAcked", res, err)
 }
 
-// DeleteUnreferencedLog deletes up to limit log entries created before
-// cutoffMs that no mailbox entry refers to any more.
-func (t *Tx) DeleteUnreferencedLog(cutoffMs int64, limit int) (int64, error) {
-	res, err := t.exec(`DELETE FROM conversation_log WHERE id IN (
-		SELECT l.id FROM conversation_log l WHERE l.created_ms < ? AND NOT EXISTS
-			(SELECT 1 FROM mailbox m WHERE m.conv_id = l.conv_id AND m.conv_seq = l.seq) LIMIT ?)`, cutoffMs, limit)
-	return rowsAffected("storage.DeleteUnreferencedLog", res, err)
+// LogOrderSlack is how far out of time order, in milliseconds, log
+// entries may be appended and still be deleted by the first retention
+// pass after they are old (DeleteUnreferencedLog): entries are logged in
+// the writer's order with times taken before, so two Sends can be
+// written in the other order than their times. A pass reads the entries
+// of this last stretch before the cut-off again in the next pass.
+const LogOrderSlack = 10_000
+
+// DeleteUnreferencedLog passes over up to limit log entries in log
+// order and deletes those created before cutoffMs that no mailbox row
+// refers to. A pass starts where the last one left the log's mark (after
+// 0) and continues after next while next is not 0; it ends at the first
+// entry created LogOrderSlack after the cut-off. The mark moves up to the
+// first entry not older than the cut-off: an entry it passes that is
+// still referenced is deleted when its last mailbox row goes (the
+// mailbox_unref trigger, migration 0015), so no pass reads it again.
+//
+// The log is appended in time order but for the slack, so a pass leaves
+// no old unreferenced entry behind. An entry logged further out of order
+// (a follower's entry stamped with its hub's clock, a clock stepped back)
+// waits until the entries before it are old.
+func (t *Tx) DeleteUnreferencedLog(cutoffMs, after int64, limit int) (deleted, next int64, err error) {
+	const op = "storage.DeleteUnreferencedLog"
+	var mark, markCutoff int64
+	if err := t.row(`SELECT log_id, log_cutoff_ms FROM retention_marks WHERE id = 1`, nil, &mark, &markCutoff); err != nil {
+		return 0, 0, wrap(op, err)
+	}
+	if cutoffMs < markCutoff {
+		// A longer retention than the last pass's: the entries behind the
+		// mark are not all old any more. Pass over the log again.
+		mark, after = 0, 0
+	}
+	from := max(after, mark)
+	// Continuing after the mark: the entry after it was not old.
+	frozen := from > mark
+	rows, err := t.query(`SELECT id, created_ms FROM conversation_log WHERE id > ? ORDER BY id LIMIT ?`, from, limit)
+	if err != nil {
+		return 0, 0, wrap(op, err)
+	}
+	last, n, stopped := from, 0, false
+	for rows.Next() {
+		var id, created int64
+		if err := rows.Scan(&id, &created); err != nil {
+			rows.Close()
+			return 0, 0, wrap(op, err)
+		}
+		n++
+		if created >= cutoffMs+LogOrderSlack {
+			stopped = true
+			break
+		}
+		last = id
+		if created >= cutoffMs {
+			frozen = true
+		} else if !frozen {
+			mark = id
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, 0, wrap(op, err)
+	}
+	if last > from {
+		res, err := t.exec(`DELETE FROM conversation_log WHERE id > ? AND id <= ? AND created_ms < ? AND refs <= 0`, from, last, cutoffMs)
+		if deleted, err = rowsAffected(op, res, err); err != nil {
+			return 0, 0, err
+		}
+	}
+	if _, err := t.exec(`UPDATE retention_marks SET log_id = ?, log_cutoff_ms = ? WHERE id = 1`, mark, cutoffMs); err != nil {
+		return 0, 0, wrap(op, err)
+	}
+	if stopped || n < limit {
+		return deleted, 0, nil
+	}
+	return deleted, last, nil
 }
 
 // DeleteSendRecords deletes up to limit dedup records created before cutoffMs.

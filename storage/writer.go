@@ -166,7 +166,7 @@ func (db *DB) runBatch(batch []*writeReq) {
 	// it ends and before anyone is answered, so that a caller's next
 	// write finds them.
 	shared := &Tx{ctx: ctx, tx: tx, db: db, write: true, stmts: map[string]*sql.Stmt{}, missed: new([]string), pend: &db.pend}
-	db.pend.rows, db.pend.mark, db.pend.carried, db.pend.nested = db.pend.rows[:0], 0, db.pend.carried[:0], 0
+	db.pend.reset()
 	learn := func() {
 		if len(*shared.missed) > 0 {
 			if err := db.wstmts.learn(ctx, *shared.missed); err != nil {

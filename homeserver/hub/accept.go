@@ -177,7 +177,10 @@ func (h *Hub) acceptMessage(op string, tx *storage.Tx, c *storage.Conversation, 
 			}
 		}
 	}
-	if err := tx.AppendLog(entry); err != nil {
+	// The entry goes in with the transaction's other deferred rows: its
+	// sequence is the conversation's next, advanced below.
+	entry.Refs = len(recips) // FanOutTo's rows
+	if err := tx.QueueLog(entry); err != nil {
 		return err
 	}
 	var err error
