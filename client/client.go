@@ -56,6 +56,9 @@ type Config struct {
 	Passive bool
 	// Meter counts the session's round trips; nil: session.DefaultMeter.
 	Meter *session.Meter
+	// AckDelay is session.Config.AckDelay: how long an Ack may wait for
+	// a frame to ride with (0: session.DefaultAckDelay; negative: none).
+	AckDelay time.Duration
 	// Passphrase unlocks an encrypted profile, or encrypts a new one
 	// (client/store, docs/security.md). Empty: the profile must not be
 	// encrypted.
@@ -251,6 +254,7 @@ func (c *Client) sessionConfig() (session.Config, error) {
 		OnSignal:        c.signal,
 		Passive:         c.cfg.Passive,
 		Meter:           c.cfg.Meter,
+		AckDelay:        c.cfg.AckDelay,
 	}, nil
 }
 

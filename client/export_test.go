@@ -8,6 +8,7 @@ import (
 	"hearth/client/convstate"
 	"hearth/client/store"
 	"hearth/homeserver/wire"
+	"hearth/storage"
 )
 
 // Exports for the external tests of this directory (package client_test),
@@ -93,3 +94,19 @@ func (c *Client) DrainInbox(print func(store.Message) error) (int, error) { retu
 // Accepted counts the Sends the server accepted as a hub (every stored
 // and fanned-out message, receipts included).
 func (ts *testServer) Accepted() uint64 { return ts.srv.Stats().Accepted }
+
+// Acks returns how many Ack frames the server has read from clients.
+func (ts *testServer) Acks() uint64 { return ts.srv.Stats().Acks }
+
+// MailboxState returns a device's mailbox head and durable ack on the server.
+func (ts *testServer) MailboxState(t testing.TB, deviceID string) (head, acked uint64) {
+	t.Helper()
+	err := ts.db.Read(context.Background(), func(tx *storage.Tx) (err error) {
+		head, acked, err = tx.MailboxState(deviceID)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return head, acked
+}

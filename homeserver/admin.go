@@ -250,7 +250,7 @@ func (s *Admin) Status(ctx context.Context) (admin.Status, error) {
 	st := s.ctr.stats()
 	batches, requests := s.db.WriteStats()
 	return admin.Status{Domain: s.cfg.Domain, Version: s.cfg.Version, StartedMs: s.started.UnixMilli(), Users: n, OnlineSessions: online,
-		MessagesAccepted: st.Accepted, MessagesDelivered: st.Delivered, MailboxBacklog: fig.MailboxBacklog,
+		MessagesAccepted: st.Accepted, MessagesDelivered: st.Delivered, AcksReceived: st.Acks, MailboxBacklog: fig.MailboxBacklog,
 		FederationQueue: fig.FederationQueue, MediaBytes: fig.MediaBytes, MediaFiles: fig.MediaFiles,
 		WriterBatches: batches, WriterRequests: requests, Refused: st.Refused, SendStages: st.Stages}, nil
 }

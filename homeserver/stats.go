@@ -16,6 +16,7 @@ import (
 type counters struct {
 	accepted  atomic.Uint64
 	delivered atomic.Uint64
+	acks      atomic.Uint64          // Ack frames read from clients
 	refused   [maxCode]atomic.Uint64 // by wire code
 	// 0-RTT (early.go): requests acted upon before their connection's
 	// handshake completed, and requests held until it did.
@@ -68,6 +69,9 @@ type Stats struct {
 	Accepted uint64
 	// Delivered counts mailbox entries pushed to local devices' sessions.
 	Delivered uint64
+	// Acks counts the Ack frames read from client sessions (each is a
+	// storage write; clients coalesce them, client/session/ack.go).
+	Acks uint64
 	// Refused counts error answers on client sessions by wire code name
 	// (CODE_RATE_LIMITED, CODE_BAD_REQUEST, …); codes never sent are absent.
 	Refused map[string]uint64
@@ -85,7 +89,7 @@ type Stats struct {
 func (s *Server) Stats() Stats { return s.ctr.stats() }
 
 func (c *counters) stats() Stats {
-	st := Stats{Accepted: c.accepted.Load(), Delivered: c.delivered.Load(), Refused: map[string]uint64{}, Stages: c.stages(),
+	st := Stats{Accepted: c.accepted.Load(), Delivered: c.delivered.Load(), Acks: c.acks.Load(), Refused: map[string]uint64{}, Stages: c.stages(),
 		EarlyServed: c.earlyServed.Load(), EarlyHeld: c.earlyHeld.Load()}
 	for i := range c.refused {
 		if n := c.refused[i].Load(); n > 0 {

@@ -55,10 +55,15 @@ func (ss *session) sync(id uint64, m *wire.Sync) {
 // pusher's window moves as soon as the Ack is read (up to what it pushed:
 // Pusher.AckReceived), so a draining receiver does not wait for each
 // ack's fsync; a reconnect resumes from the durable ack.
+//
+// An Ack read is recorded even when the stream ends right after it: a
+// client writes its last Ack as it closes (client/session/ack.go), and
+// the session's context ends with the stream, before the writer runs.
 func (ss *session) ack(id uint64, m *wire.Ack) {
 	const op = "homeserver.Ack"
 	up := m.GetUpToSeq()
-	wait := ss.s.db.SubmitAck(ss.ctx, ss.deviceID, up)
+	ss.s.ctr.acks.Add(1)
+	wait := ss.s.db.SubmitAck(context.WithoutCancel(ss.ctx), ss.deviceID, up)
 	if p := ss.currentPush(); p != nil {
 		p.AckReceived(up) // the window moves now; the durable ack follows
 	}

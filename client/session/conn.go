@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"hearth/homeserver/wire"
 )
 
@@ -24,8 +26,9 @@ var ErrDisconnected = errors.New("client: disconnected")
 // is being written (the stream blocked by flow control) fails the
 // connection, since the frame may be half written (Conn.write).
 type Conn struct {
-	rw io.ReadWriteCloser
-	fw *wire.FrameWriter
+	rw       io.ReadWriteCloser
+	fw       *wire.FrameWriter
+	maxFrame int // the largest frame written (wire.DefaultMaxFrame unless configured)
 
 	// wslot is held by the one frame write in progress: a channel, so
 	// that waiting for it can end with a context.
@@ -37,6 +40,11 @@ type Conn struct {
 
 	meter *Meter
 	trips *ConnTrips
+
+	// acks is the session's owed Ack (ack.go), written in front of the
+	// next frame once the session made this its connection; nil for a
+	// connection without a session (Login).
+	acks *acker
 
 	// early0: a 0-RTT connection (handshake 0) whose attempt has not
 	// settled by the first answer; readLoop then reads its final facts.
@@ -74,16 +82,20 @@ func NewConn(rw io.ReadWriteCloser, maxFrame int) *Conn {
 // NewConnMeter is NewConn counting round trips in m.
 func NewConnMeter(rw io.ReadWriteCloser, maxFrame int, m *Meter) *Conn {
 	trips := m.attach(rw)
+	if maxFrame <= 0 {
+		maxFrame = wire.DefaultMaxFrame
+	}
 	c := &Conn{
-		rw:      rw,
-		fw:      wire.NewFrameWriter(rw, maxFrame),
-		meter:   m,
-		trips:   trips,
-		pending: make(map[uint64]pendingReq),
-		level:   trips.Handshake,
-		pushed:  make(chan struct{}, 1),
-		done:    make(chan struct{}),
-		wslot:   make(chan struct{}, 1),
+		rw:       rw,
+		fw:       wire.NewFrameWriter(rw, maxFrame),
+		maxFrame: maxFrame,
+		meter:    m,
+		trips:    trips,
+		pending:  make(map[uint64]pendingReq),
+		level:    trips.Handshake,
+		pushed:   make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		wslot:    make(chan struct{}, 1),
 	}
 	c.abandon = c.abandonWrite
 	if es, ok := rw.(earlySettler); ok && trips.Handshake == 0 {
@@ -295,8 +307,11 @@ func (c *Conn) Start(ctx context.Context, op string, f *wire.ClientFrame) (func(
 	}, nil
 }
 
-// notify sends a frame that has no response (Ack), honouring ctx as Start does.
-func (c *Conn) notify(ctx context.Context, op string, f *wire.ClientFrame) error {
+// writeAck writes the owed Ack (ack.go) as a frame of its own, honouring
+// ctx as Start does; nothing when none is owed on c, which happens when
+// a frame written meanwhile carried it.
+func (c *Conn) writeAck(ctx context.Context) error {
+	const op = "client.Ack"
 	if err := c.acquire(ctx, op); err != nil {
 		return err
 	}
@@ -304,7 +319,19 @@ func (c *Conn) notify(ctx context.Context, op string, f *wire.ClientFrame) error
 		<-c.wslot
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	return c.write(ctx, op, f)
+	seq := c.acks.take(c)
+	if seq == 0 {
+		<-c.wslot
+		return nil
+	}
+	err := c.write(ctx, op, ackFrame(seq))
+	c.acks.written(seq, err)
+	return err
+}
+
+// ackFrame is a cumulative Ack up to seq, without an id: it gets no answer.
+func ackFrame(seq uint64) *wire.ClientFrame {
+	return &wire.ClientFrame{Body: &wire.ClientFrame_Ack{Ack: &wire.Ack{UpToSeq: seq}}}
 }
 
 // acquire takes the write slot, in turn behind the write in progress. A
@@ -334,17 +361,20 @@ func (c *Conn) acquire(ctx context.Context, op string) error {
 // deadline, then Close) is also what ends the blocked write. The write
 // then returns ctx's error. A context that ends just as its frame was
 // written whole fails the connection all the same.
+//
+// An Ack the session owes (ack.go) goes in front of f, in the same
+// stream write.
 func (c *Conn) write(ctx context.Context, op string, f *wire.ClientFrame) error {
 	defer func() { <-c.wslot }()
 	if ctx.Done() == nil { // never ends: no watchdog
-		return c.writeErr(op, c.fw.WriteMessage(f))
+		return c.writeErr(op, c.writeFrame(f))
 	}
 	if err := ctx.Err(); err != nil { // nothing written: the connection stays up
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	c.writing = op
 	stop := context.AfterFunc(ctx, c.abandon)
-	err := c.fw.WriteMessage(f)
+	err := c.writeFrame(f)
 	if !stop() {
 		// The watchdog runs: the slot is released only once it has
 		// failed the connection, so that it cannot end a later write.
@@ -352,6 +382,41 @@ func (c *Conn) write(ctx context.Context, op string, f *wire.ClientFrame) error 
 		return fmt.Errorf("%s: %w", op, ctx.Err())
 	}
 	return c.writeErr(op, err)
+}
+
+// writeFrame writes f, behind the owed Ack if there is one (f is not an
+// Ack itself): both frames in one Write, so that they leave in one
+// packet. An Ack whose write failed stays owed for the next connection.
+func (c *Conn) writeFrame(f *wire.ClientFrame) error {
+	var seq uint64
+	if c.acks != nil && f.GetAck() == nil {
+		seq = c.acks.take(c)
+	}
+	if seq == 0 {
+		return c.fw.WriteMessage(f)
+	}
+	err := c.writeWithAck(seq, f)
+	c.acks.written(seq, err)
+	return err
+}
+
+// writeWithAck writes an Ack up to seq and f in one Write.
+func (c *Conn) writeWithAck(seq uint64, f *wire.ClientFrame) error {
+	size := proto.Size(f)
+	if size > c.maxFrame {
+		return fmt.Errorf("%w: %d > %d bytes", wire.ErrFrameTooLarge, size, c.maxFrame)
+	}
+	b, err := wire.AppendFrame(make([]byte, 0, size+32), ackFrame(seq))
+	if err == nil {
+		b, err = wire.AppendFrame(b, f)
+	}
+	if err != nil {
+		return fmt.Errorf("wire: encode frame: %w", err)
+	}
+	if _, err := c.rw.Write(b); err != nil {
+		return fmt.Errorf("wire: write frame: %w", err)
+	}
+	return nil
 }
 
 // abandonWrite is the watchdog of a write whose context ended (write).

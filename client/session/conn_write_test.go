@@ -59,10 +59,9 @@ func TestStartWaitingForWriteHonoursContext(t *testing.T) {
 	defer c.Close()
 
 	// The Ack's write blocks: nobody reads yet, and its context never ends.
+	c.acks = &acker{conn: c, owed: 7, count: 1}
 	acked := make(chan error, 1)
-	go func() {
-		acked <- c.notify(context.Background(), "client.Ack", &wire.ClientFrame{Body: &wire.ClientFrame_Ack{Ack: &wire.Ack{UpToSeq: 7}}})
-	}()
+	go func() { acked <- c.writeAck(context.Background()) }()
 	testutil.WaitFor(t, 5*time.Second, func() error {
 		if len(c.wslot) == 0 {
 			return errors.New("the Ack is not being written")
@@ -85,7 +84,7 @@ func TestStartWaitingForWriteHonoursContext(t *testing.T) {
 		t.Fatalf("first frame = %v, want the Ack", f)
 	}
 	if err := <-acked; err != nil {
-		t.Fatalf("notify = %v", err)
+		t.Fatalf("writeAck = %v", err)
 	}
 	for i := range 3 {
 		if _, err := c.Start(context.Background(), "client.Sync", &wire.ClientFrame{Body: &wire.ClientFrame_Sync{Sync: &wire.Sync{AfterSeq: uint64(i)}}}); err != nil {

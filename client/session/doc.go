@@ -8,6 +8,10 @@
 //	Session   the kept-up stream: Call, CallNow, Live, Sync, CatchUp
 //	Conn      request/response multiplexing by frame id over one stream
 //	          (Call; Start pipelines requests in order)
+//	acker     the owed cumulative Ack (ack.go): it rides in front of the
+//	          next frame written, or goes after Config.AckDelay (20 ms), at
+//	          once when 64 entries are owed, on Close, and on the next
+//	          connection when its own broke
 //
 // It knows nothing of MLS or the profile store: the client gives it its
 // tokens (Tokens) and its delivery processing (DeliveryHandler).

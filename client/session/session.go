@@ -68,6 +68,9 @@ type Config struct {
 	Passive bool
 	// Meter counts round trips (meter.go); nil: DefaultMeter.
 	Meter *Meter
+	// AckDelay is how long an Ack may wait for a frame to ride with
+	// (ack.go); 0: DefaultAckDelay, negative: every Ack at once.
+	AckDelay time.Duration
 }
 
 // Session keeps one authenticated control stream to the homeserver up:
@@ -92,6 +95,8 @@ type Session struct {
 	done   chan struct{}
 
 	datagramSignals atomic.Uint64 // signals received as datagrams (datagram.go)
+
+	acks acker // the owed Ack, across connections (ack.go)
 }
 
 // ErrEnded is wrapped by errors of a session that stopped for good.
@@ -117,10 +122,14 @@ func Start(ctx context.Context, cfg Config) *Session {
 	if cfg.MaxBackoff < cfg.MinBackoff {
 		cfg.MaxBackoff = max(10*time.Second, cfg.MinBackoff)
 	}
+	if cfg.AckDelay == 0 {
+		cfg.AckDelay = DefaultAckDelay
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	s := &Session{
 		cfg: cfg, log: cfg.Logger, cancel: cancel, done: make(chan struct{}),
 		ready: make(chan struct{}), progress: make(chan struct{}),
+		acks: acker{delay: cfg.AckDelay},
 	}
 	go s.run(ctx)
 	return s
@@ -230,10 +239,12 @@ func (s *Session) connectOnce(ctx context.Context, connected func()) error {
 		return fmt.Errorf("dial: %w", err)
 	}
 	c := NewConnMeter(rw, s.cfg.MaxFrame, s.cfg.Meter)
+	c.acks = &s.acks
 	defer c.Close()
 	go func() { // a write blocked on a stalled stream must not outlive Close
 		select {
 		case <-ctx.Done():
+			s.acks.flush(c) // what was processed is acknowledged before the stream ends
 			c.Close()
 		case <-c.done:
 		}
@@ -260,6 +271,17 @@ func (s *Session) connectOnce(ctx context.Context, connected func()) error {
 		go s.backToQUIC(ctx, c, r.RetryQUICAfter()) // backtoquic.go
 	}
 	s.revokedListed(hello.GetRevokedListed())
+	if s.cfg.Handler != nil {
+		if err := s.acks.attach(ctx, c); err != nil { // owed from a connection that broke
+			return err
+		}
+		defer func() {
+			if ctx.Err() != nil { // closing: the watcher above may not have seen it owed yet
+				s.acks.flush(c)
+			}
+			s.acks.detach(c)
+		}()
+	}
 
 	err = s.servePushes(ctx, c)
 

@@ -10,12 +10,13 @@ import (
 )
 
 // pushBatch bounds how many queued deliveries are processed together (one
-// store transaction) and acknowledged with one cumulative Ack.
+// store transaction).
 const pushBatch = 64
 
 // servePushes handles c's pushes in arrival order until c ends. Deliveries
 // waiting in the queue are processed in batches of up to pushBatch and
-// acknowledged cumulatively once their processing is durable.
+// acknowledged cumulatively once their processing is durable: the Ack is
+// owed, and written with the next frame or after the ack delay (ack.go).
 func (s *Session) servePushes(ctx context.Context, c *Conn) error {
 	for {
 		f, err := c.nextPush(ctx)
@@ -32,7 +33,7 @@ func (s *Session) servePushes(ctx context.Context, c *Conn) error {
 				return err
 			}
 			last := batch[len(batch)-1].GetSeq()
-			if err := c.notify(ctx, "client.Ack", &wire.ClientFrame{Body: &wire.ClientFrame_Ack{Ack: &wire.Ack{UpToSeq: last}}}); err != nil {
+			if err := s.acks.owe(ctx, c, last, len(batch)); err != nil {
 				return err
 			}
 		case *wire.ServerFrame_Closed:

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"hearth/client"
+	"hearth/client/session"
 	"hearth/cmd/hearth/internal/loadgen"
 )
 
@@ -36,6 +37,7 @@ type benchEnv struct {
 	receipts  bool   // pairs: devices send delivery and read receipts
 	// mediaConns is client.Config.MediaConnections (media: --connections).
 	mediaConns int
+	ackDelay   time.Duration // --ack-delay: the devices' session.Config.AckDelay
 }
 
 func newBenchCmd() *cobra.Command {
@@ -69,6 +71,8 @@ fsyncs do not stand in for the server's; the report says where they were.`,
 		"or auto (as `hearth chat`: native QUIC, the WebSocket raced after 300 ms); never a fallback but with auto: a session on another transport fails the run")
 	f.BoolVar(&e.verbose, "verbose", false, "log client events to stderr")
 	f.StringVar(&e.cpuprof, "cpuprofile", "", "write this process's CPU profile (the client side) to FILE")
+	f.DurationVar(&e.ackDelay, "ack-delay", 0, fmt.Sprintf("how long a device's Ack may wait for a frame to ride with (full clients and --wire receivers); "+
+		"0: the client's default, %v; negative: every Ack at once", session.DefaultAckDelay))
 	f.StringVar(&e.via, "via", "", `reach the (loopback) server through an impairment relay, e.g. "loss=5%,rtt=200ms,blackout=2s/6s,seed=18" (keys: loss dup reorder delay rtt jitter blackout rebind rate seed udp=blocked; docs/benchmarks.md)`)
 	cmd.AddCommand(newBenchPairsCmd(e), newBenchBacklogCmd(e), newBenchIdleCmd(e), newBenchGroupCmd(e), newBenchFederationCmd(e), newBenchMediaCmd(e))
 	return cmd
@@ -142,6 +146,7 @@ func (e *benchEnv) run(cmd *cobra.Command, w func(ctx context.Context, f, remote
 	rep.Params["server"] = e.target.server
 	rep.Params["transport"] = choice
 	rep.Params["per_socket"] = perSocket
+	rep.Params["ack_delay"] = e.ackDelayUsed().String()
 	rep.Params["profiles"] = dir
 	rep.Params["profiles_on_tmpfs"] = onTmpfs(dir)
 	rep.Transports = dialer.counts()
@@ -170,7 +175,19 @@ func (e *benchEnv) fleet(t *benchTarget, d *benchDialer, profiles string) (*load
 	}
 	return loadgen.NewFleet(loadgen.Config{Server: t.server, CAPath: t.ca, Domain: t.domain, Dial: d.dial,
 		Groups: newGroupEngine, Users: t, ProfileDir: profiles, Parallel: e.parallel, DialConcurrency: e.dialConc, ServerPID: t.pid,
-		Logger: log, Progress: os.Stderr, Stages: t.stages, Receipts: e.receipts, MediaConnections: e.mediaConns})
+		Logger: log, Progress: os.Stderr, Stages: t.stages, Receipts: e.receipts, MediaConnections: e.mediaConns,
+		AckDelay: e.ackDelay})
+}
+
+// ackDelayUsed is the devices' ack delay as the session applies it.
+func (e *benchEnv) ackDelayUsed() time.Duration {
+	switch {
+	case e.ackDelay == 0:
+		return session.DefaultAckDelay
+	case e.ackDelay < 0:
+		return 0
+	}
+	return e.ackDelay
 }
 
 // profileDir returns the folder for the profiles and how to clean it up.

@@ -58,6 +58,7 @@ type Status struct {
 	SessionsByTransport map[string]int    `json:"sessions_by_transport,omitempty"`
 	MessagesAccepted    uint64            `json:"messages_accepted"`  // since start
 	MessagesDelivered   uint64            `json:"messages_delivered"` // mailbox entries pushed, since start
+	AcksReceived        uint64            `json:"acks_received"`      // Ack frames read from clients, since start
 	MailboxBacklog      int64             `json:"mailbox_backlog"`    // entries not yet acknowledged
 	FederationQueue     int64             `json:"federation_queue"`   // envelopes waiting for peers
 	MediaBytes          int64             `json:"media_bytes"`        // complete media stored

@@ -54,6 +54,10 @@ type Config struct {
 	// MediaConnections is the devices' client.Config.MediaConnections
 	// (0: the client's default).
 	MediaConnections int
+	// AckDelay is the devices' session.Config.AckDelay, full clients and
+	// wire sessions alike (0: session.DefaultAckDelay; negative: every
+	// Ack at once).
+	AckDelay time.Duration
 }
 
 func (c *Config) defaults() error {
@@ -232,7 +236,7 @@ func (f *Fleet) Open(d *Device) error {
 	}
 	c, err := client.Open(client.Config{Profile: d.Profile, Dial: f.cfg.Dial, Groups: f.cfg.Groups(),
 		Logger: f.cfg.Logger, Now: f.cfg.Now, MinBackoff: 50 * time.Millisecond, MaxBackoff: 3 * time.Second,
-		NoDeliveryReceipts: !f.cfg.Receipts, MediaConnections: f.cfg.MediaConnections})
+		NoDeliveryReceipts: !f.cfg.Receipts, MediaConnections: f.cfg.MediaConnections, AckDelay: f.cfg.AckDelay})
 	if err != nil {
 		return fmt.Errorf("loadgen: open profile %s: %w", d.Profile, err)
 	}

@@ -185,7 +185,7 @@ func (f *Fleet) prepareWire(d *Device, rec *recorder) (*wireDev, error) {
 func (f *Fleet) startWire(ctx context.Context, w *wireDev, wait bool) error {
 	w.sess = session.Start(context.WithoutCancel(ctx), session.Config{Dial: w.dial, Tokens: w.tok, Handler: w.h,
 		Logger: f.cfg.Logger, Now: f.cfg.Now, MinBackoff: 50 * time.Millisecond, MaxBackoff: 3 * time.Second,
-		Meter: &session.Meter{}})
+		Meter: &session.Meter{}, AckDelay: f.cfg.AckDelay})
 	if !wait {
 		return nil
 	}
