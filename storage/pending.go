@@ -159,15 +159,22 @@ const (
 	stmtRollbackTo = "ROLLBACK TO req"
 )
 
+// chunk picks the multi-row statement for the next n rows (n > 0) among
+// stmts statements of 1, 2, 4 … 1<<(stmts-1) rows: its index k and its
+// size, the largest power of two at most n.
+func chunk(n, stmts int) (k, size int) {
+	k = stmts - 1
+	for 1<<k > n {
+		k--
+	}
+	return k, 1 << k
+}
+
 // insertRows inserts rows in as few statements as the sizes of
 // qMailboxRows allow (at most 7 for up to 127 rows).
 func (t *Tx) insertRows(rows []mailboxRow, args []any) ([]any, error) {
 	for len(rows) > 0 {
-		k := len(qMailboxRows) - 1
-		for 1<<k > len(rows) {
-			k--
-		}
-		n := 1 << k
+		k, n := chunk(len(rows), len(qMailboxRows))
 		args = args[:0]
 		for _, r := range rows[:n] {
 			args = append(args, r.device, r.seq, r.conv, r.convSeq, r.welcome, r.createdMs)
@@ -183,11 +190,7 @@ func (t *Tx) insertRows(rows []mailboxRow, args []any) ([]any, error) {
 // insertLogs inserts log entries like insertRows.
 func (t *Tx) insertLogs(es []LogEntry, args []any) ([]any, error) {
 	for len(es) > 0 {
-		k := len(qLogRows) - 1
-		for 1<<k > len(es) {
-			k--
-		}
-		n := 1 << k
+		k, n := chunk(len(es), len(qLogRows))
 		args = args[:0]
 		for i := range es[:n] {
 			e := &es[i]

@@ -65,11 +65,7 @@ func (t *Tx) updateAdvances(advs []convAdvance) error {
 	}
 	args := make([]any, 0, 3*min(len(latest), maxRowsPerInsert))
 	for len(latest) > 0 {
-		k := len(qAdvanceRows) - 1
-		for 1<<k > len(latest) {
-			k--
-		}
-		n := 1 << k
+		k, n := chunk(len(latest), len(qAdvanceRows))
 		args = args[:0]
 		for _, a := range latest[:n] {
 			args = append(args, a.conv, a.epoch, a.seq)
