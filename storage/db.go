@@ -21,8 +21,10 @@ func init() {
 	sql.Register(driverName, &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
 		// Statement journals (every UPDATE inside our savepoints writes
 		// one) and temporary b-trees stay in memory: as files they cost a
-		// file creation and writes per statement.
-		_, err := c.Exec("PRAGMA temp_store = MEMORY", nil)
+		// file creation and writes per statement. No connection
+		// checkpoints the WAL in its COMMIT: the checkpointer does
+		// (checkpoint.go).
+		_, err := c.Exec("PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 0", nil)
 		return err
 	}})
 }
@@ -44,7 +46,16 @@ type Options struct {
 	// ack only means entries pushed again), a commit and its fsync per
 	// ack would cost more than the ack. Default 5ms; negative: never wait.
 	AckDelay time.Duration
-	Log      *slog.Logger // default: discard
+	// CheckpointInterval is the shortest time between two background WAL
+	// checkpoints (checkpoint.go); they run after commits. Default 50ms;
+	// negative: no checkpointer, SQLite checkpoints in the COMMIT that
+	// takes the WAL past 1,000 frames (its default).
+	CheckpointInterval time.Duration
+	// RestartFrames is the WAL length (frames) at which the writer
+	// rewinds the WAL once the checkpointer has caught up; default 4,000
+	// (16 MiB of 4 KiB pages).
+	RestartFrames int
+	Log           *slog.Logger // default: discard
 	// Observer, if not nil, is told about every committed batch.
 	Observer CommitObserver
 }
@@ -74,6 +85,12 @@ func (o Options) withDefaults() Options {
 	if o.AckDelay == 0 {
 		o.AckDelay = 5 * time.Millisecond
 	}
+	if o.CheckpointInterval == 0 {
+		o.CheckpointInterval = 50 * time.Millisecond
+	}
+	if o.RestartFrames <= 0 {
+		o.RestartFrames = 4000
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -95,8 +112,9 @@ type DB struct {
 	w    *sql.DB // exactly one connection, used only by the writer goroutine
 	r    *sql.DB // read pool, query_only
 
-	wstmts *stmtCache // prepared statements of the writer pool (stmtcache.go)
-	rstmts *stmtCache // and of the read pool
+	ckpt   *checkpointer // nil with a negative CheckpointInterval
+	wstmts *stmtCache    // prepared statements of the writer pool (stmtcache.go)
+	rstmts *stmtCache    // and of the read pool
 
 	reqs    chan *writeReq
 	closing chan struct{}
@@ -149,6 +167,11 @@ func Open(path string, opts Options) (*DB, error) {
 		db.r.Close()
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
+	if err := db.startCheckpointer(); err != nil {
+		db.w.Close()
+		db.r.Close()
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
 	go db.writer()
 	return db, nil
 }
@@ -194,6 +217,29 @@ func checkPragmas(db *sql.DB) error {
 	return nil
 }
 
+// startCheckpointer starts the background checkpoints on a connection of
+// their own or, with a negative CheckpointInterval, gives the writer
+// SQLite's own automatic checkpoint back.
+func (db *DB) startCheckpointer() error {
+	if db.opts.CheckpointInterval < 0 {
+		if _, err := db.w.Exec("PRAGMA wal_autocheckpoint = 1000"); err != nil {
+			return fmt.Errorf("wal_autocheckpoint: %w", err)
+		}
+		return nil
+	}
+	c, err := sql.Open(driverName, dsn(db.path, db.opts, false))
+	if err != nil {
+		return fmt.Errorf("checkpointer: %w", err)
+	}
+	c.SetMaxOpenConns(1)
+	c.SetMaxIdleConns(1)
+	c.SetConnMaxLifetime(0)
+	c.SetConnMaxIdleTime(0)
+	db.ckpt = newCheckpointer(c, db.opts.CheckpointInterval, db.opts.RestartFrames)
+	db.ckpt.committed() // whatever the migrations wrote
+	return nil
+}
+
 // Path returns the database file name.
 func (db *DB) Path() string { return db.path }
 
@@ -209,9 +255,14 @@ func (db *DB) Close() error {
 	close(db.closing)
 	db.closeMu.Unlock()
 	<-db.done
+	var cerr error
+	if db.ckpt != nil {
+		db.ckpt.close()
+		cerr = db.ckpt.conn.Close()
+	}
 	db.wstmts.close()
 	db.rstmts.close()
-	return errors.Join(db.r.Close(), db.w.Close())
+	return errors.Join(db.r.Close(), cerr, db.w.Close())
 }
 
 // prepareHot prepares the hot-path queries on both pools before any

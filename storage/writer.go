@@ -227,6 +227,9 @@ func (db *DB) runBatch(batch []*writeReq) {
 	for i, r := range batch {
 		r.done <- errs[i]
 	}
+	if db.ckpt != nil {
+		db.ckpt.afterCommit(db.w)
+	}
 }
 
 // runOne runs one request inside a savepoint. It returns fn's error, and a

@@ -125,7 +125,7 @@ func (c *churn) takeLog(d *cdev, args []string, stderr string) string {
 			}
 			continue
 		}
-		if !strings.Contains(line, "level=DEBUG") {
+		if *churnDebug || !strings.Contains(line, "level=DEBUG") {
 			c.verboseLog = append(c.verboseLog, fmt.Sprintf("%4d %s [%s] %s", c.step, d.name, cmd, line))
 		}
 		if !strings.Contains(line, "skipping undecodable delivery") {
@@ -557,6 +557,14 @@ func (c *churn) report() {
 	vpath := strings.TrimSuffix(path, ".log") + "-verbose.log"
 	if err := os.WriteFile(vpath, []byte(strings.Join(c.verboseLog, "\n")+"\n"), 0o644); err != nil {
 		t.Logf("write verbose log: %v", err)
+	}
+	if len(c.viol) > 0 || *churnDebug {
+		for i, s := range c.servers {
+			spath := strings.TrimSuffix(path, ".log") + "-server-" + s.domain + ".log"
+			if err := os.WriteFile(spath, []byte(c.serverLogs[i]+s.srv.log()), 0o644); err != nil {
+				t.Logf("write server log: %v", err)
+			}
+		}
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "churn seed %d: %d steps, %d sends, %d devices over time; schedule in %s, client logs (info and up) in %s\n", c.seed, c.step, len(c.msgs), c.nDevices, path, vpath)

@@ -5,11 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +25,7 @@ var (
 	churnDuration = flag.Duration("churn.duration", 20*time.Second, "how long TestChurn's schedule runs (the checks follow)")
 	churnOps      = flag.String("churn.ops", "", "comma-separated operation kinds TestChurn runs (default all: "+strings.Join(churnKinds, ",")+")")
 	churnTrace    = flag.String("churn.trace", "", "write TestChurn's executed schedule to this file (default: a file in the temp folder, named in the output)")
+	churnDebug    = flag.Bool("churn.debug", false, "keep the chat commands' debug lines in the verbose log and run the servers at log level debug (their logs are written beside the trace on a failure)")
 )
 
 // churnKinds are the operation kinds of the schedule (-churn.ops).
@@ -123,6 +126,7 @@ type churn struct {
 	skipped     map[string]int // wedged device -> commands not run
 	nDevices    int
 	verboseLog  []string // the --verbose log lines of every chat command, by device and step
+	serverLogs  []string // per server: the logs of its earlier runs (before a SIGKILL)
 	overBudget  atomic.Bool
 }
 
@@ -240,8 +244,13 @@ func firstLine(s string) string {
 func (c *churn) setup() {
 	t := c.t
 	for _, d := range []string{"a.example", "b.example", "c.example"} {
-		c.servers = append(c.servers, newFedServer(t, d))
+		f := newFedServer(t, d)
+		if *churnDebug {
+			setLogLevelDebug(t, f)
+		}
+		c.servers = append(c.servers, f)
 	}
+	c.serverLogs = make([]string, len(c.servers))
 	c.down = map[int]time.Time{}
 	for i, x := range c.servers {
 		for _, y := range c.servers[i+1:] {
@@ -417,6 +426,7 @@ func (c *churn) killServer() {
 	s.srv.cmd.Process.Kill()
 	err := <-s.srv.done
 	s.srv.done <- err // for startServe's cleanup
+	c.serverLogs[i] += s.srv.log() + "--- SIGKILL ---\n"
 	c.down[i] = time.Now().Add(outage)
 	c.logf("SIGKILL %s (down %v)", s.domain, outage)
 }
@@ -863,4 +873,23 @@ func (c *churn) history(d *cdev, cv *conv) ([]histMsg, error) {
 		return nil, fmt.Errorf("exit %d: %s", r.code, firstLine(r.stderr))
 	}
 	return parseHistory(r.stdout)
+}
+
+// setLogLevelDebug sets log_level debug in f's config.json and restarts f
+// with it (-churn.debug).
+func setLogLevelDebug(t *testing.T, f *fedServer) {
+	t.Helper()
+	path := filepath.Join(f.dir, configFile)
+	var cfg map[string]any
+	b, err := os.ReadFile(path)
+	if err != nil || json.Unmarshal(b, &cfg) != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	cfg["log_level"] = "debug"
+	b, _ = json.MarshalIndent(cfg, "", "  ")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.srv.stop(t, syscall.SIGTERM)
+	f.start(t)
 }

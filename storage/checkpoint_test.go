@@ -1,0 +1,136 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCheckpointBesideWriter: no connection checkpoints in its COMMIT,
+// the checkpointer copies the WAL into the database file in the
+// background, and the WAL is rewound once it is long, so it stays bounded
+// under steady writes, also after a reader held it back for a while.
+// Everything written is there after a reopen.
+func TestCheckpointBesideWriter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hearth.db")
+	const restart = 200
+	db, err := Open(path, Options{CheckpointInterval: time.Millisecond, RestartFrames: restart})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for name, c := range map[string]func() (int, error){
+		"writer":       func() (n int, err error) { return n, db.w.QueryRow("PRAGMA wal_autocheckpoint").Scan(&n) },
+		"reader":       func() (n int, err error) { return n, db.r.QueryRow("PRAGMA wal_autocheckpoint").Scan(&n) },
+		"checkpointer": func() (n int, err error) { return n, db.ckpt.conn.QueryRow("PRAGMA wal_autocheckpoint").Scan(&n) },
+	} {
+		if n, err := c(); err != nil || n != 0 {
+			t.Fatalf("%s connection: wal_autocheckpoint = %d (%v), want 0", name, n, err)
+		}
+	}
+
+	big := strings.Repeat("x", 3000) // about a page per user row
+	n := 0
+	write := func(count int) {
+		t.Helper()
+		for range count {
+			n++
+			name := fmt.Sprint("u", n)
+			if err := db.Write(ctx, func(tx *Tx) error {
+				return tx.InsertUser(&User{Name: name, PassHash: big, CreatedMs: int64(n)})
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	walFrames := func() int64 {
+		st, err := os.Stat(path + "-wal")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return (st.Size() - 32) / (4096 + 24)
+	}
+
+	// Steady writes: far more frames than the WAL is let to hold.
+	write(1500)
+	if db.ckpt.runs.Load() == 0 || db.ckpt.rewinds.Load() == 0 {
+		t.Fatalf("checkpoints %d, rewinds %d: want both", db.ckpt.runs.Load(), db.ckpt.rewinds.Load())
+	}
+	// Each write is 2+ frames (the row's page, the index, the root):
+	// without rewinds the WAL would hold 3,000 or more.
+	if f, last := walFrames(), db.ckpt.frames.Load(); f > 4*restart || last > 4*restart {
+		t.Fatalf("WAL file of %d frames, %d in use, after 1,500 writes: not rewound (restart at %d)", f, last, restart)
+	}
+
+	// A reader holds its snapshot: the WAL cannot be checkpointed past
+	// it nor rewound, and grows; the writer is not held up.
+	rtx, err := db.r.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var users int
+	if err := rtx.QueryRow("SELECT count(*) FROM users").Scan(&users); err != nil {
+		t.Fatal(err)
+	}
+	rewinds := db.ckpt.rewinds.Load()
+	write(600)
+	if got := db.ckpt.rewinds.Load(); got != rewinds {
+		t.Fatalf("%d rewinds while a reader held the WAL", got-rewinds)
+	}
+	held := walFrames()
+	if held <= 4*restart {
+		t.Fatalf("WAL of %d frames while a reader held it: want it to grow past %d", held, 4*restart)
+	}
+	var still int
+	if err := rtx.QueryRow("SELECT count(*) FROM users").Scan(&still); err != nil || still != users {
+		t.Fatalf("the reader's snapshot moved: %d users, then %d (%v)", users, still, err)
+	}
+	rtx.Rollback()
+
+	// Released: caught up and rewound again; the file does not grow.
+	write(1500)
+	if got := db.ckpt.rewinds.Load(); got == rewinds {
+		t.Fatal("no rewind after the reader let go")
+	}
+	if f, last := walFrames(), db.ckpt.frames.Load(); f > held+restart || last > 4*restart {
+		t.Fatalf("WAL file of %d frames (%d while held), %d in use, after the reader let go: not rewound", f, held, last)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var count int
+	var check string
+	if err := db.r.QueryRow("SELECT count(*) FROM users").Scan(&count); err != nil || count != n {
+		t.Fatalf("%d users after reopen, want %d (%v)", count, n, err)
+	}
+	if err := db.r.QueryRow("PRAGMA integrity_check").Scan(&check); err != nil || check != "ok" {
+		t.Fatalf("integrity_check: %q %v", check, err)
+	}
+}
+
+// TestCheckpointInCommitWhenAsked: a negative CheckpointInterval gives
+// the writer SQLite's own automatic checkpoint back, and no checkpointer.
+func TestCheckpointInCommitWhenAsked(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "hearth.db"), Options{CheckpointInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.w.QueryRow("PRAGMA wal_autocheckpoint").Scan(&n); err != nil || n != 1000 {
+		t.Fatalf("writer wal_autocheckpoint = %d (%v), want 1000", n, err)
+	}
+	if db.ckpt != nil {
+		t.Fatal("a checkpointer runs")
+	}
+}
