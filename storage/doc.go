@@ -4,7 +4,10 @@
 // Durability: every connection runs in WAL mode with synchronous=FULL,
 // foreign keys on and a busy timeout. Open applies the embedded migrations
 // (migrations/NNNN_*.sql) in order, each in one transaction with its
-// schema_migrations row, so reopening is idempotent.
+// schema_migrations row, so reopening is idempotent. No connection
+// checkpoints the WAL in its COMMIT: a checkpointer goroutine on a
+// connection of its own does, beside the writer, and the writer rewinds
+// the WAL once it has caught up (checkpoint.go, decision 0016).
 //
 // Writes: one goroutine owns the only write connection. DB.Write hands it
 // a function; the writer takes every request waiting (up to
