@@ -18,7 +18,8 @@ import (
 func TestCheckpointBesideWriter(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "hearth.db")
 	const restart = 200
-	db, err := Open(path, Options{CheckpointInterval: time.Millisecond, RestartFrames: restart})
+	const limit = 300 * (4096 + 24) // the WAL file is cut back to this size when rewound
+	db, err := Open(path, Options{CheckpointInterval: time.Millisecond, RestartFrames: restart, walSizeLimit: limit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,6 +83,7 @@ func TestCheckpointBesideWriter(t *testing.T) {
 		t.Fatalf("%d rewinds while a reader held the WAL", got-rewinds)
 	}
 	held := walFrames()
+	t.Logf("WAL held back: %d frames", held)
 	if held <= 4*restart {
 		t.Fatalf("WAL of %d frames while a reader held it: want it to grow past %d", held, 4*restart)
 	}
@@ -98,6 +100,11 @@ func TestCheckpointBesideWriter(t *testing.T) {
 	}
 	if f, last := walFrames(), db.ckpt.frames.Load(); f > held+restart || last > 4*restart {
 		t.Fatalf("WAL file of %d frames (%d while held), %d in use, after the reader let go: not rewound", f, held, last)
+	}
+	// Rewound after it grew past the limit: the file was cut back to it
+	// (and grows again only as far as the WAL in use).
+	if st, err := os.Stat(path + "-wal"); err != nil || st.Size() > limit+4*restart*(4096+24) {
+		t.Fatalf("WAL file of %v bytes after rewinds (%v): not cut back to %d", st.Size(), err, limit)
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)

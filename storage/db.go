@@ -56,6 +56,9 @@ type Options struct {
 	// (16 MiB of 4 KiB pages).
 	RestartFrames int
 	Log           *slog.Logger // default: discard
+	// walSizeLimit is the size the WAL file is cut back to when it is
+	// rewound (journal_size_limit); 64 MiB, tests set less.
+	walSizeLimit int64
 	// Observer, if not nil, is told about every committed batch.
 	Observer CommitObserver
 }
@@ -90,6 +93,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.RestartFrames <= 0 {
 		o.RestartFrames = 4000
+	}
+	if o.walSizeLimit <= 0 {
+		o.walSizeLimit = 64 << 20
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -221,6 +227,12 @@ func checkPragmas(db *sql.DB) error {
 // their own or, with a negative CheckpointInterval, gives the writer
 // SQLite's own automatic checkpoint back.
 func (db *DB) startCheckpointer() error {
+	// A WAL that grew long (a backup held it for a while) is cut back to
+	// this size when it is next rewound; SQLite otherwise keeps the file
+	// at its largest.
+	if _, err := db.w.Exec(fmt.Sprintf("PRAGMA journal_size_limit = %d", db.opts.walSizeLimit)); err != nil {
+		return fmt.Errorf("journal_size_limit: %w", err)
+	}
 	if db.opts.CheckpointInterval < 0 {
 		if _, err := db.w.Exec("PRAGMA wal_autocheckpoint = 1000"); err != nil {
 			return fmt.Errorf("wal_autocheckpoint: %w", err)

@@ -149,10 +149,21 @@ func (c *churn) takeLog(d *cdev, args []string, stderr string) string {
 // link code it prints to approve, and waits (up to limit) for the login to
 // finish active. It returns the new device's id.
 func linkProfile(p *profile, limit time.Duration, approve func(code string) error, loginArgs ...string) (string, error) {
+	id, _, err := linkProfileLog(p, limit, approve, loginArgs...)
+	return id, err
+}
+
+// linkProfileLog is linkProfile that also returns the login's stderr.
+func linkProfileLog(p *profile, limit time.Duration, approve func(code string) error, loginArgs ...string) (id, stderrOut string, err error) {
+	var stderr lockedBuffer
+	id, err = linkProfileTo(p, limit, approve, &stderr, loginArgs...)
+	return id, stderr.String(), err
+}
+
+func linkProfileTo(p *profile, limit time.Duration, approve func(code string) error, stderr *lockedBuffer, loginArgs ...string) (string, error) {
 	cmd := exec.Command(hearthBin, append([]string{"chat", "--profile", p.dir}, loginArgs...)...)
 	cmd.Stdin = strings.NewReader(password(p.user))
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
+	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return "", err

@@ -656,13 +656,14 @@ func (c *churn) linkOp() {
 	}
 	approver, _ := pick(c.rng, u.active())
 	d := c.newDev(u)
-	id, err := linkProfile(d.p, 60*time.Second, func(code string) error {
+	id, stderr, err := linkProfileLog(d.p, 60*time.Second, func(code string) error {
 		r, ok := c.runChat(approver, 0, 45*time.Second, "", "device", "approve", code)
 		if !ok || r.code != 0 {
 			return fmt.Errorf("approve from %s: exit %d: %s", approver.name, r.code, firstLine(r.stderr))
 		}
 		return nil
-	}, c.loginArgs(u)...)
+	}, append(c.loginArgs(u), "--verbose")...)
+	c.takeLog(d, []string{"login"}, stderr)
 	if err != nil {
 		c.violate("device link failed", "step %d: link %s approved by %s: %v", c.step, d.name, approver.name, err)
 		c.logf("link %s by %s FAILED: %v", d.name, approver.name, err)
