@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -880,17 +879,7 @@ func (c *churn) history(d *cdev, cv *conv) ([]histMsg, error) {
 // with it (-churn.debug).
 func setLogLevelDebug(t *testing.T, f *fedServer) {
 	t.Helper()
-	path := filepath.Join(f.dir, configFile)
-	var cfg map[string]any
-	b, err := os.ReadFile(path)
-	if err != nil || json.Unmarshal(b, &cfg) != nil {
-		t.Fatalf("read %s: %v", path, err)
-	}
-	cfg["log_level"] = "debug"
-	b, _ = json.MarshalIndent(cfg, "", "  ")
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	f.editConfig(t, func(cfg map[string]any) { cfg["log_level"] = "debug" })
 	f.srv.stop(t, syscall.SIGTERM)
 	f.start(t)
 }

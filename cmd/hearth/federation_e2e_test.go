@@ -38,19 +38,28 @@ func newFedServer(t *testing.T, domain string) *fedServer {
 	f := &fedServer{domain: domain, dir: filepath.Join(t.TempDir(), domain), listen: freePort(t)}
 	mustHearth(t, "", "init", "--dir", f.dir, "--domain", domain, "--listen", f.listen)
 	// Short retry settings so that outages span several backoff steps quickly.
+	f.editConfig(t, func(cfg map[string]any) {
+		cfg["federation"] = map[string]any{"backoff_base": "50ms", "backoff_max": "500ms", "send_wait": "3s"}
+	})
+	f.start(t)
+	return f
+}
+
+// editConfig rewrites f's config.json with edit applied (the server reads
+// it when it next starts, some keys at SIGHUP).
+func (f *fedServer) editConfig(t *testing.T, edit func(cfg map[string]any)) {
+	t.Helper()
 	path := filepath.Join(f.dir, configFile)
 	var cfg map[string]any
 	b, err := os.ReadFile(path)
 	if err != nil || json.Unmarshal(b, &cfg) != nil {
 		t.Fatalf("read %s: %v", path, err)
 	}
-	cfg["federation"] = map[string]any{"backoff_base": "50ms", "backoff_max": "500ms", "send_wait": "3s"}
+	edit(cfg)
 	b, _ = json.MarshalIndent(cfg, "", "  ")
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	f.start(t)
-	return f
 }
 
 func (f *fedServer) start(t *testing.T) { f.srv = startServe(t, f.dir, nil, "--dir", f.dir) }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -18,22 +17,14 @@ import (
 // it takes effect at the next start.
 func (f *fedServer) setFedConfig(t *testing.T, key string, value any) {
 	t.Helper()
-	path := filepath.Join(f.dir, configFile)
-	var cfg map[string]any
-	b, err := os.ReadFile(path)
-	if err != nil || json.Unmarshal(b, &cfg) != nil {
-		t.Fatalf("read %s: %v", path, err)
-	}
-	fed, _ := cfg["federation"].(map[string]any)
-	if fed == nil {
-		fed = map[string]any{}
-	}
-	fed[key] = value
-	cfg["federation"] = fed
-	b, _ = json.MarshalIndent(cfg, "", "  ")
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	f.editConfig(t, func(cfg map[string]any) {
+		fed, _ := cfg["federation"].(map[string]any)
+		if fed == nil {
+			fed = map[string]any{}
+		}
+		fed[key] = value
+		cfg["federation"] = fed
+	})
 }
 
 // TestFederationDeliveryFailedE2E: alice@a.example's message to a group

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,17 +14,7 @@ import (
 // (the server reads it when it next starts).
 func setFederationConfig(t *testing.T, f *fedServer, fed map[string]any) {
 	t.Helper()
-	path := filepath.Join(f.dir, configFile)
-	var cfg map[string]any
-	b, err := os.ReadFile(path)
-	if err != nil || json.Unmarshal(b, &cfg) != nil {
-		t.Fatalf("read %s: %v", path, err)
-	}
-	cfg["federation"] = fed
-	b, _ = json.MarshalIndent(cfg, "", "  ")
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	f.editConfig(t, func(cfg map[string]any) { cfg["federation"] = fed })
 }
 
 // TestFederationPeerDownAnswersFast: with b.example stopped, alice@a
