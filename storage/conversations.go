@@ -140,6 +140,10 @@ type SendView struct {
 	// Recipients are the local member devices but the sender's own, with
 	// their mailbox heads as they are now; FanOutTo moves them.
 	Recipients []Head
+	// LastAdded is the latest epoch at which a member device (here or
+	// elsewhere) was added: a message of an earlier epoch is one that
+	// device cannot read.
+	LastAdded uint64
 }
 
 // ConversationForSend reads what a Send other than a commit needs in one
@@ -153,7 +157,7 @@ func (t *Tx) ConversationForSend(id, sender, senderDevice string, remote bool) (
 	c := v.Conv
 	var addrs, recips sql.NullString
 	err := t.row(qConversationForSend, []any{id, sender, senderDevice, remote},
-		&c.ID, &c.Kind, &c.Creator, &c.Epoch, &c.LastSeq, &c.CreatedMs, &v.Member, &addrs, &recips)
+		&c.ID, &c.Kind, &c.Creator, &c.Epoch, &c.LastSeq, &c.CreatedMs, &v.Member, &addrs, &recips, &v.LastAdded)
 	if err != nil {
 		return nil, wrap(op, err)
 	}

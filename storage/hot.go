@@ -30,7 +30,8 @@ const (
 		EXISTS (SELECT 1 FROM conversation_members WHERE conv_id = ?1 AND address = ?2),
 		CASE WHEN ?4 THEN (SELECT group_concat(address, char(10)) FROM conversation_members WHERE conv_id = ?1 AND device_id IS NULL) END,
 		(SELECT group_concat(m.device_id || ' ' || (SELECT head FROM mailbox_state s WHERE s.device_id = m.device_id), char(10))
-			FROM conversation_members m WHERE m.conv_id = ?1 AND m.device_id IS NOT NULL AND m.device_id <> ?3)
+			FROM conversation_members m WHERE m.conv_id = ?1 AND m.device_id IS NOT NULL AND m.device_id <> ?3),
+		(SELECT COALESCE(MAX(added_epoch), 0) FROM conversation_members WHERE conv_id = ?1)
 		FROM conversations WHERE id = ?1`
 	qMembers          = `SELECT address, COALESCE(device_id, '') FROM conversation_members WHERE conv_id = ? ORDER BY address`
 	qIsMember         = `SELECT COUNT(*) FROM conversation_members WHERE conv_id = ? AND address = ?`

@@ -136,7 +136,7 @@ func (h *Hub) Accept(op string, tx *storage.Tx, in *Input) (*Result, error) {
 		if err := h.AcceptCommit(op, tx, c, in, member, entry, res); err != nil {
 			return nil, err
 		}
-	} else if err := h.acceptMessage(op, tx, c, in, member, view.Recipients, entry, res); err != nil {
+	} else if err := h.acceptMessage(op, tx, c, in, member, view, entry, res); err != nil {
 		return nil, err
 	}
 	if entry.Seq != rec.ConvSeq {
@@ -150,8 +150,9 @@ func (h *Hub) Accept(op string, tx *storage.Tx, in *Input) (*Result, error) {
 // to EpochWindow epochs, or a proposal of the current epoch, for recips
 // (storage.SendView.Recipients).
 func (h *Hub) acceptMessage(op string, tx *storage.Tx, c *storage.Conversation, in *Input, member bool,
-	recips []storage.Head, entry *storage.LogEntry, res *Result) error {
+	view *storage.SendView, entry *storage.LogEntry, res *Result) error {
 	m := in.Send
+	recips := view.Recipients
 	if !member {
 		return wire.Errorf(op, wire.Code_CODE_NOT_MEMBER, "not a member of %s", c.ID)
 	}
@@ -161,6 +162,14 @@ func (h *Hub) acceptMessage(op string, tx *storage.Tx, c *storage.Conversation, 
 	}
 	if stale {
 		return wire.Errorf(op, wire.Code_CODE_STALE_EPOCH, "epoch %d not accepted; conversation is at epoch %d", m.Epoch, c.Epoch)
+	}
+	// Within the window, but older than a device added since: that device
+	// (a user's newly linked one, say) could not read it, and would get
+	// it as undecryptable. The sender catches up and seals it again in
+	// the current epoch, which every member can read.
+	if m.Epoch < view.LastAdded {
+		return wire.Errorf(op, wire.Code_CODE_STALE_EPOCH, "epoch %d not accepted; devices were added at epoch %d, and conversation is at epoch %d",
+			m.Epoch, view.LastAdded, c.Epoch)
 	}
 	if m.Kind == wire.MessageKind_MESSAGE_KIND_PROPOSAL {
 		pg, err := loadState(tx, c.ID)
