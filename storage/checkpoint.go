@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"log/slog"
 	"sync/atomic"
 	"time"
 )
@@ -35,7 +36,8 @@ import (
 
 // checkpointer runs the background checkpoints of a DB.
 type checkpointer struct {
-	conn     *sql.DB // one connection of its own
+	conn     atomic.Pointer[sql.DB] // one connection of its own (tests swap it)
+	log      *slog.Logger
 	interval time.Duration
 	restart  int // WAL frames at or above which the WAL is rewound
 	kick     chan struct{}
@@ -50,13 +52,14 @@ type checkpointer struct {
 	frames  atomic.Int64  // the WAL's length (frames) at the last background checkpoint
 }
 
-func newCheckpointer(conn *sql.DB, interval time.Duration, restart int) *checkpointer {
+func newCheckpointer(conn *sql.DB, log *slog.Logger, interval time.Duration, restart int) *checkpointer {
 	c := &checkpointer{
-		conn: conn, interval: interval, restart: restart,
+		log: log, interval: interval, restart: restart,
 		kick:    make(chan struct{}, 1),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	c.conn.Store(conn)
 	go c.run()
 	return c
 }
@@ -74,13 +77,24 @@ func (c *checkpointer) run() {
 	defer close(c.done)
 	pause := time.NewTimer(time.Hour)
 	pause.Stop()
+	failing := false
 	for {
 		select {
 		case <-c.kick:
 		case <-c.closing:
 			return
 		}
-		busy, log, done, err := walCheckpoint(c.conn)
+		busy, log, done, err := walCheckpoint(c.conn.Load())
+		// A failed checkpoint (a disk error) is tried again after the
+		// next commit; the operator hears of it once when it starts
+		// failing and once when it works again (the WAL grows meanwhile),
+		// and the writer's own commits report the disk's errors.
+		if err != nil && !failing {
+			c.log.Error("storage: WAL checkpoint failed; the WAL grows until one succeeds", "err", err)
+		} else if err == nil && failing {
+			c.log.Info("storage: WAL checkpoint works again")
+		}
+		failing = err != nil
 		if err == nil {
 			c.runs.Add(1)
 			c.frames.Store(int64(log))
@@ -90,9 +104,6 @@ func (c *checkpointer) run() {
 				c.restartDue.Store(true)
 			}
 		}
-		// A failed checkpoint (the database closing, a disk error) is
-		// tried again after the next commit; the writer's own commit
-		// reports the disk's errors.
 		pause.Reset(c.interval)
 		select {
 		case <-pause.C:

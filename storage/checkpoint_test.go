@@ -2,10 +2,13 @@ package storage
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -25,9 +28,11 @@ func TestCheckpointBesideWriter(t *testing.T) {
 	}
 	ctx := context.Background()
 	for name, c := range map[string]func() (int, error){
-		"writer":       func() (n int, err error) { return n, db.w.QueryRow("PRAGMA wal_autocheckpoint").Scan(&n) },
-		"reader":       func() (n int, err error) { return n, db.r.QueryRow("PRAGMA wal_autocheckpoint").Scan(&n) },
-		"checkpointer": func() (n int, err error) { return n, db.ckpt.conn.QueryRow("PRAGMA wal_autocheckpoint").Scan(&n) },
+		"writer": func() (n int, err error) { return n, db.w.QueryRow("PRAGMA wal_autocheckpoint").Scan(&n) },
+		"reader": func() (n int, err error) { return n, db.r.QueryRow("PRAGMA wal_autocheckpoint").Scan(&n) },
+		"checkpointer": func() (n int, err error) {
+			return n, db.ckpt.conn.Load().QueryRow("PRAGMA wal_autocheckpoint").Scan(&n)
+		},
 	} {
 		if n, err := c(); err != nil || n != 0 {
 			t.Fatalf("%s connection: wal_autocheckpoint = %d (%v), want 0", name, n, err)
@@ -141,3 +146,60 @@ func TestCheckpointInCommitWhenAsked(t *testing.T) {
 		t.Fatal("a checkpointer runs")
 	}
 }
+
+// TestCheckpointFailureLogged: a background checkpoint that fails is
+// reported once (not at every commit), writes still commit, and its
+// recovery is reported too.
+func TestCheckpointFailureLogged(t *testing.T) {
+	var logs lockedLog
+	db, err := Open(filepath.Join(t.TempDir(), "hearth.db"), Options{CheckpointInterval: time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	n := 0
+	write := func() {
+		t.Helper()
+		n++
+		name := fmt.Sprint("u", n)
+		if err := db.Write(ctx, func(tx *Tx) error { return tx.InsertUser(&User{Name: name, PassHash: "h", CreatedMs: 1}) }); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond) // the checkpointer runs
+	}
+	working := db.ckpt.conn.Load()
+	broken, err := sql.Open(driverName, "file:"+filepath.Join(t.TempDir(), "missing", "x.db")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broken.Close()
+	db.ckpt.conn.Store(broken) // every checkpoint fails now
+	for range 5 {
+		write()
+	}
+	if got := strings.Count(logs.String(), "WAL checkpoint failed"); got != 1 {
+		t.Fatalf("%d failure reports for 5 failing checkpoints, want 1:\n%s", got, logs.String())
+	}
+	db.ckpt.conn.Store(working)
+	for range 3 {
+		write()
+	}
+	if !strings.Contains(logs.String(), "WAL checkpoint works again") {
+		t.Fatalf("recovery not reported:\n%s", logs.String())
+	}
+}
+
+// lockedLog is a log sink safe for the checkpointer's goroutine.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+func (l *lockedLog) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }

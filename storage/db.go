@@ -247,7 +247,7 @@ func (db *DB) startCheckpointer() error {
 	c.SetMaxIdleConns(1)
 	c.SetConnMaxLifetime(0)
 	c.SetConnMaxIdleTime(0)
-	db.ckpt = newCheckpointer(c, db.opts.CheckpointInterval, db.opts.RestartFrames)
+	db.ckpt = newCheckpointer(c, db.opts.Log, db.opts.CheckpointInterval, db.opts.RestartFrames)
 	db.ckpt.committed() // whatever the migrations wrote
 	return nil
 }
@@ -270,7 +270,7 @@ func (db *DB) Close() error {
 	var cerr error
 	if db.ckpt != nil {
 		db.ckpt.close()
-		cerr = db.ckpt.conn.Close()
+		cerr = db.ckpt.conn.Load().Close()
 	}
 	db.wstmts.close()
 	db.rstmts.close()
