@@ -137,7 +137,7 @@ func (r *receiver) process(ctx context.Context, tx *store.Tx, self e2ee.Self, d 
 // noteBad records what a skipped delivery means for its conversation.
 func (r *receiver) noteBad(tx *store.Tx, d *wire.Delivery, bad *badMessage) error {
 	conv := d.GetConversationId()
-	if conv == "" || d.GetKind() == wire.MessageKind_MESSAGE_KIND_WELCOME || tx.Meta(goneName(conv)) != nil {
+	if conv == "" || tx.Meta(goneName(conv)) != nil {
 		return nil // not (or no longer) this device's conversation
 	}
 	if d.GetKind() == wire.MessageKind_MESSAGE_KIND_APPLICATION {

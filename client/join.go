@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"hearth/client/convstate"
@@ -30,7 +31,7 @@ func (r *receiver) join(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wi
 		return &listWait{conv: conv, err: fmt.Errorf("client: checking a member: %w", v.Transient)}
 	}
 	if err != nil {
-		return &badMessage{err: err}
+		return r.unopened(tx, self, d, v, err)
 	}
 	if len(v.Revoked) > 0 {
 		r.log.Info("welcome has devices revoked since; they are removed before this device sends",
@@ -100,4 +101,26 @@ func (r *receiver) openWelcome(ctx context.Context, tx *store.Tx, self e2ee.Self
 		}
 	}
 	return r.mls.Join(d.GetPayload(), d.GetGroupInfo(), self, tx.KeyPackage, v)
+}
+
+// unopened is the error for a Welcome that could not be opened (damaged
+// on its way, or a member that sent one this device cannot read). The
+// hub has this device in the group from then on, so unless this device
+// already holds a state of that epoch or later, the conversation is
+// marked out of step at once (noteBad): the device rejoins it as soon as
+// it is caught up, instead of losing every message until one fails for
+// want of a state.
+func (r *receiver) unopened(tx *store.Tx, self e2ee.Self, d *wire.Delivery, v *directory.MemberValidator, err error) error {
+	bad := &badMessage{err: err, why: "its Welcome could not be opened"}
+	old, lerr := r.states.Load(tx, d.GetConversationId(), self, v)
+	switch {
+	case errors.Is(lerr, store.ErrNotFound):
+		bad.outOfStep = true
+	case lerr != nil:
+		return lerr
+	default:
+		bad.outOfStep = old.Epoch() < d.GetEpoch()
+		r.states.Cache.Release(old)
+	}
+	return bad
 }

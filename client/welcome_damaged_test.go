@@ -1,0 +1,59 @@
+package client_test
+
+import (
+	"slices"
+	"testing"
+
+	"hearth/client"
+)
+
+// TestWelcomeNotOpenedRejoinsAtOnce: a Welcome that cannot be opened (its
+// GroupInfo cut short on the way, or a Welcome the adding member made
+// unreadable) leaves the added device a member at the hub with no state.
+// Here ann links a new device, whose approval adds it to ann's 1:1 with
+// ben, and the new device's Welcome is damaged while it is offline (as
+// `hearth chat login` exits once approved). The device marks the
+// conversation out of step at once and rejoins it when it is caught up,
+// so that ben's next message reaches it. Before, a Welcome that failed
+// left no trace: the device found out only when ben's message failed for
+// want of a state, and lost it.
+func TestWelcomeNotOpenedRejoinsAtOnce(t *testing.T) {
+	for _, field := range []string{"group_info", "welcome"} {
+		t.Run(field, func(t *testing.T) {
+			ts := client.NewTestServer(t, "a.example")
+			us := groupUsers(t, ts, "ann", "ben")
+			ann, ben := us[0], us[1]
+			ann.send(ben.user, "hello")
+			got := ben.drain()
+			if len(got) != 1 || got[0].Text != "hello" {
+				t.Fatalf("ben got %+v", got)
+			}
+			conv := got[0].Conversation
+
+			ann2 := newDev(t, ts, ann.user)
+			ann2.link(groupPW, ann) // ann's device adds ann2 to the 1:1
+			ann2.c.Close()          // offline: its Welcome waits in the mailbox, where it is damaged
+			if n := ts.DamageWelcomes(t, conv, field); n == 0 {
+				t.Fatal("no Welcome to damage")
+			}
+			ann2 = reopen(t, ts, ann2)
+			ann2.drain() // the Welcome fails; the conversation is rejoined
+			if o, ok := ann2.c.OutOfStep(t, conv); ok {
+				t.Fatalf("still out of step after catching up: %+v", o)
+			}
+			if !ann2.c.HasGroup(t, conv) {
+				t.Fatal("no state of the conversation after catching up")
+			}
+			ben.send(ann.user, "after the damaged welcome")
+			for _, d := range []*dev{ann, ann2} {
+				got := d.drain()
+				if txt := textsOf(got); !slices.Contains(txt, "after the damaged welcome") {
+					t.Fatalf("%s got %q", d.user, txt)
+				}
+				if ev := eventsNamed(got, "undecryptable"); len(ev) > 0 {
+					t.Fatalf("%s: %s", d.user, ev[0].Text)
+				}
+			}
+		})
+	}
+}
