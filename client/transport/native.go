@@ -115,6 +115,7 @@ type nativeConn struct {
 	rec   []byte
 	fail  error // settling failed: the connection is dead
 
+	reads   lastReads
 	readEOF atomic.Bool
 	closing atomic.Bool // Close was called: settling stops
 	once    sync.Once
@@ -135,8 +136,8 @@ func (c *nativeConn) current() (io.ReadWriter, bool) {
 func (c *nativeConn) Read(p []byte) (int, error) {
 	for {
 		r, early := c.current()
-		n, err := r.Read(p)
-		if err != nil && n == 0 && early {
+		n, err := c.reads.read(r, p)
+		if err != nil && n == 0 && early && !c.closing.Load() {
 			<-c.settled
 			if c.failed() == nil {
 				continue // on the stream it settled on
@@ -251,11 +252,12 @@ func (c *nativeConn) Close() error {
 		c.mu.Lock()
 		str := c.str
 		c.mu.Unlock()
+		c.reads.stop()
 		str.Close()
 		if !c.readEOF.Load() && c.failed() == nil {
 			// Waits here, not in the background: a client often exits right after.
 			str.SetReadDeadline(time.Now().Add(lingerTimeout))
-			io.Copy(io.Discard, str)
+			c.reads.drain(str)
 		}
 		c.conn().CloseWithError(0, "")
 	})

@@ -58,12 +58,13 @@ const lingerTimeout = 3 * time.Second
 type wtConn struct {
 	sess    *webtransport.Session
 	str     *webtransport.Stream
+	reads   lastReads
 	readEOF atomic.Bool
 	once    sync.Once
 }
 
 func (c *wtConn) Read(p []byte) (int, error) {
-	n, err := c.str.Read(p)
+	n, err := c.reads.read(c.str, p)
 	if errors.Is(err, io.EOF) {
 		c.readEOF.Store(true)
 	}
@@ -76,11 +77,12 @@ func (c *wtConn) SetWriteDeadline(t time.Time) error { return c.str.SetWriteDead
 
 func (c *wtConn) Close() error {
 	c.once.Do(func() {
+		c.reads.stop()
 		c.str.Close()
 		if !c.readEOF.Load() {
 			// Waits here, not in the background: a client often exits right after.
 			c.str.SetReadDeadline(time.Now().Add(lingerTimeout))
-			io.Copy(io.Discard, c.str)
+			c.reads.drain(c.str)
 		}
 		c.sess.CloseWithError(0, "")
 	})
