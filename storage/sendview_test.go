@@ -160,7 +160,9 @@ func TestSendViewRosterInBatch(t *testing.T) {
 		check(ids[1], false, []string{ids[0], ids[2]}, 0),
 		check(ids[0], true, []string{ids[2]}, 0),
 		send(ids[0], "m2"),
-		func(tx *Tx) error { return tx.AddMember("c@x", Member{Address: "u@x/" + extra[0], DeviceID: extra[0]}, 5) },
+		func(tx *Tx) error {
+			return tx.AddMember("c@x", Member{Address: "u@x/" + extra[0], DeviceID: extra[0]}, 5)
+		},
 		check(ids[0], true, []string{ids[2], extra[0]}, 5),
 		send(ids[0], "m3"),
 		func(tx *Tx) error { return tx.RevokeDevice(ids[2], 1) },
