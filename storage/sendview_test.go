@@ -346,3 +346,41 @@ func TestSendViewRestart(t *testing.T) {
 		return nil
 	})
 }
+
+// TestSendViewLargeGroup: in a group of 100 devices (mailbox rows inserted
+// from the roster, heads moved by RETURNING) Sends from several members
+// in one transaction are answered from the views after the first, and
+// every member gets each message once, in order, but its own.
+func TestSendViewLargeGroup(t *testing.T) {
+	db, _ := openTest(t)
+	ids := fixture(t, db, "g", 100)
+	senders := []string{ids[0], ids[50], ids[0], ids[99]}
+	var fns []func(*Tx) error
+	for i, dev := range senders {
+		fns = append(fns, func(tx *Tx) error { return sendLikeHub(tx, "g@x", dev, fmt.Sprint("m", i), []byte("p"), 1) })
+	}
+	h0, f0 := db.SendViewStats()
+	noErrors(t, oneBatch(t, db, fns...))
+	if h, f := db.SendViewStats(); h-h0 != 3 || f-f0 != 1 {
+		t.Fatalf("%d Sends answered from the views, %d reads into them; want 3 and 1", h-h0, f-f0)
+	}
+	db.Read(context.Background(), func(tx *Tx) error {
+		for _, dev := range ids {
+			es, err := tx.Entries(dev, 0, 10)
+			var got []string
+			for _, e := range es {
+				got = append(got, fmt.Sprint(e.Seq, e.MessageID))
+			}
+			var want []string
+			for i, s := range senders {
+				if s != dev {
+					want = append(want, fmt.Sprint(len(want)+1, "m", i))
+				}
+			}
+			if err != nil || !slices.Equal(got, want) {
+				t.Fatalf("%s: %v (%v), want %v", dev, got, err, want)
+			}
+		}
+		return nil
+	})
+}
