@@ -153,6 +153,9 @@ type SendView struct {
 // members on other servers. ErrNotFound if there is no such conversation.
 func (t *Tx) ConversationForSend(id, sender, senderDevice string, remote bool) (*SendView, error) {
 	const op = "storage.ConversationForSend"
+	if sv, ok, err := t.cachedSendView(id, sender, senderDevice, remote); ok {
+		return sv, wrap(op, err)
+	}
 	v := &SendView{Conv: &Conversation{}}
 	c := v.Conv
 	var addrs, recips sql.NullString
@@ -311,6 +314,7 @@ func (t *Tx) RemoveMember(convID, address string) error {
 func (t *Tx) AdvanceConversation(id string, epoch uint64, groupInfo []byte, lastSeq uint64, setGroupInfo bool) error {
 	if !setGroupInfo && t.pend != nil && t.pend.nested == 0 {
 		t.pend.queueAdvance(id, epoch, lastSeq)
+		t.viewAdvanced(id, epoch, lastSeq)
 		return nil
 	}
 	if setGroupInfo {

@@ -129,6 +129,7 @@ type DB struct {
 	closed  bool
 	stats   writeStats
 	pend    pendingRows // the writer's, reused by every transaction
+	views   sendViews   // the writer's cache for ConversationForSend
 }
 
 // Open opens (creating if needed) the database at path, applies pending

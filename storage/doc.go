@@ -36,6 +36,15 @@
 // the batch; a request's rollback keeps the rows of the requests before
 // it. DB.WriteStatements counts the writer's statements.
 //
+// Send views (sendview.go): the writer keeps, across its transactions,
+// what Tx.ConversationForSend returns per conversation (the row, the
+// roster, the latest add, the mailbox heads of the devices here), so a
+// Send to a conversation seen before reads nothing. Queued advances and
+// FanOutTo keep it current; any other statement that might change it
+// (anything outside a fixed list), a request's rollback and a failed
+// transaction empty it. FanOutTo moves a head only where it still has the
+// value it was given (ErrStaleHeads otherwise).
+//
 // Reads: DB.Read runs a function in a read-only (query_only) transaction on
 // a separate pool of connections, a consistent WAL snapshot that never
 // waits for the writer.

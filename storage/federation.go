@@ -365,6 +365,9 @@ func (t *Tx) Savepoint(fn func() error) error {
 		defer func() { t.pend.nested-- }()
 	}
 	if ferr := fn(); ferr != nil {
+		if t.write {
+			t.db.views.clear() // they may hold what the rollback undoes
+		}
 		if _, err := t.tx.ExecContext(t.ctx, `ROLLBACK TO inner`); err != nil {
 			return wrap("storage.Savepoint", err)
 		}

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -15,8 +16,6 @@ const (
 	qFanOutHeadWelcome   = `UPDATE mailbox_state SET head = head + 1 WHERE device_id IN (` + fanOutWelcomeMembers + `) RETURNING device_id, head`
 	qFanOutInsert        = `INSERT INTO mailbox(device_id, seq, conv_id, conv_seq, welcome, created_ms) SELECT device_id, head, ?1, ?4, 0, ?5 FROM mailbox_state WHERE device_id IN (` + fanOutMembers + `)` // ?3 unused here: NULL
 	qFanOutInsertWelcome = `INSERT INTO mailbox(device_id, seq, conv_id, conv_seq, welcome, created_ms) SELECT device_id, head, ?1, ?4, 1, ?5 FROM mailbox_state WHERE device_id IN (` + fanOutWelcomeMembers + `)`
-
-	qFanOutHeadsAll = `UPDATE mailbox_state SET head = head + 1 WHERE device_id IN (` + fanOutMembers + `)`
 
 	qAck          = `UPDATE mailbox_state SET acked = MAX(acked, ?1) WHERE device_id = ?2 AND ?1 <= head`
 	qMailboxState = `SELECT head, acked FROM mailbox_state WHERE device_id = ?`
@@ -45,17 +44,29 @@ const (
 	qClaimSendRecord  = qInsertSendRecord + ` ON CONFLICT(sender, message_id) DO NOTHING`
 )
 
-// qFanOutHeads[n-1] moves the heads of n devices by one (FanOutTo).
+// qFanOutHeads[n-1] moves the heads of n devices by one (FanOutTo), each
+// only where it is still the one given: parameters device, head, device,
+// head …
 var qFanOutHeads = func() []string {
 	qs := make([]string, 8)
 	for n := range qs {
-		qs[n] = `UPDATE mailbox_state SET head = head + 1 WHERE device_id IN (` + strings.TrimSuffix(strings.Repeat("?, ", n+1), ", ") + `)`
+		var in, when []string
+		for i := range n + 1 {
+			in = append(in, fmt.Sprintf("?%d", 2*i+1))
+			when = append(when, fmt.Sprintf("WHEN ?%d THEN ?%d", 2*i+1, 2*i+2))
+		}
+		qs[n] = `UPDATE mailbox_state SET head = head + 1 WHERE device_id IN (` + strings.Join(in, ", ") +
+			`) AND head = CASE device_id ` + strings.Join(when, " ") + ` END`
 	}
 	return qs
 }()
 
+// qFanOutHeadsReturning is FanOutTo's qFanOutHead for more recipients than
+// qFanOutHeads takes (written apart: it is viewSafe, qFanOutHead is not).
+const qFanOutHeadsReturning = `UPDATE mailbox_state SET head = 1 + head WHERE device_id IN (` + fanOutMembers + `) RETURNING device_id, head`
+
 var hotQueries = append([]string{
-	qFanOutHead, qFanOutHeadWelcome, qFanOutInsert, qFanOutInsertWelcome, qFanOutHeadsAll,
+	qFanOutHead, qFanOutHeadWelcome, qFanOutInsert, qFanOutInsertWelcome, qFanOutHeadsReturning, qSendRoster,
 	qAck, qMailboxState, qEntries,
 	qConversation, qConversationMeta, qConversationForSend, qMembers, qIsMember, qCountMembers, qAdvance, qAdvanceGroupInfo, qAppendLog, qAddRefs, qSendRecord, qInsertSendRecord, qClaimSendRecord,
 }, slices.Concat(qAckRows, qMailboxRows, qLogRows, qAdvanceRows, qFanOutHeads)...)

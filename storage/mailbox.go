@@ -1,7 +1,7 @@
 package storage
 
 import (
-	"database/sql"
+	"errors"
 	"fmt"
 )
 
@@ -96,37 +96,72 @@ func (t *Tx) addRefs(convID string, convSeq uint64, n int) error {
 // FanOutTo appends log entry (convID, convSeq) to the mailboxes of recips:
 // the devices ConversationForSend returned (every local member but
 // excludeDevice) with their heads as they were then; nothing may have
-// moved them since. It returns the new heads. It costs less than FanOut:
-// the heads move in a statement that returns nothing, and the entry's
-// reference count is not updated: the caller logged it with Refs =
-// len(recips).
+// moved them since, and a head that moved fails the call (ErrStaleHeads)
+// instead of giving out its sequence twice. It returns the new heads. It
+// costs less than FanOut: for up to 8 recipients the heads move in a
+// statement that returns nothing, and the entry's reference count is not
+// updated: the caller logged it with Refs = len(recips).
 func (t *Tx) FanOutTo(convID string, convSeq uint64, excludeDevice string, recips []Head, nowMs int64) ([]Head, error) {
 	const op = "storage.FanOutTo"
 	if len(recips) == 0 {
 		return nil, nil
 	}
-	var res sql.Result
-	var err error
-	if len(recips) <= len(qFanOutHeads) {
-		args := make([]any, len(recips))
-		for i, r := range recips {
-			args[i] = r.DeviceID
-		}
-		res, err = t.exec(qFanOutHeads[len(recips)-1], args...)
-	} else {
-		res, err = t.exec(qFanOutHeadsAll, convID, excludeDevice)
-	}
-	if err != nil {
-		return nil, wrap(op, err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n != int64(len(recips)) {
-		return nil, fmt.Errorf("%s: moved %d heads for %d recipients (%v)", op, n, len(recips), err)
-	}
 	heads := make([]Head, len(recips))
 	for i, r := range recips {
 		heads[i] = Head{DeviceID: r.DeviceID, Seq: r.Seq + 1}
 	}
+	if len(recips) <= len(qFanOutHeads) {
+		args := make([]any, 0, 2*len(recips))
+		for _, r := range recips {
+			args = append(args, r.DeviceID, r.Seq)
+		}
+		res, err := t.exec(qFanOutHeads[len(recips)-1], args...)
+		if err != nil {
+			return nil, wrap(op, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != int64(len(recips)) {
+			return nil, fmt.Errorf("%s: moved %d heads for %d recipients (%v): %w", op, n, len(recips), err, ErrStaleHeads)
+		}
+	} else if err := t.moveHeads(convID, excludeDevice, heads); err != nil {
+		return nil, wrap(op, err)
+	}
+	t.viewHeads(heads)
 	return heads, wrap(op, t.queueRows(heads, convID, convSeq, excludeDevice, false, 0, nowMs, qFanOutInsert))
+}
+
+// ErrStaleHeads: FanOutTo was given mailbox heads that had moved.
+var ErrStaleHeads = errors.New("mailbox heads moved since they were read")
+
+// moveHeads moves the heads of every local member but excludeDevice and
+// checks they are the heads given (moved by one).
+func (t *Tx) moveHeads(convID, excludeDevice string, heads []Head) error {
+	rows, err := t.query(qFanOutHeadsReturning, convID, excludeDevice)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	want := make(map[string]uint64, len(heads))
+	for _, h := range heads {
+		want[h.DeviceID] = h.Seq
+	}
+	n := 0
+	for rows.Next() {
+		var h Head
+		if err := rows.Scan(&h.DeviceID, &h.Seq); err != nil {
+			return err
+		}
+		if w, ok := want[h.DeviceID]; !ok || w != h.Seq {
+			return fmt.Errorf("device %s at %d, expected %d: %w", h.DeviceID, h.Seq, w, ErrStaleHeads)
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if n != len(heads) {
+		return fmt.Errorf("moved %d heads for %d recipients: %w", n, len(heads), ErrStaleHeads)
+	}
+	return nil
 }
 
 // queueRows adds the mailbox rows of heads: the rows of up to

@@ -128,7 +128,7 @@ var qLogRows = func() []string {
 var deferSafe = func() map[string]bool {
 	m := map[string]bool{
 		qFanOutHead: true, qFanOutHeadWelcome: true,
-		qConversation: true, qConversationMeta: true, qConversationForSend: true, qFanOutHeadsAll: true,
+		qConversation: true, qConversationMeta: true, qConversationForSend: true, qFanOutHeadsReturning: true, qSendRoster: true,
 		qMembers: true, qIsMember: true, qCountMembers: true,
 		qAppendLog: true, qAddRefs: true, qSendRecord: true, qInsertSendRecord: true, qClaimSendRecord: true,
 		qAck: true, qMailboxState: true,

@@ -55,10 +55,13 @@ func (t *Tx) closeStmts() {
 	t.stmts = nil
 }
 
-// count counts a statement run by the writer (WriteStatements).
-func (t *Tx) count() {
+// count counts a statement run by the writer (WriteStatements) and
+// empties the writer's send views unless query leaves them right
+// (sendViews).
+func (t *Tx) count(query string) {
 	if t.write {
 		t.db.stats.statements.Add(1)
+		t.db.views.forgetAfter(query)
 	}
 }
 
@@ -71,7 +74,7 @@ func (t *Tx) exec(query string, args ...any) (sql.Result, error) {
 
 // execNow runs a statement without inserting pending rows first.
 func (t *Tx) execNow(query string, args ...any) (sql.Result, error) {
-	t.count()
+	t.count(query)
 	s, err := t.prep(query)
 	if err != nil {
 		return nil, err
@@ -83,7 +86,7 @@ func (t *Tx) query(query string, args ...any) (*sql.Rows, error) {
 	if err := t.beforeStmt(query); err != nil {
 		return nil, err
 	}
-	t.count()
+	t.count(query)
 	s, err := t.prep(query)
 	if err != nil {
 		return nil, err
@@ -96,7 +99,7 @@ func (t *Tx) row(query string, args []any, dest ...any) error {
 	if err := t.beforeStmt(query); err != nil {
 		return err
 	}
-	t.count()
+	t.count(query)
 	s, err := t.prep(query)
 	if err != nil {
 		return err

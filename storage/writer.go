@@ -177,6 +177,7 @@ func (db *DB) runBatch(batch []*writeReq) {
 	abort := func(broken error) {
 		// The transaction itself is unusable: nothing in it commits.
 		tx.Rollback()
+		db.views.clear()
 		learn()
 		db.opts.Log.Error("storage: write batch aborted", "err", broken)
 		for _, r := range batch {
@@ -216,6 +217,7 @@ func (db *DB) runBatch(batch []*writeReq) {
 	}
 	learn()
 	if err != nil {
+		db.views.clear() // what they learnt in the transaction is gone
 		db.opts.Log.Error("storage: commit failed", "err", err, "requests", len(batch))
 		for _, r := range batch {
 			r.done <- fmt.Errorf("storage.Write: commit: %w", err)
@@ -243,6 +245,7 @@ func (db *DB) runOne(shared *Tx, r *writeReq) (ferr, broken error) {
 	t := *shared // each request its own Tx value (fn must not keep it), same statements
 	ferr = callSafe(&t, r.fn)
 	if ferr != nil {
+		db.views.clear() // they may hold what the rollback undoes
 		if _, err := shared.exec(stmtRollbackTo); err != nil {
 			return ferr, fmt.Errorf("rollback to savepoint: %w", err)
 		}
