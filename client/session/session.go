@@ -188,6 +188,12 @@ func (s *Session) run(ctx context.Context) {
 			s.stop(fmt.Errorf("%w: %w", ErrEnded, err))
 			return
 		}
+		if errors.Is(err, wire.ErrMalformedFrame) || errors.Is(err, wire.ErrFrameTooLarge) {
+			// Nothing of that frame or after it was processed, and the
+			// next connection starts from what was: nothing is lost, but a
+			// stream out of step is a server or transport fault to report.
+			s.log.Error("a frame from the server did not decode; reconnecting", "err", err)
+		}
 		s.log.Debug("connection lost", "err", err, "attempt", attempt)
 		t := time.NewTimer(s.Backoff(attempt))
 		attempt++

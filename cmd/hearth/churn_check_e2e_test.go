@@ -109,7 +109,8 @@ func (c *churn) runChat(d *cdev, kill, limit time.Duration, stdin string, args .
 // takeLog moves the --verbose log lines out of a chat command's stderr
 // into the verbose log (written beside the trace), and keeps the
 // undecodable deliveries it logged for the report, whatever the command
-// (a send catches up on deliveries first). It returns the other lines.
+// (a send catches up on deliveries first); a frame from a server that did
+// not decode is a violation of its own. It returns the other lines.
 func (c *churn) takeLog(d *cdev, args []string, stderr string) string {
 	var rest []string
 	c.mu.Lock()
@@ -127,6 +128,12 @@ func (c *churn) takeLog(d *cdev, args []string, stderr string) string {
 		}
 		if *churnDebug || !strings.Contains(line, "level=DEBUG") {
 			c.verboseLog = append(c.verboseLog, fmt.Sprintf("%4d %s [%s] %s", c.step, d.name, cmd, line))
+		}
+		if strings.Contains(line, "a frame from the server did not decode") {
+			// A stream out of step (client/session): nothing is lost,
+			// but it is a server or transport fault (decision: never).
+			c.viol["frame did not decode"] = append(c.viol["frame did not decode"],
+				fmt.Sprintf("step %d: %s [%s]: %s", c.step, d.name, cmd, logAttr(line, "err")))
 		}
 		if !strings.Contains(line, "skipping undecodable delivery") {
 			continue

@@ -39,6 +39,11 @@ const (
 // ErrFrameTooLarge is returned when a frame's declared length exceeds the limit.
 var ErrFrameTooLarge = errors.New("wire: frame too large")
 
+// ErrMalformedFrame is wrapped by ReadMessage when a frame does not decode.
+// On a stream (reliable, ordered) that is a fault of the peer or of the
+// transport, never of the network: the stream is out of step from there.
+var ErrMalformedFrame = errors.New("wire: decode frame")
+
 // bufPool holds frame buffers between frames for every reader and writer
 // of the process, so that an idle session keeps none of its own.
 var bufPool = sync.Pool{New: func() any { return new([]byte) }}
@@ -223,7 +228,7 @@ func (fr *FrameReader) ReadMessage(m proto.Message) error {
 		return err
 	}
 	if err := proto.Unmarshal(b, m); err != nil {
-		return fmt.Errorf("wire: decode frame: %w", err)
+		return fmt.Errorf("%w: %w", ErrMalformedFrame, err)
 	}
 	return nil
 }
