@@ -116,7 +116,7 @@ func OpenWith(dir string, timeout time.Duration, opts Options) (*Store, error) {
 			return err
 		}
 		t.s, s.sealer = sl, sl
-		if t.tx.Bucket(bOutQueues) == nil {
+		if t.bucket(bOutQueues) == nil {
 			if _, err := t.tx.CreateBucket(bOutQueues); err != nil {
 				return fmt.Errorf("store: create buckets: %w", err)
 			}
@@ -419,7 +419,7 @@ func (s *Store) Peek(fn func(*Tx) error) error {
 			if err := lockedElsewhere(tx, sl); err != nil {
 				return err
 			}
-			return fn(&Tx{tx: tx, s: sl, acct: &s.acct, sig: &s.sig, id: txid})
+			return fn(&Tx{tx: tx, s: sl, acct: &s.acct, sig: &s.sig, id: txid, ro: true})
 		})
 	}))
 	if err == nil {

@@ -75,7 +75,7 @@ func OpenWith(dir string, timeout time.Duration, opts Options) (*Store, error) {
 			return err
 		}
 		t.s, s.sealer = sl, sl
-		if t.tx.Bucket(bOutQueues) == nil { // as the bbolt store: (re)build the queue index
+		if t.bucket(bOutQueues) == nil { // as the bbolt store: (re)build the queue index
 			if _, err := t.tx.CreateBucket(bOutQueues); err != nil {
 				return fmt.Errorf("store: create buckets: %w", err)
 			}
