@@ -344,6 +344,7 @@ func (s *Store) encrypt(seal func(*Tx) (*sealer, error)) error {
 		}
 		var err error
 		sl, err = seal(t)
+		s.forgetPlain() // the transactions after this one check again until s.sealer is set
 		return err
 	})
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // TestPeekKeepsTopBuckets (bbolt only: the browser store keeps no
@@ -92,5 +94,52 @@ func BenchmarkPeekMeta(b *testing.B) {
 		}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestPlainCheckedOncePerOpening: on a profile without a key, the check
+// for an encryption made by another process (lockedElsewhere) is marked
+// done by a write transaction on the open file, never by a read one, is
+// dropped by an encryption, and is made again once the file was opened
+// again (TestEncryptProfile: a store opened before another encrypted the
+// profile is refused).
+func TestPlainCheckedOncePerOpening(t *testing.T) {
+	s, err := Open(t.TempDir(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Peek(func(*Tx) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if s.plain.Load() != nil {
+		t.Fatal("a read transaction marked the profile unencrypted")
+	}
+	if err := s.Update(func(tx *Tx) error { return tx.PutMeta("k", []byte("v")) }); err != nil {
+		t.Fatal(err)
+	}
+	first := s.plain.Load()
+	if first == nil || first != s.db {
+		t.Fatal("a write transaction did not mark the open file unencrypted")
+	}
+	if err := s.Compact(); err != nil { // closes the file: the next transaction opens it again
+		t.Fatal(err)
+	}
+	if err := s.Update(func(tx *Tx) error { return tx.PutMeta("k", []byte("w")) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.plain.Load(); got == first || got != s.db {
+		t.Fatal("the mark outlived the file it was made on")
+	}
+	var during *bolt.DB
+	if err := s.encrypt(func(tx *Tx) (*sealer, error) {
+		sl, err := encryptAll(tx, []byte("pass"))
+		during = s.plain.Load() // (forgetPlain runs after seal returns)
+		return sl, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if during == nil || s.plain.Load() != nil {
+		t.Fatalf("the mark was not dropped by the encryption (before %v, after %v)", during != nil, s.plain.Load() != nil)
 	}
 }

@@ -209,3 +209,7 @@ func (s *Store) CachedAccountKey() (Account, []byte, bool) { return Account{}, n
 
 // Peeks returns 0: the browser's store does not count its reads.
 func (s *Store) Peeks() uint64 { return 0 }
+
+// forgetPlain: the browser's store checks for an encryption in every
+// transaction (see the bbolt Store's plain).
+func (s *Store) forgetPlain() {}
