@@ -21,13 +21,10 @@ func (g *group) Epoch() uint64 { return g.g.Epoch() }
 func (g *group) GroupInfo() ([]byte, error) { return g.g.GroupInfo() }
 
 func (g *group) Members() []string {
-	var out []string
-	for _, m := range g.g.Members() {
-		if len(m.Identity) > 0 {
-			out = append(out, string(m.Identity))
-		}
+	if ids := g.g.MemberIdentities(); len(ids) > 0 {
+		return ids
 	}
-	return out
+	return nil
 }
 
 func (g *group) Encrypt(plaintext []byte) ([]byte, error) {

@@ -112,3 +112,35 @@ func BenchmarkStateSaveSplit(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMemberIdentities: the member list a client reads for every
+// message it sends or receives, on the fixture's 3-member group: from
+// Members (each member's identity and key copied, as mlsgroup did) and
+// from MemberIdentities (memoized with the tree).
+func BenchmarkMemberIdentities(b *testing.B) {
+	enc, err := os.ReadFile(stateFixture)
+	if err != nil {
+		b.Fatal(err)
+	}
+	g, err := UnmarshalGroupConfig(enc, testConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("members", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var out []string
+			for _, m := range g.Members() {
+				if len(m.Identity) > 0 {
+					out = append(out, string(m.Identity))
+				}
+			}
+		}
+	})
+	b.Run("identities", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			g.MemberIdentities()
+		}
+	})
+}
