@@ -21,13 +21,10 @@ func (g *group) Epoch() uint64 { return g.g.Epoch() }
 func (g *group) GroupInfo() ([]byte, error) { return g.g.GroupInfo() }
 
 func (g *group) Members() []string {
-	var out []string
-	for _, m := range g.g.Members() {
-		if len(m.Identity) > 0 {
-			out = append(out, string(m.Identity))
-		}
+	if ids := g.g.MemberIdentities(); len(ids) > 0 {
+		return ids
 	}
-	return out
+	return nil
 }
 
 func (g *group) Encrypt(plaintext []byte) ([]byte, error) {
@@ -62,8 +59,13 @@ func (g *group) Process(msg []byte) (e2ee.Received, error) {
 // prefetch tells the validator about the members a commit adds, before
 // keys/mls checks them one by one, so that it fetches their device lists
 // at once (a commit adding 256 users would otherwise cost 256 round trips
-// on every member that processes it).
+// on every member that processes it). Only a PublicMessage can be a
+// commit: the PrivateMessages (application messages) are not decoded a
+// second time to find out.
 func (g *group) prefetch(msg []byte) {
+	if wf, ok := mls.PeekWireFormat(msg); ok && wf != mls.WirePublicMessage {
+		return
+	}
 	env, err := mls.Inspect(msg)
 	if err != nil || env.WireFormat != mls.WirePublicMessage || env.ContentType != mls.ContentCommit || len(env.Added) < 2 {
 		return

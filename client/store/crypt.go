@@ -185,7 +185,7 @@ func (t *Tx) put(b *kvBucket, k, v []byte) error {
 // profile opened without a passphrase but with a keyring is encrypted
 // with a random key kept there.
 func unlock(t *Tx, pass []byte, kr Keyring) (*sealer, error) {
-	b := t.tx.Bucket(bCrypt)
+	b := t.bucket(bCrypt)
 	var rec *kdfRecord
 	if raw := b.Get(kKDF); raw != nil {
 		rec = &kdfRecord{}
@@ -193,7 +193,7 @@ func unlock(t *Tx, pass []byte, kr Keyring) (*sealer, error) {
 			return nil, fmt.Errorf("store: corrupt key derivation record: %w", err)
 		}
 	}
-	isNew := t.tx.Bucket(bAccount).Get(kAccount) == nil
+	isNew := t.bucket(bAccount).Get(kAccount) == nil
 	switch {
 	case rec == nil && len(pass) == 0 && kr != nil && isNew:
 		return encryptAllKeyring(t, kr)
@@ -271,7 +271,7 @@ func sealAll(t *Tx, secret []byte, rec kdfRecord) (*sealer, error) {
 	}
 	rec.Check = s.seal([]byte("check"), []byte(checkText))
 	for _, name := range sealed {
-		if b := t.tx.Bucket(name); b != nil {
+		if b := t.bucket(name); b != nil {
 			if err := sealBucket(s, b, bytes.Equal(name, bSync)); err != nil {
 				return nil, fmt.Errorf("store: encrypt %s: %w", name, err)
 			}
@@ -281,7 +281,7 @@ func sealAll(t *Tx, secret []byte, rec kdfRecord) (*sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := t.tx.Bucket(bCrypt).Put(kKDF, raw); err != nil {
+	if err := t.bucket(bCrypt).Put(kKDF, raw); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -339,11 +339,12 @@ func (s *Store) encrypt(seal func(*Tx) (*sealer, error)) error {
 	}
 	var sl *sealer
 	err := s.Update(func(t *Tx) error {
-		if t.tx.Bucket(bCrypt).Get(kKDF) != nil {
+		if t.bucket(bCrypt).Get(kKDF) != nil {
 			return ErrEncrypted
 		}
 		var err error
 		sl, err = seal(t)
+		s.forgetPlain() // the transactions after this one check again until s.sealer is set
 		return err
 	})
 	if err != nil {

@@ -62,7 +62,7 @@ func (t *Tx) AddHistory(m Message) (bool, error) {
 	if m.Conversation == "" || m.Seq == 0 || m.ID == "" {
 		return false, fmt.Errorf("store: history message needs a conversation, seq and id")
 	}
-	conv, err := t.tx.Bucket(bHistory).CreateBucketIfNotExists([]byte(m.Conversation))
+	conv, err := t.bucket(bHistory).CreateBucketIfNotExists([]byte(m.Conversation))
 	if err != nil {
 		return false, fmt.Errorf("store: history bucket: %w", err)
 	}
@@ -85,7 +85,7 @@ func (t *Tx) AddHistory(m Message) (bool, error) {
 // History returns a conversation's messages in conversation order. With
 // limit > 0 only the last limit messages are returned.
 func (t *Tx) History(conv string, limit int) ([]Message, error) {
-	b := t.tx.Bucket(bHistory).Bucket([]byte(conv))
+	b := t.bucket(bHistory).Bucket([]byte(conv))
 	if b == nil {
 		return nil, nil
 	}
@@ -108,7 +108,7 @@ func (t *Tx) History(conv string, limit int) ([]Message, error) {
 // order, one at a time (a long history is never held whole), until fn
 // returns an error, which it returns.
 func (t *Tx) EachHistory(conv string, fn func(Message) error) error {
-	b := t.tx.Bucket(bHistory).Bucket([]byte(conv))
+	b := t.bucket(bHistory).Bucket([]byte(conv))
 	if b == nil {
 		return nil
 	}
@@ -128,7 +128,7 @@ func (t *Tx) EachHistory(conv string, fn func(Message) error) error {
 // HistoryConversations lists the conversations that have history.
 func (t *Tx) HistoryConversations() []string {
 	var out []string
-	t.tx.Bucket(bHistory).ForEach(func(k, _ []byte) error {
+	t.bucket(bHistory).ForEach(func(k, _ []byte) error {
 		out = append(out, string(k))
 		return nil
 	})
@@ -160,7 +160,7 @@ func (t *Tx) Inbox(max int) ([]InboxEntry, error) { return t.InboxAfter(0, max) 
 
 // InboxAfter is Inbox for the messages queued at positions after pos.
 func (t *Tx) InboxAfter(pos uint64, max int) ([]InboxEntry, error) {
-	b := t.tx.Bucket(bInbox)
+	b := t.bucket(bInbox)
 	if b == nil {
 		return nil, nil
 	}
@@ -179,7 +179,7 @@ func (t *Tx) InboxAfter(pos uint64, max int) ([]InboxEntry, error) {
 
 // DeleteInbox removes every queued message up to and including pos.
 func (t *Tx) DeleteInbox(pos uint64) error {
-	b := t.tx.Bucket(bInbox)
+	b := t.bucket(bInbox)
 	if b == nil {
 		return nil
 	}
@@ -195,7 +195,7 @@ func (t *Tx) DeleteInbox(pos uint64) error {
 // HistoryRange returns the messages of a conversation with after < seq <=
 // upTo, in conversation order.
 func (t *Tx) HistoryRange(conv string, after, upTo uint64) ([]Message, error) {
-	b := t.tx.Bucket(bHistory).Bucket([]byte(conv))
+	b := t.bucket(bHistory).Bucket([]byte(conv))
 	if b == nil || upTo <= after {
 		return nil, nil
 	}

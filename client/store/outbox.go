@@ -73,11 +73,11 @@ func (t *Tx) AddOutbox(it OutboxItem) (OutboxItem, error) {
 	if it.ID == "" || (it.Conversation == "" && it.To == "") {
 		return it, fmt.Errorf("store: outbox item needs an id and a conversation or recipient")
 	}
-	ids := t.tx.Bucket(bOutIDs)
+	ids := t.bucket(bOutIDs)
 	if ids.Get([]byte(it.ID)) != nil {
 		return it, fmt.Errorf("store: outbox already holds message %s", it.ID)
 	}
-	b := t.tx.Bucket(bOutbox)
+	b := t.bucket(bOutbox)
 	seq, err := b.NextSequence()
 	if err != nil {
 		return it, fmt.Errorf("store: outbox sequence: %w", err)
@@ -87,7 +87,7 @@ func (t *Tx) AddOutbox(it OutboxItem) (OutboxItem, error) {
 		return it, err
 	}
 	if it.Failed == "" {
-		if err := t.tx.Bucket(bOutQueues).Put(queueKey(it), nil); err != nil {
+		if err := t.bucket(bOutQueues).Put(queueKey(it), nil); err != nil {
 			return it, err
 		}
 	}
@@ -104,7 +104,7 @@ func (t *Tx) UpdateOutbox(it OutboxItem) error {
 		return fmt.Errorf("store: outbox item %s has seq %d, not %d", it.ID, cur.Seq, it.Seq)
 	}
 	it.Queue = queueOf(cur)
-	q := t.tx.Bucket(bOutQueues)
+	q := t.bucket(bOutQueues)
 	switch {
 	case cur.Failed == "" && it.Failed != "":
 		if err := q.Delete(queueKey(it)); err != nil {
@@ -115,36 +115,36 @@ func (t *Tx) UpdateOutbox(it OutboxItem) error {
 			return err
 		}
 	}
-	return t.putRecord(t.tx.Bucket(bOutbox), u64key(it.Seq), it)
+	return t.putRecord(t.bucket(bOutbox), u64key(it.Seq), it)
 }
 
 // OutboxItem returns the item with message id id, or ErrNotFound.
 func (t *Tx) OutboxItem(id string) (OutboxItem, error) {
 	var it OutboxItem
-	k := t.tx.Bucket(bOutIDs).Get([]byte(id))
+	k := t.bucket(bOutIDs).Get([]byte(id))
 	if k == nil {
 		return it, ErrNotFound
 	}
-	err := t.getRecord(t.tx.Bucket(bOutbox), k, &it)
+	err := t.getRecord(t.bucket(bOutbox), k, &it)
 	return it, err
 }
 
 // DeleteOutbox removes the item with message id id (sent, or given up).
 func (t *Tx) DeleteOutbox(id string) error {
-	ids := t.tx.Bucket(bOutIDs)
+	ids := t.bucket(bOutIDs)
 	k := ids.Get([]byte(id))
 	if k == nil {
 		return ErrNotFound
 	}
 	k = cloneBytes(k)
 	var it OutboxItem
-	if err := t.getRecord(t.tx.Bucket(bOutbox), k, &it); err != nil {
+	if err := t.getRecord(t.bucket(bOutbox), k, &it); err != nil {
 		return err
 	}
-	if err := t.tx.Bucket(bOutQueues).Delete(queueKey(it)); err != nil {
+	if err := t.bucket(bOutQueues).Delete(queueKey(it)); err != nil {
 		return err
 	}
-	if err := t.tx.Bucket(bOutbox).Delete(k); err != nil {
+	if err := t.bucket(bOutbox).Delete(k); err != nil {
 		return err
 	}
 	return ids.Delete([]byte(id))
@@ -156,7 +156,7 @@ func (t *Tx) DeleteOutbox(id string) error {
 // reads one item, however long the queue is.
 func (t *Tx) OutboxQueueSealed(it OutboxItem) (bool, error) {
 	prefix := append([]byte(queueOf(it)), 0)
-	c := t.tx.Bucket(bOutQueues).Cursor()
+	c := t.bucket(bOutQueues).Cursor()
 	k, _ := c.Seek(queueKey(it))
 	if k == nil || !bytes.Equal(k, queueKey(it)) {
 		return false, nil // not indexed
@@ -173,7 +173,7 @@ func (t *Tx) OutboxQueueSealed(it OutboxItem) (bool, error) {
 		return false, fmt.Errorf("store: corrupt outbox queue key %q", k)
 	}
 	var before OutboxItem
-	if err := t.getRecord(t.tx.Bucket(bOutbox), k[len(prefix):], &before); err != nil {
+	if err := t.getRecord(t.bucket(bOutbox), k[len(prefix):], &before); err != nil {
 		return false, err
 	}
 	return before.Payload != nil, nil
@@ -189,8 +189,8 @@ func (t *Tx) OutboxHeads() ([]OutboxItem, error) { return t.OutboxHeadsSkipping(
 // next one is.
 func (t *Tx) OutboxHeadsSkipping(skip func(id string) bool) ([]OutboxItem, error) {
 	var out []OutboxItem
-	b := t.tx.Bucket(bOutbox)
-	c := t.tx.Bucket(bOutQueues).Cursor()
+	b := t.bucket(bOutbox)
+	c := t.bucket(bOutQueues).Cursor()
 	var queue []byte // the queue whose head was found: skip to its end
 	for k, _ := c.First(); k != nil; {
 		if len(k) < 9 || k[len(k)-9] != 0 {
@@ -218,7 +218,7 @@ func indexOutbox(t *Tx) error {
 	if err != nil {
 		return err
 	}
-	q := t.tx.Bucket(bOutQueues)
+	q := t.bucket(bOutQueues)
 	for _, it := range items {
 		if err := q.Put(queueKey(it), nil); err != nil {
 			return err
@@ -230,9 +230,9 @@ func indexOutbox(t *Tx) error {
 // Outbox returns every item in send order, failed ones included.
 func (t *Tx) Outbox() ([]OutboxItem, error) {
 	var out []OutboxItem
-	err := t.tx.Bucket(bOutbox).ForEach(func(k, v []byte) error {
+	err := t.bucket(bOutbox).ForEach(func(k, v []byte) error {
 		var it OutboxItem
-		if err := t.getRecord(t.tx.Bucket(bOutbox), k, &it); err != nil {
+		if err := t.getRecord(t.bucket(bOutbox), k, &it); err != nil {
 			return err
 		}
 		out = append(out, it)
@@ -245,7 +245,7 @@ func (t *Tx) Outbox() ([]OutboxItem, error) {
 // (all of them if max <= 0), reading no further than it needs.
 func (t *Tx) PendingOutbox(max int) ([]OutboxItem, error) {
 	var out []OutboxItem
-	b := t.tx.Bucket(bOutbox)
+	b := t.bucket(bOutbox)
 	c := b.Cursor()
 	for k, _ := c.First(); k != nil && (max <= 0 || len(out) < max); k, _ = c.Next() {
 		var it OutboxItem

@@ -31,7 +31,7 @@ func (t *Tx) Account() (Account, error) {
 		}
 	}
 	var a Account
-	err := t.getRecord(t.tx.Bucket(bAccount), kAccount, &a)
+	err := t.getRecord(t.bucket(bAccount), kAccount, &a)
 	if err == nil && t.acct != nil {
 		t.acct.put(t.id, a)
 	}
@@ -44,13 +44,13 @@ func (t *Tx) PutAccount(a Account) error {
 		return fmt.Errorf("store: account needs user and device id")
 	}
 	t.acctWrote()
-	return t.putRecord(t.tx.Bucket(bAccount), kAccount, a)
+	return t.putRecord(t.bucket(bAccount), kAccount, a)
 }
 
 // DeleteAccount removes the stored account (a pending login withdrawn).
 func (t *Tx) DeleteAccount() error {
 	t.acctWrote()
-	return t.tx.Bucket(bAccount).Delete(kAccount)
+	return t.bucket(bAccount).Delete(kAccount)
 }
 
 func (t *Tx) acctWrote() {
@@ -80,7 +80,7 @@ func (t *Tx) Key(name string) ([]byte, error) {
 			return bytes.Clone(v), nil
 		}
 	}
-	v, err := t.get(t.tx.Bucket(bKeys), []byte(name))
+	v, err := t.get(t.bucket(bKeys), []byte(name))
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +109,7 @@ func (t *Tx) PutKey(name string, secret []byte) error {
 	if c := t.sigCache(name); c != nil {
 		c.wrote(t.id)
 	}
-	return t.put(t.tx.Bucket(bKeys), []byte(name), secret)
+	return t.put(t.bucket(bKeys), []byte(name), secret)
 }
 
 // DeleteKey removes the secret under name, if any.
@@ -117,7 +117,7 @@ func (t *Tx) DeleteKey(name string) error {
 	if c := t.sigCache(name); c != nil {
 		c.wrote(t.id)
 	}
-	return t.tx.Bucket(bKeys).Delete([]byte(name))
+	return t.bucket(bKeys).Delete([]byte(name))
 }
 
 // PutKeyPackage stores the private part of a published KeyPackage by its reference.
@@ -137,7 +137,7 @@ func (t *Tx) DeleteKeyPackage(ref []byte) error { return t.DeleteKey(keyPkgPrefi
 // KeyPackageRefs lists the references of every stored KeyPackage private key.
 func (t *Tx) KeyPackageRefs() [][]byte {
 	var refs [][]byte
-	c := t.tx.Bucket(bKeys).Cursor()
+	c := t.bucket(bKeys).Cursor()
 	p := []byte(keyPkgPrefix)
 	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
 		refs = append(refs, cloneBytes(k[len(p):]))
@@ -150,7 +150,7 @@ func (t *Tx) KeyPackageRefs() [][]byte {
 // without copying their references: a check run on every Flush.
 func (t *Tx) CountKeyPackages(max int, counts func(ref []byte) bool) int {
 	n := 0
-	c := t.tx.Bucket(bKeys).Cursor()
+	c := t.bucket(bKeys).Cursor()
 	p := []byte(keyPkgPrefix)
 	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p) && (max <= 0 || n < max); k, _ = c.Next() {
 		if counts == nil || counts(k[len(p):]) {
@@ -163,7 +163,7 @@ func (t *Tx) CountKeyPackages(max int, counts func(ref []byte) bool) int {
 // KeyNames returns the names of the secrets stored under prefix.
 func (t *Tx) KeyNames(prefix string) []string {
 	var names []string
-	c := t.tx.Bucket(bKeys).Cursor()
+	c := t.bucket(bKeys).Cursor()
 	p := []byte(prefix)
 	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
 		names = append(names, string(k))
@@ -173,7 +173,7 @@ func (t *Tx) KeyNames(prefix string) []string {
 
 // Group returns the serialized MLS state of a conversation, or ErrNotFound.
 func (t *Tx) Group(conv string) ([]byte, error) {
-	v, err := t.get(t.tx.Bucket(bGroups), []byte(conv))
+	v, err := t.get(t.bucket(bGroups), []byte(conv))
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +190,7 @@ func (t *Tx) PutGroup(conv string, state []byte) error {
 	if conv == "" || len(state) == 0 {
 		return fmt.Errorf("store: group needs a conversation and a state")
 	}
-	if err := t.put(t.tx.Bucket(bGroups), []byte(conv), state); err != nil {
+	if err := t.put(t.bucket(bGroups), []byte(conv), state); err != nil {
 		return err
 	}
 	return treesOf(t).delete(conv)
@@ -199,7 +199,7 @@ func (t *Tx) PutGroup(conv string, state []byte) error {
 // Conversations lists the conversations that have a group state, in id order.
 func (t *Tx) Conversations() []string {
 	var out []string
-	t.tx.Bucket(bGroups).ForEach(func(k, _ []byte) error {
+	t.bucket(bGroups).ForEach(func(k, _ []byte) error {
 		out = append(out, string(k))
 		return nil
 	})
@@ -208,7 +208,7 @@ func (t *Tx) Conversations() []string {
 
 // MailboxSeq returns the last processed mailbox sequence (0 if none).
 func (t *Tx) MailboxSeq() uint64 {
-	v := t.tx.Bucket(bSync).Get(kMailbox)
+	v := t.bucket(bSync).Get(kMailbox)
 	if len(v) != 8 {
 		return 0
 	}
@@ -221,12 +221,12 @@ func (t *Tx) SetMailboxSeq(seq uint64) error {
 	if cur := t.MailboxSeq(); seq <= cur {
 		return fmt.Errorf("store: mailbox seq %d not after %d", seq, cur)
 	}
-	return t.tx.Bucket(bSync).Put(kMailbox, u64key(seq))
+	return t.bucket(bSync).Put(kMailbox, u64key(seq))
 }
 
 // Meta returns a small named value from the sync bucket (nil if unset).
 func (t *Tx) Meta(name string) []byte {
-	v, err := t.get(t.tx.Bucket(bSync), []byte("meta/"+name))
+	v, err := t.get(t.bucket(bSync), []byte("meta/"+name))
 	if err != nil {
 		return nil // a value that does not open reads as unset
 	}
@@ -235,7 +235,7 @@ func (t *Tx) Meta(name string) []byte {
 
 // PutMeta stores a small named value in the sync bucket.
 func (t *Tx) PutMeta(name string, v []byte) error {
-	return t.put(t.tx.Bucket(bSync), []byte("meta/"+name), v)
+	return t.put(t.bucket(bSync), []byte("meta/"+name), v)
 }
 
 func be64(b []byte) uint64 {
@@ -251,7 +251,7 @@ func be64(b []byte) uint64 {
 func (t *Tx) MetaNames(prefix string) []string {
 	var out []string
 	p := []byte("meta/" + prefix)
-	c := t.tx.Bucket(bSync).Cursor()
+	c := t.bucket(bSync).Cursor()
 	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
 		out = append(out, string(k[len(p):]))
 	}
@@ -260,12 +260,12 @@ func (t *Tx) MetaNames(prefix string) []string {
 
 // DeleteMeta removes a named value from the sync bucket.
 func (t *Tx) DeleteMeta(name string) error {
-	return t.tx.Bucket(bSync).Delete([]byte("meta/" + name))
+	return t.bucket(bSync).Delete([]byte("meta/" + name))
 }
 
 // DeleteGroup removes a conversation's group state and its stored trees.
 func (t *Tx) DeleteGroup(conv string) error {
-	if err := t.tx.Bucket(bGroups).Delete([]byte(conv)); err != nil {
+	if err := t.bucket(bGroups).Delete([]byte(conv)); err != nil {
 		return err
 	}
 	return treesOf(t).delete(conv)

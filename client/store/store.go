@@ -51,6 +51,13 @@ type Store struct {
 	// state the caches are read at without a transaction (Cached*).
 	seen  int
 	peeks atomic.Uint64 // read transactions run (Peeks; benchmarks count them)
+	// plain is the open file on which a write transaction found the
+	// profile unencrypted. No other process can encrypt it while this one
+	// holds the file (bbolt's exclusive lock), and this one encrypts it in
+	// a write transaction that clears plain (write transactions run one
+	// at a time): lockedElsewhere reads the crypt bucket once per opening
+	// of the file, not in every transaction.
+	plain atomic.Pointer[bolt.DB]
 }
 
 // Options are how a profile is opened.
@@ -116,7 +123,7 @@ func OpenWith(dir string, timeout time.Duration, opts Options) (*Store, error) {
 			return err
 		}
 		t.s, s.sealer = sl, sl
-		if t.tx.Bucket(bOutQueues) == nil {
+		if t.bucket(bOutQueues) == nil {
 			if _, err := t.tx.CreateBucket(bOutQueues); err != nil {
 				return fmt.Errorf("store: create buckets: %w", err)
 			}
@@ -224,6 +231,23 @@ func (s *Store) openLocked() error {
 // instead of being reported as ErrDamaged (TestDamagedStore/pages_garbage crashes that way).
 func boltOptions(timeout time.Duration) bolt.Options {
 	return bolt.Options{Timeout: timeout, FreelistType: bolt.FreelistMapType}
+}
+
+// lockedElsewhere is lockedElsewhere(tx, sl), skipped once a write
+// transaction on db found the profile unencrypted (see plain). A read
+// transaction does not mark it: it may read from before an encryption
+// that has committed since.
+func (s *Store) lockedElsewhere(db *bolt.DB, tx *bolt.Tx, sl *sealer) error {
+	if sl != nil || s.plain.Load() == db {
+		return nil
+	}
+	if err := lockedElsewhere(tx, sl); err != nil {
+		return err
+	}
+	if tx.Writable() {
+		s.plain.Store(db)
+	}
+	return nil
 }
 
 // markWant tells the process holding the file that this one waits for it.
@@ -369,7 +393,7 @@ func (s *Store) updateTx(fn func(*Tx) error, check bool) error {
 			// take the lock first and read without them).
 			keys, fns = s.later.take()
 			if check {
-				if err := lockedElsewhere(tx, sl); err != nil {
+				if err := s.lockedElsewhere(db, tx, sl); err != nil {
 					return err
 				}
 			}
@@ -416,10 +440,10 @@ func (s *Store) Peek(fn func(*Tx) error) error {
 	err = s.markDamaged(guarded(s.path, func() error {
 		return db.View(func(tx *bolt.Tx) error {
 			txid = tx.ID()
-			if err := lockedElsewhere(tx, sl); err != nil {
+			if err := s.lockedElsewhere(db, tx, sl); err != nil {
 				return err
 			}
-			return fn(&Tx{tx: tx, s: sl, acct: &s.acct, sig: &s.sig, id: txid})
+			return fn(&Tx{tx: tx, s: sl, acct: &s.acct, sig: &s.sig, id: txid, ro: true})
 		})
 	}))
 	if err == nil {
@@ -427,3 +451,7 @@ func (s *Store) Peek(fn func(*Tx) error) error {
 	}
 	return err
 }
+
+// forgetPlain drops the mark that the open file was found unencrypted
+// (plain): the profile is being encrypted.
+func (s *Store) forgetPlain() { s.plain.Store(nil) }

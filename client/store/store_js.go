@@ -75,7 +75,7 @@ func OpenWith(dir string, timeout time.Duration, opts Options) (*Store, error) {
 			return err
 		}
 		t.s, s.sealer = sl, sl
-		if t.tx.Bucket(bOutQueues) == nil { // as the bbolt store: (re)build the queue index
+		if t.bucket(bOutQueues) == nil { // as the bbolt store: (re)build the queue index
 			if _, err := t.tx.CreateBucket(bOutQueues); err != nil {
 				return fmt.Errorf("store: create buckets: %w", err)
 			}
@@ -209,3 +209,7 @@ func (s *Store) CachedAccountKey() (Account, []byte, bool) { return Account{}, n
 
 // Peeks returns 0: the browser's store does not count its reads.
 func (s *Store) Peeks() uint64 { return 0 }
+
+// forgetPlain: the browser's store checks for an encryption in every
+// transaction (see the bbolt Store's plain).
+func (s *Store) forgetPlain() {}

@@ -64,7 +64,7 @@ func (t *Tx) PutGroupSplit(conv string, state []byte, trees map[string][]byte) e
 			return fmt.Errorf("store: group %s: empty tree or tree reference", conv)
 		}
 	}
-	if err := t.put(t.tx.Bucket(bGroups), []byte(conv), state); err != nil {
+	if err := t.put(t.bucket(bGroups), []byte(conv), state); err != nil {
 		return fmt.Errorf("store: group %s: %w", conv, err)
 	}
 	if err := treesOf(t).sync(conv, trees); err != nil {
@@ -79,7 +79,7 @@ type groupTrees struct {
 	t *Tx
 }
 
-func treesOf(t *Tx) groupTrees { return groupTrees{t.tx.Bucket(bTrees), t} }
+func treesOf(t *Tx) groupTrees { return groupTrees{t.bucket(bTrees), t} }
 
 // sync makes conv's stored trees exactly trees, writing only the absent
 // ones.

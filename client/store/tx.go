@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -34,6 +35,38 @@ type Tx struct {
 	acct *recCache[Account]
 	sig  *recCache[[]byte]
 	id   int // bbolt's transaction id, for the caches
+	// ro marks a read-only bbolt transaction (Peek), whose top-level
+	// buckets are kept in tops once opened: bbolt caches a transaction's
+	// buckets only when it writes, and opening one seeks the root and
+	// copies an inline bucket's bytes when they are not aligned (a Peek
+	// opens the sync bucket once per named value it reads).
+	ro   bool
+	tops [8]topBucket
+	ntop int
+}
+
+type topBucket struct {
+	name []byte
+	b    *kvBucket
+}
+
+// bucket returns the top-level bucket name (nil if there is none), from
+// tops in a read-only transaction, where no bucket is created or deleted.
+func (t *Tx) bucket(name []byte) *kvBucket {
+	if !t.ro {
+		return t.tx.Bucket(name)
+	}
+	for i := range t.ntop {
+		if bytes.Equal(t.tops[i].name, name) {
+			return t.tops[i].b
+		}
+	}
+	b := t.tx.Bucket(name)
+	if t.ntop < len(t.tops) {
+		t.tops[t.ntop] = topBucket{name, b}
+		t.ntop++
+	}
+	return b
 }
 
 func u64key(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }

@@ -32,6 +32,7 @@ type (
 	PreSharedKeyID    = message.PreSharedKeyID
 	Proposal          = message.Proposal
 	Sender            = message.Sender
+	WireFormat        = message.WireFormat
 )
 
 // Content types and wire formats (package message).
@@ -115,3 +116,7 @@ func UnmarshalKeyPackagePrivate(b []byte) (*KeyPackagePrivate, error) {
 // Inspect decodes msg's envelope without verifying anything
 // (message.Inspect).
 func Inspect(msg []byte) (*Envelope, error) { return message.Inspect(msg) }
+
+// PeekWireFormat reads the wire format from msg's header alone
+// (message.PeekWireFormat).
+func PeekWireFormat(msg []byte) (WireFormat, bool) { return message.PeekWireFormat(msg) }

@@ -112,6 +112,11 @@ func (g *Group) Members() []handshake.Member {
 	return out
 }
 
+// MemberIdentities returns the credential identities of the members (the
+// non-blank leaves with one), in leaf order: Members' identities without
+// copying the members' keys, from a list kept until the tree changes.
+func (g *Group) MemberIdentities() []string { return slices.Clone(g.st.tree.Identities()) }
+
 // LeafOf returns the leaf of the member with credential identity id.
 func (g *Group) LeafOf(id []byte) (treemath.LeafIndex, bool) {
 	return handshake.LeafWithIdentity(g.st.tree, id)

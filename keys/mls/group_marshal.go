@@ -43,14 +43,14 @@ func (g *Group) marshal(version uint8, tree func(*treekem.RatchetTree) []byte, b
 	w.Bool(g.removed)
 	writeEpochState(w, g.st, tree)
 	codec.WriteList(w, g.past, func(w *codec.Writer, p *pastEpoch) {
-		w.Opaque(p.ctx.Marshal())
+		w.Vector(p.ctx.Encode)
 		if version == splitStateVersion {
 			w.Opaque(p.membersRef(blob))
 		} else {
 			writeMembers(w, p.members)
 		}
 		w.Opaque(p.keys.SenderDataSecret)
-		w.Opaque(p.keys.Tree.Marshal())
+		w.Vector(p.keys.Tree.Encode)
 	})
 	w.Optional(g.pending != nil, func(w *codec.Writer) {
 		p := g.pending
@@ -65,12 +65,14 @@ func (g *Group) marshal(version uint8, tree func(*treekem.RatchetTree) []byte, b
 }
 
 func writeEpochState(w *codec.Writer, e *epochState, tree func(*treekem.RatchetTree) []byte) {
-	w.Opaque(e.ctx.Marshal())
+	// The nested encodings are written in place (Vector: the same bytes as
+	// Opaque of their Marshal, without a buffer each).
+	w.Vector(e.ctx.Encode)
 	w.Opaque(tree(e.tree))
 	e.priv.Encode(w)
-	w.Opaque(e.secrets.Marshal())
+	w.Vector(e.secrets.Encode)
 	w.Opaque(e.keys.SenderDataSecret)
-	w.Opaque(e.keys.Tree.Marshal())
+	w.Vector(e.keys.Tree.Encode)
 	w.Opaque(e.interim)
 	codec.WriteList(w, e.proposals, func(w *codec.Writer, c handshake.CachedProposal) {
 		w.Opaque(c.Ref)
@@ -86,6 +88,10 @@ func writeEpochState(w *codec.Writer, e *epochState, tree func(*treekem.RatchetT
 }
 
 func writeSecretMap[V ~[]byte](w *codec.Writer, m map[string]V) {
+	if len(m) == 0 { // the usual case: spare the sorted key list
+		w.Varint(0)
+		return
+	}
 	codec.WriteList(w, slices.Sorted(maps.Keys(m)), func(w *codec.Writer, k string) {
 		w.Opaque([]byte(k))
 		w.Opaque(m[k])

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"slices"
 	"testing"
 
 	"hearth/keys/mls/message"
@@ -36,6 +37,15 @@ func checkGroupMemos(tb testing.TB, devs []*device) {
 			continue
 		}
 		checkTreeMemo(tb, d.id, d.g.st.tree)
+		var ids []string
+		for _, m := range d.g.Members() {
+			if len(m.Identity) > 0 {
+				ids = append(ids, string(m.Identity))
+			}
+		}
+		if got := d.g.MemberIdentities(); !slices.Equal(got, ids) {
+			tb.Fatalf("%s: member identities %q, members %q", d.id, got, ids)
+		}
 		if d.g.pending != nil {
 			checkTreeMemo(tb, d.id+" pending", d.g.pending.next.tree)
 		}

@@ -47,6 +47,19 @@ func TestInspect(t *testing.T) {
 	if e, err := message.Inspect(ct); err != nil || e.WireFormat != message.WirePrivateMessage || e.Epoch != 1 || e.Sender != nil {
 		t.Fatalf("private envelope %+v %v", e, err)
 	}
+	for _, c := range []struct {
+		msg  []byte
+		want WireFormat
+	}{{out.Commit, WirePublicMessage}, {ct, WirePrivateMessage}, {out.GroupInfo, WireGroupInfo}, {out.Welcome, WireWelcome}} {
+		if wf, ok := PeekWireFormat(c.msg); !ok || wf != c.want {
+			t.Errorf("PeekWireFormat = %d, %v; want %d", wf, ok, c.want)
+		}
+	}
+	for _, b := range [][]byte{nil, {0, 1, 0}, {0, 2, 0, 1}} {
+		if wf, ok := PeekWireFormat(b); ok {
+			t.Errorf("PeekWireFormat(%x) = %d, true", b, wf)
+		}
+	}
 }
 
 func FuzzInspect(f *testing.F) {
@@ -56,7 +69,11 @@ func FuzzInspect(f *testing.F) {
 	}
 	f.Add([]byte{0, 1, 0, 1})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		message.Inspect(b)
+		if e, err := message.Inspect(b); err == nil {
+			if wf, ok := PeekWireFormat(b); !ok || wf != e.WireFormat {
+				t.Fatalf("PeekWireFormat = %d, %v; Inspect read %d", wf, ok, e.WireFormat)
+			}
+		}
 		InspectGroupInfo(b)
 	})
 }

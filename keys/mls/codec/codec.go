@@ -62,15 +62,25 @@ func (w *Writer) Raw(b []byte) { w.b = append(w.b, b...) }
 // Varint appends n in the shortest MLS varint form. It panics if n > MaxVectorLen,
 // which only a programming error can cause (no vector in memory is that long).
 func (w *Writer) Varint(n int) {
+	var hdr [4]byte
+	w.b = append(w.b, hdr[:putVarint(&hdr, n)]...)
+}
+
+// putVarint writes n's varint form at the start of hdr and returns its
+// length (Varint's panic included).
+func putVarint(hdr *[4]byte, n int) int {
 	switch {
 	case n < 0 || n > MaxVectorLen:
 		panic(fmt.Sprintf("mls codec: vector length %d out of range", n))
 	case n < 1<<6:
-		w.b = append(w.b, byte(n))
+		hdr[0] = byte(n)
+		return 1
 	case n < 1<<14:
-		w.b = append(w.b, 0x40|byte(n>>8), byte(n))
+		hdr[0], hdr[1] = 0x40|byte(n>>8), byte(n)
+		return 2
 	default:
-		w.b = append(w.b, 0x80|byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+		hdr[0], hdr[1], hdr[2], hdr[3] = 0x80|byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+		return 4
 	}
 }
 
@@ -86,10 +96,8 @@ func (w *Writer) Vector(body func(w *Writer)) {
 	start := len(w.b)
 	body(w)
 	n := len(w.b) - start
-	var hdr [4]byte
-	h := NewWriter(hdr[:0])
-	h.Varint(n)
-	hl := len(h.b)
+	var hdr [4]byte // (no Writer for it: that would put it on the heap)
+	hl := putVarint(&hdr, n)
 	w.b = append(w.b, hdr[:hl]...)
 	copy(w.b[start+hl:], w.b[start:start+n])
 	copy(w.b[start:], hdr[:hl])

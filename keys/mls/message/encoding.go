@@ -20,10 +20,18 @@ type decoder interface{ Decode(r *codec.Reader) }
 
 // encode returns the TLS presentation encoding of v.
 func encode(v encoder) []byte {
-	w := codec.NewWriter(nil)
+	var buf []byte
+	if s, ok := v.(sizer); ok {
+		buf = make([]byte, 0, s.sizeHint())
+	}
+	w := codec.NewWriter(buf)
 	v.Encode(w)
 	return w.Bytes()
 }
+
+// sizer is implemented by the structs whose encoding size is easily
+// estimated (encode allocates it at once instead of growing).
+type sizer interface{ sizeHint() int }
 
 // decode fills v from exactly b (a private copy, so v never aliases the
 // caller's buffer). what names the struct in errors.

@@ -37,6 +37,18 @@ type Envelope struct {
 	HasExtensions bool
 }
 
+// PeekWireFormat returns the wire format an MLSMessage declares in its
+// header (the two bytes after the protocol version) without decoding the
+// rest, and false if msg is too short or not MLS 1.0. Nothing is
+// verified: it lets a caller skip a full decode (Inspect) of messages it
+// has no use for, e.g. the PrivateMessages a member receives most.
+func PeekWireFormat(msg []byte) (WireFormat, bool) {
+	if len(msg) < 4 || ProtocolVersion(uint16(msg[0])<<8|uint16(msg[1])) != MLS10 {
+		return 0, false
+	}
+	return WireFormat(uint16(msg[2])<<8 | uint16(msg[3])), true
+}
+
 // Inspect decodes msg's envelope. It does not verify anything.
 func Inspect(msg []byte) (*Envelope, error) {
 	var m MLSMessage

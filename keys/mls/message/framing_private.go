@@ -31,7 +31,7 @@ func ratchetFor(t ContentType) schedule.RatchetType {
 
 // privateContentAAD encodes PrivateContentAAD (RFC 9420 §6.3.1).
 func privateContentAAD(groupID []byte, epoch uint64, t ContentType, authData []byte) []byte {
-	w := codec.NewWriter(nil)
+	w := codec.NewWriter(make([]byte, 0, len(groupID)+len(authData)+17))
 	w.Opaque(groupID)
 	w.Uint64(epoch)
 	w.Uint8(uint8(t))
@@ -41,7 +41,7 @@ func privateContentAAD(groupID []byte, epoch uint64, t ContentType, authData []b
 
 // senderDataAAD encodes SenderDataAAD (RFC 9420 §6.3.2).
 func senderDataAAD(groupID []byte, epoch uint64, t ContentType) []byte {
-	w := codec.NewWriter(nil)
+	w := codec.NewWriter(make([]byte, 0, len(groupID)+13))
 	w.Opaque(groupID)
 	w.Uint64(epoch)
 	w.Uint8(uint8(t))
@@ -51,7 +51,10 @@ func senderDataAAD(groupID []byte, epoch uint64, t ContentType) []byte {
 // marshalPrivateContent encodes PrivateMessageContent with zero padding
 // up to a multiple of padBlock bytes (no padding when padBlock <= 1).
 func marshalPrivateContent(a *AuthenticatedContent, padBlock int) []byte {
-	w := codec.NewWriter(nil)
+	// Sized for an application message and its padding (a proposal or
+	// commit grows the buffer as it needs).
+	hint := len(a.Content.ApplicationData) + len(a.Auth.Signature) + len(a.Auth.ConfirmationTag) + 16
+	w := codec.NewWriter(make([]byte, 0, hint+max(padBlock, 0)))
 	a.Content.marshalBody(w)
 	a.Auth.marshal(w, a.Content.ContentType)
 	b := w.Bytes()

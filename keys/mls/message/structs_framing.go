@@ -160,7 +160,16 @@ func (a *FramedContentAuthData) unmarshal(r *codec.Reader, t ContentType) {
 // (RFC 9420 §6.1). ctx is required (and only used) for member and
 // new_member_commit senders.
 func FramedContentTBS(wf WireFormat, f *FramedContent, ctx *GroupContext) []byte {
-	w := codec.NewWriter(nil)
+	// Sized for an application message and its GroupContext (a proposal
+	// or commit grows the buffer as it needs).
+	hint := len(f.GroupID) + len(f.AuthenticatedData) + len(f.ApplicationData) + 32
+	if ctx != nil {
+		hint += len(ctx.GroupID) + len(ctx.TreeHash) + len(ctx.ConfirmedTranscriptHash) + 32
+		for _, e := range ctx.Extensions {
+			hint += len(e.Data) + 6
+		}
+	}
+	w := codec.NewWriter(make([]byte, 0, hint))
 	w.Uint16(uint16(MLS10))
 	w.Uint16(uint16(wf))
 	f.Encode(w)
@@ -336,6 +345,15 @@ func (m *MLSMessage) Encode(w *codec.Writer) {
 	case WireKeyPackage:
 		m.KeyPackage.Encode(w)
 	}
+}
+
+// sizeHint estimates the encoding's size for a PrivateMessage (the
+// message every member sends most), 0 for the others.
+func (m *MLSMessage) sizeHint() int {
+	if p := m.PrivateMessage; m.WireFormat == WirePrivateMessage && p != nil {
+		return len(p.GroupID) + len(p.AuthenticatedData) + len(p.EncryptedSenderData) + len(p.Ciphertext) + 32
+	}
+	return 0
 }
 
 // Decode reads the wire encoding from r, recording any error on r.

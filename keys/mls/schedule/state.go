@@ -15,12 +15,18 @@ const stateVersion = 1
 // only in the device's encrypted store.
 func (e *Epoch) Marshal() []byte {
 	w := codec.NewWriter(nil)
+	e.Encode(w)
+	return w.Bytes()
+}
+
+// Encode appends what Marshal returns to w (a caller that embeds the
+// state in a larger encoding, as a group's state does, writes it in place).
+func (e *Epoch) Encode(w *codec.Writer) {
 	w.Uint8(stateVersion)
 	w.Uint16(uint16(e.Suite))
 	for _, f := range e.fields() {
 		w.Opaque(*f)
 	}
-	return w.Bytes()
 }
 
 func (e *Epoch) fields() []*[]byte {
@@ -63,6 +69,12 @@ func UnmarshalEpoch(b []byte) (*Epoch, error) {
 // limits. The output is secret.
 func (t *SecretTree) Marshal() []byte {
 	w := codec.NewWriter(nil)
+	t.Encode(w)
+	return w.Bytes()
+}
+
+// Encode appends what Marshal returns to w.
+func (t *SecretTree) Encode(w *codec.Writer) {
 	w.Uint8(stateVersion)
 	w.Uint16(uint16(t.s.ID()))
 	w.Uint32(t.leaves)
@@ -89,7 +101,6 @@ func (t *SecretTree) Marshal() []byte {
 			writeRatchet(w, id, t.ratchets[id])
 		}
 	})
-	return w.Bytes()
 }
 
 func writeRatchet(w *codec.Writer, id ratchetID, r *ratchet) {

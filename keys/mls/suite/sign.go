@@ -179,7 +179,7 @@ func (s *Suite) NewSigner(priv []byte) (*Signer, error) {
 }
 
 func signContent(label string, content []byte) []byte {
-	w := codec.NewWriter(nil)
+	w := codec.NewWriter(make([]byte, 0, len(labelPrefix)+len(label)+len(content)+8))
 	w.Opaque([]byte(labelPrefix + label))
 	w.Opaque(content)
 	return w.Bytes()

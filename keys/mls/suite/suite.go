@@ -207,7 +207,7 @@ func (s *Suite) ExpandWithLabel(secret []byte, label string, context []byte, len
 	if length < 0 || length > 0xFFFF {
 		return nil, fmt.Errorf("%w: ExpandWithLabel length %d", ErrLength, length)
 	}
-	w := codec.NewWriter(nil)
+	w := codec.NewWriter(make([]byte, 0, 2+len(labelPrefix)+len(label)+len(context)+8))
 	w.Uint16(uint16(length))
 	w.Opaque([]byte(labelPrefix + label))
 	w.Opaque(context)

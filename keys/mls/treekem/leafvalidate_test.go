@@ -38,7 +38,7 @@ func TestValidateLeafNode(t *testing.T) {
 		"wrong source": {&nm.kp.LeafNode, LeafPolicy{Source: message.SourceUpdate}},
 		"bad signature": {func() *message.LeafNode {
 			l := nm.kp.LeafNode
-			l.Signature = append([]byte{1}, l.Signature[1:]...)
+			l.Signature = append([]byte{l.Signature[0] ^ 1}, l.Signature[1:]...)
 			return &l
 		}(), pol},
 		"missing required": {withNoop(nm.kp.LeafNode), LeafPolicy{Source: message.SourceKeyPackage, Required: &message.RequiredCapabilities{Extensions: []message.ExtensionType{message.ExtApplicationID}}}},

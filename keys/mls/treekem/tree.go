@@ -34,6 +34,7 @@ type RatchetTree struct {
 
 	enc      []byte   // memoized Marshal output, nil when stale
 	ref      *TreeRef // memoized SHA-256 of enc, nil when stale
+	ids      []string // memoized Identities, nil when stale
 	sizeHint int      // length of the last encoding, to pre-size the next
 }
 
@@ -114,9 +115,26 @@ func (t *RatchetTree) Clone() *RatchetTree {
 	return &RatchetTree{suite: t.suite, nodes: slices.Clone(t.nodes), sizeHint: t.sizeHint}
 }
 
-// changed drops the memoized encoding; every write to t.nodes follows a
-// call to it.
-func (t *RatchetTree) changed() { t.enc, t.ref = nil, nil }
+// changed drops the memoized encoding (and identities); every write to
+// t.nodes follows a call to it.
+func (t *RatchetTree) changed() { t.enc, t.ref, t.ids = nil, nil, nil }
+
+// Identities returns the credential identities of the non-blank leaves
+// that have one, in leaf order. It is memoized until the tree changes (a
+// member reads it for every message it sends or receives): do not modify
+// the slice.
+func (t *RatchetTree) Identities() []string {
+	if t.ids == nil {
+		ids := make([]string, 0, t.NumLeaves())
+		for l := treemath.LeafIndex(0); uint32(l) < t.NumLeaves(); l++ {
+			if leaf := t.Leaf(l); leaf != nil && len(leaf.Credential.Identity) > 0 {
+				ids = append(ids, string(leaf.Credential.Identity))
+			}
+		}
+		t.ids = ids[:len(ids):len(ids)]
+	}
+	return t.ids
+}
 
 // NumLeaves returns the number of leaves (a power of two), blank or not.
 func (t *RatchetTree) NumLeaves() uint32 { return uint32(len(t.nodes)+1) / 2 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"slices"
 	"testing"
 
 	"hearth/keys/mls/message"
@@ -23,6 +24,15 @@ func checkTreeMemo(tb testing.TB, name string, t *RatchetTree) {
 	}
 	if t.Ref() != TreeRef(sha256.Sum256(want)) {
 		tb.Fatalf("%s: memoized ref is stale", name)
+	}
+	var ids []string
+	for _, l := range t.Members() {
+		if id := t.Leaf(l).Credential.Identity; len(id) > 0 {
+			ids = append(ids, string(id))
+		}
+	}
+	if got := t.Identities(); !slices.Equal(got, ids) || cap(got) != len(got) {
+		tb.Fatalf("%s: memoized identities %q, want %q", name, got, ids)
 	}
 }
 
@@ -45,7 +55,7 @@ func TestTreeMemo(t *testing.T) {
 	}
 	before := tr.Marshal()
 	c := tr.Clone()
-	if c.enc != nil || c.ref != nil {
+	if c.enc != nil || c.ref != nil || c.ids != nil {
 		t.Fatal("clone carries the memo")
 	}
 	if err := c.UpdateLeaf(1, leaf("b@x/1")); err != nil {
