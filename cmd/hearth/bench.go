@@ -75,7 +75,7 @@ fsyncs do not stand in for the server's; the report says where they were.`,
 		"0: the client's default, %v; negative: every Ack at once", session.DefaultAckDelay))
 	f.StringVar(&e.via, "via", "", `reach the (loopback) server through an impairment relay, e.g. "loss=5%,rtt=200ms,blackout=2s/6s,seed=18" (keys: loss dup reorder delay rtt jitter blackout rebind rate seed udp=blocked; docs/benchmarks.md)`)
 	cmd.AddCommand(newBenchPairsCmd(e), newBenchBacklogCmd(e), newBenchIdleCmd(e), newBenchGroupCmd(e), newBenchFederationCmd(e), newBenchMediaCmd(e))
-	return cmd
+	return withClientGC(cmd)
 }
 
 // run sets up the fleet for the target (and the remote, when its folder

@@ -73,7 +73,7 @@ func newChatCmd() *cobra.Command {
 	cmd.AddCommand(newChatReadCmd(env), newChatSettingsCmd(env))
 	cmd.AddCommand(newChatTokenCmd(env))
 	env.wrapStats(cmd)
-	return cmd
+	return withClientGC(cmd)
 }
 
 // open opens the profile's client.

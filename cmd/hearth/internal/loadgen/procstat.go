@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -150,10 +151,13 @@ type Machine struct {
 	GoVersion string    `json:"go_version"`
 	LoadStart []float64 `json:"loadavg_start"` // 1, 5, 15 minutes
 	LoadEnd   []float64 `json:"loadavg_end"`
+	// GCPercent is the bench process's GC target (GOGC; hearth bench sets
+	// 400 unless GOGC is set), which its own CPU per message depends on.
+	GCPercent int `json:"bench_gc_percent"`
 }
 
 func machine() Machine {
-	m := Machine{NumCPU: runtime.NumCPU(), GoVersion: runtime.Version(), LoadStart: loadavg()}
+	m := Machine{NumCPU: runtime.NumCPU(), GoVersion: runtime.Version(), LoadStart: loadavg(), GCPercent: gcPercent()}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
 			if v, ok := strings.CutPrefix(l, "model name"); ok {
@@ -176,4 +180,11 @@ func loadavg() []float64 {
 		out = append(out, v)
 	}
 	return out
+}
+
+// gcPercent reads the process's GC target without changing it.
+func gcPercent() int {
+	p := debug.SetGCPercent(100)
+	debug.SetGCPercent(p)
+	return p
 }
