@@ -62,18 +62,7 @@ func BenchmarkSendPages(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer db.Close()
-			const convs = 100
-			ids := make([][]string, convs)
-			for i := range ids {
-				ids[i] = fixture(b, db, fmt.Sprint("p", i), 2)
-			}
-			payload := make([]byte, 300)
-			n := 0
-			send := func(tx *Tx) error {
-				c := n % convs
-				n++
-				return sendLikeHub(tx, fmt.Sprintf("p%d@x", c), ids[c][n%2], fmt.Sprint("m", n), payload, int64(n))
-			}
+			send := oneToOneSends(b, db, 100, func(n int) int { return n % 2 })
 			for k := 0; k < 20000; k += 100 {
 				mustWrite(b, db, func(tx *Tx) error {
 					for j := 0; j < 100; j++ {

@@ -97,14 +97,7 @@ func writeStateFixture(t *testing.T) {
 // sends or receives, on the fixture's 3-member group (the trees are
 // memoized; the rest is encoded anew).
 func BenchmarkStateSaveSplit(b *testing.B) {
-	enc, err := os.ReadFile(stateFixture)
-	if err != nil {
-		b.Fatal(err)
-	}
-	g, err := UnmarshalGroupConfig(enc, testConfig())
-	if err != nil {
-		b.Fatal(err)
-	}
+	g := fixtureGroup(b)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, _, err := g.MarshalSplit(); err != nil {
@@ -118,14 +111,7 @@ func BenchmarkStateSaveSplit(b *testing.B) {
 // Members (each member's identity and key copied, as mlsgroup did) and
 // from MemberIdentities (memoized with the tree).
 func BenchmarkMemberIdentities(b *testing.B) {
-	enc, err := os.ReadFile(stateFixture)
-	if err != nil {
-		b.Fatal(err)
-	}
-	g, err := UnmarshalGroupConfig(enc, testConfig())
-	if err != nil {
-		b.Fatal(err)
-	}
+	g := fixtureGroup(b)
 	b.Run("members", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -143,4 +129,18 @@ func BenchmarkMemberIdentities(b *testing.B) {
 			g.MemberIdentities()
 		}
 	})
+}
+
+// fixtureGroup opens the state fixture (a 3-member group) for a benchmark.
+func fixtureGroup(b *testing.B) *Group {
+	b.Helper()
+	enc, err := os.ReadFile(stateFixture)
+	if err != nil {
+		b.Fatal(err)
+	}
+	g, err := UnmarshalGroupConfig(enc, testConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return g
 }
