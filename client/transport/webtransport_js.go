@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"syscall/js"
 	"time"
@@ -36,9 +35,9 @@ type browserWT struct {
 	reader js.Value // its ReadableStreamDefaultReader
 	dgw    js.Value // the datagrams' writer
 
-	chunks chan []byte // what the pump read; closed at the stream's end
-	cur    []byte      // the rest of the chunk Read is taking from
-	dgrams chan []byte // datagrams received, dropped when it is full
+	chunks chan []byte  // what the pump read; closed at the stream's end
+	rd     *chunkReader // reads chunks for Read, and drains them for Close
+	dgrams chan []byte  // datagrams received, dropped when it is full
 	closed chan struct{}
 	// ended is cancelled once the session is closed: a Write still
 	// waiting for the browser returns then.
@@ -108,6 +107,7 @@ func dialBrowserWT(ctx context.Context, addr string, hashes [][]byte) (*Conn, er
 		dgrams: make(chan []byte, dgramQueue),
 		closed: make(chan struct{}),
 	}
+	b.rd = newChunkReader(b.chunks)
 	b.ended, b.cancel = context.WithCancel(context.Background())
 	go b.pump()
 	if d := wt.Get("datagrams"); d.Truthy() {
@@ -156,22 +156,9 @@ func (b *browserWT) pumpDatagrams(reader js.Value) {
 }
 
 // Read returns the control stream's bytes; io.EOF after the server's FIN
-// or once the session ended. One reader at a time (the session's loop).
-func (b *browserWT) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	if len(b.cur) == 0 {
-		c, ok := <-b.chunks
-		if !ok {
-			return 0, io.EOF
-		}
-		b.cur = c
-	}
-	n := copy(p, b.cur)
-	b.cur = b.cur[n:]
-	return n, nil
-}
+// or once the session ended, an error once Close started. One reader
+// at a time (the session's loop).
+func (b *browserWT) Read(p []byte) (int, error) { return b.rd.Read(p) }
 
 // Write sends p on the control stream and waits until the browser took it.
 func (b *browserWT) Write(p []byte) (int, error) {
@@ -204,19 +191,8 @@ func (b *browserWT) Close() error {
 		if p, err := jsCallValue(b.writer, "close"); err == nil {
 			quiet(p)
 		}
-		t := time.NewTimer(wtLinger)
-		defer t.Stop()
-	drain:
-		for {
-			select {
-			case _, ok := <-b.chunks:
-				if !ok {
-					break drain
-				}
-			case <-t.C:
-				break drain
-			}
-		}
+		b.rd.stop() // a read in progress finishes; the drain never reads from under it
+		b.rd.drain(wtLinger)
 		jsCall(b.wt, "close", js.ValueOf(map[string]any{"closeCode": 0, "reason": ""}))
 		b.cancel()
 		go func() { // the pump ends once the closed session fails its read
