@@ -60,7 +60,20 @@ func dialNative(ctx context.Context, addr string, opts DialOptions, answered cha
 	if err != nil {
 		return nil, err
 	}
+	if beforeOpenStream != nil {
+		beforeOpenStream(qc)
+	}
 	str, err := qc.OpenStream()
+	rejected := false
+	if errors.Is(err, quic.Err0RTTRejected) {
+		// The server's answer came before the stream was opened: the
+		// handshake went on without 0-RTT, on the connection quic-go
+		// made for it. Nothing was written yet.
+		if next, nerr := qc.NextConnection(ctx); nerr == nil {
+			qc, rejected = next, true
+			str, err = qc.OpenStream()
+		}
+	}
 	if err != nil {
 		qc.CloseWithError(0, "")
 		return nil, fmt.Errorf("open control stream: %w", err)
@@ -75,7 +88,7 @@ func dialNative(ctx context.Context, addr string, opts DialOptions, answered cha
 		}()
 	}
 	nc := &nativeConn{qc: qc, str: str, settled: make(chan struct{})}
-	c := &Conn{rwc: nc, protocol: ProtocolQUIC, handshake: 1}
+	c := &Conn{rwc: nc, protocol: ProtocolQUIC, handshake: 1, rejected: rejected}
 	select {
 	case <-qc.HandshakeComplete():
 		close(nc.settled)
@@ -89,6 +102,10 @@ func dialNative(ctx context.Context, addr string, opts DialOptions, answered cha
 	go nc.settle(addr, opts, fallback)
 	return c, nil
 }
+
+// beforeOpenStream, when set (tests), runs between a native dial and the
+// opening of its control stream.
+var beforeOpenStream func(*quic.Conn)
 
 // wsFallbackTimeout bounds the WebSocket dial a 0-RTT stream races.
 const wsFallbackTimeout = 10 * time.Second
