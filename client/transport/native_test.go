@@ -68,19 +68,8 @@ func TestNativeZeroRTT(t *testing.T) {
 // server instance, other ticket keys) makes it reject the 0-RTT data; the
 // client writes it again after the handshake, and nothing is lost.
 func TestNativeZeroRTTRejected(t *testing.T) {
-	ts := startServer(t, pingServer{}, false)
-	cache := tls.NewLRUClientSessionCache(4)
-	opts := DialOptions{RootCAs: ts.roots, SessionCache: cache, QUICOnly: true}
-	c, err := Dial(testCtx(t), ts.addr, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ping(t, c, 1)
-	c.Close()
-	// The ticket is for ServerName 127.0.0.1: a second server on another
-	// port, with the same CA but its own ticket keys, receives it.
-	other := startServerWithCA(t, pingServer{}, ts)
-	c, err = Dial(testCtx(t), other.addr, opts)
+	opts, other := foreignTicket(t)
+	c, err := Dial(testCtx(t), other.addr, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,16 +398,7 @@ func TestNativeZeroRTTDialsAgain(t *testing.T) {
 // stream is opened on the connection the handshake went on with, and
 // the session works; before, the dial failed with "0-RTT rejected".
 func TestNativeZeroRTTRejectedBeforeStream(t *testing.T) {
-	ts := startServer(t, pingServer{}, false)
-	cache := tls.NewLRUClientSessionCache(4)
-	opts := DialOptions{RootCAs: ts.roots, SessionCache: cache, QUICOnly: true}
-	c, err := Dial(testCtx(t), ts.addr, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ping(t, c, 1)
-	c.Close()
-	other := startServerWithCA(t, pingServer{}, ts) // other ticket keys: 0-RTT rejected
+	opts, other := foreignTicket(t)
 	beforeOpenStream = func(qc *quic.Conn) {
 		select {
 		case <-qc.HandshakeComplete():
@@ -426,7 +406,7 @@ func TestNativeZeroRTTRejectedBeforeStream(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() { beforeOpenStream = nil })
-	c, err = Dial(testCtx(t), other.addr, opts)
+	c, err := Dial(testCtx(t), other.addr, opts)
 	if err != nil {
 		t.Fatalf("dial whose 0-RTT was rejected before its stream opened: %v", err)
 	}
@@ -437,4 +417,20 @@ func TestNativeZeroRTTRejectedBeforeStream(t *testing.T) {
 	if conn := c.(*Conn); !conn.EarlyRejected() || conn.EarlyData() || conn.HandshakeRoundTrips() != 1 {
 		t.Errorf("rejected %v early %v handshake %d; want rejected, 1 round trip", conn.EarlyRejected(), conn.EarlyData(), conn.HandshakeRoundTrips())
 	}
+}
+
+// foreignTicket returns dial options whose session cache holds a ticket
+// for 127.0.0.1 from one server, and a second server on another port with
+// the same CA but its own ticket keys, which rejects that ticket's 0-RTT.
+func foreignTicket(t *testing.T) (DialOptions, *testServer) {
+	t.Helper()
+	ts := startServer(t, pingServer{}, false)
+	opts := DialOptions{RootCAs: ts.roots, SessionCache: tls.NewLRUClientSessionCache(4), QUICOnly: true}
+	c, err := Dial(testCtx(t), ts.addr, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ping(t, c, 1)
+	c.Close()
+	return opts, startServerWithCA(t, pingServer{}, ts)
 }
