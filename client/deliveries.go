@@ -137,8 +137,19 @@ func (r *receiver) process(ctx context.Context, tx *store.Tx, self e2ee.Self, d 
 // noteBad records what a skipped delivery means for its conversation.
 func (r *receiver) noteBad(tx *store.Tx, d *wire.Delivery, bad *badMessage) error {
 	conv := d.GetConversationId()
-	if conv == "" || tx.Meta(goneName(conv)) != nil {
-		return nil // not (or no longer) this device's conversation
+	if conv == "" {
+		return nil
+	}
+	if tx.Meta(goneName(conv)) != nil {
+		if d.GetKind() != wire.MessageKind_MESSAGE_KIND_WELCOME || !bad.outOfStep {
+			return nil // no longer this device's conversation
+		}
+		// Added again after it left or was removed, with a Welcome that
+		// does not open: rejoin (the hub refuses it, and the conversation
+		// is gone again, if it does not list this device's user).
+		if err := tx.DeleteMeta(goneName(conv)); err != nil {
+			return err
+		}
 	}
 	if d.GetKind() == wire.MessageKind_MESSAGE_KIND_APPLICATION {
 		if err := convstate.AddUndecryptable(tx, conv, bad.reason()); err != nil {

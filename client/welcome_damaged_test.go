@@ -57,3 +57,46 @@ func TestWelcomeNotOpenedRejoinsAtOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestWelcomeNotOpenedAfterRemoval: ben, removed from a group (gone on
+// his device), is added again while offline, and the Welcome of the new
+// add does not open. His device rejoins the group instead of keeping it
+// as gone, and ann's next message reaches him.
+func TestWelcomeNotOpenedAfterRemoval(t *testing.T) {
+	ts := client.NewTestServer(t, "a.example")
+	us := groupUsers(t, ts, "ann", "ben", "cat")
+	ann, ben, cat := us[0], us[1], us[2]
+	gid, err := ann.c.Groups().Create(ctx30(t), "again", []string{ben.user, cat.user})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ben.drain()
+	cat.drain()
+	if err := ann.c.Groups().RemoveMembers(ctx30(t), gid, []string{ben.user}); err != nil {
+		t.Fatal(err)
+	}
+	ben.drain()
+	if !ben.c.Gone(t, gid) {
+		t.Fatal("ben's device does not hold the group as gone after his removal")
+	}
+	ben.c.Close()
+	if err := ann.c.Groups().AddMembers(ctx30(t), gid, []string{ben.user}); err != nil {
+		t.Fatal(err)
+	}
+	if n := ts.DamageWelcomes(t, gid, "welcome"); n == 0 {
+		t.Fatal("no Welcome to damage")
+	}
+	ben = reopen(t, ts, ben)
+	ben.drain()
+	if ben.c.Gone(t, gid) {
+		t.Fatal("ben's device still holds the group as gone after being added again")
+	}
+	if !ben.c.HasGroup(t, gid) {
+		t.Fatal("ben holds no state of the group after catching up")
+	}
+	cat.drain()
+	ann.send(gid, "welcome back")
+	if got := textsOf(ben.drain()); !slices.Contains(got, "welcome back") {
+		t.Fatalf("ben got %q", got)
+	}
+}
