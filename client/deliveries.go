@@ -198,6 +198,10 @@ func (r *receiver) apply(ctx context.Context, tx *store.Tx, self e2ee.Self, d *w
 	if errors.Is(err, store.ErrNotFound) {
 		return &badMessage{err: fmt.Errorf("no group state for conversation %s", conv), outOfStep: true,
 			why: "this device has no state of the conversation"}
+	} else if errors.Is(err, convstate.ErrDamagedState) {
+		// Skipped and healed like a missing state: returned, it would
+		// fail every batch holding a delivery of the conversation.
+		return &badMessage{err: err, outOfStep: true, why: "this device's state of the conversation is damaged"}
 	} else if err != nil {
 		return err
 	}

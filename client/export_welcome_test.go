@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	_ "github.com/mattn/go-sqlite3" // the test server's database, opened beside it
+
+	"hearth/client/store"
 )
 
 // DamageWelcomes changes the Welcomes of conv stored on the server, as a
@@ -34,4 +36,13 @@ func (ts *testServer) DamageWelcomes(t *testing.T, conv, field string) int64 {
 	}
 	n, _ := res.RowsAffected()
 	return n
+}
+
+// DamageGroupState replaces conv's stored MLS state with bytes that do
+// not load, as a damaged profile holds them.
+func (c *Client) DamageGroupState(t *testing.T, conv string) {
+	t.Helper()
+	if err := c.st.Update(func(tx *store.Tx) error { return tx.PutGroup(conv, []byte("not a group state")) }); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -114,7 +114,7 @@ func (r *receiver) unopened(tx *store.Tx, self e2ee.Self, d *wire.Delivery, v *d
 	bad := &badMessage{err: err, why: "its Welcome could not be opened"}
 	old, lerr := r.states.Load(tx, d.GetConversationId(), self, v)
 	switch {
-	case errors.Is(lerr, store.ErrNotFound):
+	case errors.Is(lerr, store.ErrNotFound), errors.Is(lerr, convstate.ErrDamagedState):
 		bad.outOfStep = true
 	case lerr != nil:
 		return lerr

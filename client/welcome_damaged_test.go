@@ -63,6 +63,14 @@ func TestWelcomeNotOpenedRejoinsAtOnce(t *testing.T) {
 // add does not open. His device rejoins the group instead of keeping it
 // as gone, and ann's next message reaches him.
 func TestWelcomeNotOpenedAfterRemoval(t *testing.T) {
+	t.Run("state kept", func(t *testing.T) { welcomeNotOpenedAfterRemoval(t, false) })
+	// The state the device kept from before its removal does not load
+	// either: the device rejoins all the same (the Welcome's failure
+	// must not become one of the mailbox, retried for ever).
+	t.Run("state damaged", func(t *testing.T) { welcomeNotOpenedAfterRemoval(t, true) })
+}
+
+func welcomeNotOpenedAfterRemoval(t *testing.T, damageState bool) {
 	ts := client.NewTestServer(t, "a.example")
 	us := groupUsers(t, ts, "ann", "ben", "cat")
 	ann, ben, cat := us[0], us[1], us[2]
@@ -78,6 +86,9 @@ func TestWelcomeNotOpenedAfterRemoval(t *testing.T) {
 	ben.drain()
 	if !ben.c.Gone(t, gid) {
 		t.Fatal("ben's device does not hold the group as gone after his removal")
+	}
+	if damageState {
+		ben.c.DamageGroupState(t, gid)
 	}
 	ben.c.Close()
 	if err := ann.c.Groups().AddMembers(ctx30(t), gid, []string{ben.user}); err != nil {
@@ -98,5 +109,35 @@ func TestWelcomeNotOpenedAfterRemoval(t *testing.T) {
 	ann.send(gid, "welcome back")
 	if got := textsOf(ben.drain()); !slices.Contains(got, "welcome back") {
 		t.Fatalf("ben got %q", got)
+	}
+}
+
+// TestDamagedStateHeals: a device whose stored state of a conversation
+// no longer loads (a damaged profile) skips that conversation's
+// deliveries, counts them, and rejoins; the other conversations and the
+// next message go on. Before, the load's error failed every batch that
+// held a delivery of the conversation: the mailbox stood still.
+func TestDamagedStateHeals(t *testing.T) {
+	ts := client.NewTestServer(t, "a.example")
+	us := groupUsers(t, ts, "ann", "ben")
+	ann, ben := us[0], us[1]
+	ann.send(ben.user, "one")
+	got := ben.drain()
+	if len(got) != 1 {
+		t.Fatalf("ben got %+v", got)
+	}
+	conv := got[0].Conversation
+	ben.c.DamageGroupState(t, conv)
+	ann.send(ben.user, "two") // lost to ben: his state does not load
+	got = ben.drain()
+	if ev := eventsNamed(got, "undecryptable"); len(ev) != 1 {
+		t.Fatalf("ben's events %+v; want the lost message counted", got)
+	}
+	if _, ok := ben.c.OutOfStep(t, conv); ok {
+		t.Fatal("ben still out of step after catching up")
+	}
+	ann.send(ben.user, "three")
+	if txt := textsOf(ben.drain()); !slices.Contains(txt, "three") {
+		t.Fatalf("ben got %q", txt)
 	}
 }

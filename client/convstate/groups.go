@@ -1,6 +1,7 @@
 package convstate
 
 import (
+	"errors"
 	"fmt"
 
 	"hearth/client/e2ee"
@@ -15,6 +16,11 @@ type States struct {
 	Cache  *e2ee.Cache
 }
 
+// ErrDamagedState is wrapped by Load when the stored state (or a tree it
+// names) is there but does not load: this device cannot follow the
+// conversation with it, as if it had none.
+var ErrDamagedState = errors.New("the stored group state does not load")
+
 // Load restores conv's MLS state with its trees from the same
 // transaction; a state saved whole loads too and is saved split next time.
 func (s States) Load(tx *store.Tx, conv string, self e2ee.Self, v e2ee.CredentialValidator) (e2ee.Group, error) {
@@ -24,7 +30,7 @@ func (s States) Load(tx *store.Tx, conv string, self e2ee.Self, v e2ee.Credentia
 	}
 	g, err := s.Engine.Load(state, func(ref []byte) ([]byte, error) { return tx.GroupTree(conv, ref) }, self, v)
 	if err != nil {
-		return nil, fmt.Errorf("client: load group %s: %w", conv, err)
+		return nil, fmt.Errorf("client: load group %s: %w: %w", conv, ErrDamagedState, err)
 	}
 	return g, nil
 }
