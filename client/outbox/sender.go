@@ -156,12 +156,9 @@ func (o *Sender) FlushHeld(ctx context.Context, s *session.Session, only func(st
 }
 
 func (o *Sender) flush(ctx context.Context, s *session.Session, until string, release bool, only func(store.OutboxItem) bool) error {
-	if err := o.retryBodies(); err != nil {
-		return err
-	}
 	fctx, cancel := context.WithCancel(ctx)
 	f := &flush{o: o, s: s, until: until, release: release, only: only, ctx: fctx, results: make(chan *result, maxInFlight),
-		inflight: map[string]bool{}, tries: map[string]int{}}
+		inflight: map[string]bool{}, tries: map[string]int{}, bodies: true}
 	err := f.run(ctx)
 	cancel()
 	f.drain()
@@ -174,6 +171,7 @@ type flush struct {
 	s       *session.Session
 	until   string
 	release bool                        // held items go too (Config.Hold)
+	bodies  bool                        // the failed receipts and settings are not retried yet (retryBodies)
 	only    func(store.OutboxItem) bool // if set, the items to send (the others stay)
 	ctx     context.Context             // ended when Flush returns
 	results chan *result                // by pointer: a buffer of maxInFlight results would be ~11 KB per Flush
@@ -249,8 +247,16 @@ func (f *flush) launch() (done bool, derr error, next time.Time, err error) {
 	var keys []string
 	untilKey := ""
 	settling := o.settled()
-	// A Peek: the items whose settling is put off are skipped here.
+	var failed []string // receipts and settings a previous Flush kept (first launch only)
+	// A Peek: the items whose settling is put off are skipped here (they
+	// never failed, so retryBodies does not miss them either).
 	err = o.cfg.Store.Peek(func(tx *store.Tx) error {
+		if f.bodies {
+			var err error
+			if failed, err = failedBodiesIn(tx); err != nil {
+				return err
+			}
+		}
 		if f.until != "" {
 			it, err := tx.OutboxItem(f.until)
 			switch {
@@ -293,6 +299,17 @@ func (f *flush) launch() (done bool, derr error, next time.Time, err error) {
 		}
 		return nil
 	})
+	if err == nil && f.bodies {
+		f.bodies = false
+		if len(failed) > 0 {
+			if err := o.retryBodies(failed); err != nil {
+				return false, nil, next, err
+			}
+			if !done {
+				return f.launch() // they are queue heads again
+			}
+		}
+	}
 	if err != nil || done {
 		return done, derr, next, err
 	}
