@@ -290,10 +290,10 @@ func TestRunningReceiveCommitsOncePerMessage(t *testing.T) {
 }
 
 // TestRunningReceiveReads: a running Receive of a device that queues no
-// receipt makes two read transactions per delivered message (the parked
-// and out-of-step conversations, then the inbox to print); the receipt
-// flusher reads the outbox only when a receipt was queued since its last
-// read, not after every batch.
+// receipt makes one read transaction per delivered message: the inbox to
+// print, with the parked and out-of-step conversations to retry first
+// (when none is, nothing more); the receipt flusher reads the outbox only
+// when a receipt was queued since its last read, not after every batch.
 func TestRunningReceiveReads(t *testing.T) {
 	alice, bob, printed := receivingWithoutReceipts(t)
 	wait := func() {
@@ -312,9 +312,9 @@ func TestRunningReceiveReads(t *testing.T) {
 		alice.send(bob.user, fmt.Sprint("message ", i))
 		wait()
 	}
-	// One more than 2n: a parked-conversation check of its own may fall
-	// in the window on a slow machine.
-	if got := bob.c.StorePeeks() - before; got > 2*n+1 {
-		t.Errorf("bob made %d read transactions for %d messages, want two per message", got, n)
+	// One more than n: a wake-up of the loop without a delivery (a
+	// timer) may fall in the window on a slow machine.
+	if got := bob.c.StorePeeks() - before; got > n+1 {
+		t.Errorf("bob made %d read transactions for %d messages, want one per message", got, n)
 	}
 }
