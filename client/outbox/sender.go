@@ -318,8 +318,8 @@ func (f *flush) launch() (done bool, derr error, next time.Time, err error) {
 		keys = append(append([]string{keys[i]}, keys[:i]...), keys[i+1:]...)
 	}
 	now := o.cfg.Now()
+	var started []func() // the tries launched, each sending its result
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	for i, it := range heads {
 		k := keys[i]
 		if f.inflight[k] || f.inflight[it.SendQueue()] {
@@ -341,7 +341,20 @@ func (f *flush) launch() (done bool, derr error, next time.Time, err error) {
 		o.launches++
 		f.n++
 		o.maxFlight = max(o.maxFlight, f.n)
-		go func() { r := f.try(k, it); f.results <- &r }()
+		started = append(started, func() { r := f.try(k, it); f.results <- &r })
+	}
+	o.mu.Unlock()
+	if len(started) == 1 && f.n == 1 && next.IsZero() {
+		// The only item in flight and no backoff to wake for: until its
+		// result, wait would wake for nothing else (the try ends with
+		// ctx too), so it runs here, without a goroutine and the
+		// hand-offs to and from it (one per message of a sender that
+		// sends one at a time).
+		started[0]()
+		return false, nil, next, nil
+	}
+	for _, try := range started {
+		go try()
 	}
 	return false, nil, next, nil
 }
