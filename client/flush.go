@@ -63,7 +63,7 @@ func (c *Client) flush(ctx context.Context, until string, held bool) error {
 	}
 	if !caught {
 		if err := c.st.Peek(func(tx *store.Tx) error { due = readParkedAndLeaves(tx, leaves); return nil }); err != nil {
-			return err
+			due.err = err // logged; the sending goes on
 		}
 	}
 	c.retryParkedAndLeaves(ctx, due, leaves)
