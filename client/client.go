@@ -118,6 +118,7 @@ type Client struct {
 	rcptKick    chan struct{} // a receipt was queued (receipts_flush.go)
 	rcptHolding atomic.Int32  // running Receives, which send held receipts
 	rcptNew     atomic.Bool   // this process queued a receipt (sent on Close)
+	rcptUnread  atomic.Bool   // a receipt was queued since the receipt flusher last read the outbox
 
 	inboxMu sync.Mutex // one drainInbox at a time
 	// printed is the inbox position up to which this process printed;

@@ -68,8 +68,10 @@ func (r *receiver) HandleDeliveries(ctx context.Context, ds []*wire.Delivery) er
 // receiptDelivered queues one delivery receipt per conversation that
 // received messages of other users in this transaction (got: the last
 // one's sequence per conversation), in that transaction: a crash loses
-// neither the messages nor their receipt.
-func (r *receiver) receiptDelivered(tx *store.Tx, self e2ee.Self, got map[string]uint64) error {
+// neither the messages nor their receipt. It sets *queued when it queued
+// a new one: the caller tells r.queued once the transaction committed, so
+// that the receipt flusher, woken, reads the receipt.
+func (r *receiver) receiptDelivered(tx *store.Tx, self e2ee.Self, got map[string]uint64, queued *bool) error {
 	if r.noDelivered {
 		return nil
 	}
@@ -82,11 +84,19 @@ func (r *receiver) receiptDelivered(tx *store.Tx, self e2ee.Self, got map[string
 		if err != nil {
 			return err
 		}
-		if id != "" && r.queued != nil {
-			r.queued()
+		if id != "" {
+			*queued = true
 		}
 	}
 	return nil
+}
+
+// receiptsQueued tells r.queued, after the commit of a transaction
+// where receiptDelivered queued a receipt.
+func (r *receiver) receiptsQueued(queued bool) {
+	if queued && r.queued != nil {
+		r.queued()
+	}
 }
 
 // handle processes one delivery in tx and records its mailbox sequence.

@@ -89,7 +89,9 @@ func (c *Client) StorePeeks() uint64 { return c.st.Peeks() }
 
 // DrainInbox prints what the inbox holds past what this Client printed
 // (Receive's first step).
-func (c *Client) DrainInbox(print func(store.Message) error) (int, error) { return c.drainInbox(print) }
+func (c *Client) DrainInbox(print func(store.Message) error) (int, error) {
+	return c.drainInbox(print, nil)
+}
 
 // Accepted counts the Sends the server accepted as a hub (every stored
 // and fanned-out message, receipts included).

@@ -33,14 +33,23 @@ func (c *Client) flush(ctx context.Context, until string, held bool) error {
 	if err != nil {
 		return err
 	}
-	// What the checks before sending read, in two read transactions
-	// (each is a few microseconds of bookkeeping, and every Flush makes
-	// them): KeyPackages left and the rosters to check ahead (prewarm),
-	// then, once caught up, the parked conversations and leave requests.
+	// What the checks before sending read: KeyPackages left and the
+	// rosters to check ahead (prewarm), then, once caught up, the parked
+	// conversations and leave requests. A session already caught up
+	// (every Flush of a sender that keeps up) reads them all in one read
+	// transaction; otherwise the second part is read after CaughtUp, so
+	// that it sees what catching up stored.
+	_, connected, behind := s.Progress()
+	caught := connected && !behind
+	leaves := ctx.Value(leavesKey{}) == nil
 	var needKP bool
 	var warm []string
+	var due parkedAndLeaves
 	if err := c.st.Peek(func(tx *store.Tx) error {
 		needKP, warm = c.kp.needIn(tx), c.sealer.toWarmIn(tx, c.out.Settling())
+		if caught {
+			due = readParkedAndLeaves(tx, leaves)
+		}
 		return nil
 	}); err != nil {
 		return err
@@ -52,44 +61,60 @@ func (c *Client) flush(ctx context.Context, until string, held bool) error {
 	if err := s.CaughtUp(ctx); err != nil {
 		return err
 	}
-	c.retryParkedAndLeaves(ctx)
+	if !caught {
+		if err := c.st.Peek(func(tx *store.Tx) error { due = readParkedAndLeaves(tx, leaves); return nil }); err != nil {
+			due.err = err // logged; the sending goes on
+		}
+	}
+	c.retryParkedAndLeaves(ctx, due, leaves)
 	if held {
 		return c.out.FlushHeld(ctx, s, nil)
 	}
 	return c.out.Flush(ctx, s, until)
 }
 
+// parkedAndLeaves is what a Flush retries before sending: the parked
+// conversations and the leave requests of groups where this device is an
+// admin (not read while committing them), and the error reading them.
+type parkedAndLeaves struct {
+	parked  []parkDue
+	leavers []string
+	err     error
+}
+
+// readParkedAndLeaves reads them in tx; with leaves false only the
+// parked conversations.
+func readParkedAndLeaves(tx *store.Tx, leaves bool) (d parkedAndLeaves) {
+	if d.parked, d.err = parkedIn(tx, ""); d.err != nil || !leaves {
+		return d
+	}
+	d.leavers, d.err = leaversIn(tx)
+	return d
+}
+
 // retryParkedAndLeaves retries the parked conversations (each Flush
 // tries, at most once a second) and then commits the leave requests of
 // groups where this device is an admin, unless this Flush is made while
-// committing them. Failures are logged: the next Flush tries again.
-func (c *Client) retryParkedAndLeaves(ctx context.Context) {
-	leaves := ctx.Value(leavesKey{}) == nil
-	var parked []parkDue
-	var leavers []string
-	err := c.st.Peek(func(tx *store.Tx) (err error) {
-		if parked, err = parkedIn(tx, ""); err != nil || !leaves {
-			return err
-		}
-		leavers, err = leaversIn(tx)
-		return err
-	})
-	if err != nil {
-		c.log.Warn("reading parked conversations and leave requests", "err", err)
+// committing them (leaves false). Failures are logged: the next Flush
+// tries again.
+func (c *Client) retryParkedAndLeaves(ctx context.Context, due parkedAndLeaves, leaves bool) {
+	if due.err != nil {
+		c.log.Warn("reading parked conversations and leave requests", "err", due.err)
 		return
 	}
-	if _, err := c.recv.retryDue(ctx, parked, true); err != nil {
+	if _, err := c.recv.retryDue(ctx, due.parked, true); err != nil {
 		c.log.Warn("retrying parked conversations", "err", err)
 	}
 	if !leaves {
 		return
 	}
 	ctx = context.WithValue(ctx, leavesKey{}, true)
-	if len(parked) > 0 {
+	var err error
+	if len(due.parked) > 0 {
 		// What was unparked may hold leave requests: read them again.
 		err = c.groups.commitLeaves(ctx)
 	} else {
-		err = c.groups.commitLeavesOf(ctx, leavers)
+		err = c.groups.commitLeavesOf(ctx, due.leavers)
 	}
 	if err != nil {
 		c.log.Warn("committing leave requests", "err", err)

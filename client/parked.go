@@ -149,15 +149,20 @@ func (r *receiver) handleAll(ctx context.Context, ds []*wire.Delivery) error {
 	}
 	parking := map[string]error{}
 	for {
+		var queued bool
 		err := r.st.Update(func(tx *store.Tx) error {
+			queued = false
 			got := map[string]uint64{} // delivery receipts due (receiptDelivered)
 			for _, d := range ds {
 				if err := r.handle(ctx, tx, self, d, parking, got); err != nil {
 					return err
 				}
 			}
-			return r.receiptDelivered(tx, self, got)
+			return r.receiptDelivered(tx, self, got, &queued)
 		})
+		if err == nil {
+			r.receiptsQueued(queued)
+		}
 		var w *listWait
 		if !errors.As(err, &w) || w.conv == "" || parking[w.conv] != nil {
 			if err == nil {
@@ -264,8 +269,9 @@ func (r *receiver) unpark(ctx context.Context, conv string) error {
 	limit := -1                    // apply only the first limit deliveries (-1: all)
 	for {
 		var applied int
+		var queued bool
 		err := r.st.Update(func(tx *store.Tx) error {
-			applied = 0
+			applied, queued = 0, false
 			got := map[string]uint64{} // delivery receipts due for what is applied
 			p, ok, err := getPark(tx, conv)
 			if err != nil || !ok {
@@ -279,7 +285,7 @@ func (r *receiver) unpark(ctx context.Context, conv string) error {
 					if err := putPark(tx, conv, p); err != nil {
 						return err
 					}
-					return r.receiptDelivered(tx, self, got)
+					return r.receiptDelivered(tx, self, got, &queued)
 				}
 				key := parkQueuePref + conv + "/" + name
 				d := new(wire.Delivery)
@@ -304,11 +310,12 @@ func (r *receiver) unpark(ctx context.Context, conv string) error {
 			if err := tx.DeleteMeta(parkedName(conv)); err != nil {
 				return err
 			}
-			return r.receiptDelivered(tx, self, got)
+			return r.receiptDelivered(tx, self, got, &queued)
 		})
 		var st *stopAt
 		switch {
 		case err == nil:
+			r.receiptsQueued(queued)
 			if limit < 0 {
 				r.log.Info("parked conversation applied", "conversation", conv, "deliveries", applied)
 			}

@@ -288,3 +288,33 @@ func TestRunningReceiveCommitsOncePerMessage(t *testing.T) {
 		t.Errorf("bob committed %d times for %d messages, want one commit per message", got, n)
 	}
 }
+
+// TestRunningReceiveReads: a running Receive of a device that queues no
+// receipt makes one read transaction per delivered message: the inbox to
+// print, with the parked and out-of-step conversations to retry first
+// (when none is, nothing more); the receipt flusher reads the outbox only
+// when a receipt was queued since its last read, not after every batch.
+func TestRunningReceiveReads(t *testing.T) {
+	alice, bob, printed := receivingWithoutReceipts(t)
+	wait := func() {
+		t.Helper()
+		select {
+		case <-printed:
+		case <-time.After(10 * time.Second):
+			t.Fatal("nothing printed")
+		}
+	}
+	alice.send(bob.user, "first") // the conversation is set up
+	wait()
+	const n = 6
+	before := bob.c.StorePeeks()
+	for i := range n {
+		alice.send(bob.user, fmt.Sprint("message ", i))
+		wait()
+	}
+	// One more than n: a wake-up of the loop without a delivery (a
+	// timer) may fall in the window on a slow machine.
+	if got := bob.c.StorePeeks() - before; got > n+1 {
+		t.Errorf("bob made %d read transactions for %d messages, want one per message", got, n)
+	}
+}

@@ -42,9 +42,11 @@ const rcptQueuePrefix = "rcpt/"
 func rcptQueue(conv string) string { return rcptQueuePrefix + conv }
 
 // receiptQueued wakes the receipt flusher of a running Receive, and
-// notes for Close that this process queued a receipt.
+// notes for Close that this process queued a receipt. It is called once
+// the receipt is committed, so that the flusher, woken, reads it.
 func (c *Client) receiptQueued() {
 	c.rcptNew.Store(true)
+	c.rcptUnread.Store(true)
 	select {
 	case c.rcptKick <- struct{}{}:
 	default:
@@ -114,6 +116,7 @@ type receiptFlusher struct {
 // their window from now until finish.
 func (c *Client) startReceiptFlusher(ctx context.Context) *receiptFlusher {
 	c.rcptHolding.Add(1)
+	c.rcptUnread.Store(true) // what an earlier run left is read after the first batch
 	fctx, cancel := context.WithCancel(ctx)
 	f := &receiptFlusher{c: c, stop: cancel, done: make(chan struct{}), kick: make(chan struct{}, 1)}
 	go f.run(fctx)
@@ -143,12 +146,16 @@ func (f *receiptFlusher) run(ctx context.Context) {
 			return
 		case <-c.rcptKick:
 		case <-f.kick:
+			if !c.rcptUnread.Load() {
+				continue // no receipt queued since the last read: nothing to read
+			}
 		case <-timer.C:
 			armed = false
 		}
 		if armed {
 			continue
 		}
+		c.rcptUnread.Store(false) // before the read: one queued from now on is read next time
 		due, ok := c.receiptsDue()
 		if !ok {
 			continue

@@ -40,7 +40,7 @@ func (c *Client) Receive(ctx context.Context, quiet time.Duration, print func(st
 	if err != nil {
 		return err
 	}
-	if _, err := c.drainInbox(print); err != nil { // what earlier runs received
+	if _, err := c.drainInbox(print, nil); err != nil { // what earlier runs received
 		return err
 	}
 	if err := c.kp.ensure(ctx); err != nil {
@@ -85,21 +85,27 @@ func (c *Client) receiveLoop(ctx context.Context, s *session.Session, quiet time
 	soon := true                    // this run's first retry of parked conversations: now
 	for {
 		prog, connected, behind := s.Progress()
+		caught := !behind && connected
 		var parkedNext time.Time // the next retry of a parked conversation
-		if !behind && connected {
-			// Caught up: apply parked conversations whose lists can be
-			// fetched now (parked.go), rejoin what this device could not
-			// follow and report what it could not decrypt (decision 0006).
-			// One read for both (every batch comes here).
-			var parked []parkDue
-			var outOfStep, undecryptable []string
-			if err := c.st.Peek(func(tx *store.Tx) (err error) {
-				parked, err = parkedIn(tx, "")
-				outOfStep, undecryptable = toHealIn(tx)
-				return err
-			}); err != nil {
-				return err
+		// Caught up: apply parked conversations whose lists can be fetched
+		// now (parked.go), rejoin what this device could not follow and
+		// report what it could not decrypt (decision 0006). What they
+		// need is read with the inbox to print (every batch comes here):
+		// one read; what they store is printed after them.
+		var parked []parkDue
+		var outOfStep, undecryptable []string
+		n, err := c.drainInbox(print, func(tx *store.Tx) (err error) {
+			if !caught {
+				return nil
 			}
+			parked, err = parkedIn(tx, "")
+			outOfStep, undecryptable = toHealIn(tx)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if caught {
 			next, err := c.recv.retryDue(ctx, parked, soon)
 			soon = false
 			if err != nil {
@@ -117,10 +123,13 @@ func (c *Client) receiveLoop(ctx context.Context, s *session.Session, quiet time
 			if err != nil && !session.Retryable(err) {
 				return err
 			}
-		}
-		n, err := c.drainInbox(print)
-		if err != nil {
-			return err
+			if len(parked)+len(outOfStep)+len(undecryptable) > 0 {
+				m, err := c.drainInbox(print, nil) // what they stored
+				if err != nil {
+					return err
+				}
+				n += m
+			}
 		}
 		rf.poke() // receipts of what arrived (and of what print marked read)
 		now := time.Now()
@@ -200,15 +209,25 @@ const receiptFlushLimit = 10 * time.Second
 // (Store.Later: the transaction of the next received batch, or the end of
 // Receive), which saves a commit per batch; this process reads on after
 // the last position it printed meanwhile. A crash before the removal is
-// committed prints those messages again (at least once).
-func (c *Client) drainInbox(print func(store.Message) error) (int, error) {
+// committed prints those messages again (at least once). first, if not
+// nil, reads what else its caller needs in the first read transaction.
+func (c *Client) drainInbox(print func(store.Message) error, first func(*store.Tx) error) (int, error) {
 	const batch = 100
 	c.inboxMu.Lock()
 	defer c.inboxMu.Unlock()
 	total := 0
 	for {
 		var entries []store.InboxEntry
-		if err := c.st.Peek(func(tx *store.Tx) (err error) { entries, err = tx.InboxAfter(c.printed, batch); return }); err != nil {
+		if err := c.st.Peek(func(tx *store.Tx) (err error) {
+			if first != nil {
+				if err := first(tx); err != nil {
+					return err
+				}
+				first = nil
+			}
+			entries, err = tx.InboxAfter(c.printed, batch)
+			return err
+		}); err != nil {
 			return total, err
 		}
 		var printed uint64

@@ -25,23 +25,22 @@ func (o *Sender) bodyFailed(it store.OutboxItem, reason error) error {
 	return o.dropBody(it)
 }
 
-// retryBodies clears the failed mark of the receipt and settings items a
-// previous Flush kept (failItem): each Flush tries them again, while a
-// failed text waits for the user.
-func (o *Sender) retryBodies() error {
+// failedBodiesIn returns the receipt and settings items a previous Flush
+// kept (failItem): each Flush tries them again (retryBodies, in its first
+// read of the outbox), while a failed text waits for the user.
+func failedBodiesIn(tx *store.Tx) ([]string, error) {
 	var failed []string
-	err := o.cfg.Store.Peek(func(tx *store.Tx) error { // (what settle put off: never failed items)
-		items, err := tx.Outbox()
-		for _, it := range items {
-			if it.Body != nil && it.Failed != "" {
-				failed = append(failed, it.ID)
-			}
+	items, err := tx.Outbox()
+	for _, it := range items {
+		if it.Body != nil && it.Failed != "" {
+			failed = append(failed, it.ID)
 		}
-		return err
-	})
-	if err != nil || len(failed) == 0 {
-		return err
 	}
+	return failed, err
+}
+
+// retryBodies clears the failed mark of the items failedBodiesIn found.
+func (o *Sender) retryBodies(failed []string) error {
 	return o.cfg.Store.Update(func(tx *store.Tx) error {
 		for _, id := range failed {
 			cur, err := tx.OutboxItem(id)

@@ -156,12 +156,9 @@ func (o *Sender) FlushHeld(ctx context.Context, s *session.Session, only func(st
 }
 
 func (o *Sender) flush(ctx context.Context, s *session.Session, until string, release bool, only func(store.OutboxItem) bool) error {
-	if err := o.retryBodies(); err != nil {
-		return err
-	}
 	fctx, cancel := context.WithCancel(ctx)
 	f := &flush{o: o, s: s, until: until, release: release, only: only, ctx: fctx, results: make(chan *result, maxInFlight),
-		inflight: map[string]bool{}, tries: map[string]int{}}
+		inflight: map[string]bool{}, tries: map[string]int{}, bodies: true}
 	err := f.run(ctx)
 	cancel()
 	f.drain()
@@ -174,6 +171,7 @@ type flush struct {
 	s       *session.Session
 	until   string
 	release bool                        // held items go too (Config.Hold)
+	bodies  bool                        // the failed receipts and settings are not retried yet (retryBodies)
 	only    func(store.OutboxItem) bool // if set, the items to send (the others stay)
 	ctx     context.Context             // ended when Flush returns
 	results chan *result                // by pointer: a buffer of maxInFlight results would be ~11 KB per Flush
@@ -249,8 +247,16 @@ func (f *flush) launch() (done bool, derr error, next time.Time, err error) {
 	var keys []string
 	untilKey := ""
 	settling := o.settled()
-	// A Peek: the items whose settling is put off are skipped here.
+	var failed []string // receipts and settings a previous Flush kept (first launch only)
+	// A Peek: the items whose settling is put off are skipped here (they
+	// never failed, so retryBodies does not miss them either).
 	err = o.cfg.Store.Peek(func(tx *store.Tx) error {
+		if f.bodies {
+			var err error
+			if failed, err = failedBodiesIn(tx); err != nil {
+				return err
+			}
+		}
 		if f.until != "" {
 			it, err := tx.OutboxItem(f.until)
 			switch {
@@ -293,6 +299,17 @@ func (f *flush) launch() (done bool, derr error, next time.Time, err error) {
 		}
 		return nil
 	})
+	if err == nil && f.bodies {
+		f.bodies = false
+		if len(failed) > 0 {
+			if err := o.retryBodies(failed); err != nil {
+				return false, nil, next, err
+			}
+			if !done {
+				return f.launch() // they are queue heads again
+			}
+		}
+	}
 	if err != nil || done {
 		return done, derr, next, err
 	}
@@ -301,8 +318,8 @@ func (f *flush) launch() (done bool, derr error, next time.Time, err error) {
 		keys = append(append([]string{keys[i]}, keys[:i]...), keys[i+1:]...)
 	}
 	now := o.cfg.Now()
+	var started []func() // the tries launched, each sending its result
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	for i, it := range heads {
 		k := keys[i]
 		if f.inflight[k] || f.inflight[it.SendQueue()] {
@@ -324,7 +341,20 @@ func (f *flush) launch() (done bool, derr error, next time.Time, err error) {
 		o.launches++
 		f.n++
 		o.maxFlight = max(o.maxFlight, f.n)
-		go func() { r := f.try(k, it); f.results <- &r }()
+		started = append(started, func() { r := f.try(k, it); f.results <- &r })
+	}
+	o.mu.Unlock()
+	if len(started) == 1 && f.n == 1 && next.IsZero() {
+		// The only item in flight and no backoff to wake for: until its
+		// result, wait would wake for nothing else (the try ends with
+		// ctx too), so it runs here, without a goroutine and the
+		// hand-offs to and from it (one per message of a sender that
+		// sends one at a time).
+		started[0]()
+		return false, nil, next, nil
+	}
+	for _, try := range started {
+		go try()
 	}
 	return false, nil, next, nil
 }
