@@ -65,6 +65,39 @@ func (h *healer) ensure(ctx context.Context, conv string) error {
 	return h.heal(ctx, conv)
 }
 
+// healDamaged heals conv when err says this device's own stored state of
+// it does not load (convstate.ErrDamagedState): it is marked out of step
+// and rejoined from the conversation's GroupInfo, which needs nothing of
+// the old state. Any other err is returned as it is.
+func (h *healer) healDamaged(ctx context.Context, conv string, err error) error {
+	if !errors.Is(err, convstate.ErrDamagedState) {
+		return err
+	}
+	h.log.Warn("the stored state of a conversation does not load; rejoining it", "conversation", conv)
+	if merr := h.st.Update(func(tx *store.Tx) error {
+		return convstate.MarkOutOfStep(tx, conv, "this device's state of the conversation is damaged")
+	}); merr != nil {
+		return errors.Join(err, merr)
+	}
+	return h.ensure(ctx, conv)
+}
+
+// loads reports whether this device's stored state of conv, if it holds
+// one, loads (nil), for healDamaged before a group operation.
+func (h *healer) loads(ctx context.Context, conv string) error {
+	self, err := h.acct.Self()
+	if err != nil {
+		return err
+	}
+	err = h.st.View(func(tx *store.Tx) error {
+		return h.states.View(tx, conv, self, h.dir.Members(ctx, tx), func(e2ee.Group) error { return nil })
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // not held here: the operation reports it
+	}
+	return err
+}
+
 // prepare brings conv in step before a group operation (add, remove,
 // roles, leave), as the sealer does before a send: a conversation out of
 // step is healed, and one this device holds no state of but whose hub

@@ -374,7 +374,8 @@ func (r *receiver) waitParked(ctx context.Context, conv string) error {
 
 // inStep is Groups.inStep: a group operation commits, and must not commit
 // on an epoch the hub has left, so a parked group is waited for (retried
-// once a parkRetryMin, until ctx ends), then healed if it is out of step.
+// once a parkRetryMin, until ctx ends), then healed if it is out of step
+// or if its stored state does not load.
 func (c *Client) inStep(ctx context.Context, conv string) error {
 	for {
 		err := c.recv.waitParked(ctx, conv)
@@ -394,7 +395,10 @@ func (c *Client) inStep(ctx context.Context, conv string) error {
 		case <-t.C:
 		}
 	}
-	return c.heal.prepare(ctx, conv)
+	if err := c.heal.prepare(ctx, conv); err != nil {
+		return err
+	}
+	return c.heal.healDamaged(ctx, conv, c.heal.loads(ctx, conv))
 }
 
 // ParkedConversation is a conversation whose deliveries wait for a device

@@ -57,6 +57,14 @@ func (sl *sealer) seal(ctx context.Context, it store.OutboxItem) (store.OutboxIt
 		}
 	}
 	it, err := sl.sealIn(ctx, conv, it)
+	if errors.Is(err, convstate.ErrDamagedState) {
+		// This device's own state does not load: it rejoins, then
+		// encrypts in the state it rejoined with, instead of failing
+		// every send.
+		if err = sl.heal.healDamaged(ctx, conv, err); err == nil {
+			it, err = sl.sealIn(ctx, conv, it)
+		}
+	}
 	if err != nil && sl.gone(conv) {
 		// Removed (or left) while this item waited: the state is gone,
 		// and the message can never be sent.

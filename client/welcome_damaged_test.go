@@ -141,3 +141,60 @@ func TestDamagedStateHeals(t *testing.T) {
 		t.Fatalf("ben got %q", txt)
 	}
 }
+
+// TestDamagedOwnStateHealsOnSend: a device whose own stored state of a
+// conversation does not load rejoins it when it sends, and the message
+// reaches the peer, instead of every send failing.
+func TestDamagedOwnStateHealsOnSend(t *testing.T) {
+	ts := client.NewTestServer(t, "a.example")
+	us := groupUsers(t, ts, "ann", "ben")
+	ann, ben := us[0], us[1]
+	ann.send(ben.user, "one")
+	got := ben.drain()
+	if len(got) != 1 {
+		t.Fatalf("ben got %+v", got)
+	}
+	conv := got[0].Conversation
+	ben.c.DamageGroupState(t, conv)
+	ben.send(ann.user, "two") // fails the test if the send fails
+	if txt := textsOf(ann.drain()); !slices.Contains(txt, "two") {
+		t.Fatalf("ann got %q", txt)
+	}
+	if _, ok := ben.c.OutOfStep(t, conv); ok {
+		t.Fatal("ben still out of step after the send")
+	}
+	ann.send(ben.user, "three")
+	if txt := textsOf(ben.drain()); !slices.Contains(txt, "three") {
+		t.Fatalf("ben got %q", txt)
+	}
+}
+
+// TestDamagedOwnStateHealsBeforeGroupOp: an admin whose own stored state
+// of a group does not load rejoins it before a group operation (an add,
+// a rename), and the operation and the next message reach the members.
+func TestDamagedOwnStateHealsBeforeGroupOp(t *testing.T) {
+	ts := client.NewTestServer(t, "a.example")
+	us := groupUsers(t, ts, "ann", "ben", "cat")
+	ann, ben, cat := us[0], us[1], us[2]
+	gid, err := ann.c.Groups().Create(ctx30(t), "mended", []string{ben.user})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ben.drain()
+	ann.c.DamageGroupState(t, gid)
+	if err := ann.c.Groups().AddMembers(ctx30(t), gid, []string{cat.user}); err != nil {
+		t.Fatalf("add with a damaged state: %v", err)
+	}
+	if err := ann.c.Groups().Rename(ctx30(t), gid, "mended twice"); err != nil {
+		t.Fatalf("rename: %v", err)
+	}
+	ann.send(gid, "all three")
+	for _, d := range []*dev{ben, cat} {
+		if txt := textsOf(d.drain()); !slices.Contains(txt, "all three") {
+			t.Fatalf("%s got %q", d.user, txt)
+		}
+		if name := d.info(gid).Name; name != "mended twice" {
+			t.Fatalf("%s sees the group named %q", d.user, name)
+		}
+	}
+}
