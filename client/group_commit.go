@@ -135,7 +135,12 @@ func (r *receiver) applyCommit(ctx context.Context, tx *store.Tx, conv string, g
 		return err
 	}
 	added := slices.DeleteFunc(slices.Clone(after), func(d string) bool { return slices.Contains(before, d) })
-	if !rcv.ExtChanged && adminSyncDue(meta, added, self.Address) {
+	// A device that rejoined (an external commit that removed its old
+	// leaf: a Welcome that did not open, a damaged or lost state) holds
+	// none of the group's description: an admin sends it again, with the
+	// admin key sealed to its new leaf if its user is an admin.
+	rejoined := slices.ContainsFunc(rcv.Added, func(d string) bool { return d != self.Address && slices.Contains(before, d) })
+	if !rcv.ExtChanged && (adminSyncDue(meta, added, self.Address) || (rejoined && meta.AdminSeed != nil)) {
 		id, err := r.newID()
 		if err != nil {
 			return err

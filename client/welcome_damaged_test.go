@@ -110,6 +110,11 @@ func welcomeNotOpenedAfterRemoval(t *testing.T, damageState bool) {
 	if got := textsOf(ben.drain()); !slices.Contains(got, "welcome back") {
 		t.Fatalf("ben got %q", got)
 	}
+	// The description sent with the add did not reach him (it followed
+	// the Welcome): the admin sent it again when he rejoined.
+	if name := ben.info(gid).Name; name != "again" {
+		t.Fatalf("ben sees the group named %q", name)
+	}
 }
 
 // TestDamagedStateHeals: a device whose stored state of a conversation
