@@ -44,8 +44,25 @@ type pendingRows struct {
 	advMark     int
 	advsCarried []convAdvance
 	lastAdv     map[string]int // conversation -> index of its latest advance in advs, or higher
-	nested      int            // inside Tx.Savepoint: FanOut, QueueLog and AdvanceConversation write at once
-	args        []any
+	// The dedup records (pending_sends.go): known is what the lookup at
+	// the transaction's start found (nil: no record; no key: not looked
+	// up, or the lookup no longer holds); claims are the records claimed
+	// in the transaction, claims[:claimsIn] of them in the database, and
+	// claimed indexes them by key. Kept, not emptied, by a flush: a
+	// request's rollback takes its own claims back and, since it undoes
+	// any insert made inside it, claimsIn back to where it was.
+	known                 map[sendKey]*SendRecord
+	claims                []SendRecord
+	claimed               map[sendKey]int
+	claimsIn              int
+	claimMark, claimsMark int
+	// FanOutTo's head moves, moves[:movesIn] of them in the database,
+	// with the same bookkeeping.
+	moves               []headMove
+	movesIn             int
+	moveMark, movesMark int
+	nested              int // inside Tx.Savepoint: FanOut, QueueLog and AdvanceConversation write at once
+	args                []any
 }
 
 // reset empties p for a new transaction.
@@ -55,6 +72,15 @@ func (p *pendingRows) reset() {
 	p.logs, p.logMark, p.logsCarried, p.nested = p.logs[:0], 0, p.logsCarried[:0], 0
 	p.advs, p.advMark, p.advsCarried = p.advs[:0], 0, p.advsCarried[:0]
 	clear(p.lastAdv)
+	p.known = nil
+	p.claims, p.claimsIn, p.claimMark, p.claimsMark = p.claims[:0], 0, 0, 0
+	clear(p.claimed)
+	p.moves, p.movesIn, p.moveMark, p.movesMark = p.moves[:0], 0, 0, 0
+}
+
+// waiting reports whether anything waits to be written.
+func (p *pendingRows) waiting() bool {
+	return len(p.rows)+len(p.logs)+len(p.advs) > 0 || len(p.claims) > p.claimsIn || len(p.moves) > p.movesIn
 }
 
 // begin is called when a request's savepoint opens.
@@ -62,6 +88,8 @@ func (p *pendingRows) begin() {
 	p.mark, p.carried = len(p.rows), p.carried[:0]
 	p.logMark, p.logsCarried = len(p.logs), p.logsCarried[:0]
 	p.advMark, p.advsCarried = len(p.advs), p.advsCarried[:0]
+	p.claimMark, p.claimsMark = len(p.claims), p.claimsIn
+	p.moveMark, p.movesMark = len(p.moves), p.movesIn
 }
 
 // release is called when the request's savepoint is released: its rows
@@ -91,6 +119,11 @@ func (p *pendingRows) rollback() {
 	} else {
 		p.advs = p.advs[:p.advMark]
 	}
+	for _, r := range p.claims[p.claimMark:] {
+		delete(p.claimed, sendKey{r.Sender, r.MessageID})
+	}
+	p.claims, p.claimsIn = p.claims[:p.claimMark], p.claimsMark
+	p.moves, p.movesIn = p.moves[:p.moveMark], p.movesMark
 	p.begin()
 }
 
@@ -146,8 +179,10 @@ var deferSafe = func() map[string]bool {
 	for _, q := range qAdvanceRows {
 		m[q] = true
 	}
-	for _, q := range qFanOutHeads {
-		m[q] = true
+	for _, qs := range [][]string{qFanOutHeads, qLookupSends, qSendRows, qMoveHeads} {
+		for _, q := range qs {
+			m[q] = true
+		}
 	}
 	return m
 }()
@@ -210,10 +245,18 @@ func (t *Tx) insertLogs(es []LogEntry, args []any) ([]any, error) {
 // is only for sequences the conversation has not given out.
 func (t *Tx) flush() error {
 	p := t.pend
-	if p == nil || len(p.rows)+len(p.logs)+len(p.advs) == 0 {
+	if p == nil || !p.waiting() {
 		return nil
 	}
+	if err := t.flushHeads(); err != nil {
+		return wrap("storage.flush: heads", err)
+	}
 	var err error
+	if len(p.claims) > p.claimsIn {
+		if p.args, err = t.insertClaims(p.args); err != nil {
+			return wrap("storage.flush: dedup records", err)
+		}
+	}
 	if len(p.logs) > 0 {
 		if p.args, err = t.insertLogs(p.logs, p.args); err != nil {
 			return wrap("storage.flush: log", err)
@@ -242,10 +285,20 @@ func (t *Tx) flush() error {
 }
 
 // beforeStmt inserts the pending rows before a statement that might see
-// the mailbox or the log without them.
+// the mailbox or the log without them, and the head moves before one
+// that reads or moves heads. A statement that is not deferSafe also ends
+// the dedup lookup: it might change the records.
 func (t *Tx) beforeStmt(query string) error {
-	if t.pend == nil || len(t.pend.rows)+len(t.pend.logs)+len(t.pend.advs) == 0 || deferSafe[query] {
+	p := t.pend
+	if p == nil {
 		return nil
 	}
+	if deferSafe[query] {
+		if len(p.moves) > p.movesIn && headsStmts[query] {
+			return wrap("storage: heads", t.flushHeads())
+		}
+		return nil
+	}
+	p.known = nil
 	return t.flush()
 }
