@@ -220,7 +220,9 @@ func (db *DB) runTx(batch []*writeReq, again bool) {
 					r.done <- fmt.Errorf("storage.Write: %w", broken)
 				}
 			}
-			db.runTx(rerun, true)
+			if len(rerun) > 0 {
+				db.runTx(rerun, true)
+			}
 			return
 		}
 		db.opts.Log.Error("storage: write batch aborted", "err", broken)
