@@ -49,3 +49,42 @@ func oneToOneSends(b *testing.B, db *DB, convs int, senderOf func(n int) int) fu
 		return sendLikeHub(tx, fmt.Sprintf("p%d@x", c), ids[c][senderOf(n)], fmt.Sprint("m", n), payload, int64(n))
 	}
 }
+
+// BenchmarkSendSubmitted runs 1:1 Sends as the homeserver submits them:
+// one request each, handed to the writer with its key (SubmitSend), 256
+// queued at a time, so that the writer groups them (tx/send shows how):
+// the dedup lookup and claims and the heads' moves per transaction
+// (pending_sends.go). One op is one Send.
+func BenchmarkSendSubmitted(b *testing.B) {
+	db, _ := openTest(b)
+	const convs, queued = 100, 256
+	ids := make([][]string, convs)
+	for i := range ids {
+		ids[i] = fixture(b, db, fmt.Sprint("p", i), 2)
+	}
+	payload := make([]byte, 300)
+	ctx := b.Context()
+	stmts0 := db.WriteStatements()
+	tx0, _ := db.WriteStats()
+	waits := make([]func() error, 0, queued)
+	b.ResetTimer()
+	for n := 0; n < b.N; {
+		waits = waits[:0]
+		for k := min(queued, b.N-n); k > 0; k-- {
+			c, dev, id, now := n%convs, ids[n%convs][n/convs%2], fmt.Sprint("m", n), int64(n)
+			waits = append(waits, db.SubmitSend(ctx, "u@x/"+dev, id, func(tx *Tx) error {
+				return sendLikeHub(tx, fmt.Sprintf("p%d@x", c), dev, id, payload, now)
+			}))
+			n++
+		}
+		for _, w := range waits {
+			if err := w(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.StopTimer()
+	txs, _ := db.WriteStats()
+	b.ReportMetric(float64(db.WriteStatements()-stmts0)/float64(b.N), "stmts/send")
+	b.ReportMetric(float64(txs-tx0)/float64(b.N), "tx/send")
+}
