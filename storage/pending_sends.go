@@ -15,6 +15,26 @@ import (
 // moves wait the same way and go in with one UPDATE per transaction that
 // moves each head only from the value the moves started from (flushHeads).
 
+// padded picks the statement for the next n rows (n > 0) among stmts
+// statements of 1, 2, 4 … 1<<(stmts-1) rows, padding instead of splitting:
+// its index k, its size and the rows it takes (at most the size). The
+// statements below ignore a row whose first column is NULL, so that a
+// transaction's rows take one statement, not one per bit of their number.
+func padded(n, stmts int) (k, size, take int) {
+	for k = 0; k < stmts-1 && 1<<k < n; k++ {
+	}
+	return k, 1 << k, min(n, 1<<k)
+}
+
+// pad appends the NULL rows of width columns that fill a statement of
+// size rows taking take.
+func pad(args []any, size, take, width int) []any {
+	for range (size - take) * width {
+		args = append(args, nil)
+	}
+	return args
+}
+
 // sendKey is a dedup record's key.
 type sendKey struct{ sender, messageID string }
 
@@ -25,7 +45,8 @@ type headMove struct {
 	from, to uint64
 }
 
-// qLookupSends[k] reads the dedup records of 1<<k keys (2 parameters each).
+// qLookupSends[k] reads the dedup records of 1<<k keys (2 parameters
+// each; a NULL key matches nothing).
 var qLookupSends = func() []string {
 	var qs []string
 	for n := 1; n <= maxRowsPerInsert; n *= 2 {
@@ -35,20 +56,22 @@ var qLookupSends = func() []string {
 	return qs
 }()
 
-// qSendRows[k] inserts 1<<k dedup records (6 parameters each). A record
-// already there fails the statement, and so the transaction: the claims
-// were checked against the lookup and each other.
+// qSendRows[k] inserts up to 1<<k dedup records (6 parameters each; a
+// row with a NULL sender is padding). A record already there fails the
+// statement, and so the transaction: the claims were checked against the
+// lookup and each other.
 var qSendRows = func() []string {
 	var qs []string
 	for n := 1; n <= maxRowsPerInsert; n *= 2 {
-		qs = append(qs, `INSERT INTO sends(sender, message_id, conv_id, conv_seq, epoch, created_ms) VALUES `+
-			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?), ", n), ", "))
+		qs = append(qs, `INSERT INTO sends(sender, message_id, conv_id, conv_seq, epoch, created_ms) SELECT * FROM (VALUES `+
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?), ", n), ", ")+`) WHERE column1 IS NOT NULL`)
 	}
 	return qs
 }()
 
-// qMoveHeads[k] moves 1<<k heads, each only where it still has the value
-// the moves started from (3 parameters each: device, from, to).
+// qMoveHeads[k] moves up to 1<<k heads, each only where it still has the
+// value the moves started from (3 parameters each: device, from, to; a
+// NULL device is padding).
 var qMoveHeads = func() []string {
 	var qs []string
 	for n := 1; n <= maxRowsPerInsert; n *= 2 {
@@ -93,13 +116,14 @@ func (t *Tx) lookupSends(keys []sendKey) error {
 		}
 	}
 	keys = distinct
-	args := make([]any, 0, 2*min(len(keys), maxRowsPerInsert))
+	args := make([]any, 0, 2*maxRowsPerInsert)
 	for len(keys) > 0 {
-		k, n := chunk(len(keys), len(qLookupSends))
+		k, size, n := padded(len(keys), len(qLookupSends))
 		args = args[:0]
 		for _, key := range keys[:n] {
 			args = append(args, key.sender, key.messageID)
 		}
+		args = pad(args, size, n, 2)
 		if err := t.lookupChunk(qLookupSends[k], args); err != nil {
 			return err
 		}
@@ -167,12 +191,13 @@ func (t *Tx) insertClaims(args []any) ([]any, error) {
 	p := t.pend
 	rs := p.claims[p.claimsIn:]
 	for len(rs) > 0 {
-		k, n := chunk(len(rs), len(qSendRows))
+		k, size, n := padded(len(rs), len(qSendRows))
 		args = args[:0]
 		for i := range rs[:n] {
 			r := &rs[i]
 			args = append(args, r.Sender, r.MessageID, r.ConvID, r.ConvSeq, r.Epoch, r.CreatedMs)
 		}
+		args = pad(args, size, n, 6)
 		if _, err := t.execNow(qSendRows[k], args...); err != nil {
 			return args, err
 		}
@@ -216,13 +241,14 @@ func (t *Tx) flushHeads() error {
 		}
 		net[i].to = m.to
 	}
-	args := make([]any, 0, 3*min(len(net), maxRowsPerInsert))
+	args := make([]any, 0, 3*maxRowsPerInsert)
 	for len(net) > 0 {
-		k, n := chunk(len(net), len(qMoveHeads))
+		k, size, n := padded(len(net), len(qMoveHeads))
 		args = args[:0]
 		for _, m := range net[:n] {
 			args = append(args, m.device, m.from, m.to)
 		}
+		args = pad(args, size, n, 3)
 		res, err := t.execNow(qMoveHeads[k], args...)
 		if err != nil {
 			return err

@@ -368,14 +368,13 @@ func TestPendingAdvance(t *testing.T) {
 		}
 	}
 	// The blocker's RELEASE; per Send 3 statements (savepoint, claim,
-	// release), and 2 more where the writer's send views read the
-	// conversation: A, C (B's rollback emptied them; it costs one
-	// more, and A's head move goes in before the roster is read again)
-	// and D; the reader's savepoint, four reads (its
-	// ConversationForSend from the views) and release; at the end the log
-	// entries, rows and advances of the two conversations: one statement
-	// each, and the heads of C, D and E's recipients: two (2 + 1).
-	if n := db.WriteStatements() - s0; n != 1+5*3+3*2+1+1+6+3+2 {
+	// release) and B's ROLLBACK TO; 2 more where the writer's send views
+	// read the conversation: A, C (B's rollback emptied them) and D; the
+	// head moves waiting go in before the roster is read again (at C and
+	// at D); the reader's savepoint, four reads (its ConversationForSend
+	// from the views) and release; at the end the log entries, rows and
+	// advances of the two conversations and the heads: one statement each.
+	if n := db.WriteStatements() - s0; n != 1+5*3+1+3*2+2+6+3+1 {
 		t.Errorf("%d statements, want 35", n)
 	}
 	checkRefs(t, db)

@@ -239,7 +239,7 @@ func (db *DB) runTx(batch []*writeReq, again bool) {
 			keys = append(keys, r.send)
 		}
 	}
-	if len(keys) > 0 {
+	if len(keys) > 1 { // for one, the claim's own statement costs less than a lookup and an insert
 		if err := shared.lookupSends(keys); err != nil {
 			abort(fmt.Errorf("dedup lookup: %w", err))
 			return
