@@ -131,22 +131,24 @@ func (p *pendingRows) rollback() {
 // (6 parameters each).
 const maxRowsPerInsert = 64
 
-// qMailboxRows[k] inserts 1<<k mailbox rows.
+// qMailboxRows[k] inserts up to 1<<k mailbox rows (a row with a NULL
+// device is padding: padded).
 var qMailboxRows = func() []string {
 	var qs []string
 	for n := 1; n <= maxRowsPerInsert; n *= 2 {
-		qs = append(qs, `INSERT INTO mailbox(device_id, seq, conv_id, conv_seq, welcome, created_ms) VALUES `+
-			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?), ", n), ", "))
+		qs = append(qs, `INSERT INTO mailbox(device_id, seq, conv_id, conv_seq, welcome, created_ms) SELECT * FROM (VALUES `+
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?), ", n), ", ")+`) WHERE column1 IS NOT NULL`)
 	}
 	return qs
 }()
 
-// qLogRows[k] inserts 1<<k log entries (11 parameters each).
+// qLogRows[k] inserts up to 1<<k log entries (11 parameters each; a row
+// with a NULL conversation is padding).
 var qLogRows = func() []string {
 	var qs []string
 	for n := 1; n <= maxRowsPerInsert; n *= 2 {
-		qs = append(qs, `INSERT INTO conversation_log(conv_id, seq, sender, message_id, kind, epoch, payload, welcome, group_info, created_ms, refs) VALUES `+
-			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?), ", n), ", "))
+		qs = append(qs, `INSERT INTO conversation_log(conv_id, seq, sender, message_id, kind, epoch, payload, welcome, group_info, created_ms, refs) SELECT * FROM (VALUES `+
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?), ", n), ", ")+`) WHERE column1 IS NOT NULL`)
 	}
 	return qs
 }()
@@ -194,26 +196,15 @@ const (
 	stmtRollbackTo = "ROLLBACK TO req"
 )
 
-// chunk picks the multi-row statement for the next n rows (n > 0) among
-// stmts statements of 1, 2, 4 … 1<<(stmts-1) rows: its index k and its
-// size, the largest power of two at most n.
-func chunk(n, stmts int) (k, size int) {
-	k = stmts - 1
-	for 1<<k > n {
-		k--
-	}
-	return k, 1 << k
-}
-
-// insertRows inserts rows in as few statements as the sizes of
-// qMailboxRows allow (at most 7 for up to 127 rows).
+// insertRows inserts rows in one statement per 64 (padded).
 func (t *Tx) insertRows(rows []mailboxRow, args []any) ([]any, error) {
 	for len(rows) > 0 {
-		k, n := chunk(len(rows), len(qMailboxRows))
+		k, size, n := padded(len(rows), len(qMailboxRows))
 		args = args[:0]
 		for _, r := range rows[:n] {
 			args = append(args, r.device, r.seq, r.conv, r.convSeq, r.welcome, r.createdMs)
 		}
+		args = pad(args, size, n, 6)
 		if _, err := t.execNow(qMailboxRows[k], args...); err != nil {
 			return args, err
 		}
@@ -225,13 +216,14 @@ func (t *Tx) insertRows(rows []mailboxRow, args []any) ([]any, error) {
 // insertLogs inserts log entries like insertRows.
 func (t *Tx) insertLogs(es []LogEntry, args []any) ([]any, error) {
 	for len(es) > 0 {
-		k, n := chunk(len(es), len(qLogRows))
+		k, size, n := padded(len(es), len(qLogRows))
 		args = args[:0]
 		for i := range es[:n] {
 			e := &es[i]
 			args = append(args, e.ConvID, e.Seq, e.Sender, e.MessageID, e.Kind, e.Epoch, e.Payload,
 				nullIfEmpty(e.Welcome), nullIfEmpty(e.GroupInfo), e.CreatedMs, e.Refs)
 		}
+		args = pad(args, size, n, 11)
 		if _, err := t.execNow(qLogRows[k], args...); err != nil {
 			return args, err
 		}

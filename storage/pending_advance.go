@@ -12,7 +12,8 @@ type convAdvance struct {
 	epoch, seq uint64
 }
 
-// qAdvanceRows[k] moves 1<<k conversations (3 parameters each).
+// qAdvanceRows[k] moves up to 1<<k conversations (3 parameters each; a
+// NULL conversation is padding).
 var qAdvanceRows = func() []string {
 	var qs []string
 	for n := 1; n <= maxRowsPerInsert; n *= 2 {
@@ -53,7 +54,7 @@ func (p *pendingRows) advanced(c *Conversation) {
 }
 
 // updateAdvances moves the conversations of advs, each to its latest
-// advance, in as few statements as qAdvanceRows' sizes allow.
+// advance, in one statement per 64 (padded).
 func (t *Tx) updateAdvances(advs []convAdvance) error {
 	latest := make([]convAdvance, 0, len(advs))
 	seen := make(map[string]bool, len(advs))
@@ -63,13 +64,14 @@ func (t *Tx) updateAdvances(advs []convAdvance) error {
 			latest = append(latest, a)
 		}
 	}
-	args := make([]any, 0, 3*min(len(latest), maxRowsPerInsert))
+	args := make([]any, 0, 3*maxRowsPerInsert)
 	for len(latest) > 0 {
-		k, n := chunk(len(latest), len(qAdvanceRows))
+		k, size, n := padded(len(latest), len(qAdvanceRows))
 		args = args[:0]
 		for _, a := range latest[:n] {
 			args = append(args, a.conv, a.epoch, a.seq)
 		}
+		args = pad(args, size, n, 3)
 		res, err := t.execNow(qAdvanceRows[k], args...)
 		if err != nil {
 			return err
