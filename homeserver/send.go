@@ -69,7 +69,7 @@ func (ss *session) send(id uint64, m *wire.Send) {
 		ss.writeError(id, err)
 		return
 	}
-	wait := ss.s.db.SubmitSend(ss.ctx, sender, m.MessageId, func(tx *storage.Tx) (err error) { res, err = ss.s.accept(op, tx, in); return err })
+	wait := ss.s.db.Submit(ss.ctx, func(tx *storage.Tx) (err error) { res, err = ss.s.accept(op, tx, in); return err })
 	ss.later(func() {
 		if err := wait(); err != nil {
 			ss.writeError(id, internal(op, err))

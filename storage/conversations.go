@@ -358,11 +358,6 @@ func (t *Tx) QueueLog(e *LogEntry) error {
 
 // SendRecord returns the first result of (sender, messageID).
 func (t *Tx) SendRecord(sender, messageID string) (*SendRecord, error) {
-	if t.pend != nil {
-		if r := t.pend.pendingRecord(sender, messageID); r != nil {
-			return r, nil
-		}
-	}
 	r := &SendRecord{Sender: sender, MessageID: messageID}
 	err := t.row(qSendRecord, []any{sender, messageID}, &r.ConvID, &r.ConvSeq, &r.Epoch, &r.CreatedMs)
 	if err != nil {
@@ -373,12 +368,6 @@ func (t *Tx) SendRecord(sender, messageID string) (*SendRecord, error) {
 
 // InsertSendRecord stores the dedup record of an accepted message.
 func (t *Tx) InsertSendRecord(r *SendRecord) error {
-	if p := t.pend; p != nil {
-		if p.pendingRecord(r.Sender, r.MessageID) != nil {
-			return wrap("storage.InsertSendRecord", ErrConflict)
-		}
-		delete(p.known, sendKey{r.Sender, r.MessageID}) // it has one now
-	}
 	_, err := t.exec(qInsertSendRecord, r.Sender, r.MessageID, r.ConvID, r.ConvSeq, r.Epoch, r.CreatedMs)
 	if isUnique(err) {
 		return wrap("storage.InsertSendRecord", ErrConflict)
@@ -390,16 +379,8 @@ func (t *Tx) InsertSendRecord(r *SendRecord) error {
 // accepted, in one statement with the dedup check: false (nothing
 // written) when (sender, message id) has a record already. A caller that
 // then refuses the message must roll the claim back with the rest of its
-// work (its savepoint). In the writer, for a Send handed over with its key
-// (SubmitSend), the claim costs no statement: it is checked against the
-// transaction's lookup and claims and inserted with them (pending_sends.go).
+// work (its savepoint).
 func (t *Tx) ClaimSendRecord(r *SendRecord) (bool, error) {
-	if p := t.pend; p != nil {
-		if claimed, ok := p.claimPending(r); ok {
-			return claimed, nil
-		}
-		delete(p.known, sendKey{r.Sender, r.MessageID}) // the statement below decides
-	}
 	res, err := t.exec(qClaimSendRecord, r.Sender, r.MessageID, r.ConvID, r.ConvSeq, r.Epoch, r.CreatedMs)
 	if err != nil {
 		return false, wrap("storage.ClaimSendRecord", err)

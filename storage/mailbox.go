@@ -99,10 +99,8 @@ func (t *Tx) addRefs(convID string, convSeq uint64, n int) error {
 // moved them since, and a head that moved fails the call (ErrStaleHeads)
 // instead of giving out its sequence twice. It returns the new heads. It
 // costs less than FanOut: for up to 8 recipients the heads move in a
-// statement that returns nothing — in the writer, in one statement with
-// the transaction's other moves, which fails the transaction instead
-// (flushHeads) — and the entry's reference count is not updated: the
-// caller logged it with Refs = len(recips).
+// statement that returns nothing, and the entry's reference count is not
+// updated: the caller logged it with Refs = len(recips).
 func (t *Tx) FanOutTo(convID string, convSeq uint64, excludeDevice string, recips []Head, nowMs int64) ([]Head, error) {
 	const op = "storage.FanOutTo"
 	if len(recips) == 0 {
@@ -112,11 +110,7 @@ func (t *Tx) FanOutTo(convID string, convSeq uint64, excludeDevice string, recip
 	for i, r := range recips {
 		heads[i] = Head{DeviceID: r.DeviceID, Seq: r.Seq + 1}
 	}
-	if t.pend != nil && t.pend.nested == 0 && len(recips) <= len(qFanOutHeads) {
-		// In the writer the moves wait for the transaction's one UPDATE,
-		// which checks them (flushHeads).
-		t.pend.queueMoves(recips, heads)
-	} else if len(recips) <= len(qFanOutHeads) {
+	if len(recips) <= len(qFanOutHeads) {
 		args := make([]any, 0, 2*len(recips))
 		for _, r := range recips {
 			args = append(args, r.DeviceID, r.Seq)

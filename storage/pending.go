@@ -44,25 +44,8 @@ type pendingRows struct {
 	advMark     int
 	advsCarried []convAdvance
 	lastAdv     map[string]int // conversation -> index of its latest advance in advs, or higher
-	// The dedup records (pending_sends.go): known is what the lookup at
-	// the transaction's start found (nil: no record; no key: not looked
-	// up, or the lookup no longer holds); claims are the records claimed
-	// in the transaction, claims[:claimsIn] of them in the database, and
-	// claimed indexes them by key. Kept, not emptied, by a flush: a
-	// request's rollback takes its own claims back and, since it undoes
-	// any insert made inside it, claimsIn back to where it was.
-	known                 map[sendKey]*SendRecord
-	claims                []SendRecord
-	claimed               map[sendKey]int
-	claimsIn              int
-	claimMark, claimsMark int
-	// FanOutTo's head moves, moves[:movesIn] of them in the database,
-	// with the same bookkeeping.
-	moves               []headMove
-	movesIn             int
-	moveMark, movesMark int
-	nested              int // inside Tx.Savepoint: FanOut, QueueLog and AdvanceConversation write at once
-	args                []any
+	nested      int            // inside Tx.Savepoint: FanOut, QueueLog and AdvanceConversation write at once
+	args        []any
 }
 
 // reset empties p for a new transaction.
@@ -72,15 +55,6 @@ func (p *pendingRows) reset() {
 	p.logs, p.logMark, p.logsCarried, p.nested = p.logs[:0], 0, p.logsCarried[:0], 0
 	p.advs, p.advMark, p.advsCarried = p.advs[:0], 0, p.advsCarried[:0]
 	clear(p.lastAdv)
-	p.known = nil
-	p.claims, p.claimsIn, p.claimMark, p.claimsMark = p.claims[:0], 0, 0, 0
-	clear(p.claimed)
-	p.moves, p.movesIn, p.moveMark, p.movesMark = p.moves[:0], 0, 0, 0
-}
-
-// waiting reports whether anything waits to be written.
-func (p *pendingRows) waiting() bool {
-	return len(p.rows)+len(p.logs)+len(p.advs) > 0 || len(p.claims) > p.claimsIn || len(p.moves) > p.movesIn
 }
 
 // begin is called when a request's savepoint opens.
@@ -88,8 +62,6 @@ func (p *pendingRows) begin() {
 	p.mark, p.carried = len(p.rows), p.carried[:0]
 	p.logMark, p.logsCarried = len(p.logs), p.logsCarried[:0]
 	p.advMark, p.advsCarried = len(p.advs), p.advsCarried[:0]
-	p.claimMark, p.claimsMark = len(p.claims), p.claimsIn
-	p.moveMark, p.movesMark = len(p.moves), p.movesIn
 }
 
 // release is called when the request's savepoint is released: its rows
@@ -119,11 +91,6 @@ func (p *pendingRows) rollback() {
 	} else {
 		p.advs = p.advs[:p.advMark]
 	}
-	for _, r := range p.claims[p.claimMark:] {
-		delete(p.claimed, sendKey{r.Sender, r.MessageID})
-	}
-	p.claims, p.claimsIn = p.claims[:p.claimMark], p.claimsMark
-	p.moves, p.movesIn = p.moves[:p.moveMark], p.movesMark
 	p.begin()
 }
 
@@ -131,24 +98,22 @@ func (p *pendingRows) rollback() {
 // (6 parameters each).
 const maxRowsPerInsert = 64
 
-// qMailboxRows[k] inserts up to 1<<k mailbox rows (a row with a NULL
-// device is padding: padded).
+// qMailboxRows[k] inserts 1<<k mailbox rows.
 var qMailboxRows = func() []string {
 	var qs []string
 	for n := 1; n <= maxRowsPerInsert; n *= 2 {
-		qs = append(qs, `INSERT INTO mailbox(device_id, seq, conv_id, conv_seq, welcome, created_ms) SELECT * FROM (VALUES `+
-			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?), ", n), ", ")+`) WHERE column1 IS NOT NULL`)
+		qs = append(qs, `INSERT INTO mailbox(device_id, seq, conv_id, conv_seq, welcome, created_ms) VALUES `+
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?), ", n), ", "))
 	}
 	return qs
 }()
 
-// qLogRows[k] inserts up to 1<<k log entries (11 parameters each; a row
-// with a NULL conversation is padding).
+// qLogRows[k] inserts 1<<k log entries (11 parameters each).
 var qLogRows = func() []string {
 	var qs []string
 	for n := 1; n <= maxRowsPerInsert; n *= 2 {
-		qs = append(qs, `INSERT INTO conversation_log(conv_id, seq, sender, message_id, kind, epoch, payload, welcome, group_info, created_ms, refs) SELECT * FROM (VALUES `+
-			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?), ", n), ", ")+`) WHERE column1 IS NOT NULL`)
+		qs = append(qs, `INSERT INTO conversation_log(conv_id, seq, sender, message_id, kind, epoch, payload, welcome, group_info, created_ms, refs) VALUES `+
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?), ", n), ", "))
 	}
 	return qs
 }()
@@ -181,10 +146,8 @@ var deferSafe = func() map[string]bool {
 	for _, q := range qAdvanceRows {
 		m[q] = true
 	}
-	for _, qs := range [][]string{qFanOutHeads, qLookupSends, qSendRows, qMoveHeads} {
-		for _, q := range qs {
-			m[q] = true
-		}
+	for _, q := range qFanOutHeads {
+		m[q] = true
 	}
 	return m
 }()
@@ -196,15 +159,26 @@ const (
 	stmtRollbackTo = "ROLLBACK TO req"
 )
 
-// insertRows inserts rows in one statement per 64 (padded).
+// chunk picks the multi-row statement for the next n rows (n > 0) among
+// stmts statements of 1, 2, 4 … 1<<(stmts-1) rows: its index k and its
+// size, the largest power of two at most n.
+func chunk(n, stmts int) (k, size int) {
+	k = stmts - 1
+	for 1<<k > n {
+		k--
+	}
+	return k, 1 << k
+}
+
+// insertRows inserts rows in as few statements as the sizes of
+// qMailboxRows allow (at most 7 for up to 127 rows).
 func (t *Tx) insertRows(rows []mailboxRow, args []any) ([]any, error) {
 	for len(rows) > 0 {
-		k, size, n := padded(len(rows), len(qMailboxRows))
+		k, n := chunk(len(rows), len(qMailboxRows))
 		args = args[:0]
 		for _, r := range rows[:n] {
 			args = append(args, r.device, r.seq, r.conv, r.convSeq, r.welcome, r.createdMs)
 		}
-		args = pad(args, size, n, 6)
 		if _, err := t.execNow(qMailboxRows[k], args...); err != nil {
 			return args, err
 		}
@@ -216,14 +190,13 @@ func (t *Tx) insertRows(rows []mailboxRow, args []any) ([]any, error) {
 // insertLogs inserts log entries like insertRows.
 func (t *Tx) insertLogs(es []LogEntry, args []any) ([]any, error) {
 	for len(es) > 0 {
-		k, size, n := padded(len(es), len(qLogRows))
+		k, n := chunk(len(es), len(qLogRows))
 		args = args[:0]
 		for i := range es[:n] {
 			e := &es[i]
 			args = append(args, e.ConvID, e.Seq, e.Sender, e.MessageID, e.Kind, e.Epoch, e.Payload,
 				nullIfEmpty(e.Welcome), nullIfEmpty(e.GroupInfo), e.CreatedMs, e.Refs)
 		}
-		args = pad(args, size, n, 11)
 		if _, err := t.execNow(qLogRows[k], args...); err != nil {
 			return args, err
 		}
@@ -237,18 +210,10 @@ func (t *Tx) insertLogs(es []LogEntry, args []any) ([]any, error) {
 // is only for sequences the conversation has not given out.
 func (t *Tx) flush() error {
 	p := t.pend
-	if p == nil || !p.waiting() {
+	if p == nil || len(p.rows)+len(p.logs)+len(p.advs) == 0 {
 		return nil
 	}
-	if err := t.flushHeads(); err != nil {
-		return wrap("storage.flush: heads", err)
-	}
 	var err error
-	if len(p.claims) > p.claimsIn {
-		if p.args, err = t.insertClaims(p.args); err != nil {
-			return wrap("storage.flush: dedup records", err)
-		}
-	}
 	if len(p.logs) > 0 {
 		if p.args, err = t.insertLogs(p.logs, p.args); err != nil {
 			return wrap("storage.flush: log", err)
@@ -277,20 +242,10 @@ func (t *Tx) flush() error {
 }
 
 // beforeStmt inserts the pending rows before a statement that might see
-// the mailbox or the log without them, and the head moves before one
-// that reads or moves heads. A statement that is not deferSafe also ends
-// the dedup lookup: it might change the records.
+// the mailbox or the log without them.
 func (t *Tx) beforeStmt(query string) error {
-	p := t.pend
-	if p == nil {
+	if t.pend == nil || len(t.pend.rows)+len(t.pend.logs)+len(t.pend.advs) == 0 || deferSafe[query] {
 		return nil
 	}
-	if deferSafe[query] {
-		if len(p.moves) > p.movesIn && headsStmts[query] {
-			return wrap("storage: heads", t.flushHeads())
-		}
-		return nil
-	}
-	p.known = nil
 	return t.flush()
 }

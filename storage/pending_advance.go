@@ -12,8 +12,7 @@ type convAdvance struct {
 	epoch, seq uint64
 }
 
-// qAdvanceRows[k] moves up to 1<<k conversations (3 parameters each; a
-// NULL conversation is padding).
+// qAdvanceRows[k] moves 1<<k conversations (3 parameters each).
 var qAdvanceRows = func() []string {
 	var qs []string
 	for n := 1; n <= maxRowsPerInsert; n *= 2 {
@@ -54,7 +53,7 @@ func (p *pendingRows) advanced(c *Conversation) {
 }
 
 // updateAdvances moves the conversations of advs, each to its latest
-// advance, in one statement per 64 (padded).
+// advance, in as few statements as qAdvanceRows' sizes allow.
 func (t *Tx) updateAdvances(advs []convAdvance) error {
 	latest := make([]convAdvance, 0, len(advs))
 	seen := make(map[string]bool, len(advs))
@@ -64,14 +63,13 @@ func (t *Tx) updateAdvances(advs []convAdvance) error {
 			latest = append(latest, a)
 		}
 	}
-	args := make([]any, 0, 3*maxRowsPerInsert)
+	args := make([]any, 0, 3*min(len(latest), maxRowsPerInsert))
 	for len(latest) > 0 {
-		k, size, n := padded(len(latest), len(qAdvanceRows))
+		k, n := chunk(len(latest), len(qAdvanceRows))
 		args = args[:0]
 		for _, a := range latest[:n] {
 			args = append(args, a.conv, a.epoch, a.seq)
 		}
-		args = pad(args, size, n, 3)
 		res, err := t.execNow(qAdvanceRows[k], args...)
 		if err != nil {
 			return err

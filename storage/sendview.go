@@ -59,7 +59,7 @@ var viewSafe = func() map[string]bool {
 		qAck: true, qFanOutHeadsReturning: true, qFanOutInsert: true,
 		stmtSavepoint: true, stmtRelease: true,
 	}
-	for _, qs := range [][]string{qAckRows, qMailboxRows, qLogRows, qAdvanceRows, qFanOutHeads, qLookupSends, qSendRows, qMoveHeads} {
+	for _, qs := range [][]string{qAckRows, qMailboxRows, qLogRows, qAdvanceRows, qFanOutHeads} {
 		for _, q := range qs {
 			m[q] = true
 		}

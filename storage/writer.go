@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"runtime/debug"
 	"sync/atomic"
@@ -15,7 +14,6 @@ type writeReq struct {
 	ctx  context.Context
 	fn   func(*Tx) error // nil for an ack (SubmitAck)
 	ack  ackReq
-	send sendKey // SubmitSend: the dedup record the writer looks up first
 	done chan error
 }
 
@@ -59,20 +57,6 @@ func (db *DB) Write(ctx context.Context, fn func(*Tx) error) error {
 // lets a caller pipeline writes without waiting for each commit.
 func (db *DB) Submit(ctx context.Context, fn func(*Tx) error) (wait func() error) {
 	return db.submit(&writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)})
-}
-
-// SubmitSend queues fn like Submit, for a Send from sender with
-// messageID: the writer looks its dedup record up together with those of
-// the other Sends of its transaction, in one statement when the
-// transaction begins, so that fn's ClaimSendRecord and SendRecord of that
-// key cost no statement (pending_sends.go).
-//
-// fn may run twice: when the transaction finds a mailbox head moved under
-// a Send (ErrStaleHeads), the writer rolls it back and runs its Sends and
-// acks again in a new one (see runBatch). fn must set, not accumulate,
-// what it reports.
-func (db *DB) SubmitSend(ctx context.Context, sender, messageID string, fn func(*Tx) error) (wait func() error) {
-	return db.submit(&writeReq{ctx: ctx, fn: fn, send: sendKey{sender, messageID}, done: make(chan error, 1)})
 }
 
 func (db *DB) submit(req *writeReq) (wait func() error) {
@@ -165,18 +149,7 @@ func (db *DB) fill(batch []*writeReq) []*writeReq {
 }
 
 // runBatch executes one group commit and answers every request in it.
-func (db *DB) runBatch(batch []*writeReq) { db.runTx(batch, false) }
-
-// rerunnable reports whether r may run again in a new transaction after
-// its first one was rolled back: the Sends (SubmitSend) and the acks.
-func (r *writeReq) rerunnable() bool { return r.fn == nil || r.send != (sendKey{}) }
-
-// runTx runs batch in one transaction. When a mailbox head turns out to
-// have moved under a Send (ErrStaleHeads: a send view was stale), the
-// transaction is rolled back, the views emptied, the other requests
-// answered with the error and the Sends and acks run again in a new
-// transaction (once: again is set there).
-func (db *DB) runTx(batch []*writeReq, again bool) {
+func (db *DB) runBatch(batch []*writeReq) {
 	errs := make([]error, len(batch))
 	ctx := context.Background()
 	began := time.Now()
@@ -201,52 +174,20 @@ func (db *DB) runTx(batch []*writeReq, again bool) {
 			}
 		}
 	}
-	skipped := make([]bool, len(batch))
 	abort := func(broken error) {
 		// The transaction itself is unusable: nothing in it commits.
 		tx.Rollback()
 		db.views.clear()
 		learn()
-		if !again && errors.Is(broken, ErrStaleHeads) {
-			db.opts.Log.Warn("storage: write batch run again", "err", broken)
-			var rerun []*writeReq
-			for i, r := range batch {
-				switch {
-				case skipped[i]:
-					r.done <- errs[i]
-				case r.rerunnable():
-					rerun = append(rerun, r)
-				default:
-					r.done <- fmt.Errorf("storage.Write: %w", broken)
-				}
-			}
-			if len(rerun) > 0 {
-				db.runTx(rerun, true)
-			}
-			return
-		}
 		db.opts.Log.Error("storage: write batch aborted", "err", broken)
 		for _, r := range batch {
 			r.done <- fmt.Errorf("storage.Write: %w", broken)
 		}
 	}
 	var acks []int // indexes of the acks in batch, applied after the rest
-	var keys []sendKey
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
-			errs[i], skipped[i] = err, true
-		} else if r.send != (sendKey{}) {
-			keys = append(keys, r.send)
-		}
-	}
-	if len(keys) > 1 { // for one, the claim's own statement costs less than a lookup and an insert
-		if err := shared.lookupSends(keys); err != nil {
-			abort(fmt.Errorf("dedup lookup: %w", err))
-			return
-		}
-	}
-	for i, r := range batch {
-		if skipped[i] {
+			errs[i] = err
 			continue
 		}
 		ran++
@@ -256,9 +197,6 @@ func (db *DB) runTx(batch []*writeReq, again bool) {
 		}
 		ferr, broken := db.runOne(shared, r)
 		errs[i] = ferr
-		if broken == nil && errors.Is(ferr, ErrStaleHeads) {
-			broken = ferr // an earlier request's view, maybe: all of them again
-		}
 		if broken != nil {
 			abort(broken)
 			return

@@ -74,11 +74,10 @@ func TestHubSendViewSameBatch(t *testing.T) {
 		{a1.id(), app("a-4", 2), wire.Code_CODE_STALE_EPOCH},
 		{a1.id(), app("a-5", 3), 0},
 		{a1.id(), app("a-6", 3), 0},
-		// Retries in the same transaction (the writer claims the dedup
-		// records from its lookup and the transaction's claims): an
-		// accepted message is answered as a duplicate with the first's
-		// record, also for bob, removed since; a refused one is refused
-		// again, its claim gone with its rollback.
+		// Retries in the same transaction: an accepted message is
+		// answered as a duplicate with the first's record, also for bob,
+		// removed since; a refused one is refused again, its claim gone
+		// with its rollback.
 		{a1.id(), app("a-1", 1), 0},
 		{b1.id(), app("b-1", 1), 0},
 		{b1.id(), app("b-2", 1), wire.Code_CODE_NOT_MEMBER},
@@ -106,7 +105,7 @@ func TestHubSendViewSameBatch(t *testing.T) {
 		if da.Domain() != vDomain {
 			dev = ""
 		}
-		waits[i] = w.db.SubmitSend(ctx, s.from, s.m.MessageId, func(tx *storage.Tx) (err error) {
+		waits[i] = w.db.Submit(ctx, func(tx *storage.Tx) (err error) {
 			results[i], err = w.h.Accept("test", tx, &Input{Send: s.m, Sender: da, DeviceID: dev, NowMs: 1})
 			return err
 		})
