@@ -63,6 +63,9 @@ func TestHubSendViewSameBatch(t *testing.T) {
 	}{
 		{b1.id(), app("b-1", 1), 0},
 		{a1.id(), app("a-1", 1), 0},
+		{a1.id(), app("a-1", 1), 0},                          // a retry while the first is in the transaction
+		{a1.id(), app("a-0", 5), wire.Code_CODE_STALE_EPOCH}, // claimed, then refused
+		{a1.id(), app("a-0", 1), 0},                          // the same id again: no duplicate of the refused one
 		{a1.id(), commit("c-remove", 1, out1), 0},
 		{b1.id(), app("b-2", 1), wire.Code_CODE_NOT_MEMBER},
 		{a1.id(), app("a-2", 2), 0},
@@ -71,7 +74,17 @@ func TestHubSendViewSameBatch(t *testing.T) {
 		{a1.id(), app("a-4", 2), wire.Code_CODE_STALE_EPOCH},
 		{a1.id(), app("a-5", 3), 0},
 		{a1.id(), app("a-6", 3), 0},
+		// Retries in the same transaction: an accepted message is
+		// answered as a duplicate with the first's record, also for bob,
+		// removed since; a refused one is refused again, its claim gone
+		// with its rollback.
+		{a1.id(), app("a-1", 1), 0},
+		{b1.id(), app("b-1", 1), 0},
+		{b1.id(), app("b-2", 1), wire.Code_CODE_NOT_MEMBER},
+		{a1.id(), app("a-4", 2), wire.Code_CODE_STALE_EPOCH},
+		{a1.id(), app("a-6", 3), 0},
 	}
+	dupOf := map[int]int{2: 1, 13: 1, 14: 0, 17: 12} // retry step -> the step it repeats
 	ctx := context.Background()
 	release := make(chan struct{})
 	blocker := w.db.Submit(ctx, func(*storage.Tx) error { <-release; return nil })
@@ -79,6 +92,7 @@ func TestHubSendViewSameBatch(t *testing.T) {
 	b0, _ := w.db.WriteStats()
 	h0, _ := w.db.SendViewStats()
 	waits := make([]func() error, len(steps))
+	results := make([]*Result, len(steps))
 	for i, s := range steps {
 		if err := w.h.ValidateSend("test", s.m); err != nil {
 			t.Fatalf("step %d: %v", i, err)
@@ -91,8 +105,8 @@ func TestHubSendViewSameBatch(t *testing.T) {
 		if da.Domain() != vDomain {
 			dev = ""
 		}
-		waits[i] = w.db.Submit(ctx, func(tx *storage.Tx) error {
-			_, err := w.h.Accept("test", tx, &Input{Send: s.m, Sender: da, DeviceID: dev, NowMs: 1})
+		waits[i] = w.db.Submit(ctx, func(tx *storage.Tx) (err error) {
+			results[i], err = w.h.Accept("test", tx, &Input{Send: s.m, Sender: da, DeviceID: dev, NowMs: 1})
 			return err
 		})
 	}
@@ -108,6 +122,16 @@ func TestHubSendViewSameBatch(t *testing.T) {
 	}
 	if b, _ := w.db.WriteStats(); b-b0 != 2 {
 		t.Fatalf("%d transactions: the steps were not in one", b-b0-1)
+	}
+	for i, r := range results {
+		first, retry := dupOf[i]
+		switch {
+		case r == nil:
+		case retry && (!r.Dup || r.Rec == nil || results[first].Rec == nil || *r.Rec != *results[first].Rec):
+			t.Errorf("step %d: retry of step %d answered dup %v with %+v, want %+v", i, first, r.Dup, r.Rec, results[first].Rec)
+		case !retry && r.Dup:
+			t.Errorf("step %d (%s) answered as a duplicate", i, steps[i].m.MessageId)
+		}
 	}
 	if h, _ := w.db.SendViewStats(); h == h0 {
 		t.Fatal("no Send was answered from the send views: the test did not exercise them")
