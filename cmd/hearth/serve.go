@@ -102,6 +102,7 @@ RELOADING=1 and STOPPING=1 through $NOTIFY_SOCKET.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			defer tuneServerGC()()
 			return runServer(ctx, dir, listen, metricsFlag, log, logLevel{v: &lv, fixed: cmd.Flags().Changed("log-level")})
 		},
 	}
