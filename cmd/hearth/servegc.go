@@ -16,7 +16,8 @@ import (
 // on a small machine; with many idle sessions the live heap is hundreds of
 // MB and the percent falls back to Go's default, so the memory per idle
 // session is what it was. It is re-read after every collection (no timer:
-// an idle server does not wake for it).
+// an idle server does not wake for it). Measured in docs/benchmarks.md,
+// "Session 12 side by side"; operators read docs/operations.md, "Memory".
 const (
 	serverGCHeadroom = 96 << 20
 	serverGCMin      = 100
