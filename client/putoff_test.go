@@ -265,6 +265,19 @@ func deliveredTo(t *testing.T, d *dev, peer, text string) {
 // timer) Peek, so they commit nothing of their own; as Views they
 // committed each removal on its own, two commits per message.
 func TestRunningReceiveCommitsOncePerMessage(t *testing.T) {
+	const n = 6
+	// One more than n: Receive commits what is put off on its own after
+	// a second without deliveries, which a slow machine may reach once.
+	if got := countPerMessage(t, n, (*client.Client).StoreCommits); got > n+1 {
+		t.Errorf("bob committed %d times for %d messages, want one commit per message", got, n)
+	}
+}
+
+// countPerMessage sets up alice and bob (bob receiving, without
+// receipts), has alice send n messages after the first, each once the
+// one before was printed, and returns how much count(bob) grew meanwhile.
+func countPerMessage(t *testing.T, n int, count func(*client.Client) uint64) uint64 {
+	t.Helper()
 	alice, bob, printed := receivingWithoutReceipts(t)
 	wait := func() {
 		t.Helper()
@@ -276,17 +289,12 @@ func TestRunningReceiveCommitsOncePerMessage(t *testing.T) {
 	}
 	alice.send(bob.user, "first") // the conversation is set up
 	wait()
-	const n = 6
-	before := bob.c.StoreCommits()
+	before := count(bob.c)
 	for i := range n {
 		alice.send(bob.user, fmt.Sprint("message ", i))
 		wait()
 	}
-	// One more than n: Receive commits what is put off on its own after
-	// a second without deliveries, which a slow machine may reach once.
-	if got := bob.c.StoreCommits() - before; got > n+1 {
-		t.Errorf("bob committed %d times for %d messages, want one commit per message", got, n)
-	}
+	return count(bob.c) - before
 }
 
 // TestRunningReceiveReads: a running Receive of a device that queues no
@@ -295,26 +303,10 @@ func TestRunningReceiveCommitsOncePerMessage(t *testing.T) {
 // (when none is, nothing more); the receipt flusher reads the outbox only
 // when a receipt was queued since its last read, not after every batch.
 func TestRunningReceiveReads(t *testing.T) {
-	alice, bob, printed := receivingWithoutReceipts(t)
-	wait := func() {
-		t.Helper()
-		select {
-		case <-printed:
-		case <-time.After(10 * time.Second):
-			t.Fatal("nothing printed")
-		}
-	}
-	alice.send(bob.user, "first") // the conversation is set up
-	wait()
 	const n = 6
-	before := bob.c.StorePeeks()
-	for i := range n {
-		alice.send(bob.user, fmt.Sprint("message ", i))
-		wait()
-	}
 	// One more than n: a wake-up of the loop without a delivery (a
 	// timer) may fall in the window on a slow machine.
-	if got := bob.c.StorePeeks() - before; got > n+1 {
+	if got := countPerMessage(t, n, (*client.Client).StorePeeks); got > n+1 {
 		t.Errorf("bob made %d read transactions for %d messages, want one per message", got, n)
 	}
 }

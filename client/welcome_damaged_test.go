@@ -123,18 +123,9 @@ func welcomeNotOpenedAfterRemoval(t *testing.T, damageState bool) {
 // next message go on. Before, the load's error failed every batch that
 // held a delivery of the conversation: the mailbox stood still.
 func TestDamagedStateHeals(t *testing.T) {
-	ts := client.NewTestServer(t, "a.example")
-	us := groupUsers(t, ts, "ann", "ben")
-	ann, ben := us[0], us[1]
-	ann.send(ben.user, "one")
-	got := ben.drain()
-	if len(got) != 1 {
-		t.Fatalf("ben got %+v", got)
-	}
-	conv := got[0].Conversation
-	ben.c.DamageGroupState(t, conv)
+	ann, ben, conv := damagedOneToOne(t)
 	ann.send(ben.user, "two") // lost to ben: his state does not load
-	got = ben.drain()
+	got := ben.drain()
 	if ev := eventsNamed(got, "undecryptable"); len(ev) != 1 {
 		t.Fatalf("ben's events %+v; want the lost message counted", got)
 	}
@@ -147,20 +138,28 @@ func TestDamagedStateHeals(t *testing.T) {
 	}
 }
 
-// TestDamagedOwnStateHealsOnSend: a device whose own stored state of a
-// conversation does not load rejoins it when it sends, and the message
-// reaches the peer, instead of every send failing.
-func TestDamagedOwnStateHealsOnSend(t *testing.T) {
+// damagedOneToOne sets up ann and ben's 1:1 with one message and damages
+// ben's stored state of it.
+func damagedOneToOne(t *testing.T) (ann, ben *dev, conv string) {
+	t.Helper()
 	ts := client.NewTestServer(t, "a.example")
 	us := groupUsers(t, ts, "ann", "ben")
-	ann, ben := us[0], us[1]
+	ann, ben = us[0], us[1]
 	ann.send(ben.user, "one")
 	got := ben.drain()
 	if len(got) != 1 {
 		t.Fatalf("ben got %+v", got)
 	}
-	conv := got[0].Conversation
+	conv = got[0].Conversation
 	ben.c.DamageGroupState(t, conv)
+	return ann, ben, conv
+}
+
+// TestDamagedOwnStateHealsOnSend: a device whose own stored state of a
+// conversation does not load rejoins it when it sends, and the message
+// reaches the peer, instead of every send failing.
+func TestDamagedOwnStateHealsOnSend(t *testing.T) {
+	ann, ben, conv := damagedOneToOne(t)
 	ben.send(ann.user, "two") // fails the test if the send fails
 	if txt := textsOf(ann.drain()); !slices.Contains(txt, "two") {
 		t.Fatalf("ann got %q", txt)
