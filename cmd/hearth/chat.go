@@ -76,15 +76,23 @@ func newChatCmd() *cobra.Command {
 	return withClientGC(cmd)
 }
 
+// chatLogger is the chat commands' logger: errors the user can act on
+// (a frame from the server that does not decode, …) reach w also without
+// --verbose, which shows everything down to debug.
+func chatLogger(w io.Writer, verbose bool) *slog.Logger {
+	level := slog.LevelError
+	if verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
 // open opens the profile's client.
 func (e *chatEnv) open() (*client.Client, error) {
 	if e.profile == "" {
 		return nil, fmt.Errorf("--profile is required")
 	}
-	log := slog.New(slog.DiscardHandler)
-	if e.verbose {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	log := chatLogger(os.Stderr, e.verbose)
 	var pass []byte
 	if !e.noPassphrase {
 		var err error
