@@ -69,13 +69,19 @@ func (ss *session) send(id uint64, m *wire.Send) {
 		ss.writeError(id, err)
 		return
 	}
-	wait := ss.s.db.Submit(ss.ctx, func(tx *storage.Tx) (err error) { res, err = ss.s.accept(op, tx, in); return err })
+	var started time.Time // when the writer ran it: set before wait returns
+	wait := ss.s.db.Submit(ss.ctx, func(tx *storage.Tx) (err error) {
+		started = ss.s.now()
+		res, err = ss.s.accept(op, tx, in)
+		return err
+	})
 	ss.later(func() {
 		if err := wait(); err != nil {
 			ss.writeError(id, internal(op, err))
 			return
 		}
 		committed := ss.s.now()
+		ss.s.ctr.receiveToWriter.Observe(started.Sub(received))
 		ss.s.ctr.receiveToCommit.Observe(committed.Sub(received))
 		ss.s.dlv.HandCommitted(res.Heads, res.WelcomeFrom, res.Log) // only now: nothing is pushed that is not durable
 		ss.s.wakeRemote(res)

@@ -24,6 +24,7 @@ type counters struct {
 
 	// A message's stages through the server (admin.Status.SendStages).
 	receiveToCommit, commitToAck, commitToPush, receiveToPushRead admin.LatencyRecorder
+	receiveToWriter                                               admin.LatencyRecorder
 	writer                                                        *admin.WriterStages // nil: not timed
 }
 
@@ -40,6 +41,7 @@ func (c *counters) pushLatency(handed bool, d time.Duration) {
 func (c *counters) stages() map[string]admin.Histogram {
 	m := map[string]admin.Histogram{
 		admin.StageReceiveToCommit:   c.receiveToCommit.Snapshot(),
+		admin.StageReceiveToWriter:   c.receiveToWriter.Snapshot(),
 		admin.StageCommitToAck:       c.commitToAck.Snapshot(),
 		admin.StageCommitToPush:      c.commitToPush.Snapshot(),
 		admin.StageReceiveToPushRead: c.receiveToPushRead.Snapshot(),

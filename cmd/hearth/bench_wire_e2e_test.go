@@ -46,6 +46,14 @@ func TestBenchWire(t *testing.T) {
 	if p, mx := num(t, rep, "server_stages.receive_to_commit.p50_ms"), num(t, rep, "server_stages.receive_to_commit.max_ms"); p <= 0 || mx < p {
 		t.Errorf("pairs: receive→commit p50 %v max %v", p, mx)
 	}
+	// The wait for the writer is a part of receive → commit, message by
+	// message: counted as often, and no later in the same buckets.
+	if n, c := num(t, rep, "server_stages.receive_to_writer.count"), num(t, rep, "server_stages.receive_to_commit.count"); n != c {
+		t.Errorf("pairs: the server timed %v sends to the writer and %v to their commit", n, c)
+	}
+	if w, c := num(t, rep, "server_stages.receive_to_writer.max_ms"), num(t, rep, "server_stages.receive_to_commit.max_ms"); w > c {
+		t.Errorf("pairs: receive→writer max %v past receive→commit max %v", w, c)
+	}
 	if n := num(t, rep, "server_stages.writer_fsync.count"); n <= 0 {
 		t.Errorf("pairs: %v writer transactions timed, want some", n)
 	}

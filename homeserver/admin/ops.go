@@ -88,6 +88,11 @@ const (
 	// transaction durably committed (validation, the writer's queue,
 	// the group commit and its fsync).
 	StageReceiveToCommit = "receive_to_commit"
+	// StageReceiveToWriter: a Send read → the storage writer runs it in
+	// a transaction (validation and the writer's queue: the part of
+	// receive_to_commit before its transaction; the rest is the
+	// transaction up to its COMMIT and fsync).
+	StageReceiveToWriter = "receive_to_writer"
 	// StageCommitToAck: committed → the SendOK written to the sender's
 	// stream (the session's reply queue, in request order).
 	StageCommitToAck = "commit_to_ack"

@@ -17,7 +17,7 @@ import (
 // reports the difference per stage.
 
 // stageOrder is the order stages are printed in.
-var stageOrder = []string{admin.StageReceiveToCommit, admin.StageCommitToAck, admin.StageCommitToPush, admin.StageReceiveToPushRead,
+var stageOrder = []string{admin.StageReceiveToCommit, admin.StageReceiveToWriter, admin.StageCommitToAck, admin.StageCommitToPush, admin.StageReceiveToPushRead,
 	admin.StageWriterTransaction, admin.StageWriterFsync}
 
 // markStages reads the server's stage histograms at the start of the
