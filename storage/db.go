@@ -194,8 +194,12 @@ func dsn(path string, o Options, readOnly bool) string {
 	v.Set("_foreign_keys", "on")
 	v.Set("_txlock", "immediate")
 	// The writer's page cache holds a whole large fan-out (one mailbox leaf
-	// per recipient) without spilling dirty pages mid-transaction.
-	v.Set("_cache_size", "-65536") // KiB
+	// per recipient: ≈ 2,000 dirty pages for 1,024 members) without
+	// spilling dirty pages mid-transaction, and no more: every COMMIT walks
+	// the cache's hash table (SQLite's pager_end_transaction truncates the
+	// cache to the database's size), which at 64 MiB cost ≈ 2.6 % of the
+	// server's CPU (docs/benchmarks.md, "Session 12 side by side").
+	v.Set("_cache_size", "-16384") // KiB
 	if readOnly {
 		v.Set("_query_only", "true")
 		v.Set("_txlock", "deferred")
