@@ -98,8 +98,10 @@ func TestZeroRTTReplayDeliversOnce(t *testing.T) {
 	before := h.s.Stats()
 	head := mailboxHead(t, h, bob)
 
-	// The replay, from another address, until the server acted on it
-	// (the closed connection's IDs may still be known for a moment).
+	// The replay, from another address, until the server acted on it:
+	// quic-go answers packets for a closed connection's IDs with its
+	// CONNECTION_CLOSE for 3 PTOs after the close, and under a loaded
+	// machine's RTT samples (the relay) that has taken more than 8 s.
 	flight := relay.recorded()
 	if len(flight) == 0 {
 		t.Fatal("nothing recorded")
@@ -109,7 +111,7 @@ func TestZeroRTTReplayDeliversOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer attacker.Close()
-	deadline := time.Now().Add(8 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for h.s.Stats().EarlyServed < before.EarlyServed+2 {
 		if time.Now().After(deadline) {
 			t.Fatalf("the replay never reached the sessions (early served %d → %d)", before.EarlyServed, h.s.Stats().EarlyServed)
