@@ -60,6 +60,19 @@ func TestBenchWire(t *testing.T) {
 	if s, b := num(t, rep, "cpu_per_message.server_ms"), num(t, rep, "cpu_per_message.bench_ms"); s < 0 || b <= 0 {
 		t.Errorf("pairs: CPU per message server %v bench %v", s, b)
 	}
+	// The two parts of the latency the run can tell apart: the load
+	// generator's own lateness (one per message queued) and the server's
+	// acceptance → the receiver (one per delivery; whole milliseconds
+	// stamped by the server, so up to 1 ms more than the true figure).
+	if n := num(t, rep, "send_lateness.count"); n != sent {
+		t.Errorf("pairs: %v lateness figures for %v messages sent", n, sent)
+	}
+	if n := num(t, rep, "server_latency.count"); n != delivered {
+		t.Errorf("pairs: %v server → device latencies for %v deliveries", n, delivered)
+	}
+	if s, l := num(t, rep, "server_latency.max_ms"), num(t, rep, "latency.max_ms"); s <= 0 || s > l+1 {
+		t.Errorf("pairs: server → device max %v ms, end to end max %v ms", s, l)
+	}
 
 	// A group of 40: 39 members log in and go wire at once, the creator's
 	// client adds them all and seals the message the two senders replay;

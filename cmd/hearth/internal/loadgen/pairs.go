@@ -240,7 +240,7 @@ func (f *Fleet) reportStages(r *Report) {
 // finish computes counts, loss, rates and latencies into r.
 func (f *Fleet) finish(r *Report, senders []*sender, rec *recorder, srv, self *procWatch, start, sendersDone time.Time) {
 	end := f.cfg.Now()
-	var ackLat []time.Duration
+	var ackLat, late []time.Duration
 	for _, s := range senders {
 		q, a, e := s.totals()
 		r.Sent, r.Acked, r.SendErrors = r.Sent+q, r.Acked+a, r.SendErrors+e
@@ -252,13 +252,22 @@ func (f *Fleet) finish(r *Report, senders []*sender, rec *recorder, srv, self *p
 		}
 		s.mu.Lock()
 		ackLat = append(ackLat, s.ackLat...)
+		late = append(late, s.late...)
 		s.mu.Unlock()
 	}
 	rec.mu.Lock()
 	r.Delivered, r.Duplicates, r.Foreign, r.OutOfOrder = rec.delivered, rec.dups, rec.foreign, rec.reordered
-	lat, last := slices.Clone(rec.lat), rec.last
+	lat, last, fromSrv := slices.Clone(rec.lat), rec.last, slices.Clone(rec.srvLat)
 	rec.mu.Unlock()
 	r.Latency, r.AckLatency = Summarize(lat), Summarize(ackLat)
+	if len(fromSrv) > 0 {
+		sl := Summarize(fromSrv)
+		r.ServerLatency = &sl
+	}
+	if len(late) > 0 {
+		sl := Summarize(late)
+		r.SendLateness = &sl
+	}
 	sendSpan := sendersDone.Sub(start)
 	span := max(sendSpan, last.Sub(start))
 	r.Seconds = span.Seconds()

@@ -34,13 +34,17 @@ type Report struct {
 	AckLatency Latency `json:"ack_latency"` // scheduled send → SendOK at the sender
 	// FanOut (group): scheduled send → the last member has the message.
 	FanOut *Latency `json:"fan_out_latency,omitempty"`
-	// ServerLatency and FanOutServer (wire mode, group): from the
+	// ServerLatency (wire mode) and FanOutServer (wire mode, group): from the
 	// server's acceptance of a message (its Delivery.server_time_ms, in
 	// whole milliseconds: up to 1 ms more than the true figure) to each
 	// delivery, and to the last member's. They leave out the sender's
 	// queueing: what the server and the receivers' sessions take.
 	ServerLatency *Latency `json:"server_latency,omitempty"`
 	FanOutServer  *Latency `json:"fan_out_from_server,omitempty"`
+	// SendLateness (open loop, pairs): how late the load generator queued
+	// each message after its due time; the latencies above include it. A
+	// large figure means the load generator itself was short of a core.
+	SendLateness *Latency `json:"send_lateness,omitempty"`
 
 	Server *ProcStats `json:"server,omitempty"` // nil: server PID unknown
 	Bench  ProcStats  `json:"bench"`            // this process
@@ -162,6 +166,9 @@ func (r *Report) WriteText(w io.Writer) {
 		}
 		if r.FanOutServer != nil {
 			writeLatency(w, "srv→last", *r.FanOutServer)
+		}
+		if r.SendLateness != nil {
+			writeLatency(w, "late    ", *r.SendLateness)
 		}
 	}
 	if b := r.Backlog; b != nil {

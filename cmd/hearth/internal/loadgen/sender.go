@@ -23,6 +23,7 @@ type sender struct {
 	ids    []string    // ids[seq-1]: its message id
 	acked  uint64      // every seq ≤ acked was acknowledged
 	ackLat []time.Duration
+	late   []time.Duration // open loop: how late each message was queued after its due time
 	errs   int
 	wake   chan struct{}
 
@@ -148,6 +149,10 @@ func (s *sender) openLoop(ctx context.Context, start, stop time.Time, interval, 
 		if d := due.Sub(s.now()); d > 0 {
 			sleepCtx(ctx, d)
 		}
+		late := s.now().Sub(due)
+		s.mu.Lock()
+		s.late = append(s.late, late)
+		s.mu.Unlock()
 		if _, ok := s.queue(due); ok {
 			s.poke()
 		}
