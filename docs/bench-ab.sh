@@ -18,6 +18,6 @@ for b in "$@"; do
   l0=$(cut -d' ' -f1 /proc/loadavg)
   ${BENCH:-$bin} bench --dir $d --json ${FLAGS:-} pairs --wire --users 200 --rate $rate --duration 20s --size 200 >$d/rep.json 2>$d/bench.err
   [ -n "$out" ] && cp $d/rep.json $out/rep-$rate-$b-$(date +%H%M%S).json
-  jq -c --arg b $b --arg l0 $l0 --arg f "${FLAGS:-}" '{bin: $b, flags: $f, rate: '$rate', load0: $l0, dlv: .delivered_per_second, lost: .lost, dup: .duplicates, cpu: .cpu_per_message.server_ms, bcpu: .cpu_per_message.bench_ms, gc: .machine.bench_gc_percent, p50: .latency.p50_ms, p99: .latency.p99_ms, r2c99: .server_stages.receive_to_commit.p99_ms, fs90: .server_stages.writer_fsync.p90_ms, fs99: .server_stages.writer_fsync.p99_ms, tx: .server_stages.writer_transaction.count}' $d/rep.json
+  jq -c --arg b $b --arg l0 $l0 --arg f "${FLAGS:-}" '{bin: $b, flags: $f, rate: '$rate', load0: $l0, dlv: .delivered_per_second, lost: .lost, dup: .duplicates, cpu: .cpu_per_message.server_ms, bcpu: .cpu_per_message.bench_ms, gc: .machine.bench_gc_percent, p50: .latency.p50_ms, p99: .latency.p99_ms, late99: .send_lateness.p99_ms, srv99: .server_latency.p99_ms, r2c99: .server_stages.receive_to_commit.p99_ms, fs90: .server_stages.writer_fsync.p90_ms, fs99: .server_stages.writer_fsync.p99_ms, tx: .server_stages.writer_transaction.count}' $d/rep.json
   kill $sp; wait $sp; rm -rf $d
 done
