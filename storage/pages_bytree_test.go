@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -42,19 +43,34 @@ func walPageNumbers(tb testing.TB, path string, from int64) []uint32 {
 //
 //	go test -tags sqlite_dbstat ./storage -run '^$' -bench SendPagesByTree -benchtime 400x
 //
+// ids=short are BenchmarkSendPages' message ids ("m" and a count);
+// ids=hex32 are 32 random hex digits, as the client makes them.
 // Each metric is one B-tree's pages per transaction; "other" are pages
 // dbstat does not place (page 1 is the header: schema cookie and change
 // counter, written by every transaction; freelist pages).
 func BenchmarkSendPagesByTree(b *testing.B) {
-	for _, perTx := range []int{1, 2, 8} {
-		b.Run(fmt.Sprint("sends=", perTx), func(b *testing.B) {
+	for _, ids := range []string{"short", "hex32"} {
+		for _, perTx := range []int{1, 2, 8} {
+			b.Run(fmt.Sprintf("ids=%s/sends=%d", ids, perTx), func(b *testing.B) { sendPagesByTree(b, ids == "hex32", perTx) })
+		}
+	}
+}
+
+func sendPagesByTree(b *testing.B, hexIDs bool, perTx int) {
+	{
+		{
 			path := filepath.Join(b.TempDir(), "hearth.db")
 			db, err := Open(path, Options{CheckpointInterval: -1})
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer db.Close()
-			send := oneToOneSends(b, db, 100, func(n int) int { return n % 2 })
+			var send func(*Tx) error
+			if hexIDs {
+				send = hexIDSends(b, db, 100)
+			} else {
+				send = oneToOneSends(b, db, 100, func(n int) int { return n % 2 })
+			}
 			for k := 0; k < 20000; k += 100 {
 				mustWrite(b, db, func(tx *Tx) error {
 					for j := 0; j < 100; j++ {
@@ -124,6 +140,24 @@ func BenchmarkSendPagesByTree(b *testing.B) {
 			}
 			b.ReportMetric(float64(len(pages))/float64(b.N), "pages/tx")
 			b.Logf("sends=%d: %s", perTx, strings.Join(line, ", "))
-		})
+		}
+	}
+}
+
+// hexIDSends is oneToOneSends with message ids of 32 random hex digits
+// (a fixed seed: the same ids in every run).
+func hexIDSends(b *testing.B, db *DB, convs int) func(*Tx) error {
+	ids := make([][]string, convs)
+	for i := range ids {
+		ids[i] = fixture(b, db, fmt.Sprint("p", i), 2)
+	}
+	payload := make([]byte, 300)
+	rng := rand.New(rand.NewPCG(1, 2))
+	n := 0
+	return func(tx *Tx) error {
+		c := n % convs
+		n++
+		id := fmt.Sprintf("%016x%016x", rng.Uint64(), rng.Uint64())
+		return sendLikeHub(tx, fmt.Sprintf("p%d@x", c), ids[c][n%2], id, payload, int64(n))
 	}
 }
