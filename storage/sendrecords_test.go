@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // recordOf reads (sender, messageID)'s dedup record through the read pool.
@@ -17,13 +18,11 @@ func recordOf(t *testing.T, db *DB, sender, messageID string) (*SendRecord, erro
 	return r, err
 }
 
-// TestSendRecordsMigrated: a database at schema 15 with dedup records,
-// log entries and mailbox rows, opened by this code (migration 0016),
-// answers every retry with the record it had, refuses a second claim,
-// takes new Sends after the old ones, delivers the old and new entries in
-// order, and lets retention delete the old records once the newest of
-// them is older than the window, the new ones not before theirs.
-func TestSendRecordsMigrated(t *testing.T) {
+// openSchema15 makes a database at schema 15 (before migration 0016)
+// with a 1:1 conversation of three messages, their mailbox rows and the
+// dedup records old, then opens it with this code.
+func openSchema15(t *testing.T, old []SendRecord) *DB {
+	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "hearth.db")
 	raw, err := sql.Open(driverName, dsn(path, Options{}.withDefaults(), false))
@@ -41,13 +40,6 @@ func TestSendRecordsMigrated(t *testing.T) {
 		if err := applyMigration(ctx, raw, m); err != nil {
 			t.Fatal(err)
 		}
-	}
-	old := []SendRecord{
-		{Sender: "u@x/a1", MessageID: "m1", ConvID: "c@x", ConvSeq: 1, Epoch: 1, CreatedMs: 1000},
-		{Sender: "u@x/a1", MessageID: "m2", ConvID: "c@x", ConvSeq: 2, Epoch: 1, CreatedMs: 2000},
-		// A message accepted by another hub (its clock): the answer keeps it.
-		{Sender: "u@x/a1", MessageID: "r1", ConvID: "g@y", ConvSeq: 7, Epoch: 3, CreatedMs: 500},
-		{Sender: "u@x/b1", MessageID: "m1", ConvID: "c@x", ConvSeq: 3, Epoch: 2, CreatedMs: 1500},
 	}
 	if _, err := raw.ExecContext(ctx, `
 		INSERT INTO users(id, name, pass_hash, created_ms) VALUES (1, 'u', 'h', 1);
@@ -76,7 +68,26 @@ func TestSendRecordsMigrated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// TestSendRecordsMigrated: a database at schema 15 with dedup records,
+// log entries and mailbox rows, opened by this code (migration 0016),
+// answers every retry with the record it had, refuses a second claim,
+// takes new Sends after the old ones, delivers the old and new entries in
+// order, and lets retention delete the old records once the newest of
+// them is older than the window, the new ones not before theirs.
+func TestSendRecordsMigrated(t *testing.T) {
+	ctx := context.Background()
+	old := []SendRecord{
+		{Sender: "u@x/a1", MessageID: "m1", ConvID: "c@x", ConvSeq: 1, Epoch: 1, CreatedMs: 1000},
+		{Sender: "u@x/a1", MessageID: "m2", ConvID: "c@x", ConvSeq: 2, Epoch: 1, CreatedMs: 2000},
+		// A message accepted by another hub (its clock): the answer keeps it.
+		{Sender: "u@x/a1", MessageID: "r1", ConvID: "g@y", ConvSeq: 7, Epoch: 3, CreatedMs: 500},
+		{Sender: "u@x/b1", MessageID: "m1", ConvID: "c@x", ConvSeq: 3, Epoch: 2, CreatedMs: 1500},
+	}
+	db := openSchema15(t, old)
 	for _, r := range old {
 		got, err := recordOf(t, db, r.Sender, r.MessageID)
 		if err != nil || *got != r {
@@ -237,5 +248,22 @@ func TestSendRecordRetention(t *testing.T) {
 	}
 	if got := fmt.Sprint(left()); got != "[14]" {
 		t.Fatalf("left: %s, want m14", got)
+	}
+}
+
+// TestSendRecordsMigratedFutureStamp: a migrated record stamped later than
+// now (another hub's clock) does not keep the migrated records past a
+// window after the migration.
+func TestSendRecordsMigratedFutureStamp(t *testing.T) {
+	before := time.Now().UnixMilli()
+	db := openSchema15(t, []SendRecord{
+		{Sender: "u@x/a1", MessageID: "m1", ConvID: "c@x", ConvSeq: 1, Epoch: 1, CreatedMs: 1000},
+		{Sender: "u@x/a1", MessageID: "r1", ConvID: "g@y", ConvSeq: 7, Epoch: 3, CreatedMs: 1 << 60},
+	})
+	after := time.Now().UnixMilli()
+	var n int64
+	mustWrite(t, db, func(tx *Tx) (err error) { n, err = tx.DeleteSendRecords(after+1000, after+1, 100); return err })
+	if n != 2 {
+		t.Fatalf("a window after the migration (%d..%d) deleted %d of 2", before, after, n)
 	}
 }

@@ -41,8 +41,11 @@ CREATE TABLE send_record_marks (
 INSERT INTO send_records(key, sender, message_id, conv_id, conv_seq, epoch, created_ms)
   SELECT hearth_send_key(sender, message_id), sender, message_id, conv_id, conv_seq, epoch, created_ms
   FROM sends ORDER BY created_ms, sender, message_id;
--- The records kept before: due when the newest of them is.
+-- The records kept before: due when the newest of them is, or a window
+-- after the migration if one is stamped later than now (another hub's
+-- clock: it must not keep them all for longer).
 INSERT INTO send_record_marks(upto, at_ms)
-  SELECT MAX(id), MAX(created_ms) FROM send_records HAVING COUNT(*) > 0;
+  SELECT MAX(id), MIN(MAX(created_ms), CAST(strftime('%s', 'now') AS INTEGER) * 1000)
+  FROM send_records HAVING COUNT(*) > 0;
 
 DROP TABLE sends;
