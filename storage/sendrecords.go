@@ -3,6 +3,7 @@ package storage
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 )
 
 // The dedup records (migration 0016): one row per accepted (sender,
@@ -46,8 +47,7 @@ func (t *Tx) InsertSendRecord(r *SendRecord) error {
 }
 
 // ClaimSendRecord stores the dedup record of a message about to be
-// accepted, in one statement with the dedup check: false (nothing
-// written) when (sender, message id) has a record already. A caller that
+// accepted unless it has one: false (nothing written) when (sender, message id) has a record already. A caller that
 // then refuses the message must roll the claim back with the rest of its
 // work (its savepoint).
 func (t *Tx) ClaimSendRecord(r *SendRecord) (bool, error) {
@@ -55,13 +55,22 @@ func (t *Tx) ClaimSendRecord(r *SendRecord) (bool, error) {
 	return claimed, wrap("storage.ClaimSendRecord", err)
 }
 
+// claimSendRecord looks (sender, message id) up and appends its record if
+// there is none; only the writer writes, so nothing comes in between.
 func (t *Tx) claimSendRecord(r *SendRecord) (bool, error) {
-	res, err := t.exec(qClaimSendRecord, sendKey(r.Sender, r.MessageID), r.Sender, r.MessageID, r.ConvID, r.ConvSeq, r.Epoch, r.CreatedMs)
-	if err != nil {
+	key := sendKey(r.Sender, r.MessageID)
+	var conv string
+	var seq, epoch, created int64
+	err := t.row(qSendRecord, []any{key, r.Sender, r.MessageID}, &conv, &seq, &epoch, &created)
+	if err == nil {
+		return false, nil
+	} else if !errors.Is(err, ErrNotFound) {
 		return false, err
 	}
-	n, err := res.RowsAffected()
-	return n == 1, err
+	if _, err := t.exec(qInsertSendRecord, key, r.Sender, r.MessageID, r.ConvID, r.ConvSeq, r.Epoch, r.CreatedMs); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // DeleteSendRecords is one step of the dedup records' retention at time
