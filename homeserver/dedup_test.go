@@ -3,6 +3,7 @@ package homeserver
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"hearth/homeserver/wire"
 	"hearth/storage"
@@ -36,4 +37,35 @@ func TestRefusedSendLeavesNoDedupRecord(t *testing.T) {
 		t.Fatalf("delivered %q", ds[0].Payload)
 	}
 	bob.noDelivery()
+}
+
+// TestDedupRecordKeptForTheWindow: a message's dedup record answers
+// retries for a day after it was written, whatever the retention
+// passes in between (Retention is shorter), and the first pass after the
+// day deletes it.
+func TestDedupRecordKeptForTheWindow(t *testing.T) {
+	h := newHarness(t, Config{Retention: time.Hour})
+	alice, _ := twoUsers(t, h)
+	first := alice.must(appMsg(conv, "w1", 1, "hello")).GetSendOk()
+	record := func() (*storage.SendRecord, error) {
+		var r *storage.SendRecord
+		err := h.db.Read(t.Context(), func(tx *storage.Tx) (err error) { r, err = tx.SendRecord(alice.addr(), "w1"); return err })
+		return r, err
+	}
+	pass := func() {
+		if _, err := h.s.RunRetention(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pass()
+	h.clock.Add(23 * time.Hour)
+	pass()
+	if r, err := record(); err != nil || r.ConvSeq != first.ConversationSeq || r.CreatedMs != first.ServerTimeMs {
+		t.Fatalf("record after 23 h: %+v, %v; first answer %v", r, err, first)
+	}
+	h.clock.Add(2 * time.Hour)
+	pass()
+	if r, err := record(); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("record after 25 h: %+v, %v; want it deleted", r, err)
+	}
 }

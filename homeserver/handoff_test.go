@@ -250,7 +250,7 @@ func TestHandoffNothingBeforeCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer raw.Close()
-	if _, err := raw.Exec(`CREATE TRIGGER fail_boom BEFORE INSERT ON sends WHEN NEW.message_id = 'boom'
+	if _, err := raw.Exec(`CREATE TRIGGER fail_boom BEFORE INSERT ON send_records WHEN NEW.message_id = 'boom'
 		BEGIN SELECT RAISE(ABORT, 'injected failure'); END`); err != nil {
 		t.Fatal(err)
 	}

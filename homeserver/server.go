@@ -224,7 +224,7 @@ func (s *Server) RunRetention(ctx context.Context) (int64, error) {
 			logNext = next
 			return n, next != 0, err
 		},
-		upTo(func(tx *storage.Tx) (int64, error) { return tx.DeleteSendRecords(dedupCutoff, batch) }),
+		upTo(func(tx *storage.Tx) (int64, error) { return tx.DeleteSendRecords(now.UnixMilli(), dedupCutoff, batch) }),
 		upTo(func(tx *storage.Tx) (int64, error) { return tx.DeleteExpiredRefreshTokens(now.UnixMilli()) }),
 		// A pending device whose tokens are all gone cannot come back; a
 		// day's grace covers a login that is still showing its link code.

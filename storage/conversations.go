@@ -356,39 +356,6 @@ func (t *Tx) QueueLog(e *LogEntry) error {
 	return nil
 }
 
-// SendRecord returns the first result of (sender, messageID).
-func (t *Tx) SendRecord(sender, messageID string) (*SendRecord, error) {
-	r := &SendRecord{Sender: sender, MessageID: messageID}
-	err := t.row(qSendRecord, []any{sender, messageID}, &r.ConvID, &r.ConvSeq, &r.Epoch, &r.CreatedMs)
-	if err != nil {
-		return nil, wrap("storage.SendRecord", err)
-	}
-	return r, nil
-}
-
-// InsertSendRecord stores the dedup record of an accepted message.
-func (t *Tx) InsertSendRecord(r *SendRecord) error {
-	_, err := t.exec(qInsertSendRecord, r.Sender, r.MessageID, r.ConvID, r.ConvSeq, r.Epoch, r.CreatedMs)
-	if isUnique(err) {
-		return wrap("storage.InsertSendRecord", ErrConflict)
-	}
-	return wrap("storage.InsertSendRecord", err)
-}
-
-// ClaimSendRecord stores the dedup record of a message about to be
-// accepted, in one statement with the dedup check: false (nothing
-// written) when (sender, message id) has a record already. A caller that
-// then refuses the message must roll the claim back with the rest of its
-// work (its savepoint).
-func (t *Tx) ClaimSendRecord(r *SendRecord) (bool, error) {
-	res, err := t.exec(qClaimSendRecord, r.Sender, r.MessageID, r.ConvID, r.ConvSeq, r.Epoch, r.CreatedMs)
-	if err != nil {
-		return false, wrap("storage.ClaimSendRecord", err)
-	}
-	n, err := res.RowsAffected()
-	return n == 1, wrap("storage.ClaimSendRecord", err)
-}
-
 // PublicState returns the stored public MLS state of a conversation
 // (ErrNotFound if it has none).
 func (t *Tx) PublicState(convID string) (epoch uint64, state []byte, err error) {

@@ -24,8 +24,11 @@ func init() {
 		// file creation and writes per statement. No connection
 		// checkpoints the WAL in its COMMIT: the checkpointer does
 		// (checkpoint.go).
-		_, err := c.Exec("PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 0", nil)
-		return err
+		if _, err := c.Exec("PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 0", nil); err != nil {
+			return err
+		}
+		// The dedup records' key, for migration 0016 (sendrecords.go).
+		return c.RegisterFunc("hearth_send_key", sendKey, true)
 	}})
 }
 

@@ -39,9 +39,13 @@ const (
 	qAdvanceGroupInfo = `UPDATE conversations SET epoch = ?, group_info = ?, last_seq = ? WHERE id = ?`
 	qAppendLog        = `INSERT INTO conversation_log(conv_id, seq, sender, message_id, kind, epoch, payload, welcome, group_info, created_ms, refs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qAddRefs          = `UPDATE conversation_log SET refs = refs + ?1 WHERE conv_id = ?2 AND seq = ?3`
-	qSendRecord       = `SELECT conv_id, conv_seq, epoch, created_ms FROM sends WHERE sender = ? AND message_id = ?`
-	qInsertSendRecord = `INSERT INTO sends(sender, message_id, conv_id, conv_seq, epoch, created_ms) VALUES (?, ?, ?, ?, ?, ?)`
-	qClaimSendRecord  = qInsertSendRecord + ` ON CONFLICT(sender, message_id) DO NOTHING`
+	// The dedup record by its narrow key (sendKey), the strings compared.
+	qSendRecord = `SELECT conv_id, conv_seq, epoch, created_ms FROM send_records WHERE key = ?1 AND sender = ?2 AND message_id = ?3`
+	// A new record, appended (after qSendRecord found none: an INSERT …
+	// SELECT … WHERE NOT EXISTS would do both in one statement, but SQLite
+	// gives any INSERT … SELECT a statement journal, a copy of every page
+	// it changes: more CPU than the second statement).
+	qInsertSendRecord = `INSERT INTO send_records(key, sender, message_id, conv_id, conv_seq, epoch, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)`
 )
 
 // qFanOutHeads[n-1] moves the heads of n devices by one (FanOutTo), each
@@ -68,5 +72,5 @@ const qFanOutHeadsReturning = `UPDATE mailbox_state SET head = 1 + head WHERE de
 var hotQueries = append([]string{
 	qFanOutHead, qFanOutHeadWelcome, qFanOutInsert, qFanOutInsertWelcome, qFanOutHeadsReturning, qSendRoster,
 	qAck, qMailboxState, qEntries,
-	qConversation, qConversationMeta, qConversationForSend, qMembers, qIsMember, qCountMembers, qAdvance, qAdvanceGroupInfo, qAppendLog, qAddRefs, qSendRecord, qInsertSendRecord, qClaimSendRecord,
+	qConversation, qConversationMeta, qConversationForSend, qMembers, qIsMember, qCountMembers, qAdvance, qAdvanceGroupInfo, qAppendLog, qAddRefs, qSendRecord, qInsertSendRecord,
 }, slices.Concat(qAckRows, qMailboxRows, qLogRows, qAdvanceRows, qFanOutHeads)...)

@@ -334,13 +334,6 @@ func (t *Tx) DeleteUnreferencedLog(cutoffMs, after int64, limit int) (deleted, n
 	return deleted, last, nil
 }
 
-// DeleteSendRecords deletes up to limit dedup records created before cutoffMs.
-func (t *Tx) DeleteSendRecords(cutoffMs int64, limit int) (int64, error) {
-	res, err := t.exec(`DELETE FROM sends WHERE (sender, message_id) IN (
-		SELECT sender, message_id FROM sends WHERE created_ms < ? LIMIT ?)`, cutoffMs, limit)
-	return rowsAffected("storage.DeleteSendRecords", res, err)
-}
-
 func rowsAffected(op string, res interface{ RowsAffected() (int64, error) }, err error) (int64, error) {
 	if err != nil {
 		return 0, wrap(op, err)

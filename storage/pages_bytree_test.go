@@ -1,0 +1,163 @@
+//go:build sqlite_dbstat
+
+package storage
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// walPageNumbers returns the page number of every frame in db's WAL file
+// from frame index from on (frames of a checkpoint-free WAL, in order).
+func walPageNumbers(tb testing.TB, path string, from int64) []uint32 {
+	f, err := os.Open(path + "-wal")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	const frame = 24 + 4096
+	if _, err := f.Seek(32+from*frame, io.SeekStart); err != nil {
+		tb.Fatal(err)
+	}
+	var pages []uint32
+	buf := make([]byte, frame)
+	for {
+		if _, err := io.ReadFull(f, buf); err != nil {
+			return pages
+		}
+		pages = append(pages, binary.BigEndian.Uint32(buf[:4]))
+	}
+}
+
+// BenchmarkSendPagesByTree is BenchmarkSendPages with its WAL pages per
+// transaction told apart by the B-tree each page belongs to (the dbstat
+// virtual table, hence the build tag):
+//
+//	go test -tags sqlite_dbstat ./storage -run '^$' -bench SendPagesByTree -benchtime 400x
+//
+// ids=short are BenchmarkSendPages' message ids ("m" and a count);
+// ids=hex32 are 32 random hex digits, as the client makes them.
+// Each metric is one B-tree's pages per transaction; "other" are pages
+// dbstat does not place (page 1 is the header: schema cookie and change
+// counter, written by every transaction; freelist pages).
+func BenchmarkSendPagesByTree(b *testing.B) {
+	for _, ids := range []string{"short", "hex32"} {
+		for _, perTx := range []int{1, 2, 8} {
+			b.Run(fmt.Sprintf("ids=%s/sends=%d", ids, perTx), func(b *testing.B) { sendPagesByTree(b, ids == "hex32", perTx) })
+		}
+	}
+}
+
+func sendPagesByTree(b *testing.B, hexIDs bool, perTx int) {
+	{
+		{
+			path := filepath.Join(b.TempDir(), "hearth.db")
+			db, err := Open(path, Options{CheckpointInterval: -1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			var send func(*Tx) error
+			if hexIDs {
+				send = hexIDSends(b, db, 100)
+			} else {
+				send = oneToOneSends(b, db, 100, func(n int) int { return n % 2 })
+			}
+			for k := 0; k < 20000; k += 100 {
+				mustWrite(b, db, func(tx *Tx) error {
+					for j := 0; j < 100; j++ {
+						if err := send(tx); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+			}
+			ctx := context.Background()
+			if _, err := db.w.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 0`); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := db.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				mustWrite(b, db, func(tx *Tx) error {
+					for j := 0; j < perTx; j++ {
+						if err := send(tx); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+			}
+			b.StopTimer()
+			pages := walPageNumbers(b, path, 0)
+			owner := map[uint32]string{1: "header"}
+			rows, err := db.w.QueryContext(ctx, `SELECT name, pageno FROM dbstat`)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for rows.Next() {
+				var name string
+				var p uint32
+				if err := rows.Scan(&name, &p); err != nil {
+					b.Fatal(err)
+				}
+				if p != 1 {
+					owner[p] = name
+				}
+			}
+			if err := rows.Close(); err != nil {
+				b.Fatal(err)
+			}
+			count := map[string]int{}
+			for _, p := range pages {
+				name, ok := owner[p]
+				if !ok {
+					name = "other"
+				}
+				count[name]++
+			}
+			var names []string
+			for n := range count {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			var line []string
+			for _, n := range names {
+				per := float64(count[n]) / float64(b.N)
+				b.ReportMetric(per, n+"/tx")
+				line = append(line, fmt.Sprintf("%s %.2f", n, per))
+			}
+			b.ReportMetric(float64(len(pages))/float64(b.N), "pages/tx")
+			b.Logf("sends=%d: %s", perTx, strings.Join(line, ", "))
+		}
+	}
+}
+
+// hexIDSends is oneToOneSends with message ids of 32 random hex digits
+// (a fixed seed: the same ids in every run).
+func hexIDSends(b *testing.B, db *DB, convs int) func(*Tx) error {
+	ids := make([][]string, convs)
+	for i := range ids {
+		ids[i] = fixture(b, db, fmt.Sprint("p", i), 2)
+	}
+	payload := make([]byte, 300)
+	rng := rand.New(rand.NewPCG(1, 2))
+	n := 0
+	return func(tx *Tx) error {
+		c := n % convs
+		n++
+		id := fmt.Sprintf("%016x%016x", rng.Uint64(), rng.Uint64())
+		return sendLikeHub(tx, fmt.Sprintf("p%d@x", c), ids[c][n%2], id, payload, int64(n))
+	}
+}
