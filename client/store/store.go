@@ -114,16 +114,17 @@ func OpenWith(dir string, timeout time.Duration, opts Options) (*Store, error) {
 	s := &Store{path: path, wantPath: path + ".want", timeout: timeout, idle: IdleRelease}
 	s.cond = sync.NewCond(&s.mu)
 	err := s.update(func(t *Tx) error {
-		for _, b := range [][]byte{bAccount, bKeys, bGroups, bTrees, bOutbox, bOutIDs, bHistory, bSync, bCrypt} {
-			if _, err := t.tx.CreateBucketIfNotExists(b); err != nil {
-				return fmt.Errorf("store: create buckets: %w", err)
-			}
+		if err := createBuckets(t); err != nil {
+			return err
 		}
 		sl, err := unlock(t, opts.Passphrase, opts.Keyring)
 		if err != nil {
 			return err
 		}
 		t.s, s.sealer = sl, sl
+		if err := migrateLayout(t); err != nil {
+			return err
+		}
 		if t.bucket(bOutQueues) == nil {
 			if _, err := t.tx.CreateBucket(bOutQueues); err != nil {
 				return fmt.Errorf("store: create buckets: %w", err)
