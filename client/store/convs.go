@@ -17,7 +17,7 @@ import (
 // such a commit rewrites that leaf and its branch pages, where a nested
 // bucket per conversation and a groups bucket of their own rewrote the
 // history bucket's page, the conversation's pages and the groups page
-// (decision 0020). Conversation ids hold no byte below 0x02 (validConv),
+// (decision 0022). Conversation ids hold no byte below 0x02 (validConv),
 // so that one conversation's keys never interleave with another's.
 var bConvs = []byte("conversations")
 

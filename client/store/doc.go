@@ -36,7 +36,7 @@
 //
 // A profile of the earlier layout (buckets groups and history, the
 // mailbox sequence in sync) is moved to this one when it is opened
-// (layout.go, decision 0020).
+// (layout.go, decision 0022).
 //
 // # Records
 //

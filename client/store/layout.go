@@ -5,7 +5,7 @@ import (
 )
 
 // Buckets of profiles written before the conversations bucket (decision
-// 0020): migrateLayout moves what they hold.
+// 0022): migrateLayout moves what they hold.
 var (
 	// bGroups held the MLS state of each conversation under its id.
 	bGroups = []byte("groups")

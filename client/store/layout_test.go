@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// oldLayout writes what a profile in the layout before decision 0020
+// oldLayout writes what a profile in the layout before decision 0022
 // holds, as that layout's writer did: each conversation's MLS state in
 // bucket groups under its id, its history in a nested bucket of history
 // keyed by seq (binary records, and one JSON record of an older
