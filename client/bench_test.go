@@ -171,6 +171,16 @@ func reportFsyncs(b *testing.B, c *client.Client, before uint64, name string) {
 	b.ReportMetric(2*n/float64(b.N), name+"-fsyncs/op")
 }
 
+// reportPages reports the pages c's store wrote since before (its
+// commits since commits) per commit, as name-pages/commit: every page a
+// commit rewrites (bbolt's meta and freelist pages included) is a write
+// of its own.
+func reportPages(b *testing.B, c *client.Client, commits uint64, before int64, name string) {
+	if n := c.StoreCommits() - commits; n > 0 {
+		b.ReportMetric(float64(c.StorePages()-before)/float64(n), name+"-pages/commit")
+	}
+}
+
 // BenchmarkMessageRoundTrip: one message at a time from alice to bob, as
 // `hearth bench pairs` runs them (no delivery receipts): alice queues and
 // flushes it until the hub accepted it, bob's running Receive decrypts,
@@ -179,7 +189,8 @@ func reportFsyncs(b *testing.B, c *client.Client, before uint64, name string) {
 // the in-process server; send- and recv-fsyncs/op count each client's
 // store commits (the durable transactions per message on each side);
 // cpu-µs/op is the CPU time of the whole process (both clients and the
-// server) per message.
+// server) per message; send- and recv-pages/commit the pages each store's
+// commits wrote.
 //
 //	go test ./client -run '^$' -bench MessageRoundTrip -benchmem -benchtime 300x
 func BenchmarkMessageRoundTrip(b *testing.B) {
@@ -218,6 +229,7 @@ func BenchmarkMessageRoundTrip(b *testing.B) {
 	wait()
 	sendBefore, recvBefore := alice.StoreCommits(), bob.StoreCommits()
 	sendPeeks, recvPeeks := alice.StorePeeks(), bob.StorePeeks()
+	sendPages, recvPages := alice.StorePages(), bob.StorePages()
 	cpu := cpuTime(b)
 	b.ResetTimer()
 	for range b.N {
@@ -230,4 +242,6 @@ func BenchmarkMessageRoundTrip(b *testing.B) {
 	reportFsyncs(b, bob, recvBefore, "recv")
 	b.ReportMetric(float64(alice.StorePeeks()-sendPeeks)/float64(b.N), "send-peeks/op")
 	b.ReportMetric(float64(bob.StorePeeks()-recvPeeks)/float64(b.N), "recv-peeks/op")
+	reportPages(b, alice, sendBefore, sendPages, "send")
+	reportPages(b, bob, recvBefore, recvPages, "recv")
 }

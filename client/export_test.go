@@ -84,6 +84,13 @@ func NewBenchServer(tb testing.TB, domain string) *TestServer {
 // store committed (each one fsync'd commit; benchmarks count them).
 func (c *Client) StoreCommits() uint64 { return c.st.Commits() }
 
+// StorePages returns how many pages the device's store wrote in its
+// commits (meta and freelist pages included).
+func (c *Client) StorePages() int64 {
+	pages, _, _ := c.st.WriteStats()
+	return pages
+}
+
 // StorePeeks returns how many read transactions the device's store ran.
 func (c *Client) StorePeeks() uint64 { return c.st.Peeks() }
 

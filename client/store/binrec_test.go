@@ -110,15 +110,11 @@ func TestOldJSONRecordsStillRead(t *testing.T) {
 		if err := tx.tx.Bucket(bOutIDs).Put([]byte(it.ID), u64key(it.Seq)); err != nil {
 			return err
 		}
-		conv, err := tx.tx.Bucket(bHistory).CreateBucketIfNotExists([]byte(m.Conversation))
-		if err != nil {
-			return err
-		}
 		raw, err = json.Marshal(m)
 		if err != nil {
 			return err
 		}
-		return tx.put(conv, u64key(m.Seq), raw)
+		return tx.put(tx.tx.Bucket(bConvs), historyKey(m.Conversation, m.Seq), raw)
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/rand"
@@ -58,12 +57,14 @@ var (
 	kKDF   = []byte("kdf")
 	// sealed are the buckets whose values are encrypted (nested buckets
 	// included).
-	sealed = [][]byte{bAccount, bKeys, bGroups, bTrees, bOutbox, bHistory, bInbox, bSync}
+	sealed = [][]byte{bAccount, bKeys, bConvs, bTrees, bOutbox, bInbox, bSync}
 )
 
 const (
 	sealVersion = 1
-	checkText   = "hearth profile key v1"
+	// sealOverhead is how much longer a sealed value is than the value.
+	sealOverhead = 1 + chacha20poly1305.NonceSizeX + chacha20poly1305.Overhead
+	checkText    = "hearth profile key v1"
 )
 
 // KDFParams are the argon2id costs of a new profile key. They are stored
@@ -272,7 +273,7 @@ func sealAll(t *Tx, secret []byte, rec kdfRecord) (*sealer, error) {
 	rec.Check = s.seal([]byte("check"), []byte(checkText))
 	for _, name := range sealed {
 		if b := t.bucket(name); b != nil {
-			if err := sealBucket(s, b, bytes.Equal(name, bSync)); err != nil {
+			if err := sealBucket(s, b); err != nil {
 				return nil, fmt.Errorf("store: encrypt %s: %w", name, err)
 			}
 		}
@@ -287,16 +288,16 @@ func sealAll(t *Tx, secret []byte, rec kdfRecord) (*sealer, error) {
 	return s, nil
 }
 
-// sealBucket seals every value of b and of the buckets nested in it; in
-// the sync bucket the mailbox sequence stays plain (MailboxSeq).
-func sealBucket(s *sealer, b *kvBucket, isSync bool) error {
+// sealBucket seals every value of b and of the buckets nested in it (the
+// mailbox sequence, plain, is in a bucket of its own: bMailbox).
+func sealBucket(s *sealer, b *kvBucket) error {
 	type kv struct{ k, v []byte }
 	var vals []kv
 	var nested [][]byte
 	if err := b.ForEach(func(k, v []byte) error {
 		if b.Bucket(k) != nil {
 			nested = append(nested, cloneBytes(k))
-		} else if !(isSync && bytes.Equal(k, kMailbox)) {
+		} else {
 			vals = append(vals, kv{cloneBytes(k), s.seal(k, v)})
 		}
 		return nil
@@ -309,7 +310,7 @@ func sealBucket(s *sealer, b *kvBucket, isSync bool) error {
 		}
 	}
 	for _, k := range nested {
-		if err := sealBucket(s, b.Bucket(k), false); err != nil {
+		if err := sealBucket(s, b.Bucket(k)); err != nil {
 			return err
 		}
 	}

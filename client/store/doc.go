@@ -20,15 +20,23 @@
 //	account  the device's login: user, device id, server address, CA path, tokens
 //	keys     secret key material by name (identity seed, MLS signature key,
 //	         link key) and KeyPackage private keys by reference
-//	groups   the serialized MLS state of each conversation (opaque bytes)
+//	conversations  per conversation, one key range (convs.go): its history
+//	         messages keyed by conversation sequence, then its serialized
+//	         MLS state (opaque bytes), so that a message's commit rewrites
+//	         one leaf page for both
 //	group-trees  per conversation (a nested bucket), the ratchet trees a
 //	         split state refers to, by reference: written once, deleted when
 //	         the conversation's next saved state no longer names them
 //	outbox   unsent messages in send order, indexed by message id
-//	history  per conversation, messages keyed by conversation sequence
-//	sync     the last processed mailbox sequence and small client metadata
+//	mailbox  the last processed mailbox sequence (alone: a bucket that
+//	         small is kept inside the root page)
+//	sync     small client metadata
 //	inbox    received messages not yet printed by `hearth chat recv`
 //	crypt    the key derivation record of an encrypted profile
+//
+// A profile of the earlier layout (buckets groups and history, the
+// mailbox sequence in sync) is moved to this one when it is opened
+// (layout.go, decision 0022).
 //
 // # Records
 //

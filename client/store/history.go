@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"time"
@@ -62,14 +63,13 @@ func (t *Tx) AddHistory(m Message) (bool, error) {
 	if m.Conversation == "" || m.Seq == 0 || m.ID == "" {
 		return false, fmt.Errorf("store: history message needs a conversation, seq and id")
 	}
-	conv, err := t.bucket(bHistory).CreateBucketIfNotExists([]byte(m.Conversation))
-	if err != nil {
-		return false, fmt.Errorf("store: history bucket: %w", err)
+	if err := validConv(m.Conversation); err != nil {
+		return false, err
 	}
-	appending(conv)
-	k := u64key(m.Seq)
+	b := t.convBucket(m.Conversation, 0)
+	k := historyKey(m.Conversation, m.Seq)
 	var old Message
-	switch err := t.getRecord(conv, k, &old); err {
+	switch err := t.getRecord(b, k, &old); err {
 	case nil:
 		if old.ID != m.ID {
 			return false, fmt.Errorf("%w: conversation %s seq %d holds message %s, not %s", ErrSeqTaken, m.Conversation, m.Seq, old.ID, m.ID)
@@ -79,22 +79,51 @@ func (t *Tx) AddHistory(m Message) (bool, error) {
 	default:
 		return false, err
 	}
-	return true, t.putRecord(conv, k, m)
+	return true, t.putRecord(b, k, m)
+}
+
+// historyBucket is the bucket of conv's history messages, whose keys
+// start with prefix (conv's history prefix); nil when there is none.
+func (t *Tx) historyBucket(conv string) (b *kvBucket, prefix []byte) {
+	b = t.bucket(bConvs)
+	if b == nil || validConv(conv) != nil {
+		return nil, nil
+	}
+	return b, convPrefix(conv, kindHistory)
+}
+
+// historyRecord decodes the history message at k, a key of b found under
+// prefix; ok is false past conv's history.
+func (t *Tx) historyRecord(b *kvBucket, prefix, k []byte, m *Message) (ok bool, err error) {
+	if k == nil || len(k) != len(prefix)+8 || !bytes.HasPrefix(k, prefix) {
+		return false, nil
+	}
+	return true, t.getRecord(b, k, m)
 }
 
 // History returns a conversation's messages in conversation order. With
 // limit > 0 only the last limit messages are returned.
 func (t *Tx) History(conv string, limit int) ([]Message, error) {
-	b := t.bucket(bHistory).Bucket([]byte(conv))
+	b, prefix := t.historyBucket(conv)
 	if b == nil {
 		return nil, nil
 	}
-	var out []Message
 	c := b.Cursor()
-	for k, _ := c.Last(); k != nil && (limit <= 0 || len(out) < limit); k, _ = c.Prev() {
+	var out []Message
+	k, _ := c.Seek(stateKey(conv)) // just past the history
+	if k == nil {
+		k, _ = c.Last()
+	} else {
+		k, _ = c.Prev()
+	}
+	for ; limit <= 0 || len(out) < limit; k, _ = c.Prev() {
 		var m Message
-		if err := t.getRecord(b, k, &m); err != nil {
+		ok, err := t.historyRecord(b, prefix, k, &m)
+		if err != nil {
 			return nil, err
+		}
+		if !ok {
+			break
 		}
 		out = append(out, m)
 	}
@@ -108,30 +137,36 @@ func (t *Tx) History(conv string, limit int) ([]Message, error) {
 // order, one at a time (a long history is never held whole), until fn
 // returns an error, which it returns.
 func (t *Tx) EachHistory(conv string, fn func(Message) error) error {
-	b := t.bucket(bHistory).Bucket([]byte(conv))
+	return t.eachHistory(conv, 0, 0, fn)
+}
+
+// eachHistory is EachHistory for the messages with after < seq <= upTo
+// (upTo 0: no upper bound).
+func (t *Tx) eachHistory(conv string, after, upTo uint64, fn func(Message) error) error {
+	b, prefix := t.historyBucket(conv)
 	if b == nil {
 		return nil
 	}
 	c := b.Cursor()
-	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+	for k, _ := c.Seek(historyKey(conv, after+1)); ; k, _ = c.Next() {
 		var m Message
-		if err := t.getRecord(b, k, &m); err != nil {
+		ok, err := t.historyRecord(b, prefix, k, &m)
+		if err != nil {
 			return err
+		}
+		if !ok || (upTo > 0 && be64(k[len(prefix):]) > upTo) {
+			return nil
 		}
 		if err := fn(m); err != nil {
 			return err
 		}
 	}
-	return nil
 }
 
 // HistoryConversations lists the conversations that have history.
 func (t *Tx) HistoryConversations() []string {
 	var out []string
-	t.bucket(bHistory).ForEach(func(k, _ []byte) error {
-		out = append(out, string(k))
-		return nil
-	})
+	t.eachConv(kindHistory, func(conv string) { out = append(out, conv) })
 	return out
 }
 
@@ -195,18 +230,13 @@ func (t *Tx) DeleteInbox(pos uint64) error {
 // HistoryRange returns the messages of a conversation with after < seq <=
 // upTo, in conversation order.
 func (t *Tx) HistoryRange(conv string, after, upTo uint64) ([]Message, error) {
-	b := t.bucket(bHistory).Bucket([]byte(conv))
-	if b == nil || upTo <= after {
+	if upTo <= after {
 		return nil, nil
 	}
 	var out []Message
-	c := b.Cursor()
-	for k, _ := c.Seek(u64key(after + 1)); k != nil && be64(k) <= upTo; k, _ = c.Next() {
-		var m Message
-		if err := t.getRecord(b, k, &m); err != nil {
-			return nil, err
-		}
+	err := t.eachHistory(conv, after, upTo, func(m Message) error {
 		out = append(out, m)
-	}
-	return out, nil
+		return nil
+	})
+	return out, err
 }

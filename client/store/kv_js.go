@@ -14,3 +14,6 @@ var errBucketNotFound = errors.New("store: bucket not found")
 
 // appending is a no-op in the browser: the memkv tree has no pages.
 func appending(*kvBucket) {}
+
+// keepTail is a no-op in the browser: the memkv tree has no pages.
+func keepTail(*kvBucket, int) {}

@@ -173,7 +173,11 @@ func (t *Tx) KeyNames(prefix string) []string {
 
 // Group returns the serialized MLS state of a conversation, or ErrNotFound.
 func (t *Tx) Group(conv string) ([]byte, error) {
-	v, err := t.get(t.bucket(bGroups), []byte(conv))
+	b := t.bucket(bConvs)
+	if b == nil || validConv(conv) != nil {
+		return nil, ErrNotFound
+	}
+	v, err := t.get(b, stateKey(conv))
 	if err != nil {
 		return nil, err
 	}
@@ -183,14 +187,26 @@ func (t *Tx) Group(conv string) ([]byte, error) {
 	return v, nil
 }
 
+// putState writes conv's MLS state, beside its newest history (convs.go).
+func (t *Tx) putState(conv string, state []byte) error {
+	if conv == "" || len(state) == 0 {
+		return fmt.Errorf("store: group needs a conversation and a state")
+	}
+	if err := validConv(conv); err != nil {
+		return err
+	}
+	size := len(state)
+	if t.s != nil {
+		size += sealOverhead
+	}
+	return t.put(t.convBucket(conv, size), stateKey(conv), state)
+}
+
 // PutGroup replaces the serialized MLS state of a conversation with a
 // whole state (one that embeds its trees): trees stored for a split state
 // of the conversation (PutGroupSplit) are deleted.
 func (t *Tx) PutGroup(conv string, state []byte) error {
-	if conv == "" || len(state) == 0 {
-		return fmt.Errorf("store: group needs a conversation and a state")
-	}
-	if err := t.put(t.bucket(bGroups), []byte(conv), state); err != nil {
+	if err := t.putState(conv, state); err != nil {
 		return err
 	}
 	return treesOf(t).delete(conv)
@@ -199,16 +215,13 @@ func (t *Tx) PutGroup(conv string, state []byte) error {
 // Conversations lists the conversations that have a group state, in id order.
 func (t *Tx) Conversations() []string {
 	var out []string
-	t.bucket(bGroups).ForEach(func(k, _ []byte) error {
-		out = append(out, string(k))
-		return nil
-	})
+	t.eachConv(kindState, func(conv string) { out = append(out, conv) })
 	return out
 }
 
 // MailboxSeq returns the last processed mailbox sequence (0 if none).
 func (t *Tx) MailboxSeq() uint64 {
-	v := t.bucket(bSync).Get(kMailbox)
+	v := t.bucket(bMailbox).Get(kMailbox)
 	if len(v) != 8 {
 		return 0
 	}
@@ -221,7 +234,7 @@ func (t *Tx) SetMailboxSeq(seq uint64) error {
 	if cur := t.MailboxSeq(); seq <= cur {
 		return fmt.Errorf("store: mailbox seq %d not after %d", seq, cur)
 	}
-	return t.bucket(bSync).Put(kMailbox, u64key(seq))
+	return t.bucket(bMailbox).Put(kMailbox, u64key(seq))
 }
 
 // Meta returns a small named value from the sync bucket (nil if unset).
@@ -265,8 +278,10 @@ func (t *Tx) DeleteMeta(name string) error {
 
 // DeleteGroup removes a conversation's group state and its stored trees.
 func (t *Tx) DeleteGroup(conv string) error {
-	if err := t.bucket(bGroups).Delete([]byte(conv)); err != nil {
-		return err
+	if validConv(conv) == nil {
+		if err := t.bucket(bConvs).Delete(stateKey(conv)); err != nil {
+			return err
+		}
 	}
 	return treesOf(t).delete(conv)
 }

@@ -38,11 +38,12 @@ type Store struct {
 	timer    *time.Timer // while open: checks idleness and the want file every wantPoll
 	polling  bool        // timer is pending
 	lastEnd  time.Time
-	lastWant time.Time // last look for the want file
-	opens    int       // how often the file was opened (tests, benchmarks)
-	sealer   *sealer   // encrypts record values; nil: a profile without passphrase (crypt.go)
-	damaged  error     // the file is damaged (damage.go): every transaction fails with it
-	file     *os.File  // db's file (markDamaged closes it)
+	lastWant time.Time    // last look for the want file
+	opens    int          // how often the file was opened (tests, benchmarks)
+	written  bolt.TxStats // the write counters of the files closed (PageWrites)
+	sealer   *sealer      // encrypts record values; nil: a profile without passphrase (crypt.go)
+	damaged  error        // the file is damaged (damage.go): every transaction fails with it
+	file     *os.File     // db's file (markDamaged closes it)
 	later    laterWrites
 	acct     recCache[Account] // the decoded account (reccache.go)
 	sig      recCache[[]byte]  // the signature key (reccache.go)
@@ -113,16 +114,17 @@ func OpenWith(dir string, timeout time.Duration, opts Options) (*Store, error) {
 	s := &Store{path: path, wantPath: path + ".want", timeout: timeout, idle: IdleRelease}
 	s.cond = sync.NewCond(&s.mu)
 	err := s.update(func(t *Tx) error {
-		for _, b := range [][]byte{bAccount, bKeys, bGroups, bTrees, bOutbox, bOutIDs, bHistory, bSync, bCrypt} {
-			if _, err := t.tx.CreateBucketIfNotExists(b); err != nil {
-				return fmt.Errorf("store: create buckets: %w", err)
-			}
+		if err := createBuckets(t); err != nil {
+			return err
 		}
 		sl, err := unlock(t, opts.Passphrase, opts.Keyring)
 		if err != nil {
 			return err
 		}
 		t.s, s.sealer = sl, sl
+		if err := migrateLayout(t); err != nil {
+			return err
+		}
 		if t.bucket(bOutQueues) == nil {
 			if _, err := t.tx.CreateBucket(bOutQueues); err != nil {
 				return fmt.Errorf("store: create buckets: %w", err)
@@ -159,6 +161,10 @@ func (s *Store) closeLocked() error {
 	if s.db == nil {
 		return nil
 	}
+	st := s.db.Stats().TxStats
+	s.written.IncWrite(st.GetWrite())
+	s.written.IncSpill(st.GetSpill())
+	s.written.IncSplit(st.GetSplit())
 	err := s.db.Close()
 	s.db, s.file = nil, nil
 	if err != nil {
@@ -320,6 +326,20 @@ func (s *Store) idleCheck() {
 	}
 	s.polling = true
 	s.timer.Reset(wantPoll)
+}
+
+// WriteStats returns how many pages bbolt wrote (the meta and freelist
+// pages included), nodes it spilled and nodes it split in this Store's
+// committed transactions: benchmarks count them per message.
+func (s *Store) WriteStats() (pages, spills, splits int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pages, spills, splits = s.written.GetWrite(), s.written.GetSpill(), s.written.GetSplit()
+	if s.db != nil {
+		st := s.db.Stats().TxStats
+		pages, spills, splits = pages+st.GetWrite(), spills+st.GetSpill(), splits+st.GetSplit()
+	}
+	return pages, spills, splits
 }
 
 // Path is the profile's bbolt file.

@@ -65,16 +65,17 @@ func OpenWith(dir string, timeout time.Duration, opts Options) (*Store, error) {
 	s := &Store{name: dir, idb: d, db: db}
 	s.cond = sync.NewCond(&s.mu)
 	err = s.update(func(t *Tx) error {
-		for _, b := range [][]byte{bAccount, bKeys, bGroups, bTrees, bOutbox, bOutIDs, bHistory, bSync, bCrypt} {
-			if _, err := t.tx.CreateBucketIfNotExists(b); err != nil {
-				return fmt.Errorf("store: create buckets: %w", err)
-			}
+		if err := createBuckets(t); err != nil {
+			return err
 		}
 		sl, err := unlock(t, opts.Passphrase, opts.Keyring)
 		if err != nil {
 			return err
 		}
 		t.s, s.sealer = sl, sl
+		if err := migrateLayout(t); err != nil {
+			return err
+		}
 		if t.bucket(bOutQueues) == nil { // as the bbolt store: (re)build the queue index
 			if _, err := t.tx.CreateBucket(bOutQueues); err != nil {
 				return fmt.Errorf("store: create buckets: %w", err)

@@ -56,15 +56,12 @@ func (t *Tx) GroupTreeWrites(conv string) uint64 {
 // trees does not name are deleted. State and trees change together, in
 // this transaction.
 func (t *Tx) PutGroupSplit(conv string, state []byte, trees map[string][]byte) error {
-	if conv == "" || len(state) == 0 {
-		return fmt.Errorf("store: group needs a conversation and a state")
-	}
 	for ref, tree := range trees {
 		if ref == "" || len(tree) == 0 {
 			return fmt.Errorf("store: group %s: empty tree or tree reference", conv)
 		}
 	}
-	if err := t.put(t.bucket(bGroups), []byte(conv), state); err != nil {
+	if err := t.putState(conv, state); err != nil {
 		return fmt.Errorf("store: group %s: %w", conv, err)
 	}
 	if err := treesOf(t).sync(conv, trees); err != nil {

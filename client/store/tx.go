@@ -13,13 +13,15 @@ var ErrNotFound = errors.New("store: not found")
 var (
 	bAccount = []byte("account")
 	bKeys    = []byte("keys")
-	bGroups  = []byte("groups")
 	bOutbox  = []byte("outbox")
 	bOutIDs  = []byte("outbox-ids")
 	// bOutQueues indexes the pending outbox items by send queue (queueKey).
 	bOutQueues = []byte("outbox-queues")
-	bHistory   = []byte("history")
 	bSync      = []byte("sync")
+	// bMailbox holds the last processed mailbox sequence alone: a bucket
+	// that small lives inside the root page, which every commit rewrites
+	// anyway (the sync bucket has a page of its own).
+	bMailbox = []byte("mailbox")
 
 	kAccount = []byte("account")
 	kMailbox = []byte("mailbox-seq")
