@@ -9,7 +9,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -57,91 +56,57 @@ func BenchmarkSendPagesByTree(b *testing.B) {
 }
 
 func sendPagesByTree(b *testing.B, hexIDs bool, perTx int) {
-	{
-		{
-			path := filepath.Join(b.TempDir(), "hearth.db")
-			db, err := Open(path, Options{CheckpointInterval: -1})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer db.Close()
-			var send func(*Tx) error
-			if hexIDs {
-				send = hexIDSends(b, db, 100)
-			} else {
-				send = oneToOneSends(b, db, 100, func(n int) int { return n % 2 })
-			}
-			for k := 0; k < 20000; k += 100 {
-				mustWrite(b, db, func(tx *Tx) error {
-					for j := 0; j < 100; j++ {
-						if err := send(tx); err != nil {
-							return err
-						}
-					}
-					return nil
-				})
-			}
-			ctx := context.Background()
-			if _, err := db.w.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 0`); err != nil {
-				b.Fatal(err)
-			}
-			if _, err := db.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
-				b.Fatal(err)
-			}
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				mustWrite(b, db, func(tx *Tx) error {
-					for j := 0; j < perTx; j++ {
-						if err := send(tx); err != nil {
-							return err
-						}
-					}
-					return nil
-				})
-			}
-			b.StopTimer()
-			pages := walPageNumbers(b, path, 0)
-			owner := map[uint32]string{1: "header"}
-			rows, err := db.w.QueryContext(ctx, `SELECT name, pageno FROM dbstat`)
-			if err != nil {
-				b.Fatal(err)
-			}
-			for rows.Next() {
-				var name string
-				var p uint32
-				if err := rows.Scan(&name, &p); err != nil {
-					b.Fatal(err)
-				}
-				if p != 1 {
-					owner[p] = name
-				}
-			}
-			if err := rows.Close(); err != nil {
-				b.Fatal(err)
-			}
-			count := map[string]int{}
-			for _, p := range pages {
-				name, ok := owner[p]
-				if !ok {
-					name = "other"
-				}
-				count[name]++
-			}
-			var names []string
-			for n := range count {
-				names = append(names, n)
-			}
-			sort.Strings(names)
-			var line []string
-			for _, n := range names {
-				per := float64(count[n]) / float64(b.N)
-				b.ReportMetric(per, n+"/tx")
-				line = append(line, fmt.Sprintf("%s %.2f", n, per))
-			}
-			b.ReportMetric(float64(len(pages))/float64(b.N), "pages/tx")
-			b.Logf("sends=%d: %s", perTx, strings.Join(line, ", "))
+	db, path, send := walPagesDB(b, func(db *DB) func(*Tx) error {
+		if hexIDs {
+			return hexIDSends(b, db, 100)
+		}
+		return oneToOneSends(b, db, 100, func(n int) int { return n % 2 })
+	})
+	b.ResetTimer()
+	for range b.N {
+		sendsPerTx(b, db, send, perTx)
+	}
+	b.StopTimer()
+	pages := walPageNumbers(b, path, 0)
+	owner := map[uint32]string{1: "header"}
+	rows, err := db.w.QueryContext(context.Background(), `SELECT name, pageno FROM dbstat`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for rows.Next() {
+		var name string
+		var p uint32
+		if err := rows.Scan(&name, &p); err != nil {
+			b.Fatal(err)
+		}
+		if p != 1 {
+			owner[p] = name
 		}
 	}
+	if err := rows.Close(); err != nil {
+		b.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, p := range pages {
+		name, ok := owner[p]
+		if !ok {
+			name = "other"
+		}
+		count[name]++
+	}
+	var names []string
+	for n := range count {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var line []string
+	for _, n := range names {
+		per := float64(count[n]) / float64(b.N)
+		b.ReportMetric(per, n+"/tx")
+		line = append(line, fmt.Sprintf("%s %.2f", n, per))
+	}
+	b.ReportMetric(float64(len(pages))/float64(b.N), "pages/tx")
+	b.Logf("sends=%d: %s", perTx, strings.Join(line, ", "))
 }
 
 // hexIDSends is oneToOneSends with message ids of 32 random hex digits

@@ -54,46 +54,54 @@ func walFrames(tb testing.TB, path string) int64 {
 func BenchmarkSendPages(b *testing.B) {
 	for _, perTx := range []int{1, 2, 8} {
 		b.Run(fmt.Sprint("sends=", perTx), func(b *testing.B) {
-			// No checkpointer beside the writer: it would rewind the WAL
-			// the count is taken from.
-			path := filepath.Join(b.TempDir(), "hearth.db")
-			db, err := Open(path, Options{CheckpointInterval: -1})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer db.Close()
-			send := oneToOneSends(b, db, 100, func(n int) int { return n % 2 })
-			for k := 0; k < 20000; k += 100 {
-				mustWrite(b, db, func(tx *Tx) error {
-					for j := 0; j < 100; j++ {
-						if err := send(tx); err != nil {
-							return err
-						}
-					}
-					return nil
-				})
-			}
-			ctx := context.Background()
-			if _, err := db.w.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 0`); err != nil {
-				b.Fatal(err)
-			}
-			if _, err := db.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
-				b.Fatal(err)
-			}
+			db, path, send := walPagesDB(b, func(db *DB) func(*Tx) error {
+				return oneToOneSends(b, db, 100, func(n int) int { return n % 2 })
+			})
 			before := walFrames(b, path)
 			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				mustWrite(b, db, func(tx *Tx) error {
-					for j := 0; j < perTx; j++ {
-						if err := send(tx); err != nil {
-							return err
-						}
-					}
-					return nil
-				})
+			for range b.N {
+				sendsPerTx(b, db, send, perTx)
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(walFrames(b, path)-before)/float64(b.N), "pages/tx")
 		})
 	}
+}
+
+// walPagesDB opens a database without a checkpointer beside the writer
+// (it would rewind the WAL the count is taken from), writes 20,000 Sends
+// of sends(db) in transactions of 100, then copies them into the database
+// file and empties the WAL: what a measured transaction writes is then all
+// the WAL holds. The database closes with the benchmark.
+func walPagesDB(b *testing.B, sends func(*DB) func(*Tx) error) (db *DB, path string, send func(*Tx) error) {
+	path = filepath.Join(b.TempDir(), "hearth.db")
+	db, err := Open(path, Options{CheckpointInterval: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	send = sends(db)
+	for k := 0; k < 20000; k += 100 {
+		sendsPerTx(b, db, send, 100)
+	}
+	ctx := context.Background()
+	if _, err := db.w.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 0`); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := db.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		b.Fatal(err)
+	}
+	return db, path, send
+}
+
+// sendsPerTx writes perTx Sends of send in one transaction.
+func sendsPerTx(b *testing.B, db *DB, send func(*Tx) error, perTx int) {
+	mustWrite(b, db, func(tx *Tx) error {
+		for range perTx {
+			if err := send(tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
