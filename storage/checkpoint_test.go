@@ -67,9 +67,19 @@ func TestCheckpointBesideWriter(t *testing.T) {
 		t.Fatalf("checkpoints %d, rewinds %d: want both", db.ckpt.runs.Load(), db.ckpt.rewinds.Load())
 	}
 	// Each write is 2+ frames (the row's page, the index, the root):
-	// without rewinds the WAL would hold 3,000 or more.
-	if f, last := walFrames(), db.ckpt.frames.Load(); f > 4*restart || last > 4*restart {
-		t.Fatalf("WAL file of %d frames, %d in use, after 1,500 writes: not rewound (restart at %d)", f, last, restart)
+	// without rewinds the WAL would hold 3,000 or more. On a loaded
+	// machine the checkpointer can fall behind for a while, and the file
+	// keeps the size it grew to until the next rewind cuts it back: a few
+	// more writes give it that rewind.
+	for more := 0; ; more++ {
+		f, last := walFrames(), db.ckpt.frames.Load()
+		if f <= 4*restart && last <= 4*restart {
+			break
+		}
+		if more == 5 {
+			t.Fatalf("WAL file of %d frames, %d in use, after %d writes: not rewound (restart at %d)", f, last, 1500+200*more, restart)
+		}
+		write(200)
 	}
 
 	// A reader holds its snapshot: the WAL cannot be checkpointed past
