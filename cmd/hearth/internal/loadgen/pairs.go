@@ -107,9 +107,12 @@ func (f *Fleet) traffic(ctx context.Context, pairs [][2]*Device, p PairsParams, 
 	progress := f.progress(r.Workload, start, p.Duration, senders, []*recorder{rec}, srv, self)
 	swg.Wait()
 	sendersDone := now()
-	f.awaitDeliveries(sctx, senders, rec)
+	missing := f.awaitDeliveries(sctx, senders, rec)
 	progress()
 	f.finish(r, senders, rec, srv, self, start, sendersDone)
+	if missing > 0 {
+		r.Notes = append(r.Notes, drainNote(missing, fmt.Sprintf("%v after the last message was due", p.Drain)))
+	}
 	if p.Wire {
 		r.wireCPUNote()
 	}
@@ -163,19 +166,29 @@ func (f *Fleet) warm(ctx context.Context, s *sender, rec *recorder) error {
 	}
 }
 
-// awaitDeliveries waits until every acknowledged message arrived, or ctx ends.
-func (f *Fleet) awaitDeliveries(ctx context.Context, senders []*sender, rec *recorder) {
-	for ctx.Err() == nil {
+// awaitDeliveries waits until every acknowledged message arrived, or ctx
+// ends. It returns how many acknowledged messages had not arrived when it
+// stopped waiting (0: all did).
+func (f *Fleet) awaitDeliveries(ctx context.Context, senders []*sender, rec *recorder) (missing int) {
+	for {
 		acked := 0
 		for _, s := range senders {
 			_, a, _ := s.totals()
 			acked += a
 		}
-		if d, _ := rec.counts(); d >= acked {
-			return
+		d, _ := rec.counts()
+		if d >= acked || ctx.Err() != nil {
+			return max(acked-d, 0)
 		}
 		sleepCtx(ctx, 20*time.Millisecond)
 	}
+}
+
+// drainNote is the report's note when the wait for deliveries ended with
+// missing acknowledged messages not delivered: the report counts them as
+// lost, and cannot tell them from deliveries later than the wait.
+func drainNote(missing int, waited string) string {
+	return fmt.Sprintf("the wait for deliveries ended (%s) with %d acknowledged messages not delivered: they count as lost here, and a delivery later than the wait would count the same", waited, missing)
 }
 
 // watch starts sampling the server (when its PID is known) and this process.

@@ -1,6 +1,8 @@
 package loadgen
 
 import (
+	"context"
+	"strings"
 	"testing"
 	"time"
 )
@@ -66,4 +68,30 @@ func FuzzRecorderNote(f *testing.F) {
 			t.Errorf("%q noted twice: delivered %d dups %d foreign %d", text, d, dup, r.foreign)
 		}
 	})
+}
+
+// TestAwaitDeliveriesMissing: the wait for deliveries reports how many
+// acknowledged messages had not arrived when it gave up, and 0 once all
+// did (the pairs report then notes that they count as lost).
+func TestAwaitDeliveriesMissing(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	rec := newRecorder("run1", func() time.Time { return t0 })
+	s := newSender(3, nil, "", "run1", 200, func() time.Time { return t0 })
+	s.sched = []time.Time{t0, t0, t0}
+	s.acked = 3
+	rec.note(benchText("run1", 3, 1, t0, 200))
+	f := &Fleet{}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if n := f.awaitDeliveries(ctx, []*sender{s}, rec); n != 2 {
+		t.Errorf("missing %d after the wait ended, want 2", n)
+	}
+	rec.note(benchText("run1", 3, 2, t0, 200))
+	rec.note(benchText("run1", 3, 3, t0, 200))
+	if n := f.awaitDeliveries(context.Background(), []*sender{s}, rec); n != 0 {
+		t.Errorf("missing %d with every message delivered, want 0", n)
+	}
+	if note := drainNote(2, "30s"); !strings.Contains(note, "2 acknowledged messages not delivered") {
+		t.Errorf("note %q", note)
+	}
 }
