@@ -16,6 +16,7 @@ import (
 	"hearth/client/session"
 	"hearth/client/store"
 	"hearth/homeserver/wire"
+	"hearth/keys/identity"
 )
 
 // receiver processes this device's mailbox: Welcomes join groups, commits
@@ -147,8 +148,8 @@ func (r *receiver) process(ctx context.Context, tx *store.Tx, self e2ee.Self, d 
 // noteBad records what a skipped delivery means for its conversation.
 func (r *receiver) noteBad(tx *store.Tx, d *wire.Delivery, bad *badMessage) error {
 	conv := d.GetConversationId()
-	if conv == "" {
-		return nil
+	if _, err := identity.ParseConversation(conv); err != nil {
+		return nil // not a conversation: nothing to note (apply)
 	}
 	if tx.Meta(goneName(conv)) != nil {
 		if d.GetKind() != wire.MessageKind_MESSAGE_KIND_WELCOME || !bad.outOfStep {
@@ -193,6 +194,12 @@ func (b *badMessage) reason() string {
 
 func (r *receiver) apply(ctx context.Context, tx *store.Tx, self e2ee.Self, d *wire.Delivery, got map[string]uint64) error {
 	conv := d.GetConversationId()
+	if _, err := identity.ParseConversation(conv); err != nil {
+		// Only a misbehaving server delivers one (hubs refuse such ids):
+		// skipped like any invalid delivery, with nothing recorded under
+		// the id (noteBad), where storing it could fail the whole batch.
+		return &badMessage{err: fmt.Errorf("delivery for no valid conversation: %w", err)}
+	}
 	switch d.GetKind() {
 	case wire.MessageKind_MESSAGE_KIND_WELCOME:
 		return r.join(ctx, tx, self, d)

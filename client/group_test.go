@@ -372,3 +372,35 @@ func (h countHandler) Handle(_ context.Context, r slog.Record) error {
 }
 func (h countHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h countHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestDeliveryForNoValidConversation: a misbehaving server delivers
+// messages under conversation ids no hub accepts (a control byte, no
+// domain, empty). Each is skipped without an error that would fail the
+// batch, nothing is recorded under the id (no conversation out of step to
+// heal, nothing undecryptable to report), and the real group goes on.
+func TestDeliveryForNoValidConversation(t *testing.T) {
+	ts := client.NewTestServer(t, "a.example")
+	us := groupUsers(t, ts, "amy", "bea")
+	amy, bea := us[0], us[1]
+	gid, err := amy.c.Groups().Create(ctx30(t), "real", []string{bea.user})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bea.drain()
+	for _, conv := range []string{"bad\x00id@a.example", "bad\x01@a.example", "nodomain", ""} {
+		for _, kind := range []wire.MessageKind{wire.MessageKind_MESSAGE_KIND_APPLICATION, wire.MessageKind_MESSAGE_KIND_COMMIT, wire.MessageKind_MESSAGE_KIND_WELCOME} {
+			d := &wire.Delivery{ConversationId: conv, ConversationSeq: 1, Sender: amy.c.Self(t).Address, MessageId: "m-" + kind.String(),
+				Kind: kind, Epoch: 1, Payload: []byte("not a message"), ServerTimeMs: time.Now().UnixMilli()}
+			if err := bea.c.Deliver(ctx30(t), d); err != nil {
+				t.Fatalf("%q %v: %v, want it skipped", conv, kind, err)
+			}
+			if o, ok := bea.c.OutOfStep(t, conv); ok {
+				t.Fatalf("%q %v: marked out of step (%+v): a heal would rejoin a conversation that cannot exist", conv, kind, o)
+			}
+		}
+	}
+	amy.send(gid, "after the junk")
+	if h := bea.drainTexts(); !slices.Contains(h, "after the junk") {
+		t.Fatalf("bea's history after the junk: %q", h)
+	}
+}
