@@ -39,13 +39,20 @@ const (
 	qAdvanceGroupInfo = `UPDATE conversations SET epoch = ?, group_info = ?, last_seq = ? WHERE id = ?`
 	qAppendLog        = `INSERT INTO conversation_log(conv_id, seq, sender, message_id, kind, epoch, payload, welcome, group_info, created_ms, refs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qAddRefs          = `UPDATE conversation_log SET refs = refs + ?1 WHERE conv_id = ?2 AND seq = ?3`
-	// The dedup record by its narrow key (sendKey), the strings compared.
-	qSendRecord = `SELECT conv_id, conv_seq, epoch, created_ms FROM send_records WHERE key = ?1 AND sender = ?2 AND message_id = ?3`
-	// A new record, appended (after qSendRecord found none: an INSERT …
-	// SELECT … WHERE NOT EXISTS would do both in one statement, but SQLite
-	// gives any INSERT … SELECT a statement journal, a copy of every page
-	// it changes: more CPU than the second statement).
-	qInsertSendRecord = `INSERT INTO send_records(key, sender, message_id, conv_id, conv_seq, epoch, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)`
+	// The dedup record by its narrow key (sendKey), the strings compared:
+	// in send_records, or in the spill when another pair took the key
+	// (migration 0017).
+	qSendRecord = `SELECT conv_id, conv_seq, epoch, created_ms FROM send_records WHERE key = ?1 AND sender = ?2 AND message_id = ?3
+		UNION ALL SELECT conv_id, conv_seq, epoch, created_ms FROM send_record_spill WHERE key = ?1 AND sender = ?2 AND message_id = ?3 LIMIT 1`
+	// A new record, appended unless its key is taken (send_records_key is
+	// UNIQUE): the claim in one statement when the pair is new, a
+	// single-row INSERT … VALUES, which SQLite runs without a statement
+	// journal (an INSERT … SELECT gets one: a copy of every page it
+	// changes).
+	qInsertSendRecord = `INSERT INTO send_records(key, sender, message_id, conv_id, conv_seq, epoch, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+		ON CONFLICT (key) DO NOTHING`
+	// The record of a pair whose key another pair's record took.
+	qSpillSendRecord = `INSERT INTO send_record_spill(key, sender, message_id, conv_id, conv_seq, epoch, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)`
 )
 
 // qFanOutHeads[n-1] moves the heads of n devices by one (FanOutTo), each
@@ -72,5 +79,5 @@ const qFanOutHeadsReturning = `UPDATE mailbox_state SET head = 1 + head WHERE de
 var hotQueries = append([]string{
 	qFanOutHead, qFanOutHeadWelcome, qFanOutInsert, qFanOutInsertWelcome, qFanOutHeadsReturning, qSendRoster,
 	qAck, qMailboxState, qEntries,
-	qConversation, qConversationMeta, qConversationForSend, qMembers, qIsMember, qCountMembers, qAdvance, qAdvanceGroupInfo, qAppendLog, qAddRefs, qSendRecord, qInsertSendRecord,
+	qConversation, qConversationMeta, qConversationForSend, qMembers, qIsMember, qCountMembers, qAdvance, qAdvanceGroupInfo, qAppendLog, qAddRefs, qSendRecord, qInsertSendRecord, qSpillSendRecord,
 }, slices.Concat(qAckRows, qMailboxRows, qLogRows, qAdvanceRows, qFanOutHeads)...)

@@ -130,7 +130,7 @@ var deferSafe = func() map[string]bool {
 		qFanOutHead: true, qFanOutHeadWelcome: true,
 		qConversation: true, qConversationMeta: true, qConversationForSend: true, qFanOutHeadsReturning: true, qSendRoster: true,
 		qMembers: true, qIsMember: true, qCountMembers: true,
-		qAppendLog: true, qAddRefs: true, qSendRecord: true, qInsertSendRecord: true,
+		qAppendLog: true, qAddRefs: true, qSendRecord: true, qInsertSendRecord: true, qSpillSendRecord: true,
 		qAck: true, qMailboxState: true,
 		stmtSavepoint: true, stmtRelease: true, stmtRollbackTo: true,
 	}

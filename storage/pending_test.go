@@ -222,10 +222,10 @@ func TestPendingLogInOneTransaction(t *testing.T) {
 		}
 	}
 	// The blocker's RELEASE; per Send: savepoint, conversation, dedup
-	// lookup and record, heads, release; one insert of both log entries,
-	// one of both mailbox rows and one advance of the conversation.
-	if n := db.WriteStatements() - s0; n != 1+2*6+3 {
-		t.Errorf("two Sends in one transaction ran %d statements, want 16", n)
+	// claim, heads, release; one insert of both log entries, one of both
+	// mailbox rows and one advance of the conversation.
+	if n := db.WriteStatements() - s0; n != 1+2*5+3 {
+		t.Errorf("two Sends in one transaction ran %d statements, want 14", n)
 	}
 	checkRefs(t, db)
 	if got := logSeqs(t, db, "d@x"); !slices.Equal(got, []uint64{1, 2}) {
@@ -366,15 +366,15 @@ func TestPendingAdvance(t *testing.T) {
 			t.Fatalf("request %d: %v", i, err)
 		}
 	}
-	// The blocker's RELEASE; per Send 5 statements (savepoint, dedup
-	// lookup and record, heads, release), and 2 more where the writer's send views read the
+	// The blocker's RELEASE; per Send 4 statements (savepoint, dedup
+	// claim, heads, release), and 2 more where the writer's send views read the
 	// conversation: A, C (B's rollback emptied them; it costs one
 	// more) and D; the reader's savepoint, four reads (its
 	// ConversationForSend from the views) and release; at the end the log
 	// entries, rows and advances of the two conversations: one statement
 	// each.
-	if n := db.WriteStatements() - s0; n != 1+5*5+3*2+1+6+3 {
-		t.Errorf("%d statements, want 42", n)
+	if n := db.WriteStatements() - s0; n != 1+5*4+3*2+1+6+3 {
+		t.Errorf("%d statements, want 37", n)
 	}
 	checkRefs(t, db)
 	db.Read(ctx, func(tx *Tx) error {

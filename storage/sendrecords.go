@@ -6,10 +6,12 @@ import (
 	"errors"
 )
 
-// The dedup records (migration 0016): one row per accepted (sender,
-// message id) in send_records, appended in id order, found through the
-// narrow index on key = sendKey(sender, message id); every lookup compares
-// the strings too, so two pairs with one key stay apart.
+// The dedup records (migrations 0016, 0017): one row per accepted
+// (sender, message id) in send_records, appended in id order, found
+// through the narrow unique index on key = sendKey(sender, message id);
+// every lookup compares the strings too, so two pairs with one key stay
+// apart: the second pair's record waits in send_record_spill until the
+// key is free.
 
 // sendKey is the 63-bit key of (sender, messageID) under which the dedup
 // record is indexed: the first bytes of a SHA-256 of both, so that no
@@ -55,19 +57,32 @@ func (t *Tx) ClaimSendRecord(r *SendRecord) (bool, error) {
 	return claimed, wrap("storage.ClaimSendRecord", err)
 }
 
-// claimSendRecord looks (sender, message id) up and appends its record if
-// there is none; only the writer writes, so nothing comes in between.
+// claimSendRecord appends (sender, message id)'s record under its key
+// unless the key is taken; only the writer writes, so nothing comes in
+// between. A taken key is this pair's record (a retry: nothing written)
+// or, by a hash collision, another pair's: then the record goes to the
+// spill (migration 0017), unless the pair has one there already. A free
+// key means the pair has no record: a key with records in the spill is
+// always taken in send_records (the trigger send_records_unspill).
 func (t *Tx) claimSendRecord(r *SendRecord) (bool, error) {
 	key := sendKey(r.Sender, r.MessageID)
+	args := []any{key, r.Sender, r.MessageID, r.ConvID, r.ConvSeq, r.Epoch, r.CreatedMs}
+	res, err := t.exec(qInsertSendRecord, args...)
+	if err != nil {
+		return false, err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return n == 1, err
+	}
 	var conv string
 	var seq, epoch, created int64
-	err := t.row(qSendRecord, []any{key, r.Sender, r.MessageID}, &conv, &seq, &epoch, &created)
+	err = t.row(qSendRecord, args[:3], &conv, &seq, &epoch, &created)
 	if err == nil {
 		return false, nil
 	} else if !errors.Is(err, ErrNotFound) {
 		return false, err
 	}
-	if _, err := t.exec(qInsertSendRecord, key, r.Sender, r.MessageID, r.ConvID, r.ConvSeq, r.Epoch, r.CreatedMs); err != nil {
+	if _, err := t.exec(qSpillSendRecord, args...); err != nil {
 		return false, err
 	}
 	return true, nil

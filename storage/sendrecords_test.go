@@ -267,3 +267,197 @@ func TestSendRecordsMigratedFutureStamp(t *testing.T) {
 		t.Fatalf("a window after the migration (%d..%d) deleted %d of 2", before, after, n)
 	}
 }
+
+// TestSendRecordClaimOneStatement: the claim of a new pair is one
+// statement (the INSERT under a free key), a retry's claim two (the
+// INSERT that finds the key taken, and the lookup that reads the answer).
+func TestSendRecordClaimOneStatement(t *testing.T) {
+	db, _ := openTest(t)
+	rec := SendRecord{Sender: "u@x/a", MessageID: "m1", ConvID: "c@x", ConvSeq: 1, Epoch: 2, CreatedMs: 3}
+	claim := func() (claimed bool, stmts uint64) {
+		mustWrite(t, db, func(tx *Tx) (err error) {
+			before := db.WriteStatements()
+			claimed, err = tx.ClaimSendRecord(&rec)
+			stmts = db.WriteStatements() - before
+			return err
+		})
+		return claimed, stmts
+	}
+	if ok, n := claim(); !ok || n != 1 {
+		t.Fatalf("claim of a new pair: %v in %d statements, want true in 1", ok, n)
+	}
+	if ok, n := claim(); ok || n != 2 {
+		t.Fatalf("claim of a retry: %v in %d statements, want false in 2", ok, n)
+	}
+}
+
+// spillRows counts the dedup records waiting in the spill.
+func spillRows(t *testing.T, db *DB) int {
+	t.Helper()
+	var n int
+	if err := db.r.QueryRow(`SELECT COUNT(*) FROM send_record_spill`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestSendRecordSpill: when another pair's record holds a pair's key (a
+// hash collision, made here by hand), the pair's record waits in the
+// spill and answers from there; when retention deletes the other record,
+// the pair's record takes the key, still answers and still refuses a
+// second claim, and it is kept a whole window from then on, even when
+// the pass that freed the key stopped at its limit with the old mark
+// left (its id is past every mark).
+func TestSendRecordSpill(t *testing.T) {
+	db, _ := openTest(t)
+	mustWrite(t, db, func(tx *Tx) error {
+		_, err := tx.exec(`INSERT INTO send_records(key, sender, message_id, conv_id, conv_seq, epoch, created_ms) VALUES (?, 'u@x/z', 'other', 'o@x', 9, 9, 9)`,
+			sendKey("u@x/a", "m1"))
+		return err
+	})
+	rec := SendRecord{Sender: "u@x/a", MessageID: "m1", ConvID: "c@x", ConvSeq: 1, Epoch: 2, CreatedMs: 3}
+	claim := func() (ok bool) {
+		mustWrite(t, db, func(tx *Tx) (err error) { ok, err = tx.ClaimSendRecord(&rec); return err })
+		return ok
+	}
+	answers := func(when string) {
+		t.Helper()
+		if r, err := recordOf(t, db, rec.Sender, rec.MessageID); err != nil || *r != rec {
+			t.Fatalf("%s: record %+v, %v; want %+v", when, r, err, rec)
+		}
+		if claim() {
+			t.Fatalf("%s: a second claim of the pair succeeded", when)
+		}
+	}
+	if !claim() {
+		t.Fatal("claim under another pair's key refused")
+	}
+	if n := spillRows(t, db); n != 1 {
+		t.Fatalf("spilled records: %d, want 1", n)
+	}
+	answers("spilled")
+
+	const window = 1000
+	retain := func(now int64, limit int) int64 {
+		var d int64
+		mustWrite(t, db, func(tx *Tx) (err error) { d, err = tx.DeleteSendRecords(now, now-window, limit); return err })
+		return d
+	}
+	if d := retain(100, 1); d != 0 { // marks the other record (id 1) at 100
+		t.Fatalf("first pass deleted %d", d)
+	}
+	// The limit stops the pass at the other record: the mark at 100 stays.
+	if d := retain(1101, 1); d != 1 {
+		t.Fatalf("second pass deleted %d, want the other record", d)
+	}
+	if n := spillRows(t, db); n != 0 {
+		t.Fatalf("spilled records after the key was freed: %d, want 0", n)
+	}
+	if r, err := recordOf(t, db, "u@x/z", "other"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the other record after its retention: %+v, %v", r, err)
+	}
+	answers("moved into the key")
+	if d := retain(1102, 1); d != 0 { // the mark at 100 must not cover the moved record
+		t.Fatalf("pass under the old mark deleted %d, want 0 (the moved record kept its window)", d)
+	}
+	answers("after a pass under the old mark")
+	if d := retain(2101, 10); d != 0 { // the mark left at 1102 is not older than 1101
+		t.Fatalf("pass within the moved record's window deleted %d", d)
+	}
+	if d := retain(2103, 10); d != 1 {
+		t.Fatalf("pass after the moved record's window deleted %d, want 1", d)
+	}
+	if _, err := recordOf(t, db, rec.Sender, rec.MessageID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the moved record after its window: %v", err)
+	}
+}
+
+// TestSendRecordsMigratedUnique: a schema-16 database whose dedup records
+// include two pairs under one key (a hash collision, made by hand), opened
+// by this code (migration 0017): every record still answers and refuses a
+// second claim, the younger of the two waits in the spill, the key is
+// unique, and when retention deletes the older one the younger takes its
+// key.
+func TestSendRecordsMigratedUnique(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "hearth.db")
+	raw, err := sql.Open(driverName, dsn(path, Options{}.withDefaults(), false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := loadMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.ExecContext(ctx, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ms INTEGER NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms[:16] {
+		if err := applyMigration(ctx, raw, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first record is another pair's under the third pair's key.
+	recs := []SendRecord{
+		{Sender: "u@x/z", MessageID: "other", ConvID: "o@x", ConvSeq: 9, Epoch: 9, CreatedMs: 9},
+		{Sender: "u@x/a1", MessageID: "m2", ConvID: "c@x", ConvSeq: 2, Epoch: 1, CreatedMs: 2000},
+		{Sender: "u@x/b1", MessageID: "m9", ConvID: "c@x", ConvSeq: 3, Epoch: 1, CreatedMs: 3000},
+	}
+	shared := sendKey(recs[2].Sender, recs[2].MessageID)
+	for i, r := range recs {
+		key := sendKey(r.Sender, r.MessageID)
+		if i == 0 {
+			key = shared
+		}
+		if _, err := raw.ExecContext(ctx, `INSERT INTO send_records(key, sender, message_id, conv_id, conv_seq, epoch, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			key, r.Sender, r.MessageID, r.ConvID, r.ConvSeq, r.Epoch, r.CreatedMs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := raw.ExecContext(ctx, `INSERT INTO send_record_marks(upto, at_ms) VALUES (3, 100)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+
+	check := func(when string, live []SendRecord) {
+		t.Helper()
+		for _, r := range live {
+			if got, err := recordOf(t, db, r.Sender, r.MessageID); err != nil || *got != r {
+				t.Fatalf("%s: record of %s %s: %+v, %v; want %+v", when, r.Sender, r.MessageID, got, err, r)
+			}
+			mustWrite(t, db, func(tx *Tx) error {
+				if ok, err := tx.ClaimSendRecord(&r); err != nil || ok {
+					return fmt.Errorf("%s: second claim of %s %s: %v %v", when, r.Sender, r.MessageID, ok, err)
+				}
+				return nil
+			})
+		}
+	}
+	check("migrated", recs[1:])
+	if n := spillRows(t, db); n != 1 {
+		t.Fatalf("spilled records after the migration: %d, want 1", n)
+	}
+	if _, err := db.w.ExecContext(ctx, `INSERT INTO send_records(key, sender, message_id, conv_id, conv_seq, epoch, created_ms) VALUES (?, 'u@x/z', 'z', 'c@x', 1, 1, 1)`, shared); !isUnique(err) {
+		t.Fatalf("a second record under one key after the migration: %v, want a UNIQUE violation", err)
+	}
+	var n int64
+	mustWrite(t, db, func(tx *Tx) (err error) { n, err = tx.DeleteSendRecords(5000, 200, 1); return err })
+	if n != 1 {
+		t.Fatalf("retention deleted %d, want the oldest record", n)
+	}
+	var left int
+	if err := db.r.QueryRow(`SELECT COUNT(*) FROM send_records WHERE sender = 'u@x/z'`).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("the oldest record after its retention: %d left, %v", left, err)
+	}
+	check("the spilled record moved", recs[1:])
+	if n := spillRows(t, db); n != 0 {
+		t.Fatalf("spilled records after the key was freed: %d", n)
+	}
+}

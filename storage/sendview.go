@@ -55,7 +55,7 @@ var viewSafe = func() map[string]bool {
 	m := map[string]bool{
 		qConversation: true, qConversationMeta: true, qConversationForSend: true, qSendRoster: true,
 		qMembers: true, qIsMember: true, qCountMembers: true, qMailboxState: true, qEntries: true,
-		qAppendLog: true, qAddRefs: true, qSendRecord: true, qInsertSendRecord: true,
+		qAppendLog: true, qAddRefs: true, qSendRecord: true, qInsertSendRecord: true, qSpillSendRecord: true,
 		qAck: true, qFanOutHeadsReturning: true, qFanOutInsert: true,
 		stmtSavepoint: true, stmtRelease: true,
 	}
