@@ -75,13 +75,18 @@ func nullStr(s string) any {
 // ErrConflict if the id is taken.
 func (t *Tx) InsertConversation(c *Conversation, members []Member, peers []string) error {
 	const op = "storage.InsertConversation"
-	_, err := t.exec(`INSERT INTO conversations(id, kind, creator, epoch, group_info, last_seq, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		c.ID, c.Kind, c.Creator, c.Epoch, nullIfEmpty(c.GroupInfo), c.LastSeq, c.CreatedMs)
+	_, err := t.exec(`INSERT INTO conversations(id, kind, creator, epoch, last_seq, created_ms) VALUES (?, ?, ?, ?, ?, ?)`,
+		c.ID, c.Kind, c.Creator, c.Epoch, c.LastSeq, c.CreatedMs)
 	if isUnique(err) {
 		return wrap(op, ErrConflict)
 	}
 	if err != nil {
 		return wrap(op, err)
+	}
+	if len(c.GroupInfo) > 0 {
+		if _, err := t.exec(qPutGroupInfo, c.ID, c.GroupInfo); err != nil {
+			return wrap(op, err)
+		}
 	}
 	for _, m := range members {
 		if err := t.AddMember(c.ID, m, c.Epoch); err != nil {
@@ -96,7 +101,11 @@ func (t *Tx) InsertConversation(c *Conversation, members []Member, peers []strin
 	return nil
 }
 
-const convCols = `id, kind, creator, epoch, group_info, last_seq, created_ms`
+// convSelect reads conversations with their GroupInfo (migration 0018:
+// kept apart, so that the rows every Send advances stay narrow); the
+// conversations table is c.
+const convSelect = `SELECT c.id, c.kind, c.creator, c.epoch, g.group_info, c.last_seq, c.created_ms
+	FROM conversations c LEFT JOIN conversation_group_info g ON g.conv_id = c.id`
 
 func scanConv(sc interface{ Scan(...any) error }) (*Conversation, error) {
 	c := &Conversation{}
@@ -187,8 +196,8 @@ func (t *Tx) ConversationForSend(id, sender, senderDevice string, remote bool) (
 
 // ConversationsOfDevice lists the conversations a local device is a member of.
 func (t *Tx) ConversationsOfDevice(deviceID string) ([]*Conversation, error) {
-	rows, err := t.query(`SELECT `+convCols+` FROM conversations WHERE id IN
-		(SELECT conv_id FROM conversation_members WHERE device_id = ?) ORDER BY created_ms, id`, deviceID)
+	rows, err := t.query(convSelect+` WHERE c.id IN
+		(SELECT conv_id FROM conversation_members WHERE device_id = ?) ORDER BY c.created_ms, c.id`, deviceID)
 	if err != nil {
 		return nil, wrap("storage.ConversationsOfDevice", err)
 	}
@@ -209,9 +218,9 @@ func (t *Tx) ConversationsOfDevice(deviceID string) ([]*Conversation, error) {
 // the conversations its user's other devices are in).
 func (t *Tx) ConversationsOfUser(userID int64) ([]*Conversation, error) {
 	const op = "storage.ConversationsOfUser"
-	rows, err := t.query(`SELECT `+convCols+` FROM conversations WHERE id IN
+	rows, err := t.query(convSelect+` WHERE c.id IN
 		(SELECT m.conv_id FROM conversation_members m JOIN devices d ON d.id = m.device_id WHERE d.user_id = ?)
-		ORDER BY created_ms, id`, userID)
+		ORDER BY c.created_ms, c.id`, userID)
 	if err != nil {
 		return nil, wrap(op, err)
 	}
@@ -317,10 +326,16 @@ func (t *Tx) AdvanceConversation(id string, epoch uint64, groupInfo []byte, last
 		t.viewAdvanced(id, epoch, lastSeq)
 		return nil
 	}
-	if setGroupInfo {
-		return wrap("storage.AdvanceConversation", affected(t.exec(qAdvanceGroupInfo, epoch, nullIfEmpty(groupInfo), lastSeq, id)))
+	const op = "storage.AdvanceConversation"
+	if err := affected(t.exec(qAdvance, epoch, lastSeq, id)); err != nil || !setGroupInfo {
+		return wrap(op, err)
 	}
-	return wrap("storage.AdvanceConversation", affected(t.exec(qAdvance, epoch, lastSeq, id)))
+	if len(groupInfo) == 0 {
+		_, err := t.exec(qDeleteGroupInfo, id)
+		return wrap(op, err)
+	}
+	_, err := t.exec(qPutGroupInfo, id, groupInfo)
+	return wrap(op, err)
 }
 
 // AppendLog adds an accepted message to the hub's log.

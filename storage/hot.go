@@ -21,7 +21,7 @@ const (
 	qMailboxState = `SELECT head, acked FROM mailbox_state WHERE device_id = ?`
 	qEntries      = entrySelect + ` AND m.device_id = ? AND m.seq > ? ORDER BY m.seq LIMIT ?`
 
-	qConversation     = `SELECT ` + convCols + ` FROM conversations WHERE id = ?`
+	qConversation     = convSelect + ` WHERE c.id = ?`
 	qConversationMeta = `SELECT id, kind, creator, epoch, last_seq, created_ms FROM conversations WHERE id = ?`
 	// Subqueries, not joins: a LEFT JOIN of the roster, or a join of it
 	// with mailbox_state, costs several times as much.
@@ -32,13 +32,16 @@ const (
 			FROM conversation_members m WHERE m.conv_id = ?1 AND m.device_id IS NOT NULL AND m.device_id <> ?3),
 		(SELECT COALESCE(MAX(added_epoch), 0) FROM conversation_members WHERE conv_id = ?1)
 		FROM conversations WHERE id = ?1`
-	qMembers          = `SELECT address, COALESCE(device_id, '') FROM conversation_members WHERE conv_id = ? ORDER BY address`
-	qIsMember         = `SELECT COUNT(*) FROM conversation_members WHERE conv_id = ? AND address = ?`
-	qCountMembers     = `SELECT COUNT(*) FROM conversation_members WHERE conv_id = ?`
-	qAdvance          = `UPDATE conversations SET epoch = ?, last_seq = ? WHERE id = ?`
-	qAdvanceGroupInfo = `UPDATE conversations SET epoch = ?, group_info = ?, last_seq = ? WHERE id = ?`
-	qAppendLog        = `INSERT INTO conversation_log(conv_id, seq, sender, message_id, kind, epoch, payload, welcome, group_info, created_ms, refs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	qAddRefs          = `UPDATE conversation_log SET refs = refs + ?1 WHERE conv_id = ?2 AND seq = ?3`
+	qMembers      = `SELECT address, COALESCE(device_id, '') FROM conversation_members WHERE conv_id = ? ORDER BY address`
+	qIsMember     = `SELECT COUNT(*) FROM conversation_members WHERE conv_id = ? AND address = ?`
+	qCountMembers = `SELECT COUNT(*) FROM conversation_members WHERE conv_id = ?`
+	qAdvance      = `UPDATE conversations SET epoch = ?, last_seq = ? WHERE id = ?`
+	// A commit's GroupInfo (AdvanceConversation), or none.
+	qPutGroupInfo = `INSERT INTO conversation_group_info(conv_id, group_info) VALUES (?1, ?2)
+		ON CONFLICT (conv_id) DO UPDATE SET group_info = excluded.group_info`
+	qDeleteGroupInfo = `DELETE FROM conversation_group_info WHERE conv_id = ?`
+	qAppendLog       = `INSERT INTO conversation_log(conv_id, seq, sender, message_id, kind, epoch, payload, welcome, group_info, created_ms, refs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qAddRefs         = `UPDATE conversation_log SET refs = refs + ?1 WHERE conv_id = ?2 AND seq = ?3`
 	// The dedup record by its narrow key (sendKey), the strings compared:
 	// in send_records, or in the spill when another pair took the key
 	// (migration 0017).
@@ -79,5 +82,5 @@ const qFanOutHeadsReturning = `UPDATE mailbox_state SET head = 1 + head WHERE de
 var hotQueries = append([]string{
 	qFanOutHead, qFanOutHeadWelcome, qFanOutInsert, qFanOutInsertWelcome, qFanOutHeadsReturning, qSendRoster,
 	qAck, qMailboxState, qEntries,
-	qConversation, qConversationMeta, qConversationForSend, qMembers, qIsMember, qCountMembers, qAdvance, qAdvanceGroupInfo, qAppendLog, qAddRefs, qSendRecord, qInsertSendRecord, qSpillSendRecord,
+	qConversation, qConversationMeta, qConversationForSend, qMembers, qIsMember, qCountMembers, qAdvance, qPutGroupInfo, qDeleteGroupInfo, qAppendLog, qAddRefs, qSendRecord, qInsertSendRecord, qSpillSendRecord,
 }, slices.Concat(qAckRows, qMailboxRows, qLogRows, qAdvanceRows, qFanOutHeads)...)

@@ -43,22 +43,31 @@ func walPageNumbers(tb testing.TB, path string, from int64) []uint32 {
 //	go test -tags sqlite_dbstat ./storage -run '^$' -bench SendPagesByTree -benchtime 400x
 //
 // ids=short are BenchmarkSendPages' message ids ("m" and a count);
-// ids=hex32 are 32 random hex digits, as the client makes them.
+// ids=hex32 are 32 random hex digits, as the client makes them;
+// ids=hex32gi are those with a GroupInfo of 4,233 bytes stored for each
+// conversation, the size the 1:1 conversations of `hearth bench pairs`
+// have (suite 0xF001).
 // Each metric is one B-tree's pages per transaction; "other" are pages
 // dbstat does not place (page 1 is the header: schema cookie and change
 // counter, written by every transaction; freelist pages).
 func BenchmarkSendPagesByTree(b *testing.B) {
-	for _, ids := range []string{"short", "hex32"} {
+	for _, ids := range []string{"short", "hex32", "hex32gi"} {
 		for _, perTx := range []int{1, 2, 8} {
-			b.Run(fmt.Sprintf("ids=%s/sends=%d", ids, perTx), func(b *testing.B) { sendPagesByTree(b, ids == "hex32", perTx) })
+			b.Run(fmt.Sprintf("ids=%s/sends=%d", ids, perTx), func(b *testing.B) {
+				gi := 0
+				if ids == "hex32gi" {
+					gi = 4233
+				}
+				sendPagesByTree(b, ids != "short", gi, perTx)
+			})
 		}
 	}
 }
 
-func sendPagesByTree(b *testing.B, hexIDs bool, perTx int) {
+func sendPagesByTree(b *testing.B, hexIDs bool, groupInfo, perTx int) {
 	db, path, send := walPagesDB(b, func(db *DB) func(*Tx) error {
 		if hexIDs {
-			return hexIDSends(b, db, 100)
+			return hexIDSends(b, db, 100, groupInfo)
 		}
 		return oneToOneSends(b, db, 100, func(n int) int { return n % 2 })
 	})
@@ -110,11 +119,19 @@ func sendPagesByTree(b *testing.B, hexIDs bool, perTx int) {
 }
 
 // hexIDSends is oneToOneSends with message ids of 32 random hex digits
-// (a fixed seed: the same ids in every run).
-func hexIDSends(b *testing.B, db *DB, convs int) func(*Tx) error {
+// (a fixed seed: the same ids in every run) and, unless groupInfo is 0, a
+// GroupInfo of that many bytes stored for each conversation.
+func hexIDSends(b *testing.B, db *DB, convs, groupInfo int) func(*Tx) error {
 	ids := make([][]string, convs)
 	for i := range ids {
 		ids[i] = fixture(b, db, fmt.Sprint("p", i), 2)
+		if groupInfo > 0 {
+			gi := make([]byte, groupInfo)
+			for k := range gi {
+				gi[k] = byte(i + k)
+			}
+			mustWrite(b, db, func(tx *Tx) error { return tx.AdvanceConversation(fmt.Sprintf("p%d@x", i), 1, gi, 0, true) })
+		}
 	}
 	payload := make([]byte, 300)
 	rng := rand.New(rand.NewPCG(1, 2))

@@ -105,3 +105,59 @@ func sendsPerTx(b *testing.B, db *DB, send func(*Tx) error, perTx int) {
 		return nil
 	})
 }
+
+// TestSendPagesWithGroupInfo: a conversation's GroupInfo (about 4 KB for
+// a 1:1 conversation of `hearth bench pairs`) adds no page to a Send: a
+// transaction of one Send to each of eight conversations writes as many
+// WAL pages as without GroupInfos, give or take one (migration 0018; with
+// the GroupInfo in the conversations row it wrote one page more per
+// conversation).
+func TestSendPagesWithGroupInfo(t *testing.T) {
+	frames := func(groupInfo int) int64 {
+		path := filepath.Join(t.TempDir(), "hearth.db")
+		db, err := Open(path, Options{CheckpointInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		const convs = 8
+		ids := make([][]string, convs)
+		for i := range ids {
+			ids[i] = fixture(t, db, fmt.Sprint("p", i), 2)
+			if groupInfo > 0 {
+				gi := make([]byte, groupInfo)
+				for k := range gi {
+					gi[k] = byte(i + k)
+				}
+				mustWrite(t, db, func(tx *Tx) error { return tx.AdvanceConversation(fmt.Sprintf("p%d@x", i), 1, gi, 0, true) })
+			}
+		}
+		// A first Send to each, so that the measured ones find every
+		// B-tree as a later Send does.
+		send := func(round int) {
+			mustWrite(t, db, func(tx *Tx) error {
+				for i := range convs {
+					if err := sendLikeHub(tx, fmt.Sprintf("p%d@x", i), ids[i][0], fmt.Sprint("m", round, "-", i), make([]byte, 300), int64(round)); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+		send(0)
+		ctx := context.Background()
+		if _, err := db.w.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 0`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+			t.Fatal(err)
+		}
+		send(1)
+		return walFrames(t, path)
+	}
+	without, with := frames(0), frames(4233)
+	if with > without+1 {
+		t.Fatalf("eight Sends wrote %d WAL pages to conversations with 4,233-byte GroupInfos, %d without", with, without)
+	}
+	t.Logf("eight Sends: %d WAL pages with GroupInfos, %d without", with, without)
+}

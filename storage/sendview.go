@@ -17,7 +17,8 @@ import (
 // whenever the database might have changed under it:
 //   - any statement the writer runs that is not in viewSafe (Tx.count):
 //     roster changes, device inserts and deletes, commits (their heads
-//     move in FanOut, their epoch in qAdvanceGroupInfo), notices, restore;
+//     move in FanOut, their epoch in qAdvance and their GroupInfo in
+//     qPutGroupInfo), notices, restore;
 //   - a request's ROLLBACK TO (runOne) or a nested one (Tx.Savepoint),
 //     which may undo what the cache learnt inside it;
 //   - a transaction that aborts or fails to commit.
