@@ -45,6 +45,14 @@
 // transaction empty it. FanOutTo moves a head only where it still has the
 // value it was given (ErrStaleHeads otherwise).
 //
+// Dedup records (sendrecords.go, decisions 0020 and 0023): appended in id
+// order under a unique 63-bit key of (sender, message id); a claim of a
+// new pair is one INSERT that finds the key free, and a pair whose key
+// another pair's record holds (a hash collision) waits in a spill table
+// until retention frees the key. A conversation's GroupInfo lives in a
+// table of its own (decision 0024), so that the row every Send advances
+// stays narrow.
+//
 // Reads: DB.Read runs a function in a read-only (query_only) transaction on
 // a separate pool of connections, a consistent WAL snapshot that never
 // waits for the writer.
