@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"hearth/homeserver/wire"
+	"hearth/homeserver/workers"
 )
 
 // maxPendingBytes is how many bytes of frames may wait for a session's
@@ -102,7 +103,7 @@ const callerRounds = 2
 func (fw *frameWriter) flushLocked(rounds int) error {
 	for n := 0; fw.pending != nil && fw.err == nil; n++ {
 		if rounds > 0 && n == rounds {
-			go fw.carryOn() // flushing stays set: the goroutine owns the flush
+			workers.Go(fw.carryOn) // flushing stays set: the goroutine owns the flush
 			return nil
 		}
 		p := fw.pending

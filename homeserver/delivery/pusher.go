@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"hearth/homeserver/wire"
+	"hearth/homeserver/workers"
 	"hearth/storage"
 )
 
@@ -139,7 +140,7 @@ func (p *Pusher) kick() {
 	}
 	p.running = true
 	p.wg.Add(1)
-	go p.run()
+	workers.Go(p.run)
 }
 
 // kickIfWaiting is kick for a moved window: it asks for a pass only if

@@ -1,6 +1,10 @@
 package delivery
 
-import "sync"
+import (
+	"sync"
+
+	"hearth/homeserver/workers"
+)
 
 // Queue runs queued functions one at a time, in order, on a goroutine
 // that exists only while there is something queued. An idle session
@@ -51,7 +55,7 @@ func (q *Queue) startLocked() {
 	}
 	q.running = true
 	q.wg.Add(1)
-	go q.run()
+	workers.Go(q.run)
 }
 
 // run takes functions in order until the queue is empty, then ends; the
