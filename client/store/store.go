@@ -38,15 +38,22 @@ type Store struct {
 	timer    *time.Timer // while open: checks idleness and the want file every wantPoll
 	polling  bool        // timer is pending
 	lastEnd  time.Time
-	lastWant time.Time    // last look for the want file
-	opens    int          // how often the file was opened (tests, benchmarks)
-	written  bolt.TxStats // the write counters of the files closed (PageWrites)
-	sealer   *sealer      // encrypts record values; nil: a profile without passphrase (crypt.go)
-	damaged  error        // the file is damaged (damage.go): every transaction fails with it
-	file     *os.File     // db's file (markDamaged closes it)
-	later    laterWrites
-	acct     recCache[Account] // the decoded account (reccache.go)
-	sig      recCache[[]byte]  // the signature key (reccache.go)
+	lastWant time.Time  // last look for the want file
+	watch    *wantWatch // while open: the want file's folder watched (want_linux.go), or nil
+	// What the last stat of the want file found, and the watch's stamp
+	// before it: while the stamp stays, a look need not stat again.
+	wantKnown bool
+	wantStamp uint64
+	wantUntil time.Time    // the want file found counts until then (zero: none found)
+	wantStats int          // stats of the want file (tests)
+	opens     int          // how often the file was opened (tests, benchmarks)
+	written   bolt.TxStats // the write counters of the files closed (PageWrites)
+	sealer    *sealer      // encrypts record values; nil: a profile without passphrase (crypt.go)
+	damaged   error        // the file is damaged (damage.go): every transaction fails with it
+	file      *os.File     // db's file (markDamaged closes it)
+	later     laterWrites
+	acct      recCache[Account] // the decoded account (reccache.go)
+	sig       recCache[[]byte]  // the signature key (reccache.go)
 	// seen is the id of the newest transaction of this process that
 	// committed or read since the file was opened (0: none yet): the
 	// state the caches are read at without a transaction (Cached*).
@@ -167,6 +174,8 @@ func (s *Store) closeLocked() error {
 	s.written.IncSplit(st.GetSplit())
 	err := s.db.Close()
 	s.db, s.file = nil, nil
+	unwatchWant(s.watch)
+	s.watch, s.wantKnown = nil, false
 	if err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
@@ -204,6 +213,7 @@ func (s *Store) openLocked() error {
 		if err == nil {
 			s.db, s.file = db, f
 			s.opens++
+			s.watch, s.wantKnown = watchWant(s.wantPath), false
 			s.acct.reset() // another process may have changed them
 			s.sig.reset()
 			s.seen = 0
@@ -267,9 +277,19 @@ func (s *Store) markWant() {
 }
 
 // wanted reports whether another process marked the want file recently.
+// Where the folder is watched (want_linux.go) the file is looked at again
+// only after an event about it; until then the last look's answer holds.
 func (s *Store) wanted() bool {
-	fi, err := os.Stat(s.wantPath)
-	return err == nil && time.Since(fi.ModTime()) < wantFresh
+	stamp, watched := s.watch.stamp()
+	if !watched || !s.wantKnown || stamp != s.wantStamp {
+		fi, err := os.Stat(s.wantPath)
+		s.wantStats++
+		s.wantKnown, s.wantStamp, s.wantUntil = watched, stamp, time.Time{}
+		if err == nil {
+			s.wantUntil = fi.ModTime().Add(wantFresh)
+		}
+	}
+	return time.Now().Before(s.wantUntil)
 }
 
 // release ends one transaction. The file is closed when another process
