@@ -52,8 +52,9 @@ type Store struct {
 	damaged   error        // the file is damaged (damage.go): every transaction fails with it
 	file      *os.File     // db's file (markDamaged closes it)
 	later     laterWrites
-	acct      recCache[Account] // the decoded account (reccache.go)
-	sig       recCache[[]byte]  // the signature key (reccache.go)
+	acct      recCache[Account]  // the decoded account (reccache.go)
+	sig       recCache[[]byte]   // the signature key (reccache.go)
+	keys      recCache[struct{}] // a check of the keys bucket (Tx.KeysChecked)
 	// seen is the id of the newest transaction of this process that
 	// committed or read since the file was opened (0: none yet): the
 	// state the caches are read at without a transaction (Cached*).
@@ -216,6 +217,7 @@ func (s *Store) openLocked() error {
 			s.watch, s.wantKnown = watchWant(s.wantPath), false
 			s.acct.reset() // another process may have changed them
 			s.sig.reset()
+			s.keys.reset()
 			s.seen = 0
 			os.Remove(s.wantPath) // served; other waiters mark it again
 			return nil
@@ -437,7 +439,7 @@ func (s *Store) updateTx(fn func(*Tx) error, check bool) error {
 					return err
 				}
 			}
-			t := &Tx{tx: tx, s: sl, acct: &s.acct, sig: &s.sig, id: txid}
+			t := &Tx{tx: tx, s: sl, acct: &s.acct, sig: &s.sig, keys: &s.keys, id: txid}
 			if err := runLater(t, keys, fns); err != nil {
 				return err
 			}
@@ -448,6 +450,7 @@ func (s *Store) updateTx(fn func(*Tx) error, check bool) error {
 	if err != nil && txid != 0 {
 		s.acct.failed(txid)
 		s.sig.failed(txid)
+		s.keys.failed(txid)
 	}
 	if err == nil {
 		s.saw(txid)
@@ -483,7 +486,7 @@ func (s *Store) Peek(fn func(*Tx) error) error {
 			if err := s.lockedElsewhere(db, tx, sl); err != nil {
 				return err
 			}
-			return fn(&Tx{tx: tx, s: sl, acct: &s.acct, sig: &s.sig, id: txid, ro: true})
+			return fn(&Tx{tx: tx, s: sl, acct: &s.acct, sig: &s.sig, keys: &s.keys, id: txid, ro: true})
 		})
 	}))
 	if err == nil {

@@ -36,6 +36,8 @@ type Tx struct {
 	// whose transactions have no ids).
 	acct *recCache[Account]
 	sig  *recCache[[]byte]
+	// keys notes a check of the keys bucket (KeysChecked).
+	keys *recCache[struct{}]
 	id   int // bbolt's transaction id, for the caches
 	// ro marks a read-only bbolt transaction (Peek), whose top-level
 	// buckets are kept in tops once opened: bbolt caches a transaction's
