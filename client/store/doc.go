@@ -26,7 +26,8 @@
 //	         one leaf page for both
 //	group-trees  per conversation (a nested bucket), the ratchet trees a
 //	         split state refers to, by reference: written once, deleted when
-//	         the conversation's next saved state no longer names them
+//	         the conversation's next saved state no longer names them (a save naming the
+//	         trees the bucket holds skips it: treesmemo.go)
 //	outbox   unsent messages in send order, indexed by message id
 //	mailbox  the last processed mailbox sequence (alone: a bucket that
 //	         small is kept inside the root page)

@@ -55,6 +55,7 @@ type Store struct {
 	acct      recCache[Account]  // the decoded account (reccache.go)
 	sig       recCache[[]byte]   // the signature key (reccache.go)
 	keys      recCache[struct{}] // a check of the keys bucket (Tx.KeysChecked)
+	trees     treesMemo          // the trees each conversation's bucket holds (treesmemo.go)
 	// seen is the id of the newest transaction of this process that
 	// committed or read since the file was opened (0: none yet): the
 	// state the caches are read at without a transaction (Cached*).
@@ -218,6 +219,7 @@ func (s *Store) openLocked() error {
 			s.acct.reset() // another process may have changed them
 			s.sig.reset()
 			s.keys.reset()
+			s.trees.reset()
 			s.seen = 0
 			os.Remove(s.wantPath) // served; other waiters mark it again
 			return nil
@@ -439,7 +441,7 @@ func (s *Store) updateTx(fn func(*Tx) error, check bool) error {
 					return err
 				}
 			}
-			t := &Tx{tx: tx, s: sl, acct: &s.acct, sig: &s.sig, keys: &s.keys, id: txid}
+			t := &Tx{tx: tx, s: sl, acct: &s.acct, sig: &s.sig, keys: &s.keys, trees: &s.trees, id: txid}
 			if err := runLater(t, keys, fns); err != nil {
 				return err
 			}
@@ -451,6 +453,7 @@ func (s *Store) updateTx(fn func(*Tx) error, check bool) error {
 		s.acct.failed(txid)
 		s.sig.failed(txid)
 		s.keys.failed(txid)
+		s.trees.failed(txid)
 	}
 	if err == nil {
 		s.saw(txid)

@@ -38,7 +38,10 @@ type Tx struct {
 	sig  *recCache[[]byte]
 	// keys notes a check of the keys bucket (KeysChecked).
 	keys *recCache[struct{}]
-	id   int // bbolt's transaction id, for the caches
+	// trees remembers the trees each conversation's bucket holds
+	// (treesmemo.go); nil: always sync them.
+	trees *treesMemo
+	id    int // bbolt's transaction id, for the caches
 	// ro marks a read-only bbolt transaction (Peek), whose top-level
 	// buckets are kept in tops once opened: bbolt caches a transaction's
 	// buckets only when it writes, and opening one seeks the root and
