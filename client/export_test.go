@@ -119,3 +119,44 @@ func (ts *testServer) MailboxState(t testing.TB, deviceID string) (head, acked u
 	}
 	return head, acked
 }
+
+// KeyPackageChecks returns how often the device counted its KeyPackages
+// left (Flush's check before sending).
+func (c *Client) KeyPackageChecks() int64 { return c.kp.counts.Load() }
+
+// KeyPackagesLeft counts the device's unused KeyPackages other than
+// last-resort ones.
+func (c *Client) KeyPackagesLeft(t testing.TB) int {
+	t.Helper()
+	n := 0
+	if err := c.st.Peek(func(tx *store.Tx) error {
+		n = tx.CountKeyPackages(0, func(ref []byte) bool { return tx.Meta(metaLastResort+string(ref)) == nil })
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// UseKeyPackages deletes n of the device's unused KeyPackages other than
+// last-resort ones, as processing Welcomes through them does.
+func (c *Client) UseKeyPackages(t testing.TB, n int) {
+	t.Helper()
+	if err := c.st.Update(func(tx *store.Tx) error {
+		for _, ref := range tx.KeyPackageRefs() {
+			if n == 0 {
+				break
+			}
+			if tx.Meta(metaLastResort+string(ref)) != nil {
+				continue
+			}
+			if err := tx.DeleteKeyPackage(ref); err != nil {
+				return err
+			}
+			n--
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	"hearth/client/e2ee"
 	"hearth/client/store"
@@ -20,6 +21,8 @@ type keyPackages struct {
 	mls  e2ee.Engine
 	self func() (e2ee.Self, error)
 	call func(ctx context.Context, op string, f *wire.ClientFrame) (*wire.ServerFrame, error)
+
+	counts atomic.Int64 // KeyPackage counts run by needIn (tests)
 }
 
 // publish makes a batch of KeyPackages and a last-resort one,
@@ -87,11 +90,25 @@ func (k *keyPackages) ensure(ctx context.Context) error {
 }
 
 // needIn reports, reading tx, whether KeyPackages must be published
-// (ensure).
+// (ensure). An answer "enough" is noted in the store (MarkKeysChecked)
+// and holds until a key is written: it turns into "publish" only when a
+// KeyPackage is used or withdrawn (DeleteKeyPackage). The marks it
+// reads besides change only in a transaction that writes keys too
+// (metaLastResort, written with its KeyPackage in publish, never deleted)
+// or towards "enough" (metaKeyPackages, never deleted). So a Flush of a
+// device that has enough, the usual case, reads nothing here.
 func (k *keyPackages) needIn(tx *store.Tx) bool {
+	if tx.KeysChecked() {
+		return false
+	}
+	k.counts.Add(1)
 	done := tx.Meta(metaKeyPackages) != nil
 	left := tx.CountKeyPackages(keyPackagesLow, func(ref []byte) bool { return tx.Meta(metaLastResort+string(ref)) == nil })
-	return !done || left < keyPackagesLow
+	if done && left >= keyPackagesLow {
+		tx.MarkKeysChecked()
+		return false
+	}
+	return true
 }
 
 // ensureIf is ensure after needIn said need.

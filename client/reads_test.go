@@ -138,3 +138,44 @@ func TestBurstSealedThenStale(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyPackagesCheckedOnce: Flush checks that the device has enough
+// KeyPackages published before it sends; once it found enough it does
+// not count them again until one is used (or withdrawn), and when Welcomes
+// used most of them the next Flush publishes a new batch.
+func TestKeyPackagesCheckedOnce(t *testing.T) {
+	ts := client.NewTestServer(t, "a.example")
+	us := groupUsers(t, ts, "alice", "bob")
+	alice, bob := us[0], us[1]
+	alice.send(bob.user, "first")
+	bob.recv(alice.user + ":first")
+
+	left, checks := alice.c.KeyPackagesLeft(t), alice.c.KeyPackageChecks()
+	if left < 5 {
+		t.Fatalf("%d KeyPackages left after set-up, want at least 5", left)
+	}
+	for _, text := range []string{"two", "three", "four"} {
+		alice.send(bob.user, text)
+	}
+	bob.recv(alice.user+":two", alice.user+":three", alice.user+":four")
+	if n := alice.c.KeyPackageChecks() - checks; n != 0 {
+		t.Errorf("three sends with enough KeyPackages counted them %d times, want 0", n)
+	}
+
+	alice.c.UseKeyPackages(t, left-4) // 4 left: below the low mark (5)
+	checks = alice.c.KeyPackageChecks()
+	alice.send(bob.user, "five")
+	bob.recv(alice.user + ":five")
+	if n := alice.c.KeyPackageChecks() - checks; n != 1 {
+		t.Errorf("the send after KeyPackages were used counted them %d times, want 1", n)
+	}
+	if got := alice.c.KeyPackagesLeft(t); got <= 4 {
+		t.Errorf("%d KeyPackages left after the send, want a new batch published", got)
+	}
+	checks = alice.c.KeyPackageChecks()
+	alice.send(bob.user, "six")
+	bob.recv(alice.user + ":six")
+	if n := alice.c.KeyPackageChecks() - checks; n > 1 {
+		t.Errorf("the second send after the new batch counted the KeyPackages %d times, want at most 1", n)
+	}
+}

@@ -1,16 +1,20 @@
 package e2ee
 
 import (
-	"crypto/sha256"
+	"bytes"
+	"hash/maphash"
 	"sync"
 )
 
 // The group cache. Restoring an MLS state is expensive (parsing the tree
 // and re-deriving the hybrid KEM private keys), and handling one message
 // loads its conversation's state three or four times. The client therefore
-// wraps its Engine (Cache.Wrap): a Group restored by Load or saved with Marshal is kept,
-// keyed by the SHA-256 of its serialized state, and a later Load of exactly
-// those bytes gets the parsed object back instead of parsing them again.
+// wraps its Engine (Cache.Wrap): a Group restored by Load or saved with Marshal is kept
+// with its serialized state, and a later Load of exactly those bytes gets
+// the parsed object back instead of parsing them again. Entries are found
+// by a hash of the state (maphash: a lookup, not a proof) and a hit is
+// the same bytes (bytes.Equal), so a state saved in one transaction costs
+// no cryptographic hash when it is loaded in the next.
 //
 // The store stays the truth: every Load still reads the state from the
 // store, and only an object whose own Marshal produced exactly those bytes
@@ -23,7 +27,7 @@ import (
 // reused under the old bytes.
 //
 // States are saved split (Group.MarshalSplit): their bytes name each
-// ratchet tree by its SHA-256, so the state's hash covers the trees, and
+// ratchet tree by its SHA-256, so equal state bytes mean equal trees, and
 // a cache hit reads no tree from the store.
 
 // Cache bounds, counted in serialized bytes: a group's state plus the
@@ -38,7 +42,12 @@ const (
 	cacheMaxBytes = 8 << 20
 )
 
-type stateKey [sha256.Size]byte
+type stateKey uint64
+
+// stateSeed seeds the lookup hash of states (stateKeyOf).
+var stateSeed = maphash.MakeSeed()
+
+func stateKeyOf(state []byte) stateKey { return stateKey(maphash.Bytes(stateSeed, state)) }
 
 // Cache holds parsed groups by state hash.
 type Cache struct {
@@ -63,7 +72,8 @@ type cachedGroup struct {
 	cache *Cache
 
 	// guarded by cache.mu
-	key     stateKey // hash of the last Marshal's output, when cached
+	key     stateKey // lookup hash of state, when cached
+	state   []byte   // the serialized state it was cached under (not modified)
 	keyed   bool
 	size    int
 	changes uint64 // number of changing calls so far
@@ -78,12 +88,12 @@ type fwdValidator struct{ v CredentialValidator }
 func (f *fwdValidator) ValidateMember(id, key []byte) error { return f.v.ValidateMember(id, key) }
 func (f *fwdValidator) PrefetchMembers(identities [][]byte) { f.v.PrefetchMembers(identities) }
 
-// checkout returns the cached group for state, or nil.
-func (gc *Cache) checkout(k stateKey, v CredentialValidator) *cachedGroup {
+// checkout returns the cached group for state (whose key is k), or nil.
+func (gc *Cache) checkout(k stateKey, state []byte, v CredentialValidator) *cachedGroup {
 	gc.mu.Lock()
 	defer gc.mu.Unlock()
 	e := gc.entries[k]
-	if e == nil || e.held || e.changes != e.savedAt {
+	if e == nil || e.held || e.changes != e.savedAt || !bytes.Equal(e.state, state) {
 		gc.misses++
 		return nil
 	}
@@ -93,8 +103,9 @@ func (gc *Cache) checkout(k stateKey, v CredentialValidator) *cachedGroup {
 	return e
 }
 
-// add caches g as the parsed form of the state with hash k.
-func (gc *Cache) add(g *cachedGroup, k stateKey, size int, held bool) {
+// add caches g as the parsed form of state, whose key is k; state must
+// not be modified afterwards.
+func (gc *Cache) add(g *cachedGroup, k stateKey, state []byte, size int, held bool) {
 	gc.mu.Lock()
 	defer gc.mu.Unlock()
 	gc.dropLocked(g)
@@ -110,7 +121,7 @@ func (gc *Cache) add(g *cachedGroup, k stateKey, size int, held bool) {
 			break
 		}
 	}
-	g.key, g.keyed, g.size, g.savedAt, g.held = k, true, size, g.changes, held
+	g.key, g.state, g.keyed, g.size, g.savedAt, g.held = k, state, true, size, g.changes, held
 	gc.entries[k] = g
 	gc.bytes += size
 }
@@ -120,7 +131,7 @@ func (gc *Cache) dropLocked(g *cachedGroup) {
 		delete(gc.entries, g.key)
 		gc.bytes -= g.size
 	}
-	g.keyed = false
+	g.keyed, g.state = false, nil
 }
 
 // Release ends a read-only checkout: g is available again unless it changed.
@@ -187,11 +198,12 @@ func (g *cachedGroup) MarshalSplit() ([]byte, map[string][]byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	size := len(b)
+	size := 2 * len(b) // the encoding and the copy kept with the entry
 	for _, t := range trees {
 		size += len(t)
 	}
-	g.cache.add(g, sha256.Sum256(b), size, false)
+	// Kept by reference: the caller stores b and does not modify it.
+	g.cache.add(g, stateKeyOf(b), b, size, false)
 	return b, trees, nil
 }
 
@@ -228,11 +240,11 @@ var (
 // Load returns the cached group whose last MarshalSplit produced state
 // without reading any tree, or restores state with the engine.
 func (e *cachingEngine) Load(state []byte, tree func(ref []byte) ([]byte, error), self Self, v CredentialValidator) (Group, error) {
-	k := sha256.Sum256(state)
-	if g := e.cache.checkout(k, v); g != nil {
+	k := stateKeyOf(state)
+	if g := e.cache.checkout(k, state, v); g != nil {
 		return g, nil
 	}
-	size := len(state)
+	size := 2 * len(state)
 	counted := func(ref []byte) ([]byte, error) {
 		b, err := tree(ref)
 		size += len(b)
@@ -244,6 +256,7 @@ func (e *cachingEngine) Load(state []byte, tree func(ref []byte) ([]byte, error)
 		return nil, err
 	}
 	g := &cachedGroup{inner: inner, fwd: fwd, cache: e.cache}
-	e.cache.add(g, k, size, true)
+	// A copy: state may be the store's memory, valid only in its transaction.
+	e.cache.add(g, k, bytes.Clone(state), size, true)
 	return g, nil
 }

@@ -109,6 +109,8 @@ func (s *Store) markDamaged(err error) error {
 			unlockFile(s.file)
 			s.file.Close()
 			s.file, s.db = nil, nil
+			unwatchWant(s.watch)
+			s.watch = nil
 		}
 		s.mu.Unlock()
 	}

@@ -26,7 +26,8 @@
 //	         one leaf page for both
 //	group-trees  per conversation (a nested bucket), the ratchet trees a
 //	         split state refers to, by reference: written once, deleted when
-//	         the conversation's next saved state no longer names them
+//	         the conversation's next saved state no longer names them (a save naming the
+//	         trees the bucket holds skips it: treesmemo.go)
 //	outbox   unsent messages in send order, indexed by message id
 //	mailbox  the last processed mailbox sequence (alone: a bucket that
 //	         small is kept inside the root page)
@@ -102,6 +103,10 @@
 //     still waiting touch it again. So a waiter gets the file within about
 //     50 ms of the holder's last transaction, or within 20 ms and one
 //     transaction of a busy holder.
+//     On Linux a look is not a stat each time: one inotify watch per
+//     process and profile folder counts the changes of the want file, and
+//     the file is looked at again only after one (want_linux.go), which
+//     answers as a stat would.
 //   - Without a want file, the file is closed after IdleRelease (500 ms)
 //     without a transaction (for tools that do not know the want file).
 //   - A Store waits at most its Open timeout for the file and then fails

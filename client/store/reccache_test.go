@@ -303,3 +303,96 @@ func TestCachedAccountKey(t *testing.T) {
 		t.Fatalf("cached %q %v, want t5", tok, ok)
 	}
 }
+
+// TestKeysChecked: a check of the keys noted in one transaction holds in
+// later ones until a key is written (put or deleted, committed or not),
+// and not after the file is opened again (another process may have
+// written keys meanwhile).
+func TestKeysChecked(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	defer s.Close()
+	checked := func() bool {
+		t.Helper()
+		var ok bool
+		if err := s.Peek(func(tx *Tx) error { ok = tx.KeysChecked(); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	mark := func() {
+		t.Helper()
+		if err := s.Peek(func(tx *Tx) error { tx.MarkKeysChecked(); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if checked() {
+		t.Fatal("checked before any mark")
+	}
+	mark()
+	if !checked() {
+		t.Fatal("mark not kept")
+	}
+	if err := s.Update(func(tx *Tx) error { return tx.PutMeta("other", []byte{1}) }); err != nil {
+		t.Fatal(err)
+	}
+	if !checked() {
+		t.Fatal("a write of no key dropped the mark")
+	}
+	if err := s.Update(func(tx *Tx) error { return tx.PutKeyPackage([]byte("r1"), []byte("p")) }); err != nil {
+		t.Fatal(err)
+	}
+	if checked() {
+		t.Fatal("mark kept across a KeyPackage written")
+	}
+	mark()
+	if err := s.Update(func(tx *Tx) error { return tx.DeleteKeyPackage([]byte("r1")) }); err != nil {
+		t.Fatal(err)
+	}
+	if checked() {
+		t.Fatal("mark kept across a KeyPackage deleted")
+	}
+	mark()
+	boom := errors.New("rolled back")
+	if err := s.Update(func(tx *Tx) error {
+		if err := tx.PutKey("k", []byte("v")); err != nil {
+			return err
+		}
+		return boom
+	}); !errors.Is(err, boom) {
+		t.Fatal(err)
+	}
+	if checked() {
+		t.Fatal("mark kept across a failed transaction that wrote a key")
+	}
+	// Marked in a write transaction after its own key write: holds.
+	if err := s.Update(func(tx *Tx) error {
+		if err := tx.PutKey("k", []byte("v")); err != nil {
+			return err
+		}
+		tx.MarkKeysChecked()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !checked() {
+		t.Fatal("a mark after the transaction's own key write not kept")
+	}
+	// Marked before a key write in the same transaction: does not hold.
+	if err := s.Update(func(tx *Tx) error {
+		tx.MarkKeysChecked()
+		return tx.PutKey("k", []byte("w"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if checked() {
+		t.Fatal("a mark before the transaction's own key write kept")
+	}
+	mark()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if checked() {
+		t.Fatal("mark kept across the file opened again")
+	}
+}

@@ -109,6 +109,7 @@ func (t *Tx) PutKey(name string, secret []byte) error {
 	if c := t.sigCache(name); c != nil {
 		c.wrote(t.id)
 	}
+	t.keysWritten()
 	return t.put(t.bucket(bKeys), []byte(name), secret)
 }
 
@@ -117,7 +118,35 @@ func (t *Tx) DeleteKey(name string) error {
 	if c := t.sigCache(name); c != nil {
 		c.wrote(t.id)
 	}
+	t.keysWritten()
 	return t.bucket(bKeys).Delete([]byte(name))
+}
+
+// KeysChecked reports whether a transaction called MarkKeysChecked and
+// no transaction wrote a key (PutKey, DeleteKey, KeyPackages) between it
+// and this one, in this process or another: a check of the keys that
+// the caller noted then still holds. False when unknown (the file was
+// opened again since, a write failed, the browser's store).
+func (t *Tx) KeysChecked() bool {
+	if t.keys == nil {
+		return false
+	}
+	_, ok := t.keys.get(t.id)
+	return ok
+}
+
+// MarkKeysChecked notes that the caller checked the keys as this
+// transaction sees them (KeysChecked).
+func (t *Tx) MarkKeysChecked() {
+	if t.keys != nil {
+		t.keys.put(t.id, struct{}{})
+	}
+}
+
+func (t *Tx) keysWritten() {
+	if t.keys != nil {
+		t.keys.wrote(t.id)
+	}
 }
 
 // PutKeyPackage stores the private part of a published KeyPackage by its reference.

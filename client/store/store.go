@@ -38,15 +38,24 @@ type Store struct {
 	timer    *time.Timer // while open: checks idleness and the want file every wantPoll
 	polling  bool        // timer is pending
 	lastEnd  time.Time
-	lastWant time.Time    // last look for the want file
-	opens    int          // how often the file was opened (tests, benchmarks)
-	written  bolt.TxStats // the write counters of the files closed (PageWrites)
-	sealer   *sealer      // encrypts record values; nil: a profile without passphrase (crypt.go)
-	damaged  error        // the file is damaged (damage.go): every transaction fails with it
-	file     *os.File     // db's file (markDamaged closes it)
-	later    laterWrites
-	acct     recCache[Account] // the decoded account (reccache.go)
-	sig      recCache[[]byte]  // the signature key (reccache.go)
+	lastWant time.Time  // last look for the want file
+	watch    *wantWatch // while open: the want file's folder watched (want_linux.go), or nil
+	// What the last stat of the want file found, and the watch's stamp
+	// before it: while the stamp stays, a look need not stat again.
+	wantKnown bool
+	wantStamp uint64
+	wantUntil time.Time    // the want file found counts until then (zero: none found)
+	wantStats int          // stats of the want file (tests)
+	opens     int          // how often the file was opened (tests, benchmarks)
+	written   bolt.TxStats // the write counters of the files closed (PageWrites)
+	sealer    *sealer      // encrypts record values; nil: a profile without passphrase (crypt.go)
+	damaged   error        // the file is damaged (damage.go): every transaction fails with it
+	file      *os.File     // db's file (markDamaged closes it)
+	later     laterWrites
+	acct      recCache[Account]  // the decoded account (reccache.go)
+	sig       recCache[[]byte]   // the signature key (reccache.go)
+	keys      recCache[struct{}] // a check of the keys bucket (Tx.KeysChecked)
+	trees     treesMemo          // the trees each conversation's bucket holds (treesmemo.go)
 	// seen is the id of the newest transaction of this process that
 	// committed or read since the file was opened (0: none yet): the
 	// state the caches are read at without a transaction (Cached*).
@@ -167,6 +176,8 @@ func (s *Store) closeLocked() error {
 	s.written.IncSplit(st.GetSplit())
 	err := s.db.Close()
 	s.db, s.file = nil, nil
+	unwatchWant(s.watch)
+	s.watch, s.wantKnown = nil, false
 	if err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
@@ -204,8 +215,11 @@ func (s *Store) openLocked() error {
 		if err == nil {
 			s.db, s.file = db, f
 			s.opens++
+			s.watch, s.wantKnown = watchWant(s.wantPath), false
 			s.acct.reset() // another process may have changed them
 			s.sig.reset()
+			s.keys.reset()
+			s.trees.reset()
 			s.seen = 0
 			os.Remove(s.wantPath) // served; other waiters mark it again
 			return nil
@@ -267,9 +281,19 @@ func (s *Store) markWant() {
 }
 
 // wanted reports whether another process marked the want file recently.
+// Where the folder is watched (want_linux.go) the file is looked at again
+// only after an event about it; until then the last look's answer holds.
 func (s *Store) wanted() bool {
-	fi, err := os.Stat(s.wantPath)
-	return err == nil && time.Since(fi.ModTime()) < wantFresh
+	stamp, watched := s.watch.stamp()
+	if !watched || !s.wantKnown || stamp != s.wantStamp {
+		fi, err := os.Stat(s.wantPath)
+		s.wantStats++
+		s.wantKnown, s.wantStamp, s.wantUntil = watched, stamp, time.Time{}
+		if err == nil {
+			s.wantUntil = fi.ModTime().Add(wantFresh)
+		}
+	}
+	return time.Now().Before(s.wantUntil)
 }
 
 // release ends one transaction. The file is closed when another process
@@ -417,7 +441,7 @@ func (s *Store) updateTx(fn func(*Tx) error, check bool) error {
 					return err
 				}
 			}
-			t := &Tx{tx: tx, s: sl, acct: &s.acct, sig: &s.sig, id: txid}
+			t := &Tx{tx: tx, s: sl, acct: &s.acct, sig: &s.sig, keys: &s.keys, trees: &s.trees, id: txid}
 			if err := runLater(t, keys, fns); err != nil {
 				return err
 			}
@@ -428,6 +452,8 @@ func (s *Store) updateTx(fn func(*Tx) error, check bool) error {
 	if err != nil && txid != 0 {
 		s.acct.failed(txid)
 		s.sig.failed(txid)
+		s.keys.failed(txid)
+		s.trees.failed(txid)
 	}
 	if err == nil {
 		s.saw(txid)
@@ -463,7 +489,7 @@ func (s *Store) Peek(fn func(*Tx) error) error {
 			if err := s.lockedElsewhere(db, tx, sl); err != nil {
 				return err
 			}
-			return fn(&Tx{tx: tx, s: sl, acct: &s.acct, sig: &s.sig, id: txid, ro: true})
+			return fn(&Tx{tx: tx, s: sl, acct: &s.acct, sig: &s.sig, keys: &s.keys, id: txid, ro: true})
 		})
 	}))
 	if err == nil {

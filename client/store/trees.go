@@ -64,8 +64,15 @@ func (t *Tx) PutGroupSplit(conv string, state []byte, trees map[string][]byte) e
 	if err := t.putState(conv, state); err != nil {
 		return fmt.Errorf("store: group %s: %w", conv, err)
 	}
+	refs := refsKey(trees)
+	if len(trees) > 0 && t.trees.holds(conv, refs) {
+		return nil // the bucket holds exactly these (treesmemo.go)
+	}
 	if err := treesOf(t).sync(conv, trees); err != nil {
 		return fmt.Errorf("store: group %s trees: %w", conv, err)
+	}
+	if len(trees) > 0 {
+		t.trees.synced(conv, refs, t.id)
 	}
 	return nil
 }
@@ -81,6 +88,7 @@ func treesOf(t *Tx) groupTrees { return groupTrees{t.bucket(bTrees), t} }
 // sync makes conv's stored trees exactly trees, writing only the absent
 // ones.
 func (g groupTrees) sync(conv string, trees map[string][]byte) error {
+	g.t.trees.forget(conv)
 	if len(trees) == 0 {
 		return g.delete(conv)
 	}
@@ -116,6 +124,7 @@ func (g groupTrees) sync(conv string, trees map[string][]byte) error {
 
 // delete removes every tree stored for conv.
 func (g groupTrees) delete(conv string) error {
+	g.t.trees.forget(conv)
 	if g.bucket(conv) == nil {
 		return nil
 	}

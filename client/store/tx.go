@@ -36,7 +36,12 @@ type Tx struct {
 	// whose transactions have no ids).
 	acct *recCache[Account]
 	sig  *recCache[[]byte]
-	id   int // bbolt's transaction id, for the caches
+	// keys notes a check of the keys bucket (KeysChecked).
+	keys *recCache[struct{}]
+	// trees remembers the trees each conversation's bucket holds
+	// (treesmemo.go); nil: always sync them.
+	trees *treesMemo
+	id    int // bbolt's transaction id, for the caches
 	// ro marks a read-only bbolt transaction (Peek), whose top-level
 	// buckets are kept in tops once opened: bbolt caches a transaction's
 	// buckets only when it writes, and opening one seeks the root and

@@ -169,17 +169,20 @@ func (t *SecretTree) ratchet(leaf uint32, typ RatchetType) (*ratchet, error) {
 // when wantNext, the next ratchet secret.
 func (t *SecretTree) step(secret []byte, gen uint32, wantKey bool) (kn KeyNonce, next []byte, err error) {
 	kn.Generation = gen
-	if wantKey {
-		if kn.Key, err = t.s.DeriveTreeSecret(secret, "key", gen, t.s.Nk()); err != nil {
-			return kn, nil, err
-		}
-		if kn.Nonce, err = t.s.DeriveTreeSecret(secret, "nonce", gen, t.s.Nn()); err != nil {
-			return kn, nil, err
-		}
+	if !wantKey {
+		next, err = t.s.DeriveTreeSecret(secret, "secret", gen, t.s.Nh())
+		return kn, next, err
 	}
-	next, err = t.s.DeriveTreeSecret(secret, "secret", gen, t.s.Nh())
-	return kn, next, err
+	out, err := t.s.DeriveTreeSecrets(secret, gen, stepLabels[:], []int{t.s.Nk(), t.s.Nn(), t.s.Nh()})
+	if err != nil {
+		return kn, nil, err
+	}
+	return KeyNonce{Generation: gen, Key: out[0], Nonce: out[1]}, out[2], nil
 }
+
+// stepLabels are the labels of a ratchet step's key, nonce and next
+// secret (RFC 9420 §9.1).
+var stepLabels = [...]string{"key", "nonce", "secret"}
 
 // Next returns the key and nonce of the next generation of leaf's
 // ratchet, for sending, and moves the ratchet past it.

@@ -227,6 +227,49 @@ func (s *Suite) DeriveTreeSecret(secret []byte, label string, generation uint32,
 	return s.ExpandWithLabel(secret, label, ctx[:], length)
 }
 
+// DeriveTreeSecrets is DeriveTreeSecret(secret, labels[i], generation,
+// lengths[i]) for each label, with one HMAC key set-up for them all (a
+// ratchet step derives a key, a nonce and the next secret from one
+// secret). For a length up to the hash size HKDF-Expand is one HMAC
+// block, T(1) = HMAC(secret, info || 0x01); a longer one is expanded as
+// DeriveTreeSecret does.
+func (s *Suite) DeriveTreeSecrets(secret []byte, generation uint32, labels []string, lengths []int) ([][]byte, error) {
+	if len(labels) != len(lengths) {
+		return nil, fmt.Errorf("%w: %d labels, %d lengths", ErrLength, len(labels), len(lengths))
+	}
+	var ctx [4]byte
+	codec.NewWriter(ctx[:0]).Uint32(generation)
+	out := make([][]byte, len(labels))
+	var mac hash.Hash
+	var info, sum []byte
+	for i, label := range labels {
+		n := lengths[i]
+		if n < 0 || n > s.nh {
+			b, err := s.ExpandWithLabel(secret, label, ctx[:], n)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = b
+			continue
+		}
+		if mac == nil {
+			mac = hmac.New(s.newH, secret)
+		} else {
+			mac.Reset()
+		}
+		w := codec.NewWriter(info[:0])
+		w.Uint16(uint16(n))
+		w.Opaque([]byte(labelPrefix + label))
+		w.Opaque(ctx[:])
+		info = append(w.Bytes(), 1) // HKDF-Expand's block counter
+		mac.Write(info)
+		sum = mac.Sum(sum[:0])
+		out[i] = append([]byte(nil), sum[:n]...)
+	}
+	clear(sum)
+	return out, nil
+}
+
 // MAC is HMAC with the suite hash.
 func (s *Suite) MAC(key, data []byte) []byte {
 	m := hmac.New(s.newH, key)

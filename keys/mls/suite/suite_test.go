@@ -265,3 +265,39 @@ func FuzzDecryptWithLabel(f *testing.F) {
 		_, _ = ss[i].DecryptWithLabel(privs[i], "Welcome", nil, HPKECiphertext{enc, ct})
 	})
 }
+
+// TestDeriveTreeSecretsMatches: DeriveTreeSecrets gives what
+// DeriveTreeSecret gives for each label, for lengths up to and past the
+// hash size, in every suite.
+func TestDeriveTreeSecretsMatches(t *testing.T) {
+	for _, id := range Supported() {
+		s, err := Lookup(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		secret := make([]byte, s.Nh())
+		for i := range secret {
+			secret[i] = byte(i*7 + int(id))
+		}
+		labels := []string{"key", "nonce", "secret", "", "a longer label than the others", "x"}
+		lengths := []int{s.Nk(), s.Nn(), s.Nh(), 0, s.Nh() + 1, 3 * s.Nh()}
+		for _, gen := range []uint32{0, 1, 255, 256, 1 << 31, 0xFFFFFFFF} {
+			got, err := s.DeriveTreeSecrets(secret, gen, labels, lengths)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, label := range labels {
+				want, err := s.DeriveTreeSecret(secret, label, gen, lengths[i])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got[i], want) || len(got[i]) != lengths[i] {
+					t.Errorf("suite %v gen %d label %q length %d: %x, want %x", id, gen, label, lengths[i], got[i], want)
+				}
+			}
+		}
+		if _, err := s.DeriveTreeSecrets(secret, 0, labels, lengths[:1]); err == nil {
+			t.Errorf("suite %v: labels and lengths of different counts accepted", id)
+		}
+	}
+}
