@@ -124,6 +124,11 @@ func (ts *testServer) MailboxState(t testing.TB, deviceID string) (head, acked u
 // left (Flush's check before sending).
 func (c *Client) KeyPackageChecks() int64 { return c.kp.counts.Load() }
 
+// StoreOpens returns how often the device's profile file was opened: a
+// reopen (the file closed for idleness on a slow machine) forgets what
+// the store noted, such as a KeyPackage check.
+func (c *Client) StoreOpens() int { return c.st.Opens() }
+
 // KeyPackagesLeft counts the device's unused KeyPackages other than
 // last-resort ones.
 func (c *Client) KeyPackagesLeft(t testing.TB) int {

@@ -150,7 +150,11 @@ func TestKeyPackagesCheckedOnce(t *testing.T) {
 	alice.send(bob.user, "first")
 	bob.recv(alice.user + ":first")
 
-	left, checks := alice.c.KeyPackagesLeft(t), alice.c.KeyPackageChecks()
+	// A reopen of alice's file (closed after IdleRelease without a
+	// transaction, on a slow machine) rightly forgets the note: each
+	// allows one more count.
+	reopens := func(since int) int64 { return int64(alice.c.StoreOpens() - since) }
+	left, checks, opens := alice.c.KeyPackagesLeft(t), alice.c.KeyPackageChecks(), alice.c.StoreOpens()
 	if left < 5 {
 		t.Fatalf("%d KeyPackages left after set-up, want at least 5", left)
 	}
@@ -158,24 +162,24 @@ func TestKeyPackagesCheckedOnce(t *testing.T) {
 		alice.send(bob.user, text)
 	}
 	bob.recv(alice.user+":two", alice.user+":three", alice.user+":four")
-	if n := alice.c.KeyPackageChecks() - checks; n != 0 {
-		t.Errorf("three sends with enough KeyPackages counted them %d times, want 0", n)
+	if n, r := alice.c.KeyPackageChecks()-checks, reopens(opens); n > r {
+		t.Errorf("three sends with enough KeyPackages counted them %d times, want 0 (%d reopens)", n, r)
 	}
 
 	alice.c.UseKeyPackages(t, left-4) // 4 left: below the low mark (5)
-	checks = alice.c.KeyPackageChecks()
+	checks, opens = alice.c.KeyPackageChecks(), alice.c.StoreOpens()
 	alice.send(bob.user, "five")
 	bob.recv(alice.user + ":five")
-	if n := alice.c.KeyPackageChecks() - checks; n != 1 {
-		t.Errorf("the send after KeyPackages were used counted them %d times, want 1", n)
+	if n, r := alice.c.KeyPackageChecks()-checks, reopens(opens); n < 1 || n > 1+r {
+		t.Errorf("the send after KeyPackages were used counted them %d times, want 1 (%d reopens)", n, r)
 	}
 	if got := alice.c.KeyPackagesLeft(t); got <= 4 {
 		t.Errorf("%d KeyPackages left after the send, want a new batch published", got)
 	}
-	checks = alice.c.KeyPackageChecks()
+	checks, opens = alice.c.KeyPackageChecks(), alice.c.StoreOpens()
 	alice.send(bob.user, "six")
 	bob.recv(alice.user + ":six")
-	if n := alice.c.KeyPackageChecks() - checks; n > 1 {
-		t.Errorf("the second send after the new batch counted the KeyPackages %d times, want at most 1", n)
+	if n, r := alice.c.KeyPackageChecks()-checks, reopens(opens); n > 1+r {
+		t.Errorf("the second send after the new batch counted the KeyPackages %d times, want at most 1 (%d reopens)", n, r)
 	}
 }

@@ -280,6 +280,16 @@ func (s *Store) markWant() {
 	}
 }
 
+// Opens returns how often the file was opened since the Store was made
+// (a busy store keeps it open; an idle one closes it after IdleRelease).
+// Tests use it to tell a check done again after a reopen from one done
+// for nothing.
+func (s *Store) Opens() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opens
+}
+
 // wanted reports whether another process marked the want file recently.
 // Where the folder is watched (want_linux.go) the file is looked at again
 // only after an event about it; until then the last look's answer holds.
