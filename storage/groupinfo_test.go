@@ -3,8 +3,6 @@ package storage
 import (
 	"bytes"
 	"context"
-	"database/sql"
-	"path/filepath"
 	"testing"
 )
 
@@ -15,23 +13,7 @@ import (
 // without a GroupInfo takes it away.
 func TestGroupInfoMigrated(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "hearth.db")
-	raw, err := sql.Open(driverName, dsn(path, Options{}.withDefaults(), false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms, err := loadMigrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := raw.ExecContext(ctx, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ms INTEGER NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range ms[:17] {
-		if err := applyMigration(ctx, raw, m); err != nil {
-			t.Fatal(err)
-		}
-	}
+	raw, path := rawAtSchema(t, 17)
 	gi := bytes.Repeat([]byte("gi"), 2100)
 	if _, err := raw.ExecContext(ctx, `
 		INSERT INTO users(id, name, pass_hash, created_ms) VALUES (1, 'u', 'h', 1);

@@ -18,13 +18,14 @@ func recordOf(t *testing.T, db *DB, sender, messageID string) (*SendRecord, erro
 	return r, err
 }
 
-// openSchema15 makes a database at schema 15 (before migration 0016)
-// with a 1:1 conversation of three messages, their mailbox rows and the
-// dedup records old, then opens it with this code.
-func openSchema15(t *testing.T, old []SendRecord) *DB {
+// rawAtSchema makes a database file with the first version migrations
+// applied (an older server's), opened without this code's migrations:
+// the caller fills it as that server would have, closes raw and opens
+// path with Open.
+func rawAtSchema(t *testing.T, version int) (raw *sql.DB, path string) {
 	t.Helper()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "hearth.db")
+	path = filepath.Join(t.TempDir(), "hearth.db")
 	raw, err := sql.Open(driverName, dsn(path, Options{}.withDefaults(), false))
 	if err != nil {
 		t.Fatal(err)
@@ -36,11 +37,21 @@ func openSchema15(t *testing.T, old []SendRecord) *DB {
 	if _, err := raw.ExecContext(ctx, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ms INTEGER NOT NULL)`); err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range ms[:15] {
+	for _, m := range ms[:version] {
 		if err := applyMigration(ctx, raw, m); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return raw, path
+}
+
+// openSchema15 makes a database at schema 15 (before migration 0016)
+// with a 1:1 conversation of three messages, their mailbox rows and the
+// dedup records old, then opens it with this code.
+func openSchema15(t *testing.T, old []SendRecord) *DB {
+	t.Helper()
+	ctx := context.Background()
+	raw, path := rawAtSchema(t, 15)
 	if _, err := raw.ExecContext(ctx, `
 		INSERT INTO users(id, name, pass_hash, created_ms) VALUES (1, 'u', 'h', 1);
 		INSERT INTO devices(id, user_id, name, status, created_ms) VALUES ('a1', 1, 'd', 2, 1), ('b1', 1, 'd', 2, 1);
@@ -380,23 +391,7 @@ func TestSendRecordSpill(t *testing.T) {
 // key.
 func TestSendRecordsMigratedUnique(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "hearth.db")
-	raw, err := sql.Open(driverName, dsn(path, Options{}.withDefaults(), false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms, err := loadMigrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := raw.ExecContext(ctx, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ms INTEGER NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range ms[:16] {
-		if err := applyMigration(ctx, raw, m); err != nil {
-			t.Fatal(err)
-		}
-	}
+	raw, path := rawAtSchema(t, 16)
 	// The first record is another pair's under the third pair's key.
 	recs := []SendRecord{
 		{Sender: "u@x/z", MessageID: "other", ConvID: "o@x", ConvSeq: 9, Epoch: 9, CreatedMs: 9},
