@@ -25,14 +25,7 @@ func TestGroupInfoMigrated(t *testing.T) {
 			('c@x', 'u@x/a1', 'a1', 0), ('c@x', 'u@x/b1', 'b1', 0), ('d@x', 'u@x/a1', 'a1', 0), ('d@x', 'u@x/b1', 'b1', 0);`, gi); err != nil {
 		t.Fatal(err)
 	}
-	if err := raw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := openMigrated(t, raw, path)
 
 	want := func(when, conv string, epoch, seq uint64, gi []byte) {
 		t.Helper()

@@ -45,6 +45,21 @@ func rawAtSchema(t *testing.T, version int) (raw *sql.DB, path string) {
 	return raw, path
 }
 
+// openMigrated closes raw (made by rawAtSchema) and opens path with this
+// code, which runs the newer migrations.
+func openMigrated(t *testing.T, raw *sql.DB, path string) *DB {
+	t.Helper()
+	if err := raw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 // openSchema15 makes a database at schema 15 (before migration 0016)
 // with a 1:1 conversation of three messages, their mailbox rows and the
 // dedup records old, then opens it with this code.
@@ -71,16 +86,7 @@ func openSchema15(t *testing.T, old []SendRecord) *DB {
 			t.Fatal(err)
 		}
 	}
-	if err := raw.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	db, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
+	return openMigrated(t, raw, path)
 }
 
 // TestSendRecordsMigrated: a database at schema 15 with dedup records,
@@ -412,14 +418,7 @@ func TestSendRecordsMigratedUnique(t *testing.T) {
 	if _, err := raw.ExecContext(ctx, `INSERT INTO send_record_marks(upto, at_ms) VALUES (3, 100)`); err != nil {
 		t.Fatal(err)
 	}
-	if err := raw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := openMigrated(t, raw, path)
 
 	check := func(when string, live []SendRecord) {
 		t.Helper()
