@@ -11,7 +11,7 @@ const Idle = 20 * time.Millisecond
 
 var (
 	work    = make(chan func()) // unbuffered: a send succeeds only to a waiting goroutine
-	started atomic.Uint64
+	started atomic.Uint64 // goroutines Go started (tests)
 )
 
 // Go runs f on a goroutine: one waiting for a task if there is one, a new
@@ -25,9 +25,6 @@ func Go(f func()) {
 		go loop(f)
 	}
 }
-
-// Started counts the goroutines Go started since the process began.
-func Started() uint64 { return started.Load() }
 
 // loop runs f, then tasks handed by Go until none comes within Idle.
 func loop(f func()) {

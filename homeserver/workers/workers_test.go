@@ -40,17 +40,17 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 // goroutine ends after Idle.
 func TestReused(t *testing.T) {
 	waitFor(t, "no goroutine left from other tests", func() bool { return alive() == 0 })
-	before := Started()
+	before := started.Load()
 	done := make(chan struct{})
 	Go(func() { done <- struct{}{} })
 	<-done
-	if got := Started() - before; got != 1 {
+	if got := started.Load() - before; got != 1 {
 		t.Fatalf("%d goroutines started for the first task, want 1", got)
 	}
 	waitFor(t, "the goroutine waits for a task", func() bool { return waiting() == 1 })
 	Go(func() { done <- struct{}{} })
 	<-done
-	if got := Started() - before; got != 1 {
+	if got := started.Load() - before; got != 1 {
 		t.Fatalf("%d goroutines started for two tasks one after the other, want 1", got)
 	}
 
@@ -64,7 +64,7 @@ func TestReused(t *testing.T) {
 	}
 	close(release)
 	wg.Wait()
-	if got := Started() - before; got != 2 {
+	if got := started.Load() - before; got != 2 {
 		t.Fatalf("%d goroutines started, want 2 (one reused, one for the task beside it)", got)
 	}
 	waitFor(t, "idle goroutines end", func() bool { return alive() == 0 })
