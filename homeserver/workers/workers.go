@@ -11,7 +11,7 @@ const Idle = 20 * time.Millisecond
 
 var (
 	work    = make(chan func()) // unbuffered: a send succeeds only to a waiting goroutine
-	started atomic.Uint64 // goroutines Go started (tests)
+	started atomic.Uint64       // goroutines Go started (tests)
 )
 
 // Go runs f on a goroutine: one waiting for a task if there is one, a new
